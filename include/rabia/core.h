@@ -1,0 +1,196 @@
+/* The Rabia consensus core: a pure step function (events in, actions out).
+ *
+ * The core never calls the kernel, never reads a clock and never allocates
+ * after rabia_core_create(): time, messages and completions come in as
+ * events; messages to send and decided slots to apply go out in an update.
+ * The daemon and the deterministic simulator run the same core.
+ *
+ * One replica runs one core. Slots (log positions) are decided by weak
+ * multi-valued consensus with a common coin, exactly as
+ * shared/design/RABIA.md states it; up to `window` slots run at once and
+ * are always applied in slot order.
+ *
+ * ---------------------------------------------------------------------
+ * PERSISTENCE CONTRACT (what survives a crash; the model in tests/model
+ * checks this rule, keep the two in step)
+ *
+ * 1. The core persists nothing. Its consensus state (proposals, states,
+ *    votes, decisions not yet applied) lives in memory and is lost when the
+ *    process dies. Durable logs and snapshots are layered on top by the
+ *    embedder (they only ever hold DECIDED slots, which are final).
+ *
+ * 2. Horizon rule. A replica that may have run before with the same id
+ *    (any restart) is created with cfg.recovering = true and a fresh
+ *    cfg.incarnation greater than any earlier one. While recovering it
+ *    sends HORIZON_REQ to every peer and waits for HORIZON replies from
+ *    n-f distinct peers other than itself. Each reply carries the highest
+ *    slot that peer knows of (any slot it sent or received a message for,
+ *    decided, or abstains below). With K the largest reply,
+ *    H = K + window; the replica then ABSTAINS in every slot <= H: it sends
+ *    no PROPOSAL, STATE or VOTE there, and learns those slots only from
+ *    DECISION messages and catch-up. Why this is enough: any slot the
+ *    replica sent a consensus message for before it crashed lies within
+ *    `window` slots of a slot decided before the crash, and every decided
+ *    slot was voted in by n-f replicas, so at least one of any n-f
+ *    responders knows a slot at least that high. A replica answers
+ *    HORIZON_REQ only once it has its own horizon, so the knowledge
+ *    survives any sequence of restarts with at most f replicas recovering
+ *    at once.
+ *
+ * 3. Transport duty of the embedder: when a peer connects with a new
+ *    incarnation, every byte still unread from the peer's older connection
+ *    is discarded BEFORE anything from the new connection is processed
+ *    (in particular before HORIZON_REQ is answered). Messages of a dead
+ *    incarnation must never be delivered after its successor was heard.
+ *
+ * 4. A brand-new cluster starts every replica with recovering = false
+ *    (there is nothing to contradict). A whole cluster that lost all
+ *    memory at once (every replica killed together) lost its state; with
+ *    this contract alone the acknowledged writes survive any f replicas
+ *    crashing at once, not all n.
+ *
+ * 5. Batch ids contain the proxy's incarnation, so a restarted proxy never
+ *    reuses the id of a batch its earlier life sent.
+ * ---------------------------------------------------------------------
+ */
+#ifndef RABIA_CORE_H
+#define RABIA_CORE_H
+
+#include "rabia/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RABIA_MAX_WINDOW 64
+#define RABIA_MAX_PENDING 256 /* undecided batches per proxy, at most */
+
+enum rabia_policy {
+    /* Propose the head of one priority queue ordered by (seq, proxy,
+     * incarnation), as the paper does. Works with any window. */
+    RABIA_POLICY_GLOBAL = 0,
+    /* Slot s serves proxy (s mod n): heads match by construction when the
+     * proxy's batches reached everyone; a silent proxy's slots decide null
+     * in one phase. Needs window >= n. */
+    RABIA_POLICY_CLASSES = 1,
+};
+
+/* Planted bugs for the simulator's self-test (compiled only with
+ * RABIA_TEST_BUGS; a production core ignores the field). */
+enum rabia_bug {
+    RABIA_BUG_COIN_PER_REPLICA = 1u << 0, /* coin seeded with the replica id */
+    RABIA_BUG_MAJORITY_OF_VOTES = 1u << 1,/* decide on a majority of the n-f
+                                             counted votes instead of f+1 */
+    RABIA_BUG_DOUBLE_COUNT = 1u << 2,     /* count a sender twice in a round */
+};
+
+struct rabia_config {
+    uint8_t n;                 /* replicas: 3, 5 or 7 */
+    uint8_t self;              /* 0..n-1 */
+    uint64_t epoch;            /* cluster configuration epoch (coin input) */
+    uint64_t cluster_seed;     /* common-coin seed, equal on every replica */
+    uint64_t incarnation;      /* grows on every start of this replica */
+    uint32_t window;           /* slots in flight, 1..RABIA_MAX_WINDOW */
+    uint32_t max_batch_bytes;  /* largest batch body */
+    uint32_t max_pending;      /* undecided batches kept per proxy, 1..256 */
+    uint32_t log_retain;       /* applied slots kept for peers' catch-up */
+    uint32_t catchup_chunk;    /* decisions sent per catch-up request */
+    uint64_t retransmit_us;    /* resend after this long without progress */
+    uint8_t policy;            /* enum rabia_policy */
+    bool recovering;           /* see the persistence contract, rule 2 */
+    uint32_t bugs;             /* enum rabia_bug, test builds only */
+};
+void rabia_config_default(struct rabia_config *cfg, uint8_t n, uint8_t self);
+/* 0, or RABIA_E_CONFIG with a message naming the field and the fix. */
+int rabia_config_check(const struct rabia_config *cfg, char *why, size_t why_len);
+
+enum rabia_event_type {
+    RABIA_EV_TICK = 1,      /* time passed */
+    RABIA_EV_SUBMIT,        /* body: a batch this replica proposes as proxy */
+    RABIA_EV_RECEIVE,       /* msg from a peer (msg.from set by the transport) */
+    RABIA_EV_PEER_UP,       /* peer: a connection to it (re)opened */
+    RABIA_EV_PEER_DOWN,     /* peer: connection lost */
+    RABIA_EV_SNAPSHOT_INSTALLED, /* slot: state restored up to this slot */
+};
+
+struct rabia_event {
+    uint8_t type;
+    uint8_t peer;           /* PEER_UP / PEER_DOWN */
+    uint64_t now_us;        /* every event carries the time */
+    uint64_t slot;          /* SNAPSHOT_INSTALLED */
+    const uint8_t *body;    /* SUBMIT */
+    uint32_t body_len;
+    struct rabia_msg msg;   /* RECEIVE */
+};
+
+struct rabia_send {
+    uint8_t to;             /* replica id, or RABIA_TO_ALL */
+    struct rabia_msg msg;
+};
+
+/* A decided slot, to apply in the order given (slots strictly increasing). */
+struct rabia_apply {
+    uint64_t slot;
+    bool null;              /* nothing to apply */
+    struct rabia_batch_id id;
+    const uint8_t *body;
+    uint32_t body_len;
+};
+
+/* What one step produced. Pointers stay valid until the next step. */
+struct rabia_update {
+    struct rabia_send *sends;
+    uint32_t n_sends;
+    struct rabia_apply *applies;
+    uint32_t n_applies;
+    uint8_t snapshot_to_mask;   /* peers that need a snapshot from us */
+    uint64_t next_tick_us;      /* call again with a TICK by then (0 = idle) */
+    struct rabia_batch_id submitted; /* SUBMIT: the id given to the batch */
+};
+
+struct rabia_stats {
+    uint64_t slots_decided;
+    uint64_t slots_null;
+    uint64_t slots_fast;        /* decided in phase 1 */
+    uint64_t max_phase;
+    uint64_t decisions_adopted; /* learned from DECISION / catch-up */
+    uint64_t fetches;
+    uint64_t sends_dropped;     /* output full: retransmission recovers */
+    uint64_t msgs_ignored;      /* outside the window, stale or duplicate */
+    uint64_t anomalies;         /* peer messages that break protocol rules */
+    uint64_t retransmits;
+};
+
+struct rabia_core;
+
+/* Allocates every table the core will ever use. NULL on bad config or
+ * out of memory (check the config first for a message). */
+struct rabia_core *rabia_core_create(const struct rabia_config *cfg);
+void rabia_core_destroy(struct rabia_core *c);
+
+/* Process one event. Returns 0, or a negative error for an event that was
+ * refused (SUBMIT: RABIA_E_FULL when too many batches are pending,
+ * RABIA_E_TOOBIG for an oversized body). A refused event changes nothing
+ * but update->next_tick_us. Malformed peer behaviour is counted, never
+ * fatal. */
+int rabia_core_step(struct rabia_core *c, const struct rabia_event *ev,
+                    struct rabia_update *out);
+
+/* Read-only introspection for status output and tests. */
+uint64_t rabia_core_next_apply(const struct rabia_core *c);
+uint64_t rabia_core_known_slot(const struct rabia_core *c);
+bool rabia_core_recovering(const struct rabia_core *c);
+uint64_t rabia_core_abstain_below(const struct rabia_core *c); /* abstains in slots <= this */
+uint32_t rabia_core_pending(const struct rabia_core *c);       /* batches in the PQ */
+const struct rabia_stats *rabia_core_stats(const struct rabia_core *c);
+/* The coin of (epoch, slot, phase) as every replica computes it. */
+int rabia_coin(uint64_t cluster_seed, uint64_t epoch, uint64_t slot, uint32_t phase);
+
+/* Trace hook for the simulator's readable slot traces (NULL = off). */
+typedef void (*rabia_trace_fn)(void *ctx, uint64_t slot, const char *line);
+void rabia_core_set_trace(struct rabia_core *c, rabia_trace_fn fn, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

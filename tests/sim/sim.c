@@ -1,0 +1,1303 @@
+/* Deterministic simulator: n replicas (the real core, codec, apply layer and
+ * KV state machine), a simulated network, clock and clients, driven by one
+ * seed. Faults (jitter, link breaks, partitions, crashes with restarts,
+ * pauses) are injected during a first phase, then healed; after every run
+ * the checkers below must hold, and any failing seed replays exactly.
+ *
+ * Checked per run:
+ *   agreement      every replica applies the same value in each slot
+ *   validity       a decided batch was proposed in that slot by a majority
+ *                  and is byte-for-byte the batch its proxy submitted
+ *   exactly-once   no (client, seq) reaches the state machine twice
+ *   state          equal state hash at equal applied slot
+ *   linearizable   the KV clients' history (Wing & Gong, per key)
+ *   liveness       after healing, every request completes within a bound,
+ *                  every slot within MAX_PHASES phases, all replicas converge
+ *   anomalies      no core counted a protocol anomaly (peers are honest here)
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "codec.h"
+#include "kv.h"
+#include "linearize.h"
+#include "rabia/core.h"
+#include "rabia/state_machine.h"
+#include "rsm.h"
+
+#define MS 1000ull
+#define MAX_N 5
+#define MAX_CLIENTS 8
+#define NKEYS 4
+#define T_HEAL (1200 * MS)     /* faults stop, everything heals */
+#define T_STOP (2200 * MS)     /* clients stop issuing */
+#define LIVENESS_US (1500 * MS)/* after healing, a request completes within this */
+#define T_END (T_STOP + LIVENESS_US + 500 * MS)
+#define CLIENT_TIMEOUT (40 * MS)
+#define MAX_PHASES 30          /* P(correct core needs more) < 2^-29 per slot */
+#define BATCH_MAX_REQS 8
+#define BATCH_DELAY (500)      /* us a proxy waits to fill a batch */
+
+/* planted bugs outside the core */
+#define SIM_BUG_STALE_READ (1u << 16)
+
+enum mix_flags { M_JITTER = 1, M_LINKS = 2, M_PARTITION = 4, M_CRASH = 8, M_PAUSE = 16 };
+static const struct {
+    const char *name;
+    unsigned flags;
+} MIXES[] = {
+    {"calm", 0},
+    {"jitter", M_JITTER},
+    {"links", M_LINKS | M_JITTER},
+    {"partition", M_PARTITION},
+    {"crash", M_CRASH},
+    {"pause", M_PAUSE | M_JITTER},
+    {"all", M_JITTER | M_LINKS | M_PARTITION | M_CRASH | M_PAUSE},
+};
+#define N_MIXES (sizeof MIXES / sizeof MIXES[0])
+
+/* ------------------------------------------------------------------ */
+/* deterministic randomness */
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{ /* splitmix64 */
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static uint64_t rnd_range(uint64_t lo, uint64_t hi) { return lo + rnd() % (hi - lo + 1); }
+
+/* ------------------------------------------------------------------ */
+/* run configuration and result */
+
+struct run_cfg {
+    uint64_t seed;
+    uint8_t n;
+    uint32_t window;
+    uint8_t policy;
+    uint32_t log_retain;
+    unsigned mix;
+    uint32_t bugs;
+    int64_t trace_slot; /* -1: none */
+    int verbose;
+};
+
+struct run_result {
+    bool failed;
+    char why[512];
+    uint64_t slots, nulls, fast, decided_own, max_phase, ops_ok, ops_unknown, crashes, snapshots;
+    uint64_t events;
+};
+
+/* ------------------------------------------------------------------ */
+/* events */
+
+enum ev_kind { E_DELIVER, E_TICK, E_CLIENT_NEXT, E_CLIENT_TIMEOUT, E_FLUSH, E_FAULT, E_RESTART, E_HEAL_LINK, E_CONNECT };
+
+struct ev {
+    uint64_t t, seq;
+    uint8_t kind;
+    uint8_t a, b;          /* from/to or node or client */
+    uint64_t x, y;         /* link epoch, incarnation, attempt... */
+    uint8_t *data;
+    uint32_t len;
+};
+
+struct heap {
+    struct ev *v;
+    size_t n, cap;
+    uint64_t seq;
+};
+
+static bool ev_less(const struct ev *a, const struct ev *b)
+{
+    return a->t != b->t ? a->t < b->t : a->seq < b->seq;
+}
+
+static void heap_push(struct heap *h, struct ev e)
+{
+    if (h->n == h->cap) {
+        h->cap = h->cap ? 2 * h->cap : 1024;
+        h->v = realloc(h->v, h->cap * sizeof(*h->v));
+        if (!h->v) abort();
+    }
+    e.seq = h->seq++;
+    size_t i = h->n++;
+    while (i) {
+        size_t p = (i - 1) / 2;
+        if (!ev_less(&e, &h->v[p])) break;
+        h->v[i] = h->v[p];
+        i = p;
+    }
+    h->v[i] = e;
+}
+
+static struct ev heap_pop(struct heap *h)
+{
+    struct ev top = h->v[0], last = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        const struct ev *best = &last;
+        if (l < h->n && ev_less(&h->v[l], best)) {
+            m = l;
+            best = &h->v[l];
+        }
+        if (r < h->n && ev_less(&h->v[r], best)) m = r;
+        if (m == i) break;
+        h->v[i] = h->v[m];
+        i = m;
+    }
+    if (h->n) h->v[i] = last;
+    return top;
+}
+
+/* ------------------------------------------------------------------ */
+/* the test state machine: KV plus a record of which (client, seq) reached
+ * it, kept in its snapshot so restored replicas still know */
+
+struct tsm {
+    void *kv;
+    uint64_t *seen; /* sorted (client << 32 | seq) */
+    size_t n_seen, cap;
+    bool *double_apply;
+};
+static bool g_double_apply;
+static uint64_t g_double_key;
+
+static void *tsm_create(void)
+{
+    struct tsm *t = calloc(1, sizeof(*t));
+    if (!t) return NULL;
+    t->kv = rabia_sm_kv.create();
+    if (!t->kv) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+static void tsm_destroy(void *p)
+{
+    struct tsm *t = p;
+    rabia_sm_kv.destroy(t->kv);
+    free(t->seen);
+    free(t);
+}
+static bool tsm_insert(struct tsm *t, uint64_t k)
+{
+    size_t lo = 0, hi = t->n_seen;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (t->seen[mid] < k) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < t->n_seen && t->seen[lo] == k) return false;
+    if (t->n_seen == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 256;
+        t->seen = realloc(t->seen, t->cap * sizeof(uint64_t));
+        if (!t->seen) abort();
+    }
+    memmove(&t->seen[lo + 1], &t->seen[lo], (t->n_seen - lo) * sizeof(uint64_t));
+    t->seen[lo] = k;
+    t->n_seen++;
+    return true;
+}
+static int tsm_apply(void *p, const uint8_t *op, size_t len, struct rabia_buf *reply)
+{
+    struct tsm *t = p;
+    if (len < 16) return rabia_buf_append(reply, "-ERR short\r\n", 12);
+    uint64_t client, seq;
+    memcpy(&client, op, 8);
+    memcpy(&seq, op + 8, 8);
+    uint64_t k = client << 32 | seq;
+    if (!tsm_insert(t, k)) {
+        g_double_apply = true;
+        g_double_key = k;
+    }
+    return rabia_sm_kv.apply(t->kv, op + 16, len - 16, reply);
+}
+static int tsm_snapshot(void *p, struct rabia_buf *out)
+{
+    struct tsm *t = p;
+    int rc = rabia_buf_put_u64(out, t->n_seen);
+    for (size_t i = 0; !rc && i < t->n_seen; i++) rc = rabia_buf_put_u64(out, t->seen[i]);
+    return rc ? rc : rabia_sm_kv.snapshot(t->kv, out);
+}
+static int tsm_restore(void *p, const uint8_t *d, size_t len)
+{
+    struct tsm *t = p;
+    if (len < 8) return -EINVAL;
+    uint64_t n;
+    memcpy(&n, d, 8);
+    if (n > (len - 8) / 8) return -EINVAL;
+    int rc = rabia_sm_kv.restore(t->kv, d + 8 + n * 8, len - 8 - n * 8);
+    if (rc) return rc;
+    uint64_t *s = malloc((n ? n : 1) * sizeof(uint64_t));
+    if (!s) return -ENOMEM;
+    memcpy(s, d + 8, n * 8);
+    free(t->seen);
+    t->seen = s;
+    t->n_seen = t->cap = n;
+    return 0;
+}
+static const struct rabia_sm_ops TSM = {"sim-kv", tsm_create, tsm_destroy, tsm_apply, tsm_snapshot, tsm_restore};
+
+/* ------------------------------------------------------------------ */
+/* world */
+
+struct req {
+    uint64_t client, seq, ack;
+    struct rabia_buf op;
+};
+
+struct node {
+    bool alive;
+    uint64_t incarnation;
+    uint64_t paused_until;
+    uint64_t tick_at;
+    bool flush_armed;
+    struct rabia_core *core;
+    struct rabia_rsm *rsm;
+    struct req queue[64];
+    uint32_t n_queue;
+    /* requests this node must answer when applied: client -> seq (0 none) */
+    uint64_t waiting[MAX_CLIENTS];
+    struct rabia_stats acc; /* stats of earlier lives */
+};
+
+struct client {
+    uint64_t id;
+    uint64_t seq, ack;
+    uint8_t target;
+    uint32_t attempt;
+    bool busy;
+    size_t lin;        /* history index */
+    bool is_read;
+    uint64_t key, value;
+    uint64_t invoke;
+    struct rabia_buf op;
+};
+
+struct slotrec {
+    bool set, null;
+    struct rabia_batch_id id;
+    uint64_t body_hash;
+    uint64_t state_hash;
+    bool hashed;
+};
+
+struct proprec { /* (slot, id) -> proposer mask */
+    uint64_t slot;
+    struct rabia_batch_id id;
+    uint8_t mask;
+    bool used;
+};
+
+struct subrec {
+    struct rabia_batch_id id;
+    uint64_t hash;
+    bool used;
+};
+
+struct world {
+    struct run_cfg cfg;
+    struct run_result *res;
+    uint64_t now;
+    struct heap h;
+    struct node nodes[MAX_N];
+    struct client clients[MAX_CLIENTS];
+    uint32_t n_clients;
+    /* links: one connection per pair */
+    bool link_up[MAX_N][MAX_N];
+    uint64_t link_epoch[MAX_N][MAX_N];
+    uint64_t link_last[MAX_N][MAX_N]; /* FIFO: last delivery time a->b */
+    uint64_t link_base[MAX_N][MAX_N];
+    struct slotrec *slots;
+    size_t slots_cap;
+    struct proprec *props;
+    size_t props_cap;
+    struct subrec *subs;
+    size_t subs_cap;
+    struct lin_history *hist;
+    uint32_t down;         /* nodes crashed or recovering */
+    bool healed;
+    uint8_t enc[RABIA_MAX_FRAME / 64];
+};
+
+static void fail(struct world *w, const char *fmt, ...)
+{
+    if (w->res->failed) return;
+    w->res->failed = true;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = snprintf(w->res->why, sizeof w->res->why, "t=%" PRIu64 "us: ", w->now);
+    vsnprintf(w->res->why + k, sizeof w->res->why - (size_t)k, fmt, ap);
+    va_end(ap);
+}
+
+static void push(struct world *w, uint64_t t, uint8_t kind, uint8_t a, uint8_t b, uint64_t x, uint64_t y)
+{
+    struct ev e = {.t = t, .kind = kind, .a = a, .b = b, .x = x, .y = y};
+    heap_push(&w->h, e);
+}
+
+static uint64_t link_delay(struct world *w, uint8_t a, uint8_t b)
+{
+    uint64_t d = w->link_base[a][b] + rnd_range(0, 40);
+    if (w->cfg.mix & M_JITTER) {
+        uint64_t r = rnd() % 100;
+        d += r < 70 ? rnd_range(0, 300) : r < 97 ? rnd_range(300, 3000) : rnd_range(3000, 15000);
+    }
+    return d;
+}
+
+/* Hash tables keyed simply; sizes stay small in a run. */
+static struct slotrec *slotrec(struct world *w, uint64_t slot)
+{
+    if (slot >= w->slots_cap) {
+        size_t nc = w->slots_cap ? w->slots_cap : 1024;
+        while (nc <= slot) nc *= 2;
+        w->slots = realloc(w->slots, nc * sizeof(*w->slots));
+        if (!w->slots) abort();
+        memset(w->slots + w->slots_cap, 0, (nc - w->slots_cap) * sizeof(*w->slots));
+        w->slots_cap = nc;
+    }
+    return &w->slots[slot];
+}
+
+static uint64_t idh(const struct rabia_batch_id *id, uint64_t slot)
+{
+    uint64_t in[4] = {id->incarnation, id->seq, id->proxy, slot};
+    return XXH64(in, sizeof in, 7);
+}
+
+static void grow_props(struct world *w);
+static struct proprec *proprec(struct world *w, uint64_t slot, const struct rabia_batch_id *id, bool create)
+{
+    if (!w->props_cap) grow_props(w);
+    for (;;) {
+        size_t mask = w->props_cap - 1, i = idh(id, slot) & mask;
+        for (size_t k = 0; k < w->props_cap; k++, i = (i + 1) & mask) {
+            struct proprec *p = &w->props[i];
+            if (!p->used) {
+                if (!create) return NULL;
+                break;
+            }
+            if (p->slot == slot && rabia_batch_id_eq(&p->id, id)) return p;
+        }
+        static size_t used;
+        (void)used;
+        size_t cnt = 0;
+        for (size_t k = 0; k < w->props_cap; k++) cnt += w->props[k].used;
+        if (cnt * 2 >= w->props_cap) {
+            grow_props(w);
+            continue;
+        }
+        i = idh(id, slot) & mask;
+        while (w->props[i].used) i = (i + 1) & mask;
+        struct proprec *p = &w->props[i];
+        p->used = true;
+        p->slot = slot;
+        p->id = *id;
+        p->mask = 0;
+        return p;
+    }
+}
+static void grow_props(struct world *w)
+{
+    size_t oc = w->props_cap, nc = oc ? oc * 2 : 4096;
+    struct proprec *old = w->props;
+    w->props = calloc(nc, sizeof(*w->props));
+    if (!w->props) abort();
+    w->props_cap = nc;
+    for (size_t i = 0; i < oc; i++) {
+        if (!old[i].used) continue;
+        size_t j = idh(&old[i].id, old[i].slot) & (nc - 1);
+        while (w->props[j].used) j = (j + 1) & (nc - 1);
+        w->props[j] = old[i];
+    }
+    free(old);
+}
+
+static struct subrec *subrec(struct world *w, const struct rabia_batch_id *id, bool create)
+{
+    if (!w->subs_cap || (create && 0)) {
+        w->subs_cap = 1 << 15;
+        w->subs = calloc(w->subs_cap, sizeof(*w->subs));
+        if (!w->subs) abort();
+    }
+    size_t mask = w->subs_cap - 1, i = idh(id, 0) & mask;
+    for (size_t k = 0; k < w->subs_cap; k++, i = (i + 1) & mask) {
+        struct subrec *s = &w->subs[i];
+        if (!s->used) {
+            if (!create) return NULL;
+            s->used = true;
+            s->id = *id;
+            return s;
+        }
+        if (rabia_batch_id_eq(&s->id, id)) return s;
+    }
+    fprintf(stderr, "sim: submitted-batch table full\n");
+    abort();
+}
+
+/* ------------------------------------------------------------------ */
+/* sending */
+
+static void net_send(struct world *w, uint8_t from, uint8_t to, const struct rabia_msg *m)
+{
+    if (!w->link_up[from][to]) return; /* connection down: lost */
+    int len = rabia_msg_encode(m, w->enc, sizeof w->enc);
+    if (len < 0) {
+        fail(w, "encode of %s failed: %d", rabia_msg_type_name(m->type), len);
+        return;
+    }
+    uint64_t t = w->now + link_delay(w, from, to);
+    if (t <= w->link_last[from][to]) t = w->link_last[from][to] + 1; /* TCP is FIFO */
+    w->link_last[from][to] = t;
+    struct ev e = {.t = t, .kind = E_DELIVER, .a = from, .b = to, .x = w->link_epoch[from][to]};
+    e.data = malloc((size_t)len);
+    if (!e.data) abort();
+    memcpy(e.data, w->enc, (size_t)len);
+    e.len = (uint32_t)len;
+    heap_push(&w->h, e);
+}
+
+/* clients talk to replicas over their own connections, outside partitions */
+static void client_net(struct world *w, uint8_t client, uint8_t node, bool to_node, const struct rabia_msg *m)
+{
+    int len = rabia_msg_encode(m, w->enc, sizeof w->enc);
+    if (len < 0) {
+        fail(w, "client encode failed: %d", len);
+        return;
+    }
+    struct ev e = {.t = w->now + rnd_range(50, 250), .kind = E_DELIVER, .a = to_node ? 0xF0 | client : node,
+                   .b = to_node ? node : 0xF0 | client, .x = to_node ? w->nodes[node].incarnation : 0};
+    e.data = malloc((size_t)len);
+    if (!e.data) abort();
+    memcpy(e.data, w->enc, (size_t)len);
+    e.len = (uint32_t)len;
+    heap_push(&w->h, e);
+}
+
+static void trace_cb(void *ctx, uint64_t slot, const char *line)
+{
+    struct world *w = ctx;
+    if (w->cfg.trace_slot >= 0 && (slot == (uint64_t)w->cfg.trace_slot || slot == 0))
+        printf("%10.3fms slot %" PRIu64 " %s\n", (double)w->now / 1000.0, slot, line);
+}
+
+static void step(struct world *w, uint8_t i, struct rabia_event *ev);
+
+static void reply_cb(void *ctx, uint64_t client_id, uint64_t seq, int status, const uint8_t *reply, size_t len)
+{
+    void **p = ctx;
+    struct world *w = p[0];
+    uint8_t i = (uint8_t)(uintptr_t)p[1];
+    struct node *nd = &w->nodes[i];
+    if (client_id < 1 || client_id > w->n_clients) return;
+    if (nd->waiting[client_id - 1] != seq) return;
+    nd->waiting[client_id - 1] = 0;
+    struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .from = i, .u64 = client_id, .slot = seq,
+                          .value = (uint8_t)status, .body = reply, .body_len = (uint32_t)len};
+    client_net(w, (uint8_t)(client_id - 1), i, false, &m);
+}
+
+static void handle_update(struct world *w, uint8_t i, struct rabia_update *u)
+{
+    struct node *nd = &w->nodes[i];
+    for (uint32_t k = 0; k < u->n_sends; k++) {
+        struct rabia_send *s = &u->sends[k];
+        if (s->msg.type == RABIA_MSG_PROPOSAL && s->msg.has_id) {
+            struct proprec *p = proprec(w, s->msg.slot, &s->msg.id, true);
+            p->mask |= (uint8_t)(1u << i);
+        }
+        if (s->to == RABIA_TO_ALL) {
+            for (uint8_t j = 0; j < w->cfg.n; j++)
+                if (j != i) net_send(w, i, j, &s->msg);
+        } else if (s->to < w->cfg.n && s->to != i) {
+            net_send(w, i, s->to, &s->msg);
+        }
+    }
+    uint8_t maj = (uint8_t)(w->cfg.n / 2 + 1);
+    for (uint32_t k = 0; k < u->n_applies; k++) {
+        struct rabia_apply *a = &u->applies[k];
+        struct slotrec *r = slotrec(w, a->slot);
+        uint64_t bh = a->null ? 0 : XXH64(a->body, a->body_len, 0);
+        if (!r->set) {
+            r->set = true;
+            r->null = a->null;
+            r->id = a->id;
+            r->body_hash = bh;
+            if (!a->null) {
+                struct proprec *p = proprec(w, a->slot, &a->id, false);
+                if (!p || __builtin_popcount(p->mask) < maj)
+                    fail(w, "validity: slot %" PRIu64 " decided batch %u.%" PRIu64 " proposed by %d replicas",
+                         a->slot, a->id.proxy, a->id.seq, p ? __builtin_popcount(p->mask) : 0);
+                struct subrec *s = subrec(w, &a->id, false);
+                if (!s || s->hash != bh)
+                    fail(w, "validity: slot %" PRIu64 " batch %u.%" PRIu64 " differs from what its proxy submitted",
+                         a->slot, a->id.proxy, a->id.seq);
+            }
+        } else if (r->null != a->null || (!a->null && (!rabia_batch_id_eq(&r->id, &a->id) || r->body_hash != bh))) {
+            fail(w, "agreement: replica %u applied %s in slot %" PRIu64 ", another applied %s", i,
+                 a->null ? "null" : "a batch", a->slot, r->null ? "null" : "a different batch");
+        }
+        void *ctx[2] = {w, (void *)(uintptr_t)i};
+        int rc = rabia_rsm_apply(nd->rsm, a->slot, a->null ? NULL : a->body, a->null ? 0 : a->body_len, reply_cb, ctx);
+        if (rc) fail(w, "replica %u: rsm apply of slot %" PRIu64 " failed: %d", i, a->slot, rc);
+        if (g_double_apply) fail(w, "exactly-once: client %" PRIu64 " seq %" PRIu64 " applied twice",
+                                 g_double_key >> 32, g_double_key & 0xFFFFFFFF);
+        if (a->slot % 8 == 0) {
+            uint64_t hsh = rabia_rsm_hash(nd->rsm);
+            if (!r->hashed) {
+                r->hashed = true;
+                r->state_hash = hsh;
+            } else if (r->state_hash != hsh) {
+                fail(w, "state: replica %u hash differs at slot %" PRIu64, i, a->slot);
+            }
+        }
+        if (w->cfg.trace_slot >= 0 && a->slot == (uint64_t)w->cfg.trace_slot)
+            printf("%10.3fms slot %" PRIu64 " r%u applies %s\n", (double)w->now / 1000.0, a->slot, i,
+                   a->null ? "null" : "batch");
+    }
+    if (u->snapshot_to_mask) {
+        struct rabia_buf b = {0};
+        if (rabia_rsm_snapshot(nd->rsm, &b)) abort();
+        for (uint8_t j = 0; j < w->cfg.n; j++) {
+            if (!(u->snapshot_to_mask & (1u << j))) continue;
+            struct rabia_msg m = {.type = RABIA_MSG_SNAP_CHUNK, .from = i, .slot = rabia_rsm_applied(nd->rsm),
+                                  .u64 = 0, .u64b = b.len, .body = b.data, .body_len = (uint32_t)b.len};
+            if (m.slot) net_send(w, i, j, &m);
+        }
+        rabia_buf_free(&b);
+    }
+    if (u->next_tick_us && (nd->tick_at <= w->now || u->next_tick_us < nd->tick_at)) {
+        nd->tick_at = u->next_tick_us;
+        push(w, u->next_tick_us, E_TICK, i, 0, nd->incarnation, 0);
+    }
+    /* per-slot phase bound: a replica stuck in a slot shows here */
+    const struct rabia_stats *st = rabia_core_stats(nd->core);
+    if (st->max_phase > MAX_PHASES) fail(w, "liveness: replica %u needed %" PRIu64 " phases in one slot", i, st->max_phase);
+    if (st->anomalies) fail(w, "replica %u counted %" PRIu64 " protocol anomalies", i, st->anomalies);
+}
+
+static void step(struct world *w, uint8_t i, struct rabia_event *ev)
+{
+    struct rabia_update u;
+    ev->now_us = w->now;
+    rabia_core_step(w->nodes[i].core, ev, &u);
+    handle_update(w, i, &u);
+}
+
+/* ------------------------------------------------------------------ */
+/* proxies */
+
+static void flush(struct world *w, uint8_t i)
+{
+    struct node *nd = &w->nodes[i];
+    nd->flush_armed = false;
+    if (!nd->alive || !nd->n_queue || rabia_core_recovering(nd->core)) return;
+    struct rabia_buf body = {0};
+    rabia_batch_init(&body);
+    uint32_t take = nd->n_queue < BATCH_MAX_REQS ? nd->n_queue : BATCH_MAX_REQS;
+    for (uint32_t k = 0; k < take; k++) {
+        struct req *r = &nd->queue[k];
+        struct rabia_req rq = {.client_id = r->client, .seq = r->seq, .ack = r->ack, .op = r->op.data,
+                               .op_len = (uint32_t)r->op.len};
+        rabia_batch_append(&body, &rq);
+    }
+    struct rabia_event ev = {.type = RABIA_EV_SUBMIT, .body = body.data, .body_len = (uint32_t)body.len};
+    ev.now_us = w->now;
+    struct rabia_update u;
+    int rc = rabia_core_step(nd->core, &ev, &u);
+    if (rc == 0) {
+        struct subrec *s = subrec(w, &u.submitted, true);
+        s->hash = XXH64(body.data, body.len, 0);
+        for (uint32_t k = 0; k < take; k++) rabia_buf_free(&nd->queue[k].op);
+        memmove(nd->queue, nd->queue + take, (nd->n_queue - take) * sizeof(struct req));
+        nd->n_queue -= take;
+    }
+    handle_update(w, i, &u);
+    rabia_buf_free(&body);
+    if (nd->n_queue) { /* more, or refused (full): try again shortly */
+        nd->flush_armed = true;
+        push(w, w->now + (rc ? 2 * MS : BATCH_DELAY), E_FLUSH, i, 0, nd->incarnation, 0);
+    }
+}
+
+static void on_client_req(struct world *w, uint8_t i, const struct rabia_msg *m)
+{
+    struct node *nd = &w->nodes[i];
+    uint64_t cid = m->u64, seq = m->slot;
+    if (cid < 1 || cid > w->n_clients) return;
+    if (rabia_core_recovering(nd->core)) return; /* client times out, tries elsewhere */
+    struct client *cl = &w->clients[cid - 1];
+    if ((w->cfg.bugs & SIM_BUG_STALE_READ) && cl->is_read && cl->seq == seq) {
+        /* planted bug: serve the read from local state, no consensus */
+        struct rabia_buf rep = {0};
+        void *sm = rabia_rsm_sm(nd->rsm);
+        rabia_sm_kv.apply(((struct tsm *)sm)->kv, m->body + 16, m->body_len - 16, &rep);
+        struct rabia_msg r = {.type = RABIA_MSG_CLIENT_REPLY, .from = i, .u64 = cid, .slot = seq,
+                              .value = RABIA_REPLY_OK, .body = rep.data, .body_len = (uint32_t)rep.len};
+        client_net(w, (uint8_t)(cid - 1), i, false, &r);
+        rabia_buf_free(&rep);
+        return;
+    }
+    int status;
+    const uint8_t *rep;
+    size_t rlen;
+    int k = rabia_rsm_lookup(nd->rsm, cid, seq, &status, &rep, &rlen);
+    if (k == 1 || status == RABIA_REPLY_SESSION_EXPIRED) { /* retry of an applied request */
+        struct rabia_msg r = {.type = RABIA_MSG_CLIENT_REPLY, .from = i, .u64 = cid, .slot = seq,
+                              .value = (uint8_t)status, .body = k == 1 ? rep : NULL, .body_len = k == 1 ? (uint32_t)rlen : 0};
+        client_net(w, (uint8_t)(cid - 1), i, false, &r);
+        return;
+    }
+    if (nd->waiting[cid - 1] == seq) return; /* already queued here */
+    if (nd->n_queue >= sizeof nd->queue / sizeof nd->queue[0]) return;
+    nd->waiting[cid - 1] = seq;
+    struct req *r = &nd->queue[nd->n_queue++];
+    memset(r, 0, sizeof(*r));
+    r->client = cid;
+    r->seq = seq;
+    r->ack = m->u64b;
+    rabia_buf_append(&r->op, m->body, m->body_len);
+    if (!nd->flush_armed) {
+        nd->flush_armed = true;
+        push(w, w->now + BATCH_DELAY, E_FLUSH, i, 0, nd->incarnation, 0);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* clients */
+
+static void client_send(struct world *w, struct client *c)
+{
+    struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REQ, .u64 = c->id, .slot = c->seq, .u64b = c->ack,
+                          .body = c->op.data, .body_len = (uint32_t)c->op.len};
+    client_net(w, (uint8_t)(c->id - 1), c->target, true, &m);
+    push(w, w->now + CLIENT_TIMEOUT, E_CLIENT_TIMEOUT, (uint8_t)(c->id - 1), 0, c->seq, c->attempt);
+}
+
+static void client_next(struct world *w, struct client *c)
+{
+    if (w->now >= T_STOP || w->res->failed) return;
+    c->seq++;
+    c->attempt = 0;
+    c->busy = true;
+    c->key = rnd_range(1, NKEYS);
+    c->is_read = rnd() % 2;
+    c->value = c->id << 32 | c->seq;
+    char kbuf[16], vbuf[24];
+    snprintf(kbuf, sizeof kbuf, "k%" PRIu64, c->key);
+    snprintf(vbuf, sizeof vbuf, "%" PRIu64, c->value);
+    const char *argv[3] = {c->is_read ? "GET" : "SET", kbuf, vbuf};
+    size_t lens[3] = {strlen(argv[0]), strlen(kbuf), strlen(vbuf)};
+    rabia_buf_clear(&c->op);
+    rabia_buf_put_u64(&c->op, c->id);
+    rabia_buf_put_u64(&c->op, c->seq);
+    struct rabia_buf tmp = {0};
+    rabia_kv_encode_argv(&tmp, c->is_read ? 2 : 3, argv, lens);
+    rabia_buf_append(&c->op, tmp.data, tmp.len);
+    rabia_buf_free(&tmp);
+    c->invoke = w->now;
+    c->lin = lin_history_invoke(w->hist, c->id, c->is_read ? LIN_READ : LIN_WRITE, c->key, c->value, 0, w->now);
+    client_send(w, c);
+}
+
+static uint64_t parse_get(const uint8_t *p, size_t len, bool *ok)
+{
+    *ok = true;
+    if (len >= 5 && !memcmp(p, "$-1\r\n", 5)) return 0;
+    if (len < 4 || p[0] != '$') {
+        *ok = false;
+        return 0;
+    }
+    size_t i = 1;
+    while (i < len && p[i] != '\r') i++;
+    i += 2;
+    uint64_t v = 0;
+    while (i < len && p[i] >= '0' && p[i] <= '9') v = v * 10 + (uint64_t)(p[i++] - '0');
+    return v;
+}
+
+static void on_client_reply(struct world *w, struct client *c, const struct rabia_msg *m)
+{
+    if (!c->busy || m->slot != c->seq) return; /* late reply to an old attempt */
+    if (m->value != RABIA_REPLY_OK) return;     /* wait for the timeout, retry */
+    c->busy = false;
+    uint64_t result = 0;
+    if (c->is_read) {
+        bool ok;
+        result = parse_get(m->body, m->body_len, &ok);
+        if (!ok) fail(w, "client %" PRIu64 ": bad GET reply", c->id);
+    } else if (m->body_len < 3 || memcmp(m->body, "+OK", 3)) {
+        fail(w, "client %" PRIu64 ": bad SET reply", c->id);
+    }
+    lin_history_complete(w->hist, c->lin, LIN_OK, result, w->now);
+    w->res->ops_ok++;
+    if (w->healed && w->now - (c->invoke > T_HEAL ? c->invoke : T_HEAL) > LIVENESS_US)
+        fail(w, "liveness: client %" PRIu64 " seq %" PRIu64 " took %" PRIu64 " ms after healing", c->id, c->seq,
+             (w->now - c->invoke) / MS);
+    c->ack = c->seq + 1;
+    push(w, w->now + rnd_range(200, 3 * MS), E_CLIENT_NEXT, (uint8_t)(c->id - 1), 0, 0, 0);
+}
+
+static void on_client_timeout(struct world *w, struct client *c, uint64_t seq, uint64_t attempt)
+{
+    if (!c->busy || c->seq != seq || c->attempt != attempt) return;
+    c->attempt++;
+    if (!w->healed && c->attempt >= 12) { /* give up: outcome unknown */
+        c->busy = false;
+        w->res->ops_unknown++;
+        c->ack = c->seq + 1;
+        push(w, w->now + rnd_range(200, 3 * MS), E_CLIENT_NEXT, (uint8_t)(c->id - 1), 0, 0, 0);
+        return;
+    }
+    c->target = (uint8_t)((c->target + 1) % w->cfg.n);
+    client_send(w, c);
+}
+
+/* ------------------------------------------------------------------ */
+/* nodes: start, crash, restart */
+
+static void start_node(struct world *w, uint8_t i, bool recovering)
+{
+    struct node *nd = &w->nodes[i];
+    struct rabia_config cfg;
+    rabia_config_default(&cfg, w->cfg.n, i);
+    cfg.window = w->cfg.window;
+    cfg.policy = w->cfg.policy;
+    cfg.log_retain = w->cfg.log_retain;
+    cfg.catchup_chunk = 16;
+    cfg.max_batch_bytes = 4096;
+    cfg.max_pending = 32;
+    cfg.retransmit_us = 5 * MS;
+    cfg.cluster_seed = 0xC0FFEE;
+    cfg.incarnation = ++nd->incarnation;
+    cfg.recovering = recovering;
+    cfg.bugs = w->cfg.bugs & 0xFFFF;
+    nd->core = rabia_core_create(&cfg);
+    struct rabia_rsm_config rc = {.max_sessions = 64, .max_reply_bytes = 1024};
+    nd->rsm = rabia_rsm_create(&TSM, &rc);
+    if (!nd->core || !nd->rsm) {
+        fprintf(stderr, "sim: cannot create replica\n");
+        abort();
+    }
+    if (w->cfg.trace_slot >= 0) rabia_core_set_trace(nd->core, trace_cb, w);
+    nd->alive = true;
+    nd->tick_at = 0;
+    nd->flush_armed = false;
+    nd->n_queue = 0;
+    memset(nd->waiting, 0, sizeof nd->waiting);
+    struct rabia_event ev = {.type = RABIA_EV_TICK};
+    step(w, i, &ev);
+}
+
+static void acc_stats(struct rabia_stats *a, const struct rabia_stats *s)
+{
+    a->slots_decided += s->slots_decided;
+    a->slots_null += s->slots_null;
+    a->slots_fast += s->slots_fast;
+    a->decisions_adopted += s->decisions_adopted;
+    if (s->max_phase > a->max_phase) a->max_phase = s->max_phase;
+}
+
+/* Reopen the connection a-b: a new epoch, so nothing of the old one is
+ * delivered any more (the persistence contract's rule 3). */
+static void reconnect(struct world *w, uint8_t a, uint8_t b)
+{
+    w->link_epoch[a][b]++;
+    w->link_epoch[b][a]++;
+    push(w, w->now + rnd_range(100, 2 * MS), E_CONNECT, a, b, w->link_epoch[a][b], 0);
+}
+
+static void cut(struct world *w, uint8_t a, uint8_t b)
+{
+    w->link_up[a][b] = w->link_up[b][a] = false;
+    w->link_epoch[a][b]++;
+    w->link_epoch[b][a]++;
+    struct rabia_event ev = {.type = RABIA_EV_PEER_DOWN};
+    if (w->nodes[a].alive) {
+        ev.peer = b;
+        step(w, a, &ev);
+    }
+    if (w->nodes[b].alive) {
+        ev.peer = a;
+        step(w, b, &ev);
+    }
+}
+
+static void crash(struct world *w, uint8_t i)
+{
+    struct node *nd = &w->nodes[i];
+    acc_stats(&nd->acc, rabia_core_stats(nd->core));
+    rabia_core_destroy(nd->core);
+    rabia_rsm_destroy(nd->rsm);
+    nd->core = NULL;
+    nd->rsm = NULL;
+    nd->alive = false;
+    for (uint32_t k = 0; k < nd->n_queue; k++) rabia_buf_free(&nd->queue[k].op);
+    nd->n_queue = 0;
+    for (uint8_t j = 0; j < w->cfg.n; j++) {
+        if (j == i) continue;
+        w->link_epoch[i][j]++;
+        w->link_epoch[j][i]++;
+    }
+    w->down++;
+    w->res->crashes++;
+}
+
+static bool partitioned[MAX_N][MAX_N];
+
+static void restart(struct world *w, uint8_t i)
+{
+    if (w->nodes[i].alive) return;
+    start_node(w, i, true);
+    for (uint8_t j = 0; j < w->cfg.n; j++)
+        if (j != i && w->nodes[j].alive && !partitioned[i][j]) {
+            w->link_up[i][j] = w->link_up[j][i] = false;
+            reconnect(w, i, j);
+        }
+}
+
+/* ------------------------------------------------------------------ */
+/* faults */
+
+static void heal_all(struct world *w)
+{
+    w->healed = true;
+    for (uint8_t i = 0; i < w->cfg.n; i++) {
+        w->nodes[i].paused_until = 0;
+        for (uint8_t j = 0; j < w->cfg.n; j++) partitioned[i][j] = false;
+    }
+    for (uint8_t i = 0; i < w->cfg.n; i++)
+        if (!w->nodes[i].alive) restart(w, i);
+    for (uint8_t i = 0; i < w->cfg.n; i++)
+        for (uint8_t j = (uint8_t)(i + 1); j < w->cfg.n; j++)
+            if (!w->link_up[i][j] && w->nodes[i].alive && w->nodes[j].alive) reconnect(w, i, j);
+}
+
+static void inject(struct world *w)
+{
+    unsigned f = w->cfg.mix;
+    unsigned choices[5], nc = 0;
+    for (unsigned b = M_LINKS; b <= M_PAUSE; b <<= 1)
+        if (f & b) choices[nc++] = b;
+    if (!nc) return;
+    unsigned what = choices[rnd() % nc];
+    uint8_t n = w->cfg.n, fmax = (uint8_t)((n - 1) / 2);
+    switch (what) {
+    case M_LINKS: {
+        uint8_t a = (uint8_t)(rnd() % n), b = (uint8_t)((a + 1 + rnd() % (n - 1)) % n);
+        if (w->link_up[a][b]) {
+            cut(w, a, b);
+            push(w, w->now + rnd_range(2 * MS, 80 * MS), E_HEAL_LINK, a, b, 0, 0);
+        }
+        break;
+    }
+    case M_PARTITION: {
+        /* one side: a single node, a minority or a majority */
+        uint8_t side = 0, sz = (uint8_t)rnd_range(1, n - 1);
+        while (__builtin_popcount(side) < sz) side |= (uint8_t)(1u << (rnd() % n));
+        for (uint8_t a = 0; a < n; a++)
+            for (uint8_t b = 0; b < n; b++)
+                if (a != b && ((side >> a) & 1) != ((side >> b) & 1)) {
+                    partitioned[a][b] = true;
+                    if (w->link_up[a][b]) cut(w, a, b);
+                }
+        uint64_t until = w->now + rnd_range(20 * MS, 250 * MS);
+        for (uint8_t a = 0; a < n; a++)
+            for (uint8_t b = (uint8_t)(a + 1); b < n; b++)
+                if (((side >> a) & 1) != ((side >> b) & 1)) push(w, until, E_HEAL_LINK, a, b, 1, 0);
+        break;
+    }
+    case M_CRASH: {
+        if (w->down >= fmax) break;
+        uint8_t i = (uint8_t)(rnd() % n);
+        if (!w->nodes[i].alive) break;
+        crash(w, i);
+        push(w, w->now + rnd_range(5 * MS, 300 * MS), E_RESTART, i, 0, 0, 0);
+        break;
+    }
+    case M_PAUSE: {
+        uint8_t i = (uint8_t)(rnd() % n);
+        w->nodes[i].paused_until = w->now + rnd_range(5 * MS, 150 * MS);
+        break;
+    }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* event loop */
+
+static bool node_event_deferred(struct world *w, struct ev *e, uint8_t node)
+{
+    struct node *nd = &w->nodes[node];
+    if (nd->alive && nd->paused_until > w->now) {
+        e->t = nd->paused_until; /* paused: everything waits, order kept */
+        heap_push(&w->h, *e);
+        return true;
+    }
+    return false;
+}
+
+static void dispatch(struct world *w, struct ev *e)
+{
+    switch (e->kind) {
+    case E_DELIVER: {
+        uint8_t from = e->a, to = e->b;
+        struct rabia_msg m;
+        if (to >= 0xF0) { /* reply to a client */
+            struct client *c = &w->clients[to & 0x0F];
+            if (rabia_msg_decode(e->data, e->len, &m) == 0) on_client_reply(w, c, &m);
+            break;
+        }
+        if (!w->nodes[to].alive) break;
+        if (node_event_deferred(w, e, to)) return;
+        if (from >= 0xF0) {
+            if (e->x != w->nodes[to].incarnation) break;
+            if (rabia_msg_decode(e->data, e->len, &m) == 0) on_client_req(w, to, &m);
+            break;
+        }
+        if (e->x != w->link_epoch[from][to]) break; /* connection it came on is gone */
+        int rc = rabia_msg_decode(e->data, e->len, &m);
+        if (rc) {
+            fail(w, "decode failed: %d", rc);
+            break;
+        }
+        if (m.from != from) fail(w, "message claims sender %u, came from %u", m.from, from);
+        if (m.type == RABIA_MSG_SNAP_CHUNK) {
+            struct node *nd = &w->nodes[to];
+            if (m.slot > rabia_rsm_applied(nd->rsm) && m.slot >= rabia_core_next_apply(nd->core)) {
+                if (rabia_rsm_restore(nd->rsm, m.body, m.body_len)) {
+                    fail(w, "replica %u: snapshot restore failed", to);
+                    break;
+                }
+                w->res->snapshots++;
+                struct rabia_event ev = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = m.slot};
+                step(w, to, &ev);
+            }
+            break;
+        }
+        struct rabia_event ev = {.type = RABIA_EV_RECEIVE, .msg = m};
+        step(w, to, &ev);
+        break;
+    }
+    case E_TICK: {
+        struct node *nd = &w->nodes[e->a];
+        if (!nd->alive || e->x != nd->incarnation) break;
+        if (node_event_deferred(w, e, e->a)) return;
+        if (nd->tick_at == e->t) nd->tick_at = 0;
+        struct rabia_event ev = {.type = RABIA_EV_TICK};
+        step(w, e->a, &ev);
+        break;
+    }
+    case E_FLUSH: {
+        struct node *nd = &w->nodes[e->a];
+        if (!nd->alive || e->x != nd->incarnation) break;
+        if (node_event_deferred(w, e, e->a)) return;
+        flush(w, e->a);
+        break;
+    }
+    case E_CLIENT_NEXT:
+        client_next(w, &w->clients[e->a]);
+        break;
+    case E_CLIENT_TIMEOUT:
+        on_client_timeout(w, &w->clients[e->a], e->x, e->y);
+        break;
+    case E_FAULT:
+        if (w->now < T_HEAL) {
+            inject(w);
+            push(w, w->now + rnd_range(10 * MS, 120 * MS), E_FAULT, 0, 0, 0, 0);
+        } else if (!w->healed) {
+            heal_all(w);
+        }
+        break;
+    case E_RESTART:
+        if (!w->healed) restart(w, e->a);
+        break;
+    case E_HEAL_LINK: {
+        uint8_t a = e->a, b = e->b;
+        if (e->x) partitioned[a][b] = partitioned[b][a] = false;
+        if (partitioned[a][b] || w->link_up[a][b]) break;
+        if (w->nodes[a].alive && w->nodes[b].alive) reconnect(w, a, b);
+        break;
+    }
+    case E_CONNECT: {
+        uint8_t a = e->a, b = e->b;
+        if (e->x != w->link_epoch[a][b] || partitioned[a][b]) break;
+        if (!w->nodes[a].alive || !w->nodes[b].alive) break;
+        w->link_up[a][b] = w->link_up[b][a] = true;
+        w->link_last[a][b] = w->link_last[b][a] = w->now;
+        struct rabia_event ev = {.type = RABIA_EV_PEER_UP};
+        ev.peer = b;
+        step(w, a, &ev);
+        ev.peer = a;
+        step(w, b, &ev);
+        break;
+    }
+    }
+    free(e->data);
+}
+
+static void run_checks_end(struct world *w)
+{
+    /* clients done? */
+    for (uint32_t k = 0; k < w->n_clients; k++)
+        if (w->clients[k].busy)
+            fail(w, "liveness: client %" PRIu64 " seq %" PRIu64 " never completed (invoked at %" PRIu64 " ms)",
+                 w->clients[k].id, w->clients[k].seq, w->clients[k].invoke / MS);
+    /* replicas converge */
+    uint64_t top = 0;
+    for (uint8_t i = 0; i < w->cfg.n; i++)
+        if (rabia_core_next_apply(w->nodes[i].core) > top) top = rabia_core_next_apply(w->nodes[i].core);
+    uint64_t h0 = 0;
+    for (uint8_t i = 0; i < w->cfg.n; i++) {
+        struct node *nd = &w->nodes[i];
+        if (rabia_core_next_apply(nd->core) != top || rabia_rsm_applied(nd->rsm) != top - 1) {
+            fail(w, "liveness: replica %u applied up to %" PRIu64 ", others %" PRIu64, i,
+                 rabia_rsm_applied(nd->rsm), top - 1);
+            continue;
+        }
+        uint64_t h = rabia_rsm_hash(nd->rsm);
+        if (i == 0) h0 = h;
+        else if (h != h0) fail(w, "state: replica %u differs at the end (slot %" PRIu64 ")", i, top - 1);
+    }
+    w->res->slots = top - 1;
+    struct lin_result lr;
+    int v = lin_check(w->hist, 2000000, &lr);
+    if (v == LIN_VIOLATION) fail(w, "linearizability: %s", lr.why);
+    else if (v == LIN_ERROR) fail(w, "linearizability checker error: %s", lr.why);
+}
+
+static void run(const struct run_cfg *cfg, struct run_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    struct world *w = calloc(1, sizeof(*w));
+    if (!w) abort();
+    w->cfg = *cfg;
+    w->res = res;
+    rng_state = cfg->seed * 0x2545F4914F6CDD1Dull + 1;
+    g_double_apply = false;
+    memset(partitioned, 0, sizeof partitioned);
+    w->hist = lin_history_create();
+    uint8_t n = cfg->n;
+    for (uint8_t a = 0; a < n; a++)
+        for (uint8_t b = 0; b < n; b++) {
+            w->link_up[a][b] = a != b;
+            w->link_base[a][b] = a < b ? rnd_range(60, 200) : 0;
+        }
+    for (uint8_t a = 0; a < n; a++)
+        for (uint8_t b = 0; b < a; b++) w->link_base[a][b] = w->link_base[b][a];
+    for (uint8_t i = 0; i < n; i++) start_node(w, i, false);
+    w->n_clients = (uint32_t)rnd_range(3, 6);
+    for (uint32_t k = 0; k < w->n_clients; k++) {
+        struct client *c = &w->clients[k];
+        c->id = k + 1;
+        c->ack = 1;
+        c->target = (uint8_t)(rnd() % n);
+        push(w, rnd_range(0, 2 * MS), E_CLIENT_NEXT, (uint8_t)k, 0, 0, 0);
+    }
+    if (cfg->mix & ~(unsigned)M_JITTER) push(w, rnd_range(20 * MS, 80 * MS), E_FAULT, 0, 0, 0, 0);
+    push(w, T_HEAL, E_FAULT, 0, 0, 0, 0);
+    while (w->h.n && !res->failed) {
+        struct ev e = heap_pop(&w->h);
+        if (e.t > T_END) {
+            free(e.data);
+            break;
+        }
+        w->now = e.t;
+        res->events++;
+        dispatch(w, &e);
+        /* done: clients idle after the stop, replicas caught up */
+        if (w->now > T_STOP && (res->events & 63) == 0) {
+            bool idle = true;
+            for (uint32_t k = 0; k < w->n_clients && idle; k++) idle = !w->clients[k].busy;
+            uint64_t na = rabia_core_next_apply(w->nodes[0].core);
+            for (uint8_t i = 1; i < n && idle; i++) idle = rabia_core_next_apply(w->nodes[i].core) == na;
+            for (uint8_t i = 0; i < n && idle; i++) idle = rabia_core_pending(w->nodes[i].core) == 0;
+            if (idle) break;
+        }
+    }
+    if (!res->failed) run_checks_end(w);
+    for (uint8_t i = 0; i < n; i++) {
+        struct node *nd = &w->nodes[i];
+        if (nd->core) acc_stats(&nd->acc, rabia_core_stats(nd->core));
+        res->nulls += nd->acc.slots_null;
+        res->fast += nd->acc.slots_fast;
+        res->decided_own += nd->acc.slots_decided - nd->acc.decisions_adopted;
+        if (nd->acc.max_phase > res->max_phase) res->max_phase = nd->acc.max_phase;
+        if (nd->core) rabia_core_destroy(nd->core);
+        if (nd->rsm) rabia_rsm_destroy(nd->rsm);
+        for (uint32_t k = 0; k < nd->n_queue; k++) rabia_buf_free(&nd->queue[k].op);
+    }
+    /* slots_null counts per replica: normalise to per-slot rates */
+    while (w->h.n) free(heap_pop(&w->h).data);
+    free(w->h.v);
+    for (uint32_t k = 0; k < w->n_clients; k++) rabia_buf_free(&w->clients[k].op);
+    lin_history_destroy(w->hist);
+    free(w->slots);
+    free(w->props);
+    free(w->subs);
+    free(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* command line */
+
+static void seed_cfg(struct run_cfg *c, uint64_t seed, const struct run_cfg *over, int fixed_mix, int fixed_n,
+                     int fixed_variant)
+{
+    *c = *over;
+    c->seed = seed;
+    c->mix = MIXES[fixed_mix >= 0 ? (unsigned)fixed_mix : seed % N_MIXES].flags;
+    c->n = fixed_n ? (uint8_t)fixed_n : ((seed / N_MIXES) % 2 ? 5 : 3);
+    unsigned variant = fixed_variant >= 0 ? (unsigned)fixed_variant : (unsigned)((seed / (2 * N_MIXES)) % 3);
+    switch (variant) {
+    case 0: c->window = 1; c->policy = RABIA_POLICY_GLOBAL; break;
+    case 1: c->window = 4; c->policy = RABIA_POLICY_GLOBAL; break;
+    default: c->window = 8; c->policy = RABIA_POLICY_CLASSES; break;
+    }
+    c->log_retain = (seed / (6 * N_MIXES)) % 2 ? 24 : 4096;
+}
+
+static const char *mix_name(unsigned flags)
+{
+    for (size_t i = 0; i < N_MIXES; i++)
+        if (MIXES[i].flags == flags) return MIXES[i].name;
+    return "?";
+}
+
+static void usage(void)
+{
+    printf("usage: rabia_sim [options]\n"
+           "  --seeds N          run N seeds (default 100) starting at --first\n"
+           "  --first S          first seed of the range (default 1)\n"
+           "  --seed S           run exactly one seed (replay), verbose\n"
+           "  --trace-slot X     with --seed: print every protocol step of slot X\n"
+           "  --mix NAME         calm|jitter|links|partition|crash|pause|all (default: by seed)\n"
+           "  --n N              3 or 5 (default: by seed)\n"
+           "  --variant V        0: window 1 global, 1: window 4 global, 2: window 8 classes\n"
+           "  --bug NAME         plant a bug: coin|majority|double-count|stale-read\n"
+           "  --expect-fail      exit 0 iff some seed fails (for planted-bug tests)\n"
+           "  --quiet            only the summary\n");
+}
+
+int main(int argc, char **argv)
+{
+    struct run_cfg base = {.trace_slot = -1};
+    uint64_t first = 1, count = 100;
+    int single = 0, quiet = 0, expect_fail = 0, fixed_mix = -1, fixed_n = 0, fixed_variant = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--seeds") && v) count = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--first") && v) first = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--seed") && v) {
+            first = strtoull(argv[++i], NULL, 10);
+            count = 1;
+            single = 1;
+        } else if (!strcmp(a, "--trace-slot") && v) base.trace_slot = strtoll(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--n") && v) fixed_n = atoi(argv[++i]);
+        else if (!strcmp(a, "--variant") && v) fixed_variant = atoi(argv[++i]);
+        else if (!strcmp(a, "--mix") && v) {
+            i++;
+            for (size_t k = 0; k < N_MIXES; k++)
+                if (!strcmp(v, MIXES[k].name)) fixed_mix = (int)k;
+            if (fixed_mix < 0) {
+                fprintf(stderr, "unknown mix '%s'\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--bug") && v) {
+            i++;
+            if (!strcmp(v, "coin")) base.bugs |= RABIA_BUG_COIN_PER_REPLICA;
+            else if (!strcmp(v, "majority")) base.bugs |= RABIA_BUG_MAJORITY_OF_VOTES;
+            else if (!strcmp(v, "double-count")) base.bugs |= RABIA_BUG_DOUBLE_COUNT;
+            else if (!strcmp(v, "stale-read")) base.bugs |= SIM_BUG_STALE_READ;
+            else {
+                fprintf(stderr, "unknown bug '%s'\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--expect-fail")) expect_fail = 1;
+        else if (!strcmp(a, "--quiet")) quiet = 1;
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage();
+            return 0;
+        } else {
+            fprintf(stderr, "unknown option '%s' (see --help)\n", a);
+            return 2;
+        }
+    }
+    if (fixed_n && fixed_n != 3 && fixed_n != 5) {
+        fprintf(stderr, "--n must be 3 or 5\n");
+        return 2;
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    uint64_t failed = 0, first_failed = 0, runs = 0;
+    uint64_t per_mix[N_MIXES] = {0};
+    uint64_t tot_slots = 0, tot_nulls = 0, tot_fast = 0, tot_own = 0, max_phase = 0, tot_ok = 0, tot_unknown = 0,
+             tot_crash = 0, tot_snap = 0;
+    for (uint64_t s = first; s < first + count; s++) {
+        struct run_cfg c;
+        seed_cfg(&c, s, &base, fixed_mix, fixed_n, fixed_variant);
+        struct run_result r;
+        run(&c, &r);
+        runs++;
+        for (size_t k = 0; k < N_MIXES; k++)
+            if (MIXES[k].flags == c.mix) per_mix[k]++;
+        tot_slots += r.slots;
+        tot_nulls += r.nulls;
+        tot_fast += r.fast;
+        tot_own += r.decided_own;
+        tot_ok += r.ops_ok;
+        tot_unknown += r.ops_unknown;
+        tot_crash += r.crashes;
+        tot_snap += r.snapshots;
+        if (r.max_phase > max_phase) max_phase = r.max_phase;
+        if (single || (!quiet && (r.failed || s % 250 == 0)))
+            printf("seed %" PRIu64 " n=%u window=%u policy=%s mix=%s: %s slots=%" PRIu64 " null=%.1f%% fast=%.1f%% "
+                   "max-phase=%" PRIu64 " ops=%" PRIu64 " unknown=%" PRIu64 " crashes=%" PRIu64 " snapshots=%" PRIu64
+                   " events=%" PRIu64 "%s%s\n",
+                   s, c.n, c.window, c.policy ? "classes" : "global", mix_name(c.mix), r.failed ? "FAIL" : "ok",
+                   r.slots, r.decided_own ? 100.0 * (double)r.nulls / (double)r.decided_own : 0.0,
+                   r.decided_own ? 100.0 * (double)r.fast / (double)r.decided_own : 0.0, r.max_phase, r.ops_ok,
+                   r.ops_unknown, r.crashes, r.snapshots, r.events, r.failed ? "\n  " : "", r.failed ? r.why : "");
+        if (r.failed) {
+            if (!failed) first_failed = s;
+            failed++;
+            if (expect_fail) break;
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("mixes:");
+    for (size_t k = 0; k < N_MIXES; k++) printf(" %s=%" PRIu64, MIXES[k].name, per_mix[k]);
+    printf("\nslots=%" PRIu64 " null-rate=%.2f%% fast-path=%.2f%% max-phase=%" PRIu64 " client-ops=%" PRIu64
+           " unknown=%" PRIu64 " crashes=%" PRIu64 " snapshots=%" PRIu64 " in %.1fs\n",
+           tot_slots, tot_own ? 100.0 * (double)tot_nulls / (double)tot_own : 0.0,
+           tot_own ? 100.0 * (double)tot_fast / (double)tot_own : 0.0, max_phase, tot_ok, tot_unknown, tot_crash,
+           tot_snap, secs);
+    if (expect_fail) {
+        if (failed) {
+            printf("planted bug caught by seed %" PRIu64 " (after %" PRIu64 " seeds)\n", first_failed,
+                   first_failed - first + 1);
+            printf("1 passed, 0 failed\n");
+            return 0;
+        }
+        printf("planted bug NOT caught in %" PRIu64 " seeds\n0 passed, 1 failed\n", runs);
+        return 1;
+    }
+    printf("%" PRIu64 " passed, %" PRIu64 " failed\n", runs - failed, failed);
+    if (failed) printf("first failing seed: %" PRIu64 " (replay: rabia_sim --seed %" PRIu64 ")\n", first_failed, first_failed);
+    return failed ? 1 : 0;
+}
