@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define XXH_INLINE_ALL /* small fixed inputs: let the compiler inline */
 #include <xxhash.h>
 
 #include "invariant.h"
@@ -118,6 +119,8 @@ struct rabia_core {
     uint8_t *arena;
     int32_t *zombies;
     uint32_t n_zombies;
+    int32_t *free_list; /* unused entries */
+    uint32_t n_free;
 
     struct pq pq[RABIA_MAX_REPLICAS];
     struct tracker tr[RABIA_MAX_REPLICAS];
@@ -296,14 +299,9 @@ static int32_t bt_alloc(struct rabia_core *c, const struct rabia_batch_id *id,
                         const uint8_t *body, uint32_t len)
 {
     if (len > c->cfg.max_batch_bytes || c->bt_used >= c->bt_cap) return -1;
-    int32_t e = -1;
-    for (uint32_t i = 0; i < c->bt_cap; i++) {
-        if (!c->bt[i].used) {
-            e = (int32_t)i;
-            break;
-        }
-    }
-    RABIA_ASSERT(e >= 0);
+    RABIA_ASSERT(c->n_free > 0);
+    int32_t e = c->free_list[--c->n_free]; /* most recently freed: warm memory */
+    RABIA_ASSERT(!c->bt[e].used);
     struct bent *b = &c->bt[e];
     uint8_t *data = b->data;
     memset(b, 0, sizeof(*b));
@@ -344,6 +342,7 @@ static void bt_reap(struct rabia_core *c)
         b->used = false;
         b->zombie = false;
         c->bt_used--;
+        c->free_list[c->n_free++] = e;
     }
     c->n_zombies = 0;
 }
@@ -1327,10 +1326,12 @@ struct rabia_core *rabia_core_create(const struct rabia_config *cfg)
     c->bt = calloc(c->bt_cap, sizeof(*c->bt));
     c->idx = malloc(isz * sizeof(int32_t));
     c->zombies = calloc(c->bt_cap, sizeof(int32_t));
+    c->free_list = calloc(c->bt_cap, sizeof(int32_t));
     c->arena = malloc((size_t)c->bt_cap * cfg->max_batch_bytes);
     c->sends = calloc(c->sends_cap, sizeof(*c->sends));
     c->applies = calloc(c->applies_cap, sizeof(*c->applies));
-    bool ok = c->inst && c->log && c->bt && c->idx && c->zombies && c->arena && c->sends && c->applies;
+    bool ok = c->inst && c->log && c->bt && c->idx && c->zombies && c->free_list && c->arena && c->sends &&
+              c->applies;
     for (uint8_t p = 0; ok && p < n; p++) {
         c->pq[p].items = calloc(cfg->max_pending, sizeof(int32_t));
         ok = c->pq[p].items != NULL;
@@ -1341,7 +1342,10 @@ struct rabia_core *rabia_core_create(const struct rabia_config *cfg)
     }
     memset(c->idx, 0xFF, isz * sizeof(int32_t));
     for (uint32_t i = 0; i < c->log_size; i++) c->log[i].entry = -1;
-    for (uint32_t i = 0; i < c->bt_cap; i++) c->bt[i].data = c->arena + (size_t)i * cfg->max_batch_bytes;
+    for (uint32_t i = 0; i < c->bt_cap; i++) {
+        c->bt[i].data = c->arena + (size_t)i * cfg->max_batch_bytes;
+        c->free_list[c->n_free++] = (int32_t)(c->bt_cap - 1 - i); /* low entries first */
+    }
     return c;
 }
 
@@ -1354,6 +1358,7 @@ void rabia_core_destroy(struct rabia_core *c)
     free(c->bt);
     free(c->idx);
     free(c->zombies);
+    free(c->free_list);
     free(c->arena);
     free(c->sends);
     free(c->applies);

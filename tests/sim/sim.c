@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "codec.h"
@@ -35,8 +36,8 @@
 #define MAX_N 5
 #define MAX_CLIENTS 8
 #define NKEYS 4
-#define T_HEAL (1200 * MS)     /* faults stop, everything heals */
-#define T_STOP (2200 * MS)     /* clients stop issuing */
+#define T_HEAL (800 * MS)      /* faults stop, everything heals */
+#define T_STOP (1500 * MS)     /* clients stop issuing */
 #define LIVENESS_US (1500 * MS)/* after healing, a request completes within this */
 #define T_END (T_STOP + LIVENESS_US + 500 * MS)
 #define CLIENT_TIMEOUT (40 * MS)
@@ -323,7 +324,7 @@ struct world {
     struct slotrec *slots;
     size_t slots_cap;
     struct proprec *props;
-    size_t props_cap;
+    size_t props_cap, props_used;
     struct subrec *subs;
     size_t subs_cap;
     struct lin_history *hist;
@@ -393,11 +394,7 @@ static struct proprec *proprec(struct world *w, uint64_t slot, const struct rabi
             }
             if (p->slot == slot && rabia_batch_id_eq(&p->id, id)) return p;
         }
-        static size_t used;
-        (void)used;
-        size_t cnt = 0;
-        for (size_t k = 0; k < w->props_cap; k++) cnt += w->props[k].used;
-        if (cnt * 2 >= w->props_cap) {
+        if (w->props_used * 2 >= w->props_cap) {
             grow_props(w);
             continue;
         }
@@ -408,6 +405,7 @@ static struct proprec *proprec(struct world *w, uint64_t slot, const struct rabi
         p->slot = slot;
         p->id = *id;
         p->mask = 0;
+        w->props_used++;
         return p;
     }
 }
@@ -662,7 +660,11 @@ static void on_client_req(struct world *w, uint8_t i, const struct rabia_msg *m)
         client_net(w, (uint8_t)(cid - 1), i, false, &r);
         return;
     }
-    if (nd->waiting[cid - 1] == seq) return; /* already queued here */
+    /* A retry means the client heard nothing: propose it again unless it
+     * still sits in this proxy's queue (the batch that carried it may have
+     * been dropped; sessions make a second copy harmless). */
+    for (uint32_t q = 0; q < nd->n_queue; q++)
+        if (nd->queue[q].client == cid && nd->queue[q].seq == seq) return;
     if (nd->n_queue >= sizeof nd->queue / sizeof nd->queue[0]) return;
     nd->waiting[cid - 1] = seq;
     struct req *r = &nd->queue[nd->n_queue++];
@@ -749,7 +751,7 @@ static void on_client_reply(struct world *w, struct client *c, const struct rabi
         fail(w, "liveness: client %" PRIu64 " seq %" PRIu64 " took %" PRIu64 " ms after healing", c->id, c->seq,
              (w->now - c->invoke) / MS);
     c->ack = c->seq + 1;
-    push(w, w->now + rnd_range(200, 3 * MS), E_CLIENT_NEXT, (uint8_t)(c->id - 1), 0, 0, 0);
+    push(w, w->now + rnd_range(1 * MS, 6 * MS), E_CLIENT_NEXT, (uint8_t)(c->id - 1), 0, 0, 0);
 }
 
 static void on_client_timeout(struct world *w, struct client *c, uint64_t seq, uint64_t attempt)
@@ -760,7 +762,7 @@ static void on_client_timeout(struct world *w, struct client *c, uint64_t seq, u
         c->busy = false;
         w->res->ops_unknown++;
         c->ack = c->seq + 1;
-        push(w, w->now + rnd_range(200, 3 * MS), E_CLIENT_NEXT, (uint8_t)(c->id - 1), 0, 0, 0);
+        push(w, w->now + rnd_range(1 * MS, 6 * MS), E_CLIENT_NEXT, (uint8_t)(c->id - 1), 0, 0, 0);
         return;
     }
     c->target = (uint8_t)((c->target + 1) % w->cfg.n);
@@ -1168,7 +1170,7 @@ static void seed_cfg(struct run_cfg *c, uint64_t seed, const struct run_cfg *ove
     case 1: c->window = 4; c->policy = RABIA_POLICY_GLOBAL; break;
     default: c->window = 8; c->policy = RABIA_POLICY_CLASSES; break;
     }
-    c->log_retain = (seed / (6 * N_MIXES)) % 2 ? 24 : 4096;
+    c->log_retain = (seed / (6 * N_MIXES)) % 2 ? 24 : 1024;
 }
 
 static const char *mix_name(unsigned flags)

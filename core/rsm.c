@@ -1,0 +1,626 @@
+/* The apply layer with exactly-once client sessions: see rsm.h. */
+#include "rsm.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "codec.h"
+
+#define RSM_MAGIC 0x314d5352u /* "RSM1" */
+#define W RABIA_RSM_WINDOW
+
+/* A remembered reply, kept at ent[seq % W]. */
+struct ent {
+    uint8_t *data; /* NULL when len == 0 */
+    uint32_t len;
+    uint8_t kept;  /* 0: applied, reply too large to keep */
+};
+
+struct sess {
+    uint64_t client_id;
+    uint64_t base;          /* window base: the highest ack seen */
+    uint64_t last_active;   /* slot of the last request */
+    uint64_t mask;          /* bit (seq % W): seq in the window applied */
+    struct sess *prev, *next; /* activity list, oldest first */
+    struct ent ent[W];
+};
+
+/* Sessions: an open-addressing table by client id (linear probing,
+ * backward-shift deletion) and a list ordered by last activity. Slots only
+ * grow, so a touched session goes to the tail and the list stays sorted by
+ * last_active; only the table's order is arbitrary, and nothing observable
+ * depends on it. */
+struct sessions {
+    struct sess **tab;
+    size_t cap;             /* a power of two, or 0 */
+    uint32_t count;
+    struct sess *head, *tail;
+};
+
+struct rabia_rsm {
+    const struct rabia_sm_ops *ops;
+    void *sm;
+    struct rabia_rsm_config cfg;
+    uint64_t applied;
+    struct sessions s;
+    struct rabia_buf scratch;   /* the reply being produced */
+    struct rabia_buf hashbuf;   /* snapshot bytes for rabia_rsm_hash */
+};
+
+/* ---- sessions ---- */
+
+static uint64_t mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static void sess_free(struct sess *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < W; i++)
+        free(s->ent[i].data);
+    free(s);
+}
+
+static void sessions_free(struct sessions *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        sess_free(t->tab[i]);
+    free(t->tab);
+    memset(t, 0, sizeof *t);
+}
+
+static struct sess *sessions_find(const struct sessions *t, uint64_t id)
+{
+    if (!t->cap)
+        return NULL;
+    size_t mask = t->cap - 1;
+    for (size_t i = (size_t)mix(id) & mask; t->tab[i]; i = (i + 1) & mask)
+        if (t->tab[i]->client_id == id)
+            return t->tab[i];
+    return NULL;
+}
+
+static void table_place(struct sess **tab, size_t cap, struct sess *s)
+{
+    size_t mask = cap - 1;
+    size_t i = (size_t)mix(s->client_id) & mask;
+    while (tab[i])
+        i = (i + 1) & mask;
+    tab[i] = s;
+}
+
+/* Room for `more` more sessions at most 3/4 full. */
+static int sessions_reserve(struct sessions *t, size_t more)
+{
+    size_t need = (size_t)t->count + more;
+    size_t cap = t->cap ? t->cap : 16;
+    while (need > cap / 4 * 3) {
+        if (cap > SIZE_MAX / 2 / sizeof(struct sess *))
+            return -ENOMEM;
+        cap *= 2;
+    }
+    if (cap == t->cap)
+        return 0;
+    struct sess **tab = calloc(cap, sizeof *tab);
+    if (!tab)
+        return -ENOMEM;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->tab[i])
+            table_place(tab, cap, t->tab[i]);
+    free(t->tab);
+    t->tab = tab;
+    t->cap = cap;
+    return 0;
+}
+
+static void list_unlink(struct sessions *t, struct sess *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        t->head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        t->tail = s->prev;
+    s->prev = s->next = NULL;
+}
+
+static void list_append(struct sessions *t, struct sess *s)
+{
+    s->prev = t->tail;
+    s->next = NULL;
+    if (t->tail)
+        t->tail->next = s;
+    else
+        t->head = s;
+    t->tail = s;
+}
+
+/* Remove s from the table (backward-shift deletion) and the list. */
+static void sessions_remove(struct sessions *t, struct sess *s)
+{
+    size_t mask = t->cap - 1;
+    size_t i = (size_t)mix(s->client_id) & mask;
+    while (t->tab[i] != s)
+        i = (i + 1) & mask;
+    t->tab[i] = NULL;
+    for (size_t j = (i + 1) & mask; t->tab[j]; j = (j + 1) & mask) {
+        size_t home = (size_t)mix(t->tab[j]->client_id) & mask;
+        /* Move tab[j] into the hole at i unless its home lies in (i, j]. */
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            t->tab[i] = t->tab[j];
+            t->tab[j] = NULL;
+            i = j;
+        }
+    }
+    list_unlink(t, s);
+    t->count--;
+}
+
+/* The eviction victim: oldest last activity, then smallest client id. */
+static struct sess *sessions_victim(const struct sessions *t)
+{
+    struct sess *v = t->head;
+    for (struct sess *s = v; s && s->last_active == t->head->last_active; s = s->next)
+        if (s->client_id < v->client_id)
+            v = s;
+    return v;
+}
+
+/* Forget the replies below new_base and move the window up. */
+static void sess_advance(struct sess *s, uint64_t new_base)
+{
+    uint64_t n = new_base - s->base;
+    if (n > W)
+        n = W;
+    for (uint64_t k = 0; k < n; k++) {
+        unsigned idx = (unsigned)((s->base + k) % W);
+        s->mask &= ~(1ull << idx);
+        free(s->ent[idx].data);
+        memset(&s->ent[idx], 0, sizeof s->ent[idx]);
+    }
+    s->base = new_base;
+}
+
+static const char *sm_name(const struct rabia_rsm *r)
+{
+    return r->ops->name ? r->ops->name : "";
+}
+
+/* ---- lifecycle ---- */
+
+struct rabia_rsm *rabia_rsm_create(const struct rabia_sm_ops *ops, const struct rabia_rsm_config *cfg)
+{
+    struct rabia_rsm_config def = {.max_sessions = 4096, .max_reply_bytes = 4096};
+    if (!cfg)
+        cfg = &def;
+    if (!ops || cfg->max_sessions == 0)
+        return NULL;
+    struct rabia_rsm *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->ops = ops;
+    r->cfg = *cfg;
+    if (!(r->sm = ops->create())) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void rabia_rsm_destroy(struct rabia_rsm *r)
+{
+    if (!r)
+        return;
+    sessions_free(&r->s);
+    r->ops->destroy(r->sm);
+    rabia_buf_free(&r->scratch);
+    rabia_buf_free(&r->hashbuf);
+    free(r);
+}
+
+uint64_t rabia_rsm_applied(const struct rabia_rsm *r)
+{
+    return r->applied;
+}
+
+void *rabia_rsm_sm(struct rabia_rsm *r)
+{
+    return r->sm;
+}
+
+uint32_t rabia_rsm_sessions(const struct rabia_rsm *r)
+{
+    return r->s.count;
+}
+
+/* ---- apply ---- */
+
+static void reply(rabia_rsm_reply_fn fn, void *ctx, const struct rabia_req *q, int status,
+                  const uint8_t *p, size_t len)
+{
+    if (fn)
+        fn(ctx, q->client_id, q->seq, status, len ? p : NULL, len);
+}
+
+static int new_session(struct rabia_rsm *r, uint64_t client_id, uint64_t base, struct sess **out)
+{
+    struct sessions *t = &r->s;
+    int rc = sessions_reserve(t, 1);
+    if (rc)
+        return rc;
+    struct sess *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    if (t->count >= r->cfg.max_sessions) {
+        struct sess *v = sessions_victim(t);
+        sessions_remove(t, v);
+        sess_free(v);
+    }
+    s->client_id = client_id;
+    s->base = base;
+    table_place(t->tab, t->cap, s);
+    list_append(t, s);
+    t->count++;
+    *out = s;
+    return 0;
+}
+
+static int apply_one(struct rabia_rsm *r, uint64_t slot, const struct rabia_req *q,
+                     rabia_rsm_reply_fn fn, void *ctx)
+{
+    if (q->ack > q->seq || q->seq - q->ack >= W) {
+        reply(fn, ctx, q, RABIA_REPLY_BAD_REQUEST, NULL, 0);
+        return 0;
+    }
+    struct sess *s = sessions_find(&r->s, q->client_id);
+    if (!s) {
+        int rc = new_session(r, q->client_id, q->ack, &s);
+        if (rc)
+            return rc;
+    } else if (q->ack > s->base) {
+        sess_advance(s, q->ack);
+    }
+    s->last_active = slot;
+    list_unlink(&r->s, s);
+    list_append(&r->s, s);
+
+    if (q->seq < s->base) {
+        reply(fn, ctx, q, RABIA_REPLY_SESSION_EXPIRED, NULL, 0);
+        return 0;
+    }
+    unsigned idx = (unsigned)(q->seq % W);
+    struct ent *e = &s->ent[idx];
+    if (s->mask & (1ull << idx)) {
+        if (e->kept)
+            reply(fn, ctx, q, RABIA_REPLY_OK, e->data, e->len);
+        else
+            reply(fn, ctx, q, RABIA_REPLY_APPLIED_NO_RESULT, NULL, 0);
+        return 0;
+    }
+    rabia_buf_clear(&r->scratch);
+    int rc = r->ops->apply(r->sm, q->op, q->op_len, &r->scratch);
+    if (rc < 0)
+        return rc;
+    s->mask |= 1ull << idx;
+    if (r->scratch.len <= r->cfg.max_reply_bytes) {
+        if (r->scratch.len) {
+            if (!(e->data = malloc(r->scratch.len)))
+                return -ENOMEM;
+            memcpy(e->data, r->scratch.data, r->scratch.len);
+        }
+        e->len = (uint32_t)r->scratch.len;
+        e->kept = 1;
+    }
+    reply(fn, ctx, q, RABIA_REPLY_OK, r->scratch.data, r->scratch.len);
+    return 0;
+}
+
+int rabia_rsm_apply(struct rabia_rsm *r, uint64_t slot, const uint8_t *body, size_t len,
+                    rabia_rsm_reply_fn fn, void *ctx)
+{
+    if (r->applied == UINT64_MAX || slot != r->applied + 1)
+        return -EINVAL;
+    struct rabia_batch_iter it;
+    struct rabia_req q;
+    if (!body || len == 0 || rabia_batch_validate(body, len) != 0 ||
+        rabia_batch_iter_init(&it, body, len) != 0) {
+        r->applied = slot; /* a null slot, or a malformed body: a no-op */
+        return 0;
+    }
+    int more;
+    while ((more = rabia_batch_iter_next(&it, &q)) == 1) {
+        int rc = apply_one(r, slot, &q, fn, ctx);
+        if (rc < 0)
+            return rc;
+    }
+    if (more < 0) /* validated above: cannot happen */
+        return RABIA_E_INVARIANT;
+    r->applied = slot;
+    return 0;
+}
+
+int rabia_rsm_lookup(const struct rabia_rsm *r, uint64_t client_id, uint64_t seq, int *status,
+                     const uint8_t **reply_p, size_t *len)
+{
+    const struct sess *s = sessions_find(&r->s, client_id);
+    *reply_p = NULL;
+    *len = 0;
+    if (!s)
+        return 0;
+    if (seq < s->base) {
+        *status = RABIA_REPLY_SESSION_EXPIRED;
+        return 1;
+    }
+    if (seq - s->base >= W)
+        return 0;
+    unsigned idx = (unsigned)(seq % W);
+    if (!(s->mask & (1ull << idx)))
+        return 0;
+    if (s->ent[idx].kept) {
+        *status = RABIA_REPLY_OK;
+        *reply_p = s->ent[idx].data;
+        *len = s->ent[idx].len;
+    } else {
+        *status = RABIA_REPLY_APPLIED_NO_RESULT;
+    }
+    return 1;
+}
+
+/* ---- snapshots ---- */
+
+static int cmp_client(const void *x, const void *y)
+{
+    const struct sess *a = *(const struct sess *const *)x;
+    const struct sess *b = *(const struct sess *const *)y;
+    return a->client_id < b->client_id ? -1 : a->client_id > b->client_id;
+}
+
+static int cmp_activity(const void *x, const void *y)
+{
+    const struct sess *a = *(const struct sess *const *)x;
+    const struct sess *b = *(const struct sess *const *)y;
+    if (a->last_active != b->last_active)
+        return a->last_active < b->last_active ? -1 : 1;
+    return a->client_id < b->client_id ? -1 : a->client_id > b->client_id;
+}
+
+/* The sessions as an array (NULL if none), sorted by cmp. */
+static int sessions_sorted(const struct sessions *t, int (*cmp)(const void *, const void *),
+                           struct sess ***out)
+{
+    *out = NULL;
+    if (!t->count)
+        return 0;
+    struct sess **v = malloc(t->count * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->tab[i])
+            v[n++] = t->tab[i];
+    qsort(v, n, sizeof *v, cmp);
+    *out = v;
+    return 0;
+}
+
+static int put_sessions(struct rabia_buf *out, struct sess **v, uint32_t n)
+{
+    int rc = rabia_buf_put_u64(out, n);
+    for (uint32_t k = 0; !rc && k < n; k++) {
+        const struct sess *s = v[k];
+        uint64_t rel = 0;
+        for (unsigned i = 0; i < W; i++)
+            if (s->mask & (1ull << ((s->base + i) % W)))
+                rel |= 1ull << i;
+        if ((rc = rabia_buf_put_u64(out, s->client_id)) || (rc = rabia_buf_put_u64(out, s->base)) ||
+            (rc = rabia_buf_put_u64(out, s->last_active)) || (rc = rabia_buf_put_u64(out, rel)))
+            break;
+        for (unsigned i = 0; !rc && i < W; i++) {
+            if (!(rel & (1ull << i)))
+                continue;
+            const struct ent *e = &s->ent[(s->base + i) % W];
+            rc = rabia_buf_put_u8(out, e->kept);
+            if (!rc && e->kept) {
+                rc = rabia_buf_put_u32(out, e->len);
+                if (!rc)
+                    rc = rabia_buf_append(out, e->data, e->len);
+            }
+        }
+    }
+    return rc;
+}
+
+int rabia_rsm_snapshot(struct rabia_rsm *r, struct rabia_buf *out)
+{
+    size_t start = out->len;
+    const char *name = sm_name(r);
+    size_t name_len = strlen(name);
+    struct sess **v;
+    int rc = sessions_sorted(&r->s, cmp_client, &v);
+    if (rc)
+        return rc;
+    if ((rc = rabia_buf_put_u32(out, RSM_MAGIC)) || (rc = rabia_buf_put_u32(out, (uint32_t)name_len)) ||
+        (rc = rabia_buf_append(out, name, name_len)) ||
+        (rc = rabia_buf_put_u64(out, r->applied)) || (rc = put_sessions(out, v, r->s.count)))
+        goto fail;
+    size_t at = out->len;
+    if ((rc = rabia_buf_put_u64(out, 0)) || (rc = r->ops->snapshot(r->sm, out)))
+        goto fail;
+    uint64_t sm_len = out->len - at - 8;
+    for (int i = 0; i < 8; i++)
+        out->data[at + (size_t)i] = (uint8_t)(sm_len >> (8 * i));
+    if ((rc = rabia_buf_put_u64(out, XXH64(out->data + start, out->len - start, 0))))
+        goto fail;
+    free(v);
+    return 0;
+fail:
+    free(v);
+    out->len = start;
+    return rc;
+}
+
+uint64_t rabia_rsm_hash(struct rabia_rsm *r)
+{
+    rabia_buf_clear(&r->hashbuf);
+    if (rabia_rsm_snapshot(r, &r->hashbuf))
+        return 0;
+    return XXH64(r->hashbuf.data, r->hashbuf.len, 0);
+}
+
+/* Bounds-checked little-endian reading. */
+struct rd {
+    const uint8_t *p, *end;
+};
+
+static bool rd_u8(struct rd *d, uint8_t *v)
+{
+    if (d->end - d->p < 1)
+        return false;
+    *v = *d->p++;
+    return true;
+}
+
+static uint64_t le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static bool rd_u32(struct rd *d, uint32_t *v)
+{
+    if (d->end - d->p < 4)
+        return false;
+    *v = (uint32_t)le(d->p, 4);
+    d->p += 4;
+    return true;
+}
+
+static bool rd_u64(struct rd *d, uint64_t *v)
+{
+    if (d->end - d->p < 8)
+        return false;
+    *v = le(d->p, 8);
+    d->p += 8;
+    return true;
+}
+
+static bool rd_bytes(struct rd *d, size_t n, const uint8_t **p)
+{
+    if ((size_t)(d->end - d->p) < n)
+        return false;
+    *p = d->p;
+    d->p += n;
+    return true;
+}
+
+/* Parse one session into a new struct sess (*out). 0, -EINVAL, -ENOMEM. */
+static int parse_session(struct rd *d, uint64_t applied, struct sess **out)
+{
+    uint64_t rel;
+    struct sess *s = calloc(1, sizeof *s);
+    if (!s)
+        return -ENOMEM;
+    int rc = -EINVAL;
+    if (!rd_u64(d, &s->client_id) || !rd_u64(d, &s->base) || !rd_u64(d, &s->last_active) ||
+        !rd_u64(d, &rel) || s->last_active > applied)
+        goto fail;
+    for (unsigned i = 0; i < W; i++) {
+        if (!(rel & (1ull << i)))
+            continue;
+        unsigned idx = (unsigned)((s->base + i) % W);
+        struct ent *e = &s->ent[idx];
+        uint8_t kept;
+        if (!rd_u8(d, &kept) || kept > 1)
+            goto fail;
+        s->mask |= 1ull << idx;
+        if (kept) {
+            const uint8_t *p;
+            if (!rd_u32(d, &e->len) || !rd_bytes(d, e->len, &p))
+                goto fail;
+            if (e->len) {
+                if (!(e->data = malloc(e->len))) {
+                    rc = -ENOMEM;
+                    goto fail;
+                }
+                memcpy(e->data, p, e->len);
+            }
+            e->kept = 1;
+        }
+    }
+    *out = s;
+    return 0;
+fail:
+    sess_free(s);
+    return rc;
+}
+
+int rabia_rsm_restore(struct rabia_rsm *r, const uint8_t *data, size_t len)
+{
+    if (len < 8 || XXH64(data, len - 8, 0) != le(data + len - 8, 8))
+        return -EINVAL;
+    struct rd d = {data, data + len - 8};
+    uint32_t magic, name_len;
+    const uint8_t *name, *sm_data;
+    uint64_t applied, count, sm_len;
+    if (!rd_u32(&d, &magic) || magic != RSM_MAGIC || !rd_u32(&d, &name_len) ||
+        !rd_bytes(&d, name_len, &name) || name_len != strlen(sm_name(r)) ||
+        memcmp(name, sm_name(r), name_len) != 0 || !rd_u64(&d, &applied) ||
+        !rd_u64(&d, &count) || count > r->cfg.max_sessions ||
+        count > (size_t)(d.end - d.p) / 32) /* a session takes >= 32 bytes */
+        return -EINVAL;
+
+    struct sessions nt = {0};
+    struct sess **v = NULL;
+    int rc = sessions_reserve(&nt, (size_t)count);
+    if (!rc && count && !(v = malloc((size_t)count * sizeof *v)))
+        rc = -ENOMEM;
+    for (uint64_t k = 0; !rc && k < count; k++) {
+        struct sess *s;
+        if ((rc = parse_session(&d, applied, &s)))
+            break;
+        if (k > 0 && s->client_id <= v[k - 1]->client_id) {
+            sess_free(s);
+            rc = -EINVAL;
+            break;
+        }
+        table_place(nt.tab, nt.cap, s);
+        nt.count++;
+        v[k] = s;
+    }
+    if (!rc && (!rd_u64(&d, &sm_len) || sm_len != (uint64_t)(d.end - d.p)))
+        rc = -EINVAL;
+    if (!rc) {
+        sm_data = d.p;
+        /* The state machine's restore is all or nothing: once it succeeds
+         * nothing else can fail. */
+        rc = r->ops->restore(r->sm, sm_data, (size_t)sm_len);
+    }
+    if (rc) {
+        free(v);
+        sessions_free(&nt);
+        return rc;
+    }
+    if (count)
+        qsort(v, (size_t)count, sizeof *v, cmp_activity);
+    for (uint64_t k = 0; k < count; k++)
+        list_append(&nt, v[k]);
+    free(v);
+    sessions_free(&r->s);
+    r->s = nt;
+    r->applied = applied;
+    return 0;
+}

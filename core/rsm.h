@@ -1,0 +1,139 @@
+/* The apply layer: runs decided batches through a state machine, with
+ * exactly-once client sessions. Everything here is replicated state: two
+ * replicas that applied the same slots hold equal sessions and equal state
+ * machines, and their snapshots (and rabia_rsm_hash) are byte-equal.
+ *
+ * SESSIONS. Every request carries (client id, seq, ack):
+ *   - seq grows by 1 per new request of that client, starting at 1; a retry
+ *     of a request reuses its seq;
+ *   - ack is the lowest seq the client still waits for: it holds the
+ *     replies of every lower seq, which may therefore be forgotten.
+ * Requests of one client may be decided out of order (in different batches
+ * and slots), so a session remembers, per client, its window base (the
+ * highest ack seen; acks never move it back) and, for each seq in
+ * [base, base + 64), whether it was applied and its reply.
+ *
+ * For each request of a batch, in batch order:
+ *   1. ack > seq or seq >= ack + 64 (client bugs: a client never runs more
+ *      than 64 requests ahead of its ack): RABIA_REPLY_BAD_REQUEST, not
+ *      applied, the session is not touched (nor created).
+ *   2. The client's session is looked up; an unknown client gets a new one
+ *      with base = ack (so a client's first request may have any seq; it
+ *      normally has seq = ack = 1). If ack > base, base moves up to ack and
+ *      the replies below it are forgotten.
+ *   3. seq < base: RABIA_REPLY_SESSION_EXPIRED, not applied. (Since
+ *      base >= ack, seq < base + 64 holds here.)
+ *   4. (client, seq) already applied: not applied again; fn gets the cached
+ *      reply with its original status (RABIA_REPLY_OK), or
+ *      RABIA_REPLY_APPLIED_NO_RESULT and no body when the reply was larger
+ *      than max_reply_bytes and so was not kept.
+ *   5. Otherwise the op is applied: fn gets RABIA_REPLY_OK and the state
+ *      machine's result, which is kept for retries when it is at most
+ *      max_reply_bytes long.
+ * Every request from steps 2-5 counts as activity of its client in the
+ * slot being applied.
+ *
+ * EVICTION. The table holds at most max_sessions clients. A new client
+ * arriving at a full table evicts the session whose last activity is
+ * oldest (ties: the smallest client id). An evicted client starts afresh
+ * if it comes back: if it then retries a request that was already applied,
+ * that request is applied a second time. So max_sessions must exceed the
+ * number of clients active at once (Raft-based systems bound sessions the
+ * same way). The configuration must be equal on every replica.
+ *
+ * MEMORY: each session holds at most 64 cached replies, so the replies
+ * take at most max_sessions x 64 x max_reply_bytes bytes in the worst
+ * case, plus about 1.1 KiB of bookkeeping per session.
+ *
+ * DETERMINISM: no pointer, clock or hash-table order reaches a reply or a
+ * snapshot (snapshots list sessions sorted by client id). */
+#ifndef RABIA_RSM_H
+#define RABIA_RSM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rabia/state_machine.h"
+#include "rabia/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RABIA_RSM_WINDOW 64 /* seqs a session tracks above its ack */
+
+struct rabia_rsm_config {
+    uint32_t max_sessions;    /* >= 1 */
+    uint32_t max_reply_bytes; /* largest reply kept for retries */
+};
+
+/* NULL on allocation failure or max_sessions == 0. cfg NULL: defaults
+ * (4096 sessions, 4096-byte replies). */
+struct rabia_rsm *rabia_rsm_create(const struct rabia_sm_ops *ops, const struct rabia_rsm_config *cfg);
+void rabia_rsm_destroy(struct rabia_rsm *r);
+
+/* Called for every request as it is applied (or found to be a duplicate,
+ * expired or bad); status is an enum rabia_reply_status; reply points to
+ * memory valid only during the call (NULL when len is 0). */
+typedef void (*rabia_rsm_reply_fn)(void *ctx, uint64_t client_id, uint64_t seq, int status,
+                                   const uint8_t *reply, size_t len);
+
+/* Apply the decided batch of `slot`. Slots must come strictly in order:
+ * slot == rabia_rsm_applied() + 1, else -EINVAL and nothing changes. A
+ * null slot is applied with body NULL, len 0 and only advances the
+ * counter. A malformed body (see codec.h) is applied as a no-op: every
+ * replica does the same; the slot advances, fn is not called, 0 is
+ * returned. Returns 0, or a negative errno for a failure that is not
+ * deterministic (-ENOMEM, or the state machine's own): the state may then
+ * be partly changed and the replica must stop (or restore a snapshot).
+ * fn may be NULL. */
+int rabia_rsm_apply(struct rabia_rsm *r, uint64_t slot, const uint8_t *body, size_t len,
+                    rabia_rsm_reply_fn fn, void *ctx);
+
+/* The last applied slot, 0 at start. */
+uint64_t rabia_rsm_applied(const struct rabia_rsm *r);
+
+/* Look up a request without applying it. Returns 1 when there is an
+ * answer: *status RABIA_REPLY_OK with the cached reply (valid until the
+ * next apply/restore), RABIA_REPLY_APPLIED_NO_RESULT (applied, reply not
+ * kept), or RABIA_REPLY_SESSION_EXPIRED (seq is below the session's base;
+ * *reply NULL, *len 0). Returns 0 if (client, seq) has not been applied
+ * (including an unknown client and seq beyond the window). */
+int rabia_rsm_lookup(const struct rabia_rsm *r, uint64_t client_id, uint64_t seq, int *status,
+                     const uint8_t **reply, size_t *len);
+
+/* Append the canonical snapshot to out: applied slot, sessions, the state
+ * machine's snapshot and a checksum. 0 or -ENOMEM (out is then as before).
+ *
+ * Format (little-endian):
+ *   u32 magic "RSM1" (0x314d5352), u32 name length, state machine name,
+ *   u64 applied slot, u64 session count, then per session in increasing
+ *   client id order:
+ *     u64 client id, u64 base, u64 last activity slot,
+ *     u64 applied mask (bit i: seq base + i applied),
+ *     per set bit, lowest first: u8 kept (1: u32 length + reply bytes
+ *     follow; 0: applied without a kept result)
+ *   u64 state machine snapshot length, its bytes,
+ *   u64 XXH64 (seed 0) of every byte before it. */
+int rabia_rsm_snapshot(struct rabia_rsm *r, struct rabia_buf *out);
+
+/* Replace everything with a snapshot: all or nothing. -EINVAL for corrupt,
+ * truncated or foreign data (a checksum, magic, name or ordering mismatch,
+ * more sessions than max_sessions, a state machine that rejects its part),
+ * -ENOMEM; the previous state is then unchanged. */
+int rabia_rsm_restore(struct rabia_rsm *r, const uint8_t *data, size_t len);
+
+/* XXH64 of the canonical snapshot: equal on replicas at equal applied
+ * slot. 0 if the snapshot could not be built (-ENOMEM). */
+uint64_t rabia_rsm_hash(struct rabia_rsm *r);
+
+/* The state machine instance, for tests and local read-only inspection. */
+void *rabia_rsm_sm(struct rabia_rsm *r);
+
+/* Number of sessions held (for tests and status). */
+uint32_t rabia_rsm_sessions(const struct rabia_rsm *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

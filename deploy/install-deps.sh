@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what building and testing rabia needs on Debian 12 (run as root).
+# Runs apt-get update and installs only when something is missing.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config git
+      liburing-dev libjemalloc-dev libxxhash-dev libbenchmark-dev
+      clang libclang-rt-14-dev   # libFuzzer target of the codec
+      spin                       # model checking (tests/model)
+      redis-tools                # redis-cli / redis-benchmark against the RESP port
+      iproute2 iptables procps)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: missing packages: ${missing[*]}; run as root (or: sudo $0)" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "install-deps: all build and test dependencies present"

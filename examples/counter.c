@@ -1,0 +1,151 @@
+/* The counter example state machine: see counter.h for the encodings. */
+#include "counter.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ex_codec.h"
+
+#define COUNTER_SNAPSHOT_VERSION 1
+
+struct counter {
+    int64_t value;
+};
+
+static void *counter_create(void)
+{
+    return calloc(1, sizeof(struct counter));
+}
+
+static void counter_destroy(void *sm)
+{
+    free(sm);
+}
+
+static int put_value(struct rabia_buf *reply, int64_t v)
+{
+    int rc = rabia_buf_put_u8(reply, 0);
+    return rc ? rc : rabia_buf_put_u64(reply, (uint64_t)v);
+}
+
+static int put_error(struct rabia_buf *reply, const char *why)
+{
+    size_t n = strlen(why);
+    int rc = rabia_buf_put_u8(reply, 1);
+    if (!rc)
+        rc = rabia_buf_put_u32(reply, (uint32_t)n);
+    return rc ? rc : rabia_buf_append(reply, why, n);
+}
+
+static int counter_apply(void *sm, const uint8_t *op, size_t op_len, struct rabia_buf *reply)
+{
+    struct counter *c = sm;
+    if (op_len == 0)
+        return put_error(reply, "malformed operation");
+    switch (op[0]) {
+    case RABIA_COUNTER_INC:
+        if (op_len != 1)
+            break;
+        if (c->value == INT64_MAX)
+            return put_error(reply, "overflow");
+        c->value++;
+        return put_value(reply, c->value);
+    case RABIA_COUNTER_DEC:
+        if (op_len != 1)
+            break;
+        if (c->value == INT64_MIN)
+            return put_error(reply, "overflow");
+        c->value--;
+        return put_value(reply, c->value);
+    case RABIA_COUNTER_GET:
+        if (op_len != 1)
+            break;
+        return put_value(reply, c->value);
+    case RABIA_COUNTER_SET:
+        if (op_len != 9)
+            break;
+        c->value = (int64_t)ex_le64(op + 1);
+        return put_value(reply, c->value);
+    default:
+        break;
+    }
+    return put_error(reply, "malformed operation");
+}
+
+static int counter_snapshot(void *sm, struct rabia_buf *out)
+{
+    const struct counter *c = sm;
+    int rc = rabia_buf_put_u8(out, COUNTER_SNAPSHOT_VERSION);
+    return rc ? rc : rabia_buf_put_u64(out, (uint64_t)c->value);
+}
+
+static int counter_restore(void *sm, const uint8_t *data, size_t len)
+{
+    struct counter *c = sm;
+    if (len != 9 || data[0] != COUNTER_SNAPSHOT_VERSION)
+        return -EINVAL;
+    c->value = (int64_t)ex_le64(data + 1);
+    return 0;
+}
+
+const struct rabia_sm_ops rabia_sm_counter = {
+    .name = "counter",
+    .create = counter_create,
+    .destroy = counter_destroy,
+    .apply = counter_apply,
+    .snapshot = counter_snapshot,
+    .restore = counter_restore,
+};
+
+int rabia_counter_encode(struct rabia_buf *out, enum rabia_counter_op op, int64_t value)
+{
+    switch (op) {
+    case RABIA_COUNTER_INC:
+    case RABIA_COUNTER_DEC:
+    case RABIA_COUNTER_GET:
+        return rabia_buf_put_u8(out, (uint8_t)op);
+    case RABIA_COUNTER_SET: {
+        int rc = rabia_buf_reserve(out, 9);
+        if (rc)
+            return rc;
+        rabia_buf_put_u8(out, (uint8_t)op);
+        return rabia_buf_put_u64(out, (uint64_t)value);
+    }
+    }
+    return -EINVAL;
+}
+
+int rabia_counter_decode_result(const uint8_t *p, size_t len, int64_t *value,
+                                const char **err, size_t *err_len)
+{
+    struct ex_rd r = ex_rd_init(p, len);
+    uint8_t tag;
+    if (!ex_get_u8(&r, &tag))
+        return -EINVAL;
+    if (tag == 0) {
+        uint64_t v;
+        if (!ex_get_u64(&r, &v) || ex_rd_left(&r))
+            return -EINVAL;
+        if (value)
+            *value = (int64_t)v;
+        return 0;
+    }
+    if (tag == 1) {
+        const uint8_t *s;
+        uint32_t n;
+        if (!ex_get_str(&r, &s, &n) || ex_rd_left(&r))
+            return -EINVAL;
+        if (err)
+            *err = (const char *)s;
+        if (err_len)
+            *err_len = n;
+        return 1;
+    }
+    return -EINVAL;
+}
+
+int64_t rabia_counter_value(const void *sm)
+{
+    return ((const struct counter *)sm)->value;
+}

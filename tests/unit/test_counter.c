@@ -1,0 +1,168 @@
+/* The counter example state machine. */
+#include <errno.h>
+#include <string.h>
+
+#include "check.h"
+#include "counter.h"
+
+static uint64_t rng_state;
+static uint64_t rng(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Apply op and decode: 0 value, 1 error (reason copied to why). */
+static int run(void *sm, enum rabia_counter_op op, int64_t arg, int64_t *value, char *why)
+{
+    struct rabia_buf o = {0}, r = {0};
+    CHECK_EQ(rabia_counter_encode(&o, op, arg), 0);
+    CHECK_EQ(rabia_sm_counter.apply(sm, o.data, o.len, &r), 0);
+    const char *e = NULL;
+    size_t elen = 0;
+    int rc = rabia_counter_decode_result(r.data, r.len, value, &e, &elen);
+    if (rc == 1 && why) {
+        memcpy(why, e, elen);
+        why[elen] = 0;
+    }
+    rabia_buf_free(&o);
+    rabia_buf_free(&r);
+    return rc;
+}
+
+static void test_operations(void)
+{
+    void *sm = rabia_sm_counter.create();
+    int64_t v = -1;
+    CHECK_EQ(run(sm, RABIA_COUNTER_GET, 0, &v, NULL), 0);
+    CHECK_EQ(v, 0);
+    CHECK_EQ(run(sm, RABIA_COUNTER_INC, 0, &v, NULL), 0);
+    CHECK_EQ(v, 1);
+    CHECK_EQ(run(sm, RABIA_COUNTER_INC, 0, &v, NULL), 0);
+    CHECK_EQ(v, 2);
+    CHECK_EQ(run(sm, RABIA_COUNTER_DEC, 0, &v, NULL), 0);
+    CHECK_EQ(v, 1);
+    CHECK_EQ(run(sm, RABIA_COUNTER_SET, -42, &v, NULL), 0);
+    CHECK_EQ(v, -42);
+    CHECK_EQ(run(sm, RABIA_COUNTER_GET, 0, &v, NULL), 0);
+    CHECK_EQ(v, -42);
+    CHECK_EQ(rabia_counter_value(sm), -42);
+    /* Get is repeatable. */
+    int64_t a, b;
+    run(sm, RABIA_COUNTER_GET, 0, &a, NULL);
+    run(sm, RABIA_COUNTER_GET, 0, &b, NULL);
+    CHECK_EQ(a, b);
+    rabia_sm_counter.destroy(sm);
+}
+
+static void test_overflow(void)
+{
+    void *sm = rabia_sm_counter.create();
+    int64_t v;
+    char why[64];
+    run(sm, RABIA_COUNTER_SET, INT64_MAX, &v, NULL);
+    CHECK_EQ(run(sm, RABIA_COUNTER_INC, 0, &v, why), 1);
+    CHECK(strcmp(why, "overflow") == 0);
+    CHECK(rabia_counter_value(sm) == INT64_MAX);
+    run(sm, RABIA_COUNTER_SET, INT64_MIN, &v, NULL);
+    CHECK_EQ(run(sm, RABIA_COUNTER_DEC, 0, &v, why), 1);
+    CHECK(rabia_counter_value(sm) == INT64_MIN);
+    CHECK_EQ(run(sm, RABIA_COUNTER_INC, 0, &v, NULL), 0);
+    CHECK(v == INT64_MIN + 1);
+    rabia_sm_counter.destroy(sm);
+}
+
+static void test_malformed(void)
+{
+    void *sm = rabia_sm_counter.create();
+    const uint8_t bad[][10] = {{0}, {9}, {1, 0}, {4, 1, 2, 3}, {3, 3}};
+    const size_t lens[] = {0, 1, 2, 4, 2};
+    int64_t v;
+    CHECK_EQ(run(sm, RABIA_COUNTER_SET, 7, &v, NULL), 0);
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        struct rabia_buf r = {0};
+        CHECK_EQ(rabia_sm_counter.apply(sm, lens[i] ? bad[i] : NULL, lens[i], &r), 0);
+        const char *e;
+        size_t elen;
+        CHECK_EQ(rabia_counter_decode_result(r.data, r.len, NULL, &e, &elen), 1);
+        CHECK(elen == strlen("malformed operation") && memcmp(e, "malformed operation", elen) == 0);
+        CHECK_EQ(rabia_counter_value(sm), 7);
+        rabia_buf_free(&r);
+    }
+    CHECK_EQ(rabia_counter_decode_result((const uint8_t *)"", 0, NULL, NULL, NULL), -EINVAL);
+    CHECK_EQ(rabia_counter_decode_result((const uint8_t *)"\x00\x01", 2, NULL, NULL, NULL), -EINVAL);
+    CHECK_EQ(rabia_counter_decode_result((const uint8_t *)"\x02", 1, NULL, NULL, NULL), -EINVAL);
+    CHECK_EQ(rabia_counter_decode_result((const uint8_t *)"\x01\x05\0\0\0ab", 7, NULL, NULL, NULL), -EINVAL);
+    struct rabia_buf o = {0};
+    CHECK_EQ(rabia_counter_encode(&o, (enum rabia_counter_op)9, 0), -EINVAL);
+    rabia_buf_free(&o);
+    rabia_sm_counter.destroy(sm);
+}
+
+static void test_determinism(void)
+{
+    void *a = rabia_sm_counter.create(), *b = rabia_sm_counter.create();
+    struct rabia_buf op = {0}, ra = {0}, rb = {0}, sa = {0}, sb = {0};
+    rng_state = 12345;
+    for (int i = 0; i < 10000; i++) {
+        uint64_t x = rng();
+        rabia_buf_clear(&op);
+        if (x % 50 == 0)
+            rabia_counter_encode(&op, RABIA_COUNTER_SET, (int64_t)rng());
+        else
+            rabia_counter_encode(&op, (enum rabia_counter_op)(1 + x % 3), 0);
+        rabia_buf_clear(&ra);
+        rabia_buf_clear(&rb);
+        CHECK_EQ(rabia_sm_counter.apply(a, op.data, op.len, &ra), 0);
+        CHECK_EQ(rabia_sm_counter.apply(b, op.data, op.len, &rb), 0);
+        CHECK(ra.len == rb.len && memcmp(ra.data, rb.data, ra.len) == 0);
+    }
+    rabia_sm_counter.snapshot(a, &sa);
+    rabia_sm_counter.snapshot(b, &sb);
+    CHECK(sa.len == 9 && sa.len == sb.len && memcmp(sa.data, sb.data, sa.len) == 0);
+    rabia_buf_free(&op);
+    rabia_buf_free(&ra);
+    rabia_buf_free(&rb);
+    rabia_buf_free(&sa);
+    rabia_buf_free(&sb);
+    rabia_sm_counter.destroy(a);
+    rabia_sm_counter.destroy(b);
+}
+
+static void test_snapshot(void)
+{
+    void *a = rabia_sm_counter.create(), *b = rabia_sm_counter.create();
+    struct rabia_buf s1 = {0}, s2 = {0};
+    int64_t v;
+    run(a, RABIA_COUNTER_SET, 42, &v, NULL);
+    CHECK_EQ(rabia_sm_counter.snapshot(a, &s1), 0);
+    CHECK_EQ(rabia_sm_counter.restore(b, s1.data, s1.len), 0);
+    CHECK_EQ(rabia_counter_value(b), 42);
+    CHECK_EQ(rabia_sm_counter.snapshot(b, &s2), 0);
+    CHECK(s1.len == s2.len && memcmp(s1.data, s2.data, s1.len) == 0);
+    /* Corrupt or truncated: rejected, old state kept. */
+    run(b, RABIA_COUNTER_SET, 7, &v, NULL);
+    CHECK_EQ(rabia_sm_counter.restore(b, s1.data, s1.len - 1), -EINVAL);
+    CHECK_EQ(rabia_sm_counter.restore(b, s1.data, 0), -EINVAL);
+    s2.data[0] = 2;
+    CHECK_EQ(rabia_sm_counter.restore(b, s2.data, s2.len), -EINVAL);
+    rabia_buf_put_u8(&s1, 0);
+    CHECK_EQ(rabia_sm_counter.restore(b, s1.data, s1.len), -EINVAL);
+    CHECK_EQ(rabia_counter_value(b), 7);
+    rabia_buf_free(&s1);
+    rabia_buf_free(&s2);
+    rabia_sm_counter.destroy(a);
+    rabia_sm_counter.destroy(b);
+}
+
+int main(void)
+{
+    RUN(test_operations);
+    RUN(test_overflow);
+    RUN(test_malformed);
+    RUN(test_determinism);
+    RUN(test_snapshot);
+    return CHECK_DONE();
+}

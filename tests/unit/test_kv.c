@@ -1,0 +1,828 @@
+/* The Redis-like key-value example state machine. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "kv.h"
+
+static uint64_t rng_state;
+static uint64_t rng(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static struct rabia_buf rep; /* the last reply */
+
+static int buf_eq(const struct rabia_buf *a, const struct rabia_buf *b)
+{
+    return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+static void print_escaped(const char *what, const uint8_t *p, size_t n)
+{
+    fprintf(stderr, "  %s: \"", what);
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\')
+            fputc(p[i], stderr);
+        else
+            fprintf(stderr, "\\x%02x", p[i]);
+    }
+    fprintf(stderr, "\"\n");
+}
+
+static void apply_op(void *sm, const uint8_t *op, size_t len)
+{
+    rabia_buf_clear(&rep);
+    CHECK_EQ(rabia_sm_kv.apply(sm, op, len, &rep), 0);
+    size_t used = 0;
+    CHECK_EQ(rabia_kv_resp_check(rep.data, rep.len, &used), 0);
+    CHECK_EQ(used, rep.len);
+}
+
+static int count_argv(const char *const *argv)
+{
+    int n = 0;
+    while (argv[n])
+        n++;
+    return n;
+}
+
+/* Run a command given as a NULL-terminated argv of C strings. */
+static void run_v(void *sm, const char *const *argv)
+{
+    struct rabia_buf op = {0};
+    CHECK_EQ(rabia_kv_encode_argv(&op, count_argv(argv), argv, NULL), 0);
+    apply_op(sm, op.data, op.len);
+    rabia_buf_free(&op);
+}
+#define RUNCMD(sm, ...) run_v(sm, (const char *const[]){__VA_ARGS__, NULL})
+
+static void expect_reply(const char *want, size_t want_len, int line)
+{
+    if (rep.len != want_len || memcmp(rep.data, want, want_len) != 0) {
+        fprintf(stderr, "%s:%d: reply mismatch\n", __FILE__, line);
+        print_escaped("want", (const uint8_t *)want, want_len);
+        print_escaped("got ", rep.data, rep.len);
+        check_failures++;
+    }
+}
+/* EXPECT(sm, "reply", "CMD", "arg"...): want is a string literal. */
+#define EXPECT(sm, want, ...)                                                 \
+    do {                                                                      \
+        RUNCMD(sm, __VA_ARGS__);                                              \
+        expect_reply(want, sizeof(want) - 1, __LINE__);                       \
+    } while (0)
+
+#define EXPECT_REPLY(want) expect_reply(want, sizeof(want) - 1, __LINE__)
+
+static int reply_starts(const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return rep.len >= n && memcmp(rep.data, prefix, n) == 0;
+}
+
+static void snap(void *sm, struct rabia_buf *out)
+{
+    rabia_buf_clear(out);
+    CHECK_EQ(rabia_sm_kv.snapshot(sm, out), 0);
+}
+
+/* Run a TXN of n commands, each a NULL-terminated argv. */
+static void run_txn(void *sm, int n, const char *const *const *cmds)
+{
+    struct rabia_buf parts[16] = {{0}}, op = {0};
+    const uint8_t *ops[16] = {0};
+    size_t lens[16] = {0};
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ(rabia_kv_encode_argv(&parts[i], count_argv(cmds[i]), cmds[i], NULL), 0);
+        ops[i] = parts[i].data;
+        lens[i] = parts[i].len;
+    }
+    CHECK_EQ(rabia_kv_encode_txn(&op, n, ops, lens), 0);
+    apply_op(sm, op.data, op.len);
+    for (int i = 0; i < n; i++)
+        rabia_buf_free(&parts[i]);
+    rabia_buf_free(&op);
+}
+#define C(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define TXN(sm, ...)                                                           \
+    run_txn(sm, (int)(sizeof((const char *const *const[]){__VA_ARGS__}) /      \
+                      sizeof(const char *const *)),                            \
+            (const char *const *const[]){__VA_ARGS__})
+
+static void test_basics(void)
+{
+    void *sm = rabia_sm_kv.create();
+    EXPECT(sm, "+PONG\r\n", "PING");
+    EXPECT(sm, "$2\r\nhi\r\n", "ping", "hi");
+    EXPECT(sm, "-ERR wrong number of arguments for 'ping' command\r\n", "PING", "a", "b");
+    EXPECT(sm, "$5\r\nhello\r\n", "ECHO", "hello");
+    EXPECT(sm, "$-1\r\n", "GET", "k");
+    EXPECT(sm, "+OK\r\n", "SET", "k", "v");
+    EXPECT(sm, "$1\r\nv\r\n", "get", "k");
+    EXPECT(sm, "+OK\r\n", "sEt", "k", "");
+    EXPECT(sm, "$0\r\n\r\n", "GET", "k");
+    EXPECT(sm, ":1\r\n", "DBSIZE");
+    EXPECT(sm, "+OK\r\n", "MSET", "a", "1", "b", "2", "a", "3");
+    EXPECT(sm, "*4\r\n$1\r\n3\r\n$-1\r\n$1\r\n2\r\n$0\r\n\r\n", "MGET", "a", "x", "b", "k");
+    EXPECT(sm, ":3\r\n", "EXISTS", "a", "a", "b", "zz");
+    EXPECT(sm, ":2\r\n", "DEL", "a", "a", "b", "zz");
+    EXPECT(sm, ":0\r\n", "EXISTS", "a");
+    EXPECT(sm, ":1\r\n", "DBSIZE");
+    EXPECT(sm, "+OK\r\n", "FLUSHALL");
+    EXPECT(sm, ":0\r\n", "DBSIZE");
+    EXPECT(sm, "+OK\r\n", "FLUSHALL", "async");
+    EXPECT(sm, "-ERR syntax error\r\n", "FLUSHALL", "now");
+    EXPECT(sm, "-ERR syntax error\r\n", "FLUSHALL", "sync", "sync");
+    rabia_sm_kv.destroy(sm);
+}
+
+static void test_errors(void)
+{
+    void *sm = rabia_sm_kv.create();
+    struct rabia_buf s1 = {0}, s2 = {0};
+    RUNCMD(sm, "SET", "keep", "me");
+    snap(sm, &s1);
+    EXPECT(sm, "-ERR wrong number of arguments for 'get' command\r\n", "GET");
+    EXPECT(sm, "-ERR wrong number of arguments for 'get' command\r\n", "GET", "a", "b");
+    EXPECT(sm, "-ERR wrong number of arguments for 'set' command\r\n", "SET", "a");
+    EXPECT(sm, "-ERR wrong number of arguments for 'mset' command\r\n", "MSET", "a", "1", "b");
+    EXPECT(sm, "-ERR wrong number of arguments for 'del' command\r\n", "DEL");
+    EXPECT(sm, "-ERR wrong number of arguments for 'dbsize' command\r\n", "DBSIZE", "x");
+    EXPECT(sm, "-ERR wrong number of arguments for 'incrby' command\r\n", "INCRBY", "x");
+    EXPECT(sm, "-ERR unknown command 'FOO', with args beginning with: 'a' 'b c' \r\n", "FOO", "a",
+           "b c");
+    EXPECT(sm, "-ERR unknown command 'foo', with args beginning with: \r\n", "foo");
+    EXPECT(sm, "-ERR unknown command 'x  y', with args beginning with: 'a b' \r\n", "x\r\ny", "a\nb");
+    EXPECT(sm, "-ERR unknown command 'EXEC', with args beginning with: \r\n", "EXEC");
+    /* Long arguments are cut near 128 bytes, as Redis does. */
+    char big[300];
+    memset(big, 'z', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    RUNCMD(sm, "nope", big, "second");
+    CHECK(reply_starts("-ERR unknown command 'nope', with args beginning with: 'zzz"));
+    CHECK(rep.len == strlen("-ERR unknown command 'nope', with args beginning with: ") + 128 + 3 + 2);
+    /* Malformed operations. */
+    apply_op(sm, NULL, 0);
+    expect_reply("-ERR malformed operation\r\n", 26, __LINE__);
+    apply_op(sm, (const uint8_t *)"\x01\0\0\0\x05\0\0\0ab", 10);
+    expect_reply("-ERR malformed operation\r\n", 26, __LINE__);
+    apply_op(sm, (const uint8_t *)"\0\0\0\0\0", 5);
+    expect_reply("-ERR malformed operation\r\n", 26, __LINE__);
+    apply_op(sm, (const uint8_t *)"\xff\xff\xff\xff\0\0\0\0", 8);
+    expect_reply("-ERR malformed operation\r\n", 26, __LINE__);
+    apply_op(sm, (const uint8_t *)"\0\0\0\0", 4);
+    expect_reply("-ERR empty command\r\n", 20, __LINE__);
+    snap(sm, &s2);
+    CHECK(buf_eq(&s1, &s2));
+    rabia_buf_free(&s1);
+    rabia_buf_free(&s2);
+    rabia_sm_kv.destroy(sm);
+}
+
+static void test_set_options(void)
+{
+    void *sm = rabia_sm_kv.create();
+    EXPECT(sm, "+OK\r\n", "SET", "k", "v1", "NX");
+    EXPECT(sm, "$-1\r\n", "SET", "k", "v2", "nx");
+    EXPECT(sm, "$2\r\nv1\r\n", "GET", "k");
+    EXPECT(sm, "$-1\r\n", "SET", "absent", "v", "XX");
+    EXPECT(sm, ":0\r\n", "EXISTS", "absent");
+    EXPECT(sm, "+OK\r\n", "SET", "k", "v2", "XX");
+    EXPECT(sm, "$2\r\nv2\r\n", "SET", "k", "v3", "GET");
+    EXPECT(sm, "$2\r\nv3\r\n", "GET", "k");
+    EXPECT(sm, "$-1\r\n", "SET", "new", "n1", "GET");
+    EXPECT(sm, "$2\r\nn1\r\n", "GET", "new");
+    /* NX GET on an existing key: the old value, and no write. */
+    EXPECT(sm, "$2\r\nv3\r\n", "SET", "k", "v4", "NX", "GET");
+    EXPECT(sm, "$2\r\nv3\r\n", "GET", "k");
+    /* XX GET on a missing key: nil, and no write. */
+    EXPECT(sm, "$-1\r\n", "SET", "nokey", "v", "XX", "GET");
+    EXPECT(sm, ":0\r\n", "EXISTS", "nokey");
+    EXPECT(sm, "$2\r\nv3\r\n", "SET", "k", "v5", "GET", "XX");
+    EXPECT(sm, "$2\r\nv5\r\n", "GET", "k");
+    EXPECT(sm, "+OK\r\n", "SET", "k", "v6", "KEEPTTL");
+    EXPECT(sm, "-ERR syntax error\r\n", "SET", "k", "v", "NX", "XX");
+    EXPECT(sm, "-ERR syntax error\r\n", "SET", "k", "v", "EX", "10");
+    EXPECT(sm, "-ERR syntax error\r\n", "SET", "k", "v", "bogus");
+    EXPECT(sm, "$2\r\nv6\r\n", "GET", "k");
+    rabia_sm_kv.destroy(sm);
+}
+
+static void test_incr(void)
+{
+    void *sm = rabia_sm_kv.create();
+    EXPECT(sm, ":1\r\n", "INCR", "n");
+    EXPECT(sm, ":11\r\n", "INCRBY", "n", "10");
+    EXPECT(sm, ":10\r\n", "DECR", "n");
+    EXPECT(sm, ":-10\r\n", "DECRBY", "n", "20");
+    EXPECT(sm, "$3\r\n-10\r\n", "GET", "n");
+    EXPECT(sm, ":-1\r\n", "DECR", "fresh");
+    const char *not_int = "-ERR value is not an integer or out of range\r\n";
+    const char *bad[] = {"abc", " 1", "1 ", "+1", "01", "-0", "", "1.5", "9223372036854775808",
+                         "-9223372036854775809", "12345678901234567890123"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        RUNCMD(sm, "SET", "s", bad[i]);
+        RUNCMD(sm, "INCR", "s");
+        expect_reply(not_int, strlen(not_int), __LINE__);
+        RUNCMD(sm, "INCRBY", "n", bad[i]);
+        expect_reply(not_int, strlen(not_int), __LINE__);
+        RUNCMD(sm, "GET", "s"); /* the value is untouched */
+        char want[64];
+        int wl = snprintf(want, sizeof want, "$%zu\r\n%s\r\n", strlen(bad[i]), bad[i]);
+        expect_reply(want, (size_t)wl, __LINE__);
+    }
+    EXPECT(sm, "$23\r\n12345678901234567890123\r\n", "GET", "s");
+    EXPECT(sm, "+OK\r\n", "SET", "m", "9223372036854775806");
+    EXPECT(sm, ":9223372036854775807\r\n", "INCR", "m");
+    EXPECT(sm, "-ERR increment or decrement would overflow\r\n", "INCR", "m");
+    EXPECT(sm, "$19\r\n9223372036854775807\r\n", "GET", "m");
+    EXPECT(sm, "+OK\r\n", "SET", "m", "-9223372036854775808");
+    EXPECT(sm, "-ERR increment or decrement would overflow\r\n", "DECR", "m");
+    EXPECT(sm, "-ERR increment or decrement would overflow\r\n", "INCRBY", "m", "-1");
+    EXPECT(sm, ":-1\r\n", "INCRBY", "m", "9223372036854775807");
+    EXPECT(sm, ":-1\r\n", "DECRBY", "m", "0");
+    EXPECT(sm, "-ERR decrement would overflow\r\n", "DECRBY", "m", "-9223372036854775808");
+    EXPECT(sm, "-ERR increment or decrement would overflow\r\n", "INCRBY", "m",
+           "-9223372036854775808");
+    EXPECT(sm, "+OK\r\n", "SET", "m", "0");
+    EXPECT(sm, ":-9223372036854775808\r\n", "INCRBY", "m", "-9223372036854775808");
+    EXPECT(sm, "+OK\r\n", "SET", "z", "0");
+    EXPECT(sm, ":1\r\n", "INCR", "z");
+    rabia_sm_kv.destroy(sm);
+}
+
+/* Parse an array of bulk strings (as KEYS replies) into a joined list
+ * "a,b,c" for comparison. */
+static char *bulk_list(const uint8_t *p, size_t len, size_t *used)
+{
+    static char out[1 << 16];
+    size_t o = 0, i = 0;
+    long n = 0;
+    CHECK(len > 0 && p[0] == '*');
+    i = 1;
+    while (i < len && p[i] != '\r')
+        n = n * 10 + (p[i++] - '0');
+    i += 2;
+    out[0] = 0;
+    for (long k = 0; k < n; k++) {
+        long bl = 0;
+        CHECK(p[i] == '$');
+        i++;
+        while (p[i] != '\r')
+            bl = bl * 10 + (p[i++] - '0');
+        i += 2;
+        if (k)
+            out[o++] = ',';
+        memcpy(out + o, p + i, (size_t)bl);
+        o += (size_t)bl;
+        i += (size_t)bl + 2;
+    }
+    out[o] = 0;
+    if (used)
+        *used = i;
+    return out;
+}
+
+static void expect_keys(void *sm, const char *pattern, const char *want, int line)
+{
+    RUNCMD(sm, "KEYS", pattern);
+    const char *got = bulk_list(rep.data, rep.len, NULL);
+    if (strcmp(got, want) != 0) {
+        fprintf(stderr, "%s:%d: KEYS %s: want [%s] got [%s]\n", __FILE__, line, pattern, want, got);
+        check_failures++;
+    }
+}
+
+static void test_keys_glob(void)
+{
+    void *sm = rabia_sm_kv.create();
+    const char *keys[] = {"hello", "hallo", "hxllo", "hllo", "heeeello", "h*llo", "h?llo",
+                          "hbllo", "other", "he", "h[a]llo", "h\\llo"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        RUNCMD(sm, "SET", keys[i], "v");
+    expect_keys(sm, "h?llo", "h*llo,h?llo,h\\llo,hallo,hbllo,hello,hxllo", __LINE__);
+    expect_keys(sm, "h*llo",
+                "h*llo,h?llo,h[a]llo,h\\llo,hallo,hbllo,heeeello,hello,hllo,hxllo", __LINE__);
+    expect_keys(sm, "h[ae]llo", "hallo,hello", __LINE__);
+    expect_keys(sm, "h[^e]llo", "h*llo,h?llo,h\\llo,hallo,hbllo,hxllo", __LINE__);
+    expect_keys(sm, "h[a-b]llo", "hallo,hbllo", __LINE__);
+    expect_keys(sm, "h[b-a]llo", "hallo,hbllo", __LINE__);
+    expect_keys(sm, "h\\*llo", "h*llo", __LINE__);
+    expect_keys(sm, "h\\?llo", "h?llo", __LINE__);
+    expect_keys(sm, "h\\[a]llo", "h[a]llo", __LINE__);
+    expect_keys(sm, "h[\\\\]llo", "h\\llo", __LINE__);
+    expect_keys(sm, "he*", "he,heeeello,hello", __LINE__);
+    expect_keys(sm, "nomatch*", "", __LINE__);
+    expect_keys(sm, "other", "other", __LINE__);
+    expect_keys(sm, "*", "h*llo,h?llo,h[a]llo,h\\llo,hallo,hbllo,he,heeeello,hello,hllo,hxllo,other",
+                __LINE__);
+    rabia_sm_kv.destroy(sm);
+}
+
+static void test_glob_function(void)
+{
+    struct {
+        const char *pat, *str;
+        int want;
+    } cases[] = {
+        {"*", "", 1},          {"*", "abc", 1},        {"a*", "a", 1},         {"a*b", "ab", 1},
+        {"a*b", "axxb", 1},    {"a*b", "axxbx", 0},    {"a*b*c", "abbbc", 1},  {"a*b*c", "acb", 0},
+        {"?", "", 0},          {"?", "x", 1},          {"??", "x", 0},         {"[abc]", "b", 1},
+        {"[abc]", "d", 0},     {"[^abc]", "d", 1},     {"[^abc]", "a", 0},     {"[a-c]x", "bx", 1},
+        {"[]", "a", 0},        {"[abc", "b", 1},       {"[abc", "d", 0},       {"\\", "\\", 1},
+        {"a\\", "a\\", 1},     {"\\a", "a", 1},        {"***a", "bba", 1},     {"*a*", "xyz", 0},
+        {"", "", 1},           {"", "a", 0},           {"a", "", 0},           {"*?*", "", 0},
+        {"[a-]", "-", 0},      {"[-a]", "-", 1},       {"*.txt", "f.txt", 1},  {"*.txt", "ftxt", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int got = rabia_kv_glob_match((const uint8_t *)cases[i].pat, strlen(cases[i].pat),
+                                      (const uint8_t *)cases[i].str, strlen(cases[i].str));
+        if (got != cases[i].want) {
+            fprintf(stderr, "glob '%s' vs '%s': want %d got %d\n", cases[i].pat, cases[i].str,
+                    cases[i].want, got);
+            check_failures++;
+        }
+    }
+    /* Binary bytes. */
+    CHECK(rabia_kv_glob_match((const uint8_t *)"a?c", 3, (const uint8_t *)"a\0c", 3));
+    CHECK(rabia_kv_glob_match((const uint8_t *)"[\x80-\xff]", 5, (const uint8_t *)"\x90", 1));
+}
+
+/* One SCAN call: returns the next cursor, appends keys to seen counts. */
+static unsigned long scan_once(void *sm, unsigned long cursor, const char *count, const char *match,
+                               int *seen, int nkeys)
+{
+    char cur[32];
+    snprintf(cur, sizeof cur, "%lu", cursor);
+    if (match)
+        RUNCMD(sm, "SCAN", cur, "MATCH", match, "COUNT", count);
+    else
+        RUNCMD(sm, "SCAN", cur, "COUNT", count);
+    CHECK(reply_starts("*2\r\n$"));
+    size_t i = 5;
+    long cl = 0;
+    while (rep.data[i] != '\r')
+        cl = cl * 10 + (rep.data[i++] - '0');
+    i += 2;
+    char nc[32] = {0};
+    memcpy(nc, rep.data + i, (size_t)cl);
+    i += (size_t)cl + 2;
+    size_t used;
+    char *list = bulk_list(rep.data + i, rep.len - i, &used);
+    CHECK_EQ(i + used, rep.len);
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        int k = atoi(tok + 4);
+        CHECK(k >= 0 && k < nkeys);
+        if (k >= 0 && k < nkeys)
+            seen[k]++;
+    }
+    return strtoul(nc, NULL, 10);
+}
+
+static void test_scan(void)
+{
+    void *sm = rabia_sm_kv.create();
+    enum { N = 1000 };
+    static int seen[N];
+    char key[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "key:%d", i);
+        RUNCMD(sm, "SET", key, "x");
+    }
+    const char *counts[] = {"1", "7", "10", "999", "1000", "5000"};
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        memset(seen, 0, sizeof seen);
+        unsigned long cursor = 0;
+        int calls = 0;
+        do {
+            cursor = scan_once(sm, cursor, counts[c], NULL, seen, N);
+            calls++;
+        } while (cursor != 0 && calls < 10 * N);
+        for (int i = 0; i < N; i++)
+            CHECK_EQ(seen[i], 1);
+        int per = atoi(counts[c]);
+        CHECK_EQ(calls, (N + per - 1) / per);
+    }
+    /* MATCH: only matching keys, each once. */
+    memset(seen, 0, sizeof seen);
+    unsigned long cursor = 0;
+    do
+        cursor = scan_once(sm, cursor, "13", "key:1*", seen, N);
+    while (cursor != 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "%d", i);
+        CHECK_EQ(seen[i], key[0] == '1');
+    }
+    /* Default COUNT is 10; a cursor past the end returns 0 and nothing. */
+    EXPECT(sm, "*2\r\n$1\r\n0\r\n*0\r\n", "SCAN", "1000");
+    EXPECT(sm, "*2\r\n$1\r\n0\r\n*0\r\n", "SCAN", "18446744073709551615", "COUNT",
+           "9223372036854775807");
+    RUNCMD(sm, "SCAN", "0");
+    CHECK(reply_starts("*2\r\n$2\r\n10\r\n*10\r\n$5\r\nkey:0\r\n$5\r\nkey:1\r\n$6\r\nkey:10\r\n"));
+    EXPECT(sm, "-ERR invalid cursor\r\n", "SCAN", "abc");
+    EXPECT(sm, "-ERR invalid cursor\r\n", "SCAN", "-1");
+    EXPECT(sm, "-ERR invalid cursor\r\n", "SCAN", "18446744073709551616");
+    EXPECT(sm, "-ERR syntax error\r\n", "SCAN", "0", "COUNT", "0");
+    EXPECT(sm, "-ERR value is not an integer or out of range\r\n", "SCAN", "0", "COUNT", "x");
+    EXPECT(sm, "-ERR syntax error\r\n", "SCAN", "0", "COUNT");
+    EXPECT(sm, "-ERR syntax error\r\n", "SCAN", "0", "TYPE", "string");
+    /* Empty store. */
+    RUNCMD(sm, "FLUSHALL");
+    EXPECT(sm, "*2\r\n$1\r\n0\r\n*0\r\n", "SCAN", "0");
+    EXPECT(sm, "*0\r\n", "KEYS", "*");
+    rabia_sm_kv.destroy(sm);
+}
+
+static void test_txn(void)
+{
+    void *sm = rabia_sm_kv.create();
+    struct rabia_buf s1 = {0}, s2 = {0};
+    RUNCMD(sm, "SET", "a", "1");
+    RUNCMD(sm, "SET", "s", "str");
+
+    /* A successful transaction applies everything, replies an array. */
+    TXN(sm, C("SET", "b", "2"), C("INCR", "a"), C("GET", "b"), C("DEL", "s"), C("PING"));
+    EXPECT_REPLY("*5\r\n+OK\r\n:2\r\n$1\r\n2\r\n:1\r\n+PONG\r\n");
+    EXPECT(sm, ":0\r\n", "EXISTS", "s");
+    EXPECT(sm, "$1\r\n2\r\n", "GET", "a");
+    TXN(sm, C("SET", "c", "5"), C("INCR", "c"), C("GET", "c"));
+    EXPECT_REPLY("*3\r\n+OK\r\n:6\r\n$1\r\n6\r\n");
+
+    /* Failing transactions change nothing. */
+    RUNCMD(sm, "SET", "s", "str");
+    snap(sm, &s1);
+    TXN(sm, C("SET", "a", "100"), C("DEL", "b"), C("INCR", "s"), C("SET", "z", "1"));
+    expect_reply("-EXECABORT Transaction discarded: command 2 (INCR) failed: ERR value is not an "
+                 "integer or out of range\r\n",
+                 strlen("-EXECABORT Transaction discarded: command 2 (INCR) failed: ERR value is "
+                        "not an integer or out of range\r\n"),
+                 __LINE__);
+    snap(sm, &s2);
+    CHECK(buf_eq(&s1, &s2));
+
+    TXN(sm, C("SET", "new", "x"), C("SET", "new", "y"), C("GET"));
+    CHECK(reply_starts("-EXECABORT Transaction discarded: command 2 (GET) failed: ERR wrong number "
+                       "of arguments for 'get' command\r\n"));
+    snap(sm, &s2);
+    CHECK(buf_eq(&s1, &s2));
+
+    TXN(sm, C("FLUSHALL"), C("SET", "a", "9"), C("DEL", "a"), C("SET", "q", "1"), C("BOGUS", "x"));
+    CHECK(reply_starts("-EXECABORT Transaction discarded: command 4 (BOGUS) failed: ERR unknown "
+                       "command 'BOGUS', with args beginning with: 'x' \r\n"));
+    snap(sm, &s2);
+    CHECK(buf_eq(&s1, &s2));
+
+    TXN(sm, C("MSET", "a", "x", "b", "y", "n1", "1"), C("FLUSHALL"), C("SET", "a", "1"),
+        C("INCR", "a"), C("TXN"));
+    CHECK(reply_starts("-EXECABORT Transaction discarded: command 4 (TXN) failed: ERR TXN calls "
+                       "can not be nested\r\n"));
+    snap(sm, &s2);
+    CHECK(buf_eq(&s1, &s2));
+
+    TXN(sm, C("SET", "s", "1"), C("INCR", "s"), C("SET", "k", "v", "NX", "XX"));
+    CHECK(reply_starts("-EXECABORT Transaction discarded: command 2 (SET) failed: ERR syntax "
+                       "error\r\n"));
+    snap(sm, &s2);
+    CHECK(buf_eq(&s1, &s2));
+
+    /* A command that is not a valid argv blob. */
+    {
+        struct rabia_buf p0 = {0}, op = {0};
+        const char *set[] = {"SET", "a", "zzz"};
+        rabia_kv_encode_argv(&p0, 3, set, NULL);
+        const uint8_t *ops[] = {p0.data, (const uint8_t *)"\x05\0\0\0"};
+        size_t lens[] = {p0.len, 4};
+        rabia_kv_encode_txn(&op, 2, ops, lens);
+        apply_op(sm, op.data, op.len);
+        CHECK(reply_starts("-EXECABORT Transaction discarded: command 1 (?) failed: ERR "
+                           "malformed operation\r\n"));
+        rabia_buf_free(&p0);
+        rabia_buf_free(&op);
+    }
+    snap(sm, &s2);
+    CHECK(buf_eq(&s1, &s2));
+
+    /* An empty transaction; reads inside one; nested TXN name case. */
+    TXN(sm, C("PING"));
+    expect_reply("*1\r\n+PONG\r\n", 11, __LINE__);
+    RUNCMD(sm, "txn");
+    expect_reply("*0\r\n", 4, __LINE__);
+    TXN(sm, C("KEYS", "*"), C("DBSIZE"), C("SCAN", "0", "COUNT", "2"), C("MGET", "a", "s"));
+    CHECK(reply_starts("*4\r\n*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\ns\r\n:4\r\n*2\r\n$1\r\n2\r\n"
+                       "*2\r\n$1\r\na\r\n$1\r\nb\r\n*2\r\n$1\r\n2\r\n$3\r\nstr\r\n"));
+
+    /* A transaction that succeeds after a FLUSHALL keeps the new state. */
+    TXN(sm, C("FLUSHALL"), C("SET", "only", "1"), C("DEL", "only"), C("SET", "only", "2"));
+    EXPECT_REPLY("*4\r\n+OK\r\n+OK\r\n:1\r\n+OK\r\n");
+    EXPECT(sm, ":1\r\n", "DBSIZE");
+    EXPECT(sm, "$1\r\n2\r\n", "GET", "only");
+
+    /* The formatter renders nested replies like redis-cli. */
+    struct rabia_buf f = {0};
+    TXN(sm, C("SCAN", "0"), C("GET", "none"), C("PING"), C("ECHO", "a\"b"));
+    CHECK_EQ(rabia_kv_resp_format(&f, rep.data, rep.len), 0);
+    const char *want = "1) 1) \"0\"\n   2) 1) \"only\"\n2) (nil)\n3) PONG\n4) \"a\\\"b\"\n";
+    CHECK(f.len == strlen(want) && memcmp(f.data, want, f.len) == 0);
+    if (!(f.len == strlen(want) && memcmp(f.data, want, f.len) == 0))
+        print_escaped("formatted", f.data, f.len);
+    rabia_buf_free(&f);
+
+    rabia_buf_free(&s1);
+    rabia_buf_free(&s2);
+    rabia_sm_kv.destroy(sm);
+}
+
+static void test_resp_helpers(void)
+{
+    size_t used;
+    const char *v = "*2\r\n$3\r\nabc\r\n*1\r\n:5\r\n+tail";
+    CHECK_EQ(rabia_kv_resp_check((const uint8_t *)v, strlen(v), &used), 0);
+    CHECK_EQ(used, strlen(v) - 5);
+    for (size_t n = 0; n < used; n++)
+        CHECK_EQ(rabia_kv_resp_check((const uint8_t *)v, n, &used), -EAGAIN);
+    CHECK_EQ(rabia_kv_resp_check((const uint8_t *)"x\r\n", 3, &used), -EINVAL);
+    CHECK_EQ(rabia_kv_resp_check((const uint8_t *)"$3\r\nabcd\r\n", 10, &used), -EINVAL);
+    CHECK_EQ(rabia_kv_resp_check((const uint8_t *)"*-2\r\n", 5, &used), -EINVAL);
+    CHECK_EQ(rabia_kv_resp_check((const uint8_t *)"$-1\r\n", 5, &used), 0);
+    struct rabia_buf f = {0};
+    CHECK_EQ(rabia_kv_resp_format(&f, (const uint8_t *)"-ERR x\r\n", 8), 0);
+    CHECK(f.len == 14 && memcmp(f.data, "(error) ERR x\n", 14) == 0);
+    rabia_buf_clear(&f);
+    CHECK_EQ(rabia_kv_resp_format(&f, (const uint8_t *)":-3\r\n", 5), 0);
+    CHECK(f.len == 13 && memcmp(f.data, "(integer) -3\n", 13) == 0);
+    rabia_buf_clear(&f);
+    CHECK_EQ(rabia_kv_resp_format(&f, (const uint8_t *)"*0\r\n", 4), 0);
+    CHECK(f.len == 14 && memcmp(f.data, "(empty array)\n", 14) == 0);
+    rabia_buf_free(&f);
+}
+
+static void test_binary(void)
+{
+    void *sm = rabia_sm_kv.create();
+    struct rabia_buf op = {0};
+    const char *argv[] = {"SET", "k\0\r\n", "v\0\xff"};
+    const size_t lens[] = {3, 4, 3};
+    CHECK_EQ(rabia_kv_encode_argv(&op, 3, argv, lens), 0);
+    apply_op(sm, op.data, op.len);
+    expect_reply("+OK\r\n", 5, __LINE__);
+    rabia_buf_clear(&op);
+    const char *get[] = {"GET", "k\0\r\n"};
+    const size_t glens[] = {3, 4};
+    rabia_kv_encode_argv(&op, 2, get, glens);
+    apply_op(sm, op.data, op.len);
+    expect_reply("$3\r\nv\0\xff\r\n", 9, __LINE__);
+    RUNCMD(sm, "KEYS", "k?*");
+    expect_reply("*1\r\n$4\r\nk\0\r\n\r\n", 14, __LINE__);
+    rabia_buf_free(&op);
+    rabia_sm_kv.destroy(sm);
+}
+
+/* A random command over a small key space. Writes the op into o. */
+static void random_cmd(struct rabia_buf *o)
+{
+    char k1[16], k2[16], v[24];
+    snprintf(k1, sizeof k1, "k%d", (int)(rng() % 64));
+    snprintf(k2, sizeof k2, "k%d", (int)(rng() % 64));
+    if (rng() % 3)
+        snprintf(v, sizeof v, "%d", (int)(rng() % 100) - 50);
+    else
+        snprintf(v, sizeof v, "v%d", (int)(rng() % 100));
+    const char *a[8];
+    int n = 0;
+    switch (rng() % 14) {
+    case 0: a[0] = "SET", a[1] = k1, a[2] = v, n = 3; break;
+    case 1: a[0] = "SET", a[1] = k1, a[2] = v, a[3] = "NX", a[4] = "GET", n = 5; break;
+    case 2: a[0] = "SET", a[1] = k1, a[2] = v, a[3] = "XX", n = 4; break;
+    case 3: a[0] = "GET", a[1] = k1, n = 2; break;
+    case 4: a[0] = "DEL", a[1] = k1, a[2] = k2, n = 3; break;
+    case 5: a[0] = "INCR", a[1] = k1, n = 2; break;
+    case 6: a[0] = "DECRBY", a[1] = k1, a[2] = v, n = 3; break;
+    case 7: a[0] = "MSET", a[1] = k1, a[2] = v, a[3] = k2, a[4] = "1", n = 5; break;
+    case 8: a[0] = "KEYS", a[1] = "k1*", n = 2; break;
+    case 9: a[0] = "SCAN", a[1] = v[0] == 'v' ? "3" : v, a[2] = "COUNT", a[3] = "5", n = 4; break;
+    case 10: a[0] = "EXISTS", a[1] = k1, a[2] = k2, n = 3; break;
+    case 11: a[0] = rng() % 20 ? "DBSIZE" : "FLUSHALL", n = 1; break;
+    default: {
+        /* A transaction of 1-4 random non-TXN commands. */
+        struct rabia_buf parts[4] = {{0}};
+        const uint8_t *ops[4] = {0};
+        size_t lens[4] = {0};
+        int m = 1 + (int)(rng() % 4);
+        for (int i = 0; i < m; i++) {
+            do {
+                rabia_buf_clear(&parts[i]);
+                random_cmd(&parts[i]);
+            } while (parts[i].len > 7 && memcmp(parts[i].data + 8, "TXN", 3) == 0);
+            ops[i] = parts[i].data;
+            lens[i] = parts[i].len;
+        }
+        rabia_kv_encode_txn(o, m, ops, lens);
+        for (int i = 0; i < m; i++)
+            rabia_buf_free(&parts[i]);
+        return;
+    }
+    }
+    rabia_kv_encode_argv(o, n, a, NULL);
+}
+
+static void test_determinism(void)
+{
+    void *a = rabia_sm_kv.create(), *b = rabia_sm_kv.create();
+    struct rabia_buf o = {0}, ra = {0}, rb = {0}, sa = {0}, sb = {0};
+    int txn_ok = 0, txn_fail = 0;
+    rng_state = 2024;
+    for (int i = 0; i < 20000; i++) {
+        rabia_buf_clear(&o);
+        random_cmd(&o);
+        rabia_buf_clear(&ra);
+        rabia_buf_clear(&rb);
+        CHECK_EQ(rabia_sm_kv.apply(a, o.data, o.len, &ra), 0);
+        CHECK_EQ(rabia_sm_kv.apply(b, o.data, o.len, &rb), 0);
+        CHECK(buf_eq(&ra, &rb));
+        if (o.len > 11 && memcmp(o.data + 8, "TXN", 3) == 0)
+            ra.data[0] == '*' ? txn_ok++ : txn_fail++;
+        if (i % 1000 == 999) {
+            /* Snapshot, restore into b: b stays in step. */
+            snap(a, &sa);
+            CHECK_EQ(rabia_sm_kv.restore(b, sa.data, sa.len), 0);
+            snap(b, &sb);
+            CHECK(buf_eq(&sa, &sb));
+        }
+    }
+    snap(a, &sa);
+    snap(b, &sb);
+    CHECK(buf_eq(&sa, &sb));
+    CHECK(txn_ok > 100 && txn_fail > 100);
+    rabia_buf_free(&o);
+    rabia_buf_free(&ra);
+    rabia_buf_free(&rb);
+    rabia_buf_free(&sa);
+    rabia_buf_free(&sb);
+    rabia_sm_kv.destroy(a);
+    rabia_sm_kv.destroy(b);
+}
+
+/* The tree against a plain model: random SET/DEL over 500 keys, checking
+ * DBSIZE, KEYS * order and SCAN positions. */
+static int cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+static void test_model(void)
+{
+    void *sm = rabia_sm_kv.create();
+    enum { K = 500 };
+    static char names[K][16];
+    static int present[K];
+    const char *sorted[K];
+    rng_state = 31337;
+    for (int i = 0; i < K; i++)
+        snprintf(names[i], sizeof names[i], "m%d", i);
+    for (int round = 0; round < 40; round++) {
+        for (int j = 0; j < 500; j++) {
+            int k = (int)(rng() % K);
+            if (rng() % 2) {
+                RUNCMD(sm, "SET", names[k], "v");
+                present[k] = 1;
+            } else {
+                RUNCMD(sm, "DEL", names[k]);
+                CHECK_EQ(rep.data[1] - '0', present[k]);
+                present[k] = 0;
+            }
+        }
+        int n = 0;
+        for (int i = 0; i < K; i++)
+            if (present[i])
+                sorted[n++] = names[i];
+        qsort(sorted, (size_t)n, sizeof sorted[0], cmp_str);
+        CHECK_EQ(rabia_kv_count(sm), n);
+        RUNCMD(sm, "KEYS", "*");
+        char *list = bulk_list(rep.data, rep.len, NULL);
+        int idx = 0;
+        for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ","), idx++)
+            CHECK(idx < n && strcmp(tok, sorted[idx]) == 0);
+        CHECK_EQ(idx, n);
+        /* SCAN at a random position returns the key of that rank. */
+        if (n > 0) {
+            char cur[16];
+            int pos = (int)(rng() % (uint64_t)n);
+            snprintf(cur, sizeof cur, "%d", pos);
+            RUNCMD(sm, "SCAN", cur, "COUNT", "1");
+            char want[64];
+            snprintf(want, sizeof want, "$%zu\r\n%s\r\n", strlen(sorted[pos]), sorted[pos]);
+            CHECK(rep.len > strlen(want) && memcmp(rep.data + rep.len - strlen(want), want,
+                                                   strlen(want)) == 0);
+        }
+    }
+    rabia_sm_kv.destroy(sm);
+}
+
+static void test_snapshot(void)
+{
+    void *a = rabia_sm_kv.create(), *b = rabia_sm_kv.create(), *c = rabia_sm_kv.create();
+    struct rabia_buf o = {0}, s1 = {0}, s2 = {0}, bad = {0};
+    rng_state = 5;
+    for (int i = 0; i < 3000; i++) {
+        rabia_buf_clear(&o);
+        random_cmd(&o);
+        apply_op(a, o.data, o.len);
+    }
+    RUNCMD(a, "SET", "", "empty key");
+    snap(a, &s1);
+    CHECK_EQ(rabia_sm_kv.restore(b, s1.data, s1.len), 0);
+    snap(b, &s2);
+    CHECK(buf_eq(&s1, &s2));
+    /* The same content inserted in another order: same bytes. */
+    RUNCMD(a, "KEYS", "*");
+    struct rabia_buf keys = {0};
+    rabia_buf_append(&keys, rep.data, rep.len);
+    char *list = bulk_list(keys.data, keys.len, NULL); /* no key contains ',' */
+    char *toks[200];
+    int n = 0;
+    for (char *t = strtok(list, ","); t && n < 200; t = strtok(NULL, ","))
+        toks[n++] = strdup(t);
+    RUNCMD(c, "SET", "", "empty key");
+    for (int i = n - 1; i >= 0; i--) {
+        RUNCMD(a, "GET", toks[i]);
+        struct rabia_buf val = {0};
+        size_t hl = (size_t)(strchr((const char *)rep.data, '\n') - (const char *)rep.data) + 1;
+        rabia_buf_append(&val, rep.data + hl, rep.len - hl - 2);
+        const char *argv[] = {"SET", toks[i], (const char *)val.data};
+        const size_t lens[] = {3, strlen(toks[i]), val.len};
+        rabia_buf_clear(&o);
+        rabia_kv_encode_argv(&o, 3, argv, lens);
+        apply_op(c, o.data, o.len);
+        rabia_buf_free(&val);
+        free(toks[i]);
+    }
+    snap(c, &s2);
+    CHECK(buf_eq(&s1, &s2));
+    rabia_buf_free(&keys);
+
+    /* Corrupt snapshots: rejected, b unchanged. */
+    for (size_t len = 0; len < s1.len; len += (len < 100 ? 1 : 37))
+        CHECK_EQ(rabia_sm_kv.restore(b, s1.data, len), -EINVAL);
+    rabia_buf_append(&bad, s1.data, s1.len);
+    rabia_buf_put_u8(&bad, 0);
+    CHECK_EQ(rabia_sm_kv.restore(b, bad.data, bad.len), -EINVAL);
+    bad.len = s1.len;
+    bad.data[0] = 2;
+    CHECK_EQ(rabia_sm_kv.restore(b, bad.data, bad.len), -EINVAL);
+    bad.data[0] = 1;
+    bad.data[1] ^= 1; /* count off by one */
+    CHECK_EQ(rabia_sm_kv.restore(b, bad.data, bad.len), -EINVAL);
+    rabia_buf_clear(&bad);
+    rabia_buf_put_u8(&bad, 1);
+    rabia_buf_put_u64(&bad, 2);
+    rabia_buf_put_u32(&bad, 1), rabia_buf_append(&bad, "b", 1), rabia_buf_put_u32(&bad, 0);
+    rabia_buf_put_u32(&bad, 1), rabia_buf_append(&bad, "a", 1), rabia_buf_put_u32(&bad, 0);
+    CHECK_EQ(rabia_sm_kv.restore(b, bad.data, bad.len), -EINVAL); /* out of order */
+    bad.data[9 + 9 + 4] = 'b';
+    CHECK_EQ(rabia_sm_kv.restore(b, bad.data, bad.len), -EINVAL); /* duplicate */
+    snap(b, &s2);
+    CHECK(buf_eq(&s1, &s2));
+    bad.data[9 + 9 + 4] = 'c';
+    CHECK_EQ(rabia_sm_kv.restore(b, bad.data, bad.len), 0);
+    EXPECT(b, "*2\r\n$1\r\nb\r\n$1\r\nc\r\n", "KEYS", "*");
+    /* Empty store. */
+    void *e = rabia_sm_kv.create();
+    snap(e, &s2);
+    CHECK_EQ(s2.len, 9);
+    CHECK_EQ(rabia_sm_kv.restore(b, s2.data, s2.len), 0);
+    EXPECT(b, ":0\r\n", "DBSIZE");
+    rabia_sm_kv.destroy(e);
+
+    rabia_buf_free(&o);
+    rabia_buf_free(&s1);
+    rabia_buf_free(&s2);
+    rabia_buf_free(&bad);
+    rabia_sm_kv.destroy(a);
+    rabia_sm_kv.destroy(b);
+    rabia_sm_kv.destroy(c);
+}
+
+int main(void)
+{
+    RUN(test_basics);
+    RUN(test_errors);
+    RUN(test_set_options);
+    RUN(test_incr);
+    RUN(test_keys_glob);
+    RUN(test_glob_function);
+    RUN(test_scan);
+    RUN(test_txn);
+    RUN(test_resp_helpers);
+    RUN(test_binary);
+    RUN(test_determinism);
+    RUN(test_model);
+    RUN(test_snapshot);
+    rabia_buf_free(&rep);
+    return CHECK_DONE();
+}

@@ -1,0 +1,641 @@
+/* The apply layer: exactly-once sessions, snapshots, determinism. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "check.h"
+#include "codec.h"
+#include "counter.h"
+#include "kv.h"
+#include "rsm.h"
+
+static uint64_t rng_state;
+static uint64_t rng(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Replies as the callback saw them. */
+struct got {
+    uint64_t client, seq;
+    int status;
+    uint8_t body[64];
+    size_t len;
+};
+struct log {
+    struct got g[256];
+    int n;
+    struct rabia_buf all; /* every reply, serialised, for comparisons */
+    long status_count[8];
+};
+
+static void on_reply(void *ctx, uint64_t client, uint64_t seq, int status, const uint8_t *p,
+                     size_t len)
+{
+    struct log *l = ctx;
+    CHECK(len == 0 || p != NULL);
+    if (l->n < 256) {
+        struct got *g = &l->g[l->n];
+        g->client = client;
+        g->seq = seq;
+        g->status = status;
+        g->len = len;
+        if (len)
+            memcpy(g->body, p, len < sizeof g->body ? len : sizeof g->body);
+    }
+    l->n++;
+    if (status >= 0 && status < 8)
+        l->status_count[status]++;
+    rabia_buf_put_u64(&l->all, client);
+    rabia_buf_put_u64(&l->all, seq);
+    rabia_buf_put_u8(&l->all, (uint8_t)status);
+    rabia_buf_put_u64(&l->all, len);
+    rabia_buf_append(&l->all, p, len);
+}
+
+static void log_reset(struct log *l)
+{
+    l->n = 0;
+}
+
+/* A counter op for a request. */
+static struct rabia_buf opbuf[3];
+static const uint8_t *cop(enum rabia_counter_op op, uint32_t *len)
+{
+    struct rabia_buf *b = &opbuf[op - 1];
+    if (!b->len)
+        rabia_counter_encode(b, op, 0);
+    *len = (uint32_t)b->len;
+    return b->data;
+}
+
+static void add(struct rabia_buf *body, uint64_t client, uint64_t seq, uint64_t ack,
+                enum rabia_counter_op op)
+{
+    struct rabia_req r = {client, seq, ack, NULL, 0};
+    r.op = cop(op, &r.op_len);
+    CHECK_EQ(rabia_batch_append(body, &r), 0);
+}
+
+static int64_t value_of(const struct got *g)
+{
+    int64_t v = -999;
+    CHECK_EQ(rabia_counter_decode_result(g->body, g->len, &v, NULL, NULL), 0);
+    return v;
+}
+
+/* Apply the body at the next slot, logging replies into l. */
+static void apply(struct rabia_rsm *r, struct rabia_buf *body, struct log *l)
+{
+    log_reset(l);
+    CHECK_EQ(rabia_rsm_apply(r, rabia_rsm_applied(r) + 1, body->data, body->len, on_reply, l), 0);
+    rabia_batch_init(body);
+}
+
+static const struct rabia_rsm_config cfg = {.max_sessions = 16, .max_reply_bytes = 64};
+
+static void test_duplicates(void)
+{
+    struct rabia_rsm *r = rabia_rsm_create(&rabia_sm_counter, &cfg);
+    struct rabia_buf body = {0};
+    struct log l = {0};
+    rabia_batch_init(&body);
+    add(&body, 7, 1, 1, RABIA_COUNTER_INC);
+    add(&body, 7, 2, 1, RABIA_COUNTER_INC);
+    add(&body, 7, 1, 1, RABIA_COUNTER_INC); /* a retry in the same batch */
+    apply(r, &body, &l);
+    CHECK_EQ(l.n, 3);
+    CHECK(l.g[0].client == 7 && l.g[0].seq == 1 && l.g[0].status == RABIA_REPLY_OK);
+    CHECK_EQ(value_of(&l.g[0]), 1);
+    CHECK_EQ(value_of(&l.g[1]), 2);
+    CHECK(l.g[2].seq == 1 && l.g[2].status == RABIA_REPLY_OK);
+    CHECK_EQ(value_of(&l.g[2]), 1); /* the cached reply, not a new apply */
+    CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 2);
+    /* Retries in a later slot. */
+    add(&body, 7, 2, 1, RABIA_COUNTER_INC);
+    add(&body, 7, 1, 1, RABIA_COUNTER_INC);
+    apply(r, &body, &l);
+    CHECK_EQ(l.n, 2);
+    CHECK_EQ(value_of(&l.g[0]), 2);
+    CHECK_EQ(value_of(&l.g[1]), 1);
+    CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 2);
+    CHECK_EQ(rabia_rsm_applied(r), 2);
+    /* lookup */
+    int st;
+    const uint8_t *p;
+    size_t n;
+    CHECK_EQ(rabia_rsm_lookup(r, 7, 2, &st, &p, &n), 1);
+    CHECK_EQ(st, RABIA_REPLY_OK);
+    int64_t v;
+    CHECK(rabia_counter_decode_result(p, n, &v, NULL, NULL) == 0 && v == 2);
+    CHECK_EQ(rabia_rsm_lookup(r, 7, 3, &st, &p, &n), 0);
+    CHECK_EQ(rabia_rsm_lookup(r, 8, 1, &st, &p, &n), 0);
+    CHECK_EQ(rabia_rsm_lookup(r, 7, 1000, &st, &p, &n), 0);
+    rabia_buf_free(&body);
+    rabia_buf_free(&l.all);
+    rabia_rsm_destroy(r);
+}
+
+static void test_out_of_order(void)
+{
+    struct rabia_rsm *r = rabia_rsm_create(&rabia_sm_counter, &cfg);
+    struct rabia_buf body = {0};
+    struct log l = {0};
+    rabia_batch_init(&body);
+    /* seq 3 decided first, then 1, then 2 and 64 (the window's end). */
+    add(&body, 5, 3, 1, RABIA_COUNTER_INC);
+    apply(r, &body, &l);
+    CHECK(l.n == 1 && l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 1);
+    add(&body, 5, 1, 1, RABIA_COUNTER_INC);
+    apply(r, &body, &l);
+    CHECK(l.n == 1 && l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 2);
+    add(&body, 5, 2, 1, RABIA_COUNTER_INC);
+    add(&body, 5, 64, 1, RABIA_COUNTER_INC);
+    add(&body, 5, 65, 1, RABIA_COUNTER_INC); /* ack + 64: a client bug */
+    add(&body, 5, 3, 4, RABIA_COUNTER_INC);  /* ack > seq: a client bug */
+    add(&body, 5, 3, 1, RABIA_COUNTER_INC);  /* a retry of seq 3 */
+    apply(r, &body, &l);
+    CHECK_EQ(l.n, 5);
+    CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 3);
+    CHECK(l.g[1].status == RABIA_REPLY_OK && value_of(&l.g[1]) == 4);
+    CHECK(l.g[2].status == RABIA_REPLY_BAD_REQUEST && l.g[2].len == 0);
+    CHECK(l.g[3].status == RABIA_REPLY_BAD_REQUEST && l.g[3].len == 0);
+    CHECK(l.g[4].status == RABIA_REPLY_OK && value_of(&l.g[4]) == 1);
+    CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 4);
+
+    /* ack = 3: seqs 1 and 2 are forgotten. */
+    add(&body, 5, 4, 3, RABIA_COUNTER_INC);
+    add(&body, 5, 2, 1, RABIA_COUNTER_INC); /* stale ack does not move back */
+    add(&body, 5, 3, 3, RABIA_COUNTER_INC);
+    add(&body, 5, 66, 3, RABIA_COUNTER_INC); /* now inside the window */
+    apply(r, &body, &l);
+    CHECK_EQ(l.n, 4);
+    CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 5);
+    CHECK(l.g[1].status == RABIA_REPLY_SESSION_EXPIRED && l.g[1].len == 0);
+    CHECK(l.g[2].status == RABIA_REPLY_OK && value_of(&l.g[2]) == 1);
+    CHECK(l.g[3].status == RABIA_REPLY_OK && value_of(&l.g[3]) == 6);
+    int st;
+    const uint8_t *p;
+    size_t n;
+    CHECK_EQ(rabia_rsm_lookup(r, 5, 1, &st, &p, &n), 1);
+    CHECK(st == RABIA_REPLY_SESSION_EXPIRED && p == NULL && n == 0);
+    CHECK_EQ(rabia_rsm_lookup(r, 5, 64, &st, &p, &n), 1);
+    CHECK_EQ(st, RABIA_REPLY_OK);
+    /* A jump of the ack far ahead forgets everything. */
+    add(&body, 5, 1000, 1000, RABIA_COUNTER_GET);
+    add(&body, 5, 64, 3, RABIA_COUNTER_INC);
+    apply(r, &body, &l);
+    CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 6);
+    CHECK(l.g[1].status == RABIA_REPLY_SESSION_EXPIRED);
+    CHECK_EQ(rabia_rsm_lookup(r, 5, 66, &st, &p, &n), 1);
+    CHECK_EQ(st, RABIA_REPLY_SESSION_EXPIRED);
+    CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 6);
+    /* A new client may start anywhere: its ack defines the window. */
+    add(&body, 6, 500, 498, RABIA_COUNTER_INC);
+    add(&body, 6, 497, 497, RABIA_COUNTER_INC); /* its own ack is lower: fine */
+    add(&body, 6, 498, 498, RABIA_COUNTER_INC);
+    apply(r, &body, &l);
+    CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 7);
+    CHECK(l.g[1].status == RABIA_REPLY_SESSION_EXPIRED);
+    CHECK(l.g[2].status == RABIA_REPLY_OK && value_of(&l.g[2]) == 8);
+    CHECK_EQ(rabia_rsm_sessions(r), 2);
+    rabia_buf_free(&body);
+    rabia_buf_free(&l.all);
+    rabia_rsm_destroy(r);
+}
+
+static void test_large_reply(void)
+{
+    struct rabia_rsm_config c = {.max_sessions = 4, .max_reply_bytes = 16};
+    struct rabia_rsm *r = rabia_rsm_create(&rabia_sm_kv, &c);
+    struct rabia_buf body = {0}, op1 = {0}, op2 = {0};
+    struct log l = {0};
+    const char *big[] = {"ECHO", "0123456789abcdefghij"};
+    const char *small[] = {"ECHO", "hi"};
+    rabia_kv_encode_argv(&op1, 2, big, NULL);
+    rabia_kv_encode_argv(&op2, 2, small, NULL);
+    rabia_batch_init(&body);
+    struct rabia_req q1 = {1, 1, 1, op1.data, (uint32_t)op1.len};
+    struct rabia_req q2 = {1, 2, 1, op2.data, (uint32_t)op2.len};
+    rabia_batch_append(&body, &q1);
+    rabia_batch_append(&body, &q2);
+    rabia_batch_append(&body, &q1);
+    rabia_batch_append(&body, &q2);
+    apply(r, &body, &l);
+    CHECK_EQ(l.n, 4);
+    CHECK(l.g[0].status == RABIA_REPLY_OK && l.g[0].len == 27);
+    CHECK(l.g[1].status == RABIA_REPLY_OK && l.g[1].len == 8);
+    CHECK(l.g[2].status == RABIA_REPLY_APPLIED_NO_RESULT && l.g[2].len == 0);
+    CHECK(l.g[3].status == RABIA_REPLY_OK && l.g[3].len == 8 &&
+          memcmp(l.g[3].body, "$2\r\nhi\r\n", 8) == 0);
+    int st;
+    const uint8_t *p;
+    size_t n;
+    CHECK_EQ(rabia_rsm_lookup(r, 1, 1, &st, &p, &n), 1);
+    CHECK(st == RABIA_REPLY_APPLIED_NO_RESULT && n == 0);
+    /* The snapshot keeps the distinction. */
+    struct rabia_buf s = {0};
+    CHECK_EQ(rabia_rsm_snapshot(r, &s), 0);
+    struct rabia_rsm *r2 = rabia_rsm_create(&rabia_sm_kv, &c);
+    CHECK_EQ(rabia_rsm_restore(r2, s.data, s.len), 0);
+    CHECK_EQ(rabia_rsm_lookup(r2, 1, 1, &st, &p, &n), 1);
+    CHECK_EQ(st, RABIA_REPLY_APPLIED_NO_RESULT);
+    CHECK_EQ(rabia_rsm_lookup(r2, 1, 2, &st, &p, &n), 1);
+    CHECK(st == RABIA_REPLY_OK && n == 8 && memcmp(p, "$2\r\nhi\r\n", 8) == 0);
+    rabia_rsm_destroy(r2);
+    rabia_buf_free(&s);
+    rabia_buf_free(&body);
+    rabia_buf_free(&op1);
+    rabia_buf_free(&op2);
+    rabia_buf_free(&l.all);
+    rabia_rsm_destroy(r);
+}
+
+static int has_session(struct rabia_rsm *r, uint64_t client)
+{
+    int st;
+    const uint8_t *p;
+    size_t n;
+    return rabia_rsm_lookup(r, client, 1, &st, &p, &n) == 1;
+}
+
+static void test_eviction(void)
+{
+    struct rabia_rsm_config c = {.max_sessions = 3, .max_reply_bytes = 64};
+    struct rabia_rsm *r = rabia_rsm_create(&rabia_sm_counter, &c);
+    struct rabia_rsm *twin = NULL;
+    struct rabia_buf body = {0}, s = {0};
+    struct log l = {0};
+    rabia_batch_init(&body);
+    add(&body, 10, 1, 1, RABIA_COUNTER_INC);
+    apply(r, &body, &l); /* slot 1 */
+    add(&body, 30, 1, 1, RABIA_COUNTER_INC);
+    add(&body, 20, 1, 1, RABIA_COUNTER_INC);
+    apply(r, &body, &l); /* slot 2 */
+    CHECK_EQ(rabia_rsm_sessions(r), 3);
+    /* A twin restored here must evict exactly as r does. */
+    CHECK_EQ(rabia_rsm_snapshot(r, &s), 0);
+    twin = rabia_rsm_create(&rabia_sm_counter, &c);
+    CHECK_EQ(rabia_rsm_restore(twin, s.data, s.len), 0);
+
+    for (int round = 0; round < 2; round++) {
+        struct rabia_rsm *x = round ? twin : r;
+        add(&body, 40, 1, 1, RABIA_COUNTER_INC);
+        apply(x, &body, &l); /* slot 3: evicts 10, the oldest */
+        CHECK(!has_session(x, 10) && has_session(x, 20) && has_session(x, 30) &&
+              has_session(x, 40));
+        add(&body, 50, 1, 1, RABIA_COUNTER_INC);
+        apply(x, &body, &l); /* slot 4: 20 and 30 tie at slot 2: 20 goes */
+        CHECK(!has_session(x, 20) && has_session(x, 30) && has_session(x, 40) &&
+              has_session(x, 50));
+        CHECK_EQ(rabia_rsm_sessions(x), 3);
+        /* Activity protects a session: 30 touched, then 60 evicts 40. */
+        add(&body, 30, 1, 1, RABIA_COUNTER_INC);
+        apply(x, &body, &l); /* slot 5 (a duplicate, still activity) */
+        CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 2);
+        add(&body, 60, 1, 1, RABIA_COUNTER_INC);
+        apply(x, &body, &l); /* slot 6 */
+        CHECK(!has_session(x, 40) && has_session(x, 30) && has_session(x, 50) &&
+              has_session(x, 60));
+        /* The documented hazard: evicted client 10 retries seq 1 and it
+         * is applied a second time. */
+        int64_t before = rabia_counter_value(rabia_rsm_sm(x));
+        add(&body, 10, 1, 1, RABIA_COUNTER_INC);
+        apply(x, &body, &l);
+        CHECK(l.g[0].status == RABIA_REPLY_OK);
+        CHECK_EQ(rabia_counter_value(rabia_rsm_sm(x)), before + 1);
+        /* Several new clients in one batch with max 3 sessions. */
+        for (uint64_t id = 100; id < 110; id++)
+            add(&body, id, 1, 1, RABIA_COUNTER_GET);
+        apply(x, &body, &l);
+        CHECK_EQ(rabia_rsm_sessions(x), 3);
+        CHECK(has_session(x, 107) && has_session(x, 108) && has_session(x, 109));
+    }
+    CHECK_EQ(rabia_rsm_hash(r), rabia_rsm_hash(twin));
+    CHECK(rabia_rsm_hash(r) != 0);
+    rabia_rsm_destroy(twin);
+    rabia_buf_free(&s);
+    rabia_buf_free(&body);
+    rabia_buf_free(&l.all);
+    rabia_rsm_destroy(r);
+}
+
+static void test_slots_and_malformed(void)
+{
+    struct rabia_rsm *r = rabia_rsm_create(&rabia_sm_counter, &cfg);
+    struct rabia_buf body = {0}, s1 = {0}, s2 = {0};
+    struct log l = {0};
+    CHECK_EQ(rabia_rsm_applied(r), 0);
+    CHECK_EQ(rabia_rsm_apply(r, 0, NULL, 0, on_reply, &l), -EINVAL);
+    CHECK_EQ(rabia_rsm_apply(r, 2, NULL, 0, on_reply, &l), -EINVAL);
+    CHECK_EQ(rabia_rsm_apply(r, 1, NULL, 0, on_reply, &l), 0); /* null slot */
+    CHECK_EQ(rabia_rsm_applied(r), 1);
+    rabia_batch_init(&body);
+    add(&body, 1, 1, 1, RABIA_COUNTER_INC);
+    apply(r, &body, &l);
+    CHECK_EQ(rabia_rsm_applied(r), 2);
+    CHECK_EQ(rabia_rsm_apply(r, 2, NULL, 0, on_reply, &l), -EINVAL);
+
+    /* A malformed body is a no-op, even when its first request parses. */
+    rabia_sm_counter.snapshot(rabia_rsm_sm(r), &s1);
+    add(&body, 1, 2, 1, RABIA_COUNTER_INC);
+    add(&body, 2, 1, 1, RABIA_COUNTER_INC);
+    log_reset(&l);
+    for (size_t cut = 0; cut < body.len; cut++) {
+        CHECK_EQ(rabia_rsm_apply(r, rabia_rsm_applied(r) + 1, body.data, cut, on_reply, &l), 0);
+    }
+    rabia_buf_put_u8(&body, 0); /* a trailing byte */
+    CHECK_EQ(rabia_rsm_apply(r, rabia_rsm_applied(r) + 1, body.data, body.len, on_reply, &l), 0);
+    const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 1, 2, 3};
+    CHECK_EQ(rabia_rsm_apply(r, rabia_rsm_applied(r) + 1, garbage, sizeof garbage, on_reply, &l), 0);
+    CHECK_EQ(l.n, 0);
+    CHECK_EQ(rabia_rsm_applied(r), 2 + (body.len - 1) + 2);
+    rabia_sm_counter.snapshot(rabia_rsm_sm(r), &s2);
+    CHECK(s1.len == s2.len && memcmp(s1.data, s2.data, s1.len) == 0);
+    CHECK_EQ(rabia_rsm_sessions(r), 1);
+    /* An empty batch (count 0) is fine too. */
+    rabia_batch_init(&body);
+    apply(r, &body, &l);
+    CHECK_EQ(l.n, 0);
+    rabia_buf_free(&s1);
+    rabia_buf_free(&s2);
+    rabia_buf_free(&body);
+    rabia_buf_free(&l.all);
+    rabia_rsm_destroy(r);
+    CHECK(rabia_rsm_create(&rabia_sm_counter, &(struct rabia_rsm_config){0, 10}) == NULL);
+    r = rabia_rsm_create(&rabia_sm_counter, NULL); /* defaults */
+    CHECK(r != NULL);
+    rabia_rsm_destroy(r);
+}
+
+/* Random client traffic: NC clients, each with its next seq and ack;
+ * requests are new ones, retries of outstanding ones (out of order),
+ * stale retries, and now and then client bugs. */
+enum { NC = 12 };
+struct client {
+    uint64_t next, ack;
+};
+
+static void random_batch(struct rabia_buf *body, struct client *cl, int nclients)
+{
+    rabia_batch_init(body);
+    int n = (int)(rng() % 8);
+    for (int i = 0; i < n; i++) {
+        int k = (int)(rng() % (uint64_t)nclients);
+        struct client *c = &cl[k];
+        uint64_t x = rng() % 100, seq, ack = c->ack;
+        if (x < 45 && c->next - c->ack < 60) {
+            seq = c->next++;
+        } else if (x < 85) {
+            seq = c->ack + rng() % (c->next - c->ack + 1);
+            if (seq == c->next)
+                seq = c->next++;
+        } else if (x < 92) {
+            /* a stale retry, sent back when the ack was lower */
+            seq = c->ack > 3 ? c->ack - 1 - rng() % 3 : c->ack;
+            ack = seq;
+        } else if (x < 95) {
+            seq = c->ack + 64 + rng() % 3;
+        } else {
+            seq = c->ack;
+            if (c->ack < c->next)
+                c->ack += 1 + rng() % (c->next - c->ack);
+            ack = c->ack > seq ? seq : c->ack;
+        }
+        add(body, 1000 + (uint64_t)k, seq, ack, (enum rabia_counter_op)(1 + rng() % 3));
+    }
+    if (rng() % 50 == 0 && body->len > 8)
+        body->len -= 3; /* now and then a malformed one */
+}
+
+static void test_determinism(void)
+{
+    struct rabia_rsm_config c = {.max_sessions = 8, .max_reply_bytes = 64};
+    struct rabia_rsm *a = rabia_rsm_create(&rabia_sm_counter, &c);
+    struct rabia_rsm *b = rabia_rsm_create(&rabia_sm_counter, &c);
+    struct rabia_rsm *late = NULL;
+    struct rabia_buf body = {0}, s = {0}, s2 = {0};
+    struct log la = {0}, lb = {0}, ll = {0};
+    struct client cl[NC];
+    for (int i = 0; i < NC; i++)
+        cl[i].next = cl[i].ack = 1;
+    rng_state = 8675309;
+    for (uint64_t slot = 1; slot <= 5000; slot++) {
+        if (rng() % 10 == 0) {
+            rabia_buf_clear(&body);
+        } else {
+            /* Early on 6 clients (no eviction), later all 12 (eviction). */
+            random_batch(&body, cl, slot < 2500 ? 6 : NC);
+        }
+        const uint8_t *p = body.len ? body.data : NULL;
+        CHECK_EQ(rabia_rsm_apply(a, slot, p, body.len, on_reply, &la), 0);
+        CHECK_EQ(rabia_rsm_apply(b, slot, p, body.len, on_reply, &lb), 0);
+        if (late)
+            CHECK_EQ(rabia_rsm_apply(late, slot, p, body.len, on_reply, &ll), 0);
+        if (slot % 500 == 0) {
+            CHECK_EQ(rabia_rsm_hash(a), rabia_rsm_hash(b));
+            CHECK(la.all.len == lb.all.len && memcmp(la.all.data, lb.all.data, la.all.len) == 0);
+            rabia_buf_clear(&s);
+            rabia_buf_clear(&s2);
+            CHECK_EQ(rabia_rsm_snapshot(a, &s), 0);
+            CHECK_EQ(rabia_rsm_snapshot(b, &s2), 0);
+            CHECK(s.len == s2.len && memcmp(s.data, s2.data, s.len) == 0);
+            if (late) {
+                CHECK_EQ(rabia_rsm_hash(late), rabia_rsm_hash(a));
+                rabia_rsm_destroy(late);
+            }
+            /* A replica that joins here from a's snapshot. */
+            late = rabia_rsm_create(&rabia_sm_counter, &c);
+            CHECK_EQ(rabia_rsm_restore(late, s.data, s.len), 0);
+            CHECK_EQ(rabia_rsm_applied(late), slot);
+            rabia_buf_clear(&s2);
+            CHECK_EQ(rabia_rsm_snapshot(late, &s2), 0);
+            CHECK(s.len == s2.len && memcmp(s.data, s2.data, s.len) == 0);
+            la.all.len = lb.all.len = ll.all.len = 0;
+        }
+        if (late && ll.all.len) {
+            /* late's replies equal a's since it joined. */
+            CHECK(ll.all.len == la.all.len && memcmp(ll.all.data, la.all.data, la.all.len) == 0);
+        }
+    }
+    /* The traffic exercised every outcome. */
+    CHECK(la.status_count[RABIA_REPLY_OK] > 5000);
+    CHECK(la.status_count[RABIA_REPLY_SESSION_EXPIRED] > 100);
+    CHECK(la.status_count[RABIA_REPLY_BAD_REQUEST] > 100);
+    printf("     ok %ld, expired %ld, bad %ld\n", la.status_count[RABIA_REPLY_OK],
+           la.status_count[RABIA_REPLY_SESSION_EXPIRED], la.status_count[RABIA_REPLY_BAD_REQUEST]);
+    CHECK_EQ(rabia_rsm_sessions(a), 8); /* 12 clients: evictions happened */
+    rabia_rsm_destroy(late);
+    rabia_rsm_destroy(a);
+    rabia_rsm_destroy(b);
+    rabia_buf_free(&body);
+    rabia_buf_free(&s);
+    rabia_buf_free(&s2);
+    rabia_buf_free(&la.all);
+    rabia_buf_free(&lb.all);
+    rabia_buf_free(&ll.all);
+}
+
+/* Exactly-once: with retries and reordering but no eviction, the counter
+ * equals the number of distinct INC requests applied. */
+static void test_exactly_once(void)
+{
+    struct rabia_rsm_config c = {.max_sessions = 64, .max_reply_bytes = 64};
+    struct rabia_rsm *r = rabia_rsm_create(&rabia_sm_counter, &c);
+    struct rabia_buf body = {0};
+    struct log l = {0};
+    static uint8_t applied[8][4096];
+    uint64_t next[8], ack[8];
+    int64_t distinct = 0;
+    rng_state = 1;
+    for (int k = 0; k < 8; k++)
+        next[k] = ack[k] = 1;
+    for (int slot = 0; slot < 3000; slot++) {
+        rabia_batch_init(&body);
+        int n = 1 + (int)(rng() % 6);
+        for (int i = 0; i < n; i++) {
+            int k = (int)(rng() % 8);
+            uint64_t seq;
+            if (next[k] - ack[k] < 64 && next[k] < 4000 && rng() % 2)
+                seq = next[k]++;
+            else if (next[k] > ack[k])
+                seq = ack[k] + rng() % (next[k] - ack[k]);
+            else
+                seq = next[k]++;
+            add(&body, (uint64_t)k + 1, seq, ack[k], RABIA_COUNTER_INC);
+        }
+        apply(r, &body, &l);
+        for (int i = 0; i < l.n && i < 256; i++) {
+            struct got *g = &l.g[i];
+            int k = (int)g->client - 1;
+            CHECK_EQ(g->status, RABIA_REPLY_OK);
+            if (g->status == RABIA_REPLY_OK && !applied[k][g->seq]) {
+                applied[k][g->seq] = 1;
+                distinct++;
+            }
+        }
+        /* The client moves its ack past every seq it has replies for. */
+        for (int k = 0; k < 8; k++)
+            while (ack[k] < next[k] && applied[k][ack[k]])
+                ack[k]++;
+    }
+    CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), distinct);
+    CHECK(distinct > 3000);
+    rabia_buf_free(&body);
+    rabia_buf_free(&l.all);
+    rabia_rsm_destroy(r);
+}
+
+/* Recompute a snapshot's trailing checksum after editing it. */
+static void reseal(struct rabia_buf *s)
+{
+    uint64_t h = XXH64(s->data, s->len - 8, 0);
+    for (int i = 0; i < 8; i++)
+        s->data[s->len - 8 + (size_t)i] = (uint8_t)(h >> (8 * i));
+}
+
+static void test_snapshot(void)
+{
+    struct rabia_rsm_config c = {.max_sessions = 4, .max_reply_bytes = 64};
+    struct rabia_rsm *r = rabia_rsm_create(&rabia_sm_counter, &c);
+    struct rabia_rsm *r2 = rabia_rsm_create(&rabia_sm_counter, &c);
+    struct rabia_buf body = {0}, s = {0}, s2 = {0}, bad = {0};
+    struct log l = {0};
+    rabia_batch_init(&body);
+    add(&body, 9, 1, 1, RABIA_COUNTER_INC);
+    add(&body, 3, 1, 1, RABIA_COUNTER_INC);
+    add(&body, 3, 5, 1, RABIA_COUNTER_INC);
+    apply(r, &body, &l);
+    add(&body, 9, 3, 2, RABIA_COUNTER_INC);
+    apply(r, &body, &l);
+    CHECK_EQ(rabia_rsm_snapshot(r, &s), 0);
+    CHECK_EQ(rabia_rsm_restore(r2, s.data, s.len), 0);
+    CHECK_EQ(rabia_rsm_snapshot(r2, &s2), 0);
+    CHECK(s.len == s2.len && memcmp(s.data, s2.data, s.len) == 0);
+    CHECK_EQ(rabia_rsm_hash(r), rabia_rsm_hash(r2));
+    CHECK_EQ(rabia_rsm_applied(r2), 2);
+    CHECK_EQ(rabia_rsm_sessions(r2), 2);
+    /* Retries against the restored replica get the cached replies. */
+    add(&body, 3, 5, 1, RABIA_COUNTER_INC);
+    add(&body, 9, 1, 1, RABIA_COUNTER_INC);
+    apply(r2, &body, &l);
+    CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 3);
+    CHECK(l.g[1].status == RABIA_REPLY_SESSION_EXPIRED);
+    CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r2)), 4);
+
+    /* Corruption is rejected and leaves r2 as it was. */
+    uint64_t h = rabia_rsm_hash(r2);
+    for (size_t i = 0; i < s.len; i++) {
+        rabia_buf_clear(&bad);
+        rabia_buf_append(&bad, s.data, s.len);
+        bad.data[i] ^= 0x20;
+        CHECK_EQ(rabia_rsm_restore(r2, bad.data, bad.len), -EINVAL);
+    }
+    for (size_t n = 0; n < s.len; n++)
+        CHECK_EQ(rabia_rsm_restore(r2, s.data, n), -EINVAL);
+    CHECK_EQ(rabia_rsm_hash(r2), h);
+    /* Valid checksums over invalid contents. Layout: magic 4, name len 4,
+     * "counter" 7, applied 8, count 8, then session 1 (client 3) at 31. */
+    size_t s1 = 4 + 4 + 7 + 8 + 8;
+    rabia_buf_clear(&bad);
+    rabia_buf_append(&bad, s.data, s.len);
+    bad.data[s1] = 10; /* client 10 before client 9: out of order */
+    reseal(&bad);
+    CHECK_EQ(rabia_rsm_restore(r2, bad.data, bad.len), -EINVAL);
+    bad.data[s1] = 3;
+    bad.data[s1 + 16] = 99; /* last activity after the applied slot */
+    reseal(&bad);
+    CHECK_EQ(rabia_rsm_restore(r2, bad.data, bad.len), -EINVAL);
+    bad.data[s1 + 16] = 1;
+    reseal(&bad);
+    CHECK_EQ(rabia_rsm_restore(r2, bad.data, bad.len), 0); /* same bytes: fine */
+    bad.data[bad.len - 8 - 9] = 7; /* the counter snapshot's version */
+    reseal(&bad);
+    CHECK_EQ(rabia_rsm_restore(r2, bad.data, bad.len), -EINVAL);
+    bad.data[bad.len - 8 - 9] = 1;
+    bad.data[8] = 'k'; /* "kounter": another state machine */
+    reseal(&bad);
+    CHECK_EQ(rabia_rsm_restore(r2, bad.data, bad.len), -EINVAL);
+    /* More sessions than this replica's max_sessions. */
+    struct rabia_rsm_config small = {.max_sessions = 1, .max_reply_bytes = 64};
+    struct rabia_rsm *r3 = rabia_rsm_create(&rabia_sm_counter, &small);
+    CHECK_EQ(rabia_rsm_restore(r3, s.data, s.len), -EINVAL);
+    rabia_rsm_destroy(r3);
+    /* A kv rsm will not take a counter snapshot. */
+    r3 = rabia_rsm_create(&rabia_sm_kv, &c);
+    CHECK_EQ(rabia_rsm_restore(r3, s.data, s.len), -EINVAL);
+    rabia_rsm_destroy(r3);
+
+    /* r2 restored the same bytes above; bring it back to s and compare. */
+    CHECK_EQ(rabia_rsm_restore(r2, s.data, s.len), 0);
+    rabia_buf_clear(&s2);
+    CHECK_EQ(rabia_rsm_snapshot(r2, &s2), 0);
+    CHECK(s.len == s2.len && memcmp(s.data, s2.data, s.len) == 0);
+
+    rabia_buf_free(&s);
+    rabia_buf_free(&s2);
+    rabia_buf_free(&bad);
+    rabia_buf_free(&body);
+    rabia_buf_free(&l.all);
+    rabia_rsm_destroy(r);
+    rabia_rsm_destroy(r2);
+}
+
+int main(void)
+{
+    RUN(test_duplicates);
+    RUN(test_out_of_order);
+    RUN(test_large_reply);
+    RUN(test_eviction);
+    RUN(test_slots_and_malformed);
+    RUN(test_determinism);
+    RUN(test_exactly_once);
+    RUN(test_snapshot);
+    for (int i = 0; i < 3; i++)
+        rabia_buf_free(&opbuf[i]);
+    return CHECK_DONE();
+}
