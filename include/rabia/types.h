@@ -56,7 +56,8 @@ enum rabia_msg_type {
     RABIA_MSG_STATE = 3,      /* slot, phase, value (0/1), has_id/id: majority batch if known */
     RABIA_MSG_VOTE = 4,       /* slot, phase, value (0/1/?), has_id/id as above */
     RABIA_MSG_DECISION = 5,   /* slot, value (0 = null, 1 = batch id), body optional */
-    RABIA_MSG_FETCH = 6,      /* slot: send me the decision or the majority batch of slot */
+    RABIA_MSG_FETCH = 6,      /* slot, has_id/id: send me the decision of slot, or the
+                                 body of batch id (a decided slot waits for it) */
     RABIA_MSG_CATCHUP = 7,    /* slot: send me decisions from this slot on */
     RABIA_MSG_HORIZON_REQ = 8,/* u64 = nonce: a restarted replica asks what slots exist */
     RABIA_MSG_HORIZON = 9,    /* u64 = nonce, slot = highest slot the sender knows of */

@@ -1167,7 +1167,7 @@ static void seed_cfg(struct run_cfg *c, uint64_t seed, const struct run_cfg *ove
     unsigned variant = fixed_variant >= 0 ? (unsigned)fixed_variant : (unsigned)((seed / (2 * N_MIXES)) % 3);
     switch (variant) {
     case 0: c->window = 1; c->policy = RABIA_POLICY_GLOBAL; break;
-    case 1: c->window = 4; c->policy = RABIA_POLICY_GLOBAL; break;
+    case 1: c->window = c->n; c->policy = RABIA_POLICY_CLASSES; break;
     default: c->window = 8; c->policy = RABIA_POLICY_CLASSES; break;
     }
     c->log_retain = (seed / (6 * N_MIXES)) % 2 ? 24 : 1024;
@@ -1189,7 +1189,7 @@ static void usage(void)
            "  --trace-slot X     with --seed: print every protocol step of slot X\n"
            "  --mix NAME         calm|jitter|links|partition|crash|pause|all (default: by seed)\n"
            "  --n N              3 or 5 (default: by seed)\n"
-           "  --variant V        0: window 1 global, 1: window 4 global, 2: window 8 classes\n"
+           "  --variant V        0: window 1 global, 1: window n classes, 2: window 8 classes\n"
            "  --bug NAME         plant a bug: coin|majority|double-count|stale-read\n"
            "  --expect-fail      exit 0 iff some seed fails (for planted-bug tests)\n"
            "  --quiet            only the summary\n");
