@@ -385,7 +385,7 @@ static void tr_reset(struct rabia_core *c, uint8_t proxy, uint64_t incarnation)
 {
     struct tracker *t = &c->tr[proxy];
     t->incarnation = incarnation;
-    t->base = 0;
+    t->base = 1; /* sequence numbers start at 1 */
     memset(t->bits, 0, sizeof t->bits);
     /* batches of the proxy's earlier lives are dropped: their clients retry */
     struct pq *q = &c->pq[proxy];
@@ -980,7 +980,9 @@ static void on_batch(struct rabia_core *c, const struct rabia_msg *m)
         if (e >= 0) attach_waiting(c, e);
         return;
     }
-    if (tr_decided(c, &m->id)) {
+    /* my own batches come back only as fetch replies; unless a decided slot
+     * waits for it (above), an echo is stale (e.g. decided in a snapshot) */
+    if (m->id.proxy == c->cfg.self || tr_decided(c, &m->id)) {
         c->stats.msgs_ignored++;
         return;
     }
@@ -1285,6 +1287,13 @@ static void on_snapshot(struct rabia_core *c, uint64_t slot)
      * pending ones here: drop them all; live proxies re-send theirs */
     for (uint8_t p = 0; p < c->cfg.n; p++)
         while (c->pq[p].n) pq_remove(c, c->pq[p].items[0]);
+    /* my own earlier batches are decided or dropped now: never again */
+    struct tracker *mine = &c->tr[c->cfg.self];
+    if (mine->incarnation != c->cfg.incarnation) tr_reset(c, c->cfg.self, c->cfg.incarnation);
+    if (mine->base < c->next_seq) {
+        mine->base = c->next_seq;
+        memset(mine->bits, 0, sizeof mine->bits);
+    }
     c->next_apply = slot + 1;
     if (slot > c->max_seen) c->max_seen = slot;
     tracef(c, slot, "snapshot installed up to slot %llu", (unsigned long long)slot);
@@ -1470,11 +1479,32 @@ bool rabia_core_recovering(const struct rabia_core *c) { return c->recovering; }
 uint64_t rabia_core_abstain_below(const struct rabia_core *c) { return c->abstain_below; }
 const struct rabia_stats *rabia_core_stats(const struct rabia_core *c) { return &c->stats; }
 
+uint32_t rabia_core_inflight(const struct rabia_core *c)
+{
+    uint32_t k = 0;
+    for (uint32_t w = 0; w < c->cfg.window; w++) {
+        const struct inst *in = &c->inst[w];
+        k += in->used && in->started && !in->decided && in->slot >= c->next_apply;
+    }
+    return k;
+}
+
 uint32_t rabia_core_pending(const struct rabia_core *c)
 {
     uint32_t k = 0;
     for (uint8_t p = 0; p < c->cfg.n; p++) k += c->pq[p].n;
     return k;
+}
+
+int rabia_core_describe_batch(const struct rabia_core *c, const struct rabia_batch_id *id, char *buf, size_t len)
+{
+    if (id->proxy >= c->cfg.n) return snprintf(buf, len, "proxy out of range");
+    int32_t e = bt_find(c, id);
+    const struct tracker *t = &c->tr[id->proxy];
+    return snprintf(buf, len, "%s%s inflight=%u lost=%u tracker(inc=%llu base=%llu) decided=%d pq_len=%u",
+                    e >= 0 ? "held" : "absent", e >= 0 && c->bt[e].in_pq ? " in-queue" : "",
+                    e >= 0 ? c->bt[e].inflight : 0, e >= 0 ? c->bt[e].lost : 0, (unsigned long long)t->incarnation,
+                    (unsigned long long)t->base, tr_decided(c, id), c->pq[id->proxy].n);
 }
 
 void rabia_core_set_trace(struct rabia_core *c, rabia_trace_fn fn, void *ctx)

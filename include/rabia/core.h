@@ -182,7 +182,10 @@ uint64_t rabia_core_known_slot(const struct rabia_core *c);
 bool rabia_core_recovering(const struct rabia_core *c);
 uint64_t rabia_core_abstain_below(const struct rabia_core *c); /* abstains in slots <= this */
 uint32_t rabia_core_pending(const struct rabia_core *c);       /* batches in the PQ */
+uint32_t rabia_core_inflight(const struct rabia_core *c);      /* started, undecided slots */
 const struct rabia_stats *rabia_core_stats(const struct rabia_core *c);
+/* One line on what the core knows of a batch (for debugging and tests). */
+int rabia_core_describe_batch(const struct rabia_core *c, const struct rabia_batch_id *id, char *buf, size_t len);
 /* The coin of (epoch, slot, phase) as every replica computes it. */
 int rabia_coin(uint64_t cluster_seed, uint64_t epoch, uint64_t slot, uint32_t phase);
 

@@ -1132,6 +1132,23 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
         }
     }
     if (!res->failed) run_checks_end(w);
+    const char *dbg = getenv("RABIA_SIM_DESCRIBE"); /* proxy.incarnation.seq */
+    if (dbg) {
+        struct rabia_batch_id id = {0};
+        unsigned p = 0;
+        unsigned long long inc = 0, sq = 0;
+        if (sscanf(dbg, "%u.%llu.%llu", &p, &inc, &sq) == 3) {
+            id.proxy = (uint8_t)p;
+            id.incarnation = inc;
+            id.seq = sq;
+            for (uint8_t i = 0; i < n; i++) {
+                char line[256];
+                if (!w->nodes[i].core) continue;
+                rabia_core_describe_batch(w->nodes[i].core, &id, line, sizeof line);
+                printf("r%u %s: %s\n", i, dbg, line);
+            }
+        }
+    }
     for (uint8_t i = 0; i < n; i++) {
         struct node *nd = &w->nodes[i];
         if (nd->core) acc_stats(&nd->acc, rabia_core_stats(nd->core));

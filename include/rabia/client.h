@@ -1,0 +1,134 @@
+/* The native client library: submits operations to a rabia cluster over the
+ * replicas' native TCP ports, with exactly-once retries.
+ *
+ * WIRE. One TCP connection to one replica at a time, carrying codec frames
+ * (core/codec.h) with from = 0. A request is CLIENT_REQ {u64 = client id,
+ * slot = seq, u64b = ack, body = op}; the replica answers CLIENT_REPLY
+ * {u64 = client id, slot = seq, value = status, body = result}, possibly out
+ * of order. STATUS_REQ / STATUS use a separate short-lived connection.
+ *
+ * SESSIONS (see core/rsm.h). seq starts at 1 and grows by one per submit;
+ * a retry reuses its seq, so the replicas' session table applies each
+ * request at most once. ack (sent with every request, retries included) is
+ * the lowest seq still in flight, or the next seq when none is.
+ *
+ * WINDOW. A new seq is only sent while seq - (lowest seq in flight) <
+ * max_outstanding (<= RABIA_RSM_WINDOW = 64), which also bounds the number
+ * in flight. rabia_client_submit BLOCKS when the window is full: it drives
+ * I/O until the oldest request in flight completes (or fails), then
+ * returns. Completed results are held by the client until collected with
+ * rabia_client_wait (each submitted seq should be collected once; results
+ * never collected are freed by rabia_client_close).
+ *
+ * RETRIES. The client starts with replica client_id % n_addrs (random when
+ * the id is random). It moves to the next replica (round robin), reconnects
+ * and resends EVERY request in flight with the same (client id, seq) when:
+ *   - a request in flight has had no reply for timeout_ms on the current
+ *     connection (or the connect did not finish within timeout_ms);
+ *   - the connection fails: connect refused, reset, EOF, a malformed frame
+ *     or an unexpected message from the replica;
+ *   - a reply says RABIA_REPLY_REDIRECT or RABIA_REPLY_BUSY (the request
+ *     was not applied there); the client then waits a short backoff first
+ *     (10 ms, doubling with every consecutive failure, at most 1 s; failed
+ *     connects back off the same way from the second consecutive failure).
+ * Each such move counts as one attempt for every request in flight; a
+ * request whose attempts reach max_attempts fails (see rabia_client_wait).
+ * The final statuses (OK, SESSION_EXPIRED, BAD_REQUEST, APPLIED_NO_RESULT)
+ * are returned to the caller as they are.
+ *
+ * I/O happens only inside rabia_client_submit / _wait / _call / _status
+ * (plain non-blocking sockets and poll(); no threads). A client is not
+ * thread-safe: use one per thread. SIGPIPE is never raised (MSG_NOSIGNAL).
+ *
+ * Errors are negative errno values (see each function). */
+#ifndef RABIA_CLIENT_H
+#define RABIA_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rabia/state_machine.h"
+#include "rabia/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct rabia_client;
+
+struct rabia_client_cfg {
+    const char *const *addrs; /* "host:port" (or "[v6addr]:port") of the replicas'
+                                 native ports; copied by open */
+    size_t n_addrs;           /* >= 1 */
+    uint64_t client_id;       /* 0 = random (getrandom) */
+    uint32_t timeout_ms;      /* per attempt; 0 = default 1000 */
+    uint32_t max_attempts;    /* 0 = default 10 */
+    uint32_t max_outstanding; /* 0 = default 64; at most RABIA_CLIENT_MAX_OUTSTANDING */
+};
+
+#define RABIA_CLIENT_MAX_OUTSTANDING 64 /* = RABIA_RSM_WINDOW */
+
+/* Create a client. No I/O happens here (the first submit connects); every
+ * address must parse as host:port. 0, -EINVAL for a bad configuration or
+ * address, -ENOMEM, or the error of getrandom. */
+int rabia_client_open(struct rabia_client **out, const struct rabia_client_cfg *cfg);
+/* Close the connection and free everything, results not collected too.
+ * Requests in flight are abandoned (their outcome is unknown). NULL is a
+ * no-op. */
+void rabia_client_close(struct rabia_client *c);
+
+/* Start one operation; *seq (may be NULL) receives its handle, its seq
+ * (never 0). Blocks while the window is full (see WINDOW above). The op is
+ * copied. 0, -EMSGSIZE when the op cannot fit in a frame or a batch,
+ * -ENOMEM, or -EINVAL (op NULL with len > 0). */
+int rabia_client_submit(struct rabia_client *c, const void *op, size_t len, uint64_t *seq);
+
+/* Wait for the request seq, or for any request when seq == 0 (the one that
+ * completed first), for at most timeout_ms (< 0: until it completes or
+ * fails, which max_attempts bounds). On completion the request is
+ * collected (forgotten by the client), *done_seq (may be NULL) gets its
+ * seq and its result replaces the contents of *result (may be NULL: the
+ * result is discarded; result->data may be reallocated). Returns:
+ *   >= 0  the reply status (enum rabia_reply_status): RABIA_REPLY_OK with
+ *         the state machine's result, SESSION_EXPIRED, BAD_REQUEST,
+ *         APPLIED_NO_RESULT (applied; result empty), or REDIRECT / BUSY
+ *         when the attempts ran out and every replica that received the
+ *         request answered that it did not apply it (NOT applied);
+ *   -ETIMEDOUT   the attempts ran out and the request reached at least one
+ *                replica without a definitive answer: the OUTCOME IS
+ *                UNKNOWN (it may or may not have been applied);
+ *   -ECONNREFUSED, -EHOSTUNREACH, ... the attempts ran out and the request
+ *                never reached a replica (every connect failed): NOT applied;
+ *   -EINPROGRESS timeout_ms passed first: the request is still in flight
+ *                (nothing was collected; wait again later);
+ *   -ENOENT      seq is not a request of this client that is still to be
+ *                collected (seq == 0: there is none);
+ *   -ENOMEM or another negative errno for a local failure.
+ * For the negative results *result is left as it was (except -ETIMEDOUT
+ * and the connect errors, which collect the request: *result is emptied
+ * and *done_seq set). */
+int rabia_client_wait(struct rabia_client *c, uint64_t seq, struct rabia_buf *result,
+                      uint64_t *done_seq, int timeout_ms);
+
+/* submit + wait(seq, result, NULL, -1). */
+int rabia_client_call(struct rabia_client *c, const void *op, size_t len, struct rabia_buf *result);
+
+/* STATUS of one replica over its own short-lived connection (addr NULL: the
+ * replica the client currently uses). The text ("key: value" lines)
+ * replaces the contents of *text. Takes at most the client's timeout_ms.
+ * 0, -ETIMEDOUT, a connect errno, -EPROTO for an unexpected or malformed
+ * answer, -EINVAL for a bad address, -ENOMEM. */
+int rabia_client_status(struct rabia_client *c, const char *addr, struct rabia_buf *text);
+
+/* The client id in use (the random one when cfg.client_id was 0). */
+uint64_t rabia_client_id(const struct rabia_client *c);
+/* Number of requests in flight (submitted, not yet completed or failed). */
+size_t rabia_client_in_flight(const struct rabia_client *c);
+/* "OK", "REDIRECT", "SESSION_EXPIRED", "BUSY", "BAD_REQUEST",
+ * "APPLIED_NO_RESULT"; "UNKNOWN" for other values. */
+const char *rabia_reply_status_name(int status);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,114 @@
+/* Embedding API: run a Rabia replica around your own state machine.
+ *
+ * A replica is one thread: an io_uring loop that talks to its peers and to
+ * clients, the consensus core, the batcher and the apply layer with your
+ * state machine (include/rabia/state_machine.h). The guide's "first SMR
+ * application" in C:
+ *
+ *     struct rabia_replica_config cfg;
+ *     rabia_replica_config_default(&cfg);
+ *     rabia_replica_config_set(&cfg, "id", "1", err, sizeof err);
+ *     rabia_replica_config_set(&cfg, "members",
+ *         "1=10.0.0.1:7501,2=10.0.0.2:7501,3=10.0.0.3:7501", err, sizeof err);
+ *     struct rabia_replica *r;
+ *     if (rabia_replica_create(&r, &cfg, &my_sm_ops, err, sizeof err)) die(err);
+ *     pthread_create(&t, NULL, run_thread, r);       // calls rabia_replica_run
+ *     rabia_replica_call(r, op, op_len, &result, 5000); // from any thread
+ *     rabia_replica_stop(r); pthread_join(t, NULL); rabia_replica_destroy(r);
+ *
+ * Replica ids in configs are 1..n (human numbering); the core uses 0..n-1.
+ */
+#ifndef RABIA_REPLICA_H
+#define RABIA_REPLICA_H
+
+#include "rabia/state_machine.h"
+#include "rabia/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RABIA_ADDR_MAX 272
+
+struct rabia_member {
+    uint8_t id;                  /* 1..n */
+    char host[256];
+    uint16_t port;               /* peer port */
+};
+
+enum rabia_log_level { RABIA_LOG_ERROR = 0, RABIA_LOG_WARN, RABIA_LOG_INFO, RABIA_LOG_DEBUG };
+
+/* Every field has a config-file key of the same name with '-' for '_'
+ * (e.g. batch-max-bytes); rabiad accepts each as --key=value too. */
+struct rabia_replica_config {
+    uint8_t id;                          /* id: this replica, 1..n */
+    uint8_t n;                           /* set from members */
+    struct rabia_member members[RABIA_MAX_REPLICAS]; /* members: 1=host:port,2=... */
+    char peer_listen[RABIA_ADDR_MAX];    /* peer-listen: default 0.0.0.0:<own member port> */
+    char client_listen[RABIA_ADDR_MAX];  /* client-listen: native protocol, "" = off */
+    char resp_listen[RABIA_ADDR_MAX];    /* resp-listen: RESP2 (kv only), "" = off */
+    char data_dir[512];                  /* data-dir: incarnation file (and later the log) */
+    char state_machine[32];              /* state-machine: kv | counter | bank (rabiad) */
+    uint32_t batch_max_bytes;            /* batch-max-bytes */
+    uint32_t batch_max_reqs;             /* batch-max-reqs */
+    uint32_t batch_timeout_us;           /* batch-timeout-us: longest a request waits to fill a batch */
+    uint32_t window;                     /* window: slots in flight (1 with policy global) */
+    uint8_t policy;                      /* policy: global | classes */
+    uint64_t cluster_id;                 /* cluster-id: 0 = derived from the member list */
+    uint32_t max_sessions;               /* max-sessions: client sessions remembered */
+    uint32_t retransmit_ms;              /* retransmit-ms */
+    int log_level;                       /* log-level: error | warn | info | debug */
+    bool rejoin;                         /* rejoin: yes = recover from peers even without an
+                                            incarnation file (the data dir was lost) */
+};
+
+void rabia_replica_config_default(struct rabia_replica_config *c);
+/* Set one key; err names the key and the fix on failure (RABIA_E_CONFIG). */
+int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, const char *value, char *err,
+                             size_t errlen);
+/* Load "key value" / "key = value" lines ('#' comments; the last one wins). */
+int rabia_replica_config_load(struct rabia_replica_config *c, const char *path, char *err, size_t errlen);
+/* Whole-config checks (id among members, ports, sizes). */
+int rabia_replica_config_check(const struct rabia_replica_config *c, char *err, size_t errlen);
+/* Print the effective configuration in config-file form. */
+void rabia_replica_config_print(const struct rabia_replica_config *c, void *file /* FILE* */);
+
+struct rabia_replica;
+
+int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_config *cfg,
+                         const struct rabia_sm_ops *sm, char *err, size_t errlen);
+/* Runs the replica on the calling thread until rabia_replica_stop. */
+int rabia_replica_run(struct rabia_replica *r);
+/* Any thread, or a signal handler. */
+void rabia_replica_stop(struct rabia_replica *r);
+void rabia_replica_destroy(struct rabia_replica *r);
+
+/* Submit an operation from any thread. `done` runs on the replica's thread
+ * once the operation was applied (status RABIA_REPLY_OK and the result) or
+ * refused (status != OK, result empty). Returns 0 or -ENOBUFS when the
+ * submission queue is full. */
+typedef void (*rabia_replica_done_fn)(void *ctx, int status, const uint8_t *result, size_t len);
+int rabia_replica_submit(struct rabia_replica *r, const void *op, size_t len, rabia_replica_done_fn done,
+                         void *ctx);
+/* Blocking form for threads other than the replica's: returns the status,
+ * or -ETIMEDOUT (outcome unknown). */
+int rabia_replica_call(struct rabia_replica *r, const void *op, size_t len, struct rabia_buf *result,
+                       int timeout_ms);
+
+struct rabia_replica_status {
+    uint8_t id, n;
+    bool recovering;
+    uint8_t peers_up;        /* bit i-1: connected to replica i */
+    uint64_t incarnation;
+    uint64_t applied;        /* last applied slot */
+    uint64_t known;          /* highest slot known of */
+    uint64_t state_hash;     /* hash of the replicated state at `applied` */
+    uint64_t slots_decided, slots_null, slots_fast, max_phase;
+};
+/* Thread-safe snapshot of the replica's status (refreshed every loop turn). */
+void rabia_replica_get_status(struct rabia_replica *r, struct rabia_replica_status *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
