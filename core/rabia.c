@@ -134,6 +134,8 @@ struct rabia_core {
     struct rabia_stats stats;
     rabia_trace_fn trace;
     void *trace_ctx;
+    rabia_coin_fn coin_obs;
+    void *coin_ctx;
 };
 
 /* ------------------------------------------------------------------ */
@@ -768,6 +770,7 @@ static void progress(struct rabia_core *c, struct inst *in)
         else {
             st = (uint8_t)coin(c, in->slot, in->phase);
             tracef(c, in->slot, "phase %u coin %u", in->phase, st);
+            if (c->coin_obs) c->coin_obs(c->coin_ctx, in->slot, in->phase, st);
         }
         if (in->phase + 1u >= 0xFFFFu) return; /* 2^-65535: stop, peers' DECISION ends it */
         enter_phase(c, in, (uint16_t)(in->phase + 1), st);
@@ -1505,6 +1508,12 @@ int rabia_core_describe_batch(const struct rabia_core *c, const struct rabia_bat
                     e >= 0 ? "held" : "absent", e >= 0 && c->bt[e].in_pq ? " in-queue" : "",
                     e >= 0 ? c->bt[e].inflight : 0, e >= 0 ? c->bt[e].lost : 0, (unsigned long long)t->incarnation,
                     (unsigned long long)t->base, tr_decided(c, id), c->pq[id->proxy].n);
+}
+
+void rabia_core_set_coin_observer(struct rabia_core *c, rabia_coin_fn fn, void *ctx)
+{
+    c->coin_obs = fn;
+    c->coin_ctx = ctx;
 }
 
 void rabia_core_set_trace(struct rabia_core *c, rabia_trace_fn fn, void *ctx)

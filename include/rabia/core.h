@@ -192,6 +192,10 @@ int rabia_coin(uint64_t cluster_seed, uint64_t epoch, uint64_t slot, uint32_t ph
 /* Trace hook for the simulator's readable slot traces (NULL = off). */
 typedef void (*rabia_trace_fn)(void *ctx, uint64_t slot, const char *line);
 void rabia_core_set_trace(struct rabia_core *c, rabia_trace_fn fn, void *ctx);
+/* Observer of every coin the core flips, so a simulator can check that the
+ * coin is common: equal on every replica for a (slot, phase). */
+typedef void (*rabia_coin_fn)(void *ctx, uint64_t slot, uint32_t phase, int value);
+void rabia_core_set_coin_observer(struct rabia_core *c, rabia_coin_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }

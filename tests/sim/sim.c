@@ -302,6 +302,13 @@ struct proprec { /* (slot, id) -> proposer mask */
     bool used;
 };
 
+struct coinrec { /* (slot, phase) -> the coin value the first replica saw */
+    uint64_t slot;
+    uint32_t phase;
+    uint8_t value;
+    bool used;
+};
+
 struct subrec {
     struct rabia_batch_id id;
     uint64_t hash;
@@ -328,6 +335,9 @@ struct world {
     struct subrec *subs;
     size_t subs_cap;
     struct lin_history *hist;
+    struct coinrec *coins;
+    size_t coins_cap, coins_used;
+    uint64_t coin_flips;
     uint32_t down;         /* nodes crashed or recovering */
     bool healed;
     uint8_t enc[RABIA_MAX_FRAME / 64];
@@ -772,6 +782,39 @@ static void on_client_timeout(struct world *w, struct client *c, uint64_t seq, u
 /* ------------------------------------------------------------------ */
 /* nodes: start, crash, restart */
 
+/* The coin must be common: every replica flips the same value for a
+ * (slot, phase). A per-replica coin breaks termination, not safety, so no
+ * other checker would see it quickly. */
+static void coin_cb(void *ctx, uint64_t slot, uint32_t phase, int value)
+{
+    struct world *w = ctx;
+    w->coin_flips++;
+    if (w->coins_used * 2 >= w->coins_cap) {
+        size_t oc = w->coins_cap, nc = oc ? 2 * oc : 1024;
+        struct coinrec *old = w->coins;
+        w->coins = calloc(nc, sizeof(*w->coins));
+        if (!w->coins) abort();
+        w->coins_cap = nc;
+        for (size_t i = 0; i < oc; i++) {
+            if (!old[i].used) continue;
+            size_t j = (old[i].slot * 31 + old[i].phase) & (nc - 1);
+            while (w->coins[j].used) j = (j + 1) & (nc - 1);
+            w->coins[j] = old[i];
+        }
+        free(old);
+    }
+    size_t m = w->coins_cap - 1, j = (slot * 31 + phase) & m;
+    for (; w->coins[j].used; j = (j + 1) & m) {
+        if (w->coins[j].slot == slot && w->coins[j].phase == phase) {
+            if (w->coins[j].value != value)
+                fail(w, "common coin: replicas flipped different coins in slot %" PRIu64 " phase %u", slot, phase);
+            return;
+        }
+    }
+    w->coins[j] = (struct coinrec){.slot = slot, .phase = phase, .value = (uint8_t)value, .used = true};
+    w->coins_used++;
+}
+
 static void start_node(struct world *w, uint8_t i, bool recovering)
 {
     struct node *nd = &w->nodes[i];
@@ -796,6 +839,7 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
         abort();
     }
     if (w->cfg.trace_slot >= 0) rabia_core_set_trace(nd->core, trace_cb, w);
+    rabia_core_set_coin_observer(nd->core, coin_cb, w);
     nd->alive = true;
     nd->tick_at = 0;
     nd->flush_armed = false;
@@ -1168,6 +1212,7 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
     free(w->slots);
     free(w->props);
     free(w->subs);
+    free(w->coins);
     free(w);
 }
 

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Runs a local rabia cluster on 127.0.0.1 in the background.
+#   local-cluster.sh start N [kv|counter|bank]   N = 3, 5 or 7 replicas
+#   local-cluster.sh stop                         stop every replica (SIGTERM, then SIGKILL)
+#   local-cluster.sh status                       pids and each replica's status
+#   local-cluster.sh kill I | restart I           kill -9 / start again replica I (for fault drills)
+# Replica i serves RESP on 6400+i, the native protocol on 7400+i and peers
+# on 7500+i (override the bases with RABIA_RESP_BASE, RABIA_CLIENT_BASE,
+# RABIA_PEER_BASE). State lives under $RABIA_CLUSTER_DIR (default
+# /tmp/rabia-cluster): one data dir, log and pid file per replica.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+dir=${RABIA_CLUSTER_DIR:-/tmp/rabia-cluster}
+bin=${RABIAD:-$here/build/cmd/rabiad}
+cli=${RABIA_CLI:-$here/build/cmd/rabia-cli}
+resp_base=${RABIA_RESP_BASE:-6400}
+client_base=${RABIA_CLIENT_BASE:-7400}
+peer_base=${RABIA_PEER_BASE:-7500}
+
+die() { echo "local-cluster: $*" >&2; exit 1; }
+
+members() {
+  local n=$1 m="" i
+  for ((i = 1; i <= n; i++)); do m+="${m:+,}$i=127.0.0.1:$((peer_base + i))"; done
+  echo "$m"
+}
+
+start_one() {
+  local i=$1 n sm
+  n=$(cat "$dir/n") sm=$(cat "$dir/sm")
+  local resp="off"
+  [ "$sm" = kv ] && resp="127.0.0.1:$((resp_base + i))"
+  "$bin" --id "$i" --members "$(members "$n")" \
+    --client-listen "127.0.0.1:$((client_base + i))" --resp-listen "$resp" \
+    --data-dir "$dir/r$i" --state-machine "$sm" ${RABIA_EXTRA_ARGS:-} \
+    >>"$dir/r$i.log" 2>&1 &
+  echo $! >"$dir/r$i.pid"
+}
+
+addrs() {
+  local n i a=""
+  n=$(cat "$dir/n")
+  for ((i = 1; i <= n; i++)); do a+="${a:+,}127.0.0.1:$((client_base + i))"; done
+  echo "$a"
+}
+
+wait_ready() { # every replica up, connected to all peers and not recovering
+  local n i deadline=$((SECONDS + ${RABIA_START_TIMEOUT:-20}))
+  n=$(cat "$dir/n")
+  while :; do
+    local ok=1
+    for ((i = 1; i <= n; i++)); do
+      local out
+      out=$("$cli" -a "127.0.0.1:$((client_base + i))" --timeout 500 status 2>/dev/null) || { ok=0; break; }
+      grep -q '^recovering: no' <<<"$out" || { ok=0; break; }
+      if grep -q 'unreachable' <<<"$out"; then ok=0; break; fi
+    done
+    ((ok)) && return 0
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+case "${1:-}" in
+start)
+  n=${2:-3}
+  sm=${3:-kv}
+  [[ $n == 3 || $n == 5 || $n == 7 ]] || die "N must be 3, 5 or 7 (got '$n')"
+  [[ $sm == kv || $sm == counter || $sm == bank ]] || die "state machine must be kv, counter or bank"
+  [ -x "$bin" ] || die "$bin not found: build first (cmake -S . -B build && cmake --build build -j)"
+  if [ -d "$dir" ] && ls "$dir"/r*.pid >/dev/null 2>&1; then
+    for f in "$dir"/r*.pid; do kill -0 "$(cat "$f")" 2>/dev/null && die "a cluster is running in $dir: stop it first"; done
+  fi
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  echo "$n" >"$dir/n"
+  echo "$sm" >"$dir/sm"
+  for ((i = 1; i <= n; i++)); do start_one "$i"; done
+  if ! wait_ready; then
+    echo "local-cluster: the cluster did not become ready; last log lines:" >&2
+    tail -n 5 "$dir"/r*.log >&2
+    exit 1
+  fi
+  echo "started $n replicas ($sm) under $dir"
+  for ((i = 1; i <= n; i++)); do
+    if [ "$sm" = kv ]; then
+      echo "  replica $i: pid $(cat "$dir/r$i.pid")  resp 127.0.0.1:$((resp_base + i))  native 127.0.0.1:$((client_base + i))  peers 127.0.0.1:$((peer_base + i))"
+    else
+      echo "  replica $i: pid $(cat "$dir/r$i.pid")  native 127.0.0.1:$((client_base + i))  peers 127.0.0.1:$((peer_base + i))"
+    fi
+  done
+  if [ "$sm" = kv ]; then
+    echo "try:  redis-cli -p $((resp_base + 1)) SET greeting hello && redis-cli -p $((resp_base + 2)) GET greeting"
+  fi
+  echo "      $cli -a $(addrs) status"
+  echo "stop: $0 stop"
+  ;;
+stop)
+  [ -d "$dir" ] || { echo "no cluster in $dir"; exit 0; }
+  for f in "$dir"/r*.pid; do
+    [ -f "$f" ] || continue
+    pid=$(cat "$f")
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for f in "$dir"/r*.pid; do
+    [ -f "$f" ] || continue
+    pid=$(cat "$f")
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$f"
+  done
+  echo "stopped (data and logs kept in $dir)"
+  ;;
+status)
+  [ -f "$dir/n" ] || { echo "no cluster in $dir"; exit 1; }
+  n=$(cat "$dir/n")
+  for ((i = 1; i <= n; i++)); do
+    pid=$(cat "$dir/r$i.pid" 2>/dev/null || echo "")
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then state="running (pid $pid)"; else state="not running"; fi
+    echo "replica $i: $state"
+    "$cli" -a "127.0.0.1:$((client_base + i))" --timeout 500 status 2>/dev/null | sed 's/^/    /' || true
+  done
+  ;;
+kill)
+  i=${2:?replica number}
+  pid=$(cat "$dir/r$i.pid") || die "replica $i has no pid file"
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -f "$dir/r$i.pid"
+  echo "killed replica $i (pid $pid)"
+  ;;
+restart)
+  i=${2:?replica number}
+  start_one "$i"
+  echo "restarted replica $i (pid $(cat "$dir/r$i.pid"))"
+  ;;
+*)
+  sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+  exit 2
+  ;;
+esac

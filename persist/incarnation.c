@@ -1,0 +1,76 @@
+/* The incarnation file: a number that grows every time a replica starts,
+ * stored durably in its data directory. It tells a first start (no file:
+ * a new cluster member, nothing to contradict) from a restart (the core
+ * must recover under the horizon rule), and makes batch ids unique across
+ * restarts. Written as: temporary file, fsync, rename, fsync directory. */
+#include "incarnation.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -errno;
+    int rc = fsync(fd) ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+int rabia_incarnation_next(const char *dir, uint64_t *incarnation, bool *existed, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0750) && errno != EEXIST) {
+        snprintf(err, errlen, "data-dir %s: cannot create: %s (create it or fix permissions)", dir, strerror(errno));
+        return -errno;
+    }
+    char path[1024], tmp[1040];
+    snprintf(path, sizeof path, "%s/incarnation", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    uint64_t prev = 0;
+    *existed = false;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        char line[64] = {0};
+        char *end = NULL;
+        if (fgets(line, sizeof line, f)) prev = strtoull(line, &end, 10);
+        fclose(f);
+        if (!end || end == line || (*end && *end != '\n') || prev == 0 || prev == UINT64_MAX) {
+            snprintf(err, errlen,
+                     "%s is corrupt (expected one positive number): restore it, or remove the whole data dir and "
+                     "start this replica with --rejoin so it recovers from its peers",
+                     path);
+            return -EINVAL;
+        }
+        *existed = true;
+    } else if (errno != ENOENT) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -errno;
+    }
+    uint64_t next = prev + 1;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s (is the data dir writable and the disk not full?)", tmp, strerror(errno));
+        return -errno;
+    }
+    char buf[32];
+    int len = snprintf(buf, sizeof buf, "%" PRIu64 "\n", next);
+    int rc = 0;
+    if (write(fd, buf, (size_t)len) != len) rc = errno ? -errno : -EIO;
+    else if (fdatasync(fd)) rc = -errno;
+    close(fd);
+    if (!rc && rename(tmp, path)) rc = -errno;
+    if (!rc) rc = fsync_dir(dir);
+    if (rc) {
+        snprintf(err, errlen, "writing %s: %s (is the disk full or read-only?)", path, strerror(-rc));
+        unlink(tmp);
+        return rc;
+    }
+    *incarnation = next;
+    return 0;
+}
