@@ -1,0 +1,874 @@
+/* The native client library (include/rabia/client.h). One connection at a
+ * time, non-blocking socket driven by poll() from inside the API calls. */
+#include "rabia/client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+
+#define DEFAULT_TIMEOUT_MS 1000u
+#define DEFAULT_ATTEMPTS 10u
+#define BACKOFF_MAX_MS 1000
+#define RX_CHUNK 65536u
+/* The largest op a replica can put in a batch (a CLIENT_REQ frame could
+ * carry a little more, but the batch is the tighter bound). */
+#define MAX_OP_LEN ((size_t)RABIA_MAX_BATCH_BODY - 4u - RABIA_BATCH_REQ_HEADER)
+
+enum ent_state { E_INFLIGHT = 1, E_DONE = 2 };
+enum conn_state { C_NONE, C_CONNECTING, C_UP };
+/* Why a connection is abandoned. */
+enum fail_kind {
+    F_TIMEOUT,    /* no reply (or no connect) within timeout_ms: no extra backoff */
+    F_DISCONNECT, /* refused, reset, EOF, protocol error */
+    F_BUSY,       /* REDIRECT / BUSY: always a backoff */
+};
+
+struct ent {
+    uint64_t seq;
+    int state;             /* enum ent_state */
+    int status;            /* E_DONE: what wait returns */
+    int last_status;       /* last REDIRECT/BUSY seen, or -1 */
+    uint32_t attempts;
+    bool queued;           /* written into the current connection's tx stream */
+    bool uncertain;        /* fully sent on a connection that died unanswered */
+    uint64_t tx_end;       /* stream offset just past its frame */
+    int64_t sent_at;       /* ms, when queued on the current connection */
+    uint64_t done_tick;    /* completion order, for wait(0) */
+    struct rabia_buf op;
+    struct rabia_buf res;
+};
+
+struct rabia_client {
+    char **addrs;
+    size_t n_addrs;
+    size_t cur;
+    uint64_t client_id;
+    uint32_t timeout_ms, max_attempts, max_outstanding;
+    uint64_t next_seq;
+    uint64_t tick;
+
+    /* Requests: [0, n_ents) in use; slots up to cap_ents keep spare
+     * buffers for reuse. */
+    struct ent *ents;
+    size_t n_ents, cap_ents;
+    size_t n_inflight;
+
+    /* The connection. */
+    int state;
+    int fd;
+    struct addrinfo *ai, *ai_next; /* resolution of addrs[cur] while connecting */
+    int64_t conn_deadline;
+    int last_conn_err;             /* last connect / transport error (negative) */
+    struct rabia_buf tx;
+    size_t tx_off;
+    uint64_t tx_queued, tx_sent;   /* stream byte counters of this connection */
+    struct rabia_buf rx;
+    size_t rx_off;
+    unsigned fail_streak;          /* consecutive failures without a reply */
+    int64_t backoff_until;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int ms_until(int64_t when, int64_t now)
+{
+    if (when <= now)
+        return 0;
+    if (when - now > 60000)
+        return 60000;
+    return (int)(when - now);
+}
+
+const char *rabia_reply_status_name(int status)
+{
+    switch (status) {
+    case RABIA_REPLY_OK: return "OK";
+    case RABIA_REPLY_REDIRECT: return "REDIRECT";
+    case RABIA_REPLY_SESSION_EXPIRED: return "SESSION_EXPIRED";
+    case RABIA_REPLY_BUSY: return "BUSY";
+    case RABIA_REPLY_BAD_REQUEST: return "BAD_REQUEST";
+    case RABIA_REPLY_APPLIED_NO_RESULT: return "APPLIED_NO_RESULT";
+    default: return "UNKNOWN";
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Addresses */
+
+/* "host:port" or "[v6]:port" into host and port. 0 or -EINVAL. */
+static int split_addr(const char *a, char *host, size_t hcap, char *port, size_t pcap)
+{
+    if (!a)
+        return -EINVAL;
+    const char *colon, *hs, *he;
+    if (a[0] == '[') {
+        he = strchr(a, ']');
+        if (!he || he[1] != ':')
+            return -EINVAL;
+        hs = a + 1;
+        colon = he + 1;
+    } else {
+        colon = strrchr(a, ':');
+        if (!colon)
+            return -EINVAL;
+        hs = a;
+        he = colon;
+    }
+    size_t hl = (size_t)(he - hs), pl = strlen(colon + 1);
+    if (hl == 0 || hl >= hcap || pl == 0 || pl >= pcap)
+        return -EINVAL;
+    for (const char *p = colon + 1; *p; p++)
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+    long v = strtol(colon + 1, NULL, 10);
+    if (v < 1 || v > 65535)
+        return -EINVAL;
+    memcpy(host, hs, hl);
+    host[hl] = 0;
+    memcpy(port, colon + 1, pl + 1);
+    return 0;
+}
+
+static int resolve(const char *addr, struct addrinfo **res)
+{
+    char host[256], port[16];
+    int rc = split_addr(addr, host, sizeof host, port, sizeof port);
+    if (rc < 0)
+        return rc;
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    int g = getaddrinfo(host, port, &hints, res);
+    if (g == 0)
+        return 0;
+    *res = NULL;
+    if (g == EAI_MEMORY)
+        return -ENOMEM;
+    return -EHOSTUNREACH;
+}
+
+/* Start a non-blocking connect to ai: the fd, or a negative errno. *done is
+ * set when the connect already finished. */
+static int start_connect(const struct addrinfo *ai, bool *done)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        *done = true;
+        return fd;
+    }
+    if (errno == EINPROGRESS) {
+        *done = false;
+        return fd;
+    }
+    int e = -errno;
+    close(fd);
+    return e;
+}
+
+static int sock_error(int fd)
+{
+    int err = 0;
+    socklen_t l = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
+        return -errno;
+    return -err;
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests */
+
+static struct ent *find_ent(struct rabia_client *c, uint64_t seq)
+{
+    for (size_t i = 0; i < c->n_ents; i++)
+        if (c->ents[i].seq == seq)
+            return &c->ents[i];
+    return NULL;
+}
+
+static uint64_t lowest_inflight(const struct rabia_client *c)
+{
+    uint64_t lo = c->next_seq;
+    for (size_t i = 0; i < c->n_ents; i++)
+        if (c->ents[i].state == E_INFLIGHT && c->ents[i].seq < lo)
+            lo = c->ents[i].seq;
+    return lo;
+}
+
+/* Finish e with a status (>= 0, body is its result) or a negative error. */
+static int complete(struct rabia_client *c, struct ent *e, int status, const uint8_t *body,
+                    size_t len)
+{
+    rabia_buf_clear(&e->res);
+    if (len > 0 && rabia_buf_append(&e->res, body, len) < 0)
+        return -ENOMEM;
+    e->state = E_DONE;
+    e->status = status;
+    e->done_tick = ++c->tick;
+    e->queued = false;
+    rabia_buf_clear(&e->op);
+    c->n_inflight--;
+    return 0;
+}
+
+/* Attempts ran out: say what is known. */
+static void give_up(struct rabia_client *c, struct ent *e)
+{
+    int st;
+    if (e->uncertain)
+        st = -ETIMEDOUT; /* maybe applied */
+    else if (e->last_status >= 0)
+        st = e->last_status; /* every replica that saw it refused it */
+    else if (c->last_conn_err < 0 && c->last_conn_err != -ETIMEDOUT)
+        st = c->last_conn_err;
+    else
+        st = -EHOSTUNREACH; /* never reached a replica */
+    (void)complete(c, e, st, NULL, 0); /* no body: cannot fail */
+}
+
+/* Forget e (collected): swap the last entry in, keep e's buffers as spare. */
+static void remove_ent(struct rabia_client *c, struct ent *e)
+{
+    size_t i = (size_t)(e - c->ents), last = c->n_ents - 1;
+    if (i != last) {
+        struct ent t = c->ents[i];
+        c->ents[i] = c->ents[last];
+        c->ents[last] = t;
+    }
+    struct ent *s = &c->ents[last];
+    rabia_buf_clear(&s->op);
+    rabia_buf_clear(&s->res);
+    c->n_ents--;
+}
+
+/* ------------------------------------------------------------------ */
+/* The connection */
+
+static int64_t backoff_ms(unsigned streak, bool busy)
+{
+    if (streak <= 1 && !busy)
+        return 0;
+    unsigned s = streak < 1 ? 1 : streak > 8 ? 8 : streak;
+    int64_t ms = (int64_t)5 << s; /* 10, 20, 40, ... */
+    return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
+}
+
+static void conn_reset(struct rabia_client *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->state = C_NONE;
+    if (c->ai)
+        freeaddrinfo(c->ai);
+    c->ai = c->ai_next = NULL;
+    rabia_buf_clear(&c->tx);
+    c->tx_off = 0;
+    c->tx_queued = c->tx_sent = 0;
+    rabia_buf_clear(&c->rx);
+    c->rx_off = 0;
+}
+
+/* Abandon the connection: move to the next replica; every request in
+ * flight spends one attempt. */
+static void failover(struct rabia_client *c, int err, enum fail_kind kind)
+{
+    for (size_t i = 0; i < c->n_ents; i++) {
+        struct ent *e = &c->ents[i];
+        if (e->state != E_INFLIGHT)
+            continue;
+        if (e->queued && c->tx_sent >= e->tx_end)
+            e->uncertain = true;
+        e->queued = false;
+        e->attempts++;
+    }
+    if (err < 0 && kind != F_BUSY)
+        c->last_conn_err = err;
+    conn_reset(c);
+    c->cur = (c->cur + 1) % c->n_addrs;
+    c->fail_streak++;
+    int64_t b = kind == F_TIMEOUT ? 0 : backoff_ms(c->fail_streak, kind == F_BUSY);
+    c->backoff_until = now_ms() + b;
+    /* Give up on requests out of attempts (may swap entries: separate loop). */
+    for (size_t i = 0; i < c->n_ents; i++) {
+        struct ent *e = &c->ents[i];
+        if (e->state == E_INFLIGHT && e->attempts >= c->max_attempts)
+            give_up(c, e);
+    }
+}
+
+/* Append e's CLIENT_REQ to the tx stream. */
+static int enqueue(struct rabia_client *c, struct ent *e, int64_t now)
+{
+    struct rabia_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = RABIA_MSG_CLIENT_REQ;
+    m.u64 = c->client_id;
+    m.slot = e->seq;
+    m.u64b = lowest_inflight(c);
+    m.body = e->op.data;
+    m.body_len = (uint32_t)e->op.len;
+    size_t n = rabia_msg_encoded_size(&m);
+    if (n == 0)
+        return -EMSGSIZE; /* checked at submit: cannot happen */
+    if (rabia_buf_reserve(&c->tx, n) < 0)
+        return -ENOMEM;
+    int w = rabia_msg_encode(&m, c->tx.data + c->tx.len, c->tx.cap - c->tx.len);
+    if (w < 0)
+        return w;
+    c->tx.len += (size_t)w;
+    c->tx_queued += (uint64_t)w;
+    e->tx_end = c->tx_queued;
+    e->queued = true;
+    e->sent_at = now;
+    return 0;
+}
+
+/* Send what the socket takes. Failover on error. */
+static void flush(struct rabia_client *c)
+{
+    while (c->state == C_UP && c->tx_off < c->tx.len) {
+        ssize_t n = send(c->fd, c->tx.data + c->tx_off, c->tx.len - c->tx_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            failover(c, -errno, F_DISCONNECT);
+            return;
+        }
+        c->tx_off += (size_t)n;
+        c->tx_sent += (uint64_t)n;
+    }
+    if (c->state == C_UP && c->tx_off == c->tx.len) {
+        rabia_buf_clear(&c->tx);
+        c->tx_off = 0;
+    }
+}
+
+/* The connection is up: send every request in flight, oldest first. */
+static int conn_up(struct rabia_client *c)
+{
+    c->state = C_UP;
+    if (c->ai)
+        freeaddrinfo(c->ai);
+    c->ai = c->ai_next = NULL;
+    int64_t now = now_ms();
+    /* Oldest first (the table is small; a selection pass per entry). */
+    uint64_t after = 0;
+    for (;;) {
+        struct ent *best = NULL;
+        for (size_t i = 0; i < c->n_ents; i++) {
+            struct ent *e = &c->ents[i];
+            if (e->state == E_INFLIGHT && !e->queued && e->seq > after &&
+                (!best || e->seq < best->seq))
+                best = e;
+        }
+        if (!best)
+            break;
+        int rc = enqueue(c, best, now);
+        if (rc < 0)
+            return rc;
+        after = best->seq;
+    }
+    flush(c);
+    return 0;
+}
+
+/* Connect to addrs[cur] (continuing with its next resolved address when a
+ * previous one failed). */
+static int conn_start(struct rabia_client *c)
+{
+    if (!c->ai) {
+        int rc = resolve(c->addrs[c->cur], &c->ai);
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc < 0) {
+            failover(c, rc, F_DISCONNECT);
+            return 0;
+        }
+        c->ai_next = c->ai;
+        c->last_conn_err = -ECONNREFUSED;
+    }
+    while (c->ai_next) {
+        struct addrinfo *a = c->ai_next;
+        c->ai_next = a->ai_next;
+        bool done = false;
+        int fd = start_connect(a, &done);
+        if (fd < 0) {
+            c->last_conn_err = fd;
+            continue;
+        }
+        c->fd = fd;
+        c->conn_deadline = now_ms() + c->timeout_ms;
+        c->tx_queued = c->tx_sent = 0;
+        if (done)
+            return conn_up(c);
+        c->state = C_CONNECTING;
+        return 0;
+    }
+    failover(c, c->last_conn_err, F_DISCONNECT);
+    return 0;
+}
+
+/* One decoded frame from the replica. Returns 1 when the connection was
+ * abandoned (stop parsing), 0 to go on, or a negative local error. */
+static int on_frame(struct rabia_client *c, const struct rabia_msg *m)
+{
+    if (m->type != RABIA_MSG_CLIENT_REPLY || m->u64 != c->client_id) {
+        failover(c, -EPROTO, F_DISCONNECT);
+        return 1;
+    }
+    struct ent *e = find_ent(c, m->slot);
+    if (!e || e->state != E_INFLIGHT || !e->queued)
+        return 0; /* a late duplicate, or a reply to a request we gave up */
+    if (m->value == RABIA_REPLY_REDIRECT || m->value == RABIA_REPLY_BUSY) {
+        e->queued = false; /* answered: this send did not apply it */
+        e->last_status = m->value;
+        failover(c, 0, F_BUSY);
+        return 1;
+    }
+    c->fail_streak = 0;
+    return complete(c, e, m->value, m->body, m->body_len);
+}
+
+/* Read what is there and handle every complete frame. */
+static int conn_read(struct rabia_client *c)
+{
+    for (;;) {
+        if (rabia_buf_reserve(&c->rx, RX_CHUNK) < 0)
+            return -ENOMEM;
+        ssize_t n = recv(c->fd, c->rx.data + c->rx.len, c->rx.cap - c->rx.len, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            failover(c, -errno, F_DISCONNECT);
+            return 0;
+        }
+        if (n == 0) {
+            failover(c, -ECONNRESET, F_DISCONNECT);
+            return 0;
+        }
+        c->rx.len += (size_t)n;
+        while (c->rx.len - c->rx_off >= RABIA_FRAME_HEADER) {
+            const uint8_t *p = c->rx.data + c->rx_off;
+            size_t avail = c->rx.len - c->rx_off, flen = 0;
+            int rc = rabia_frame_peek(p, avail, &flen);
+            if (rc < 0) {
+                failover(c, -EPROTO, F_DISCONNECT);
+                return 0;
+            }
+            if (flen > avail) {
+                /* Make room for the whole frame (peek bounded it). */
+                if (rabia_buf_reserve(&c->rx, flen - avail) < 0)
+                    return -ENOMEM;
+                break;
+            }
+            struct rabia_msg m;
+            if (rabia_msg_decode(p, flen, &m) < 0) {
+                failover(c, -EPROTO, F_DISCONNECT);
+                return 0;
+            }
+            rc = on_frame(c, &m);
+            if (rc != 0)
+                return rc < 0 ? rc : 0; /* abandoned: rx is gone */
+            c->rx_off += flen;
+        }
+        if (c->rx_off == c->rx.len) {
+            c->rx.len = c->rx_off = 0;
+        } else if (c->rx_off > 0) {
+            memmove(c->rx.data, c->rx.data + c->rx_off, c->rx.len - c->rx_off);
+            c->rx.len -= c->rx_off;
+            c->rx_off = 0;
+        }
+    }
+}
+
+static int64_t earliest_deadline(const struct rabia_client *c)
+{
+    int64_t d = INT64_MAX;
+    for (size_t i = 0; i < c->n_ents; i++) {
+        const struct ent *e = &c->ents[i];
+        if (e->state == E_INFLIGHT && e->queued && e->sent_at + c->timeout_ms < d)
+            d = e->sent_at + c->timeout_ms;
+    }
+    return d;
+}
+
+/* Drive the I/O once, sleeping at most until `until` (ms, monotonic). */
+static int pump(struct rabia_client *c, int64_t until)
+{
+    int64_t now = now_ms();
+    if (c->n_inflight == 0)
+        return 0;
+    if (c->state == C_NONE) {
+        if (now < c->backoff_until) {
+            int64_t w = c->backoff_until < until ? c->backoff_until : until;
+            if (w > now)
+                (void)poll(NULL, 0, ms_until(w, now));
+            return 0;
+        }
+        return conn_start(c);
+    }
+    struct pollfd p = {.fd = c->fd, .events = POLLIN, .revents = 0};
+    int64_t dl;
+    if (c->state == C_CONNECTING) {
+        p.events = POLLOUT;
+        dl = c->conn_deadline;
+    } else {
+        if (c->tx_off < c->tx.len)
+            p.events |= POLLOUT;
+        dl = earliest_deadline(c);
+    }
+    int r = poll(&p, 1, ms_until(dl < until ? dl : until, now));
+    if (r < 0)
+        return errno == EINTR ? 0 : -errno;
+    if (c->state == C_CONNECTING) {
+        if (r > 0) {
+            int err = sock_error(c->fd);
+            if (err == 0)
+                return conn_up(c);
+            close(c->fd);
+            c->fd = -1;
+            c->state = C_NONE;
+            c->last_conn_err = err;
+            return conn_start(c); /* the next resolved address, or failover */
+        }
+        if (now_ms() >= c->conn_deadline)
+            failover(c, -ETIMEDOUT, F_TIMEOUT);
+        return 0;
+    }
+    if (r > 0) {
+        if (p.revents & (POLLIN | POLLERR | POLLHUP)) {
+            int rc = conn_read(c);
+            if (rc < 0)
+                return rc;
+        }
+        if (c->state == C_UP && (p.revents & POLLOUT))
+            flush(c);
+    }
+    if (c->state == C_UP && c->n_inflight > 0 && now_ms() >= earliest_deadline(c))
+        failover(c, -ETIMEDOUT, F_TIMEOUT);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* API */
+
+int rabia_client_open(struct rabia_client **out, const struct rabia_client_cfg *cfg)
+{
+    if (!out || !cfg || !cfg->addrs || cfg->n_addrs == 0 ||
+        cfg->max_outstanding > RABIA_CLIENT_MAX_OUTSTANDING)
+        return -EINVAL;
+    for (size_t i = 0; i < cfg->n_addrs; i++) {
+        char h[256], p[16];
+        if (split_addr(cfg->addrs[i], h, sizeof h, p, sizeof p) < 0)
+            return -EINVAL;
+    }
+    struct rabia_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    c->fd = -1;
+    c->addrs = calloc(cfg->n_addrs, sizeof *c->addrs);
+    if (!c->addrs) {
+        free(c);
+        return -ENOMEM;
+    }
+    c->n_addrs = cfg->n_addrs;
+    for (size_t i = 0; i < cfg->n_addrs; i++) {
+        c->addrs[i] = strdup(cfg->addrs[i]);
+        if (!c->addrs[i]) {
+            rabia_client_close(c);
+            return -ENOMEM;
+        }
+    }
+    c->client_id = cfg->client_id;
+    while (c->client_id == 0) {
+        ssize_t n = getrandom(&c->client_id, sizeof c->client_id, 0);
+        if (n < 0 && errno != EINTR) {
+            int e = -errno;
+            rabia_client_close(c);
+            return e;
+        }
+    }
+    c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
+    c->max_attempts = cfg->max_attempts ? cfg->max_attempts : DEFAULT_ATTEMPTS;
+    c->max_outstanding = cfg->max_outstanding ? cfg->max_outstanding : RABIA_CLIENT_MAX_OUTSTANDING;
+    c->next_seq = 1;
+    c->cur = (size_t)(c->client_id % c->n_addrs);
+    c->last_conn_err = -EHOSTUNREACH;
+    *out = c;
+    return 0;
+}
+
+void rabia_client_close(struct rabia_client *c)
+{
+    if (!c)
+        return;
+    conn_reset(c);
+    rabia_buf_free(&c->tx);
+    rabia_buf_free(&c->rx);
+    for (size_t i = 0; i < c->cap_ents; i++) {
+        rabia_buf_free(&c->ents[i].op);
+        rabia_buf_free(&c->ents[i].res);
+    }
+    free(c->ents);
+    if (c->addrs)
+        for (size_t i = 0; i < c->n_addrs; i++)
+            free(c->addrs[i]);
+    free(c->addrs);
+    free(c);
+}
+
+uint64_t rabia_client_id(const struct rabia_client *c) { return c->client_id; }
+size_t rabia_client_in_flight(const struct rabia_client *c) { return c->n_inflight; }
+
+int rabia_client_submit(struct rabia_client *c, const void *op, size_t len, uint64_t *seq)
+{
+    if (!op && len > 0)
+        return -EINVAL;
+    if (len > MAX_OP_LEN)
+        return -EMSGSIZE;
+    /* The window: a new seq must stay within max_outstanding of the oldest
+     * request in flight. */
+    while (c->n_inflight > 0 && c->next_seq - lowest_inflight(c) >= c->max_outstanding) {
+        int rc = pump(c, INT64_MAX);
+        if (rc < 0)
+            return rc;
+    }
+    if (c->n_ents == c->cap_ents) {
+        size_t nc = c->cap_ents ? c->cap_ents * 2 : 16;
+        struct ent *ne = realloc(c->ents, nc * sizeof *ne);
+        if (!ne)
+            return -ENOMEM;
+        memset(ne + c->cap_ents, 0, (nc - c->cap_ents) * sizeof *ne);
+        c->ents = ne;
+        c->cap_ents = nc;
+    }
+    struct ent *e = &c->ents[c->n_ents];
+    rabia_buf_clear(&e->op);
+    if (len > 0 && rabia_buf_append(&e->op, op, len) < 0)
+        return -ENOMEM;
+    e->seq = c->next_seq;
+    e->state = E_INFLIGHT;
+    e->status = 0;
+    e->last_status = -1;
+    e->attempts = 0;
+    e->queued = false;
+    e->uncertain = false;
+    e->tx_end = 0;
+    e->sent_at = 0;
+    e->done_tick = 0;
+    c->n_ents++;
+    c->n_inflight++;
+    c->next_seq++;
+    if (seq)
+        *seq = e->seq;
+    if (c->state == C_UP) {
+        int rc = enqueue(c, e, now_ms());
+        if (rc < 0)
+            return rc;
+        flush(c);
+    } else if (c->state == C_NONE && now_ms() >= c->backoff_until) {
+        return conn_start(c); /* get the connect going */
+    }
+    return 0;
+}
+
+int rabia_client_wait(struct rabia_client *c, uint64_t seq, struct rabia_buf *result,
+                      uint64_t *done_seq, int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
+    bool pumped = false;
+    for (;;) {
+        struct ent *e = NULL;
+        if (seq != 0) {
+            e = find_ent(c, seq);
+            if (!e)
+                return -ENOENT;
+            if (e->state != E_DONE)
+                e = NULL;
+        } else {
+            if (c->n_ents == 0)
+                return -ENOENT;
+            for (size_t i = 0; i < c->n_ents; i++)
+                if (c->ents[i].state == E_DONE && (!e || c->ents[i].done_tick < e->done_tick))
+                    e = &c->ents[i];
+        }
+        if (e) {
+            /* Collected: a final status, or a give-up error (empty result). */
+            int st = e->status;
+            if (done_seq)
+                *done_seq = e->seq;
+            if (result) {
+                /* Hand the result over by swapping buffers. */
+                struct rabia_buf t = *result;
+                *result = e->res;
+                e->res = t;
+            }
+            remove_ent(c, e);
+            return st;
+        }
+        if (pumped && now_ms() >= deadline)
+            return -EINPROGRESS;
+        int rc = pump(c, deadline);
+        if (rc < 0)
+            return rc;
+        pumped = true;
+    }
+}
+
+int rabia_client_call(struct rabia_client *c, const void *op, size_t len, struct rabia_buf *result)
+{
+    uint64_t seq;
+    int rc = rabia_client_submit(c, op, len, &seq);
+    if (rc < 0)
+        return rc;
+    return rabia_client_wait(c, seq, result, NULL, -1);
+}
+
+int rabia_client_status(struct rabia_client *c, const char *addr, struct rabia_buf *text)
+{
+    if (!addr)
+        addr = c->addrs[c->cur];
+    struct addrinfo *ai = NULL;
+    int rc = resolve(addr, &ai);
+    if (rc < 0)
+        return rc;
+    int64_t deadline = now_ms() + c->timeout_ms;
+    int fd = -1;
+    rc = -ECONNREFUSED;
+    for (struct addrinfo *a = ai; a && fd < 0; a = a->ai_next) {
+        bool done = false;
+        int f = start_connect(a, &done);
+        if (f < 0) {
+            rc = f;
+            continue;
+        }
+        if (!done) {
+            struct pollfd p = {.fd = f, .events = POLLOUT, .revents = 0};
+            int r;
+            do
+                r = poll(&p, 1, ms_until(deadline, now_ms()));
+            while (r < 0 && errno == EINTR);
+            int err = r > 0 ? sock_error(f) : r == 0 ? -ETIMEDOUT : -errno;
+            if (err < 0) {
+                close(f);
+                rc = err;
+                if (err == -ETIMEDOUT)
+                    break;
+                continue;
+            }
+        }
+        fd = f;
+    }
+    freeaddrinfo(ai);
+    if (fd < 0)
+        return rc;
+
+    struct rabia_buf rx = {0};
+    uint8_t req[RABIA_FRAME_HEADER];
+    struct rabia_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = RABIA_MSG_STATUS_REQ;
+    int n = rabia_msg_encode(&m, req, sizeof req);
+    if (n < 0) {
+        rc = n;
+        goto out;
+    }
+    size_t off = 0;
+    while (off < (size_t)n) {
+        ssize_t w = send(fd, req + off, (size_t)n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                struct pollfd p = {.fd = fd, .events = POLLOUT, .revents = 0};
+                int r = poll(&p, 1, ms_until(deadline, now_ms()));
+                if (r == 0) {
+                    rc = -ETIMEDOUT;
+                    goto out;
+                }
+                continue;
+            }
+            rc = -errno;
+            goto out;
+        }
+        off += (size_t)w;
+    }
+    for (;;) {
+        size_t flen = 0;
+        if (rx.len >= RABIA_FRAME_HEADER) {
+            int pr = rabia_frame_peek(rx.data, rx.len, &flen);
+            if (pr < 0) {
+                rc = -EPROTO;
+                goto out;
+            }
+            if (rx.len >= flen) {
+                struct rabia_msg a;
+                if (rabia_msg_decode(rx.data, flen, &a) < 0 || a.type != RABIA_MSG_STATUS) {
+                    rc = -EPROTO;
+                    goto out;
+                }
+                rabia_buf_clear(text);
+                rc = a.body_len ? rabia_buf_append(text, a.body, a.body_len) : 0;
+                goto out;
+            }
+        }
+        size_t want = flen > rx.len ? flen - rx.len : 4096;
+        if (rabia_buf_reserve(&rx, want) < 0) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+        int r = poll(&p, 1, ms_until(deadline, now_ms()));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            rc = r == 0 ? -ETIMEDOUT : -errno;
+            goto out;
+        }
+        ssize_t got = recv(fd, rx.data + rx.len, rx.cap - rx.len, MSG_DONTWAIT);
+        if (got < 0) {
+            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+                continue;
+            rc = -errno;
+            goto out;
+        }
+        if (got == 0) {
+            rc = -ECONNRESET;
+            goto out;
+        }
+        rx.len += (size_t)got;
+    }
+out:
+    rabia_buf_free(&rx);
+    close(fd);
+    return rc;
+}

@@ -1,0 +1,666 @@
+/* rabia-cli: command-line client of a rabia cluster running one of the
+ * example state machines (counter, bank, kv). It cannot know which one the
+ * replicas run: it encodes the operation the command names and decodes the
+ * result the same way. See usage() for the commands and exit codes. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bank.h"
+#include "counter.h"
+#include "kv.h"
+#include "rabia/client.h"
+
+#define DEFAULT_ADDRS "127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403"
+#define MAX_ADDRS 64
+#define BENCH_OUTSTANDING 64
+
+enum exit_code { EX_OK = 0, EX_RESULT = 1, EX_USAGE = 2, EX_UNREACHABLE = 3 };
+enum sm_kind { SM_COUNTER, SM_BANK, SM_KV };
+
+static const char *prog = "rabia-cli";
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: %s [-a host:port[,host:port...]] [--timeout ms] <command>\n"
+        "\n"
+        "Sends one operation to a rabia cluster over the replicas' native client\n"
+        "ports and prints its result. The cluster's state machine must match the\n"
+        "command family (the CLI cannot tell which one the replicas run).\n"
+        "\n"
+        "options:\n"
+        "  -a, --addr LIST    replicas, comma separated (default\n"
+        "                     " DEFAULT_ADDRS ";\n"
+        "                     replica i's native port is 7400+i)\n"
+        "  -t, --timeout MS   per-attempt timeout in milliseconds (default 1000); a\n"
+        "                     request is tried up to 10 times, moving to the next\n"
+        "                     replica after each failure\n"
+        "  -h, --help         this text\n"
+        "\n"
+        "commands:\n"
+        "  counter incr | decr | get      counter state machine; prints the value\n"
+        "  counter set N\n"
+        "  bank create ID BALANCE         bank state machine\n"
+        "  bank deposit ID AMOUNT\n"
+        "  bank withdraw ID AMOUNT\n"
+        "  bank transfer FROM TO AMOUNT\n"
+        "  bank balance ID\n"
+        "  bank all                       every account, sorted by id\n"
+        "  kv get K                       kv state machine; printed like redis-cli\n"
+        "  kv set K V\n"
+        "  kv del K...\n"
+        "  kv keys [PATTERN]              glob, default *\n"
+        "  kv txn 'SET a 1' 'INCR a' ...  one atomic transaction; each argument is\n"
+        "                                 a command line split on spaces\n"
+        "  kv raw CMD ARGS...             any kv command (MGET, INCRBY, SCAN, ...)\n"
+        "  status                         STATUS of every address given\n"
+        "  bench-counter N                N pipelined counter increments (up to %d\n"
+        "                                 outstanding); prints ops/s and latency\n"
+        "\n"
+        "exit status:\n"
+        "  0  success\n"
+        "  1  the operation returned an error result (or was rejected)\n"
+        "  2  usage error\n"
+        "  3  no replica reachable, or timed out; after a timeout of a write the\n"
+        "     outcome is unknown (it may or may not have been applied)\n",
+        prog, BENCH_OUTSTANDING);
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "%s: ", prog);
+    fprintf(stderr, fmt, arg ? arg : "");
+    fprintf(stderr, "\nTry '%s --help'.\n", prog);
+    return EX_USAGE;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_i64(const char *s, int64_t *out)
+{
+    if (!s || !*s || (*s != '-' && *s != '+' && (*s < '0' || *s > '9')))
+        return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || end == s)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Print bytes, escaping what is not printable ASCII. */
+static void print_escaped(FILE *f, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\')
+            fputc(p[i], f);
+        else if (p[i] == '\\')
+            fputs("\\\\", f);
+        else
+            fprintf(f, "\\x%02x", p[i]);
+    }
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------------ */
+/* Outcomes */
+
+/* A request that did not complete with a result: message and exit code. */
+static int report_failure(int rc, bool write, const char *addrs)
+{
+    if (rc == -ETIMEDOUT) {
+        if (write)
+            fprintf(stderr, "%s: timed out: outcome unknown (the request reached a replica but "
+                            "no answer came back; it may or may not have been applied)\n", prog);
+        else
+            fprintf(stderr, "%s: timed out: no replica answered\n", prog);
+        return EX_UNREACHABLE;
+    }
+    if (rc == RABIA_REPLY_REDIRECT || rc == RABIA_REPLY_BUSY) {
+        fprintf(stderr, "%s: no replica accepted the request (last answer: %s); it was not "
+                        "applied\n", prog, rabia_reply_status_name(rc));
+        return EX_UNREACHABLE;
+    }
+    if (rc == RABIA_REPLY_SESSION_EXPIRED || rc == RABIA_REPLY_BAD_REQUEST) {
+        fprintf(stderr, "%s: the replica rejected the request: %s\n", prog,
+                rabia_reply_status_name(rc));
+        return EX_RESULT;
+    }
+    if (rc == -ECONNREFUSED || rc == -EHOSTUNREACH || rc == -ENETUNREACH ||
+        rc == -ECONNRESET || rc == -EPROTO || rc == -ECONNABORTED || rc == -EPIPE) {
+        fprintf(stderr, "%s: no replica reachable (%s): %s; the request was not applied\n", prog,
+                addrs, rabia_strerror(rc));
+        return EX_UNREACHABLE;
+    }
+    if (rc >= 0)
+        fprintf(stderr, "%s: unexpected reply status %d (%s)\n", prog, rc,
+                rabia_reply_status_name(rc));
+    else
+        fprintf(stderr, "%s: %s\n", prog, rabia_strerror(rc));
+    return EX_UNREACHABLE;
+}
+
+static int undecodable(enum sm_kind kind, const struct rabia_buf *res)
+{
+    static const char *names[] = {"counter", "bank", "kv"};
+    fprintf(stderr, "%s: cannot decode the result as a %s result (does the cluster run the %s "
+                    "state machine?): ", prog, names[kind], names[kind]);
+    print_escaped(stderr, res->data, res->len);
+    fputc('\n', stderr);
+    return EX_RESULT;
+}
+
+static int print_counter(const struct rabia_buf *res)
+{
+    int64_t v;
+    const char *err;
+    size_t elen;
+    int rc = rabia_counter_decode_result(res->data, res->len, &v, &err, &elen);
+    if (rc == 0) {
+        printf("%" PRId64 "\n", v);
+        return EX_OK;
+    }
+    if (rc == 1) {
+        fprintf(stderr, "%s: error: ", prog);
+        print_escaped(stderr, (const uint8_t *)err, elen);
+        fputc('\n', stderr);
+        return EX_RESULT;
+    }
+    return undecodable(SM_COUNTER, res);
+}
+
+static int print_bank(const struct rabia_buf *res)
+{
+    struct rabia_bank_result r;
+    if (rabia_bank_decode_result(res->data, res->len, &r) < 0)
+        return undecodable(SM_BANK, res);
+    switch (r.kind) {
+    case RABIA_BANK_R_SUCCESS:
+        print_escaped(stdout, r.text, r.text_len);
+        putchar('\n');
+        return EX_OK;
+    case RABIA_BANK_R_BALANCE:
+        printf("%" PRIu64 "\n", r.balance);
+        return EX_OK;
+    case RABIA_BANK_R_ALL: {
+        size_t pos = 0;
+        struct rabia_bank_account a;
+        if (r.count == 0)
+            printf("(no accounts)\n");
+        while (rabia_bank_next_account(&r, &pos, &a) == 1) {
+            print_escaped(stdout, a.id, a.id_len);
+            printf(" %" PRIu64 "\n", a.balance);
+        }
+        return EX_OK;
+    }
+    case RABIA_BANK_R_ERROR:
+    default:
+        fprintf(stderr, "%s: error: ", prog);
+        print_escaped(stderr, r.text, r.text_len);
+        fputc('\n', stderr);
+        return EX_RESULT;
+    }
+}
+
+static int print_kv(const struct rabia_buf *res)
+{
+    struct rabia_buf out = {0};
+    size_t used = 0;
+    if (rabia_kv_resp_check(res->data, res->len, &used) < 0 || used != res->len ||
+        rabia_kv_resp_format(&out, res->data, res->len) < 0) {
+        rabia_buf_free(&out);
+        return undecodable(SM_KV, res);
+    }
+    fwrite(out.data, 1, out.len, stdout);
+    rabia_buf_free(&out);
+    return res->data[0] == '-' ? EX_RESULT : EX_OK;
+}
+
+/* Send op, wait for its outcome, print it. */
+static int run_op(struct rabia_client *c, enum sm_kind kind, bool write,
+                  const struct rabia_buf *op, const char *addrs)
+{
+    struct rabia_buf res = {0};
+    int rc = rabia_client_call(c, op->data, op->len, &res);
+    int ex;
+    if (rc == RABIA_REPLY_OK) {
+        ex = kind == SM_COUNTER ? print_counter(&res) : kind == SM_BANK ? print_bank(&res)
+                                                                          : print_kv(&res);
+    } else if (rc == RABIA_REPLY_APPLIED_NO_RESULT) {
+        fprintf(stderr, "%s: applied (the replica no longer holds the result)\n", prog);
+        ex = EX_OK;
+    } else {
+        ex = report_failure(rc, write, addrs);
+    }
+    rabia_buf_free(&res);
+    return ex;
+}
+
+/* ------------------------------------------------------------------ */
+/* Commands: build the operation (usage errors return EX_USAGE) */
+
+static int build_counter(int argc, char **argv, struct rabia_buf *op, bool *write)
+{
+    if (argc < 1)
+        return usage_error("counter: missing subcommand (incr, decr, get, set N)", NULL);
+    const char *s = argv[0];
+    int rc;
+    if (!strcmp(s, "incr") || !strcmp(s, "decr") || !strcmp(s, "get")) {
+        if (argc != 1)
+            return usage_error("counter %s takes no arguments", s);
+        enum rabia_counter_op o = !strcmp(s, "incr")   ? RABIA_COUNTER_INC
+                                  : !strcmp(s, "decr") ? RABIA_COUNTER_DEC
+                                                       : RABIA_COUNTER_GET;
+        *write = o != RABIA_COUNTER_GET;
+        rc = rabia_counter_encode(op, o, 0);
+    } else if (!strcmp(s, "set")) {
+        int64_t v;
+        if (argc != 2)
+            return usage_error("counter set takes one argument: N", NULL);
+        if (!parse_i64(argv[1], &v))
+            return usage_error("counter set: not a 64-bit integer: %s", argv[1]);
+        *write = true;
+        rc = rabia_counter_encode(op, RABIA_COUNTER_SET, v);
+    } else {
+        return usage_error("counter: unknown subcommand: %s", s);
+    }
+    return rc < 0 ? EX_UNREACHABLE : EX_OK;
+}
+
+static int build_bank(int argc, char **argv, struct rabia_buf *op, bool *write)
+{
+    if (argc < 1)
+        return usage_error("bank: missing subcommand", NULL);
+    const char *s = argv[0];
+    uint64_t amt;
+    int rc;
+    *write = true;
+    if (!strcmp(s, "create") || !strcmp(s, "deposit") || !strcmp(s, "withdraw")) {
+        if (argc != 3)
+            return usage_error("bank %s takes two arguments: ID AMOUNT", s);
+        if (!parse_u64(argv[2], &amt))
+            return usage_error("bank: not an unsigned 64-bit amount: %s", argv[2]);
+        const char *id = argv[1];
+        if (!strcmp(s, "create"))
+            rc = rabia_bank_encode_create(op, id, strlen(id), amt);
+        else if (!strcmp(s, "deposit"))
+            rc = rabia_bank_encode_deposit(op, id, strlen(id), amt);
+        else
+            rc = rabia_bank_encode_withdraw(op, id, strlen(id), amt);
+    } else if (!strcmp(s, "transfer")) {
+        if (argc != 4)
+            return usage_error("bank transfer takes three arguments: FROM TO AMOUNT", NULL);
+        if (!parse_u64(argv[3], &amt))
+            return usage_error("bank: not an unsigned 64-bit amount: %s", argv[3]);
+        rc = rabia_bank_encode_transfer(op, argv[1], strlen(argv[1]), argv[2], strlen(argv[2]),
+                                        amt);
+    } else if (!strcmp(s, "balance")) {
+        if (argc != 2)
+            return usage_error("bank balance takes one argument: ID", NULL);
+        *write = false;
+        rc = rabia_bank_encode_balance(op, argv[1], strlen(argv[1]));
+    } else if (!strcmp(s, "all")) {
+        if (argc != 1)
+            return usage_error("bank all takes no arguments", NULL);
+        *write = false;
+        rc = rabia_bank_encode_all(op);
+    } else {
+        return usage_error("bank: unknown subcommand: %s", s);
+    }
+    return rc < 0 ? EX_UNREACHABLE : EX_OK;
+}
+
+/* Split a command line on spaces into an encoded argv. 0, 1 if empty, or
+ * a negative errno. */
+static int encode_line(struct rabia_buf *out, const char *line)
+{
+    char *copy = strdup(line);
+    if (!copy)
+        return -ENOMEM;
+    const char *words[256];
+    int n = 0;
+    char *save = NULL;
+    for (char *w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+        if (n == (int)(sizeof words / sizeof words[0])) {
+            free(copy);
+            return -E2BIG;
+        }
+        words[n++] = w;
+    }
+    int rc = n == 0 ? 1 : rabia_kv_encode_argv(out, n, words, NULL);
+    free(copy);
+    return rc;
+}
+
+static int build_kv(int argc, char **argv, struct rabia_buf *op, bool *write)
+{
+    if (argc < 1)
+        return usage_error("kv: missing subcommand", NULL);
+    const char *s = argv[0];
+    int rc;
+    *write = true;
+    if (!strcmp(s, "get")) {
+        if (argc != 2)
+            return usage_error("kv get takes one argument: K", NULL);
+        const char *a[] = {"GET", argv[1]};
+        *write = false;
+        rc = rabia_kv_encode_argv(op, 2, a, NULL);
+    } else if (!strcmp(s, "set")) {
+        if (argc != 3)
+            return usage_error("kv set takes two arguments: K V", NULL);
+        const char *a[] = {"SET", argv[1], argv[2]};
+        rc = rabia_kv_encode_argv(op, 3, a, NULL);
+    } else if (!strcmp(s, "del")) {
+        if (argc < 2)
+            return usage_error("kv del takes one or more keys", NULL);
+        argv[0] = (char *)"DEL";
+        rc = rabia_kv_encode_argv(op, argc, (const char *const *)argv, NULL);
+    } else if (!strcmp(s, "keys")) {
+        if (argc > 2)
+            return usage_error("kv keys takes at most one argument: PATTERN", NULL);
+        const char *a[] = {"KEYS", argc == 2 ? argv[1] : "*"};
+        *write = false;
+        rc = rabia_kv_encode_argv(op, 2, a, NULL);
+    } else if (!strcmp(s, "raw")) {
+        if (argc < 2)
+            return usage_error("kv raw takes a command and its arguments", NULL);
+        rc = rabia_kv_encode_argv(op, argc - 1, (const char *const *)argv + 1, NULL);
+    } else if (!strcmp(s, "txn")) {
+        int n = argc - 1;
+        if (n < 1)
+            return usage_error("kv txn takes one or more commands, e.g. 'SET a 1' 'INCR a'",
+                               NULL);
+        struct rabia_buf *cmds = calloc((size_t)n, sizeof *cmds);
+        const uint8_t **ptrs = calloc((size_t)n, sizeof *ptrs);
+        size_t *lens = calloc((size_t)n, sizeof *lens);
+        rc = cmds && ptrs && lens ? 0 : -ENOMEM;
+        for (int i = 0; i < n && rc == 0; i++) {
+            rc = encode_line(&cmds[i], argv[i + 1]);
+            if (rc == 1) {
+                rc = 0;
+                for (int j = 0; j < n; j++)
+                    rabia_buf_free(&cmds[j]);
+                free(cmds);
+                free(ptrs);
+                free(lens);
+                return usage_error("kv txn: empty command: '%s'", argv[i + 1]);
+            }
+            if (rc == -E2BIG) {
+                rc = 0;
+                for (int j = 0; j < n; j++)
+                    rabia_buf_free(&cmds[j]);
+                free(cmds);
+                free(ptrs);
+                free(lens);
+                return usage_error("kv txn: too many words in '%s'", argv[i + 1]);
+            }
+            if (rc == 0) {
+                ptrs[i] = cmds[i].data;
+                lens[i] = cmds[i].len;
+            }
+        }
+        if (rc == 0)
+            rc = rabia_kv_encode_txn(op, n, ptrs, lens);
+        for (int j = 0; cmds && j < n; j++)
+            rabia_buf_free(&cmds[j]);
+        free(cmds);
+        free(ptrs);
+        free(lens);
+    } else {
+        return usage_error("kv: unknown subcommand: %s", s);
+    }
+    return rc < 0 ? EX_UNREACHABLE : EX_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* status, bench-counter */
+
+static int cmd_status(struct rabia_client *c, char **addrs, size_t n)
+{
+    int ex = EX_OK;
+    struct rabia_buf text = {0};
+    for (size_t i = 0; i < n; i++) {
+        printf("== %s ==\n", addrs[i]);
+        int rc = rabia_client_status(c, addrs[i], &text);
+        if (rc < 0) {
+            printf("unreachable: %s\n", rabia_strerror(rc));
+            ex = EX_UNREACHABLE;
+            continue;
+        }
+        fwrite(text.data, 1, text.len, stdout);
+        if (text.len == 0 || text.data[text.len - 1] != '\n')
+            putchar('\n');
+    }
+    rabia_buf_free(&text);
+    return ex;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmd_bench(struct rabia_client *c, uint64_t n, const char *addrs)
+{
+    struct rabia_buf op = {0}, res = {0};
+    double *start = calloc(n, sizeof *start), *lat = calloc(n, sizeof *lat);
+    if (!start || !lat || rabia_counter_encode(&op, RABIA_COUNTER_INC, 0) < 0) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        free(start);
+        free(lat);
+        return EX_UNREACHABLE;
+    }
+    uint64_t submitted = 0, done = 0, base = 0, errors = 0, failed = 0;
+    int first_fail = 0;
+    int64_t last_value = 0;
+    double t0 = now_s();
+    while (done < n) {
+        while (submitted < n && submitted - done < BENCH_OUTSTANDING) {
+            uint64_t seq;
+            int rc = rabia_client_submit(c, op.data, op.len, &seq);
+            if (rc < 0) {
+                fprintf(stderr, "%s: submit: %s\n", prog, rabia_strerror(rc));
+                goto out;
+            }
+            if (submitted == 0)
+                base = seq;
+            start[seq - base] = now_s();
+            submitted++;
+        }
+        uint64_t seq = 0;
+        int rc = rabia_client_wait(c, 0, &res, &seq, -1);
+        if (rc == -ENOENT || rc == -ENOMEM || rc == -EINPROGRESS) {
+            fprintf(stderr, "%s: wait: %s\n", prog, rabia_strerror(rc));
+            goto out;
+        }
+        lat[done++] = now_s() - start[seq - base];
+        int64_t v;
+        if (rc == RABIA_REPLY_OK &&
+            rabia_counter_decode_result(res.data, res.len, &v, NULL, NULL) == 0) {
+            if (v > last_value)
+                last_value = v;
+        } else if (rc == RABIA_REPLY_OK || rc == RABIA_REPLY_SESSION_EXPIRED ||
+                   rc == RABIA_REPLY_BAD_REQUEST) {
+            errors++;
+        } else if (rc != RABIA_REPLY_APPLIED_NO_RESULT) {
+            if (!failed++)
+                first_fail = rc;
+        }
+    }
+out:;
+    double el = now_s() - t0;
+    int ex = EX_OK;
+    if (done > 0) {
+        qsort(lat, done, sizeof *lat, cmp_double);
+        double p50 = lat[(done - 1) * 50 / 100], p99 = lat[(done - 1) * 99 / 100];
+        printf("bench-counter: %" PRIu64 " increments in %.3f s: %.0f ops/s\n", done, el,
+               el > 0 ? (double)done / el : 0.0);
+        printf("latency: p50 %.3f ms, p99 %.3f ms, max %.3f ms (up to %d outstanding)\n",
+               p50 * 1e3, p99 * 1e3, lat[done - 1] * 1e3, BENCH_OUTSTANDING);
+        printf("highest counter value seen: %" PRId64 "\n", last_value);
+    }
+    if (errors) {
+        fprintf(stderr, "%s: %" PRIu64 " increments returned an error result\n", prog, errors);
+        ex = EX_RESULT;
+    }
+    if (failed) {
+        fprintf(stderr, "%s: %" PRIu64 " increments failed; the first: ", prog, failed);
+        fflush(stderr);
+        report_failure(first_fail, true, addrs);
+        ex = EX_UNREACHABLE;
+    }
+    if (done < n)
+        ex = EX_UNREACHABLE;
+    rabia_buf_free(&op);
+    rabia_buf_free(&res);
+    free(start);
+    free(lat);
+    return ex;
+}
+
+/* ------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"addr", required_argument, NULL, 'a'},
+        {"timeout", required_argument, NULL, 't'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *addr_list = DEFAULT_ADDRS;
+    uint32_t timeout_ms = 1000;
+    int o;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "+a:t:h", longopts, NULL)) != -1) {
+        switch (o) {
+        case 'a':
+            addr_list = optarg;
+            break;
+        case 't': {
+            uint64_t t;
+            if (!parse_u64(optarg, &t) || t == 0 || t > 3600000)
+                return usage_error("--timeout: not a number of milliseconds (1..3600000): %s",
+                                   optarg);
+            timeout_ms = (uint32_t)t;
+            break;
+        }
+        case 'h':
+            usage(stdout);
+            return EX_OK;
+        default:
+            return usage_error("unknown option or missing argument: %s", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return usage_error("missing command", NULL);
+    char *cmd = argv[optind];
+    int cargc = argc - optind - 1;
+    char **cargv = argv + optind + 1;
+
+    /* Addresses. */
+    char *list = strdup(addr_list);
+    char *addrs[MAX_ADDRS];
+    size_t n_addrs = 0;
+    char *save = NULL;
+    for (char *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+        if (n_addrs == MAX_ADDRS) {
+            free(list);
+            return usage_error("-a: too many addresses", NULL);
+        }
+        addrs[n_addrs++] = a;
+    }
+    if (n_addrs == 0) {
+        free(list);
+        return usage_error("-a: no address given", NULL);
+    }
+
+    /* Build the operation first: usage errors need no connection. */
+    struct rabia_buf op = {0};
+    enum sm_kind kind = SM_COUNTER;
+    bool write = false;
+    int ex = EX_OK;
+    uint64_t bench_n = 0;
+    if (!strcmp(cmd, "counter")) {
+        ex = build_counter(cargc, cargv, &op, &write);
+    } else if (!strcmp(cmd, "bank")) {
+        kind = SM_BANK;
+        ex = build_bank(cargc, cargv, &op, &write);
+    } else if (!strcmp(cmd, "kv")) {
+        kind = SM_KV;
+        ex = build_kv(cargc, cargv, &op, &write);
+    } else if (!strcmp(cmd, "status")) {
+        if (cargc != 0)
+            ex = usage_error("status takes no arguments", NULL);
+    } else if (!strcmp(cmd, "bench-counter")) {
+        if (cargc != 1 || !parse_u64(cargv[0], &bench_n) || bench_n == 0 ||
+            bench_n > 100000000)
+            ex = usage_error("bench-counter takes a count N (1..100000000)", NULL);
+    } else if (!strcmp(cmd, "help")) {
+        usage(stdout);
+        free(list);
+        return EX_OK;
+    } else {
+        ex = usage_error("unknown command: %s", cmd);
+    }
+    if (ex != EX_OK) {
+        if (ex != EX_USAGE)
+            fprintf(stderr, "%s: cannot encode the operation: out of memory\n", prog);
+        rabia_buf_free(&op);
+        free(list);
+        return ex;
+    }
+
+    struct rabia_client *c = NULL;
+    struct rabia_client_cfg cfg = {.addrs = (const char *const *)addrs, .n_addrs = n_addrs,
+                                   .client_id = 0, .timeout_ms = timeout_ms,
+                                   .max_attempts = 0, .max_outstanding = BENCH_OUTSTANDING};
+    int rc = rabia_client_open(&c, &cfg);
+    if (rc < 0) {
+        rabia_buf_free(&op);
+        if (rc == -EINVAL) {
+            ex = usage_error("-a: bad address list (want host:port[,host:port...]): %s",
+                             addr_list);
+        } else {
+            fprintf(stderr, "%s: %s\n", prog, rabia_strerror(rc));
+            ex = EX_UNREACHABLE;
+        }
+        free(list);
+        return ex;
+    }
+    if (!strcmp(cmd, "status"))
+        ex = cmd_status(c, addrs, n_addrs);
+    else if (!strcmp(cmd, "bench-counter"))
+        ex = cmd_bench(c, bench_n, addr_list);
+    else
+        ex = run_op(c, kind, write, &op, addr_list);
+    rabia_client_close(c);
+    rabia_buf_free(&op);
+    free(list);
+    return ex;
+}

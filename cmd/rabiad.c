@@ -1,0 +1,154 @@
+/* rabiad: the replica daemon, a thin program over include/rabia/replica.h
+ * with the example state machines (kv, counter, bank). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bank.h"
+#include "counter.h"
+#include "kv.h"
+#include "rabia/replica.h"
+
+static struct rabia_replica *g_replica;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (g_replica) rabia_replica_stop(g_replica); /* async-signal-safe */
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: rabiad [--config FILE] [--KEY=VALUE ...] [--check-config] [--version] [--help]\n"
+            "\n"
+            "Runs one replica of a Rabia cluster. Every key can be given in the config\n"
+            "file (\"key value\" lines, '#' comments, the last one wins) or as --key=value\n"
+            "(command-line options win over the file).\n"
+            "\n"
+            "keys:\n"
+            "  id                this replica's number in members (1..n)            required\n"
+            "  members           1=host:port,2=host:port,...  3, 5 or 7 replicas     required\n"
+            "                    (the peer address of each replica)\n"
+            "  peer-listen       host:port for peers (default 0.0.0.0:<own member port>)\n"
+            "  client-listen     host:port for the native protocol (rabia-cli), or off\n"
+            "  resp-listen       host:port for RESP2 (redis-cli), kv only, or off\n"
+            "  data-dir          directory for the incarnation file (default ./rabia-data)\n"
+            "  state-machine     kv | counter | bank (default kv)\n"
+            "  batch-max-bytes   largest batch body (default 262144)\n"
+            "  batch-max-reqs    most requests per batch (default 1024)\n"
+            "  batch-timeout-us  longest a request waits for its batch to fill (default 200)\n"
+            "  window            slots in flight (default 1)\n"
+            "  policy            global (window 1) | classes (window >= replicas)\n"
+            "  cluster-id        number shared by all replicas (default: derived from members)\n"
+            "  max-sessions      client sessions remembered for exactly-once (default 65536)\n"
+            "  retransmit-ms     resend stalled consensus messages after (default 20)\n"
+            "  log-level         error | warn | info | debug (default info)\n"
+            "\n"
+            "  --rejoin          this replica's data dir was lost: recover from peers\n"
+            "                    (never start a wiped replica without it)\n"
+            "  --check-config    validate the configuration and exit (0 = valid)\n");
+}
+
+static const struct rabia_sm_ops *pick_sm(const char *name)
+{
+    if (!strcmp(name, "counter")) return &rabia_sm_counter;
+    if (!strcmp(name, "bank")) return &rabia_sm_bank;
+    return &rabia_sm_kv;
+}
+
+int main(int argc, char **argv)
+{
+    struct rabia_replica_config cfg;
+    rabia_replica_config_default(&cfg);
+    char err[1024];
+    int check = 0;
+    /* the config file first, so that options override it */
+    for (int i = 1; i < argc; i++) {
+        const char *path = NULL;
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) path = argv[i + 1];
+        else if (!strncmp(argv[i], "--config=", 9)) path = argv[i] + 9;
+        if (path && rabia_replica_config_load(&cfg, path, err, sizeof err)) {
+            fprintf(stderr, "rabiad: %s\n", err);
+            return 2;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--config")) {
+            i++;
+            continue;
+        }
+        if (!strncmp(a, "--config=", 9)) continue;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--version")) {
+            printf("rabiad 0.1.0 (protocol %d)\n", RABIA_PROTOCOL_VERSION);
+            return 0;
+        }
+        if (!strcmp(a, "--check-config")) {
+            check = 1;
+            continue;
+        }
+        if (!strcmp(a, "--rejoin")) {
+            cfg.rejoin = true;
+            continue;
+        }
+        if (strncmp(a, "--", 2)) {
+            fprintf(stderr, "rabiad: unexpected argument '%s' (see --help)\n", a);
+            return 2;
+        }
+        char key[64];
+        const char *eq = strchr(a + 2, '=');
+        const char *val;
+        if (eq) {
+            size_t kl = (size_t)(eq - a - 2);
+            if (kl >= sizeof key) kl = sizeof key - 1;
+            memcpy(key, a + 2, kl);
+            key[kl] = 0;
+            val = eq + 1;
+        } else {
+            snprintf(key, sizeof key, "%s", a + 2);
+            if (i + 1 >= argc) {
+                fprintf(stderr, "rabiad: option --%s needs a value\n", key);
+                return 2;
+            }
+            val = argv[++i];
+        }
+        if (rabia_replica_config_set(&cfg, key, val, err, sizeof err)) {
+            fprintf(stderr, "rabiad: %s\n", err);
+            return 2;
+        }
+    }
+    if (rabia_replica_config_check(&cfg, err, sizeof err)) {
+        fprintf(stderr, "rabiad: invalid configuration: %s\n", err);
+        return 2;
+    }
+    if (check) {
+        printf("configuration is valid:\n");
+        rabia_replica_config_print(&cfg, stdout);
+        return 0;
+    }
+    struct rabia_replica *r;
+    int rc = rabia_replica_create(&r, &cfg, pick_sm(cfg.state_machine), err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "rabiad: %s\n", err);
+        return 1;
+    }
+    g_replica = r;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    rc = rabia_replica_run(r);
+    g_replica = NULL;
+    rabia_replica_destroy(r);
+    return rc ? 1 : 0;
+}

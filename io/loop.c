@@ -1,0 +1,1557 @@
+/* io/loop.c: the io_uring event loop behind io/loop.h (one ring per thread). */
+#define _GNU_SOURCE
+#include "loop.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <liburing.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- sizes: every queue and buffer has a bound ---- */
+
+/* SQ: one SQE per connection per iteration is the common case; when it fills
+ * we submit early (loop_sqe), so this bounds batching, not connections. */
+#define RIO_SQ_ENTRIES 512u
+/* CQ: multishot ops post many CQEs per SQE; a large CQ avoids the kernel's
+ * overflow list (which costs and, before 5.19, could block submission). */
+#define RIO_CQ_ENTRIES 8192u
+/* Provided buffers shared by every connection of the loop (4 MiB in all).
+ * Each recv completion takes one whole buffer, and we give it back as soon as
+ * on_data has seen it (or its tail was copied), so the ring runs dry only
+ * when more than 256 completions wait to be reaped at once; the recv then
+ * ends with -ENOBUFS and is re-armed: one extra SQE, no data lost (it stays
+ * in the socket). 16 KiB is about what loopback TCP hands over per wake-up;
+ * small messages waste buffer space only until the buffer is returned. */
+#define RIO_BUF_COUNT 256u
+#define RIO_BUF_SIZE (16u * 1024u)
+#define RIO_BGID 1 /* buffer group ids are per ring, so one fixed id suffices */
+#define RIO_IN_MAX_DEFAULT ((size_t)64 << 20)
+#define RIO_OUT_MAX_DEFAULT ((size_t)64 << 20)
+/* A connection's buffer above this size is freed when it empties, so one
+ * burst does not pin memory forever; below it, capacity is kept so steady
+ * traffic never allocates. */
+#define RIO_KEEP_BYTES ((size_t)1 << 20)
+/* cqe->res is an int: never offer more than this to one send. */
+#define RIO_SEND_MAX ((size_t)1 << 30)
+/* Consecutive transient send failures (ENOBUFS/ENOMEM from the network stack)
+ * before we give up on a connection instead of spinning. */
+#define RIO_SEND_RETRY_MAX 64
+/* Accept failures that are about resources (EMFILE...) are retried after a
+ * pause, not at once: re-arming immediately would spin on the same error. */
+#define RIO_ACCEPT_RETRY_NS 100000000LL
+/* How long rio_loop_destroy waits for the kernel to release buffers. */
+#define RIO_DESTROY_WAIT_US 1000000u
+
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* Each in-flight SQE carries the address of a struct rio_op embedded in its
+ * owner (TigerBeetle's caller-owned completions): no allocation per I/O, and
+ * the kind says which owner field it is. Owners are freed only when none of
+ * their ops (cancels included) is in flight, so a CQE never points at freed
+ * or reused memory. */
+enum op_kind {
+    OP_RECV = 1,
+    OP_SEND,
+    OP_CONNECT,
+    OP_CANCEL,   /* a cancel SQE aimed at one of the conn's ops */
+    OP_ACCEPT,
+    OP_RETRY,    /* a listener's accept-retry timeout */
+    OP_LCANCEL,  /* a cancel SQE aimed at one of the listener's ops */
+    OP_WAKE,     /* multishot poll on the wake eventfd */
+    OP_WCANCEL,  /* cancel of the wake poll (destroy) */
+};
+struct rio_op {
+    uint8_t kind;
+};
+
+enum conn_state {
+    C_CONNECTING, /* connect SQE queued or in flight */
+    C_OPEN,
+    C_CLOSING,    /* close requested; terminal callback pending (close queue) */
+    C_DEAD,       /* terminal callback done; waiting for ops to drain */
+};
+
+struct rio_conn {
+    struct rio_loop *loop;
+    int fd;
+    enum conn_state state;
+    int close_err;
+    bool was_open;         /* connected or accepted: no on_connect(err) owed */
+    bool silent;           /* rejected by on_accept: no terminal callback */
+    bool close_after_send;
+    bool on_dirty, on_closeq;
+    /* ops in flight; the conn lives while any is set or cancels > 0 */
+    bool recv_armed, send_inflight, connect_inflight, connect_done;
+    bool recv_cancelled, send_cancelled, connect_cancelled;
+    unsigned cancels;
+    int send_retries;
+    struct rio_op op_recv, op_send, op_connect, op_cancel;
+    struct rio_conn *dirty_next, *closeq_next;
+    struct rio_conn *prev, *next; /* every conn of the loop */
+    void *user;
+    /* input: bytes on_data left unconsumed, at in[in_off, in_off + in_len) */
+    uint8_t *in;
+    size_t in_off, in_len, in_cap, in_max;
+    /* output: tx is what the in-flight send reads (stable while in flight),
+     * q collects everything queued meanwhile; they swap when tx empties */
+    uint8_t *tx, *q;
+    size_t tx_off, tx_len, tx_cap, q_len, q_cap, out_max;
+    struct sockaddr_storage addr; /* connect target; kept for the SQE and rio_conn_peer */
+    socklen_t addr_len;
+};
+
+struct rio_listener {
+    struct rio_loop *loop;
+    int fd;
+    uint16_t port;
+    void *user;
+    bool closing, on_dirty;
+    bool accept_armed, retry_armed, want_retry;
+    bool accept_cancelled, retry_cancelled;
+    unsigned cancels;
+    struct rio_op op_accept, op_retry, op_cancel;
+    struct __kernel_timespec retry_ts;
+    struct rio_listener *prev, *next, *dirty_next;
+};
+
+struct rio_loop {
+    struct io_uring ring;
+    struct rio_handlers h;
+    void *ctx;
+    /* provided buffers */
+    struct io_uring_buf_ring *br;
+    size_t br_bytes;
+    uint8_t *bufs;
+    bool br_registered;
+    /* wake */
+    int wake_fd;
+    bool wake_armed, wake_cancelled;
+    unsigned wake_cancels;
+    struct rio_op op_wake, op_wcancel;
+    /* objects */
+    struct rio_conn *conns;
+    struct rio_listener *listeners;
+    struct rio_conn *dirty_head, *dirty_tail;
+    struct rio_conn *closeq_head, *closeq_tail;
+    struct rio_listener *ldirty;
+    size_t in_max, out_max;
+    bool destroying;
+    bool in_run;     /* inside rio_run_once: callbacks must not re-enter it */
+    bool sq_stalled; /* loop_sqe failed this iteration: retry next one */
+    unsigned deferred_calls; /* terminal callbacks run by loop_post */
+    struct rio_stats st;
+    char desc[192];
+};
+
+static void conn_reconcile(struct rio_conn *c);
+static int run_once(struct rio_loop *l, uint64_t timeout_us);
+static void listener_reconcile(struct rio_listener *ls);
+
+uint64_t rio_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- SQEs ---- */
+
+/* An SQE, submitting what is queued if the SQ is full. NULL only if the kernel
+ * refuses the submit (then the caller stays dirty and retries next iteration).
+ * Submitting here reaps nothing, so no callback can run from inside. */
+static struct io_uring_sqe *loop_sqe(struct rio_loop *l)
+{
+    if (l->sq_stalled)
+        return NULL;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+    if (sqe)
+        return sqe;
+    int r = io_uring_submit(&l->ring);
+    if (r >= 0)
+        sqe = io_uring_get_sqe(&l->ring);
+    if (!sqe) {
+        l->sq_stalled = true;
+        l->st.sqe_stalls++;
+    }
+    return sqe;
+}
+
+/* ---- provided buffer ring (io_uring_setup_buf_ring arrived in liburing 2.4) ---- */
+
+static int buf_ring_setup(struct rio_loop *l)
+{
+    l->br_bytes = RIO_BUF_COUNT * sizeof(struct io_uring_buf);
+    /* The ring must be page aligned; the kernel pins these pages. */
+    void *ring = mmap(NULL, l->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ring == MAP_FAILED)
+        return -errno;
+    l->br = ring;
+    void *bufs = mmap(NULL, (size_t)RIO_BUF_COUNT * RIO_BUF_SIZE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (bufs == MAP_FAILED)
+        return -errno;
+    l->bufs = bufs;
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof reg);
+    reg.ring_addr = (uint64_t)(uintptr_t)ring;
+    reg.ring_entries = RIO_BUF_COUNT;
+    reg.bgid = RIO_BGID;
+    int r = io_uring_register_buf_ring(&l->ring, &reg, 0);
+    if (r < 0)
+        return r;
+    l->br_registered = true;
+    io_uring_buf_ring_init(l->br);
+    int mask = io_uring_buf_ring_mask(RIO_BUF_COUNT);
+    for (unsigned i = 0; i < RIO_BUF_COUNT; i++)
+        io_uring_buf_ring_add(l->br, l->bufs + (size_t)i * RIO_BUF_SIZE, RIO_BUF_SIZE,
+                              (unsigned short)i, mask, (int)i);
+    io_uring_buf_ring_advance(l->br, RIO_BUF_COUNT);
+    return 0;
+}
+
+/* Hand buffer bid back to the kernel; it may be picked by the very next recv. */
+static void buf_return(struct rio_loop *l, unsigned bid)
+{
+    assert(bid < RIO_BUF_COUNT);
+    io_uring_buf_ring_add(l->br, l->bufs + (size_t)bid * RIO_BUF_SIZE, RIO_BUF_SIZE,
+                          (unsigned short)bid, io_uring_buf_ring_mask(RIO_BUF_COUNT), 0);
+    io_uring_buf_ring_advance(l->br, 1);
+}
+
+/* ---- lists ---- */
+
+static void conn_mark_dirty(struct rio_conn *c)
+{
+    if (c->on_dirty)
+        return;
+    struct rio_loop *l = c->loop;
+    c->on_dirty = true;
+    c->dirty_next = NULL;
+    if (l->dirty_tail)
+        l->dirty_tail->dirty_next = c;
+    else
+        l->dirty_head = c;
+    l->dirty_tail = c;
+}
+
+static void listener_mark_dirty(struct rio_listener *ls)
+{
+    if (ls->on_dirty)
+        return;
+    ls->on_dirty = true;
+    ls->dirty_next = ls->loop->ldirty;
+    ls->loop->ldirty = ls;
+}
+
+/* Request the connection's end: the terminal callback runs from loop_post.
+ * The first reason wins; later calls are no-ops. */
+static void conn_fail(struct rio_conn *c, int err)
+{
+    if (c->state != C_OPEN && c->state != C_CONNECTING)
+        return;
+    struct rio_loop *l = c->loop;
+    c->state = C_CLOSING;
+    c->close_err = err;
+    c->on_closeq = true;
+    c->closeq_next = NULL;
+    if (l->closeq_tail)
+        l->closeq_tail->closeq_next = c;
+    else
+        l->closeq_head = c;
+    l->closeq_tail = c;
+}
+
+static unsigned conn_refs(const struct rio_conn *c)
+{
+    return (unsigned)c->recv_armed + (unsigned)c->send_inflight + (unsigned)c->connect_inflight +
+           c->cancels;
+}
+
+static void conn_free(struct rio_conn *c)
+{
+    struct rio_loop *l = c->loop;
+    assert(c->state == C_DEAD);
+    assert(conn_refs(c) == 0 && !c->on_dirty && !c->on_closeq);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    /* close() only now: the kernel is done with the socket and our buffers */
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->in);
+    free(c->tx);
+    free(c->q);
+    free(c);
+}
+
+static struct rio_conn *conn_new(struct rio_loop *l, int fd, enum conn_state st)
+{
+    struct rio_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->loop = l;
+    c->fd = fd;
+    c->state = st;
+    c->in_max = l->in_max;
+    c->out_max = l->out_max;
+    c->op_recv.kind = OP_RECV;
+    c->op_send.kind = OP_SEND;
+    c->op_connect.kind = OP_CONNECT;
+    c->op_cancel.kind = OP_CANCEL;
+    c->next = l->conns;
+    if (l->conns)
+        l->conns->prev = c;
+    l->conns = c;
+    l->st.conns_open++;
+    return c;
+}
+
+/* Latency over loopback is dominated by Nagle + delayed ACK without NODELAY;
+ * keepalive lets a dead peer surface eventually even with no traffic. Failures
+ * here cost performance, not correctness, so they are not fatal. */
+static void sock_tune(int fd)
+{
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+}
+
+/* ---- input ---- */
+
+/* Present p[0, n) to on_data while it consumes and the conn still wants
+ * input; returns the bytes consumed. */
+static size_t conn_deliver(struct rio_conn *c, const uint8_t *p, size_t n)
+{
+    struct rio_loop *l = c->loop;
+    size_t off = 0;
+    while (off < n && c->state == C_OPEN && !c->close_after_send) {
+        size_t k = l->h.on_data ? l->h.on_data(l->ctx, c, p + off, n - off) : n - off;
+        assert(k <= n - off); /* the callee cannot consume bytes it was not given */
+        if (k == 0)
+            break;
+        off += k;
+    }
+    return off;
+}
+
+/* Make room for n more input bytes (n + in_len <= in_max checked by caller). */
+static int in_reserve(struct rio_conn *c, size_t n)
+{
+    if (c->in_off + c->in_len + n <= c->in_cap)
+        return 0;
+    if (c->in_len + n <= c->in_cap) { /* compacting is enough */
+        memmove(c->in, c->in + c->in_off, c->in_len);
+        c->in_off = 0;
+        return 0;
+    }
+    size_t need = c->in_len + n;
+    size_t cap = c->in_cap ? c->in_cap * 2 : RIO_BUF_SIZE;
+    if (cap < need)
+        cap = need;
+    if (cap > c->in_max && need <= c->in_max)
+        cap = c->in_max;
+    uint8_t *nb = malloc(cap);
+    if (!nb)
+        return -ENOMEM;
+    if (c->in_len)
+        memcpy(nb, c->in + c->in_off, c->in_len);
+    free(c->in);
+    c->in = nb;
+    c->in_cap = cap;
+    c->in_off = 0;
+    return 0;
+}
+
+static void conn_input(struct rio_conn *c, const uint8_t *p, size_t n)
+{
+    if (c->in_len == 0) {
+        /* Fast path: on_data reads the provided buffer directly, no copy. */
+        size_t used = conn_deliver(c, p, n);
+        if (c->state != C_OPEN || c->close_after_send || used == n)
+            return;
+        p += used;
+        n -= used;
+        if (n > c->in_max) {
+            conn_fail(c, -EMSGSIZE);
+            return;
+        }
+        int r = in_reserve(c, n);
+        if (r < 0) {
+            conn_fail(c, r);
+            return;
+        }
+        memcpy(c->in + c->in_off, p, n);
+        c->in_len = n;
+        return;
+    }
+    if (n > c->in_max - c->in_len) {
+        conn_fail(c, -EMSGSIZE);
+        return;
+    }
+    int r = in_reserve(c, n);
+    if (r < 0) {
+        conn_fail(c, r);
+        return;
+    }
+    memcpy(c->in + c->in_off + c->in_len, p, n);
+    c->in_len += n;
+    size_t used = conn_deliver(c, c->in + c->in_off, c->in_len);
+    if (c->state != C_OPEN)
+        return; /* the buffer is dropped with the conn */
+    c->in_off += used;
+    c->in_len -= used;
+    if (c->in_len == 0) {
+        c->in_off = 0;
+        if (c->in_cap > RIO_KEEP_BYTES) {
+            free(c->in);
+            c->in = NULL;
+            c->in_cap = 0;
+        }
+    }
+}
+
+/* ---- the connection's state machine, level-triggered ---- */
+
+/* Bring the conn's in-flight ops in line with its state: arm recv, start the
+ * next send, start the connect, finish close_after_send, cancel ops of a dead
+ * conn, free it when nothing is in flight. Runs from loop_post for every conn
+ * marked dirty; if an SQE is not available it stays dirty for the next
+ * iteration. */
+static void conn_reconcile(struct rio_conn *c)
+{
+    struct rio_loop *l = c->loop;
+    struct io_uring_sqe *sqe;
+    switch (c->state) {
+    case C_CONNECTING:
+        if (!c->connect_inflight && !c->connect_done) {
+            if (!(sqe = loop_sqe(l)))
+                goto stalled;
+            io_uring_prep_connect(sqe, c->fd, (struct sockaddr *)&c->addr, c->addr_len);
+            io_uring_sqe_set_data(sqe, &c->op_connect);
+            c->connect_inflight = true;
+        }
+        return;
+    case C_OPEN:
+        if (!c->recv_armed && !c->close_after_send) {
+            if (!(sqe = loop_sqe(l)))
+                goto stalled;
+            /* Multishot: one SQE keeps delivering into provided buffers until
+             * it ends (EOF, error, ENOBUFS, or the kernel drops F_MORE). */
+            io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+            sqe->flags |= IOSQE_BUFFER_SELECT;
+            sqe->buf_group = RIO_BGID;
+            io_uring_sqe_set_data(sqe, &c->op_recv);
+            c->recv_armed = true;
+        }
+        if (!c->send_inflight) {
+            if (c->tx_off == c->tx_len && c->q_len > 0) {
+                /* tx is drained: the queue becomes the next send (coalescing) */
+                uint8_t *b = c->tx;
+                size_t cap = c->tx_cap;
+                c->tx = c->q;
+                c->tx_cap = c->q_cap;
+                c->tx_off = 0;
+                c->tx_len = c->q_len;
+                c->q = b;
+                c->q_cap = cap;
+                c->q_len = 0;
+            }
+            if (c->tx_off < c->tx_len) {
+                if (!(sqe = loop_sqe(l)))
+                    goto stalled;
+                size_t n = c->tx_len - c->tx_off;
+                if (n > RIO_SEND_MAX)
+                    n = RIO_SEND_MAX;
+                /* MSG_NOSIGNAL: a peer that went away yields -EPIPE, not SIGPIPE */
+                io_uring_prep_send(sqe, c->fd, c->tx + c->tx_off, n, MSG_NOSIGNAL);
+                io_uring_sqe_set_data(sqe, &c->op_send);
+                c->send_inflight = true;
+                l->st.sends++;
+            } else if (c->close_after_send) {
+                conn_fail(c, 0);
+            }
+        }
+        return;
+    case C_CLOSING:
+        return; /* loop_post runs the terminal callback, then marks it dirty again */
+    case C_DEAD:
+        /* Cancel whatever is still in flight; the conn is freed after the last
+         * CQE (cancels included), so no CQE can reach freed memory. */
+        if (c->recv_armed && !c->recv_cancelled) {
+            if (!(sqe = loop_sqe(l)))
+                goto stalled;
+            io_uring_prep_cancel(sqe, &c->op_recv, 0);
+            io_uring_sqe_set_data(sqe, &c->op_cancel);
+            c->recv_cancelled = true;
+            c->cancels++;
+        }
+        if (c->send_inflight && !c->send_cancelled) {
+            if (!(sqe = loop_sqe(l)))
+                goto stalled;
+            io_uring_prep_cancel(sqe, &c->op_send, 0);
+            io_uring_sqe_set_data(sqe, &c->op_cancel);
+            c->send_cancelled = true;
+            c->cancels++;
+        }
+        if (c->connect_inflight && !c->connect_cancelled) {
+            if (!(sqe = loop_sqe(l)))
+                goto stalled;
+            io_uring_prep_cancel(sqe, &c->op_connect, 0);
+            io_uring_sqe_set_data(sqe, &c->op_cancel);
+            c->connect_cancelled = true;
+            c->cancels++;
+        }
+        if (conn_refs(c) == 0 && !c->on_closeq)
+            conn_free(c);
+        return;
+    }
+    return;
+stalled:
+    conn_mark_dirty(c);
+}
+
+/* The terminal callback, then discard buffered data (tx stays until free: an
+ * in-flight send may still read it). */
+static void conn_terminal(struct rio_conn *c)
+{
+    struct rio_loop *l = c->loop;
+    assert(c->state == C_CLOSING);
+    c->state = C_DEAD;
+    l->st.conns_open--;
+    if (!c->silent) {
+        /* An outgoing conn that never connected still hears about its connect
+         * first (once), so on_connect is never skipped; then every conn ends
+         * in on_close, the one place users release their state. */
+        if (!c->was_open && l->h.on_connect)
+            l->h.on_connect(l->ctx, c, c->close_err ? c->close_err : -ECANCELED);
+        if (l->h.on_close)
+            l->h.on_close(l->ctx, c, c->close_err);
+        l->deferred_calls++;
+    }
+    free(c->in);
+    c->in = NULL;
+    c->in_cap = c->in_len = c->in_off = 0;
+    free(c->q);
+    c->q = NULL;
+    c->q_cap = c->q_len = 0;
+    /* close(fd) waits for conn_free, but tell the peer now: shutdown makes it
+     * see EOF at once even while our cancels are in flight */
+    (void)shutdown(c->fd, SHUT_RDWR);
+    conn_mark_dirty(c);
+}
+
+/* ---- listeners ---- */
+
+static void listener_free(struct rio_listener *ls)
+{
+    struct rio_loop *l = ls->loop;
+    if (ls->prev)
+        ls->prev->next = ls->next;
+    else
+        l->listeners = ls->next;
+    if (ls->next)
+        ls->next->prev = ls->prev;
+    close(ls->fd);
+    free(ls);
+}
+
+static void listener_reconcile(struct rio_listener *ls)
+{
+    struct rio_loop *l = ls->loop;
+    struct io_uring_sqe *sqe;
+    if (ls->closing) {
+        if (ls->accept_armed && !ls->accept_cancelled) {
+            if (!(sqe = loop_sqe(l)))
+                goto stalled;
+            io_uring_prep_cancel(sqe, &ls->op_accept, 0);
+            io_uring_sqe_set_data(sqe, &ls->op_cancel);
+            ls->accept_cancelled = true;
+            ls->cancels++;
+        }
+        if (ls->retry_armed && !ls->retry_cancelled) {
+            if (!(sqe = loop_sqe(l)))
+                goto stalled;
+            io_uring_prep_cancel(sqe, &ls->op_retry, 0);
+            io_uring_sqe_set_data(sqe, &ls->op_cancel);
+            ls->retry_cancelled = true;
+            ls->cancels++;
+        }
+        if (!ls->accept_armed && !ls->retry_armed && ls->cancels == 0)
+            listener_free(ls);
+        return;
+    }
+    if (ls->accept_armed || ls->retry_armed)
+        return;
+    if (!(sqe = loop_sqe(l)))
+        goto stalled;
+    if (ls->want_retry) {
+        ls->retry_ts.tv_sec = 0;
+        ls->retry_ts.tv_nsec = RIO_ACCEPT_RETRY_NS;
+        io_uring_prep_timeout(sqe, &ls->retry_ts, 0, 0);
+        io_uring_sqe_set_data(sqe, &ls->op_retry);
+        ls->retry_armed = true;
+        ls->want_retry = false;
+    } else {
+        /* Blocking accepted sockets: io_uring does the waiting (poll-driven),
+         * and non-blocking ones would only add EAGAIN paths. */
+        io_uring_prep_multishot_accept(sqe, ls->fd, NULL, NULL, SOCK_CLOEXEC);
+        io_uring_sqe_set_data(sqe, &ls->op_accept);
+        ls->accept_armed = true;
+    }
+    return;
+stalled:
+    listener_mark_dirty(ls);
+}
+
+/* ---- the post phase: deferred callbacks and SQE preparation ---- */
+
+static void wake_reconcile(struct rio_loop *l)
+{
+    struct io_uring_sqe *sqe;
+    if (l->destroying) {
+        if (l->wake_armed && !l->wake_cancelled && (sqe = loop_sqe(l))) {
+            io_uring_prep_cancel(sqe, &l->op_wake, 0);
+            io_uring_sqe_set_data(sqe, &l->op_wcancel);
+            l->wake_cancelled = true;
+            l->wake_cancels++;
+        }
+        return;
+    }
+    if (!l->wake_armed && (sqe = loop_sqe(l))) {
+        io_uring_prep_poll_multishot(sqe, l->wake_fd, POLLIN);
+        io_uring_sqe_set_data(sqe, &l->op_wake);
+        l->wake_armed = true;
+    }
+}
+
+/* Run terminal callbacks queued by rio_close and by errors (if callbacks),
+ * then reconcile every dirty conn and listener (which never calls back).
+ * Callbacks may queue more of both, so repeat until quiet (each conn closes
+ * once, so this ends). */
+static void loop_post(struct rio_loop *l, bool callbacks)
+{
+    l->sq_stalled = false;
+    for (;;) {
+        while (callbacks && l->closeq_head) {
+            struct rio_conn *c = l->closeq_head;
+            l->closeq_head = c->closeq_next;
+            if (!l->closeq_head)
+                l->closeq_tail = NULL;
+            c->on_closeq = false;
+            c->closeq_next = NULL;
+            conn_terminal(c);
+        }
+        struct rio_conn *list = l->dirty_head;
+        l->dirty_head = l->dirty_tail = NULL;
+        while (list) {
+            struct rio_conn *c = list;
+            list = c->dirty_next;
+            c->on_dirty = false;
+            c->dirty_next = NULL;
+            if (l->sq_stalled)
+                conn_mark_dirty(c);
+            else
+                conn_reconcile(c);
+        }
+        struct rio_listener *ll = l->ldirty;
+        l->ldirty = NULL;
+        while (ll) {
+            struct rio_listener *ls = ll;
+            ll = ls->dirty_next;
+            ls->on_dirty = false;
+            listener_reconcile(ls);
+        }
+        wake_reconcile(l);
+        if ((!callbacks || !l->closeq_head) && (l->sq_stalled || !l->dirty_head))
+            break;
+    }
+}
+
+/* ---- completions ---- */
+
+static void handle_recv(struct rio_loop *l, struct rio_conn *c, int res, unsigned flags)
+{
+    if (!(flags & IORING_CQE_F_MORE)) {
+        /* The multishot ended (error, EOF, ENOBUFS, or the kernel's choice):
+         * reconcile re-arms it if the conn is still open. */
+        c->recv_armed = false;
+        if (c->state == C_OPEN && res != 0)
+            l->st.recv_rearms++;
+        conn_mark_dirty(c);
+    }
+    if (flags & IORING_CQE_F_BUFFER) {
+        unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+        if (res > 0 && c->state == C_OPEN && !c->close_after_send) {
+            l->st.recv_cqes++;
+            l->st.recv_bytes += (uint64_t)res;
+            conn_input(c, l->bufs + (size_t)bid * RIO_BUF_SIZE, (size_t)res);
+        }
+        buf_return(l, bid); /* always, even for a dead conn */
+    }
+    if (res > 0)
+        return;
+    if (res == 0) { /* peer EOF */
+        conn_fail(c, 0);
+        return;
+    }
+    switch (-res) {
+    case ENOBUFS: /* every provided buffer was in use; they are back now */
+        l->st.recv_enobufs++;
+        break;
+    case EINTR:
+    case EAGAIN:
+        break; /* transient: re-armed by reconcile */
+    case ECANCELED:
+        break; /* our cancel (dead conn) */
+    default: /* ECONNRESET, ETIMEDOUT, EHOSTUNREACH, ENOTCONN, EINVAL... */
+        conn_fail(c, res);
+        break;
+    }
+}
+
+static void handle_send(struct rio_loop *l, struct rio_conn *c, int res)
+{
+    c->send_inflight = false;
+    conn_mark_dirty(c);
+    if (c->state != C_OPEN)
+        return; /* closing: output is discarded */
+    if (res > 0) {
+        size_t n = (size_t)res;
+        assert(n <= c->tx_len - c->tx_off);
+        l->st.send_bytes += n;
+        c->send_retries = 0;
+        c->tx_off += n;
+        if (c->tx_off < c->tx_len) {
+            l->st.short_sends++; /* resumed by reconcile from tx_off */
+        } else {
+            c->tx_off = c->tx_len = 0;
+            if (c->tx_cap > RIO_KEEP_BYTES) {
+                free(c->tx);
+                c->tx = NULL;
+                c->tx_cap = 0;
+            }
+        }
+        return;
+    }
+    if (res == 0) { /* nothing taken from a non-empty send: the socket is unusable */
+        conn_fail(c, -EPIPE);
+        return;
+    }
+    switch (-res) {
+    case EINTR:
+    case EAGAIN:
+        return; /* retried by reconcile */
+    case ENOBUFS:
+    case ENOMEM: /* network stack short of memory: retry, but not forever */
+        if (++c->send_retries <= RIO_SEND_RETRY_MAX)
+            return;
+        conn_fail(c, res);
+        return;
+    case ECANCELED: /* not ours (we only cancel dead conns): retry */
+        return;
+    default: /* EPIPE, ECONNRESET, ETIMEDOUT, EHOSTUNREACH... */
+        conn_fail(c, res);
+        return;
+    }
+}
+
+static void handle_connect(struct rio_loop *l, struct rio_conn *c, int res)
+{
+    c->connect_inflight = false;
+    c->connect_done = true;
+    conn_mark_dirty(c);
+    if (c->state != C_CONNECTING)
+        return; /* closed meanwhile: terminal callback already queued or run */
+    if (res < 0) {
+        conn_fail(c, res); /* ECONNREFUSED, ETIMEDOUT, ENETUNREACH, ECANCELED... */
+        return;
+    }
+    c->state = C_OPEN;
+    c->was_open = true;
+    if (l->h.on_connect)
+        l->h.on_connect(l->ctx, c, 0);
+}
+
+static void handle_accept(struct rio_loop *l, struct rio_listener *ls, int res, unsigned flags)
+{
+    if (!(flags & IORING_CQE_F_MORE)) {
+        ls->accept_armed = false;
+        listener_mark_dirty(ls);
+    }
+    if (res >= 0) {
+        int fd = res;
+        if (ls->closing || l->destroying) {
+            close(fd);
+            return;
+        }
+        l->st.accepts++;
+        sock_tune(fd);
+        struct rio_conn *c = conn_new(l, fd, C_OPEN);
+        if (!c) { /* out of memory: shed this client, keep serving others */
+            close(fd);
+            l->st.accept_errors++;
+            return;
+        }
+        c->was_open = true;
+        c->addr_len = sizeof c->addr;
+        if (getpeername(fd, (struct sockaddr *)&c->addr, &c->addr_len) < 0)
+            c->addr_len = 0;
+        int keep = l->h.on_accept ? l->h.on_accept(l->ctx, ls, c) : 0;
+        if (keep < 0) {
+            c->silent = true;
+            conn_fail(c, 0);
+        }
+        conn_mark_dirty(c);
+        return;
+    }
+    if (ls->closing)
+        return; /* our cancel, or EINVAL from the shutdown in rio_listener_close */
+    l->st.accept_errors++;
+    switch (-res) {
+    case ECANCELED: /* not ours: re-armed by reconcile */
+        return;
+    case EINTR:
+    case EAGAIN:
+    case ECONNABORTED: /* the client gave up before we accepted it */
+        return;
+    default:
+        /* EMFILE, ENFILE, ENOBUFS, ENOMEM (resources) or anything unexpected:
+         * pause before re-arming, or we would spin on the same error. Clients
+         * wait in the backlog meanwhile. */
+        fprintf(stderr, "rio: accept on port %u: %s; retrying in 100 ms\n", ls->port, strerror(-res));
+        if (!(flags & IORING_CQE_F_MORE))
+            ls->want_retry = true;
+        return;
+    }
+}
+
+static void handle_wake(struct rio_loop *l, int res, unsigned flags)
+{
+    if (!(flags & IORING_CQE_F_MORE))
+        l->wake_armed = false;
+    if (res < 0)
+        return; /* ECANCELED at destroy; anything else: re-armed next post */
+    /* Drain the counter so the next poll waits for a new wake. */
+    uint64_t v;
+    while (read(l->wake_fd, &v, sizeof v) == (ssize_t)sizeof v) {
+    }
+    l->st.wakes++;
+}
+
+static void dispatch(struct rio_loop *l, uint64_t ud, int res, unsigned flags)
+{
+    struct rio_op *op = (struct rio_op *)(uintptr_t)ud;
+    if (!op || ud == LIBURING_UDATA_TIMEOUT)
+        return;
+    l->st.cqes++;
+    switch (op->kind) {
+    case OP_RECV:
+        handle_recv(l, container_of(op, struct rio_conn, op_recv), res, flags);
+        return;
+    case OP_SEND:
+        handle_send(l, container_of(op, struct rio_conn, op_send), res);
+        return;
+    case OP_CONNECT:
+        handle_connect(l, container_of(op, struct rio_conn, op_connect), res);
+        return;
+    case OP_CANCEL: {
+        struct rio_conn *c = container_of(op, struct rio_conn, op_cancel);
+        assert(c->cancels > 0);
+        c->cancels--;
+        conn_mark_dirty(c);
+        return;
+    }
+    case OP_ACCEPT:
+        handle_accept(l, container_of(op, struct rio_listener, op_accept), res, flags);
+        return;
+    case OP_RETRY: {
+        struct rio_listener *ls = container_of(op, struct rio_listener, op_retry);
+        ls->retry_armed = false; /* -ETIME when it fired, -ECANCELED on close */
+        listener_mark_dirty(ls);
+        return;
+    }
+    case OP_LCANCEL: {
+        struct rio_listener *ls = container_of(op, struct rio_listener, op_cancel);
+        assert(ls->cancels > 0);
+        ls->cancels--;
+        listener_mark_dirty(ls);
+        return;
+    }
+    case OP_WAKE:
+        handle_wake(l, res, flags);
+        return;
+    case OP_WCANCEL:
+        l->wake_cancels--;
+        return;
+    default:
+        /* A CQE with a buffer must still return it; unknown kinds are bugs. */
+        assert(!"rio: completion with unknown op kind");
+        return;
+    }
+}
+
+int rio_run_once(struct rio_loop *l, uint64_t timeout_us)
+{
+    /* A callback calling rio_run_once (or rio_loop_destroy) would dispatch
+     * completions under its own caller's feet. */
+    assert(!l->in_run);
+    l->in_run = true;
+    int r = run_once(l, timeout_us);
+    l->in_run = false;
+    return r;
+}
+
+static int run_once(struct rio_loop *l, uint64_t timeout_us)
+{
+    l->deferred_calls = 0;
+    loop_post(l, true); /* sends and closes requested outside the loop */
+    unsigned handled = l->deferred_calls;
+    int r;
+    if (timeout_us == 0 || handled > 0) {
+        /* Submit and run deferred task work (DEFER_TASKRUN posts completions
+         * only when we enter the kernel asking for events), without waiting. */
+        r = io_uring_submit_and_get_events(&l->ring);
+    } else {
+        struct __kernel_timespec ts = {
+            .tv_sec = (long long)(timeout_us / 1000000u),
+            .tv_nsec = (long long)(timeout_us % 1000000u) * 1000,
+        };
+        struct io_uring_cqe *cqe = NULL;
+        r = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
+    }
+    if (r < 0) {
+        switch (-r) {
+        case ETIME:  /* timed out */
+        case EINTR:  /* a signal: rio_loop_wake's CQE follows */
+        case EAGAIN: /* kernel short of memory for the request: try again next call */
+        case EBUSY:  /* CQ overflow backlog: reaping below makes room */
+            break;
+        default: /* EEXIST (wrong thread), EBADF, EFAULT: the caller's bug or a dead ring */
+            return r;
+        }
+    }
+    /* One CQE at a time, marked seen before its callback runs, so callbacks
+     * may submit freely. Bounded so a flood cannot starve the caller. */
+    for (unsigned i = 0; i < RIO_CQ_ENTRIES; i++) {
+        struct io_uring_cqe *cqe;
+        if (io_uring_peek_cqe(&l->ring, &cqe) != 0 || !cqe)
+            break;
+        uint64_t ud = cqe->user_data;
+        int res = cqe->res;
+        unsigned flags = cqe->flags;
+        io_uring_cqe_seen(&l->ring, cqe);
+        dispatch(l, ud, res, flags);
+        handled++;
+    }
+    l->deferred_calls = 0;
+    loop_post(l, true);
+    handled += l->deferred_calls;
+    return (int)handled;
+}
+
+int rio_flush(struct rio_loop *l)
+{
+    loop_post(l, false); /* prepare SQEs only: callbacks belong to rio_run_once */
+    int r = io_uring_submit(&l->ring);
+    return r < 0 ? r : 0;
+}
+
+void rio_loop_wake(struct rio_loop *l)
+{
+    int saved = errno; /* async-signal-safe: leave errno as we found it */
+    uint64_t one = 1;
+    /* EAGAIN means the counter is saturated: the loop is already woken */
+    ssize_t w = write(l->wake_fd, &one, sizeof one);
+    (void)w;
+    errno = saved;
+}
+
+/* ---- addresses ---- */
+
+static int resolve(const char *host, uint16_t port, bool passive, struct sockaddr_storage *ss,
+                   socklen_t *len)
+{
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (!host || !*host || !strcmp(host, "*")) {
+        if (!passive)
+            return -EINVAL;
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(port);
+        in4->sin_addr.s_addr = htonl(INADDR_ANY);
+        *len = sizeof *in4;
+        return 0;
+    }
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(port);
+        *len = sizeof *in4;
+        return 0;
+    }
+    char tmp[INET6_ADDRSTRLEN + 2];
+    const char *h6 = host;
+    size_t hl = strlen(host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']' && hl - 2 < sizeof tmp) {
+        memcpy(tmp, host + 1, hl - 2);
+        tmp[hl - 2] = 0;
+        h6 = tmp;
+    }
+    if (inet_pton(AF_INET6, h6, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        *len = sizeof *in6;
+        return 0;
+    }
+    /* A name: synchronous lookup (startup and reconnect paths only). */
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = passive ? AI_PASSIVE : 0;
+    int g = getaddrinfo(host, NULL, &hints, &res);
+    if (g != 0) {
+        switch (g) {
+        case EAI_MEMORY: return -ENOMEM;
+        case EAI_AGAIN: return -EAGAIN;
+        case EAI_SYSTEM: return errno ? -errno : -EADDRNOTAVAIL;
+        default: return -EADDRNOTAVAIL;
+        }
+    }
+    int r = -EADDRNOTAVAIL;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        if ((a->ai_family == AF_INET || a->ai_family == AF_INET6) && a->ai_addrlen <= sizeof *ss) {
+            memcpy(ss, a->ai_addr, a->ai_addrlen);
+            *len = a->ai_addrlen;
+            if (a->ai_family == AF_INET)
+                in4->sin_port = htons(port);
+            else
+                in6->sin6_port = htons(port);
+            r = 0;
+            break;
+        }
+    }
+    freeaddrinfo(res);
+    return r;
+}
+
+static int format_addr(const struct sockaddr_storage *ss, socklen_t len, char *buf, size_t n)
+{
+    char ip[INET6_ADDRSTRLEN];
+    int w;
+    if (ss->ss_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        if (!inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip))
+            return -errno;
+        w = snprintf(buf, n, "%s:%u", ip, ntohs(a->sin_port));
+    } else if (ss->ss_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        if (!inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip))
+            return -errno;
+        w = snprintf(buf, n, "[%s]:%u", ip, ntohs(a->sin6_port));
+    } else {
+        return -EAFNOSUPPORT;
+    }
+    if (w < 0)
+        return -EINVAL;
+    return (size_t)w < n ? 0 : -ENOSPC;
+}
+
+/* ---- public: connections ---- */
+
+int rio_connect(struct rio_loop *l, const char *host, uint16_t port, void *user,
+                struct rio_conn **out)
+{
+    if (l->destroying)
+        return -ESHUTDOWN;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int r = resolve(host, port, false, &ss, &len);
+    if (r < 0)
+        return r;
+    /* Blocking socket: IORING_OP_CONNECT and later ops wait by polling inside
+     * io_uring; a non-blocking one would only surface EINPROGRESS/EAGAIN. */
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    sock_tune(fd);
+    struct rio_conn *c = conn_new(l, fd, C_CONNECTING);
+    if (!c) {
+        close(fd);
+        return -ENOMEM;
+    }
+    c->addr = ss;
+    c->addr_len = len;
+    c->user = user;
+    conn_mark_dirty(c); /* the connect SQE is prepared by the loop */
+    if (out)
+        *out = c;
+    return 0;
+}
+
+int rio_send(struct rio_conn *c, const void *p, size_t len)
+{
+    if (c->state != C_OPEN && c->state != C_CONNECTING)
+        return -ENOTCONN;
+    if (c->close_after_send)
+        return -ESHUTDOWN;
+    if (len == 0)
+        return 0;
+    size_t pend = rio_conn_pending(c);
+    if (len > c->out_max || pend > c->out_max - len)
+        return -ENOBUFS;
+    if (c->q_cap - c->q_len < len) {
+        size_t need = c->q_len + len;
+        size_t cap = c->q_cap ? c->q_cap * 2 : 4096;
+        if (cap < need)
+            cap = need;
+        if (cap > c->out_max)
+            cap = need > c->out_max ? need : c->out_max;
+        uint8_t *nb = realloc(c->q, cap); /* q is never in flight: realloc is safe */
+        if (!nb)
+            return -ENOMEM;
+        c->q = nb;
+        c->q_cap = cap;
+    }
+    memcpy(c->q + c->q_len, p, len);
+    c->q_len += len;
+    /* While a send is in flight its completion marks the conn dirty anyway. */
+    if (!c->send_inflight)
+        conn_mark_dirty(c);
+    return 0;
+}
+
+size_t rio_conn_pending(const struct rio_conn *c)
+{
+    return (c->tx_len - c->tx_off) + c->q_len;
+}
+
+void rio_close(struct rio_conn *c)
+{
+    conn_fail(c, 0);
+}
+
+void rio_close_after_send(struct rio_conn *c)
+{
+    if (c->state != C_OPEN && c->state != C_CONNECTING)
+        return;
+    c->close_after_send = true;
+    conn_mark_dirty(c);
+}
+
+void rio_conn_set_user(struct rio_conn *c, void *user) { c->user = user; }
+void *rio_conn_user(const struct rio_conn *c) { return c->user; }
+
+void rio_conn_set_limits(struct rio_conn *c, size_t in_max, size_t out_max)
+{
+    if (in_max)
+        c->in_max = in_max;
+    if (out_max)
+        c->out_max = out_max;
+}
+
+int rio_conn_peer(const struct rio_conn *c, char *buf, size_t len)
+{
+    if (c->addr_len == 0)
+        return -ENOTCONN;
+    return format_addr(&c->addr, c->addr_len, buf, len);
+}
+
+/* ---- public: listeners ---- */
+
+int rio_listen(struct rio_loop *l, const char *host, uint16_t port, void *user,
+               struct rio_listener **out)
+{
+    if (l->destroying)
+        return -ESHUTDOWN;
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int r = resolve(host, port, true, &ss, &len);
+    if (r < 0)
+        return r;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    /* SO_REUSEADDR: a restarted replica rebinds at once despite TIME_WAIT */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, SOMAXCONN) < 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    if (getsockname(fd, (struct sockaddr *)&bound, &blen) < 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    struct rio_listener *ls = calloc(1, sizeof *ls);
+    if (!ls) {
+        close(fd);
+        return -ENOMEM;
+    }
+    ls->loop = l;
+    ls->fd = fd;
+    ls->user = user;
+    ls->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                 : ((struct sockaddr_in *)&bound)->sin_port);
+    ls->op_accept.kind = OP_ACCEPT;
+    ls->op_retry.kind = OP_RETRY;
+    ls->op_cancel.kind = OP_LCANCEL;
+    ls->next = l->listeners;
+    if (l->listeners)
+        l->listeners->prev = ls;
+    l->listeners = ls;
+    listener_mark_dirty(ls); /* the accept SQE is prepared by the loop */
+    if (out)
+        *out = ls;
+    return 0;
+}
+
+void *rio_listener_user(struct rio_listener *l) { return l->user; }
+uint16_t rio_listener_port(const struct rio_listener *l) { return l->port; }
+
+void rio_listener_close(struct rio_listener *ls)
+{
+    if (ls->closing)
+        return;
+    ls->closing = true;
+    /* stop new connections now; the fd itself closes after the cancels */
+    (void)shutdown(ls->fd, SHUT_RDWR);
+    listener_mark_dirty(ls);
+}
+
+/* ---- public: loop ---- */
+
+void rio_loop_set_limits(struct rio_loop *l, size_t in_max, size_t out_max)
+{
+    if (in_max)
+        l->in_max = in_max;
+    if (out_max)
+        l->out_max = out_max;
+}
+
+const char *rio_loop_describe(const struct rio_loop *l) { return l->desc; }
+
+void rio_loop_stats(const struct rio_loop *l, struct rio_stats *out) { *out = l->st; }
+
+/* Explain why io_uring_setup failed, with the fix. */
+static void explain_setup_error(int r, char *err, size_t errlen)
+{
+    if (!err || !errlen)
+        return;
+    if (r == -EPERM) {
+        int disabled = -1;
+        FILE *f = fopen("/proc/sys/kernel/io_uring_disabled", "r");
+        if (f) {
+            if (fscanf(f, "%d", &disabled) != 1)
+                disabled = -1;
+            fclose(f);
+        }
+        if (disabled == 2)
+            snprintf(err, errlen, "io_uring is disabled (sysctl kernel.io_uring_disabled=2): "
+                                  "set it to 0 (sysctl -w kernel.io_uring_disabled=0)");
+        else if (disabled == 1)
+            snprintf(err, errlen, "io_uring is restricted (sysctl kernel.io_uring_disabled=1) to "
+                                  "root and the group in kernel.io_uring_group: run as a member of "
+                                  "that group or set kernel.io_uring_disabled=0");
+        else
+            snprintf(err, errlen, "io_uring_setup: permission denied though kernel.io_uring_disabled "
+                                  "is %s: a seccomp filter blocks io_uring (container runtimes' "
+                                  "default profiles do): allow io_uring_setup, io_uring_enter and "
+                                  "io_uring_register in the container's seccomp profile",
+                     disabled == 0 ? "0" : "absent");
+    } else if (r == -ENOSYS) {
+        snprintf(err, errlen, "io_uring_setup: not implemented: the kernel lacks CONFIG_IO_URING or "
+                              "a seccomp filter hides the syscall: use a kernel >= 6.1 with io_uring "
+                              "and allow io_uring_* syscalls in the seccomp profile");
+    } else if (r == -ENOMEM) {
+        struct rlimit rl;
+        char lim[32] = "unknown";
+        if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
+            if (rl.rlim_cur == RLIM_INFINITY)
+                snprintf(lim, sizeof lim, "unlimited");
+            else
+                snprintf(lim, sizeof lim, "%llu KiB", (unsigned long long)rl.rlim_cur / 1024);
+        }
+        snprintf(err, errlen, "io_uring: cannot allocate the ring or buffers (ENOMEM; "
+                              "RLIMIT_MEMLOCK is %s): raise it (ulimit -l, LimitMEMLOCK=infinity "
+                              "in the systemd unit) or free memory", lim);
+    } else if (r == -EMFILE || r == -ENFILE) {
+        snprintf(err, errlen, "io_uring_setup: out of file descriptors (%s): raise ulimit -n",
+                 strerror(-r));
+    } else {
+        snprintf(err, errlen, "io_uring_setup: %s", strerror(-r));
+    }
+}
+
+/* Create the ring, preferring SINGLE_ISSUER|DEFER_TASKRUN: completions run
+ * only when we ask (no task-work interrupts mid-callback) and the kernel skips
+ * locking for a single submitter. Fall back only if the kernel refuses. */
+static int ring_create(struct rio_loop *l, char *err, size_t errlen)
+{
+    static const struct {
+        unsigned flags;
+        const char *name;
+    } tries[] = {
+        {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+         "SINGLE_ISSUER|DEFER_TASKRUN"},
+        {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL, "COOP_TASKRUN"},
+        {0, "plain"},
+    };
+    int r = -EINVAL;
+    for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof p);
+        p.flags = tries[i].flags | IORING_SETUP_CQSIZE;
+        p.cq_entries = RIO_CQ_ENTRIES;
+        r = io_uring_queue_init_params(RIO_SQ_ENTRIES, &l->ring, &p);
+        if (r == 0) {
+            if (i > 0)
+                fprintf(stderr, "rio: the kernel refused %s (EINVAL; needs Linux >= 6.1): using "
+                                "%s rings, which cost more per completion\n",
+                        tries[0].name, tries[i].name);
+            snprintf(l->desc, sizeof l->desc,
+                     "io_uring %s, SQ %u, CQ %u, %u x %u KiB provided buffers", tries[i].name,
+                     p.sq_entries, p.cq_entries, RIO_BUF_COUNT, RIO_BUF_SIZE / 1024);
+            return 0;
+        }
+        if (r != -EINVAL)
+            break; /* only an unknown flag is worth another try */
+    }
+    explain_setup_error(r, err, errlen);
+    return r;
+}
+
+static int probe_ops(struct rio_loop *l, char *err, size_t errlen)
+{
+    static const struct {
+        int op;
+        const char *name;
+    } need[] = {
+        {IORING_OP_ACCEPT, "ACCEPT"},    {IORING_OP_CONNECT, "CONNECT"},
+        {IORING_OP_RECV, "RECV"},        {IORING_OP_SEND, "SEND"},
+        {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, {IORING_OP_POLL_ADD, "POLL_ADD"},
+        {IORING_OP_TIMEOUT, "TIMEOUT"},
+    };
+    struct io_uring_probe *p = io_uring_get_probe_ring(&l->ring);
+    if (!p) {
+        snprintf(err, errlen, "io_uring: the kernel cannot report supported opcodes "
+                              "(IORING_REGISTER_PROBE needs Linux >= 5.6): use Linux >= 6.1");
+        return -EOPNOTSUPP;
+    }
+    int r = 0;
+    for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
+        if (!io_uring_opcode_supported(p, need[i].op)) {
+            snprintf(err, errlen, "io_uring: the kernel lacks IORING_OP_%s: use Linux >= 6.1",
+                     need[i].name);
+            r = -EOPNOTSUPP;
+            break;
+        }
+    }
+    io_uring_free_probe(p);
+    return r;
+}
+
+/* Multishot recv and provided buffer rings cannot be probed by opcode (they
+ * are flags), so try one on a socketpair: a byte must arrive in a provided
+ * buffer with F_MORE still set. */
+static int selftest_recv(struct rio_loop *l, char *err, size_t errlen)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        int r = -errno;
+        snprintf(err, errlen, "io_uring self test: socketpair: %s", strerror(-r));
+        return r;
+    }
+    static struct rio_op probe_op; /* only its address is used */
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+    io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = RIO_BGID;
+    io_uring_sqe_set_data(sqe, &probe_op);
+    int r = (int)write(sv[1], "x", 1);
+    r = r == 1 ? 0 : -EIO;
+    bool got = false, ended = false;
+    uint64_t deadline = rio_now_us() + 2000000u;
+    while (r == 0 && (!got || !ended) && rio_now_us() < deadline) {
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 100000000};
+        struct io_uring_cqe *cqe = NULL;
+        int w = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
+        if (w < 0 && w != -ETIME && w != -EINTR) {
+            r = w;
+            break;
+        }
+        while (io_uring_peek_cqe(&l->ring, &cqe) == 0 && cqe) {
+            int res = cqe->res;
+            unsigned flags = cqe->flags;
+            bool mine = cqe->user_data == (uint64_t)(uintptr_t)&probe_op;
+            io_uring_cqe_seen(&l->ring, cqe);
+            if (flags & IORING_CQE_F_BUFFER)
+                buf_return(l, flags >> IORING_CQE_BUFFER_SHIFT);
+            if (!mine)
+                continue;
+            if (!(flags & IORING_CQE_F_MORE))
+                ended = true;
+            if (!got) {
+                got = true;
+                if (res != 1 || !(flags & IORING_CQE_F_BUFFER)) {
+                    snprintf(err, errlen, "io_uring: multishot recv with provided buffers failed "
+                                          "(%s): use Linux >= 6.1",
+                             res < 0 ? strerror(-res) : "no buffer");
+                    r = res < 0 ? res : -EOPNOTSUPP;
+                    ended = true;
+                    break;
+                }
+                if (!(flags & IORING_CQE_F_MORE)) {
+                    snprintf(err, errlen, "io_uring: recv is not multishot on this kernel: "
+                                          "use Linux >= 6.1");
+                    r = -EOPNOTSUPP;
+                    break;
+                }
+                /* works: end it by closing the writer (EOF ends the multishot) */
+                close(sv[1]);
+                sv[1] = -1;
+            }
+        }
+    }
+    if (r == 0 && (!got || !ended)) {
+        snprintf(err, errlen, "io_uring self test: no completion within 2 s");
+        r = -ETIMEDOUT;
+    }
+    close(sv[0]);
+    if (sv[1] >= 0)
+        close(sv[1]);
+    return r;
+}
+
+int rio_loop_create(struct rio_loop **out, const struct rio_handlers *h, void *ctx, char *err,
+                    size_t errlen)
+{
+    char dummy[8];
+    if (!err || !errlen) {
+        err = dummy;
+        errlen = sizeof dummy;
+    }
+    err[0] = 0;
+    *out = NULL;
+    struct rio_loop *l = calloc(1, sizeof *l);
+    if (!l) {
+        snprintf(err, errlen, "rio: out of memory");
+        return -ENOMEM;
+    }
+    l->h = *h;
+    l->ctx = ctx;
+    l->wake_fd = -1;
+    l->in_max = RIO_IN_MAX_DEFAULT;
+    l->out_max = RIO_OUT_MAX_DEFAULT;
+    l->op_wake.kind = OP_WAKE;
+    l->op_wcancel.kind = OP_WCANCEL;
+    int r = ring_create(l, err, errlen);
+    if (r < 0) {
+        free(l);
+        return r;
+    }
+    /* Saves the fd lookup on every io_uring_enter; optional. */
+    (void)io_uring_register_ring_fd(&l->ring);
+    if ((r = probe_ops(l, err, errlen)) < 0)
+        goto fail;
+    if ((r = buf_ring_setup(l)) < 0) {
+        if (r == -ENOMEM)
+            explain_setup_error(r, err, errlen);
+        else
+            snprintf(err, errlen, "io_uring: cannot register the provided buffer ring (%s): "
+                                  "use Linux >= 6.1", strerror(-r));
+        goto fail;
+    }
+    if ((r = selftest_recv(l, err, errlen)) < 0)
+        goto fail;
+    l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (l->wake_fd < 0) {
+        r = -errno;
+        snprintf(err, errlen, "eventfd: %s", strerror(-r));
+        goto fail;
+    }
+    *out = l;
+    return 0;
+fail:
+    if (l->br_registered)
+        io_uring_unregister_buf_ring(&l->ring, RIO_BGID);
+    io_uring_queue_exit(&l->ring);
+    if (l->br)
+        munmap(l->br, l->br_bytes);
+    if (l->bufs)
+        munmap(l->bufs, (size_t)RIO_BUF_COUNT * RIO_BUF_SIZE);
+    if (l->wake_fd >= 0)
+        close(l->wake_fd);
+    free(l);
+    return r;
+}
+
+void rio_loop_destroy(struct rio_loop *l)
+{
+    if (!l)
+        return;
+    assert(!l->in_run); /* not from inside a callback */
+    l->destroying = true;
+    for (struct rio_conn *c = l->conns; c; c = c->next)
+        conn_fail(c, -ECANCELED);
+    for (struct rio_listener *ls = l->listeners; ls; ls = ls->next)
+        rio_listener_close(ls);
+    /* Let the cancels run and every op complete, so the kernel is done with
+     * our buffers before we free them; bounded in case something hangs. */
+    uint64_t deadline = rio_now_us() + RIO_DESTROY_WAIT_US;
+    for (;;) {
+        loop_post(l, true);
+        if (!l->conns && !l->listeners && !l->wake_armed && l->wake_cancels == 0)
+            break;
+        if (rio_now_us() >= deadline) {
+            fprintf(stderr, "rio: destroy: operations still in flight after 1 s; tearing down\n");
+            break;
+        }
+        rio_run_once(l, 10000);
+    }
+    /* Tearing down the ring cancels anything left; only then free memory. */
+    if (l->br_registered)
+        io_uring_unregister_buf_ring(&l->ring, RIO_BGID);
+    io_uring_queue_exit(&l->ring);
+    while (l->conns) {
+        struct rio_conn *c = l->conns;
+        l->conns = c->next;
+        if (c->fd >= 0)
+            close(c->fd);
+        free(c->in);
+        free(c->tx);
+        free(c->q);
+        free(c);
+    }
+    while (l->listeners) {
+        struct rio_listener *ls = l->listeners;
+        l->listeners = ls->next;
+        close(ls->fd);
+        free(ls);
+    }
+    munmap(l->br, l->br_bytes);
+    munmap(l->bufs, (size_t)RIO_BUF_COUNT * RIO_BUF_SIZE);
+    close(l->wake_fd);
+    free(l);
+}

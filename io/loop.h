@@ -1,0 +1,144 @@
+/* io/loop.h: a single-threaded io_uring event loop for TCP: accept, connect, recv, coalesced sends. */
+#ifndef RABIA_IO_LOOP_H
+#define RABIA_IO_LOOP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * One loop per thread. Create, run and destroy a loop on the same thread: the
+ * ring is set up with IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN, so only the
+ * creating thread may submit or reap (another thread may only rio_loop_wake).
+ *
+ * Callbacks run only inside rio_run_once (and rio_loop_destroy), never
+ * re-entrantly from rio_send, rio_close, rio_connect or rio_listen.
+ *
+ * Lifecycle: every connection kept by on_accept or made by rio_connect ends
+ * with exactly one on_close, the one place to release per-connection state;
+ * after it returns the conn pointer is invalid. A conn from rio_connect also
+ * gets exactly one on_connect before that: err 0 when it connected, or a
+ * negative errno when it did not (-ECONNREFUSED..., or -ECANCELED if
+ * rio_close or rio_loop_destroy came first), in which case on_close follows
+ * from the same iteration. A conn rejected by on_accept (< 0) gets no
+ * callback at all.
+ */
+struct rio_loop;
+struct rio_conn;
+struct rio_listener;
+
+struct rio_handlers {
+    /* A listener accepted a connection; return 0 to keep it (set user data with
+     * rio_conn_set_user; rio_send may be used here), < 0 to close it. NULL keeps. */
+    int (*on_accept)(void *ctx, struct rio_listener *l, struct rio_conn *c);
+    /* Bytes arrived. Return how many were consumed (the callee frames messages
+     * itself). The loop calls again with the rest while the callee consumes
+     * something; the unconsumed tail is kept and presented again, prefixed to
+     * the next data, up to the connection's input limit (if a peer exceeds it
+     * without the callee consuming, the connection is closed with -EMSGSIZE).
+     * p is only valid during the call. After rio_close or rio_close_after_send
+     * on this conn, no more data is presented. NULL consumes everything. */
+    size_t (*on_data)(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len);
+    /* An outgoing connection connected (err 0) or failed (negative errno; the
+     * conn is closed: on_close(c, err) follows, then it is freed). */
+    void (*on_connect)(void *ctx, struct rio_conn *c, int err);
+    /* The connection is closed: peer EOF = 0, closed locally (rio_close,
+     * rio_close_after_send) = 0, or a negative errno (-ECONNRESET, -EPIPE,
+     * -EMSGSIZE for the input limit, the connect error after a failed
+     * on_connect, -ECANCELED from rio_loop_destroy...). Called exactly once,
+     * never re-entrantly; the conn is freed after return. */
+    void (*on_close)(void *ctx, struct rio_conn *c, int err);
+};
+
+/* Creates the ring (falling back from SINGLE_ISSUER|DEFER_TASKRUN only if the
+ * kernel refuses them, logged on stderr), checks every opcode used, registers
+ * the provided buffer ring and runs a multishot-recv self test. On failure
+ * returns a negative errno and fills err with the cause and the fix. */
+int rio_loop_create(struct rio_loop **out, const struct rio_handlers *h, void *ctx,
+                    char *err, size_t errlen);
+/* Closes every listener and connection (on_close(-ECANCELED) for each live
+ * connection, after on_connect(-ECANCELED) if it was still connecting; call it
+ * on the loop's thread, not from a callback), waits (bounded, 1 s) for
+ * the kernel to finish with their buffers, and frees everything. NULL is a no-op. */
+void rio_loop_destroy(struct rio_loop *l);
+/* One line naming the ring setup in use, for logs. */
+const char *rio_loop_describe(const struct rio_loop *l);
+
+/* Default limits for connections created afterwards (0 leaves one unchanged).
+ * Defaults: input 64 MiB, output 64 MiB. */
+void rio_loop_set_limits(struct rio_loop *l, size_t in_max, size_t out_max);
+
+/* Listen on host:port (host NULL, "" or "*" = any IPv4 address; numeric IPv4
+ * or IPv6, or a name resolved synchronously). SO_REUSEADDR, multishot accept.
+ * Port 0 picks a free port (see rio_listener_port). Returns 0 or a negative
+ * errno (-EADDRINUSE, -EACCES, -EADDRNOTAVAIL for an unresolvable name...). */
+int rio_listen(struct rio_loop *l, const char *host, uint16_t port, void *user,
+               struct rio_listener **out);
+void *rio_listener_user(struct rio_listener *l);
+uint16_t rio_listener_port(const struct rio_listener *l);
+/* Stop accepting and close the socket (freed once its operations complete). */
+void rio_listener_close(struct rio_listener *l);
+
+/* Start a connect through io_uring (IORING_OP_CONNECT); the result arrives in
+ * on_connect. rio_send may queue data before the connection completes.
+ * Returns 0 or a negative errno (bad address, socket() failure). */
+int rio_connect(struct rio_loop *l, const char *host, uint16_t port, void *user,
+                struct rio_conn **out);
+
+/* Copy len bytes into the connection's outgoing buffer. One send is in flight
+ * per connection; everything queued meanwhile leaves in the next send, and
+ * sends queued during an iteration leave together when the next rio_run_once
+ * (or rio_flush) submits. Returns 0, -ENOBUFS if the queue would exceed the
+ * output limit (nothing queued; the caller decides, e.g. close a slow client),
+ * -ENOTCONN if the conn is closing, -ESHUTDOWN after rio_close_after_send,
+ * -ENOMEM if the buffer cannot grow. */
+int rio_send(struct rio_conn *c, const void *p, size_t len);
+/* Bytes queued and not yet acknowledged by the kernel. */
+size_t rio_conn_pending(const struct rio_conn *c);
+/* Close now; queued output is discarded. The terminal callback follows from
+ * the loop, never inside this call. Idempotent. */
+void rio_close(struct rio_conn *c);
+/* Close once all queued output has been sent (e.g. after a QUIT reply); no
+ * more input is presented. */
+void rio_close_after_send(struct rio_conn *c);
+void rio_conn_set_user(struct rio_conn *c, void *user);
+void *rio_conn_user(const struct rio_conn *c);
+/* Per-connection limits (0 leaves one unchanged). */
+void rio_conn_set_limits(struct rio_conn *c, size_t in_max, size_t out_max);
+/* "ip:port" ("[ip6]:port"); 0 or a negative errno (-ENOSPC if buf is short). */
+int rio_conn_peer(const struct rio_conn *c, char *buf, size_t len);
+
+/* One iteration: queue the SQEs that deferred work needs, submit and wait
+ * until at least one completion arrives or timeout_us passes (0 = do not
+ * wait), dispatch every ready completion (callbacks run here), run deferred
+ * close callbacks, and prepare the sends queued meanwhile (they are submitted
+ * by the next call, in the same system call that waits). Returns the number of
+ * completions and deferred callbacks handled (0 on timeout or signal), or a
+ * negative errno (-EEXIST: called from a thread other than the creator). */
+int rio_run_once(struct rio_loop *l, uint64_t timeout_us);
+/* Submit the prepared SQEs now instead of at the next rio_run_once. */
+int rio_flush(struct rio_loop *l);
+/* CLOCK_MONOTONIC in microseconds. */
+uint64_t rio_now_us(void);
+/* Async-signal-safe and thread-safe: makes a blocked (or the next)
+ * rio_run_once return. Writes an eventfd that the loop polls (multishot). */
+void rio_loop_wake(struct rio_loop *l);
+
+/* Counters since creation, for tests, benchmarks and metrics. */
+struct rio_stats {
+    uint64_t cqes;           /* completions dispatched */
+    uint64_t recv_cqes;      /* recv completions carrying data */
+    uint64_t recv_bytes;
+    uint64_t recv_enobufs;   /* provided buffers ran out; recv re-armed */
+    uint64_t recv_rearms;    /* multishot recv re-armed (no IORING_CQE_F_MORE) */
+    uint64_t sends;          /* send SQEs issued */
+    uint64_t send_bytes;     /* bytes the kernel took */
+    uint64_t short_sends;    /* sends that took less than offered, resumed */
+    uint64_t accepts;
+    uint64_t accept_errors;
+    uint64_t conns_open;     /* connections whose terminal callback has not run yet */
+    uint64_t sqe_stalls;     /* no SQE even after submitting; retried next iteration */
+    uint64_t wakes;
+};
+void rio_loop_stats(const struct rio_loop *l, struct rio_stats *out);
+
+#endif

@@ -1,0 +1,1335 @@
+/* RESP2 front end: parser and per-connection dispatcher (see resp.h). */
+#include "resp.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h" /* RABIA_MAX_BATCH_BODY, RABIA_BATCH_REQ_HEADER */
+#include "kv.h"    /* the KV operation encoding, glob matching */
+
+/* ====================================================================== */
+/* Writers                                                                 */
+
+static int put(struct rabia_buf *o, const void *p, size_t n)
+{
+    return rabia_buf_append(o, p, n);
+}
+
+static int put_cstr(struct rabia_buf *o, const char *s)
+{
+    return put(o, s, strlen(s));
+}
+
+/* Client bytes inside an error line: CR and LF become spaces (Redis's
+ * rejectCommandFormat does the same), so the reply stays one line. */
+static int put_sanitized(struct rabia_buf *o, const uint8_t *p, size_t n)
+{
+    size_t at = o->len;
+    int rc = put(o, p, n);
+    if (rc)
+        return rc;
+    for (size_t i = at; i < o->len; i++)
+        if (o->data[i] == '\r' || o->data[i] == '\n')
+            o->data[i] = ' ';
+    return 0;
+}
+
+static int put_line(struct rabia_buf *o, char type, const char *s)
+{
+    int rc = put(o, &type, 1);
+    if (!rc)
+        rc = put_cstr(o, s);
+    return rc ? rc : put(o, "\r\n", 2);
+}
+
+int resp_put_simple(struct rabia_buf *out, const char *s)
+{
+    return put_line(out, '+', s);
+}
+
+int resp_put_error(struct rabia_buf *out, const char *s)
+{
+    return put_line(out, '-', s);
+}
+
+static int put_num(struct rabia_buf *o, char type, int64_t v)
+{
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%c%" PRId64 "\r\n", type, v);
+    return put(o, tmp, (size_t)n);
+}
+
+int resp_put_int(struct rabia_buf *out, int64_t v)
+{
+    return put_num(out, ':', v);
+}
+
+int resp_put_array(struct rabia_buf *out, uint64_t n)
+{
+    char tmp[32];
+    int k = snprintf(tmp, sizeof tmp, "*%" PRIu64 "\r\n", n);
+    return put(out, tmp, (size_t)k);
+}
+
+int resp_put_bulk(struct rabia_buf *out, const void *p, size_t n)
+{
+    char tmp[32];
+    int k = snprintf(tmp, sizeof tmp, "$%zu\r\n", n);
+    int rc = rabia_buf_reserve(out, (size_t)k + n + 2);
+    if (!rc)
+        rc = put(out, tmp, (size_t)k);
+    if (!rc)
+        rc = put(out, p, n);
+    return rc ? rc : put(out, "\r\n", 2);
+}
+
+static int put_bulk_cstr(struct rabia_buf *o, const char *s)
+{
+    return resp_put_bulk(o, s, strlen(s));
+}
+
+int resp_put_null(struct rabia_buf *out)
+{
+    return put_cstr(out, "$-1\r\n");
+}
+
+/* ====================================================================== */
+/* Small helpers                                                           */
+
+static uint8_t lower(uint8_t c)
+{
+    return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+}
+
+static uint8_t upper(uint8_t c)
+{
+    return c >= 'a' && c <= 'z' ? (uint8_t)(c - 32) : c;
+}
+
+/* p[0..n) equals the lowercase NUL-terminated name, ignoring ASCII case. */
+static bool eq_ci(const uint8_t *p, size_t n, const char *name)
+{
+    size_t i = 0;
+    for (; i < n; i++)
+        if (!name[i] || lower(p[i]) != (uint8_t)name[i])
+            return false;
+    return name[i] == '\0';
+}
+
+/* Redis's string2ll: an optional '-', no '+', no leading zeros, no spaces,
+ * within int64. */
+static bool str_to_i64(const uint8_t *p, size_t n, int64_t *out)
+{
+    if (n == 0 || n > 20)
+        return false;
+    if (n == 1 && p[0] == '0') {
+        *out = 0;
+        return true;
+    }
+    size_t i = 0;
+    bool neg = p[0] == '-';
+    if (neg && ++i == n)
+        return false;
+    if (p[i] < '1' || p[i] > '9')
+        return false;
+    uint64_t v = 0;
+    for (; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        uint64_t d = (uint64_t)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (neg) {
+        if (v > (uint64_t)INT64_MAX + 1)
+            return false;
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    } else {
+        if (v > (uint64_t)INT64_MAX)
+            return false;
+        *out = (int64_t)v;
+    }
+    return true;
+}
+
+/* ====================================================================== */
+/* Parser                                                                  */
+
+enum { ST_IDLE = 0, ST_ARRAY = 1, ST_INLINE = 2 };
+#define ARGV_KEEP_CAP 1024u /* larger argv arrays are freed between commands */
+
+void resp_argv_init(struct resp_argv *a, size_t max_bulk)
+{
+    memset(a, 0, sizeof *a);
+    if (max_bulk == 0)
+        max_bulk = RESP_DEFAULT_MAX_BULK;
+    if (max_bulk > RESP_MAX_BULK_LIMIT)
+        max_bulk = RESP_MAX_BULK_LIMIT;
+    a->max_bulk = max_bulk;
+    a->nargs = -1;
+    a->bulk = -1;
+}
+
+void resp_argv_reset(struct resp_argv *a)
+{
+    a->st = ST_IDLE;
+    a->argc = 0;
+    a->nargs = -1;
+    a->bulk = -1;
+    a->pos = a->scan = 0;
+    a->want = 0;
+}
+
+static void argv_release(struct resp_argv *a)
+{
+    free(a->argv);
+    free(a->argv_len);
+    free(a->off);
+    a->argv = NULL;
+    a->argv_len = NULL;
+    a->off = NULL;
+    a->cap = 0;
+}
+
+void resp_argv_free(struct resp_argv *a)
+{
+    argv_release(a);
+    rabia_buf_free(&a->scratch);
+    resp_argv_reset(a);
+}
+
+static int argv_grow(struct resp_argv *a, uint32_t need)
+{
+    if (need <= a->cap)
+        return 0;
+    uint32_t cap = a->cap ? a->cap : 8;
+    while (cap < need)
+        cap *= 2;
+    const uint8_t **v = realloc(a->argv, cap * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    a->argv = v;
+    size_t *l = realloc(a->argv_len, cap * sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    a->argv_len = l;
+    size_t *o = realloc(a->off, cap * sizeof *o);
+    if (!o)
+        return -ENOMEM;
+    a->off = o;
+    a->cap = cap;
+    return 0;
+}
+
+static int proto_err(struct resp_argv *a, const char *msg)
+{
+    snprintf(a->err, sizeof a->err, "%s", msg);
+    return -EPROTO;
+}
+
+int resp_parse_error_reply(const struct resp_argv *a, struct rabia_buf *out)
+{
+    int rc = put_cstr(out, "-ERR ");
+    if (!rc)
+        rc = put_sanitized(out, (const uint8_t *)a->err, strlen(a->err));
+    return rc ? rc : put(out, "\r\n", 2);
+}
+
+/* Find the CR ending the header line that starts at `line` (its first byte
+ * is the type byte), resuming at a->scan. 1 with *cr set and the LF
+ * checked, 0 for more bytes, or -EPROTO. */
+static int header_line(struct resp_argv *a, const uint8_t *b, size_t n, size_t line,
+                       size_t *cr, const char *too_big)
+{
+    size_t from = a->scan > line + 1 ? a->scan : line + 1;
+    const uint8_t *c = from < n ? memchr(b + from, '\r', n - from) : NULL;
+    size_t i = c ? (size_t)(c - b) : n;
+    if (i - line > RESP_MAX_INLINE)
+        return proto_err(a, too_big);
+    if (!c || i + 1 >= n) {
+        a->scan = i; /* resume here: nothing before it is a CR */
+        return 0;
+    }
+    if (b[i + 1] != '\n')
+        return proto_err(a, "Protocol error: expected LF after CR");
+    *cr = i;
+    return 1;
+}
+
+/* A RESP array of bulk strings. 1 complete, 2 empty (skip), 0 more, <0. */
+static int parse_array(struct resp_argv *a, const uint8_t *b, size_t n, size_t *used)
+{
+    size_t cr;
+    int rc;
+    if (a->nargs < 0) {
+        rc = header_line(a, b, n, 0, &cr, "Protocol error: too big mbulk count string");
+        if (rc <= 0)
+            return rc;
+        int64_t v;
+        if (!str_to_i64(b + 1, cr - 1, &v) || v > (int64_t)RESP_MAX_ARGS)
+            return proto_err(a, "Protocol error: invalid multibulk length");
+        if (v <= 0) { /* "*0" and "*-1": no command, as in Redis */
+            *used = cr + 2;
+            return 2;
+        }
+        a->nargs = v;
+        a->argc = 0;
+        a->bulk = -1;
+        a->pos = a->scan = cr + 2;
+    }
+    while ((int64_t)a->argc < a->nargs) {
+        size_t pos = a->pos;
+        if (a->bulk < 0) {
+            if (pos >= n)
+                return 0;
+            if (b[pos] != '$') {
+                char c = (char)b[pos];
+                if (c == '\r' || c == '\n')
+                    c = ' ';
+                snprintf(a->err, sizeof a->err, "Protocol error: expected '$', got '%c'", c);
+                return -EPROTO;
+            }
+            rc = header_line(a, b, n, pos, &cr, "Protocol error: too big bulk count string");
+            if (rc <= 0)
+                return rc;
+            int64_t v;
+            if (!str_to_i64(b + pos + 1, cr - pos - 1, &v) || v < 0 || (uint64_t)v > a->max_bulk)
+                return proto_err(a, "Protocol error: invalid bulk length");
+            a->bulk = v;
+            a->pos = pos = cr + 2;
+            a->scan = pos;
+        }
+        size_t blen = (size_t)a->bulk;
+        if (pos > n || n - pos < blen + 2) { /* pos > n: the caller broke the contract */
+            a->want = pos + blen + 2;
+            return 0;
+        }
+        if (b[pos + blen] != '\r' || b[pos + blen + 1] != '\n')
+            return proto_err(a, "Protocol error: expected CRLF after bulk string");
+        if (argv_grow(a, a->argc + 1))
+            return -ENOMEM;
+        a->off[a->argc] = pos;
+        a->argv_len[a->argc] = blen;
+        a->argc++;
+        a->pos = a->scan = pos + blen + 2;
+        a->bulk = -1;
+    }
+    for (uint32_t i = 0; i < a->argc; i++)
+        a->argv[i] = b + a->off[i];
+    *used = a->pos;
+    return 1;
+}
+
+static bool is_space(int c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+static int hex_val(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Redis's sdssplitargs over line[0..n) (which holds no NUL), arguments
+ * unescaped into a->scratch. 0, -EPROTO or -ENOMEM. */
+static int split_inline(struct resp_argv *a, const uint8_t *line, size_t n)
+{
+#define AT(k) ((k) < n ? (int)line[k] : 0)
+    const char *unbalanced = "Protocol error: unbalanced quotes in request";
+    rabia_buf_clear(&a->scratch);
+    if (rabia_buf_reserve(&a->scratch, n + 1))
+        return -ENOMEM;
+    uint8_t *out = a->scratch.data; /* never reallocated below: output <= input */
+    size_t w = 0, i = 0;
+    a->argc = 0;
+    for (;;) {
+        while (i < n && is_space(line[i]))
+            i++;
+        if (i >= n)
+            break;
+        size_t tok = w;
+        bool inq = false, insq = false, done = false;
+        while (!done) {
+            int c = AT(i);
+            if (inq) {
+                if (c == '\\' && AT(i + 1) == 'x' && hex_val(AT(i + 2)) >= 0 &&
+                    hex_val(AT(i + 3)) >= 0) {
+                    out[w++] = (uint8_t)(hex_val(AT(i + 2)) * 16 + hex_val(AT(i + 3)));
+                    i += 3;
+                } else if (c == '\\' && AT(i + 1)) {
+                    i++;
+                    switch (AT(i)) {
+                    case 'n': out[w++] = '\n'; break;
+                    case 'r': out[w++] = '\r'; break;
+                    case 't': out[w++] = '\t'; break;
+                    case 'b': out[w++] = '\b'; break;
+                    case 'a': out[w++] = '\a'; break;
+                    default: out[w++] = (uint8_t)AT(i); break;
+                    }
+                } else if (c == '"') {
+                    /* a closing quote must be followed by a blank or the end */
+                    if (AT(i + 1) && !is_space(AT(i + 1)))
+                        return proto_err(a, unbalanced);
+                    done = true;
+                } else if (!c) {
+                    return proto_err(a, unbalanced);
+                } else {
+                    out[w++] = (uint8_t)c;
+                }
+            } else if (insq) {
+                if (c == '\\' && AT(i + 1) == '\'') {
+                    i++;
+                    out[w++] = '\'';
+                } else if (c == '\'') {
+                    if (AT(i + 1) && !is_space(AT(i + 1)))
+                        return proto_err(a, unbalanced);
+                    done = true;
+                } else if (!c) {
+                    return proto_err(a, unbalanced);
+                } else {
+                    out[w++] = (uint8_t)c;
+                }
+            } else {
+                switch (c) {
+                case ' ': case '\n': case '\r': case '\t': case 0:
+                    done = true;
+                    break;
+                case '"':
+                    inq = true;
+                    break;
+                case '\'':
+                    insq = true;
+                    break;
+                default:
+                    out[w++] = (uint8_t)c;
+                    break;
+                }
+            }
+            if (AT(i))
+                i++;
+        }
+        if (argv_grow(a, a->argc + 1))
+            return -ENOMEM;
+        a->off[a->argc] = tok;
+        a->argv_len[a->argc] = w - tok;
+        a->argc++;
+    }
+    a->scratch.len = w;
+    for (uint32_t k = 0; k < a->argc; k++)
+        a->argv[k] = out + a->off[k];
+    return 0;
+#undef AT
+}
+
+/* An inline command: one line. 1 complete, 2 blank (skip), 0 more, <0. */
+static int parse_inline(struct resp_argv *a, const uint8_t *b, size_t n, size_t *used)
+{
+    size_t from = a->scan;
+    const uint8_t *nl = from < n ? memchr(b + from, '\n', n - from) : NULL;
+    size_t i = nl ? (size_t)(nl - b) : n;
+    if (i > RESP_MAX_INLINE)
+        return proto_err(a, "Protocol error: too big inline request");
+    if (!nl) {
+        a->scan = n;
+        return 0;
+    }
+    size_t line = i;
+    if (line > 0 && b[line - 1] == '\r')
+        line--;
+    const uint8_t *z = memchr(b, 0, line); /* sdssplitargs stops at a NUL */
+    if (z)
+        line = (size_t)(z - b);
+    int rc = split_inline(a, b, line);
+    if (rc)
+        return rc;
+    *used = i + 1;
+    return a->argc ? 1 : 2;
+}
+
+int resp_parse(const uint8_t *p, size_t len, size_t *consumed, struct resp_argv *a)
+{
+    size_t start = 0;
+    *consumed = 0;
+    a->want = 0;
+    for (;;) {
+        const uint8_t *b = p + start;
+        size_t n = len - start, used = 0;
+        if (a->st == ST_IDLE) {
+            a->argc = 0;
+            if (n == 0) {
+                *consumed = start;
+                return 0;
+            }
+            if (a->cap > ARGV_KEEP_CAP)
+                argv_release(a);
+            resp_argv_reset(a);
+            a->st = b[0] == '*' ? ST_ARRAY : ST_INLINE;
+        }
+        int rc = a->st == ST_ARRAY ? parse_array(a, b, n, &used) : parse_inline(a, b, n, &used);
+        if (rc == 2) { /* an empty command: drop it, go on */
+            start += used;
+            resp_argv_reset(a);
+            continue;
+        }
+        if (rc == 1) {
+            *consumed = start + used;
+            a->st = ST_IDLE;
+            return 1;
+        }
+        if (rc == 0) {
+            *consumed = start;
+            return 0;
+        }
+        resp_argv_reset(a);
+        return rc;
+    }
+}
+
+/* ====================================================================== */
+/* Sessions                                                                */
+
+size_t resp_default_max_op(void)
+{
+    return RABIA_MAX_BATCH_BODY - 4u - RABIA_BATCH_REQ_HEADER;
+}
+
+void resp_session_init(struct resp_session *s, uint64_t id, size_t max_op)
+{
+    memset(s, 0, sizeof *s);
+    s->id = id;
+    s->max_op = max_op ? max_op : resp_default_max_op();
+}
+
+static void multi_discard(struct resp_session *s)
+{
+    s->in_multi = false;
+    s->multi_dirty = false;
+    s->nqueued = 0;
+    s->txn_bytes = 0;
+    rabia_buf_clear(&s->qops);
+    if (s->qops.cap > (1u << 20)) { /* do not keep a huge queue's memory */
+        rabia_buf_free(&s->qops);
+        free(s->qlen);
+        s->qlen = NULL;
+        s->qcap = 0;
+    }
+}
+
+void resp_session_free(struct resp_session *s)
+{
+    rabia_buf_free(&s->qops);
+    rabia_buf_free(&s->name);
+    free(s->qlen);
+    s->qlen = NULL;
+    s->qcap = 0;
+}
+
+/* ====================================================================== */
+/* Command table                                                           */
+
+struct ctx {
+    struct resp_session *s;
+    const struct resp_argv *c;
+    struct rabia_buf *out;
+    struct rabia_buf *op;
+};
+#define ARG(i) (x->c->argv[i])
+#define LEN(i) (x->c->argv_len[i])
+#define ARGC (x->c->argc)
+
+enum { K_REPL = 1, K_LOCAL = 2, K_INFO = 3 };
+enum {
+    F_WRITE = 1u << 0,
+    F_READONLY = 1u << 1,
+    F_DENYOOM = 1u << 2,
+    F_NOSCRIPT = 1u << 3,
+    F_LOADING = 1u << 4,
+    F_STALE = 1u << 5,
+    F_FAST = 1u << 6,
+    F_NOW = 1u << 7,   /* acts immediately even inside MULTI */
+    F_QUEUE = 1u << 8, /* local outside MULTI, queued (replicated) inside */
+};
+static const char *const flag_names[] = {"write", "readonly", "denyoom", "noscript",
+                                         "loading", "stale", "fast"};
+
+struct cmd;
+typedef int (*cmd_fn)(struct ctx *x, const struct cmd *cmd);
+
+struct cmd {
+    const char *name; /* lowercase; "config|get" for a subcommand */
+    int arity;        /* Redis's: n exactly n args (name included), -n at least n */
+    uint8_t kind;
+    uint16_t flags;
+    int8_t first, last, step; /* key positions, as COMMAND INFO reports them */
+    const char *kv_name;      /* replicated under this name (NULL: as sent) */
+    cmd_fn fn;                /* K_LOCAL */
+    const struct cmd *subs;
+    unsigned nsubs;
+};
+
+static int cmd_ping(struct ctx *x, const struct cmd *cmd);
+static int cmd_echo(struct ctx *x, const struct cmd *cmd);
+static int cmd_multi(struct ctx *x, const struct cmd *cmd);
+static int cmd_exec(struct ctx *x, const struct cmd *cmd);
+static int cmd_discard(struct ctx *x, const struct cmd *cmd);
+static int cmd_quit(struct ctx *x, const struct cmd *cmd);
+static int cmd_reset(struct ctx *x, const struct cmd *cmd);
+static int cmd_select(struct ctx *x, const struct cmd *cmd);
+static int cmd_auth(struct ctx *x, const struct cmd *cmd);
+static int cmd_hello(struct ctx *x, const struct cmd *cmd);
+static int cmd_command(struct ctx *x, const struct cmd *cmd);
+static int cmd_command_count(struct ctx *x, const struct cmd *cmd);
+static int cmd_command_docs(struct ctx *x, const struct cmd *cmd);
+static int cmd_command_info(struct ctx *x, const struct cmd *cmd);
+static int cmd_command_list(struct ctx *x, const struct cmd *cmd);
+static int cmd_config_get(struct ctx *x, const struct cmd *cmd);
+static int cmd_config_set(struct ctx *x, const struct cmd *cmd);
+static int cmd_ok(struct ctx *x, const struct cmd *cmd);
+static int cmd_client_setname(struct ctx *x, const struct cmd *cmd);
+static int cmd_client_getname(struct ctx *x, const struct cmd *cmd);
+static int cmd_client_id(struct ctx *x, const struct cmd *cmd);
+static int cmd_client_info(struct ctx *x, const struct cmd *cmd);
+static int cmd_client_setinfo(struct ctx *x, const struct cmd *cmd);
+static int cmd_help(struct ctx *x, const struct cmd *cmd);
+
+#define LOCAL(name, arity, flags, fn) {name, arity, K_LOCAL, flags, 0, 0, 0, NULL, fn, NULL, 0}
+#define REPL(name, arity, flags, f, l, s) {name, arity, K_REPL, flags, f, l, s, NULL, NULL, NULL, 0}
+#define NSUBS(a) (unsigned)(sizeof a / sizeof a[0])
+
+static const struct cmd command_subs[] = {
+    LOCAL("command|count", 2, F_LOADING | F_STALE, cmd_command_count),
+    LOCAL("command|docs", -2, F_LOADING | F_STALE, cmd_command_docs),
+    LOCAL("command|info", -2, F_LOADING | F_STALE, cmd_command_info),
+    LOCAL("command|list", -2, F_LOADING | F_STALE, cmd_command_list),
+    LOCAL("command|help", 2, F_LOADING | F_STALE, cmd_help),
+};
+static const struct cmd config_subs[] = {
+    LOCAL("config|get", -3, F_NOSCRIPT | F_LOADING | F_STALE, cmd_config_get),
+    LOCAL("config|set", -4, F_NOSCRIPT | F_LOADING | F_STALE, cmd_config_set),
+    LOCAL("config|resetstat", 2, F_NOSCRIPT | F_LOADING | F_STALE, cmd_ok),
+    LOCAL("config|help", 2, F_LOADING | F_STALE, cmd_help),
+};
+static const struct cmd client_subs[] = {
+    LOCAL("client|setname", 3, F_NOSCRIPT | F_LOADING | F_STALE, cmd_client_setname),
+    LOCAL("client|getname", 2, F_NOSCRIPT | F_LOADING | F_STALE, cmd_client_getname),
+    LOCAL("client|id", 2, F_NOSCRIPT | F_LOADING | F_STALE, cmd_client_id),
+    LOCAL("client|info", 2, F_NOSCRIPT | F_LOADING | F_STALE, cmd_client_info),
+    LOCAL("client|list", -2, F_NOSCRIPT | F_LOADING | F_STALE, cmd_client_info),
+    LOCAL("client|setinfo", 4, F_NOSCRIPT | F_LOADING | F_STALE, cmd_client_setinfo),
+    LOCAL("client|help", 2, F_LOADING | F_STALE, cmd_help),
+};
+
+/* The replicated commands and their arities are the KV state machine's
+ * (examples/kv.c): a command that passes here is one the state machine
+ * knows. GET and SET come first: the lookup is linear. */
+static const struct cmd commands[] = {
+    REPL("get", 2, F_READONLY | F_FAST, 1, 1, 1),
+    REPL("set", -3, F_WRITE | F_DENYOOM, 1, 1, 1),
+    REPL("mget", -2, F_READONLY | F_FAST, 1, -1, 1),
+    REPL("mset", -3, F_WRITE | F_DENYOOM, 1, -1, 2),
+    REPL("incr", 2, F_WRITE | F_DENYOOM | F_FAST, 1, 1, 1),
+    REPL("decr", 2, F_WRITE | F_DENYOOM | F_FAST, 1, 1, 1),
+    REPL("incrby", 3, F_WRITE | F_DENYOOM | F_FAST, 1, 1, 1),
+    REPL("decrby", 3, F_WRITE | F_DENYOOM | F_FAST, 1, 1, 1),
+    REPL("del", -2, F_WRITE, 1, -1, 1),
+    REPL("exists", -2, F_READONLY | F_FAST, 1, -1, 1),
+    REPL("keys", 2, F_READONLY, 0, 0, 0),
+    REPL("scan", -2, F_READONLY, 0, 0, 0),
+    REPL("dbsize", 1, F_READONLY | F_FAST, 0, 0, 0),
+    REPL("flushall", -1, F_WRITE, 0, 0, 0),
+    {"flushdb", -1, K_REPL, F_WRITE, 0, 0, 0, "flushall", NULL, NULL, 0}, /* one db */
+    LOCAL("ping", -1, F_FAST | F_QUEUE, cmd_ping),
+    LOCAL("echo", 2, F_FAST | F_QUEUE, cmd_echo),
+    LOCAL("multi", 1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_NOW, cmd_multi),
+    LOCAL("exec", 1, F_NOSCRIPT | F_LOADING | F_STALE | F_NOW, cmd_exec),
+    LOCAL("discard", 1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_NOW, cmd_discard),
+    LOCAL("quit", -1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_NOW, cmd_quit),
+    LOCAL("reset", 1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_NOW, cmd_reset),
+    LOCAL("select", 2, F_LOADING | F_STALE | F_FAST, cmd_select),
+    LOCAL("auth", -2, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST, cmd_auth),
+    LOCAL("hello", -1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST, cmd_hello),
+    {"command", -1, K_LOCAL, F_LOADING | F_STALE, 0, 0, 0, NULL, cmd_command, command_subs,
+     NSUBS(command_subs)},
+    {"config", -2, K_LOCAL, 0, 0, 0, 0, NULL, NULL, config_subs, NSUBS(config_subs)},
+    {"client", -2, K_LOCAL, 0, 0, 0, 0, NULL, NULL, client_subs, NSUBS(client_subs)},
+    {"info", -1, K_INFO, F_LOADING | F_STALE, 0, 0, 0, NULL, NULL, NULL, 0},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+unsigned resp_command_count(void)
+{
+    return (unsigned)N_COMMANDS;
+}
+
+/* The name a subcommand answers to: what follows the '|'. */
+static const char *short_name(const char *name)
+{
+    const char *bar = strchr(name, '|');
+    return bar ? bar + 1 : name;
+}
+
+static const struct cmd *lookup(const struct cmd *t, unsigned n, const uint8_t *p, size_t len)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (eq_ci(p, len, short_name(t[i].name)))
+            return &t[i];
+    return NULL;
+}
+
+/* ====================================================================== */
+/* Errors                                                                  */
+
+/* The reply to a command refused before it ran. Inside MULTI it makes EXEC
+ * abort, as Redis's rejectCommand does. */
+static int reject(struct ctx *x, const char *msg)
+{
+    if (x->s->in_multi)
+        x->s->multi_dirty = true;
+    return resp_put_error(x->out, msg) ? -ENOMEM : RESP_LOCAL;
+}
+
+static int arity_text(struct rabia_buf *o, const char *prefix, const char *name)
+{
+    int rc = put_cstr(o, prefix);
+    if (!rc)
+        rc = put_cstr(o, "wrong number of arguments for '");
+    if (!rc)
+        rc = put_cstr(o, name);
+    return rc ? rc : put_cstr(o, "' command\r\n");
+}
+
+static int reject_arity(struct ctx *x, const char *name)
+{
+    if (x->s->in_multi)
+        x->s->multi_dirty = true;
+    return arity_text(x->out, "-ERR ", name) ? -ENOMEM : RESP_LOCAL;
+}
+
+/* Redis 7's text: "ERR unknown command '<name>', with args beginning with:
+ * '<a1>' '<a2>' " with the name cut at 128 bytes and about 128 bytes of
+ * arguments (the same text examples/kv.c writes). */
+static int reject_unknown(struct ctx *x)
+{
+    struct rabia_buf *o = x->out;
+    if (x->s->in_multi)
+        x->s->multi_dirty = true;
+    int rc = put_cstr(o, "-ERR unknown command '");
+    if (!rc)
+        rc = put_sanitized(o, ARG(0), LEN(0) < 128 ? LEN(0) : 128);
+    if (!rc)
+        rc = put_cstr(o, "', with args beginning with: ");
+    size_t args = 0;
+    for (uint32_t i = 1; !rc && i < ARGC && args < 128; i++) {
+        size_t n = LEN(i) < 128 - args ? LEN(i) : 128 - args;
+        if (!(rc = put_cstr(o, "'")) && !(rc = put_sanitized(o, ARG(i), n)))
+            rc = put_cstr(o, "' ");
+        args += n + 3;
+    }
+    if (!rc)
+        rc = put_cstr(o, "\r\n");
+    return rc ? -ENOMEM : RESP_LOCAL;
+}
+
+/* "ERR unknown subcommand '<sub>'. Try <CMD> HELP." */
+static int reject_unknown_sub(struct ctx *x)
+{
+    struct rabia_buf *o = x->out;
+    if (x->s->in_multi)
+        x->s->multi_dirty = true;
+    int rc = put_cstr(o, "-ERR unknown subcommand '");
+    if (!rc)
+        rc = put_sanitized(o, ARG(1), LEN(1) < 128 ? LEN(1) : 128);
+    if (!rc)
+        rc = put_cstr(o, "'. Try ");
+    size_t at = o->len;
+    if (!rc)
+        rc = put_sanitized(o, ARG(0), LEN(0));
+    for (size_t i = at; !rc && i < o->len; i++)
+        o->data[i] = upper(o->data[i]);
+    if (!rc)
+        rc = put_cstr(o, " HELP.\r\n");
+    return rc ? -ENOMEM : RESP_LOCAL;
+}
+
+/* ====================================================================== */
+/* Replication and MULTI                                                   */
+
+/* Size of the argv operation encoding of the command. */
+static size_t argv_op_size(const struct resp_argv *c)
+{
+    size_t n = 4;
+    for (uint32_t i = 0; i < c->argc; i++)
+        n += 4 + c->argv_len[i];
+    return n;
+}
+
+/* Append the command's argv operation, under kv_name when set. */
+static int encode_op(struct rabia_buf *out, const struct resp_argv *c, const char *kv_name)
+{
+    if (!kv_name)
+        return rabia_kv_encode_argv(out, (int)c->argc, (const char *const *)c->argv, c->argv_len);
+    const char **v = malloc(c->argc * sizeof *v);
+    size_t *l = malloc(c->argc * sizeof *l);
+    int rc = -ENOMEM;
+    if (v && l) {
+        v[0] = kv_name;
+        l[0] = strlen(kv_name);
+        for (uint32_t i = 1; i < c->argc; i++) {
+            v[i] = (const char *)c->argv[i];
+            l[i] = c->argv_len[i];
+        }
+        rc = rabia_kv_encode_argv(out, (int)c->argc, v, l);
+    }
+    free(v);
+    free(l);
+    return rc;
+}
+
+static int too_large(struct ctx *x, const char *what, size_t size)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "ERR %s too large to replicate: %zu bytes encoded, the limit is %zu",
+             what, size, x->s->max_op);
+    return reject(x, msg);
+}
+
+static int replicate(struct ctx *x, const struct cmd *cmd)
+{
+    size_t size = argv_op_size(x->c);
+    if (cmd->kv_name)
+        size = size - LEN(0) + strlen(cmd->kv_name);
+    if (size > x->s->max_op)
+        return too_large(x, "request", size);
+    return encode_op(x->op, x->c, cmd->kv_name) ? -ENOMEM : RESP_REPLICATE;
+}
+
+static int queue(struct ctx *x, const struct cmd *cmd)
+{
+    struct resp_session *s = x->s;
+    size_t size = argv_op_size(x->c);
+    if (cmd->kv_name)
+        size = size - LEN(0) + strlen(cmd->kv_name);
+    if (s->txn_bytes + 4 + size > s->max_op)
+        return too_large(x, "transaction", s->txn_bytes + 4 + size);
+    if (s->nqueued == s->qcap) {
+        uint32_t cap = s->qcap ? s->qcap * 2 : 16;
+        size_t *l = realloc(s->qlen, cap * sizeof *l);
+        if (!l)
+            return -ENOMEM;
+        s->qlen = l;
+        s->qcap = cap;
+    }
+    size_t at = s->qops.len;
+    if (encode_op(&s->qops, x->c, cmd->kv_name)) {
+        s->qops.len = at;
+        return -ENOMEM;
+    }
+    s->qlen[s->nqueued++] = s->qops.len - at;
+    s->txn_bytes += 4 + size;
+    return resp_put_simple(x->out, "QUEUED") ? -ENOMEM : RESP_LOCAL;
+}
+
+static int cmd_multi(struct ctx *x, const struct cmd *cmd)
+{
+    struct resp_session *s = x->s;
+    if (s->in_multi) /* not a rejection: the transaction goes on */
+        return resp_put_error(x->out, "ERR MULTI calls can not be nested") ? -ENOMEM : RESP_LOCAL;
+    multi_discard(s);
+    s->in_multi = true;
+    s->txn_bytes = 4 + 4 + 3; /* argc, then "TXN" */
+    return resp_put_simple(x->out, "OK") ? -ENOMEM : RESP_LOCAL;
+}
+
+static int cmd_exec(struct ctx *x, const struct cmd *cmd)
+{
+    struct resp_session *s = x->s;
+    if (!s->in_multi)
+        return resp_put_error(x->out, "ERR EXEC without MULTI") ? -ENOMEM : RESP_LOCAL;
+    if (s->multi_dirty) {
+        multi_discard(s);
+        return resp_put_error(x->out,
+                              "EXECABORT Transaction discarded because of previous errors.")
+                   ? -ENOMEM
+                   : RESP_LOCAL;
+    }
+    if (s->nqueued == 0) {
+        multi_discard(s);
+        return resp_put_array(x->out, 0) ? -ENOMEM : RESP_LOCAL;
+    }
+    const uint8_t **ops = malloc(s->nqueued * sizeof *ops);
+    if (!ops)
+        return -ENOMEM;
+    size_t at = 0;
+    for (uint32_t i = 0; i < s->nqueued; i++) {
+        ops[i] = s->qops.data + at;
+        at += s->qlen[i];
+    }
+    int rc = rabia_kv_encode_txn(x->op, (int)s->nqueued, ops, s->qlen);
+    free(ops);
+    if (rc)
+        return -ENOMEM;
+    multi_discard(s);
+    return RESP_REPLICATE;
+}
+
+static int cmd_discard(struct ctx *x, const struct cmd *cmd)
+{
+    if (!x->s->in_multi)
+        return resp_put_error(x->out, "ERR DISCARD without MULTI") ? -ENOMEM : RESP_LOCAL;
+    multi_discard(x->s);
+    return resp_put_simple(x->out, "OK") ? -ENOMEM : RESP_LOCAL;
+}
+
+/* ====================================================================== */
+/* Connection commands                                                     */
+
+static int local_ok(struct ctx *x)
+{
+    return resp_put_simple(x->out, "OK") ? -ENOMEM : RESP_LOCAL;
+}
+
+static int local_err(struct ctx *x, const char *msg)
+{
+    return resp_put_error(x->out, msg) ? -ENOMEM : RESP_LOCAL;
+}
+
+static int cmd_ok(struct ctx *x, const struct cmd *cmd)
+{
+    return local_ok(x);
+}
+
+static int cmd_ping(struct ctx *x, const struct cmd *cmd)
+{
+    if (ARGC > 2)
+        return arity_text(x->out, "-ERR ", "ping") ? -ENOMEM : RESP_LOCAL;
+    if (ARGC == 2)
+        return resp_put_bulk(x->out, ARG(1), LEN(1)) ? -ENOMEM : RESP_LOCAL;
+    return resp_put_simple(x->out, "PONG") ? -ENOMEM : RESP_LOCAL;
+}
+
+static int cmd_echo(struct ctx *x, const struct cmd *cmd)
+{
+    return resp_put_bulk(x->out, ARG(1), LEN(1)) ? -ENOMEM : RESP_LOCAL;
+}
+
+static int cmd_quit(struct ctx *x, const struct cmd *cmd)
+{
+    multi_discard(x->s);
+    return resp_put_simple(x->out, "OK") ? -ENOMEM : RESP_QUIT;
+}
+
+static int cmd_reset(struct ctx *x, const struct cmd *cmd)
+{
+    multi_discard(x->s);
+    rabia_buf_clear(&x->s->name);
+    return resp_put_simple(x->out, "RESET") ? -ENOMEM : RESP_LOCAL;
+}
+
+static int cmd_select(struct ctx *x, const struct cmd *cmd)
+{
+    int64_t db;
+    if (!str_to_i64(ARG(1), LEN(1), &db) || db < INT32_MIN || db > INT32_MAX)
+        return local_err(x, "ERR value is not an integer or out of range");
+    if (db != 0)
+        return local_err(x, "ERR DB index is out of range");
+    return local_ok(x);
+}
+
+/* No passwords: the default user is "nopass", as in a Redis without
+ * requirepass. */
+static int cmd_auth(struct ctx *x, const struct cmd *cmd)
+{
+    if (ARGC > 3)
+        return local_err(x, "ERR syntax error");
+    if (ARGC == 2)
+        return local_err(x, "ERR AUTH <password> called without any password configured for "
+                            "the default user. Are you sure your configuration is correct?");
+    if (LEN(1) == 7 && memcmp(ARG(1), "default", 7) == 0)
+        return local_ok(x);
+    return local_err(x, "WRONGPASS invalid username-password pair or user is disabled.");
+}
+
+/* Redis's client name rule: printable ASCII without spaces. */
+static bool valid_name(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < '!' || p[i] > '~')
+            return false;
+    return true;
+}
+
+static int set_name(struct ctx *x, const uint8_t *p, size_t n)
+{
+    if (!valid_name(p, n))
+        return 1;
+    rabia_buf_clear(&x->s->name);
+    return rabia_buf_append(&x->s->name, p, n);
+}
+
+#define E_NAME "ERR Client names cannot contain spaces, newlines or special characters."
+
+static int cmd_hello(struct ctx *x, const struct cmd *cmd)
+{
+    uint32_t next = 1;
+    if (ARGC >= 2) {
+        int64_t ver;
+        if (!str_to_i64(ARG(1), LEN(1), &ver))
+            return local_err(x, "ERR Protocol version is not an integer or out of range");
+        next = 2;
+        if (ver != 2) /* 3 is valid Redis but this front end speaks RESP2 only */
+            return local_err(x, "NOPROTO unsupported protocol version");
+    }
+    const uint8_t *user = NULL, *name = NULL;
+    size_t user_len = 0, name_len = 0;
+    bool has_name = false;
+    for (uint32_t j = next; j < ARGC; j++) {
+        uint32_t more = ARGC - 1 - j;
+        if (eq_ci(ARG(j), LEN(j), "auth") && more >= 2) {
+            user = ARG(j + 1);
+            user_len = LEN(j + 1);
+            j += 2;
+        } else if (eq_ci(ARG(j), LEN(j), "setname") && more >= 1) {
+            name = ARG(j + 1);
+            name_len = LEN(j + 1);
+            has_name = true;
+            j++;
+        } else {
+            int rc = put_cstr(x->out, "-ERR Syntax error in HELLO option '");
+            if (!rc)
+                rc = put_sanitized(x->out, ARG(j), LEN(j));
+            if (!rc)
+                rc = put_cstr(x->out, "'\r\n");
+            return rc ? -ENOMEM : RESP_LOCAL;
+        }
+    }
+    if (user && !(user_len == 7 && memcmp(user, "default", 7) == 0))
+        return local_err(x, "WRONGPASS invalid username-password pair or user is disabled.");
+    if (has_name) {
+        int rc = set_name(x, name, name_len);
+        if (rc > 0)
+            return local_err(x, E_NAME);
+        if (rc < 0)
+            return -ENOMEM;
+    }
+    struct rabia_buf *o = x->out;
+    int rc = resp_put_array(o, 14);
+    if (!rc) rc = put_bulk_cstr(o, "server");
+    if (!rc) rc = put_bulk_cstr(o, RESP_SERVER_NAME);
+    if (!rc) rc = put_bulk_cstr(o, "version");
+    if (!rc) rc = put_bulk_cstr(o, RESP_SERVER_VERSION);
+    if (!rc) rc = put_bulk_cstr(o, "proto");
+    if (!rc) rc = resp_put_int(o, 2);
+    if (!rc) rc = put_bulk_cstr(o, "id");
+    if (!rc) rc = resp_put_int(o, (int64_t)x->s->id);
+    if (!rc) rc = put_bulk_cstr(o, "mode");
+    if (!rc) rc = put_bulk_cstr(o, "standalone");
+    if (!rc) rc = put_bulk_cstr(o, "role");
+    if (!rc) rc = put_bulk_cstr(o, "master");
+    if (!rc) rc = put_bulk_cstr(o, "modules");
+    if (!rc) rc = resp_put_array(o, 0);
+    return rc ? -ENOMEM : RESP_LOCAL;
+}
+
+/* COMMAND INFO's 10-field entry (Redis 7 shape; ACL categories, tips and
+ * key specs are left empty). */
+static int put_cmd_info(struct rabia_buf *o, const struct cmd *c)
+{
+    unsigned nflags = 0;
+    for (unsigned b = 0; b < sizeof flag_names / sizeof flag_names[0]; b++)
+        nflags += (c->flags >> b) & 1u;
+    int rc = resp_put_array(o, 10);
+    if (!rc) rc = put_bulk_cstr(o, c->name);
+    if (!rc) rc = resp_put_int(o, c->arity);
+    if (!rc) rc = resp_put_array(o, nflags);
+    for (unsigned b = 0; !rc && b < sizeof flag_names / sizeof flag_names[0]; b++)
+        if (c->flags & (1u << b))
+            rc = resp_put_simple(o, flag_names[b]);
+    if (!rc) rc = resp_put_int(o, c->first);
+    if (!rc) rc = resp_put_int(o, c->last);
+    if (!rc) rc = resp_put_int(o, c->step);
+    if (!rc) rc = resp_put_array(o, 0);
+    if (!rc) rc = resp_put_array(o, 0);
+    if (!rc) rc = resp_put_array(o, 0);
+    if (!rc) rc = resp_put_array(o, c->nsubs);
+    for (unsigned i = 0; !rc && i < c->nsubs; i++)
+        rc = put_cmd_info(o, &c->subs[i]);
+    return rc;
+}
+
+static int cmd_command(struct ctx *x, const struct cmd *cmd)
+{
+    int rc = resp_put_array(x->out, N_COMMANDS);
+    for (unsigned i = 0; !rc && i < N_COMMANDS; i++)
+        rc = put_cmd_info(x->out, &commands[i]);
+    return rc ? -ENOMEM : RESP_LOCAL;
+}
+
+static int cmd_command_count(struct ctx *x, const struct cmd *cmd)
+{
+    return resp_put_int(x->out, (int64_t)N_COMMANDS) ? -ENOMEM : RESP_LOCAL;
+}
+
+/* redis-cli asks for COMMAND DOCS at start (for its hints): an empty map
+ * (a RESP2 empty array) makes it fall back to its built-in docs. */
+static int cmd_command_docs(struct ctx *x, const struct cmd *cmd)
+{
+    return resp_put_array(x->out, 0) ? -ENOMEM : RESP_LOCAL;
+}
+
+/* A name as COMMAND INFO takes it: "get", or "config|get". */
+static const struct cmd *lookup_full(const uint8_t *p, size_t n)
+{
+    const uint8_t *bar = memchr(p, '|', n);
+    const struct cmd *c = lookup(commands, N_COMMANDS, p, bar ? (size_t)(bar - p) : n);
+    if (!c || !bar)
+        return c;
+    return c->subs ? lookup(c->subs, c->nsubs, bar + 1, n - (size_t)(bar + 1 - p)) : NULL;
+}
+
+static int cmd_command_info(struct ctx *x, const struct cmd *cmd)
+{
+    if (ARGC == 2)
+        return cmd_command(x, cmd);
+    int rc = resp_put_array(x->out, ARGC - 2);
+    for (uint32_t i = 2; !rc && i < ARGC; i++) {
+        const struct cmd *c = lookup_full(ARG(i), LEN(i));
+        rc = c ? put_cmd_info(x->out, c) : resp_put_null(x->out);
+    }
+    return rc ? -ENOMEM : RESP_LOCAL;
+}
+
+static int cmd_command_list(struct ctx *x, const struct cmd *cmd)
+{
+    int rc = resp_put_array(x->out, N_COMMANDS);
+    for (unsigned i = 0; !rc && i < N_COMMANDS; i++)
+        rc = put_bulk_cstr(x->out, commands[i].name);
+    return rc ? -ENOMEM : RESP_LOCAL;
+}
+
+static int cmd_help(struct ctx *x, const struct cmd *cmd)
+{
+    static const char *const command_help[] = {
+        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "(no subcommand)", "    Return details about all commands.",
+        "COUNT", "    Return the total number of commands.",
+        "LIST", "    Return a list of all commands.",
+        "INFO [<command-name> ...]", "    Return details about the given commands.",
+        "DOCS [<command-name> ...]", "    Return documentation (empty here).",
+        "HELP", "    Print this help.", NULL};
+    static const char *const config_help[] = {
+        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
+        "SET <directive> <value>", "    Not supported: nothing is configurable at run time.",
+        "RESETSTAT", "    Does nothing.",
+        "HELP", "    Print this help.", NULL};
+    static const char *const client_help[] = {
+        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "GETNAME", "    Return the name of the current connection.",
+        "ID", "    Return the ID of the current connection.",
+        "INFO", "    Return information about the current client connection.",
+        "LIST", "    Return information about the current client connection.",
+        "SETNAME <name>", "    Assign the name <name> to the current connection.",
+        "SETINFO <LIB-NAME|LIB-VER> <value>", "    Accepted and ignored.",
+        "HELP", "    Print this help.", NULL};
+    const char *const *lines = !strncmp(cmd->name, "command|", 8)  ? command_help
+                               : !strncmp(cmd->name, "config|", 7) ? config_help
+                                                                   : client_help;
+    unsigned n = 0;
+    while (lines[n])
+        n++;
+    int rc = resp_put_array(x->out, n);
+    for (unsigned i = 0; !rc && i < n; i++)
+        rc = resp_put_simple(x->out, lines[i]);
+    return rc ? -ENOMEM : RESP_LOCAL;
+}
+
+/* CONFIG GET: fixed values that tell clients what kind of server this is
+ * (redis-benchmark asks for "save" and "appendonly"). */
+static const char *const config_params[][2] = {
+    {"save", ""},
+    {"appendonly", "no"},
+    {"databases", "1"},
+    {"maxmemory", "0"},
+    {"maxmemory-policy", "noeviction"},
+    {"timeout", "0"},
+    {"cluster-enabled", "no"},
+    {"proto-max-bulk-len", NULL}, /* filled in: RESP_DEFAULT_MAX_BULK */
+};
+#define N_PARAMS (sizeof config_params / sizeof config_params[0])
+
+static int cmd_config_get(struct ctx *x, const struct cmd *cmd)
+{
+    uint32_t matched = 0; /* one bit per parameter: each is listed once */
+    for (uint32_t i = 2; i < ARGC; i++) {
+        /* Redis matches without regard to case: lower the pattern, the
+         * names are lowercase. */
+        uint8_t *pat = malloc(LEN(i) ? LEN(i) : 1);
+        if (!pat)
+            return -ENOMEM;
+        for (size_t k = 0; k < LEN(i); k++)
+            pat[k] = lower(ARG(i)[k]);
+        for (unsigned k = 0; k < N_PARAMS; k++) {
+            const char *name = config_params[k][0];
+            if (rabia_kv_glob_match(pat, LEN(i), (const uint8_t *)name, strlen(name)))
+                matched |= 1u << k;
+        }
+        free(pat);
+    }
+    unsigned n = (unsigned)__builtin_popcount(matched);
+    int rc = resp_put_array(x->out, 2u * n);
+    for (unsigned k = 0; !rc && k < N_PARAMS; k++) {
+        if (!(matched & (1u << k)))
+            continue;
+        char num[24];
+        const char *v = config_params[k][1];
+        if (!v) {
+            snprintf(num, sizeof num, "%u", (unsigned)RESP_DEFAULT_MAX_BULK);
+            v = num;
+        }
+        rc = put_bulk_cstr(x->out, config_params[k][0]);
+        if (!rc)
+            rc = put_bulk_cstr(x->out, v);
+    }
+    return rc ? -ENOMEM : RESP_LOCAL;
+}
+
+static int cmd_config_set(struct ctx *x, const struct cmd *cmd)
+{
+    if ((ARGC - 2) % 2)
+        return arity_text(x->out, "-ERR ", cmd->name) ? -ENOMEM : RESP_LOCAL;
+    int rc = put_cstr(x->out, "-ERR Unknown option or number of arguments for CONFIG SET - '");
+    if (!rc)
+        rc = put_sanitized(x->out, ARG(2), LEN(2) < 128 ? LEN(2) : 128);
+    if (!rc)
+        rc = put_cstr(x->out, "'\r\n");
+    return rc ? -ENOMEM : RESP_LOCAL;
+}
+
+static int cmd_client_setname(struct ctx *x, const struct cmd *cmd)
+{
+    int rc = set_name(x, ARG(2), LEN(2));
+    if (rc > 0)
+        return local_err(x, E_NAME);
+    return rc ? -ENOMEM : local_ok(x);
+}
+
+static int cmd_client_getname(struct ctx *x, const struct cmd *cmd)
+{
+    const struct rabia_buf *n = &x->s->name;
+    int rc = n->len ? resp_put_bulk(x->out, n->data, n->len) : resp_put_null(x->out);
+    return rc ? -ENOMEM : RESP_LOCAL;
+}
+
+static int cmd_client_id(struct ctx *x, const struct cmd *cmd)
+{
+    return resp_put_int(x->out, (int64_t)x->s->id) ? -ENOMEM : RESP_LOCAL;
+}
+
+/* CLIENT INFO / CLIENT LIST: this connection's line, Redis's fields. */
+static int cmd_client_info(struct ctx *x, const struct cmd *cmd)
+{
+    const struct resp_session *s = x->s;
+    char head[256], tail[512];
+    snprintf(head, sizeof head, "id=%" PRIu64 " addr=%s laddr=%s fd=-1 name=", s->id,
+             s->addr, s->laddr);
+    snprintf(tail, sizeof tail,
+             " age=0 idle=0 flags=%s db=0 sub=0 psub=0 ssub=0 multi=%ld qbuf=0 qbuf-free=0 "
+             "argv-mem=0 multi-mem=%zu rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r "
+             "cmd=%s user=default redir=-1 resp=2\n",
+             s->in_multi ? "x" : "N", s->in_multi ? (long)s->nqueued : -1L, s->qops.len,
+             cmd->name);
+    struct rabia_buf line = {0};
+    int rc = put_cstr(&line, head);
+    if (!rc)
+        rc = put(&line, s->name.data, s->name.len);
+    if (!rc)
+        rc = put_cstr(&line, tail);
+    if (!rc)
+        rc = resp_put_bulk(x->out, line.data, line.len);
+    rabia_buf_free(&line);
+    return rc ? -ENOMEM : RESP_LOCAL;
+}
+
+/* Redis 7.2's CLIENT SETINFO (redis-py and go-redis send it on connect):
+ * accepted, not kept. */
+static int cmd_client_setinfo(struct ctx *x, const struct cmd *cmd)
+{
+    if (eq_ci(ARG(2), LEN(2), "lib-name") || eq_ci(ARG(2), LEN(2), "lib-ver"))
+        return local_ok(x);
+    int rc = put_cstr(x->out, "-ERR Unrecognized option '");
+    if (!rc)
+        rc = put_sanitized(x->out, ARG(2), LEN(2) < 128 ? LEN(2) : 128);
+    if (!rc)
+        rc = put_cstr(x->out, "'\r\n");
+    return rc ? -ENOMEM : RESP_LOCAL;
+}
+
+/* ====================================================================== */
+/* Dispatch                                                                */
+
+static bool arity_ok(const struct cmd *c, uint32_t argc)
+{
+    return c->arity > 0 ? argc == (uint32_t)c->arity : argc >= (uint32_t)-c->arity;
+}
+
+static int dispatch(struct ctx *x)
+{
+    struct resp_session *s = x->s;
+    if (ARGC == 0)
+        return local_err(x, "ERR empty command");
+    const struct cmd *cmd = lookup(commands, N_COMMANDS, ARG(0), LEN(0));
+    if (!cmd)
+        return reject_unknown(x);
+    if (cmd->subs && ARGC >= 2) {
+        cmd = lookup(cmd->subs, cmd->nsubs, ARG(1), LEN(1));
+        if (!cmd)
+            return reject_unknown_sub(x);
+    }
+    if (!arity_ok(cmd, ARGC)) {
+        if (s->in_multi && cmd->fn == cmd_exec) {
+            /* Redis 7: a rejected EXEC aborts the transaction at once. */
+            multi_discard(s);
+            return arity_text(x->out, "-EXECABORT Transaction discarded because of: ", "exec")
+                       ? -ENOMEM
+                       : RESP_LOCAL;
+        }
+        return reject_arity(x, cmd->name);
+    }
+    if (s->in_multi && !(cmd->flags & F_NOW)) {
+        if (cmd->kind == K_REPL || (cmd->flags & F_QUEUE))
+            return queue(x, cmd);
+        return reject(x, "ERR Command not allowed inside a transaction");
+    }
+    switch (cmd->kind) {
+    case K_REPL:
+        return replicate(x, cmd);
+    case K_INFO:
+        return RESP_INFO;
+    default:
+        return cmd->fn(x, cmd);
+    }
+}
+
+int resp_handle(struct resp_session *s, const struct resp_argv *c, struct rabia_buf *local_reply,
+                struct rabia_buf *op)
+{
+    size_t out0 = local_reply->len, op0 = op->len;
+    struct ctx x = {s, c, local_reply, op};
+    int rc = dispatch(&x);
+    if (rc < 0) {
+        local_reply->len = out0;
+        op->len = op0;
+        return RESP_CLOSE;
+    }
+    return rc;
+}

@@ -1,0 +1,205 @@
+/* RESP2 front end of a KV replica: the request parser and the per-connection
+ * command dispatcher, so that redis-cli, redis-benchmark (pipelined) and
+ * Redis client libraries can talk to a rabia cluster running the KV state
+ * machine (examples/kv.h).
+ *
+ * Pure C, no syscalls: the daemon's io_uring loop owns the sockets and the
+ * buffers and calls in here with the bytes it read. Per connection it keeps
+ * one struct resp_argv (parser state) and one struct resp_session.
+ *
+ * The loop, per connection:
+ *
+ *     for (;;) {
+ *         size_t used;
+ *         int rc = resp_parse(buf, len, &used, &argv);
+ *         if (rc < 0) {                       // -EPROTO: reply, then close
+ *             resp_parse_error_reply(&argv, &out);   (rc == -ENOMEM: close)
+ *             ... write out, close ...
+ *         }
+ *         drop the first `used` bytes of buf (also when rc == 0);
+ *         if (rc == 0) break;                 // wait for more bytes
+ *         switch (resp_handle(&session, &argv, &out, &op)) {
+ *         case RESP_LOCAL:     queue `out` as this command's reply
+ *         case RESP_REPLICATE: submit `op` through consensus; the state
+ *                              machine's result is this command's reply
+ *         case RESP_INFO:      append the INFO reply (resp_put_bulk) to out
+ *         case RESP_QUIT:      write `out` (+OK), then close
+ *         case RESP_CLOSE:     close (out of memory)
+ *         }
+ *     }
+ *
+ * Replies must reach the client in command order: a local reply that
+ * follows a replicated command waits for that command's result.
+ *
+ * Reads (GET, MGET, KEYS, SCAN, EXISTS, DBSIZE) are replicated too: every
+ * command goes through consensus, so the store is linearizable.
+ *
+ * DIFFERENCES FROM REDIS
+ *  - One database (SELECT 0 only), no expiries, strings only: the command
+ *    set is the KV state machine's (kv.h), plus the connection commands
+ *    below. Other commands get Redis's "unknown command" error.
+ *  - EXEC is atomic in the all-or-nothing sense: the queued commands run as
+ *    one TXN operation, and if any of them fails at run time (INCR of a
+ *    non-integer, SET with a bad option, ...) NOTHING is applied and EXEC
+ *    replies "-EXECABORT Transaction discarded: command <i> (<name>) failed:
+ *    <error>". Redis instead runs the other commands and puts the error in
+ *    the reply array. Errors found while queueing (unknown command, wrong
+ *    arity) behave as in Redis: EXEC replies "-EXECABORT Transaction
+ *    discarded because of previous errors.".
+ *  - Inside MULTI only the replicated commands and PING/ECHO are queued.
+ *    The connection commands (SELECT, CLIENT, CONFIG, COMMAND, HELLO, AUTH,
+ *    INFO) are refused with "-ERR Command not allowed inside a transaction"
+ *    and abort the transaction (Redis queues them). MULTI, EXEC, DISCARD,
+ *    QUIT and RESET act immediately, as in Redis.
+ *  - No WATCH (unknown command).
+ *  - HELLO 3 is refused (RESP2 only): "-NOPROTO unsupported protocol
+ *    version", Redis 7's text.
+ *  - A request whose encoded operation would exceed the session's max_op
+ *    (the largest op a batch can carry) is refused with an error reply.
+ *  - The protocol parser is stricter than Redis's in two places: a bulk
+ *    string must be followed by CRLF and every header line must end in
+ *    CRLF (Redis skips two bytes without looking); and an inline command
+ *    line or a "*N" / "$N" header line longer than 64 KiB is an error even
+ *    when it arrived whole (Redis only checks lines still incomplete).
+ */
+#ifndef RABIA_IO_RESP_H
+#define RABIA_IO_RESP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rabia/state_machine.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* Parser                                                                  */
+
+#define RESP_MAX_ARGS (1024u * 1024u)          /* arguments per command */
+#define RESP_MAX_BULK_LIMIT (512u << 20)       /* Redis's proto-max-bulk-len */
+#define RESP_DEFAULT_MAX_BULK (64u << 20)
+#define RESP_MAX_INLINE (64u * 1024u)          /* inline line / header line */
+
+/* One parsed command, and the parser's state between calls. */
+struct resp_argv {
+    /* The command, when resp_parse returned 1: argc >= 1 arguments. For a
+     * RESP array argv[i] points into the caller's bytes (valid until the
+     * caller drops them); for an inline command into this struct's own
+     * scratch memory (valid until the next resp_parse). Binary-safe. */
+    uint32_t argc;
+    const uint8_t **argv;
+    size_t *argv_len;
+    /* When resp_parse returned -EPROTO: Redis's message without the "ERR "
+     * prefix, e.g. "Protocol error: invalid bulk length". */
+    char err[96];
+    /* After a 0 return: when nonzero, resp_parse cannot finish before the
+     * buffer holds this many bytes (counted from the p of the next call):
+     * lets the caller size its receive buffer for a large bulk. */
+    size_t want;
+    /* Largest bulk string accepted, set by resp_argv_init. */
+    size_t max_bulk;
+
+    /* Private. Offsets are relative to the start of the partial command. */
+    uint8_t st;          /* 0 idle, 1 array, 2 inline */
+    int64_t nargs;       /* array: declared count, -1 before its header */
+    int64_t bulk;        /* array: length of the bulk being read, -1 none */
+    size_t pos;          /* array: offset of the next unparsed byte */
+    size_t scan;         /* where the search for the line end resumes */
+    size_t *off;         /* argument offsets (array) or scratch offsets */
+    uint32_t cap;        /* capacity of argv, argv_len, off */
+    struct rabia_buf scratch; /* unescaped inline arguments */
+};
+
+/* max_bulk: 0 for RESP_DEFAULT_MAX_BULK; larger than RESP_MAX_BULK_LIMIT is
+ * clamped to it. Allocates nothing. */
+void resp_argv_init(struct resp_argv *a, size_t max_bulk);
+/* Forget a partial command (the caller dropped its bytes). */
+void resp_argv_reset(struct resp_argv *a);
+void resp_argv_free(struct resp_argv *a);
+
+/* Parse the next command at the start of p[0..len).
+ *   1       a command is in `out`; *consumed = the bytes it (and any empty
+ *           commands before it: "*0", "*-1", blank inline lines) took.
+ *   0       more bytes are needed. *consumed = bytes the caller may drop
+ *           now (empty commands). The partial command stays in `out`: call
+ *           again with the SAME remaining bytes at the start of p (they may
+ *           have moved: only offsets are kept) and more appended. Work done
+ *           is not repeated, so a byte-at-a-time client costs O(n).
+ *   -EPROTO protocol error, message in out->err: reply it
+ *           (resp_parse_error_reply) and close the connection, as Redis
+ *           does. The state is reset.
+ *   -ENOMEM out of memory; the state is reset.
+ * A command starting with '*' is a RESP array of bulk strings; anything
+ * else is an inline command (a line split as Redis's sdssplitargs does:
+ * blanks separate arguments, "..." with \n \r \t \b \a \xHH escapes,
+ * '...' with \'). Never reads outside p[0..len). */
+int resp_parse(const uint8_t *p, size_t len, size_t *consumed, struct resp_argv *out);
+
+/* Append "-ERR <out->err>\r\n". 0 or -ENOMEM. */
+int resp_parse_error_reply(const struct resp_argv *a, struct rabia_buf *out);
+
+/* ---------------------------------------------------------------------- */
+/* Session and dispatcher                                                  */
+
+/* What resp_handle decided. */
+enum resp_action {
+    RESP_LOCAL = 0,     /* reply now with the bytes appended to local_reply */
+    RESP_REPLICATE = 1, /* op holds a KV operation: submit it; its result is
+                           the reply */
+    RESP_QUIT = 2,      /* write local_reply ("+OK\r\n"), then close */
+    RESP_CLOSE = 3,     /* close now (out of memory) */
+    RESP_INFO = 4,      /* INFO: the caller appends the reply (a bulk string
+                           of "field:value\r\n" lines) to local_reply */
+};
+
+#define RESP_SERVER_NAME "redis"
+#define RESP_SERVER_VERSION "7.0.0" /* what HELLO reports: the Redis API level */
+
+struct resp_session {
+    uint64_t id;        /* CLIENT ID, HELLO's id */
+    size_t max_op;      /* largest operation handed to consensus */
+    bool in_multi;
+    bool multi_dirty;   /* an error while queueing: EXEC aborts */
+    uint32_t nqueued;
+    size_t txn_bytes;   /* encoded size of the TXN the queue would make */
+    struct rabia_buf qops;   /* queued argv operations, back to back */
+    size_t *qlen;            /* their lengths */
+    uint32_t qcap;
+    struct rabia_buf name;   /* CLIENT SETNAME; len 0 = no name */
+    char addr[64];      /* optional, shown by CLIENT INFO ("" = unknown) */
+    char laddr[64];
+};
+
+/* The default max_op: the largest op that fits alone in a batch body. */
+size_t resp_default_max_op(void);
+/* max_op 0 = resp_default_max_op(). Allocates nothing. */
+void resp_session_init(struct resp_session *s, uint64_t id, size_t max_op);
+void resp_session_free(struct resp_session *s);
+
+/* Handle one parsed command (argc >= 1). Appends the local reply to
+ * local_reply and/or the operation to op (both are only appended to; on
+ * RESP_CLOSE they are left as they were). Returns an enum resp_action.
+ * Command names are matched without regard to ASCII case. */
+int resp_handle(struct resp_session *s, const struct resp_argv *cmd,
+                struct rabia_buf *local_reply, struct rabia_buf *op);
+
+/* Number of top-level commands known (COMMAND COUNT). */
+unsigned resp_command_count(void);
+
+/* ---------------------------------------------------------------------- */
+/* RESP2 writers (0 or -ENOMEM), for the caller's own replies.            */
+
+int resp_put_simple(struct rabia_buf *out, const char *s);  /* +s\r\n */
+int resp_put_error(struct rabia_buf *out, const char *s);   /* -s\r\n ("ERR ...") */
+int resp_put_int(struct rabia_buf *out, int64_t v);         /* :v\r\n */
+int resp_put_bulk(struct rabia_buf *out, const void *p, size_t n);
+int resp_put_null(struct rabia_buf *out);                   /* $-1\r\n */
+int resp_put_array(struct rabia_buf *out, uint64_t n);      /* *n\r\n */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

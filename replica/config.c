@@ -1,0 +1,249 @@
+/* Replica configuration: defaults, one key at a time (config file lines and
+ * --long-options share this code), whole-config checks. Errors name the key
+ * and say how to fix it. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rabia/core.h"
+#include "rabia/replica.h"
+
+void rabia_replica_config_default(struct rabia_replica_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->data_dir, sizeof c->data_dir, "./rabia-data");
+    snprintf(c->state_machine, sizeof c->state_machine, "kv");
+    c->batch_max_bytes = 256 * 1024;
+    c->batch_max_reqs = 1024;
+    c->batch_timeout_us = 200;
+    c->window = 1;
+    c->policy = RABIA_POLICY_GLOBAL;
+    c->max_sessions = 65536;
+    c->retransmit_ms = 20;
+    c->log_level = RABIA_LOG_INFO;
+}
+
+#define ERR(...)                                           \
+    do {                                                   \
+        if (err && errlen) snprintf(err, errlen, __VA_ARGS__); \
+        return RABIA_E_CONFIG;                             \
+    } while (0)
+
+static int parse_u64(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    if (!v || !*v || *v == '-') return -1;
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 0);
+    if (errno || *end || x < lo || x > hi) return -1;
+    *out = x;
+    return 0;
+}
+
+/* "host:port" with an optional [v6] host; port 1..65535. */
+static int parse_addr(const char *v, char *host, size_t hostlen, uint16_t *port)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v) return -1;
+    size_t hl = (size_t)(colon - v);
+    const char *h = v;
+    if (*h == '[' && hl >= 2 && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= hostlen) return -1;
+    uint64_t p;
+    if (parse_u64(colon + 1, 1, 65535, &p)) return -1;
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    *port = (uint16_t)p;
+    return 0;
+}
+
+static int set_listen(char *dst, const char *key, const char *v, char *err, size_t errlen)
+{
+    char host[256];
+    uint16_t port;
+    if (!*v || !strcmp(v, "off")) {
+        dst[0] = 0;
+        return 0;
+    }
+    if (parse_addr(v, host, sizeof host, &port))
+        ERR("%s = '%s': expected host:port (e.g. 127.0.0.1:7401) or 'off'", key, v);
+    snprintf(dst, RABIA_ADDR_MAX, "%s", v);
+    return 0;
+}
+
+static int set_members(struct rabia_replica_config *c, const char *v, char *err, size_t errlen)
+{
+    struct rabia_member m[RABIA_MAX_REPLICAS + 1];
+    memset(m, 0, sizeof m);
+    int n = 0;
+    char buf[2048];
+    if (strlen(v) >= sizeof buf) ERR("members: list too long");
+    snprintf(buf, sizeof buf, "%s", v);
+    for (char *save = NULL, *tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+        char *eq = strchr(tok, '=');
+        uint64_t id;
+        if (!eq) ERR("members: '%s' is not id=host:port (e.g. 1=10.0.0.1:7501)", tok);
+        *eq = 0;
+        if (parse_u64(tok, 1, RABIA_MAX_REPLICAS, &id))
+            ERR("members: id '%s' must be 1..%d", tok, RABIA_MAX_REPLICAS);
+        if (n >= RABIA_MAX_REPLICAS) ERR("members: more than %d replicas", RABIA_MAX_REPLICAS);
+        if (parse_addr(eq + 1, m[n].host, sizeof m[n].host, &m[n].port))
+            ERR("members: '%s' for replica %" PRIu64 " is not host:port", eq + 1, id);
+        m[n].id = (uint8_t)id;
+        n++;
+    }
+    if (n != 3 && n != 5 && n != 7) ERR("members: %d given; a cluster has 3, 5 or 7 replicas", n);
+    /* ids must be exactly 1..n, each once */
+    struct rabia_member sorted[RABIA_MAX_REPLICAS];
+    uint8_t seen = 0;
+    for (int i = 0; i < n; i++) {
+        if (m[i].id > n) ERR("members: ids must be 1..%d, found %u", n, m[i].id);
+        if (seen & (1u << m[i].id)) ERR("members: replica %u listed twice", m[i].id);
+        seen |= (uint8_t)(1u << m[i].id);
+        sorted[m[i].id - 1] = m[i];
+    }
+    memcpy(c->members, sorted, sizeof(struct rabia_member) * (size_t)n);
+    c->n = (uint8_t)n;
+    return 0;
+}
+
+int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, const char *v, char *err,
+                             size_t errlen)
+{
+    char k[64];
+    size_t i;
+    for (i = 0; key[i] && i < sizeof k - 1; i++) k[i] = key[i] == '_' ? '-' : (char)tolower((unsigned char)key[i]);
+    k[i] = 0;
+    uint64_t x;
+    if (!strcmp(k, "id")) {
+        if (parse_u64(v, 1, RABIA_MAX_REPLICAS, &x)) ERR("id = '%s': must be 1..%d (this replica's number in members)", v, RABIA_MAX_REPLICAS);
+        c->id = (uint8_t)x;
+    } else if (!strcmp(k, "members")) {
+        return set_members(c, v, err, errlen);
+    } else if (!strcmp(k, "peer-listen")) {
+        return set_listen(c->peer_listen, k, v, err, errlen);
+    } else if (!strcmp(k, "client-listen")) {
+        return set_listen(c->client_listen, k, v, err, errlen);
+    } else if (!strcmp(k, "resp-listen")) {
+        return set_listen(c->resp_listen, k, v, err, errlen);
+    } else if (!strcmp(k, "data-dir")) {
+        if (!*v || strlen(v) >= sizeof c->data_dir) ERR("data-dir: give a directory path (under %zu bytes)", sizeof c->data_dir);
+        snprintf(c->data_dir, sizeof c->data_dir, "%s", v);
+    } else if (!strcmp(k, "state-machine")) {
+        if (strcmp(v, "kv") && strcmp(v, "counter") && strcmp(v, "bank"))
+            ERR("state-machine = '%s': use kv, counter or bank", v);
+        snprintf(c->state_machine, sizeof c->state_machine, "%s", v);
+    } else if (!strcmp(k, "batch-max-bytes")) {
+        if (parse_u64(v, 1024, 8u << 20, &x)) ERR("batch-max-bytes = '%s': must be 1024..8388608", v);
+        c->batch_max_bytes = (uint32_t)x;
+    } else if (!strcmp(k, "batch-max-reqs")) {
+        if (parse_u64(v, 1, 65536, &x)) ERR("batch-max-reqs = '%s': must be 1..65536", v);
+        c->batch_max_reqs = (uint32_t)x;
+    } else if (!strcmp(k, "batch-timeout-us")) {
+        if (parse_u64(v, 0, 1000000, &x)) ERR("batch-timeout-us = '%s': must be 0..1000000", v);
+        c->batch_timeout_us = (uint32_t)x;
+    } else if (!strcmp(k, "window")) {
+        if (parse_u64(v, 1, RABIA_MAX_WINDOW, &x)) ERR("window = '%s': must be 1..%d", v, RABIA_MAX_WINDOW);
+        c->window = (uint32_t)x;
+    } else if (!strcmp(k, "policy")) {
+        if (!strcmp(v, "global")) c->policy = RABIA_POLICY_GLOBAL;
+        else if (!strcmp(v, "classes")) c->policy = RABIA_POLICY_CLASSES;
+        else ERR("policy = '%s': use global (window 1) or classes (window >= replicas)", v);
+    } else if (!strcmp(k, "cluster-id")) {
+        if (parse_u64(v, 0, UINT64_MAX, &x)) ERR("cluster-id = '%s': must be a number (0 = derive from members)", v);
+        c->cluster_id = x;
+    } else if (!strcmp(k, "max-sessions")) {
+        if (parse_u64(v, 16, 1u << 22, &x)) ERR("max-sessions = '%s': must be 16..4194304", v);
+        c->max_sessions = (uint32_t)x;
+    } else if (!strcmp(k, "retransmit-ms")) {
+        if (parse_u64(v, 1, 60000, &x)) ERR("retransmit-ms = '%s': must be 1..60000", v);
+        c->retransmit_ms = (uint32_t)x;
+    } else if (!strcmp(k, "log-level")) {
+        if (!strcmp(v, "error")) c->log_level = RABIA_LOG_ERROR;
+        else if (!strcmp(v, "warn")) c->log_level = RABIA_LOG_WARN;
+        else if (!strcmp(v, "info")) c->log_level = RABIA_LOG_INFO;
+        else if (!strcmp(v, "debug")) c->log_level = RABIA_LOG_DEBUG;
+        else ERR("log-level = '%s': use error, warn, info or debug", v);
+    } else if (!strcmp(k, "rejoin")) {
+        if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1")) c->rejoin = true;
+        else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0")) c->rejoin = false;
+        else ERR("rejoin = '%s': use yes or no", v);
+    } else {
+        ERR("unknown key '%s' (see rabiad --help for the list)", key);
+    }
+    return 0;
+}
+
+int rabia_replica_config_load(struct rabia_replica_config *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) ERR("config file %s: %s", path, strerror(errno));
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+            snprintf(err, errlen, "%s:%d: line too long", path, lineno);
+            rc = RABIA_E_CONFIG;
+            break;
+        }
+        char *h = strchr(line, '#');
+        if (h) *h = 0;
+        char *p = line;
+        while (isspace((unsigned char)*p)) p++;
+        char *e = p + strlen(p);
+        while (e > p && isspace((unsigned char)e[-1])) *--e = 0;
+        if (!*p) continue;
+        char *key = p;
+        while (*p && !isspace((unsigned char)*p) && *p != '=') p++;
+        if (*p) *p++ = 0;
+        while (isspace((unsigned char)*p) || *p == '=') p++;
+        char sub[512];
+        if (rabia_replica_config_set(c, key, p, sub, sizeof sub)) {
+            snprintf(err, errlen, "%s:%d: %s", path, lineno, sub);
+            rc = RABIA_E_CONFIG;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int rabia_replica_config_check(const struct rabia_replica_config *c, char *err, size_t errlen)
+{
+    if (!c->n) ERR("members is not set: list every replica as members = 1=host:port,2=host:port,3=host:port");
+    if (!c->id) ERR("id is not set: give this replica's number (1..%u) from members", c->n);
+    if (c->id > c->n) ERR("id = %u is not among members (1..%u)", c->id, c->n);
+    if (c->policy == RABIA_POLICY_GLOBAL && c->window != 1)
+        ERR("window = %u with policy global: global runs one slot at a time; set window = 1 or policy = classes", c->window);
+    if (c->policy == RABIA_POLICY_CLASSES && c->window < c->n)
+        ERR("window = %u with policy classes: needs window >= %u (the number of replicas)", c->window, c->n);
+    if (!c->client_listen[0] && !c->resp_listen[0])
+        ERR("client-listen and resp-listen are both off: clients could not reach this replica");
+    if (c->resp_listen[0] && strcmp(c->state_machine, "kv"))
+        ERR("resp-listen is set but state-machine = %s: the RESP front end serves the kv state machine only (set resp-listen = off)", c->state_machine);
+    return 0;
+}
+
+void rabia_replica_config_print(const struct rabia_replica_config *c, void *file)
+{
+    FILE *f = file;
+    static const char *lv[] = {"error", "warn", "info", "debug"};
+    fprintf(f, "id %u\nmembers ", c->id);
+    for (uint8_t i = 0; i < c->n; i++)
+        fprintf(f, "%s%u=%s:%u", i ? "," : "", c->members[i].id, c->members[i].host, c->members[i].port);
+    fprintf(f, "\npeer-listen %s\nclient-listen %s\nresp-listen %s\ndata-dir %s\nstate-machine %s\n",
+            c->peer_listen[0] ? c->peer_listen : "(member address)", c->client_listen[0] ? c->client_listen : "off",
+            c->resp_listen[0] ? c->resp_listen : "off", c->data_dir, c->state_machine);
+    fprintf(f, "batch-max-bytes %u\nbatch-max-reqs %u\nbatch-timeout-us %u\nwindow %u\npolicy %s\n", c->batch_max_bytes,
+            c->batch_max_reqs, c->batch_timeout_us, c->window, c->policy ? "classes" : "global");
+    fprintf(f, "cluster-id %" PRIu64 "\nmax-sessions %u\nretransmit-ms %u\nlog-level %s\n", c->cluster_id,
+            c->max_sessions, c->retransmit_ms, lv[c->log_level & 3]);
+}

@@ -1,0 +1,1150 @@
+/* The replica runtime: one thread, one io_uring loop, around the pure core.
+ *
+ *   peers  --frames--> core --sends--> peers
+ *   clients (native, RESP) --requests--> batcher --batches--> core
+ *   core --decided slots--> apply layer (sessions + state machine) --> replies
+ *
+ * Peer links: every replica dials every peer and sends only on the
+ * connection it dialed; it receives on the connections peers dialed to it.
+ * Each connection opens with HELLO (cluster id, replica id, protocol
+ * version, incarnation). A newer incarnation of a peer replaces the older
+ * incoming connection at once, discarding what was unread on it (rule 3 of
+ * the persistence contract in include/rabia/core.h). */
+#include "rabia/replica.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "batcher.h"
+#include "codec.h"
+#include "incarnation.h"
+#include "loop.h"
+#include "rabia/core.h"
+#include "resp.h"
+#include "rsm.h"
+
+#define MAX_CONNS 4096
+#define WAITERS_CAP (1u << 16)     /* requests waiting for their slot, per replica */
+#define RESP_MAX_PENDING 4096      /* replies queued per RESP connection */
+#define RESP_MAX_INPUT (64u << 20) /* bytes buffered per RESP connection */
+#define SNAP_CHUNK (1u << 20)
+#define SNAP_MAX (1ull << 32)
+#define APP_QUEUE 4096
+
+enum ck { CK_FREE, CK_PEER_OUT, CK_PEER_IN_HELLO, CK_PEER_IN, CK_CLIENT, CK_RESP };
+
+struct resp_slot {         /* one pipelined RESP command's reply, in order */
+    bool ready;
+    struct rabia_buf out;
+};
+
+struct conn {
+    enum ck kind;
+    uint32_t gen;
+    struct rio_conn *c;
+    uint8_t peer;          /* peer kinds: core index */
+    /* RESP */
+    struct resp_session rs;
+    struct resp_argv pa;   /* parser state */
+    struct rabia_buf in;   /* unparsed input */
+    struct resp_slot *q;   /* ring of pending replies */
+    uint32_t q_head, q_len;
+    uint64_t client_id, next_seq, group_first;
+    uint64_t open_batch;   /* batch number its in-flight requests went into */
+    uint32_t inflight;     /* replicated requests without a reply */
+    bool quit;
+};
+
+struct waiter {
+    uint64_t client_id, seq; /* 0,0 = free */
+    uint32_t conn, gen;      /* conn index (MAX_CONNS = application) */
+    uint32_t slot;           /* RESP: reply slot index */
+    rabia_replica_done_fn fn;
+    void *ctx;
+};
+
+struct app_op {
+    uint8_t *op;
+    size_t len;
+    rabia_replica_done_fn fn;
+    void *ctx;
+};
+
+struct peer {
+    uint32_t out;            /* conn index or UINT32_MAX */
+    bool out_ready;
+    uint32_t in;             /* conn index or UINT32_MAX */
+    uint64_t in_incarnation;
+    uint64_t redial_at_us;
+    uint64_t backoff_us;
+    /* snapshot being received */
+    uint8_t *snap;
+    uint64_t snap_slot, snap_total, snap_got;
+};
+
+struct rabia_replica {
+    struct rabia_replica_config cfg;
+    const struct rabia_sm_ops *sm;
+    struct rio_loop *loop;
+    struct rabia_core *core;
+    struct rabia_rsm *rsm;
+    struct batcher batcher;
+    uint64_t incarnation;
+    uint64_t cluster_id;
+    uint8_t self;            /* core index: id - 1 */
+    struct peer peers[RABIA_MAX_REPLICAS];
+    struct conn *conns;
+    struct waiter *waiters;
+    uint32_t n_waiters;
+    uint64_t next_tick_us;
+    uint64_t resp_conn_counter;
+    struct rio_listener *l_peer, *l_client, *l_resp;
+    volatile int stop;
+    /* application submissions from other threads */
+    pthread_mutex_t app_mu;
+    struct app_op app_q[APP_QUEUE];
+    uint32_t app_head, app_len;
+    uint64_t app_client_id, app_seq;
+    /* status published for other threads */
+    pthread_mutex_t st_mu;
+    struct rabia_replica_status st;
+    struct rabia_buf scratch;
+};
+
+/* ------------------------------------------------------------------ */
+/* logging */
+
+static void rlog(const struct rabia_replica *r, int level, const char *fmt, ...)
+{
+    if (level > r->cfg.log_level) return;
+    static const char *names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s r%u %s\n", tm.tm_year + 1900, tm.tm_mon + 1,
+            tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, names[level & 3], r->cfg.id, msg);
+}
+
+/* ------------------------------------------------------------------ */
+/* connections */
+
+static uint32_t conn_alloc(struct rabia_replica *r, enum ck kind, struct rio_conn *c)
+{
+    for (uint32_t i = 0; i < MAX_CONNS; i++) {
+        struct conn *k = &r->conns[i];
+        if (k->kind != CK_FREE) continue;
+        uint32_t gen = k->gen + 1;
+        memset(k, 0, sizeof(*k));
+        k->gen = gen;
+        k->kind = kind;
+        k->c = c;
+        rio_conn_set_user(c, (void *)(uintptr_t)(i + 1));
+        return i;
+    }
+    return UINT32_MAX;
+}
+
+static uint32_t conn_index(struct rio_conn *c)
+{
+    uintptr_t u = (uintptr_t)rio_conn_user(c);
+    return u ? (uint32_t)(u - 1) : UINT32_MAX;
+}
+
+static void conn_release(struct rabia_replica *r, uint32_t i)
+{
+    struct conn *k = &r->conns[i];
+    if (k->q) {
+        for (uint32_t j = 0; j < RESP_MAX_PENDING; j++) rabia_buf_free(&k->q[j].out);
+        free(k->q);
+        resp_session_free(&k->rs);
+        resp_argv_free(&k->pa);
+    }
+    rabia_buf_free(&k->in);
+    uint32_t gen = k->gen;
+    memset(k, 0, sizeof(*k));
+    k->gen = gen;
+    k->kind = CK_FREE;
+}
+
+/* ------------------------------------------------------------------ */
+/* waiters: (client id, seq) -> who to answer */
+
+static uint32_t wslot(uint64_t cid, uint64_t seq)
+{
+    uint64_t k[2] = {cid, seq};
+    return (uint32_t)XXH64(k, sizeof k, 0) & (WAITERS_CAP - 1);
+}
+
+static struct waiter *waiter_find(struct rabia_replica *r, uint64_t cid, uint64_t seq)
+{
+    uint32_t i = wslot(cid, seq);
+    for (uint32_t k = 0; k < WAITERS_CAP; k++, i = (i + 1) & (WAITERS_CAP - 1)) {
+        struct waiter *w = &r->waiters[i];
+        if (!w->client_id && !w->seq) return NULL;
+        if (w->client_id == cid && w->seq == seq) return w;
+    }
+    return NULL;
+}
+
+static struct waiter *waiter_add(struct rabia_replica *r, uint64_t cid, uint64_t seq)
+{
+    struct waiter *w = waiter_find(r, cid, seq);
+    if (w) return w;
+    if (r->n_waiters >= WAITERS_CAP / 2) return NULL; /* keep probes short */
+    uint32_t i = wslot(cid, seq);
+    while (r->waiters[i].client_id || r->waiters[i].seq) i = (i + 1) & (WAITERS_CAP - 1);
+    w = &r->waiters[i];
+    memset(w, 0, sizeof(*w));
+    w->client_id = cid;
+    w->seq = seq;
+    r->n_waiters++;
+    return w;
+}
+
+static void waiter_del(struct rabia_replica *r, struct waiter *w)
+{
+    /* backward-shift deletion */
+    uint32_t i = (uint32_t)(w - r->waiters), j = i;
+    for (;;) {
+        r->waiters[i].client_id = r->waiters[i].seq = 0;
+        for (;;) {
+            j = (j + 1) & (WAITERS_CAP - 1);
+            struct waiter *x = &r->waiters[j];
+            if (!x->client_id && !x->seq) goto done;
+            uint32_t h = wslot(x->client_id, x->seq);
+            if (i <= j ? (i < h && h <= j) : (i < h || h <= j)) continue;
+            break;
+        }
+        r->waiters[i] = r->waiters[j];
+        i = j;
+    }
+done:
+    r->n_waiters--;
+}
+
+/* ------------------------------------------------------------------ */
+/* sending frames */
+
+static void send_frame(struct rabia_replica *r, struct rio_conn *c, const struct rabia_msg *m)
+{
+    size_t need = rabia_msg_encoded_size(m);
+    rabia_buf_clear(&r->scratch);
+    if (rabia_buf_reserve(&r->scratch, need)) return;
+    int len = rabia_msg_encode(m, r->scratch.data, need);
+    if (len < 0) {
+        rlog(r, RABIA_LOG_ERROR, "encode %s: %s", rabia_msg_type_name(m->type), rabia_strerror(len));
+        return;
+    }
+    if (rio_send(c, r->scratch.data, (size_t)len) < 0) {
+        rlog(r, RABIA_LOG_WARN, "connection %p: output buffer full, closing", (void *)c);
+        rio_close(c);
+    }
+}
+
+static void send_peer(struct rabia_replica *r, uint8_t to, const struct rabia_msg *m)
+{
+    struct peer *p = &r->peers[to];
+    if (!p->out_ready) return; /* lost: the core retransmits after PEER_UP */
+    send_frame(r, r->conns[p->out].c, m);
+}
+
+/* ------------------------------------------------------------------ */
+/* replies */
+
+static void resp_flush(struct rabia_replica *r, struct conn *k)
+{
+    while (k->q_len && k->q[k->q_head].ready) {
+        struct resp_slot *s = &k->q[k->q_head];
+        if (rio_send(k->c, s->out.data, s->out.len) < 0) {
+            rio_close(k->c);
+            return;
+        }
+        rabia_buf_clear(&s->out);
+        s->ready = false;
+        k->q_head = (k->q_head + 1) % RESP_MAX_PENDING;
+        k->q_len--;
+    }
+    if (!k->q_len && k->quit) rio_close_after_send(k->c);
+}
+
+static void resp_status_error(struct rabia_buf *out, int status)
+{
+    const char *msg = status == RABIA_REPLY_SESSION_EXPIRED ? "-ERR session expired\r\n"
+                      : status == RABIA_REPLY_BUSY           ? "-BUSY replica overloaded, retry\r\n"
+                                                             : "-ERR request refused by the replica\r\n";
+    rabia_buf_append(out, msg, strlen(msg));
+}
+
+/* A request finished (applied, or refused): answer whoever waits for it. */
+static void complete(struct rabia_replica *r, uint64_t cid, uint64_t seq, int status, const uint8_t *res,
+                     size_t len)
+{
+    struct waiter *w = waiter_find(r, cid, seq);
+    if (!w) return;
+    struct waiter copy = *w;
+    waiter_del(r, w);
+    if (copy.conn == MAX_CONNS) {
+        if (copy.fn) copy.fn(copy.ctx, status, res, len);
+        return;
+    }
+    struct conn *k = &r->conns[copy.conn];
+    if (k->kind == CK_FREE || k->gen != copy.gen) return; /* client went away */
+    if (k->kind == CK_CLIENT) {
+        struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .u64 = cid, .slot = seq, .value = (uint8_t)status,
+                              .body = res, .body_len = (uint32_t)len};
+        send_frame(r, k->c, &m);
+    } else if (k->kind == CK_RESP) {
+        struct resp_slot *s = &k->q[copy.slot];
+        rabia_buf_clear(&s->out);
+        if (status == RABIA_REPLY_OK) rabia_buf_append(&s->out, res, len);
+        else resp_status_error(&s->out, status);
+        s->ready = true;
+        if (k->inflight) k->inflight--;
+        resp_flush(r, k);
+    }
+}
+
+static void on_applied(void *ctx, uint64_t cid, uint64_t seq, int status, const uint8_t *res, size_t len)
+{
+    complete(ctx, cid, seq, status, res, len);
+}
+
+/* ------------------------------------------------------------------ */
+/* core updates */
+
+static void core_step(struct rabia_replica *r, struct rabia_event *ev);
+
+static void send_snapshot(struct rabia_replica *r, uint8_t to)
+{
+    struct rabia_buf b = {0};
+    if (rabia_rsm_snapshot(r->rsm, &b)) {
+        rlog(r, RABIA_LOG_ERROR, "snapshot for replica %u: out of memory", to + 1);
+        rabia_buf_free(&b);
+        return;
+    }
+    uint64_t slot = rabia_rsm_applied(r->rsm);
+    rlog(r, RABIA_LOG_INFO, "sending snapshot at slot %" PRIu64 " (%zu bytes) to replica %u", slot, b.len, to + 1);
+    for (uint64_t off = 0; off < b.len; off += SNAP_CHUNK) {
+        uint64_t n = b.len - off < SNAP_CHUNK ? b.len - off : SNAP_CHUNK;
+        struct rabia_msg m = {.type = RABIA_MSG_SNAP_CHUNK, .from = r->self, .slot = slot, .u64 = off,
+                              .u64b = b.len, .body = b.data + off, .body_len = (uint32_t)n};
+        send_peer(r, to, &m);
+    }
+    rabia_buf_free(&b);
+}
+
+static void handle_update(struct rabia_replica *r, struct rabia_update *u)
+{
+    for (uint32_t i = 0; i < u->n_sends; i++) {
+        struct rabia_send *s = &u->sends[i];
+        if (s->to == RABIA_TO_ALL) {
+            /* encode once, send to every connected peer */
+            size_t need = rabia_msg_encoded_size(&s->msg);
+            rabia_buf_clear(&r->scratch);
+            if (rabia_buf_reserve(&r->scratch, need)) continue;
+            int len = rabia_msg_encode(&s->msg, r->scratch.data, need);
+            if (len < 0) {
+                rlog(r, RABIA_LOG_ERROR, "encode %s: %s", rabia_msg_type_name(s->msg.type), rabia_strerror(len));
+                continue;
+            }
+            for (uint8_t p = 0; p < r->cfg.n; p++) {
+                if (p == r->self || !r->peers[p].out_ready) continue;
+                struct rio_conn *c = r->conns[r->peers[p].out].c;
+                if (rio_send(c, r->scratch.data, (size_t)len) < 0) rio_close(c);
+            }
+        } else if (s->to < r->cfg.n && s->to != r->self) {
+            send_peer(r, s->to, &s->msg);
+        }
+    }
+    for (uint32_t i = 0; i < u->n_applies; i++) {
+        struct rabia_apply *a = &u->applies[i];
+        int rc = rabia_rsm_apply(r->rsm, a->slot, a->null ? NULL : a->body, a->null ? 0 : a->body_len, on_applied, r);
+        if (rc) {
+            /* not deterministic (out of memory): stop rather than diverge */
+            rlog(r, RABIA_LOG_ERROR, "applying slot %" PRIu64 " failed: %s; stopping this replica", a->slot,
+                 rabia_strerror(rc));
+            r->stop = 1;
+            return;
+        }
+    }
+    for (uint8_t p = 0; p < r->cfg.n; p++)
+        if (u->snapshot_to_mask & (1u << p)) send_snapshot(r, p);
+    if (u->next_tick_us && (!r->next_tick_us || u->next_tick_us < r->next_tick_us)) r->next_tick_us = u->next_tick_us;
+}
+
+static void core_step(struct rabia_replica *r, struct rabia_event *ev)
+{
+    struct rabia_update u;
+    ev->now_us = rio_now_us();
+    rabia_core_step(r->core, ev, &u);
+    handle_update(r, &u);
+}
+
+/* ------------------------------------------------------------------ */
+/* client requests */
+
+static void enqueue_request(struct rabia_replica *r, uint64_t cid, uint64_t seq, uint64_t ack, const uint8_t *op,
+                            uint32_t len, uint32_t conn, uint32_t resp_slot, rabia_replica_done_fn fn, void *ctx)
+{
+    int status;
+    const uint8_t *rep;
+    size_t rlen;
+    int k = rabia_rsm_lookup(r->rsm, cid, seq, &status, &rep, &rlen);
+    struct waiter *w = waiter_add(r, cid, seq);
+    if (!w) {
+        struct waiter tmp = {.client_id = cid, .seq = seq, .conn = conn,
+                             .gen = conn < MAX_CONNS ? r->conns[conn].gen : 0, .slot = resp_slot, .fn = fn, .ctx = ctx};
+        (void)tmp;
+        rlog(r, RABIA_LOG_WARN, "too many requests waiting; refusing client %" PRIx64, cid);
+        if (conn < MAX_CONNS && r->conns[conn].kind == CK_CLIENT) {
+            struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .u64 = cid, .slot = seq, .value = RABIA_REPLY_BUSY};
+            send_frame(r, r->conns[conn].c, &m);
+        } else if (fn) {
+            fn(ctx, RABIA_REPLY_BUSY, NULL, 0);
+        }
+        return;
+    }
+    w->conn = conn;
+    w->gen = conn < MAX_CONNS ? r->conns[conn].gen : 0;
+    w->slot = resp_slot;
+    w->fn = fn;
+    w->ctx = ctx;
+    if (k == 1 || status == RABIA_REPLY_SESSION_EXPIRED || status == RABIA_REPLY_BAD_REQUEST) {
+        complete(r, cid, seq, status, k == 1 ? rep : NULL, k == 1 ? rlen : 0);
+        return;
+    }
+    struct rabia_req rq = {.client_id = cid, .seq = seq, .ack = ack, .op = op, .op_len = len};
+    if (batcher_add(&r->batcher, &rq, rio_now_us()) < 0) complete(r, cid, seq, RABIA_REPLY_BUSY, NULL, 0);
+}
+
+static void on_native_frame(struct rabia_replica *r, uint32_t ci, const struct rabia_msg *m)
+{
+    struct conn *k = &r->conns[ci];
+    if (m->type == RABIA_MSG_CLIENT_REQ) {
+        enqueue_request(r, m->u64, m->slot, m->u64b, m->body, m->body_len, ci, 0, NULL, NULL);
+    } else if (m->type == RABIA_MSG_STATUS_REQ) {
+        struct rabia_replica_status st;
+        rabia_replica_get_status(r, &st);
+        char text[2048];
+        int n = snprintf(text, sizeof text,
+                         "id: %u\nmembers: %u\nincarnation: %" PRIu64 "\nrecovering: %s\napplied: %" PRIu64
+                         "\nknown: %" PRIu64 "\nstate_hash: %016" PRIx64 "\nslots_decided: %" PRIu64
+                         "\nslots_null: %" PRIu64 "\nslots_fast: %" PRIu64 "\nmax_phase: %" PRIu64
+                         "\nstate_machine: %s\n",
+                         st.id, st.n, st.incarnation, st.recovering ? "yes" : "no", st.applied, st.known,
+                         rabia_rsm_hash(r->rsm), st.slots_decided, st.slots_null, st.slots_fast, st.max_phase,
+                         r->cfg.state_machine);
+        for (uint8_t p = 0; p < r->cfg.n && n < (int)sizeof text - 100; p++)
+            n += snprintf(text + n, sizeof text - (size_t)n, "member_%u: %s:%u %s\n", p + 1, r->cfg.members[p].host,
+                          r->cfg.members[p].port,
+                          p == r->self ? "self" : r->peers[p].out_ready ? "reachable" : "unreachable");
+        struct rabia_msg rep = {.type = RABIA_MSG_STATUS, .body = (const uint8_t *)text, .body_len = (uint32_t)n};
+        send_frame(r, k->c, &rep);
+    } else {
+        rlog(r, RABIA_LOG_WARN, "client sent a %s frame; closing it", rabia_msg_type_name(m->type));
+        rio_close(k->c);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* RESP */
+
+static void resp_info(struct rabia_replica *r, struct rabia_buf *out)
+{
+    struct rabia_replica_status st;
+    rabia_replica_get_status(r, &st);
+    char text[2048];
+    int n = snprintf(text, sizeof text,
+                     "# Server\r\nrabia_version:0.1.0\r\nprocess_id:%ld\r\n# Replication\r\nrole:rabia-replica\r\n"
+                     "replica_id:%u\r\nmembers:%u\r\nincarnation:%" PRIu64 "\r\nrecovering:%d\r\nslots_applied:%" PRIu64
+                     "\r\nslots_known:%" PRIu64 "\r\nslots_decided:%" PRIu64 "\r\nslots_null:%" PRIu64
+                     "\r\nstate_hash:%016" PRIx64 "\r\n",
+                     0L, st.id, st.n, st.incarnation, st.recovering, st.applied, st.known, st.slots_decided,
+                     st.slots_null, rabia_rsm_hash(r->rsm));
+    for (uint8_t p = 0; p < r->cfg.n && n < (int)sizeof text - 100; p++)
+        n += snprintf(text + n, sizeof text - (size_t)n, "member_%u:%s:%u,%s\r\n", p + 1, r->cfg.members[p].host,
+                      r->cfg.members[p].port, p == r->self ? "self" : r->peers[p].out_ready ? "up" : "down");
+    char hdr[32];
+    int h = snprintf(hdr, sizeof hdr, "$%d\r\n", n);
+    rabia_buf_append(out, hdr, (size_t)h);
+    rabia_buf_append(out, text, (size_t)n);
+    rabia_buf_append(out, "\r\n", 2);
+}
+
+/* Number of the batch being filled: how many were cut before it. */
+static uint64_t open_batch_no(const struct batcher *b)
+{
+    const struct batcher_stats *s = batcher_stats(b);
+    return s->cut_full + s->cut_timeout + s->cut_idle + s->cut_flush;
+}
+
+/* Parse and dispatch as many commands as ordering allows. A connection's
+ * replicated commands all go into the batch being filled; once that batch
+ * was cut, further commands wait for its replies, so a pipeline applies in
+ * order (a batch is applied atomically, in order). */
+static void resp_pump(struct rabia_replica *r, uint32_t ci)
+{
+    struct conn *k = &r->conns[ci];
+    size_t off = 0;
+    struct rabia_buf op = {0};
+    while (off < k->in.len && !k->quit) {
+        if (k->inflight && k->open_batch != open_batch_no(&r->batcher)) break; /* wait for replies */
+        if (k->inflight >= RABIA_RSM_WINDOW - 4) break; /* stay inside the session window */
+        if (k->q_len >= RESP_MAX_PENDING) break;
+        size_t used = 0;
+        int rc = resp_parse(k->in.data + off, k->in.len - off, &used, &k->pa);
+        off += used;
+        if (rc == 0) break;
+        uint32_t slot = (k->q_head + k->q_len) % RESP_MAX_PENDING;
+        struct resp_slot *s = &k->q[slot];
+        rabia_buf_clear(&s->out);
+        if (rc < 0) { /* Redis replies with the protocol error, then closes */
+            if (rc == -EPROTO) resp_parse_error_reply(&k->pa, &s->out);
+            s->ready = true;
+            k->q_len++;
+            k->quit = true;
+            break;
+        }
+        rabia_buf_clear(&op);
+        int what = resp_handle(&k->rs, &k->pa, &s->out, &op);
+        k->q_len++;
+        if (what == RESP_REPLICATE) {
+            uint64_t seq = k->next_seq++;
+            /* every earlier group was answered before this one began, so the
+             * group's first seq is the lowest the connection still waits for */
+            if (!k->inflight) k->group_first = seq;
+            s->ready = false;
+            k->inflight++;
+            k->open_batch = open_batch_no(&r->batcher);
+            enqueue_request(r, k->client_id, seq, k->group_first, op.data, (uint32_t)op.len, ci, slot, NULL, NULL);
+        } else if (what == RESP_INFO) {
+            resp_info(r, &s->out);
+            s->ready = true;
+        } else if (what == RESP_CLOSE) {
+            s->ready = true;
+            rio_close(k->c);
+            break;
+        } else if (what == RESP_QUIT) {
+            s->ready = true;
+            k->quit = true;
+        } else {
+            s->ready = true;
+        }
+    }
+    rabia_buf_free(&op);
+    if (off) { /* the parser keeps offsets from the start of what is left */
+        memmove(k->in.data, k->in.data + off, k->in.len - off);
+        k->in.len -= off;
+    }
+    resp_flush(r, k);
+}
+
+/* ------------------------------------------------------------------ */
+/* peers */
+
+static uint64_t derive_cluster_id(const struct rabia_replica_config *c)
+{
+    XXH64_state_t st;
+    XXH64_reset(&st, 0x52616269);
+    for (uint8_t i = 0; i < c->n; i++) {
+        XXH64_update(&st, &c->members[i].id, 1);
+        XXH64_update(&st, c->members[i].host, strlen(c->members[i].host));
+        XXH64_update(&st, &c->members[i].port, 2);
+    }
+    return XXH64_digest(&st);
+}
+
+static void dial(struct rabia_replica *r, uint8_t p)
+{
+    struct peer *pe = &r->peers[p];
+    struct rio_conn *c;
+    int rc = rio_connect(r->loop, r->cfg.members[p].host, r->cfg.members[p].port, NULL, &c);
+    if (rc < 0) {
+        rlog(r, RABIA_LOG_DEBUG, "dial replica %u: %s", p + 1, rabia_strerror(rc));
+        pe->backoff_us = pe->backoff_us ? (pe->backoff_us * 2 > 2000000 ? 2000000 : pe->backoff_us * 2) : 50000;
+        pe->redial_at_us = rio_now_us() + pe->backoff_us;
+        return;
+    }
+    uint32_t ci = conn_alloc(r, CK_PEER_OUT, c);
+    if (ci == UINT32_MAX) {
+        rio_close(c);
+        return;
+    }
+    r->conns[ci].peer = p;
+    pe->out = ci;
+    pe->out_ready = false;
+    pe->redial_at_us = 0;
+}
+
+static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg *m)
+{
+    struct conn *k = &r->conns[ci];
+    if (k->kind == CK_PEER_IN_HELLO) {
+        char who[64] = "?";
+        rio_conn_peer(k->c, who, sizeof who);
+        if (m->type != RABIA_MSG_HELLO) {
+            rlog(r, RABIA_LOG_WARN, "refusing %s: first frame is %s, not HELLO", who, rabia_msg_type_name(m->type));
+            rio_close(k->c);
+            return;
+        }
+        if (m->u64 != r->cluster_id) {
+            rlog(r, RABIA_LOG_WARN,
+                 "refusing %s: cluster id %016" PRIx64 " is not ours (%016" PRIx64 "): check its members list",
+                 who, m->u64, r->cluster_id);
+            rio_close(k->c);
+            return;
+        }
+        if (m->value != RABIA_PROTOCOL_VERSION) {
+            rlog(r, RABIA_LOG_WARN, "refusing %s: protocol version %u, we speak %u", who, m->value,
+                 RABIA_PROTOCOL_VERSION);
+            rio_close(k->c);
+            return;
+        }
+        if (m->from >= r->cfg.n || m->from == r->self) {
+            rlog(r, RABIA_LOG_WARN, "refusing %s: claims replica id %u", who, m->from + 1);
+            rio_close(k->c);
+            return;
+        }
+        struct peer *pe = &r->peers[m->from];
+        if (m->u64b < pe->in_incarnation) {
+            rlog(r, RABIA_LOG_WARN, "refusing %s: replica %u incarnation %" PRIu64 " is older than %" PRIu64, who,
+                 m->from + 1, m->u64b, pe->in_incarnation);
+            rio_close(k->c);
+            return;
+        }
+        if (pe->in != UINT32_MAX) {
+            /* the older connection goes first, with whatever it had unread */
+            struct conn *old = &r->conns[pe->in];
+            rlog(r, RABIA_LOG_INFO, "replica %u reconnected (incarnation %" PRIu64 "): dropping its old connection",
+                 m->from + 1, m->u64b);
+            old->kind = CK_PEER_IN_HELLO; /* stop delivering its frames */
+            rio_close(old->c);
+        }
+        if (m->u64b > pe->in_incarnation && pe->in_incarnation)
+            rlog(r, RABIA_LOG_INFO, "replica %u restarted (incarnation %" PRIu64 ")", m->from + 1, m->u64b);
+        pe->in = ci;
+        pe->in_incarnation = m->u64b;
+        k->kind = CK_PEER_IN;
+        k->peer = m->from;
+        return;
+    }
+    if (m->type == RABIA_MSG_HELLO || m->from != k->peer) {
+        rlog(r, RABIA_LOG_WARN, "replica %u sent %s claiming to be %u: closing", k->peer + 1,
+             rabia_msg_type_name(m->type), m->from + 1);
+        rio_close(k->c);
+        return;
+    }
+    if (m->type == RABIA_MSG_SNAP_CHUNK) {
+        struct peer *pe = &r->peers[k->peer];
+        if (m->u64 == 0) {
+            free(pe->snap);
+            pe->snap = NULL;
+            if (m->u64b > SNAP_MAX || m->slot <= rabia_rsm_applied(r->rsm)) return;
+            pe->snap = malloc(m->u64b ? m->u64b : 1);
+            if (!pe->snap) return;
+            pe->snap_slot = m->slot;
+            pe->snap_total = m->u64b;
+            pe->snap_got = 0;
+        }
+        if (!pe->snap || m->slot != pe->snap_slot || m->u64 != pe->snap_got || m->u64b != pe->snap_total) return;
+        memcpy(pe->snap + pe->snap_got, m->body, m->body_len);
+        pe->snap_got += m->body_len;
+        if (pe->snap_got < pe->snap_total) return;
+        uint64_t slot = pe->snap_slot;
+        if (slot >= rabia_core_next_apply(r->core)) {
+            int rc = rabia_rsm_restore(r->rsm, pe->snap, pe->snap_total);
+            if (rc) {
+                rlog(r, RABIA_LOG_WARN, "snapshot from replica %u refused: %s", k->peer + 1, rabia_strerror(rc));
+            } else {
+                rlog(r, RABIA_LOG_INFO, "installed snapshot from replica %u at slot %" PRIu64, k->peer + 1, slot);
+                struct rabia_event ev = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = slot};
+                core_step(r, &ev);
+            }
+        }
+        free(pe->snap);
+        pe->snap = NULL;
+        return;
+    }
+    struct rabia_event ev = {.type = RABIA_EV_RECEIVE, .msg = *m};
+    core_step(r, &ev);
+}
+
+/* ------------------------------------------------------------------ */
+/* io callbacks */
+
+static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
+{
+    struct rabia_replica *r = ctx;
+    enum ck kind = l == r->l_peer ? CK_PEER_IN_HELLO : l == r->l_client ? CK_CLIENT : CK_RESP;
+    uint32_t ci = conn_alloc(r, kind, c);
+    if (ci == UINT32_MAX) {
+        rlog(r, RABIA_LOG_WARN, "too many connections (%d): refusing one", MAX_CONNS);
+        return -1;
+    }
+    struct conn *k = &r->conns[ci];
+    if (kind == CK_RESP) {
+        k->q = calloc(RESP_MAX_PENDING, sizeof(*k->q));
+        if (!k->q) {
+            conn_release(r, ci);
+            return -1;
+        }
+        k->client_id = XXH64(&r->resp_conn_counter, sizeof r->resp_conn_counter, r->incarnation ^ (uint64_t)r->self << 56);
+        k->client_id |= 1;
+        resp_session_init(&k->rs, k->client_id, 0);
+        resp_argv_init(&k->pa, 0);
+        rio_conn_peer(c, k->rs.addr, sizeof k->rs.addr);
+        r->resp_conn_counter++;
+        k->next_seq = 1;
+        k->open_batch = UINT64_MAX;
+    }
+    return 0;
+}
+
+static size_t h_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len)
+{
+    struct rabia_replica *r = ctx;
+    uint32_t ci = conn_index(c);
+    if (ci == UINT32_MAX) return len;
+    struct conn *k = &r->conns[ci];
+    if (k->kind == CK_RESP) {
+        if (k->in.len + len > RESP_MAX_INPUT) {
+            rlog(r, RABIA_LOG_WARN, "RESP client sent more than %u unanswered bytes: closing", RESP_MAX_INPUT);
+            rio_close(c);
+            return len;
+        }
+        rabia_buf_append(&k->in, p, len);
+        resp_pump(r, ci);
+        return len;
+    }
+    size_t off = 0;
+    while (off < len) {
+        size_t flen;
+        int rc = rabia_frame_peek(p + off, len - off, &flen);
+        if (rc == -EAGAIN) break;
+        if (rc < 0) {
+            char who[64] = "?";
+            rio_conn_peer(c, who, sizeof who);
+            rlog(r, RABIA_LOG_WARN, "bad frame from %s: %s; closing the connection", who, rabia_strerror(rc));
+            rio_close(c);
+            return len;
+        }
+        if (len - off < flen) break;
+        struct rabia_msg m;
+        rc = rabia_msg_decode(p + off, flen, &m);
+        if (rc < 0) {
+            char who[64] = "?";
+            rio_conn_peer(c, who, sizeof who);
+            rlog(r, RABIA_LOG_WARN, "bad frame from %s: %s; closing the connection", who, rabia_strerror(rc));
+            rio_close(c);
+            return len;
+        }
+        off += flen;
+        if (k->kind == CK_CLIENT) on_native_frame(r, ci, &m);
+        else if (k->kind == CK_PEER_IN || k->kind == CK_PEER_IN_HELLO) peer_in_frame(r, ci, &m);
+        else {
+            rlog(r, RABIA_LOG_DEBUG, "unexpected %s on an outgoing peer connection", rabia_msg_type_name(m.type));
+        }
+        if (k->kind == CK_FREE || k->c != c) return len; /* closed meanwhile */
+    }
+    return off;
+}
+
+static void h_connect(void *ctx, struct rio_conn *c, int err)
+{
+    struct rabia_replica *r = ctx;
+    uint32_t ci = conn_index(c);
+    if (ci == UINT32_MAX) return;
+    struct conn *k = &r->conns[ci];
+    struct peer *pe = &r->peers[k->peer];
+    if (err) {
+        rlog(r, RABIA_LOG_DEBUG, "connect to replica %u: %s", k->peer + 1, rabia_strerror(err));
+        return; /* on_close follows and schedules the redial */
+    }
+    struct rabia_msg hello = {.type = RABIA_MSG_HELLO, .from = r->self, .u64 = r->cluster_id,
+                              .u64b = r->incarnation, .value = RABIA_PROTOCOL_VERSION};
+    send_frame(r, c, &hello);
+    pe->out_ready = true;
+    pe->backoff_us = 0;
+    rlog(r, RABIA_LOG_INFO, "connected to replica %u", k->peer + 1);
+    struct rabia_event ev = {.type = RABIA_EV_PEER_UP, .peer = k->peer};
+    core_step(r, &ev);
+}
+
+static void h_close(void *ctx, struct rio_conn *c, int err)
+{
+    struct rabia_replica *r = ctx;
+    uint32_t ci = conn_index(c);
+    if (ci == UINT32_MAX) return;
+    struct conn *k = &r->conns[ci];
+    if (k->kind == CK_PEER_OUT) {
+        struct peer *pe = &r->peers[k->peer];
+        if (pe->out == ci) {
+            if (pe->out_ready) {
+                rlog(r, RABIA_LOG_INFO, "lost connection to replica %u: %s", k->peer + 1,
+                     err ? rabia_strerror(err) : "closed by peer");
+                struct rabia_event ev = {.type = RABIA_EV_PEER_DOWN, .peer = k->peer};
+                core_step(r, &ev);
+            }
+            pe->out = UINT32_MAX;
+            pe->out_ready = false;
+            pe->backoff_us = pe->backoff_us ? (pe->backoff_us * 2 > 2000000 ? 2000000 : pe->backoff_us * 2) : 50000;
+            pe->redial_at_us = rio_now_us() + pe->backoff_us;
+        }
+    } else if (k->kind == CK_PEER_IN) {
+        struct peer *pe = &r->peers[k->peer];
+        if (pe->in == ci) pe->in = UINT32_MAX;
+    }
+    conn_release(r, ci);
+}
+
+/* ------------------------------------------------------------------ */
+/* batches, application queue, status */
+
+static void cut_batches(struct rabia_replica *r)
+{
+    uint64_t now = rio_now_us();
+    bool idle = rabia_core_inflight(r->core) == 0 && !rabia_core_recovering(r->core);
+    for (int guard = 0; guard < 64; guard++) {
+        const struct rabia_buf *b = batcher_poll(&r->batcher, now, idle);
+        if (!b) break;
+        struct rabia_event ev = {.type = RABIA_EV_SUBMIT, .body = b->data, .body_len = (uint32_t)b->len,
+                                 .now_us = now};
+        struct rabia_update u;
+        int rc = rabia_core_step(r->core, &ev, &u);
+        handle_update(r, &u);
+        if (rc) break; /* pending queue full: keep it, retry next turn */
+        batcher_pop(&r->batcher);
+        idle = false;
+    }
+}
+
+static void drain_app(struct rabia_replica *r)
+{
+    for (;;) {
+        struct app_op op;
+        pthread_mutex_lock(&r->app_mu);
+        if (!r->app_len) {
+            pthread_mutex_unlock(&r->app_mu);
+            return;
+        }
+        op = r->app_q[r->app_head];
+        r->app_head = (r->app_head + 1) % APP_QUEUE;
+        r->app_len--;
+        pthread_mutex_unlock(&r->app_mu);
+        uint64_t seq = ++r->app_seq;
+        /* the application's own session: everything below seq-64 is done or
+         * abandoned by the time seq is submitted (bounded queue) */
+        uint64_t ack = seq > 60 ? seq - 60 : 1;
+        enqueue_request(r, r->app_client_id, seq, ack, op.op, (uint32_t)op.len, MAX_CONNS, 0, op.fn, op.ctx);
+        free(op.op);
+    }
+}
+
+static void publish_status(struct rabia_replica *r)
+{
+    struct rabia_replica_status st = {0};
+    st.id = r->cfg.id;
+    st.n = r->cfg.n;
+    st.recovering = rabia_core_recovering(r->core);
+    for (uint8_t p = 0; p < r->cfg.n; p++)
+        if (p != r->self && r->peers[p].out_ready) st.peers_up |= (uint8_t)(1u << p);
+    st.incarnation = r->incarnation;
+    st.applied = rabia_rsm_applied(r->rsm);
+    st.known = rabia_core_known_slot(r->core);
+    const struct rabia_stats *s = rabia_core_stats(r->core);
+    st.slots_decided = s->slots_decided;
+    st.slots_null = s->slots_null;
+    st.slots_fast = s->slots_fast;
+    st.max_phase = s->max_phase;
+    pthread_mutex_lock(&r->st_mu);
+    st.state_hash = r->st.state_hash;
+    r->st = st;
+    pthread_mutex_unlock(&r->st_mu);
+}
+
+void rabia_replica_get_status(struct rabia_replica *r, struct rabia_replica_status *st)
+{
+    pthread_mutex_lock(&r->st_mu);
+    *st = r->st;
+    pthread_mutex_unlock(&r->st_mu);
+}
+
+/* ------------------------------------------------------------------ */
+/* lifecycle */
+
+static int listen_on(struct rabia_replica *r, const char *addr, struct rio_listener **out, const char *key, char *err,
+                     size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    size_t hl = (size_t)(colon - addr);
+    if (hl >= sizeof host) hl = sizeof host - 1;
+    memcpy(host, addr, hl);
+    host[hl] = 0;
+    int rc = rio_listen(r->loop, host, (uint16_t)atoi(colon + 1), NULL, out);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s %s: cannot listen: %s%s", key, addr, rabia_strerror(rc),
+                 rc == -EADDRINUSE ? " (another process uses the port: stop it or choose another port)" : "");
+        return rc;
+    }
+    return 0;
+}
+
+int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_config *cfg,
+                         const struct rabia_sm_ops *sm, char *err, size_t errlen)
+{
+    *out = NULL;
+    int rc = rabia_replica_config_check(cfg, err, errlen);
+    if (rc) return rc;
+    struct rabia_replica *r = calloc(1, sizeof(*r));
+    if (!r) return -ENOMEM;
+    r->cfg = *cfg;
+    r->sm = sm;
+    r->self = (uint8_t)(cfg->id - 1);
+    r->cluster_id = cfg->cluster_id ? cfg->cluster_id : derive_cluster_id(cfg);
+    pthread_mutex_init(&r->app_mu, NULL);
+    pthread_mutex_init(&r->st_mu, NULL);
+    for (int p = 0; p < RABIA_MAX_REPLICAS; p++) r->peers[p].out = r->peers[p].in = UINT32_MAX;
+    r->conns = calloc(MAX_CONNS, sizeof(*r->conns));
+    r->waiters = calloc(WAITERS_CAP, sizeof(*r->waiters));
+    if (!r->conns || !r->waiters) {
+        rabia_replica_destroy(r);
+        return -ENOMEM;
+    }
+    bool existed;
+    rc = rabia_incarnation_next(cfg->data_dir, &r->incarnation, &existed, err, errlen);
+    if (rc) {
+        rabia_replica_destroy(r);
+        return rc;
+    }
+    struct rabia_config cc;
+    rabia_config_default(&cc, cfg->n, r->self);
+    cc.epoch = 1;
+    cc.cluster_seed = r->cluster_id;
+    cc.incarnation = r->incarnation;
+    cc.window = cfg->window;
+    cc.policy = cfg->policy;
+    cc.max_batch_bytes = cfg->batch_max_bytes;
+    cc.retransmit_us = (uint64_t)cfg->retransmit_ms * 1000;
+    cc.recovering = existed || cfg->rejoin; /* a restart: the horizon rule applies */
+    char why[256];
+    if (rabia_config_check(&cc, why, sizeof why)) {
+        snprintf(err, errlen, "consensus settings: %s", why);
+        rabia_replica_destroy(r);
+        return RABIA_E_CONFIG;
+    }
+    r->core = rabia_core_create(&cc);
+    struct rabia_rsm_config rc_cfg = {.max_sessions = cfg->max_sessions, .max_reply_bytes = 4096};
+    r->rsm = rabia_rsm_create(sm, &rc_cfg);
+    struct batcher_cfg bc;
+    batcher_cfg_default(&bc);
+    bc.max_bytes = cfg->batch_max_bytes;
+    bc.max_reqs = cfg->batch_max_reqs;
+    bc.timeout_us = cfg->batch_timeout_us;
+    bc.max_pending_bytes = 64u << 20;
+    if (!r->core || !r->rsm || batcher_init(&r->batcher, &bc)) {
+        snprintf(err, errlen, "out of memory creating the replica (batch-max-bytes %u too large?)",
+                 cfg->batch_max_bytes);
+        rabia_replica_destroy(r);
+        return -ENOMEM;
+    }
+    struct rio_handlers h = {.on_accept = h_accept, .on_data = h_data, .on_connect = h_connect, .on_close = h_close};
+    rc = rio_loop_create(&r->loop, &h, r, err, errlen);
+    if (rc) {
+        rabia_replica_destroy(r);
+        return rc;
+    }
+    char peer_addr[RABIA_ADDR_MAX];
+    if (cfg->peer_listen[0]) snprintf(peer_addr, sizeof peer_addr, "%s", cfg->peer_listen);
+    else snprintf(peer_addr, sizeof peer_addr, "0.0.0.0:%u", cfg->members[r->self].port);
+    if ((rc = listen_on(r, peer_addr, &r->l_peer, "peer-listen", err, errlen)) ||
+        (cfg->client_listen[0] && (rc = listen_on(r, cfg->client_listen, &r->l_client, "client-listen", err, errlen))) ||
+        (cfg->resp_listen[0] && (rc = listen_on(r, cfg->resp_listen, &r->l_resp, "resp-listen", err, errlen)))) {
+        rabia_replica_destroy(r);
+        return rc;
+    }
+    uint64_t seed[2] = {r->incarnation, r->cluster_id};
+    r->app_client_id = XXH64(seed, sizeof seed, 0xA99u + r->self) | 1;
+    publish_status(r);
+    rlog(r, RABIA_LOG_INFO, "replica %u of %u, incarnation %" PRIu64 "%s, cluster %016" PRIx64 ", state machine %s",
+         cfg->id, cfg->n, r->incarnation, existed ? " (restart: recovering from peers)" : " (first start)",
+         r->cluster_id, sm->name);
+    *out = r;
+    return 0;
+}
+
+int rabia_replica_run(struct rabia_replica *r)
+{
+    struct rabia_event start = {.type = RABIA_EV_TICK};
+    core_step(r, &start);
+    uint64_t last_status = 0;
+    while (!r->stop) {
+        uint64_t now = rio_now_us();
+        for (uint8_t p = 0; p < r->cfg.n; p++) {
+            struct peer *pe = &r->peers[p];
+            if (p != r->self && pe->out == UINT32_MAX && now >= pe->redial_at_us) dial(r, p);
+        }
+        if (r->next_tick_us && now >= r->next_tick_us) {
+            r->next_tick_us = 0;
+            struct rabia_event ev = {.type = RABIA_EV_TICK};
+            core_step(r, &ev);
+        }
+        drain_app(r);
+        cut_batches(r);
+        if (now - last_status >= 100000) {
+            publish_status(r);
+            last_status = now;
+        }
+        /* sleep until the next deadline */
+        uint64_t next = now + 100000;
+        if (r->next_tick_us && r->next_tick_us < next) next = r->next_tick_us;
+        uint64_t bd = batcher_deadline(&r->batcher);
+        if (bd && bd < next) next = bd;
+        for (uint8_t p = 0; p < r->cfg.n; p++)
+            if (p != r->self && r->peers[p].out == UINT32_MAX && r->peers[p].redial_at_us < next)
+                next = r->peers[p].redial_at_us;
+        now = rio_now_us();
+        int rc = rio_run_once(r->loop, next > now ? next - now : 0);
+        if (rc < 0 && rc != -EINTR && rc != -ETIME) {
+            rlog(r, RABIA_LOG_ERROR, "event loop: %s", rabia_strerror(rc));
+            return rc;
+        }
+        /* replies made by the loop's callbacks may have unblocked pipelines */
+        for (uint32_t i = 0; i < MAX_CONNS; i++)
+            if (r->conns[i].kind == CK_RESP && r->conns[i].in.len && !r->conns[i].inflight) resp_pump(r, i);
+    }
+    rlog(r, RABIA_LOG_INFO, "stopping (applied up to slot %" PRIu64 ")", rabia_rsm_applied(r->rsm));
+    return 0;
+}
+
+void rabia_replica_stop(struct rabia_replica *r)
+{
+    r->stop = 1;
+    if (r->loop) rio_loop_wake(r->loop);
+}
+
+void rabia_replica_destroy(struct rabia_replica *r)
+{
+    if (!r) return;
+    if (r->loop) rio_loop_destroy(r->loop);
+    if (r->conns) {
+        for (uint32_t i = 0; i < MAX_CONNS; i++)
+            if (r->conns[i].kind != CK_FREE) conn_release(r, i);
+    }
+    for (int p = 0; p < RABIA_MAX_REPLICAS; p++) free(r->peers[p].snap);
+    for (uint32_t i = 0; i < r->app_len; i++) free(r->app_q[(r->app_head + i) % APP_QUEUE].op);
+    batcher_free(&r->batcher);
+    rabia_core_destroy(r->core);
+    if (r->rsm) rabia_rsm_destroy(r->rsm);
+    rabia_buf_free(&r->scratch);
+    free(r->conns);
+    free(r->waiters);
+    pthread_mutex_destroy(&r->app_mu);
+    pthread_mutex_destroy(&r->st_mu);
+    free(r);
+}
+
+int rabia_replica_submit(struct rabia_replica *r, const void *op, size_t len, rabia_replica_done_fn done, void *ctx)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy) return -ENOMEM;
+    memcpy(copy, op, len);
+    pthread_mutex_lock(&r->app_mu);
+    if (r->app_len >= APP_QUEUE) {
+        pthread_mutex_unlock(&r->app_mu);
+        free(copy);
+        return -ENOBUFS;
+    }
+    r->app_q[(r->app_head + r->app_len) % APP_QUEUE] = (struct app_op){copy, len, done, ctx};
+    r->app_len++;
+    pthread_mutex_unlock(&r->app_mu);
+    rio_loop_wake(r->loop);
+    return 0;
+}
+
+struct call_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done, abandoned;
+    int status;
+    struct rabia_buf res;
+};
+
+static void call_done(void *ctx, int status, const uint8_t *res, size_t len)
+{
+    struct call_wait *w = ctx;
+    pthread_mutex_lock(&w->mu);
+    if (w->abandoned) { /* the caller timed out: we own it now */
+        pthread_mutex_unlock(&w->mu);
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        rabia_buf_free(&w->res);
+        free(w);
+        return;
+    }
+    w->status = status;
+    if (len) rabia_buf_append(&w->res, res, len);
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int rabia_replica_call(struct rabia_replica *r, const void *op, size_t len, struct rabia_buf *result, int timeout_ms)
+{
+    struct call_wait *w = calloc(1, sizeof(*w));
+    if (!w) return -ENOMEM;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    int rc = rabia_replica_submit(r, op, len, call_done, w);
+    if (rc) {
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+        free(w);
+        return rc;
+    }
+    struct timespec dl;
+    clock_gettime(CLOCK_MONOTONIC, &dl);
+    dl.tv_sec += timeout_ms / 1000;
+    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (dl.tv_nsec >= 1000000000L) {
+        dl.tv_sec++;
+        dl.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&w->mu);
+    while (!w->done)
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &dl) == ETIMEDOUT) break;
+    if (!w->done) {
+        w->abandoned = true; /* call_done frees it */
+        pthread_mutex_unlock(&w->mu);
+        return -ETIMEDOUT;
+    }
+    pthread_mutex_unlock(&w->mu);
+    rc = w->status;
+    if (result) {
+        rabia_buf_clear(result);
+        rabia_buf_append(result, w->res.data, w->res.len);
+    }
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    rabia_buf_free(&w->res);
+    free(w);
+    return rc;
+}

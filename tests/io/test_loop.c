@@ -1,0 +1,748 @@
+/* tests/io/test_loop.c: io/loop over 127.0.0.1: echo, framing, closes, limits, wake (ctest io.loop). */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "check.h"
+#include "loop.h"
+
+/* Every wait in this file is bounded by this; a pass takes about a second. */
+#define PHASE_TIMEOUT_MS 15000
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static void fill(uint64_t *seed, uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t v = splitmix(seed);
+        memcpy(p + i, &v, n - i < 8 ? n - i : 8);
+    }
+}
+static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+/* ======================= server (its own thread and loop) ======================= */
+
+enum mode { M_ECHO, M_FRAMED, M_CLOSE_ON_X, M_STREAM, M_QUIT, M_REJECT, M_LIMIT, M_COUNT };
+#define QUIT_BYTES ((size_t)4 << 20)
+#define QUIT_SEED 42u
+#define FRAME_LEN 64 /* 4-byte length + 60 bytes: seq (8) and filler */
+
+struct sconn {
+    enum mode mode;
+    struct rio_conn *c;
+    bool closed_by_us;
+    uint64_t frames;
+    struct sconn *next; /* stream conns the server keeps feeding */
+};
+
+struct server {
+    pthread_t th;
+    struct rio_loop *loop;
+    atomic_int ready, stop, woken;
+    uint16_t port[M_COUNT];
+    struct sconn *streams;
+    /* results, read by the main thread */
+    atomic_int closes[M_COUNT];
+    atomic_int close_eof[M_COUNT], close_reset[M_COUNT], close_other[M_COUNT];
+    atomic_int emsgsize;
+    atomic_int data_after_close;
+    atomic_int frame_errors;
+    atomic_long frames;
+    struct rio_stats stats;
+};
+static struct server S;
+
+static int s_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
+{
+    enum mode m = (enum mode)(intptr_t)rio_listener_user(l);
+    if (m == M_REJECT)
+        return -1;
+    struct sconn *sc = calloc(1, sizeof *sc);
+    if (!sc)
+        return -1;
+    sc->mode = m;
+    sc->c = c;
+    rio_conn_set_user(c, sc);
+    if (m == M_LIMIT)
+        rio_conn_set_limits(c, 64 * 1024, 0);
+    if (m == M_QUIT) {
+        uint8_t *buf = malloc(QUIT_BYTES);
+        uint64_t seed = QUIT_SEED;
+        fill(&seed, buf, QUIT_BYTES);
+        CHECK_EQ(rio_send(c, buf, QUIT_BYTES), 0);
+        free(buf);
+        rio_close_after_send(c);
+        CHECK_EQ(rio_send(c, "x", 1), -ESHUTDOWN);
+    }
+    if (m == M_STREAM) {
+        sc->next = S.streams;
+        S.streams = sc;
+    }
+    return 0;
+}
+
+static size_t s_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len)
+{
+    struct sconn *sc = rio_conn_user(c);
+    if (sc->closed_by_us)
+        atomic_fetch_add(&S.data_after_close, 1);
+    switch (sc->mode) {
+    case M_ECHO:
+        if (rio_send(c, p, len) < 0)
+            rio_close(c);
+        return len;
+    case M_FRAMED: {
+        /* Consume whole frames only: the tail waits for the next data. */
+        size_t off = 0;
+        while (len - off >= 4) {
+            uint32_t flen = get32(p + off);
+            if (flen != FRAME_LEN - 4) {
+                atomic_fetch_add(&S.frame_errors, 1);
+                rio_close(c);
+                return off;
+            }
+            if (len - off < FRAME_LEN)
+                break;
+            uint64_t seq = get64(p + off + 4);
+            if (seq != sc->frames)
+                atomic_fetch_add(&S.frame_errors, 1);
+            sc->frames++;
+            uint8_t reply[8];
+            memcpy(reply, &seq, 8);
+            if (rio_send(c, reply, 8) < 0)
+                atomic_fetch_add(&S.frame_errors, 1);
+            off += FRAME_LEN;
+        }
+        atomic_fetch_add(&S.frames, (long)(off / FRAME_LEN));
+        return off;
+    }
+    case M_CLOSE_ON_X: {
+        const uint8_t *x = memchr(p, 'X', len);
+        if (!x)
+            return len;
+        rio_close(c); /* from inside on_data: no more data may follow */
+        sc->closed_by_us = true;
+        return (size_t)(x - p) + 1;
+    }
+    case M_LIMIT:
+        return 0; /* never consume: the input limit must close it */
+    default:
+        return len;
+    }
+}
+
+static void s_close(void *ctx, struct rio_conn *c, int err)
+{
+    struct sconn *sc = rio_conn_user(c);
+    atomic_fetch_add(&S.closes[sc->mode], 1);
+    if (err == 0)
+        atomic_fetch_add(&S.close_eof[sc->mode], 1);
+    else if (err == -ECONNRESET || err == -EPIPE)
+        atomic_fetch_add(&S.close_reset[sc->mode], 1);
+    else
+        atomic_fetch_add(&S.close_other[sc->mode], 1);
+    if (err == -EMSGSIZE)
+        atomic_fetch_add(&S.emsgsize, 1);
+    for (struct sconn **pp = &S.streams; *pp; pp = &(*pp)->next)
+        if (*pp == sc) {
+            *pp = sc->next;
+            break;
+        }
+    free(sc);
+}
+
+static void *server_main(void *arg)
+{
+    static const struct rio_handlers h = {.on_accept = s_accept, .on_data = s_data, .on_close = s_close};
+    char err[256];
+    /* The loop is created on the thread that runs it (SINGLE_ISSUER). */
+    if (rio_loop_create(&S.loop, &h, NULL, err, sizeof err) < 0) {
+        fprintf(stderr, "server: %s\n", err);
+        atomic_store(&S.ready, -1);
+        return NULL;
+    }
+    for (int m = 0; m < M_COUNT; m++) {
+        struct rio_listener *ls;
+        int r = rio_listen(S.loop, "127.0.0.1", 0, (void *)(intptr_t)m, &ls);
+        CHECK_EQ(r, 0);
+        if (r < 0) {
+            atomic_store(&S.ready, -1);
+            return NULL;
+        }
+        S.port[m] = rio_listener_port(ls);
+    }
+    atomic_store(&S.ready, 1);
+    static uint8_t chunk[64 * 1024];
+    uint64_t seed = 7;
+    fill(&seed, chunk, sizeof chunk);
+    while (!atomic_load(&S.stop)) {
+        int r = rio_run_once(S.loop, 100000);
+        CHECK(r >= 0);
+        /* Keep each stream conn's queue topped up: a peer that closes mid
+         * stream must surface as on_close, never as a crash or a hang. */
+        for (struct sconn *sc = S.streams; sc; sc = sc->next)
+            while (rio_conn_pending(sc->c) < 256 * 1024 && rio_send(sc->c, chunk, sizeof chunk) == 0) {
+            }
+    }
+    /* Main writes the wake after setting stop: do not free the loop under it. */
+    while (!atomic_load(&S.woken))
+        usleep(1000);
+    rio_loop_stats(S.loop, &S.stats);
+    rio_loop_destroy(S.loop);
+    return NULL;
+}
+
+/* ======================= client (main thread) ======================= */
+
+struct cconn {
+    enum mode mode;
+    struct rio_conn *c;
+    int connect_calls, close_calls;
+    bool connect_before_close; /* on_connect ran while on_close had not */
+    int connect_err, close_err;
+    bool connected, done;
+    /* echo */
+    uint64_t total, sent, recvd, seed;
+    XXH3_state_t *hs, *hr;
+    /* framed */
+    uint64_t frames_total, frames_sent, replies, reply_errors;
+    /* quit / stream / others */
+    uint64_t got;
+    bool closing;
+};
+
+static size_t c_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len)
+{
+    struct cconn *cc = rio_conn_user(c);
+    switch (cc->mode) {
+    case M_ECHO:
+        XXH3_64bits_update(cc->hr, p, len);
+        cc->recvd += len;
+        return len;
+    case M_FRAMED: {
+        size_t off = 0;
+        for (; len - off >= 8; off += 8) { /* the 8-byte tail may be split: keep it */
+            if (get64(p + off) != cc->replies)
+                cc->reply_errors++;
+            cc->replies++;
+        }
+        return off;
+    }
+    case M_QUIT:
+        XXH3_64bits_update(cc->hr, p, len);
+        cc->got += len;
+        return len;
+    case M_STREAM:
+        cc->got += len;
+        if (cc->got > (1u << 20) && !cc->closing) {
+            cc->closing = true;
+            rio_close(c); /* mid-stream, from inside on_data */
+        }
+        return len;
+    default:
+        cc->got += len;
+        return len;
+    }
+}
+static void c_connect(void *ctx, struct rio_conn *c, int err)
+{
+    struct cconn *cc = rio_conn_user(c);
+    cc->connect_calls++;
+    cc->connect_err = err;
+    cc->connect_before_close = cc->close_calls == 0;
+    if (err == 0)
+        cc->connected = true;
+}
+static void c_close(void *ctx, struct rio_conn *c, int err)
+{
+    struct cconn *cc = rio_conn_user(c);
+    cc->close_calls++;
+    cc->close_err = err;
+    cc->done = true;
+    cc->c = NULL;
+}
+static const struct rio_handlers CH = {.on_data = c_data, .on_connect = c_connect, .on_close = c_close};
+
+/* Run the loop until cond(arg) holds; false (and a failed check) on timeout. */
+typedef bool (*cond_fn)(void *arg);
+static bool drive(struct rio_loop *l, cond_fn cond, void *arg, void (*pump)(void *), const char *what)
+{
+    uint64_t deadline = rio_now_us() + PHASE_TIMEOUT_MS * 1000ull;
+    while (!cond(arg)) {
+        if (rio_now_us() > deadline) {
+            fprintf(stderr, "timeout waiting for %s\n", what);
+            CHECK(!"timeout");
+            return false;
+        }
+        if (pump)
+            pump(arg);
+        int r = rio_run_once(l, 10000);
+        CHECK(r >= 0);
+        if (r < 0)
+            return false;
+    }
+    return true;
+}
+
+struct group {
+    struct cconn *cc;
+    int n;
+};
+static bool all_done(void *arg)
+{
+    struct group *g = arg;
+    for (int i = 0; i < g->n; i++)
+        if (!g->cc[i].done)
+            return false;
+    return true;
+}
+static bool all_connected(void *arg)
+{
+    struct group *g = arg;
+    for (int i = 0; i < g->n; i++)
+        if (!g->cc[i].connected && !g->cc[i].done)
+            return false;
+    return true;
+}
+
+static struct rio_loop *client_loop(void)
+{
+    struct rio_loop *l = NULL;
+    char err[256];
+    int r = rio_loop_create(&l, &CH, NULL, err, sizeof err);
+    if (r < 0) {
+        fprintf(stderr, "client: %s\n", err);
+        exit(1);
+    }
+    return l;
+}
+
+static void open_conn(struct rio_loop *l, struct cconn *cc, enum mode m)
+{
+    cc->mode = m;
+    int r = rio_connect(l, "127.0.0.1", S.port[m], cc, &cc->c);
+    CHECK_EQ(r, 0);
+}
+
+/* ---- connect to a port nobody listens on ---- */
+static void test_connect_refused(void)
+{
+    struct rio_loop *l = client_loop();
+    /* Bound but not listening: the port stays ours, so nobody else can take
+     * it between picking it and connecting. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    CHECK_EQ(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    struct cconn cc = {.mode = M_ECHO};
+    CHECK_EQ(rio_connect(l, "127.0.0.1", ntohs(a.sin_port), &cc, &cc.c), 0);
+    struct group g = {&cc, 1};
+    drive(l, all_done, &g, NULL, "refused connect");
+    CHECK_EQ(cc.connect_calls, 1);
+    CHECK_EQ(cc.connect_err, -ECONNREFUSED);
+    CHECK_EQ(cc.close_calls, 1); /* on_close follows a failed connect */
+    CHECK_EQ(cc.close_err, -ECONNREFUSED);
+    close(fd);
+
+    /* rio_close before the connect completes: on_connect(-ECANCELED), then on_close(0) */
+    struct cconn c2 = {.mode = M_ECHO};
+    CHECK_EQ(rio_connect(l, "127.0.0.1", S.port[M_ECHO], &c2, &c2.c), 0);
+    rio_close(c2.c);
+    CHECK_EQ(c2.connect_calls, 0); /* never re-entrantly */
+    g.cc = &c2;
+    drive(l, all_done, &g, NULL, "cancelled connect");
+    CHECK_EQ(c2.connect_calls, 1);
+    CHECK_EQ(c2.connect_err, -ECANCELED);
+    CHECK_EQ(c2.close_calls, 1);
+    CHECK_EQ(c2.close_err, 0);
+    CHECK(c2.connect_before_close);
+
+    /* no host fails synchronously */
+    struct rio_conn *dummy;
+    CHECK_EQ(rio_connect(l, NULL, 1, NULL, &dummy), -EINVAL);
+    rio_loop_destroy(l);
+}
+
+/* ---- many connections, small and multi-MiB echoes, checked by hash ---- */
+#define ECHO_SMALL 64
+#define ECHO_BIG 4
+/* echo conns the server sees close: the echo test's, plus the one
+ * test_limits_and_destroy leaves to rio_loop_destroy (the connect cancelled in
+ * test_connect_refused never reaches the server) */
+#define ECHO_EXPECTED_CLOSES (ECHO_SMALL + ECHO_BIG + 1)
+static void echo_pump(void *arg)
+{
+    static uint8_t buf[16 * 1024];
+    struct group *g = arg;
+    for (int i = 0; i < g->n; i++) {
+        struct cconn *cc = &g->cc[i];
+        if (!cc->connected || cc->done)
+            continue;
+        while (cc->sent < cc->total && rio_conn_pending(cc->c) < 256 * 1024) {
+            size_t n = cc->total - cc->sent < sizeof buf ? cc->total - cc->sent : sizeof buf;
+            fill(&cc->seed, buf, n);
+            XXH3_64bits_update(cc->hs, buf, n);
+            if (rio_send(cc->c, buf, n) != 0) {
+                CHECK(!"rio_send failed");
+                break;
+            }
+            cc->sent += n;
+        }
+    }
+}
+static bool echo_done(void *arg)
+{
+    struct group *g = arg;
+    for (int i = 0; i < g->n; i++)
+        if (g->cc[i].recvd < g->cc[i].total && !g->cc[i].done)
+            return false;
+    return true;
+}
+static void test_echo(void)
+{
+    struct rio_loop *l = client_loop();
+    int ns = ECHO_SMALL, n = ECHO_SMALL + ECHO_BIG;
+    struct cconn *cc = calloc((size_t)n, sizeof *cc);
+    for (int i = 0; i < n; i++) {
+        cc[i].total = i < ns ? 64 * 1024 + (uint64_t)i * 37 : (uint64_t)8 << 20;
+        cc[i].seed = 1000 + (uint64_t)i;
+        cc[i].hs = XXH3_createState();
+        cc[i].hr = XXH3_createState();
+        XXH3_64bits_reset(cc[i].hs);
+        XXH3_64bits_reset(cc[i].hr);
+        open_conn(l, &cc[i], M_ECHO);
+    }
+    struct group g = {cc, n};
+    uint64_t t0 = rio_now_us();
+    drive(l, all_connected, &g, NULL, "echo connects");
+    drive(l, echo_done, &g, echo_pump, "echo data");
+    uint64_t t1 = rio_now_us();
+    uint64_t bytes = 0;
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ(cc[i].connect_err, 0);
+        CHECK_EQ(cc[i].recvd, cc[i].total);
+        CHECK(XXH3_64bits_digest(cc[i].hs) == XXH3_64bits_digest(cc[i].hr));
+        CHECK_EQ(cc[i].close_calls, 0);
+        char peer[64];
+        CHECK_EQ(rio_conn_peer(cc[i].c, peer, sizeof peer), 0);
+        if (i == 0)
+            CHECK(strncmp(peer, "127.0.0.1:", 10) == 0);
+        bytes += cc[i].total;
+        rio_close(cc[i].c);
+    }
+    drive(l, all_done, &g, NULL, "echo closes");
+    for (int i = 0; i < n; i++) {
+        CHECK_EQ(cc[i].close_calls, 1);
+        CHECK_EQ(cc[i].close_err, 0);
+        XXH3_freeState(cc[i].hs);
+        XXH3_freeState(cc[i].hr);
+    }
+    struct rio_stats st;
+    rio_loop_stats(l, &st);
+    printf("     echo: %d conns, %.1f MiB each way in %.0f ms; client sends %llu, short %llu, "
+           "recv cqes %llu, enobufs %llu\n",
+           n, (double)bytes / (1 << 20), (double)(t1 - t0) / 1000, (unsigned long long)st.sends,
+           (unsigned long long)st.short_sends, (unsigned long long)st.recv_cqes,
+           (unsigned long long)st.recv_enobufs);
+    CHECK_EQ(st.conns_open, 0);
+    free(cc);
+    rio_loop_destroy(l);
+}
+
+/* ---- many small messages: framing with partial frames, coalescing ---- */
+#define FRAMES 200000
+static void framed_pump(void *arg)
+{
+    struct group *g = arg;
+    struct cconn *cc = g->cc;
+    if (!cc->connected || cc->done)
+        return;
+    uint8_t f[FRAME_LEN];
+    memset(f, 0xab, sizeof f);
+    uint32_t flen = FRAME_LEN - 4;
+    memcpy(f, &flen, 4);
+    /* One rio_send per message: the loop must coalesce them. */
+    for (int k = 0; k < 2000 && cc->frames_sent < cc->frames_total; k++) {
+        memcpy(f + 4, &cc->frames_sent, 8);
+        if (rio_send(cc->c, f, sizeof f) != 0) {
+            CHECK(!"rio_send failed");
+            return;
+        }
+        cc->frames_sent++;
+    }
+}
+static bool framed_done(void *arg)
+{
+    struct group *g = arg;
+    return g->cc->replies >= g->cc->frames_total || g->cc->done;
+}
+static void test_small_messages(void)
+{
+    struct rio_loop *l = client_loop();
+    struct cconn cc = {.frames_total = FRAMES};
+    open_conn(l, &cc, M_FRAMED);
+    struct group g = {&cc, 1};
+    uint64_t t0 = rio_now_us();
+    drive(l, framed_done, &g, framed_pump, "small messages");
+    uint64_t t1 = rio_now_us();
+    CHECK_EQ(cc.replies, FRAMES);
+    CHECK_EQ(cc.reply_errors, 0);
+    CHECK_EQ(cc.close_calls, 0);
+    struct rio_stats st;
+    rio_loop_stats(l, &st);
+    printf("     small: %d x %d-byte messages and replies in %.0f ms (%.2f M msgs/s); "
+           "client sends %llu (%.0f msgs per send)\n",
+           FRAMES, FRAME_LEN, (double)(t1 - t0) / 1000, FRAMES / (double)(t1 - t0),
+           (unsigned long long)st.sends, (double)FRAMES / (double)(st.sends ? st.sends : 1));
+    CHECK(st.sends * 10 < FRAMES); /* coalescing: far fewer sends than messages */
+    rio_close(cc.c);
+    drive(l, all_done, &g, NULL, "small close");
+    CHECK_EQ(cc.close_err, 0);
+    rio_loop_destroy(l);
+}
+
+/* ---- closes: in on_data, mid-stream, after send, rejected, input limit ---- */
+static bool stream_closed_on_server(void *arg) { return atomic_load(&S.closes[M_STREAM]) >= 1; }
+static bool limit_closed_on_server(void *arg) { return atomic_load(&S.emsgsize) >= 1; }
+static bool framed_closed_on_server(void *arg) { return atomic_load(&S.closes[M_FRAMED]) >= 3; }
+
+static void test_closes(void)
+{
+    struct rio_loop *l = client_loop();
+    struct cconn cc[5];
+    memset(cc, 0, sizeof cc);
+    open_conn(l, &cc[0], M_CLOSE_ON_X);
+    open_conn(l, &cc[1], M_STREAM);
+    open_conn(l, &cc[2], M_QUIT);
+    open_conn(l, &cc[3], M_REJECT);
+    open_conn(l, &cc[4], M_LIMIT);
+    cc[2].hr = XXH3_createState();
+    XXH3_64bits_reset(cc[2].hr);
+    /* queued before the connects complete; leaves once they do */
+    CHECK_EQ(rio_send(cc[0].c, "hello", 5), 0);
+    CHECK_EQ(rio_send(cc[0].c, "XYZ and more after the close", 28), 0);
+    uint8_t *big = calloc(1, 1 << 20);
+    CHECK_EQ(rio_send(cc[4].c, big, 1 << 20), 0);
+    free(big);
+    struct group g = {cc, 5};
+    drive(l, all_done, &g, NULL, "close scenarios");
+
+    /* server closed inside on_data: client sees EOF (or RST: unread data) */
+    CHECK_EQ(cc[0].close_calls, 1);
+    CHECK(cc[0].close_err == 0 || cc[0].close_err == -ECONNRESET);
+    /* client closed mid-stream from inside on_data: local close reports 0 */
+    CHECK_EQ(cc[1].close_calls, 1);
+    CHECK_EQ(cc[1].close_err, 0);
+    CHECK(cc[1].got > (1u << 20));
+    /* close_after_send: all 4 MiB arrive, then EOF */
+    CHECK_EQ(cc[2].close_calls, 1);
+    CHECK_EQ(cc[2].close_err, 0);
+    CHECK_EQ(cc[2].got, QUIT_BYTES);
+    {
+        uint8_t *buf = malloc(QUIT_BYTES);
+        uint64_t seed = QUIT_SEED;
+        fill(&seed, buf, QUIT_BYTES);
+        CHECK(XXH3_64bits(buf, QUIT_BYTES) == XXH3_64bits_digest(cc[2].hr));
+        free(buf);
+        XXH3_freeState(cc[2].hr);
+    }
+    /* rejected by on_accept: connected, then closed without data */
+    CHECK_EQ(cc[3].connect_err, 0);
+    CHECK_EQ(cc[3].close_calls, 1);
+    CHECK_EQ(cc[3].got, 0);
+    /* input limit: the server closed it */
+    CHECK_EQ(cc[4].close_calls, 1);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(cc[i].connect_calls, 1);
+
+    drive(l, stream_closed_on_server, NULL, NULL, "server sees stream peer close");
+    drive(l, limit_closed_on_server, NULL, NULL, "server closes on input limit");
+
+    /* raw peers that vanish mid-frame: one with FIN, one with RST */
+    for (int k = 0; k < 2; k++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(S.port[M_FRAMED]),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+        uint8_t half[FRAME_LEN + FRAME_LEN / 2];
+        memset(half, 0, sizeof half);
+        uint32_t flen = FRAME_LEN - 4;
+        memcpy(half, &flen, 4);
+        memcpy(half + FRAME_LEN, &flen, 4);
+        uint64_t seq1 = 0;
+        memcpy(half + 4, &seq1, 8);
+        CHECK_EQ(write(fd, half, sizeof half), (ssize_t)sizeof half);
+        if (k == 0) {
+            /* read the reply to the whole frame: unread data would make close() send RST */
+            uint8_t reply[8];
+            CHECK_EQ(read(fd, reply, sizeof reply), 8);
+            shutdown(fd, SHUT_WR);
+        } else {
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
+        usleep(20000);
+        close(fd);
+    }
+    /* 1 from test_small_messages, 2 raw peers */
+    drive(l, framed_closed_on_server, NULL, NULL, "server sees raw peers close");
+    rio_loop_destroy(l);
+}
+
+/* ---- output limit and destroy with live connections ---- */
+static void test_limits_and_destroy(void)
+{
+    struct rio_loop *l = client_loop();
+    struct cconn cc = {0};
+    open_conn(l, &cc, M_ECHO);
+    rio_conn_set_limits(cc.c, 0, 1024);
+    CHECK_EQ(rio_send(cc.c, "", 0), 0);
+    static uint8_t buf[1000];
+    CHECK_EQ(rio_send(cc.c, buf, sizeof buf), 0);
+    CHECK_EQ(rio_send(cc.c, buf, 100), -ENOBUFS);
+    CHECK_EQ(rio_conn_pending(cc.c), 1000);
+    struct group g = {&cc, 1};
+    drive(l, all_connected, &g, NULL, "limit connect");
+    /* and one still connecting when the loop goes */
+    struct cconn c2 = {0};
+    open_conn(l, &c2, M_ECHO);
+    rio_loop_destroy(l); /* live conns: on_close(-ECANCELED) */
+    CHECK_EQ(cc.close_calls, 1);
+    CHECK_EQ(cc.close_err, -ECANCELED);
+    CHECK_EQ(c2.connect_calls, 1);
+    CHECK_EQ(c2.connect_err, -ECANCELED);
+    CHECK_EQ(c2.close_calls, 1);
+    CHECK_EQ(c2.close_err, -ECANCELED);
+}
+
+/* ---- wake from another thread and from a signal handler ---- */
+static void *waker(void *arg)
+{
+    usleep(50000);
+    rio_loop_wake(arg);
+    return NULL;
+}
+static struct rio_loop *sig_loop;
+static volatile sig_atomic_t sig_seen;
+static void on_alarm(int sig)
+{
+    sig_seen = 1;
+    rio_loop_wake(sig_loop);
+}
+static void test_wake(void)
+{
+    struct rio_loop *l = client_loop();
+    pthread_t t;
+    uint64_t t0 = rio_now_us();
+    pthread_create(&t, NULL, waker, l);
+    int r = 0;
+    while (r == 0 && rio_now_us() - t0 < 5000000)
+        r = rio_run_once(l, 5000000);
+    uint64_t dt = rio_now_us() - t0;
+    pthread_join(t, NULL);
+    CHECK(r > 0);
+    CHECK(dt < 2000000);
+    struct rio_stats st;
+    rio_loop_stats(l, &st);
+    CHECK_EQ(st.wakes, 1);
+    printf("     wake from a thread: run_once returned after %.1f ms (wake at 50 ms)\n", dt / 1000.0);
+
+    sig_loop = l;
+    struct sigaction sa = {.sa_handler = on_alarm};
+    sigaction(SIGALRM, &sa, NULL); /* no SA_RESTART: the wait sees EINTR */
+    struct itimerval it = {.it_value = {.tv_sec = 0, .tv_usec = 50000}};
+    t0 = rio_now_us();
+    setitimer(ITIMER_REAL, &it, NULL);
+    uint64_t woke_before = st.wakes;
+    while (rio_now_us() - t0 < 5000000) {
+        r = rio_run_once(l, 5000000);
+        CHECK(r >= 0);
+        rio_loop_stats(l, &st);
+        if (st.wakes > woke_before)
+            break;
+    }
+    dt = rio_now_us() - t0;
+    CHECK(sig_seen);
+    CHECK(st.wakes > woke_before);
+    CHECK(dt < 2000000);
+    signal(SIGALRM, SIG_DFL);
+    rio_loop_destroy(l);
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGPIPE, SIG_IGN); /* only the raw sockets here could raise it */
+    {
+        struct rio_loop *l;
+        char err[256];
+        int r = rio_loop_create(&l, &CH, NULL, err, sizeof err);
+        if (r < 0) {
+            fprintf(stderr, "io_uring unavailable: %s\n", err);
+            return 1;
+        }
+        printf("     %s\n", rio_loop_describe(l));
+        rio_loop_destroy(l);
+    }
+    pthread_create(&S.th, NULL, server_main, NULL);
+    while (atomic_load(&S.ready) == 0)
+        usleep(1000);
+    if (atomic_load(&S.ready) < 0)
+        return 1;
+
+    RUN(test_connect_refused);
+    RUN(test_echo);
+    RUN(test_small_messages);
+    RUN(test_closes);
+    RUN(test_limits_and_destroy);
+    RUN(test_wake);
+
+    /* the last client conn (closed by rio_loop_destroy) must reach the server */
+    for (int i = 0; i < PHASE_TIMEOUT_MS && atomic_load(&S.closes[M_ECHO]) < ECHO_EXPECTED_CLOSES; i++)
+        usleep(1000);
+    atomic_store(&S.stop, 1);
+    rio_loop_wake(S.loop);
+    atomic_store(&S.woken, 1);
+    pthread_join(S.th, NULL);
+
+    /* server-side observations */
+    CHECK_EQ(atomic_load(&S.data_after_close), 0);
+    CHECK_EQ(atomic_load(&S.frame_errors), 0);
+    CHECK_EQ(atomic_load(&S.frames), FRAMES + 2); /* + one whole frame per raw peer */
+    CHECK_EQ(atomic_load(&S.closes[M_CLOSE_ON_X]), 1);
+    CHECK_EQ(atomic_load(&S.closes[M_STREAM]), 1);
+    CHECK_EQ(atomic_load(&S.close_other[M_STREAM]), 0); /* EOF, EPIPE or RST only */
+    CHECK_EQ(atomic_load(&S.emsgsize), 1);
+    CHECK_EQ(atomic_load(&S.closes[M_REJECT]), 0); /* rejected: no callback */
+    CHECK_EQ(atomic_load(&S.closes[M_QUIT]), 1);
+    CHECK_EQ(atomic_load(&S.close_eof[M_FRAMED]), 2);   /* small messages + FIN peer */
+    CHECK_EQ(atomic_load(&S.close_reset[M_FRAMED]), 1); /* RST peer */
+    CHECK_EQ(atomic_load(&S.closes[M_ECHO]), ECHO_EXPECTED_CLOSES);
+    CHECK_EQ(S.stats.conns_open, 0);
+    printf("     server: %llu cqes, %llu sends (%llu short), %llu recv cqes, %llu enobufs, "
+           "%llu rearms, %llu accepts\n",
+           (unsigned long long)S.stats.cqes, (unsigned long long)S.stats.sends,
+           (unsigned long long)S.stats.short_sends, (unsigned long long)S.stats.recv_cqes,
+           (unsigned long long)S.stats.recv_enobufs, (unsigned long long)S.stats.recv_rearms,
+           (unsigned long long)S.stats.accepts);
+    return CHECK_DONE();
+}

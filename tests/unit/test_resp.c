@@ -1,0 +1,856 @@
+/* io/resp: the RESP2 parser (every shape, split at every byte, malformed and
+ * oversized input), the dispatcher (Redis's texts, MULTI/EXEC/DISCARD,
+ * connection commands) and end to end with the real KV state machine. */
+#define _GNU_SOURCE /* memmem */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "kv.h"
+#include "resp.h"
+
+#define LIT(s) (const uint8_t *)(s), (sizeof(s) - 1)
+
+/* Compare bytes, printing both (escaped) on a mismatch. */
+static void print_escaped(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n && i < 400; i++) {
+        if (p[i] == '\r')
+            fputs("\\r", stderr);
+        else if (p[i] == '\n')
+            fputs("\\n", stderr);
+        else if (p[i] < 32 || p[i] > 126)
+            fprintf(stderr, "\\x%02x", p[i]);
+        else
+            fputc(p[i], stderr);
+    }
+    if (n > 400)
+        fputs("...", stderr);
+}
+
+static void check_bytes(const char *file, int line, const uint8_t *got, size_t got_len,
+                        const uint8_t *want, size_t want_len)
+{
+    if (got_len == want_len && (got_len == 0 || memcmp(got, want, got_len) == 0))
+        return;
+    fprintf(stderr, "%s:%d: bytes differ\n  got:  ", file, line);
+    print_escaped(got, got_len);
+    fprintf(stderr, "\n  want: ");
+    print_escaped(want, want_len);
+    fprintf(stderr, "\n");
+    check_failures++;
+}
+#define CHECK_BUF(buf, s) check_bytes(__FILE__, __LINE__, (buf)->data, (buf)->len, LIT(s))
+#define CHECK_MEM(p, n, s) check_bytes(__FILE__, __LINE__, (p), (n), LIT(s))
+
+/* ---------------------------------------------------------------------- */
+/* Parser                                                                  */
+
+static bool same(const struct rabia_buf *a, const struct rabia_buf *b)
+{
+    return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+/* A rendering of parsed commands: per command "argc:" then "len=bytes|",
+ * then ";"; an error as "E<message>;". Binary-safe. */
+static void render_cmd(struct rabia_buf *out, const struct resp_argv *a)
+{
+    char tmp[32];
+    snprintf(tmp, sizeof tmp, "%u:", a->argc);
+    rabia_buf_append(out, tmp, strlen(tmp));
+    for (uint32_t i = 0; i < a->argc; i++) {
+        snprintf(tmp, sizeof tmp, "%zu=", a->argv_len[i]);
+        rabia_buf_append(out, tmp, strlen(tmp));
+        rabia_buf_append(out, a->argv[i], a->argv_len[i]);
+        rabia_buf_append(out, "|", 1);
+    }
+    rabia_buf_append(out, ";", 1);
+}
+
+/* Feed p[0..n) in chunks whose ends are given by cuts (ascending, the last
+ * one n), the way a connection would: a receive buffer that grows, is
+ * compacted after each command and MOVES (a fresh copy per call, so a
+ * pointer kept across calls would be caught by ASan). Returns the rc of
+ * the last resp_parse (negative on an error). */
+static int feed(const uint8_t *p, size_t n, const size_t *cuts, size_t ncuts, size_t max_bulk,
+                struct rabia_buf *out)
+{
+    struct resp_argv a;
+    resp_argv_init(&a, max_bulk);
+    uint8_t *held = NULL; /* unconsumed bytes */
+    size_t held_len = 0, at = 0;
+    int rc = 0;
+    for (size_t c = 0; c < ncuts && rc >= 0; c++) {
+        size_t end = cuts[c];
+        uint8_t *buf = malloc(held_len + (end - at) + 1);
+        if (held_len)
+            memcpy(buf, held, held_len);
+        if (end > at)
+            memcpy(buf + held_len, p + at, end - at);
+        size_t len = held_len + (end - at);
+        free(held);
+        at = end;
+        size_t off = 0;
+        for (;;) {
+            size_t used = 0;
+            rc = resp_parse(buf + off, len - off, &used, &a);
+            if (rc < 0) {
+                rabia_buf_append(out, "E", 1);
+                rabia_buf_append(out, a.err, strlen(a.err));
+                rabia_buf_append(out, ";", 1);
+                break;
+            }
+            CHECK(used <= len - off);
+            off += used;
+            if (rc == 0)
+                break;
+            render_cmd(out, &a);
+        }
+        held_len = rc < 0 ? 0 : len - off;
+        held = malloc(held_len + 1);
+        if (held_len)
+            memcpy(held, buf + off, held_len);
+        free(buf);
+    }
+    free(held);
+    resp_argv_free(&a);
+    return rc;
+}
+
+static int feed_whole(const uint8_t *p, size_t n, struct rabia_buf *out)
+{
+    size_t cut = n;
+    return feed(p, n, &cut, 1, 0, out);
+}
+
+/* Whole, split at every boundary, and one byte at a time must agree. */
+static void check_splits(const uint8_t *p, size_t n, const uint8_t *want, size_t want_len)
+{
+    struct rabia_buf whole = {0};
+    feed_whole(p, n, &whole);
+    check_bytes(__FILE__, __LINE__, whole.data, whole.len, want, want_len);
+    for (size_t k = 0; k <= n; k++) {
+        size_t cuts[2] = {k, n};
+        struct rabia_buf got = {0};
+        feed(p, n, cuts, 2, 0, &got);
+        if (!same(&got, &whole)) {
+            fprintf(stderr, "split at %zu differs\n", k);
+            check_bytes(__FILE__, __LINE__, got.data, got.len, whole.data, whole.len);
+        }
+        rabia_buf_free(&got);
+    }
+    size_t *cuts = malloc((n ? n : 1) * sizeof *cuts);
+    for (size_t i = 0; i < n; i++)
+        cuts[i] = i + 1;
+    struct rabia_buf bytewise = {0};
+    feed(p, n, cuts, n, 0, &bytewise);
+    check_bytes(__FILE__, __LINE__, bytewise.data, bytewise.len, whole.data, whole.len);
+    free(cuts);
+    rabia_buf_free(&bytewise);
+    rabia_buf_free(&whole);
+}
+#define SPLITS(in, want) check_splits(LIT(in), LIT(want))
+
+static void test_parse_array(void)
+{
+    SPLITS("*1\r\n$4\r\nPING\r\n", "1:4=PING|;");
+    SPLITS("*3\r\n$3\r\nSET\r\n$1\r\na\r\n$0\r\n\r\n", "3:3=SET|1=a|0=|;");
+    /* pipelined, back to back, with empty arrays between */
+    SPLITS("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n",
+           "2:3=GET|1=k|;1:4=PING|;");
+    /* binary-safe: CR, LF, NUL, 0xff inside values */
+    SPLITS("*2\r\n$4\r\nECHO\r\n$6\r\n\r\n\0\xff$*\r\n", "2:4=ECHO|6=\r\n\0\xff$*|;");
+    /* a partial command stays partial */
+    SPLITS("*2\r\n$3\r\nGET\r\n$1\r\n", "");
+}
+
+static void test_parse_inline(void)
+{
+    SPLITS("PING\r\n", "1:4=PING|;");
+    SPLITS("PING\n", "1:4=PING|;");
+    SPLITS("  set  a\t  b \r\n", "3:3=set|1=a|1=b|;");
+    SPLITS("\r\n\n   \r\nPING\r\n", "1:4=PING|;"); /* blank lines are skipped */
+    SPLITS("SET \"a b\" 'c\\'d'\r\n", "3:3=SET|3=a b|3=c'd|;");
+    SPLITS("ECHO \"\\x41\\n\\t\\\\\\\"\" \"\"\r\n", "3:4=ECHO|5=A\n\t\\\"|0=|;");
+    SPLITS("ECHO a\"b c\"d\r\n", "EProtocol error: unbalanced quotes in request;");
+    SPLITS("ECHO a\"b c\" d\r\n", "3:4=ECHO|4=ab c|1=d|;"); /* a quote may open mid-word */
+    /* inline and arrays mixed */
+    SPLITS("PING\r\n*1\r\n$4\r\nPING\r\nECHO x\r\n", "1:4=PING|;1:4=PING|;2:4=ECHO|1=x|;");
+    /* a NUL ends the line's arguments (sdssplitargs works on C strings) */
+    SPLITS("ECHO ab\0cd\r\nPING\r\n", "2:4=ECHO|2=ab|;1:4=PING|;");
+}
+
+static void test_parse_errors(void)
+{
+    SPLITS("PING \"a\r\n", "EProtocol error: unbalanced quotes in request;");
+    SPLITS("ECHO \"a\"b\r\n", "EProtocol error: unbalanced quotes in request;");
+    SPLITS("ECHO 'a\r\n", "EProtocol error: unbalanced quotes in request;");
+    SPLITS("*x\r\n", "EProtocol error: invalid multibulk length;");
+    SPLITS("*+1\r\n", "EProtocol error: invalid multibulk length;");
+    SPLITS("*01\r\n", "EProtocol error: invalid multibulk length;");
+    SPLITS("* 1\r\n", "EProtocol error: invalid multibulk length;");
+    SPLITS("*\r\n", "EProtocol error: invalid multibulk length;");
+    SPLITS("*1048577\r\n", "EProtocol error: invalid multibulk length;");
+    SPLITS("*99999999999999999999999\r\n", "EProtocol error: invalid multibulk length;");
+    SPLITS("*1\r\n$-1\r\n", "EProtocol error: invalid bulk length;");
+    SPLITS("*1\r\n$-0\r\n", "EProtocol error: invalid bulk length;");
+    SPLITS("*1\r\n$04\r\nPING\r\n", "EProtocol error: invalid bulk length;");
+    SPLITS("*1\r\n$abc\r\n", "EProtocol error: invalid bulk length;");
+    SPLITS("*1\r\n$\r\n", "EProtocol error: invalid bulk length;");
+    SPLITS("*1\r\n$67108865\r\n", "EProtocol error: invalid bulk length;");  /* > 64 MiB */
+    SPLITS("*1\r\n$536870913\r\n", "EProtocol error: invalid bulk length;"); /* > 512 MiB */
+    SPLITS("*1\r\n$9223372036854775808\r\n", "EProtocol error: invalid bulk length;");
+    SPLITS("*2\r\n+get\r\n", "EProtocol error: expected '$', got '+';");
+    SPLITS("*2\r\n\r\n", "EProtocol error: expected '$', got ' ';");
+    SPLITS("*1\r\n$4\r\nPINGxx", "EProtocol error: expected CRLF after bulk string;");
+    SPLITS("*1\rx", "EProtocol error: expected LF after CR;");
+    SPLITS("*1\r\n$4\rx", "EProtocol error: expected LF after CR;");
+    /* commands before the error are still delivered */
+    SPLITS("PING\r\n*1\r\n$x\r\n", "1:4=PING|;EProtocol error: invalid bulk length;");
+}
+
+static void test_parse_limits(void)
+{
+    struct resp_argv a;
+    size_t used;
+    /* 1M arguments is the most: the header is accepted, the parser waits */
+    resp_argv_init(&a, 0);
+    CHECK_EQ(a.max_bulk, RESP_DEFAULT_MAX_BULK);
+    CHECK_EQ(resp_parse(LIT("*1048576\r\n"), &used, &a), 0);
+    resp_argv_free(&a);
+    /* a 64 MiB bulk is accepted: want says how many bytes are needed */
+    resp_argv_init(&a, 0);
+    CHECK_EQ(resp_parse(LIT("*1\r\n$67108864\r\n"), &used, &a), 0);
+    CHECK_EQ(a.want, 15 + 67108864 + 2);
+    resp_argv_free(&a);
+    /* the configured maximum is clamped to Redis's 512 MiB */
+    resp_argv_init(&a, (size_t)1 << 40);
+    CHECK_EQ(a.max_bulk, RESP_MAX_BULK_LIMIT);
+    CHECK_EQ(resp_parse(LIT("*1\r\n$536870912\r\n"), &used, &a), 0);
+    resp_argv_free(&a);
+    resp_argv_init(&a, 10);
+    CHECK_EQ(resp_parse(LIT("*1\r\n$11\r\n"), &used, &a), -EPROTO);
+    CHECK(strcmp(a.err, "Protocol error: invalid bulk length") == 0);
+    CHECK_EQ(resp_parse(LIT("*1\r\n$10\r\n0123456789\r\n"), &used, &a), 1);
+    resp_argv_free(&a);
+
+    /* header and inline lines are bounded at 64 KiB, found or not */
+    size_t big = RESP_MAX_INLINE + 10;
+    uint8_t *p = malloc(big + 2);
+    memset(p, '1', big);
+    p[0] = '*';
+    resp_argv_init(&a, 0);
+    CHECK_EQ(resp_parse(p, big, &used, &a), -EPROTO);
+    CHECK(strcmp(a.err, "Protocol error: too big mbulk count string") == 0);
+    memcpy(p, "*1\r\n$", 5);
+    CHECK_EQ(resp_parse(p, big, &used, &a), -EPROTO);
+    CHECK(strcmp(a.err, "Protocol error: too big bulk count string") == 0);
+    memset(p, 'a', big);
+    CHECK_EQ(resp_parse(p, big, &used, &a), -EPROTO);
+    CHECK(strcmp(a.err, "Protocol error: too big inline request") == 0);
+    p[big] = '\n';
+    CHECK_EQ(resp_parse(p, big + 1, &used, &a), -EPROTO);
+    CHECK(strcmp(a.err, "Protocol error: too big inline request") == 0);
+    /* just under the bound is fine */
+    memset(p, 'a', RESP_MAX_INLINE - 1);
+    p[RESP_MAX_INLINE - 1] = '\n';
+    CHECK_EQ(resp_parse(p, RESP_MAX_INLINE, &used, &a), 1);
+    CHECK_EQ(a.argc, 1);
+    CHECK_EQ(a.argv_len[0], RESP_MAX_INLINE - 1);
+    resp_argv_free(&a);
+    free(p);
+
+    /* many arguments: the argv arrays grow, then shrink between commands */
+    struct rabia_buf in = {0};
+    char hdr[32];
+    uint32_t n = 100000;
+    snprintf(hdr, sizeof hdr, "*%u\r\n", n);
+    rabia_buf_append(&in, hdr, strlen(hdr));
+    for (uint32_t i = 0; i < n; i++)
+        rabia_buf_append(&in, "$1\r\nx\r\n", 7);
+    rabia_buf_append(&in, "PING\r\n", 6);
+    resp_argv_init(&a, 0);
+    CHECK_EQ(resp_parse(in.data, in.len, &used, &a), 1);
+    CHECK_EQ(a.argc, n);
+    CHECK_EQ(used, in.len - 6);
+    CHECK_EQ(resp_parse(in.data + used, 6, &used, &a), 1);
+    CHECK_EQ(a.argc, 1);
+    CHECK(a.cap <= 1024);
+    resp_argv_free(&a);
+    rabia_buf_free(&in);
+
+    /* consumed on a 0 return: empty commands may be dropped already */
+    resp_argv_init(&a, 0);
+    CHECK_EQ(resp_parse(LIT("*0\r\n\r\n*1\r\n$4\r\nPI"), &used, &a), 0);
+    CHECK_EQ(used, 6);
+    CHECK_EQ(resp_parse(LIT("*1\r\n$4\r\nPING\r\n"), &used, &a), 1);
+    CHECK_EQ(used, 14);
+    resp_argv_free(&a);
+}
+
+/* Random garbage and mutations of valid streams: never a crash or an
+ * over-read (ASan builds check), and byte-at-a-time feeding agrees with
+ * whole feeding. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void)
+{
+    uint64_t x = rng_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return rng_state = x;
+}
+
+static void test_parse_random(void)
+{
+    static const char *pieces[] = {
+        "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", "PING\r\n", "*0\r\n", "*-1\r\n", "\r\n",
+        "SET \"a b\" 'c'\r\n", "*1\r\n$0\r\n\r\n", "$", "*", "\r", "\n", "\"", "'", "\\x4",
+        "-1", "12", "\0", "\xff", " "};
+    size_t np = sizeof pieces / sizeof pieces[0];
+    for (int iter = 0; iter < 3000; iter++) {
+        struct rabia_buf in = {0};
+        int k = (int)(rnd() % 12);
+        for (int i = 0; i < k; i++) {
+            const char *s = pieces[rnd() % np];
+            rabia_buf_append(&in, s, s[0] ? strlen(s) : 1);
+        }
+        if (in.len && rnd() % 2)
+            in.data[rnd() % in.len] = (uint8_t)rnd();
+        struct rabia_buf whole = {0}, bytewise = {0};
+        feed_whole(in.data, in.len, &whole);
+        size_t *cuts = malloc((in.len + 1) * sizeof *cuts);
+        for (size_t i = 0; i < in.len; i++)
+            cuts[i] = i + 1;
+        feed(in.data, in.len, cuts, in.len, 0, &bytewise);
+        if (!same(&whole, &bytewise)) {
+            fprintf(stderr, "random input %d: ", iter);
+            print_escaped(in.data, in.len);
+            fprintf(stderr, "\n");
+            check_bytes(__FILE__, __LINE__, bytewise.data, bytewise.len, whole.data, whole.len);
+        }
+        free(cuts);
+        rabia_buf_free(&in);
+        rabia_buf_free(&whole);
+        rabia_buf_free(&bytewise);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Dispatcher                                                              */
+
+/* Run one inline command line through the dispatcher. */
+struct run {
+    int action;
+    struct rabia_buf reply; /* local reply */
+    struct rabia_buf op;
+};
+
+static int run_cmd(struct resp_session *s, const uint8_t *line, size_t n, struct run *r)
+{
+    struct resp_argv a;
+    size_t used;
+    resp_argv_init(&a, 0);
+    rabia_buf_clear(&r->reply);
+    rabia_buf_clear(&r->op);
+    r->action = -1;
+    int rc = resp_parse(line, n, &used, &a);
+    CHECK_EQ(rc, 1);
+    if (rc == 1) {
+        r->action = resp_handle(s, &a, &r->reply, &r->op);
+        /* every local reply is exactly one well-formed RESP2 value */
+        if (r->action == RESP_LOCAL || r->action == RESP_QUIT) {
+            size_t rlen = 0;
+            CHECK_EQ(rabia_kv_resp_check(r->reply.data, r->reply.len, &rlen), 0);
+            CHECK_EQ(rlen, r->reply.len);
+        } else {
+            CHECK_EQ(r->reply.len, 0);
+        }
+        if (r->action != RESP_REPLICATE)
+            CHECK_EQ(r->op.len, 0);
+    }
+    resp_argv_free(&a);
+    return r->action;
+}
+#define RUN_CMD(s, line, r) run_cmd((s), LIT(line "\r\n"), (r))
+/* A local command and its exact reply. */
+#define EXPECT_LOCAL(s, line, want)                                           \
+    do {                                                                      \
+        CHECK_EQ(RUN_CMD(s, line, &r), RESP_LOCAL);                           \
+        CHECK_BUF(&r.reply, want);                                            \
+    } while (0)
+
+static void run_free(struct run *r)
+{
+    rabia_buf_free(&r->reply);
+    rabia_buf_free(&r->op);
+}
+
+/* Apply an op to the state machine, reply in out (cleared first). */
+static void apply(void *sm, const struct rabia_buf *op, struct rabia_buf *out)
+{
+    rabia_buf_clear(out);
+    CHECK_EQ(rabia_sm_kv.apply(sm, op->data, op->len, out), 0);
+}
+
+/* Replicate a command and check the state machine's reply. */
+#define EXPECT_REPL(s, sm, line, want)                                        \
+    do {                                                                      \
+        CHECK_EQ(RUN_CMD(s, line, &r), RESP_REPLICATE);                       \
+        apply(sm, &r.op, &res);                                               \
+        CHECK_BUF(&res, want);                                                \
+    } while (0)
+
+static void test_errors_texts(void)
+{
+    struct resp_session s;
+    struct run r = {0};
+    resp_session_init(&s, 7, 0);
+    EXPECT_LOCAL(&s, "get", "-ERR wrong number of arguments for 'get' command\r\n");
+    EXPECT_LOCAL(&s, "GET a b", "-ERR wrong number of arguments for 'get' command\r\n");
+    EXPECT_LOCAL(&s, "SeT a", "-ERR wrong number of arguments for 'set' command\r\n");
+    EXPECT_LOCAL(&s, "foo a b",
+                 "-ERR unknown command 'foo', with args beginning with: 'a' 'b' \r\n");
+    EXPECT_LOCAL(&s, "foo", "-ERR unknown command 'foo', with args beginning with: \r\n");
+    EXPECT_LOCAL(&s, "\"fo\\ro\" \"x\\ny\"",
+                 "-ERR unknown command 'fo o', with args beginning with: 'x y' \r\n");
+    EXPECT_LOCAL(&s, "config foo", "-ERR unknown subcommand 'foo'. Try CONFIG HELP.\r\n");
+    EXPECT_LOCAL(&s, "CoNfIg foo", "-ERR unknown subcommand 'foo'. Try CONFIG HELP.\r\n");
+    EXPECT_LOCAL(&s, "config", "-ERR wrong number of arguments for 'config' command\r\n");
+    EXPECT_LOCAL(&s, "config get", "-ERR wrong number of arguments for 'config|get' command\r\n");
+    EXPECT_LOCAL(&s, "command count x",
+                 "-ERR wrong number of arguments for 'command|count' command\r\n");
+    EXPECT_LOCAL(&s, "command foo", "-ERR unknown subcommand 'foo'. Try COMMAND HELP.\r\n");
+    EXPECT_LOCAL(&s, "client", "-ERR wrong number of arguments for 'client' command\r\n");
+    EXPECT_LOCAL(&s, "client foo", "-ERR unknown subcommand 'foo'. Try CLIENT HELP.\r\n");
+    EXPECT_LOCAL(&s, "PING a b", "-ERR wrong number of arguments for 'ping' command\r\n");
+    EXPECT_LOCAL(&s, "ECHO", "-ERR wrong number of arguments for 'echo' command\r\n");
+    EXPECT_LOCAL(&s, "EXEC", "-ERR EXEC without MULTI\r\n");
+    EXPECT_LOCAL(&s, "DISCARD", "-ERR DISCARD without MULTI\r\n");
+
+    /* the unknown-command text is the state machine's, byte for byte, also
+     * for long arguments (cut at about 128 bytes) */
+    void *sm = rabia_sm_kv.create();
+    static const char *const cases[] = {
+        "nosuch",
+        "nosuch a",
+        ("x 0123456789012345678901234567890123456789012345678901234567"
+         "89012345678901234567890123456789012345678901234567890123456789"
+         "0123456789 b c d e f g h"),
+        ("y aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa "
+         "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb c d e"),
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct rabia_buf line = {0}, op = {0}, res = {0};
+        rabia_buf_append(&line, cases[i], strlen(cases[i]));
+        rabia_buf_append(&line, "\r\n", 2);
+        CHECK_EQ(run_cmd(&s, line.data, line.len, &r), RESP_LOCAL);
+        struct resp_argv a;
+        size_t used;
+        resp_argv_init(&a, 0);
+        CHECK_EQ(resp_parse(line.data, line.len, &used, &a), 1);
+        rabia_kv_encode_argv(&op, (int)a.argc, (const char *const *)a.argv, a.argv_len);
+        apply(sm, &op, &res);
+        check_bytes(__FILE__, __LINE__, r.reply.data, r.reply.len, res.data, res.len);
+        resp_argv_free(&a);
+        rabia_buf_free(&line);
+        rabia_buf_free(&op);
+        rabia_buf_free(&res);
+    }
+    rabia_sm_kv.destroy(sm);
+    run_free(&r);
+    resp_session_free(&s);
+}
+
+static void test_connection_commands(void)
+{
+    struct resp_session s;
+    struct run r = {0};
+    resp_session_init(&s, 42, 0);
+    EXPECT_LOCAL(&s, "PING", "+PONG\r\n");
+    EXPECT_LOCAL(&s, "ping hi", "$2\r\nhi\r\n");
+    EXPECT_LOCAL(&s, "ECHO \"a\\r\\nb\"", "$4\r\na\r\nb\r\n");
+    EXPECT_LOCAL(&s, "SELECT 0", "+OK\r\n");
+    EXPECT_LOCAL(&s, "SELECT 1", "-ERR DB index is out of range\r\n");
+    EXPECT_LOCAL(&s, "SELECT -1", "-ERR DB index is out of range\r\n");
+    EXPECT_LOCAL(&s, "SELECT 00", "-ERR value is not an integer or out of range\r\n");
+    EXPECT_LOCAL(&s, "SELECT x", "-ERR value is not an integer or out of range\r\n");
+    EXPECT_LOCAL(&s, "COMMAND DOCS", "*0\r\n");
+    EXPECT_LOCAL(&s, "command docs get set", "*0\r\n");
+    char count[32];
+    snprintf(count, sizeof count, ":%u\r\n", resp_command_count());
+    CHECK_EQ(RUN_CMD(&s, "COMMAND COUNT", &r), RESP_LOCAL);
+    check_bytes(__FILE__, __LINE__, r.reply.data, r.reply.len, (const uint8_t *)count,
+                strlen(count));
+    CHECK_EQ(RUN_CMD(&s, "COMMAND", &r), RESP_LOCAL); /* well-formed: run_cmd checks */
+    snprintf(count, sizeof count, "*%u\r\n*10\r\n", resp_command_count());
+    CHECK(r.reply.len > strlen(count) && memcmp(r.reply.data, count, strlen(count)) == 0);
+    CHECK_EQ(RUN_CMD(&s, "COMMAND INFO get config|get nosuch", &r), RESP_LOCAL);
+    CHECK(r.reply.len > 40 &&
+          memcmp(r.reply.data, LIT("*3\r\n*10\r\n$3\r\nget\r\n:2\r\n*2\r\n+readonly\r\n+fast\r\n"
+                                   ":1\r\n:1\r\n:1\r\n*0\r\n*0\r\n*0\r\n*0\r\n*10\r\n$10\r\n"
+                                   "config|get\r\n:-3\r\n")) == 0);
+    CHECK(memcmp(r.reply.data + r.reply.len - 5, "$-1\r\n", 5) == 0);
+    CHECK_EQ(RUN_CMD(&s, "COMMAND LIST", &r), RESP_LOCAL);
+    CHECK_EQ(RUN_CMD(&s, "COMMAND HELP", &r), RESP_LOCAL);
+    CHECK_EQ(RUN_CMD(&s, "CONFIG HELP", &r), RESP_LOCAL);
+    CHECK_EQ(RUN_CMD(&s, "CLIENT HELP", &r), RESP_LOCAL);
+
+    /* what redis-benchmark asks at start */
+    EXPECT_LOCAL(&s, "CONFIG GET save", "*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+    EXPECT_LOCAL(&s, "CONFIG GET appendonly", "*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
+    EXPECT_LOCAL(&s, "config get SAV* appendonly save",
+                 "*4\r\n$4\r\nsave\r\n$0\r\n\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
+    EXPECT_LOCAL(&s, "CONFIG GET nosuch", "*0\r\n");
+    CHECK_EQ(RUN_CMD(&s, "CONFIG GET *", &r), RESP_LOCAL);
+    EXPECT_LOCAL(&s, "CONFIG SET foo bar",
+                 "-ERR Unknown option or number of arguments for CONFIG SET - 'foo'\r\n");
+    EXPECT_LOCAL(&s, "CONFIG SET foo bar baz",
+                 "-ERR wrong number of arguments for 'config|set' command\r\n");
+    EXPECT_LOCAL(&s, "CONFIG RESETSTAT", "+OK\r\n");
+
+    EXPECT_LOCAL(&s, "CLIENT ID", ":42\r\n");
+    EXPECT_LOCAL(&s, "CLIENT GETNAME", "$-1\r\n");
+    EXPECT_LOCAL(&s, "CLIENT SETNAME \"a b\"",
+                 "-ERR Client names cannot contain spaces, newlines or special characters.\r\n");
+    EXPECT_LOCAL(&s, "CLIENT SETNAME app1", "+OK\r\n");
+    EXPECT_LOCAL(&s, "client getname", "$4\r\napp1\r\n");
+    EXPECT_LOCAL(&s, "CLIENT SETINFO LIB-NAME redis-py", "+OK\r\n");
+    EXPECT_LOCAL(&s, "CLIENT SETINFO lib-ver 5.0.0", "+OK\r\n");
+    EXPECT_LOCAL(&s, "CLIENT SETINFO x y", "-ERR Unrecognized option 'x'\r\n");
+    CHECK_EQ(RUN_CMD(&s, "CLIENT INFO", &r), RESP_LOCAL);
+    CHECK(memmem(r.reply.data, r.reply.len, "\r\nid=42 addr=", 13) != NULL);
+    CHECK(memmem(r.reply.data, r.reply.len, " name=app1 ", 11) != NULL);
+    CHECK(memmem(r.reply.data, r.reply.len, " resp=2\n\r\n", 10) != NULL);
+    CHECK_EQ(RUN_CMD(&s, "CLIENT LIST", &r), RESP_LOCAL);
+    EXPECT_LOCAL(&s, "CLIENT SETNAME \"\"", "+OK\r\n"); /* empty clears */
+    EXPECT_LOCAL(&s, "CLIENT GETNAME", "$-1\r\n");
+
+    EXPECT_LOCAL(&s, "HELLO",
+                 "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n"
+                 "$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:42\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n"
+                 "$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n");
+    CHECK_EQ(RUN_CMD(&s, "HELLO 2 AUTH default secret SETNAME cli", &r), RESP_LOCAL);
+    CHECK(memcmp(r.reply.data, "*14\r\n", 5) == 0);
+    EXPECT_LOCAL(&s, "CLIENT GETNAME", "$3\r\ncli\r\n");
+    EXPECT_LOCAL(&s, "HELLO 3", "-NOPROTO unsupported protocol version\r\n");
+    EXPECT_LOCAL(&s, "HELLO 1", "-NOPROTO unsupported protocol version\r\n");
+    EXPECT_LOCAL(&s, "HELLO x", "-ERR Protocol version is not an integer or out of range\r\n");
+    EXPECT_LOCAL(&s, "HELLO 2 foo", "-ERR Syntax error in HELLO option 'foo'\r\n");
+    EXPECT_LOCAL(&s, "HELLO 2 AUTH default", "-ERR Syntax error in HELLO option 'AUTH'\r\n");
+    EXPECT_LOCAL(&s, "HELLO 2 AUTH bob pw",
+                 "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    EXPECT_LOCAL(&s, "HELLO 2 SETNAME \"a b\"",
+                 "-ERR Client names cannot contain spaces, newlines or special characters.\r\n");
+    EXPECT_LOCAL(&s, "AUTH pw",
+                 "-ERR AUTH <password> called without any password configured for the default "
+                 "user. Are you sure your configuration is correct?\r\n");
+    EXPECT_LOCAL(&s, "AUTH default pw", "+OK\r\n");
+    EXPECT_LOCAL(&s, "AUTH bob pw",
+                 "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    EXPECT_LOCAL(&s, "AUTH a b c", "-ERR syntax error\r\n");
+    EXPECT_LOCAL(&s, "RESET", "+RESET\r\n");
+    EXPECT_LOCAL(&s, "CLIENT GETNAME", "$-1\r\n");
+
+    CHECK_EQ(RUN_CMD(&s, "INFO", &r), RESP_INFO);
+    CHECK_EQ(RUN_CMD(&s, "info keyspace", &r), RESP_INFO);
+    CHECK_EQ(RUN_CMD(&s, "QUIT", &r), RESP_QUIT);
+    CHECK_BUF(&r.reply, "+OK\r\n");
+    CHECK_EQ(RUN_CMD(&s, "quit now", &r), RESP_QUIT);
+    run_free(&r);
+    resp_session_free(&s);
+}
+
+static void test_replicated_ops(void)
+{
+    struct resp_session s;
+    struct run r = {0};
+    struct rabia_buf res = {0};
+    void *sm = rabia_sm_kv.create();
+    resp_session_init(&s, 1, 0);
+
+    /* the op is the argv encoding of exactly what the client sent */
+    CHECK_EQ(RUN_CMD(&s, "set key \"v a l\"", &r), RESP_REPLICATE);
+    struct rabia_buf want = {0};
+    const char *argv[] = {"set", "key", "v a l"};
+    rabia_kv_encode_argv(&want, 3, argv, NULL);
+    check_bytes(__FILE__, __LINE__, r.op.data, r.op.len, want.data, want.len);
+    rabia_buf_free(&want);
+    apply(sm, &r.op, &res);
+    CHECK_BUF(&res, "+OK\r\n");
+
+    EXPECT_REPL(&s, sm, "GET key", "$5\r\nv a l\r\n");
+    EXPECT_REPL(&s, sm, "GET nokey", "$-1\r\n");
+    EXPECT_REPL(&s, sm, "SET key x NX", "$-1\r\n");
+    EXPECT_REPL(&s, sm, "SET key y XX GET", "$5\r\nv a l\r\n");
+    EXPECT_REPL(&s, sm, "INCR n", ":1\r\n");
+    EXPECT_REPL(&s, sm, "INCRBY n 41", ":42\r\n");
+    EXPECT_REPL(&s, sm, "DECR n", ":41\r\n");
+    EXPECT_REPL(&s, sm, "DECRBY n 40", ":1\r\n");
+    EXPECT_REPL(&s, sm, "INCR key", "-ERR value is not an integer or out of range\r\n");
+    EXPECT_REPL(&s, sm, "MSET a 1 b 2", "+OK\r\n");
+    EXPECT_REPL(&s, sm, "MGET a b c", "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n");
+    EXPECT_REPL(&s, sm, "EXISTS a b c a", ":3\r\n");
+    EXPECT_REPL(&s, sm, "KEYS ?", "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nn\r\n");
+    EXPECT_REPL(&s, sm, "SCAN 0 COUNT 2", "*2\r\n$1\r\n2\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+    EXPECT_REPL(&s, sm, "DBSIZE", ":4\r\n");
+    EXPECT_REPL(&s, sm, "DEL a b c", ":2\r\n");
+    EXPECT_REPL(&s, sm, "SET k v EX 10", "-ERR syntax error\r\n");
+    EXPECT_REPL(&s, sm, "FLUSHDB", "+OK\r\n"); /* sent as FLUSHALL: one database */
+    EXPECT_REPL(&s, sm, "DBSIZE", ":0\r\n");
+    EXPECT_REPL(&s, sm, "FLUSHALL ASYNC", "+OK\r\n");
+
+    /* an op too large for a batch is refused locally */
+    struct resp_session small;
+    resp_session_init(&small, 2, 64);
+    /* 4 + (4+3) + (4+1) + (4+45) = 65 */
+    CHECK_EQ(RUN_CMD(&small, "SET k 012345678901234567890123456789012345678901234", &r),
+             RESP_LOCAL);
+    CHECK_BUF(&r.reply, "-ERR request too large to replicate: 65 bytes encoded, the limit is 64\r\n");
+    CHECK_EQ(RUN_CMD(&small, "SET k 01234567890123456789012345678901234567890123", &r),
+             RESP_REPLICATE);
+    CHECK_EQ(r.op.len, 64);
+    resp_session_free(&small);
+
+    rabia_buf_free(&res);
+    rabia_sm_kv.destroy(sm);
+    run_free(&r);
+    resp_session_free(&s);
+}
+
+static void test_multi(void)
+{
+    struct resp_session s;
+    struct run r = {0};
+    struct rabia_buf res = {0};
+    void *sm = rabia_sm_kv.create();
+    resp_session_init(&s, 1, 0);
+
+    /* MULTI SET INCR EXEC: one TXN op, its reply the array */
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "SET a 1", "+QUEUED\r\n");
+    EXPECT_LOCAL(&s, "INCR a", "+QUEUED\r\n");
+    EXPECT_LOCAL(&s, "ping", "+QUEUED\r\n"); /* queued, as in Redis */
+    EXPECT_LOCAL(&s, "ECHO x", "+QUEUED\r\n");
+    EXPECT_LOCAL(&s, "GET a", "+QUEUED\r\n");
+    EXPECT_REPL(&s, sm, "EXEC", "*5\r\n+OK\r\n:2\r\n+PONG\r\n$1\r\nx\r\n$1\r\n2\r\n");
+    EXPECT_LOCAL(&s, "EXEC", "-ERR EXEC without MULTI\r\n");
+
+    /* empty transaction */
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "EXEC", "*0\r\n");
+
+    /* nested MULTI is an error but does not abort the transaction */
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "MULTI", "-ERR MULTI calls can not be nested\r\n");
+    EXPECT_LOCAL(&s, "INCR a", "+QUEUED\r\n");
+    EXPECT_REPL(&s, sm, "EXEC", "*1\r\n:3\r\n");
+
+    /* errors while queueing: EXEC aborts */
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "foo", "-ERR unknown command 'foo', with args beginning with: \r\n");
+    EXPECT_LOCAL(&s, "SET a b", "+QUEUED\r\n");
+    EXPECT_LOCAL(&s, "EXEC", "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    EXPECT_REPL(&s, sm, "GET a", "$1\r\n3\r\n"); /* nothing ran */
+
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "GET", "-ERR wrong number of arguments for 'get' command\r\n");
+    EXPECT_LOCAL(&s, "EXEC", "-EXECABORT Transaction discarded because of previous errors.\r\n");
+
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "MULTI x", "-ERR wrong number of arguments for 'multi' command\r\n");
+    EXPECT_LOCAL(&s, "EXEC", "-EXECABORT Transaction discarded because of previous errors.\r\n");
+
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "SELECT 0", "-ERR Command not allowed inside a transaction\r\n");
+    EXPECT_LOCAL(&s, "EXEC", "-EXECABORT Transaction discarded because of previous errors.\r\n");
+
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "CONFIG GET save", "-ERR Command not allowed inside a transaction\r\n");
+    EXPECT_LOCAL(&s, "INFO", "-ERR Command not allowed inside a transaction\r\n");
+    EXPECT_LOCAL(&s, "DISCARD", "+OK\r\n");
+
+    /* a rejected EXEC aborts at once (Redis 7) */
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "SET a b", "+QUEUED\r\n");
+    EXPECT_LOCAL(&s, "EXEC x", "-EXECABORT Transaction discarded because of: wrong number of "
+                               "arguments for 'exec' command\r\n");
+    EXPECT_LOCAL(&s, "EXEC", "-ERR EXEC without MULTI\r\n");
+
+    /* DISCARD drops the queue */
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "SET a discarded", "+QUEUED\r\n");
+    EXPECT_LOCAL(&s, "DISCARD", "+OK\r\n");
+    EXPECT_LOCAL(&s, "DISCARD", "-ERR DISCARD without MULTI\r\n");
+    EXPECT_REPL(&s, sm, "GET a", "$1\r\n3\r\n");
+
+    /* a run-time failure aborts the whole TXN (unlike Redis: see resp.h) */
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "SET a x", "+QUEUED\r\n");
+    EXPECT_LOCAL(&s, "INCR a", "+QUEUED\r\n");
+    EXPECT_REPL(&s, sm, "EXEC",
+                "-EXECABORT Transaction discarded: command 1 (INCR) failed: ERR value is not an "
+                "integer or out of range\r\n");
+    EXPECT_REPL(&s, sm, "GET a", "$1\r\n3\r\n");
+
+    /* QUIT and RESET act inside MULTI */
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "RESET", "+RESET\r\n");
+    EXPECT_LOCAL(&s, "EXEC", "-ERR EXEC without MULTI\r\n");
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    CHECK_EQ(RUN_CMD(&s, "QUIT", &r), RESP_QUIT);
+    CHECK_BUF(&r.reply, "+OK\r\n");
+
+    /* the queue is bounded by max_op: too much makes EXEC abort */
+    struct resp_session small;
+    resp_session_init(&small, 2, 100);
+    EXPECT_LOCAL(&small, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&small, "SET a 0123456789012345678901234567890123456789", "+QUEUED\r\n");
+    EXPECT_LOCAL(&small, "SET b 0123456789012345678901234567890123456789",
+                 "-ERR transaction too large to replicate: 139 bytes encoded, the limit is 100\r\n");
+    EXPECT_LOCAL(&small, "EXEC", "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    EXPECT_LOCAL(&small, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&small, "SET a 0123456789012345678901234567890123456789", "+QUEUED\r\n");
+    EXPECT_LOCAL(&small, "SET b 0", "+QUEUED\r\n"); /* 11 + (4+60) + (4+21): exactly 100 */
+    CHECK_EQ(RUN_CMD(&small, "EXEC", &r), RESP_REPLICATE);
+    CHECK_EQ(r.op.len, 100);
+    apply(sm, &r.op, &res);
+    CHECK_BUF(&res, "*2\r\n+OK\r\n+OK\r\n");
+    resp_session_free(&small);
+
+    rabia_buf_free(&res);
+    rabia_sm_kv.destroy(sm);
+    run_free(&r);
+    resp_session_free(&s);
+}
+
+/* A whole connection: a byte stream in, the reply stream out, replicated
+ * ops applied to the state machine in order (a one-replica "cluster"). */
+static void serve(struct resp_session *s, void *sm, const uint8_t *in, size_t n,
+                  size_t chunk, struct rabia_buf *replies)
+{
+    struct resp_argv a;
+    struct rabia_buf buf = {0}, op = {0};
+    resp_argv_init(&a, 0);
+    size_t at = 0;
+    bool closed = false;
+    while (at < n && !closed) {
+        size_t k = n - at < chunk ? n - at : chunk;
+        rabia_buf_append(&buf, in + at, k);
+        at += k;
+        for (;;) {
+            size_t used;
+            int rc = resp_parse(buf.data, buf.len, &used, &a);
+            if (rc < 0) {
+                resp_parse_error_reply(&a, replies);
+                closed = true;
+                break;
+            }
+            if (rc == 1) {
+                rabia_buf_clear(&op);
+                int act = resp_handle(s, &a, replies, &op);
+                if (act == RESP_REPLICATE)
+                    CHECK_EQ(rabia_sm_kv.apply(sm, op.data, op.len, replies), 0);
+                else if (act == RESP_INFO)
+                    resp_put_bulk(replies, "# Server\r\n", 10);
+                else if (act == RESP_QUIT || act == RESP_CLOSE)
+                    closed = true;
+            }
+            memmove(buf.data, buf.data + used, buf.len - used); /* drop consumed */
+            buf.len -= used;
+            if (rc == 0 || closed)
+                break;
+        }
+    }
+    resp_argv_free(&a);
+    rabia_buf_free(&buf);
+    rabia_buf_free(&op);
+}
+
+static void test_end_to_end(void)
+{
+    /* redis-cli's start, redis-benchmark's start, then a -P 16 style
+     * pipeline of SET/GET/INCR, a transaction, inline PING, and QUIT with
+     * a command after it that must not run. */
+    struct rabia_buf in = {0}, want = {0};
+#define IN(s) rabia_buf_append(&in, s, sizeof(s) - 1)
+#define WANT(s) rabia_buf_append(&want, s, sizeof(s) - 1)
+    IN("*2\r\n$7\r\nCOMMAND\r\n$4\r\nDOCS\r\n");
+    WANT("*0\r\n");
+    IN("*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$4\r\nsave\r\n");
+    WANT("*2\r\n$4\r\nsave\r\n$0\r\n\r\n");
+    IN("*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$10\r\nappendonly\r\n");
+    WANT("*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
+    IN("PING\r\n");
+    WANT("+PONG\r\n");
+    for (int i = 0; i < 16; i++) {
+        char cmd[128], rep[64];
+        int n = snprintf(cmd, sizeof cmd, "*3\r\n$3\r\nSET\r\n$%d\r\nkey:%d\r\n$3\r\nxxx\r\n",
+                         i < 10 ? 5 : 6, i);
+        rabia_buf_append(&in, cmd, (size_t)n);
+        WANT("+OK\r\n");
+        n = snprintf(cmd, sizeof cmd, "*2\r\n$3\r\nGET\r\n$%d\r\nkey:%d\r\n", i < 10 ? 5 : 6, i);
+        rabia_buf_append(&in, cmd, (size_t)n);
+        WANT("$3\r\nxxx\r\n");
+        IN("*2\r\n$4\r\nINCR\r\n$7\r\ncounter\r\n");
+        n = snprintf(rep, sizeof rep, ":%d\r\n", i + 1);
+        rabia_buf_append(&want, rep, (size_t)n);
+    }
+    IN("MULTI\r\nSET t 1\r\nINCR t\r\nEXEC\r\n");
+    WANT("+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n+OK\r\n:2\r\n");
+    IN("*1\r\n$4\r\nINFO\r\n");
+    WANT("$10\r\n# Server\r\n\r\n");
+    IN("DBSIZE\r\n");
+    WANT(":18\r\n");
+    IN("QUIT\r\nSET after quit\r\n");
+    WANT("+OK\r\n");
+
+    size_t chunks[] = {1, 2, 7, 64, 1 << 20};
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+        struct resp_session s;
+        resp_session_init(&s, 9, 0);
+        void *sm = rabia_sm_kv.create();
+        struct rabia_buf out = {0};
+        serve(&s, sm, in.data, in.len, chunks[c], &out);
+        check_bytes(__FILE__, __LINE__, out.data, out.len, want.data, want.len);
+        CHECK_EQ(rabia_kv_count(sm), 18);
+        rabia_buf_free(&out);
+        rabia_sm_kv.destroy(sm);
+        resp_session_free(&s);
+    }
+
+    /* a protocol error: the commands before it are served, then the error */
+    {
+        struct resp_session s;
+        resp_session_init(&s, 9, 0);
+        void *sm = rabia_sm_kv.create();
+        struct rabia_buf out = {0};
+        serve(&s, sm, LIT("SET a 1\r\n*1\r\n$-5\r\nGET a\r\n"), 3, &out);
+        CHECK_BUF(&out, "+OK\r\n-ERR Protocol error: invalid bulk length\r\n");
+        rabia_buf_free(&out);
+        rabia_sm_kv.destroy(sm);
+        resp_session_free(&s);
+    }
+    rabia_buf_free(&in);
+    rabia_buf_free(&want);
+#undef IN
+#undef WANT
+}
+
+int main(void)
+{
+    RUN(test_parse_array);
+    RUN(test_parse_inline);
+    RUN(test_parse_errors);
+    RUN(test_parse_limits);
+    RUN(test_parse_random);
+    RUN(test_errors_texts);
+    RUN(test_connection_commands);
+    RUN(test_replicated_ops);
+    RUN(test_multi);
+    RUN(test_end_to_end);
+    return CHECK_DONE();
+}
