@@ -128,6 +128,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "rabiad: invalid configuration: %s\n", err);
         return 2;
     }
+    if (!cfg.client_listen[0] && !cfg.resp_listen[0]) {
+        fprintf(stderr, "rabiad: invalid configuration: client-listen and resp-listen are both off: clients could "
+                        "not reach this replica (set client-listen = 127.0.0.1:7401, for example)\n");
+        return 2;
+    }
     if (check) {
         printf("configuration is valid:\n");
         rabia_replica_config_print(&cfg, stdout);

@@ -947,8 +947,9 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us)
             return r;
         }
     }
-    /* One CQE at a time, marked seen before its callback runs, so callbacks
-     * may submit freely. Bounded so a flood cannot starve the caller. */
+    /* One CQE at a time, copied and marked seen before it is handled, so the
+     * CQ never holds an entry we are still reading while callbacks run.
+     * Bounded so a flood cannot starve the caller. */
     for (unsigned i = 0; i < RIO_CQ_ENTRIES; i++) {
         struct io_uring_cqe *cqe;
         if (io_uring_peek_cqe(&l->ring, &cqe) != 0 || !cqe)

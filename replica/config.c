@@ -225,8 +225,6 @@ int rabia_replica_config_check(const struct rabia_replica_config *c, char *err, 
         ERR("window = %u with policy global: global runs one slot at a time; set window = 1 or policy = classes", c->window);
     if (c->policy == RABIA_POLICY_CLASSES && c->window < c->n)
         ERR("window = %u with policy classes: needs window >= %u (the number of replicas)", c->window, c->n);
-    if (!c->client_listen[0] && !c->resp_listen[0])
-        ERR("client-listen and resp-listen are both off: clients could not reach this replica");
     if (c->resp_listen[0] && strcmp(c->state_machine, "kv"))
         ERR("resp-listen is set but state-machine = %s: the RESP front end serves the kv state machine only (set resp-listen = off)", c->state_machine);
     return 0;

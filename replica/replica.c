@@ -20,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -904,6 +907,81 @@ static int listen_on(struct rabia_replica *r, const char *addr, struct rio_liste
     return 0;
 }
 
+static void peer_listen_addr(const struct rabia_replica *r, char *out, size_t len)
+{
+    if (r->cfg.peer_listen[0]) snprintf(out, len, "%s", r->cfg.peer_listen);
+    else snprintf(out, len, "0.0.0.0:%u", r->cfg.members[r->self].port);
+}
+
+/* Bind each listening address once and let go: a port in use or an
+ * address that is not ours is reported by rabia_replica_create. */
+static int probe_one(const char *addr, const char *key, char *err, size_t errlen)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    size_t hl = (size_t)(colon - addr);
+    if (hl >= sizeof host) hl = sizeof host - 1;
+    memcpy(host, addr, hl);
+    host[hl] = 0;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
+    int g = getaddrinfo(host, colon + 1, &hints, &ai);
+    if (g) {
+        snprintf(err, errlen, "%s %s: cannot resolve: %s", key, addr, gai_strerror(g));
+        return RABIA_E_CONFIG;
+    }
+    int rc = 0;
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0) rc = -errno;
+    else if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) || bind(fd, ai->ai_addr, ai->ai_addrlen))
+        rc = -errno;
+    if (fd >= 0) close(fd);
+    freeaddrinfo(ai);
+    if (rc)
+        snprintf(err, errlen, "%s %s: cannot listen: %s%s", key, addr, strerror(-rc),
+                 rc == -EADDRINUSE ? " (another process uses the port: stop it or choose another port)"
+                 : rc == -EADDRNOTAVAIL ? " (the address is not one of this machine's)" : "");
+    return rc;
+}
+
+static int probe_ports(struct rabia_replica *r, char *err, size_t errlen)
+{
+    char peer_addr[RABIA_ADDR_MAX];
+    peer_listen_addr(r, peer_addr, sizeof peer_addr);
+    int rc = probe_one(peer_addr, "peer-listen", err, errlen);
+    if (!rc && r->cfg.client_listen[0]) rc = probe_one(r->cfg.client_listen, "client-listen", err, errlen);
+    if (!rc && r->cfg.resp_listen[0]) rc = probe_one(r->cfg.resp_listen, "resp-listen", err, errlen);
+    return rc;
+}
+
+static int open_io(struct rabia_replica *r, char *err, size_t errlen)
+{
+    struct rio_handlers h = {.on_accept = h_accept, .on_data = h_data, .on_connect = h_connect, .on_close = h_close};
+    struct rio_loop *loop;
+    int rc = rio_loop_create(&loop, &h, r, err, errlen);
+    if (rc) return rc;
+    __atomic_store_n(&r->loop, loop, __ATOMIC_RELEASE); /* from now on others may wake it */
+    char peer_addr[RABIA_ADDR_MAX];
+    peer_listen_addr(r, peer_addr, sizeof peer_addr);
+    if ((rc = listen_on(r, peer_addr, &r->l_peer, "peer-listen", err, errlen)) ||
+        (r->cfg.client_listen[0] && (rc = listen_on(r, r->cfg.client_listen, &r->l_client, "client-listen", err, errlen))) ||
+        (r->cfg.resp_listen[0] && (rc = listen_on(r, r->cfg.resp_listen, &r->l_resp, "resp-listen", err, errlen))))
+        return rc;
+    return 0;
+}
+
+/* The ring belongs to the thread that ran it: tear it down there. */
+static void close_io(struct rabia_replica *r)
+{
+    struct rio_loop *l = __atomic_exchange_n(&r->loop, NULL, __ATOMIC_ACQ_REL);
+    if (l) rio_loop_destroy(l); /* on_close runs for every connection */
+    r->l_peer = r->l_client = r->l_resp = NULL;
+    for (int p = 0; p < RABIA_MAX_REPLICAS; p++) {
+        r->peers[p].out = r->peers[p].in = UINT32_MAX;
+        r->peers[p].out_ready = false;
+    }
+}
+
 int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_config *cfg,
                          const struct rabia_sm_ops *sm, char *err, size_t errlen)
 {
@@ -962,18 +1040,10 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         rabia_replica_destroy(r);
         return -ENOMEM;
     }
-    struct rio_handlers h = {.on_accept = h_accept, .on_data = h_data, .on_connect = h_connect, .on_close = h_close};
-    rc = rio_loop_create(&r->loop, &h, r, err, errlen);
-    if (rc) {
-        rabia_replica_destroy(r);
-        return rc;
-    }
-    char peer_addr[RABIA_ADDR_MAX];
-    if (cfg->peer_listen[0]) snprintf(peer_addr, sizeof peer_addr, "%s", cfg->peer_listen);
-    else snprintf(peer_addr, sizeof peer_addr, "0.0.0.0:%u", cfg->members[r->self].port);
-    if ((rc = listen_on(r, peer_addr, &r->l_peer, "peer-listen", err, errlen)) ||
-        (cfg->client_listen[0] && (rc = listen_on(r, cfg->client_listen, &r->l_client, "client-listen", err, errlen))) ||
-        (cfg->resp_listen[0] && (rc = listen_on(r, cfg->resp_listen, &r->l_resp, "resp-listen", err, errlen)))) {
+    /* The io_uring ring is created by rabia_replica_run on the thread that
+     * runs it (SINGLE_ISSUER | DEFER_TASKRUN rings belong to one thread);
+     * here the ports are only checked, so a taken port fails at once. */
+    if ((rc = probe_ports(r, err, errlen))) {
         rabia_replica_destroy(r);
         return rc;
     }
@@ -989,6 +1059,13 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
 
 int rabia_replica_run(struct rabia_replica *r)
 {
+    char err[512];
+    int rc0 = open_io(r, err, sizeof err);
+    if (rc0) {
+        rlog(r, RABIA_LOG_ERROR, "%s", err);
+        close_io(r);
+        return rc0;
+    }
     struct rabia_event start = {.type = RABIA_EV_TICK};
     core_step(r, &start);
     uint64_t last_status = 0;
@@ -1021,6 +1098,7 @@ int rabia_replica_run(struct rabia_replica *r)
         int rc = rio_run_once(r->loop, next > now ? next - now : 0);
         if (rc < 0 && rc != -EINTR && rc != -ETIME) {
             rlog(r, RABIA_LOG_ERROR, "event loop: %s", rabia_strerror(rc));
+            close_io(r);
             return rc;
         }
         /* replies made by the loop's callbacks may have unblocked pipelines */
@@ -1028,19 +1106,21 @@ int rabia_replica_run(struct rabia_replica *r)
             if (r->conns[i].kind == CK_RESP && r->conns[i].in.len && !r->conns[i].inflight) resp_pump(r, i);
     }
     rlog(r, RABIA_LOG_INFO, "stopping (applied up to slot %" PRIu64 ")", rabia_rsm_applied(r->rsm));
+    close_io(r);
     return 0;
 }
 
 void rabia_replica_stop(struct rabia_replica *r)
 {
     r->stop = 1;
-    if (r->loop) rio_loop_wake(r->loop);
+    struct rio_loop *l = __atomic_load_n(&r->loop, __ATOMIC_ACQUIRE);
+    if (l) rio_loop_wake(l);
 }
 
 void rabia_replica_destroy(struct rabia_replica *r)
 {
     if (!r) return;
-    if (r->loop) rio_loop_destroy(r->loop);
+    if (r->loop) rio_loop_destroy(r->loop); /* run never returned normally */
     if (r->conns) {
         for (uint32_t i = 0; i < MAX_CONNS; i++)
             if (r->conns[i].kind != CK_FREE) conn_release(r, i);
@@ -1072,7 +1152,8 @@ int rabia_replica_submit(struct rabia_replica *r, const void *op, size_t len, ra
     r->app_q[(r->app_head + r->app_len) % APP_QUEUE] = (struct app_op){copy, len, done, ctx};
     r->app_len++;
     pthread_mutex_unlock(&r->app_mu);
-    rio_loop_wake(r->loop);
+    struct rio_loop *l = __atomic_load_n(&r->loop, __ATOMIC_ACQUIRE);
+    if (l) rio_loop_wake(l);
     return 0;
 }
 

@@ -376,6 +376,22 @@ static void test_connect_refused(void)
     CHECK_EQ(c2.close_err, 0);
     CHECK(c2.connect_before_close);
 
+    /* a closed listener stops accepting: its port refuses */
+    struct rio_listener *ls;
+    CHECK_EQ(rio_listen(l, "127.0.0.1", 0, NULL, &ls), 0);
+    uint16_t lport = rio_listener_port(ls);
+    CHECK(lport != 0);
+    rio_run_once(l, 0);
+    rio_listener_close(ls);
+    for (int i = 0; i < 5; i++)
+        rio_run_once(l, 1000);
+    struct cconn c3 = {.mode = M_ECHO};
+    CHECK_EQ(rio_connect(l, "127.0.0.1", lport, &c3, &c3.c), 0);
+    g.cc = &c3;
+    drive(l, all_done, &g, NULL, "connect to a closed listener");
+    CHECK_EQ(c3.connect_err, -ECONNREFUSED);
+    CHECK_EQ(c3.close_calls, 1);
+
     /* no host fails synchronously */
     struct rio_conn *dummy;
     CHECK_EQ(rio_connect(l, NULL, 1, NULL, &dummy), -EINVAL);
