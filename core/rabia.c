@@ -134,6 +134,7 @@ struct rabia_core {
     struct rabia_stats stats;
     rabia_trace_fn trace;
     void *trace_ctx;
+    const char *last_anomaly;
     rabia_coin_fn coin_obs;
     void *coin_ctx;
 };
@@ -208,6 +209,14 @@ static void tracef(struct rabia_core *c, uint64_t slot, const char *fmt, ...)
     vsnprintf(line + k, sizeof line - (size_t)k, fmt, ap);
     va_end(ap);
     c->trace(c->trace_ctx, slot, line);
+}
+
+/* A peer broke a protocol rule (or, in tests, a planted bug did): count it,
+ * remember what, never trust it. */
+static void anomaly(struct rabia_core *c, const char *what)
+{
+    c->stats.anomalies++;
+    c->last_anomaly = what;
 }
 
 static const char *idstr(const struct rabia_batch_id *id, bool has, char *buf, size_t len)
@@ -520,7 +529,7 @@ static void log_decide(struct rabia_core *c, uint64_t slot, uint8_t value,
     if (slot < c->next_apply || slot >= c->next_apply + c->ahead) return;
     struct logent *l = &c->log[slot % c->log_size];
     if (l->slot == slot) {
-        if (l->value != value || (value && !rabia_batch_id_eq(&l->id, id))) c->stats.anomalies++;
+        if (l->value != value || (value && !rabia_batch_id_eq(&l->id, id))) anomaly(c, "a decision differs from the one logged");
         return;
     }
     log_clear(c, l);
@@ -581,7 +590,7 @@ static void learn_id(struct rabia_core *c, struct inst *in, const struct rabia_m
         in->known_id = true;
         in->maj_id = m->id;
     } else if (!rabia_batch_id_eq(&in->maj_id, &m->id)) {
-        c->stats.anomalies++;
+        anomaly(c, "a peer's majority batch differs from ours");
     }
 }
 
@@ -623,7 +632,7 @@ static void decide(struct rabia_core *c, struct inst *in, uint8_t value, bool ad
     if (value && !in->known_id) {
         /* Cannot happen when every message carries the id its sender knows;
          * counted, and the slot waits for a peer's DECISION. */
-        c->stats.anomalies++;
+        anomaly(c, "decided 1 without knowing the batch");
         in->decided = false;
         c->stats.slots_decided--;
         return;
@@ -718,7 +727,7 @@ static void progress(struct rabia_core *c, struct inst *in)
                         in->known_id = true;
                         in->maj_id = in->props[i];
                     } else if (!rabia_batch_id_eq(&in->maj_id, &in->props[i])) {
-                        c->stats.anomalies++;
+                        anomaly(c, "two batches with a majority in one slot");
                     }
                 }
             }
@@ -752,7 +761,7 @@ static void progress(struct rabia_core *c, struct inst *in)
 #ifdef RABIA_TEST_BUGS
         if (c->cfg.bugs & RABIA_BUG_MAJORITY_OF_VOTES) need = (uint8_t)(c->nf / 2 + 1);
 #endif
-        if (p->vt.cnt[0] && p->vt.cnt[1]) c->stats.anomalies++; /* impossible among honest peers */
+        if (p->vt.cnt[0] && p->vt.cnt[1]) anomaly(c, "votes for 0 and 1 in one phase"); /* impossible among honest peers */
         tracef(c, in->slot, "phase %u votes 0:%u 1:%u ?:%u", in->phase, p->vt.cnt[0], p->vt.cnt[1],
                p->vt.cnt[RABIA_VQ]);
         in->last_us = c->now;
@@ -973,7 +982,7 @@ static void attach_waiting(struct rabia_core *c, int32_t e)
 static void on_batch(struct rabia_core *c, const struct rabia_msg *m)
 {
     if (m->id.proxy >= c->cfg.n || m->body_len > c->cfg.max_batch_bytes) {
-        c->stats.anomalies++;
+        anomaly(c, "batch from an unknown proxy or too large");
         return;
     }
     int32_t e = bt_find(c, &m->id);
@@ -1061,7 +1070,7 @@ static void on_consensus(struct rabia_core *c, const struct rabia_msg *m)
         struct phase *p = ph_get(in, m->phase, true);
         if (m->type == RABIA_MSG_STATE) {
             if (m->value > 1) {
-                c->stats.anomalies++;
+                anomaly(c, "STATE value out of range");
                 return;
             }
             count(c, &p->st, from, m->value);
@@ -1082,13 +1091,13 @@ static void on_decision(struct rabia_core *c, const struct rabia_msg *m)
         return;
     }
     if (m->value && !m->has_id) {
-        c->stats.anomalies++;
+        anomaly(c, "DECISION 1 without a batch id");
         return;
     }
     int32_t fresh = -1;
     if (m->value && m->body && bt_find(c, &m->id) < 0) {
         if (m->id.proxy >= c->cfg.n || m->body_len > c->cfg.max_batch_bytes) {
-            c->stats.anomalies++;
+            anomaly(c, "DECISION batch from an unknown proxy or too large");
             return;
         }
         fresh = bt_alloc(c, &m->id, m->body, m->body_len); /* if full, fetched later */
@@ -1096,7 +1105,7 @@ static void on_decision(struct rabia_core *c, const struct rabia_msg *m)
     struct inst *in = inst_get(c, m->slot);
     if (in) {
         learn_id(c, in, m);
-        if (in->decided && in->value != m->value) c->stats.anomalies++;
+        if (in->decided && in->value != m->value) anomaly(c, "a DECISION contradicts our decision");
         decide(c, in, m->value, true);
     } else {
         log_decide(c, m->slot, m->value, &m->id);
@@ -1281,10 +1290,16 @@ static void on_peer_up(struct rabia_core *c, uint8_t peer)
 static void on_snapshot(struct rabia_core *c, uint64_t slot)
 {
     if (slot < c->next_apply) return;
-    for (uint32_t i = 0; i < c->log_size; i++) log_clear(c, &c->log[i]);
+    /* Slots up to the snapshot are done. Later ones keep everything: this
+     * replica may already have sent states and votes there, and forgetting
+     * them would let it vote again differently (found by sim seed 6124). */
+    for (uint32_t i = 0; i < c->log_size; i++)
+        if (c->log[i].slot && c->log[i].slot <= slot) log_clear(c, &c->log[i]);
     for (uint32_t w = 0; w < c->cfg.window; w++) {
-        if (c->inst[w].used) release_proposal(c, &c->inst[w]);
-        c->inst[w].used = false;
+        struct inst *in = &c->inst[w];
+        if (!in->used || in->slot > slot) continue;
+        release_proposal(c, in);
+        in->used = false;
     }
     /* batches decided inside the snapshot are indistinguishable from
      * pending ones here: drop them all; live proxies re-send theirs */
@@ -1426,7 +1441,7 @@ int rabia_core_step(struct rabia_core *c, const struct rabia_event *ev, struct r
     case RABIA_EV_RECEIVE: {
         const struct rabia_msg *m = &ev->msg;
         if (!msg_sane(c, m)) {
-            c->stats.anomalies++;
+            anomaly(c, "message fails sanity checks");
             break;
         }
         switch (m->type) {
@@ -1481,6 +1496,8 @@ uint64_t rabia_core_known_slot(const struct rabia_core *c) { return known_slot(c
 bool rabia_core_recovering(const struct rabia_core *c) { return c->recovering; }
 uint64_t rabia_core_abstain_below(const struct rabia_core *c) { return c->abstain_below; }
 const struct rabia_stats *rabia_core_stats(const struct rabia_core *c) { return &c->stats; }
+
+const char *rabia_core_last_anomaly(const struct rabia_core *c) { return c->last_anomaly ? c->last_anomaly : "none"; }
 
 uint32_t rabia_core_inflight(const struct rabia_core *c)
 {

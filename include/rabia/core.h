@@ -184,6 +184,7 @@ uint64_t rabia_core_abstain_below(const struct rabia_core *c); /* abstains in sl
 uint32_t rabia_core_pending(const struct rabia_core *c);       /* batches in the PQ */
 uint32_t rabia_core_inflight(const struct rabia_core *c);      /* started, undecided slots */
 const struct rabia_stats *rabia_core_stats(const struct rabia_core *c);
+const char *rabia_core_last_anomaly(const struct rabia_core *c); /* what the last anomaly was */
 /* One line on what the core knows of a batch (for debugging and tests). */
 int rabia_core_describe_batch(const struct rabia_core *c, const struct rabia_batch_id *id, char *buf, size_t len);
 /* The coin of (epoch, slot, phase) as every replica computes it. */

@@ -595,7 +595,9 @@ static void handle_update(struct world *w, uint8_t i, struct rabia_update *u)
     /* per-slot phase bound: a replica stuck in a slot shows here */
     const struct rabia_stats *st = rabia_core_stats(nd->core);
     if (st->max_phase > MAX_PHASES) fail(w, "liveness: replica %u needed %" PRIu64 " phases in one slot", i, st->max_phase);
-    if (st->anomalies) fail(w, "replica %u counted %" PRIu64 " protocol anomalies", i, st->anomalies);
+    if (st->anomalies)
+        fail(w, "replica %u counted %" PRIu64 " protocol anomalies (last: %s)", i, st->anomalies,
+             rabia_core_last_anomaly(nd->core));
 }
 
 static void step(struct world *w, uint8_t i, struct rabia_event *ev)
