@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# config.check: rabiad validates its configuration and names the key and
+# the fix for each mistake.
+set -uo pipefail
+rabiad=$1 example=$2
+fails=0 passes=0
+expect_ok() {
+  if out=$("$rabiad" "$@" --check-config 2>&1); then passes=$((passes + 1)); else
+    echo "FAIL: rabiad $* --check-config failed: $out"; fails=$((fails + 1)); fi
+}
+expect_err() { # expect_err PATTERN ARGS...
+  local pat=$1; shift
+  if out=$("$rabiad" "$@" --check-config 2>&1); then
+    echo "FAIL: rabiad $* was accepted"; fails=$((fails + 1))
+  elif grep -q -- "$pat" <<<"$out"; then passes=$((passes + 1)); echo "ok: $* -> $out"
+  else echo "FAIL: rabiad $*: '$out' does not mention '$pat'"; fails=$((fails + 1)); fi
+}
+m="1=127.0.0.1:7501,2=127.0.0.1:7502,3=127.0.0.1:7503"
+expect_ok --config "$example"
+expect_ok --id 2 --members "$m" --client-listen 127.0.0.1:7402
+expect_ok --config "$example" --id 3 --window 3 --policy classes   # options override the file
+expect_err "members is not set" --id 1 --client-listen 127.0.0.1:7401
+expect_err "id = 4 is not among members" --id 4 --members "$m" --client-listen 127.0.0.1:7401
+expect_err "a cluster has 3, 5 or 7" --id 1 --members "1=a:1,2=b:2" --client-listen 127.0.0.1:7401
+expect_err "replica 2 listed twice" --id 1 --members "1=a:1,2=b:2,2=c:3" --client-listen 127.0.0.1:7401
+expect_err "is not host:port" --id 1 --members "1=a:1,2=b,3=c:3" --client-listen 127.0.0.1:7401
+expect_err "window = 4 with policy global" --id 1 --members "$m" --window 4 --client-listen 127.0.0.1:7401
+expect_err "needs window >= 3" --id 1 --members "$m" --policy classes --client-listen 127.0.0.1:7401
+expect_err "state-machine = 'sql'" --id 1 --members "$m" --state-machine sql
+expect_err "resp-listen is set but state-machine = counter" --id 1 --members "$m" --state-machine counter --resp-listen 127.0.0.1:6401
+expect_err "batch-max-bytes = '12'" --id 1 --members "$m" --batch-max-bytes 12
+expect_err "unknown key 'bogus'" --id 1 --members "$m" --bogus 1
+expect_err "client-listen and resp-listen are both off" --id 1 --members "$m" --client-listen off
+bad=$(mktemp); printf 'id 1\nmembers %s\nwindow lots\n' "$m" >"$bad"
+expect_err ":3: window = 'lots'" --config "$bad"
+rm -f "$bad"
+expect_err "No such file" --config /nonexistent/rabiad.conf
+echo "$passes passed, $fails failed"
+((fails == 0))
