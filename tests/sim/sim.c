@@ -33,7 +33,7 @@
 #include "rsm.h"
 
 #define MS 1000ull
-#define MAX_N 5
+#define MAX_N 7
 #define MAX_CLIENTS 8
 #define NKEYS 4
 #define T_HEAL (800 * MS)      /* faults stop, everything heals */
@@ -1252,7 +1252,7 @@ static void usage(void)
            "  --seed S           run exactly one seed (replay), verbose\n"
            "  --trace-slot X     with --seed: print every protocol step of slot X\n"
            "  --mix NAME         calm|jitter|links|partition|crash|pause|all (default: by seed)\n"
-           "  --n N              3 or 5 (default: by seed)\n"
+           "  --n N              3, 5 or 7 (default: 3 or 5 by seed)\n"
            "  --variant V        0: window 1 global, 1: window n classes, 2: window 8 classes\n"
            "  --bug NAME         plant a bug: coin|majority|double-count|stale-read\n"
            "  --expect-fail      exit 0 iff some seed fails (for planted-bug tests)\n"
@@ -1303,8 +1303,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (fixed_n && fixed_n != 3 && fixed_n != 5) {
-        fprintf(stderr, "--n must be 3 or 5\n");
+    if (fixed_n && fixed_n != 3 && fixed_n != 5 && fixed_n != 7) {
+        fprintf(stderr, "--n must be 3, 5 or 7\n");
         return 2;
     }
     struct timespec t0, t1;
