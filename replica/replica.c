@@ -476,7 +476,7 @@ static void resp_info(struct rabia_replica *r, struct rabia_buf *out)
                      "replica_id:%u\r\nmembers:%u\r\nincarnation:%" PRIu64 "\r\nrecovering:%d\r\nslots_applied:%" PRIu64
                      "\r\nslots_known:%" PRIu64 "\r\nslots_decided:%" PRIu64 "\r\nslots_null:%" PRIu64
                      "\r\nstate_hash:%016" PRIx64 "\r\n",
-                     0L, st.id, st.n, st.incarnation, st.recovering, st.applied, st.known, st.slots_decided,
+                     (long)getpid(), st.id, st.n, st.incarnation, st.recovering, st.applied, st.known, st.slots_decided,
                      st.slots_null, rabia_rsm_hash(r->rsm));
     for (uint8_t p = 0; p < r->cfg.n && n < (int)sizeof text - 100; p++)
         n += snprintf(text + n, sizeof text - (size_t)n, "member_%u:%s:%u,%s\r\n", p + 1, r->cfg.members[p].host,
