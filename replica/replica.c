@@ -64,6 +64,8 @@ struct conn {
     uint64_t open_batch;   /* batch number its in-flight requests went into */
     uint32_t inflight;     /* replicated requests without a reply */
     bool quit;
+    bool closing;          /* conn_close called: ignore the rest */
+    bool want_pump;        /* input waits for replies that just came */
 };
 
 struct waiter {
@@ -109,6 +111,7 @@ struct rabia_replica {
     uint32_t n_waiters;
     uint64_t next_tick_us;
     uint64_t resp_conn_counter;
+    uint32_t n_want_pump;
     struct rio_listener *l_peer, *l_client, *l_resp;
     volatile int stop;
     /* application submissions from other threads */
@@ -167,9 +170,19 @@ static uint32_t conn_index(struct rio_conn *c)
     return u ? (uint32_t)(u - 1) : UINT32_MAX;
 }
 
+/* Close a connection; nothing more of it is processed, even frames still
+ * in the buffer being parsed (on_close follows from the loop). */
+static void conn_close(struct rabia_replica *r, struct rio_conn *c)
+{
+    uint32_t ci = conn_index(c);
+    if (ci != UINT32_MAX) r->conns[ci].closing = true;
+    rio_close(c);
+}
+
 static void conn_release(struct rabia_replica *r, uint32_t i)
 {
     struct conn *k = &r->conns[i];
+    if (k->want_pump) r->n_want_pump--;
     if (k->q) {
         for (uint32_t j = 0; j < RESP_MAX_PENDING; j++) rabia_buf_free(&k->q[j].out);
         free(k->q);
@@ -254,7 +267,7 @@ static void send_frame(struct rabia_replica *r, struct rio_conn *c, const struct
     }
     if (rio_send(c, r->scratch.data, (size_t)len) < 0) {
         rlog(r, RABIA_LOG_WARN, "connection %p: output buffer full, closing", (void *)c);
-        rio_close(c);
+        conn_close(r, c);
     }
 }
 
@@ -273,7 +286,7 @@ static void resp_flush(struct rabia_replica *r, struct conn *k)
     while (k->q_len && k->q[k->q_head].ready) {
         struct resp_slot *s = &k->q[k->q_head];
         if (rio_send(k->c, s->out.data, s->out.len) < 0) {
-            rio_close(k->c);
+            conn_close(r, k->c);
             return;
         }
         rabia_buf_clear(&s->out);
@@ -318,6 +331,10 @@ static void complete(struct rabia_replica *r, uint64_t cid, uint64_t seq, int st
         s->ready = true;
         if (k->inflight) k->inflight--;
         resp_flush(r, k);
+        if (!k->inflight && k->in.len && !k->want_pump) { /* parse the rest after this turn */
+            k->want_pump = true;
+            r->n_want_pump++;
+        }
     }
 }
 
@@ -367,7 +384,7 @@ static void handle_update(struct rabia_replica *r, struct rabia_update *u)
             for (uint8_t p = 0; p < r->cfg.n; p++) {
                 if (p == r->self || !r->peers[p].out_ready) continue;
                 struct rio_conn *c = r->conns[r->peers[p].out].c;
-                if (rio_send(c, r->scratch.data, (size_t)len) < 0) rio_close(c);
+                if (rio_send(c, r->scratch.data, (size_t)len) < 0) conn_close(r, c);
             }
         } else if (s->to < r->cfg.n && s->to != r->self) {
             send_peer(r, s->to, &s->msg);
@@ -459,7 +476,7 @@ static void on_native_frame(struct rabia_replica *r, uint32_t ci, const struct r
         send_frame(r, k->c, &rep);
     } else {
         rlog(r, RABIA_LOG_WARN, "client sent a %s frame; closing it", rabia_msg_type_name(m->type));
-        rio_close(k->c);
+        conn_close(r, k->c);
     }
 }
 
@@ -539,7 +556,7 @@ static void resp_pump(struct rabia_replica *r, uint32_t ci)
             s->ready = true;
         } else if (what == RESP_CLOSE) {
             s->ready = true;
-            rio_close(k->c);
+            conn_close(r, k->c);
             break;
         } else if (what == RESP_QUIT) {
             s->ready = true;
@@ -584,7 +601,7 @@ static void dial(struct rabia_replica *r, uint8_t p)
     }
     uint32_t ci = conn_alloc(r, CK_PEER_OUT, c);
     if (ci == UINT32_MAX) {
-        rio_close(c);
+        conn_close(r, c);
         return;
     }
     r->conns[ci].peer = p;
@@ -601,32 +618,32 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
         rio_conn_peer(k->c, who, sizeof who);
         if (m->type != RABIA_MSG_HELLO) {
             rlog(r, RABIA_LOG_WARN, "refusing %s: first frame is %s, not HELLO", who, rabia_msg_type_name(m->type));
-            rio_close(k->c);
+            conn_close(r, k->c);
             return;
         }
         if (m->u64 != r->cluster_id) {
             rlog(r, RABIA_LOG_WARN,
                  "refusing %s: cluster id %016" PRIx64 " is not ours (%016" PRIx64 "): check its members list",
                  who, m->u64, r->cluster_id);
-            rio_close(k->c);
+            conn_close(r, k->c);
             return;
         }
         if (m->value != RABIA_PROTOCOL_VERSION) {
             rlog(r, RABIA_LOG_WARN, "refusing %s: protocol version %u, we speak %u", who, m->value,
                  RABIA_PROTOCOL_VERSION);
-            rio_close(k->c);
+            conn_close(r, k->c);
             return;
         }
         if (m->from >= r->cfg.n || m->from == r->self) {
             rlog(r, RABIA_LOG_WARN, "refusing %s: claims replica id %u", who, m->from + 1);
-            rio_close(k->c);
+            conn_close(r, k->c);
             return;
         }
         struct peer *pe = &r->peers[m->from];
         if (m->u64b < pe->in_incarnation) {
             rlog(r, RABIA_LOG_WARN, "refusing %s: replica %u incarnation %" PRIu64 " is older than %" PRIu64, who,
                  m->from + 1, m->u64b, pe->in_incarnation);
-            rio_close(k->c);
+            conn_close(r, k->c);
             return;
         }
         if (pe->in != UINT32_MAX) {
@@ -635,7 +652,7 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
             rlog(r, RABIA_LOG_INFO, "replica %u reconnected (incarnation %" PRIu64 "): dropping its old connection",
                  m->from + 1, m->u64b);
             old->kind = CK_PEER_IN_HELLO; /* stop delivering its frames */
-            rio_close(old->c);
+            conn_close(r, old->c);
         }
         if (m->u64b > pe->in_incarnation && pe->in_incarnation)
             rlog(r, RABIA_LOG_INFO, "replica %u restarted (incarnation %" PRIu64 ")", m->from + 1, m->u64b);
@@ -648,7 +665,7 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
     if (m->type == RABIA_MSG_HELLO || m->from != k->peer) {
         rlog(r, RABIA_LOG_WARN, "replica %u sent %s claiming to be %u: closing", k->peer + 1,
              rabia_msg_type_name(m->type), m->from + 1);
-        rio_close(k->c);
+        conn_close(r, k->c);
         return;
     }
     if (m->type == RABIA_MSG_SNAP_CHUNK) {
@@ -726,7 +743,7 @@ static size_t h_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
     if (k->kind == CK_RESP) {
         if (k->in.len + len > RESP_MAX_INPUT) {
             rlog(r, RABIA_LOG_WARN, "RESP client sent more than %u unanswered bytes: closing", RESP_MAX_INPUT);
-            rio_close(c);
+            conn_close(r, c);
             return len;
         }
         rabia_buf_append(&k->in, p, len);
@@ -742,7 +759,7 @@ static size_t h_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
             char who[64] = "?";
             rio_conn_peer(c, who, sizeof who);
             rlog(r, RABIA_LOG_WARN, "bad frame from %s: %s; closing the connection", who, rabia_strerror(rc));
-            rio_close(c);
+            conn_close(r, c);
             return len;
         }
         if (len - off < flen) break;
@@ -752,7 +769,7 @@ static size_t h_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
             char who[64] = "?";
             rio_conn_peer(c, who, sizeof who);
             rlog(r, RABIA_LOG_WARN, "bad frame from %s: %s; closing the connection", who, rabia_strerror(rc));
-            rio_close(c);
+            conn_close(r, c);
             return len;
         }
         off += flen;
@@ -761,7 +778,7 @@ static size_t h_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
         else {
             rlog(r, RABIA_LOG_DEBUG, "unexpected %s on an outgoing peer connection", rabia_msg_type_name(m.type));
         }
-        if (k->kind == CK_FREE || k->c != c) return len; /* closed meanwhile */
+        if (k->kind == CK_FREE || k->c != c || k->closing) return len; /* closed meanwhile */
     }
     return off;
 }
@@ -1102,8 +1119,13 @@ int rabia_replica_run(struct rabia_replica *r)
             return rc;
         }
         /* replies made by the loop's callbacks may have unblocked pipelines */
-        for (uint32_t i = 0; i < MAX_CONNS; i++)
-            if (r->conns[i].kind == CK_RESP && r->conns[i].in.len && !r->conns[i].inflight) resp_pump(r, i);
+        for (uint32_t i = 0; r->n_want_pump && i < MAX_CONNS; i++) {
+            struct conn *k = &r->conns[i];
+            if (!k->want_pump) continue;
+            k->want_pump = false;
+            r->n_want_pump--;
+            if (k->kind == CK_RESP && !k->closing) resp_pump(r, i);
+        }
     }
     rlog(r, RABIA_LOG_INFO, "stopping (applied up to slot %" PRIu64 ")", rabia_rsm_applied(r->rsm));
     close_io(r);
