@@ -98,6 +98,7 @@ struct rabia_core {
     uint64_t next_seq;
     uint64_t max_seen;   /* highest slot seen or sent in any message */
     uint64_t abstain_below;
+    uint64_t drive_until; /* start slots up to here even with nothing to propose */
     bool recovering;
     uint8_t horizon_mask;
     uint64_t horizon_max;
@@ -843,6 +844,10 @@ static void start_slots(struct rabia_core *c)
         struct inst *in = inst_get(c, s);
         if (in->seen || in->started) last = s;
     }
+    if (c->drive_until >= c->next_apply) { /* see on_horizon_req */
+        uint64_t d = c->drive_until < end ? c->drive_until : end - 1;
+        if (d > last) last = d;
+    }
     if (c->cfg.policy == RABIA_POLICY_CLASSES) {
         /* each class (proxy) supplies its own slots: find the last slot that
          * has a batch, counting the batches earlier slots of its class take */
@@ -1160,8 +1165,15 @@ static uint64_t known_slot(const struct rabia_core *c)
 static void on_horizon_req(struct rabia_core *c, const struct rabia_msg *m)
 {
     if (c->recovering) return; /* answer only once my own horizon is known */
-    struct rabia_send *s = emit(c, m->from, RABIA_MSG_HORIZON, known_slot(c));
+    uint64_t k = known_slot(c);
+    struct rabia_send *s = emit(c, m->from, RABIA_MSG_HORIZON, k);
     if (s) s->msg.u64 = m->u64;
+    /* The asker will abstain up to (the largest answer) + window. Decide
+     * those slots now, null if nothing is queued, while enough replicas
+     * take part: an idle cluster would otherwise keep them open, and a
+     * second restart would then leave more than f abstainers in them
+     * (found by integration.restart_idle). */
+    if (k + c->cfg.window > c->drive_until) c->drive_until = k + c->cfg.window;
 }
 
 static void on_horizon(struct rabia_core *c, const struct rabia_msg *m)
@@ -1483,7 +1495,7 @@ int rabia_core_step(struct rabia_core *c, const struct rabia_event *ev, struct r
             }
         }
     }
-    bool busy = c->recovering || c->pq[c->cfg.self].n;
+    bool busy = c->recovering || c->pq[c->cfg.self].n || c->drive_until >= c->next_apply;
     for (uint32_t w = 0; w < c->cfg.window && !busy; w++)
         busy = c->inst[w].used && c->inst[w].started && !c->inst[w].decided;
     out->next_tick_us = busy ? c->now + c->cfg.retransmit_us / 2 : 0;

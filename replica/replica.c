@@ -112,6 +112,7 @@ struct rabia_replica {
     uint64_t next_tick_us;
     uint64_t resp_conn_counter;
     uint32_t n_want_pump;
+    uint64_t hash_value, hash_slot, hash_us; /* last published state hash */
     struct rio_listener *l_peer, *l_client, *l_resp;
     volatile int stop;
     /* application submissions from other threads */
@@ -465,8 +466,8 @@ static void on_native_frame(struct rabia_replica *r, uint32_t ci, const struct r
                          "\nknown: %" PRIu64 "\nstate_hash: %016" PRIx64 "\nslots_decided: %" PRIu64
                          "\nslots_null: %" PRIu64 "\nslots_fast: %" PRIu64 "\nmax_phase: %" PRIu64
                          "\nstate_machine: %s\n",
-                         st.id, st.n, st.incarnation, st.recovering ? "yes" : "no", st.applied, st.known,
-                         rabia_rsm_hash(r->rsm), st.slots_decided, st.slots_null, st.slots_fast, st.max_phase,
+                         st.id, st.n, st.incarnation, st.recovering ? "yes" : "no", rabia_rsm_applied(r->rsm),
+                         st.known, rabia_rsm_hash(r->rsm), st.slots_decided, st.slots_null, st.slots_fast, st.max_phase,
                          r->cfg.state_machine);
         for (uint8_t p = 0; p < r->cfg.n && n < (int)sizeof text - 100; p++)
             n += snprintf(text + n, sizeof text - (size_t)n, "member_%u: %s:%u %s\n", p + 1, r->cfg.members[p].host,
@@ -493,7 +494,8 @@ static void resp_info(struct rabia_replica *r, struct rabia_buf *out)
                      "replica_id:%u\r\nmembers:%u\r\nincarnation:%" PRIu64 "\r\nrecovering:%d\r\nslots_applied:%" PRIu64
                      "\r\nslots_known:%" PRIu64 "\r\nslots_decided:%" PRIu64 "\r\nslots_null:%" PRIu64
                      "\r\nstate_hash:%016" PRIx64 "\r\n",
-                     (long)getpid(), st.id, st.n, st.incarnation, st.recovering, st.applied, st.known, st.slots_decided,
+                     (long)getpid(), st.id, st.n, st.incarnation, st.recovering, rabia_rsm_applied(r->rsm), st.known,
+                     st.slots_decided,
                      st.slots_null, rabia_rsm_hash(r->rsm));
     for (uint8_t p = 0; p < r->cfg.n && n < (int)sizeof text - 100; p++)
         n += snprintf(text + n, sizeof text - (size_t)n, "member_%u:%s:%u,%s\r\n", p + 1, r->cfg.members[p].host,
@@ -890,8 +892,17 @@ static void publish_status(struct rabia_replica *r)
     st.slots_null = s->slots_null;
     st.slots_fast = s->slots_fast;
     st.max_phase = s->max_phase;
+    /* the hash costs a full snapshot: at most once a second, and only when
+     * something was applied; published together with its slot */
+    uint64_t now = rio_now_us();
+    if (st.applied != r->hash_slot && now - r->hash_us >= 1000000) {
+        r->hash_value = rabia_rsm_hash(r->rsm);
+        r->hash_slot = st.applied;
+        r->hash_us = now;
+    }
+    st.state_hash = r->hash_value;
+    st.hash_slot = r->hash_slot;
     pthread_mutex_lock(&r->st_mu);
-    st.state_hash = r->st.state_hash;
     r->st = st;
     pthread_mutex_unlock(&r->st_mu);
 }

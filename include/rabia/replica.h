@@ -102,7 +102,9 @@ struct rabia_replica_status {
     uint64_t incarnation;
     uint64_t applied;        /* last applied slot */
     uint64_t known;          /* highest slot known of */
-    uint64_t state_hash;     /* hash of the replicated state at `applied` */
+    uint64_t state_hash;     /* hash of the replicated state at slot hash_slot (refreshed
+                                at most once a second: it costs a snapshot) */
+    uint64_t hash_slot;
     uint64_t slots_decided, slots_null, slots_fast, max_phase;
 };
 /* Thread-safe snapshot of the replica's status (refreshed every loop turn). */

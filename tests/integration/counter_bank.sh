@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# counter_bank: the counter and bank state machines through rabia-cli.
+# Counter: incr/decr/set/get through different replicas, then
+# `bench-counter 2000` and an exact final value. Bank (a fresh cluster on the
+# same ports): create, deposit, withdraw, transfer, the error results (exit
+# status 1), balance, all; the total is conserved.
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+it_init counter_bank 2
+
+# run_cli WHAT EXPECTED_RC EXPECTED_OUTPUT ARGS...: rabia-cli ARGS, with its
+# exit status and stdout+stderr checked
+run_cli() {
+  local what=$1 want_rc=$2 want_out=$3 rc=0 out
+  shift 3
+  out=$(cli "$@" 2>&1) || rc=$?
+  [ "$rc" = "$want_rc" ] || fail "$what: rabia-cli $* exited $rc, expected $want_rc (output: $out)"
+  expect_eq "$what (exit $rc)" "$out" "$want_out"
+}
+
+say "counter cluster"
+cluster_start 3 counter "$IT_DIR/counter"
+A=$(all_addrs 3)
+run_cli "counter set 10 (replica 1)" 0 10 -a "$(native_addr 1)" counter set 10
+run_cli "counter incr (replica 2)" 0 11 -a "$(native_addr 2)" counter incr
+run_cli "counter incr (replica 3)" 0 12 -a "$(native_addr 3)" counter incr
+run_cli "counter decr (replica 1)" 0 11 -a "$(native_addr 1)" counter decr
+for i in 1 2 3; do run_cli "counter get (replica $i)" 0 11 -a "$(native_addr "$i")" counter get; done
+run_cli "counter set -7" 0 -7 -a "$A" counter set -7
+run_cli "counter decr below zero" 0 -8 -a "$A" counter decr
+run_cli "counter set with a bad number (usage error)" 2 "rabia-cli: counter set: not a 64-bit integer: x1
+Try 'rabia-cli --help'." -a "$A" counter set x1
+run_cli "counter set 0" 0 0 -a "$A" counter set 0
+
+say "bench-counter 2000 (pipelined, up to 64 outstanding)"
+rc=0
+out=$(cli -a "$A" bench-counter 2000 2>&1) || rc=$?
+printf '%s\n' "$out" | sed "s/^/[$IT_NAME]     /"
+expect_eq "bench-counter 2000 exit status" "$rc" 0
+expect_match "bench-counter 2000 acknowledged" "$out" "^bench-counter: 2000 increments in"
+expect_match "bench-counter 2000 highest value seen" "$out" "highest counter value seen: 2000$"
+for i in 1 2 3; do run_cli "counter get (replica $i) after the bench" 0 2000 -a "$(native_addr "$i")" counter get; done
+wait_converged 10 1 2 3
+cluster_stop
+
+say "bank cluster (same ports, new data dir)"
+cluster_start 3 bank "$IT_DIR/bank"
+A=$(all_addrs 3)
+run_cli "bank all on an empty bank" 0 "(no accounts)" -a "$A" bank all
+run_cli "bank create alice 100 (replica 1)" 0 "Account alice created" -a "$(native_addr 1)" bank create alice 100
+run_cli "bank create bob 50 (replica 2)" 0 "Account bob created" -a "$(native_addr 2)" bank create bob 50
+run_cli "bank create carol 0 (replica 3)" 0 "Account carol created" -a "$(native_addr 3)" bank create carol 0
+run_cli "bank create alice again" 1 "rabia-cli: error: Account already exists" -a "$A" bank create alice 5
+run_cli "bank deposit alice 25" 0 "Deposited 25 to alice" -a "$A" bank deposit alice 25
+run_cli "bank withdraw bob 20" 0 "Withdrew 20 from bob" -a "$A" bank withdraw bob 20
+run_cli "bank transfer alice bob 60" 0 "Transferred 60 from alice to bob" -a "$A" bank transfer alice bob 60
+run_cli "bank transfer bob carol 15" 0 "Transferred 15 from bob to carol" -a "$A" bank transfer bob carol 15
+run_cli "bank withdraw bob 1000 (insufficient funds)" 1 "rabia-cli: error: Insufficient funds" -a "$A" bank withdraw bob 1000
+run_cli "bank transfer carol alice 16 (insufficient funds)" 1 "rabia-cli: error: Insufficient funds" -a "$A" bank transfer carol alice 16
+run_cli "bank transfer alice nobody 1" 1 "rabia-cli: error: Destination account not found" -a "$A" bank transfer alice nobody 1
+run_cli "bank deposit nobody 5" 1 "rabia-cli: error: Account not found" -a "$A" bank deposit nobody 5
+run_cli "bank balance nobody" 1 "rabia-cli: error: Account not found" -a "$A" bank balance nobody
+# alice 100+25-60 = 65, bob 50-20+60-15 = 75, carol 15
+for i in 1 2 3; do
+  run_cli "bank balance alice (replica $i)" 0 65 -a "$(native_addr "$i")" bank balance alice
+done
+run_cli "bank balance bob" 0 75 -a "$A" bank balance bob
+run_cli "bank balance carol" 0 15 -a "$A" bank balance carol
+all=$(cli -a "$(native_addr 2)" bank all)
+expect_eq "bank all (replica 2)" "$(tr '\n' ' ' <<<"$all")" "alice 65 bob 75 carol 15 "
+total=$(awk '{s += $2} END {print s}' <<<"$all")
+# created 100 + 50 + 0, deposited 25, withdrew 20: transfers move money only
+expect_eq "total over all accounts (150 created + 25 deposited - 20 withdrawn)" "$total" 155
+wait_converged 10 1 2 3

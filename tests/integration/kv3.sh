@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# kv3: a 3-replica kv cluster through redis-cli and rabia-cli: a write at one
+# replica is read at the others, INCRs through different replicas are
+# consecutive, MULTI/EXEC, SET options, multi-key commands, Redis's error
+# texts, pipelines, and rabia-cli agreeing with redis-cli. Ends with equal
+# applied slots and state hashes.
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+it_init kv3 1
+need_cmd redis-cli
+cluster_start 3 kv
+
+say "writes at one replica, reads at the others"
+expect_eq "replica 1: SET greeting hello" "$(redis 1 SET greeting hello)" OK
+expect_eq "replica 2: GET greeting" "$(redis 2 GET greeting)" hello
+expect_eq "replica 3: GET greeting" "$(redis 3 GET greeting)" hello
+
+say "INCR through replicas 1,2,3,1,2,3,... gives consecutive values"
+got=""
+want=""
+for ((k = 1; k <= 12; k++)); do
+  got+="$(redis $(((k - 1) % 3 + 1)) INCR ctr) "
+  want+="$k "
+done
+expect_eq "12 INCRs round-robin over the replicas" "$got" "$want"
+expect_eq "replica 3: INCRBY ctr 100" "$(redis 3 INCRBY ctr 100)" 112
+expect_eq "replica 1: DECR ctr" "$(redis 1 DECR ctr)" 111
+
+say "MULTI/EXEC on replica 1, visible on replica 2"
+out=$(printf 'MULTI\nSET tx:a 10\nINCR tx:a\nSET tx:b x\nEXEC\n' | timeout 20 redis-cli -p "$(resp_port 1)")
+expect_eq "replica 1: MULTI; SET tx:a 10; INCR tx:a; SET tx:b x; EXEC" "$(tr '\n' ' ' <<<"$out")" "OK QUEUED QUEUED QUEUED OK 11 OK "
+expect_eq "replica 2: MGET tx:a tx:b" "$(redis 2 MGET tx:a tx:b | tr '\n' ' ')" "11 x "
+out=$(printf 'MULTI\nSET tx:c 1\nDISCARD\nGET tx:c\n' | timeout 20 redis-cli --no-raw -p "$(resp_port 3)")
+expect_eq "replica 3: MULTI; SET tx:c 1; DISCARD; GET tx:c" "$(tr '\n' ' ' <<<"$out")" "OK QUEUED OK (nil) "
+
+say "SET NX / XX / GET"
+expect_eq "replica 1: SET nx:k v1 NX (new key)" "$(redisn 1 SET nx:k v1 NX)" OK
+expect_eq "replica 2: SET nx:k v2 NX (exists)" "$(redisn 2 SET nx:k v2 NX)" "(nil)"
+expect_eq "replica 3: SET nx:missing v XX" "$(redisn 3 SET nx:missing v XX)" "(nil)"
+expect_eq "replica 3: SET nx:k v3 XX" "$(redisn 3 SET nx:k v3 XX)" OK
+expect_eq "replica 1: SET nx:k v4 GET (old value)" "$(redisn 1 SET nx:k v4 GET)" '"v3"'
+expect_eq "replica 2: GET nx:k" "$(redisn 2 GET nx:k)" '"v4"'
+expect_eq "replica 3: EXISTS nx:missing" "$(redisn 3 EXISTS nx:missing)" "(integer) 0"
+
+say "MSET / MGET / EXISTS / DEL / KEYS / DBSIZE"
+expect_eq "replica 2: MSET m:1 a m:2 b m:3 c" "$(redis 2 MSET m:1 a m:2 b m:3 c)" OK
+expect_eq "replica 3: MGET m:1 m:2 m:3 m:none" "$(redisn 3 MGET m:1 m:2 m:3 m:none | tr '\n' ' ')" '1) "a" 2) "b" 3) "c" 4) (nil) '
+expect_eq "replica 1: EXISTS m:1 m:2 m:none" "$(redis 1 EXISTS m:1 m:2 m:none)" 2
+expect_eq "replica 1: DEL m:1 m:none" "$(redis 1 DEL m:1 m:none)" 1
+expect_eq "replica 2: EXISTS m:1" "$(redis 2 EXISTS m:1)" 0
+expect_eq "replica 3: KEYS m:* (sorted)" "$(redis 3 KEYS 'm:*' | sort | tr '\n' ' ')" "m:2 m:3 "
+# greeting ctr tx:a tx:b nx:k m:2 m:3
+for i in 1 2 3; do expect_eq "replica $i: DBSIZE" "$(redis "$i" DBSIZE)" 7; done
+
+say "errors are Redis's"
+expect_match "replica 1: unknown command" "$(redis 1 FOOBAR a b)" "^ERR unknown command 'FOOBAR', with args beginning with: 'a' 'b'"
+expect_eq "replica 2: GET (no key)" "$(redis 2 GET)" "ERR wrong number of arguments for 'get' command"
+expect_eq "replica 3: SET k (no value)" "$(redis 3 SET onlykey)" "ERR wrong number of arguments for 'set' command"
+expect_match "replica 1: INCR on a non-integer" "$(redis 1 INCR greeting)" "^ERR value is not an integer or out of range"
+expect_eq "replica 1: PING" "$(redis 1 PING)" PONG
+
+say "pipelines"
+out=$(for ((k = 1; k <= 100; k++)); do printf 'SET pipe:%d v%d\r\n' "$k" "$k"; done | timeout 30 redis-cli -p "$(resp_port 2)" --pipe 2>&1)
+expect_match "replica 2: 100 SETs through redis-cli --pipe" "$out" "errors: 0, replies: 100"
+out=$(for ((k = 1; k <= 100; k++)); do printf 'INCR pipe:ctr\r\n'; done | timeout 30 redis-cli -p "$(resp_port 3)" --pipe 2>&1)
+expect_match "replica 3: 100 INCRs through redis-cli --pipe" "$out" "errors: 0, replies: 100"
+expect_eq "replica 1: GET pipe:ctr (each pipelined INCR applied once)" "$(redis 1 GET pipe:ctr)" 100
+expect_eq "replica 1: MGET pipe:1 pipe:50 pipe:100" "$(redis 1 MGET pipe:1 pipe:50 pipe:100 | tr '\n' ' ')" "v1 v50 v100 "
+out=$(for ((k = 1; k <= 50; k++)); do printf 'INCR seq:ctr\n'; done | timeout 30 redis-cli -p "$(resp_port 1)" | tr '\n' ' ')
+expect_eq "replica 1: 50 INCRs on one connection (replies in order)" "$out" "$(seq -s ' ' 1 50) "
+for i in 1 2 3; do expect_eq "replica $i: DBSIZE after the pipelines" "$(redis "$i" DBSIZE)" 109; done
+
+say "rabia-cli agrees with redis-cli"
+A=$(all_addrs 3)
+expect_eq "rabia-cli kv set cli:k hello (via replica 3)" "$(cli -a "$(native_addr 3)" kv set cli:k hello)" OK
+expect_eq "redis-cli replica 1: GET cli:k" "$(redis 1 GET cli:k)" hello
+expect_eq "redis-cli replica 2: SET red:k world" "$(redis 2 SET red:k world)" OK
+expect_eq "rabia-cli kv get red:k (via replica 1)" "$(cli -a "$(native_addr 1)" kv get red:k)" '"world"'
+expect_eq "rabia-cli kv get ctr" "$(cli -a "$A" kv get ctr)" '"111"'
+expect_eq "rabia-cli kv get absent" "$(cli -a "$A" kv get absent)" '(nil)'
+out=$(cli -a "$A" kv txn 'SET t:1 5' 'INCR t:1' 'GET t:1' | tr '\n' ' ')
+expect_eq "rabia-cli kv txn 'SET t:1 5' 'INCR t:1' 'GET t:1'" "$out" '1) OK 2) (integer) 6 3) "6" '
+expect_eq "redis-cli replica 3: GET t:1" "$(redis 3 GET t:1)" 6
+expect_eq "rabia-cli kv del cli:k red:k t:1" "$(cli -a "$A" kv del cli:k red:k t:1)" "(integer) 3"
+expect_eq "redis-cli replica 2: EXISTS cli:k red:k t:1" "$(redis 2 EXISTS cli:k red:k t:1)" 0
+rc=0
+out=$(cli -a "$A" kv raw FOOBAR 2>&1) || rc=$?
+expect_eq "rabia-cli kv raw FOOBAR exit status (error result)" "$rc" 1
+expect_match "rabia-cli kv raw FOOBAR" "$out" "ERR unknown command 'FOOBAR'"
+expect_eq "rabia-cli kv keys m:*" "$(cli -a "$A" kv keys 'm:*' | tr '\n' ' ')" '1) "m:2" 2) "m:3" '
+
+say "all replicas agree"
+wait_converged 10 1 2 3
+for i in 1 2 3; do
+  info=$(redis "$i" INFO)
+  expect_eq "replica $i: RESP INFO state_hash" "$(sed -n 's/^state_hash:\(.*\)\r$/\1/p' <<<"$info")" "$CONVERGED_HASH"
+done

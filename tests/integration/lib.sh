@@ -1,0 +1,351 @@
+# shellcheck shell=bash disable=SC2034  # (CONVERGED_*, BG_* are outputs for the tests)
+# Shared helpers of the integration tests (sourced by every *.sh here).
+#
+# A test calls `it_init NAME SLOT` first. SLOT picks the test's own ports
+# (base = RABIA_IT_PORT_BASE (default 20000) + 100*SLOT: RESP base+i, native
+# base+20+i, peers base+40+i for replica i), so tests run in parallel
+# (ctest -j). Everything lives in a fresh mktemp directory (kept, with its
+# replica logs, when the test fails). An EXIT trap stops every process the
+# test started, by PID; a watchdog ends the test (through the same trap)
+# before ctest's TIMEOUT would kill it without cleaning up.
+#
+# Environment: RABIAD and RABIA_CLI (the built binaries; ctest sets them),
+# RABIA_IT_DEADLINE (seconds before the watchdog fires), RABIA_IT_KEEP=1
+# (keep the temporary directory even on success).
+
+set -euo pipefail
+
+IT_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+IT_CLUSTER_SH=$IT_REPO/deploy/local-cluster.sh
+IT_NAME=it
+IT_DIR=
+IT_CHECKS=0
+IT_BG_PIDS=()      # load generators and other helpers started in the background
+IT_DAEMON_PIDS=()  # every rabiad this test started (also those of local-cluster.sh)
+IT_CLEANUP=()      # extra cleanup commands (run in reverse order)
+IT_WATCHDOG=
+IT_T0=$SECONDS
+
+# ---------------------------------------------------------------------------
+# output
+
+say() { printf '[%s] %s\n' "$IT_NAME" "$*"; }
+ok() {
+  IT_CHECKS=$((IT_CHECKS + 1))
+  printf '[%s]   ok: %s\n' "$IT_NAME" "$*"
+}
+fail() {
+  printf '[%s] FAIL: %s\n' "$IT_NAME" "$*" >&2
+  exit 1
+}
+skip() {
+  printf '[%s] SKIP: %s\n' "$IT_NAME" "$*"
+  IT_SKIPPED=1
+  exit 77
+}
+# expect_eq WHAT ACTUAL EXPECTED
+expect_eq() {
+  if [ "$2" != "$3" ]; then
+    fail "$1: got '$(printf '%s' "$2" | head -c 400 | tr '\n' '|')', expected '$(printf '%s' "$3" | head -c 400 | tr '\n' '|')'"
+  fi
+  ok "$1 = $(printf '%s' "$3" | head -c 120 | tr '\n' '|')"
+}
+# expect_match WHAT ACTUAL ERE
+expect_match() {
+  if ! grep -Eq -- "$3" <<<"$2"; then
+    fail "$1: got '$(printf '%s' "$2" | head -c 400 | tr '\n' '|')', which does not match /$3/"
+  fi
+  ok "$1 ~ /$3/"
+}
+need_cmd() {
+  local c
+  for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip "'$c' is not installed"; done
+}
+
+# ---------------------------------------------------------------------------
+# set-up and clean-up
+
+it_init() {
+  IT_NAME=$1
+  local slot=$2
+  RABIAD=${RABIAD:-$IT_REPO/build/cmd/rabiad}
+  RABIA_CLI=${RABIA_CLI:-$IT_REPO/build/cmd/rabia-cli}
+  export RABIAD RABIA_CLI
+  [ -x "$RABIAD" ] || fail "rabiad not found at $RABIAD: build first (cmake --build build)"
+  [ -x "$RABIA_CLI" ] || fail "rabia-cli not found at $RABIA_CLI: build first"
+  local base=$((${RABIA_IT_PORT_BASE:-20000} + 100 * slot))
+  export RABIA_RESP_BASE=$base RABIA_CLIENT_BASE=$((base + 20)) RABIA_PEER_BASE=$((base + 40))
+  IT_DIR=$(mktemp -d "${TMPDIR:-/tmp}/rabia-it-$IT_NAME.XXXXXX")
+  export RABIA_CLUSTER_DIR=$IT_DIR/cluster
+  trap it_cleanup EXIT
+  trap 'fail "interrupted (SIGINT)"' INT
+  trap 'fail "terminated (SIGTERM): the watchdog fired after ${RABIA_IT_DEADLINE:-?}s, or ctest timed out"' TERM
+  # our ports must be free: a leftover cluster would answer in our place
+  local p busy=""
+  local listening
+  listening=$(ss -Hltn 2>/dev/null | awk '{print $4}' | sed 's/.*://' | sort -u)
+  for ((p = base; p < base + 60; p++)); do
+    if grep -qx "$p" <<<"$listening"; then busy+=" $p"; fi
+  done
+  [ -z "$busy" ] || fail "ports in use:$busy (a leftover cluster? see ss -ltnp); set RABIA_IT_PORT_BASE to move"
+  # watchdog: TERM this shell before ctest's TIMEOUT hits (its trap cleans up)
+  local deadline=${RABIA_IT_DEADLINE:-100}
+  # (builtins only, so that killing it leaves no child behind: read -t on a
+  # FIFO nobody writes is the sleep)
+  mkfifo "$IT_DIR/.watchdog"
+  (
+    exec 3<>"$IT_DIR/.watchdog"
+    read -r -t "$deadline" -u 3 _ || true
+    echo "[$IT_NAME] watchdog: still running after ${deadline}s, stopping the test" >&2
+    kill -TERM $$ 2>/dev/null
+  ) &
+  IT_WATCHDOG=$!
+  say "ports: RESP $((base + 1))+, native $((base + 21))+, peers $((base + 41))+; dir $IT_DIR"
+}
+
+on_exit() { IT_CLEANUP+=("$*"); }
+
+# is PID a live process running the binary $2?
+pid_runs() {
+  local pid=$1 exe=$2
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  [ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$exe")" ]
+}
+
+# stop_pids EXE PID...: TERM, up to 5 s, then KILL; only PIDs still running EXE
+stop_pids() {
+  local exe=$1 pid i
+  shift
+  for pid in "$@"; do pid_runs "$pid" "$exe" && kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "$@"; do
+    for ((i = 0; i < 50; i++)); do pid_runs "$pid" "$exe" || break; sleep 0.1; done
+    if pid_runs "$pid" "$exe"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  done
+}
+
+it_cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  set +e
+  [ "${IT_SKIPPED:-0}" = 1 ] && rc=77
+  local pid i
+  for pid in "${IT_BG_PIDS[@]}"; do
+    kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null
+  done
+  for pid in "${IT_BG_PIDS[@]}"; do
+    for ((i = 0; i < 30; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  # every rabiad by PID (local-cluster.sh stop would wait for zombies to be
+  # reaped, which some container inits do slowly)
+  remember_pids
+  [ ${#IT_DAEMON_PIDS[@]} -gt 0 ] && stop_pids "$RABIAD" "${IT_DAEMON_PIDS[@]}"
+  for ((i = ${#IT_CLEANUP[@]} - 1; i >= 0; i--)); do eval "${IT_CLEANUP[$i]}" >/dev/null 2>&1; done
+  if [ -n "$IT_WATCHDOG" ]; then
+    kill -TERM "$IT_WATCHDOG" 2>/dev/null
+    wait "$IT_WATCHDOG" 2>/dev/null
+  fi
+  if [ "$rc" = 0 ]; then
+    say "PASS: $IT_CHECKS checks in $((SECONDS - IT_T0)) s"
+    [ "${RABIA_IT_KEEP:-0}" = 1 ] || rm -rf "$IT_DIR"
+  elif [ "$rc" = 77 ]; then
+    rm -rf "$IT_DIR"
+  else
+    if [ -n "$IT_DIR" ]; then
+      local f
+      for f in $(find "$IT_DIR" -name '*.log' | sort) $(ls -t "$IT_DIR"/*.out 2>/dev/null | head -n 4); do
+        echo "----- last lines of $f" >&2
+        tail -n 15 "$f" >&2
+      done
+      echo "[$IT_NAME] FAILED (exit $rc) after $((SECONDS - IT_T0)) s; logs kept in $IT_DIR" >&2
+    fi
+  fi
+  exit "$rc"
+}
+
+# ---------------------------------------------------------------------------
+# addresses and clients
+
+resp_port() { echo $((RABIA_RESP_BASE + $1)); }
+native_port() { echo $((RABIA_CLIENT_BASE + $1)); }
+peer_port() { echo $((RABIA_PEER_BASE + $1)); }
+native_addr() { echo "127.0.0.1:$(native_port "$1")"; }
+# all_addrs N: the native addresses of replicas 1..N
+all_addrs() {
+  local i a=""
+  for ((i = 1; i <= $1; i++)); do a+="${a:+,}$(native_addr "$i")"; done
+  echo "$a"
+}
+
+# redis I ARGS...: redis-cli against replica I (raw output), bounded in time
+redis() {
+  local i=$1
+  shift
+  timeout 20 redis-cli -p "$(resp_port "$i")" "$@"
+}
+# redisn I ARGS...: the same with typed output ((nil), (integer) 1, "str")
+redisn() {
+  local i=$1
+  shift
+  timeout 20 redis-cli --no-raw -p "$(resp_port "$i")" "$@"
+}
+# cli ARGS...: rabia-cli, bounded in time (its own retries take up to ~10 s)
+cli() { timeout 60 "$RABIA_CLI" "$@"; }
+
+# replica_status I: the status text of replica I ("" when unreachable).
+# Tests whose replicas are not on 127.0.0.1 redefine it.
+replica_status() { timeout 5 "$RABIA_CLI" -a "$(native_addr "$1")" --timeout 500 status 2>/dev/null || true; }
+# field TEXT KEY: the value of "KEY: value" in a status text
+field() { sed -n "s/^$2: //p" <<<"$1" | head -n 1; }
+
+# snapshot I...: "applied/state_hash" of each replica, space separated ("/"
+# for one that does not answer). One rabia-cli process asks them all, unless
+# the test set IT_STATUS_ONE_BY_ONE=1 (its own replica_status).
+snapshot() {
+  local i s out=""
+  if [ "${IT_STATUS_ONE_BY_ONE:-0}" = 1 ]; then
+    for i in "$@"; do
+      s=$(replica_status "$i")
+      out+="${out:+ }$(field "$s" applied)/$(field "$s" state_hash)"
+    done
+    echo "$out"
+    return 0
+  fi
+  local addrs=""
+  for i in "$@"; do addrs+="${addrs:+,}$(native_addr "$i")"; done
+  timeout 10 "$RABIA_CLI" -a "$addrs" --timeout 500 status 2>/dev/null |
+    awk 'function flush() { if (n++) printf " "; printf "%s/%s", a, h; a = h = "" }
+         /^== / { if (seen) flush(); seen = 1; next }
+         /^applied: / { a = $2 } /^state_hash: / { h = $2 }
+         END { if (seen) flush(); print "" }' || true
+}
+
+# wait_converged TIMEOUT_S I...: the replicas report the same applied slot and
+# state hash, twice in a row 0.3 s apart (applied is refreshed every 100 ms,
+# the hash is live). Prints the result; fails with every replica's view.
+wait_converged() {
+  local limit=$1 t0=$SECONDS prev="" cur first i same
+  shift
+  while :; do
+    cur=$(snapshot "$@")
+    first=${cur%% *}
+    same=1
+    for i in $cur; do [ "$i" = "$first" ] || same=0; done
+    [[ $first == */* && $first != /* && $first != */ ]] || same=0
+    if ((same)) && [ "$cur" = "$prev" ]; then
+      ok "replicas $* converged: applied ${first%/*}, state_hash ${first#*/} (after $((SECONDS - t0)) s)"
+      CONVERGED_APPLIED=${first%/*}
+      CONVERGED_HASH=${first#*/}
+      return 0
+    fi
+    prev=$cur
+    if ((SECONDS - t0 >= limit)); then
+      for i in "$@"; do say "replica $i: $(replica_status "$i" | grep -E '^(applied|known|state_hash|recovering|member_)' | tr '\n' ' ')"; done
+      fail "replicas $* did not converge within ${limit}s (applied/state_hash: $cur)"
+    fi
+    sleep 0.3
+  done
+}
+
+# wait_ready TIMEOUT_S I...: each replica answers status, is not recovering and
+# reaches all its peers
+wait_ready() {
+  local limit=$1 t0=$SECONDS i s good
+  shift
+  while :; do
+    good=1
+    for i in "$@"; do
+      s=$(replica_status "$i")
+      if [ -z "$s" ] || ! grep -q '^recovering: no' <<<"$s" || grep -q 'unreachable' <<<"$s"; then good=0; break; fi
+    done
+    ((good)) && return 0
+    if ((SECONDS - t0 >= limit)); then
+      say "replica $i: ${s:-(no answer)}" | tr '\n' ' '
+      echo
+      fail "replicas $* not ready within ${limit}s"
+    fi
+    sleep 0.2
+  done
+}
+
+# ---------------------------------------------------------------------------
+# clusters through deploy/local-cluster.sh (on 127.0.0.1)
+
+cluster() { bash "$IT_CLUSTER_SH" "$@"; }
+replica_pid() { cat "$RABIA_CLUSTER_DIR/r$1.pid" 2>/dev/null || true; }
+remember_pids() {
+  local f
+  [ -n "${RABIA_CLUSTER_DIR:-}" ] || return 0
+  for f in "$RABIA_CLUSTER_DIR"/r*.pid; do [ -f "$f" ] && IT_DAEMON_PIDS+=("$(cat "$f")"); done
+  return 0
+}
+# cluster_start N SM [DIR]
+cluster_start() {
+  [ -n "${3:-}" ] && export RABIA_CLUSTER_DIR=$3
+  local out
+  if ! out=$(cluster start "$1" "$2" 2>&1); then
+    remember_pids
+    printf '%s\n' "$out" >&2
+    fail "local-cluster.sh start $1 $2 failed"
+  fi
+  remember_pids
+  say "started $1 replicas ($2): pids $(for ((i = 1; i <= $1; i++)); do printf '%s ' "$(replica_pid "$i")"; done)"
+}
+# stop every replica of the current cluster by PID (SIGTERM, then SIGKILL)
+cluster_stop() {
+  local f pids=()
+  for f in "$RABIA_CLUSTER_DIR"/r*.pid; do [ -f "$f" ] && pids+=("$(cat "$f")"); done
+  [ ${#pids[@]} -gt 0 ] && stop_pids "$RABIAD" "${pids[@]}"
+  rm -f "$RABIA_CLUSTER_DIR"/r*.pid
+  say "stopped the cluster in $RABIA_CLUSTER_DIR (pids ${pids[*]})"
+}
+# kill -9 replica I (by its PID)
+cluster_kill() {
+  local pid
+  pid=$(replica_pid "$1")
+  [ -n "$pid" ] || fail "replica $1 has no pid file"
+  pid_runs "$pid" "$RABIAD" || fail "replica $1 (pid $pid) was not running before kill -9"
+  cluster kill "$1" >/dev/null
+  local i
+  for ((i = 0; i < 50; i++)); do pid_runs "$pid" "$RABIAD" || break; sleep 0.05; done
+  pid_runs "$pid" "$RABIAD" && fail "replica $1 (pid $pid) survived kill -9"
+  say "kill -9 replica $1 (pid $pid)"
+}
+cluster_restart() {
+  cluster restart "$1" >/dev/null
+  remember_pids
+  say "restarted replica $1 (pid $(replica_pid "$1"))"
+}
+# all_alive N: every replica 1..N still runs (kill -0 on its PID)
+all_alive() {
+  local i pid
+  for ((i = 1; i <= $1; i++)); do
+    pid=$(replica_pid "$i")
+    pid_runs "$pid" "$RABIAD" || fail "replica $i (pid ${pid:-?}) is not running"
+  done
+  ok "all $1 replicas still running (kill -0)"
+}
+
+# ---------------------------------------------------------------------------
+# background jobs
+
+# bg NAME CMD...: run CMD in the background, output in $IT_DIR/NAME.out;
+# its PID is in BG_PID (and stopped by the EXIT trap)
+bg() {
+  local name=$1
+  shift
+  "$@" >"$IT_DIR/$name.out" 2>&1 &
+  BG_PID=$!
+  IT_BG_PIDS+=("$BG_PID")
+}
+# bg_wait PID TIMEOUT_S: its exit status in BG_RC; fails if it runs longer
+bg_wait() {
+  local pid=$1 limit=$2 t0=$SECONDS
+  while kill -0 "$pid" 2>/dev/null; do
+    ((SECONDS - t0 < limit)) || fail "background job $pid still running after ${limit}s"
+    sleep 0.1
+  done
+  BG_RC=0
+  wait "$pid" || BG_RC=$?
+}
