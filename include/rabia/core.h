@@ -35,7 +35,13 @@
  *    responders knows a slot at least that high. A replica answers
  *    HORIZON_REQ only once it has its own horizon, so the knowledge
  *    survives any sequence of restarts with at most f replicas recovering
- *    at once.
+ *    at once. A replica that answers HORIZON_REQ with K also decides every
+ *    slot up to K + window right away (null when nothing is queued): an
+ *    abstaining replica counts against f until its slots are decided, and
+ *    an idle cluster would otherwise keep them open, so that a second
+ *    restart could leave more than f abstainers in one slot. (Liveness
+ *    only; a second crash inside that short window still can, until the
+ *    durable log lets a restarted replica vote again.)
  *
  * 3. Transport duty of the embedder: when a peer connects with a new
  *    incarnation, every byte still unread from the peer's older connection
