@@ -306,26 +306,22 @@ static void resp_status_error(struct rabia_buf *out, int status)
     rabia_buf_append(out, msg, strlen(msg));
 }
 
-/* A request finished (applied, or refused): answer whoever waits for it. */
-static void complete(struct rabia_replica *r, uint64_t cid, uint64_t seq, int status, const uint8_t *res,
-                     size_t len)
+/* Answer one request: to a native client, into a RESP connection's reply
+ * queue, or to the application's callback (conn == MAX_CONNS). */
+static void deliver(struct rabia_replica *r, const struct waiter *w, int status, const uint8_t *res, size_t len)
 {
-    struct waiter *w = waiter_find(r, cid, seq);
-    if (!w) return;
-    struct waiter copy = *w;
-    waiter_del(r, w);
-    if (copy.conn == MAX_CONNS) {
-        if (copy.fn) copy.fn(copy.ctx, status, res, len);
+    if (w->conn == MAX_CONNS) {
+        if (w->fn) w->fn(w->ctx, status, res, len);
         return;
     }
-    struct conn *k = &r->conns[copy.conn];
-    if (k->kind == CK_FREE || k->gen != copy.gen) return; /* client went away */
+    struct conn *k = &r->conns[w->conn];
+    if (k->kind == CK_FREE || k->gen != w->gen || k->closing) return; /* client went away */
     if (k->kind == CK_CLIENT) {
-        struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .u64 = cid, .slot = seq, .value = (uint8_t)status,
-                              .body = res, .body_len = (uint32_t)len};
+        struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .u64 = w->client_id, .slot = w->seq,
+                              .value = (uint8_t)status, .body = res, .body_len = (uint32_t)len};
         send_frame(r, k->c, &m);
     } else if (k->kind == CK_RESP) {
-        struct resp_slot *s = &k->q[copy.slot];
+        struct resp_slot *s = &k->q[w->slot];
         rabia_buf_clear(&s->out);
         if (status == RABIA_REPLY_OK) rabia_buf_append(&s->out, res, len);
         else resp_status_error(&s->out, status);
@@ -337,6 +333,17 @@ static void complete(struct rabia_replica *r, uint64_t cid, uint64_t seq, int st
             r->n_want_pump++;
         }
     }
+}
+
+/* A request finished (applied, or refused): answer whoever waits for it. */
+static void complete(struct rabia_replica *r, uint64_t cid, uint64_t seq, int status, const uint8_t *res,
+                     size_t len)
+{
+    struct waiter *w = waiter_find(r, cid, seq);
+    if (!w) return;
+    struct waiter copy = *w;
+    waiter_del(r, w);
+    deliver(r, &copy, status, res, len);
 }
 
 static void on_applied(void *ctx, uint64_t cid, uint64_t seq, int status, const uint8_t *res, size_t len)
@@ -421,33 +428,22 @@ static void core_step(struct rabia_replica *r, struct rabia_event *ev)
 static void enqueue_request(struct rabia_replica *r, uint64_t cid, uint64_t seq, uint64_t ack, const uint8_t *op,
                             uint32_t len, uint32_t conn, uint32_t resp_slot, rabia_replica_done_fn fn, void *ctx)
 {
-    int status;
+    struct waiter who = {.client_id = cid, .seq = seq, .conn = conn,
+                         .gen = conn < MAX_CONNS ? r->conns[conn].gen : 0, .slot = resp_slot, .fn = fn, .ctx = ctx};
+    int status = RABIA_REPLY_OK;
     const uint8_t *rep;
     size_t rlen;
-    int k = rabia_rsm_lookup(r->rsm, cid, seq, &status, &rep, &rlen);
+    if (rabia_rsm_lookup(r->rsm, cid, seq, &status, &rep, &rlen) == 1) {
+        deliver(r, &who, status, rep, rlen); /* a retry of an applied request, or an expired one */
+        return;
+    }
     struct waiter *w = waiter_add(r, cid, seq);
     if (!w) {
-        struct waiter tmp = {.client_id = cid, .seq = seq, .conn = conn,
-                             .gen = conn < MAX_CONNS ? r->conns[conn].gen : 0, .slot = resp_slot, .fn = fn, .ctx = ctx};
-        (void)tmp;
         rlog(r, RABIA_LOG_WARN, "too many requests waiting; refusing client %" PRIx64, cid);
-        if (conn < MAX_CONNS && r->conns[conn].kind == CK_CLIENT) {
-            struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .u64 = cid, .slot = seq, .value = RABIA_REPLY_BUSY};
-            send_frame(r, r->conns[conn].c, &m);
-        } else if (fn) {
-            fn(ctx, RABIA_REPLY_BUSY, NULL, 0);
-        }
+        deliver(r, &who, RABIA_REPLY_BUSY, NULL, 0);
         return;
     }
-    w->conn = conn;
-    w->gen = conn < MAX_CONNS ? r->conns[conn].gen : 0;
-    w->slot = resp_slot;
-    w->fn = fn;
-    w->ctx = ctx;
-    if (k == 1 || status == RABIA_REPLY_SESSION_EXPIRED || status == RABIA_REPLY_BAD_REQUEST) {
-        complete(r, cid, seq, status, k == 1 ? rep : NULL, k == 1 ? rlen : 0);
-        return;
-    }
+    *w = who; /* a retry on another connection takes the answer over */
     struct rabia_req rq = {.client_id = cid, .seq = seq, .ack = ack, .op = op, .op_len = len};
     if (batcher_add(&r->batcher, &rq, rio_now_us()) < 0) complete(r, cid, seq, RABIA_REPLY_BUSY, NULL, 0);
 }

@@ -662,13 +662,13 @@ static void on_client_req(struct world *w, uint8_t i, const struct rabia_msg *m)
         rabia_buf_free(&rep);
         return;
     }
-    int status;
+    int status = RABIA_REPLY_OK;
     const uint8_t *rep;
     size_t rlen;
     int k = rabia_rsm_lookup(nd->rsm, cid, seq, &status, &rep, &rlen);
-    if (k == 1 || status == RABIA_REPLY_SESSION_EXPIRED) { /* retry of an applied request */
+    if (k == 1) { /* retry of an applied (or expired) request */
         struct rabia_msg r = {.type = RABIA_MSG_CLIENT_REPLY, .from = i, .u64 = cid, .slot = seq,
-                              .value = (uint8_t)status, .body = k == 1 ? rep : NULL, .body_len = k == 1 ? (uint32_t)rlen : 0};
+                              .value = (uint8_t)status, .body = rep, .body_len = (uint32_t)rlen};
         client_net(w, (uint8_t)(cid - 1), i, false, &r);
         return;
     }
