@@ -557,7 +557,7 @@ static bool eq_ci(const uint8_t *p, size_t n, const char *name)
 
 /* Redis's string2ll: an optional '-', no '+', no leading zeros, no
  * spaces, within int64. */
-static bool str_to_i64(const uint8_t *p, size_t n, int64_t *out)
+bool rabia_kv_parse_int(const uint8_t *p, size_t n, int64_t *out)
 {
     size_t i = 0;
     bool neg = false;
@@ -778,7 +778,7 @@ static int incr_by(struct ctx *c, int64_t by)
 {
     struct node *n = tree_find(c->kv->root, ARG(1), LEN(1));
     int64_t v = 0;
-    if (n && !str_to_i64(n->val, n->vlen, &v))
+    if (n && !rabia_kv_parse_int(n->val, n->vlen, &v))
         return resp_err(c->out, E_NOT_INT);
     if ((by < 0 && v < 0 && by < INT64_MIN - v) || (by > 0 && v > 0 && by > INT64_MAX - v))
         return resp_err(c->out, "ERR increment or decrement would overflow");
@@ -795,7 +795,7 @@ static int cmd_decr(struct ctx *c) { return incr_by(c, -1); }
 static int cmd_incrby(struct ctx *c)
 {
     int64_t by;
-    if (!str_to_i64(ARG(2), LEN(2), &by))
+    if (!rabia_kv_parse_int(ARG(2), LEN(2), &by))
         return resp_err(c->out, E_NOT_INT);
     return incr_by(c, by);
 }
@@ -803,7 +803,7 @@ static int cmd_incrby(struct ctx *c)
 static int cmd_decrby(struct ctx *c)
 {
     int64_t by;
-    if (!str_to_i64(ARG(2), LEN(2), &by))
+    if (!rabia_kv_parse_int(ARG(2), LEN(2), &by))
         return resp_err(c->out, E_NOT_INT);
     if (by == INT64_MIN)
         return resp_err(c->out, "ERR decrement would overflow");
@@ -873,7 +873,7 @@ static int cmd_scan(struct ctx *c)
             return resp_err(c->out, E_SYNTAX);
         if (eq_ci(ARG(i), LEN(i), "count")) {
             int64_t v;
-            if (!str_to_i64(ARG(i + 1), LEN(i + 1), &v))
+            if (!rabia_kv_parse_int(ARG(i + 1), LEN(i + 1), &v))
                 return resp_err(c->out, E_NOT_INT);
             if (v < 1)
                 return resp_err(c->out, E_SYNTAX);

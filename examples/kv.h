@@ -77,6 +77,7 @@
 #ifndef RABIA_EXAMPLES_KV_H
 #define RABIA_EXAMPLES_KV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -111,6 +112,9 @@ int rabia_kv_resp_format(struct rabia_buf *out, const uint8_t *p, size_t len);
 uint64_t rabia_kv_count(const void *sm);
 
 /* Redis glob match (also used by KEYS and SCAN): 1 if str matches. */
+/* Parse a canonical decimal int64 as Redis's string2ll does (optional '-',
+ * no '+', no leading zeros or spaces): true and *out, or false. */
+bool rabia_kv_parse_int(const uint8_t *p, size_t n, int64_t *out);
 int rabia_kv_glob_match(const uint8_t *pat, size_t pat_len, const uint8_t *str, size_t str_len);
 
 #ifdef __cplusplus

@@ -119,42 +119,6 @@ static bool eq_ci(const uint8_t *p, size_t n, const char *name)
     return name[i] == '\0';
 }
 
-/* Redis's string2ll: an optional '-', no '+', no leading zeros, no spaces,
- * within int64. */
-static bool str_to_i64(const uint8_t *p, size_t n, int64_t *out)
-{
-    if (n == 0 || n > 20)
-        return false;
-    if (n == 1 && p[0] == '0') {
-        *out = 0;
-        return true;
-    }
-    size_t i = 0;
-    bool neg = p[0] == '-';
-    if (neg && ++i == n)
-        return false;
-    if (p[i] < '1' || p[i] > '9')
-        return false;
-    uint64_t v = 0;
-    for (; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        uint64_t d = (uint64_t)(p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    if (neg) {
-        if (v > (uint64_t)INT64_MAX + 1)
-            return false;
-        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-    } else {
-        if (v > (uint64_t)INT64_MAX)
-            return false;
-        *out = (int64_t)v;
-    }
-    return true;
-}
 
 /* ====================================================================== */
 /* Parser                                                                  */
@@ -270,7 +234,7 @@ static int parse_array(struct resp_argv *a, const uint8_t *b, size_t n, size_t *
         if (rc <= 0)
             return rc;
         int64_t v;
-        if (!str_to_i64(b + 1, cr - 1, &v) || v > (int64_t)RESP_MAX_ARGS)
+        if (!rabia_kv_parse_int(b + 1, cr - 1, &v) || v > (int64_t)RESP_MAX_ARGS)
             return proto_err(a, "Protocol error: invalid multibulk length");
         if (v <= 0) { /* "*0" and "*-1": no command, as in Redis */
             *used = cr + 2;
@@ -297,7 +261,7 @@ static int parse_array(struct resp_argv *a, const uint8_t *b, size_t n, size_t *
             if (rc <= 0)
                 return rc;
             int64_t v;
-            if (!str_to_i64(b + pos + 1, cr - pos - 1, &v) || v < 0 || (uint64_t)v > a->max_bulk)
+            if (!rabia_kv_parse_int(b + pos + 1, cr - pos - 1, &v) || v < 0 || (uint64_t)v > a->max_bulk)
                 return proto_err(a, "Protocol error: invalid bulk length");
             a->bulk = v;
             a->pos = pos = cr + 2;
@@ -938,7 +902,7 @@ static int cmd_reset(struct ctx *x, const struct cmd *cmd)
 static int cmd_select(struct ctx *x, const struct cmd *cmd)
 {
     int64_t db;
-    if (!str_to_i64(ARG(1), LEN(1), &db) || db < INT32_MIN || db > INT32_MAX)
+    if (!rabia_kv_parse_int(ARG(1), LEN(1), &db) || db < INT32_MIN || db > INT32_MAX)
         return local_err(x, "ERR value is not an integer or out of range");
     if (db != 0)
         return local_err(x, "ERR DB index is out of range");
@@ -983,7 +947,7 @@ static int cmd_hello(struct ctx *x, const struct cmd *cmd)
     uint32_t next = 1;
     if (ARGC >= 2) {
         int64_t ver;
-        if (!str_to_i64(ARG(1), LEN(1), &ver))
+        if (!rabia_kv_parse_int(ARG(1), LEN(1), &ver))
             return local_err(x, "ERR Protocol version is not an integer or out of range");
         next = 2;
         if (ver != 2) /* 3 is valid Redis but this front end speaks RESP2 only */
