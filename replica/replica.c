@@ -751,18 +751,10 @@ static size_t h_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
     size_t off = 0;
     while (off < len) {
         size_t flen;
-        int rc = rabia_frame_peek(p + off, len - off, &flen);
-        if (rc == -EAGAIN) break;
-        if (rc < 0) {
-            char who[64] = "?";
-            rio_conn_peer(c, who, sizeof who);
-            rlog(r, RABIA_LOG_WARN, "bad frame from %s: %s; closing the connection", who, rabia_strerror(rc));
-            conn_close(r, c);
-            return len;
-        }
-        if (len - off < flen) break;
         struct rabia_msg m;
-        rc = rabia_msg_decode(p + off, flen, &m);
+        int rc = rabia_frame_peek(p + off, len - off, &flen);
+        if (rc == -EAGAIN || (rc == 0 && len - off < flen)) break; /* wait for the rest */
+        if (rc == 0) rc = rabia_msg_decode(p + off, flen, &m);
         if (rc < 0) {
             char who[64] = "?";
             rio_conn_peer(c, who, sizeof who);
