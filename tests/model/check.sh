@@ -16,6 +16,8 @@
 #   PAN_MEM_MB   memory bound per pan run (default 2048; full: 8192)
 #   PAN_TIMEOUT  seconds per pan run (default 600; full: 14400)
 #   PAN_HASH     log2 of pan's hash table slots (default 24; full: 27)
+#   PAN_CFLAGS   extra flags for compiling pan, e.g. -DCOLLAPSE (lossless
+#                state compression: still exhaustive, slower, less memory)
 #
 # A check expects either "pass" (an exhaustive search with no error) or
 # "fail:PROPERTY" (a counterexample against that property, with a trail that
@@ -39,6 +41,7 @@ safety|safety.aaa|pass|$R -DPROPS_AAA|agreement, validity, no-contradiction; P=2
 safety|safety.aab|pass|$R -DPROPS_AAB|the same with proposals A A B
 safety|safety.restart.aaa|pass|-DADOPT_LATE -DPROPS_AAA|crash, restart and each HORIZON reply as separate steps
 safety|safety.2crash.aaa|pass|$R -DMAXCRASH=2 -DPROPS_AAA|2 crashes, one at a time
+safety|safety.hz_le.aab|pass|$R -DHZ_LE -DCHECK_SENT -DPROPS_AAB|the rule as core.h states it (abstain in slots <= H); strict no-contradiction holds there
 safety|fix.persist.safety|pass|$R -DFIX_PERSIST -DCHECK_SENT -DPROPS_AAB|FIX_PERSIST: safe, and no message contradicts one sent before
 mutations|mut.local_coin|fail:LIVENESS|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DMUT_LOCAL_COIN -DPROPS_AAB|per-replica coin: a lucky phase no longer ends the slot
 mutations|mut.majority_decide|fail:AGREEMENT|$R -DMUT_MAJORITY_DECIDE|decide on one vote next to a ?
@@ -47,6 +50,7 @@ mutations|mut.count_extra|fail:CONTRADICTION|$R -DMUT_COUNT_EXTRA|counting more 
 mutations|mut.keep_old|fail:VALIDITY|$R -DMUT_KEEP_OLD -DPROPS_AAB|the old incarnation's undelivered messages are not discarded on reconnect
 liveness|live.aab|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DPROPS_AAB|1 crash: all decide unless the coin was unlucky
 liveness|live.aaa|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DPROPS_AAA|the same with proposals A A A
+liveness|live.hz_le.aab|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DHZ_LE -DPROPS_AAB|the same under core.h's reading
 liveness|finding.two_crashes|fail:LIVENESS|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DMAXCRASH=2 -DPROPS_AAB -DPERSIST_DECISION|FINDING: a crash while a restarted replica abstains blocks the slot forever
 liveness|finding.concurrent|fail:LIVENESS|-DCHECK_LIVE -DNO_CHECK_CONTRA -DCONCURRENT -DMAXCRASH=2 -DPROPS_AAA -DADOPT_LATE|FINDING: two replicas recovering at once wait for each other forever
 liveness|finding.strict_sent|fail:SENT|$R -DCHECK_SENT -DPROPS_AAB|FINDING (harmless): a fresh restart may re-propose differently what was never delivered
@@ -58,6 +62,7 @@ full-safety|full.safety.2crash|pass|$R -DMAXCRASH=2|2 crashes one at a time, fre
 full-safety|full.safety.2crash.restart|pass|-DADOPT_LATE -DMAXCRASH=2 -DPROPS_AAB|2 crashes, separate restart steps
 full-safety|full.safety.hz_exact|pass|$R -DMAXCRASH=2 -DPROPS_AAB -DHZ_EXACT|a restarted replica reports only what it saw
 full-safety|full.safety.persist_decision|pass|$R -DMAXCRASH=2 -DPROPS_AAB -DPERSIST_DECISION|decisions survive crashes
+full-safety|full.safety.hz_le|pass|$R -DMAXCRASH=2 -DHZ_LE|core.h's reading, 2 crashes, free proposals
 full-safety|full.safety.concurrent|pass|-DADOPT_LATE -DCONCURRENT -DMAXCRASH=2 -DPROPS_AAB -DFIX_ANSWER|2 crashes at once; recovering replicas answer from their log
 full-safety|full.fix.persist.safety|pass|$R -DCHECK_SENT -DMAXCRASH=2 -DPROPS_AAB -DFIX_PERSIST|FIX_PERSIST: 2 crashes
 full-mutations|full.mut.local_coin.safety|pass|$R -DMUT_LOCAL_COIN|a per-replica coin does not break safety (the Ben-Or argument)
@@ -128,7 +133,7 @@ WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/rabia-model.XXXXXX")}
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 case "$WORK/" in "$here"/*) echo "check.sh: WORK must not be inside $here" >&2; exit 2 ;; esac
-echo "spin model checks ($mode) in $WORK; memory bound ${PAN_MEM_MB} MB, ${PAN_TIMEOUT} s per run"
+echo "spin model checks ($mode) in $WORK; memory bound ${PAN_MEM_MB} MB, ${PAN_TIMEOUT} s per run${PAN_CFLAGS:+, pan built with $PAN_CFLAGS}"
 
 summary=$WORK/summary.txt
 printf '%-32s %-20s %-20s %12s %7s %9s  %s\n' check expected result states depth time_s verdict > "$summary"
@@ -144,7 +149,7 @@ while IFS='|' read -r group name expect defs what; do
     cd "$d" || exit 2
     # shellcheck disable=SC2086
     "$SPIN" -a $defs rabia_wmvc.pml > spin.out 2>&1 || { cat spin.out; exit 3; }
-    "$CC" -O2 -w -DSAFETY -DMEMLIM="$PAN_MEM_MB" -o pan pan.c > cc.out 2>&1 || { cat cc.out; exit 3; }
+    "$CC" -O2 -w -DSAFETY -DMEMLIM="$PAN_MEM_MB" ${PAN_CFLAGS:-} -o pan pan.c > cc.out 2>&1 || { cat cc.out; exit 3; }
     t0=$(date +%s.%N)
     timeout "$PAN_TIMEOUT" ./pan -m1000000 -w"$PAN_HASH" -c1 > pan.out 2>&1
     echo $? > pan.rc

@@ -14,6 +14,9 @@
  *                     renaming replicas and batches these two cover all.
  *   HZ_EXACT          a restarted replica reports the slots it saw, not its
  *                     horizon (a less conservative reading of the rule)
+ *   HZ_LE             abstain in slots <= H (core.h rule 2) rather than < H
+ *                     (the issue): a restarted replica never takes part in
+ *                     the slot
  *   PERSIST_DECISION  a decision survives a crash (the WAL keeps it)
  * Reductions (README argues each one):
  *   ATOMIC_RESTART    crash, restart and both HORIZON replies in one step
@@ -164,19 +167,20 @@ hidden byte xt, xk, xv, xsd, xj, xn0, xn1, xekind, xev, xrk, xdt, xds, xdk, xw, 
 #define STALE(tt,kk) (mode[tt] == ABST || mode[tt] == STOP || dec[tt] != 0 || PASSED(tt,kk))
 
 /* ---------------------------------------------------------- trail output */
+/* (inline arguments are substituted as text: parenthesize every use) */
 inline say_key(sk) {
   if
-  :: sk == 0 -> printf("PROPOSAL")
-  :: sk % 2 == 1 -> printf("STATE(%d)", (sk+1)/2)
-  :: else -> printf("VOTE(%d)", sk/2)
+  :: (sk) == 0 -> printf("PROPOSAL")
+  :: (sk) % 2 == 1 -> printf("STATE(%d)", ((sk)+1)/2)
+  :: else -> printf("VOTE(%d)", (sk)/2)
   fi
 }
 inline say_val(sk, sv) {
   if
-  :: sk == 0 && sv == 1 -> printf("A")
-  :: sk == 0 && sv == 2 -> printf("B")
-  :: sk != 0 && sv == 3 -> printf("?")
-  :: sk != 0 && sv != 3 -> printf("%d", sv - 1)
+  :: (sk) == 0 && (sv) == 1 -> printf("A")
+  :: (sk) == 0 && (sv) == 2 -> printf("B")
+  :: (sk) != 0 && (sv) == 3 -> printf("?")
+  :: (sk) != 0 && (sv) != 3 -> printf("%d", (sv) - 1)
   fi
 }
 
@@ -590,8 +594,14 @@ inline adopt(ar, aj) {
 #define ANSWERS(jj) (mode[jj] != DOWN && mode[jj] != REC)
 #endif
 
-/* the recovering replica fr has both replies: abstain iff some K >= 1 */
+/* the recovering replica fr has both replies: abstain iff some K >= 1,
+ * i.e. in the slots below H = K + window (the issue's reading). HZ_LE:
+ * abstain in the slots <= H, as include/rabia/core.h rule 2 states it; for
+ * our slot 1 and window 1 that is always. */
 inline finish_horizon(fr) {
+#ifdef HZ_LE
+  hk[fr] = 1;
+#endif
   if
   :: hk[fr] -> printf("r%d has its horizon: ABSTAINS in the slot\n", fr);
      mode[fr] = ABST; hz[fr] = 2; seen[fr] = 1; gc_all(fr);
