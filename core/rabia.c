@@ -95,6 +95,7 @@ struct rabia_core {
     uint8_t nf, maj, f1; /* n-f, floor(n/2)+1, f+1 */
     uint64_t now;
     uint64_t next_apply;
+    uint64_t log_low;    /* no slot below this is in the log (a snapshot covered it) */
     uint64_t next_seq;
     uint64_t max_seen;   /* highest slot seen or sent in any message */
     uint64_t abstain_below;
@@ -482,9 +483,20 @@ static struct logent *log_get(struct rabia_core *c, uint64_t slot)
     return l->slot == slot ? l : NULL;
 }
 
-static uint64_t log_first(const struct rabia_core *c)
+/* The retention window: applied slots kept for peers' catch-up. */
+static uint64_t log_retain_first(const struct rabia_core *c)
 {
     return c->next_apply > c->cfg.log_retain ? c->next_apply - c->cfg.log_retain : 1;
+}
+
+/* The lowest applied slot the log really holds. A snapshot install empties
+ * the log below its slot, so after one the retention window can reach
+ * below what is there: every request for such a slot must get a snapshot
+ * offer, or the asker waits for ever (sim seed 633, --mix all). */
+static uint64_t log_first(const struct rabia_core *c)
+{
+    uint64_t f = log_retain_first(c);
+    return f > c->log_low ? f : c->log_low;
 }
 
 static void log_clear(struct rabia_core *c, struct logent *l)
@@ -547,11 +559,15 @@ static void log_decide(struct rabia_core *c, uint64_t slot, uint8_t value,
 /* ------------------------------------------------------------------ */
 /* consensus instances */
 
+/* The ring entry of a phase. Creating one may only replace an OLDER phase:
+ * a late message of an old phase must never wipe what was counted for the
+ * newer phase sharing its entry (NULL then: the message is stale). */
 static struct phase *ph_get(struct inst *in, uint16_t phase, bool create)
 {
+    RABIA_ASSERT(phase > 0);
     struct phase *p = &in->ph[phase % PH_RING];
     if (p->phase == phase) return p;
-    if (!create) return NULL;
+    if (!create || p->phase > phase) return NULL;
     memset(p, 0, sizeof(*p));
     p->phase = phase;
     return p;
@@ -700,6 +716,7 @@ static void enter_phase(struct rabia_core *c, struct inst *in, uint16_t phase, u
     in->round = 1;
     in->state = state;
     struct phase *p = ph_get(in, phase, true);
+    RABIA_ASSERT(p != NULL);
     p->my_state = state;
     if (!in->mute) {
         p->sent |= 1;
@@ -739,6 +756,7 @@ static void progress(struct rabia_core *c, struct inst *in)
             continue;
         }
         struct phase *p = ph_get(in, in->phase, true);
+        RABIA_ASSERT(p != NULL); /* the current phase is the newest one */
         if (in->round == 1) {
             if (p->st.counted < c->nf) return;
             uint8_t v = RABIA_VQ;
@@ -912,7 +930,7 @@ static void apply_ready(struct rabia_core *c)
             in->used = false;
         }
         c->next_apply++;
-        uint64_t first = log_first(c);
+        uint64_t first = log_retain_first(c);
         if (first > 1) {
             struct logent *old = log_get(c, first - 1);
             if (old) log_clear(c, old);
@@ -941,7 +959,10 @@ static void reply_decision(struct rabia_core *c, uint8_t to, uint64_t slot, bool
 {
     struct logent *l = log_get(c, slot);
     if (!l) {
-        if (slot < log_first(c)) offer_snapshot(c, to);
+        /* Every applied slot at or above log_first() is in the log; below
+         * it only a snapshot can help. */
+        RABIA_ASSERT(slot >= c->next_apply || slot < log_first(c));
+        if (slot < c->next_apply) offer_snapshot(c, to);
         return;
     }
     struct rabia_send *s = emit(c, to, RABIA_MSG_DECISION, slot);
@@ -1073,6 +1094,10 @@ static void on_consensus(struct rabia_core *c, const struct rabia_msg *m)
             return;
         }
         struct phase *p = ph_get(in, m->phase, true);
+        if (!p) { /* older than the phase its ring entry holds now */
+            c->stats.msgs_ignored++;
+            return;
+        }
         if (m->type == RABIA_MSG_STATE) {
             if (m->value > 1) {
                 anomaly(c, "STATE value out of range");
@@ -1130,6 +1155,10 @@ static void on_fetch(struct rabia_core *c, const struct rabia_msg *m)
     struct logent *l = log_get(c, m->slot);
     if (l && l->value && l->entry >= 0) {
         reply_decision(c, m->from, m->slot, true);
+        return;
+    }
+    if (!l && m->slot < log_first(c)) { /* compacted away: only a snapshot helps */
+        offer_snapshot(c, m->from);
         return;
     }
     if (!m->has_id) return;
@@ -1325,6 +1354,7 @@ static void on_snapshot(struct rabia_core *c, uint64_t slot)
         memset(mine->bits, 0, sizeof mine->bits);
     }
     c->next_apply = slot + 1;
+    c->log_low = slot + 1;
     if (slot > c->max_seen) c->max_seen = slot;
     tracef(c, slot, "snapshot installed up to slot %llu", (unsigned long long)slot);
 }
@@ -1358,6 +1388,7 @@ struct rabia_core *rabia_core_create(const struct rabia_config *cfg)
     c->maj = (uint8_t)(n / 2 + 1);
     c->f1 = (uint8_t)(f + 1);
     c->next_apply = 1;
+    c->log_low = 1;
     c->next_seq = 1;
     c->recovering = cfg->recovering;
     c->ahead = cfg->window > cfg->catchup_chunk ? cfg->window : cfg->catchup_chunk;
@@ -1425,6 +1456,8 @@ static bool msg_sane(const struct rabia_core *c, const struct rabia_msg *m)
         if (m->slot == 0) return false;
         if ((m->type == RABIA_MSG_STATE || m->type == RABIA_MSG_VOTE) && m->phase == 0) return false;
         if (m->value > RABIA_VQ) return false;
+        /* a decision is 0 (null) or 1 (the batch); "?" is a vote only */
+        if (m->type == RABIA_MSG_DECISION && m->value > 1) return false;
         if (m->has_id && m->id.proxy >= c->cfg.n) return false;
         return true;
     case RABIA_MSG_BATCH:
