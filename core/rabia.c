@@ -131,6 +131,7 @@ struct rabia_core {
     uint32_t sends_cap;
     struct rabia_apply *applies;
     uint32_t applies_cap;
+    struct rabia_apply *retired; /* [max_pending] */
     struct rabia_update *out;
 
     struct rabia_stats stats;
@@ -1343,7 +1344,21 @@ static void on_snapshot(struct rabia_core *c, uint64_t slot)
         in->used = false;
     }
     /* batches decided inside the snapshot are indistinguishable from
-     * pending ones here: drop them all; live proxies re-send theirs */
+     * pending ones here: drop them all; live proxies re-send theirs, and my
+     * own go back to the embedder, which knows from the restored sessions
+     * which requests were applied (bodies stay valid until the next step:
+     * freed entries are only reaped then) */
+    struct rabia_update *o = c->out;
+    struct pq *own = &c->pq[c->cfg.self];
+    RABIA_ASSERT(own->n <= c->cfg.max_pending);
+    for (uint32_t i = 0; i < own->n; i++) {
+        const struct bent *b = &c->bt[own->items[i]];
+        struct rabia_apply *r = &c->retired[o->n_retired++];
+        memset(r, 0, sizeof(*r));
+        r->id = b->id;
+        r->body = b->data;
+        r->body_len = b->len;
+    }
     for (uint8_t p = 0; p < c->cfg.n; p++)
         while (c->pq[p].n) pq_remove(c, c->pq[p].items[0]);
     /* my own earlier batches are decided or dropped now: never again */
@@ -1409,8 +1424,9 @@ struct rabia_core *rabia_core_create(const struct rabia_config *cfg)
     c->arena = malloc((size_t)c->bt_cap * cfg->max_batch_bytes);
     c->sends = calloc(c->sends_cap, sizeof(*c->sends));
     c->applies = calloc(c->applies_cap, sizeof(*c->applies));
+    c->retired = calloc(cfg->max_pending, sizeof(*c->retired));
     bool ok = c->inst && c->log && c->bt && c->idx && c->zombies && c->free_list && c->arena && c->sends &&
-              c->applies;
+              c->applies && c->retired;
     for (uint8_t p = 0; ok && p < n; p++) {
         c->pq[p].items = calloc(cfg->max_pending, sizeof(int32_t));
         ok = c->pq[p].items != NULL;
@@ -1441,6 +1457,7 @@ void rabia_core_destroy(struct rabia_core *c)
     free(c->arena);
     free(c->sends);
     free(c->applies);
+    free(c->retired);
     free(c);
 }
 
@@ -1472,6 +1489,7 @@ int rabia_core_step(struct rabia_core *c, const struct rabia_event *ev, struct r
     memset(out, 0, sizeof(*out));
     out->sends = c->sends;
     out->applies = c->applies;
+    out->retired = c->retired;
     c->out = out;
     bt_reap(c);
     if (ev->now_us > c->now) c->now = ev->now_us; /* time never goes back */

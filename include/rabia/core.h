@@ -150,6 +150,12 @@ struct rabia_update {
     struct rabia_apply *applies;
     uint32_t n_applies;
     uint8_t snapshot_to_mask;   /* peers that need a snapshot from us */
+    /* SNAPSHOT_INSTALLED: this replica's own batches that were still
+     * pending and are dropped now (a snapshot cannot tell which of them it
+     * covers). The embedder answers or resubmits their requests: the apply
+     * layer's sessions tell which were applied. */
+    struct rabia_apply *retired;
+    uint32_t n_retired;
     uint64_t next_tick_us;      /* call again with a TICK by then (0 = idle) */
     struct rabia_batch_id submitted; /* SUBMIT: the id given to the batch */
 };

@@ -121,8 +121,37 @@ static void test_old_phase_keeps_newer_counts(void)
     rabia_core_destroy(c);
 }
 
+/* A snapshot install drops this replica's own pending batches; the update
+ * hands them back (id and body) so that their requests are not forgotten. */
+static void test_snapshot_returns_own_batches(void)
+{
+    struct rabia_core *c = make(64);
+    struct rabia_update u;
+    static const uint8_t b1[] = {0, 0, 0, 0}, b2[] = {0, 0, 0, 0, 0};
+    struct rabia_event ev = {.type = RABIA_EV_SUBMIT, .body = b1, .body_len = sizeof b1};
+    CHECK_EQ(step(c, &ev, &u), 0);
+    struct rabia_batch_id id1 = u.submitted;
+    ev.body = b2;
+    ev.body_len = sizeof b2;
+    CHECK_EQ(step(c, &ev, &u), 0);
+    CHECK_EQ(u.n_retired, 0);
+    CHECK_EQ(rabia_core_pending(c), 2);
+    struct rabia_event snap = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = 500};
+    CHECK_EQ(step(c, &snap, &u), 0);
+    CHECK_EQ(u.n_retired, 2);
+    CHECK_EQ(rabia_core_pending(c), 0);
+    if (u.n_retired == 2) {
+        CHECK(rabia_batch_id_eq(&u.retired[0].id, &id1));
+        CHECK_EQ(u.retired[0].body_len, sizeof b1);
+        CHECK_EQ(u.retired[1].body_len, sizeof b2);
+        CHECK(memcmp(u.retired[1].body, b2, sizeof b2) == 0);
+    }
+    rabia_core_destroy(c);
+}
+
 int main(void)
 {
+    RUN(test_snapshot_returns_own_batches);
     RUN(test_snapshot_gap_offers_snapshot);
     RUN(test_decision_value_out_of_range);
     RUN(test_old_phase_keeps_newer_counts);
