@@ -8,9 +8,12 @@
 #include <xxhash.h>
 
 #include "codec.h"
+#include "invariant.h"
 
-#define RSM_MAGIC 0x314d5352u /* "RSM1" */
+#define RSM_MAGIC 0x324d5352u /* "RSM2" */
 #define W RABIA_RSM_WINDOW
+#define CONN_SCOPED (1ull << 63) /* client id bit: a connection's session */
+#define TRACK_BITS 256           /* batch seqs remembered above a tracker's base */
 
 /* A remembered reply, kept at ent[seq % W]. */
 struct ent {
@@ -24,20 +27,41 @@ struct sess {
     uint64_t base;          /* window base: the highest ack seen */
     uint64_t last_active;   /* slot of the last request */
     uint64_t mask;          /* bit (seq % W): seq in the window applied */
-    struct sess *prev, *next; /* activity list, oldest first */
+    uint64_t bytes;         /* reply bytes kept */
+    struct sess *prev, *next;   /* its class's activity list, oldest first */
+    struct sess *bprev, *bnext; /* the list of sessions keeping bytes */
+    bool in_blist;
     struct ent ent[W];
 };
 
+/* An intrusive list ordered by last activity, oldest first. */
+struct slist {
+    struct sess *head, *tail;
+};
+
 /* Sessions: an open-addressing table by client id (linear probing,
- * backward-shift deletion) and a list ordered by last activity. Slots only
- * grow, so a touched session goes to the tail and the list stays sorted by
- * last_active; only the table's order is arbitrary, and nothing observable
- * depends on it. */
+ * backward-shift deletion) and lists ordered by last activity: one per
+ * class (0: clients with their own ids, 1: connection-scoped), and one of
+ * the sessions that keep reply bytes. Slots only grow, so a touched session
+ * goes to the tail and the lists stay sorted by last_active; within one
+ * slot the order is the batch's, which a restored replica cannot know, so
+ * every choice made from a list takes, among the equally old at its head,
+ * the smallest client id. Only the table's order is arbitrary, and nothing
+ * observable depends on it. */
 struct sessions {
     struct sess **tab;
     size_t cap;             /* a power of two, or 0 */
     uint32_t count;
-    struct sess *head, *tail;
+    struct slist act[2];
+    struct slist kept;
+};
+
+/* Per proxy: which of its batches were applied (a batch can be decided in
+ * two slots when two in-flight slots carried it; the second is skipped). */
+struct btrack {
+    uint64_t incarnation;
+    uint64_t base;          /* every seq < base counts as applied */
+    uint64_t bits[TRACK_BITS / 64];
 };
 
 struct rabia_rsm {
@@ -45,7 +69,9 @@ struct rabia_rsm {
     void *sm;
     struct rabia_rsm_config cfg;
     uint64_t applied;
+    uint64_t reply_bytes;       /* kept reply bytes over all sessions */
     struct sessions s;
+    struct btrack tr[RABIA_MAX_REPLICAS];
     struct rabia_buf scratch;   /* the reply being produced */
     struct rabia_buf hashbuf;   /* snapshot bytes for rabia_rsm_hash */
 };
@@ -122,28 +148,77 @@ static int sessions_reserve(struct sessions *t, size_t more)
     return 0;
 }
 
+static int sess_class(const struct sess *s)
+{
+    return (s->client_id & CONN_SCOPED) != 0;
+}
+
 static void list_unlink(struct sessions *t, struct sess *s)
 {
+    struct slist *l = &t->act[sess_class(s)];
     if (s->prev)
         s->prev->next = s->next;
     else
-        t->head = s->next;
+        l->head = s->next;
     if (s->next)
         s->next->prev = s->prev;
     else
-        t->tail = s->prev;
+        l->tail = s->prev;
     s->prev = s->next = NULL;
 }
 
 static void list_append(struct sessions *t, struct sess *s)
 {
-    s->prev = t->tail;
+    struct slist *l = &t->act[sess_class(s)];
+    s->prev = l->tail;
     s->next = NULL;
-    if (t->tail)
-        t->tail->next = s;
+    if (l->tail)
+        l->tail->next = s;
     else
-        t->head = s;
-    t->tail = s;
+        l->head = s;
+    l->tail = s;
+}
+
+static void kept_unlink(struct sessions *t, struct sess *s)
+{
+    if (!s->in_blist)
+        return;
+    if (s->bprev)
+        s->bprev->bnext = s->bnext;
+    else
+        t->kept.head = s->bnext;
+    if (s->bnext)
+        s->bnext->bprev = s->bprev;
+    else
+        t->kept.tail = s->bprev;
+    s->bprev = s->bnext = NULL;
+    s->in_blist = false;
+}
+
+static void kept_append(struct sessions *t, struct sess *s)
+{
+    RABIA_ASSERT(!s->in_blist);
+    s->bprev = t->kept.tail;
+    s->bnext = NULL;
+    if (t->kept.tail)
+        t->kept.tail->bnext = s;
+    else
+        t->kept.head = s;
+    t->kept.tail = s;
+    s->in_blist = true;
+}
+
+/* A session was active now: it moves to the tail of its lists. */
+static void sess_touch(struct sessions *t, struct sess *s, uint64_t slot)
+{
+    RABIA_ASSERT(slot >= s->last_active);
+    s->last_active = slot;
+    list_unlink(t, s);
+    list_append(t, s);
+    if (s->in_blist) {
+        kept_unlink(t, s);
+        kept_append(t, s);
+    }
 }
 
 /* Remove s from the table (backward-shift deletion) and the list. */
@@ -165,21 +240,47 @@ static void sessions_remove(struct sessions *t, struct sess *s)
         }
     }
     list_unlink(t, s);
+    kept_unlink(t, s);
     t->count--;
 }
 
-/* The eviction victim: oldest last activity, then smallest client id. */
+/* The eviction victim: a connection-scoped session if there is one (its
+ * client cannot retry on another connection, so forgetting it costs
+ * nothing), else the oldest of the others; oldest last activity first,
+ * then the smallest client id. */
 static struct sess *sessions_victim(const struct sessions *t)
 {
-    struct sess *v = t->head;
-    for (struct sess *s = v; s && s->last_active == t->head->last_active; s = s->next)
+    const struct slist *l = t->act[1].head ? &t->act[1] : &t->act[0];
+    struct sess *v = l->head;
+    for (struct sess *s = v; s && s->last_active == l->head->last_active; s = s->next)
+        if (s->client_id < v->client_id)
+            v = s;
+    return v;
+}
+
+/* The session whose kept replies go first when over the byte budget. */
+static struct sess *kept_victim(const struct sessions *t)
+{
+    struct sess *v = t->kept.head;
+    for (struct sess *s = v; s && s->last_active == t->kept.head->last_active; s = s->bnext)
         if (s->client_id < v->client_id)
             v = s;
     return v;
 }
 
 /* Forget the replies below new_base and move the window up. */
-static void sess_advance(struct sess *s, uint64_t new_base)
+static void ent_drop(struct rabia_rsm *r, struct sess *s, struct ent *e)
+{
+    if (e->kept) {
+        RABIA_ASSERT(s->bytes >= e->len && r->reply_bytes >= e->len);
+        s->bytes -= e->len;
+        r->reply_bytes -= e->len;
+    }
+    free(e->data);
+    memset(e, 0, sizeof *e);
+}
+
+static void sess_advance(struct rabia_rsm *r, struct sess *s, uint64_t new_base)
 {
     uint64_t n = new_base - s->base;
     if (n > W)
@@ -187,10 +288,76 @@ static void sess_advance(struct sess *s, uint64_t new_base)
     for (uint64_t k = 0; k < n; k++) {
         unsigned idx = (unsigned)((s->base + k) % W);
         s->mask &= ~(1ull << idx);
-        free(s->ent[idx].data);
-        memset(&s->ent[idx], 0, sizeof s->ent[idx]);
+        ent_drop(r, s, &s->ent[idx]);
     }
     s->base = new_base;
+    if (!s->bytes)
+        kept_unlink(&r->s, s);
+}
+
+/* Over the reply byte budget: the least recently active sessions' kept
+ * replies become "applied, no result" until the total fits. */
+static void trim_replies(struct rabia_rsm *r)
+{
+    for (int guard = 0; r->reply_bytes > r->cfg.max_reply_total; guard++) {
+        RABIA_ASSERT(guard <= (int)r->s.count);
+        struct sess *v = kept_victim(&r->s);
+        RABIA_ASSERT(v && v->bytes > 0);
+        for (unsigned i = 0; i < W; i++) {
+            struct ent *e = &v->ent[i];
+            if (!e->kept)
+                continue;
+            ent_drop(r, v, e); /* the seq stays applied (mask), kept = 0 */
+        }
+        RABIA_ASSERT(v->bytes == 0);
+        kept_unlink(&r->s, v);
+    }
+}
+
+/* ---- applied batches ---- */
+
+/* Was the batch applied already? If not, remember that it is now. */
+static bool batch_seen(struct rabia_rsm *r, const struct rabia_batch_id *id)
+{
+    if (!id || id->proxy >= RABIA_MAX_REPLICAS)
+        return false;
+    struct btrack *t = &r->tr[id->proxy];
+    /* a batch of an earlier life of its proxy, decided after the proxy's
+     * next life was heard: its proxy is gone with every connection that
+     * waited on it, and clients with their own ids retry elsewhere */
+    if (id->incarnation < t->incarnation)
+        return true;
+    if (id->incarnation > t->incarnation) {
+        memset(t, 0, sizeof *t);
+        t->incarnation = id->incarnation;
+        t->base = 1; /* a proxy's batch seqs start at 1 */
+    }
+    if (id->seq < t->base)
+        return true;
+    if (id->seq - t->base >= TRACK_BITS) {
+        /* slide: seqs this far below the newest count as applied (a proxy
+         * never has more than RABIA_MAX_PENDING batches undecided) */
+        uint64_t nb = id->seq - (TRACK_BITS - 1), shift = nb - t->base;
+        uint64_t nbits[TRACK_BITS / 64] = {0};
+        for (uint64_t i = shift; i < TRACK_BITS; i++)
+            if (t->bits[i / 64] >> (i % 64) & 1)
+                nbits[(i - shift) / 64] |= 1ull << ((i - shift) % 64);
+        memcpy(t->bits, nbits, sizeof nbits);
+        t->base = nb;
+    }
+    uint64_t d = id->seq - t->base;
+    if (t->bits[d / 64] >> (d % 64) & 1)
+        return true;
+    t->bits[d / 64] |= 1ull << (d % 64);
+    while (t->bits[0] & 1) { /* move the base past the applied prefix */
+        for (int i = 0; i < TRACK_BITS / 64; i++) {
+            t->bits[i] >>= 1;
+            if (i < TRACK_BITS / 64 - 1)
+                t->bits[i] |= (t->bits[i + 1] & 1) << 63;
+        }
+        t->base++;
+    }
+    return false;
 }
 
 static const char *sm_name(const struct rabia_rsm *r)
@@ -212,6 +379,8 @@ struct rabia_rsm *rabia_rsm_create(const struct rabia_sm_ops *ops, const struct 
         return NULL;
     r->ops = ops;
     r->cfg = *cfg;
+    if (!r->cfg.max_reply_total)
+        r->cfg.max_reply_total = RABIA_RSM_DEFAULT_REPLY_TOTAL;
     if (!(r->sm = ops->create())) {
         free(r);
         return NULL;
@@ -266,6 +435,7 @@ static int new_session(struct rabia_rsm *r, uint64_t client_id, uint64_t base, s
     if (t->count >= r->cfg.max_sessions) {
         struct sess *v = sessions_victim(t);
         sessions_remove(t, v);
+        r->reply_bytes -= v->bytes;
         sess_free(v);
     }
     s->client_id = client_id;
@@ -280,21 +450,36 @@ static int new_session(struct rabia_rsm *r, uint64_t client_id, uint64_t base, s
 static int apply_one(struct rabia_rsm *r, uint64_t slot, const struct rabia_req *q,
                      rabia_rsm_reply_fn fn, void *ctx)
 {
+    struct sess *s = sessions_find(&r->s, q->client_id);
+    if (q->seq == 0) { /* close the session: its client is gone */
+        if (s) {
+            r->reply_bytes -= s->bytes;
+            sessions_remove(&r->s, s);
+            sess_free(s);
+        }
+        reply(fn, ctx, q, RABIA_REPLY_OK, NULL, 0);
+        return 0;
+    }
     if (q->ack > q->seq || q->seq - q->ack >= W) {
         reply(fn, ctx, q, RABIA_REPLY_BAD_REQUEST, NULL, 0);
         return 0;
     }
-    struct sess *s = sessions_find(&r->s, q->client_id);
     if (!s) {
+        /* Only a client's first request opens its session. Any later one
+         * finds it gone (evicted or closed): what that client's earlier
+         * requests did is forgotten, so applying this one could apply it
+         * twice. */
+        if (q->seq != 1) {
+            reply(fn, ctx, q, RABIA_REPLY_SESSION_EXPIRED, NULL, 0);
+            return 0;
+        }
         int rc = new_session(r, q->client_id, q->ack, &s);
         if (rc)
             return rc;
     } else if (q->ack > s->base) {
-        sess_advance(s, q->ack);
+        sess_advance(r, s, q->ack);
     }
-    s->last_active = slot;
-    list_unlink(&r->s, s);
-    list_append(&r->s, s);
+    sess_touch(&r->s, s, slot);
 
     if (q->seq < s->base) {
         reply(fn, ctx, q, RABIA_REPLY_SESSION_EXPIRED, NULL, 0);
@@ -310,18 +495,25 @@ static int apply_one(struct rabia_rsm *r, uint64_t slot, const struct rabia_req 
         return 0;
     }
     rabia_buf_clear(&r->scratch);
-    int rc = r->ops->apply(r->sm, q->op, q->op_len, &r->scratch);
-    if (rc < 0)
-        return rc;
+    if (q->op_len) { /* an empty op only opens the session: no state machine call */
+        int rc = r->ops->apply(r->sm, q->op, q->op_len, &r->scratch);
+        if (rc < 0)
+            return rc;
+    }
     s->mask |= 1ull << idx;
     if (r->scratch.len <= r->cfg.max_reply_bytes) {
         if (r->scratch.len) {
             if (!(e->data = malloc(r->scratch.len)))
                 return -ENOMEM;
             memcpy(e->data, r->scratch.data, r->scratch.len);
+            s->bytes += r->scratch.len;
+            r->reply_bytes += r->scratch.len;
+            if (!s->in_blist)
+                kept_append(&r->s, s);
         }
         e->len = (uint32_t)r->scratch.len;
         e->kept = 1;
+        trim_replies(r);
     }
     reply(fn, ctx, q, RABIA_REPLY_OK, r->scratch.data, r->scratch.len);
     return 0;
@@ -330,6 +522,12 @@ static int apply_one(struct rabia_rsm *r, uint64_t slot, const struct rabia_req 
 int rabia_rsm_apply(struct rabia_rsm *r, uint64_t slot, const uint8_t *body, size_t len,
                     rabia_rsm_reply_fn fn, void *ctx)
 {
+    return rabia_rsm_apply_batch(r, slot, NULL, body, len, fn, ctx);
+}
+
+int rabia_rsm_apply_batch(struct rabia_rsm *r, uint64_t slot, const struct rabia_batch_id *id,
+                          const uint8_t *body, size_t len, rabia_rsm_reply_fn fn, void *ctx)
+{
     if (r->applied == UINT64_MAX || slot != r->applied + 1)
         return -EINVAL;
     struct rabia_batch_iter it;
@@ -337,6 +535,10 @@ int rabia_rsm_apply(struct rabia_rsm *r, uint64_t slot, const uint8_t *body, siz
     if (!body || len == 0 || rabia_batch_validate(body, len) != 0 ||
         rabia_batch_iter_init(&it, body, len) != 0) {
         r->applied = slot; /* a null slot, or a malformed body: a no-op */
+        return 0;
+    }
+    if (batch_seen(r, id)) {
+        r->applied = slot; /* decided a second time: applied once already */
         return 0;
     }
     int more;
@@ -442,6 +644,27 @@ static int put_sessions(struct rabia_buf *out, struct sess **v, uint32_t n)
     return rc;
 }
 
+static int put_trackers(const struct rabia_rsm *r, struct rabia_buf *out)
+{
+    uint32_t n = 0;
+    for (int p = 0; p < RABIA_MAX_REPLICAS; p++)
+        n += r->tr[p].incarnation != 0;
+    int rc = rabia_buf_put_u32(out, n);
+    for (int p = 0; !rc && p < RABIA_MAX_REPLICAS; p++) {
+        const struct btrack *t = &r->tr[p];
+        if (!t->incarnation)
+            continue;
+        rc = rabia_buf_put_u8(out, (uint8_t)p);
+        if (!rc)
+            rc = rabia_buf_put_u64(out, t->incarnation);
+        if (!rc)
+            rc = rabia_buf_put_u64(out, t->base);
+        for (int i = 0; !rc && i < TRACK_BITS / 64; i++)
+            rc = rabia_buf_put_u64(out, t->bits[i]);
+    }
+    return rc;
+}
+
 int rabia_rsm_snapshot(struct rabia_rsm *r, struct rabia_buf *out)
 {
     size_t start = out->len;
@@ -453,7 +676,8 @@ int rabia_rsm_snapshot(struct rabia_rsm *r, struct rabia_buf *out)
         return rc;
     if ((rc = rabia_buf_put_u32(out, RSM_MAGIC)) || (rc = rabia_buf_put_u32(out, (uint32_t)name_len)) ||
         (rc = rabia_buf_append(out, name, name_len)) ||
-        (rc = rabia_buf_put_u64(out, r->applied)) || (rc = put_sessions(out, v, r->s.count)))
+        (rc = rabia_buf_put_u64(out, r->applied)) || (rc = put_sessions(out, v, r->s.count)) ||
+        (rc = put_trackers(r, out)))
         goto fail;
     size_t at = out->len;
     if ((rc = rabia_buf_put_u64(out, 0)) || (rc = r->ops->snapshot(r->sm, out)))
@@ -568,6 +792,19 @@ fail:
     return rc;
 }
 
+int rabia_rsm_snapshot_slot(const uint8_t *data, size_t len, uint64_t *slot)
+{
+    if (len < 8 || XXH64(data, len - 8, 0) != le(data + len - 8, 8))
+        return -EINVAL;
+    struct rd d = {data, data + len - 8};
+    uint32_t magic, name_len;
+    const uint8_t *name;
+    if (!rd_u32(&d, &magic) || magic != RSM_MAGIC || !rd_u32(&d, &name_len) || !rd_bytes(&d, name_len, &name) ||
+        !rd_u64(&d, slot))
+        return -EINVAL;
+    return 0;
+}
+
 int rabia_rsm_restore(struct rabia_rsm *r, const uint8_t *data, size_t len)
 {
     if (len < 8 || XXH64(data, len - 8, 0) != le(data + len - 8, 8))
@@ -601,6 +838,23 @@ int rabia_rsm_restore(struct rabia_rsm *r, const uint8_t *data, size_t len)
         nt.count++;
         v[k] = s;
     }
+    struct btrack tr[RABIA_MAX_REPLICAS];
+    memset(tr, 0, sizeof tr);
+    uint32_t n_tr = 0;
+    if (!rc && (!rd_u32(&d, &n_tr) || n_tr > RABIA_MAX_REPLICAS))
+        rc = -EINVAL;
+    for (uint32_t k = 0; !rc && k < n_tr; k++) {
+        uint8_t p;
+        struct btrack t;
+        bool ok = rd_u8(&d, &p) && p < RABIA_MAX_REPLICAS && !tr[p].incarnation && rd_u64(&d, &t.incarnation) &&
+                  t.incarnation && rd_u64(&d, &t.base);
+        for (int i = 0; ok && i < TRACK_BITS / 64; i++)
+            ok = rd_u64(&d, &t.bits[i]);
+        if (!ok)
+            rc = -EINVAL;
+        else
+            tr[p] = t;
+    }
     if (!rc && (!rd_u64(&d, &sm_len) || sm_len != (uint64_t)(d.end - d.p)))
         rc = -EINVAL;
     if (!rc) {
@@ -616,11 +870,22 @@ int rabia_rsm_restore(struct rabia_rsm *r, const uint8_t *data, size_t len)
     }
     if (count)
         qsort(v, (size_t)count, sizeof *v, cmp_activity);
-    for (uint64_t k = 0; k < count; k++)
+    uint64_t bytes = 0;
+    for (uint64_t k = 0; k < count; k++) {
         list_append(&nt, v[k]);
+        for (unsigned i = 0; i < W; i++)
+            if (v[k]->ent[i].kept)
+                v[k]->bytes += v[k]->ent[i].len;
+        if (v[k]->bytes)
+            kept_append(&nt, v[k]);
+        bytes += v[k]->bytes;
+    }
     free(v);
     sessions_free(&r->s);
     r->s = nt;
     r->applied = applied;
+    r->reply_bytes = bytes;
+    memcpy(r->tr, tr, sizeof tr);
+    trim_replies(r); /* this replica's budget may be smaller */
     return 0;
 }

@@ -13,37 +13,64 @@
  * highest ack seen; acks never move it back) and, for each seq in
  * [base, base + 64), whether it was applied and its reply.
  *
+ * A batch is identified by its id (proxy, incarnation, seq): a batch decided
+ * a second time (two in-flight slots carried it) is skipped whole, and so is
+ * a batch of an earlier life of its proxy decided after a later life's.
+ * Per proxy the last 256 batch seqs are remembered.
+ *
  * For each request of a batch, in batch order:
+ *   0. seq == 0 closes the client's session (its connection closed): the
+ *      session and its replies are forgotten; later requests of that client
+ *      get SESSION_EXPIRED (rule 3a). fn gets RABIA_REPLY_OK, no body.
  *   1. ack > seq or seq >= ack + 64 (client bugs: a client never runs more
  *      than 64 requests ahead of its ack): RABIA_REPLY_BAD_REQUEST, not
  *      applied, the session is not touched (nor created).
- *   2. The client's session is looked up; an unknown client gets a new one
- *      with base = ack (so a client's first request may have any seq; it
- *      normally has seq = ack = 1). If ack > base, base moves up to ack and
- *      the replies below it are forgotten.
- *   3. seq < base: RABIA_REPLY_SESSION_EXPIRED, not applied. (Since
+ *   2. The client's session is looked up. If ack > base, base moves up to
+ *      ack and the replies below it are forgotten.
+ *   3a. No session and seq == 1: a new one opens with base = ack. No
+ *      session and seq > 1: RABIA_REPLY_SESSION_EXPIRED, not applied: the
+ *      session was evicted or closed, so whether this request was applied
+ *      before is unknown. The client must start a new session (a new
+ *      client id) and treat its outstanding requests as of unknown outcome.
+ *   3b. seq < base: RABIA_REPLY_SESSION_EXPIRED, not applied. (Since
  *      base >= ack, seq < base + 64 holds here.)
  *   4. (client, seq) already applied: not applied again; fn gets the cached
  *      reply with its original status (RABIA_REPLY_OK), or
- *      RABIA_REPLY_APPLIED_NO_RESULT and no body when the reply was larger
- *      than max_reply_bytes and so was not kept.
+ *      RABIA_REPLY_APPLIED_NO_RESULT and no body when the reply was not
+ *      kept (larger than max_reply_bytes, or dropped for the byte budget).
  *   5. Otherwise the op is applied: fn gets RABIA_REPLY_OK and the state
  *      machine's result, which is kept for retries when it is at most
- *      max_reply_bytes long.
+ *      max_reply_bytes long. An EMPTY op is not given to the state machine:
+ *      it only opens the session (seq 1) and answers OK with no body.
  * Every request from steps 2-5 counts as activity of its client in the
  * slot being applied.
  *
- * EVICTION. The table holds at most max_sessions clients. A new client
- * arriving at a full table evicts the session whose last activity is
- * oldest (ties: the smallest client id). An evicted client starts afresh
- * if it comes back: if it then retries a request that was already applied,
- * that request is applied a second time. So max_sessions must exceed the
- * number of clients active at once (Raft-based systems bound sessions the
- * same way). The configuration must be equal on every replica.
+ * EXACTLY-ONCE, precisely: a request (client, seq) changes the state at
+ * most once, for as long as the client's session exists. A session exists
+ * from its seq-1 request until it is closed (seq 0) or evicted. Eviction
+ * happens only when a new client arrives at a full table (max_sessions).
+ * A client whose first request is an empty op (rabia_client does this)
+ * is exactly-once for its whole life: a retry of anything after an
+ * eviction gets SESSION_EXPIRED, never a second apply. A client whose
+ * first request is a real op keeps one small gap: if that first request is
+ * applied, then evicted, then retried, it is applied again.
  *
- * MEMORY: each session holds at most 64 cached replies, so the replies
- * take at most max_sessions x 64 x max_reply_bytes bytes in the worst
- * case, plus about 1.1 KiB of bookkeeping per session.
+ * EVICTION. The table holds at most max_sessions clients. A new client
+ * arriving at a full table evicts a connection-scoped session (client id
+ * with bit 63 set: RESP connections, whose requests are never retried on
+ * another connection) if there is one, else any session; among those, the
+ * one whose last activity is oldest (ties: the smallest client id). So
+ * clients with their own ids are evicted only when every connection-scoped
+ * session is gone: max_sessions should exceed the number of such clients
+ * active at once plus the connections open at once (Raft-based systems
+ * bound sessions the same way). The configuration must be equal on every
+ * replica.
+ *
+ * MEMORY: each session keeps at most 64 replies of at most max_reply_bytes;
+ * all sessions together keep at most max_reply_total reply bytes (over it,
+ * the replies of the least recently active sessions are dropped first and
+ * answer APPLIED_NO_RESULT to a retry). Bookkeeping is about 1.6 KiB per
+ * session, so the worst case is max_sessions x 1.6 KiB + max_reply_total.
  *
  * DETERMINISM: no pointer, clock or hash-table order reaches a reply or a
  * snapshot (snapshots list sessions sorted by client id). */
@@ -62,9 +89,12 @@ extern "C" {
 
 #define RABIA_RSM_WINDOW 64 /* seqs a session tracks above its ack */
 
+#define RABIA_RSM_DEFAULT_REPLY_TOTAL (64ull << 20)
+
 struct rabia_rsm_config {
     uint32_t max_sessions;    /* >= 1 */
     uint32_t max_reply_bytes; /* largest reply kept for retries */
+    uint64_t max_reply_total; /* reply bytes kept over all sessions; 0: 64 MiB */
 };
 
 /* NULL on allocation failure or max_sessions == 0. cfg NULL: defaults
@@ -90,6 +120,11 @@ typedef void (*rabia_rsm_reply_fn)(void *ctx, uint64_t client_id, uint64_t seq, 
 int rabia_rsm_apply(struct rabia_rsm *r, uint64_t slot, const uint8_t *body, size_t len,
                     rabia_rsm_reply_fn fn, void *ctx);
 
+/* The same for a batch with its id: a batch id applied before is skipped
+ * (the slot still advances, fn is not called). id NULL: no such check. */
+int rabia_rsm_apply_batch(struct rabia_rsm *r, uint64_t slot, const struct rabia_batch_id *id,
+                          const uint8_t *body, size_t len, rabia_rsm_reply_fn fn, void *ctx);
+
 /* The last applied slot, 0 at start. */
 uint64_t rabia_rsm_applied(const struct rabia_rsm *r);
 
@@ -106,13 +141,16 @@ int rabia_rsm_lookup(const struct rabia_rsm *r, uint64_t client_id, uint64_t seq
  * machine's snapshot and a checksum. 0 or -ENOMEM (out is then as before).
  *
  * Format (little-endian):
- *   u32 magic "RSM1" (0x314d5352), u32 name length, state machine name,
+ *   u32 magic "RSM2" (0x324d5352), u32 name length, state machine name,
  *   u64 applied slot, u64 session count, then per session in increasing
  *   client id order:
  *     u64 client id, u64 base, u64 last activity slot,
  *     u64 applied mask (bit i: seq base + i applied),
  *     per set bit, lowest first: u8 kept (1: u32 length + reply bytes
  *     follow; 0: applied without a kept result)
+ *   u32 batch tracker count, then per proxy with one, in increasing proxy
+ *     order: u8 proxy, u64 incarnation, u64 base, 4 x u64 bits (bit i:
+ *     batch seq base + i applied)
  *   u64 state machine snapshot length, its bytes,
  *   u64 XXH64 (seed 0) of every byte before it. */
 int rabia_rsm_snapshot(struct rabia_rsm *r, struct rabia_buf *out);
@@ -122,6 +160,10 @@ int rabia_rsm_snapshot(struct rabia_rsm *r, struct rabia_buf *out);
  * more sessions than max_sessions, a state machine that rejects its part),
  * -ENOMEM; the previous state is then unchanged. */
 int rabia_rsm_restore(struct rabia_rsm *r, const uint8_t *data, size_t len);
+
+/* The applied slot a snapshot was taken at, read from its header after
+ * checking its checksum: 0, or -EINVAL for corrupt or foreign data. */
+int rabia_rsm_snapshot_slot(const uint8_t *data, size_t len, uint64_t *slot);
 
 /* XXH64 of the canonical snapshot: equal on replicas at equal applied
  * slot. 0 if the snapshot could not be built (-ENOMEM). */

@@ -146,11 +146,12 @@ static void test_out_of_order(void)
     struct rabia_buf body = {0};
     struct log l = {0};
     rabia_batch_init(&body);
-    /* seq 3 decided first, then 1, then 2 and 64 (the window's end). */
-    add(&body, 5, 3, 1, RABIA_COUNTER_INC);
+    /* seq 1 opens the session; then 3 is decided before 2; then 2 and 64
+     * (the window's end). */
+    add(&body, 5, 1, 1, RABIA_COUNTER_INC);
     apply(r, &body, &l);
     CHECK(l.n == 1 && l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 1);
-    add(&body, 5, 1, 1, RABIA_COUNTER_INC);
+    add(&body, 5, 3, 1, RABIA_COUNTER_INC);
     apply(r, &body, &l);
     CHECK(l.n == 1 && l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 2);
     add(&body, 5, 2, 1, RABIA_COUNTER_INC);
@@ -164,7 +165,7 @@ static void test_out_of_order(void)
     CHECK(l.g[1].status == RABIA_REPLY_OK && value_of(&l.g[1]) == 4);
     CHECK(l.g[2].status == RABIA_REPLY_BAD_REQUEST && l.g[2].len == 0);
     CHECK(l.g[3].status == RABIA_REPLY_BAD_REQUEST && l.g[3].len == 0);
-    CHECK(l.g[4].status == RABIA_REPLY_OK && value_of(&l.g[4]) == 1);
+    CHECK(l.g[4].status == RABIA_REPLY_OK && value_of(&l.g[4]) == 2);
     CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 4);
 
     /* ack = 3: seqs 1 and 2 are forgotten. */
@@ -176,7 +177,7 @@ static void test_out_of_order(void)
     CHECK_EQ(l.n, 4);
     CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 5);
     CHECK(l.g[1].status == RABIA_REPLY_SESSION_EXPIRED && l.g[1].len == 0);
-    CHECK(l.g[2].status == RABIA_REPLY_OK && value_of(&l.g[2]) == 1);
+    CHECK(l.g[2].status == RABIA_REPLY_OK && value_of(&l.g[2]) == 2);
     CHECK(l.g[3].status == RABIA_REPLY_OK && value_of(&l.g[3]) == 6);
     int st;
     const uint8_t *p;
@@ -194,13 +195,14 @@ static void test_out_of_order(void)
     CHECK_EQ(rabia_rsm_lookup(r, 5, 66, &st, &p, &n), 1);
     CHECK_EQ(st, RABIA_REPLY_SESSION_EXPIRED);
     CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 6);
-    /* A new client may start anywhere: its ack defines the window. */
+    /* Only seq 1 opens a session: a client unknown here that sends a later
+     * seq lost its session (evicted, closed), and is told so. */
     add(&body, 6, 500, 498, RABIA_COUNTER_INC);
-    add(&body, 6, 497, 497, RABIA_COUNTER_INC); /* its own ack is lower: fine */
-    add(&body, 6, 498, 498, RABIA_COUNTER_INC);
+    add(&body, 6, 1, 1, RABIA_COUNTER_INC);
+    add(&body, 6, 2, 1, RABIA_COUNTER_INC);
     apply(r, &body, &l);
-    CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 7);
-    CHECK(l.g[1].status == RABIA_REPLY_SESSION_EXPIRED);
+    CHECK(l.g[0].status == RABIA_REPLY_SESSION_EXPIRED && l.g[0].len == 0);
+    CHECK(l.g[1].status == RABIA_REPLY_OK && value_of(&l.g[1]) == 7);
     CHECK(l.g[2].status == RABIA_REPLY_OK && value_of(&l.g[2]) == 8);
     CHECK_EQ(rabia_rsm_sessions(r), 2);
     rabia_buf_free(&body);
@@ -366,7 +368,7 @@ static void test_slots_and_malformed(void)
     rabia_buf_free(&body);
     rabia_buf_free(&l.all);
     rabia_rsm_destroy(r);
-    CHECK(rabia_rsm_create(&rabia_sm_counter, &(struct rabia_rsm_config){0, 10}) == NULL);
+    CHECK(rabia_rsm_create(&rabia_sm_counter, &(struct rabia_rsm_config){.max_sessions = 0, .max_reply_bytes = 10}) == NULL);
     r = rabia_rsm_create(&rabia_sm_counter, NULL); /* defaults */
     CHECK(r != NULL);
     rabia_rsm_destroy(r);
@@ -625,6 +627,180 @@ static void test_snapshot(void)
     rabia_rsm_destroy(r2);
 }
 
+/* An empty op opens a session without touching the state machine; seq 0
+ * closes it; a retry after the close is refused, never applied again. */
+static void test_open_close(void)
+{
+    struct rabia_rsm *r = rabia_rsm_create(&rabia_sm_counter, &cfg);
+    struct rabia_buf body = {0};
+    struct log l = {0};
+    rabia_batch_init(&body);
+    struct rabia_req open = {9, 1, 1, NULL, 0};
+    CHECK_EQ(rabia_batch_append(&body, &open), 0);
+    add(&body, 9, 2, 1, RABIA_COUNTER_INC);
+    apply(r, &body, &l);
+    CHECK(l.n == 2 && l.g[0].status == RABIA_REPLY_OK && l.g[0].len == 0);
+    CHECK(l.g[1].status == RABIA_REPLY_OK && value_of(&l.g[1]) == 1);
+    CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 1);
+    CHECK_EQ(rabia_rsm_sessions(r), 1);
+    struct rabia_req close = {9, 0, 0, NULL, 0};
+    CHECK_EQ(rabia_batch_append(&body, &close), 0);
+    CHECK_EQ(rabia_batch_append(&body, &close), 0); /* twice: harmless */
+    apply(r, &body, &l);
+    CHECK(l.n == 2 && l.g[0].status == RABIA_REPLY_OK && l.g[1].status == RABIA_REPLY_OK);
+    CHECK_EQ(rabia_rsm_sessions(r), 0);
+    add(&body, 9, 2, 1, RABIA_COUNTER_INC); /* a late copy of seq 2 */
+    apply(r, &body, &l);
+    CHECK(l.n == 1 && l.g[0].status == RABIA_REPLY_SESSION_EXPIRED);
+    CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 1);
+    CHECK_EQ(rabia_rsm_sessions(r), 0);
+    rabia_buf_free(&body);
+    rabia_buf_free(&l.all);
+    rabia_rsm_destroy(r);
+}
+
+#define CONN(k) ((1ull << 63) | (k))
+
+/* Connection churn must not push out a client with its own id that is
+ * still retrying (its retry would apply twice); once such a client is
+ * evicted after all, its retry is refused, not applied a second time. */
+static void test_churn_keeps_native_sessions(void)
+{
+    struct rabia_rsm_config c = {.max_sessions = 4, .max_reply_bytes = 64};
+    struct rabia_rsm *r = rabia_rsm_create(&rabia_sm_counter, &c);
+    struct rabia_buf body = {0};
+    struct log l = {0};
+    rabia_batch_init(&body);
+    struct rabia_req open = {10, 1, 1, NULL, 0};
+    CHECK_EQ(rabia_batch_append(&body, &open), 0);
+    add(&body, 10, 2, 1, RABIA_COUNTER_INC);
+    apply(r, &body, &l); /* applied; say the reply was lost */
+    CHECK_EQ(value_of(&l.g[1]), 1);
+    for (uint64_t k = 1; k <= 100; k++) { /* short connections, never closed */
+        add(&body, CONN(k), 1, 1, RABIA_COUNTER_GET);
+        apply(r, &body, &l);
+    }
+    CHECK_EQ(rabia_rsm_sessions(r), 4);
+    add(&body, 10, 2, 1, RABIA_COUNTER_INC); /* the retry */
+    apply(r, &body, &l);
+    CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 1);
+    CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 1);
+    /* Four more clients with their own ids: now 10 has to go. */
+    for (uint64_t k = 11; k <= 14; k++) {
+        add(&body, k, 1, 1, RABIA_COUNTER_GET);
+        apply(r, &body, &l);
+    }
+    add(&body, 10, 2, 1, RABIA_COUNTER_INC);
+    apply(r, &body, &l);
+    CHECK_EQ(l.g[0].status, RABIA_REPLY_SESSION_EXPIRED);
+    CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 1);
+    rabia_buf_free(&body);
+    rabia_buf_free(&l.all);
+    rabia_rsm_destroy(r);
+}
+
+/* A batch decided twice is applied once; so is a batch of an earlier life
+ * of its proxy decided after the later life's. */
+static void test_batch_applied_once(void)
+{
+    struct rabia_rsm *r = rabia_rsm_create(&rabia_sm_counter, &cfg);
+    struct rabia_buf body = {0};
+    struct log l = {0};
+    rabia_batch_init(&body);
+    add(&body, CONN(1), 1, 1, RABIA_COUNTER_INC);
+    struct rabia_batch_id a = {.proxy = 2, .incarnation = 5, .seq = 1};
+    CHECK_EQ(rabia_rsm_apply_batch(r, 1, &a, body.data, body.len, on_reply, &l), 0);
+    /* the connection closes; then the same batch is decided again */
+    struct rabia_buf b2 = {0};
+    rabia_batch_init(&b2);
+    struct rabia_req close = {CONN(1), 0, 0, NULL, 0};
+    rabia_batch_append(&b2, &close);
+    struct rabia_batch_id bid = {.proxy = 2, .incarnation = 5, .seq = 2};
+    CHECK_EQ(rabia_rsm_apply_batch(r, 2, &bid, b2.data, b2.len, on_reply, &l), 0);
+    log_reset(&l);
+    CHECK_EQ(rabia_rsm_apply_batch(r, 3, &a, body.data, body.len, on_reply, &l), 0);
+    CHECK_EQ(l.n, 0);
+    CHECK_EQ(rabia_rsm_applied(r), 3);
+    CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 1);
+    /* a snapshot carries what was applied */
+    struct rabia_buf s = {0};
+    CHECK_EQ(rabia_rsm_snapshot(r, &s), 0);
+    uint64_t at = 0;
+    CHECK_EQ(rabia_rsm_snapshot_slot(s.data, s.len, &at), 0);
+    CHECK_EQ(at, 3);
+    struct rabia_rsm *twin = rabia_rsm_create(&rabia_sm_counter, &cfg);
+    CHECK_EQ(rabia_rsm_restore(twin, s.data, s.len), 0);
+    CHECK_EQ(rabia_rsm_apply_batch(twin, 4, &a, body.data, body.len, on_reply, &l), 0);
+    CHECK_EQ(rabia_counter_value(rabia_rsm_sm(twin)), 1);
+    /* the proxy restarted (incarnation 6): a late batch of life 5 is skipped */
+    struct rabia_batch_id n1 = {.proxy = 2, .incarnation = 6, .seq = 1};
+    struct rabia_batch_id old = {.proxy = 2, .incarnation = 5, .seq = 3};
+    rabia_batch_init(&b2);
+    add(&b2, 77, 1, 1, RABIA_COUNTER_INC);
+    CHECK_EQ(rabia_rsm_apply_batch(twin, 5, &n1, b2.data, b2.len, on_reply, &l), 0);
+    rabia_batch_init(&b2);
+    add(&b2, 78, 1, 1, RABIA_COUNTER_INC);
+    CHECK_EQ(rabia_rsm_apply_batch(twin, 6, &old, b2.data, b2.len, on_reply, &l), 0);
+    CHECK_EQ(rabia_counter_value(rabia_rsm_sm(twin)), 2);
+    /* far apart seqs of one proxy */
+    for (uint64_t q = 2; q < 700; q += 3) {
+        struct rabia_batch_id x = {.proxy = 2, .incarnation = 6, .seq = q};
+        rabia_batch_init(&b2);
+        add(&b2, 77, 2, 2, RABIA_COUNTER_GET);
+        CHECK_EQ(rabia_rsm_apply_batch(twin, rabia_rsm_applied(twin) + 1, &x, b2.data, b2.len, NULL, NULL), 0);
+    }
+    CHECK_EQ(rabia_rsm_snapshot_slot(s.data, s.len - 1, &at), -EINVAL);
+    rabia_rsm_destroy(twin);
+    rabia_buf_free(&s);
+    rabia_buf_free(&b2);
+    rabia_buf_free(&body);
+    rabia_buf_free(&l.all);
+    rabia_rsm_destroy(r);
+}
+
+/* All sessions together keep at most max_reply_total reply bytes; the
+ * least recently active lose theirs first, and a restored twin decides the
+ * same way. */
+static void test_reply_budget(void)
+{
+    struct rabia_rsm_config c = {.max_sessions = 64, .max_reply_bytes = 256, .max_reply_total = 200};
+    struct rabia_rsm *r = rabia_rsm_create(&rabia_sm_kv, &c);
+    struct rabia_rsm *twin = rabia_rsm_create(&rabia_sm_kv, &c);
+    struct rabia_buf body = {0}, op = {0}, s = {0};
+    struct log l = {0};
+    const char *echo[] = {"ECHO", "0123456789012345678901234567890123456789"}; /* 47-byte reply */
+    rabia_kv_encode_argv(&op, 2, echo, NULL);
+    for (uint64_t k = 1; k <= 8; k++) {
+        rabia_batch_init(&body);
+        struct rabia_req q = {k, 1, 1, op.data, (uint32_t)op.len};
+        rabia_batch_append(&body, &q);
+        if (k == 5) { /* the twin joins here */
+            CHECK_EQ(rabia_rsm_snapshot(r, &s), 0);
+            CHECK_EQ(rabia_rsm_restore(twin, s.data, s.len), 0);
+        }
+        CHECK_EQ(rabia_rsm_apply(r, k, body.data, body.len, on_reply, &l), 0);
+        if (k >= 5)
+            CHECK_EQ(rabia_rsm_apply(twin, k, body.data, body.len, NULL, NULL), 0);
+    }
+    CHECK_EQ(rabia_rsm_hash(r), rabia_rsm_hash(twin));
+    int st;
+    const uint8_t *p;
+    size_t n;
+    /* 4 replies of 47 bytes fit in 200: clients 5..8 keep theirs */
+    CHECK_EQ(rabia_rsm_lookup(r, 4, 1, &st, &p, &n), 1);
+    CHECK_EQ(st, RABIA_REPLY_APPLIED_NO_RESULT);
+    CHECK_EQ(rabia_rsm_lookup(r, 5, 1, &st, &p, &n), 1);
+    CHECK(st == RABIA_REPLY_OK && n == 47);
+    CHECK_EQ(rabia_rsm_lookup(twin, 5, 1, &st, &p, &n), 1);
+    CHECK(st == RABIA_REPLY_OK && n == 47);
+    rabia_buf_free(&s);
+    rabia_buf_free(&op);
+    rabia_buf_free(&body);
+    rabia_buf_free(&l.all);
+    rabia_rsm_destroy(r);
+    rabia_rsm_destroy(twin);
+}
+
 int main(void)
 {
     RUN(test_duplicates);
@@ -635,6 +811,10 @@ int main(void)
     RUN(test_determinism);
     RUN(test_exactly_once);
     RUN(test_snapshot);
+    RUN(test_open_close);
+    RUN(test_churn_keeps_native_sessions);
+    RUN(test_batch_applied_once);
+    RUN(test_reply_budget);
     for (int i = 0; i < 3; i++)
         rabia_buf_free(&opbuf[i]);
     return CHECK_DONE();
