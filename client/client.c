@@ -36,7 +36,10 @@ enum fail_kind {
 };
 
 struct ent {
-    uint64_t seq;
+    uint64_t seq;          /* the caller's handle: grows for the client's life */
+    uint64_t wire;         /* the seq in the current session (rsm.h) */
+    bool internal;         /* the session's opening request, not the caller's */
+    bool sent;             /* ever queued on a connection */
     int state;             /* enum ent_state */
     int status;            /* E_DONE: what wait returns */
     int last_status;       /* last REDIRECT/BUSY seen, or -1 */
@@ -55,8 +58,11 @@ struct rabia_client {
     size_t n_addrs;
     size_t cur;
     uint64_t client_id;
+    uint64_t old_client_id;   /* the previous session's: its late replies are ignored */
     uint32_t timeout_ms, max_attempts, max_outstanding;
     uint64_t next_seq;
+    uint64_t sess_next;       /* next wire seq of the session */
+    int open_state;           /* 0: not opened, 1: opening, 2: open */
     uint64_t tick;
 
     /* Requests: [0, n_ents) in use; slots up to cap_ents keep spare
@@ -209,12 +215,21 @@ static struct ent *find_ent(struct rabia_client *c, uint64_t seq)
     return NULL;
 }
 
+static struct ent *find_wire(struct rabia_client *c, uint64_t wire)
+{
+    for (size_t i = 0; i < c->n_ents; i++)
+        if (c->ents[i].state == E_INFLIGHT && c->ents[i].wire == wire)
+            return &c->ents[i];
+    return NULL;
+}
+
+/* The session's ack: the lowest wire seq still in flight. */
 static uint64_t lowest_inflight(const struct rabia_client *c)
 {
-    uint64_t lo = c->next_seq;
+    uint64_t lo = c->sess_next;
     for (size_t i = 0; i < c->n_ents; i++)
-        if (c->ents[i].state == E_INFLIGHT && c->ents[i].seq < lo)
-            lo = c->ents[i].seq;
+        if (c->ents[i].state == E_INFLIGHT && c->ents[i].wire < lo)
+            lo = c->ents[i].wire;
     return lo;
 }
 
@@ -234,9 +249,25 @@ static int complete(struct rabia_client *c, struct ent *e, int status, const uin
     return 0;
 }
 
+/* The session's opening request, in flight or just finished. */
+static const struct ent *opening(const struct rabia_client *c)
+{
+    for (size_t i = 0; i < c->n_ents; i++)
+        if (c->ents[i].internal)
+            return &c->ents[i];
+    return NULL;
+}
+
 /* Attempts ran out: say what is known. */
 static void give_up(struct rabia_client *c, struct ent *e)
 {
+    if (e->internal)
+        c->open_state = 0; /* never opened: the next submit tries again */
+    const struct ent *o = e->sent ? NULL : opening(c);
+    if (o) { /* it waited for the session: what happened to the opening is the answer */
+        e->uncertain = o->uncertain;
+        e->last_status = o->last_status;
+    }
     int st;
     if (e->uncertain)
         st = -ETIMEDOUT; /* maybe applied */
@@ -262,6 +293,65 @@ static void remove_ent(struct rabia_client *c, struct ent *e)
     rabia_buf_clear(&s->op);
     rabia_buf_clear(&s->res);
     c->n_ents--;
+}
+
+/* The session's opening request is nobody's to collect. */
+static void collect_internal(struct rabia_client *c)
+{
+    for (size_t i = 0; i < c->n_ents;) {
+        if (c->ents[i].internal && c->ents[i].state == E_DONE)
+            remove_ent(c, &c->ents[i]);
+        else
+            i++;
+    }
+}
+
+/* A new entry at the end of the table (the caller fills it). */
+static struct ent *new_ent(struct rabia_client *c)
+{
+    if (c->n_ents == c->cap_ents) {
+        size_t nc = c->cap_ents ? c->cap_ents * 2 : 16;
+        struct ent *ne = realloc(c->ents, nc * sizeof *ne);
+        if (!ne)
+            return NULL;
+        memset(ne + c->cap_ents, 0, (nc - c->cap_ents) * sizeof *ne);
+        c->ents = ne;
+        c->cap_ents = nc;
+    }
+    struct ent *e = &c->ents[c->n_ents];
+    rabia_buf_clear(&e->op);
+    e->seq = 0;
+    e->wire = 0;
+    e->internal = false;
+    e->sent = false;
+    e->state = E_INFLIGHT;
+    e->status = 0;
+    e->last_status = -1;
+    e->attempts = 0;
+    e->queued = false;
+    e->uncertain = false;
+    e->tx_end = 0;
+    e->sent_at = 0;
+    e->done_tick = 0;
+    c->n_ents++;
+    c->n_inflight++;
+    return e;
+}
+
+/* The session's first request: an empty op with seq 1. Nothing else is sent
+ * before it is answered, so a retry can never be applied twice even if the
+ * session is evicted meanwhile (rsm.h: only seq 1 opens a session). */
+static int open_session(struct rabia_client *c)
+{
+    struct ent *e = new_ent(c);
+    if (!e)
+        return -ENOMEM;
+    e->internal = true;
+    e->wire = 1;
+    if (c->sess_next < 2)
+        c->sess_next = 2;
+    c->open_state = 1;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -318,6 +408,9 @@ static void failover(struct rabia_client *c, int err, enum fail_kind kind)
         if (e->state == E_INFLIGHT && e->attempts >= c->max_attempts)
             give_up(c, e);
     }
+    /* the opening request gave up before the caller's: open again */
+    if (c->open_state == 0 && c->n_inflight > 0)
+        (void)open_session(c); /* -ENOMEM: the next submit tries again */
 }
 
 /* Append e's CLIENT_REQ to the tx stream. */
@@ -327,7 +420,7 @@ static int enqueue(struct rabia_client *c, struct ent *e, int64_t now)
     memset(&m, 0, sizeof m);
     m.type = RABIA_MSG_CLIENT_REQ;
     m.u64 = c->client_id;
-    m.slot = e->seq;
+    m.slot = e->wire;
     m.u64b = lowest_inflight(c);
     m.body = e->op.data;
     m.body_len = (uint32_t)e->op.len;
@@ -343,8 +436,15 @@ static int enqueue(struct rabia_client *c, struct ent *e, int64_t now)
     c->tx_queued += (uint64_t)w;
     e->tx_end = c->tx_queued;
     e->queued = true;
+    e->sent = true;
     e->sent_at = now;
     return 0;
+}
+
+/* Only the opening request goes out before the session is open. */
+static bool may_send(const struct rabia_client *c, const struct ent *e)
+{
+    return e->internal || c->open_state == 2;
 }
 
 /* Send what the socket takes. Failover on error. */
@@ -370,22 +470,18 @@ static void flush(struct rabia_client *c)
     }
 }
 
-/* The connection is up: send every request in flight, oldest first. */
-static int conn_up(struct rabia_client *c)
+/* Queue every request in flight that may go and is not queued, oldest
+ * first (the table is small; a selection pass per entry). */
+static int send_pending(struct rabia_client *c)
 {
-    c->state = C_UP;
-    if (c->ai)
-        freeaddrinfo(c->ai);
-    c->ai = c->ai_next = NULL;
     int64_t now = now_ms();
-    /* Oldest first (the table is small; a selection pass per entry). */
     uint64_t after = 0;
     for (;;) {
         struct ent *best = NULL;
         for (size_t i = 0; i < c->n_ents; i++) {
             struct ent *e = &c->ents[i];
-            if (e->state == E_INFLIGHT && !e->queued && e->seq > after &&
-                (!best || e->seq < best->seq))
+            if (e->state == E_INFLIGHT && !e->queued && may_send(c, e) && e->wire > after &&
+                (!best || e->wire < best->wire))
                 best = e;
         }
         if (!best)
@@ -393,9 +489,65 @@ static int conn_up(struct rabia_client *c)
         int rc = enqueue(c, best, now);
         if (rc < 0)
             return rc;
-        after = best->seq;
+        after = best->wire;
     }
     flush(c);
+    return 0;
+}
+
+/* The connection is up: send every request in flight, oldest first. */
+static int conn_up(struct rabia_client *c)
+{
+    c->state = C_UP;
+    if (c->ai)
+        freeaddrinfo(c->ai);
+    c->ai = c->ai_next = NULL;
+    return send_pending(c);
+}
+
+static uint64_t random_id(void)
+{
+    uint64_t id = 0;
+    while ((id & ~(1ull << 63)) == 0) /* bit 63 marks connection-scoped sessions */
+        if (getrandom(&id, sizeof id, 0) < 0 && errno != EINTR)
+            return 0;
+    return id & ~(1ull << 63);
+}
+
+/* The session was evicted (or closed): requests sent in it have an unknown
+ * outcome and say so (SESSION_EXPIRED); a new session (a new client id)
+ * carries the ones never sent. */
+static int renew_session(struct rabia_client *c)
+{
+    uint64_t id = random_id();
+    if (!id)
+        return -errno;
+    for (size_t i = 0; i < c->n_ents; i++) {
+        struct ent *e = &c->ents[i];
+        if (e->state != E_INFLIGHT)
+            continue;
+        if (e->sent || e->internal)
+            (void)complete(c, e, RABIA_REPLY_SESSION_EXPIRED, NULL, 0);
+    }
+    c->old_client_id = c->client_id;
+    c->client_id = id;
+    c->sess_next = 1;
+    int rc = open_session(c);
+    if (rc < 0)
+        return rc;
+    /* the rest keep their order, renumbered after the opening request */
+    for (uint64_t after = 0;;) {
+        struct ent *best = NULL;
+        for (size_t i = 0; i < c->n_ents; i++) {
+            struct ent *e = &c->ents[i];
+            if (e->state == E_INFLIGHT && !e->internal && e->seq > after && (!best || e->seq < best->seq))
+                best = e;
+        }
+        if (!best)
+            break;
+        best->wire = c->sess_next++;
+        after = best->seq;
+    }
     return 0;
 }
 
@@ -439,11 +591,13 @@ static int conn_start(struct rabia_client *c)
  * abandoned (stop parsing), 0 to go on, or a negative local error. */
 static int on_frame(struct rabia_client *c, const struct rabia_msg *m)
 {
+    if (m->type == RABIA_MSG_CLIENT_REPLY && c->old_client_id && m->u64 == c->old_client_id)
+        return 0; /* a late reply of the previous session */
     if (m->type != RABIA_MSG_CLIENT_REPLY || m->u64 != c->client_id) {
         failover(c, -EPROTO, F_DISCONNECT);
         return 1;
     }
-    struct ent *e = find_ent(c, m->slot);
+    struct ent *e = find_wire(c, m->slot);
     if (!e || e->state != E_INFLIGHT || !e->queued)
         return 0; /* a late duplicate, or a reply to a request we gave up */
     if (m->value == RABIA_REPLY_REDIRECT || m->value == RABIA_REPLY_BUSY) {
@@ -453,7 +607,19 @@ static int on_frame(struct rabia_client *c, const struct rabia_msg *m)
         return 1;
     }
     c->fail_streak = 0;
-    return complete(c, e, m->value, m->body, m->body_len);
+    if (m->value == RABIA_REPLY_SESSION_EXPIRED && !e->internal) {
+        int rc = renew_session(c);
+        if (rc < 0)
+            return rc;
+        rc = send_pending(c); /* the new opening request */
+        return rc < 0 ? rc : 1; /* the table changed: stop parsing this buffer */
+    }
+    int rc = complete(c, e, m->value, m->body, m->body_len);
+    if (rc == 0 && e->internal) {
+        c->open_state = 2;
+        rc = send_pending(c); /* what waited for the session */
+    }
+    return rc;
 }
 
 /* Read what is there and handle every complete frame. */
@@ -609,18 +775,16 @@ int rabia_client_open(struct rabia_client **out, const struct rabia_client_cfg *
         }
     }
     c->client_id = cfg->client_id;
-    while (c->client_id == 0) {
-        ssize_t n = getrandom(&c->client_id, sizeof c->client_id, 0);
-        if (n < 0 && errno != EINTR) {
-            int e = -errno;
-            rabia_client_close(c);
-            return e;
-        }
+    if (c->client_id == 0 && (c->client_id = random_id()) == 0) {
+        int e = -errno;
+        rabia_client_close(c);
+        return e;
     }
     c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
     c->max_attempts = cfg->max_attempts ? cfg->max_attempts : DEFAULT_ATTEMPTS;
     c->max_outstanding = cfg->max_outstanding ? cfg->max_outstanding : RABIA_CLIENT_MAX_OUTSTANDING;
     c->next_seq = 1;
+    c->sess_next = 1;
     c->cur = (size_t)(c->client_id % c->n_addrs);
     c->last_conn_err = -EHOSTUNREACH;
     *out = c;
@@ -647,54 +811,49 @@ void rabia_client_close(struct rabia_client *c)
 }
 
 uint64_t rabia_client_id(const struct rabia_client *c) { return c->client_id; }
-size_t rabia_client_in_flight(const struct rabia_client *c) { return c->n_inflight; }
+size_t rabia_client_in_flight(const struct rabia_client *c)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < c->n_ents; i++)
+        k += c->ents[i].state == E_INFLIGHT && !c->ents[i].internal;
+    return k;
+}
 
 int rabia_client_submit(struct rabia_client *c, const void *op, size_t len, uint64_t *seq)
 {
-    if (!op && len > 0)
-        return -EINVAL;
+    if (!op || len == 0)
+        return -EINVAL; /* empty ops are reserved: they open sessions */
     if (len > MAX_OP_LEN)
         return -EMSGSIZE;
     /* The window: a new seq must stay within max_outstanding of the oldest
      * request in flight. */
-    while (c->n_inflight > 0 && c->next_seq - lowest_inflight(c) >= c->max_outstanding) {
+    while (c->n_inflight > 0 && c->sess_next - lowest_inflight(c) >= c->max_outstanding) {
         int rc = pump(c, INT64_MAX);
         if (rc < 0)
             return rc;
     }
-    if (c->n_ents == c->cap_ents) {
-        size_t nc = c->cap_ents ? c->cap_ents * 2 : 16;
-        struct ent *ne = realloc(c->ents, nc * sizeof *ne);
-        if (!ne)
-            return -ENOMEM;
-        memset(ne + c->cap_ents, 0, (nc - c->cap_ents) * sizeof *ne);
-        c->ents = ne;
-        c->cap_ents = nc;
+    collect_internal(c);
+    if (c->open_state == 0) {
+        int rc = open_session(c);
+        if (rc < 0)
+            return rc;
     }
-    struct ent *e = &c->ents[c->n_ents];
-    rabia_buf_clear(&e->op);
-    if (len > 0 && rabia_buf_append(&e->op, op, len) < 0)
+    struct ent *e = new_ent(c);
+    if (!e)
         return -ENOMEM;
-    e->seq = c->next_seq;
-    e->state = E_INFLIGHT;
-    e->status = 0;
-    e->last_status = -1;
-    e->attempts = 0;
-    e->queued = false;
-    e->uncertain = false;
-    e->tx_end = 0;
-    e->sent_at = 0;
-    e->done_tick = 0;
-    c->n_ents++;
-    c->n_inflight++;
-    c->next_seq++;
+    if (len > 0 && rabia_buf_append(&e->op, op, len) < 0) {
+        c->n_ents--;
+        c->n_inflight--;
+        return -ENOMEM;
+    }
+    e->seq = c->next_seq++;
+    e->wire = c->sess_next++;
     if (seq)
         *seq = e->seq;
     if (c->state == C_UP) {
-        int rc = enqueue(c, e, now_ms());
+        int rc = send_pending(c);
         if (rc < 0)
             return rc;
-        flush(c);
     } else if (c->state == C_NONE && now_ms() >= c->backoff_until) {
         return conn_start(c); /* get the connect going */
     }
@@ -708,6 +867,7 @@ int rabia_client_wait(struct rabia_client *c, uint64_t seq, struct rabia_buf *re
     bool pumped = false;
     for (;;) {
         struct ent *e = NULL;
+        collect_internal(c);
         if (seq != 0) {
             e = find_ent(c, seq);
             if (!e)

@@ -414,6 +414,11 @@ uint32_t rabia_rsm_sessions(const struct rabia_rsm *r)
     return r->s.count;
 }
 
+uint64_t rabia_rsm_reply_bytes(const struct rabia_rsm *r)
+{
+    return r->reply_bytes;
+}
+
 /* ---- apply ---- */
 
 static void reply(rabia_rsm_reply_fn fn, void *ctx, const struct rabia_req *q, int status,

@@ -172,8 +172,9 @@ uint64_t rabia_rsm_hash(struct rabia_rsm *r);
 /* The state machine instance, for tests and local read-only inspection. */
 void *rabia_rsm_sm(struct rabia_rsm *r);
 
-/* Number of sessions held (for tests and status). */
+/* Number of sessions held, and the reply bytes they keep (status, tests). */
 uint32_t rabia_rsm_sessions(const struct rabia_rsm *r);
+uint64_t rabia_rsm_reply_bytes(const struct rabia_rsm *r);
 
 #ifdef __cplusplus
 }

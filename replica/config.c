@@ -22,6 +22,7 @@ void rabia_replica_config_default(struct rabia_replica_config *c)
     c->window = 1;
     c->policy = RABIA_POLICY_GLOBAL;
     c->max_sessions = 65536;
+    c->reply_cache_bytes = 64ull << 20;
     c->retransmit_ms = 20;
     c->log_level = RABIA_LOG_INFO;
 }
@@ -161,6 +162,10 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
     } else if (!strcmp(k, "max-sessions")) {
         if (parse_u64(v, 16, 1u << 22, &x)) ERR("max-sessions = '%s': must be 16..4194304", v);
         c->max_sessions = (uint32_t)x;
+    } else if (!strcmp(k, "reply-cache-bytes")) {
+        if (parse_u64(v, 1u << 16, 1ull << 40, &x))
+            ERR("reply-cache-bytes = '%s': must be 65536..1099511627776 (bytes of replies kept for retries)", v);
+        c->reply_cache_bytes = x;
     } else if (!strcmp(k, "retransmit-ms")) {
         if (parse_u64(v, 1, 60000, &x)) ERR("retransmit-ms = '%s': must be 1..60000", v);
         c->retransmit_ms = (uint32_t)x;
@@ -242,6 +247,6 @@ void rabia_replica_config_print(const struct rabia_replica_config *c, void *file
             c->resp_listen[0] ? c->resp_listen : "off", c->data_dir, c->state_machine);
     fprintf(f, "batch-max-bytes %u\nbatch-max-reqs %u\nbatch-timeout-us %u\nwindow %u\npolicy %s\n", c->batch_max_bytes,
             c->batch_max_reqs, c->batch_timeout_us, c->window, c->policy ? "classes" : "global");
-    fprintf(f, "cluster-id %" PRIu64 "\nmax-sessions %u\nretransmit-ms %u\nlog-level %s\n", c->cluster_id,
-            c->max_sessions, c->retransmit_ms, lv[c->log_level & 3]);
+    fprintf(f, "cluster-id %" PRIu64 "\nmax-sessions %u\nreply-cache-bytes %" PRIu64 "\nretransmit-ms %u\nlog-level %s\n",
+            c->cluster_id, c->max_sessions, c->reply_cache_bytes, c->retransmit_ms, lv[c->log_level & 3]);
 }

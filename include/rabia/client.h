@@ -7,11 +7,21 @@
  * {u64 = client id, slot = seq, value = status, body = result}, possibly out
  * of order. STATUS_REQ / STATUS use a separate short-lived connection.
  *
- * SESSIONS (see core/rsm.h). seq starts at 1 and grows by one per submit;
- * a retry reuses its seq, so the replicas' session table applies each
- * request at most once. ack (sent with every request, retries included) is
- * the lowest seq still in flight, or the next seq when none is.
- *
+ * SESSIONS (see core/rsm.h). A session is opened by an empty request
+ * with seq 1 (sent before anything else; nothing else is sent until it is
+ * answered), so that no retry can ever be applied twice, even if the
+ * cluster evicts the session meanwhile. The caller's requests follow with
+ * seq 2, 3, ...; a retry reuses its seq, so the replicas' session table
+ * applies each request at most once. ack (sent with every request, retries
+ * included) is the lowest seq still in flight, or the next seq when none is.
+ * If the cluster evicted the session (more clients than its max-sessions),
+ * every request sent in it and still in flight completes with
+ * RABIA_REPLY_SESSION_EXPIRED (outcome unknown, never applied twice), and
+ * the client goes on with a new session: a new random client id, requests
+ * not sent yet carried over. The seq handed out by rabia_client_submit is
+ * the caller's handle and grows for the client's whole life; it is not the
+ * seq on the wire. Ops are never empty (-EINVAL): empty ops open sessions.
+
  * WINDOW. A new seq is only sent while seq - (lowest seq in flight) <
  * max_outstanding (<= RABIA_RSM_WINDOW = 64), which also bounds the number
  * in flight. rabia_client_submit BLOCKS when the window is full: it drives

@@ -56,6 +56,8 @@ struct rabia_replica_config {
     uint8_t policy;                      /* policy: global | classes */
     uint64_t cluster_id;                 /* cluster-id: 0 = derived from the member list */
     uint32_t max_sessions;               /* max-sessions: client sessions remembered */
+    uint64_t reply_cache_bytes;          /* reply-cache-bytes: replies kept for retries, all
+                                            sessions together (core/rsm.h) */
     uint32_t retransmit_ms;              /* retransmit-ms */
     int log_level;                       /* log-level: error | warn | info | debug */
     bool rejoin;                         /* rejoin: yes = recover from peers even without an
@@ -85,8 +87,11 @@ void rabia_replica_destroy(struct rabia_replica *r);
 
 /* Submit an operation from any thread. `done` runs on the replica's thread
  * once the operation was applied (status RABIA_REPLY_OK and the result) or
- * refused (status != OK, result empty). Returns 0 or -ENOBUFS when the
- * submission queue is full. */
+ * refused (status != OK, result empty; RABIA_REPLY_SESSION_EXPIRED means
+ * the application's session was evicted for lack of max-sessions and the
+ * outcome is unknown). Each operation is applied at most once. Returns 0,
+ * -ENOBUFS when the submission queue is full, or -EINVAL for an empty op
+ * (empty ops are reserved: they open sessions). */
 typedef void (*rabia_replica_done_fn)(void *ctx, int status, const uint8_t *result, size_t len);
 int rabia_replica_submit(struct rabia_replica *r, const void *op, size_t len, rabia_replica_done_fn done,
                          void *ctx);

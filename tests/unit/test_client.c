@@ -697,6 +697,42 @@ static void test_status(void)
     shared_free(&sh);
 }
 
+/* The session is evicted between two requests: the client is told
+ * (SESSION_EXPIRED, nothing applied twice) and goes on in a new session. */
+static void test_session_renewal(void)
+{
+    struct shared sh;
+    pthread_mutex_init(&sh.mu, NULL);
+    struct rabia_rsm_config rc = {.max_sessions = 2, .max_reply_bytes = 64};
+    sh.rsm = rabia_rsm_create(&rabia_sm_counter, &rc);
+    struct fake a;
+    fake_start(&a, &sh, FM_NORMAL);
+    fake_run(&a);
+    const char *addrs[] = {a.addr};
+    struct rabia_client *c = client(addrs, 1, 0, 1000, 3, 0);
+    CHECK((rabia_client_id(c) >> 63) == 0); /* not a connection-scoped id */
+    uint64_t first_id = rabia_client_id(c);
+    struct rabia_buf res = {0};
+    CHECK_EQ(rabia_client_call(c, inc_op.data, inc_op.len, &res), RABIA_REPLY_OK);
+    CHECK_EQ(value_of(&res), 1);
+    /* two other clients take both session slots */
+    for (uint64_t k = 1; k <= 2; k++) {
+        struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REQ, .u64 = 1000 + k, .slot = 1, .u64b = 1,
+                              .body = inc_op.data, .body_len = (uint32_t)inc_op.len};
+        CHECK_EQ(apply_one(&sh, &m, &res), RABIA_REPLY_OK);
+    }
+    CHECK_EQ(shared_value(&sh), 3);
+    CHECK_EQ(rabia_client_call(c, inc_op.data, inc_op.len, &res), RABIA_REPLY_SESSION_EXPIRED);
+    CHECK_EQ(shared_value(&sh), 3); /* not applied */
+    CHECK(rabia_client_id(c) != first_id);
+    CHECK_EQ(rabia_client_call(c, inc_op.data, inc_op.len, &res), RABIA_REPLY_OK);
+    CHECK_EQ(value_of(&res), 4);
+    rabia_client_close(c);
+    fake_stop(&a);
+    rabia_buf_free(&res);
+    shared_free(&sh);
+}
+
 static void test_api(void)
 {
     struct rabia_client *c = NULL;
@@ -754,6 +790,7 @@ int main(void)
     alarm(120); /* a hang fails the test instead of blocking ctest */
     CHECK_EQ(rabia_counter_encode(&inc_op, RABIA_COUNTER_INC, 0), 0);
     RUN(test_api);
+    RUN(test_session_renewal);
     RUN(test_pipelined);
     RUN(test_window);
     RUN(test_failover_drop);
