@@ -474,7 +474,7 @@ static int apply_one(struct rabia_rsm *r, uint64_t slot, const struct rabia_req 
          * finds it gone (evicted or closed): what that client's earlier
          * requests did is forgotten, so applying this one could apply it
          * twice. */
-        if (q->seq != 1) {
+        if (q->seq != 1 && !(q->client_id & CONN_SCOPED)) {
             reply(fn, ctx, q, RABIA_REPLY_SESSION_EXPIRED, NULL, 0);
             return 0;
         }

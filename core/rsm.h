@@ -32,6 +32,11 @@
  *      session was evicted or closed, so whether this request was applied
  *      before is unknown. The client must start a new session (a new
  *      client id) and treat its outstanding requests as of unknown outcome.
+ *      Except for a connection-scoped client (id bit 63): its session
+ *      opens again with base = ack. Such a client never retries (its
+ *      connection is its session), and its connection's requests are all
+ *      answered before its close is submitted, so an evicted live RESP
+ *      connection carries on instead of failing.
  *   3b. seq < base: RABIA_REPLY_SESSION_EXPIRED, not applied. (Since
  *      base >= ack, seq < base + 64 holds here.)
  *   4. (client, seq) already applied: not applied again; fn gets the cached

@@ -681,6 +681,10 @@ static void test_churn_keeps_native_sessions(void)
         apply(r, &body, &l);
     }
     CHECK_EQ(rabia_rsm_sessions(r), 4);
+    /* an evicted live connection carries on (it never retries) */
+    add(&body, CONN(1), 2, 1, RABIA_COUNTER_GET);
+    apply(r, &body, &l);
+    CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 1);
     add(&body, 10, 2, 1, RABIA_COUNTER_INC); /* the retry */
     apply(r, &body, &l);
     CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 1);
