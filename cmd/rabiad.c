@@ -45,6 +45,7 @@ static void usage(FILE *f)
             "  cluster-id        number shared by all replicas (default: derived from members)\n"
             "  max-sessions      client sessions remembered for exactly-once (default 65536)\n"
             "  reply-cache-bytes replies kept for retries, all sessions together (default 67108864)\n"
+            "  log-retain        decided slots kept for peers that fall behind (default 1024)\n"
             "  retransmit-ms     resend stalled consensus messages after (default 20)\n"
             "  log-level         error | warn | info | debug (default info)\n"
             "\n"

@@ -23,6 +23,7 @@ void rabia_replica_config_default(struct rabia_replica_config *c)
     c->policy = RABIA_POLICY_GLOBAL;
     c->max_sessions = 65536;
     c->reply_cache_bytes = 64ull << 20;
+    c->log_retain = 1024;
     c->retransmit_ms = 20;
     c->log_level = RABIA_LOG_INFO;
 }
@@ -166,6 +167,10 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
         if (parse_u64(v, 1u << 16, 1ull << 40, &x))
             ERR("reply-cache-bytes = '%s': must be 65536..1099511627776 (bytes of replies kept for retries)", v);
         c->reply_cache_bytes = x;
+    } else if (!strcmp(k, "log-retain")) {
+        if (parse_u64(v, 16, 1u << 20, &x))
+            ERR("log-retain = '%s': must be 16..1048576 (decided slots kept for peers that fall behind)", v);
+        c->log_retain = (uint32_t)x;
     } else if (!strcmp(k, "retransmit-ms")) {
         if (parse_u64(v, 1, 60000, &x)) ERR("retransmit-ms = '%s': must be 1..60000", v);
         c->retransmit_ms = (uint32_t)x;
@@ -247,6 +252,6 @@ void rabia_replica_config_print(const struct rabia_replica_config *c, void *file
             c->resp_listen[0] ? c->resp_listen : "off", c->data_dir, c->state_machine);
     fprintf(f, "batch-max-bytes %u\nbatch-max-reqs %u\nbatch-timeout-us %u\nwindow %u\npolicy %s\n", c->batch_max_bytes,
             c->batch_max_reqs, c->batch_timeout_us, c->window, c->policy ? "classes" : "global");
-    fprintf(f, "cluster-id %" PRIu64 "\nmax-sessions %u\nreply-cache-bytes %" PRIu64 "\nretransmit-ms %u\nlog-level %s\n",
-            c->cluster_id, c->max_sessions, c->reply_cache_bytes, c->retransmit_ms, lv[c->log_level & 3]);
+    fprintf(f, "cluster-id %" PRIu64 "\nmax-sessions %u\nreply-cache-bytes %" PRIu64 "\nlog-retain %u\nretransmit-ms %u\nlog-level %s\n",
+            c->cluster_id, c->max_sessions, c->reply_cache_bytes, c->log_retain, c->retransmit_ms, lv[c->log_level & 3]);
 }

@@ -1189,6 +1189,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     cc.policy = cfg->policy;
     cc.max_batch_bytes = cfg->batch_max_bytes;
     cc.retransmit_us = (uint64_t)cfg->retransmit_ms * 1000;
+    cc.log_retain = cfg->log_retain;
     cc.recovering = existed || cfg->rejoin; /* a restart: the horizon rule applies */
     char why[256];
     if (rabia_config_check(&cc, why, sizeof why)) {

@@ -58,6 +58,8 @@ struct rabia_replica_config {
     uint32_t max_sessions;               /* max-sessions: client sessions remembered */
     uint64_t reply_cache_bytes;          /* reply-cache-bytes: replies kept for retries, all
                                             sessions together (core/rsm.h) */
+    uint32_t log_retain;                 /* log-retain: decided slots kept for peers' catch-up
+                                            (further behind: a snapshot) */
     uint32_t retransmit_ms;              /* retransmit-ms */
     int log_level;                       /* log-level: error | warn | info | debug */
     bool rejoin;                         /* rejoin: yes = recover from peers even without an

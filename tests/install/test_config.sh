@@ -26,6 +26,9 @@ expect_err "replica 2 listed twice" --id 1 --members "1=a:1,2=b:2,2=c:3" --clien
 expect_err "is not host:port" --id 1 --members "1=a:1,2=b,3=c:3" --client-listen 127.0.0.1:7401
 expect_err "window = 4 with policy global" --id 1 --members "$m" --window 4 --client-listen 127.0.0.1:7401
 expect_err "needs window >= 3" --id 1 --members "$m" --policy classes --client-listen 127.0.0.1:7401
+expect_err "log-retain = '5': must be 16" --id 1 --members "$m" --log-retain 5
+expect_err "reply-cache-bytes = '10': must be 65536" --id 1 --members "$m" --reply-cache-bytes 10
+expect_ok --id 1 --members "$m" --log-retain 16 --reply-cache-bytes 1048576 --client-listen 127.0.0.1:7401
 expect_err "state-machine = 'sql'" --id 1 --members "$m" --state-machine sql
 expect_err "resp-listen is set but state-machine = counter" --id 1 --members "$m" --state-machine counter --resp-listen 127.0.0.1:6401
 expect_err "batch-max-bytes = '12'" --id 1 --members "$m" --batch-max-bytes 12
