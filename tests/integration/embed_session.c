@@ -1,0 +1,144 @@
+/* embed_session: the embedding API's own client session (issue: review
+ * fixes, item 4). Three replicas run in this process (one thread each,
+ * real io_uring loops and TCP on 127.0.0.1), window 8 with policy classes
+ * so that a replica's batches can be decided out of order; every replica's
+ * application submits OPS counter increments as fast as the queue takes
+ * them, so far more than 64 are in flight. Every submission must come back
+ * RABIA_REPLY_OK and the counter must end at exactly 3 x OPS on every
+ * replica: no request expired, none applied twice. (Before the fix the
+ * application's ack was seq - 60 whatever was still outstanding, so a later
+ * batch decided first made earlier requests expire: never applied.)
+ *
+ *   embed_session PORT_BASE OPS DATA_DIR      exit 0 on success */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "counter.h"
+#include "rabia/replica.h"
+
+#define N 3
+static atomic_long n_done, n_ok, by_status[8];
+
+static void *run(void *r)
+{
+    rabia_replica_run(r);
+    return NULL;
+}
+
+static void done(void *ctx, int status, const uint8_t *res, size_t len)
+{
+    (void)ctx, (void)res, (void)len;
+    atomic_fetch_add(&n_done, 1);
+    if (status == RABIA_REPLY_OK) atomic_fetch_add(&n_ok, 1);
+    if (status >= 0 && status < 8) atomic_fetch_add(&by_status[status], 1);
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: embed_session PORT_BASE OPS DATA_DIR\n");
+        return 2;
+    }
+    int base = atoi(argv[1]);
+    long ops = atol(argv[2]);
+    char members[256], err[512];
+    snprintf(members, sizeof members, "1=127.0.0.1:%d,2=127.0.0.1:%d,3=127.0.0.1:%d", base + 1, base + 2, base + 3);
+    struct rabia_replica *r[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        struct rabia_replica_config cfg;
+        char id[8], dir[600];
+        snprintf(id, sizeof id, "%d", i + 1);
+        snprintf(dir, sizeof dir, "%s/r%d", argv[3], i + 1);
+        rabia_replica_config_default(&cfg);
+        if (rabia_replica_config_set(&cfg, "id", id, err, sizeof err) ||
+            rabia_replica_config_set(&cfg, "members", members, err, sizeof err) ||
+            rabia_replica_config_set(&cfg, "data-dir", dir, err, sizeof err) ||
+            rabia_replica_config_set(&cfg, "client-listen", "off", err, sizeof err) ||
+            rabia_replica_config_set(&cfg, "window", "8", err, sizeof err) ||
+            rabia_replica_config_set(&cfg, "policy", "classes", err, sizeof err) ||
+            rabia_replica_config_set(&cfg, "batch-max-reqs", "16", err, sizeof err) ||
+            rabia_replica_config_set(&cfg, "log-level", "warn", err, sizeof err)) {
+            fprintf(stderr, "embed_session: %s\n", err);
+            return 2;
+        }
+        cfg.state_machine[0] = 0;
+        if (rabia_replica_create(&r[i], &cfg, &rabia_sm_counter, err, sizeof err)) {
+            fprintf(stderr, "embed_session: replica %d: %s\n", i + 1, err);
+            return 1;
+        }
+    }
+    for (int i = 0; i < N; i++) pthread_create(&th[i], NULL, run, r[i]);
+    struct rabia_buf inc = {0}, get = {0}, res = {0};
+    rabia_counter_encode(&inc, RABIA_COUNTER_INC, 0);
+    rabia_counter_encode(&get, RABIA_COUNTER_GET, 0);
+    /* wait for the cluster: one call through replica 1 */
+    int st = -1;
+    for (int k = 0; k < 100 && st != RABIA_REPLY_OK; k++) {
+        st = rabia_replica_call(r[0], get.data, get.len, &res, 1000);
+        if (st != RABIA_REPLY_OK) usleep(50000);
+    }
+    if (st != RABIA_REPLY_OK) {
+        fprintf(stderr, "embed_session: the cluster does not answer (%d)\n", st);
+        return 1;
+    }
+    double t0 = now_s();
+    long submitted = 0;
+    for (long k = 0; k < ops; k++) {
+        for (int i = 0; i < N; i++) {
+            int rc;
+            while ((rc = rabia_replica_submit(r[i], inc.data, inc.len, done, NULL)) == -ENOBUFS) usleep(200);
+            if (rc) {
+                fprintf(stderr, "embed_session: submit: %d\n", rc);
+                return 1;
+            }
+            submitted++;
+        }
+    }
+    while (atomic_load(&n_done) < submitted && now_s() - t0 < 120) usleep(10000);
+    double took = now_s() - t0;
+    int bad = 0;
+    printf("submitted %ld, answered %ld in %.2f s: ok %ld, session_expired %ld, busy %ld, bad_request %ld, "
+           "applied_no_result %ld\n",
+           submitted, atomic_load(&n_done), took, atomic_load(&n_ok), atomic_load(&by_status[RABIA_REPLY_SESSION_EXPIRED]),
+           atomic_load(&by_status[RABIA_REPLY_BUSY]), atomic_load(&by_status[RABIA_REPLY_BAD_REQUEST]),
+           atomic_load(&by_status[RABIA_REPLY_APPLIED_NO_RESULT]));
+    if (atomic_load(&n_ok) != submitted) bad = 1;
+    /* every replica's counter: exactly 3 x OPS */
+    for (int i = 0; i < N; i++) {
+        int64_t v = -1;
+        for (int k = 0; k < 50; k++) {
+            st = rabia_replica_call(r[i], get.data, get.len, &res, 2000);
+            if (st == RABIA_REPLY_OK && rabia_counter_decode_result(res.data, res.len, &v, NULL, NULL) == 0 &&
+                v == submitted)
+                break;
+            usleep(100000);
+        }
+        printf("replica %d: counter %" PRId64 " (expected %ld)\n", i + 1, v, submitted);
+        if (v != submitted) bad = 1;
+    }
+    for (int i = 0; i < N; i++) rabia_replica_stop(r[i]);
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        rabia_replica_destroy(r[i]);
+    }
+    rabia_buf_free(&inc);
+    rabia_buf_free(&get);
+    rabia_buf_free(&res);
+    printf("%s\n", bad ? "FAIL" : "PASS");
+    return bad;
+}
