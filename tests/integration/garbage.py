@@ -78,7 +78,7 @@ assert xxh64(b"") == 0xEF46DB3751D8E999, "xxh64 self-test"
 assert xxh64(b"a") == 0xD24EC4F1A98C6E5B, "xxh64 self-test"
 
 SEED = 0x5241424941
-T_HELLO, T_VOTE, T_PROPOSAL = 12, 4, 2
+T_HELLO, T_VOTE, T_PROPOSAL, T_SNAP_CHUNK = 12, 4, 2, 11
 T_CLIENT_REQ, T_CLIENT_REPLY, T_STATUS_REQ, T_STATUS = 20, 21, 22, 23
 
 
@@ -92,6 +92,18 @@ def frame(mtype, payload=b"", frm=0, version=1, flags=0, length=None, checksum=N
 
 def hello(cluster_id, frm, incarnation=1, version=1):
     return frame(T_HELLO, struct.pack("<QQB", cluster_id, incarnation, version), frm=frm)
+
+
+def rsm_snapshot(applied, rsm1=False):
+    """An apply-layer snapshot (core/rsm.h) of an empty kv store taken at
+    slot `applied`; rsm1: the format before the batch trackers (RSM1)."""
+    body = struct.pack("<II", 0x314D5352 if rsm1 else 0x324D5352, 2) + b"kv"
+    body += struct.pack("<QQ", applied, 0)  # applied slot, no sessions
+    if not rsm1:
+        body += struct.pack("<I", 0)  # no batch trackers
+    kv = struct.pack("<BQ", 1, 0)  # kv snapshot version 1, no keys
+    body += struct.pack("<Q", len(kv)) + kv
+    return body + struct.pack("<Q", xxh64(body, 0))
 
 
 def exchange(host, port, data, wait=1.0, enough=None):
@@ -125,7 +137,7 @@ def exchange(host, port, data, wait=1.0, enough=None):
 
 def main():
     kind, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    args = [a for a in sys.argv[4:] if a != "--quiet"]
+    args = [a for a in sys.argv[4:] if a not in ("--quiet", "--rsm1")]
     opts = dict(zip(args[0::2], args[1::2]))
     cluster = int(opts.get("--cluster-id", "0"), 16)
     self_id = int(opts.get("--self-id", "1"))
@@ -186,6 +198,15 @@ def main():
             case("HELLO claiming to be the replica itself", hello(cluster, frm=self_id - 1), "closed")
             case(f"HELLO claiming replica id {n + 1} of {n}", hello(cluster, frm=n), "closed")
         case("HELLO then random bytes", hello(wrong_cluster, frm=0) + os.urandom(300), "closed")
+        if cluster:
+            # a well-formed snapshot whose own slot (5) is not the one its
+            # frame announces (10^6): installing it would leave the apply
+            # layer and the core at different slots; it must be refused
+            snap = rsm_snapshot(5, rsm1="--rsm1" in sys.argv)
+            chunk = struct.pack("<QQQI", 10**6, 0, len(snap), len(snap)) + snap
+            peer = self_id % n  # another replica's id
+            case("SNAP_CHUNK: a snapshot of slot 5 announced as slot 1000000",
+                 hello(cluster, frm=peer) + frame(T_SNAP_CHUNK, chunk, frm=peer), "any", 0.5)
     if kind == "native":
         case("a replica-to-replica PROPOSAL on the client port", frame(T_PROPOSAL, struct.pack("<QB", 5, 0)), "closed")
         case("HELLO on the client port", hello(cluster or wrong_cluster, frm=0), "closed")

@@ -52,7 +52,7 @@ for i in 1 2 3; do
     quiet=--quiet
     ((i == 1)) && quiet= # every case in detail for replica 1, counts for the others
     out=$(timeout 120 python3 "$here/garbage.py" "$kind" 127.0.0.1 "$port" --cluster-id "$cluster_id" \
-      --self-id "$i" --n 3 $quiet 2>&1) || rc=$?
+      --self-id "$i" --n 3 $quiet ${GARBAGE_ARGS:-} 2>&1) || rc=$?
     printf '%s\n' "$out" | sed "s/^/[$IT_NAME]   replica $i /"
     [ "$rc" = 0 ] || fail "replica $i $kind port $port: malformed input was not handled as expected (see above)"
     ok "replica $i $kind port: $(sed -n 's/.*: \([0-9]*\) cases, 0 failed.*/\1/p' <<<"$out") malformed inputs handled as expected"
