@@ -775,6 +775,10 @@ int rabia_client_open(struct rabia_client **out, const struct rabia_client_cfg *
         }
     }
     c->client_id = cfg->client_id;
+    if (c->client_id >> 63) { /* bit 63 marks the replicas' connection-scoped sessions */
+        rabia_client_close(c);
+        return -EINVAL;
+    }
     if (c->client_id == 0 && (c->client_id = random_id()) == 0) {
         int e = -errno;
         rabia_client_close(c);

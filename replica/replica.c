@@ -333,7 +333,6 @@ static void deliver(struct rabia_replica *r, const struct waiter *w, int status,
     struct conn *k = &r->conns[w->conn];
     if (k->kind == CK_FREE || k->gen != w->gen) return; /* client went away */
     if (k->kind == CK_RESP_DRAIN || (k->kind == CK_RESP && k->closing)) {
-        RABIA_ASSERT(k->inflight > 0);
         if (k->inflight) k->inflight--;
         if (k->kind == CK_RESP_DRAIN && !k->inflight) resp_drained(r, w->conn);
         return;
@@ -974,8 +973,14 @@ static void app_new_session(struct rabia_replica *r)
 
 static void app_answered(struct rabia_replica *r, uint64_t seq, int status)
 {
+    if (seq == 1 && r->app_open == 1) {
+        if (status != RABIA_REPLY_OK) { /* refused (BUSY): open again, in a fresh session */
+            app_new_session(r);
+            return;
+        }
+        r->app_open = 2;
+    }
     if (seq < r->app_low || seq >= r->app_low + 64) return;
-    if (seq == 1 && r->app_open == 1) r->app_open = status == RABIA_REPLY_OK ? 2 : 0;
     if (status == RABIA_REPLY_SESSION_EXPIRED) {
         /* evicted: the session is gone, a new one serves what comes next */
         rlog(r, RABIA_LOG_WARN, "the application's session was evicted (raise max-sessions): opening a new one");
