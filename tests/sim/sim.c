@@ -46,7 +46,8 @@
 #define BATCH_DELAY (500)      /* us a proxy waits to fill a batch */
 
 /* planted bugs outside the core */
-#define SIM_BUG_STALE_READ (1u << 16)
+#define SIM_BUG_STALE_READ (1u << 16)  /* GET served from local state */
+#define SIM_BUG_FORGET_VOTE (1u << 17) /* a restarted replica votes at once (no horizon rule) */
 
 enum mix_flags { M_JITTER = 1, M_LINKS = 2, M_PARTITION = 4, M_CRASH = 8, M_PAUSE = 16 };
 static const struct {
@@ -85,23 +86,34 @@ struct run_cfg {
     uint32_t window;
     uint8_t policy;
     uint32_t log_retain;
+    uint32_t max_sessions; /* apply layer's session table; 0: tight_sessions decides */
+    uint32_t tight_sessions; /* 0: 64 sessions, else clients - tight_sessions */
     unsigned mix;
     uint32_t bugs;
     int64_t trace_slot; /* -1: none */
-    int verbose;
+    int verbose; /* --faults: log every fault and recovery */
 };
 
 struct run_result {
     bool failed;
     char why[512];
     uint64_t slots, nulls, fast, decided_own, max_phase, ops_ok, ops_unknown, crashes, snapshots;
+    uint64_t restarts;      /* crashed replicas started again (recovering) */
+    uint64_t restarts_open; /* ... while a slot they had voted in was still open */
+    uint64_t hz_splits;     /* n >= 5: horizon arranged from peers that missed the last messages */
+    uint64_t expired;       /* client requests answered SESSION_EXPIRED */
+    uint32_t sessions;      /* max_sessions used */
+    uint32_t clients;
     uint64_t events;
 };
 
 /* ------------------------------------------------------------------ */
 /* events */
 
-enum ev_kind { E_DELIVER, E_TICK, E_CLIENT_NEXT, E_CLIENT_TIMEOUT, E_FLUSH, E_FAULT, E_RESTART, E_HEAL_LINK, E_CONNECT };
+enum ev_kind {
+    E_DELIVER, E_TICK, E_CLIENT_NEXT, E_CLIENT_TIMEOUT, E_FLUSH, E_FAULT, E_RESTART, E_HEAL_LINK, E_CONNECT,
+    E_CRASH, /* a crash attempt (follow-up of a crash fault) */
+};
 
 struct ev {
     uint64_t t, seq;
@@ -172,6 +184,7 @@ struct tsm {
     bool *double_apply;
 };
 static bool g_double_apply;
+static uint64_t g_watch_client; /* RABIA_SIM_CLIENT: print every apply of this session's requests */
 static uint64_t g_double_key;
 
 static void *tsm_create(void)
@@ -269,13 +282,23 @@ struct node {
     struct rabia_rsm *rsm;
     struct req queue[64];
     uint32_t n_queue;
-    /* requests this node must answer when applied: client -> seq (0 none) */
-    uint64_t waiting[MAX_CLIENTS];
+    /* requests this node must answer when applied, per client connection
+     * (the client's index): the session id and seq it waits for (seq 0:
+     * none). A reply goes back on the connection the request came on. */
+    struct {
+        uint64_t cid, seq;
+    } waiting[MAX_CLIENTS];
+    uint64_t last_voted;    /* highest slot this life sent PROPOSAL/STATE/VOTE in */
+    uint32_t *voted_life;   /* slot -> the life that sent PROPOSAL/STATE/VOTE there (0: none) */
+    size_t voted_cap;
     struct rabia_stats acc; /* stats of earlier lives */
 };
 
 struct client {
-    uint64_t id;
+    uint8_t idx;       /* fixed: its connection address (0xF0 | idx) */
+    uint64_t id;       /* session id: a new one after SESSION_EXPIRED */
+    bool opened;       /* the session's OPEN (empty op, seq 1) was answered */
+    uint64_t opno;     /* requests issued by this client: names timeouts */
     uint64_t seq, ack;
     uint8_t target;
     uint32_t attempt;
@@ -328,6 +351,7 @@ struct world {
     uint64_t link_epoch[MAX_N][MAX_N];
     uint64_t link_last[MAX_N][MAX_N]; /* FIFO: last delivery time a->b */
     uint64_t link_base[MAX_N][MAX_N];
+    uint64_t heard[MAX_N][MAX_N];     /* newest life of b that a heard from */
     struct slotrec *slots;
     size_t slots_cap;
     struct proprec *props;
@@ -338,7 +362,8 @@ struct world {
     struct coinrec *coins;
     size_t coins_cap, coins_used;
     uint64_t coin_flips;
-    uint32_t down;         /* nodes crashed or recovering */
+    uint64_t next_cid;     /* next fresh session id (never reused in a run) */
+    uint64_t applying;     /* the slot being applied (for RABIA_SIM_CLIENT) */
     bool healed;
     uint8_t enc[RABIA_MAX_FRAME / 64];
 };
@@ -352,6 +377,18 @@ static void fail(struct world *w, const char *fmt, ...)
     int k = snprintf(w->res->why, sizeof w->res->why, "t=%" PRIu64 "us: ", w->now);
     vsnprintf(w->res->why + k, sizeof w->res->why - (size_t)k, fmt, ap);
     va_end(ap);
+}
+
+static void flog(struct world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void flog(struct world *w, const char *fmt, ...)
+{
+    if (!w->cfg.verbose) return;
+    printf("%10.3fms fault: ", (double)w->now / 1000.0);
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
 }
 
 static void push(struct world *w, uint64_t t, uint8_t kind, uint8_t a, uint8_t b, uint64_t x, uint64_t y)
@@ -471,7 +508,8 @@ static void net_send(struct world *w, uint8_t from, uint8_t to, const struct rab
     uint64_t t = w->now + link_delay(w, from, to);
     if (t <= w->link_last[from][to]) t = w->link_last[from][to] + 1; /* TCP is FIFO */
     w->link_last[from][to] = t;
-    struct ev e = {.t = t, .kind = E_DELIVER, .a = from, .b = to, .x = w->link_epoch[from][to]};
+    struct ev e = {.t = t, .kind = E_DELIVER, .a = from, .b = to, .x = w->link_epoch[from][to],
+                   .y = w->nodes[from].incarnation};
     e.data = malloc((size_t)len);
     if (!e.data) abort();
     memcpy(e.data, w->enc, (size_t)len);
@@ -511,12 +549,41 @@ static void reply_cb(void *ctx, uint64_t client_id, uint64_t seq, int status, co
     struct world *w = p[0];
     uint8_t i = (uint8_t)(uintptr_t)p[1];
     struct node *nd = &w->nodes[i];
-    if (client_id < 1 || client_id > w->n_clients) return;
-    if (nd->waiting[client_id - 1] != seq) return;
-    nd->waiting[client_id - 1] = 0;
-    struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .from = i, .u64 = client_id, .slot = seq,
-                          .value = (uint8_t)status, .body = reply, .body_len = (uint32_t)len};
-    client_net(w, (uint8_t)(client_id - 1), i, false, &m);
+    if (g_watch_client && client_id == g_watch_client)
+        printf("%10.3fms r%u slot %" PRIu64 " applies client %" PRIu64 " seq %" PRIu64 ": status %d\n",
+               (double)w->now / 1000.0, i, w->applying, client_id, seq, status);
+    for (uint32_t k = 0; k < w->n_clients; k++) {
+        if (nd->waiting[k].cid != client_id || nd->waiting[k].seq != seq || !seq) continue;
+        nd->waiting[k].seq = 0;
+        struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .from = i, .u64 = client_id, .slot = seq,
+                              .value = (uint8_t)status, .body = reply, .body_len = (uint32_t)len};
+        client_net(w, (uint8_t)k, i, false, &m);
+        return;
+    }
+}
+
+/* The horizon rule as core.h reads it (abstain in every slot <= H): a
+ * restarted replica never takes part in a slot that may have started, so no
+ * life of a replica sends PROPOSAL, STATE or VOTE in a slot where an earlier
+ * life of it sent one (the strict form of no-contradiction; agreement needs
+ * only the weaker form, of messages received). */
+static void note_vote(struct world *w, uint8_t i, uint64_t slot, const char *what)
+{
+    struct node *nd = &w->nodes[i];
+    if (slot > nd->last_voted) nd->last_voted = slot;
+    if (slot >= nd->voted_cap) {
+        size_t nc = nd->voted_cap ? nd->voted_cap : 1024;
+        while (nc <= slot) nc *= 2;
+        nd->voted_life = realloc(nd->voted_life, nc * sizeof(uint32_t));
+        if (!nd->voted_life) abort();
+        memset(nd->voted_life + nd->voted_cap, 0, (nc - nd->voted_cap) * sizeof(uint32_t));
+        nd->voted_cap = nc;
+    }
+    uint32_t life = (uint32_t)nd->incarnation, *v = &nd->voted_life[slot];
+    if (!*v) *v = life;
+    else if (*v != life)
+        fail(w, "horizon rule: replica %u life %u sends %s in slot %" PRIu64 ", where its life %u took part", i, life,
+             what, slot, *v);
 }
 
 static void handle_update(struct world *w, uint8_t i, struct rabia_update *u)
@@ -528,6 +595,8 @@ static void handle_update(struct world *w, uint8_t i, struct rabia_update *u)
             struct proprec *p = proprec(w, s->msg.slot, &s->msg.id, true);
             p->mask |= (uint8_t)(1u << i);
         }
+        if (s->msg.type == RABIA_MSG_PROPOSAL || s->msg.type == RABIA_MSG_STATE || s->msg.type == RABIA_MSG_VOTE)
+            note_vote(w, i, s->msg.slot, rabia_msg_type_name(s->msg.type));
         if (s->to == RABIA_TO_ALL) {
             for (uint8_t j = 0; j < w->cfg.n; j++)
                 if (j != i) net_send(w, i, j, &s->msg);
@@ -560,7 +629,9 @@ static void handle_update(struct world *w, uint8_t i, struct rabia_update *u)
                  a->null ? "null" : "a batch", a->slot, r->null ? "null" : "a different batch");
         }
         void *ctx[2] = {w, (void *)(uintptr_t)i};
-        int rc = rabia_rsm_apply(nd->rsm, a->slot, a->null ? NULL : a->body, a->null ? 0 : a->body_len, reply_cb, ctx);
+        w->applying = a->slot;
+        int rc = rabia_rsm_apply_batch(nd->rsm, a->slot, a->null ? NULL : &a->id, a->null ? NULL : a->body,
+                                       a->null ? 0 : a->body_len, reply_cb, ctx);
         if (rc) fail(w, "replica %u: rsm apply of slot %" PRIu64 " failed: %d", i, a->slot, rc);
         if (g_double_apply) fail(w, "exactly-once: client %" PRIu64 " seq %" PRIu64 " applied twice",
                                  g_double_key >> 32, g_double_key & 0xFFFFFFFF);
@@ -604,7 +675,11 @@ static void step(struct world *w, uint8_t i, struct rabia_event *ev)
 {
     struct rabia_update u;
     ev->now_us = w->now;
+    bool rec = w->cfg.verbose && rabia_core_recovering(w->nodes[i].core);
     rabia_core_step(w->nodes[i].core, ev, &u);
+    if (rec && !rabia_core_recovering(w->nodes[i].core))
+        flog(w, "r%u recovered: abstains in slots <= %" PRIu64 ", next apply %" PRIu64, i,
+             rabia_core_abstain_below(w->nodes[i].core), rabia_core_next_apply(w->nodes[i].core));
     handle_update(w, i, &u);
 }
 
@@ -644,21 +719,24 @@ static void flush(struct world *w, uint8_t i)
     }
 }
 
-static void on_client_req(struct world *w, uint8_t i, const struct rabia_msg *m)
+/* A request from the client on connection `ci` (its index; the session id
+ * is in the message). */
+static void on_client_req(struct world *w, uint8_t i, uint8_t ci, const struct rabia_msg *m)
 {
     struct node *nd = &w->nodes[i];
     uint64_t cid = m->u64, seq = m->slot;
-    if (cid < 1 || cid > w->n_clients) return;
+    if (ci >= w->n_clients || !cid) return;
     if (rabia_core_recovering(nd->core)) return; /* client times out, tries elsewhere */
-    struct client *cl = &w->clients[cid - 1];
-    if ((w->cfg.bugs & SIM_BUG_STALE_READ) && cl->is_read && cl->seq == seq) {
+    struct client *cl = &w->clients[ci];
+    if ((w->cfg.bugs & SIM_BUG_STALE_READ) && cl->id == cid && cl->opened && cl->is_read && cl->seq == seq &&
+        m->body_len > 16) {
         /* planted bug: serve the read from local state, no consensus */
         struct rabia_buf rep = {0};
         void *sm = rabia_rsm_sm(nd->rsm);
         rabia_sm_kv.apply(((struct tsm *)sm)->kv, m->body + 16, m->body_len - 16, &rep);
         struct rabia_msg r = {.type = RABIA_MSG_CLIENT_REPLY, .from = i, .u64 = cid, .slot = seq,
                               .value = RABIA_REPLY_OK, .body = rep.data, .body_len = (uint32_t)rep.len};
-        client_net(w, (uint8_t)(cid - 1), i, false, &r);
+        client_net(w, ci, i, false, &r);
         rabia_buf_free(&rep);
         return;
     }
@@ -669,7 +747,7 @@ static void on_client_req(struct world *w, uint8_t i, const struct rabia_msg *m)
     if (k == 1) { /* retry of an applied (or expired) request */
         struct rabia_msg r = {.type = RABIA_MSG_CLIENT_REPLY, .from = i, .u64 = cid, .slot = seq,
                               .value = (uint8_t)status, .body = rep, .body_len = (uint32_t)rlen};
-        client_net(w, (uint8_t)(cid - 1), i, false, &r);
+        client_net(w, ci, i, false, &r);
         return;
     }
     /* A retry means the client heard nothing: propose it again unless it
@@ -678,7 +756,8 @@ static void on_client_req(struct world *w, uint8_t i, const struct rabia_msg *m)
     for (uint32_t q = 0; q < nd->n_queue; q++)
         if (nd->queue[q].client == cid && nd->queue[q].seq == seq) return;
     if (nd->n_queue >= sizeof nd->queue / sizeof nd->queue[0]) return;
-    nd->waiting[cid - 1] = seq;
+    nd->waiting[ci].cid = cid;
+    nd->waiting[ci].seq = seq;
     struct req *r = &nd->queue[nd->n_queue++];
     memset(r, 0, sizeof(*r));
     r->client = cid;
@@ -698,16 +777,29 @@ static void client_send(struct world *w, struct client *c)
 {
     struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REQ, .u64 = c->id, .slot = c->seq, .u64b = c->ack,
                           .body = c->op.data, .body_len = (uint32_t)c->op.len};
-    client_net(w, (uint8_t)(c->id - 1), c->target, true, &m);
-    push(w, w->now + CLIENT_TIMEOUT, E_CLIENT_TIMEOUT, (uint8_t)(c->id - 1), 0, c->seq, c->attempt);
+    client_net(w, c->idx, c->target, true, &m);
+    push(w, w->now + CLIENT_TIMEOUT, E_CLIENT_TIMEOUT, c->idx, 0, c->opno, c->attempt);
 }
 
+/* A client's first request in a session is an OPEN: an empty op with
+ * seq 1, answered with an empty OK and never passed to the state machine.
+ * Only then come its operations, seq 2, 3, ... */
 static void client_next(struct world *w, struct client *c)
 {
     if (w->now >= T_STOP || w->res->failed) return;
-    c->seq++;
+    c->opno++;
     c->attempt = 0;
     c->busy = true;
+    rabia_buf_clear(&c->op);
+    if (!c->opened) {
+        c->seq = 1;
+        c->ack = 1;
+        c->is_read = false;
+        c->invoke = w->now;
+        client_send(w, c);
+        return;
+    }
+    c->seq++;
     c->key = rnd_range(1, NKEYS);
     c->is_read = rnd() % 2;
     c->value = c->id << 32 | c->seq;
@@ -716,7 +808,6 @@ static void client_next(struct world *w, struct client *c)
     snprintf(vbuf, sizeof vbuf, "%" PRIu64, c->value);
     const char *argv[3] = {c->is_read ? "GET" : "SET", kbuf, vbuf};
     size_t lens[3] = {strlen(argv[0]), strlen(kbuf), strlen(vbuf)};
-    rabia_buf_clear(&c->op);
     rabia_buf_put_u64(&c->op, c->id);
     rabia_buf_put_u64(&c->op, c->seq);
     struct rabia_buf tmp = {0};
@@ -726,6 +817,21 @@ static void client_next(struct world *w, struct client *c)
     c->invoke = w->now;
     c->lin = lin_history_invoke(w->hist, c->id, c->is_read ? LIN_READ : LIN_WRITE, c->key, c->value, 0, w->now);
     client_send(w, c);
+}
+
+/* The session is gone (evicted, or never opened): the outstanding op's
+ * outcome is unknown (it stays LIN_UNKNOWN in the history); continue as a
+ * new session with an id never used before, so (client, seq) stays unique
+ * for the exactly-once check. */
+static void client_new_session(struct world *w, struct client *c)
+{
+    if (c->opened) w->res->ops_unknown++;
+    c->busy = false;
+    c->opened = false;
+    c->id = w->next_cid++;
+    c->seq = 0;
+    c->ack = 1;
+    push(w, w->now + rnd_range(1 * MS, 6 * MS), E_CLIENT_NEXT, c->idx, 0, 0, 0);
 }
 
 static uint64_t parse_get(const uint8_t *p, size_t len, bool *ok)
@@ -746,9 +852,21 @@ static uint64_t parse_get(const uint8_t *p, size_t len, bool *ok)
 
 static void on_client_reply(struct world *w, struct client *c, const struct rabia_msg *m)
 {
-    if (!c->busy || m->slot != c->seq) return; /* late reply to an old attempt */
+    if (!c->busy || m->u64 != c->id || m->slot != c->seq) return; /* late reply to an old attempt */
+    if (m->value == RABIA_REPLY_SESSION_EXPIRED) {
+        w->res->expired++;
+        client_new_session(w, c);
+        return;
+    }
     if (m->value != RABIA_REPLY_OK) return;     /* wait for the timeout, retry */
     c->busy = false;
+    if (!c->opened) {
+        if (m->body_len) fail(w, "client %" PRIu64 ": OPEN answered with a body", c->id);
+        c->opened = true;
+        c->ack = 2;
+        push(w, w->now + rnd_range(0, 1 * MS), E_CLIENT_NEXT, c->idx, 0, 0, 0);
+        return;
+    }
     uint64_t result = 0;
     if (c->is_read) {
         bool ok;
@@ -763,18 +881,22 @@ static void on_client_reply(struct world *w, struct client *c, const struct rabi
         fail(w, "liveness: client %" PRIu64 " seq %" PRIu64 " took %" PRIu64 " ms after healing", c->id, c->seq,
              (w->now - c->invoke) / MS);
     c->ack = c->seq + 1;
-    push(w, w->now + rnd_range(1 * MS, 6 * MS), E_CLIENT_NEXT, (uint8_t)(c->id - 1), 0, 0, 0);
+    push(w, w->now + rnd_range(1 * MS, 6 * MS), E_CLIENT_NEXT, c->idx, 0, 0, 0);
 }
 
-static void on_client_timeout(struct world *w, struct client *c, uint64_t seq, uint64_t attempt)
+static void on_client_timeout(struct world *w, struct client *c, uint64_t opno, uint64_t attempt)
 {
-    if (!c->busy || c->seq != seq || c->attempt != attempt) return;
+    if (!c->busy || c->opno != opno || c->attempt != attempt) return;
     c->attempt++;
     if (!w->healed && c->attempt >= 12) { /* give up: outcome unknown */
+        if (!c->opened) { /* the session may or may not exist: start afresh */
+            client_new_session(w, c);
+            return;
+        }
         c->busy = false;
         w->res->ops_unknown++;
         c->ack = c->seq + 1;
-        push(w, w->now + rnd_range(1 * MS, 6 * MS), E_CLIENT_NEXT, (uint8_t)(c->id - 1), 0, 0, 0);
+        push(w, w->now + rnd_range(1 * MS, 6 * MS), E_CLIENT_NEXT, c->idx, 0, 0, 0);
         return;
     }
     c->target = (uint8_t)((c->target + 1) % w->cfg.n);
@@ -834,7 +956,7 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     cfg.recovering = recovering;
     cfg.bugs = w->cfg.bugs & 0xFFFF;
     nd->core = rabia_core_create(&cfg);
-    struct rabia_rsm_config rc = {.max_sessions = 64, .max_reply_bytes = 1024};
+    struct rabia_rsm_config rc = {.max_sessions = w->res->sessions, .max_reply_bytes = 1024};
     nd->rsm = rabia_rsm_create(&TSM, &rc);
     if (!nd->core || !nd->rsm) {
         fprintf(stderr, "sim: cannot create replica\n");
@@ -846,6 +968,7 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     nd->tick_at = 0;
     nd->flush_armed = false;
     nd->n_queue = 0;
+    nd->last_voted = 0;
     memset(nd->waiting, 0, sizeof nd->waiting);
     struct rabia_event ev = {.type = RABIA_EV_TICK};
     step(w, i, &ev);
@@ -885,7 +1008,23 @@ static void cut(struct world *w, uint8_t a, uint8_t b)
     }
 }
 
-static void crash(struct world *w, uint8_t i)
+static bool partitioned[MAX_N][MAX_N];
+
+/* Down: crashed, recovering, or abstaining in a slot it has not applied
+ * yet. The horizon rule (include/rabia/core.h) assumes at most f replicas
+ * down at once; crashes keep to that, and nothing else. */
+static bool is_down(struct world *w, uint8_t i)
+{
+    struct node *nd = &w->nodes[i];
+    if (!nd->alive) return true;
+    return rabia_core_recovering(nd->core) || rabia_core_abstain_below(nd->core) >= rabia_core_next_apply(nd->core);
+}
+
+/* The process dies. What it already sent still reaches the peers in
+ * `keep` (a dead process's TCP data in flight is delivered); its
+ * connections to the others are reset, so their tail is lost. Nothing
+ * sent to it is delivered to any later life. */
+static void crash(struct world *w, uint8_t i, uint8_t keep)
 {
     struct node *nd = &w->nodes[i];
     acc_stats(&nd->acc, rabia_core_stats(nd->core));
@@ -894,28 +1033,129 @@ static void crash(struct world *w, uint8_t i)
     nd->core = NULL;
     nd->rsm = NULL;
     nd->alive = false;
+    nd->paused_until = 0;
     for (uint32_t k = 0; k < nd->n_queue; k++) rabia_buf_free(&nd->queue[k].op);
     nd->n_queue = 0;
     for (uint8_t j = 0; j < w->cfg.n; j++) {
         if (j == i) continue;
-        w->link_epoch[i][j]++;
         w->link_epoch[j][i]++;
+        if (!((keep >> j) & 1)) w->link_epoch[i][j]++;
     }
-    w->down++;
     w->res->crashes++;
 }
 
-static bool partitioned[MAX_N][MAX_N];
-
+/* Start a crashed replica again, recovering (the persistence contract's
+ * rule 2). Its connections open anew; on each, the peer discards what is
+ * left of the old life's connection before it processes the new one (rule
+ * 3: the E_CONNECT below bumps that epoch). Until then the old life's
+ * messages in flight may still arrive. */
 static void restart(struct world *w, uint8_t i)
 {
-    if (w->nodes[i].alive) return;
-    start_node(w, i, true);
+    struct node *nd = &w->nodes[i];
+    if (nd->alive) return;
+    w->res->restarts++;
+    bool open = nd->last_voted && !slotrec(w, nd->last_voted)->set;
+    if (open) w->res->restarts_open++;
+    flog(w, "r%u restarts (life %" PRIu64 "); its last vote was in slot %" PRIu64 ", %s", i, nd->incarnation + 1,
+         nd->last_voted, open ? "still open" : "applied somewhere");
+    for (uint8_t j = 0; j < w->cfg.n; j++) {
+        if (j == i) continue;
+        w->link_up[i][j] = w->link_up[j][i] = false;
+        w->link_epoch[j][i]++;
+    }
+    start_node(w, i, !(w->cfg.bugs & SIM_BUG_FORGET_VOTE));
     for (uint8_t j = 0; j < w->cfg.n; j++)
-        if (j != i && w->nodes[j].alive && !partitioned[i][j]) {
+        if (j != i && w->nodes[j].alive && !partitioned[i][j])
+            push(w, w->now + rnd_range(100, 2 * MS), E_CONNECT, j, i, w->link_epoch[j][i], 1);
+}
+
+static void partition_until(struct world *w, uint8_t a, uint8_t b, uint64_t until)
+{
+    partitioned[a][b] = partitioned[b][a] = true;
+    if (w->link_up[a][b]) cut(w, a, b);
+    push(w, until, E_HEAL_LINK, a, b, 1, 0);
+}
+
+/* A crash fault: replica i dies if at most f replicas are down with it,
+ * and comes back soon (slots take about a millisecond), often while the
+ * slots it voted in are still open: the others are paused or split around
+ * the crash. With n >= 5 its last messages sometimes reach only a few
+ * peers (R), which are then cut off from it until it has its horizon, so
+ * the horizon comes from the peers that missed those messages. */
+static void crash_fault(struct world *w, int target, int stale)
+{
+    uint8_t n = w->cfg.n, f = (uint8_t)((n - 1) / 2);
+    uint8_t i = target >= 0 ? (uint8_t)target : (uint8_t)(rnd() % n);
+    struct node *nd = &w->nodes[i];
+    if (!nd->alive) return;
+    uint32_t down = 0;
+    for (uint8_t j = 0; j < n; j++)
+        if (j != i && is_down(w, j)) down++;
+    if (down >= f) return;
+    uint8_t keep = 0, others = (uint8_t)(((1u << n) - 1) & ~(1u << i));
+    if (target < 0 && rnd() % 5 == 0) {
+        /* A stale responder: another replica j is cut off for a while and
+         * falls behind; i crashes as j comes back and returns at once while
+         * the rest are paused, so j's (too low) horizon comes first and i
+         * must wait for n - f answers. */
+        uint8_t j = (uint8_t)((i + 1 + rnd() % (n - 1)) % n);
+        uint64_t at = w->now + rnd_range(3 * MS, 40 * MS);
+        flog(w, "r%u cut off until %.3fms, then r%u crashes", j, (double)at / 1000.0, i);
+        for (uint8_t x = 0; x < n; x++)
+            if (x != j) partition_until(w, j, x, at);
+        push(w, at, E_CRASH, i, j, 1, 0);
+        return;
+    }
+    uint64_t r = rnd() % 100;
+    uint64_t back = w->now + (stale >= 0 ? rnd_range(100, 3 * MS)
+                              : r < 70   ? rnd_range(100, 5 * MS)
+                              : r < 90   ? rnd_range(5 * MS, 50 * MS)
+                                         : rnd_range(50 * MS, 300 * MS));
+    if (stale < 0 && n >= 5 && rnd() % 4 == 0) {
+        uint8_t nr = (uint8_t)rnd_range(1, f - 1); /* n - 1 - nr >= n - f peers answer */
+        while (__builtin_popcount(keep) < nr) keep |= (uint8_t)(others & (1u << (rnd() % n)));
+        for (uint8_t j = 0; j < n; j++) {
+            if (!((keep >> j) & 1)) continue;
+            partitioned[i][j] = partitioned[j][i] = true; /* no reset: the tail still arrives */
             w->link_up[i][j] = w->link_up[j][i] = false;
-            reconnect(w, i, j);
+            push(w, back, E_HEAL_LINK, i, j, 2, nd->incarnation); /* once i has its horizon */
         }
+        w->res->hz_splits++;
+        flog(w, "horizon split: mask 0x%x cut off from r%u until it has its horizon", keep, i);
+    } else {
+        keep = (uint8_t)(rnd() & others);
+    }
+    flog(w, "r%u crashes (last vote in slot %" PRIu64 "), back at %.3fms; what it sent still reaches mask 0x%x", i,
+         nd->last_voted, (double)back / 1000.0, keep);
+    crash(w, i, keep);
+    push(w, back, E_RESTART, i, 0, nd->incarnation, 0);
+    switch (stale >= 0 ? 0 : rnd() % 4) {
+    case 0: { /* pause some of the others until after it is back */
+        uint8_t set = 0;
+        if (stale >= 0) set = (uint8_t)(others & ~(1u << stale)); /* all but the stale one */
+        while (!set) set = (uint8_t)(rnd() & others);
+        for (uint8_t j = 0; j < n; j++) {
+            if (!((set >> j) & 1) || !w->nodes[j].alive) continue;
+            uint64_t until = back + rnd_range(200, 10 * MS);
+            if (until > w->nodes[j].paused_until) w->nodes[j].paused_until = until;
+            flog(w, "r%u paused until %.3fms", j, (double)w->nodes[j].paused_until / 1000.0);
+        }
+        break;
+    }
+    case 1: { /* split the others until after it is back */
+        uint8_t side = 0;
+        while (!side || side == others) side = (uint8_t)(rnd() & others);
+        uint64_t until = back + rnd_range(200, 10 * MS);
+        flog(w, "others split: mask 0x%x | 0x%x until %.3fms", side, others & ~side, (double)until / 1000.0);
+        for (uint8_t a = 0; a < n; a++)
+            for (uint8_t b = (uint8_t)(a + 1); b < n; b++)
+                if (a != i && b != i && ((side >> a) & 1) != ((side >> b) & 1)) partition_until(w, a, b, until);
+        break;
+    }
+    default:
+        break;
+    }
+    if (rnd() % 2) push(w, back + rnd_range(0, 20 * MS), E_CRASH, 0, 0, 0, 0); /* crashes come in bursts */
 }
 
 /* ------------------------------------------------------------------ */
@@ -924,6 +1164,7 @@ static void restart(struct world *w, uint8_t i)
 static void heal_all(struct world *w)
 {
     w->healed = true;
+    flog(w, "everything heals");
     for (uint8_t i = 0; i < w->cfg.n; i++) {
         w->nodes[i].paused_until = 0;
         for (uint8_t j = 0; j < w->cfg.n; j++) partitioned[i][j] = false;
@@ -943,11 +1184,12 @@ static void inject(struct world *w)
         if (f & b) choices[nc++] = b;
     if (!nc) return;
     unsigned what = choices[rnd() % nc];
-    uint8_t n = w->cfg.n, fmax = (uint8_t)((n - 1) / 2);
+    uint8_t n = w->cfg.n;
     switch (what) {
     case M_LINKS: {
         uint8_t a = (uint8_t)(rnd() % n), b = (uint8_t)((a + 1 + rnd() % (n - 1)) % n);
         if (w->link_up[a][b]) {
+            flog(w, "link r%u-r%u cut", a, b);
             cut(w, a, b);
             push(w, w->now + rnd_range(2 * MS, 80 * MS), E_HEAL_LINK, a, b, 0, 0);
         }
@@ -957,29 +1199,22 @@ static void inject(struct world *w)
         /* one side: a single node, a minority or a majority */
         uint8_t side = 0, sz = (uint8_t)rnd_range(1, n - 1);
         while (__builtin_popcount(side) < sz) side |= (uint8_t)(1u << (rnd() % n));
-        for (uint8_t a = 0; a < n; a++)
-            for (uint8_t b = 0; b < n; b++)
-                if (a != b && ((side >> a) & 1) != ((side >> b) & 1)) {
-                    partitioned[a][b] = true;
-                    if (w->link_up[a][b]) cut(w, a, b);
-                }
         uint64_t until = w->now + rnd_range(20 * MS, 250 * MS);
+        flog(w, "partition: mask 0x%x until %.3fms", side, (double)until / 1000.0);
         for (uint8_t a = 0; a < n; a++)
             for (uint8_t b = (uint8_t)(a + 1); b < n; b++)
-                if (((side >> a) & 1) != ((side >> b) & 1)) push(w, until, E_HEAL_LINK, a, b, 1, 0);
+                if (((side >> a) & 1) != ((side >> b) & 1)) partition_until(w, a, b, until);
         break;
     }
-    case M_CRASH: {
-        if (w->down >= fmax) break;
-        uint8_t i = (uint8_t)(rnd() % n);
-        if (!w->nodes[i].alive) break;
-        crash(w, i);
-        push(w, w->now + rnd_range(5 * MS, 300 * MS), E_RESTART, i, 0, 0, 0);
+    case M_CRASH:
+        crash_fault(w, -1, -1);
         break;
-    }
     case M_PAUSE: {
         uint8_t i = (uint8_t)(rnd() % n);
-        w->nodes[i].paused_until = w->now + rnd_range(5 * MS, 150 * MS);
+        if (w->nodes[i].alive) {
+            w->nodes[i].paused_until = w->now + rnd_range(5 * MS, 150 * MS);
+            flog(w, "r%u paused until %.3fms", i, (double)w->nodes[i].paused_until / 1000.0);
+        }
         break;
     }
     }
@@ -1006,6 +1241,7 @@ static void dispatch(struct world *w, struct ev *e)
         uint8_t from = e->a, to = e->b;
         struct rabia_msg m;
         if (to >= 0xF0) { /* reply to a client */
+            if ((to & 0x0F) >= w->n_clients) break;
             struct client *c = &w->clients[to & 0x0F];
             if (rabia_msg_decode(e->data, e->len, &m) == 0) on_client_reply(w, c, &m);
             break;
@@ -1014,10 +1250,16 @@ static void dispatch(struct world *w, struct ev *e)
         if (node_event_deferred(w, e, to)) return;
         if (from >= 0xF0) {
             if (e->x != w->nodes[to].incarnation) break;
-            if (rabia_msg_decode(e->data, e->len, &m) == 0) on_client_req(w, to, &m);
+            if (rabia_msg_decode(e->data, e->len, &m) == 0) on_client_req(w, to, from & 0x0F, &m);
             break;
         }
         if (e->x != w->link_epoch[from][to]) break; /* connection it came on is gone */
+        if (e->y < w->heard[to][from]) { /* the simulator's own duty (rule 3) */
+            fail(w, "simulator: replica %u got a message of replica %u's life %" PRIu64 " after hearing life %" PRIu64,
+                 to, from, e->y, w->heard[to][from]);
+            break;
+        }
+        w->heard[to][from] = e->y;
         int rc = rabia_msg_decode(e->data, e->len, &m);
         if (rc) {
             fail(w, "decode failed: %d", rc);
@@ -1027,6 +1269,13 @@ static void dispatch(struct world *w, struct ev *e)
         if (m.type == RABIA_MSG_SNAP_CHUNK) {
             struct node *nd = &w->nodes[to];
             if (m.slot > rabia_rsm_applied(nd->rsm) && m.slot >= rabia_core_next_apply(nd->core)) {
+                uint64_t at = 0;
+                int src = rabia_rsm_snapshot_slot(m.body, m.body_len, &at);
+                if (src || at != m.slot) { /* peers are honest here: a sender bug */
+                    fail(w, "replica %u: snapshot from replica %u announced slot %" PRIu64 " but %s %" PRIu64, to,
+                         from, m.slot, src ? "is corrupt, error" : "was taken at slot", src ? (uint64_t)-src : at);
+                    break;
+                }
                 if (rabia_rsm_restore(nd->rsm, m.body, m.body_len)) {
                     fail(w, "replica %u: snapshot restore failed", to);
                     break;
@@ -1072,10 +1321,20 @@ static void dispatch(struct world *w, struct ev *e)
         }
         break;
     case E_RESTART:
-        if (!w->healed) restart(w, e->a);
+        if (!w->healed && w->nodes[e->a].incarnation == e->x) restart(w, e->a);
+        break;
+    case E_CRASH: /* x: a set-up crash of replica a, b the stale one */
+        if (!w->healed && w->now < T_HEAL) crash_fault(w, e->x ? e->a : -1, e->x ? e->b : -1);
         break;
     case E_HEAL_LINK: {
         uint8_t a = e->a, b = e->b;
+        if (e->x == 2 && !w->healed) { /* a's peers cut off while a collects its horizon */
+            struct node *na = &w->nodes[a];
+            if (na->incarnation == e->y || (na->incarnation == e->y + 1 && na->alive && rabia_core_recovering(na->core))) {
+                push(w, w->now + 500, E_HEAL_LINK, a, b, 2, e->y);
+                break;
+            }
+        }
         if (e->x) partitioned[a][b] = partitioned[b][a] = false;
         if (partitioned[a][b] || w->link_up[a][b]) break;
         if (w->nodes[a].alive && w->nodes[b].alive) reconnect(w, a, b);
@@ -1085,6 +1344,12 @@ static void dispatch(struct world *w, struct ev *e)
         uint8_t a = e->a, b = e->b;
         if (e->x != w->link_epoch[a][b] || partitioned[a][b]) break;
         if (!w->nodes[a].alive || !w->nodes[b].alive) break;
+        if (node_event_deferred(w, e, a) || node_event_deferred(w, e, b)) return;
+        /* y: b is a new life; a drops what is left of b's old connection
+         * before it hears the new one (rule 3) */
+        if (e->y) w->link_epoch[b][a]++;
+        w->heard[a][b] = w->nodes[b].incarnation;
+        w->heard[b][a] = w->nodes[a].incarnation;
         w->link_up[a][b] = w->link_up[b][a] = true;
         w->link_last[a][b] = w->link_last[b][a] = w->now;
         struct rabia_event ev = {.type = RABIA_EV_PEER_UP};
@@ -1147,11 +1412,17 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
         }
     for (uint8_t a = 0; a < n; a++)
         for (uint8_t b = 0; b < a; b++) w->link_base[a][b] = w->link_base[b][a];
-    for (uint8_t i = 0; i < n; i++) start_node(w, i, false);
     w->n_clients = (uint32_t)rnd_range(3, 6);
+    res->clients = w->n_clients;
+    /* fewer session slots than clients: sessions are evicted */
+    res->sessions = cfg->max_sessions ? cfg->max_sessions : cfg->tight_sessions ? w->n_clients - cfg->tight_sessions : 64;
+    if (!res->sessions) res->sessions = 1;
+    for (uint8_t i = 0; i < n; i++) start_node(w, i, false);
+    w->next_cid = 1;
     for (uint32_t k = 0; k < w->n_clients; k++) {
         struct client *c = &w->clients[k];
-        c->id = k + 1;
+        c->idx = (uint8_t)k;
+        c->id = w->next_cid++;
         c->ack = 1;
         c->target = (uint8_t)(rnd() % n);
         push(w, rnd_range(0, 2 * MS), E_CLIENT_NEXT, (uint8_t)k, 0, 0, 0);
@@ -1206,6 +1477,7 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
         if (nd->acc.max_phase > res->max_phase) res->max_phase = nd->acc.max_phase;
         if (nd->core) rabia_core_destroy(nd->core);
         if (nd->rsm) rabia_rsm_destroy(nd->rsm);
+        free(nd->voted_life);
         for (uint32_t k = 0; k < nd->n_queue; k++) rabia_buf_free(&nd->queue[k].op);
     }
     /* slots_null counts per replica: normalise to per-slot rates */
@@ -1228,22 +1500,24 @@ static void seed_cfg(struct run_cfg *c, uint64_t seed, const struct run_cfg *ove
 {
     *c = *over;
     c->seed = seed;
+    /* the mix is seed % 7 unless fixed; the rest comes from a hash of the
+     * seed alone, so a seed run under every mix (--all-mixes) still spreads
+     * over n, variants, log retention and session tables */
+    uint64_t h = seed + 0x9E3779B97F4A7C15ull;
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+    h ^= h >> 31;
     c->mix = MIXES[fixed_mix >= 0 ? (unsigned)fixed_mix : seed % N_MIXES].flags;
-    c->n = fixed_n ? (uint8_t)fixed_n : ((seed / N_MIXES) % 2 ? 5 : 3);
-    unsigned variant = fixed_variant >= 0 ? (unsigned)fixed_variant : (unsigned)((seed / (2 * N_MIXES)) % 3);
+    c->n = fixed_n ? (uint8_t)fixed_n : (h & 1 ? 5 : 3);
+    unsigned variant = fixed_variant >= 0 ? (unsigned)fixed_variant : (unsigned)((h >> 1) % 3);
     switch (variant) {
     case 0: c->window = 1; c->policy = RABIA_POLICY_GLOBAL; break;
     case 1: c->window = c->n; c->policy = RABIA_POLICY_CLASSES; break;
     default: c->window = 8; c->policy = RABIA_POLICY_CLASSES; break;
     }
-    c->log_retain = (seed / (6 * N_MIXES)) % 2 ? 24 : 1024;
-}
-
-static const char *mix_name(unsigned flags)
-{
-    for (size_t i = 0; i < N_MIXES; i++)
-        if (MIXES[i].flags == flags) return MIXES[i].name;
-    return "?";
+    c->log_retain = (h >> 8) & 1 ? 24 : 1024;
+    /* a third of the seeds: one or two session slots fewer than clients */
+    c->tight_sessions = (h >> 16) % 3 == 0 ? 1 + (unsigned)((h >> 24) & 1) : 0;
 }
 
 static void usage(void)
@@ -1253,21 +1527,35 @@ static void usage(void)
            "  --first S          first seed of the range (default 1)\n"
            "  --seed S           run exactly one seed (replay), verbose\n"
            "  --trace-slot X     with --seed: print every protocol step of slot X\n"
+           "  --faults           with --seed: log every fault, restart and recovery\n"
            "  --mix NAME         calm|jitter|links|partition|crash|pause|all (default: by seed)\n"
+           "  --all-mixes        run every seed under each of the seven mixes\n"
            "  --n N              3, 5 or 7 (default: 3 or 5 by seed)\n"
            "  --variant V        0: window 1 global, 1: window n classes, 2: window 8 classes\n"
-           "  --bug NAME         plant a bug: coin|majority|double-count|stale-read\n"
-           "  --expect-fail      exit 0 iff some seed fails (for planted-bug tests)\n"
-           "  --quiet            only the summary\n");
+           "  --sessions K       the apply layer's max_sessions (default: by seed, 64 or\n"
+           "                     one or two fewer than the run's clients)\n"
+           "  --bug NAME         plant a bug: coin|majority|double-count|stale-read|\n"
+           "                     forget-vote (a restarted replica votes at once)\n"
+           "  --expect-fail      exit 0 iff some run fails (for planted-bug tests)\n"
+           "  --quiet            only the summary (and failures)\n"
+           "A failing run prints the command that replays it exactly.\n");
 }
+
+struct totals {
+    uint64_t runs, failed, slots, nulls, fast, own, max_phase, ok, unknown, crashes, restarts, restarts_open,
+        hz_splits, expired, tight, snaps;
+    uint64_t var_slots[3], var_nulls[3];
+};
 
 int main(int argc, char **argv)
 {
     struct run_cfg base = {.trace_slot = -1};
     uint64_t first = 1, count = 100;
-    int single = 0, quiet = 0, expect_fail = 0, fixed_mix = -1, fixed_n = 0, fixed_variant = -1;
+    int single = 0, quiet = 0, expect_fail = 0, fixed_mix = -1, fixed_n = 0, fixed_variant = -1, all_mixes = 0;
+    char extra[160] = ""; /* options a replay must repeat */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        size_t el = strlen(extra);
         if (!strcmp(a, "--seeds") && v) count = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--first") && v) first = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--seed") && v) {
@@ -1275,8 +1563,24 @@ int main(int argc, char **argv)
             count = 1;
             single = 1;
         } else if (!strcmp(a, "--trace-slot") && v) base.trace_slot = strtoll(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--n") && v) fixed_n = atoi(argv[++i]);
-        else if (!strcmp(a, "--variant") && v) fixed_variant = atoi(argv[++i]);
+        else if (!strcmp(a, "--n") && v) {
+            fixed_n = atoi(argv[++i]);
+            snprintf(extra + el, sizeof extra - el, " --n %d", fixed_n);
+        } else if (!strcmp(a, "--variant") && v) {
+            fixed_variant = atoi(argv[++i]);
+            if (fixed_variant < 0 || fixed_variant > 2) {
+                fprintf(stderr, "--variant must be 0, 1 or 2\n");
+                return 2;
+            }
+            snprintf(extra + el, sizeof extra - el, " --variant %d", fixed_variant);
+        } else if (!strcmp(a, "--sessions") && v) {
+            base.max_sessions = (uint32_t)strtoul(argv[++i], NULL, 10);
+            if (!base.max_sessions) {
+                fprintf(stderr, "--sessions must be at least 1\n");
+                return 2;
+            }
+            snprintf(extra + el, sizeof extra - el, " --sessions %u", base.max_sessions);
+        } else if (!strcmp(a, "--all-mixes")) all_mixes = 1;
         else if (!strcmp(a, "--mix") && v) {
             i++;
             for (size_t k = 0; k < N_MIXES; k++)
@@ -1291,12 +1595,15 @@ int main(int argc, char **argv)
             else if (!strcmp(v, "majority")) base.bugs |= RABIA_BUG_MAJORITY_OF_VOTES;
             else if (!strcmp(v, "double-count")) base.bugs |= RABIA_BUG_DOUBLE_COUNT;
             else if (!strcmp(v, "stale-read")) base.bugs |= SIM_BUG_STALE_READ;
+            else if (!strcmp(v, "forget-vote")) base.bugs |= SIM_BUG_FORGET_VOTE;
             else {
                 fprintf(stderr, "unknown bug '%s'\n", v);
                 return 2;
             }
+            snprintf(extra + el, sizeof extra - el, " --bug %s", v);
         } else if (!strcmp(a, "--expect-fail")) expect_fail = 1;
         else if (!strcmp(a, "--quiet")) quiet = 1;
+        else if (!strcmp(a, "--faults")) base.verbose = 1;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage();
             return 0;
@@ -1309,45 +1616,67 @@ int main(int argc, char **argv)
         fprintf(stderr, "--n must be 3, 5 or 7\n");
         return 2;
     }
+    if (all_mixes && fixed_mix >= 0) {
+        fprintf(stderr, "--all-mixes and --mix exclude each other\n");
+        return 2;
+    }
+    const char *watch = getenv("RABIA_SIM_CLIENT");
+    if (watch) g_watch_client = strtoull(watch, NULL, 10);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    uint64_t failed = 0, first_failed = 0, runs = 0;
+    struct totals T = {0};
     uint64_t per_mix[N_MIXES] = {0};
-    uint64_t var_slots[3] = {0}, var_nulls[3] = {0};
-    uint64_t tot_slots = 0, tot_nulls = 0, tot_fast = 0, tot_own = 0, max_phase = 0, tot_ok = 0, tot_unknown = 0,
-             tot_crash = 0, tot_snap = 0;
-    for (uint64_t s = first; s < first + count; s++) {
-        struct run_cfg c;
-        seed_cfg(&c, s, &base, fixed_mix, fixed_n, fixed_variant);
-        struct run_result r;
-        run(&c, &r);
-        runs++;
-        for (size_t k = 0; k < N_MIXES; k++)
-            if (MIXES[k].flags == c.mix) per_mix[k]++;
-        tot_slots += r.slots;
-        tot_nulls += r.nulls;
-        unsigned v = c.policy == RABIA_POLICY_GLOBAL ? 0 : c.window == c.n ? 1 : 2;
-        var_slots[v] += r.slots;
-        var_nulls[v] += r.nulls;
-        tot_fast += r.fast;
-        tot_own += r.decided_own;
-        tot_ok += r.ops_ok;
-        tot_unknown += r.ops_unknown;
-        tot_crash += r.crashes;
-        tot_snap += r.snapshots;
-        if (r.max_phase > max_phase) max_phase = r.max_phase;
-        if (single || (!quiet && (r.failed || s % 250 == 0)))
-            printf("seed %" PRIu64 " n=%u window=%u policy=%s mix=%s: %s slots=%" PRIu64 " null=%.1f%% fast=%.1f%% "
-                   "max-phase=%" PRIu64 " ops=%" PRIu64 " unknown=%" PRIu64 " crashes=%" PRIu64 " snapshots=%" PRIu64
-                   " events=%" PRIu64 "%s%s\n",
-                   s, c.n, c.window, c.policy ? "classes" : "global", mix_name(c.mix), r.failed ? "FAIL" : "ok",
-                   r.slots, r.slots ? 100.0 * (double)r.nulls / (double)r.slots : 0.0,
-                   r.decided_own ? 100.0 * (double)r.fast / (double)r.decided_own : 0.0, r.max_phase, r.ops_ok,
-                   r.ops_unknown, r.crashes, r.snapshots, r.events, r.failed ? "\n  " : "", r.failed ? r.why : "");
-        if (r.failed) {
-            if (!failed) first_failed = s;
-            failed++;
-            if (expect_fail) break;
+    uint64_t first_failed = 0;
+    int first_failed_mix = -1;
+    bool stop = false;
+    for (uint64_t s = first; s < first + count && !stop; s++) {
+        for (size_t mi = 0; mi < (all_mixes ? N_MIXES : 1) && !stop; mi++) {
+            int mix = all_mixes ? (int)mi : fixed_mix;
+            struct run_cfg c;
+            seed_cfg(&c, s, &base, mix, fixed_n, fixed_variant);
+            if (mix < 0) mix = (int)(s % N_MIXES);
+            struct run_result r;
+            run(&c, &r);
+            T.runs++;
+            per_mix[mix]++;
+            T.slots += r.slots;
+            T.nulls += r.nulls;
+            unsigned v = c.policy == RABIA_POLICY_GLOBAL ? 0 : c.window == c.n ? 1 : 2;
+            T.var_slots[v] += r.slots;
+            T.var_nulls[v] += r.nulls;
+            T.fast += r.fast;
+            T.own += r.decided_own;
+            T.ok += r.ops_ok;
+            T.unknown += r.ops_unknown;
+            T.crashes += r.crashes;
+            T.restarts += r.restarts;
+            T.restarts_open += r.restarts_open;
+            T.hz_splits += r.hz_splits;
+            T.expired += r.expired;
+            T.snaps += r.snapshots;
+            if (r.sessions < r.clients) T.tight++;
+            if (r.max_phase > T.max_phase) T.max_phase = r.max_phase;
+            if (single || r.failed || (!quiet && s % 250 == 0 && mi == 0))
+                printf("seed %" PRIu64 " n=%u window=%u policy=%s mix=%s clients=%u sessions=%u: %s slots=%" PRIu64
+                       " null=%.1f%% fast=%.1f%% max-phase=%" PRIu64 " ops=%" PRIu64 " unknown=%" PRIu64
+                       " expired=%" PRIu64 " crashes=%" PRIu64 " restarts=%" PRIu64 " (open %" PRIu64
+                       ", horizon-split %" PRIu64 ") snapshots=%" PRIu64 " events=%" PRIu64 "%s%s\n",
+                       s, c.n, c.window, c.policy ? "classes" : "global", MIXES[mix].name, r.clients, r.sessions,
+                       r.failed ? "FAIL" : "ok", r.slots,
+                       r.slots ? 100.0 * (double)r.nulls / (double)r.slots : 0.0,
+                       r.decided_own ? 100.0 * (double)r.fast / (double)r.decided_own : 0.0, r.max_phase, r.ops_ok,
+                       r.ops_unknown, r.expired, r.crashes, r.restarts, r.restarts_open, r.hz_splits, r.snapshots,
+                       r.events, r.failed ? "\n  " : "", r.failed ? r.why : "");
+            if (r.failed) {
+                if (!expect_fail || !quiet)
+                    printf("  replay: rabia_sim --seed %" PRIu64 " --mix %s%s\n", s, MIXES[mix].name, extra);
+                if (!T.failed) {
+                    first_failed = s;
+                    first_failed_mix = mix;
+                }
+                T.failed++;
+                if (expect_fail) stop = true;
+            }
         }
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -1355,26 +1684,32 @@ int main(int argc, char **argv)
     printf("mixes:");
     for (size_t k = 0; k < N_MIXES; k++) printf(" %s=%" PRIu64, MIXES[k].name, per_mix[k]);
     printf("\nslots=%" PRIu64 " null-rate=%.2f%% fast-path=%.2f%% max-phase=%" PRIu64 " client-ops=%" PRIu64
-           " unknown=%" PRIu64 " crashes=%" PRIu64 " snapshots=%" PRIu64 " in %.1fs\n",
-           tot_slots, tot_slots ? 100.0 * (double)tot_nulls / (double)tot_slots : 0.0,
-           tot_own ? 100.0 * (double)tot_fast / (double)tot_own : 0.0, max_phase, tot_ok, tot_unknown, tot_crash,
-           tot_snap, secs);
+           " unknown=%" PRIu64 " snapshots=%" PRIu64 " in %.1fs\n",
+           T.slots, T.slots ? 100.0 * (double)T.nulls / (double)T.slots : 0.0,
+           T.own ? 100.0 * (double)T.fast / (double)T.own : 0.0, T.max_phase, T.ok, T.unknown, T.snaps, secs);
+    printf("faults: crashes=%" PRIu64 " restarts=%" PRIu64 " restarts-into-open-slot=%" PRIu64
+           " horizon-splits=%" PRIu64 " runs-with-evicting-sessions=%" PRIu64 " session-expired-replies=%" PRIu64
+           "\n",
+           T.crashes, T.restarts, T.restarts_open, T.hz_splits, T.tight, T.expired);
     static const char *vname[3] = {"window 1 global", "window n classes", "window 8 classes"};
     printf("null-slot rate by variant:");
     for (int v = 0; v < 3; v++)
-        if (var_slots[v]) printf(" %s %.1f%%", vname[v], 100.0 * (double)var_nulls[v] / (double)var_slots[v]);
+        if (T.var_slots[v]) printf(" %s %.1f%%", vname[v], 100.0 * (double)T.var_nulls[v] / (double)T.var_slots[v]);
     printf("\n");
     if (expect_fail) {
-        if (failed) {
-            printf("planted bug caught by seed %" PRIu64 " (after %" PRIu64 " seeds)\n", first_failed,
-                   first_failed - first + 1);
+        if (T.failed) {
+            printf("planted bug caught by seed %" PRIu64 " mix %s (after %" PRIu64 " runs)\n", first_failed,
+                   MIXES[first_failed_mix].name, T.runs);
             printf("1 passed, 0 failed\n");
             return 0;
         }
-        printf("planted bug NOT caught in %" PRIu64 " seeds\n0 passed, 1 failed\n", runs);
+        printf("planted bug NOT caught in %" PRIu64 " runs\n0 passed, 1 failed\n", T.runs);
         return 1;
     }
-    printf("%" PRIu64 " passed, %" PRIu64 " failed\n", runs - failed, failed);
-    if (failed) printf("first failing seed: %" PRIu64 " (replay: rabia_sim --seed %" PRIu64 ")\n", first_failed, first_failed);
-    return failed ? 1 : 0;
+    printf("%" PRIu64 " runs (%" PRIu64 " seeds%s): %" PRIu64 " passed, %" PRIu64 " failed\n", T.runs, count,
+           all_mixes ? " x 7 mixes" : "", T.runs - T.failed, T.failed);
+    if (T.failed)
+        printf("first failing run: seed %" PRIu64 " mix %s (replay: rabia_sim --seed %" PRIu64 " --mix %s%s)\n",
+               first_failed, MIXES[first_failed_mix].name, first_failed, MIXES[first_failed_mix].name, extra);
+    return T.failed ? 1 : 0;
 }
