@@ -37,8 +37,9 @@ void on_reply(void *ctx, uint64_t, uint64_t, int status, const uint8_t *, size_t
     }
 }
 
-// Round r: batch b holds requests from clients 1..16, each with
-// seq = ack = r * kBatches + b + 1 (a client with one request in flight),
+// Round r: batch b holds requests from the 16 clients (sessions ID 1..16,
+// opened first), each with seq = ack = r * kBatches + b + 2 (a client with
+// one request in flight; seq 1 was its OPEN),
 // op "SET key:NNNNNN <16 bytes>" cycling through kKeys keys.
 void build_round(std::vector<std::vector<uint8_t>> &out, uint64_t round)
 {
@@ -50,7 +51,7 @@ void build_round(std::vector<std::vector<uint8_t>> &out, uint64_t round)
         if (rabia_batch_init(&body) != 0) {
             die("rabia_batch_init failed");
         }
-        uint64_t seq = round * kBatches + b + 1;
+        uint64_t seq = round * kBatches + b + 2;
         for (uint32_t i = 0; i < kOps; i++) {
             char key[32], val[17];
             std::snprintf(key, sizeof key, "key:%06u", (unsigned)((b * kOps + i) % kKeys));
@@ -61,7 +62,7 @@ void build_round(std::vector<std::vector<uint8_t>> &out, uint64_t round)
                 die("rabia_kv_encode_argv failed");
             }
             struct rabia_req r;
-            r.client_id = i + 1;
+            r.client_id = RABIA_SESSION_ASSIGNED | (i + 1); // the (i+1)-th OPEN's session
             r.seq = seq;
             r.ack = seq;
             r.op = op.data;
@@ -85,8 +86,27 @@ void BM_RsmApplyKvSet16(benchmark::State &state)
     Replies rep;
     std::vector<std::vector<uint8_t>> batches;
     uint64_t round = 0, slot = 0;
-    // Warm-up round (untimed): creates the 16 sessions and all kKeys keys,
-    // so the timed batches overwrite existing keys in a 4096-key store.
+    // Warm-up (untimed): the 16 clients open their sessions (OPEN: empty op,
+    // seq 1; the k-th OPEN names session RABIA_SESSION_ASSIGNED | k), then a
+    // round creates all kKeys keys, so the timed batches overwrite existing
+    // keys in a 4096-key store.
+    {
+        struct rabia_buf open;
+        std::memset(&open, 0, sizeof open);
+        rabia_batch_init(&open);
+        for (uint32_t i = 0; i < kOps; i++) {
+            struct rabia_req r = {};
+            r.client_id = 0x1000 + i;
+            r.seq = r.ack = 1;
+            if (rabia_batch_append(&open, &r) != 0) {
+                die("rabia_batch_append failed");
+            }
+        }
+        if (rabia_rsm_apply(rsm, ++slot, open.data, open.len, on_reply, &rep) != 0) {
+            die("opening the sessions failed");
+        }
+        rabia_buf_free(&open);
+    }
     build_round(batches, round++);
     for (const std::vector<uint8_t> &b : batches) {
         if (rabia_rsm_apply(rsm, ++slot, b.data(), b.size(), on_reply, &rep) != 0) {

@@ -57,8 +57,8 @@ struct rabia_client {
     char **addrs;
     size_t n_addrs;
     size_t cur;
-    uint64_t client_id;
-    uint64_t old_client_id;   /* the previous session's: its late replies are ignored */
+    uint64_t client_id;       /* on the wire: the session's id, or the OPEN's nonce before it */
+    uint64_t old_client_id;   /* a previous id: its late replies are ignored */
     uint32_t timeout_ms, max_attempts, max_outstanding;
     uint64_t next_seq;
     uint64_t sess_next;       /* next wire seq of the session */
@@ -505,13 +505,16 @@ static int conn_up(struct rabia_client *c)
     return send_pending(c);
 }
 
+/* A nonce for an OPEN: bits 62 and 63 clear (those name the cluster's
+ * own sessions and connection-scoped ones, core/rsm.h). */
+#define NONCE_MASK (~(3ull << 62))
 static uint64_t random_id(void)
 {
     uint64_t id = 0;
-    while ((id & ~(1ull << 63)) == 0) /* bit 63 marks connection-scoped sessions */
+    while ((id & NONCE_MASK) == 0)
         if (getrandom(&id, sizeof id, 0) < 0 && errno != EINTR)
             return 0;
-    return id & ~(1ull << 63);
+    return id & NONCE_MASK;
 }
 
 /* The session was evicted (or closed): requests sent in it have an unknown
@@ -612,14 +615,27 @@ static int on_frame(struct rabia_client *c, const struct rabia_msg *m)
         if (rc < 0)
             return rc;
         rc = send_pending(c); /* the new opening request */
-        return rc < 0 ? rc : 1; /* the table changed: stop parsing this buffer */
+        return rc < 0 ? rc : c->state == C_UP ? 0 : 1; /* 1: the send failed over, rx is gone */
     }
-    int rc = complete(c, e, m->value, m->body, m->body_len);
-    if (rc == 0 && e->internal) {
+    if (e->internal) {
+        /* the cluster names the session: 8 bytes, little-endian */
+        if (m->value != RABIA_REPLY_OK || m->body_len != 8) {
+            failover(c, -EPROTO, F_DISCONNECT);
+            return 1;
+        }
+        uint64_t id = 0;
+        for (int i = 7; i >= 0; i--)
+            id = id << 8 | m->body[i];
+        int rc = complete(c, e, m->value, NULL, 0);
+        if (rc < 0)
+            return rc;
+        c->old_client_id = c->client_id; /* late copies of the OPEN's reply */
+        c->client_id = id;
         c->open_state = 2;
         rc = send_pending(c); /* what waited for the session */
+        return rc < 0 ? rc : c->state == C_UP ? 0 : 1; /* 1: the send failed over, rx is gone */
     }
-    return rc;
+    return complete(c, e, m->value, m->body, m->body_len);
 }
 
 /* Read what is there and handle every complete frame. */
@@ -774,8 +790,8 @@ int rabia_client_open(struct rabia_client **out, const struct rabia_client_cfg *
             return -ENOMEM;
         }
     }
-    c->client_id = cfg->client_id;
-    if (c->client_id >> 63) { /* bit 63 marks the replicas' connection-scoped sessions */
+    c->client_id = cfg->client_id; /* the first OPEN's nonce */
+    if (c->client_id & ~NONCE_MASK) { /* those bits name the cluster's own sessions */
         rabia_client_close(c);
         return -EINVAL;
     }

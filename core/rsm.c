@@ -70,6 +70,7 @@ struct rabia_rsm {
     struct rabia_rsm_config cfg;
     uint64_t applied;
     uint64_t reply_bytes;       /* kept reply bytes over all sessions */
+    uint64_t sessions_opened;   /* OPENs applied: names the next session */
     struct sessions s;
     struct btrack tr[RABIA_MAX_REPLICAS];
     struct rabia_buf scratch;   /* the reply being produced */
@@ -469,15 +470,31 @@ static int apply_one(struct rabia_rsm *r, uint64_t slot, const struct rabia_req 
         reply(fn, ctx, q, RABIA_REPLY_BAD_REQUEST, NULL, 0);
         return 0;
     }
-    if (!s) {
-        /* Only a client's first request opens its session. Any later one
-         * finds it gone (evicted or closed): what that client's earlier
-         * requests did is forgotten, so applying this one could apply it
-         * twice. */
-        if (q->seq != 1 && !(q->client_id & CONN_SCOPED)) {
-            reply(fn, ctx, q, RABIA_REPLY_SESSION_EXPIRED, NULL, 0);
+    if (!s && !(q->client_id & CONN_SCOPED)) {
+        if (q->seq == 1 && q->op_len == 0) {
+            /* OPEN: a new session, named by the log (never by the client:
+             * a late copy of an OPEN then opens an unused session instead
+             * of reviving an evicted one, whose retried requests would
+             * apply twice; found by the simulator, seed 56 --mix pause) */
+            uint64_t id = RABIA_SESSION_ASSIGNED | ++r->sessions_opened;
+            RABIA_ASSERT(r->sessions_opened < RABIA_SESSION_ASSIGNED);
+            int rc = new_session(r, id, 2, &s);
+            if (rc)
+                return rc;
+            sess_touch(&r->s, s, slot);
+            uint8_t b[8];
+            for (int i = 0; i < 8; i++)
+                b[i] = (uint8_t)(id >> (8 * i));
+            reply(fn, ctx, q, RABIA_REPLY_OK, b, sizeof b);
             return 0;
         }
+        /* its session is gone (evicted or closed), or never was: what its
+         * earlier requests did is forgotten, so applying this one could
+         * apply it twice */
+        reply(fn, ctx, q, RABIA_REPLY_SESSION_EXPIRED, NULL, 0);
+        return 0;
+    }
+    if (!s) { /* a connection-scoped session: (re)opened on demand */
         int rc = new_session(r, q->client_id, q->ack, &s);
         if (rc)
             return rc;
@@ -500,7 +517,7 @@ static int apply_one(struct rabia_rsm *r, uint64_t slot, const struct rabia_req 
         return 0;
     }
     rabia_buf_clear(&r->scratch);
-    if (q->op_len) { /* an empty op only opens the session: no state machine call */
+    if (q->op_len) { /* an empty op does nothing: no state machine call */
         int rc = r->ops->apply(r->sm, q->op, q->op_len, &r->scratch);
         if (rc < 0)
             return rc;
@@ -681,7 +698,8 @@ int rabia_rsm_snapshot(struct rabia_rsm *r, struct rabia_buf *out)
         return rc;
     if ((rc = rabia_buf_put_u32(out, RSM_MAGIC)) || (rc = rabia_buf_put_u32(out, (uint32_t)name_len)) ||
         (rc = rabia_buf_append(out, name, name_len)) ||
-        (rc = rabia_buf_put_u64(out, r->applied)) || (rc = put_sessions(out, v, r->s.count)) ||
+        (rc = rabia_buf_put_u64(out, r->applied)) || (rc = rabia_buf_put_u64(out, r->sessions_opened)) ||
+        (rc = put_sessions(out, v, r->s.count)) ||
         (rc = put_trackers(r, out)))
         goto fail;
     size_t at = out->len;
@@ -817,10 +835,10 @@ int rabia_rsm_restore(struct rabia_rsm *r, const uint8_t *data, size_t len)
     struct rd d = {data, data + len - 8};
     uint32_t magic, name_len;
     const uint8_t *name, *sm_data;
-    uint64_t applied, count, sm_len;
+    uint64_t applied, opened, count, sm_len;
     if (!rd_u32(&d, &magic) || magic != RSM_MAGIC || !rd_u32(&d, &name_len) ||
         !rd_bytes(&d, name_len, &name) || name_len != strlen(sm_name(r)) ||
-        memcmp(name, sm_name(r), name_len) != 0 || !rd_u64(&d, &applied) ||
+        memcmp(name, sm_name(r), name_len) != 0 || !rd_u64(&d, &applied) || !rd_u64(&d, &opened) ||
         !rd_u64(&d, &count) || count > r->cfg.max_sessions ||
         count > (size_t)(d.end - d.p) / 32) /* a session takes >= 32 bytes */
         return -EINVAL;
@@ -889,6 +907,7 @@ int rabia_rsm_restore(struct rabia_rsm *r, const uint8_t *data, size_t len)
     sessions_free(&r->s);
     r->s = nt;
     r->applied = applied;
+    r->sessions_opened = opened;
     r->reply_bytes = bytes;
     memcpy(r->tr, tr, sizeof tr);
     trim_replies(r); /* this replica's budget may be smaller */

@@ -4,8 +4,8 @@
  * machines, and their snapshots (and rabia_rsm_hash) are byte-equal.
  *
  * SESSIONS. Every request carries (client id, seq, ack):
- *   - seq grows by 1 per new request of that client, starting at 1; a retry
- *     of a request reuses its seq;
+ *   - seq grows by 1 per new request of that client (the OPEN below is
+ *     seq 1, the session's requests 2, 3, ...); a retry reuses its seq;
  *   - ack is the lowest seq the client still waits for: it holds the
  *     replies of every lower seq, which may therefore be forgotten.
  * Requests of one client may be decided out of order (in different batches
@@ -18,52 +18,62 @@
  * a batch of an earlier life of its proxy decided after a later life's.
  * Per proxy the last 256 batch seqs are remembered.
  *
+ * Sessions are named by the log. A client opens one with an OPEN: a
+ * request with an empty op and seq 1 under an id of its own choosing (a
+ * nonce, bit 63 clear; it names nothing but this request). Applying it
+ * creates a session whose id is RABIA_SESSION_ASSIGNED | k for the k-th
+ * OPEN ever applied (replicated, so equal everywhere) and answers OK with
+ * that id as 8 little-endian bytes. The client then sends seq 2, 3, ...
+ * under that id. An OPEN applied twice (a retry) opens two sessions; the
+ * client uses the one it heard of, the other is never used and is evicted
+ * first. Because ids are never reused, a session that is gone stays gone.
+ * Connection-scoped clients (id bit 63: RESP connections) need no OPEN:
+ * their session opens with their first request.
+ *
  * For each request of a batch, in batch order:
  *   0. seq == 0 closes the client's session (its connection closed): the
- *      session and its replies are forgotten; later requests of that client
- *      get SESSION_EXPIRED (rule 3a). fn gets RABIA_REPLY_OK, no body.
+ *      session and its replies are forgotten. fn gets RABIA_REPLY_OK.
  *   1. ack > seq or seq >= ack + 64 (client bugs: a client never runs more
  *      than 64 requests ahead of its ack): RABIA_REPLY_BAD_REQUEST, not
  *      applied, the session is not touched (nor created).
- *   2. The client's session is looked up. If ack > base, base moves up to
- *      ack and the replies below it are forgotten.
- *   3a. No session and seq == 1: a new one opens with base = ack. No
- *      session and seq > 1: RABIA_REPLY_SESSION_EXPIRED, not applied: the
- *      session was evicted or closed, so whether this request was applied
- *      before is unknown. The client must start a new session (a new
- *      client id) and treat its outstanding requests as of unknown outcome.
- *      Except for a connection-scoped client (id bit 63): its session
- *      opens again with base = ack. Such a client never retries (its
- *      connection is its session), and its connection's requests are all
- *      answered before its close is submitted, so an evicted live RESP
- *      connection carries on instead of failing.
- *   3b. seq < base: RABIA_REPLY_SESSION_EXPIRED, not applied. (Since
+ *   2. No session, not connection-scoped: an OPEN opens one (above); any
+ *      other request gets RABIA_REPLY_SESSION_EXPIRED and is not applied:
+ *      the session was evicted or closed, so whether this request was
+ *      applied before is unknown. The client must open a new session and
+ *      treat its outstanding requests as of unknown outcome.
+ *   3. No session, connection-scoped: one opens with base = ack. (Such a
+ *      client never retries, and a replica submits a connection's close
+ *      only after every request of it was answered, so an evicted live
+ *      RESP connection carries on instead of failing.) If ack > base, base
+ *      moves up to ack and the replies below it are forgotten.
+ *   4. seq < base: RABIA_REPLY_SESSION_EXPIRED, not applied. (Since
  *      base >= ack, seq < base + 64 holds here.)
- *   4. (client, seq) already applied: not applied again; fn gets the cached
+ *   5. (client, seq) already applied: not applied again; fn gets the cached
  *      reply with its original status (RABIA_REPLY_OK), or
  *      RABIA_REPLY_APPLIED_NO_RESULT and no body when the reply was not
  *      kept (larger than max_reply_bytes, or dropped for the byte budget).
- *   5. Otherwise the op is applied: fn gets RABIA_REPLY_OK and the state
+ *   6. Otherwise the op is applied: fn gets RABIA_REPLY_OK and the state
  *      machine's result, which is kept for retries when it is at most
- *      max_reply_bytes long. An EMPTY op is not given to the state machine:
- *      it only opens the session (seq 1) and answers OK with no body.
- * Every request from steps 2-5 counts as activity of its client in the
+ *      max_reply_bytes long. An empty op is never given to the state
+ *      machine: it answers OK with no body.
+ * Every request from steps 3-6 counts as activity of its client in the
  * slot being applied.
  *
- * EXACTLY-ONCE, precisely: a request (client, seq) changes the state at
- * most once, for as long as the client's session exists. A session exists
- * from its seq-1 request until it is closed (seq 0) or evicted. Eviction
- * happens only when a new client arrives at a full table (max_sessions).
- * A client whose first request is an empty op (rabia_client does this)
- * is exactly-once for its whole life: a retry of anything after an
- * eviction gets SESSION_EXPIRED, never a second apply. A client whose
- * first request is a real op keeps one small gap: if that first request is
- * applied, then evicted, then retried, it is applied again.
+ * EXACTLY-ONCE, precisely: a request (session, seq) changes the state at
+ * most once, ever. Its session exists from its OPEN until it is closed
+ * (seq 0) or evicted; a retry while it exists gets the cached reply, a
+ * retry after it is gone gets SESSION_EXPIRED, never a second apply.
+ * The one exception is connection-scoped sessions (step 3): if such a
+ * session is evicted while a replica resubmits one of its requests (only
+ * after a snapshot install dropped the replica's own pending batch), that
+ * request may apply twice; max_sessions above the connections open at once
+ * rules it out.
  *
  * EVICTION. The table holds at most max_sessions clients. A new client
  * arriving at a full table evicts a connection-scoped session (client id
  * with bit 63 set: RESP connections, whose requests are never retried on
- * another connection) if there is one, else any session; among those, the
+ * another connection) if there is one, else any session (an OPENed session
+ * never used is the least recently active); among those, the
  * one whose last activity is oldest (ties: the smallest client id). So
  * clients with their own ids are evicted only when every connection-scoped
  * session is gone: max_sessions should exceed the number of such clients
@@ -95,6 +105,7 @@ extern "C" {
 #define RABIA_RSM_WINDOW 64 /* seqs a session tracks above its ack */
 
 #define RABIA_RSM_DEFAULT_REPLY_TOTAL (64ull << 20)
+#define RABIA_SESSION_ASSIGNED (1ull << 62) /* ids of sessions opened by an OPEN */
 
 struct rabia_rsm_config {
     uint32_t max_sessions;    /* >= 1 */
@@ -147,7 +158,7 @@ int rabia_rsm_lookup(const struct rabia_rsm *r, uint64_t client_id, uint64_t seq
  *
  * Format (little-endian):
  *   u32 magic "RSM2" (0x324d5352), u32 name length, state machine name,
- *   u64 applied slot, u64 session count, then per session in increasing
+ *   u64 applied slot, u64 OPENs applied, u64 session count, then per session in increasing
  *   client id order:
  *     u64 client id, u64 base, u64 last activity slot,
  *     u64 applied mask (bit i: seq base + i applied),

@@ -319,14 +319,14 @@ static void resp_status_error(struct rabia_buf *out, int status)
 }
 
 static void resp_drained(struct rabia_replica *r, uint32_t ci);
-static void app_answered(struct rabia_replica *r, uint64_t seq, int status);
+static void app_answered(struct rabia_replica *r, uint64_t seq, int status, const uint8_t *res, size_t len);
 
 /* Answer one request: to a native client, into a RESP connection's reply
  * queue, or to the application's callback (conn == MAX_CONNS). */
 static void deliver(struct rabia_replica *r, const struct waiter *w, int status, const uint8_t *res, size_t len)
 {
     if (w->conn == MAX_CONNS) {
-        if (w->client_id == r->app_client_id) app_answered(r, w->seq, status);
+        if (w->client_id == r->app_client_id) app_answered(r, w->seq, status, res, len);
         if (w->fn) w->fn(w->ctx, status, res, len);
         return;
     }
@@ -964,20 +964,24 @@ static void cut_batches(struct rabia_replica *r)
 static void app_new_session(struct rabia_replica *r)
 {
     uint64_t seed[3] = {r->incarnation, r->cluster_id, r->app_lives++};
-    r->app_client_id = (XXH64(seed, sizeof seed, 0xA99u + r->self) | 1) & ~CONN_SCOPED_ID;
+    /* the OPEN's nonce; the session's id comes back in its reply (rsm.h) */
+    r->app_client_id = (XXH64(seed, sizeof seed, 0xA99u + r->self) | 1) & ~(CONN_SCOPED_ID | RABIA_SESSION_ASSIGNED);
     r->app_seq = 0;
     r->app_low = 1;
     r->app_done = 0;
     r->app_open = 0;
 }
 
-static void app_answered(struct rabia_replica *r, uint64_t seq, int status)
+static void app_answered(struct rabia_replica *r, uint64_t seq, int status, const uint8_t *res, size_t len)
 {
     if (seq == 1 && r->app_open == 1) {
-        if (status != RABIA_REPLY_OK) { /* refused (BUSY): open again, in a fresh session */
+        if (status != RABIA_REPLY_OK || len != 8) { /* refused (BUSY): open again, in a fresh session */
             app_new_session(r);
             return;
         }
+        uint64_t id = 0;
+        for (int i = 7; i >= 0; i--) id = id << 8 | res[i];
+        r->app_client_id = id; /* named by the log */
         r->app_open = 2;
     }
     if (seq < r->app_low || seq >= r->app_low + 64) return;

@@ -70,8 +70,8 @@ struct rabia_client_cfg {
     const char *const *addrs; /* "host:port" (or "[v6addr]:port") of the replicas'
                                  native ports; copied by open */
     size_t n_addrs;           /* >= 1 */
-    uint64_t client_id;       /* 0 = random (getrandom); bit 63 must be clear (it marks
-                                 the replicas' connection-scoped sessions) */
+    uint64_t client_id;       /* the nonce of the first session OPEN; 0 = random
+                                 (getrandom); bits 62 and 63 must be clear */
     uint32_t timeout_ms;      /* per attempt; 0 = default 1000 */
     uint32_t max_attempts;    /* 0 = default 10 */
     uint32_t max_outstanding; /* 0 = default 64; at most RABIA_CLIENT_MAX_OUTSTANDING */

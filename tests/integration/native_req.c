@@ -4,7 +4,8 @@
  *
  *   native_req HOST:PORT CLIENT_ID SEQ ACK [KV COMMAND ARGS...]
  *
- * No command sends an empty op (a session open). Prints the reply status
+ * No command sends an empty op: with seq 1 that is an OPEN, and the reply
+ * names the session ("OK session ID"). Otherwise prints the reply status
  * name and the result (kv results are RESP text) on one line; exit 0 on any
  * reply, 3 when no reply came within 5 s. */
 #include <arpa/inet.h>
@@ -81,6 +82,13 @@ int main(int argc, char **argv)
             struct rabia_msg rep;
             if (rabia_msg_decode(in, flen, &rep) == 0 && rep.type == RABIA_MSG_CLIENT_REPLY && rep.u64 == cid &&
                 rep.slot == seq) {
+                if (op.len == 0 && seq == 1 && rep.value == 0 && rep.body_len == 8) {
+                    /* an OPEN: the reply names the session (core/rsm.h) */
+                    uint64_t id = 0;
+                    for (int i = 7; i >= 0; i--) id = id << 8 | rep.body[i];
+                    printf("OK session %llu\n", (unsigned long long)id);
+                    return 0;
+                }
                 /* "STATUS result", the result's CRLFs as spaces, none at the end */
                 printf("%s", status_name(rep.value));
                 int pending = 1;

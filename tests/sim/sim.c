@@ -362,7 +362,7 @@ struct world {
     struct coinrec *coins;
     size_t coins_cap, coins_used;
     uint64_t coin_flips;
-    uint64_t next_cid;     /* next fresh session id (never reused in a run) */
+    uint64_t next_cid;     /* next OPEN nonce (never reused in a run) */
     uint64_t applying;     /* the slot being applied (for RABIA_SIM_CLIENT) */
     bool healed;
     uint8_t enc[RABIA_MAX_FRAME / 64];
@@ -782,8 +782,9 @@ static void client_send(struct world *w, struct client *c)
 }
 
 /* A client's first request in a session is an OPEN: an empty op with
- * seq 1, answered with an empty OK and never passed to the state machine.
- * Only then come its operations, seq 2, 3, ... */
+ * seq 1 under a nonce, never passed to the state machine and answered with
+ * the id the log gives the session (core/rsm.h). Only then come its
+ * operations, seq 2, 3, ..., under that id. */
 static void client_next(struct world *w, struct client *c)
 {
     if (w->now >= T_STOP || w->res->failed) return;
@@ -861,7 +862,16 @@ static void on_client_reply(struct world *w, struct client *c, const struct rabi
     if (m->value != RABIA_REPLY_OK) return;     /* wait for the timeout, retry */
     c->busy = false;
     if (!c->opened) {
-        if (m->body_len) fail(w, "client %" PRIu64 ": OPEN answered with a body", c->id);
+        /* the log names the session (core/rsm.h): its id, 8 bytes LE */
+        if (m->body_len != 8) {
+            fail(w, "client %" PRIu64 ": OPEN answered with %u bytes, not a session id", c->id, m->body_len);
+            return;
+        }
+        uint64_t id = 0;
+        for (int k = 7; k >= 0; k--) id = id << 8 | m->body[k];
+        if (!(id & RABIA_SESSION_ASSIGNED) || (id & ~RABIA_SESSION_ASSIGNED) >> 32)
+            fail(w, "client %" PRIu64 ": OPEN answered with session id %" PRIx64, c->id, id);
+        c->id = id;
         c->opened = true;
         c->ack = 2;
         push(w, w->now + rnd_range(0, 1 * MS), E_CLIENT_NEXT, c->idx, 0, 0, 0);

@@ -710,23 +710,24 @@ static void test_session_renewal(void)
     fake_run(&a);
     const char *addrs[] = {a.addr};
     struct rabia_client *c = client(addrs, 1, 0, 1000, 3, 0);
-    CHECK((rabia_client_id(c) >> 63) == 0); /* not a connection-scoped id */
-    uint64_t first_id = rabia_client_id(c);
+    CHECK((rabia_client_id(c) >> 62) == 0); /* a nonce until the cluster names the session */
     struct rabia_buf res = {0};
     CHECK_EQ(rabia_client_call(c, inc_op.data, inc_op.len, &res), RABIA_REPLY_OK);
     CHECK_EQ(value_of(&res), 1);
-    /* two other clients take both session slots */
+    uint64_t first_id = rabia_client_id(c);
+    CHECK_EQ(first_id, RABIA_SESSION_ASSIGNED | 1); /* the first OPEN the cluster applied */
+    /* two other clients open sessions and take both slots */
     for (uint64_t k = 1; k <= 2; k++) {
-        struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REQ, .u64 = 1000 + k, .slot = 1, .u64b = 1,
-                              .body = inc_op.data, .body_len = (uint32_t)inc_op.len};
+        struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REQ, .u64 = 1000 + k, .slot = 1, .u64b = 1};
         CHECK_EQ(apply_one(&sh, &m, &res), RABIA_REPLY_OK);
+        CHECK_EQ(res.len, 8);
     }
-    CHECK_EQ(shared_value(&sh), 3);
     CHECK_EQ(rabia_client_call(c, inc_op.data, inc_op.len, &res), RABIA_REPLY_SESSION_EXPIRED);
-    CHECK_EQ(shared_value(&sh), 3); /* not applied */
+    CHECK_EQ(shared_value(&sh), 1); /* not applied */
     CHECK(rabia_client_id(c) != first_id);
     CHECK_EQ(rabia_client_call(c, inc_op.data, inc_op.len, &res), RABIA_REPLY_OK);
-    CHECK_EQ(value_of(&res), 4);
+    CHECK_EQ(value_of(&res), 2);
+    CHECK_EQ(rabia_client_id(c), RABIA_SESSION_ASSIGNED | 4);
     rabia_client_close(c);
     fake_stop(&a);
     rabia_buf_free(&res);

@@ -98,43 +98,66 @@ static void apply(struct rabia_rsm *r, struct rabia_buf *body, struct log *l)
 
 static const struct rabia_rsm_config cfg = {.max_sessions = 16, .max_reply_bytes = 64};
 
+/* Sessions are named by the log (core/rsm.h): the k-th OPEN an apply layer
+ * applies opens the session ID(k). open_clients applies n OPENs in one slot
+ * and checks that each was answered with its id. */
+#define ID(k) (RABIA_SESSION_ASSIGNED | (uint64_t)(k))
+#define CONN(k) ((1ull << 63) | (k)) /* a connection-scoped client (RESP) */
+static void open_clients(struct rabia_rsm *r, int n, struct log *l)
+{
+    struct rabia_buf body = {0};
+    rabia_batch_init(&body);
+    for (int k = 0; k < n; k++) {
+        struct rabia_req q = {0x100 + (uint64_t)k, 1, 1, NULL, 0};
+        CHECK_EQ(rabia_batch_append(&body, &q), 0);
+    }
+    log_reset(l);
+    CHECK_EQ(rabia_rsm_apply(r, rabia_rsm_applied(r) + 1, body.data, body.len, on_reply, l), 0);
+    CHECK_EQ(l->n, n);
+    for (int k = 0; k < n && k < 256; k++)
+        CHECK(l->g[k].status == RABIA_REPLY_OK && l->g[k].len == 8);
+    rabia_buf_free(&body);
+}
+
 static void test_duplicates(void)
 {
     struct rabia_rsm *r = rabia_rsm_create(&rabia_sm_counter, &cfg);
     struct rabia_buf body = {0};
     struct log l = {0};
+    open_clients(r, 1, &l);
+    const uint64_t A = ID(1);
     rabia_batch_init(&body);
-    add(&body, 7, 1, 1, RABIA_COUNTER_INC);
-    add(&body, 7, 2, 1, RABIA_COUNTER_INC);
-    add(&body, 7, 1, 1, RABIA_COUNTER_INC); /* a retry in the same batch */
+    add(&body, A, 2, 2, RABIA_COUNTER_INC);
+    add(&body, A, 3, 2, RABIA_COUNTER_INC);
+    add(&body, A, 2, 2, RABIA_COUNTER_INC); /* a retry in the same batch */
     apply(r, &body, &l);
     CHECK_EQ(l.n, 3);
-    CHECK(l.g[0].client == 7 && l.g[0].seq == 1 && l.g[0].status == RABIA_REPLY_OK);
+    CHECK(l.g[0].client == A && l.g[0].seq == 2 && l.g[0].status == RABIA_REPLY_OK);
     CHECK_EQ(value_of(&l.g[0]), 1);
     CHECK_EQ(value_of(&l.g[1]), 2);
-    CHECK(l.g[2].seq == 1 && l.g[2].status == RABIA_REPLY_OK);
+    CHECK(l.g[2].seq == 2 && l.g[2].status == RABIA_REPLY_OK);
     CHECK_EQ(value_of(&l.g[2]), 1); /* the cached reply, not a new apply */
     CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 2);
     /* Retries in a later slot. */
-    add(&body, 7, 2, 1, RABIA_COUNTER_INC);
-    add(&body, 7, 1, 1, RABIA_COUNTER_INC);
+    add(&body, A, 3, 2, RABIA_COUNTER_INC);
+    add(&body, A, 2, 2, RABIA_COUNTER_INC);
     apply(r, &body, &l);
     CHECK_EQ(l.n, 2);
     CHECK_EQ(value_of(&l.g[0]), 2);
     CHECK_EQ(value_of(&l.g[1]), 1);
     CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 2);
-    CHECK_EQ(rabia_rsm_applied(r), 2);
+    CHECK_EQ(rabia_rsm_applied(r), 3);
     /* lookup */
     int st;
     const uint8_t *p;
     size_t n;
-    CHECK_EQ(rabia_rsm_lookup(r, 7, 2, &st, &p, &n), 1);
+    CHECK_EQ(rabia_rsm_lookup(r, A, 3, &st, &p, &n), 1);
     CHECK_EQ(st, RABIA_REPLY_OK);
     int64_t v;
     CHECK(rabia_counter_decode_result(p, n, &v, NULL, NULL) == 0 && v == 2);
-    CHECK_EQ(rabia_rsm_lookup(r, 7, 3, &st, &p, &n), 0);
-    CHECK_EQ(rabia_rsm_lookup(r, 8, 1, &st, &p, &n), 0);
-    CHECK_EQ(rabia_rsm_lookup(r, 7, 1000, &st, &p, &n), 0);
+    CHECK_EQ(rabia_rsm_lookup(r, A, 4, &st, &p, &n), 0);
+    CHECK_EQ(rabia_rsm_lookup(r, ID(2), 2, &st, &p, &n), 0);
+    CHECK_EQ(rabia_rsm_lookup(r, A, 1000, &st, &p, &n), 0);
     rabia_buf_free(&body);
     rabia_buf_free(&l.all);
     rabia_rsm_destroy(r);
@@ -145,20 +168,22 @@ static void test_out_of_order(void)
     struct rabia_rsm *r = rabia_rsm_create(&rabia_sm_counter, &cfg);
     struct rabia_buf body = {0};
     struct log l = {0};
+    open_clients(r, 1, &l); /* the session's base is 2: seq 1 was the OPEN */
+    const uint64_t A = ID(1);
     rabia_batch_init(&body);
-    /* seq 1 opens the session; then 3 is decided before 2; then 2 and 64
-     * (the window's end). */
-    add(&body, 5, 1, 1, RABIA_COUNTER_INC);
+    /* seq 2 first; then 4 is decided before 3; then 3 and 65 (the window's
+     * end: ack + 63) */
+    add(&body, A, 2, 2, RABIA_COUNTER_INC);
     apply(r, &body, &l);
     CHECK(l.n == 1 && l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 1);
-    add(&body, 5, 3, 1, RABIA_COUNTER_INC);
+    add(&body, A, 4, 2, RABIA_COUNTER_INC);
     apply(r, &body, &l);
     CHECK(l.n == 1 && l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 2);
-    add(&body, 5, 2, 1, RABIA_COUNTER_INC);
-    add(&body, 5, 64, 1, RABIA_COUNTER_INC);
-    add(&body, 5, 65, 1, RABIA_COUNTER_INC); /* ack + 64: a client bug */
-    add(&body, 5, 3, 4, RABIA_COUNTER_INC);  /* ack > seq: a client bug */
-    add(&body, 5, 3, 1, RABIA_COUNTER_INC);  /* a retry of seq 3 */
+    add(&body, A, 3, 2, RABIA_COUNTER_INC);
+    add(&body, A, 65, 2, RABIA_COUNTER_INC);
+    add(&body, A, 66, 2, RABIA_COUNTER_INC); /* ack + 64: a client bug */
+    add(&body, A, 4, 5, RABIA_COUNTER_INC);  /* ack > seq: a client bug */
+    add(&body, A, 4, 2, RABIA_COUNTER_INC);  /* a retry of seq 4 */
     apply(r, &body, &l);
     CHECK_EQ(l.n, 5);
     CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 3);
@@ -168,11 +193,11 @@ static void test_out_of_order(void)
     CHECK(l.g[4].status == RABIA_REPLY_OK && value_of(&l.g[4]) == 2);
     CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 4);
 
-    /* ack = 3: seqs 1 and 2 are forgotten. */
-    add(&body, 5, 4, 3, RABIA_COUNTER_INC);
-    add(&body, 5, 2, 1, RABIA_COUNTER_INC); /* stale ack does not move back */
-    add(&body, 5, 3, 3, RABIA_COUNTER_INC);
-    add(&body, 5, 66, 3, RABIA_COUNTER_INC); /* now inside the window */
+    /* ack = 4: seqs 2 and 3 are forgotten. */
+    add(&body, A, 5, 4, RABIA_COUNTER_INC);
+    add(&body, A, 3, 2, RABIA_COUNTER_INC); /* stale ack does not move back */
+    add(&body, A, 4, 4, RABIA_COUNTER_INC);
+    add(&body, A, 67, 4, RABIA_COUNTER_INC); /* now inside the window */
     apply(r, &body, &l);
     CHECK_EQ(l.n, 4);
     CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 5);
@@ -182,28 +207,35 @@ static void test_out_of_order(void)
     int st;
     const uint8_t *p;
     size_t n;
-    CHECK_EQ(rabia_rsm_lookup(r, 5, 1, &st, &p, &n), 1);
+    CHECK_EQ(rabia_rsm_lookup(r, A, 2, &st, &p, &n), 1);
     CHECK(st == RABIA_REPLY_SESSION_EXPIRED && p == NULL && n == 0);
-    CHECK_EQ(rabia_rsm_lookup(r, 5, 64, &st, &p, &n), 1);
+    CHECK_EQ(rabia_rsm_lookup(r, A, 65, &st, &p, &n), 1);
     CHECK_EQ(st, RABIA_REPLY_OK);
     /* A jump of the ack far ahead forgets everything. */
-    add(&body, 5, 1000, 1000, RABIA_COUNTER_GET);
-    add(&body, 5, 64, 3, RABIA_COUNTER_INC);
+    add(&body, A, 1000, 1000, RABIA_COUNTER_GET);
+    add(&body, A, 65, 4, RABIA_COUNTER_INC);
     apply(r, &body, &l);
     CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 6);
     CHECK(l.g[1].status == RABIA_REPLY_SESSION_EXPIRED);
-    CHECK_EQ(rabia_rsm_lookup(r, 5, 66, &st, &p, &n), 1);
+    CHECK_EQ(rabia_rsm_lookup(r, A, 67, &st, &p, &n), 1);
     CHECK_EQ(st, RABIA_REPLY_SESSION_EXPIRED);
     CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 6);
-    /* Only seq 1 opens a session: a client unknown here that sends a later
-     * seq lost its session (evicted, closed), and is told so. */
+    /* Only an OPEN opens a session: a client unknown here lost its session
+     * (evicted, closed) or never had one, and is told so, whatever seq. */
     add(&body, 6, 500, 498, RABIA_COUNTER_INC);
     add(&body, 6, 1, 1, RABIA_COUNTER_INC);
-    add(&body, 6, 2, 1, RABIA_COUNTER_INC);
+    add(&body, ID(2), 2, 2, RABIA_COUNTER_INC); /* the next id: not opened yet */
     apply(r, &body, &l);
     CHECK(l.g[0].status == RABIA_REPLY_SESSION_EXPIRED && l.g[0].len == 0);
-    CHECK(l.g[1].status == RABIA_REPLY_OK && value_of(&l.g[1]) == 7);
-    CHECK(l.g[2].status == RABIA_REPLY_OK && value_of(&l.g[2]) == 8);
+    CHECK(l.g[1].status == RABIA_REPLY_SESSION_EXPIRED && l.g[1].len == 0);
+    CHECK(l.g[2].status == RABIA_REPLY_SESSION_EXPIRED && l.g[2].len == 0);
+    CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 6);
+    open_clients(r, 1, &l);
+    add(&body, ID(2), 2, 2, RABIA_COUNTER_INC);
+    add(&body, ID(2), 3, 2, RABIA_COUNTER_INC);
+    apply(r, &body, &l);
+    CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 7);
+    CHECK(l.g[1].status == RABIA_REPLY_OK && value_of(&l.g[1]) == 8);
     CHECK_EQ(rabia_rsm_sessions(r), 2);
     rabia_buf_free(&body);
     rabia_buf_free(&l.all);
@@ -220,9 +252,10 @@ static void test_large_reply(void)
     const char *small[] = {"ECHO", "hi"};
     rabia_kv_encode_argv(&op1, 2, big, NULL);
     rabia_kv_encode_argv(&op2, 2, small, NULL);
+    open_clients(r, 1, &l);
     rabia_batch_init(&body);
-    struct rabia_req q1 = {1, 1, 1, op1.data, (uint32_t)op1.len};
-    struct rabia_req q2 = {1, 2, 1, op2.data, (uint32_t)op2.len};
+    struct rabia_req q1 = {ID(1), 2, 2, op1.data, (uint32_t)op1.len};
+    struct rabia_req q2 = {ID(1), 3, 2, op2.data, (uint32_t)op2.len};
     rabia_batch_append(&body, &q1);
     rabia_batch_append(&body, &q2);
     rabia_batch_append(&body, &q1);
@@ -237,16 +270,16 @@ static void test_large_reply(void)
     int st;
     const uint8_t *p;
     size_t n;
-    CHECK_EQ(rabia_rsm_lookup(r, 1, 1, &st, &p, &n), 1);
+    CHECK_EQ(rabia_rsm_lookup(r, ID(1), 2, &st, &p, &n), 1);
     CHECK(st == RABIA_REPLY_APPLIED_NO_RESULT && n == 0);
     /* The snapshot keeps the distinction. */
     struct rabia_buf s = {0};
     CHECK_EQ(rabia_rsm_snapshot(r, &s), 0);
     struct rabia_rsm *r2 = rabia_rsm_create(&rabia_sm_kv, &c);
     CHECK_EQ(rabia_rsm_restore(r2, s.data, s.len), 0);
-    CHECK_EQ(rabia_rsm_lookup(r2, 1, 1, &st, &p, &n), 1);
+    CHECK_EQ(rabia_rsm_lookup(r2, ID(1), 2, &st, &p, &n), 1);
     CHECK_EQ(st, RABIA_REPLY_APPLIED_NO_RESULT);
-    CHECK_EQ(rabia_rsm_lookup(r2, 1, 2, &st, &p, &n), 1);
+    CHECK_EQ(rabia_rsm_lookup(r2, ID(1), 3, &st, &p, &n), 1);
     CHECK(st == RABIA_REPLY_OK && n == 8 && memcmp(p, "$2\r\nhi\r\n", 8) == 0);
     rabia_rsm_destroy(r2);
     rabia_buf_free(&s);
@@ -262,6 +295,7 @@ static int has_session(struct rabia_rsm *r, uint64_t client)
     int st;
     const uint8_t *p;
     size_t n;
+    /* seq 1 is below every session's base: "expired" means it exists */
     return rabia_rsm_lookup(r, client, 1, &st, &p, &n) == 1;
 }
 
@@ -273,11 +307,10 @@ static void test_eviction(void)
     struct rabia_buf body = {0}, s = {0};
     struct log l = {0};
     rabia_batch_init(&body);
-    add(&body, 10, 1, 1, RABIA_COUNTER_INC);
-    apply(r, &body, &l); /* slot 1 */
-    add(&body, 30, 1, 1, RABIA_COUNTER_INC);
-    add(&body, 20, 1, 1, RABIA_COUNTER_INC);
+    open_clients(r, 1, &l); /* slot 1: ID(1) */
+    add(&body, ID(1), 2, 2, RABIA_COUNTER_INC);
     apply(r, &body, &l); /* slot 2 */
+    open_clients(r, 2, &l); /* slot 3: ID(2), ID(3) */
     CHECK_EQ(rabia_rsm_sessions(r), 3);
     /* A twin restored here must evict exactly as r does. */
     CHECK_EQ(rabia_rsm_snapshot(r, &s), 0);
@@ -286,36 +319,37 @@ static void test_eviction(void)
 
     for (int round = 0; round < 2; round++) {
         struct rabia_rsm *x = round ? twin : r;
-        add(&body, 40, 1, 1, RABIA_COUNTER_INC);
-        apply(x, &body, &l); /* slot 3: evicts 10, the oldest */
-        CHECK(!has_session(x, 10) && has_session(x, 20) && has_session(x, 30) &&
-              has_session(x, 40));
-        add(&body, 50, 1, 1, RABIA_COUNTER_INC);
-        apply(x, &body, &l); /* slot 4: 20 and 30 tie at slot 2: 20 goes */
-        CHECK(!has_session(x, 20) && has_session(x, 30) && has_session(x, 40) &&
-              has_session(x, 50));
+        open_clients(x, 1, &l); /* slot 4: ID(4) evicts ID(1), the oldest */
+        CHECK(!has_session(x, ID(1)) && has_session(x, ID(2)) && has_session(x, ID(3)) &&
+              has_session(x, ID(4)));
+        open_clients(x, 1, &l); /* slot 5: ID(2) and ID(3) tie at slot 3: ID(2) goes */
+        CHECK(!has_session(x, ID(2)) && has_session(x, ID(3)) && has_session(x, ID(4)) &&
+              has_session(x, ID(5)));
         CHECK_EQ(rabia_rsm_sessions(x), 3);
-        /* Activity protects a session: 30 touched, then 60 evicts 40. */
-        add(&body, 30, 1, 1, RABIA_COUNTER_INC);
-        apply(x, &body, &l); /* slot 5 (a duplicate, still activity) */
-        CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 2);
-        add(&body, 60, 1, 1, RABIA_COUNTER_INC);
+        /* Activity protects a session: ID(3) touched, then ID(6) evicts ID(4). */
+        add(&body, ID(3), 2, 2, RABIA_COUNTER_GET);
         apply(x, &body, &l); /* slot 6 */
-        CHECK(!has_session(x, 40) && has_session(x, 30) && has_session(x, 50) &&
-              has_session(x, 60));
-        /* The documented hazard: evicted client 10 retries seq 1 and it
-         * is applied a second time. */
+        CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 1);
+        open_clients(x, 1, &l); /* slot 7 */
+        CHECK(!has_session(x, ID(4)) && has_session(x, ID(3)) && has_session(x, ID(5)) &&
+              has_session(x, ID(6)));
+        /* Evicted ID(1) retries seq 2: refused, never applied a second time
+         * (before sessions were named by the log, it was applied again). */
         int64_t before = rabia_counter_value(rabia_rsm_sm(x));
-        add(&body, 10, 1, 1, RABIA_COUNTER_INC);
+        add(&body, ID(1), 2, 2, RABIA_COUNTER_INC);
         apply(x, &body, &l);
-        CHECK(l.g[0].status == RABIA_REPLY_OK);
-        CHECK_EQ(rabia_counter_value(rabia_rsm_sm(x)), before + 1);
-        /* Several new clients in one batch with max 3 sessions. */
-        for (uint64_t id = 100; id < 110; id++)
-            add(&body, id, 1, 1, RABIA_COUNTER_GET);
-        apply(x, &body, &l);
+        CHECK_EQ(l.g[0].status, RABIA_REPLY_SESSION_EXPIRED);
+        CHECK_EQ(rabia_counter_value(rabia_rsm_sm(x)), before);
+        /* Ten OPENs in one batch with max 3 sessions: the last three stay. */
+        open_clients(x, 10, &l);
         CHECK_EQ(rabia_rsm_sessions(x), 3);
-        CHECK(has_session(x, 107) && has_session(x, 108) && has_session(x, 109));
+        CHECK(has_session(x, ID(14)) && has_session(x, ID(15)) && has_session(x, ID(16)));
+        /* A connection-scoped session goes before any other, however recent. */
+        add(&body, (1ull << 63) | 77, 1, 1, RABIA_COUNTER_GET);
+        apply(x, &body, &l);
+        CHECK(has_session(x, (1ull << 63) | 77) && !has_session(x, ID(14)));
+        open_clients(x, 1, &l);
+        CHECK(!has_session(x, (1ull << 63) | 77) && has_session(x, ID(15)) && has_session(x, ID(17)));
     }
     CHECK_EQ(rabia_rsm_hash(r), rabia_rsm_hash(twin));
     CHECK(rabia_rsm_hash(r) != 0);
@@ -336,16 +370,17 @@ static void test_slots_and_malformed(void)
     CHECK_EQ(rabia_rsm_apply(r, 2, NULL, 0, on_reply, &l), -EINVAL);
     CHECK_EQ(rabia_rsm_apply(r, 1, NULL, 0, on_reply, &l), 0); /* null slot */
     CHECK_EQ(rabia_rsm_applied(r), 1);
+    open_clients(r, 1, &l); /* slot 2 */
     rabia_batch_init(&body);
-    add(&body, 1, 1, 1, RABIA_COUNTER_INC);
+    add(&body, ID(1), 2, 2, RABIA_COUNTER_INC);
     apply(r, &body, &l);
-    CHECK_EQ(rabia_rsm_applied(r), 2);
-    CHECK_EQ(rabia_rsm_apply(r, 2, NULL, 0, on_reply, &l), -EINVAL);
+    CHECK_EQ(rabia_rsm_applied(r), 3);
+    CHECK_EQ(rabia_rsm_apply(r, 3, NULL, 0, on_reply, &l), -EINVAL);
 
     /* A malformed body is a no-op, even when its first request parses. */
     rabia_sm_counter.snapshot(rabia_rsm_sm(r), &s1);
-    add(&body, 1, 2, 1, RABIA_COUNTER_INC);
-    add(&body, 2, 1, 1, RABIA_COUNTER_INC);
+    add(&body, ID(1), 3, 2, RABIA_COUNTER_INC);
+    add(&body, ID(1), 4, 2, RABIA_COUNTER_INC);
     log_reset(&l);
     for (size_t cut = 0; cut < body.len; cut++) {
         CHECK_EQ(rabia_rsm_apply(r, rabia_rsm_applied(r) + 1, body.data, cut, on_reply, &l), 0);
@@ -355,7 +390,7 @@ static void test_slots_and_malformed(void)
     const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 1, 2, 3};
     CHECK_EQ(rabia_rsm_apply(r, rabia_rsm_applied(r) + 1, garbage, sizeof garbage, on_reply, &l), 0);
     CHECK_EQ(l.n, 0);
-    CHECK_EQ(rabia_rsm_applied(r), 2 + (body.len - 1) + 2);
+    CHECK_EQ(rabia_rsm_applied(r), 3 + (body.len - 1) + 2);
     rabia_sm_counter.snapshot(rabia_rsm_sm(r), &s2);
     CHECK(s1.len == s2.len && memcmp(s1.data, s2.data, s1.len) == 0);
     CHECK_EQ(rabia_rsm_sessions(r), 1);
@@ -379,8 +414,22 @@ static void test_slots_and_malformed(void)
  * stale retries, and now and then client bugs. */
 enum { NC = 12 };
 struct client {
-    uint64_t next, ack;
+    uint64_t id, next, ack;
 };
+
+/* Every 250 slots the clients in use open new sessions (an OPEN each):
+ * the k-th OPEN any replica applies is ID(k), so all replicas agree. */
+static uint64_t opened;
+static void open_batch(struct rabia_buf *body, struct client *cl, int nclients)
+{
+    rabia_batch_init(body);
+    for (int k = 0; k < nclients; k++) {
+        struct rabia_req q = {0x500 + (uint64_t)k, 1, 1, NULL, 0};
+        CHECK_EQ(rabia_batch_append(body, &q), 0);
+        cl[k].id = ID(++opened);
+        cl[k].next = cl[k].ack = 2;
+    }
+}
 
 static void random_batch(struct rabia_buf *body, struct client *cl, int nclients)
 {
@@ -408,7 +457,7 @@ static void random_batch(struct rabia_buf *body, struct client *cl, int nclients
                 c->ack += 1 + rng() % (c->next - c->ack);
             ack = c->ack > seq ? seq : c->ack;
         }
-        add(body, 1000 + (uint64_t)k, seq, ack, (enum rabia_counter_op)(1 + rng() % 3));
+        add(body, c->id, seq, ack, (enum rabia_counter_op)(1 + rng() % 3));
     }
     if (rng() % 50 == 0 && body->len > 8)
         body->len -= 3; /* now and then a malformed one */
@@ -426,8 +475,11 @@ static void test_determinism(void)
     for (int i = 0; i < NC; i++)
         cl[i].next = cl[i].ack = 1;
     rng_state = 8675309;
+    opened = 0;
     for (uint64_t slot = 1; slot <= 5000; slot++) {
-        if (rng() % 10 == 0) {
+        if (slot % 250 == 1) {
+            open_batch(&body, cl, slot < 2500 ? 6 : NC);
+        } else if (rng() % 10 == 0) {
             rabia_buf_clear(&body);
         } else {
             /* Early on 6 clients (no eviction), later all 12 (eviction). */
@@ -494,8 +546,9 @@ static void test_exactly_once(void)
     uint64_t next[8], ack[8];
     int64_t distinct = 0;
     rng_state = 1;
+    open_clients(r, 8, &l); /* ID(1) .. ID(8) */
     for (int k = 0; k < 8; k++)
-        next[k] = ack[k] = 1;
+        next[k] = ack[k] = 2;
     for (int slot = 0; slot < 3000; slot++) {
         rabia_batch_init(&body);
         int n = 1 + (int)(rng() % 6);
@@ -508,12 +561,12 @@ static void test_exactly_once(void)
                 seq = ack[k] + rng() % (next[k] - ack[k]);
             else
                 seq = next[k]++;
-            add(&body, (uint64_t)k + 1, seq, ack[k], RABIA_COUNTER_INC);
+            add(&body, ID(k + 1), seq, ack[k], RABIA_COUNTER_INC);
         }
         apply(r, &body, &l);
         for (int i = 0; i < l.n && i < 256; i++) {
             struct got *g = &l.g[i];
-            int k = (int)g->client - 1;
+            int k = (int)(g->client & 0xFF) - 1;
             CHECK_EQ(g->status, RABIA_REPLY_OK);
             if (g->status == RABIA_REPLY_OK && !applied[k][g->seq]) {
                 applied[k][g->seq] = 1;
@@ -547,23 +600,24 @@ static void test_snapshot(void)
     struct rabia_rsm *r2 = rabia_rsm_create(&rabia_sm_counter, &c);
     struct rabia_buf body = {0}, s = {0}, s2 = {0}, bad = {0};
     struct log l = {0};
+    open_clients(r, 2, &l); /* slot 1: ID(1), ID(2) */
     rabia_batch_init(&body);
-    add(&body, 9, 1, 1, RABIA_COUNTER_INC);
-    add(&body, 3, 1, 1, RABIA_COUNTER_INC);
-    add(&body, 3, 5, 1, RABIA_COUNTER_INC);
+    add(&body, ID(2), 2, 2, RABIA_COUNTER_INC);
+    add(&body, ID(1), 2, 2, RABIA_COUNTER_INC);
+    add(&body, ID(1), 6, 2, RABIA_COUNTER_INC);
     apply(r, &body, &l);
-    add(&body, 9, 3, 2, RABIA_COUNTER_INC);
+    add(&body, ID(2), 4, 3, RABIA_COUNTER_INC);
     apply(r, &body, &l);
     CHECK_EQ(rabia_rsm_snapshot(r, &s), 0);
     CHECK_EQ(rabia_rsm_restore(r2, s.data, s.len), 0);
     CHECK_EQ(rabia_rsm_snapshot(r2, &s2), 0);
     CHECK(s.len == s2.len && memcmp(s.data, s2.data, s.len) == 0);
     CHECK_EQ(rabia_rsm_hash(r), rabia_rsm_hash(r2));
-    CHECK_EQ(rabia_rsm_applied(r2), 2);
+    CHECK_EQ(rabia_rsm_applied(r2), 3);
     CHECK_EQ(rabia_rsm_sessions(r2), 2);
     /* Retries against the restored replica get the cached replies. */
-    add(&body, 3, 5, 1, RABIA_COUNTER_INC);
-    add(&body, 9, 1, 1, RABIA_COUNTER_INC);
+    add(&body, ID(1), 6, 2, RABIA_COUNTER_INC);
+    add(&body, ID(2), 2, 2, RABIA_COUNTER_INC);
     apply(r2, &body, &l);
     CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 3);
     CHECK(l.g[1].status == RABIA_REPLY_SESSION_EXPIRED);
@@ -581,18 +635,20 @@ static void test_snapshot(void)
         CHECK_EQ(rabia_rsm_restore(r2, s.data, n), -EINVAL);
     CHECK_EQ(rabia_rsm_hash(r2), h);
     /* Valid checksums over invalid contents. Layout: magic 4, name len 4,
-     * "counter" 7, applied 8, count 8, then session 1 (client 3) at 31. */
-    size_t s1 = 4 + 4 + 7 + 8 + 8;
+     * "counter" 7, applied 8, OPENs 8, count 8, then session 1 (ID(1)) at 39. */
+    size_t s1 = 4 + 4 + 7 + 8 + 8 + 8;
     rabia_buf_clear(&bad);
     rabia_buf_append(&bad, s.data, s.len);
-    bad.data[s1] = 10; /* client 10 before client 9: out of order */
+    CHECK_EQ(bad.data[s1], 1);
+    bad.data[s1] = 3; /* ID(3) before ID(2): out of order */
     reseal(&bad);
     CHECK_EQ(rabia_rsm_restore(r2, bad.data, bad.len), -EINVAL);
-    bad.data[s1] = 3;
+    bad.data[s1] = 1;
+    CHECK_EQ(bad.data[s1 + 16], 2); /* its last activity: slot 2 */
     bad.data[s1 + 16] = 99; /* last activity after the applied slot */
     reseal(&bad);
     CHECK_EQ(rabia_rsm_restore(r2, bad.data, bad.len), -EINVAL);
-    bad.data[s1 + 16] = 1;
+    bad.data[s1 + 16] = 2;
     reseal(&bad);
     CHECK_EQ(rabia_rsm_restore(r2, bad.data, bad.len), 0); /* same bytes: fine */
     bad.data[bad.len - 8 - 9] = 7; /* the counter snapshot's version */
@@ -627,8 +683,9 @@ static void test_snapshot(void)
     rabia_rsm_destroy(r2);
 }
 
-/* An empty op opens a session without touching the state machine; seq 0
- * closes it; a retry after the close is refused, never applied again. */
+/* An OPEN (empty op, seq 1) opens a session named by the log, without the
+ * state machine; seq 0 closes it; a retry after the close is refused,
+ * never applied again; a late copy of the OPEN opens an unused session. */
 static void test_open_close(void)
 {
     struct rabia_rsm *r = rabia_rsm_create(&rabia_sm_counter, &cfg);
@@ -637,29 +694,40 @@ static void test_open_close(void)
     rabia_batch_init(&body);
     struct rabia_req open = {9, 1, 1, NULL, 0};
     CHECK_EQ(rabia_batch_append(&body, &open), 0);
-    add(&body, 9, 2, 1, RABIA_COUNTER_INC);
     apply(r, &body, &l);
-    CHECK(l.n == 2 && l.g[0].status == RABIA_REPLY_OK && l.g[0].len == 0);
-    CHECK(l.g[1].status == RABIA_REPLY_OK && value_of(&l.g[1]) == 1);
-    CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 1);
+    CHECK(l.n == 1 && l.g[0].status == RABIA_REPLY_OK && l.g[0].len == 8 && l.g[0].client == 9);
+    uint64_t id = 0;
+    for (int i = 7; i >= 0; i--)
+        id = id << 8 | l.g[0].body[i];
+    CHECK_EQ(id, ID(1));
+    CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 0);
+    add(&body, id, 2, 2, RABIA_COUNTER_INC);
+    struct rabia_req noop = {id, 3, 2, NULL, 0}; /* an empty op: OK, no state machine */
+    CHECK_EQ(rabia_batch_append(&body, &noop), 0);
+    apply(r, &body, &l);
+    CHECK(l.n == 2 && l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 1);
+    CHECK(l.g[1].status == RABIA_REPLY_OK && l.g[1].len == 0);
     CHECK_EQ(rabia_rsm_sessions(r), 1);
-    struct rabia_req close = {9, 0, 0, NULL, 0};
+    struct rabia_req close = {id, 0, 0, NULL, 0};
     CHECK_EQ(rabia_batch_append(&body, &close), 0);
     CHECK_EQ(rabia_batch_append(&body, &close), 0); /* twice: harmless */
     apply(r, &body, &l);
     CHECK(l.n == 2 && l.g[0].status == RABIA_REPLY_OK && l.g[1].status == RABIA_REPLY_OK);
     CHECK_EQ(rabia_rsm_sessions(r), 0);
-    add(&body, 9, 2, 1, RABIA_COUNTER_INC); /* a late copy of seq 2 */
+    /* a late copy of the OPEN: a new, unused session, not the old one */
+    CHECK_EQ(rabia_batch_append(&body, &open), 0);
+    apply(r, &body, &l);
+    CHECK(l.n == 1 && l.g[0].status == RABIA_REPLY_OK && l.g[0].len == 8 && l.g[0].body[0] == 2);
+    add(&body, id, 2, 2, RABIA_COUNTER_INC); /* a late copy of seq 2 */
     apply(r, &body, &l);
     CHECK(l.n == 1 && l.g[0].status == RABIA_REPLY_SESSION_EXPIRED);
     CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 1);
-    CHECK_EQ(rabia_rsm_sessions(r), 0);
+    CHECK_EQ(rabia_rsm_sessions(r), 1);
     rabia_buf_free(&body);
     rabia_buf_free(&l.all);
     rabia_rsm_destroy(r);
 }
 
-#define CONN(k) ((1ull << 63) | (k))
 
 /* Connection churn must not push out a client with its own id that is
  * still retrying (its retry would apply twice); once such a client is
@@ -670,12 +738,11 @@ static void test_churn_keeps_native_sessions(void)
     struct rabia_rsm *r = rabia_rsm_create(&rabia_sm_counter, &c);
     struct rabia_buf body = {0};
     struct log l = {0};
+    open_clients(r, 1, &l);
     rabia_batch_init(&body);
-    struct rabia_req open = {10, 1, 1, NULL, 0};
-    CHECK_EQ(rabia_batch_append(&body, &open), 0);
-    add(&body, 10, 2, 1, RABIA_COUNTER_INC);
+    add(&body, ID(1), 2, 2, RABIA_COUNTER_INC);
     apply(r, &body, &l); /* applied; say the reply was lost */
-    CHECK_EQ(value_of(&l.g[1]), 1);
+    CHECK_EQ(value_of(&l.g[0]), 1);
     for (uint64_t k = 1; k <= 100; k++) { /* short connections, never closed */
         add(&body, CONN(k), 1, 1, RABIA_COUNTER_GET);
         apply(r, &body, &l);
@@ -685,16 +752,14 @@ static void test_churn_keeps_native_sessions(void)
     add(&body, CONN(1), 2, 1, RABIA_COUNTER_GET);
     apply(r, &body, &l);
     CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 1);
-    add(&body, 10, 2, 1, RABIA_COUNTER_INC); /* the retry */
+    add(&body, ID(1), 2, 2, RABIA_COUNTER_INC); /* the retry */
     apply(r, &body, &l);
     CHECK(l.g[0].status == RABIA_REPLY_OK && value_of(&l.g[0]) == 1);
     CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 1);
-    /* Four more clients with their own ids: now 10 has to go. */
-    for (uint64_t k = 11; k <= 14; k++) {
-        add(&body, k, 1, 1, RABIA_COUNTER_GET);
-        apply(r, &body, &l);
-    }
-    add(&body, 10, 2, 1, RABIA_COUNTER_INC);
+    /* Four more clients open sessions: now ID(1) has to go. */
+    for (int k = 0; k < 4; k++)
+        open_clients(r, 1, &l);
+    add(&body, ID(1), 2, 2, RABIA_COUNTER_INC);
     apply(r, &body, &l);
     CHECK_EQ(l.g[0].status, RABIA_REPLY_SESSION_EXPIRED);
     CHECK_EQ(rabia_counter_value(rabia_rsm_sm(r)), 1);
@@ -740,17 +805,17 @@ static void test_batch_applied_once(void)
     struct rabia_batch_id n1 = {.proxy = 2, .incarnation = 6, .seq = 1};
     struct rabia_batch_id old = {.proxy = 2, .incarnation = 5, .seq = 3};
     rabia_batch_init(&b2);
-    add(&b2, 77, 1, 1, RABIA_COUNTER_INC);
+    add(&b2, CONN(77), 1, 1, RABIA_COUNTER_INC);
     CHECK_EQ(rabia_rsm_apply_batch(twin, 5, &n1, b2.data, b2.len, on_reply, &l), 0);
     rabia_batch_init(&b2);
-    add(&b2, 78, 1, 1, RABIA_COUNTER_INC);
+    add(&b2, CONN(78), 1, 1, RABIA_COUNTER_INC);
     CHECK_EQ(rabia_rsm_apply_batch(twin, 6, &old, b2.data, b2.len, on_reply, &l), 0);
     CHECK_EQ(rabia_counter_value(rabia_rsm_sm(twin)), 2);
     /* far apart seqs of one proxy */
     for (uint64_t q = 2; q < 700; q += 3) {
         struct rabia_batch_id x = {.proxy = 2, .incarnation = 6, .seq = q};
         rabia_batch_init(&b2);
-        add(&b2, 77, 2, 2, RABIA_COUNTER_GET);
+        add(&b2, CONN(77), 2, 2, RABIA_COUNTER_GET);
         CHECK_EQ(rabia_rsm_apply_batch(twin, rabia_rsm_applied(twin) + 1, &x, b2.data, b2.len, NULL, NULL), 0);
     }
     CHECK_EQ(rabia_rsm_snapshot_slot(s.data, s.len - 1, &at), -EINVAL);
@@ -776,7 +841,7 @@ static void test_reply_budget(void)
     rabia_kv_encode_argv(&op, 2, echo, NULL);
     for (uint64_t k = 1; k <= 8; k++) {
         rabia_batch_init(&body);
-        struct rabia_req q = {k, 1, 1, op.data, (uint32_t)op.len};
+        struct rabia_req q = {CONN(k), 1, 1, op.data, (uint32_t)op.len};
         rabia_batch_append(&body, &q);
         if (k == 5) { /* the twin joins here */
             CHECK_EQ(rabia_rsm_snapshot(r, &s), 0);
@@ -791,11 +856,11 @@ static void test_reply_budget(void)
     const uint8_t *p;
     size_t n;
     /* 4 replies of 47 bytes fit in 200: clients 5..8 keep theirs */
-    CHECK_EQ(rabia_rsm_lookup(r, 4, 1, &st, &p, &n), 1);
+    CHECK_EQ(rabia_rsm_lookup(r, CONN(4), 1, &st, &p, &n), 1);
     CHECK_EQ(st, RABIA_REPLY_APPLIED_NO_RESULT);
-    CHECK_EQ(rabia_rsm_lookup(r, 5, 1, &st, &p, &n), 1);
+    CHECK_EQ(rabia_rsm_lookup(r, CONN(5), 1, &st, &p, &n), 1);
     CHECK(st == RABIA_REPLY_OK && n == 47);
-    CHECK_EQ(rabia_rsm_lookup(twin, 5, 1, &st, &p, &n), 1);
+    CHECK_EQ(rabia_rsm_lookup(twin, CONN(5), 1, &st, &p, &n), 1);
     CHECK(st == RABIA_REPLY_OK && n == 47);
     rabia_buf_free(&s);
     rabia_buf_free(&op);
