@@ -815,6 +815,18 @@ void rabia_client_close(struct rabia_client *c)
 {
     if (!c)
         return;
+    if (c->state == C_UP && c->open_state == 2) {
+        /* close the session (seq 0, core/rsm.h) so that the cluster need not
+         * keep it until eviction; best effort: one non-blocking send */
+        struct rabia_msg m;
+        memset(&m, 0, sizeof m);
+        m.type = RABIA_MSG_CLIENT_REQ;
+        m.u64 = c->client_id;
+        uint8_t frame[64];
+        int n = rabia_msg_encode(&m, frame, sizeof frame);
+        if (n > 0 && c->tx_off == c->tx.len)
+            (void)send(c->fd, frame, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
     conn_reset(c);
     rabia_buf_free(&c->tx);
     rabia_buf_free(&c->rx);

@@ -483,6 +483,12 @@ static void core_step(struct rabia_replica *r, struct rabia_event *ev)
 static void enqueue_request(struct rabia_replica *r, uint64_t cid, uint64_t seq, uint64_t ack, const uint8_t *op,
                             uint32_t len, uint32_t conn, uint32_t resp_slot, rabia_replica_done_fn fn, void *ctx)
 {
+    if (seq == 0) { /* a session close (rsm.h): idempotent, nobody waits for it */
+        struct rabia_req rq = {.client_id = cid, .seq = 0, .ack = 0, .op = NULL, .op_len = 0};
+        if (batcher_add(&r->batcher, &rq, rio_now_us()) < 0) r->sessions_close_lost++;
+        else r->sessions_closed++;
+        return;
+    }
     struct waiter who = {.client_id = cid, .seq = seq, .conn = conn,
                          .gen = conn < MAX_CONNS ? r->conns[conn].gen : 0, .slot = resp_slot, .fn = fn, .ctx = ctx};
     int status = RABIA_REPLY_OK;

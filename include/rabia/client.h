@@ -21,6 +21,8 @@
  * not sent yet carried over. The seq handed out by rabia_client_submit is
  * the caller's handle and grows for the client's whole life; it is not the
  * seq on the wire. Ops are never empty (-EINVAL): empty ops open sessions.
+ * rabia_client_close closes the session (best effort: requests still in
+ * flight then have an unknown outcome, as they would anyway).
 
  * WINDOW. A new seq is only sent while seq - (lowest seq in flight) <
  * max_outstanding (<= RABIA_RSM_WINDOW = 64), which also bounds the number

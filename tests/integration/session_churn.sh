@@ -57,9 +57,20 @@ for i in 1 2 3; do
   ((s <= 1)) || fail "replica $i still holds $s sessions after every connection closed"
   ok "replica $i: $s session(s) left (the INFO connection's own at most), $(info "$i" session_reply_bytes) reply bytes kept"
 done
+say "20 rabia-cli calls: each opens a session and closes it on exit"
+for ((k = 1; k <= 20; k++)); do
+  cli -a "$(all_addrs 3)" kv set "cli:$k" "$k" >/dev/null || fail "rabia-cli kv set cli:$k failed"
+done
+for ((k = 0; k < 50; k++)); do
+  s=$(info 1 sessions)
+  [ "$s" -le 1 ] && break
+  sleep 0.1
+done
+((s <= 1)) || fail "replica 1 holds $s sessions after 20 rabia-cli calls exited (not closed?)"
+ok "sessions after 20 rabia-cli calls: $s"
 closed=$(info 1 sessions_closed)
 ((closed >= 4000)) || fail "replica 1 closed only $closed sessions for 4,000 connections"
-ok "replica 1 closed $closed connection sessions through the log"
+ok "replica 1 submitted $closed session closes to the log (connections, and the rabia-cli calls it served)"
 cluster_stop
 fi
 
