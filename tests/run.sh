@@ -2,7 +2,7 @@
 # The test command: installs dependencies, builds (Release, warnings are
 # errors) and runs every ctest test on both cores.
 #   tests/run.sh            CI mode (what .ci/run runs)
-#   tests/run.sh --long     also the long simulator mode (20,000 seeds) and deep model checks
+#   tests/run.sh --long     also the long simulator mode (3,000 seeds x 7 mixes) and deep model checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
@@ -11,6 +11,6 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j"$(nproc)"
 ctest --test-dir "$build" -j"$(nproc)" --output-on-failure
 if [ "${1:-}" = "--long" ]; then
-  "$build"/tests/sim/rabia_sim --seeds 20000 --first 100001 --quiet
+  "$build"/tests/sim/rabia_sim --all-mixes --seeds 3000 --first 100001 --quiet
   if [ -x tests/model/check.sh ]; then tests/model/check.sh full; fi
 fi
