@@ -87,6 +87,7 @@ int main(int argc, char **argv)
                     uint64_t id = 0;
                     for (int i = 7; i >= 0; i--) id = id << 8 | rep.body[i];
                     printf("OK session %llu\n", (unsigned long long)id);
+                    rabia_buf_free(&op);
                     return 0;
                 }
                 /* "STATUS result", the result's CRLFs as spaces, none at the end */
@@ -103,6 +104,7 @@ int main(int argc, char **argv)
                     putchar(ch);
                 }
                 putchar('\n');
+                rabia_buf_free(&op);
                 return 0;
             }
             memmove(in, in + flen, have - flen);
@@ -113,5 +115,6 @@ int main(int argc, char **argv)
         if (t1.tv_sec - t0.tv_sec > 5) break;
     }
     fprintf(stderr, "native_req: no reply from %s\n", argv[1]);
+    rabia_buf_free(&op);
     return 3;
 }
