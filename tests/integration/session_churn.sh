@@ -27,6 +27,16 @@ rss_mb() { awk '/^VmRSS/ {printf "%d", $2 / 1024}' "/proc/$(replica_pid "$1")/st
 info() { redis "$1" INFO | tr -d '\r' | sed -n "s/^$2://p"; }
 # the GET count of a redis-benchmark -q run
 bench_rate() { tr '\r' '\n' | grep -E '^ *GET: [0-9.]+ requests per second' | tail -n 1 | sed 's/^ *//'; }
+# wait_sessions I: until replica I holds at most one session (5 s); prints the count
+wait_sessions() {
+  local k s
+  for ((k = 0; k < 50; k++)); do
+    s=$(info "$1" sessions)
+    [ "$s" -le 1 ] && break
+    sleep 0.1
+  done
+  echo "$s"
+}
 
 # ---------------------------------------------------------------- part 1
 if [[ $PARTS == *1* ]]; then
@@ -47,13 +57,8 @@ for i in 1 2 3; do
   ok "replica $i after: $mb MB resident (limit $RSS_LIMIT_MB MB)"
 done
 # every connection is gone: its session was closed through the log
-for ((k = 0; k < 50; k++)); do
-  s=$(info 1 sessions)
-  [ "$s" -le 1 ] && break
-  sleep 0.1
-done
 for i in 1 2 3; do
-  s=$(info "$i" sessions)
+  s=$(wait_sessions "$i")
   ((s <= 1)) || fail "replica $i still holds $s sessions after every connection closed"
   ok "replica $i: $s session(s) left (the INFO connection's own at most), $(info "$i" session_reply_bytes) reply bytes kept"
 done
@@ -61,11 +66,7 @@ say "20 rabia-cli calls: each opens a session and closes it on exit"
 for ((k = 1; k <= 20; k++)); do
   cli -a "$(all_addrs 3)" kv set "cli:$k" "$k" >/dev/null || fail "rabia-cli kv set cli:$k failed"
 done
-for ((k = 0; k < 50; k++)); do
-  s=$(info 1 sessions)
-  [ "$s" -le 1 ] && break
-  sleep 0.1
-done
+s=$(wait_sessions 1)
 ((s <= 1)) || fail "replica 1 holds $s sessions after 20 rabia-cli calls exited (not closed?)"
 ok "sessions after 20 rabia-cli calls: $s"
 closed=$(info 1 sessions_closed)
