@@ -58,7 +58,6 @@ struct rabia_client {
     size_t n_addrs;
     size_t cur;
     uint64_t client_id;       /* on the wire: the session's id, or the OPEN's nonce before it */
-    uint64_t old_client_id;   /* a previous id: its late replies are ignored */
     uint32_t timeout_ms, max_attempts, max_outstanding;
     uint64_t next_seq;
     uint64_t sess_next;       /* next wire seq of the session */
@@ -252,10 +251,11 @@ static int complete(struct rabia_client *c, struct ent *e, int status, const uin
 /* The session's opening request, in flight or just finished. */
 static const struct ent *opening(const struct rabia_client *c)
 {
+    const struct ent *o = NULL;
     for (size_t i = 0; i < c->n_ents; i++)
-        if (c->ents[i].internal)
-            return &c->ents[i];
-    return NULL;
+        if (c->ents[i].internal && (!o || c->ents[i].state == E_INFLIGHT))
+            o = &c->ents[i]; /* the one in flight, else a finished one */
+    return o;
 }
 
 /* Attempts ran out: say what is known. */
@@ -532,7 +532,6 @@ static int renew_session(struct rabia_client *c)
         if (e->sent || e->internal)
             (void)complete(c, e, RABIA_REPLY_SESSION_EXPIRED, NULL, 0);
     }
-    c->old_client_id = c->client_id;
     c->client_id = id;
     c->sess_next = 1;
     int rc = open_session(c);
@@ -594,9 +593,9 @@ static int conn_start(struct rabia_client *c)
  * abandoned (stop parsing), 0 to go on, or a negative local error. */
 static int on_frame(struct rabia_client *c, const struct rabia_msg *m)
 {
-    if (m->type == RABIA_MSG_CLIENT_REPLY && c->old_client_id && m->u64 == c->old_client_id)
-        return 0; /* a late reply of the previous session */
-    if (m->type != RABIA_MSG_CLIENT_REPLY || m->u64 != c->client_id) {
+    if (m->type == RABIA_MSG_CLIENT_REPLY && m->u64 != c->client_id)
+        return 0; /* a late reply of an earlier session, or to an OPEN's nonce */
+    if (m->type != RABIA_MSG_CLIENT_REPLY) {
         failover(c, -EPROTO, F_DISCONNECT);
         return 1;
     }
@@ -629,7 +628,6 @@ static int on_frame(struct rabia_client *c, const struct rabia_msg *m)
         int rc = complete(c, e, m->value, NULL, 0);
         if (rc < 0)
             return rc;
-        c->old_client_id = c->client_id; /* late copies of the OPEN's reply */
         c->client_id = id;
         c->open_state = 2;
         rc = send_pending(c); /* what waited for the session */

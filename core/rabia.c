@@ -1374,6 +1374,26 @@ static void on_snapshot(struct rabia_core *c, uint64_t slot)
     tracef(c, slot, "snapshot installed up to slot %llu", (unsigned long long)slot);
 }
 
+/* A batch handed back by a snapshot install (update.retired) that the
+ * restored state did not apply: pending again, under its own id. */
+static int on_resubmit(struct rabia_core *c, const struct rabia_event *ev)
+{
+    const struct rabia_batch_id *id = &ev->msg.id;
+    if (ev->body_len > c->cfg.max_batch_bytes) return RABIA_E_TOOBIG;
+    if (id->proxy != c->cfg.self || id->incarnation != c->cfg.incarnation || id->seq == 0 || id->seq >= c->next_seq)
+        return RABIA_E_MALFORMED; /* not one of mine */
+    int32_t e = bt_find(c, id);
+    if (e >= 0 && c->bt[e].in_pq) return 0;
+    if (c->pq[c->cfg.self].n >= c->cfg.max_pending) return RABIA_E_FULL;
+    if (e < 0) {
+        e = bt_alloc(c, id, ev->body, ev->body_len);
+        if (e < 0) return RABIA_E_FULL;
+    }
+    pq_insert(c, e); /* an entry still held (a kept slot proposes it) is queued again too */
+    send_own_batch(c, e, RABIA_TO_ALL);
+    return 0;
+}
+
 static int on_submit(struct rabia_core *c, const struct rabia_event *ev)
 {
     if (ev->body_len > c->cfg.max_batch_bytes) return RABIA_E_TOOBIG;
@@ -1528,6 +1548,9 @@ int rabia_core_step(struct rabia_core *c, const struct rabia_event *ev, struct r
         break;
     case RABIA_EV_SNAPSHOT_INSTALLED:
         on_snapshot(c, ev->slot);
+        break;
+    case RABIA_EV_RESUBMIT:
+        rc = on_resubmit(c, ev);
         break;
     default:
         rc = RABIA_E_MALFORMED;

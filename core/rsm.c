@@ -320,7 +320,7 @@ static void trim_replies(struct rabia_rsm *r)
 /* Was the batch applied already? If not, remember that it is now. */
 static bool batch_seen(struct rabia_rsm *r, const struct rabia_batch_id *id)
 {
-    if (!id || id->proxy >= RABIA_MAX_REPLICAS)
+    if (!id || id->proxy >= RABIA_MAX_REPLICAS || id->incarnation == 0) /* 0: no proxy's */
         return false;
     struct btrack *t = &r->tr[id->proxy];
     /* a batch of an earlier life of its proxy, decided after the proxy's
@@ -413,6 +413,19 @@ void *rabia_rsm_sm(struct rabia_rsm *r)
 uint32_t rabia_rsm_sessions(const struct rabia_rsm *r)
 {
     return r->s.count;
+}
+
+bool rabia_rsm_batch_applied(const struct rabia_rsm *r, const struct rabia_batch_id *id)
+{
+    if (!id || id->proxy >= RABIA_MAX_REPLICAS || id->incarnation == 0)
+        return false;
+    const struct btrack *t = &r->tr[id->proxy];
+    if (id->incarnation != t->incarnation)
+        return id->incarnation < t->incarnation; /* as batch_seen skips it */
+    if (id->seq < t->base)
+        return true;
+    uint64_t d = id->seq - t->base;
+    return d < TRACK_BITS && (t->bits[d / 64] >> (d % 64) & 1);
 }
 
 uint64_t rabia_rsm_reply_bytes(const struct rabia_rsm *r)
@@ -839,7 +852,7 @@ int rabia_rsm_restore(struct rabia_rsm *r, const uint8_t *data, size_t len)
     if (!rd_u32(&d, &magic) || magic != RSM_MAGIC || !rd_u32(&d, &name_len) ||
         !rd_bytes(&d, name_len, &name) || name_len != strlen(sm_name(r)) ||
         memcmp(name, sm_name(r), name_len) != 0 || !rd_u64(&d, &applied) || !rd_u64(&d, &opened) ||
-        !rd_u64(&d, &count) || count > r->cfg.max_sessions ||
+        !rd_u64(&d, &count) || opened >= RABIA_SESSION_ASSIGNED - 1 || count > r->cfg.max_sessions ||
         count > (size_t)(d.end - d.p) / 32) /* a session takes >= 32 bytes */
         return -EINVAL;
 
@@ -853,6 +866,13 @@ int rabia_rsm_restore(struct rabia_rsm *r, const uint8_t *data, size_t len)
         if ((rc = parse_session(&d, applied, &s)))
             break;
         if (k > 0 && s->client_id <= v[k - 1]->client_id) {
+            sess_free(s);
+            rc = -EINVAL;
+            break;
+        }
+        /* a session the log named must be one of the OPENs counted */
+        if (!(s->client_id & CONN_SCOPED) && (s->client_id & RABIA_SESSION_ASSIGNED) &&
+            (s->client_id & ~RABIA_SESSION_ASSIGNED) > opened) {
             sess_free(s);
             rc = -EINVAL;
             break;

@@ -63,11 +63,11 @@
  * most once, ever. Its session exists from its OPEN until it is closed
  * (seq 0) or evicted; a retry while it exists gets the cached reply, a
  * retry after it is gone gets SESSION_EXPIRED, never a second apply.
- * The one exception is connection-scoped sessions (step 3): if such a
- * session is evicted while a replica resubmits one of its requests (only
- * after a snapshot install dropped the replica's own pending batch), that
- * request may apply twice; max_sessions above the connections open at once
- * rules it out.
+ * A batch is the unit that travels, and a batch is applied at most once
+ * (the tracker above; a proxy that gets a dropped batch back after a
+ * snapshot install queues it again under the same id), so a request that
+ * is never copied into a second batch by its proxy is applied at most once
+ * even without a session, which is what step 3 relies on.
  *
  * EVICTION. The table holds at most max_sessions clients. A new client
  * arriving at a full table evicts a connection-scoped session (client id
@@ -92,6 +92,7 @@
 #ifndef RABIA_RSM_H
 #define RABIA_RSM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -140,6 +141,12 @@ int rabia_rsm_apply(struct rabia_rsm *r, uint64_t slot, const uint8_t *body, siz
  * (the slot still advances, fn is not called). id NULL: no such check. */
 int rabia_rsm_apply_batch(struct rabia_rsm *r, uint64_t slot, const struct rabia_batch_id *id,
                           const uint8_t *body, size_t len, rabia_rsm_reply_fn fn, void *ctx);
+
+/* Whether a batch was applied (as far as the tracker remembers: the last
+ * 256 batch seqs of its proxy; older ones count as applied). For a proxy
+ * replica after a snapshot install: which of its dropped batches the
+ * restored state covers. */
+bool rabia_rsm_batch_applied(const struct rabia_rsm *r, const struct rabia_batch_id *id);
 
 /* The last applied slot, 0 at start. */
 uint64_t rabia_rsm_applied(const struct rabia_rsm *r);

@@ -397,35 +397,86 @@ static void send_snapshot(struct rabia_replica *r, uint8_t to)
     rabia_buf_free(&b);
 }
 
-/* A snapshot install dropped one of this replica's own pending batches.
- * The restored sessions say which of its requests were applied: those are
- * answered from there; the rest go into a new batch (the session makes a
- * second copy harmless should the old batch still be decided somewhere).
- * Without this their clients would wait for ever. */
-static void resubmit_retired(struct rabia_replica *r, const struct rabia_apply *b)
+static void handle_update(struct rabia_replica *r, struct rabia_update *u);
+
+/* After a snapshot install: answer every waiting request that the restored
+ * state applied (from its sessions). Some were in batches of this replica
+ * that were decided but not yet applied here when the snapshot replaced the
+ * log; their clients would otherwise wait for ever. O(waiter table), once
+ * per install (itself O(state)). */
+static void answer_from_sessions(struct rabia_replica *r)
 {
-    struct rabia_batch_iter it;
-    struct rabia_req q;
-    if (rabia_batch_iter_init(&it, b->body, b->body_len)) return; /* our own batches are well formed */
-    uint64_t now = rio_now_us();
-    while (rabia_batch_iter_next(&it, &q) == 1) {
-        int status = RABIA_REPLY_OK;
+    struct key {
+        uint64_t cid, seq;
+    } *ks = malloc((size_t)r->n_waiters * sizeof(*ks) + 1);
+    if (!ks) {
+        rlog(r, RABIA_LOG_ERROR, "snapshot install: out of memory answering waiting requests");
+        return;
+    }
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < WAITERS_CAP && n < r->n_waiters; i++) {
+        const struct waiter *w = &r->waiters[i];
+        int status;
         const uint8_t *rep;
         size_t rlen;
-        if (q.seq != 0 && rabia_rsm_lookup(r->rsm, q.client_id, q.seq, &status, &rep, &rlen) == 1) {
-            complete(r, q.client_id, q.seq, status, rep, rlen);
-            continue;
-        }
-        /* a close (seq 0) is idempotent: always again */
-        if (q.seq != 0 && !waiter_find(r, q.client_id, q.seq)) continue; /* nobody waits */
-        r->resubmitted++;
-        if (batcher_add(&r->batcher, &q, now) < 0) {
-            rlog(r, RABIA_LOG_WARN, "resubmitting a request dropped by a snapshot install: batcher full");
-            if (q.seq != 0) complete(r, q.client_id, q.seq, RABIA_REPLY_BUSY, NULL, 0);
-        }
+        if ((w->client_id || w->seq) && rabia_rsm_lookup(r->rsm, w->client_id, w->seq, &status, &rep, &rlen) == 1)
+            ks[n++] = (struct key){w->client_id, w->seq};
     }
-    rlog(r, RABIA_LOG_INFO, "snapshot install dropped own batch %u.%" PRIu64 ".%" PRIu64 ": its requests were answered or resubmitted",
-         b->id.proxy, b->id.incarnation, b->id.seq);
+    for (uint32_t k = 0; k < n; k++) { /* no apply in between: replies stay valid */
+        int status = RABIA_REPLY_OK;
+        const uint8_t *rep = NULL;
+        size_t rlen = 0;
+        (void)rabia_rsm_lookup(r->rsm, ks[k].cid, ks[k].seq, &status, &rep, &rlen);
+        complete(r, ks[k].cid, ks[k].seq, status, rep, rlen);
+    }
+    if (n) rlog(r, RABIA_LOG_INFO, "snapshot install: %u waiting request(s) answered from the restored sessions", n);
+    free(ks);
+}
+
+/* A snapshot install dropped this replica's own pending batches (the core
+ * cannot tell which of them the snapshot covers; update.retired). The
+ * restored apply layer can: a batch it applied is answered from the
+ * sessions (answer_from_sessions); one it did not apply goes back to the
+ * core under the SAME id, so that a copy still proposed in a kept slot and
+ * this one can never both apply (the apply layer skips a batch id it
+ * applied). A new batch with new ids could: the connection's session might
+ * be closed between the two. */
+static void requeue_retired(struct rabia_replica *r, const struct rabia_apply *ret, uint32_t n)
+{
+    struct held {
+        struct rabia_batch_id id;
+        uint8_t *body;
+        uint32_t len;
+    } *h = calloc(n, sizeof(*h));
+    if (!h) {
+        rlog(r, RABIA_LOG_ERROR, "snapshot install: out of memory keeping %u dropped batch(es)", n);
+        return;
+    }
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) { /* copy first: the next step reuses the core's memory */
+        if (rabia_rsm_batch_applied(r->rsm, &ret[i].id)) continue;
+        h[k].id = ret[i].id;
+        h[k].len = ret[i].body_len;
+        h[k].body = malloc(ret[i].body_len ? ret[i].body_len : 1);
+        if (!h[k].body) break;
+        memcpy(h[k].body, ret[i].body, ret[i].body_len);
+        k++;
+    }
+    for (uint32_t i = 0; i < k; i++) {
+        struct rabia_event ev = {.type = RABIA_EV_RESUBMIT, .body = h[i].body, .body_len = h[i].len};
+        ev.msg.id = h[i].id;
+        ev.now_us = rio_now_us();
+        struct rabia_update u;
+        int rc = rabia_core_step(r->core, &ev, &u);
+        handle_update(r, &u);
+        if (rc) rlog(r, RABIA_LOG_ERROR, "requeueing own batch %u.%" PRIu64 ".%" PRIu64 " after a snapshot: %s",
+                     h[i].id.proxy, h[i].id.incarnation, h[i].id.seq, rabia_strerror(rc));
+        r->resubmitted++;
+    }
+    rlog(r, RABIA_LOG_INFO, "snapshot install dropped %u own pending batch(es): %u queued again, %u covered by the snapshot",
+         n, k, n - k);
+    for (uint32_t i = 0; i < n; i++) free(h[i].body);
+    free(h);
 }
 
 static void handle_update(struct rabia_replica *r, struct rabia_update *u)
@@ -463,10 +514,10 @@ static void handle_update(struct rabia_replica *r, struct rabia_update *u)
             return;
         }
     }
-    for (uint32_t i = 0; i < u->n_retired; i++) resubmit_retired(r, &u->retired[i]);
     for (uint8_t p = 0; p < r->cfg.n; p++)
         if (u->snapshot_to_mask & (1u << p)) send_snapshot(r, p);
     if (u->next_tick_us && (!r->next_tick_us || u->next_tick_us < r->next_tick_us)) r->next_tick_us = u->next_tick_us;
+    if (u->n_retired) requeue_retired(r, u->retired, u->n_retired); /* last: it steps the core */
 }
 
 static void core_step(struct rabia_replica *r, struct rabia_event *ev)
@@ -495,6 +546,8 @@ static void enqueue_request(struct rabia_replica *r, uint64_t cid, uint64_t seq,
     const uint8_t *rep;
     size_t rlen;
     if (rabia_rsm_lookup(r->rsm, cid, seq, &status, &rep, &rlen) == 1) {
+        struct waiter *stale = waiter_find(r, cid, seq); /* an earlier attempt's: this one answers */
+        if (stale) waiter_del(r, stale);
         deliver(r, &who, status, rep, rlen); /* a retry of an applied request, or an expired one */
         return;
     }
@@ -760,6 +813,7 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
                 rlog(r, RABIA_LOG_INFO, "installed snapshot from replica %u at slot %" PRIu64, k->peer + 1, slot);
                 struct rabia_event ev = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = slot};
                 core_step(r, &ev);
+                answer_from_sessions(r);
             }
         }
         free(pe->snap);

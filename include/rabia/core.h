@@ -117,6 +117,8 @@ enum rabia_event_type {
     RABIA_EV_PEER_UP,       /* peer: a connection to it (re)opened */
     RABIA_EV_PEER_DOWN,     /* peer: connection lost */
     RABIA_EV_SNAPSHOT_INSTALLED, /* slot: state restored up to this slot */
+    RABIA_EV_RESUBMIT,      /* body, msg.id: one of update.retired that the restored
+                               state did not apply, queued again under its own id */
 };
 
 struct rabia_event {
@@ -151,9 +153,11 @@ struct rabia_update {
     uint32_t n_applies;
     uint8_t snapshot_to_mask;   /* peers that need a snapshot from us */
     /* SNAPSHOT_INSTALLED: this replica's own batches that were still
-     * pending and are dropped now (a snapshot cannot tell which of them it
-     * covers). The embedder answers or resubmits their requests: the apply
-     * layer's sessions tell which were applied. */
+     * pending and are dropped now (the core cannot tell which of them the
+     * snapshot covers). The embedder asks the restored apply layer: a batch
+     * it applied is answered from its sessions; one it did not apply goes
+     * back with RABIA_EV_RESUBMIT under the same id (a new id would let a
+     * copy still in flight elsewhere apply a second time). */
     struct rabia_apply *retired;
     uint32_t n_retired;
     uint64_t next_tick_us;      /* call again with a TICK by then (0 = idle) */

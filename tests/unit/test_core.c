@@ -1,6 +1,7 @@
 /* The consensus core driven by hand: one replica (id 0 of 3) and peer
  * messages written by the test, for rules that the simulator reaches only
  * by chance. */
+#include <stdbool.h>
 #include <string.h>
 
 #include "check.h"
@@ -146,6 +147,24 @@ static void test_snapshot_returns_own_batches(void)
         CHECK_EQ(u.retired[1].body_len, sizeof b2);
         CHECK(memcmp(u.retired[1].body, b2, sizeof b2) == 0);
     }
+    /* the embedder's restored state did not apply the first: it comes back
+     * under its own id and is broadcast again */
+    struct rabia_event re = {.type = RABIA_EV_RESUBMIT, .body = b1, .body_len = sizeof b1};
+    re.msg.id = id1;
+    CHECK_EQ(step(c, &re, &u), 0);
+    CHECK_EQ(rabia_core_pending(c), 1);
+    bool sent = false;
+    for (uint32_t i = 0; i < u.n_sends; i++)
+        sent |= u.sends[i].msg.type == RABIA_MSG_BATCH && rabia_batch_id_eq(&u.sends[i].msg.id, &id1);
+    CHECK(sent);
+    CHECK_EQ(step(c, &re, &u), 0); /* twice: still one */
+    CHECK_EQ(rabia_core_pending(c), 1);
+    re.msg.id.proxy = 1; /* not this replica's */
+    CHECK_EQ(step(c, &re, &u), RABIA_E_MALFORMED);
+    re.msg.id = id1;
+    re.msg.id.seq = 99; /* never submitted */
+    CHECK_EQ(step(c, &re, &u), RABIA_E_MALFORMED);
+    CHECK_EQ(rabia_core_pending(c), 1);
     rabia_core_destroy(c);
 }
 
