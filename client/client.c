@@ -505,16 +505,14 @@ static int conn_up(struct rabia_client *c)
     return send_pending(c);
 }
 
-/* A nonce for an OPEN: bits 62 and 63 clear (those name the cluster's
- * own sessions and connection-scoped ones, core/rsm.h). */
-#define NONCE_MASK (~(3ull << 62))
+/* A nonce for an OPEN (rabia/types.h). */
 static uint64_t random_id(void)
 {
     uint64_t id = 0;
-    while ((id & NONCE_MASK) == 0)
+    while ((id & RABIA_SESSION_NONCE_MASK) == 0)
         if (getrandom(&id, sizeof id, 0) < 0 && errno != EINTR)
             return 0;
-    return id & NONCE_MASK;
+    return id & RABIA_SESSION_NONCE_MASK;
 }
 
 /* The session was evicted (or closed): requests sent in it have an unknown
@@ -789,7 +787,7 @@ int rabia_client_open(struct rabia_client **out, const struct rabia_client_cfg *
         }
     }
     c->client_id = cfg->client_id; /* the first OPEN's nonce */
-    if (c->client_id & ~NONCE_MASK) { /* those bits name the cluster's own sessions */
+    if (c->client_id & ~RABIA_SESSION_NONCE_MASK) { /* those bits name the cluster's own sessions */
         rabia_client_close(c);
         return -EINVAL;
     }

@@ -12,7 +12,6 @@
 
 #define RSM_MAGIC 0x324d5352u /* "RSM2" */
 #define W RABIA_RSM_WINDOW
-#define CONN_SCOPED (1ull << 63) /* client id bit: a connection's session */
 #define TRACK_BITS 256           /* batch seqs remembered above a tracker's base */
 
 /* A remembered reply, kept at ent[seq % W]. */
@@ -151,7 +150,7 @@ static int sessions_reserve(struct sessions *t, size_t more)
 
 static int sess_class(const struct sess *s)
 {
-    return (s->client_id & CONN_SCOPED) != 0;
+    return (s->client_id & RABIA_SESSION_CONN_SCOPED) != 0;
 }
 
 static void list_unlink(struct sessions *t, struct sess *s)
@@ -483,7 +482,7 @@ static int apply_one(struct rabia_rsm *r, uint64_t slot, const struct rabia_req 
         reply(fn, ctx, q, RABIA_REPLY_BAD_REQUEST, NULL, 0);
         return 0;
     }
-    if (!s && !(q->client_id & CONN_SCOPED)) {
+    if (!s && !(q->client_id & RABIA_SESSION_CONN_SCOPED)) {
         if (q->seq == 1 && q->op_len == 0) {
             /* OPEN: a new session, named by the log (never by the client:
              * a late copy of an OPEN then opens an unused session instead
@@ -871,7 +870,7 @@ int rabia_rsm_restore(struct rabia_rsm *r, const uint8_t *data, size_t len)
             break;
         }
         /* a session the log named must be one of the OPENs counted */
-        if (!(s->client_id & CONN_SCOPED) && (s->client_id & RABIA_SESSION_ASSIGNED) &&
+        if (!(s->client_id & RABIA_SESSION_CONN_SCOPED) && (s->client_id & RABIA_SESSION_ASSIGNED) &&
             (s->client_id & ~RABIA_SESSION_ASSIGNED) > opened) {
             sess_free(s);
             rc = -EINVAL;

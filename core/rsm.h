@@ -106,7 +106,6 @@ extern "C" {
 #define RABIA_RSM_WINDOW 64 /* seqs a session tracks above its ack */
 
 #define RABIA_RSM_DEFAULT_REPLY_TOTAL (64ull << 20)
-#define RABIA_SESSION_ASSIGNED (1ull << 62) /* ids of sessions opened by an OPEN */
 
 struct rabia_rsm_config {
     uint32_t max_sessions;    /* >= 1 */

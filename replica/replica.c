@@ -48,7 +48,6 @@
  * session is closed through the log. */
 enum ck { CK_FREE, CK_PEER_OUT, CK_PEER_IN_HELLO, CK_PEER_IN, CK_CLIENT, CK_RESP, CK_RESP_DRAIN };
 
-#define CONN_SCOPED_ID (1ull << 63) /* rsm.h: sessions evicted first */
 #define APP_WINDOW 60               /* the application's requests in flight, < RABIA_RSM_WINDOW */
 
 struct resp_slot {         /* one pipelined RESP command's reply, in order */
@@ -889,7 +888,7 @@ static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
             return -1;
         }
         k->client_id = XXH64(&r->resp_conn_counter, sizeof r->resp_conn_counter, r->incarnation ^ (uint64_t)r->self << 56);
-        k->client_id |= 1 | CONN_SCOPED_ID; /* its session goes first under pressure */
+        k->client_id |= 1 | RABIA_SESSION_CONN_SCOPED; /* its session goes first under pressure */
         resp_session_init(&k->rs, k->client_id, 0);
         resp_argv_init(&k->pa, 0);
         rio_conn_peer(c, k->rs.addr, sizeof k->rs.addr);
@@ -1025,7 +1024,7 @@ static void app_new_session(struct rabia_replica *r)
 {
     uint64_t seed[3] = {r->incarnation, r->cluster_id, r->app_lives++};
     /* the OPEN's nonce; the session's id comes back in its reply (rsm.h) */
-    r->app_client_id = (XXH64(seed, sizeof seed, 0xA99u + r->self) | 1) & ~(CONN_SCOPED_ID | RABIA_SESSION_ASSIGNED);
+    r->app_client_id = (XXH64(seed, sizeof seed, 0xA99u + r->self) | 1) & RABIA_SESSION_NONCE_MASK;
     r->app_seq = 0;
     r->app_low = 1;
     r->app_done = 0;

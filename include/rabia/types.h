@@ -11,6 +11,14 @@ extern "C" {
 #endif
 
 #define RABIA_MAX_REPLICAS 7
+
+/* Client session ids (core/rsm.h): bit 63 marks a connection-scoped client
+ * (a RESP connection; evicted first, opened by its first request), bit 62 a
+ * session named by the log (the reply to an OPEN). A client's OPEN nonce
+ * has both clear. */
+#define RABIA_SESSION_CONN_SCOPED (1ull << 63)
+#define RABIA_SESSION_ASSIGNED (1ull << 62)
+#define RABIA_SESSION_NONCE_MASK (~(RABIA_SESSION_CONN_SCOPED | RABIA_SESSION_ASSIGNED))
 #define RABIA_TO_ALL 0xFFu           /* rabia_send.to: every peer but self */
 #define RABIA_PROTOCOL_VERSION 1
 #define RABIA_MAX_FRAME (16u << 20)  /* largest frame the codec accepts */

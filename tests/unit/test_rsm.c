@@ -102,7 +102,7 @@ static const struct rabia_rsm_config cfg = {.max_sessions = 16, .max_reply_bytes
  * applies opens the session ID(k). open_clients applies n OPENs in one slot
  * and checks that each was answered with its id. */
 #define ID(k) (RABIA_SESSION_ASSIGNED | (uint64_t)(k))
-#define CONN(k) ((1ull << 63) | (k)) /* a connection-scoped client (RESP) */
+#define CONN(k) (RABIA_SESSION_CONN_SCOPED | (k)) /* a connection-scoped client (RESP) */
 static void open_clients(struct rabia_rsm *r, int n, struct log *l)
 {
     struct rabia_buf body = {0};
@@ -345,11 +345,11 @@ static void test_eviction(void)
         CHECK_EQ(rabia_rsm_sessions(x), 3);
         CHECK(has_session(x, ID(14)) && has_session(x, ID(15)) && has_session(x, ID(16)));
         /* A connection-scoped session goes before any other, however recent. */
-        add(&body, (1ull << 63) | 77, 1, 1, RABIA_COUNTER_GET);
+        add(&body, CONN(77), 1, 1, RABIA_COUNTER_GET);
         apply(x, &body, &l);
-        CHECK(has_session(x, (1ull << 63) | 77) && !has_session(x, ID(14)));
+        CHECK(has_session(x, CONN(77)) && !has_session(x, ID(14)));
         open_clients(x, 1, &l);
-        CHECK(!has_session(x, (1ull << 63) | 77) && has_session(x, ID(15)) && has_session(x, ID(17)));
+        CHECK(!has_session(x, CONN(77)) && has_session(x, ID(15)) && has_session(x, ID(17)));
     }
     CHECK_EQ(rabia_rsm_hash(r), rabia_rsm_hash(twin));
     CHECK(rabia_rsm_hash(r) != 0);
