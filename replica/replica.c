@@ -319,6 +319,7 @@ static void resp_status_error(struct rabia_buf *out, int status)
 
 static void resp_drained(struct rabia_replica *r, uint32_t ci);
 static void app_answered(struct rabia_replica *r, uint64_t seq, int status, const uint8_t *res, size_t len);
+static void app_new_session(struct rabia_replica *r);
 
 /* Answer one request: to a native client, into a RESP connection's reply
  * queue, or to the application's callback (conn == MAX_CONNS). */
@@ -430,6 +431,15 @@ static void answer_from_sessions(struct rabia_replica *r)
     }
     if (n) rlog(r, RABIA_LOG_INFO, "snapshot install: %u waiting request(s) answered from the restored sessions", n);
     free(ks);
+    /* An OPEN's answer (the session's id) is not kept anywhere: if the
+     * snapshot covers the application's OPEN, open again (a native client
+     * does the same by retrying its OPEN). Its session then stays unused. */
+    if (r->app_open == 1) {
+        struct waiter *w = waiter_find(r, r->app_client_id, 1);
+        if (w) waiter_del(r, w);
+        rlog(r, RABIA_LOG_INFO, "snapshot install while the application's session was opening: opening it again");
+        app_new_session(r);
+    }
 }
 
 /* A snapshot install dropped this replica's own pending batches (the core

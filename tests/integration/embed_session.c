@@ -53,6 +53,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: embed_session PORT_BASE OPS DATA_DIR\n");
         return 2;
     }
+    setvbuf(stdout, NULL, _IOLBF, 0); /* progress survives a timeout kill */
     int base = atoi(argv[1]);
     long ops = atol(argv[2]);
     char members[256], err[512];
@@ -72,6 +73,7 @@ int main(int argc, char **argv)
             rabia_replica_config_set(&cfg, "window", "8", err, sizeof err) ||
             rabia_replica_config_set(&cfg, "policy", "classes", err, sizeof err) ||
             rabia_replica_config_set(&cfg, "batch-max-reqs", "16", err, sizeof err) ||
+            rabia_replica_config_set(&cfg, "log-retain", getenv("EMBED_LOG_RETAIN") ? getenv("EMBED_LOG_RETAIN") : "1024", err, sizeof err) ||
             rabia_replica_config_set(&cfg, "log-level", "warn", err, sizeof err)) {
             fprintf(stderr, "embed_session: %s\n", err);
             return 2;
