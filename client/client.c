@@ -110,6 +110,7 @@ const char *rabia_reply_status_name(int status)
     case RABIA_REPLY_BUSY: return "BUSY";
     case RABIA_REPLY_BAD_REQUEST: return "BAD_REQUEST";
     case RABIA_REPLY_APPLIED_NO_RESULT: return "APPLIED_NO_RESULT";
+    case RABIA_REPLY_UNAVAILABLE: return "UNAVAILABLE";
     default: return "UNKNOWN";
     }
 }
@@ -600,7 +601,7 @@ static int on_frame(struct rabia_client *c, const struct rabia_msg *m)
     struct ent *e = find_wire(c, m->slot);
     if (!e || e->state != E_INFLIGHT || !e->queued)
         return 0; /* a late duplicate, or a reply to a request we gave up */
-    if (m->value == RABIA_REPLY_REDIRECT || m->value == RABIA_REPLY_BUSY) {
+    if (m->value == RABIA_REPLY_REDIRECT || m->value == RABIA_REPLY_BUSY || m->value == RABIA_REPLY_UNAVAILABLE) {
         e->queued = false; /* answered: this send did not apply it */
         e->last_status = m->value;
         failover(c, 0, F_BUSY);

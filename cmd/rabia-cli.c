@@ -140,7 +140,7 @@ static int report_failure(int rc, bool write, const char *addrs)
             fprintf(stderr, "%s: timed out: no replica answered\n", prog);
         return EX_UNREACHABLE;
     }
-    if (rc == RABIA_REPLY_REDIRECT || rc == RABIA_REPLY_BUSY) {
+    if (rc == RABIA_REPLY_REDIRECT || rc == RABIA_REPLY_BUSY || rc == RABIA_REPLY_UNAVAILABLE) {
         fprintf(stderr, "%s: no replica accepted the request (last answer: %s); it was not "
                         "applied\n", prog, rabia_reply_status_name(rc));
         return EX_UNREACHABLE;

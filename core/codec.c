@@ -138,7 +138,7 @@ static int check_ranges(const struct rabia_msg *m)
             return RABIA_E_MALFORMED;
         break;
     case RABIA_MSG_CLIENT_REPLY:
-        if (m->value > RABIA_REPLY_APPLIED_NO_RESULT)
+        if (m->value > RABIA_REPLY_UNAVAILABLE)
             return RABIA_E_MALFORMED;
         break;
     case RABIA_MSG_SNAP_CHUNK:

@@ -132,6 +132,7 @@ struct rabia_core {
     struct rabia_apply *applies;
     uint32_t applies_cap;
     struct rabia_apply *retired; /* [max_pending] */
+    struct rabia_msg *persist;   /* [sends_cap]: first sends a restart must not contradict */
     struct rabia_update *out;
 
     struct rabia_stats stats;
@@ -268,6 +269,22 @@ static struct rabia_send *emit(struct rabia_core *c, uint8_t to, uint8_t type, u
     s->msg.slot = slot;
     if (slot > c->max_seen && type >= RABIA_MSG_PROPOSAL && type <= RABIA_MSG_DECISION) c->max_seen = slot;
     return s;
+}
+
+/* Persistence contract rule 1: record a message this replica sends for
+ * the first time and must never contradict after a restart. Recorded even
+ * when emit() had no room for the send itself: the content is decided the
+ * moment it is chosen (p->sent is set), and its retransmission must find it
+ * durable. */
+static void persist(struct rabia_core *c, const struct rabia_msg *m)
+{
+    struct rabia_update *o = c->out;
+    RABIA_ASSERT(o->n_persist < c->sends_cap); /* one per first send, at most sends_cap per step */
+    RABIA_ASSERT(m->type == RABIA_MSG_BATCH || (m->slot >= c->next_apply && m->type >= RABIA_MSG_PROPOSAL &&
+                                                m->type <= RABIA_MSG_VOTE));
+    c->persist[o->n_persist] = *m;
+    c->persist[o->n_persist].from = c->cfg.self;
+    o->n_persist++;
 }
 
 /* ------------------------------------------------------------------ */
@@ -666,22 +683,31 @@ static void decide(struct rabia_core *c, struct inst *in, uint8_t value, bool ad
     }
 }
 
+/* First sends of a state or vote: persisted (rule 1), then sent. */
 static void send_state(struct rabia_core *c, struct inst *in, struct phase *p)
 {
+    struct rabia_msg m = {.type = RABIA_MSG_STATE, .slot = in->slot, .phase = p->phase, .value = p->my_state};
+    fill_id(in, &m);
+    persist(c, &m);
     struct rabia_send *s = emit(c, RABIA_TO_ALL, RABIA_MSG_STATE, in->slot);
     if (!s) return;
-    s->msg.phase = p->phase;
-    s->msg.value = p->my_state;
-    fill_id(in, &s->msg);
+    s->msg.phase = m.phase;
+    s->msg.value = m.value;
+    s->msg.has_id = m.has_id;
+    s->msg.id = m.id;
 }
 
 static void send_vote(struct rabia_core *c, struct inst *in, struct phase *p)
 {
+    struct rabia_msg m = {.type = RABIA_MSG_VOTE, .slot = in->slot, .phase = p->phase, .value = p->my_vote};
+    fill_id(in, &m);
+    persist(c, &m);
     struct rabia_send *s = emit(c, RABIA_TO_ALL, RABIA_MSG_VOTE, in->slot);
     if (!s) return;
-    s->msg.phase = p->phase;
-    s->msg.value = p->my_vote;
-    fill_id(in, &s->msg);
+    s->msg.phase = m.phase;
+    s->msg.value = m.value;
+    s->msg.has_id = m.has_id;
+    s->msg.id = m.id;
 }
 
 static void send_proposal(struct rabia_core *c, struct inst *in, uint8_t to)
@@ -838,6 +864,8 @@ static void start_inst(struct rabia_core *c, struct inst *in)
         c->bt[e].inflight++;
     }
     tracef(c, in->slot, "propose %s", idstr(&in->my_id, in->my_has, ib, sizeof ib));
+    struct rabia_msg pm = {.type = RABIA_MSG_PROPOSAL, .slot = in->slot, .has_id = in->my_has, .id = in->my_id};
+    persist(c, &pm);
     send_proposal(c, in, RABIA_TO_ALL);
     /* count my own proposal like a peer's */
     uint8_t self = c->cfg.self;
@@ -1176,6 +1204,14 @@ static void on_fetch(struct rabia_core *c, const struct rabia_msg *m)
 static void on_catchup(struct rabia_core *c, const struct rabia_msg *m)
 {
     uint64_t from = m->slot ? m->slot : 1;
+    /* the asker has applied everything below `from`: if that is more than
+     * we have, we are the one behind (a restart with its log into a cluster
+     * that moved on while idle: nothing else would tell us) */
+    if (from > 1) note_peer(c, m->from, from - 1);
+    if (from > c->next_apply && !c->recovering) {
+        c->catchup_us = 0;
+        maybe_catchup(c, m->from);
+    }
     if (from < log_first(c)) {
         offer_snapshot(c, m->from);
         return;
@@ -1320,6 +1356,12 @@ static void on_peer_up(struct rabia_core *c, uint8_t peer)
         if (s) s->msg.u64 = c->cfg.incarnation;
         return;
     }
+    /* A replica restarted with its log knows nothing of what the others
+     * decided meanwhile, and an idle cluster says nothing by itself: ask
+     * each peer as it comes up (it answers with decisions from our next
+     * slot on, or a snapshot offer; nothing when we are level). */
+    struct rabia_send *cu = emit(c, peer, RABIA_MSG_CATCHUP, c->next_apply);
+    (void)cu;
     /* whatever was in flight on the old connection is lost: resend */
     struct pq *q = &c->pq[c->cfg.self];
     for (uint32_t i = 0; i < q->n; i++) send_own_batch(c, q->items[i], peer);
@@ -1390,6 +1432,9 @@ static int on_resubmit(struct rabia_core *c, const struct rabia_event *ev)
         if (e < 0) return RABIA_E_FULL;
     }
     pq_insert(c, e); /* an entry still held (a kept slot proposes it) is queued again too */
+    struct rabia_msg bm = {.type = RABIA_MSG_BATCH, .has_id = 1, .id = *id, .body = c->bt[e].data,
+                           .body_len = c->bt[e].len};
+    persist(c, &bm); /* again: the log prefix that held it may be released by now */
     send_own_batch(c, e, RABIA_TO_ALL);
     return 0;
 }
@@ -1405,7 +1450,88 @@ static int on_submit(struct rabia_core *c, const struct rabia_event *ev)
     c->next_seq++;
     pq_insert(c, e);
     c->out->submitted = id;
+    struct rabia_msg bm = {.type = RABIA_MSG_BATCH, .has_id = 1, .id = id, .body = c->bt[e].data,
+                           .body_len = c->bt[e].len};
+    persist(c, &bm); /* after a whole-cluster crash only this copy may be left */
     send_own_batch(c, e, RABIA_TO_ALL);
+    return 0;
+}
+
+/* RABIA_EV_RESTORE: one message this replica persisted in an earlier life
+ * (update.persist), handed back in the order it was persisted, after a
+ * SNAPSHOT_INSTALLED for the last applied slot and before any other event.
+ * The instance resumes where the message left it, so the replica never
+ * sends anything that contradicts it (contract rule 1). */
+static int on_restore(struct rabia_core *c, const struct rabia_event *ev)
+{
+    const struct rabia_msg *m = &ev->msg;
+    if (m->from != c->cfg.self) return RABIA_E_MALFORMED;
+    if (m->type == RABIA_MSG_BATCH) {
+        const struct rabia_batch_id *id = &m->id;
+        if (!m->has_id || id->proxy != c->cfg.self || id->incarnation != c->cfg.incarnation || id->seq == 0 ||
+            m->body_len > c->cfg.max_batch_bytes)
+            return RABIA_E_MALFORMED;
+        if (id->seq >= c->next_seq) c->next_seq = id->seq + 1; /* never reuse a sent id */
+        if (m->value == 1) { /* decided (the embedder's state applied it): only the id counts */
+            tr_mark(c, id);
+            return 0;
+        }
+        if (tr_decided(c, id) || bt_find(c, id) >= 0) return 0;
+        if (c->pq[c->cfg.self].n >= c->cfg.max_pending) return RABIA_E_FULL;
+        int32_t e = bt_alloc(c, id, m->body, m->body_len);
+        if (e < 0) return RABIA_E_FULL;
+        pq_insert(c, e);
+        c->bt[e].sent_us = c->now; /* PEER_UP sends it */
+        return 0;
+    }
+    if (m->type < RABIA_MSG_PROPOSAL || m->type > RABIA_MSG_VOTE || m->slot == 0) return RABIA_E_MALFORMED;
+    if (m->type != RABIA_MSG_PROPOSAL && (m->phase == 0 || m->value > RABIA_VQ)) return RABIA_E_MALFORMED;
+    if (m->has_id && m->id.proxy >= c->cfg.n) return RABIA_E_MALFORMED;
+    if (m->slot > c->max_seen) c->max_seen = m->slot;
+    struct inst *in = inst_get(c, m->slot);
+    if (!in || in->decided) return 0; /* applied already, or beyond the window: nothing to resume */
+    RABIA_ASSERT(!in->mute);
+    if (m->type == RABIA_MSG_PROPOSAL) {
+        if (in->started) return 0;
+        in->started = true;
+        in->my_has = m->has_id;
+        in->my_id = m->id;
+        int32_t e = m->has_id ? bt_find(c, &m->id) : -1;
+        if (e >= 0) {
+            in->my_entry = e;
+            c->bt[e].inflight++;
+        }
+        uint8_t self = c->cfg.self;
+        in->prop_mask |= (uint8_t)(1u << self);
+        if (in->prop_counted < c->nf) {
+            in->props[in->prop_counted] = in->my_id;
+            in->props_has[in->prop_counted] = in->my_has;
+            in->prop_counted++;
+        }
+        return 0;
+    }
+    in->started = true; /* past the exchange (its PROPOSAL record may be in a released segment) */
+    learn_id(c, in, m);
+    struct phase *p = ph_get(in, m->phase, true);
+    if (!p) return 0; /* older than the ring: superseded */
+    bool state = m->type == RABIA_MSG_STATE;
+    if (state) {
+        if (p->sent & 1) return 0;
+        if (m->value > 1) return RABIA_E_MALFORMED;
+        p->my_state = m->value;
+        p->sent |= 1;
+        count(c, &p->st, c->cfg.self, m->value);
+    } else {
+        if (p->sent & 2) return 0;
+        p->my_vote = m->value;
+        p->sent |= 2;
+        count(c, &p->vt, c->cfg.self, m->value);
+    }
+    if (m->phase > in->phase || (m->phase == in->phase && in->round < (state ? 1 : 2))) {
+        in->phase = m->phase;
+        in->round = state ? 1 : 2;
+        if (state) in->state = m->value;
+    }
     return 0;
 }
 
@@ -1445,8 +1571,9 @@ struct rabia_core *rabia_core_create(const struct rabia_config *cfg)
     c->sends = calloc(c->sends_cap, sizeof(*c->sends));
     c->applies = calloc(c->applies_cap, sizeof(*c->applies));
     c->retired = calloc(cfg->max_pending, sizeof(*c->retired));
+    c->persist = calloc(c->sends_cap, sizeof(*c->persist));
     bool ok = c->inst && c->log && c->bt && c->idx && c->zombies && c->free_list && c->arena && c->sends &&
-              c->applies && c->retired;
+              c->applies && c->retired && c->persist;
     for (uint8_t p = 0; ok && p < n; p++) {
         c->pq[p].items = calloc(cfg->max_pending, sizeof(int32_t));
         ok = c->pq[p].items != NULL;
@@ -1478,6 +1605,7 @@ void rabia_core_destroy(struct rabia_core *c)
     free(c->sends);
     free(c->applies);
     free(c->retired);
+    free(c->persist);
     free(c);
 }
 
@@ -1510,6 +1638,7 @@ int rabia_core_step(struct rabia_core *c, const struct rabia_event *ev, struct r
     out->sends = c->sends;
     out->applies = c->applies;
     out->retired = c->retired;
+    out->persist = c->persist;
     c->out = out;
     bt_reap(c);
     if (ev->now_us > c->now) c->now = ev->now_us; /* time never goes back */
@@ -1552,12 +1681,17 @@ int rabia_core_step(struct rabia_core *c, const struct rabia_event *ev, struct r
     case RABIA_EV_RESUBMIT:
         rc = on_resubmit(c, ev);
         break;
+    case RABIA_EV_RESTORE:
+        rc = on_restore(c, ev);
+        break;
     default:
         rc = RABIA_E_MALFORMED;
         break;
     }
     apply_ready(c);
-    if (rc == 0) start_slots(c);
+    /* no new slot while earlier lives' records are still coming in: a slot
+     * started now could propose over a record not yet restored */
+    if (rc == 0 && ev->type != RABIA_EV_RESTORE) start_slots(c);
     apply_ready(c);
     /* still behind a peer after applying what we had: next chunk */
     if (!c->recovering && out->n_applies) {
@@ -1593,6 +1727,17 @@ uint32_t rabia_core_inflight(const struct rabia_core *c)
         k += in->used && in->started && !in->decided && in->slot >= c->next_apply;
     }
     return k;
+}
+
+uint64_t rabia_core_own_keep_seq(const struct rabia_core *c)
+{
+    const struct pq *q = &c->pq[c->cfg.self];
+    uint64_t low = c->next_seq - 1;
+    for (uint32_t i = 0; i < q->n; i++) {
+        const struct bent *b = &c->bt[q->items[i]];
+        if (b->id.incarnation == c->cfg.incarnation && b->id.seq < low) low = b->id.seq;
+    }
+    return low;
 }
 
 uint32_t rabia_core_pending(const struct rabia_core *c)

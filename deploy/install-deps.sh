@@ -7,6 +7,7 @@ pkgs=(build-essential cmake pkg-config git
       clang libclang-rt-14-dev   # libFuzzer target of the codec
       spin                       # model checking (tests/model)
       redis-tools                # redis-cli / redis-benchmark against the RESP port
+      python3 python3-redis      # tests: acknowledged-write checkers use the client most apps use
       iproute2 iptables procps)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -73,6 +73,7 @@ enum op_kind {
     OP_LCANCEL,  /* a cancel SQE aimed at one of the listener's ops */
     OP_WAKE,     /* multishot poll on the wake eventfd */
     OP_WCANCEL,  /* cancel of the wake poll (destroy) */
+    OP_FWRITE,   /* a file write (rio_write): the write-ahead log */
 };
 struct rio_op {
     uint8_t kind;
@@ -128,8 +129,18 @@ struct rio_listener {
     struct rio_listener *prev, *next, *dirty_next;
 };
 
+#define RIO_FWRITES 4 /* file writes in flight at once */
+struct rio_fwrite {
+    struct rio_op op;
+    bool busy;
+    rio_write_fn done;
+    void *ctx;
+};
+
 struct rio_loop {
     struct io_uring ring;
+    struct rio_fwrite fw[RIO_FWRITES];
+    unsigned fw_busy;
     struct rio_handlers h;
     void *ctx;
     /* provided buffers */
@@ -900,6 +911,14 @@ static void dispatch(struct rio_loop *l, uint64_t ud, int res, unsigned flags)
     case OP_WCANCEL:
         l->wake_cancels--;
         return;
+    case OP_FWRITE: {
+        struct rio_fwrite *f = container_of(op, struct rio_fwrite, op);
+        assert(f->busy);
+        f->busy = false;
+        l->fw_busy--;
+        f->done(f->ctx, res);
+        return;
+    }
     default:
         /* A CQE with a buffer must still return it; unknown kinds are bugs. */
         assert(!"rio: completion with unknown op kind");
@@ -965,6 +984,39 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us)
     loop_post(l, true);
     handled += l->deferred_calls;
     return (int)handled;
+}
+
+int rio_write(struct rio_loop *l, int fd, const void *buf, uint32_t len, uint64_t off, int rw_flags,
+              rio_write_fn done, void *ctx)
+{
+    if (l->destroying)
+        return -ECANCELED;
+    struct rio_fwrite *f = NULL;
+    for (unsigned i = 0; i < RIO_FWRITES && !f; i++)
+        if (!l->fw[i].busy)
+            f = &l->fw[i];
+    if (!f)
+        return -EBUSY;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+    if (!sqe) {
+        int r = io_uring_submit(&l->ring);
+        if (r < 0)
+            return r;
+        sqe = io_uring_get_sqe(&l->ring);
+        if (!sqe)
+            return -EAGAIN;
+    }
+    io_uring_prep_write(sqe, fd, buf, len, off);
+    sqe->rw_flags = rw_flags;
+    f->op.kind = OP_FWRITE;
+    f->busy = true;
+    f->done = done;
+    f->ctx = ctx;
+    l->fw_busy++;
+    io_uring_sqe_set_data(sqe, &f->op);
+    /* submitted now: a durable write should not wait for the next turn */
+    int r = io_uring_submit(&l->ring);
+    return r < 0 ? r : 0;
 }
 
 int rio_flush(struct rio_loop *l)
@@ -1352,7 +1404,7 @@ static int probe_ops(struct rio_loop *l, char *err, size_t errlen)
         {IORING_OP_ACCEPT, "ACCEPT"},    {IORING_OP_CONNECT, "CONNECT"},
         {IORING_OP_RECV, "RECV"},        {IORING_OP_SEND, "SEND"},
         {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, {IORING_OP_POLL_ADD, "POLL_ADD"},
-        {IORING_OP_TIMEOUT, "TIMEOUT"},
+        {IORING_OP_TIMEOUT, "TIMEOUT"},  {IORING_OP_WRITE, "WRITE"},
     };
     struct io_uring_probe *p = io_uring_get_probe_ring(&l->ring);
     if (!p) {
@@ -1523,7 +1575,7 @@ void rio_loop_destroy(struct rio_loop *l)
     uint64_t deadline = rio_now_us() + RIO_DESTROY_WAIT_US;
     for (;;) {
         loop_post(l, true);
-        if (!l->conns && !l->listeners && !l->wake_armed && l->wake_cancels == 0)
+        if (!l->conns && !l->listeners && !l->wake_armed && l->wake_cancels == 0 && !l->fw_busy)
             break;
         if (rio_now_us() >= deadline) {
             fprintf(stderr, "rio: destroy: operations still in flight after 1 s; tearing down\n");

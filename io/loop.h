@@ -115,6 +115,15 @@ int rio_conn_peer(const struct rio_conn *c, char *buf, size_t len);
  * completions and deferred callbacks handled (0 on timeout or signal), or a
  * negative errno (-EEXIST: called from a thread other than the creator). */
 int rio_run_once(struct rio_loop *l, uint64_t timeout_us);
+/* A file write through the ring (IORING_OP_WRITE; rw_flags such as
+ * RWF_DSYNC go into the SQE), submitted at once. `done` runs from
+ * rio_run_once with the result (bytes written or a negative errno); buf
+ * must stay valid until then. At most 4 in flight per loop (-EBUSY).
+ * rio_loop_destroy waits (bounded) for writes in flight; their callbacks
+ * still run. 0 or a negative errno. */
+typedef void (*rio_write_fn)(void *ctx, int res);
+int rio_write(struct rio_loop *l, int fd, const void *buf, uint32_t len, uint64_t off, int rw_flags,
+              rio_write_fn done, void *ctx);
 /* Submit the prepared SQEs now instead of at the next rio_run_once. */
 int rio_flush(struct rio_loop *l);
 /* CLOCK_MONOTONIC in microseconds. */

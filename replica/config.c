@@ -26,6 +26,10 @@ void rabia_replica_config_default(struct rabia_replica_config *c)
     c->log_retain = 1024;
     c->retransmit_ms = 20;
     c->log_level = RABIA_LOG_INFO;
+    c->durability = RABIA_DURABILITY_WAL;
+    c->wal_segment_bytes = 64ull << 20;
+    c->max_log_size = 256ull << 20;
+    c->snapshot_interval_s = 300;
 }
 
 #define ERR(...)                                           \
@@ -184,6 +188,24 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
         if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1")) c->rejoin = true;
         else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0")) c->rejoin = false;
         else ERR("rejoin = '%s': use yes or no", v);
+    } else if (!strcmp(k, "durability")) {
+        if (!strcmp(v, "wal")) c->durability = RABIA_DURABILITY_WAL;
+        else if (!strcmp(v, "memory")) c->durability = RABIA_DURABILITY_MEMORY;
+        else ERR("durability = '%s': use wal (a write-ahead log on disk) or memory (the paper's setting)", v);
+    } else if (!strcmp(k, "wal-segment-bytes")) {
+        if (parse_u64(v, 1u << 20, 1ull << 30, &x) || x % 65536)
+            ERR("wal-segment-bytes = '%s': must be a multiple of 65536 between 1048576 and 1073741824", v);
+        c->wal_segment_bytes = x;
+    } else if (!strcmp(k, "max-log-size")) {
+        if (parse_u64(v, 1u << 20, 1ull << 44, &x)) ERR("max-log-size = '%s': must be 1048576..17592186044416 bytes", v);
+        c->max_log_size = x;
+    } else if (!strcmp(k, "snapshot-interval-s")) {
+        if (parse_u64(v, 0, 86400 * 7, &x)) ERR("snapshot-interval-s = '%s': must be 0..604800 (0 = by max-log-size only)", v);
+        c->snapshot_interval_s = (uint32_t)x;
+    } else if (!strcmp(k, "wal-allow-buffered")) {
+        if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1")) c->wal_allow_buffered = true;
+        else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0")) c->wal_allow_buffered = false;
+        else ERR("wal-allow-buffered = '%s': use yes or no", v);
     } else {
         ERR("unknown key '%s' (see rabiad --help for the list)", key);
     }
@@ -237,6 +259,12 @@ int rabia_replica_config_check(const struct rabia_replica_config *c, char *err, 
         ERR("window = %u with policy classes: needs window >= %u (the number of replicas)", c->window, c->n);
     if (c->resp_listen[0] && strcmp(c->state_machine, "kv"))
         ERR("resp-listen is set but state-machine = %s: the RESP front end serves the kv state machine only (set resp-listen = off)", c->state_machine);
+    if (c->durability == RABIA_DURABILITY_WAL &&
+        (uint64_t)c->batch_max_bytes * (c->window + 2) * 4 > c->wal_segment_bytes)
+        ERR("wal-segment-bytes = %" PRIu64 " is too small for batch-max-bytes %u with window %u: one log write can "
+            "hold a batch per slot; raise wal-segment-bytes to at least %" PRIu64,
+            c->wal_segment_bytes, c->batch_max_bytes, c->window,
+            ((uint64_t)c->batch_max_bytes * (c->window + 2) * 4 + 65535) / 65536 * 65536);
     return 0;
 }
 
@@ -254,4 +282,8 @@ void rabia_replica_config_print(const struct rabia_replica_config *c, void *file
             c->batch_max_reqs, c->batch_timeout_us, c->window, c->policy ? "classes" : "global");
     fprintf(f, "cluster-id %" PRIu64 "\nmax-sessions %u\nreply-cache-bytes %" PRIu64 "\nlog-retain %u\nretransmit-ms %u\nlog-level %s\n",
             c->cluster_id, c->max_sessions, c->reply_cache_bytes, c->log_retain, c->retransmit_ms, lv[c->log_level & 3]);
+    fprintf(f, "durability %s\nwal-segment-bytes %" PRIu64 "\nmax-log-size %" PRIu64 "\nsnapshot-interval-s %u\n",
+            c->durability == RABIA_DURABILITY_MEMORY ? "memory" : "wal", c->wal_segment_bytes, c->max_log_size,
+            c->snapshot_interval_s);
+    if (c->wal_allow_buffered) fprintf(f, "wal-allow-buffered yes\n");
 }

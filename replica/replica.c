@@ -28,6 +28,7 @@
 
 #include "batcher.h"
 #include "codec.h"
+#include "durable.h"
 #include "incarnation.h"
 #include "invariant.h"
 #include "loop.h"
@@ -135,6 +136,12 @@ struct rabia_replica {
     pthread_mutex_t st_mu;
     struct rabia_replica_status st;
     struct rabia_buf scratch;
+    /* durability = wal (durable.h): the log, group commit, snapshots */
+    bool wal;
+    struct durable dur;
+    int lock_fd;             /* flock on data-dir/LOCK, held while the replica lives */
+    uint64_t dur_tick_us;
+    uint64_t refused_unavailable;
 };
 
 /* ------------------------------------------------------------------ */
@@ -309,8 +316,19 @@ static void resp_flush(struct rabia_replica *r, struct conn *k)
     if (!k->q_len && k->quit) rio_close_after_send(k->c);
 }
 
-static void resp_status_error(struct rabia_buf *out, int status)
+static void resp_status_error(struct rabia_buf *out, int status, const uint8_t *res, size_t len)
 {
+    if (status == RABIA_REPLY_UNAVAILABLE) { /* as Redis's MISCONF: the cause, and that it resumes */
+        const char *a = "-MISCONF rabia cannot persist to disk: ";
+        const char *b = ". Requests are refused until it can again; it resumes by itself\r\n";
+        rabia_buf_append(out, a, strlen(a));
+        for (size_t i = 0; i < len; i++) { /* one line */
+            uint8_t c = res[i] == '\r' || res[i] == '\n' ? ' ' : res[i];
+            rabia_buf_append(out, &c, 1);
+        }
+        rabia_buf_append(out, b, strlen(b));
+        return;
+    }
     const char *msg = status == RABIA_REPLY_SESSION_EXPIRED ? "-ERR session expired\r\n"
                       : status == RABIA_REPLY_BUSY           ? "-BUSY replica overloaded, retry\r\n"
                                                              : "-ERR request refused by the replica\r\n";
@@ -346,7 +364,7 @@ static void deliver(struct rabia_replica *r, const struct waiter *w, int status,
         struct resp_slot *s = &k->q[w->slot];
         rabia_buf_clear(&s->out);
         if (status == RABIA_REPLY_OK) rabia_buf_append(&s->out, res, len);
-        else resp_status_error(&s->out, status);
+        else resp_status_error(&s->out, status, res, len);
         s->ready = true;
         if (k->inflight) k->inflight--;
         resp_flush(r, k);
@@ -490,7 +508,12 @@ static void requeue_retired(struct rabia_replica *r, const struct rabia_apply *r
 
 static void handle_update(struct rabia_replica *r, struct rabia_update *u)
 {
-    for (uint32_t i = 0; i < u->n_sends; i++) {
+    if (r->wal && durable_update(&r->dur, u)) {
+        rlog(r, RABIA_LOG_ERROR, "out of memory logging a core update; stopping this replica");
+        r->stop = 1;
+        return;
+    }
+    for (uint32_t i = 0; i < u->n_sends && !r->wal; i++) { /* wal: held until their records are durable */
         struct rabia_send *s = &u->sends[i];
         if (s->to == RABIA_TO_ALL) {
             /* encode once, send to every connected peer */
@@ -511,7 +534,7 @@ static void handle_update(struct rabia_replica *r, struct rabia_update *u)
             send_peer(r, s->to, &s->msg);
         }
     }
-    for (uint32_t i = 0; i < u->n_applies; i++) {
+    for (uint32_t i = 0; i < u->n_applies && !r->wal; i++) { /* wal: applied once durable (dur_apply) */
         struct rabia_apply *a = &u->applies[i];
         int rc = rabia_rsm_apply_batch(r->rsm, a->slot, a->null ? NULL : &a->id, a->null ? NULL : a->body,
                                        a->null ? 0 : a->body_len, on_applied, r);
@@ -537,6 +560,37 @@ static void core_step(struct rabia_replica *r, struct rabia_event *ev)
     handle_update(r, &u);
 }
 
+/* durable.h hooks: what a completed log write releases */
+static void dur_send(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len)
+{
+    struct rabia_replica *r = ctx;
+    for (uint8_t p = 0; p < r->cfg.n; p++) {
+        if (p == r->self || (to != RABIA_TO_ALL && to != p) || !r->peers[p].out_ready) continue;
+        struct rio_conn *c = r->conns[r->peers[p].out].c;
+        if (rio_send(c, frame, len) < 0) conn_close(r, c);
+    }
+}
+
+static int dur_apply(void *ctx, uint64_t slot, const struct rabia_batch_id *id, const uint8_t *body, uint32_t len)
+{
+    struct rabia_replica *r = ctx;
+    if (slot <= rabia_rsm_applied(r->rsm)) return 0; /* a snapshot installed meanwhile covers it */
+    int rc = rabia_rsm_apply_batch(r->rsm, slot, id, body, len, on_applied, r);
+    if (rc) {
+        rlog(r, RABIA_LOG_ERROR, "applying slot %" PRIu64 " failed: %s; stopping this replica", slot,
+             rabia_strerror(rc));
+        r->stop = 1;
+    }
+    return rc;
+}
+
+static void dur_fatal(void *ctx, const char *why)
+{
+    struct rabia_replica *r = ctx;
+    rlog(r, RABIA_LOG_ERROR, "%s; stopping this replica", why);
+    r->stop = 1;
+}
+
 /* ------------------------------------------------------------------ */
 /* client requests */
 
@@ -559,6 +613,14 @@ static void enqueue_request(struct rabia_replica *r, uint64_t cid, uint64_t seq,
         if (stale) waiter_del(r, stale);
         deliver(r, &who, status, rep, rlen); /* a retry of an applied request, or an expired one */
         return;
+    }
+    if (r->wal) {
+        const char *why = durable_refusal(&r->dur);
+        if (*why) { /* nothing new enters a log that cannot be written */
+            r->refused_unavailable++;
+            deliver(r, &who, RABIA_REPLY_UNAVAILABLE, (const uint8_t *)why, strlen(why));
+            return;
+        }
     }
     struct waiter *w = waiter_add(r, cid, seq);
     if (!w) {
@@ -607,7 +669,7 @@ static void resp_info(struct rabia_replica *r, struct rabia_buf *out)
 {
     struct rabia_replica_status st;
     rabia_replica_get_status(r, &st);
-    char text[2048];
+    char text[4096];
     int n = snprintf(text, sizeof text,
                      "# Server\r\nrabia_version:0.1.0\r\nprocess_id:%ld\r\n# Replication\r\nrole:rabia-replica\r\n"
                      "replica_id:%u\r\nmembers:%u\r\nincarnation:%" PRIu64 "\r\nrecovering:%d\r\nslots_applied:%" PRIu64
@@ -622,6 +684,12 @@ static void resp_info(struct rabia_replica *r, struct rabia_buf *out)
     for (uint8_t p = 0; p < r->cfg.n && n < (int)sizeof text - 100; p++)
         n += snprintf(text + n, sizeof text - (size_t)n, "member_%u:%s:%u,%s\r\n", p + 1, r->cfg.members[p].host,
                       r->cfg.members[p].port, p == r->self ? "self" : r->peers[p].out_ready ? "up" : "down");
+    if (n < (int)sizeof text - 200) {
+        n += snprintf(text + n, sizeof text - (size_t)n, "# Persistence\r\ndurability:%s\r\nrequests_refused_disk:%" PRIu64 "\r\n",
+                      r->wal ? "wal" : "memory", r->refused_unavailable);
+        if (r->wal && n < (int)sizeof text - 100) n += durable_status(&r->dur, text + n, sizeof text - (size_t)n);
+        if (n >= (int)sizeof text) n = (int)sizeof text - 1;
+    }
     char hdr[32];
     int h = snprintf(hdr, sizeof hdr, "$%d\r\n", n);
     rabia_buf_append(out, hdr, (size_t)h);
@@ -815,7 +883,13 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
                  " (a corrupt or mislabelled snapshot; the peer's state or software needs a look)",
                  k->peer + 1, slot, own ? "taken at slot" : "unreadable, slot", own);
         } else if (slot >= rabia_core_next_apply(r->core)) {
-            int rc = rabia_rsm_restore(r->rsm, pe->snap, pe->snap_total);
+            char why[800];
+            int rc = 0;
+            /* on disk before anything after it is logged: a restart rebuilds
+             * from this file plus the log, and the log has a gap until it */
+            if (r->wal && (rc = durable_snapshot_installed(&r->dur, slot, pe->snap, pe->snap_total, why, sizeof why)))
+                rlog(r, RABIA_LOG_WARN, "snapshot from replica %u not installed: %s", k->peer + 1, why);
+            if (!rc) rc = rabia_rsm_restore(r->rsm, pe->snap, pe->snap_total);
             if (rc) {
                 rlog(r, RABIA_LOG_WARN, "snapshot from replica %u refused: %s", k->peer + 1, rabia_strerror(rc));
             } else {
@@ -1240,6 +1314,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     struct rabia_replica *r = calloc(1, sizeof(*r));
     if (!r) return -ENOMEM;
     r->cfg = *cfg;
+    r->lock_fd = -1;
     r->sm = sm;
     r->self = (uint8_t)(cfg->id - 1);
     r->cluster_id = cfg->cluster_id ? cfg->cluster_id : derive_cluster_id(cfg);
@@ -1252,23 +1327,56 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         rabia_replica_destroy(r);
         return -ENOMEM;
     }
+    if ((rc = rabia_dir_lock(cfg->data_dir, &r->lock_fd, err, errlen))) {
+        rabia_replica_destroy(r);
+        return rc;
+    }
     bool existed;
     rc = rabia_incarnation_next(cfg->data_dir, &r->incarnation, &existed, err, errlen);
     if (rc) {
         rabia_replica_destroy(r);
         return rc;
     }
+    struct rabia_rsm_config rc_cfg = {.max_sessions = cfg->max_sessions, .max_reply_bytes = 4096,
+                                      .max_reply_total = cfg->reply_cache_bytes};
+    r->rsm = rabia_rsm_create(sm, &rc_cfg);
+    if (!r->rsm) {
+        snprintf(err, errlen, "out of memory creating the apply layer");
+        rabia_replica_destroy(r);
+        return -ENOMEM;
+    }
+    /* durability = wal: the state comes back from the snapshot file and the
+     * log, and the core resumes its open slots (persistence contract rule 1) */
+    struct durable_restore rest = {0};
+    uint64_t batch_incarnation = r->incarnation;
+    if (cfg->durability == RABIA_DURABILITY_WAL) {
+        struct durable_cfg dc = {.data_dir = cfg->data_dir, .cluster_id = r->cluster_id, .self = r->self,
+                                 .incarnation = r->incarnation, .segment_bytes = cfg->wal_segment_bytes,
+                                 .max_log_size = cfg->max_log_size, .snapshot_interval_s = cfg->snapshot_interval_s,
+                                 .max_pending = RABIA_MAX_PENDING, .allow_buffered = cfg->wal_allow_buffered};
+        struct durable_hooks hk = {.ctx = r, .send = dur_send, .apply = dur_apply, .fatal = dur_fatal};
+        rc = durable_open(&r->dur, &dc, &hk, r->rsm, &rest, err, errlen);
+        if (rc) {
+            durable_close(&r->dur);
+            rabia_replica_destroy(r);
+            return rc;
+        }
+        r->wal = true;
+        batch_incarnation = rest.batch_incarnation;
+    }
+    /* the horizon rule only where the log was lost (or never kept) */
+    bool log_intact = r->wal && rest.log_existed;
     struct rabia_config cc;
     rabia_config_default(&cc, cfg->n, r->self);
     cc.epoch = 1;
     cc.cluster_seed = r->cluster_id;
-    cc.incarnation = r->incarnation;
+    cc.incarnation = batch_incarnation;
     cc.window = cfg->window;
     cc.policy = cfg->policy;
     cc.max_batch_bytes = cfg->batch_max_bytes;
     cc.retransmit_us = (uint64_t)cfg->retransmit_ms * 1000;
     cc.log_retain = cfg->log_retain;
-    cc.recovering = existed || cfg->rejoin; /* a restart: the horizon rule applies */
+    cc.recovering = !log_intact && (existed || cfg->rejoin);
     char why[256];
     if (rabia_config_check(&cc, why, sizeof why)) {
         snprintf(err, errlen, "consensus settings: %s", why);
@@ -1276,16 +1384,30 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         return RABIA_E_CONFIG;
     }
     r->core = rabia_core_create(&cc);
-    struct rabia_rsm_config rc_cfg = {.max_sessions = cfg->max_sessions, .max_reply_bytes = 4096,
-                                      .max_reply_total = cfg->reply_cache_bytes};
-    r->rsm = rabia_rsm_create(sm, &rc_cfg);
+    if (r->core && r->wal) {
+        if (rest.applied) {
+            struct rabia_event ev = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = rest.applied};
+            core_step(r, &ev);
+        }
+        uint32_t refused = 0;
+        for (uint32_t i = 0; i < rest.n; i++) {
+            struct rabia_event ev = {.type = RABIA_EV_RESTORE, .msg = rest.msgs[i]};
+            struct rabia_update u;
+            ev.now_us = rio_now_us();
+            if (rabia_core_step(r->core, &ev, &u)) refused++;
+            handle_update(r, &u);
+        }
+        if (refused)
+            rlog(r, RABIA_LOG_WARN, "%u record(s) of the log could not be resumed (pending queue full): their "
+                 "clients retry", refused);
+    }
     struct batcher_cfg bc;
     batcher_cfg_default(&bc);
     bc.max_bytes = cfg->batch_max_bytes;
     bc.max_reqs = cfg->batch_max_reqs;
     bc.timeout_us = cfg->batch_timeout_us;
     bc.max_pending_bytes = 64u << 20;
-    if (!r->core || !r->rsm || batcher_init(&r->batcher, &bc)) {
+    if (!r->core || batcher_init(&r->batcher, &bc)) {
         snprintf(err, errlen, "out of memory creating the replica (batch-max-bytes %u too large?)",
                  cfg->batch_max_bytes);
         rabia_replica_destroy(r);
@@ -1301,7 +1423,10 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     app_new_session(r);
     publish_status(r);
     rlog(r, RABIA_LOG_INFO, "replica %u of %u, incarnation %" PRIu64 "%s, cluster %016" PRIx64 ", state machine %s",
-         cfg->id, cfg->n, r->incarnation, existed ? " (restart: recovering from peers)" : " (first start)",
+         cfg->id, cfg->n, r->incarnation,
+         log_intact ? " (restart with its log: taking part at once)"
+         : cc.recovering ? " (restart without a log: recovering from peers under the horizon rule)"
+                         : " (first start)",
          r->cluster_id, sm->name);
     *out = r;
     return 0;
@@ -1344,6 +1469,15 @@ int rabia_replica_run(struct rabia_replica *r)
         for (uint8_t p = 0; p < r->cfg.n; p++)
             if (p != r->self && r->peers[p].out == UINT32_MAX && r->peers[p].redial_at_us < next)
                 next = r->peers[p].redial_at_us;
+        if (r->wal) {
+            /* group commit: everything this turn produced goes in one write */
+            durable_flush(&r->dur, r->loop);
+            if (now - r->dur_tick_us >= 10000) {
+                r->dur_tick_us = now;
+                durable_tick(&r->dur, r->rsm, now, rabia_core_own_keep_seq(r->core));
+            }
+            if (now + 10000 < next) next = now + 10000; /* snapshots, a stalled log */
+        }
         now = rio_now_us();
         int rc = rio_run_once(r->loop, next > now ? next - now : 0);
         if (rc < 0 && rc != -EINTR && rc != -ETIME) {
@@ -1382,6 +1516,8 @@ void rabia_replica_destroy(struct rabia_replica *r)
     }
     for (int p = 0; p < RABIA_MAX_REPLICAS; p++) free(r->peers[p].snap);
     for (uint32_t i = 0; i < r->app_len; i++) free(r->app_q[(r->app_head + i) % APP_QUEUE].op);
+    if (r->wal) durable_close(&r->dur); /* after the loop: no write in flight */
+    rabia_dir_unlock(r->lock_fd);
     batcher_free(&r->batcher);
     rabia_core_destroy(r->core);
     if (r->rsm) rabia_rsm_destroy(r->rsm);

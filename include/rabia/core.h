@@ -14,13 +14,33 @@
  * PERSISTENCE CONTRACT (what survives a crash; the model in tests/model
  * checks this rule, keep the two in step)
  *
- * 1. The core persists nothing. Its consensus state (proposals, states,
- *    votes, decisions not yet applied) lives in memory and is lost when the
- *    process dies. Durable logs and snapshots are layered on top by the
- *    embedder (they only ever hold DECIDED slots, which are final).
+ * 1. Persist before send. Every message whose content the replica must
+ *    never contradict (its PROPOSAL, STATE and VOTE of a slot, and the body
+ *    of a batch it proxies) is listed in update.persist the step it is
+ *    first sent. The embedder makes the step's persist records durable
+ *    BEFORE any of that step's sends leave, and sends nothing of a later
+ *    step before the earlier records are durable either (sends stay in
+ *    order behind the records; group commit: one durable write covers all
+ *    records of a loop turn, across every slot and peer, and the next group
+ *    forms while a write is in flight). Retransmissions repeat only what
+ *    was persisted. Decided slots (update.applies) are logged by the
+ *    embedder too, and a client is answered only once the decision it
+ *    reports is durable on this replica.
+ *    A replica restarted with its log intact is created with
+ *    recovering = false and the SAME batch incarnation (ids never repeat:
+ *    every id that left is in the log, and RESTORE moves next_seq past
+ *    it), gets SNAPSHOT_INSTALLED for the last slot its state machine
+ *    holds, then every persisted record as RABIA_EV_RESTORE in log order,
+ *    and takes part at once: it resumes each open slot where its records
+ *    left it, so it never contradicts itself, and a whole cluster killed at
+ *    once finishes its in-flight slots and loses no acknowledged write.
+ *    tests/model checks this rule (FIX_PERSIST, crashes of all n at once)
+ *    and that sending before persisting breaks it.
+ *    Embedders without a log (durability = memory) persist nothing and
+ *    rely on rule 2 after every restart.
  *
  * 2. Horizon rule. A replica that may have run before with the same id
- *    (any restart) is created with cfg.recovering = true and a fresh
+ *    but lost its log (no log kept, or its disk was lost) is created with cfg.recovering = true and a fresh
  *    cfg.incarnation greater than any earlier one. While recovering it
  *    sends HORIZON_REQ to every peer and waits for HORIZON replies from
  *    n-f distinct peers other than itself. Each reply carries the highest
@@ -52,8 +72,8 @@
  * 4. A brand-new cluster starts every replica with recovering = false
  *    (there is nothing to contradict). A whole cluster that lost all
  *    memory at once (every replica killed together) lost its state; with
- *    this contract alone the acknowledged writes survive any f replicas
- *    crashing at once, not all n.
+ *    rule 2 alone (no log) the acknowledged writes survive any f replicas
+ *    crashing at once, not all n; with rule 1 they survive all n.
  *
  * 5. Batch ids contain the proxy's incarnation, so a restarted proxy never
  *    reuses the id of a batch its earlier life sent.
@@ -119,6 +139,11 @@ enum rabia_event_type {
     RABIA_EV_SNAPSHOT_INSTALLED, /* slot: state restored up to this slot */
     RABIA_EV_RESUBMIT,      /* body, msg.id: one of update.retired that the restored
                                state did not apply, queued again under its own id */
+    RABIA_EV_RESTORE,       /* msg: a record of update.persist from an earlier life
+                               (contract rule 1); only before any other event but
+                               SNAPSHOT_INSTALLED. Sends nothing; starts no slot. A
+                               BATCH with value 1 is one the restored state applied:
+                               only next_seq moves past its id */
 };
 
 struct rabia_event {
@@ -162,6 +187,11 @@ struct rabia_update {
     uint32_t n_retired;
     uint64_t next_tick_us;      /* call again with a TICK by then (0 = idle) */
     struct rabia_batch_id submitted; /* SUBMIT: the id given to the batch */
+    /* Contract rule 1: durable before any send of this update leaves.
+     * PROPOSAL/STATE/VOTE (slot, phase, value, id) and BATCH (id, body:
+     * the batch this replica proxies); from = self. */
+    const struct rabia_msg *persist;
+    uint32_t n_persist;
 };
 
 struct rabia_stats {
@@ -198,6 +228,10 @@ uint64_t rabia_core_known_slot(const struct rabia_core *c);
 bool rabia_core_recovering(const struct rabia_core *c);
 uint64_t rabia_core_abstain_below(const struct rabia_core *c); /* abstains in slots <= this */
 uint32_t rabia_core_pending(const struct rabia_core *c);       /* batches in the PQ */
+/* The oldest own batch sequence still pending, else the last one given
+ * out: an embedder's log keeps every record of these (a restart must move
+ * next_seq past every id that ever left; RABIA_EV_RESTORE). */
+uint64_t rabia_core_own_keep_seq(const struct rabia_core *c);
 uint32_t rabia_core_inflight(const struct rabia_core *c);      /* started, undecided slots */
 const struct rabia_stats *rabia_core_stats(const struct rabia_core *c);
 const char *rabia_core_last_anomaly(const struct rabia_core *c); /* what the last anomaly was */

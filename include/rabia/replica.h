@@ -64,6 +64,19 @@ struct rabia_replica_config {
     int log_level;                       /* log-level: error | warn | info | debug */
     bool rejoin;                         /* rejoin: yes = recover from peers even without an
                                             incarnation file (the data dir was lost) */
+    uint8_t durability;                  /* durability: wal (default) | memory (enum rabia_durability) */
+    uint64_t wal_segment_bytes;          /* wal-segment-bytes: size of one log segment file */
+    uint64_t max_log_size;               /* max-log-size: log bytes written since the last snapshot
+                                            that trigger a new one (the log prefix it covers goes) */
+    uint32_t snapshot_interval_s;        /* snapshot-interval-s: a snapshot at least this often when
+                                            anything was applied (0 = only by max-log-size) */
+    bool wal_allow_buffered;             /* wal-allow-buffered: development only, a data-dir on a
+                                            filesystem without O_DIRECT (tmpfs) */
+};
+
+enum rabia_durability {
+    RABIA_DURABILITY_WAL = 0,    /* every reply waits for the decision on disk; survives any crash */
+    RABIA_DURABILITY_MEMORY = 1, /* the paper's setting: state in memory, survives f crashes at once */
 };
 
 void rabia_replica_config_default(struct rabia_replica_config *c);

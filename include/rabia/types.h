@@ -108,6 +108,9 @@ enum rabia_reply_status {
     RABIA_REPLY_BAD_REQUEST = 4,
     RABIA_REPLY_APPLIED_NO_RESULT = 5, /* a retry of an applied request whose
                                           result was too large to keep */
+    RABIA_REPLY_UNAVAILABLE = 6, /* not applied: this replica cannot persist now
+                                    (disk full, log error); body = the reason.
+                                    Retry later or on another replica */
 };
 
 #ifdef __cplusplus

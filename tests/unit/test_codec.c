@@ -140,7 +140,7 @@ static struct rabia_msg random_msg(uint8_t type)
     case RABIA_MSG_CLIENT_REPLY:
         m.u64 = rnd_u64();
         m.slot = rnd_u64();
-        m.value = (uint8_t)rnd_below(RABIA_REPLY_APPLIED_NO_RESULT + 1);
+        m.value = (uint8_t)rnd_below(RABIA_REPLY_UNAVAILABLE + 1);
         set_body(&m);
         break;
     case RABIA_MSG_STATUS_REQ:
@@ -430,8 +430,8 @@ static void test_field_ranges(void)
     poke_expect(&dec, 10, RABIA_MAX_REPLICAS, RABIA_E_MALFORMED); /* proxy */
 
     struct rabia_msg rep = {.type = RABIA_MSG_CLIENT_REPLY, .value = RABIA_REPLY_OK};
-    poke_expect(&rep, 16, RABIA_REPLY_APPLIED_NO_RESULT, 0);
-    poke_expect(&rep, 16, RABIA_REPLY_APPLIED_NO_RESULT + 1, RABIA_E_MALFORMED);
+    poke_expect(&rep, 16, RABIA_REPLY_UNAVAILABLE, 0);
+    poke_expect(&rep, 16, RABIA_REPLY_UNAVAILABLE + 1, RABIA_E_MALFORMED);
 
     /* SNAP_CHUNK: offset + len must stay within total */
     struct rabia_msg sc = {.type = RABIA_MSG_SNAP_CHUNK, .u64 = 90, .u64b = 100,
@@ -476,7 +476,7 @@ static void test_encode_rejects(void)
     REJECT(.type = RABIA_MSG_STATUS, .body_len = 1); /* NULL body */
     REJECT(.type = RABIA_MSG_FETCH, .from = RABIA_MAX_REPLICAS);
     REJECT(.type = RABIA_MSG_BATCH, .id.proxy = RABIA_MAX_REPLICAS);
-    REJECT(.type = RABIA_MSG_CLIENT_REPLY, .value = 6);
+    REJECT(.type = RABIA_MSG_CLIENT_REPLY, .value = RABIA_REPLY_UNAVAILABLE + 1);
     REJECT(.type = RABIA_MSG_SNAP_CHUNK, .u64 = 1, .u64b = 10, .body = body_pool,
            .body_len = 10);
 #undef REJECT

@@ -1,0 +1,213 @@
+/* Snapshot files (snapfile.h). Format, little-endian:
+ *   0  8  magic "RABIASNP"
+ *   8  8  slot the state was taken at (equal to the file name)
+ *  16  8  length of the state bytes
+ *  24  8  XXH64 of the state bytes (seed SNAP_SEED)
+ *  32  8  XXH64 of bytes 0..31
+ *  40  .. the state (rabia_rsm_snapshot's bytes, which name the state machine)
+ */
+#define _GNU_SOURCE
+#include "snapfile.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define SNAP_SEED 0x52414249414e5053ull
+#define SNAP_HDR 40u
+#define MAX_FILES 1024
+
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int rc = fsync(fd) ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+    while (len) {
+        ssize_t k = write(fd, p, len);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return k < 0 ? -errno : -EIO;
+        p += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
+int rabia_snapfile_write(const char *dir, uint64_t slot, const uint8_t *data, size_t len, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0750) && errno != EEXIST) {
+        int e = errno;
+        snprintf(err, errlen, "%s: cannot create the snapshot folder: %s", dir, strerror(e));
+        return -e;
+    }
+    char path[600], tmp[620];
+    snprintf(path, sizeof path, "%s/%020" PRIu64 ".snap", dir, slot);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", tmp, strerror(e));
+        return -e;
+    }
+    uint8_t h[SNAP_HDR];
+    uint64_t v[4] = {0, slot, len, XXH64(data, len, SNAP_SEED)};
+    memcpy(h, "RABIASNP", 8);
+    memcpy(h + 8, &v[1], 8);
+    memcpy(h + 16, &v[2], 8);
+    memcpy(h + 24, &v[3], 8);
+    uint64_t hc = XXH64(h, 32, SNAP_SEED);
+    memcpy(h + 32, &hc, 8);
+    int rc = write_all(fd, h, sizeof h);
+    if (!rc) rc = write_all(fd, data, len);
+    if (!rc && fsync(fd)) rc = -errno;
+    close(fd);
+    if (!rc && rename(tmp, path)) rc = -errno;
+    if (!rc) rc = fsync_dir(dir);
+    if (rc) {
+        unlink(tmp);
+        snprintf(err, errlen, "writing snapshot %s (%zu bytes): %s%s", path, len, strerror(-rc),
+                 rc == -ENOSPC ? " (free space on the data-dir's filesystem)" : "");
+    }
+    return rc;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x > y ? -1 : x < y;
+}
+
+/* Slots of the snapshot files, newest first. Leftover .tmp files go. */
+static uint32_t list(const char *dir, uint64_t *v, uint32_t cap)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    uint32_t k = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *nm = de->d_name;
+        size_t l = strlen(nm);
+        if (l == 29 && !strcmp(nm + 20, ".snap.tmp")) {
+            char p[600];
+            snprintf(p, sizeof p, "%s/%s", dir, nm);
+            unlink(p);
+            continue;
+        }
+        if (l != 25 || strcmp(nm + 20, ".snap")) continue;
+        char *end;
+        uint64_t slot = strtoull(nm, &end, 10);
+        if (end != nm + 20 || k == cap) continue;
+        v[k++] = slot;
+    }
+    closedir(d);
+    qsort(v, k, sizeof(*v), cmp_desc);
+    return k;
+}
+
+uint64_t rabia_snapfile_newest(const char *dir)
+{
+    uint64_t v[MAX_FILES];
+    return list(dir, v, MAX_FILES) ? v[0] : 0;
+}
+
+/* 0 with the file's state, or a negative errno with why filled. */
+static int load_one(const char *dir, uint64_t slot, uint8_t **data, size_t *len, char *why, size_t wlen)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%020" PRIu64 ".snap", dir, slot);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(why, wlen, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    struct stat sb;
+    uint8_t h[SNAP_HDR];
+    int rc = 0;
+    if (fstat(fd, &sb) || sb.st_size < (off_t)SNAP_HDR || pread(fd, h, SNAP_HDR, 0) != SNAP_HDR) rc = -EINVAL;
+    uint64_t s = 0, l = 0, dc = 0, hc = 0;
+    if (!rc) {
+        memcpy(&s, h + 8, 8);
+        memcpy(&l, h + 16, 8);
+        memcpy(&dc, h + 24, 8);
+        memcpy(&hc, h + 32, 8);
+        if (memcmp(h, "RABIASNP", 8) || hc != XXH64(h, 32, SNAP_SEED) || s != slot ||
+            l != (uint64_t)sb.st_size - SNAP_HDR)
+            rc = -EINVAL;
+    }
+    uint8_t *buf = NULL;
+    if (!rc) {
+        buf = malloc(l ? l : 1);
+        if (!buf) rc = -ENOMEM;
+    }
+    for (uint64_t got = 0; !rc && got < l;) {
+        ssize_t k = pread(fd, buf + got, l - got, (off_t)(SNAP_HDR + got));
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) rc = k < 0 ? -errno : -EINVAL;
+        else got += (uint64_t)k;
+    }
+    close(fd);
+    if (!rc && XXH64(buf, l, SNAP_SEED) != dc) rc = -EINVAL;
+    if (rc) {
+        free(buf);
+        snprintf(why, wlen, "%s: %s", path,
+                 rc == -EINVAL ? "damaged (header, length or checksum does not match)" : strerror(-rc));
+        return rc;
+    }
+    *data = buf;
+    *len = l;
+    return 0;
+}
+
+int rabia_snapfile_load(const char *dir, uint8_t **data, size_t *len, uint64_t *slot, char *err, size_t errlen)
+{
+    uint64_t v[MAX_FILES];
+    uint32_t k = list(dir, v, MAX_FILES);
+    if (err && errlen) err[0] = 0;
+    char first[700] = "";
+    for (uint32_t i = 0; i < k; i++) {
+        char why[700];
+        int rc = load_one(dir, v[i], data, len, why, sizeof why);
+        if (!rc) {
+            *slot = v[i];
+            if (first[0]) snprintf(err, errlen, "skipped %s; using the older snapshot at slot %" PRIu64, first, v[i]);
+            return 1;
+        }
+        if (!first[0]) snprintf(first, sizeof first, "%s", why);
+    }
+    if (k) {
+        snprintf(err, errlen,
+                 "%s, and no older intact snapshot is left: restore the file from a backup, or move the data dir "
+                 "aside and start this replica with --rejoin so it rebuilds its state from its peers",
+                 first);
+        return -EUCLEAN;
+    }
+    return 0;
+}
+
+int rabia_snapfile_prune(const char *dir, unsigned keep)
+{
+    uint64_t v[MAX_FILES];
+    uint32_t k = list(dir, v, MAX_FILES);
+    int n = 0;
+    for (uint32_t i = keep; i < k; i++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%020" PRIu64 ".snap", dir, v[i]);
+        if (!unlink(path)) n++;
+    }
+    if (n) fsync_dir(dir);
+    return n;
+}

@@ -1,0 +1,119 @@
+/* The write-ahead log: segment files written with O_DIRECT in group
+ * commits, scanned and repaired at start (see wal.c for the format).
+ *
+ * The log does no I/O on the write path itself: rabia_wal_seal hands the
+ * caller one aligned write (fd, buffer, length, offset, flags) and the
+ * caller submits it (rabiad: io_uring WRITE with RWF_DSYNC; tests: pwritev2)
+ * and reports the result with rabia_wal_written. Exactly one write is in
+ * flight at a time; records appended meanwhile form the next group. Segment
+ * files are created and zero-filled ahead of need by a background thread
+ * (writes into never-written extents cost about 3x: shared/design/MACHINE.md),
+ * which is also where a full disk shows first (rabia_wal_disk_error).
+ *
+ * Not thread-safe: one thread appends, seals and completes. */
+#ifndef RABIA_PERSIST_WAL_H
+#define RABIA_PERSIST_WAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rabia/types.h"
+
+enum rabia_wal_rec {
+    RABIA_WAL_SENT = 1,    /* a consensus message this replica sent (PROPOSAL, STATE, VOTE) */
+    RABIA_WAL_BATCH = 2,   /* a batch this replica proxies (BATCH frame with body) */
+    RABIA_WAL_DECIDED = 3, /* a decided slot in apply order (DECISION frame with body) */
+};
+
+struct rabia_wal_config {
+    const char *dir;            /* the log's folder (created if missing) */
+    uint64_t segment_bytes;     /* size of one segment file */
+    uint64_t cluster_id;        /* written into every segment header, checked on open */
+    uint8_t replica;            /* 0-based id, the same */
+    uint64_t batch_incarnation; /* for a new log; an existing log keeps its own */
+    bool allow_buffered;        /* development only: accept a filesystem without O_DIRECT */
+    bool no_sync;               /* development only: no RWF_DSYNC (not durable) */
+};
+
+/* What the scan at open found, for logs and tests. */
+struct rabia_wal_info {
+    bool existed;               /* a log was there (a restart with its log) */
+    uint64_t batch_incarnation; /* the log's batch id namespace */
+    uint64_t records, groups, segments;
+    uint64_t torn_bytes;        /* zeroed after the last complete group (a torn last write) */
+    uint32_t block;             /* O_DIRECT alignment in use */
+    bool direct;                /* O_DIRECT in use */
+    uint64_t next_lsn;
+};
+
+/* Called for every record found, in log order. Return 0 to go on, or a
+ * negative error to stop the open (err filled by the callee). */
+typedef int (*rabia_wal_record_fn)(void *ctx, uint8_t type, uint64_t slot, const uint8_t *frame, uint32_t len,
+                                   char *err, size_t errlen);
+
+struct rabia_wal;
+
+/* Opens (or creates) the log in cfg->dir: probes O_DIRECT and its
+ * alignment, reads every segment, hands each record to fn, truncates a torn
+ * last write and refuses a log damaged anywhere else (err names the file,
+ * the offset and the fix). Starts the preallocation thread. */
+int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, rabia_wal_record_fn fn, void *ctx,
+                   struct rabia_wal_info *info, char *err, size_t errlen);
+void rabia_wal_close(struct rabia_wal *w);
+
+/* Append one record to the group being formed. frame is an encoded
+ * rabia_msg (core/codec.h). 0 or -ENOMEM. */
+int rabia_wal_append(struct rabia_wal *w, uint8_t type, uint64_t slot, const uint8_t *frame, uint32_t len);
+/* Append m encoded (the common case). 0, -ENOMEM or a codec error. */
+int rabia_wal_append_msg(struct rabia_wal *w, uint8_t type, uint64_t slot, const struct rabia_msg *m);
+
+struct rabia_wal_write {
+    int fd;
+    const void *buf;
+    uint32_t len;
+    uint64_t off;
+    int rw_flags;               /* RWF_DSYNC unless no_sync */
+};
+/* Records waiting for the next write. */
+bool rabia_wal_pending(const struct rabia_wal *w);
+bool rabia_wal_in_flight(const struct rabia_wal *w);
+/* Seal the group being formed into the next write: 1 and *io filled, 0
+ * when there is nothing to write or a write is in flight, -EAGAIN while
+ * the next segment is not ready yet (the preallocator is behind, or the disk
+ * is full: rabia_wal_disk_error), or another negative error. */
+int rabia_wal_seal(struct rabia_wal *w, struct rabia_wal_write *io);
+/* The write from rabia_wal_seal finished with res (bytes written or a
+ * negative errno). 0 when the group is durable; otherwise a negative
+ * error: the log cannot be trusted any more (the caller must stop). */
+int rabia_wal_written(struct rabia_wal *w, int res);
+/* Walk the records of the group just made durable (valid after
+ * rabia_wal_written returned 0 and until the next rabia_wal_seal). */
+typedef void (*rabia_wal_visit_fn)(void *ctx, uint8_t type, uint64_t slot, const uint8_t *frame, uint32_t len);
+void rabia_wal_visit_durable(struct rabia_wal *w, rabia_wal_visit_fn fn, void *ctx);
+
+/* Release every segment whose records all lie at or below slot `upto`
+ * (a durable snapshot covers them) and that holds no BATCH record with a
+ * sequence >= keep_batch_seq (an own batch still pending). Returns how
+ * many segment files were deleted. */
+int rabia_wal_release(struct rabia_wal *w, uint64_t upto, uint64_t keep_batch_seq);
+
+/* "" or the reason the log cannot grow (e.g. no space for the next
+ * segment); cleared by itself once the preallocator succeeds again. */
+const char *rabia_wal_disk_error(struct rabia_wal *w, char *buf, size_t len);
+/* True while no write can proceed without a new segment that is missing. */
+bool rabia_wal_stalled(const struct rabia_wal *w);
+
+struct rabia_wal_stats {
+    uint64_t groups, records, bytes, pad_bytes;
+    uint64_t segments_created, segments_released, segment_waits;
+    uint64_t bytes_on_disk;     /* segment files currently kept */
+};
+void rabia_wal_stats(const struct rabia_wal *w, struct rabia_wal_stats *out);
+
+/* Takes an exclusive flock on dir/LOCK (created). The fd stays open (and
+ * the lock held) until the process exits or rabia_dir_unlock. */
+int rabia_dir_lock(const char *dir, int *fd, char *err, size_t errlen);
+void rabia_dir_unlock(int fd);
+
+#endif
