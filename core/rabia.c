@@ -14,6 +14,12 @@
 #include "invariant.h"
 
 #define PH_RING 64       /* phases of one slot remembered (2^-63 to need more) */
+/* A queue holds up to max_pending batches, except the own queue right
+ * after a restart with the log: the undecided own batches (max_pending at
+ * most) and those decided in slots whose decisions had not reached the
+ * disk (a few windows) all come back, and a decided slot may need any of
+ * them: twice max_pending. */
+#define PQ_CAP(c) (2 * (c)->cfg.max_pending)
 #define LOST_DROP 8      /* a peer's batch that lost this many slots is dropped */
 #define REBROADCAST_TICKS 4 /* own pending batch re-sent after this many retransmit periods */
 
@@ -75,6 +81,8 @@ struct bent {
     struct rabia_batch_id id;
     uint32_t len;
     uint64_t sent_us;/* own batches: when last broadcast */
+    uint64_t pin_until; /* restored own batch, applied already: kept for peers' FETCH while a
+                           slot up to here may decide it again (0: not pinned) */
     uint8_t *data;
 };
 
@@ -131,8 +139,11 @@ struct rabia_core {
     uint32_t sends_cap;
     struct rabia_apply *applies;
     uint32_t applies_cap;
-    struct rabia_apply *retired; /* [max_pending] */
+    struct rabia_apply *retired; /* [PQ_CAP] */
     struct rabia_msg *persist;   /* [sends_cap]: first sends a restart must not contradict */
+    int32_t *pinned;             /* [max_pending]: restored bodies kept for FETCH (bent.pin_until) */
+    uint32_t n_pinned;
+    uint64_t pin_max;
     struct rabia_update *out;
 
     struct rabia_stats stats;
@@ -280,8 +291,8 @@ static void persist(struct rabia_core *c, const struct rabia_msg *m)
 {
     struct rabia_update *o = c->out;
     RABIA_ASSERT(o->n_persist < c->sends_cap); /* one per first send, at most sends_cap per step */
-    RABIA_ASSERT(m->type == RABIA_MSG_BATCH || (m->slot >= c->next_apply && m->type >= RABIA_MSG_PROPOSAL &&
-                                                m->type <= RABIA_MSG_VOTE));
+    RABIA_ASSERT(m->type == RABIA_MSG_BATCH || m->type == RABIA_MSG_HORIZON ||
+                 (m->slot >= c->next_apply && m->type >= RABIA_MSG_PROPOSAL && m->type <= RABIA_MSG_VOTE));
     c->persist[o->n_persist] = *m;
     c->persist[o->n_persist].from = c->cfg.self;
     o->n_persist++;
@@ -358,7 +369,7 @@ static int32_t bt_alloc(struct rabia_core *c, const struct rabia_batch_id *id,
 static void bt_maybe_free(struct rabia_core *c, int32_t e)
 {
     struct bent *b = &c->bt[e];
-    if (!b->used || b->zombie || b->in_pq || b->inflight || b->refs) return;
+    if (!b->used || b->zombie || b->in_pq || b->inflight || b->refs || b->pin_until >= c->next_apply) return;
     b->zombie = true;
     RABIA_ASSERT(c->n_zombies < c->bt_cap);
     c->zombies[c->n_zombies++] = e;
@@ -456,7 +467,7 @@ static bool pq_insert(struct rabia_core *c, int32_t e)
 {
     struct bent *b = &c->bt[e];
     struct pq *q = &c->pq[b->id.proxy];
-    if (q->n >= c->cfg.max_pending) return false;
+    if (q->n >= PQ_CAP(c)) return false;
     uint32_t i = q->n;
     while (i > 0) {
         const struct rabia_batch_id *p = &c->bt[q->items[i - 1]].id;
@@ -959,6 +970,13 @@ static void apply_ready(struct rabia_core *c)
             in->used = false;
         }
         c->next_apply++;
+        if (c->n_pinned && c->next_apply > c->pin_max) { /* every slot that could decide them is done */
+            for (uint32_t k = 0; k < c->n_pinned; k++) {
+                c->bt[c->pinned[k]].pin_until = 0;
+                bt_maybe_free(c, c->pinned[k]);
+            }
+            c->n_pinned = 0;
+        }
         uint64_t first = log_retain_first(c);
         if (first > 1) {
             struct logent *old = log_get(c, first - 1);
@@ -1254,6 +1272,11 @@ static void on_horizon(struct rabia_core *c, const struct rabia_msg *m)
     c->recovering = false;
     c->abstain_below = c->horizon_max + c->cfg.window;
     if (c->abstain_below > c->max_seen) c->max_seen = c->abstain_below;
+    /* rule 1 for the horizon itself: a restart with the log must keep
+     * abstaining up to it (an earlier life, before the data was lost, may
+     * have voted there) */
+    struct rabia_msg hm = {.type = RABIA_MSG_HORIZON, .slot = c->abstain_below};
+    persist(c, &hm);
     tracef(c, 0, "recovered: abstain in slots <= %llu", (unsigned long long)c->abstain_below);
     /* instances created while recovering were muted; above the horizon
      * nothing of mine can exist, so those may take part after all */
@@ -1392,7 +1415,7 @@ static void on_snapshot(struct rabia_core *c, uint64_t slot)
      * freed entries are only reaped then) */
     struct rabia_update *o = c->out;
     struct pq *own = &c->pq[c->cfg.self];
-    RABIA_ASSERT(own->n <= c->cfg.max_pending);
+    RABIA_ASSERT(own->n <= PQ_CAP(c));
     for (uint32_t i = 0; i < own->n; i++) {
         const struct bent *b = &c->bt[own->items[i]];
         struct rabia_apply *r = &c->retired[o->n_retired++];
@@ -1472,16 +1495,34 @@ static int on_restore(struct rabia_core *c, const struct rabia_event *ev)
             m->body_len > c->cfg.max_batch_bytes)
             return RABIA_E_MALFORMED;
         if (id->seq >= c->next_seq) c->next_seq = id->seq + 1; /* never reuse a sent id */
-        if (m->value == 1) { /* decided (the embedder's state applied it): only the id counts */
+        if (m->value == 1 && !m->body_len) { /* applied long ago: only the id counts */
             tr_mark(c, id);
             return 0;
         }
+        if (m->value == 1) {
+            /* Applied, but a slot still open may have it proposed by a
+             * majority and decide it again: then the peers FETCH its body,
+             * and after a whole-cluster crash this log holds the only copy. */
+            tr_mark(c, id);
+            if (bt_find(c, id) >= 0 || c->n_pinned >= c->cfg.max_pending) return 0;
+            int32_t e = bt_alloc(c, id, m->body, m->body_len);
+            if (e < 0) return RABIA_E_FULL;
+            c->bt[e].pin_until = c->next_apply + c->cfg.window;
+            if (c->bt[e].pin_until > c->pin_max) c->pin_max = c->bt[e].pin_until;
+            c->pinned[c->n_pinned++] = e;
+            return 0;
+        }
         if (tr_decided(c, id) || bt_find(c, id) >= 0) return 0;
-        if (c->pq[c->cfg.self].n >= c->cfg.max_pending) return RABIA_E_FULL;
+        if (c->pq[c->cfg.self].n >= PQ_CAP(c)) return RABIA_E_FULL;
         int32_t e = bt_alloc(c, id, m->body, m->body_len);
         if (e < 0) return RABIA_E_FULL;
         pq_insert(c, e);
         c->bt[e].sent_us = c->now; /* PEER_UP sends it */
+        return 0;
+    }
+    if (m->type == RABIA_MSG_HORIZON) { /* abstain up to an earlier life's horizon */
+        if (m->slot > c->abstain_below) c->abstain_below = m->slot;
+        if (m->slot > c->max_seen) c->max_seen = m->slot;
         return 0;
     }
     if (m->type < RABIA_MSG_PROPOSAL || m->type > RABIA_MSG_VOTE || m->slot == 0) return RABIA_E_MALFORMED;
@@ -1554,7 +1595,8 @@ struct rabia_core *rabia_core_create(const struct rabia_config *cfg)
     c->recovering = cfg->recovering;
     c->ahead = cfg->window > cfg->catchup_chunk ? cfg->window : cfg->catchup_chunk;
     c->log_size = cfg->log_retain + c->ahead + 1;
-    c->bt_cap = n * cfg->max_pending + c->log_size + cfg->window + 16;
+    /* + 2: PQ_CAP of the own queue, and the pinned bodies of a restart */
+    c->bt_cap = (n + 2) * cfg->max_pending + c->log_size + cfg->window + 16;
     uint32_t isz = 16;
     while (isz < 2 * c->bt_cap) isz *= 2;
     c->idx_mask = isz - 1;
@@ -1570,12 +1612,13 @@ struct rabia_core *rabia_core_create(const struct rabia_config *cfg)
     c->arena = malloc((size_t)c->bt_cap * cfg->max_batch_bytes);
     c->sends = calloc(c->sends_cap, sizeof(*c->sends));
     c->applies = calloc(c->applies_cap, sizeof(*c->applies));
-    c->retired = calloc(cfg->max_pending, sizeof(*c->retired));
+    c->retired = calloc(2 * cfg->max_pending, sizeof(*c->retired));
     c->persist = calloc(c->sends_cap, sizeof(*c->persist));
+    c->pinned = calloc(cfg->max_pending, sizeof(*c->pinned));
     bool ok = c->inst && c->log && c->bt && c->idx && c->zombies && c->free_list && c->arena && c->sends &&
-              c->applies && c->retired && c->persist;
+              c->applies && c->retired && c->persist && c->pinned;
     for (uint8_t p = 0; ok && p < n; p++) {
-        c->pq[p].items = calloc(cfg->max_pending, sizeof(int32_t));
+        c->pq[p].items = calloc(2 * (size_t)cfg->max_pending, sizeof(int32_t));
         ok = c->pq[p].items != NULL;
     }
     if (!ok) {
@@ -1606,6 +1649,7 @@ void rabia_core_destroy(struct rabia_core *c)
     free(c->applies);
     free(c->retired);
     free(c->persist);
+    free(c->pinned);
     free(c);
 }
 

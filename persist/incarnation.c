@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int fsync_dir(const char *dir)
@@ -52,7 +53,18 @@ int rabia_incarnation_next(const char *dir, uint64_t *incarnation, bool *existed
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return -errno;
     }
+    /* A first start takes the wall clock (microseconds) instead of 1: a
+     * replica whose data dir was lost starts again from "no file", and its
+     * peers refuse an incarnation lower than the one they remember (and
+     * would treat its new batch ids as an obsolete life). Restarts count up
+     * from there. */
     uint64_t next = prev + 1;
+    if (!*existed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+        if (now_us > next) next = now_us;
+    }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
     if (fd < 0) {
         snprintf(err, errlen, "%s: %s (is the data dir writable and the disk not full?)", tmp, strerror(errno));

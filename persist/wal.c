@@ -98,6 +98,7 @@ struct rabia_wal {
     uint64_t pos;            /* next group's offset in it */
     uint64_t next_lsn;
     struct gbuf open, flight;
+    struct gbuf pending_rest; /* cut(): records for the write after this one */
     bool in_flight;
     uint64_t flight_lsn;     /* first lsn of the flight group */
     uint64_t flight_seg;     /* segment it goes to */
@@ -875,6 +876,7 @@ void rabia_wal_close(struct rabia_wal *w)
     if (w->fd >= 0) close(w->fd);
     free(w->open.p);
     free(w->flight.p);
+    free(w->pending_rest.p);
     free(w->segs);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
@@ -948,17 +950,76 @@ int rabia_wal_append_msg(struct rabia_wal *w, uint8_t type, uint64_t slot, const
 bool rabia_wal_pending(const struct rabia_wal *w) { return w->open.n > 0; }
 bool rabia_wal_in_flight(const struct rabia_wal *w) { return w->in_flight; }
 
+/* A group larger than half a segment goes out in parts: the records that
+ * fit now, the rest in the next write (rabia_wal_pending stays true, and
+ * the caller holds what waits on them until then). prefix() measures the
+ * part that goes now (all of it when it fits), cut() moves the rest aside
+ * once the write is certain. */
+struct prefix {
+    size_t len;
+    uint32_t n;
+    uint64_t max_slot, max_batch_seq;
+};
+
+static int prefix(const struct rabia_wal *w, struct prefix *pf)
+{
+    const struct gbuf *g = &w->open;
+    uint64_t max = (w->cfg.segment_bytes - w->data) / 2;
+    *pf = (struct prefix){.len = g->len, .n = g->n, .max_slot = g->max_slot, .max_batch_seq = g->max_batch_seq};
+    if (round_up(g->len, w->block) <= max) return 0;
+    size_t p = GRP_HDR;
+    uint32_t k = 0;
+    uint64_t ms = 0, mb = 0;
+    while (k < g->n) {
+        const uint8_t *r = g->p + p;
+        size_t rec = (size_t)round_up(REC_HDR + (uint64_t)get32(r), 8);
+        if (k && round_up(p + rec, w->block) > max) break;
+        uint64_t slot = get64(r + 8);
+        if (r[4] == RABIA_WAL_BATCH) {
+            if (slot > mb) mb = slot;
+        } else if (slot > ms) {
+            ms = slot;
+        }
+        p += rec;
+        k++;
+    }
+    if (round_up(p, w->block) > w->cfg.segment_bytes - w->data) return -EFBIG; /* one record too large */
+    *pf = (struct prefix){.len = p, .n = k, .max_slot = ms, .max_batch_seq = mb};
+    return 0;
+}
+
+static int cut(struct rabia_wal *w, const struct prefix *pf)
+{
+    struct gbuf *g = &w->open;
+    if (pf->n == g->n) return 0;
+    struct gbuf rest = {0};
+    if (gbuf_reserve(&rest, GRP_HDR + (g->len - pf->len) + w->block, w->block)) return -ENOMEM;
+    gbuf_reset(&rest);
+    memcpy(rest.p + GRP_HDR, g->p + pf->len, g->len - pf->len);
+    rest.len = GRP_HDR + (g->len - pf->len);
+    rest.n = g->n - pf->n;
+    rest.max_slot = g->max_slot;
+    rest.max_batch_seq = g->max_batch_seq;
+    g->len = pf->len;
+    g->n = pf->n;
+    g->max_slot = pf->max_slot;
+    g->max_batch_seq = pf->max_batch_seq;
+    w->pending_rest = rest;
+    return 0;
+}
+
 int rabia_wal_seal(struct rabia_wal *w, struct rabia_wal_write *io)
 {
     if (w->in_flight || w->open.n == 0) return 0;
-    struct gbuf *g = &w->open;
-    uint64_t bytes = g->len;
-    uint64_t padded = round_up(bytes, w->block);
-    if (padded > w->cfg.segment_bytes - w->data) {
-        fprintf(stderr, "rabia wal: a group of %" PRIu64 " bytes does not fit a %" PRIu64 "-byte segment\n", bytes,
+    struct prefix pf;
+    if (prefix(w, &pf) < 0) {
+        fprintf(stderr, "rabia wal: one record of the group does not fit a %" PRIu64 "-byte segment\n",
                 w->cfg.segment_bytes);
         return -EFBIG;
     }
+    struct gbuf *g = &w->open;
+    uint64_t bytes = pf.len;
+    uint64_t padded = round_up(bytes, w->block);
     struct seg *cur = &w->segs[w->n_segs - 1];
     bool new_seg = false;
     if (w->pos + padded > w->cfg.segment_bytes) {
@@ -985,6 +1046,7 @@ int rabia_wal_seal(struct rabia_wal *w, struct rabia_wal_write *io)
         new_seg = true;
     }
     w->stalled = false;
+    if (cut(w, &pf)) return -ENOMEM;
     uint8_t *h = g->p;
     put32(h, GRP_MAGIC);
     put32(h + 4, g->n);
@@ -1003,6 +1065,11 @@ int rabia_wal_seal(struct rabia_wal *w, struct rabia_wal_write *io)
     w->flight = w->open;
     w->open = t;
     gbuf_reset(&w->open);
+    if (w->pending_rest.p) { /* the part of a large group that waits for the next write */
+        free(w->open.p);
+        w->open = w->pending_rest;
+        memset(&w->pending_rest, 0, sizeof w->pending_rest);
+    }
     w->in_flight = true;
     w->flight_lsn = w->next_lsn;
     w->flight_seg = cur->no;

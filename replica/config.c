@@ -259,12 +259,10 @@ int rabia_replica_config_check(const struct rabia_replica_config *c, char *err, 
         ERR("window = %u with policy classes: needs window >= %u (the number of replicas)", c->window, c->n);
     if (c->resp_listen[0] && strcmp(c->state_machine, "kv"))
         ERR("resp-listen is set but state-machine = %s: the RESP front end serves the kv state machine only (set resp-listen = off)", c->state_machine);
-    if (c->durability == RABIA_DURABILITY_WAL &&
-        (uint64_t)c->batch_max_bytes * (c->window + 2) * 4 > c->wal_segment_bytes)
-        ERR("wal-segment-bytes = %" PRIu64 " is too small for batch-max-bytes %u with window %u: one log write can "
-            "hold a batch per slot; raise wal-segment-bytes to at least %" PRIu64,
-            c->wal_segment_bytes, c->batch_max_bytes, c->window,
-            ((uint64_t)c->batch_max_bytes * (c->window + 2) * 4 + 65535) / 65536 * 65536);
+    if (c->durability == RABIA_DURABILITY_WAL && (uint64_t)c->batch_max_bytes * 4 > c->wal_segment_bytes)
+        ERR("wal-segment-bytes = %" PRIu64 " is too small for batch-max-bytes %u: a log record holds a whole "
+            "batch and must fit a quarter of a segment; raise wal-segment-bytes to at least %" PRIu64,
+            c->wal_segment_bytes, c->batch_max_bytes, ((uint64_t)c->batch_max_bytes * 4 + 65535) / 65536 * 65536);
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "durable.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -21,9 +22,15 @@
 /* ------------------------------------------------------------------ */
 /* recovery */
 
+#define RECENT_OWN 512 /* own batches' decided slots remembered by the scan */
+
 struct scan_ctx {
     struct durable *d;
     struct rabia_rsm *rsm;
+    struct {
+        uint64_t seq, slot;
+    } recent[RECENT_OWN];          /* ring: where own batches were decided */
+    uint32_t n_recent;
     uint64_t max_own_seq;     /* highest own batch seq in the log */
     uint64_t applied_records; /* DECIDED records applied */
     uint32_t prune_at;
@@ -52,16 +59,37 @@ static int keep(struct durable *d, const struct rabia_msg *m)
     return 0;
 }
 
+/* The slot an own batch was decided in, as far as the scan saw: 0 when
+ * unknown (decided inside the snapshot, or long ago). */
+static uint64_t decided_at(const struct scan_ctx *s, uint64_t seq)
+{
+    uint32_t n = s->n_recent < RECENT_OWN ? s->n_recent : RECENT_OWN;
+    for (uint32_t k = 0; k < n; k++)
+        if (s->recent[k].seq == seq) return s->recent[k].slot;
+    return 0;
+}
+
+/* An applied own batch is kept (for peers' FETCH, RABIA_EV_RESTORE value 1)
+ * while a slot open at the crash could decide it again. */
+static bool recent_own(const struct scan_ctx *s, const struct rabia_msg *m, uint64_t applied)
+{
+    uint64_t at = decided_at(s, m->id.seq);
+    if (!at) at = s->d->last_snap_slot; /* inside the snapshot: at most there */
+    return at + 2ull * s->d->cfg.window > applied;
+}
+
 /* Drop records the rebuilt state has passed: sent records of applied
- * slots, own batches applied. Keeps the list bounded by what is open. */
-static int prune(struct durable *d, struct rabia_rsm *rsm)
+ * slots, own batches applied (but recently). Keeps the list bounded by
+ * what is open. */
+static int prune(struct durable *d, struct scan_ctx *sc, struct rabia_rsm *rsm)
 {
     uint64_t applied = rabia_rsm_applied(rsm);
     struct rabia_buf arena = {0};
     uint32_t k = 0;
     for (uint32_t i = 0; i < d->rn; i++) {
         struct rabia_msg m = d->rmsgs[i];
-        bool drop = m.type == RABIA_MSG_BATCH ? rabia_rsm_batch_applied(rsm, &m.id) : m.slot <= applied;
+        bool drop = m.type == RABIA_MSG_BATCH ? rabia_rsm_batch_applied(rsm, &m.id) && !recent_own(sc, &m, applied)
+                                              : m.slot <= applied;
         if (drop) continue;
         if (m.body_len) {
             size_t off = arena.len;
@@ -111,12 +139,26 @@ static int on_record(void *ctx, uint8_t type, uint64_t slot, const uint8_t *fram
             return rc;
         }
         s->applied_records++;
+        if (m.value && m.id.proxy == d->cfg.self) {
+            s->recent[s->n_recent % RECENT_OWN].seq = m.id.seq;
+            s->recent[s->n_recent % RECENT_OWN].slot = slot;
+            s->n_recent++;
+        }
         if (d->rn >= s->prune_at) {
-            if (prune(d, s->rsm)) return -ENOMEM;
+            if (prune(d, s, s->rsm)) return -ENOMEM;
             s->prune_at = d->rn * 2 + 1024;
         }
         return 0;
     case RABIA_WAL_SENT:
+        if (m.type == RABIA_MSG_HORIZON_REQ) { /* this log began with a recovery (rule 2) */
+            d->rejoin_pending = true;
+            return 0;
+        }
+        if (m.type == RABIA_MSG_HORIZON && m.slot == slot) { /* ... which ended here */
+            d->rejoin_pending = false;
+            if (slot > d->horizon) d->horizon = slot;
+            return 0;
+        }
         if (m.type < RABIA_MSG_PROPOSAL || m.type > RABIA_MSG_VOTE || m.slot != slot) break;
         if (slot <= applied) return 0;
         m.from = d->cfg.self;
@@ -134,6 +176,27 @@ static int on_record(void *ctx, uint8_t type, uint64_t slot, const uint8_t *fram
              "data dir aside and start this replica with --rejoin", type, slot, rabia_msg_type_name(m.type));
     return -EINVAL;
 }
+
+/* Remove a folder of plain files (the log's or the snapshots'). */
+static int remove_files(const char *dir)
+{
+    DIR *dd = opendir(dir);
+    if (!dd) return errno == ENOENT ? 0 : -errno;
+    struct dirent *de;
+    int rc = 0;
+    while ((de = readdir(dd))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char p[1200];
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        if (unlink(p) && errno != ENOENT) rc = -errno;
+    }
+    closedir(dd);
+    if (!rc && rmdir(dir) && errno != ENOENT) rc = -errno;
+    return rc;
+}
+
+static int open_log(struct durable *d, const struct durable_cfg *cfg, struct rabia_rsm *rsm,
+                    struct durable_restore *out, struct scan_ctx *scp, char *err, size_t errlen);
 
 int durable_open(struct durable *d, const struct durable_cfg *cfg, const struct durable_hooks *hooks,
                  struct rabia_rsm *rsm, struct durable_restore *out, char *err, size_t errlen)
@@ -170,15 +233,49 @@ int durable_open(struct durable *d, const struct durable_cfg *cfg, const struct 
         }
         d->last_snap_slot = slot;
     }
-    /* 2. the log on top of it */
-    struct scan_ctx sc = {.d = d, .rsm = rsm, .prune_at = 4096};
+    /* 2. the log on top of it (the scan's state is large: on the heap) */
+    struct scan_ctx *scp = calloc(1, sizeof(*scp));
+    if (!scp) return -ENOMEM;
+    scp->d = d;
+    scp->rsm = rsm;
+    scp->prune_at = 4096;
+    rc = open_log(d, cfg, rsm, out, scp, err, errlen);
+    free(scp);
+    return rc;
+}
+
+static int open_log(struct durable *d, const struct durable_cfg *cfg, struct rabia_rsm *rsm,
+                    struct durable_restore *out, struct scan_ctx *scp, char *err, size_t errlen)
+{
+#define sc (*scp)
+    int rc;
     struct rabia_wal_config wc = {.dir = d->wal_dir, .segment_bytes = cfg->segment_bytes,
                                   .cluster_id = cfg->cluster_id, .replica = cfg->self,
                                   .batch_incarnation = cfg->incarnation, .allow_buffered = cfg->allow_buffered};
     struct rabia_wal_info info;
     rc = rabia_wal_open(&d->wal, &wc, on_record, &sc, &info, err, errlen);
     if (rc) return rc;
-    if ((rc = prune(d, rsm))) return rc;
+    if (d->rejoin_pending) {
+        /* A recovery from the peers (--rejoin, rule 2) was cut short: what
+         * this log holds is only what was learned meanwhile. Start over with
+         * a new log (a new batch id namespace and HORIZON_REQ nonce). */
+        fprintf(stderr, "rabia: %s: a recovery from the peers did not finish before the last stop: starting it "
+                "again with a new log\n", d->wal_dir);
+        rabia_wal_close(d->wal);
+        d->wal = NULL;
+        if (remove_files(d->wal_dir) || remove_files(d->snap_dir)) {
+            snprintf(err, errlen, "cannot remove %s and %s to restart the recovery: remove them by hand and start "
+                     "with --rejoin", d->wal_dir, d->snap_dir);
+            return -EIO;
+        }
+        d->rn = 0;
+        rabia_buf_clear(&d->arena);
+        d->horizon = 0;
+        d->last_snap_slot = 0;
+        out->rejoin = true;
+        return -EAGAIN; /* the caller creates a fresh apply layer and opens again */
+    }
+    if ((rc = prune(d, &sc, rsm))) return rc;
     /* 3. what the core gets back: own batches first (proposals name them),
      * then the sent records in log order; a decided own batch only moves the
      * core's next sequence number past the highest one ever sent */
@@ -189,6 +286,7 @@ int durable_open(struct durable *d, const struct durable_cfg *cfg, const struct 
     for (uint32_t i = 0; i < d->rn; i++) {
         if (d->rmsgs[i].type != RABIA_MSG_BATCH) continue;
         v[k] = d->rmsgs[i];
+        if (rabia_rsm_batch_applied(rsm, &v[k].id)) v[k].value = 1; /* kept for FETCH only */
         if (v[k].id.seq == sc.max_own_seq) have_max = true;
         k++;
     }
@@ -209,6 +307,7 @@ int durable_open(struct durable *d, const struct durable_cfg *cfg, const struct 
     out->applied = rabia_rsm_applied(rsm);
     out->log_existed = info.existed;
     out->batch_incarnation = info.batch_incarnation;
+    out->horizon = d->horizon;
     struct rabia_wal_stats ws;
     rabia_wal_stats(d->wal, &ws);
     d->log_bytes_at_snap = ws.bytes;
@@ -220,6 +319,7 @@ int durable_open(struct durable *d, const struct durable_cfg *cfg, const struct 
             info.block, out->applied, d->last_snap_slot, sc.applied_records, k,
             info.torn_bytes ? "; a torn last write was cut off" : "");
     return 0;
+#undef sc
 }
 
 void durable_close(struct durable *d)
@@ -240,6 +340,12 @@ void durable_close(struct durable *d)
 
 /* ------------------------------------------------------------------ */
 /* the write path */
+
+int durable_mark_recovering(struct durable *d, uint64_t nonce)
+{
+    struct rabia_msg m = {.type = RABIA_MSG_HORIZON_REQ, .from = d->cfg.self, .u64 = nonce};
+    return rabia_wal_append_msg(d->wal, RABIA_WAL_SENT, 0, &m);
+}
 
 static int hold(struct durable *d, uint8_t to, const struct rabia_msg *m)
 {
@@ -265,6 +371,7 @@ int durable_update(struct durable *d, const struct rabia_update *u)
         const struct rabia_msg *m = &u->persist[i];
         rc = m->type == RABIA_MSG_BATCH ? rabia_wal_append_msg(d->wal, RABIA_WAL_BATCH, m->id.seq, m)
                                         : rabia_wal_append_msg(d->wal, RABIA_WAL_SENT, m->slot, m);
+        if (m->type == RABIA_MSG_HORIZON && m->slot > d->horizon) d->horizon = m->slot;
     }
     for (uint32_t i = 0; i < u->n_applies && !rc; i++) {
         const struct rabia_apply *a = &u->applies[i];
@@ -349,10 +456,15 @@ void durable_flush(struct durable *d, struct rio_loop *loop)
         d->hooks.fatal(d->hooks.ctx, why);
         return;
     }
-    struct rabia_buf t = d->held_flight;
-    d->held_flight = d->held_open;
-    d->held_open = t;
-    rabia_buf_clear(&d->held_open);
+    /* the sends wait for every record before them: when a large group goes
+     * out in parts, they stay held until its last part */
+    RABIA_ASSERT(d->held_flight.len == 0);
+    if (!rabia_wal_pending(d->wal)) {
+        struct rabia_buf t = d->held_flight;
+        d->held_flight = d->held_open;
+        d->held_open = t;
+        rabia_buf_clear(&d->held_open);
+    }
     d->write_busy = true;
     d->write_started_us = rio_now_us();
     rc = rio_write(loop, io.fd, io.buf, io.len, io.off, io.rw_flags, written, d);
@@ -378,7 +490,7 @@ int durable_snapshot_installed(struct durable *d, uint64_t slot, const uint8_t *
     return 0;
 }
 
-void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64_t keep_batch_seq)
+void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64_t keep_batch_seq, bool recovering)
 {
     if (d->snap_pid > 0) {
         int st;
@@ -405,7 +517,8 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
         return;
     }
     uint64_t applied = rabia_rsm_applied(rsm);
-    if (applied <= d->last_snap_slot) return;
+    /* while recovering the log must keep its first record (it says so) */
+    if (recovering || applied <= d->last_snap_slot) return;
     struct rabia_wal_stats ws;
     rabia_wal_stats(d->wal, &ws);
     bool by_size = ws.bytes - d->log_bytes_at_snap >= d->cfg.max_log_size;

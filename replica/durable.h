@@ -51,6 +51,7 @@ struct durable_cfg {
     uint64_t segment_bytes, max_log_size;
     uint32_t snapshot_interval_s;
     uint32_t max_pending;
+    uint32_t window;               /* slots in flight: how long a restored own batch stays fetchable */
     bool allow_buffered;
 };
 
@@ -61,6 +62,8 @@ struct durable_restore {
     uint64_t applied;              /* last slot the rebuilt state holds */
     bool log_existed;              /* the replica may take part at once */
     uint64_t batch_incarnation;
+    uint64_t horizon;              /* abstain up to here (a finished --rejoin's horizon) */
+    bool rejoin;                   /* durable_open: -EAGAIN, an unfinished recovery: start it again */
 };
 
 struct durable {
@@ -88,14 +91,20 @@ struct durable {
     uint32_t rn, rcap;
     uint64_t write_started_us, last_write_us, max_write_us;
     char disk_err[256];
+    bool rejoin_pending;           /* scan: the log began with a recovery that has not ended */
+    uint64_t horizon;
 };
 
-/* Lock the data dir, load the newest snapshot into rsm, replay the log into
- * it and collect what the core must get back. 0 or a negative error with
- * err naming the file and the fix. */
+/* Load the newest snapshot into rsm, replay the log into it and collect
+ * what the core must get back. 0 or a negative error with err naming the
+ * file and the fix; -EAGAIN with out->rejoin: an unfinished recovery's log
+ * was removed, call again with a fresh rsm and start recovering. */
 int durable_open(struct durable *d, const struct durable_cfg *cfg, const struct durable_hooks *hooks,
                  struct rabia_rsm *rsm, struct durable_restore *out, char *err, size_t errlen);
 void durable_close(struct durable *d);
+/* A replica that recovers under rule 2 says so in its log before anything
+ * else; a restart before the core's HORIZON record starts over. */
+int durable_mark_recovering(struct durable *d, uint64_t nonce);
 
 /* One core update: persist records and decided slots into the log, sends
  * held behind them. 0, or a negative error (out of memory: stop). */
@@ -109,7 +118,7 @@ int durable_snapshot_installed(struct durable *d, uint64_t slot, const uint8_t *
                                size_t errlen);
 /* Periodic work (at most every few ms): reap the snapshot child, start one
  * when due. keep_batch_seq: the oldest own batch the core still holds. */
-void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now_us, uint64_t keep_batch_seq);
+void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now_us, uint64_t keep_batch_seq, bool recovering);
 /* "" or why client writes are refused now (a full disk). */
 const char *durable_refusal(struct durable *d);
 /* One text block of key: value lines for status output. */

@@ -1353,9 +1353,17 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         struct durable_cfg dc = {.data_dir = cfg->data_dir, .cluster_id = r->cluster_id, .self = r->self,
                                  .incarnation = r->incarnation, .segment_bytes = cfg->wal_segment_bytes,
                                  .max_log_size = cfg->max_log_size, .snapshot_interval_s = cfg->snapshot_interval_s,
-                                 .max_pending = RABIA_MAX_PENDING, .allow_buffered = cfg->wal_allow_buffered};
+                                 .max_pending = RABIA_MAX_PENDING, .window = cfg->window,
+                                 .allow_buffered = cfg->wal_allow_buffered};
         struct durable_hooks hk = {.ctx = r, .send = dur_send, .apply = dur_apply, .fatal = dur_fatal};
         rc = durable_open(&r->dur, &dc, &hk, r->rsm, &rest, err, errlen);
+        if (rc == -EAGAIN && rest.rejoin) { /* an unfinished --rejoin: again, from scratch */
+            durable_close(&r->dur);
+            rabia_rsm_destroy(r->rsm);
+            r->rsm = rabia_rsm_create(sm, &rc_cfg);
+            rc = r->rsm ? durable_open(&r->dur, &dc, &hk, r->rsm, &rest, err, errlen) : -ENOMEM;
+            rest.rejoin = true;
+        }
         if (rc) {
             durable_close(&r->dur);
             rabia_replica_destroy(r);
@@ -1376,7 +1384,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     cc.max_batch_bytes = cfg->batch_max_bytes;
     cc.retransmit_us = (uint64_t)cfg->retransmit_ms * 1000;
     cc.log_retain = cfg->log_retain;
-    cc.recovering = !log_intact && (existed || cfg->rejoin);
+    cc.recovering = (!log_intact && (existed || cfg->rejoin)) || rest.rejoin;
     char why[256];
     if (rabia_config_check(&cc, why, sizeof why)) {
         snprintf(err, errlen, "consensus settings: %s", why);
@@ -1384,7 +1392,17 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         return RABIA_E_CONFIG;
     }
     r->core = rabia_core_create(&cc);
+    if (r->core && r->wal && cc.recovering && durable_mark_recovering(&r->dur, cc.incarnation)) {
+        snprintf(err, errlen, "out of memory starting the log");
+        rabia_replica_destroy(r);
+        return -ENOMEM;
+    }
     if (r->core && r->wal) {
+        if (rest.horizon) { /* first: instances made below it must be mute */
+            struct rabia_event ev = {.type = RABIA_EV_RESTORE};
+            ev.msg = (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = r->self, .slot = rest.horizon};
+            core_step(r, &ev);
+        }
         if (rest.applied) {
             struct rabia_event ev = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = rest.applied};
             core_step(r, &ev);
@@ -1397,9 +1415,9 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
             if (rabia_core_step(r->core, &ev, &u)) refused++;
             handle_update(r, &u);
         }
-        if (refused)
-            rlog(r, RABIA_LOG_WARN, "%u record(s) of the log could not be resumed (pending queue full): their "
-                 "clients retry", refused);
+        if (refused) /* cannot happen within the core's restore capacity (PQ_CAP) */
+            rlog(r, RABIA_LOG_ERROR, "%u record(s) of the log could not be resumed (more own batches than the "
+                 "core takes back): a slot that decided one of them waits for its body", refused);
     }
     struct batcher_cfg bc;
     batcher_cfg_default(&bc);
@@ -1474,7 +1492,7 @@ int rabia_replica_run(struct rabia_replica *r)
             durable_flush(&r->dur, r->loop);
             if (now - r->dur_tick_us >= 10000) {
                 r->dur_tick_us = now;
-                durable_tick(&r->dur, r->rsm, now, rabia_core_own_keep_seq(r->core));
+                durable_tick(&r->dur, r->rsm, now, rabia_core_own_keep_seq(r->core), rabia_core_recovering(r->core));
             }
             if (now + 10000 < next) next = now + 10000; /* snapshots, a stalled log */
         }

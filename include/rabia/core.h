@@ -37,7 +37,10 @@
  *    tests/model checks this rule (FIX_PERSIST, crashes of all n at once)
  *    and that sending before persisting breaks it.
  *    Embedders without a log (durability = memory) persist nothing and
- *    rely on rule 2 after every restart.
+ *    rely on rule 2 after every restart. A replica whose log was lost
+ *    recovers under rule 2 with a new log; the log records that it is
+ *    recovering before anything else, and a restart before the HORIZON
+ *    record arrives starts the recovery again from scratch.
  *
  * 2. Horizon rule. A replica that may have run before with the same id
  *    but lost its log (no log kept, or its disk was lost) is created with cfg.recovering = true and a fresh
@@ -143,7 +146,10 @@ enum rabia_event_type {
                                (contract rule 1); only before any other event but
                                SNAPSHOT_INSTALLED. Sends nothing; starts no slot. A
                                BATCH with value 1 is one the restored state applied:
-                               only next_seq moves past its id */
+                               next_seq moves past its id, and with its body it is
+                               kept for peers' FETCH while a slot open at the crash
+                               could decide it again (give the body of own batches
+                               applied in the last few windows of slots) */
 };
 
 struct rabia_event {
@@ -188,8 +194,9 @@ struct rabia_update {
     uint64_t next_tick_us;      /* call again with a TICK by then (0 = idle) */
     struct rabia_batch_id submitted; /* SUBMIT: the id given to the batch */
     /* Contract rule 1: durable before any send of this update leaves.
-     * PROPOSAL/STATE/VOTE (slot, phase, value, id) and BATCH (id, body:
-     * the batch this replica proxies); from = self. */
+     * PROPOSAL/STATE/VOTE (slot, phase, value, id), BATCH (id, body: the
+     * batch this replica proxies) and HORIZON (slot: the end of a recovery
+     * under rule 2, abstain up to it after any later restart); from = self. */
     const struct rabia_msg *persist;
     uint32_t n_persist;
 };

@@ -38,5 +38,12 @@ bad=$(mktemp); printf 'id 1\nmembers %s\nwindow lots\n' "$m" >"$bad"
 expect_err ":3: window = 'lots'" --config "$bad"
 rm -f "$bad"
 expect_err "No such file" --config /nonexistent/rabiad.conf
+expect_err "durability = 'disk': use wal" --id 1 --members "$m" --durability disk
+expect_ok --id 1 --members "$m" --durability memory --client-listen 127.0.0.1:7401
+expect_err "wal-segment-bytes = '1000': must be a multiple of 65536" --id 1 --members "$m" --wal-segment-bytes 1000
+expect_err "wal-segment-bytes = 1048576 is too small for batch-max-bytes" --id 1 --members "$m" --wal-segment-bytes 1048576 \
+  --batch-max-bytes 1048576 --client-listen 127.0.0.1:7401
+expect_err "max-log-size = '5'" --id 1 --members "$m" --max-log-size 5
+expect_err "snapshot-interval-s = 'soon'" --id 1 --members "$m" --snapshot-interval-s soon
 echo "$passes passed, $fails failed"
 ((fails == 0))

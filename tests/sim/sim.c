@@ -48,6 +48,10 @@
 /* planted bugs outside the core */
 #define SIM_BUG_STALE_READ (1u << 16)  /* GET served from local state */
 #define SIM_BUG_FORGET_VOTE (1u << 17) /* a restarted replica votes at once (no horizon rule) */
+/* planted bugs of the durable mode (--durable) */
+#define SIM_BUG_SEND_EARLY (1u << 18)  /* messages leave before their records are durable */
+#define SIM_BUG_SKIP_RECORD (1u << 19) /* recovery skips a damaged record instead of refusing the log */
+#define SIM_BUG_REPLY_EARLY (1u << 20) /* decided slots applied (and answered) before they are durable */
 
 enum mix_flags { M_JITTER = 1, M_LINKS = 2, M_PARTITION = 4, M_CRASH = 8, M_PAUSE = 16 };
 static const struct {
@@ -92,6 +96,7 @@ struct run_cfg {
     uint32_t bugs;
     int64_t trace_slot; /* -1: none */
     int verbose; /* --faults: log every fault and recovery */
+    bool durable; /* --durable: replicas keep a simulated write-ahead log (replica/durable.c's rules) */
 };
 
 struct run_result {
@@ -102,6 +107,11 @@ struct run_result {
     uint64_t restarts_open; /* ... while a slot they had voted in was still open */
     uint64_t hz_splits;     /* n >= 5: horizon arranged from peers that missed the last messages */
     uint64_t expired;       /* client requests answered SESSION_EXPIRED */
+    uint64_t crash_all;     /* durable: crashes that took every replica down at once */
+    uint64_t torn;          /* durable: crashes that lost a write in flight */
+    uint64_t damaged;       /* durable: logs found damaged at restart (rebuilt from peers) */
+    uint64_t disk_faults;   /* durable: latency spikes and full-disk periods */
+    uint64_t restored;      /* durable: records handed back to a core at restart */
     uint32_t sessions;      /* max_sessions used */
     uint32_t clients;
     uint64_t events;
@@ -113,6 +123,7 @@ struct run_result {
 enum ev_kind {
     E_DELIVER, E_TICK, E_CLIENT_NEXT, E_CLIENT_TIMEOUT, E_FLUSH, E_FAULT, E_RESTART, E_HEAL_LINK, E_CONNECT,
     E_CRASH, /* a crash attempt (follow-up of a crash fault) */
+    E_DISK,  /* durable: a log write completes (a: node, x: life, y: write id) */
 };
 
 struct ev {
@@ -272,8 +283,41 @@ struct req {
     struct rabia_buf op;
 };
 
+/* durable mode: a replica's disk. Records [0, durable) are on it;
+ * [durable, flight_end) are the write in flight; the rest is the group being
+ * formed. Sends wait in `held` behind the group they came with (h_flight of
+ * them behind the write in flight), as in replica/durable.c. */
+struct drec {
+    uint8_t type;            /* RABIA_WAL_SENT 1, BATCH 2, DECIDED 3 (persist/wal.h) */
+    uint64_t slot;
+    struct rabia_msg m;      /* m.body points at body */
+    uint8_t *body;
+};
+struct hsend {
+    uint8_t to;
+    struct rabia_msg m;
+    uint8_t *body;
+};
+struct sdisk {
+    struct drec *r;
+    size_t n, cap, durable, flight_end;
+    struct hsend *h;
+    size_t hn, hcap, h_flight;
+    bool busy;
+    uint64_t wid;            /* names the write in flight's completion */
+    uint64_t batch_inc;      /* the log's batch incarnation (0: no log yet) */
+    uint8_t *snap;           /* the snapshot file (installed from a peer) */
+    size_t snap_len;
+    uint64_t snap_slot;
+    uint64_t full_until;     /* ENOSPC: writes stall, requests refused */
+    uint64_t slow_until;     /* a latency spike */
+    bool damaged;            /* a flipped bit or misdirected write in the middle of the log */
+};
+enum { DR_SENT = 1, DR_BATCH = 2, DR_DECIDED = 3 };
+
 struct node {
     bool alive;
+    struct sdisk disk;
     uint64_t incarnation;
     uint64_t paused_until;
     uint64_t tick_at;
@@ -338,8 +382,19 @@ struct subrec {
     bool used;
 };
 
+struct sentrec { /* durable: (node, slot, type, phase) -> what was sent first */
+    uint64_t slot;
+    uint16_t phase;
+    uint8_t node, type, value, has_id;
+    struct rabia_batch_id id;
+    uint32_t life;
+    bool used;
+};
+
 struct world {
     struct run_cfg cfg;
+    struct sentrec *sent;
+    size_t sent_cap, sent_used;
     struct run_result *res;
     uint64_t now;
     struct heap h;
@@ -542,6 +597,7 @@ static void trace_cb(void *ctx, uint64_t slot, const char *line)
 }
 
 static void step(struct world *w, uint8_t i, struct rabia_event *ev);
+static void handle_update(struct world *w, uint8_t i, struct rabia_update *u);
 
 static void reply_cb(void *ctx, uint64_t client_id, uint64_t seq, int status, const uint8_t *reply, size_t len)
 {
@@ -586,68 +642,267 @@ static void note_vote(struct world *w, uint8_t i, uint64_t slot, const char *wha
              what, slot, *v);
 }
 
+/* durable mode: no life of a replica may send a PROPOSAL, STATE or VOTE
+ * that says something else than what an earlier send (of any life) said
+ * for the same slot and phase: persistence contract rule 1. */
+static void note_sent(struct world *w, uint8_t i, const struct rabia_msg *m)
+{
+    if (w->sent_used * 2 >= w->sent_cap) {
+        size_t oc = w->sent_cap, nc = oc ? 2 * oc : 4096;
+        struct sentrec *old = w->sent;
+        w->sent = calloc(nc, sizeof(*w->sent));
+        if (!w->sent) abort();
+        w->sent_cap = nc;
+        for (size_t k = 0; k < oc; k++) {
+            if (!old[k].used) continue;
+            size_t j = (old[k].slot * 131 + old[k].phase * 7 + old[k].type * 3 + old[k].node) & (nc - 1);
+            while (w->sent[j].used) j = (j + 1) & (nc - 1);
+            w->sent[j] = old[k];
+        }
+        free(old);
+    }
+    uint16_t phase = m->type == RABIA_MSG_PROPOSAL ? 0 : m->phase;
+    size_t mask = w->sent_cap - 1, j = (m->slot * 131 + phase * 7 + m->type * 3 + i) & mask;
+    uint32_t life = (uint32_t)w->nodes[i].incarnation;
+    for (; w->sent[j].used; j = (j + 1) & mask) {
+        struct sentrec *r = &w->sent[j];
+        if (r->slot != m->slot || r->phase != phase || r->type != m->type || r->node != i) continue;
+        /* a PROPOSAL's batch is its content; a STATE or VOTE carries the
+         * majority batch once known, so a resend may add it, never change it */
+        bool same = r->value == m->value &&
+                    (m->type == RABIA_MSG_PROPOSAL ? r->has_id == m->has_id && (!m->has_id || rabia_batch_id_eq(&r->id, &m->id))
+                                                   : !r->has_id || !m->has_id || rabia_batch_id_eq(&r->id, &m->id));
+        if (!same)
+            fail(w, "contradiction: replica %u life %u sends %s slot %" PRIu64 " phase %u value %u%s, its life %u sent "
+                 "value %u%s", i, life, rabia_msg_type_name(m->type), m->slot, phase, m->value,
+                 m->has_id ? " with a batch" : "", r->life, r->value, r->has_id ? " with a batch" : "");
+        return;
+    }
+    w->sent[j] = (struct sentrec){.slot = m->slot, .phase = phase, .node = i, .type = m->type, .value = m->value,
+                                  .has_id = m->has_id, .id = m->id, .life = life, .used = true};
+    w->sent_used++;
+}
+
+static void do_send(struct world *w, uint8_t i, uint8_t to, const struct rabia_msg *m)
+{
+    if (m->type == RABIA_MSG_PROPOSAL && m->has_id) {
+        struct proprec *p = proprec(w, m->slot, &m->id, true);
+        p->mask |= (uint8_t)(1u << i);
+    }
+    if (m->type == RABIA_MSG_PROPOSAL || m->type == RABIA_MSG_STATE || m->type == RABIA_MSG_VOTE) {
+        if (w->cfg.durable) note_sent(w, i, m);
+        else note_vote(w, i, m->slot, rabia_msg_type_name(m->type));
+    }
+    if (to == RABIA_TO_ALL) {
+        for (uint8_t j = 0; j < w->cfg.n; j++)
+            if (j != i) net_send(w, i, j, m);
+    } else if (to < w->cfg.n && to != i) {
+        net_send(w, i, to, m);
+    }
+}
+
+/* Apply one decided slot at replica i, checking agreement and validity. */
+static void apply_one(struct world *w, uint8_t i, uint64_t slot, bool null, const struct rabia_batch_id *id,
+                      const uint8_t *body, uint32_t body_len)
+{
+    struct node *nd = &w->nodes[i];
+    uint8_t maj = (uint8_t)(w->cfg.n / 2 + 1);
+    struct slotrec *r = slotrec(w, slot);
+    uint64_t bh = null ? 0 : XXH64(body, body_len, 0);
+    if (!r->set) {
+        r->set = true;
+        r->null = null;
+        if (!null) r->id = *id;
+        r->body_hash = bh;
+        if (!null) {
+            struct proprec *p = proprec(w, slot, id, false);
+            if (!p || __builtin_popcount(p->mask) < maj)
+                fail(w, "validity: slot %" PRIu64 " decided batch %u.%" PRIu64 " proposed by %d replicas", slot,
+                     id->proxy, id->seq, p ? __builtin_popcount(p->mask) : 0);
+            struct subrec *sr = subrec(w, id, false);
+            if (!sr || sr->hash != bh)
+                fail(w, "validity: slot %" PRIu64 " batch %u.%" PRIu64 " differs from what its proxy submitted", slot,
+                     id->proxy, id->seq);
+        }
+    } else if (r->null != null || (!null && (!rabia_batch_id_eq(&r->id, id) || r->body_hash != bh))) {
+        fail(w, "agreement: replica %u applied %s in slot %" PRIu64 ", another applied %s", i,
+             null ? "null" : "a batch", slot, r->null ? "null" : "a different batch");
+    }
+    if (slot <= rabia_rsm_applied(nd->rsm)) return; /* durable: a snapshot installed meanwhile covers it */
+    void *ctx[2] = {w, (void *)(uintptr_t)i};
+    w->applying = slot;
+    int rc = rabia_rsm_apply_batch(nd->rsm, slot, null ? NULL : id, null ? NULL : body, null ? 0 : body_len,
+                                   reply_cb, ctx);
+    if (rc) fail(w, "replica %u: rsm apply of slot %" PRIu64 " failed: %d", i, slot, rc);
+    if (g_double_apply) fail(w, "exactly-once: client %" PRIu64 " seq %" PRIu64 " applied twice",
+                             g_double_key >> 32, g_double_key & 0xFFFFFFFF);
+    if (slot % 8 == 0) {
+        uint64_t hsh = rabia_rsm_hash(nd->rsm);
+        if (!r->hashed) {
+            r->hashed = true;
+            r->state_hash = hsh;
+        } else if (r->state_hash != hsh) {
+            fail(w, "state: replica %u hash differs at slot %" PRIu64, i, slot);
+        }
+    }
+    if (w->cfg.trace_slot >= 0 && slot == (uint64_t)w->cfg.trace_slot)
+        printf("%10.3fms slot %" PRIu64 " r%u applies %s\n", (double)w->now / 1000.0, slot, i, null ? "null" : "batch");
+}
+
+/* ------------------------------------------------------------------ */
+/* durable mode: the simulated disk */
+
+static uint8_t *dup_body(const struct rabia_msg *m)
+{
+    if (!m->body_len) return NULL;
+    uint8_t *b = malloc(m->body_len);
+    if (!b) abort();
+    memcpy(b, m->body, m->body_len);
+    return b;
+}
+
+static void disk_append(struct sdisk *d, uint8_t type, uint64_t slot, const struct rabia_msg *m)
+{
+    if (d->n == d->cap) {
+        d->cap = d->cap ? 2 * d->cap : 256;
+        d->r = realloc(d->r, d->cap * sizeof(*d->r));
+        if (!d->r) abort();
+    }
+    struct drec *r = &d->r[d->n++];
+    r->type = type;
+    r->slot = slot;
+    r->m = *m;
+    r->body = dup_body(m);
+    r->m.body = r->body;
+}
+
+static void disk_hold(struct sdisk *d, uint8_t to, const struct rabia_msg *m)
+{
+    if (d->hn == d->hcap) {
+        d->hcap = d->hcap ? 2 * d->hcap : 256;
+        d->h = realloc(d->h, d->hcap * sizeof(*d->h));
+        if (!d->h) abort();
+    }
+    struct hsend *h = &d->h[d->hn++];
+    h->to = to;
+    h->m = *m;
+    h->body = dup_body(m);
+    h->m.body = h->body;
+}
+
+/* the first k held sends leave (their records are durable) */
+static void disk_release(struct world *w, uint8_t i, size_t k)
+{
+    struct sdisk *d = &w->nodes[i].disk;
+    for (size_t j = 0; j < k; j++) {
+        if (!w->res->failed) do_send(w, i, d->h[j].to, &d->h[j].m);
+        free(d->h[j].body);
+    }
+    memmove(d->h, d->h + k, (d->hn - k) * sizeof(*d->h));
+    d->hn -= k;
+}
+
+/* Start the next group write if none is in flight (once per step: the
+ * simulator's loop turn), or let held sends go when there is nothing to write. */
+static void disk_start(struct world *w, uint8_t i)
+{
+    struct node *nd = &w->nodes[i];
+    struct sdisk *d = &nd->disk;
+    if (d->busy) return;
+    if (d->n == d->durable) {
+        if (d->hn) disk_release(w, i, d->hn);
+        return;
+    }
+    d->flight_end = d->n;
+    d->h_flight = d->hn;
+    d->busy = true;
+    d->wid++;
+    uint64_t at = w->now + rnd_range(30, 300);                      /* an O_DIRECT write with RWF_DSYNC */
+    if (w->now < d->slow_until) at = w->now + rnd_range(1 * MS, 20 * MS); /* a disk that stalls */
+    if (w->now < d->full_until) at = d->full_until + rnd_range(30, 300);  /* no segment until space returns */
+    push(w, at, E_DISK, i, 0, nd->incarnation, d->wid);
+}
+
+static void disk_done(struct world *w, uint8_t i)
+{
+    struct sdisk *d = &w->nodes[i].disk;
+    d->busy = false;
+    size_t from = d->durable;
+    d->durable = d->flight_end;
+    if (!(w->cfg.bugs & SIM_BUG_REPLY_EARLY)) /* answers report durable decisions only */
+        for (size_t k = from; k < d->durable && !w->res->failed; k++) {
+            struct drec *r = &d->r[k];
+            if (r->type == DR_DECIDED)
+                apply_one(w, i, r->slot, !r->m.value, &r->m.id, r->m.body, r->m.body_len);
+        }
+    disk_release(w, i, d->h_flight);
+    d->h_flight = 0;
+    disk_start(w, i);
+}
+
+static void disk_free(struct sdisk *d, size_t from)
+{
+    for (size_t k = from; k < d->n; k++) free(d->r[k].body);
+    d->n = from;
+}
+
+/* As replica.c's requeue_retired: own batches a snapshot install dropped
+ * go back under their own id unless the restored state applied them (a
+ * decided slot may still need this replica's copy of the body). */
+static void requeue_retired(struct world *w, uint8_t i, const struct rabia_apply *ret, uint32_t n)
+{
+    struct node *nd = &w->nodes[i];
+    struct held {
+        struct rabia_batch_id id;
+        struct rabia_buf body;
+    } h[RABIA_MAX_PENDING];
+    uint32_t k = 0;
+    for (uint32_t j = 0; j < n && k < RABIA_MAX_PENDING; j++) { /* copy first: the next step reuses the memory */
+        if (rabia_rsm_batch_applied(nd->rsm, &ret[j].id)) continue;
+        h[k].id = ret[j].id;
+        memset(&h[k].body, 0, sizeof h[k].body);
+        rabia_buf_append(&h[k].body, ret[j].body, ret[j].body_len);
+        k++;
+    }
+    for (uint32_t j = 0; j < k; j++) {
+        struct rabia_event ev = {.type = RABIA_EV_RESUBMIT, .body = h[j].body.data, .body_len = (uint32_t)h[j].body.len};
+        ev.msg.id = h[j].id;
+        ev.now_us = w->now;
+        struct rabia_update u;
+        rabia_core_step(nd->core, &ev, &u);
+        handle_update(w, i, &u);
+        rabia_buf_free(&h[j].body);
+    }
+}
+
 static void handle_update(struct world *w, uint8_t i, struct rabia_update *u)
 {
     struct node *nd = &w->nodes[i];
+    bool durable = w->cfg.durable;
+    if (durable) {
+        for (uint32_t k = 0; k < u->n_persist; k++) {
+            const struct rabia_msg *m = &u->persist[k];
+            disk_append(&nd->disk, m->type == RABIA_MSG_BATCH ? DR_BATCH : DR_SENT,
+                        m->type == RABIA_MSG_BATCH ? m->id.seq : m->slot, m);
+        }
+        for (uint32_t k = 0; k < u->n_applies; k++) {
+            struct rabia_apply *a = &u->applies[k];
+            struct rabia_msg m = {.type = RABIA_MSG_DECISION, .from = i, .slot = a->slot, .value = !a->null,
+                                  .has_id = !a->null, .id = a->id, .body = a->null ? NULL : a->body,
+                                  .body_len = a->null ? 0 : a->body_len};
+            disk_append(&nd->disk, DR_DECIDED, a->slot, &m);
+        }
+    }
     for (uint32_t k = 0; k < u->n_sends; k++) {
         struct rabia_send *s = &u->sends[k];
-        if (s->msg.type == RABIA_MSG_PROPOSAL && s->msg.has_id) {
-            struct proprec *p = proprec(w, s->msg.slot, &s->msg.id, true);
-            p->mask |= (uint8_t)(1u << i);
-        }
-        if (s->msg.type == RABIA_MSG_PROPOSAL || s->msg.type == RABIA_MSG_STATE || s->msg.type == RABIA_MSG_VOTE)
-            note_vote(w, i, s->msg.slot, rabia_msg_type_name(s->msg.type));
-        if (s->to == RABIA_TO_ALL) {
-            for (uint8_t j = 0; j < w->cfg.n; j++)
-                if (j != i) net_send(w, i, j, &s->msg);
-        } else if (s->to < w->cfg.n && s->to != i) {
-            net_send(w, i, s->to, &s->msg);
-        }
+        if (durable && !(w->cfg.bugs & SIM_BUG_SEND_EARLY)) disk_hold(&nd->disk, s->to, &s->msg);
+        else do_send(w, i, s->to, &s->msg);
     }
-    uint8_t maj = (uint8_t)(w->cfg.n / 2 + 1);
-    for (uint32_t k = 0; k < u->n_applies; k++) {
-        struct rabia_apply *a = &u->applies[k];
-        struct slotrec *r = slotrec(w, a->slot);
-        uint64_t bh = a->null ? 0 : XXH64(a->body, a->body_len, 0);
-        if (!r->set) {
-            r->set = true;
-            r->null = a->null;
-            r->id = a->id;
-            r->body_hash = bh;
-            if (!a->null) {
-                struct proprec *p = proprec(w, a->slot, &a->id, false);
-                if (!p || __builtin_popcount(p->mask) < maj)
-                    fail(w, "validity: slot %" PRIu64 " decided batch %u.%" PRIu64 " proposed by %d replicas",
-                         a->slot, a->id.proxy, a->id.seq, p ? __builtin_popcount(p->mask) : 0);
-                struct subrec *s = subrec(w, &a->id, false);
-                if (!s || s->hash != bh)
-                    fail(w, "validity: slot %" PRIu64 " batch %u.%" PRIu64 " differs from what its proxy submitted",
-                         a->slot, a->id.proxy, a->id.seq);
-            }
-        } else if (r->null != a->null || (!a->null && (!rabia_batch_id_eq(&r->id, &a->id) || r->body_hash != bh))) {
-            fail(w, "agreement: replica %u applied %s in slot %" PRIu64 ", another applied %s", i,
-                 a->null ? "null" : "a batch", a->slot, r->null ? "null" : "a different batch");
+    if (!durable || (w->cfg.bugs & SIM_BUG_REPLY_EARLY))
+        for (uint32_t k = 0; k < u->n_applies; k++) {
+            struct rabia_apply *a = &u->applies[k];
+            apply_one(w, i, a->slot, a->null, &a->id, a->body, a->body_len);
         }
-        void *ctx[2] = {w, (void *)(uintptr_t)i};
-        w->applying = a->slot;
-        int rc = rabia_rsm_apply_batch(nd->rsm, a->slot, a->null ? NULL : &a->id, a->null ? NULL : a->body,
-                                       a->null ? 0 : a->body_len, reply_cb, ctx);
-        if (rc) fail(w, "replica %u: rsm apply of slot %" PRIu64 " failed: %d", i, a->slot, rc);
-        if (g_double_apply) fail(w, "exactly-once: client %" PRIu64 " seq %" PRIu64 " applied twice",
-                                 g_double_key >> 32, g_double_key & 0xFFFFFFFF);
-        if (a->slot % 8 == 0) {
-            uint64_t hsh = rabia_rsm_hash(nd->rsm);
-            if (!r->hashed) {
-                r->hashed = true;
-                r->state_hash = hsh;
-            } else if (r->state_hash != hsh) {
-                fail(w, "state: replica %u hash differs at slot %" PRIu64, i, a->slot);
-            }
-        }
-        if (w->cfg.trace_slot >= 0 && a->slot == (uint64_t)w->cfg.trace_slot)
-            printf("%10.3fms slot %" PRIu64 " r%u applies %s\n", (double)w->now / 1000.0, a->slot, i,
-                   a->null ? "null" : "batch");
-    }
     if (u->snapshot_to_mask) {
         struct rabia_buf b = {0};
         if (rabia_rsm_snapshot(nd->rsm, &b)) abort();
@@ -669,6 +924,8 @@ static void handle_update(struct world *w, uint8_t i, struct rabia_update *u)
     if (st->anomalies)
         fail(w, "replica %u counted %" PRIu64 " protocol anomalies (last: %s)", i, st->anomalies,
              rabia_core_last_anomaly(nd->core));
+    if (u->n_retired) requeue_retired(w, i, u->retired, u->n_retired);
+    if (durable) disk_start(w, i);
 }
 
 static void step(struct world *w, uint8_t i, struct rabia_event *ev)
@@ -727,6 +984,12 @@ static void on_client_req(struct world *w, uint8_t i, uint8_t ci, const struct r
     uint64_t cid = m->u64, seq = m->slot;
     if (ci >= w->n_clients || !cid) return;
     if (rabia_core_recovering(nd->core)) return; /* client times out, tries elsewhere */
+    if (w->cfg.durable && w->now < nd->disk.full_until) { /* disk full: refused (-MISCONF) */
+        struct rabia_msg r = {.type = RABIA_MSG_CLIENT_REPLY, .from = i, .u64 = cid, .slot = seq,
+                              .value = RABIA_REPLY_UNAVAILABLE};
+        client_net(w, ci, i, false, &r);
+        return;
+    }
     struct client *cl = &w->clients[ci];
     if ((w->cfg.bugs & SIM_BUG_STALE_READ) && cl->id == cid && cl->opened && cl->is_read && cl->seq == seq &&
         m->body_len > 16) {
@@ -949,6 +1212,103 @@ static void coin_cb(void *ctx, uint64_t slot, uint32_t phase, int value)
     w->coins_used++;
 }
 
+/* durable mode, a restart with an intact log (replica/durable.c's
+ * durable_open): the snapshot file, the decided slots after it, then the
+ * records of open slots and own batches back to the core. */
+static void recover(struct world *w, uint8_t i)
+{
+    struct node *nd = &w->nodes[i];
+    struct sdisk *d = &nd->disk;
+    if (d->snap && rabia_rsm_restore(nd->rsm, d->snap, d->snap_len))
+        fail(w, "replica %u: its snapshot file does not restore", i);
+    size_t skip = SIZE_MAX;
+    if (d->damaged && (w->cfg.bugs & SIM_BUG_SKIP_RECORD)) {
+        /* planted bug: the damaged record is skipped, not refused: the newest
+         * record of what this replica sent in a slot still open */
+        for (size_t k = d->n; k-- > 0;)
+            if (d->r[k].type == DR_SENT) {
+                skip = k;
+                break;
+            }
+        d->damaged = false;
+    }
+    for (size_t k = 0; k < d->n; k++) {
+        struct drec *r = &d->r[k];
+        if (r->type != DR_DECIDED || r->slot <= rabia_rsm_applied(nd->rsm)) continue;
+        if (r->slot != rabia_rsm_applied(nd->rsm) + 1) {
+            fail(w, "replica %u: recovery found slot %" PRIu64 " after %" PRIu64 " (a gap in its log)", i, r->slot,
+                 rabia_rsm_applied(nd->rsm));
+            return;
+        }
+        if (rabia_rsm_apply_batch(nd->rsm, r->slot, r->m.value ? &r->m.id : NULL, r->m.value ? r->m.body : NULL,
+                                  r->m.value ? r->m.body_len : 0, NULL, NULL))
+            fail(w, "replica %u: replaying slot %" PRIu64 " failed", i, r->slot);
+    }
+    uint64_t applied = rabia_rsm_applied(nd->rsm), horizon = 0;
+    for (size_t k = 0; k < d->n; k++)
+        if (d->r[k].type == DR_SENT && d->r[k].m.type == RABIA_MSG_HORIZON && d->r[k].slot > horizon)
+            horizon = d->r[k].slot;
+    if (horizon) { /* a finished --rejoin: abstain up to its horizon */
+        struct rabia_event ev = {.type = RABIA_EV_RESTORE};
+        ev.msg = (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = i, .slot = horizon};
+        step(w, i, &ev);
+    }
+    if (applied) {
+        struct rabia_event ev = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = applied};
+        step(w, i, &ev);
+    }
+    uint64_t max_seq = 0;
+    bool max_pending = false;
+    for (size_t k = 0; k < d->n; k++) { /* own batches first */
+        struct drec *r = &d->r[k];
+        if (r->type != DR_BATCH) continue;
+        bool done = rabia_rsm_batch_applied(nd->rsm, &r->m.id);
+        if (r->m.id.seq > max_seq) {
+            max_seq = r->m.id.seq;
+            max_pending = !done;
+        }
+        struct rabia_msg bm = r->m;
+        if (done) {
+            /* applied in one of the last slots: an open slot may decide it
+             * again and need its body (core.h, RABIA_EV_RESTORE) */
+            uint64_t at = 0;
+            for (size_t q = 0; q < d->n && !at; q++)
+                if (d->r[q].type == DR_DECIDED && d->r[q].m.value && rabia_batch_id_eq(&d->r[q].m.id, &r->m.id))
+                    at = d->r[q].slot;
+            if (!at) at = d->snap_slot; /* applied inside the snapshot: at most there */
+            if (at + 2 * w->cfg.window <= applied) continue;
+            bm.value = 1;
+            if (r->m.id.seq == max_seq) max_pending = true; /* this one moves next_seq too */
+        }
+        struct rabia_event ev = {.type = RABIA_EV_RESTORE, .msg = bm};
+        ev.now_us = w->now;
+        struct rabia_update u;
+        if (rabia_core_step(nd->core, &ev, &u))
+            fail(w, "replica %u: its batch %u.%" PRIu64 ".%" PRIu64 " was refused at restore (a decided slot may need it)",
+                 i, r->m.id.proxy, r->m.id.incarnation, r->m.id.seq);
+        handle_update(w, i, &u);
+        w->res->restored++;
+    }
+    if (max_seq && !max_pending) {
+        struct rabia_event ev = {.type = RABIA_EV_RESTORE};
+        ev.msg = (struct rabia_msg){.type = RABIA_MSG_BATCH, .from = i, .has_id = 1, .value = 1,
+                                    .id = {.proxy = i, .incarnation = d->batch_inc, .seq = max_seq}};
+        step(w, i, &ev);
+    }
+    for (size_t k = 0; k < d->n; k++) {
+        struct drec *r = &d->r[k];
+        if (r->type != DR_SENT || r->slot <= applied || k == skip || r->m.type == RABIA_MSG_HORIZON_REQ ||
+            r->m.type == RABIA_MSG_HORIZON)
+            continue;
+        struct rabia_event ev = {.type = RABIA_EV_RESTORE, .msg = r->m};
+        ev.now_us = w->now;
+        struct rabia_update u;
+        if (rabia_core_step(nd->core, &ev, &u)) fail(w, "replica %u: a record was refused at restore", i);
+        handle_update(w, i, &u);
+        w->res->restored++;
+    }
+}
+
 static void start_node(struct world *w, uint8_t i, bool recovering)
 {
     struct node *nd = &w->nodes[i];
@@ -963,6 +1323,10 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     cfg.retransmit_us = 5 * MS;
     cfg.cluster_seed = 0xC0FFEE;
     cfg.incarnation = ++nd->incarnation;
+    if (w->cfg.durable) { /* the batch id namespace is the log's (core.h rule 1) */
+        if (!nd->disk.batch_inc) nd->disk.batch_inc = nd->incarnation;
+        cfg.incarnation = nd->disk.batch_inc;
+    }
     cfg.recovering = recovering;
     cfg.bugs = w->cfg.bugs & 0xFFFF;
     nd->core = rabia_core_create(&cfg);
@@ -980,6 +1344,11 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     nd->n_queue = 0;
     nd->last_voted = 0;
     memset(nd->waiting, 0, sizeof nd->waiting);
+    if (w->cfg.durable && !recovering) recover(w, i);
+    if (w->cfg.durable && recovering) { /* the log says so before anything else */
+        struct rabia_msg mk = {.type = RABIA_MSG_HORIZON_REQ, .from = i, .u64 = cfg.incarnation};
+        disk_append(&nd->disk, DR_SENT, 0, &mk);
+    }
     struct rabia_event ev = {.type = RABIA_EV_TICK};
     step(w, i, &ev);
 }
@@ -1052,6 +1421,20 @@ static void crash(struct world *w, uint8_t i, uint8_t keep)
         if (!((keep >> j) & 1)) w->link_epoch[i][j]++;
     }
     w->res->crashes++;
+    if (w->cfg.durable) {
+        /* unsynced writes are lost; the write in flight either reached the
+         * disk (its completion never came) or is torn, which the log's group
+         * checksum cuts off whole */
+        struct sdisk *d = &nd->disk;
+        size_t keep_n = d->durable;
+        if (d->busy && rnd() % 2) keep_n = d->flight_end;
+        else if (d->busy) w->res->torn++;
+        disk_free(d, keep_n);
+        d->durable = d->flight_end = keep_n;
+        d->busy = false;
+        for (size_t k = 0; k < d->hn; k++) free(d->h[k].body);
+        d->hn = d->h_flight = 0;
+    }
 }
 
 /* Start a crashed replica again, recovering (the persistence contract's
@@ -1073,7 +1456,36 @@ static void restart(struct world *w, uint8_t i)
         w->link_up[i][j] = w->link_up[j][i] = false;
         w->link_epoch[j][i]++;
     }
-    start_node(w, i, !(w->cfg.bugs & SIM_BUG_FORGET_VOTE));
+    bool recovering = !(w->cfg.bugs & SIM_BUG_FORGET_VOTE);
+    if (w->cfg.durable) {
+        struct sdisk *d = &nd->disk;
+        recovering = false; /* its log is intact: it takes part at once */
+        bool pending = false; /* the log began with a recovery that has not ended */
+        for (size_t k = 0; k < d->n; k++) {
+            if (d->r[k].type != DR_SENT) continue;
+            if (d->r[k].m.type == RABIA_MSG_HORIZON_REQ) pending = true;
+            else if (d->r[k].m.type == RABIA_MSG_HORIZON) pending = false;
+        }
+        if (pending) {
+            flog(w, "r%u: its recovery did not finish: again, with a new log", i);
+            d->damaged = true;
+        }
+        if (d->damaged && (pending || !(w->cfg.bugs & SIM_BUG_SKIP_RECORD))) {
+            /* the log refuses to open (persist/README.md); the operator moves the
+             * data dir aside and starts it with --rejoin: no log, horizon rule */
+            flog(w, "r%u: its log is damaged: rebuilt from its peers (--rejoin)", i);
+            w->res->damaged++;
+            disk_free(d, 0);
+            d->durable = d->flight_end = 0;
+            free(d->snap);
+            d->snap = NULL;
+            d->snap_len = d->snap_slot = 0;
+            d->batch_inc = 0; /* a new log, a new batch id namespace */
+            d->damaged = false;
+            recovering = true;
+        }
+    }
+    start_node(w, i, recovering);
     for (uint8_t j = 0; j < w->cfg.n; j++)
         if (j != i && w->nodes[j].alive && !partitioned[i][j])
             push(w, w->now + rnd_range(100, 2 * MS), E_CONNECT, j, i, w->link_epoch[j][i], 1);
@@ -1168,6 +1580,59 @@ static void crash_fault(struct world *w, int target, int stale)
     if (rnd() % 2) push(w, back + rnd_range(0, 20 * MS), E_CRASH, 0, 0, 0, 0); /* crashes come in bursts */
 }
 
+/* durable mode: any number of replicas crash at the same moment (all of
+ * them a third of the time), each restarts from its log after its own
+ * delay; sometimes a crash also damages the middle of one replica's log
+ * (only while the others are up: that replica comes back without a log,
+ * under the horizon rule, and counts against f). */
+static void crash_fault_durable(struct world *w)
+{
+    uint8_t n = w->cfg.n, f = (uint8_t)((n - 1) / 2), all = (uint8_t)((1u << n) - 1), set = 0;
+    uint64_t r = rnd() % 3;
+    if (r == 0) set = all;
+    else if (r == 1) set = (uint8_t)(1u << (rnd() % n));
+    else
+        while (!set) set = (uint8_t)(rnd() & all);
+    uint32_t down = 0;
+    for (uint8_t j = 0; j < n; j++)
+        if (is_down(w, j)) down++;
+    bool together = rnd() % 2; /* all back at once, or each on its own */
+    uint64_t back_all = w->now + rnd_range(100, 20 * MS);
+    int crashed = 0;
+    for (uint8_t i = 0; i < n; i++) {
+        struct node *nd = &w->nodes[i];
+        if (!((set >> i) & 1) || !nd->alive) continue;
+        uint8_t keep = (uint8_t)(rnd() & all & ~(1u << i));
+        uint64_t back = together ? back_all : w->now + rnd_range(100, 50 * MS);
+        crash(w, i, keep);
+        crashed++;
+        if (set != all && __builtin_popcount(set) == 1 && down < f && rnd() % 6 == 0) {
+            nd->disk.damaged = true; /* a bit flip or misdirected write in the middle */
+            flog(w, "r%u's log is damaged in the middle", i);
+        }
+        push(w, back, E_RESTART, i, 0, nd->incarnation, 0);
+    }
+    if (crashed == n) w->res->crash_all++;
+    flog(w, "crash of mask 0x%x (%d replicas%s), back %s", set, crashed, crashed == n ? ": all of them" : "",
+         together ? "together" : "one by one");
+}
+
+/* durable mode: a disk that stalls for a while, or a full disk (writes wait
+ * for space, requests are refused, as replica/durable.c does) */
+static void disk_fault(struct world *w)
+{
+    uint8_t i = (uint8_t)(rnd() % w->cfg.n);
+    struct sdisk *d = &w->nodes[i].disk;
+    w->res->disk_faults++;
+    if (rnd() % 2) {
+        d->slow_until = w->now + rnd_range(5 * MS, 60 * MS);
+        flog(w, "r%u's disk stalls until %.3fms", i, (double)d->slow_until / 1000.0);
+    } else {
+        d->full_until = w->now + rnd_range(10 * MS, 100 * MS);
+        flog(w, "r%u's disk is full until %.3fms", i, (double)d->full_until / 1000.0);
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* faults */
 
@@ -1217,9 +1682,18 @@ static void inject(struct world *w)
         break;
     }
     case M_CRASH:
-        crash_fault(w, -1, -1);
+        if (w->cfg.durable) {
+            if (rnd() % 4 == 0) disk_fault(w);
+            else crash_fault_durable(w);
+        } else {
+            crash_fault(w, -1, -1);
+        }
         break;
     case M_PAUSE: {
+        if (w->cfg.durable && rnd() % 3 == 0) {
+            disk_fault(w);
+            break;
+        }
         uint8_t i = (uint8_t)(rnd() % n);
         if (w->nodes[i].alive) {
             w->nodes[i].paused_until = w->now + rnd_range(5 * MS, 150 * MS);
@@ -1290,6 +1764,14 @@ static void dispatch(struct world *w, struct ev *e)
                     fail(w, "replica %u: snapshot restore failed", to);
                     break;
                 }
+                if (w->cfg.durable) { /* the snapshot file, durable before anything after it is logged */
+                    free(nd->disk.snap);
+                    nd->disk.snap = malloc(m.body_len);
+                    if (!nd->disk.snap) abort();
+                    memcpy(nd->disk.snap, m.body, m.body_len);
+                    nd->disk.snap_len = m.body_len;
+                    nd->disk.snap_slot = m.slot;
+                }
                 w->res->snapshots++;
                 struct rabia_event ev = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = m.slot};
                 step(w, to, &ev);
@@ -1314,6 +1796,13 @@ static void dispatch(struct world *w, struct ev *e)
         if (!nd->alive || e->x != nd->incarnation) break;
         if (node_event_deferred(w, e, e->a)) return;
         flush(w, e->a);
+        break;
+    }
+    case E_DISK: {
+        struct node *nd = &w->nodes[e->a];
+        if (!nd->alive || e->x != nd->incarnation || e->y != nd->disk.wid || !nd->disk.busy) break;
+        if (node_event_deferred(w, e, e->a)) return;
+        disk_done(w, e->a);
         break;
     }
     case E_CLIENT_NEXT:
@@ -1397,6 +1886,24 @@ static void run_checks_end(struct world *w)
         else if (h != h0) fail(w, "state: replica %u differs at the end (slot %" PRIu64 ")", i, top - 1);
     }
     w->res->slots = top - 1;
+    /* no acknowledged write is lost: a final read of every key from the
+     * converged state joins the history, after everything else */
+    for (uint64_t key = 1; key <= NKEYS && !w->res->failed; key++) {
+        char kbuf[16];
+        snprintf(kbuf, sizeof kbuf, "k%" PRIu64, key);
+        const char *argv[2] = {"GET", kbuf};
+        size_t lens[2] = {3, strlen(kbuf)};
+        struct rabia_buf op = {0}, rep = {0};
+        rabia_kv_encode_argv(&op, 2, argv, lens);
+        void *sm = rabia_rsm_sm(w->nodes[0].rsm);
+        rabia_sm_kv.apply(((struct tsm *)sm)->kv, op.data, op.len, &rep);
+        bool ok;
+        uint64_t v = parse_get(rep.data, rep.len, &ok);
+        size_t id = lin_history_invoke(w->hist, 0, LIN_READ, key, 0, 0, w->now + 1);
+        lin_history_complete(w->hist, id, LIN_OK, v, w->now + 2);
+        rabia_buf_free(&op);
+        rabia_buf_free(&rep);
+    }
     struct lin_result lr;
     int v = lin_check(w->hist, 2000000, &lr);
     if (v == LIN_VIOLATION) fail(w, "linearizability: %s", lr.why);
@@ -1455,6 +1962,8 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
             uint64_t na = rabia_core_next_apply(w->nodes[0].core);
             for (uint8_t i = 1; i < n && idle; i++) idle = rabia_core_next_apply(w->nodes[i].core) == na;
             for (uint8_t i = 0; i < n && idle; i++) idle = rabia_core_pending(w->nodes[i].core) == 0;
+            for (uint8_t i = 0; i < n && idle; i++) /* durable: the last writes completed too */
+                idle = !w->nodes[i].disk.busy && w->nodes[i].disk.n == w->nodes[i].disk.durable && !w->nodes[i].disk.hn;
             if (idle) break;
         }
     }
@@ -1489,6 +1998,11 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
         if (nd->rsm) rabia_rsm_destroy(nd->rsm);
         free(nd->voted_life);
         for (uint32_t k = 0; k < nd->n_queue; k++) rabia_buf_free(&nd->queue[k].op);
+        disk_free(&nd->disk, 0);
+        free(nd->disk.r);
+        for (size_t k = 0; k < nd->disk.hn; k++) free(nd->disk.h[k].body);
+        free(nd->disk.h);
+        free(nd->disk.snap);
     }
     /* slots_null counts per replica: normalise to per-slot rates */
     while (w->h.n) free(heap_pop(&w->h).data);
@@ -1499,6 +2013,7 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
     free(w->props);
     free(w->subs);
     free(w->coins);
+    free(w->sent);
     free(w);
 }
 
@@ -1545,7 +2060,15 @@ static void usage(void)
            "  --sessions K       the apply layer's max_sessions (default: by seed, 64 or\n"
            "                     one or two fewer than the run's clients)\n"
            "  --bug NAME         plant a bug: coin|majority|double-count|stale-read|\n"
-           "                     forget-vote (a restarted replica votes at once)\n"
+           "                     forget-vote (a restarted replica votes at once);\n"
+           "                     with --durable: send-early (a message leaves before its\n"
+           "                     record is durable), skip-record (recovery skips a damaged\n"
+           "                     record), reply-early (answers before the decision is durable)\n"
+           "  --durable          replicas keep a write-ahead log (durability = wal): persist\n"
+           "                     before send, group commit, restart from the log; crashes take\n"
+           "                     any number of replicas down (all of them a third of the time),\n"
+           "                     lose unsynced writes, tear the write in flight, damage logs;\n"
+           "                     disks stall and fill up\n"
            "  --expect-fail      exit 0 iff some run fails (for planted-bug tests)\n"
            "  --quiet            only the summary (and failures)\n"
            "A failing run prints the command that replays it exactly.\n");
@@ -1553,7 +2076,7 @@ static void usage(void)
 
 struct totals {
     uint64_t runs, failed, slots, nulls, fast, own, max_phase, ok, unknown, crashes, restarts, restarts_open,
-        hz_splits, expired, tight, snaps;
+        hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored;
     uint64_t var_slots[3], var_nulls[3];
 };
 
@@ -1606,11 +2129,17 @@ int main(int argc, char **argv)
             else if (!strcmp(v, "double-count")) base.bugs |= RABIA_BUG_DOUBLE_COUNT;
             else if (!strcmp(v, "stale-read")) base.bugs |= SIM_BUG_STALE_READ;
             else if (!strcmp(v, "forget-vote")) base.bugs |= SIM_BUG_FORGET_VOTE;
+            else if (!strcmp(v, "send-early")) base.bugs |= SIM_BUG_SEND_EARLY;
+            else if (!strcmp(v, "skip-record")) base.bugs |= SIM_BUG_SKIP_RECORD;
+            else if (!strcmp(v, "reply-early")) base.bugs |= SIM_BUG_REPLY_EARLY;
             else {
                 fprintf(stderr, "unknown bug '%s'\n", v);
                 return 2;
             }
             snprintf(extra + el, sizeof extra - el, " --bug %s", v);
+        } else if (!strcmp(a, "--durable")) {
+            base.durable = true;
+            snprintf(extra + el, sizeof extra - el, " --durable");
         } else if (!strcmp(a, "--expect-fail")) expect_fail = 1;
         else if (!strcmp(a, "--quiet")) quiet = 1;
         else if (!strcmp(a, "--faults")) base.verbose = 1;
@@ -1664,6 +2193,11 @@ int main(int argc, char **argv)
             T.hz_splits += r.hz_splits;
             T.expired += r.expired;
             T.snaps += r.snapshots;
+            T.crash_all += r.crash_all;
+            T.torn += r.torn;
+            T.damaged += r.damaged;
+            T.disk_faults += r.disk_faults;
+            T.restored += r.restored;
             if (r.sessions < r.clients) T.tight++;
             if (r.max_phase > T.max_phase) T.max_phase = r.max_phase;
             if (single || r.failed || (!quiet && s % 250 == 0 && mi == 0))
@@ -1701,6 +2235,10 @@ int main(int argc, char **argv)
            " horizon-splits=%" PRIu64 " runs-with-evicting-sessions=%" PRIu64 " session-expired-replies=%" PRIu64
            "\n",
            T.crashes, T.restarts, T.restarts_open, T.hz_splits, T.tight, T.expired);
+    if (base.durable)
+        printf("durable: whole-cluster crashes=%" PRIu64 " torn-writes=%" PRIu64 " damaged-logs=%" PRIu64
+               " disk-stalls-and-full=%" PRIu64 " records-restored=%" PRIu64 "\n",
+               T.crash_all, T.torn, T.damaged, T.disk_faults, T.restored);
     static const char *vname[3] = {"window 1 global", "window n classes", "window 8 classes"};
     printf("null-slot rate by variant:");
     for (int v = 0; v < 3; v++)

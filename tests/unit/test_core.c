@@ -168,8 +168,104 @@ static void test_snapshot_returns_own_batches(void)
     rabia_core_destroy(c);
 }
 
+static const struct rabia_send *find_send(const struct rabia_update *u, uint8_t type, uint16_t phase)
+{
+    for (uint32_t i = 0; i < u->n_sends; i++)
+        if (u->sends[i].msg.type == type && (type == RABIA_MSG_PROPOSAL || u->sends[i].msg.phase == phase))
+            return &u->sends[i];
+    return NULL;
+}
+
+/* Persistence contract rule 1: every first PROPOSAL/STATE/VOTE and own
+ * BATCH is listed in update.persist; a core restarted with those records
+ * (RABIA_EV_RESTORE) resumes the slot: it re-sends exactly what it had sent,
+ * persists nothing again, never re-proposes, and goes on from there. */
+static void test_restore_resumes_slot(void)
+{
+    struct rabia_core *c = make(64);
+    struct rabia_update u;
+    uint8_t body[16] = {0}; /* an empty batch: count 0 */
+    struct rabia_event sub = {.type = RABIA_EV_SUBMIT, .body = body, .body_len = 4};
+    CHECK_EQ(step(c, &sub, &u), 0);
+    struct rabia_batch_id x = u.submitted;
+    /* the batch and the proposal of slot 1 are to be persisted */
+    bool batch = false, prop = false;
+    struct rabia_msg rec[8];
+    uint32_t nrec = 0;
+    for (uint32_t i = 0; i < u.n_persist && nrec < 8; i++) {
+        rec[nrec] = u.persist[i];
+        rec[nrec].body = u.persist[i].body_len ? body : NULL; /* stays valid */
+        nrec++;
+        batch |= u.persist[i].type == RABIA_MSG_BATCH && rabia_batch_id_eq(&u.persist[i].id, &x);
+        prop |= u.persist[i].type == RABIA_MSG_PROPOSAL && u.persist[i].slot == 1 && u.persist[i].has_id;
+    }
+    CHECK(batch);
+    CHECK(prop);
+    /* a peer proposes the same: the exchange ends with a majority, state 1 */
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_PROPOSAL, .from = 1, .slot = 1, .has_id = 1, .id = x}, &u);
+    const struct rabia_send *st = find_send(&u, RABIA_MSG_STATE, 1);
+    CHECK(st != NULL && st->msg.value == 1);
+    CHECK(u.n_persist == 1 && u.persist[0].type == RABIA_MSG_STATE && u.persist[0].value == 1);
+    if (u.n_persist == 1 && nrec < 8) rec[nrec++] = u.persist[0];
+    rabia_core_destroy(c);
+
+    /* the restart: same batch incarnation, nothing but the records */
+    struct rabia_config cfg;
+    rabia_config_default(&cfg, 3, 0);
+    cfg.log_retain = 64;
+    c = rabia_core_create(&cfg);
+    for (uint32_t i = 0; i < nrec; i++) {
+        struct rabia_event ev = {.type = RABIA_EV_RESTORE, .msg = rec[i]};
+        ev.msg.from = 0;
+        CHECK_EQ(step(c, &ev, &u), 0);
+        CHECK_EQ(u.n_sends, 0);
+        CHECK_EQ(u.n_persist, 0);
+    }
+    struct rabia_event up = {.type = RABIA_EV_PEER_UP, .peer = 1};
+    CHECK_EQ(step(c, &up, &u), 0);
+    const struct rabia_send *p = find_send(&u, RABIA_MSG_PROPOSAL, 0);
+    CHECK(p != NULL && p->msg.slot == 1 && p->msg.has_id && rabia_batch_id_eq(&p->msg.id, &x));
+    st = find_send(&u, RABIA_MSG_STATE, 1);
+    CHECK(st != NULL && st->msg.value == 1);
+    CHECK(find_send(&u, RABIA_MSG_CATCHUP, 0) != NULL); /* and asks what it missed */
+    CHECK_EQ(u.n_persist, 0); /* resends were persisted already */
+    /* a new batch gets a new id: next_seq moved past the restored one */
+    struct rabia_event sub2 = {.type = RABIA_EV_SUBMIT, .body = body, .body_len = 4};
+    CHECK_EQ(step(c, &sub2, &u), 0);
+    CHECK(u.submitted.seq > x.seq);
+    /* peers' states: the vote follows (1), persisted before it is sent */
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_STATE, .from = 1, .slot = 1, .phase = 1, .value = 1, .has_id = 1, .id = x}, &u);
+    const struct rabia_send *v = find_send(&u, RABIA_MSG_VOTE, 1);
+    CHECK(v != NULL && v->msg.value == 1);
+    CHECK(u.n_persist >= 1 && u.persist[0].type == RABIA_MSG_VOTE);
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_VOTE, .from = 1, .slot = 1, .phase = 1, .value = 1, .has_id = 1, .id = x}, &u);
+    CHECK_EQ(u.n_applies, 1);
+    CHECK(u.n_applies == 1 && !u.applies[0].null && rabia_batch_id_eq(&u.applies[0].id, &x));
+    CHECK_EQ(rabia_core_stats(c)->anomalies, 0);
+    rabia_core_destroy(c);
+}
+
+/* A HORIZON record (the end of a --rejoin recovery) restored: slots up to it
+ * stay silent after any later restart. */
+static void test_restore_horizon_mutes(void)
+{
+    struct rabia_core *c = make(64);
+    struct rabia_update u;
+    struct rabia_event ev = {.type = RABIA_EV_RESTORE};
+    ev.msg = (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = 0, .slot = 5};
+    CHECK_EQ(step(c, &ev, &u), 0);
+    CHECK_EQ(rabia_core_abstain_below(c), 5);
+    /* a peer's proposal in slot 1: the core listens, never proposes there */
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_PROPOSAL, .from = 1, .slot = 1}, &u);
+    CHECK(find_send(&u, RABIA_MSG_PROPOSAL, 0) == NULL);
+    CHECK_EQ(u.n_persist, 0);
+    rabia_core_destroy(c);
+}
+
 int main(void)
 {
+    RUN(test_restore_resumes_slot);
+    RUN(test_restore_horizon_mutes);
     RUN(test_snapshot_returns_own_batches);
     RUN(test_snapshot_gap_offers_snapshot);
     RUN(test_decision_value_out_of_range);

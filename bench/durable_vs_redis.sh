@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# What durability costs, side by side in one run (issue: durable replicas):
+#   - a 3-replica rabia KV cluster with durability = wal (the default),
+#   - the same cluster with durability = memory (the paper's setting),
+#   - one redis-server with appendonly yes, appendfsync always,
+# driven by the same redis-benchmark (SET, 100-byte values over 100,000 keys,
+# 50 connections, -P 1 and -P 16): throughput, p50, p99, ratios, and CPU
+# seconds per request (user+sys of every server process, from /proc);
+# then one client, one request at a time: rabia SET against a Redis primary
+# with two replicas (appendfsync always on all three), SET followed by
+# WAIT 2 0, through the same Python client (python3-redis).
+#
+#   bench/durable_vs_redis.sh [requests per test]     (default 200000)
+# Placement: every server process on CPU 0, the load generator on CPU 1
+# (SERVER_CPUS / CLIENT_CPUS to change). Data dirs under $BENCH_DIR
+# (default /var/tmp: a real disk, O_DIRECT).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-200000}
+server_cpus=${SERVER_CPUS:-0}
+client_cpus=${CLIENT_CPUS:-1}
+dir=$(mktemp -d "${BENCH_DIR:-/var/tmp}/rabia-durable-bench.XXXXXX")
+PY=/usr/bin/python3
+pids=()
+cleanup() {
+  RABIA_CLUSTER_DIR=$dir/wal ./deploy/local-cluster.sh stop >/dev/null 2>&1 || true
+  RABIA_CLUSTER_DIR=$dir/mem ./deploy/local-cluster.sh stop >/dev/null 2>&1 || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.5
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+command -v redis-server >/dev/null || { echo "redis-server missing: apt-get install redis-server" >&2; exit 1; }
+
+start_cluster() { # NAME BASE DURABILITY
+  RABIA_CLUSTER_DIR=$dir/$1 RABIA_RESP_BASE=$2 RABIA_CLIENT_BASE=$(($2 + 1000)) RABIA_PEER_BASE=$(($2 + 1100)) \
+    RABIA_EXTRA_ARGS="--durability $3" taskset -c "$server_cpus" ./deploy/local-cluster.sh start 3 kv >/dev/null
+}
+start_cluster wal 16400 wal
+start_cluster mem 18400 memory
+redis() { # PORT EXTRA...
+  local port=$1
+  shift
+  mkdir -p "$dir/redis$port"
+  taskset -c "$server_cpus" redis-server --port "$port" --dir "$dir/redis$port" --save "" --appendonly yes \
+    --appendfsync always --daemonize no --logfile "$dir/redis$port.log" "$@" &
+  pids+=($!)
+  for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+}
+redis 16399                                           # alone, appendfsync always
+redis 16390                                           # primary ...
+redis 16391 --replicaof 127.0.0.1 16390               # ... and two replicas
+redis 16392 --replicaof 127.0.0.1 16390
+for _ in $(seq 100); do
+  [ "$(redis-cli -p 16390 INFO replication | tr -d '\r' | sed -n 's/^connected_slaves://p')" = 2 ] && break
+  sleep 0.1
+done
+
+cpu_of() { # PIDS... -> user+sys seconds summed
+  local t=0 p
+  for p in "$@"; do
+    t=$(awk -v t="$t" '{ print t + ($14 + $15) / 100 }' "/proc/$p/stat" 2>/dev/null || echo "$t")
+  done
+  echo "$t"
+}
+wal_pids=$(cat "$dir"/wal/r*.pid)
+mem_pids=$(cat "$dir"/mem/r*.pid)
+redis_pid=${pids[0]}
+
+# bench PORT PIDS P -> "rps p50 p99 cpu_us_per_req"
+bench() {
+  local port=$1 pp=$2 P=$3 c0 c1 out
+  # shellcheck disable=SC2086
+  c0=$(cpu_of $pp)
+  out=$(taskset -c "$client_cpus" redis-benchmark -p "$port" -t set -d 100 -r 100000 -n "$n" -c 50 -P "$P" --csv 2>/dev/null |
+    awk -F',' 'NR>1 { gsub(/"/,""); print $2, $5, $7 }')
+  # shellcheck disable=SC2086
+  c1=$(cpu_of $pp)
+  echo "$out $(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')"
+}
+printf '%-22s %12s %12s %12s %10s %10s\n' "SET -d 100 -r 100000" "rabia wal" "rabia memory" "redis always" "wal/mem" "wal/redis"
+for P in 1 16; do
+  read -r w_rps w_p50 w_p99 w_cpu <<<"$(bench 16401 "$wal_pids" $P)"
+  read -r m_rps m_p50 m_p99 m_cpu <<<"$(bench 18401 "$mem_pids" $P)"
+  read -r r_rps r_p50 r_p99 r_cpu <<<"$(bench 16399 "$redis_pid" $P)"
+  printf '%-22s %12s %12s %12s %10s %10s\n' "-c 50 -P $P req/s" "$w_rps" "$m_rps" "$r_rps" \
+    "$(awk -v a="$w_rps" -v b="$m_rps" 'BEGIN{printf "%.2f", a/b}')" "$(awk -v a="$w_rps" -v b="$r_rps" 'BEGIN{printf "%.2f", a/b}')"
+  printf '%-22s %12s %12s %12s\n' "  p50 ms" "$w_p50" "$m_p50" "$r_p50"
+  printf '%-22s %12s %12s %12s\n' "  p99 ms" "$w_p99" "$m_p99" "$r_p99"
+  printf '%-22s %12s %12s %12s\n' "  CPU us/request" "$w_cpu" "$m_cpu" "$r_cpu"
+done
+
+# one client, one request at a time
+taskset -c "$client_cpus" "$PY" - <<'EOF'
+import time, redis
+def lat(fn, n=3000):
+    v = []
+    for i in range(n):
+        t = time.perf_counter()
+        fn(i)
+        v.append(time.perf_counter() - t)
+    v.sort()
+    return v[len(v) // 2] * 1e3, v[len(v) * 99 // 100] * 1e3
+val = "x" * 100
+r = redis.Redis(port=16401)
+w50, w99 = lat(lambda i: r.set(f"lat:{i}", val))
+m = redis.Redis(port=18401)
+m50, m99 = lat(lambda i: m.set(f"lat:{i}", val))
+p = redis.Redis(port=16390)
+def set_wait(i):
+    p.set(f"lat:{i}", val)
+    assert p.execute_command("WAIT", 2, 0) == 2
+p50, p99 = lat(set_wait)
+print(f"{'1 client, SET, 3000':22s} {'rabia wal':>12s} {'rabia memory':>12s} {'redis+2 WAIT 2':>15s}")
+print(f"{'  p50 ms':22s} {w50:12.3f} {m50:12.3f} {p50:15.3f}")
+print(f"{'  p99 ms':22s} {w99:12.3f} {m99:12.3f} {p99:15.3f}")
+EOF
+echo "servers on CPU $server_cpus, clients on CPU $client_cpus; $n requests per redis-benchmark test; data on $(df --output=source,fstype "$dir" | tail -n 1)"
