@@ -20,6 +20,9 @@
  * disk (a few windows) all come back, and a decided slot may need any of
  * them: twice max_pending. */
 #define PQ_CAP(c) (2 * (c)->cfg.max_pending)
+/* Bodies a restart keeps for open slots: own batches applied in the last
+ * windows of slots, and other proxies' batches proposed in open slots. */
+#define PIN_CAP(c) ((c)->cfg.max_pending + 2 * (c)->cfg.window)
 #define LOST_DROP 8      /* a peer's batch that lost this many slots is dropped */
 #define REBROADCAST_TICKS 4 /* own pending batch re-sent after this many retransmit periods */
 
@@ -141,7 +144,7 @@ struct rabia_core {
     uint32_t applies_cap;
     struct rabia_apply *retired; /* [PQ_CAP] */
     struct rabia_msg *persist;   /* [sends_cap]: first sends a restart must not contradict */
-    int32_t *pinned;             /* [max_pending]: restored bodies kept for FETCH (bent.pin_until) */
+    int32_t *pinned;             /* [PIN_CAP]: restored bodies kept for FETCH (bent.pin_until) */
     uint32_t n_pinned;
     uint64_t pin_max;
     struct rabia_update *out;
@@ -875,6 +878,14 @@ static void start_inst(struct rabia_core *c, struct inst *in)
         c->bt[e].inflight++;
     }
     tracef(c, in->slot, "propose %s", idstr(&in->my_id, in->my_has, ib, sizeof ib));
+    if (e >= 0 && c->bt[e].id.proxy != c->cfg.self) {
+        /* Another proxy's batch: its body goes to this log too. A slot decides
+         * a batch only if a majority proposed it there, so after any crash,
+         * and any f lost disks (its proxy's among them), a copy survives. */
+        struct rabia_msg bm = {.type = RABIA_MSG_BATCH, .slot = in->slot, .has_id = 1, .id = c->bt[e].id,
+                               .body = c->bt[e].data, .body_len = c->bt[e].len};
+        persist(c, &bm);
+    }
     struct rabia_msg pm = {.type = RABIA_MSG_PROPOSAL, .slot = in->slot, .has_id = in->my_has, .id = in->my_id};
     persist(c, &pm);
     send_proposal(c, in, RABIA_TO_ALL);
@@ -1489,6 +1500,18 @@ static int on_restore(struct rabia_core *c, const struct rabia_event *ev)
 {
     const struct rabia_msg *m = &ev->msg;
     if (m->from != c->cfg.self) return RABIA_E_MALFORMED;
+    if (m->type == RABIA_MSG_BATCH && m->has_id && m->id.proxy != c->cfg.self) {
+        /* a batch of another proxy this replica proposed in a slot still open:
+         * kept for the slot and for peers' FETCH until that slot is done */
+        if (m->id.proxy >= c->cfg.n || m->body_len > c->cfg.max_batch_bytes) return RABIA_E_MALFORMED;
+        if (bt_find(c, &m->id) >= 0 || c->n_pinned >= PIN_CAP(c)) return 0;
+        int32_t e = bt_alloc(c, &m->id, m->body, m->body_len);
+        if (e < 0) return RABIA_E_FULL;
+        c->bt[e].pin_until = c->next_apply + c->cfg.window;
+        if (c->bt[e].pin_until > c->pin_max) c->pin_max = c->bt[e].pin_until;
+        c->pinned[c->n_pinned++] = e;
+        return 0;
+    }
     if (m->type == RABIA_MSG_BATCH) {
         const struct rabia_batch_id *id = &m->id;
         if (!m->has_id || id->proxy != c->cfg.self || id->incarnation != c->cfg.incarnation || id->seq == 0 ||
@@ -1504,7 +1527,7 @@ static int on_restore(struct rabia_core *c, const struct rabia_event *ev)
              * majority and decide it again: then the peers FETCH its body,
              * and after a whole-cluster crash this log holds the only copy. */
             tr_mark(c, id);
-            if (bt_find(c, id) >= 0 || c->n_pinned >= c->cfg.max_pending) return 0;
+            if (bt_find(c, id) >= 0 || c->n_pinned >= PIN_CAP(c)) return 0;
             int32_t e = bt_alloc(c, id, m->body, m->body_len);
             if (e < 0) return RABIA_E_FULL;
             c->bt[e].pin_until = c->next_apply + c->cfg.window;
@@ -1596,7 +1619,7 @@ struct rabia_core *rabia_core_create(const struct rabia_config *cfg)
     c->ahead = cfg->window > cfg->catchup_chunk ? cfg->window : cfg->catchup_chunk;
     c->log_size = cfg->log_retain + c->ahead + 1;
     /* + 2: PQ_CAP of the own queue, and the pinned bodies of a restart */
-    c->bt_cap = (n + 2) * cfg->max_pending + c->log_size + cfg->window + 16;
+    c->bt_cap = (n + 3) * cfg->max_pending + c->log_size + 3 * cfg->window + 16;
     uint32_t isz = 16;
     while (isz < 2 * c->bt_cap) isz *= 2;
     c->idx_mask = isz - 1;
@@ -1614,7 +1637,7 @@ struct rabia_core *rabia_core_create(const struct rabia_config *cfg)
     c->applies = calloc(c->applies_cap, sizeof(*c->applies));
     c->retired = calloc(2 * cfg->max_pending, sizeof(*c->retired));
     c->persist = calloc(c->sends_cap, sizeof(*c->persist));
-    c->pinned = calloc(cfg->max_pending, sizeof(*c->pinned));
+    c->pinned = calloc(cfg->max_pending + 2 * (size_t)cfg->window, sizeof(*c->pinned));
     bool ok = c->inst && c->log && c->bt && c->idx && c->zombies && c->free_list && c->arena && c->sends &&
               c->applies && c->retired && c->persist && c->pinned;
     for (uint8_t p = 0; ok && p < n; p++) {

@@ -88,8 +88,8 @@ static int prune(struct durable *d, struct scan_ctx *sc, struct rabia_rsm *rsm)
     uint32_t k = 0;
     for (uint32_t i = 0; i < d->rn; i++) {
         struct rabia_msg m = d->rmsgs[i];
-        bool drop = m.type == RABIA_MSG_BATCH ? rabia_rsm_batch_applied(rsm, &m.id) && !recent_own(sc, &m, applied)
-                                              : m.slot <= applied;
+        bool own = m.type == RABIA_MSG_BATCH && m.id.proxy == d->cfg.self;
+        bool drop = own ? rabia_rsm_batch_applied(rsm, &m.id) && !recent_own(sc, &m, applied) : m.slot <= applied;
         if (drop) continue;
         if (m.body_len) {
             size_t off = arena.len;
@@ -158,6 +158,13 @@ static int on_record(void *ctx, uint8_t type, uint64_t slot, const uint8_t *fram
             d->rejoin_pending = false;
             if (slot > d->horizon) d->horizon = slot;
             return 0;
+        }
+        if (m.type == RABIA_MSG_BATCH && m.has_id && m.id.proxy != d->cfg.self) {
+            /* another proxy's batch this replica proposed in slot `slot` */
+            if (slot <= applied) return 0;
+            m.slot = slot;
+            m.from = d->cfg.self;
+            return keep(d, &m) ? -ENOMEM : 0;
         }
         if (m.type < RABIA_MSG_PROPOSAL || m.type > RABIA_MSG_VOTE || m.slot != slot) break;
         if (slot <= applied) return 0;
@@ -284,7 +291,7 @@ static int open_log(struct durable *d, const struct durable_cfg *cfg, struct rab
     uint32_t k = 0;
     bool have_max = false;
     for (uint32_t i = 0; i < d->rn; i++) {
-        if (d->rmsgs[i].type != RABIA_MSG_BATCH) continue;
+        if (d->rmsgs[i].type != RABIA_MSG_BATCH || d->rmsgs[i].id.proxy != cfg->self) continue;
         v[k] = d->rmsgs[i];
         if (rabia_rsm_batch_applied(rsm, &v[k].id)) v[k].value = 1; /* kept for FETCH only */
         if (v[k].id.seq == sc.max_own_seq) have_max = true;
@@ -295,8 +302,8 @@ static int open_log(struct durable *d, const struct durable_cfg *cfg, struct rab
                                     .id = {.proxy = cfg->self, .incarnation = info.batch_incarnation,
                                            .seq = sc.max_own_seq}};
     }
-    for (uint32_t i = 0; i < d->rn; i++)
-        if (d->rmsgs[i].type != RABIA_MSG_BATCH) v[k++] = d->rmsgs[i];
+    for (uint32_t i = 0; i < d->rn; i++) /* then in log order: other proxies' bodies before the proposals naming them */
+        if (d->rmsgs[i].type != RABIA_MSG_BATCH || d->rmsgs[i].id.proxy != cfg->self) v[k++] = d->rmsgs[i];
     for (uint32_t i = 0; i < k; i++)
         if (v[i].body_len) v[i].body = d->arena.data + (uintptr_t)v[i].body;
     free(d->rmsgs);
@@ -369,6 +376,12 @@ int durable_update(struct durable *d, const struct rabia_update *u)
     int rc = 0;
     for (uint32_t i = 0; i < u->n_persist && !rc; i++) {
         const struct rabia_msg *m = &u->persist[i];
+        if (m->type == RABIA_MSG_BATCH && m->id.proxy != d->cfg.self) { /* a body it proposes: SENT, by slot */
+            struct rabia_msg b = *m;
+            b.slot = 0; /* the frame has no slot: the record carries it */
+            rc = rabia_wal_append_msg(d->wal, RABIA_WAL_SENT, m->slot, &b);
+            continue;
+        }
         rc = m->type == RABIA_MSG_BATCH ? rabia_wal_append_msg(d->wal, RABIA_WAL_BATCH, m->id.seq, m)
                                         : rabia_wal_append_msg(d->wal, RABIA_WAL_SENT, m->slot, m);
         if (m->type == RABIA_MSG_HORIZON && m->slot > d->horizon) d->horizon = m->slot;

@@ -882,8 +882,8 @@ static void handle_update(struct world *w, uint8_t i, struct rabia_update *u)
     if (durable) {
         for (uint32_t k = 0; k < u->n_persist; k++) {
             const struct rabia_msg *m = &u->persist[k];
-            disk_append(&nd->disk, m->type == RABIA_MSG_BATCH ? DR_BATCH : DR_SENT,
-                        m->type == RABIA_MSG_BATCH ? m->id.seq : m->slot, m);
+            bool own = m->type == RABIA_MSG_BATCH && m->id.proxy == i; /* else: a body it proposes, by slot */
+            disk_append(&nd->disk, own ? DR_BATCH : DR_SENT, own ? m->id.seq : m->slot, m);
         }
         for (uint32_t k = 0; k < u->n_applies; k++) {
             struct rabia_apply *a = &u->applies[k];
