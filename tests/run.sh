@@ -2,7 +2,8 @@
 # The test command: installs dependencies, builds (Release, warnings are
 # errors) and runs every ctest test on both cores.
 #   tests/run.sh            CI mode (what .ci/run runs)
-#   tests/run.sh --long     also the long simulator mode (3,000 seeds x 7 mixes) and deep model checks
+#   tests/run.sh --long     also the long simulator modes (3,000 seeds x 7 mixes; 2,000 x 7 durable),
+#                           50 whole-cluster kills under load, and the deep model checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
@@ -12,5 +13,8 @@ cmake --build "$build" -j"$(nproc)"
 ctest --test-dir "$build" -j"$(nproc)" --output-on-failure
 if [ "${1:-}" = "--long" ]; then
   "$build"/tests/sim/rabia_sim --all-mixes --seeds 3000 --first 100001 --quiet
+  "$build"/tests/sim/rabia_sim --durable --all-mixes --seeds 2000 --first 900001 --quiet
+  CRASH_ALL_ROUNDS=50 RABIA_IT_DEADLINE=1200 RABIAD="$build/cmd/rabiad" RABIA_CLI="$build/cmd/rabia-cli" \
+    bash tests/integration/crash_all.sh
   if [ -x tests/model/check.sh ]; then tests/model/check.sh full; fi
 fi

@@ -40,6 +40,7 @@ say "fill the small filesystem"
 dd if=/dev/zero of="$mnt/filler" bs=1M status=none 2>/dev/null || true
 say "  $(df -h --output=avail "$mnt" | tail -n 1 | tr -d ' ') left"
 
+touch "$IT_DIR/w1.acked" "$IT_DIR/w23.acked"
 bg w1 "$PY" "$W" write w1 "$(resp_port 1)" "$IT_DIR/w1.acked" "$IT_DIR/stop"
 bg w23 "$PY" "$W" write w23 "$(resp_port 2),$(resp_port 3)" "$IT_DIR/w23.acked" "$IT_DIR/stop"
 
