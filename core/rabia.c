@@ -1807,6 +1807,15 @@ uint64_t rabia_core_own_keep_seq(const struct rabia_core *c)
     return low;
 }
 
+uint32_t rabia_core_own_waiting(const struct rabia_core *c)
+{
+    const struct pq *q = &c->pq[c->cfg.self];
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < q->n; i++)
+        if (!c->bt[q->items[i]].inflight) k++;
+    return k;
+}
+
 uint32_t rabia_core_pending(const struct rabia_core *c)
 {
     uint32_t k = 0;

@@ -259,6 +259,14 @@ static int seg_create(struct rabia_wal *w, uint64_t no, char *err, size_t errlen
             else done += (size_t)k;
         }
         if (off == 0 && z) memset(z, 0, 64); /* header only in the first chunk */
+        /* Paced: an unthrottled 64 MiB of zeros queued behind the log's
+         * commits made their p99 4 ms instead of 0.3 ms (bench/wal_commit.c);
+         * written back a megabyte at a time with a pause, a segment takes
+         * about 0.2 s, far less than filling one takes at any commit rate. */
+        if (!rc && sync_file_range(fd, (off_t)off, (off_t)n, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                                                SYNC_FILE_RANGE_WAIT_AFTER))
+            rc = -errno;
+        if (!rc) usleep(w->cfg.segment_bytes > (8u << 20) ? 2000 : 200);
     }
     free(z);
     if (!rc && fdatasync(fd)) rc = -errno;

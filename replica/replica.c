@@ -1086,7 +1086,13 @@ static void cut_batches(struct rabia_replica *r)
     uint64_t now = rio_now_us();
     bool idle = rabia_core_inflight(r->core) == 0 && !rabia_core_recovering(r->core);
     for (int guard = 0; guard < 64; guard++) {
-        const struct rabia_buf *b = batcher_poll(&r->batcher, now, idle);
+        /* While a batch of ours waits for a slot, the open batch keeps
+         * filling (only full ones are cut): cutting on the timeout then only
+         * queued many small batches, one per slot. With durable slots (three
+         * disk writes each) that cut SET -c 50 to 2.2 requests per slot and
+         * 1.2 k requests/s; memory slots rarely outlast the timeout. */
+        const struct rabia_buf *b = rabia_core_own_waiting(r->core) ? batcher_peek(&r->batcher)
+                                                                     : batcher_poll(&r->batcher, now, idle);
         if (!b) break;
         struct rabia_event ev = {.type = RABIA_EV_SUBMIT, .body = b->data, .body_len = (uint32_t)b->len,
                                  .now_us = now};
@@ -1483,7 +1489,7 @@ int rabia_replica_run(struct rabia_replica *r)
         uint64_t next = now + 100000;
         if (r->next_tick_us && r->next_tick_us < next) next = r->next_tick_us;
         uint64_t bd = batcher_deadline(&r->batcher);
-        if (bd && bd < next) next = bd;
+        if (bd && bd < next && !rabia_core_own_waiting(r->core)) next = bd; /* else: the core's progress wakes us */
         for (uint8_t p = 0; p < r->cfg.n; p++)
             if (p != r->self && r->peers[p].out == UINT32_MAX && r->peers[p].redial_at_us < next)
                 next = r->peers[p].redial_at_us;

@@ -235,6 +235,10 @@ uint64_t rabia_core_known_slot(const struct rabia_core *c);
 bool rabia_core_recovering(const struct rabia_core *c);
 uint64_t rabia_core_abstain_below(const struct rabia_core *c); /* abstains in slots <= this */
 uint32_t rabia_core_pending(const struct rabia_core *c);       /* batches in the PQ */
+/* Own batches queued and not proposed in any slot yet: while there is one,
+ * a proxy gains nothing by cutting another small batch (the next slot takes
+ * one batch), and keeps filling the open one instead. */
+uint32_t rabia_core_own_waiting(const struct rabia_core *c);
 /* The oldest own batch sequence still pending, else the last one given
  * out: an embedder's log keeps every record of these (a restart must move
  * next_seq past every id that ever left; RABIA_EV_RESTORE). */
