@@ -82,4 +82,5 @@ for i in 1 2 3; do
   expect_eq "replica $i: counter get = acknowledged increments" "$(cli -a "$(native_addr "$i")" counter get)" "$total"
 done
 wait_converged 15 1 2 3
-grep -h "installed snapshot" "$RABIA_CLUSTER_DIR"/r*.log | sed "s/^/[$IT_NAME]     log: /"
+{ grep -h "installed snapshot" "$RABIA_CLUSTER_DIR"/r*.log || echo "no snapshot installed: the restarted replicas resumed from their logs"; } |
+  sed "s/^/[$IT_NAME]     log: /"
