@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <unistd.h>
+#define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
 #define SNAP_SEED 0x52414249414e5053ull
@@ -44,6 +46,164 @@ static int write_all(int fd, const uint8_t *p, size_t len)
         len -= (size_t)k;
     }
     return 0;
+}
+
+_Static_assert(sizeof(((struct rabia_snapfile_writer *)0)->state) >= sizeof(XXH64_state_t), "XXH64 state size");
+
+int rabia_snapfile_begin(struct rabia_snapfile_writer *w, const char *dir, uint64_t slot, uint64_t total,
+                         unsigned tag, char *err, size_t errlen)
+{
+    memset(w, 0, sizeof(*w));
+    w->fd = -1;
+    if (mkdir(dir, 0750) && errno != EEXIST) {
+        int e = errno;
+        snprintf(err, errlen, "%s: cannot create the snapshot folder: %s", dir, strerror(e));
+        return -e;
+    }
+    snprintf(w->dir, sizeof w->dir, "%s", dir);
+    snprintf(w->path, sizeof w->path, "%s/%020" PRIu64 ".snap", dir, slot);
+    snprintf(w->tmp, sizeof w->tmp, "%s.%u.tmp", w->path, tag); /* one per sender */
+    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (w->fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", w->tmp, strerror(e));
+        return -e;
+    }
+    w->slot = slot;
+    w->total = total;
+    XXH64_reset((XXH64_state_t *)w->state, SNAP_SEED);
+    uint8_t h[SNAP_HDR] = {0}; /* written for real at commit */
+    int rc = write_all(w->fd, h, sizeof h);
+    if (rc) {
+        snprintf(err, errlen, "%s: %s", w->tmp, strerror(-rc));
+        rabia_snapfile_abort(w);
+    }
+    return rc;
+}
+
+int rabia_snapfile_append(struct rabia_snapfile_writer *w, const uint8_t *p, size_t n, char *err, size_t errlen)
+{
+    if (w->fd < 0 || w->got + n > w->total) {
+        snprintf(err, errlen, "snapshot %s: more bytes than announced", w->path);
+        return -EINVAL;
+    }
+    int rc = write_all(w->fd, p, n);
+    if (rc) {
+        snprintf(err, errlen, "writing %s: %s%s", w->tmp, strerror(-rc),
+                 rc == -ENOSPC ? " (free space on the data-dir's filesystem)" : "");
+        return rc;
+    }
+    XXH64_update((XXH64_state_t *)w->state, p, n);
+    w->got += n;
+    return 0;
+}
+
+int rabia_snapfile_commit(struct rabia_snapfile_writer *w, char *err, size_t errlen)
+{
+    if (w->fd < 0 || w->got != w->total) {
+        snprintf(err, errlen, "snapshot %s: %" PRIu64 " of %" PRIu64 " bytes", w->path, w->got, w->total);
+        return -EINVAL;
+    }
+    uint8_t h[SNAP_HDR];
+    uint64_t dc = XXH64_digest((XXH64_state_t *)w->state);
+    memcpy(h, "RABIASNP", 8);
+    memcpy(h + 8, &w->slot, 8);
+    memcpy(h + 16, &w->total, 8);
+    memcpy(h + 24, &dc, 8);
+    uint64_t hc = XXH64(h, 32, SNAP_SEED);
+    memcpy(h + 32, &hc, 8);
+    int rc = pwrite(w->fd, h, sizeof h, 0) == (ssize_t)sizeof h ? 0 : -EIO;
+    if (!rc && fsync(w->fd)) rc = -errno;
+    close(w->fd);
+    w->fd = -1;
+    if (!rc && rename(w->tmp, w->path)) rc = -errno;
+    if (!rc) rc = fsync_dir(w->dir);
+    if (rc) {
+        unlink(w->tmp);
+        snprintf(err, errlen, "writing snapshot %s: %s", w->path, strerror(-rc));
+    }
+    return rc;
+}
+
+void rabia_snapfile_abort(struct rabia_snapfile_writer *w)
+{
+    if (w->fd >= 0) {
+        close(w->fd);
+        unlink(w->tmp);
+    }
+    w->fd = -1;
+}
+
+int rabia_snapfile_map(const char *dir, uint64_t slot, const uint8_t **data, size_t *len, char *err, size_t errlen)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%020" PRIu64 ".snap", dir, slot);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    struct stat sb;
+    uint8_t h[SNAP_HDR];
+    int rc = 0;
+    uint64_t s = 0, l = 0, dc = 0, hc = 0;
+    if (fstat(fd, &sb) || sb.st_size < (off_t)SNAP_HDR || pread(fd, h, SNAP_HDR, 0) != SNAP_HDR) rc = -EINVAL;
+    if (!rc) {
+        memcpy(&s, h + 8, 8);
+        memcpy(&l, h + 16, 8);
+        memcpy(&dc, h + 24, 8);
+        memcpy(&hc, h + 32, 8);
+        if (memcmp(h, "RABIASNP", 8) || hc != XXH64(h, 32, SNAP_SEED) || s != slot ||
+            l != (uint64_t)sb.st_size - SNAP_HDR)
+            rc = -EINVAL;
+    }
+    uint8_t *m = NULL;
+    if (!rc) {
+        m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) {
+            rc = -errno;
+            m = NULL;
+        }
+    }
+    close(fd);
+    if (!rc && XXH64(m + SNAP_HDR, l, SNAP_SEED) != dc) rc = -EINVAL;
+    if (rc) {
+        if (m) munmap(m, (size_t)sb.st_size);
+        snprintf(err, errlen, "%s: %s", path,
+                 rc == -EINVAL ? "damaged (header, length or checksum does not match)" : strerror(-rc));
+        return rc;
+    }
+    *data = m + SNAP_HDR;
+    *len = l;
+    return 0;
+}
+
+void rabia_snapfile_unmap(const uint8_t *data, size_t len)
+{
+    if (data) munmap((void *)(data - SNAP_HDR), len + SNAP_HDR);
+}
+
+ssize_t rabia_snapfile_pread(const char *dir, uint64_t slot, uint64_t off, uint8_t *buf, size_t len, uint64_t *total)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%020" PRIu64 ".snap", dir, slot);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    struct stat sb;
+    ssize_t k;
+    if (fstat(fd, &sb) || sb.st_size < (off_t)SNAP_HDR) k = -EINVAL;
+    else {
+        *total = (uint64_t)sb.st_size - SNAP_HDR;
+        if (off > *total) k = -EINVAL;
+        else {
+            if (len > *total - off) len = (size_t)(*total - off);
+            k = pread(fd, buf, len, (off_t)(SNAP_HDR + off));
+            if (k < 0) k = -errno;
+        }
+    }
+    close(fd);
+    return k;
 }
 
 int rabia_snapfile_write(const char *dir, uint64_t slot, const uint8_t *data, size_t len, char *err, size_t errlen)
@@ -90,8 +250,9 @@ static int cmp_desc(const void *a, const void *b)
     return x > y ? -1 : x < y;
 }
 
-/* Slots of the snapshot files, newest first. Leftover .tmp files go. */
-static uint32_t list(const char *dir, uint64_t *v, uint32_t cap)
+/* Slots of the snapshot files, newest first. With clean (at start only:
+ * a snapshot child may be writing one now), leftover .tmp files go. */
+static uint32_t list(const char *dir, uint64_t *v, uint32_t cap, bool clean)
 {
     DIR *d = opendir(dir);
     if (!d) return 0;
@@ -100,7 +261,7 @@ static uint32_t list(const char *dir, uint64_t *v, uint32_t cap)
     while ((de = readdir(d))) {
         const char *nm = de->d_name;
         size_t l = strlen(nm);
-        if (l == 29 && !strcmp(nm + 20, ".snap.tmp")) {
+        if (clean && l > 25 && !strncmp(nm + 20, ".snap", 5) && !strcmp(nm + l - 4, ".tmp")) {
             char p[600];
             snprintf(p, sizeof p, "%s/%s", dir, nm);
             unlink(p);
@@ -120,7 +281,7 @@ static uint32_t list(const char *dir, uint64_t *v, uint32_t cap)
 uint64_t rabia_snapfile_newest(const char *dir)
 {
     uint64_t v[MAX_FILES];
-    return list(dir, v, MAX_FILES) ? v[0] : 0;
+    return list(dir, v, MAX_FILES, false) ? v[0] : 0;
 }
 
 /* 0 with the file's state, or a negative errno with why filled. */
@@ -175,7 +336,7 @@ static int load_one(const char *dir, uint64_t slot, uint8_t **data, size_t *len,
 int rabia_snapfile_load(const char *dir, uint8_t **data, size_t *len, uint64_t *slot, char *err, size_t errlen)
 {
     uint64_t v[MAX_FILES];
-    uint32_t k = list(dir, v, MAX_FILES);
+    uint32_t k = list(dir, v, MAX_FILES, true);
     if (err && errlen) err[0] = 0;
     char first[700] = "";
     for (uint32_t i = 0; i < k; i++) {
@@ -201,7 +362,7 @@ int rabia_snapfile_load(const char *dir, uint8_t **data, size_t *len, uint64_t *
 int rabia_snapfile_prune(const char *dir, unsigned keep)
 {
     uint64_t v[MAX_FILES];
-    uint32_t k = list(dir, v, MAX_FILES);
+    uint32_t k = list(dir, v, MAX_FILES, false);
     int n = 0;
     for (uint32_t i = keep; i < k; i++) {
         char path[600];

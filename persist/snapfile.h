@@ -6,11 +6,39 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Write data (a state machine snapshot taken at `slot`) durably. Safe to
  * call in a forked child (no allocation beyond a path). 0 or a negative
  * errno with err naming the file and the cause. */
 int rabia_snapfile_write(const char *dir, uint64_t slot, const uint8_t *data, size_t len, char *err, size_t errlen);
+
+/* Streaming form, for a snapshot arriving from a peer in chunks (memory
+ * bounded by a chunk): begin, append until `total` bytes, commit (header
+ * with the checksum, fsync, rename, fsync of the folder) or abort (the
+ * temporary file goes). 0 or a negative errno with err filled (-ENOSPC: the
+ * disk is full). */
+struct rabia_snapfile_writer {
+    int fd;
+    uint64_t slot, total, got;
+    uint64_t state[11];           /* XXH64_state_t, opaque here */
+    char dir[600], tmp[640], path[620];
+};
+int rabia_snapfile_begin(struct rabia_snapfile_writer *w, const char *dir, uint64_t slot, uint64_t total,
+                         unsigned tag, char *err, size_t errlen); /* tag: a distinct temporary file per sender */
+int rabia_snapfile_append(struct rabia_snapfile_writer *w, const uint8_t *p, size_t n, char *err, size_t errlen);
+int rabia_snapfile_commit(struct rabia_snapfile_writer *w, char *err, size_t errlen);
+void rabia_snapfile_abort(struct rabia_snapfile_writer *w);
+
+/* Map the state bytes of <dir>/<slot>.snap read-only after checking the
+ * header and checksum (the page cache holds it, not the heap). 0, or a
+ * negative errno with err filled. Unmap with rabia_snapfile_unmap. */
+int rabia_snapfile_map(const char *dir, uint64_t slot, const uint8_t **data, size_t *len, char *err, size_t errlen);
+void rabia_snapfile_unmap(const uint8_t *data, size_t len);
+/* Read len bytes of the state of <dir>/<slot>.snap at offset off (for
+ * streaming a snapshot to a peer). Returns bytes read or a negative errno;
+ * *total gets the state's length. */
+ssize_t rabia_snapfile_pread(const char *dir, uint64_t slot, uint64_t off, uint8_t *buf, size_t len, uint64_t *total);
 
 /* Load the newest intact snapshot: 1 with *data (malloc'd, caller frees),
  * *len and *slot; 0 when there is none; a negative errno when the newest

@@ -493,15 +493,13 @@ void durable_flush(struct durable *d, struct rio_loop *loop)
 /* ------------------------------------------------------------------ */
 /* snapshots */
 
-int durable_snapshot_installed(struct durable *d, uint64_t slot, const uint8_t *data, size_t len, char *err,
-                               size_t errlen)
+void durable_snapshot_adopted(struct durable *d, uint64_t slot)
 {
-    int rc = rabia_snapfile_write(d->snap_dir, slot, data, len, err, errlen);
-    if (rc) return rc;
     if (slot > d->last_snap_slot) d->last_snap_slot = slot;
     rabia_snapfile_prune(d->snap_dir, 2);
-    return 0;
 }
+
+void durable_snapshot_soon(struct durable *d) { d->snap_forced = true; }
 
 void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64_t keep_batch_seq, bool recovering)
 {
@@ -534,7 +532,7 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
     if (recovering || applied <= d->last_snap_slot) return;
     struct rabia_wal_stats ws;
     rabia_wal_stats(d->wal, &ws);
-    bool by_size = ws.bytes - d->log_bytes_at_snap >= d->cfg.max_log_size;
+    bool by_size = ws.bytes - d->log_bytes_at_snap >= d->cfg.max_log_size || d->snap_forced;
     bool by_time = d->cfg.snapshot_interval_s &&
                    now - d->last_snap_us >= (uint64_t)d->cfg.snapshot_interval_s * 1000000u;
     if (!d->last_snap_us) d->last_snap_us = now; /* the interval counts from the start */
@@ -550,7 +548,7 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
         char err[800];
         int rc = rabia_rsm_snapshot(rsm, &b);
         if (rc) fprintf(stderr, "rabia: snapshot at slot %" PRIu64 ": %s\n", applied, rabia_strerror(rc));
-        else if (rabia_snapfile_write(d->snap_dir, applied, b.data, b.len, err, sizeof err))
+        else if ((rc = rabia_snapfile_write(d->snap_dir, applied, b.data, b.len, err, sizeof err)))
             fprintf(stderr, "rabia: %s\n", err);
         _exit(rc ? 1 : 0);
     }
@@ -563,6 +561,7 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
         return;
     }
     d->snap_pid = pid;
+    d->snap_forced = false;
     d->snap_slot = applied;
     d->snap_keep_seq = keep_batch_seq;
     d->snap_started_us = now;

@@ -82,6 +82,7 @@ struct durable {
     uint64_t snap_started_us, last_snap_us;
     uint64_t log_bytes_at_snap;    /* wal bytes written when the last snapshot started */
     uint64_t last_snap_slot;
+    bool snap_forced;              /* durable_snapshot_soon */
     uint64_t snapshots_taken, snapshot_failures;
     uint64_t last_fork_us;         /* how long the last fork() stalled the loop */
     uint64_t max_fork_us;
@@ -112,10 +113,11 @@ int durable_update(struct durable *d, const struct rabia_update *u);
 /* Called once per loop turn: start the next group write if none is in
  * flight. */
 void durable_flush(struct durable *d, struct rio_loop *loop);
-/* A snapshot installed from a peer: written to disk before anything after
- * it is logged. 0 or a negative error (err filled). */
-int durable_snapshot_installed(struct durable *d, uint64_t slot, const uint8_t *data, size_t len, char *err,
-                               size_t errlen);
+/* A snapshot from a peer, already written as this replica's snapshot file
+ * (before anything after it is logged), is the state now. */
+void durable_snapshot_adopted(struct durable *d, uint64_t slot);
+/* A peer needs a snapshot newer than the files: take one at the next tick. */
+void durable_snapshot_soon(struct durable *d);
 /* Periodic work (at most every few ms): reap the snapshot child, start one
  * when due. keep_batch_seq: the oldest own batch the core still holds. */
 void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now_us, uint64_t keep_batch_seq, bool recovering);

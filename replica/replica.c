@@ -22,6 +22,8 @@
 #include <time.h>
 #include <netdb.h>
 #include <sys/socket.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -29,6 +31,7 @@
 #include "batcher.h"
 #include "codec.h"
 #include "durable.h"
+#include "snapfile.h"
 #include "incarnation.h"
 #include "invariant.h"
 #include "loop.h"
@@ -41,7 +44,9 @@
 #define RESP_MAX_PENDING 4096      /* replies queued per RESP connection */
 #define RESP_MAX_INPUT (64u << 20) /* bytes buffered per RESP connection */
 #define SNAP_CHUNK (1u << 20)
-#define SNAP_MAX (1ull << 32)
+#define SNAP_MAX (1ull << 40)        /* largest snapshot a peer may announce (1 TiB: it goes to disk) */
+#define SNAP_TX_QUEUED (8u << 20)    /* snapshot bytes queued on a peer connection at most */
+#define SNAP_TX_TURN (4u << 20)      /* ... and sent per loop turn: the cluster keeps serving */
 #define APP_QUEUE 4096
 
 /* CK_RESP_DRAIN: a RESP connection that closed while requests of it were
@@ -97,9 +102,14 @@ struct peer {
     uint64_t in_incarnation;
     uint64_t redial_at_us;
     uint64_t backoff_us;
-    /* snapshot being received */
-    uint8_t *snap;
-    uint64_t snap_slot, snap_total, snap_got;
+    /* snapshot being received: straight to a file, one chunk in memory */
+    struct rabia_snapfile_writer rx;
+    bool rx_active;
+    uint64_t rx_last_us;     /* last chunk taken */
+    /* snapshot being sent: from a snapshot file (wal) or the shared buffer */
+    bool tx_active, tx_wanted;
+    int tx_fd;
+    uint64_t tx_slot, tx_off, tx_total;
 };
 
 struct rabia_replica {
@@ -136,6 +146,12 @@ struct rabia_replica {
     pthread_mutex_t st_mu;
     struct rabia_replica_status st;
     struct rabia_buf scratch;
+    /* snapshot transfers out: memory mode serializes the state once into
+     * snap_out and every peer's transfer reads it; wal mode reads snapshot
+     * files (an open fd per transfer) */
+    struct rabia_buf snap_out;
+    uint64_t snap_out_slot;
+    uint8_t *chunk;          /* SNAP_CHUNK bytes for file reads */
     /* durability = wal (durable.h): the log, group commit, snapshots */
     bool wal;
     struct durable dur;
@@ -396,24 +412,116 @@ static void on_applied(void *ctx, uint64_t cid, uint64_t seq, int status, const 
 
 static void core_step(struct rabia_replica *r, struct rabia_event *ev);
 
+/* Snapshot transfers, streamed: a peer that needs a snapshot gets it in
+ * SNAP_CHUNK pieces while the loop goes on serving; at most SNAP_TX_QUEUED
+ * bytes wait on its connection and SNAP_TX_TURN leave per loop turn, so
+ * neither side ever holds more than that of it in memory besides the source
+ * (a snapshot file here, or one serialized copy of the state shared by all
+ * transfers with durability = memory). The receiver writes the chunks
+ * straight to a snapshot file and restores from it mapped. */
+static bool tx_source_ready(struct rabia_replica *r, struct peer *pe)
+{
+    if (!r->wal) {
+        bool busy = false;
+        for (uint8_t p = 0; p < r->cfg.n; p++) busy |= r->peers[p].tx_active;
+        if (!busy || !r->snap_out.len) { /* a fresh copy when nobody reads the old one */
+            rabia_buf_clear(&r->snap_out);
+            if (rabia_rsm_snapshot(r->rsm, &r->snap_out)) {
+                rlog(r, RABIA_LOG_ERROR, "snapshot for a peer: out of memory");
+                rabia_buf_clear(&r->snap_out);
+                return false;
+            }
+            r->snap_out_slot = rabia_rsm_applied(r->rsm);
+        }
+        pe->tx_slot = r->snap_out_slot;
+        pe->tx_total = r->snap_out.len;
+        pe->tx_fd = -1;
+        return true;
+    }
+    /* the newest snapshot file, if the core's log goes on from it; else a
+     * fresh one is taken (forked) and the transfer waits for it */
+    uint64_t newest = rabia_snapfile_newest(r->dur.snap_dir);
+    if (!newest || newest + 1 < rabia_core_log_first(r->core)) {
+        durable_snapshot_soon(&r->dur);
+        return false;
+    }
+    char path[700];
+    snprintf(path, sizeof path, "%s/%020" PRIu64 ".snap", r->dur.snap_dir, newest);
+    int fd = open(path, O_RDONLY | O_CLOEXEC); /* open: a prune during the transfer does not matter */
+    if (fd < 0) return false;
+    struct stat sb;
+    if (fstat(fd, &sb) || sb.st_size < 40) {
+        close(fd);
+        return false;
+    }
+    pe->tx_fd = fd;
+    pe->tx_slot = newest;
+    pe->tx_total = (uint64_t)sb.st_size - 40; /* the state after the file's header (snapfile.c) */
+    return true;
+}
+
+static void tx_end(struct peer *pe)
+{
+    if (pe->tx_fd >= 0) close(pe->tx_fd);
+    pe->tx_fd = -1;
+    pe->tx_active = false;
+}
+
 static void send_snapshot(struct rabia_replica *r, uint8_t to)
 {
-    struct rabia_buf b = {0};
-    if (rabia_rsm_snapshot(r->rsm, &b)) {
-        rlog(r, RABIA_LOG_ERROR, "snapshot for replica %u: out of memory", to + 1);
-        rabia_buf_free(&b);
-        return;
-    }
-    uint64_t slot = rabia_rsm_applied(r->rsm);
-    rlog(r, RABIA_LOG_INFO, "sending snapshot at slot %" PRIu64 " (%zu bytes) to replica %u", slot, b.len, to + 1);
-    for (uint64_t off = 0; off < b.len; off += SNAP_CHUNK) {
-        uint64_t n = b.len - off < SNAP_CHUNK ? b.len - off : SNAP_CHUNK;
-        struct rabia_msg m = {.type = RABIA_MSG_SNAP_CHUNK, .from = r->self, .slot = slot, .u64 = off,
-                              .u64b = b.len, .body = b.data + off, .body_len = (uint32_t)n};
-        send_peer(r, to, &m);
-    }
-    rabia_buf_free(&b);
+    struct peer *pe = &r->peers[to];
+    if (pe->tx_active) return; /* one transfer per peer at a time */
+    pe->tx_wanted = true;
 }
+
+/* Once per loop turn: start wanted transfers, send what flow control allows. */
+static void pump_snapshots(struct rabia_replica *r)
+{
+    for (uint8_t p = 0; p < r->cfg.n; p++) {
+        struct peer *pe = &r->peers[p];
+        if (!pe->tx_active && !pe->tx_wanted) continue;
+        if (!pe->out_ready) { /* the peer asks again once it is back */
+            if (pe->tx_active) tx_end(pe);
+            pe->tx_wanted = false;
+            continue;
+        }
+        if (!pe->tx_active) {
+            if (!tx_source_ready(r, pe)) continue;
+            pe->tx_wanted = false;
+            pe->tx_active = true;
+            pe->tx_off = 0;
+            rlog(r, RABIA_LOG_INFO, "sending snapshot at slot %" PRIu64 " (%" PRIu64 " bytes) to replica %u",
+                 pe->tx_slot, pe->tx_total, p + 1);
+        }
+        struct rio_conn *c = r->conns[pe->out].c;
+        uint64_t sent = 0;
+        while (pe->tx_off < pe->tx_total && sent < SNAP_TX_TURN && rio_conn_pending(c) < SNAP_TX_QUEUED) {
+            uint64_t n = pe->tx_total - pe->tx_off < SNAP_CHUNK ? pe->tx_total - pe->tx_off : SNAP_CHUNK;
+            const uint8_t *body;
+            if (pe->tx_fd >= 0) {
+                ssize_t k = pread(pe->tx_fd, r->chunk, n, (off_t)(40 + pe->tx_off));
+                if (k != (ssize_t)n) {
+                    rlog(r, RABIA_LOG_WARN, "snapshot for replica %u: reading its file: %s", p + 1,
+                         k < 0 ? strerror(errno) : "short read");
+                    tx_end(pe);
+                    break;
+                }
+                body = r->chunk;
+            } else {
+                body = r->snap_out.data + pe->tx_off;
+            }
+            struct rabia_msg m = {.type = RABIA_MSG_SNAP_CHUNK, .from = r->self, .slot = pe->tx_slot,
+                                  .u64 = pe->tx_off, .u64b = pe->tx_total, .body = body, .body_len = (uint32_t)n};
+            send_frame(r, c, &m);
+            pe->tx_off += n;
+            sent += n;
+        }
+        if (pe->tx_active && pe->tx_off >= pe->tx_total) tx_end(pe);
+    }
+}
+
+/* A snapshot chunk from a peer: to the file, and at the end into the state. */
+static void receive_snapshot(struct rabia_replica *r, uint8_t from, const struct rabia_msg *m);
 
 static void handle_update(struct rabia_replica *r, struct rabia_update *u);
 
@@ -861,50 +969,88 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
         return;
     }
     if (m->type == RABIA_MSG_SNAP_CHUNK) {
-        struct peer *pe = &r->peers[k->peer];
-        if (m->u64 == 0) {
-            free(pe->snap);
-            pe->snap = NULL;
-            if (m->u64b > SNAP_MAX || m->slot <= rabia_rsm_applied(r->rsm)) return;
-            pe->snap = malloc(m->u64b ? m->u64b : 1);
-            if (!pe->snap) return;
-            pe->snap_slot = m->slot;
-            pe->snap_total = m->u64b;
-            pe->snap_got = 0;
-        }
-        if (!pe->snap || m->slot != pe->snap_slot || m->u64 != pe->snap_got || m->u64b != pe->snap_total) return;
-        memcpy(pe->snap + pe->snap_got, m->body, m->body_len);
-        pe->snap_got += m->body_len;
-        if (pe->snap_got < pe->snap_total) return;
-        uint64_t slot = pe->snap_slot, own = 0;
-        if (rabia_rsm_snapshot_slot(pe->snap, pe->snap_total, &own) || own != slot) {
-            rlog(r, RABIA_LOG_WARN,
-                 "snapshot from replica %u refused: announced for slot %" PRIu64 " but %s %" PRIu64
-                 " (a corrupt or mislabelled snapshot; the peer's state or software needs a look)",
-                 k->peer + 1, slot, own ? "taken at slot" : "unreadable, slot", own);
-        } else if (slot >= rabia_core_next_apply(r->core)) {
-            char why[800];
-            int rc = 0;
-            /* on disk before anything after it is logged: a restart rebuilds
-             * from this file plus the log, and the log has a gap until it */
-            if (r->wal && (rc = durable_snapshot_installed(&r->dur, slot, pe->snap, pe->snap_total, why, sizeof why)))
-                rlog(r, RABIA_LOG_WARN, "snapshot from replica %u not installed: %s", k->peer + 1, why);
-            if (!rc) rc = rabia_rsm_restore(r->rsm, pe->snap, pe->snap_total);
-            if (rc) {
-                rlog(r, RABIA_LOG_WARN, "snapshot from replica %u refused: %s", k->peer + 1, rabia_strerror(rc));
-            } else {
-                rlog(r, RABIA_LOG_INFO, "installed snapshot from replica %u at slot %" PRIu64, k->peer + 1, slot);
-                struct rabia_event ev = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = slot};
-                core_step(r, &ev);
-                answer_from_sessions(r);
-            }
-        }
-        free(pe->snap);
-        pe->snap = NULL;
+        receive_snapshot(r, k->peer, m);
         return;
     }
     struct rabia_event ev = {.type = RABIA_EV_RECEIVE, .msg = *m};
     core_step(r, &ev);
+}
+
+static void rx_dir(const struct rabia_replica *r, char *out, size_t len)
+{
+    if (r->wal) snprintf(out, len, "%s", r->dur.snap_dir);
+    else snprintf(out, len, "%s/incoming", r->cfg.data_dir); /* memory: a scratch file, removed after */
+}
+
+static void receive_snapshot(struct rabia_replica *r, uint8_t from, const struct rabia_msg *m)
+{
+    struct peer *pe = &r->peers[from];
+    char why[900], dir[640];
+    rx_dir(r, dir, sizeof dir);
+    if (m->u64 == 0) { /* a new transfer replaces an unfinished one */
+        if (pe->rx_active) rabia_snapfile_abort(&pe->rx);
+        pe->rx_active = false;
+        if (m->slot <= rabia_rsm_applied(r->rsm) || m->slot < rabia_core_next_apply(r->core)) return;
+        if (m->u64b > SNAP_MAX) {
+            rlog(r, RABIA_LOG_WARN, "snapshot from replica %u refused: %" PRIu64 " bytes announced, at most %llu",
+                 from + 1, m->u64b, (unsigned long long)SNAP_MAX);
+            return;
+        }
+        for (uint8_t q = 0; q < r->cfg.n; q++) { /* one transfer at a time; a stalled one gives way */
+            struct peer *o = &r->peers[q];
+            if (q != from && o->rx_active && rio_now_us() - o->rx_last_us < 2000000) return;
+        }
+        if (rabia_snapfile_begin(&pe->rx, dir, m->slot, m->u64b, from, why, sizeof why)) {
+            rlog(r, RABIA_LOG_WARN, "snapshot from replica %u not received: %s", from + 1, why);
+            return;
+        }
+        pe->rx_active = true;
+        pe->rx_last_us = rio_now_us();
+        rlog(r, RABIA_LOG_INFO, "receiving a snapshot at slot %" PRIu64 " (%" PRIu64 " bytes) from replica %u",
+             m->slot, m->u64b, from + 1);
+    }
+    if (!pe->rx_active || m->slot != pe->rx.slot || m->u64 != pe->rx.got || m->u64b != pe->rx.total) return;
+    pe->rx_last_us = rio_now_us();
+    if (rabia_snapfile_append(&pe->rx, m->body, m->body_len, why, sizeof why)) {
+        rlog(r, RABIA_LOG_WARN, "snapshot from replica %u dropped: %s", from + 1, why);
+        rabia_snapfile_abort(&pe->rx);
+        pe->rx_active = false;
+        return;
+    }
+    if (pe->rx.got < pe->rx.total) return;
+    uint64_t slot = pe->rx.slot;
+    pe->rx_active = false;
+    if (rabia_snapfile_commit(&pe->rx, why, sizeof why)) {
+        rlog(r, RABIA_LOG_WARN, "snapshot from replica %u not installed: %s", from + 1, why);
+        return;
+    }
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = rabia_snapfile_map(dir, slot, &data, &len, why, sizeof why);
+    uint64_t own = 0;
+    if (rc) {
+        rlog(r, RABIA_LOG_WARN, "snapshot from replica %u not installed: %s", from + 1, why);
+    } else if (rabia_rsm_snapshot_slot(data, len, &own) || own != slot) {
+        rlog(r, RABIA_LOG_WARN,
+             "snapshot from replica %u refused: announced for slot %" PRIu64 " but %s %" PRIu64
+             " (a corrupt or mislabelled snapshot; the peer's state or software needs a look)",
+             from + 1, slot, own ? "taken at slot" : "unreadable, slot", own);
+        rc = -EINVAL;
+    } else if (slot < rabia_core_next_apply(r->core)) {
+        rc = -EALREADY; /* caught up meanwhile */
+    } else if ((rc = rabia_rsm_restore(r->rsm, data, len))) {
+        rlog(r, RABIA_LOG_WARN, "snapshot from replica %u refused: %s", from + 1, rabia_strerror(rc));
+    }
+    rabia_snapfile_unmap(data, len);
+    char path[700];
+    snprintf(path, sizeof path, "%s/%020" PRIu64 ".snap", dir, slot);
+    if (rc || !r->wal) unlink(path); /* wal: the file is this replica's snapshot now */
+    if (rc) return;
+    if (r->wal) durable_snapshot_adopted(&r->dur, slot);
+    rlog(r, RABIA_LOG_INFO, "installed snapshot from replica %u at slot %" PRIu64 " (%zu bytes)", from + 1, slot, len);
+    struct rabia_event ev = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = slot};
+    core_step(r, &ev);
+    answer_from_sessions(r);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1326,10 +1472,14 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     r->cluster_id = cfg->cluster_id ? cfg->cluster_id : derive_cluster_id(cfg);
     pthread_mutex_init(&r->app_mu, NULL);
     pthread_mutex_init(&r->st_mu, NULL);
-    for (int p = 0; p < RABIA_MAX_REPLICAS; p++) r->peers[p].out = r->peers[p].in = UINT32_MAX;
+    for (int p = 0; p < RABIA_MAX_REPLICAS; p++) {
+        r->peers[p].out = r->peers[p].in = UINT32_MAX;
+        r->peers[p].tx_fd = -1;
+    }
     r->conns = calloc(MAX_CONNS, sizeof(*r->conns));
     r->waiters = calloc(WAITERS_CAP, sizeof(*r->waiters));
-    if (!r->conns || !r->waiters) {
+    r->chunk = malloc(SNAP_CHUNK);
+    if (!r->conns || !r->waiters || !r->chunk) {
         rabia_replica_destroy(r);
         return -ENOMEM;
     }
@@ -1493,6 +1643,7 @@ int rabia_replica_run(struct rabia_replica *r)
         for (uint8_t p = 0; p < r->cfg.n; p++)
             if (p != r->self && r->peers[p].out == UINT32_MAX && r->peers[p].redial_at_us < next)
                 next = r->peers[p].redial_at_us;
+        pump_snapshots(r);
         if (r->wal) {
             /* group commit: everything this turn produced goes in one write */
             durable_flush(&r->dur, r->loop);
@@ -1538,7 +1689,12 @@ void rabia_replica_destroy(struct rabia_replica *r)
         for (uint32_t i = 0; i < MAX_CONNS; i++)
             if (r->conns[i].kind != CK_FREE) conn_release(r, i);
     }
-    for (int p = 0; p < RABIA_MAX_REPLICAS; p++) free(r->peers[p].snap);
+    for (int p = 0; p < RABIA_MAX_REPLICAS; p++) {
+        if (r->peers[p].rx_active) rabia_snapfile_abort(&r->peers[p].rx);
+        if (r->peers[p].tx_fd >= 0) close(r->peers[p].tx_fd);
+    }
+    rabia_buf_free(&r->snap_out);
+    free(r->chunk);
     for (uint32_t i = 0; i < r->app_len; i++) free(r->app_q[(r->app_head + i) % APP_QUEUE].op);
     if (r->wal) durable_close(&r->dur); /* after the loop: no write in flight */
     rabia_dir_unlock(r->lock_fd);

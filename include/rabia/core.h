@@ -232,6 +232,9 @@ int rabia_core_step(struct rabia_core *c, const struct rabia_event *ev,
 /* Read-only introspection for status output and tests. */
 uint64_t rabia_core_next_apply(const struct rabia_core *c);
 uint64_t rabia_core_known_slot(const struct rabia_core *c);
+/* The oldest decided slot a peer can still get from this core (catch-up);
+ * a peer further behind needs a snapshot taken at log_first - 1 or later. */
+uint64_t rabia_core_log_first(const struct rabia_core *c);
 bool rabia_core_recovering(const struct rabia_core *c);
 uint64_t rabia_core_abstain_below(const struct rabia_core *c); /* abstains in slots <= this */
 uint32_t rabia_core_pending(const struct rabia_core *c);       /* batches in the PQ */

@@ -31,20 +31,23 @@ load() {
     timeout 60 redis-cli -p "$(resp_port 1)" --pipe 2>&1)
   expect_match "$n pipelined SETs through replica 1" "$out" "errors: 0, replies: $n"
 }
-start3() { # start replica 3 and return 0, or print its log tail and return 1
+start3() { # start replica 3: 0 once it answers, 1 once it exited (15 s at most: a busy machine)
   cluster_restart 3
   local pid i
   pid=$(replica_pid 3)
-  for ((i = 0; i < 50; i++)); do
+  for ((i = 0; i < 150; i++)); do
     pid_runs "$pid" "$RABIAD" || return 1
     [ -n "$(replica_status 3)" ] && return 0
     sleep 0.1
   done
-  return 1
+  fail "replica 3 neither answered nor exited within 15 s"
 }
-refused() { # what: replica 3 must refuse to start with a message matching $2
-  local what=$1 pat=$2
-  if start3; then fail "$what: replica 3 started on a damaged data dir"; fi
+refused() { # what: replica 3 must refuse to start (exit) with a message matching $2
+  local what=$1 pat=$2 pid i
+  cluster_restart 3
+  pid=$(replica_pid 3)
+  for ((i = 0; i < 150; i++)); do pid_runs "$pid" "$RABIAD" || break; sleep 0.1; done
+  pid_runs "$pid" "$RABIAD" && fail "$what: replica 3 still runs 15 s after starting on a damaged data dir"
   local msg
   msg=$(grep -E "$pat" "$RABIA_CLUSTER_DIR/r3.log" | tail -n 1)
   [ -n "$msg" ] || { tail -n 5 "$RABIA_CLUSTER_DIR/r3.log"; fail "$what: no refusal matching /$pat/ in the log"; }
