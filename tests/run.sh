@@ -16,5 +16,7 @@ if [ "${1:-}" = "--long" ]; then
   "$build"/tests/sim/rabia_sim --durable --all-mixes --seeds 2000 --first 900001 --quiet
   CRASH_ALL_ROUNDS=50 RABIA_IT_DEADLINE=1200 RABIAD="$build/cmd/rabiad" RABIA_CLI="$build/cmd/rabia-cli" \
     bash tests/integration/crash_all.sh
+  SNAP_BIG_MB=1100 RABIA_IT_DEADLINE=2400 RABIAD="$build/cmd/rabiad" RABIA_CLI="$build/cmd/rabia-cli" \
+    bash tests/integration/snapshot_big.sh
   if [ -x tests/model/check.sh ]; then tests/model/check.sh full; fi
 fi

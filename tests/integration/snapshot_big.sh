@@ -15,14 +15,14 @@ set -euo pipefail
 it_init snapshot_big 14
 need_cmd redis-cli redis-benchmark
 MB=${SNAP_BIG_MB:-160}
-export RABIA_EXTRA_ARGS="--log-retain 16 --max-log-size 67108864 ${SNAP_BIG_EXTRA:-}"
+export RABIA_EXTRA_ARGS="--log-retain 16 --max-log-size $((MB > 256 ? 1073741824 : 67108864)) ${SNAP_BIG_EXTRA:-}"
 cluster_start 3 kv
 cluster_kill 3
 rm -rf "$RABIA_CLUSTER_DIR/r3"
 keys=$((MB * 1048576 / 100000))
 say "replica 3 down and wiped; $keys values of 100,000 bytes through replica 1 (~$MB MiB)"
 t0=$SECONDS
-timeout 600 redis-benchmark -p "$(resp_port 1)" -t set -d 100000 -r 100000000 -n "$keys" -c 4 -P 2 -q >/dev/null 2>&1 ||
+timeout $((300 + MB)) redis-benchmark -p "$(resp_port 1)" -t set -d 100000 -r 100000000 -n "$keys" -c 4 -P 2 -q >/dev/null 2>&1 ||
   fail "redis-benchmark did not finish loading"
 n=$(redis 1 DBSIZE)
 ((n > keys * 9 / 10)) || fail "only $n keys loaded"
