@@ -130,6 +130,7 @@ struct rabia_replica {
     uint64_t resp_conn_counter;
     uint32_t n_want_pump;
     uint64_t hash_value, hash_slot, hash_us; /* last published state hash */
+    uint64_t hash_cost_us;   /* what the last one took */
     struct rio_listener *l_peer, *l_client, *l_resp;
     volatile int stop;
     /* application submissions from other threads */
@@ -741,6 +742,25 @@ static void enqueue_request(struct rabia_replica *r, uint64_t cid, uint64_t seq,
     if (batcher_add(&r->batcher, &rq, rio_now_us()) < 0) complete(r, cid, seq, RABIA_REPLY_BUSY, NULL, 0);
 }
 
+/* The state hash for status and INFO: it serializes the whole state, so a
+ * large state would stall the loop on every status request (a 1 GiB KV took
+ * about a second per hash, and status polls then timed out). Computed live
+ * while that is cheap, else the last value, which publish_status refreshes
+ * once the state stops changing; *slot says which slot it is for. */
+static uint64_t state_hash(struct rabia_replica *r, uint64_t *slot)
+{
+    uint64_t applied = rabia_rsm_applied(r->rsm);
+    if (r->hash_slot != applied && r->hash_cost_us < 20000) {
+        uint64_t t0 = rio_now_us();
+        r->hash_value = rabia_rsm_hash(r->rsm);
+        r->hash_cost_us = rio_now_us() - t0;
+        r->hash_slot = applied;
+        r->hash_us = t0;
+    }
+    *slot = r->hash_slot;
+    return r->hash_value;
+}
+
 static void on_native_frame(struct rabia_replica *r, uint32_t ci, const struct rabia_msg *m)
 {
     struct conn *k = &r->conns[ci];
@@ -750,13 +770,17 @@ static void on_native_frame(struct rabia_replica *r, uint32_t ci, const struct r
         struct rabia_replica_status st;
         rabia_replica_get_status(r, &st);
         char text[2048];
+        uint64_t hslot;
+        uint64_t hash = state_hash(r, &hslot);
+        /* applied is reported as the hash's slot when the hash lags (large
+         * state): a convergence check compares the two together */
         int n = snprintf(text, sizeof text,
                          "id: %u\nmembers: %u\nincarnation: %" PRIu64 "\nrecovering: %s\napplied: %" PRIu64
                          "\nknown: %" PRIu64 "\nstate_hash: %016" PRIx64 "\nslots_decided: %" PRIu64
                          "\nslots_null: %" PRIu64 "\nslots_fast: %" PRIu64 "\nmax_phase: %" PRIu64
                          "\nstate_machine: %s\n",
-                         st.id, st.n, st.incarnation, st.recovering ? "yes" : "no", rabia_rsm_applied(r->rsm),
-                         st.known, rabia_rsm_hash(r->rsm), st.slots_decided, st.slots_null, st.slots_fast, st.max_phase,
+                         st.id, st.n, st.incarnation, st.recovering ? "yes" : "no", hslot,
+                         st.known, hash, st.slots_decided, st.slots_null, st.slots_fast, st.max_phase,
                          r->cfg.state_machine);
         for (uint8_t p = 0; p < r->cfg.n && n < (int)sizeof text - 100; p++)
             n += snprintf(text + n, sizeof text - (size_t)n, "member_%u: %s:%u %s\n", p + 1, r->cfg.members[p].host,
@@ -775,6 +799,7 @@ static void on_native_frame(struct rabia_replica *r, uint32_t ci, const struct r
 
 static void resp_info(struct rabia_replica *r, struct rabia_buf *out)
 {
+    uint64_t hslot;
     struct rabia_replica_status st;
     rabia_replica_get_status(r, &st);
     char text[4096];
@@ -786,7 +811,7 @@ static void resp_info(struct rabia_replica *r, struct rabia_buf *out)
                      "\r\nsessions_closed:%" PRIu64 "\r\nsessions_close_lost:%" PRIu64
                      "\r\nrequests_resubmitted:%" PRIu64 "\r\nwaiters:%u\r\n",
                      (long)getpid(), st.id, st.n, st.incarnation, st.recovering, rabia_rsm_applied(r->rsm), st.known,
-                     st.slots_decided, st.slots_null, rabia_rsm_hash(r->rsm), rabia_rsm_sessions(r->rsm),
+                     st.slots_decided, st.slots_null, state_hash(r, &hslot), rabia_rsm_sessions(r->rsm),
                      rabia_rsm_reply_bytes(r->rsm), r->sessions_closed, r->sessions_close_lost, r->resubmitted,
                      r->n_waiters);
     for (uint8_t p = 0; p < r->cfg.n && n < (int)sizeof text - 100; p++)
@@ -1342,8 +1367,10 @@ static void publish_status(struct rabia_replica *r)
     /* the hash costs a full snapshot: at most once a second, and only when
      * something was applied; published together with its slot */
     uint64_t now = rio_now_us();
-    if (st.applied != r->hash_slot && now - r->hash_us >= 1000000) {
+    /* at most once a second, and for a large state at most 5% of the time */
+    if (st.applied != r->hash_slot && now - r->hash_us >= 1000000 && now - r->hash_us >= 20 * r->hash_cost_us) {
         r->hash_value = rabia_rsm_hash(r->rsm);
+        r->hash_cost_us = rio_now_us() - now;
         r->hash_slot = st.applied;
         r->hash_us = now;
     }
