@@ -43,11 +43,13 @@ safety|safety.restart.aaa|pass|-DADOPT_LATE -DPROPS_AAA|crash, restart and each 
 safety|safety.2crash.aaa|pass|$R -DMAXCRASH=2 -DPROPS_AAA|2 crashes, one at a time
 safety|safety.hz_le.aab|pass|$R -DHZ_LE -DCHECK_SENT -DPROPS_AAB|the rule as core.h states it (abstain in slots <= H); strict no-contradiction holds there
 safety|fix.persist.safety|pass|$R -DFIX_PERSIST -DCHECK_SENT -DPROPS_AAB|FIX_PERSIST: safe, and no message contradicts one sent before
+safety|fix.persist.crash_sets|pass|$R -DFIX_PERSIST -DCRASH_SETS -DMAXCRASH=2 -DCHECK_SENT -DNO_CHECK_CONTRA -DPROPS_AAB|FIX_PERSIST, 2 crash events of 1, 2 or all 3 replicas at once, in-flight messages lost and re-sent from the log
 mutations|mut.local_coin|fail:LIVENESS|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DMUT_LOCAL_COIN -DPROPS_AAB|per-replica coin: a lucky phase no longer ends the slot
 mutations|mut.majority_decide|fail:AGREEMENT|$R -DMUT_MAJORITY_DECIDE|decide on one vote next to a ?
 mutations|mut.forget_vote|fail:CONTRADICTION|$R -DMUT_FORGET_VOTE|a restarted replica votes again without the horizon rule
 mutations|mut.count_extra|fail:CONTRADICTION|$R -DMUT_COUNT_EXTRA|counting more than n-f messages of a round, redoing it
 mutations|mut.keep_old|fail:VALIDITY|$R -DMUT_KEEP_OLD -DPROPS_AAB|the old incarnation's undelivered messages are not discarded on reconnect
+mutations|mut.send_before_persist|fail:CONTRADICTION|$R -DFIX_PERSIST -DCRASH_SETS -DMUT_SEND_BEFORE_PERSIST -DPROPS_AAB|FIX_PERSIST with a message sent before its record is durable: a crash loses the record, the restarted replica votes again
 liveness|live.aab|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DPROPS_AAB|1 crash: all decide unless the coin was unlucky
 liveness|live.aaa|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DPROPS_AAA|the same with proposals A A A
 liveness|live.hz_le.aab|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DHZ_LE -DPROPS_AAB|the same under core.h's reading
@@ -55,25 +57,33 @@ liveness|finding.two_crashes|fail:LIVENESS|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CH
 liveness|finding.concurrent|fail:LIVENESS|-DCHECK_LIVE -DNO_CHECK_CONTRA -DCONCURRENT -DMAXCRASH=2 -DPROPS_AAA -DADOPT_LATE|FINDING: two replicas recovering at once wait for each other forever
 liveness|finding.strict_sent|fail:SENT|$R -DCHECK_SENT -DPROPS_AAB|FINDING (harmless): a fresh restart may re-propose differently what was never delivered
 liveness|fix.persist.live|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DMAXCRASH=2 -DPROPS_AAB -DFIX_PERSIST|FIX_PERSIST: live with 2 crashes
+liveness|fix.persist.live.crash_sets|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DPROPS_AAB -DFIX_PERSIST -DCRASH_SETS|FIX_PERSIST: live after a crash of 1, 2 or all 3 replicas at once
 full-safety|full.safety|pass|-DADOPT_LATE|P=2, 1 crash, free proposals, separate restart steps
 full-safety|full.safety.adopt|pass|-DATOMIC_RESTART -DPROPS_AAB|DECISIONs adopted at any time (checks the late-adoption reduction)
 full-safety|full.safety.p3|pass|$R -DP=3 -DPROPS_AAB|3 phases
 full-safety|full.safety.2crash|pass|$R -DMAXCRASH=2|2 crashes one at a time, free proposals
-full-safety|full.safety.2crash.restart|pass|-DADOPT_LATE -DMAXCRASH=2 -DPROPS_AAB|2 crashes, separate restart steps
+full-safety|full.safety.2crash.restart|pass|-DADOPT_LATE -DMAXCRASH=2 -DPROPS_AAA|2 crashes, separate restart steps
 full-safety|full.safety.hz_exact|pass|$R -DMAXCRASH=2 -DPROPS_AAB -DHZ_EXACT|a restarted replica reports only what it saw
 full-safety|full.safety.persist_decision|pass|$R -DMAXCRASH=2 -DPROPS_AAB -DPERSIST_DECISION|decisions survive crashes
 full-safety|full.safety.hz_le|pass|$R -DMAXCRASH=2 -DHZ_LE|core.h's reading, 2 crashes, free proposals
-full-safety|full.safety.concurrent|pass|-DADOPT_LATE -DCONCURRENT -DMAXCRASH=2 -DPROPS_AAB -DFIX_ANSWER|2 crashes at once; recovering replicas answer from their log
-full-safety|full.fix.persist.safety|pass|$R -DCHECK_SENT -DMAXCRASH=2 -DPROPS_AAB -DFIX_PERSIST|FIX_PERSIST: 2 crashes
+full-safety|full.finding.fix_answer|fail:CONTRADICTION|-DADOPT_LATE -DCONCURRENT -DMAXCRASH=2 -DPROPS_AAB -DFIX_ANSWER|FIX_ANSWER lets a replica vouch for a slot it forgot: the other one re-proposes over messages a dead incarnation received
+full-safety|full.fix.persist.safety|pass|$R -DCHECK_SENT -DNO_CHECK_CONTRA -DMAXCRASH=2 -DFIX_PERSIST|FIX_PERSIST: 2 crashes, free proposals (CHECK_SENT implies no-contradiction)
+full-safety|full.fix.persist.net_resend|pass|$R -DFIX_PERSIST -DNET_RESEND -DCHECK_SENT -DPROPS_AAB|fix.persist.safety with in-flight messages lost and re-sent from the log: the same states
+full-safety|full.fix.persist.all.received|pass|$R -DFIX_PERSIST -DCRASH_ALL -DCHECK_SENT -DPROPS_AAB|FIX_PERSIST, a crash of 1 or all 3 replicas, no-contradiction of received messages checked too
+full-safety|full.fix.persist.sets.safety|pass|$R -DFIX_PERSIST -DCRASH_SETS -DMAXCRASH=2 -DCHECK_SENT -DNO_CHECK_CONTRA|FIX_PERSIST, 2 crash events of 1, 2 or 3 replicas, free proposals
+full-safety|full.fix.persist.sets.restart|pass|-DADOPT_LATE -DCONCURRENT -DMAXCRASH=3 -DFIX_PERSIST -DCRASH_SETS -DCHECK_SENT -DNO_CHECK_CONTRA -DPROPS_AAB|FIX_PERSIST, 3 crash events, replicas down for a while (restarts are separate steps)
 full-mutations|full.mut.local_coin.safety|pass|$R -DMUT_LOCAL_COIN|a per-replica coin does not break safety (the Ben-Or argument)
 full-mutations|full.mut.forget_vote.agreement|fail:AGREEMENT|$R -DMUT_FORGET_VOTE -DNO_CHECK_CONTRA|without the contradiction check the re-vote breaks agreement
 full-mutations|full.mut.count_extra.agreement|fail:AGREEMENT|$R -DMUT_COUNT_EXTRA -DNO_CHECK_CONTRA|counting extra messages breaks agreement
+full-mutations|full.mut.send_before_persist|fail:AGREEMENT|$R -DFIX_PERSIST -DCRASH_SETS -DMUT_SEND_BEFORE_PERSIST -DPROPS_AAB -DNO_CHECK_CONTRA|sending before the record is durable breaks agreement
 full-liveness|full.live|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA|1 crash, free proposals
 full-liveness|full.live.p3|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DP=3 -DPROPS_AAB|3 phases: undecided only if both coins were unlucky
 full-liveness|full.live.restart|pass|-DCHECK_LIVE -DNO_CHECK_CONTRA -DPROPS_AAB|separate restart steps
 full-liveness|full.fix.answer.concurrent|fail:LIVENESS|-DCHECK_LIVE -DNO_CHECK_CONTRA -DCONCURRENT -DMAXCRASH=2 -DPROPS_AAA -DADOPT_LATE -DFIX_ANSWER -DPERSIST_DECISION|FIX_ANSWER ends the wait, but two abstainers still block the slot
 full-liveness|full.fix.persist.live|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DMAXCRASH=2 -DFIX_PERSIST|FIX_PERSIST: live with 2 crashes, free proposals
 full-liveness|full.fix.persist.concurrent|pass|-DCHECK_LIVE -DNO_CHECK_CONTRA -DCONCURRENT -DMAXCRASH=2 -DPROPS_AAB -DFIX_PERSIST|FIX_PERSIST: live with 2 crashes at once
+full-liveness|full.fix.persist.sets.live|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DMAXCRASH=3 -DPROPS_AAB -DFIX_PERSIST -DCRASH_SETS|FIX_PERSIST: live with 3 crash events of 1, 2 or 3 replicas
+full-liveness|full.fix.persist.sets.concurrent|pass|-DCHECK_LIVE -DNO_CHECK_CONTRA -DCONCURRENT -DMAXCRASH=3 -DPROPS_AAB -DFIX_PERSIST -DCRASH_SETS|FIX_PERSIST: live with 3 crash events, replicas down for a while
 EOF
 }
 
@@ -140,7 +150,7 @@ printf '%-32s %-20s %-20s %12s %7s %9s  %s\n' check expected result states depth
 bad=0
 t_all=$(date +%s.%N)
 
-while IFS='|' read -r group name expect defs what; do
+while IFS='|' read -r _group name expect defs what; do
   [ -z "$name" ] && continue
   d=$WORK/$name
   rm -rf "$d"; mkdir -p "$d"

@@ -1,12 +1,15 @@
 /* rabia_wmvc.pml: one slot of Rabia's Weak-MVC (n = 3, f = 1) with crash and
- * restart under our horizon rule, as stated in shared/design/RABIA.md.
+ * restart under our horizon rule, as stated in shared/design/RABIA.md, or
+ * (FIX_PERSIST) under the rule the daemon implements: persist each message
+ * before sending it, resume from the log after a restart.
  * Run by check.sh; README.md says what is modeled, what is abstracted away,
  * and why each reduction below loses no behaviour that matters.
  *
  * Bounds and configuration (spin -DNAME[=value]):
  *   P=2               phases after the exchange (2, 3 or 4); a replica that
  *                     finishes phase P undecided stops
- *   MAXCRASH=1        crashes in total (0 to 3)
+ *   MAXCRASH=1        crashes in total (0 to 3); with CRASH_SETS or CRASH_ALL,
+ *                     crash events (each takes down one replica or several)
  *   CONCURRENT        crashes need not be one at a time (default: a replica
  *                     may crash only while no other one is down or recovering)
  *   PROPS_AAA, PROPS_AAB  first proposals fixed (replica 2 proposes B in AAB);
@@ -36,6 +39,17 @@
  *   FIX_PERSIST       no horizon rule: a replica persists each PROPOSAL, STATE
  *                     and VOTE before sending it (and its decision) and resumes
  *                     the slot after a restart; peers re-send on reconnect
+ * With FIX_PERSIST only:
+ *   CRASH_SETS        a crash event takes down any nonempty set of replicas at
+ *                     once: one, two, or the whole cluster (power loss)
+ *   CRASH_ALL         a crash event takes down one replica or the whole cluster
+ *                     (both imply NET_RESEND)
+ *   NET_RESEND        the network as it is: a crash loses every message in
+ *                     flight to or from the replica (and what is sent to it
+ *                     while it is down); the restarted replica sends every
+ *                     message of the slot in its log again and each peer that
+ *                     is up sends it its own. Default: the equivalent
+ *                     abstraction, those messages are kept.
  * Mutations (each must produce a counterexample):
  *   MUT_LOCAL_COIN       each replica flips its own coin
  *   MUT_MAJORITY_DECIDE  decide v when v is a majority of the non-? votes
@@ -46,6 +60,9 @@
  *                        redo a round (re-sending) when a late one changes it
  *   MUT_KEEP_OLD         peers keep the old incarnation's undelivered messages
  *                        when the new one connects
+ *   MUT_SEND_BEFORE_PERSIST  (FIX_PERSIST) a message leaves before its record
+ *                        is durable: a crash may lose the record of the last
+ *                        message a replica sent; it resumes one round earlier
  */
 
 #ifndef P
@@ -62,6 +79,9 @@
 #endif
 #if defined(ATOMIC_RESTART) && defined(CONCURRENT)
 #error "CONCURRENT needs restarts that take time: drop ATOMIC_RESTART"
+#endif
+#if (defined(CRASH_SETS) || defined(CRASH_ALL) || defined(NET_RESEND) || defined(MUT_SEND_BEFORE_PERSIST)) && !defined(FIX_PERSIST)
+#error "CRASH_SETS, CRASH_ALL, NET_RESEND and MUT_SEND_BEFORE_PERSIST need FIX_PERSIST"
 #endif
 
 #define NR 3              /* replicas 0..2 */
@@ -88,6 +108,15 @@
 #define KEEP_SENT 1
 #endif
 #if defined(MUT_FORGET_VOTE)
+#define KEEP_SENT 1
+#endif
+/* the log holds every message of the slot a replica sent: re-sent from it
+ * after a restart (NET_RESEND), or read back when its last record is lost
+ * (MUT_SEND_BEFORE_PERSIST) */
+#if (defined(CRASH_SETS) || defined(CRASH_ALL)) && !defined(NET_RESEND)
+#define NET_RESEND 1
+#endif
+#if defined(NET_RESEND) || defined(MUT_SEND_BEFORE_PERSIST)
 #define KEEP_SENT 1
 #endif
 
@@ -153,9 +182,9 @@ byte vv[P+1];             /* non-? vote values sent in phase p (bit 1 = 0, bit 2
 #endif
 
 /* scratch, meaningful only inside one atomic step (and zero between steps) */
-hidden byte xt, xk, xv, xsd, xj, xn0, xn1, xekind, xev, xrk, xdt, xds, xdk, xw, xo;
+hidden byte xt, xk, xv, xsd, xj, xn0, xn1, xekind, xev, xrk, xdt, xds, xdk, xw, xo, xm;
 #define CLR xt = 0; xk = 0; xv = 0; xsd = 0; xj = 0; xn0 = 0; xn1 = 0; \
-  xekind = 0; xev = 0; xrk = 0; xdt = 0; xds = 0; xdk = 0; xw = 0; xo = 0
+  xekind = 0; xev = 0; xrk = 0; xdt = 0; xds = 0; xdk = 0; xw = 0; xo = 0; xm = 0
 
 #ifdef MUT_COUNT_EXTRA
 #define PASSED(tt,kk) 0
@@ -208,6 +237,19 @@ inline ghost_crash(gs) {
     fi;
     DLV(gs,xk) = 0
   };
+  if
+  :: !TRACK_DLV -> for (xk : 0 .. NR*NK-1) { dlv[xk] = 0 }
+  :: else -> skip
+  fi
+#else
+  skip
+#endif
+}
+
+/* after the last crash of the budget (a crash of several replicas at once
+ * moves each one's dlv into oldv first) */
+inline ghost_spent() {
+#ifndef NO_CHECK_CONTRA
   if
   :: !TRACK_DLV -> for (xk : 0 .. NR*NK-1) { dlv[xk] = 0 }
   :: else -> skip
@@ -280,7 +322,7 @@ inline gc_key(gr, gk) {
  * received and dropped at once if tr would ignore it, else it waits. If the
  * link still holds a message of that key (a re-send), TCP delivers the older
  * one first and the receiver keeps one message per sender: nothing to add. */
-#ifdef FIX_PERSIST
+#if defined(FIX_PERSIST) && !defined(NET_RESEND)
 #define LOST_TO_DOWN 0    /* re-sent on reconnect: as good as waiting */
 #else
 #define LOST_TO_DOWN 1
@@ -552,18 +594,64 @@ inline adopt(ar, aj) {
 #else
 /* FIX_PERSIST: what the replica sent (and decided) was persisted before it
  * was sent, so it survives; what it received does not. On reconnect each
- * side sends again its messages of the slot: the new incarnation re-sends
- * its own (the same values: as good as keeping the undelivered ones), and
- * the peers re-send theirs, which puts every message the replica had
- * counted back on its link (and keeps waiting those sent while it was
- * down). */
-#define CRASH_BODY(rr) \
-  printf("r%d CRASHES\n", rr); \
-  crashes++; ghost_crash(rr); pmode[rr] = mode[rr]; \
-  for (xk : 0 .. NK-1) { for (xt : 0 .. NR-1) { \
-    if :: xt != rr && GOT(rr,xk,xt) != 0 && BOX(xt,rr,xk) == 0 -> BOX(xt,rr,xk) = GOT(rr,xk,xt) \
-       :: else -> skip fi; \
-    if :: xt != rr -> GOT(rr,xk,xt) = 0 :: else -> skip fi } }
+ * side sends again its messages of the slot. Without NET_RESEND that is
+ * modeled by losing nothing: the new incarnation re-sends its own (the same
+ * values: as good as keeping the undelivered ones), and the peers re-send
+ * theirs, which puts every message the replica had counted back on its link
+ * (and keeps waiting those sent while it was down). With NET_RESEND the
+ * network is modeled as it is: everything in flight to or from the replica
+ * is lost (and what is sent to it while it is down), and restart_now sends
+ * the log again. */
+#ifdef MUT_SEND_BEFORE_PERSIST
+/* the mutation: a message leaves before its record is durable, so a crash
+ * may lose the record of the last message the replica sent (of a slot it
+ * has not decided). The old incarnation's copies still in flight are gone
+ * with its connections; the replica is back at the round before and counts
+ * that round again from its own logged message and the peers' re-sent ones
+ * (a proposal: it is idle again and proposes anew). */
+inline lose_last(lr) {
+  if
+  :: mode[lr] == RUN && dec[lr] == 0 ->
+     xk = pos[lr];
+     printf("r%d loses the record of its last message, ", lr); say_key(xk); printf(" (sent before it was durable)\n");
+     SENT(lr,xk) = 0; GOT(lr,xk,lr) = 0;
+     for (xt : 0 .. NR-1) { if :: xt != lr -> BOX(lr,xt,xk) = 0 :: else -> skip fi };
+     if
+     :: xk == 0 -> mode[lr] = IDLE; hz[lr] = 1
+     :: else -> pos[lr] = xk - 1; GOT(lr,xk-1,lr) = SENT(lr,xk-1);
+        for (xt : 0 .. NR-1) {
+          if
+          :: xt != lr && SENT(xt,xk-1) != 0 && BOX(xt,lr,xk-1) == 0 -> BOX(xt,lr,xk-1) = SENT(xt,xk-1)
+          :: else -> skip
+          fi
+        }
+     fi
+  :: true -> skip
+  fi
+}
+#define LOSE_LAST(rr) lose_last(rr)
+#else
+#define LOSE_LAST(rr) skip
+#endif
+inline persist_crash(cr) {
+  printf("r%d CRASHES\n", cr);
+  ghost_crash(cr); LOSE_LAST(cr); pmode[cr] = mode[cr];
+  for (xk : 0 .. NK-1) {
+    for (xt : 0 .. NR-1) {
+      if
+      :: xt != cr ->
+#ifdef NET_RESEND
+         BOX(xt,cr,xk) = 0; BOX(cr,xt,xk) = 0;
+#else
+         if :: GOT(cr,xk,xt) != 0 && BOX(xt,cr,xk) == 0 -> BOX(xt,cr,xk) = GOT(cr,xk,xt) :: else -> skip fi;
+#endif
+         GOT(cr,xk,xt) = 0
+      :: else -> skip
+      fi
+    }
+  }
+}
+#define CRASH_BODY(rr) crashes++; persist_crash(rr)
 #endif
 
 /* peers send their messages of the slot again on the new connection */
@@ -622,10 +710,37 @@ inline finish_horizon(fr) {
 #endif
 
 #if defined(FIX_PERSIST)
+/* NET_RESEND: on the new connections the replica sends every message of
+ * the slot in its log to each peer that is up and has not counted it, and
+ * each peer that is up sends it its own (a peer that is down gets them when
+ * it restarts) */
+inline resend_log(sr) {
+#ifdef NET_RESEND
+  for (xj : 0 .. NR-1) {
+    if
+    :: xj != sr && mode[xj] != DOWN ->
+       for (xk : 0 .. NK-1) {
+         if
+         :: SENT(sr,xk) != 0 && GOT(xj,xk,sr) == 0 -> post(sr, xj, xk, SENT(sr,xk))
+         :: else -> skip
+         fi;
+         if
+         :: SENT(xj,xk) != 0 -> post(xj, sr, xk, SENT(xj,xk))
+         :: else -> skip
+         fi
+       }
+    :: else -> skip
+    fi
+  }
+#else
+  skip
+#endif
+}
 /* restart and resume the slot where the persisted messages left it */
 inline restart_now(rr) {
   printf("r%d restarts and resumes from its log\n", rr);
   mode[rr] = pmode[rr]; pmode[rr] = 0;
+  resend_log(rr);
   progress(rr)
 }
 #elif defined(MUT_FORGET_VOTE)
@@ -635,7 +750,48 @@ inline restart_now(rr) {
 }
 #endif
 
+#if defined(CRASH_SETS) || defined(CRASH_ALL)
+/* a crash event takes down a set of replicas at once (xw: bit mask): two
+ * of them (CRASH_SETS) or the whole cluster, a power loss. Each keeps its
+ * log; everything else of theirs is lost, messages in flight included. */
+#define INSET(m,rr) (((m) >> (rr)) & 1)
+#define SETOK(m) ((!INSET(m,0) || MAYCRASH(0)) && (!INSET(m,1) || MAYCRASH(1)) && (!INSET(m,2) || MAYCRASH(2)))
+#ifdef CRASH_SETS
+#define PICKSET if :: SETOK(1) -> xw = 1 :: SETOK(2) -> xw = 2 :: SETOK(4) -> xw = 4 \
+  :: SETOK(3) -> xw = 3 :: SETOK(5) -> xw = 5 :: SETOK(6) -> xw = 6 :: SETOK(7) -> xw = 7 fi
+#else
+#define PICKSET if :: SETOK(1) -> xw = 1 :: SETOK(2) -> xw = 2 :: SETOK(4) -> xw = 4 :: SETOK(7) -> xw = 7 fi
+#endif
+inline crash_set() {
+  if
+  :: xw == 7 -> printf("the whole cluster crashes\n")
+  :: xw == 3 || xw == 5 || xw == 6 -> printf("two replicas crash at once\n")
+  :: else -> skip
+  fi;
+  for (xm : 0 .. NR-1) { if :: INSET(xw,xm) -> persist_crash(xm) :: else -> skip fi };
+  crashes++; ghost_spent();
+  for (xm : 0 .. NR-1) { if :: INSET(xw,xm) -> mode[xm] = DOWN :: else -> skip fi }
+}
+#endif
+
+#if defined(CRASH_SETS) || defined(CRASH_ALL)
 #ifndef ATOMIC_RESTART
+#define CRASH :: atomic { crashes < plan && (MAYCRASH(0) || MAYCRASH(1) || MAYCRASH(2)) -> \
+  PICKSET; crash_set(); CLR }
+#define RESTART :: atomic { mode[0] == DOWN || mode[1] == DOWN || mode[2] == DOWN -> \
+  if :: mode[0] == DOWN -> xw = 0 :: mode[1] == DOWN -> xw = 1 :: mode[2] == DOWN -> xw = 2 fi; \
+  restart_now(xw); CLR }
+#else
+/* ATOMIC_RESTART: the crashed replicas restart one after the other in the
+ * same step */
+#define CRASH :: atomic { crashes < plan -> PICKSET; crash_set(); \
+  for (xm : 0 .. NR-1) { if :: INSET(xw,xm) -> restart_now(xm); \
+       if :: dec[xm] != 0 -> gc_all(xm) :: else -> skip fi \
+     :: else -> skip fi }; CLR }
+#define RESTART
+#endif
+#define ANSWER
+#elif !defined(ATOMIC_RESTART)
 #define CRASH :: atomic { crashes < plan && (MAYCRASH(0) || MAYCRASH(1) || MAYCRASH(2)) -> \
   if :: MAYCRASH(0) -> xw = 0 :: MAYCRASH(1) -> xw = 1 :: MAYCRASH(2) -> xw = 2 fi; \
   CRASH_BODY(xw); mode[xw] = DOWN; hq[xw] = 0; hk[xw] = 0; CLR }
