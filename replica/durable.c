@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -539,9 +540,16 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
     if (!by_size && !(by_time && d->last_snap_us != now)) return;
     if (d->snapshot_failures && now - d->last_snap_us < 1000000u) return; /* after a failure: at most once a second */
     uint64_t t0 = rio_now_us();
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
-        /* the child: the state as of `applied`, written durably; never returns */
+        /* the child: the state as of `applied`, written durably; never returns.
+         * It must not outlive the replica holding what the replica holds:
+         * the data-dir flock (a restart after kill -9 found it taken by a
+         * snapshot child still writing), the listening sockets, the ring. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(1);
+        close_range(3, ~0u, 0);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         struct rabia_buf b = {0};
