@@ -4,6 +4,7 @@
  * must recover under the horizon rule), and makes batch ids unique across
  * restarts. Written as: temporary file, fsync, rename, fsync directory. */
 #include "incarnation.h"
+#include "datadir.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,14 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return -errno;
-    int rc = fsync(fd) ? -errno : 0;
-    close(fd);
-    return rc;
-}
 
 int rabia_incarnation_next(const char *dir, uint64_t *incarnation, bool *existed, char *err, size_t errlen)
 {
@@ -77,7 +70,7 @@ int rabia_incarnation_next(const char *dir, uint64_t *incarnation, bool *existed
     else if (fdatasync(fd)) rc = -errno;
     close(fd);
     if (!rc && rename(tmp, path)) rc = -errno;
-    if (!rc) rc = fsync_dir(dir);
+    if (!rc) rc = rabia_fsync_dir(dir);
     if (rc) {
         snprintf(err, errlen, "writing %s: %s (is the disk full or read-only?)", path, strerror(-rc));
         unlink(tmp);

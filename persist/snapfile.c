@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include "snapfile.h"
+#include "datadir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -27,14 +28,6 @@
 #define SNAP_HDR 40u
 #define MAX_FILES 1024
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    int rc = fsync(fd) ? -errno : 0;
-    close(fd);
-    return rc;
-}
 
 static int write_all(int fd, const uint8_t *p, size_t len)
 {
@@ -117,7 +110,7 @@ int rabia_snapfile_commit(struct rabia_snapfile_writer *w, char *err, size_t err
     close(w->fd);
     w->fd = -1;
     if (!rc && rename(w->tmp, w->path)) rc = -errno;
-    if (!rc) rc = fsync_dir(w->dir);
+    if (!rc) rc = rabia_fsync_dir(w->dir);
     if (rc) {
         unlink(w->tmp);
         snprintf(err, errlen, "writing snapshot %s: %s", w->path, strerror(-rc));
@@ -235,7 +228,7 @@ int rabia_snapfile_write(const char *dir, uint64_t slot, const uint8_t *data, si
     if (!rc && fsync(fd)) rc = -errno;
     close(fd);
     if (!rc && rename(tmp, path)) rc = -errno;
-    if (!rc) rc = fsync_dir(dir);
+    if (!rc) rc = rabia_fsync_dir(dir);
     if (rc) {
         unlink(tmp);
         snprintf(err, errlen, "writing snapshot %s (%zu bytes): %s%s", path, len, strerror(-rc),
@@ -369,6 +362,6 @@ int rabia_snapfile_prune(const char *dir, unsigned keep)
         snprintf(path, sizeof path, "%s/%020" PRIu64 ".snap", dir, v[i]);
         if (!unlink(path)) n++;
     }
-    if (n) fsync_dir(dir);
+    if (n) rabia_fsync_dir(dir);
     return n;
 }

@@ -63,6 +63,7 @@
 #include <xxhash.h>
 
 #include "codec.h"
+#include "datadir.h"
 #include "invariant.h"
 
 #define WAL_SEED 0x5241424957414cull /* "RABIWAL" */
@@ -140,14 +141,6 @@ static void seg_path(const struct rabia_wal *w, uint64_t no, char *out, size_t l
     snprintf(out, len, "%s/%020" PRIu64 ".seg", w->dir, no);
 }
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    int rc = fsync(fd) ? -errno : 0;
-    close(fd);
-    return rc;
-}
 
 static bool all_zero(const uint8_t *p, size_t n)
 {
@@ -234,6 +227,38 @@ static int seg_header_check(const struct rabia_wal *w, const char *path, uint64_
 
 /* Create segment `no` zero-filled under a temporary name, make it durable
  * and rename it into place. 0 or a negative errno (err filled). */
+/* Zeros into [from, to) of fd, a megabyte at a time, then fdatasync.
+ * pause_us > 0 paces it: each megabyte is written back and followed by a
+ * pause, because an unthrottled 64 MiB of zeros queued behind the log's
+ * commits made their p99 4 ms instead of 0.3 ms (bench/wal_commit.c); paced,
+ * a segment takes about 0.2 s, far less than filling one takes at any
+ * commit rate. 0 or a negative errno. */
+static int write_zeros(int fd, uint64_t from, uint64_t to, unsigned pause_us)
+{
+    static const size_t chunk = 1u << 20;
+    uint8_t *z = calloc(1, chunk);
+    int rc = z ? 0 : -ENOMEM;
+    for (uint64_t off = from; !rc && off < to;) {
+        size_t n = to - off < chunk ? (size_t)(to - off) : chunk;
+        ssize_t k = pwrite(fd, z, n, (off_t)off);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            rc = k < 0 ? -errno : -EIO;
+            break;
+        }
+        if (pause_us) {
+            if (sync_file_range(fd, (off_t)off, k, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                                     SYNC_FILE_RANGE_WAIT_AFTER))
+                rc = -errno;
+            usleep(pause_us);
+        }
+        off += (uint64_t)k;
+    }
+    free(z);
+    if (!rc && fdatasync(fd)) rc = -errno;
+    return rc;
+}
+
 static int seg_create(struct rabia_wal *w, uint64_t no, char *err, size_t errlen)
 {
     char path[600], tmp[620];
@@ -245,34 +270,13 @@ static int seg_create(struct rabia_wal *w, uint64_t no, char *err, size_t errlen
         snprintf(err, errlen, "creating log segment %s: %s", tmp, strerror(e));
         return -e;
     }
-    size_t chunk = 1u << 20;
-    uint8_t *z = calloc(1, chunk);
-    int rc = z ? 0 : -ENOMEM;
-    if (!rc) seg_header(w, no, z);
-    for (uint64_t off = 0; !rc && off < w->cfg.segment_bytes; off += chunk) {
-        size_t n = w->cfg.segment_bytes - off < chunk ? (size_t)(w->cfg.segment_bytes - off) : chunk;
-        size_t done = 0;
-        while (!rc && done < n) {
-            ssize_t k = pwrite(fd, z + done, n - done, (off_t)(off + done));
-            if (k < 0 && errno == EINTR) continue;
-            if (k <= 0) rc = k < 0 ? -errno : -EIO;
-            else done += (size_t)k;
-        }
-        if (off == 0 && z) memset(z, 0, 64); /* header only in the first chunk */
-        /* Paced: an unthrottled 64 MiB of zeros queued behind the log's
-         * commits made their p99 4 ms instead of 0.3 ms (bench/wal_commit.c);
-         * written back a megabyte at a time with a pause, a segment takes
-         * about 0.2 s, far less than filling one takes at any commit rate. */
-        if (!rc && sync_file_range(fd, (off_t)off, (off_t)n, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                                                                SYNC_FILE_RANGE_WAIT_AFTER))
-            rc = -errno;
-        if (!rc) usleep(w->cfg.segment_bytes > (8u << 20) ? 2000 : 200);
-    }
-    free(z);
-    if (!rc && fdatasync(fd)) rc = -errno;
+    uint8_t h[64];
+    seg_header(w, no, h);
+    int rc = pwrite(fd, h, sizeof h, 0) == (ssize_t)sizeof h ? 0 : errno ? -errno : -EIO;
+    if (!rc) rc = write_zeros(fd, sizeof h, w->cfg.segment_bytes, w->cfg.segment_bytes > (8u << 20) ? 2000 : 200);
     close(fd);
     if (!rc && rename(tmp, path)) rc = -errno;
-    if (!rc) rc = fsync_dir(w->dir);
+    if (!rc) rc = rabia_fsync_dir(w->dir);
     if (rc) {
         unlink(tmp);
         snprintf(err, errlen, "creating log segment %s (%" PRIu64 " bytes): %s", path, w->cfg.segment_bytes,
@@ -552,45 +556,9 @@ bad:
 /* ------------------------------------------------------------------ */
 /* open / close */
 
-int rabia_dir_lock(const char *dir, int *fd_out, char *err, size_t errlen)
-{
-    if (mkdir(dir, 0750) && errno != EEXIST) {
-        int e = errno;
-        snprintf(err, errlen, "data-dir %s: cannot create: %s (create it or fix permissions)", dir, strerror(e));
-        return -e;
-    }
-    char path[600];
-    snprintf(path, sizeof path, "%s/LOCK", dir);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        int e = errno;
-        snprintf(err, errlen, "%s: %s (is the data dir writable?)", path, strerror(e));
-        return -e;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB)) {
-        int e = errno;
-        close(fd);
-        if (e == EWOULDBLOCK)
-            snprintf(err, errlen,
-                     "data-dir %s is in use by another process (%s is locked): stop the other rabiad, or give this "
-                     "one its own data-dir",
-                     dir, path);
-        else
-            snprintf(err, errlen, "%s: flock: %s", path, strerror(e));
-        return -(e == EWOULDBLOCK ? EBUSY : e);
-    }
-    *fd_out = fd;
-    return 0;
-}
-
-void rabia_dir_unlock(int fd)
-{
-    if (fd >= 0) close(fd);
-}
 
 static int zero_range(struct rabia_wal *w, uint64_t no, uint64_t from, uint64_t to, char *err, size_t errlen)
 {
-    /* rewrite whole blocks: the block holding `from` keeps its bytes before it */
     char path[600];
     seg_path(w, no, path, sizeof path);
     int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -599,17 +567,7 @@ static int zero_range(struct rabia_wal *w, uint64_t no, uint64_t from, uint64_t 
         snprintf(err, errlen, "%s: %s", path, strerror(e));
         return -e;
     }
-    size_t chunk = 1u << 20;
-    uint8_t *z = calloc(1, chunk);
-    int rc = z ? 0 : -ENOMEM;
-    for (uint64_t off = from; !rc && off < to;) {
-        size_t n = to - off < chunk ? (size_t)(to - off) : chunk;
-        ssize_t k = pwrite(fd, z, n, (off_t)off);
-        if (k <= 0) rc = k < 0 ? -errno : -EIO;
-        else off += (uint64_t)k;
-    }
-    if (!rc && fdatasync(fd)) rc = -errno;
-    free(z);
+    int rc = write_zeros(fd, from, to, 0);
     close(fd);
     if (rc) snprintf(err, errlen, "%s: zeroing the torn tail: %s", path, strerror(-rc));
     return rc;
@@ -1149,7 +1107,7 @@ int rabia_wal_release(struct rabia_wal *w, uint64_t upto, uint64_t keep_batch_se
         w->n_segs -= done;
         w->st.segments_released += done;
         w->st.bytes_on_disk -= done * w->cfg.segment_bytes;
-        fsync_dir(w->dir);
+        rabia_fsync_dir(w->dir);
     }
     return (int)done;
 }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "rabia/types.h"
+#include "datadir.h"
 
 enum rabia_wal_rec {
     RABIA_WAL_SENT = 1,    /* a consensus message this replica sent (PROPOSAL, STATE, VOTE) */
@@ -111,9 +112,5 @@ struct rabia_wal_stats {
 };
 void rabia_wal_stats(const struct rabia_wal *w, struct rabia_wal_stats *out);
 
-/* Takes an exclusive flock on dir/LOCK (created). The fd stays open (and
- * the lock held) until the process exits or rabia_dir_unlock. */
-int rabia_dir_lock(const char *dir, int *fd, char *err, size_t errlen);
-void rabia_dir_unlock(int fd);
 
 #endif

@@ -1,0 +1,13 @@
+/* The data directory as a whole (datadir.c): its lock, and making a
+ * rename or a new file in it durable. */
+#ifndef RABIA_PERSIST_DATADIR_H
+#define RABIA_PERSIST_DATADIR_H
+#include <stddef.h>
+
+/* Takes an exclusive flock on dir/LOCK (created). The fd stays open (and
+ * the lock held) until the process exits or rabia_dir_unlock. */
+int rabia_dir_lock(const char *dir, int *fd, char *err, size_t errlen);
+void rabia_dir_unlock(int fd);
+/* fsync of the folder itself (after a rename or a new file). 0 or -errno. */
+int rabia_fsync_dir(const char *dir);
+#endif
