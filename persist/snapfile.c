@@ -25,7 +25,7 @@
 #include <xxhash.h>
 
 #define SNAP_SEED 0x52414249414e5053ull
-#define SNAP_HDR 40u
+#define SNAP_HDR RABIA_SNAPFILE_HEADER
 #define MAX_FILES 1024
 
 
@@ -177,26 +177,28 @@ void rabia_snapfile_unmap(const uint8_t *data, size_t len)
     if (data) munmap((void *)(data - SNAP_HDR), len + SNAP_HDR);
 }
 
-ssize_t rabia_snapfile_pread(const char *dir, uint64_t slot, uint64_t off, uint8_t *buf, size_t len, uint64_t *total)
+int rabia_snapfile_open(const char *dir, uint64_t slot, int *fd_out, uint64_t *total)
 {
     char path[600];
     snprintf(path, sizeof path, "%s/%020" PRIu64 ".snap", dir, slot);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -errno;
     struct stat sb;
-    ssize_t k;
-    if (fstat(fd, &sb) || sb.st_size < (off_t)SNAP_HDR) k = -EINVAL;
-    else {
-        *total = (uint64_t)sb.st_size - SNAP_HDR;
-        if (off > *total) k = -EINVAL;
-        else {
-            if (len > *total - off) len = (size_t)(*total - off);
-            k = pread(fd, buf, len, (off_t)(SNAP_HDR + off));
-            if (k < 0) k = -errno;
+    uint8_t h[SNAP_HDR];
+    uint64_t s = 0, l = 0, hc = 0;
+    if (!fstat(fd, &sb) && sb.st_size >= (off_t)SNAP_HDR && pread(fd, h, SNAP_HDR, 0) == SNAP_HDR) {
+        memcpy(&s, h + 8, 8);
+        memcpy(&l, h + 16, 8);
+        memcpy(&hc, h + 32, 8);
+        if (!memcmp(h, "RABIASNP", 8) && hc == XXH64(h, 32, SNAP_SEED) && s == slot &&
+            l == (uint64_t)sb.st_size - SNAP_HDR) {
+            *fd_out = fd;
+            *total = l;
+            return 0;
         }
     }
     close(fd);
-    return k;
+    return -EINVAL;
 }
 
 int rabia_snapfile_write(const char *dir, uint64_t slot, const uint8_t *data, size_t len, char *err, size_t errlen)
@@ -277,56 +279,8 @@ uint64_t rabia_snapfile_newest(const char *dir)
     return list(dir, v, MAX_FILES, false) ? v[0] : 0;
 }
 
-/* 0 with the file's state, or a negative errno with why filled. */
-static int load_one(const char *dir, uint64_t slot, uint8_t **data, size_t *len, char *why, size_t wlen)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/%020" PRIu64 ".snap", dir, slot);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        snprintf(why, wlen, "%s: %s", path, strerror(e));
-        return -e;
-    }
-    struct stat sb;
-    uint8_t h[SNAP_HDR];
-    int rc = 0;
-    if (fstat(fd, &sb) || sb.st_size < (off_t)SNAP_HDR || pread(fd, h, SNAP_HDR, 0) != SNAP_HDR) rc = -EINVAL;
-    uint64_t s = 0, l = 0, dc = 0, hc = 0;
-    if (!rc) {
-        memcpy(&s, h + 8, 8);
-        memcpy(&l, h + 16, 8);
-        memcpy(&dc, h + 24, 8);
-        memcpy(&hc, h + 32, 8);
-        if (memcmp(h, "RABIASNP", 8) || hc != XXH64(h, 32, SNAP_SEED) || s != slot ||
-            l != (uint64_t)sb.st_size - SNAP_HDR)
-            rc = -EINVAL;
-    }
-    uint8_t *buf = NULL;
-    if (!rc) {
-        buf = malloc(l ? l : 1);
-        if (!buf) rc = -ENOMEM;
-    }
-    for (uint64_t got = 0; !rc && got < l;) {
-        ssize_t k = pread(fd, buf + got, l - got, (off_t)(SNAP_HDR + got));
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) rc = k < 0 ? -errno : -EINVAL;
-        else got += (uint64_t)k;
-    }
-    close(fd);
-    if (!rc && XXH64(buf, l, SNAP_SEED) != dc) rc = -EINVAL;
-    if (rc) {
-        free(buf);
-        snprintf(why, wlen, "%s: %s", path,
-                 rc == -EINVAL ? "damaged (header, length or checksum does not match)" : strerror(-rc));
-        return rc;
-    }
-    *data = buf;
-    *len = l;
-    return 0;
-}
-
-int rabia_snapfile_load(const char *dir, uint8_t **data, size_t *len, uint64_t *slot, char *err, size_t errlen)
+int rabia_snapfile_load(const char *dir, const uint8_t **data, size_t *len, uint64_t *slot, char *err,
+                        size_t errlen)
 {
     uint64_t v[MAX_FILES];
     uint32_t k = list(dir, v, MAX_FILES, true);
@@ -334,7 +288,7 @@ int rabia_snapfile_load(const char *dir, uint8_t **data, size_t *len, uint64_t *
     char first[700] = "";
     for (uint32_t i = 0; i < k; i++) {
         char why[700];
-        int rc = load_one(dir, v[i], data, len, why, sizeof why);
+        int rc = rabia_snapfile_map(dir, v[i], data, len, why, sizeof why);
         if (!rc) {
             *slot = v[i];
             if (first[0]) snprintf(err, errlen, "skipped %s; using the older snapshot at slot %" PRIu64, first, v[i]);

@@ -35,19 +35,21 @@ void rabia_snapfile_abort(struct rabia_snapfile_writer *w);
  * negative errno with err filled. Unmap with rabia_snapfile_unmap. */
 int rabia_snapfile_map(const char *dir, uint64_t slot, const uint8_t **data, size_t *len, char *err, size_t errlen);
 void rabia_snapfile_unmap(const uint8_t *data, size_t len);
-/* Read len bytes of the state of <dir>/<slot>.snap at offset off (for
- * streaming a snapshot to a peer). Returns bytes read or a negative errno;
- * *total gets the state's length. */
-ssize_t rabia_snapfile_pread(const char *dir, uint64_t slot, uint64_t off, uint8_t *buf, size_t len, uint64_t *total);
+/* Open <dir>/<slot>.snap for streaming it to a peer: 0 with *fd and the
+ * state's length (it starts at RABIA_SNAPFILE_HEADER) once the header checks
+ * out, else a negative errno. The receiver checks the content's checksum. */
+#define RABIA_SNAPFILE_HEADER 40u
+int rabia_snapfile_open(const char *dir, uint64_t slot, int *fd, uint64_t *total);
 
-/* Load the newest intact snapshot: 1 with *data (malloc'd, caller frees),
- * *len and *slot; 0 when there is none; a negative errno when the newest
- * file is damaged and no older one is intact (err says which and the fix).
- * A damaged newer file next to an intact older one is reported in err (a
- * warning) and skipped: the log still holds everything after the older one
- * (segments are released only once the newer snapshot is durable and the
- * older one stays until then). */
-int rabia_snapfile_load(const char *dir, uint8_t **data, size_t *len, uint64_t *slot, char *err, size_t errlen);
+/* Load the newest intact snapshot: 1 with *data (mapped read-only, release
+ * with rabia_snapfile_unmap), *len and *slot; 0 when there is none; a
+ * negative errno when the newest file is damaged and no older one is intact
+ * (err says which and the fix). A damaged newer file next to an intact older
+ * one is reported in err (a warning) and skipped: the log still holds
+ * everything after the older one (segments are released only once the newer
+ * snapshot is durable and the older one stays until then). */
+int rabia_snapfile_load(const char *dir, const uint8_t **data, size_t *len, uint64_t *slot, char *err,
+                        size_t errlen);
 
 /* Delete all but the `keep` newest snapshot files; returns how many went. */
 int rabia_snapfile_prune(const char *dir, unsigned keep);

@@ -215,8 +215,8 @@ int durable_open(struct durable *d, const struct durable_cfg *cfg, const struct 
     d->hooks = *hooks;
     snprintf(d->snap_dir, sizeof d->snap_dir, "%s/snap", cfg->data_dir);
     snprintf(d->wal_dir, sizeof d->wal_dir, "%s/wal", cfg->data_dir);
-    /* 1. the newest intact snapshot */
-    uint8_t *data = NULL;
+    /* 1. the newest intact snapshot, restored straight from the mapped file */
+    const uint8_t *data = NULL;
     size_t len = 0;
     uint64_t slot = 0;
     char why[800] = "";
@@ -231,7 +231,7 @@ int durable_open(struct durable *d, const struct durable_cfg *cfg, const struct 
         rc = rabia_rsm_snapshot_slot(data, len, &own);
         if (!rc && own == slot) rc = rabia_rsm_restore(rsm, data, len);
         else if (!rc) rc = -EINVAL;
-        free(data);
+        rabia_snapfile_unmap(data, len);
         if (rc) {
             snprintf(err, errlen,
                      "%s/%020" PRIu64 ".snap: intact but the state machine refuses it (%s): a snapshot of another "

@@ -446,18 +446,15 @@ static bool tx_source_ready(struct rabia_replica *r, struct peer *pe)
         durable_snapshot_soon(&r->dur);
         return false;
     }
-    char path[700];
-    snprintf(path, sizeof path, "%s/%020" PRIu64 ".snap", r->dur.snap_dir, newest);
-    int fd = open(path, O_RDONLY | O_CLOEXEC); /* open: a prune during the transfer does not matter */
-    if (fd < 0) return false;
-    struct stat sb;
-    if (fstat(fd, &sb) || sb.st_size < 40) {
-        close(fd);
+    int fd; /* open: a prune during the transfer does not matter */
+    uint64_t total;
+    if (rabia_snapfile_open(r->dur.snap_dir, newest, &fd, &total)) { /* damaged: take another */
+        durable_snapshot_soon(&r->dur);
         return false;
     }
     pe->tx_fd = fd;
+    pe->tx_total = total;
     pe->tx_slot = newest;
-    pe->tx_total = (uint64_t)sb.st_size - 40; /* the state after the file's header (snapfile.c) */
     return true;
 }
 
@@ -500,7 +497,7 @@ static void pump_snapshots(struct rabia_replica *r)
             uint64_t n = pe->tx_total - pe->tx_off < SNAP_CHUNK ? pe->tx_total - pe->tx_off : SNAP_CHUNK;
             const uint8_t *body;
             if (pe->tx_fd >= 0) {
-                ssize_t k = pread(pe->tx_fd, r->chunk, n, (off_t)(40 + pe->tx_off));
+                ssize_t k = pread(pe->tx_fd, r->chunk, n, (off_t)(RABIA_SNAPFILE_HEADER + pe->tx_off));
                 if (k != (ssize_t)n) {
                     rlog(r, RABIA_LOG_WARN, "snapshot for replica %u: reading its file: %s", p + 1,
                          k < 0 ? strerror(errno) : "short read");

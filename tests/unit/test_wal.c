@@ -323,13 +323,13 @@ static void test_snapfile(void)
     memset(b, 2, sizeof b);
     CHECK_EQ(rabia_snapfile_write(dir, 10, a, sizeof a, err, sizeof err), 0);
     CHECK_EQ(rabia_snapfile_write(dir, 20, b, sizeof b, err, sizeof err), 0);
-    uint8_t *d = NULL;
+    const uint8_t *d = NULL;
     size_t len = 0;
     uint64_t slot = 0;
     CHECK_EQ(rabia_snapfile_load(dir, &d, &len, &slot, err, sizeof err), 1);
     CHECK_EQ(slot, 20);
     CHECK_EQ(len, sizeof b);
-    free(d);
+    rabia_snapfile_unmap(d, len);
     /* a damaged newest file: the older one is used, and said so */
     snprintf(path, sizeof path, "%s/%020d.snap", dir, 20);
     uint8_t x = 9;
@@ -337,7 +337,7 @@ static void test_snapfile(void)
     CHECK_EQ(rabia_snapfile_load(dir, &d, &len, &slot, err, sizeof err), 1);
     CHECK_EQ(slot, 10);
     CHECK(strstr(err, "damaged") != NULL);
-    free(d);
+    rabia_snapfile_unmap(d, len);
     snprintf(path, sizeof path, "%s/%020d.snap", dir, 10);
     poke(path, 50, &x, 1);
     CHECK_EQ(rabia_snapfile_load(dir, &d, &len, &slot, err, sizeof err), -EUCLEAN);
