@@ -257,7 +257,7 @@ static uint32_t list(const char *dir, uint64_t *v, uint32_t cap, bool clean)
         const char *nm = de->d_name;
         size_t l = strlen(nm);
         if (clean && l > 25 && !strncmp(nm + 20, ".snap", 5) && !strcmp(nm + l - 4, ".tmp")) {
-            char p[600];
+            char p[1024];
             snprintf(p, sizeof p, "%s/%s", dir, nm);
             unlink(p);
             continue;

@@ -471,7 +471,7 @@ static int list_segments(struct rabia_wal *w, uint64_t **out, uint32_t *n, char 
         const char *nm = de->d_name;
         size_t l = strlen(nm);
         if (l == 28 && !strcmp(nm + 20, ".seg.tmp")) {
-            char p[600];
+            char p[1024];
             snprintf(p, sizeof p, "%s/%s", w->dir, nm);
             unlink(p);
             continue;
