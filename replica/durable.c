@@ -20,170 +20,12 @@
 #include "loop.h"
 #include "snapfile.h"
 
+_Static_assert((int)RABIA_WAL_SENT == (int)NODE_REC_SENT && (int)RABIA_WAL_BATCH == (int)NODE_REC_BATCH &&
+                   (int)RABIA_WAL_DECIDED == (int)NODE_REC_DECIDED,
+               "node.h and wal.h name the same record types");
+
 /* ------------------------------------------------------------------ */
 /* recovery */
-
-#define RECENT_OWN 512 /* own batches' decided slots remembered by the scan */
-
-struct scan_ctx {
-    struct durable *d;
-    struct rabia_rsm *rsm;
-    struct {
-        uint64_t seq, slot;
-    } recent[RECENT_OWN];          /* ring: where own batches were decided */
-    uint32_t n_recent;
-    uint64_t max_own_seq;     /* highest own batch seq in the log */
-    uint64_t applied_records; /* DECIDED records applied */
-    uint32_t prune_at;
-};
-
-/* Keep a copy of a record for RABIA_EV_RESTORE; bodies go into the arena and
- * are linked up once the scan is over (the arena moves while it grows). */
-static int keep(struct durable *d, const struct rabia_msg *m)
-{
-    if (d->rn == d->rcap) {
-        uint32_t cap = d->rcap ? d->rcap * 2 : 256;
-        struct rabia_msg *v = realloc(d->rmsgs, cap * sizeof(*v));
-        if (!v) return -ENOMEM;
-        d->rmsgs = v;
-        d->rcap = cap;
-    }
-    struct rabia_msg c = *m;
-    if (m->body_len) {
-        size_t off = d->arena.len;
-        if (rabia_buf_append(&d->arena, m->body, m->body_len)) return -ENOMEM;
-        c.body = (const uint8_t *)(uintptr_t)off;
-    } else {
-        c.body = NULL;
-    }
-    d->rmsgs[d->rn++] = c;
-    return 0;
-}
-
-/* The slot an own batch was decided in, as far as the scan saw: 0 when
- * unknown (decided inside the snapshot, or long ago). */
-static uint64_t decided_at(const struct scan_ctx *s, uint64_t seq)
-{
-    uint32_t n = s->n_recent < RECENT_OWN ? s->n_recent : RECENT_OWN;
-    for (uint32_t k = 0; k < n; k++)
-        if (s->recent[k].seq == seq) return s->recent[k].slot;
-    return 0;
-}
-
-/* An applied own batch is kept (for peers' FETCH, RABIA_EV_RESTORE value 1)
- * while a slot open at the crash could decide it again. */
-static bool recent_own(const struct scan_ctx *s, const struct rabia_msg *m, uint64_t applied)
-{
-    uint64_t at = decided_at(s, m->id.seq);
-    if (!at) at = s->d->last_snap_slot; /* inside the snapshot: at most there */
-    return at + 2ull * s->d->cfg.window > applied;
-}
-
-/* Drop records the rebuilt state has passed: sent records of applied
- * slots, own batches applied (but recently). Keeps the list bounded by
- * what is open. */
-static int prune(struct durable *d, struct scan_ctx *sc, struct rabia_rsm *rsm)
-{
-    uint64_t applied = rabia_rsm_applied(rsm);
-    struct rabia_buf arena = {0};
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < d->rn; i++) {
-        struct rabia_msg m = d->rmsgs[i];
-        bool own = m.type == RABIA_MSG_BATCH && m.id.proxy == d->cfg.self;
-        bool drop = own ? rabia_rsm_batch_applied(rsm, &m.id) && !recent_own(sc, &m, applied) : m.slot <= applied;
-        if (drop) continue;
-        if (m.body_len) {
-            size_t off = arena.len;
-            if (rabia_buf_append(&arena, d->arena.data + (uintptr_t)m.body, m.body_len)) {
-                rabia_buf_free(&arena);
-                return -ENOMEM;
-            }
-            m.body = (const uint8_t *)(uintptr_t)off;
-        }
-        d->rmsgs[k++] = m;
-    }
-    d->rn = k;
-    rabia_buf_free(&d->arena);
-    d->arena = arena;
-    return 0;
-}
-
-static int on_record(void *ctx, uint8_t type, uint64_t slot, const uint8_t *frame, uint32_t len, char *err,
-                     size_t errlen)
-{
-    struct scan_ctx *s = ctx;
-    struct durable *d = s->d;
-    struct rabia_msg m;
-    int rc = rabia_msg_decode(frame, len, &m);
-    if (rc) {
-        snprintf(err, errlen, "a log record of slot %" PRIu64 " does not decode (%s): written by a faulty build? "
-                 "Move the data dir aside and start this replica with --rejoin", slot, rabia_strerror(rc));
-        return -EINVAL;
-    }
-    uint64_t applied = rabia_rsm_applied(s->rsm);
-    switch (type) {
-    case RABIA_WAL_DECIDED:
-        if (m.type != RABIA_MSG_DECISION || m.slot != slot) break;
-        if (slot <= applied) return 0;
-        if (slot != applied + 1) {
-            snprintf(err, errlen,
-                     "the log holds slot %" PRIu64 " but the state ends at slot %" PRIu64
-                     ": the snapshot file covering the slots between is missing (deleted by hand?). Restore it from "
-                     "%s, or move the data dir aside and start this replica with --rejoin",
-                     slot, applied, d->snap_dir);
-            return -EUCLEAN;
-        }
-        rc = rabia_rsm_apply_batch(s->rsm, slot, m.value ? &m.id : NULL, m.value ? m.body : NULL,
-                                   m.value ? m.body_len : 0, NULL, NULL);
-        if (rc) {
-            snprintf(err, errlen, "replaying slot %" PRIu64 " from the log: %s", slot, rabia_strerror(rc));
-            return rc;
-        }
-        s->applied_records++;
-        if (m.value && m.id.proxy == d->cfg.self) {
-            s->recent[s->n_recent % RECENT_OWN].seq = m.id.seq;
-            s->recent[s->n_recent % RECENT_OWN].slot = slot;
-            s->n_recent++;
-        }
-        if (d->rn >= s->prune_at) {
-            if (prune(d, s, s->rsm)) return -ENOMEM;
-            s->prune_at = d->rn * 2 + 1024;
-        }
-        return 0;
-    case RABIA_WAL_SENT:
-        if (m.type == RABIA_MSG_HORIZON_REQ) { /* this log began with a recovery (rule 2) */
-            d->rejoin_pending = true;
-            return 0;
-        }
-        if (m.type == RABIA_MSG_HORIZON && m.slot == slot) { /* ... which ended here */
-            d->rejoin_pending = false;
-            if (slot > d->horizon) d->horizon = slot;
-            return 0;
-        }
-        if (m.type == RABIA_MSG_BATCH && m.has_id && m.id.proxy != d->cfg.self) {
-            /* another proxy's batch this replica proposed in slot `slot` */
-            if (slot <= applied) return 0;
-            m.slot = slot;
-            m.from = d->cfg.self;
-            return keep(d, &m) ? -ENOMEM : 0;
-        }
-        if (m.type < RABIA_MSG_PROPOSAL || m.type > RABIA_MSG_VOTE || m.slot != slot) break;
-        if (slot <= applied) return 0;
-        m.from = d->cfg.self;
-        return keep(d, &m) ? -ENOMEM : 0;
-    case RABIA_WAL_BATCH:
-        if (m.type != RABIA_MSG_BATCH || !m.has_id || m.id.seq != slot) break;
-        if (m.id.proxy != d->cfg.self) break;
-        if (m.id.seq > s->max_own_seq) s->max_own_seq = m.id.seq;
-        m.from = d->cfg.self;
-        return keep(d, &m) ? -ENOMEM : 0;
-    default:
-        break;
-    }
-    snprintf(err, errlen, "a log record (type %u, slot %" PRIu64 ", %s) is not what this build writes: move the "
-             "data dir aside and start this replica with --rejoin", type, slot, rabia_msg_type_name(m.type));
-    return -EINVAL;
-}
 
 /* Remove a folder of plain files (the log's or the snapshots'). */
 static int remove_files(const char *dir)
@@ -203,8 +45,14 @@ static int remove_files(const char *dir)
     return rc;
 }
 
-static int open_log(struct durable *d, const struct durable_cfg *cfg, struct rabia_rsm *rsm,
-                    struct durable_restore *out, struct scan_ctx *scp, char *err, size_t errlen);
+static int on_record(void *ctx, uint8_t type, uint64_t slot, const uint8_t *frame, uint32_t len, char *err,
+                     size_t errlen)
+{
+    return replay_record(ctx, type, slot, frame, len, err, errlen);
+}
+
+static int open_log(struct durable *d, const struct durable_cfg *cfg, struct durable_restore *out, char *err,
+                    size_t errlen);
 
 int durable_open(struct durable *d, const struct durable_cfg *cfg, const struct durable_hooks *hooks,
                  struct rabia_rsm *rsm, struct durable_restore *out, char *err, size_t errlen)
@@ -241,29 +89,24 @@ int durable_open(struct durable *d, const struct durable_cfg *cfg, const struct 
         }
         d->last_snap_slot = slot;
     }
-    /* 2. the log on top of it (the scan's state is large: on the heap) */
-    struct scan_ctx *scp = calloc(1, sizeof(*scp));
-    if (!scp) return -ENOMEM;
-    scp->d = d;
-    scp->rsm = rsm;
-    scp->prune_at = 4096;
-    rc = open_log(d, cfg, rsm, out, scp, err, errlen);
-    free(scp);
-    return rc;
+    /* 2. the log on top of it (replay.c: the same recovery the simulator runs) */
+    d->replay = calloc(1, sizeof(*d->replay)); /* large: not on the stack */
+    if (!d->replay) return -ENOMEM;
+    replay_init(d->replay, cfg->self, cfg->window, d->last_snap_slot, rsm);
+    return open_log(d, cfg, out, err, errlen);
 }
 
-static int open_log(struct durable *d, const struct durable_cfg *cfg, struct rabia_rsm *rsm,
-                    struct durable_restore *out, struct scan_ctx *scp, char *err, size_t errlen)
+static int open_log(struct durable *d, const struct durable_cfg *cfg, struct durable_restore *out, char *err,
+                    size_t errlen)
 {
-#define sc (*scp)
-    int rc;
+    struct replay *rp = d->replay;
     struct rabia_wal_config wc = {.dir = d->wal_dir, .segment_bytes = cfg->segment_bytes,
                                   .cluster_id = cfg->cluster_id, .replica = cfg->self,
                                   .batch_incarnation = cfg->incarnation, .allow_buffered = cfg->allow_buffered};
     struct rabia_wal_info info;
-    rc = rabia_wal_open(&d->wal, &wc, on_record, &sc, &info, err, errlen);
+    int rc = rabia_wal_open(&d->wal, &wc, on_record, rp, &info, err, errlen);
     if (rc) return rc;
-    if (d->rejoin_pending) {
+    if (rp->rejoin_pending) {
         /* A recovery from the peers (--rejoin, rule 2) was cut short: what
          * this log holds is only what was learned meanwhile. Start over with
          * a new log (a new batch id namespace and HORIZON_REQ nonce). */
@@ -276,46 +119,13 @@ static int open_log(struct durable *d, const struct durable_cfg *cfg, struct rab
                      "with --rejoin", d->wal_dir, d->snap_dir);
             return -EIO;
         }
-        d->rn = 0;
-        rabia_buf_clear(&d->arena);
-        d->horizon = 0;
         d->last_snap_slot = 0;
         out->rejoin = true;
         return -EAGAIN; /* the caller creates a fresh apply layer and opens again */
     }
-    if ((rc = prune(d, &sc, rsm))) return rc;
-    /* 3. what the core gets back: own batches first (proposals name them),
-     * then the sent records in log order; a decided own batch only moves the
-     * core's next sequence number past the highest one ever sent */
-    struct rabia_msg *v = calloc((size_t)d->rn + 1, sizeof(*v));
-    if (!v) return -ENOMEM;
-    uint32_t k = 0;
-    bool have_max = false;
-    for (uint32_t i = 0; i < d->rn; i++) {
-        if (d->rmsgs[i].type != RABIA_MSG_BATCH || d->rmsgs[i].id.proxy != cfg->self) continue;
-        v[k] = d->rmsgs[i];
-        if (rabia_rsm_batch_applied(rsm, &v[k].id)) v[k].value = 1; /* kept for FETCH only */
-        if (v[k].id.seq == sc.max_own_seq) have_max = true;
-        k++;
-    }
-    if (sc.max_own_seq && !have_max) {
-        v[k++] = (struct rabia_msg){.type = RABIA_MSG_BATCH, .from = cfg->self, .has_id = 1, .value = 1,
-                                    .id = {.proxy = cfg->self, .incarnation = info.batch_incarnation,
-                                           .seq = sc.max_own_seq}};
-    }
-    for (uint32_t i = 0; i < d->rn; i++) /* then in log order: other proxies' bodies before the proposals naming them */
-        if (d->rmsgs[i].type != RABIA_MSG_BATCH || d->rmsgs[i].id.proxy != cfg->self) v[k++] = d->rmsgs[i];
-    for (uint32_t i = 0; i < k; i++)
-        if (v[i].body_len) v[i].body = d->arena.data + (uintptr_t)v[i].body;
-    free(d->rmsgs);
-    d->rmsgs = v;
-    d->rn = d->rcap = k;
-    out->msgs = v;
-    out->n = k;
-    out->applied = rabia_rsm_applied(rsm);
+    if ((rc = replay_finish(rp, info.batch_incarnation, &out->rest))) return rc;
     out->log_existed = info.existed;
     out->batch_incarnation = info.batch_incarnation;
-    out->horizon = d->horizon;
     struct rabia_wal_stats ws;
     rabia_wal_stats(d->wal, &ws);
     d->log_bytes_at_snap = ws.bytes;
@@ -324,10 +134,17 @@ static int open_log(struct durable *d, const struct durable_cfg *cfg, struct rab
             " (snapshot %" PRIu64 " + %" PRIu64 " decided slots replayed); %u record(s) of open slots and own "
             "batches to resume%s\n",
             d->wal_dir, info.records, info.segments, info.direct ? "O_DIRECT" : "buffered (development only)",
-            info.block, out->applied, d->last_snap_slot, sc.applied_records, k,
+            info.block, out->rest.applied, d->last_snap_slot, rp->applied_records, out->rest.n,
             info.torn_bytes ? "; a torn last write was cut off" : "");
     return 0;
-#undef sc
+}
+
+void durable_restored(struct durable *d)
+{
+    if (!d->replay) return;
+    replay_free(d->replay);
+    free(d->replay);
+    d->replay = NULL;
 }
 
 void durable_close(struct durable *d)
@@ -339,79 +156,16 @@ void durable_close(struct durable *d)
     }
     rabia_wal_close(d->wal);
     d->wal = NULL;
-    rabia_buf_free(&d->held_open);
-    rabia_buf_free(&d->held_flight);
-    rabia_buf_free(&d->arena);
-    free(d->rmsgs);
-    d->rmsgs = NULL;
+    durable_restored(d);
 }
 
 /* ------------------------------------------------------------------ */
-/* the write path */
+/* the write path: the node's log (node.h) */
 
-int durable_mark_recovering(struct durable *d, uint64_t nonce)
+static int log_append(void *ctx, uint8_t type, uint64_t slot, const struct rabia_msg *m)
 {
-    struct rabia_msg m = {.type = RABIA_MSG_HORIZON_REQ, .from = d->cfg.self, .u64 = nonce};
-    return rabia_wal_append_msg(d->wal, RABIA_WAL_SENT, 0, &m);
-}
-
-static int hold(struct durable *d, uint8_t to, const struct rabia_msg *m)
-{
-    size_t need = rabia_msg_encoded_size(m);
-    if (!need) return 0; /* cannot be encoded: the direct path logs and drops it too */
-    struct rabia_buf *b = &d->held_open;
-    if (rabia_buf_reserve(b, b->len + 5 + need)) return -ENOMEM;
-    uint8_t *p = b->data + b->len;
-    int k = rabia_msg_encode(m, p + 5, need);
-    if (k < 0) return 0;
-    p[0] = to;
-    uint32_t l = (uint32_t)k;
-    memcpy(p + 1, &l, 4);
-    b->len += 5 + (size_t)k;
-    return 0;
-}
-
-int durable_update(struct durable *d, const struct rabia_update *u)
-{
-    if (d->failed) return -EIO;
-    int rc = 0;
-    for (uint32_t i = 0; i < u->n_persist && !rc; i++) {
-        const struct rabia_msg *m = &u->persist[i];
-        if (m->type == RABIA_MSG_BATCH && m->id.proxy != d->cfg.self) { /* a body it proposes: SENT, by slot */
-            struct rabia_msg b = *m;
-            b.slot = 0; /* the frame has no slot: the record carries it */
-            rc = rabia_wal_append_msg(d->wal, RABIA_WAL_SENT, m->slot, &b);
-            continue;
-        }
-        rc = m->type == RABIA_MSG_BATCH ? rabia_wal_append_msg(d->wal, RABIA_WAL_BATCH, m->id.seq, m)
-                                        : rabia_wal_append_msg(d->wal, RABIA_WAL_SENT, m->slot, m);
-        if (m->type == RABIA_MSG_HORIZON && m->slot > d->horizon) d->horizon = m->slot;
-    }
-    for (uint32_t i = 0; i < u->n_applies && !rc; i++) {
-        const struct rabia_apply *a = &u->applies[i];
-        struct rabia_msg m = {.type = RABIA_MSG_DECISION, .from = d->cfg.self, .slot = a->slot};
-        if (!a->null) {
-            m.value = 1;
-            m.has_id = 1;
-            m.id = a->id;
-            m.body = a->body;
-            m.body_len = a->body_len;
-        }
-        rc = rabia_wal_append_msg(d->wal, RABIA_WAL_DECIDED, a->slot, &m);
-    }
-    for (uint32_t i = 0; i < u->n_sends && !rc; i++) rc = hold(d, u->sends[i].to, &u->sends[i].msg);
-    return rc;
-}
-
-static void release(struct durable *d, struct rabia_buf *b)
-{
-    for (size_t p = 0; p + 5 <= b->len;) {
-        uint32_t l;
-        memcpy(&l, b->data + p + 1, 4);
-        d->hooks.send(d->hooks.ctx, b->data[p], b->data + p + 5, l);
-        p += 5 + l;
-    }
-    rabia_buf_clear(b);
+    struct durable *d = ctx;
+    return rabia_wal_append_msg(d->wal, type, slot, m);
 }
 
 static void visit(void *ctx, uint8_t type, uint64_t slot, const uint8_t *frame, uint32_t len)
@@ -424,9 +178,7 @@ static void visit(void *ctx, uint8_t type, uint64_t slot, const uint8_t *frame, 
         d->hooks.fatal(d->hooks.ctx, "a decision just written to the log does not decode (memory corruption?)");
         return;
     }
-    int rc = d->hooks.apply(d->hooks.ctx, slot, m.value ? &m.id : NULL, m.value ? m.body : NULL,
-                            m.value ? m.body_len : 0);
-    if (rc) d->failed = true; /* the hook said why */
+    node_log_decided(d->node, slot, m.value ? &m.id : NULL, m.value ? m.body : NULL, m.value ? m.body_len : 0);
 }
 
 static void written(void *ctx, int res)
@@ -448,47 +200,51 @@ static void written(void *ctx, int res)
         return;
     }
     rabia_wal_visit_durable(d->wal, visit, d); /* replies now report durable decisions */
-    if (!d->failed) release(d, &d->held_flight);
+    if (!d->failed) node_log_written(d->node);
 }
 
-void durable_flush(struct durable *d, struct rio_loop *loop)
+static int log_write(void *ctx)
 {
-    if (d->write_busy || d->failed) return;
+    struct durable *d = ctx;
+    RABIA_ASSERT(d->loop && d->node && !d->write_busy);
+    if (d->failed) return -EIO;
     struct rabia_wal_write io;
     int rc = rabia_wal_seal(d->wal, &io);
-    if (rc == 0) {
-        /* nothing to write: sends held only behind the write that just
-         * finished leave now */
-        if (d->held_open.len) release(d, &d->held_open);
-        return;
-    }
-    if (rc == -EAGAIN) return; /* waiting for a segment: durable_refusal says why */
+    if (rc == 0) return NODE_WRITE_NONE;
+    if (rc == -EAGAIN) return rc; /* waiting for a segment: durable_refusal says why */
     if (rc < 0) {
         char why[200];
         snprintf(why, sizeof why, "the log cannot take the next write (%s)", strerror(-rc));
         d->failed = true;
         d->hooks.fatal(d->hooks.ctx, why);
-        return;
+        return rc;
     }
-    /* the sends wait for every record before them: when a large group goes
-     * out in parts, they stay held until its last part */
-    RABIA_ASSERT(d->held_flight.len == 0);
-    if (!rabia_wal_pending(d->wal)) {
-        struct rabia_buf t = d->held_flight;
-        d->held_flight = d->held_open;
-        d->held_open = t;
-        rabia_buf_clear(&d->held_open);
-    }
+    int part = rabia_wal_pending(d->wal) ? NODE_WRITE_PART : NODE_WRITE_ALL;
     d->write_busy = true;
     d->write_started_us = rio_now_us();
-    rc = rio_write(loop, io.fd, io.buf, io.len, io.off, io.rw_flags, written, d);
+    rc = rio_write(d->loop, io.fd, io.buf, io.len, io.off, io.rw_flags, written, d);
     if (rc) {
         d->write_busy = false;
         char why[200];
         snprintf(why, sizeof why, "submitting a log write failed (%s)", strerror(-rc));
         d->failed = true;
         d->hooks.fatal(d->hooks.ctx, why);
+        return rc;
     }
+    return part;
+}
+
+static const char *log_refusal(void *ctx) { return durable_refusal(ctx); }
+
+void durable_log(struct durable *d, struct node_log *out)
+{
+    *out = (struct node_log){.ctx = d, .append = log_append, .write = log_write, .refusal = log_refusal};
+}
+
+void durable_attach(struct durable *d, struct rabia_node *node, struct rio_loop *loop)
+{
+    d->node = node;
+    d->loop = loop;
 }
 
 /* ------------------------------------------------------------------ */

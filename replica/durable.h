@@ -1,23 +1,19 @@
-/* replica/durable.c: the replica's durability layer between the core and
- * the network, for durability = wal (include/rabia/core.h, persistence
- * contract rule 1):
+/* replica/durable.c: rabiad's write-ahead log for the node (node.h), for
+ * durability = wal (include/rabia/core.h, persistence contract rule 1):
  *
- *  - every core update's persist records and decided slots go into the
- *    write-ahead log's open group; the update's sends are held behind it;
- *  - once per loop turn the open group is sealed and written (one O_DIRECT
- *    write with RWF_DSYNC through io_uring) while the next group forms;
- *  - when a write completes, its decided slots are applied (so every reply
- *    reports a decision that is on disk) and the sends held behind it
- *    leave, in order;
- *  - at start the newest snapshot file and the log rebuild the state, and
- *    the records of slots still open are handed back to the core
- *    (RABIA_EV_RESTORE);
+ *  - the node's log (durable_log): records go into the write-ahead log's
+ *    open group; a write is one O_DIRECT write with RWF_DSYNC through
+ *    io_uring; on completion its decided records go back to the node
+ *    (node_log_decided), which applies them and lets the sends held behind
+ *    them leave (node_log_written);
+ *  - at start the newest snapshot file and the log rebuild the state
+ *    (replay.c), and the records of slots still open are handed back to the
+ *    core (node_start);
  *  - snapshots are written by a forked child (the loop does not stall for
  *    a large state) when the log grew by max-log-size or snapshot-interval-s
  *    passed, and the log prefix they cover is released.
  *
- * With durability = memory none of this runs: sends leave and slots apply
- * at once, as in the paper. */
+ * With durability = memory none of this runs. */
 #ifndef RABIA_REPLICA_DURABLE_H
 #define RABIA_REPLICA_DURABLE_H
 
@@ -27,6 +23,8 @@
 
 #include "rabia/core.h"
 #include "rabia/types.h"
+#include "node.h"
+#include "replay.h"
 #include "rsm.h"
 #include "wal.h"
 
@@ -34,11 +32,6 @@ struct rio_loop;
 
 struct durable_hooks {
     void *ctx;
-    /* a held frame leaves: to a peer index, or RABIA_TO_ALL */
-    void (*send)(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len);
-    /* a decided slot is durable: apply it (null: id NULL). 0 or a negative
-     * error that stops the replica */
-    int (*apply)(void *ctx, uint64_t slot, const struct rabia_batch_id *id, const uint8_t *body, uint32_t len);
     /* the log failed (EIO...): the replica must stop */
     void (*fatal)(void *ctx, const char *why);
 };
@@ -55,14 +48,11 @@ struct durable_cfg {
     bool allow_buffered;
 };
 
-/* What the log holds for the core, handed back with RABIA_EV_RESTORE. */
+/* What the log holds for the core, handed to node_start. */
 struct durable_restore {
-    struct rabia_msg *msgs;        /* own batches first, then sent records in log order */
-    uint32_t n;
-    uint64_t applied;              /* last slot the rebuilt state holds */
+    struct node_restore rest;      /* valid until durable_restored */
     bool log_existed;              /* the replica may take part at once */
     uint64_t batch_incarnation;
-    uint64_t horizon;              /* abstain up to here (a finished --rejoin's horizon) */
     bool rejoin;                   /* durable_open: -EAGAIN, an unfinished recovery: start it again */
 };
 
@@ -71,8 +61,8 @@ struct durable {
     struct durable_hooks hooks;
     struct rabia_wal *wal;
     char snap_dir[600], wal_dir[600];
-    /* sends held behind the group being formed (open) and the one in flight */
-    struct rabia_buf held_open, held_flight;
+    struct rabia_node *node;       /* durable_attach */
+    struct rio_loop *loop;
     bool write_busy;
     bool failed;
     /* snapshots */
@@ -86,14 +76,9 @@ struct durable {
     uint64_t snapshots_taken, snapshot_failures;
     uint64_t last_fork_us;         /* how long the last fork() stalled the loop */
     uint64_t max_fork_us;
-    /* restore arena */
-    struct rabia_buf arena;
-    struct rabia_msg *rmsgs;
-    uint32_t rn, rcap;
+    struct replay *replay;         /* recovery, until durable_restored */
     uint64_t write_started_us, last_write_us, max_write_us;
     char disk_err[256];
-    bool rejoin_pending;           /* scan: the log began with a recovery that has not ended */
-    uint64_t horizon;
 };
 
 /* Load the newest snapshot into rsm, replay the log into it and collect
@@ -103,16 +88,12 @@ struct durable {
 int durable_open(struct durable *d, const struct durable_cfg *cfg, const struct durable_hooks *hooks,
                  struct rabia_rsm *rsm, struct durable_restore *out, char *err, size_t errlen);
 void durable_close(struct durable *d);
-/* A replica that recovers under rule 2 says so in its log before anything
- * else; a restart before the core's HORIZON record starts over. */
-int durable_mark_recovering(struct durable *d, uint64_t nonce);
-
-/* One core update: persist records and decided slots into the log, sends
- * held behind them. 0, or a negative error (out of memory: stop). */
-int durable_update(struct durable *d, const struct rabia_update *u);
-/* Called once per loop turn: start the next group write if none is in
- * flight. */
-void durable_flush(struct durable *d, struct rio_loop *loop);
+/* node_start took what durable_open gave back: free it. */
+void durable_restored(struct durable *d);
+/* The node's log (node.h), and where completions go: the node and the loop
+ * that runs the writes (before the first node_turn). */
+void durable_log(struct durable *d, struct node_log *out);
+void durable_attach(struct durable *d, struct rabia_node *node, struct rio_loop *loop);
 /* A snapshot from a peer, already written as this replica's snapshot file
  * (before anything after it is logged), is the state now. */
 void durable_snapshot_adopted(struct durable *d, uint64_t slot);

@@ -28,9 +28,9 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "batcher.h"
 #include "codec.h"
 #include "durable.h"
+#include "node.h"
 #include "snapfile.h"
 #include "incarnation.h"
 #include "invariant.h"
@@ -80,14 +80,6 @@ struct conn {
     bool want_pump;        /* input waits for replies that just came */
 };
 
-struct waiter {
-    uint64_t client_id, seq; /* 0,0 = free */
-    uint32_t conn, gen;      /* conn index (MAX_CONNS = application) */
-    uint32_t slot;           /* RESP: reply slot index */
-    rabia_replica_done_fn fn;
-    void *ctx;
-};
-
 struct app_op {
     uint8_t *op;
     size_t len;
@@ -116,17 +108,14 @@ struct rabia_replica {
     struct rabia_replica_config cfg;
     const struct rabia_sm_ops *sm;
     struct rio_loop *loop;
-    struct rabia_core *core;
-    struct rabia_rsm *rsm;
-    struct batcher batcher;
+    struct rabia_node *node;  /* the runtime without I/O (node.h) */
+    struct rabia_core *core;  /* the node's, for status */
+    struct rabia_rsm *rsm;    /* the node's */
     uint64_t incarnation;
     uint64_t cluster_id;
     uint8_t self;            /* core index: id - 1 */
     struct peer peers[RABIA_MAX_REPLICAS];
     struct conn *conns;
-    struct waiter *waiters;
-    uint32_t n_waiters;
-    uint64_t next_tick_us;
     uint64_t resp_conn_counter;
     uint32_t n_want_pump;
     uint64_t hash_value, hash_slot, hash_us; /* last published state hash */
@@ -142,7 +131,6 @@ struct rabia_replica {
     uint64_t app_done;       /* bit i: seq app_low + i answered */
     uint64_t app_lives;      /* sessions the application has had */
     int app_open;            /* 0: to open, 1: opening, 2: open */
-    uint64_t sessions_closed, sessions_close_lost, resubmitted; /* counters for status */
     /* status published for other threads */
     pthread_mutex_t st_mu;
     struct rabia_replica_status st;
@@ -158,7 +146,6 @@ struct rabia_replica {
     struct durable dur;
     int lock_fd;             /* flock on data-dir/LOCK, held while the replica lives */
     uint64_t dur_tick_us;
-    uint64_t refused_unavailable;
 };
 
 /* ------------------------------------------------------------------ */
@@ -233,62 +220,6 @@ static void conn_release(struct rabia_replica *r, uint32_t i)
 }
 
 /* ------------------------------------------------------------------ */
-/* waiters: (client id, seq) -> who to answer */
-
-static uint32_t wslot(uint64_t cid, uint64_t seq)
-{
-    uint64_t k[2] = {cid, seq};
-    return (uint32_t)XXH64(k, sizeof k, 0) & (WAITERS_CAP - 1);
-}
-
-static struct waiter *waiter_find(struct rabia_replica *r, uint64_t cid, uint64_t seq)
-{
-    uint32_t i = wslot(cid, seq);
-    for (uint32_t k = 0; k < WAITERS_CAP; k++, i = (i + 1) & (WAITERS_CAP - 1)) {
-        struct waiter *w = &r->waiters[i];
-        if (!w->client_id && !w->seq) return NULL;
-        if (w->client_id == cid && w->seq == seq) return w;
-    }
-    return NULL;
-}
-
-static struct waiter *waiter_add(struct rabia_replica *r, uint64_t cid, uint64_t seq)
-{
-    struct waiter *w = waiter_find(r, cid, seq);
-    if (w) return w;
-    if (r->n_waiters >= WAITERS_CAP / 2) return NULL; /* keep probes short */
-    uint32_t i = wslot(cid, seq);
-    while (r->waiters[i].client_id || r->waiters[i].seq) i = (i + 1) & (WAITERS_CAP - 1);
-    w = &r->waiters[i];
-    memset(w, 0, sizeof(*w));
-    w->client_id = cid;
-    w->seq = seq;
-    r->n_waiters++;
-    return w;
-}
-
-static void waiter_del(struct rabia_replica *r, struct waiter *w)
-{
-    /* backward-shift deletion */
-    uint32_t i = (uint32_t)(w - r->waiters), j = i;
-    for (;;) {
-        r->waiters[i].client_id = r->waiters[i].seq = 0;
-        for (;;) {
-            j = (j + 1) & (WAITERS_CAP - 1);
-            struct waiter *x = &r->waiters[j];
-            if (!x->client_id && !x->seq) goto done;
-            uint32_t h = wslot(x->client_id, x->seq);
-            if (i <= j ? (i < h && h <= j) : (i < h || h <= j)) continue;
-            break;
-        }
-        r->waiters[i] = r->waiters[j];
-        i = j;
-    }
-done:
-    r->n_waiters--;
-}
-
-/* ------------------------------------------------------------------ */
 /* sending frames */
 
 static void send_frame(struct rabia_replica *r, struct rio_conn *c, const struct rabia_msg *m)
@@ -305,13 +236,6 @@ static void send_frame(struct rabia_replica *r, struct rio_conn *c, const struct
         rlog(r, RABIA_LOG_WARN, "connection %p: output buffer full, closing", (void *)c);
         conn_close(r, c);
     }
-}
-
-static void send_peer(struct rabia_replica *r, uint8_t to, const struct rabia_msg *m)
-{
-    struct peer *p = &r->peers[to];
-    if (!p->out_ready) return; /* lost: the core retransmits after PEER_UP */
-    send_frame(r, r->conns[p->out].c, m);
 }
 
 /* ------------------------------------------------------------------ */
@@ -356,12 +280,15 @@ static void resp_drained(struct rabia_replica *r, uint32_t ci);
 static void app_answered(struct rabia_replica *r, uint64_t seq, int status, const uint8_t *res, size_t len);
 static void app_new_session(struct rabia_replica *r);
 
-/* Answer one request: to a native client, into a RESP connection's reply
- * queue, or to the application's callback (conn == MAX_CONNS). */
-static void deliver(struct rabia_replica *r, const struct waiter *w, int status, const uint8_t *res, size_t len)
+/* Answer one request (node.h's reply): to a native client, into a RESP
+ * connection's reply queue, or to the application's callback (conn ==
+ * MAX_CONNS). */
+static void deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t seq, int status, const uint8_t *res,
+                    size_t len)
 {
+    struct rabia_replica *r = ctx;
     if (w->conn == MAX_CONNS) {
-        if (w->client_id == r->app_client_id) app_answered(r, w->seq, status, res, len);
+        if (cid == r->app_client_id) app_answered(r, seq, status, res, len);
         if (w->fn) w->fn(w->ctx, status, res, len);
         return;
     }
@@ -374,7 +301,7 @@ static void deliver(struct rabia_replica *r, const struct waiter *w, int status,
     }
     if (k->closing) return;
     if (k->kind == CK_CLIENT) {
-        struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .u64 = w->client_id, .slot = w->seq,
+        struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .u64 = cid, .slot = seq,
                               .value = (uint8_t)status, .body = res, .body_len = (uint32_t)len};
         send_frame(r, k->c, &m);
     } else if (k->kind == CK_RESP) {
@@ -392,26 +319,8 @@ static void deliver(struct rabia_replica *r, const struct waiter *w, int status,
     }
 }
 
-/* A request finished (applied, or refused): answer whoever waits for it. */
-static void complete(struct rabia_replica *r, uint64_t cid, uint64_t seq, int status, const uint8_t *res,
-                     size_t len)
-{
-    struct waiter *w = waiter_find(r, cid, seq);
-    if (!w) return;
-    struct waiter copy = *w;
-    waiter_del(r, w);
-    deliver(r, &copy, status, res, len);
-}
-
-static void on_applied(void *ctx, uint64_t cid, uint64_t seq, int status, const uint8_t *res, size_t len)
-{
-    complete(ctx, cid, seq, status, res, len);
-}
-
 /* ------------------------------------------------------------------ */
-/* core updates */
-
-static void core_step(struct rabia_replica *r, struct rabia_event *ev);
+/* snapshot transfers */
 
 /* Snapshot transfers, streamed: a peer that needs a snapshot gets it in
  * SNAP_CHUNK pieces while the loop goes on serving; at most SNAP_TX_QUEUED
@@ -465,8 +374,9 @@ static void tx_end(struct peer *pe)
     pe->tx_active = false;
 }
 
-static void send_snapshot(struct rabia_replica *r, uint8_t to)
+static void send_snapshot(void *ctx, uint8_t to)
 {
+    struct rabia_replica *r = ctx;
     struct peer *pe = &r->peers[to];
     if (pe->tx_active) return; /* one transfer per peer at a time */
     pe->tx_wanted = true;
@@ -521,222 +431,40 @@ static void pump_snapshots(struct rabia_replica *r)
 /* A snapshot chunk from a peer: to the file, and at the end into the state. */
 static void receive_snapshot(struct rabia_replica *r, uint8_t from, const struct rabia_msg *m);
 
-static void handle_update(struct rabia_replica *r, struct rabia_update *u);
-
-/* After a snapshot install: answer every waiting request that the restored
- * state applied (from its sessions). Some were in batches of this replica
- * that were decided but not yet applied here when the snapshot replaced the
- * log; their clients would otherwise wait for ever. O(waiter table), once
- * per install (itself O(state)). */
-static void answer_from_sessions(struct rabia_replica *r)
+/* node.h's environment */
+static uint64_t env_now(void *ctx)
 {
-    struct key {
-        uint64_t cid, seq;
-    } *ks = malloc((size_t)r->n_waiters * sizeof(*ks) + 1);
-    if (!ks) {
-        rlog(r, RABIA_LOG_ERROR, "snapshot install: out of memory answering waiting requests");
-        return;
-    }
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < WAITERS_CAP && n < r->n_waiters; i++) {
-        const struct waiter *w = &r->waiters[i];
-        int status;
-        const uint8_t *rep;
-        size_t rlen;
-        if ((w->client_id || w->seq) && rabia_rsm_lookup(r->rsm, w->client_id, w->seq, &status, &rep, &rlen) == 1)
-            ks[n++] = (struct key){w->client_id, w->seq};
-    }
-    for (uint32_t k = 0; k < n; k++) { /* no apply in between: replies stay valid */
-        int status = RABIA_REPLY_OK;
-        const uint8_t *rep = NULL;
-        size_t rlen = 0;
-        (void)rabia_rsm_lookup(r->rsm, ks[k].cid, ks[k].seq, &status, &rep, &rlen);
-        complete(r, ks[k].cid, ks[k].seq, status, rep, rlen);
-    }
-    if (n) rlog(r, RABIA_LOG_INFO, "snapshot install: %u waiting request(s) answered from the restored sessions", n);
-    free(ks);
-    /* An OPEN's answer (the session's id) is not kept anywhere: if the
-     * snapshot covers the application's OPEN, open again (a native client
-     * does the same by retrying its OPEN). Its session then stays unused. */
-    if (r->app_open == 1) {
-        struct waiter *w = waiter_find(r, r->app_client_id, 1);
-        if (w) waiter_del(r, w);
-        rlog(r, RABIA_LOG_INFO, "snapshot install while the application's session was opening: opening it again");
-        app_new_session(r);
-    }
+    (void)ctx;
+    return rio_now_us();
 }
 
-/* A snapshot install dropped this replica's own pending batches (the core
- * cannot tell which of them the snapshot covers; update.retired). The
- * restored apply layer can: a batch it applied is answered from the
- * sessions (answer_from_sessions); one it did not apply goes back to the
- * core under the SAME id, so that a copy still proposed in a kept slot and
- * this one can never both apply (the apply layer skips a batch id it
- * applied). A new batch with new ids could: the connection's session might
- * be closed between the two. */
-static void requeue_retired(struct rabia_replica *r, const struct rabia_apply *ret, uint32_t n)
-{
-    struct held {
-        struct rabia_batch_id id;
-        uint8_t *body;
-        uint32_t len;
-    } *h = calloc(n, sizeof(*h));
-    if (!h) {
-        rlog(r, RABIA_LOG_ERROR, "snapshot install: out of memory keeping %u dropped batch(es)", n);
-        return;
-    }
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < n; i++) { /* copy first: the next step reuses the core's memory */
-        if (rabia_rsm_batch_applied(r->rsm, &ret[i].id)) continue;
-        h[k].id = ret[i].id;
-        h[k].len = ret[i].body_len;
-        h[k].body = malloc(ret[i].body_len ? ret[i].body_len : 1);
-        if (!h[k].body) break;
-        memcpy(h[k].body, ret[i].body, ret[i].body_len);
-        k++;
-    }
-    for (uint32_t i = 0; i < k; i++) {
-        struct rabia_event ev = {.type = RABIA_EV_RESUBMIT, .body = h[i].body, .body_len = h[i].len};
-        ev.msg.id = h[i].id;
-        ev.now_us = rio_now_us();
-        struct rabia_update u;
-        int rc = rabia_core_step(r->core, &ev, &u);
-        handle_update(r, &u);
-        if (rc) rlog(r, RABIA_LOG_ERROR, "requeueing own batch %u.%" PRIu64 ".%" PRIu64 " after a snapshot: %s",
-                     h[i].id.proxy, h[i].id.incarnation, h[i].id.seq, rabia_strerror(rc));
-        r->resubmitted++;
-    }
-    rlog(r, RABIA_LOG_INFO, "snapshot install dropped %u own pending batch(es): %u queued again, %u covered by the snapshot",
-         n, k, n - k);
-    for (uint32_t i = 0; i < n; i++) free(h[i].body);
-    free(h);
-}
-
-static void handle_update(struct rabia_replica *r, struct rabia_update *u)
-{
-    if (r->wal && durable_update(&r->dur, u)) {
-        rlog(r, RABIA_LOG_ERROR, "out of memory logging a core update; stopping this replica");
-        r->stop = 1;
-        return;
-    }
-    for (uint32_t i = 0; i < u->n_sends && !r->wal; i++) { /* wal: held until their records are durable */
-        struct rabia_send *s = &u->sends[i];
-        if (s->to == RABIA_TO_ALL) {
-            /* encode once, send to every connected peer */
-            size_t need = rabia_msg_encoded_size(&s->msg);
-            rabia_buf_clear(&r->scratch);
-            if (rabia_buf_reserve(&r->scratch, need)) continue;
-            int len = rabia_msg_encode(&s->msg, r->scratch.data, need);
-            if (len < 0) {
-                rlog(r, RABIA_LOG_ERROR, "encode %s: %s", rabia_msg_type_name(s->msg.type), rabia_strerror(len));
-                continue;
-            }
-            for (uint8_t p = 0; p < r->cfg.n; p++) {
-                if (p == r->self || !r->peers[p].out_ready) continue;
-                struct rio_conn *c = r->conns[r->peers[p].out].c;
-                if (rio_send(c, r->scratch.data, (size_t)len) < 0) conn_close(r, c);
-            }
-        } else if (s->to < r->cfg.n && s->to != r->self) {
-            send_peer(r, s->to, &s->msg);
-        }
-    }
-    for (uint32_t i = 0; i < u->n_applies && !r->wal; i++) { /* wal: applied once durable (dur_apply) */
-        struct rabia_apply *a = &u->applies[i];
-        int rc = rabia_rsm_apply_batch(r->rsm, a->slot, a->null ? NULL : &a->id, a->null ? NULL : a->body,
-                                       a->null ? 0 : a->body_len, on_applied, r);
-        if (rc) {
-            /* not deterministic (out of memory): stop rather than diverge */
-            rlog(r, RABIA_LOG_ERROR, "applying slot %" PRIu64 " failed: %s; stopping this replica", a->slot,
-                 rabia_strerror(rc));
-            r->stop = 1;
-            return;
-        }
-    }
-    for (uint8_t p = 0; p < r->cfg.n; p++)
-        if (u->snapshot_to_mask & (1u << p)) send_snapshot(r, p);
-    if (u->next_tick_us && (!r->next_tick_us || u->next_tick_us < r->next_tick_us)) r->next_tick_us = u->next_tick_us;
-    if (u->n_retired) requeue_retired(r, u->retired, u->n_retired); /* last: it steps the core */
-}
-
-static void core_step(struct rabia_replica *r, struct rabia_event *ev)
-{
-    struct rabia_update u;
-    ev->now_us = rio_now_us();
-    rabia_core_step(r->core, ev, &u);
-    handle_update(r, &u);
-}
-
-/* durable.h hooks: what a completed log write releases */
-static void dur_send(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len)
+static void peers_send(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len)
 {
     struct rabia_replica *r = ctx;
     for (uint8_t p = 0; p < r->cfg.n; p++) {
         if (p == r->self || (to != RABIA_TO_ALL && to != p) || !r->peers[p].out_ready) continue;
         struct rio_conn *c = r->conns[r->peers[p].out].c;
-        if (rio_send(c, frame, len) < 0) conn_close(r, c);
+        if (rio_send(c, frame, len) < 0) conn_close(r, c); /* lost: the core retransmits */
     }
 }
 
-static int dur_apply(void *ctx, uint64_t slot, const struct rabia_batch_id *id, const uint8_t *body, uint32_t len)
-{
-    struct rabia_replica *r = ctx;
-    if (slot <= rabia_rsm_applied(r->rsm)) return 0; /* a snapshot installed meanwhile covers it */
-    int rc = rabia_rsm_apply_batch(r->rsm, slot, id, body, len, on_applied, r);
-    if (rc) {
-        rlog(r, RABIA_LOG_ERROR, "applying slot %" PRIu64 " failed: %s; stopping this replica", slot,
-             rabia_strerror(rc));
-        r->stop = 1;
-    }
-    return rc;
-}
-
-static void dur_fatal(void *ctx, const char *why)
+static void env_fatal(void *ctx, const char *why)
 {
     struct rabia_replica *r = ctx;
     rlog(r, RABIA_LOG_ERROR, "%s; stopping this replica", why);
     r->stop = 1;
 }
 
-/* ------------------------------------------------------------------ */
-/* client requests */
+static void env_note(void *ctx, int level, const char *msg) { rlog(ctx, level, "%s", msg); }
+
+static void core_step(struct rabia_replica *r, struct rabia_event *ev) { node_step(r->node, ev); }
 
 static void enqueue_request(struct rabia_replica *r, uint64_t cid, uint64_t seq, uint64_t ack, const uint8_t *op,
                             uint32_t len, uint32_t conn, uint32_t resp_slot, rabia_replica_done_fn fn, void *ctx)
 {
-    if (seq == 0) { /* a session close (rsm.h): idempotent, nobody waits for it */
-        struct rabia_req rq = {.client_id = cid, .seq = 0, .ack = 0, .op = NULL, .op_len = 0};
-        if (batcher_add(&r->batcher, &rq, rio_now_us()) < 0) r->sessions_close_lost++;
-        else r->sessions_closed++;
-        return;
-    }
-    struct waiter who = {.client_id = cid, .seq = seq, .conn = conn,
-                         .gen = conn < MAX_CONNS ? r->conns[conn].gen : 0, .slot = resp_slot, .fn = fn, .ctx = ctx};
-    int status = RABIA_REPLY_OK;
-    const uint8_t *rep;
-    size_t rlen;
-    if (rabia_rsm_lookup(r->rsm, cid, seq, &status, &rep, &rlen) == 1) {
-        struct waiter *stale = waiter_find(r, cid, seq); /* an earlier attempt's: this one answers */
-        if (stale) waiter_del(r, stale);
-        deliver(r, &who, status, rep, rlen); /* a retry of an applied request, or an expired one */
-        return;
-    }
-    if (r->wal) {
-        const char *why = durable_refusal(&r->dur);
-        if (*why) { /* nothing new enters a log that cannot be written */
-            r->refused_unavailable++;
-            deliver(r, &who, RABIA_REPLY_UNAVAILABLE, (const uint8_t *)why, strlen(why));
-            return;
-        }
-    }
-    struct waiter *w = waiter_add(r, cid, seq);
-    if (!w) {
-        rlog(r, RABIA_LOG_WARN, "too many requests waiting; refusing client %" PRIx64, cid);
-        deliver(r, &who, RABIA_REPLY_BUSY, NULL, 0);
-        return;
-    }
-    *w = who; /* a retry on another connection takes the answer over */
-    struct rabia_req rq = {.client_id = cid, .seq = seq, .ack = ack, .op = op, .op_len = len};
-    if (batcher_add(&r->batcher, &rq, rio_now_us()) < 0) complete(r, cid, seq, RABIA_REPLY_BUSY, NULL, 0);
+    struct node_to to = {.conn = conn, .gen = conn < MAX_CONNS ? r->conns[conn].gen : 0, .slot = resp_slot,
+                         .fn = fn, .ctx = ctx};
+    node_request(r->node, cid, seq, ack, op, len, &to);
 }
 
 /* The state hash for status and INFO: it serializes the whole state, so a
@@ -799,6 +527,8 @@ static void resp_info(struct rabia_replica *r, struct rabia_buf *out)
     uint64_t hslot;
     struct rabia_replica_status st;
     rabia_replica_get_status(r, &st);
+    struct node_stats ns;
+    node_stats(r->node, &ns);
     char text[4096];
     int n = snprintf(text, sizeof text,
                      "# Server\r\nrabia_version:0.1.0\r\nprocess_id:%ld\r\n# Replication\r\nrole:rabia-replica\r\n"
@@ -809,14 +539,14 @@ static void resp_info(struct rabia_replica *r, struct rabia_buf *out)
                      "\r\nrequests_resubmitted:%" PRIu64 "\r\nwaiters:%u\r\n",
                      (long)getpid(), st.id, st.n, st.incarnation, st.recovering, rabia_rsm_applied(r->rsm), st.known,
                      st.slots_decided, st.slots_null, state_hash(r, &hslot), rabia_rsm_sessions(r->rsm),
-                     rabia_rsm_reply_bytes(r->rsm), r->sessions_closed, r->sessions_close_lost, r->resubmitted,
-                     r->n_waiters);
+                     rabia_rsm_reply_bytes(r->rsm), ns.sessions_closed, ns.sessions_close_lost, ns.resubmitted,
+                     ns.waiters);
     for (uint8_t p = 0; p < r->cfg.n && n < (int)sizeof text - 100; p++)
         n += snprintf(text + n, sizeof text - (size_t)n, "member_%u:%s:%u,%s\r\n", p + 1, r->cfg.members[p].host,
                       r->cfg.members[p].port, p == r->self ? "self" : r->peers[p].out_ready ? "up" : "down");
     if (n < (int)sizeof text - 200) {
         n += snprintf(text + n, sizeof text - (size_t)n, "# Persistence\r\ndurability:%s\r\nrequests_refused_disk:%" PRIu64 "\r\n",
-                      r->wal ? "wal" : "memory", r->refused_unavailable);
+                      r->wal ? "wal" : "memory", ns.refused_unavailable);
         if (r->wal && n < (int)sizeof text - 100) n += durable_status(&r->dur, text + n, sizeof text - (size_t)n);
         if (n >= (int)sizeof text) n = (int)sizeof text - 1;
     }
@@ -844,7 +574,7 @@ static void resp_pump(struct rabia_replica *r, uint32_t ci)
     size_t off = 0;
     struct rabia_buf op = {0};
     while (off < k->in.len && !k->quit) {
-        if (k->inflight && k->open_batch != open_batch_no(&r->batcher)) break; /* wait for replies */
+        if (k->inflight && k->open_batch != open_batch_no(node_batcher(r->node))) break; /* wait for replies */
         if (k->inflight >= RABIA_RSM_WINDOW - 4) break; /* stay inside the session window */
         if (k->q_len >= RESP_MAX_PENDING) break;
         size_t used = 0;
@@ -871,7 +601,7 @@ static void resp_pump(struct rabia_replica *r, uint32_t ci)
             if (!k->inflight) k->group_first = seq;
             s->ready = false;
             k->inflight++;
-            k->open_batch = open_batch_no(&r->batcher);
+            k->open_batch = open_batch_no(node_batcher(r->node));
             enqueue_request(r, k->client_id, seq, k->group_first, op.data, (uint32_t)op.len, ci, slot, NULL, NULL);
         } else if (what == RESP_INFO) {
             resp_info(r, &s->out);
@@ -1049,18 +779,16 @@ static void receive_snapshot(struct rabia_replica *r, uint8_t from, const struct
     const uint8_t *data = NULL;
     size_t len = 0;
     int rc = rabia_snapfile_map(dir, slot, &data, &len, why, sizeof why);
-    uint64_t own = 0;
     if (rc) {
         rlog(r, RABIA_LOG_WARN, "snapshot from replica %u not installed: %s", from + 1, why);
-    } else if (rabia_rsm_snapshot_slot(data, len, &own) || own != slot) {
+    } else if ((rc = node_install_snapshot(r->node, data, len, slot)) == -EINVAL) {
+        uint64_t own = 0;
+        (void)rabia_rsm_snapshot_slot(data, len, &own);
         rlog(r, RABIA_LOG_WARN,
              "snapshot from replica %u refused: announced for slot %" PRIu64 " but %s %" PRIu64
              " (a corrupt or mislabelled snapshot; the peer's state or software needs a look)",
              from + 1, slot, own ? "taken at slot" : "unreadable, slot", own);
-        rc = -EINVAL;
-    } else if (slot < rabia_core_next_apply(r->core)) {
-        rc = -EALREADY; /* caught up meanwhile */
-    } else if ((rc = rabia_rsm_restore(r->rsm, data, len))) {
+    } else if (rc && rc != -EALREADY) { /* -EALREADY: caught up meanwhile */
         rlog(r, RABIA_LOG_WARN, "snapshot from replica %u refused: %s", from + 1, rabia_strerror(rc));
     }
     rabia_snapfile_unmap(data, len);
@@ -1070,9 +798,14 @@ static void receive_snapshot(struct rabia_replica *r, uint8_t from, const struct
     if (rc) return;
     if (r->wal) durable_snapshot_adopted(&r->dur, slot);
     rlog(r, RABIA_LOG_INFO, "installed snapshot from replica %u at slot %" PRIu64 " (%zu bytes)", from + 1, slot, len);
-    struct rabia_event ev = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = slot};
-    core_step(r, &ev);
-    answer_from_sessions(r);
+    /* An OPEN's answer (the session's id) is not kept anywhere: if the
+     * snapshot covers the application's OPEN, open again (a native client
+     * does the same by retrying its OPEN). Its session then stays unused. */
+    if (r->app_open == 1) {
+        node_forget(r->node, r->app_client_id, 1);
+        rlog(r, RABIA_LOG_INFO, "snapshot install while the application's session was opening: opening it again");
+        app_new_session(r);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -1085,14 +818,9 @@ static void receive_snapshot(struct rabia_replica *r, uint8_t from, const struct
  * replies: 1.6 GB per replica after 200,000 GETs of 4 KB values. */
 static void resp_close_session(struct rabia_replica *r, uint64_t cid)
 {
-    struct rabia_req q = {.client_id = cid, .seq = 0, .ack = 0, .op = NULL, .op_len = 0};
-    if (batcher_add(&r->batcher, &q, rio_now_us()) < 0) {
-        /* bounded all the same: connection-scoped sessions are evicted first */
-        r->sessions_close_lost++;
-        rlog(r, RABIA_LOG_DEBUG, "session %016" PRIx64 " not closed: batcher full", cid);
-        return;
-    }
-    r->sessions_closed++;
+    /* if the batcher is full it is lost (counted): bounded all the same,
+     * connection-scoped sessions are evicted first */
+    enqueue_request(r, cid, 0, 0, NULL, 0, MAX_CONNS, 0, NULL, NULL);
 }
 
 static void resp_start_drain(struct rabia_replica *r, uint32_t ci)
@@ -1248,30 +976,6 @@ static void h_close(void *ctx, struct rio_conn *c, int err)
 
 /* ------------------------------------------------------------------ */
 /* batches, application queue, status */
-
-static void cut_batches(struct rabia_replica *r)
-{
-    uint64_t now = rio_now_us();
-    bool idle = rabia_core_inflight(r->core) == 0 && !rabia_core_recovering(r->core);
-    for (int guard = 0; guard < 64; guard++) {
-        /* While a batch of ours waits for a slot, the open batch keeps
-         * filling (only full ones are cut): cutting on the timeout then only
-         * queued many small batches, one per slot. With durable slots (three
-         * disk writes each) that cut SET -c 50 to 2.2 requests per slot and
-         * 1.2 k requests/s; memory slots rarely outlast the timeout. */
-        const struct rabia_buf *b = rabia_core_own_waiting(r->core) ? batcher_peek(&r->batcher)
-                                                                     : batcher_poll(&r->batcher, now, idle);
-        if (!b) break;
-        struct rabia_event ev = {.type = RABIA_EV_SUBMIT, .body = b->data, .body_len = (uint32_t)b->len,
-                                 .now_us = now};
-        struct rabia_update u;
-        int rc = rabia_core_step(r->core, &ev, &u);
-        handle_update(r, &u);
-        if (rc) break; /* pending queue full: keep it, retry next turn */
-        batcher_pop(&r->batcher);
-        idle = false;
-    }
-}
 
 /* The application's session: opened by an empty request (seq 1) before
  * anything else, so that no retry can ever apply twice (rsm.h); its ack is
@@ -1501,9 +1205,8 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         r->peers[p].tx_fd = -1;
     }
     r->conns = calloc(MAX_CONNS, sizeof(*r->conns));
-    r->waiters = calloc(WAITERS_CAP, sizeof(*r->waiters));
     r->chunk = malloc(SNAP_CHUNK);
-    if (!r->conns || !r->waiters || !r->chunk) {
+    if (!r->conns || !r->chunk) {
         rabia_replica_destroy(r);
         return -ENOMEM;
     }
@@ -1517,14 +1220,24 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         rabia_replica_destroy(r);
         return rc;
     }
-    struct rabia_rsm_config rc_cfg = {.max_sessions = cfg->max_sessions, .max_reply_bytes = 4096,
-                                      .max_reply_total = cfg->reply_cache_bytes};
-    r->rsm = rabia_rsm_create(sm, &rc_cfg);
-    if (!r->rsm) {
-        snprintf(err, errlen, "out of memory creating the apply layer");
+    struct node_cfg nc = {.self = r->self, .n = cfg->n, .sm = sm, .waiters_cap = WAITERS_CAP};
+    nc.rsm = (struct rabia_rsm_config){.max_sessions = cfg->max_sessions, .max_reply_bytes = 4096,
+                                       .max_reply_total = cfg->reply_cache_bytes};
+    batcher_cfg_default(&nc.batch);
+    nc.batch.max_bytes = cfg->batch_max_bytes;
+    nc.batch.max_reqs = cfg->batch_max_reqs;
+    nc.batch.timeout_us = cfg->batch_timeout_us;
+    nc.batch.max_pending_bytes = 64u << 20;
+    struct node_env env = {.ctx = r, .now_us = env_now, .send = peers_send, .reply = deliver,
+                           .snapshot_to = send_snapshot, .fatal = env_fatal, .note = env_note};
+    r->node = node_create(&nc, &env);
+    if (!r->node) {
+        snprintf(err, errlen, "out of memory creating the replica (batch-max-bytes %u too large?)",
+                 cfg->batch_max_bytes);
         rabia_replica_destroy(r);
         return -ENOMEM;
     }
+    r->rsm = node_rsm(r->node);
     /* durability = wal: the state comes back from the snapshot file and the
      * log, and the core resumes its open slots (persistence contract rule 1) */
     struct durable_restore rest = {0};
@@ -1535,13 +1248,13 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
                                  .max_log_size = cfg->max_log_size, .snapshot_interval_s = cfg->snapshot_interval_s,
                                  .max_pending = RABIA_MAX_PENDING, .window = cfg->window,
                                  .allow_buffered = cfg->wal_allow_buffered};
-        struct durable_hooks hk = {.ctx = r, .send = dur_send, .apply = dur_apply, .fatal = dur_fatal};
+        struct durable_hooks hk = {.ctx = r, .fatal = env_fatal};
         rc = durable_open(&r->dur, &dc, &hk, r->rsm, &rest, err, errlen);
         if (rc == -EAGAIN && rest.rejoin) { /* an unfinished --rejoin: again, from scratch */
             durable_close(&r->dur);
-            rabia_rsm_destroy(r->rsm);
-            r->rsm = rabia_rsm_create(sm, &rc_cfg);
-            rc = r->rsm ? durable_open(&r->dur, &dc, &hk, r->rsm, &rest, err, errlen) : -ENOMEM;
+            rc = node_reset_state(r->node);
+            r->rsm = node_rsm(r->node);
+            if (!rc) rc = durable_open(&r->dur, &dc, &hk, r->rsm, &rest, err, errlen);
             rest.rejoin = true;
         }
         if (rc) {
@@ -1568,49 +1281,21 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     char why[256];
     if (rabia_config_check(&cc, why, sizeof why)) {
         snprintf(err, errlen, "consensus settings: %s", why);
+        if (r->wal) durable_close(&r->dur);
+        r->wal = false;
         rabia_replica_destroy(r);
         return RABIA_E_CONFIG;
     }
-    r->core = rabia_core_create(&cc);
-    if (r->core && r->wal && cc.recovering && durable_mark_recovering(&r->dur, cc.incarnation)) {
-        snprintf(err, errlen, "out of memory starting the log");
+    struct node_log lg;
+    if (r->wal) durable_log(&r->dur, &lg);
+    rc = node_start(r->node, &cc, r->wal ? &lg : NULL, r->wal ? &rest.rest : NULL);
+    if (r->wal) durable_restored(&r->dur);
+    if (rc) {
+        snprintf(err, errlen, "out of memory starting the replica");
         rabia_replica_destroy(r);
-        return -ENOMEM;
+        return rc;
     }
-    if (r->core && r->wal) {
-        if (rest.horizon) { /* first: instances made below it must be mute */
-            struct rabia_event ev = {.type = RABIA_EV_RESTORE};
-            ev.msg = (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = r->self, .slot = rest.horizon};
-            core_step(r, &ev);
-        }
-        if (rest.applied) {
-            struct rabia_event ev = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = rest.applied};
-            core_step(r, &ev);
-        }
-        uint32_t refused = 0;
-        for (uint32_t i = 0; i < rest.n; i++) {
-            struct rabia_event ev = {.type = RABIA_EV_RESTORE, .msg = rest.msgs[i]};
-            struct rabia_update u;
-            ev.now_us = rio_now_us();
-            if (rabia_core_step(r->core, &ev, &u)) refused++;
-            handle_update(r, &u);
-        }
-        if (refused) /* cannot happen within the core's restore capacity (PQ_CAP) */
-            rlog(r, RABIA_LOG_ERROR, "%u record(s) of the log could not be resumed (more own batches than the "
-                 "core takes back): a slot that decided one of them waits for its body", refused);
-    }
-    struct batcher_cfg bc;
-    batcher_cfg_default(&bc);
-    bc.max_bytes = cfg->batch_max_bytes;
-    bc.max_reqs = cfg->batch_max_reqs;
-    bc.timeout_us = cfg->batch_timeout_us;
-    bc.max_pending_bytes = 64u << 20;
-    if (!r->core || batcher_init(&r->batcher, &bc)) {
-        snprintf(err, errlen, "out of memory creating the replica (batch-max-bytes %u too large?)",
-                 cfg->batch_max_bytes);
-        rabia_replica_destroy(r);
-        return -ENOMEM;
-    }
+    r->core = node_core(r->node);
     /* The io_uring ring is created by rabia_replica_run on the thread that
      * runs it (SINGLE_ISSUER | DEFER_TASKRUN rings belong to one thread);
      * here the ports are only checked, so a taken port fails at once. */
@@ -1639,8 +1324,7 @@ int rabia_replica_run(struct rabia_replica *r)
         close_io(r);
         return rc0;
     }
-    struct rabia_event start = {.type = RABIA_EV_TICK};
-    core_step(r, &start);
+    if (r->wal) durable_attach(&r->dur, r->node, r->loop);
     uint64_t last_status = 0;
     while (!r->stop) {
         uint64_t now = rio_now_us();
@@ -1648,29 +1332,22 @@ int rabia_replica_run(struct rabia_replica *r)
             struct peer *pe = &r->peers[p];
             if (p != r->self && pe->out == UINT32_MAX && now >= pe->redial_at_us) dial(r, p);
         }
-        if (r->next_tick_us && now >= r->next_tick_us) {
-            r->next_tick_us = 0;
-            struct rabia_event ev = {.type = RABIA_EV_TICK};
-            core_step(r, &ev);
-        }
         drain_app(r);
-        cut_batches(r);
+        /* the core's tick, batches, and group commit: everything this turn
+         * produced goes in one log write */
+        uint64_t due = node_turn(r->node);
         if (now - last_status >= 100000) {
             publish_status(r);
             last_status = now;
         }
         /* sleep until the next deadline */
         uint64_t next = now + 100000;
-        if (r->next_tick_us && r->next_tick_us < next) next = r->next_tick_us;
-        uint64_t bd = batcher_deadline(&r->batcher);
-        if (bd && bd < next && !rabia_core_own_waiting(r->core)) next = bd; /* else: the core's progress wakes us */
+        if (due && due < next) next = due;
         for (uint8_t p = 0; p < r->cfg.n; p++)
             if (p != r->self && r->peers[p].out == UINT32_MAX && r->peers[p].redial_at_us < next)
                 next = r->peers[p].redial_at_us;
         pump_snapshots(r);
         if (r->wal) {
-            /* group commit: everything this turn produced goes in one write */
-            durable_flush(&r->dur, r->loop);
             if (now - r->dur_tick_us >= 10000) {
                 r->dur_tick_us = now;
                 durable_tick(&r->dur, r->rsm, now, rabia_core_own_keep_seq(r->core), rabia_core_recovering(r->core));
@@ -1722,12 +1399,9 @@ void rabia_replica_destroy(struct rabia_replica *r)
     for (uint32_t i = 0; i < r->app_len; i++) free(r->app_q[(r->app_head + i) % APP_QUEUE].op);
     if (r->wal) durable_close(&r->dur); /* after the loop: no write in flight */
     rabia_dir_unlock(r->lock_fd);
-    batcher_free(&r->batcher);
-    rabia_core_destroy(r->core);
-    if (r->rsm) rabia_rsm_destroy(r->rsm);
+    node_destroy(r->node);
     rabia_buf_free(&r->scratch);
     free(r->conns);
-    free(r->waiters);
     pthread_mutex_destroy(&r->app_mu);
     pthread_mutex_destroy(&r->st_mu);
     free(r);

@@ -1,0 +1,158 @@
+/* replica/node.h: the replica's runtime without I/O, driven by rabiad
+ * (replica.c, over io/ and the write-ahead log) and by the simulator (over
+ * its simulated network, clock and disk): the same code from a client's
+ * request to its reply.
+ *
+ *   requests --> waiters + batcher --> core --> sends, log records
+ *   log write done --> decided slots applied (sessions + state machine) --> replies
+ *
+ * It owns the core, the apply layer, the batcher and the waiter table, and
+ * the durability rules of include/rabia/core.h (persistence contract rule
+ * 1): with a log, every update's persist records and decided slots are
+ * appended before its sends, the sends are held until the write holding
+ * them completes (group commit: one write per loop turn, the next group
+ * forming while one is in flight), and decided slots are applied, and
+ * clients answered, once their records are durable. Without a log
+ * (durability = memory) sends leave and slots apply at once, as in the
+ * paper.
+ *
+ * The driver gives the time, carries frames, answers clients, streams
+ * snapshots and writes the log (struct node_log). Everything here runs on
+ * the driver's one thread; nothing here makes a system call. */
+#ifndef RABIA_REPLICA_NODE_H
+#define RABIA_REPLICA_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batcher.h"
+#include "rabia/core.h"
+#include "rabia/replica.h"
+#include "rabia/state_machine.h"
+#include "rsm.h"
+
+/* Log record types (persist/wal.h's enum rabia_wal_rec has the same values). */
+enum node_rec { NODE_REC_SENT = 1, NODE_REC_BATCH = 2, NODE_REC_DECIDED = 3 };
+
+/* Planted bugs for the simulator's self-test (RABIA_TEST_BUGS builds only). */
+enum node_bug {
+    NODE_BUG_SEND_EARLY = 1u << 0,  /* sends leave before their records are durable */
+    NODE_BUG_REPLY_EARLY = 1u << 1, /* decided slots applied (and answered) before they are durable */
+};
+
+/* Who waits for a request's answer, in the driver's words, handed back. */
+struct node_to {
+    uint32_t conn, gen, slot;
+    rabia_replica_done_fn fn;
+    void *ctx;
+};
+
+struct node_env {
+    void *ctx;
+    uint64_t (*now_us)(void *ctx);
+    /* an encoded frame to a peer index, or RABIA_TO_ALL (every peer but self) */
+    void (*send)(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len);
+    /* a request's answer (status enum rabia_reply_status) */
+    void (*reply)(void *ctx, const struct node_to *to, uint64_t cid, uint64_t seq, int status, const uint8_t *res,
+                  size_t len);
+    /* a peer needs a snapshot of the state (it is behind the retained log) */
+    void (*snapshot_to)(void *ctx, uint8_t peer);
+    /* the replica cannot go on (a log failure, an apply that failed): stop */
+    void (*fatal)(void *ctx, const char *why);
+    void (*note)(void *ctx, int level, const char *msg); /* enum rabia_log_level */
+    /* observers, may be NULL: the simulator's checkers, metrics */
+    void (*decided)(void *ctx, uint64_t slot, const struct rabia_batch_id *id, const uint8_t *body, uint32_t len);
+    void (*applied)(void *ctx, uint64_t slot);
+    void (*submitted)(void *ctx, const struct rabia_batch_id *id, const uint8_t *body, uint32_t len);
+};
+
+/* The write-ahead log as the node sees it. append copies the record into
+ * the group being formed; write starts writing everything appended so far
+ * (or its first part, when large) and reports completion later through
+ * node_log_decided (each DECIDED record of the write, in order) and
+ * node_log_written. */
+enum { NODE_WRITE_NONE = 0, NODE_WRITE_ALL = 1, NODE_WRITE_PART = 2 };
+struct node_log {
+    void *ctx;
+    int (*append)(void *ctx, uint8_t type, uint64_t slot, const struct rabia_msg *m);
+    /* NODE_WRITE_NONE: nothing to write; NODE_WRITE_ALL: the rest of what was
+     * appended is in flight; NODE_WRITE_PART: a part, more follow; -EAGAIN:
+     * not now (no segment: refusal says why); < 0: failed (it said why) */
+    int (*write)(void *ctx);
+    const char *(*refusal)(void *ctx); /* "" or why client writes are refused now */
+};
+
+struct node_cfg {
+    uint8_t self, n;
+    const struct rabia_sm_ops *sm;
+    struct rabia_rsm_config rsm;
+    struct batcher_cfg batch;
+    uint32_t waiters_cap; /* requests waiting for their slot; a power of two */
+    uint32_t bugs;        /* enum node_bug, RABIA_TEST_BUGS builds only */
+};
+
+/* What a log gives back at start (replay.h builds it). */
+struct node_restore {
+    const struct rabia_msg *msgs; /* own batches first, then sent records in log order */
+    uint32_t n;
+    uint64_t applied;  /* last slot the rebuilt state holds */
+    uint64_t horizon;  /* abstain up to here (a finished --rejoin's horizon), 0 none */
+};
+
+struct node_stats {
+    uint64_t sessions_closed, sessions_close_lost;
+    uint64_t resubmitted;         /* own batches queued again after a snapshot install */
+    uint64_t refused_unavailable; /* requests refused: the log cannot be written */
+    uint64_t restore_refused;     /* log records the core did not take back at start */
+    uint32_t waiters;
+};
+
+struct rabia_node;
+
+/* The apply layer, batcher and waiter table; the core comes with
+ * node_start (its settings depend on what the log holds). NULL: out of
+ * memory or bad settings. */
+struct rabia_node *node_create(const struct node_cfg *cfg, const struct node_env *env);
+void node_destroy(struct rabia_node *n);
+/* A fresh, empty apply layer (before node_start: a log that must be
+ * rebuilt). 0 or -ENOMEM. */
+int node_reset_state(struct rabia_node *n);
+/* Create the core and hand it what the log holds (rest may be NULL); log
+ * NULL: durability = memory. With a log and core->recovering, the log
+ * first says so (a HORIZON_REQ record: a restart before the recovery ends
+ * starts it over). 0, or -ENOMEM / RABIA_E_CONFIG. */
+int node_start(struct rabia_node *n, const struct rabia_config *core, const struct node_log *log,
+               const struct node_restore *rest);
+
+/* A client request (seq 0: close the session cid, nobody waits). Answered
+ * through env->reply: at once (a retry of an applied request, a refusal),
+ * or once its slot is applied. */
+void node_request(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack, const uint8_t *op, uint32_t len,
+                  const struct node_to *to);
+/* Forget who waits for (cid, seq): the answer goes nowhere. */
+void node_forget(struct rabia_node *n, uint64_t cid, uint64_t seq);
+/* One core event (RECEIVE, PEER_UP, PEER_DOWN, TICK); now_us is filled in. */
+void node_step(struct rabia_node *n, struct rabia_event *ev);
+/* Once per loop turn, after the turn's events: the core's tick when due,
+ * batches cut when due, the next group write started when none is in
+ * flight. Returns when to call again at the latest (0: nothing due). */
+uint64_t node_turn(struct rabia_node *n);
+/* Completion of a log write: each DECIDED record it held, then written. */
+void node_log_decided(struct rabia_node *n, uint64_t slot, const struct rabia_batch_id *id, const uint8_t *body,
+                      uint32_t len);
+void node_log_written(struct rabia_node *n);
+/* A snapshot (the apply layer's format) taken at `slot` replaces the state
+ * (the driver has made it durable first, with a log). 0; -EALREADY (this
+ * replica caught up meanwhile); -EINVAL (not a snapshot of that slot); or
+ * the apply layer's error. */
+int node_install_snapshot(struct rabia_node *n, const uint8_t *data, size_t len, uint64_t slot);
+
+struct rabia_core *node_core(struct rabia_node *n);
+struct rabia_rsm *node_rsm(struct rabia_node *n);
+const struct batcher *node_batcher(const struct rabia_node *n);
+void node_stats(const struct rabia_node *n, struct node_stats *out);
+/* "" or why client writes are refused now (a full disk, a failed log). */
+const char *node_refusal(struct rabia_node *n);
+
+#endif
