@@ -1,6 +1,8 @@
-/* Deterministic simulator: n replicas (the real core, codec, apply layer and
- * KV state machine), a simulated network, clock and clients, driven by one
- * seed. Faults (jitter, link breaks, partitions, crashes with restarts,
+/* Deterministic simulator: n replicas running rabiad's own runtime
+ * (replica/node.c: waiters, batcher, the core, the durability rules, apply
+ * and replies; replica/replay.c: recovery from the log) over a simulated
+ * network, clock, disk and clients, driven by one seed. Only the world is
+ * fake: sim.c keeps the network, disk, clock, faults, clients and checkers. Faults (jitter, link breaks, partitions, crashes with restarts,
  * pauses) are injected during a first phase, then healed; after every run
  * the checkers below must hold, and any failing seed replays exactly.
  *
@@ -28,8 +30,10 @@
 #include "codec.h"
 #include "kv.h"
 #include "linearize.h"
+#include "node.h"
 #include "rabia/core.h"
 #include "rabia/state_machine.h"
+#include "replay.h"
 #include "rsm.h"
 
 #define MS 1000ull
@@ -44,6 +48,7 @@
 #define MAX_PHASES 30          /* P(correct core needs more) < 2^-29 per slot */
 #define BATCH_MAX_REQS 8
 #define BATCH_DELAY (500)      /* us a proxy waits to fill a batch */
+#define WAITERS 256            /* requests waiting for their slot, per replica */
 
 /* planted bugs outside the core */
 #define SIM_BUG_STALE_READ (1u << 16)  /* GET served from local state */
@@ -96,7 +101,7 @@ struct run_cfg {
     uint32_t bugs;
     int64_t trace_slot; /* -1: none */
     int verbose; /* --faults: log every fault and recovery */
-    bool durable; /* --durable: replicas keep a simulated write-ahead log (replica/durable.c's rules) */
+    bool durable; /* --durable: replicas keep a simulated write-ahead log (replica/node.c's rules) */
 };
 
 struct run_result {
@@ -121,7 +126,7 @@ struct run_result {
 /* events */
 
 enum ev_kind {
-    E_DELIVER, E_TICK, E_CLIENT_NEXT, E_CLIENT_TIMEOUT, E_FLUSH, E_FAULT, E_RESTART, E_HEAL_LINK, E_CONNECT,
+    E_DELIVER, E_TICK, E_CLIENT_NEXT, E_CLIENT_TIMEOUT, E_FAULT, E_RESTART, E_HEAL_LINK, E_CONNECT,
     E_CRASH, /* a crash attempt (follow-up of a crash fault) */
     E_DISK,  /* durable: a log write completes (a: node, x: life, y: write id) */
 };
@@ -278,31 +283,18 @@ static const struct rabia_sm_ops TSM = {"sim-kv", tsm_create, tsm_destroy, tsm_a
 /* ------------------------------------------------------------------ */
 /* world */
 
-struct req {
-    uint64_t client, seq, ack;
-    struct rabia_buf op;
-};
-
-/* durable mode: a replica's disk. Records [0, durable) are on it;
- * [durable, flight_end) are the write in flight; the rest is the group being
- * formed. Sends wait in `held` behind the group they came with (h_flight of
- * them behind the write in flight), as in replica/durable.c. */
+/* durable mode: a replica's disk, the log under replica/node.c. Records
+ * [0, durable) are on it; [durable, flight_end) are the write in flight;
+ * the rest is the group being formed. */
 struct drec {
-    uint8_t type;            /* RABIA_WAL_SENT 1, BATCH 2, DECIDED 3 (persist/wal.h) */
+    uint8_t type;            /* NODE_REC_SENT, BATCH, DECIDED (replica/node.h) */
     uint64_t slot;
     struct rabia_msg m;      /* m.body points at body */
-    uint8_t *body;
-};
-struct hsend {
-    uint8_t to;
-    struct rabia_msg m;
     uint8_t *body;
 };
 struct sdisk {
     struct drec *r;
     size_t n, cap, durable, flight_end;
-    struct hsend *h;
-    size_t hn, hcap, h_flight;
     bool busy;
     uint64_t wid;            /* names the write in flight's completion */
     uint64_t batch_inc;      /* the log's batch incarnation (0: no log yet) */
@@ -313,25 +305,20 @@ struct sdisk {
     uint64_t slow_until;     /* a latency spike */
     bool damaged;            /* a flipped bit or misdirected write in the middle of the log */
 };
-enum { DR_SENT = 1, DR_BATCH = 2, DR_DECIDED = 3 };
+
+struct world;
 
 struct node {
+    struct world *w;        /* the node's environment (node.h's ctx) */
+    uint8_t idx;
     bool alive;
     struct sdisk disk;
     uint64_t incarnation;
     uint64_t paused_until;
-    uint64_t tick_at;
-    bool flush_armed;
-    struct rabia_core *core;
-    struct rabia_rsm *rsm;
-    struct req queue[64];
-    uint32_t n_queue;
-    /* requests this node must answer when applied, per client connection
-     * (the client's index): the session id and seq it waits for (seq 0:
-     * none). A reply goes back on the connection the request came on. */
-    struct {
-        uint64_t cid, seq;
-    } waiting[MAX_CLIENTS];
+    uint64_t tick_at;       /* the wake-up scheduled (E_TICK), 0: none */
+    struct rabia_node *rt;  /* replica/node.c: the runtime rabiad runs */
+    struct rabia_core *core; /* rt's */
+    struct rabia_rsm *rsm;   /* rt's */
     uint64_t last_voted;    /* highest slot this life sent PROPOSAL/STATE/VOTE in */
     uint32_t *voted_life;   /* slot -> the life that sent PROPOSAL/STATE/VOTE there (0: none) */
     size_t voted_cap;
@@ -419,6 +406,7 @@ struct world {
     uint64_t coin_flips;
     uint64_t next_cid;     /* next OPEN nonce (never reused in a run) */
     uint64_t applying;     /* the slot being applied (for RABIA_SIM_CLIENT) */
+    uint8_t touched;       /* nodes that had an event: their loop turn runs after it */
     bool healed;
     uint8_t enc[RABIA_MAX_FRAME / 64];
 };
@@ -597,25 +585,20 @@ static void trace_cb(void *ctx, uint64_t slot, const char *line)
 }
 
 static void step(struct world *w, uint8_t i, struct rabia_event *ev);
-static void handle_update(struct world *w, uint8_t i, struct rabia_update *u);
 
-static void reply_cb(void *ctx, uint64_t client_id, uint64_t seq, int status, const uint8_t *reply, size_t len)
+/* node.h's reply: back on the client connection the request came on */
+static void env_reply(void *ctx, const struct node_to *to, uint64_t client_id, uint64_t seq, int status,
+                      const uint8_t *reply, size_t len)
 {
-    void **p = ctx;
-    struct world *w = p[0];
-    uint8_t i = (uint8_t)(uintptr_t)p[1];
-    struct node *nd = &w->nodes[i];
+    struct node *nd = ctx;
+    struct world *w = nd->w;
     if (g_watch_client && client_id == g_watch_client)
-        printf("%10.3fms r%u slot %" PRIu64 " applies client %" PRIu64 " seq %" PRIu64 ": status %d\n",
-               (double)w->now / 1000.0, i, w->applying, client_id, seq, status);
-    for (uint32_t k = 0; k < w->n_clients; k++) {
-        if (nd->waiting[k].cid != client_id || nd->waiting[k].seq != seq || !seq) continue;
-        nd->waiting[k].seq = 0;
-        struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .from = i, .u64 = client_id, .slot = seq,
-                              .value = (uint8_t)status, .body = reply, .body_len = (uint32_t)len};
-        client_net(w, (uint8_t)k, i, false, &m);
-        return;
-    }
+        printf("%10.3fms r%u slot %" PRIu64 " answers client %" PRIu64 " seq %" PRIu64 ": status %d\n",
+               (double)w->now / 1000.0, nd->idx, w->applying, client_id, seq, status);
+    if (to->conn >= w->n_clients || !seq) return;
+    struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .from = nd->idx, .u64 = client_id, .slot = seq,
+                          .value = (uint8_t)status, .body = reply, .body_len = (uint32_t)len};
+    client_net(w, (uint8_t)to->conn, nd->idx, false, &m);
 }
 
 /* The horizon rule as core.h reads it (abstain in every slot <= H): a
@@ -701,14 +684,20 @@ static void do_send(struct world *w, uint8_t i, uint8_t to, const struct rabia_m
     }
 }
 
-/* Apply one decided slot at replica i, checking agreement and validity. */
-static void apply_one(struct world *w, uint8_t i, uint64_t slot, bool null, const struct rabia_batch_id *id,
-                      const uint8_t *body, uint32_t body_len)
+/* node.h's observers: a decided slot about to be applied at a replica
+ * (agreement and validity), applied (exactly-once, state hash), a batch
+ * submitted by its proxy (what validity compares against). */
+static void env_decided(void *ctx, uint64_t slot, const struct rabia_batch_id *id, const uint8_t *body,
+                        uint32_t body_len)
 {
-    struct node *nd = &w->nodes[i];
+    struct node *nd = ctx;
+    struct world *w = nd->w;
+    uint8_t i = nd->idx;
+    bool null = id == NULL;
     uint8_t maj = (uint8_t)(w->cfg.n / 2 + 1);
     struct slotrec *r = slotrec(w, slot);
     uint64_t bh = null ? 0 : XXH64(body, body_len, 0);
+    w->applying = slot;
     if (!r->set) {
         r->set = true;
         r->null = null;
@@ -728,29 +717,37 @@ static void apply_one(struct world *w, uint8_t i, uint64_t slot, bool null, cons
         fail(w, "agreement: replica %u applied %s in slot %" PRIu64 ", another applied %s", i,
              null ? "null" : "a batch", slot, r->null ? "null" : "a different batch");
     }
-    if (slot <= rabia_rsm_applied(nd->rsm)) return; /* durable: a snapshot installed meanwhile covers it */
-    void *ctx[2] = {w, (void *)(uintptr_t)i};
-    w->applying = slot;
-    int rc = rabia_rsm_apply_batch(nd->rsm, slot, null ? NULL : id, null ? NULL : body, null ? 0 : body_len,
-                                   reply_cb, ctx);
-    if (rc) fail(w, "replica %u: rsm apply of slot %" PRIu64 " failed: %d", i, slot, rc);
+    if (w->cfg.trace_slot >= 0 && slot == (uint64_t)w->cfg.trace_slot)
+        printf("%10.3fms slot %" PRIu64 " r%u applies %s\n", (double)w->now / 1000.0, slot, i, null ? "null" : "batch");
+}
+
+static void env_applied(void *ctx, uint64_t slot)
+{
+    struct node *nd = ctx;
+    struct world *w = nd->w;
     if (g_double_apply) fail(w, "exactly-once: client %" PRIu64 " seq %" PRIu64 " applied twice",
                              g_double_key >> 32, g_double_key & 0xFFFFFFFF);
     if (slot % 8 == 0) {
+        struct slotrec *r = slotrec(w, slot);
         uint64_t hsh = rabia_rsm_hash(nd->rsm);
         if (!r->hashed) {
             r->hashed = true;
             r->state_hash = hsh;
         } else if (r->state_hash != hsh) {
-            fail(w, "state: replica %u hash differs at slot %" PRIu64, i, slot);
+            fail(w, "state: replica %u hash differs at slot %" PRIu64, nd->idx, slot);
         }
     }
-    if (w->cfg.trace_slot >= 0 && slot == (uint64_t)w->cfg.trace_slot)
-        printf("%10.3fms slot %" PRIu64 " r%u applies %s\n", (double)w->now / 1000.0, slot, i, null ? "null" : "batch");
+}
+
+static void env_submitted(void *ctx, const struct rabia_batch_id *id, const uint8_t *body, uint32_t len)
+{
+    struct node *nd = ctx;
+    struct subrec *s = subrec(nd->w, id, true);
+    s->hash = XXH64(body, len, 0);
 }
 
 /* ------------------------------------------------------------------ */
-/* durable mode: the simulated disk */
+/* durable mode: the simulated disk under node.h's log */
 
 static uint8_t *dup_body(const struct rabia_msg *m)
 {
@@ -776,205 +773,144 @@ static void disk_append(struct sdisk *d, uint8_t type, uint64_t slot, const stru
     r->m.body = r->body;
 }
 
-static void disk_hold(struct sdisk *d, uint8_t to, const struct rabia_msg *m)
-{
-    if (d->hn == d->hcap) {
-        d->hcap = d->hcap ? 2 * d->hcap : 256;
-        d->h = realloc(d->h, d->hcap * sizeof(*d->h));
-        if (!d->h) abort();
-    }
-    struct hsend *h = &d->h[d->hn++];
-    h->to = to;
-    h->m = *m;
-    h->body = dup_body(m);
-    h->m.body = h->body;
-}
-
-/* the first k held sends leave (their records are durable) */
-static void disk_release(struct world *w, uint8_t i, size_t k)
-{
-    struct sdisk *d = &w->nodes[i].disk;
-    for (size_t j = 0; j < k; j++) {
-        if (!w->res->failed) do_send(w, i, d->h[j].to, &d->h[j].m);
-        free(d->h[j].body);
-    }
-    memmove(d->h, d->h + k, (d->hn - k) * sizeof(*d->h));
-    d->hn -= k;
-}
-
-/* Start the next group write if none is in flight (once per step: the
- * simulator's loop turn), or let held sends go when there is nothing to write. */
-static void disk_start(struct world *w, uint8_t i)
-{
-    struct node *nd = &w->nodes[i];
-    struct sdisk *d = &nd->disk;
-    if (d->busy) return;
-    if (d->n == d->durable) {
-        if (d->hn) disk_release(w, i, d->hn);
-        return;
-    }
-    d->flight_end = d->n;
-    d->h_flight = d->hn;
-    d->busy = true;
-    d->wid++;
-    uint64_t at = w->now + rnd_range(30, 300);                      /* an O_DIRECT write with RWF_DSYNC */
-    if (w->now < d->slow_until) at = w->now + rnd_range(1 * MS, 20 * MS); /* a disk that stalls */
-    if (w->now < d->full_until) at = d->full_until + rnd_range(30, 300);  /* no segment until space returns */
-    push(w, at, E_DISK, i, 0, nd->incarnation, d->wid);
-}
-
-static void disk_done(struct world *w, uint8_t i)
-{
-    struct sdisk *d = &w->nodes[i].disk;
-    d->busy = false;
-    size_t from = d->durable;
-    d->durable = d->flight_end;
-    if (!(w->cfg.bugs & SIM_BUG_REPLY_EARLY)) /* answers report durable decisions only */
-        for (size_t k = from; k < d->durable && !w->res->failed; k++) {
-            struct drec *r = &d->r[k];
-            if (r->type == DR_DECIDED)
-                apply_one(w, i, r->slot, !r->m.value, &r->m.id, r->m.body, r->m.body_len);
-        }
-    disk_release(w, i, d->h_flight);
-    d->h_flight = 0;
-    disk_start(w, i);
-}
-
 static void disk_free(struct sdisk *d, size_t from)
 {
     for (size_t k = from; k < d->n; k++) free(d->r[k].body);
     d->n = from;
 }
 
-/* As replica.c's requeue_retired: own batches a snapshot install dropped
- * go back under their own id unless the restored state applied them (a
- * decided slot may still need this replica's copy of the body). */
-static void requeue_retired(struct world *w, uint8_t i, const struct rabia_apply *ret, uint32_t n)
+static int log_append(void *ctx, uint8_t type, uint64_t slot, const struct rabia_msg *m)
 {
-    struct node *nd = &w->nodes[i];
-    struct held {
-        struct rabia_batch_id id;
-        struct rabia_buf body;
-    } h[RABIA_MAX_PENDING];
-    uint32_t k = 0;
-    for (uint32_t j = 0; j < n && k < RABIA_MAX_PENDING; j++) { /* copy first: the next step reuses the memory */
-        if (rabia_rsm_batch_applied(nd->rsm, &ret[j].id)) continue;
-        h[k].id = ret[j].id;
-        memset(&h[k].body, 0, sizeof h[k].body);
-        rabia_buf_append(&h[k].body, ret[j].body, ret[j].body_len);
-        k++;
-    }
-    for (uint32_t j = 0; j < k; j++) {
-        struct rabia_event ev = {.type = RABIA_EV_RESUBMIT, .body = h[j].body.data, .body_len = (uint32_t)h[j].body.len};
-        ev.msg.id = h[j].id;
-        ev.now_us = w->now;
-        struct rabia_update u;
-        rabia_core_step(nd->core, &ev, &u);
-        handle_update(w, i, &u);
-        rabia_buf_free(&h[j].body);
-    }
+    struct node *nd = ctx;
+    disk_append(&nd->disk, type, slot, m);
+    return 0;
 }
 
-static void handle_update(struct world *w, uint8_t i, struct rabia_update *u)
+/* One group write: everything appended so far, an O_DIRECT write with
+ * RWF_DSYNC taking 30-300 us, milliseconds while the disk stalls, and
+ * until space returns while it is full. */
+static int log_write(void *ctx)
+{
+    struct node *nd = ctx;
+    struct world *w = nd->w;
+    struct sdisk *d = &nd->disk;
+    if (d->busy) abort(); /* the node starts one write at a time */
+    if (d->n == d->durable) return NODE_WRITE_NONE;
+    d->flight_end = d->n;
+    d->busy = true;
+    d->wid++;
+    uint64_t at = w->now + rnd_range(30, 300);
+    if (w->now < d->slow_until) at = w->now + rnd_range(1 * MS, 20 * MS);
+    if (w->now < d->full_until) at = d->full_until + rnd_range(30, 300);
+    push(w, at, E_DISK, nd->idx, 0, nd->incarnation, d->wid);
+    return NODE_WRITE_ALL;
+}
+
+static const char *log_refusal(void *ctx)
+{
+    struct node *nd = ctx;
+    return nd->w->now < nd->disk.full_until ? "no space left on the log's disk (simulated ENOSPC)" : "";
+}
+
+/* The write in flight is on the disk: its decisions go back to the node. */
+static void disk_done(struct world *w, uint8_t i)
 {
     struct node *nd = &w->nodes[i];
-    bool durable = w->cfg.durable;
-    if (durable) {
-        for (uint32_t k = 0; k < u->n_persist; k++) {
-            const struct rabia_msg *m = &u->persist[k];
-            bool own = m->type == RABIA_MSG_BATCH && m->id.proxy == i; /* else: a body it proposes, by slot */
-            disk_append(&nd->disk, own ? DR_BATCH : DR_SENT, own ? m->id.seq : m->slot, m);
-        }
-        for (uint32_t k = 0; k < u->n_applies; k++) {
-            struct rabia_apply *a = &u->applies[k];
-            struct rabia_msg m = {.type = RABIA_MSG_DECISION, .from = i, .slot = a->slot, .value = !a->null,
-                                  .has_id = !a->null, .id = a->id, .body = a->null ? NULL : a->body,
-                                  .body_len = a->null ? 0 : a->body_len};
-            disk_append(&nd->disk, DR_DECIDED, a->slot, &m);
-        }
+    struct sdisk *d = &nd->disk;
+    d->busy = false;
+    size_t from = d->durable;
+    d->durable = d->flight_end;
+    for (size_t k = from; k < d->durable && !w->res->failed; k++) {
+        struct drec *r = &d->r[k];
+        if (r->type == NODE_REC_DECIDED)
+            node_log_decided(nd->rt, r->slot, r->m.value ? &r->m.id : NULL, r->m.value ? r->m.body : NULL,
+                             r->m.value ? r->m.body_len : 0);
     }
-    for (uint32_t k = 0; k < u->n_sends; k++) {
-        struct rabia_send *s = &u->sends[k];
-        if (durable && !(w->cfg.bugs & SIM_BUG_SEND_EARLY)) disk_hold(&nd->disk, s->to, &s->msg);
-        else do_send(w, i, s->to, &s->msg);
+    if (!w->res->failed) node_log_written(nd->rt);
+}
+
+/* ------------------------------------------------------------------ */
+/* the node's environment: network, clock, snapshots */
+
+static uint64_t env_now(void *ctx) { return ((struct node *)ctx)->w->now; }
+
+static void env_send(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len)
+{
+    struct node *nd = ctx;
+    struct rabia_msg m;
+    int rc = rabia_msg_decode(frame, len, &m);
+    if (rc) {
+        fail(nd->w, "replica %u sent a frame that does not decode: %d", nd->idx, rc);
+        return;
     }
-    if (!durable || (w->cfg.bugs & SIM_BUG_REPLY_EARLY))
-        for (uint32_t k = 0; k < u->n_applies; k++) {
-            struct rabia_apply *a = &u->applies[k];
-            apply_one(w, i, a->slot, a->null, &a->id, a->body, a->body_len);
-        }
-    if (u->snapshot_to_mask) {
-        struct rabia_buf b = {0};
-        if (rabia_rsm_snapshot(nd->rsm, &b)) abort();
-        for (uint8_t j = 0; j < w->cfg.n; j++) {
-            if (!(u->snapshot_to_mask & (1u << j))) continue;
-            struct rabia_msg m = {.type = RABIA_MSG_SNAP_CHUNK, .from = i, .slot = rabia_rsm_applied(nd->rsm),
-                                  .u64 = 0, .u64b = b.len, .body = b.data, .body_len = (uint32_t)b.len};
-            if (m.slot) net_send(w, i, j, &m);
-        }
-        rabia_buf_free(&b);
-    }
-    if (u->next_tick_us && (nd->tick_at <= w->now || u->next_tick_us < nd->tick_at)) {
-        nd->tick_at = u->next_tick_us;
-        push(w, u->next_tick_us, E_TICK, i, 0, nd->incarnation, 0);
-    }
+    do_send(nd->w, nd->idx, to, &m);
+}
+
+static void env_snapshot_to(void *ctx, uint8_t peer)
+{
+    struct node *nd = ctx;
+    struct world *w = nd->w;
+    struct rabia_buf b = {0};
+    if (rabia_rsm_snapshot(nd->rsm, &b)) abort();
+    struct rabia_msg m = {.type = RABIA_MSG_SNAP_CHUNK, .from = nd->idx, .slot = rabia_rsm_applied(nd->rsm),
+                          .u64 = 0, .u64b = b.len, .body = b.data, .body_len = (uint32_t)b.len};
+    if (m.slot) net_send(w, nd->idx, peer, &m);
+    rabia_buf_free(&b);
+}
+
+static void env_fatal(void *ctx, const char *why)
+{
+    struct node *nd = ctx;
+    fail(nd->w, "replica %u stops: %s", nd->idx, why);
+}
+
+static void env_note(void *ctx, int level, const char *msg)
+{
+    struct node *nd = ctx;
+    if (level <= RABIA_LOG_WARN || nd->w->cfg.verbose > 1) flog(nd->w, "r%u: %s", nd->idx, msg);
+}
+
+/* Checks after a replica's core stepped; the loop turn of every replica
+ * that had an event (node_turn: tick, batches, the next log write) and its
+ * next wake-up. */
+static void check_core(struct world *w, uint8_t i)
+{
+    struct node *nd = &w->nodes[i];
     /* per-slot phase bound: a replica stuck in a slot shows here */
     const struct rabia_stats *st = rabia_core_stats(nd->core);
     if (st->max_phase > MAX_PHASES) fail(w, "liveness: replica %u needed %" PRIu64 " phases in one slot", i, st->max_phase);
     if (st->anomalies)
         fail(w, "replica %u counted %" PRIu64 " protocol anomalies (last: %s)", i, st->anomalies,
              rabia_core_last_anomaly(nd->core));
-    if (u->n_retired) requeue_retired(w, i, u->retired, u->n_retired);
-    if (durable) disk_start(w, i);
+}
+
+static void turn(struct world *w, uint8_t i)
+{
+    struct node *nd = &w->nodes[i];
+    if (!nd->alive || nd->paused_until > w->now || w->res->failed) return;
+    uint64_t due = node_turn(nd->rt);
+    check_core(w, i);
+    if (!due) return;
+    if (due <= w->now) due = w->now + 1;
+    if (nd->tick_at > w->now && nd->tick_at <= due) return; /* an earlier wake-up comes first */
+    nd->tick_at = due;
+    push(w, due, E_TICK, i, 0, nd->incarnation, 0);
 }
 
 static void step(struct world *w, uint8_t i, struct rabia_event *ev)
 {
-    struct rabia_update u;
-    ev->now_us = w->now;
-    bool rec = w->cfg.verbose && rabia_core_recovering(w->nodes[i].core);
-    rabia_core_step(w->nodes[i].core, ev, &u);
-    if (rec && !rabia_core_recovering(w->nodes[i].core))
+    struct node *nd = &w->nodes[i];
+    bool rec = w->cfg.verbose && rabia_core_recovering(nd->core);
+    node_step(nd->rt, ev);
+    if (rec && !rabia_core_recovering(nd->core))
         flog(w, "r%u recovered: abstains in slots <= %" PRIu64 ", next apply %" PRIu64, i,
-             rabia_core_abstain_below(w->nodes[i].core), rabia_core_next_apply(w->nodes[i].core));
-    handle_update(w, i, &u);
+             rabia_core_abstain_below(nd->core), rabia_core_next_apply(nd->core));
+    check_core(w, i);
+    w->touched |= (uint8_t)(1u << i);
 }
 
 /* ------------------------------------------------------------------ */
 /* proxies */
-
-static void flush(struct world *w, uint8_t i)
-{
-    struct node *nd = &w->nodes[i];
-    nd->flush_armed = false;
-    if (!nd->alive || !nd->n_queue || rabia_core_recovering(nd->core)) return;
-    struct rabia_buf body = {0};
-    rabia_batch_init(&body);
-    uint32_t take = nd->n_queue < BATCH_MAX_REQS ? nd->n_queue : BATCH_MAX_REQS;
-    for (uint32_t k = 0; k < take; k++) {
-        struct req *r = &nd->queue[k];
-        struct rabia_req rq = {.client_id = r->client, .seq = r->seq, .ack = r->ack, .op = r->op.data,
-                               .op_len = (uint32_t)r->op.len};
-        rabia_batch_append(&body, &rq);
-    }
-    struct rabia_event ev = {.type = RABIA_EV_SUBMIT, .body = body.data, .body_len = (uint32_t)body.len};
-    ev.now_us = w->now;
-    struct rabia_update u;
-    int rc = rabia_core_step(nd->core, &ev, &u);
-    if (rc == 0) {
-        struct subrec *s = subrec(w, &u.submitted, true);
-        s->hash = XXH64(body.data, body.len, 0);
-        for (uint32_t k = 0; k < take; k++) rabia_buf_free(&nd->queue[k].op);
-        memmove(nd->queue, nd->queue + take, (nd->n_queue - take) * sizeof(struct req));
-        nd->n_queue -= take;
-    }
-    handle_update(w, i, &u);
-    rabia_buf_free(&body);
-    if (nd->n_queue) { /* more, or refused (full): try again shortly */
-        nd->flush_armed = true;
-        push(w, w->now + (rc ? 2 * MS : BATCH_DELAY), E_FLUSH, i, 0, nd->incarnation, 0);
-    }
-}
 
 /* A request from the client on connection `ci` (its index; the session id
  * is in the message). */
@@ -983,13 +919,6 @@ static void on_client_req(struct world *w, uint8_t i, uint8_t ci, const struct r
     struct node *nd = &w->nodes[i];
     uint64_t cid = m->u64, seq = m->slot;
     if (ci >= w->n_clients || !cid) return;
-    if (rabia_core_recovering(nd->core)) return; /* client times out, tries elsewhere */
-    if (w->cfg.durable && w->now < nd->disk.full_until) { /* disk full: refused (-MISCONF) */
-        struct rabia_msg r = {.type = RABIA_MSG_CLIENT_REPLY, .from = i, .u64 = cid, .slot = seq,
-                              .value = RABIA_REPLY_UNAVAILABLE};
-        client_net(w, ci, i, false, &r);
-        return;
-    }
     struct client *cl = &w->clients[ci];
     if ((w->cfg.bugs & SIM_BUG_STALE_READ) && cl->id == cid && cl->opened && cl->is_read && cl->seq == seq &&
         m->body_len > 16) {
@@ -1003,34 +932,9 @@ static void on_client_req(struct world *w, uint8_t i, uint8_t ci, const struct r
         rabia_buf_free(&rep);
         return;
     }
-    int status = RABIA_REPLY_OK;
-    const uint8_t *rep;
-    size_t rlen;
-    int k = rabia_rsm_lookup(nd->rsm, cid, seq, &status, &rep, &rlen);
-    if (k == 1) { /* retry of an applied (or expired) request */
-        struct rabia_msg r = {.type = RABIA_MSG_CLIENT_REPLY, .from = i, .u64 = cid, .slot = seq,
-                              .value = (uint8_t)status, .body = rep, .body_len = (uint32_t)rlen};
-        client_net(w, ci, i, false, &r);
-        return;
-    }
-    /* A retry means the client heard nothing: propose it again unless it
-     * still sits in this proxy's queue (the batch that carried it may have
-     * been dropped; sessions make a second copy harmless). */
-    for (uint32_t q = 0; q < nd->n_queue; q++)
-        if (nd->queue[q].client == cid && nd->queue[q].seq == seq) return;
-    if (nd->n_queue >= sizeof nd->queue / sizeof nd->queue[0]) return;
-    nd->waiting[ci].cid = cid;
-    nd->waiting[ci].seq = seq;
-    struct req *r = &nd->queue[nd->n_queue++];
-    memset(r, 0, sizeof(*r));
-    r->client = cid;
-    r->seq = seq;
-    r->ack = m->u64b;
-    rabia_buf_append(&r->op, m->body, m->body_len);
-    if (!nd->flush_armed) {
-        nd->flush_armed = true;
-        push(w, w->now + BATCH_DELAY, E_FLUSH, i, 0, nd->incarnation, 0);
-    }
+    struct node_to to = {.conn = ci};
+    node_request(nd->rt, cid, seq, m->u64b, m->body, m->body_len, &to);
+    w->touched |= (uint8_t)(1u << i);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1212,106 +1116,58 @@ static void coin_cb(void *ctx, uint64_t slot, uint32_t phase, int value)
     w->coins_used++;
 }
 
-/* durable mode, a restart with an intact log (replica/durable.c's
- * durable_open): the snapshot file, the decided slots after it, then the
- * records of open slots and own batches back to the core. */
-static void recover(struct world *w, uint8_t i)
+/* durable mode, a restart with an intact log: the snapshot file, then the
+ * log's records through replica/replay.c (what rabiad's durable_open runs
+ * over the write-ahead log's scan), which rebuilds the state and says what
+ * the core gets back. */
+static int recover(struct world *w, uint8_t i, struct replay *rp, struct node_restore *rest)
 {
     struct node *nd = &w->nodes[i];
     struct sdisk *d = &nd->disk;
-    if (d->snap && rabia_rsm_restore(nd->rsm, d->snap, d->snap_len))
+    if (d->snap && rabia_rsm_restore(nd->rsm, d->snap, d->snap_len)) {
         fail(w, "replica %u: its snapshot file does not restore", i);
+        return -1;
+    }
     size_t skip = SIZE_MAX;
     if (d->damaged && (w->cfg.bugs & SIM_BUG_SKIP_RECORD)) {
         /* planted bug: the damaged record is skipped, not refused: the newest
          * record of what this replica sent in a slot still open */
         for (size_t k = d->n; k-- > 0;)
-            if (d->r[k].type == DR_SENT) {
+            if (d->r[k].type == NODE_REC_SENT) {
                 skip = k;
                 break;
             }
         d->damaged = false;
     }
+    replay_init(rp, i, w->cfg.window, d->snap ? d->snap_slot : 0, nd->rsm);
     for (size_t k = 0; k < d->n; k++) {
+        if (k == skip) continue;
         struct drec *r = &d->r[k];
-        if (r->type != DR_DECIDED || r->slot <= rabia_rsm_applied(nd->rsm)) continue;
-        if (r->slot != rabia_rsm_applied(nd->rsm) + 1) {
-            fail(w, "replica %u: recovery found slot %" PRIu64 " after %" PRIu64 " (a gap in its log)", i, r->slot,
-                 rabia_rsm_applied(nd->rsm));
-            return;
+        int len = rabia_msg_encode(&r->m, w->enc, sizeof w->enc);
+        char err[512];
+        if (len < 0) {
+            fail(w, "replica %u: a log record does not encode: %d", i, len);
+            return -1;
         }
-        if (rabia_rsm_apply_batch(nd->rsm, r->slot, r->m.value ? &r->m.id : NULL, r->m.value ? r->m.body : NULL,
-                                  r->m.value ? r->m.body_len : 0, NULL, NULL))
-            fail(w, "replica %u: replaying slot %" PRIu64 " failed", i, r->slot);
-    }
-    uint64_t applied = rabia_rsm_applied(nd->rsm), horizon = 0;
-    for (size_t k = 0; k < d->n; k++)
-        if (d->r[k].type == DR_SENT && d->r[k].m.type == RABIA_MSG_HORIZON && d->r[k].slot > horizon)
-            horizon = d->r[k].slot;
-    if (horizon) { /* a finished --rejoin: abstain up to its horizon */
-        struct rabia_event ev = {.type = RABIA_EV_RESTORE};
-        ev.msg = (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = i, .slot = horizon};
-        step(w, i, &ev);
-    }
-    if (applied) {
-        struct rabia_event ev = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = applied};
-        step(w, i, &ev);
-    }
-    uint64_t max_seq = 0;
-    bool max_pending = false;
-    for (size_t k = 0; k < d->n; k++) { /* own batches first */
-        struct drec *r = &d->r[k];
-        if (r->type != DR_BATCH) continue;
-        bool done = rabia_rsm_batch_applied(nd->rsm, &r->m.id);
-        if (r->m.id.seq > max_seq) {
-            max_seq = r->m.id.seq;
-            max_pending = !done;
+        if (replay_record(rp, r->type, r->slot, w->enc, (uint32_t)len, err, sizeof err)) {
+            fail(w, "replica %u: recovery refused its log: %s", i, err);
+            return -1;
         }
-        struct rabia_msg bm = r->m;
-        if (done) {
-            /* applied in one of the last slots: an open slot may decide it
-             * again and need its body (core.h, RABIA_EV_RESTORE) */
-            uint64_t at = 0;
-            for (size_t q = 0; q < d->n && !at; q++)
-                if (d->r[q].type == DR_DECIDED && d->r[q].m.value && rabia_batch_id_eq(&d->r[q].m.id, &r->m.id))
-                    at = d->r[q].slot;
-            if (!at) at = d->snap_slot; /* applied inside the snapshot: at most there */
-            if (at + 2 * w->cfg.window <= applied) continue;
-            bm.value = 1;
-            if (r->m.id.seq == max_seq) max_pending = true; /* this one moves next_seq too */
-        }
-        struct rabia_event ev = {.type = RABIA_EV_RESTORE, .msg = bm};
-        ev.now_us = w->now;
-        struct rabia_update u;
-        if (rabia_core_step(nd->core, &ev, &u))
-            fail(w, "replica %u: its batch %u.%" PRIu64 ".%" PRIu64 " was refused at restore (a decided slot may need it)",
-                 i, r->m.id.proxy, r->m.id.incarnation, r->m.id.seq);
-        handle_update(w, i, &u);
-        w->res->restored++;
     }
-    if (max_seq && !max_pending) {
-        struct rabia_event ev = {.type = RABIA_EV_RESTORE};
-        ev.msg = (struct rabia_msg){.type = RABIA_MSG_BATCH, .from = i, .has_id = 1, .value = 1,
-                                    .id = {.proxy = i, .incarnation = d->batch_inc, .seq = max_seq}};
-        step(w, i, &ev);
+    if (rp->rejoin_pending) {
+        fail(w, "replica %u: an unfinished recovery's log reached replay (restart should have removed it)", i);
+        return -1;
     }
-    for (size_t k = 0; k < d->n; k++) {
-        struct drec *r = &d->r[k];
-        if (r->type != DR_SENT || r->slot <= applied || k == skip || r->m.type == RABIA_MSG_HORIZON_REQ ||
-            r->m.type == RABIA_MSG_HORIZON)
-            continue;
-        struct rabia_event ev = {.type = RABIA_EV_RESTORE, .msg = r->m};
-        ev.now_us = w->now;
-        struct rabia_update u;
-        if (rabia_core_step(nd->core, &ev, &u)) fail(w, "replica %u: a record was refused at restore", i);
-        handle_update(w, i, &u);
-        w->res->restored++;
-    }
+    if (replay_finish(rp, d->batch_inc, rest)) abort();
+    w->res->restored += rest->n;
+    return 0;
 }
 
 static void start_node(struct world *w, uint8_t i, bool recovering)
 {
     struct node *nd = &w->nodes[i];
+    nd->w = w;
+    nd->idx = i;
     struct rabia_config cfg;
     rabia_config_default(&cfg, w->cfg.n, i);
     cfg.window = w->cfg.window;
@@ -1329,28 +1185,47 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     }
     cfg.recovering = recovering;
     cfg.bugs = w->cfg.bugs & 0xFFFF;
-    nd->core = rabia_core_create(&cfg);
-    struct rabia_rsm_config rc = {.max_sessions = w->res->sessions, .max_reply_bytes = 1024};
-    nd->rsm = rabia_rsm_create(&TSM, &rc);
-    if (!nd->core || !nd->rsm) {
+    struct node_cfg nc = {.self = i, .n = w->cfg.n, .sm = &TSM, .waiters_cap = WAITERS};
+    nc.rsm = (struct rabia_rsm_config){.max_sessions = w->res->sessions, .max_reply_bytes = 1024};
+    batcher_cfg_default(&nc.batch);
+    nc.batch.max_bytes = 4096;
+    nc.batch.max_reqs = BATCH_MAX_REQS;
+    nc.batch.timeout_us = BATCH_DELAY;
+    nc.bugs = ((w->cfg.bugs & SIM_BUG_SEND_EARLY) ? NODE_BUG_SEND_EARLY : 0) |
+              ((w->cfg.bugs & SIM_BUG_REPLY_EARLY) ? NODE_BUG_REPLY_EARLY : 0);
+    struct node_env env = {.ctx = nd, .now_us = env_now, .send = env_send, .reply = env_reply,
+                           .snapshot_to = env_snapshot_to, .fatal = env_fatal, .note = env_note,
+                           .decided = env_decided, .applied = env_applied, .submitted = env_submitted};
+    nd->rt = node_create(&nc, &env);
+    if (!nd->rt) {
         fprintf(stderr, "sim: cannot create replica\n");
         abort();
     }
-    if (w->cfg.trace_slot >= 0) rabia_core_set_trace(nd->core, trace_cb, w);
-    rabia_core_set_coin_observer(nd->core, coin_cb, w);
+    nd->rsm = node_rsm(nd->rt);
     nd->alive = true;
     nd->tick_at = 0;
-    nd->flush_armed = false;
-    nd->n_queue = 0;
     nd->last_voted = 0;
-    memset(nd->waiting, 0, sizeof nd->waiting);
-    if (w->cfg.durable && !recovering) recover(w, i);
-    if (w->cfg.durable && recovering) { /* the log says so before anything else */
-        struct rabia_msg mk = {.type = RABIA_MSG_HORIZON_REQ, .from = i, .u64 = cfg.incarnation};
-        disk_append(&nd->disk, DR_SENT, 0, &mk);
+    struct replay *rp = calloc(1, sizeof(*rp));
+    if (!rp) abort();
+    struct node_restore rest = {0};
+    bool restored = w->cfg.durable && !recovering && recover(w, i, rp, &rest) == 0;
+    struct node_log lg = {.ctx = nd, .append = log_append, .write = log_write, .refusal = log_refusal};
+    if (node_start(nd->rt, &cfg, w->cfg.durable ? &lg : NULL, restored ? &rest : NULL)) {
+        fprintf(stderr, "sim: cannot start replica\n");
+        abort();
     }
-    struct rabia_event ev = {.type = RABIA_EV_TICK};
-    step(w, i, &ev);
+    replay_free(rp);
+    free(rp);
+    nd->core = node_core(nd->rt);
+    if (w->cfg.trace_slot >= 0) rabia_core_set_trace(nd->core, trace_cb, w);
+    rabia_core_set_coin_observer(nd->core, coin_cb, w);
+    struct node_stats ns;
+    node_stats(nd->rt, &ns);
+    if (ns.restore_refused)
+        fail(w, "replica %u: %" PRIu64 " log record(s) refused at restore (a decided slot may need one)", i,
+             ns.restore_refused);
+    check_core(w, i);
+    w->touched |= (uint8_t)(1u << i);
 }
 
 static void acc_stats(struct rabia_stats *a, const struct rabia_stats *s)
@@ -1407,14 +1282,12 @@ static void crash(struct world *w, uint8_t i, uint8_t keep)
 {
     struct node *nd = &w->nodes[i];
     acc_stats(&nd->acc, rabia_core_stats(nd->core));
-    rabia_core_destroy(nd->core);
-    rabia_rsm_destroy(nd->rsm);
+    node_destroy(nd->rt); /* what it held in memory (sends, waiters, batches) is gone */
+    nd->rt = NULL;
     nd->core = NULL;
     nd->rsm = NULL;
     nd->alive = false;
     nd->paused_until = 0;
-    for (uint32_t k = 0; k < nd->n_queue; k++) rabia_buf_free(&nd->queue[k].op);
-    nd->n_queue = 0;
     for (uint8_t j = 0; j < w->cfg.n; j++) {
         if (j == i) continue;
         w->link_epoch[j][i]++;
@@ -1432,8 +1305,6 @@ static void crash(struct world *w, uint8_t i, uint8_t keep)
         disk_free(d, keep_n);
         d->durable = d->flight_end = keep_n;
         d->busy = false;
-        for (size_t k = 0; k < d->hn; k++) free(d->h[k].body);
-        d->hn = d->h_flight = 0;
     }
 }
 
@@ -1462,7 +1333,7 @@ static void restart(struct world *w, uint8_t i)
         recovering = false; /* its log is intact: it takes part at once */
         bool pending = false; /* the log began with a recovery that has not ended */
         for (size_t k = 0; k < d->n; k++) {
-            if (d->r[k].type != DR_SENT) continue;
+            if (d->r[k].type != NODE_REC_SENT) continue;
             if (d->r[k].m.type == RABIA_MSG_HORIZON_REQ) pending = true;
             else if (d->r[k].m.type == RABIA_MSG_HORIZON) pending = false;
         }
@@ -1753,17 +1624,6 @@ static void dispatch(struct world *w, struct ev *e)
         if (m.type == RABIA_MSG_SNAP_CHUNK) {
             struct node *nd = &w->nodes[to];
             if (m.slot > rabia_rsm_applied(nd->rsm) && m.slot >= rabia_core_next_apply(nd->core)) {
-                uint64_t at = 0;
-                int src = rabia_rsm_snapshot_slot(m.body, m.body_len, &at);
-                if (src || at != m.slot) { /* peers are honest here: a sender bug */
-                    fail(w, "replica %u: snapshot from replica %u announced slot %" PRIu64 " but %s %" PRIu64, to,
-                         from, m.slot, src ? "is corrupt, error" : "was taken at slot", src ? (uint64_t)-src : at);
-                    break;
-                }
-                if (rabia_rsm_restore(nd->rsm, m.body, m.body_len)) {
-                    fail(w, "replica %u: snapshot restore failed", to);
-                    break;
-                }
                 if (w->cfg.durable) { /* the snapshot file, durable before anything after it is logged */
                     free(nd->disk.snap);
                     nd->disk.snap = malloc(m.body_len);
@@ -1772,9 +1632,14 @@ static void dispatch(struct world *w, struct ev *e)
                     nd->disk.snap_len = m.body_len;
                     nd->disk.snap_slot = m.slot;
                 }
+                int irc = node_install_snapshot(nd->rt, m.body, m.body_len, m.slot);
+                if (irc) { /* peers are honest here: a sender bug */
+                    fail(w, "replica %u: snapshot from replica %u at slot %" PRIu64 " not installed: %d", to, from,
+                         m.slot, irc);
+                    break;
+                }
                 w->res->snapshots++;
-                struct rabia_event ev = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = m.slot};
-                step(w, to, &ev);
+                w->touched |= (uint8_t)(1u << to);
             }
             break;
         }
@@ -1787,15 +1652,7 @@ static void dispatch(struct world *w, struct ev *e)
         if (!nd->alive || e->x != nd->incarnation) break;
         if (node_event_deferred(w, e, e->a)) return;
         if (nd->tick_at == e->t) nd->tick_at = 0;
-        struct rabia_event ev = {.type = RABIA_EV_TICK};
-        step(w, e->a, &ev);
-        break;
-    }
-    case E_FLUSH: {
-        struct node *nd = &w->nodes[e->a];
-        if (!nd->alive || e->x != nd->incarnation) break;
-        if (node_event_deferred(w, e, e->a)) return;
-        flush(w, e->a);
+        w->touched |= (uint8_t)(1u << e->a); /* a wake-up: the loop turn runs below */
         break;
     }
     case E_DISK: {
@@ -1803,6 +1660,7 @@ static void dispatch(struct world *w, struct ev *e)
         if (!nd->alive || e->x != nd->incarnation || e->y != nd->disk.wid || !nd->disk.busy) break;
         if (node_event_deferred(w, e, e->a)) return;
         disk_done(w, e->a);
+        w->touched |= (uint8_t)(1u << e->a);
         break;
     }
     case E_CLIENT_NEXT:
@@ -1954,7 +1812,10 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
         }
         w->now = e.t;
         res->events++;
+        w->touched = 0;
         dispatch(w, &e);
+        for (uint8_t i = 0; i < n && w->touched; i++) /* each replica that had an event: its loop turn */
+            if (w->touched & (1u << i)) turn(w, i);
         /* done: clients idle after the stop, replicas caught up */
         if (w->now > T_STOP && (res->events & 63) == 0) {
             bool idle = true;
@@ -1963,7 +1824,7 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
             for (uint8_t i = 1; i < n && idle; i++) idle = rabia_core_next_apply(w->nodes[i].core) == na;
             for (uint8_t i = 0; i < n && idle; i++) idle = rabia_core_pending(w->nodes[i].core) == 0;
             for (uint8_t i = 0; i < n && idle; i++) /* durable: the last writes completed too */
-                idle = !w->nodes[i].disk.busy && w->nodes[i].disk.n == w->nodes[i].disk.durable && !w->nodes[i].disk.hn;
+                idle = !w->nodes[i].disk.busy && w->nodes[i].disk.n == w->nodes[i].disk.durable;
             if (idle) break;
         }
     }
@@ -1994,14 +1855,10 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
         res->fast += nd->acc.slots_fast;
         res->decided_own += nd->acc.slots_decided - nd->acc.decisions_adopted;
         if (nd->acc.max_phase > res->max_phase) res->max_phase = nd->acc.max_phase;
-        if (nd->core) rabia_core_destroy(nd->core);
-        if (nd->rsm) rabia_rsm_destroy(nd->rsm);
+        node_destroy(nd->rt);
         free(nd->voted_life);
-        for (uint32_t k = 0; k < nd->n_queue; k++) rabia_buf_free(&nd->queue[k].op);
         disk_free(&nd->disk, 0);
         free(nd->disk.r);
-        for (size_t k = 0; k < nd->disk.hn; k++) free(nd->disk.h[k].body);
-        free(nd->disk.h);
         free(nd->disk.snap);
     }
     /* slots_null counts per replica: normalise to per-slot rates */
