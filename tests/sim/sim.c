@@ -129,6 +129,7 @@ enum ev_kind {
     E_DELIVER, E_TICK, E_CLIENT_NEXT, E_CLIENT_TIMEOUT, E_FAULT, E_RESTART, E_HEAL_LINK, E_CONNECT,
     E_CRASH, /* a crash attempt (follow-up of a crash fault) */
     E_DISK,  /* durable: a log write completes (a: node, x: life, y: write id) */
+    E_CRASH_NOW, /* durable: the cluster dies at the moment a client was answered (armed by a crash fault) */
 };
 
 struct ev {
@@ -407,6 +408,7 @@ struct world {
     uint64_t next_cid;     /* next OPEN nonce (never reused in a run) */
     uint64_t applying;     /* the slot being applied (for RABIA_SIM_CLIENT) */
     uint8_t touched;       /* nodes that had an event: their loop turn runs after it */
+    bool crash_on_reply;   /* durable: the next answer to a client brings the whole cluster down */
     bool healed;
     uint8_t enc[RABIA_MAX_FRAME / 64];
 };
@@ -596,6 +598,12 @@ static void env_reply(void *ctx, const struct node_to *to, uint64_t client_id, u
         printf("%10.3fms r%u slot %" PRIu64 " answers client %" PRIu64 " seq %" PRIu64 ": status %d\n",
                (double)w->now / 1000.0, nd->idx, w->applying, client_id, seq, status);
     if (to->conn >= w->n_clients || !seq) return;
+    if (w->crash_on_reply && status == RABIA_REPLY_OK && w->now < T_HEAL && !w->healed) {
+        /* the answer leaves; every replica dies right after, its writes in
+         * flight torn or not: an answer must only report what survives this */
+        w->crash_on_reply = false;
+        push(w, w->now, E_CRASH_NOW, nd->idx, 0, 0, 0);
+    }
     struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .from = nd->idx, .u64 = client_id, .slot = seq,
                           .value = (uint8_t)status, .body = reply, .body_len = (uint32_t)len};
     client_net(w, (uint8_t)to->conn, nd->idx, false, &m);
@@ -1456,14 +1464,27 @@ static void crash_fault(struct world *w, int target, int stale)
  * delay; sometimes a crash also damages the middle of one replica's log
  * (only while the others are up: that replica comes back without a log,
  * under the horizon rule, and counts against f). */
+static void crash_set(struct world *w, uint8_t set);
+
 static void crash_fault_durable(struct world *w)
 {
-    uint8_t n = w->cfg.n, f = (uint8_t)((n - 1) / 2), all = (uint8_t)((1u << n) - 1), set = 0;
-    uint64_t r = rnd() % 3;
+    uint8_t n = w->cfg.n, all = (uint8_t)((1u << n) - 1), set = 0;
+    uint64_t r = rnd() % 4;
+    if (r == 3) { /* at the moment of the next answer to a client */
+        w->crash_on_reply = true;
+        flog(w, "the cluster crashes at the next answer to a client");
+        return;
+    }
     if (r == 0) set = all;
     else if (r == 1) set = (uint8_t)(1u << (rnd() % n));
     else
         while (!set) set = (uint8_t)(rnd() & all);
+    crash_set(w, set);
+}
+
+static void crash_set(struct world *w, uint8_t set)
+{
+    uint8_t n = w->cfg.n, f = (uint8_t)((n - 1) / 2), all = (uint8_t)((1u << n) - 1);
     uint32_t down = 0;
     for (uint8_t j = 0; j < n; j++)
         if (is_down(w, j)) down++;
@@ -1676,6 +1697,9 @@ static void dispatch(struct world *w, struct ev *e)
         } else if (!w->healed) {
             heal_all(w);
         }
+        break;
+    case E_CRASH_NOW:
+        if (!w->healed && w->now < T_HEAL) crash_set(w, (uint8_t)((1u << w->cfg.n) - 1));
         break;
     case E_RESTART:
         if (!w->healed && w->nodes[e->a].incarnation == e->x) restart(w, e->a);
