@@ -368,7 +368,9 @@ void node_request(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack
     if (batcher_add(&n->batcher, &rq, now) < 0) complete(n, cid, seq, RABIA_REPLY_BUSY, NULL, 0);
 }
 
-static void cut_batches(struct rabia_node *n, uint64_t now)
+/* Returns whether the core refused a batch (its pending queue is full):
+ * then the batcher's deadline means nothing until a slot is decided. */
+static bool cut_batches(struct rabia_node *n, uint64_t now)
 {
     bool idle = rabia_core_inflight(n->core) == 0 && !rabia_core_recovering(n->core);
     for (int guard = 0; guard < 64 && !n->failed; guard++) {
@@ -386,10 +388,11 @@ static void cut_batches(struct rabia_node *n, uint64_t now)
         int rc = rabia_core_step(n->core, &ev, &u);
         if (rc == 0 && n->env.submitted) n->env.submitted(n->env.ctx, &u.submitted, b->data, (uint32_t)b->len);
         handle_update(n, &u);
-        if (rc) break; /* pending queue full (or recovering): keep it, retry next turn */
+        if (rc) return true; /* pending queue full: keep it, retry next turn */
         batcher_pop(&n->batcher);
         idle = false;
     }
+    return false;
 }
 
 /* Group commit: everything appended since the last write goes in one
@@ -430,11 +433,14 @@ uint64_t node_turn(struct rabia_node *n)
         struct rabia_event ev = {.type = RABIA_EV_TICK};
         node_step(n, &ev);
     }
-    cut_batches(n, now);
+    bool refused = cut_batches(n, now);
     flush_log(n);
     uint64_t next = n->next_tick_us;
     uint64_t bd = batcher_deadline(&n->batcher);
-    if (bd && (!next || bd < next) && !rabia_core_own_waiting(n->core)) next = bd; /* else: the core's progress */
+    /* while an own batch waits for a slot, or the core is full, a decided
+     * slot (a loop turn of its own) is what lets the next batch in: waking
+     * for the batcher's deadline would only spin */
+    if (bd && (!next || bd < next) && !refused && !rabia_core_own_waiting(n->core)) next = bd;
     return next;
 }
 
