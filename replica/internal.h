@@ -1,0 +1,153 @@
+/* replica/internal.h: what the files of rabiad's replica share (replica.c:
+ * the loop, connections and peers; clients.c: native and RESP clients and
+ * replies; transfer.c: snapshot transfers; app.c: the embedding API's
+ * session). The runtime without I/O is node.h's. */
+#ifndef RABIA_REPLICA_INTERNAL_H
+#define RABIA_REPLICA_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "durable.h"
+#include "loop.h"
+#include "node.h"
+#include "rabia/core.h"
+#include "rabia/replica.h"
+#include "resp.h"
+#include "rsm.h"
+#include "snapfile.h"
+
+#define MAX_CONNS 4096
+#define WAITERS_CAP (1u << 16)     /* requests waiting for their slot, per replica */
+#define RESP_MAX_PENDING 4096      /* replies queued per RESP connection */
+#define RESP_MAX_INPUT (64u << 20) /* bytes buffered per RESP connection */
+#define SNAP_CHUNK (1u << 20)
+#define SNAP_MAX (1ull << 40)        /* largest snapshot a peer may announce (1 TiB: it goes to disk) */
+#define SNAP_TX_QUEUED (8u << 20)    /* snapshot bytes queued on a peer connection at most */
+#define SNAP_TX_TURN (4u << 20)      /* ... and sent per loop turn: the cluster keeps serving */
+#define APP_QUEUE 4096
+
+/* CK_RESP_DRAIN: a RESP connection that closed while requests of it were
+ * still in flight; its slot stays until they are answered, then its
+ * session is closed through the log. */
+enum ck { CK_FREE, CK_PEER_OUT, CK_PEER_IN_HELLO, CK_PEER_IN, CK_CLIENT, CK_RESP, CK_RESP_DRAIN };
+
+#define APP_WINDOW 60               /* the application's requests in flight, < RABIA_RSM_WINDOW */
+
+struct resp_slot {         /* one pipelined RESP command's reply, in order */
+    bool ready;
+    struct rabia_buf out;
+};
+
+struct conn {
+    enum ck kind;
+    uint32_t gen;
+    struct rio_conn *c;
+    uint8_t peer;          /* peer kinds: core index */
+    /* RESP */
+    struct resp_session rs;
+    struct resp_argv pa;   /* parser state */
+    struct rabia_buf in;   /* unparsed input */
+    struct resp_slot *q;   /* ring of pending replies */
+    uint32_t q_head, q_len;
+    uint64_t client_id, next_seq, group_first;
+    uint64_t open_batch;   /* batch number its in-flight requests went into */
+    uint32_t inflight;     /* replicated requests without a reply */
+    bool quit;
+    bool closing;          /* replica_conn_close called: ignore the rest */
+    bool want_pump;        /* input waits for replies that just came */
+};
+
+struct app_op {
+    uint8_t *op;
+    size_t len;
+    rabia_replica_done_fn fn;
+    void *ctx;
+};
+
+struct peer {
+    uint32_t out;            /* conn index or UINT32_MAX */
+    bool out_ready;
+    uint32_t in;             /* conn index or UINT32_MAX */
+    uint64_t in_incarnation;
+    uint64_t redial_at_us;
+    uint64_t backoff_us;
+    /* snapshot being received: straight to a file, one chunk in memory */
+    struct rabia_snapfile_writer rx;
+    bool rx_active;
+    uint64_t rx_last_us;     /* last chunk taken */
+    /* snapshot being sent: from a snapshot file (wal) or the shared buffer */
+    bool tx_active, tx_wanted;
+    int tx_fd;
+    uint64_t tx_slot, tx_off, tx_total;
+};
+
+struct rabia_replica {
+    struct rabia_replica_config cfg;
+    const struct rabia_sm_ops *sm;
+    struct rio_loop *loop;
+    struct rabia_node *node;  /* the runtime without I/O (node.h) */
+    struct rabia_core *core;  /* the node's, for status */
+    struct rabia_rsm *rsm;    /* the node's */
+    uint64_t incarnation;
+    uint64_t cluster_id;
+    uint8_t self;            /* core index: id - 1 */
+    struct peer peers[RABIA_MAX_REPLICAS];
+    struct conn *conns;
+    uint64_t resp_conn_counter;
+    uint32_t n_want_pump;
+    uint64_t hash_value, hash_slot, hash_us; /* last published state hash */
+    uint64_t hash_cost_us;   /* what the last one took */
+    struct rio_listener *l_peer, *l_client, *l_resp;
+    volatile int stop;
+    /* application submissions from other threads */
+    pthread_mutex_t app_mu;
+    struct app_op app_q[APP_QUEUE];
+    uint32_t app_head, app_len;
+    uint64_t app_client_id, app_seq;
+    uint64_t app_low;        /* lowest application seq not yet answered */
+    uint64_t app_done;       /* bit i: seq app_low + i answered */
+    uint64_t app_lives;      /* sessions the application has had */
+    int app_open;            /* 0: to open, 1: opening, 2: open */
+    /* status published for other threads */
+    pthread_mutex_t st_mu;
+    struct rabia_replica_status st;
+    struct rabia_buf scratch;
+    /* snapshot transfers out: memory mode serializes the state once into
+     * snap_out and every peer's transfer reads it; wal mode reads snapshot
+     * files (an open fd per transfer) */
+    struct rabia_buf snap_out;
+    uint64_t snap_out_slot;
+    uint8_t *chunk;          /* SNAP_CHUNK bytes for file reads */
+    /* durability = wal (durable.h): the log, group commit, snapshots */
+    bool wal;
+    struct durable dur;
+    int lock_fd;             /* flock on data-dir/LOCK, held while the replica lives */
+    uint64_t dur_tick_us;
+};
+
+/* replica.c */
+void replica_log(const struct rabia_replica *r, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void replica_conn_close(struct rabia_replica *r, struct rio_conn *c);
+void replica_conn_release(struct rabia_replica *r, uint32_t i);
+void replica_send_frame(struct rabia_replica *r, struct rio_conn *c, const struct rabia_msg *m);
+void replica_enqueue(struct rabia_replica *r, uint64_t cid, uint64_t seq, uint64_t ack, const uint8_t *op, uint32_t len,
+                     uint32_t conn, uint32_t resp_slot, rabia_replica_done_fn fn, void *ctx);
+/* clients.c */
+void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t seq, int status, const uint8_t *res,
+                     size_t len);
+void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rabia_msg *m);
+void replica_resp_pump(struct rabia_replica *r, uint32_t ci);
+void replica_resp_close_session(struct rabia_replica *r, uint64_t cid);
+void replica_resp_start_drain(struct rabia_replica *r, uint32_t ci);
+/* transfer.c */
+void replica_send_snapshot(void *ctx, uint8_t to);
+void replica_pump_snapshots(struct rabia_replica *r);
+void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struct rabia_msg *m);
+/* app.c */
+void replica_app_new_session(struct rabia_replica *r);
+void replica_app_answered(struct rabia_replica *r, uint64_t seq, int status, const uint8_t *res, size_t len);
+void replica_drain_app(struct rabia_replica *r);
+
+#endif
