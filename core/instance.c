@@ -1,0 +1,423 @@
+/* One consensus instance per slot in the window: the weak multi-valued
+ * consensus of the Rabia paper (proposal exchange, then phases of a state
+ * round and a vote round, the common coin when undecided), starting slots
+ * and applying decided ones in order. */
+#include "rabia/core.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_internal.h"
+#include "invariant.h"
+
+/* ------------------------------------------------------------------ */
+/* consensus instances */
+
+/* The ring entry of a phase. Creating one may only replace an OLDER phase:
+ * a late message of an old phase must never wipe what was counted for the
+ * newer phase sharing its entry (NULL then: the message is stale). */
+struct phase *core_ph_get(struct inst *in, uint16_t phase, bool create)
+{
+    RABIA_ASSERT(phase > 0);
+    struct phase *p = &in->ph[phase % PH_RING];
+    if (p->phase == phase) return p;
+    if (!create || p->phase > phase) return NULL;
+    memset(p, 0, sizeof(*p));
+    p->phase = phase;
+    return p;
+}
+
+static bool in_window(const struct rabia_core *c, uint64_t slot)
+{
+    return slot >= c->next_apply && slot < c->next_apply + c->cfg.window;
+}
+
+struct inst *core_inst_get(struct rabia_core *c, uint64_t slot)
+{
+    if (!in_window(c, slot)) return NULL;
+    struct inst *in = &c->inst[slot % c->cfg.window];
+    if (in->used && in->slot == slot) return in;
+    memset(in, 0, sizeof(*in));
+    in->used = true;
+    in->slot = slot;
+    in->my_entry = -1;
+    in->mute = c->recovering || slot <= c->abstain_below;
+    in->last_us = c->now;
+    struct logent *l = core_log_get(c, slot);
+    if (l) { /* decided already, e.g. by catch-up */
+        in->decided = true;
+        in->value = l->value;
+        in->known_id = l->value;
+        in->maj_id = l->id;
+        in->started = true;
+    }
+    return in;
+}
+
+void core_learn_id(struct rabia_core *c, struct inst *in, const struct rabia_msg *m)
+{
+    if (!m->has_id) return;
+    if (!in->known_id) {
+        in->known_id = true;
+        in->maj_id = m->id;
+    } else if (!rabia_batch_id_eq(&in->maj_id, &m->id)) {
+        core_anomaly(c, "a peer's majority batch differs from ours");
+    }
+}
+
+void core_fill_id(const struct inst *in, struct rabia_msg *m)
+{
+    if (in->known_id) {
+        m->has_id = 1;
+        m->id = in->maj_id;
+    }
+}
+
+/* My proposal for the slot is over: free it for later slots, or drop a
+ * peer's batch that keeps losing (its proxy re-sends it if still pending). */
+void core_release_proposal(struct rabia_core *c, struct inst *in)
+{
+    if (in->my_entry < 0) return;
+    struct bent *b = &c->bt[in->my_entry];
+    RABIA_ASSERT(b->inflight > 0);
+    b->inflight--;
+    bool won = in->decided && in->value && rabia_batch_id_eq(&in->maj_id, &b->id);
+    if (!won && b->in_pq && b->id.proxy != c->cfg.self && ++b->lost >= LOST_DROP) core_pq_remove(c, in->my_entry);
+    core_bt_maybe_free(c, in->my_entry);
+    in->my_entry = -1;
+}
+
+void core_decide(struct rabia_core *c, struct inst *in, uint8_t value, bool adopted)
+{
+    char ib[64];
+    if (in->decided) return;
+    in->decided = true;
+    in->value = value;
+    c->stats.slots_decided++;
+    if (!value) c->stats.slots_null++;
+    if (adopted) c->stats.decisions_adopted++;
+    else if (in->phase == 1) c->stats.slots_fast++;
+    if (in->phase > c->stats.max_phase) c->stats.max_phase = in->phase;
+    core_tracef(c, in->slot, "decide %u %s in phase %u%s", value, core_idstr(&in->maj_id, value, ib, sizeof ib),
+           in->phase, adopted ? " (adopted)" : "");
+    if (value && !in->known_id) {
+        /* Cannot happen when every message carries the id its sender knows;
+         * counted, and the slot waits for a peer's DECISION. */
+        core_anomaly(c, "decided 1 without knowing the batch");
+        in->decided = false;
+        c->stats.slots_decided--;
+        return;
+    }
+    core_log_decide(c, in->slot, value, &in->maj_id);
+    core_release_proposal(c, in);
+    if (!adopted && !in->mute) {
+        struct rabia_send *s = core_emit(c, RABIA_TO_ALL, RABIA_MSG_DECISION, in->slot);
+        if (s) {
+            s->msg.value = value;
+            if (value) core_fill_id(in, &s->msg);
+        }
+    }
+}
+
+/* First sends of a state or vote: persisted (rule 1), then sent. */
+static void send_state(struct rabia_core *c, struct inst *in, struct phase *p)
+{
+    struct rabia_msg m = {.type = RABIA_MSG_STATE, .slot = in->slot, .phase = p->phase, .value = p->my_state};
+    core_fill_id(in, &m);
+    core_persist(c, &m);
+    struct rabia_send *s = core_emit(c, RABIA_TO_ALL, RABIA_MSG_STATE, in->slot);
+    if (!s) return;
+    s->msg.phase = m.phase;
+    s->msg.value = m.value;
+    s->msg.has_id = m.has_id;
+    s->msg.id = m.id;
+}
+
+static void send_vote(struct rabia_core *c, struct inst *in, struct phase *p)
+{
+    struct rabia_msg m = {.type = RABIA_MSG_VOTE, .slot = in->slot, .phase = p->phase, .value = p->my_vote};
+    core_fill_id(in, &m);
+    core_persist(c, &m);
+    struct rabia_send *s = core_emit(c, RABIA_TO_ALL, RABIA_MSG_VOTE, in->slot);
+    if (!s) return;
+    s->msg.phase = m.phase;
+    s->msg.value = m.value;
+    s->msg.has_id = m.has_id;
+    s->msg.id = m.id;
+}
+
+void core_send_proposal(struct rabia_core *c, struct inst *in, uint8_t to)
+{
+    struct rabia_send *s = core_emit(c, to, RABIA_MSG_PROPOSAL, in->slot);
+    if (!s) return;
+    s->msg.has_id = in->my_has;
+    if (in->my_has) s->msg.id = in->my_id;
+}
+
+/* Count one message of a round: only the first n-f distinct senders. */
+bool core_count(struct rabia_core *c, struct round *r, uint8_t from, uint8_t value)
+{
+    uint8_t bit = (uint8_t)(1u << from);
+    bool dup = r->mask & bit;
+#ifdef RABIA_TEST_BUGS
+    if (c->cfg.bugs & RABIA_BUG_DOUBLE_COUNT) dup = false;
+#endif
+    if (dup) {
+        c->stats.msgs_ignored++;
+        return false;
+    }
+    r->mask |= bit;
+    if (r->counted >= c->nf) return false;
+    r->counted++;
+    r->cnt[value]++;
+    return true;
+}
+
+static void enter_phase(struct rabia_core *c, struct inst *in, uint16_t phase, uint8_t state)
+{
+    in->phase = phase;
+    in->round = 1;
+    in->state = state;
+    struct phase *p = core_ph_get(in, phase, true);
+    RABIA_ASSERT(p != NULL);
+    p->my_state = state;
+    if (!in->mute) {
+        p->sent |= 1;
+        send_state(c, in, p);
+        core_count(c, &p->st, c->cfg.self, state);
+    }
+}
+
+/* Advance the instance as far as the counted messages allow. */
+void core_progress(struct rabia_core *c, struct inst *in)
+{
+    char ib[64];
+    for (int guard = 0; guard < 4 * PH_RING && !in->decided; guard++) {
+        if (in->round == 0) {
+            if (!in->started || in->prop_counted < c->nf) return;
+            /* state = 1 iff one batch was proposed by a majority */
+            uint8_t st = 0;
+            for (uint8_t i = 0; i < in->prop_counted && !st; i++) {
+                if (!in->props_has[i]) continue;
+                uint8_t k = 0;
+                for (uint8_t j = 0; j < in->prop_counted; j++)
+                    if (in->props_has[j] && rabia_batch_id_eq(&in->props[i], &in->props[j])) k++;
+                if (k >= c->maj) {
+                    st = 1;
+                    if (!in->known_id) {
+                        in->known_id = true;
+                        in->maj_id = in->props[i];
+                    } else if (!rabia_batch_id_eq(&in->maj_id, &in->props[i])) {
+                        core_anomaly(c, "two batches with a majority in one slot");
+                    }
+                }
+            }
+            core_tracef(c, in->slot, "exchange done: state %u (majority %s)", st,
+                   core_idstr(&in->maj_id, st, ib, sizeof ib));
+            in->last_us = c->now;
+            enter_phase(c, in, 1, st);
+            continue;
+        }
+        struct phase *p = core_ph_get(in, in->phase, true);
+        RABIA_ASSERT(p != NULL); /* the current phase is the newest one */
+        if (in->round == 1) {
+            if (p->st.counted < c->nf) return;
+            uint8_t v = RABIA_VQ;
+            if (p->st.cnt[0] >= c->maj) v = 0;
+            else if (p->st.cnt[1] >= c->maj) v = 1;
+            core_tracef(c, in->slot, "phase %u states 0:%u 1:%u -> vote %c", in->phase, p->st.cnt[0],
+                   p->st.cnt[1], v == RABIA_VQ ? '?' : '0' + v);
+            in->round = 2;
+            in->last_us = c->now;
+            p->my_vote = v;
+            if (!in->mute) {
+                p->sent |= 2;
+                send_vote(c, in, p);
+                core_count(c, &p->vt, c->cfg.self, v);
+            }
+            continue;
+        }
+        /* round 2: votes */
+        if (p->vt.counted < c->nf) return;
+        uint8_t need = c->f1;
+#ifdef RABIA_TEST_BUGS
+        if (c->cfg.bugs & RABIA_BUG_MAJORITY_OF_VOTES) need = (uint8_t)(c->nf / 2 + 1);
+#endif
+        if (p->vt.cnt[0] && p->vt.cnt[1]) core_anomaly(c, "votes for 0 and 1 in one phase"); /* impossible among honest peers */
+        core_tracef(c, in->slot, "phase %u votes 0:%u 1:%u ?:%u", in->phase, p->vt.cnt[0], p->vt.cnt[1],
+               p->vt.cnt[RABIA_VQ]);
+        in->last_us = c->now;
+        if (p->vt.cnt[1] >= need) {
+            core_decide(c, in, 1, false);
+            return;
+        }
+        if (p->vt.cnt[0] >= need) {
+            core_decide(c, in, 0, false);
+            return;
+        }
+        uint8_t st;
+        if (p->vt.cnt[1]) st = 1;
+        else if (p->vt.cnt[0]) st = 0;
+        else {
+            st = (uint8_t)core_coin(c, in->slot, in->phase);
+            core_tracef(c, in->slot, "phase %u coin %u", in->phase, st);
+            if (c->coin_obs) c->coin_obs(c->coin_ctx, in->slot, in->phase, st);
+        }
+        if (in->phase + 1u >= 0xFFFFu) return; /* 2^-65535: stop, peers' DECISION ends it */
+        enter_phase(c, in, (uint16_t)(in->phase + 1), st);
+    }
+}
+
+static void start_inst(struct rabia_core *c, struct inst *in)
+{
+    char ib[64];
+    if (in->started) return;
+    in->started = true;
+    in->last_us = c->now;
+    if (in->slot > c->max_seen) c->max_seen = in->slot;
+    if (in->mute) {
+        core_tracef(c, in->slot, "listening (abstain below %llu)", (unsigned long long)c->abstain_below);
+        core_progress(c, in);
+        return;
+    }
+    /* Joining a slot a peer started: propose what it proposed when I hold
+     * that batch and am not proposing it elsewhere. Any batch of mine is a
+     * valid proposal; matching the initiator is what avoids null slots when
+     * replicas' queues differ (measured: see core/README.md). */
+    int32_t e = -1;
+    for (uint8_t i = 0; i < in->prop_counted; i++) {
+        if (!in->props_has[i]) continue;
+        int32_t k = core_bt_find(c, &in->props[i]);
+        if (k >= 0 && c->bt[k].in_pq && !c->bt[k].inflight &&
+            (e < 0 || core_key_cmp(&c->bt[k].id, &c->bt[e].id) < 0))
+            e = k;
+    }
+    if (e < 0) e = core_choose(c, in->slot);
+    if (e >= 0) {
+        in->my_entry = e;
+        in->my_has = true;
+        in->my_id = c->bt[e].id;
+        c->bt[e].inflight++;
+    }
+    core_tracef(c, in->slot, "propose %s", core_idstr(&in->my_id, in->my_has, ib, sizeof ib));
+    if (e >= 0 && c->bt[e].id.proxy != c->cfg.self) {
+        /* Another proxy's batch: its body goes to this log too. A slot decides
+         * a batch only if a majority proposed it there, so after any crash,
+         * and any f lost disks (its proxy's among them), a copy survives. */
+        struct rabia_msg bm = {.type = RABIA_MSG_BATCH, .slot = in->slot, .has_id = 1, .id = c->bt[e].id,
+                               .body = c->bt[e].data, .body_len = c->bt[e].len};
+        core_persist(c, &bm);
+    }
+    struct rabia_msg pm = {.type = RABIA_MSG_PROPOSAL, .slot = in->slot, .has_id = in->my_has, .id = in->my_id};
+    core_persist(c, &pm);
+    core_send_proposal(c, in, RABIA_TO_ALL);
+    /* count my own proposal like a peer's */
+    uint8_t self = c->cfg.self;
+    if (!(in->prop_mask & (1u << self))) {
+        in->prop_mask |= (uint8_t)(1u << self);
+        if (in->prop_counted < c->nf) {
+            in->props[in->prop_counted] = in->my_id;
+            in->props_has[in->prop_counted] = in->my_has;
+            in->prop_counted++;
+        }
+    }
+    core_progress(c, in);
+}
+
+/* Start slots of the window in order while there is something to propose
+ * or a peer already started a later slot. */
+void core_start_slots(struct rabia_core *c)
+{
+    if (c->recovering) return;
+    uint64_t end = c->next_apply + c->cfg.window;
+    uint64_t last = 0;
+    for (uint64_t s = c->next_apply; s < end; s++) {
+        struct inst *in = core_inst_get(c, s);
+        if (in->seen || in->started) last = s;
+    }
+    if (c->drive_until >= c->next_apply) { /* see on_horizon_req */
+        uint64_t d = c->drive_until < end ? c->drive_until : end - 1;
+        if (d > last) last = d;
+    }
+    if (c->cfg.policy == RABIA_POLICY_CLASSES) {
+        /* each class (proxy) supplies its own slots: find the last slot that
+         * has a batch, counting the batches earlier slots of its class take */
+        uint32_t taken[RABIA_MAX_REPLICAS] = {0};
+        for (uint64_t s = c->next_apply; s < end; s++) {
+            struct inst *in = core_inst_get(c, s);
+            if (in->started) continue;
+            uint8_t p = (uint8_t)(s % c->cfg.n);
+            uint32_t avail = 0;
+            for (uint32_t i = 0; i < c->pq[p].n; i++)
+                if (!c->bt[c->pq[p].items[i]].inflight) avail++;
+            if (taken[p] < avail) {
+                taken[p]++;
+                last = s > last ? s : last;
+            }
+        }
+    } else {
+        uint32_t avail = 0;
+        for (uint8_t p = 0; p < c->cfg.n; p++)
+            for (uint32_t i = 0; i < c->pq[p].n; i++)
+                if (!c->bt[c->pq[p].items[i]].inflight) avail++;
+        for (uint64_t s = c->next_apply; s < end && avail; s++) {
+            struct inst *in = core_inst_get(c, s);
+            if (in->started) continue;
+            avail--;
+            last = s > last ? s : last;
+        }
+    }
+    for (uint64_t s = c->next_apply; s <= last && s < end; s++) {
+        struct inst *in = core_inst_get(c, s);
+        if (!in->started && !in->decided) start_inst(c, in);
+    }
+}
+
+/* Apply decided slots in order, then retire what peers no longer need. */
+void core_apply_ready(struct rabia_core *c)
+{
+    for (;;) {
+        struct logent *l = core_log_get(c, c->next_apply);
+        if (!l || (l->value && l->entry < 0)) break;
+        struct rabia_update *o = c->out;
+        RABIA_ASSERT(o->n_applies < c->applies_cap);
+        struct rabia_apply *a = &c->applies[o->n_applies++];
+        memset(a, 0, sizeof(*a));
+        a->slot = l->slot;
+        a->null = !l->value;
+        if (l->value) {
+            struct bent *b = &c->bt[l->entry];
+            a->id = b->id;
+            a->body = b->data;
+            a->body_len = b->len;
+        }
+        struct inst *in = &c->inst[c->next_apply % c->cfg.window];
+        if (in->used && in->slot == c->next_apply) {
+            if (!in->decided) { /* learned from the log (catch-up) */
+                in->decided = true;
+                in->value = l->value;
+                in->maj_id = l->id;
+                in->known_id = l->value;
+            }
+            core_release_proposal(c, in);
+            in->used = false;
+        }
+        c->next_apply++;
+        if (c->n_pinned && c->next_apply > c->pin_max) { /* every slot that could decide them is done */
+            for (uint32_t k = 0; k < c->n_pinned; k++) {
+                c->bt[c->pinned[k]].pin_until = 0;
+                core_bt_maybe_free(c, c->pinned[k]);
+            }
+            c->n_pinned = 0;
+        }
+        uint64_t first = core_log_retain_first(c);
+        if (first > 1) {
+            struct logent *old = core_log_get(c, first - 1);
+            if (old) core_log_clear(c, old);
+        }
+    }
+}
