@@ -1124,9 +1124,10 @@ bool rabia_wal_stalled(const struct rabia_wal *w) { return w->stalled; }
 
 void rabia_wal_stats(const struct rabia_wal *w, struct rabia_wal_stats *out)
 {
-    *out = w->st;
+    /* the preallocator writes segments_created under the lock; the rest is
+     * the caller's own thread's */
     pthread_mutex_t *mu = (pthread_mutex_t *)&w->mu;
     pthread_mutex_lock(mu);
-    out->segments_created = w->st.segments_created;
+    *out = w->st;
     pthread_mutex_unlock(mu);
 }

@@ -100,8 +100,7 @@ int rabia_replica_submit(struct rabia_replica *r, const void *op, size_t len, ra
     r->app_q[(r->app_head + r->app_len) % APP_QUEUE] = (struct app_op){copy, len, done, ctx};
     r->app_len++;
     pthread_mutex_unlock(&r->app_mu);
-    struct rio_loop *l = __atomic_load_n(&r->loop, __ATOMIC_ACQUIRE);
-    if (l) rio_loop_wake(l);
+    replica_wake(r);
     return 0;
 }
 

@@ -100,9 +100,13 @@ struct rabia_replica {
     uint64_t hash_value, hash_slot, hash_us; /* last published state hash */
     uint64_t hash_cost_us;   /* what the last one took */
     struct rio_listener *l_peer, *l_client, *l_resp;
-    volatile int stop;
+    int stop;                /* any thread sets it (rabia_replica_stop): atomic accesses */
     /* application submissions from other threads */
     pthread_mutex_t app_mu;
+    /* other threads wake the loop (replica_wake) under wake_mu; the loop
+     * thread sets and clears r->loop under it, so a wake never writes to a
+     * loop being destroyed */
+    pthread_mutex_t wake_mu;
     struct app_op app_q[APP_QUEUE];
     uint32_t app_head, app_len;
     uint64_t app_client_id, app_seq;
@@ -129,6 +133,7 @@ struct rabia_replica {
 
 /* replica.c */
 void replica_log(const struct rabia_replica *r, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void replica_wake(struct rabia_replica *r); /* from any thread */
 void replica_conn_close(struct rabia_replica *r, struct rio_conn *c);
 void replica_conn_release(struct rabia_replica *r, uint32_t i);
 void replica_send_frame(struct rabia_replica *r, struct rio_conn *c, const struct rabia_msg *m);

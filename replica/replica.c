@@ -148,7 +148,7 @@ static void env_fatal(void *ctx, const char *why)
 {
     struct rabia_replica *r = ctx;
     replica_log(r, RABIA_LOG_ERROR, "%s; stopping this replica", why);
-    r->stop = 1;
+    __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
 }
 
 static void env_note(void *ctx, int level, const char *msg) { replica_log(ctx, level, "%s", msg); }
@@ -506,7 +506,9 @@ static int open_io(struct rabia_replica *r, char *err, size_t errlen)
     struct rio_loop *loop;
     int rc = rio_loop_create(&loop, &h, r, err, errlen);
     if (rc) return rc;
-    __atomic_store_n(&r->loop, loop, __ATOMIC_RELEASE); /* from now on others may wake it */
+    pthread_mutex_lock(&r->wake_mu);
+    r->loop = loop; /* from now on others may wake it */
+    pthread_mutex_unlock(&r->wake_mu);
     char peer_addr[RABIA_ADDR_MAX];
     peer_listen_addr(r, peer_addr, sizeof peer_addr);
     if ((rc = listen_on(r, peer_addr, &r->l_peer, "peer-listen", err, errlen)) ||
@@ -519,7 +521,10 @@ static int open_io(struct rabia_replica *r, char *err, size_t errlen)
 /* The ring belongs to the thread that ran it: tear it down there. */
 static void close_io(struct rabia_replica *r)
 {
-    struct rio_loop *l = __atomic_exchange_n(&r->loop, NULL, __ATOMIC_ACQ_REL);
+    pthread_mutex_lock(&r->wake_mu);
+    struct rio_loop *l = r->loop;
+    r->loop = NULL;
+    pthread_mutex_unlock(&r->wake_mu);
     if (l) rio_loop_destroy(l); /* on_close runs for every connection */
     r->l_peer = r->l_client = r->l_resp = NULL;
     for (int p = 0; p < RABIA_MAX_REPLICAS; p++) {
@@ -542,6 +547,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     r->self = (uint8_t)(cfg->id - 1);
     r->cluster_id = cfg->cluster_id ? cfg->cluster_id : derive_cluster_id(cfg);
     pthread_mutex_init(&r->app_mu, NULL);
+    pthread_mutex_init(&r->wake_mu, NULL);
     pthread_mutex_init(&r->st_mu, NULL);
     for (int p = 0; p < RABIA_MAX_REPLICAS; p++) {
         r->peers[p].out = r->peers[p].in = UINT32_MAX;
@@ -673,7 +679,7 @@ int rabia_replica_run(struct rabia_replica *r)
     }
     if (r->wal) durable_attach(&r->dur, r->node, r->loop);
     uint64_t last_status = 0;
-    while (!r->stop) {
+    while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
         uint64_t now = rio_now_us();
         for (uint8_t p = 0; p < r->cfg.n; p++) {
             struct peer *pe = &r->peers[p];
@@ -724,9 +730,15 @@ int rabia_replica_run(struct rabia_replica *r)
 
 void rabia_replica_stop(struct rabia_replica *r)
 {
-    r->stop = 1;
-    struct rio_loop *l = __atomic_load_n(&r->loop, __ATOMIC_ACQUIRE);
-    if (l) rio_loop_wake(l);
+    __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
+    replica_wake(r);
+}
+
+void replica_wake(struct rabia_replica *r)
+{
+    pthread_mutex_lock(&r->wake_mu);
+    if (r->loop) rio_loop_wake(r->loop);
+    pthread_mutex_unlock(&r->wake_mu);
 }
 
 void rabia_replica_destroy(struct rabia_replica *r)
@@ -750,6 +762,7 @@ void rabia_replica_destroy(struct rabia_replica *r)
     rabia_buf_free(&r->scratch);
     free(r->conns);
     pthread_mutex_destroy(&r->app_mu);
+    pthread_mutex_destroy(&r->wake_mu);
     pthread_mutex_destroy(&r->st_mu);
     free(r);
 }
