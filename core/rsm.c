@@ -735,7 +735,9 @@ uint64_t rabia_rsm_hash(struct rabia_rsm *r)
     rabia_buf_clear(&r->hashbuf);
     if (rabia_rsm_snapshot(r, &r->hashbuf))
         return 0;
-    return XXH64(r->hashbuf.data, r->hashbuf.len, 0);
+    uint64_t h = XXH64(r->hashbuf.data, r->hashbuf.len, 0);
+    if (r->hashbuf.len > (64u << 20)) rabia_buf_free(&r->hashbuf); /* not a second copy of a large state for good */
+    return h;
 }
 
 /* Bounds-checked little-endian reading. */

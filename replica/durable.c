@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,8 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 #include "codec.h"
 #include "invariant.h"
@@ -58,6 +61,7 @@ int durable_open(struct durable *d, const struct durable_cfg *cfg, const struct 
                  struct rabia_rsm *rsm, struct durable_restore *out, char *err, size_t errlen)
 {
     memset(d, 0, sizeof(*d));
+    d->snap_pipe = -1;
     memset(out, 0, sizeof(*out));
     d->cfg = *cfg;
     d->hooks = *hooks;
@@ -154,6 +158,8 @@ void durable_close(struct durable *d)
         waitpid(d->snap_pid, &st, 0); /* a snapshot half written is a .tmp file: removed at next start */
         d->snap_pid = 0;
     }
+    if (d->snap_pipe >= 0) close(d->snap_pipe);
+    d->snap_pipe = -1;
     rabia_wal_close(d->wal);
     d->wal = NULL;
     durable_restored(d);
@@ -265,8 +271,16 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
         pid_t p = waitpid(d->snap_pid, &st, WNOHANG);
         if (p == 0) return;
         d->snap_pid = 0;
+        uint64_t sh[2] = {0, 0}; /* the child's (slot, state hash) */
+        bool got = d->snap_pipe >= 0 && read(d->snap_pipe, sh, sizeof sh) == (ssize_t)sizeof sh;
+        if (d->snap_pipe >= 0) close(d->snap_pipe);
+        d->snap_pipe = -1;
         if (p > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
             d->snapshots_taken++;
+            if (got && sh[0] == d->snap_slot) {
+                d->hash_slot = sh[0];
+                d->hash_value = sh[1];
+            }
             if (d->snap_slot > d->last_snap_slot) d->last_snap_slot = d->snap_slot;
             rabia_snapfile_prune(d->snap_dir, 2);
             /* the log prefix the snapshot covers goes; the segment holding the
@@ -297,6 +311,8 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
     if (d->snapshot_failures && now - d->last_snap_us < 1000000u) return; /* after a failure: at most once a second */
     uint64_t t0 = rio_now_us();
     pid_t parent = getpid();
+    int pfd[2] = {-1, -1}; /* the child says the state hash back: the loop never hashes a large state */
+    if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK)) pfd[0] = pfd[1] = -1;
     pid_t pid = fork();
     if (pid == 0) {
         /* the child: the state as of `applied`, written durably; never returns.
@@ -305,7 +321,8 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
          * snapshot child still writing), the listening sockets, the ring. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(1);
-        close_range(3, ~0u, 0);
+        if (pfd[1] >= 0 && dup2(pfd[1], 3) < 0) _exit(1);
+        close_range(pfd[1] >= 0 ? 4 : 3, ~0u, 0);
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         struct rabia_buf b = {0};
@@ -314,23 +331,40 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
         if (rc) fprintf(stderr, "rabia: snapshot at slot %" PRIu64 ": %s\n", applied, rabia_strerror(rc));
         else if ((rc = rabia_snapfile_write(d->snap_dir, applied, b.data, b.len, err, sizeof err)))
             fprintf(stderr, "rabia: %s\n", err);
+        if (!rc && pfd[1] >= 0) { /* rabia_rsm_hash's value, from the bytes at hand */
+            uint64_t sh[2] = {applied, XXH64(b.data, b.len, 0)};
+            if (write(3, sh, sizeof sh) != (ssize_t)sizeof sh) _exit(1);
+        }
         _exit(rc ? 1 : 0);
     }
+    if (pfd[1] >= 0) close(pfd[1]);
     d->last_fork_us = rio_now_us() - t0;
     if (d->last_fork_us > d->max_fork_us) d->max_fork_us = d->last_fork_us;
     if (pid < 0) {
+        if (pfd[0] >= 0) close(pfd[0]);
         d->snapshot_failures++;
         d->last_snap_us = now;
         fprintf(stderr, "rabia: fork for a snapshot: %s\n", strerror(errno));
         return;
     }
     d->snap_pid = pid;
+    d->snap_pipe = pfd[0];
     d->snap_forced = false;
     d->snap_slot = applied;
     d->snap_keep_seq = keep_batch_seq;
     d->snap_started_us = now;
     d->log_bytes_at_snap = ws.bytes;
 }
+
+bool durable_state_hash(const struct durable *d, uint64_t *slot, uint64_t *hash)
+{
+    if (!d->hash_slot) return false;
+    *slot = d->hash_slot;
+    *hash = d->hash_value;
+    return true;
+}
+
+bool durable_snapshot_running(const struct durable *d) { return d->snap_pid > 0; }
 
 const char *durable_refusal(struct durable *d)
 {

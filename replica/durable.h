@@ -67,6 +67,8 @@ struct durable {
     bool failed;
     /* snapshots */
     pid_t snap_pid;
+    int snap_pipe;                 /* read end: the child's (slot, state hash), or -1 */
+    uint64_t hash_slot, hash_value;/* the state hash at the newest snapshot (0, 0: none) */
     uint64_t snap_slot;            /* slot the running child snapshots */
     uint64_t snap_keep_seq;
     uint64_t snap_started_us, last_snap_us;
@@ -102,6 +104,11 @@ void durable_snapshot_soon(struct durable *d);
 /* Periodic work (at most every few ms): reap the snapshot child, start one
  * when due. keep_batch_seq: the oldest own batch the core still holds. */
 void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now_us, uint64_t keep_batch_seq, bool recovering);
+/* The state hash (rabia_rsm_hash) at the newest snapshot this replica
+ * wrote, computed by the snapshot child: false when none yet. */
+bool durable_state_hash(const struct durable *d, uint64_t *slot, uint64_t *hash);
+/* Whether a snapshot child is running. */
+bool durable_snapshot_running(const struct durable *d);
 /* "" or why client writes are refused now (a full disk). */
 const char *durable_refusal(struct durable *d);
 /* One text block of key: value lines for status output. */

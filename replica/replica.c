@@ -411,8 +411,24 @@ static void publish_status(struct rabia_replica *r)
     /* the hash costs a full snapshot: at most once a second, and only when
      * something was applied; published together with its slot */
     uint64_t now = rio_now_us();
-    /* at most once a second, and for a large state at most 5% of the time */
-    if (st.applied != r->hash_slot && now - r->hash_us >= 1000000 && now - r->hash_us >= 20 * r->hash_cost_us) {
+    if (st.applied != r->seen_applied) {
+        r->seen_applied = st.applied;
+        r->applied_since_us = now;
+    }
+    if (r->wal && r->hash_cost_us >= 20000) {
+        /* A large state is never serialized on the loop (1 GiB: about a
+         * second, every 20 s): its hash comes from the snapshot child, and
+         * once applied has not moved for a second, a snapshot is asked for. */
+        uint64_t hs, hv;
+        if (durable_state_hash(&r->dur, &hs, &hv) && hs > r->hash_slot) {
+            r->hash_slot = hs;
+            r->hash_value = hv;
+            r->hash_us = now;
+        }
+        if (st.applied != r->hash_slot && now - r->applied_since_us >= 1000000 && !durable_snapshot_running(&r->dur))
+            durable_snapshot_soon(&r->dur);
+    } else if (st.applied != r->hash_slot && now - r->hash_us >= 1000000 && now - r->hash_us >= 20 * r->hash_cost_us) {
+        /* at most once a second, and for a large state at most 5% of the time */
         r->hash_value = rabia_rsm_hash(r->rsm);
         r->hash_cost_us = rio_now_us() - now;
         r->hash_slot = st.applied;

@@ -7,6 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "codec.h"
 #include "internal.h"
 
@@ -181,6 +184,12 @@ void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struc
              from + 1, slot, own ? "taken at slot" : "unreadable, slot", own);
     } else if (rc && rc != -EALREADY) { /* -EALREADY: caught up meanwhile */
         replica_log(r, RABIA_LOG_WARN, "snapshot from replica %u refused: %s", from + 1, rabia_strerror(rc));
+    }
+    if (!rc) { /* its hash, without serializing the state again (the install is O(state) already) */
+        r->hash_value = XXH64(data, len, 0);
+        r->hash_slot = slot;
+        r->hash_us = rio_now_us();
+        if (len >= (32u << 20) && r->hash_cost_us < 20000) r->hash_cost_us = 20000; /* large: see publish_status */
     }
     rabia_snapfile_unmap(data, len);
     char path[700];
