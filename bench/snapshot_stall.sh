@@ -4,7 +4,7 @@
 # fork, which copies page tables: about proportional to resident memory).
 #   bench/snapshot_stall.sh [MiB of state]        (default 1024)
 # Loads the state through replica 1 (64 KiB values), then lets a snapshot
-# happen (snapshot-interval-s 5) while one client reads a small key in a loop
+# happen (snapshot-interval-s 15) while one client reads a small key in a loop
 # at replica 1; prints each replica's fork time (INFO last_fork_us /
 # max_fork_us), the snapshot file size, and the probe's latency percentiles.
 # Data under $BENCH_DIR (default /var/tmp). Needs about 3x the state in RAM
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 mib=${1:-1024}
 dir=$(mktemp -d "${BENCH_DIR:-/var/tmp}/rabia-snap-bench.XXXXXX")
 export RABIA_CLUSTER_DIR=$dir/c RABIA_RESP_BASE=16600 RABIA_CLIENT_BASE=17600 RABIA_PEER_BASE=17700
-export RABIA_EXTRA_ARGS="--snapshot-interval-s 5 --max-log-size 17592186044416 --wal-segment-bytes 268435456 --reply-cache-bytes 1048576"
+export RABIA_EXTRA_ARGS="--snapshot-interval-s 15 --max-log-size 17592186044416 --wal-segment-bytes 268435456 --reply-cache-bytes 1048576"
 cleanup() { ./deploy/local-cluster.sh stop >/dev/null 2>&1 || true; rm -rf "$dir"; }
 trap cleanup EXIT
 ./deploy/local-cluster.sh start 3 kv >/dev/null
@@ -28,7 +28,7 @@ rss() { awk '/VmRSS/ { print int($2 / 1024) }' "/proc/$(cat "$RABIA_CLUSTER_DIR/
 echo "resident: $(rss 1) / $(rss 2) / $(rss 3) MiB"
 before=$(redis-cli -p 16601 INFO | tr -d '\r' | sed -n 's/^snapshots://p')
 redis-cli -p 16601 SET probe x >/dev/null
-# one client, GET in a loop for 20 s: a snapshot (interval 5 s) falls inside
+# one client, GET in a loop for 20 s: a snapshot (interval 15 s) falls inside
 /usr/bin/python3 - <<'EOF'
 import time, redis
 r = redis.Redis(port=16601)

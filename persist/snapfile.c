@@ -45,9 +45,9 @@ static int write_all(int fd, const uint8_t *p, size_t len)
  * page cache and then one fsync flushed it: the disk queue filled and the
  * log's small synchronous writes on the same disk waited behind it (probe
  * requests stalled for seconds with a 1 GiB state, bench/snapshot_stall.sh).
- * Written in chunks instead, each chunk's writeback started at once and the
+ * Written in 2 MiB chunks instead, each chunk's writeback started at once and the
  * previous one waited for, so at most two chunks are ever in flight. */
-#define PACE_CHUNK (8u << 20)
+#define PACE_CHUNK (2u << 20)
 static int write_paced(int fd, off_t at, const uint8_t *p, size_t len)
 {
     off_t prev = -1;
