@@ -25,7 +25,10 @@
  *    forms while a write is in flight). Retransmissions repeat only what
  *    was persisted. Decided slots (update.applies) are logged by the
  *    embedder too, and a client is answered only once the decision it
- *    reports is durable on this replica.
+ *    reports is durable on this replica (the decision may count this
+ *    replica's own vote, whose record is in the same group: answered
+ *    earlier, a whole-cluster crash can lose that vote and the slot be
+ *    decided otherwise; the simulator's planted reply-early bug).
  *    A replica restarted with its log intact is created with
  *    recovering = false and the SAME batch incarnation (ids never repeat:
  *    every id that left is in the log, and RESTORE moves next_seq past
