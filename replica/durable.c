@@ -341,10 +341,11 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
     d->last_fork_us = rio_now_us() - t0;
     if (d->last_fork_us > d->max_fork_us) d->max_fork_us = d->last_fork_us;
     if (pid < 0) {
+        int e = errno;
         if (pfd[0] >= 0) close(pfd[0]);
         d->snapshot_failures++;
         d->last_snap_us = now;
-        fprintf(stderr, "rabia: fork for a snapshot: %s\n", strerror(errno));
+        fprintf(stderr, "rabia: fork for a snapshot: %s\n", strerror(e));
         return;
     }
     d->snap_pid = pid;
