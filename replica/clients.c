@@ -91,25 +91,6 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
     }
 }
 
-/* The state hash for status and INFO: it serializes the whole state, so a
- * large state would stall the loop on every status request (a 1 GiB KV took
- * about a second per hash, and status polls then timed out). Computed live
- * while that is cheap, else the last value, which publish_status refreshes
- * once the state stops changing; *slot says which slot it is for. */
-static uint64_t state_hash(struct rabia_replica *r, uint64_t *slot)
-{
-    uint64_t applied = rabia_rsm_applied(r->rsm);
-    if (r->hash_slot != applied && r->hash_cost_us < 20000) {
-        uint64_t t0 = rio_now_us();
-        r->hash_value = rabia_rsm_hash(r->rsm);
-        r->hash_cost_us = rio_now_us() - t0;
-        r->hash_slot = applied;
-        r->hash_us = t0;
-    }
-    *slot = r->hash_slot;
-    return r->hash_value;
-}
-
 void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rabia_msg *m)
 {
     struct conn *k = &r->conns[ci];
@@ -120,7 +101,7 @@ void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rab
         rabia_replica_get_status(r, &st);
         char text[2048];
         uint64_t hslot;
-        uint64_t hash = state_hash(r, &hslot);
+        uint64_t hash = replica_state_hash(r, true, &hslot);
         /* applied is reported as the hash's slot when the hash lags (large
          * state): a convergence check compares the two together */
         int n = snprintf(text, sizeof text,
@@ -162,7 +143,7 @@ static void resp_info(struct rabia_replica *r, struct rabia_buf *out)
                      "\r\nsessions_closed:%" PRIu64 "\r\nsessions_close_lost:%" PRIu64
                      "\r\nrequests_resubmitted:%" PRIu64 "\r\nwaiters:%u\r\n",
                      (long)getpid(), st.id, st.n, st.incarnation, st.recovering, rabia_rsm_applied(r->rsm), st.known,
-                     st.slots_decided, st.slots_null, state_hash(r, &hslot), rabia_rsm_sessions(r->rsm),
+                     st.slots_decided, st.slots_null, replica_state_hash(r, true, &hslot), rabia_rsm_sessions(r->rsm),
                      rabia_rsm_reply_bytes(r->rsm), ns.sessions_closed, ns.sessions_close_lost, ns.resubmitted,
                      ns.waiters);
     for (uint8_t p = 0; p < r->cfg.n && n < (int)sizeof text - 100; p++)

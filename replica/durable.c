@@ -352,7 +352,6 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
     d->snap_pipe = pfd[0];
     d->snap_forced = false;
     d->snap_slot = applied;
-    d->snap_keep_seq = keep_batch_seq;
     d->snap_started_us = now;
     d->log_bytes_at_snap = ws.bytes;
 }

@@ -43,7 +43,6 @@ struct durable_cfg {
     uint64_t incarnation;          /* this start's; a new log takes it as its batch incarnation */
     uint64_t segment_bytes, max_log_size;
     uint32_t snapshot_interval_s;
-    uint32_t max_pending;
     uint32_t window;               /* slots in flight: how long a restored own batch stays fetchable */
     bool allow_buffered;
 };
@@ -70,7 +69,6 @@ struct durable {
     int snap_pipe;                 /* read end: the child's (slot, state hash), or -1 */
     uint64_t hash_slot, hash_value;/* the state hash at the newest snapshot (0, 0: none) */
     uint64_t snap_slot;            /* slot the running child snapshots */
-    uint64_t snap_keep_seq;
     uint64_t snap_started_us, last_snap_us;
     uint64_t log_bytes_at_snap;    /* wal bytes written when the last snapshot started */
     uint64_t last_snap_slot;

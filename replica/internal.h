@@ -135,6 +135,7 @@ struct rabia_replica {
 /* replica.c */
 void replica_log(const struct rabia_replica *r, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void replica_wake(struct rabia_replica *r); /* from any thread */
+uint64_t replica_state_hash(struct rabia_replica *r, bool on_demand, uint64_t *slot);
 void replica_conn_close(struct rabia_replica *r, struct rio_conn *c);
 void replica_conn_release(struct rabia_replica *r, uint32_t i);
 void replica_send_frame(struct rabia_replica *r, struct rio_conn *c, const struct rabia_msg *m);

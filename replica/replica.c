@@ -392,6 +392,42 @@ static void h_close(void *ctx, struct rio_conn *c, int err)
     replica_conn_release(r, ci);
 }
 
+/* The state hash for status and INFO, and the slot it is for (status
+ * reports that slot as applied, so a convergence check compares the two
+ * together). rabia_rsm_hash serializes the whole state: a cheap one is
+ * hashed live (at once when asked, on_demand; else at most once a second);
+ * an expensive one (over 20 ms) at most 5% of the time in memory mode, and
+ * never on the loop with a log: there the snapshot child hashes it (1 GiB:
+ * about a second of stall every 20 s before), a snapshot being asked for
+ * once applied has not moved for a second. */
+uint64_t replica_state_hash(struct rabia_replica *r, bool on_demand, uint64_t *slot)
+{
+    uint64_t now = rio_now_us(), applied = rabia_rsm_applied(r->rsm);
+    bool large = r->hash_cost_us >= 20000;
+    if (applied != r->seen_applied) {
+        r->seen_applied = applied;
+        r->applied_since_us = now;
+    }
+    if (r->wal && large) {
+        uint64_t hs, hv;
+        if (durable_state_hash(&r->dur, &hs, &hv) && hs > r->hash_slot) {
+            r->hash_slot = hs;
+            r->hash_value = hv;
+            r->hash_us = now;
+        }
+        if (applied != r->hash_slot && now - r->applied_since_us >= 1000000 && !durable_snapshot_running(&r->dur))
+            durable_snapshot_soon(&r->dur);
+    } else if (applied != r->hash_slot &&
+               (on_demand ? !large : now - r->hash_us >= 1000000 && now - r->hash_us >= 20 * r->hash_cost_us)) {
+        r->hash_value = rabia_rsm_hash(r->rsm);
+        r->hash_cost_us = rio_now_us() - now;
+        r->hash_slot = applied;
+        r->hash_us = now;
+    }
+    *slot = r->hash_slot;
+    return r->hash_value;
+}
+
 static void publish_status(struct rabia_replica *r)
 {
     struct rabia_replica_status st = {0};
@@ -408,34 +444,7 @@ static void publish_status(struct rabia_replica *r)
     st.slots_null = s->slots_null;
     st.slots_fast = s->slots_fast;
     st.max_phase = s->max_phase;
-    /* the hash costs a full snapshot: at most once a second, and only when
-     * something was applied; published together with its slot */
-    uint64_t now = rio_now_us();
-    if (st.applied != r->seen_applied) {
-        r->seen_applied = st.applied;
-        r->applied_since_us = now;
-    }
-    if (r->wal && r->hash_cost_us >= 20000) {
-        /* A large state is never serialized on the loop (1 GiB: about a
-         * second, every 20 s): its hash comes from the snapshot child, and
-         * once applied has not moved for a second, a snapshot is asked for. */
-        uint64_t hs, hv;
-        if (durable_state_hash(&r->dur, &hs, &hv) && hs > r->hash_slot) {
-            r->hash_slot = hs;
-            r->hash_value = hv;
-            r->hash_us = now;
-        }
-        if (st.applied != r->hash_slot && now - r->applied_since_us >= 1000000 && !durable_snapshot_running(&r->dur))
-            durable_snapshot_soon(&r->dur);
-    } else if (st.applied != r->hash_slot && now - r->hash_us >= 1000000 && now - r->hash_us >= 20 * r->hash_cost_us) {
-        /* at most once a second, and for a large state at most 5% of the time */
-        r->hash_value = rabia_rsm_hash(r->rsm);
-        r->hash_cost_us = rio_now_us() - now;
-        r->hash_slot = st.applied;
-        r->hash_us = now;
-    }
-    st.state_hash = r->hash_value;
-    st.hash_slot = r->hash_slot;
+    st.state_hash = replica_state_hash(r, false, &st.hash_slot);
     pthread_mutex_lock(&r->st_mu);
     r->st = st;
     pthread_mutex_unlock(&r->st_mu);
@@ -615,7 +624,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         struct durable_cfg dc = {.data_dir = cfg->data_dir, .cluster_id = r->cluster_id, .self = r->self,
                                  .incarnation = r->incarnation, .segment_bytes = cfg->wal_segment_bytes,
                                  .max_log_size = cfg->max_log_size, .snapshot_interval_s = cfg->snapshot_interval_s,
-                                 .max_pending = RABIA_MAX_PENDING, .window = cfg->window,
+                                 .window = cfg->window,
                                  .allow_buffered = cfg->wal_allow_buffered};
         struct durable_hooks hk = {.ctx = r, .fatal = env_fatal};
         rc = durable_open(&r->dur, &dc, &hk, r->rsm, &rest, err, errlen);
