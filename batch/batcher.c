@@ -29,7 +29,7 @@ static int slot_init(struct batcher_slot *s, uint32_t max_bytes)
 int batcher_init(struct batcher *b, const struct batcher_cfg *cfg)
 {
     memset(b, 0, sizeof *b);
-    if (cfg->max_bytes < 4 + RABIA_BATCH_REQ_HEADER || cfg->max_bytes > RABIA_MAX_BATCH_BODY ||
+    if (cfg->max_bytes < RABIA_BATCH_HEADER + RABIA_BATCH_REQ_HEADER || cfg->max_bytes > RABIA_MAX_BATCH_BODY ||
         cfg->max_reqs == 0 || cfg->max_cut == 0)
         return RABIA_E_CONFIG;
     b->cfg = *cfg;
@@ -70,6 +70,7 @@ static int cut_open(struct batcher *b, uint64_t now_us, uint64_t *reason)
         return -ENOBUFS;
     struct batcher_slot *dst = &b->cut[(b->head + b->n_cut) % b->cfg.max_cut];
     struct batcher_slot tmp = *dst;
+    rabia_batch_set_time(&b->open.body, b->wall_ms);
     *dst = b->open;
     b->open = tmp;
     b->open.count = 0;
@@ -88,7 +89,7 @@ static int cut_open(struct batcher *b, uint64_t now_us, uint64_t *reason)
 int batcher_add(struct batcher *b, const struct rabia_req *r, uint64_t now_us)
 {
     size_t need = RABIA_BATCH_REQ_HEADER + (size_t)r->op_len;
-    if (4 + need > b->cfg.max_bytes)
+    if (RABIA_BATCH_HEADER + need > b->cfg.max_bytes)
         return -EMSGSIZE;
     if (b->pending_bytes + need > b->cfg.max_pending_bytes) {
         b->stats.refused++;
@@ -186,6 +187,11 @@ uint64_t batcher_deadline(const struct batcher *b)
         return UINT64_MAX;
     return b->oldest_us > UINT64_MAX - b->cfg.timeout_us ? UINT64_MAX
                                                          : b->oldest_us + b->cfg.timeout_us;
+}
+
+void batcher_set_wall(struct batcher *b, uint64_t wall_ms)
+{
+    b->wall_ms = wall_ms;
 }
 
 uint32_t batcher_open_count(const struct batcher *b)

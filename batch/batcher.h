@@ -81,9 +81,10 @@ struct batcher {
     uint32_t head, n_cut;
     size_t pending_bytes;       /* req_bytes of open + cut */
     struct batcher_stats stats;
+    uint64_t wall_ms;           /* stamped on each batch as it is cut */
 };
 
-/* 0, RABIA_E_CONFIG for a bad cfg (max_bytes < 4 + 28 or above
+/* 0, RABIA_E_CONFIG for a bad cfg (max_bytes < 12 + 28 or above
  * RABIA_MAX_BATCH_BODY, max_reqs or max_cut 0, max_pending_bytes below
  * max_bytes) or -ENOMEM. */
 int batcher_init(struct batcher *b, const struct batcher_cfg *cfg);
@@ -94,6 +95,11 @@ void batcher_free(struct batcher *b);
  * batcher_pop: backpressure); -EMSGSIZE when the request alone would not
  * fit in max_bytes. A request that fills the batch cuts it at once. */
 int batcher_add(struct batcher *b, const struct rabia_req *r, uint64_t now_us);
+
+/* The wall clock (Unix ms) stamped on the batches cut from now on: the
+ * state machine's clock (rabia_sm_batch.time_ms). The caller sets it before
+ * batcher_add / batcher_poll / batcher_flush; the batcher reads no clock. */
+void batcher_set_wall(struct batcher *b, uint64_t wall_ms);
 
 /* Whether batcher_poll would return a batch now. core_idle: no slot of the
  * consensus core in flight (the caller knows). */

@@ -476,12 +476,29 @@ const char *rabia_msg_type_name(uint8_t type)
 int rabia_batch_init(struct rabia_buf *body)
 {
     rabia_buf_clear(body);
-    return rabia_buf_put_u32(body, 0);
+    if (rabia_buf_reserve(body, RABIA_BATCH_HEADER))
+        return -ENOMEM;
+    rabia_buf_put_u32(body, 0);
+    rabia_buf_put_u64(body, 0); /* time, set when the batch is cut */
+    return 0;
+}
+
+void rabia_batch_set_time(struct rabia_buf *body, uint64_t time_ms)
+{
+    if (body->len < RABIA_BATCH_HEADER) /* not a body: nothing to stamp */
+        return;
+    for (int i = 0; i < 8; i++)
+        body->data[4 + i] = (uint8_t)(time_ms >> (8 * i));
+}
+
+uint64_t rabia_batch_time(const uint8_t *body, size_t len)
+{
+    return len < RABIA_BATCH_HEADER ? 0 : get64(body + 4);
 }
 
 int rabia_batch_append(struct rabia_buf *body, const struct rabia_req *r)
 {
-    if (body->len < 4 || !body->data || (r->op_len && !r->op))
+    if (body->len < RABIA_BATCH_HEADER || !body->data || (r->op_len && !r->op))
         return -EINVAL;
     uint32_t count = get32(body->data);
     if (count == UINT32_MAX)
@@ -514,14 +531,14 @@ int rabia_batch_iter_init(struct rabia_batch_iter *it, const uint8_t *body, size
 {
     it->p = it->end = body;
     it->left = 0;
-    if (len < 4)
+    if (len < RABIA_BATCH_HEADER)
         return RABIA_E_MALFORMED;
     uint32_t count = get32(body);
     /* Every request needs at least its fixed header: reject a count that
      * cannot fit before anyone sizes an allocation from it. */
-    if ((uint64_t)count * RABIA_BATCH_REQ_HEADER > len - 4)
+    if ((uint64_t)count * RABIA_BATCH_REQ_HEADER > len - RABIA_BATCH_HEADER)
         return RABIA_E_MALFORMED;
-    it->p = body + 4;
+    it->p = body + RABIA_BATCH_HEADER;
     it->end = body + len;
     it->left = count;
     return 0;

@@ -54,7 +54,9 @@
  * checksum reports RABIA_E_TYPE.
  *
  * Batch body (the body of a BATCH message, parsed by the apply layer):
- *   u32 count, then count times: u64 client_id, u64 seq, u64 ack,
+ *   u32 count, u64 time (the proposing replica's wall clock in Unix
+ *   milliseconds when it cut the batch: the state machine's clock, see
+ *   rabia_sm_batch), then count times: u64 client_id, u64 seq, u64 ack,
  *   u32 op_len, op_len bytes of op; nothing after the last request. */
 #ifndef RABIA_CODEC_H
 #define RABIA_CODEC_H
@@ -73,6 +75,8 @@ extern "C" {
 #define RABIA_FRAME_SEED 0x5241424941ull /* "RABIA": fixed, part of the format */
 /* Largest BATCH body that still fits a frame (header, id, body length). */
 #define RABIA_MAX_BATCH_BODY (RABIA_MAX_FRAME - RABIA_FRAME_HEADER - 17u - 4u)
+/* Bytes of a batch body before its first request (count, time). */
+#define RABIA_BATCH_HEADER 12u
 /* Bytes a request takes in a batch body before its op. */
 #define RABIA_BATCH_REQ_HEADER 28u
 
@@ -113,6 +117,10 @@ int rabia_batch_init(struct rabia_buf *body);
 int rabia_batch_append(struct rabia_buf *body, const struct rabia_req *r);
 /* The count field of a body (0 if len < 4). Does not validate the body. */
 uint32_t rabia_batch_count(const uint8_t *body, size_t len);
+/* Stamp a body (started with rabia_batch_init) with its time in Unix ms. */
+void rabia_batch_set_time(struct rabia_buf *body, uint64_t time_ms);
+/* The time field of a body (0 if len < RABIA_BATCH_HEADER). */
+uint64_t rabia_batch_time(const uint8_t *body, size_t len);
 
 struct rabia_batch_iter {
     const uint8_t *p, *end;

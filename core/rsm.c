@@ -575,6 +575,10 @@ int rabia_rsm_apply_batch(struct rabia_rsm *r, uint64_t slot, const struct rabia
         r->applied = slot; /* decided a second time: applied once already */
         return 0;
     }
+    if (r->ops->begin) {
+        struct rabia_sm_batch b = {.slot = slot, .time_ms = rabia_batch_time(body, len)};
+        r->ops->begin(r->sm, &b);
+    }
     int more;
     while ((more = rabia_batch_iter_next(&it, &q)) == 1) {
         int rc = apply_one(r, slot, &q, fn, ctx);

@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
+
 #include "codec.h" /* RABIA_MAX_BATCH_BODY, RABIA_BATCH_REQ_HEADER */
+#include "invariant.h"
 #include "kv.h"    /* the KV operation encoding, glob matching */
 
 /* ====================================================================== */
@@ -464,7 +467,7 @@ int resp_parse(const uint8_t *p, size_t len, size_t *consumed, struct resp_argv 
 
 size_t resp_default_max_op(void)
 {
-    return RABIA_MAX_BATCH_BODY - 4u - RABIA_BATCH_REQ_HEADER;
+    return RABIA_MAX_BATCH_BODY - RABIA_BATCH_HEADER - RABIA_BATCH_REQ_HEADER;
 }
 
 void resp_session_init(struct resp_session *s, uint64_t id, size_t max_op)
@@ -489,8 +492,27 @@ static void multi_discard(struct resp_session *s)
     }
 }
 
+static void unwatch(struct resp_session *s)
+{
+    for (uint32_t i = 0; i < s->nwatch; i++)
+        free(s->watch[i].key);
+    s->nwatch = 0;
+}
+
+static void unsubscribe_all(struct resp_session *s)
+{
+    rabia_buf_free(&s->subs);
+    rabia_buf_free(&s->psubs);
+    s->nsubs = s->npsubs = 0;
+}
+
 void resp_session_free(struct resp_session *s)
 {
+    unwatch(s);
+    free(s->watch);
+    s->watch = NULL;
+    s->watch_cap = 0;
+    unsubscribe_all(s);
     rabia_buf_free(&s->qops);
     rabia_buf_free(&s->name);
     free(s->qlen);
@@ -522,6 +544,8 @@ enum {
     F_FAST = 1u << 6,
     F_NOW = 1u << 7,   /* acts immediately even inside MULTI */
     F_QUEUE = 1u << 8, /* local outside MULTI, queued (replicated) inside */
+    F_BLOCKING = 1u << 9, /* a blocking pop (kv) */
+    F_PUBSUB = 1u << 10,  /* PUBLISH (kv) */
 };
 static const char *const flag_names[] = {"write", "readonly", "denyoom", "noscript",
                                          "loading", "stale", "fast"};
@@ -565,6 +589,12 @@ static int cmd_client_id(struct ctx *x, const struct cmd *cmd);
 static int cmd_client_info(struct ctx *x, const struct cmd *cmd);
 static int cmd_client_setinfo(struct ctx *x, const struct cmd *cmd);
 static int cmd_help(struct ctx *x, const struct cmd *cmd);
+static int cmd_watch(struct ctx *x, const struct cmd *cmd);
+static int cmd_unwatch(struct ctx *x, const struct cmd *cmd);
+static int cmd_subscribe(struct ctx *x, const struct cmd *cmd);
+static int cmd_psubscribe(struct ctx *x, const struct cmd *cmd);
+static int cmd_unsubscribe(struct ctx *x, const struct cmd *cmd);
+static int cmd_punsubscribe(struct ctx *x, const struct cmd *cmd);
 
 #define LOCAL(name, arity, flags, fn) {name, arity, K_LOCAL, flags, 0, 0, 0, NULL, fn, NULL, 0}
 #define REPL(name, arity, flags, f, l, s) {name, arity, K_REPL, flags, f, l, s, NULL, NULL, NULL, 0}
@@ -593,25 +623,9 @@ static const struct cmd client_subs[] = {
     LOCAL("client|help", 2, F_LOADING | F_STALE, cmd_help),
 };
 
-/* The replicated commands and their arities are the KV state machine's
- * (examples/kv.c): a command that passes here is one the state machine
- * knows. GET and SET come first: the lookup is linear. */
+/* The connection's own commands. Everything else is the KV state
+ * machine's (kv/kv.h: rabia_kv_lookup) and replicated. */
 static const struct cmd commands[] = {
-    REPL("get", 2, F_READONLY | F_FAST, 1, 1, 1),
-    REPL("set", -3, F_WRITE | F_DENYOOM, 1, 1, 1),
-    REPL("mget", -2, F_READONLY | F_FAST, 1, -1, 1),
-    REPL("mset", -3, F_WRITE | F_DENYOOM, 1, -1, 2),
-    REPL("incr", 2, F_WRITE | F_DENYOOM | F_FAST, 1, 1, 1),
-    REPL("decr", 2, F_WRITE | F_DENYOOM | F_FAST, 1, 1, 1),
-    REPL("incrby", 3, F_WRITE | F_DENYOOM | F_FAST, 1, 1, 1),
-    REPL("decrby", 3, F_WRITE | F_DENYOOM | F_FAST, 1, 1, 1),
-    REPL("del", -2, F_WRITE, 1, -1, 1),
-    REPL("exists", -2, F_READONLY | F_FAST, 1, -1, 1),
-    REPL("keys", 2, F_READONLY, 0, 0, 0),
-    REPL("scan", -2, F_READONLY, 0, 0, 0),
-    REPL("dbsize", 1, F_READONLY | F_FAST, 0, 0, 0),
-    REPL("flushall", -1, F_WRITE, 0, 0, 0),
-    {"flushdb", -1, K_REPL, F_WRITE, 0, 0, 0, "flushall", NULL, NULL, 0}, /* one db */
     LOCAL("ping", -1, F_FAST | F_QUEUE, cmd_ping),
     LOCAL("echo", 2, F_FAST | F_QUEUE, cmd_echo),
     LOCAL("multi", 1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_NOW, cmd_multi),
@@ -619,7 +633,13 @@ static const struct cmd commands[] = {
     LOCAL("discard", 1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_NOW, cmd_discard),
     LOCAL("quit", -1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_NOW, cmd_quit),
     LOCAL("reset", 1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_NOW, cmd_reset),
-    LOCAL("select", 2, F_LOADING | F_STALE | F_FAST, cmd_select),
+    LOCAL("select", 2, F_LOADING | F_STALE | F_FAST | F_QUEUE, cmd_select),
+    LOCAL("watch", -2, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_NOW, cmd_watch),
+    LOCAL("unwatch", 1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST, cmd_unwatch),
+    LOCAL("subscribe", -2, F_NOSCRIPT | F_LOADING | F_STALE, cmd_subscribe),
+    LOCAL("psubscribe", -2, F_NOSCRIPT | F_LOADING | F_STALE, cmd_psubscribe),
+    LOCAL("unsubscribe", -1, F_NOSCRIPT | F_LOADING | F_STALE, cmd_unsubscribe),
+    LOCAL("punsubscribe", -1, F_NOSCRIPT | F_LOADING | F_STALE, cmd_punsubscribe),
     LOCAL("auth", -2, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST, cmd_auth),
     LOCAL("hello", -1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST, cmd_hello),
     {"command", -1, K_LOCAL, F_LOADING | F_STALE, 0, 0, 0, NULL, cmd_command, command_subs,
@@ -630,9 +650,68 @@ static const struct cmd commands[] = {
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
+/* The KV state machine's commands as this table's entries (all K_REPL),
+ * built once; kv_index maps rabia_kv_lookup's order to them. */
+#define MAX_KV_CMDS 512
+static struct cmd kv_cmds[MAX_KV_CMDS];
+static int16_t kv_index[MAX_KV_CMDS];
+static unsigned n_kv_cmds;
+static pthread_once_t kv_cmds_once = PTHREAD_ONCE_INIT;
+
+static const struct cmd *lookup(const struct cmd *t, unsigned n, const uint8_t *p, size_t len);
+
+static void kv_cmds_init(void)
+{
+    unsigned n = rabia_kv_ncommands();
+    RABIA_ASSERT(n <= MAX_KV_CMDS);
+    for (unsigned i = 0; i < n; i++) {
+        const struct rabia_kv_cmd_info *k = rabia_kv_command(i);
+        kv_index[i] = -1;
+        /* the connection's own PING / ECHO answer outside MULTI; SWEEP is
+         * the replicas' own */
+        if (lookup(commands, N_COMMANDS, (const uint8_t *)k->name, strlen(k->name)) ||
+            !strcmp(k->name, "sweep"))
+            continue;
+        uint16_t f = 0;
+        if (k->flags & RABIA_KV_CMD_WRITE) f |= F_WRITE;
+        if (k->flags & RABIA_KV_CMD_READONLY) f |= F_READONLY;
+        if (k->flags & RABIA_KV_CMD_DENYOOM) f |= F_DENYOOM;
+        if (k->flags & RABIA_KV_CMD_FAST) f |= F_FAST;
+        if (k->flags & RABIA_KV_CMD_BLOCKING) f |= F_BLOCKING;
+        if (k->flags & RABIA_KV_CMD_PUBSUB) f |= F_PUBSUB;
+        kv_index[i] = (int16_t)n_kv_cmds;
+        kv_cmds[n_kv_cmds++] = (struct cmd){k->name, k->arity, K_REPL, f, (int8_t)k->first, (int8_t)k->last,
+                                            (int8_t)k->step, NULL, NULL, NULL, 0};
+    }
+}
+
+static const struct cmd *find_cmd(const uint8_t *p, size_t len)
+{
+    const struct cmd *c = lookup(commands, N_COMMANDS, p, len);
+    if (c)
+        return c;
+    pthread_once(&kv_cmds_once, kv_cmds_init);
+    const struct rabia_kv_cmd_info *k = rabia_kv_lookup(p, len);
+    if (!k)
+        return NULL;
+    unsigned i = (unsigned)(k - rabia_kv_command(0));
+    return kv_index[i] < 0 ? NULL : &kv_cmds[kv_index[i]];
+}
+
+static unsigned all_count(void)
+{
+    pthread_once(&kv_cmds_once, kv_cmds_init);
+    return (unsigned)N_COMMANDS + n_kv_cmds;
+}
+
+static const struct cmd *all_at(unsigned i)
+{
+    return i < N_COMMANDS ? &commands[i] : &kv_cmds[i - N_COMMANDS];
+}
+
 unsigned resp_command_count(void)
 {
-    return (unsigned)N_COMMANDS;
+    return all_count();
 }
 
 /* The name a subcommand answers to: what follows the '|'. */
@@ -767,14 +846,60 @@ static int too_large(struct ctx *x, const char *what, size_t size)
     return reject(x, msg);
 }
 
+/* Append op (an encoded argv) to out as it runs in database db: as is in
+ * database 0, else wrapped in "@DB db op" (kv/kv.h). */
+static int put_in_db(struct rabia_buf *out, uint32_t db, const uint8_t *op, size_t n)
+{
+    if (db == 0)
+        return rabia_buf_append(out, op, n);
+    char num[16];
+    snprintf(num, sizeof num, "%u", db);
+    const char *v[3] = {"@DB", num, (const char *)op};
+    size_t l[3] = {3, strlen(num), n};
+    return rabia_kv_encode_argv(out, 3, v, l);
+}
+
+#define DB_WRAP 32 /* what put_in_db adds at most */
+
+/* The seconds of a blocking pop's timeout (its last argument) in ms, 0 for
+ * "forever"; a bad one is left for the state machine to refuse. */
+static uint64_t block_timeout(const struct resp_argv *c)
+{
+    char buf[64];
+    size_t n = c->argv_len[c->argc - 1];
+    if (n == 0 || n >= sizeof buf)
+        return 0;
+    memcpy(buf, c->argv[c->argc - 1], n);
+    buf[n] = 0;
+    char *end;
+    double d = strtod(buf, &end);
+    if (*end || !(d > 0) || d > 1e12)
+        return 0;
+    uint64_t ms = (uint64_t)(d * 1000.0 + 0.999);
+    return ms ? ms : 1;
+}
+
 static int replicate(struct ctx *x, const struct cmd *cmd)
 {
-    size_t size = argv_op_size(x->c);
+    size_t size = argv_op_size(x->c) + (x->s->db ? DB_WRAP : 0);
     if (cmd->kv_name)
         size = size - LEN(0) + strlen(cmd->kv_name);
     if (size > x->s->max_op)
         return too_large(x, "request", size);
-    return encode_op(x->op, x->c, cmd->kv_name) ? -ENOMEM : RESP_REPLICATE;
+    struct rabia_buf tmp = {0};
+    int rc = encode_op(&tmp, x->c, cmd->kv_name);
+    if (!rc)
+        rc = put_in_db(x->op, x->s->db, tmp.data, tmp.len);
+    rabia_buf_free(&tmp);
+    if (rc)
+        return -ENOMEM;
+    if (cmd->flags & F_PUBSUB) {
+        x->s->post = RESP_POST_PUBLISH;
+    } else if (cmd->flags & F_BLOCKING) {
+        x->s->post = RESP_POST_BLOCK;
+        x->s->block_timeout_ms = block_timeout(x->c);
+    }
+    return RESP_REPLICATE;
 }
 
 static int queue(struct ctx *x, const struct cmd *cmd)
@@ -810,10 +935,13 @@ static int cmd_multi(struct ctx *x, const struct cmd *cmd)
         return resp_put_error(x->out, "ERR MULTI calls can not be nested") ? -ENOMEM : RESP_LOCAL;
     multi_discard(s);
     s->in_multi = true;
-    s->txn_bytes = 4 + 4 + 3; /* argc, then "TXN" */
+    s->multi_db = s->db;
+    s->txn_bytes = 4 + 4 + 3 + (s->db ? DB_WRAP : 0); /* argc, then "TXN" */
     return resp_put_simple(x->out, "OK") ? -ENOMEM : RESP_LOCAL;
 }
 
+/* EXEC: the queued ops as one TXN (TXNW with the WATCHed keys'
+ * versions), in the database the connection had at MULTI. */
 static int cmd_exec(struct ctx *x, const struct cmd *cmd)
 {
     struct resp_session *s = x->s;
@@ -821,28 +949,62 @@ static int cmd_exec(struct ctx *x, const struct cmd *cmd)
         return resp_put_error(x->out, "ERR EXEC without MULTI") ? -ENOMEM : RESP_LOCAL;
     if (s->multi_dirty) {
         multi_discard(s);
+        unwatch(s);
         return resp_put_error(x->out,
                               "EXECABORT Transaction discarded because of previous errors.")
                    ? -ENOMEM
                    : RESP_LOCAL;
     }
-    if (s->nqueued == 0) {
+    if (s->nqueued == 0 && s->nwatch == 0) { /* nothing to run, nothing to check */
         multi_discard(s);
         return resp_put_array(x->out, 0) ? -ENOMEM : RESP_LOCAL;
     }
-    const uint8_t **ops = malloc(s->nqueued * sizeof *ops);
-    if (!ops)
-        return -ENOMEM;
-    size_t at = 0;
-    for (uint32_t i = 0; i < s->nqueued; i++) {
-        ops[i] = s->qops.data + at;
-        at += s->qlen[i];
+    uint32_t nw = s->nwatch, n = 2 + 3 * nw + s->nqueued;
+    const char **v = malloc(n * sizeof *v);
+    size_t *l = malloc(n * sizeof *l);
+    char (*nums)[24] = malloc((size_t)(1 + 2 * nw) * sizeof *nums);
+    int rc = -ENOMEM;
+    if (v && l && nums) {
+        uint32_t a = 0;
+        v[a] = nw ? "TXNW" : "TXN";
+        l[a] = strlen(v[a]);
+        a++;
+        if (nw) {
+            snprintf(nums[0], sizeof nums[0], "%u", nw);
+            v[a] = nums[0];
+            l[a] = strlen(nums[0]);
+            a++;
+        }
+        for (uint32_t i = 0; i < nw; i++) {
+            snprintf(nums[1 + 2 * i], sizeof nums[0], "%u", s->watch[i].db);
+            snprintf(nums[2 + 2 * i], sizeof nums[0], "%" PRIu64, s->watch[i].ver);
+            v[a] = nums[1 + 2 * i];
+            l[a++] = strlen(nums[1 + 2 * i]);
+            v[a] = (const char *)s->watch[i].key;
+            l[a++] = s->watch[i].len;
+            v[a] = nums[2 + 2 * i];
+            l[a++] = strlen(nums[2 + 2 * i]);
+        }
+        size_t at = 0;
+        for (uint32_t i = 0; i < s->nqueued; i++) {
+            v[a] = (const char *)s->qops.data + at;
+            l[a++] = s->qlen[i];
+            at += s->qlen[i];
+        }
+        struct rabia_buf tmp = {0};
+        rc = rabia_kv_encode_argv(&tmp, (int)a, v, l);
+        if (!rc)
+            rc = put_in_db(x->op, s->db, tmp.data, tmp.len);
+        rabia_buf_free(&tmp);
     }
-    int rc = rabia_kv_encode_txn(x->op, (int)s->nqueued, ops, s->qlen);
-    free(ops);
+    free(v);
+    free(l);
+    free(nums);
     if (rc)
         return -ENOMEM;
+    s->db = s->multi_db;
     multi_discard(s);
+    unwatch(s);
     return RESP_REPLICATE;
 }
 
@@ -851,6 +1013,7 @@ static int cmd_discard(struct ctx *x, const struct cmd *cmd)
     if (!x->s->in_multi)
         return resp_put_error(x->out, "ERR DISCARD without MULTI") ? -ENOMEM : RESP_LOCAL;
     multi_discard(x->s);
+    unwatch(x->s);
     return resp_put_simple(x->out, "OK") ? -ENOMEM : RESP_LOCAL;
 }
 
@@ -876,6 +1039,12 @@ static int cmd_ping(struct ctx *x, const struct cmd *cmd)
 {
     if (ARGC > 2)
         return arity_text(x->out, "-ERR ", "ping") ? -ENOMEM : RESP_LOCAL;
+    if (x->s->nsubs || x->s->npsubs) { /* RESP2 subscribed mode: a "pong" push */
+        int rc = resp_put_array(x->out, 2);
+        if (!rc) rc = put_bulk_cstr(x->out, "pong");
+        if (!rc) rc = ARGC == 2 ? resp_put_bulk(x->out, ARG(1), LEN(1)) : resp_put_bulk(x->out, "", 0);
+        return rc ? -ENOMEM : RESP_LOCAL;
+    }
     if (ARGC == 2)
         return resp_put_bulk(x->out, ARG(1), LEN(1)) ? -ENOMEM : RESP_LOCAL;
     return resp_put_simple(x->out, "PONG") ? -ENOMEM : RESP_LOCAL;
@@ -889,24 +1058,288 @@ static int cmd_echo(struct ctx *x, const struct cmd *cmd)
 static int cmd_quit(struct ctx *x, const struct cmd *cmd)
 {
     multi_discard(x->s);
+    unwatch(x->s);
     return resp_put_simple(x->out, "OK") ? -ENOMEM : RESP_QUIT;
 }
 
 static int cmd_reset(struct ctx *x, const struct cmd *cmd)
 {
     multi_discard(x->s);
+    unwatch(x->s);
+    unsubscribe_all(x->s);
+    x->s->db = 0;
     rabia_buf_clear(&x->s->name);
     return resp_put_simple(x->out, "RESET") ? -ENOMEM : RESP_LOCAL;
 }
+
+#define N_DBS 16 /* kv/internal.h's KV_DBS */
 
 static int cmd_select(struct ctx *x, const struct cmd *cmd)
 {
     int64_t db;
     if (!rabia_kv_parse_int(ARG(1), LEN(1), &db) || db < INT32_MIN || db > INT32_MAX)
         return local_err(x, "ERR value is not an integer or out of range");
-    if (db != 0)
+    if (db < 0 || db >= N_DBS)
         return local_err(x, "ERR DB index is out of range");
+    x->s->db = (uint32_t)db;
     return local_ok(x);
+}
+
+/* ====================================================================== */
+/* WATCH                                                                   */
+
+/* WATCH replicates WATCHVER (the keys' versions now, in log order) and
+ * raises the barrier: nothing after it is handled before the versions are
+ * in, so an EXEC always carries them. */
+static int cmd_watch(struct ctx *x, const struct cmd *cmd)
+{
+    struct resp_session *s = x->s;
+    if (s->in_multi)
+        return local_err(x, "ERR WATCH inside MULTI is not allowed");
+    if (s->nwatch + ARGC - 1 > 4096)
+        return local_err(x, "ERR too many WATCHed keys (at most 4096 per connection)");
+    if (s->nwatch + ARGC > s->watch_cap) {
+        uint32_t cap = (s->nwatch + ARGC) * 2;
+        struct resp_watch *w = realloc(s->watch, cap * sizeof *w);
+        if (!w)
+            return -ENOMEM;
+        s->watch = w;
+        s->watch_cap = cap;
+    }
+    struct rabia_buf tmp = {0};
+    int rc = encode_op(&tmp, x->c, "WATCHVER");
+    if (!rc)
+        rc = put_in_db(x->op, s->db, tmp.data, tmp.len);
+    rabia_buf_free(&tmp);
+    if (rc)
+        return -ENOMEM;
+    uint32_t first = s->nwatch;
+    for (uint32_t i = 1; i < ARGC; i++) {
+        uint8_t *k = malloc(LEN(i) ? LEN(i) : 1);
+        if (!k) {
+            while (s->nwatch > first)
+                free(s->watch[--s->nwatch].key);
+            return -ENOMEM;
+        }
+        memcpy(k, ARG(i), LEN(i));
+        s->watch[s->nwatch++] = (struct resp_watch){.db = s->db, .len = (uint32_t)LEN(i), .ver = UINT64_MAX,
+                                                    .key = k};
+    }
+    s->post = RESP_POST_WATCH;
+    s->barrier = true;
+    return RESP_REPLICATE;
+}
+
+static int cmd_unwatch(struct ctx *x, const struct cmd *cmd)
+{
+    unwatch(x->s);
+    return local_ok(x);
+}
+
+/* WATCHVER's reply "*n\r\n:v\r\n..." for the n keys WATCHed last. An
+ * unreadable one (an error reply) leaves UINT64_MAX: EXEC then aborts. */
+void resp_watch_result(struct resp_session *s, const uint8_t *res, size_t len)
+{
+    size_t i = 0;
+    uint64_t n = 0;
+    if (len < 4 || res[0] != '*')
+        return;
+    for (i = 1; i < len && res[i] >= '0' && res[i] <= '9' && n <= s->nwatch; i++)
+        n = n * 10 + (uint64_t)(res[i] - '0');
+    i += 2;
+    if (n > s->nwatch)
+        return;
+    for (uint32_t k = s->nwatch - (uint32_t)n; k < s->nwatch && i < len && res[i] == ':'; k++) {
+        uint64_t v = 0;
+        for (i++; i < len && res[i] >= '0' && res[i] <= '9'; i++)
+            v = v * 10 + (uint64_t)(res[i] - '0');
+        i += 2;
+        s->watch[k].ver = v;
+    }
+}
+
+/* ====================================================================== */
+/* Pub/Sub (the subscriptions are the connection's; PUBLISH goes through
+ * the log, so every replica delivers messages in the same order)          */
+
+static bool allowed_subscribed(const struct cmd *c)
+{
+    return c->fn == cmd_subscribe || c->fn == cmd_psubscribe || c->fn == cmd_unsubscribe ||
+           c->fn == cmd_punsubscribe || c->fn == cmd_ping || c->fn == cmd_quit || c->fn == cmd_reset;
+}
+
+/* The offset of name in a list (u32 length + bytes each), or SIZE_MAX. */
+static size_t sub_find(const struct rabia_buf *list, const uint8_t *p, size_t n)
+{
+    size_t at = 0;
+    while (at + 4 <= list->len) {
+        uint32_t l;
+        memcpy(&l, list->data + at, 4);
+        if (l == n && memcmp(list->data + at + 4, p, n) == 0)
+            return at;
+        at += 4 + l;
+    }
+    return SIZE_MAX;
+}
+
+static int sub_reply(struct rabia_buf *o, const char *kind, const uint8_t *p, size_t n, uint32_t count)
+{
+    int rc = resp_put_array(o, 3);
+    if (!rc) rc = put_bulk_cstr(o, kind);
+    if (!rc) rc = p ? resp_put_bulk(o, p, n) : resp_put_null(o);
+    return rc ? rc : resp_put_int(o, count);
+}
+
+static int subscribe(struct ctx *x, bool pattern)
+{
+    struct resp_session *s = x->s;
+    struct rabia_buf *list = pattern ? &s->psubs : &s->subs;
+    uint32_t *count = pattern ? &s->npsubs : &s->nsubs;
+    for (uint32_t i = 1; i < ARGC; i++) {
+        if (sub_find(list, ARG(i), LEN(i)) == SIZE_MAX) {
+            if (*count >= 65536)
+                return local_err(x, "ERR too many subscriptions (at most 65536 per connection)");
+            uint32_t l = (uint32_t)LEN(i);
+            if (put(list, &l, 4) || put(list, ARG(i), LEN(i)))
+                return -ENOMEM;
+            (*count)++;
+        }
+        if (sub_reply(x->out, pattern ? "psubscribe" : "subscribe", ARG(i), LEN(i), s->nsubs + s->npsubs))
+            return -ENOMEM;
+    }
+    return RESP_LOCAL;
+}
+
+static int unsubscribe_one(struct ctx *x, bool pattern, const uint8_t *p, size_t n)
+{
+    struct resp_session *s = x->s;
+    struct rabia_buf *list = pattern ? &s->psubs : &s->subs;
+    size_t at = sub_find(list, p, n);
+    if (at != SIZE_MAX) {
+        memmove(list->data + at, list->data + at + 4 + n, list->len - at - 4 - n);
+        list->len -= 4 + n;
+        (*(pattern ? &s->npsubs : &s->nsubs))--;
+    }
+    return sub_reply(x->out, pattern ? "punsubscribe" : "unsubscribe", p, n, s->nsubs + s->npsubs);
+}
+
+static int unsubscribe(struct ctx *x, bool pattern)
+{
+    struct resp_session *s = x->s;
+    struct rabia_buf *list = pattern ? &s->psubs : &s->subs;
+    if (ARGC > 1) {
+        for (uint32_t i = 1; i < ARGC; i++)
+            if (unsubscribe_one(x, pattern, ARG(i), LEN(i)))
+                return -ENOMEM;
+        return RESP_LOCAL;
+    }
+    if ((pattern ? s->npsubs : s->nsubs) == 0)
+        return sub_reply(x->out, pattern ? "punsubscribe" : "unsubscribe", NULL, 0, s->nsubs + s->npsubs)
+                   ? -ENOMEM
+                   : RESP_LOCAL;
+    while (list->len) { /* every one, first subscribed first */
+        uint32_t l;
+        memcpy(&l, list->data, 4);
+        uint8_t *copy = malloc(l ? l : 1);
+        if (!copy)
+            return -ENOMEM;
+        memcpy(copy, list->data + 4, l);
+        int rc = unsubscribe_one(x, pattern, copy, l);
+        free(copy);
+        if (rc)
+            return -ENOMEM;
+    }
+    return RESP_LOCAL;
+}
+
+static int cmd_subscribe(struct ctx *x, const struct cmd *cmd) { return subscribe(x, false); }
+static int cmd_psubscribe(struct ctx *x, const struct cmd *cmd) { return subscribe(x, true); }
+static int cmd_unsubscribe(struct ctx *x, const struct cmd *cmd) { return unsubscribe(x, false); }
+static int cmd_punsubscribe(struct ctx *x, const struct cmd *cmd) { return unsubscribe(x, true); }
+
+int resp_pubsub_deliver(const struct resp_session *s, const uint8_t *ch, size_t chn, const uint8_t *msg,
+                        size_t msgn, struct rabia_buf *out)
+{
+    int n = 0, rc = 0;
+    if (s->nsubs && sub_find(&s->subs, ch, chn) != SIZE_MAX) {
+        if ((rc = resp_put_array(out, 3)) || (rc = put_bulk_cstr(out, "message")) ||
+            (rc = resp_put_bulk(out, ch, chn)) || (rc = resp_put_bulk(out, msg, msgn)))
+            return rc;
+        n++;
+    }
+    size_t at = 0;
+    while (s->npsubs && at + 4 <= s->psubs.len) {
+        uint32_t l;
+        memcpy(&l, s->psubs.data + at, 4);
+        const uint8_t *pat = s->psubs.data + at + 4;
+        if (rabia_kv_glob_match(pat, l, ch, chn)) {
+            if ((rc = resp_put_array(out, 4)) || (rc = put_bulk_cstr(out, "pmessage")) ||
+                (rc = resp_put_bulk(out, pat, l)) || (rc = resp_put_bulk(out, ch, chn)) ||
+                (rc = resp_put_bulk(out, msg, msgn)))
+                return rc;
+            n++;
+        }
+        at += 4 + l;
+    }
+    return n;
+}
+
+/* ====================================================================== */
+/* Blocking pops                                                           */
+
+/* Argument i of an encoded argv (u32 argc, then u32 length + bytes each). */
+static bool op_arg(const uint8_t *op, size_t n, uint32_t i, const uint8_t **p, size_t *len, uint32_t *argc)
+{
+    if (n < 4)
+        return false;
+    uint32_t c;
+    memcpy(&c, op, 4);
+    size_t at = 4;
+    for (uint32_t k = 0; k < c; k++) {
+        if (n - at < 4)
+            return false;
+        uint32_t l;
+        memcpy(&l, op + at, 4);
+        at += 4;
+        if (l > n - at)
+            return false;
+        if (k == i) {
+            *p = op + at;
+            *len = l;
+        }
+        at += l;
+    }
+    *argc = c;
+    return i < c;
+}
+
+bool resp_block_waits_on(const uint8_t *op, size_t n, uint32_t db, const uint8_t *k, size_t kn)
+{
+    const uint8_t *a0 = NULL, *a = NULL;
+    size_t l0 = 0, l = 0;
+    uint32_t argc = 0, opdb = 0;
+    if (!op_arg(op, n, 0, &a0, &l0, &argc))
+        return false;
+    if (eq_ci(a0, l0, "@db")) { /* @DB n op */
+        const uint8_t *num = NULL, *inner = NULL;
+        size_t numl = 0, innerl = 0;
+        if (!op_arg(op, n, 1, &num, &numl, &argc) || !op_arg(op, n, 2, &inner, &innerl, &argc))
+            return false;
+        for (size_t i = 0; i < numl && i < 3; i++)
+            opdb = opdb * 10 + (uint32_t)(num[i] - '0');
+        op = inner;
+        n = innerl;
+        if (!op_arg(op, n, 0, &a0, &l0, &argc))
+            return false;
+    }
+    if (opdb != db)
+        return false;
+    /* BLPOP / BRPOP key... timeout; BLMOVE source destination ... */
+    uint32_t last = eq_ci(a0, l0, "blmove") ? 1 : argc - 2;
+    for (uint32_t i = 1; i <= last && i < argc; i++)
+        if (op_arg(op, n, i, &a, &l, &argc) && l == kn && memcmp(a, k, kn) == 0)
+            return true;
+    return false;
 }
 
 /* No passwords: the default user is "nopass", as in a Redis without
@@ -1032,15 +1465,15 @@ static int put_cmd_info(struct rabia_buf *o, const struct cmd *c)
 
 static int cmd_command(struct ctx *x, const struct cmd *cmd)
 {
-    int rc = resp_put_array(x->out, N_COMMANDS);
-    for (unsigned i = 0; !rc && i < N_COMMANDS; i++)
-        rc = put_cmd_info(x->out, &commands[i]);
+    int rc = resp_put_array(x->out, all_count());
+    for (unsigned i = 0; !rc && i < all_count(); i++)
+        rc = put_cmd_info(x->out, all_at(i));
     return rc ? -ENOMEM : RESP_LOCAL;
 }
 
 static int cmd_command_count(struct ctx *x, const struct cmd *cmd)
 {
-    return resp_put_int(x->out, (int64_t)N_COMMANDS) ? -ENOMEM : RESP_LOCAL;
+    return resp_put_int(x->out, (int64_t)all_count()) ? -ENOMEM : RESP_LOCAL;
 }
 
 /* redis-cli asks for COMMAND DOCS at start (for its hints): an empty map
@@ -1054,7 +1487,7 @@ static int cmd_command_docs(struct ctx *x, const struct cmd *cmd)
 static const struct cmd *lookup_full(const uint8_t *p, size_t n)
 {
     const uint8_t *bar = memchr(p, '|', n);
-    const struct cmd *c = lookup(commands, N_COMMANDS, p, bar ? (size_t)(bar - p) : n);
+    const struct cmd *c = find_cmd(p, bar ? (size_t)(bar - p) : n);
     if (!c || !bar)
         return c;
     return c->subs ? lookup(c->subs, c->nsubs, bar + 1, n - (size_t)(bar + 1 - p)) : NULL;
@@ -1074,9 +1507,9 @@ static int cmd_command_info(struct ctx *x, const struct cmd *cmd)
 
 static int cmd_command_list(struct ctx *x, const struct cmd *cmd)
 {
-    int rc = resp_put_array(x->out, N_COMMANDS);
-    for (unsigned i = 0; !rc && i < N_COMMANDS; i++)
-        rc = put_bulk_cstr(x->out, commands[i].name);
+    int rc = resp_put_array(x->out, all_count());
+    for (unsigned i = 0; !rc && i < all_count(); i++)
+        rc = put_bulk_cstr(x->out, all_at(i)->name);
     return rc ? -ENOMEM : RESP_LOCAL;
 }
 
@@ -1122,7 +1555,7 @@ static int cmd_help(struct ctx *x, const struct cmd *cmd)
 static const char *const config_params[][2] = {
     {"save", ""},
     {"appendonly", "no"},
-    {"databases", "1"},
+    {"databases", "16"},
     {"maxmemory", "0"},
     {"maxmemory-policy", "noeviction"},
     {"timeout", "0"},
@@ -1207,10 +1640,10 @@ static int cmd_client_info(struct ctx *x, const struct cmd *cmd)
     snprintf(head, sizeof head, "id=%" PRIu64 " addr=%s laddr=%s fd=-1 name=", s->id,
              s->addr, s->laddr);
     snprintf(tail, sizeof tail,
-             " age=0 idle=0 flags=%s db=0 sub=0 psub=0 ssub=0 multi=%ld qbuf=0 qbuf-free=0 "
+             " age=0 idle=0 flags=%s db=%u sub=%u psub=%u ssub=0 multi=%ld qbuf=0 qbuf-free=0 "
              "argv-mem=0 multi-mem=%zu rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r "
              "cmd=%s user=default redir=-1 resp=2\n",
-             s->in_multi ? "x" : "N", s->in_multi ? (long)s->nqueued : -1L, s->qops.len,
+             s->in_multi ? "x" : "N", s->db, s->nsubs, s->npsubs, s->in_multi ? (long)s->nqueued : -1L, s->qops.len,
              cmd->name);
     struct rabia_buf line = {0};
     int rc = put_cstr(&line, head);
@@ -1251,9 +1684,19 @@ static int dispatch(struct ctx *x)
     struct resp_session *s = x->s;
     if (ARGC == 0)
         return local_err(x, "ERR empty command");
-    const struct cmd *cmd = lookup(commands, N_COMMANDS, ARG(0), LEN(0));
+    const struct cmd *cmd = find_cmd(ARG(0), LEN(0));
     if (!cmd)
         return reject_unknown(x);
+    s->post = RESP_POST_NONE;
+    s->barrier = false;
+    if ((s->nsubs || s->npsubs) && !allowed_subscribed(cmd)) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
+                 "allowed in this context",
+                 cmd->name);
+        return local_err(x, msg);
+    }
     if (cmd->subs && ARGC >= 2) {
         cmd = lookup(cmd->subs, cmd->nsubs, ARG(1), LEN(1));
         if (!cmd)
@@ -1270,6 +1713,14 @@ static int dispatch(struct ctx *x)
         return reject_arity(x, cmd->name);
     }
     if (s->in_multi && !(cmd->flags & F_NOW)) {
+        if (cmd->fn == cmd_select) {
+            int64_t db;
+            if (!rabia_kv_parse_int(ARG(1), LEN(1), &db))
+                return reject(x, "ERR value is not an integer or out of range");
+            if (db < 0 || db >= N_DBS)
+                return reject(x, "ERR DB index is out of range");
+            s->multi_db = (uint32_t)db;
+        }
         if (cmd->kind == K_REPL || (cmd->flags & F_QUEUE))
             return queue(x, cmd);
         return reject(x, "ERR Command not allowed inside a transaction");

@@ -34,24 +34,21 @@
  * Reads (GET, MGET, KEYS, SCAN, EXISTS, DBSIZE) are replicated too: every
  * command goes through consensus, so the store is linearizable.
  *
- * DIFFERENCES FROM REDIS
- *  - One database (SELECT 0 only), no expiries, strings only: the command
- *    set is the KV state machine's (kv.h), plus the connection commands
- *    below. Other commands get Redis's "unknown command" error.
- *  - EXEC is atomic in the all-or-nothing sense: the queued commands run as
- *    one TXN operation, and if any of them fails at run time (INCR of a
- *    non-integer, SET with a bad option, ...) NOTHING is applied and EXEC
- *    replies "-EXECABORT Transaction discarded: command <i> (<name>) failed:
- *    <error>". Redis instead runs the other commands and puts the error in
- *    the reply array. Errors found while queueing (unknown command, wrong
- *    arity) behave as in Redis: EXEC replies "-EXECABORT Transaction
- *    discarded because of previous errors.".
- *  - Inside MULTI only the replicated commands and PING/ECHO are queued.
- *    The connection commands (SELECT, CLIENT, CONFIG, COMMAND, HELLO, AUTH,
- *    INFO) are refused with "-ERR Command not allowed inside a transaction"
- *    and abort the transaction (Redis queues them). MULTI, EXEC, DISCARD,
- *    QUIT and RESET act immediately, as in Redis.
- *  - No WATCH (unknown command).
+ * The connection's own state stays here: the SELECTed database (each
+ * replicated op runs in it: "@DB n op"), MULTI's queue (EXEC sends one TXN
+ * op; TXNW with the versions of WATCHed keys, which WATCH reads through the
+ * log first: resp_session.barrier), Pub/Sub subscriptions (PUBLISH goes
+ * through the log; the caller delivers each applied message to its
+ * subscribers: resp_pubsub_deliver), and blocking pops (the caller parks a
+ * client whose pop found nothing and retries when a key is ready:
+ * RESP_POST_BLOCK, resp_block_waits_on).
+ *
+ * DIFFERENCES FROM REDIS (the store's own are in kv/README.md)
+ *  - Inside MULTI only replicated commands, PING, ECHO and SELECT are
+ *    queued. The other connection commands (CLIENT, CONFIG, COMMAND, HELLO,
+ *    AUTH, INFO, SUBSCRIBE...) are refused with "-ERR Command not allowed
+ *    inside a transaction" and abort the transaction (Redis queues some of
+ *    them). MULTI, EXEC, DISCARD, WATCH, QUIT and RESET act immediately.
  *  - HELLO 3 is refused (RESP2 only): "-NOPROTO unsupported protocol
  *    version", Redis 7's text.
  *  - A request whose encoded operation would exceed the session's max_op
@@ -158,8 +155,37 @@ enum resp_action {
 #define RESP_SERVER_NAME "redis"
 #define RESP_SERVER_VERSION "7.0.0" /* what HELLO reports: the Redis API level */
 
+/* What the caller does with a replicated command's result before it is
+ * the reply (resp_session.post after RESP_REPLICATE). */
+enum resp_post {
+    RESP_POST_NONE = 0,
+    RESP_POST_WATCH = 1,   /* WATCH: give the result to resp_watch_result; reply +OK */
+    RESP_POST_PUBLISH = 2, /* PUBLISH: reply with the local receivers (":n") */
+    RESP_POST_BLOCK = 3,   /* a blocking pop: a nil result means "park the
+                              client" until a key is ready or the timeout */
+};
+
+struct resp_watch {        /* one WATCHed key */
+    uint32_t db;
+    uint32_t len;
+    uint64_t ver;          /* from WATCHVER */
+    uint8_t *key;
+};
+
 struct resp_session {
     uint64_t id;        /* CLIENT ID, HELLO's id */
+    uint32_t db;        /* SELECTed database */
+    uint32_t multi_db;  /* the database after EXEC (SELECT queued in MULTI) */
+    /* set by resp_handle with RESP_REPLICATE: */
+    uint8_t post;       /* enum resp_post */
+    bool barrier;       /* handle nothing more until every reply is in (WATCH) */
+    uint64_t block_timeout_ms; /* RESP_POST_BLOCK: 0 = forever */
+    /* WATCH */
+    struct resp_watch *watch;
+    uint32_t nwatch, watch_cap;
+    /* Pub/Sub: channels and patterns, back to back as u32 length + bytes */
+    struct rabia_buf subs, psubs;
+    uint32_t nsubs, npsubs;
     size_t max_op;      /* largest operation handed to consensus */
     bool in_multi;
     bool multi_dirty;   /* an error while queueing: EXEC aborts */
@@ -185,6 +211,16 @@ void resp_session_free(struct resp_session *s);
  * Command names are matched without regard to ASCII case. */
 int resp_handle(struct resp_session *s, const struct resp_argv *cmd,
                 struct rabia_buf *local_reply, struct rabia_buf *op);
+
+/* The result of a WATCHVER (RESP_POST_WATCH): record the versions. */
+void resp_watch_result(struct resp_session *s, const uint8_t *res, size_t len);
+/* Whether s receives a message published on channel ch; appends the
+ * RESP2 push(es) ("message", and "pmessage" per matching pattern) to out
+ * and returns how many (0 or -ENOMEM). */
+int resp_pubsub_deliver(const struct resp_session *s, const uint8_t *ch, size_t chn, const uint8_t *msg,
+                        size_t msgn, struct rabia_buf *out);
+/* For a blocking pop's op: whether the key (db, k) is one it waits on. */
+bool resp_block_waits_on(const uint8_t *op, size_t n, uint32_t db, const uint8_t *k, size_t kn);
 
 /* Number of top-level commands known (COMMAND COUNT). */
 unsigned resp_command_count(void);

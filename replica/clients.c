@@ -11,6 +11,8 @@
 #include "codec.h"
 #include "internal.h"
 #include "invariant.h"
+#include "kv.h"
+#include <strings.h>
 
 /* ------------------------------------------------------------------ */
 /* replies */
@@ -52,6 +54,12 @@ static void resp_status_error(struct rabia_buf *out, int status, const uint8_t *
 
 static void resp_drained(struct rabia_replica *r, uint32_t ci);
 
+/* A nil reply: a blocking pop that found nothing (BLPOP's "*-1", BLMOVE's "$-1"). */
+static bool is_nil(const uint8_t *res, size_t len)
+{
+    return len == 5 && (memcmp(res, "*-1\r\n", 5) == 0 || memcmp(res, "$-1\r\n", 5) == 0);
+}
+
 /* Answer one request (node.h's reply): to a native client, into a RESP
  * connection's reply queue, or to the application's callback (conn ==
  * MAX_CONNS). */
@@ -78,11 +86,28 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
         replica_send_frame(r, k->c, &m);
     } else if (k->kind == CK_RESP) {
         struct resp_slot *s = &k->q[w->slot];
-        rabia_buf_clear(&s->out);
-        if (status == RABIA_REPLY_OK) rabia_buf_append(&s->out, res, len);
-        else resp_status_error(&s->out, status, res, len);
-        s->ready = true;
         if (k->inflight) k->inflight--;
+        if (status == RABIA_REPLY_OK && s->post == RESP_POST_BLOCK && is_nil(res, len)) {
+            /* nothing to pop yet: park (the pump stops) until a key is ready */
+            k->blocked = true;
+            k->block_slot = w->slot;
+            r->n_blocked++;
+            return;
+        }
+        rabia_buf_clear(&s->out);
+        if (status != RABIA_REPLY_OK) {
+            resp_status_error(&s->out, status, res, len);
+        } else if (s->post == RESP_POST_WATCH && len && res[0] == '*') {
+            resp_watch_result(&k->rs, res, len);
+            rabia_buf_append(&s->out, "+OK\r\n", 5);
+        } else if (s->post == RESP_POST_PUBLISH && len && res[0] == ':') {
+            char num[32];
+            int n = snprintf(num, sizeof num, ":%" PRId64 "\r\n", r->publish_count);
+            rabia_buf_append(&s->out, num, (size_t)n);
+        } else {
+            rabia_buf_append(&s->out, res, len);
+        }
+        s->ready = true;
         resp_flush(r, k);
         if (!k->inflight && k->in.len && !k->want_pump) { /* parse the rest after this turn */
             k->want_pump = true;
@@ -169,6 +194,21 @@ static uint64_t open_batch_no(const struct batcher *b)
     return s->cut_full + s->cut_timeout + s->cut_idle + s->cut_flush;
 }
 
+/* A parked blocking pop tries again: the same op, a new request. */
+static void resubmit_blocked(struct rabia_replica *r, uint32_t ci)
+{
+    struct conn *k = &r->conns[ci];
+    RABIA_ASSERT(k->blocked && k->block_retry && r->n_blocked > 0);
+    k->blocked = k->block_retry = false;
+    r->n_blocked--;
+    uint64_t seq = k->next_seq++;
+    if (!k->inflight) k->group_first = seq;
+    k->inflight++;
+    k->open_batch = open_batch_no(node_batcher(r->node));
+    replica_enqueue(r, k->client_id, seq, k->group_first, k->block_op.data, (uint32_t)k->block_op.len, ci,
+                    k->block_slot, NULL, NULL);
+}
+
 /* Parse and dispatch as many commands as ordering allows. A connection's
  * replicated commands all go into the batch being filled; once that batch
  * was cut, further commands wait for its replies, so a pipeline applies in
@@ -178,7 +218,10 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
     struct conn *k = &r->conns[ci];
     size_t off = 0;
     struct rabia_buf op = {0};
+    if (k->blocked && k->block_retry) resubmit_blocked(r, ci);
     while (off < k->in.len && !k->quit) {
+        if (k->blocked) break; /* as Redis: a blocked client's next commands wait */
+        if (k->rs.barrier && k->inflight) break; /* WATCH: its versions first */
         if (k->inflight && k->open_batch != open_batch_no(node_batcher(r->node))) break; /* wait for replies */
         if (k->inflight >= RABIA_RSM_WINDOW - 4) break; /* stay inside the session window */
         if (k->q_len >= RESP_MAX_PENDING) break;
@@ -197,8 +240,22 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
             break;
         }
         rabia_buf_clear(&op);
+        bool subscribed = k->rs.nsubs || k->rs.npsubs;
         int what = resp_handle(&k->rs, &k->pa, &s->out, &op);
         k->q_len++;
+        s->post = what == RESP_REPLICATE ? k->rs.post : RESP_POST_NONE;
+        if (subscribed != (k->rs.nsubs || k->rs.npsubs)) {
+            k->pubsub = !subscribed;
+            if (subscribed) r->pubsub_conns--;
+            else r->pubsub_conns++;
+        }
+        if (what == RESP_REPLICATE && s->post == RESP_POST_BLOCK) {
+            rabia_buf_clear(&k->block_op);
+            rabia_buf_append(&k->block_op, op.data, op.len);
+            k->block_retry = false;
+            k->block_bulk = k->pa.argc && k->pa.argv_len[0] == 6 && !strncasecmp((const char *)k->pa.argv[0], "blmove", 6);
+            k->block_deadline_us = k->rs.block_timeout_ms ? rio_now_us() + k->rs.block_timeout_ms * 1000 : 0;
+        }
         if (what == RESP_REPLICATE) {
             uint64_t seq = k->next_seq++;
             /* every earlier group was answered before this one began, so the
@@ -255,6 +312,7 @@ void replica_resp_start_drain(struct rabia_replica *r, uint32_t ci)
     for (uint32_t j = 0; j < RESP_MAX_PENDING; j++) rabia_buf_free(&k->q[j].out);
     free(k->q);
     k->q = NULL;
+    replica_resp_forget(r, k);
     resp_session_free(&k->rs);
     resp_argv_free(&k->pa);
     rabia_buf_free(&k->in);
@@ -268,4 +326,102 @@ static void resp_drained(struct rabia_replica *r, uint32_t ci)
     RABIA_ASSERT(k->kind == CK_RESP_DRAIN && k->inflight == 0);
     replica_resp_close_session(r, k->client_id);
     replica_conn_release(r, ci);
+}
+
+/* ------------------------------------------------------------------ */
+/* The KV store's events, blocked pops, the expiry sweep */
+
+/* A RESP connection going away stops counting as blocked or subscribed. */
+void replica_resp_forget(struct rabia_replica *r, struct conn *k)
+{
+    if (k->blocked) {
+        k->blocked = false;
+        r->n_blocked--;
+    }
+    if (k->pubsub) {
+        k->pubsub = false;
+        r->pubsub_conns--;
+    }
+    rabia_buf_free(&k->block_op);
+}
+
+/* Called while a slot is applied: only queue work (messages into reply
+ * queues, flags for the pump), never submit. */
+void replica_sm_event(void *ctx, const struct rabia_sm_event *ev)
+{
+    struct rabia_replica *r = ctx;
+    if (ev->kind == RABIA_SM_EV_PUBLISH) {
+        int64_t count = 0;
+        for (uint32_t i = 0; r->pubsub_conns && i < MAX_CONNS; i++) {
+            struct conn *k = &r->conns[i];
+            if (k->kind != CK_RESP || k->closing || !k->pubsub) continue;
+            if (k->q_len >= RESP_MAX_PENDING) { /* a subscriber that does not read: as Redis's output limit */
+                replica_log(r, RABIA_LOG_WARN, "subscriber %s does not read its messages; closing it", k->rs.addr);
+                replica_conn_close(r, k->c);
+                continue;
+            }
+            struct resp_slot *s = &k->q[(k->q_head + k->q_len) % RESP_MAX_PENDING];
+            rabia_buf_clear(&s->out);
+            int n = resp_pubsub_deliver(&k->rs, ev->a, ev->a_len, ev->b, ev->b_len, &s->out);
+            if (n <= 0) continue;
+            s->ready = true;
+            s->post = RESP_POST_NONE;
+            k->q_len++;
+            count += n;
+            resp_flush(r, k);
+        }
+        r->publish_count = count;
+    } else if (ev->kind == RABIA_SM_EV_KEY_READY) {
+        for (uint32_t i = 0; r->n_blocked && i < MAX_CONNS; i++) {
+            struct conn *k = &r->conns[i];
+            if (k->kind != CK_RESP || !k->blocked || k->block_retry) continue;
+            if (!resp_block_waits_on(k->block_op.data, k->block_op.len, ev->db, ev->a, ev->a_len)) continue;
+            k->block_retry = true;
+            if (!k->want_pump) {
+                k->want_pump = true;
+                r->n_want_pump++;
+            }
+        }
+    }
+}
+
+/* Blocked pops past their deadline answer nil, as Redis's timeout. */
+void replica_resp_timeouts(struct rabia_replica *r, uint64_t now)
+{
+    for (uint32_t i = 0; r->n_blocked && i < MAX_CONNS; i++) {
+        struct conn *k = &r->conns[i];
+        if (k->kind != CK_RESP || !k->blocked || k->block_retry || !k->block_deadline_us ||
+            now < k->block_deadline_us)
+            continue;
+        struct resp_slot *s = &k->q[k->block_slot];
+        rabia_buf_clear(&s->out);
+        /* BLMOVE answers a nil bulk, BLPOP / BRPOP a nil array */
+        rabia_buf_append(&s->out, k->block_bulk ? "$-1\r\n" : "*-1\r\n", 5);
+        s->ready = true;
+        k->blocked = false;
+        r->n_blocked--;
+        resp_flush(r, k);
+        if (k->in.len && !k->want_pump) {
+            k->want_pump = true;
+            r->n_want_pump++;
+        }
+    }
+}
+
+/* Keys with an expiry are reclaimed by SWEEP operations through the log
+ * (kv/server.c), a few times a second from every replica while there are
+ * any; reads of an expired key never need them (lazy expiry). */
+void replica_kv_sweep(struct rabia_replica *r, uint64_t now)
+{
+    if (strcmp(r->cfg.state_machine, "kv") != 0 || now - r->sweep_us < 250000) return;
+    r->sweep_us = now;
+    if (rabia_core_recovering(r->core) || !rabia_kv_expiring(rabia_rsm_sm(r->rsm))) return;
+    static const char *const argv[] = {"SWEEP", "1000"};
+    struct rabia_buf b = {0};
+    if (rabia_kv_encode_argv(&b, 2, argv, NULL) == 0) {
+        uint64_t seq = ++r->sweep_seq;
+        /* a connection-scoped session that never waits: ack = seq */
+        replica_enqueue(r, r->sweep_cid, seq, seq, b.data, (uint32_t)b.len, MAX_CONNS, 0, NULL, NULL);
+    }
+    rabia_buf_free(&b);
 }

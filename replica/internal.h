@@ -37,6 +37,7 @@ enum ck { CK_FREE, CK_PEER_OUT, CK_PEER_IN_HELLO, CK_PEER_IN, CK_CLIENT, CK_RESP
 
 struct resp_slot {         /* one pipelined RESP command's reply, in order */
     bool ready;
+    uint8_t post;          /* enum resp_post: what its result becomes */
     struct rabia_buf out;
 };
 
@@ -57,6 +58,13 @@ struct conn {
     bool quit;
     bool closing;          /* replica_conn_close called: ignore the rest */
     bool want_pump;        /* input waits for replies that just came */
+    /* a blocking pop whose last attempt found nothing: parked until a key
+     * it waits on becomes non-empty (retry) or its deadline (nil reply) */
+    bool blocked, block_retry, block_bulk; /* block_bulk: BLMOVE (a nil bulk on timeout) */
+    uint32_t block_slot;
+    uint64_t block_deadline_us; /* 0: none */
+    struct rabia_buf block_op;  /* the op, resubmitted as is */
+    bool pubsub;           /* counted in pubsub_conns */
 };
 
 struct app_op {
@@ -97,6 +105,10 @@ struct rabia_replica {
     struct conn *conns;
     uint64_t resp_conn_counter;
     uint32_t n_want_pump;
+    uint32_t n_blocked;      /* RESP connections parked in a blocking pop */
+    uint32_t pubsub_conns;   /* RESP connections with subscriptions */
+    int64_t publish_count;   /* receivers here of the PUBLISH just applied */
+    uint64_t sweep_cid, sweep_seq, sweep_us; /* the expiry sweep's submissions */
     uint64_t hash_value, hash_slot, hash_us; /* last published state hash */
     uint64_t hash_cost_us;   /* what the last one took */
     uint64_t seen_applied, applied_since_us; /* applied, and since when it has not moved */
@@ -138,6 +150,12 @@ void replica_wake(struct rabia_replica *r); /* from any thread */
 uint64_t replica_state_hash(struct rabia_replica *r, bool on_demand, uint64_t *slot);
 void replica_conn_close(struct rabia_replica *r, struct rio_conn *c);
 void replica_conn_release(struct rabia_replica *r, uint32_t i);
+/* clients.c: the KV state machine's events (Pub/Sub, blocked pops), the
+ * blocked pops' deadlines, the expiry sweep */
+void replica_sm_event(void *ctx, const struct rabia_sm_event *ev);
+void replica_resp_forget(struct rabia_replica *r, struct conn *k);
+void replica_resp_timeouts(struct rabia_replica *r, uint64_t now);
+void replica_kv_sweep(struct rabia_replica *r, uint64_t now);
 void replica_send_frame(struct rabia_replica *r, struct rio_conn *c, const struct rabia_msg *m);
 void replica_enqueue(struct rabia_replica *r, uint64_t cid, uint64_t seq, uint64_t ack, const uint8_t *op, uint32_t len,
                      uint32_t conn, uint32_t resp_slot, rabia_replica_done_fn fn, void *ctx);

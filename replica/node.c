@@ -326,6 +326,13 @@ void node_step(struct rabia_node *n, struct rabia_event *ev)
 /* ------------------------------------------------------------------ */
 /* requests and batches */
 
+/* The time stamped on batches this replica proposes: the state machine's
+ * clock (expiry), the same on every replica because it travels in the log. */
+static uint64_t wall_ms(struct rabia_node *n)
+{
+    return n->env.wall_ms ? n->env.wall_ms(n->env.ctx) : 0;
+}
+
 const char *node_refusal(struct rabia_node *n)
 {
     if (n->failed) return "this replica failed and is stopping";
@@ -336,6 +343,7 @@ void node_request(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack
                   const struct node_to *to)
 {
     uint64_t now = n->env.now_us(n->env.ctx);
+    batcher_set_wall(&n->batcher, wall_ms(n));
     if (seq == 0) { /* a session close (rsm.h): idempotent, nobody waits for it */
         struct rabia_req rq = {.client_id = cid, .seq = 0, .ack = 0, .op = NULL, .op_len = 0};
         if (batcher_add(&n->batcher, &rq, now) < 0) n->st.sessions_close_lost++;
@@ -372,6 +380,7 @@ void node_request(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack
  * then the batcher's deadline means nothing until a slot is decided. */
 static bool cut_batches(struct rabia_node *n, uint64_t now)
 {
+    batcher_set_wall(&n->batcher, wall_ms(n));
     bool idle = rabia_core_inflight(n->core) == 0 && !rabia_core_recovering(n->core);
     for (int guard = 0; guard < 64 && !n->failed; guard++) {
         /* While a batch of ours waits for a slot, the open batch keeps

@@ -51,6 +51,8 @@ struct node_to {
 struct node_env {
     void *ctx;
     uint64_t (*now_us)(void *ctx);
+    /* the wall clock in Unix ms, stamped on proposed batches (may be NULL: 0) */
+    uint64_t (*wall_ms)(void *ctx);
     /* an encoded frame to a peer index, or RABIA_TO_ALL (every peer but self) */
     void (*send)(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len);
     /* a request's answer (status enum rabia_reply_status) */

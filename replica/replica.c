@@ -94,6 +94,7 @@ void replica_conn_release(struct rabia_replica *r, uint32_t i)
 {
     struct conn *k = &r->conns[i];
     if (k->want_pump) r->n_want_pump--;
+    replica_resp_forget(r, k);
     if (k->q) {
         for (uint32_t j = 0; j < RESP_MAX_PENDING; j++) rabia_buf_free(&k->q[j].out);
         free(k->q);
@@ -132,6 +133,14 @@ static uint64_t env_now(void *ctx)
 {
     (void)ctx;
     return rio_now_us();
+}
+
+static uint64_t env_wall_ms(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static void peers_send(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len)
@@ -606,7 +615,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
      * 64 KiB values (3 to a batch) were refused BUSY at 32 requests in
      * flight (bench/snapshot_stall.sh); the bytes bound above is what limits */
     nc.batch.max_cut = 64;
-    struct node_env env = {.ctx = r, .now_us = env_now, .send = peers_send, .reply = replica_deliver,
+    struct node_env env = {.ctx = r, .now_us = env_now, .wall_ms = env_wall_ms, .send = peers_send, .reply = replica_deliver,
                            .snapshot_to = replica_send_snapshot, .fatal = env_fatal, .note = env_note};
     r->node = node_create(&nc, &env);
     if (!r->node) {
@@ -616,6 +625,9 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         return -ENOMEM;
     }
     r->rsm = node_rsm(r->node);
+    /* the state machine's events: Pub/Sub deliveries, blocked pops to retry */
+    if (sm->set_events) sm->set_events(rabia_rsm_sm(r->rsm), replica_sm_event, r);
+    r->sweep_cid = (XXH64(&r->incarnation, sizeof r->incarnation, 0x5EE9u + r->self) | 1) | RABIA_SESSION_CONN_SCOPED;
     /* durability = wal: the state comes back from the snapshot file and the
      * log, and the core resumes its open slots (persistence contract rule 1) */
     struct durable_restore rest = {0};
@@ -725,6 +737,11 @@ int rabia_replica_run(struct rabia_replica *r)
             if (p != r->self && r->peers[p].out == UINT32_MAX && r->peers[p].redial_at_us < next)
                 next = r->peers[p].redial_at_us;
         replica_pump_snapshots(r);
+        replica_kv_sweep(r, now);
+        if (r->n_blocked) { /* blocked pops' deadlines, to the 10 ms */
+            replica_resp_timeouts(r, now);
+            if (now + 10000 < next) next = now + 10000;
+        }
         if (r->wal) {
             if (now - r->dur_tick_us >= 10000) {
                 r->dur_tick_us = now;

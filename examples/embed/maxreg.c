@@ -57,7 +57,7 @@ static int mr_restore(void *p, const uint8_t *data, size_t len)
     return 0;
 }
 
-static const struct rabia_sm_ops MAXREG = {"maxreg", mr_create, mr_destroy, mr_apply, mr_snapshot, mr_restore};
+static const struct rabia_sm_ops MAXREG = {.name = "maxreg", .create = mr_create, .destroy = mr_destroy, .apply = mr_apply, .snapshot = mr_snapshot, .restore = mr_restore};
 
 static void *run(void *r)
 {

@@ -30,6 +30,37 @@ int rabia_buf_put_u64(struct rabia_buf *b, uint64_t v); /* little-endian */
 void rabia_buf_clear(struct rabia_buf *b);               /* len = 0, keep memory */
 void rabia_buf_free(struct rabia_buf *b);
 
+/* What a state machine is told about the batch whose operations it is about
+ * to apply: the same on every replica, because it comes from the log. */
+struct rabia_sm_batch {
+    uint64_t slot;    /* the slot being applied */
+    /* The proposing replica's wall clock (Unix ms) when it cut the batch,
+     * 0 when it gave none. Batches from different replicas are not ordered
+     * by it: a state machine that needs a clock keeps the largest it saw
+     * (the KV store does), which every replica computes alike. */
+    uint64_t time_ms;
+};
+
+/* Events a state machine reports to its own replica while applying: every
+ * replica sees the same events in the same order, and acts on them locally
+ * (deliver a published message to its subscribers, wake a client blocked
+ * on a key). They are not state and not part of any reply. */
+enum rabia_sm_event_kind {
+    RABIA_SM_EV_PUBLISH = 1,   /* a = channel, b = message */
+    RABIA_SM_EV_KEY_READY = 2, /* a = key (in database db) that became non-empty */
+};
+struct rabia_sm_event {
+    uint32_t kind; /* enum rabia_sm_event_kind */
+    uint32_t db;
+    const uint8_t *a; /* valid during the call only */
+    size_t a_len;
+    const uint8_t *b;
+    size_t b_len;
+};
+typedef void (*rabia_sm_event_fn)(void *arg, const struct rabia_sm_event *ev);
+
+/* Fill it with designated initializers (.name = ..., .apply = ...): fields
+ * are added at the end as the interface grows, and new ones are optional. */
 struct rabia_sm_ops {
     const char *name;
     /* Create an empty state machine. NULL on allocation failure. */
@@ -46,6 +77,11 @@ struct rabia_sm_ops {
     /* Replace the state with a snapshot. On error (-EINVAL for corrupt or
      * truncated data, -ENOMEM) the previous state is unchanged. */
     int (*restore)(void *sm, const uint8_t *data, size_t len);
+    /* Optional (NULL: not called). Called before the operations of each
+     * applied batch, with what the log says about it (its time). */
+    void (*begin)(void *sm, const struct rabia_sm_batch *b);
+    /* Optional. Where events go from now on (fn NULL: nowhere). */
+    void (*set_events)(void *sm, rabia_sm_event_fn fn, void *arg);
 };
 
 #ifdef __cplusplus

@@ -46,6 +46,8 @@ static void check_batch(const uint8_t *body, size_t len)
     struct rabia_buf again = {0};
     if (valid == 0 && rabia_batch_init(&again) != 0)
         FAIL("batch_init failed");
+    if (valid == 0)
+        rabia_batch_set_time(&again, rabia_batch_time(body, len));
     uint32_t seen = 0;
     int rc;
     while ((rc = rabia_batch_iter_next(&it, &r)) == 1) {

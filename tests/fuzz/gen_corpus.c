@@ -51,7 +51,7 @@ int main(int argc, char **argv)
         return 1;
     }
     save(body.data, body.len); /* a bare batch body for the iterator */
-    save(body.data, 4 + 28 + r1.op_len);
+    save(body.data, RABIA_BATCH_HEADER + 28 + r1.op_len);
 
     const struct rabia_batch_id id = {.incarnation = 2, .seq = 41, .proxy = 1};
     static const uint8_t text[] = "slot: 12\nphase: 1\n";

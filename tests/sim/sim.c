@@ -279,7 +279,11 @@ static int tsm_restore(void *p, const uint8_t *d, size_t len)
     t->n_seen = t->cap = n;
     return 0;
 }
-static const struct rabia_sm_ops TSM = {"sim-kv", tsm_create, tsm_destroy, tsm_apply, tsm_snapshot, tsm_restore};
+static void tsm_begin(void *p, const struct rabia_sm_batch *b)
+{
+    rabia_sm_kv.begin(((struct tsm *)p)->kv, b);
+}
+static const struct rabia_sm_ops TSM = {.name = "sim-kv", .create = tsm_create, .destroy = tsm_destroy, .apply = tsm_apply, .snapshot = tsm_snapshot, .restore = tsm_restore, .begin = tsm_begin};
 
 /* ------------------------------------------------------------------ */
 /* world */
@@ -337,6 +341,7 @@ struct client {
     bool busy;
     size_t lin;        /* history index */
     bool is_read;
+    bool typed;        /* a command on the other types: checked by the state hashes, not linearized */
     uint64_t key, value;
     uint64_t invoke;
     struct rabia_buf op;
@@ -841,6 +846,13 @@ static void disk_done(struct world *w, uint8_t i)
 /* the node's environment: network, clock, snapshots */
 
 static uint64_t env_now(void *ctx) { return ((struct node *)ctx)->w->now; }
+/* Wall clocks: a fixed epoch (1 Jan 2026) plus simulated time, each replica's
+ * off by up to +-50 ms so that the log's stamps are not monotonic. */
+static uint64_t env_wall_ms(void *ctx)
+{
+    const struct node *nd = ctx;
+    return 1767225600000ull + nd->w->now / 1000u + (uint64_t)(nd->idx * 37u % 101u) - 50u;
+}
 
 static void env_send(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len)
 {
@@ -960,6 +972,8 @@ static void client_send(struct world *w, struct client *c)
  * seq 1 under a nonce, never passed to the state machine and answered with
  * the id the log gives the session (core/rsm.h). Only then come its
  * operations, seq 2, 3, ..., under that id. */
+static void typed_op(struct world *w, struct client *c);
+
 static void client_next(struct world *w, struct client *c)
 {
     if (w->now >= T_STOP || w->res->failed) return;
@@ -976,6 +990,12 @@ static void client_next(struct world *w, struct client *c)
         return;
     }
     c->seq++;
+    c->typed = rnd() % 4 == 0;
+    if (c->typed) {
+        c->is_read = false;
+        typed_op(w, c);
+        return;
+    }
     c->key = rnd_range(1, NKEYS);
     c->is_read = rnd() % 2;
     c->value = c->id << 32 | c->seq;
@@ -992,6 +1012,51 @@ static void client_next(struct world *w, struct client *c)
     rabia_buf_free(&tmp);
     c->invoke = w->now;
     c->lin = lin_history_invoke(w->hist, c->id, c->is_read ? LIN_READ : LIN_WRITE, c->key, c->value, 0, w->now);
+    client_send(w, c);
+}
+
+/* A random command on hashes, lists, sets, sorted sets, expiry and the
+ * keyspace, on keys of its own (the linearized GET/SET keys are k*): its
+ * reply is not checked against a model, but every replica must compute it
+ * and the state alike, and the state hashes compare them. Random pops and
+ * expiry exercise the slot-seeded randomness and the log's clock. */
+static void typed_op(struct world *w, struct client *c)
+{
+    char a[8][24];
+    const char *argv[8];
+    int n = 0;
+    unsigned k = (unsigned)rnd_range(1, 4), j = (unsigned)rnd_range(1, 6), v = (unsigned)rnd_range(1, 99);
+#define ARGF(...) (snprintf(a[n], sizeof a[n], __VA_ARGS__), argv[n] = a[n], n++)
+    switch (rnd() % 20) {
+    case 0: ARGF("HSET"); ARGF("h%u", k); ARGF("f%u", j); ARGF("%u", v); break;
+    case 1: ARGF("HINCRBY"); ARGF("h%u", k); ARGF("n"); ARGF("%u", v); break;
+    case 2: ARGF("HDEL"); ARGF("h%u", k); ARGF("f%u", j); break;
+    case 3: ARGF("HGETALL"); ARGF("h%u", k); break;
+    case 4: ARGF("LPUSH"); ARGF("l%u", k); ARGF("%u", v); break;
+    case 5: ARGF("RPOP"); ARGF("l%u", k); break;
+    case 6: ARGF("LMOVE"); ARGF("l%u", k); ARGF("l%u", j % 4 + 1); ARGF("LEFT"); ARGF("RIGHT"); break;
+    case 7: ARGF("SADD"); ARGF("s%u", k); ARGF("m%u", j); break;
+    case 8: ARGF("SPOP"); ARGF("s%u", k); break;
+    case 9: ARGF("SRANDMEMBER"); ARGF("s%u", k); ARGF("-3"); break;
+    case 10: ARGF("SINTERSTORE"); ARGF("s%u", k); ARGF("s%u", j % 4 + 1); ARGF("s%u", v % 4 + 1); break;
+    case 11: ARGF("ZADD"); ARGF("z%u", k); ARGF("%u", v); ARGF("m%u", j); break;
+    case 12: ARGF("ZINCRBY"); ARGF("z%u", k); ARGF("1.5"); ARGF("m%u", j); break;
+    case 13: ARGF("ZPOPMIN"); ARGF("z%u", k); break;
+    case 14: ARGF("ZRANGE"); ARGF("z%u", k); ARGF("0"); ARGF("-1"); ARGF("WITHSCORES"); break;
+    case 15: ARGF("SET"); ARGF("t%u", k); ARGF("%u", v); ARGF("PX"); ARGF("%u", 50 + v * 5); break;
+    case 16: ARGF("PEXPIRE"); ARGF("%c%u", "hlsz"[j % 4], k); ARGF("%u", 100 + v * 10); break;
+    case 17: ARGF("SWEEP"); ARGF("50"); break;
+    case 18: ARGF("RANDOMKEY"); break;
+    default: ARGF("SCAN"); ARGF("0"); ARGF("COUNT"); ARGF("5"); break;
+    }
+#undef ARGF
+    rabia_buf_put_u64(&c->op, c->id);
+    rabia_buf_put_u64(&c->op, c->seq);
+    struct rabia_buf tmp = {0};
+    rabia_kv_encode_argv(&tmp, n, argv, NULL);
+    rabia_buf_append(&c->op, tmp.data, tmp.len);
+    rabia_buf_free(&tmp);
+    c->invoke = w->now;
     client_send(w, c);
 }
 
@@ -1053,6 +1118,17 @@ static void on_client_reply(struct world *w, struct client *c, const struct rabi
         return;
     }
     uint64_t result = 0;
+    if (c->typed) {
+        size_t used;
+        if (rabia_kv_resp_check(m->body, m->body_len, &used) != 0 || used != m->body_len ||
+            (m->body_len >= 4 && !memcmp(m->body, "-ERR", 4)))
+            fail(w, "client %" PRIu64 ": bad reply to a typed command: %.*s", c->id, (int)m->body_len,
+                 (const char *)m->body);
+        w->res->ops_ok++;
+        c->ack = c->seq + 1;
+        push(w, w->now + rnd_range(1 * MS, 6 * MS), E_CLIENT_NEXT, c->idx, 0, 0, 0);
+        return;
+    }
     if (c->is_read) {
         bool ok;
         result = parse_get(m->body, m->body_len, &ok);
@@ -1201,7 +1277,7 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     nc.batch.timeout_us = BATCH_DELAY;
     nc.bugs = ((w->cfg.bugs & SIM_BUG_SEND_EARLY) ? NODE_BUG_SEND_EARLY : 0) |
               ((w->cfg.bugs & SIM_BUG_REPLY_EARLY) ? NODE_BUG_REPLY_EARLY : 0);
-    struct node_env env = {.ctx = nd, .now_us = env_now, .send = env_send, .reply = env_reply,
+    struct node_env env = {.ctx = nd, .now_us = env_now, .wall_ms = env_wall_ms, .send = env_send, .reply = env_reply,
                            .snapshot_to = env_snapshot_to, .fatal = env_fatal, .note = env_note,
                            .decided = env_decided, .applied = env_applied, .submitted = env_submitted};
     nd->rt = node_create(&nc, &env);

@@ -153,10 +153,10 @@ static void test_full_cuts(void)
     CHECK_EQ(rabia_batch_count(batcher_peek(&b)->data, batcher_peek(&b)->len), 3);
     batcher_free(&b);
 
-    /* by bytes: body = 4 + n * (28 + op_len). Room for two 10-byte ops and
+    /* by bytes: body = 12 + n * (28 + op_len). Room for two 10-byte ops and
      * an empty one, not for a third 10-byte op. */
     batcher_cfg_default(&cfg);
-    cfg.max_bytes = 4 + 2 * (28 + 10) + 30;
+    cfg.max_bytes = RABIA_BATCH_HEADER + 2 * (28 + 10) + 30;
     cfg.max_pending_bytes = 10 * cfg.max_bytes;
     CHECK_EQ(batcher_init(&b, &cfg), 0);
     r = req(1, 1, "0123456789");
@@ -166,8 +166,8 @@ static void test_full_cuts(void)
     CHECK_EQ(batcher_add(&b, &r, 0), 0); /* does not fit: the first two leave */
     CHECK_EQ(batcher_cut_count(&b), 1);
     CHECK_EQ(batcher_open_count(&b), 1);
-    CHECK_EQ(batcher_peek(&b)->len, 4 + 2 * 38);
-    /* one request alone larger than a batch: 4 + 28 + 79 > 110 */
+    CHECK_EQ(batcher_peek(&b)->len, RABIA_BATCH_HEADER + 2 * 38);
+    /* one request alone larger than a batch: 12 + 28 + 79 > 110 */
     char op[128];
     memset(op, 'z', sizeof op);
     op[79] = 0;

@@ -525,7 +525,7 @@ static void test_batch_roundtrip(void)
     for (int round = 0; round < 50; round++) {
         uint32_t n = (uint32_t)rnd_below(64);
         CHECK_EQ(rabia_batch_init(&body), 0);
-        CHECK_EQ(body.len, 4);
+        CHECK_EQ(body.len, RABIA_BATCH_HEADER);
         for (uint32_t i = 0; i < n; i++) {
             reqs[i] = random_req();
             CHECK_EQ(rabia_batch_append(&body, &reqs[i]), 0);
@@ -591,15 +591,15 @@ static void test_batch_bad(void)
 
     /* A garbled op_len in the first request. */
     uint8_t saved[4];
-    memcpy(saved, b + 4 + 24, 4);
+    memcpy(saved, b + RABIA_BATCH_HEADER + 24, 4);
     uint32_t op_len = (uint32_t)saved[0] | (uint32_t)saved[1] << 8 |
                       (uint32_t)saved[2] << 16 | (uint32_t)saved[3] << 24;
     const uint32_t bad[] = {UINT32_MAX, (uint32_t)len, op_len + 1, op_len - 1};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        put32le(b + 4 + 24, bad[i]);
+        put32le(b + RABIA_BATCH_HEADER + 24, bad[i]);
         CHECK_EQ(rabia_batch_validate(b, len), RABIA_E_MALFORMED);
     }
-    memcpy(b + 4 + 24, saved, 4);
+    memcpy(b + RABIA_BATCH_HEADER + 24, saved, 4);
     CHECK_EQ(rabia_batch_validate(b, len), 0);
 
     /* Random garbage: never crashes, and what validates iterates cleanly. */
@@ -628,7 +628,7 @@ static void test_batch_bad(void)
     r.op = body_pool;
     r.op_len = RABIA_MAX_BATCH_BODY; /* checked before the op is read */
     CHECK_EQ(rabia_batch_append(&fresh, &r), RABIA_E_TOOBIG);
-    CHECK_EQ(fresh.len, 4);
+    CHECK_EQ(fresh.len, RABIA_BATCH_HEADER);
     CHECK_EQ(rabia_batch_count(fresh.data, fresh.len), 0);
     CHECK_EQ(rabia_batch_validate(fresh.data, fresh.len), 0);
     rabia_buf_free(&fresh);

@@ -474,7 +474,7 @@ static void test_connection_commands(void)
     EXPECT_LOCAL(&s, "ping hi", "$2\r\nhi\r\n");
     EXPECT_LOCAL(&s, "ECHO \"a\\r\\nb\"", "$4\r\na\r\nb\r\n");
     EXPECT_LOCAL(&s, "SELECT 0", "+OK\r\n");
-    EXPECT_LOCAL(&s, "SELECT 1", "-ERR DB index is out of range\r\n");
+    EXPECT_LOCAL(&s, "SELECT 16", "-ERR DB index is out of range\r\n");
     EXPECT_LOCAL(&s, "SELECT -1", "-ERR DB index is out of range\r\n");
     EXPECT_LOCAL(&s, "SELECT 00", "-ERR value is not an integer or out of range\r\n");
     EXPECT_LOCAL(&s, "SELECT x", "-ERR value is not an integer or out of range\r\n");
@@ -594,12 +594,13 @@ static void test_replicated_ops(void)
     EXPECT_REPL(&s, sm, "MSET a 1 b 2", "+OK\r\n");
     EXPECT_REPL(&s, sm, "MGET a b c", "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$-1\r\n");
     EXPECT_REPL(&s, sm, "EXISTS a b c a", ":3\r\n");
-    EXPECT_REPL(&s, sm, "KEYS ?", "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nn\r\n");
-    EXPECT_REPL(&s, sm, "SCAN 0 COUNT 2", "*2\r\n$1\r\n2\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+    EXPECT_REPL(&s, sm, "KEYS ?", "*3\r\n$1\r\na\r\n$1\r\nn\r\n$1\r\nb\r\n"); /* hash order */
+    EXPECT_REPL(&s, sm, "SCAN 0 COUNT 10 MATCH ?", "*2\r\n$1\r\n0\r\n*3\r\n$1\r\na\r\n$1\r\nn\r\n$1\r\nb\r\n");
     EXPECT_REPL(&s, sm, "DBSIZE", ":4\r\n");
     EXPECT_REPL(&s, sm, "DEL a b c", ":2\r\n");
-    EXPECT_REPL(&s, sm, "SET k v EX 10", "-ERR syntax error\r\n");
-    EXPECT_REPL(&s, sm, "FLUSHDB", "+OK\r\n"); /* sent as FLUSHALL: one database */
+    EXPECT_REPL(&s, sm, "SET k v EX 10 NX", "+OK\r\n");
+    EXPECT_REPL(&s, sm, "TTL k", ":10\r\n");
+    EXPECT_REPL(&s, sm, "FLUSHDB", "+OK\r\n");
     EXPECT_REPL(&s, sm, "DBSIZE", ":0\r\n");
     EXPECT_REPL(&s, sm, "FLUSHALL ASYNC", "+OK\r\n");
 
@@ -665,7 +666,10 @@ static void test_multi(void)
     EXPECT_LOCAL(&s, "EXEC", "-EXECABORT Transaction discarded because of previous errors.\r\n");
 
     EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
-    EXPECT_LOCAL(&s, "SELECT 0", "-ERR Command not allowed inside a transaction\r\n");
+    EXPECT_LOCAL(&s, "SELECT 16", "-ERR DB index is out of range\r\n");
+    EXPECT_LOCAL(&s, "EXEC", "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "SUBSCRIBE c", "-ERR Command not allowed inside a transaction\r\n");
     EXPECT_LOCAL(&s, "EXEC", "-EXECABORT Transaction discarded because of previous errors.\r\n");
 
     EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
@@ -687,14 +691,22 @@ static void test_multi(void)
     EXPECT_LOCAL(&s, "DISCARD", "-ERR DISCARD without MULTI\r\n");
     EXPECT_REPL(&s, sm, "GET a", "$1\r\n3\r\n");
 
-    /* a run-time failure aborts the whole TXN (unlike Redis: see resp.h) */
+    /* a run-time failure is that command's reply; the others run (Redis) */
     EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
     EXPECT_LOCAL(&s, "SET a x", "+QUEUED\r\n");
     EXPECT_LOCAL(&s, "INCR a", "+QUEUED\r\n");
-    EXPECT_REPL(&s, sm, "EXEC",
-                "-EXECABORT Transaction discarded: command 1 (INCR) failed: ERR value is not an "
-                "integer or out of range\r\n");
-    EXPECT_REPL(&s, sm, "GET a", "$1\r\n3\r\n");
+    EXPECT_REPL(&s, sm, "EXEC", "*2\r\n+OK\r\n-ERR value is not an integer or out of range\r\n");
+    EXPECT_REPL(&s, sm, "GET a", "$1\r\nx\r\n");
+
+    /* SELECT in MULTI: the queued commands that follow run in that
+     * database, and the connection stays there after EXEC */
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "SELECT 2", "+QUEUED\r\n");
+    EXPECT_LOCAL(&s, "SET a two", "+QUEUED\r\n");
+    EXPECT_REPL(&s, sm, "EXEC", "*2\r\n+OK\r\n+OK\r\n");
+    EXPECT_REPL(&s, sm, "GET a", "$3\r\ntwo\r\n");
+    EXPECT_LOCAL(&s, "SELECT 0", "+OK\r\n");
+    EXPECT_REPL(&s, sm, "GET a", "$1\r\nx\r\n");
 
     /* QUIT and RESET act inside MULTI */
     EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");

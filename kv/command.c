@@ -1,0 +1,667 @@
+/* kv/command.c: the command table, dispatch, transactions (TXN, TXNW,
+ * WATCHVER), databases (@DB) and the rabia_sm_ops of the store. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Sorted by name (checked once at create): lookups are a binary search.
+ * Arities, flags and key positions are Redis 7.0's COMMAND INFO. */
+static const struct kv_cmd commands[] = {
+    {"append", 3, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_append},
+    {"blmove", 6, KV_F_WRITE | KV_F_DENYOOM | KV_F_BLOCKING, 1, 2, 1, kv_cmd_blmove},
+    {"blpop", -3, KV_F_WRITE | KV_F_BLOCKING, 1, -2, 1, kv_cmd_blpop},
+    {"brpop", -3, KV_F_WRITE | KV_F_BLOCKING, 1, -2, 1, kv_cmd_brpop},
+    {"copy", -3, KV_F_WRITE | KV_F_DENYOOM, 1, 2, 1, kv_cmd_copy},
+    {"dbsize", 1, KV_F_READONLY | KV_F_FAST, 0, 0, 0, kv_cmd_dbsize},
+    {"decr", 2, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_decr},
+    {"decrby", 3, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_decrby},
+    {"del", -2, KV_F_WRITE, 1, -1, 1, kv_cmd_del},
+    {"echo", 2, KV_F_FAST, 0, 0, 0, kv_cmd_echo},
+    {"exists", -2, KV_F_READONLY | KV_F_FAST, 1, -1, 1, kv_cmd_exists},
+    {"expire", -3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_expire},
+    {"expireat", -3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_expireat},
+    {"expiretime", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_expiretime},
+    {"flushall", -1, KV_F_WRITE, 0, 0, 0, kv_cmd_flushall},
+    {"flushdb", -1, KV_F_WRITE, 0, 0, 0, kv_cmd_flushdb},
+    {"get", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_get},
+    {"getdel", 2, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_getdel},
+    {"getex", -2, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_getex},
+    {"getrange", 4, KV_F_READONLY, 1, 1, 1, kv_cmd_getrange},
+    {"getset", 3, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_getset},
+    {"hdel", -3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_hdel},
+    {"hexists", 3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_hexists},
+    {"hget", 3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_hget},
+    {"hgetall", 2, KV_F_READONLY, 1, 1, 1, kv_cmd_hgetall},
+    {"hincrby", 4, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_hincrby},
+    {"hincrbyfloat", 4, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_hincrbyfloat},
+    {"hkeys", 2, KV_F_READONLY, 1, 1, 1, kv_cmd_hkeys},
+    {"hlen", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_hlen},
+    {"hmget", -3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_hmget},
+    {"hmset", -4, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_hmset},
+    {"hrandfield", -2, KV_F_READONLY, 1, 1, 1, kv_cmd_hrandfield},
+    {"hscan", -3, KV_F_READONLY, 1, 1, 1, kv_cmd_hscan},
+    {"hset", -4, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_hset},
+    {"hsetnx", 4, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_hsetnx},
+    {"hstrlen", 3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_hstrlen},
+    {"hvals", 2, KV_F_READONLY, 1, 1, 1, kv_cmd_hvals},
+    {"incr", 2, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_incr},
+    {"incrby", 3, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_incrby},
+    {"incrbyfloat", 3, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_incrbyfloat},
+    {"keys", 2, KV_F_READONLY, 0, 0, 0, kv_cmd_keys},
+    {"lindex", 3, KV_F_READONLY, 1, 1, 1, kv_cmd_lindex},
+    {"linsert", 5, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_linsert},
+    {"llen", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_llen},
+    {"lmove", 5, KV_F_WRITE | KV_F_DENYOOM, 1, 2, 1, kv_cmd_lmove},
+    {"lpop", -2, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_lpop},
+    {"lpos", -3, KV_F_READONLY, 1, 1, 1, kv_cmd_lpos},
+    {"lpush", -3, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_lpush},
+    {"lpushx", -3, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_lpushx},
+    {"lrange", 4, KV_F_READONLY, 1, 1, 1, kv_cmd_lrange},
+    {"lrem", 4, KV_F_WRITE, 1, 1, 1, kv_cmd_lrem},
+    {"lset", 4, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_lset},
+    {"ltrim", 4, KV_F_WRITE, 1, 1, 1, kv_cmd_ltrim},
+    {"mget", -2, KV_F_READONLY | KV_F_FAST, 1, -1, 1, kv_cmd_mget},
+    {"move", 3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_move},
+    {"mset", -3, KV_F_WRITE | KV_F_DENYOOM, 1, -1, 2, kv_cmd_mset},
+    {"msetnx", -3, KV_F_WRITE | KV_F_DENYOOM, 1, -1, 2, kv_cmd_msetnx},
+    {"persist", 2, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_persist},
+    {"pexpire", -3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_pexpire},
+    {"pexpireat", -3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_pexpireat},
+    {"pexpiretime", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_pexpiretime},
+    {"ping", -1, KV_F_FAST, 0, 0, 0, kv_cmd_ping},
+    {"psetex", 4, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_psetex},
+    {"pttl", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_pttl},
+    {"publish", 3, KV_F_FAST | KV_F_PUBSUB, 0, 0, 0, kv_cmd_publish},
+    {"randomkey", 1, KV_F_READONLY, 0, 0, 0, kv_cmd_randomkey},
+    {"rename", 3, KV_F_WRITE, 1, 2, 1, kv_cmd_rename},
+    {"renamenx", 3, KV_F_WRITE | KV_F_FAST, 1, 2, 1, kv_cmd_renamenx},
+    {"rpop", -2, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_rpop},
+    {"rpoplpush", 3, KV_F_WRITE | KV_F_DENYOOM, 1, 2, 1, kv_cmd_rpoplpush},
+    {"rpush", -3, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_rpush},
+    {"rpushx", -3, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_rpushx},
+    {"sadd", -3, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_sadd},
+    {"scan", -2, KV_F_READONLY, 0, 0, 0, kv_cmd_scan},
+    {"scard", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_scard},
+    {"sdiff", -2, KV_F_READONLY, 1, -1, 1, kv_cmd_sdiff},
+    {"sdiffstore", -3, KV_F_WRITE | KV_F_DENYOOM, 1, -1, 1, kv_cmd_sdiffstore},
+    {"set", -3, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_set},
+    {"setex", 4, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_setex},
+    {"setnx", 3, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_setnx},
+    {"setrange", 4, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_setrange},
+    {"sinter", -2, KV_F_READONLY, 1, -1, 1, kv_cmd_sinter},
+    {"sintercard", -3, KV_F_READONLY, 0, 0, 0, kv_cmd_sintercard},
+    {"sinterstore", -3, KV_F_WRITE | KV_F_DENYOOM, 1, -1, 1, kv_cmd_sinterstore},
+    {"sismember", 3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_sismember},
+    {"smembers", 2, KV_F_READONLY, 1, 1, 1, kv_cmd_smembers},
+    {"smismember", -3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_smismember},
+    {"smove", 4, KV_F_WRITE | KV_F_FAST, 1, 2, 1, kv_cmd_smove},
+    {"spop", -2, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_spop},
+    {"srandmember", -2, KV_F_READONLY, 1, 1, 1, kv_cmd_srandmember},
+    {"srem", -3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_srem},
+    {"sscan", -3, KV_F_READONLY, 1, 1, 1, kv_cmd_sscan},
+    {"strlen", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_strlen},
+    {"sunion", -2, KV_F_READONLY, 1, -1, 1, kv_cmd_sunion},
+    {"sunionstore", -3, KV_F_WRITE | KV_F_DENYOOM, 1, -1, 1, kv_cmd_sunionstore},
+    {"sweep", -1, KV_F_WRITE, 0, 0, 0, kv_cmd_sweep},
+    {"time", 1, KV_F_FAST, 0, 0, 0, kv_cmd_time},
+    {"touch", -2, KV_F_READONLY | KV_F_FAST, 1, -1, 1, kv_cmd_touch},
+    {"ttl", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_ttl},
+    {"type", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_type},
+    {"unlink", -2, KV_F_WRITE | KV_F_FAST, 1, -1, 1, kv_cmd_unlink},
+    {"zadd", -4, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_zadd},
+    {"zcard", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zcard},
+    {"zcount", 4, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zcount},
+    {"zincrby", 4, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_zincrby},
+    {"zinterstore", -4, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_zinterstore},
+    {"zlexcount", 4, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zlexcount},
+    {"zmscore", -3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zmscore},
+    {"zpopmax", -2, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_zpopmax},
+    {"zpopmin", -2, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_zpopmin},
+    {"zrange", -4, KV_F_READONLY, 1, 1, 1, kv_cmd_zrange},
+    {"zrangebylex", -4, KV_F_READONLY, 1, 1, 1, kv_cmd_zrangebylex},
+    {"zrangebyscore", -4, KV_F_READONLY, 1, 1, 1, kv_cmd_zrangebyscore},
+    {"zrangestore", -5, KV_F_WRITE | KV_F_DENYOOM, 1, 2, 1, kv_cmd_zrangestore},
+    {"zrank", 3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zrank},
+    {"zrem", -3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_zrem},
+    {"zremrangebyrank", 4, KV_F_WRITE, 1, 1, 1, kv_cmd_zremrangebyrank},
+    {"zremrangebyscore", 4, KV_F_WRITE, 1, 1, 1, kv_cmd_zremrangebyscore},
+    {"zrevrange", -4, KV_F_READONLY, 1, 1, 1, kv_cmd_zrevrange},
+    {"zrevrangebylex", -4, KV_F_READONLY, 1, 1, 1, kv_cmd_zrevrangebylex},
+    {"zrevrangebyscore", -4, KV_F_READONLY, 1, 1, 1, kv_cmd_zrevrangebyscore},
+    {"zrevrank", 3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zrevrank},
+    {"zscan", -3, KV_F_READONLY, 1, 1, 1, kv_cmd_zscan},
+    {"zscore", 3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zscore},
+    {"zunionstore", -4, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_zunionstore},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static int name_cmp(const uint8_t *p, size_t n, const char *name)
+{
+    size_t i = 0;
+    for (; i < n && name[i]; i++) {
+        uint8_t ch = p[i];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (uint8_t)(ch + ('a' - 'A'));
+        if (ch != (uint8_t)name[i])
+            return ch < (uint8_t)name[i] ? -1 : 1;
+    }
+    if (i < n)
+        return 1;
+    return name[i] ? -1 : 0;
+}
+
+static const struct kv_cmd *lookup(const uint8_t *p, size_t n)
+{
+    size_t lo = 0, hi = N_COMMANDS;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = name_cmp(p, n, commands[mid].name);
+        if (c == 0)
+            return &commands[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+unsigned rabia_kv_ncommands(void)
+{
+    return (unsigned)N_COMMANDS;
+}
+
+/* struct kv_cmd starts like struct rabia_kv_cmd_info but its key
+ * positions are int8_t: build the public view once. */
+static struct rabia_kv_cmd_info infos[N_COMMANDS];
+
+static void infos_init(void)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        RABIA_ASSERT(i == 0 || strcmp(commands[i - 1].name, commands[i].name) < 0);
+        infos[i] = (struct rabia_kv_cmd_info){commands[i].name, commands[i].arity, commands[i].flags,
+                                              commands[i].first, commands[i].last, commands[i].step};
+    }
+}
+
+#include <pthread.h>
+static pthread_once_t infos_once = PTHREAD_ONCE_INIT;
+
+const struct rabia_kv_cmd_info *rabia_kv_command(unsigned i)
+{
+    pthread_once(&infos_once, infos_init);
+    return i < N_COMMANDS ? &infos[i] : NULL;
+}
+
+const struct rabia_kv_cmd_info *rabia_kv_lookup(const uint8_t *p, size_t n)
+{
+    pthread_once(&infos_once, infos_init);
+    const struct kv_cmd *c = lookup(p, n);
+    return c ? &infos[c - commands] : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Decoding an argv operation. */
+
+struct args {
+    uint32_t argc;
+    const uint8_t **v;
+    uint32_t *len;
+    const uint8_t *sv[16];
+    uint32_t sl[16];
+};
+
+static void args_free(struct args *a)
+{
+    if (a->v != a->sv) {
+        free(a->v);
+        free(a->len);
+    }
+    a->v = a->sv;
+    a->len = a->sl;
+    a->argc = 0;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* 0, 1 for a malformed argv, or -ENOMEM. Arguments point into op. */
+static int args_parse(struct args *a, const uint8_t *op, size_t n)
+{
+    a->argc = 0;
+    a->v = a->sv;
+    a->len = a->sl;
+    if (n < 4)
+        return 1;
+    uint32_t argc = get32(op);
+    size_t at = 4;
+    if (argc > (n - 4) / 4)
+        return 1;
+    if (argc > 16) {
+        a->v = malloc(argc * sizeof *a->v);
+        a->len = malloc(argc * sizeof *a->len);
+        if (!a->v || !a->len) {
+            free(a->v == a->sv ? NULL : a->v);
+            free(a->len == a->sl ? NULL : a->len);
+            a->v = a->sv;
+            a->len = a->sl;
+            return -ENOMEM;
+        }
+    }
+    for (uint32_t i = 0; i < argc; i++) {
+        if (n - at < 4)
+            goto bad;
+        uint32_t l = get32(op + at);
+        at += 4;
+        if (l > n - at)
+            goto bad;
+        a->v[i] = op + at;
+        a->len[i] = l;
+        at += l;
+    }
+    if (at != n)
+        goto bad;
+    a->argc = argc;
+    return 0;
+bad:
+    args_free(a);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Dispatch. */
+
+static int unknown(struct kv_ctx *c)
+{
+    /* Redis: ERR unknown command 'x', with args beginning with: 'a' 'b' */
+    struct rabia_buf *o = c->out;
+    int rc = rabia_buf_append(o, "-ERR unknown command '", 22);
+    size_t n0 = c->len[0] > 128 ? 128 : c->len[0];
+    size_t at = o->len;
+    if (!rc)
+        rc = rabia_buf_append(o, c->argv[0], n0);
+    if (!rc)
+        rc = rabia_buf_append(o, "', with args beginning with: ", 29);
+    size_t args = 0; /* about 128 bytes of arguments, as Redis */
+    for (uint32_t i = 1; !rc && i < c->argc && args < 128; i++) {
+        size_t n = c->len[i] < 128 - args ? c->len[i] : 128 - args;
+        if (!(rc = rabia_buf_put_u8(o, '\'')) && !(rc = rabia_buf_append(o, c->argv[i], n)))
+            rc = rabia_buf_append(o, "' ", 2);
+        args += n + 3;
+    }
+    for (size_t i = at; !rc && i < o->len; i++)
+        if (o->data[i] == '\r' || o->data[i] == '\n')
+            o->data[i] = ' ';
+    return rc ? rc : rabia_buf_append(o, "\r\n", 2);
+}
+
+static bool arity_ok(int arity, uint32_t argc)
+{
+    return arity >= 0 ? argc == (uint32_t)arity : argc >= (uint32_t)-arity;
+}
+
+int kv_run(struct kv_store *s, uint32_t dbi, uint32_t argc, const uint8_t *const *argv,
+           const uint32_t *len, struct rabia_buf *out, bool in_exec)
+{
+    RABIA_ASSERT(dbi < KV_DBS);
+    struct kv_ctx c = {.s = s, .db = &s->db[dbi], .dbi = dbi, .argc = argc, .argv = argv,
+                       .len = len, .out = out, .in_exec = in_exec};
+    if (argc == 0)
+        return kv_reply_err(&c, "ERR empty command");
+    const struct kv_cmd *cmd = lookup(argv[0], len[0]);
+    if (!cmd)
+        return unknown(&c);
+    if (!arity_ok(cmd->arity, argc))
+        return kv_reply_arity(&c);
+    size_t before = out->len;
+    int rc = cmd->fn(&c);
+    RABIA_ASSERT(rc < 0 || out->len > before); /* every command replies */
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Operations that are not Redis commands. */
+
+struct kv_sm {
+    struct kv_store *s;
+    rabia_sm_event_fn ev_fn; /* kept here too: a restore replaces s */
+    void *ev_arg;
+};
+
+static int run_op(struct kv_store *s, uint32_t dbi, const uint8_t *op, size_t n, struct rabia_buf *out,
+                  bool in_exec, int depth);
+
+static int reply_err(struct rabia_buf *out, const char *msg)
+{
+    int rc = rabia_buf_append(out, "-", 1);
+    if (!rc)
+        rc = rabia_buf_append(out, msg, strlen(msg));
+    return rc ? rc : rabia_buf_append(out, "\r\n", 2);
+}
+
+static bool parse_db(const uint8_t *p, size_t n, uint32_t *dbi)
+{
+    int64_t v;
+    if (!kv_parse_i64(p, n, &v) || v < 0 || v >= KV_DBS)
+        return false;
+    *dbi = (uint32_t)v;
+    return true;
+}
+
+/* The commands of a transaction, from argument `first` on: each an
+ * encoded argv op, run in order; SELECT inside changes the database of
+ * those that follow (Redis runs a queued SELECT at EXEC). */
+static int run_txn(struct kv_store *s, uint32_t dbi, const struct args *a, uint32_t first,
+                   struct rabia_buf *out, int depth)
+{
+    int rc = kv_reply_array(&(struct kv_ctx){.out = out}, a->argc - first);
+    for (uint32_t i = first; !rc && i < a->argc; i++) {
+        struct args sub;
+        int prc = args_parse(&sub, a->v[i], a->len[i]);
+        if (prc < 0)
+            return prc;
+        if (prc > 0) {
+            rc = reply_err(out, "ERR malformed operation");
+            continue;
+        }
+        if (sub.argc == 2 && kv_eq(sub.v[0], sub.len[0], "select")) {
+            rc = parse_db(sub.v[1], sub.len[1], &dbi) ? rabia_buf_append(out, "+OK\r\n", 5)
+                                                       : reply_err(out, "ERR DB index is out of range");
+        } else if (sub.argc >= 1 && (kv_eq(sub.v[0], sub.len[0], "txn") || kv_eq(sub.v[0], sub.len[0], "txnw"))) {
+            rc = reply_err(out, "ERR MULTI calls can not be nested");
+        } else {
+            rc = run_op(s, dbi, a->v[i], a->len[i], out, true, depth + 1);
+        }
+        args_free(&sub);
+    }
+    return rc;
+}
+
+/* TXNW n (db key version)*n op...: the transaction runs only if no watched
+ * key changed since WATCHVER read its version. */
+static int run_txnw(struct kv_store *s, uint32_t dbi, const struct args *a, struct rabia_buf *out, int depth)
+{
+    int64_t n;
+    if (a->argc < 2 || !kv_parse_i64(a->v[1], a->len[1], &n) || n < 0 || (uint64_t)n > (a->argc - 2) / 3)
+        return reply_err(out, "ERR malformed TXNW");
+    struct rabia_buf scratch = {0};
+    bool changed = false;
+    for (int64_t i = 0; i < n && !changed; i++) {
+        uint32_t kdb;
+        int64_t ver;
+        uint32_t at = 2 + (uint32_t)i * 3;
+        if (!parse_db(a->v[at], a->len[at], &kdb) || !kv_parse_i64(a->v[at + 2], a->len[at + 2], &ver))
+            return reply_err(out, "ERR malformed TXNW");
+        struct kv_ctx c = {.s = s, .db = &s->db[kdb], .dbi = kdb, .out = &scratch};
+        changed = kv_key_version(&c, a->v[at + 1], a->len[at + 1]) != (uint64_t)ver;
+    }
+    rabia_buf_free(&scratch);
+    if (changed)
+        return rabia_buf_append(out, "*-1\r\n", 5);
+    return run_txn(s, dbi, a, 2 + (uint32_t)n * 3, out, depth);
+}
+
+static int run_watchver(struct kv_store *s, uint32_t dbi, const struct args *a, struct rabia_buf *out)
+{
+    struct kv_ctx c = {.s = s, .db = &s->db[dbi], .dbi = dbi, .out = out};
+    int rc = kv_reply_array(&c, a->argc - 1);
+    for (uint32_t i = 1; !rc && i < a->argc; i++)
+        rc = kv_reply_int(&c, (int64_t)kv_key_version(&c, a->v[i], a->len[i]));
+    return rc;
+}
+
+static int run_op(struct kv_store *s, uint32_t dbi, const uint8_t *op, size_t n, struct rabia_buf *out,
+                  bool in_exec, int depth)
+{
+    struct args a;
+    int rc = args_parse(&a, op, n);
+    if (rc)
+        return rc < 0 ? rc : reply_err(out, "ERR malformed operation");
+    if (a.argc == 0) {
+        rc = reply_err(out, "ERR empty command");
+    } else if (depth > 4) {
+        rc = reply_err(out, "ERR operation nested too deeply");
+    } else if (kv_eq(a.v[0], a.len[0], "@db")) {
+        uint32_t d;
+        if (a.argc != 3 || !parse_db(a.v[1], a.len[1], &d))
+            rc = reply_err(out, "ERR DB index is out of range");
+        else
+            rc = run_op(s, d, a.v[2], a.len[2], out, in_exec, depth + 1);
+    } else if (!in_exec && kv_eq(a.v[0], a.len[0], "txn")) {
+        rc = run_txn(s, dbi, &a, 1, out, depth);
+    } else if (!in_exec && kv_eq(a.v[0], a.len[0], "txnw")) {
+        rc = run_txnw(s, dbi, &a, out, depth);
+    } else if (kv_eq(a.v[0], a.len[0], "watchver")) {
+        rc = run_watchver(s, dbi, &a, out);
+    } else if (kv_eq(a.v[0], a.len[0], "select")) {
+        rc = reply_err(out, "ERR SELECT is kept per connection: send the operation as @DB n op");
+    } else {
+        rc = kv_run(s, dbi, a.argc, a.v, a.len, out, in_exec);
+    }
+    args_free(&a);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* SCAN-family arguments. */
+
+bool kv_arg_cursor(struct kv_ctx *c, uint32_t i, uint64_t *cursor)
+{
+    const uint8_t *p = c->argv[i];
+    size_t n = c->len[i];
+    uint64_t v = 0;
+    bool ok = n > 0;
+    for (size_t k = 0; ok && k < n; k++) {
+        if (p[k] < '0' || p[k] > '9' || v > (UINT64_MAX - (uint64_t)(p[k] - '0')) / 10)
+            ok = false;
+        else
+            v = v * 10 + (uint64_t)(p[k] - '0');
+    }
+    if (!ok) {
+        kv_reply_err(c, "ERR invalid cursor");
+        return false;
+    }
+    *cursor = v;
+    return true;
+}
+
+bool kv_scan_args(struct kv_ctx *c, uint32_t i, bool allow_type, struct kv_scan_opts *o)
+{
+    o->match = NULL;
+    o->match_len = 0;
+    o->count = 10;
+    o->type = -1;
+    for (; i < c->argc; i += 2) {
+        if (i + 1 >= c->argc) {
+            kv_reply_err(c, KV_ERR_SYNTAX);
+            return false;
+        }
+        if (kv_arg_is(c, i, "match")) {
+            o->match = c->argv[i + 1];
+            o->match_len = c->len[i + 1];
+            /* "*" matches everything: skip the matcher */
+            if (o->match_len == 1 && o->match[0] == '*')
+                o->match = NULL;
+        } else if (kv_arg_is(c, i, "count")) {
+            int64_t v;
+            if (!kv_arg_i64(c, i + 1, &v))
+                return false;
+            if (v < 1) {
+                kv_reply_err(c, KV_ERR_SYNTAX);
+                return false;
+            }
+            o->count = (uint64_t)v;
+        } else if (allow_type && kv_arg_is(c, i, "type")) {
+            o->type = -2; /* an unknown type name matches nothing, as in Redis */
+            for (uint8_t t = 0; t < KV_NTYPES; t++)
+                if (kv_eq(c->argv[i + 1], c->len[i + 1], kv_type_ops(t)->name))
+                    o->type = t;
+        } else {
+            kv_reply_err(c, KV_ERR_SYNTAX);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* The state machine. */
+
+static void *kv_create(void)
+{
+    pthread_once(&infos_once, infos_init);
+    struct kv_sm *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    if (!(m->s = kv_store_new())) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void kv_destroy(void *sm)
+{
+    struct kv_sm *m = sm;
+    if (!m)
+        return;
+    kv_store_free(m->s);
+    free(m);
+}
+
+static int kv_apply(void *sm, const uint8_t *op, size_t n, struct rabia_buf *reply)
+{
+    struct kv_sm *m = sm;
+    return run_op(m->s, 0, op, n, reply, false, 0);
+}
+
+static int kv_snapshot(void *sm, struct rabia_buf *out)
+{
+    struct kv_sm *m = sm;
+    return kv_store_save(m->s, out);
+}
+
+static int kv_restore(void *sm, const uint8_t *data, size_t len)
+{
+    struct kv_sm *m = sm;
+    struct kv_store *s;
+    int rc = kv_store_load(data, len, &s);
+    if (rc)
+        return rc;
+    s->ev_fn = m->ev_fn;
+    s->ev_arg = m->ev_arg;
+    s->slot = m->s->slot;
+    s->rng = m->s->rng;
+    kv_store_free(m->s);
+    m->s = s;
+    return 0;
+}
+
+static void kv_begin(void *sm, const struct rabia_sm_batch *b)
+{
+    struct kv_sm *m = sm;
+    /* The log's clock never goes back, whatever the proposers' clocks say. */
+    if (b->time_ms > m->s->now_ms)
+        m->s->now_ms = b->time_ms;
+    m->s->slot = b->slot;
+    m->s->rng = b->slot * 0x9e3779b97f4a7c15ull ^ 0x5241424941ull;
+}
+
+static void kv_set_events(void *sm, rabia_sm_event_fn fn, void *arg)
+{
+    struct kv_sm *m = sm;
+    m->ev_fn = m->s->ev_fn = fn;
+    m->ev_arg = m->s->ev_arg = arg;
+}
+
+const struct rabia_sm_ops rabia_sm_kv = {
+    .name = "kv",
+    .create = kv_create,
+    .destroy = kv_destroy,
+    .apply = kv_apply,
+    .snapshot = kv_snapshot,
+    .restore = kv_restore,
+    .begin = kv_begin,
+    .set_events = kv_set_events,
+};
+
+uint64_t rabia_kv_count(const void *sm)
+{
+    const struct kv_sm *m = sm;
+    uint64_t n = 0;
+    for (int i = 0; i < KV_DBS; i++)
+        n += kv_dict_size(&m->s->db[i].keys);
+    return n;
+}
+
+uint64_t rabia_kv_expiring(const void *sm)
+{
+    const struct kv_sm *m = sm;
+    uint64_t n = 0;
+    for (int i = 0; i < KV_DBS; i++)
+        n += kv_dict_size(&m->s->db[i].expires);
+    return n;
+}
+
+uint64_t rabia_kv_memory(const void *sm)
+{
+    const struct kv_sm *m = sm;
+    return m->s->mem;
+}
+
+void rabia_kv_db_info(const void *sm, uint32_t db, uint64_t *keys, uint64_t *expires)
+{
+    const struct kv_sm *m = sm;
+    *keys = *expires = 0;
+    if (db >= KV_DBS)
+        return;
+    *keys = kv_dict_size(&m->s->db[db].keys);
+    *expires = kv_dict_size(&m->s->db[db].expires);
+}
+
+/* ------------------------------------------------------------------ */
+/* Encoding operations. */
+
+int rabia_kv_encode_argv(struct rabia_buf *out, int argc, const char *const *argv, const size_t *lens)
+{
+    if (argc < 0)
+        return -EINVAL;
+    size_t at = out->len;
+    int rc = rabia_buf_put_u32(out, (uint32_t)argc);
+    for (int i = 0; !rc && i < argc; i++) {
+        size_t n = lens ? lens[i] : strlen(argv[i]);
+        if (n > UINT32_MAX) {
+            rc = -EINVAL;
+            break;
+        }
+        if (!(rc = rabia_buf_put_u32(out, (uint32_t)n)) && n)
+            rc = rabia_buf_append(out, argv[i], n);
+    }
+    if (rc)
+        out->len = at;
+    return rc;
+}
+
+int rabia_kv_encode_txn(struct rabia_buf *out, int n, const uint8_t *const *ops, const size_t *op_lens)
+{
+    if (n < 0 || n == INT32_MAX)
+        return -EINVAL;
+    size_t at = out->len;
+    int rc = rabia_buf_put_u32(out, (uint32_t)n + 1);
+    if (!rc && !(rc = rabia_buf_put_u32(out, 3)))
+        rc = rabia_buf_append(out, "TXN", 3);
+    for (int i = 0; !rc && i < n; i++) {
+        if (op_lens[i] > UINT32_MAX) {
+            rc = -EINVAL;
+            break;
+        }
+        if (!(rc = rabia_buf_put_u32(out, (uint32_t)op_lens[i])) && op_lens[i])
+            rc = rabia_buf_append(out, ops[i], op_lens[i]);
+    }
+    if (rc)
+        out->len = at;
+    return rc;
+}

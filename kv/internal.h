@@ -1,0 +1,391 @@
+/* !!! HELPERS WRITING kv/ FILES IN PARALLEL: STOP AND READ
+ * /work/main/kv/PARALLEL_WORK_RULES.md NOW, BEFORE ANYTHING ELSE (how to
+ * build without breaking the others, determinism rules, the reference
+ * redis-server). This banner goes away when the work is merged. !!! */
+/* kv/internal.h: what the files of the Redis-compatible store share.
+ *
+ * The store is a deterministic state machine (include/rabia/state_machine.h):
+ * every replica applies the same operations in the same order and must
+ * produce the same replies and the same snapshot bytes. So nothing here may
+ * depend on pointers, allocation addresses, a clock or a random source:
+ *   - time is the log's (kv_ctx.now_ms, from the batches' stamps);
+ *   - randomness comes from kv_rand(), seeded by the slot;
+ *   - hash tables use one fixed hash function and are iterated in hash
+ *     order (kv_dict_scan), which depends only on their contents, not on
+ *     their size, their rehashing progress or the insertion history.
+ *
+ * Every allocation goes through kv_alloc / kv_realloc / kv_free with the
+ * store, which counts the bytes held (INFO memory). Allocation failure is
+ * reported as -ENOMEM all the way up; the replica then stops (a partial
+ * change is allowed then: the state is discarded).
+ *
+ * Command functions: int fn(struct kv_ctx *c). They read c->argv[i] /
+ * c->len[i] (argc >= the command's arity, checked before), write exactly
+ * one RESP2 reply to c->out through the kv_reply_* functions, and return 0
+ * or -ENOMEM. A command that fails (syntax, WRONGTYPE, ...) replies the
+ * error and changes nothing: check everything before the first change.
+ * Every change to a key's value calls kv_touch (WATCH versions); a change
+ * that makes a list non-empty calls kv_key_ready (blocked pops). */
+#ifndef RABIA_KV_INTERNAL_H
+#define RABIA_KV_INTERNAL_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "invariant.h"
+#include "kv.h"
+#include "rabia/state_machine.h"
+
+/* ------------------------------------------------------------------ */
+/* Allocation (counted per store).                                     */
+
+struct kv_store;
+void *kv_alloc(struct kv_store *s, size_t n);             /* NULL on failure */
+void *kv_realloc(struct kv_store *s, void *p, size_t n);  /* NULL: p unchanged */
+void kv_free(struct kv_store *s, void *p);                /* p may be NULL */
+uint8_t *kv_dup(struct kv_store *s, const uint8_t *p, size_t n); /* n + 1 bytes, NUL added */
+
+/* ------------------------------------------------------------------ */
+/* Hash tables (dict.c).                                               */
+
+/* One fixed 64-bit hash (XXH3, fixed seed): equal on every replica. */
+uint64_t kv_hash(const uint8_t *p, size_t n);
+
+/* An entry. The owner decides what v and x mean:
+ *   keyspace: v.p = struct kv_obj *, x = expiry (Unix ms, 0 none),
+ *             ver = WATCH version;
+ *   hash:     v.p = value bytes (kv_dup'ed), x = value length;
+ *   set:      nothing;
+ *   zset:     v.d = score, v2 = its skip-list node. */
+struct kv_dent {
+    struct kv_dent *next; /* chain */
+    uint64_t hash;        /* kv_hash(key) */
+    union {
+        void *p;
+        double d;
+    } v;
+    void *v2;
+    uint64_t x;
+    uint64_t ver;
+    uint32_t klen;
+    uint8_t key[]; /* klen bytes and a NUL (not counted) */
+};
+
+/* A chained hash table indexed by the TOP bits of the hash, so that bucket
+ * order is hash order; grown (load 1) and shrunk (below 1/8) by incremental
+ * rehashing: each find/add/unlink moves one bucket. */
+struct kv_dict {
+    struct kv_dent **t[2];
+    uint8_t bits[2];   /* t[i] has 1 << bits[i] buckets (t[i] NULL: 0) */
+    uint64_t used[2];  /* entries in t[i] */
+    int64_t rehash;    /* -1: not rehashing; else next t[0] bucket to move */
+};
+
+void kv_dict_init(struct kv_dict *d);
+uint64_t kv_dict_size(const struct kv_dict *d);
+/* The entry for key, or NULL. */
+struct kv_dent *kv_dict_find(struct kv_store *s, struct kv_dict *d, const uint8_t *k, size_t n);
+/* Add key (the caller knows it is absent): a zeroed entry (v, v2, x, ver
+ * 0) with the key copied in, or NULL on allocation failure. */
+struct kv_dent *kv_dict_add(struct kv_store *s, struct kv_dict *d, const uint8_t *k, size_t n);
+/* Unlink key's entry and return it (NULL if absent); free it with kv_free
+ * after releasing what it owns. */
+struct kv_dent *kv_dict_unlink(struct kv_store *s, struct kv_dict *d, const uint8_t *k, size_t n);
+/* Free every entry (calling release(s, e) first when not NULL) and the
+ * tables; d is empty (and reusable) after. */
+void kv_dict_clear(struct kv_store *s, struct kv_dict *d,
+                   void (*release)(struct kv_store *s, struct kv_dent *e));
+/* Visit entries in increasing (hash, key) order starting at hash `cursor`
+ * until at least `count` were visited (entries with equal hash are never
+ * split across calls). Returns the next cursor, 0 when the end was
+ * reached. fn returns 0 to go on, or a negative errno to stop (returned
+ * through *err). The dict must not change during the walk. A full scan
+ * from 0 visits every entry present throughout exactly once, whatever
+ * changes happen between calls. -ENOMEM possible (scratch space). */
+uint64_t kv_dict_scan(struct kv_store *s, struct kv_dict *d, uint64_t cursor, uint64_t count,
+                      int (*fn)(void *arg, struct kv_dent *e), void *arg, int *err);
+/* The entry at or after hash r in hash order (wrapping around), NULL when
+ * empty: a deterministic "random" entry for a random r. */
+struct kv_dent *kv_dict_at(struct kv_store *s, struct kv_dict *d, uint64_t r);
+/* Bytes held by the tables (not the entries). */
+uint64_t kv_dict_table_bytes(const struct kv_dict *d);
+
+/* ------------------------------------------------------------------ */
+/* Snapshot reading (snapshot.c): bounds-checked, little-endian.        */
+
+struct kv_rd {
+    const uint8_t *p, *end;
+};
+bool kv_rd_u8(struct kv_rd *r, uint8_t *v);
+bool kv_rd_u32(struct kv_rd *r, uint32_t *v);
+bool kv_rd_u64(struct kv_rd *r, uint64_t *v);
+bool kv_rd_f64(struct kv_rd *r, double *v); /* IEEE bits as u64; NaN refused */
+/* u32 length then bytes: *p points into the snapshot. */
+bool kv_rd_str(struct kv_rd *r, const uint8_t **p, uint32_t *n);
+/* Writers: 0 or -ENOMEM. */
+int kv_wr_u8(struct rabia_buf *b, uint8_t v);
+int kv_wr_u32(struct rabia_buf *b, uint32_t v);
+int kv_wr_u64(struct rabia_buf *b, uint64_t v);
+int kv_wr_f64(struct rabia_buf *b, double v);
+int kv_wr_str(struct rabia_buf *b, const uint8_t *p, uint32_t n);
+
+/* ------------------------------------------------------------------ */
+/* Values.                                                             */
+
+enum kv_type { KV_STRING = 0, KV_LIST = 1, KV_SET = 2, KV_ZSET = 3, KV_HASH = 4, KV_NTYPES = 5 };
+
+struct kv_obj {
+    uint8_t type; /* enum kv_type */
+    uint8_t enc;  /* the type's encoding (its own enum), in snapshots */
+    uint32_t len; /* KV_STRING: bytes in str */
+    void *ptr;    /* other types: the type's structure */
+    uint8_t str[]; /* KV_STRING: len bytes and a NUL */
+};
+
+/* What each type provides (kv_types[type], filled by the type's file). */
+struct kv_type_ops {
+    const char *name; /* TYPE's reply: "string", "list", ... */
+    void (*free)(struct kv_store *s, struct kv_obj *o); /* frees o too */
+    /* Canonical encoding after the type byte: equal values, equal bytes
+     * (the encoding byte o->enc included). 0 or -ENOMEM. */
+    int (*save)(struct kv_store *s, const struct kv_obj *o, struct rabia_buf *out);
+    /* Decode what save wrote (rd advanced past it). 0, -EINVAL for corrupt
+     * data (nothing leaked), -ENOMEM. */
+    int (*load)(struct kv_store *s, struct kv_rd *rd, struct kv_obj **out);
+    /* A deep copy (COPY). 0 or -ENOMEM. */
+    int (*copy)(struct kv_store *s, const struct kv_obj *o, struct kv_obj **out);
+    /* Bytes held (INFO memory, MEMORY USAGE). */
+    uint64_t (*mem)(const struct kv_obj *o);
+};
+extern const struct kv_type_ops kv_string_ops, kv_list_ops, kv_set_ops, kv_zset_ops, kv_hash_ops;
+const struct kv_type_ops *kv_type_ops(uint8_t type);
+
+/* A string object holding p[0..n). NULL on allocation failure. */
+struct kv_obj *kv_str_new(struct kv_store *s, const uint8_t *p, size_t n);
+/* A non-string object of type t with encoding enc and structure ptr. */
+struct kv_obj *kv_obj_new(struct kv_store *s, uint8_t type, uint8_t enc, void *ptr);
+void kv_obj_free(struct kv_store *s, struct kv_obj *o);
+
+/* ------------------------------------------------------------------ */
+/* The store and its databases (store.c).                              */
+
+#define KV_DBS 16
+
+struct kv_db {
+    struct kv_dict keys;    /* key -> struct kv_obj * (v.p), expiry (x), version (ver) */
+    struct kv_dict expires; /* the keys with an expiry: v.p = their keyspace entry */
+    uint64_t del_ver;       /* version of every absent key: bumped by each deletion */
+    uint64_t sweep;         /* where the expiry sweep goes on (a kv_dict_scan cursor) */
+};
+
+struct kv_store {
+    struct kv_db db[KV_DBS];
+    uint64_t now_ms;       /* the log's clock: max of the batch stamps seen */
+    uint64_t slot;         /* the slot being applied (seeds kv_rand) */
+    uint64_t rng;          /* kv_rand state: reset from the slot per batch */
+    uint64_t version;      /* WATCH versions: bumped by each change */
+    uint64_t mem;          /* bytes held (kv_alloc) */
+    rabia_sm_event_fn ev_fn;
+    void *ev_arg;
+    void *scratch;         /* kv_dict_scan's sort space */
+    size_t scratch_cap;
+    uint64_t expired_keys; /* keys reclaimed by expiry (INFO stats) */
+};
+
+struct kv_store *kv_store_new(void); /* NULL on allocation failure */
+void kv_store_free(struct kv_store *s);
+/* Canonical snapshot of everything (snapshot.c). 0 or -ENOMEM. */
+int kv_store_save(struct kv_store *s, struct rabia_buf *out);
+/* A new store from a snapshot: 0 and *out, -EINVAL (corrupt), -ENOMEM. */
+int kv_store_load(const uint8_t *p, size_t n, struct kv_store **out);
+
+/* One command's context. */
+struct kv_ctx {
+    struct kv_store *s;
+    struct kv_db *db;
+    uint32_t dbi;          /* index of db */
+    uint32_t argc;
+    const uint8_t *const *argv;
+    const uint32_t *len;
+    struct rabia_buf *out; /* the reply goes here */
+    bool in_exec;          /* inside EXEC: blocking commands do not block */
+};
+
+/* The live entry of key in c->db, or NULL. An expired key is deleted
+ * here first (lazy expiry: every replica deletes it at the same point). */
+struct kv_dent *kv_find(struct kv_ctx *c, const uint8_t *k, size_t n);
+/* The same, for key argument i. */
+struct kv_dent *kv_find_arg(struct kv_ctx *c, uint32_t i);
+/* Whether e (may be NULL) is absent or of type t; if not, replies
+ * WRONGTYPE and returns false. */
+bool kv_type_ok(struct kv_ctx *c, const struct kv_dent *e, uint8_t t);
+/* Add key (absent: check with kv_find first) holding o (taken over, freed
+ * on failure); no expiry. The new entry, or NULL on -ENOMEM. Touches. */
+struct kv_dent *kv_add(struct kv_ctx *c, const uint8_t *k, size_t n, struct kv_obj *o);
+/* Replace e's value with o (the old one is freed; o taken over). Keeps
+ * the expiry when keep_ttl, else clears it. Touches. */
+void kv_replace(struct kv_ctx *c, struct kv_dent *e, struct kv_obj *o, bool keep_ttl);
+/* Set key to o whether or not it exists (SET): kv_add or kv_replace. */
+int kv_set(struct kv_ctx *c, const uint8_t *k, size_t n, struct kv_obj *o, bool keep_ttl);
+/* Delete e (and its value, its expiry). Bumps the db's del_ver. */
+void kv_delete(struct kv_ctx *c, struct kv_dent *e);
+/* Delete e when its collection became empty (call after removing
+ * members): true when deleted. */
+bool kv_delete_if_empty(struct kv_ctx *c, struct kv_dent *e, uint64_t members);
+/* Set or clear (ms 0) e's expiry. 0 or -ENOMEM. Touches. */
+int kv_set_expire(struct kv_ctx *c, struct kv_dent *e, uint64_t ms);
+/* The key's value changed (WATCH). */
+void kv_touch(struct kv_ctx *c, struct kv_dent *e);
+/* A list key became non-empty: wake clients blocked on it. */
+void kv_key_ready(struct kv_ctx *c, const uint8_t *k, size_t n);
+/* The WATCH version of key in db: its entry's, or the db's del_ver when
+ * absent (so a key deleted, or created and deleted, reads as changed). */
+uint64_t kv_key_version(struct kv_ctx *c, const uint8_t *k, size_t n);
+/* Report an event to the local replica (rabia_sm_event). */
+void kv_event(struct kv_store *s, uint32_t kind, uint32_t db, const uint8_t *a, size_t an,
+              const uint8_t *b, size_t bn);
+/* The next pseudo-random 64-bit number: the same sequence on every replica
+ * (seeded by the slot at each batch). */
+uint64_t kv_rand(struct kv_store *s);
+/* Empty database i (FLUSHDB): every key deleted, versions bumped. */
+void kv_db_flush(struct kv_store *s, uint32_t i);
+/* Delete up to `budget` expired keys of db i, going on from db->sweep.
+ * Returns how many were deleted. */
+uint64_t kv_db_sweep(struct kv_store *s, uint32_t i, uint64_t budget);
+
+/* ------------------------------------------------------------------ */
+/* Replies (reply.c): RESP2, as Redis 7.0 sends them. 0 or -ENOMEM.    */
+
+int kv_reply_ok(struct kv_ctx *c);                      /* +OK */
+int kv_reply_status(struct kv_ctx *c, const char *s);  /* +s */
+int kv_reply_err(struct kv_ctx *c, const char *msg);   /* -msg ("ERR ...", "WRONGTYPE ...") */
+int kv_reply_errf(struct kv_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int kv_reply_int(struct kv_ctx *c, int64_t v);         /* :v */
+int kv_reply_bulk(struct kv_ctx *c, const void *p, size_t n);
+int kv_reply_cstr(struct kv_ctx *c, const char *s);    /* bulk */
+int kv_reply_null(struct kv_ctx *c);                   /* $-1 (nil bulk) */
+int kv_reply_null_array(struct kv_ctx *c);             /* *-1 (nil array) */
+int kv_reply_array(struct kv_ctx *c, uint64_t n);      /* *n header */
+/* A double as a bulk string, as Redis 7.0's addReplyDouble: "%.17g",
+ * "inf" / "-inf". */
+int kv_reply_double(struct kv_ctx *c, double d);
+/* An array whose length is known only at the end: kv_reply_defer returns a
+ * mark, kv_reply_set_len writes the header there. */
+size_t kv_reply_defer(struct kv_ctx *c);
+int kv_reply_set_len(struct kv_ctx *c, size_t mark, uint64_t n);
+int kv_reply_arity(struct kv_ctx *c);                  /* wrong number of arguments for '<cmd>' */
+
+#define KV_ERR_WRONGTYPE "WRONGTYPE Operation against a key holding the wrong kind of value"
+#define KV_ERR_SYNTAX "ERR syntax error"
+#define KV_ERR_NOTINT "ERR value is not an integer or out of range"
+#define KV_ERR_NOTFLOAT "ERR value is not a valid float"
+#define KV_ERR_OVERFLOW "ERR increment or decrement would overflow"
+#define KV_ERR_NOSUCHKEY "ERR no such key"
+#define KV_ERR_RANGE "ERR index out of range"
+#define KV_ERR_POSITIVE "ERR value is out of range, must be positive"
+
+/* ------------------------------------------------------------------ */
+/* Numbers and names (util.c).                                         */
+
+/* Redis's string2ll (also rabia_kv_parse_int). */
+bool kv_parse_i64(const uint8_t *p, size_t n, int64_t *v);
+/* Redis's string2ld / strtod rules for scores and floats: decimal or
+ * "inf"/"+inf"/"-inf" (any case), no spaces, not NaN. */
+bool kv_parse_double(const uint8_t *p, size_t n, double *v);
+bool kv_parse_long_double(const uint8_t *p, size_t n, long double *v);
+/* Parse argument i as an integer / double, replying KV_ERR_NOTINT /
+ * KV_ERR_NOTFLOAT on failure (returns false then). */
+bool kv_arg_i64(struct kv_ctx *c, uint32_t i, int64_t *v);
+bool kv_arg_double(struct kv_ctx *c, uint32_t i, double *v);
+/* Format like Redis's ll2string / "%.17g" / long double "%.17Lf" with
+ * trailing zeros removed (INCRBYFLOAT). Return the length written (buf
+ * >= 64 bytes). */
+int kv_fmt_i64(char *buf, int64_t v);
+int kv_fmt_double(char *buf, double d);
+int kv_fmt_long_double(char *buf, long double d);
+/* Case-insensitive compare of argument bytes with a lowercase ASCII name. */
+bool kv_eq(const uint8_t *p, size_t n, const char *lower_name);
+bool kv_arg_is(const struct kv_ctx *c, uint32_t i, const char *lower_name);
+/* Redis glob match (rabia_kv_glob_match). */
+bool kv_glob(const uint8_t *pat, size_t pn, const uint8_t *s, size_t sn);
+
+/* ------------------------------------------------------------------ */
+/* Commands (command.c holds the table; each type file its functions).  */
+
+enum kv_cmd_flag {
+    KV_F_WRITE = 1u << 0,    /* may change the state */
+    KV_F_READONLY = 1u << 1,
+    KV_F_DENYOOM = 1u << 2,
+    KV_F_FAST = 1u << 3,
+    KV_F_BLOCKING = 1u << 4, /* a blocking pop: the front end may park the client */
+    KV_F_PUBSUB = 1u << 5,
+    KV_F_NOMULTI = 1u << 6,  /* refused inside EXEC */
+};
+
+struct kv_cmd {
+    const char *name; /* lowercase */
+    int arity;        /* Redis's: n exactly, -n at least n (name included) */
+    uint32_t flags;   /* enum kv_cmd_flag */
+    int8_t first, last, step; /* key positions, as COMMAND INFO reports them */
+    int (*fn)(struct kv_ctx *c);
+};
+
+/* Run one command (argv[0] its name) in database dbi: the arity and name
+ * checks, then fn. 0 or -ENOMEM. */
+int kv_run(struct kv_store *s, uint32_t dbi, uint32_t argc, const uint8_t *const *argv,
+           const uint32_t *len, struct rabia_buf *out, bool in_exec);
+
+/* The command functions, by file. */
+#define KV_CMD(name) int kv_cmd_##name(struct kv_ctx *c)
+/* t_string.c */
+KV_CMD(get); KV_CMD(set); KV_CMD(setnx); KV_CMD(setex); KV_CMD(psetex); KV_CMD(getset);
+KV_CMD(getdel); KV_CMD(getex); KV_CMD(mget); KV_CMD(mset); KV_CMD(msetnx); KV_CMD(append);
+KV_CMD(strlen); KV_CMD(getrange); KV_CMD(setrange); KV_CMD(incr); KV_CMD(decr);
+KV_CMD(incrby); KV_CMD(decrby); KV_CMD(incrbyfloat);
+/* t_keys.c: keyspace and expiry */
+KV_CMD(del); KV_CMD(unlink); KV_CMD(exists); KV_CMD(type); KV_CMD(rename); KV_CMD(renamenx); KV_CMD(keys);
+KV_CMD(scan); KV_CMD(randomkey); KV_CMD(dbsize); KV_CMD(flushdb); KV_CMD(flushall);
+KV_CMD(move); KV_CMD(copy); KV_CMD(touch); KV_CMD(expire); KV_CMD(pexpire);
+KV_CMD(expireat); KV_CMD(pexpireat); KV_CMD(ttl); KV_CMD(pttl); KV_CMD(expiretime);
+KV_CMD(pexpiretime); KV_CMD(persist);
+/* server.c */
+KV_CMD(ping); KV_CMD(echo); KV_CMD(time); KV_CMD(publish); KV_CMD(sweep);
+/* t_hash.c */
+KV_CMD(hset); KV_CMD(hsetnx); KV_CMD(hget); KV_CMD(hmget); KV_CMD(hmset); KV_CMD(hdel);
+KV_CMD(hlen); KV_CMD(hexists); KV_CMD(hkeys); KV_CMD(hvals); KV_CMD(hgetall);
+KV_CMD(hincrby); KV_CMD(hincrbyfloat); KV_CMD(hstrlen); KV_CMD(hscan); KV_CMD(hrandfield);
+/* t_list.c */
+KV_CMD(lpush); KV_CMD(rpush); KV_CMD(lpushx); KV_CMD(rpushx); KV_CMD(lpop); KV_CMD(rpop);
+KV_CMD(llen); KV_CMD(lrange); KV_CMD(lindex); KV_CMD(lset); KV_CMD(linsert); KV_CMD(lrem);
+KV_CMD(ltrim); KV_CMD(lpos); KV_CMD(lmove); KV_CMD(rpoplpush); KV_CMD(blpop);
+KV_CMD(brpop); KV_CMD(blmove);
+/* t_set.c */
+KV_CMD(sadd); KV_CMD(srem); KV_CMD(sismember); KV_CMD(smismember); KV_CMD(smembers);
+KV_CMD(scard); KV_CMD(spop); KV_CMD(srandmember); KV_CMD(sinter); KV_CMD(sunion);
+KV_CMD(sdiff); KV_CMD(sinterstore); KV_CMD(sunionstore); KV_CMD(sdiffstore);
+KV_CMD(sintercard); KV_CMD(smove); KV_CMD(sscan);
+/* t_zset.c */
+KV_CMD(zadd); KV_CMD(zrem); KV_CMD(zscore); KV_CMD(zmscore); KV_CMD(zincrby); KV_CMD(zcard);
+KV_CMD(zcount); KV_CMD(zrange); KV_CMD(zrangestore); KV_CMD(zrevrange);
+KV_CMD(zrangebyscore); KV_CMD(zrevrangebyscore); KV_CMD(zrangebylex);
+KV_CMD(zrevrangebylex); KV_CMD(zrank); KV_CMD(zrevrank); KV_CMD(zpopmin); KV_CMD(zpopmax);
+KV_CMD(zremrangebyrank); KV_CMD(zremrangebyscore); KV_CMD(zunionstore);
+KV_CMD(zinterstore); KV_CMD(zscan); KV_CMD(zlexcount);
+
+/* SCAN-family argument parsing shared by SCAN, HSCAN, SSCAN, ZSCAN:
+ * arguments from index i: [MATCH pattern] [COUNT n] [TYPE t] (TYPE only
+ * when allow_type). Replies the error and returns false on bad input. */
+struct kv_scan_opts {
+    const uint8_t *match;
+    size_t match_len; /* match NULL: every element */
+    uint64_t count;   /* default 10 */
+    int type;         /* -1: any */
+};
+bool kv_scan_args(struct kv_ctx *c, uint32_t i, bool allow_type, struct kv_scan_opts *o);
+/* Parse argument i as a SCAN cursor (unsigned decimal); replies "ERR
+ * invalid cursor" and returns false when it is not one. */
+bool kv_arg_cursor(struct kv_ctx *c, uint32_t i, uint64_t *cursor);
+
+#endif

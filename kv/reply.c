@@ -1,0 +1,106 @@
+/* kv/reply.c: RESP2 replies as Redis 7.0 writes them. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+static int put(struct kv_ctx *c, const void *p, size_t n)
+{
+    return rabia_buf_append(c->out, p, n);
+}
+
+static int line(struct kv_ctx *c, char type, const char *s)
+{
+    size_t n = strlen(s);
+    int rc = rabia_buf_reserve(c->out, n + 3);
+    if (rc)
+        return rc;
+    rabia_buf_put_u8(c->out, (uint8_t)type);
+    /* A reply line must stay one line: CR and LF become spaces, as Redis
+     * does with user bytes in errors. */
+    size_t at = c->out->len;
+    rabia_buf_append(c->out, s, n);
+    for (size_t i = at; i < c->out->len; i++)
+        if (c->out->data[i] == '\r' || c->out->data[i] == '\n')
+            c->out->data[i] = ' ';
+    return put(c, "\r\n", 2);
+}
+
+int kv_reply_ok(struct kv_ctx *c) { return put(c, "+OK\r\n", 5); }
+int kv_reply_status(struct kv_ctx *c, const char *s) { return line(c, '+', s); }
+int kv_reply_err(struct kv_ctx *c, const char *msg) { return line(c, '-', msg); }
+
+int kv_reply_errf(struct kv_ctx *c, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return line(c, '-', buf);
+}
+
+static int num(struct kv_ctx *c, char type, int64_t v)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%c%" PRId64 "\r\n", type, v);
+    return put(c, buf, (size_t)n);
+}
+
+int kv_reply_int(struct kv_ctx *c, int64_t v) { return num(c, ':', v); }
+int kv_reply_array(struct kv_ctx *c, uint64_t n) { return num(c, '*', (int64_t)n); }
+int kv_reply_null(struct kv_ctx *c) { return put(c, "$-1\r\n", 5); }
+int kv_reply_null_array(struct kv_ctx *c) { return put(c, "*-1\r\n", 5); }
+
+int kv_reply_bulk(struct kv_ctx *c, const void *p, size_t n)
+{
+    int rc = rabia_buf_reserve(c->out, n + 32);
+    if (rc)
+        return rc;
+    num(c, '$', (int64_t)n); /* reserved: cannot fail */
+    if (n)
+        put(c, p, n);
+    return put(c, "\r\n", 2);
+}
+
+int kv_reply_cstr(struct kv_ctx *c, const char *s) { return kv_reply_bulk(c, s, strlen(s)); }
+
+int kv_reply_double(struct kv_ctx *c, double d)
+{
+    char buf[64];
+    int n = kv_fmt_double(buf, d);
+    return kv_reply_bulk(c, buf, (size_t)n);
+}
+
+size_t kv_reply_defer(struct kv_ctx *c)
+{
+    return c->out->len;
+}
+
+int kv_reply_set_len(struct kv_ctx *c, size_t mark, uint64_t n)
+{
+    RABIA_ASSERT(mark <= c->out->len);
+    char hdr[32];
+    int h = snprintf(hdr, sizeof hdr, "*%" PRIu64 "\r\n", n);
+    int rc = rabia_buf_reserve(c->out, (size_t)h);
+    if (rc)
+        return rc;
+    memmove(c->out->data + mark + h, c->out->data + mark, c->out->len - mark);
+    memcpy(c->out->data + mark, hdr, (size_t)h);
+    c->out->len += (size_t)h;
+    return 0;
+}
+
+int kv_reply_arity(struct kv_ctx *c)
+{
+    char name[64];
+    size_t n = c->len[0] < sizeof name - 1 ? c->len[0] : sizeof name - 1;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t ch = c->argv[0][i];
+        name[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + ('a' - 'A') : ch);
+    }
+    name[n] = 0;
+    return kv_reply_errf(c, "ERR wrong number of arguments for '%s' command", name);
+}

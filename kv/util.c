@@ -1,0 +1,255 @@
+/* kv/util.c: numbers as Redis parses and prints them, argument names,
+ * glob patterns. */
+#include <float.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Redis's string2ll: an optional '-', no '+', no leading zeros, no
+ * spaces, within int64. */
+bool kv_parse_i64(const uint8_t *p, size_t n, int64_t *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    uint64_t v = 0;
+    if (n == 0 || n > 20)
+        return false;
+    if (n == 1 && p[0] == '0') {
+        *out = 0;
+        return true;
+    }
+    if (p[0] == '-') {
+        neg = true;
+        if (++i == n)
+            return false;
+    }
+    if (p[i] < '1' || p[i] > '9')
+        return false;
+    for (; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        uint64_t d = (uint64_t)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (neg) {
+        if (v > (uint64_t)INT64_MAX + 1)
+            return false;
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    } else {
+        if (v > (uint64_t)INT64_MAX)
+            return false;
+        *out = (int64_t)v;
+    }
+    return true;
+}
+
+bool rabia_kv_parse_int(const uint8_t *p, size_t n, int64_t *out)
+{
+    return kv_parse_i64(p, n, out);
+}
+
+/* strtod / strtold over a bounded copy: Redis refuses empty strings,
+ * leading spaces, trailing bytes and NaN (and accepts "inf" in any case). */
+static bool to_cstr(const uint8_t *p, size_t n, char *buf, size_t cap)
+{
+    if (n == 0 || n >= cap || p[0] == ' ' || p[0] == '\t' || p[0] == '\n' || p[0] == '\r' ||
+        p[0] == '\v' || p[0] == '\f')
+        return false;
+    memcpy(buf, p, n);
+    buf[n] = 0;
+    return memchr(buf, 0, n) == NULL;
+}
+
+bool kv_parse_double(const uint8_t *p, size_t n, double *v)
+{
+    char buf[320];
+    if (!to_cstr(p, n, buf, sizeof buf))
+        return false;
+    char *end;
+    errno = 0;
+    double d = strtod(buf, &end);
+    if (*end || isnan(d) || (errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL || fpclassify(d) == FP_ZERO)))
+        return false;
+    *v = d;
+    return true;
+}
+
+bool kv_parse_long_double(const uint8_t *p, size_t n, long double *v)
+{
+    char buf[320];
+    if (!to_cstr(p, n, buf, sizeof buf))
+        return false;
+    char *end;
+    errno = 0;
+    long double d = strtold(buf, &end);
+    if (*end || isnan(d) || (errno == ERANGE && (d == HUGE_VALL || d == -HUGE_VALL || fpclassify(d) == FP_ZERO)))
+        return false;
+    *v = d;
+    return true;
+}
+
+bool kv_arg_i64(struct kv_ctx *c, uint32_t i, int64_t *v)
+{
+    RABIA_ASSERT(i < c->argc);
+    if (kv_parse_i64(c->argv[i], c->len[i], v))
+        return true;
+    kv_reply_err(c, KV_ERR_NOTINT);
+    return false;
+}
+
+bool kv_arg_double(struct kv_ctx *c, uint32_t i, double *v)
+{
+    RABIA_ASSERT(i < c->argc);
+    if (kv_parse_double(c->argv[i], c->len[i], v))
+        return true;
+    kv_reply_err(c, KV_ERR_NOTFLOAT);
+    return false;
+}
+
+int kv_fmt_i64(char *buf, int64_t v)
+{
+    return snprintf(buf, 64, "%" PRId64, v);
+}
+
+/* addReplyDouble in Redis 7.0: "%.17g", and inf / -inf. */
+int kv_fmt_double(char *buf, double d)
+{
+    if (isinf(d))
+        return snprintf(buf, 64, "%s", d > 0 ? "inf" : "-inf");
+    return snprintf(buf, 64, "%.17g", d);
+}
+
+/* ld2string(LD_STR_HUMAN) in Redis 7.0: "%.17Lf" without trailing zeros
+ * (and without a trailing '.'), "-0" printed as "0". */
+int kv_fmt_long_double(char *buf, long double d)
+{
+    if (isinf(d))
+        return snprintf(buf, 64, "%s", d > 0 ? "inf" : "-inf");
+    int n = snprintf(buf, 64, "%.17Lf", d);
+    if (n <= 0 || n >= 64) /* too long for the human form: as Redis, %.17Lg */
+        return snprintf(buf, 64, "%.17Lg", d);
+    if (strchr(buf, '.')) {
+        while (n > 0 && buf[n - 1] == '0')
+            n--;
+        if (n > 0 && buf[n - 1] == '.')
+            n--;
+        buf[n] = 0;
+    }
+    if (n == 2 && buf[0] == '-' && buf[1] == '0') {
+        buf[0] = '0';
+        buf[1] = 0;
+        n = 1;
+    }
+    return n;
+}
+
+bool kv_eq(const uint8_t *p, size_t n, const char *name)
+{
+    size_t i = 0;
+    for (; i < n; i++) {
+        uint8_t ch = p[i];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (uint8_t)(ch + ('a' - 'A'));
+        if (!name[i] || ch != (uint8_t)name[i])
+            return false;
+    }
+    return name[i] == 0;
+}
+
+bool kv_arg_is(const struct kv_ctx *c, uint32_t i, const char *name)
+{
+    return i < c->argc && kv_eq(c->argv[i], c->len[i], name);
+}
+
+/* Glob matching: Redis's stringmatchlen, case-sensitive. */
+
+/* Does the one-byte pattern element at p (n > 0 bytes left) match c?
+ * *adv = the element's length in the pattern. */
+static bool glob_one(const uint8_t *p, size_t n, uint8_t c, size_t *adv)
+{
+    if (p[0] == '?') {
+        *adv = 1;
+        return true;
+    }
+    if (p[0] == '\\' && n >= 2) {
+        *adv = 2;
+        return p[1] == c;
+    }
+    if (p[0] != '[') {
+        *adv = 1;
+        return p[0] == c;
+    }
+    size_t i = 1;
+    bool neg = false, match = false;
+    if (i < n && p[i] == '^') {
+        neg = true;
+        i++;
+    }
+    for (;;) {
+        if (i >= n) /* unterminated: the set runs to the pattern's end */
+            break;
+        if (p[i] == '\\' && n - i >= 2) {
+            if (p[i + 1] == c)
+                match = true;
+            i += 2;
+        } else if (p[i] == ']') {
+            i++;
+            break;
+        } else if (n - i >= 3 && p[i + 1] == '-') {
+            uint8_t lo = p[i], hi = p[i + 2];
+            if (lo > hi) {
+                uint8_t t = lo;
+                lo = hi;
+                hi = t;
+            }
+            if (c >= lo && c <= hi)
+                match = true;
+            i += 3;
+        } else {
+            if (p[i] == c)
+                match = true;
+            i++;
+        }
+    }
+    *adv = i;
+    return neg ? !match : match;
+}
+
+bool kv_glob(const uint8_t *p, size_t pl, const uint8_t *s, size_t sl)
+{
+    size_t pi = 0, si = 0;
+    size_t star_p = SIZE_MAX, star_s = 0; /* where to resume after the last '*' */
+    while (si < sl) {
+        if (pi < pl) {
+            size_t adv;
+            if (p[pi] == '*') {
+                star_p = ++pi;
+                star_s = si;
+                continue;
+            }
+            if (glob_one(p + pi, pl - pi, s[si], &adv)) {
+                pi += adv;
+                si++;
+                continue;
+            }
+        }
+        if (star_p == SIZE_MAX)
+            return false;
+        pi = star_p; /* let the last '*' absorb one more byte */
+        si = ++star_s;
+    }
+    while (pi < pl && p[pi] == '*')
+        pi++;
+    return pi == pl;
+}
+
+int rabia_kv_glob_match(const uint8_t *p, size_t pl, const uint8_t *s, size_t sl)
+{
+    return kv_glob(p, pl, s, sl);
+}

@@ -1,0 +1,58 @@
+/* Helpers for the KV store's unit tests: run a command line against a
+ * store and compare the raw RESP2 reply. Arguments are separated by single
+ * spaces; use kv_do_argv for arguments with spaces or binary bytes. */
+#ifndef RABIA_TESTS_KV_CHECK_H
+#define RABIA_TESTS_KV_CHECK_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "kv.h"
+
+/* The reply of argv (n args) applied to sm, in a static buffer (valid
+ * until the next call), NUL-terminated. */
+static inline const char *kv_reply_argv(void *sm, int n, const char *const *argv, const size_t *lens)
+{
+    static struct rabia_buf rep;
+    struct rabia_buf op = {0};
+    CHECK_EQ(rabia_kv_encode_argv(&op, n, argv, lens), 0);
+    rabia_buf_clear(&rep);
+    CHECK_EQ(rabia_sm_kv.apply(sm, op.data, op.len, &rep), 0);
+    rabia_buf_put_u8(&rep, 0);
+    rabia_buf_free(&op);
+    return (const char *)rep.data;
+}
+
+/* The reply of a space-separated command line. */
+static inline const char *kv_reply(void *sm, const char *line)
+{
+    char buf[4096];
+    const char *argv[256];
+    int n = 0;
+    snprintf(buf, sizeof buf, "%s", line);
+    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t && n < 256; t = strtok_r(NULL, " ", &save))
+        argv[n++] = t;
+    return kv_reply_argv(sm, n, argv, NULL);
+}
+
+/* Advance the store's clock: as if the next batch was stamped time_ms. */
+static inline void kv_at(void *sm, uint64_t slot, uint64_t time_ms)
+{
+    struct rabia_sm_batch b = {.slot = slot, .time_ms = time_ms};
+    rabia_sm_kv.begin(sm, &b);
+}
+
+/* Check that line's reply is exactly `want` (RESP2, e.g. ":1\r\n"). */
+#define KV_DO(sm, line, want)                                                                \
+    do {                                                                                     \
+        const char *got_ = kv_reply((sm), (line));                                           \
+        if (strcmp(got_, (want)) != 0) {                                                     \
+            fprintf(stderr, "%s:%d: %s\n  want %s\n  got  %s\n", __FILE__, __LINE__, (line), \
+                    (want), got_);                                                           \
+            abort();                                                                         \
+        }                                                                                    \
+    } while (0)
+
+#endif
