@@ -448,24 +448,25 @@ static int run_op(struct kv_store *s, uint32_t dbi, const uint8_t *op, size_t n,
 /* ------------------------------------------------------------------ */
 /* SCAN-family arguments. */
 
+/* Redis parses cursors with strtoul: a sign is allowed ("-1" wraps), no
+ * leading space, nothing after the digits, no overflow. */
 bool kv_arg_cursor(struct kv_ctx *c, uint32_t i, uint64_t *cursor)
 {
-    const uint8_t *p = c->argv[i];
+    char buf[32];
     size_t n = c->len[i];
-    uint64_t v = 0;
-    bool ok = n > 0;
-    for (size_t k = 0; ok && k < n; k++) {
-        if (p[k] < '0' || p[k] > '9' || v > (UINT64_MAX - (uint64_t)(p[k] - '0')) / 10)
-            ok = false;
-        else
-            v = v * 10 + (uint64_t)(p[k] - '0');
+    bool ok = n > 0 && n < sizeof buf && c->argv[i][0] != ' ' && (c->argv[i][0] < '\t' || c->argv[i][0] > '\r');
+    if (ok) {
+        memcpy(buf, c->argv[i], n);
+        buf[n] = 0;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(buf, &end, 10);
+        ok = *end == 0 && errno != ERANGE && memchr(buf, 0, n) == NULL;
+        *cursor = v;
     }
-    if (!ok) {
+    if (!ok)
         kv_reply_err(c, "ERR invalid cursor");
-        return false;
-    }
-    *cursor = v;
-    return true;
+    return ok;
 }
 
 bool kv_scan_args(struct kv_ctx *c, uint32_t i, bool allow_type, struct kv_scan_opts *o)

@@ -366,10 +366,18 @@ static void sort_dents(struct kv_dent **v, size_t n)
 
 /* Visit the entries with lo <= hash <= hi in (hash, key) order. Returns the
  * number visited, or a negative errno (fn's, or -ENOMEM). */
-static int64_t scan_range(struct kv_store *s, const struct kv_dict *d, uint64_t lo, uint64_t hi,
-                          int (*fn)(void *arg, struct kv_dent *e), void *arg)
+/* Visit the entries of hashes [lo, hi] in order, stopping once `budget`
+ * were visited and the next has another hash; *next is where to go on:
+ * past the last hash visited when stopped early, hi + 1 otherwise. Where
+ * it stops depends on the entries only, never on the table's size (a
+ * replica restored from a snapshot has other table sizes than one that
+ * grew and shrank, and SCAN's cursors and the sweep's deletions must
+ * agree). */
+static int64_t scan_range(struct kv_store *s, const struct kv_dict *d, uint64_t lo, uint64_t hi, uint64_t budget,
+                          int (*fn)(void *arg, struct kv_dent *e), void *arg, uint64_t *next)
 {
     struct gather g = {.s = s};
+    *next = hi + 1;
     range_each(d, lo, hi, count_one, &g);
     if (g.n == 0)
         return 0;
@@ -384,15 +392,23 @@ static int64_t scan_range(struct kv_store *s, const struct kv_dict *d, uint64_t 
     st->top = g.base + g.n;
     sort_dents(st->e + g.base, g.n);
     int rc = 0;
-    for (size_t i = 0; i < g.n && rc == 0; i++) {
+    size_t i = 0;
+    uint64_t last = 0;
+    for (; i < g.n && rc == 0; i++) {
         /* fn may scan another dict, which may move the stack */
         st = s->scratch;
-        rc = fn(arg, st->e[g.base + i]);
+        struct kv_dent *e = st->e[g.base + i];
+        if (i >= budget && e->hash != last) {
+            *next = last + 1; /* last < e->hash: no overflow */
+            break;
+        }
+        last = e->hash;
+        rc = fn(arg, e);
     }
     st = s->scratch;
     RABIA_ASSERT(st->top == g.base + g.n);
     st->top = g.base;
-    return rc < 0 ? rc : (int64_t)g.n;
+    return rc < 0 ? rc : (int64_t)i;
 }
 
 uint64_t kv_dict_scan(struct kv_store *s, struct kv_dict *d, uint64_t cursor, uint64_t count,
@@ -405,15 +421,17 @@ uint64_t kv_dict_scan(struct kv_store *s, struct kv_dict *d, uint64_t cursor, ui
     uint8_t bits = range_bits(d);
     uint64_t visited = 0;
     do {
-        uint64_t hi = range_end(cursor, bits);
-        int64_t r = scan_range(s, d, cursor, hi, fn, arg);
+        uint64_t hi = range_end(cursor, bits), next;
+        int64_t r = scan_range(s, d, cursor, hi, count - visited, fn, arg, &next);
         if (r < 0) {
             if (err)
                 *err = (int)r;
             return 0;
         }
         visited += (uint64_t)r;
-        cursor = hi + 1; /* 0 past the end of the hash space */
+        cursor = next; /* 0 past the end of the hash space */
+        if (next != hi + 1)
+            break; /* stopped inside the range: count reached */
     } while (cursor != 0 && visited < count);
     return cursor;
 }

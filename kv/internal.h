@@ -98,9 +98,10 @@ struct kv_dent *kv_dict_unlink(struct kv_store *s, struct kv_dict *d, const uint
 void kv_dict_clear(struct kv_store *s, struct kv_dict *d,
                    void (*release)(struct kv_store *s, struct kv_dent *e));
 /* Visit entries in increasing (hash, key) order starting at hash `cursor`
- * until at least `count` were visited (entries with equal hash are never
- * split across calls). Returns the next cursor, 0 when the end was
- * reached. fn returns 0 to go on, or a negative errno to stop (returned
+ * until `count` were visited, and then those with the same hash as the last
+ * (entries with equal hash are never split across calls). Returns the next
+ * cursor (the last hash visited + 1), 0 when the end was reached. Where it
+ * stops depends only on the entries, never on the table sizes. fn returns 0 to go on, or a negative errno to stop (returned
  * through *err). The dict must not change during the walk. A full scan
  * from 0 visits every entry present throughout exactly once, whatever
  * changes happen between calls. -ENOMEM possible (scratch space). */
@@ -305,6 +306,7 @@ bool kv_arg_double(struct kv_ctx *c, uint32_t i, double *v);
 int kv_fmt_i64(char *buf, int64_t v);
 int kv_fmt_double(char *buf, double d);
 int kv_fmt_long_double(char *buf, long double d);
+int kv_reply_long_double(struct kv_ctx *c, long double d); /* the same, any length, as a bulk reply */
 /* Case-insensitive compare of argument bytes with a lowercase ASCII name. */
 bool kv_eq(const uint8_t *p, size_t n, const char *lower_name);
 bool kv_arg_is(const struct kv_ctx *c, uint32_t i, const char *lower_name);

@@ -521,25 +521,16 @@ static bool parse_ld(const uint8_t *p, size_t n, long double *out)
     return true;
 }
 
-/* Redis's ld2string(LD_STR_HUMAN) with its own buffer size: "%.17Lf"
- * with trailing zeros (and '.') removed, "-0" as "0". kv_fmt_long_double
- * has 64 bytes, and Redis prints 1e300 with all 301 digits. v finite. */
-static size_t fmt_ld(char *buf, size_t cap, long double v)
+/* The text of the bulk string reply at out->data[mark..]:
+ * "$<n>\r\n<text>\r\n". */
+static const char *bulk_text(const struct rabia_buf *out, size_t mark, size_t *n)
 {
-    int n = snprintf(buf, cap, "%.17Lf", v);
-    RABIA_ASSERT(n > 0 && (size_t)n < cap); /* finite: at most 4951 + 18 */
-    if (strchr(buf, '.')) {
-        while (buf[n - 1] == '0')
-            n--;
-        if (buf[n - 1] == '.')
-            n--;
-    }
-    if (n == 2 && buf[0] == '-' && buf[1] == '0') {
-        buf[0] = '0';
-        n = 1;
-    }
-    buf[n] = 0;
-    return (size_t)n;
+    const uint8_t *p = out->data + mark, *end = out->data + out->len;
+    const uint8_t *text = memchr(p, '\n', (size_t)(end - p));
+    RABIA_ASSERT(p[0] == '$' && text && end - text >= 3);
+    text++;
+    *n = (size_t)(end - 2 - text);
+    return (const char *)text;
 }
 
 KV_CMD(incrbyfloat)
@@ -554,11 +545,13 @@ KV_CMD(incrbyfloat)
     v += by;
     if (isnan(v) || isinf(v))
         return DONE(fail(c, "ERR increment would produce NaN or Infinity"));
-    char buf[LD_MAX_CHARS];
-    size_t n = fmt_ld(buf, sizeof buf, v);
-    if ((rc = store_number(c, e, buf, n)))
+    /* Redis replies with the object it stored: store the reply's text
+     * (formatted once, in util.c, for every length). */
+    size_t mark = c->out->len, n;
+    if ((rc = kv_reply_long_double(c, v)))
         return rc;
-    return kv_reply_bulk(c, buf, n);
+    const char *text = bulk_text(c->out, mark, &n);
+    return store_number(c, e, text, n);
 }
 
 /* ------------------------------------------------------------------ */

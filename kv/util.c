@@ -126,18 +126,18 @@ int kv_fmt_double(char *buf, double d)
 }
 
 /* ld2string(LD_STR_HUMAN) in Redis 7.0: "%.17Lf" without trailing zeros
- * (and without a trailing '.'), "-0" printed as "0". */
-int kv_fmt_long_double(char *buf, long double d)
+ * (and without a trailing '.'), "-0" printed as "0"; "inf" / "-inf".
+ * Returns the length, or 0 when buf (cap bytes) is too small. */
+static size_t ld_human(char *buf, size_t cap, long double d)
 {
-    if (isinf(d))
-        return snprintf(buf, 64, "%s", d > 0 ? "inf" : "-inf");
-    int n = snprintf(buf, 64, "%.17Lf", d);
-    if (n <= 0 || n >= 64) /* too long for the human form: as Redis, %.17Lg */
-        return snprintf(buf, 64, "%.17Lg", d);
-    if (strchr(buf, '.')) {
-        while (n > 0 && buf[n - 1] == '0')
+    int n = isinf(d) ? snprintf(buf, cap, "%s", d > 0 ? "inf" : "-inf")
+                     : snprintf(buf, cap, "%.17Lf", d);
+    if (n <= 0 || (size_t)n >= cap)
+        return 0;
+    if (!isinf(d) && strchr(buf, '.')) {
+        while (buf[n - 1] == '0')
             n--;
-        if (n > 0 && buf[n - 1] == '.')
+        if (buf[n - 1] == '.')
             n--;
         buf[n] = 0;
     }
@@ -146,7 +146,28 @@ int kv_fmt_long_double(char *buf, long double d)
         buf[1] = 0;
         n = 1;
     }
-    return n;
+    return (size_t)n;
+}
+
+int kv_fmt_long_double(char *buf, long double d)
+{
+    size_t n = ld_human(buf, 64, d);
+    if (n == 0) /* too long for the human form in 64 bytes: %.17Lg */
+        return snprintf(buf, 64, "%.17Lg", d);
+    return (int)n;
+}
+
+/* Redis formats into MAX_LONG_DOUBLE_CHARS (5 KiB), where every finite
+ * long double fits (at most 4933 integer digits + '.' + 17 + sign): 1e300
+ * is replied with all its 301 digits, as INCRBYFLOAT stores it. */
+#define LD_MAX_CHARS 5120
+
+int kv_reply_long_double(struct kv_ctx *c, long double d)
+{
+    char buf[LD_MAX_CHARS];
+    size_t n = ld_human(buf, sizeof buf, d);
+    RABIA_ASSERT(n > 0);
+    return kv_reply_bulk(c, buf, n);
 }
 
 bool kv_eq(const uint8_t *p, size_t n, const char *name)

@@ -152,7 +152,36 @@ void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rab
 /* ------------------------------------------------------------------ */
 /* RESP */
 
-static void resp_info(struct rabia_replica *r, struct rabia_buf *out)
+/* Keep the sections of text named in want (INFO's argument; "all",
+ * "everything" and "default" keep all): Redis's INFO [section]. */
+static int info_filter(char *text, int n, const uint8_t *want, size_t wn)
+{
+    if (!want || (wn == 3 && !strncasecmp((const char *)want, "all", 3)) ||
+        (wn == 10 && !strncasecmp((const char *)want, "everything", 10)) ||
+        (wn == 7 && !strncasecmp((const char *)want, "default", 7)))
+        return n;
+    int o = 0;
+    bool keep = false;
+    for (int i = 0; i < n;) {
+        char *eol = memchr(text + i, '\n', (size_t)(n - i));
+        int len = eol ? (int)(eol - (text + i)) + 1 : n - i;
+        if (text[i] == '#') { /* "# Name\r\n" */
+            int end = len - 1; /* the '\n' */
+            if (end > 0 && text[i + end - 1] == '\r') end--;
+            int nl = end - 2; /* after "# " */
+            keep = nl >= 0 && (size_t)nl == wn && !strncasecmp(text + i + 2, (const char *)want, wn);
+            if (o > 0 && keep) text[o++] = '\r', text[o++] = '\n'; /* a blank line between sections */
+        }
+        if (keep) {
+            memmove(text + o, text + i, (size_t)len);
+            o += len;
+        }
+        i += len;
+    }
+    return o;
+}
+
+static void resp_info(struct rabia_replica *r, struct rabia_buf *out, const uint8_t *want, size_t wn)
 {
     uint64_t hslot;
     struct rabia_replica_status st;
@@ -180,6 +209,23 @@ static void resp_info(struct rabia_replica *r, struct rabia_buf *out)
         if (r->wal && n < (int)sizeof text - 100) n += durable_status(&r->dur, text + n, sizeof text - (size_t)n);
         if (n >= (int)sizeof text) n = (int)sizeof text - 1;
     }
+    if (!strcmp(r->cfg.state_machine, "kv") && n < (int)sizeof text - 200) {
+        /* Redis's sections for what the store knows: memory, keyspace */
+        const void *sm = rabia_rsm_sm(r->rsm);
+        uint64_t keys = rabia_kv_count(sm), mem = rabia_kv_memory(sm);
+        n += snprintf(text + n, sizeof text - (size_t)n,
+                      "# Memory\r\nused_memory_dataset:%" PRIu64 "\r\ndataset_bytes_per_key:%" PRIu64
+                      "\r\n# Clients\r\nblocked_clients:%u\r\npubsub_clients:%u\r\n# Keyspace\r\n",
+                      mem, keys ? mem / keys : 0, r->n_blocked, r->pubsub_conns);
+        for (uint32_t db = 0; db < 16 && n < (int)sizeof text - 80; db++) {
+            uint64_t k, e;
+            rabia_kv_db_info(sm, db, &k, &e);
+            if (k) n += snprintf(text + n, sizeof text - (size_t)n, "db%u:keys=%" PRIu64 ",expires=%" PRIu64 ",avg_ttl=0\r\n",
+                                 db, k, e);
+        }
+        if (n >= (int)sizeof text) n = (int)sizeof text - 1;
+    }
+    n = info_filter(text, n, want, wn);
     char hdr[32];
     int h = snprintf(hdr, sizeof hdr, "$%d\r\n", n);
     rabia_buf_append(out, hdr, (size_t)h);
@@ -266,7 +312,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
             k->open_batch = open_batch_no(node_batcher(r->node));
             replica_enqueue(r, k->client_id, seq, k->group_first, op.data, (uint32_t)op.len, ci, slot, NULL, NULL);
         } else if (what == RESP_INFO) {
-            resp_info(r, &s->out);
+            resp_info(r, &s->out, k->pa.argc > 1 ? k->pa.argv[1] : NULL, k->pa.argc > 1 ? k->pa.argv_len[1] : 0);
             s->ready = true;
         } else if (what == RESP_CLOSE) {
             s->ready = true;

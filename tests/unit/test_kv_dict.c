@@ -500,8 +500,9 @@ static void test_nested_scan(void)
     CHECK_EQ(n.inner_visits, CRAFT * CRAFT);
     CHECK(n.ordered);
     CHECK(s->scratch != NULL);
-    /* the whole crafted range is one call's worth, whatever COUNT */
-    CHECK(calls <= 2);
+    /* COUNT 1 stops after each entry (distinct hashes), inside a bucket
+     * range: where a call stops depends on the entries, not the table */
+    CHECK(calls == CRAFT || calls == CRAFT + 1); /* + a last empty page */
     kv_dict_clear(s, &a, NULL);
     kv_dict_clear(s, &b, NULL);
     kv_store_free(s);

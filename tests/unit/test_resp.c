@@ -361,11 +361,15 @@ static int run_cmd(struct resp_session *s, const uint8_t *line, size_t n, struct
     CHECK_EQ(rc, 1);
     if (rc == 1) {
         r->action = resp_handle(s, &a, &r->reply, &r->op);
-        /* every local reply is exactly one well-formed RESP2 value */
+        /* every local reply is well-formed RESP2 values, one per reply
+         * (SUBSCRIBE a b answers once per channel) */
         if (r->action == RESP_LOCAL || r->action == RESP_QUIT) {
-            size_t rlen = 0;
-            CHECK_EQ(rabia_kv_resp_check(r->reply.data, r->reply.len, &rlen), 0);
-            CHECK_EQ(rlen, r->reply.len);
+            size_t at = 0, rlen = 0;
+            do {
+                CHECK_EQ(rabia_kv_resp_check(r->reply.data + at, r->reply.len - at, &rlen), 0);
+                at += rlen;
+            } while (rlen && at < r->reply.len);
+            CHECK_EQ(at, r->reply.len);
         } else {
             CHECK_EQ(r->reply.len, 0);
         }
@@ -852,6 +856,114 @@ static void test_end_to_end(void)
 #undef WANT
 }
 
+/* WATCH reads the keys' versions through the log (a barrier: nothing after
+ * it is handled before they are in), EXEC carries them (TXNW), and the
+ * store aborts with a nil array when one moved. */
+static void test_watch(void)
+{
+    struct resp_session s, other;
+    struct run r = {0};
+    struct rabia_buf res = {0};
+    void *sm = rabia_sm_kv.create();
+    resp_session_init(&s, 1, 0);
+    resp_session_init(&other, 2, 0);
+    EXPECT_REPL(&s, sm, "SET k 1", "+OK\r\n");
+    CHECK_EQ(RUN_CMD(&s, "WATCH k nokey", &r), RESP_REPLICATE);
+    CHECK_EQ(s.post, RESP_POST_WATCH);
+    CHECK(s.barrier);
+    apply(sm, &r.op, &res);
+    CHECK(res.len > 4 && res.data[0] == '*' && res.data[1] == '2');
+    resp_watch_result(&s, res.data, res.len);
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "WATCH k", "-ERR WATCH inside MULTI is not allowed\r\n");
+    EXPECT_LOCAL(&s, "SET k 2", "+QUEUED\r\n");
+    CHECK_EQ(RUN_CMD(&s, "EXEC", &r), RESP_REPLICATE);
+    struct rabia_buf exec = {0};
+    rabia_buf_append(&exec, r.op.data, r.op.len);
+    EXPECT_REPL(&other, sm, "SET k changed", "+OK\r\n"); /* another client, in between */
+    apply(sm, &exec, &res);
+    CHECK_BUF(&res, "*-1\r\n");
+    EXPECT_REPL(&s, sm, "GET k", "$7\r\nchanged\r\n");
+    /* unchanged: it runs; EXEC and UNWATCH forget the keys */
+    CHECK_EQ(RUN_CMD(&s, "WATCH k", &r), RESP_REPLICATE);
+    apply(sm, &r.op, &res);
+    resp_watch_result(&s, res.data, res.len);
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "INCR n", "+QUEUED\r\n");
+    EXPECT_REPL(&s, sm, "EXEC", "*1\r\n:1\r\n");
+    CHECK_EQ(s.nwatch, 0);
+    EXPECT_LOCAL(&s, "UNWATCH", "+OK\r\n");
+    rabia_buf_free(&exec);
+    rabia_buf_free(&res);
+    resp_session_free(&s);
+    resp_session_free(&other);
+    rabia_sm_kv.destroy(sm);
+    run_free(&r);
+}
+
+/* Subscriptions are the connection's; in subscribed mode only the
+ * subscription commands, PING, QUIT and RESET are allowed; messages are
+ * pushed to matching channels and patterns. */
+static void test_pubsub(void)
+{
+    struct resp_session s;
+    struct run r = {0};
+    resp_session_init(&s, 3, 0);
+    EXPECT_LOCAL(&s, "UNSUBSCRIBE", "*3\r\n$11\r\nunsubscribe\r\n$-1\r\n:0\r\n");
+    EXPECT_LOCAL(&s, "SUBSCRIBE a b a",
+                 "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"
+                 "*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:2\r\n");
+    EXPECT_LOCAL(&s, "PSUBSCRIBE n*", "*3\r\n$10\r\npsubscribe\r\n$2\r\nn*\r\n:3\r\n");
+    EXPECT_LOCAL(&s, "GET x", "-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / "
+                              "RESET are allowed in this context\r\n");
+    EXPECT_LOCAL(&s, "PING", "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    struct rabia_buf out = {0};
+    CHECK_EQ(resp_pubsub_deliver(&s, (const uint8_t *)"a", 1, (const uint8_t *)"hi", 2, &out), 1);
+    CHECK_BUF(&out, "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n");
+    rabia_buf_clear(&out);
+    CHECK_EQ(resp_pubsub_deliver(&s, (const uint8_t *)"news", 4, (const uint8_t *)"x", 1, &out), 1);
+    CHECK_BUF(&out, "*4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$1\r\nx\r\n");
+    rabia_buf_clear(&out);
+    CHECK_EQ(resp_pubsub_deliver(&s, (const uint8_t *)"zzz", 3, (const uint8_t *)"x", 1, &out), 0);
+    CHECK_EQ(out.len, 0);
+    EXPECT_LOCAL(&s, "UNSUBSCRIBE", "*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:2\r\n"
+                                    "*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:1\r\n");
+    EXPECT_LOCAL(&s, "PUNSUBSCRIBE n*", "*3\r\n$12\r\npunsubscribe\r\n$2\r\nn*\r\n:0\r\n");
+    EXPECT_LOCAL(&s, "PING", "+PONG\r\n");
+    CHECK_EQ(RUN_CMD(&s, "PUBLISH a hi", &r), RESP_REPLICATE);
+    CHECK_EQ(s.post, RESP_POST_PUBLISH);
+    rabia_buf_free(&out);
+    resp_session_free(&s);
+    run_free(&r);
+}
+
+/* A blocking pop is replicated with RESP_POST_BLOCK and its timeout; the
+ * caller finds which keys it waits on; SELECT wraps ops in @DB. */
+static void test_blocking_and_db(void)
+{
+    struct resp_session s;
+    struct run r = {0};
+    resp_session_init(&s, 4, 0);
+    CHECK_EQ(RUN_CMD(&s, "BLPOP a b 1.5", &r), RESP_REPLICATE);
+    CHECK_EQ(s.post, RESP_POST_BLOCK);
+    CHECK_EQ(s.block_timeout_ms, 1500);
+    CHECK(resp_block_waits_on(r.op.data, r.op.len, 0, (const uint8_t *)"b", 1));
+    CHECK(!resp_block_waits_on(r.op.data, r.op.len, 0, (const uint8_t *)"1.5", 3));
+    CHECK(!resp_block_waits_on(r.op.data, r.op.len, 1, (const uint8_t *)"a", 1));
+    EXPECT_LOCAL(&s, "SELECT 7", "+OK\r\n");
+    CHECK_EQ(RUN_CMD(&s, "BLMOVE src dst LEFT RIGHT 0", &r), RESP_REPLICATE);
+    CHECK_EQ(s.block_timeout_ms, 0);
+    CHECK(resp_block_waits_on(r.op.data, r.op.len, 7, (const uint8_t *)"src", 3));
+    CHECK(!resp_block_waits_on(r.op.data, r.op.len, 7, (const uint8_t *)"dst", 3));
+    CHECK(!resp_block_waits_on(r.op.data, r.op.len, 0, (const uint8_t *)"src", 3));
+    /* the op is "@DB 7 <op>" */
+    CHECK(r.op.len > 12 && memcmp(r.op.data + 8, "@DB", 3) == 0);
+    CHECK_EQ(RUN_CMD(&s, "GET x", &r), RESP_REPLICATE);
+    CHECK_EQ(s.post, RESP_POST_NONE);
+    resp_session_free(&s);
+    run_free(&r);
+}
+
 int main(void)
 {
     RUN(test_parse_array);
@@ -864,5 +976,8 @@ int main(void)
     RUN(test_replicated_ops);
     RUN(test_multi);
     RUN(test_end_to_end);
+    RUN(test_watch);
+    RUN(test_pubsub);
+    RUN(test_blocking_and_db);
     return CHECK_DONE();
 }

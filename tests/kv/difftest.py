@@ -1,0 +1,1863 @@
+#!/usr/bin/env python3
+"""difftest: differential tester of a Redis-compatible server (the system
+under test, SUT) against a reference redis-server. Python 3 standard library
+only: its own RESP2 encoder and parser over raw sockets.
+
+    difftest.py --ref HOST:PORT --sut HOST:PORT [--sut HOST:PORT ...]
+                [--seed S] [--ops N] [--duration S] [--clients K]
+                [--flush-first] [--minimize | --no-minimize] [--keep-going]
+                [--exclude CMD,CMD] [--fault NAME] [-v]
+
+From a seed (random.Random(seed)) it generates a command sequence over a
+small key space (so types collide and WRONGTYPE errors happen): strings,
+keys, expiry, hashes, lists, sets, sorted sets, MULTI/EXEC/DISCARD,
+WATCH/UNWATCH from two connections (a watched key changed by the other
+connection must make EXEC return nil), SELECT over several databases, and
+deliberate errors (wrong arity, wrong type, bad numbers, syntax errors,
+unknown commands). K logical clients each hold one connection to the
+reference and one to the SUT; with several --sut addresses client i uses
+address i mod n (round-robin), so a 3-replica cluster is exercised through
+all its replicas. Every command goes to both sides; the replies are compared:
+
+  * exact RESP bytes, except
+  * unordered replies (SMEMBERS SINTER SUNION SDIFF HKEYS HVALS KEYS, HGETALL
+    as a set of field/value pairs) are compared as multisets; SCAN is
+    iterated to its end on each side (hidden SCANs with the returned cursor)
+    and the key sets are compared;
+  * TTL +-1 s, PTTL +-1500 ms, EXPIRETIME +-1 s, PEXPIRETIME +-1500 ms
+    (negative replies -1/-2 exact);
+  * random commands (SRANDMEMBER HRANDFIELD RANDOMKEY) are checked for shape
+    (type, length, distinct elements for a positive count) and membership
+    (in the reference's SMEMBERS / HGETALL / KEYS *, read after the reply);
+  * EXEC's array is compared element by element with the rules of the
+    queued commands;
+  * DOCUMENTED below lists deliberate differences (skipped and counted).
+
+Expiry: keys get relative TTLs of 1-3 s in short bursts; SLEEP steps (total
+bounded by --max-sleep) let them actually expire; EXPIREAT/PEXPIREAT/EXAT/
+PXAT in the past delete at once; long TTLs test TTL/PTTL/GT/LT without
+expiring. Since the two servers cannot expire a key at exactly the same
+instant, no command is sent from --expiry-margin before to after any
+deadline the tester has set (it waits instead).
+
+On a disagreement it prints the seed, the command index, the command and
+both replies and (unless --no-minimize) minimizes: it replays subsets of the
+sequence (key slicing, then delta debugging over the command list), each
+replay on fresh connections after FLUSHALL on both sides, until the same
+command still disagrees in a short sequence, and prints it as redis-cli
+lines. Exit status: 0 without disagreements (outside DOCUMENTED), 1 with,
+2 when the test could not run (reference unreachable, bad options). The
+last line is the summary:
+    difftest: N commands, D disagreements (K documented differences skipped)
+"""
+
+import argparse
+import collections
+import math
+import random
+import socket
+import sys
+import time
+
+# ---------------------------------------------------------------------------
+# Deliberate differences of the system under test, skipped and counted.
+# name -> (predicate, reason); predicate(cmd, argv, ref, sut) gets the command
+# name (upper-case bytes), the argv (list of bytes) and both parsed replies
+# (see parse(): ('+', b'OK'), ('-', b'ERR ...'), (':', 3), ('$', b'v' or
+# None), ('*', (node, ...) or None)) and returns True when the disagreement is
+# this documented one. Example:
+#   "scan-cursor": (lambda c, a, r, s: c == b"SCAN" and ...,
+#                   "SCAN cursors are opaque; only the keys must agree"),
+def _negzero(n):
+    """the reply with every bulk -0 read as 0"""
+    if n[0] == "$" and n[1] == b"-0":
+        return ("$", b"0")
+    if n[0] == "*" and n[1] is not None:
+        return ("*", tuple(_negzero(x) for x in n[1]))
+    return n
+
+
+ZSET_SCORE_CMDS = {b"ZRANGE", b"ZREVRANGE", b"ZRANGEBYSCORE", b"ZSCORE", b"ZMSCORE", b"ZINCRBY",
+                   b"ZPOPMIN", b"ZPOPMAX", b"ZADD", b"EXEC"}
+
+DOCUMENTED = {
+    "zset-negative-zero": (
+        lambda c, a, r, s: c in ZSET_SCORE_CMDS and r != s and _negzero(r) == _negzero(s),
+        "a sorted-set score of -0 (e.g. ZUNIONSTORE ... WEIGHTS -1 of a 0 score) is answered \"0\" by "
+        "Redis while the set is listpack-encoded and \"-0\" once it is a skiplist: Redis itself gives "
+        "both, so either is accepted"),
+}
+
+# ---------------------------------------------------------------------------
+# RESP2
+
+
+class Incomplete(Exception):
+    pass
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def encode(argv):
+    out = [b"*%d\r\n" % len(argv)]
+    for a in argv:
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def parse(buf, pos):
+    """One reply from buf at pos: (node, next position); Incomplete if more
+    bytes are needed."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        raise Incomplete
+    t = buf[pos:pos + 1]
+    line = bytes(buf[pos + 1:end])
+    nxt = end + 2
+    try:
+        if t == b"+":
+            return ("+", line), nxt
+        if t == b"-":
+            return ("-", line), nxt
+        if t == b":":
+            return (":", int(line)), nxt
+        if t == b"$":
+            n = int(line)
+            if n < 0:
+                return ("$", None), nxt
+            if len(buf) < nxt + n + 2:
+                raise Incomplete
+            if buf[nxt + n:nxt + n + 2] != b"\r\n":
+                raise ProtocolError("bulk string not followed by CRLF")
+            return ("$", bytes(buf[nxt:nxt + n])), nxt + n + 2
+        if t == b"*":
+            n = int(line)
+            if n < 0:
+                return ("*", None), nxt
+            items = []
+            for _ in range(n):
+                it, nxt = parse(buf, nxt)
+                items.append(it)
+            return ("*", tuple(items)), nxt
+    except ValueError:
+        raise ProtocolError("bad number in %r" % bytes(buf[pos:end + 2]))
+    raise ProtocolError("unexpected reply type byte %r" % t)
+
+
+class Conn:
+    """One connection; a failure turns into a reply node ('!', why)."""
+
+    def __init__(self, addr, timeout):
+        self.addr = addr
+        self.timeout = timeout
+        self.buf = bytearray()
+        self.dead = None
+        self.sock = None
+        try:
+            self.sock = socket.create_connection(addr, timeout=timeout)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as e:
+            self.dead = "cannot connect to %s:%d: %s" % (addr[0], addr[1], e)
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+
+    def send(self, argv):
+        if self.dead:
+            return
+        try:
+            self.sock.sendall(encode(argv))
+        except OSError as e:
+            self.dead = "send failed: %s" % e
+
+    def read(self):
+        if self.dead:
+            return ("!", self.dead.encode()), b""
+        while True:
+            if self.buf:
+                try:
+                    node, p = parse(self.buf, 0)
+                    raw = bytes(self.buf[:p])
+                    del self.buf[:p]
+                    return node, raw
+                except Incomplete:
+                    pass
+                except ProtocolError as e:
+                    self.dead = "protocol error: %s (buffer %r)" % (e, bytes(self.buf[:80]))
+                    return ("!", self.dead.encode()), b""
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                self.dead = "no reply within %.0f s" % self.timeout
+                return ("!", self.dead.encode()), b""
+            except OSError as e:
+                self.dead = "receive failed: %s" % e
+                return ("!", self.dead.encode()), b""
+            if not data:
+                self.dead = "connection closed by the server"
+                return ("!", self.dead.encode()), b""
+            self.buf += data
+
+    def call(self, argv):
+        self.send(argv)
+        return self.read()[0]
+
+
+def fmt(node, limit=600):
+    """A reply the way redis-cli shows it, on one line."""
+    t, v = node
+    if t == "+":
+        s = v.decode("latin-1")
+    elif t == "-":
+        s = "(error) " + v.decode("latin-1")
+    elif t == ":":
+        s = "(integer) %d" % v
+    elif t == "!":
+        s = "(no reply: %s)" % v.decode("latin-1")
+    elif v is None:
+        s = "(nil)"
+    elif t == "$":
+        s = cli_quote(v, always=True)
+    elif not v:
+        s = "(empty array)"
+    else:
+        s = "[" + ", ".join("%d) %s" % (i + 1, fmt(x, limit)) for i, x in enumerate(v)) + "]"
+    return s if len(s) <= limit else s[:limit] + "...(%d chars)" % len(s)
+
+
+def cli_quote(a, always=False):
+    """An argument as redis-cli reads it (sdssplitargs quoting)."""
+    if a and not always and all(33 <= c < 127 and c not in b"\"'\\" for c in a):
+        return a.decode()
+    out = ['"']
+    for c in a:
+        if c == 34:
+            out.append('\\"')
+        elif c == 92:
+            out.append("\\\\")
+        elif c == 10:
+            out.append("\\n")
+        elif c == 13:
+            out.append("\\r")
+        elif c == 9:
+            out.append("\\t")
+        elif 32 <= c < 127:
+            out.append(chr(c))
+        else:
+            out.append("\\x%02x" % c)
+    out.append('"')
+    return "".join(out)
+
+
+def cli_line(argv):
+    return " ".join(cli_quote(a) for a in argv)
+
+
+# ---------------------------------------------------------------------------
+# the generator
+
+STR_KEYS = [b"s1", b"s2", b"s3"]
+HASH_KEYS = [b"h1", b"h2"]
+LIST_KEYS = [b"l1", b"l2"]
+SET_KEYS = [b"t1", b"t2", b"t3"]
+ZSET_KEYS = [b"z1", b"z2", b"z3"]
+SHARED_KEYS = [b"x"]
+ALL_KEYS = STR_KEYS + HASH_KEYS + LIST_KEYS + SET_KEYS + ZSET_KEYS + SHARED_KEYS + [b"nokey"]
+KEYSET = set(ALL_KEYS)
+FAMILY_KEYS = {"str": STR_KEYS, "hash": HASH_KEYS, "list": LIST_KEYS, "set": SET_KEYS,
+               "zset": ZSET_KEYS, "any": ALL_KEYS}
+
+VALS = [b"a", b"b", b"c", b"foo", b"bar", b"", b"0", b"1", b"-1", b"7", b"10", b"42", b"100",
+        b"3.5", b"-0.5", b"1e3", b"9223372036854775807", b"-9223372036854775808",
+        b"hello world", b"x" * 40, b"\x00\xff\r\nz", b"+5", b"007", b" 1", b"abc"]
+ELEMS = [b"a", b"b", b"c", b"d", b"1", b"2", b"10"]
+FIELDS = [b"f1", b"f2", b"f3", b"n"]
+ZMEMS = [b"a", b"b", b"c", b"d", b"e"]
+SCORES = [b"1", b"2", b"2.5", b"-1", b"0", b"10", b"3", b"1e2", b"+inf", b"-inf", b"0.1", b"3"]
+BAD_SCORES = [b"nan", b"abc", b"", b"1x"]
+SCORE_BOUNDS = [b"-inf", b"+inf", b"0", b"1", b"(1", b"2", b"(2.5", b"3", b"10", b"(10", b"-1"]
+LEX_BOUNDS = [b"-", b"+", b"[a", b"(a", b"[b", b"(c", b"[d", b"[e", b"(z"]
+INCR_BY = [b"1", b"-1", b"5", b"100", b"-3", b"0", b"9223372036854775807", b"-9223372036854775808"]
+FLOAT_BY = [b"1.5", b"-0.25", b"10", b"0.1", b"1e2", b"-3", b"2.0e-1", b"5.0", b"3"]
+BAD_INT = [b"abc", b"1.5", b"", b"99999999999999999999", b"1 "]
+PATTERNS = [b"*", b"s*", b"h?", b"?1", b"[st]*", b"x", b"nokey", b"*1*", b"\\*", b"[^s]*", b"z[1-2]"]
+TYPES = [b"string", b"hash", b"list", b"set", b"zset"]
+
+# commands whose replies may come in any order
+UNORDERED = {b"SMEMBERS", b"SINTER", b"SUNION", b"SDIFF", b"HKEYS", b"HVALS", b"KEYS"}
+PAIRS = {b"HGETALL"}
+TOLERANCE = {b"TTL": 1, b"PTTL": 1500, b"EXPIRETIME": 1, b"PEXPIRETIME": 1500}
+RANDOM_CMDS = {b"SRANDMEMBER", b"HRANDFIELD", b"RANDOMKEY"}
+CONTROL = {b"SELECT", b"MULTI", b"EXEC", b"DISCARD", b"WATCH", b"UNWATCH"}
+GLOBAL = {b"KEYS", b"SCAN", b"DBSIZE", b"RANDOMKEY", b"FLUSHALL", b"FLUSHDB"}
+WRITE_CMDS = ["SET", "DEL", "INCR", "APPEND", "HSET", "HDEL", "LPUSH", "RPOP", "SADD", "SREM",
+              "ZADD", "ZREM", "EXPIRE", "PERSIST", "RENAME", "SETRANGE", "GETDEL", "MSET",
+              "HINCRBY", "LSET", "SMOVE", "ZINCRBY", "COPY", "UNLINK"]
+
+
+class Op:
+    """One step: a command of one logical client, or a sleep. argv items are
+    bytes, or ('abs_s'|'abs_ms', delta): a unix time resolved when sent."""
+    __slots__ = ("client", "argv", "sleep")
+
+    def __init__(self, client, argv=None, sleep=0.0):
+        self.client = client
+        self.argv = argv
+        self.sleep = sleep
+
+    def name(self):
+        return self.argv[0].upper() if self.argv else b""
+
+    def keys(self):
+        if not self.argv:
+            return set()
+        return {a for a in self.argv[1:] if isinstance(a, bytes) and a in KEYSET}
+
+
+def resolve(argv, now):
+    out = []
+    for a in argv:
+        if isinstance(a, tuple):
+            kind, d = a
+            a = b"%d" % (int(now) + d if kind == "abs_s" else int(now * 1000) + d)
+        out.append(a)
+    return out
+
+
+class Gen:
+    def __init__(self, seed, nclients, sleep_budget, exclude):
+        self.rng = random.Random(seed)
+        self.n = nclients
+        self.exclude = exclude
+        self.db = [0] * nclients
+        self.pending = collections.deque()
+        self.sleep_left = sleep_budget
+        self.sleep_at = None
+        self.sleep_len = 0.0
+        self.count = 0
+        self.forced = None
+        self.burst = False
+        self.burst_ms = 1000
+        self.in_multi = False
+        table = []
+        for name in dir(self):
+            if name.startswith("c_"):
+                cmd = name[2:].upper()
+                if cmd in exclude:
+                    continue
+                table.append((getattr(self, name).__func__.weight, cmd, getattr(self, name)))
+        table.sort(key=lambda t: t[1])
+        self.table = table
+        self.by_name = {cmd: fn for _, cmd, fn in table}
+        self.weights = [w for w, _, _ in table]
+        self.write_cmds = [c for c in WRITE_CMDS if c in self.by_name]
+
+    def reset_clients(self):
+        self.db = [0] * self.n
+        self.pending.clear()
+        self.in_multi = False
+
+    # --- argument helpers
+    def k(self, fam="any"):
+        if self.forced is not None:
+            key, self.forced = self.forced, None
+            return key
+        r = self.rng.random()
+        if r < 0.9:
+            return self.rng.choice(FAMILY_KEYS[fam])
+        if r < 0.95:
+            return b"x"
+        return self.rng.choice(ALL_KEYS)
+
+    def ks(self, fam, lo, hi):
+        return [self.k(fam) for _ in range(self.rng.randint(lo, hi))]
+
+    def v(self):
+        return self.rng.choice(VALS)
+
+    def i(self, lo=-4, hi=6):
+        r = self.rng.random()
+        if r < 0.03:
+            return self.rng.choice(BAD_INT)
+        if r < 0.06:
+            return self.rng.choice([b"100", b"-100", b"9223372036854775807"])
+        return b"%d" % self.rng.randint(lo, hi)
+
+    def cnt(self):
+        r = self.rng.random()
+        if r < 0.04:
+            return self.rng.choice([b"-1", b"abc"])
+        return b"%d" % self.rng.randint(0, 4)
+
+    def ttl(self, kind):
+        """A TTL argument: short (1-3 s) within a burst, else one that will
+        not expire during the run (long, past, zero, negative, invalid)."""
+        r = self.rng
+        if self.burst:
+            ms = self.burst_ms
+            return {"s": b"%d" % (ms // 1000), "ms": b"%d" % ms,
+                    "abs_s": ("abs_s", ms // 1000), "abs_ms": ("abs_ms", ms)}[kind]
+        x = r.random()
+        if kind == "s":
+            if x < 0.7:
+                return r.choice([b"100", b"1000", b"5000", b"86400"])
+            if x < 0.85:
+                return r.choice([b"0", b"-1", b"-100"])
+            return r.choice(BAD_INT + [b"9223372036854775807"])
+        if kind == "ms":
+            if x < 0.7:
+                return r.choice([b"100000", b"5000000", b"86400000"])
+            if x < 0.85:
+                return r.choice([b"0", b"-1", b"-5000"])
+            return r.choice(BAD_INT + [b"9223372036854775807"])
+        if kind == "abs_s":
+            if x < 0.4:
+                return ("abs_s", -r.randint(1, 100))
+            if x < 0.8:
+                return ("abs_s", r.choice([100000, 1000000]))
+            return r.choice([b"1", b"0", b"abc"])
+        if x < 0.4:
+            return ("abs_ms", -r.randint(1000, 100000))
+        if x < 0.8:
+            return ("abs_ms", r.choice([100000000, 1000000000]))
+        return r.choice([b"1000", b"1", b"abc"])
+
+    def expire_flags(self):
+        r = self.rng.random()
+        if r < 0.6:
+            return []
+        if r < 0.95:
+            return [self.rng.choice([b"NX", b"XX", b"GT", b"LT"])]
+        return self.rng.sample([b"NX", b"XX", b"GT", b"LT"], 2)
+
+    # --- strings
+    def c_get(s):
+        return [b"GET", s.k("str")]
+    c_get.weight = 8
+
+    def c_set(s):
+        r = s.rng
+        groups = []
+        if r.random() < 0.4:
+            opt = r.choice(["EX", "PX", "EXAT", "PXAT", "KEEPTTL", "bad", "both"])
+            if opt == "EX":
+                groups.append([b"EX", s.ttl("s")])
+            elif opt == "PX":
+                groups.append([b"PX", s.ttl("ms")])
+            elif opt == "EXAT":
+                groups.append([b"EXAT", s.ttl("abs_s")])
+            elif opt == "PXAT":
+                groups.append([b"PXAT", s.ttl("abs_ms")])
+            elif opt == "KEEPTTL":
+                groups.append([b"KEEPTTL"])
+            elif opt == "bad":
+                groups.append([b"EX", r.choice(BAD_INT + [b"0", b"-1"])])
+            else:
+                groups += [[b"EX", b"100"], [r.choice([b"PX", b"KEEPTTL"])]]
+        if r.random() < 0.3:
+            groups.append([r.choice([b"NX", b"XX"])])
+        if r.random() < 0.04:
+            groups += [[b"NX"], [b"XX"]]
+        if r.random() < 0.2:
+            groups.append([b"GET"])
+        if r.random() < 0.02:
+            groups.append([b"EX"])
+        r.shuffle(groups)
+        return [b"SET", s.k("str"), s.v()] + [a for g in groups for a in g]
+    c_set.weight = 10
+
+    def c_setnx(s):
+        return [b"SETNX", s.k("str"), s.v()]
+    c_setnx.weight = 2
+
+    def c_setex(s):
+        return [b"SETEX", s.k("str"), s.ttl("s"), s.v()]
+    c_setex.weight = 2
+
+    def c_psetex(s):
+        return [b"PSETEX", s.k("str"), s.ttl("ms"), s.v()]
+    c_psetex.weight = 1
+
+    def c_getset(s):
+        return [b"GETSET", s.k("str"), s.v()]
+    c_getset.weight = 2
+
+    def c_getdel(s):
+        return [b"GETDEL", s.k("str")]
+    c_getdel.weight = 2
+
+    def c_getex(s):
+        r = s.rng
+        a = [b"GETEX", s.k("str")]
+        x = r.random()
+        if x < 0.2:
+            a += [b"EX", s.ttl("s")]
+        elif x < 0.35:
+            a += [b"PX", s.ttl("ms")]
+        elif x < 0.45:
+            a += [b"EXAT", s.ttl("abs_s")]
+        elif x < 0.55:
+            a += [b"PXAT", s.ttl("abs_ms")]
+        elif x < 0.7:
+            a.append(b"PERSIST")
+        elif x < 0.75:
+            a += [b"EX", b"100", b"PERSIST"]
+        return a
+    c_getex.weight = 3
+
+    def c_mget(s):
+        return [b"MGET"] + s.ks("str", 1, 4)
+    c_mget.weight = 3
+
+    def c_mset(s):
+        a = [b"MSET"]
+        for _ in range(s.rng.randint(1, 3)):
+            a += [s.k("str"), s.v()]
+        return a
+    c_mset.weight = 3
+
+    def c_msetnx(s):
+        a = [b"MSETNX"]
+        for _ in range(s.rng.randint(1, 3)):
+            a += [s.k("str"), s.v()]
+        return a
+    c_msetnx.weight = 2
+
+    def c_append(s):
+        return [b"APPEND", s.k("str"), s.v()]
+    c_append.weight = 3
+
+    def c_strlen(s):
+        return [b"STRLEN", s.k("str")]
+    c_strlen.weight = 2
+
+    def c_getrange(s):
+        return [b"GETRANGE", s.k("str"), s.i(-6, 8), s.i(-6, 12)]
+    c_getrange.weight = 2
+
+    def c_setrange(s):
+        r = s.rng.random()
+        off = s.i(0, 12) if r < 0.9 else s.rng.choice([b"-1", b"536870912"])
+        v = s.v() if off != b"536870912" else b"zz"
+        return [b"SETRANGE", s.k("str"), off, v]
+    c_setrange.weight = 2
+
+    def c_incr(s):
+        return [b"INCR", s.k("str")]
+    c_incr.weight = 4
+
+    def c_decr(s):
+        return [b"DECR", s.k("str")]
+    c_decr.weight = 2
+
+    def c_incrby(s):
+        return [b"INCRBY", s.k("str"), s.rng.choice(INCR_BY + BAD_INT[:2])]
+    c_incrby.weight = 3
+
+    def c_decrby(s):
+        return [b"DECRBY", s.k("str"), s.rng.choice(INCR_BY + BAD_INT[:2])]
+    c_decrby.weight = 2
+
+    def c_incrbyfloat(s):
+        return [b"INCRBYFLOAT", s.k("str"), s.rng.choice(FLOAT_BY + [b"abc", b"inf"])]
+    c_incrbyfloat.weight = 3
+
+    # --- keys
+    def c_del(s):
+        return [b"DEL"] + s.ks("any", 1, 3)
+    c_del.weight = 3
+
+    def c_unlink(s):
+        return [b"UNLINK"] + s.ks("any", 1, 2)
+    c_unlink.weight = 1
+
+    def c_exists(s):
+        return [b"EXISTS"] + s.ks("any", 1, 4)
+    c_exists.weight = 3
+
+    def c_type(s):
+        return [b"TYPE", s.k("any")]
+    c_type.weight = 3
+
+    def c_rename(s):
+        fam = s.rng.choice(["str", "hash", "list", "set", "zset"])
+        return [b"RENAME", s.k(fam), s.k(fam)]
+    c_rename.weight = 2
+
+    def c_renamenx(s):
+        fam = s.rng.choice(["str", "hash", "list", "set", "zset"])
+        return [b"RENAMENX", s.k(fam), s.k(fam)]
+    c_renamenx.weight = 1
+
+    def c_keys(s):
+        return [b"KEYS", s.rng.choice(PATTERNS)]
+    c_keys.weight = 2
+
+    def c_scan(s):
+        r = s.rng
+        a = [b"SCAN", b"0" if r.random() < 0.97 else b"abc"]
+        if r.random() < 0.4:
+            a += [b"MATCH", r.choice(PATTERNS)]
+        if s.in_multi:
+            a += [b"COUNT", b"1000"]
+        elif r.random() < 0.5:
+            a += [b"COUNT", r.choice([b"1", b"2", b"5", b"100", b"0"])]
+        if r.random() < 0.3:
+            a += [b"TYPE", r.choice(TYPES)]
+        return a
+    c_scan.weight = 2
+
+    def c_dbsize(s):
+        return [b"DBSIZE"]
+    c_dbsize.weight = 2
+
+    def c_move(s):
+        return [b"MOVE", s.k("any"), s.rng.choice([b"0", b"1", b"2", b"1", b"15", b"16", b"-1", b"x"])]
+    c_move.weight = 2
+
+    def c_copy(s):
+        fam = s.rng.choice(["str", "hash", "list", "set", "zset"])
+        a = [b"COPY", s.k(fam), s.k(fam)]
+        if s.rng.random() < 0.4:
+            a += [b"DB", s.rng.choice([b"0", b"1", b"2", b"16"])]
+        if s.rng.random() < 0.4:
+            a.append(b"REPLACE")
+        return a
+    c_copy.weight = 2
+
+    def c_touch(s):
+        return [b"TOUCH"] + s.ks("any", 1, 3)
+    c_touch.weight = 1
+
+    def c_select(s):
+        if s.in_multi:
+            return [b"SELECT", s.rng.choice([b"0", b"1"])]
+        return [b"SELECT", s.rng.choice([b"0", b"0", b"1", b"1", b"2", b"15", b"16", b"-1", b"x"])]
+    c_select.weight = 2
+
+    def c_randomkey(s):
+        return [b"RANDOMKEY"]
+    c_randomkey.weight = 1
+
+    # --- expiry
+    def c_expire(s):
+        return [b"EXPIRE", s.k("any"), s.ttl("s")] + s.expire_flags()
+    c_expire.weight = 3
+
+    def c_pexpire(s):
+        return [b"PEXPIRE", s.k("any"), s.ttl("ms")] + s.expire_flags()
+    c_pexpire.weight = 2
+
+    def c_expireat(s):
+        return [b"EXPIREAT", s.k("any"), s.ttl("abs_s")] + s.expire_flags()
+    c_expireat.weight = 2
+
+    def c_pexpireat(s):
+        return [b"PEXPIREAT", s.k("any"), s.ttl("abs_ms")] + s.expire_flags()
+    c_pexpireat.weight = 1
+
+    def c_ttl(s):
+        return [b"TTL", s.k("any")]
+    c_ttl.weight = 3
+
+    def c_pttl(s):
+        return [b"PTTL", s.k("any")]
+    c_pttl.weight = 2
+
+    def c_expiretime(s):
+        return [b"EXPIRETIME", s.k("any")]
+    c_expiretime.weight = 1
+
+    def c_pexpiretime(s):
+        return [b"PEXPIRETIME", s.k("any")]
+    c_pexpiretime.weight = 1
+
+    def c_persist(s):
+        return [b"PERSIST", s.k("any")]
+    c_persist.weight = 2
+
+    # --- hashes
+    def c_hset(s):
+        a = [b"HSET", s.k("hash")]
+        for _ in range(s.rng.randint(1, 3)):
+            a += [s.rng.choice(FIELDS), s.v()]
+        return a
+    c_hset.weight = 6
+
+    def c_hsetnx(s):
+        return [b"HSETNX", s.k("hash"), s.rng.choice(FIELDS), s.v()]
+    c_hsetnx.weight = 2
+
+    def c_hget(s):
+        return [b"HGET", s.k("hash"), s.rng.choice(FIELDS)]
+    c_hget.weight = 4
+
+    def c_hmget(s):
+        return [b"HMGET", s.k("hash")] + [s.rng.choice(FIELDS) for _ in range(s.rng.randint(1, 4))]
+    c_hmget.weight = 2
+
+    def c_hmset(s):
+        a = [b"HMSET", s.k("hash")]
+        for _ in range(s.rng.randint(1, 3)):
+            a += [s.rng.choice(FIELDS), s.v()]
+        return a
+    c_hmset.weight = 2
+
+    def c_hdel(s):
+        return [b"HDEL", s.k("hash")] + [s.rng.choice(FIELDS) for _ in range(s.rng.randint(1, 3))]
+    c_hdel.weight = 3
+
+    def c_hlen(s):
+        return [b"HLEN", s.k("hash")]
+    c_hlen.weight = 2
+
+    def c_hexists(s):
+        return [b"HEXISTS", s.k("hash"), s.rng.choice(FIELDS)]
+    c_hexists.weight = 2
+
+    def c_hkeys(s):
+        return [b"HKEYS", s.k("hash")]
+    c_hkeys.weight = 2
+
+    def c_hvals(s):
+        return [b"HVALS", s.k("hash")]
+    c_hvals.weight = 2
+
+    def c_hgetall(s):
+        return [b"HGETALL", s.k("hash")]
+    c_hgetall.weight = 3
+
+    def c_hincrby(s):
+        return [b"HINCRBY", s.k("hash"), s.rng.choice(FIELDS), s.rng.choice(INCR_BY + BAD_INT[:2])]
+    c_hincrby.weight = 3
+
+    def c_hincrbyfloat(s):
+        return [b"HINCRBYFLOAT", s.k("hash"), s.rng.choice(FIELDS), s.rng.choice(FLOAT_BY + [b"abc"])]
+    c_hincrbyfloat.weight = 2
+
+    def c_hstrlen(s):
+        return [b"HSTRLEN", s.k("hash"), s.rng.choice(FIELDS)]
+    c_hstrlen.weight = 1
+
+    def c_hrandfield(s):
+        a = [b"HRANDFIELD", s.k("hash")]
+        if s.rng.random() < 0.6:
+            a.append(s.rng.choice([b"1", b"2", b"3", b"10", b"-2", b"-5", b"0"]))
+            if s.rng.random() < 0.5:
+                a.append(b"WITHVALUES")
+        return a
+    c_hrandfield.weight = 1
+
+    # --- lists
+    def c_lpush(s):
+        return [b"LPUSH", s.k("list")] + [s.rng.choice(ELEMS) for _ in range(s.rng.randint(1, 3))]
+    c_lpush.weight = 5
+
+    def c_rpush(s):
+        return [b"RPUSH", s.k("list")] + [s.rng.choice(ELEMS) for _ in range(s.rng.randint(1, 3))]
+    c_rpush.weight = 5
+
+    def c_lpushx(s):
+        return [b"LPUSHX", s.k("list"), s.rng.choice(ELEMS)]
+    c_lpushx.weight = 1
+
+    def c_rpushx(s):
+        return [b"RPUSHX", s.k("list"), s.rng.choice(ELEMS)]
+    c_rpushx.weight = 1
+
+    def c_lpop(s):
+        a = [b"LPOP", s.k("list")]
+        if s.rng.random() < 0.3:
+            a.append(s.cnt())
+        return a
+    c_lpop.weight = 3
+
+    def c_rpop(s):
+        a = [b"RPOP", s.k("list")]
+        if s.rng.random() < 0.3:
+            a.append(s.cnt())
+        return a
+    c_rpop.weight = 3
+
+    def c_llen(s):
+        return [b"LLEN", s.k("list")]
+    c_llen.weight = 3
+
+    def c_lrange(s):
+        return [b"LRANGE", s.k("list"), s.i(-5, 3), s.i(-3, 8)]
+    c_lrange.weight = 4
+
+    def c_lindex(s):
+        return [b"LINDEX", s.k("list"), s.i(-5, 5)]
+    c_lindex.weight = 2
+
+    def c_lset(s):
+        return [b"LSET", s.k("list"), s.i(-4, 4), s.rng.choice(ELEMS)]
+    c_lset.weight = 2
+
+    def c_linsert(s):
+        return [b"LINSERT", s.k("list"), s.rng.choice([b"BEFORE", b"AFTER", b"before", b"MIDDLE"]),
+                s.rng.choice(ELEMS), s.rng.choice(ELEMS)]
+    c_linsert.weight = 2
+
+    def c_lrem(s):
+        return [b"LREM", s.k("list"), s.i(-2, 2), s.rng.choice(ELEMS)]
+    c_lrem.weight = 2
+
+    def c_ltrim(s):
+        return [b"LTRIM", s.k("list"), s.i(0, 2), s.i(-1, 8)]
+    c_ltrim.weight = 1
+
+    def c_lpos(s):
+        a = [b"LPOS", s.k("list"), s.rng.choice(ELEMS)]
+        opts = []
+        if s.rng.random() < 0.3:
+            opts.append([b"RANK", s.rng.choice([b"1", b"2", b"-1", b"-2", b"0"])])
+        if s.rng.random() < 0.4:
+            opts.append([b"COUNT", s.rng.choice([b"0", b"1", b"2", b"-1"])])
+        if s.rng.random() < 0.2:
+            opts.append([b"MAXLEN", s.rng.choice([b"0", b"1", b"3", b"-1"])])
+        s.rng.shuffle(opts)
+        return a + [x for o in opts for x in o]
+    c_lpos.weight = 2
+
+    def c_lmove(s):
+        return [b"LMOVE", s.k("list"), s.k("list"), s.rng.choice([b"LEFT", b"RIGHT"]),
+                s.rng.choice([b"LEFT", b"RIGHT", b"UP"] if s.rng.random() < 0.05 else [b"LEFT", b"RIGHT"])]
+    c_lmove.weight = 2
+
+    def c_rpoplpush(s):
+        return [b"RPOPLPUSH", s.k("list"), s.k("list")]
+    c_rpoplpush.weight = 2
+
+    # --- sets
+    def c_sadd(s):
+        return [b"SADD", s.k("set")] + [s.rng.choice(ELEMS) for _ in range(s.rng.randint(1, 4))]
+    c_sadd.weight = 6
+
+    def c_srem(s):
+        return [b"SREM", s.k("set")] + [s.rng.choice(ELEMS) for _ in range(s.rng.randint(1, 3))]
+    c_srem.weight = 3
+
+    def c_sismember(s):
+        return [b"SISMEMBER", s.k("set"), s.rng.choice(ELEMS)]
+    c_sismember.weight = 2
+
+    def c_smismember(s):
+        return [b"SMISMEMBER", s.k("set")] + [s.rng.choice(ELEMS) for _ in range(s.rng.randint(1, 3))]
+    c_smismember.weight = 2
+
+    def c_smembers(s):
+        return [b"SMEMBERS", s.k("set")]
+    c_smembers.weight = 3
+
+    def c_scard(s):
+        return [b"SCARD", s.k("set")]
+    c_scard.weight = 2
+
+    def c_sinter(s):
+        return [b"SINTER"] + s.ks("set", 1, 3)
+    c_sinter.weight = 2
+
+    def c_sunion(s):
+        return [b"SUNION"] + s.ks("set", 1, 3)
+    c_sunion.weight = 2
+
+    def c_sdiff(s):
+        return [b"SDIFF"] + s.ks("set", 1, 3)
+    c_sdiff.weight = 2
+
+    def c_sinterstore(s):
+        return [b"SINTERSTORE", s.k("set")] + s.ks("set", 1, 3)
+    c_sinterstore.weight = 1
+
+    def c_sunionstore(s):
+        return [b"SUNIONSTORE", s.k("set")] + s.ks("set", 1, 3)
+    c_sunionstore.weight = 1
+
+    def c_sdiffstore(s):
+        return [b"SDIFFSTORE", s.k("set")] + s.ks("set", 1, 3)
+    c_sdiffstore.weight = 1
+
+    def c_sintercard(s):
+        keys = s.ks("set", 1, 3)
+        n = b"%d" % len(keys)
+        if s.rng.random() < 0.05:
+            n = s.rng.choice([b"0", b"5", b"x"])
+        a = [b"SINTERCARD", n] + keys
+        if s.rng.random() < 0.3:
+            a += [b"LIMIT", s.rng.choice([b"0", b"1", b"2", b"-1"])]
+        return a
+    c_sintercard.weight = 1
+
+    def c_smove(s):
+        return [b"SMOVE", s.k("set"), s.k("set"), s.rng.choice(ELEMS)]
+    c_smove.weight = 2
+
+    def c_srandmember(s):
+        a = [b"SRANDMEMBER", s.k("set")]
+        if s.rng.random() < 0.6:
+            a.append(s.rng.choice([b"1", b"2", b"3", b"10", b"-2", b"-5", b"0"]))
+        return a
+    c_srandmember.weight = 1
+
+    # --- sorted sets
+    def c_zadd(s):
+        r = s.rng
+        a = [b"ZADD", s.k("zset")]
+        if r.random() < 0.3:
+            a.append(r.choice([b"NX", b"XX"]))
+        if r.random() < 0.25:
+            a.append(r.choice([b"GT", b"LT"]))
+        if r.random() < 0.25:
+            a.append(b"CH")
+        n = r.randint(1, 3)
+        if r.random() < 0.15:
+            a.append(b"INCR")
+            n = 1 if r.random() < 0.9 else 2
+        for _ in range(n):
+            a += [r.choice(SCORES if r.random() < 0.97 else BAD_SCORES), r.choice(ZMEMS)]
+        if r.random() < 0.02:
+            a.append(b"f")
+        return a
+    c_zadd.weight = 7
+
+    def c_zrem(s):
+        return [b"ZREM", s.k("zset")] + [s.rng.choice(ZMEMS) for _ in range(s.rng.randint(1, 2))]
+    c_zrem.weight = 2
+
+    def c_zscore(s):
+        return [b"ZSCORE", s.k("zset"), s.rng.choice(ZMEMS)]
+    c_zscore.weight = 3
+
+    def c_zmscore(s):
+        return [b"ZMSCORE", s.k("zset")] + [s.rng.choice(ZMEMS) for _ in range(s.rng.randint(1, 3))]
+    c_zmscore.weight = 2
+
+    def c_zincrby(s):
+        return [b"ZINCRBY", s.k("zset"), s.rng.choice(SCORES + [b"abc"]), s.rng.choice(ZMEMS)]
+    c_zincrby.weight = 3
+
+    def c_zcard(s):
+        return [b"ZCARD", s.k("zset")]
+    c_zcard.weight = 2
+
+    def c_zcount(s):
+        return [b"ZCOUNT", s.k("zset"), s.rng.choice(SCORE_BOUNDS), s.rng.choice(SCORE_BOUNDS)]
+    c_zcount.weight = 2
+
+    def c_zlexcount(s):
+        return [b"ZLEXCOUNT", s.k("zset"), s.rng.choice(LEX_BOUNDS + [b"a"]), s.rng.choice(LEX_BOUNDS)]
+    c_zlexcount.weight = 1
+
+    def zrange_args(s):
+        r = s.rng
+        x = r.random()
+        if x < 0.45:
+            a, mode = [s.i(-4, 3), s.i(-2, 6)], None
+        elif x < 0.8:
+            a, mode = [r.choice(SCORE_BOUNDS), r.choice(SCORE_BOUNDS), b"BYSCORE"], "score"
+        else:
+            a, mode = [r.choice(LEX_BOUNDS), r.choice(LEX_BOUNDS), b"BYLEX"], "lex"
+        if r.random() < 0.3:
+            a.append(b"REV")
+        if (mode and r.random() < 0.35) or r.random() < 0.03:
+            a += [b"LIMIT", r.choice([b"0", b"1", b"2"]), r.choice([b"1", b"2", b"-1", b"0"])]
+        return a
+
+    def c_zrange(s):
+        a = [b"ZRANGE", s.k("zset")] + s.zrange_args()
+        if s.rng.random() < 0.4:
+            a.append(b"WITHSCORES")
+        return a
+    c_zrange.weight = 5
+
+    def c_zrangestore(s):
+        return [b"ZRANGESTORE", s.k("zset"), s.k("zset")] + s.zrange_args()
+    c_zrangestore.weight = 1
+
+    def c_zrevrange(s):
+        a = [b"ZREVRANGE", s.k("zset"), s.i(-4, 3), s.i(-2, 6)]
+        if s.rng.random() < 0.4:
+            a.append(b"WITHSCORES")
+        return a
+    c_zrevrange.weight = 2
+
+    def c_zrangebyscore(s):
+        a = [b"ZRANGEBYSCORE", s.k("zset"), s.rng.choice(SCORE_BOUNDS), s.rng.choice(SCORE_BOUNDS)]
+        if s.rng.random() < 0.4:
+            a.append(b"WITHSCORES")
+        if s.rng.random() < 0.3:
+            a += [b"LIMIT", s.rng.choice([b"0", b"1"]), s.rng.choice([b"1", b"2", b"-1"])]
+        return a
+    c_zrangebyscore.weight = 2
+
+    def c_zrank(s):
+        return [b"ZRANK", s.k("zset"), s.rng.choice(ZMEMS)]
+    c_zrank.weight = 2
+
+    def c_zrevrank(s):
+        return [b"ZREVRANK", s.k("zset"), s.rng.choice(ZMEMS)]
+    c_zrevrank.weight = 1
+
+    def c_zpopmin(s):
+        a = [b"ZPOPMIN", s.k("zset")]
+        if s.rng.random() < 0.4:
+            a.append(s.cnt())
+        return a
+    c_zpopmin.weight = 2
+
+    def c_zpopmax(s):
+        a = [b"ZPOPMAX", s.k("zset")]
+        if s.rng.random() < 0.4:
+            a.append(s.cnt())
+        return a
+    c_zpopmax.weight = 2
+
+    def c_zremrangebyrank(s):
+        return [b"ZREMRANGEBYRANK", s.k("zset"), s.i(-3, 2), s.i(-3, 2)]
+    c_zremrangebyrank.weight = 1
+
+    def c_zremrangebyscore(s):
+        return [b"ZREMRANGEBYSCORE", s.k("zset"), s.rng.choice(SCORE_BOUNDS), s.rng.choice(SCORE_BOUNDS)]
+    c_zremrangebyscore.weight = 1
+
+    def zstore(s, cmd):
+        r = s.rng
+        keys = s.ks("zset", 1, 3)
+        n = b"%d" % len(keys)
+        if r.random() < 0.04:
+            n = r.choice([b"0", b"9", b"x"])
+        a = [cmd, s.k("zset"), n] + keys
+        if r.random() < 0.3:
+            a += [b"WEIGHTS"] + [r.choice([b"1", b"2", b"0.5", b"-1", b"0"]) for _ in keys]
+        if r.random() < 0.3:
+            a += [b"AGGREGATE", r.choice([b"SUM", b"MIN", b"MAX", b"AVG"] if r.random() < 0.1 else [b"SUM", b"MIN", b"MAX"])]
+        return a
+
+    def c_zunionstore(s):
+        return s.zstore(b"ZUNIONSTORE")
+    c_zunionstore.weight = 1
+
+    def c_zinterstore(s):
+        return s.zstore(b"ZINTERSTORE")
+    c_zinterstore.weight = 1
+
+    # --- misc and transaction commands outside a transaction (errors, stray watches)
+    def c_ping(s):
+        return [b"PING"] + ([s.v()] if s.rng.random() < 0.5 else [])
+    c_ping.weight = 1
+
+    def c_echo(s):
+        return [b"ECHO", s.v()]
+    c_echo.weight = 1
+
+    def c_exec(s):
+        return [b"EXEC"]
+    c_exec.weight = 0.3
+
+    def c_discard(s):
+        return [b"DISCARD"]
+    c_discard.weight = 0.3
+
+    def c_watch(s):
+        return [b"WATCH"] + s.ks("any", 1, 2)
+    c_watch.weight = 0.5
+
+    def c_unwatch(s):
+        return [b"UNWATCH"]
+    c_unwatch.weight = 0.5
+
+    # --- composition
+    def random_cmd(self, names=None):
+        r = self.rng
+        if names is None:
+            if r.random() < 0.003:
+                return r.choice([[b"NOSUCHCMD", b"a", b"b"], [b"GETT", self.k()], [b"hgetal", self.k("hash")]])
+            fn = r.choices(self.table, weights=self.weights)[0][2]
+        else:
+            fn = self.by_name[r.choice(names)]
+        argv = fn()
+        self.forced = None
+        x = r.random()
+        if x < 0.03 and len(argv) > 1 and not (self.in_multi and argv[0] == b"SCAN"):  # wrong arity, junk, bad numbers
+            m = r.randint(0, 2)
+            if m == 0:
+                argv = argv[:r.randint(1, len(argv) - 1)]
+            elif m == 1:
+                argv = argv + [b"junkarg"]
+            else:
+                j = r.randint(1, len(argv) - 1)
+                argv = argv[:j] + [r.choice(BAD_INT)] + argv[j + 1:]
+        x = r.random()
+        if x < 0.08:
+            argv = [argv[0].lower()] + argv[1:]
+        elif x < 0.1:
+            argv = [bytes(c ^ 32 if 97 <= (c | 32) <= 122 and r.random() < 0.5 else c for c in argv[0])] + argv[1:]
+        return argv
+
+    def other(self, a):
+        b_ = self.rng.randrange(self.n - 1)
+        return b_ if b_ < a else b_ + 1
+
+    def multi_block(self, a):
+        r = self.rng
+        ops = [Op(a, [b"MULTI"])]
+        self.in_multi = True
+        for _ in range(r.randint(0, 5)):
+            x = r.random()
+            if x < 0.03:
+                ops.append(Op(a, [b"MULTI"]))
+            elif x < 0.06:
+                ops.append(Op(a, [b"WATCH", self.k()]))
+            elif x < 0.09:
+                ops.append(Op(a, [r.choice([b"GET", b"HSET", b"ZADD"])]))    # arity: EXECABORT
+            elif x < 0.16 and self.n > 1:
+                ops.append(Op(self.other(a), self.random_cmd()))
+            else:
+                argv = self.random_cmd()
+                if argv[0].upper() == b"SELECT":
+                    self.db[a] = None
+                ops.append(Op(a, argv))
+        self.in_multi = False
+        ops.append(Op(a, [b"EXEC"] if r.random() < 0.85 else [b"DISCARD"]))
+        return ops
+
+    def watch_block(self, a):
+        r = self.rng
+        b_ = self.other(a)
+        ops = []
+        for c in (a, b_):
+            if self.db[c] != 0 or r.random() < 0.05:
+                ops.append(Op(c, [b"SELECT", b"0"]))
+                self.db[c] = 0
+        keys = [self.k("any") for _ in range(r.randint(1, 2))]
+        ops.append(Op(a, [b"WATCH"] + keys))
+        x = r.random()
+        if x < 0.4:
+            self.forced = keys[0]
+            ops.append(Op(b_, self.random_cmd(self.write_cmds)))
+        elif x < 0.5:
+            ops.append(Op(b_, [r.choice([b"GET", b"EXISTS", b"TYPE", b"TTL"]), keys[0]]))
+        elif x < 0.6:
+            self.forced = keys[0]
+            ops.append(Op(a, self.random_cmd(self.write_cmds)))
+        elif x < 0.68:
+            self.forced = keys[0]
+            ops += [Op(b_, [b"SELECT", b"1"]), Op(b_, self.random_cmd(self.write_cmds)), Op(b_, [b"SELECT", b"0"])]
+        elif x < 0.74:
+            self.forced = keys[0]
+            ops += [Op(a, [b"UNWATCH"]), Op(b_, self.random_cmd(self.write_cmds))]
+        elif x < 0.8:
+            ops.append(Op(b_, self.random_cmd(self.write_cmds)))
+        block = self.multi_block(a)
+        if r.random() < 0.3:   # a change between MULTI and EXEC also aborts
+            self.forced = keys[-1]
+            block.insert(r.randint(1, len(block) - 1), Op(b_, self.random_cmd(self.write_cmds)))
+        return ops + block
+
+    def ttl_burst(self, c):
+        r = self.rng
+        self.burst = True
+        self.burst_ms = r.choice([1000, 2000, 3000])
+        names = [n for n in ("SET", "SETEX", "PSETEX", "GETEX", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT")
+                 if n in self.by_name]
+        ops = []
+        for _ in range(r.randint(2, 5)):
+            n = r.choice(names)
+            k = self.k("any")
+            if n == "SET":
+                argv = [b"SET", k, self.v(), r.choice([b"EX", b"PX", b"EXAT", b"PXAT"])]
+                argv.append(self.ttl({b"EX": "s", b"PX": "ms", b"EXAT": "abs_s", b"PXAT": "abs_ms"}[argv[3]]))
+                if r.random() < 0.3:
+                    argv.append(r.choice([b"NX", b"XX", b"GET"]))
+            elif n == "GETEX":
+                o = r.choice([b"EX", b"PX", b"EXAT", b"PXAT"])
+                argv = [b"GETEX", k, o, self.ttl({b"EX": "s", b"PX": "ms", b"EXAT": "abs_s", b"PXAT": "abs_ms"}[o])]
+            else:
+                self.forced = k
+                argv = self.by_name[n]()
+                self.forced = None
+            ops.append(Op(c, argv))
+        self.burst = False
+        if self.sleep_left > 0.3 and r.random() < 0.6:
+            self.sleep_at = self.count + r.randint(2, 40)
+            self.sleep_len = min(self.sleep_left, self.burst_ms / 1000.0 + r.uniform(0.3, 1.2))
+        return ops
+
+    def next_op(self):
+        self.count += 1
+        if self.pending:
+            return self.pending.popleft()
+        r = self.rng
+        if self.sleep_at is not None and self.count >= self.sleep_at:
+            self.sleep_at = None
+            self.sleep_left -= self.sleep_len
+            return Op(None, sleep=self.sleep_len)
+        c = r.randrange(self.n)
+        x = r.random()
+        ops = None
+        if x < 0.008:
+            ops = self.ttl_burst(c)
+        elif x < 0.03 and self.n > 1 and "WATCH" not in self.exclude and "MULTI" not in self.exclude:
+            ops = self.watch_block(c)
+        elif x < 0.05 and "MULTI" not in self.exclude:
+            ops = self.multi_block(c)
+        if ops:
+            self.pending.extend(ops[1:])
+            return ops[0]
+        argv = self.random_cmd()
+        if argv[0].upper() == b"SELECT" and len(argv) == 2 and argv[1] in (b"0", b"1", b"2", b"15"):
+            self.db[c] = int(argv[1])
+        return Op(c, argv)
+
+
+# ---------------------------------------------------------------------------
+# comparing replies
+
+def is_arr(n):
+    return n[0] == "*" and n[1] is not None
+
+
+def node_key(n):
+    return repr(n)
+
+
+def multiset_eq(a, b):
+    return sorted(map(node_key, a)) == sorted(map(node_key, b))
+
+
+def pairs(items):
+    return [(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
+
+
+def cmp_random(name, argv, r, s, members):
+    """Shape and membership of SRANDMEMBER / HRANDFIELD / RANDOMKEY replies.
+    members: the reference's elements (set of bytes; for HRANDFIELD a dict
+    field -> value) or None when unknown."""
+    if r[0] != s[0] or r[0] in "+-:!" or r[1] is None or s[1] is None:
+        return r == s
+    if r[0] == "$":
+        return members is None or s[1] in members
+    withvalues = name == b"HRANDFIELD" and len(argv) > 3 and argv[3].upper() == b"WITHVALUES"
+    if len(r[1]) != len(s[1]):
+        return False
+    if any(x[0] != "$" or x[1] is None for x in s[1]):
+        return False
+    if withvalues:
+        got = pairs([x[1] for x in s[1]])
+        fields = [f for f, _ in got]
+        if members is not None and any(f not in members or members[f] != v for f, v in got):
+            return False
+    else:
+        fields = [x[1] for x in s[1]]
+        if members is not None and any(f not in members for f in fields):
+            return False
+    try:
+        count = int(argv[2])
+    except (IndexError, ValueError):
+        count = 0
+    if count > 0 and len(set(fields)) != len(fields):
+        return False
+    return True
+
+
+def cmp_rule(name, argv, r, s, in_exec):
+    """True when r and s agree under the command's rule (exact otherwise)."""
+    if r == s:
+        return True
+    if name in RANDOM_CMDS:
+        return cmp_random(name, argv, r, s, None)
+    if r[0] != s[0] or r[0] not in ":*":
+        return False
+    if name in TOLERANCE and r[0] == ":":
+        if r[1] < 0 or s[1] < 0:
+            return False
+        return abs(r[1] - s[1]) <= TOLERANCE[name]
+    if not (is_arr(r) and is_arr(s)):
+        return False
+    if name in UNORDERED:
+        return multiset_eq(r[1], s[1])
+    if name in PAIRS:
+        return len(r[1]) == len(s[1]) and len(r[1]) % 2 == 0 and \
+            sorted(map(node_key, pairs(r[1]))) == sorted(map(node_key, pairs(s[1])))
+    if name == b"SCAN" and in_exec:
+        # (inside EXEC the iteration cannot be finished: an unfinished one is
+        # only checked for shape)
+        if len(r[1]) == 2 and len(s[1]) == 2 and r[1][0][0] == s[1][0][0] == "$" \
+                and is_arr(r[1][1]) and is_arr(s[1][1]):
+            if r[1][0] == s[1][0] == ("$", b"0"):
+                return set(r[1][1][1]) == set(s[1][1][1])
+            return r[1][0][1] != b"0" or s[1][0][1] != b"0"
+        return False
+    return False
+
+
+# ---------------------------------------------------------------------------
+# faults (to check the tester itself): they corrupt the SUT's replies
+
+def _fault_llen(argv, node, raw):
+    if argv[0].upper() == b"LLEN" and node[0] == ":" and node[1] >= 3:
+        return (":", node[1] + 1), b":%d\r\n" % (node[1] + 1)
+    return node, raw
+
+
+def _fault_wrongtype(argv, node, raw):
+    if node[0] == "-" and node[1].startswith(b"WRONGTYPE") and node[1].endswith(b"."):
+        n = ("-", node[1][:-1])
+        return n, b"-" + n[1] + b"\r\n"
+    return node, raw
+
+
+def _fault_hgetall(argv, node, raw):
+    if argv[0].upper() == b"HGETALL" and is_arr(node) and len(node[1]) >= 6:
+        n = ("*", node[1][2:])
+        return n, b"(altered)"
+    return node, raw
+
+
+def _fault_ttl(argv, node, raw):
+    if argv[0].upper() == b"TTL" and node[0] == ":" and node[1] > 0:
+        return (":", node[1] + 5), b":%d\r\n" % (node[1] + 5)
+    return node, raw
+
+
+def _fault_zscore(argv, node, raw):
+    if argv[0].upper() == b"ZINCRBY" and node[0] == "$" and node[1] is not None and b"." in node[1]:
+        n = ("$", node[1] + b"0")
+        return n, b"$%d\r\n%s\r\n" % (len(n[1]), n[1])
+    return node, raw
+
+
+FAULTS = {
+    "llen": ("LLEN answers one more than the length of a list of 3 or more elements", _fault_llen),
+    "wrongtype": ("WRONGTYPE errors lose their final period", _fault_wrongtype),
+    "hgetall": ("HGETALL leaves out one field of a hash with 3 or more fields", _fault_hgetall),
+    "ttl": ("TTL answers 5 s more than the truth", _fault_ttl),
+    "zincrby": ("ZINCRBY formats fractional scores with a trailing 0", _fault_zscore),
+}
+
+
+# ---------------------------------------------------------------------------
+# running a sequence on both sides
+
+class RefError(Exception):
+    pass
+
+
+def deadline_of(argv, now):
+    """The unix time at which this command would expire its key, if it sets a
+    TTL in the future (whether or not it succeeds), else None."""
+    name = argv[0].upper()
+
+    def num(x):
+        try:
+            return int(x)
+        except ValueError:
+            return None
+    rel = absolute = None
+    if name in (b"SET", b"GETEX"):
+        i = 3 if name == b"SET" else 2
+        while i + 1 < len(argv):
+            o = argv[i].upper()
+            n = num(argv[i + 1])
+            if n is not None:
+                if o == b"EX":
+                    rel = n * 1000
+                elif o == b"PX":
+                    rel = n
+                elif o == b"EXAT":
+                    absolute = n * 1000
+                elif o == b"PXAT":
+                    absolute = n
+            i += 1
+    elif len(argv) >= 3:
+        n = num(argv[2])
+        if n is None:
+            return None
+        if name in (b"SETEX", b"EXPIRE"):
+            rel = n * 1000
+        elif name in (b"PSETEX", b"PEXPIRE"):
+            rel = n
+        elif name == b"EXPIREAT":
+            absolute = n * 1000
+        elif name == b"PEXPIREAT":
+            absolute = n
+    if rel is not None and 0 < rel < 10 ** 9:
+        return now + rel / 1000.0
+    if absolute is not None and now * 1000 < absolute < 10 ** 15:
+        return absolute / 1000.0
+    return None
+
+
+class Client:
+    def __init__(self, ref, sut):
+        self.ref = ref
+        self.sut = sut
+        self.in_multi = False
+        self.queued = []
+
+
+class Result:
+    __slots__ = ("status", "argv", "ref", "sut", "ref_raw", "sut_raw", "doc", "client")
+
+    def __init__(self, status, argv=None, ref=None, sut=None, ref_raw=b"", sut_raw=b"", doc=None, client=None):
+        self.status = status
+        self.argv = argv
+        self.ref = ref
+        self.sut = sut
+        self.ref_raw = ref_raw
+        self.sut_raw = sut_raw
+        self.doc = doc
+        self.client = client
+
+
+class Executor:
+    def __init__(self, ref_addr, sut_addrs, nclients, timeout, margin_before, margin_after, fault, verbose):
+        self.ref_addr = ref_addr
+        self.sut_addrs = sut_addrs
+        self.n = nclients
+        self.timeout = timeout
+        self.before = margin_before
+        self.after = margin_after
+        self.fault = fault
+        self.verbose = verbose
+        self.clients = []
+        self.deadlines = []
+        self.waited = 0.0
+        self.slept = 0.0
+        self.commands = 0
+        self.resolved = {}
+
+    def connect(self):
+        self.close()
+        self.clients = []
+        for i in range(self.n):
+            ref = Conn(self.ref_addr, self.timeout)
+            if ref.dead:
+                raise RefError(ref.dead)
+            self.clients.append(Client(ref, Conn(self.sut_addrs[i % len(self.sut_addrs)], self.timeout)))
+        self.deadlines = []
+
+    def close(self):
+        for c in self.clients:
+            c.ref.close()
+            c.sut.close()
+        self.clients = []
+
+    def sut_down(self):
+        return [c.sut.dead for c in self.clients if c.sut.dead]
+
+    def flushall(self):
+        """FLUSHALL on the reference and on every SUT address (DEL of the key
+        space in databases 0-15 where FLUSHALL is refused)."""
+        r = Conn(self.ref_addr, self.timeout)
+        if r.call([b"FLUSHALL"]) != ("+", b"OK"):
+            raise RefError("FLUSHALL failed on the reference: %s" % (r.dead or "error"))
+        r.close()
+        notes = []
+        for addr in dict.fromkeys(self.sut_addrs):
+            c = Conn(addr, self.timeout)
+            rep = c.call([b"FLUSHALL"])
+            if rep != ("+", b"OK"):
+                notes.append("FLUSHALL at %s:%d answered %s; deleting the key space instead" % (addr + (fmt(rep),)))
+                for db in range(16):
+                    if c.call([b"SELECT", b"%d" % db])[0] != "+" and db > 0:
+                        break
+                    c.call([b"DEL"] + ALL_KEYS)
+            c.close()
+        return notes
+
+    def reset(self):
+        self.connect()
+        notes = self.flushall()
+        self.resolved = {}
+        return notes
+
+    def wait_quiet(self):
+        now = time.time()
+        while True:
+            moved = False
+            for d in self.deadlines:
+                if d - self.before <= now <= d + self.after:
+                    pause = d + self.after - now + 0.001
+                    time.sleep(pause)
+                    self.waited += pause
+                    now = time.time()
+                    moved = True
+            if not moved:
+                break
+        self.deadlines = [d for d in self.deadlines if d + self.after >= now]
+
+    def scan_all(self, conn, argv, first):
+        items = set(first[1][1][1] or ())
+        cur = first[1][0][1]
+        for _ in range(10000):
+            if cur == b"0":
+                return items
+            rep = conn.call([argv[0], cur] + argv[2:])
+            if not (is_arr(rep) and len(rep[1]) == 2 and rep[1][0][0] == "$" and is_arr(rep[1][1])):
+                return None
+            cur = rep[1][0][1]
+            items |= set(rep[1][1][1])
+        return None
+
+    def members(self, conn, name, argv):
+        if name == b"RANDOMKEY":
+            rep = conn.call([b"KEYS", b"*"])
+            return {x[1] for x in rep[1]} if is_arr(rep) else None
+        rep = conn.call([b"SMEMBERS" if name == b"SRANDMEMBER" else b"HGETALL", argv[1]])
+        if not is_arr(rep):
+            return None
+        vals = [x[1] for x in rep[1]]
+        if name == b"SRANDMEMBER":
+            return set(vals)
+        return dict(pairs(vals))
+
+    def step(self, op):
+        """Run one op on both sides; returns a Result ('ok', 'diff', 'doc',
+        'sleep')."""
+        if op.sleep:
+            time.sleep(op.sleep)
+            self.slept += op.sleep
+            return Result("sleep")
+        self.wait_quiet()
+        cl = self.clients[op.client]
+        now = time.time()
+        argv = resolve(op.argv, now)
+        self.resolved[id(op)] = argv
+        name = argv[0].upper()
+        cl.ref.send(argv)
+        cl.sut.send(argv)
+        r, rraw = cl.ref.read()
+        s, sraw = cl.sut.read()
+        self.commands += 1
+        if r[0] == "!":
+            raise RefError("reference %s:%d: %s" % (self.ref_addr + (r[1].decode(),)))
+        if self.fault:
+            s, sraw = self.fault(argv, s, sraw)
+        # state: MULTI, queued commands, expiry deadlines
+        was_multi = cl.in_multi
+        queued = cl.queued
+        d = deadline_of(argv, now)
+        if name == b"MULTI" and r == ("+", b"OK"):
+            cl.in_multi = True
+            cl.queued = []
+        elif was_multi and r == ("+", b"QUEUED"):
+            cl.queued.append(argv)
+        elif was_multi and name in (b"EXEC", b"DISCARD"):
+            cl.in_multi = False
+            cl.queued = []
+            if name == b"EXEC" and is_arr(r):
+                t = time.time()
+                for q in queued:
+                    dq = deadline_of(q, t)
+                    if dq:
+                        self.deadlines.append(dq)
+        if d and not was_multi:
+            self.deadlines.append(d)
+        # compare
+        if rraw == sraw:
+            same = True
+        elif name == b"EXEC" and was_multi and is_arr(r) and is_arr(s) and len(r[1]) == len(s[1]) == len(queued):
+            same = all(cmp_rule(q[0].upper(), q, x, y, True) for q, x, y in zip(queued, r[1], s[1]))
+        elif name == b"SCAN" and not was_multi and is_arr(r) and is_arr(s) and len(r[1]) == 2 and len(s[1]) == 2 \
+                and is_arr(r[1][1]) and is_arr(s[1][1]):
+            a = self.scan_all(cl.ref, argv, r)
+            b_ = self.scan_all(cl.sut, argv, s)
+            same = a is not None and a == b_
+        elif name == b"DBSIZE" and not was_multi and r[0] == s[0] == ":":
+            # Redis counts expired keys it has not reclaimed yet: accept a SUT
+            # between the logical count (KEYS *, the same on both sides) and
+            # the reference's raw count
+            lr = cl.ref.call([b"KEYS", b"*"])
+            ls = cl.sut.call([b"KEYS", b"*"])
+            same = is_arr(lr) and is_arr(ls) and len(lr[1]) == len(ls[1]) and len(lr[1]) <= s[1] <= r[1]
+        elif name in RANDOM_CMDS and not was_multi:
+            same = cmp_random(name, argv, r, s, self.members(cl.ref, name, argv) if r[0] in "$*" else None)
+        else:
+            same = cmp_rule(name, argv, r, s, False)
+        status = "ok"
+        doc = None
+        if not same:
+            status = "diff"
+            for dname, (pred, _) in DOCUMENTED.items():
+                try:
+                    if pred(name, argv, r, s):
+                        status, doc = "doc", dname
+                        break
+                except Exception:
+                    pass
+        if self.verbose:
+            print("  [c%d] %s -> %s%s" % (op.client, cli_line(argv), fmt(r, 200),
+                                        "" if same else "   SUT: " + fmt(s, 200)), file=sys.stderr)
+        return Result(status, argv, r, s, rraw, sraw, doc, op.client)
+
+
+# ---------------------------------------------------------------------------
+# minimizing
+
+class OutOfBudget(Exception):
+    pass
+
+
+class Minimizer:
+    def __init__(self, ex, budget_s, log):
+        self.ex = ex
+        self.t0 = time.time()
+        self.deadline = self.t0 + budget_s
+        self.replays = 0
+        self.log = log
+        self.last = None
+
+    def replay(self, ops, target):
+        """Does ops (ending with target) first disagree at target?"""
+        if time.time() > self.deadline:
+            raise OutOfBudget
+        self.replays += 1
+        self.ex.reset()
+        for op in ops:
+            res = self.ex.step(op)
+            if res.status == "diff":
+                if op is target:
+                    self.last = res
+                    return True
+                return False
+        return False
+
+    def test(self, body, target):
+        return self.replay(body + [target], target)
+
+    def slice_by_keys(self, body, target):
+        if target.name() in GLOBAL:
+            return body
+        keys = set(target.keys())
+        changed = True
+        while changed:
+            changed = False
+            for op in body:
+                ks = op.keys()
+                if ks & keys and not ks <= keys:
+                    keys |= ks
+                    changed = True
+        return [op for op in body if op.sleep or op.name() in CONTROL or op.name() in GLOBAL or op.keys() & keys]
+
+    def ddmin(self, items, target):
+        n = 2
+        while len(items) >= 2:
+            chunk = int(math.ceil(len(items) / float(n)))
+            reduced = False
+            for i in range(0, len(items), chunk):
+                comp = items[:i] + items[i + chunk:]
+                if self.test(comp, target):
+                    items = comp
+                    n = max(n - 1, 2)
+                    reduced = True
+                    self.log("  %d commands (replay %d)" % (len(items), self.replays))
+                    break
+            if not reduced:
+                if n >= len(items):
+                    break
+                n = min(len(items), n * 2)
+        if len(items) == 1 and self.test([], target):
+            items = []
+        return items
+
+    def run(self, ops, target):
+        body = ops[:-1]
+        best = body
+        try:
+            if not self.test(body, target):
+                return None, "the disagreement did not reproduce on a replay (timing?)"
+            if self.test([], target):
+                return [], None
+            sl = self.slice_by_keys(body, target)
+            if len(sl) < len(body):
+                if self.test(sl, target):
+                    best = sl
+                    self.log("  key slicing: %d -> %d commands" % (len(body), len(sl)))
+            best = self.ddmin(best, target)
+        except OutOfBudget:
+            return best, "minimizing stopped at its time budget after %d replays" % self.replays
+        return best, None
+
+
+# ---------------------------------------------------------------------------
+# main
+
+def addr(s):
+    host, _, port = s.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError("expected HOST:PORT, got %r" % s)
+    return (host, int(port))
+
+
+def describe(seed, index, op, res):
+    return ("difftest: DISAGREEMENT (seed %d, command #%d, client %d)\n"
+            "  command:   %s\n"
+            "  reference: %s\n"
+            "  SUT:       %s\n"
+            "  raw ref:   %r\n"
+            "  raw SUT:   %r") % (seed, index, op.client, cli_line(res.argv), fmt(res.ref), fmt(res.sut),
+                                 res.ref_raw[:300], res.sut_raw[:300])
+
+
+def print_reproducer(ex, seq, target, args):
+    full = seq + [target]
+    clients = sorted({op.client for op in full if not op.sleep})
+    print("difftest: minimized reproducer (%d commands), after FLUSHALL, one connection per client:" %
+          sum(1 for op in full if not op.sleep))
+    for op in full:
+        if op.sleep:
+            print("    # sleep %.2f s" % op.sleep)
+            continue
+        argv = ex.resolved.get(id(op)) or resolve(op.argv, time.time())
+        prefix = "" if len(clients) == 1 else "[client %d] " % op.client
+        line = "    %s%s" % (prefix, cli_line(argv))
+        if any(isinstance(a, tuple) for a in op.argv):
+            line += "      # " + ", ".join("%s now%+d" % ("unix s" if a[0] == "abs_s" else "unix ms", a[1])
+                                        for a in op.argv if isinstance(a, tuple))
+        print(line)
+    if len(clients) == 1:
+        print("  (one client: the lines above, after FLUSHALL, can be piped into redis-cli -h %s -p %d)"
+              % args.sut[clients[0] % len(args.sut)])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ref", type=addr, required=True, help="reference redis-server HOST:PORT")
+    ap.add_argument("--sut", type=addr, action="append", required=True,
+                    help="system under test HOST:PORT (repeat: clients are spread round-robin)")
+    ap.add_argument("--seed", type=int, default=None, help="random seed (default: from the clock)")
+    ap.add_argument("--ops", type=int, default=None, help="commands to run (default 2000, or unlimited with --duration)")
+    ap.add_argument("--duration", type=float, default=None, help="stop generating after S seconds")
+    ap.add_argument("--clients", type=int, default=2, help="logical clients (connections per side), default 2")
+    ap.add_argument("--flush-first", action="store_true", help="FLUSHALL both sides before starting")
+    ap.add_argument("--minimize", dest="minimize", action="store_true", default=True,
+                    help="minimize the first disagreement (default)")
+    ap.add_argument("--no-minimize", dest="minimize", action="store_false")
+    ap.add_argument("--minimize-budget", type=float, default=120.0, help="seconds for minimizing (default 120)")
+    ap.add_argument("--keep-going", type=int, default=0, metavar="M",
+                    help="after a disagreement, FLUSHALL both sides and go on, up to M disagreements")
+    ap.add_argument("--max-sleep", type=float, default=6.0, help="total seconds of SLEEP steps (default 6)")
+    ap.add_argument("--expiry-margin", default="0.15,0.3", metavar="BEFORE,AFTER",
+                    help="send nothing from BEFORE s before to AFTER s after a TTL deadline (default 0.15,0.3)")
+    ap.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a reply (default 10)")
+    ap.add_argument("--exclude", default="", help="commands never to generate, comma separated (e.g. WATCH,SCAN)")
+    ap.add_argument("--fault", choices=sorted(FAULTS), help="corrupt the SUT's replies (tests the tester): " +
+                    "; ".join("%s: %s" % (k, v[0]) for k, v in sorted(FAULTS.items())))
+    ap.add_argument("-v", "--verbose", action="store_true", help="print every command and reply (stderr)")
+    args = ap.parse_args()
+    if args.clients < 1:
+        ap.error("--clients must be at least 1")
+    try:
+        before, after = (float(x) for x in args.expiry_margin.split(","))
+    except ValueError:
+        ap.error("--expiry-margin: expected BEFORE,AFTER in seconds")
+    seed = args.seed if args.seed is not None else int(time.time() * 1000) % 1000000007
+    max_ops = args.ops if args.ops is not None else (None if args.duration else 2000)
+    exclude = {x.strip().upper() for x in args.exclude.split(",") if x.strip()}
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    gen = Gen(seed, args.clients, args.max_sleep, exclude)
+    ex = Executor(args.ref, args.sut, args.clients, args.timeout, before, after,
+                  FAULTS[args.fault][1] if args.fault else None, args.verbose)
+    print("difftest: seed %d, %s ops%s, %d clients, ref %s:%d, SUT %s%s" % (
+        seed, max_ops if max_ops is not None else "unlimited",
+        ", %.0f s" % args.duration if args.duration else "", args.clients, args.ref[0], args.ref[1],
+        " ".join("%s:%d" % a for a in args.sut), ", fault %s" % args.fault if args.fault else ""), flush=True)
+    try:
+        ex.connect()
+        if ex.sut_down():
+            print("difftest: cannot use the SUT: %s" % ex.sut_down()[0])
+            return 2
+        if args.flush_first:
+            for note in ex.flushall():
+                print("difftest: " + note)
+        else:
+            n = ex.clients[0].ref.call([b"DBSIZE"])
+            if n != (":", 0):
+                print("difftest: warning: the reference's database 0 is not empty (%s); use --flush-first" % fmt(n))
+    except RefError as e:
+        print("difftest: cannot use the reference: %s" % e)
+        return 2
+
+    t0 = time.time()
+    last_progress = t0
+    ops = []
+    segment = 0
+    first = None
+    diffs = documented = 0
+    doc_names = collections.Counter()
+    commands = 0
+    try:
+        while (max_ops is None or len(ops) < max_ops) and (args.duration is None or time.time() - t0 < args.duration):
+            op = gen.next_op()
+            ops.append(op)
+            res = ex.step(op)
+            if res.status == "sleep":
+                continue
+            commands += 1
+            if res.status == "doc":
+                documented += 1
+                doc_names[res.doc] += 1
+            elif res.status == "diff":
+                diffs += 1
+                print(describe(seed, len(ops) - 1, op, res), flush=True)
+                if first is None:
+                    first = (ops[segment:], op)
+                if diffs > args.keep_going:
+                    break
+                print("difftest: FLUSHALL both sides and going on (--keep-going)", flush=True)
+                for note in ex.reset():
+                    print("difftest: " + note)
+                gen.reset_clients()
+                segment = len(ops)
+            if time.time() - last_progress > 10:
+                last_progress = time.time()
+                log("difftest: %d commands, %d disagreements so far (%.0f s)" % (commands, diffs, last_progress - t0))
+    except RefError as e:
+        print("difftest: the reference failed: %s" % e)
+        return 2
+    elapsed = time.time() - t0
+    print("difftest: ran %d commands in %.1f s (%.1f s in SLEEP steps, %.1f s waiting around expiry deadlines)"
+          % (commands, elapsed, ex.slept, ex.waited))
+    for name, n in sorted(doc_names.items()):
+        print("difftest: documented difference %r skipped %d times: %s" % (name, n, DOCUMENTED[name][1]))
+
+    if first is not None and args.minimize:
+        seq, target = first
+        print("difftest: minimizing (%d commands, budget %.0f s)..." % (len(seq), args.minimize_budget), flush=True)
+        m = Minimizer(ex, args.minimize_budget, log)
+        try:
+            best, note = m.run(seq, target)
+            if note:
+                print("difftest: " + note)
+            if best is not None:
+                # confirm and record the replies of the minimized sequence
+                m.deadline = max(m.deadline, time.time() + 60)
+                ok = sum(1 for _ in range(3) if m.replay(best + [target], target))
+                print_reproducer(ex, best, target, args)
+                if m.last is not None:
+                    print("  last command: reference %s, SUT %s" % (fmt(m.last.ref), fmt(m.last.sut)))
+                print("difftest: the reproducer disagreed on %d of 3 replays (%d replays in all, %.1f s)"
+                      % (ok, m.replays, time.time() - m.t0))
+        except (RefError, OutOfBudget) as e:
+            print("difftest: minimizing stopped: %s" % (e or "time budget"))
+    ex.close()
+    print("difftest: %d commands, %d disagreements (%d documented differences skipped)" % (commands, diffs, documented))
+    return 1 if diffs else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
