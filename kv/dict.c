@@ -405,6 +405,10 @@ static int64_t scan_range(struct kv_store *s, const struct kv_dict *d, uint64_t 
         last = e->hash;
         rc = fn(arg, e);
     }
+    /* COUNT reached (inside the range or at its very end): go on after the
+     * last hash visited, not at the range's end, which depends on the table */
+    if (i > 0 && i >= budget)
+        *next = last + 1;
     st = s->scratch;
     RABIA_ASSERT(st->top == g.base + g.n);
     st->top = g.base;
@@ -430,8 +434,6 @@ uint64_t kv_dict_scan(struct kv_store *s, struct kv_dict *d, uint64_t cursor, ui
         }
         visited += (uint64_t)r;
         cursor = next; /* 0 past the end of the hash space */
-        if (next != hi + 1)
-            break; /* stopped inside the range: count reached */
     } while (cursor != 0 && visited < count);
     return cursor;
 }

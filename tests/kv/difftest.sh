@@ -61,7 +61,7 @@ timeout $((${DIFFTEST_DURATION:-45} + ${DIFFTEST_MINIMIZE_S:-40} + 30)) \
   --flush-first --minimize-budget "${DIFFTEST_MINIMIZE_S:-40}" --max-sleep 5 \
   ${DIFFTEST_ARGS:-} >"$IT_DIR/difftest.out" 2>&1 || rc=$?
 sed "s/^/[$IT_NAME]   /" "$IT_DIR/difftest.out"
-summary=$(grep '^difftest: [0-9]* commands' "$IT_DIR/difftest.out" | tail -n 1 || true)
+summary=$(grep -a '^difftest: [0-9]* commands' "$IT_DIR/difftest.out" | tail -n 1 || true)
 [ "$rc" = 0 ] || fail "difftest.py exit status $rc (seed $seed): ${summary:-no summary line}; rerun with DIFFTEST_SEED=$seed"
 ok "${summary#difftest: }"
 
