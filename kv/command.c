@@ -109,6 +109,7 @@ static const struct kv_cmd commands[] = {
     {"ttl", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_ttl},
     {"type", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_type},
     {"unlink", -2, KV_F_WRITE | KV_F_FAST, 1, -1, 1, kv_cmd_unlink},
+    {"unwatch", 1, KV_F_FAST, 0, 0, 0, kv_cmd_unwatch},
     {"zadd", -4, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_zadd},
     {"zcard", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zcard},
     {"zcount", 4, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zcount},
@@ -449,12 +450,12 @@ static int run_op(struct kv_store *s, uint32_t dbi, const uint8_t *op, size_t n,
 /* SCAN-family arguments. */
 
 /* Redis parses cursors with strtoul: a sign is allowed ("-1" wraps), no
- * leading space, nothing after the digits, no overflow. */
+ * leading space, nothing after the digits, no overflow; "" is 0. */
 bool kv_arg_cursor(struct kv_ctx *c, uint32_t i, uint64_t *cursor)
 {
     char buf[32];
     size_t n = c->len[i];
-    bool ok = n > 0 && n < sizeof buf && c->argv[i][0] != ' ' && (c->argv[i][0] < '\t' || c->argv[i][0] > '\r');
+    bool ok = n < sizeof buf && (n == 0 || (c->argv[i][0] != ' ' && (c->argv[i][0] < '\t' || c->argv[i][0] > '\r')));
     if (ok) {
         memcpy(buf, c->argv[i], n);
         buf[n] = 0;

@@ -173,11 +173,15 @@ void kv_obj_free(struct kv_store *s, struct kv_obj *o);
 /* The store and its databases (store.c).                              */
 
 #define KV_DBS 16
+#define KV_GONE_SLOTS 256
 
 struct kv_db {
     struct kv_dict keys;    /* key -> struct kv_obj * (v.p), expiry (x), version (ver) */
     struct kv_dict expires; /* the keys with an expiry: v.p = their keyspace entry */
-    uint64_t del_ver;       /* version of every absent key: bumped by each deletion */
+    /* versions of absent keys: a deleted key bumps its slot (by hash), so a
+     * WATCHed absent key reads as changed when a key of its slot was
+     * deleted since: exact but for 1/KV_GONE_SLOTS false aborts */
+    uint64_t gone[KV_GONE_SLOTS];
     uint64_t sweep;         /* where the expiry sweep goes on (a kv_dict_scan cursor) */
 };
 
@@ -230,7 +234,7 @@ struct kv_dent *kv_add(struct kv_ctx *c, const uint8_t *k, size_t n, struct kv_o
 void kv_replace(struct kv_ctx *c, struct kv_dent *e, struct kv_obj *o, bool keep_ttl);
 /* Set key to o whether or not it exists (SET): kv_add or kv_replace. */
 int kv_set(struct kv_ctx *c, const uint8_t *k, size_t n, struct kv_obj *o, bool keep_ttl);
-/* Delete e (and its value, its expiry). Bumps the db's del_ver. */
+/* Delete e (and its value, its expiry). Bumps its slot of db->gone. */
 void kv_delete(struct kv_ctx *c, struct kv_dent *e);
 /* Delete e when its collection became empty (call after removing
  * members): true when deleted. */
@@ -241,7 +245,7 @@ int kv_set_expire(struct kv_ctx *c, struct kv_dent *e, uint64_t ms);
 void kv_touch(struct kv_ctx *c, struct kv_dent *e);
 /* A list key became non-empty: wake clients blocked on it. */
 void kv_key_ready(struct kv_ctx *c, const uint8_t *k, size_t n);
-/* The WATCH version of key in db: its entry's, or the db's del_ver when
+/* The WATCH version of key in db: its entry's, or its db->gone slot when
  * absent (so a key deleted, or created and deleted, reads as changed). */
 uint64_t kv_key_version(struct kv_ctx *c, const uint8_t *k, size_t n);
 /* Report an event to the local replica (rabia_sm_event). */
@@ -353,7 +357,7 @@ KV_CMD(move); KV_CMD(copy); KV_CMD(touch); KV_CMD(expire); KV_CMD(pexpire);
 KV_CMD(expireat); KV_CMD(pexpireat); KV_CMD(ttl); KV_CMD(pttl); KV_CMD(expiretime);
 KV_CMD(pexpiretime); KV_CMD(persist);
 /* server.c */
-KV_CMD(ping); KV_CMD(echo); KV_CMD(time); KV_CMD(publish); KV_CMD(sweep);
+KV_CMD(ping); KV_CMD(echo); KV_CMD(time); KV_CMD(publish); KV_CMD(sweep); KV_CMD(unwatch);
 /* t_hash.c */
 KV_CMD(hset); KV_CMD(hsetnx); KV_CMD(hget); KV_CMD(hmget); KV_CMD(hmset); KV_CMD(hdel);
 KV_CMD(hlen); KV_CMD(hexists); KV_CMD(hkeys); KV_CMD(hvals); KV_CMD(hgetall);

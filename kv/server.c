@@ -59,3 +59,11 @@ KV_CMD(sweep)
         done += kv_db_sweep(c->s, i, (uint64_t)budget - done);
     return kv_reply_int(c, (int64_t)done);
 }
+
+/* UNWATCH queued inside MULTI reaches the store in the transaction: there is
+ * nothing to do then (EXEC forgets the watched keys anyway), but its place
+ * in EXEC's reply is an OK, as in Redis. */
+KV_CMD(unwatch)
+{
+    return kv_reply_ok(c);
+}

@@ -1,7 +1,8 @@
 /* kv/snapshot.c: the store's canonical snapshot and its checked restore.
  *
  * Format (little-endian): u8 version (2), u64 clock (now_ms), u64 version
- * counter, then for each of the 16 databases: u64 del_ver, u64 sweep
+ * counter, then for each of the 16 databases: 256 x u64 versions of
+ * absent keys (by hash slot), u64 sweep
  * cursor, u64 key count, then each key in hash order (kv_dict_scan, which
  * depends only on the keys): u32 length + key, u64 expiry (0 none), u64
  * WATCH version, u8 type, the type's own encoding (kv_type_ops.save).
@@ -111,7 +112,10 @@ int kv_store_save(struct kv_store *s, struct rabia_buf *out)
         goto fail;
     for (uint32_t i = 0; i < KV_DBS; i++) {
         struct kv_db *db = &s->db[i];
-        if ((rc = kv_wr_u64(out, db->del_ver)) || (rc = kv_wr_u64(out, db->sweep)) ||
+        for (int k = 0; k < KV_GONE_SLOTS; k++)
+            if ((rc = kv_wr_u64(out, db->gone[k])))
+                goto fail;
+        if ((rc = kv_wr_u64(out, db->sweep)) ||
             (rc = kv_wr_u64(out, kv_dict_size(&db->keys))))
             goto fail;
         struct save_walk w = {.s = s, .out = out};
@@ -184,8 +188,11 @@ int kv_store_load(const uint8_t *p, size_t n, struct kv_store **out)
     for (uint32_t i = 0; i < KV_DBS; i++) {
         struct kv_db *db = &s->db[i];
         uint64_t count;
-        if (!kv_rd_u64(&r, &db->del_ver) || !kv_rd_u64(&r, &db->sweep) || !kv_rd_u64(&r, &count) ||
-            db->del_ver > s->version || count > (uint64_t)(r.end - r.p) / 21) /* 21: smallest key record */
+        for (int k = 0; k < KV_GONE_SLOTS; k++)
+            if (!kv_rd_u64(&r, &db->gone[k]) || db->gone[k] > s->version)
+                goto fail;
+        if (!kv_rd_u64(&r, &db->sweep) || !kv_rd_u64(&r, &count) ||
+            count > (uint64_t)(r.end - r.p) / 21) /* 21: smallest key record */
             goto fail;
         for (uint64_t k = 0; k < count; k++)
             if ((rc = load_key(s, i, &r)))

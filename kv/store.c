@@ -123,9 +123,9 @@ static void drop_key(struct kv_store *s, struct kv_db *db, struct kv_dent *e)
     }
     struct kv_dent *k = kv_dict_unlink(s, &db->keys, e->key, e->klen);
     RABIA_ASSERT(k == e);
+    db->gone[k->hash % KV_GONE_SLOTS] = ++s->version;
     kv_obj_free(s, k->v.p);
     kv_free(s, k);
-    db->del_ver = ++s->version;
 }
 
 struct kv_dent *kv_find(struct kv_ctx *c, const uint8_t *k, size_t n)
@@ -235,7 +235,7 @@ void kv_key_ready(struct kv_ctx *c, const uint8_t *k, size_t n)
 uint64_t kv_key_version(struct kv_ctx *c, const uint8_t *k, size_t n)
 {
     struct kv_dent *e = kv_find(c, k, n);
-    return e ? e->ver : c->db->del_ver;
+    return e ? e->ver : c->db->gone[kv_hash(k, n) % KV_GONE_SLOTS];
 }
 
 void kv_event(struct kv_store *s, uint32_t kind, uint32_t db, const uint8_t *a, size_t an,
@@ -267,7 +267,9 @@ void kv_db_flush(struct kv_store *s, uint32_t i)
     struct kv_db *db = &s->db[i];
     kv_dict_clear(s, &db->expires, NULL);
     kv_dict_clear(s, &db->keys, release_key);
-    db->del_ver = ++s->version;
+    uint64_t v = ++s->version; /* every key of the database is gone */
+    for (int k = 0; k < KV_GONE_SLOTS; k++)
+        db->gone[k] = v;
     db->sweep = 0;
 }
 

@@ -226,6 +226,17 @@ static void test_transactions(void)
     KV_DO(sm, "SET missing 1", "+OK\r\n");
     KV_DO(sm, "DEL missing", ":1\r\n");
     CHECK(strcmp(op_reply(sm, &w), "*-1\r\n") == 0);
+    /* deleting another key (of another hash slot) leaves it alone */
+    const char *v2 = kv_reply(sm, "WATCHVER missing");
+    char vm2[32];
+    CHECK_EQ(sscanf(v2, "*1\r\n:%31[0-9]\r\n", vm2), 1);
+    rabia_buf_clear(&w);
+    wv[4] = vm2;
+    wl[4] = strlen(vm2);
+    CHECK_EQ(rabia_kv_encode_argv(&w, 6, wv, wl), 0);
+    KV_DO(sm, "SET other 1", "+OK\r\n");
+    KV_DO(sm, "DEL other", ":1\r\n");
+    CHECK(strcmp(op_reply(sm, &w), "*1\r\n+OK\r\n") == 0);
     /* nested transactions are refused in place */
     struct rabia_buf nested = {0};
     const uint8_t *nops[1] = {op.data};

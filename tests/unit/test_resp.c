@@ -1,6 +1,8 @@
 /* io/resp: the RESP2 parser (every shape, split at every byte, malformed and
  * oversized input), the dispatcher (Redis's texts, MULTI/EXEC/DISCARD,
- * connection commands) and end to end with the real KV state machine. */
+ * connection commands), end to end with the real KV state machine, and
+ * RESP3 (HELLO 3, the connection's own RESP3 replies, resp3_convert on
+ * every kind against Redis 7.0.15's bytes, malformed and random input). */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <stdint.h>
@@ -340,6 +342,102 @@ static void test_parse_random(void)
 }
 
 /* ---------------------------------------------------------------------- */
+/* A RESP3 reader for the checks: RESP2 is a subset                        */
+
+/* The length of the one complete RESP3 value at the start of p[0..len):
+ * 0 and *used, or -EINVAL (malformed or incomplete). Strict: every line
+ * ends in CRLF, lengths are canonical decimals. */
+static int resp3_value(const uint8_t *p, size_t len, size_t *used, int depth)
+{
+    if (len < 3 || depth > 64)
+        return -EINVAL;
+    const uint8_t *cr = memchr(p + 1, '\r', len - 1);
+    if (!cr || (size_t)(cr - p) + 1 >= len || cr[1] != '\n')
+        return -EINVAL;
+    size_t hl = (size_t)(cr - p) - 1, next = (size_t)(cr - p) + 2;
+    int64_t n = 0;
+    bool num = rabia_kv_parse_int(p + 1, hl, &n);
+    switch (p[0]) {
+    case '+': case '-': case '(':
+        if (memchr(p + 1, '\n', hl))
+            return -EINVAL;
+        *used = next;
+        return 0;
+    case ':':
+        if (!num)
+            return -EINVAL;
+        *used = next;
+        return 0;
+    case '_':
+        if (hl)
+            return -EINVAL;
+        *used = next;
+        return 0;
+    case '#':
+        if (hl != 1 || (p[1] != 't' && p[1] != 'f'))
+            return -EINVAL;
+        *used = next;
+        return 0;
+    case ',': {
+        if (hl == 0)
+            return -EINVAL;
+        char tmp[64], *end;
+        if (hl >= sizeof tmp)
+            return -EINVAL;
+        memcpy(tmp, p + 1, hl);
+        tmp[hl] = 0;
+        (void)strtod(tmp, &end);
+        if (*end)
+            return -EINVAL;
+        *used = next;
+        return 0;
+    }
+    case '$': case '=': case '!':
+        if (!num || n < (p[0] == '$' ? -1 : 0))
+            return -EINVAL;
+        if (n == -1) { /* RESP2's nil, still accepted by RESP3 clients */
+            *used = next;
+            return 0;
+        }
+        if ((uint64_t)n > len - next || len - next - (size_t)n < 2 || p[next + n] != '\r' || p[next + n + 1] != '\n')
+            return -EINVAL;
+        if (p[0] == '=' && (n < 4 || p[next + 3] != ':'))
+            return -EINVAL;
+        *used = next + (size_t)n + 2;
+        return 0;
+    case '*': case '~': case '>': case '%': {
+        if (!num || n < (p[0] == '*' ? -1 : 0))
+            return -EINVAL;
+        size_t at = next;
+        uint64_t items = n < 0 ? 0 : (uint64_t)n * (p[0] == '%' ? 2 : 1);
+        for (uint64_t i = 0; i < items; i++) {
+            size_t u;
+            if (resp3_value(p + at, len - at, &u, depth + 1))
+                return -EINVAL;
+            at += u;
+        }
+        *used = at;
+        return 0;
+    }
+    default:
+        return -EINVAL;
+    }
+}
+
+/* p[0..len) is RESP3 values, back to back, and at least one. */
+static bool resp3_ok(const uint8_t *p, size_t len)
+{
+    size_t at = 0;
+    do {
+        size_t u;
+        if (resp3_value(p + at, len - at, &u, 0))
+            return false;
+        at += u;
+    } while (at < len);
+    return true;
+}
+
+/* ---------------------------------------------------------------------- */
 /* Dispatcher                                                              */
 
 /* Run one inline command line through the dispatcher. */
@@ -362,8 +460,11 @@ static int run_cmd(struct resp_session *s, const uint8_t *line, size_t n, struct
     if (rc == 1) {
         r->action = resp_handle(s, &a, &r->reply, &r->op);
         /* every local reply is well-formed RESP2 values, one per reply
-         * (SUBSCRIBE a b answers once per channel) */
-        if (r->action == RESP_LOCAL || r->action == RESP_QUIT) {
+         * (SUBSCRIBE a b answers once per channel); RESP3 ones on a RESP3
+         * connection (HELLO 3's own reply included) */
+        if ((r->action == RESP_LOCAL || r->action == RESP_QUIT) && s->proto == 3) {
+            CHECK(resp3_ok(r->reply.data, r->reply.len));
+        } else if (r->action == RESP_LOCAL || r->action == RESP_QUIT) {
             size_t at = 0, rlen = 0;
             do {
                 CHECK_EQ(rabia_kv_resp_check(r->reply.data + at, r->reply.len - at, &rlen), 0);
@@ -540,8 +641,9 @@ static void test_connection_commands(void)
     CHECK_EQ(RUN_CMD(&s, "HELLO 2 AUTH default secret SETNAME cli", &r), RESP_LOCAL);
     CHECK(memcmp(r.reply.data, "*14\r\n", 5) == 0);
     EXPECT_LOCAL(&s, "CLIENT GETNAME", "$3\r\ncli\r\n");
-    EXPECT_LOCAL(&s, "HELLO 3", "-NOPROTO unsupported protocol version\r\n");
+    EXPECT_LOCAL(&s, "HELLO 4", "-NOPROTO unsupported protocol version\r\n");
     EXPECT_LOCAL(&s, "HELLO 1", "-NOPROTO unsupported protocol version\r\n");
+    EXPECT_LOCAL(&s, "HELLO -3", "-NOPROTO unsupported protocol version\r\n");
     EXPECT_LOCAL(&s, "HELLO x", "-ERR Protocol version is not an integer or out of range\r\n");
     EXPECT_LOCAL(&s, "HELLO 2 foo", "-ERR Syntax error in HELLO option 'foo'\r\n");
     EXPECT_LOCAL(&s, "HELLO 2 AUTH default", "-ERR Syntax error in HELLO option 'AUTH'\r\n");
@@ -964,6 +1066,553 @@ static void test_blocking_and_db(void)
     run_free(&r);
 }
 
+/* ---------------------------------------------------------------------- */
+/* RESP3                                                                   */
+
+/* HELLO's reply as Redis 7.0.15 sends it (but the version: the API level
+ * this front end reports), for id 42. */
+#define HELLO_FIELDS(proto)                                                                  \
+    "$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n$5\r\nproto\r\n:" proto \
+    "\r\n$2\r\nid\r\n:42\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n" \
+    "$7\r\nmodules\r\n*0\r\n"
+#define HELLO3 "%7\r\n" HELLO_FIELDS("3")
+#define HELLO2 "*14\r\n" HELLO_FIELDS("2")
+
+/* HELLO 3 switches to RESP3 and answers a map, HELLO 2 back; a refused
+ * HELLO changes nothing; RESET returns to RESP2. */
+static void test_resp3_hello(void)
+{
+    struct resp_session s;
+    struct run r = {0};
+    resp_session_init(&s, 42, 0);
+    CHECK_EQ(s.proto, 2);
+    EXPECT_LOCAL(&s, "HELLO", HELLO2);
+    EXPECT_LOCAL(&s, "HELLO 3", HELLO3);
+    CHECK_EQ(s.proto, 3);
+    EXPECT_LOCAL(&s, "HELLO", HELLO3); /* no version: the current one */
+    EXPECT_LOCAL(&s, "hello 2 foo", "-ERR Syntax error in HELLO option 'foo'\r\n");
+    EXPECT_LOCAL(&s, "HELLO 4", "-NOPROTO unsupported protocol version\r\n");
+    EXPECT_LOCAL(&s, "HELLO two", "-ERR Protocol version is not an integer or out of range\r\n");
+    EXPECT_LOCAL(&s, "HELLO 2 AUTH bob pw", "-WRONGPASS invalid username-password pair or user is disabled.\r\n");
+    EXPECT_LOCAL(&s, "HELLO 2 SETNAME \"a b\"",
+                 "-ERR Client names cannot contain spaces, newlines or special characters.\r\n");
+    CHECK_EQ(s.proto, 3);
+    EXPECT_LOCAL(&s, "HELLO 2", HELLO2);
+    CHECK_EQ(s.proto, 2);
+    EXPECT_LOCAL(&s, "CLIENT GETNAME", "$-1\r\n");
+    EXPECT_LOCAL(&s, "HELLO 3 AUTH default pw SETNAME app", HELLO3);
+    EXPECT_LOCAL(&s, "CLIENT GETNAME", "$3\r\napp\r\n");
+    CHECK_EQ(RUN_CMD(&s, "CLIENT INFO", &r), RESP_LOCAL);
+    CHECK(memmem(r.reply.data, r.reply.len, " resp=3\n\r\n", 10) != NULL);
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "HELLO 2", "-ERR Command not allowed inside a transaction\r\n");
+    EXPECT_LOCAL(&s, "DISCARD", "+OK\r\n");
+    CHECK_EQ(s.proto, 3);
+    EXPECT_LOCAL(&s, "RESET", "+RESET\r\n");
+    CHECK_EQ(s.proto, 2);
+    EXPECT_LOCAL(&s, "CLIENT GETNAME", "$-1\r\n");
+    EXPECT_LOCAL(&s, "HELLO", HELLO2);
+    /* a replicated command's kind is recorded only on a RESP3 connection */
+    CHECK_EQ(RUN_CMD(&s, "HGETALL h", &r), RESP_REPLICATE);
+    CHECK_EQ(s.r3, R3_NONE);
+    EXPECT_LOCAL(&s, "HELLO 3", HELLO3);
+    CHECK_EQ(RUN_CMD(&s, "HGETALL h", &r), RESP_REPLICATE);
+    CHECK_EQ(s.r3, R3_MAP);
+    EXPECT_LOCAL(&s, "PING", "+PONG\r\n");
+    CHECK_EQ(s.r3, R3_NONE); /* reset by every command */
+    run_free(&r);
+    resp_session_free(&s);
+}
+
+/* The connection's own replies in RESP3, as Redis 7.0.15 sends them. */
+static void test_resp3_local(void)
+{
+    struct resp_session s;
+    struct run r = {0};
+    resp_session_init(&s, 5, 0);
+    CHECK_EQ(RUN_CMD(&s, "HELLO 3", &r), RESP_LOCAL);
+    EXPECT_LOCAL(&s, "CONFIG GET save", "%1\r\n$4\r\nsave\r\n$0\r\n\r\n");
+    EXPECT_LOCAL(&s, "config get SAV* appendonly save",
+                 "%2\r\n$4\r\nsave\r\n$0\r\n\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
+    EXPECT_LOCAL(&s, "CONFIG GET nothing", "%0\r\n");
+    CHECK_EQ(RUN_CMD(&s, "CONFIG GET *", &r), RESP_LOCAL);
+    CHECK(r.reply.len > 3 && r.reply.data[0] == '%');
+    EXPECT_LOCAL(&s, "COMMAND DOCS", "%0\r\n");
+    EXPECT_LOCAL(&s, "COMMAND DOCS get", "%0\r\n");
+    /* flags, ACL categories, tips and key specs are sets; no subcommands
+     * an empty set; an unknown command a null */
+    EXPECT_LOCAL(&s, "COMMAND INFO get nosuch",
+                 "*2\r\n*10\r\n$3\r\nget\r\n:2\r\n~2\r\n+readonly\r\n+fast\r\n:1\r\n:1\r\n:1\r\n"
+                 "~0\r\n~0\r\n~0\r\n~0\r\n_\r\n");
+    CHECK_EQ(RUN_CMD(&s, "COMMAND INFO config", &r), RESP_LOCAL);
+    CHECK(r.reply.len > 60 && memcmp(r.reply.data, LIT("*1\r\n*10\r\n$6\r\nconfig\r\n:-2\r\n~0\r\n:0\r\n:0\r\n:0\r\n"
+                                                       "~0\r\n~0\r\n~0\r\n*4\r\n*10\r\n$10\r\nconfig|get\r\n")) == 0);
+    CHECK_EQ(RUN_CMD(&s, "COMMAND", &r), RESP_LOCAL); /* resp3_ok checked by run_cmd */
+    EXPECT_LOCAL(&s, "CLIENT GETNAME", "_\r\n");
+    CHECK_EQ(RUN_CMD(&s, "CLIENT INFO", &r), RESP_LOCAL); /* verbatim text */
+    {
+        const char *head = "txt:id=5 addr=";
+        CHECK(r.reply.len > 20 && r.reply.data[0] == '=' &&
+              memmem(r.reply.data, r.reply.len, head, strlen(head)) != NULL);
+        CHECK(memmem(r.reply.data, r.reply.len, " resp=3\n\r\n", 10) != NULL);
+    }
+    CHECK_EQ(RUN_CMD(&s, "CLIENT LIST", &r), RESP_LOCAL);
+    CHECK(r.reply.len && r.reply.data[0] == '=');
+    EXPECT_LOCAL(&s, "ECHO hi", "$2\r\nhi\r\n");
+    CHECK_EQ(RUN_CMD(&s, "INFO", &r), RESP_INFO);
+
+    /* Pub/Sub: pushes; a RESP3 connection may run anything while subscribed */
+    EXPECT_LOCAL(&s, "UNSUBSCRIBE", ">3\r\n$11\r\nunsubscribe\r\n_\r\n:0\r\n");
+    EXPECT_LOCAL(&s, "SUBSCRIBE a b",
+                 ">3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n>3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n");
+    EXPECT_LOCAL(&s, "PSUBSCRIBE n*", ">3\r\n$10\r\npsubscribe\r\n$2\r\nn*\r\n:3\r\n");
+    EXPECT_LOCAL(&s, "PING", "+PONG\r\n");
+    EXPECT_LOCAL(&s, "PING x", "$1\r\nx\r\n");
+    CHECK_EQ(RUN_CMD(&s, "GET nope", &r), RESP_REPLICATE);
+    CHECK_EQ(s.r3, R3_PLAIN);
+    EXPECT_LOCAL(&s, "CONFIG GET save", "%1\r\n$4\r\nsave\r\n$0\r\n\r\n");
+    struct rabia_buf out = {0};
+    CHECK_EQ(resp_pubsub_deliver(&s, (const uint8_t *)"a", 1, (const uint8_t *)"hi", 2, &out), 1);
+    CHECK_BUF(&out, ">3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n");
+    rabia_buf_clear(&out);
+    CHECK_EQ(resp_pubsub_deliver(&s, (const uint8_t *)"news", 4, (const uint8_t *)"x", 1, &out), 1);
+    CHECK_BUF(&out, ">4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$1\r\nx\r\n");
+    EXPECT_LOCAL(&s, "PUNSUBSCRIBE", ">3\r\n$12\r\npunsubscribe\r\n$2\r\nn*\r\n:2\r\n");
+    EXPECT_LOCAL(&s, "PUNSUBSCRIBE", ">3\r\n$12\r\npunsubscribe\r\n_\r\n:2\r\n");
+    EXPECT_LOCAL(&s, "UNSUBSCRIBE b", ">3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:1\r\n");
+    /* back to RESP2 while subscribed: RESP2's subscribed mode */
+    CHECK_EQ(RUN_CMD(&s, "HELLO 2", &r), RESP_LOCAL);
+    EXPECT_LOCAL(&s, "PING", "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
+    EXPECT_LOCAL(&s, "GET x", "-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / "
+                              "RESET are allowed in this context\r\n");
+    rabia_buf_clear(&out);
+    CHECK_EQ(resp_pubsub_deliver(&s, (const uint8_t *)"a", 1, (const uint8_t *)"hi", 2, &out), 1);
+    CHECK_BUF(&out, "*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n");
+    EXPECT_LOCAL(&s, "RESET", "+RESET\r\n");
+    CHECK_EQ(s.nsubs + s.npsubs, 0);
+    rabia_buf_free(&out);
+    run_free(&r);
+    resp_session_free(&s);
+}
+
+struct r3_case {
+    uint8_t kind;
+    const char *in, *want; /* want NULL: copied unchanged */
+};
+
+/* resp3_convert on every kind: RESP2 results as the store (and Redis 7.0)
+ * writes them, and Redis 7.0.15's RESP3 bytes for the same replies. */
+static const struct r3_case r3_cases[] = {
+    /* R3_NONE: a RESP2 connection */
+    {R3_NONE, "$-1\r\n", NULL},
+    {R3_NONE, "*4\r\n$2\r\nf1\r\n$2\r\nv1\r\n$2\r\nf2\r\n$2\r\nv2\r\n", NULL},
+    /* nulls at any depth, the rest as it is */
+    {R3_PLAIN, "$-1\r\n", "_\r\n"},
+    {R3_PLAIN, "*-1\r\n", "_\r\n"},
+    {R3_PLAIN, "+OK\r\n", NULL},
+    {R3_PLAIN, ":-5\r\n", NULL},
+    {R3_PLAIN, "-ERR value is not an integer or out of range\r\n", NULL},
+    {R3_PLAIN, "$0\r\n\r\n", NULL},
+    {R3_PLAIN, "$3\r\na\r\n\r\n", NULL}, /* a binary bulk */
+    {R3_PLAIN, "*0\r\n", NULL},
+    {R3_PLAIN, "*2\r\n$-1\r\n$-1\r\n", "*2\r\n_\r\n_\r\n"},                     /* MGET a missing */
+    {R3_PLAIN, "*3\r\n$1\r\n1\r\n$-1\r\n:2\r\n", "*3\r\n$1\r\n1\r\n_\r\n:2\r\n"},
+    {R3_PLAIN, "*2\r\n$1\r\n0\r\n*2\r\n*-1\r\n*1\r\n$-1\r\n", "*2\r\n$1\r\n0\r\n*2\r\n_\r\n*1\r\n_\r\n"},
+    /* HGETALL */
+    {R3_MAP, "*4\r\n$2\r\nf1\r\n$2\r\nv1\r\n$2\r\nf2\r\n$2\r\nv2\r\n",
+     "%2\r\n$2\r\nf1\r\n$2\r\nv1\r\n$2\r\nf2\r\n$2\r\nv2\r\n"},
+    {R3_MAP, "*0\r\n", "%0\r\n"},
+    {R3_MAP, "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n", NULL},
+    {R3_MAP, "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n", NULL}, /* odd: not a map */
+    /* SMEMBERS SINTER SUNION SDIFF, SPOP with a count */
+    {R3_SET, "*3\r\n$1\r\nc\r\n$1\r\nb\r\n$1\r\na\r\n", "~3\r\n$1\r\nc\r\n$1\r\nb\r\n$1\r\na\r\n"},
+    {R3_SET, "*0\r\n", "~0\r\n"},
+    {R3_SET, "$-1\r\n", "_\r\n"},
+    /* ZSCORE ZINCRBY ZADD INCR */
+    {R3_DOUBLE, "$1\r\n2\r\n", ",2\r\n"},
+    {R3_DOUBLE, "$18\r\n2.6000000000000001\r\n", ",2.6000000000000001\r\n"},
+    {R3_DOUBLE, "$19\r\n0.10000000000000001\r\n", ",0.10000000000000001\r\n"},
+    {R3_DOUBLE, "$3\r\ninf\r\n", ",inf\r\n"},
+    {R3_DOUBLE, "$4\r\n-inf\r\n", ",-inf\r\n"},
+    {R3_DOUBLE, "$-1\r\n", "_\r\n"},
+    {R3_DOUBLE, "-ERR value is not a valid float\r\n", NULL},
+    {R3_DOUBLE, ":1\r\n", NULL},
+    {R3_DOUBLE, "$0\r\n\r\n", NULL},         /* not a double */
+    {R3_DOUBLE, "$3\r\n1\r2\r\n", NULL},     /* not one line */
+    {R3_DOUBLE, "$3\r\n1\n2\r\n", NULL},
+    {R3_DOUBLE, "$1\r\nx\r\n", NULL},         /* not a number */
+    {R3_DOUBLE, "$3\r\nnan\r\n", NULL},
+    {R3_DOUBLE, "$2\r\n1.\r\n", NULL},
+    {R3_DOUBLE, "$2\r\n1e\r\n", NULL},
+    {R3_DOUBLE, "$5\r\n-1e-5\r\n", ",-1e-5\r\n"},
+    {R3_DOUBLE, "$22\r\n1.0000000000000001e+20\r\n", ",1.0000000000000001e+20\r\n"},
+    /* ZMSCORE */
+    {R3_DOUBLE_ARRAY, "*3\r\n$1\r\n2\r\n$-1\r\n$18\r\n2.6000000000000001\r\n",
+     "*3\r\n,2\r\n_\r\n,2.6000000000000001\r\n"},
+    {R3_DOUBLE_ARRAY, "*0\r\n", NULL},
+    /* ZRANGE ... WITHSCORES and friends */
+    {R3_SCORED, "*4\r\n$1\r\na\r\n$1\r\n2\r\n$1\r\nb\r\n$18\r\n2.6000000000000001\r\n",
+     "*2\r\n*2\r\n$1\r\na\r\n,2\r\n*2\r\n$1\r\nb\r\n,2.6000000000000001\r\n"},
+    {R3_SCORED, "*4\r\n$1\r\ny\r\n$4\r\n-inf\r\n$1\r\nx\r\n$3\r\ninf\r\n",
+     "*2\r\n*2\r\n$1\r\ny\r\n,-inf\r\n*2\r\n$1\r\nx\r\n,inf\r\n"},
+    {R3_SCORED, "*0\r\n", NULL},
+    {R3_SCORED, "*1\r\n$1\r\na\r\n", NULL}, /* odd */
+    /* HRANDFIELD WITHVALUES */
+    {R3_PAIRS, "*4\r\n$2\r\nfl\r\n$3\r\n1.5\r\n$2\r\nf1\r\n$2\r\nv1\r\n",
+     "*2\r\n*2\r\n$2\r\nfl\r\n$3\r\n1.5\r\n*2\r\n$2\r\nf1\r\n$2\r\nv1\r\n"},
+    {R3_PAIRS, "*0\r\n", NULL},
+    /* ZPOPMIN without a count, BZPOPMIN */
+    {R3_TAIL_DOUBLE, "*2\r\n$1\r\na\r\n$1\r\n2\r\n", "*2\r\n$1\r\na\r\n,2\r\n"},
+    {R3_TAIL_DOUBLE, "*3\r\n$1\r\nq\r\n$1\r\na\r\n$1\r\n1\r\n", "*3\r\n$1\r\nq\r\n$1\r\na\r\n,1\r\n"},
+    {R3_TAIL_DOUBLE, "*0\r\n", NULL},
+    {R3_TAIL_DOUBLE, "*-1\r\n", "_\r\n"},
+    /* ZMPOP BZMPOP */
+    {R3_MPOP, "*2\r\n$1\r\nq\r\n*1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n", "*2\r\n$1\r\nq\r\n*1\r\n*2\r\n$1\r\nb\r\n,2\r\n"},
+    {R3_MPOP, "*-1\r\n", "_\r\n"},
+    /* EXEC without the kinds: only the nulls */
+    {R3_EXEC, "*3\r\n*6\r\n$2\r\nf1\r\n$2\r\nv1\r\n$2\r\nf2\r\n$2\r\nv2\r\n$2\r\nfl\r\n$3\r\n1.5\r\n$-1\r\n$-1\r\n",
+     "*3\r\n*6\r\n$2\r\nf1\r\n$2\r\nv1\r\n$2\r\nf2\r\n$2\r\nv2\r\n$2\r\nfl\r\n$3\r\n1.5\r\n_\r\n_\r\n"},
+    {R3_EXEC, "*-1\r\n", "_\r\n"}, /* a WATCHed key changed */
+    {R3_EXEC, "-EXECABORT Transaction discarded because of previous errors.\r\n", NULL},
+    /* what cannot be parsed is copied unchanged, whatever the kind */
+    {R3_PLAIN, "", NULL},
+    {R3_PLAIN, "$", NULL},
+    {R3_PLAIN, "$-1\r", NULL},
+    {R3_PLAIN, "$-1\r\nX", NULL},          /* bytes after the value */
+    {R3_PLAIN, "$-1\r\n$-1\r\n", NULL},    /* two values */
+    {R3_PLAIN, "$3\r\nab\r\n", NULL},
+    {R3_PLAIN, "$2\r\nab\n\n", NULL},
+    {R3_PLAIN, "$-2\r\n", NULL},
+    {R3_PLAIN, "*-2\r\n", NULL},
+    {R3_PLAIN, "$01\r\na\r\n", NULL},
+    {R3_PLAIN, "$ 1\r\na\r\n", NULL},
+    {R3_PLAIN, "*2\r\n$1\r\na\r\n", NULL}, /* truncated */
+    {R3_PLAIN, "*99999999999999999999\r\n", NULL},
+    {R3_PLAIN, "*9223372036854775807\r\n$-1\r\n", NULL},
+    {R3_PLAIN, "*1\r\n%0\r\n", NULL},      /* not RESP2 */
+    {R3_PLAIN, "_\r\n", NULL},
+    {R3_PLAIN, ":1x\r\n", NULL},
+    {R3_PLAIN, "+a\nb\r\n", NULL},
+    {R3_PLAIN, ":5\n", NULL},
+    {R3_PLAIN, "\r\n", NULL},
+    {R3_MAP, "*2\r\n$1\r\na\r\n", NULL},
+    {R3_SCORED, "*2\r\n$1\r\na\r\n$0\r\n\r\n", NULL}, /* a score that is not a double */
+    {0x7f, "*1\r\n$-1\r\n", "*1\r\n_\r\n"},          /* an unknown kind: only the nulls */
+};
+
+static void r3_check_case(const struct r3_case *c)
+{
+    size_t n = strlen(c->in);
+    const char *want = c->want ? c->want : c->in;
+    /* an exact-size copy: ASan sees any read past the end */
+    uint8_t *in = malloc(n ? n : 1);
+    memcpy(in, c->in, n);
+    struct rabia_buf out = {0};
+    rabia_buf_append(&out, "prefix", 6); /* appended to, never cleared */
+    CHECK_EQ(resp3_convert(c->kind, in, n, &out), 0);
+    if (out.len < 6 || memcmp(out.data, "prefix", 6) != 0) {
+        CHECK(!"resp3_convert cleared its output");
+    } else {
+        check_bytes(__FILE__, __LINE__, out.data + 6, out.len - 6, (const uint8_t *)want, strlen(want));
+        if (c->want)
+            CHECK(resp3_ok(out.data + 6, out.len - 6));
+    }
+    rabia_buf_free(&out);
+    free(in);
+}
+
+static void test_resp3_convert(void)
+{
+    for (size_t i = 0; i < sizeof r3_cases / sizeof r3_cases[0]; i++) {
+        int before = check_failures;
+        r3_check_case(&r3_cases[i]);
+        if (check_failures != before)
+            fprintf(stderr, "  (case %zu, kind %u)\n", i, r3_cases[i].kind);
+    }
+    struct rabia_buf out = {0};
+    /* EXEC with its queued commands' kinds: HGETALL GET ZSCORE, as Redis
+     * 7.0.15 answers MULTI HGETALL h, GET nope, ZSCORE z a, EXEC */
+    const char *exec = "*3\r\n*6\r\n$2\r\nf1\r\n$2\r\nv1\r\n$2\r\nf2\r\n$2\r\nv2\r\n$2\r\nfl\r\n$3\r\n1.5\r\n"
+                       "$-1\r\n$-1\r\n";
+    const uint8_t kinds[] = {R3_MAP, R3_PLAIN, R3_DOUBLE};
+    CHECK_EQ(resp3_convert_exec(kinds, 3, (const uint8_t *)exec, strlen(exec), &out), 0);
+    CHECK_BUF(&out, "*3\r\n%3\r\n$2\r\nf1\r\n$2\r\nv1\r\n$2\r\nf2\r\n$2\r\nv2\r\n$2\r\nfl\r\n$3\r\n1.5\r\n_\r\n_\r\n");
+    rabia_buf_clear(&out);
+    const char *exec2 = "*4\r\n$1\r\n3\r\n*2\r\n$1\r\na\r\n$1\r\n2\r\n-ERR x\r\n*2\r\n$1\r\nb\r\n$1\r\nc\r\n";
+    const uint8_t kinds2[] = {R3_DOUBLE, R3_SCORED, R3_MAP, R3_SET};
+    CHECK_EQ(resp3_convert_exec(kinds2, 4, (const uint8_t *)exec2, strlen(exec2), &out), 0);
+    CHECK_BUF(&out, "*4\r\n,3\r\n*1\r\n*2\r\n$1\r\na\r\n,2\r\n-ERR x\r\n~2\r\n$1\r\nb\r\n$1\r\nc\r\n");
+    rabia_buf_clear(&out);
+    /* kinds that do not match the elements: only the nulls */
+    CHECK_EQ(resp3_convert_exec(kinds, 2, (const uint8_t *)exec, strlen(exec), &out), 0);
+    CHECK_BUF(&out, "*3\r\n*6\r\n$2\r\nf1\r\n$2\r\nv1\r\n$2\r\nf2\r\n$2\r\nv2\r\n$2\r\nfl\r\n$3\r\n1.5\r\n_\r\n_\r\n");
+    rabia_buf_clear(&out);
+    /* the kinds of a nested EXEC-like array are not followed */
+    const uint8_t kinds3[] = {R3_EXEC};
+    CHECK_EQ(resp3_convert_exec(kinds3, 1, LIT("*1\r\n*1\r\n$1\r\n1\r\n"), &out), 0);
+    CHECK_BUF(&out, "*1\r\n*1\r\n$1\r\n1\r\n");
+    rabia_buf_clear(&out);
+    CHECK_EQ(resp3_convert_exec(NULL, 0, LIT("*0\r\n"), &out), 0);
+    CHECK_BUF(&out, "*0\r\n");
+
+    /* nesting: 32 arrays deep are converted, deeper ones copied unchanged */
+    for (int depth = 30; depth <= 40; depth++) {
+        struct rabia_buf in = {0}, want = {0};
+        for (int i = 0; i < depth; i++) {
+            rabia_buf_append(&in, "*1\r\n", 4);
+            rabia_buf_append(&want, "*1\r\n", 4);
+        }
+        rabia_buf_append(&in, "$-1\r\n", 5);
+        rabia_buf_append(&want, "_\r\n", 3);
+        rabia_buf_clear(&out);
+        CHECK_EQ(resp3_convert(R3_PLAIN, in.data, in.len, &out), 0);
+        if (depth <= 32)
+            check_bytes(__FILE__, __LINE__, out.data, out.len, want.data, want.len);
+        else
+            check_bytes(__FILE__, __LINE__, out.data, out.len, in.data, in.len);
+        rabia_buf_free(&in);
+        rabia_buf_free(&want);
+    }
+    rabia_buf_free(&out);
+}
+
+/* Random bytes and damaged replies never crash the conversion (ASan: an
+ * exact-size input buffer), and what it changes is well-formed RESP3; a
+ * strict prefix of a reply is never one value, so it is copied unchanged. */
+static void test_resp3_convert_random(void)
+{
+    static const char *pieces[] = {"*", "$", ":", "+", "-", "%", "_", "\r\n", "\r", "\n", "-1", "0", "1",
+                                   "2", "3", "12", "a", "inf", "*2\r\n", "$1\r\nx\r\n", "$-1\r\n",
+                                   "*-1\r\n", ":7\r\n", "+OK\r\n", "\0", "\xff"};
+    size_t np = sizeof pieces / sizeof pieces[0];
+    size_t ncases = sizeof r3_cases / sizeof r3_cases[0];
+    struct rabia_buf out = {0};
+    for (int iter = 0; iter < 60000; iter++) {
+        struct rabia_buf in = {0};
+        if (iter % 3 == 0) { /* pieces */
+            int k = (int)(rnd() % 16);
+            for (int i = 0; i < k; i++) {
+                const char *p = pieces[rnd() % np];
+                rabia_buf_append(&in, p, p[0] ? strlen(p) : 1);
+            }
+        } else if (iter % 3 == 1) { /* raw bytes */
+            size_t k = rnd() % 48;
+            for (size_t i = 0; i < k; i++) {
+                uint8_t b = (uint8_t)rnd();
+                rabia_buf_append(&in, &b, 1);
+            }
+        } else { /* a valid reply, damaged */
+            const char *p = r3_cases[rnd() % ncases].in;
+            rabia_buf_append(&in, p, strlen(p));
+            int k = 1 + (int)(rnd() % 3);
+            for (int i = 0; i < k && in.len; i++) {
+                size_t at = rnd() % in.len;
+                switch (rnd() % 3) {
+                case 0: in.data[at] = (uint8_t)rnd(); break;
+                case 1: in.len = at; break;
+                default: memmove(in.data + at, in.data + at + 1, in.len - at - 1); in.len--; break;
+                }
+            }
+        }
+        uint8_t *exact = malloc(in.len ? in.len : 1);
+        if (in.len)
+            memcpy(exact, in.data, in.len);
+        uint8_t kind = (uint8_t)(rnd() % 12); /* every kind, and two unknown ones */
+        rabia_buf_clear(&out);
+        int rc;
+        if (kind == R3_EXEC) {
+            uint8_t kinds[4];
+            size_t nk = rnd() % 5;
+            for (size_t i = 0; i < nk; i++)
+                kinds[i] = (uint8_t)(rnd() % 12);
+            rc = resp3_convert_exec(kinds, nk, exact, in.len, &out);
+        } else {
+            rc = resp3_convert(kind, exact, in.len, &out);
+        }
+        CHECK_EQ(rc, 0);
+        bool same_bytes = out.len == in.len && (in.len == 0 || memcmp(out.data, in.data, in.len) == 0);
+        if (!same_bytes && !resp3_ok(out.data, out.len)) {
+            fprintf(stderr, "random conversion %d (kind %u) of: ", iter, kind);
+            print_escaped(in.data, in.len);
+            fprintf(stderr, "\n  gave: ");
+            print_escaped(out.data, out.len);
+            fprintf(stderr, "\n");
+            check_failures++;
+        }
+        free(exact);
+        rabia_buf_free(&in);
+    }
+    /* every strict prefix of every convertible case is copied unchanged */
+    for (size_t i = 0; i < ncases; i++) {
+        if (!r3_cases[i].want)
+            continue;
+        size_t n = strlen(r3_cases[i].in);
+        for (size_t k = 0; k < n; k++) {
+            uint8_t *exact = malloc(k ? k : 1);
+            memcpy(exact, r3_cases[i].in, k);
+            rabia_buf_clear(&out);
+            CHECK_EQ(resp3_convert(r3_cases[i].kind, exact, k, &out), 0);
+            check_bytes(__FILE__, __LINE__, out.data, out.len, exact, k);
+            free(exact);
+        }
+    }
+    rabia_buf_free(&out);
+}
+
+/* The reply a RESP3 connection gets for a replicated command: the state
+ * machine's RESP2 result converted by the kind resp_handle recorded. */
+static void r3_reply(const struct resp_session *s, const struct rabia_buf *res, struct rabia_buf *out)
+{
+    rabia_buf_clear(out);
+    if (s->r3 == R3_EXEC)
+        CHECK_EQ(resp3_convert_exec(s->exec_kinds.data, s->exec_kinds.len, res->data, res->len, out), 0);
+    else
+        CHECK_EQ(resp3_convert(s->r3, res->data, res->len, out), 0);
+}
+
+#define EXPECT_R3(s, sm, line, want)                                          \
+    do {                                                                      \
+        CHECK_EQ(RUN_CMD(s, line, &r), RESP_REPLICATE);                       \
+        apply(sm, &r.op, &res);                                               \
+        r3_reply(s, &res, &conv);                                             \
+        CHECK_BUF(&conv, want);                                               \
+        CHECK(resp3_ok(conv.data, conv.len));                                 \
+    } while (0)
+
+/* Replicated commands on a RESP3 connection, end to end with the store:
+ * each reply byte for byte as Redis 7.0.15 answered the same commands with
+ * HELLO 3 (sets of one element or of integers, whose order is Redis's
+ * too). */
+static void test_resp3_replicated(void)
+{
+    struct resp_session s, other;
+    struct run r = {0};
+    struct rabia_buf res = {0}, conv = {0};
+    void *sm = rabia_sm_kv.create();
+    resp_session_init(&s, 1, 0);
+    resp_session_init(&other, 2, 0);
+    CHECK_EQ(RUN_CMD(&s, "HELLO 3", &r), RESP_LOCAL);
+
+    EXPECT_R3(&s, sm, "GET missing", "_\r\n");
+    EXPECT_R3(&s, sm, "MGET a missing", "*2\r\n_\r\n_\r\n");
+    EXPECT_R3(&s, sm, "HSET h f1 v1 f2 v2", ":2\r\n");
+    EXPECT_R3(&s, sm, "HGETALL h", "%2\r\n$2\r\nf1\r\n$2\r\nv1\r\n$2\r\nf2\r\n$2\r\nv2\r\n");
+    EXPECT_R3(&s, sm, "hgetall nokey", "%0\r\n");
+    EXPECT_R3(&s, sm, "SADD s 3 1 2", ":3\r\n");
+    EXPECT_R3(&s, sm, "SMEMBERS s", "~3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n");
+    EXPECT_R3(&s, sm, "SMEMBERS nokey", "~0\r\n");
+    EXPECT_R3(&s, sm, "SADD one x", ":1\r\n");
+    EXPECT_R3(&s, sm, "SINTER one nokey", "~0\r\n");
+    EXPECT_R3(&s, sm, "SUNION one", "~1\r\n$1\r\nx\r\n");
+    EXPECT_R3(&s, sm, "SDIFF one nokey", "~1\r\n$1\r\nx\r\n");
+    EXPECT_R3(&s, sm, "SPOP nokey 2", "~0\r\n");
+    EXPECT_R3(&s, sm, "SRANDMEMBER nokey 2", "*0\r\n");
+    EXPECT_R3(&s, sm, "SRANDMEMBER nokey", "_\r\n");
+    EXPECT_R3(&s, sm, "SMISMEMBER one x z", "*2\r\n:1\r\n:0\r\n");
+    EXPECT_R3(&s, sm, "ZADD z 1 a 2.5 b", ":2\r\n");
+    EXPECT_R3(&s, sm, "ZADD z INCR 1 a", ",2\r\n");
+    EXPECT_R3(&s, sm, "ZADD z NX INCR 1 a", "_\r\n");
+    EXPECT_R3(&s, sm, "ZADD z XX INCR 0.1 nosuch", "_\r\n");
+    EXPECT_R3(&s, sm, "ZSCORE z a", ",2\r\n");
+    EXPECT_R3(&s, sm, "ZSCORE z nosuch", "_\r\n");
+    EXPECT_R3(&s, sm, "ZINCRBY z 0.1 b", ",2.6000000000000001\r\n");
+    EXPECT_R3(&s, sm, "ZMSCORE z a nosuch b", "*3\r\n,2\r\n_\r\n,2.6000000000000001\r\n");
+    EXPECT_R3(&s, sm, "ZRANGE z 0 -1", "*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+    EXPECT_R3(&s, sm, "ZRANGE z 0 -1 WITHSCORES",
+              "*2\r\n*2\r\n$1\r\na\r\n,2\r\n*2\r\n$1\r\nb\r\n,2.6000000000000001\r\n");
+    EXPECT_R3(&s, sm, "ZRANGE z 0 -1 REV withscores",
+              "*2\r\n*2\r\n$1\r\nb\r\n,2.6000000000000001\r\n*2\r\n$1\r\na\r\n,2\r\n");
+    EXPECT_R3(&s, sm, "ZRANGE z -inf +inf BYSCORE WITHSCORES",
+              "*2\r\n*2\r\n$1\r\na\r\n,2\r\n*2\r\n$1\r\nb\r\n,2.6000000000000001\r\n");
+    EXPECT_R3(&s, sm, "ZRANGEBYSCORE z -inf +inf WITHSCORES",
+              "*2\r\n*2\r\n$1\r\na\r\n,2\r\n*2\r\n$1\r\nb\r\n,2.6000000000000001\r\n");
+    EXPECT_R3(&s, sm, "ZREVRANGE z 0 -1 WITHSCORES",
+              "*2\r\n*2\r\n$1\r\nb\r\n,2.6000000000000001\r\n*2\r\n$1\r\na\r\n,2\r\n");
+    EXPECT_R3(&s, sm, "ZREVRANGEBYSCORE z +inf -inf WITHSCORES LIMIT 0 1",
+              "*1\r\n*2\r\n$1\r\nb\r\n,2.6000000000000001\r\n");
+    EXPECT_R3(&s, sm, "ZRANGE nokey 0 -1 WITHSCORES", "*0\r\n");
+    EXPECT_R3(&s, sm, "ZRANK z a", ":0\r\n");
+    EXPECT_R3(&s, sm, "ZRANK z nosuch", "_\r\n");
+    EXPECT_R3(&s, sm, "ZSCAN z 0",
+              "*2\r\n$1\r\n0\r\n*4\r\n$1\r\na\r\n$1\r\n2\r\n$1\r\nb\r\n$18\r\n2.6000000000000001\r\n");
+    EXPECT_R3(&s, sm, "ZADD z 3 c 4 d 5 e", ":3\r\n");
+    EXPECT_R3(&s, sm, "ZPOPMIN z", "*2\r\n$1\r\na\r\n,2\r\n");
+    EXPECT_R3(&s, sm, "ZPOPMAX z", "*2\r\n$1\r\ne\r\n,5\r\n");
+    EXPECT_R3(&s, sm, "ZPOPMIN z 1", "*1\r\n*2\r\n$1\r\nb\r\n,2.6000000000000001\r\n");
+    EXPECT_R3(&s, sm, "ZPOPMIN z 0", "*0\r\n");
+    EXPECT_R3(&s, sm, "ZPOPMIN nokey", "*0\r\n");
+    EXPECT_R3(&s, sm, "ZPOPMIN nokey 2", "*0\r\n");
+    EXPECT_R3(&s, sm, "ZADD inf +inf x -inf y", ":2\r\n");
+    EXPECT_R3(&s, sm, "ZRANGE inf 0 -1 WITHSCORES", "*2\r\n*2\r\n$1\r\ny\r\n,-inf\r\n*2\r\n$1\r\nx\r\n,inf\r\n");
+    EXPECT_R3(&s, sm, "ZSCORE inf x", ",inf\r\n");
+    EXPECT_R3(&s, sm, "ZADD z 0.1 f", ":1\r\n");
+    EXPECT_R3(&s, sm, "ZSCORE z f", ",0.10000000000000001\r\n");
+    EXPECT_R3(&s, sm, "INCRBYFLOAT fl 1.5", "$3\r\n1.5\r\n");
+    EXPECT_R3(&s, sm, "HINCRBYFLOAT h fl 1.5", "$3\r\n1.5\r\n");
+    EXPECT_R3(&s, sm, "HSET h1 f v", ":1\r\n");
+    EXPECT_R3(&s, sm, "HRANDFIELD h1 1 WITHVALUES", "*1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    EXPECT_R3(&s, sm, "HRANDFIELD h1 -2 WITHVALUES", "*2\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+    EXPECT_R3(&s, sm, "HRANDFIELD h1 1", "*1\r\n$1\r\nf\r\n");
+    EXPECT_R3(&s, sm, "HRANDFIELD nokey 2 WITHVALUES", "*0\r\n");
+    EXPECT_R3(&s, sm, "HRANDFIELD nokey", "_\r\n");
+    EXPECT_R3(&s, sm, "LPOP nolist", "_\r\n");
+    EXPECT_R3(&s, sm, "LPOP nolist 2", "_\r\n");
+    EXPECT_R3(&s, sm, "RPUSH l a b", ":2\r\n");
+    EXPECT_R3(&s, sm, "LPOS l z", "_\r\n");
+    EXPECT_R3(&s, sm, "LPOS l a COUNT 0", "*1\r\n:0\r\n");
+    EXPECT_R3(&s, sm, "BLPOP nolist 0.1", "_\r\n"); /* what a timed-out pop answers */
+    EXPECT_R3(&s, sm, "TYPE h", "+hash\r\n");
+    EXPECT_R3(&s, sm, "GET h", "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+
+    /* MULTI ... EXEC: each element by its queued command's kind */
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "HGETALL h", "+QUEUED\r\n");
+    EXPECT_LOCAL(&s, "GET nope", "+QUEUED\r\n");
+    EXPECT_LOCAL(&s, "ZSCORE z a", "+QUEUED\r\n");
+    EXPECT_R3(&s, sm, "EXEC",
+              "*3\r\n%3\r\n$2\r\nf1\r\n$2\r\nv1\r\n$2\r\nf2\r\n$2\r\nv2\r\n$2\r\nfl\r\n$3\r\n1.5\r\n_\r\n_\r\n");
+    CHECK_EQ(s.r3, R3_EXEC);
+    CHECK_EQ(s.exec_kinds.len, 3);
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "ZADD q INCR 1 a", "+QUEUED\r\n");
+    EXPECT_LOCAL(&s, "PING", "+QUEUED\r\n");
+    EXPECT_LOCAL(&s, "SMEMBERS one", "+QUEUED\r\n");
+    EXPECT_LOCAL(&s, "ZRANGE q 0 -1 WITHSCORES", "+QUEUED\r\n");
+    EXPECT_LOCAL(&s, "INCR h", "+QUEUED\r\n");
+    EXPECT_R3(&s, sm, "EXEC",
+              "*5\r\n,1\r\n+PONG\r\n~1\r\n$1\r\nx\r\n*1\r\n*2\r\n$1\r\na\r\n,1\r\n"
+              "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    /* a WATCHed key changed: a null */
+    CHECK_EQ(RUN_CMD(&s, "WATCH k", &r), RESP_REPLICATE);
+    apply(sm, &r.op, &res);
+    resp_watch_result(&s, res.data, res.len);
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "GET k", "+QUEUED\r\n");
+    CHECK_EQ(RUN_CMD(&s, "EXEC", &r), RESP_REPLICATE);
+    struct rabia_buf exec = {0};
+    rabia_buf_append(&exec, r.op.data, r.op.len);
+    EXPECT_REPL(&other, sm, "SET k changed", "+OK\r\n");
+    apply(sm, &exec, &res);
+    r3_reply(&s, &res, &conv);
+    CHECK_BUF(&conv, "_\r\n");
+    rabia_buf_free(&exec);
+
+    /* the same on a RESP2 connection: nothing to convert */
+    EXPECT_LOCAL(&s, "HELLO 2", "*14\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$5\r\n7.0.0\r\n$5\r\nproto\r\n:2\r\n$2\r\nid\r\n:1\r\n$4\r\nmode\r\n$10\r\nstandalone\r\n$4\r\nrole\r\n$6\r\nmaster\r\n$7\r\nmodules\r\n*0\r\n");
+    CHECK_EQ(RUN_CMD(&s, "HGETALL h1", &r), RESP_REPLICATE);
+    CHECK_EQ(s.r3, R3_NONE);
+    apply(sm, &r.op, &res);
+    r3_reply(&s, &res, &conv);
+    CHECK_BUF(&conv, "*2\r\n$1\r\nf\r\n$1\r\nv\r\n");
+
+    rabia_buf_free(&res);
+    rabia_buf_free(&conv);
+    resp_session_free(&s);
+    resp_session_free(&other);
+    rabia_sm_kv.destroy(sm);
+    run_free(&r);
+}
+
 int main(void)
 {
     RUN(test_parse_array);
@@ -979,5 +1628,10 @@ int main(void)
     RUN(test_watch);
     RUN(test_pubsub);
     RUN(test_blocking_and_db);
+    RUN(test_resp3_hello);
+    RUN(test_resp3_local);
+    RUN(test_resp3_convert);
+    RUN(test_resp3_convert_random);
+    RUN(test_resp3_replicated);
     return CHECK_DONE();
 }
