@@ -1,4 +1,5 @@
-/* RESP2 front end: parser and per-connection dispatcher (see resp.h). */
+/* RESP2/RESP3 front end: parser, per-connection dispatcher and the RESP3
+ * conversion of replicated results (see resp.h). */
 #include "resp.h"
 
 #include <errno.h>
@@ -97,6 +98,48 @@ static int put_bulk_cstr(struct rabia_buf *o, const char *s)
 int resp_put_null(struct rabia_buf *out)
 {
     return put_cstr(out, "$-1\r\n");
+}
+
+int resp_put_verbatim(struct rabia_buf *out, const void *p, size_t n)
+{
+    char tmp[40];
+    int k = snprintf(tmp, sizeof tmp, "=%zu\r\ntxt:", n + 4);
+    int rc = rabia_buf_reserve(out, (size_t)k + n + 2);
+    if (!rc)
+        rc = put(out, tmp, (size_t)k);
+    if (!rc)
+        rc = put(out, p, n);
+    return rc ? rc : put(out, "\r\n", 2);
+}
+
+/* The aggregate headers and the null of the connection's protocol. */
+static int put_agg(struct rabia_buf *o, char type, uint64_t n)
+{
+    char tmp[32];
+    int k = snprintf(tmp, sizeof tmp, "%c%" PRIu64 "\r\n", type, n);
+    return put(o, tmp, (size_t)k);
+}
+
+/* n field/value pairs: "%n" in RESP3, "*2n" in RESP2 */
+static int put_map(struct rabia_buf *o, uint8_t proto, uint64_t n)
+{
+    return proto == 3 ? put_agg(o, '%', n) : put_agg(o, '*', 2 * n);
+}
+
+static int put_set(struct rabia_buf *o, uint8_t proto, uint64_t n)
+{
+    return put_agg(o, proto == 3 ? '~' : '*', n);
+}
+
+static int put_push(struct rabia_buf *o, uint8_t proto, uint64_t n)
+{
+    return put_agg(o, proto == 3 ? '>' : '*', n);
+}
+
+/* a nil bulk string in RESP2, a null in RESP3 */
+static int put_nil(struct rabia_buf *o, uint8_t proto)
+{
+    return proto == 3 ? put_cstr(o, "_\r\n") : resp_put_null(o);
 }
 
 /* ====================================================================== */
@@ -474,6 +517,7 @@ void resp_session_init(struct resp_session *s, uint64_t id, size_t max_op)
 {
     memset(s, 0, sizeof *s);
     s->id = id;
+    s->proto = 2;
     s->max_op = max_op ? max_op : resp_default_max_op();
 }
 
@@ -484,8 +528,10 @@ static void multi_discard(struct resp_session *s)
     s->nqueued = 0;
     s->txn_bytes = 0;
     rabia_buf_clear(&s->qops);
+    rabia_buf_clear(&s->qkinds);
     if (s->qops.cap > (1u << 20)) { /* do not keep a huge queue's memory */
         rabia_buf_free(&s->qops);
+        rabia_buf_free(&s->qkinds);
         free(s->qlen);
         s->qlen = NULL;
         s->qcap = 0;
@@ -514,6 +560,8 @@ void resp_session_free(struct resp_session *s)
     s->watch_cap = 0;
     unsubscribe_all(s);
     rabia_buf_free(&s->qops);
+    rabia_buf_free(&s->qkinds);
+    rabia_buf_free(&s->exec_kinds);
     rabia_buf_free(&s->name);
     free(s->qlen);
     s->qlen = NULL;
@@ -760,7 +808,7 @@ static int reject_arity(struct ctx *x, const char *name)
 
 /* Redis 7's text: "ERR unknown command '<name>', with args beginning with:
  * '<a1>' '<a2>' " with the name cut at 128 bytes and about 128 bytes of
- * arguments (the same text examples/kv.c writes). */
+ * arguments (the same text kv/command.c writes). */
 static int reject_unknown(struct ctx *x)
 {
     struct rabia_buf *o = x->out;
@@ -879,6 +927,70 @@ static uint64_t block_timeout(const struct resp_argv *c)
     return ms ? ms : 1;
 }
 
+/* Whether one of c's arguments from index `from` on is the word (any case). */
+static bool has_word(const struct resp_argv *c, uint32_t from, const char *word)
+{
+    for (uint32_t i = from; i < c->argc; i++)
+        if (eq_ci(c->argv[i], c->argv_len[i], word))
+            return true;
+    return false;
+}
+
+/* The enum resp3_kind of a replicated command: how Redis 7.0 answers it in
+ * RESP3 (checked against redis-server 7.0.15 with HELLO 3). A malformed
+ * command gets an error reply, which every kind leaves as it is. */
+static uint8_t r3_kind(const struct resp_argv *c)
+{
+    const uint8_t *n = c->argv[0];
+    size_t l = c->argv_len[0];
+    uint32_t argc = c->argc;
+#define IS(name) eq_ci(n, l, name)
+    if (IS("hgetall"))
+        return R3_MAP;
+    if (IS("smembers") || IS("sinter") || IS("sunion") || IS("sdiff"))
+        return R3_SET;
+    if (IS("spop")) /* with a count: a set (SRANDMEMBER's stays an array) */
+        return argc >= 3 ? R3_SET : R3_PLAIN;
+    if (IS("zscore") || IS("zincrby"))
+        return R3_DOUBLE;
+    if (IS("zadd")) { /* ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member... */
+        for (uint32_t i = 2; i < argc; i++) {
+            const uint8_t *a = c->argv[i];
+            size_t al = c->argv_len[i];
+            if (eq_ci(a, al, "incr"))
+                return R3_DOUBLE;
+            if (!eq_ci(a, al, "nx") && !eq_ci(a, al, "xx") && !eq_ci(a, al, "gt") && !eq_ci(a, al, "lt") &&
+                !eq_ci(a, al, "ch"))
+                break; /* the first score: options come before it */
+        }
+        return R3_PLAIN;
+    }
+    if (IS("zmscore"))
+        return R3_DOUBLE_ARRAY;
+    /* key min max [options]: WITHSCORES can only be an option (a min or max
+     * or LIMIT's numbers that read "withscores" are errors) */
+    if (IS("zrange") || IS("zrangebyscore") || IS("zrevrange") || IS("zrevrangebyscore"))
+        return has_word(c, 4, "withscores") ? R3_SCORED : R3_PLAIN;
+    if (IS("zunion") || IS("zinter") || IS("zdiff")) { /* numkeys key... [options] */
+        int64_t nk;
+        if (argc < 2 || !rabia_kv_parse_int(c->argv[1], c->argv_len[1], &nk) || nk < 0 || nk > (int64_t)argc)
+            return R3_PLAIN;
+        return has_word(c, 2 + (uint32_t)nk, "withscores") ? R3_SCORED : R3_PLAIN;
+    }
+    if (IS("zrandmember"))
+        return argc == 4 && eq_ci(c->argv[3], c->argv_len[3], "withscores") ? R3_SCORED : R3_PLAIN;
+    if (IS("zpopmin") || IS("zpopmax")) /* with a count: pairs; without: [member, score] */
+        return argc >= 3 ? R3_SCORED : R3_TAIL_DOUBLE;
+    if (IS("bzpopmin") || IS("bzpopmax")) /* [key, member, score] */
+        return R3_TAIL_DOUBLE;
+    if (IS("zmpop") || IS("bzmpop"))
+        return R3_MPOP;
+    if (IS("hrandfield"))
+        return argc == 4 && eq_ci(c->argv[3], c->argv_len[3], "withvalues") ? R3_PAIRS : R3_PLAIN;
+#undef IS
+    return R3_PLAIN;
+}
+
 static int replicate(struct ctx *x, const struct cmd *cmd)
 {
     size_t size = argv_op_size(x->c) + (x->s->db ? DB_WRAP : 0);
@@ -893,6 +1005,7 @@ static int replicate(struct ctx *x, const struct cmd *cmd)
     rabia_buf_free(&tmp);
     if (rc)
         return -ENOMEM;
+    x->s->r3 = x->s->proto == 3 ? r3_kind(x->c) : R3_NONE;
     if (cmd->flags & F_PUBSUB) {
         x->s->post = RESP_POST_PUBLISH;
     } else if (cmd->flags & F_BLOCKING) {
@@ -918,11 +1031,15 @@ static int queue(struct ctx *x, const struct cmd *cmd)
         s->qlen = l;
         s->qcap = cap;
     }
+    if (rabia_buf_reserve(&s->qkinds, 1))
+        return -ENOMEM;
     size_t at = s->qops.len;
     if (encode_op(&s->qops, x->c, cmd->kv_name)) {
         s->qops.len = at;
         return -ENOMEM;
     }
+    uint8_t kind = cmd->kind == K_REPL ? r3_kind(x->c) : R3_PLAIN; /* PING, ECHO, SELECT */
+    put(&s->qkinds, &kind, 1); /* reserved */
     s->qlen[s->nqueued++] = s->qops.len - at;
     s->txn_bytes += 4 + size;
     return resp_put_simple(x->out, "QUEUED") ? -ENOMEM : RESP_LOCAL;
@@ -1002,6 +1119,12 @@ static int cmd_exec(struct ctx *x, const struct cmd *cmd)
     free(nums);
     if (rc)
         return -ENOMEM;
+    /* the queued commands' kinds go with the reply (the next MULTI reuses
+     * the queue's buffer) */
+    struct rabia_buf k = s->exec_kinds;
+    s->exec_kinds = s->qkinds;
+    s->qkinds = k;
+    s->r3 = s->proto == 3 ? R3_EXEC : R3_NONE;
     s->db = s->multi_db;
     multi_discard(s);
     unwatch(s);
@@ -1039,7 +1162,7 @@ static int cmd_ping(struct ctx *x, const struct cmd *cmd)
 {
     if (ARGC > 2)
         return arity_text(x->out, "-ERR ", "ping") ? -ENOMEM : RESP_LOCAL;
-    if (x->s->nsubs || x->s->npsubs) { /* RESP2 subscribed mode: a "pong" push */
+    if ((x->s->nsubs || x->s->npsubs) && x->s->proto == 2) { /* RESP2 subscribed mode: a "pong" push */
         int rc = resp_put_array(x->out, 2);
         if (!rc) rc = put_bulk_cstr(x->out, "pong");
         if (!rc) rc = ARGC == 2 ? resp_put_bulk(x->out, ARG(1), LEN(1)) : resp_put_bulk(x->out, "", 0);
@@ -1068,6 +1191,7 @@ static int cmd_reset(struct ctx *x, const struct cmd *cmd)
     unwatch(x->s);
     unsubscribe_all(x->s);
     x->s->db = 0;
+    x->s->proto = 2;
     rabia_buf_clear(&x->s->name);
     return resp_put_simple(x->out, "RESET") ? -ENOMEM : RESP_LOCAL;
 }
@@ -1182,11 +1306,13 @@ static size_t sub_find(const struct rabia_buf *list, const uint8_t *p, size_t n)
     return SIZE_MAX;
 }
 
-static int sub_reply(struct rabia_buf *o, const char *kind, const uint8_t *p, size_t n, uint32_t count)
+/* A (un)subscribe confirmation: a push in RESP3. */
+static int sub_reply(struct rabia_buf *o, uint8_t proto, const char *kind, const uint8_t *p, size_t n,
+                     uint32_t count)
 {
-    int rc = resp_put_array(o, 3);
+    int rc = put_push(o, proto, 3);
     if (!rc) rc = put_bulk_cstr(o, kind);
-    if (!rc) rc = p ? resp_put_bulk(o, p, n) : resp_put_null(o);
+    if (!rc) rc = p ? resp_put_bulk(o, p, n) : put_nil(o, proto);
     return rc ? rc : resp_put_int(o, count);
 }
 
@@ -1204,7 +1330,8 @@ static int subscribe(struct ctx *x, bool pattern)
                 return -ENOMEM;
             (*count)++;
         }
-        if (sub_reply(x->out, pattern ? "psubscribe" : "subscribe", ARG(i), LEN(i), s->nsubs + s->npsubs))
+        if (sub_reply(x->out, s->proto, pattern ? "psubscribe" : "subscribe", ARG(i), LEN(i),
+                      s->nsubs + s->npsubs))
             return -ENOMEM;
     }
     return RESP_LOCAL;
@@ -1220,7 +1347,7 @@ static int unsubscribe_one(struct ctx *x, bool pattern, const uint8_t *p, size_t
         list->len -= 4 + n;
         (*(pattern ? &s->npsubs : &s->nsubs))--;
     }
-    return sub_reply(x->out, pattern ? "punsubscribe" : "unsubscribe", p, n, s->nsubs + s->npsubs);
+    return sub_reply(x->out, s->proto, pattern ? "punsubscribe" : "unsubscribe", p, n, s->nsubs + s->npsubs);
 }
 
 static int unsubscribe(struct ctx *x, bool pattern)
@@ -1234,7 +1361,8 @@ static int unsubscribe(struct ctx *x, bool pattern)
         return RESP_LOCAL;
     }
     if ((pattern ? s->npsubs : s->nsubs) == 0)
-        return sub_reply(x->out, pattern ? "punsubscribe" : "unsubscribe", NULL, 0, s->nsubs + s->npsubs)
+        return sub_reply(x->out, s->proto, pattern ? "punsubscribe" : "unsubscribe", NULL, 0,
+                         s->nsubs + s->npsubs)
                    ? -ENOMEM
                    : RESP_LOCAL;
     while (list->len) { /* every one, first subscribed first */
@@ -1262,7 +1390,7 @@ int resp_pubsub_deliver(const struct resp_session *s, const uint8_t *ch, size_t 
 {
     int n = 0, rc = 0;
     if (s->nsubs && sub_find(&s->subs, ch, chn) != SIZE_MAX) {
-        if ((rc = resp_put_array(out, 3)) || (rc = put_bulk_cstr(out, "message")) ||
+        if ((rc = put_push(out, s->proto, 3)) || (rc = put_bulk_cstr(out, "message")) ||
             (rc = resp_put_bulk(out, ch, chn)) || (rc = resp_put_bulk(out, msg, msgn)))
             return rc;
         n++;
@@ -1273,7 +1401,7 @@ int resp_pubsub_deliver(const struct resp_session *s, const uint8_t *ch, size_t 
         memcpy(&l, s->psubs.data + at, 4);
         const uint8_t *pat = s->psubs.data + at + 4;
         if (rabia_kv_glob_match(pat, l, ch, chn)) {
-            if ((rc = resp_put_array(out, 4)) || (rc = put_bulk_cstr(out, "pmessage")) ||
+            if ((rc = put_push(out, s->proto, 4)) || (rc = put_bulk_cstr(out, "pmessage")) ||
                 (rc = resp_put_bulk(out, pat, l)) || (rc = resp_put_bulk(out, ch, chn)) ||
                 (rc = resp_put_bulk(out, msg, msgn)))
                 return rc;
@@ -1375,16 +1503,21 @@ static int set_name(struct ctx *x, const uint8_t *p, size_t n)
 
 #define E_NAME "ERR Client names cannot contain spaces, newlines or special characters."
 
+/* Redis 7.0's helloCommand: the version, then the options; the protocol
+ * switches when everything was accepted, and the reply (a map in RESP3)
+ * is in the new one. */
 static int cmd_hello(struct ctx *x, const struct cmd *cmd)
 {
     uint32_t next = 1;
+    uint8_t proto = x->s->proto;
     if (ARGC >= 2) {
         int64_t ver;
         if (!rabia_kv_parse_int(ARG(1), LEN(1), &ver))
             return local_err(x, "ERR Protocol version is not an integer or out of range");
         next = 2;
-        if (ver != 2) /* 3 is valid Redis but this front end speaks RESP2 only */
+        if (ver < 2 || ver > 3)
             return local_err(x, "NOPROTO unsupported protocol version");
+        proto = (uint8_t)ver;
     }
     const uint8_t *user = NULL, *name = NULL;
     size_t user_len = 0, name_len = 0;
@@ -1418,14 +1551,15 @@ static int cmd_hello(struct ctx *x, const struct cmd *cmd)
         if (rc < 0)
             return -ENOMEM;
     }
+    x->s->proto = proto;
     struct rabia_buf *o = x->out;
-    int rc = resp_put_array(o, 14);
+    int rc = put_map(o, proto, 7);
     if (!rc) rc = put_bulk_cstr(o, "server");
     if (!rc) rc = put_bulk_cstr(o, RESP_SERVER_NAME);
     if (!rc) rc = put_bulk_cstr(o, "version");
     if (!rc) rc = put_bulk_cstr(o, RESP_SERVER_VERSION);
     if (!rc) rc = put_bulk_cstr(o, "proto");
-    if (!rc) rc = resp_put_int(o, 2);
+    if (!rc) rc = resp_put_int(o, proto);
     if (!rc) rc = put_bulk_cstr(o, "id");
     if (!rc) rc = resp_put_int(o, (int64_t)x->s->id);
     if (!rc) rc = put_bulk_cstr(o, "mode");
@@ -1438,8 +1572,10 @@ static int cmd_hello(struct ctx *x, const struct cmd *cmd)
 }
 
 /* COMMAND INFO's 10-field entry (Redis 7 shape; ACL categories, tips and
- * key specs are left empty). */
-static int put_cmd_info(struct rabia_buf *o, const struct cmd *c)
+ * key specs are left empty). In RESP3 Redis 7.0 sends the flags, ACL
+ * categories, tips and key specs as sets, and no subcommands as an empty
+ * set. */
+static int put_cmd_info(struct rabia_buf *o, uint8_t proto, const struct cmd *c)
 {
     unsigned nflags = 0;
     for (unsigned b = 0; b < sizeof flag_names / sizeof flag_names[0]; b++)
@@ -1447,19 +1583,19 @@ static int put_cmd_info(struct rabia_buf *o, const struct cmd *c)
     int rc = resp_put_array(o, 10);
     if (!rc) rc = put_bulk_cstr(o, c->name);
     if (!rc) rc = resp_put_int(o, c->arity);
-    if (!rc) rc = resp_put_array(o, nflags);
+    if (!rc) rc = put_set(o, proto, nflags);
     for (unsigned b = 0; !rc && b < sizeof flag_names / sizeof flag_names[0]; b++)
         if (c->flags & (1u << b))
             rc = resp_put_simple(o, flag_names[b]);
     if (!rc) rc = resp_put_int(o, c->first);
     if (!rc) rc = resp_put_int(o, c->last);
     if (!rc) rc = resp_put_int(o, c->step);
-    if (!rc) rc = resp_put_array(o, 0);
-    if (!rc) rc = resp_put_array(o, 0);
-    if (!rc) rc = resp_put_array(o, 0);
-    if (!rc) rc = resp_put_array(o, c->nsubs);
+    if (!rc) rc = put_set(o, proto, 0);
+    if (!rc) rc = put_set(o, proto, 0);
+    if (!rc) rc = put_set(o, proto, 0);
+    if (!rc) rc = c->nsubs ? resp_put_array(o, c->nsubs) : put_set(o, proto, 0);
     for (unsigned i = 0; !rc && i < c->nsubs; i++)
-        rc = put_cmd_info(o, &c->subs[i]);
+        rc = put_cmd_info(o, proto, &c->subs[i]);
     return rc;
 }
 
@@ -1467,7 +1603,7 @@ static int cmd_command(struct ctx *x, const struct cmd *cmd)
 {
     int rc = resp_put_array(x->out, all_count());
     for (unsigned i = 0; !rc && i < all_count(); i++)
-        rc = put_cmd_info(x->out, all_at(i));
+        rc = put_cmd_info(x->out, x->s->proto, all_at(i));
     return rc ? -ENOMEM : RESP_LOCAL;
 }
 
@@ -1480,7 +1616,7 @@ static int cmd_command_count(struct ctx *x, const struct cmd *cmd)
  * (a RESP2 empty array) makes it fall back to its built-in docs. */
 static int cmd_command_docs(struct ctx *x, const struct cmd *cmd)
 {
-    return resp_put_array(x->out, 0) ? -ENOMEM : RESP_LOCAL;
+    return put_map(x->out, x->s->proto, 0) ? -ENOMEM : RESP_LOCAL;
 }
 
 /* A name as COMMAND INFO takes it: "get", or "config|get". */
@@ -1500,7 +1636,7 @@ static int cmd_command_info(struct ctx *x, const struct cmd *cmd)
     int rc = resp_put_array(x->out, ARGC - 2);
     for (uint32_t i = 2; !rc && i < ARGC; i++) {
         const struct cmd *c = lookup_full(ARG(i), LEN(i));
-        rc = c ? put_cmd_info(x->out, c) : resp_put_null(x->out);
+        rc = c ? put_cmd_info(x->out, x->s->proto, c) : put_nil(x->out, x->s->proto);
     }
     return rc ? -ENOMEM : RESP_LOCAL;
 }
@@ -1583,7 +1719,7 @@ static int cmd_config_get(struct ctx *x, const struct cmd *cmd)
         free(pat);
     }
     unsigned n = (unsigned)__builtin_popcount(matched);
-    int rc = resp_put_array(x->out, 2u * n);
+    int rc = put_map(x->out, x->s->proto, n);
     for (unsigned k = 0; !rc && k < N_PARAMS; k++) {
         if (!(matched & (1u << k)))
             continue;
@@ -1623,7 +1759,7 @@ static int cmd_client_setname(struct ctx *x, const struct cmd *cmd)
 static int cmd_client_getname(struct ctx *x, const struct cmd *cmd)
 {
     const struct rabia_buf *n = &x->s->name;
-    int rc = n->len ? resp_put_bulk(x->out, n->data, n->len) : resp_put_null(x->out);
+    int rc = n->len ? resp_put_bulk(x->out, n->data, n->len) : put_nil(x->out, x->s->proto);
     return rc ? -ENOMEM : RESP_LOCAL;
 }
 
@@ -1632,7 +1768,8 @@ static int cmd_client_id(struct ctx *x, const struct cmd *cmd)
     return resp_put_int(x->out, (int64_t)x->s->id) ? -ENOMEM : RESP_LOCAL;
 }
 
-/* CLIENT INFO / CLIENT LIST: this connection's line, Redis's fields. */
+/* CLIENT INFO / CLIENT LIST: this connection's line, Redis's fields (a
+ * verbatim string in RESP3, as Redis 7.0's). */
 static int cmd_client_info(struct ctx *x, const struct cmd *cmd)
 {
     const struct resp_session *s = x->s;
@@ -1642,9 +1779,9 @@ static int cmd_client_info(struct ctx *x, const struct cmd *cmd)
     snprintf(tail, sizeof tail,
              " age=0 idle=0 flags=%s db=%u sub=%u psub=%u ssub=0 multi=%ld qbuf=0 qbuf-free=0 "
              "argv-mem=0 multi-mem=%zu rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r "
-             "cmd=%s user=default redir=-1 resp=2\n",
+             "cmd=%s user=default redir=-1 resp=%u\n",
              s->in_multi ? "x" : "N", s->db, s->nsubs, s->npsubs, s->in_multi ? (long)s->nqueued : -1L, s->qops.len,
-             cmd->name);
+             cmd->name, (unsigned)s->proto);
     struct rabia_buf line = {0};
     int rc = put_cstr(&line, head);
     if (!rc)
@@ -1652,7 +1789,8 @@ static int cmd_client_info(struct ctx *x, const struct cmd *cmd)
     if (!rc)
         rc = put_cstr(&line, tail);
     if (!rc)
-        rc = resp_put_bulk(x->out, line.data, line.len);
+        rc = s->proto == 3 ? resp_put_verbatim(x->out, line.data, line.len)
+                           : resp_put_bulk(x->out, line.data, line.len);
     rabia_buf_free(&line);
     return rc ? -ENOMEM : RESP_LOCAL;
 }
@@ -1672,6 +1810,212 @@ static int cmd_client_setinfo(struct ctx *x, const struct cmd *cmd)
 }
 
 /* ====================================================================== */
+/* RESP3 conversion of replicated results                                  */
+
+#define R3_MAX_DEPTH 32
+#define R3_EACH_TAIL_DOUBLE 0x80 /* internal: an array of R3_TAIL_DOUBLE (ZMPOP's pairs) */
+
+struct r3 {
+    const uint8_t *p;
+    size_t len, at;       /* p[at..len): not read yet */
+    struct rabia_buf *out;
+    const uint8_t *kinds; /* EXEC: the queued commands' kinds */
+    size_t nkinds;
+};
+
+static int r3_value(struct r3 *r, uint8_t kind, unsigned depth);
+
+/* The integer of the header line at r->at (type byte, digits, CRLF): true
+ * with *v and *next (the byte after the CRLF), or false. */
+static bool r3_header(const struct r3 *r, int64_t *v, size_t *next)
+{
+    size_t from = r->at + 1;
+    const uint8_t *cr = from < r->len ? memchr(r->p + from, '\r', r->len - from) : NULL;
+    if (!cr)
+        return false;
+    size_t i = (size_t)(cr - r->p);
+    if (i + 1 >= r->len || r->p[i + 1] != '\n' || !rabia_kv_parse_int(r->p + from, i - from, v) || *v < -1)
+        return false;
+    *next = i + 2;
+    return true;
+}
+
+/* Redis 7.0's text of a double (%.17g, or "inf", "-inf"): [-] digits
+ * [. digits] [e[+-]digits], or [-]inf. */
+static bool r3_double_text(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    if (i < n && p[i] == '-')
+        i++;
+    if (n - i == 3 && memcmp(p + i, "inf", 3) == 0)
+        return true;
+    size_t d = i;
+    while (i < n && p[i] >= '0' && p[i] <= '9')
+        i++;
+    if (i == d)
+        return false;
+    if (i < n && p[i] == '.') {
+        d = ++i;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+        if (i == d)
+            return false;
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        i++;
+        if (i < n && (p[i] == '+' || p[i] == '-'))
+            i++;
+        d = i;
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+        if (i == d)
+            return false;
+    }
+    return i == n;
+}
+
+/* n elements at r->at, the array's kind: the aggregate header, then each
+ * element by its own kind. 0, 1 (cannot parse) or -ENOMEM. */
+static int r3_array(struct r3 *r, uint8_t kind, uint64_t n, unsigned depth)
+{
+    int rc;
+    char type = '*';
+    uint64_t count = n;
+    switch (kind) {
+    case R3_MAP:
+    case R3_SCORED:
+    case R3_PAIRS:
+        if (n % 2)
+            return 1;
+        count = n / 2;
+        type = kind == R3_MAP ? '%' : '*';
+        break;
+    case R3_SET:
+        type = '~';
+        break;
+    default:
+        break;
+    }
+    if (put_agg(r->out, type, count))
+        return -ENOMEM;
+    bool exec = kind == R3_EXEC && depth == 0 && r->kinds && r->nkinds == n;
+    for (uint64_t i = 0; i < n; i++) {
+        uint8_t k = R3_PLAIN;
+        switch (kind) {
+        case R3_DOUBLE_ARRAY:
+            k = R3_DOUBLE;
+            break;
+        case R3_SCORED:
+        case R3_PAIRS:
+            if (i % 2 == 0 && put_cstr(r->out, "*2\r\n"))
+                return -ENOMEM;
+            k = kind == R3_SCORED && i % 2 ? R3_DOUBLE : R3_PLAIN;
+            break;
+        case R3_TAIL_DOUBLE:
+            k = i == n - 1 ? R3_DOUBLE : R3_PLAIN;
+            break;
+        case R3_MPOP:
+            k = i == 1 ? R3_EACH_TAIL_DOUBLE : R3_PLAIN;
+            break;
+        case R3_EACH_TAIL_DOUBLE:
+            k = R3_TAIL_DOUBLE;
+            break;
+        case R3_EXEC:
+            k = exec ? r->kinds[i] : R3_PLAIN;
+            break;
+        default:
+            break;
+        }
+        if ((rc = r3_value(r, k, depth + 1)))
+            return rc;
+    }
+    return 0;
+}
+
+/* One RESP2 value at r->at in the given kind. 0, 1 (cannot parse) or
+ * -ENOMEM. */
+static int r3_value(struct r3 *r, uint8_t kind, unsigned depth)
+{
+    if (r->at >= r->len || depth > R3_MAX_DEPTH)
+        return 1;
+    size_t start = r->at, next;
+    int64_t n;
+    switch (r->p[start]) {
+    case '+':
+    case '-':
+    case ':': { /* one line; an integer's digits canonical */
+        const uint8_t *cr = memchr(r->p + start, '\r', r->len - start);
+        if (!cr || (size_t)(cr - r->p) + 1 >= r->len || cr[1] != '\n')
+            return 1;
+        size_t body = (size_t)(cr - r->p) - start - 1;
+        if (memchr(r->p + start + 1, '\n', body) ||
+            (r->p[start] == ':' && !rabia_kv_parse_int(r->p + start + 1, body, &n)))
+            return 1;
+        r->at = (size_t)(cr - r->p) + 2;
+        return put(r->out, r->p + start, r->at - start) ? -ENOMEM : 0;
+    }
+    case '$':
+        if (!r3_header(r, &n, &next))
+            return 1;
+        if (n == -1) {
+            r->at = next;
+            return put_cstr(r->out, "_\r\n") ? -ENOMEM : 0;
+        }
+        if ((uint64_t)n > r->len - next || r->len - next - (size_t)n < 2 || r->p[next + (size_t)n] != '\r' ||
+            r->p[next + (size_t)n + 1] != '\n')
+            return 1;
+        r->at = next + (size_t)n + 2;
+        if (kind != R3_DOUBLE)
+            return put(r->out, r->p + start, r->at - start) ? -ENOMEM : 0;
+        /* Redis 7.0 writes a double's text (%.17g, "inf", "-inf") the same
+         * way in both: "$<n>\r\n<text>\r\n" becomes ",<text>\r\n" */
+        if (!r3_double_text(r->p + next, (size_t)n))
+            return 1;
+        if (put(r->out, ",", 1) || put(r->out, r->p + next, (size_t)n) || put(r->out, "\r\n", 2))
+            return -ENOMEM;
+        return 0;
+    case '*':
+        if (!r3_header(r, &n, &next))
+            return 1;
+        r->at = next;
+        if (n == -1)
+            return put_cstr(r->out, "_\r\n") ? -ENOMEM : 0;
+        if ((uint64_t)n > (r->len - next) / 3) /* every element takes 3 bytes at least */
+            return 1;
+        return r3_array(r, kind, (uint64_t)n, depth);
+    default: /* not a RESP2 type */
+        return 1;
+    }
+}
+
+static int convert(uint8_t kind, const uint8_t *kinds, size_t nkinds, const uint8_t *r2, size_t len,
+                   struct rabia_buf *out)
+{
+    size_t at0 = out->len;
+    if (kind != R3_NONE) {
+        struct r3 r = {r2, len, 0, out, kinds, nkinds};
+        int rc = r3_value(&r, kind, 0);
+        if (rc == 0 && r.at == len)
+            return 0;
+        out->len = at0;
+        if (rc < 0)
+            return rc;
+    }
+    return put(out, r2, len);
+}
+
+int resp3_convert(uint8_t kind, const uint8_t *r2, size_t len, struct rabia_buf *out)
+{
+    return convert(kind, NULL, 0, r2, len, out);
+}
+
+int resp3_convert_exec(const uint8_t *kinds, size_t nkinds, const uint8_t *r2, size_t len,
+                       struct rabia_buf *out)
+{
+    return convert(R3_EXEC, kinds, nkinds, r2, len, out);
+}
+
+/* ====================================================================== */
 /* Dispatch                                                                */
 
 static bool arity_ok(const struct cmd *c, uint32_t argc)
@@ -1688,8 +2032,10 @@ static int dispatch(struct ctx *x)
     if (!cmd)
         return reject_unknown(x);
     s->post = RESP_POST_NONE;
+    s->r3 = R3_NONE;
     s->barrier = false;
-    if ((s->nsubs || s->npsubs) && !allowed_subscribed(cmd)) {
+    /* RESP2's subscribed mode; a RESP3 connection may run anything */
+    if ((s->nsubs || s->npsubs) && s->proto == 2 && !allowed_subscribed(cmd)) {
         char msg[200];
         snprintf(msg, sizeof msg,
                  "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "

@@ -1,7 +1,7 @@
-/* RESP2 front end of a KV replica: the request parser and the per-connection
- * command dispatcher, so that redis-cli, redis-benchmark (pipelined) and
- * Redis client libraries can talk to a rabia cluster running the KV state
- * machine (examples/kv.h).
+/* RESP2/RESP3 front end of a KV replica: the request parser and the
+ * per-connection command dispatcher, so that redis-cli, redis-benchmark
+ * (pipelined) and Redis client libraries can talk to a rabia cluster
+ * running the KV state machine (kv/kv.h).
  *
  * Pure C, no syscalls: the daemon's io_uring loop owns the sockets and the
  * buffers and calls in here with the bytes it read. Per connection it keeps
@@ -22,7 +22,8 @@
  *         case RESP_LOCAL:     queue `out` as this command's reply
  *         case RESP_REPLICATE: submit `op` through consensus; the state
  *                              machine's result is this command's reply
- *         case RESP_INFO:      append the INFO reply (resp_put_bulk) to out
+ *         case RESP_INFO:      append the INFO reply (resp_put_bulk; in
+ *                              RESP3 resp_put_verbatim) to out
  *         case RESP_QUIT:      write `out` (+OK), then close
  *         case RESP_CLOSE:     close (out of memory)
  *         }
@@ -43,14 +44,27 @@
  * client whose pop found nothing and retries when a key is ready:
  * RESP_POST_BLOCK, resp_block_waits_on).
  *
+ * RESP3: a connection speaks RESP2 until HELLO 3 (HELLO 2 and RESET go
+ * back): resp_session.proto. The connection's own replies are then written
+ * in RESP3 here (HELLO's map, CONFIG GET's map, pushes for Pub/Sub, nulls,
+ * verbatim CLIENT INFO...). Replicated results stay RESP2: they are the
+ * state machine's, the same for every connection. The caller converts each
+ * one with resp3_convert (resp3_convert_exec for EXEC), by the kind
+ * resp_handle recorded for the command (resp_session.r3: R3_NONE on a
+ * RESP2 connection, so nothing to do), as Redis 7.0 answers it in RESP3:
+ * HGETALL a map, SMEMBERS a set, ZSCORE a double, ZRANGE ... WITHSCORES
+ * [member, score] pairs, every nil a null. The caller formats INFO as a
+ * verbatim string ("=<n+4>\r\ntxt:...") on a RESP3 connection.
+ *
  * DIFFERENCES FROM REDIS (the store's own are in kv/README.md)
  *  - Inside MULTI only replicated commands, PING, ECHO and SELECT are
  *    queued. The other connection commands (CLIENT, CONFIG, COMMAND, HELLO,
  *    AUTH, INFO, SUBSCRIBE...) are refused with "-ERR Command not allowed
  *    inside a transaction" and abort the transaction (Redis queues some of
  *    them). MULTI, EXEC, DISCARD, WATCH, QUIT and RESET act immediately.
- *  - HELLO 3 is refused (RESP2 only): "-NOPROTO unsupported protocol
- *    version", Redis 7's text.
+ *  - RESP3: a Pub/Sub push is written after the replies to every command
+ *    read before it was published (Redis may push it between them), and
+ *    CLIENT TRACKING (client-side caching) is not supported.
  *  - A request whose encoded operation would exceed the session's max_op
  *    (the largest op a batch can carry) is refused with an error reply.
  *  - The protocol parser is stricter than Redis's in two places: a bulk
@@ -149,7 +163,8 @@ enum resp_action {
     RESP_QUIT = 2,      /* write local_reply ("+OK\r\n"), then close */
     RESP_CLOSE = 3,     /* close now (out of memory) */
     RESP_INFO = 4,      /* INFO: the caller appends the reply (a bulk string
-                           of "field:value\r\n" lines) to local_reply */
+                           of "field:value\r\n" lines; a verbatim string when
+                           proto is 3) to local_reply */
 };
 
 #define RESP_SERVER_NAME "redis"
@@ -172,12 +187,43 @@ struct resp_watch {        /* one WATCHed key */
     uint8_t *key;
 };
 
+/* How a replicated command's RESP2 result becomes its RESP3 reply
+ * (resp3_convert), as Redis 7.0 answers in RESP3. In every kind a nil bulk
+ * or nil array ("$-1", "*-1"), at any depth, becomes a null ("_"); errors,
+ * integers and simple strings stay as they are. */
+enum resp3_kind {
+    R3_NONE = 0,         /* a RESP2 connection: the result as it is */
+    R3_PLAIN = 1,        /* only the nulls (GET, MGET, LPOP, EXEC without kinds...) */
+    R3_MAP = 2,          /* a flat field/value array becomes a map (HGETALL) */
+    R3_SET = 3,          /* an array becomes a set (SMEMBERS SINTER SUNION SDIFF,
+                            SPOP with a count) */
+    R3_DOUBLE = 4,       /* a bulk string becomes a double (ZSCORE ZINCRBY,
+                            ZADD ... INCR); INCRBYFLOAT stays a bulk, as in Redis */
+    R3_DOUBLE_ARRAY = 5, /* each bulk of an array becomes a double (ZMSCORE) */
+    R3_SCORED = 6,       /* a flat member/score array becomes an array of
+                            [member, double] pairs (ZRANGE-family WITHSCORES,
+                            ZPOPMIN/ZPOPMAX with a count, ZRANDMEMBER WITHSCORES) */
+    R3_PAIRS = 7,        /* a flat field/value array becomes an array of
+                            [field, value] pairs (HRANDFIELD WITHVALUES) */
+    R3_TAIL_DOUBLE = 8,  /* an array's last element becomes a double
+                            (ZPOPMIN/ZPOPMAX without a count, BZPOPMIN/BZPOPMAX) */
+    R3_MPOP = 9,         /* [key, [[member, score]...]]: the scores become
+                            doubles (ZMPOP, BZMPOP) */
+    R3_EXEC = 10,        /* EXEC: each element by its queued command's kind
+                            (resp3_convert_exec); without them, R3_PLAIN */
+};
+
 struct resp_session {
     uint64_t id;        /* CLIENT ID, HELLO's id */
     uint32_t db;        /* SELECTed database */
     uint32_t multi_db;  /* the database after EXEC (SELECT queued in MULTI) */
+    uint8_t proto;      /* 2 or 3: RESP2 until HELLO 3 */
     /* set by resp_handle with RESP_REPLICATE: */
     uint8_t post;       /* enum resp_post */
+    uint8_t r3;         /* enum resp3_kind: R3_NONE on a RESP2 connection */
+    /* with r3 == R3_EXEC: the queued commands' kinds, one byte each, for
+     * resp3_convert_exec (valid until the next EXEC) */
+    struct rabia_buf exec_kinds;
     bool barrier;       /* handle nothing more until every reply is in (WATCH) */
     uint64_t block_timeout_ms; /* RESP_POST_BLOCK: 0 = forever */
     /* WATCH */
@@ -193,6 +239,7 @@ struct resp_session {
     size_t txn_bytes;   /* encoded size of the TXN the queue would make */
     struct rabia_buf qops;   /* queued argv operations, back to back */
     size_t *qlen;            /* their lengths */
+    struct rabia_buf qkinds; /* their enum resp3_kind, one byte each */
     uint32_t qcap;
     struct rabia_buf name;   /* CLIENT SETNAME; len 0 = no name */
     char addr[64];      /* optional, shown by CLIENT INFO ("" = unknown) */
@@ -215,8 +262,9 @@ int resp_handle(struct resp_session *s, const struct resp_argv *cmd,
 /* The result of a WATCHVER (RESP_POST_WATCH): record the versions. */
 void resp_watch_result(struct resp_session *s, const uint8_t *res, size_t len);
 /* Whether s receives a message published on channel ch; appends the
- * RESP2 push(es) ("message", and "pmessage" per matching pattern) to out
- * and returns how many (0 or -ENOMEM). */
+ * push(es) ("message", and "pmessage" per matching pattern: arrays in
+ * RESP2, push types ">" in RESP3) to out and returns how many (0 or
+ * -ENOMEM). */
 int resp_pubsub_deliver(const struct resp_session *s, const uint8_t *ch, size_t chn, const uint8_t *msg,
                         size_t msgn, struct rabia_buf *out);
 /* For a blocking pop's op: whether the key (db, k) is one it waits on. */
@@ -225,8 +273,22 @@ bool resp_block_waits_on(const uint8_t *op, size_t n, uint32_t db, const uint8_t
 /* Number of top-level commands known (COMMAND COUNT). */
 unsigned resp_command_count(void);
 
+/* Append the RESP3 form of the one RESP2 value r2[0..len) (a replicated
+ * command's result) for a command of the given enum resp3_kind. Pure: never
+ * reads outside r2[0..len), nesting deeper than 32 arrays is not followed;
+ * anything it cannot parse (not exactly one RESP2 value, a non-RESP2 type
+ * byte, a map with an odd count, a double that is not a number...) is
+ * appended unchanged, and so is everything for R3_NONE. 0 or -ENOMEM (out
+ * then holds what it held before). */
+int resp3_convert(uint8_t kind, const uint8_t *r2, size_t len, struct rabia_buf *out);
+/* EXEC's result: element i converted by kinds[i] when the array has
+ * exactly nkinds elements, else as R3_PLAIN. Same rules. */
+int resp3_convert_exec(const uint8_t *kinds, size_t nkinds, const uint8_t *r2, size_t len,
+                       struct rabia_buf *out);
+
 /* ---------------------------------------------------------------------- */
-/* RESP2 writers (0 or -ENOMEM), for the caller's own replies.            */
+/* RESP2 writers (0 or -ENOMEM), for the caller's own replies (also valid
+ * RESP3: RESP3 clients read RESP2's types).                              */
 
 int resp_put_simple(struct rabia_buf *out, const char *s);  /* +s\r\n */
 int resp_put_error(struct rabia_buf *out, const char *s);   /* -s\r\n ("ERR ...") */
@@ -234,6 +296,8 @@ int resp_put_int(struct rabia_buf *out, int64_t v);         /* :v\r\n */
 int resp_put_bulk(struct rabia_buf *out, const void *p, size_t n);
 int resp_put_null(struct rabia_buf *out);                   /* $-1\r\n */
 int resp_put_array(struct rabia_buf *out, uint64_t n);      /* *n\r\n */
+/* RESP3's verbatim text: "=<n+4>\r\ntxt:" p[0..n) "\r\n" (INFO, CLIENT INFO) */
+int resp_put_verbatim(struct rabia_buf *out, const void *p, size_t n);
 
 #ifdef __cplusplus
 }

@@ -94,6 +94,11 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
             r->n_blocked++;
             return;
         }
+        struct rabia_buf kinds = {0}; /* EXEC's, kept in out until now */
+        if (s->r3 == R3_EXEC) {
+            kinds = s->out;
+            s->out = (struct rabia_buf){0};
+        }
         rabia_buf_clear(&s->out);
         if (status != RABIA_REPLY_OK) {
             resp_status_error(&s->out, status, res, len);
@@ -104,9 +109,12 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
             char num[32];
             int n = snprintf(num, sizeof num, ":%" PRId64 "\r\n", r->publish_count);
             rabia_buf_append(&s->out, num, (size_t)n);
+        } else if (s->r3 == R3_EXEC) { /* a RESP3 connection: Redis 7.0's RESP3 reply */
+            resp3_convert_exec(kinds.data, kinds.len, res, len, &s->out);
         } else {
-            rabia_buf_append(&s->out, res, len);
+            resp3_convert(s->r3, res, len, &s->out); /* R3_NONE: as it is */
         }
+        rabia_buf_free(&kinds);
         s->ready = true;
         resp_flush(r, k);
         if (!k->inflight && k->in.len && !k->want_pump) { /* parse the rest after this turn */
@@ -181,7 +189,7 @@ static int info_filter(char *text, int n, const uint8_t *want, size_t wn)
     return o;
 }
 
-static void resp_info(struct rabia_replica *r, struct rabia_buf *out, const uint8_t *want, size_t wn)
+static void resp_info(struct rabia_replica *r, struct rabia_buf *out, const uint8_t *want, size_t wn, bool verbatim)
 {
     uint64_t hslot;
     struct rabia_replica_status st;
@@ -226,11 +234,8 @@ static void resp_info(struct rabia_replica *r, struct rabia_buf *out, const uint
         if (n >= (int)sizeof text) n = (int)sizeof text - 1;
     }
     n = info_filter(text, n, want, wn);
-    char hdr[32];
-    int h = snprintf(hdr, sizeof hdr, "$%d\r\n", n);
-    rabia_buf_append(out, hdr, (size_t)h);
-    rabia_buf_append(out, text, (size_t)n);
-    rabia_buf_append(out, "\r\n", 2);
+    if (verbatim) resp_put_verbatim(out, text, (size_t)n); /* RESP3, as Redis 7.0 */
+    else resp_put_bulk(out, text, (size_t)n);
 }
 
 /* Number of the batch being filled: how many were cut before it. */
@@ -290,6 +295,9 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
         int what = resp_handle(&k->rs, &k->pa, &s->out, &op);
         k->q_len++;
         s->post = what == RESP_REPLICATE ? k->rs.post : RESP_POST_NONE;
+        s->r3 = what == RESP_REPLICATE ? k->rs.r3 : R3_NONE;
+        if (s->r3 == R3_EXEC) /* out is unused until the result: it keeps the kinds */
+            rabia_buf_append(&s->out, k->rs.exec_kinds.data, k->rs.exec_kinds.len);
         if (subscribed != (k->rs.nsubs || k->rs.npsubs)) {
             k->pubsub = !subscribed;
             if (subscribed) r->pubsub_conns--;
@@ -312,7 +320,8 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
             k->open_batch = open_batch_no(node_batcher(r->node));
             replica_enqueue(r, k->client_id, seq, k->group_first, op.data, (uint32_t)op.len, ci, slot, NULL, NULL);
         } else if (what == RESP_INFO) {
-            resp_info(r, &s->out, k->pa.argc > 1 ? k->pa.argv[1] : NULL, k->pa.argc > 1 ? k->pa.argv_len[1] : 0);
+            resp_info(r, &s->out, k->pa.argc > 1 ? k->pa.argv[1] : NULL, k->pa.argc > 1 ? k->pa.argv_len[1] : 0,
+                      k->rs.proto == 3);
             s->ready = true;
         } else if (what == RESP_CLOSE) {
             s->ready = true;
@@ -412,6 +421,7 @@ void replica_sm_event(void *ctx, const struct rabia_sm_event *ev)
             if (n <= 0) continue;
             s->ready = true;
             s->post = RESP_POST_NONE;
+            s->r3 = R3_NONE;
             k->q_len++;
             count += n;
             resp_flush(r, k);
@@ -441,8 +451,9 @@ void replica_resp_timeouts(struct rabia_replica *r, uint64_t now)
             continue;
         struct resp_slot *s = &k->q[k->block_slot];
         rabia_buf_clear(&s->out);
-        /* BLMOVE answers a nil bulk, BLPOP / BRPOP a nil array */
-        rabia_buf_append(&s->out, k->block_bulk ? "$-1\r\n" : "*-1\r\n", 5);
+        /* BLMOVE answers a nil bulk, BLPOP / BRPOP a nil array; RESP3 a null */
+        if (s->r3) rabia_buf_append(&s->out, "_\r\n", 3);
+        else rabia_buf_append(&s->out, k->block_bulk ? "$-1\r\n" : "*-1\r\n", 5);
         s->ready = true;
         k->blocked = false;
         r->n_blocked--;

@@ -38,6 +38,9 @@ enum ck { CK_FREE, CK_PEER_OUT, CK_PEER_IN_HELLO, CK_PEER_IN, CK_CLIENT, CK_RESP
 struct resp_slot {         /* one pipelined RESP command's reply, in order */
     bool ready;
     uint8_t post;          /* enum resp_post: what its result becomes */
+    uint8_t r3;            /* enum resp3_kind: its RESP3 form (R3_NONE: RESP2);
+                              with R3_EXEC, out holds the queued commands'
+                              kinds until the result comes */
     struct rabia_buf out;
 };
 
