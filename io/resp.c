@@ -683,7 +683,7 @@ static const struct cmd commands[] = {
     LOCAL("reset", 1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_NOW, cmd_reset),
     LOCAL("select", 2, F_LOADING | F_STALE | F_FAST | F_QUEUE, cmd_select),
     LOCAL("watch", -2, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_NOW, cmd_watch),
-    LOCAL("unwatch", 1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST, cmd_unwatch),
+    LOCAL("unwatch", 1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_QUEUE, cmd_unwatch),
     LOCAL("subscribe", -2, F_NOSCRIPT | F_LOADING | F_STALE, cmd_subscribe),
     LOCAL("psubscribe", -2, F_NOSCRIPT | F_LOADING | F_STALE, cmd_psubscribe),
     LOCAL("unsubscribe", -1, F_NOSCRIPT | F_LOADING | F_STALE, cmd_unsubscribe),
@@ -1125,7 +1125,13 @@ static int cmd_exec(struct ctx *x, const struct cmd *cmd)
     s->exec_kinds = s->qkinds;
     s->qkinds = k;
     s->r3 = s->proto == 3 ? R3_EXEC : R3_NONE;
-    s->db = s->multi_db;
+    if (s->multi_db != s->db) {
+        /* a queued SELECT: it takes effect only if the transaction runs (a
+         * WATCH may abort it), so the next commands wait for the answer */
+        s->exec_db = s->multi_db;
+        s->post = RESP_POST_EXEC_DB;
+        s->barrier = true;
+    }
     multi_discard(s);
     unwatch(s);
     return RESP_REPLICATE;
@@ -1252,6 +1258,12 @@ static int cmd_watch(struct ctx *x, const struct cmd *cmd)
     s->post = RESP_POST_WATCH;
     s->barrier = true;
     return RESP_REPLICATE;
+}
+
+void resp_exec_result(struct resp_session *s, const uint8_t *res, size_t len)
+{
+    if (len >= 1 && res[0] == '*' && !(len == 5 && memcmp(res, "*-1\r\n", 5) == 0))
+        s->db = s->exec_db;
 }
 
 static int cmd_unwatch(struct ctx *x, const struct cmd *cmd)
@@ -1561,7 +1573,7 @@ static int cmd_hello(struct ctx *x, const struct cmd *cmd)
     if (!rc) rc = put_bulk_cstr(o, "proto");
     if (!rc) rc = resp_put_int(o, proto);
     if (!rc) rc = put_bulk_cstr(o, "id");
-    if (!rc) rc = resp_put_int(o, (int64_t)x->s->id);
+    if (!rc) rc = resp_put_int(o, (int64_t)(x->s->id & INT64_MAX));
     if (!rc) rc = put_bulk_cstr(o, "mode");
     if (!rc) rc = put_bulk_cstr(o, "standalone");
     if (!rc) rc = put_bulk_cstr(o, "role");
@@ -1765,7 +1777,7 @@ static int cmd_client_getname(struct ctx *x, const struct cmd *cmd)
 
 static int cmd_client_id(struct ctx *x, const struct cmd *cmd)
 {
-    return resp_put_int(x->out, (int64_t)x->s->id) ? -ENOMEM : RESP_LOCAL;
+    return resp_put_int(x->out, (int64_t)(x->s->id & INT64_MAX)) ? -ENOMEM : RESP_LOCAL;
 }
 
 /* CLIENT INFO / CLIENT LIST: this connection's line, Redis's fields (a
@@ -1774,7 +1786,7 @@ static int cmd_client_info(struct ctx *x, const struct cmd *cmd)
 {
     const struct resp_session *s = x->s;
     char head[256], tail[512];
-    snprintf(head, sizeof head, "id=%" PRIu64 " addr=%s laddr=%s fd=-1 name=", s->id,
+    snprintf(head, sizeof head, "id=%" PRIu64 " addr=%s laddr=%s fd=-1 name=", s->id & INT64_MAX,
              s->addr, s->laddr);
     snprintf(tail, sizeof tail,
              " age=0 idle=0 flags=%s db=%u sub=%u psub=%u ssub=0 multi=%ld qbuf=0 qbuf-free=0 "

@@ -176,6 +176,9 @@ enum resp_post {
     RESP_POST_NONE = 0,
     RESP_POST_WATCH = 1,   /* WATCH: give the result to resp_watch_result; reply +OK */
     RESP_POST_PUBLISH = 2, /* PUBLISH: reply with the local receivers (":n") */
+    RESP_POST_EXEC_DB = 4, /* an EXEC with a SELECT inside: unless it was
+                              aborted (nil), the connection moves to
+                              resp_session.exec_db (resp_exec_result) */
     RESP_POST_BLOCK = 3,   /* a blocking pop: a nil result means "park the
                               client" until a key is ready or the timeout */
 };
@@ -217,6 +220,7 @@ struct resp_session {
     uint64_t id;        /* CLIENT ID, HELLO's id */
     uint32_t db;        /* SELECTed database */
     uint32_t multi_db;  /* the database after EXEC (SELECT queued in MULTI) */
+    uint32_t exec_db;   /* RESP_POST_EXEC_DB: where the EXEC in flight leaves it */
     uint8_t proto;      /* 2 or 3: RESP2 until HELLO 3 */
     /* set by resp_handle with RESP_REPLICATE: */
     uint8_t post;       /* enum resp_post */
@@ -259,6 +263,9 @@ void resp_session_free(struct resp_session *s);
 int resp_handle(struct resp_session *s, const struct resp_argv *cmd,
                 struct rabia_buf *local_reply, struct rabia_buf *op);
 
+/* The result of an EXEC with RESP_POST_EXEC_DB: move to exec_db unless
+ * it was aborted. */
+void resp_exec_result(struct resp_session *s, const uint8_t *res, size_t len);
 /* The result of a WATCHVER (RESP_POST_WATCH): record the versions. */
 void resp_watch_result(struct resp_session *s, const uint8_t *res, size_t len);
 /* Whether s receives a message published on channel ch; appends the

@@ -100,6 +100,8 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
             s->out = (struct rabia_buf){0};
         }
         rabia_buf_clear(&s->out);
+        if (status == RABIA_REPLY_OK && s->post == RESP_POST_EXEC_DB)
+            resp_exec_result(&k->rs, res, len); /* SELECT in MULTI: if it ran */
         if (status != RABIA_REPLY_OK) {
             resp_status_error(&s->out, status, res, len);
         } else if (s->post == RESP_POST_WATCH && len && res[0] == '*') {

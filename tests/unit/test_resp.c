@@ -810,7 +810,22 @@ static void test_multi(void)
     EXPECT_LOCAL(&s, "SELECT 2", "+QUEUED\r\n");
     EXPECT_LOCAL(&s, "SET a two", "+QUEUED\r\n");
     EXPECT_REPL(&s, sm, "EXEC", "*2\r\n+OK\r\n+OK\r\n");
+    CHECK_EQ(s.post, RESP_POST_EXEC_DB);
+    CHECK(s.barrier);
+    CHECK_EQ(s.db, 0); /* not before the answer: a WATCH could abort it */
+    resp_exec_result(&s, res.data, res.len);
+    CHECK_EQ(s.db, 2);
     EXPECT_REPL(&s, sm, "GET a", "$3\r\ntwo\r\n");
+    /* aborted (nil): the SELECT did not run, the connection stays */
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "SELECT 5", "+QUEUED\r\n");
+    CHECK_EQ(RUN_CMD(&s, "EXEC", &r), RESP_REPLICATE);
+    resp_exec_result(&s, (const uint8_t *)"*-1\r\n", 5);
+    CHECK_EQ(s.db, 2);
+    /* UNWATCH inside MULTI is queued, as in Redis */
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    EXPECT_LOCAL(&s, "UNWATCH", "+QUEUED\r\n");
+    EXPECT_REPL(&s, sm, "EXEC", "*1\r\n+OK\r\n");
     EXPECT_LOCAL(&s, "SELECT 0", "+OK\r\n");
     EXPECT_REPL(&s, sm, "GET a", "$1\r\nx\r\n");
 
