@@ -2071,13 +2071,10 @@ static int dispatch(struct ctx *x)
         return reject_arity(x, cmd->name);
     }
     if (s->in_multi && !(cmd->flags & F_NOW)) {
-        if (cmd->fn == cmd_select) {
+        if (cmd->fn == cmd_select) { /* checked at EXEC, as Redis: a bad one is an error there */
             int64_t db;
-            if (!rabia_kv_parse_int(ARG(1), LEN(1), &db))
-                return reject(x, "ERR value is not an integer or out of range");
-            if (db < 0 || db >= N_DBS)
-                return reject(x, "ERR DB index is out of range");
-            s->multi_db = (uint32_t)db;
+            if (rabia_kv_parse_int(ARG(1), LEN(1), &db) && db >= 0 && db < N_DBS)
+                s->multi_db = (uint32_t)db;
         }
         if (cmd->kind == K_REPL || (cmd->flags & F_QUEUE))
             return queue(x, cmd);

@@ -369,8 +369,12 @@ static int run_txn(struct kv_store *s, uint32_t dbi, const struct args *a, uint3
             continue;
         }
         if (sub.argc == 2 && kv_eq(sub.v[0], sub.len[0], "select")) {
-            rc = parse_db(sub.v[1], sub.len[1], &dbi) ? rabia_buf_append(out, "+OK\r\n", 5)
-                                                       : reply_err(out, "ERR DB index is out of range");
+            int64_t v;
+            if (!kv_parse_i64(sub.v[1], sub.len[1], &v) || v < INT32_MIN || v > INT32_MAX)
+                rc = reply_err(out, "ERR value is not an integer or out of range");
+            else
+                rc = parse_db(sub.v[1], sub.len[1], &dbi) ? rabia_buf_append(out, "+OK\r\n", 5)
+                                                           : reply_err(out, "ERR DB index is out of range");
         } else if (sub.argc >= 1 && (kv_eq(sub.v[0], sub.len[0], "txn") || kv_eq(sub.v[0], sub.len[0], "txnw"))) {
             rc = reply_err(out, "ERR MULTI calls can not be nested");
         } else {

@@ -772,8 +772,10 @@ static void test_multi(void)
     EXPECT_LOCAL(&s, "EXEC", "-EXECABORT Transaction discarded because of previous errors.\r\n");
 
     EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
-    EXPECT_LOCAL(&s, "SELECT 16", "-ERR DB index is out of range\r\n");
-    EXPECT_LOCAL(&s, "EXEC", "-EXECABORT Transaction discarded because of previous errors.\r\n");
+    EXPECT_LOCAL(&s, "SELECT 16", "+QUEUED\r\n"); /* checked at EXEC, as Redis */
+    EXPECT_LOCAL(&s, "SELECT 1.5", "+QUEUED\r\n");
+    EXPECT_REPL(&s, sm, "EXEC", "*2\r\n-ERR DB index is out of range\r\n-ERR value is not an integer or out of range\r\n");
+    CHECK_EQ(s.db, 0);
     EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
     EXPECT_LOCAL(&s, "SUBSCRIBE c", "-ERR Command not allowed inside a transaction\r\n");
     EXPECT_LOCAL(&s, "EXEC", "-EXECABORT Transaction discarded because of previous errors.\r\n");
