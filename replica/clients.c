@@ -467,20 +467,40 @@ void replica_resp_timeouts(struct rabia_replica *r, uint64_t now)
     }
 }
 
+/* A SWEEP's answer: sweeping again soon only pays while it reclaims keys.
+ * Keys that expire in a while (a long TTL) would otherwise cost a slot
+ * every 250 ms from every replica, for nothing. */
+static void sweep_done(void *ctx, int status, const uint8_t *res, size_t len)
+{
+    struct rabia_replica *r = ctx;
+    bool idle = status == RABIA_REPLY_OK && len == 4 && memcmp(res, ":0\r\n", 4) == 0;
+    r->sweep_period_us = idle ? (r->sweep_period_us >= 2500000 ? 5000000 : r->sweep_period_us * 2) : 250000;
+    r->sweep_inflight = false;
+}
+
 /* Keys with an expiry are reclaimed by SWEEP operations through the log
- * (kv/server.c), a few times a second from every replica while there are
- * any; reads of an expired key never need them (lazy expiry). */
+ * (kv/server.c) while there are any; reads of an expired key never need
+ * them (lazy expiry). One replica sweeps: the lowest-numbered one among
+ * those this replica reaches (itself included), so a partition at worst
+ * makes two sweep; every 250 ms while sweeps reclaim keys, backing off to
+ * 5 s while they find nothing. */
 void replica_kv_sweep(struct rabia_replica *r, uint64_t now)
 {
-    if (strcmp(r->cfg.state_machine, "kv") != 0 || now - r->sweep_us < 250000) return;
+    if (strcmp(r->cfg.state_machine, "kv") != 0) return;
+    if (r->sweep_inflight && now - r->sweep_us < 10000000) return; /* an answer can be lost (a waiter dropped) */
+    if (!r->sweep_period_us) r->sweep_period_us = 250000;
+    if (now - r->sweep_us < r->sweep_period_us) return;
     r->sweep_us = now;
+    for (uint8_t p = 0; p < r->self; p++)
+        if (r->peers[p].out_ready) return; /* a lower-numbered replica sweeps */
     if (rabia_core_recovering(r->core) || !rabia_kv_expiring(rabia_rsm_sm(r->rsm))) return;
     static const char *const argv[] = {"SWEEP", "1000"};
     struct rabia_buf b = {0};
     if (rabia_kv_encode_argv(&b, 2, argv, NULL) == 0) {
         uint64_t seq = ++r->sweep_seq;
-        /* a connection-scoped session that never waits: ack = seq */
-        replica_enqueue(r, r->sweep_cid, seq, seq, b.data, (uint32_t)b.len, MAX_CONNS, 0, NULL, NULL);
+        r->sweep_inflight = true;
+        /* a connection-scoped session that never retries: ack = seq */
+        replica_enqueue(r, r->sweep_cid, seq, seq, b.data, (uint32_t)b.len, MAX_CONNS, 0, sweep_done, r);
     }
     rabia_buf_free(&b);
 }

@@ -112,6 +112,8 @@ struct rabia_replica {
     uint32_t pubsub_conns;   /* RESP connections with subscriptions */
     int64_t publish_count;   /* receivers here of the PUBLISH just applied */
     uint64_t sweep_cid, sweep_seq, sweep_us; /* the expiry sweep's submissions */
+    uint64_t sweep_period_us;
+    bool sweep_inflight;
     uint64_t hash_value, hash_slot, hash_us; /* last published state hash */
     uint64_t hash_cost_us;   /* what the last one took */
     uint64_t seen_applied, applied_since_us; /* applied, and since when it has not moved */

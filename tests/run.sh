@@ -3,7 +3,8 @@
 # errors) and runs every ctest test on both cores.
 #   tests/run.sh            CI mode (what .ci/run runs)
 #   tests/run.sh --long     also the long simulator modes (3,000 seeds x 7 mixes; 2,000 x 7 durable),
-#                           50 whole-cluster kills under load, and the deep model checks
+#                           50 whole-cluster kills under load, the KV store against redis-server
+#                           for 30 minutes (tests/kv/difftest.sh), and the deep model checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
@@ -18,5 +19,7 @@ if [ "${1:-}" = "--long" ]; then
     bash tests/integration/crash_all.sh
   SNAP_BIG_MB=1100 RABIA_IT_DEADLINE=2400 RABIAD="$build/cmd/rabiad" RABIA_CLI="$build/cmd/rabia-cli" \
     bash tests/integration/snapshot_big.sh
+  DIFFTEST_SEED=random DIFFTEST_OPS=1000000 DIFFTEST_DURATION=1800 RABIA_IT_DEADLINE=2100 \
+    bash tests/kv/difftest.sh "$build"
   if [ -x tests/model/check.sh ]; then tests/model/check.sh full; fi
 fi

@@ -23,6 +23,8 @@ if [ -n "${1:-}" ]; then
 fi
 # shellcheck source=../integration/lib.sh
 . "$here/../integration/lib.sh"
+# (ctest sets the watchdog from its TIMEOUT; run directly, this one)
+export RABIA_IT_DEADLINE=${RABIA_IT_DEADLINE:-140}
 it_init difftest 15
 need_cmd redis-server redis-cli python3
 
