@@ -453,24 +453,33 @@ static int run_op(struct kv_store *s, uint32_t dbi, const uint8_t *op, size_t n,
 /* ------------------------------------------------------------------ */
 /* SCAN-family arguments. */
 
-/* Redis parses cursors with strtoul: a sign is allowed ("-1" wraps), no
- * leading space, nothing after the digits, no overflow; "" is 0. */
+/* Redis parses cursors with strtoul and checks the byte where it stopped:
+ * a NUL byte ends the cursor (what follows is not looked at), "" is 0, a
+ * sign is allowed ("-1" wraps), no leading space, nothing else after the
+ * digits, no overflow. Done by hand: no length limit (leading zeros). */
 bool kv_arg_cursor(struct kv_ctx *c, uint32_t i, uint64_t *cursor)
 {
-    char buf[32];
+    const uint8_t *p = c->argv[i];
     size_t n = c->len[i];
-    bool ok = n < sizeof buf && (n == 0 || (c->argv[i][0] != ' ' && (c->argv[i][0] < '\t' || c->argv[i][0] > '\r')));
-    if (ok) {
-        memcpy(buf, c->argv[i], n);
-        buf[n] = 0;
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(buf, &end, 10);
-        ok = *end == 0 && errno != ERANGE && memchr(buf, 0, n) == NULL;
-        *cursor = v;
+    const uint8_t *nul = n ? memchr(p, 0, n) : NULL;
+    if (nul)
+        n = (size_t)(nul - p);
+    uint64_t v = 0;
+    bool ok = true;
+    if (n > 0) {
+        size_t j = p[0] == '+' || p[0] == '-' ? 1 : 0;
+        ok = j < n; /* a sign alone converts nothing */
+        for (; ok && j < n; j++) {
+            unsigned d = (unsigned)(p[j] - '0');
+            ok = d <= 9 && v <= (UINT64_MAX - d) / 10;
+            v = v * 10 + d;
+        }
+        if (p[0] == '-')
+            v = 0 - v;
     }
     if (!ok)
         kv_reply_err(c, "ERR invalid cursor");
+    *cursor = ok ? v : 0;
     return ok;
 }
 

@@ -25,6 +25,13 @@
 
 #include "internal.h"
 
+/* XXH3's output is final from xxHash 0.8.0 on (0.7.x computed other
+ * values): replicas built against different versions would order their
+ * tables, scans and snapshots differently. */
+#if XXH_VERSION_NUMBER < 800
+#error "kv/ needs xxHash 0.8.0 or later (stable XXH3)"
+#endif
+
 #define KV_HASH_SEED 0x5ab1a7e5c0ffee01ull
 #define DICT_MIN_BITS 2   /* 4 buckets */
 #define DICT_MAX_BITS 56  /* beyond, a table's size would overflow size_t math */

@@ -170,6 +170,19 @@ struct kv_obj *kv_obj_new(struct kv_store *s, uint8_t type, uint8_t enc, void *p
 void kv_obj_free(struct kv_store *s, struct kv_obj *o);
 
 /* ------------------------------------------------------------------ */
+/* Sets for other types (t_set.c): ZUNIONSTORE / ZINTERSTORE take plain   */
+/* sets (every member scoring 1, as in Redis). set is a KV_SET object.    */
+
+uint64_t kv_set_card(const struct kv_obj *set);
+bool kv_set_has(struct kv_store *s, struct kv_obj *set, const uint8_t *p, size_t n);
+/* Visit every member in the set's order (integers ascending, else hash
+ * order): fn returns 0 to go on, or a negative errno that stops the walk
+ * and is returned. While it runs the set must not change nor be looked up
+ * (a lookup may rehash the table being walked). */
+int kv_set_each(struct kv_store *s, struct kv_obj *set,
+                int (*fn)(void *arg, const uint8_t *p, size_t n), void *arg);
+
+/* ------------------------------------------------------------------ */
 /* The store and its databases (store.c).                              */
 
 #define KV_DBS 16

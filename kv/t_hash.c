@@ -690,8 +690,9 @@ KV_CMD(hincrby)
     return kv_reply_int(c, cur);
 }
 
-/* Redis's string2ld: strtold over the whole string, no leading space,
- * not NaN, no overflow. Not kv_parse_long_double: that one refuses
+/* Redis's string2ld: strtold over the whole string (a NUL byte inside
+ * ends strtold early: refused), no leading space, not NaN, no overflow.
+ * Not kv_parse_long_double: that one refuses
  * strings of 320 bytes or more, and HINCRBYFLOAT's own results reach
  * 4933 bytes ("%.17Lf" of 1e4932), which Redis parses again. */
 static bool hash_parse_ld(const uint8_t *p, size_t n, long double *v)
@@ -704,7 +705,7 @@ static bool hash_parse_ld(const uint8_t *p, size_t n, long double *v)
     char *end;
     errno = 0;
     long double d = strtold(buf, &end);
-    if (isspace((unsigned char)buf[0]) || *end != 0 || isnan(d) ||
+    if (isspace((unsigned char)buf[0]) || (size_t)(end - buf) != n || isnan(d) ||
         (errno == ERANGE && (isinf(d) || fpclassify(d) == FP_ZERO)) || errno == EINVAL)
         return false;
     *v = d;

@@ -254,6 +254,26 @@ static int set_each(struct kv_store *s, struct kv_obj *o, set_visit_fn fn, void 
     return dict_walk(s, o->ptr, set_walk_dent, &w);
 }
 
+/* For other types (internal.h): the same, checked. */
+uint64_t kv_set_card(const struct kv_obj *set)
+{
+    RABIA_ASSERT(set->type == KV_SET);
+    return set_len(set);
+}
+
+bool kv_set_has(struct kv_store *s, struct kv_obj *set, const uint8_t *p, size_t n)
+{
+    RABIA_ASSERT(set->type == KV_SET);
+    return set_has(s, set, p, n);
+}
+
+int kv_set_each(struct kv_store *s, struct kv_obj *set,
+                int (*fn)(void *arg, const uint8_t *p, size_t n), void *arg)
+{
+    RABIA_ASSERT(set->type == KV_SET);
+    return set_each(s, set, fn, arg);
+}
+
 /* A random member (the set is not empty), formatted into buf when it is
  * an integer. */
 static void set_random(struct kv_store *s, struct kv_obj *o, char *buf, const uint8_t **p,

@@ -11,9 +11,8 @@
  *   - lex ranges are searched linearly (this matters only for sets with
  *     mixed scores, where Redis's answer depends on its encoding).
  *
- * Inputs of ZUNIONSTORE / ZINTERSTORE must be sorted sets: plain sets,
- * which Redis accepts with score 1, are refused with WRONGTYPE (the set
- * type's structure is private to t_set.c). */
+ * Inputs of ZUNIONSTORE / ZINTERSTORE may be plain sets, every member
+ * scoring 1 (as in Redis), read through t_set.c's kv_set_* functions. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -790,13 +789,66 @@ KV_CMD(zremrangebyscore)
 
 enum { AGG_SUM, AGG_MIN, AGG_MAX };
 
+/* A source: a sorted set, a plain set (scores 1), or neither (an absent
+ * key: empty). */
 struct zsrc {
-    struct kv_zset *z; /* NULL: absent key, an empty set */
+    struct kv_zset *z;
+    struct kv_obj *set;
     double weight;
     uint32_t arg;
 };
 
-static uint64_t src_len(const struct zsrc *a) { return a->z ? a->z->len : 0; }
+static uint64_t src_len(const struct zsrc *a)
+{
+    return a->z ? a->z->len : a->set ? kv_set_card(a->set) : 0;
+}
+
+static bool same_src(const struct zsrc *a, const struct zsrc *b)
+{
+    return a->z ? a->z == b->z : a->set && a->set == b->set;
+}
+
+/* Whether src holds member m, and its score there. */
+static bool src_find(struct kv_store *s, const struct zsrc *src, const uint8_t *m, size_t n, double *score)
+{
+    if (src->z) {
+        struct kv_dent *e = kv_zset_find(s, src->z, m, n);
+        if (e)
+            *score = e->v.d;
+        return e != NULL;
+    }
+    *score = 1.0;
+    return src->set && kv_set_has(s, src->set, m, n);
+}
+
+/* Each member of src with its score, in src's order: fn returns 0 or a
+ * negative errno (which stops the walk and is returned). */
+typedef int (*src_visit_fn)(void *arg, const uint8_t *m, size_t n, double score);
+
+struct set_visit {
+    src_visit_fn fn;
+    void *arg;
+};
+
+static int set_member(void *arg, const uint8_t *m, size_t n)
+{
+    struct set_visit *v = arg;
+    return v->fn(v->arg, m, n, 1.0);
+}
+
+static int src_each(struct kv_store *s, const struct zsrc *src, src_visit_fn fn, void *arg)
+{
+    if (src->set) {
+        struct set_visit v = {fn, arg};
+        return kv_set_each(s, src->set, set_member, &v);
+    }
+    for (const struct kv_zsl_node *x = src->z ? kv_zset_first(src->z) : NULL; x; x = kv_zset_next(x)) {
+        int rc = fn(arg, x->e->key, x->e->klen, kv_zsl_score(x));
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
 
 /* Smallest first; equal sizes keep their argument order (as the stable
  * qsort Redis runs on), which fixes the order of floating-point sums. */
@@ -876,58 +928,79 @@ static void settle_encoding(struct kv_obj *o)
             kv_zset_update(z, x->e, 0.0);
 }
 
+struct zop {
+    struct kv_store *s;
+    const struct zsrc *src; /* ZUNIONSTORE: the one walked; ZINTERSTORE: all */
+    uint32_t nsrc;
+    int agg;
+    struct kv_zset *dst;
+};
+
+static int inter_member(void *arg, const uint8_t *m, size_t n, double score0)
+{
+    const struct zop *op = arg;
+    double score = op->src[0].weight * score0;
+    if (isnan(score))
+        score = 0;
+    for (uint32_t j = 1; j < op->nsrc; j++) {
+        /* sorted by size: src[0] non-empty, so are the others. The walked
+         * source holds m (and is not looked up while it is walked). */
+        double sj = score0;
+        if (!same_src(&op->src[j], &op->src[0]) && !src_find(op->s, &op->src[j], m, n, &sj))
+            return 0;
+        aggregate(&score, sj * op->src[j].weight, op->agg);
+    }
+    return kv_zset_insert(op->s, op->dst, m, n, score);
+}
+
 static int zinter(struct kv_store *s, const struct zsrc *src, uint32_t nsrc, int agg, struct kv_zset *dst)
 {
     if (!src_len(&src[0]))
         return 0;
-    for (const struct kv_zsl_node *x = kv_zset_first(src[0].z); x; x = kv_zset_next(x)) {
-        double score = src[0].weight * kv_zsl_score(x);
-        if (isnan(score))
-            score = 0;
-        uint32_t j = 1;
-        for (; j < nsrc; j++) {
-            /* sorted by size: src[0] non-empty, so are the others */
-            struct kv_dent *e = kv_zset_find(s, src[j].z, x->e->key, x->e->klen);
-            if (!e)
-                break;
-            aggregate(&score, e->v.d * src[j].weight, agg);
-        }
-        if (j == nsrc) {
-            int rc = kv_zset_insert(s, dst, x->e->key, x->e->klen, score);
-            if (rc)
-                return rc;
-        }
-    }
+    struct zop op = {s, src, nsrc, agg, dst};
+    return src_each(s, &src[0], inter_member, &op);
+}
+
+static int union_member(void *arg, const uint8_t *m, size_t n, double score)
+{
+    const struct zop *op = arg;
+    score *= op->src->weight;
+    if (isnan(score))
+        score = 0;
+    struct kv_dent *e = kv_zset_find(op->s, op->dst, m, n);
+    if (e)
+        aggregate(&e->v.d, score, op->agg);
+    else if (!kv_zset_dict_add(op->s, op->dst, m, n, score))
+        return -ENOMEM;
     return 0;
 }
 
 static int zunion(struct kv_store *s, const struct zsrc *src, uint32_t nsrc, int agg, struct kv_zset *dst)
 {
     for (uint32_t i = 0; i < nsrc; i++) {
-        if (!src[i].z)
-            continue;
-        for (const struct kv_zsl_node *x = kv_zset_first(src[i].z); x; x = kv_zset_next(x)) {
-            double score = src[i].weight * kv_zsl_score(x);
-            if (isnan(score))
-                score = 0;
-            struct kv_dent *e = kv_zset_find(s, dst, x->e->key, x->e->klen);
-            if (e)
-                aggregate(&e->v.d, score, agg);
-            else if (!kv_zset_dict_add(s, dst, x->e->key, x->e->klen, score))
-                return -ENOMEM;
-        }
+        struct zop op = {s, &src[i], 1, agg, dst};
+        int rc = src_each(s, &src[i], union_member, &op);
+        if (rc)
+            return rc;
     }
     return kv_zset_index(s, dst);
 }
 
-/* Sources from argument 3: false when an error was replied. */
+/* Sources from argument 3, sorted sets or sets: false when an error was
+ * replied. */
 static bool zstore_sources(struct kv_ctx *c, struct zsrc *src, uint32_t nsrc)
 {
     for (uint32_t i = 0; i < nsrc; i++) {
-        struct kv_dent *ke;
-        if (!lookup(c, 3 + i, &ke))
+        struct kv_dent *ke = kv_find_arg(c, 3 + i);
+        struct kv_obj *o = ke ? obj_of(ke) : NULL;
+        if (o && o->type != KV_ZSET && o->type != KV_SET) {
+            kv_reply_err(c, KV_ERR_WRONGTYPE);
             return false;
-        src[i] = (struct zsrc){.z = ke ? zs(obj_of(ke)) : NULL, .weight = 1.0, .arg = i};
+        }
+        src[i] = (struct zsrc){.z = o && o->type == KV_ZSET ? zs(o) : NULL,
+                               .set = o && o->type == KV_SET ? o : NULL,
+                               .weight = 1.0,
+                               .arg = i};
     }
     return true;
 }

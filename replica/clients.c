@@ -309,7 +309,6 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
             rabia_buf_clear(&k->block_op);
             rabia_buf_append(&k->block_op, op.data, op.len);
             k->block_retry = false;
-            k->block_bulk = k->pa.argc && k->pa.argv_len[0] == 6 && !strncasecmp((const char *)k->pa.argv[0], "blmove", 6);
             k->block_deadline_us = k->rs.block_timeout_ms ? rio_now_us() + k->rs.block_timeout_ms * 1000 : 0;
         }
         if (what == RESP_REPLICATE) {
@@ -453,9 +452,10 @@ void replica_resp_timeouts(struct rabia_replica *r, uint64_t now)
             continue;
         struct resp_slot *s = &k->q[k->block_slot];
         rabia_buf_clear(&s->out);
-        /* BLMOVE answers a nil bulk, BLPOP / BRPOP a nil array; RESP3 a null */
+        /* a timed-out blocking pop answers a nil array, BLMOVE's too (Redis
+         * 7.0: only inside MULTI does BLMOVE answer a nil bulk); RESP3 a null */
         if (s->r3) rabia_buf_append(&s->out, "_\r\n", 3);
-        else rabia_buf_append(&s->out, k->block_bulk ? "$-1\r\n" : "*-1\r\n", 5);
+        else rabia_buf_append(&s->out, "*-1\r\n", 5);
         s->ready = true;
         k->blocked = false;
         r->n_blocked--;

@@ -63,7 +63,7 @@ struct conn {
     bool want_pump;        /* input waits for replies that just came */
     /* a blocking pop whose last attempt found nothing: parked until a key
      * it waits on becomes non-empty (retry) or its deadline (nil reply) */
-    bool blocked, block_retry, block_bulk; /* block_bulk: BLMOVE (a nil bulk on timeout) */
+    bool blocked, block_retry;
     uint32_t block_slot;
     uint64_t block_deadline_us; /* 0: none */
     struct rabia_buf block_op;  /* the op, resubmitted as is */

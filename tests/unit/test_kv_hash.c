@@ -341,6 +341,27 @@ static void keys_reply(char *buf, size_t cap, const int *order, int n)
 /* Up to 512 fields of at most 64 bytes the hash is compact and replies in
  * insertion order (an update keeps the place, a delete and re-add goes to
  * the end), as Redis's listpack; the 513th field converts it. */
+/* A float with a NUL byte inside is not a float (Redis's string2ld
+ * checks that strtold used every byte), as an increment or as the value
+ * held. Replies from redis-server 7.0.15. */
+static void test_incr_float_nul(void)
+{
+    st = store_new();
+    const char *a1[] = {"HINCRBYFLOAT", "h", "f", "1\0x"};
+    const uint32_t l1[] = {12, 1, 1, 3};
+    CHECK(strcmp(run_argv(st, 4, a1, l1), "-ERR value is not a valid float\r\n") == 0);
+    DO("EXISTS h", ":0\r\n");
+    const char *a2[] = {"HSET", "h", "g", "2\0y"};
+    const uint32_t l2[] = {4, 1, 1, 3};
+    CHECK(strcmp(run_argv(st, 4, a2, l2), ":1\r\n") == 0);
+    DO("HINCRBYFLOAT h g 1", "-ERR hash value is not a float\r\n");
+    CHECK(strcmp(run_argv(st, 4, (const char *[]){"HINCRBYFLOAT", "h", "g", "1\0"},
+                          (const uint32_t[]){12, 1, 1, 2}),
+                 "-ERR value is not a valid float\r\n") == 0);
+    DO("HSTRLEN h g", ":3\r\n");
+    store_free(st);
+}
+
 static void test_compact_order(void)
 {
     st = store_new();
@@ -879,6 +900,7 @@ int main(void)
     RUN(test_basic);
     RUN(test_errors);
     RUN(test_incr);
+    RUN(test_incr_float_nul);
     RUN(test_compact_order);
     RUN(test_convert_long);
     RUN(test_dict_order_and_scan);

@@ -303,6 +303,30 @@ static void test_order_and_scan(void)
     rabia_sm_kv.destroy(y);
 }
 
+/* Redis parses a SCAN-family cursor with strtoul, which stops at a NUL
+ * byte: what follows it is not looked at ("1\0x" is cursor 1). Replies
+ * from redis-server 7.0.15. */
+static void test_scan_cursor_nul(void)
+{
+    void *x = fresh();
+    KV_DO(x, "SET k v", "+OK\r\n");
+    KV_DO(x, "HSET h f v", ":1\r\n");
+    const char *scan[] = {"SCAN", "0\0x"};
+    const size_t scan_l[] = {4, 3};
+    CHECK(strcmp(kv_reply_argv(x, 2, scan, scan_l), "*2\r\n$1\r\n0\r\n*2\r\n$1\r\nh\r\n$1\r\nk\r\n") == 0);
+    const char *hscan[] = {"HSCAN", "h", "\0001"};
+    const size_t hscan_l[] = {5, 1, 2};
+    CHECK(strcmp(kv_reply_argv(x, 3, hscan, hscan_l), "*2\r\n$1\r\n0\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n") == 0);
+    KV_DO(x, "SCAN 1x", "-ERR invalid cursor\r\n");
+    /* no length limit: leading zeros, or anything after a NUL */
+    KV_DO(x, "SCAN 0000000000000000000000000000000000000000", "*2\r\n$1\r\n0\r\n*2\r\n$1\r\nh\r\n$1\r\nk\r\n");
+    KV_DO(x, "SCAN -0000000000000000000000000000000000000000", "*2\r\n$1\r\n0\r\n*2\r\n$1\r\nh\r\n$1\r\nk\r\n");
+    const char *tail[] = {"SCAN", "0\0xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"};
+    const size_t tail_l[] = {4, 48};
+    CHECK(strcmp(kv_reply_argv(x, 2, tail, tail_l), "*2\r\n$1\r\n0\r\n*2\r\n$1\r\nh\r\n$1\r\nk\r\n") == 0);
+    rabia_sm_kv.destroy(x);
+}
+
 /* Snapshots: equal stores give equal bytes, a restore gives the state
  * back (TTLs, databases, versions), every truncation and a flipped byte in
  * the header are refused and leave the old state. */
@@ -368,6 +392,7 @@ int main(void)
     RUN(test_rename);
     RUN(test_transactions);
     RUN(test_order_and_scan);
+    RUN(test_scan_cursor_nul);
     RUN(test_snapshot);
     RUN(test_memory);
     return check_failures != 0;

@@ -207,7 +207,7 @@ static void test_negative_zero(void)
 /* Large sets against a sorted reference.                              */
 
 struct ref {
-    char name[16];
+    char name[24]; /* "m%05d-%d": room for any int, as -Wformat-truncation checks */
     double score;
 };
 
@@ -1271,6 +1271,75 @@ static void test_union_inter(void)
     rabia_sm_kv.destroy(sm);
 }
 
+/* Plain sets as ZUNIONSTORE / ZINTERSTORE inputs: every member scores 1
+ * (intsets and hash-table sets, a set given twice, weights, aggregates,
+ * the destination among the inputs). Replies from redis-server 7.0.15. */
+static void test_union_inter_sets(void)
+{
+    void *sm = rabia_sm_kv.create();
+    KV_DO(sm, "SADD si 3 1 2", ":3\r\n");
+    KV_DO(sm, "SADD sw a b c", ":3\r\n");
+    KV_DO(sm, "ZADD z 5 a 0.5 1 -1 x", ":3\r\n");
+    KV_DO(sm, "ZUNIONSTORE d 1 si", ":3\r\n");
+    KV_DO(sm, "ZRANGE d 0 -1 WITHSCORES", "*6\r\n$1\r\n1\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n1\r\n$1\r\n3\r\n$1\r\n1\r\n");
+    KV_DO(sm, "ZUNIONSTORE d 2 si z", ":5\r\n");
+    KV_DO(sm, "ZRANGE d 0 -1 WITHSCORES", "*10\r\n$1\r\nx\r\n$2\r\n-1\r\n$1\r\n2\r\n$1\r\n1\r\n$1\r\n3\r\n$1\r\n1\r\n$1\r\n1\r\n$3\r\n1.5\r\n$1\r\na\r\n$1\r\n5\r\n");
+    KV_DO(sm, "ZINTERSTORE d 2 si z", ":1\r\n");
+    KV_DO(sm, "ZRANGE d 0 -1 WITHSCORES", "*2\r\n$1\r\n1\r\n$3\r\n1.5\r\n");
+    KV_DO(sm, "ZINTERSTORE d 2 z sw WEIGHTS 2 10", ":1\r\n");
+    KV_DO(sm, "ZRANGE d 0 -1 WITHSCORES", "*2\r\n$1\r\na\r\n$2\r\n20\r\n");
+    KV_DO(sm, "ZINTERSTORE d 2 sw z AGGREGATE MIN", ":1\r\n");
+    KV_DO(sm, "ZRANGE d 0 -1 WITHSCORES", "*2\r\n$1\r\na\r\n$1\r\n1\r\n");
+    KV_DO(sm, "ZUNIONSTORE d 3 sw si z WEIGHTS 1 inf 0 AGGREGATE SUM", ":7\r\n");
+    KV_DO(sm, "ZRANGE d 0 -1 WITHSCORES", "*14\r\n$1\r\nx\r\n$1\r\n0\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n1\r\n$1\r\nc\r\n$1\r\n1\r\n$1\r\n1\r\n$3\r\ninf\r\n$1\r\n2\r\n$3\r\ninf\r\n$1\r\n3\r\n$3\r\ninf\r\n");
+    KV_DO(sm, "ZUNIONSTORE d 2 sw sw WEIGHTS 1 -1", ":3\r\n");
+    KV_DO(sm, "ZRANGE d 0 -1 WITHSCORES", "*6\r\n$1\r\na\r\n$1\r\n0\r\n$1\r\nb\r\n$1\r\n0\r\n$1\r\nc\r\n$1\r\n0\r\n");
+    KV_DO(sm, "ZINTERSTORE d 2 sw sw WEIGHTS 2 3 AGGREGATE MAX", ":3\r\n");
+    KV_DO(sm, "ZRANGE d 0 -1 WITHSCORES", "*6\r\n$1\r\na\r\n$1\r\n3\r\n$1\r\nb\r\n$1\r\n3\r\n$1\r\nc\r\n$1\r\n3\r\n");
+    KV_DO(sm, "ZINTERSTORE d 2 si sw", ":0\r\n");
+    KV_DO(sm, "EXISTS d", ":0\r\n");
+    KV_DO(sm, "ZUNIONSTORE d 2 nokey si WEIGHTS 1 0", ":3\r\n");
+    KV_DO(sm, "ZRANGE d 0 -1 WITHSCORES", "*6\r\n$1\r\n1\r\n$1\r\n0\r\n$1\r\n2\r\n$1\r\n0\r\n$1\r\n3\r\n$1\r\n0\r\n");
+    KV_DO(sm, "ZUNIONSTORE sw 2 sw z", ":5\r\n");
+    KV_DO(sm, "TYPE sw", "+zset\r\n");
+    KV_DO(sm, "ZRANGE sw 0 -1 WITHSCORES", "*10\r\n$1\r\nx\r\n$2\r\n-1\r\n$1\r\n1\r\n$3\r\n0.5\r\n$1\r\nb\r\n$1\r\n1\r\n$1\r\nc\r\n$1\r\n1\r\n$1\r\na\r\n$1\r\n6\r\n");
+    KV_DO(sm, "ZINTERSTORE si 1 si WEIGHTS -0.0", ":3\r\n");
+    KV_DO(sm, "TYPE si", "+zset\r\n");
+    KV_DO(sm, "ZRANGE si 0 -1 WITHSCORES", "*6\r\n$1\r\n1\r\n$1\r\n0\r\n$1\r\n2\r\n$1\r\n0\r\n$1\r\n3\r\n$1\r\n0\r\n");
+    KV_DO(sm, "SADD s2 x a", ":2\r\n");
+    KV_DO(sm, "ZUNIONSTORE d 2 s2 nokey AGGREGATE x", "-ERR syntax error\r\n");
+    KV_DO(sm, "SET str v", "+OK\r\n");
+    KV_DO(sm, "ZUNIONSTORE d 2 s2 str", "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    KV_DO(sm, "HSET h f v", ":1\r\n");
+    KV_DO(sm, "ZINTERSTORE d 2 h s2", "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    KV_DO(sm, "ZINTERSTORE d 2 s2 h", "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    char line[64];
+    for (int i = 0; i < 300; i++) {
+        snprintf(line, sizeof line, "SADD big m%d", i);
+        KV_DO(sm, line, ":1\r\n");
+    }
+    for (int i = 0; i < 600; i++) {
+        snprintf(line, sizeof line, "SADD ints %d", i);
+        KV_DO(sm, line, ":1\r\n");
+    }
+    KV_DO(sm, "ZADD z2 5 m7 0.5 1 -1 x 2 599", ":4\r\n");
+    KV_DO(sm, "ZUNIONSTORE d 3 big z2 ints WEIGHTS 2 1 3", ":901\r\n");
+    KV_DO(sm, "ZRANGE d 0 3 WITHSCORES", "*8\r\n$1\r\nx\r\n$2\r\n-1\r\n$2\r\nm0\r\n$1\r\n2\r\n$2\r\nm1\r\n$1\r\n2\r\n$3\r\nm10\r\n$1\r\n2\r\n");
+    KV_DO(sm, "ZRANGE d -3 -1 WITHSCORES", "*6\r\n$1\r\n1\r\n$3\r\n3.5\r\n$3\r\n599\r\n$1\r\n5\r\n$2\r\nm7\r\n$1\r\n7\r\n");
+    KV_DO(sm, "ZINTERSTORE d 3 big big z2 AGGREGATE MAX", ":1\r\n");
+    KV_DO(sm, "ZRANGE d 0 -1 WITHSCORES", "*2\r\n$2\r\nm7\r\n$1\r\n5\r\n");
+    KV_DO(sm, "ZINTERSTORE d 2 ints z2", ":2\r\n");
+    KV_DO(sm, "ZRANGE d 0 -1 WITHSCORES", "*4\r\n$1\r\n1\r\n$3\r\n1.5\r\n$3\r\n599\r\n$1\r\n3\r\n");
+    KV_DO(sm, "ZINTERSTORE d 2 ints big", ":0\r\n");
+    KV_DO(sm, "ZUNIONSTORE d 1 big", ":300\r\n");
+    KV_DO(sm, "ZCOUNT d 1 1", ":300\r\n");
+    /* a hash-table set walked while it is also an input */
+    KV_DO(sm, "ZINTERSTORE d 2 big big WEIGHTS 1 2", ":300\r\n");
+    KV_DO(sm, "ZCOUNT d 3 3", ":300\r\n");
+    KV_DO(sm, "SCARD big", ":300\r\n");
+    rabia_sm_kv.destroy(sm);
+}
+
 static void test_scan_small(void)
 {
     void *sm = rabia_sm_kv.create();
@@ -1387,6 +1456,7 @@ int main(void)
     RUN(test_remrange);
     RUN(test_store_range);
     RUN(test_union_inter);
+    RUN(test_union_inter_sets);
     RUN(test_scan_small);
     RUN(test_wrongtype);
     RUN(test_floats);
