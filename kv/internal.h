@@ -1,7 +1,3 @@
-/* !!! HELPERS WRITING kv/ FILES IN PARALLEL: STOP AND READ
- * /work/main/kv/PARALLEL_WORK_RULES.md NOW, BEFORE ANYTHING ELSE (how to
- * build without breaking the others, determinism rules, the reference
- * redis-server). This banner goes away when the work is merged. !!! */
 /* kv/internal.h: what the files of the Redis-compatible store share.
  *
  * The store is a deterministic state machine (include/rabia/state_machine.h):
