@@ -4,7 +4,7 @@
  * zero-filled (header first) by the preallocator and renamed into place:
  *
  *   0   8  magic "RABIAWAL"
- *   8   4  version (1)
+ *   8   4  version (2)
  *  12   4  block: O_DIRECT alignment the log was written with
  *  16   8  segment number (equal to the file name)
  *  24   8  cluster id
@@ -68,7 +68,7 @@
 
 #define WAL_SEED 0x5241424957414cull /* "RABIWAL" */
 #define SEG_MAGIC "RABIAWAL"
-#define SEG_VERSION 1u
+#define SEG_VERSION 2u /* 2: batch bodies carry a time (core/codec.h): a v1 log would replay as no-ops */
 #define GRP_MAGIC 0x31475752u /* "RWG1" */
 #define GRP_HDR 48u
 #define REC_HDR 24u

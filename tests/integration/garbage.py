@@ -9,7 +9,7 @@ connected) or the bytes received. Cases carry an expectation; the script
 prints one line per case (--quiet: only failed ones, and the count) and
 exits 1 if any expectation failed.
 
-Frames follow core/codec.h: 16-byte header 'RBA', version 1, type, from,
+Frames follow core/codec.h: 16-byte header 'RBA', version 2, type, from,
 flags u16 = 0, payload_len u32, checksum u32 = low 32 bits of XXH64(header
 bytes 4..11 + payload, seed 0x5241424941); little-endian throughout. XXH64 is
 implemented below (no xxhash module needed); a STATUS_REQ that the replica
@@ -82,7 +82,7 @@ T_HELLO, T_VOTE, T_PROPOSAL, T_SNAP_CHUNK = 12, 4, 2, 11
 T_CLIENT_REQ, T_CLIENT_REPLY, T_STATUS_REQ, T_STATUS = 20, 21, 22, 23
 
 
-def frame(mtype, payload=b"", frm=0, version=1, flags=0, length=None, checksum=None):
+def frame(mtype, payload=b"", frm=0, version=2, flags=0, length=None, checksum=None):
     length = len(payload) if length is None else length
     hdr = b"RBA" + struct.pack("<BBBHI", version, mtype, frm, flags, length)
     if checksum is None:
@@ -90,7 +90,7 @@ def frame(mtype, payload=b"", frm=0, version=1, flags=0, length=None, checksum=N
     return hdr + struct.pack("<I", checksum) + payload
 
 
-def hello(cluster_id, frm, incarnation=1, version=1):
+def hello(cluster_id, frm, incarnation=1, version=2):
     return frame(T_HELLO, struct.pack("<QQB", cluster_id, incarnation, version), frm=frm)
 
 
@@ -101,7 +101,9 @@ def rsm_snapshot(applied, rsm1=False):
     body += struct.pack("<QQ", applied, 0)  # applied slot, no sessions
     if not rsm1:
         body += struct.pack("<I", 0)  # no batch trackers
-    kv = struct.pack("<BQ", 1, 0)  # kv snapshot version 1, no keys
+    # kv snapshot version 2 (kv/snapshot.c): clock, version counter, then 16
+    # empty databases (256 absent-key versions, sweep cursor, no keys)
+    kv = struct.pack("<BQQ", 2, 0, 0) + (bytes(256 * 8) + struct.pack("<QQ", 0, 0)) * 16
     body += struct.pack("<Q", len(kv)) + kv
     return body + struct.pack("<Q", xxh64(body, 0))
 
