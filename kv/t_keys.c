@@ -207,13 +207,14 @@ struct key_walk {
     size_t pat_len; /* pat NULL: all */
     int type;       /* -1 any, -2 none */
     uint64_t n;
+    struct rabia_buf *expired; /* SCAN: the expired keys met, deleted after the walk */
 };
 
 static int walk_key(void *arg, struct kv_dent *e)
 {
     struct key_walk *w = arg;
     if (is_expired(w->c, e))
-        return 0;
+        return w->expired ? rabia_buf_append(w->expired, &e, sizeof e) : 0;
     if (w->type != -1 && w->type != obj(e)->type)
         return 0;
     if (w->pat && !kv_glob(w->pat, w->pat_len, e->key, e->klen))
@@ -243,7 +244,10 @@ KV_CMD(scan)
     if (!kv_arg_cursor(c, 1, &cursor) || !kv_scan_args(c, 2, true, &o))
         return 0;
     char cur[32];
-    struct key_walk w = {.c = c, .pat = o.match, .pat_len = o.match_len, .type = o.type};
+    /* Expired keys the walk meets are deleted after it (the table must not
+     * change during it), as Redis's SCAN does: DBSIZE stops counting them */
+    struct rabia_buf expired = {0};
+    struct key_walk w = {.c = c, .pat = o.match, .pat_len = o.match_len, .type = o.type, .expired = &expired};
     int rc = kv_reply_array(c, 2);
     size_t cur_at = c->out->len;
     if (rc)
@@ -251,6 +255,13 @@ KV_CMD(scan)
     size_t mark = kv_reply_defer(c);
     int err = 0;
     uint64_t next = kv_dict_scan(c->s, &c->db->keys, cursor, o.count, walk_key, &w, &err);
+    for (size_t i = 0; !err && i + sizeof(struct kv_dent *) <= expired.len; i += sizeof(struct kv_dent *)) {
+        struct kv_dent *e;
+        memcpy(&e, expired.data + i, sizeof e);
+        kv_delete(c, e);
+        c->s->expired_keys++;
+    }
+    rabia_buf_free(&expired);
     if (err)
         return err;
     if ((rc = kv_reply_set_len(c, mark, w.n)))

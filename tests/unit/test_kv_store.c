@@ -128,6 +128,15 @@ static void test_sweep(void)
     KV_DO(sm, "DBSIZE", ":250\r\n");
     CHECK_EQ(rabia_kv_expiring(sm), 250);
     KV_DO(sm, "SWEEP 0", "-ERR SWEEP budget must be 1..100000\r\n");
+    /* SCAN deletes the expired keys it walks past, as Redis's does */
+    KV_DO(sm, "FLUSHALL", "+OK\r\n");
+    KV_DO(sm, "SET gone v PX 10", "+OK\r\n");
+    kv_at(sm, 3, T0 + 1000);
+    KV_DO(sm, "DBSIZE", ":1\r\n");
+    KV_DO(sm, "KEYS *", "*0\r\n");
+    KV_DO(sm, "DBSIZE", ":1\r\n"); /* KEYS only skips it */
+    KV_DO(sm, "SCAN 0", "*2\r\n$1\r\n0\r\n*0\r\n");
+    KV_DO(sm, "DBSIZE", ":0\r\n");
     rabia_sm_kv.destroy(sm);
 }
 
