@@ -58,6 +58,22 @@ static void usage(FILE *f)
             "  retransmit-ms     resend stalled consensus messages after (default 20)\n"
             "  log-level         error | warn | info | debug (default info)\n"
             "\n"
+            "operations and security:\n"
+            "  metrics-listen    host:port for HTTP /metrics (Prometheus) and /health, or off\n"
+            "  cluster-secret-file  file with the cluster's shared secret: peers prove membership\n"
+            "                    by challenge-response in HELLO (the secret never travels)\n"
+            "  requirepass       password of the default user (RESP AUTH, native protocol)\n"
+            "  acl-file          users in Redis ACL syntax: user NAME on >PASS ~PATTERN +@read ...\n"
+            "  tls-peers         yes = peer links over TLS 1.3 with mutual authentication\n"
+            "  tls-clients       yes = the client ports (native and RESP) over TLS 1.3\n"
+            "  tls-auth-clients  yes = clients must present a certificate from the CA\n"
+            "  tls-cert-file, tls-key-file, tls-ca-cert-file   PEM files (reloaded on SIGHUP)\n"
+            "  audit-log         file: every applied write with client identity and slot, or off\n"
+            "  audit-log-max-bytes  rotate the audit log past this size (default 67108864)\n"
+            "  audit-log-keep    rotated audit files kept (default 4)\n"
+            "  restore-from      a backup file (rabia-cli backup): seed a new cluster from it\n"
+            "\n"
+            "  --restore FILE    same as restore-from = FILE\n"
             "  --rejoin          this replica's data dir was lost: recover from peers\n"
             "                    (never start a wiped replica without it)\n"
             "  --check-config    validate the configuration and exit (0 = valid)\n");
@@ -103,6 +119,13 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "--check-config")) {
             check = 1;
+            continue;
+        }
+        if (!strcmp(a, "--restore") && i + 1 < argc) {
+            if (rabia_replica_config_set(&cfg, "restore-from", argv[++i], err, sizeof err)) {
+                fprintf(stderr, "rabiad: %s\n", err);
+                return 2;
+            }
             continue;
         }
         if (!strcmp(a, "--rejoin")) {

@@ -8,7 +8,9 @@ pkgs=(build-essential cmake pkg-config git
       spin                       # model checking (tests/model)
       redis-tools                # redis-cli / redis-benchmark against the RESP port
       python3 python3-redis      # tests: acknowledged-write checkers use the client most apps use
-      iproute2 iptables procps)
+      iproute2 iptables procps
+      libssl-dev openssl         # TLS 1.3 on peer and client links (OpenSSL 3.0)
+      prometheus)                # promtool: tests check /metrics and the alert rules
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

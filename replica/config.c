@@ -30,6 +30,8 @@ void rabia_replica_config_default(struct rabia_replica_config *c)
     c->wal_segment_bytes = 64ull << 20;
     c->max_log_size = 256ull << 20;
     c->snapshot_interval_s = 300;
+    c->audit_log_max_bytes = 64ull << 20;
+    c->audit_log_keep = 4;
 }
 
 #define ERR(...)                                           \
@@ -80,6 +82,23 @@ static int set_listen(char *dst, const char *key, const char *v, char *err, size
     if (parse_addr(v, host, sizeof host, &port))
         ERR("%s = '%s': expected host:port (e.g. 127.0.0.1:7401) or 'off'", key, v);
     snprintf(dst, RABIA_ADDR_MAX, "%s", v);
+    return 0;
+}
+
+static int set_bool(bool *dst, const char *key, const char *v, char *err, size_t errlen)
+{
+    if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1")) *dst = true;
+    else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0")) *dst = false;
+    else ERR("%s = '%s': use yes or no", key, v);
+    return 0;
+}
+
+/* A file path (may be "" to unset); what it names is checked when the
+ * replica starts, where the error can say what is wrong with the file. */
+static int set_path(char *dst, size_t cap, const char *key, const char *v, char *err, size_t errlen)
+{
+    if (strlen(v) >= cap) ERR("%s: path too long (under %zu bytes)", key, cap);
+    snprintf(dst, cap, "%s", v);
     return 0;
 }
 
@@ -203,9 +222,38 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
         if (parse_u64(v, 0, 86400 * 7, &x)) ERR("snapshot-interval-s = '%s': must be 0..604800 (0 = by max-log-size only)", v);
         c->snapshot_interval_s = (uint32_t)x;
     } else if (!strcmp(k, "wal-allow-buffered")) {
-        if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1")) c->wal_allow_buffered = true;
-        else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0")) c->wal_allow_buffered = false;
-        else ERR("wal-allow-buffered = '%s': use yes or no", v);
+        return set_bool(&c->wal_allow_buffered, k, v, err, errlen);
+    } else if (!strcmp(k, "metrics-listen")) {
+        return set_listen(c->metrics_listen, k, v, err, errlen);
+    } else if (!strcmp(k, "cluster-secret-file")) {
+        return set_path(c->cluster_secret_file, sizeof c->cluster_secret_file, k, v, err, errlen);
+    } else if (!strcmp(k, "requirepass")) {
+        if (strlen(v) >= sizeof c->requirepass) ERR("requirepass: longer than %zu bytes", sizeof c->requirepass - 1);
+        snprintf(c->requirepass, sizeof c->requirepass, "%s", v);
+    } else if (!strcmp(k, "acl-file")) {
+        return set_path(c->acl_file, sizeof c->acl_file, k, v, err, errlen);
+    } else if (!strcmp(k, "tls-cert-file")) {
+        return set_path(c->tls_cert_file, sizeof c->tls_cert_file, k, v, err, errlen);
+    } else if (!strcmp(k, "tls-key-file")) {
+        return set_path(c->tls_key_file, sizeof c->tls_key_file, k, v, err, errlen);
+    } else if (!strcmp(k, "tls-ca-cert-file")) {
+        return set_path(c->tls_ca_cert_file, sizeof c->tls_ca_cert_file, k, v, err, errlen);
+    } else if (!strcmp(k, "tls-peers")) {
+        return set_bool(&c->tls_peers, k, v, err, errlen);
+    } else if (!strcmp(k, "tls-clients")) {
+        return set_bool(&c->tls_clients, k, v, err, errlen);
+    } else if (!strcmp(k, "tls-auth-clients")) {
+        return set_bool(&c->tls_auth_clients, k, v, err, errlen);
+    } else if (!strcmp(k, "audit-log")) {
+        return set_path(c->audit_log, sizeof c->audit_log, k, v, err, errlen);
+    } else if (!strcmp(k, "audit-log-max-bytes")) {
+        if (parse_u64(v, 1u << 16, 1ull << 40, &x)) ERR("audit-log-max-bytes = '%s': must be 65536..1099511627776", v);
+        c->audit_log_max_bytes = x;
+    } else if (!strcmp(k, "audit-log-keep")) {
+        if (parse_u64(v, 1, 1000, &x)) ERR("audit-log-keep = '%s': must be 1..1000 (rotated files kept)", v);
+        c->audit_log_keep = (uint32_t)x;
+    } else if (!strcmp(k, "restore-from")) {
+        return set_path(c->restore_from, sizeof c->restore_from, k, v, err, errlen);
     } else {
         ERR("unknown key '%s' (see rabiad --help for the list)", key);
     }
@@ -259,6 +307,10 @@ int rabia_replica_config_check(const struct rabia_replica_config *c, char *err, 
         ERR("window = %u with policy classes: needs window >= %u (the number of replicas)", c->window, c->n);
     if (c->resp_listen[0] && strcmp(c->state_machine, "kv"))
         ERR("resp-listen is set but state-machine = %s: the RESP front end serves the kv state machine only (set resp-listen = off)", c->state_machine);
+    if ((c->tls_peers || c->tls_clients) && (!c->tls_cert_file[0] || !c->tls_key_file[0] || !c->tls_ca_cert_file[0]))
+        ERR("tls-%s = yes needs tls-cert-file, tls-key-file and tls-ca-cert-file (deploy/make-test-certs.sh makes "
+            "a test CA and certificates)", c->tls_peers ? "peers" : "clients");
+    if (c->tls_auth_clients && !c->tls_clients) ERR("tls-auth-clients = yes needs tls-clients = yes");
     if (c->durability == RABIA_DURABILITY_WAL && (uint64_t)c->batch_max_bytes * 4 > c->wal_segment_bytes)
         ERR("wal-segment-bytes = %" PRIu64 " is too small for batch-max-bytes %u: a log record holds a whole "
             "batch and must fit a quarter of a segment; raise wal-segment-bytes to at least %" PRIu64,
@@ -284,4 +336,16 @@ void rabia_replica_config_print(const struct rabia_replica_config *c, void *file
             c->durability == RABIA_DURABILITY_MEMORY ? "memory" : "wal", c->wal_segment_bytes, c->max_log_size,
             c->snapshot_interval_s);
     if (c->wal_allow_buffered) fprintf(f, "wal-allow-buffered yes\n");
+    fprintf(f, "metrics-listen %s\n", c->metrics_listen[0] ? c->metrics_listen : "off");
+    if (c->cluster_secret_file[0]) fprintf(f, "cluster-secret-file %s\n", c->cluster_secret_file);
+    if (c->requirepass[0]) fprintf(f, "requirepass (set)\n");
+    if (c->acl_file[0]) fprintf(f, "acl-file %s\n", c->acl_file);
+    if (c->tls_peers || c->tls_clients)
+        fprintf(f, "tls-peers %s\ntls-clients %s\ntls-auth-clients %s\ntls-cert-file %s\ntls-key-file %s\ntls-ca-cert-file %s\n",
+                c->tls_peers ? "yes" : "no", c->tls_clients ? "yes" : "no", c->tls_auth_clients ? "yes" : "no",
+                c->tls_cert_file, c->tls_key_file, c->tls_ca_cert_file);
+    if (c->audit_log[0])
+        fprintf(f, "audit-log %s\naudit-log-max-bytes %" PRIu64 "\naudit-log-keep %u\n", c->audit_log,
+                c->audit_log_max_bytes, c->audit_log_keep);
+    if (c->restore_from[0]) fprintf(f, "restore-from %s\n", c->restore_from);
 }

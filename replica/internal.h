@@ -68,6 +68,9 @@ struct conn {
     uint64_t block_deadline_us; /* 0: none */
     struct rabia_buf block_op;  /* the op, resubmitted as is */
     bool pubsub;           /* counted in pubsub_conns */
+    /* who the client is (clients: RESP and native): the user it authenticated
+     * as ("default" until AUTH), for access checks, logs and the audit log */
+    char user[64];
 };
 
 struct app_op {

@@ -288,6 +288,7 @@ static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
         return -1;
     }
     struct conn *k = &r->conns[ci];
+    snprintf(k->user, sizeof k->user, "default");
     if (kind == CK_RESP) {
         k->q = calloc(RESP_MAX_PENDING, sizeof(*k->q));
         if (!k->q) {

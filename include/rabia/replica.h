@@ -72,6 +72,22 @@ struct rabia_replica_config {
                                             anything was applied (0 = only by max-log-size) */
     bool wal_allow_buffered;             /* wal-allow-buffered: development only, a data-dir on a
                                             filesystem without O_DIRECT (tmpfs) */
+    /* operations and security (replica/README.md "Operations") */
+    char metrics_listen[RABIA_ADDR_MAX]; /* metrics-listen: HTTP /metrics and /health, "" = off */
+    char cluster_secret_file[512];       /* cluster-secret-file: peers prove membership with the
+                                            secret in this file (challenge-response in HELLO) */
+    char requirepass[256];               /* requirepass: the default user's password (as redis.conf) */
+    char acl_file[512];                  /* acl-file: users, Redis ACL syntax ("user NAME on >pass ~pattern +@read") */
+    char tls_cert_file[512];             /* tls-cert-file: this replica's certificate (PEM) */
+    char tls_key_file[512];              /* tls-key-file: its private key (PEM) */
+    char tls_ca_cert_file[512];          /* tls-ca-cert-file: the cluster CA (PEM) */
+    bool tls_peers;                      /* tls-peers: peer links over TLS 1.3, mutually authenticated */
+    bool tls_clients;                    /* tls-clients: both client ports over TLS 1.3 */
+    bool tls_auth_clients;               /* tls-auth-clients: clients must present a CA-signed certificate */
+    char audit_log[512];                 /* audit-log: every applied write, with client and slot, "" = off */
+    uint64_t audit_log_max_bytes;        /* audit-log-max-bytes: rotate past this size */
+    uint32_t audit_log_keep;             /* audit-log-keep: rotated files kept */
+    char restore_from[512];              /* restore-from: seed a new cluster from a backup file (rabiad --restore) */
 };
 
 enum rabia_durability {
