@@ -59,6 +59,7 @@ struct inst {
     uint8_t round;   /* 0 exchange, 1 state round, 2 vote round */
     uint8_t state;   /* my state entering the current phase */
     uint64_t last_us;/* last progress or retransmission */
+    uint64_t first_us;/* when this replica first had the slot in its window (decision time) */
     struct phase ph[PH_RING];
 };
 
@@ -153,6 +154,8 @@ struct rabia_core {
     const char *last_anomaly;
     rabia_coin_fn coin_obs;
     void *coin_ctx;
+    rabia_decide_fn decide_obs;
+    void *decide_ctx;
 };
 
 /* emit.c */

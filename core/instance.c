@@ -47,6 +47,7 @@ struct inst *core_inst_get(struct rabia_core *c, uint64_t slot)
     in->my_entry = -1;
     in->mute = c->recovering || slot <= c->abstain_below;
     in->last_us = c->now;
+    in->first_us = c->now;
     struct logent *l = core_log_get(c, slot);
     if (l) { /* decided already, e.g. by catch-up */
         in->decided = true;
@@ -113,6 +114,8 @@ void core_decide(struct rabia_core *c, struct inst *in, uint8_t value, bool adop
         return;
     }
     core_log_decide(c, in->slot, value, &in->maj_id);
+    if (c->decide_obs)
+        c->decide_obs(c->decide_ctx, in->slot, value, in->phase, adopted, c->now - in->first_us);
     core_release_proposal(c, in);
     if (!adopted && !in->mute) {
         struct rabia_send *s = core_emit(c, RABIA_TO_ALL, RABIA_MSG_DECISION, in->slot);

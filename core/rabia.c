@@ -257,6 +257,12 @@ void rabia_core_set_coin_observer(struct rabia_core *c, rabia_coin_fn fn, void *
     c->coin_ctx = ctx;
 }
 
+void rabia_core_set_decide_observer(struct rabia_core *c, rabia_decide_fn fn, void *ctx)
+{
+    c->decide_obs = fn;
+    c->decide_ctx = ctx;
+}
+
 void rabia_core_set_trace(struct rabia_core *c, rabia_trace_fn fn, void *ctx)
 {
     c->trace = fn;

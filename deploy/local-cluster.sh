@@ -8,6 +8,8 @@
 # on 7500+i (override the bases with RABIA_RESP_BASE, RABIA_CLIENT_BASE,
 # RABIA_PEER_BASE). State lives under $RABIA_CLUSTER_DIR (default
 # /tmp/rabia-cluster): one data dir, log and pid file per replica.
+# RABIA_METRICS_BASE set: replica i also serves /metrics and /health on
+# 127.0.0.1:(RABIA_METRICS_BASE + i) (metrics-listen).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 dir=${RABIA_CLUSTER_DIR:-/tmp/rabia-cluster}
@@ -16,6 +18,7 @@ cli=${RABIA_CLI:-$here/build/cmd/rabia-cli}
 resp_base=${RABIA_RESP_BASE:-6400}
 client_base=${RABIA_CLIENT_BASE:-7400}
 peer_base=${RABIA_PEER_BASE:-7500}
+metrics_base=${RABIA_METRICS_BASE:-}
 
 die() { echo "local-cluster: $*" >&2; exit 1; }
 
@@ -32,7 +35,8 @@ start_one() {
   [ "$sm" = kv ] && resp="127.0.0.1:$((resp_base + i))"
   "$bin" --id "$i" --members "$(members "$n")" \
     --client-listen "127.0.0.1:$((client_base + i))" --resp-listen "$resp" \
-    --data-dir "$dir/r$i" --state-machine "$sm" ${RABIA_EXTRA_ARGS:-} \
+    --data-dir "$dir/r$i" --state-machine "$sm" ${metrics_base:+--metrics-listen "127.0.0.1:$((metrics_base + i))"} \
+    ${RABIA_EXTRA_ARGS:-} \
     >>"$dir/r$i.log" 2>&1 &
   echo $! >"$dir/r$i.pid"
 }

@@ -1227,6 +1227,8 @@ int rio_conn_peer(const struct rio_conn *c, char *buf, size_t len)
     return format_addr(&c->addr, c->addr_len, buf, len);
 }
 
+int rio_conn_fd(const struct rio_conn *c) { return c->fd; }
+
 /* ---- public: listeners ---- */
 
 int rio_listen(struct rio_loop *l, const char *host, uint16_t port, void *user,

@@ -106,6 +106,9 @@ void *rio_conn_user(const struct rio_conn *c);
 void rio_conn_set_limits(struct rio_conn *c, size_t in_max, size_t out_max);
 /* "ip:port" ("[ip6]:port"); 0 or a negative errno (-ENOSPC if buf is short). */
 int rio_conn_peer(const struct rio_conn *c, char *buf, size_t len);
+/* The socket, for getsockopt only (metrics read TCP_INFO's round-trip
+ * time); the loop owns it: never read, write or close it. */
+int rio_conn_fd(const struct rio_conn *c);
 
 /* One iteration: queue the SQEs that deferred work needs, submit and wait
  * until at least one completion arrives or timeout_us passes (0 = do not

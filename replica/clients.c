@@ -68,6 +68,7 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
 {
     struct rabia_replica *r = ctx;
     if (w->conn == MAX_CONNS) {
+        if (cid == r->app_client_id && seq) metrics_request_done(r, MF_APP, MK_OTHER, M_CMD_NONE, w->t_us, status, res, len);
         if (cid == r->app_client_id) replica_app_answered(r, seq, status, res, len);
         if (w->fn) w->fn(w->ctx, status, res, len);
         return;
@@ -81,6 +82,7 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
     }
     if (k->closing) return;
     if (k->kind == CK_CLIENT) {
+        metrics_request_done(r, MF_NATIVE, MK_OTHER, M_CMD_NONE, w->t_us, status, res, len);
         struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .u64 = cid, .slot = seq,
                               .value = (uint8_t)status, .body = res, .body_len = (uint32_t)len};
         replica_send_frame(r, k->c, &m);
@@ -94,6 +96,7 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
             r->n_blocked++;
             return;
         }
+        metrics_request_done(r, MF_RESP, s->mkind, s->cmd, s->t_us, status, res, len);
         struct rabia_buf kinds = {0}; /* EXEC's, kept in out until now */
         if (s->r3 == R3_EXEC) {
             kinds = s->out;
@@ -162,82 +165,12 @@ void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rab
 /* ------------------------------------------------------------------ */
 /* RESP */
 
-/* Keep the sections of text named in want (INFO's argument; "all",
- * "everything" and "default" keep all): Redis's INFO [section]. */
-static int info_filter(char *text, int n, const uint8_t *want, size_t wn)
-{
-    if (!want || (wn == 3 && !strncasecmp((const char *)want, "all", 3)) ||
-        (wn == 10 && !strncasecmp((const char *)want, "everything", 10)) ||
-        (wn == 7 && !strncasecmp((const char *)want, "default", 7)))
-        return n;
-    int o = 0;
-    bool keep = false;
-    for (int i = 0; i < n;) {
-        char *eol = memchr(text + i, '\n', (size_t)(n - i));
-        int len = eol ? (int)(eol - (text + i)) + 1 : n - i;
-        if (text[i] == '#') { /* "# Name\r\n" */
-            int end = len - 1; /* the '\n' */
-            if (end > 0 && text[i + end - 1] == '\r') end--;
-            int nl = end - 2; /* after "# " */
-            keep = nl >= 0 && (size_t)nl == wn && !strncasecmp(text + i + 2, (const char *)want, wn);
-            if (o > 0 && keep) text[o++] = '\r', text[o++] = '\n'; /* a blank line between sections */
-        }
-        if (keep) {
-            memmove(text + o, text + i, (size_t)len);
-            o += len;
-        }
-        i += len;
-    }
-    return o;
-}
-
+/* INFO [section]: the text is metrics.c's (Redis's sections and rabia's). */
 static void resp_info(struct rabia_replica *r, struct rabia_buf *out, const uint8_t *want, size_t wn, bool verbatim)
 {
-    uint64_t hslot;
-    struct rabia_replica_status st;
-    rabia_replica_get_status(r, &st);
-    struct node_stats ns;
-    node_stats(r->node, &ns);
-    char text[4096];
-    int n = snprintf(text, sizeof text,
-                     "# Server\r\nrabia_version:0.1.0\r\nprocess_id:%ld\r\n# Replication\r\nrole:rabia-replica\r\n"
-                     "replica_id:%u\r\nmembers:%u\r\nincarnation:%" PRIu64 "\r\nrecovering:%d\r\nslots_applied:%" PRIu64
-                     "\r\nslots_known:%" PRIu64 "\r\nslots_decided:%" PRIu64 "\r\nslots_null:%" PRIu64
-                     "\r\nstate_hash:%016" PRIx64 "\r\n# Sessions\r\nsessions:%u\r\nsession_reply_bytes:%" PRIu64
-                     "\r\nsessions_closed:%" PRIu64 "\r\nsessions_close_lost:%" PRIu64
-                     "\r\nrequests_resubmitted:%" PRIu64 "\r\nwaiters:%u\r\n",
-                     (long)getpid(), st.id, st.n, st.incarnation, st.recovering, rabia_rsm_applied(r->rsm), st.known,
-                     st.slots_decided, st.slots_null, replica_state_hash(r, true, &hslot), rabia_rsm_sessions(r->rsm),
-                     rabia_rsm_reply_bytes(r->rsm), ns.sessions_closed, ns.sessions_close_lost, ns.resubmitted,
-                     ns.waiters);
-    for (uint8_t p = 0; p < r->cfg.n && n < (int)sizeof text - 100; p++)
-        n += snprintf(text + n, sizeof text - (size_t)n, "member_%u:%s:%u,%s\r\n", p + 1, r->cfg.members[p].host,
-                      r->cfg.members[p].port, p == r->self ? "self" : r->peers[p].out_ready ? "up" : "down");
-    if (n < (int)sizeof text - 200) {
-        n += snprintf(text + n, sizeof text - (size_t)n, "# Persistence\r\ndurability:%s\r\nrequests_refused_disk:%" PRIu64 "\r\n",
-                      r->wal ? "wal" : "memory", ns.refused_unavailable);
-        if (r->wal && n < (int)sizeof text - 100) n += durable_status(&r->dur, text + n, sizeof text - (size_t)n);
-        if (n >= (int)sizeof text) n = (int)sizeof text - 1;
-    }
-    if (!strcmp(r->cfg.state_machine, "kv") && n < (int)sizeof text - 200) {
-        /* Redis's sections for what the store knows: memory, keyspace */
-        const void *sm = rabia_rsm_sm(r->rsm);
-        uint64_t keys = rabia_kv_count(sm), mem = rabia_kv_memory(sm);
-        n += snprintf(text + n, sizeof text - (size_t)n,
-                      "# Memory\r\nused_memory_dataset:%" PRIu64 "\r\ndataset_bytes_per_key:%" PRIu64
-                      "\r\n# Clients\r\nblocked_clients:%u\r\npubsub_clients:%u\r\n# Keyspace\r\n",
-                      mem, keys ? mem / keys : 0, r->n_blocked, r->pubsub_conns);
-        for (uint32_t db = 0; db < 16 && n < (int)sizeof text - 80; db++) {
-            uint64_t k, e;
-            rabia_kv_db_info(sm, db, &k, &e);
-            if (k) n += snprintf(text + n, sizeof text - (size_t)n, "db%u:keys=%" PRIu64 ",expires=%" PRIu64 ",avg_ttl=0\r\n",
-                                 db, k, e);
-        }
-        if (n >= (int)sizeof text) n = (int)sizeof text - 1;
-    }
-    n = info_filter(text, n, want, wn);
-    if (verbatim) resp_put_verbatim(out, text, (size_t)n); /* RESP3, as Redis 7.0 */
-    else resp_put_bulk(out, text, (size_t)n);
+    metrics_info(r, &r->m->info, want, wn);
+    if (verbatim) resp_put_verbatim(out, r->m->info.data, r->m->info.len); /* RESP3, as Redis 7.0 */
+    else resp_put_bulk(out, r->m->info.data, r->m->info.len);
 }
 
 /* Number of the batch being filled: how many were cut before it. */
@@ -286,6 +219,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
         struct resp_slot *s = &k->q[slot];
         rabia_buf_clear(&s->out);
         if (rc < 0) { /* Redis replies with the protocol error, then closes */
+            r->m->errors[ME_PROTOCOL]++;
             if (rc == -EPROTO) resp_parse_error_reply(&k->pa, &s->out);
             s->ready = true;
             k->q_len++;
@@ -296,6 +230,8 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
         bool subscribed = k->rs.nsubs || k->rs.npsubs;
         int what = resp_handle(&k->rs, &k->pa, &s->out, &op);
         k->q_len++;
+        s->t_us = k->in_us;
+        s->cmd = (uint16_t)metrics_cmd_index(k->pa.argv[0], k->pa.argv_len[0], what == RESP_REPLICATE, &s->mkind);
         s->post = what == RESP_REPLICATE ? k->rs.post : RESP_POST_NONE;
         s->r3 = what == RESP_REPLICATE ? k->rs.r3 : R3_NONE;
         if (s->r3 == R3_EXEC) /* out is unused until the result: it keeps the kinds */
@@ -334,6 +270,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
         } else {
             s->ready = true;
         }
+        if (what != RESP_REPLICATE) metrics_local_done(r, s->cmd, s->t_us, &s->out, 0);
     }
     rabia_buf_free(&op);
     if (off) { /* the parser keeps offsets from the start of what is left */

@@ -195,6 +195,7 @@ static void written(void *ctx, int res)
     uint64_t us = rio_now_us() - d->write_started_us;
     d->last_write_us = us;
     if (us > d->max_write_us) d->max_write_us = us;
+    if (d->hooks.wrote) d->hooks.wrote(d->hooks.ctx, us, d->write_dsync, res);
     if (rabia_wal_written(d->wal, res)) {
         char why[256];
         snprintf(why, sizeof why,
@@ -228,6 +229,7 @@ static int log_write(void *ctx)
     int part = rabia_wal_pending(d->wal) ? NODE_WRITE_PART : NODE_WRITE_ALL;
     d->write_busy = true;
     d->write_started_us = rio_now_us();
+    d->write_dsync = io.rw_flags != 0; /* wal.h: RWF_DSYNC unless the log does not sync */
     rc = rio_write(d->loop, io.fd, io.buf, io.len, io.off, io.rw_flags, written, d);
     if (rc) {
         d->write_busy = false;

@@ -34,6 +34,9 @@ struct durable_hooks {
     void *ctx;
     /* the log failed (EIO...): the replica must stop */
     void (*fatal)(void *ctx, const char *why);
+    /* may be NULL: a log write completed (metrics): how long it took, whether
+     * it carried RWF_DSYNC (the sync), its result */
+    void (*wrote)(void *ctx, uint64_t us, bool dsync, int res);
 };
 
 struct durable_cfg {
@@ -78,6 +81,7 @@ struct durable {
     uint64_t max_fork_us;
     struct replay *replay;         /* recovery, until durable_restored */
     uint64_t write_started_us, last_write_us, max_write_us;
+    bool write_dsync;              /* the write in flight carries RWF_DSYNC */
     char disk_err[256];
 };
 

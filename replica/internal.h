@@ -31,7 +31,8 @@
 /* CK_RESP_DRAIN: a RESP connection that closed while requests of it were
  * still in flight; its slot stays until they are answered, then its
  * session is closed through the log. */
-enum ck { CK_FREE, CK_PEER_OUT, CK_PEER_IN_HELLO, CK_PEER_IN, CK_CLIENT, CK_RESP, CK_RESP_DRAIN };
+enum ck { CK_FREE, CK_PEER_OUT, CK_PEER_IN_HELLO, CK_PEER_IN, CK_CLIENT, CK_RESP, CK_RESP_DRAIN,
+          CK_HTTP /* metrics-listen: one HTTP/1.1 request, then closed (metrics.c) */ };
 
 #define APP_WINDOW 60               /* the application's requests in flight, < RABIA_RSM_WINDOW */
 
@@ -42,6 +43,9 @@ struct resp_slot {         /* one pipelined RESP command's reply, in order */
                               with R3_EXEC, out holds the queued commands'
                               kinds until the result comes */
     struct rabia_buf out;
+    uint64_t t_us;         /* metrics: when the command arrived */
+    uint16_t cmd;          /* metrics: its command (metrics_cmd_index) */
+    uint8_t mkind;         /* metrics: enum m_kind */
 };
 
 struct conn {
@@ -71,6 +75,7 @@ struct conn {
     /* who the client is (clients: RESP and native): the user it authenticated
      * as ("default" until AUTH), for access checks, logs and the audit log */
     char user[64];
+    uint64_t in_us;        /* metrics: when the oldest unparsed input byte arrived */
 };
 
 struct app_op {
@@ -150,6 +155,9 @@ struct rabia_replica {
     struct durable dur;
     int lock_fd;             /* flock on data-dir/LOCK, held while the replica lives */
     uint64_t dur_tick_us;
+    /* metrics and health (metrics.c): metrics-listen's listener, the registry */
+    struct rio_listener *l_metrics;
+    struct metrics *m;
 };
 
 /* replica.c */
@@ -178,6 +186,8 @@ void replica_resp_start_drain(struct rabia_replica *r, uint32_t ci);
 void replica_send_snapshot(void *ctx, uint8_t to);
 void replica_pump_snapshots(struct rabia_replica *r);
 void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struct rabia_msg *m);
+/* metrics.c: the registry, /metrics and /health, INFO (metrics.h) */
+#include "metrics.h"
 /* app.c */
 void replica_app_new_session(struct rabia_replica *r);
 void replica_app_answered(struct rabia_replica *r, uint64_t seq, int status, const uint8_t *res, size_t len);

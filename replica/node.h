@@ -46,6 +46,7 @@ struct node_to {
     uint32_t conn, gen, slot;
     rabia_replica_done_fn fn;
     void *ctx;
+    uint64_t t_us; /* when the request arrived (the driver's clock; metrics) */
 };
 
 struct node_env {

@@ -168,7 +168,7 @@ void replica_enqueue(struct rabia_replica *r, uint64_t cid, uint64_t seq, uint64
                             uint32_t len, uint32_t conn, uint32_t resp_slot, rabia_replica_done_fn fn, void *ctx)
 {
     struct node_to to = {.conn = conn, .gen = conn < MAX_CONNS ? r->conns[conn].gen : 0, .slot = resp_slot,
-                         .fn = fn, .ctx = ctx};
+                         .fn = fn, .ctx = ctx, .t_us = rio_now_us()};
     node_request(r->node, cid, seq, ack, op, len, &to);
 }
 
@@ -281,13 +281,18 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
 static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
 {
     struct rabia_replica *r = ctx;
-    enum ck kind = l == r->l_peer ? CK_PEER_IN_HELLO : l == r->l_client ? CK_CLIENT : CK_RESP;
+    enum ck kind = l == r->l_peer ? CK_PEER_IN_HELLO : l == r->l_client ? CK_CLIENT : l == r->l_metrics ? CK_HTTP : CK_RESP;
     uint32_t ci = conn_alloc(r, kind, c);
     if (ci == UINT32_MAX) {
         replica_log(r, RABIA_LOG_WARN, "too many connections (%d): refusing one", MAX_CONNS);
         return -1;
     }
     struct conn *k = &r->conns[ci];
+    r->m->conns_accepted++;
+    if (kind == CK_HTTP) {
+        metrics_http_accept(r, ci);
+        return 0;
+    }
     snprintf(k->user, sizeof k->user, "default");
     if (kind == CK_RESP) {
         k->q = calloc(RESP_MAX_PENDING, sizeof(*k->q));
@@ -313,7 +318,9 @@ static size_t h_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
     uint32_t ci = conn_index(c);
     if (ci == UINT32_MAX) return len;
     struct conn *k = &r->conns[ci];
+    if (k->kind == CK_HTTP) return metrics_http_data(r, ci, p, len);
     if (k->kind == CK_RESP) {
+        if (!k->in.len) k->in_us = rio_now_us(); /* metrics: the next command's arrival */
         if (k->in.len + len > RESP_MAX_INPUT) {
             replica_log(r, RABIA_LOG_WARN, "RESP client sent more than %u unanswered bytes: closing", RESP_MAX_INPUT);
             replica_conn_close(r, c);
@@ -392,6 +399,8 @@ static void h_close(void *ctx, struct rio_conn *c, int err)
     } else if (k->kind == CK_PEER_IN) {
         struct peer *pe = &r->peers[k->peer];
         if (pe->in == ci) pe->in = UINT32_MAX;
+    } else if (k->kind == CK_HTTP) {
+        metrics_http_closed(r, ci);
     } else if (k->kind == CK_RESP && k->next_seq > 1) {
         if (k->inflight) { /* keep counting its answers; close the session after the last */
             replica_resp_start_drain(r, ci);
@@ -532,6 +541,7 @@ static int probe_ports(struct rabia_replica *r, char *err, size_t errlen)
     int rc = probe_one(peer_addr, "peer-listen", err, errlen);
     if (!rc && r->cfg.client_listen[0]) rc = probe_one(r->cfg.client_listen, "client-listen", err, errlen);
     if (!rc && r->cfg.resp_listen[0]) rc = probe_one(r->cfg.resp_listen, "resp-listen", err, errlen);
+    if (!rc && r->cfg.metrics_listen[0]) rc = probe_one(r->cfg.metrics_listen, "metrics-listen", err, errlen);
     return rc;
 }
 
@@ -548,7 +558,8 @@ static int open_io(struct rabia_replica *r, char *err, size_t errlen)
     peer_listen_addr(r, peer_addr, sizeof peer_addr);
     if ((rc = listen_on(r, peer_addr, &r->l_peer, "peer-listen", err, errlen)) ||
         (r->cfg.client_listen[0] && (rc = listen_on(r, r->cfg.client_listen, &r->l_client, "client-listen", err, errlen))) ||
-        (r->cfg.resp_listen[0] && (rc = listen_on(r, r->cfg.resp_listen, &r->l_resp, "resp-listen", err, errlen))))
+        (r->cfg.resp_listen[0] && (rc = listen_on(r, r->cfg.resp_listen, &r->l_resp, "resp-listen", err, errlen))) ||
+        (rc = metrics_listen(r, err, errlen)))
         return rc;
     return 0;
 }
@@ -561,7 +572,7 @@ static void close_io(struct rabia_replica *r)
     r->loop = NULL;
     pthread_mutex_unlock(&r->wake_mu);
     if (l) rio_loop_destroy(l); /* on_close runs for every connection */
-    r->l_peer = r->l_client = r->l_resp = NULL;
+    r->l_peer = r->l_client = r->l_resp = r->l_metrics = NULL;
     for (int p = 0; p < RABIA_MAX_REPLICAS; p++) {
         r->peers[p].out = r->peers[p].in = UINT32_MAX;
         r->peers[p].out_ready = false;
@@ -590,7 +601,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     }
     r->conns = calloc(MAX_CONNS, sizeof(*r->conns));
     r->chunk = malloc(SNAP_CHUNK);
-    if (!r->conns || !r->chunk) {
+    if (!r->conns || !r->chunk || metrics_create(r)) {
         rabia_replica_destroy(r);
         return -ENOMEM;
     }
@@ -617,7 +628,8 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
      * flight (bench/snapshot_stall.sh); the bytes bound above is what limits */
     nc.batch.max_cut = 64;
     struct node_env env = {.ctx = r, .now_us = env_now, .wall_ms = env_wall_ms, .send = peers_send, .reply = replica_deliver,
-                           .snapshot_to = replica_send_snapshot, .fatal = env_fatal, .note = env_note};
+                           .snapshot_to = replica_send_snapshot, .fatal = env_fatal, .note = env_note,
+                           .submitted = metrics_on_submitted};
     r->node = node_create(&nc, &env);
     if (!r->node) {
         snprintf(err, errlen, "out of memory creating the replica (batch-max-bytes %u too large?)",
@@ -639,7 +651,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
                                  .max_log_size = cfg->max_log_size, .snapshot_interval_s = cfg->snapshot_interval_s,
                                  .window = cfg->window,
                                  .allow_buffered = cfg->wal_allow_buffered};
-        struct durable_hooks hk = {.ctx = r, .fatal = env_fatal};
+        struct durable_hooks hk = {.ctx = r, .fatal = env_fatal, .wrote = metrics_on_wal_write};
         rc = durable_open(&r->dur, &dc, &hk, r->rsm, &rest, err, errlen);
         if (rc == -EAGAIN && rest.rejoin) { /* an unfinished --rejoin: again, from scratch */
             durable_close(&r->dur);
@@ -687,6 +699,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         return rc;
     }
     r->core = node_core(r->node);
+    rabia_core_set_decide_observer(r->core, metrics_on_decide, r);
     /* The io_uring ring is created by rabia_replica_run on the thread that
      * runs it (SINGLE_ISSUER | DEFER_TASKRUN rings belong to one thread);
      * here the ports are only checked, so a taken port fails at once. */
@@ -739,6 +752,7 @@ int rabia_replica_run(struct rabia_replica *r)
                 next = r->peers[p].redial_at_us;
         replica_pump_snapshots(r);
         replica_kv_sweep(r, now);
+        metrics_tick(r, now);
         if (r->n_blocked) { /* blocked pops' deadlines, to the 10 ms */
             replica_resp_timeouts(r, now);
             if (now + 10000 < next) next = now + 10000;
@@ -803,6 +817,7 @@ void rabia_replica_destroy(struct rabia_replica *r)
     rabia_dir_unlock(r->lock_fd);
     node_destroy(r->node);
     rabia_buf_free(&r->scratch);
+    metrics_destroy(r);
     free(r->conns);
     pthread_mutex_destroy(&r->app_mu);
     pthread_mutex_destroy(&r->wake_mu);

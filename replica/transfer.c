@@ -92,6 +92,7 @@ void replica_pump_snapshots(struct rabia_replica *r)
             pe->tx_wanted = false;
             pe->tx_active = true;
             pe->tx_off = 0;
+            r->m->transfers_sent++;
             replica_log(r, RABIA_LOG_INFO, "sending snapshot at slot %" PRIu64 " (%" PRIu64 " bytes) to replica %u",
                  pe->tx_slot, pe->tx_total, p + 1);
         }
@@ -117,6 +118,7 @@ void replica_pump_snapshots(struct rabia_replica *r)
             replica_send_frame(r, c, &m);
             pe->tx_off += n;
             sent += n;
+            r->m->transfer_bytes_sent += n;
         }
         if (pe->tx_active && pe->tx_off >= pe->tx_total) tx_end(pe);
     }
@@ -152,6 +154,7 @@ void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struc
         }
         pe->rx_active = true;
         pe->rx_last_us = rio_now_us();
+        r->m->transfers_received++;
         replica_log(r, RABIA_LOG_INFO, "receiving a snapshot at slot %" PRIu64 " (%" PRIu64 " bytes) from replica %u",
              m->slot, m->u64b, from + 1);
     }
@@ -197,6 +200,7 @@ void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struc
     if (rc || !r->wal) unlink(path); /* wal: the file is this replica's snapshot now */
     if (rc) return;
     if (r->wal) durable_snapshot_adopted(&r->dur, slot);
+    r->m->snapshots_installed++;
     replica_log(r, RABIA_LOG_INFO, "installed snapshot from replica %u at slot %" PRIu64 " (%zu bytes)", from + 1, slot, len);
     /* An OPEN's answer (the session's id) is not kept anywhere: if the
      * snapshot covers the application's OPEN, open again (a native client

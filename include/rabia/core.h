@@ -264,6 +264,13 @@ void rabia_core_set_trace(struct rabia_core *c, rabia_trace_fn fn, void *ctx);
  * coin is common: equal on every replica for a (slot, phase). */
 typedef void (*rabia_coin_fn)(void *ctx, uint64_t slot, uint32_t phase, int value);
 void rabia_core_set_coin_observer(struct rabia_core *c, rabia_coin_fn fn, void *ctx);
+/* Observer of every decision this core makes or adopts, for metrics: the
+ * value, the phase it was decided in (adopted: learned from a peer's
+ * DECISION or catch-up, phase is where this replica was) and the time since
+ * the slot entered this replica's window (first message or own proposal). */
+typedef void (*rabia_decide_fn)(void *ctx, uint64_t slot, uint8_t value, uint32_t phase, bool adopted,
+                                uint64_t elapsed_us);
+void rabia_core_set_decide_observer(struct rabia_core *c, rabia_decide_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }
