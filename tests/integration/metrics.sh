@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# metrics: metrics-listen on a 3-replica kv cluster (deploy/local-cluster.sh
+# with RABIA_METRICS_BASE). redis-benchmark drives a bounded load (SET and
+# GET, -d 100 -r 100000) at replica 1 while /metrics is scraped with curl;
+# promtool must find no problem in a scrape taken under load nor in one
+# after it, and the values must agree with the load (requests counted at
+# least as many as were sent, latency histogram counts equal to the request
+# counters, the applied slot equal to the status's, decided slots > 0, every
+# proposed request in a batch). /health: 200 on all; kill -9 one replica:
+# the others stay 200; kill a second: the survivor answers 503 "no
+# majority"; restart both: 200 again. Garbage on the metrics port (random
+# bytes, a 1 MiB request line, an unterminated request, a huge
+# Content-Length, a POST, an unknown path) gets 400/404/405 or a close, and
+# the replica keeps serving. promtool check rules on deploy/prometheus-alerts.yml.
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+it_init metrics 17
+need_cmd curl promtool redis-cli redis-benchmark python3
+# metrics ports: base+60+i, inside this test's port slot (lib.sh checks base..base+59)
+export RABIA_METRICS_BASE=$((RABIA_RESP_BASE + 60))
+mport() { echo $((RABIA_METRICS_BASE + $1)); }
+
+say "promtool check rules deploy/prometheus-alerts.yml"
+out=$(promtool check rules "$IT_REPO/deploy/prometheus-alerts.yml" 2>&1) || fail "promtool check rules: $out"
+expect_match "promtool check rules" "$out" "SUCCESS: [1-9][0-9]* rules found"
+
+# the dashboard's queries must parse: as recording rules, through promtool
+python3 - "$IT_REPO/deploy/grafana-dashboard.json" >"$IT_DIR/dashboard-rules.yml" <<'EOF' || fail "reading deploy/grafana-dashboard.json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+print("groups:\n  - name: dashboard\n    rules:")
+n = 0
+for p in d["panels"]:
+    for t in p["targets"]:
+        e = t["expr"].replace("$__rate_interval", "1m").replace("$job", "rabia").replace("$instance", ".*")
+        n += 1
+        print("      - record: dashboard:expr%d\n        expr: %s" % (n, json.dumps(e)))
+EOF
+out=$(promtool check rules "$IT_DIR/dashboard-rules.yml" 2>&1) || fail "the dashboard's queries: $out"
+expect_match "promtool check rules on deploy/grafana-dashboard.json's queries" "$out" "SUCCESS: [1-9][0-9]* rules found"
+
+cluster_start 3 kv
+
+# scrape I: the text of replica I's /metrics (fails the test on a non-200)
+scrape() {
+  local code
+  code=$(curl -sS --max-time 5 -o "$IT_DIR/scrape.$1" -w '%{http_code}' "http://127.0.0.1:$(mport "$1")/metrics") ||
+    fail "curl /metrics of replica $1 failed"
+  [ "$code" = 200 ] || fail "GET /metrics of replica $1: HTTP $code"
+  cat "$IT_DIR/scrape.$1"
+}
+# metric TEXT 'NAME{LABELS}': its value (the exact series; "" if absent)
+metric() { awk -v n="$2" '$1 == n { print $2; exit }' <<<"$1"; }
+# health I: "CODE BODY" of replica I's /health ("000" when it does not answer)
+health() {
+  local code body
+  code=$(curl -s --max-time 3 -o "$IT_DIR/health.$1" -w '%{http_code}' "http://127.0.0.1:$(mport "$1")/health" || true)
+  body=$(cat "$IT_DIR/health.$1" 2>/dev/null || true)
+  echo "${code:-000} $body"
+}
+# wait_health I CODE [SECONDS]: until replica I's /health answers CODE
+wait_health() {
+  local i=$1 want=$2 limit=${3:-10} t0=$SECONDS h
+  while :; do
+    h=$(health "$i")
+    [ "${h%% *}" = "$want" ] && { ok "replica $i /health: $h"; return 0; }
+    ((SECONDS - t0 < limit)) || fail "replica $i /health: '$h', expected $want within ${limit}s"
+    sleep 0.2
+  done
+}
+promcheck() { # WHAT FILE: promtool check metrics prints nothing and exits 0
+  local out rc=0
+  out=$(promtool check metrics <"$2" 2>&1) || rc=$?
+  [ "$rc" = 0 ] && [ -z "$out" ] || fail "promtool check metrics ($1): exit $rc: $out"
+  ok "promtool check metrics ($1): no problems ($(wc -l <"$2") lines)"
+}
+
+for i in 1 2 3; do wait_health "$i" 200; done
+before=$(scrape 1)
+w0=$(metric "$before" 'rabia_requests_total{frontend="resp",kind="write"}')
+r0=$(metric "$before" 'rabia_requests_total{frontend="resp",kind="read"}')
+[ -n "$w0" ] && [ -n "$r0" ] || fail "no rabia_requests_total series for resp in the first scrape"
+
+# ---- a bounded load, scraped while it runs
+N=20000
+say "load: redis-benchmark -t set,get -n $N -d 100 -r 100000 -c 20 -P 4 at replica 1"
+timeout 60 redis-benchmark -p "$(resp_port 1)" -q -t set,get -n $N -d 100 -r 100000 -c 20 -P 4 \
+  >"$IT_DIR/bench.out" 2>&1 &
+bench_pid=$!
+IT_BG_PIDS+=("$bench_pid")
+under=""
+for ((k = 0; k < 200; k++)); do
+  kill -0 "$bench_pid" 2>/dev/null || break
+  s=$(scrape 1)
+  w=$(metric "$s" 'rabia_requests_total{frontend="resp",kind="write"}')
+  r=$(metric "$s" 'rabia_requests_total{frontend="resp",kind="read"}')
+  # under load: some of the load counted, not all of it
+  if ((w > w0 && w + r < w0 + r0 + 2 * N)); then
+    under=$s
+    cp "$IT_DIR/scrape.1" "$IT_DIR/under_load.prom"
+  fi
+  sleep 0.25
+done
+wait "$bench_pid" || fail "redis-benchmark exited non-zero: $(tail -c 300 "$IT_DIR/bench.out")"
+[ -n "$under" ] || fail "no scrape fell inside the load (it ended before the first one?)"
+ok "scraped replica 1 under load: writes counted $(metric "$under" 'rabia_requests_total{frontend="resp",kind="write"}'), reads $(metric "$under" 'rabia_requests_total{frontend="resp",kind="read"}')"
+promcheck "under load" "$IT_DIR/under_load.prom"
+grep -E '^rabia_(requests_total\{frontend="resp"|request_duration_seconds_(count|sum)\{frontend="resp",kind="write"|slots_decided_total|applied_slot|lag_slots|healthy|pending_batches|wal_fsync_duration_seconds_count)' \
+  "$IT_DIR/under_load.prom" | grep -v 'kind="other"' | sed "s/^/[$IT_NAME]     /"
+
+# a few native requests (rabia-cli) at replica 2
+n0=$(metric "$(scrape 2)" 'rabia_requests_total{frontend="native",kind="other"}')
+for k in 1 2 3 4 5; do cli -a "$(native_addr 2)" kv set "native:$k" "v$k" >/dev/null || fail "rabia-cli kv set failed"; done
+
+wait_converged 20 1 2 3
+after=$(scrape 1)
+cp "$IT_DIR/scrape.1" "$IT_DIR/after.prom"
+promcheck "after the load" "$IT_DIR/after.prom"
+for i in 2 3; do scrape "$i" >"$IT_DIR/after.$i.prom"; promcheck "replica $i" "$IT_DIR/after.$i.prom"; done
+
+w1=$(metric "$after" 'rabia_requests_total{frontend="resp",kind="write"}')
+r1=$(metric "$after" 'rabia_requests_total{frontend="resp",kind="read"}')
+((w1 - w0 >= N)) || fail "SET requests counted $((w1 - w0)), redis-benchmark sent $N"
+ok "SETs counted: $((w1 - w0)) >= $N"
+((r1 - r0 >= N)) || fail "GET requests counted $((r1 - r0)), redis-benchmark sent $N"
+ok "GETs counted: $((r1 - r0)) >= $N"
+expect_eq "write latency histogram count = write requests" \
+  "$(metric "$after" 'rabia_request_duration_seconds_count{frontend="resp",kind="write"}')" "$w1"
+expect_eq "read latency histogram count = read requests" \
+  "$(metric "$after" 'rabia_request_duration_seconds_count{frontend="resp",kind="read"}')" "$r1"
+expect_eq "write latency +Inf bucket = its count" \
+  "$(metric "$after" 'rabia_request_duration_seconds_bucket{frontend="resp",kind="write",le="+Inf"}')" "$w1"
+n1=$(metric "$(scrape 2)" 'rabia_requests_total{frontend="native",kind="other"}')
+((n1 - n0 >= 5)) || fail "native requests counted at replica 2: $((n1 - n0)), rabia-cli sent 5"
+ok "native requests counted at replica 2: $((n1 - n0)) >= 5 (each rabia-cli also opens its session)"
+st=$(replica_status 1)
+expect_eq "rabia_applied_slot = status applied (replica 1)" "$(metric "$after" rabia_applied_slot)" "$(field "$st" applied)"
+expect_eq "rabia_slots_decided_total = status slots_decided (replica 1)" \
+  "$(metric "$after" rabia_slots_decided_total)" "$(field "$st" slots_decided)"
+dec=$(metric "$after" rabia_slots_decided_total)
+((dec > 0)) || fail "no slot decided"
+ok "slots decided: $dec, null $(metric "$after" rabia_slots_null_total), fast $(metric "$after" rabia_slots_fast_total)"
+expect_eq "slot phase histogram count = slots decided here (decided - adopted)" \
+  "$(metric "$after" rabia_slot_phases_count)" "$((dec - $(metric "$after" rabia_slots_adopted_total)))"
+breqs=$(metric "$after" rabia_batch_requests_sum)
+awk -v b="$breqs" -v n=$((2 * N)) 'BEGIN { exit !(b >= n) }' || fail "requests in replica 1's batches: $breqs < $((2 * N))"
+ok "requests in replica 1's proposed batches: $breqs >= $((2 * N))"
+fs=$(metric "$after" rabia_wal_fsync_duration_seconds_count)
+((fs > 0)) || fail "no log fsync observed"
+ok "durable log writes (fsync) observed: $fs"
+sz=$(metric "$after" rabia_state_size_bytes)
+((sz > N * 50)) || fail "rabia_state_size_bytes $sz is too small for the load"
+ok "state size $sz bytes, log $(metric "$after" rabia_log_size_bytes) bytes, RSS $(metric "$after" rabia_process_resident_memory_bytes) bytes"
+expect_eq "peer 2 up (replica 1)" "$(metric "$after" 'rabia_peer_up{peer="2"}')" 1
+rtt=$(metric "$after" 'rabia_peer_rtt_seconds_count{peer="2"}')
+((rtt > 0)) || fail "no peer round-trip time sampled"
+ok "peer RTT samples: $rtt"
+
+# ---- INFO's sections
+info=$(redis 1 INFO everything | tr -d '\r')
+for s in Server Clients Memory Persistence Stats Replication Commandstats Latencystats Keyspace; do
+  grep -qx "# $s" <<<"$info" || fail "INFO everything has no '# $s' section"
+done
+ok "INFO everything has the sections server, clients, memory, persistence, stats, replication, commandstats, latencystats, keyspace"
+cs=$(grep '^cmdstat_set:' <<<"$info" || true)
+expect_match "INFO commandstats set" "$cs" '^cmdstat_set:calls=[0-9]+,usec=[0-9]+,usec_per_call=[0-9.]+,rejected_calls=0,failed_calls=0$'
+calls=$(sed -n 's/^cmdstat_set:calls=\([0-9]*\),.*/\1/p' <<<"$info")
+((calls >= N)) || fail "cmdstat_set calls=$calls < $N"
+expect_match "INFO latencystats get" "$(grep '^latency_percentiles_usec_get:' <<<"$info" || true)" \
+  '^latency_percentiles_usec_get:p50=[0-9.]+,p99=[0-9.]+,p99.9=[0-9.]+$'
+dflt=$(redis 1 INFO | tr -d '\r')
+grep -q '^# Commandstats' <<<"$dflt" && fail "INFO without a section shows commandstats (Redis does not)"
+expect_match "INFO keyspace" "$(redis 1 INFO keyspace | tr -d '\r')" '^db0:keys=[0-9]+,expires=0'
+
+# ---- garbage on the metrics port: answered 400 (or closed), never a crash
+mp=$(mport 1)
+python3 - "$mp" <<'EOF' || fail "garbage on the metrics port: see above"
+import os, socket, sys
+port = int(sys.argv[1])
+def ask(payload, what, expect):
+    s = socket.create_connection(("127.0.0.1", port), timeout=15)
+    data = b""
+    try:
+        s.sendall(payload)
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break  # closed with our unread bytes: fine, as long as it closes
+            if not chunk:
+                break
+            data += chunk
+    except (BrokenPipeError, ConnectionResetError):
+        data = b""
+    finally:
+        s.close()
+    line = data.split(b"\r\n", 1)[0].decode(errors="replace")
+    if data and not line.startswith("HTTP/1.1 %d" % expect):
+        print("FAIL %s: got %r, expected %d" % (what, line, expect)); sys.exit(1)
+    print("[metrics]   ok: %s -> %s" % (what, line or "closed"))
+import random
+random.seed(17)
+ask(bytes(random.getrandbits(8) for _ in range(4096)), "4 KiB of random bytes", 400)
+ask(b"GET /" + b"a" * (1 << 20) + b" HTTP/1.1\r\n\r\n", "a 1 MiB request line", 400)
+ask(b"GET /metrics HTTP/1.1\r\nContent-Length: 99999999999999\r\n\r\n", "a huge Content-Length", 400)
+ask(b"GET /metrics HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", "a chunked body", 400)
+ask(b"GET /metrics\r\n\r\n", "a request line without a version", 400)
+ask(b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "POST", 405)
+ask(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", "an unknown path", 404)
+ask(b"GET /health HTTP/1.0\r\n\r\n", "HTTP/1.0 /health", 200)
+# unterminated: the replica answers 408 after its 10 s idle limit
+t = __import__("time").time()
+ask(b"GET /metrics HTTP/1.1\r\nHost: x\r\n", "an unterminated request", 408)
+print("[metrics]   ok: the unterminated request was answered after %.1f s" % (__import__("time").time() - t))
+EOF
+all_alive 3
+expect_eq "replica 1 serves after the garbage (SET)" "$(redis 1 SET after:garbage 1)" OK
+expect_match "replica 1 metrics after the garbage" "$(metric "$(scrape 1)" 'rabia_http_requests_total{code="400"}')" '^[5-9]$|^[1-9][0-9]+$'
+
+# ---- health transitions
+cluster_kill 3
+sleep 1
+wait_health 1 200
+wait_health 2 200
+cluster_kill 2
+wait_health 1 503 10
+h=$(health 1)
+expect_match "replica 1 /health reason" "$h" '^503 no majority: connected to 1 of 3 replicas'
+expect_eq "rabia_healthy (replica 1, alone)" "$(metric "$(scrape 1)" rabia_healthy)" 0
+cluster_restart 2
+cluster_restart 3
+for i in 1 2 3; do wait_health "$i" 200 20; done
+wait_converged 20 1 2 3
+expect_eq "rabia_healthy (replica 1, majority back)" "$(metric "$(scrape 1)" rabia_healthy)" 1
