@@ -552,6 +552,8 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
         snprintf(lbl, sizeof lbl, "peer=\"%u\"", p + 1);
         hist(b, "rabia_peer_rtt_seconds", lbl, &m->peer_rtt[p]);
     }
+    scalar(b, "rabia_http_connections_refused_total", "counter",
+           "Connections to metrics-listen refused: 64 were open already.", (double)m->http_refused);
     family(b, "rabia_http_requests_total", "counter", "Requests to metrics-listen by status code.");
     for (int i = 0; i < M_HTTP_N; i++)
         put(b, "rabia_http_requests_total{code=\"%d\"} %" PRIu64 "\n", http_codes[i], m->http[i]);
@@ -559,6 +561,13 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
 
 /* ------------------------------------------------------------------ */
 /* HTTP */
+
+bool metrics_http_room(struct rabia_replica *r)
+{
+    if (r->m->n_http < METRICS_HTTP_CONNS) return true;
+    r->m->http_refused++;
+    return false;
+}
 
 void metrics_http_accept(struct rabia_replica *r, uint32_t ci)
 {

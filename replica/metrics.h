@@ -80,6 +80,7 @@ struct metrics {
     uint64_t conns_accepted;
     uint64_t http[M_HTTP_N];
     uint32_t n_http;            /* CK_HTTP connections open */
+    uint64_t http_refused;      /* metrics connections refused: METRICS_HTTP_CONNS open */
     uint64_t http_tick_us;
     struct mcmd *cmds;          /* [ncmds]: the KV commands, then the local ones */
     uint32_t ncmds;
@@ -111,6 +112,10 @@ void metrics_on_decide(void *ctx, uint64_t slot, uint8_t value, uint32_t phase, 
 void metrics_on_wal_write(void *ctx, uint64_t us, bool dsync, int res);
 
 /* metrics-listen connections (replica.c's callbacks hand them over) */
+/* Whether another metrics connection may open (at most METRICS_HTTP_CONNS
+ * at once: they share the replica's connection table with the clients). */
+#define METRICS_HTTP_CONNS 64
+bool metrics_http_room(struct rabia_replica *r);
 void metrics_http_accept(struct rabia_replica *r, uint32_t ci);
 size_t metrics_http_data(struct rabia_replica *r, uint32_t ci, const uint8_t *p, size_t len);
 void metrics_http_closed(struct rabia_replica *r, uint32_t ci);

@@ -282,6 +282,7 @@ static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
 {
     struct rabia_replica *r = ctx;
     enum ck kind = l == r->l_peer ? CK_PEER_IN_HELLO : l == r->l_client ? CK_CLIENT : l == r->l_metrics ? CK_HTTP : CK_RESP;
+    if (kind == CK_HTTP && !metrics_http_room(r)) return -1; /* the metrics port cannot starve the clients */
     uint32_t ci = conn_alloc(r, kind, c);
     if (ci == UINT32_MAX) {
         replica_log(r, RABIA_LOG_WARN, "too many connections (%d): refusing one", MAX_CONNS);

@@ -209,6 +209,24 @@ ask(b"GET /metrics\r\n\r\n", "a request line without a version", 400)
 ask(b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "POST", 405)
 ask(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", "an unknown path", 404)
 ask(b"GET /health HTTP/1.0\r\n\r\n", "HTTP/1.0 /health", 200)
+# more connections than the metrics port keeps (64): the rest are closed at once
+socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(80)]
+import select, time
+time.sleep(0.5)
+closed = 0
+for s in socks:
+    r, _, _ = select.select([s], [], [], 0)
+    if r:
+        try:
+            closed += s.recv(1) == b""
+        except ConnectionResetError:
+            closed += 1
+for s in socks:
+    s.close()
+if closed != 16:
+    print("FAIL: 80 idle connections to the metrics port: %d closed at once, expected 16 (64 kept)" % closed); sys.exit(1)
+print("[metrics]   ok: 80 idle connections to the metrics port: 64 kept, %d closed at once" % closed)
+time.sleep(0.5)
 # unterminated: the replica answers 408 after its 10 s idle limit
 t = __import__("time").time()
 ask(b"GET /metrics HTTP/1.1\r\nHost: x\r\n", "an unterminated request", 408)
@@ -216,7 +234,9 @@ print("[metrics]   ok: the unterminated request was answered after %.1f s" % (__
 EOF
 all_alive 3
 expect_eq "replica 1 serves after the garbage (SET)" "$(redis 1 SET after:garbage 1)" OK
-expect_match "replica 1 metrics after the garbage" "$(metric "$(scrape 1)" 'rabia_http_requests_total{code="400"}')" '^[5-9]$|^[1-9][0-9]+$'
+after_garbage=$(scrape 1)
+expect_match "replica 1 metrics after the garbage: 400s" "$(metric "$after_garbage" 'rabia_http_requests_total{code="400"}')" '^[5-9]$|^[1-9][0-9]+$'
+expect_eq "replica 1 metrics after the garbage: connections refused" "$(metric "$after_garbage" rabia_http_connections_refused_total)" 16
 
 # ---- health transitions
 cluster_kill 3
