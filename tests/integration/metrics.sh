@@ -24,6 +24,9 @@ mport() { echo $((RABIA_METRICS_BASE + $1)); }
 say "promtool check rules deploy/prometheus-alerts.yml"
 out=$(promtool check rules "$IT_REPO/deploy/prometheus-alerts.yml" 2>&1) || fail "promtool check rules: $out"
 expect_match "promtool check rules" "$out" "SUCCESS: [1-9][0-9]* rules found"
+out=$(promtool test rules "$IT_REPO/deploy/prometheus-alerts.test.yml" 2>&1) ||
+  fail "promtool test rules deploy/prometheus-alerts.test.yml: $out"
+ok "promtool test rules deploy/prometheus-alerts.test.yml: the thresholds fire past their bounds, not before"
 
 # the dashboard's queries must parse: as recording rules, through promtool
 python3 - "$IT_REPO/deploy/grafana-dashboard.json" >"$IT_DIR/dashboard-rules.yml" <<'EOF' || fail "reading deploy/grafana-dashboard.json"
