@@ -82,7 +82,8 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
     }
     if (k->closing) return;
     if (k->kind == CK_CLIENT) {
-        metrics_request_done(r, MF_NATIVE, MK_OTHER, M_CMD_NONE, w->t_us, status, res, len);
+        /* w->slot (RESP's reply slot) carries metrics_op_tag for a native request */
+        metrics_request_done(r, MF_NATIVE, (int)(w->slot >> 16), (uint16_t)w->slot, w->t_us, status, res, len);
         struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .u64 = cid, .slot = seq,
                               .value = (uint8_t)status, .body = res, .body_len = (uint32_t)len};
         replica_send_frame(r, k->c, &m);
@@ -133,7 +134,8 @@ void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rab
 {
     struct conn *k = &r->conns[ci];
     if (m->type == RABIA_MSG_CLIENT_REQ) {
-        replica_enqueue(r, m->u64, m->slot, m->u64b, m->body, m->body_len, ci, 0, NULL, NULL);
+        replica_enqueue(r, m->u64, m->slot, m->u64b, m->body, m->body_len, ci, metrics_op_tag(r, m->body, m->body_len),
+                        NULL, NULL);
     } else if (m->type == RABIA_MSG_STATUS_REQ) {
         struct rabia_replica_status st;
         rabia_replica_get_status(r, &st);

@@ -164,6 +164,36 @@ uint16_t metrics_cmd_index(const uint8_t *name, size_t len, bool replicated, uin
     return M_CMD_NONE; /* unknown: Redis does not count those either */
 }
 
+static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+uint32_t metrics_op_tag(const struct rabia_replica *r, const uint8_t *op, size_t len)
+{
+    uint32_t other = (uint32_t)MK_OTHER << 16 | M_CMD_NONE;
+    if (strcmp(r->cfg.state_machine, "kv") != 0) return other;
+    for (int depth = 0; depth < 2; depth++) { /* "@DB n op": the op inside, once */
+        if (len < 8 || rd32(op) < 1) return other;
+        uint32_t argc = rd32(op), nl = rd32(op + 4);
+        if (nl > len - 8) return other;
+        const uint8_t *name = op + 8;
+        if (nl == 3 && !memcmp(name, "@DB", 3) && argc == 3) {
+            size_t off = 8 + nl; /* skip n */
+            if (len - off < 4 || rd32(op + off) > len - off - 4) return other;
+            off += 4 + rd32(op + off);
+            if (len - off < 4 || rd32(op + off) > len - off - 4) return other;
+            op += off + 4;
+            len = rd32(op - 4);
+            continue;
+        }
+        if ((nl == 3 && !strncasecmp((const char *)name, "TXN", 3)) ||
+            (nl == 4 && !strncasecmp((const char *)name, "TXNW", 4)))
+            return (uint32_t)MK_WRITE << 16 | M_CMD_NONE;
+        uint8_t kind;
+        uint16_t idx = metrics_cmd_index(name, nl, true, &kind);
+        return (uint32_t)kind << 16 | idx;
+    }
+    return other;
+}
+
 static unsigned lat_bucket(uint64_t us)
 {
     if (us < 8) return (unsigned)us;

@@ -33,10 +33,11 @@ struct mhist {
 };
 
 enum m_front { MF_RESP, MF_NATIVE, MF_APP, MF_N };
-/* read / write: replicated commands by the KV command table's flags
- * (readonly or not); local: answered by the connection itself (PING,
- * INFO, CONFIG...); other: a state machine's op the replica cannot classify
- * (native protocol, the embedding API) */
+/* read / write: replicated KV commands by the command table's flags
+ * (readonly or not), from RESP or the native protocol; local: answered by
+ * the RESP connection itself (PING, INFO, CONFIG...); other: an op the
+ * replica cannot classify (another state machine's, a session's OPEN, the
+ * embedding API's) */
 enum m_kind { MK_READ, MK_WRITE, MK_LOCAL, MK_OTHER, MK_N };
 /* why a request was answered with an error */
 enum m_err {
@@ -97,6 +98,11 @@ int metrics_listen(struct rabia_replica *r, char *err, size_t errlen);
 
 /* A RESP command's index for commandstats and its kind. */
 uint16_t metrics_cmd_index(const uint8_t *name, size_t len, bool replicated, uint8_t *kind);
+/* A native request's op, for the kv state machine: its command's index
+ * and kind from argv[0] (kv.h's OPERATION format; @DB looked through, TXN
+ * a write); anything else (another state machine, a session's OPEN, a
+ * malformed op) is M_CMD_NONE and MK_OTHER. Packed as kind << 16 | index. */
+uint32_t metrics_op_tag(const struct rabia_replica *r, const uint8_t *op, size_t len);
 /* A request answered: front end, kind, command (M_CMD_NONE: none), when it
  * arrived, and the answer (status enum rabia_reply_status; a RESP result
  * starting with '-' is a command error). */
