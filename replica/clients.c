@@ -97,7 +97,7 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
             r->n_blocked++;
             return;
         }
-        metrics_request_done(r, MF_RESP, s->mkind, s->cmd, s->t_us, status, res, len);
+        metrics_request_done(r, MF_RESP, s->mkind, s->cmd, w->t_us, status, res, len);
         struct rabia_buf kinds = {0}; /* EXEC's, kept in out until now */
         if (s->r3 == R3_EXEC) {
             kinds = s->out;
@@ -232,7 +232,6 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
         bool subscribed = k->rs.nsubs || k->rs.npsubs;
         int what = resp_handle(&k->rs, &k->pa, &s->out, &op);
         k->q_len++;
-        s->t_us = k->in_us;
         s->cmd = (uint16_t)metrics_cmd_index(k->pa.argv[0], k->pa.argv_len[0], what == RESP_REPLICATE, &s->mkind);
         s->post = what == RESP_REPLICATE ? k->rs.post : RESP_POST_NONE;
         s->r3 = what == RESP_REPLICATE ? k->rs.r3 : R3_NONE;
@@ -272,7 +271,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
         } else {
             s->ready = true;
         }
-        if (what != RESP_REPLICATE) metrics_local_done(r, s->cmd, s->t_us, &s->out, 0);
+        if (what != RESP_REPLICATE) metrics_local_done(r, s->cmd, k->in_us, &s->out, 0);
     }
     rabia_buf_free(&op);
     if (off) { /* the parser keeps offsets from the start of what is left */

@@ -42,11 +42,12 @@ struct resp_slot {         /* one pipelined RESP command's reply, in order */
     uint8_t r3;            /* enum resp3_kind: its RESP3 form (R3_NONE: RESP2);
                               with R3_EXEC, out holds the queued commands'
                               kinds until the result comes */
+    uint8_t mkind;         /* metrics: enum m_kind (in the padding: 4096 of */
+    uint16_t cmd;          /* these per connection); its command (metrics_cmd_index) */
     struct rabia_buf out;
-    uint64_t t_us;         /* metrics: when the command arrived */
-    uint16_t cmd;          /* metrics: its command (metrics_cmd_index) */
-    uint8_t mkind;         /* metrics: enum m_kind */
 };
+/* 4096 per RESP connection: metrics' fields fit in what was padding */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct resp_slot) == 32, "struct resp_slot grew");
 
 struct conn {
     enum ck kind;
@@ -75,7 +76,8 @@ struct conn {
     /* who the client is (clients: RESP and native): the user it authenticated
      * as ("default" until AUTH), for access checks, logs and the audit log */
     char user[64];
-    uint64_t in_us;        /* metrics: when the oldest unparsed input byte arrived */
+    uint64_t in_us;        /* metrics: when the oldest unparsed input byte arrived
+                              (RESP; native: the last data), a request's arrival */
 };
 
 struct app_op {

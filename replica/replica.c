@@ -167,8 +167,11 @@ static void core_step(struct rabia_replica *r, struct rabia_event *ev) { node_st
 void replica_enqueue(struct rabia_replica *r, uint64_t cid, uint64_t seq, uint64_t ack, const uint8_t *op,
                             uint32_t len, uint32_t conn, uint32_t resp_slot, rabia_replica_done_fn fn, void *ctx)
 {
+    /* a client request arrived with its connection's oldest unparsed input
+     * (a pipelined RESP command may wait there for earlier replies) */
+    uint64_t t = conn < MAX_CONNS && r->conns[conn].in_us ? r->conns[conn].in_us : rio_now_us();
     struct node_to to = {.conn = conn, .gen = conn < MAX_CONNS ? r->conns[conn].gen : 0, .slot = resp_slot,
-                         .fn = fn, .ctx = ctx, .t_us = rio_now_us()};
+                         .fn = fn, .ctx = ctx, .t_us = t};
     node_request(r->node, cid, seq, ack, op, len, &to);
 }
 
@@ -331,6 +334,7 @@ static size_t h_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
         replica_resp_pump(r, ci);
         return len;
     }
+    k->in_us = rio_now_us(); /* metrics: the arrival of the frames below */
     size_t off = 0;
     while (off < len) {
         size_t flen;

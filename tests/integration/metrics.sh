@@ -145,7 +145,13 @@ ok "native GETs counted as reads at replica 2: $((g1 - g0)) >= 3"
 ((n1 - n0 >= 5)) || fail "native requests counted at replica 2: $((n1 - n0)), rabia-cli sent 5"
 ok "native SETs counted as writes at replica 2: $((n1 - n0)) >= 5"
 st=$(replica_status 1)
-expect_eq "rabia_applied_slot = status applied (replica 1)" "$(metric "$after" rabia_applied_slot)" "$(field "$st" applied)"
+# status reports as applied the slot its state hash is for, which lags
+# when hashing the state is expensive (replica.c): INFO has the live one
+expect_eq "rabia_applied_slot = INFO slots_applied (replica 1)" "$(metric "$after" rabia_applied_slot)" \
+  "$(redis 1 INFO replication | tr -d '\r' | sed -n 's/^slots_applied://p')"
+sa=$(field "$st" applied)
+(($(metric "$after" rabia_applied_slot) >= sa && sa > 0)) || fail "status applied $sa is above rabia_applied_slot"
+ok "status applied (the hashed slot) $sa <= rabia_applied_slot"
 expect_eq "rabia_slots_decided_total = status slots_decided (replica 1)" \
   "$(metric "$after" rabia_slots_decided_total)" "$(field "$st" slots_decided)"
 dec=$(metric "$after" rabia_slots_decided_total)
