@@ -115,6 +115,7 @@ void metrics_destroy(struct rabia_replica *r)
 {
     if (!r->m) return;
     rabia_buf_free(&r->m->out);
+    rabia_buf_free(&r->m->info);
     free(r->m->cmds);
     free(r->m);
     r->m = NULL;
