@@ -17,6 +17,8 @@ PY=/usr/bin/python3
 "$PY" -c 'import redis' 2>/dev/null || skip "python3-redis is not installed (deploy/install-deps.sh installs it)"
 W=$IT_REPO/tests/integration/acked_writer.py
 export RABIA_EXTRA_ARGS="--durability wal --wal-segment-bytes 2097152 --max-log-size 4194304"
+export RABIA_METRICS_BASE=$((RABIA_RESP_BASE + 60)) # /health (metrics-listen) on base+60+i
+health1() { curl -s --max-time 3 -w ' %{http_code}' "http://127.0.0.1:$((RABIA_METRICS_BASE + 1))/health" | tr -d '\n' || true; }
 
 img=$IT_DIR/disk.img
 mnt=$IT_DIR/mnt
@@ -62,6 +64,9 @@ n23b=$(wc -l <"$IT_DIR/w23.acked")
 ok "replicas 2 and 3 acknowledged $((n23b - n23a)) writes in 2 s while replica 1's disk was full"
 pid_runs "$pid1" "$RABIAD" || fail "replica 1 died on the full disk"
 ok "replica 1 (pid $pid1) still runs"
+if command -v curl >/dev/null; then
+  expect_match "replica 1 /health while its disk is full" "$(health1)" "^refusing writes: .*No space left on device.* 503$"
+fi
 info=$(redis 1 INFO | tr -d '\r' | grep -E '^(disk_error|requests_refused_disk|wal_segment_waits):' | tr '\n' ' ')
 say "  replica 1 INFO: $info"
 
@@ -74,6 +79,7 @@ while ((SECONDS - t0 < 30)); do
 done
 expect_eq "replica 1: SET after the space came back" "$(redis 1 SET after-full yes)" OK
 say "  resumed $((SECONDS - t0)) s after the filler was removed"
+if command -v curl >/dev/null; then expect_match "replica 1 /health after the space came back" "$(health1)" "^ok 200$"; fi
 sleep 1
 touch "$IT_DIR/stop"
 for p in "${IT_BG_PIDS[@]}"; do bg_wait "$p" 30; done
