@@ -10,8 +10,13 @@
 # the others stay 200; kill a second: the survivor answers 503 "no
 # majority"; restart both: 200 again. Garbage on the metrics port (random
 # bytes, a 1 MiB request line, an unterminated request, a huge
-# Content-Length, a POST, an unknown path) gets 400/404/405 or a close, and
-# the replica keeps serving. promtool check rules on deploy/prometheus-alerts.yml.
+# Content-Length, a POST, an unknown path, 300 mutated requests, 80 idle
+# connections) gets 400/404/405/408 or a close, and the replica keeps
+# serving. A replica that lost its data dir (--rejoin) answers 503
+# recovering / receiving a snapshot, then 200; the transfer is counted on
+# both sides. promtool check rules and promtool test rules on
+# deploy/prometheus-alerts.yml, promtool check rules on the dashboard's
+# queries.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -299,3 +304,53 @@ cluster_restart 3
 for i in 1 2 3; do wait_health "$i" 200 20; done
 wait_converged 20 1 2 3
 expect_eq "rabia_healthy (replica 1, majority back)" "$(metric "$(scrape 1)" rabia_healthy)" 1
+
+# ---- a replica that lost its data dir: /health while it rebuilds, and the
+# state transfer counted on both sides (the cluster is past log-retain, 1024
+# slots: only a snapshot brings it back)
+sent0=$(($(metric "$(scrape 1)" rabia_state_transfers_sent_total) + $(metric "$(scrape 2)" rabia_state_transfers_sent_total)))
+cluster_kill 3
+rm -rf "$RABIA_CLUSTER_DIR/r3"
+# replica 3's /health every 10 ms (from before its start) until it says 200:
+# each distinct answer and how often it came
+python3 - "$(mport 3)" >"$IT_DIR/rejoin_health.out" 2>&1 <<'PY' &
+import socket, sys, time
+port, seen, order, t0 = int(sys.argv[1]), {}, [], time.time()
+while time.time() - t0 < 40:
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=2)
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while True:
+            c = s.recv(4096)
+            if not c: break
+            data += c
+        s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        key = head.split(b" ")[1].decode() + " " + body.decode().strip().split(":")[0]
+    except OSError:
+        key = "000 no answer"
+    if key not in seen: order.append(key)
+    seen[key] = seen.get(key, 0) + 1
+    if key.startswith("200"): break
+    time.sleep(0.01)
+for k in order: print("%s: %d" % (k, seen[k]))
+PY
+poll_pid=$!
+IT_BG_PIDS+=("$poll_pid")
+RABIA_EXTRA_ARGS="${RABIA_EXTRA_ARGS:-} --rejoin" cluster_restart 3
+wait "$poll_pid" || fail "polling replica 3's /health: $(cat "$IT_DIR/rejoin_health.out")"
+say "replica 3's /health while it rejoined (answer: times seen):"
+sed "s/^/[$IT_NAME]     /" "$IT_DIR/rejoin_health.out"
+grep -q '^200 ok:' "$IT_DIR/rejoin_health.out" || fail "replica 3 never answered 200 after --rejoin"
+grep -qE '^503 (recovering|receiving a snapshot)' "$IT_DIR/rejoin_health.out" ||
+  fail "replica 3 never answered 503 recovering / receiving a snapshot while it rebuilt its state"
+ok "replica 3 answered 503 while it rebuilt its state, then 200"
+wait_converged 30 1 2 3
+s3=$(scrape 3)
+(($(metric "$s3" rabia_state_transfers_received_total) >= 1)) || fail "replica 3 counted no state transfer received"
+(($(metric "$s3" rabia_snapshots_installed_total) >= 1)) || fail "replica 3 counted no snapshot installed"
+ok "replica 3: state transfers received $(metric "$s3" rabia_state_transfers_received_total), snapshots installed $(metric "$s3" rabia_snapshots_installed_total)"
+sent1=$(($(metric "$(scrape 1)" rabia_state_transfers_sent_total) + $(metric "$(scrape 2)" rabia_state_transfers_sent_total)))
+((sent1 > sent0)) || fail "replicas 1 and 2 counted no state transfer sent ($sent0 -> $sent1)"
+ok "replicas 1 and 2: state transfers sent $sent0 -> $sent1"
