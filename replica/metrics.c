@@ -678,7 +678,7 @@ size_t metrics_http_data(struct rabia_replica *r, uint32_t ci, const uint8_t *p,
     memcpy(line, p, ll);
     line[ll] = 0;
     char *sp1 = strchr(line, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-    if (!sp1 || !sp2 || sp1 == line || strchr(sp2 + 1, ' ') ||
+    if (eol[1] != '\n' || !sp1 || !sp2 || sp1 == line || strchr(sp2 + 1, ' ') ||
         (strcmp(sp2 + 1, "HTTP/1.1") && strcmp(sp2 + 1, "HTTP/1.0")) || sp1[1] != '/') {
         http_error(r, k, M_HTTP_400, "bad request: expected a request line 'GET /metrics HTTP/1.1'");
         return len;
