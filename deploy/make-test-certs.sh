@@ -24,8 +24,10 @@ umask 077 # private keys readable by their owner only
 key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 
 # CA
+# (a name of its own: two test CAs with one name would be told apart only by
+# their signatures, and OpenSSL's error would speak of a self-signed chain)
 key "$dir/ca.key"
-openssl req -x509 -new -key "$dir/ca.key" -sha256 -days "$days" -subj "/O=rabia test/CN=rabia test CA" \
+openssl req -x509 -new -key "$dir/ca.key" -sha256 -days "$days" -subj "/O=rabia test/CN=rabia test CA $(date -u +%Y%m%dT%H%M%S)-$RANDOM" \
   -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
   -out "$dir/ca.crt" 2>/dev/null
 

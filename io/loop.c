@@ -121,6 +121,7 @@ struct rio_conn {
      * q. Received ciphertext goes through tls and the plaintext into the
      * usual input path (on_data, in_max). */
     struct rio_tls_conn *tls;
+    int fail_after_send;   /* a TLS failure: its alert leaves first, then this close error */
     uint8_t *pt;
     size_t pt_len, pt_cap;
 };
@@ -524,7 +525,14 @@ static void tls_run(struct rio_conn *c)
             return;
         }
         assert(s < 0);
-        conn_fail(c, s);
+        if (c->q_len > 0 && c->state == C_OPEN) {
+            /* let the alert reach the other side, so that it logs why too */
+            c->fail_after_send = s;
+            c->close_after_send = true;
+            conn_mark_dirty(c);
+        } else {
+            conn_fail(c, s);
+        }
         return;
     }
 }
@@ -598,7 +606,7 @@ static void conn_reconcile(struct rio_conn *c)
             c->recv_armed = true;
         }
         if (!c->send_inflight) {
-            if (c->tls && rio_tls_ready(c->tls) && (c->pt_len || c->close_after_send)) {
+            if (c->tls && rio_tls_ready(c->tls) && !c->fail_after_send && (c->pt_len || c->close_after_send)) {
                 tls_encrypt_pending(c);
                 if (c->state != C_OPEN)
                     return;
@@ -627,7 +635,7 @@ static void conn_reconcile(struct rio_conn *c)
                 c->send_inflight = true;
                 l->st.sends++;
             } else if (c->close_after_send) {
-                conn_fail(c, 0);
+                conn_fail(c, c->fail_after_send);
             }
         }
         return;

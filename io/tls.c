@@ -97,6 +97,11 @@ int rio_tls_ctx_new(struct rio_tls_ctx **out, const struct rio_tls_opts *o, char
      * only add bytes to every handshake. */
     SSL_CTX_set_num_tickets(c, 0);
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+    /* Send the chain of tls-cert-file only, not one built from the CA store:
+     * every member has the CA already, and a stranger's verifier then says
+     * "unable to get local issuer certificate" instead of speaking of a
+     * self-signed certificate in the chain. */
+    SSL_CTX_set_mode(c, SSL_MODE_NO_AUTO_CHAIN);
     if (SSL_CTX_use_certificate_chain_file(c, o->cert_file) != 1) {
         ossl_reason(why, sizeof why, "unknown error");
         snprintf(err, errlen, "tls-cert-file %s: not a usable PEM certificate: %s", o->cert_file, why);

@@ -31,7 +31,34 @@ struct replica_tls {
     struct rio_tls_ctx *client; /* the client ports: server role */
     int reload;                 /* set from any thread or a signal handler (atomic) */
     uint64_t reloads, reload_failures;
+    /* refusal lines, rate limited: a misconfigured peer redials every 50 ms */
+    uint64_t log_window_us;
+    unsigned log_count, log_suppressed;
 };
+
+#define REFUSAL_LOG_WINDOW_US 10000000u
+#define REFUSAL_LOG_PER_WINDOW 20u
+
+/* At most REFUSAL_LOG_PER_WINDOW refusal lines per 10 s; then one line
+ * saying how many were not shown. */
+static bool refusal_log_ok(struct rabia_replica *r)
+{
+    struct replica_tls *t = r->tls;
+    uint64_t now = rio_now_us();
+    if (now - t->log_window_us >= REFUSAL_LOG_WINDOW_US) {
+        if (t->log_suppressed)
+            replica_log(r, RABIA_LOG_WARN, "%u more TLS refusals in the last %u s not shown", t->log_suppressed,
+                        REFUSAL_LOG_WINDOW_US / 1000000u);
+        t->log_window_us = now;
+        t->log_count = t->log_suppressed = 0;
+    }
+    if (t->log_count < REFUSAL_LOG_PER_WINDOW) {
+        t->log_count++;
+        return true;
+    }
+    t->log_suppressed++;
+    return false;
+}
 
 /* "replica-7" -> 7; 0 when the name is not a replica's. */
 static unsigned cn_replica_id(const char *cn)
@@ -148,6 +175,7 @@ bool replica_tls_check_dialed(struct rabia_replica *r, struct rio_conn *c, uint8
     char cn[128], who[64] = "?";
     unsigned id = cert_id(c, cn, sizeof cn);
     if (id == (unsigned)peer + 1u) return true;
+    if (!refusal_log_ok(r)) return false;
     rio_conn_peer(c, who, sizeof who);
     if (id)
         replica_log(r, RABIA_LOG_WARN, "replica %u at %s presented a certificate for replica %u: refused", peer + 1,
@@ -165,6 +193,7 @@ bool replica_tls_check_hello(struct rabia_replica *r, struct rio_conn *c, uint8_
     char cn[128];
     unsigned id = cert_id(c, cn, sizeof cn);
     if (id == (unsigned)claimed + 1u) return true;
+    if (!refusal_log_ok(r)) return false;
     if (id)
         replica_log(r, RABIA_LOG_WARN, "peer %s presented a certificate for replica %u but claims to be replica %u: "
                     "refused", who, id, claimed + 1);
@@ -177,7 +206,7 @@ bool replica_tls_check_hello(struct rabia_replica *r, struct rio_conn *c, uint8_
 void replica_tls_on_close(struct rabia_replica *r, const struct conn *k, struct rio_conn *c)
 {
     const char *why = rio_conn_tls_error(c);
-    if (!why) return;
+    if (!why || !refusal_log_ok(r)) return;
     char who[64] = "?";
     rio_conn_peer(c, who, sizeof who);
     switch (k->kind) {
