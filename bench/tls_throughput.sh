@@ -10,6 +10,9 @@
 # (-n N16), against replica 1. Environment: DURABILITY (wal | memory, default
 # wal: rabiad's default), N1 (default 20000), N16 (default 200000), BENCH_PORT_BASE
 # (default 16800: RESP base+i, native base+20+i, peers base+40+i).
+# Besides ops/s it reports the CPU time the three replicas spent per request
+# (utime + stime from /proc, SET and GET together): on a machine shared with
+# other work the rates swing between rounds; the CPU per request much less.
 # Prints the table and writes it to bench/results/tls.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +45,16 @@ bench() {
 }
 
 declare -A res
+# cpu_ticks: utime + stime of the cluster's rabiad processes, in clock ticks
+cpu_ticks() {
+  local f t=0 pid
+  for f in "$RABIA_CLUSTER_DIR"/r*.pid; do
+    pid=$(cat "$f")
+    t=$((t + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+  done
+  echo "$t"
+}
+hz=$(getconf CLK_TCK)
 for ((round = 1; round <= rounds; round++)); do
   for mode in off on; do
     export RABIA_CLUSTER_DIR=$dir/cluster
@@ -50,11 +63,15 @@ for ((round = 1; round <= rounds; round++)); do
     for p in 1 16; do
       n=$n1
       [ "$p" = 16 ] && n=$n16
+      c0=$(cpu_ticks)
       read -r s g <<<"$(bench "$mode" "$p" "$n")"
+      c1=$(cpu_ticks)
+      us=$(awk -v t=$((c1 - c0)) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.1f", t * 1e6 / hz / (2 * n) }')
+      res[$mode,$p,CPU]+="$us "
       [ -n "$s" ] && [ -n "$g" ] || { echo "redis-benchmark gave no rates (TLS $mode, -P $p)" >&2; exit 1; }
       res[$mode,$p,SET]+="$s "
       res[$mode,$p,GET]+="$g "
-      echo "round $round, TLS $mode, -P $p: SET $s/s, GET $g/s" >&2
+      echo "round $round, TLS $mode, -P $p: SET $s/s, GET $g/s, replicas' CPU $us us/request" >&2
     done
     ./deploy/local-cluster.sh stop >/dev/null
     rm -rf "$dir/cluster"
@@ -72,9 +89,12 @@ table=$(
       on=$(median <<<"${res[on,$p,$t]}")
       printf '| %s -P %s | %.0f | %.0f | %.2f |\n' "$t" "$p" "$off" "$on" "$(awk -v a="$on" -v b="$off" 'BEGIN { print a / b }')"
     done
+    off=$(median <<<"${res[off,$p,CPU]}")
+    on=$(median <<<"${res[on,$p,CPU]}")
+    printf '| replicas'"'"' CPU per request, -P %s (us, 3 replicas together) | %.1f | %.1f | %.2f |\n' "$p" "$off" "$on" "$(awk -v a="$on" -v b="$off" 'BEGIN { print a / b }')"
   done
 )
-raw=$(for p in 1 16; do for t in SET GET; do echo "  $t -P $p: off ${res[off,$p,$t]}; on ${res[on,$p,$t]}"; done; done)
+raw=$(for p in 1 16; do for t in SET GET CPU; do echo "  $t -P $p: off ${res[off,$p,$t]}; on ${res[on,$p,$t]}"; done; done)
 echo "$table"
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
 {
@@ -87,7 +107,7 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
   echo
   echo "$table"
   echo
-  echo "Every round's rates (ops/s):"
+  echo "Every round's rates (ops/s; CPU: us per request):"
   echo
   echo '```'
   echo "$raw"

@@ -187,10 +187,10 @@ void replica_drain_app(struct rabia_replica *r);
 int replica_tls_open(struct rabia_replica *r, char *err, size_t errlen);
 void replica_tls_close(struct rabia_replica *r);
 int replica_tls_on_accept(struct rabia_replica *r, enum ck kind, struct rio_conn *c);
-int replica_tls_on_dial(struct rabia_replica *r, struct rio_conn *c);
+int replica_tls_on_dial(struct rabia_replica *r, struct rio_conn *c, uint8_t peer);
 bool replica_tls_check_dialed(struct rabia_replica *r, struct rio_conn *c, uint8_t peer);
 bool replica_tls_check_hello(struct rabia_replica *r, struct rio_conn *c, uint8_t claimed, const char *who);
 void replica_tls_on_close(struct rabia_replica *r, const struct conn *k, struct rio_conn *c);
-void replica_tls_poll(struct rabia_replica *r);
+void replica_tls_poll(struct rabia_replica *r); /* every loop turn: a reload asked for, stalled handshakes */
 
 #endif

@@ -207,7 +207,7 @@ static void dial(struct rabia_replica *r, uint8_t p)
     pe->out = ci;
     pe->out_ready = false;
     pe->redial_at_us = 0;
-    if (replica_tls_on_dial(r, c) < 0) replica_conn_close(r, c); /* on_close schedules the redial */
+    if (replica_tls_on_dial(r, c, p) < 0) replica_conn_close(r, c); /* on_close schedules the redial */
 }
 
 static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg *m)

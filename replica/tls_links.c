@@ -34,7 +34,13 @@ struct replica_tls {
     /* refusal lines, rate limited: a misconfigured peer redials every 50 ms */
     uint64_t log_window_us;
     unsigned log_count, log_suppressed;
+    /* when each peer's outgoing connection was dialed (0: not pending): a
+     * handshake that does not finish (a peer that accepts and says nothing)
+     * would otherwise hold the link down for good, as no redial follows */
+    uint64_t dialed_us[RABIA_MAX_REPLICAS];
 };
+
+#define HANDSHAKE_TIMEOUT_US 5000000u
 
 #define REFUSAL_LOG_WINDOW_US 10000000u
 #define REFUSAL_LOG_PER_WINDOW 20u
@@ -149,10 +155,11 @@ int replica_tls_on_accept(struct rabia_replica *r, enum ck kind, struct rio_conn
     return rc;
 }
 
-int replica_tls_on_dial(struct rabia_replica *r, struct rio_conn *c)
+int replica_tls_on_dial(struct rabia_replica *r, struct rio_conn *c, uint8_t peer)
 {
     struct replica_tls *t = r->tls;
     if (!t->peer) return 0;
+    t->dialed_us[peer] = rio_now_us();
     int rc = rio_conn_start_tls(c, t->peer, false);
     if (rc < 0) replica_log(r, RABIA_LOG_WARN, "cannot start TLS on a peer connection: %s", rabia_strerror(rc));
     return rc;
@@ -231,9 +238,35 @@ void rabia_replica_reload_tls(struct rabia_replica *r)
     replica_wake(r);
 }
 
+/* Close an outgoing peer connection whose handshake has not completed
+ * within HANDSHAKE_TIMEOUT_US; on_close schedules the redial. */
+static void check_stalled(struct rabia_replica *r)
+{
+    struct replica_tls *t = r->tls;
+    uint64_t now = rio_now_us();
+    for (uint8_t p = 0; p < r->cfg.n; p++) {
+        struct peer *pe = &r->peers[p];
+        if (!t->dialed_us[p]) continue;
+        if (pe->out == UINT32_MAX || pe->out_ready) {
+            t->dialed_us[p] = 0; /* closed, or up */
+            continue;
+        }
+        if (now - t->dialed_us[p] < HANDSHAKE_TIMEOUT_US) continue;
+        t->dialed_us[p] = 0;
+        struct rio_conn *c = r->conns[pe->out].c;
+        char who[64] = "?";
+        rio_conn_peer(c, who, sizeof who);
+        if (refusal_log_ok(r))
+            replica_log(r, RABIA_LOG_WARN, "TLS with replica %u at %s: no handshake within %u s: closing, will redial",
+                        p + 1, who, HANDSHAKE_TIMEOUT_US / 1000000u);
+        replica_conn_close(r, c);
+    }
+}
+
 void replica_tls_poll(struct rabia_replica *r)
 {
     struct replica_tls *t = r->tls;
+    if (t && t->peer) check_stalled(r);
     if (!t || !__atomic_exchange_n(&t->reload, 0, __ATOMIC_ACQ_REL)) return;
     if (!r->cfg.tls_peers && !r->cfg.tls_clients) {
         replica_log(r, RABIA_LOG_INFO, "reload: TLS is off (tls-peers and tls-clients are no): nothing to reload");

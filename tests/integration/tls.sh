@@ -142,6 +142,21 @@ wait_log3x otherca "TLS with replica [12] at .* failed: certificate verify faile
 serving "foreign CA" otherca
 stop_pids "$RABIAD" "$R3X"
 
+say "replica 3's peer port accepts and never answers: the dialers give up on the handshake and redial"
+bg blackhole "$PY" -c "
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', $(peer_port 3)))
+s.listen(64)
+held = []
+while True:
+    held.append(s.accept()[0])"
+hole=$BG_PID
+wait_log 1 "TLS with replica 3 at 127\.0\.0\.1:$(peer_port 3): no handshake within 5 s: closing, will redial" 15
+serving "black hole" hole
+kill "$hole" 2>/dev/null || true
+
 say "replica 3 back with its own certificate"
 cluster_restart 3
 wait_ready 30 1 2 3
@@ -164,6 +179,7 @@ new_fp=$(openssl x509 -in "$IT_DIR/new.crt" -noout -fingerprint -sha256 | sed 's
 cp "$IT_DIR/new.crt" "$C/replica-1.crt"
 cp "$IT_DIR/new.key" "$C/replica-1.key"
 pid1=$(replica_pid 1)
+lost_before=$(grep -c "lost connection" "$RABIA_CLUSTER_DIR/r1.log" || true)
 kill -HUP "$pid1"
 wait_log 1 "TLS reloaded: certificate CN=replica-1 .*new connections use it"
 expect_eq "replica 1's RESP port now presents the new certificate" "$(fp 1)" "$new_fp"
@@ -171,6 +187,8 @@ expect_eq "replica 1's RESP port now presents the new certificate" "$(fp 1)" "$n
 expect_eq "after the reload: redis-cli --tls replica 1: SET tls:hup y" "$(redis 1 SET tls:hup y)" OK
 expect_eq "after the reload: redis-cli --tls replica 3: GET tls:hup" "$(redis 3 GET tls:hup)" y
 pid_runs "$pid1" "$RABIAD" || fail "replica 1 exited after SIGHUP"
+expect_eq "replica 1's peer links stayed up through the reload (lost-connection lines in its log)" \
+  "$(grep -c "lost connection" "$RABIA_CLUSTER_DIR/r1.log" || true)" "$lost_before"
 
 say "SIGHUP with a broken key file keeps the previous certificate"
 echo "not a key" >"$C/replica-1.key"
