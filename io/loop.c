@@ -122,6 +122,7 @@ struct rio_conn {
      * usual input path (on_data, in_max). */
     struct rio_tls_conn *tls;
     int fail_after_send;   /* a TLS failure: its alert leaves first, then this close error */
+    bool tls_fed;          /* the engine has seen ciphertext (an EOF before any is a probe, not a failure) */
     uint8_t *pt;
     size_t pt_len, pt_cap;
 };
@@ -564,6 +565,7 @@ static void conn_input(struct rio_conn *c, const uint8_t *p, size_t n)
         conn_input_plain(c, p, n);
         return;
     }
+    c->tls_fed = true;
     int r = rio_tls_feed(c->tls, p, n);
     if (r < 0) {
         conn_fail(c, r);
@@ -861,7 +863,10 @@ static void handle_recv(struct rio_loop *l, struct rio_conn *c, int res, unsigne
     if (res > 0)
         return;
     if (res == 0) { /* peer EOF */
-        if (c->tls && !rio_tls_ready(c->tls) && c->state == C_OPEN) {
+        /* mid-handshake: the other side refused us or is not TLS; a
+         * connection closed before sending anything (a port probe, a health
+         * check) is just a close */
+        if (c->tls && !rio_tls_ready(c->tls) && c->state == C_OPEN && (c->tls_fed || !c->was_open)) {
             rio_tls_conn_set_error(c->tls, "the other side closed the connection during the TLS handshake "
                                            "(it refused our certificate, or does not speak TLS)");
             conn_fail(c, -ECONNRESET);

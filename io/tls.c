@@ -150,7 +150,7 @@ int rio_tls_ctx_new(struct rio_tls_ctx **out, const struct rio_tls_opts *o, char
         }
     }
     snprintf(t->desc, sizeof t->desc, "certificate CN=%s (valid until %s), CA %s%s", cn, until, o->ca_file,
-             o->require_peer_cert ? ", client certificates required" : "");
+             o->require_peer_cert ? ", the other side's certificate required" : "");
     *out = t;
     return 0;
 fail:
