@@ -538,21 +538,31 @@ static void tls_run(struct rio_conn *c)
     }
 }
 
-/* Encrypt everything rio_send queued, in one pass (records of 16 KiB). */
+/* Encrypt everything rio_send queued (records of 16 KiB), in slices of
+ * RIO_TLS_SLICE whose ciphertext moves into q at once: the engine's write
+ * BIO stays small instead of growing (and being copied as it grows) to the
+ * size of a burst such as a snapshot chunk. */
+#define RIO_TLS_SLICE ((size_t)256 << 10)
 static void tls_encrypt_pending(struct rio_conn *c)
 {
-    if (c->pt_len) {
-        int r = rio_tls_encrypt(c->tls, c->pt, c->pt_len);
-        c->pt_len = 0;
-        if (c->pt_cap > RIO_KEEP_BYTES) {
-            free(c->pt);
-            c->pt = NULL;
-            c->pt_cap = 0;
-        }
+    for (size_t off = 0; off < c->pt_len;) {
+        size_t n = c->pt_len - off < RIO_TLS_SLICE ? c->pt_len - off : RIO_TLS_SLICE;
+        int r = rio_tls_encrypt(c->tls, c->pt + off, n);
         if (r < 0) {
+            c->pt_len = 0;
             conn_fail(c, r);
             return;
         }
+        tls_pull(c);
+        if (c->state != C_OPEN)
+            return;
+        off += n;
+    }
+    c->pt_len = 0;
+    if (c->pt_cap > RIO_KEEP_BYTES) {
+        free(c->pt);
+        c->pt = NULL;
+        c->pt_cap = 0;
     }
     if (c->close_after_send)
         rio_tls_shutdown(c->tls); /* close_notify after the last data; idempotent */
