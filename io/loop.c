@@ -115,11 +115,11 @@ struct rio_conn {
     struct sockaddr_storage addr; /* connect target; kept for the SQE and rio_conn_peer */
     socklen_t addr_len;
     /* TLS (rio_conn_start_tls), NULL for plain TCP. rio_send copies
-     * plaintext into pt; reconcile encrypts all of it at once just before a
-     * send starts (one SSL_write per send, not per message: records of up
-     * to 16 KiB, as coalesced as the plain path), and the ciphertext joins
-     * q. Received ciphertext goes through tls and the plaintext into the
-     * usual input path (on_data, in_max). */
+     * plaintext into pt; reconcile encrypts all of it just before a send
+     * starts (per send, not per message: records of up to 16 KiB, as
+     * coalesced as the plain path), and the ciphertext joins q. Received
+     * ciphertext goes through tls and the plaintext into the usual input
+     * path (on_data, in_max). */
     struct rio_tls_conn *tls;
     int fail_after_send;   /* a TLS failure: its alert leaves first, then this close error */
     bool tls_fed;          /* the engine has seen ciphertext (an EOF before any is a probe, not a failure) */

@@ -9,6 +9,9 @@
  *   the handshake;
  * - garbage: a plain TCP client sends random bytes to a TLS port: closed
  *   with -EPROTO and a reason;
+ * - huge record: a record header announcing 65535 bytes (the limit is
+ *   16 KiB + 256) followed by 70 KB: closed with -EPROTO as soon as the
+ *   header is read ("packet length too long"), nothing reaches on_data;
  * - foreign CA: the client refuses the server's certificate (on_connect
  *   -EPROTO, "certificate verify failed") and the server hears the alert;
  * - input limit: a peer that never gets consumed is closed with -EMSGSIZE
@@ -41,8 +44,8 @@
 #define CAS_BYTES ((size_t)1 << 20)
 #define LIMIT_IN ((size_t)64 << 10)
 
-enum kind { K_ECHO, K_GARBAGE, K_FOREIGN, K_LIMIT, K_CAS, K_N };
-static const char *kname[K_N] = {"echo", "garbage", "foreign CA", "input limit", "close after send"};
+enum kind { K_ECHO, K_GARBAGE, K_FOREIGN, K_LIMIT, K_CAS, K_HUGE, K_N };
+static const char *kname[K_N] = {"echo", "garbage", "foreign CA", "input limit", "close after send", "huge record"};
 
 struct tc {
     enum kind kind;
@@ -135,13 +138,19 @@ static void on_connect(void *ctx, struct rio_conn *c, int err)
     t->connect_err = err;
     if (err) return;
     /* TLS: only after the handshake, so the server's certificate is known */
-    if (t->kind != K_GARBAGE) {
+    if (t->kind != K_GARBAGE && t->kind != K_HUGE) {
         int rc = rio_conn_tls_peer_cn(c, t->cn, sizeof t->cn);
         CHECK(rc == 0, "%s: no verified server certificate in on_connect (%d)", kname[t->kind], rc);
     }
     if (t->kind == K_GARBAGE) {
         for (size_t i = 0; i < sizeof chunk; i++) chunk[i] = (uint8_t)rnd();
         CHECK(rio_send(c, chunk, sizeof chunk) == 0, "garbage send");
+    } else if (t->kind == K_HUGE) {
+        /* a handshake record (type 22, TLS 1.0 legacy version) of 65535 bytes */
+        static const uint8_t hdr[5] = {0x16, 0x03, 0x01, 0xff, 0xff};
+        CHECK(rio_send(c, hdr, sizeof hdr) == 0, "huge header");
+        for (size_t i = 0; i < sizeof chunk; i++) chunk[i] = (uint8_t)rnd();
+        CHECK(rio_send(c, chunk, sizeof chunk) == 0, "huge body");
     } else if (t->kind == K_LIMIT) {
         for (size_t off = 0; off < LIMIT_IN * 4; off += 4096) CHECK(rio_send(c, chunk, 4096) == 0, "limit send");
     } else if (t->kind == K_CAS) {
@@ -201,6 +210,7 @@ static void run_until(struct rio_loop *l, bool (*done)(void), const char *what)
 static bool echo_done(void) { return cli[K_ECHO] && cli[K_ECHO]->got == ECHO_BYTES; }
 static bool echo_closed(void) { return cli[K_ECHO]->closed && srv[K_ECHO] && srv[K_ECHO]->closed; }
 static bool garbage_done(void) { return srv[K_GARBAGE] && srv[K_GARBAGE]->closed && cli[K_GARBAGE]->closed; }
+static bool huge_done(void) { return srv[K_HUGE] && srv[K_HUGE]->closed && cli[K_HUGE]->closed; }
 static bool foreign_done(void) { return cli[K_FOREIGN]->closed && srv[K_FOREIGN] && srv[K_FOREIGN]->closed; }
 static bool limit_done(void) { return srv[K_LIMIT] && srv[K_LIMIT]->closed && cli[K_LIMIT]->closed; }
 static bool cas_done(void) { return cli[K_CAS]->closed && srv[K_CAS] && srv[K_CAS]->closed; }
@@ -263,6 +273,13 @@ int main(int argc, char **argv)
           srv[K_GARBAGE]->close_err, srv[K_GARBAGE]->err);
     CHECK(srv[K_GARBAGE]->got == 0, "garbage reached on_data");
     printf("ok: garbage on a TLS port: closed, -EPROTO: %s\n", srv[K_GARBAGE]->err);
+
+    /* a record far over the size TLS allows */
+    dial(l, rio_listener_port(ls[K_HUGE]), K_HUGE, NULL);
+    run_until(l, huge_done, "huge record");
+    CHECK(srv[K_HUGE]->close_err == -EPROTO && srv[K_HUGE]->err[0] && srv[K_HUGE]->got == 0, "huge: close %d '%s'",
+          srv[K_HUGE]->close_err, srv[K_HUGE]->err);
+    printf("ok: a record header announcing 65535 bytes: closed, -EPROTO: %s\n", srv[K_HUGE]->err);
 
     /* a server with a certificate of another CA */
     dial(l, rio_listener_port(ls[K_FOREIGN]), K_FOREIGN, ctx_a_cli);
