@@ -110,7 +110,11 @@ int rio_tls_ctx_new(struct rio_tls_ctx **out, const struct rio_tls_opts *o, char
     }
     if (SSL_CTX_use_PrivateKey_file(c, o->key_file, SSL_FILETYPE_PEM) != 1) {
         ossl_reason(why, sizeof why, "unknown error");
-        snprintf(err, errlen, "tls-key-file %s: not a usable PEM private key: %s", o->key_file, why);
+        if (strstr(why, "mismatch"))
+            snprintf(err, errlen, "tls-key-file %s does not belong to tls-cert-file %s (%s): give the key the "
+                                  "certificate was made for", o->key_file, o->cert_file, why);
+        else
+            snprintf(err, errlen, "tls-key-file %s: not a usable PEM private key: %s", o->key_file, why);
         rc = -EINVAL;
         goto fail;
     }
