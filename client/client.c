@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client_tls.h"
 #include "codec.h"
 
 #define DEFAULT_TIMEOUT_MS 1000u
@@ -83,6 +84,11 @@ struct rabia_client {
     size_t rx_off;
     unsigned fail_streak;          /* consecutive failures without a reply */
     int64_t backoff_until;
+    /* TLS (cfg.tls): the context, this connection's session, and the
+     * last failure's reason (rabia_client_tls_error) */
+    SSL_CTX *tls_ctx;
+    SSL *ssl;
+    char tls_err[256];
 };
 
 static int64_t now_ms(void)
@@ -369,6 +375,8 @@ static int64_t backoff_ms(unsigned streak, bool busy)
 
 static void conn_reset(struct rabia_client *c)
 {
+    SSL_free(c->ssl); /* no close_notify: the socket goes now anyway */
+    c->ssl = NULL;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -452,8 +460,8 @@ static bool may_send(const struct rabia_client *c, const struct ent *e)
 static void flush(struct rabia_client *c)
 {
     while (c->state == C_UP && c->tx_off < c->tx.len) {
-        ssize_t n = send(c->fd, c->tx.data + c->tx_off, c->tx.len - c->tx_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = ctls_send(c->ssl, c->fd, c->tx.data + c->tx_off, c->tx.len - c->tx_off, c->tls_err,
+                              sizeof c->tls_err);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -499,6 +507,16 @@ static int send_pending(struct rabia_client *c)
 /* The connection is up: send every request in flight, oldest first. */
 static int conn_up(struct rabia_client *c)
 {
+    if (c->tls_ctx && !c->ssl) {
+        /* the handshake within the connect's deadline (poll inside) */
+        int rc = ctls_handshake(c->tls_ctx, c->fd, c->conn_deadline, &c->ssl, c->tls_err, sizeof c->tls_err);
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc < 0) {
+            failover(c, rc, rc == -ETIMEDOUT ? F_TIMEOUT : F_DISCONNECT);
+            return 0;
+        }
+    }
     c->state = C_UP;
     if (c->ai)
         freeaddrinfo(c->ai);
@@ -641,7 +659,8 @@ static int conn_read(struct rabia_client *c)
     for (;;) {
         if (rabia_buf_reserve(&c->rx, RX_CHUNK) < 0)
             return -ENOMEM;
-        ssize_t n = recv(c->fd, c->rx.data + c->rx.len, c->rx.cap - c->rx.len, MSG_DONTWAIT);
+        ssize_t n = ctls_recv(c->ssl, c->fd, c->rx.data + c->rx.len, c->rx.cap - c->rx.len, c->tls_err,
+                              sizeof c->tls_err);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -804,9 +823,24 @@ int rabia_client_open(struct rabia_client **out, const struct rabia_client_cfg *
     c->sess_next = 1;
     c->cur = (size_t)(c->client_id % c->n_addrs);
     c->last_conn_err = -EHOSTUNREACH;
+    if (cfg->tls && !(c->tls_ctx = ctls_ctx_new(cfg, c->tls_err, sizeof c->tls_err))) {
+        rabia_client_close(c);
+        return -EPROTO; /* rabia_client_tls_check says why */
+    }
     *out = c;
     return 0;
 }
+
+int rabia_client_tls_check(const struct rabia_client_cfg *cfg, char *err, size_t errlen)
+{
+    SSL_CTX *x = ctls_ctx_new(cfg, err, errlen);
+    if (!x)
+        return -EPROTO;
+    SSL_CTX_free(x);
+    return 0;
+}
+
+const char *rabia_client_tls_error(const struct rabia_client *c) { return c->tls_err[0] ? c->tls_err : NULL; }
 
 void rabia_client_close(struct rabia_client *c)
 {
@@ -822,9 +856,10 @@ void rabia_client_close(struct rabia_client *c)
         uint8_t frame[64];
         int n = rabia_msg_encode(&m, frame, sizeof frame);
         if (n > 0 && c->tx_off == c->tx.len)
-            (void)send(c->fd, frame, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)ctls_send(c->ssl, c->fd, frame, (size_t)n, c->tls_err, sizeof c->tls_err);
     }
     conn_reset(c);
+    SSL_CTX_free(c->tls_ctx);
     rabia_buf_free(&c->tx);
     rabia_buf_free(&c->rx);
     for (size_t i = 0; i < c->cap_ents; i++) {
@@ -980,6 +1015,11 @@ int rabia_client_status(struct rabia_client *c, const char *addr, struct rabia_b
     freeaddrinfo(ai);
     if (fd < 0)
         return rc;
+    SSL *ssl = NULL;
+    if (c->tls_ctx && (rc = ctls_handshake(c->tls_ctx, fd, deadline, &ssl, c->tls_err, sizeof c->tls_err)) < 0) {
+        close(fd);
+        return rc;
+    }
 
     struct rabia_buf rx = {0};
     uint8_t req[RABIA_FRAME_HEADER];
@@ -993,7 +1033,7 @@ int rabia_client_status(struct rabia_client *c, const char *addr, struct rabia_b
     }
     size_t off = 0;
     while (off < (size_t)n) {
-        ssize_t w = send(fd, req + off, (size_t)n - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w = ctls_send(ssl, fd, req + off, (size_t)n - off, c->tls_err, sizeof c->tls_err);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -1043,7 +1083,7 @@ int rabia_client_status(struct rabia_client *c, const char *addr, struct rabia_b
             rc = r == 0 ? -ETIMEDOUT : -errno;
             goto out;
         }
-        ssize_t got = recv(fd, rx.data + rx.len, rx.cap - rx.len, MSG_DONTWAIT);
+        ssize_t got = ctls_recv(ssl, fd, rx.data + rx.len, rx.cap - rx.len, c->tls_err, sizeof c->tls_err);
         if (got < 0) {
             if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
                 continue;
@@ -1058,6 +1098,7 @@ int rabia_client_status(struct rabia_client *c, const char *addr, struct rabia_b
     }
 out:
     rabia_buf_free(&rx);
+    SSL_free(ssl);
     close(fd);
     return rc;
 }

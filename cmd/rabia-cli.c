@@ -28,7 +28,8 @@ static const char *prog = "rabia-cli";
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: %s [-a host:port[,host:port...]] [--timeout ms] <command>\n"
+        "usage: %s [-a host:port[,host:port...]] [--timeout ms] [--tls --cacert FILE\n"
+        "       [--cert FILE --key FILE]] <command>\n"
         "\n"
         "Sends one operation to a rabia cluster over the replicas' native client\n"
         "ports and prints its result. The cluster's state machine must match the\n"
@@ -41,6 +42,10 @@ static void usage(FILE *f)
         "  -t, --timeout MS   per-attempt timeout in milliseconds (default 1000); a\n"
         "                     request is tried up to 10 times, moving to the next\n"
         "                     replica after each failure\n"
+        "  --tls              TLS 1.3 to replicas with tls-clients = yes\n"
+        "  --cacert FILE      the CA that signed the replicas' certificates (with --tls)\n"
+        "  --cert FILE, --key FILE  this client's certificate and key, where the replicas\n"
+        "                     have tls-auth-clients = yes\n"
         "  -h, --help         this text\n"
         "\n"
         "commands:\n"
@@ -447,7 +452,8 @@ static int cmd_status(struct rabia_client *c, char **addrs, size_t n)
         printf("== %s ==\n", addrs[i]);
         int rc = rabia_client_status(c, addrs[i], &text);
         if (rc < 0) {
-            printf("unreachable: %s\n", rabia_strerror(rc));
+            printf("unreachable: %s%s%s\n", rabia_strerror(rc), rabia_client_tls_error(c) ? ": " : "",
+                   rabia_client_tls_error(c) ? rabia_client_tls_error(c) : "");
             ex = EX_UNREACHABLE;
             continue;
         }
@@ -551,8 +557,14 @@ int main(int argc, char **argv)
         {"addr", required_argument, NULL, 'a'},
         {"timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
+        {"tls", no_argument, NULL, 1000},
+        {"cacert", required_argument, NULL, 1001},
+        {"cert", required_argument, NULL, 1002},
+        {"key", required_argument, NULL, 1003},
         {NULL, 0, NULL, 0},
     };
+    bool tls = false;
+    const char *tls_ca = NULL, *tls_cert = NULL, *tls_key = NULL;
     const char *addr_list = DEFAULT_ADDRS;
     uint32_t timeout_ms = 1000;
     int o;
@@ -573,6 +585,18 @@ int main(int argc, char **argv)
         case 'h':
             usage(stdout);
             return EX_OK;
+        case 1000:
+            tls = true;
+            break;
+        case 1001:
+            tls_ca = optarg;
+            break;
+        case 1002:
+            tls_cert = optarg;
+            break;
+        case 1003:
+            tls_key = optarg;
+            break;
         default:
             return usage_error("unknown option or missing argument: %s", argv[optind - 1]);
         }
@@ -639,7 +663,23 @@ int main(int argc, char **argv)
     struct rabia_client *c = NULL;
     struct rabia_client_cfg cfg = {.addrs = (const char *const *)addrs, .n_addrs = n_addrs,
                                    .client_id = 0, .timeout_ms = timeout_ms,
-                                   .max_attempts = 0, .max_outstanding = BENCH_OUTSTANDING};
+                                   .max_attempts = 0, .max_outstanding = BENCH_OUTSTANDING,
+                                   .tls = tls, .tls_ca_file = tls_ca, .tls_cert_file = tls_cert,
+                                   .tls_key_file = tls_key};
+    if (!tls && (tls_ca || tls_cert || tls_key)) {
+        rabia_buf_free(&op);
+        free(list);
+        return usage_error("--cacert, --cert and --key need --tls", NULL);
+    }
+    if (tls) {
+        char why[512];
+        if (rabia_client_tls_check(&cfg, why, sizeof why) < 0) {
+            fprintf(stderr, "%s: %s\n", prog, why);
+            rabia_buf_free(&op);
+            free(list);
+            return EX_USAGE;
+        }
+    }
     int rc = rabia_client_open(&c, &cfg);
     if (rc < 0) {
         rabia_buf_free(&op);
@@ -659,6 +699,8 @@ int main(int argc, char **argv)
         ex = cmd_bench(c, bench_n, addr_list);
     else
         ex = run_op(c, kind, write, &op, addr_list);
+    if (ex != EX_OK && rabia_client_tls_error(c))
+        fprintf(stderr, "%s: %s\n", prog, rabia_client_tls_error(c));
     rabia_client_close(c);
     rabia_buf_free(&op);
     free(list);

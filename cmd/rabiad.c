@@ -19,6 +19,14 @@ static void on_signal(int sig)
     if (g_replica) rabia_replica_stop(g_replica); /* async-signal-safe */
 }
 
+/* SIGHUP: reload the TLS certificates (rabia_replica_reload_tls raises a
+ * flag and wakes the loop; the reload runs on the loop's thread). */
+static void on_hup(int sig)
+{
+    (void)sig;
+    if (g_replica) rabia_replica_reload_tls(g_replica);
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -186,6 +194,12 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    struct sigaction hup;
+    memset(&hup, 0, sizeof hup);
+    hup.sa_handler = on_hup;
+    hup.sa_flags = SA_RESTART;
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, NULL);
     rc = rabia_replica_run(r);
     g_replica = NULL;
     rabia_replica_destroy(r);

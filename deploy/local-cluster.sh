@@ -10,6 +10,10 @@
 # /tmp/rabia-cluster): one data dir, log and pid file per replica.
 # RABIA_METRICS_BASE set: replica i also serves /metrics and /health on
 # 127.0.0.1:(RABIA_METRICS_BASE + i) (metrics-listen).
+# TLS: with RABIA_TLS_DIR set (certificates from deploy/make-test-certs.sh DIR N)
+# peer links and both client ports run over TLS 1.3, replica i with
+# DIR/replica-i.crt; RABIA_TLS_AUTH_CLIENTS=yes also requires client
+# certificates (DIR/client.crt). This script's own status checks use TLS then.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 dir=${RABIA_CLUSTER_DIR:-/tmp/rabia-cluster}
@@ -21,6 +25,23 @@ peer_base=${RABIA_PEER_BASE:-7500}
 metrics_base=${RABIA_METRICS_BASE:-}
 
 die() { echo "local-cluster: $*" >&2; exit 1; }
+
+tls_dir=${RABIA_TLS_DIR:-}
+# tls_args I: the TLS options of replica I (none without RABIA_TLS_DIR)
+tls_args() {
+  [ -n "$tls_dir" ] || return 0
+  echo "--tls-peers yes --tls-clients yes --tls-auth-clients ${RABIA_TLS_AUTH_CLIENTS:-no}" \
+    "--tls-cert-file $tls_dir/replica-$1.crt --tls-key-file $tls_dir/replica-$1.key --tls-ca-cert-file $tls_dir/ca.crt"
+}
+# rabia-cli's TLS options (the client certificate too: it works with and
+# without tls-auth-clients)
+cli_tls=()
+if [ -n "$tls_dir" ]; then
+  for f in ca.crt client.crt client.key replica-1.crt; do
+    [ -r "$tls_dir/$f" ] || die "RABIA_TLS_DIR=$tls_dir has no $f: make it with deploy/make-test-certs.sh $tls_dir N"
+  done
+  cli_tls=(--tls --cacert "$tls_dir/ca.crt" --cert "$tls_dir/client.crt" --key "$tls_dir/client.key")
+fi
 
 members() {
   local n=$1 m="" i
@@ -36,7 +57,7 @@ start_one() {
   "$bin" --id "$i" --members "$(members "$n")" \
     --client-listen "127.0.0.1:$((client_base + i))" --resp-listen "$resp" \
     --data-dir "$dir/r$i" --state-machine "$sm" ${metrics_base:+--metrics-listen "127.0.0.1:$((metrics_base + i))"} \
-    ${RABIA_EXTRA_ARGS:-} \
+    $(tls_args "$i") ${RABIA_EXTRA_ARGS:-} \
     >>"$dir/r$i.log" 2>&1 &
   echo $! >"$dir/r$i.pid"
 }
@@ -55,7 +76,7 @@ wait_ready() { # every replica up, connected to all peers and not recovering
     local ok=1
     for ((i = 1; i <= n; i++)); do
       local out
-      out=$("$cli" -a "127.0.0.1:$((client_base + i))" --timeout 500 status 2>/dev/null) || { ok=0; break; }
+      out=$("$cli" "${cli_tls[@]}" -a "127.0.0.1:$((client_base + i))" --timeout 500 status 2>/dev/null) || { ok=0; break; }
       grep -q '^recovering: no' <<<"$out" || { ok=0; break; }
       if grep -q 'unreachable' <<<"$out"; then ok=0; break; fi
     done
@@ -94,9 +115,13 @@ start)
     fi
   done
   if [ "$sm" = kv ]; then
-    echo "try:  redis-cli -p $((resp_base + 1)) SET greeting hello && redis-cli -p $((resp_base + 2)) GET greeting"
+    if [ -n "$tls_dir" ]; then
+      echo "try:  redis-cli --tls --cacert $tls_dir/ca.crt --cert $tls_dir/client.crt --key $tls_dir/client.key -p $((resp_base + 1)) SET greeting hello"
+    else
+      echo "try:  redis-cli -p $((resp_base + 1)) SET greeting hello && redis-cli -p $((resp_base + 2)) GET greeting"
+    fi
   fi
-  echo "      $cli -a $(addrs) status"
+  echo "      $cli ${cli_tls[*]} -a $(addrs) status"
   echo "stop: $0 stop"
   ;;
 stop)
@@ -122,7 +147,7 @@ status)
     pid=$(cat "$dir/r$i.pid" 2>/dev/null || echo "")
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then state="running (pid $pid)"; else state="not running"; fi
     echo "replica $i: $state"
-    "$cli" -a "127.0.0.1:$((client_base + i))" --timeout 500 status 2>/dev/null | sed 's/^/    /' || true
+    "$cli" "${cli_tls[@]}" -a "127.0.0.1:$((client_base + i))" --timeout 500 status 2>/dev/null | sed 's/^/    /' || true
   done
   ;;
 kill)

@@ -1,6 +1,7 @@
 /* io/loop.c: the io_uring event loop behind io/loop.h (one ring per thread). */
 #define _GNU_SOURCE
 #include "loop.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -113,6 +114,17 @@ struct rio_conn {
     size_t tx_off, tx_len, tx_cap, q_len, q_cap, out_max;
     struct sockaddr_storage addr; /* connect target; kept for the SQE and rio_conn_peer */
     socklen_t addr_len;
+    /* TLS (rio_conn_start_tls), NULL for plain TCP. rio_send copies
+     * plaintext into pt; reconcile encrypts all of it just before a send
+     * starts (per send, not per message: records of up to 16 KiB, as
+     * coalesced as the plain path), and the ciphertext joins q. Received
+     * ciphertext goes through tls and the plaintext into the usual input
+     * path (on_data, in_max). */
+    struct rio_tls_conn *tls;
+    int fail_after_send;   /* a TLS failure: its alert leaves first, then this close error */
+    bool tls_fed;          /* the engine has seen ciphertext (an EOF before any is a probe, not a failure) */
+    uint8_t *pt;
+    size_t pt_len, pt_cap;
 };
 
 struct rio_listener {
@@ -166,6 +178,7 @@ struct rio_loop {
     unsigned deferred_calls; /* terminal callbacks run by loop_post */
     struct rio_stats st;
     char desc[192];
+    uint8_t tls_buf[16384]; /* plaintext of one TLS record on its way to on_data */
 };
 
 static void conn_reconcile(struct rio_conn *c);
@@ -309,6 +322,8 @@ static void conn_free(struct rio_conn *c)
     free(c->in);
     free(c->tx);
     free(c->q);
+    free(c->pt);
+    rio_tls_conn_free(c->tls);
     free(c);
 }
 
@@ -390,7 +405,7 @@ static int in_reserve(struct rio_conn *c, size_t n)
     return 0;
 }
 
-static void conn_input(struct rio_conn *c, const uint8_t *p, size_t n)
+static void conn_input_plain(struct rio_conn *c, const uint8_t *p, size_t n)
 {
     if (c->in_len == 0) {
         /* Fast path: on_data reads the provided buffer directly, no copy. */
@@ -438,6 +453,137 @@ static void conn_input(struct rio_conn *c, const uint8_t *p, size_t n)
     }
 }
 
+/* ---- TLS: the engine (tls.c) between the socket and on_data / rio_send ---- */
+
+/* Grow *b (which is never in flight) to hold len + add bytes; doubling, at
+ * least `floor`, capped at max unless the need itself is larger. */
+static int buf_grow(uint8_t **b, size_t *cap, size_t len, size_t add, size_t max, size_t floor)
+{
+    if (*cap - len >= add)
+        return 0;
+    size_t need = len + add;
+    size_t nc = *cap ? *cap * 2 : floor;
+    if (nc < need)
+        nc = need;
+    if (nc > max)
+        nc = need > max ? need : max;
+    uint8_t *nb = realloc(*b, nc);
+    if (!nb)
+        return -ENOMEM;
+    *b = nb;
+    *cap = nc;
+    return 0;
+}
+
+/* Move the ciphertext the engine produced (handshake messages, records,
+ * alerts, close_notify) into q. Not held to out_max: it is the handshake
+ * or the encryption of plaintext rio_send already admitted under it. */
+static void tls_pull(struct rio_conn *c)
+{
+    size_t n = rio_tls_output_pending(c->tls);
+    if (n == 0)
+        return;
+    if (buf_grow(&c->q, &c->q_cap, c->q_len, n, SIZE_MAX, 4096) < 0) {
+        conn_fail(c, -ENOMEM);
+        return;
+    }
+    size_t got = rio_tls_output_take(c->tls, c->q + c->q_len, n);
+    assert(got == n);
+    c->q_len += got;
+    if (!c->send_inflight)
+        conn_mark_dirty(c);
+}
+
+/* Drive the engine over what was fed: handshake steps, then plaintext to
+ * on_data, until it needs more ciphertext or the conn stops taking input. */
+static void tls_run(struct rio_conn *c)
+{
+    struct rio_loop *l = c->loop;
+    while (c->state == C_OPEN && !c->close_after_send) {
+        size_t got = 0;
+        int s = rio_tls_step(c->tls, l->tls_buf, sizeof l->tls_buf, &got);
+        tls_pull(c);
+        if (s == RIO_TLS_WANT)
+            return;
+        if (s == RIO_TLS_DATA) {
+            conn_input_plain(c, l->tls_buf, got);
+            continue;
+        }
+        if (s == RIO_TLS_READY) {
+            conn_mark_dirty(c); /* plaintext queued meanwhile leaves now */
+            if (!c->was_open) {
+                /* a dialer's connection is usable only now: on_connect(0)
+                 * waits for the handshake, as its failure ends in
+                 * on_connect(err) */
+                c->was_open = true;
+                if (l->h.on_connect)
+                    l->h.on_connect(l->ctx, c, 0);
+            }
+            continue;
+        }
+        if (s == RIO_TLS_EOF) {
+            conn_fail(c, 0);
+            return;
+        }
+        assert(s < 0);
+        if (c->q_len > 0 && c->state == C_OPEN) {
+            /* let the alert reach the other side, so that it logs why too */
+            c->fail_after_send = s;
+            c->close_after_send = true;
+            conn_mark_dirty(c);
+        } else {
+            conn_fail(c, s);
+        }
+        return;
+    }
+}
+
+/* Encrypt everything rio_send queued (records of 16 KiB), in slices of
+ * RIO_TLS_SLICE whose ciphertext moves into q at once: the engine's write
+ * BIO stays small instead of growing (and being copied as it grows) to the
+ * size of a burst such as a snapshot chunk. */
+#define RIO_TLS_SLICE ((size_t)256 << 10)
+static void tls_encrypt_pending(struct rio_conn *c)
+{
+    for (size_t off = 0; off < c->pt_len;) {
+        size_t n = c->pt_len - off < RIO_TLS_SLICE ? c->pt_len - off : RIO_TLS_SLICE;
+        int r = rio_tls_encrypt(c->tls, c->pt + off, n);
+        if (r < 0) {
+            c->pt_len = 0;
+            conn_fail(c, r);
+            return;
+        }
+        tls_pull(c);
+        if (c->state != C_OPEN)
+            return;
+        off += n;
+    }
+    c->pt_len = 0;
+    if (c->pt_cap > RIO_KEEP_BYTES) {
+        free(c->pt);
+        c->pt = NULL;
+        c->pt_cap = 0;
+    }
+    if (c->close_after_send)
+        rio_tls_shutdown(c->tls); /* close_notify after the last data; idempotent */
+    tls_pull(c);
+}
+
+static void conn_input(struct rio_conn *c, const uint8_t *p, size_t n)
+{
+    if (!c->tls) {
+        conn_input_plain(c, p, n);
+        return;
+    }
+    c->tls_fed = true;
+    int r = rio_tls_feed(c->tls, p, n);
+    if (r < 0) {
+        conn_fail(c, r);
+        return;
+    }
+    tls_run(c);
+}
+
 /* ---- the connection's state machine, level-triggered ---- */
 
 /* Bring the conn's in-flight ops in line with its state: arm recv, start the
@@ -472,6 +618,11 @@ static void conn_reconcile(struct rio_conn *c)
             c->recv_armed = true;
         }
         if (!c->send_inflight) {
+            if (c->tls && rio_tls_ready(c->tls) && !c->fail_after_send && (c->pt_len || c->close_after_send)) {
+                tls_encrypt_pending(c);
+                if (c->state != C_OPEN)
+                    return;
+            }
             if (c->tx_off == c->tx_len && c->q_len > 0) {
                 /* tx is drained: the queue becomes the next send (coalescing) */
                 uint8_t *b = c->tx;
@@ -496,7 +647,7 @@ static void conn_reconcile(struct rio_conn *c)
                 c->send_inflight = true;
                 l->st.sends++;
             } else if (c->close_after_send) {
-                conn_fail(c, 0);
+                conn_fail(c, c->fail_after_send);
             }
         }
         return;
@@ -562,6 +713,9 @@ static void conn_terminal(struct rio_conn *c)
     free(c->q);
     c->q = NULL;
     c->q_cap = c->q_len = 0;
+    free(c->pt);
+    c->pt = NULL;
+    c->pt_cap = c->pt_len = 0;
     /* close(fd) waits for conn_free, but tell the peer now: shutdown makes it
      * see EOF at once even while our cancels are in flight */
     (void)shutdown(c->fd, SHUT_RDWR);
@@ -719,6 +873,15 @@ static void handle_recv(struct rio_loop *l, struct rio_conn *c, int res, unsigne
     if (res > 0)
         return;
     if (res == 0) { /* peer EOF */
+        /* mid-handshake: the other side refused us or is not TLS; a
+         * connection closed before sending anything (a port probe, a health
+         * check) is just a close */
+        if (c->tls && !rio_tls_ready(c->tls) && c->state == C_OPEN && (c->tls_fed || !c->was_open)) {
+            rio_tls_conn_set_error(c->tls, "the other side closed the connection during the TLS handshake "
+                                           "(it refused our certificate, or does not speak TLS)");
+            conn_fail(c, -ECONNRESET);
+            return;
+        }
         conn_fail(c, 0);
         return;
     }
@@ -795,6 +958,10 @@ static void handle_connect(struct rio_loop *l, struct rio_conn *c, int res)
         return;
     }
     c->state = C_OPEN;
+    if (c->tls) {
+        tls_run(c); /* the ClientHello; on_connect(0) once the handshake completes */
+        return;
+    }
     c->was_open = true;
     if (l->h.on_connect)
         l->h.on_connect(l->ctx, c, 0);
@@ -1170,6 +1337,15 @@ int rio_send(struct rio_conn *c, const void *p, size_t len)
     size_t pend = rio_conn_pending(c);
     if (len > c->out_max || pend > c->out_max - len)
         return -ENOBUFS;
+    if (c->tls) { /* plaintext: encrypted by reconcile when the next send starts */
+        if (buf_grow(&c->pt, &c->pt_cap, c->pt_len, len, c->out_max, 4096) < 0)
+            return -ENOMEM;
+        memcpy(c->pt + c->pt_len, p, len);
+        c->pt_len += len;
+        if (!c->send_inflight)
+            conn_mark_dirty(c);
+        return 0;
+    }
     if (c->q_cap - c->q_len < len) {
         size_t need = c->q_len + len;
         size_t cap = c->q_cap ? c->q_cap * 2 : 4096;
@@ -1193,8 +1369,28 @@ int rio_send(struct rio_conn *c, const void *p, size_t len)
 
 size_t rio_conn_pending(const struct rio_conn *c)
 {
-    return (c->tx_len - c->tx_off) + c->q_len;
+    return (c->tx_len - c->tx_off) + c->q_len + c->pt_len;
 }
+
+int rio_conn_start_tls(struct rio_conn *c, const struct rio_tls_ctx *ctx, bool server)
+{
+    if (c->tls)
+        return -EALREADY;
+    if (c->state != (server ? C_OPEN : C_CONNECTING))
+        return -EINVAL;
+    /* nothing may have gone out in the clear */
+    assert(c->q_len == 0 && c->tx_len == 0);
+    return rio_tls_conn_new(&c->tls, ctx, server);
+}
+
+bool rio_conn_is_tls(const struct rio_conn *c) { return c->tls != NULL; }
+
+int rio_conn_tls_peer_cn(const struct rio_conn *c, char *buf, size_t len)
+{
+    return c->tls ? rio_tls_conn_peer_cn(c->tls, buf, len) : -ENOENT;
+}
+
+const char *rio_conn_tls_error(const struct rio_conn *c) { return c->tls ? rio_tls_conn_error(c->tls) : NULL; }
 
 void rio_close(struct rio_conn *c)
 {
@@ -1597,6 +1793,8 @@ void rio_loop_destroy(struct rio_loop *l)
         free(c->in);
         free(c->tx);
         free(c->q);
+        free(c->pt);
+        rio_tls_conn_free(c->tls);
         free(c);
     }
     while (l->listeners) {

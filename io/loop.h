@@ -2,6 +2,7 @@
 #ifndef RABIA_IO_LOOP_H
 #define RABIA_IO_LOOP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -109,6 +110,26 @@ int rio_conn_peer(const struct rio_conn *c, char *buf, size_t len);
 /* The socket, for getsockopt only (metrics read TCP_INFO's round-trip
  * time); the loop owns it: never read, write or close it. */
 int rio_conn_fd(const struct rio_conn *c);
+
+/* TLS 1.3 on a connection (io/tls.h builds the context): call it in
+ * on_accept with server = true, or right after rio_connect with server =
+ * false, before anything was sent. Everything else stays the same for the
+ * caller: rio_send takes plaintext (encrypted once per send, so messages
+ * still coalesce), on_data gets plaintext, the limits hold for plaintext.
+ * On an outgoing connection on_connect(0) comes after the handshake; a
+ * handshake or record failure closes the connection with -EPROTO
+ * (on_connect(-EPROTO) first if it never completed) and the reason in
+ * rio_conn_tls_error. The connection keeps its context's reference, so the
+ * caller may free or replace the context at any time (reload).
+ * 0, -EALREADY, -EINVAL (wrong state), -ENOMEM. */
+struct rio_tls_ctx;
+int rio_conn_start_tls(struct rio_conn *c, const struct rio_tls_ctx *ctx, bool server);
+bool rio_conn_is_tls(const struct rio_conn *c);
+/* The verified peer certificate's subject CN (after the handshake):
+ * 0, -ENOENT (plain, not yet, none presented), -ENOSPC. */
+int rio_conn_tls_peer_cn(const struct rio_conn *c, char *buf, size_t len);
+/* Why TLS failed on this connection (valid until on_close returns), or NULL. */
+const char *rio_conn_tls_error(const struct rio_conn *c);
 
 /* One iteration: queue the SQEs that deferred work needs, submit and wait
  * until at least one completion arrives or timeout_us passes (0 = do not

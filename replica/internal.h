@@ -160,6 +160,7 @@ struct rabia_replica {
     /* metrics and health (metrics.c): metrics-listen's listener, the registry */
     struct rio_listener *l_metrics;
     struct metrics *m;
+    struct replica_tls *tls; /* tls_links.c: contexts for peers and clients, reload flag */
 };
 
 /* replica.c */
@@ -194,5 +195,14 @@ void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struc
 void replica_app_new_session(struct rabia_replica *r);
 void replica_app_answered(struct rabia_replica *r, uint64_t seq, int status, const uint8_t *res, size_t len);
 void replica_drain_app(struct rabia_replica *r);
+/* tls_links.c: TLS on peer links and client ports */
+int replica_tls_open(struct rabia_replica *r, char *err, size_t errlen);
+void replica_tls_close(struct rabia_replica *r);
+int replica_tls_on_accept(struct rabia_replica *r, enum ck kind, struct rio_conn *c);
+int replica_tls_on_dial(struct rabia_replica *r, struct rio_conn *c, uint8_t peer);
+bool replica_tls_check_dialed(struct rabia_replica *r, struct rio_conn *c, uint8_t peer);
+bool replica_tls_check_hello(struct rabia_replica *r, struct rio_conn *c, uint8_t claimed, const char *who);
+void replica_tls_on_close(struct rabia_replica *r, const struct conn *k, struct rio_conn *c);
+void replica_tls_poll(struct rabia_replica *r); /* every loop turn: a reload asked for, stalled handshakes */
 
 #endif

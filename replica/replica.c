@@ -210,6 +210,7 @@ static void dial(struct rabia_replica *r, uint8_t p)
     pe->out = ci;
     pe->out_ready = false;
     pe->redial_at_us = 0;
+    if (replica_tls_on_dial(r, c, p) < 0) replica_conn_close(r, c); /* on_close schedules the redial */
 }
 
 static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg *m)
@@ -238,6 +239,10 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
         }
         if (m->from >= r->cfg.n || m->from == r->self) {
             replica_log(r, RABIA_LOG_WARN, "refusing %s: claims replica id %u", who, m->from + 1);
+            replica_conn_close(r, k->c);
+            return;
+        }
+        if (!replica_tls_check_hello(r, k->c, m->from, who)) { /* tls-peers: the certificate's id */
             replica_conn_close(r, k->c);
             return;
         }
@@ -293,9 +298,13 @@ static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
     }
     struct conn *k = &r->conns[ci];
     r->m->conns_accepted++;
-    if (kind == CK_HTTP) {
+    if (kind == CK_HTTP) { /* plain HTTP: Prometheus scrapes it on a private address */
         metrics_http_accept(r, ci);
         return 0;
+    }
+    if (replica_tls_on_accept(r, kind, c) < 0) {
+        replica_conn_release(r, ci);
+        return -1;
     }
     snprintf(k->user, sizeof k->user, "default");
     if (kind == CK_RESP) {
@@ -371,6 +380,10 @@ static void h_connect(void *ctx, struct rio_conn *c, int err)
         replica_log(r, RABIA_LOG_DEBUG, "connect to replica %u: %s", k->peer + 1, rabia_strerror(err));
         return; /* on_close follows and schedules the redial */
     }
+    if (!replica_tls_check_dialed(r, c, k->peer)) { /* tls-peers: is it the member we dialed? */
+        replica_conn_close(r, c);
+        return;
+    }
     struct rabia_msg hello = {.type = RABIA_MSG_HELLO, .from = r->self, .u64 = r->cluster_id,
                               .u64b = r->incarnation, .value = RABIA_PROTOCOL_VERSION};
     replica_send_frame(r, c, &hello);
@@ -387,6 +400,7 @@ static void h_close(void *ctx, struct rio_conn *c, int err)
     uint32_t ci = conn_index(c);
     if (ci == UINT32_MAX) return;
     struct conn *k = &r->conns[ci];
+    replica_tls_on_close(r, k, c); /* a TLS failure's reason */
     if (k->kind == CK_PEER_OUT) {
         struct peer *pe = &r->peers[k->peer];
         if (pe->out == ci) {
@@ -708,7 +722,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     /* The io_uring ring is created by rabia_replica_run on the thread that
      * runs it (SINGLE_ISSUER | DEFER_TASKRUN rings belong to one thread);
      * here the ports are only checked, so a taken port fails at once. */
-    if ((rc = probe_ports(r, err, errlen))) {
+    if ((rc = probe_ports(r, err, errlen)) || (rc = replica_tls_open(r, err, errlen))) {
         rabia_replica_destroy(r);
         return rc;
     }
@@ -736,6 +750,7 @@ int rabia_replica_run(struct rabia_replica *r)
     if (r->wal) durable_attach(&r->dur, r->node, r->loop);
     uint64_t last_status = 0;
     while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+        replica_tls_poll(r); /* a SIGHUP's reload, on this thread */
         uint64_t now = rio_now_us();
         for (uint8_t p = 0; p < r->cfg.n; p++) {
             struct peer *pe = &r->peers[p];
@@ -823,6 +838,7 @@ void rabia_replica_destroy(struct rabia_replica *r)
     node_destroy(r->node);
     rabia_buf_free(&r->scratch);
     metrics_destroy(r);
+    replica_tls_close(r); /* after the loop: connections hold their own references */
     free(r->conns);
     pthread_mutex_destroy(&r->app_mu);
     pthread_mutex_destroy(&r->wake_mu);

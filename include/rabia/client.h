@@ -56,6 +56,7 @@
 #ifndef RABIA_CLIENT_H
 #define RABIA_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,6 +78,14 @@ struct rabia_client_cfg {
     uint32_t timeout_ms;      /* per attempt; 0 = default 1000 */
     uint32_t max_attempts;    /* 0 = default 10 */
     uint32_t max_outstanding; /* 0 = default 64; at most RABIA_CLIENT_MAX_OUTSTANDING */
+    /* TLS 1.3 to replicas with tls-clients = yes (OpenSSL): the replica's
+     * certificate is verified against tls_ca_file; tls_cert_file and
+     * tls_key_file (both or neither) are this client's certificate, needed
+     * where tls-auth-clients = yes. Paths are read at open. */
+    bool tls;
+    const char *tls_ca_file;
+    const char *tls_cert_file;
+    const char *tls_key_file;
 };
 
 #define RABIA_CLIENT_MAX_OUTSTANDING 64 /* = RABIA_RSM_WINDOW */
@@ -85,6 +94,12 @@ struct rabia_client_cfg {
  * address must parse as host:port. 0, -EINVAL for a bad configuration or
  * address, -ENOMEM, or the error of getrandom. */
 int rabia_client_open(struct rabia_client **out, const struct rabia_client_cfg *cfg);
+/* With cfg->tls: open returns -EPROTO when the TLS files are unusable; this
+ * says why (0, or -EPROTO with err filled: the file and OpenSSL's reason). */
+int rabia_client_tls_check(const struct rabia_client_cfg *cfg, char *err, size_t errlen);
+/* The last TLS failure on this client (handshake refused, certificate not
+ * verified...), or NULL. */
+const char *rabia_client_tls_error(const struct rabia_client *c);
 /* Close the connection and free everything, results not collected too.
  * Requests in flight are abandoned (their outcome is unknown). NULL is a
  * no-op. */

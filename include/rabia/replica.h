@@ -114,6 +114,10 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
 int rabia_replica_run(struct rabia_replica *r);
 /* Any thread, or a signal handler. */
 void rabia_replica_stop(struct rabia_replica *r);
+/* Any thread, or a signal handler (rabiad: SIGHUP): reload tls-cert-file,
+ * tls-key-file and tls-ca-cert-file for new connections (open ones keep
+ * theirs); a failed reload is logged and the previous certificates stay. */
+void rabia_replica_reload_tls(struct rabia_replica *r);
 void rabia_replica_destroy(struct rabia_replica *r);
 
 /* Submit an operation from any thread. `done` runs on the replica's thread

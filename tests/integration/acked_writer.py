@@ -25,6 +25,13 @@ import time
 
 import redis
 
+# With RABIA_TLS_DIR (lib.sh) the replicas speak TLS 1.3: verify them
+# against the test CA and present the test client certificate.
+_tls_dir = os.environ.get("RABIA_TLS_DIR", "")
+TLS_KW = (dict(ssl=True, ssl_ca_certs=os.path.join(_tls_dir, "ca.crt"),
+               ssl_certfile=os.path.join(_tls_dir, "client.crt"),
+               ssl_keyfile=os.path.join(_tls_dir, "client.key")) if _tls_dir else {})
+
 
 def value(seq, size):
     head = f"{seq}:"
@@ -43,7 +50,7 @@ def write(name, ports, ackfile, stopfile, pipeline, size):
         port = ports[k % len(ports)]
         try:
             if conn is None:
-                conn = redis.Redis(host="127.0.0.1", port=port, socket_timeout=3, socket_connect_timeout=1)
+                conn = redis.Redis(host="127.0.0.1", port=port, socket_timeout=3, socket_connect_timeout=1, **TLS_KW)
             pipe = conn.pipeline(transaction=False)
             batch = []
             for _ in range(pipeline):
@@ -72,7 +79,7 @@ def write(name, ports, ackfile, stopfile, pipeline, size):
 
 
 def verify(port, ackfiles, size):
-    conn = redis.Redis(host="127.0.0.1", port=int(port), socket_timeout=10)
+    conn = redis.Redis(host="127.0.0.1", port=int(port), socket_timeout=10, **TLS_KW)
     keys = []
     last = {}
     for f in ackfiles:

@@ -12,6 +12,7 @@ set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 it_init garbage 6
+tls_refuse "garbage.py writes raw RESP, native and peer bytes over plain TCP (the TLS handshake would refuse them before the parsers it tests)"
 need_cmd redis-cli python3
 cluster_start 3 kv
 here=$(cd "$(dirname "$0")" && pwd)

@@ -11,7 +11,10 @@
 #
 # Environment: RABIAD and RABIA_CLI (the built binaries; ctest sets them),
 # RABIA_IT_DEADLINE (seconds before the watchdog fires), RABIA_IT_KEEP=1
-# (keep the temporary directory even on success).
+# (keep the temporary directory even on success), RABIA_TLS_DIR (certificates
+# from deploy/make-test-certs.sh DIR 7: the clusters run with TLS 1.3 on peer
+# links and client ports, and redis-cli, redis-benchmark, rabia-cli and
+# python3-redis (IT_PY_TLS) reach them over TLS; see it_tls_wrap).
 
 set -euo pipefail
 
@@ -100,8 +103,46 @@ it_init() {
     kill -TERM $$ 2>/dev/null
   ) &
   IT_WATCHDOG=$!
-  say "ports: RESP $((base + 1))+, native $((base + 21))+, peers $((base + 41))+; dir $IT_DIR"
+  it_tls_wrap
+  say "ports: RESP $((base + 1))+, native $((base + 21))+, peers $((base + 41))+; dir $IT_DIR${RABIA_TLS_DIR:+; TLS with the certificates in $RABIA_TLS_DIR}"
 }
+
+# With RABIA_TLS_DIR set, every client a test runs speaks TLS without the
+# test knowing: wrappers for redis-cli and redis-benchmark go first on PATH
+# and RABIA_CLI becomes a wrapper, each adding --tls and the CA and client
+# certificate (accepted with and without tls-auth-clients);
+# deploy/local-cluster.sh starts the replicas with their certificates.
+# IT_PY_TLS holds python3-redis's keyword arguments for a test's own script.
+IT_PY_TLS=
+it_tls_wrap() {
+  [ -n "${RABIA_TLS_DIR:-}" ] || return 0
+  local d=$RABIA_TLS_DIR f real w
+  for f in ca.crt client.crt client.key replica-1.crt replica-3.crt; do
+    [ -r "$d/$f" ] || fail "RABIA_TLS_DIR=$d has no $f: make it with deploy/make-test-certs.sh $d 7"
+  done
+  local opts="--tls --cacert $d/ca.crt --cert $d/client.crt --key $d/client.key"
+  mkdir -p "$IT_DIR/tls-bin"
+  for f in redis-cli redis-benchmark; do
+    real=$(command -v "$f" 2>/dev/null) || continue
+    printf '#!/bin/sh\nexec %s %s "$@"\n' "$real" "$opts" >"$IT_DIR/tls-bin/$f"
+    chmod +x "$IT_DIR/tls-bin/$f"
+  done
+  w=$IT_DIR/tls-bin/rabia-cli
+  printf '#!/bin/sh\nexec %s %s "$@"\n' "$RABIA_CLI" "$opts" >"$w"
+  chmod +x "$w"
+  export RABIA_CLI=$w PATH=$IT_DIR/tls-bin:$PATH
+  IT_PY_TLS="ssl=True,ssl_ca_certs='$d/ca.crt',ssl_certfile='$d/client.crt',ssl_keyfile='$d/client.key'"
+  export IT_PY_TLS
+}
+# it_tls_args I: rabiad's TLS options for replica I (nothing without
+# RABIA_TLS_DIR), for tests that start rabiad themselves
+it_tls_args() {
+  [ -n "${RABIA_TLS_DIR:-}" ] || return 0
+  local d=$RABIA_TLS_DIR
+  echo "--tls-peers yes --tls-clients yes --tls-cert-file $d/replica-$1.crt --tls-key-file $d/replica-$1.key --tls-ca-cert-file $d/ca.crt"
+}
+# tls_refuse WHY: a test that cannot run over TLS skips itself with the reason
+tls_refuse() { [ -z "${RABIA_TLS_DIR:-}" ] || skip "cannot run over TLS (RABIA_TLS_DIR is set): $*"; }
 
 on_exit() { IT_CLEANUP+=("$*"); }
 

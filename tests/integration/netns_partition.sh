@@ -55,7 +55,7 @@ start_replica() {
   mkdir -p "$IT_DIR/r$i"
   "${pre[@]}" "$RABIAD" --id "$i" --members "$members" --peer-listen "$host:$(peer_port "$i")" \
     --client-listen "127.0.0.1:$(native_port "$i")" --resp-listen "127.0.0.1:$(resp_port "$i")" \
-    --data-dir "$IT_DIR/r$i" --state-machine kv >>"$IT_DIR/r$i.log" 2>&1 &
+    --data-dir "$IT_DIR/r$i" --state-machine kv $(it_tls_args "$i") >>"$IT_DIR/r$i.log" 2>&1 &
   IT_DAEMON_PIDS+=($!)
   eval "PID$i=$!"
 }

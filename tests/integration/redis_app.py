@@ -49,6 +49,14 @@ import time
 
 import redis
 
+# With RABIA_TLS_DIR (tests/integration/lib.sh) the replicas speak TLS 1.3:
+# every client here verifies them against the test CA and presents the
+# test client certificate.
+_tls_dir = os.environ.get("RABIA_TLS_DIR", "")
+TLS_KW = (dict(ssl=True, ssl_ca_certs=os.path.join(_tls_dir, "ca.crt"),
+               ssl_certfile=os.path.join(_tls_dir, "client.crt"),
+               ssl_keyfile=os.path.join(_tls_dir, "client.key")) if _tls_dir else {})
+
 CHECKS = {"ok": 0, "fail": 0}
 LOCK = threading.Lock()
 T0 = time.time()
@@ -108,7 +116,7 @@ class Failover:
     def __init__(self, host, ports, start, name, stats, **kw):
         kw.setdefault("socket_timeout", 5)
         kw.setdefault("socket_connect_timeout", 2)
-        self.clients = [redis.Redis(host=host, port=p, **kw) for p in ports]
+        self.clients = [redis.Redis(host=host, port=p, **TLS_KW, **kw) for p in ports]
         self.ports = ports
         self.i = start % len(ports)
         self.name = name
@@ -278,8 +286,8 @@ def pipeline_phase(rs, P):
 # 3. Pub/Sub and 4. blocking pops
 
 def pubsub_check(host, sub_port, pub_port, channel, n, label):
-    sub = redis.Redis(host=host, port=sub_port, socket_timeout=10, socket_connect_timeout=2)
-    pub = redis.Redis(host=host, port=pub_port, socket_timeout=5, socket_connect_timeout=2)
+    sub = redis.Redis(host=host, port=sub_port, socket_timeout=10, socket_connect_timeout=2, **TLS_KW)
+    pub = redis.Redis(host=host, port=pub_port, socket_timeout=5, socket_connect_timeout=2, **TLS_KW)
     ps = sub.pubsub(ignore_subscribe_messages=False)
     ps.subscribe(channel)
     first = ps.get_message(timeout=5)
@@ -305,8 +313,8 @@ def pubsub_check(host, sub_port, pub_port, channel, n, label):
 
 
 def blpop_check(host, pop_port, push_port, key, label):
-    popper = redis.Redis(host=host, port=pop_port, socket_timeout=20, socket_connect_timeout=2)
-    pusher = redis.Redis(host=host, port=push_port, socket_timeout=5, socket_connect_timeout=2)
+    popper = redis.Redis(host=host, port=pop_port, socket_timeout=20, socket_connect_timeout=2, **TLS_KW)
+    pusher = redis.Redis(host=host, port=push_port, socket_timeout=5, socket_connect_timeout=2, **TLS_KW)
     pusher.delete(key)
     out = {}
 
@@ -472,7 +480,7 @@ def main():
         ap.error("--ports: three ports expected")
     P = args.prefix
     host = args.host
-    rs = [redis.Redis(host=host, port=p, socket_timeout=5, socket_connect_timeout=2) for p in ports]
+    rs = [redis.Redis(host=host, port=p, socket_timeout=5, socket_connect_timeout=2, **TLS_KW) for p in ports]
     try:
         for r in rs:
             r.ping()

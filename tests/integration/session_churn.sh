@@ -17,6 +17,7 @@ set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 it_init session_churn 9
+tls_refuse "part 2 sends requests with native_req, which writes plain native frames with a chosen session (no TLS in it)"
 need_cmd redis-cli redis-benchmark
 NATIVE_REQ=${NATIVE_REQ:-$IT_REPO/build/tests/integration/native_req}
 [ -x "$NATIVE_REQ" ] || fail "native_req not found at $NATIVE_REQ: build first"

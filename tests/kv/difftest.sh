@@ -26,6 +26,7 @@ fi
 # (ctest sets the watchdog from its TIMEOUT; run directly, this one)
 export RABIA_IT_DEADLINE=${RABIA_IT_DEADLINE:-140}
 it_init difftest 15
+tls_refuse "the reference redis-server runs without TLS and difftest.py talks to both over plain sockets"
 need_cmd redis-server redis-cli python3
 
 # the reference: a plain redis-server (no persistence), stopped by PID

@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# tls: a 3-replica kv cluster with TLS 1.3 on peer links and both client
+# ports (certificates from deploy/make-test-certs.sh):
+# - redis-cli --tls, rabia-cli --tls and python3-redis ssl=True are served;
+# - a plaintext client gets no service and a log line saying why;
+# - tls-auth-clients = yes refuses a client without a certificate;
+# - a replica presenting the certificate of another id is refused on both
+#   sides of each link, and the cluster keeps serving;
+# - a replica whose certificate comes from another CA is refused;
+# - SIGHUP with a new certificate: new connections get it, the links stay;
+#   SIGHUP with a broken key file: the old one stays and the log says why.
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+export RABIA_IT_DEADLINE=${RABIA_IT_DEADLINE:-75}
+unset RABIA_TLS_DIR
+it_init tls 23
+need_cmd openssl redis-cli
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+
+REDIS_CLI=$(command -v redis-cli) # the plain binary, before the TLS wrappers
+C=$IT_DIR/certs
+O=$IT_DIR/other-ca
+bash "$IT_REPO/deploy/make-test-certs.sh" "$C" 3 >/dev/null || fail "make-test-certs.sh $C 3 failed"
+bash "$IT_REPO/deploy/make-test-certs.sh" "$O" 3 >/dev/null || fail "make-test-certs.sh $O 3 failed"
+ok "test CA and certificates for replicas 1..3 and a client; a second, foreign CA"
+# from here on the cluster and lib.sh's clients use TLS (it_tls_wrap)
+PLAIN_CLI=$RABIA_CLI
+export RABIA_TLS_DIR=$C
+it_tls_wrap
+
+cluster_start 3 kv
+log() { cat "$RABIA_CLUSTER_DIR/r$1.log"; }
+# wait_log I ERE [TIMEOUT_S]: replica I's log has a line matching ERE; prints it
+wait_log() {
+  local i=$1 re=$2 limit=${3:-10} t0=$SECONDS line
+  while :; do
+    line=$(grep -E -- "$re" "$RABIA_CLUSTER_DIR/r$i.log" | tail -n 1 || true)
+    if [ -n "$line" ]; then
+      ok "replica $i logs: ${line#* r$i }"
+      return 0
+    fi
+    ((SECONDS - t0 < limit)) || fail "replica $i: no log line matching /$re/ within ${limit}s; last lines: $(tail -n 5 "$RABIA_CLUSTER_DIR/r$i.log" | tr '\n' '|')"
+    sleep 0.2
+  done
+}
+wait_log 1 "TLS 1.3 on peer links, certificates required both ways: certificate CN=replica-1"
+wait_log 2 "TLS 1.3 on the client ports"
+
+say "TLS clients are served"
+T=(--tls --cacert "$C/ca.crt")
+expect_eq "redis-cli --tls replica 1: SET tls:k v1" "$(timeout 10 "$REDIS_CLI" "${T[@]}" -p "$(resp_port 1)" SET tls:k v1)" OK
+expect_eq "redis-cli --tls replica 2: GET tls:k" "$(timeout 10 "$REDIS_CLI" "${T[@]}" -p "$(resp_port 2)" GET tls:k)" v1
+expect_eq "rabia-cli --tls replica 3: kv get tls:k" "$(timeout 20 "$RABIA_CLI" -a "$(native_addr 3)" kv get tls:k)" '"v1"'
+out=$(timeout 20 "$PY" -c "
+import redis
+r = redis.Redis(port=$(resp_port 3), ssl=True, ssl_ca_certs='$C/ca.crt', socket_timeout=5)
+print(r.incr('tls:n', 5), r.get('tls:k').decode())")
+expect_eq "python3-redis ssl=True replica 3: INCRBY tls:n 5, GET tls:k" "$out" "5 v1"
+# what goes over the wire is TLS 1.3 with the replica's certificate
+out=$(timeout 10 openssl s_client -connect "127.0.0.1:$(resp_port 2)" -CAfile "$C/ca.crt" </dev/null 2>&1 || true)
+expect_match "openssl s_client to replica 2's RESP port: TLS 1.3" "$out" "New, TLSv1\.3, Cipher is TLS_"
+expect_match "replica 2's certificate" "$out" "subject=.*CN *= *replica-2"
+expect_match "verified against the test CA" "$out" "Verify return code: 0 \(ok\)"
+
+say "a plaintext client gets no service"
+rc=0
+out=$(timeout 10 "$REDIS_CLI" -p "$(resp_port 1)" PING 2>&1) || rc=$?
+[ "$out" != PONG ] || fail "plaintext redis-cli got PONG from a TLS port"
+ok "plaintext redis-cli PING: no PONG (exit $rc: $(head -c 80 <<<"$out" | tr '\n' ' '))"
+wait_log 1 "client 127\.0\.0\.1:[0-9]+: TLS failed: wrong version number.*a client without TLS\?"
+rc=0
+out=$(timeout 20 "$PLAIN_CLI" -a "$(native_addr 2)" --timeout 300 kv get tls:k 2>&1) || rc=$?
+expect_eq "plaintext rabia-cli kv get: exit status (3: unreachable)" "$rc" 3
+wait_log 2 "client 127\.0\.0\.1:[0-9]+: TLS failed: wrong version number"
+all_alive 3
+
+say "tls-auth-clients = yes on replica 3"
+pid3=$(replica_pid 3)
+stop_pids "$RABIAD" "$pid3"
+RABIA_TLS_AUTH_CLIENTS=yes cluster_restart 3
+wait_ready 20 1 2 3
+rc=0
+out=$(timeout 10 "$REDIS_CLI" "${T[@]}" -p "$(resp_port 3)" GET tls:k 2>&1) || rc=$?
+[ "$out" != v1 ] || fail "replica 3 with tls-auth-clients served a client without a certificate"
+ok "redis-cli --tls without a client certificate: refused ($(head -c 80 <<<"$out" | tr '\n' ' '))"
+wait_log 3 "client 127\.0\.0\.1:[0-9]+: TLS failed: (peer did not return a certificate|.*certificate)"
+expect_eq "redis-cli --tls --cert client.crt replica 3: GET tls:k" \
+  "$(timeout 10 "$REDIS_CLI" "${T[@]}" --cert "$C/client.crt" --key "$C/client.key" -p "$(resp_port 3)" GET tls:k)" v1
+
+# start_r3 CERT KEY CA: replica 3 by hand (as local-cluster.sh does) with
+# other TLS files and its own data dir
+R3X=
+start_r3() {
+  stop_pids "$RABIAD" "$(replica_pid 3)" ${R3X:+"$R3X"}
+  rm -f "$RABIA_CLUSTER_DIR/r3.pid"
+  local m="1=127.0.0.1:$(peer_port 1),2=127.0.0.1:$(peer_port 2),3=127.0.0.1:$(peer_port 3)"
+  rm -rf "$RABIA_CLUSTER_DIR/r3-$4"
+  : >"$RABIA_CLUSTER_DIR/r3-$4.log"
+  "$RABIAD" --id 3 --members "$m" --client-listen "127.0.0.1:$(native_port 3)" \
+    --resp-listen "127.0.0.1:$(resp_port 3)" --data-dir "$RABIA_CLUSTER_DIR/r3-$4" \
+    --tls-peers yes --tls-clients yes --tls-cert-file "$1" --tls-key-file "$2" --tls-ca-cert-file "$3" \
+    >>"$RABIA_CLUSTER_DIR/r3-$4.log" 2>&1 &
+  IT_DAEMON_PIDS+=("$!")
+  R3X=$!
+}
+log3x() { cat "$RABIA_CLUSTER_DIR/r3-$1.log"; }
+wait_log3x() { # NAME ERE
+  local t0=$SECONDS line
+  while :; do
+    line=$(grep -E -- "$2" "$RABIA_CLUSTER_DIR/r3-$1.log" | tail -n 1 || true)
+    if [ -n "$line" ]; then
+      ok "replica 3 ($1) logs: ${line#* r3 }"
+      return 0
+    fi
+    ((SECONDS - t0 < 10)) || fail "replica 3 ($1): no log line matching /$2/; last lines: $(tail -n 5 "$RABIA_CLUSTER_DIR/r3-$1.log" | tr '\n' '|')"
+    sleep 0.2
+  done
+}
+# the cluster keeps serving through replicas 1 and 2
+serving() {
+  expect_eq "$1: redis-cli --tls replica 1: SET tls:$2 x" "$(redis 1 SET "tls:$2" x)" OK
+  expect_eq "$1: redis-cli --tls replica 2: GET tls:$2" "$(redis 2 GET "tls:$2")" x
+}
+
+say "replica 3 presents replica 2's certificate"
+start_r3 "$C/replica-2.crt" "$C/replica-2.key" "$C/ca.crt" wrongid
+wait_log3x wrongid "ERROR r3 tls-cert-file .*replica-2.crt has subject CN \"replica-2\", not \"replica-3\""
+wait_log 1 "peer 127\.0\.0\.1:[0-9]+ presented a certificate for replica 2 but claims to be replica 3: refused"
+wait_log 2 "replica 3 at 127\.0\.0\.1:$(peer_port 3) presented a certificate for replica 2: refused"
+wait_log3x wrongid "TLS failed: the other side closed the connection during the TLS handshake|lost connection to replica"
+s=$(replica_status 1)
+expect_match "replica 1 does not count the impostor as replica 3" "$s" "member_3: 127\.0\.0\.1:$(peer_port 3) unreachable"
+serving "wrong id" wrongid
+pid_runs "$R3X" "$RABIAD" || fail "the replica with the wrong certificate exited (it should keep trying, refused)"
+
+say "replica 3 has a certificate of another CA"
+start_r3 "$O/replica-3.crt" "$O/replica-3.key" "$O/ca.crt" otherca
+wait_log 1 "(peer 127\.0\.0\.1:[0-9]+: TLS failed: .*(unknown ca|certificate verify failed)|TLS with replica 3 at .* failed: certificate verify failed.*unable to get local issuer)"
+wait_log3x otherca "TLS with replica [12] at .* failed: certificate verify failed \(SSL routines\): unable to get local issuer certificate: refused"
+serving "foreign CA" otherca
+stop_pids "$RABIAD" "$R3X"
+
+say "replica 3's peer port accepts and never answers: the dialers give up on the handshake and redial"
+bg blackhole "$PY" -c "
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', $(peer_port 3)))
+s.listen(64)
+held = []
+while True:
+    held.append(s.accept()[0])"
+hole=$BG_PID
+wait_log 1 "TLS with replica 3 at 127\.0\.0\.1:$(peer_port 3): no handshake within 5 s: closing, will redial" 15
+serving "black hole" hole
+kill "$hole" 2>/dev/null || true
+
+say "replica 3 back with its own certificate"
+cluster_restart 3
+wait_ready 30 1 2 3
+wait_converged 30 1 2 3
+
+say "SIGHUP: a new certificate for replica 1"
+fp() { # the SHA-256 fingerprint of the certificate replica I's RESP port presents
+  timeout 10 openssl s_client -connect "127.0.0.1:$(resp_port "$1")" -CAfile "$C/ca.crt" </dev/null 2>/dev/null |
+    openssl x509 -noout -fingerprint -sha256 2>/dev/null | sed 's/.*=//'
+}
+old_fp=$(fp 1)
+[ -n "$old_fp" ] || fail "no certificate from replica 1's RESP port"
+# a new key and certificate for replica-1 from the same CA, replacing the files in place
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$IT_DIR/new.key" 2>/dev/null
+openssl req -new -key "$IT_DIR/new.key" -subj "/O=rabia test/CN=replica-1" -out "$IT_DIR/new.csr" 2>/dev/null
+printf 'extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:replica-1,IP:127.0.0.1\n' >"$IT_DIR/new.ext"
+openssl x509 -req -in "$IT_DIR/new.csr" -CA "$C/ca.crt" -CAkey "$C/ca.key" -CAcreateserial -days 30 \
+  -extfile "$IT_DIR/new.ext" -out "$IT_DIR/new.crt" 2>/dev/null || fail "cannot issue the new certificate"
+new_fp=$(openssl x509 -in "$IT_DIR/new.crt" -noout -fingerprint -sha256 | sed 's/.*=//')
+cp "$IT_DIR/new.crt" "$C/replica-1.crt"
+cp "$IT_DIR/new.key" "$C/replica-1.key"
+pid1=$(replica_pid 1)
+lost_before=$(grep -c "lost connection" "$RABIA_CLUSTER_DIR/r1.log" || true)
+kill -HUP "$pid1"
+wait_log 1 "TLS reloaded: certificate CN=replica-1 .*new connections use it"
+expect_eq "replica 1's RESP port now presents the new certificate" "$(fp 1)" "$new_fp"
+[ "$new_fp" != "$old_fp" ] || fail "the new certificate has the old fingerprint"
+expect_eq "after the reload: redis-cli --tls replica 1: SET tls:hup y" "$(redis 1 SET tls:hup y)" OK
+expect_eq "after the reload: redis-cli --tls replica 3: GET tls:hup" "$(redis 3 GET tls:hup)" y
+pid_runs "$pid1" "$RABIAD" || fail "replica 1 exited after SIGHUP"
+expect_eq "replica 1's peer links stayed up through the reload (lost-connection lines in its log)" \
+  "$(grep -c "lost connection" "$RABIA_CLUSTER_DIR/r1.log" || true)" "$lost_before"
+
+say "SIGHUP with a broken key file keeps the previous certificate"
+echo "not a key" >"$C/replica-1.key"
+kill -HUP "$pid1"
+wait_log 1 "TLS reload failed: tls-key-file .*replica-1.key: not a usable PEM private key: .*; keeping the previous certificates"
+expect_eq "replica 1 still presents the reloaded certificate" "$(fp 1)" "$new_fp"
+expect_eq "after the failed reload: redis-cli --tls replica 1: INCR tls:n" "$(redis 1 INCR tls:n)" 6
+pid_runs "$pid1" "$RABIAD" || fail "replica 1 exited after a SIGHUP with a broken key"
+cp "$IT_DIR/new.key" "$C/replica-1.key"
+
+all_alive 3
+wait_converged 30 1 2 3
