@@ -41,6 +41,11 @@ static void usage(FILE *f)
         "  -t, --timeout MS   per-attempt timeout in milliseconds (default 1000); a\n"
         "                     request is tried up to 10 times, moving to the next\n"
         "                     replica after each failure\n"
+        "  --user NAME        authenticate as this user (replicas with acl-file;\n"
+        "                     default: $RABIA_USER, else \"default\")\n"
+        "  --pass PASSWORD    authenticate with this password (replicas with\n"
+        "                     requirepass or acl-file; default: $RABIA_PASSWORD,\n"
+        "                     which keeps it out of the process list)\n"
         "  -h, --help         this text\n"
         "\n"
         "commands:\n"
@@ -250,6 +255,12 @@ static int run_op(struct rabia_client *c, enum sm_kind kind, bool write,
     if (rc == RABIA_REPLY_OK) {
         ex = kind == SM_COUNTER ? print_counter(&res) : kind == SM_BANK ? print_bank(&res)
                                                                           : print_kv(&res);
+    } else if (rc == RABIA_REPLY_NOAUTH || rc == RABIA_REPLY_NOPERM) {
+        /* the replica's message: WRONGPASS / NOAUTH / NOPERM ... */
+        fprintf(stderr, "%s: refused: ", prog);
+        print_escaped(stderr, res.data, res.len);
+        fprintf(stderr, rc == RABIA_REPLY_NOAUTH ? " (give --user/--pass or RABIA_PASSWORD)\n" : "\n");
+        ex = EX_RESULT;
     } else if (rc == RABIA_REPLY_APPLIED_NO_RESULT) {
         fprintf(stderr, "%s: applied (the replica no longer holds the result)\n", prog);
         ex = EX_OK;
@@ -446,6 +457,11 @@ static int cmd_status(struct rabia_client *c, char **addrs, size_t n)
     for (size_t i = 0; i < n; i++) {
         printf("== %s ==\n", addrs[i]);
         int rc = rabia_client_status(c, addrs[i], &text);
+        if (rc == -EACCES) {
+            printf("refused: %.*s (give --user/--pass or RABIA_PASSWORD)\n", (int)text.len, (const char *)text.data);
+            ex = EX_RESULT;
+            continue;
+        }
         if (rc < 0) {
             printf("unreachable: %s\n", rabia_strerror(rc));
             ex = EX_UNREACHABLE;
@@ -551,8 +567,11 @@ int main(int argc, char **argv)
         {"addr", required_argument, NULL, 'a'},
         {"timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
+        {"user", required_argument, NULL, 'U'},
+        {"pass", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
+    const char *user = getenv("RABIA_USER"), *pass = getenv("RABIA_PASSWORD");
     const char *addr_list = DEFAULT_ADDRS;
     uint32_t timeout_ms = 1000;
     int o;
@@ -573,6 +592,12 @@ int main(int argc, char **argv)
         case 'h':
             usage(stdout);
             return EX_OK;
+        case 'U':
+            user = optarg;
+            break;
+        case 'P':
+            pass = optarg;
+            break;
         default:
             return usage_error("unknown option or missing argument: %s", argv[optind - 1]);
         }
@@ -639,7 +664,8 @@ int main(int argc, char **argv)
     struct rabia_client *c = NULL;
     struct rabia_client_cfg cfg = {.addrs = (const char *const *)addrs, .n_addrs = n_addrs,
                                    .client_id = 0, .timeout_ms = timeout_ms,
-                                   .max_attempts = 0, .max_outstanding = BENCH_OUTSTANDING};
+                                   .max_attempts = 0, .max_outstanding = BENCH_OUTSTANDING,
+                                   .user = user, .password = pass && pass[0] ? pass : NULL};
     int rc = rabia_client_open(&c, &cfg);
     if (rc < 0) {
         rabia_buf_free(&op);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "durable.h"
 #include "loop.h"
 #include "node.h"
@@ -71,6 +72,9 @@ struct conn {
     /* who the client is (clients: RESP and native): the user it authenticated
      * as ("default" until AUTH), for access checks, logs and the audit log */
     char user[64];
+    /* authentication (auth.c): a client's ACL user and failed AUTHs; a
+     * peer's cluster-secret handshake */
+    struct conn_auth au;
 };
 
 struct app_op {
@@ -99,6 +103,7 @@ struct peer {
 
 struct rabia_replica {
     struct rabia_replica_config cfg;
+    struct replica_auth *auth; /* auth.c: users, the cluster secret, failed authentications */
     const struct rabia_sm_ops *sm;
     struct rio_loop *loop;
     struct rabia_node *node;  /* the runtime without I/O (node.h) */
