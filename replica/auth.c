@@ -346,6 +346,8 @@ int replica_auth_resp(struct rabia_replica *r, uint32_t ci, struct rabia_buf *ou
     if (!strcmp(m.fullname, "hello")) {
         /* HELLO [ver] [AUTH user pass] [SETNAME name]: the credentials here,
          * the rest (version, name, the reply) in resp.c */
+        if (c->argc >= 2 && !(c->argv_len[1] == 1 && (c->argv[1][0] == '2' || c->argv[1][0] == '3')))
+            return 0; /* resp.c: a bad protocol version is answered before any AUTH, as Redis */
         uint32_t at = 0;
         for (uint32_t j = 2; j < c->argc && !at; j++)
             if (eq_ci(c->argv[j], c->argv_len[j], "auth")) at = j;
@@ -366,12 +368,10 @@ int replica_auth_resp(struct rabia_replica *r, uint32_t ci, struct rabia_buf *ou
         /* RESET: back to the default user, as a new connection */
         k->au.user = a->required ? -1 : 0;
         snprintf(k->user, sizeof k->user, "default");
-        return 0;
+        return 0; /* no-auth, and no permission needed (Redis 7.0) */
     }
-    if (!authed) {
-        if (!strcmp(m.fullname, "quit")) return 0;
-        return refuse(k, out, E_NOAUTH, m.is_exec);
-    }
+    if (!strcmp(m.fullname, "quit")) return 0; /* no-auth, and no permission needed (Redis 7.0) */
+    if (!authed) return refuse(k, out, E_NOAUTH, m.is_exec);
     uint32_t cats = acl_categories(m.fullname, m.readonly, m.write, m.fast, m.pubsub);
     int rc = acl_check_command(&a->acl, k->au.user, m.fullname, cats, c->argc, c->argv, c->argv_len, m.first, m.last,
                                m.step);
