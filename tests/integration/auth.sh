@@ -32,6 +32,7 @@ cat >"$D/users.acl" <<'EOF'
 user ro on >ropw ~* +@read +@connection
 user app on >apppw ~app:* +@all
 user off1 off >offpw ~* +@all
+user onlyread on >p ~* +@read
 EOF
 export RABIA_PASSWORD=defpw # rabia-cli (lib.sh's status and convergence checks)
 export RABIA_EXTRA_ARGS="--cluster-secret-file=$D/secret --requirepass=defpw --acl-file=$D/users.acl"
@@ -87,8 +88,8 @@ EOF
 printf '%s\r\n' 'GET x' 'FOO' 'HELLO 3' 'ACL WHOAMI' 'MULTI' 'AUTH wrong' 'AUTH nosuchuser x' 'AUTH a b c' \
   'AUTH ro ropw' 'SET a 1' 'GET auth:none' 'PING' 'MULTI' 'ACL WHOAMI' 'AUTH app apppw' 'SET app:1 x' \
   'SET other:1 x' 'MGET app:1 other:1' 'MULTI' 'SET app:2 y' 'SET other:2 y' 'EXEC' 'ACL WHOAMI' \
-  'AUTH default defpw' 'ACL WHOAMI' 'AUTH off1 offpw' 'HELLO 3 AUTH ro bad' 'ACL WHOAMI' 'RESET' 'GET app:1' \
-  'QUIT' >"$D/seq.txt"
+  'AUTH default defpw' 'ACL WHOAMI' 'AUTH off1 offpw' 'HELLO 3 AUTH ro bad' 'ACL WHOAMI' 'AUTH onlyread p' \
+  'PING' 'HELLO 4 AUTH app wrong' 'RESET' 'GET app:1' 'QUIT' >"$D/seq.txt"
 t0=$(date +%s%N)
 got=$(python3 "$D/raw.py" "$P1" 1 <"$D/seq.txt")
 t1=$(date +%s%N)
@@ -123,10 +124,13 @@ default\r\n
 -WRONGPASS invalid username-password pair or user is disabled.\r\n
 $7\r\n
 default\r\n
++OK\r\n
+-NOPERM this user has no permissions to run the '"'"'ping'"'"' command\r\n
+-NOPROTO unsupported protocol version\r\n
 +RESET\r\n
 -NOAUTH Authentication required.\r\n
 +OK\r\n'
-expect_eq "RESP sequence (NOAUTH, WRONGPASS, NOPERM, MULTI, WHOAMI, RESET)" "$got" "$expected"
+expect_eq "RESP sequence (NOAUTH, WRONGPASS, NOPERM, MULTI, WHOAMI, HELLO, RESET, QUIT)" "$got" "$expected"
 # four failed AUTHs on that connection: 100 + 200 + 400 ms before the last three were read
 ms=$(((t1 - t0) / 1000000))
 ((ms >= 700)) || fail "four failed AUTHs took only $ms ms: the slow-down did not hold the connection"
@@ -227,6 +231,65 @@ out=$(RABIA_PASSWORD= cli -a "$(native_addr 1)" status 2>&1) && fail "status wit
 expect_match "rabia-cli status without a password" "$out" "refused: NOAUTH Authentication required"
 logn=$(cat "$RABIA_CLUSTER_DIR"/r*.log | grep -h 'AUTH failed' | grep native || true)
 expect_match "native failure logged" "$logn" "AUTH failed for user 'default' from 127\.0\.0\.1:[0-9]+ \(wrong password, native"
+
+# ---------------------------------------------------------------------------
+say "peers: a forger without the secret (frames by hand, garbage.py's codec)"
+cluster_id=$(sed -n 's/.* cluster \([0-9a-f]\{16\}\), state machine.*/\1/p' "$RABIA_CLUSTER_DIR/r1.log" | head -n 1)
+[ -n "$cluster_id" ] || fail "no cluster id in replica 1's log"
+forged=$(
+  timeout 20 python3 - "$IT_REPO/tests/integration" "$(peer_port 1)" "$cluster_id" 2>&1 <<'EOF'
+import os, socket, struct, sys, time
+sys.path.insert(0, sys.argv[1])
+import garbage as g
+port, cluster = int(sys.argv[2]), int(sys.argv[3], 16)
+T_PEER_AUTH, T_VOTE = 13, 4
+def auth(step, body, cause=0, frm=1):
+    return g.frame(T_PEER_AUTH, struct.pack("<QBI", cause, step, len(body)) + body, frm=frm)
+def frames(sock, wait=3.0):
+    sock.settimeout(wait)
+    buf, out, t0 = b"", [], time.time()
+    while time.time() - t0 < wait:
+        try:
+            b = sock.recv(65536)
+        except socket.timeout:
+            return out, "open"
+        if not b:
+            return out, "closed"
+        buf += b
+        while len(buf) >= 16:
+            n = struct.unpack_from("<I", buf, 8)[0]
+            if len(buf) < 16 + n:
+                break
+            out.append((buf[4], buf[16:16 + n]))
+            buf = buf[16 + n:]
+    return out, "open"
+res = []
+# 1. HELLO as replica 2, our nonce, then a proof made up: refused, closed
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(g.hello(cluster, frm=1, incarnation=1 << 62) + auth(1, os.urandom(32)))
+got, state = frames(s, 1.0)
+ch = [p for t, p in got if t == T_PEER_AUTH and p[8] == 2]
+res.append("challenge" if ch and len(ch[0]) == 8 + 1 + 4 + 64 else "no-challenge:%r" % (got,))
+s.sendall(auth(3, os.urandom(32)))
+got, state = frames(s)
+ref = [p for t, p in got if t == T_PEER_AUTH and p[8] == 4]
+res.append("refused-%d" % struct.unpack_from("<Q", ref[0])[0] if ref else "no-refusal")
+res.append(state)
+# 2. HELLO, then a consensus message instead of the handshake: refused, closed
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(g.hello(cluster, frm=1, incarnation=1 << 62) + g.frame(T_VOTE, struct.pack("<QHBB", 1, 1, 1, 0), frm=1))
+got, state = frames(s)
+res.append(state)
+print(" ".join(res))
+EOF
+) || fail "forger: $forged"
+expect_eq "forged proof: challenge answered, proof refused (cause 1 = wrong secret), closed; a VOTE instead of the handshake: closed" \
+  "$forged" "challenge refused-1 closed closed"
+log1=$(cat "$RABIA_CLUSTER_DIR/r1.log")
+expect_match "replica 1 logs the forged proof" "$log1" "peer 127\.0\.0\.1:[0-9]+ failed cluster-secret authentication: wrong secret \(check cluster-secret-file on both replicas\); it claims to be replica 2$"
+expect_match "replica 1 logs the VOTE without a proof" "$log1" "it claims to be replica 2 and sent VOTE instead of a proof"
+expect_eq "the real replica 2 is still connected: a write through replica 1" "$(redis 1 -a defpw --no-auth-warning SET after:forger 1)" "OK"
+expect_eq "... read at replica 2" "$(redis 2 -a defpw --no-auth-warning GET after:forger)" "1"
 
 # ---------------------------------------------------------------------------
 say "peers: replica 3 with the wrong secret, then with none"
