@@ -316,6 +316,8 @@ int replica_auth_resp(struct rabia_replica *r, uint32_t ci, struct rabia_buf *ou
         }
         if (c->argc != 2) return put_err(out, "ERR wrong number of arguments for 'acl|whoami' command");
         if (!authed) return refuse(k, out, E_NOAUTH, false);
+        if (k->rs.in_multi) /* as resp.c's other connection commands (io/resp.h) */
+            return refuse(k, out, "ERR Command not allowed inside a transaction", false);
         if (a->clients && !acl_cmd_allowed(&a->acl, k->au.user, "acl|whoami", acl_categories("acl|whoami", 0, 0, 0, 0)))
             return refuse(k, out, "NOPERM this user has no permissions to run the 'acl|whoami' command", false);
         resp_put_bulk(out, k->user, strlen(k->user));
