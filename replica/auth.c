@@ -32,7 +32,37 @@ struct replica_auth {
     uint32_t n_held;       /* client connections with a hold_until_us */
     uint32_t n_peer_pending; /* peer connections in the handshake */
     uint64_t next_due;     /* the earliest deadline among them (0: none): the tick scans only then */
+    /* client failure log lines, at most AUTH_LOG_PER_S a second: many
+     * connections failing at once must not flood the log */
+    uint64_t log_window_us;
+    uint32_t log_lines, log_suppressed;
 };
+
+#define AUTH_LOG_PER_S 20
+
+/* A new window once the last one is over: say how many were not logged. */
+static void log_window(struct rabia_replica *r, struct replica_auth *a, uint64_t now)
+{
+    if (now - a->log_window_us < 1000000) return;
+    if (a->log_suppressed)
+        replica_log(r, RABIA_LOG_WARN, "%u more failed client authentications in the last second were not "
+                    "logged (at most %d lines a second; INFO auth_failures counts all)", a->log_suppressed,
+                    AUTH_LOG_PER_S);
+    a->log_window_us = now;
+    a->log_lines = a->log_suppressed = 0;
+}
+
+/* Whether a client failure may be logged now. */
+static bool log_allowed(struct rabia_replica *r, struct replica_auth *a)
+{
+    log_window(r, a, rio_now_us());
+    if (a->log_lines < AUTH_LOG_PER_S) {
+        a->log_lines++;
+        return true;
+    }
+    a->log_suppressed++;
+    return false;
+}
 
 static void due_at(struct replica_auth *a, uint64_t t)
 {
@@ -237,9 +267,10 @@ static bool try_auth(struct rabia_replica *r, uint32_t ci, const uint8_t *user, 
     count_failure(a);
     if (k->au.fails < UINT8_MAX) k->au.fails++;
     uint64_t d = delay_us(k->au.fails);
-    replica_log(r, RABIA_LOG_WARN, "AUTH failed for user '%s' from %s (%s, %s; failure %u on this connection, "
-                "its next AUTH waits %" PRIu64 " ms)", name, who, acl_auth_result_text(res), proto, k->au.fails,
-                d / 1000);
+    if (log_allowed(r, a))
+        replica_log(r, RABIA_LOG_WARN, "AUTH failed for user '%s' from %s (%s, %s; failure %u on this connection, "
+                    "its next AUTH waits %" PRIu64 " ms)", name, who, acl_auth_result_text(res), proto, k->au.fails,
+                    d / 1000);
     if (!k->au.held) r->auth->n_held++;
     k->au.held = true;
     k->au.hold_until_us = rio_now_us() + d;
@@ -458,8 +489,9 @@ bool replica_auth_native(struct rabia_replica *r, uint32_t ci, const struct rabi
                 char who[64];
                 client_addr(k, who, sizeof who);
                 count_failure(a);
-                replica_log(r, RABIA_LOG_WARN, "AUTH failed from %s (another AUTH sent before the last was "
-                            "answered; closing)", who);
+                if (log_allowed(r, a))
+                    replica_log(r, RABIA_LOG_WARN, "AUTH failed from %s (another AUTH sent before the last was "
+                                "answered; closing)", who);
                 replica_conn_close(r, k->c);
                 return true;
             }
@@ -740,9 +772,13 @@ void replica_auth_peer_unexpected(struct rabia_replica *r, uint32_t ci, const st
 uint64_t replica_auth_tick(struct rabia_replica *r, uint64_t now)
 {
     struct replica_auth *a = r->auth;
+    if (a->log_suppressed) { /* the count of lines not logged comes when their second is over */
+        log_window(r, a, now);
+        if (a->log_suppressed) due_at(a, a->log_window_us + 1000000);
+    }
     if (!a->n_held && !a->n_peer_pending) {
-        a->next_due = 0;
-        return 0;
+        a->next_due = a->log_suppressed ? a->log_window_us + 1000000 : 0;
+        return a->next_due;
     }
     if (a->next_due && now < a->next_due) return a->next_due; /* nothing due yet: no scan */
     uint64_t next = 0;
@@ -779,6 +815,7 @@ uint64_t replica_auth_tick(struct rabia_replica *r, uint64_t now)
             r->n_want_pump++;
         }
     }
+    if (a->log_suppressed && (!next || a->log_window_us + 1000000 < next)) next = a->log_window_us + 1000000;
     a->next_due = next;
     return next;
 }

@@ -211,6 +211,29 @@ else
   say "(python3-redis not installed: skipped)"
 fi
 
+# many connections failing at once: logged at most 20 a second, all counted
+flood=$(
+  timeout 20 python3 - "$(resp_port 3)" 2>&1 <<'EOF'
+import socket, sys
+port = int(sys.argv[1])
+socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(30)]
+for s in socks:
+    s.sendall(b"AUTH flood wrong\r\n")
+n = 0
+for s in socks:
+    s.settimeout(10)
+    if s.recv(4096).startswith(b"-WRONGPASS"):
+        n += 1
+print(n)
+EOF
+) || fail "flood: $flood"
+expect_eq "30 connections' wrong AUTHs answered WRONGPASS" "$flood" "30"
+for ((i = 0; i < 30; i++)); do grep -q 'more failed client authentications' "$RABIA_CLUSTER_DIR/r3.log" && break; sleep 0.1; done
+expect_eq "... logged 20 of them (the rate limit)" "$(grep -c "AUTH failed for user 'flood'" "$RABIA_CLUSTER_DIR/r3.log")" "20"
+expect_match "... and the rest counted in one line" "$(cat "$RABIA_CLUSTER_DIR/r3.log")" \
+  "10 more failed client authentications in the last second were not logged \(at most 20 lines a second"
+expect_match "... INFO counts all 30" "$(redis 3 -a defpw --no-auth-warning INFO stats)" "auth_failures:30"
+
 # ---------------------------------------------------------------------------
 say "native protocol: rabia-cli"
 A=$(all_addrs 3)
