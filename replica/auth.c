@@ -28,6 +28,7 @@ struct replica_auth {
     bool secret;           /* cluster-secret-file: peers prove it */
     uint8_t key[AUTH_SECRET_MAX];
     size_t keylen;
+    bool unrestricted[ACL_MAX_USERS]; /* +@all and allkeys, nothing taken back: no checks needed */
     uint64_t failures;     /* failed authentications, peers and clients */
     uint32_t n_held;       /* client connections with a hold_until_us */
     uint32_t n_peer_pending; /* peer connections in the handshake */
@@ -137,6 +138,17 @@ static int read_secret(struct replica_auth *a, const char *path, char *err, size
     return 0;
 }
 
+/* Whether the user may run anything on every key (a non-KV state machine's
+ * ops cannot be classified: only such users may submit them). */
+static bool unrestricted(const struct acl *acl, int u)
+{
+    const struct acl_user *us = &acl->users[u];
+    if (!us->allkeys || !us->nrules || us->rules[0].kind != 0 || !us->rules[0].allow) return false;
+    for (uint8_t i = 1; i < us->nrules; i++)
+        if (!us->rules[i].allow) return false;
+    return true;
+}
+
 int replica_auth_create(struct rabia_replica *r, char *err, size_t errlen)
 {
     struct replica_auth *a = calloc(1, sizeof *a);
@@ -148,6 +160,7 @@ int replica_auth_create(struct rabia_replica *r, char *err, size_t errlen)
         if (rc) return rc;
     }
     a->clients = r->cfg.requirepass[0] || r->cfg.acl_file[0];
+    for (uint32_t u = 0; u < a->acl.n; u++) a->unrestricted[u] = unrestricted(&a->acl, (int)u);
     a->required = acl_auth_required(&a->acl);
     if (r->cfg.cluster_secret_file[0]) {
         int rc = read_secret(a, r->cfg.cluster_secret_file, err, errlen);
@@ -355,6 +368,10 @@ int replica_auth_resp(struct rabia_replica *r, uint32_t ci, struct rabia_buf *ou
         return 1;
     }
     if (!a->clients) return 0; /* no users configured: resp.c's AUTH and HELLO answer */
+    /* the common case, a user who may run anything on any key: no lookup */
+    if (authed && a->unrestricted[k->au.user] && !eq_ci(name, nl, "auth") && !eq_ci(name, nl, "hello") &&
+        !eq_ci(name, nl, "reset"))
+        return 0;
     struct resp_cmd_meta m;
     if (!resp_command_meta(c, &m)) return 0; /* unknown command, wrong arity: resp.c's error first, as Redis */
     if (!strcmp(m.fullname, "auth") && !k->rs.in_multi) {
@@ -462,16 +479,6 @@ static void native_refuse(struct rabia_replica *r, struct conn *k, const struct 
     replica_send_frame(r, k->c, &rep);
 }
 
-/* Whether the user may run anything on every key (a non-KV state machine's
- * ops cannot be classified: only such users may submit them). */
-static bool unrestricted(const struct acl *acl, int u)
-{
-    const struct acl_user *us = &acl->users[u];
-    if (!us->allkeys || !us->nrules || us->rules[0].kind != 0 || !us->rules[0].allow) return false;
-    for (uint8_t i = 1; i < us->nrules; i++)
-        if (!us->rules[i].allow) return false;
-    return true;
-}
 
 bool replica_auth_native(struct rabia_replica *r, uint32_t ci, const struct rabia_msg *m)
 {
@@ -518,7 +525,7 @@ bool replica_auth_native(struct rabia_replica *r, uint32_t ci, const struct rabi
         native_refuse(r, k, m, RABIA_REPLY_NOAUTH, k->au.fails ? E_WRONGPASS : E_NOAUTH);
         return true;
     }
-    if (m->body_len == 0 || unrestricted(&a->acl, k->au.user)) return false; /* session open/close; anything */
+    if (m->body_len == 0 || a->unrestricted[k->au.user]) return false; /* session open/close; anything */
     if (strcmp(r->cfg.state_machine, "kv") != 0) {
         native_refuse(r, k, m, RABIA_REPLY_NOPERM,
                       "NOPERM this user may not submit operations (a counter or bank state machine's operations "
