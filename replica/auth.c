@@ -169,6 +169,20 @@ int replica_auth_create(struct rabia_replica *r, char *err, size_t errlen)
     return 0;
 }
 
+int replica_auth_check_config(const struct rabia_replica_config *c, char *err, size_t errlen)
+{
+    if (!c->cluster_secret_file[0] && !c->acl_file[0]) return 0;
+    struct replica_auth *a = calloc(1, sizeof *a);
+    if (!a) return -ENOMEM;
+    int rc = 0;
+    acl_init(&a->acl, c->requirepass);
+    if (c->acl_file[0]) rc = acl_load_file(&a->acl, c->acl_file, err, errlen);
+    if (!rc && c->cluster_secret_file[0]) rc = read_secret(a, c->cluster_secret_file, err, errlen);
+    OPENSSL_cleanse(a->key, sizeof a->key);
+    free(a);
+    return rc;
+}
+
 void replica_auth_destroy(struct rabia_replica *r)
 {
     if (!r->auth) return;

@@ -46,6 +46,7 @@ struct conn_auth {
 };
 
 struct rabia_replica;
+struct rabia_replica_config;
 struct rabia_msg;
 struct rabia_buf;
 struct resp_slot;
@@ -55,6 +56,9 @@ struct resp_slot;
  * others is refused with the file and the fix). 0 or RABIA_E_CONFIG / -ENOMEM. */
 int replica_auth_create(struct rabia_replica *r, char *err, size_t errlen);
 void replica_auth_destroy(struct rabia_replica *r);
+/* The same checks of the files alone (rabia_replica_config_check, so that
+ * rabiad --check-config reports them): 0 or RABIA_E_CONFIG with err. */
+int replica_auth_check_config(const struct rabia_replica_config *c, char *err, size_t errlen);
 /* Failed authentications so far (peers and clients): rabia_auth_failures_total. */
 uint64_t replica_auth_failures(const struct rabia_replica *r);
 

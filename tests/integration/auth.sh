@@ -61,6 +61,11 @@ expect_match "too short secret" "$out" "secret.short: too short \(5 bytes; at le
 printf 'user ok on >x ~* +@all\nuser bob on >pw ~* +@nosuch\n' >"$D/bad.acl"
 out=$(refused_start --acl-file="$D/bad.acl")
 expect_match "bad ACL rule" "$out" "$D/bad.acl:2: user 'bob': unknown command category '@nosuch'"
+out=$(refused_start --acl-file="$D/bad.acl" --check-config)
+expect_match "rabiad --check-config reports it too" "$out" "invalid configuration: $D/bad.acl:2: user 'bob'"
+expect_eq "... and exits 2" "$(tail -n 1 <<<"$out")" "exit 2"
+out=$(refused_start --acl-file="$D/users.acl" --cluster-secret-file="$D/secret" --requirepass=x --check-config)
+expect_match "rabiad --check-config with good files" "$out" "configuration is valid"
 
 # ---------------------------------------------------------------------------
 cluster_start 3 kv
