@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Authentication and access control (replica/README.md "Authentication"):
 # a 3-replica kv cluster with a cluster secret, requirepass and an ACL file
-# (a read-only user, a key-pattern user, a disabled user).
+# (a read-only user, a key-pattern user, a disabled user, a +@read-only user).
 #   - bad configurations refused at start with the file and the fix
-#     (missing, world-readable, too short secret; a bad ACL rule: file:line);
+#     (missing, world-readable, too short secret; a bad ACL rule: file:line;
+#     also by rabiad --check-config);
 #   - RESP: one connection's command sequence (NOAUTH, unknown command,
 #     HELLO without AUTH, WRONGPASS, NOPERM for a command and for keys, MULTI
 #     with a refused command, ACL WHOAMI, RESET...) answers byte for byte as
@@ -11,9 +12,15 @@
 #     logged with the address and user and counted in INFO (auth_failures);
 #     a connection's AUTHs after failures are slowed down (100 ms doubling)
 #     and the tenth failure closes it; redis-cli and python3-redis log in;
+#     30 connections failing at once: 20 log lines, one summary, 30 counted;
 #   - native: rabia-cli without a password, with a wrong one, as the
-#     read-only and the key-pattern user (NOAUTH, WRONGPASS, NOPERM);
-#   - peers: replica 3 restarted with the wrong secret, then with none, is
+#     read-only and the key-pattern user (NOAUTH, WRONGPASS, NOPERM); frames
+#     by hand: a request before CLIENT_AUTH, the AUTH after a failure
+#     answered only after the delay, two AUTHs at once closing the connection;
+#   - peers: a forger without the secret (HELLO as replica 2, a made-up
+#     proof; a VOTE instead of the handshake) is refused and closed while the
+#     real replica 2 stays connected; replica 3 restarted with the wrong
+#     secret, then with none, is
 #     refused with a log line on the good replicas and on itself while 1 and
 #     2 keep serving; with the right secret it rejoins and converges.
 # Ports: slot 19 for the cluster, slot 20 for the refused starts.
@@ -259,6 +266,56 @@ out=$(RABIA_PASSWORD= cli -a "$(native_addr 1)" status 2>&1) && fail "status wit
 expect_match "rabia-cli status without a password" "$out" "refused: NOAUTH Authentication required"
 logn=$(cat "$RABIA_CLUSTER_DIR"/r*.log | grep -h 'AUTH failed' | grep native || true)
 expect_match "native failure logged" "$logn" "AUTH failed for user 'default' from 127\.0\.0\.1:[0-9]+ \(wrong password, native"
+
+say "native protocol by hand: NOAUTH before CLIENT_AUTH, the delayed AUTH after a failure, two at once"
+native=$(
+  timeout 30 python3 - "$IT_REPO/tests/integration" "$(native_port 2)" 2>&1 <<'EOF'
+import socket, struct, sys, time
+sys.path.insert(0, sys.argv[1])
+import garbage as g
+port = int(sys.argv[2])
+T_REQ, T_REPLY, T_AUTH, T_AUTH_REPLY = 20, 21, 24, 25
+def auth(user, pw):
+    body = bytes([len(user)]) + user + pw
+    return g.frame(T_AUTH, struct.pack("<I", len(body)) + body)
+def read_frame(s, wait=10.0):
+    s.settimeout(wait)
+    buf = b""
+    while len(buf) < 16 or len(buf) < 16 + struct.unpack_from("<I", buf, 8)[0]:
+        b = s.recv(65536)
+        if not b:
+            return None
+        buf += b
+    return buf[4], buf[16:16 + struct.unpack_from("<I", buf, 8)[0]]
+res = []
+s = socket.create_connection(("127.0.0.1", port))
+# a request before authenticating: NOAUTH (status 7) with the message
+s.sendall(g.frame(T_REQ, struct.pack("<QQQI", 5, 1, 1, 0)))
+t, p = read_frame(s)
+res.append("req:%d/%d/%s" % (t, p[16], p[21:].decode()))
+# a wrong password: refused at once
+t0 = time.time()
+s.sendall(auth(b"app", b"wrong"))
+t, p = read_frame(s)
+res.append("wrong:%d/%d" % (t, p[0]))
+# the right one at once: answered only after the 100 ms delay
+s.sendall(auth(b"app", b"apppw"))
+t, p = read_frame(s)
+dt = time.time() - t0
+res.append("right:%d/%d/%s" % (t, p[0], "delayed" if dt >= 0.095 else "not delayed (%.3f s)" % dt))
+s.close()
+# after a failure, two AUTHs without waiting for the first: closed
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(auth(b"app", b"wrong"))
+read_frame(s)
+s.sendall(auth(b"app", b"apppw") + auth(b"app", b"apppw"))
+res.append("two:" + ("closed" if read_frame(s) is None else "answered"))
+print(" ".join(res))
+EOF
+) || fail "native by hand: $native"
+expect_eq "native: NOAUTH before CLIENT_AUTH; a wrong password refused; the right one after the delay; two at once closed" \
+  "$native" "req:21/7/NOAUTH Authentication required. wrong:25/1 right:25/0/delayed two:closed"
+expect_match "... logged" "$(cat "$RABIA_CLUSTER_DIR/r2.log")" "AUTH failed from 127\.0\.0\.1:[0-9]+ \(another AUTH sent before the last was answered; closing\)"
 
 # ---------------------------------------------------------------------------
 say "peers: a forger without the secret (frames by hand, garbage.py's codec)"
