@@ -1791,9 +1791,9 @@ static int cmd_client_info(struct ctx *x, const struct cmd *cmd)
     snprintf(tail, sizeof tail,
              " age=0 idle=0 flags=%s db=%u sub=%u psub=%u ssub=0 multi=%ld qbuf=0 qbuf-free=0 "
              "argv-mem=0 multi-mem=%zu rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r "
-             "cmd=%s user=default redir=-1 resp=%u\n",
+             "cmd=%s user=%s redir=-1 resp=%u\n",
              s->in_multi ? "x" : "N", s->db, s->nsubs, s->npsubs, s->in_multi ? (long)s->nqueued : -1L, s->qops.len,
-             cmd->name, (unsigned)s->proto);
+             cmd->name, s->user && s->user[0] ? s->user : "default", (unsigned)s->proto);
     struct rabia_buf line = {0};
     int rc = put_cstr(&line, head);
     if (!rc)

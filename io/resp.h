@@ -251,6 +251,7 @@ struct resp_session {
     /* set by the caller: HELLO's AUTH user pass was checked by it (the
      * replica's users, replica/auth.c); otherwise only "default" passes */
     bool auth_checked;
+    const char *user;   /* optional: the authenticated user, for CLIENT INFO (NULL: "default") */
 };
 
 /* The default max_op: the largest op that fits alone in a batch body. */

@@ -217,6 +217,7 @@ void replica_auth_conn_init(struct rabia_replica *r, uint32_t ci)
     memset(&k->au, 0, sizeof k->au);
     k->au.user = a->required ? -1 : 0;
     k->rs.auth_checked = a->clients; /* HELLO ... AUTH is checked here, not by resp.c */
+    k->rs.user = k->user;            /* CLIENT INFO's user= (the conn outlives its session) */
 }
 
 static void unhold(struct rabia_replica *r, struct conn *k)

@@ -316,7 +316,6 @@ static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
     }
     struct conn *k = &r->conns[ci];
     snprintf(k->user, sizeof k->user, "default");
-    replica_auth_conn_init(r, ci);
     if (kind == CK_RESP) {
         k->q = calloc(RESP_MAX_PENDING, sizeof(*k->q));
         if (!k->q) {
@@ -332,6 +331,7 @@ static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
         k->next_seq = 1;
         k->open_batch = UINT64_MAX;
     }
+    replica_auth_conn_init(r, ci); /* after the RESP session's init: it sets fields of it */
     return 0;
 }
 

@@ -148,6 +148,12 @@ ms=$(((t1 - t0) / 1000000))
 ((ms >= 700)) || fail "four failed AUTHs took only $ms ms: the slow-down did not hold the connection"
 ok "the connection's AUTHs after failures were delayed ($ms ms for the sequence, >= 700)"
 
+# HELLO 3 AUTH as a user other than default: RESP3 from then on, CLIENT INFO names the user
+h3=$(printf '%s\r\n' 'HELLO 3 AUTH app apppw' 'CLIENT INFO' 'ACL WHOAMI' 'QUIT' | python3 "$D/raw.py" "$P1" 1)
+expect_match "HELLO 3 AUTH app: the RESP3 map" "$(head -n 1 <<<"$h3")" '^%7\\r\\n$'
+expect_match "... CLIENT INFO names the user" "$h3" ' user=app redir=-1 resp=3'
+expect_match "... ACL WHOAMI" "$h3" '^app\\r\\n$'
+
 # the same bytes against a real redis-server 7.0.15 with the same users
 if command -v redis-server >/dev/null 2>&1 && redis-server --version | grep -q 'v=7\.0\.'; then
   RP=$((B + 60))
