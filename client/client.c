@@ -89,7 +89,33 @@ struct rabia_client {
     SSL_CTX *tls_ctx;
     SSL *ssl;
     char tls_err[256];
+    char *user, *password;         /* CLIENT_AUTH on every connection (password NULL: none) */
 };
+
+/* Append the CLIENT_AUTH frame (u8 user length, user, password) to out. */
+static int auth_frame(const struct rabia_client *c, struct rabia_buf *out)
+{
+    size_t ul = c->user ? strlen(c->user) : 0, pl = strlen(c->password);
+    if (ul > 255 || pl > 4096)
+        return -EINVAL;
+    uint8_t body[1 + 255 + 4096];
+    body[0] = (uint8_t)ul;
+    memcpy(body + 1, c->user ? c->user : "", ul);
+    memcpy(body + 1 + ul, c->password, pl);
+    struct rabia_msg m;
+    memset(&m, 0, sizeof m);
+    m.type = RABIA_MSG_CLIENT_AUTH;
+    m.body = body;
+    m.body_len = (uint32_t)(1 + ul + pl);
+    size_t n = rabia_msg_encoded_size(&m);
+    if (n == 0 || rabia_buf_reserve(out, n) < 0)
+        return -ENOMEM;
+    int w = rabia_msg_encode(&m, out->data + out->len, out->cap - out->len);
+    if (w < 0)
+        return w;
+    out->len += (size_t)w;
+    return w;
+}
 
 static int64_t now_ms(void)
 {
@@ -117,6 +143,8 @@ const char *rabia_reply_status_name(int status)
     case RABIA_REPLY_BAD_REQUEST: return "BAD_REQUEST";
     case RABIA_REPLY_APPLIED_NO_RESULT: return "APPLIED_NO_RESULT";
     case RABIA_REPLY_UNAVAILABLE: return "UNAVAILABLE";
+    case RABIA_REPLY_NOAUTH: return "NOAUTH";
+    case RABIA_REPLY_NOPERM: return "NOPERM";
     default: return "UNKNOWN";
     }
 }
@@ -521,6 +549,12 @@ static int conn_up(struct rabia_client *c)
     if (c->ai)
         freeaddrinfo(c->ai);
     c->ai = c->ai_next = NULL;
+    if (c->password) { /* before anything else on the connection */
+        int w = auth_frame(c, &c->tx);
+        if (w < 0)
+            return w;
+        c->tx_queued += (uint64_t)w;
+    }
     return send_pending(c);
 }
 
@@ -610,6 +644,8 @@ static int conn_start(struct rabia_client *c)
  * abandoned (stop parsing), 0 to go on, or a negative local error. */
 static int on_frame(struct rabia_client *c, const struct rabia_msg *m)
 {
+    if (m->type == RABIA_MSG_CLIENT_AUTH_REPLY)
+        return 0; /* a refusal shows in the requests' NOAUTH replies */
     if (m->type == RABIA_MSG_CLIENT_REPLY && m->u64 != c->client_id)
         return 0; /* a late reply of an earlier session, or to an OPEN's nonce */
     if (m->type != RABIA_MSG_CLIENT_REPLY) {
@@ -626,6 +662,20 @@ static int on_frame(struct rabia_client *c, const struct rabia_msg *m)
         return 1;
     }
     c->fail_streak = 0;
+    if ((m->value == RABIA_REPLY_NOAUTH || m->value == RABIA_REPLY_NOPERM) && e->internal) {
+        /* the session could not even open: every request waiting for it
+         * gets the refusal (final: the same credentials fail everywhere) */
+        for (size_t i = 0; i < c->n_ents; i++) {
+            struct ent *w = &c->ents[i];
+            if (w->state == E_INFLIGHT) {
+                int rc = complete(c, w, m->value, m->body, m->body_len);
+                if (rc < 0)
+                    return rc;
+            }
+        }
+        c->open_state = 0;
+        return 0;
+    }
     if (m->value == RABIA_REPLY_SESSION_EXPIRED && !e->internal) {
         int rc = renew_session(c);
         if (rc < 0)
@@ -806,6 +856,15 @@ int rabia_client_open(struct rabia_client **out, const struct rabia_client_cfg *
             return -ENOMEM;
         }
     }
+    if (cfg->password) {
+        c->password = strdup(cfg->password);
+        c->user = strdup(cfg->user ? cfg->user : "");
+        if (!c->password || !c->user || strlen(c->user) > 255 || strlen(c->password) > 4096) {
+            int e = !c->password || !c->user ? -ENOMEM : -EINVAL;
+            rabia_client_close(c);
+            return e;
+        }
+    }
     c->client_id = cfg->client_id; /* the first OPEN's nonce */
     if (c->client_id & ~RABIA_SESSION_NONCE_MASK) { /* those bits name the cluster's own sessions */
         rabia_client_close(c);
@@ -871,6 +930,10 @@ void rabia_client_close(struct rabia_client *c)
         for (size_t i = 0; i < c->n_addrs; i++)
             free(c->addrs[i]);
     free(c->addrs);
+    if (c->password)
+        explicit_bzero(c->password, strlen(c->password));
+    free(c->password);
+    free(c->user);
     free(c);
 }
 
@@ -1021,16 +1084,22 @@ int rabia_client_status(struct rabia_client *c, const char *addr, struct rabia_b
         return rc;
     }
 
-    struct rabia_buf rx = {0};
-    uint8_t req[RABIA_FRAME_HEADER];
+    struct rabia_buf rx = {0}, reqb = {0};
     struct rabia_msg m;
     memset(&m, 0, sizeof m);
     m.type = RABIA_MSG_STATUS_REQ;
-    int n = rabia_msg_encode(&m, req, sizeof req);
+    if (c->password && (rc = auth_frame(c, &reqb)) < 0)
+        goto out;
+    if ((rc = rabia_buf_reserve(&reqb, RABIA_FRAME_HEADER)) < 0)
+        goto out;
+    int n = rabia_msg_encode(&m, reqb.data + reqb.len, reqb.cap - reqb.len);
     if (n < 0) {
         rc = n;
         goto out;
     }
+    reqb.len += (size_t)n;
+    n = (int)reqb.len;
+    const uint8_t *req = reqb.data;
     size_t off = 0;
     while (off < (size_t)n) {
         ssize_t w = ctls_send(ssl, fd, req + off, (size_t)n - off, c->tls_err, sizeof c->tls_err);
@@ -1061,6 +1130,18 @@ int rabia_client_status(struct rabia_client *c, const char *addr, struct rabia_b
             }
             if (rx.len >= flen) {
                 struct rabia_msg a;
+                if (rabia_msg_decode(rx.data, flen, &a) == 0 && a.type == RABIA_MSG_CLIENT_AUTH_REPLY) {
+                    if (a.value != 0) { /* refused: the replica's message */
+                        rabia_buf_clear(text);
+                        if (a.body_len)
+                            (void)rabia_buf_append(text, a.body, a.body_len);
+                        rc = -EACCES;
+                        goto out;
+                    }
+                    memmove(rx.data, rx.data + flen, rx.len - flen); /* accepted: the STATUS follows */
+                    rx.len -= flen;
+                    continue;
+                }
                 if (rabia_msg_decode(rx.data, flen, &a) < 0 || a.type != RABIA_MSG_STATUS) {
                     rc = -EPROTO;
                     goto out;
@@ -1099,6 +1180,7 @@ int rabia_client_status(struct rabia_client *c, const char *addr, struct rabia_b
 out:
     rabia_buf_free(&rx);
     SSL_free(ssl);
+    rabia_buf_free(&reqb);
     close(fd);
     return rc;
 }

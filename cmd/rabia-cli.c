@@ -46,6 +46,11 @@ static void usage(FILE *f)
         "  --cacert FILE      the CA that signed the replicas' certificates (with --tls)\n"
         "  --cert FILE, --key FILE  this client's certificate and key, where the replicas\n"
         "                     have tls-auth-clients = yes\n"
+        "  --user NAME        authenticate as this user (replicas with acl-file;\n"
+        "                     default: $RABIA_USER, else \"default\")\n"
+        "  --pass PASSWORD    authenticate with this password (replicas with\n"
+        "                     requirepass or acl-file; default: $RABIA_PASSWORD,\n"
+        "                     which keeps it out of the process list)\n"
         "  -h, --help         this text\n"
         "\n"
         "commands:\n"
@@ -255,6 +260,12 @@ static int run_op(struct rabia_client *c, enum sm_kind kind, bool write,
     if (rc == RABIA_REPLY_OK) {
         ex = kind == SM_COUNTER ? print_counter(&res) : kind == SM_BANK ? print_bank(&res)
                                                                           : print_kv(&res);
+    } else if (rc == RABIA_REPLY_NOAUTH || rc == RABIA_REPLY_NOPERM) {
+        /* the replica's message: WRONGPASS / NOAUTH / NOPERM ... */
+        fprintf(stderr, "%s: refused: ", prog);
+        print_escaped(stderr, res.data, res.len);
+        fprintf(stderr, rc == RABIA_REPLY_NOAUTH ? " (give --user/--pass or RABIA_PASSWORD)\n" : "\n");
+        ex = EX_RESULT;
     } else if (rc == RABIA_REPLY_APPLIED_NO_RESULT) {
         fprintf(stderr, "%s: applied (the replica no longer holds the result)\n", prog);
         ex = EX_OK;
@@ -451,6 +462,11 @@ static int cmd_status(struct rabia_client *c, char **addrs, size_t n)
     for (size_t i = 0; i < n; i++) {
         printf("== %s ==\n", addrs[i]);
         int rc = rabia_client_status(c, addrs[i], &text);
+        if (rc == -EACCES) {
+            printf("refused: %.*s (give --user/--pass or RABIA_PASSWORD)\n", (int)text.len, (const char *)text.data);
+            ex = EX_RESULT;
+            continue;
+        }
         if (rc < 0) {
             printf("unreachable: %s%s%s\n", rabia_strerror(rc), rabia_client_tls_error(c) ? ": " : "",
                    rabia_client_tls_error(c) ? rabia_client_tls_error(c) : "");
@@ -561,10 +577,13 @@ int main(int argc, char **argv)
         {"cacert", required_argument, NULL, 1001},
         {"cert", required_argument, NULL, 1002},
         {"key", required_argument, NULL, 1003},
+        {"user", required_argument, NULL, 'U'},
+        {"pass", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     bool tls = false;
     const char *tls_ca = NULL, *tls_cert = NULL, *tls_key = NULL;
+    const char *user = getenv("RABIA_USER"), *pass = getenv("RABIA_PASSWORD");
     const char *addr_list = DEFAULT_ADDRS;
     uint32_t timeout_ms = 1000;
     int o;
@@ -596,6 +615,12 @@ int main(int argc, char **argv)
             break;
         case 1003:
             tls_key = optarg;
+            break;
+        case 'U':
+            user = optarg;
+            break;
+        case 'P':
+            pass = optarg;
             break;
         default:
             return usage_error("unknown option or missing argument: %s", argv[optind - 1]);
@@ -665,7 +690,8 @@ int main(int argc, char **argv)
                                    .client_id = 0, .timeout_ms = timeout_ms,
                                    .max_attempts = 0, .max_outstanding = BENCH_OUTSTANDING,
                                    .tls = tls, .tls_ca_file = tls_ca, .tls_cert_file = tls_cert,
-                                   .tls_key_file = tls_key};
+                                   .tls_key_file = tls_key,
+                                   .user = user, .password = pass && pass[0] ? pass : NULL};
     if (!tls && (tls_ca || tls_cert || tls_key)) {
         rabia_buf_free(&op);
         free(list);

@@ -62,7 +62,7 @@ enum {
 
 /* Indexed by type; a type with no fields at all (STATUS_REQ) is marked known
  * separately, since its layout is all F_END. */
-static const uint8_t layouts[24][MAX_FIELDS] = {
+static const uint8_t layouts[32][MAX_FIELDS] = {
     [RABIA_MSG_BATCH] = {F_ID, F_BODY},
     [RABIA_MSG_PROPOSAL] = {F_SLOT, F_OPTID},
     [RABIA_MSG_STATE] = {F_SLOT, F_PHASE, F_VALUE, F_OPTID},
@@ -75,23 +75,26 @@ static const uint8_t layouts[24][MAX_FIELDS] = {
     [RABIA_MSG_SNAP_REQ] = {F_SLOT},
     [RABIA_MSG_SNAP_CHUNK] = {F_SLOT, F_U64, F_U64B, F_BODY},
     [RABIA_MSG_HELLO] = {F_U64, F_U64B, F_VALUE},
+    [RABIA_MSG_PEER_AUTH] = {F_U64, F_VALUE, F_BODY},
     [RABIA_MSG_CLIENT_REQ] = {F_U64, F_SLOT, F_U64B, F_BODY},
     [RABIA_MSG_CLIENT_REPLY] = {F_U64, F_SLOT, F_VALUE, F_BODY},
     [RABIA_MSG_STATUS_REQ] = {F_END},
     [RABIA_MSG_STATUS] = {F_BODY},
+    [RABIA_MSG_CLIENT_AUTH] = {F_BODY},
+    [RABIA_MSG_CLIENT_AUTH_REPLY] = {F_VALUE, F_BODY},
 };
 
 static bool type_known(uint8_t t)
 {
-    return (t >= RABIA_MSG_BATCH && t <= RABIA_MSG_HELLO) ||
-           (t >= RABIA_MSG_CLIENT_REQ && t <= RABIA_MSG_STATUS);
+    return (t >= RABIA_MSG_BATCH && t <= RABIA_MSG_PEER_AUTH) ||
+           (t >= RABIA_MSG_CLIENT_REQ && t <= RABIA_MSG_CLIENT_AUTH_REPLY);
 }
 
 /* Replica-to-replica messages name a replica as sender; client messages do
  * not (a client has no replica id), so `from` is only range-checked here. */
 static bool peer_type(uint8_t t)
 {
-    return t >= RABIA_MSG_BATCH && t <= RABIA_MSG_HELLO;
+    return t >= RABIA_MSG_BATCH && t <= RABIA_MSG_PEER_AUTH;
 }
 
 static bool has_field(uint8_t t, uint8_t f)
@@ -138,7 +141,7 @@ static int check_ranges(const struct rabia_msg *m)
             return RABIA_E_MALFORMED;
         break;
     case RABIA_MSG_CLIENT_REPLY:
-        if (m->value > RABIA_REPLY_UNAVAILABLE)
+        if (m->value > RABIA_REPLY_NOPERM)
             return RABIA_E_MALFORMED;
         break;
     case RABIA_MSG_SNAP_CHUNK:
@@ -467,6 +470,9 @@ const char *rabia_msg_type_name(uint8_t type)
     case RABIA_MSG_CLIENT_REPLY: return "CLIENT_REPLY";
     case RABIA_MSG_STATUS_REQ: return "STATUS_REQ";
     case RABIA_MSG_STATUS: return "STATUS";
+    case RABIA_MSG_PEER_AUTH: return "PEER_AUTH";
+    case RABIA_MSG_CLIENT_AUTH: return "CLIENT_AUTH";
+    case RABIA_MSG_CLIENT_AUTH_REPLY: return "CLIENT_AUTH_REPLY";
     default: return "UNKNOWN";
     }
 }

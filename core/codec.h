@@ -28,10 +28,13 @@
  *   HORIZON      u64 (nonce), slot
  *   SNAP_CHUNK   slot, u64 (offset), u64b (total), body
  *   HELLO        u64 (cluster id), u64b (incarnation), value u8 (version)
+ *   PEER_AUTH    u64 (refusal cause), value u8 (step), body (nonce / proof)
  *   CLIENT_REQ   u64 (client id), slot (seq), u64b (ack), body
  *   CLIENT_REPLY u64 (client id), slot (seq), value u8 (status), body
  *   STATUS_REQ   (empty)
  *   STATUS       body
+ *   CLIENT_AUTH  body (u8 user length, user, password)
+ *   CLIENT_AUTH_REPLY  value u8 (0 accepted, 1 refused), body (the message)
  *
  * where slot/u64/u64b are u64, id = proxy u8, incarnation u64, seq u64
  * (17 bytes), opt_id = has_id u8 (0/1) followed by id only when has_id is 1
@@ -42,7 +45,7 @@
  * bytes): phase >= 1 for STATE/VOTE; DECISION value 1 carries an id and value
  * 0 carries neither id nor body; CLIENT_REPLY status is a rabia_reply_status;
  * SNAP_CHUNK offset + body length <= total; for replica-to-replica types
- * (1..12) `from` and any id's proxy are < RABIA_MAX_REPLICAS. HELLO's version
+ * (1..13) `from` and any id's proxy are < RABIA_MAX_REPLICAS. HELLO's version
  * byte is carried as is: the handshake compares it. A BATCH always carries
  * its id; it decodes with has_id = 1 and encodes whatever has_id says.
  * The encoder refuses a message with a nonzero field its type does not carry

@@ -1554,7 +1554,7 @@ static int cmd_hello(struct ctx *x, const struct cmd *cmd)
             return rc ? -ENOMEM : RESP_LOCAL;
         }
     }
-    if (user && !(user_len == 7 && memcmp(user, "default", 7) == 0))
+    if (user && !x->s->auth_checked && !(user_len == 7 && memcmp(user, "default", 7) == 0))
         return local_err(x, "WRONGPASS invalid username-password pair or user is disabled.");
     if (has_name) {
         int rc = set_name(x, name, name_len);
@@ -1791,9 +1791,9 @@ static int cmd_client_info(struct ctx *x, const struct cmd *cmd)
     snprintf(tail, sizeof tail,
              " age=0 idle=0 flags=%s db=%u sub=%u psub=%u ssub=0 multi=%ld qbuf=0 qbuf-free=0 "
              "argv-mem=0 multi-mem=%zu rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r "
-             "cmd=%s user=default redir=-1 resp=%u\n",
+             "cmd=%s user=%s redir=-1 resp=%u\n",
              s->in_multi ? "x" : "N", s->db, s->nsubs, s->npsubs, s->in_multi ? (long)s->nqueued : -1L, s->qops.len,
-             cmd->name, (unsigned)s->proto);
+             cmd->name, s->user && s->user[0] ? s->user : "default", (unsigned)s->proto);
     struct rabia_buf line = {0};
     int rc = put_cstr(&line, head);
     if (!rc)
@@ -2088,6 +2088,32 @@ static int dispatch(struct ctx *x)
     default:
         return cmd->fn(x, cmd);
     }
+}
+
+int resp_command_meta(const struct resp_argv *c, struct resp_cmd_meta *m)
+{
+    if (c->argc == 0)
+        return 0;
+    const struct cmd *cmd = find_cmd(c->argv[0], c->argv_len[0]);
+    if (cmd && cmd->subs && c->argc >= 2)
+        cmd = lookup(cmd->subs, cmd->nsubs, c->argv[1], c->argv_len[1]);
+    if (!cmd || !arity_ok(cmd, c->argc))
+        return 0;
+    *m = (struct resp_cmd_meta){.fullname = cmd->name,
+                                .readonly = cmd->flags & F_READONLY,
+                                .write = cmd->flags & F_WRITE,
+                                .fast = cmd->flags & F_FAST,
+                                .pubsub = cmd->flags & F_PUBSUB,
+                                .is_exec = cmd->fn == cmd_exec,
+                                .first = cmd->first,
+                                .last = cmd->last,
+                                .step = cmd->step};
+    return 1;
+}
+
+void resp_multi_discard(struct resp_session *s)
+{
+    multi_discard(s);
 }
 
 int resp_handle(struct resp_session *s, const struct resp_argv *c, struct rabia_buf *local_reply,

@@ -248,6 +248,10 @@ struct resp_session {
     struct rabia_buf name;   /* CLIENT SETNAME; len 0 = no name */
     char addr[64];      /* optional, shown by CLIENT INFO ("" = unknown) */
     char laddr[64];
+    /* set by the caller: HELLO's AUTH user pass was checked by it (the
+     * replica's users, replica/auth.c); otherwise only "default" passes */
+    bool auth_checked;
+    const char *user;   /* optional: the authenticated user, for CLIENT INFO (NULL: "default") */
 };
 
 /* The default max_op: the largest op that fits alone in a batch body. */
@@ -276,6 +280,20 @@ int resp_pubsub_deliver(const struct resp_session *s, const uint8_t *ch, size_t 
                         size_t msgn, struct rabia_buf *out);
 /* For a blocking pop's op: whether the key (db, k) is one it waits on. */
 bool resp_block_waits_on(const uint8_t *op, size_t n, uint32_t db, const uint8_t *k, size_t kn);
+
+/* What an access check needs of a command (replica/auth.c): 1 and m
+ * filled for a known command (subcommand resolved) with a valid arity; 0
+ * for anything resp_handle answers with an error itself (unknown command
+ * or subcommand, wrong arity), as Redis checks those before permissions. */
+struct resp_cmd_meta {
+    const char *fullname;  /* "get", "config|get" */
+    bool readonly, write, fast, pubsub;
+    bool is_exec;          /* EXEC: a refusal aborts the transaction */
+    int first, last, step; /* key positions (COMMAND INFO) */
+};
+int resp_command_meta(const struct resp_argv *c, struct resp_cmd_meta *m);
+/* Discard the MULTI queue (a refused EXEC, as Redis's execCommandAbort). */
+void resp_multi_discard(struct resp_session *s);
 
 /* Number of top-level commands known (COMMAND COUNT). */
 unsigned resp_command_count(void);

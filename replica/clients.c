@@ -133,6 +133,7 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
 void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rabia_msg *m)
 {
     struct conn *k = &r->conns[ci];
+    if (replica_auth_native(r, ci, m)) return; /* CLIENT_AUTH; NOAUTH, NOPERM (auth.c) */
     if (m->type == RABIA_MSG_CLIENT_REQ) {
         replica_enqueue(r, m->u64, m->slot, m->u64b, m->body, m->body_len, ci, metrics_op_tag(r, m->body, m->body_len),
                         NULL, NULL);
@@ -209,6 +210,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
     if (k->blocked && k->block_retry) resubmit_blocked(r, ci);
     while (off < k->in.len && !k->quit) {
         if (k->blocked) break; /* as Redis: a blocked client's next commands wait */
+        if (k->au.hold_until_us) break; /* after a failed AUTH: read on once the delay is over (auth.c) */
         if (k->rs.barrier && k->inflight) break; /* WATCH: its versions first */
         if (k->inflight && k->open_batch != open_batch_no(node_batcher(r->node))) break; /* wait for replies */
         if (k->inflight >= RABIA_RSM_WINDOW - 4) break; /* stay inside the session window */
@@ -227,6 +229,13 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
             k->q_len++;
             k->quit = true;
             break;
+        }
+        if (replica_auth_resp(r, ci, &s->out)) { /* AUTH, ACL WHOAMI, NOAUTH, NOPERM (auth.c) */
+            k->q_len++;
+            s->post = RESP_POST_NONE;
+            s->r3 = R3_NONE;
+            s->ready = true;
+            continue;
         }
         rabia_buf_clear(&op);
         bool subscribed = k->rs.nsubs || k->rs.npsubs;

@@ -11,6 +11,8 @@
 #include "rabia/core.h"
 #include "rabia/replica.h"
 
+#include "auth.h"
+
 void rabia_replica_config_default(struct rabia_replica_config *c)
 {
     memset(c, 0, sizeof(*c));
@@ -305,6 +307,8 @@ int rabia_replica_config_check(const struct rabia_replica_config *c, char *err, 
         ERR("window = %u with policy global: global runs one slot at a time; set window = 1 or policy = classes", c->window);
     if (c->policy == RABIA_POLICY_CLASSES && c->window < c->n)
         ERR("window = %u with policy classes: needs window >= %u (the number of replicas)", c->window, c->n);
+    int arc = replica_auth_check_config(c, err, errlen); /* the secret and ACL files (auth.c) */
+    if (arc) return arc;
     if (c->resp_listen[0] && strcmp(c->state_machine, "kv"))
         ERR("resp-listen is set but state-machine = %s: the RESP front end serves the kv state machine only (set resp-listen = off)", c->state_machine);
     if ((c->tls_peers || c->tls_clients) && (!c->tls_cert_file[0] || !c->tls_key_file[0] || !c->tls_ca_cert_file[0]))

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "durable.h"
 #include "loop.h"
 #include "node.h"
@@ -78,6 +79,9 @@ struct conn {
     char user[64];
     uint64_t in_us;        /* metrics: when the oldest unparsed input byte arrived
                               (RESP; native: the last data), a request's arrival */
+    /* authentication (auth.c): a client's ACL user and failed AUTHs; a
+     * peer's cluster-secret handshake */
+    struct conn_auth au;
 };
 
 struct app_op {
@@ -106,6 +110,7 @@ struct peer {
 
 struct rabia_replica {
     struct rabia_replica_config cfg;
+    struct replica_auth *auth; /* auth.c: users, the cluster secret, failed authentications */
     const struct rabia_sm_ops *sm;
     struct rio_loop *loop;
     struct rabia_node *node;  /* the runtime without I/O (node.h) */

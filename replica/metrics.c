@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "codec.h"
 #include "internal.h"
 #include "invariant.h"
@@ -548,6 +549,9 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
            (double)m->transfer_bytes_sent);
     scalar(b, "rabia_state_transfers_received_total", "counter", "Snapshot transfers received from peers.",
            (double)m->transfers_received);
+    scalar(b, "rabia_auth_failures_total", "counter",
+           "Failed authentications: wrong passwords (RESP, native) and peers failing the cluster-secret handshake.",
+           (double)replica_auth_failures(r));
 
     /* state, sessions, connections */
     if (!strcmp(r->cfg.state_machine, "kv")) {
@@ -890,6 +894,9 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
         put(b, "slots_fast:%" PRIu64 "\r\nslots_adopted:%" PRIu64 "\r\nretransmits:%" PRIu64 "\r\nanomalies:%" PRIu64
                "\r\nmax_phase:%" PRIu64 "\r\n",
             cs->slots_fast, cs->decisions_adopted, cs->retransmits, cs->anomalies, cs->max_phase);
+        char auth[128];
+        int an = replica_auth_info(r, auth, sizeof auth);
+        put(b, "%.*s", an, auth);
     }
     if (sect(b, "Replication", want, wn)) {
         uint64_t hslot;

@@ -94,6 +94,7 @@ void replica_conn_release(struct rabia_replica *r, uint32_t i)
 {
     struct conn *k = &r->conns[i];
     if (k->want_pump) r->n_want_pump--;
+    replica_auth_conn_release(r, i);
     replica_resp_forget(r, k);
     if (k->q) {
         for (uint32_t j = 0; j < RESP_MAX_PENDING; j++) rabia_buf_free(&k->q[j].out);
@@ -213,9 +214,42 @@ static void dial(struct rabia_replica *r, uint8_t p)
     if (replica_tls_on_dial(r, c, p) < 0) replica_conn_close(r, c); /* on_close schedules the redial */
 }
 
+/* An incoming peer connection that passed HELLO (and the cluster secret's
+ * proof, when one is configured) becomes the peer's. */
+void replica_peer_in_install(struct rabia_replica *r, uint32_t ci, uint8_t from, uint64_t incarnation)
+{
+    struct conn *k = &r->conns[ci];
+    struct peer *pe = &r->peers[from];
+    RABIA_ASSERT(k->kind == CK_PEER_IN_HELLO && from < r->cfg.n && from != r->self);
+    if (incarnation < pe->in_incarnation) { /* a newer one came in meanwhile */
+        replica_log(r, RABIA_LOG_WARN, "refusing replica %u: incarnation %" PRIu64 " is older than %" PRIu64,
+                    from + 1, incarnation, pe->in_incarnation);
+        replica_conn_close(r, k->c);
+        return;
+    }
+    if (pe->in != UINT32_MAX) {
+        /* the older connection goes first, with whatever it had unread */
+        struct conn *old = &r->conns[pe->in];
+        replica_log(r, RABIA_LOG_INFO, "replica %u reconnected (incarnation %" PRIu64 "): dropping its old connection",
+             from + 1, incarnation);
+        old->kind = CK_PEER_IN_HELLO; /* stop delivering its frames */
+        replica_conn_close(r, old->c);
+    }
+    if (incarnation > pe->in_incarnation && pe->in_incarnation)
+        replica_log(r, RABIA_LOG_INFO, "replica %u restarted (incarnation %" PRIu64 ")", from + 1, incarnation);
+    pe->in = ci;
+    pe->in_incarnation = incarnation;
+    k->kind = CK_PEER_IN;
+    k->peer = from;
+}
+
 static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg *m)
 {
     struct conn *k = &r->conns[ci];
+    if (k->kind == CK_PEER_IN_HELLO && k->au.pstep) { /* proving the cluster secret */
+        replica_auth_peer_in_frame(r, ci, m);
+        return;
+    }
     if (k->kind == CK_PEER_IN_HELLO) {
         char who[64] = "?";
         rio_conn_peer(k->c, who, sizeof who);
@@ -253,20 +287,13 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
             replica_conn_close(r, k->c);
             return;
         }
-        if (pe->in != UINT32_MAX) {
-            /* the older connection goes first, with whatever it had unread */
-            struct conn *old = &r->conns[pe->in];
-            replica_log(r, RABIA_LOG_INFO, "replica %u reconnected (incarnation %" PRIu64 "): dropping its old connection",
-                 m->from + 1, m->u64b);
-            old->kind = CK_PEER_IN_HELLO; /* stop delivering its frames */
-            replica_conn_close(r, old->c);
-        }
-        if (m->u64b > pe->in_incarnation && pe->in_incarnation)
-            replica_log(r, RABIA_LOG_INFO, "replica %u restarted (incarnation %" PRIu64 ")", m->from + 1, m->u64b);
-        pe->in = ci;
-        pe->in_incarnation = m->u64b;
-        k->kind = CK_PEER_IN;
-        k->peer = m->from;
+        /* with a cluster secret the connection proves it first (auth.c) */
+        if (replica_auth_peer_hello(r, ci, m)) return;
+        replica_peer_in_install(r, ci, m->from, m->u64b);
+        return;
+    }
+    if (m->type == RABIA_MSG_PEER_AUTH) { /* a replica with a cluster secret, and we have none */
+        replica_auth_peer_unexpected(r, ci, m);
         return;
     }
     if (m->type == RABIA_MSG_HELLO || m->from != k->peer) {
@@ -322,6 +349,7 @@ static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
         k->next_seq = 1;
         k->open_batch = UINT64_MAX;
     }
+    replica_auth_conn_init(r, ci); /* after the RESP session's init: it sets fields of it */
     return 0;
 }
 
@@ -361,6 +389,7 @@ static size_t h_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
         off += flen;
         if (k->kind == CK_CLIENT) replica_native_frame(r, ci, &m);
         else if (k->kind == CK_PEER_IN || k->kind == CK_PEER_IN_HELLO) peer_in_frame(r, ci, &m);
+        else if (m.type == RABIA_MSG_PEER_AUTH) replica_auth_peer_out_frame(r, ci, &m);
         else {
             replica_log(r, RABIA_LOG_DEBUG, "unexpected %s on an outgoing peer connection", rabia_msg_type_name(m.type));
         }
@@ -375,7 +404,6 @@ static void h_connect(void *ctx, struct rio_conn *c, int err)
     uint32_t ci = conn_index(c);
     if (ci == UINT32_MAX) return;
     struct conn *k = &r->conns[ci];
-    struct peer *pe = &r->peers[k->peer];
     if (err) {
         replica_log(r, RABIA_LOG_DEBUG, "connect to replica %u: %s", k->peer + 1, rabia_strerror(err));
         return; /* on_close follows and schedules the redial */
@@ -387,6 +415,16 @@ static void h_connect(void *ctx, struct rio_conn *c, int err)
     struct rabia_msg hello = {.type = RABIA_MSG_HELLO, .from = r->self, .u64 = r->cluster_id,
                               .u64b = r->incarnation, .value = RABIA_PROTOCOL_VERSION};
     replica_send_frame(r, c, &hello);
+    if (replica_auth_peer_dial(r, ci)) return; /* ready once both proved the cluster secret */
+    replica_peer_out_ready(r, ci);
+}
+
+/* An outgoing peer link is ready: consensus messages may go. */
+void replica_peer_out_ready(struct rabia_replica *r, uint32_t ci)
+{
+    struct conn *k = &r->conns[ci];
+    struct peer *pe = &r->peers[k->peer];
+    RABIA_ASSERT(k->kind == CK_PEER_OUT && pe->out == ci);
     pe->out_ready = true;
     pe->backoff_us = 0;
     replica_log(r, RABIA_LOG_INFO, "connected to replica %u", k->peer + 1);
@@ -624,6 +662,10 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         rabia_replica_destroy(r);
         return -ENOMEM;
     }
+    if ((rc = replica_auth_create(r, err, errlen))) { /* users, the cluster secret */
+        rabia_replica_destroy(r);
+        return rc;
+    }
     if ((rc = rabia_dir_lock(cfg->data_dir, &r->lock_fd, err, errlen))) {
         rabia_replica_destroy(r);
         return rc;
@@ -773,6 +815,8 @@ int rabia_replica_run(struct rabia_replica *r)
         replica_pump_snapshots(r);
         replica_kv_sweep(r, now);
         metrics_tick(r, now);
+        uint64_t auth_due = replica_auth_tick(r, now); /* held AUTHs, peer handshakes */
+        if (auth_due && auth_due < next) next = auth_due;
         if (r->n_blocked) { /* blocked pops' deadlines, to the 10 ms */
             replica_resp_timeouts(r, now);
             if (now + 10000 < next) next = now + 10000;
@@ -839,6 +883,7 @@ void rabia_replica_destroy(struct rabia_replica *r)
     rabia_buf_free(&r->scratch);
     metrics_destroy(r);
     replica_tls_close(r); /* after the loop: connections hold their own references */
+    replica_auth_destroy(r);
     free(r->conns);
     pthread_mutex_destroy(&r->app_mu);
     pthread_mutex_destroy(&r->wake_mu);

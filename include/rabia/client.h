@@ -86,6 +86,13 @@ struct rabia_client_cfg {
     const char *tls_ca_file;
     const char *tls_cert_file;
     const char *tls_key_file;
+    /* authentication (replicas with requirepass / acl-file): every connection
+     * first sends CLIENT_AUTH with these (copied by open); password NULL: none.
+     * A refused one makes requests complete RABIA_REPLY_NOAUTH with the
+     * replica's message as the result; a user's forbidden command
+     * RABIA_REPLY_NOPERM. user NULL or "": "default". */
+    const char *user;
+    const char *password;
 };
 
 #define RABIA_CLIENT_MAX_OUTSTANDING 64 /* = RABIA_RSM_WINDOW */
@@ -141,6 +148,8 @@ int rabia_client_wait(struct rabia_client *c, uint64_t seq, struct rabia_buf *re
 /* submit + wait(seq, result, NULL, -1). */
 int rabia_client_call(struct rabia_client *c, const void *op, size_t len, struct rabia_buf *result);
 
+/* STATUS needs the connection authenticated when the replica requires it:
+ * a refusal is -EACCES with the replica's message in *text. */
 /* STATUS of one replica over its own short-lived connection (addr NULL: the
  * replica the client currently uses). The text ("key: value" lines)
  * replaces the contents of *text. Takes at most the client's timeout_ms.

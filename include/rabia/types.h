@@ -74,6 +74,8 @@ enum rabia_msg_type {
                                  u64b = total length, body = chunk */
     RABIA_MSG_HELLO = 12,     /* connection handshake: u64 = cluster id, u64b =
                                  incarnation, value = protocol version, from = replica id */
+    RABIA_MSG_PEER_AUTH = 13, /* cluster-secret challenge-response after HELLO (replica/README.md):
+                                 value = step, body = nonce and/or HMAC proof, u64 = refusal cause */
     /* client <-> replica */
     RABIA_MSG_CLIENT_REQ = 20,  /* u64 = client id, slot = client seq, u64b = ack
                                    (lowest seq the client still waits for), body = op */
@@ -81,6 +83,9 @@ enum rabia_msg_type {
                                    (enum rabia_reply_status), body = result */
     RABIA_MSG_STATUS_REQ = 22,  /* ask a replica for its status */
     RABIA_MSG_STATUS = 23,      /* body = text status (key: value lines) */
+    RABIA_MSG_CLIENT_AUTH = 24, /* body = u8 user length, user, password: authenticate the
+                                   connection (before requests, when the replica requires it) */
+    RABIA_MSG_CLIENT_AUTH_REPLY = 25, /* value = 0 accepted / 1 refused, body = the message */
 };
 
 /* Decoded form of every message. Fields unused by a type are zero.
@@ -111,6 +116,9 @@ enum rabia_reply_status {
     RABIA_REPLY_UNAVAILABLE = 6, /* not applied: this replica cannot persist now
                                     (disk full, log error); body = the reason.
                                     Retry later or on another replica */
+    RABIA_REPLY_NOAUTH = 7,      /* not applied: the connection has not authenticated
+                                    (CLIENT_AUTH); body = the message */
+    RABIA_REPLY_NOPERM = 8,      /* not applied: the user may not run it (ACL); body = why */
 };
 
 #ifdef __cplusplus

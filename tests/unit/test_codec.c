@@ -67,7 +67,8 @@ static const uint8_t all_types[] = {
     RABIA_MSG_CATCHUP,    RABIA_MSG_HORIZON_REQ,  RABIA_MSG_HORIZON,
     RABIA_MSG_SNAP_REQ,   RABIA_MSG_SNAP_CHUNK,   RABIA_MSG_HELLO,
     RABIA_MSG_CLIENT_REQ, RABIA_MSG_CLIENT_REPLY, RABIA_MSG_STATUS_REQ,
-    RABIA_MSG_STATUS,
+    RABIA_MSG_STATUS,     RABIA_MSG_PEER_AUTH,    RABIA_MSG_CLIENT_AUTH,
+    RABIA_MSG_CLIENT_AUTH_REPLY,
 };
 #define NTYPES (sizeof all_types / sizeof all_types[0])
 
@@ -140,12 +141,22 @@ static struct rabia_msg random_msg(uint8_t type)
     case RABIA_MSG_CLIENT_REPLY:
         m.u64 = rnd_u64();
         m.slot = rnd_u64();
-        m.value = (uint8_t)rnd_below(RABIA_REPLY_UNAVAILABLE + 1);
+        m.value = (uint8_t)rnd_below(RABIA_REPLY_NOPERM + 1);
         set_body(&m);
         break;
     case RABIA_MSG_STATUS_REQ:
         break;
     case RABIA_MSG_STATUS:
+    case RABIA_MSG_CLIENT_AUTH:
+        set_body(&m);
+        break;
+    case RABIA_MSG_PEER_AUTH:
+        m.u64 = rnd_u64();
+        m.value = (uint8_t)rnd_below(256);
+        set_body(&m);
+        break;
+    case RABIA_MSG_CLIENT_AUTH_REPLY:
+        m.value = (uint8_t)rnd_below(256);
         set_body(&m);
         break;
     }
@@ -430,8 +441,8 @@ static void test_field_ranges(void)
     poke_expect(&dec, 10, RABIA_MAX_REPLICAS, RABIA_E_MALFORMED); /* proxy */
 
     struct rabia_msg rep = {.type = RABIA_MSG_CLIENT_REPLY, .value = RABIA_REPLY_OK};
-    poke_expect(&rep, 16, RABIA_REPLY_UNAVAILABLE, 0);
-    poke_expect(&rep, 16, RABIA_REPLY_UNAVAILABLE + 1, RABIA_E_MALFORMED);
+    poke_expect(&rep, 16, RABIA_REPLY_NOPERM, 0);
+    poke_expect(&rep, 16, RABIA_REPLY_NOPERM + 1, RABIA_E_MALFORMED);
 
     /* SNAP_CHUNK: offset + len must stay within total */
     struct rabia_msg sc = {.type = RABIA_MSG_SNAP_CHUNK, .u64 = 90, .u64b = 100,
@@ -476,7 +487,7 @@ static void test_encode_rejects(void)
     REJECT(.type = RABIA_MSG_STATUS, .body_len = 1); /* NULL body */
     REJECT(.type = RABIA_MSG_FETCH, .from = RABIA_MAX_REPLICAS);
     REJECT(.type = RABIA_MSG_BATCH, .id.proxy = RABIA_MAX_REPLICAS);
-    REJECT(.type = RABIA_MSG_CLIENT_REPLY, .value = RABIA_REPLY_UNAVAILABLE + 1);
+    REJECT(.type = RABIA_MSG_CLIENT_REPLY, .value = RABIA_REPLY_NOPERM + 1);
     REJECT(.type = RABIA_MSG_SNAP_CHUNK, .u64 = 1, .u64b = 10, .body = body_pool,
            .body_len = 10);
 #undef REJECT

@@ -1,0 +1,238 @@
+/* replica/acl.c: the ACL file parser (good lines, every refused rule with
+ * its message), authentication, command and key permissions (RESP argv
+ * and native KV operations, MULTI as TXN, @DB, the movable-key commands). */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "acl.h"
+#include "check.h"
+#include "kv.h"
+#include "rabia/types.h"
+
+static struct acl A;
+
+static int parse(const char *line, char *err, size_t n)
+{
+    err[0] = 0;
+    return acl_parse_line(&A, line, err, n);
+}
+
+static bool auth_ok(const char *user, const char *pass)
+{
+    int u = -1;
+    return acl_authenticate(&A, (const uint8_t *)user, strlen(user), (const uint8_t *)pass, strlen(pass), &u) ==
+           ACL_AUTH_OK;
+}
+
+static int cmd(const char *user, int argc, const char *const *argv)
+{
+    int u = acl_find(&A, (const uint8_t *)user, strlen(user));
+    CHECK(u >= 0);
+    if (u < 0) return -2;
+    const struct rabia_kv_cmd_info *k = rabia_kv_lookup((const uint8_t *)argv[0], strlen(argv[0]));
+    CHECK(k != NULL);
+    if (!k) return -2;
+    const uint8_t *av[16];
+    size_t lens[16];
+    for (int i = 0; i < argc; i++) {
+        av[i] = (const uint8_t *)argv[i];
+        lens[i] = strlen(argv[i]);
+    }
+    uint32_t cats = acl_categories(k->name, k->flags & RABIA_KV_CMD_READONLY, k->flags & RABIA_KV_CMD_WRITE,
+                                   k->flags & RABIA_KV_CMD_FAST, k->flags & RABIA_KV_CMD_PUBSUB);
+    return acl_check_command(&A, u, k->name, cats, (uint32_t)argc, av, lens, k->first, k->last, k->step);
+}
+
+static int op(const char *user, struct rabia_buf *b, char *name)
+{
+    int u = acl_find(&A, (const uint8_t *)user, strlen(user));
+    return acl_check_kv_op(&A, u, b->data, b->len, name, 64);
+}
+
+static void test_defaults(void)
+{
+    acl_init(&A, "");
+    CHECK(!acl_auth_required(&A));
+    CHECK(auth_ok("default", "anything")); /* nopass */
+    acl_init(&A, "s3cret");
+    CHECK(acl_auth_required(&A));
+    CHECK(auth_ok("default", "s3cret"));
+    CHECK(!auth_ok("default", "s3cre"));
+    CHECK(!auth_ok("nobody", "s3cret"));
+    const char *set[] = {"set", "k", "v"};
+    CHECK_EQ(cmd("default", 3, set), ACL_ALLOWED);
+}
+
+static void test_good_lines(void)
+{
+    char err[512];
+    acl_init(&A, "defpw");
+    CHECK_EQ(parse("# a comment", err, sizeof err), 0);
+    CHECK_EQ(parse("   ", err, sizeof err), 0);
+    CHECK_EQ(parse("user ro on >ropw ~* +@read +@connection", err, sizeof err), 0);
+    CHECK_EQ(parse("user app on >apppw >second ~app:* ~cache:? +@all -flushall", err, sizeof err), 0);
+    CHECK_EQ(parse("user off1 off >offpw allkeys allcommands", err, sizeof err), 0);
+    /* #sha256 of "hashed" (printf %s hashed | sha256sum) */
+    CHECK_EQ(parse("user h on #1a06df824ed741b53c785079a6347f00eec5af82f9850775409ca69dff4068a6 ~* +@all", err,
+                   sizeof err), 0);
+    CHECK_EQ(parse("user np on nopass ~* +@all -@write", err, sizeof err), 0);
+    CHECK_EQ(parse("user sub on >p ~* +config|get -@all +get", err, sizeof err), 0);
+    CHECK_EQ(parse("user rm on >a >b <a ~* +@all", err, sizeof err), 0);
+    CHECK_EQ(A.n, 8);
+    CHECK(auth_ok("ro", "ropw"));
+    CHECK(!auth_ok("ro", "apppw"));
+    CHECK(auth_ok("app", "apppw"));
+    CHECK(auth_ok("app", "second"));
+    CHECK(!auth_ok("off1", "offpw")); /* off */
+    int u = -1;
+    CHECK_EQ(acl_authenticate(&A, (const uint8_t *)"off1", 4, (const uint8_t *)"offpw", 5, &u), ACL_AUTH_DISABLED);
+    CHECK_EQ(acl_authenticate(&A, (const uint8_t *)"off1", 4, (const uint8_t *)"x", 1, &u), ACL_AUTH_WRONG_PASS);
+    CHECK(auth_ok("np", "whatever"));
+    CHECK(auth_ok("h", "hashed"));
+    CHECK(!auth_ok("rm", "a"));
+    CHECK(auth_ok("rm", "b"));
+    CHECK(auth_ok("default", "defpw")); /* requirepass kept: the file has no default line */
+    /* a later line for the same user replaces it */
+    CHECK_EQ(parse("user app on >newpw ~app:* +@read", err, sizeof err), 0);
+    CHECK_EQ(A.n, 8);
+    CHECK(!auth_ok("app", "apppw"));
+    CHECK(auth_ok("app", "newpw"));
+    CHECK_EQ(parse("user default on nopass ~* +@all", err, sizeof err), 0);
+    CHECK(!acl_auth_required(&A));
+    CHECK_EQ(parse("user default off", err, sizeof err), 0);
+    CHECK(acl_auth_required(&A));
+}
+
+static void test_bad_lines(void)
+{
+    static const struct {
+        const char *line, *want;
+    } bad[] = {
+        {"usr bob on", "not 'user'"},
+        {"user", "without a name"},
+        {"user bob on +@nosuchcat", "unknown command category '@nosuchcat'"},
+        {"user bob on %R~foo", "unknown ACL rule '%R~foo'"},
+        {"user bob on &chan:*", "unknown ACL rule '&chan:*'"},
+        {"user bob on #abc", "SHA-256 in 64 hex digits"},
+        {"user bob on <neverset", "does not have"},
+        {"user bob on ~", "empty"},
+        {"user bob on selector", "unknown ACL rule 'selector'"},
+    };
+    char err[512];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        acl_init(&A, "");
+        int rc = parse(bad[i].line, err, sizeof err);
+        CHECK_EQ(rc, RABIA_E_CONFIG);
+        if (!strstr(err, bad[i].want)) {
+            fprintf(stderr, "line '%s': message '%s' lacks '%s'\n", bad[i].line, err, bad[i].want);
+            CHECK(0);
+        }
+        CHECK_EQ(A.n, 1); /* a refused line adds nobody */
+    }
+    /* a file: the error names file and line */
+    char path[] = "/tmp/test_acl.XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    const char *text = "user a on >x ~* +@all\n# fine\nuser b on >y ~* +@al\n";
+    CHECK_EQ(write(fd, text, strlen(text)), (long long)strlen(text));
+    close(fd);
+    acl_init(&A, "");
+    CHECK_EQ(acl_load_file(&A, path, err, sizeof err), RABIA_E_CONFIG);
+    char want[128];
+    snprintf(want, sizeof want, "%s:3: user 'b': unknown command category '@al'", path);
+    CHECK(strstr(err, want) != NULL);
+    if (!strstr(err, want)) fprintf(stderr, "got: %s\n", err);
+    unlink(path);
+    CHECK_EQ(acl_load_file(&A, "/nonexistent/acl", err, sizeof err), RABIA_E_CONFIG);
+    CHECK(strstr(err, "cannot open") != NULL);
+}
+
+static void test_permissions(void)
+{
+    char err[512];
+    acl_init(&A, "pw");
+    CHECK_EQ(parse("user ro on >p ~* +@read", err, sizeof err), 0);
+    CHECK_EQ(parse("user app on >p ~app:* ~cache:? +@all -flushall", err, sizeof err), 0);
+    CHECK_EQ(parse("user nw on >p ~* +@all -@write +del", err, sizeof err), 0);
+    const char *get[] = {"get", "k"}, *set[] = {"set", "app:1", "v"}, *seto[] = {"set", "other:1", "v"};
+    const char *mset_ok[] = {"mset", "app:1", "v", "cache:x", "w"}, *mset_bad[] = {"mset", "app:1", "v", "cache:xy", "w"};
+    const char *mset_valkey[] = {"mset", "app:1", "other:1"}; /* a value that looks like a key is not a key */
+    const char *zu_ok[] = {"zunionstore", "app:d", "2", "app:a", "app:b"};
+    const char *zu_bad[] = {"zunionstore", "app:d", "2", "app:a", "x:b"};
+    const char *zu_weights[] = {"zunionstore", "app:d", "1", "app:a", "WEIGHTS", "x"};
+    const char *sic[] = {"sintercard", "2", "app:a", "b"};
+    const char *flush[] = {"flushall"}, *del[] = {"del", "k"};
+    CHECK_EQ(cmd("ro", 2, get), ACL_ALLOWED);
+    CHECK_EQ(cmd("ro", 3, set), ACL_DENIED_CMD);
+    CHECK_EQ(cmd("app", 3, set), ACL_ALLOWED);
+    CHECK_EQ(cmd("app", 3, seto), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("app", 5, mset_ok), ACL_ALLOWED);
+    CHECK_EQ(cmd("app", 5, mset_bad), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("app", 3, mset_valkey), ACL_ALLOWED);
+    CHECK_EQ(cmd("app", 5, zu_ok), ACL_ALLOWED);
+    CHECK_EQ(cmd("app", 5, zu_bad), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("app", 6, zu_weights), ACL_ALLOWED);
+    CHECK_EQ(cmd("app", 4, sic), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("app", 1, flush), ACL_DENIED_CMD);
+    CHECK_EQ(cmd("nw", 3, seto), ACL_DENIED_CMD);
+    CHECK_EQ(cmd("nw", 2, del), ACL_ALLOWED);
+    CHECK_EQ(cmd("nw", 2, get), ACL_ALLOWED);
+    /* subcommand rules */
+    CHECK_EQ(parse("user cfg on >p ~* -@all +config|get +client", err, sizeof err), 0);
+    int u = acl_find(&A, (const uint8_t *)"cfg", 3);
+    CHECK(acl_cmd_allowed(&A, u, "config|get", acl_categories("config|get", 0, 0, 0, 0)));
+    CHECK(!acl_cmd_allowed(&A, u, "config|set", acl_categories("config|set", 0, 0, 0, 0)));
+    CHECK(acl_cmd_allowed(&A, u, "client|info", acl_categories("client|info", 0, 0, 0, 0)));
+    CHECK(!acl_cmd_allowed(&A, u, "get", acl_categories("get", 1, 0, 1, 0)));
+}
+
+static void test_native_ops(void)
+{
+    char err[512], name[64];
+    acl_init(&A, "pw");
+    CHECK_EQ(parse("user ro on >p ~* +@read", err, sizeof err), 0);
+    CHECK_EQ(parse("user app on >p ~app:* +@all", err, sizeof err), 0);
+    struct rabia_buf a = {0}, b = {0}, t = {0}, db = {0};
+    const char *get[] = {"GET", "app:1"}, *set[] = {"SET", "other:1", "v"};
+    CHECK_EQ(rabia_kv_encode_argv(&a, 2, get, NULL), 0);
+    CHECK_EQ(rabia_kv_encode_argv(&b, 3, set, NULL), 0);
+    CHECK_EQ(op("ro", &a, name), ACL_ALLOWED);
+    CHECK_EQ(op("ro", &b, name), ACL_DENIED_CMD);
+    CHECK(!strcmp(name, "set"));
+    CHECK_EQ(op("app", &a, name), ACL_ALLOWED);
+    CHECK_EQ(op("app", &b, name), ACL_DENIED_KEY);
+    /* a transaction: each command checked */
+    const uint8_t *ops[2] = {a.data, b.data};
+    size_t lens[2] = {a.len, b.len};
+    CHECK_EQ(rabia_kv_encode_txn(&t, 2, ops, lens), 0);
+    CHECK_EQ(op("app", &t, name), ACL_DENIED_KEY);
+    CHECK_EQ(op("ro", &t, name), ACL_DENIED_CMD);
+    /* @DB n op */
+    const char *dbv[] = {"@DB", "3", NULL};
+    size_t dbl[] = {3, 1, b.len};
+    dbv[2] = (const char *)b.data;
+    CHECK_EQ(rabia_kv_encode_argv(&db, 3, dbv, dbl), 0);
+    CHECK_EQ(op("app", &db, name), ACL_DENIED_KEY);
+    CHECK_EQ(op("default", &db, name), ACL_ALLOWED);
+    /* malformed: -1 (the caller refuses it for a restricted user) */
+    uint8_t junk[] = {2, 0, 0, 0, 9, 0, 0, 0, 'x'};
+    struct rabia_buf j = {junk, sizeof junk, sizeof junk};
+    CHECK_EQ(op("app", &j, name), -1);
+    rabia_buf_free(&a);
+    rabia_buf_free(&b);
+    rabia_buf_free(&t);
+    rabia_buf_free(&db);
+}
+
+int main(void)
+{
+    RUN(test_defaults);
+    RUN(test_good_lines);
+    RUN(test_bad_lines);
+    RUN(test_permissions);
+    RUN(test_native_ops);
+    return CHECK_DONE();
+}
