@@ -62,7 +62,7 @@ enum {
 
 /* Indexed by type; a type with no fields at all (STATUS_REQ) is marked known
  * separately, since its layout is all F_END. */
-static const uint8_t layouts[24][MAX_FIELDS] = {
+static const uint8_t layouts[32][MAX_FIELDS] = {
     [RABIA_MSG_BATCH] = {F_ID, F_BODY},
     [RABIA_MSG_PROPOSAL] = {F_SLOT, F_OPTID},
     [RABIA_MSG_STATE] = {F_SLOT, F_PHASE, F_VALUE, F_OPTID},
@@ -79,12 +79,15 @@ static const uint8_t layouts[24][MAX_FIELDS] = {
     [RABIA_MSG_CLIENT_REPLY] = {F_U64, F_SLOT, F_VALUE, F_BODY},
     [RABIA_MSG_STATUS_REQ] = {F_END},
     [RABIA_MSG_STATUS] = {F_BODY},
+    [RABIA_MSG_BACKUP_REQ] = {F_END},
+    [RABIA_MSG_BACKUP_CHUNK] = {F_SLOT, F_U64, F_U64B, F_VALUE, F_BODY},
 };
 
 static bool type_known(uint8_t t)
 {
     return (t >= RABIA_MSG_BATCH && t <= RABIA_MSG_HELLO) ||
-           (t >= RABIA_MSG_CLIENT_REQ && t <= RABIA_MSG_STATUS);
+           (t >= RABIA_MSG_CLIENT_REQ && t <= RABIA_MSG_STATUS) || t == RABIA_MSG_BACKUP_REQ ||
+           t == RABIA_MSG_BACKUP_CHUNK;
 }
 
 /* Replica-to-replica messages name a replica as sender; client messages do
@@ -144,6 +147,12 @@ static int check_ranges(const struct rabia_msg *m)
     case RABIA_MSG_SNAP_CHUNK:
         /* offset + len <= total, written so that it cannot overflow */
         if (m->body_len > m->u64b || m->u64 > m->u64b - m->body_len)
+            return RABIA_E_MALFORMED;
+        break;
+    case RABIA_MSG_BACKUP_CHUNK: /* a chunk as SNAP_CHUNK's, or a refusal (no slot, offset, total) */
+        if (m->value > 1 || (m->value == 1 && (m->slot || m->u64 || m->u64b)))
+            return RABIA_E_MALFORMED;
+        if (m->value == 0 && (m->body_len > m->u64b || m->u64 > m->u64b - m->body_len))
             return RABIA_E_MALFORMED;
         break;
     default:
@@ -467,6 +476,8 @@ const char *rabia_msg_type_name(uint8_t type)
     case RABIA_MSG_CLIENT_REPLY: return "CLIENT_REPLY";
     case RABIA_MSG_STATUS_REQ: return "STATUS_REQ";
     case RABIA_MSG_STATUS: return "STATUS";
+    case RABIA_MSG_BACKUP_REQ: return "BACKUP_REQ";
+    case RABIA_MSG_BACKUP_CHUNK: return "BACKUP_CHUNK";
     default: return "UNKNOWN";
     }
 }

@@ -153,6 +153,8 @@ void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rab
                           p == r->self ? "self" : r->peers[p].out_ready ? "reachable" : "unreachable");
         struct rabia_msg rep = {.type = RABIA_MSG_STATUS, .body = (const uint8_t *)text, .body_len = (uint32_t)n};
         replica_send_frame(r, k->c, &rep);
+    } else if (m->type == RABIA_MSG_BACKUP_REQ) { /* rabia-cli backup: backup.c streams it */
+        replica_backup_request(r, ci);
     } else {
         replica_log(r, RABIA_LOG_WARN, "client sent a %s frame; closing it", rabia_msg_type_name(m->type));
         replica_conn_close(r, k->c);
@@ -217,6 +219,7 @@ static void resp_info(struct rabia_replica *r, struct rabia_buf *out, const uint
         n += snprintf(text + n, sizeof text - (size_t)n, "# Persistence\r\ndurability:%s\r\nrequests_refused_disk:%" PRIu64 "\r\n",
                       r->wal ? "wal" : "memory", ns.refused_unavailable);
         if (r->wal && n < (int)sizeof text - 100) n += durable_status(&r->dur, text + n, sizeof text - (size_t)n);
+        if (n < (int)sizeof text - 300) n += replica_audit_info(r, text + n, sizeof text - (size_t)n);
         if (n >= (int)sizeof text) n = (int)sizeof text - 1;
     }
     if (!strcmp(r->cfg.state_machine, "kv") && n < (int)sizeof text - 200) {

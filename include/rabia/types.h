@@ -81,6 +81,11 @@ enum rabia_msg_type {
                                    (enum rabia_reply_status), body = result */
     RABIA_MSG_STATUS_REQ = 22,  /* ask a replica for its status */
     RABIA_MSG_STATUS = 23,      /* body = text status (key: value lines) */
+    /* backups (rabia-cli backup): the state at one applied slot, streamed */
+    RABIA_MSG_BACKUP_REQ = 28,  /* ask a replica for a consistent snapshot (empty) */
+    RABIA_MSG_BACKUP_CHUNK = 29,/* slot = the snapshot's applied slot, u64 = offset,
+                                   u64b = total length, value = 0 and body = chunk;
+                                   or value = 1 (refused) and body = why */
 };
 
 /* Decoded form of every message. Fields unused by a type are zero.
