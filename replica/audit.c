@@ -181,6 +181,7 @@ void replica_audit_flush(struct rabia_replica *r)
     if (!a) return;
     check_reopen(r, rio_now_us());
     size_t off = 0;
+    int failed = 0;
     while (off < a->len) {
         if (a->fd < 0) break;
         /* whole lines, and never past max-bytes in one file */
@@ -202,7 +203,7 @@ void replica_audit_flush(struct rabia_replica *r)
         ssize_t k = write(a->fd, a->buf + off, n);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) {
-            report(r, "write", k < 0 ? errno : EIO);
+            failed = k < 0 ? errno : EIO;
             break;
         }
         off += (size_t)k;
@@ -214,6 +215,7 @@ void replica_audit_flush(struct rabia_replica *r)
         for (size_t i = off; i < a->len; i++) a->dropped += a->buf[i] == '\n';
     }
     a->len = 0;
+    if (failed) report(r, "write", failed);
 }
 
 int replica_audit_open(struct rabia_replica *r, char *err, size_t errlen)
