@@ -96,10 +96,10 @@ static int read_frame(int fd, struct rabia_buf *rx, size_t *flen, int idle_ms)
 }
 
 /* One replica: 0 and the backup at path, or a negative errno with err. */
-static int backup_from(const char *addr, const char *path, int idle_ms, struct rabia_snapfile_info *out, char *err,
-                       size_t errlen)
+static int backup_from(const char *addr, const char *path, int first_ms, int idle_ms, struct rabia_snapfile_info *out,
+                       char *err, size_t errlen)
 {
-    int fd = dial(addr, idle_ms < 5000 ? idle_ms : 5000, err, errlen);
+    int fd = dial(addr, first_ms, err, errlen);
     if (fd < 0) return fd;
     uint8_t req[RABIA_FRAME_HEADER];
     struct rabia_msg m = {.type = RABIA_MSG_BACKUP_REQ};
@@ -117,12 +117,20 @@ static int backup_from(const char *addr, const char *path, int idle_ms, struct r
     uint64_t slot = 0, total = 0, got = 0;
     int rc = 0;
     char why[800];
+    bool taken = false;
     for (;;) {
         size_t flen = 0;
-        rc = read_frame(fd, &rx, &flen, idle_ms);
+        /* until the replica says it took the request: the short timeout (a
+         * wrong port answers nothing); then the long one (it may first write
+         * a snapshot of a large state) */
+        rc = read_frame(fd, &rx, &flen, taken ? idle_ms : first_ms);
         if (rc) {
-            snprintf(err, errlen, "%s: %s after %" PRIu64 " of %" PRIu64 " bytes", addr,
-                     rc == -EPROTO ? "not a rabia replica's native port (bad frame)" : strerror(-rc), got, total);
+            if (!taken)
+                snprintf(err, errlen, "%s: %s before any answer: is it a replica's native client port (client-listen)?",
+                         addr, rc == -EPROTO ? "not a rabia frame" : strerror(-rc));
+            else
+                snprintf(err, errlen, "%s: %s after %" PRIu64 " of %" PRIu64 " bytes", addr,
+                         rc == -EPROTO ? "a bad frame" : strerror(-rc), got, total);
             break;
         }
         struct rabia_msg c;
@@ -136,6 +144,12 @@ static int backup_from(const char *addr, const char *path, int idle_ms, struct r
             snprintf(err, errlen, "%s refused the backup: %.*s", addr, (int)c.body_len, (const char *)c.body);
             rc = -EAGAIN;
             break;
+        }
+        taken = true;
+        if (c.value == 2) { /* taken: a snapshot at c.slot or later comes */
+            memmove(rx.data, rx.data + flen, rx.len - flen);
+            rx.len -= flen;
+            continue;
         }
         if (!begun) {
             if (c.u64 != 0 || c.u64b > BACKUP_MAX_BYTES || c.u64b < 16) {
@@ -200,10 +214,11 @@ int cli_backup(char **addrs, size_t n_addrs, const char *path, uint32_t timeout_
 {
     /* the replica may first fork a snapshot: wait up to its own limit (120 s) and more */
     int idle_ms = timeout_ms > 150000 ? (int)timeout_ms : 150000;
+    int first_ms = timeout_ms > 3000 ? (int)timeout_ms : 3000;
     char err[1200];
     for (size_t i = 0; i < n_addrs; i++) {
         struct rabia_snapfile_info info;
-        int rc = backup_from(addrs[i], path, idle_ms, &info, err, sizeof err);
+        int rc = backup_from(addrs[i], path, first_ms, idle_ms, &info, err, sizeof err);
         if (!rc) {
             print_info("backup written to", path, &info);
             printf("from: %s\n", addrs[i]);

@@ -149,8 +149,10 @@ static int check_ranges(const struct rabia_msg *m)
         if (m->body_len > m->u64b || m->u64 > m->u64b - m->body_len)
             return RABIA_E_MALFORMED;
         break;
-    case RABIA_MSG_BACKUP_CHUNK: /* a chunk as SNAP_CHUNK's, or a refusal (no slot, offset, total) */
-        if (m->value > 1 || (m->value == 1 && (m->slot || m->u64 || m->u64b)))
+    case RABIA_MSG_BACKUP_CHUNK: /* a chunk as SNAP_CHUNK's, a refusal (no slot, offset, total),
+                                    or the request taken (slot, nothing else) */
+        if (m->value > 2 || (m->value == 1 && (m->slot || m->u64 || m->u64b)) ||
+            (m->value == 2 && (m->u64 || m->u64b || m->body_len)))
             return RABIA_E_MALFORMED;
         if (m->value == 0 && (m->body_len > m->u64b || m->u64 > m->u64b - m->body_len))
             return RABIA_E_MALFORMED;

@@ -97,6 +97,10 @@ void replica_backup_request(struct rabia_replica *r, uint32_t ci)
     *t = (struct backup_tx){.active = true, .conn = ci, .gen = k->gen, .want = rabia_rsm_applied(r->rsm),
                             .asked_us = rio_now_us(), .fd = -1};
     b->n_active++;
+    /* taken at once: the client waits patiently from here on (a snapshot
+     * child may take a while), not before (a wrong port answers nothing) */
+    struct rabia_msg ack = {.type = RABIA_MSG_BACKUP_CHUNK, .value = 2, .slot = t->want};
+    replica_send_frame(r, k->c, &ack);
     char who[64] = "?";
     (void)rio_conn_peer(k->c, who, sizeof who);
     replica_log(r, RABIA_LOG_INFO, "backup asked by %s (user %s): a snapshot at slot %" PRIu64 " or later", who,

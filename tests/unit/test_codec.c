@@ -151,7 +151,11 @@ static struct rabia_msg random_msg(uint8_t type)
     case RABIA_MSG_BACKUP_REQ:
         break;
     case RABIA_MSG_BACKUP_CHUNK:
-        m.value = (uint8_t)rnd_below(2);
+        m.value = (uint8_t)rnd_below(3);
+        if (m.value == 2) { /* taken: the slot only */
+            m.slot = rnd_u64();
+            break;
+        }
         set_body(&m);
         if (m.value == 0) { /* a chunk; 1: a refusal, body only */
             m.slot = rnd_u64();
@@ -492,7 +496,8 @@ static void test_encode_rejects(void)
            .body_len = 10);
     REJECT(.type = RABIA_MSG_BACKUP_CHUNK, .u64 = 1, .u64b = 10, .body = body_pool,
            .body_len = 10);
-    REJECT(.type = RABIA_MSG_BACKUP_CHUNK, .value = 2);
+    REJECT(.type = RABIA_MSG_BACKUP_CHUNK, .value = 3);
+    REJECT(.type = RABIA_MSG_BACKUP_CHUNK, .value = 2, .u64b = 1);
     REJECT(.type = RABIA_MSG_BACKUP_CHUNK, .value = 1, .slot = 5); /* a refusal names no slot */
     REJECT(.type = RABIA_MSG_BACKUP_REQ, .u64 = 1);
 #undef REJECT
