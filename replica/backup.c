@@ -240,6 +240,11 @@ static bool has_files(const char *dir)
 int replica_restore_check(const struct rabia_replica_config *cfg, const struct rabia_sm_ops *sm,
                           struct rabia_snapfile_info *info, char *err, size_t errlen)
 {
+    if (cfg->rejoin) {
+        snprintf(err, errlen, "--restore and --rejoin together: a restore seeds a NEW cluster from a backup, --rejoin "
+                 "rebuilds a replica of a running one from its peers; give one of them");
+        return -EINVAL;
+    }
     char p[700];
     struct stat sb;
     const char *held = NULL;

@@ -12,7 +12,8 @@
 # for is there. The restored cluster takes writes, is stopped and restarted
 # without --restore: all of it is still there. Refusals: restore into a data
 # dir that holds state, a backup with a flipped byte, a truncated one, one of
-# another state machine (each with the file, the offset or the cause). Last,
+# another state machine, a missing file, --restore with --rejoin (each with
+# the file, the offset or the cause). Last,
 # the same round trip with durability = memory.
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -35,6 +36,7 @@ rabiad_once() {
   REFUSAL_RC=0
   REFUSAL=$(timeout 10 "$RABIAD" --id 1 --members "1=127.0.0.1:$(peer_port 1),2=127.0.0.1:$(peer_port 2),3=127.0.0.1:$(peer_port 3)" \
     --client-listen "127.0.0.1:$(native_port 1)" --resp-listen "127.0.0.1:$(resp_port 1)" --data-dir "$d" "$@" 2>&1) || REFUSAL_RC=$?
+  say "rabiad $* -> exit $REFUSAL_RC: $(tail -n 1 <<<"$REFUSAL")"
 }
 
 # ---------------------------------------------------------------------------
@@ -160,6 +162,8 @@ rabiad_once "$IT_DIR/fresh3" --restore "$B1" --state-machine counter --resp-list
 expect_match "restore into another state machine" "$REFUSAL" "backup1.snap is a backup of the 'kv' state machine, this replica runs 'counter'"
 rabiad_once "$IT_DIR/fresh4" --restore "$IT_DIR/nonexistent.snap"
 expect_match "restore from a missing file" "$REFUSAL" "nonexistent.snap: No such file or directory"
+rabiad_once "$IT_DIR/fresh5" --restore "$B1" --rejoin
+expect_match "restore with --rejoin" "$REFUSAL" "--restore and --rejoin together"
 
 # ---------------------------------------------------------------------------
 say "durability = memory: the same round trip"
