@@ -433,9 +433,12 @@ int rabia_snapfile_verify(const char *path, struct rabia_snapfile_info *info, ch
         snprintf(err, errlen, "%s: out of memory", path);
         goto out;
     }
-    XXH64_state_t file_st, state_st;
+    XXH64_state_t file_st, state_st, inner_st;
     XXH64_reset(&file_st, SNAP_SEED);
     XXH64_reset(&state_st, 0);
+    XXH64_reset(&inner_st, 0); /* the state's own checksum: its last 8 bytes, over the rest */
+    uint64_t inner_end = len >= 8 ? len - 8 : 0;
+    uint8_t tail[8] = {0};
     uint8_t head[80]; /* the state's own header: magic, name length, name, slot */
     size_t head_len = 0;
     for (uint64_t off = 0; off < len;) {
@@ -449,6 +452,11 @@ int rabia_snapfile_verify(const char *path, struct rabia_snapfile_info *info, ch
         }
         XXH64_update(&file_st, buf, n);
         XXH64_update(&state_st, buf, n);
+        if (off < inner_end) XXH64_update(&inner_st, buf, (size_t)(inner_end - off < n ? inner_end - off : n));
+        uint64_t from = off + n >= 8 ? off + n - 8 : 0; /* this chunk's last 8 bytes, some maybe the tail's */
+        if (from < off) from = off;
+        for (uint64_t i = from; i < off + n; i++)
+            if (i >= inner_end) tail[i - inner_end] = buf[i - off];
         if (head_len < sizeof head) {
             size_t c = sizeof head - head_len < n ? sizeof head - head_len : n;
             memcpy(head + head_len, buf, c);
@@ -461,6 +469,17 @@ int rabia_snapfile_verify(const char *path, struct rabia_snapfile_info *info, ch
                  "%s: the state bytes (offsets %u to %" PRIu64 ") do not match the checksum at offset 24: the file "
                  "is damaged somewhere in that range",
                  path, SNAP_HDR, size);
+        goto out;
+    }
+    /* a file checksum over damaged bytes (a backup streamed from a replica
+     * whose own file was damaged) is caught by the state's own checksum */
+    uint64_t inner = 0;
+    for (int i = 0; i < 8; i++) inner |= (uint64_t)tail[i] << (8 * i);
+    if (len < 8 || XXH64_digest(&inner_st) != inner) {
+        snprintf(err, errlen,
+                 "%s: the state (offsets %u to %" PRIu64 ") does not match its own checksum at offset %" PRIu64
+                 ": it was damaged before this file was written",
+                 path, SNAP_HDR, size, size - 8);
         goto out;
     }
     /* the state's header (core/rsm.c): u32 magic, u32 name length, name, u64 applied slot */
