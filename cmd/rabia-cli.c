@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backup.h"
 #include "bank.h"
 #include "counter.h"
 #include "kv.h"
@@ -70,6 +71,12 @@ static void usage(FILE *f)
         "                                 a command line split on spaces\n"
         "  kv raw CMD ARGS...             any kv command (MGET, INCRBY, SCAN, ...)\n"
         "  status                         STATUS of every address given\n"
+        "  backup PATH                    a consistent snapshot of the cluster (the state\n"
+        "                                 and sessions at one applied slot) from the first\n"
+        "                                 replica given that serves it, written to PATH\n"
+        "                                 atomically; prints its slot, size and state hash\n"
+        "                                 (rabiad --restore PATH seeds a new cluster)\n"
+        "  backup --verify PATH           check a backup file's checksums; print the same\n"
         "  bench-counter N                N pipelined counter increments (up to %d\n"
         "                                 outstanding); prints ops/s and latency\n"
         "\n"
@@ -649,6 +656,17 @@ int main(int argc, char **argv)
         return usage_error("-a: no address given", NULL);
     }
 
+    if (!strcmp(cmd, "backup")) { /* cmd/backup.c: its own connection, no session */
+        int bx;
+        if (cargc == 1 && strcmp(cargv[0], "--verify"))
+            bx = cli_backup(addrs, n_addrs, cargv[0], timeout_ms);
+        else if (cargc == 2 && !strcmp(cargv[0], "--verify"))
+            bx = cli_backup_verify(cargv[1]);
+        else
+            bx = usage_error("backup takes PATH, or --verify PATH", NULL);
+        free(list);
+        return bx;
+    }
     /* Build the operation first: usage errors need no connection. */
     struct rabia_buf op = {0};
     enum sm_kind kind = SM_COUNTER;

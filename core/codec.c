@@ -82,12 +82,15 @@ static const uint8_t layouts[32][MAX_FIELDS] = {
     [RABIA_MSG_STATUS] = {F_BODY},
     [RABIA_MSG_CLIENT_AUTH] = {F_BODY},
     [RABIA_MSG_CLIENT_AUTH_REPLY] = {F_VALUE, F_BODY},
+    [RABIA_MSG_BACKUP_REQ] = {F_END},
+    [RABIA_MSG_BACKUP_CHUNK] = {F_SLOT, F_U64, F_U64B, F_VALUE, F_BODY},
 };
 
 static bool type_known(uint8_t t)
 {
     return (t >= RABIA_MSG_BATCH && t <= RABIA_MSG_PEER_AUTH) ||
-           (t >= RABIA_MSG_CLIENT_REQ && t <= RABIA_MSG_CLIENT_AUTH_REPLY);
+           (t >= RABIA_MSG_CLIENT_REQ && t <= RABIA_MSG_CLIENT_AUTH_REPLY) || t == RABIA_MSG_BACKUP_REQ ||
+           t == RABIA_MSG_BACKUP_CHUNK;
 }
 
 /* Replica-to-replica messages name a replica as sender; client messages do
@@ -147,6 +150,14 @@ static int check_ranges(const struct rabia_msg *m)
     case RABIA_MSG_SNAP_CHUNK:
         /* offset + len <= total, written so that it cannot overflow */
         if (m->body_len > m->u64b || m->u64 > m->u64b - m->body_len)
+            return RABIA_E_MALFORMED;
+        break;
+    case RABIA_MSG_BACKUP_CHUNK: /* a chunk as SNAP_CHUNK's, a refusal (no slot, offset, total),
+                                    or the request taken (slot, nothing else) */
+        if (m->value > 2 || (m->value == 1 && (m->slot || m->u64 || m->u64b)) ||
+            (m->value == 2 && (m->u64 || m->u64b || m->body_len)))
+            return RABIA_E_MALFORMED;
+        if (m->value == 0 && (m->body_len > m->u64b || m->u64 > m->u64b - m->body_len))
             return RABIA_E_MALFORMED;
         break;
     default:
@@ -473,6 +484,8 @@ const char *rabia_msg_type_name(uint8_t type)
     case RABIA_MSG_PEER_AUTH: return "PEER_AUTH";
     case RABIA_MSG_CLIENT_AUTH: return "CLIENT_AUTH";
     case RABIA_MSG_CLIENT_AUTH_REPLY: return "CLIENT_AUTH_REPLY";
+    case RABIA_MSG_BACKUP_REQ: return "BACKUP_REQ";
+    case RABIA_MSG_BACKUP_CHUNK: return "BACKUP_CHUNK";
     default: return "UNKNOWN";
     }
 }

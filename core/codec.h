@@ -35,6 +35,8 @@
  *   STATUS       body
  *   CLIENT_AUTH  body (u8 user length, user, password)
  *   CLIENT_AUTH_REPLY  value u8 (0 accepted, 1 refused), body (the message)
+ *   BACKUP_REQ   (empty)
+ *   BACKUP_CHUNK slot, u64 (offset), u64b (total), value u8 (0 chunk, 1 refusal, 2 taken), body
  *
  * where slot/u64/u64b are u64, id = proxy u8, incarnation u64, seq u64
  * (17 bytes), opt_id = has_id u8 (0/1) followed by id only when has_id is 1
@@ -44,7 +46,9 @@
  * encoder writes decodes, and decoding then re-encoding gives the same
  * bytes): phase >= 1 for STATE/VOTE; DECISION value 1 carries an id and value
  * 0 carries neither id nor body; CLIENT_REPLY status is a rabia_reply_status;
- * SNAP_CHUNK offset + body length <= total; for replica-to-replica types
+ * SNAP_CHUNK offset + body length <= total; BACKUP_CHUNK as SNAP_CHUNK with
+ * value 0, and slot, offset and total 0 with value 1 (body: why), offset,
+ * total and body empty with value 2 (slot: the least slot it will have); for replica-to-replica types
  * (1..13) `from` and any id's proxy are < RABIA_MAX_REPLICAS. HELLO's version
  * byte is carried as is: the handshake compares it. A BATCH always carries
  * its id; it decodes with has_id = 1 and encodes whatever has_id says.

@@ -533,6 +533,9 @@ static int apply_one(struct rabia_rsm *r, uint64_t slot, const struct rabia_req 
         int rc = r->ops->apply(r->sm, q->op, q->op_len, &r->scratch);
         if (rc < 0)
             return rc;
+        if (r->cfg.on_apply)
+            r->cfg.on_apply(r->cfg.on_apply_ctx, slot, q->client_id, q->seq, q->op, q->op_len,
+                            r->scratch.data, r->scratch.len);
     }
     s->mask |= 1ull << idx;
     if (r->scratch.len <= r->cfg.max_reply_bytes) {

@@ -111,6 +111,14 @@ struct rabia_rsm_config {
     uint32_t max_sessions;    /* >= 1 */
     uint32_t max_reply_bytes; /* largest reply kept for retries */
     uint64_t max_reply_total; /* reply bytes kept over all sessions; 0: 64 MiB */
+    /* Optional (NULL: none): told of every operation the state machine
+     * applied (not of duplicates, refusals, OPENs, closes or empty ops),
+     * right after it ran and before its reply goes out, with its slot, its
+     * client's session and seq, and the reply (valid during the call only).
+     * The audit log's hook (replica/audit.c); it must not touch the rsm. */
+    void (*on_apply)(void *ctx, uint64_t slot, uint64_t client_id, uint64_t seq, const uint8_t *op, size_t op_len,
+                     const uint8_t *reply, size_t reply_len);
+    void *on_apply_ctx;
 };
 
 /* NULL on allocation failure or max_sessions == 0. cfg NULL: defaults

@@ -71,6 +71,8 @@ static int write_paced(int fd, off_t at, const uint8_t *p, size_t len)
 
 _Static_assert(sizeof(((struct rabia_snapfile_writer *)0)->state) >= sizeof(XXH64_state_t), "XXH64 state size");
 
+static int begin_open(struct rabia_snapfile_writer *w, uint64_t slot, uint64_t total, char *err, size_t errlen);
+
 int rabia_snapfile_begin(struct rabia_snapfile_writer *w, const char *dir, uint64_t slot, uint64_t total,
                          unsigned tag, char *err, size_t errlen)
 {
@@ -84,6 +86,29 @@ int rabia_snapfile_begin(struct rabia_snapfile_writer *w, const char *dir, uint6
     snprintf(w->dir, sizeof w->dir, "%s", dir);
     snprintf(w->path, sizeof w->path, "%s/%020" PRIu64 ".snap", dir, slot);
     snprintf(w->tmp, sizeof w->tmp, "%s.%u.tmp", w->path, tag); /* one per sender */
+    return begin_open(w, slot, total, err, errlen);
+}
+
+int rabia_snapfile_begin_path(struct rabia_snapfile_writer *w, const char *path, uint64_t slot, uint64_t total,
+                              unsigned tag, char *err, size_t errlen)
+{
+    memset(w, 0, sizeof(*w));
+    w->fd = -1;
+    if (strlen(path) + 1 > sizeof w->path) {
+        snprintf(err, errlen, "%.100s...: path too long (at most %zu bytes)", path, sizeof w->path - 1);
+        return -ENAMETOOLONG;
+    }
+    snprintf(w->path, sizeof w->path, "%s", path);
+    const char *slash = strrchr(path, '/'); /* the folder, fsynced after the rename */
+    if (!slash) snprintf(w->dir, sizeof w->dir, ".");
+    else if (slash == path) snprintf(w->dir, sizeof w->dir, "/");
+    else snprintf(w->dir, sizeof w->dir, "%.*s", (int)(slash - path), path);
+    snprintf(w->tmp, sizeof w->tmp, "%s.%u.tmp", w->path, tag);
+    return begin_open(w, slot, total, err, errlen);
+}
+
+static int begin_open(struct rabia_snapfile_writer *w, uint64_t slot, uint64_t total, char *err, size_t errlen)
+{
     w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (w->fd < 0) {
         int e = errno;
@@ -346,4 +371,142 @@ int rabia_snapfile_prune(const char *dir, unsigned keep)
     }
     if (n) rabia_fsync_dir(dir);
     return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* backups: checking a snapshot file at any path */
+
+#define VERIFY_CHUNK (1u << 20)
+
+int rabia_snapfile_verify(const char *path, struct rabia_snapfile_info *info, char *err, size_t errlen)
+{
+    memset(info, 0, sizeof(*info));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file", path);
+        close(fd);
+        return -EINVAL;
+    }
+    uint64_t size = (uint64_t)sb.st_size;
+    uint8_t h[SNAP_HDR];
+    int rc = -EINVAL;
+    uint8_t *buf = NULL;
+    if (size < SNAP_HDR || pread(fd, h, SNAP_HDR, 0) != SNAP_HDR) {
+        snprintf(err, errlen, "%s: truncated at offset %" PRIu64 ": a snapshot file starts with a %u-byte header",
+                 path, size, SNAP_HDR);
+        goto out;
+    }
+    if (memcmp(h, "RABIASNP", 8)) {
+        snprintf(err, errlen, "%s: offset 0: not a rabia snapshot or backup (no RABIASNP magic)", path);
+        goto out;
+    }
+    uint64_t slot, len, dc, hc;
+    memcpy(&slot, h + 8, 8);
+    memcpy(&len, h + 16, 8);
+    memcpy(&dc, h + 24, 8);
+    memcpy(&hc, h + 32, 8);
+    if (hc != XXH64(h, 32, SNAP_SEED)) {
+        snprintf(err, errlen, "%s: offset 32: the header checksum does not match bytes 0..31 (damaged header)", path);
+        goto out;
+    }
+    if (size - SNAP_HDR != len) {
+        if (size - SNAP_HDR < len)
+            snprintf(err, errlen,
+                     "%s: truncated at offset %" PRIu64 ": the header (offset 16) announces %" PRIu64
+                     " state bytes, the file ends %" PRIu64 " bytes short",
+                     path, size, len, len - (size - SNAP_HDR));
+        else
+            snprintf(err, errlen,
+                     "%s: %" PRIu64 " unexpected bytes after offset %" PRIu64 " (the header at offset 16 announces %" PRIu64
+                     " state bytes)",
+                     path, size - SNAP_HDR - len, SNAP_HDR + len, len);
+        goto out;
+    }
+    if (!(buf = malloc(VERIFY_CHUNK))) {
+        rc = -ENOMEM;
+        snprintf(err, errlen, "%s: out of memory", path);
+        goto out;
+    }
+    XXH64_state_t file_st, state_st, inner_st;
+    XXH64_reset(&file_st, SNAP_SEED);
+    XXH64_reset(&state_st, 0);
+    XXH64_reset(&inner_st, 0); /* the state's own checksum: its last 8 bytes, over the rest */
+    uint64_t inner_end = len >= 8 ? len - 8 : 0;
+    uint8_t tail[8] = {0};
+    uint8_t head[80]; /* the state's own header: magic, name length, name, slot */
+    size_t head_len = 0;
+    for (uint64_t off = 0; off < len;) {
+        size_t n = len - off < VERIFY_CHUNK ? (size_t)(len - off) : VERIFY_CHUNK;
+        ssize_t k = pread(fd, buf, n, (off_t)(SNAP_HDR + off));
+        if (k != (ssize_t)n) {
+            rc = k < 0 ? -errno : -EIO;
+            snprintf(err, errlen, "%s: reading at offset %" PRIu64 ": %s", path, SNAP_HDR + off,
+                     k < 0 ? strerror(errno) : "short read");
+            goto out;
+        }
+        XXH64_update(&file_st, buf, n);
+        XXH64_update(&state_st, buf, n);
+        if (off < inner_end) XXH64_update(&inner_st, buf, (size_t)(inner_end - off < n ? inner_end - off : n));
+        uint64_t from = off + n >= 8 ? off + n - 8 : 0; /* this chunk's last 8 bytes, some maybe the tail's */
+        if (from < off) from = off;
+        for (uint64_t i = from; i < off + n; i++)
+            if (i >= inner_end) tail[i - inner_end] = buf[i - off];
+        if (head_len < sizeof head) {
+            size_t c = sizeof head - head_len < n ? sizeof head - head_len : n;
+            memcpy(head + head_len, buf, c);
+            head_len += c;
+        }
+        off += n;
+    }
+    if (XXH64_digest(&file_st) != dc) {
+        snprintf(err, errlen,
+                 "%s: the state bytes (offsets %u to %" PRIu64 ") do not match the checksum at offset 24: the file "
+                 "is damaged somewhere in that range",
+                 path, SNAP_HDR, size);
+        goto out;
+    }
+    /* a file checksum over damaged bytes (a backup streamed from a replica
+     * whose own file was damaged) is caught by the state's own checksum */
+    uint64_t inner = 0;
+    for (int i = 0; i < 8; i++) inner |= (uint64_t)tail[i] << (8 * i);
+    if (len < 8 || XXH64_digest(&inner_st) != inner) {
+        snprintf(err, errlen,
+                 "%s: the state (offsets %u to %" PRIu64 ") does not match its own checksum at offset %" PRIu64
+                 ": it was damaged before this file was written",
+                 path, SNAP_HDR, size, size - 8);
+        goto out;
+    }
+    /* the state's header (core/rsm.c): u32 magic, u32 name length, name, u64 applied slot */
+    uint32_t nl = 0;
+    if (head_len >= 8) memcpy(&nl, head + 4, 4);
+    uint64_t own = 0;
+    if (head_len < 8 || nl >= sizeof info->sm || 8 + (size_t)nl + 8 > head_len) {
+        snprintf(err, errlen, "%s: offset %u: the state does not start with a state machine's name and slot", path,
+                 SNAP_HDR);
+        goto out;
+    }
+    memcpy(&own, head + 8 + nl, 8);
+    if (own != slot) {
+        snprintf(err, errlen,
+                 "%s: offset %u: the state says slot %" PRIu64 ", the header (offset 8) slot %" PRIu64
+                 " (mislabelled file)",
+                 path, SNAP_HDR + 8 + nl, own, slot);
+        goto out;
+    }
+    info->slot = slot;
+    info->len = len;
+    info->state_hash = XXH64_digest(&state_st);
+    memcpy(info->sm, head + 8, nl);
+    info->sm[nl] = 0;
+    rc = 0;
+out:
+    free(buf);
+    close(fd);
+    return rc;
 }

@@ -51,6 +51,24 @@ int rabia_snapfile_open(const char *dir, uint64_t slot, int *fd, uint64_t *total
 int rabia_snapfile_load(const char *dir, const uint8_t **data, size_t *len, uint64_t *slot, char *err,
                         size_t errlen);
 
+/* Backups (rabia-cli backup, rabiad --restore): a backup IS a snapshot
+ * file, under any name. begin_path starts one at `path` (temporary file
+ * <path>.<tag>.tmp, then append and commit as above: fsync, rename, fsync
+ * of the folder). */
+int rabia_snapfile_begin_path(struct rabia_snapfile_writer *w, const char *path, uint64_t slot, uint64_t total,
+                              unsigned tag, char *err, size_t errlen);
+/* Check a snapshot file at any path, reading it in chunks (memory bounded):
+ * header, length and checksum, and the state's own header (its slot, the
+ * state machine it names). 0 with *info filled, or a negative errno with
+ * err naming the file, the offset and what is wrong there. */
+struct rabia_snapfile_info {
+    uint64_t slot;       /* the slot the state was taken at */
+    uint64_t len;        /* bytes of state after the header */
+    uint64_t state_hash; /* XXH64 (seed 0) of the state: status's state_hash at that slot */
+    char sm[64];         /* the state machine named in the state ("kv", "counter", ...) */
+};
+int rabia_snapfile_verify(const char *path, struct rabia_snapfile_info *info, char *err, size_t errlen);
+
 /* Delete all but the `keep` newest snapshot files; returns how many went. */
 int rabia_snapfile_prune(const char *dir, unsigned keep);
 

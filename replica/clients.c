@@ -159,6 +159,8 @@ void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rab
                           p == r->self ? "self" : r->peers[p].out_ready ? "reachable" : "unreachable");
         struct rabia_msg rep = {.type = RABIA_MSG_STATUS, .body = (const uint8_t *)text, .body_len = (uint32_t)n};
         replica_send_frame(r, k->c, &rep);
+    } else if (m->type == RABIA_MSG_BACKUP_REQ) { /* rabia-cli backup: backup.c streams it */
+        replica_backup_request(r, ci);
     } else {
         replica_log(r, RABIA_LOG_WARN, "client sent a %s frame; closing it", rabia_msg_type_name(m->type));
         replica_conn_close(r, k->c);

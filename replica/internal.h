@@ -166,6 +166,12 @@ struct rabia_replica {
     struct rio_listener *l_metrics;
     struct metrics *m;
     struct replica_tls *tls; /* tls_links.c: contexts for peers and clients, reload flag */
+    /* backup.c: backups being served; snap_out's readers among them
+     * (transfer.c keeps snap_out while any reads it) */
+    struct replica_backup *backup;
+    uint32_t snap_out_readers;
+    /* audit.c: the audit log (audit-log = path), NULL when off */
+    struct replica_audit *audit;
 };
 
 /* replica.c */
@@ -196,6 +202,25 @@ void replica_pump_snapshots(struct rabia_replica *r);
 void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struct rabia_msg *m);
 /* metrics.c: the registry, /metrics and /health, INFO (metrics.h) */
 #include "metrics.h"
+/* backup.c: rabia-cli backup (BACKUP_REQ) and rabiad --restore */
+void replica_backup_request(struct rabia_replica *r, uint32_t ci);
+void replica_backup_pump(struct rabia_replica *r);
+void replica_backup_free(struct rabia_replica *r);
+/* before anything is written to the data dir: it must be empty, the backup
+ * intact and of this state machine; then, once the apply layer exists,
+ * seed it (wal: as the data dir's first snapshot; memory: into the state) */
+int replica_restore_check(const struct rabia_replica_config *cfg, const struct rabia_sm_ops *sm,
+                          struct rabia_snapfile_info *info, char *err, size_t errlen);
+int replica_restore_seed(struct rabia_replica *r, const struct rabia_snapfile_info *info, char *err, size_t errlen);
+/* audit.c: the audit log (audit-log = path) */
+int replica_audit_open(struct rabia_replica *r, char *err, size_t errlen);
+void replica_audit_live(struct rabia_replica *r);  /* the loop runs: what applies now is not the log's replay */
+void replica_audit_flush(struct rabia_replica *r); /* once per loop turn */
+void replica_audit_close(struct rabia_replica *r);
+int replica_audit_info(struct rabia_replica *r, char *buf, size_t len); /* INFO lines */
+void replica_audit_counts(const struct rabia_replica *r, uint64_t *lines, uint64_t *errors, uint64_t *dropped);
+void replica_audit_apply(void *ctx, uint64_t slot, uint64_t cid, uint64_t seq, const uint8_t *op, size_t op_len,
+                         const uint8_t *res, size_t rlen); /* rsm's on_apply */
 /* app.c */
 void replica_app_new_session(struct rabia_replica *r);
 void replica_app_answered(struct rabia_replica *r, uint64_t seq, int status, const uint8_t *res, size_t len);

@@ -549,6 +549,12 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
            (double)m->transfer_bytes_sent);
     scalar(b, "rabia_state_transfers_received_total", "counter", "Snapshot transfers received from peers.",
            (double)m->transfers_received);
+    uint64_t al, ae, ad;
+    replica_audit_counts(r, &al, &ae, &ad);
+    scalar(b, "rabia_audit_log_lines_total", "counter", "Lines written to the audit log (audit-log).", (double)al);
+    scalar(b, "rabia_audit_log_errors_total", "counter", "Audit log writes that failed (ENOSPC, EIO...).", (double)ae);
+    scalar(b, "rabia_audit_log_lines_dropped_total", "counter", "Audit lines lost to failed writes or a full buffer.",
+           (double)ad);
     scalar(b, "rabia_auth_failures_total", "counter",
            "Failed authentications: wrong passwords (RESP, native) and peers failing the cluster-secret handshake.",
            (double)replica_auth_failures(r));
@@ -874,6 +880,9 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
             if (n > 0) put(b, "%.*s", n < (int)sizeof text ? n : (int)sizeof text - 1, text);
             put(b, "wal_fsync_count:%" PRIu64 "\r\n", m->wal_fsync.count);
         }
+        char audit[512];
+        int an = replica_audit_info(r, audit, sizeof audit);
+        put(b, "%.*s", an, audit);
         put(b, "snapshots_installed:%" PRIu64 "\r\nstate_transfers_sent:%" PRIu64
                "\r\nstate_transfers_received:%" PRIu64 "\r\n",
             m->snapshots_installed, m->transfers_sent, m->transfers_received);

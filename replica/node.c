@@ -141,6 +141,13 @@ static void on_applied(void *ctx, uint64_t cid, uint64_t seq, int status, const 
     complete(ctx, cid, seq, status, res, len);
 }
 
+bool node_waiter(struct rabia_node *n, uint64_t cid, uint64_t seq, struct node_to *out)
+{
+    struct waiter *w = waiter_find(n, cid, seq);
+    if (w) *out = w->to;
+    return w != NULL;
+}
+
 void node_forget(struct rabia_node *n, uint64_t cid, uint64_t seq)
 {
     struct waiter *w = waiter_find(n, cid, seq);

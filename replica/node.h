@@ -133,6 +133,9 @@ int node_start(struct rabia_node *n, const struct rabia_config *core, const stru
  * or once its slot is applied. */
 void node_request(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack, const uint8_t *op, uint32_t len,
                   const struct node_to *to);
+/* Who waits here for (cid, seq), if anyone: this replica took the request
+ * from its client (the audit log names the client's user and address). */
+bool node_waiter(struct rabia_node *n, uint64_t cid, uint64_t seq, struct node_to *out);
 /* Forget who waits for (cid, seq): the answer goes nowhere. */
 void node_forget(struct rabia_node *n, uint64_t cid, uint64_t seq);
 /* One core event (RECEIVE, PEER_UP, PEER_DOWN, TICK); now_us is filled in. */

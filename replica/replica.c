@@ -670,6 +670,11 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         rabia_replica_destroy(r);
         return rc;
     }
+    struct rabia_snapfile_info restore = {0}; /* rabiad --restore: checked before the data dir is written */
+    if (cfg->restore_from[0] && (rc = replica_restore_check(cfg, sm, &restore, err, errlen))) {
+        rabia_replica_destroy(r);
+        return rc;
+    }
     bool existed;
     rc = rabia_incarnation_next(cfg->data_dir, &r->incarnation, &existed, err, errlen);
     if (rc) {
@@ -688,6 +693,14 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
      * 64 KiB values (3 to a batch) were refused BUSY at 32 requests in
      * flight (bench/snapshot_stall.sh); the bytes bound above is what limits */
     nc.batch.max_cut = 64;
+    if (cfg->audit_log[0]) { /* audit.c: every applied write, from the apply layer's hook */
+        if ((rc = replica_audit_open(r, err, errlen))) {
+            rabia_replica_destroy(r);
+            return rc;
+        }
+        nc.rsm.on_apply = replica_audit_apply;
+        nc.rsm.on_apply_ctx = r;
+    }
     struct node_env env = {.ctx = r, .now_us = env_now, .wall_ms = env_wall_ms, .send = peers_send, .reply = replica_deliver,
                            .snapshot_to = replica_send_snapshot, .fatal = env_fatal, .note = env_note,
                            .submitted = metrics_on_submitted};
@@ -702,6 +715,13 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     /* the state machine's events: Pub/Sub deliveries, blocked pops to retry */
     if (sm->set_events) sm->set_events(rabia_rsm_sm(r->rsm), replica_sm_event, r);
     r->sweep_cid = (XXH64(&r->incarnation, sizeof r->incarnation, 0x5EE9u + r->self) | 1) | RABIA_SESSION_CONN_SCOPED;
+    if (cfg->restore_from[0] && (rc = replica_restore_seed(r, &restore, err, errlen))) {
+        char inc[600]; /* a retry must find the data dir as empty as this start did */
+        snprintf(inc, sizeof inc, "%s/incarnation", cfg->data_dir);
+        unlink(inc);
+        rabia_replica_destroy(r);
+        return rc;
+    }
     /* durability = wal: the state comes back from the snapshot file and the
      * log, and the core resumes its open slots (persistence contract rule 1) */
     struct durable_restore rest = {0};
@@ -752,7 +772,8 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     }
     struct node_log lg;
     if (r->wal) durable_log(&r->dur, &lg);
-    rc = node_start(r->node, &cc, r->wal ? &lg : NULL, r->wal ? &rest.rest : NULL);
+    struct node_restore mem_rest = {.applied = restore.slot}; /* memory: a restored state's slot */
+    rc = node_start(r->node, &cc, r->wal ? &lg : NULL, r->wal ? &rest.rest : restore.slot ? &mem_rest : NULL);
     if (r->wal) durable_restored(&r->dur);
     if (rc) {
         snprintf(err, errlen, "out of memory starting the replica");
@@ -790,6 +811,7 @@ int rabia_replica_run(struct rabia_replica *r)
         return rc0;
     }
     if (r->wal) durable_attach(&r->dur, r->node, r->loop);
+    replica_audit_live(r);
     uint64_t last_status = 0;
     while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
         replica_tls_poll(r); /* a SIGHUP's reload, on this thread */
@@ -813,6 +835,7 @@ int rabia_replica_run(struct rabia_replica *r)
             if (p != r->self && r->peers[p].out == UINT32_MAX && r->peers[p].redial_at_us < next)
                 next = r->peers[p].redial_at_us;
         replica_pump_snapshots(r);
+        replica_backup_pump(r);
         replica_kv_sweep(r, now);
         metrics_tick(r, now);
         uint64_t auth_due = replica_auth_tick(r, now); /* held AUTHs, peer handshakes */
@@ -828,6 +851,7 @@ int rabia_replica_run(struct rabia_replica *r)
             }
             if (now + 10000 < next) next = now + 10000; /* snapshots, a stalled log */
         }
+        replica_audit_flush(r); /* this turn's audit lines, before its replies leave */
         now = rio_now_us();
         int rc = rio_run_once(r->loop, next > now ? next - now : 0);
         if (rc < 0 && rc != -EINTR && rc != -ETIME) {
@@ -874,6 +898,8 @@ void rabia_replica_destroy(struct rabia_replica *r)
         if (r->peers[p].rx_active) rabia_snapfile_abort(&r->peers[p].rx);
         if (r->peers[p].tx_fd >= 0) close(r->peers[p].tx_fd);
     }
+    replica_backup_free(r);
+    replica_audit_close(r);
     rabia_buf_free(&r->snap_out);
     free(r->chunk);
     for (uint32_t i = 0; i < r->app_len; i++) free(r->app_q[(r->app_head + i) % APP_QUEUE].op);

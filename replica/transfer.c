@@ -26,7 +26,7 @@
 static bool tx_source_ready(struct rabia_replica *r, struct peer *pe)
 {
     if (!r->wal) {
-        bool busy = false;
+        bool busy = r->snap_out_readers > 0; /* backups (backup.c) read it too */
         for (uint8_t p = 0; p < r->cfg.n; p++) busy |= r->peers[p].tx_active;
         if (!busy || !r->snap_out.len) { /* a fresh copy when nobody reads the old one */
             rabia_buf_clear(&r->snap_out);

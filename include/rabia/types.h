@@ -86,6 +86,12 @@ enum rabia_msg_type {
     RABIA_MSG_CLIENT_AUTH = 24, /* body = u8 user length, user, password: authenticate the
                                    connection (before requests, when the replica requires it) */
     RABIA_MSG_CLIENT_AUTH_REPLY = 25, /* value = 0 accepted / 1 refused, body = the message */
+    /* backups (rabia-cli backup): the state at one applied slot, streamed */
+    RABIA_MSG_BACKUP_REQ = 28,  /* ask a replica for a consistent snapshot (empty) */
+    RABIA_MSG_BACKUP_CHUNK = 29,/* slot = the snapshot's applied slot, u64 = offset,
+                                   u64b = total length, value = 0 and body = chunk;
+                                   or value = 1 (refused) and body = why, or value = 2:
+                                   taken, a snapshot at slot or later follows */
 };
 
 /* Decoded form of every message. Fields unused by a type are zero.

@@ -68,7 +68,7 @@ static const uint8_t all_types[] = {
     RABIA_MSG_SNAP_REQ,   RABIA_MSG_SNAP_CHUNK,   RABIA_MSG_HELLO,
     RABIA_MSG_CLIENT_REQ, RABIA_MSG_CLIENT_REPLY, RABIA_MSG_STATUS_REQ,
     RABIA_MSG_STATUS,     RABIA_MSG_PEER_AUTH,    RABIA_MSG_CLIENT_AUTH,
-    RABIA_MSG_CLIENT_AUTH_REPLY,
+    RABIA_MSG_CLIENT_AUTH_REPLY, RABIA_MSG_BACKUP_REQ, RABIA_MSG_BACKUP_CHUNK,
 };
 #define NTYPES (sizeof all_types / sizeof all_types[0])
 
@@ -158,6 +158,21 @@ static struct rabia_msg random_msg(uint8_t type)
     case RABIA_MSG_CLIENT_AUTH_REPLY:
         m.value = (uint8_t)rnd_below(256);
         set_body(&m);
+        break;
+    case RABIA_MSG_BACKUP_REQ:
+        break;
+    case RABIA_MSG_BACKUP_CHUNK:
+        m.value = (uint8_t)rnd_below(3);
+        if (m.value == 2) { /* taken: the slot only */
+            m.slot = rnd_u64();
+            break;
+        }
+        set_body(&m);
+        if (m.value == 0) { /* a chunk; 1: a refusal, body only */
+            m.slot = rnd_u64();
+            m.u64b = m.body_len + rnd_below(1u << 20);
+            m.u64 = rnd_below(m.u64b - m.body_len + 1);
+        }
         break;
     }
     return m;
@@ -490,6 +505,12 @@ static void test_encode_rejects(void)
     REJECT(.type = RABIA_MSG_CLIENT_REPLY, .value = RABIA_REPLY_NOPERM + 1);
     REJECT(.type = RABIA_MSG_SNAP_CHUNK, .u64 = 1, .u64b = 10, .body = body_pool,
            .body_len = 10);
+    REJECT(.type = RABIA_MSG_BACKUP_CHUNK, .u64 = 1, .u64b = 10, .body = body_pool,
+           .body_len = 10);
+    REJECT(.type = RABIA_MSG_BACKUP_CHUNK, .value = 3);
+    REJECT(.type = RABIA_MSG_BACKUP_CHUNK, .value = 2, .u64b = 1);
+    REJECT(.type = RABIA_MSG_BACKUP_CHUNK, .value = 1, .slot = 5); /* a refusal names no slot */
+    REJECT(.type = RABIA_MSG_BACKUP_REQ, .u64 = 1);
 #undef REJECT
     /* BATCH always carries its id, whatever has_id says; it decodes as 1. */
     struct rabia_msg b = {.type = RABIA_MSG_BATCH, .id = {.incarnation = 2, .seq = 3, .proxy = 1}}, d;

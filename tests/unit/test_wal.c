@@ -19,6 +19,7 @@
 #include "codec.h"
 #include "snapfile.h"
 #include "wal.h"
+#include <xxhash.h>
 
 #define SEG (1u << 20)
 
@@ -347,6 +348,104 @@ static void test_snapfile(void)
     CHECK_EQ(rabia_snapfile_newest(dir), 30);
 }
 
+/* Backups (rabia-cli backup, rabiad --restore): a snapshot file at any
+ * path, written in pieces, checked in 1 MiB reads, every damage named with
+ * its offset. The state is shaped as core/rsm.c's: u32 magic, u32 name
+ * length, name, u64 slot, ..., XXH64 (seed 0) of everything before it. */
+static size_t fake_state(uint8_t *p, size_t n, uint64_t slot, bool good_trailer)
+{
+    memset(p, 0, n);
+    uint32_t magic = 0x52534d31, nl = 2;
+    memcpy(p, &magic, 4);
+    memcpy(p + 4, &nl, 4);
+    memcpy(p + 8, "kv", 2);
+    memcpy(p + 10, &slot, 8);
+    for (size_t i = 18; i < n - 8; i++) p[i] = (uint8_t)(i * 7 + i / 4096);
+    uint64_t h = XXH64(p, n - 8, 0) ^ (good_trailer ? 0 : 1);
+    memcpy(p + n - 8, &h, 8);
+    return n;
+}
+
+static int write_backup(const char *path, uint64_t slot, const uint8_t *p, size_t n)
+{
+    struct rabia_snapfile_writer w;
+    char err[1024];
+    int rc = rabia_snapfile_begin_path(&w, path, slot, n, 1, err, sizeof err);
+    for (size_t off = 0; !rc && off < n; off += 700000) /* pieces across the reader's 1 MiB chunks */
+        rc = rabia_snapfile_append(&w, p + off, n - off < 700000 ? n - off : 700000, err, sizeof err);
+    if (!rc) rc = rabia_snapfile_commit(&w, err, sizeof err);
+    else rabia_snapfile_abort(&w);
+    return rc;
+}
+
+static void test_snapfile_backup(void)
+{
+    char dir[300], err[1024] = "", path[400];
+    fresh(dir, sizeof dir, "backup");
+    mkdir(dir, 0700); /* the folder of the backup exists: begin_path does not make it */
+    snprintf(path, sizeof path, "%s/b.snap", dir);
+    size_t n = (2u << 20) + 12345; /* the 8-byte trailer straddles no chunk boundary, and does below */
+    uint8_t *st = malloc(n);
+    CHECK(st != NULL);
+    fake_state(st, n, 77, true);
+    CHECK_EQ(write_backup(path, 77, st, n), 0);
+    struct rabia_snapfile_info info;
+    CHECK_EQ(rabia_snapfile_verify(path, &info, err, sizeof err), 0);
+    CHECK_EQ(info.slot, 77);
+    CHECK_EQ(info.len, n);
+    CHECK(info.state_hash == XXH64(st, n, 0));
+    CHECK(strcmp(info.sm, "kv") == 0);
+    /* the trailer across a 1 MiB read boundary: bytes 40 + (1 MiB - 4) ... */
+    size_t n2 = (1u << 20) + 4;
+    fake_state(st, n2, 5, true);
+    CHECK_EQ(write_backup(path, 5, st, n2), 0);
+    CHECK_EQ(rabia_snapfile_verify(path, &info, err, sizeof err), 0);
+    /* the state's own checksum wrong, the file's right (damaged at the source) */
+    fake_state(st, n, 77, false);
+    CHECK_EQ(write_backup(path, 77, st, n), 0);
+    CHECK(rabia_snapfile_verify(path, &info, err, sizeof err) < 0);
+    CHECK(strstr(err, "does not match its own checksum") != NULL);
+    /* mislabelled: the header says 78, the state 77 */
+    fake_state(st, n, 77, true);
+    CHECK_EQ(write_backup(path, 78, st, n), 0);
+    CHECK(rabia_snapfile_verify(path, &info, err, sizeof err) < 0);
+    CHECK(strstr(err, "the state says slot 77, the header (offset 8) slot 78") != NULL);
+    /* a flipped byte in the state, the magic, the header checksum */
+    CHECK_EQ(write_backup(path, 77, st, n), 0);
+    uint8_t x = 0xee;
+    poke(path, 40 + 1000000, &x, 1);
+    CHECK(rabia_snapfile_verify(path, &info, err, sizeof err) < 0);
+    CHECK(strstr(err, "do not match the checksum at offset 24") != NULL);
+    CHECK_EQ(write_backup(path, 77, st, n), 0);
+    poke(path, 0, &x, 1);
+    CHECK(rabia_snapfile_verify(path, &info, err, sizeof err) < 0);
+    CHECK(strstr(err, "offset 0: not a rabia snapshot") != NULL);
+    CHECK_EQ(write_backup(path, 77, st, n), 0);
+    poke(path, 12, &x, 1);
+    CHECK(rabia_snapfile_verify(path, &info, err, sizeof err) < 0);
+    CHECK(strstr(err, "offset 32: the header checksum") != NULL);
+    /* truncated, and too long */
+    CHECK_EQ(write_backup(path, 77, st, n), 0);
+    CHECK_EQ(truncate(path, (off_t)(40 + n - 100)), 0);
+    CHECK(rabia_snapfile_verify(path, &info, err, sizeof err) < 0);
+    char want[200];
+    snprintf(want, sizeof want, "truncated at offset %zu", 40 + n - 100);
+    CHECK(strstr(err, want) != NULL);
+    CHECK(strstr(err, "100 bytes short") != NULL);
+    CHECK_EQ(truncate(path, 20), 0);
+    CHECK(rabia_snapfile_verify(path, &info, err, sizeof err) < 0);
+    CHECK(strstr(err, "truncated at offset 20") != NULL);
+    CHECK_EQ(write_backup(path, 77, st, n), 0);
+    CHECK_EQ(truncate(path, (off_t)(40 + n + 3)), 0);
+    CHECK(rabia_snapfile_verify(path, &info, err, sizeof err) < 0);
+    CHECK(strstr(err, "3 unexpected bytes") != NULL);
+    /* no temporary file is left behind */
+    char tmp[500];
+    snprintf(tmp, sizeof tmp, "%s.1.tmp", path);
+    CHECK(access(tmp, F_OK) != 0);
+    free(st);
+}
+
 int main(void)
 {
     const char *t = getenv("TMPDIR");
@@ -359,6 +458,7 @@ int main(void)
     RUN(test_dir_lock);
     RUN(test_wrong_replica);
     RUN(test_snapfile);
+    RUN(test_snapfile_backup);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd)) return 1;

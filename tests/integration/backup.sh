@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# backup: rabia-cli backup and rabiad --restore, round trip.
+#
+# A 3-replica KV cluster (durability wal) is loaded with a few thousand keys
+# of several types (redis-benchmark -r) and some known ones; `rabia-cli
+# backup` runs while a writer keeps writing (python3-redis, every
+# acknowledged write recorded). A second backup of the quiet cluster must
+# carry exactly the state hash the replicas report at its slot. The cluster
+# stops; a NEW cluster (other data dirs) starts with --restore from the first
+# backup: every replica reports the backup's slot and state hash, the known
+# keys read back equal, every write acknowledged before the backup was asked
+# for is there. The restored cluster takes writes, is stopped and restarted
+# without --restore: all of it is still there. Refusals: restore into a data
+# dir that holds state, a backup with a flipped byte, a truncated one, one of
+# another state machine, a missing file, --restore with --rejoin (each with
+# the file, the offset or the cause). Last,
+# the same round trip with durability = memory.
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+it_init backup 21
+need_cmd redis-cli redis-benchmark
+PY=/usr/bin/python3 # Debian's python3 (python3-redis lives there), not another one first on PATH
+[ -x "$PY" ] || PY=python3
+"$PY" -c 'import redis' 2>/dev/null || skip "python3-redis is not installed (deploy/install-deps.sh installs it)"
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+# backup_fields OUT: "slot hash bytes" from rabia-cli backup's output
+backup_fields() { printf '%s %s %s' "$(field "$1" slot)" "$(field "$1" state_hash)" "$(field "$1" bytes)"; }
+
+# rabiad_once DIR ARGS...: one rabiad that must refuse to start; its output
+# in REFUSAL, exit status in REFUSAL_RC (bounded: a start would be a bug)
+rabiad_once() {
+  local d=$1
+  shift
+  REFUSAL_RC=0
+  REFUSAL=$(timeout 10 "$RABIAD" --id 1 --members "1=127.0.0.1:$(peer_port 1),2=127.0.0.1:$(peer_port 2),3=127.0.0.1:$(peer_port 3)" \
+    --client-listen "127.0.0.1:$(native_port 1)" --resp-listen "127.0.0.1:$(resp_port 1)" --data-dir "$d" "$@" 2>&1) || REFUSAL_RC=$?
+  say "rabiad $* -> exit $REFUSAL_RC: $(tail -n 1 <<<"$REFUSAL")"
+}
+
+# ---------------------------------------------------------------------------
+say "original cluster (durability wal), loaded"
+cluster_start 3 kv "$IT_DIR/a"
+timeout 60 redis-benchmark -p "$(resp_port 1)" -q -n 4000 -r 1500 -t set,lpush,hset,sadd,zadd,incr -P 16 >/dev/null ||
+  fail "redis-benchmark load failed"
+redis 2 SET known:str "hello world" >/dev/null
+redis 3 HSET known:hash f1 v1 f2 v2 >/dev/null
+redis 1 RPUSH known:list a b c d >/dev/null
+redis 2 SADD known:set x y z >/dev/null
+redis 3 ZADD known:zset 1 one 2.5 two 3 three >/dev/null
+redis 1 SET known:bin "$(printf 'a\tb')" >/dev/null
+known() { # I: the known keys as replica I answers them, one line
+  local i=$1
+  printf '%s|' "$(redis "$i" GET known:str)" "$(redis "$i" HGETALL known:hash | tr '\n' ,)" \
+    "$(redis "$i" LRANGE known:list 0 -1 | tr '\n' ,)" "$(redis "$i" SMEMBERS known:set | sort | tr '\n' ,)" \
+    "$(redis "$i" ZRANGE known:zset 0 -1 WITHSCORES | tr '\n' ,)" "$(redis "$i" GET known:bin | od -An -c | tr -s ' ')"
+}
+KNOWN=$(known 1)
+DBSIZE0=$(redis 1 DBSIZE)
+say "loaded: $DBSIZE0 keys; known keys: $KNOWN"
+[ "$DBSIZE0" -gt 2000 ] || fail "the load wrote only $DBSIZE0 keys"
+
+say "backup while a writer writes"
+bg writer "$PY" "$HERE/acked_writer.py" write w "$(resp_port 1)" "$IT_DIR/acked" "$IT_DIR/stop" --pipeline 4
+WRITER=$BG_PID
+for ((t = 0; t < 100; t++)); do [ -s "$IT_DIR/acked" ] && [ "$(wc -l <"$IT_DIR/acked")" -ge 200 ] && break; sleep 0.1; done
+cp "$IT_DIR/acked" "$IT_DIR/acked_before" # acknowledged (so applied at replica 1) before the backup is asked for
+B1=$IT_DIR/backup1.snap
+out=$(cli -a "$(native_addr 1)" backup "$B1") || fail "rabia-cli backup failed: $out"
+read -r S1 H1 L1 <<<"$(backup_fields "$out")"
+say "rabia-cli backup: $(tr '\n' ' ' <<<"$out")"
+expect_match "backup output" "$out" "^slot: [0-9]+$"
+expect_eq "backup's state machine" "$(field "$out" state_machine)" kv
+N_BEFORE=$(wc -l <"$IT_DIR/acked_before")
+sleep 1
+N_AFTER=$(wc -l <"$IT_DIR/acked")
+((N_AFTER > N_BEFORE)) || fail "the writer made no progress around the backup ($N_BEFORE -> $N_AFTER acknowledged)"
+ok "writes went on during the backup ($N_BEFORE acknowledged before it was asked, $N_AFTER a second later)"
+touch "$IT_DIR/stop"
+bg_wait "$WRITER" 30
+say "writer: $(tail -n 1 "$IT_DIR/writer.out")"
+[ ! -e "$B1".*.tmp ] || fail "a temporary file was left next to the backup"
+expect_eq "rabia-cli backup --verify" "$(cli backup --verify "$B1" | grep -E '^(slot|state_hash|bytes):' | tr '\n' ' ')" \
+  "slot: $S1 bytes: $L1 state_hash: $H1 "
+# the file IS a snapshot file: 40-byte header, then the state
+expect_eq "backup file size (header + state)" "$(stat -c %s "$B1")" "$((40 + L1))"
+expect_eq "backup file magic" "$(head -c 8 "$B1")" RABIASNP
+
+say "a second backup, of the quiet cluster: its hash is the replicas' state hash at its slot"
+wait_converged 30 1 2 3
+B2=$IT_DIR/backup2.snap
+out=$(cli -a "$(native_addr 3)" backup "$B2") || fail "rabia-cli backup (replica 3) failed: $out"
+read -r S2 H2 _ <<<"$(backup_fields "$out")"
+expect_eq "second backup's slot (= the cluster's applied slot)" "$S2" "$CONVERGED_APPLIED"
+expect_eq "second backup's state hash (= every replica's state_hash at that slot)" "$H2" "$CONVERGED_HASH"
+A_FINAL=$(wc -l <"$IT_DIR/acked")
+cluster_stop
+
+# ---------------------------------------------------------------------------
+say "a NEW cluster restored from the first backup (slot $S1, hash $H1)"
+RABIA_EXTRA_ARGS="--restore $B1" cluster_start 3 kv "$IT_DIR/b"
+for i in 1 2 3; do
+  s=$(replica_status "$i")
+  expect_eq "restored replica $i: applied/state_hash" "$(field "$s" applied)/$(field "$s" state_hash)" "$S1/$H1"
+  grep -q "restore: seeded from $B1 at slot $S1" "$IT_DIR/b/r$i.log" || fail "replica $i logged no restore line"
+done
+for i in 1 2 3; do expect_eq "restored replica $i: known keys" "$(known "$i")" "$KNOWN"; done
+n=$(redis 2 DBSIZE)
+((n >= DBSIZE0 + N_BEFORE / 4)) || fail "restored DBSIZE $n: fewer than the $DBSIZE0 loaded keys plus the acknowledged writes"
+ok "restored DBSIZE $n (loaded $DBSIZE0, and the writer's keys)"
+timeout 60 "$PY" "$HERE/acked_writer.py" verify "$(resp_port 2)" "$IT_DIR/acked_before" >"$IT_DIR/verify.out" 2>&1 ||
+  fail "a write acknowledged before the backup is missing from the restored cluster: $(head -c 600 "$IT_DIR/verify.out")"
+ok "all $N_BEFORE writes acknowledged before the backup are in the restored cluster"
+last=$(redis 1 GET w:last)
+((last >= 1)) || fail "w:last is '$last' in the restored cluster"
+ok "w:last in the restored cluster: $last (the writer acknowledged $A_FINAL keys in all)"
+
+say "the restored cluster takes writes and survives a restart without --restore"
+for i in 1 2 3; do redis "$i" SET "after:$i" "v$i" >/dev/null; done
+redis 2 HSET known:hash f3 v3 >/dev/null
+wait_converged 20 1 2 3
+H_AFTER=$CONVERGED_HASH
+A_AFTER=$CONVERGED_APPLIED
+((A_AFTER > S1)) || fail "applied $A_AFTER did not move past the backup's slot $S1"
+cluster_stop
+for i in 1 2 3; do cluster_restart "$i"; done
+wait_ready 30 1 2 3
+wait_converged 30 1 2 3
+expect_eq "restarted restored cluster: applied/state_hash" "$CONVERGED_APPLIED/$CONVERGED_HASH" "$A_AFTER/$H_AFTER"
+for i in 1 2 3; do expect_eq "after the restart: after:$i" "$(redis 1 GET "after:$i")" "v$i"; done
+expect_eq "after the restart: known:hash" "$(redis 3 HGET known:hash f3)/$(redis 3 HGET known:hash f1)" "v3/v1"
+for i in 1 2 3; do
+  if grep -q "restore: seeded" <(tail -n 5 "$IT_DIR/b/r$i.log"); then fail "replica $i restored again"; fi
+done
+cluster_stop
+
+# ---------------------------------------------------------------------------
+say "refusals"
+rabiad_once "$IT_DIR/b/r1" --restore "$B1"
+((REFUSAL_RC != 0)) || fail "restore into a data dir with state: exit 0"
+expect_match "restore into a used data dir" "$REFUSAL" "data-dir $IT_DIR/b/r1 already holds state .*restore only into an empty data dir, or remove it"
+cp "$B1" "$IT_DIR/flipped.snap"
+off=$((40 + L1 / 2))
+printf '\xff' | dd of="$IT_DIR/flipped.snap" bs=1 seek="$off" conv=notrunc status=none
+cmp -s "$B1" "$IT_DIR/flipped.snap" && printf '\x00' | dd of="$IT_DIR/flipped.snap" bs=1 seek="$off" conv=notrunc status=none
+rabiad_once "$IT_DIR/fresh1" --restore "$IT_DIR/flipped.snap"
+((REFUSAL_RC != 0)) || fail "restore from a damaged backup: exit 0"
+expect_match "restore from a backup with a flipped byte" "$REFUSAL" \
+  "flipped.snap: the state bytes \(offsets 40 to $((40 + L1))\) do not match the checksum at offset 24"
+[ ! -e "$IT_DIR/fresh1/snap" ] || [ -z "$(ls "$IT_DIR/fresh1/snap")" ] || fail "a damaged backup left a snapshot behind"
+[ ! -e "$IT_DIR/fresh1/incarnation" ] || fail "a refused restore left an incarnation file (a retry would be refused)"
+rc=0
+cli backup --verify "$IT_DIR/flipped.snap" >/dev/null 2>&1 || rc=$?
+expect_eq "rabia-cli backup --verify of the damaged file: exit" "$rc" 1
+head -c $((40 + L1 - 1000)) "$B1" >"$IT_DIR/short.snap"
+rabiad_once "$IT_DIR/fresh2" --restore "$IT_DIR/short.snap"
+((REFUSAL_RC != 0)) || fail "restore from a truncated backup: exit 0"
+expect_match "restore from a truncated backup" "$REFUSAL" "short.snap: truncated at offset $((40 + L1 - 1000)): .* 1000 bytes short"
+rabiad_once "$IT_DIR/fresh3" --restore "$B1" --state-machine counter --resp-listen off
+((REFUSAL_RC != 0)) || fail "restore of a kv backup into a counter replica: exit 0"
+expect_match "restore into another state machine" "$REFUSAL" "backup1.snap is a backup of the 'kv' state machine, this replica runs 'counter'"
+rabiad_once "$IT_DIR/fresh4" --restore "$IT_DIR/nonexistent.snap"
+expect_match "restore from a missing file" "$REFUSAL" "nonexistent.snap: No such file or directory"
+rabiad_once "$IT_DIR/fresh5" --restore "$B1" --rejoin
+expect_match "restore with --rejoin" "$REFUSAL" "--restore and --rejoin together"
+
+# ---------------------------------------------------------------------------
+say "durability = memory: the same round trip"
+RABIA_EXTRA_ARGS="--durability memory" cluster_start 3 kv "$IT_DIR/c"
+timeout 60 redis-benchmark -p "$(resp_port 2)" -q -n 1000 -r 500 -t set,hset,lpush -P 8 >/dev/null || fail "redis-benchmark (memory)"
+redis 1 SET mem:k memval >/dev/null
+wait_converged 20 1 2 3
+B3=$IT_DIR/backup3.snap
+out=$(cli -a "$(native_addr 2)" backup "$B3") || fail "rabia-cli backup (memory) failed: $out"
+read -r S3 H3 _ <<<"$(backup_fields "$out")"
+expect_eq "memory backup: slot/hash = the replicas' applied/state_hash" "$S3/$H3" "$CONVERGED_APPLIED/$CONVERGED_HASH"
+DB3=$(redis 1 DBSIZE)
+cluster_stop
+RABIA_EXTRA_ARGS="--durability memory --restore $B3" cluster_start 3 kv "$IT_DIR/d"
+wait_converged 20 1 2 3
+expect_eq "memory restore: applied/state_hash" "$CONVERGED_APPLIED/$CONVERGED_HASH" "$S3/$H3"
+expect_eq "memory restore: mem:k" "$(redis 3 GET mem:k)" memval
+expect_eq "memory restore: DBSIZE" "$(redis 2 DBSIZE)" "$DB3"
+redis 1 SET mem:after 1 >/dev/null
+expect_eq "memory restore: a write after it" "$(redis 2 GET mem:after)" 1
+cluster_stop
