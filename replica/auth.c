@@ -1,6 +1,7 @@
 /* Authentication and access control of a replica (auth.h): the cluster
  * secret's challenge-response between peers, users for RESP and native
  * clients, failed authentications logged, counted and slowed down. */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -494,6 +495,24 @@ static void native_refuse(struct rabia_replica *r, struct conn *k, const struct 
     replica_send_frame(r, k->c, &rep);
 }
 
+
+bool replica_auth_may_backup(struct rabia_replica *r, uint32_t ci, char *why, size_t len)
+{
+    assert(ci < MAX_CONNS);
+    const struct conn *k = &r->conns[ci];
+    const struct replica_auth *a = r->auth;
+    if (!a || !a->clients) return true;
+    if (k->au.user < 0) {
+        snprintf(why, len, "%s", E_NOAUTH);
+        return false;
+    }
+    if (!a->unrestricted[k->au.user]) {
+        snprintf(why, len, "NOPERM user '%s' may not take a backup: a backup holds every key, so only a user with "
+                           "+@all and allkeys may (rabia-cli --user/--pass)", k->user);
+        return false;
+    }
+    return true;
+}
 
 bool replica_auth_native(struct rabia_replica *r, uint32_t ci, const struct rabia_msg *m)
 {

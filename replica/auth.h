@@ -61,6 +61,10 @@ void replica_auth_destroy(struct rabia_replica *r);
 int replica_auth_check_config(const struct rabia_replica_config *c, char *err, size_t errlen);
 /* Failed authentications so far (peers and clients): rabia_auth_failures_total. */
 uint64_t replica_auth_failures(const struct rabia_replica *r);
+/* May the native client on ci take a backup? A backup holds every key and
+ * session, so with users configured only an authenticated user with +@all
+ * and allkeys may; false fills why (NOAUTH / NOPERM text). */
+bool replica_auth_may_backup(struct rabia_replica *r, uint32_t ci, char *why, size_t len);
 
 /* Connections: accepted (clients start as "default", authenticated unless
  * auth is required) and released. */

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "auth.h"
 #include "internal.h"
 #include "invariant.h"
 
@@ -73,6 +74,14 @@ static void tx_end(struct rabia_replica *r, struct backup_tx *t)
 void replica_backup_request(struct rabia_replica *r, uint32_t ci)
 {
     struct conn *k = &r->conns[ci];
+    char why[256];
+    if (!replica_auth_may_backup(r, ci, why, sizeof why)) {
+        char who[64] = "?";
+        rio_conn_peer(k->c, who, sizeof who);
+        replica_log(r, RABIA_LOG_WARN, "backup refused to %s (user '%s'): %s", who, k->user, why);
+        refuse(r, k->c, why);
+        return;
+    }
     if (!r->backup && !(r->backup = calloc(1, sizeof(*r->backup)))) {
         refuse(r, k->c, "out of memory");
         return;
