@@ -682,7 +682,10 @@ static const struct cmd commands[] = {
     LOCAL("quit", -1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_NOW, cmd_quit),
     LOCAL("reset", 1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_NOW, cmd_reset),
     LOCAL("select", 2, F_LOADING | F_STALE | F_FAST | F_QUEUE, cmd_select),
-    LOCAL("watch", -2, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_NOW, cmd_watch),
+    /* WATCH's keys are keys (1, -1, 1) as in Redis: an ACL key pattern
+     * covers them (else EXEC's nil would tell whether a key outside the
+     * user's patterns changed) */
+    {"watch", -2, K_LOCAL, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_NOW, 1, -1, 1, NULL, cmd_watch, NULL, 0},
     LOCAL("unwatch", 1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_QUEUE, cmd_unwatch),
     LOCAL("subscribe", -2, F_NOSCRIPT | F_LOADING | F_STALE, cmd_subscribe),
     LOCAL("psubscribe", -2, F_NOSCRIPT | F_LOADING | F_STALE, cmd_psubscribe),

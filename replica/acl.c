@@ -499,9 +499,10 @@ static int check_op(const struct acl *a, int u, const uint8_t *op, size_t len, c
         if (txnw) {
             int64_t nw;
             if (!op_next(&it, &p, &n) || !rabia_kv_parse_int(p, n, &nw) || nw < 0 ||
-                (uint64_t)nw * 2 + 2 > it.argc)
+                (uint64_t)nw > (it.argc - 2) / 3)
                 return -1;
-            for (int64_t w = 0; w < nw; w++) {
+            for (int64_t w = 0; w < nw; w++) { /* (db key version) each, as kv/command.c's run_txnw */
+                op_next(&it, &p, &n); /* db */
                 op_next(&it, &p, &n); /* key */
                 if (!acl_key_allowed(a, u, p, n)) {
                     snprintf(cmd, cmdlen, "watch");

@@ -245,6 +245,7 @@ void replica_auth_conn_release(struct rabia_replica *r, uint32_t ci)
     if (!r->auth) return;
     unhold(r, k);
     peer_pending(r, k, false);
+    if (k->au.parked) OPENSSL_cleanse(k->au.parked, k->au.parked_len); /* a password */
     free(k->au.parked);
     k->au.parked = NULL;
     OPENSSL_cleanse(k->au.nonce_d, sizeof k->au.nonce_d);
@@ -286,6 +287,7 @@ static bool try_auth(struct rabia_replica *r, uint32_t ci, const uint8_t *user, 
     enum acl_auth_result res = plen > ACL_PASS_MAX ? ACL_AUTH_WRONG_PASS
                                                    : acl_authenticate(&a->acl, user, ulen, pass, plen, &u);
     if (res == ACL_AUTH_OK) {
+        if (k->au.user != (int16_t)u) k->au.n_owned = 0; /* another user: the sessions were the last one's */
         k->au.user = (int16_t)u;
         snprintf(k->user, sizeof k->user, "%s", a->acl.users[u].name);
         return true; /* failures stay counted: AUTH_MAX_FAILS is per connection */
@@ -496,6 +498,22 @@ static void native_refuse(struct rabia_replica *r, struct conn *k, const struct 
 }
 
 
+void replica_auth_native_replied(struct rabia_replica *r, uint32_t ci, uint64_t cid, uint64_t seq, int status,
+                                 const uint8_t *res, size_t len)
+{
+    assert(ci < MAX_CONNS);
+    const struct replica_auth *a = r->auth;
+    struct conn *k = &r->conns[ci];
+    if (!a || !a->clients || k->au.user < 0 || a->unrestricted[k->au.user]) return;
+    if (seq != 1 || (cid & ~RABIA_SESSION_NONCE_MASK) || status != RABIA_REPLY_OK || len != 8) return;
+    uint64_t id = 0;
+    for (int i = 7; i >= 0; i--) id = id << 8 | res[i];
+    if (!(id & RABIA_SESSION_ASSIGNED)) return;
+    memmove(&k->au.owned[1], &k->au.owned[0], 3 * sizeof k->au.owned[0]); /* newest first, the oldest goes */
+    k->au.owned[0] = id;
+    if (k->au.n_owned < 4) k->au.n_owned++;
+}
+
 bool replica_auth_may_backup(struct rabia_replica *r, uint32_t ci, char *why, size_t len)
 {
     assert(ci < MAX_CONNS);
@@ -559,7 +577,33 @@ bool replica_auth_native(struct rabia_replica *r, uint32_t ci, const struct rabi
         native_refuse(r, k, m, RABIA_REPLY_NOAUTH, k->au.fails ? E_WRONGPASS : E_NOAUTH);
         return true;
     }
-    if (m->body_len == 0 || a->unrestricted[k->au.user]) return false; /* session open/close; anything */
+    if (a->unrestricted[k->au.user]) return false; /* anything: this user may read and write every key anyway */
+    /* A restricted user only uses sessions opened on this connection: the
+     * session id and seq come from the wire, and under another client's
+     * session a request would be answered from that client's cached
+     * replies, take over its waiting answer or burn its sequence numbers. A
+     * nonce (neither bit) only opens a session: it is no session's id. A
+     * session of another connection (a failover from another replica) is
+     * refused as expired: the client library opens a new one. */
+    uint64_t cid = m->u64;
+    if (cid & RABIA_SESSION_CONN_SCOPED) {
+        native_refuse(r, k, m, RABIA_REPLY_NOPERM,
+                      "NOPERM connection-scoped session ids are the RESP front end's: open a session (seq 1)");
+        return true;
+    }
+    if (cid & RABIA_SESSION_ASSIGNED) {
+        bool own = false;
+        for (uint8_t i = 0; i < k->au.n_owned; i++) own |= k->au.owned[i] == cid;
+        if (!own) {
+            native_refuse(r, k, m, RABIA_REPLY_SESSION_EXPIRED,
+                          "session not opened on this connection: a restricted user opens its own (seq 1)");
+            return true;
+        }
+    } else if (m->slot != 1 || m->body_len != 0) {
+        native_refuse(r, k, m, RABIA_REPLY_SESSION_EXPIRED, "no such session: open one first (seq 1, empty op)");
+        return true;
+    }
+    if (m->body_len == 0) return false; /* its own session's open or close */
     if (strcmp(r->cfg.state_machine, "kv") != 0) {
         native_refuse(r, k, m, RABIA_REPLY_NOPERM,
                       "NOPERM this user may not submit operations (a counter or bank state machine's operations "

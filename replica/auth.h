@@ -36,6 +36,12 @@ struct conn_auth {
     uint64_t hold_until_us;   /* RESP: nothing more is read before; native: a parked AUTH is checked then */
     uint8_t *parked;          /* native: the CLIENT_AUTH body waiting for hold_until_us */
     uint32_t parked_len;
+    /* native, restricted users: the sessions this connection opened (OPEN
+     * answered here); requests under any other session are refused, so a
+     * user cannot read another's cached replies, take its answers or spend
+     * its sequence numbers. A ring: the client library holds one at a time. */
+    uint64_t owned[4];
+    uint8_t n_owned;
     /* peers: the cluster-secret handshake (enum in auth.c) */
     uint8_t pstep;
     bool pending;             /* counted in replica_auth.n_peer_pending */
@@ -85,6 +91,10 @@ int replica_auth_info(const struct rabia_replica *r, char *buf, size_t len);
 /* Native: before replica_native_frame's own handling; true when the frame
  * was taken here (CLIENT_AUTH, or a request refused NOAUTH / NOPERM). */
 bool replica_auth_native(struct rabia_replica *r, uint32_t ci, const struct rabia_msg *m);
+/* A native request's reply on ci: an OPEN's (seq 1 under a nonce, OK, 8
+ * bytes) names a session this connection owns from now on. */
+void replica_auth_native_replied(struct rabia_replica *r, uint32_t ci, uint64_t cid, uint64_t seq, int status,
+                                 const uint8_t *res, size_t len);
 
 /* Peers. Dialer: after its HELLO, starts the handshake; false when no
  * secret is configured (the link is ready at once, as before). */

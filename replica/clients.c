@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "auth.h"
 #include "internal.h"
 #include "invariant.h"
 #include "kv.h"
@@ -84,6 +85,7 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
     if (k->kind == CK_CLIENT) {
         /* w->slot (RESP's reply slot) carries metrics_op_tag for a native request */
         metrics_request_done(r, MF_NATIVE, (int)(w->slot >> 16), (uint16_t)w->slot, w->t_us, status, res, len);
+        replica_auth_native_replied(r, w->conn, cid, seq, status, res, len); /* an OPEN: the session is its */
         struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .u64 = cid, .slot = seq,
                               .value = (uint8_t)status, .body = res, .body_len = (uint32_t)len};
         replica_send_frame(r, k->c, &m);
