@@ -128,6 +128,10 @@ SSL_CTX *ctls_ctx_new(const struct rabia_client_cfg *cfg, char *err, size_t errl
     SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION);
     SSL_CTX_set_max_proto_version(c, TLS1_3_VERSION);
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+    /* a write retried after WANT_WRITE comes from c->tx, which a submit in
+     * between may have reallocated: without this OpenSSL fails the retry
+     * (bad write retry) and the client fails over for nothing */
+    SSL_CTX_set_mode(c, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
     const char *bad = NULL;
     if (SSL_CTX_load_verify_locations(c, ca, NULL) != 1)
         bad = ca;

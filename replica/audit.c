@@ -143,10 +143,27 @@ static void report(struct rabia_replica *r, const char *what, int e)
                 a->path, what, strerror(e), a->errors, a->dropped);
 }
 
-static void rotate(struct rabia_replica *r)
+/* Rotate: PATH.keep-1 -> PATH.keep ... PATH -> PATH.1, a new PATH. The new
+ * file is created first (as PATH.new): when it cannot be (no descriptors,
+ * a read-only or full folder) nothing is renamed, so a failing rotation
+ * neither spins (the caller drops the lines) nor shifts the history away
+ * one file per attempt. false: not rotated (reported). */
+static bool rotate(struct rabia_replica *r)
 {
     struct replica_audit *a = r->audit;
     char from[560], to[560];
+    snprintf(to, sizeof to, "%s.new", a->path);
+    int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb)) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+            unlink(to);
+        }
+        report(r, "creating the next file to rotate to", e);
+        return false;
+    }
     for (uint32_t i = r->cfg.audit_log_keep; i > 1; i--) { /* PATH.keep-1 -> PATH.keep (the oldest goes) */
         snprintf(from, sizeof from, "%s.%u", a->path, i - 1);
         snprintf(to, sizeof to, "%s.%u", a->path, i);
@@ -154,12 +171,20 @@ static void rotate(struct rabia_replica *r)
     }
     snprintf(to, sizeof to, "%s.1", a->path);
     if (rename(a->path, to) && errno != ENOENT) report(r, "rotating", errno);
-    char why[700];
-    if (open_file(a, why, sizeof why)) {
-        report(r, "opening a new file after rotating", errno ? errno : EIO);
-        return;
+    snprintf(from, sizeof from, "%s.new", a->path);
+    if (rename(from, a->path)) { /* PATH is gone now: check_reopen makes a new one within a second */
+        report(r, "renaming the next file into place", errno);
+        close(fd);
+        unlink(from);
+        return false;
     }
+    if (a->fd >= 0) close(a->fd);
+    a->fd = fd;
+    a->dev = sb.st_dev;
+    a->ino = sb.st_ino;
+    a->file_bytes = 0;
     a->rotations++;
+    return true;
 }
 
 /* PATH renamed or removed by someone else (logrotate): open a new one. */
@@ -192,9 +217,10 @@ void replica_audit_flush(struct rabia_replica *r)
             const char *nl = room ? memrchr(a->buf + off, '\n', room) : NULL;
             if (!nl) { /* not one more line fits */
                 if (!a->file_bytes) n = (size_t)((const char *)memchr(a->buf + off, '\n', n) - (a->buf + off)) + 1;
-                else {
-                    rotate(r);
+                else if (rotate(r)) {
                     continue;
+                } else {
+                    break; /* reported; the rest is dropped */
                 }
             } else {
                 n = (size_t)(nl - (a->buf + off)) + 1;
@@ -209,7 +235,7 @@ void replica_audit_flush(struct rabia_replica *r)
         off += (size_t)k;
         a->file_bytes += (uint64_t)k;
         a->bytes += (uint64_t)k;
-        if (a->file_bytes >= r->cfg.audit_log_max_bytes) rotate(r);
+        if (a->file_bytes >= r->cfg.audit_log_max_bytes && !rotate(r)) break;
     }
     if (off < a->len) { /* unwritten lines are dropped: the buffer stays bounded */
         for (size_t i = off; i < a->len; i++) a->dropped += a->buf[i] == '\n';
@@ -382,8 +408,10 @@ static void kv_cmd(struct rabia_replica *r, const struct ident *id, uint32_t db,
     }
     if (!txn && (name_is(&a, 0, "txn") || name_is(&a, 0, "txnw"))) {
         if (rlen >= 3 && !memcmp(res, "*-1", 3)) return; /* a watched key changed: nothing ran */
+        if (!rlen || res[0] != '*') return; /* refused whole (malformed: -ERR): nothing ran */
         uint64_t first = 1;
         if (name_is(&a, 0, "txnw")) { /* TXNW n (db key version)*n op... */
+            if (a.argc < 2) return;
             uint64_t k = 0;
             for (uint32_t i = 0; i < a.len[1] && i < 10; i++) k = k * 10 + (uint64_t)(a.v[1][i] - '0');
             first = 2 + 3 * k;

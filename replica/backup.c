@@ -43,6 +43,7 @@ struct backup_tx {
     uint32_t conn, gen;
     uint64_t want;        /* the snapshot must be at or after this slot */
     uint64_t asked_us;
+    uint64_t retry_us;    /* the source is looked for again from then (a folder listing, a fork request) */
     int fd;               /* wal: the snapshot file; -1 memory (snap_out) */
     uint64_t slot, off, total;
 };
@@ -173,8 +174,11 @@ void replica_backup_pump(struct rabia_replica *r)
             continue;
         }
         if (!t->streaming) {
+            uint64_t now = rio_now_us();
+            if (now < t->retry_us) continue; /* not every loop turn: 20 times a second */
             if (!source_ready(r, t)) {
-                if (rio_now_us() - t->asked_us > BACKUP_WAIT_US) {
+                t->retry_us = now + 50000;
+                if (now - t->asked_us > BACKUP_WAIT_US) {
                     refuse(r, k->c, "no snapshot could be taken within 120 s (see this replica's log: snapshot "
                                     "failures, a full disk?)");
                     tx_end(r, t);

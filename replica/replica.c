@@ -879,9 +879,14 @@ void rabia_replica_stop(struct rabia_replica *r)
     replica_wake(r);
 }
 
+/* trylock, never lock: signal handlers (rabiad's SIGTERM, SIGHUP) call this,
+ * and one that interrupts the loop thread while it holds wake_mu (open_io,
+ * close_io) would deadlock on it. A failed trylock loses nothing: whoever
+ * holds the mutex is either another waker (its write wakes the loop) or the
+ * loop thread itself, not waiting, which reads the flags on its next turn. */
 void replica_wake(struct rabia_replica *r)
 {
-    pthread_mutex_lock(&r->wake_mu);
+    if (pthread_mutex_trylock(&r->wake_mu) != 0) return;
     if (r->loop) rio_loop_wake(r->loop);
     pthread_mutex_unlock(&r->wake_mu);
 }
