@@ -86,5 +86,21 @@ redis 3 SET e:after v >/dev/null
 sleep 0.5
 grep -q '"args":\["e:after","v"\]' "${AUD[2]}" || fail "replica 3 did not resume its audit log once the path was writable again"
 ok "replica 3 resumed its audit log in a new file"
+
+say "malformed transactions (native ops the RESP front end never builds): applied as errors, logged as nothing"
+NATIVE_REQ=${NATIVE_REQ:-$IT_REPO/build/tests/integration/native_req}
+[ -x "$NATIVE_REQ" ] || fail "native_req not found at $NATIVE_REQ: build first"
+# connection-scoped ids (bit 63) need no OPEN; a one-argument TXNW once made
+# the audit hook read arguments that were never parsed, at every replica
+out=$(timeout 20 "$NATIVE_REQ" "$(native_addr 1)" 9223372036854775841 1 0 TXNW)
+expect_match "TXNW without its count" "$out" "malformed TXNW"
+out=$(timeout 20 "$NATIVE_REQ" "$(native_addr 2)" 9223372036854775842 1 0 TXNW 00 SET aud:txnw v)
+expect_match "TXNW with a count of 00" "$out" "malformed TXNW"
+redis 1 SET aud:after-txnw v >/dev/null
+wait_converged 20 1 2 3
 all_alive 3
+recent() { cat "${AUD[1]}.1" "${AUD[1]}" 2>/dev/null; } # the file may have rotated meanwhile
+if recent | grep -q 'aud:txnw'; then fail "a refused TXNW was logged as a write: $(recent | grep aud:txnw)"; fi
+recent | grep -q '"args":\["aud:after-txnw","v"\]' || fail "replica 1's audit log lacks the SET after the malformed TXNWs"
+ok "the refused TXNWs left no line; the SET after them is logged"
 cluster_stop
