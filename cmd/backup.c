@@ -165,6 +165,7 @@ static int request(const struct rabia_client_cfg *cfg, uint8_t *out, size_t cap)
         memcpy(body + 1 + ul, cfg->password, pl);
         struct rabia_msg a = {.type = RABIA_MSG_CLIENT_AUTH, .body = body, .body_len = (uint32_t)(1 + ul + pl)};
         int w = rabia_msg_encode(&a, out, cap);
+        explicit_bzero(body, sizeof body); /* the password: only in out, which the caller wipes after sending */
         if (w < 0) return w;
         n = (size_t)w;
     }
@@ -190,6 +191,7 @@ static int backup_from(const char *addr, const char *path, SSL_CTX *tls, const s
     uint8_t req[2 * RABIA_FRAME_HEADER + 1 + AUTH_MAX_USER + AUTH_MAX_PASS];
     int n = request(cfg, req, sizeof req);
     int sr = n < 0 ? n : send_all(&l, req, (size_t)n, first_ms);
+    explicit_bzero(req, sizeof req);
     if (sr) {
         snprintf(err, errlen, "%s: sending the request: %s", addr,
                  n < 0 ? (n == -EINVAL ? "user name or password too long" : rabia_strerror(n))
