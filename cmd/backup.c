@@ -183,8 +183,10 @@ static int backup_from(const char *addr, const char *path, SSL_CTX *tls, const s
     if (l.fd < 0) return l.fd;
     int hsr = tls ? ctls_handshake(tls, l.fd, mono_ms() + first_ms, &l.ssl, l.tls_err, sizeof l.tls_err) : 0;
     if (hsr) {
-        snprintf(err, errlen, "%s: %s (is it a replica's native client port with tls-clients = yes?)", addr,
-                 hsr == -EPROTO || hsr == -ETIMEDOUT ? l.tls_err : strerror(-hsr));
+        const char *why = hsr == -EPROTO || hsr == -ETIMEDOUT ? l.tls_err : strerror(-hsr);
+        snprintf(err, errlen, "%s: %s (%s)", addr, why,
+                 strstr(why, "certificate verify failed") ? "is --cacert the CA that signed the replicas' certificates?"
+                                                          : "is it a replica's native client port with tls-clients = yes?");
         close(l.fd);
         return hsr;
     }
