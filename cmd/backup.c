@@ -6,10 +6,19 @@
  * time. The file is persist/snapfile.c's snapshot format (so rabiad
  * --restore and every replica read it as they read their own snapshots),
  * made durable as they are: temporary file, fsync, rename, fsync of the
- * folder. */
+ * folder.
+ *
+ * The connection is the native client library's: TLS 1.3 with --tls
+ * (client/client_tls.h, the same context and handshake as every other
+ * rabia-cli command), and CLIENT_AUTH first when a password is given, sent
+ * in the same write as BACKUP_REQ (the replica answers them in order). A
+ * replica with users configured takes backups only from a user with +@all
+ * and allkeys (replica_auth_may_backup): its refusal, like a refused
+ * CLIENT_AUTH, is printed as the replica wrote it and nothing is written. */
 #define _GNU_SOURCE
 #include "backup.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
@@ -23,10 +32,28 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "client_tls.h"
 #include "codec.h"
 #include "snapfile.h"
 
 #define BACKUP_MAX_BYTES (1ull << 40) /* a replica announcing more is not believed (the daemon's SNAP_MAX) */
+#define AUTH_MAX_USER 255             /* CLIENT_AUTH's u8 user length */
+#define AUTH_MAX_PASS 4096            /* as client.c's auth_frame: bounded, on the stack */
+
+/* One connection to one replica: the socket, and its TLS session when
+ * --tls (NULL: plain; ctls_send/ctls_recv then use the socket directly). */
+struct link {
+    int fd;
+    SSL *ssl;
+    char tls_err[256]; /* the last TLS failure's reason */
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int dial(const char *addr, int timeout_ms, char *err, size_t errlen)
 {
@@ -70,9 +97,33 @@ static int dial(const char *addr, int timeout_ms, char *err, size_t errlen)
     return fd < 0 ? rc : fd;
 }
 
+/* Send all n bytes within timeout_ms. 0, or a negative errno (-EPROTO:
+ * TLS, the reason in l->tls_err). */
+static int send_all(struct link *l, const uint8_t *p, size_t n, int timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = ctls_send(l->ssl, l->fd, p + off, n - off, l->tls_err, sizeof l->tls_err);
+        if (w > 0) {
+            off += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) return -ETIMEDOUT;
+        struct pollfd pf = {.fd = l->fd, .events = POLLOUT};
+        if (poll(&pf, 1, (int)left) < 0 && errno != EINTR) return -errno;
+    }
+    return 0;
+}
+
 /* Read until buf holds one whole frame (at most RABIA_MAX_FRAME: the codec's
- * bound on what a peer may announce). 0 with *flen, or a negative errno. */
-static int read_frame(int fd, struct rabia_buf *rx, size_t *flen, int idle_ms)
+ * bound on what a peer may announce). 0 with *flen, or a negative errno.
+ * It reads before it polls: a TLS session may already hold decrypted bytes
+ * that no poll() on the socket would announce. */
+static int read_frame(struct link *l, struct rabia_buf *rx, size_t *flen, int idle_ms)
 {
     for (;;) {
         if (rx->len >= RABIA_FRAME_HEADER) {
@@ -82,32 +133,74 @@ static int read_frame(int fd, struct rabia_buf *rx, size_t *flen, int idle_ms)
         }
         size_t want = rx->len >= RABIA_FRAME_HEADER ? *flen - rx->len : 64u << 10;
         if (rabia_buf_reserve(rx, want)) return -ENOMEM;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t got = ctls_recv(l->ssl, l->fd, rx->data + rx->len, rx->cap - rx->len, l->tls_err, sizeof l->tls_err);
+        if (got > 0) {
+            rx->len += (size_t)got;
+            continue;
+        }
+        if (got == 0) return -ECONNRESET;
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return -errno;
+        struct pollfd p = {.fd = l->fd, .events = POLLIN};
         int r = poll(&p, 1, idle_ms);
         if (r < 0 && errno == EINTR) continue;
         if (r == 0) return -ETIMEDOUT;
         if (r < 0) return -errno;
-        ssize_t got = recv(fd, rx->data + rx->len, rx->cap - rx->len, MSG_DONTWAIT);
-        if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-        if (got < 0) return -errno;
-        if (got == 0) return -ECONNRESET;
-        rx->len += (size_t)got;
     }
 }
 
-/* One replica: 0 and the backup at path, or a negative errno with err. */
-static int backup_from(const char *addr, const char *path, int first_ms, int idle_ms, struct rabia_snapfile_info *out,
-                       char *err, size_t errlen)
+/* The request: CLIENT_AUTH (u8 user length, user, password) when a password
+ * is given, then BACKUP_REQ. The length of what was written into out, or a
+ * negative errno. */
+static int request(const struct rabia_client_cfg *cfg, uint8_t *out, size_t cap)
 {
-    int fd = dial(addr, first_ms, err, errlen);
-    if (fd < 0) return fd;
-    uint8_t req[RABIA_FRAME_HEADER];
+    size_t n = 0;
+    if (cfg->password) {
+        const char *user = cfg->user ? cfg->user : "";
+        size_t ul = strlen(user), pl = strlen(cfg->password);
+        if (ul > AUTH_MAX_USER || pl > AUTH_MAX_PASS) return -EINVAL;
+        uint8_t body[1 + AUTH_MAX_USER + AUTH_MAX_PASS];
+        body[0] = (uint8_t)ul;
+        memcpy(body + 1, user, ul);
+        memcpy(body + 1 + ul, cfg->password, pl);
+        struct rabia_msg a = {.type = RABIA_MSG_CLIENT_AUTH, .body = body, .body_len = (uint32_t)(1 + ul + pl)};
+        int w = rabia_msg_encode(&a, out, cap);
+        explicit_bzero(body, sizeof body); /* the password: only in out, which the caller wipes after sending */
+        if (w < 0) return w;
+        n = (size_t)w;
+    }
     struct rabia_msg m = {.type = RABIA_MSG_BACKUP_REQ};
-    int n = rabia_msg_encode(&m, req, sizeof req);
-    if (n < 0 || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) { /* 16 bytes into an empty socket buffer */
-        snprintf(err, errlen, "%s: sending the request: %s", addr, n < 0 ? rabia_strerror(n) : strerror(errno));
-        close(fd);
-        return -EIO;
+    int w = rabia_msg_encode(&m, out + n, cap - n);
+    if (w < 0) return w;
+    return (int)(n + (size_t)w);
+}
+
+/* One replica: 0 and the backup at path, or a negative errno with err. */
+static int backup_from(const char *addr, const char *path, SSL_CTX *tls, const struct rabia_client_cfg *cfg,
+                       int first_ms, int idle_ms, struct rabia_snapfile_info *out, char *err, size_t errlen)
+{
+    struct link l = {.fd = dial(addr, first_ms, err, errlen), .ssl = NULL, .tls_err = ""};
+    if (l.fd < 0) return l.fd;
+    int hsr = tls ? ctls_handshake(tls, l.fd, mono_ms() + first_ms, &l.ssl, l.tls_err, sizeof l.tls_err) : 0;
+    if (hsr) {
+        const char *why = hsr == -EPROTO || hsr == -ETIMEDOUT ? l.tls_err : strerror(-hsr);
+        snprintf(err, errlen, "%s: %s (%s)", addr, why,
+                 strstr(why, "certificate verify failed") ? "is --cacert the CA that signed the replicas' certificates?"
+                                                          : "is it a replica's native client port with tls-clients = yes?");
+        close(l.fd);
+        return hsr;
+    }
+    uint8_t req[2 * RABIA_FRAME_HEADER + 1 + AUTH_MAX_USER + AUTH_MAX_PASS];
+    int n = request(cfg, req, sizeof req);
+    int sr = n < 0 ? n : send_all(&l, req, (size_t)n, first_ms);
+    explicit_bzero(req, sizeof req);
+    if (sr) {
+        snprintf(err, errlen, "%s: sending the request: %s", addr,
+                 n < 0 ? (n == -EINVAL ? "user name or password too long" : rabia_strerror(n))
+                 : sr == -EPROTO ? l.tls_err : strerror(-sr));
+        SSL_free(l.ssl);
+        close(l.fd);
+        return n < 0 ? -EINVAL : -EIO;
     }
     struct rabia_buf rx = {0};
     struct rabia_snapfile_writer w;
@@ -123,17 +216,30 @@ static int backup_from(const char *addr, const char *path, int first_ms, int idl
         /* until the replica says it took the request: the short timeout (a
          * wrong port answers nothing); then the long one (it may first write
          * a snapshot of a large state) */
-        rc = read_frame(fd, &rx, &flen, taken ? idle_ms : first_ms);
+        rc = read_frame(&l, &rx, &flen, taken ? idle_ms : first_ms);
         if (rc) {
+            /* a TLS failure's reason is OpenSSL's; a bad frame is ours */
+            const char *what = l.tls_err[0] ? l.tls_err : rc == -EPROTO ? (taken ? "a bad frame" : "not a rabia frame")
+                                                                         : strerror(-rc);
             if (!taken)
-                snprintf(err, errlen, "%s: %s before any answer: is it a replica's native client port (client-listen)?",
-                         addr, rc == -EPROTO ? "not a rabia frame" : strerror(-rc));
+                snprintf(err, errlen, "%s: %s before any answer: is it a replica's native client port (client-listen)%s?",
+                         addr, what, tls ? "" : ", and does it want --tls (tls-clients = yes)");
             else
-                snprintf(err, errlen, "%s: %s after %" PRIu64 " of %" PRIu64 " bytes", addr,
-                         rc == -EPROTO ? "a bad frame" : strerror(-rc), got, total);
+                snprintf(err, errlen, "%s: %s after %" PRIu64 " of %" PRIu64 " bytes", addr, what, got, total);
             break;
         }
         struct rabia_msg c;
+        if (!rabia_msg_decode(rx.data, flen, &c) && c.type == RABIA_MSG_CLIENT_AUTH_REPLY) {
+            if (c.value != 0) { /* WRONGPASS ...: the replica's own words; its BACKUP_REQ is refused too */
+                snprintf(err, errlen, "%s refused the authentication: %.*s", addr, (int)c.body_len,
+                         (const char *)c.body);
+                rc = -EACCES;
+                break;
+            }
+            memmove(rx.data, rx.data + flen, rx.len - flen); /* accepted: the backup's answer follows */
+            rx.len -= flen;
+            continue;
+        }
         if ((rc = rabia_msg_decode(rx.data, flen, &c)) || c.type != RABIA_MSG_BACKUP_CHUNK) {
             snprintf(err, errlen, "%s: unexpected answer (%s): a replica of this version?", addr,
                      rc ? rabia_strerror(rc) : rabia_msg_type_name(c.type));
@@ -141,8 +247,10 @@ static int backup_from(const char *addr, const char *path, int first_ms, int idl
             break;
         }
         if (c.value == 1) {
-            snprintf(err, errlen, "%s refused the backup: %.*s", addr, (int)c.body_len, (const char *)c.body);
-            rc = -EAGAIN;
+            snprintf(err, errlen, "%s refused the backup: %.*s%s", addr, (int)c.body_len, (const char *)c.body,
+                     !cfg->password && c.body_len >= 6 && !memcmp(c.body, "NOAUTH", 6)
+                         ? " (give --user/--pass or RABIA_PASSWORD)" : "");
+            rc = c.body_len >= 6 && (!memcmp(c.body, "NOAUTH", 6) || !memcmp(c.body, "NOPERM", 6)) ? -EACCES : -EAGAIN;
             break;
         }
         taken = true;
@@ -182,7 +290,9 @@ static int backup_from(const char *addr, const char *path, int first_ms, int idl
         rx.len -= flen;
         if (got == total) break;
     }
-    close(fd);
+    if (l.ssl && !rc) (void)SSL_shutdown(l.ssl); /* close_notify: best effort, the backup is complete */
+    SSL_free(l.ssl);
+    close(l.fd);
     rabia_buf_free(&rx);
     if (rc) {
         if (begun) rabia_snapfile_abort(&w);
@@ -210,23 +320,38 @@ static void print_info(const char *what, const char *path, const struct rabia_sn
            path, i->slot, i->len, i->state_hash, i->sm);
 }
 
-int cli_backup(char **addrs, size_t n_addrs, const char *path, uint32_t timeout_ms)
+int cli_backup(char **addrs, size_t n_addrs, const char *path, uint32_t timeout_ms, const struct rabia_client_cfg *cfg)
 {
+    assert(cfg);
     /* the replica may first fork a snapshot: wait up to its own limit (120 s) and more */
     int idle_ms = timeout_ms > 150000 ? (int)timeout_ms : 150000;
     int first_ms = timeout_ms > 3000 ? (int)timeout_ms : 3000;
     char err[1200];
+    SSL_CTX *tls = NULL;
+    if (cfg->tls && !(tls = ctls_ctx_new(cfg, err, sizeof err))) {
+        fprintf(stderr, "rabia-cli: backup: %s\n", err);
+        return 2; /* EX_USAGE in rabia-cli: a setup error, nothing was tried */
+    }
+    int ex = 3;
     for (size_t i = 0; i < n_addrs; i++) {
         struct rabia_snapfile_info info;
-        int rc = backup_from(addrs[i], path, first_ms, idle_ms, &info, err, sizeof err);
+        int rc = backup_from(addrs[i], path, tls, cfg, first_ms, idle_ms, &info, err, sizeof err);
         if (!rc) {
             print_info("backup written to", path, &info);
             printf("from: %s\n", addrs[i]);
-            return 0;
+            ex = 0;
+            break;
         }
-        fprintf(stderr, "rabia-cli: backup: %s%s\n", err, i + 1 < n_addrs ? "; trying the next replica" : "");
+        /* refused for who we are: every replica has the same users, asking the next is no use */
+        bool final = rc == -EACCES || i + 1 == n_addrs;
+        fprintf(stderr, "rabia-cli: backup: %s%s\n", err, final ? "" : "; trying the next replica");
+        if (rc == -EACCES) {
+            ex = 1; /* rejected, as rabia-cli's other commands' NOAUTH/NOPERM */
+            break;
+        }
     }
-    return 3;
+    SSL_CTX_free(tls);
+    return ex;
 }
 
 int cli_backup_verify(const char *path)

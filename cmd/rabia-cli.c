@@ -75,7 +75,9 @@ static void usage(FILE *f)
         "                                 and sessions at one applied slot) from the first\n"
         "                                 replica given that serves it, written to PATH\n"
         "                                 atomically; prints its slot, size and state hash\n"
-        "                                 (rabiad --restore PATH seeds a new cluster)\n"
+        "                                 (rabiad --restore PATH seeds a new cluster); with\n"
+        "                                 users configured, only a user with +@all and\n"
+        "                                 allkeys may (--user/--pass); --tls as above\n"
         "  backup --verify PATH           check a backup file's checksums; print the same\n"
         "  bench-counter N                N pipelined counter increments (up to %d\n"
         "                                 outstanding); prints ops/s and latency\n"
@@ -656,10 +658,15 @@ int main(int argc, char **argv)
         return usage_error("-a: no address given", NULL);
     }
 
-    if (!strcmp(cmd, "backup")) { /* cmd/backup.c: its own connection, no session */
+    if (!strcmp(cmd, "backup")) { /* cmd/backup.c: its own connection (TLS, CLIENT_AUTH as below), no session */
+        struct rabia_client_cfg bcfg = {.tls = tls, .tls_ca_file = tls_ca, .tls_cert_file = tls_cert,
+                                        .tls_key_file = tls_key, .user = user,
+                                        .password = pass && pass[0] ? pass : NULL};
         int bx;
-        if (cargc == 1 && strcmp(cargv[0], "--verify"))
-            bx = cli_backup(addrs, n_addrs, cargv[0], timeout_ms);
+        if (!tls && (tls_ca || tls_cert || tls_key))
+            bx = usage_error("--cacert, --cert and --key need --tls", NULL);
+        else if (cargc == 1 && strcmp(cargv[0], "--verify"))
+            bx = cli_backup(addrs, n_addrs, cargv[0], timeout_ms, &bcfg);
         else if (cargc == 2 && !strcmp(cargv[0], "--verify"))
             bx = cli_backup_verify(cargv[1]);
         else

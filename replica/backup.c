@@ -92,6 +92,14 @@ void replica_backup_request(struct rabia_replica *r, uint32_t ci)
         refuse(r, k->c, "this replica is recovering its state from its peers: ask another replica");
         return;
     }
+    if (rabia_rsm_applied(r->rsm) == 0) {
+        /* the initial state: with durability = wal no snapshot child ever
+         * writes one at slot 0 (durable.c snapshots only past the last one),
+         * so it would wait its 120 s and be refused; say so now instead */
+        refuse(r, k->c, "nothing to back up: this replica has applied no slot yet (write something first, or ask "
+                        "another replica)");
+        return;
+    }
     struct backup_tx *t = NULL;
     for (int i = 0; i < BACKUP_MAX; i++) {
         if (b->tx[i].active && b->tx[i].conn == ci && b->tx[i].gen == k->gen) {

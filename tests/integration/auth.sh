@@ -14,7 +14,10 @@
 #     and the tenth failure closes it; redis-cli and python3-redis log in;
 #     30 connections failing at once: 20 log lines, one summary, 30 counted;
 #   - native: rabia-cli without a password, with a wrong one, as the
-#     read-only and the key-pattern user (NOAUTH, WRONGPASS, NOPERM); frames
+#     read-only and the key-pattern user (NOAUTH, WRONGPASS, NOPERM);
+#     rabia-cli backup refused the same way (and for ro and app, which lack
+#     +@all or allkeys: NOPERM), logged by the replicas, and taken with the
+#     default user's password (then --verify); frames
 #     by hand: a request before CLIENT_AUTH, the AUTH after a failure
 #     answered only after the delay, two AUTHs at once closing the connection;
 #   - peers: a forger without the secret (HELLO as replica 2, a made-up
@@ -272,6 +275,46 @@ out=$(RABIA_PASSWORD= cli -a "$(native_addr 1)" status 2>&1) && fail "status wit
 expect_match "rabia-cli status without a password" "$out" "refused: NOAUTH Authentication required"
 logn=$(cat "$RABIA_CLUSTER_DIR"/r*.log | grep -h 'AUTH failed' | grep native || true)
 expect_match "native failure logged" "$logn" "AUTH failed for user 'default' from 127\.0\.0\.1:[0-9]+ \(wrong password, native"
+
+say "rabia-cli backup: only a user with +@all and allkeys (a backup holds every key and session)"
+BK=$D/backup.snap
+# backup_refused WHAT ERE ARGS...: exit status 1, the replica's message, no file written
+backup_refused() {
+  local what=$1 re=$2 rc=0 out
+  shift 2
+  rm -f "$BK"
+  out=$(RABIA_PASSWORD= timeout 30 "$RABIA_CLI" -a "$A" "$@" backup "$BK" 2>&1) || rc=$?
+  [ "$rc" = 1 ] || fail "rabia-cli backup $what: exit status $rc (want 1: refused): $out"
+  [ ! -e "$BK" ] || fail "rabia-cli backup $what: refused, yet $BK was written"
+  ls "$D" | grep -q '^backup\.snap\.' && fail "rabia-cli backup $what: a temporary file was left: $(ls "$D")"
+  expect_match "rabia-cli backup $what: refused (exit 1, nothing written)" "$out" "$re"
+}
+backup_refused "without a password" \
+  "rabia-cli: backup: 127\.0\.0\.1:[0-9]+ refused the backup: NOAUTH Authentication required\. \(give --user/--pass or RABIA_PASSWORD\)$"
+backup_refused "--pass wrong" \
+  "refused the authentication: WRONGPASS invalid username-password pair or user is disabled\.$" --pass wrong
+backup_refused "--user ro (+@read)" \
+  "refused the backup: NOPERM user 'ro' may not take a backup: a backup holds every key, so only a user with \+@all and allkeys may" \
+  --user ro --pass ropw
+backup_refused "--user app (~app:* +@all: not allkeys)" "refused the backup: NOPERM user 'app' may not take a backup" \
+  --user app --pass apppw
+# refused for who it is: one line, not one per replica
+n_lines=$( (RABIA_PASSWORD= timeout 30 "$RABIA_CLI" -a "$A" --user ro --pass ropw backup "$BK" 2>&1 || true) | wc -l)
+expect_eq "a refusal is not retried on the other replicas (lines of output)" "$n_lines" 1
+out=$(RABIA_PASSWORD= cli -a "$A" --pass defpw backup "$BK" 2>&1) || fail "rabia-cli backup --pass defpw: $out"
+expect_match "rabia-cli backup --pass defpw (the default user, requirepass)" "$out" "^backup written to $BK"
+bslot=$(sed -n 's/^slot: //p' <<<"$out")
+bhash=$(sed -n 's/^state_hash: //p' <<<"$out")
+[[ "$bslot" =~ ^[0-9]+$ && "$bhash" =~ ^[0-9a-f]{16}$ ]] || fail "backup output without slot and hash: $out"
+out=$(cli backup --verify "$BK" 2>&1) || fail "rabia-cli backup --verify: $out"
+expect_match "rabia-cli backup --verify: same slot and hash" "$(tr '\n' ' ' <<<"$out")" "backup intact: $BK slot: $bslot .*state_hash: $bhash "
+rm -f "$BK"
+out=$(RABIA_PASSWORD=defpw cli -a "$A" backup "$BK" 2>&1) || fail "rabia-cli backup with RABIA_PASSWORD: $out"
+expect_match "rabia-cli backup with RABIA_PASSWORD=defpw" "$out" "^backup written to $BK"
+logb=$(cat "$RABIA_CLUSTER_DIR"/r*.log | grep -h 'backup refused to' || true)
+expect_match "replicas log the refusal without a password" "$logb" "backup refused to 127\.0\.0\.1:[0-9]+ \(user 'default'\): NOAUTH"
+expect_match "replicas log the refusal of ro" "$logb" "backup refused to 127\.0\.0\.1:[0-9]+ \(user 'ro'\): NOPERM user 'ro' may not take a backup"
+expect_match "replicas log the refusal of app" "$logb" "backup refused to 127\.0\.0\.1:[0-9]+ \(user 'app'\): NOPERM"
 
 say "native protocol by hand: NOAUTH before CLIENT_AUTH, the delayed AUTH after a failure, two at once"
 native=$(

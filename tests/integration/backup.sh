@@ -42,6 +42,14 @@ rabiad_once() {
 # ---------------------------------------------------------------------------
 say "original cluster (durability wal), loaded"
 cluster_start 3 kv "$IT_DIR/a"
+# before any write: refused at once with the reason by every replica (no 120 s wait)
+rc=0
+t0=$SECONDS
+out=$(cli -a "$(all_addrs 3)" backup "$IT_DIR/empty.snap" 2>&1) || rc=$?
+expect_eq "backup of a cluster with nothing applied: exit status (3: no replica served it)" "$rc" 3
+expect_match "... each replica says why" "$out" "refused the backup: nothing to back up: this replica has applied no slot yet"
+((SECONDS - t0 < 10)) || fail "the refusal took $((SECONDS - t0)) s"
+[ ! -e "$IT_DIR/empty.snap" ] || fail "a refused backup wrote $IT_DIR/empty.snap"
 timeout 60 redis-benchmark -p "$(resp_port 1)" -q -n 4000 -r 1500 -t set,lpush,hset,sadd,zadd,incr -P 16 >/dev/null ||
   fail "redis-benchmark load failed"
 redis 2 SET known:str "hello world" >/dev/null

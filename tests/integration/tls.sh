@@ -2,6 +2,8 @@
 # tls: a 3-replica kv cluster with TLS 1.3 on peer links and both client
 # ports (certificates from deploy/make-test-certs.sh):
 # - redis-cli --tls, rabia-cli --tls and python3-redis ssl=True are served;
+# - rabia-cli --tls backup takes a backup that --verify accepts; a plaintext
+#   one, or one trusting another CA, fails saying why and writes nothing;
 # - a plaintext client gets no service and a log line saying why;
 # - tls-auth-clients = yes refuses a client without a certificate;
 # - a replica presenting the certificate of another id is refused on both
@@ -75,6 +77,29 @@ out=$(timeout 20 "$PLAIN_CLI" -a "$(native_addr 2)" --timeout 300 kv get tls:k 2
 expect_eq "plaintext rabia-cli kv get: exit status (3: unreachable)" "$rc" 3
 wait_log 2 "client 127\.0\.0\.1:[0-9]+: TLS failed: wrong version number"
 all_alive 3
+
+say "rabia-cli backup over TLS"
+BK=$IT_DIR/tls-backup.snap
+out=$(timeout 30 "$PLAIN_CLI" --tls --cacert "$C/ca.crt" -a "$(native_addr 1)" backup "$BK" 2>&1) ||
+  fail "rabia-cli --tls --cacert ca.crt backup from replica 1: $out"
+expect_match "rabia-cli --tls --cacert ca.crt backup" "$(tr '\n' ' ' <<<"$out")" "^backup written to $BK slot: [0-9]+ .*from: $(native_addr 1)"
+bslot=$(sed -n 's/^slot: //p' <<<"$out")
+bhash=$(sed -n 's/^state_hash: //p' <<<"$out")
+out=$(timeout 10 "$PLAIN_CLI" backup --verify "$BK" 2>&1) || fail "rabia-cli backup --verify $BK: $out"
+expect_match "rabia-cli backup --verify of the TLS backup: same slot and hash" "$(tr '\n' ' ' <<<"$out")" \
+  "^backup intact: $BK slot: $bslot .*state_hash: $bhash "
+wait_log 1 "backup at slot $bslot sent"
+rm -f "$BK"
+rc=0
+out=$(timeout 20 "$PLAIN_CLI" -a "$(native_addr 2)" backup "$BK" 2>&1) || rc=$?
+expect_eq "plaintext rabia-cli backup from a TLS port: exit status (3: no replica served it)" "$rc" 3
+expect_match "... and says why" "$out" "before any answer: is it a replica's native client port \(client-listen\), and does it want --tls \(tls-clients = yes\)\?"
+[ ! -e "$BK" ] || fail "a failed plaintext backup wrote $BK"
+rc=0
+out=$(timeout 20 "$PLAIN_CLI" --tls --cacert "$O/ca.crt" -a "$(native_addr 2)" backup "$BK" 2>&1) || rc=$?
+expect_eq "rabia-cli --tls backup trusting another CA: exit status" "$rc" 3
+expect_match "... and says why" "$out" "TLS: certificate verify failed.*is --cacert the CA that signed the replicas. certificates\?"
+[ ! -e "$BK" ] || fail "a backup from an untrusted replica wrote $BK"
 
 say "tls-auth-clients = yes on replica 3"
 pid3=$(replica_pid 3)

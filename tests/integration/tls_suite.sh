@@ -3,13 +3,14 @@
 # (RABIA_TLS_DIR: lib.sh's client wrappers, local-cluster.sh's certificates):
 # kv3 (redis-cli, rabia-cli, pipelines, MULTI), counter_bank (rabia-cli on
 # the counter and bank state machines), redis_app (python3-redis with
-# failover across a kill -9). Each keeps its cluster logs, which must show
+# failover across a kill -9), backup (rabia-cli backup over TLS, then
+# rabiad --restore: the round trip). Each keeps its cluster logs, which must show
 # TLS on peer links and client ports; then they are removed.
 # All of them in this test's port slot (24), one after the other.
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
-export RABIA_IT_DEADLINE=${RABIA_IT_DEADLINE:-105}
+export RABIA_IT_DEADLINE=${RABIA_IT_DEADLINE:-135}
 unset RABIA_TLS_DIR
 it_init tls_suite 24
 need_cmd openssl redis-cli
@@ -20,7 +21,7 @@ ok "test CA and certificates for replicas 1..7 in $certs"
 # our own slot: base = RABIA_IT_PORT_BASE + 100 * slot lands on 20000 + 100 * 24
 our_base=$((${RABIA_IT_PORT_BASE:-20000} + 100 * 24))
 
-for t in kv3:1 counter_bank:2 redis_app:16; do
+for t in kv3:1 counter_bank:2 redis_app:16 backup:21; do
   name=${t%:*} slot=${t#*:}
   say "$name over TLS"
   t0=$SECONDS
