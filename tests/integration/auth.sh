@@ -102,7 +102,7 @@ sys.stdout.write(out.decode("latin1").replace("\r\n", "\\r\\n\n"))
 EOF
 printf '%s\r\n' 'GET x' 'FOO' 'HELLO 3' 'ACL WHOAMI' 'MULTI' 'AUTH wrong' 'AUTH nosuchuser x' 'AUTH a b c' \
   'AUTH ro ropw' 'SET a 1' 'GET auth:none' 'PING' 'MULTI' 'ACL WHOAMI' 'AUTH app apppw' 'SET app:1 x' \
-  'SET other:1 x' 'MGET app:1 other:1' 'MULTI' 'SET app:2 y' 'SET other:2 y' 'EXEC' 'ACL WHOAMI' \
+  'SET other:1 x' 'MGET app:1 other:1' 'WATCH other:1' 'WATCH app:1' 'UNWATCH' 'MULTI' 'SET app:2 y' 'SET other:2 y' 'EXEC' 'ACL WHOAMI' \
   'AUTH default defpw' 'ACL WHOAMI' 'AUTH off1 offpw' 'HELLO 3 AUTH ro bad' 'ACL WHOAMI' 'AUTH onlyread p' \
   'PING' 'HELLO 4 AUTH app wrong' 'RESET' 'GET app:1' 'QUIT' >"$D/seq.txt"
 t0=$(date +%s%N)
@@ -126,6 +126,9 @@ $-1\r\n
 +OK\r\n
 -NOPERM this user has no permissions to access one of the keys used as arguments\r\n
 -NOPERM this user has no permissions to access one of the keys used as arguments\r\n
+-NOPERM this user has no permissions to access one of the keys used as arguments\r\n
++OK\r\n
++OK\r\n
 +OK\r\n
 +QUEUED\r\n
 -NOPERM this user has no permissions to access one of the keys used as arguments\r\n
@@ -367,6 +370,72 @@ expect_eq "native: NOAUTH before CLIENT_AUTH; a wrong password refused; the righ
 expect_match "... logged" "$(cat "$RABIA_CLUSTER_DIR/r2.log")" "AUTH failed from 127\.0\.0\.1:[0-9]+ \(another AUTH sent before the last was answered; closing\)"
 
 # ---------------------------------------------------------------------------
+say "native protocol by hand: a restricted user cannot use another client's session"
+# The session id and seq of a CLIENT_REQ come from the wire. Under another
+# client's session a request would be answered from that client's cached
+# replies (here: ro reading app's reply), take over its waiting answer, or
+# burn its sequence numbers; a restricted user may use only sessions opened
+# on its own connection.
+hijack=$(
+  timeout 30 python3 - "$IT_REPO/tests/integration" "$(native_port 1)" 2>&1 <<'EOF'
+import socket, struct, sys
+sys.path.insert(0, sys.argv[1])
+import garbage as g
+port = int(sys.argv[2])
+T_REQ, T_AUTH = 20, 24
+def auth(user, pw):
+    body = bytes([len(user)]) + user + pw
+    return g.frame(T_AUTH, struct.pack("<I", len(body)) + body)
+def op(*args):
+    b = struct.pack("<I", len(args))
+    for a in args:
+        b += struct.pack("<I", len(a)) + a
+    return b
+def req(cid, seq, ack, body=b""):
+    return g.frame(T_REQ, struct.pack("<QQQI", cid, seq, ack, len(body)) + body)
+def read_frame(s, wait=10.0):
+    s.settimeout(wait)
+    buf = b""
+    while len(buf) < 16 or len(buf) < 16 + struct.unpack_from("<I", buf, 8)[0]:
+        b = s.recv(65536)
+        if not b:
+            return None
+        buf += b
+    return buf[4], buf[16:16 + struct.unpack_from("<I", buf, 8)[0]]
+def reply(s):
+    t, p = read_frame(s)
+    return p[16], p[21:]
+res = []
+a = socket.create_connection(("127.0.0.1", port))
+a.sendall(auth(b"app", b"apppw"))
+read_frame(a)
+a.sendall(req(0x1234567, 1, 0))                   # OPEN under a nonce
+st, body = reply(a)
+sid = struct.unpack("<Q", body)[0]
+a.sendall(req(sid, 2, 2, op(b"GET", b"app:1")))    # app's reply, cached for retries
+st, body = reply(a)
+res.append("app:%d/%s" % (st, body.decode().replace("\r\n", " ").strip()))
+b = socket.create_connection(("127.0.0.1", port))
+b.sendall(auth(b"ro", b"ropw"))
+read_frame(b)
+b.sendall(req(sid, 2, 2))                         # app's seq 2, empty: its cached reply?
+st, body = reply(b)
+res.append("ro-replay:%d" % st)
+b.sendall(req(sid, 3, 2, op(b"GET", b"app:1")))    # a new seq in app's session
+st, body = reply(b)
+res.append("ro-new:%d" % st)
+b.sendall(req(sid, 0, 2))                         # close app's session
+st, body = reply(b)
+res.append("ro-close:%d" % st)
+a.sendall(req(sid, 3, 3, op(b"GET", b"app:1")))    # app's session is intact
+st, body = reply(a)
+res.append("app-again:%d/%s" % (st, body.decode().replace("\r\n", " ").strip()))
+print(" ".join(res))
+EOF
+) || fail "session hijack by hand: $hijack"
+expect_eq "native: ro cannot replay, extend or close app's session (2 = SESSION_EXPIRED)" "$hijack" \
+  'app:0/$1 x ro-replay:2 ro-new:2 ro-close:2 app-again:0/$1 x'
+
 say "peers: a forger without the secret (frames by hand, garbage.py's codec)"
 cluster_id=$(sed -n 's/.* cluster \([0-9a-f]\{16\}\), state machine.*/\1/p' "$RABIA_CLUSTER_DIR/r1.log" | head -n 1)
 [ -n "$cluster_id" ] || fail "no cluster id in replica 1's log"
