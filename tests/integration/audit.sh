@@ -87,6 +87,9 @@ sleep 0.5
 grep -q '"args":\["e:after","v"\]' "${AUD[2]}" || fail "replica 3 did not resume its audit log once the path was writable again"
 ok "replica 3 resumed its audit log in a new file"
 
+if [ -n "${RABIA_TLS_DIR:-}" ]; then
+  say "malformed transactions: not over TLS (native_req writes plain frames)"
+else
 say "malformed transactions (native ops the RESP front end never builds): applied as errors, logged as nothing"
 NATIVE_REQ=${NATIVE_REQ:-$IT_REPO/build/tests/integration/native_req}
 [ -x "$NATIVE_REQ" ] || fail "native_req not found at $NATIVE_REQ: build first"
@@ -103,4 +106,5 @@ recent() { cat "${AUD[1]}.1" "${AUD[1]}" 2>/dev/null; } # the file may have rota
 if recent | grep -q 'aud:txnw'; then fail "a refused TXNW was logged as a write: $(recent | grep aud:txnw)"; fi
 recent | grep -q '"args":\["aud:after-txnw","v"\]' || fail "replica 1's audit log lacks the SET after the malformed TXNWs"
 ok "the refused TXNWs left no line; the SET after them is logged"
+fi
 cluster_stop

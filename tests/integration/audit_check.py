@@ -27,10 +27,16 @@ import sys
 
 import redis
 
+# RABIA_TLS_DIR (tests/integration/README.md "TLS"): the suite over TLS
+_tls_dir = os.environ.get("RABIA_TLS_DIR")
+TLS_KW = (dict(ssl=True, ssl_ca_certs=os.path.join(_tls_dir, "ca.crt"),
+               ssl_certfile=os.path.join(_tls_dir, "client.crt"),
+               ssl_keyfile=os.path.join(_tls_dir, "client.key")) if _tls_dir else {})
+
 
 def load(ports, n, expected):
     ports = [int(p) for p in ports.split(",")]
-    conns = [redis.Redis(port=p, socket_timeout=20, decode_responses=True) for p in ports]
+    conns = [redis.Redis(port=p, socket_timeout=20, decode_responses=True, **TLS_KW) for p in ports]
     out = open(expected, "w")
     for i in range(n):
         j = i % len(ports)

@@ -29,6 +29,7 @@
 # Ports: slot 19 for the cluster, slot 20 for the refused starts.
 source "$(dirname "$0")/lib.sh"
 it_init auth 19
+tls_refuse "it speaks RESP and native frames on raw sockets (the byte-for-byte comparison with redis-server, frames by hand); integration.backup_tls_auth covers users over TLS"
 need_cmd redis-cli python3
 # Debian's python3 (python3-redis lives there), not another one first on PATH
 PY=/usr/bin/python3
