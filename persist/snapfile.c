@@ -29,6 +29,33 @@
 #define MAX_FILES 1024
 
 
+/* The header, written by the two writers and read by map, open and verify. */
+struct snap_hdr {
+    uint64_t slot, len, dc; /* dc: XXH64 of the state bytes */
+};
+
+static void hdr_encode(uint8_t h[SNAP_HDR], const struct snap_hdr *v)
+{
+    memcpy(h, "RABIASNP", 8);
+    memcpy(h + 8, &v->slot, 8);
+    memcpy(h + 16, &v->len, 8);
+    memcpy(h + 24, &v->dc, 8);
+    uint64_t hc = XXH64(h, 32, SNAP_SEED);
+    memcpy(h + 32, &hc, 8);
+}
+
+enum { HDR_OK = 0, HDR_MAGIC = 1, HDR_CHECKSUM = 2 };
+static int hdr_decode(const uint8_t h[SNAP_HDR], struct snap_hdr *v)
+{
+    if (memcmp(h, "RABIASNP", 8)) return HDR_MAGIC;
+    uint64_t hc;
+    memcpy(&v->slot, h + 8, 8);
+    memcpy(&v->len, h + 16, 8);
+    memcpy(&v->dc, h + 24, 8);
+    memcpy(&hc, h + 32, 8);
+    return hc == XXH64(h, 32, SNAP_SEED) ? HDR_OK : HDR_CHECKSUM;
+}
+
 static int write_all(int fd, const uint8_t *p, size_t len)
 {
     while (len) {
@@ -151,13 +178,7 @@ int rabia_snapfile_commit(struct rabia_snapfile_writer *w, char *err, size_t err
         return -EINVAL;
     }
     uint8_t h[SNAP_HDR];
-    uint64_t dc = XXH64_digest((XXH64_state_t *)w->state);
-    memcpy(h, "RABIASNP", 8);
-    memcpy(h + 8, &w->slot, 8);
-    memcpy(h + 16, &w->total, 8);
-    memcpy(h + 24, &dc, 8);
-    uint64_t hc = XXH64(h, 32, SNAP_SEED);
-    memcpy(h + 32, &hc, 8);
+    hdr_encode(h, &(struct snap_hdr){w->slot, w->total, XXH64_digest((XXH64_state_t *)w->state)});
     int rc = pwrite(w->fd, h, sizeof h, 0) == (ssize_t)sizeof h ? 0 : -EIO;
     if (!rc && fsync(w->fd)) rc = -errno;
     close(w->fd);
@@ -180,33 +201,37 @@ void rabia_snapfile_abort(struct rabia_snapfile_writer *w)
     w->fd = -1;
 }
 
+/* Open dir's snapshot of slot with an intact header for that slot and the
+ * file's length: 0 (*fd open), -errno from open (*fd -1), or -EINVAL with
+ * *fd still open (the caller closes it). */
+static int open_checked(const char *path, uint64_t slot, int *fd, struct snap_hdr *v)
+{
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) return -errno;
+    struct stat sb;
+    uint8_t h[SNAP_HDR];
+    if (fstat(*fd, &sb) || sb.st_size < (off_t)SNAP_HDR || pread(*fd, h, SNAP_HDR, 0) != SNAP_HDR ||
+        hdr_decode(h, v) != HDR_OK || v->slot != slot || v->len != (uint64_t)sb.st_size - SNAP_HDR)
+        return -EINVAL;
+    return 0;
+}
+
 int rabia_snapfile_map(const char *dir, uint64_t slot, const uint8_t **data, size_t *len, char *err, size_t errlen)
 {
     char path[600];
     snprintf(path, sizeof path, "%s/%020" PRIu64 ".snap", dir, slot);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd;
+    struct snap_hdr v = {0};
+    int rc = open_checked(path, slot, &fd, &v);
     if (fd < 0) {
-        int e = errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(e));
-        return -e;
+        snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+        return rc;
     }
-    struct stat sb;
-    uint8_t h[SNAP_HDR];
-    int rc = 0;
-    uint64_t s = 0, l = 0, dc = 0, hc = 0;
-    if (fstat(fd, &sb) || sb.st_size < (off_t)SNAP_HDR || pread(fd, h, SNAP_HDR, 0) != SNAP_HDR) rc = -EINVAL;
-    if (!rc) {
-        memcpy(&s, h + 8, 8);
-        memcpy(&l, h + 16, 8);
-        memcpy(&dc, h + 24, 8);
-        memcpy(&hc, h + 32, 8);
-        if (memcmp(h, "RABIASNP", 8) || hc != XXH64(h, 32, SNAP_SEED) || s != slot ||
-            l != (uint64_t)sb.st_size - SNAP_HDR)
-            rc = -EINVAL;
-    }
+    uint64_t l = v.len, dc = v.dc;
+    size_t total = (size_t)(SNAP_HDR + l);
     uint8_t *m = NULL;
     if (!rc) {
-        m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        m = mmap(NULL, total, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {
             rc = -errno;
             m = NULL;
@@ -215,7 +240,7 @@ int rabia_snapfile_map(const char *dir, uint64_t slot, const uint8_t **data, siz
     close(fd);
     if (!rc && XXH64(m + SNAP_HDR, l, SNAP_SEED) != dc) rc = -EINVAL;
     if (rc) {
-        if (m) munmap(m, (size_t)sb.st_size);
+        if (m) munmap(m, total);
         snprintf(err, errlen, "%s: %s", path,
                  rc == -EINVAL ? "damaged (header, length or checksum does not match)" : strerror(-rc));
         return rc;
@@ -234,24 +259,16 @@ int rabia_snapfile_open(const char *dir, uint64_t slot, int *fd_out, uint64_t *t
 {
     char path[600];
     snprintf(path, sizeof path, "%s/%020" PRIu64 ".snap", dir, slot);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
-    struct stat sb;
-    uint8_t h[SNAP_HDR];
-    uint64_t s = 0, l = 0, hc = 0;
-    if (!fstat(fd, &sb) && sb.st_size >= (off_t)SNAP_HDR && pread(fd, h, SNAP_HDR, 0) == SNAP_HDR) {
-        memcpy(&s, h + 8, 8);
-        memcpy(&l, h + 16, 8);
-        memcpy(&hc, h + 32, 8);
-        if (!memcmp(h, "RABIASNP", 8) && hc == XXH64(h, 32, SNAP_SEED) && s == slot &&
-            l == (uint64_t)sb.st_size - SNAP_HDR) {
-            *fd_out = fd;
-            *total = l;
-            return 0;
-        }
+    int fd;
+    struct snap_hdr v;
+    int rc = open_checked(path, slot, &fd, &v);
+    if (rc) {
+        if (fd >= 0) close(fd);
+        return rc;
     }
-    close(fd);
-    return -EINVAL;
+    *fd_out = fd;
+    *total = v.len;
+    return 0;
 }
 
 int rabia_snapfile_write(const char *dir, uint64_t slot, const uint8_t *data, size_t len, char *err, size_t errlen)
@@ -271,13 +288,7 @@ int rabia_snapfile_write(const char *dir, uint64_t slot, const uint8_t *data, si
         return -e;
     }
     uint8_t h[SNAP_HDR];
-    uint64_t v[4] = {0, slot, len, XXH64(data, len, SNAP_SEED)};
-    memcpy(h, "RABIASNP", 8);
-    memcpy(h + 8, &v[1], 8);
-    memcpy(h + 16, &v[2], 8);
-    memcpy(h + 24, &v[3], 8);
-    uint64_t hc = XXH64(h, 32, SNAP_SEED);
-    memcpy(h + 32, &hc, 8);
+    hdr_encode(h, &(struct snap_hdr){slot, len, XXH64(data, len, SNAP_SEED)});
     int rc = write_all(fd, h, sizeof h);
     if (!rc) rc = write_paced(fd, SNAP_HDR, data, len);
     if (!rc && fsync(fd)) rc = -errno;
@@ -402,16 +413,14 @@ int rabia_snapfile_verify(const char *path, struct rabia_snapfile_info *info, ch
                  path, size, SNAP_HDR);
         goto out;
     }
-    if (memcmp(h, "RABIASNP", 8)) {
+    struct snap_hdr v;
+    int hr = hdr_decode(h, &v);
+    if (hr == HDR_MAGIC) {
         snprintf(err, errlen, "%s: offset 0: not a rabia snapshot or backup (no RABIASNP magic)", path);
         goto out;
     }
-    uint64_t slot, len, dc, hc;
-    memcpy(&slot, h + 8, 8);
-    memcpy(&len, h + 16, 8);
-    memcpy(&dc, h + 24, 8);
-    memcpy(&hc, h + 32, 8);
-    if (hc != XXH64(h, 32, SNAP_SEED)) {
+    uint64_t slot = v.slot, len = v.len, dc = v.dc;
+    if (hr == HDR_CHECKSUM) {
         snprintf(err, errlen, "%s: offset 32: the header checksum does not match bytes 0..31 (damaged header)", path);
         goto out;
     }
