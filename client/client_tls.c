@@ -210,6 +210,21 @@ int ctls_handshake(SSL_CTX *ctx, int fd, int64_t deadline_ms, SSL **out, char *e
     }
 }
 
+/* An SSL_read/SSL_write that returned r <= 0, as send/recv would say it:
+ * -1 with errno EAGAIN (the engine waits for the socket), or -1 with the
+ * socket's errno (or EPROTO) and err filled. e is SSL_get_error's. */
+static ssize_t io_fail(SSL *ssl, int e, char *err, size_t errlen)
+{
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    int saved = errno;
+    fail_reason(ssl, e, err, errlen);
+    errno = e == SSL_ERROR_SYSCALL && saved ? saved : EPROTO;
+    return -1;
+}
+
 ssize_t ctls_send(SSL *ssl, int fd, const void *p, size_t n, char *err, size_t errlen)
 {
     if (!ssl)
@@ -219,15 +234,7 @@ ssize_t ctls_send(SSL *ssl, int fd, const void *p, size_t n, char *err, size_t e
     int r = SSL_write(ssl, p, n > (size_t)INT_MAX ? INT_MAX : (int)n);
     if (r > 0)
         return r;
-    int e = SSL_get_error(ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        errno = EAGAIN;
-        return -1;
-    }
-    int saved = errno;
-    fail_reason(ssl, e, err, errlen);
-    errno = e == SSL_ERROR_SYSCALL && saved ? saved : EPROTO;
-    return -1;
+    return io_fail(ssl, SSL_get_error(ssl, r), err, errlen);
 }
 
 ssize_t ctls_recv(SSL *ssl, int fd, void *p, size_t n, char *err, size_t errlen)
@@ -240,16 +247,9 @@ ssize_t ctls_recv(SSL *ssl, int fd, void *p, size_t n, char *err, size_t errlen)
     if (r > 0)
         return r;
     int e = SSL_get_error(ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        errno = EAGAIN;
-        return -1;
-    }
     if (e == SSL_ERROR_ZERO_RETURN)
         return 0; /* close_notify: an orderly end, as EOF */
     if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 && errno == 0)
         return 0; /* EOF without close_notify */
-    int saved = errno;
-    fail_reason(ssl, e, err, errlen);
-    errno = e == SSL_ERROR_SYSCALL && saved ? saved : EPROTO;
-    return -1;
+    return io_fail(ssl, e, err, errlen);
 }
