@@ -328,18 +328,7 @@ sys.path.insert(0, sys.argv[1])
 import garbage as g
 port = int(sys.argv[2])
 T_REQ, T_REPLY, T_AUTH, T_AUTH_REPLY = 20, 21, 24, 25
-def auth(user, pw):
-    body = bytes([len(user)]) + user + pw
-    return g.frame(T_AUTH, struct.pack("<I", len(body)) + body)
-def read_frame(s, wait=10.0):
-    s.settimeout(wait)
-    buf = b""
-    while len(buf) < 16 or len(buf) < 16 + struct.unpack_from("<I", buf, 8)[0]:
-        b = s.recv(65536)
-        if not b:
-            return None
-        buf += b
-    return buf[4], buf[16:16 + struct.unpack_from("<I", buf, 8)[0]]
+auth, read_frame = g.client_auth, g.read_frame
 res = []
 s = socket.create_connection(("127.0.0.1", port))
 # a request before authenticating: NOAUTH (status 7) with the message
@@ -383,10 +372,8 @@ import socket, struct, sys
 sys.path.insert(0, sys.argv[1])
 import garbage as g
 port = int(sys.argv[2])
-T_REQ, T_AUTH = 20, 24
-def auth(user, pw):
-    body = bytes([len(user)]) + user + pw
-    return g.frame(T_AUTH, struct.pack("<I", len(body)) + body)
+T_REQ = 20
+auth, read_frame = g.client_auth, g.read_frame
 def op(*args):
     b = struct.pack("<I", len(args))
     for a in args:
@@ -394,15 +381,6 @@ def op(*args):
     return b
 def req(cid, seq, ack, body=b""):
     return g.frame(T_REQ, struct.pack("<QQQI", cid, seq, ack, len(body)) + body)
-def read_frame(s, wait=10.0):
-    s.settimeout(wait)
-    buf = b""
-    while len(buf) < 16 or len(buf) < 16 + struct.unpack_from("<I", buf, 8)[0]:
-        b = s.recv(65536)
-        if not b:
-            return None
-        buf += b
-    return buf[4], buf[16:16 + struct.unpack_from("<I", buf, 8)[0]]
 def reply(s):
     t, p = read_frame(s)
     return p[16], p[21:]

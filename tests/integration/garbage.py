@@ -108,6 +108,25 @@ def rsm_snapshot(applied, rsm1=False):
     return body + struct.pack("<Q", xxh64(body, 0))
 
 
+def client_auth(user, pw):
+    """CLIENT_AUTH (24): u8 user length, user, password."""
+    body = bytes([len(user)]) + user + pw
+    return frame(24, struct.pack("<I", len(body)) + body)
+
+
+def read_frame(sock, wait=10.0):
+    """The next whole frame on sock as (type, payload), None at EOF; frames
+    after it in the same read are dropped (callers send one at a time)."""
+    sock.settimeout(wait)
+    buf = b""
+    while len(buf) < 16 or len(buf) < 16 + struct.unpack_from("<I", buf, 8)[0]:
+        b = sock.recv(65536)
+        if not b:
+            return None
+        buf += b
+    return buf[4], buf[16:16 + struct.unpack_from("<I", buf, 8)[0]]
+
+
 def exchange(host, port, data, wait=1.0, enough=None):
     """Send data on a fresh connection; return ('closed'|'open', bytes received).
     Reads until the peer closes, `wait` seconds pass, or enough(got) is true."""
