@@ -307,7 +307,7 @@ static int backup_from(const char *addr, const char *path, SSL_CTX *tls, const s
         snprintf(err, errlen, "the backup just written does not check out: %s", why);
         return rc;
     }
-    if (out->state_hash != XXH64_digest(&hs) || out->slot != slot) {
+    if (out->checksum != XXH64_digest(&hs) || out->slot != slot) {
         snprintf(err, errlen, "%s: the file read back differs from what was received", path);
         return -EIO;
     }

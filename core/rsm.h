@@ -171,7 +171,7 @@ int rabia_rsm_lookup(const struct rabia_rsm *r, uint64_t client_id, uint64_t seq
  * machine's snapshot and a checksum. 0 or -ENOMEM (out is then as before).
  *
  * Format (little-endian):
- *   u32 magic "RSM2" (0x324d5352), u32 name length, state machine name,
+ *   u32 magic "RSM3" (0x334d5352), u32 name length, state machine name,
  *   u64 applied slot, u64 OPENs applied, u64 session count, then per session in increasing
  *   client id order:
  *     u64 client id, u64 base, u64 last activity slot,
@@ -182,22 +182,40 @@ int rabia_rsm_lookup(const struct rabia_rsm *r, uint64_t client_id, uint64_t seq
  *     order: u8 proxy, u64 incarnation, u64 base, 4 x u64 bits (bit i:
  *     batch seq base + i applied)
  *   u64 state machine snapshot length, its bytes,
- *   u64 XXH64 (seed 0) of every byte before it. */
+ *   u64 the state hash (rabia_rsm_hash at this slot),
+ *   u64 XXH64 (seed 0) of every byte before it.
+ * "RSM2" snapshots (no state hash) are still restored. */
 int rabia_rsm_snapshot(struct rabia_rsm *r, struct rabia_buf *out);
 
 /* Replace everything with a snapshot: all or nothing. -EINVAL for corrupt,
  * truncated or foreign data (a checksum, magic, name or ordering mismatch,
  * more sessions than max_sessions, a state machine that rejects its part),
- * -ENOMEM; the previous state is then unchanged. */
+ * -ENOMEM; the previous state is then unchanged. After a restore the
+ * state hash is recomputed from the restored state and compared with the
+ * one stored in the snapshot: a difference (a bug in the incremental
+ * bookkeeping of the replica that took it) is counted
+ * (rabia_rsm_hash_mismatches), not refused. */
 int rabia_rsm_restore(struct rabia_rsm *r, const uint8_t *data, size_t len);
 
 /* The applied slot a snapshot was taken at, read from its header after
  * checking its checksum: 0, or -EINVAL for corrupt or foreign data. */
 int rabia_rsm_snapshot_slot(const uint8_t *data, size_t len, uint64_t *slot);
 
-/* XXH64 of the canonical snapshot: equal on replicas at equal applied
- * slot. 0 if the snapshot could not be built (-ENOMEM). */
+/* The state hash: equal on replicas with equal state at equal applied
+ * slot. Kept up to date as requests apply, so asking costs what changed
+ * since the last ask, not the state's size: the sessions' part is a sum of
+ * per-session and per-reply terms updated on every apply, the state
+ * machine's comes from its state_hash op (the KV store sums per-key
+ * terms), or, for one without, XXH3 of its snapshot (O(state)). 0 on
+ * -ENOMEM. */
 uint64_t rabia_rsm_hash(struct rabia_rsm *r);
+/* Restores whose recomputed state hash differed from the one stored in
+ * the snapshot (see rabia_rsm_restore). */
+uint64_t rabia_rsm_hash_mismatches(const struct rabia_rsm *r);
+/* The state hash stored in a snapshot's bytes (its maker's rabia_rsm_hash
+ * at its slot), without checking the checksum: 0, or -EINVAL when the
+ * bytes are not an "RSM3" snapshot. */
+int rabia_rsm_snapshot_hash(const uint8_t *data, size_t len, uint64_t *hash);
 
 /* The state machine instance, for tests and local read-only inspection. */
 void *rabia_rsm_sm(struct rabia_rsm *r);

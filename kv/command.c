@@ -550,7 +550,12 @@ static void kv_destroy(void *sm)
 static int kv_apply(void *sm, const uint8_t *op, size_t n, struct rabia_buf *reply)
 {
     struct kv_sm *m = sm;
-    return run_op(m->s, 0, op, n, reply, false, 0);
+    int rc = run_op(m->s, 0, op, n, reply, false, 0);
+    /* keep the state hash's dirty list short (kv/state_hash.c); a failure
+     * leaves it listed for the next settle */
+    if (!rc && m->s->n_dirty >= KV_DIRTY_SETTLE)
+        (void)kv_hash_settle(m->s);
+    return rc;
 }
 
 static int kv_snapshot(void *sm, struct rabia_buf *out)
@@ -573,6 +578,12 @@ static int kv_restore(void *sm, const uint8_t *data, size_t len)
     kv_store_free(m->s);
     m->s = s;
     return 0;
+}
+
+static int kv_state_hash(void *sm, uint64_t *out)
+{
+    struct kv_sm *m = sm;
+    return kv_store_hash(m->s, out);
 }
 
 static void kv_begin(void *sm, const struct rabia_sm_batch *b)
@@ -601,6 +612,7 @@ const struct rabia_sm_ops rabia_sm_kv = {
     .restore = kv_restore,
     .begin = kv_begin,
     .set_events = kv_set_events,
+    .state_hash = kv_state_hash,
 };
 
 uint64_t rabia_kv_count(const void *sm)

@@ -138,6 +138,8 @@ struct kv_obj {
     uint8_t enc;  /* the type's encoding (its own enum), in snapshots */
     uint32_t len; /* KV_STRING: bytes in str */
     void *ptr;    /* other types: the type's structure */
+    uint64_t hsum; /* this key's term in kv_store.key_sum while the object
+                      is a key's value (0 when just attached: state_hash.c) */
     uint8_t str[]; /* KV_STRING: len bytes and a NUL */
 };
 
@@ -206,9 +208,47 @@ struct kv_store {
     void *scratch;         /* kv_dict_scan's sort space */
     size_t scratch_cap;
     uint64_t expired_keys; /* keys reclaimed by expiry (INFO stats) */
+    /* The incremental state hash (state_hash.c): key_sum is the sum of
+     * every key's term (kv_obj.hsum); a key changed since its term was
+     * computed is listed in dirty (its keyspace entry's v2 holds its index
+     * + 1) until kv_hash_settle recomputes it. */
+    uint64_t key_sum;
+    struct kv_dirty {
+        struct kv_dent *e;
+        uint32_t db;
+    } *dirty;
+    size_t n_dirty, dirty_cap;
+    struct rabia_buf hbuf; /* one key's record, the header: hashed, then dropped */
+    bool hash_rescan;      /* the dirty list could not grow: the next settle recomputes every key */
 };
 
 struct kv_store *kv_store_new(void); /* NULL on allocation failure */
+
+/* ------------------------------------------------------------------ */
+/* The incremental state hash (state_hash.c).                          */
+
+/* Keys whose terms wait to be recomputed beyond this are settled after
+ * the command that listed them (kv_apply): the list stays small, and a key
+ * written many times between two hashes is hashed once. */
+#define KV_DIRTY_SETTLE 1024
+/* A key's snapshot record (key, expiry, version, type, value: what
+ * kv_store_save writes for it) appended to out. 0 or -ENOMEM. */
+int kv_save_record(struct kv_store *s, const struct kv_dent *e, struct rabia_buf *out);
+/* The term of a key of database db whose snapshot record is rec[0..n). */
+uint64_t kv_record_term(uint32_t db, const uint8_t *rec, size_t n);
+/* Key e of database db changed: its term is recomputed by the next
+ * settle (when the list cannot grow, the next settle recomputes every
+ * key: slow once, never wrong). */
+void kv_hash_dirty(struct kv_store *s, struct kv_dent *e, uint32_t db);
+/* e's value o stops being a key's (deleted, replaced, moved): its term
+ * leaves the sum and e leaves the dirty list. */
+void kv_hash_detach(struct kv_store *s, struct kv_dent *e, struct kv_obj *o);
+/* Recompute the terms of every listed key. 0 or -ENOMEM (the list is
+ * then kept: a later settle finishes). */
+int kv_hash_settle(struct kv_store *s);
+/* The state hash: equal stores, equal hashes, whatever their history;
+ * costs the listed keys' records plus a fixed header. 0 or -ENOMEM. */
+int kv_store_hash(struct kv_store *s, uint64_t *out);
 void kv_store_free(struct kv_store *s);
 /* Canonical snapshot of everything (snapshot.c). 0 or -ENOMEM. */
 int kv_store_save(struct kv_store *s, struct rabia_buf *out);

@@ -95,12 +95,7 @@ struct save_walk {
 static int save_key(void *arg, struct kv_dent *e)
 {
     struct save_walk *w = arg;
-    const struct kv_obj *o = e->v.p;
-    int rc;
-    if ((rc = kv_wr_str(w->out, e->key, e->klen)) || (rc = kv_wr_u64(w->out, e->x)) ||
-        (rc = kv_wr_u64(w->out, e->ver)) || (rc = kv_wr_u8(w->out, o->type)))
-        return rc;
-    return kv_type_ops(o->type)->save(w->s, o, w->out);
+    return kv_save_record(w->s, e, w->out);
 }
 
 int kv_store_save(struct kv_store *s, struct rabia_buf *out)
@@ -136,7 +131,7 @@ fail:
 /* One key of database i. */
 static int load_key(struct kv_store *s, uint32_t i, struct kv_rd *r)
 {
-    const uint8_t *k;
+    const uint8_t *k, *rec = r->p;
     uint32_t kn;
     uint64_t exp, ver;
     uint8_t type;
@@ -163,6 +158,10 @@ static int load_key(struct kv_store *s, uint32_t i, struct kv_rd *r)
     }
     e->v.p = o;
     e->ver = ver;
+    /* the key's hash term from the record just read: the bytes a save of
+     * it writes again (canonical encoding) */
+    o->hsum = kv_record_term(i, rec, (size_t)(r->p - rec));
+    s->key_sum += o->hsum;
     if (exp) {
         struct kv_dent *x = kv_dict_add(s, &db->expires, k, kn);
         if (!x)

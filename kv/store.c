@@ -64,6 +64,7 @@ struct kv_obj *kv_str_new(struct kv_store *s, const uint8_t *p, size_t n)
     o->enc = 0;
     o->len = (uint32_t)n;
     o->ptr = NULL;
+    o->hsum = 0;
     if (n)
         memcpy(o->str, p, n);
     o->str[n] = 0;
@@ -80,6 +81,7 @@ struct kv_obj *kv_obj_new(struct kv_store *s, uint8_t type, uint8_t enc, void *p
     o->enc = enc;
     o->len = 0;
     o->ptr = ptr;
+    o->hsum = 0;
     return o;
 }
 
@@ -123,6 +125,7 @@ static void drop_key(struct kv_store *s, struct kv_db *db, struct kv_dent *e)
     }
     struct kv_dent *k = kv_dict_unlink(s, &db->keys, e->key, e->klen);
     RABIA_ASSERT(k == e);
+    kv_hash_detach(s, k, k->v.p); /* v.p NULL: moved away, detached already */
     db->gone[k->hash % KV_GONE_SLOTS] = ++s->version;
     kv_obj_free(s, k->v.p);
     kv_free(s, k);
@@ -155,7 +158,9 @@ bool kv_type_ok(struct kv_ctx *c, const struct kv_dent *e, uint8_t t)
 
 void kv_touch(struct kv_ctx *c, struct kv_dent *e)
 {
+    RABIA_ASSERT(e->v.p);
     e->ver = ++c->s->version;
+    kv_hash_dirty(c->s, e, c->dbi);
 }
 
 struct kv_dent *kv_add(struct kv_ctx *c, const uint8_t *k, size_t n, struct kv_obj *o)
@@ -167,6 +172,7 @@ struct kv_dent *kv_add(struct kv_ctx *c, const uint8_t *k, size_t n, struct kv_o
         kv_obj_free(c->s, o);
         return NULL;
     }
+    o->hsum = 0; /* not in key_sum until settled (o may come from another key: move_value) */
     e->v.p = o;
     kv_touch(c, e);
     return e;
@@ -175,7 +181,9 @@ struct kv_dent *kv_add(struct kv_ctx *c, const uint8_t *k, size_t n, struct kv_o
 void kv_replace(struct kv_ctx *c, struct kv_dent *e, struct kv_obj *o, bool keep_ttl)
 {
     RABIA_ASSERT(o && e->v.p != o);
+    kv_hash_detach(c->s, e, e->v.p);
     kv_obj_free(c->s, e->v.p);
+    o->hsum = 0;
     e->v.p = o;
     if (!keep_ttl && e->x) {
         int rc = kv_set_expire(c, e, 0); /* clearing never allocates */
@@ -258,6 +266,7 @@ uint64_t kv_rand(struct kv_store *s)
 
 static void release_key(struct kv_store *s, struct kv_dent *e)
 {
+    kv_hash_detach(s, e, e->v.p);
     kv_obj_free(s, e->v.p);
 }
 
@@ -336,5 +345,8 @@ void kv_store_free(struct kv_store *s)
         kv_dict_clear(s, &s->db[i].keys, release_key);
     }
     kv_free(s, s->scratch);
+    RABIA_ASSERT(s->n_dirty == 0 && s->key_sum == 0);
+    free(s->dirty);
+    rabia_buf_free(&s->hbuf);
     free(s);
 }

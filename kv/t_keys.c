@@ -89,6 +89,7 @@ static int move_value(struct kv_ctx *c, struct kv_dent *e, uint32_t dbi, const u
 {
     struct kv_obj *o = obj(e);
     uint64_t exp = e->x;
+    kv_hash_detach(c->s, e, o); /* its term goes with the old key */
     e->v.p = NULL; /* taken: kv_delete frees nothing of it */
     kv_delete(c, e);
     struct kv_ctx d = *c;

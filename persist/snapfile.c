@@ -447,7 +447,8 @@ int rabia_snapfile_verify(const char *path, struct rabia_snapfile_info *info, ch
     XXH64_reset(&state_st, 0);
     XXH64_reset(&inner_st, 0); /* the state's own checksum: its last 8 bytes, over the rest */
     uint64_t inner_end = len >= 8 ? len - 8 : 0;
-    uint8_t tail[8] = {0};
+    uint64_t hash_at = len >= 16 ? len - 16 : 0; /* "RSM3": the state hash, then the checksum */
+    uint8_t tail[8] = {0}, stored[8] = {0};
     uint8_t head[80]; /* the state's own header: magic, name length, name, slot */
     size_t head_len = 0;
     for (uint64_t off = 0; off < len;) {
@@ -466,6 +467,10 @@ int rabia_snapfile_verify(const char *path, struct rabia_snapfile_info *info, ch
         if (from < off) from = off;
         for (uint64_t i = from; i < off + n; i++)
             if (i >= inner_end) tail[i - inner_end] = buf[i - off];
+        uint64_t hfrom = off + n >= 16 ? off + n - 16 : 0;
+        if (hfrom < off) hfrom = off;
+        for (uint64_t i = hfrom; i < off + n; i++)
+            if (len >= 16 && i >= hash_at && i < inner_end) stored[i - hash_at] = buf[i - off];
         if (head_len < sizeof head) {
             size_t c = sizeof head - head_len < n ? sizeof head - head_len : n;
             memcpy(head + head_len, buf, c);
@@ -510,7 +515,12 @@ int rabia_snapfile_verify(const char *path, struct rabia_snapfile_info *info, ch
     }
     info->slot = slot;
     info->len = len;
-    info->state_hash = XXH64_digest(&state_st);
+    info->checksum = XXH64_digest(&state_st);
+    info->state_hash = info->checksum;
+    if (head_len >= 4 && !memcmp(head, "RSM3", 4) && len >= 16) {
+        info->state_hash = 0;
+        for (int i = 0; i < 8; i++) info->state_hash |= (uint64_t)stored[i] << (8 * i);
+    }
     memcpy(info->sm, head + 8, nl);
     info->sm[nl] = 0;
     rc = 0;

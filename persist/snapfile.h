@@ -64,7 +64,9 @@ int rabia_snapfile_begin_path(struct rabia_snapfile_writer *w, const char *path,
 struct rabia_snapfile_info {
     uint64_t slot;       /* the slot the state was taken at */
     uint64_t len;        /* bytes of state after the header */
-    uint64_t state_hash; /* XXH64 (seed 0) of the state: status's state_hash at that slot */
+    uint64_t state_hash; /* the state hash stored in the state: status's state_hash at that slot
+                            (a state of the older "RSM2" format stores none: its XXH64 then) */
+    uint64_t checksum;   /* XXH64 (seed 0) of the state bytes */
     char sm[64];         /* the state machine named in the state ("kv", "counter", ...) */
 };
 int rabia_snapfile_verify(const char *path, struct rabia_snapfile_info *info, char *err, size_t errlen);

@@ -333,8 +333,8 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
         if (rc) fprintf(stderr, "rabia: snapshot at slot %" PRIu64 ": %s\n", applied, rabia_strerror(rc));
         else if ((rc = rabia_snapfile_write(d->snap_dir, applied, b.data, b.len, err, sizeof err)))
             fprintf(stderr, "rabia: %s\n", err);
-        if (!rc && pfd[1] >= 0) { /* rabia_rsm_hash's value, from the bytes at hand */
-            uint64_t sh[2] = {applied, XXH64(b.data, b.len, 0)};
+        uint64_t sh[2] = {applied, 0};
+        if (!rc && pfd[1] >= 0 && !rabia_rsm_snapshot_hash(b.data, b.len, &sh[1])) { /* stored in the snapshot */
             if (write(3, sh, sizeof sh) != (ssize_t)sizeof sh) _exit(1);
         }
         _exit(rc ? 1 : 0);

@@ -131,6 +131,7 @@ struct rabia_replica {
     bool sweep_inflight;
     uint64_t hash_value, hash_slot, hash_us; /* last published state hash */
     uint64_t hash_cost_us;   /* what the last one took */
+    uint64_t hash_mismatches; /* rabia_rsm_hash_mismatches already logged */
     uint64_t seen_applied, applied_since_us; /* applied, and since when it has not moved */
     struct rio_listener *l_peer, *l_client, *l_resp;
     int stop;                /* any thread sets it (rabia_replica_stop): atomic accesses */

@@ -470,12 +470,14 @@ static void h_close(void *ctx, struct rio_conn *c, int err)
 
 /* The state hash for status and INFO, and the slot it is for (status
  * reports that slot as applied, so a convergence check compares the two
- * together). rabia_rsm_hash serializes the whole state: a cheap one is
- * hashed live (at once when asked, on_demand; else at most once a second);
- * an expensive one (over 20 ms) at most 5% of the time in memory mode, and
- * never on the loop with a log: there the snapshot child hashes it (1 GiB:
- * about a second of stall every 20 s before), a snapshot being asked for
- * once applied has not moved for a second. */
+ * together). rabia_rsm_hash is kept up to date incrementally for a state
+ * machine with a state_hash op (the KV store): it costs what changed since
+ * the last one, and is hashed live (at once when asked, on_demand; else at
+ * most once a second). One without serializes its whole state: an
+ * expensive one (over 20 ms) is hashed at most 5% of the time in memory
+ * mode, and never on the loop with a log: there the snapshot child's
+ * snapshot carries it (1 GiB: about a second of stall every 20 s before),
+ * a snapshot being asked for once applied has not moved for a second. */
 uint64_t replica_state_hash(struct rabia_replica *r, bool on_demand, uint64_t *slot)
 {
     uint64_t now = rio_now_us(), applied = rabia_rsm_applied(r->rsm);
@@ -521,6 +523,15 @@ static void publish_status(struct rabia_replica *r)
     st.slots_fast = s->slots_fast;
     st.max_phase = s->max_phase;
     st.state_hash = replica_state_hash(r, false, &st.hash_slot);
+    uint64_t mm = rabia_rsm_hash_mismatches(r->rsm);
+    if (mm != r->hash_mismatches) {
+        r->hash_mismatches = mm;
+        replica_log(r, RABIA_LOG_ERROR,
+                    "a restored snapshot's state hash differs from the one its maker kept (%" PRIu64
+                    " so far): the state is the log's and is kept, but status's state_hash cannot be trusted to "
+                    "compare replicas; please report it with the replica logs",
+                    mm);
+    }
     pthread_mutex_lock(&r->st_mu);
     r->st = st;
     pthread_mutex_unlock(&r->st_mu);

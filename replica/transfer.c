@@ -189,10 +189,11 @@ void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struc
         replica_log(r, RABIA_LOG_WARN, "snapshot from replica %u refused: %s", from + 1, rabia_strerror(rc));
     }
     if (!rc) { /* its hash, without serializing the state again (the install is O(state) already) */
-        r->hash_value = XXH64(data, len, 0);
+        uint64_t h = 0;
+        (void)rabia_rsm_snapshot_hash(data, len, &h); /* checked against the restored state by the install */
+        r->hash_value = h;
         r->hash_slot = slot;
         r->hash_us = rio_now_us();
-        if (len >= (32u << 20) && r->hash_cost_us < 20000) r->hash_cost_us = 20000; /* large: see publish_status */
     }
     rabia_snapfile_unmap(data, len);
     char path[700];

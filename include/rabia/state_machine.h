@@ -82,6 +82,15 @@ struct rabia_sm_ops {
     void (*begin)(void *sm, const struct rabia_sm_batch *b);
     /* Optional. Where events go from now on (fn NULL: nowhere). */
     void (*set_events)(void *sm, rabia_sm_event_fn fn, void *arg);
+    /* Optional (NULL: the state hash is taken of the snapshot, O(state)).
+     * A hash of the whole state that is equal on replicas with equal
+     * state, whatever the order of the operations that built it, and is
+     * kept up to date as operations apply, so that asking costs about
+     * what changed since the last ask, not the state's size (the KV store
+     * sums per-key hashes). Replicas compare it in status and INFO; the
+     * value is stored in snapshots and checked when one is restored. 0, or
+     * a negative errno (-ENOMEM). */
+    int (*state_hash)(void *sm, uint64_t *out);
 };
 
 #ifdef __cplusplus

@@ -198,8 +198,10 @@ struct tsm {
     void *kv;
     uint64_t *seen; /* sorted (client << 32 | seq) */
     size_t n_seen, cap;
+    uint64_t seen_sum; /* sum of seen_term over seen: the state hash's part, kept up to date */
     bool *double_apply;
 };
+static uint64_t seen_term(uint64_t k) { return XXH64(&k, sizeof k, 0x5EE5); }
 static bool g_double_apply;
 static uint64_t g_watch_client; /* RABIA_SIM_CLIENT: print every apply of this session's requests */
 static uint64_t g_double_key;
@@ -239,6 +241,7 @@ static bool tsm_insert(struct tsm *t, uint64_t k)
     memmove(&t->seen[lo + 1], &t->seen[lo], (t->n_seen - lo) * sizeof(uint64_t));
     t->seen[lo] = k;
     t->n_seen++;
+    t->seen_sum += seen_term(k);
     return true;
 }
 static int tsm_apply(void *p, const uint8_t *op, size_t len, struct rabia_buf *reply)
@@ -277,13 +280,29 @@ static int tsm_restore(void *p, const uint8_t *d, size_t len)
     free(t->seen);
     t->seen = s;
     t->n_seen = t->cap = n;
+    t->seen_sum = 0;
+    for (size_t i = 0; i < n; i++) t->seen_sum += seen_term(s[i]);
+    return 0;
+}
+/* The KV store's incremental hash with the seen set's sum: what rabiad's
+ * KV replicas run (the incremental path), checked against a recomputation
+ * from scratch whenever a snapshot is restored (rabia_rsm_hash_mismatches)
+ * and at the end of every run (check_hash_roundtrip). */
+static int tsm_state_hash(void *p, uint64_t *out)
+{
+    struct tsm *t = p;
+    uint64_t kvh;
+    int rc = rabia_sm_kv.state_hash(t->kv, &kvh);
+    if (rc) return rc;
+    uint64_t v[3] = {t->n_seen, t->seen_sum, kvh};
+    *out = XXH64(v, sizeof v, 0x75736d);
     return 0;
 }
 static void tsm_begin(void *p, const struct rabia_sm_batch *b)
 {
     rabia_sm_kv.begin(((struct tsm *)p)->kv, b);
 }
-static const struct rabia_sm_ops TSM = {.name = "sim-kv", .create = tsm_create, .destroy = tsm_destroy, .apply = tsm_apply, .snapshot = tsm_snapshot, .restore = tsm_restore, .begin = tsm_begin};
+static const struct rabia_sm_ops TSM = {.name = "sim-kv", .create = tsm_create, .destroy = tsm_destroy, .apply = tsm_apply, .snapshot = tsm_snapshot, .restore = tsm_restore, .begin = tsm_begin, .state_hash = tsm_state_hash};
 
 /* ------------------------------------------------------------------ */
 /* world */
@@ -732,6 +751,28 @@ static void env_decided(void *ctx, uint64_t slot, const struct rabia_batch_id *i
     }
     if (w->cfg.trace_slot >= 0 && slot == (uint64_t)w->cfg.trace_slot)
         printf("%10.3fms slot %" PRIu64 " r%u applies %s\n", (double)w->now / 1000.0, slot, i, null ? "null" : "batch");
+}
+
+/* The incremental state hash against one recomputed from scratch: the
+ * replica's state through a snapshot into a fresh apply layer, whose
+ * restore recomputes every term and compares with the stored hash. Also
+ * fails a run in which any restore met a differing hash. */
+static void check_hash_roundtrip(struct world *w, struct node *nd, uint64_t h)
+{
+    if (rabia_rsm_hash_mismatches(nd->rsm))
+        fail(w, "state hash: replica %u restored %" PRIu64 " snapshot(s) whose recomputed hash differed", nd->idx,
+             rabia_rsm_hash_mismatches(nd->rsm));
+    struct rabia_buf b = {0};
+    struct rabia_rsm_config cfg = {.max_sessions = w->res->sessions, .max_reply_bytes = 1024};
+    struct rabia_rsm *fresh = rabia_rsm_create(&TSM, &cfg);
+    if (!fresh || rabia_rsm_snapshot(nd->rsm, &b) || rabia_rsm_restore(fresh, b.data, b.len)) {
+        fail(w, "state hash: replica %u's snapshot did not restore", nd->idx);
+    } else if (rabia_rsm_hash_mismatches(fresh) || rabia_rsm_hash(fresh) != h) {
+        fail(w, "state hash: replica %u's incremental hash %016" PRIx64 " differs from a recomputation %016" PRIx64,
+             nd->idx, h, rabia_rsm_hash(fresh));
+    }
+    rabia_rsm_destroy(fresh);
+    rabia_buf_free(&b);
 }
 
 static void env_applied(void *ctx, uint64_t slot)
@@ -1842,6 +1883,7 @@ static void run_checks_end(struct world *w)
         uint64_t h = rabia_rsm_hash(nd->rsm);
         if (i == 0) h0 = h;
         else if (h != h0) fail(w, "state: replica %u differs at the end (slot %" PRIu64 ")", i, top - 1);
+        check_hash_roundtrip(w, nd, h);
     }
     w->res->slots = top - 1;
     /* no acknowledged write is lost: a final read of every key from the

@@ -8,7 +8,11 @@
  * snapshot every so often (so its hash tables have other sizes and no
  * deletion history); their replies and snapshots must be equal. At the
  * end a store C that replays A's whole history from empty must have A's
- * snapshot. Several seeds; `test_kv_replay OPS FIRST COUNT` runs more by
+ * snapshot. The incremental state hash (kv/state_hash.c) is checked all
+ * along: A's (kept up to date through its whole history), B's (through
+ * restores) and C's must be equal whenever their snapshots are, and a
+ * store just restored (every term computed from the snapshot's bytes) must
+ * agree with the one whose snapshot it is. Several seeds; `test_kv_replay OPS FIRST COUNT` runs more by
  * hand (e.g. 40000 1 100). */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -681,6 +685,13 @@ static void *replay(const struct rabia_buf *h)
     return c;
 }
 
+static uint64_t state_hash(void *sm)
+{
+    uint64_t h = 0;
+    CHECK_EQ(rabia_sm_kv.state_hash(sm, &h), 0);
+    return h;
+}
+
 /* One seed: false at the first difference (reported). */
 static bool run_seed(uint64_t seed, int nops)
 {
@@ -713,7 +724,18 @@ static bool run_seed(uint64_t seed, int nops)
                 ok = false;
                 break;
             }
+            if (state_hash(A) != state_hash(B)) {
+                fprintf(stderr, "seed %" PRIu64 " op %d: equal snapshots, different state hashes\n", seed, i);
+                ok = false;
+                break;
+            }
             CHECK_EQ(rabia_sm_kv.restore(B, sa.data, sa.len), 0);
+            if (state_hash(A) != state_hash(B)) {
+                fprintf(stderr, "seed %" PRIu64 " op %d: the restored store's hash differs from its source's\n", seed,
+                        i);
+                ok = false;
+                break;
+            }
             /* restoring is idempotent: the restored store saves the same bytes */
             rabia_buf_clear(&sb);
             CHECK_EQ(rabia_sm_kv.snapshot(B, &sb), 0);
@@ -737,6 +759,11 @@ static bool run_seed(uint64_t seed, int nops)
             ok = false;
         }
         learn(&g, &op, &ra);
+        if (ok && i % 7 == 0 && state_hash(A) != state_hash(B)) {
+            fprintf(stderr, "seed %" PRIu64 " op %d (%d restores): state hashes differ after ", seed, i, restores);
+            show_op(op.data, op.len);
+            ok = false;
+        }
     }
     if (ok) {
         void *C = replay(&hist);
@@ -746,6 +773,9 @@ static bool run_seed(uint64_t seed, int nops)
         CHECK_EQ(rabia_sm_kv.snapshot(C, &sc), 0);
         if (!same(&sa, &sc)) {
             fprintf(stderr, "seed %" PRIu64 ": the replayed store's snapshot differs\n", seed);
+            ok = false;
+        } else if (state_hash(A) != state_hash(C)) {
+            fprintf(stderr, "seed %" PRIu64 ": the replayed store's state hash differs\n", seed);
             ok = false;
         }
         rabia_buf_free(&sc);

@@ -651,10 +651,20 @@ static void test_snapshot(void)
     bad.data[s1 + 16] = 2;
     reseal(&bad);
     CHECK_EQ(rabia_rsm_restore(r2, bad.data, bad.len), 0); /* same bytes: fine */
-    bad.data[bad.len - 8 - 9] = 7; /* the counter snapshot's version */
+    CHECK_EQ(rabia_rsm_hash_mismatches(r2), 0);
+    uint64_t stored = 0;
+    CHECK_EQ(rabia_rsm_snapshot_hash(bad.data, bad.len, &stored), 0);
+    CHECK_EQ(rabia_rsm_hash(r2), stored); /* recomputed from the restored state: the stored one */
+    bad.data[bad.len - 16] ^= 1; /* the stored state hash (then the checksum) */
+    reseal(&bad);
+    CHECK_EQ(rabia_rsm_restore(r2, bad.data, bad.len), 0); /* counted, not refused: the state is intact */
+    CHECK_EQ(rabia_rsm_hash_mismatches(r2), 1);
+    CHECK_EQ(rabia_rsm_hash(r2), stored);
+    bad.data[bad.len - 16] ^= 1;
+    bad.data[bad.len - 16 - 9] = 7; /* the counter snapshot's version */
     reseal(&bad);
     CHECK_EQ(rabia_rsm_restore(r2, bad.data, bad.len), -EINVAL);
-    bad.data[bad.len - 8 - 9] = 1;
+    bad.data[bad.len - 16 - 9] = 1;
     bad.data[8] = 'k'; /* "kounter": another state machine */
     reseal(&bad);
     CHECK_EQ(rabia_rsm_restore(r2, bad.data, bad.len), -EINVAL);
