@@ -147,3 +147,81 @@ void BM_RsmApplyKvSet16(benchmark::State &state)
 BENCHMARK(BM_RsmApplyKvSet16)->Name("RSM/apply_batch/kv_SET_x16");
 
 } // namespace
+
+namespace {
+
+// The state hash that status, INFO and convergence checks ask for: one
+// batch of 16 SETs applied, then rabia_rsm_hash, in a store of N keys
+// with 100-byte values. "incremental" is the KV store's state_hash op
+// (per-key terms, kv/state_hash.c); "snapshot" is the same store without
+// the op, hashed as before (serialize everything, XXH3): the cost the
+// event loop paid once a second.
+void BM_RsmStateHash(benchmark::State &state, bool incremental)
+{
+    static struct rabia_sm_ops no_op; // rabia_sm_kv without state_hash
+    no_op = rabia_sm_kv;
+    no_op.state_hash = nullptr;
+    const uint32_t keys = (uint32_t)state.range(0);
+    struct rabia_rsm *rsm = rabia_rsm_create(incremental ? &rabia_sm_kv : &no_op, nullptr);
+    if (!rsm) {
+        die("rabia_rsm_create failed");
+    }
+    void *kv = rabia_rsm_sm(rsm);
+    struct rabia_buf op, rep, body;
+    std::memset(&op, 0, sizeof op);
+    std::memset(&rep, 0, sizeof rep);
+    std::memset(&body, 0, sizeof body);
+    char key[32], val[101];
+    std::memset(val, 'v', 100);
+    val[100] = 0;
+    for (uint32_t k = 0; k < keys; k++) { // the keyspace, straight into the store
+        std::snprintf(key, sizeof key, "key:%012u", k);
+        const char *argv[3] = {"SET", key, val};
+        rabia_buf_clear(&op);
+        rabia_buf_clear(&rep);
+        if (rabia_kv_encode_argv(&op, 3, argv, nullptr) != 0 || rabia_sm_kv.apply(kv, op.data, op.len, &rep) != 0) {
+            die("loading the store failed");
+        }
+    }
+    uint64_t slot = 0, seq = 0, sink = 0, n = 0;
+    Replies r;
+    for (auto _ : state) {
+        state.PauseTiming();
+        rabia_batch_init(&body);
+        seq++;
+        for (uint32_t i = 0; i < kOps; i++) {
+            std::snprintf(key, sizeof key, "key:%012u", (unsigned)((seq * 7919 + i * 104729) % keys));
+            const char *argv[3] = {"SET", key, val};
+            rabia_buf_clear(&op);
+            rabia_kv_encode_argv(&op, 3, argv, nullptr);
+            struct rabia_req q = {};
+            q.client_id = RABIA_SESSION_CONN_SCOPED | (i + 1);
+            q.seq = seq;
+            q.ack = seq;
+            q.op = op.data;
+            q.op_len = (uint32_t)op.len;
+            rabia_batch_append(&body, &q);
+        }
+        if (rabia_rsm_apply(rsm, ++slot, body.data, body.len, on_reply, &r) != 0) {
+            die("apply failed");
+        }
+        state.ResumeTiming();
+        sink += rabia_rsm_hash(rsm);
+        n++;
+    }
+    benchmark::DoNotOptimize(sink);
+    if (rabia_kv_count(kv) != keys || r.other != 0) {
+        die("state hash benchmark: %llu keys, %llu bad replies", (unsigned long long)rabia_kv_count(kv),
+            (unsigned long long)r.other);
+    }
+    state.SetItemsProcessed((int64_t)n);
+    rabia_buf_free(&op);
+    rabia_buf_free(&rep);
+    rabia_buf_free(&body);
+    rabia_rsm_destroy(rsm);
+}
+
+} // namespace
+
+BENCHMARK_CAPTURE(BM_RsmStateHash, incremental, true)->Name("RSM/state_hash/incremental")->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_RsmStateHash, snapshot, false)->Name("RSM/state_hash/snapshot")->Arg(10000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
