@@ -473,8 +473,10 @@ static int sweep(struct bench_opts *o, const struct sweep_opts *w, bool addr_giv
                " (highest throughput%s)\n",
                best->bmr, best->bto, best->win, best->r.throughput, best->r.p99,
                w->p99_bound ? " with p99 within the bound" : "; no --p99-bound-us given");
+    else if (w->p99_bound)
+        printf("best: none (no setting ran without errors with p99 <= %" PRIu64 " us)\n", w->p99_bound);
     else
-        printf("best: none (no setting ran without errors%s)\n", w->p99_bound ? " with p99 within the bound" : "");
+        printf("best: none (no setting ran without errors)\n");
     char wrap[PATH_MAX + 32];
     snprintf(wrap, sizeof wrap, "%s/rabiad", tmp);
     unlink(wrap);
