@@ -4,7 +4,9 @@
 # back from its JSON and CSV (requests > 0, errors == 0, p50 <= p99 <= max),
 # then every replica holds the same non-zero DBSIZE; an open loop at 200/s
 # must measure 200/s within 10%. A real redis-server (port base+80 of this
-# slot): closed loop with reads, its DBSIZE > 0. A closed port: exit 1.
+# slot): closed loop with reads, its DBSIZE > 0. A real etcd (base+81/82,
+# skipped when not installed): pipelined puts and ranges, keys written. A
+# closed port: exit 1.
 # A sweep of 2 batch-max-reqs x 1 timeout (2 s each) over this test's
 # cluster directory: a CSV with 2 rows, and the PNG/SVG plots when gnuplot
 # is installed (skipped with a message otherwise).
@@ -86,6 +88,28 @@ run_bench redis --addr "127.0.0.1:$rport" --connections 8 --pipeline 8 --duratio
 dr=$(timeout 5 redis-cli -p "$rport" DBSIZE)
 ((dr > 0)) || fail "redis-server DBSIZE $dr after the bench"
 ok "redis-server DBSIZE $dr"
+
+if command -v etcd >/dev/null 2>&1; then
+  say "against a real etcd (HTTP/JSON gateway, pipelined)"
+  eport=$((RABIA_RESP_BASE + 81))
+  bg etcd-server etcd --name bench --data-dir "$IT_DIR/etcd" --listen-client-urls "http://127.0.0.1:$eport" \
+    --advertise-client-urls "http://127.0.0.1:$eport" --listen-peer-urls "http://127.0.0.1:$((eport + 1))" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$((eport + 1))" \
+    --initial-cluster "bench=http://127.0.0.1:$((eport + 1))"
+  for ((i = 0; i < 100; i++)); do
+    curl -sf -X POST "http://127.0.0.1:$eport/v3/kv/range" -d '{"key":"YQ=="}' >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  run_bench etcd --proto etcd --addr "127.0.0.1:$eport" --connections 4 --pipeline 4 --duration 2 --warmup 0.5 \
+    --read-ratio 0.5 --keys 1000
+  # every key the bench wrote is under rb: (base64 "cmI6"; range_end "rb;" = "cmI7")
+  cnt=$(curl -sf -X POST "http://127.0.0.1:$eport/v3/kv/range" -d '{"key":"cmI6","range_end":"cmI7","count_only":true}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin).get("count", 0))')
+  ((cnt > 0 && cnt <= 1000)) || fail "etcd holds $cnt keys under rb: after the bench"
+  ok "etcd holds $cnt keys under rb:"
+else
+  say "etcd is not installed: the etcd part is skipped (deploy/install-deps.sh installs etcd-server)"
+fi
 
 rc=0
 timeout 10 "$BENCH" run --quiet --addr "127.0.0.1:$((RABIA_RESP_BASE + 79))" --duration 1 >"$IT_DIR/closed.out" 2>&1 || rc=$?
