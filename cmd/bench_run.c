@@ -387,6 +387,8 @@ static int thr_setup(struct thr *t)
     if (!t->key || !t->val || !t->c)
         return -ENOMEM;
     memset(t->val, 'v', o->value_size);
+    for (unsigned i = 0; i < t->n; i++)
+        t->c[i].fd = -1; /* thr_free closes only what was opened, even after a failure half-way */
     if (o->proto != BP_NATIVE) {
         t->ep = epoll_create1(EPOLL_CLOEXEC);
         if (t->ep < 0)
