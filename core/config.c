@@ -48,11 +48,6 @@ int rabia_config_check(const struct rabia_config *cfg, char *why, size_t len)
         BAD("policy = %u: use 0 (global) or 1 (classes)", cfg->policy);
     if (cfg->policy == RABIA_POLICY_CLASSES && cfg->window < cfg->n)
         BAD("policy classes needs window >= n (window = %u, n = %u)", cfg->window, cfg->n);
-    /* Measured in the simulator: with several slots in flight, replicas
-     * assign queue heads to slots differently and proposals stop matching
-     * (livelock of null slots under load from every proxy). */
-    if (cfg->policy == RABIA_POLICY_GLOBAL && cfg->window != 1)
-        BAD("policy global runs one slot at a time: set window = 1, or use policy classes for window > 1");
     if (cfg->max_pending < 1 || cfg->max_pending > RABIA_MAX_PENDING)
         BAD("max_pending = %u: must be 1..%u", cfg->max_pending, RABIA_MAX_PENDING);
     if (cfg->max_batch_bytes < 16 || cfg->max_batch_bytes > RABIA_MAX_FRAME - 256)

@@ -60,6 +60,7 @@ struct inst {
     uint8_t state;   /* my state entering the current phase */
     uint64_t last_us;/* last progress or retransmission */
     uint64_t first_us;/* when this replica first had the slot in its window (decision time) */
+    uint64_t body_wait_until; /* joining: waiting for the body of a batch a peer proposed (0: not) */
     struct phase ph[PH_RING];
 };
 
@@ -219,5 +220,7 @@ int core_on_resubmit(struct rabia_core *c, const struct rabia_event *ev);
 void core_on_snapshot(struct rabia_core *c, uint64_t slot);
 int core_on_submit(struct rabia_core *c, const struct rabia_event *ev);
 void core_on_tick(struct rabia_core *c);
+/* A slot waits to be joined until a proposed batch's body arrives (instance.c). */
+bool core_inst_waiting(const struct rabia_core *c);
 
 #endif

@@ -186,7 +186,7 @@ int rabia_core_step(struct rabia_core *c, const struct rabia_event *ev, struct r
             }
         }
     }
-    bool busy = c->recovering || c->pq[c->cfg.self].n || c->drive_until >= c->next_apply;
+    bool busy = c->recovering || c->pq[c->cfg.self].n || c->drive_until >= c->next_apply || core_inst_waiting(c);
     for (uint32_t w = 0; w < c->cfg.window && !busy; w++)
         busy = c->inst[w].used && c->inst[w].started && !c->inst[w].decided;
     out->next_tick_us = busy ? c->now + c->cfg.retransmit_us / 2 : 0;

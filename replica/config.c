@@ -181,7 +181,7 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
     } else if (!strcmp(k, "policy")) {
         if (!strcmp(v, "global")) c->policy = RABIA_POLICY_GLOBAL;
         else if (!strcmp(v, "classes")) c->policy = RABIA_POLICY_CLASSES;
-        else ERR("policy = '%s': use global (window 1) or classes (window >= replicas)", v);
+        else ERR("policy = '%s': use global (any window) or classes (window >= replicas)", v);
     } else if (!strcmp(k, "cluster-id")) {
         if (parse_u64(v, 0, UINT64_MAX, &x)) ERR("cluster-id = '%s': must be a number (0 = derive from members)", v);
         c->cluster_id = x;
@@ -303,8 +303,6 @@ int rabia_replica_config_check(const struct rabia_replica_config *c, char *err, 
     if (!c->n) ERR("members is not set: list every replica as members = 1=host:port,2=host:port,3=host:port");
     if (!c->id) ERR("id is not set: give this replica's number (1..%u) from members", c->n);
     if (c->id > c->n) ERR("id = %u is not among members (1..%u)", c->id, c->n);
-    if (c->policy == RABIA_POLICY_GLOBAL && c->window != 1)
-        ERR("window = %u with policy global: global runs one slot at a time; set window = 1 or policy = classes", c->window);
     if (c->policy == RABIA_POLICY_CLASSES && c->window < c->n)
         ERR("window = %u with policy classes: needs window >= %u (the number of replicas)", c->window, c->n);
     int arc = replica_auth_check_config(c, err, errlen); /* the secret and ACL files (auth.c) */

@@ -102,6 +102,7 @@ struct run_cfg {
     int64_t trace_slot; /* -1: none */
     int verbose; /* --faults: log every fault and recovery */
     bool durable; /* --durable: replicas keep a simulated write-ahead log (replica/node.c's rules) */
+    int clients_on; /* --clients-on R: every client starts at replica R (0: spread at random) */
 };
 
 struct run_result {
@@ -1942,6 +1943,7 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
         c->id = w->next_cid++;
         c->ack = 1;
         c->target = (uint8_t)(rnd() % n);
+        if (cfg->clients_on) c->target = (uint8_t)((cfg->clients_on - 1) % n);
         push(w, rnd_range(0, 2 * MS), E_CLIENT_NEXT, (uint8_t)k, 0, 0, 0);
     }
     if (cfg->mix & ~(unsigned)M_JITTER) push(w, rnd_range(20 * MS, 80 * MS), E_FAULT, 0, 0, 0, 0);
@@ -2033,9 +2035,10 @@ static void seed_cfg(struct run_cfg *c, uint64_t seed, const struct run_cfg *ove
     h ^= h >> 31;
     c->mix = MIXES[fixed_mix >= 0 ? (unsigned)fixed_mix : seed % N_MIXES].flags;
     c->n = fixed_n ? (uint8_t)fixed_n : (h & 1 ? 5 : 3);
-    unsigned variant = fixed_variant >= 0 ? (unsigned)fixed_variant : (unsigned)((h >> 1) % 3);
+    unsigned variant = fixed_variant >= 0 ? (unsigned)fixed_variant : (unsigned)((h >> 1) % 4);
     switch (variant) {
     case 0: c->window = 1; c->policy = RABIA_POLICY_GLOBAL; break;
+    case 3: c->window = 4; c->policy = RABIA_POLICY_GLOBAL; break;
     case 1: c->window = c->n; c->policy = RABIA_POLICY_CLASSES; break;
     default: c->window = 8; c->policy = RABIA_POLICY_CLASSES; break;
     }
@@ -2055,7 +2058,9 @@ static void usage(void)
            "  --mix NAME         calm|jitter|links|partition|crash|pause|all (default: by seed)\n"
            "  --all-mixes        run every seed under each of the seven mixes\n"
            "  --n N              3, 5 or 7 (default: 3 or 5 by seed)\n"
-           "  --variant V        0: window 1 global, 1: window n classes, 2: window 8 classes\n"
+           "  --variant V        0: window 1 global, 1: window n classes, 2: window 8 classes,\n"
+           "                     3: window 4 global (pipelined: initiator s mod n)\n"
+           "  --clients-on R     every client starts at replica R (1..n; default: spread)\n"
            "  --sessions K       the apply layer's max_sessions (default: by seed, 64 or\n"
            "                     one or two fewer than the run's clients)\n"
            "  --bug NAME         plant a bug: coin|majority|double-count|stale-read|\n"
@@ -2076,7 +2081,7 @@ static void usage(void)
 struct totals {
     uint64_t runs, failed, slots, nulls, fast, own, max_phase, ok, unknown, crashes, restarts, restarts_open,
         hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored;
-    uint64_t var_slots[3], var_nulls[3];
+    uint64_t var_slots[4], var_nulls[4];
 };
 
 int main(int argc, char **argv)
@@ -2095,13 +2100,16 @@ int main(int argc, char **argv)
             count = 1;
             single = 1;
         } else if (!strcmp(a, "--trace-slot") && v) base.trace_slot = strtoll(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--n") && v) {
+        else if (!strcmp(a, "--clients-on") && v) {
+            base.clients_on = atoi(argv[++i]);
+            snprintf(extra + el, sizeof extra - el, " --clients-on %d", base.clients_on);
+        } else if (!strcmp(a, "--n") && v) {
             fixed_n = atoi(argv[++i]);
             snprintf(extra + el, sizeof extra - el, " --n %d", fixed_n);
         } else if (!strcmp(a, "--variant") && v) {
             fixed_variant = atoi(argv[++i]);
-            if (fixed_variant < 0 || fixed_variant > 2) {
-                fprintf(stderr, "--variant must be 0, 1 or 2\n");
+            if (fixed_variant < 0 || fixed_variant > 3) {
+                fprintf(stderr, "--variant must be 0..3\n");
                 return 2;
             }
             snprintf(extra + el, sizeof extra - el, " --variant %d", fixed_variant);
@@ -2179,7 +2187,7 @@ int main(int argc, char **argv)
             per_mix[mix]++;
             T.slots += r.slots;
             T.nulls += r.nulls;
-            unsigned v = c.policy == RABIA_POLICY_GLOBAL ? 0 : c.window == c.n ? 1 : 2;
+            unsigned v = c.policy == RABIA_POLICY_GLOBAL ? (c.window == 1 ? 0 : 3) : c.window == c.n ? 1 : 2;
             T.var_slots[v] += r.slots;
             T.var_nulls[v] += r.nulls;
             T.fast += r.fast;
@@ -2238,9 +2246,9 @@ int main(int argc, char **argv)
         printf("durable: whole-cluster crashes=%" PRIu64 " torn-writes=%" PRIu64 " damaged-logs=%" PRIu64
                " disk-stalls-and-full=%" PRIu64 " records-restored=%" PRIu64 "\n",
                T.crash_all, T.torn, T.damaged, T.disk_faults, T.restored);
-    static const char *vname[3] = {"window 1 global", "window n classes", "window 8 classes"};
+    static const char *vname[4] = {"window 1 global", "window n classes", "window 8 classes", "window 4 global"};
     printf("null-slot rate by variant:");
-    for (int v = 0; v < 3; v++)
+    for (int v = 0; v < 4; v++)
         if (T.var_slots[v]) printf(" %s %.1f%%", vname[v], 100.0 * (double)T.var_nulls[v] / (double)T.var_slots[v]);
     printf("\n");
     if (expect_fail) {
