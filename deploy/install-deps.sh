@@ -10,7 +10,9 @@ pkgs=(build-essential cmake pkg-config git
       python3 python3-redis      # tests: acknowledged-write checkers use the client most apps use
       iproute2 iptables procps
       libssl-dev openssl         # TLS 1.3 on peer and client links (OpenSSL 3.0)
-      prometheus)                # promtool: tests check /metrics and the alert rules
+      prometheus                 # promtool: tests check /metrics and the alert rules
+      redis-server               # tests and bench/: the Redis 7 we are compared with
+      etcd-server etcd-client)   # bench/compare.sh: a 3-member etcd (etcd, etcdctl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
