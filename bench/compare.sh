@@ -115,7 +115,7 @@ now() { date +%s.%N; }
 # ---- the systems -----------------------------------------------------------
 # start_<system> sets sys_pids (server PIDs), sys_addr (rabia-bench --addr),
 # sys_proto and sys_args (extra rabia-bench options); stop_system stops them.
-sys_pids="" sys_addr="" sys_proto="" sys_args=""
+sys_pids="" sys_addr="" sys_proto="" sys_args="" sys_count=""
 
 start_rabia() { # NAME DURABILITY OFFSET
   local c=$dir/$1 off=$3 i a=""
@@ -132,7 +132,7 @@ start_rabia() { # NAME DURABILITY OFFSET
     if [ "$rabia_proto" = resp ]; then a+="${a:+,}127.0.0.1:$((base + off + i))"; else a+="${a:+,}127.0.0.1:$((base + off + 10 + i))"; fi
   done
   # every replica takes clients (Rabia has no leader): spread connections over all three
-  sys_addr=$a sys_proto=$rabia_proto sys_args=""
+  sys_addr=$a sys_proto=$rabia_proto sys_args="" sys_count="resp $((base + off + 1))"
 }
 
 redis_start() { # PORT ARGS...: one redis-server, pinned, data under $dir; prints its PID
@@ -153,11 +153,11 @@ redis_start() { # PORT ARGS...: one redis-server, pinned, data under $dir; print
 
 start_redis_always() {
   redis_start $((base + 301)) --save "" --appendonly yes --appendfsync always
-  sys_pids=${pids[-1]} sys_addr=127.0.0.1:$((base + 301)) sys_proto=resp sys_args=""
+  sys_pids=${pids[-1]} sys_addr=127.0.0.1:$((base + 301)) sys_proto=resp sys_args="" sys_count="resp $((base + 301))"
 }
 start_redis_nopersist() {
   redis_start $((base + 302)) --save "" --appendonly no
-  sys_pids=${pids[-1]} sys_addr=127.0.0.1:$((base + 302)) sys_proto=resp sys_args=""
+  sys_pids=${pids[-1]} sys_addr=127.0.0.1:$((base + 302)) sys_proto=resp sys_args="" sys_count="resp $((base + 302))"
 }
 start_redis_wait2() {
   local p=$((base + 310)) i n ps=""
@@ -174,7 +174,7 @@ start_redis_wait2() {
   done
   [ "$n" = 2 ] || die "the Redis primary on port $p has $n replicas connected after 20 s, not 2 (see $dir/redis*.log with KEEP_DIR=1)"
   redis-cli -p $p DEL compare:probe >/dev/null
-  sys_pids=$ps sys_addr=127.0.0.1:$p sys_proto=resp sys_args="--wait-replicas 2"
+  sys_pids=$ps sys_addr=127.0.0.1:$p sys_proto=resp sys_args="--wait-replicas 2" sys_count="resp $p"
 }
 
 start_etcd() {
@@ -202,6 +202,7 @@ start_etcd() {
   }
   # spread connections over the 3 members: each forwards writes to the raft leader
   sys_pids=$ps sys_addr=$a sys_proto=etcd sys_args=""
+  sys_count="etcd $((base + 401))"
 }
 
 start_system() {
@@ -239,9 +240,25 @@ placement() { # NAME
 
 # ---- one measurement -------------------------------------------------------
 csv=$dir/rows.csv
-echo "system,read_ratio,connections,pipeline,requests,errors,seconds,throughput,p50_us,p99_us,cpu_us_per_req,server_cpu_util,gen_cpu_util" >"$csv"
+echo "system,read_ratio,connections,pipeline,keys_before,requests,errors,seconds,throughput,p50_us,p99_us,cpu_us_per_req,server_cpu_util,gen_cpu_util" >"$csv"
+# key_count -> how many keys the running system holds (etcd: the range
+# count, which --limit does not cap; etcdctl 3.4 has no --count-only). There is no prefill:
+# the write-only runs come first and fill the key space, as far as their
+# throughput gets (random keys), before the 50% runs read it; the count
+# says how far, since a GET of a missing key costs less than a hit.
+key_count() {
+  local n how=${sys_count% *} port=${sys_count#* }
+  if [ "$how" = etcd ]; then
+    n=$(ETCDCTL_API=3 etcdctl --endpoints "http://127.0.0.1:$port" get --prefix "" --limit 1 --write-out fields 2>/dev/null |
+      sed -n 's/^"Count" : //p')
+  else
+    n=$(redis-cli -p "$port" DBSIZE 2>/dev/null)
+  fi
+  echo "${n:-?}"
+}
 measure() { # SYSTEM READ_RATIO PIPELINE
-  local sys=$1 rr=$2 pp=$3 out=$dir/bench.$1.$2.$3 bpid c0 c1 t0 t1 g0 g1 last
+  local sys=$1 rr=$2 pp=$3 out=$dir/bench.$1.$2.$3 bpid c0 c1 t0 t1 g0 g1 last kb
+  kb=$(key_count)
   # shellcheck disable=SC2086
   taskset -c "$client_cpus" "$bench" run --proto "$sys_proto" --addr "$sys_addr" --connections "$conns" \
     --pipeline "$pp" --keys $keys --key-size $key_size --value-size $value_size --read-ratio "$rr" \
@@ -270,14 +287,14 @@ measure() { # SYSTEM READ_RATIO PIPELINE
   [[ $last == requests=* ]] || die "rabia-bench's last line is not its summary: '$last'"
   { [ -n "$g0" ] && [ -n "$g1" ]; } || die "rabia-bench ended before the measured window did (against $sys): its output: $(tail -n 3 "$out" "$out.err")"
   # requests=N errors=E seconds=S throughput=X p50_us=.. p90_us=.. p99_us=.. p999_us=.. max_us=..
-  awk -v sys="$sys" -v rr="$rr" -v c="$conns" -v pp="$pp" -v dc="$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b-a}')" \
+  awk -v sys="$sys" -v rr="$rr" -v c="$conns" -v pp="$pp" -v kb="$kb" -v dc="$(awk -v a="$c0" -v b="$c1" 'BEGIN{print b-a}')" \
     -v dg="$(awk -v a="$g0" -v b="$g1" 'BEGIN{print b-a}')" -v dt="$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" '
     { for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] } }
     END {
       cpu = (v["throughput"] > 0) ? dc / dt / v["throughput"] * 1e6 : 0
-      printf "%s,%s,%s,%s,%d,%d,%.2f,%.0f,%.0f,%.0f,%.1f,%.2f,%.2f\n", sys, rr, c, pp, v["requests"], v["errors"],
+      printf "%s,%s,%s,%s,%s,%d,%d,%.2f,%.0f,%.0f,%.0f,%.1f,%.2f,%.2f\n", sys, rr, c, pp, kb, v["requests"], v["errors"],
         v["seconds"], v["throughput"], v["p50_us"], v["p99_us"], cpu, dc / dt, dg / dt
-    }' <<<"$last" | tee -a "$csv" | awk -F, '{ printf "  %-16s reads %-4s P%-3s %9s req/s  p50 %7s us  p99 %8s us  %7s CPU-us/req  server CPU %s  rabia-bench CPU %s  errors %s\n", $1, $2, $4, $8, $9, $10, $11, $12, $13, $6 }'
+    }' <<<"$last" | tee -a "$csv" | awk -F, '{ printf "  %-16s reads %-4s P%-3s %9s req/s  p50 %7s us  p99 %8s us  %7s CPU-us/req  server CPU %s  rabia-bench CPU %s  errors %s  keys before %s\n", $1, $2, $4, $9, $10, $11, $12, $13, $14, $7, $5 }'
   forget "$bpid"
 }
 
@@ -306,20 +323,20 @@ out_csv=bench/results/compare-$stamp.csv
 # ratios: against redis-always for every system, and the two pairs
 awk -F, -v OFS=, '
   NR == 1 { print $0, "thr_vs_redis_always", "p50_vs_redis_always", "p99_vs_redis_always", "cpu_vs_redis_always"; next }
-  { row[NR] = $0; k = $2 "|" $4; if ($1 == "redis-always") { rt[k] = $8; r50[k] = $9; r99[k] = $10; rc[k] = $11 } n = NR }
+  { row[NR] = $0; k = $2 "|" $4; if ($1 == "redis-always") { rt[k] = $9; r50[k] = $10; r99[k] = $11; rc[k] = $12 } n = NR }
   function q(a, b) { return (b > 0) ? sprintf("%.2f", a / b) : "" }
   END { for (i = 2; i <= n; i++) { split(row[i], f, ","); k = f[2] "|" f[4]
-          print row[i], q(f[8], rt[k]), q(f[9], r50[k]), q(f[10], r99[k]), q(f[11], rc[k]) } }' "$csv" >"$out_csv"
+          print row[i], q(f[9], rt[k]), q(f[10], r50[k]), q(f[11], r99[k]), q(f[12], rc[k]) } }' "$csv" >"$out_csv"
 
 table() { # the markdown table, from the CSV
   awk -F, '
-    NR == 1 { print "| system | writes | P | req/s | p50 us | p99 us | server CPU us/req | server CPU | rabia-bench CPU | errors | req/s vs redis-always | p99 vs redis-always | CPU/req vs redis-always |"
-              print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"; next }
-    { printf "| %s | %d%% | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, (1 - $2) * 100, $4, $8, $9, $10, $11, $12, $13, $6, $14, $16, $17 }' "$out_csv"
+    NR == 1 { print "| system | writes | P | req/s | p50 us | p99 us | server CPU us/req | server CPU | rabia-bench CPU | errors | keys before | req/s vs redis-always | p99 vs redis-always | CPU/req vs redis-always |"
+              print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"; next }
+    { printf "| %s | %d%% | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, (1 - $2) * 100, $4, $9, $10, $11, $12, $13, $14, $7, $5, $15, $17, $18 }' "$out_csv"
 }
 pairs() { # rabia-memory vs redis-wait2, rabia-wal vs etcd, same workload
   awk -F, '
-    NR > 1 { k = $2 "|" $4; t[$1, k] = $8; p50[$1, k] = $9; p99[$1, k] = $10; c[$1, k] = $11; keys[k] = 1 }
+    NR > 1 { k = $2 "|" $4; t[$1, k] = $9; p50[$1, k] = $10; p99[$1, k] = $11; c[$1, k] = $12; keys[k] = 1 }
     function q(a, b) { return (b > 0 && a != "") ? sprintf("%.2f", a / b) : "n/a" }
     END {
       print "| pair | writes | P | req/s ratio | p50 ratio | p99 ratio | CPU/req ratio |"
