@@ -334,9 +334,10 @@ table() { # the markdown table, from the CSV
               print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"; next }
     { printf "| %s | %d%% | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, (1 - $2) * 100, $4, $9, $10, $11, $12, $13, $14, $7, $5, $15, $17, $18 }' "$out_csv"
 }
-pairs() { # rabia-memory vs redis-wait2, rabia-wal vs etcd, same workload
+pairs() { # rabia-memory vs redis-wait2, rabia-wal vs etcd (and the two against Redis alone), same workload
   awk -F, '
-    NR > 1 { k = $2 "|" $4; t[$1, k] = $9; p50[$1, k] = $10; p99[$1, k] = $11; c[$1, k] = $12; keys[k] = 1 }
+    NR > 1 { k = $2 "|" $4; t[$1, k] = $9; p50[$1, k] = $10; p99[$1, k] = $11; c[$1, k] = $12
+             if (!(k in seen)) { seen[k] = 1; order[++nk] = k } }
     function q(a, b) { return (b > 0 && a != "") ? sprintf("%.2f", a / b) : "n/a" }
     END {
       print "| pair | writes | P | req/s ratio | p50 ratio | p99 ratio | CPU/req ratio |"
@@ -344,14 +345,15 @@ pairs() { # rabia-memory vs redis-wait2, rabia-wal vs etcd, same workload
       np = split("rabia-memory:redis-wait2 rabia-wal:etcd rabia-wal:redis-always rabia-memory:redis-nopersist", pr, " ")
       for (j = 1; j <= np; j++) {
         split(pr[j], s, ":")
-        for (k in keys) {
+        for (i = 1; i <= nk; i++) {
+          k = order[i]
           if (!((s[1], k) in t) || !((s[2], k) in t)) continue
           split(k, w, "|")
           printf "| %s / %s | %d%% | %s | %s | %s | %s | %s |\n", s[1], s[2], (1 - w[1]) * 100, w[2],
             q(t[s[1], k], t[s[2], k]), q(p50[s[1], k], p50[s[2], k]), q(p99[s[1], k], p99[s[2], k]), q(c[s[1], k], c[s[2], k])
         }
       }
-    }' "$out_csv" | { IFS= read -r h1; IFS= read -r h2; printf '%s\n%s\n' "$h1" "$h2"; sort -t'|' -k2,2 -k3,3r -k4,4n; }
+    }' "$out_csv"
 }
 
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
