@@ -7,12 +7,13 @@ pkgs=(build-essential cmake pkg-config git
       clang libclang-rt-14-dev   # libFuzzer target of the codec
       spin                       # model checking (tests/model)
       redis-tools                # redis-cli / redis-benchmark against the RESP port
+      redis-server               # tests and benchmarks compare with a real Redis
       python3 python3-redis      # tests: acknowledged-write checkers use the client most apps use
       iproute2 iptables procps
       libssl-dev openssl         # TLS 1.3 on peer and client links (OpenSSL 3.0)
       prometheus                 # promtool: tests check /metrics and the alert rules
-      redis-server               # tests and bench/: the Redis 7 we are compared with
-      etcd-server etcd-client)   # bench/compare.sh: a 3-member etcd (etcd, etcdctl)
+      gnuplot-nox                # rabia-bench sweep draws its plots (PNG, SVG)
+      etcd-server etcd-client)   # bench/compare.sh: a 3-member etcd 3.4 (etcd, etcdctl for its health and key count)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
