@@ -13,7 +13,7 @@ pkgs=(build-essential cmake pkg-config git
       libssl-dev openssl         # TLS 1.3 on peer and client links (OpenSSL 3.0)
       prometheus                 # promtool: tests check /metrics and the alert rules
       gnuplot-nox                # rabia-bench sweep draws its plots (PNG, SVG)
-      etcd-server)               # bench/compare.sh: etcd 3.4 as a baseline for rabia-bench --proto etcd
+      etcd-server etcd-client)   # bench/compare.sh: a 3-member etcd 3.4 (etcd, etcdctl for its health and key count)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
