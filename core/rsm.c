@@ -13,10 +13,17 @@
 #define RSM_MAGIC 0x324d5352u /* "RSM2" */
 #define W RABIA_RSM_WINDOW
 #define TRACK_BITS 256           /* batch seqs remembered above a tracker's base */
+/* Kept replies of at most RSM_SMALL bytes (+OK, a short value: most of
+ * them) live in RSM_SMALL-byte buffers, all alike, so a dropped entry's
+ * buffer serves the next reply: RSM_POOL of them wait in the rsm's pool
+ * (128 KiB at most). Without it every applied request allocated its reply's
+ * copy and every ack freed one (1 allocation per request, measured). */
+#define RSM_SMALL 128
+#define RSM_POOL 1024
 
 /* A remembered reply, kept at ent[seq % W]. */
 struct ent {
-    uint8_t *data; /* NULL when len == 0 */
+    uint8_t *data; /* NULL when len == 0; RSM_SMALL bytes when len <= RSM_SMALL */
     uint32_t len;
     uint8_t kept;  /* 0: applied, reply too large to keep */
 };
@@ -74,6 +81,8 @@ struct rabia_rsm {
     struct btrack tr[RABIA_MAX_REPLICAS];
     struct rabia_buf scratch;   /* the reply being produced */
     struct rabia_buf hashbuf;   /* snapshot bytes for rabia_rsm_hash */
+    uint8_t *pool[RSM_POOL];    /* free RSM_SMALL-byte reply buffers */
+    uint32_t npool;
 };
 
 /* ---- sessions ---- */
@@ -85,6 +94,30 @@ static uint64_t mix(uint64_t x)
     x ^= x >> 27;
     x *= 0x94d049bb133111ebull;
     return x ^ (x >> 31);
+}
+
+/* A buffer for a kept reply of len bytes: see RSM_SMALL. */
+static uint8_t *reply_alloc(size_t len)
+{
+    return malloc(len > RSM_SMALL ? len : RSM_SMALL);
+}
+
+static uint8_t *reply_take(struct rabia_rsm *r, size_t len)
+{
+    if (len <= RSM_SMALL && r->npool)
+        return r->pool[--r->npool];
+    return reply_alloc(len);
+}
+
+/* The buffer of a dropped reply of len bytes: to the pool when small and
+ * there is room, else freed. */
+static void reply_give(struct rabia_rsm *r, uint8_t *p, size_t len)
+{
+    if (p && len <= RSM_SMALL && r->npool < RSM_POOL) {
+        r->pool[r->npool++] = p;
+        return;
+    }
+    free(p);
 }
 
 static void sess_free(struct sess *s)
@@ -276,7 +309,7 @@ static void ent_drop(struct rabia_rsm *r, struct sess *s, struct ent *e)
         s->bytes -= e->len;
         r->reply_bytes -= e->len;
     }
-    free(e->data);
+    reply_give(r, e->data, e->len);
     memset(e, 0, sizeof *e);
 }
 
@@ -393,6 +426,8 @@ void rabia_rsm_destroy(struct rabia_rsm *r)
     if (!r)
         return;
     sessions_free(&r->s);
+    for (uint32_t i = 0; i < r->npool; i++)
+        free(r->pool[i]);
     r->ops->destroy(r->sm);
     rabia_buf_free(&r->scratch);
     rabia_buf_free(&r->hashbuf);
@@ -540,7 +575,8 @@ static int apply_one(struct rabia_rsm *r, uint64_t slot, const struct rabia_req 
     s->mask |= 1ull << idx;
     if (r->scratch.len <= r->cfg.max_reply_bytes) {
         if (r->scratch.len) {
-            if (!(e->data = malloc(r->scratch.len)))
+            RABIA_ASSERT(!e->data); /* dropped (ent_drop) before its seq came round again */
+            if (!(e->data = reply_take(r, r->scratch.len)))
                 return -ENOMEM;
             memcpy(e->data, r->scratch.data, r->scratch.len);
             s->bytes += r->scratch.len;
@@ -820,7 +856,7 @@ static int parse_session(struct rd *d, uint64_t applied, struct sess **out)
             if (!rd_u32(d, &e->len) || !rd_bytes(d, e->len, &p))
                 goto fail;
             if (e->len) {
-                if (!(e->data = malloc(e->len))) {
+                if (!(e->data = reply_alloc(e->len))) {
                     rc = -ENOMEM;
                     goto fail;
                 }
