@@ -129,6 +129,18 @@ static void sess_free(struct sess *s)
     free(s);
 }
 
+/* sess_free for a session closed or evicted while running: its kept
+ * replies' small buffers go to the pool first (a RESP connection's session
+ * closes with its pipeline's replies still kept). */
+static void sess_release(struct rabia_rsm *r, struct sess *s)
+{
+    for (int i = 0; i < W; i++) {
+        reply_give(r, s->ent[i].data, s->ent[i].len);
+        s->ent[i].data = NULL;
+    }
+    sess_free(s);
+}
+
 static void sessions_free(struct sessions *t)
 {
     for (size_t i = 0; i < t->cap; i++)
@@ -489,7 +501,7 @@ static int new_session(struct rabia_rsm *r, uint64_t client_id, uint64_t base, s
         struct sess *v = sessions_victim(t);
         sessions_remove(t, v);
         r->reply_bytes -= v->bytes;
-        sess_free(v);
+        sess_release(r, v);
     }
     s->client_id = client_id;
     s->base = base;
@@ -508,7 +520,7 @@ static int apply_one(struct rabia_rsm *r, uint64_t slot, const struct rabia_req 
         if (s) {
             r->reply_bytes -= s->bytes;
             sessions_remove(&r->s, s);
-            sess_free(s);
+            sess_release(r, s);
         }
         reply(fn, ctx, q, RABIA_REPLY_OK, NULL, 0);
         return 0;
