@@ -29,8 +29,10 @@ build() { # DIR ON|OFF -> path of rabiad
 }
 je_bin=${RABIAD_JEMALLOC:-$(build build-bench-jemalloc ON)}
 gl_bin=${RABIAD_GLIBC:-$(build build-bench-glibc OFF)}
-ldd "$je_bin" | grep -q libjemalloc || { echo "$je_bin is not linked with jemalloc" >&2; exit 1; }
-if ldd "$gl_bin" | grep -q libjemalloc; then echo "$gl_bin is linked with jemalloc" >&2; exit 1; fi
+# (ldd's output taken whole: grep -q closing the pipe early fails it under pipefail)
+je_libs=$(ldd "$je_bin") gl_libs=$(ldd "$gl_bin")
+grep -q libjemalloc <<<"$je_libs" || { echo "$je_bin is not linked with jemalloc" >&2; exit 1; }
+if grep -q libjemalloc <<<"$gl_libs"; then echo "$gl_bin is linked with jemalloc" >&2; exit 1; fi
 
 dir=$(mktemp -d "${BENCH_DIR:-/var/tmp}/rabia-jemalloc-bench.XXXXXX")
 cleanup() {
@@ -97,5 +99,5 @@ done
 j_rss=$(rss_of $je_pids) g_rss=$(rss_of $gl_pids)
 printf '%-22s %12s %12s %10s\n' "VmRSS MiB, 3 replicas" "$j_rss" "$g_rss" "$(ratio "$j_rss" "$g_rss")"
 echo "servers on CPU $server_cpus, clients on CPU $client_cpus; $n requests per redis-benchmark run, best of $rounds;" \
-  "3 replicas each, durability memory; $(nproc) CPUs; $(ldd "$je_bin" | awk '/libjemalloc/ { print $3 }')," \
+  "3 replicas each, durability memory; $(nproc) CPUs; $(awk '/libjemalloc/ { print $3 }' <<<"$je_libs")," \
   "glibc $(ldd --version | head -n 1 | awk '{ print $NF }')"
