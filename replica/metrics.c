@@ -442,9 +442,11 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
     struct heap_stats hs;
     if (heap_stats(&hs)) { /* only on jemalloc (RABIA_JEMALLOC=ON): see heap.h */
         scalar(b, "rabia_heap_allocations_total", "counter",
-               "Heap allocations (malloc, calloc, realloc) since start, all threads (jemalloc statistics).",
+               "Heap allocations (malloc, calloc, realloc) since start, all threads "
+               "(jemalloc statistics; absent without jemalloc).",
                (double)hs.allocations);
-        scalar(b, "rabia_heap_allocated_bytes", "gauge", "Bytes in live heap allocations (jemalloc stats.allocated).",
+        scalar(b, "rabia_heap_allocated_bytes", "gauge",
+               "Bytes in live heap allocations (jemalloc stats.allocated; absent without jemalloc).",
                (double)hs.allocated_bytes);
     }
     scalar(b, "rabia_replica_id", "gauge", "This replica's id (1..n).", r->cfg.id);
