@@ -562,6 +562,7 @@ void resp_session_free(struct resp_session *s)
     rabia_buf_free(&s->qops);
     rabia_buf_free(&s->qkinds);
     rabia_buf_free(&s->exec_kinds);
+    rabia_buf_free(&s->enc);
     rabia_buf_free(&s->name);
     free(s->qlen);
     s->qlen = NULL;
@@ -872,8 +873,12 @@ static int encode_op(struct rabia_buf *out, const struct resp_argv *c, const cha
 {
     if (!kv_name)
         return rabia_kv_encode_argv(out, (int)c->argc, (const char *const *)c->argv, c->argv_len);
-    const char **v = malloc(c->argc * sizeof *v);
-    size_t *l = malloc(c->argc * sizeof *l);
+    /* on the stack for the usual few arguments: no allocation per command */
+    const char *sv[16];
+    size_t sl[16];
+    bool small = c->argc <= 16;
+    const char **v = small ? sv : malloc(c->argc * sizeof *v);
+    size_t *l = small ? sl : malloc(c->argc * sizeof *l);
     int rc = -ENOMEM;
     if (v && l) {
         v[0] = kv_name;
@@ -884,8 +889,10 @@ static int encode_op(struct rabia_buf *out, const struct resp_argv *c, const cha
         }
         rc = rabia_kv_encode_argv(out, (int)c->argc, v, l);
     }
-    free(v);
-    free(l);
+    if (!small) {
+        free(v);
+        free(l);
+    }
     return rc;
 }
 
@@ -1001,11 +1008,15 @@ static int replicate(struct ctx *x, const struct cmd *cmd)
         size = size - LEN(0) + strlen(cmd->kv_name);
     if (size > x->s->max_op)
         return too_large(x, "request", size);
-    struct rabia_buf tmp = {0};
-    int rc = encode_op(&tmp, x->c, cmd->kv_name);
-    if (!rc)
-        rc = put_in_db(x->op, x->s->db, tmp.data, tmp.len);
-    rabia_buf_free(&tmp);
+    int rc;
+    if (!x->s->db) { /* database 0: the op as it is, straight into the caller's buffer */
+        rc = encode_op(x->op, x->c, cmd->kv_name);
+    } else { /* wrapped: encoded first in the session's buffer (kept: no allocation per command) */
+        rabia_buf_clear(&x->s->enc);
+        rc = encode_op(&x->s->enc, x->c, cmd->kv_name);
+        if (!rc)
+            rc = put_in_db(x->op, x->s->db, x->s->enc.data, x->s->enc.len);
+    }
     if (rc)
         return -ENOMEM;
     x->s->r3 = x->s->proto == 3 ? r3_kind(x->c) : R3_NONE;

@@ -228,6 +228,7 @@ struct resp_session {
     /* with r3 == R3_EXEC: the queued commands' kinds, one byte each, for
      * resp3_convert_exec (valid until the next EXEC) */
     struct rabia_buf exec_kinds;
+    struct rabia_buf enc; /* a command's op before put_in_db wraps it (SELECTed database) */
     bool barrier;       /* handle nothing more until every reply is in (WATCH) */
     uint64_t block_timeout_ms; /* RESP_POST_BLOCK: 0 = forever */
     /* WATCH */

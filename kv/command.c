@@ -639,6 +639,12 @@ uint64_t rabia_kv_memory(const void *sm)
     return m->s->mem;
 }
 
+uint64_t rabia_kv_allocations(const void *sm)
+{
+    const struct kv_sm *m = sm;
+    return m->s->allocs;
+}
+
 void rabia_kv_db_info(const void *sm, uint32_t db, uint64_t *keys, uint64_t *expires)
 {
     const struct kv_sm *m = sm;

@@ -203,6 +203,7 @@ struct kv_store {
     uint64_t rng;          /* kv_rand state: reset from the slot per batch */
     uint64_t version;      /* WATCH versions: bumped by each change */
     uint64_t mem;          /* bytes held (kv_alloc) */
+    uint64_t allocs;       /* kv_alloc and kv_realloc calls: the state's own allocations */
     rabia_sm_event_fn ev_fn;
     void *ev_arg;
     void *scratch;         /* kv_dict_scan's sort space */

@@ -65,6 +65,10 @@ uint64_t rabia_kv_count(const void *sm);
 uint64_t rabia_kv_expiring(const void *sm);
 /* Bytes held by the store (keys, values, tables). */
 uint64_t rabia_kv_memory(const void *sm);
+/* Allocations the store made for its data since it was created (every
+ * kv_alloc and kv_realloc): what a SET that stores a new value costs, told
+ * apart from the replica's own per-request allocations (rabia_heap_*). */
+uint64_t rabia_kv_allocations(const void *sm);
 /* Keys and keys with an expiry in database db (INFO keyspace). */
 void rabia_kv_db_info(const void *sm, uint32_t db, uint64_t *keys, uint64_t *expires);
 

@@ -14,6 +14,7 @@
 void *kv_alloc(struct kv_store *s, size_t n)
 {
     void *p = malloc(n ? n : 1);
+    s->allocs++;
     if (p)
         s->mem += malloc_usable_size(p);
     return p;
@@ -23,6 +24,7 @@ void *kv_realloc(struct kv_store *s, void *p, size_t n)
 {
     size_t old = p ? malloc_usable_size(p) : 0;
     void *q = realloc(p, n ? n : 1);
+    s->allocs++;
     if (!q)
         return NULL;
     RABIA_ASSERT(s->mem >= old);

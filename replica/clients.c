@@ -18,6 +18,34 @@
 /* ------------------------------------------------------------------ */
 /* replies */
 
+/* The next free slot of the ring, its reply buffer empty: a spare one
+ * when the slot has none (see struct conn's spare). */
+static struct resp_slot *slot_next(struct conn *k)
+{
+    struct resp_slot *s = &k->q[(k->q_head + k->q_len) % RESP_MAX_PENDING];
+    if (!s->out.cap && k->n_spare)
+        s->out = k->spare[--k->n_spare];
+    rabia_buf_clear(&s->out);
+    return s;
+}
+
+/* A flushed slot's buffer goes back to the spares (while there is room and
+ * it is not a large one's), so the slots in flight share a few buffers. */
+static void slot_recycle(struct conn *k, struct resp_slot *s)
+{
+    if (s->out.cap && s->out.cap <= RESP_SPARE_MAX_CAP && k->n_spare < RESP_SPARE_BUFS) {
+        k->spare[k->n_spare++] = s->out;
+        s->out = (struct rabia_buf){0};
+    }
+    rabia_buf_clear(&s->out);
+}
+
+void replica_resp_free_spares(struct conn *k)
+{
+    for (uint32_t i = 0; i < k->n_spare; i++) rabia_buf_free(&k->spare[i]);
+    k->n_spare = 0;
+}
+
 static void resp_flush(struct rabia_replica *r, struct conn *k)
 {
     while (k->q_len && k->q[k->q_head].ready) {
@@ -26,7 +54,7 @@ static void resp_flush(struct rabia_replica *r, struct conn *k)
             replica_conn_close(r, k->c);
             return;
         }
-        rabia_buf_clear(&s->out);
+        slot_recycle(k, s);
         s->ready = false;
         k->q_head = (k->q_head + 1) % RESP_MAX_PENDING;
         k->q_len--;
@@ -210,7 +238,9 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
 {
     struct conn *k = &r->conns[ci];
     size_t off = 0;
-    struct rabia_buf op = {0};
+    RABIA_ASSERT(!r->in_pump);
+    r->in_pump = true;
+    struct rabia_buf op = r->pump_op; /* kept between pumps (its capacity) */
     if (k->blocked && k->block_retry) resubmit_blocked(r, ci);
     while (off < k->in.len && !k->quit) {
         if (k->blocked) break; /* as Redis: a blocked client's next commands wait */
@@ -224,8 +254,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
         off += used;
         if (rc == 0) break;
         uint32_t slot = (k->q_head + k->q_len) % RESP_MAX_PENDING;
-        struct resp_slot *s = &k->q[slot];
-        rabia_buf_clear(&s->out);
+        struct resp_slot *s = slot_next(k);
         if (rc < 0) { /* Redis replies with the protocol error, then closes */
             r->m->errors[ME_PROTOCOL]++;
             if (rc == -EPROTO) resp_parse_error_reply(&k->pa, &s->out);
@@ -286,7 +315,8 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
         }
         if (what != RESP_REPLICATE) metrics_local_done(r, s->cmd, k->in_us, &s->out, 0);
     }
-    rabia_buf_free(&op);
+    r->pump_op = op;
+    r->in_pump = false;
     if (off) { /* the parser keeps offsets from the start of what is left */
         memmove(k->in.data, k->in.data + off, k->in.len - off);
         k->in.len -= off;
@@ -317,6 +347,7 @@ void replica_resp_start_drain(struct rabia_replica *r, uint32_t ci)
         r->n_want_pump--;
     }
     for (uint32_t j = 0; j < RESP_MAX_PENDING; j++) rabia_buf_free(&k->q[j].out);
+    replica_resp_free_spares(k);
     free(k->q);
     k->q = NULL;
     replica_resp_forget(r, k);
@@ -367,8 +398,7 @@ void replica_sm_event(void *ctx, const struct rabia_sm_event *ev)
                 replica_conn_close(r, k->c);
                 continue;
             }
-            struct resp_slot *s = &k->q[(k->q_head + k->q_len) % RESP_MAX_PENDING];
-            rabia_buf_clear(&s->out);
+            struct resp_slot *s = slot_next(k);
             int n = resp_pubsub_deliver(&k->rs, ev->a, ev->a_len, ev->b, ev->b_len, &s->out);
             if (n <= 0) continue;
             s->ready = true;

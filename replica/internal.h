@@ -22,6 +22,8 @@
 #define MAX_CONNS 4096
 #define WAITERS_CAP (1u << 16)     /* requests waiting for their slot, per replica */
 #define RESP_MAX_PENDING 4096      /* replies queued per RESP connection */
+#define RESP_SPARE_BUFS 32         /* flushed reply buffers a RESP connection keeps for its next replies */
+#define RESP_SPARE_MAX_CAP 65536   /* a larger one is freed: a big reply's memory is not kept */
 #define RESP_MAX_INPUT (64u << 20) /* bytes buffered per RESP connection */
 #define SNAP_CHUNK (1u << 20)
 #define SNAP_MAX (1ull << 40)        /* largest snapshot a peer may announce (1 TiB: it goes to disk) */
@@ -61,6 +63,12 @@ struct conn {
     struct rabia_buf in;   /* unparsed input */
     struct resp_slot *q;   /* ring of pending replies */
     uint32_t q_head, q_len;
+    /* reply buffers of flushed slots, for the next slots: the ring has 4096
+     * slots and a connection walks all of them, so without these each
+     * request's slot allocated its buffer once per lap (0.87 allocations
+     * per request measured, 20 connections, pipelines of 8) */
+    struct rabia_buf spare[RESP_SPARE_BUFS];
+    uint32_t n_spare;
     uint64_t client_id, next_seq, group_first;
     uint64_t open_batch;   /* batch number its in-flight requests went into */
     uint32_t inflight;     /* replicated requests without a reply */
@@ -152,6 +160,8 @@ struct rabia_replica {
     pthread_mutex_t st_mu;
     struct rabia_replica_status st;
     struct rabia_buf scratch;
+    struct rabia_buf pump_op;  /* replica_resp_pump's encoded op, kept: no allocation per pump */
+    bool in_pump;              /* pump_op in use (replica_resp_pump does not nest) */
     /* snapshot transfers out: memory mode serializes the state once into
      * snap_out and every peer's transfer reads it; wal mode reads snapshot
      * files (an open fd per transfer) */
@@ -195,6 +205,7 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
                      size_t len);
 void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rabia_msg *m);
 void replica_resp_pump(struct rabia_replica *r, uint32_t ci);
+void replica_resp_free_spares(struct conn *k); /* the spare reply buffers of a RESP connection going away */
 void replica_resp_close_session(struct rabia_replica *r, uint64_t cid);
 void replica_resp_start_drain(struct rabia_replica *r, uint32_t ci);
 /* transfer.c */

@@ -30,6 +30,7 @@
 
 #include "auth.h"
 #include "codec.h"
+#include "heap.h"
 #include "internal.h"
 #include "invariant.h"
 #include "kv.h"
@@ -438,6 +439,16 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
     proc_memory(&rss, &vsz);
     scalar(b, "rabia_process_resident_memory_bytes", "gauge", "Resident memory (/proc/self/statm).", (double)rss);
     scalar(b, "rabia_process_virtual_memory_bytes", "gauge", "Virtual memory (/proc/self/statm).", (double)vsz);
+    struct heap_stats hs;
+    if (heap_stats(&hs)) { /* only on jemalloc (RABIA_JEMALLOC=ON): see heap.h */
+        scalar(b, "rabia_heap_allocations_total", "counter",
+               "Heap allocations (malloc, calloc, realloc) since start, all threads "
+               "(jemalloc statistics; absent without jemalloc).",
+               (double)hs.allocations);
+        scalar(b, "rabia_heap_allocated_bytes", "gauge",
+               "Bytes in live heap allocations (jemalloc stats.allocated; absent without jemalloc).",
+               (double)hs.allocated_bytes);
+    }
     scalar(b, "rabia_replica_id", "gauge", "This replica's id (1..n).", r->cfg.id);
     scalar(b, "rabia_cluster_members", "gauge", "Replicas in the cluster.", r->cfg.n);
     scalar(b, "rabia_healthy", "gauge", "1 when /health answers 200 (serving), 0 when 503.", healthy);
@@ -565,6 +576,9 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
         scalar(b, "rabia_state_size_bytes", "gauge", "Bytes the KV store accounts for its data.",
                (double)rabia_kv_memory(sm));
         scalar(b, "rabia_keys", "gauge", "Keys in the KV store, all databases.", (double)rabia_kv_count(sm));
+        scalar(b, "rabia_state_allocations_total", "counter",
+               "Allocations the KV store made for its data (part of rabia_heap_allocations_total).",
+               (double)rabia_kv_allocations(sm));
     }
     scalar(b, "rabia_sessions", "gauge", "Client sessions remembered.", rabia_rsm_sessions(r->rsm));
     scalar(b, "rabia_session_reply_bytes", "gauge", "Bytes of replies kept for retries.",

@@ -98,6 +98,7 @@ void replica_conn_release(struct rabia_replica *r, uint32_t i)
     replica_resp_forget(r, k);
     if (k->q) {
         for (uint32_t j = 0; j < RESP_MAX_PENDING; j++) rabia_buf_free(&k->q[j].out);
+        replica_resp_free_spares(k);
         free(k->q);
         resp_session_free(&k->rs);
         resp_argv_free(&k->pa);
@@ -923,6 +924,7 @@ void rabia_replica_destroy(struct rabia_replica *r)
     rabia_dir_unlock(r->lock_fd);
     node_destroy(r->node);
     rabia_buf_free(&r->scratch);
+    rabia_buf_free(&r->pump_op);
     metrics_destroy(r);
     replica_tls_close(r); /* after the loop: connections hold their own references */
     replica_auth_destroy(r);
