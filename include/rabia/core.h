@@ -99,7 +99,9 @@ extern "C" {
 
 enum rabia_policy {
     /* Propose the head of one priority queue ordered by (seq, proxy,
-     * incarnation), as the paper does. Works with any window. */
+     * incarnation), as the paper does. Works with any window: beyond the
+     * lowest open slot, slot s is started only by replica s mod n and the
+     * others join (core/README.md, "Pipelining and null slots"). */
     RABIA_POLICY_GLOBAL = 0,
     /* Slot s serves proxy (s mod n): heads match by construction when the
      * proxy's batches reached everyone; a silent proxy's slots decide null
