@@ -193,7 +193,10 @@ size_t bench_b64(char *out, const char *in, size_t n)
 
 size_t bench_http_max_req(const char *host, size_t key_size, size_t value_size)
 {
-    return 256 + strlen(host) + (key_size + value_size) * 4 / 3 + 16;
+    /* headers (256 + host) then the JSON body: 21 bytes of quoting and the
+     * two base64 strings, each 4 bytes per started 3 (bench_http_put
+     * builds the body right after that header room) */
+    return 256 + strlen(host) + 21 + 4 * ((key_size + 2) / 3) + 4 * ((value_size + 2) / 3) + 16;
 }
 
 static size_t http_post(char *out, const char *host, const char *path, const char *body, size_t blen)
@@ -244,6 +247,29 @@ size_t bench_http_range(char *out, const char *host, const char *key, size_t kle
     return http_post(out, host, "/v3/kv/range", body, b);
 }
 
+/* A number in base 16 or 10 from p[0..n): leading spaces and tabs, then at
+ * least one digit; the rest of the line is ignored. -1 when there is no
+ * digit or it exceeds 2^40 (no reply of ours is that large): never reads
+ * past n (the input is not NUL-terminated). */
+static long long parse_num(const char *p, size_t n, int base)
+{
+    size_t i = 0;
+    while (i < n && (p[i] == ' ' || p[i] == '\t'))
+        i++;
+    long long v = -1;
+    for (; i < n; i++) {
+        int d = p[i] >= '0' && p[i] <= '9' ? p[i] - '0'
+                : base == 16 && p[i] >= 'a' && p[i] <= 'f' ? p[i] - 'a' + 10
+                : base == 16 && p[i] >= 'A' && p[i] <= 'F' ? p[i] - 'A' + 10 : -1;
+        if (d < 0)
+            break;
+        v = (v < 0 ? 0 : v) * base + d;
+        if (v > (1ll << 40))
+            return -1;
+    }
+    return v;
+}
+
 /* chunked body at p: its length through the last chunk's trailer, 0 when incomplete */
 static long chunked_len(const char *p, size_t len)
 {
@@ -254,10 +280,10 @@ static long chunked_len(const char *p, size_t len)
             return 0;
         if (l < 1)
             return -EPROTO;
-        char *end;
-        unsigned long n = strtoul(p + used, &end, 16);
-        if (end == p + used)
+        long long sz = parse_num(p + used, (size_t)l, 16);
+        if (sz < 0)
             return -EPROTO;
+        size_t n = (size_t)sz;
         used += (size_t)l + 2;
         if (n == 0) { /* trailers end with an empty line */
             for (int j = 0; j < 64; j++) {
@@ -307,7 +333,11 @@ long bench_http_reply(const char *p, size_t len, bool *is_error)
             break;
         size_t ll = (size_t)(nl - q);
         if (ll >= 15 && !strncasecmp(q, "content-length:", 15))
-            clen = strtoll(q + 15, NULL, 10);
+        {
+            clen = parse_num(q + 15, ll - 15, 10);
+            if (clen < 0)
+                return -EPROTO;
+        }
         else if (ll >= 18 && !strncasecmp(q, "transfer-encoding:", 18) && memmem(q, ll, "chunked", 7))
             chunked = true;
         q = nl;

@@ -105,6 +105,7 @@ struct thr {
     struct bench_hist hist;
     _Atomic uint64_t done, errs; /* for the progress line (warm-up included) */
     uint64_t measured, errors, warm, last_done;
+    uint64_t unfinished; /* open loop: due in the window, unanswered at its end (record_unfinished) */
     int rc;
     bool told_fail;
 };
@@ -596,6 +597,45 @@ static void run_sockets(struct thr *t)
     }
 }
 
+/* Open loop, at the end of the run: requests due in the measured window
+ * that got no reply (still in flight, or waiting for a free pipeline slot)
+ * go into the histogram with their latency so far (end - intended time),
+ * a lower bound. Leaving them out would hide a server that stopped
+ * answering near the end: the coordinated omission this mode avoids. They
+ * are not counted as completed requests (throughput). */
+static void record_unfinished(struct thr *t)
+{
+    const struct shared *s = t->s;
+    if (t->rate == 0 || s->o->requests)
+        return;
+    uint64_t end = s->end, n = 0;
+    for (unsigned i = 0; i < t->n; i++) {
+        const struct conn *c = &t->c[i];
+        for (unsigned k = 0; c->pq && k < c->pq_n; k++) {
+            const struct pend *p = &c->pq[(c->pq_head + k) % c->pq_cap];
+            if (p->last && p->t >= s->measure_start && p->t < end) {
+                bench_hist_record(&t->hist, (end - p->t) / 1000);
+                n++;
+            }
+        }
+        for (unsigned j = 0; j < NATIVE_WIN; j++)
+            if (c->used[j] && c->t[j] >= s->measure_start && c->t[j] < end) {
+                bench_hist_record(&t->hist, (end - c->t[j]) / 1000);
+                n++;
+            }
+    }
+    for (uint64_t i = t->next_i, guard = 0; guard < 100000000; i++, guard++) { /* the backlog */
+        uint64_t ts = s->start + (uint64_t)((double)i * 1e9 / t->rate);
+        if (ts >= end)
+            break;
+        if (ts >= s->measure_start) {
+            bench_hist_record(&t->hist, (end - ts) / 1000);
+            n++;
+        }
+    }
+    t->unfinished = n;
+}
+
 static void *thr_main(void *arg)
 {
     struct thr *t = arg;
@@ -607,6 +647,7 @@ static void *thr_main(void *arg)
             run_native(t);
         else
             run_sockets(t);
+        record_unfinished(t);
     }
     atomic_fetch_add(&t->s->finished, 1);
     return NULL;
@@ -725,6 +766,7 @@ int bench_run(const struct bench_opts *o, struct bench_result *r)
         r->requests += t[i].measured;
         r->errors += t[i].errors;
         r->warmup_requests += t[i].warm;
+        r->unfinished += t[i].unfinished;
         if (t[i].last_done > last)
             last = t[i].last_done;
         thr_free(&t[i]);

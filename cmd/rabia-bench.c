@@ -222,10 +222,10 @@ static int json_write(const char *path, const struct bench_opts *o, const struct
             "\"warmup_s\": %.1f, \"requests\": %" PRIu64 ", \"errors\": %" PRIu64
             ", \"seconds\": %.3f, \"throughput\": %.1f, \"mean_us\": %.1f, \"p50_us\": %" PRIu64
             ", \"p90_us\": %" PRIu64 ", \"p99_us\": %" PRIu64 ", \"p999_us\": %" PRIu64 ", \"max_us\": %" PRIu64
-            ", \"warmup_requests\": %" PRIu64 "}\n",
+            ", \"warmup_requests\": %" PRIu64 ", \"unfinished\": %" PRIu64 "}\n",
             o->connections, o->pipeline, o->threads, o->rate, o->keys, o->key_size, o->value_size, o->read_ratio,
             o->wait_replicas, o->warmup, r->requests, r->errors, r->seconds, r->throughput, r->mean, r->p50, r->p90,
-            r->p99, r->p999, r->max, r->warmup_requests);
+            r->p99, r->p999, r->max, r->warmup_requests, r->unfinished);
     if (fclose(f) != 0) {
         fprintf(stderr, "rabia-bench: writing %s: %s\n", path, strerror(errno));
         return -EIO;
@@ -240,6 +240,9 @@ static void print_result(const struct bench_opts *o, const struct bench_result *
     if (o->rate > 0)
         printf(" at %.0f/s", o->rate);
     printf(", %.0f%% reads\n", o->read_ratio * 100);
+    if (r->unfinished)
+        printf("unfinished=%" PRIu64 " (due in the window, unanswered at its end: in the latencies at their wait "
+               "so far, not in requests)\n", r->unfinished);
     printf("requests=%" PRIu64 " errors=%" PRIu64 " seconds=%.3f throughput=%.1f p50_us=%" PRIu64
            " p90_us=%" PRIu64 " p99_us=%" PRIu64 " p999_us=%" PRIu64 " max_us=%" PRIu64 "\n",
            r->requests, r->errors, r->seconds, r->throughput, r->p50, r->p90, r->p99, r->p999, r->max);

@@ -1016,6 +1016,7 @@ static int replicate(struct ctx *x, const struct cmd *cmd)
         rc = encode_op(&x->s->enc, x->c, cmd->kv_name);
         if (!rc)
             rc = put_in_db(x->op, x->s->db, x->s->enc.data, x->s->enc.len);
+        if (x->s->enc.cap > (64u << 10)) rabia_buf_free(&x->s->enc); /* a big op's memory is not kept */
     }
     if (rc)
         return -ENOMEM;

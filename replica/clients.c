@@ -37,6 +37,7 @@ static void slot_recycle(struct conn *k, struct resp_slot *s)
         k->spare[k->n_spare++] = s->out;
         s->out = (struct rabia_buf){0};
     }
+    if (s->out.cap > RESP_SPARE_MAX_CAP) rabia_buf_free(&s->out); /* a big reply's memory is not kept */
     rabia_buf_clear(&s->out);
 }
 

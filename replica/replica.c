@@ -482,7 +482,10 @@ static void h_close(void *ctx, struct rio_conn *c, int err)
 uint64_t replica_state_hash(struct rabia_replica *r, bool on_demand, uint64_t *slot)
 {
     uint64_t now = rio_now_us(), applied = rabia_rsm_applied(r->rsm);
-    bool large = r->hash_cost_us >= 20000;
+    /* an incremental hash is never O(state): one slow one (a big collection
+     * changed since the last) must not move the replica to the snapshot
+     * child's hashes for good */
+    bool large = !r->sm->state_hash && r->hash_cost_us >= 20000;
     if (applied != r->seen_applied) {
         r->seen_applied = applied;
         r->applied_since_us = now;

@@ -190,7 +190,9 @@ void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struc
     }
     if (!rc) { /* its hash, without serializing the state again (the install is O(state) already) */
         uint64_t h = 0;
-        (void)rabia_rsm_snapshot_hash(data, len, &h); /* checked against the restored state by the install */
+        /* stored in it and checked against the restored state by the
+         * install; a peer of an older version stores none ("RSM2") */
+        if (rabia_rsm_snapshot_hash(data, len, &h)) h = rabia_rsm_hash(r->rsm);
         r->hash_value = h;
         r->hash_slot = slot;
         r->hash_us = rio_now_us();

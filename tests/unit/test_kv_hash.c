@@ -31,6 +31,10 @@ static void store_free(struct kv_store *s)
         kv_db_flush(s, i);
     kv_free(s, s->scratch);
     CHECK_EQ(s->mem, 0);
+    CHECK_EQ(s->n_dirty, 0); /* every key's hash term left with it */
+    CHECK_EQ(s->key_sum, 0);
+    free(s->dirty);
+    rabia_buf_free(&s->hbuf);
     free(s);
 }
 
