@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Instructions per request (valgrind --tool=callgrind; this machine has no
+# hardware counters), the figure issue 9 tracks: a 3-replica KV cluster in
+# memory mode (and with durability wal when DURABILITY=wal) against one
+# redis-server with appendfsync always, the same redis-benchmark load (SET,
+# 100-byte values over 100,000 keys, 50 connections, -P 16). Every server
+# runs under callgrind with instrumentation off; it is switched on (callgrind_control
+# -i on) after a warm-up and the counts are dumped after the load, so
+# start-up and warm-up are not counted. Instructions are user space only
+# (the kernel's share is not seen by valgrind). Sums over all threads of
+# all replicas.
+#
+#   bench/callgrind.sh [requests]            (default 20000)
+# PROFILE_DIR=DIR keeps each server's dump there (callgrind_annotate DIR/r1.cg.1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-20000}
+dur=${DURABILITY:-memory}
+command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind missing: apt-get install valgrind" >&2; exit 1; }
+dir=$(mktemp -d "${BENCH_DIR:-/var/tmp}/rabia-callgrind.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 1
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+members="1=127.0.0.1:12701,2=127.0.0.1:12702,3=127.0.0.1:12703"
+for i in 1 2 3; do
+  mkdir -p "$dir/r$i"
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/r$i.cg" \
+    build/cmd/rabiad --id "$i" --members "$members" --state-machine kv --data-dir "$dir/r$i" \
+    --resp-listen "127.0.0.1:1260$i" --client-listen "127.0.0.1:1265$i" --durability "$dur" \
+    >"$dir/r$i.log" 2>&1 &
+  pids+=($!)
+  disown
+done
+valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/redis.cg" \
+  redis-server --port 12699 --dir "$dir" --save "" --appendonly yes --appendfsync always >"$dir/redis.log" 2>&1 &
+pids+=($!)
+disown
+for _ in $(seq 600); do
+  ok=1
+  for p in 12601 12602 12603 12699; do redis-cli -p $p PING >/dev/null 2>&1 || ok=0; done
+  [ $ok = 1 ] && break
+  sleep 0.5
+done
+[ $ok = 1 ] || { echo "callgrind.sh: servers did not come up" >&2; tail -5 "$dir"/*.log >&2; exit 1; }
+load() { redis-benchmark -p "$1" -t set -d 100 -r 100000 -n "$2" -c 50 -P 16 -q >/dev/null 2>&1; }
+load 12601 2000; load 12699 2000                     # warm-up, not counted
+ir() { # PID -> total Ir of its dumps (every thread)
+  callgrind_control -d "$1" >/dev/null
+  sleep 1
+  local t=0
+  for f in "$dir"/*.cg*; do
+    [ -f "$f" ] || continue
+    grep -q "^pid: $1\$" "$f" 2>/dev/null || continue
+    v=$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$f" | head -1)
+    t=$((t + ${v:-0}))
+    [ -n "${PROFILE_DIR:-}" ] && cp "$f" "$PROFILE_DIR/$(basename "$f")"   # keep for callgrind_annotate
+    rm -f "$f"
+  done
+  echo "$t"
+}
+for p in "${pids[@]:0:3}"; do callgrind_control -z "$p" >/dev/null; callgrind_control -i on "$p" >/dev/null; done
+load 12601 "$n"
+r=0
+for k in 0 1 2; do v=$(ir "${pids[$k]}"); echo "replica $((k + 1)): $v Ir"; r=$((r + v)); done
+for p in "${pids[@]:0:3}"; do callgrind_control -i off "$p" >/dev/null; done
+callgrind_control -z "${pids[3]}" >/dev/null
+callgrind_control -i on "${pids[3]}" >/dev/null
+load 12699 "$n"
+x=$(ir "${pids[3]}")
+echo "redis-server: $x Ir"
+printf 'instructions per SET (%d requests, -P 16, 50 connections, durability %s): rabia 3 replicas %.0f, redis-server appendfsync always %.0f, ratio %.2f\n' \
+  "$n" "$dur" "$(bc -l <<<"$r/$n")" "$(bc -l <<<"$x/$n")" "$(bc -l <<<"$r/$x")"
