@@ -220,7 +220,8 @@ int core_on_resubmit(struct rabia_core *c, const struct rabia_event *ev);
 void core_on_snapshot(struct rabia_core *c, uint64_t slot);
 int core_on_submit(struct rabia_core *c, const struct rabia_event *ev);
 void core_on_tick(struct rabia_core *c);
-/* A slot waits to be joined until a proposed batch's body arrives (instance.c). */
-bool core_inst_waiting(const struct rabia_core *c);
+/* When the earliest wait for a proposed batch's body before joining a slot
+ * ends (instance.c), 0 when no slot waits. */
+uint64_t core_body_wait_end(const struct rabia_core *c);
 
 #endif

@@ -298,13 +298,16 @@ static bool wait_for_body(struct rabia_core *c, struct inst *in)
     return c->now < in->body_wait_until;
 }
 
-bool core_inst_waiting(const struct rabia_core *c)
+uint64_t core_body_wait_end(const struct rabia_core *c)
 {
+    uint64_t end = 0;
     for (uint32_t w = 0; w < c->cfg.window; w++) {
         const struct inst *in = &c->inst[w];
-        if (in->used && !in->started && !in->decided && in->body_wait_until) return true;
+        if (in->used && !in->started && !in->decided && in->body_wait_until &&
+            (!end || in->body_wait_until < end))
+            end = in->body_wait_until;
     }
-    return false;
+    return end;
 }
 
 static void start_inst(struct rabia_core *c, struct inst *in)

@@ -186,16 +186,13 @@ int rabia_core_step(struct rabia_core *c, const struct rabia_event *ev, struct r
             }
         }
     }
-    bool busy = c->recovering || c->pq[c->cfg.self].n || c->drive_until >= c->next_apply || core_inst_waiting(c);
+    uint64_t wait_end = core_body_wait_end(c);
+    bool busy = c->recovering || c->pq[c->cfg.self].n || c->drive_until >= c->next_apply || wait_end;
     for (uint32_t w = 0; w < c->cfg.window && !busy; w++)
         busy = c->inst[w].used && c->inst[w].started && !c->inst[w].decided;
     out->next_tick_us = busy ? c->now + c->cfg.retransmit_us / 2 : 0;
-    for (uint32_t w = 0; w < c->cfg.window; w++) { /* a join waiting for a body: wake when the wait ends */
-        const struct inst *in = &c->inst[w];
-        if (in->used && !in->started && !in->decided && in->body_wait_until > c->now &&
-            in->body_wait_until < out->next_tick_us)
-            out->next_tick_us = in->body_wait_until;
-    }
+    if (wait_end > c->now && wait_end < out->next_tick_us) /* a join waiting for a body: wake when the wait ends */
+        out->next_tick_us = wait_end;
     c->out = NULL;
     return rc;
 }

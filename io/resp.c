@@ -703,10 +703,9 @@ static const struct cmd commands[] = {
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 /* The KV state machine's commands as this table's entries (all K_REPL),
- * built once; kv_index maps rabia_kv_lookup's order to them. */
+ * built once (those the table has itself, and SWEEP, left out). */
 #define MAX_KV_CMDS 512
 static struct cmd kv_cmds[MAX_KV_CMDS];
-static int16_t kv_index[MAX_KV_CMDS];
 static unsigned n_kv_cmds;
 static pthread_once_t kv_cmds_once = PTHREAD_ONCE_INIT;
 
@@ -759,7 +758,6 @@ static void kv_cmds_init(void)
     RABIA_ASSERT(n <= MAX_KV_CMDS);
     for (unsigned i = 0; i < n; i++) {
         const struct rabia_kv_cmd_info *k = rabia_kv_command(i);
-        kv_index[i] = -1;
         /* the connection's own PING / ECHO answer outside MULTI; SWEEP is
          * the replicas' own */
         if (lookup(commands, N_COMMANDS, (const uint8_t *)k->name, strlen(k->name)) ||
@@ -772,7 +770,6 @@ static void kv_cmds_init(void)
         if (k->flags & RABIA_KV_CMD_FAST) f |= F_FAST;
         if (k->flags & RABIA_KV_CMD_BLOCKING) f |= F_BLOCKING;
         if (k->flags & RABIA_KV_CMD_PUBSUB) f |= F_PUBSUB;
-        kv_index[i] = (int16_t)n_kv_cmds;
         kv_cmds[n_kv_cmds++] = (struct cmd){k->name, k->arity, K_REPL, f, (int8_t)k->first, (int8_t)k->last,
                                             (int8_t)k->step, NULL, NULL, NULL, 0};
     }
