@@ -16,6 +16,7 @@
 # (default /var/tmp: a real disk, O_DIRECT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh # cpu_of, rss_of
 n=${1:-200000}
 server_cpus=${SERVER_CPUS:-0}
 client_cpus=${CLIENT_CPUS:-1}
@@ -56,13 +57,6 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-cpu_of() { # PIDS... -> user+sys seconds summed
-  local t=0 p
-  for p in "$@"; do
-    t=$(awk -v t="$t" '{ print t + ($14 + $15) / 100 }' "/proc/$p/stat" 2>/dev/null || echo "$t")
-  done
-  echo "$t"
-}
 wal_pids=$(cat "$dir"/wal/r*.pid)
 mem_pids=$(cat "$dir"/mem/r*.pid)
 redis_pid=${pids[0]}

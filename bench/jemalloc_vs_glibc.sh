@@ -17,6 +17,7 @@
 # (the machine is shared: the best run is the least disturbed one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh # cpu_of, rss_of
 n=${1:-200000}
 rounds=${ROUNDS:-2}
 server_cpus=${SERVER_CPUS:-0}
@@ -52,17 +53,6 @@ start_cluster gl 18600 "$gl_bin"
 je_pids=$(cat "$dir"/je/r*.pid)
 gl_pids=$(cat "$dir"/gl/r*.pid)
 
-cpu_of() { # PIDS... -> user+sys seconds summed
-  local t=0 p
-  for p in "$@"; do
-    t=$(awk -v t="$t" '{ print t + ($14 + $15) / 100 }' "/proc/$p/stat" 2>/dev/null || echo "$t")
-  done
-  echo "$t"
-}
-rss_of() { # PIDS... -> VmRSS MiB summed
-  local p
-  for p in "$@"; do awk '/^VmRSS:/ { print $2 }' "/proc/$p/status"; done | awk '{ s += $1 } END { printf "%.1f", s / 1024 }'
-}
 
 # bench PORT PIDS P -> "rps p50 p99 cpu_us_per_req"
 bench() {

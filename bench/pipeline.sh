@@ -67,11 +67,12 @@ for c in "w1 12400 1" "wn 14400 $W"; do
   read -r d1 n1 <<<"$(slots $(($2 + 1)))"
   echo "window$3 idle 3s: slots $((d1 - d0)), nulls $((n1 - n0))"
 done
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 echo "throughput ratio window$W / window1 (median of $rounds rounds):"
 for where in one all; do
   for p in 1 16; do
-    a=$(tr ' ' '\n' <<<"${tput["w1 $where $p"]}" | sed '/^$/d' | sort -n | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}')
-    b=$(tr ' ' '\n' <<<"${tput["wn $where $p"]}" | sed '/^$/d' | sort -n | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}')
+    a=$(median ${tput["w1 $where $p"]})
+    b=$(median ${tput["wn $where $p"]})
     printf '  clients on %-3s P%-2s: %.0f / %.0f = %.2f\n' "$where" "$p" "$b" "$a" "$(bc -l <<<"$b/$a")"
   done
 done
