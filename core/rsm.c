@@ -520,6 +520,19 @@ bool rabia_rsm_batch_applied(const struct rabia_rsm *r, const struct rabia_batch
     return d < TRACK_BITS && (t->bits[d / 64] >> (d % 64) & 1);
 }
 
+uint64_t rabia_rsm_batch_high(const struct rabia_rsm *r, uint8_t proxy, uint64_t incarnation)
+{
+    if (proxy >= RABIA_MAX_REPLICAS || incarnation == 0)
+        return 0;
+    const struct btrack *t = &r->tr[proxy];
+    if (t->incarnation != incarnation || t->base == 0)
+        return 0;
+    for (int w = TRACK_BITS / 64 - 1; w >= 0; w--)
+        if (t->bits[w])
+            return t->base + (uint64_t)w * 64 + (uint64_t)(63 - __builtin_clzll(t->bits[w]));
+    return t->base - 1; /* below base: all counted as applied */
+}
+
 uint64_t rabia_rsm_reply_bytes(const struct rabia_rsm *r)
 {
     return r->reply_bytes;

@@ -154,6 +154,12 @@ int rabia_rsm_apply_batch(struct rabia_rsm *r, uint64_t slot, const struct rabia
  * replica after a snapshot install: which of its dropped batches the
  * restored state covers. */
 bool rabia_rsm_batch_applied(const struct rabia_rsm *r, const struct rabia_batch_id *id);
+/* The highest batch sequence number of (proxy, incarnation) this state
+ * counts as applied (every seq at or below it is, by batch_applied, or was
+ * skipped for good), 0 when none. A proxy restarting from a log must number
+ * its next batch above it: a reused id would be skipped as applied and its
+ * clients never answered. */
+uint64_t rabia_rsm_batch_high(const struct rabia_rsm *r, uint8_t proxy, uint64_t incarnation);
 
 /* The last applied slot, 0 at start. */
 uint64_t rabia_rsm_applied(const struct rabia_rsm *r);

@@ -178,6 +178,15 @@ int replay_finish(struct replay *rp, uint64_t batch_incarnation, struct node_res
 {
     int rc = prune(rp);
     if (rc) return rc;
+    /* The log keeps the segment of the newest own BATCH only while the
+     * core's next seq (a Lamport clock that follows peers' seqs) has not
+     * passed it; once released, the restored state still knows which own
+     * seqs were applied. Numbering the next batch at or below them reused
+     * an applied id: the apply layer skipped that batch as a duplicate and
+     * its clients were never answered (integration.crash_all, 1 run in
+     * 4-10). */
+    uint64_t high = rabia_rsm_batch_high(rp->rsm, rp->self, batch_incarnation);
+    if (high > rp->max_own_seq) rp->max_own_seq = high;
     /* own batches first (proposals name them), then the sent records in log
      * order; a decided own batch only moves the core's next sequence number
      * past the highest one ever sent */

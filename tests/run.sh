@@ -11,24 +11,7 @@ cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j"$(nproc)"
-# Known flaky, with an open bug (not hidden: the first failure prints in
-# full, and the rerun is announced): integration.crash_all's final read at
-# one replica after the eighth whole-cluster kill goes unanswered in about 1
-# run of 4-10 (seen at 538f014 too: the slots stop a few after the restart
-# while that replica still holds waiters; a liveness bug of restarts under
-# issue 8, not yet found). Only these are rerun, once; any other failure
-# fails the run.
-known_flaky='^integration\.crash_all$'
-if ! ctest --test-dir "$build" -j"$(nproc)" --output-on-failure; then
-  failed=$(sed -n 's/^[0-9]*:\(.*\)$/\1/p' "$build/Testing/Temporary/LastTestsFailed.log")
-  total=$(ctest --test-dir "$build" -N | sed -n 's/^Total Tests: //p')
-  for t in $failed; do
-    grep -Eq "$known_flaky" <<<"$t" || { echo "tests/run.sh: $t failed"; exit 1; }
-  done
-  echo "tests/run.sh: KNOWN FLAKY test(s) failed: $failed -- rerunning them once (see the comment in tests/run.sh)"
-  ctest --test-dir "$build" --output-on-failure -R "$(tr ' ' '\n' <<<"$failed" | sed 's/.*/^&$/' | paste -sd'|')"
-  echo "$total passed, 0 failed"
-fi
+ctest --test-dir "$build" -j"$(nproc)" --output-on-failure
 if [ "${1:-}" = "--long" ]; then
   "$build"/tests/sim/rabia_sim --all-mixes --seeds 3000 --first 100001 --quiet
   "$build"/tests/sim/rabia_sim --durable --all-mixes --seeds 2000 --first 900001 --quiet
