@@ -1,6 +1,7 @@
 /* io/loop.c: the io_uring event loop behind io/loop.h (one ring per thread). */
 #define _GNU_SOURCE
 #include "loop.h"
+#include "loop_internal.h"
 #include "tls.h"
 
 #include <arpa/inet.h>
@@ -21,165 +22,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-/* ---- sizes: every queue and buffer has a bound ---- */
-
-/* SQ: one SQE per connection per iteration is the common case; when it fills
- * we submit early (loop_sqe), so this bounds batching, not connections. */
-#define RIO_SQ_ENTRIES 512u
-/* CQ: multishot ops post many CQEs per SQE; a large CQ avoids the kernel's
- * overflow list (which costs and, before 5.19, could block submission). */
-#define RIO_CQ_ENTRIES 8192u
-/* Provided buffers shared by every connection of the loop (4 MiB in all).
- * Each recv completion takes one whole buffer, and we give it back as soon as
- * on_data has seen it (or its tail was copied), so the ring runs dry only
- * when more than 256 completions wait to be reaped at once; the recv then
- * ends with -ENOBUFS and is re-armed: one extra SQE, no data lost (it stays
- * in the socket). 16 KiB is about what loopback TCP hands over per wake-up;
- * small messages waste buffer space only until the buffer is returned. */
-#define RIO_BUF_COUNT 256u
-#define RIO_BUF_SIZE (16u * 1024u)
-#define RIO_BGID 1 /* buffer group ids are per ring, so one fixed id suffices */
-#define RIO_IN_MAX_DEFAULT ((size_t)64 << 20)
-#define RIO_OUT_MAX_DEFAULT ((size_t)64 << 20)
-/* A connection's buffer above this size is freed when it empties, so one
- * burst does not pin memory forever; below it, capacity is kept so steady
- * traffic never allocates. */
-#define RIO_KEEP_BYTES ((size_t)1 << 20)
-/* cqe->res is an int: never offer more than this to one send. */
-#define RIO_SEND_MAX ((size_t)1 << 30)
-/* Consecutive transient send failures (ENOBUFS/ENOMEM from the network stack)
- * before we give up on a connection instead of spinning. */
-#define RIO_SEND_RETRY_MAX 64
-/* Accept failures that are about resources (EMFILE...) are retried after a
- * pause, not at once: re-arming immediately would spin on the same error. */
-#define RIO_ACCEPT_RETRY_NS 100000000LL
-/* How long rio_loop_destroy waits for the kernel to release buffers. */
-#define RIO_DESTROY_WAIT_US 1000000u
-
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
-
-/* Each in-flight SQE carries the address of a struct rio_op embedded in its
- * owner (TigerBeetle's caller-owned completions): no allocation per I/O, and
- * the kind says which owner field it is. Owners are freed only when none of
- * their ops (cancels included) is in flight, so a CQE never points at freed
- * or reused memory. */
-enum op_kind {
-    OP_RECV = 1,
-    OP_SEND,
-    OP_CONNECT,
-    OP_CANCEL,   /* a cancel SQE aimed at one of the conn's ops */
-    OP_ACCEPT,
-    OP_RETRY,    /* a listener's accept-retry timeout */
-    OP_LCANCEL,  /* a cancel SQE aimed at one of the listener's ops */
-    OP_WAKE,     /* multishot poll on the wake eventfd */
-    OP_WCANCEL,  /* cancel of the wake poll (destroy) */
-    OP_FWRITE,   /* a file write (rio_write): the write-ahead log */
-};
-struct rio_op {
-    uint8_t kind;
-};
-
-enum conn_state {
-    C_CONNECTING, /* connect SQE queued or in flight */
-    C_OPEN,
-    C_CLOSING,    /* close requested; terminal callback pending (close queue) */
-    C_DEAD,       /* terminal callback done; waiting for ops to drain */
-};
-
-struct rio_conn {
-    struct rio_loop *loop;
-    int fd;
-    enum conn_state state;
-    int close_err;
-    bool was_open;         /* connected or accepted: no on_connect(err) owed */
-    bool silent;           /* rejected by on_accept: no terminal callback */
-    bool close_after_send;
-    bool on_dirty, on_closeq;
-    /* ops in flight; the conn lives while any is set or cancels > 0 */
-    bool recv_armed, send_inflight, connect_inflight, connect_done;
-    bool recv_cancelled, send_cancelled, connect_cancelled;
-    unsigned cancels;
-    int send_retries;
-    struct rio_op op_recv, op_send, op_connect, op_cancel;
-    struct rio_conn *dirty_next, *closeq_next;
-    struct rio_conn *prev, *next; /* every conn of the loop */
-    void *user;
-    /* input: bytes on_data left unconsumed, at in[in_off, in_off + in_len) */
-    uint8_t *in;
-    size_t in_off, in_len, in_cap, in_max;
-    /* output: tx is what the in-flight send reads (stable while in flight),
-     * q collects everything queued meanwhile; they swap when tx empties */
-    uint8_t *tx, *q;
-    size_t tx_off, tx_len, tx_cap, q_len, q_cap, out_max;
-    struct sockaddr_storage addr; /* connect target; kept for the SQE and rio_conn_peer */
-    socklen_t addr_len;
-    /* TLS (rio_conn_start_tls), NULL for plain TCP. rio_send copies
-     * plaintext into pt; reconcile encrypts all of it just before a send
-     * starts (per send, not per message: records of up to 16 KiB, as
-     * coalesced as the plain path), and the ciphertext joins q. Received
-     * ciphertext goes through tls and the plaintext into the usual input
-     * path (on_data, in_max). */
-    struct rio_tls_conn *tls;
-    int fail_after_send;   /* a TLS failure: its alert leaves first, then this close error */
-    bool tls_fed;          /* the engine has seen ciphertext (an EOF before any is a probe, not a failure) */
-    uint8_t *pt;
-    size_t pt_len, pt_cap;
-};
-
-struct rio_listener {
-    struct rio_loop *loop;
-    int fd;
-    uint16_t port;
-    void *user;
-    bool closing, on_dirty;
-    bool accept_armed, retry_armed, want_retry;
-    bool accept_cancelled, retry_cancelled;
-    unsigned cancels;
-    struct rio_op op_accept, op_retry, op_cancel;
-    struct __kernel_timespec retry_ts;
-    struct rio_listener *prev, *next, *dirty_next;
-};
-
-#define RIO_FWRITES 4 /* file writes in flight at once */
-struct rio_fwrite {
-    struct rio_op op;
-    bool busy;
-    rio_write_fn done;
-    void *ctx;
-};
-
-struct rio_loop {
-    struct io_uring ring;
-    struct rio_fwrite fw[RIO_FWRITES];
-    unsigned fw_busy;
-    struct rio_handlers h;
-    void *ctx;
-    /* provided buffers */
-    struct io_uring_buf_ring *br;
-    size_t br_bytes;
-    uint8_t *bufs;
-    bool br_registered;
-    /* wake */
-    int wake_fd;
-    bool wake_armed, wake_cancelled;
-    unsigned wake_cancels;
-    struct rio_op op_wake, op_wcancel;
-    /* objects */
-    struct rio_conn *conns;
-    struct rio_listener *listeners;
-    struct rio_conn *dirty_head, *dirty_tail;
-    struct rio_conn *closeq_head, *closeq_tail;
-    struct rio_listener *ldirty;
-    size_t in_max, out_max;
-    bool destroying;
-    bool in_run;     /* inside rio_run_once: callbacks must not re-enter it */
-    bool sq_stalled; /* loop_sqe failed this iteration: retry next one */
-    unsigned deferred_calls; /* terminal callbacks run by loop_post */
-    struct rio_stats st;
-    char desc[192];
-    uint8_t tls_buf[16384]; /* plaintext of one TLS record on its way to on_data */
-};
 
 static void conn_reconcile(struct rio_conn *c);
 static int run_once(struct rio_loop *l, uint64_t timeout_us);
@@ -595,6 +437,16 @@ static void conn_reconcile(struct rio_conn *c)
 {
     struct rio_loop *l = c->loop;
     struct io_uring_sqe *sqe;
+    if (c->remote) { /* an I/O thread's socket: messages, never SQEs (threads.c) */
+        if (!rio_threads_reconcile(c)) {
+            l->thr_stalled = true; /* its ring is full: retried on a later turn */
+            l->sq_stalled = true;  /* loop_post stops re-reconciling this turn */
+            goto stalled;
+        }
+        if (c->state == C_DEAD && conn_refs(c) == 0 && !c->on_closeq)
+            conn_free(c);
+        return;
+    }
     switch (c->state) {
     case C_CONNECTING:
         if (!c->connect_inflight && !c->connect_done) {
@@ -718,7 +570,8 @@ static void conn_terminal(struct rio_conn *c)
     c->pt_cap = c->pt_len = 0;
     /* close(fd) waits for conn_free, but tell the peer now: shutdown makes it
      * see EOF at once even while our cancels are in flight */
-    (void)shutdown(c->fd, SHUT_RDWR);
+    if (c->fd >= 0)
+        (void)shutdown(c->fd, SHUT_RDWR);
     conn_mark_dirty(c);
 }
 
@@ -741,6 +594,11 @@ static void listener_reconcile(struct rio_listener *ls)
 {
     struct rio_loop *l = ls->loop;
     struct io_uring_sqe *sqe;
+    if (ls->threaded) { /* the I/O threads accept on their copies of the socket */
+        if (ls->closing)
+            listener_free(ls);
+        return;
+    }
     if (ls->closing) {
         if (ls->accept_armed && !ls->accept_cancelled) {
             if (!(sqe = loop_sqe(l)))
@@ -1109,6 +967,28 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us)
     l->deferred_calls = 0;
     loop_post(l, true); /* sends and closes requested outside the loop */
     unsigned handled = l->deferred_calls;
+    if (l->n_thr) {
+        /* the I/O threads' messages (accepts, input, closes, finished sends):
+         * their callbacks run here, as a completion's would */
+        unsigned got = rio_threads_drain(l);
+        if (got) {
+            l->deferred_calls = 0;
+            loop_post(l, true);
+            handled += got + l->deferred_calls;
+        }
+        if (l->thr_stalled && (timeout_us == 0 || timeout_us > 200)) {
+            l->thr_stalled = false;
+            timeout_us = 200; /* a thread's ring was full: retry soon, without spinning */
+        }
+        if (timeout_us && !handled) {
+            /* Sleep only if no thread queued anything meanwhile; a thread
+             * that queues after this store sees it and wakes us (Dekker:
+             * both sides store, fence, then load the other's). */
+            atomic_store(&l->sleeping, 1);
+            if (rio_threads_pending(l))
+                handled++;
+        }
+    }
     int r;
     if (timeout_us == 0 || handled > 0) {
         /* Submit and run deferred task work (DEFER_TASKRUN posts completions
@@ -1147,9 +1027,13 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us)
         dispatch(l, ud, res, flags);
         handled++;
     }
+    if (l->n_thr)
+        atomic_store(&l->sleeping, 0);
     l->deferred_calls = 0;
     loop_post(l, true);
     handled += l->deferred_calls;
+    if (l->n_thr)
+        rio_threads_wake(l); /* threads with new messages from this turn */
     return (int)handled;
 }
 
@@ -1374,6 +1258,8 @@ size_t rio_conn_pending(const struct rio_conn *c)
 
 int rio_conn_start_tls(struct rio_conn *c, const struct rio_tls_ctx *ctx, bool server)
 {
+    if (c->remote)
+        return -EOPNOTSUPP; /* an I/O thread's connection: TLS would belong there */
     if (c->tls)
         return -EALREADY;
     if (c->state != (server ? C_OPEN : C_CONNECTING))
@@ -1432,6 +1318,19 @@ int rio_listen(struct rio_loop *l, const char *host, uint16_t port, void *user,
 {
     if (l->destroying)
         return -ESHUTDOWN;
+    int fd;
+    uint16_t bound;
+    int r = rio_listen_socket_internal(host, port, &fd, &bound);
+    if (r < 0)
+        return r;
+    r = rio_listener_adopt_internal(l, fd, bound, user, false, out);
+    if (r < 0)
+        close(fd);
+    return r;
+}
+
+int rio_listen_socket_internal(const char *host, uint16_t port, int *fd_out, uint16_t *port_out)
+{
     struct sockaddr_storage ss;
     socklen_t len;
     int r = resolve(host, port, true, &ss, &len);
@@ -1455,16 +1354,28 @@ int rio_listen(struct rio_loop *l, const char *host, uint16_t port, void *user,
         close(fd);
         return r;
     }
+    *fd_out = fd;
+    *port_out = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                  : ((struct sockaddr_in *)&bound)->sin_port);
+    return 0;
+}
+
+/* A listening socket becomes one of the loop's listeners (threaded: kept
+ * for the I/O threads, which accept on copies of it). The fd is the
+ * listener's from here on, unless this fails. */
+int rio_listener_adopt_internal(struct rio_loop *l, int fd, uint16_t port, void *user, bool threaded,
+                                struct rio_listener **out)
+{
+    if (l->destroying)
+        return -ESHUTDOWN;
     struct rio_listener *ls = calloc(1, sizeof *ls);
-    if (!ls) {
-        close(fd);
+    if (!ls)
         return -ENOMEM;
-    }
     ls->loop = l;
     ls->fd = fd;
     ls->user = user;
-    ls->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                 : ((struct sockaddr_in *)&bound)->sin_port);
+    ls->threaded = threaded;
+    ls->port = port;
     ls->op_accept.kind = OP_ACCEPT;
     ls->op_retry.kind = OP_RETRY;
     ls->op_cancel.kind = OP_LCANCEL;
@@ -1763,6 +1674,10 @@ void rio_loop_destroy(struct rio_loop *l)
     if (!l)
         return;
     assert(!l->in_run); /* not from inside a callback */
+    /* the I/O threads first: they close their sockets, and every message
+     * they sent is taken (their conns here then end below as the loop's own) */
+    if (l->n_thr)
+        rio_threads_stop(l);
     l->destroying = true;
     for (struct rio_conn *c = l->conns; c; c = c->next)
         conn_fail(c, -ECANCELED);
@@ -1803,8 +1718,20 @@ void rio_loop_destroy(struct rio_loop *l)
         close(ls->fd);
         free(ls);
     }
+    rio_threads_free(l);
     munmap(l->br, l->br_bytes);
     munmap(l->bufs, (size_t)RIO_BUF_COUNT * RIO_BUF_SIZE);
     close(l->wake_fd);
     free(l);
 }
+
+/* ---- for threads.c (loop_internal.h) ---- */
+
+struct rio_conn *rio_conn_new_internal(struct rio_loop *l, int fd, enum conn_state st)
+{
+    return conn_new(l, fd, st);
+}
+
+void rio_conn_fail_internal(struct rio_conn *c, int err) { conn_fail(c, err); }
+void rio_conn_dirty_internal(struct rio_conn *c) { conn_mark_dirty(c); }
+void rio_conn_input_internal(struct rio_conn *c, const uint8_t *p, size_t n) { conn_input_plain(c, p, n); }

@@ -156,6 +156,27 @@ uint64_t rio_now_us(void);
  * rio_run_once return. Writes an eventfd that the loop polls (multishot). */
 void rio_loop_wake(struct rio_loop *l);
 
+/* I/O threads (rabiad's io-threads). Start k threads (at most
+ * RIO_MAX_THREADS), each with its own io_uring loop; thread i is pinned to
+ * cpus[i] when cpus is given (-1: unpinned). Listeners made afterwards with
+ * rio_listen_threaded are accepted, read and written by those threads
+ * (each accepts on its own copy of the socket, so a free thread takes the
+ * next client), while this loop runs every callback for their connections
+ * exactly as for its own (from rio_run_once, same contract): the caller
+ * cannot tell them apart, except that rio_conn_fd is -1 and
+ * rio_conn_start_tls is refused (-EOPNOTSUPP). The threads and this loop
+ * trade messages over lock-free single-producer single-consumer rings and
+ * wake each other only when the other side sleeps (threads.c). Call once,
+ * on the loop's thread, before the first rio_run_once; rio_loop_destroy
+ * joins them. k = 0 does nothing. 0, or a negative errno with err filled. */
+#define RIO_MAX_THREADS 64u
+int rio_loop_start_threads(struct rio_loop *l, unsigned k, const int *cpus, char *err, size_t errlen);
+unsigned rio_loop_threads(const struct rio_loop *l);
+/* rio_listen whose connections the I/O threads serve (rio_listen itself
+ * without threads). */
+int rio_listen_threaded(struct rio_loop *l, const char *host, uint16_t port, void *user,
+                        struct rio_listener **out);
+
 /* Counters since creation, for tests, benchmarks and metrics. */
 struct rio_stats {
     uint64_t cqes;           /* completions dispatched */

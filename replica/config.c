@@ -22,6 +22,8 @@ void rabia_replica_config_default(struct rabia_replica_config *c)
     c->batch_max_reqs = 1024;
     c->batch_timeout_us = 200;
     c->window = 1;
+    c->io_threads = -1;
+    c->io_threads_pin = true;
     c->policy = RABIA_POLICY_GLOBAL;
     c->max_sessions = 65536;
     c->reply_cache_bytes = 64ull << 20;
@@ -223,6 +225,12 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
     } else if (!strcmp(k, "snapshot-interval-s")) {
         if (parse_u64(v, 0, 86400 * 7, &x)) ERR("snapshot-interval-s = '%s': must be 0..604800 (0 = by max-log-size only)", v);
         c->snapshot_interval_s = (uint32_t)x;
+    } else if (!strcmp(k, "io-threads")) {
+        if (!strcmp(v, "auto")) c->io_threads = -1;
+        else if (parse_u64(v, 0, 64, &x)) ERR("io-threads = '%s': must be auto or 0..64 (threads serving client connections)", v);
+        else c->io_threads = (int32_t)x;
+    } else if (!strcmp(k, "io-threads-pin")) {
+        return set_bool(&c->io_threads_pin, k, v, err, errlen);
     } else if (!strcmp(k, "wal-allow-buffered")) {
         return set_bool(&c->wal_allow_buffered, k, v, err, errlen);
     } else if (!strcmp(k, "metrics-listen")) {
@@ -313,6 +321,9 @@ int rabia_replica_config_check(const struct rabia_replica_config *c, char *err, 
         ERR("tls-%s = yes needs tls-cert-file, tls-key-file and tls-ca-cert-file (deploy/make-test-certs.sh makes "
             "a test CA and certificates)", c->tls_peers ? "peers" : "clients");
     if (c->tls_auth_clients && !c->tls_clients) ERR("tls-auth-clients = yes needs tls-clients = yes");
+    if (c->tls_clients && c->io_threads > 0)
+        ERR("io-threads = %d with tls-clients = yes: TLS on client ports runs on the consensus thread only "
+            "for now; set io-threads = 0 (or auto)", c->io_threads);
     if (c->durability == RABIA_DURABILITY_WAL && (uint64_t)c->batch_max_bytes * 4 > c->wal_segment_bytes)
         ERR("wal-segment-bytes = %" PRIu64 " is too small for batch-max-bytes %u: a log record holds a whole "
             "batch and must fit a quarter of a segment; raise wal-segment-bytes to at least %" PRIu64,
@@ -338,6 +349,9 @@ void rabia_replica_config_print(const struct rabia_replica_config *c, void *file
             c->durability == RABIA_DURABILITY_MEMORY ? "memory" : "wal", c->wal_segment_bytes, c->max_log_size,
             c->snapshot_interval_s);
     if (c->wal_allow_buffered) fprintf(f, "wal-allow-buffered yes\n");
+    if (c->io_threads < 0) fprintf(f, "io-threads auto\n");
+    else fprintf(f, "io-threads %d\n", c->io_threads);
+    fprintf(f, "io-threads-pin %s\n", c->io_threads_pin ? "yes" : "no");
     fprintf(f, "metrics-listen %s\n", c->metrics_listen[0] ? c->metrics_listen : "off");
     if (c->cluster_secret_file[0]) fprintf(f, "cluster-secret-file %s\n", c->cluster_secret_file);
     if (c->requirepass[0]) fprintf(f, "requirepass (set)\n");

@@ -121,6 +121,7 @@ struct rabia_replica {
     struct replica_auth *auth; /* auth.c: users, the cluster secret, failed authentications */
     const struct rabia_sm_ops *sm;
     struct rio_loop *loop;
+    unsigned io_threads;      /* I/O threads serving client connections (io-threads, auto resolved) */
     struct rabia_node *node;  /* the runtime without I/O (node.h) */
     struct rabia_core *core;  /* the node's, for status */
     struct rabia_rsm *rsm;    /* the node's */

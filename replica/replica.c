@@ -13,9 +13,11 @@
  * version, incarnation). A newer incarnation of a peer replaces the older
  * incoming connection at once, discarding what was unread on it (rule 3 of
  * the persistence contract in include/rabia/core.h). */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_SET */
 #include "rabia/replica.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -551,8 +553,8 @@ void rabia_replica_get_status(struct rabia_replica *r, struct rabia_replica_stat
 /* ------------------------------------------------------------------ */
 /* lifecycle */
 
-static int listen_on(struct rabia_replica *r, const char *addr, struct rio_listener **out, const char *key, char *err,
-                     size_t errlen)
+static int listen_on(struct rabia_replica *r, const char *addr, struct rio_listener **out, const char *key, bool threaded,
+                     char *err, size_t errlen)
 {
     char host[256];
     const char *colon = strrchr(addr, ':');
@@ -560,7 +562,8 @@ static int listen_on(struct rabia_replica *r, const char *addr, struct rio_liste
     if (hl >= sizeof host) hl = sizeof host - 1;
     memcpy(host, addr, hl);
     host[hl] = 0;
-    int rc = rio_listen(r->loop, host, (uint16_t)atoi(colon + 1), NULL, out);
+    int rc = threaded ? rio_listen_threaded(r->loop, host, (uint16_t)atoi(colon + 1), NULL, out)
+                      : rio_listen(r->loop, host, (uint16_t)atoi(colon + 1), NULL, out);
     if (rc < 0) {
         snprintf(err, errlen, "%s %s: cannot listen: %s%s", key, addr, rabia_strerror(rc),
                  rc == -EADDRINUSE ? " (another process uses the port: stop it or choose another port)" : "");
@@ -617,6 +620,39 @@ static int probe_ports(struct rabia_replica *r, char *err, size_t errlen)
     return rc;
 }
 
+/* io-threads = auto: measured on a 2-vCPU machine with 3 replicas
+ * (bench/io_threads.sh), I/O threads cost more than they bring while the
+ * consensus thread has no CPU of its own to spare, so auto is 0 below 4
+ * CPUs in the process's set; from 4 on, one I/O thread per 4 CPUs (at most
+ * 4) leaves the consensus thread a CPU and the kernel's network work room. */
+static unsigned io_threads_auto(unsigned cpus) { return cpus < 4 ? 0 : cpus / 4 > 4 ? 4 : cpus / 4; }
+
+/* Starts the I/O threads (io-threads); thread i pinned to the (i+1)-th CPU
+ * of the process's set, round robin, the first being left to this thread. */
+static int start_io_threads(struct rabia_replica *r, char *err, size_t errlen)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    int ncpu[RIO_MAX_THREADS + 1], n = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        for (int c = 0; c < CPU_SETSIZE && n < (int)RIO_MAX_THREADS + 1; c++)
+            if (CPU_ISSET(c, &set)) ncpu[n++] = c;
+    unsigned k = r->cfg.io_threads < 0 ? io_threads_auto((unsigned)(n ? n : 1)) : (unsigned)r->cfg.io_threads;
+    r->io_threads = k;
+    if (!k) return 0;
+    int cpus[RIO_MAX_THREADS];
+    for (unsigned i = 0; i < k; i++) cpus[i] = r->cfg.io_threads_pin && n ? ncpu[(i + 1) % (unsigned)n] : -1;
+    int rc = rio_loop_start_threads(r->loop, k, cpus, err, errlen);
+    if (rc) return rc;
+    char list[256] = "";
+    for (unsigned i = 0, o = 0; i < k && o < sizeof list - 8; i++)
+        o += (unsigned)snprintf(list + o, sizeof list - o, "%s%d", i ? "," : "", cpus[i]);
+    replica_log(r, RABIA_LOG_INFO, "io-threads %u%s: client connections on their own threads (%s %s)", k,
+                r->cfg.io_threads < 0 ? " (auto)" : "", r->cfg.io_threads_pin && n ? "pinned to CPUs" : "unpinned",
+                r->cfg.io_threads_pin && n ? list : "");
+    return 0;
+}
+
 static int open_io(struct rabia_replica *r, char *err, size_t errlen)
 {
     struct rio_handlers h = {.on_accept = h_accept, .on_data = h_data, .on_connect = h_connect, .on_close = h_close};
@@ -626,11 +662,12 @@ static int open_io(struct rabia_replica *r, char *err, size_t errlen)
     pthread_mutex_lock(&r->wake_mu);
     r->loop = loop; /* from now on others may wake it */
     pthread_mutex_unlock(&r->wake_mu);
+    if ((rc = start_io_threads(r, err, errlen))) return rc;
     char peer_addr[RABIA_ADDR_MAX];
     peer_listen_addr(r, peer_addr, sizeof peer_addr);
-    if ((rc = listen_on(r, peer_addr, &r->l_peer, "peer-listen", err, errlen)) ||
-        (r->cfg.client_listen[0] && (rc = listen_on(r, r->cfg.client_listen, &r->l_client, "client-listen", err, errlen))) ||
-        (r->cfg.resp_listen[0] && (rc = listen_on(r, r->cfg.resp_listen, &r->l_resp, "resp-listen", err, errlen))) ||
+    if ((rc = listen_on(r, peer_addr, &r->l_peer, "peer-listen", false, err, errlen)) ||
+        (r->cfg.client_listen[0] && (rc = listen_on(r, r->cfg.client_listen, &r->l_client, "client-listen", true, err, errlen))) ||
+        (r->cfg.resp_listen[0] && (rc = listen_on(r, r->cfg.resp_listen, &r->l_resp, "resp-listen", true, err, errlen))) ||
         (rc = metrics_listen(r, err, errlen)))
         return rc;
     return 0;

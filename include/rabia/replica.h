@@ -72,6 +72,12 @@ struct rabia_replica_config {
                                             anything was applied (0 = only by max-log-size) */
     bool wal_allow_buffered;             /* wal-allow-buffered: development only, a data-dir on a
                                             filesystem without O_DIRECT (tmpfs) */
+    int32_t io_threads;                  /* io-threads: client connections (accept, read, write)
+                                            on this many threads of their own, each with its own
+                                            io_uring; 0 = the consensus thread does all; -1 = auto
+                                            (the default: replica/README.md says how) */
+    bool io_threads_pin;                 /* io-threads-pin: pin I/O thread i to the (i+1)-th CPU
+                                            of the process's CPU set (default yes) */
     /* operations and security (replica/README.md "Operations") */
     char metrics_listen[RABIA_ADDR_MAX]; /* metrics-listen: HTTP /metrics and /health, "" = off */
     char cluster_secret_file[512];       /* cluster-secret-file: peers prove membership with the

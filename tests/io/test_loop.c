@@ -69,6 +69,7 @@ struct server {
     struct rio_stats stats;
 };
 static struct server S;
+static unsigned io_threads; /* the server's I/O threads (argv[1]; 0: its loop does all) */
 
 static int s_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
 {
@@ -179,9 +180,15 @@ static void *server_main(void *arg)
         atomic_store(&S.ready, -1);
         return NULL;
     }
+    /* io.loop_threads: the same server with its sockets on I/O threads */
+    if (io_threads && rio_loop_start_threads(S.loop, io_threads, NULL, err, sizeof err) < 0) {
+        fprintf(stderr, "server: %s\n", err);
+        atomic_store(&S.ready, -1);
+        return NULL;
+    }
     for (int m = 0; m < M_COUNT; m++) {
         struct rio_listener *ls;
-        int r = rio_listen(S.loop, "127.0.0.1", 0, (void *)(intptr_t)m, &ls);
+        int r = rio_listen_threaded(S.loop, "127.0.0.1", 0, (void *)(intptr_t)m, &ls);
         CHECK_EQ(r, 0);
         if (r < 0) {
             atomic_store(&S.ready, -1);
@@ -704,9 +711,13 @@ static void test_wake(void)
     rio_loop_destroy(l);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 1)
+        io_threads = (unsigned)atoi(argv[1]);
+    if (io_threads)
+        printf("     server with %u I/O threads\n", io_threads);
     signal(SIGPIPE, SIG_IGN); /* only the raw sockets here could raise it */
     {
         struct rio_loop *l;
