@@ -61,6 +61,9 @@ struct inst {
     uint64_t last_us;/* last progress or retransmission */
     uint64_t first_us;/* when this replica first had the slot in its window (decision time) */
     uint64_t body_wait_until; /* joining: waiting for the body of a batch a peer proposed (0: not) */
+    uint64_t start_us;        /* when my proposal went out */
+    uint64_t xwait_until;     /* exchange: n-f proposals in, no majority yet but still possible: waiting
+                                 for the rest until then (0: not waiting) */
     struct phase ph[PH_RING];
 };
 
@@ -223,5 +226,7 @@ void core_on_tick(struct rabia_core *c);
 /* When the earliest wait for a proposed batch's body before joining a slot
  * ends (instance.c), 0 when no slot waits. */
 uint64_t core_body_wait_end(const struct rabia_core *c);
+/* Exchanges waiting for more proposals whose wait has ended: decide them. */
+void core_exchange_waits(struct rabia_core *c);
 
 #endif

@@ -280,7 +280,7 @@ int core_on_restore(struct rabia_core *c, const struct rabia_event *ev)
         }
         uint8_t self = c->cfg.self;
         in->prop_mask |= (uint8_t)(1u << self);
-        if (in->prop_counted < c->nf) {
+        if (in->prop_counted < c->cfg.n) {
             in->props[in->prop_counted] = in->my_id;
             in->props_has[in->prop_counted] = in->my_has;
             in->prop_counted++;

@@ -141,7 +141,7 @@ void core_on_consensus(struct rabia_core *c, const struct rabia_msg *m)
             c->stats.msgs_ignored++;
         } else {
             in->prop_mask |= bit;
-            if (in->prop_counted < c->nf) {
+            if (in->prop_counted < c->cfg.n) {
                 in->props[in->prop_counted] = m->id;
                 in->props_has[in->prop_counted] = m->has_id;
                 in->prop_counted++;

@@ -129,6 +129,7 @@ int rabia_core_step(struct rabia_core *c, const struct rabia_event *ev, struct r
     switch (ev->type) {
     case RABIA_EV_TICK:
         core_on_tick(c);
+        core_exchange_waits(c);
         break;
     case RABIA_EV_SUBMIT:
         rc = core_on_submit(c, ev);
