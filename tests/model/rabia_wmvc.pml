@@ -21,6 +21,9 @@
  *                     (the issue): a restarted replica never takes part in
  *                     the slot
  *   PERSIST_DECISION  a decision survives a crash (the WAL keeps it)
+ *   EXCHANGE_WAIT     the exchange counts all three proposals that arrive
+ *                     before it acts, and may wait for the third when the
+ *                     first two differ (core/instance.c); acts once
  * Reductions (README argues each one):
  *   ATOMIC_RESTART    crash, restart and both HORIZON replies in one step
  *   ADOPT_LATE        DECISIONs are adopted only when nothing else can move
@@ -124,6 +127,14 @@
 #define LIM 3             /* messages counted per round */
 #else
 #define LIM 2             /* the first n - f */
+#endif
+/* EXCHANGE_WAIT (core/instance.c): the exchange counts every proposal
+ * that arrives before it is acted on, and may wait for the third when the
+ * first two differ; it still acts once (WAITEND ends any wait) */
+#ifdef EXCHANGE_WAIT
+#define LIMK(kk) ((kk) == 0 -> 3 : LIM)
+#else
+#define LIMK(kk) LIM
 #endif
 
 /* network: box[from][to][key] holds the one undelivered message of that key
@@ -351,7 +362,7 @@ inline bcast(br, bk, bv) {
   }
   if
   :: GOT(br,bk,br) != 0 -> GOT(br,bk,br) = bv      /* only on a re-send */
-  :: GOT(br,bk,br) == 0 && CNT(br,bk) < LIM -> GOT(br,bk,br) = bv
+  :: GOT(br,bk,br) == 0 && CNT(br,bk) < LIMK(bk) -> GOT(br,bk,br) = bv
   :: else -> skip
   fi
 }
@@ -462,6 +473,12 @@ inline forget(fr, fk) {
 inline progress(pr) {
   do
   :: mode[pr] == RUN && dec[pr] == 0 && CNT(pr,pos[pr]) >= 2 ->
+#ifdef EXCHANGE_WAIT
+     if
+     :: pos[pr] == 0 && CNT(pr,0) == 2 -> if :: skip :: break fi /* or wait for the third proposal */
+     :: else -> skip
+     fi;
+#endif
      evalk(pr, pos[pr]);
      if
      :: xekind == 1 -> decide(pr, xev); gc_all(pr)
@@ -506,7 +523,7 @@ inline deliver() {
   ghost_rcv(xds, xdk, xv);
   printf("  r%d <- r%d ", xdt, xds); say_key(xdk); printf(" = "); say_val(xdk, xv);
   if
-  :: GOT(xdt,xdk,xds) == 0 && CNT(xdt,xdk) < LIM -> GOT(xdt,xdk,xds) = xv; printf(" (counted)\n");
+  :: GOT(xdt,xdk,xds) == 0 && CNT(xdt,xdk) < LIMK(xdk) -> GOT(xdt,xdk,xds) = xv; printf(" (counted)\n");
 #ifdef MUT_COUNT_EXTRA
      if
      :: mode[xdt] == RUN && xdk < pos[xdt] -> redo(xdt, xdk)
@@ -536,6 +553,16 @@ inline deliver() {
 #define INBOX(tt,aa,bb) ((IN(tt,aa) | IN(tt,bb)) != 0 && mode[tt] != DOWN)
 #define ANYBOX (INBOX(0,1,2) || INBOX(1,0,2) || INBOX(2,0,1))
 #define DELIVER :: atomic { ANYBOX -> if DALL fi; deliver(); CLR }
+#ifdef EXCHANGE_WAIT
+/* a wait for the third proposal ends (its bound): act on the two */
+#define WAITING(rr) (mode[rr] == RUN && dec[rr] == 0 && pos[rr] == 0 && CNT(rr,0) == 2)
+#define WAITEND :: atomic { WAITING(0) || WAITING(1) || WAITING(2) -> \
+  if :: WAITING(0) -> xw = 0 :: WAITING(1) -> xw = 1 :: WAITING(2) -> xw = 2 fi; \
+  printf("r%d stops waiting for the third proposal\n", xw); \
+  evalk(xw, 0); pos[xw] = 1; forget(xw, 0); bcast(xw, 1, xev); progress(xw); CLR }
+#else
+#define WAITEND
+#endif
 
 /* propose: batch A or B (an incarnation after a restart chooses anew) */
 #if defined(PROPS_AAA)
@@ -880,6 +907,7 @@ again:
   do
   PROPOSE
   DELIVER
+  WAITEND
 #ifndef ADOPT_LATE
   ADOPT
 #endif
