@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include <xxhash.h>
 
 #include "codec.h"
+#include "invariant.h"
 #include "kv.h"
 #include "linearize.h"
 #include "node.h"
@@ -435,6 +437,7 @@ struct world {
     uint8_t touched;       /* nodes that had an event: their loop turn runs after it */
     bool crash_on_reply;   /* durable: the next answer to a client brings the whole cluster down */
     bool healed;
+    struct world *abandoned; /* the previous run stopped by a failed invariant (see rabia_invariant_failed) */
     uint8_t enc[RABIA_MAX_FRAME / 64];
 };
 
@@ -447,6 +450,28 @@ static void fail(struct world *w, const char *fmt, ...)
     int k = snprintf(w->res->why, sizeof w->res->why, "t=%" PRIu64 "us: ", w->now);
     vsnprintf(w->res->why + k, sizeof w->res->why - (size_t)k, fmt, ap);
     va_end(ap);
+}
+
+/* A failed invariant (invariant.h) in the code under test: rabiad aborts
+ * there. The simulator's copy of rabia_invariant_failed (linked before the
+ * core library's) fails the run instead, so that it prints its replay line
+ * and the other seeds still run. The run's world is left as it was, not
+ * freed (the replicas' memory can no longer be trusted), and stays
+ * reachable from g_abandoned. */
+static jmp_buf g_invariant_jmp;
+static bool g_invariant_armed; /* inside run(): g_invariant_jmp is set */
+static char g_invariant[400];
+static struct world *g_abandoned;
+
+_Noreturn void rabia_invariant_failed(const char *cond, const char *file, int line)
+{
+    if (!g_invariant_armed) {
+        fprintf(stderr, "rabia: invariant failed at %s:%d: %s\n", file, line, cond);
+        abort();
+    }
+    g_invariant_armed = false;
+    snprintf(g_invariant, sizeof g_invariant, "%s:%d: %s", file, line, cond);
+    longjmp(g_invariant_jmp, 1);
 }
 
 static void flog(struct world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -1935,6 +1960,13 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
     /* fewer session slots than clients: sessions are evicted */
     res->sessions = cfg->max_sessions ? cfg->max_sessions : cfg->tight_sessions ? w->n_clients - cfg->tight_sessions : 64;
     if (!res->sessions) res->sessions = 1;
+    if (setjmp(g_invariant_jmp)) {
+        fail(w, "invariant failed at %s (rabiad aborts here)", g_invariant);
+        w->abandoned = g_abandoned;
+        g_abandoned = w;
+        return;
+    }
+    g_invariant_armed = true;
     for (uint8_t i = 0; i < n; i++) start_node(w, i, false);
     w->next_cid = 1;
     for (uint32_t k = 0; k < w->n_clients; k++) {
@@ -1973,6 +2005,7 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
         }
     }
     if (!res->failed) run_checks_end(w);
+    g_invariant_armed = false;
     /* null-slot rate over the agreed log: each slot counted once */
     for (size_t k = 1; k < w->slots_cap; k++)
         if (w->slots[k].set && w->slots[k].null) res->nulls++;
