@@ -11,6 +11,7 @@
  *   validity       a decided batch was proposed in that slot by a majority
  *                  and is byte-for-byte the batch its proxy submitted
  *   exactly-once   no (client, seq) reaches the state machine twice
+ *   batch ids      no proxy numbers a new batch with an id already decided
  *   state          equal state hash at equal applied slot
  *   linearizable   the KV clients' history (Wing & Gong, per key)
  *   liveness       after healing, every request completes within a bound,
@@ -395,6 +396,7 @@ struct subrec {
     struct rabia_batch_id id;
     uint64_t hash;
     bool used;
+    bool decided; /* in some slot: a new batch under this id would be skipped as applied */
 };
 
 struct sentrec { /* durable: (node, slot, type, phase) -> what was sent first */
@@ -770,6 +772,7 @@ static void env_decided(void *ctx, uint64_t slot, const struct rabia_batch_id *i
             if (!sr || sr->hash != bh)
                 fail(w, "validity: slot %" PRIu64 " batch %u.%" PRIu64 " differs from what its proxy submitted", slot,
                      id->proxy, id->seq);
+            if (sr) sr->decided = true;
         }
     } else if (r->null != null || (!null && (!rabia_batch_id_eq(&r->id, id) || r->body_hash != bh))) {
         fail(w, "agreement: replica %u applied %s in slot %" PRIu64 ", another applied %s", i,
@@ -823,6 +826,12 @@ static void env_submitted(void *ctx, const struct rabia_batch_id *id, const uint
 {
     struct node *nd = ctx;
     struct subrec *s = subrec(nd->w, id, true);
+    /* every replica's apply layer would skip it as a duplicate and its
+     * clients would only get an answer by retrying elsewhere (the clients
+     * here do, so no other check sees it) */
+    if (s->decided)
+        fail(nd->w, "batch ids: replica %u numbered a new batch %u.%" PRIu64 ".%" PRIu64 ", an id already decided",
+             nd->idx, id->proxy, id->incarnation, id->seq);
     s->hash = XXH64(body, len, 0);
 }
 
