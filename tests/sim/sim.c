@@ -11,6 +11,7 @@
  *   validity       a decided batch was proposed in that slot by a majority
  *                  and is byte-for-byte the batch its proxy submitted
  *   exactly-once   no (client, seq) reaches the state machine twice
+ *   batch ids      no proxy numbers a new batch with an id already decided
  *   state          equal state hash at equal applied slot
  *   linearizable   the KV clients' history (Wing & Gong, per key)
  *   liveness       after healing, every request completes within a bound,
@@ -19,6 +20,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,7 @@
 #include <xxhash.h>
 
 #include "codec.h"
+#include "invariant.h"
 #include "kv.h"
 #include "linearize.h"
 #include "node.h"
@@ -76,15 +79,21 @@ static const struct {
 /* ------------------------------------------------------------------ */
 /* deterministic randomness */
 
-static uint64_t rng_state;
-static uint64_t rnd(void)
-{ /* splitmix64 */
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+static uint64_t splitmix(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
+static uint64_t rng_state;
+static uint64_t rnd(void) { return splitmix(&rng_state); }
 static uint64_t rnd_range(uint64_t lo, uint64_t hi) { return lo + rnd() % (hi - lo + 1); }
+/* durable mode's local snapshots draw from a stream of their own: until a
+ * replica restarts from a log with a released prefix, a run takes the steps
+ * it took before they were modelled (planted bugs' seeds stay where they were) */
+static uint64_t snap_rng_state;
+static uint64_t snap_rnd_range(uint64_t lo, uint64_t hi) { return lo + splitmix(&snap_rng_state) % (hi - lo + 1); }
 
 /* ------------------------------------------------------------------ */
 /* run configuration and result */
@@ -103,6 +112,8 @@ struct run_cfg {
     int verbose; /* --faults: log every fault and recovery */
     bool durable; /* --durable: replicas keep a simulated write-ahead log (replica/node.c's rules) */
     int clients_on; /* --clients-on R: every client starts at replica R (0: spread at random) */
+    uint32_t snap_every; /* durable: a local snapshot once this many slots were applied past the last one */
+    uint32_t seg_recs;   /* durable: log records per segment, the unit the log releases */
 };
 
 struct run_result {
@@ -118,6 +129,9 @@ struct run_result {
     uint64_t damaged;       /* durable: logs found damaged at restart (rebuilt from peers) */
     uint64_t disk_faults;   /* durable: latency spikes and full-disk periods */
     uint64_t restored;      /* durable: records handed back to a core at restart */
+    uint64_t local_snaps;   /* durable: snapshots a replica wrote of its own state */
+    uint64_t released;      /* durable: log segments released behind them */
+    uint64_t restarts_tail; /* durable: restarts from a log whose prefix was released */
     uint32_t sessions;      /* max_sessions used */
     uint32_t clients;
     uint64_t events;
@@ -310,7 +324,8 @@ static const struct rabia_sm_ops TSM = {.name = "sim-kv", .create = tsm_create, 
 
 /* durable mode: a replica's disk, the log under replica/node.c. Records
  * [0, durable) are on it; [durable, flight_end) are the write in flight;
- * the rest is the group being formed. */
+ * the rest is the group being formed. r[0] is the oldest record not yet
+ * released; segments (run_cfg.seg_recs records each) count from it. */
 struct drec {
     uint8_t type;            /* NODE_REC_SENT, BATCH, DECIDED (replica/node.h) */
     uint64_t slot;
@@ -323,9 +338,13 @@ struct sdisk {
     bool busy;
     uint64_t wid;            /* names the write in flight's completion */
     uint64_t batch_inc;      /* the log's batch incarnation (0: no log yet) */
-    uint8_t *snap;           /* the snapshot file (installed from a peer) */
+    uint8_t *snap;           /* the newest snapshot file (its own, or installed from a peer) */
     size_t snap_len;
     uint64_t snap_slot;
+    struct rabia_buf snap_new; /* a local snapshot being written (rabiad's forked child), of slot snap_new_slot */
+    uint64_t snap_new_slot;
+    uint64_t snap_done_at;   /* ... durable as a file from then on */
+    uint64_t released;       /* records this log released (0: a restart replays it whole) */
     uint64_t full_until;     /* ENOSPC: writes stall, requests refused */
     uint64_t slow_until;     /* a latency spike */
     bool damaged;            /* a flipped bit or misdirected write in the middle of the log */
@@ -393,6 +412,7 @@ struct subrec {
     struct rabia_batch_id id;
     uint64_t hash;
     bool used;
+    bool decided; /* in some slot: a new batch under this id would be skipped as applied */
 };
 
 struct sentrec { /* durable: (node, slot, type, phase) -> what was sent first */
@@ -435,6 +455,7 @@ struct world {
     uint8_t touched;       /* nodes that had an event: their loop turn runs after it */
     bool crash_on_reply;   /* durable: the next answer to a client brings the whole cluster down */
     bool healed;
+    struct world *abandoned; /* the previous run stopped by a failed invariant (see rabia_invariant_failed) */
     uint8_t enc[RABIA_MAX_FRAME / 64];
 };
 
@@ -447,6 +468,28 @@ static void fail(struct world *w, const char *fmt, ...)
     int k = snprintf(w->res->why, sizeof w->res->why, "t=%" PRIu64 "us: ", w->now);
     vsnprintf(w->res->why + k, sizeof w->res->why - (size_t)k, fmt, ap);
     va_end(ap);
+}
+
+/* A failed invariant (invariant.h) in the code under test: rabiad aborts
+ * there. The simulator's copy of rabia_invariant_failed (linked before the
+ * core library's) fails the run instead, so that it prints its replay line
+ * and the other seeds still run. The run's world is left as it was, not
+ * freed (the replicas' memory can no longer be trusted), and stays
+ * reachable from g_abandoned. */
+static jmp_buf g_invariant_jmp;
+static bool g_invariant_armed; /* inside run(): g_invariant_jmp is set */
+static char g_invariant[400];
+static struct world *g_abandoned;
+
+_Noreturn void rabia_invariant_failed(const char *cond, const char *file, int line)
+{
+    if (!g_invariant_armed) {
+        fprintf(stderr, "rabia: invariant failed at %s:%d: %s\n", file, line, cond);
+        abort();
+    }
+    g_invariant_armed = false;
+    snprintf(g_invariant, sizeof g_invariant, "%s:%d: %s", file, line, cond);
+    longjmp(g_invariant_jmp, 1);
 }
 
 static void flog(struct world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -745,6 +788,7 @@ static void env_decided(void *ctx, uint64_t slot, const struct rabia_batch_id *i
             if (!sr || sr->hash != bh)
                 fail(w, "validity: slot %" PRIu64 " batch %u.%" PRIu64 " differs from what its proxy submitted", slot,
                      id->proxy, id->seq);
+            if (sr) sr->decided = true;
         }
     } else if (r->null != null || (!null && (!rabia_batch_id_eq(&r->id, id) || r->body_hash != bh))) {
         fail(w, "agreement: replica %u applied %s in slot %" PRIu64 ", another applied %s", i,
@@ -798,6 +842,12 @@ static void env_submitted(void *ctx, const struct rabia_batch_id *id, const uint
 {
     struct node *nd = ctx;
     struct subrec *s = subrec(nd->w, id, true);
+    /* every replica's apply layer would skip it as a duplicate and its
+     * clients would only get an answer by retrying elsewhere (the clients
+     * here do, so no other check sees it) */
+    if (s->decided)
+        fail(nd->w, "batch ids: replica %u numbered a new batch %u.%" PRIu64 ".%" PRIu64 ", an id already decided",
+             nd->idx, id->proxy, id->incarnation, id->seq);
     s->hash = XXH64(body, len, 0);
 }
 
@@ -865,6 +915,78 @@ static const char *log_refusal(void *ctx)
 {
     struct node *nd = ctx;
     return nd->w->now < nd->disk.full_until ? "no space left on the log's disk (simulated ENOSPC)" : "";
+}
+
+/* Release the log's prefix behind the snapshot file at slot `upto` as
+ * persist/wal.c's rabia_wal_release does: whole segments, oldest first, each
+ * only if every SENT or DECIDED record in it is of a slot <= upto and its
+ * highest own BATCH record's seq (a BATCH record's slot field; 0: none) is
+ * below keep (rabia_core_own_keep_seq); it stops at the first that must
+ * stay. The segment written last never goes, so what goes was on the disk
+ * whole. Returns the segments released. */
+static uint32_t disk_release(struct world *w, struct sdisk *d, uint64_t upto, uint64_t keep)
+{
+    size_t seg = w->cfg.seg_recs, end = d->busy ? d->flight_end : d->durable, k = 0;
+    while ((k + 1) * seg <= d->durable && (k + 1) * seg < end) {
+        uint64_t max_slot = 0, max_batch_seq = 0;
+        for (size_t j = k * seg; j < (k + 1) * seg; j++) {
+            const struct drec *r = &d->r[j];
+            if (r->type == NODE_REC_BATCH) {
+                if (r->slot > max_batch_seq) max_batch_seq = r->slot;
+            } else if (r->slot > max_slot) {
+                max_slot = r->slot;
+            }
+        }
+        if (max_slot > upto || (max_batch_seq && max_batch_seq >= keep)) break;
+        k++;
+    }
+    size_t gone = k * seg;
+    if (!gone) return 0;
+    for (size_t j = 0; j < gone; j++) free(d->r[j].body);
+    memmove(d->r, d->r + gone, (d->n - gone) * sizeof(*d->r));
+    d->n -= gone;
+    d->released += gone;
+    d->durable -= gone;
+    d->flight_end -= gone; /* == durable when no write is in flight */
+    return (uint32_t)k;
+}
+
+/* durable mode: local snapshots, run as replica/durable.c's durable_tick
+ * runs them. Once snap_every slots were applied past the newest snapshot
+ * file (not while recovering: the log must keep its first record), a child
+ * writes the state as of the applied slot (1-30 ms; a crash kills it and
+ * its file is lost); once that file is durable the newest snapshot file
+ * covers the log's prefix, which is released with the keep seq the core
+ * gives at that moment. */
+static void snap_tick(struct world *w, uint8_t i)
+{
+    struct node *nd = &w->nodes[i];
+    struct sdisk *d = &nd->disk;
+    if (d->snap_new.data) {
+        if (w->now < d->snap_done_at) return;
+        if (d->snap_new_slot > d->snap_slot) {
+            free(d->snap);
+            d->snap = d->snap_new.data;
+            d->snap_len = d->snap_new.len;
+            d->snap_slot = d->snap_new_slot;
+        } else { /* a peer's snapshot installed meanwhile is newer: a restart loads that one */
+            free(d->snap_new.data);
+        }
+        d->snap_new = (struct rabia_buf){0};
+        w->res->local_snaps++;
+        uint64_t keep = rabia_core_own_keep_seq(nd->core);
+        uint32_t gone = disk_release(w, d, d->snap_slot, keep);
+        w->res->released += gone;
+        if (gone)
+            flog(w, "r%u: snapshot of slot %" PRIu64 " durable; %u log segment(s) released (own batch keep seq %" PRIu64
+                 ")", i, d->snap_slot, gone, keep);
+        return;
+    }
+    uint64_t applied = rabia_rsm_applied(nd->rsm);
+    if (rabia_core_recovering(nd->core) || applied < d->snap_slot + w->cfg.snap_every) return;
+    if (rabia_rsm_snapshot(nd->rsm, &d->snap_new)) abort();
+    d->snap_new_slot = applied;
+    d->snap_done_at = w->now + snap_rnd_range(1 * MS, 30 * MS);
 }
 
 /* The write in flight is on the disk: its decisions go back to the node. */
@@ -952,6 +1074,7 @@ static void turn(struct world *w, uint8_t i)
     if (!nd->alive || nd->paused_until > w->now || w->res->failed) return;
     uint64_t due = node_turn(nd->rt);
     check_core(w, i);
+    if (w->cfg.durable) snap_tick(w, i);
     if (!due) return;
     if (due <= w->now) due = w->now + 1;
     if (nd->tick_at > w->now && nd->tick_at <= due) return; /* an earlier wake-up comes first */
@@ -1266,6 +1389,7 @@ static int recover(struct world *w, uint8_t i, struct replay *rp, struct node_re
         d->damaged = false;
     }
     replay_init(rp, i, w->cfg.window, d->snap ? d->snap_slot : 0, nd->rsm);
+    if (d->released) w->res->restarts_tail++;
     for (size_t k = 0; k < d->n; k++) {
         if (k == skip) continue;
         struct drec *r = &d->r[k];
@@ -1431,6 +1555,7 @@ static void crash(struct world *w, uint8_t i, uint8_t keep)
         disk_free(d, keep_n);
         d->durable = d->flight_end = keep_n;
         d->busy = false;
+        rabia_buf_free(&d->snap_new); /* the snapshot child dies with it; its temporary file goes at the next start */
     }
 }
 
@@ -1478,6 +1603,7 @@ static void restart(struct world *w, uint8_t i)
             d->snap = NULL;
             d->snap_len = d->snap_slot = 0;
             d->batch_inc = 0; /* a new log, a new batch id namespace */
+            d->released = 0;
             d->damaged = false;
             recovering = true;
         }
@@ -1919,6 +2045,7 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
     w->cfg = *cfg;
     w->res = res;
     rng_state = cfg->seed * 0x2545F4914F6CDD1Dull + 1;
+    snap_rng_state = cfg->seed * 0x9E3779B97F4A7C15ull + 0x5A5;
     g_double_apply = false;
     memset(partitioned, 0, sizeof partitioned);
     w->hist = lin_history_create();
@@ -1935,6 +2062,13 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
     /* fewer session slots than clients: sessions are evicted */
     res->sessions = cfg->max_sessions ? cfg->max_sessions : cfg->tight_sessions ? w->n_clients - cfg->tight_sessions : 64;
     if (!res->sessions) res->sessions = 1;
+    if (setjmp(g_invariant_jmp)) {
+        fail(w, "invariant failed at %s (rabiad aborts here)", g_invariant);
+        w->abandoned = g_abandoned;
+        g_abandoned = w;
+        return;
+    }
+    g_invariant_armed = true;
     for (uint8_t i = 0; i < n; i++) start_node(w, i, false);
     w->next_cid = 1;
     for (uint32_t k = 0; k < w->n_clients; k++) {
@@ -1973,6 +2107,7 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
         }
     }
     if (!res->failed) run_checks_end(w);
+    g_invariant_armed = false;
     /* null-slot rate over the agreed log: each slot counted once */
     for (size_t k = 1; k < w->slots_cap; k++)
         if (w->slots[k].set && w->slots[k].null) res->nulls++;
@@ -2004,6 +2139,7 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
         disk_free(&nd->disk, 0);
         free(nd->disk.r);
         free(nd->disk.snap);
+        rabia_buf_free(&nd->disk.snap_new);
     }
     /* slots_null counts per replica: normalise to per-slot rates */
     while (w->h.n) free(heap_pop(&w->h).data);
@@ -2045,6 +2181,11 @@ static void seed_cfg(struct run_cfg *c, uint64_t seed, const struct run_cfg *ove
     c->log_retain = (h >> 8) & 1 ? 24 : 1024;
     /* a third of the seeds: one or two session slots fewer than clients */
     c->tight_sessions = (h >> 16) % 3 == 0 ? 1 + (unsigned)((h >> 24) & 1) : 0;
+    /* durable: a local snapshot every 32, 64, 128 or 256 applied slots (a
+     * run applies about a thousand), segments of 16, 32 or 64 records (a
+     * slot writes about five at each replica) */
+    c->snap_every = 32u << ((h >> 32) % 4);
+    c->seg_recs = 16u << ((h >> 40) % 3);
 }
 
 static void usage(void)
@@ -2069,7 +2210,8 @@ static void usage(void)
            "                     record is durable), skip-record (recovery skips a damaged\n"
            "                     record), reply-early (answers before the decision is durable)\n"
            "  --durable          replicas keep a write-ahead log (durability = wal): persist\n"
-           "                     before send, group commit, restart from the log; crashes take\n"
+           "                     before send, group commit, local snapshots that release the\n"
+           "                     log's prefix, restart from snapshot and log; crashes take\n"
            "                     any number of replicas down (all of them a third of the time),\n"
            "                     lose unsynced writes, tear the write in flight, damage logs;\n"
            "                     disks stall and fill up\n"
@@ -2080,7 +2222,7 @@ static void usage(void)
 
 struct totals {
     uint64_t runs, failed, slots, nulls, fast, own, max_phase, ok, unknown, crashes, restarts, restarts_open,
-        hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored;
+        hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored, local_snaps, released, restarts_tail;
     uint64_t var_slots[4], var_nulls[4];
 };
 
@@ -2205,6 +2347,9 @@ int main(int argc, char **argv)
             T.damaged += r.damaged;
             T.disk_faults += r.disk_faults;
             T.restored += r.restored;
+            T.local_snaps += r.local_snaps;
+            T.released += r.released;
+            T.restarts_tail += r.restarts_tail;
             if (r.sessions < r.clients) T.tight++;
             if (r.max_phase > T.max_phase) T.max_phase = r.max_phase;
             if (single || r.failed || (!quiet && s % 250 == 0 && mi == 0))
@@ -2244,8 +2389,9 @@ int main(int argc, char **argv)
            T.crashes, T.restarts, T.restarts_open, T.hz_splits, T.tight, T.expired);
     if (base.durable)
         printf("durable: whole-cluster crashes=%" PRIu64 " torn-writes=%" PRIu64 " damaged-logs=%" PRIu64
-               " disk-stalls-and-full=%" PRIu64 " records-restored=%" PRIu64 "\n",
-               T.crash_all, T.torn, T.damaged, T.disk_faults, T.restored);
+               " disk-stalls-and-full=%" PRIu64 " records-restored=%" PRIu64 " local-snapshots=%" PRIu64
+               " segments-released=%" PRIu64 " restarts-from-snapshot-and-tail=%" PRIu64 "\n",
+               T.crash_all, T.torn, T.damaged, T.disk_faults, T.restored, T.local_snaps, T.released, T.restarts_tail);
     static const char *vname[4] = {"window 1 global", "window n classes", "window 8 classes", "window 4 global"};
     printf("null-slot rate by variant:");
     for (int v = 0; v < 4; v++)
