@@ -101,7 +101,7 @@ void core_decide(struct rabia_core *c, struct inst *in, uint8_t value, bool adop
     c->stats.slots_decided++;
     if (!value) c->stats.slots_null++;
     if (adopted) c->stats.decisions_adopted++;
-    else if (in->phase == 1) c->stats.slots_fast++;
+    else if (in->phase <= 1) c->stats.slots_fast++; /* phase 0: a unanimous exchange */
     if (in->phase > c->stats.max_phase) c->stats.max_phase = in->phase;
     core_tracef(c, in->slot, "decide %u %s in phase %u%s", value, core_idstr(&in->maj_id, value, ib, sizeof ib),
            in->phase, adopted ? " (adopted)" : "");
@@ -196,9 +196,40 @@ static void enter_phase(struct rabia_core *c, struct inst *in, uint16_t phase, u
 }
 
 /* Advance the instance as far as the counted messages allow. */
+/* Every replica proposed the same batch (n proposals in, one id). */
+static bool unanimous(const struct rabia_core *c, const struct inst *in)
+{
+    if (in->prop_counted < c->cfg.n || !in->props_has[0]) return false;
+    for (uint8_t i = 1; i < in->prop_counted; i++)
+        if (!in->props_has[i] || !rabia_batch_id_eq(&in->props[0], &in->props[i])) return false;
+    return true;
+}
+
 void core_progress(struct rabia_core *c, struct inst *in)
 {
     char ib[64];
+    /* A unanimous exchange decides the slot at once. When all n replicas
+     * proposed batch v, every set of n-f proposals any replica counts is
+     * all v, so every state is 1, every phase-1 vote is 1, and every
+     * replica that finishes phase 1 decides v: no other outcome exists,
+     * and proposals are persisted before they leave, so none can be taken
+     * back by a restart. Deciding now skips the STATE and VOTE rounds:
+     * two message delays, and with durability = wal two group writes in
+     * series, in the common case of one proxy's batch (joiners adopt it).
+     * Replicas that miss a proposal decide as before, with the same value;
+     * the DECISION this one sends lets them stop early. */
+    if (!in->decided && in->started && !in->mute && unanimous(c, in)) {
+        if (!in->known_id) {
+            in->known_id = true;
+            in->maj_id = in->props[0];
+        } else if (!rabia_batch_id_eq(&in->maj_id, &in->props[0])) {
+            core_anomaly(c, "a unanimous exchange names another batch than the majority's");
+            return;
+        }
+        core_tracef(c, in->slot, "exchange unanimous: %s", core_idstr(&in->maj_id, 1, ib, sizeof ib));
+        core_decide(c, in, 1, false);
+        return;
+    }
     for (int guard = 0; guard < 4 * PH_RING && !in->decided; guard++) {
         if (in->round == 0) {
             if (!in->started || in->prop_counted < c->nf) return;

@@ -209,7 +209,7 @@ struct rabia_update {
 struct rabia_stats {
     uint64_t slots_decided;
     uint64_t slots_null;
-    uint64_t slots_fast;        /* decided in phase 1 */
+    uint64_t slots_fast;        /* decided in phase 1, or at once by a unanimous exchange */
     uint64_t max_phase;
     uint64_t decisions_adopted; /* learned from DECISION / catch-up */
     uint64_t fetches;

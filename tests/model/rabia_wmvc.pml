@@ -21,6 +21,8 @@
  *                     (the issue): a restarted replica never takes part in
  *                     the slot
  *   PERSIST_DECISION  a decision survives a crash (the WAL keeps it)
+ *   FAST_DECIDE       three identical proposals decide the slot at once,
+ *                     whenever the third arrives (core/instance.c)
  *   EXCHANGE_WAIT     the exchange counts all three proposals that arrive
  *                     before it acts, and may wait for the third when the
  *                     first two differ (core/instance.c); acts once
@@ -63,6 +65,8 @@
  *                        redo a round (re-sending) when a late one changes it
  *   MUT_KEEP_OLD         peers keep the old incarnation's undelivered messages
  *                        when the new one connects
+ *   MUT_FAST_TWO         (FAST_DECIDE) decide at once on two matching
+ *                        proposals (n-f) rather than all three
  *   MUT_SEND_BEFORE_PERSIST  (FIX_PERSIST) a message leaves before its record
  *                        is durable: a crash may lose the record of the last
  *                        message a replica sent; it resumes one round earlier
@@ -131,7 +135,7 @@
 /* EXCHANGE_WAIT (core/instance.c): the exchange counts every proposal
  * that arrives before it is acted on, and may wait for the third when the
  * first two differ; it still acts once (WAITEND ends any wait) */
-#ifdef EXCHANGE_WAIT
+#if defined(EXCHANGE_WAIT) || defined(FAST_DECIDE)
 #define LIMK(kk) ((kk) == 0 -> 3 : LIM)
 #else
 #define LIMK(kk) LIM
@@ -459,8 +463,13 @@ inline evalk(er, ek) {
  * kept of it is dropped (unless a variant reads it), which merges states */
 inline forget(fr, fk) {
   gc_key(fr, fk);
-#ifndef KEEP_GOT
+#if !defined(KEEP_GOT) && !defined(FAST_DECIDE)
   for (xt : 0 .. NR-1) { GOT(fr,fk,xt) = 0 };
+#elif defined(FAST_DECIDE) && !defined(KEEP_GOT)
+  if /* FAST_DECIDE keeps the proposals: the third may still make them unanimous */
+  :: fk != 0 -> for (xt : 0 .. NR-1) { GOT(fr,fk,xt) = 0 }
+  :: else -> skip
+  fi;
 #endif
 #ifndef KEEP_SENT
   SENT(fr,fk) = 0;
@@ -472,6 +481,25 @@ inline forget(fr, fk) {
  * (acting later is the same as its output being delayed by the network) */
 inline progress(pr) {
   do
+#ifdef FAST_DECIDE
+  /* a unanimous exchange decides at once (core/instance.c) */
+#ifdef MUT_FAST_TWO
+  :: mode[pr] == RUN && dec[pr] == 0 && CNT(pr,0) >= 2 &&
+     (GOT(pr,0,0) == GOT(pr,0,1) && GOT(pr,0,0) != 0 || GOT(pr,0,0) == GOT(pr,0,2) && GOT(pr,0,0) != 0 ||
+      GOT(pr,0,1) == GOT(pr,0,2) && GOT(pr,0,1) != 0) ->
+     xv = (GOT(pr,0,0) != 0 && (GOT(pr,0,0) == GOT(pr,0,1) || GOT(pr,0,0) == GOT(pr,0,2)) -> GOT(pr,0,0) : GOT(pr,0,1));
+#else
+  :: mode[pr] == RUN && dec[pr] == 0 && CNT(pr,0) == 3 &&
+     GOT(pr,0,0) == GOT(pr,0,1) && GOT(pr,0,1) == GOT(pr,0,2) ->
+     xv = GOT(pr,0,0);
+#endif
+     if
+     :: majb == 0 -> majb = xv
+     :: else -> assert(majb == xv)   /* WEAK VALIDITY: a single majority batch */
+     fi;
+     printf("r%d: a unanimous exchange\n", pr);
+     decide(pr, 2); gc_all(pr)
+#endif
   :: mode[pr] == RUN && dec[pr] == 0 && CNT(pr,pos[pr]) >= 2 ->
 #ifdef EXCHANGE_WAIT
      if
