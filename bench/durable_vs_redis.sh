@@ -11,6 +11,8 @@
 # WAIT 2 0, through the same Python client (python3-redis).
 #
 #   bench/durable_vs_redis.sh [requests per test]     (default 200000)
+# RABIAD_B=PATH: a second rabiad build (e.g. the commit before a change) as
+# one more wal cluster in the one-client test, side by side ("wal B").
 # Placement: every server process on CPU 0, the load generator on CPU 1
 # (SERVER_CPUS / CLIENT_CPUS to change). Data dirs under $BENCH_DIR
 # (default /var/tmp: a real disk, O_DIRECT).
@@ -26,6 +28,7 @@ pids=()
 cleanup() {
   RABIA_CLUSTER_DIR=$dir/wal ./deploy/local-cluster.sh stop >/dev/null 2>&1 || true
   RABIA_CLUSTER_DIR=$dir/mem ./deploy/local-cluster.sh stop >/dev/null 2>&1 || true
+  RABIA_CLUSTER_DIR=$dir/walb ./deploy/local-cluster.sh stop >/dev/null 2>&1 || true
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   sleep 0.5
   rm -rf "$dir"
@@ -39,6 +42,7 @@ start_cluster() { # NAME BASE DURABILITY
 }
 start_cluster wal 16400 wal
 start_cluster mem 18400 memory
+[ -n "${RABIAD_B:-}" ] && RABIAD=$RABIAD_B start_cluster walb 24400 wal
 redis() { # PORT EXTRA...
   local port=$1
   shift
@@ -85,8 +89,8 @@ for P in 1 16; do
 done
 
 # one client, one request at a time
-taskset -c "$client_cpus" "$PY" - <<'EOF'
-import time, redis
+WALB=${RABIAD_B:+24401} taskset -c "$client_cpus" "$PY" - <<'EOF'
+import os, time, redis
 def lat(fn, n=3000):
     v = []
     for i in range(n):
@@ -105,8 +109,12 @@ def set_wait(i):
     p.set(f"lat:{i}", val)
     assert p.execute_command("WAIT", 2, 0) == 2
 p50, p99 = lat(set_wait)
-print(f"{'1 client, SET, 3000':22s} {'rabia wal':>12s} {'rabia memory':>12s} {'redis+2 WAIT 2':>15s}")
-print(f"{'  p50 ms':22s} {w50:12.3f} {m50:12.3f} {p50:15.3f}")
-print(f"{'  p99 ms':22s} {w99:12.3f} {m99:12.3f} {p99:15.3f}")
+b = os.environ.get("WALB")
+if b:
+    rb = redis.Redis(port=int(b))
+    b50, b99 = lat(lambda i: rb.set(f"lat:{i}", val))
+print(f"{'1 client, SET, 3000':22s} {'rabia wal':>12s} {'rabia memory':>12s} {'redis+2 WAIT 2':>15s}" + (f" {'wal B':>10s}" if b else ""))
+print(f"{'  p50 ms':22s} {w50:12.3f} {m50:12.3f} {p50:15.3f}" + (f" {b50:10.3f}" if b else ""))
+print(f"{'  p99 ms':22s} {w99:12.3f} {m99:12.3f} {p99:15.3f}" + (f" {b99:10.3f}" if b else ""))
 EOF
 echo "servers on CPU $server_cpus, clients on CPU $client_cpus; $n requests per redis-benchmark test; data on $(df --output=source,fstype "$dir" | tail -n 1)"
