@@ -62,6 +62,7 @@ struct inst {
     uint64_t first_us;/* when this replica first had the slot in its window (decision time) */
     uint64_t body_wait_until; /* joining: waiting for the body of a batch a peer proposed (0: not) */
     uint64_t start_us;        /* when my proposal went out */
+    bool unanimous;           /* decided by a unanimous exchange (core_progress) */
     uint64_t xwait_until;     /* exchange: n-f proposals in, no majority yet but still possible: waiting
                                  for the rest until then (0: not waiting) */
     struct phase ph[PH_RING];

@@ -227,6 +227,7 @@ void core_progress(struct rabia_core *c, struct inst *in)
             return;
         }
         core_tracef(c, in->slot, "exchange unanimous: %s", core_idstr(&in->maj_id, 1, ib, sizeof ib));
+        in->unanimous = true;
         core_decide(c, in, 1, false);
         return;
     }
@@ -523,6 +524,7 @@ void core_apply_ready(struct rabia_core *c)
         }
         struct inst *in = &c->inst[c->next_apply % c->cfg.window];
         if (in->used && in->slot == c->next_apply) {
+            a->unanimous = in->decided && in->unanimous && l->value;
             if (!in->decided) { /* learned from the log (catch-up) */
                 in->decided = true;
                 in->value = l->value;

@@ -37,6 +37,14 @@ struct rabia_node {
     struct rabia_buf held_open, held_flight;
     bool write_busy;
     bool failed;
+    /* records appended, and how many of them are durable: a slot decided by
+     * a unanimous exchange is answered once this replica's own PROPOSAL
+     * for it is (rabia_apply.unanimous) */
+    uint64_t rec_appended, rec_flight_end, rec_durable;
+    bool flight_whole;       /* the write in flight holds everything appended before it started */
+    struct {
+        uint64_t slot, rec;  /* own PROPOSAL of `slot` is record number `rec` (1-based) */
+    } own_prop[64];
     struct node_stats st;
 };
 
@@ -192,6 +200,12 @@ static int append_records(struct rabia_node *n, const struct rabia_update *u)
         } else {
             rc = n->log.append(n->log.ctx, NODE_REC_SENT, m->slot, m);
         }
+        if (rc) break;
+        n->rec_appended++;
+        if (m->type == RABIA_MSG_PROPOSAL) {
+            n->own_prop[m->slot % 64].slot = m->slot;
+            n->own_prop[m->slot % 64].rec = n->rec_appended;
+        }
     }
     for (uint32_t i = 0; i < u->n_applies && !rc; i++) {
         const struct rabia_apply *a = &u->applies[i];
@@ -204,8 +218,22 @@ static int append_records(struct rabia_node *n, const struct rabia_update *u)
             m.body_len = a->body_len;
         }
         rc = n->log.append(n->log.ctx, NODE_REC_DECIDED, a->slot, &m);
+        if (!rc) n->rec_appended++;
     }
     return rc;
+}
+
+/* Whether slot's decision may be answered before its DECIDED record is
+ * durable: decided here by a unanimous exchange (every replica persisted a
+ * PROPOSAL of this batch before sending it, so any restart decides it
+ * again) and this replica's own PROPOSAL record is on the disk. Saves the
+ * DECIDED write on a reply's path. */
+static bool forced_and_durable(const struct rabia_node *n, const struct rabia_apply *a)
+{
+    if (!a->unanimous || a->null || (bugs(n) & NODE_BUG_REPLY_EARLY)) return false;
+    const uint64_t rec = n->own_prop[a->slot % 64].rec;
+    return n->own_prop[a->slot % 64].slot == a->slot && rec && rec <= n->rec_durable &&
+           a->slot == rabia_rsm_applied(n->rsm) + 1;
 }
 
 /* Encode once into buf (held) or scratch (sent now). 0, or -ENOMEM. */
@@ -314,6 +342,13 @@ static void handle_update(struct rabia_node *n, struct rabia_update *u)
     for (uint32_t i = 0; i < u->n_applies && apply_now && !n->failed; i++) {
         struct rabia_apply *a = &u->applies[i];
         apply_slot(n, a->slot, a->null ? NULL : &a->id, a->null ? NULL : a->body, a->null ? 0 : a->body_len);
+    }
+    /* with a log: slots whose outcome no crash can change are answered now,
+     * in order (node_log_decided skips them when their records land) */
+    for (uint32_t i = 0; i < u->n_applies && !apply_now && !n->failed && forced_and_durable(n, &u->applies[i]); i++) {
+        struct rabia_apply *a = &u->applies[i];
+        apply_slot(n, a->slot, &a->id, a->body, a->body_len);
+        n->st.answered_early++;
     }
     for (uint8_t p = 0; p < n->cfg.n; p++)
         if (u->snapshot_to_mask & (1u << p)) n->env.snapshot_to(n->env.ctx, p);
@@ -434,6 +469,8 @@ static void flush_log(struct rabia_node *n)
     /* the sends wait for every record before them: when a large group goes
      * out in parts, they stay held until its last part */
     RABIA_ASSERT(n->held_flight.len == 0);
+    n->flight_whole = rc == NODE_WRITE_ALL;
+    if (n->flight_whole) n->rec_flight_end = n->rec_appended;
     if (rc == NODE_WRITE_ALL) {
         struct rabia_buf t = n->held_flight;
         n->held_flight = n->held_open;
@@ -475,6 +512,7 @@ void node_log_written(struct rabia_node *n)
 {
     RABIA_ASSERT(n->has_log && n->write_busy);
     n->write_busy = false;
+    if (n->flight_whole) n->rec_durable = n->rec_flight_end; /* everything appended before the write */
     if (!n->failed) release(n, &n->held_flight);
 }
 

@@ -108,6 +108,8 @@ struct node_stats {
     uint64_t resubmitted;         /* own batches queued again after a snapshot install */
     uint64_t refused_unavailable; /* requests refused: the log cannot be written */
     uint64_t restore_refused;     /* log records the core did not take back at start */
+    uint64_t answered_early;      /* slots answered before their DECIDED record was durable: decided
+                                     by a unanimous exchange, own PROPOSAL durable (node.c) */
     uint32_t waiters;
 };
 

@@ -28,7 +28,11 @@
  *    reports is durable on this replica (the decision may count this
  *    replica's own vote, whose record is in the same group: answered
  *    earlier, a whole-cluster crash can lose that vote and the slot be
- *    decided otherwise; the simulator's planted reply-early bug).
+ *    decided otherwise; the simulator's planted reply-early bug). The one
+ *    exception: a slot this replica decided by a unanimous exchange
+ *    (rabia_apply.unanimous) may be answered once this replica's own
+ *    PROPOSAL record is durable: every replica persisted a PROPOSAL of
+ *    that batch before sending it, so every restart decides it again.
  *    A replica restarted with its log intact is created with
  *    recovering = false and the SAME batch incarnation (ids never repeat:
  *    every id that left is in the log, and RESTORE moves next_seq past
@@ -82,7 +86,10 @@
  *    crashing at once, not all n; with rule 1 they survive all n.
  *
  * 5. Batch ids contain the proxy's incarnation, so a restarted proxy never
- *    reuses the id of a batch its earlier life sent.
+ *    reuses the id of a batch its earlier life sent. With a log the
+ *    incarnation is the log's, and a restart numbers past every own batch
+ *    its log or its restored state knows (replica/replay.c): the log may
+ *    have released the segment of the newest own BATCH record.
  * ---------------------------------------------------------------------
  */
 #ifndef RABIA_CORE_H
@@ -176,6 +183,11 @@ struct rabia_send {
 struct rabia_apply {
     uint64_t slot;
     bool null;              /* nothing to apply */
+    bool unanimous;         /* decided here by a unanimous exchange: every replica proposed this
+                               batch, each persisting its PROPOSAL before sending it, so once
+                               this replica's own PROPOSAL record is durable no crash of any
+                               number of replicas can change the outcome (replica/node.c
+                               answers then, without waiting for the DECIDED record) */
     struct rabia_batch_id id;
     const uint8_t *body;
     uint32_t body_len;
