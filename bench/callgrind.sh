@@ -11,6 +11,8 @@
 # all replicas.
 #
 #   bench/callgrind.sh [requests]            (default 20000)
+# RABIAD_ARGS="--io-threads 2" adds rabiad arguments (bench/README.md's
+# io-threads table: instructions summed over every thread of each replica).
 # PROFILE_DIR=DIR keeps each server's dump there (callgrind_annotate DIR/r1.cg.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +33,7 @@ for i in 1 2 3; do
   mkdir -p "$dir/r$i"
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/r$i.cg" \
     build/cmd/rabiad --id "$i" --members "$members" --state-machine kv --data-dir "$dir/r$i" \
-    --resp-listen "127.0.0.1:1260$i" --client-listen "127.0.0.1:1265$i" --durability "$dur" \
+    --resp-listen "127.0.0.1:1260$i" --client-listen "127.0.0.1:1265$i" --durability "$dur" ${RABIAD_ARGS:-} \
     >"$dir/r$i.log" 2>&1 &
   pids+=($!)
   disown
@@ -73,5 +75,5 @@ callgrind_control -i on "${pids[3]}" >/dev/null
 load 12699 "$n"
 x=$(ir "${pids[3]}")
 echo "redis-server: $x Ir"
-printf 'instructions per SET (%d requests, -P 16, 50 connections, durability %s): rabia 3 replicas %.0f, redis-server appendfsync always %.0f, ratio %.2f\n' \
-  "$n" "$dur" "$(bc -l <<<"$r/$n")" "$(bc -l <<<"$x/$n")" "$(bc -l <<<"$r/$x")"
+printf 'instructions per SET (%d requests, -P 16, 50 connections, durability %s%s): rabia 3 replicas %.0f, redis-server appendfsync always %.0f, ratio %.2f\n' \
+  "$n" "$dur" "${RABIAD_ARGS:+, $RABIAD_ARGS}" "$(bc -l <<<"$r/$n")" "$(bc -l <<<"$x/$n")" "$(bc -l <<<"$r/$x")"

@@ -31,6 +31,10 @@
 # dirs go; default /var/tmp: a real disk, O_DIRECT works there, not on
 # tmpfs), COMPARE_PORT_BASE (default 30000; ports base+100 .. base+999).
 #
+# NEIGHBOUR=1: one CPU-bound process (a shell busy loop at nice 19) pinned
+# to the first server CPU for the whole run, the issue's "one niced
+# CPU-bound process beside them"; the results file says so.
+#
 # Why one system at a time: every idle server still costs CPU (rabia's ticks,
 # etcd's raft heartbeats, Redis's replication pings) on the one pinned server
 # CPU, which would be charged to whichever system is being measured. Running
@@ -94,6 +98,7 @@ cleanup() {
   trap - EXIT INT TERM
   for c in "${clusters[@]}"; do RABIA_CLUSTER_DIR=$c ./deploy/local-cluster.sh stop >/dev/null 2>&1 || true; done
   ((${#pids[@]})) && stop_pids "${pids[@]}"
+  [ -n "${neighbour_pid:-}" ] && { kill "$neighbour_pid" 2>/dev/null || true; wait "$neighbour_pid" 2>/dev/null || true; }
   if [ -n "${KEEP_DIR:-}" ]; then echo "compare: data and logs kept in $dir" >&2; else rm -rf "$dir"; fi
 }
 trap cleanup EXIT
@@ -308,6 +313,13 @@ load0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "compare: $duration s per measurement after $warmup s of warm-up; servers on CPUs $server_cpus, rabia-bench on CPUs $client_cpus; data under $dir ($(df --output=fstype "$dir" | tail -n 1 | tr -d ' '))"
 placement_txt=$dir/placement.txt
 : >"$placement_txt"
+neighbour_pid=
+if [ "${NEIGHBOUR:-0}" = 1 ]; then
+  taskset -c "${server_cpus%%[,-]*}" nice -n 19 bash -c 'while :; do :; done' &
+  neighbour_pid=$!
+  echo "compare: a CPU-bound neighbour (nice 19 busy loop, pid $neighbour_pid) runs on CPU ${server_cpus%%[,-]*} throughout" |
+    tee -a "$placement_txt"
+fi
 for sys in $systems; do
   start_system "$sys"
   placement "$sys" | tee -a "$placement_txt"
