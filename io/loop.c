@@ -976,9 +976,10 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us)
             loop_post(l, true);
             handled += got + l->deferred_calls;
         }
-        if (l->thr_stalled && (timeout_us == 0 || timeout_us > 200)) {
+        if (l->thr_stalled) { /* a thread's ring was full: retry soon, without spinning */
             l->thr_stalled = false;
-            timeout_us = 200; /* a thread's ring was full: retry soon, without spinning */
+            if (timeout_us > 200)
+                timeout_us = 200;
         }
         if (timeout_us && !handled) {
             /* Sleep only if no thread queued anything meanwhile; a thread
