@@ -46,7 +46,7 @@ safety|fix.persist.safety|pass|$R -DFIX_PERSIST -DCHECK_SENT -DPROPS_AAB|FIX_PER
 safety|fix.persist.crash_sets|pass|$R -DFIX_PERSIST -DCRASH_SETS -DMAXCRASH=2 -DCHECK_SENT -DNO_CHECK_CONTRA -DPROPS_AAB|FIX_PERSIST, 2 crash events of 1, 2 or all 3 replicas at once, in-flight messages lost and re-sent from the log
 full-safety|full.safety.exwait.aab|pass|$R -DEXCHANGE_WAIT -DPROPS_AAB|the exchange waits for the third proposal when the first two differ (core/instance.c), 1 crash
 safety|fix.persist.exwait|pass|$R -DFIX_PERSIST -DCRASH_SETS -DMAXCRASH=2 -DCHECK_SENT -DNO_CHECK_CONTRA -DPROPS_AAB -DEXCHANGE_WAIT -DFAST_DECIDE|the daemon's rules as they are: FIX_PERSIST with the exchange wait and the unanimous decision, 2 crash events of 1, 2 or all 3 replicas
-safety|safety.fast.aab|pass|$R -DEXCHANGE_WAIT -DFAST_DECIDE -DPROPS_AAB|a unanimous exchange decides at once, with the exchange wait, 1 crash, proposals A A B
+full-safety|full.safety.fast.aab|pass|$R -DEXCHANGE_WAIT -DFAST_DECIDE -DPROPS_AAB|a unanimous exchange decides at once, with the exchange wait, 1 crash, proposals A A B
 full-safety|full.safety.fast.aaa|pass|$R -DEXCHANGE_WAIT -DFAST_DECIDE -DPROPS_AAA|the same with proposals A A A (1.07 M states, 65 s)
 mutations|mut.fast_two|fail:AGREEMENT|$R -DFIX_PERSIST -DCRASH_SETS -DEXCHANGE_WAIT -DFAST_DECIDE -DMUT_FAST_TWO -DNO_CHECK_CONTRA -DPROPS_AAB|deciding at once on n-f matching proposals instead of all n
 mutations|mut.local_coin|fail:LIVENESS|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DMUT_LOCAL_COIN -DPROPS_AAB|per-replica coin: a lucky phase no longer ends the slot
@@ -56,7 +56,7 @@ mutations|mut.count_extra|fail:CONTRADICTION|$R -DMUT_COUNT_EXTRA|counting more 
 mutations|mut.keep_old|fail:VALIDITY|$R -DMUT_KEEP_OLD -DPROPS_AAB|the old incarnation's undelivered messages are not discarded on reconnect
 mutations|mut.send_before_persist|fail:CONTRADICTION|$R -DFIX_PERSIST -DCRASH_SETS -DMUT_SEND_BEFORE_PERSIST -DPROPS_AAB|FIX_PERSIST with a message sent before its record is durable: a crash loses the record, the restarted replica votes again
 full-liveness|full.live.exwait.aab|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DPROPS_AAB -DEXCHANGE_WAIT|1 crash, the exchange wait: all decide unless the coin was unlucky
-liveness|fix.persist.exwait.live|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DPROPS_AAB -DFIX_PERSIST -DCRASH_SETS -DEXCHANGE_WAIT -DFAST_DECIDE|FIX_PERSIST, the exchange wait and the unanimous decision: live after a crash of 1, 2 or all 3 replicas
+full-liveness|full.fix.persist.exwait.live|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DPROPS_AAB -DFIX_PERSIST -DCRASH_SETS -DEXCHANGE_WAIT -DFAST_DECIDE|FIX_PERSIST, the exchange wait and the unanimous decision: live after a crash of 1, 2 or all 3 replicas
 liveness|live.aab|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DPROPS_AAB|1 crash: all decide unless the coin was unlucky
 liveness|live.aaa|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DPROPS_AAA|the same with proposals A A A
 liveness|live.hz_le.aab|pass|-DATOMIC_RESTART -DCHECK_LIVE -DNO_CHECK_CONTRA -DHZ_LE -DPROPS_AAB|the same under core.h's reading
