@@ -475,18 +475,7 @@ static void conn_reconcile(struct rio_conn *c)
                 if (c->state != C_OPEN)
                     return;
             }
-            if (c->tx_off == c->tx_len && c->q_len > 0) {
-                /* tx is drained: the queue becomes the next send (coalescing) */
-                uint8_t *b = c->tx;
-                size_t cap = c->tx_cap;
-                c->tx = c->q;
-                c->tx_cap = c->q_cap;
-                c->tx_off = 0;
-                c->tx_len = c->q_len;
-                c->q = b;
-                c->q_cap = cap;
-                c->q_len = 0;
-            }
+            rio_conn_next_send_internal(c);
             if (c->tx_off < c->tx_len) {
                 if (!(sqe = loop_sqe(l)))
                     goto stalled;
@@ -773,12 +762,7 @@ static void handle_send(struct rio_loop *l, struct rio_conn *c, int res)
         if (c->tx_off < c->tx_len) {
             l->st.short_sends++; /* resumed by reconcile from tx_off */
         } else {
-            c->tx_off = c->tx_len = 0;
-            if (c->tx_cap > RIO_KEEP_BYTES) {
-                free(c->tx);
-                c->tx = NULL;
-                c->tx_cap = 0;
-            }
+            rio_conn_sent_all_internal(c);
         }
         return;
     }
@@ -1736,3 +1720,31 @@ struct rio_conn *rio_conn_new_internal(struct rio_loop *l, int fd, enum conn_sta
 void rio_conn_fail_internal(struct rio_conn *c, int err) { conn_fail(c, err); }
 void rio_conn_dirty_internal(struct rio_conn *c) { conn_mark_dirty(c); }
 void rio_conn_input_internal(struct rio_conn *c, const uint8_t *p, size_t n) { conn_input_plain(c, p, n); }
+
+/* When tx is drained and output is queued, the queue becomes the next send
+ * (everything queued meanwhile leaves together). */
+void rio_conn_next_send_internal(struct rio_conn *c)
+{
+    if (c->tx_off != c->tx_len || c->q_len == 0)
+        return;
+    uint8_t *b = c->tx;
+    size_t cap = c->tx_cap;
+    c->tx = c->q;
+    c->tx_cap = c->q_cap;
+    c->tx_off = 0;
+    c->tx_len = c->q_len;
+    c->q = b;
+    c->q_cap = cap;
+    c->q_len = 0;
+}
+
+/* Every byte of tx was sent: it empties, and a burst's large buffer goes. */
+void rio_conn_sent_all_internal(struct rio_conn *c)
+{
+    c->tx_off = c->tx_len = 0;
+    if (c->tx_cap > RIO_KEEP_BYTES) {
+        free(c->tx);
+        c->tx = NULL;
+        c->tx_cap = 0;
+    }
+}

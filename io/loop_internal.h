@@ -193,6 +193,8 @@ struct rio_conn *rio_conn_new_internal(struct rio_loop *l, int fd, enum conn_sta
 void rio_conn_fail_internal(struct rio_conn *c, int err);
 void rio_conn_dirty_internal(struct rio_conn *c);
 void rio_conn_input_internal(struct rio_conn *c, const uint8_t *p, size_t n);
+void rio_conn_next_send_internal(struct rio_conn *c);
+void rio_conn_sent_all_internal(struct rio_conn *c);
 int rio_listen_socket_internal(const char *host, uint16_t port, int *fd_out, uint16_t *port_out);
 int rio_listener_adopt_internal(struct rio_loop *l, int fd, uint16_t port, void *user, bool threaded,
                                 struct rio_listener **out);

@@ -77,6 +77,9 @@ struct msg {
     struct rio_listener *ls;  /* M_OPEN, M_LISTEN: the loop's listener */
 };
 
+/* The same acquire/release scheme as batch/ring.h's spsc_ring, over fixed
+ * structs instead of pointers (no allocation per message); io/ may not use
+ * batch/ (io/README.md), so it is not shared. */
 struct msg_ring {
     alignas(64) _Atomic size_t tail; /* producer's */
     size_t head_cache;
@@ -464,12 +467,7 @@ static void on_sent(struct rio_loop *l, struct rio_conn *c, uint32_t len)
     assert(c->remote && c->send_inflight);
     c->send_inflight = false;
     l->st.send_bytes += len;
-    c->tx_off = c->tx_len = 0;
-    if (c->tx_cap > RIO_KEEP_BYTES) {
-        free(c->tx);
-        c->tx = NULL;
-        c->tx_cap = 0;
-    }
+    rio_conn_sent_all_internal(c);
     rio_conn_dirty_internal(c);
 }
 
@@ -554,17 +552,7 @@ bool rio_threads_reconcile(struct rio_conn *c)
     case C_OPEN:
         if (c->send_inflight)
             return true; /* SENT marks it dirty again */
-        if (c->tx_off == c->tx_len && c->q_len > 0) { /* the queue becomes the next send */
-            uint8_t *b = c->tx;
-            size_t cap = c->tx_cap;
-            c->tx = c->q;
-            c->tx_cap = c->q_cap;
-            c->tx_off = 0;
-            c->tx_len = c->q_len;
-            c->q = b;
-            c->q_cap = cap;
-            c->q_len = 0;
-        }
+        rio_conn_next_send_internal(c); /* the queue becomes the next send */
         if (c->tx_off < c->tx_len) {
             assert(c->tx_len - c->tx_off <= UINT32_MAX);
             struct msg m = {.type = M_SEND, .slot = c->rslot, .gen = c->rgen, .cc = c, .buf = c->tx + c->tx_off,
