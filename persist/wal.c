@@ -587,8 +587,8 @@ static int visit_group(struct rabia_wal *w, const char *path, const uint8_t *g, 
         if (len > bytes - p - REC_HDR || r[5] || get32(r + 4) >> 16) goto bad;
         uint8_t type = r[4];
         uint64_t slot = get64(r + 8);
-        if (type < RABIA_WAL_SENT || type > RABIA_WAL_DECIDED) goto bad;
-        if (type == RABIA_WAL_BATCH) {
+        if (type < RABIA_WAL_SENT || type > RABIA_WAL_RESERVE) goto bad;
+        if (type == RABIA_WAL_BATCH || type == RABIA_WAL_RESERVE) {
             if (slot > sg->max_batch_seq) sg->max_batch_seq = slot;
         } else if (slot > sg->max_slot) {
             sg->max_slot = slot;
@@ -909,7 +909,7 @@ void rabia_wal_close(struct rabia_wal *w)
 
 int rabia_wal_append(struct rabia_wal *w, uint8_t type, uint64_t slot, const uint8_t *frame, uint32_t len)
 {
-    RABIA_ASSERT(type >= RABIA_WAL_SENT && type <= RABIA_WAL_DECIDED);
+    RABIA_ASSERT(type >= RABIA_WAL_SENT && type <= RABIA_WAL_RESERVE);
     struct gbuf *g = &w->open;
     size_t rec = (size_t)round_up(REC_HDR + (uint64_t)len, 8);
     if (gbuf_reserve(g, g->len + rec + w->block, w->block)) return -ENOMEM;
@@ -924,7 +924,7 @@ int rabia_wal_append(struct rabia_wal *w, uint8_t type, uint64_t slot, const uin
     memset(r + REC_HDR + len, 0, rec - REC_HDR - len);
     g->len += rec;
     g->n++;
-    if (type == RABIA_WAL_BATCH) {
+    if (type == RABIA_WAL_BATCH || type == RABIA_WAL_RESERVE) {
         if (slot > g->max_batch_seq) g->max_batch_seq = slot;
     } else if (slot > g->max_slot) {
         g->max_slot = slot;
@@ -952,7 +952,7 @@ int rabia_wal_append_msg(struct rabia_wal *w, uint8_t type, uint64_t slot, const
     memset(r + REC_HDR + k, 0, rec - REC_HDR - (size_t)k);
     g->len += rec;
     g->n++;
-    if (type == RABIA_WAL_BATCH) {
+    if (type == RABIA_WAL_BATCH || type == RABIA_WAL_RESERVE) {
         if (slot > g->max_batch_seq) g->max_batch_seq = slot;
     } else if (slot > g->max_slot) {
         g->max_slot = slot;
@@ -988,7 +988,7 @@ static int prefix(const struct rabia_wal *w, struct prefix *pf)
         size_t rec = (size_t)round_up(REC_HDR + (uint64_t)get32(r), 8);
         if (k && round_up(p + rec, w->block) > max) break;
         uint64_t slot = get64(r + 8);
-        if (r[4] == RABIA_WAL_BATCH) {
+        if (r[4] == RABIA_WAL_BATCH || r[4] == RABIA_WAL_RESERVE) {
             if (slot > mb) mb = slot;
         } else if (slot > ms) {
             ms = slot;

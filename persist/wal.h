@@ -25,6 +25,7 @@ enum rabia_wal_rec {
     RABIA_WAL_SENT = 1,    /* a consensus message this replica sent (PROPOSAL, STATE, VOTE) */
     RABIA_WAL_BATCH = 2,   /* a batch this replica proxies (BATCH frame with body) */
     RABIA_WAL_DECIDED = 3, /* a decided slot in apply order (DECISION frame with body) */
+    RABIA_WAL_RESERVE = 4, /* own batch sequence numbers reserved up to `slot` (replica/node.c) */
 };
 
 struct rabia_wal_config {
@@ -94,8 +95,9 @@ typedef void (*rabia_wal_visit_fn)(void *ctx, uint8_t type, uint64_t slot, const
 void rabia_wal_visit_durable(struct rabia_wal *w, rabia_wal_visit_fn fn, void *ctx);
 
 /* Release every segment whose records all lie at or below slot `upto`
- * (a durable snapshot covers them) and that holds no BATCH record with a
- * sequence >= keep_batch_seq (an own batch still pending). Returns how
+ * (a durable snapshot covers them) and that holds no BATCH or RESERVE
+ * record with a sequence >= keep_batch_seq (an own batch still pending, or
+ * the reservation that covers the next one). Returns how
  * many segment files were deleted. */
 int rabia_wal_release(struct rabia_wal *w, uint64_t upto, uint64_t keep_batch_seq);
 

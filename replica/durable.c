@@ -24,7 +24,7 @@
 #include "snapfile.h"
 
 _Static_assert((int)RABIA_WAL_SENT == (int)NODE_REC_SENT && (int)RABIA_WAL_BATCH == (int)NODE_REC_BATCH &&
-                   (int)RABIA_WAL_DECIDED == (int)NODE_REC_DECIDED,
+                   (int)RABIA_WAL_DECIDED == (int)NODE_REC_DECIDED && (int)RABIA_WAL_RESERVE == (int)NODE_REC_RESERVE,
                "node.h and wal.h name the same record types");
 
 /* ------------------------------------------------------------------ */

@@ -33,7 +33,7 @@
 #include "rsm.h"
 
 /* Log record types (persist/wal.h's enum rabia_wal_rec has the same values). */
-enum node_rec { NODE_REC_SENT = 1, NODE_REC_BATCH = 2, NODE_REC_DECIDED = 3 };
+enum node_rec { NODE_REC_SENT = 1, NODE_REC_BATCH = 2, NODE_REC_DECIDED = 3, NODE_REC_RESERVE = 4 };
 
 /* Planted bugs for the simulator's self-test (RABIA_TEST_BUGS builds only). */
 enum node_bug {

@@ -23,7 +23,14 @@
  *    order behind the records; group commit: one durable write covers all
  *    records of a loop turn, across every slot and peer, and the next group
  *    forms while a write is in flight). Retransmissions repeat only what
- *    was persisted. Decided slots (update.applies) are logged by the
+ *    was persisted. One exception: an own BATCH may leave before its
+ *    record is durable when a durable record already makes every restart
+ *    number its batches past that id (replica/node.c reserves sequence
+ *    numbers ahead in RESERVE records): what persisting the body first
+ *    protects is that one id never names two bodies. The BATCH record
+ *    still goes in the same group, before this replica's PROPOSAL of it,
+ *    and every replica logs a body before proposing it, so the body of a
+ *    decided batch is on a disk whatever crashes. Decided slots (update.applies) are logged by the
  *    embedder too, and a client is answered only once the decision it
  *    reports is durable on this replica (the decision may count this
  *    replica's own vote, whose record is in the same group: answered

@@ -22,12 +22,16 @@ health1() { curl -s --max-time 3 -w ' %{http_code}' "http://127.0.0.1:$((RABIA_M
 
 img=$IT_DIR/disk.img
 mnt=$IT_DIR/mnt
-truncate -s 40M "$img"
+# 128 MiB: once space is back, replica 1's state (every writer's keys, 10 MB
+# and more at today's rates), a snapshot being written beside the newest
+# one and the log between them must fit; 40 MiB filled up again before the
+# check when writes got faster.
+truncate -s 128M "$img"
 mkfs.ext4 -q -F -m 0 "$img"
 mkdir -p "$mnt"
 mount -o loop "$img" "$mnt" || skip "cannot loop-mount (no loop devices in this container?)"
 on_exit "umount -l '$mnt'"
-say "a 40 MiB ext4 image mounted at $mnt: $(df -h --output=size,avail "$mnt" | tail -n 1)"
+say "a 128 MiB ext4 image mounted at $mnt: $(df -h --output=size,avail "$mnt" | tail -n 1)"
 
 cluster_start 3 kv
 # replica 1 moves its data dir onto the small filesystem

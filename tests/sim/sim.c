@@ -59,6 +59,7 @@
 /* planted bugs of the durable mode (--durable) */
 #define SIM_BUG_SEND_EARLY (1u << 18)  /* messages leave before their records are durable */
 #define SIM_BUG_SKIP_RECORD (1u << 19) /* recovery skips a damaged record instead of refusing the log */
+#define SIM_BUG_FORGET_RESERVE (1u << 20) /* recovery ignores RESERVE records: a restart may reuse a batch id */
 #define SIM_BUG_REPLY_EARLY (1u << 20) /* decided slots applied (and answered) before they are durable */
 
 enum mix_flags { M_JITTER = 1, M_LINKS = 2, M_PARTITION = 4, M_CRASH = 8, M_PAUSE = 16 };
@@ -931,7 +932,7 @@ static uint32_t disk_release(struct world *w, struct sdisk *d, uint64_t upto, ui
         uint64_t max_slot = 0, max_batch_seq = 0;
         for (size_t j = k * seg; j < (k + 1) * seg; j++) {
             const struct drec *r = &d->r[j];
-            if (r->type == NODE_REC_BATCH) {
+            if (r->type == NODE_REC_BATCH || r->type == NODE_REC_RESERVE) {
                 if (r->slot > max_batch_seq) max_batch_seq = r->slot;
             } else if (r->slot > max_slot) {
                 max_slot = r->slot;
@@ -1393,6 +1394,7 @@ static int recover(struct world *w, uint8_t i, struct replay *rp, struct node_re
     for (size_t k = 0; k < d->n; k++) {
         if (k == skip) continue;
         struct drec *r = &d->r[k];
+        if (r->type == NODE_REC_RESERVE && (w->cfg.bugs & SIM_BUG_FORGET_RESERVE)) continue;
         int len = rabia_msg_encode(&r->m, w->enc, sizeof w->enc);
         char err[512];
         if (len < 0) {
@@ -2208,7 +2210,9 @@ static void usage(void)
            "                     forget-vote (a restarted replica votes at once);\n"
            "                     with --durable: send-early (a message leaves before its\n"
            "                     record is durable), skip-record (recovery skips a damaged\n"
-           "                     record), reply-early (answers before the decision is durable)\n"
+           "                     record), reply-early (answers before the decision is durable),\n"
+           "                     forget-reserve (recovery ignores the seq reservations that\n"
+           "                     let an own batch leave before its record is durable)\n"
            "  --durable          replicas keep a write-ahead log (durability = wal): persist\n"
            "                     before send, group commit, local snapshots that release the\n"
            "                     log's prefix, restart from snapshot and log; crashes take\n"
@@ -2280,6 +2284,7 @@ int main(int argc, char **argv)
             else if (!strcmp(v, "forget-vote")) base.bugs |= SIM_BUG_FORGET_VOTE;
             else if (!strcmp(v, "send-early")) base.bugs |= SIM_BUG_SEND_EARLY;
             else if (!strcmp(v, "skip-record")) base.bugs |= SIM_BUG_SKIP_RECORD;
+            else if (!strcmp(v, "forget-reserve")) base.bugs |= SIM_BUG_FORGET_RESERVE;
             else if (!strcmp(v, "reply-early")) base.bugs |= SIM_BUG_REPLY_EARLY;
             else {
                 fprintf(stderr, "unknown bug '%s'\n", v);
