@@ -697,7 +697,15 @@ int rabia_rsm_apply_batch(struct rabia_rsm *r, uint64_t slot, const struct rabia
         r->ops->begin(r->sm, &b);
     }
     int more;
+    /* the prefetch hint runs RABIA_SM_PREFETCH_AHEAD requests ahead */
+    struct rabia_batch_iter ahead = it;
+    struct rabia_req aq;
+    bool pf = r->ops->prefetch != NULL;
+    for (int k = 0; pf && k < RABIA_SM_PREFETCH_AHEAD && rabia_batch_iter_next(&ahead, &aq) == 1; k++)
+        r->ops->prefetch(r->sm, aq.op, aq.op_len);
     while ((more = rabia_batch_iter_next(&it, &q)) == 1) {
+        if (pf && rabia_batch_iter_next(&ahead, &aq) == 1)
+            r->ops->prefetch(r->sm, aq.op, aq.op_len);
         int rc = apply_one(r, slot, &q, fn, ctx);
         if (rc < 0)
             return rc;

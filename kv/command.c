@@ -346,6 +346,10 @@ struct kv_sm {
     struct kv_store *s;
     rabia_sm_event_fn ev_fn; /* kept here too: a restore replaces s */
     void *ev_arg;
+    /* kv_prefetch's pipeline: the hashes of the last keys hinted */
+    uint64_t pf_hash[16];
+    uint8_t pf_ok[16];
+    uint32_t pf_head;
 };
 
 static int run_op(struct kv_store *s, uint32_t dbi, const uint8_t *op, size_t n, struct rabia_buf *out,
@@ -619,6 +623,41 @@ static void kv_set_events(void *sm, rabia_sm_event_fn fn, void *arg)
     m->ev_arg = m->s->ev_arg = arg;
 }
 
+/* The first key of an operation (argv[1]; for most commands the key they
+ * touch, for the others a harmless wrong guess) is hinted in three stages
+ * as later operations are hinted: its bucket now, its entry three hints
+ * later, its value six hints later, two operations before it is applied
+ * (RABIA_SM_PREFETCH_AHEAD is 8): each stage reads what the previous one
+ * fetched. Only database 0 is hinted. */
+static uint32_t rd_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void kv_prefetch(void *sm, const uint8_t *op, size_t n)
+{
+    struct kv_sm *m = sm;
+    const struct kv_dict *d = &m->s->db[0].keys;
+    uint32_t at = m->pf_head++ % 16;
+    m->pf_ok[at] = 0;
+    if (n >= 8) {
+        uint32_t argc = rd_le32(op), l0 = rd_le32(op + 4);
+        if (argc >= 2 && l0 <= n - 8 && n - 8 - l0 >= 4) {
+            uint32_t l1 = rd_le32(op + 8 + l0);
+            if (l1 <= n - 12 - l0) {
+                m->pf_hash[at] = kv_hash(op + 12 + l0, l1);
+                m->pf_ok[at] = 1;
+                kv_dict_prefetch(d, m->pf_hash[at], 1);
+            }
+        }
+    }
+    uint32_t s2 = (m->pf_head - 1 - 6) % 16, s3 = (m->pf_head - 1 - 12) % 16;
+    if (m->pf_ok[s2])
+        kv_dict_prefetch(d, m->pf_hash[s2], 2);
+    if (m->pf_ok[s3])
+        kv_dict_prefetch(d, m->pf_hash[s3], 3);
+}
+
 const struct rabia_sm_ops rabia_sm_kv = {
     .name = "kv",
     .create = kv_create,
@@ -629,6 +668,7 @@ const struct rabia_sm_ops rabia_sm_kv = {
     .begin = kv_begin,
     .set_events = kv_set_events,
     .state_hash = kv_state_hash,
+    .prefetch = kv_prefetch,
 };
 
 uint64_t rabia_kv_count(const void *sm)

@@ -182,6 +182,34 @@ struct kv_dent *kv_dict_find(struct kv_store *s, struct kv_dict *d, const uint8_
     return NULL;
 }
 
+void kv_dict_prefetch(const struct kv_dict *d, uint64_t h, int stage)
+{
+    for (int i = 0; i < 2; i++) {
+        if (!d->t[i])
+            continue;
+        struct kv_dent *const *slot = &d->t[i][bucket_of(h, d->bits[i])];
+        if (stage == 1) {
+            __builtin_prefetch(slot);
+            continue;
+        }
+        const struct kv_dent *e = *slot;
+        if (stage == 2) {
+            if (e)
+                __builtin_prefetch(e);
+            continue;
+        }
+        for (int k = 0; e && k < 4; e = e->next, k++) /* chains are short: load <= 1 */
+            if (e->hash == h) {
+                const char *v = e->v.p;
+                if (v) {
+                    __builtin_prefetch(v);
+                    __builtin_prefetch(v + 64);
+                }
+                return;
+            }
+    }
+}
+
 struct kv_dent *kv_dict_add(struct kv_store *s, struct kv_dict *d, const uint8_t *k, size_t n)
 {
     if (n > UINT32_MAX)

@@ -38,6 +38,7 @@ struct rabia_node {
     bool batcher_ok;
     struct waiter *waiters;
     uint32_t n_waiters;
+    uint32_t wcap;           /* the table's size now: a power of two, up to cfg.waiters_cap */
     uint64_t next_tick_us;
     struct rabia_buf scratch;
     /* with a log: sends held behind the group being formed (open) and the
@@ -108,17 +109,22 @@ static uint32_t bugs(const struct rabia_node *n)
 
 /* ------------------------------------------------------------------ */
 /* waiters: (client id, seq) -> who to answer; open addressing, linear
- * probing, at most half full so probes stay short */
+ * probing, at most half full so probes stay short. The table starts small
+ * and doubles as more requests wait, up to cfg.waiters_cap: allocated at
+ * that size (64 K entries, 4 MiB), every lookup of a random slot missed
+ * the cache, 4-6% of the CPU at SET -P 16 (800 requests waiting, perf
+ * record -e cpu-clock); 2 K entries are 128 KiB. */
+#define WAITERS_START 2048u
 
 static uint32_t wslot(const struct rabia_node *n, uint64_t cid, uint64_t seq)
 {
     uint64_t k[2] = {cid, seq};
-    return (uint32_t)XXH64(k, sizeof k, 0) & (n->cfg.waiters_cap - 1);
+    return (uint32_t)XXH64(k, sizeof k, 0) & (n->wcap - 1);
 }
 
 static struct waiter *waiter_find(struct rabia_node *n, uint64_t cid, uint64_t seq)
 {
-    uint32_t mask = n->cfg.waiters_cap - 1, i = wslot(n, cid, seq);
+    uint32_t mask = n->wcap - 1, i = wslot(n, cid, seq);
     for (uint32_t k = 0; k <= mask; k++, i = (i + 1) & mask) {
         struct waiter *w = &n->waiters[i];
         if (!w->client_id && !w->seq) return NULL;
@@ -127,13 +133,35 @@ static struct waiter *waiter_find(struct rabia_node *n, uint64_t cid, uint64_t s
     return NULL;
 }
 
+/* Double the table (every entry moves: O(waiting), once per doubling).
+ * false when it is at its cap or out of memory. */
+static bool waiters_grow(struct rabia_node *n)
+{
+    if (n->wcap >= n->cfg.waiters_cap) return false;
+    uint32_t old = n->wcap;
+    struct waiter *ow = n->waiters, *nw = calloc((size_t)old * 2, sizeof(*nw));
+    if (!nw) return false;
+    n->waiters = nw;
+    n->wcap = old * 2;
+    uint32_t mask = n->wcap - 1;
+    for (uint32_t k = 0; k < old; k++) {
+        if (!ow[k].client_id && !ow[k].seq) continue;
+        uint32_t i = wslot(n, ow[k].client_id, ow[k].seq);
+        while (nw[i].client_id || nw[i].seq) i = (i + 1) & mask;
+        nw[i] = ow[k];
+    }
+    free(ow);
+    return true;
+}
+
 static struct waiter *waiter_add(struct rabia_node *n, uint64_t cid, uint64_t seq)
 {
     RABIA_ASSERT(cid || seq);
     struct waiter *w = waiter_find(n, cid, seq);
     if (w) return w;
-    if (n->n_waiters >= n->cfg.waiters_cap / 2) return NULL;
-    uint32_t mask = n->cfg.waiters_cap - 1, i = wslot(n, cid, seq);
+    if (n->n_waiters >= n->wcap / 2 && !waiters_grow(n)) return NULL;
+    RABIA_ASSERT(n->n_waiters < n->wcap / 2);
+    uint32_t mask = n->wcap - 1, i = wslot(n, cid, seq);
     while (n->waiters[i].client_id || n->waiters[i].seq) i = (i + 1) & mask;
     w = &n->waiters[i];
     memset(w, 0, sizeof(*w));
@@ -146,7 +174,7 @@ static struct waiter *waiter_add(struct rabia_node *n, uint64_t cid, uint64_t se
 static void waiter_del(struct rabia_node *n, struct waiter *w)
 {
     /* backward-shift deletion keeps every probe chain unbroken */
-    uint32_t mask = n->cfg.waiters_cap - 1, i = (uint32_t)(w - n->waiters), j = i;
+    uint32_t mask = n->wcap - 1, i = (uint32_t)(w - n->waiters), j = i;
     RABIA_ASSERT(n->n_waiters > 0);
     for (;;) {
         n->waiters[i].client_id = n->waiters[i].seq = 0;
@@ -618,7 +646,7 @@ static void answer_from_sessions(struct rabia_node *n)
         return;
     }
     uint32_t k = 0;
-    for (uint32_t i = 0; i < n->cfg.waiters_cap && k < n->n_waiters; i++) {
+    for (uint32_t i = 0; i < n->wcap && k < n->n_waiters; i++) {
         const struct waiter *w = &n->waiters[i];
         int status;
         const uint8_t *rep;
@@ -663,7 +691,8 @@ struct rabia_node *node_create(const struct node_cfg *cfg, const struct node_env
     if (!n) return NULL;
     n->cfg = *cfg;
     n->env = *env;
-    n->waiters = calloc(cfg->waiters_cap, sizeof(*n->waiters));
+    n->wcap = cfg->waiters_cap < WAITERS_START ? cfg->waiters_cap : WAITERS_START;
+    n->waiters = calloc(n->wcap, sizeof(*n->waiters));
     n->rsm = rabia_rsm_create(cfg->sm, &cfg->rsm);
     n->batcher_ok = n->waiters && batcher_init(&n->batcher, &cfg->batch) == 0;
     if (!n->waiters || !n->rsm || !n->batcher_ok) {

@@ -91,7 +91,18 @@ struct rabia_sm_ops {
      * value is stored in snapshots and checked when one is restored. 0, or
      * a negative errno (-ENOMEM). */
     int (*state_hash)(void *sm, uint64_t *out);
+    /* Optional. A hint that `op` will be applied soon: the apply layer calls
+     * it a few operations ahead (RABIA_SM_PREFETCH_AHEAD) while applying a
+     * batch, so that the memory applying it touches can be fetched while
+     * earlier operations run (the KV store prefetches the key's hash bucket,
+     * then its entry, then its value: with 100,000 keys three replicas on
+     * one core otherwise waited on the cache for most of each SET). It must
+     * change nothing anyone can observe, and `op` may be malformed. */
+    void (*prefetch)(void *sm, const uint8_t *op, size_t op_len);
 };
+
+/* How many operations ahead of the one being applied prefetch is called. */
+#define RABIA_SM_PREFETCH_AHEAD 16
 
 #ifdef __cplusplus
 }
