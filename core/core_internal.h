@@ -63,8 +63,10 @@ struct inst {
     uint64_t body_wait_until; /* joining: waiting for the body of a batch a peer proposed (0: not) */
     uint64_t start_us;        /* when my proposal went out */
     bool unanimous;           /* decided by a unanimous exchange (core_progress) */
-    uint64_t xwait_until;     /* exchange: n-f proposals in, no majority yet but still possible: waiting
-                                 for the rest until then (0: not waiting) */
+    bool full_seen;           /* all n proposals were counted (full_lag_us took its lag) */
+    uint64_t xwait_until;     /* exchange: n-f proposals in, no majority yet but still possible, or a
+                                 majority that may become unanimous: waiting for the rest until then
+                                 (0: not waiting) */
     struct phase ph[PH_RING];
 };
 
@@ -116,6 +118,10 @@ struct rabia_core {
     uint64_t abstain_below;
     uint64_t drive_until; /* start slots up to here even with nothing to propose */
     bool recovering;
+    /* the last wait for a unanimous exchange ran out (a replica is down or
+     * slow): do not wait for one again until a slot counts all n proposals */
+    bool unan_wait_off;
+    uint64_t full_lag_us; /* moving average: from my proposal to the n-th one counted */
     uint8_t horizon_mask;
     uint64_t horizon_max;
     uint64_t horizon_sent_us;

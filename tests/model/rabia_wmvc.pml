@@ -25,7 +25,9 @@
  *                     whenever the third arrives (core/instance.c)
  *   EXCHANGE_WAIT     the exchange counts all three proposals that arrive
  *                     before it acts, and may wait for the third when the
- *                     first two differ (core/instance.c); acts once
+ *                     first two differ, or agree and the third could make
+ *                     them unanimous (core/instance.c); acts once. The
+ *                     model lets any two wait, which covers both
  * Reductions (README argues each one):
  *   ATOMIC_RESTART    crash, restart and both HORIZON replies in one step
  *   ADOPT_LATE        DECISIONs are adopted only when nothing else can move
@@ -133,8 +135,9 @@
 #define LIM 2             /* the first n - f */
 #endif
 /* EXCHANGE_WAIT (core/instance.c): the exchange counts every proposal
- * that arrives before it is acted on, and may wait for the third when the
- * first two differ; it still acts once (WAITEND ends any wait) */
+ * that arrives before it is acted on, and may wait for the third (the
+ * core does when the first two differ, or agree and a unanimous exchange
+ * is still possible); it still acts once (WAITEND ends any wait) */
 #if defined(EXCHANGE_WAIT) || defined(FAST_DECIDE)
 #define LIMK(kk) ((kk) == 0 -> 3 : LIM)
 #else

@@ -201,8 +201,14 @@ static void test_restore_resumes_slot(void)
     }
     CHECK(batch);
     CHECK(prop);
-    /* a peer proposes the same: the exchange ends with a majority, state 1 */
+    /* a peer proposes the same: a majority that the third proposal could
+     * make unanimous, so the core waits for it a little (instance.c) ... */
     receive(c, (struct rabia_msg){.type = RABIA_MSG_PROPOSAL, .from = 1, .slot = 1, .has_id = 1, .id = x}, &u);
+    CHECK(find_send(&u, RABIA_MSG_STATE, 1) == NULL);
+    CHECK_EQ(u.n_persist, 0);
+    /* ... then the exchange ends with a majority, state 1 */
+    struct rabia_event tick = {.type = RABIA_EV_TICK};
+    CHECK_EQ(step(c, &tick, &u), 0);
     const struct rabia_send *st = find_send(&u, RABIA_MSG_STATE, 1);
     CHECK(st != NULL && st->msg.value == 1);
     CHECK(u.n_persist == 1 && u.persist[0].type == RABIA_MSG_STATE && u.persist[0].value == 1);
