@@ -273,7 +273,19 @@ static uint8_t *put_id(uint8_t *w, const struct rabia_batch_id *id)
     return w + ID_WIRE;
 }
 
+static int encode(const struct rabia_msg *m, uint8_t *out, size_t cap, bool sum);
+
 int rabia_msg_encode(const struct rabia_msg *m, uint8_t *out, size_t cap)
+{
+    return encode(m, out, cap, true);
+}
+
+int rabia_msg_encode_unsummed(const struct rabia_msg *m, uint8_t *out, size_t cap)
+{
+    return encode(m, out, cap, false);
+}
+
+static int encode(const struct rabia_msg *m, uint8_t *out, size_t cap, bool sum)
 {
     size_t size = 0;
     int rc = encodable(m, &size);
@@ -330,7 +342,7 @@ int rabia_msg_encode(const struct rabia_msg *m, uint8_t *out, size_t cap)
             break;
         }
     }
-    put32(out + 12, rabia_frame_checksum(out, size));
+    put32(out + 12, sum ? rabia_frame_checksum(out, size) : 0);
     return (int)size;
 }
 
@@ -395,7 +407,19 @@ static void rd_id(struct rd *r, struct rabia_batch_id *id)
     id->seq = rd64(r);
 }
 
+static int decode(const uint8_t *p, size_t len, struct rabia_msg *out, bool sum);
+
 int rabia_msg_decode(const uint8_t *p, size_t len, struct rabia_msg *out)
+{
+    return decode(p, len, out, true);
+}
+
+int rabia_msg_decode_unsummed(const uint8_t *p, size_t len, struct rabia_msg *out)
+{
+    return decode(p, len, out, false);
+}
+
+static int decode(const uint8_t *p, size_t len, struct rabia_msg *out, bool sum)
 {
     struct rabia_msg m;
     memset(&m, 0, sizeof m);
@@ -409,7 +433,7 @@ int rabia_msg_decode(const uint8_t *p, size_t len, struct rabia_msg *out)
         return rc;
     if (flen != len)
         return RABIA_E_MALFORMED;
-    if (get32(p + 12) != rabia_frame_checksum(p, len))
+    if (sum && get32(p + 12) != rabia_frame_checksum(p, len))
         return RABIA_E_CHECKSUM;
     m.type = p[4];
     m.from = p[5];

@@ -102,6 +102,12 @@ int rabia_frame_peek(const uint8_t *p, size_t len, size_t *frame_len);
  * buffer is RABIA_E_MALFORMED). out->body points into p. On error *out is
  * zeroed. */
 int rabia_msg_decode(const uint8_t *p, size_t len, struct rabia_msg *out);
+/* The same for frames kept where a stronger checksum covers them (the
+ * write-ahead log's XXH3 per record): the frame's checksum field is 0 and
+ * not checked, which saves hashing every logged body a second time. Never
+ * for frames that travel. */
+int rabia_msg_encode_unsummed(const struct rabia_msg *m, uint8_t *out, size_t cap);
+int rabia_msg_decode_unsummed(const uint8_t *p, size_t len, struct rabia_msg *out);
 /* The checksum a frame should carry, computed over the header bytes 4..11
  * and the len - 16 bytes after the header (len >= 16). For tests and fuzzing. */
 uint32_t rabia_frame_checksum(const uint8_t *frame, size_t len);

@@ -34,6 +34,13 @@ uint64_t rio_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static _Thread_local uint64_t turn_us;
+
+uint64_t rio_turn_us(void)
+{
+    return turn_us ? turn_us : rio_now_us();
+}
+
 /* ---- SQEs ---- */
 
 /* An SQE, submitting what is queued if the SQ is full. NULL only if the kernel
@@ -987,6 +994,7 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us)
         struct io_uring_cqe *cqe = NULL;
         r = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
     }
+    turn_us = rio_now_us();
     if (r < 0) {
         switch (-r) {
         case ETIME:  /* timed out */

@@ -941,7 +941,7 @@ int rabia_wal_append_msg(struct rabia_wal *w, uint8_t type, uint64_t slot, const
     if (gbuf_reserve(g, g->len + rec + w->block, w->block)) return -ENOMEM;
     /* encode in place, then frame it as a record */
     uint8_t *r = g->p + g->len;
-    int k = rabia_msg_encode(m, r + REC_HDR, need);
+    int k = rabia_msg_encode_unsummed(m, r + REC_HDR, need); /* the record's checksum covers it */
     if (k < 0) return k;
     put32(r, (uint32_t)k);
     r[4] = type;

@@ -228,7 +228,7 @@ void metrics_request_done(struct rabia_replica *r, int front, int kind, uint16_t
 {
     struct metrics *m = r->m;
     RABIA_ASSERT(front >= 0 && front < MF_N && kind >= 0 && kind < MK_N);
-    uint64_t now = rio_now_us(), us = t_us && now > t_us ? now - t_us : 0;
+    uint64_t now = rio_turn_us(), us = t_us && now > t_us ? now - t_us : 0;
     m->requests[front][kind]++;
     mhist_observe(&m->req_lat[front][kind], (double)us / 1e6);
     bool failed = true;
@@ -250,7 +250,7 @@ void metrics_local_done(struct rabia_replica *r, uint16_t cmd, uint64_t t_us, co
                         size_t reply_from)
 {
     struct metrics *m = r->m;
-    uint64_t now = rio_now_us(), us = t_us && now > t_us ? now - t_us : 0;
+    uint64_t now = rio_turn_us(), us = t_us && now > t_us ? now - t_us : 0;
     m->requests[MF_RESP][MK_LOCAL]++;
     bool failed = reply->len > reply_from && reply->data[reply_from] == '-';
     if (failed) m->errors[ME_COMMAND]++;

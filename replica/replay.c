@@ -107,7 +107,7 @@ int replay_record(struct replay *rp, uint8_t type, uint64_t slot, const uint8_t 
         return 0;
     }
     struct rabia_msg m;
-    int rc = rabia_msg_decode(frame, len, &m);
+    int rc = rabia_msg_decode_unsummed(frame, len, &m); /* the log checked the record's checksum */
     if (rc) {
         snprintf(err, errlen, "a log record of slot %" PRIu64 " does not decode (%s): written by a faulty build? "
                  "Move the data dir aside and start this replica with --rejoin", slot, rabia_strerror(rc));

@@ -136,7 +136,7 @@ void replica_send_frame(struct rabia_replica *r, struct rio_conn *c, const struc
 static uint64_t env_now(void *ctx)
 {
     (void)ctx;
-    return rio_now_us();
+    return rio_turn_us();
 }
 
 static uint64_t env_wall_ms(void *ctx)
@@ -173,7 +173,7 @@ void replica_enqueue(struct rabia_replica *r, uint64_t cid, uint64_t seq, uint64
 {
     /* a client request arrived with its connection's oldest unparsed input
      * (a pipelined RESP command may wait there for earlier replies) */
-    uint64_t t = conn < MAX_CONNS && r->conns[conn].in_us ? r->conns[conn].in_us : rio_now_us();
+    uint64_t t = conn < MAX_CONNS && r->conns[conn].in_us ? r->conns[conn].in_us : rio_turn_us();
     struct node_to to = {.conn = conn, .gen = conn < MAX_CONNS ? r->conns[conn].gen : 0, .slot = resp_slot,
                          .fn = fn, .ctx = ctx, .t_us = t};
     node_request(r->node, cid, seq, ack, op, len, &to);
@@ -364,7 +364,7 @@ static size_t h_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
     struct conn *k = &r->conns[ci];
     if (k->kind == CK_HTTP) return metrics_http_data(r, ci, p, len);
     if (k->kind == CK_RESP) {
-        if (!k->in.len) k->in_us = rio_now_us(); /* metrics: the next command's arrival */
+        if (!k->in.len) k->in_us = rio_turn_us(); /* metrics: the next command's arrival */
         if (k->in.len + len > RESP_MAX_INPUT) {
             replica_log(r, RABIA_LOG_WARN, "RESP client sent more than %u unanswered bytes: closing", RESP_MAX_INPUT);
             replica_conn_close(r, c);
@@ -374,7 +374,7 @@ static size_t h_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
         replica_resp_pump(r, ci);
         return len;
     }
-    k->in_us = rio_now_us(); /* metrics: the arrival of the frames below */
+    k->in_us = rio_turn_us(); /* metrics: the arrival of the frames below */
     size_t off = 0;
     while (off < len) {
         size_t flen;

@@ -37,7 +37,7 @@ static int on_rec(void *ctx, uint8_t type, uint64_t slot, const uint8_t *frame, 
     (void)err, (void)errlen;
     struct seen *s = ctx;
     struct rabia_msg m;
-    if (rabia_msg_decode(frame, len, &m)) return -EINVAL;
+    if (rabia_msg_decode_unsummed(frame, len, &m)) return -EINVAL;
     if (type != RABIA_WAL_BATCH || m.type != RABIA_MSG_BATCH || m.id.seq != slot) s->order_ok = false;
     if (m.id.seq != s->last_seq + 1) s->order_ok = false;
     s->last_seq = m.id.seq;
