@@ -10,6 +10,8 @@
  *  24   8  cluster id
  *  32   8  batch incarnation (the replica's batch id namespace)
  *  40   1  replica (0-based)
+ *  41   1  1: segment 1 of a log that began with a recovery from the peers
+ *          (core.h rule 2; durable before the first record can be)
  *  56   8  XXH64 of bytes 0..55 (seed WAL_SEED)
  *
  * Data starts at `data` = max(block, 4096). It is a sequence of groups, one
@@ -213,6 +215,7 @@ static void seg_header(const struct rabia_wal *w, uint64_t no, uint8_t *h)
     put64(h + 24, w->cfg.cluster_id);
     put64(h + 32, w->batch_incarnation);
     h[40] = w->cfg.replica;
+    h[41] = no == 1 && w->cfg.recovering ? 1 : 0;
     put64(h + 56, XXH64(h, 56, WAL_SEED));
 }
 
@@ -719,6 +722,7 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
         if (!have_inc) {
             w->batch_incarnation = inc;
             have_inc = true;
+            info->began_recovering = img[41] == 1; /* the first segment kept */
         }
         struct seg *sg = &w->segs[w->n_segs++];
         memset(sg, 0, sizeof(*sg));
@@ -826,6 +830,7 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
     if (w->n_segs == 0) {
         /* a new log: its first segment now, synchronously */
         if ((rc = seg_create(w, 1, err, errlen))) goto fail;
+        info->began_recovering = cfg->recovering;
         w->segs[0] = (struct seg){.no = 1};
         w->n_segs = 1;
         w->pos = w->data;

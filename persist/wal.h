@@ -36,11 +36,14 @@ struct rabia_wal_config {
     uint64_t batch_incarnation; /* for a new log; an existing log keeps its own */
     bool allow_buffered;        /* development only: accept a filesystem without O_DIRECT */
     bool no_sync;               /* development only: no RWF_DSYNC (not durable) */
+    bool recovering;            /* a new log begins a recovery from the peers (core.h rule 2):
+                                   its first segment's header says so, durably, before any record */
 };
 
 /* What the scan at open found, for logs and tests. */
 struct rabia_wal_info {
     bool existed;               /* a log was there (a restart with its log) */
+    bool began_recovering;      /* its first segment was created by a recovery (config.recovering) */
     uint64_t batch_incarnation; /* the log's batch id namespace */
     uint64_t records, groups, segments;
     uint64_t torn_bytes;        /* zeroed after the last complete group (a torn last write) */

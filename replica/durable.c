@@ -106,10 +106,18 @@ static int open_log(struct durable *d, const struct durable_cfg *cfg, struct dur
     struct replay *rp = d->replay;
     struct rabia_wal_config wc = {.dir = d->wal_dir, .segment_bytes = cfg->segment_bytes,
                                   .cluster_id = cfg->cluster_id, .replica = cfg->self,
-                                  .batch_incarnation = cfg->incarnation, .allow_buffered = cfg->allow_buffered};
+                                  .batch_incarnation = cfg->incarnation, .allow_buffered = cfg->allow_buffered,
+                                  .recovering = cfg->recovering};
     struct rabia_wal_info info;
     int rc = rabia_wal_open(&d->wal, &wc, on_record, rp, &info, err, errlen);
     if (rc) return rc;
+    /* A log whose first segment says it began a recovery, with no HORIZON
+     * record: the recovery was cut short, maybe before its HORIZON_REQ
+     * record was written (a full disk). Without the mark such a log looked
+     * like an intact one with nothing in it, and the replica took part at
+     * once, contradicting what its life before the lost log had sent
+     * (simulator seed 810257, crash mix). */
+    if (info.existed && info.began_recovering && !rp->horizon_seen) rp->rejoin_pending = true;
     if (rp->rejoin_pending) {
         /* A recovery from the peers (--rejoin, rule 2) was cut short: what
          * this log holds is only what was learned meanwhile. Start over with

@@ -48,6 +48,7 @@ struct durable_cfg {
     uint32_t snapshot_interval_s;
     uint32_t window;               /* slots in flight: how long a restored own batch stays fetchable */
     bool allow_buffered;
+    bool recovering;               /* a log created now begins a recovery from the peers (rule 2) */
 };
 
 /* What the log holds for the core, handed to node_start. */

@@ -150,6 +150,7 @@ int replay_record(struct replay *rp, uint8_t type, uint64_t slot, const uint8_t 
         }
         if (m.type == RABIA_MSG_HORIZON && m.slot == slot) { /* ... which ended here */
             rp->rejoin_pending = false;
+            rp->horizon_seen = true;
             if (slot > rp->horizon) rp->horizon = slot;
             return 0;
         }

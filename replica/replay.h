@@ -35,6 +35,7 @@ struct replay {
     uint64_t applied_records; /* DECIDED records applied */
     uint64_t horizon;         /* a finished recovery's horizon (HORIZON record) */
     bool rejoin_pending;      /* the log began with a recovery that has not ended */
+    bool horizon_seen;        /* a HORIZON record (the end of that recovery) was replayed */
 };
 
 /* rsm holds the snapshot's state (snap_slot, or empty with 0). */

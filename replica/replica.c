@@ -783,13 +783,16 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
                                  .incarnation = r->incarnation, .segment_bytes = cfg->wal_segment_bytes,
                                  .max_log_size = cfg->max_log_size, .snapshot_interval_s = cfg->snapshot_interval_s,
                                  .window = cfg->window,
-                                 .allow_buffered = cfg->wal_allow_buffered};
+                                 .allow_buffered = cfg->wal_allow_buffered,
+                                 /* a log made now means recovering (cc.recovering below) */
+                                 .recovering = existed || cfg->rejoin};
         struct durable_hooks hk = {.ctx = r, .fatal = env_fatal, .wrote = metrics_on_wal_write};
         rc = durable_open(&r->dur, &dc, &hk, r->rsm, &rest, err, errlen);
         if (rc == -EAGAIN && rest.rejoin) { /* an unfinished --rejoin: again, from scratch */
             durable_close(&r->dur);
             rc = node_reset_state(r->node);
             r->rsm = node_rsm(r->node);
+            dc.recovering = true;
             if (!rc) rc = durable_open(&r->dur, &dc, &hk, r->rsm, &rest, err, errlen);
             rest.rejoin = true;
         }

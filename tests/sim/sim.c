@@ -349,6 +349,8 @@ struct sdisk {
     uint64_t full_until;     /* ENOSPC: writes stall, requests refused */
     uint64_t slow_until;     /* a latency spike */
     bool damaged;            /* a flipped bit or misdirected write in the middle of the log */
+    bool began_recovering;   /* the log's first segment says it began a recovery (wal.c header byte 41:
+                                durable when the log is made, before any record); gone with that segment */
 };
 
 struct world;
@@ -943,6 +945,7 @@ static uint32_t disk_release(struct world *w, struct sdisk *d, uint64_t upto, ui
     }
     size_t gone = k * seg;
     if (!gone) return 0;
+    d->began_recovering = false; /* its first segment went */
     for (size_t j = 0; j < gone; j++) free(d->r[j].body);
     memmove(d->r, d->r + gone, (d->n - gone) * sizeof(*d->r));
     d->n -= gone;
@@ -1584,7 +1587,7 @@ static void restart(struct world *w, uint8_t i)
     if (w->cfg.durable) {
         struct sdisk *d = &nd->disk;
         recovering = false; /* its log is intact: it takes part at once */
-        bool pending = false; /* the log began with a recovery that has not ended */
+        bool pending = d->began_recovering; /* the log began with a recovery that has not ended */
         for (size_t k = 0; k < d->n; k++) {
             if (d->r[k].type != NODE_REC_SENT) continue;
             if (d->r[k].m.type == RABIA_MSG_HORIZON_REQ) pending = true;
@@ -1607,6 +1610,7 @@ static void restart(struct world *w, uint8_t i)
             d->batch_inc = 0; /* a new log, a new batch id namespace */
             d->released = 0;
             d->damaged = false;
+            d->began_recovering = true;
             recovering = true;
         }
     }

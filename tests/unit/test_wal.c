@@ -315,6 +315,36 @@ static void test_wrong_replica(void)
     CHECK(strstr(err, "wrong data-dir") != NULL);
 }
 
+/* A log made by a recovery says so in its first segment, durably before
+ * any record: a restart finds the mark even when no record ever landed,
+ * and a log made otherwise has none. */
+static void test_recovery_mark(void)
+{
+    char dir[300], err[1024] = "";
+    fresh(dir, sizeof dir, "mark");
+    struct rabia_wal_config cfg = {.dir = dir, .segment_bytes = SEG, .cluster_id = 42, .replica = 1,
+                                   .batch_incarnation = 7, .recovering = true};
+    struct seen s = {.order_ok = true};
+    struct rabia_wal_info info;
+    struct rabia_wal *w = NULL;
+    CHECK_EQ(rabia_wal_open(&w, &cfg, on_rec, &s, &info, err, sizeof err), 0);
+    CHECK(!info.existed && info.began_recovering);
+    rabia_wal_close(w); /* no record was written */
+    cfg.recovering = false; /* what the config says now does not matter: the log says */
+    CHECK_EQ(rabia_wal_open(&w, &cfg, on_rec, &s, &info, err, sizeof err), 0);
+    CHECK(info.existed && info.began_recovering && info.records == 0);
+    rabia_wal_close(w);
+    int rc;
+    fresh(dir, sizeof dir, "nomark");
+    w = open_log(dir, &s, &info, &rc, err, sizeof err);
+    CHECK_EQ(rc, 0);
+    CHECK(!info.began_recovering);
+    rabia_wal_close(w);
+    w = open_log(dir, &s, &info, &rc, err, sizeof err);
+    CHECK(rc == 0 && info.existed && !info.began_recovering);
+    rabia_wal_close(w);
+}
+
 static void test_snapfile(void)
 {
     char dir[300], err[1024] = "", path[400];
@@ -457,6 +487,7 @@ int main(void)
     RUN(test_corruption_in_the_middle);
     RUN(test_dir_lock);
     RUN(test_wrong_replica);
+    RUN(test_recovery_mark);
     RUN(test_snapfile);
     RUN(test_snapfile_backup);
     char cmd[400];
