@@ -110,6 +110,9 @@ extern "C" {
 
 #define RABIA_MAX_WINDOW 64
 #define RABIA_MAX_PENDING 256 /* undecided batches per proxy, at most */
+/* A proxy numbers no new batch this far above one of its own still pending
+ * (replicas remember 256 seqs per proxy above the lowest undecided one). */
+#define RABIA_SEQ_SPAN 192
 
 enum rabia_policy {
     /* Propose the head of one priority queue ordered by (seq, proxy,
