@@ -284,6 +284,7 @@ static int append_records(struct rabia_node *n, const struct rabia_update *u)
                 if ((rc = n->log.append(n->log.ctx, NODE_REC_RESERVE, r, &mk))) break;
                 n->rec_appended++;
                 n->res_appended = r;
+                n->urgent_pending = true; /* the batches after this one may leave early once it lands */
             }
             rc = n->log.append(n->log.ctx, NODE_REC_BATCH, m->id.seq, m);
         } else {
