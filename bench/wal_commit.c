@@ -173,7 +173,8 @@ static void wal_case(const char *dir, double secs, uint32_t rec_bytes, uint32_t 
     while (now_us() < t_end) {
         uint64_t s = now_us();
         for (uint32_t i = 0; i < recs_per_group; i++) {
-            struct rabia_msg m = {.type = RABIA_MSG_DECISION, .slot = ++seq, .value = 1, .has_id = 1,
+            ++seq; /* not inside the initializer: its expressions are unsequenced (clang -Wunsequenced) */
+            struct rabia_msg m = {.type = RABIA_MSG_DECISION, .slot = seq, .value = 1, .has_id = 1,
                                   .id = {.proxy = 0, .incarnation = 1, .seq = seq}, .body = body,
                                   .body_len = rec_bytes};
             if (rabia_wal_append_msg(w, RABIA_WAL_DECIDED, seq, &m)) abort();
