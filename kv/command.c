@@ -623,17 +623,19 @@ static void kv_set_events(void *sm, rabia_sm_event_fn fn, void *arg)
     m->ev_arg = m->s->ev_arg = arg;
 }
 
-/* The first key of an operation (argv[1]; for most commands the key they
- * touch, for the others a harmless wrong guess) is hinted in three stages
- * as later operations are hinted: its bucket now, its entry three hints
- * later, its value six hints later, two operations before it is applied
- * (RABIA_SM_PREFETCH_AHEAD is 8): each stage reads what the previous one
- * fetched. Only database 0 is hinted. */
 static uint32_t rd_le32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* The first key of an operation (argv[1]; for most commands the key they
+ * touch, for the others a harmless wrong guess) is hinted in three stages
+ * as later operations are hinted: its bucket now, its entry six hints
+ * later, its value twelve hints later, four operations before it is
+ * applied (RABIA_SM_PREFETCH_AHEAD is 16): each stage reads what the
+ * previous one fetched. Only database 0 is hinted. Reads only: the tables
+ * are looked up afresh at every stage, so a rehash in between is harmless,
+ * and a prefetch of a stale address never faults. */
 static void kv_prefetch(void *sm, const uint8_t *op, size_t n)
 {
     struct kv_sm *m = sm;
