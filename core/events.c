@@ -66,7 +66,9 @@ void core_on_tick(struct rabia_core *c)
         }
         return;
     }
-    bool stalled = false;
+    /* a slot this replica abstains in is decided by the peers alone: with
+     * nothing started here, waiting for it is stalling too */
+    bool stalled = c->abstain_below >= c->next_apply;
     for (uint64_t s = c->next_apply; s < c->next_apply + c->cfg.window; s++) {
         struct inst *in = core_inst_get(c, s);
         if (!in->started || in->decided || c->now - in->last_us < rt) continue;
@@ -161,6 +163,20 @@ void core_on_snapshot(struct rabia_core *c, uint64_t slot)
     c->log_low = slot + 1;
     if (slot > c->max_seen) c->max_seen = slot;
     core_tracef(c, slot, "snapshot installed up to slot %llu", (unsigned long long)slot);
+    /* A peer that spoke of a later slot has decided what follows: ask now.
+     * The ticks' catch-up waits for a peer a window ahead or a started
+     * slot that stalls, and neither comes when the one slot left is one
+     * this replica abstains in (a --rejoin's horizon: the slot after the
+     * snapshot, decided by the peers while this replica still held no
+     * state, so it dropped their DECISION): it waited for ever, one slot
+     * behind an idle cluster (integration.metrics, once in three CI runs). */
+    uint8_t best = c->cfg.self;
+    for (uint8_t p = 0; p < c->cfg.n; p++)
+        if (p != c->cfg.self && (best == c->cfg.self || c->peer_known[p] > c->peer_known[best])) best = p;
+    if (best != c->cfg.self && c->peer_known[best] >= c->next_apply) {
+        c->catchup_us = 0;
+        core_maybe_catchup(c, best);
+    }
 }
 
 /* A batch handed back by a snapshot install (update.retired) that the
