@@ -25,7 +25,8 @@
  *     XXH3_64(header bytes 0..39, seed WAL_SEED), then for every record in
  *     order h = XXH3_64(its 8-byte checksum field, seed h)
  *   records: u32 frame length, u8 type (enum rabia_wal_rec), u8 0, u16 0,
- *     u64 slot (for BATCH: the batch's sequence number), u64 checksum:
+ *     u64 slot (for BATCH: the batch's sequence number; for RESERVE: the
+ *     highest own sequence number reserved), u64 checksum:
  *     XXH3_64(frame, seed XXH3_64(record header bytes 0..15, seed
  *     WAL_SEED)); then the frame (an encoded rabia_msg, core/codec.h) and
  *     zeros to a multiple of 8.
