@@ -259,20 +259,29 @@ static void apply_slot(struct rabia_node *n, uint64_t slot, const struct rabia_b
 /* ------------------------------------------------------------------ */
 /* the log: records of an update, sends held behind them */
 
-static int append_records(struct rabia_node *n, const struct rabia_update *u)
+/* An own BATCH whose seq a durable reservation covers (res_durable). */
+static bool reserved(const struct rabia_node *n, const struct rabia_msg *m)
+{
+    return m->type == RABIA_MSG_BATCH && m->id.proxy == n->cfg.self && m->id.seq <= n->res_durable;
+}
+
+/* A record appended now is lazy: it waits at most NODE_LAZY_US. */
+static void mark_lazy(struct rabia_node *n, uint64_t now)
+{
+    if (!n->lazy_since_us) n->lazy_since_us = now | 1; /* 0 means none */
+}
+
+static int append_records(struct rabia_node *n, const struct rabia_update *u, uint64_t now)
 {
     int rc = 0;
     for (uint32_t i = 0; i < u->n_persist && !rc; i++) {
         const struct rabia_msg *m = &u->persist[i];
         /* the sends of this step wait for these records, but an own BATCH
-         * a reservation lets leave at once (res_durable) waits for nothing:
-         * its record only has to precede this replica's PROPOSAL of it,
-         * whose write carries it */
-        if (m->type == RABIA_MSG_BATCH && m->id.proxy == n->cfg.self && m->id.seq <= n->res_durable) {
-            if (!n->lazy_since_us) n->lazy_since_us = n->env.now_us(n->env.ctx) | 1;
-        } else {
-            n->urgent_pending = true;
-        }
+         * a reservation lets leave at once waits for nothing: its record
+         * only has to precede this replica's PROPOSAL of it, whose write
+         * carries it */
+        if (reserved(n, m)) mark_lazy(n, now);
+        else n->urgent_pending = true;
         if (m->type == RABIA_MSG_BATCH && m->id.proxy != n->cfg.self) { /* a body it proposes: SENT, by slot */
             struct rabia_msg b = *m;
             b.slot = 0; /* the frame has no slot: the record carries it */
@@ -311,7 +320,7 @@ static int append_decided(struct rabia_node *n, const struct rabia_update *u, ui
         bool lazy = a->null || a->id.proxy != n->cfg.self || a->slot <= rabia_rsm_applied(n->rsm) ||
                     (n->early.set && n->early.slot == a->slot);
         if (!lazy) n->urgent_pending = true;
-        else if (!n->lazy_since_us) n->lazy_since_us = now ? now : 1;
+        else mark_lazy(n, now);
         struct rabia_msg m = {.type = RABIA_MSG_DECISION, .from = n->cfg.self, .slot = a->slot};
         if (!a->null) {
             m.value = 1;
@@ -326,18 +335,18 @@ static int append_decided(struct rabia_node *n, const struct rabia_update *u, ui
     return rc;
 }
 
-/* Whether slot's decision may be answered before its DECIDED record is
+/* A slot whose decision may be answered before its DECIDED record is
  * durable: decided here by a unanimous exchange (every replica persisted a
  * PROPOSAL of this batch before sending it, so any restart decides it
- * again) and this replica's own PROPOSAL record is on the disk. Saves the
- * DECIDED write on a reply's path. */
-static bool forced_and_durable(const struct rabia_node *n, const struct rabia_apply *a)
+ * again), the next to apply, with no held early slot before it. Returns
+ * the record number of this replica's own PROPOSAL of it, which must be
+ * on the disk first (rec_durable), or 0 when the slot is not such a one.
+ * Saves the DECIDED write on a reply's path. */
+static uint64_t forced_rec(const struct rabia_node *n, const struct rabia_apply *a)
 {
-    if (n->early.set) return false; /* it goes first */
-    if (!a->unanimous || a->null || (bugs(n) & NODE_BUG_REPLY_EARLY)) return false;
-    const uint64_t rec = n->own_prop[a->slot % 64].rec;
-    return n->own_prop[a->slot % 64].slot == a->slot && rec && rec <= n->rec_durable &&
-           a->slot == rabia_rsm_applied(n->rsm) + 1;
+    if (n->early.set || !a->unanimous || a->null || (bugs(n) & NODE_BUG_REPLY_EARLY)) return 0;
+    if (n->own_prop[a->slot % 64].slot != a->slot || a->slot != rabia_rsm_applied(n->rsm) + 1) return 0;
+    return n->own_prop[a->slot % 64].rec;
 }
 
 /* Encode once into buf (held) or scratch (sent now). 0, or -ENOMEM. */
@@ -425,7 +434,8 @@ static void handle_update(struct rabia_node *n, struct rabia_update *u)
     if (n->failed) return;
     bool hold = n->has_log && !(bugs(n) & NODE_BUG_SEND_EARLY);
     bool apply_now = !n->has_log || (bugs(n) & NODE_BUG_REPLY_EARLY);
-    if (n->has_log && append_records(n, u)) {
+    uint64_t now = n->env.now_us(n->env.ctx);
+    if (n->has_log && append_records(n, u, now)) {
         fatal(n, "out of memory logging a core update");
         return;
     }
@@ -437,9 +447,7 @@ static void handle_update(struct rabia_node *n, struct rabia_update *u)
     for (uint32_t i = 0; i < u->n_sends; i++) {
         struct rabia_send *s = &u->sends[i];
         if (s->to != RABIA_TO_ALL && (s->to >= n->cfg.n || s->to == n->cfg.self)) continue;
-        bool reserved = s->msg.type == RABIA_MSG_BATCH && s->msg.id.proxy == n->cfg.self &&
-                        s->msg.id.seq <= n->res_durable; /* see res_durable */
-        if (hold && !reserved) {
+        if (hold && !reserved(n, &s->msg)) {
             if (encode_into(n, &n->held_open, s->to, &s->msg)) {
                 fatal(n, "out of memory holding a send behind its log record");
                 return;
@@ -456,17 +464,11 @@ static void handle_update(struct rabia_node *n, struct rabia_update *u)
     }
     /* with a log: slots whose outcome no crash can change are answered now,
      * in order (node_log_decided skips them when their records land) */
-    uint32_t fi = 0;
-    for (; fi < u->n_applies && !apply_now && !n->failed && forced_and_durable(n, &u->applies[fi]); fi++) {
-        struct rabia_apply *a = &u->applies[fi];
-        apply_slot(n, a->slot, &a->id, a->body, a->body_len);
-        n->st.answered_early++;
-    }
-    if (fi < u->n_applies && !apply_now && !n->failed && !n->early.set) { /* forced, its PROPOSAL still on its way */
-        const struct rabia_apply *a = &u->applies[fi];
-        const uint64_t rec = n->own_prop[a->slot % 64].rec;
-        if (a->unanimous && !a->null && !(bugs(n) & NODE_BUG_REPLY_EARLY) && n->own_prop[a->slot % 64].slot == a->slot &&
-            rec > n->rec_durable && a->slot == rabia_rsm_applied(n->rsm) + 1) {
+    for (uint32_t i = 0; i < u->n_applies && !apply_now && !n->failed; i++) {
+        const struct rabia_apply *a = &u->applies[i];
+        uint64_t rec = forced_rec(n, a);
+        if (!rec) break;
+        if (rec > n->rec_durable) { /* its PROPOSAL is still on its way: held until it lands */
             rabia_buf_clear(&n->early.body);
             if (rabia_buf_append(&n->early.body, a->body, a->body_len) == 0) {
                 n->early.set = true;
@@ -474,9 +476,12 @@ static void handle_update(struct rabia_node *n, struct rabia_update *u)
                 n->early.rec = rec;
                 n->early.id = a->id;
             }
+            break;
         }
+        apply_slot(n, a->slot, &a->id, a->body, a->body_len);
+        n->st.answered_early++;
     }
-    if (n->has_log && !n->failed && append_decided(n, u, n->env.now_us(n->env.ctx))) {
+    if (n->has_log && !n->failed && append_decided(n, u, now)) {
         fatal(n, "out of memory logging a decided slot");
         return;
     }
@@ -609,10 +614,10 @@ static void flush_log(struct rabia_node *n, uint64_t now)
      * out in parts, they stay held until its last part */
     RABIA_ASSERT(n->held_flight.len == 0);
     n->flight_whole = rc == NODE_WRITE_ALL;
-    if (n->flight_whole) n->rec_flight_end = n->rec_appended;
     n->flight_urgent = n->urgent_pending;
-    if (n->flight_whole) n->res_flight = n->res_appended;
     if (n->flight_whole) { /* everything appended so far is in this write */
+        n->rec_flight_end = n->rec_appended;
+        n->res_flight = n->res_appended;
         n->urgent_pending = false;
         n->lazy_since_us = 0;
     } else {
