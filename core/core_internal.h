@@ -215,6 +215,8 @@ void core_start_slots(struct rabia_core *c);
 /* handlers.c */
 uint64_t core_known_slot(const struct rabia_core *c);
 void core_maybe_catchup(struct rabia_core *c, uint8_t peer);
+/* The peer that spoke of the highest slot (self when none spoke of any). */
+uint8_t core_best_peer(const struct rabia_core *c);
 void core_on_batch(struct rabia_core *c, const struct rabia_msg *m);
 void core_on_catchup(struct rabia_core *c, const struct rabia_msg *m);
 void core_on_consensus(struct rabia_core *c, const struct rabia_msg *m);

@@ -89,9 +89,7 @@ void core_on_tick(struct rabia_core *c)
         if (c->now - c->bt[e].sent_us >= REBROADCAST_TICKS * rt) send_own_batch(c, e, RABIA_TO_ALL);
     }
     /* behind a peer, or stuck on a slot no one talks about any more */
-    uint8_t best = c->cfg.self;
-    for (uint8_t p = 0; p < c->cfg.n; p++)
-        if (c->peer_known[p] > c->peer_known[best]) best = p;
+    uint8_t best = core_best_peer(c);
     if (best != c->cfg.self && (c->peer_known[best] >= c->next_apply + c->cfg.window ||
                                 (stalled && c->peer_known[best] >= c->next_apply)))
         core_maybe_catchup(c, best);
@@ -170,9 +168,7 @@ void core_on_snapshot(struct rabia_core *c, uint64_t slot)
      * snapshot, decided by the peers while this replica still held no
      * state, so it dropped their DECISION): it waited for ever, one slot
      * behind an idle cluster (integration.metrics, once in three CI runs). */
-    uint8_t best = c->cfg.self;
-    for (uint8_t p = 0; p < c->cfg.n; p++)
-        if (p != c->cfg.self && (best == c->cfg.self || c->peer_known[p] > c->peer_known[best])) best = p;
+    uint8_t best = core_best_peer(c);
     if (best != c->cfg.self && c->peer_known[best] >= c->next_apply) {
         c->catchup_us = 0;
         core_maybe_catchup(c, best);

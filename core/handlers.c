@@ -52,6 +52,14 @@ static void reply_decision(struct rabia_core *c, uint8_t to, uint64_t slot, bool
     }
 }
 
+uint8_t core_best_peer(const struct rabia_core *c)
+{
+    uint8_t best = c->cfg.self;
+    for (uint8_t p = 0; p < c->cfg.n; p++)
+        if (c->peer_known[p] > c->peer_known[best]) best = p;
+    return best;
+}
+
 void core_maybe_catchup(struct rabia_core *c, uint8_t peer)
 {
     if (c->now - c->catchup_us < c->cfg.retransmit_us && c->catchup_us) return;

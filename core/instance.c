@@ -208,6 +208,14 @@ static bool unanimous(const struct rabia_core *c, const struct inst *in)
 void core_progress(struct rabia_core *c, struct inst *in)
 {
     char ib[64];
+    /* All n proposals are in: replicas answer, so the exchange may wait for
+     * a unanimity again (round 0 below), about as long as this took. */
+    if (in->started && in->prop_counted >= c->cfg.n && !in->full_seen) {
+        in->full_seen = true;
+        c->unan_wait_off = false;
+        uint64_t lag = c->now - in->start_us;
+        c->full_lag_us = c->full_lag_us ? (c->full_lag_us * 7 + lag) / 8 : lag;
+    }
     /* A unanimous exchange decides the slot at once. When all n replicas
      * proposed batch v, every set of n-f proposals any replica counts is
      * all v, so every state is 1, every phase-1 vote is 1, and every
@@ -218,12 +226,6 @@ void core_progress(struct rabia_core *c, struct inst *in)
      * series, in the common case of one proxy's batch (joiners adopt it).
      * Replicas that miss a proposal decide as before, with the same value;
      * the DECISION this one sends lets them stop early. */
-    if (in->started && in->prop_counted >= c->cfg.n && !in->full_seen) { /* everyone proposes again */
-        in->full_seen = true;
-        c->unan_wait_off = false;
-        uint64_t lag = c->now - in->start_us;
-        c->full_lag_us = c->full_lag_us ? (c->full_lag_us * 7 + lag) / 8 : lag;
-    }
     if (!in->decided && in->started && !in->mute && unanimous(c, in)) {
         if (!in->known_id) {
             in->known_id = true;
