@@ -778,14 +778,16 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
      * log, and the core resumes its open slots (persistence contract rule 1) */
     struct durable_restore rest = {0};
     uint64_t batch_incarnation = r->incarnation;
+    /* without its log, a replica that ran before (or is told to rejoin) may
+     * have sent what it no longer knows: the horizon rule (core.h rule 2) */
+    bool may_have_run = existed || cfg->rejoin;
     if (cfg->durability == RABIA_DURABILITY_WAL) {
         struct durable_cfg dc = {.data_dir = cfg->data_dir, .cluster_id = r->cluster_id, .self = r->self,
                                  .incarnation = r->incarnation, .segment_bytes = cfg->wal_segment_bytes,
                                  .max_log_size = cfg->max_log_size, .snapshot_interval_s = cfg->snapshot_interval_s,
                                  .window = cfg->window,
                                  .allow_buffered = cfg->wal_allow_buffered,
-                                 /* a log made now means recovering (cc.recovering below) */
-                                 .recovering = existed || cfg->rejoin};
+                                 .recovering = may_have_run}; /* a log made now marks it */
         struct durable_hooks hk = {.ctx = r, .fatal = env_fatal, .wrote = metrics_on_wal_write};
         rc = durable_open(&r->dur, &dc, &hk, r->rsm, &rest, err, errlen);
         if (rc == -EAGAIN && rest.rejoin) { /* an unfinished --rejoin: again, from scratch */
@@ -816,7 +818,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     cc.max_batch_bytes = cfg->batch_max_bytes;
     cc.retransmit_us = (uint64_t)cfg->retransmit_ms * 1000;
     cc.log_retain = cfg->log_retain;
-    cc.recovering = (!log_intact && (existed || cfg->rejoin)) || rest.rejoin;
+    cc.recovering = (!log_intact && may_have_run) || rest.rejoin;
     char why[256];
     if (rabia_config_check(&cc, why, sizeof why)) {
         snprintf(err, errlen, "consensus settings: %s", why);

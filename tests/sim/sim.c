@@ -923,7 +923,7 @@ static const char *log_refusal(void *ctx)
 /* Release the log's prefix behind the snapshot file at slot `upto` as
  * persist/wal.c's rabia_wal_release does: whole segments, oldest first, each
  * only if every SENT or DECIDED record in it is of a slot <= upto and its
- * highest own BATCH record's seq (a BATCH record's slot field; 0: none) is
+ * highest own BATCH or RESERVE seq (the record's slot field; 0: none) is
  * below keep (rabia_core_own_keep_seq); it stops at the first that must
  * stay. The segment written last never goes, so what goes was on the disk
  * whole. Returns the segments released. */
