@@ -79,8 +79,10 @@
 
 #define WAL_SEED 0x5241424957414cull /* "RABIWAL" */
 #define SEG_MAGIC "RABIAWAL"
-#define SEG_VERSION 3u /* 2: batch bodies carry a time (core/codec.h): a v1 log would replay as no-ops;
-                          * 3: XXH3 record checksums, the group's over them */
+#define SEG_VERSION 4u /* 2: batch bodies carry a time (core/codec.h): a v1 log would replay as no-ops;
+                          * 3: XXH3 record checksums, the group's over them;
+                          * 4: DECIDED_REF records (a v3 reader would refuse them as malformed) */
+#define SEG_VERSION_MIN 3u /* oldest version this build reads: v3 logs hold no record it lacks */
 #define GRP_MAGIC 0x31475752u /* "RWG1" */
 #define GRP_HDR 48u
 #define REC_HDR 24u
@@ -231,9 +233,9 @@ static int seg_header_check(const struct rabia_wal *w, const char *path, uint64_
                  path);
         return -EINVAL;
     }
-    if (get32(h + 8) != SEG_VERSION) {
-        snprintf(err, errlen, "%s: log format version %u, this build reads %u: run the matching rabiad", path,
-                 get32(h + 8), SEG_VERSION);
+    if (get32(h + 8) < SEG_VERSION_MIN || get32(h + 8) > SEG_VERSION) {
+        snprintf(err, errlen, "%s: log format version %u, this build reads %u to %u: run the matching rabiad", path,
+                 get32(h + 8), SEG_VERSION_MIN, SEG_VERSION);
         return -EINVAL;
     }
     if (get64(h + 16) != no) {
@@ -591,7 +593,7 @@ static int visit_group(struct rabia_wal *w, const char *path, const uint8_t *g, 
         if (len > bytes - p - REC_HDR || r[5] || get32(r + 4) >> 16) goto bad;
         uint8_t type = r[4];
         uint64_t slot = get64(r + 8);
-        if (type < RABIA_WAL_SENT || type > RABIA_WAL_RESERVE) goto bad;
+        if (type < RABIA_WAL_SENT || type > RABIA_WAL_DECIDED_REF) goto bad;
         if (type == RABIA_WAL_BATCH || type == RABIA_WAL_RESERVE) {
             if (slot > sg->max_batch_seq) sg->max_batch_seq = slot;
         } else if (slot > sg->max_slot) {
@@ -915,7 +917,7 @@ void rabia_wal_close(struct rabia_wal *w)
 
 int rabia_wal_append(struct rabia_wal *w, uint8_t type, uint64_t slot, const uint8_t *frame, uint32_t len)
 {
-    RABIA_ASSERT(type >= RABIA_WAL_SENT && type <= RABIA_WAL_RESERVE);
+    RABIA_ASSERT(type >= RABIA_WAL_SENT && type <= RABIA_WAL_DECIDED_REF);
     struct gbuf *g = &w->open;
     size_t rec = (size_t)round_up(REC_HDR + (uint64_t)len, 8);
     if (gbuf_reserve(g, g->len + rec + w->block, w->block)) return -ENOMEM;

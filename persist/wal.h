@@ -26,6 +26,8 @@ enum rabia_wal_rec {
     RABIA_WAL_BATCH = 2,   /* a batch this replica proxies (BATCH frame with body) */
     RABIA_WAL_DECIDED = 3, /* a decided slot in apply order (DECISION frame with body) */
     RABIA_WAL_RESERVE = 4, /* own batch sequence numbers reserved up to `slot` (replica/node.c) */
+    RABIA_WAL_DECIDED_REF = 5, /* a decided slot whose body an earlier record of this log holds
+                                  (DECISION frame without body; replica/node.c) */
 };
 
 struct rabia_wal_config {

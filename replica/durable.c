@@ -24,7 +24,8 @@
 #include "snapfile.h"
 
 _Static_assert((int)RABIA_WAL_SENT == (int)NODE_REC_SENT && (int)RABIA_WAL_BATCH == (int)NODE_REC_BATCH &&
-                   (int)RABIA_WAL_DECIDED == (int)NODE_REC_DECIDED && (int)RABIA_WAL_RESERVE == (int)NODE_REC_RESERVE,
+                   (int)RABIA_WAL_DECIDED == (int)NODE_REC_DECIDED && (int)RABIA_WAL_RESERVE == (int)NODE_REC_RESERVE &&
+                   (int)RABIA_WAL_DECIDED_REF == (int)NODE_REC_DECIDED_REF,
                "node.h and wal.h name the same record types");
 
 /* ------------------------------------------------------------------ */
@@ -185,6 +186,7 @@ static int log_append(void *ctx, uint8_t type, uint64_t slot, const struct rabia
 static void visit(void *ctx, uint8_t type, uint64_t slot, const uint8_t *frame, uint32_t len)
 {
     struct durable *d = ctx;
+    /* DECIDED_REF records are of slots applied already (node.c) */
     if (type != RABIA_WAL_DECIDED || d->failed) return;
     struct rabia_msg m;
     if (rabia_msg_decode_unsummed(frame, len, &m)) { /* wal.c checked the record's checksum */

@@ -27,6 +27,8 @@ struct waiter {
     struct node_to to;
 };
 
+enum { NODE_REFQ = 1024 }; /* own seqs DECIDED_REF records name, awaiting a snapshot */
+
 struct rabia_node {
     struct node_cfg cfg;
     struct node_env env;
@@ -90,7 +92,30 @@ struct rabia_node {
     } early;
     struct {
         uint64_t slot, rec;  /* own PROPOSAL of `slot` is record number `rec` (1-based) */
+        struct rabia_batch_id id; /* what it proposed (has: not the null value) */
+        bool has;
     } own_prop[64];
+    /* DECIDED records by reference. A slot decided for the batch this
+     * replica proposed there already has the body in this log: another
+     * proxy's body in the SENT record before that PROPOSAL (core/instance.c
+     * persists it there, keyed by the slot), an own one in its BATCH record.
+     * Its DECIDED record then names the batch and leaves the body out
+     * (NODE_REC_DECIDED_REF; replay.c finds the body): at SET -P 16 every
+     * replica wrote each body twice, 104 KB per slot, and the log's size
+     * is what sets how often a snapshot forks. Only slots applied already
+     * (answered early) go so: the write's completion needs no body. A
+     * foreign body's record is kept while its slot is, but an own BATCH
+     * record is keyed by seq and kept only while the batch is pending
+     * (rabia_core_own_keep_seq): refq holds the own seqs named by
+     * DECIDED_REF records of slots no durable snapshot covers yet, as a
+     * min-queue (slots rising front to back, seqs too), so that
+     * node_keep_batch_seq keeps their BATCH records. Full: the body is
+     * written again. */
+    struct {
+        uint64_t slot, seq;
+    } refq[NODE_REFQ];
+    uint32_t refq_head, refq_n;
+    uint64_t incarnation;    /* the core's: own batches of an earlier one are not referenced */
     struct node_stats st;
 };
 
@@ -304,9 +329,42 @@ static int append_records(struct rabia_node *n, const struct rabia_update *u, ui
         if (m->type == RABIA_MSG_PROPOSAL) {
             n->own_prop[m->slot % 64].slot = m->slot;
             n->own_prop[m->slot % 64].rec = n->rec_appended;
+            n->own_prop[m->slot % 64].has = m->has_id;
+            n->own_prop[m->slot % 64].id = m->id;
         }
     }
     return rc;
+}
+
+/* Can slot a's DECIDED record leave its body out (see refq)? An own batch
+ * is entered into refq here. */
+static bool decided_by_ref(struct rabia_node *n, const struct rabia_apply *a)
+{
+    const uint32_t k = (uint32_t)(a->slot % 64);
+    if (a->null || a->slot > rabia_rsm_applied(n->rsm)) return false; /* its write's completion applies it */
+    if (n->own_prop[k].slot != a->slot || !n->own_prop[k].has || !rabia_batch_id_eq(&n->own_prop[k].id, &a->id))
+        return false; /* this replica did not propose it here: no body record of it in this log, perhaps */
+    if (a->id.proxy != n->cfg.self) return true; /* its SENT body record is keyed by this slot */
+    if (a->id.incarnation != n->incarnation || n->refq_n == NODE_REFQ) return false;
+    /* min-queue: an entry with a seq at least this one's never sets the
+     * minimum again (this one stays longer: its slot is higher) */
+    while (n->refq_n && n->refq[(n->refq_head + n->refq_n - 1) % NODE_REFQ].seq >= a->id.seq) n->refq_n--;
+    RABIA_ASSERT(!n->refq_n || n->refq[(n->refq_head + n->refq_n - 1) % NODE_REFQ].slot < a->slot);
+    n->refq[(n->refq_head + n->refq_n) % NODE_REFQ].slot = a->slot;
+    n->refq[(n->refq_head + n->refq_n) % NODE_REFQ].seq = a->id.seq;
+    n->refq_n++;
+    return true;
+}
+
+uint64_t node_keep_batch_seq(struct rabia_node *n, uint64_t upto)
+{
+    uint64_t keep = rabia_core_own_keep_seq(n->core);
+    while (n->refq_n && n->refq[n->refq_head].slot <= upto) { /* a snapshot covers it: its body is not needed */
+        n->refq_head = (n->refq_head + 1) % NODE_REFQ;
+        n->refq_n--;
+    }
+    if (n->refq_n && n->refq[n->refq_head].seq < keep) keep = n->refq[n->refq_head].seq;
+    return keep;
 }
 
 /* The DECIDED records of an update, after its sends were queued (they do
@@ -322,14 +380,16 @@ static int append_decided(struct rabia_node *n, const struct rabia_update *u, ui
         if (!lazy) n->urgent_pending = true;
         else mark_lazy(n, now);
         struct rabia_msg m = {.type = RABIA_MSG_DECISION, .from = n->cfg.self, .slot = a->slot};
+        bool by_ref = decided_by_ref(n, a);
         if (!a->null) {
             m.value = 1;
             m.has_id = 1;
             m.id = a->id;
-            m.body = a->body;
-            m.body_len = a->body_len;
+            m.body = by_ref ? NULL : a->body;
+            m.body_len = by_ref ? 0 : a->body_len;
         }
-        rc = n->log.append(n->log.ctx, NODE_REC_DECIDED, a->slot, &m);
+        rc = n->log.append(n->log.ctx, by_ref ? NODE_REC_DECIDED_REF : NODE_REC_DECIDED, a->slot, &m);
+        if (by_ref) n->st.decided_by_ref++;
         if (!rc) n->rec_appended++;
     }
     return rc;
@@ -806,6 +866,7 @@ int node_start(struct rabia_node *n, const struct rabia_config *cc, const struct
     RABIA_ASSERT(cc->n == n->cfg.n && cc->self == n->cfg.self);
     n->core = rabia_core_create(cc);
     if (!n->core) return -ENOMEM;
+    n->incarnation = cc->incarnation;
     if (log) {
         n->log = *log;
         n->has_log = true;

@@ -33,7 +33,15 @@
 #include "rsm.h"
 
 /* Log record types (persist/wal.h's enum rabia_wal_rec has the same values). */
-enum node_rec { NODE_REC_SENT = 1, NODE_REC_BATCH = 2, NODE_REC_DECIDED = 3, NODE_REC_RESERVE = 4 };
+enum node_rec {
+    NODE_REC_SENT = 1,
+    NODE_REC_BATCH = 2,
+    NODE_REC_DECIDED = 3,
+    NODE_REC_RESERVE = 4,
+    /* a DECIDED record without the body: an earlier record of this log
+     * holds it (node.c, append_decided); node_log_decided never sees one */
+    NODE_REC_DECIDED_REF = 5,
+};
 
 /* Planted bugs for the simulator's self-test (RABIA_TEST_BUGS builds only). */
 enum node_bug {
@@ -110,6 +118,7 @@ struct node_stats {
     uint64_t restore_refused;     /* log records the core did not take back at start */
     uint64_t answered_early;      /* slots answered before their DECIDED record was durable: decided
                                      by a unanimous exchange, own PROPOSAL durable (node.c) */
+    uint64_t decided_by_ref;      /* DECIDED records written without the body (NODE_REC_DECIDED_REF) */
     uint32_t waiters;
 };
 
@@ -155,6 +164,13 @@ void node_log_written(struct rabia_node *n);
  * replica caught up meanwhile); -EINVAL (not a snapshot of that slot); or
  * the apply layer's error. */
 int node_install_snapshot(struct rabia_node *n, const uint8_t *data, size_t len, uint64_t slot);
+
+/* The own batch sequence below which the log may release BATCH records
+ * once a durable snapshot covers slot `upto` (and `upto` only grows): the
+ * core's (rabia_core_own_keep_seq), or lower while a DECIDED_REF record of
+ * a slot above `upto` names an own batch whose body only its BATCH record
+ * holds. */
+uint64_t node_keep_batch_seq(struct rabia_node *n, uint64_t upto);
 
 struct rabia_core *node_core(struct rabia_node *n);
 struct rabia_rsm *node_rsm(struct rabia_node *n);

@@ -99,6 +99,25 @@ static int prune(struct replay *rp)
     return 0;
 }
 
+/* The body a DECIDED_REF record of `slot` names (node.c, decided_by_ref):
+ * this replica's BATCH record of it (own), or the SENT record of it it
+ * proposed in that slot (another proxy's), kept in the arena. Searched
+ * from the newest: the record is usually a few behind. NULL: none. */
+static const uint8_t *ref_body(const struct replay *rp, const struct rabia_batch_id *id, uint64_t slot,
+                               uint32_t *len)
+{
+    bool own = id->proxy == rp->self;
+    for (uint32_t i = rp->n; i-- > 0;) {
+        const struct rabia_msg *k = &rp->msgs[i];
+        if (k->type != RABIA_MSG_BATCH || !k->has_id || !rabia_batch_id_eq(&k->id, id)) continue;
+        if (!own && k->slot != slot) continue;
+        if (!k->body_len) continue; /* cannot happen: a body record always has one */
+        *len = k->body_len;
+        return rp->arena.data + (uintptr_t)k->body;
+    }
+    return NULL;
+}
+
 int replay_record(struct replay *rp, uint8_t type, uint64_t slot, const uint8_t *frame, uint32_t len, char *err,
                   size_t errlen)
 {
@@ -115,9 +134,26 @@ int replay_record(struct replay *rp, uint8_t type, uint64_t slot, const uint8_t 
     }
     uint64_t applied = rabia_rsm_applied(rp->rsm);
     switch (type) {
+    case NODE_REC_DECIDED_REF:
     case NODE_REC_DECIDED:
         if (m.type != RABIA_MSG_DECISION || m.slot != slot) break;
+        if (type == NODE_REC_DECIDED_REF && (!m.value || !m.has_id || m.body_len)) break;
         if (slot <= applied) return 0;
+        if (type == NODE_REC_DECIDED_REF && slot == applied + 1) {
+            if (rabia_rsm_batch_applied(rp->rsm, &m.id)) {
+                /* decided a second time: applied once already, a no-op now as
+                 * it was then (its body record may be pruned) */
+                m.body = NULL;
+            } else if (!(m.body = ref_body(rp, &m.id, slot, &m.body_len))) {
+                snprintf(err, errlen,
+                         "the log's decision of slot %" PRIu64 " names batch %u.%" PRIu64 ".%" PRIu64 " but no "
+                         "earlier record of the log holds its body (released by a faulty build, or the segment "
+                         "holding it was deleted by hand): move the data dir aside and start this replica with "
+                         "--rejoin",
+                         slot, m.id.proxy + 1u, m.id.incarnation, m.id.seq);
+                return -EUCLEAN;
+            }
+        }
         if (slot != applied + 1) {
             snprintf(err, errlen,
                      "the log holds slot %" PRIu64 " but the state ends at slot %" PRIu64

@@ -904,7 +904,10 @@ int rabia_replica_run(struct rabia_replica *r)
         if (r->wal) {
             if (now - r->dur_tick_us >= 10000) {
                 r->dur_tick_us = now;
-                durable_tick(&r->dur, r->rsm, now, rabia_core_own_keep_seq(r->core), rabia_core_recovering(r->core));
+                /* the keep seq as of the snapshot already durable: one finishing in
+                 * this tick covers more, so this keeps at least what it must */
+                durable_tick(&r->dur, r->rsm, now, node_keep_batch_seq(r->node, r->dur.last_snap_slot),
+                             rabia_core_recovering(r->core));
             }
             if (now + 10000 < next) next = now + 10000; /* snapshots, a stalled log */
         }

@@ -60,7 +60,8 @@
 #define SIM_BUG_SEND_EARLY (1u << 18)  /* messages leave before their records are durable */
 #define SIM_BUG_SKIP_RECORD (1u << 19) /* recovery skips a damaged record instead of refusing the log */
 #define SIM_BUG_FORGET_RESERVE (1u << 20) /* recovery ignores RESERVE records: a restart may reuse a batch id */
-#define SIM_BUG_REPLY_EARLY (1u << 20) /* decided slots applied (and answered) before they are durable */
+#define SIM_BUG_REPLY_EARLY (1u << 21) /* decided slots applied (and answered) before they are durable */
+#define SIM_BUG_FORGET_REF (1u << 22)  /* the log releases an own BATCH record a DECIDED_REF still needs */
 
 enum mix_flags { M_JITTER = 1, M_LINKS = 2, M_PARTITION = 4, M_CRASH = 8, M_PAUSE = 16 };
 static const struct {
@@ -133,6 +134,7 @@ struct run_result {
     uint64_t local_snaps;   /* durable: snapshots a replica wrote of its own state */
     uint64_t released;      /* durable: log segments released behind them */
     uint64_t restarts_tail; /* durable: restarts from a log whose prefix was released */
+    uint64_t by_ref;        /* durable: DECIDED records written without their body (DECIDED_REF) */
     uint32_t sessions;      /* max_sessions used */
     uint32_t clients;
     uint64_t events;
@@ -978,7 +980,8 @@ static void snap_tick(struct world *w, uint8_t i)
         }
         d->snap_new = (struct rabia_buf){0};
         w->res->local_snaps++;
-        uint64_t keep = rabia_core_own_keep_seq(nd->core);
+        uint64_t keep = (w->cfg.bugs & SIM_BUG_FORGET_REF) ? rabia_core_own_keep_seq(nd->core)
+                                                             : node_keep_batch_seq(nd->rt, d->snap_slot);
         uint32_t gone = disk_release(w, d, d->snap_slot, keep);
         w->res->released += gone;
         if (gone)
@@ -991,6 +994,15 @@ static void snap_tick(struct world *w, uint8_t i)
     if (rabia_rsm_snapshot(nd->rsm, &d->snap_new)) abort();
     d->snap_new_slot = applied;
     d->snap_done_at = w->now + snap_rnd_range(1 * MS, 30 * MS);
+}
+
+/* A node's counters, before it goes (a crash, the run's end). */
+static void node_count(struct world *w, struct node *nd)
+{
+    if (!nd->rt) return; /* down at the end */
+    struct node_stats st;
+    node_stats(nd->rt, &st);
+    w->res->by_ref += st.decided_by_ref;
 }
 
 /* The write in flight is on the disk: its decisions go back to the node. */
@@ -1537,6 +1549,7 @@ static void crash(struct world *w, uint8_t i, uint8_t keep)
 {
     struct node *nd = &w->nodes[i];
     acc_stats(&nd->acc, rabia_core_stats(nd->core));
+    node_count(w, nd);
     node_destroy(nd->rt); /* what it held in memory (sends, waiters, batches) is gone */
     nd->rt = NULL;
     nd->core = NULL;
@@ -2140,6 +2153,7 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
         res->fast += nd->acc.slots_fast;
         res->decided_own += nd->acc.slots_decided - nd->acc.decisions_adopted;
         if (nd->acc.max_phase > res->max_phase) res->max_phase = nd->acc.max_phase;
+        node_count(w, nd);
         node_destroy(nd->rt);
         free(nd->voted_life);
         disk_free(&nd->disk, 0);
@@ -2216,7 +2230,9 @@ static void usage(void)
            "                     record is durable), skip-record (recovery skips a damaged\n"
            "                     record), reply-early (answers before the decision is durable),\n"
            "                     forget-reserve (recovery ignores the seq reservations that\n"
-           "                     let an own batch leave before its record is durable)\n"
+           "                     let an own batch leave before its record is durable),\n"
+           "                     forget-ref (a snapshot releases an own BATCH record that a\n"
+           "                     DECIDED_REF record of a later slot still needs)\n"
            "  --durable          replicas keep a write-ahead log (durability = wal): persist\n"
            "                     before send, group commit, local snapshots that release the\n"
            "                     log's prefix, restart from snapshot and log; crashes take\n"
@@ -2230,7 +2246,8 @@ static void usage(void)
 
 struct totals {
     uint64_t runs, failed, slots, nulls, fast, own, max_phase, ok, unknown, crashes, restarts, restarts_open,
-        hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored, local_snaps, released, restarts_tail;
+        hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored, local_snaps, released, restarts_tail,
+        by_ref;
     uint64_t var_slots[4], var_nulls[4];
 };
 
@@ -2290,6 +2307,7 @@ int main(int argc, char **argv)
             else if (!strcmp(v, "skip-record")) base.bugs |= SIM_BUG_SKIP_RECORD;
             else if (!strcmp(v, "forget-reserve")) base.bugs |= SIM_BUG_FORGET_RESERVE;
             else if (!strcmp(v, "reply-early")) base.bugs |= SIM_BUG_REPLY_EARLY;
+            else if (!strcmp(v, "forget-ref")) base.bugs |= SIM_BUG_FORGET_REF;
             else {
                 fprintf(stderr, "unknown bug '%s'\n", v);
                 return 2;
@@ -2359,6 +2377,7 @@ int main(int argc, char **argv)
             T.local_snaps += r.local_snaps;
             T.released += r.released;
             T.restarts_tail += r.restarts_tail;
+            T.by_ref += r.by_ref;
             if (r.sessions < r.clients) T.tight++;
             if (r.max_phase > T.max_phase) T.max_phase = r.max_phase;
             if (single || r.failed || (!quiet && s % 250 == 0 && mi == 0))
@@ -2399,8 +2418,9 @@ int main(int argc, char **argv)
     if (base.durable)
         printf("durable: whole-cluster crashes=%" PRIu64 " torn-writes=%" PRIu64 " damaged-logs=%" PRIu64
                " disk-stalls-and-full=%" PRIu64 " records-restored=%" PRIu64 " local-snapshots=%" PRIu64
-               " segments-released=%" PRIu64 " restarts-from-snapshot-and-tail=%" PRIu64 "\n",
-               T.crash_all, T.torn, T.damaged, T.disk_faults, T.restored, T.local_snaps, T.released, T.restarts_tail);
+               " segments-released=%" PRIu64 " restarts-from-snapshot-and-tail=%" PRIu64 " decided-by-ref=%" PRIu64 "\n",
+               T.crash_all, T.torn, T.damaged, T.disk_faults, T.restored, T.local_snaps, T.released, T.restarts_tail,
+               T.by_ref);
     static const char *vname[4] = {"window 1 global", "window n classes", "window 8 classes", "window 4 global"};
     printf("null-slot rate by variant:");
     for (int v = 0; v < 4; v++)
