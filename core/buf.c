@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "le.h"
 #include "rabia/state_machine.h"
 
 int rabia_buf_reserve(struct rabia_buf *b, size_t extra)
@@ -41,25 +42,41 @@ int rabia_buf_append(struct rabia_buf *b, const void *p, size_t n)
     return 0;
 }
 
+/* Fixed-size puts store in place (one move) when there is room: through
+ * rabia_buf_append each was a call to memcpy of 1-8 bytes. */
 int rabia_buf_put_u8(struct rabia_buf *b, uint8_t v)
 {
-    return rabia_buf_append(b, &v, 1);
+    if (b->cap - b->len < 1) {
+        int rc = rabia_buf_reserve(b, 1);
+        if (rc)
+            return rc;
+    }
+    b->data[b->len++] = v;
+    return 0;
 }
 
 int rabia_buf_put_u32(struct rabia_buf *b, uint32_t v)
 {
-    uint8_t le[4];
-    for (int i = 0; i < 4; i++)
-        le[i] = (uint8_t)(v >> (8 * i));
-    return rabia_buf_append(b, le, sizeof le);
+    if (b->cap - b->len < 4) {
+        int rc = rabia_buf_reserve(b, 4);
+        if (rc)
+            return rc;
+    }
+    rabia_le_put32(b->data + b->len, v);
+    b->len += 4;
+    return 0;
 }
 
 int rabia_buf_put_u64(struct rabia_buf *b, uint64_t v)
 {
-    uint8_t le[8];
-    for (int i = 0; i < 8; i++)
-        le[i] = (uint8_t)(v >> (8 * i));
-    return rabia_buf_append(b, le, sizeof le);
+    if (b->cap - b->len < 8) {
+        int rc = rabia_buf_reserve(b, 8);
+        if (rc)
+            return rc;
+    }
+    rabia_le_put64(b->data + b->len, v);
+    b->len += 8;
+    return 0;
 }
 
 void rabia_buf_clear(struct rabia_buf *b)

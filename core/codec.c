@@ -1,5 +1,6 @@
 /* Wire codec: frames for every message type and batch bodies (see codec.h). */
 #include "codec.h"
+#include "le.h"
 
 #include <errno.h>
 #include <string.h>
@@ -7,41 +8,14 @@
 #define XXH_INLINE_ALL /* streaming state on the stack, inlined for small frames */
 #include <xxhash.h>
 
-/* ---- little-endian helpers (byte by byte: no alignment assumptions) ---- */
+/* ---- little-endian helpers (le.h: no alignment assumptions) ---- */
 
-static inline void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-static inline void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-static inline uint32_t get32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-static inline uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
+static inline void put16(uint8_t *p, uint16_t v) { rabia_le_put16(p, v); }
+static inline void put32(uint8_t *p, uint32_t v) { rabia_le_put32(p, v); }
+static inline void put64(uint8_t *p, uint64_t v) { rabia_le_put64(p, v); }
+static inline uint16_t get16(const uint8_t *p) { return rabia_le_get16(p); }
+static inline uint32_t get32(const uint8_t *p) { return rabia_le_get32(p); }
+static inline uint64_t get64(const uint8_t *p) { return rabia_le_get64(p); }
 
 /* ---- per-type layouts ---- */
 
@@ -530,8 +504,7 @@ void rabia_batch_set_time(struct rabia_buf *body, uint64_t time_ms)
 {
     if (body->len < RABIA_BATCH_HEADER) /* not a body: nothing to stamp */
         return;
-    for (int i = 0; i < 8; i++)
-        body->data[4 + i] = (uint8_t)(time_ms >> (8 * i));
+    rabia_le_put64(body->data + 4, time_ms);
 }
 
 uint64_t rabia_batch_time(const uint8_t *body, size_t len)

@@ -244,6 +244,10 @@ struct kv_store *kv_store_new(void); /* NULL on allocation failure */
 /* A key's snapshot record (key, expiry, version, type, value: what
  * kv_store_save writes for it) appended to out. 0 or -ENOMEM. */
 int kv_save_record(struct kv_store *s, const struct kv_dent *e, struct rabia_buf *out);
+/* A string key's record, the bytes kv_save_record writes, built in rec
+ * (cap at least 512); its length, or 0 when it does not fit (the caller
+ * goes through kv_save_record). */
+size_t kv_string_record(const struct kv_dent *e, uint8_t *rec, size_t cap);
 /* The term of a key of database db whose snapshot record is rec[0..n). */
 uint64_t kv_record_term(uint32_t db, const uint8_t *rec, size_t n);
 /* Key e of database db changed: its term is recomputed by the next

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "le.h"
 
 #define KV_SNAPSHOT_VERSION 2
 
@@ -35,10 +36,7 @@ bool kv_rd_u64(struct kv_rd *r, uint64_t *v)
 {
     if (r->end - r->p < 8)
         return false;
-    uint64_t x = 0;
-    for (int i = 7; i >= 0; i--)
-        x = x << 8 | r->p[i];
-    *v = x;
+    *v = rabia_le_get64(r->p);
     r->p += 8;
     return true;
 }

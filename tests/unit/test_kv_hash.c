@@ -899,6 +899,43 @@ static void test_sm_snapshot(void)
     rabia_sm_kv.destroy(b);
 }
 
+/* The state hash's string records (kv/state_hash.c, built with stores for
+ * speed) are the bytes kv_save_record writes: empty and long values, with
+ * and without expiry; a record too long for the fast path says so. */
+static void test_string_record(void)
+{
+    struct kv_store *s = store_new();
+    static char line[2048];
+    expect(s, "SET k0 ", "+OK\r\n", __LINE__);
+    expect(s, "SET k1 0123456789", "+OK\r\n", __LINE__);
+    expect(s, "SET k2 v PX 100000", "+OK\r\n", __LINE__);
+    snprintf(line, sizeof line, "SET k3 %0480d", 7); /* 4+2+8+8+1+1+4+480 = 508: fits 512 */
+    expect(s, line, "+OK\r\n", __LINE__);
+    snprintf(line, sizeof line, "SET k4 %0490d", 7); /* 518: the slow path */
+    expect(s, line, "+OK\r\n", __LINE__);
+    const char *keys[] = {"k0", "k1", "k2", "k3", "k4"};
+    struct rabia_buf want = {0};
+    for (int i = 0; i < 5; i++) {
+        struct kv_dent *e = kv_dict_find(s, &s->db[0].keys, (const uint8_t *)keys[i], 2);
+        CHECK(e != NULL);
+        if (!e)
+            continue;
+        uint8_t rec[512];
+        size_t n = kv_string_record(e, rec, sizeof rec);
+        rabia_buf_clear(&want);
+        CHECK_EQ(kv_save_record(s, e, &want), 0);
+        if (i == 4) {
+            CHECK_EQ(n, 0);
+            CHECK(want.len > 512);
+            continue;
+        }
+        CHECK_EQ(n, want.len);
+        CHECK(n == want.len && memcmp(rec, want.data, n) == 0);
+    }
+    rabia_buf_free(&want);
+    store_free(s);
+}
+
 int main(void)
 {
     RUN(test_basic);
@@ -913,6 +950,7 @@ int main(void)
     RUN(test_determinism);
     RUN(test_snapshot);
     RUN(test_sm_snapshot);
+    RUN(test_string_record);
     rabia_buf_free(&out);
     return CHECK_DONE();
 }
