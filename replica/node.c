@@ -389,8 +389,10 @@ static int append_decided(struct rabia_node *n, const struct rabia_update *u, ui
             m.body_len = by_ref ? 0 : a->body_len;
         }
         rc = n->log.append(n->log.ctx, by_ref ? NODE_REC_DECIDED_REF : NODE_REC_DECIDED, a->slot, &m);
-        if (by_ref) n->st.decided_by_ref++;
-        if (!rc) n->rec_appended++;
+        if (!rc) {
+            n->rec_appended++;
+            if (by_ref) n->st.decided_by_ref++;
+        }
     }
     return rc;
 }
