@@ -14,10 +14,12 @@
 # RABIAD_ARGS="--io-threads 2" adds rabiad arguments (bench/README.md's
 # io-threads table: instructions summed over every thread of each replica).
 # PROFILE_DIR=DIR keeps each server's dump there (callgrind_annotate DIR/r1.cg.1).
+# PIPELINE=P sets redis-benchmark's -P (default 16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-20000}
 dur=${DURABILITY:-memory}
+pipeline=${PIPELINE:-16}
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind missing: apt-get install valgrind" >&2; exit 1; }
 dir=$(mktemp -d "${BENCH_DIR:-/var/tmp}/rabia-callgrind.XXXXXX")
 pids=()
@@ -49,7 +51,7 @@ for _ in $(seq 600); do
   sleep 0.5
 done
 [ $ok = 1 ] || { echo "callgrind.sh: servers did not come up" >&2; tail -5 "$dir"/*.log >&2; exit 1; }
-load() { redis-benchmark -p "$1" -t set -d 100 -r 100000 -n "$2" -c 50 -P 16 -q >/dev/null 2>&1; }
+load() { redis-benchmark -p "$1" -t set -d 100 -r 100000 -n "$2" -c 50 -P "$pipeline" -q >/dev/null 2>&1; }
 load 12601 2000; load 12699 2000                     # warm-up, not counted
 ir() { # PID -> total Ir of its dumps (every thread)
   callgrind_control -d "$1" >/dev/null
@@ -75,5 +77,5 @@ callgrind_control -i on "${pids[3]}" >/dev/null
 load 12699 "$n"
 x=$(ir "${pids[3]}")
 echo "redis-server: $x Ir"
-printf 'instructions per SET (%d requests, -P 16, 50 connections, durability %s%s): rabia 3 replicas %.0f, redis-server appendfsync always %.0f, ratio %.2f\n' \
-  "$n" "$dur" "${RABIAD_ARGS:+, $RABIAD_ARGS}" "$(bc -l <<<"$r/$n")" "$(bc -l <<<"$x/$n")" "$(bc -l <<<"$r/$x")"
+printf 'instructions per SET (%d requests, -P %d, 50 connections, durability %s%s): rabia 3 replicas %.0f, redis-server appendfsync always %.0f, ratio %.2f\n' \
+  "$n" "$pipeline" "$dur" "${RABIAD_ARGS:+, $RABIAD_ARGS}" "$(bc -l <<<"$r/$n")" "$(bc -l <<<"$x/$n")" "$(bc -l <<<"$r/$x")"
