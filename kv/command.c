@@ -145,7 +145,9 @@ static const struct kv_cmd commands[] = {
 #define NAME_MAX_LEN 31
 #define HTAB 1024 /* power of two, over 4x the commands */
 static int16_t htab[HTAB]; /* command index + 1, 0: empty */
+static uint8_t name_len[N_COMMANDS]; /* strlen of each name: no strlen per probe */
 static pthread_once_t htab_once = PTHREAD_ONCE_INIT;
+static bool htab_ready; /* read with acquire: pthread_once is a call per lookup */
 
 static uint32_t name_hash(const uint8_t *p, size_t n)
 {
@@ -165,20 +167,23 @@ static void htab_init(void)
         while (htab[h])
             h = (h + 1) & (HTAB - 1);
         htab[h] = (int16_t)(i + 1);
+        name_len[i] = (uint8_t)n;
     }
+    __atomic_store_n(&htab_ready, true, __ATOMIC_RELEASE);
 }
 
 static const struct kv_cmd *lookup(const uint8_t *p, size_t n)
 {
     if (n == 0 || n > NAME_MAX_LEN)
         return NULL;
-    pthread_once(&htab_once, htab_init);
+    if (!__atomic_load_n(&htab_ready, __ATOMIC_ACQUIRE))
+        pthread_once(&htab_once, htab_init);
     uint8_t low[NAME_MAX_LEN];
     for (size_t i = 0; i < n; i++)
         low[i] = p[i] >= 'A' && p[i] <= 'Z' ? (uint8_t)(p[i] + ('a' - 'A')) : p[i];
     for (uint32_t h = name_hash(low, n) & (HTAB - 1), k = 0; htab[h] && k < HTAB; h = (h + 1) & (HTAB - 1), k++) {
         const struct kv_cmd *c = &commands[htab[h] - 1];
-        if (strlen(c->name) == n && !memcmp(c->name, low, n))
+        if (name_len[htab[h] - 1] == n && !memcmp(c->name, low, n))
             return c;
     }
     return NULL;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -392,8 +393,66 @@ static void test_memory(void)
     rabia_sm_kv.destroy(sm);
 }
 
+/* Integers as Redis's string2ll takes them (the RESP front end's lengths,
+ * INCRBY, EXPIRE...): both the short path (at most 18 digits, no overflow
+ * check) and the long one, against a reference built on strtoll. */
+static bool ref_parse(const char *t, int64_t *out)
+{
+    size_t n = strlen(t);
+    if (n == 0 || n > 20 || t[0] == '+' || t[0] == ' ')
+        return false;
+    const char *d = t[0] == '-' ? t + 1 : t;
+    if (!*d || (d[0] == '0' && (d[1] || d != t)))
+        return false; /* leading zeros, "-0" */
+    for (const char *c = d; *c; c++)
+        if (*c < '0' || *c > '9')
+            return false;
+    errno = 0;
+    char *end = NULL;
+    long long v = strtoll(t, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+static void test_parse_int(void)
+{
+    static const char *cases[] = {"0", "7", "00", "-0", "-", "", "+1", " 1", "1a", "100", "999999999999999999",
+                                  "-999999999999999999", "1000000000000000000", "9223372036854775807",
+                                  "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+                                  "18446744073709551615", "18446744073709551616", "99999999999999999999",
+                                  "123456789012345678901"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t a = 1, b = 2;
+        bool ra = rabia_kv_parse_int((const uint8_t *)cases[i], strlen(cases[i]), &a);
+        bool rb = ref_parse(cases[i], &b);
+        CHECK_EQ(ra, rb);
+        if (ra && rb)
+            CHECK_EQ(a, b);
+    }
+    uint64_t x = 88172645463325252ull;
+    for (int k = 0; k < 200000; k++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        char t[24];
+        size_t n = 1 + x % 21;
+        for (size_t j = 0; j < n; j++) {
+            uint64_t r = (x >> (j * 3 % 60)) % 13;
+            t[j] = r < 10 ? (char)('0' + r) : r == 10 ? '-' : r == 11 ? '9' : 'x';
+        }
+        t[n] = 0;
+        int64_t a = 1, b = 2;
+        bool ra = rabia_kv_parse_int((const uint8_t *)t, n, &a);
+        bool rb = ref_parse(t, &b);
+        CHECK_EQ(ra, rb);
+        if (ra && rb)
+            CHECK_EQ(a, b);
+    }
+}
+
 int main(void)
 {
+    RUN(test_parse_int);
     RUN(test_errors);
     RUN(test_expiry_by_log_clock);
     RUN(test_sweep);
