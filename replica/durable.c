@@ -144,10 +144,10 @@ static int open_log(struct durable *d, const struct durable_cfg *cfg, struct dur
     d->log_bytes_at_snap = ws.bytes;
     fprintf(stderr,
             "rabia: log %s: %" PRIu64 " records in %" PRIu64 " segment(s), %s, block %u; state at slot %" PRIu64
-            " (snapshot %" PRIu64 " + %" PRIu64 " decided slots replayed); %u record(s) of open slots and own "
-            "batches to resume%s\n",
+            " (snapshot %" PRIu64 " + %" PRIu64 " decided slots replayed, %" PRIu64 " by reference); %u record(s) of "
+            "open slots and own batches to resume%s\n",
             d->wal_dir, info.records, info.segments, info.direct ? "O_DIRECT" : "buffered (development only)",
-            info.block, out->rest.applied, d->last_snap_slot, rp->applied_records, out->rest.n,
+            info.block, out->rest.applied, d->last_snap_slot, rp->applied_records, rp->applied_by_ref, out->rest.n,
             info.torn_bytes ? "; a torn last write was cut off" : "");
     return 0;
 }

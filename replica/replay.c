@@ -169,6 +169,7 @@ int replay_record(struct replay *rp, uint8_t type, uint64_t slot, const uint8_t 
             return rc;
         }
         rp->applied_records++;
+        if (type == NODE_REC_DECIDED_REF) rp->applied_by_ref++;
         if (m.value && m.id.proxy == rp->self) {
             rp->recent[rp->n_recent % REPLAY_RECENT_OWN].seq = m.id.seq;
             rp->recent[rp->n_recent % REPLAY_RECENT_OWN].slot = slot;

@@ -33,6 +33,7 @@ struct replay {
     uint32_t n_recent;
     uint64_t max_own_seq;     /* highest own batch seq in the log */
     uint64_t applied_records; /* DECIDED records applied */
+    uint64_t applied_by_ref;  /* ... of them DECIDED_REF records, their body found in an earlier record */
     uint64_t horizon;         /* a finished recovery's horizon (HORIZON record) */
     bool rejoin_pending;      /* the log began with a recovery that has not ended */
     bool horizon_seen;        /* a HORIZON record (the end of that recovery) was replayed */

@@ -62,6 +62,12 @@ for i in 1 2 3; do
   ok "replica $i: $out"
 done
 ok "$survived whole-cluster kills survived; $acked acknowledged writes all present on all 3 replicas"
+# the restarts replayed decisions whose bodies only earlier records held
+# (DECIDED_REF, replica/node.c): the start lines say how many
+by_ref=$(sed -n 's/.*decided slots replayed, \([0-9]*\) by reference.*/\1/p' "$RABIA_CLUSTER_DIR"/r[123].log |
+  awk '{ s += $1 } END { print s + 0 }')
+((by_ref > 0)) || fail "no restart replayed a decision by reference: the path this test should cover was not taken"
+ok "restarts replayed $by_ref decisions by reference (body from an earlier record of the log)"
 for i in 1 2 3; do
   say "replica $i log: $(grep -c 'rabia: log ' "$RABIA_CLUSTER_DIR/r$i.log") starts, $(grep -c 'torn last write' "$RABIA_CLUSTER_DIR/r$i.log" || true) with a torn tail cut; $(redis "$i" INFO | grep -E '^(snapshots|wal_segments_released):' | tr -d '\r' | tr '\n' ' ')"
 done
