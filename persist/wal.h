@@ -101,8 +101,9 @@ void rabia_wal_visit_durable(struct rabia_wal *w, rabia_wal_visit_fn fn, void *c
 
 /* Release every segment whose records all lie at or below slot `upto`
  * (a durable snapshot covers them) and that holds no BATCH or RESERVE
- * record with a sequence >= keep_batch_seq (an own batch still pending, or
- * the reservation that covers the next one). Returns how
+ * record with a sequence >= keep_batch_seq (an own batch still pending,
+ * one a DECIDED_REF record of a later slot names, or the reservation that
+ * covers the next one: node_keep_batch_seq). Returns how
  * many segment files were deleted. */
 int rabia_wal_release(struct rabia_wal *w, uint64_t upto, uint64_t keep_batch_seq);
 

@@ -926,7 +926,7 @@ static const char *log_refusal(void *ctx)
  * persist/wal.c's rabia_wal_release does: whole segments, oldest first, each
  * only if every SENT or DECIDED record in it is of a slot <= upto and its
  * highest own BATCH or RESERVE seq (the record's slot field; 0: none) is
- * below keep (rabia_core_own_keep_seq); it stops at the first that must
+ * below keep (node_keep_batch_seq); it stops at the first that must
  * stay. The segment written last never goes, so what goes was on the disk
  * whole. Returns the segments released. */
 static uint32_t disk_release(struct world *w, struct sdisk *d, uint64_t upto, uint64_t keep)
@@ -962,8 +962,9 @@ static uint32_t disk_release(struct world *w, struct sdisk *d, uint64_t upto, ui
  * file (not while recovering: the log must keep its first record), a child
  * writes the state as of the applied slot (1-30 ms; a crash kills it and
  * its file is lost); once that file is durable the newest snapshot file
- * covers the log's prefix, which is released with the keep seq the core
- * gives at that moment. */
+ * covers the log's prefix, which is released with the keep seq the node
+ * gives at that moment (node_keep_batch_seq: the core's, or lower for an
+ * own batch a DECIDED_REF record of a later slot names). */
 static void snap_tick(struct world *w, uint8_t i)
 {
     struct node *nd = &w->nodes[i];
