@@ -534,6 +534,11 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
         scalar(b, "rabia_wal_groups_total", "counter", "Group writes to the log.", (double)ws.groups);
         scalar(b, "rabia_wal_segment_waits_total", "counter", "Times the log waited for its next segment file.",
                (double)ws.segment_waits);
+        struct node_stats nst;
+        node_stats(r->node, &nst);
+        scalar(b, "rabia_wal_decided_by_ref_total", "counter",
+               "Decided slots logged by reference: the body in an earlier record, not written again.",
+               (double)nst.decided_by_ref);
         scalar(b, "rabia_snapshots_taken_total", "counter", "Snapshots this replica wrote.",
                (double)r->dur.snapshots_taken);
         scalar(b, "rabia_snapshot_failures_total", "counter", "Snapshots that failed.",
