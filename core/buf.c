@@ -42,41 +42,34 @@ int rabia_buf_append(struct rabia_buf *b, const void *p, size_t n)
     return 0;
 }
 
-/* Fixed-size puts store in place (one move) when there is room: through
- * rabia_buf_append each was a call to memcpy of 1-8 bytes. */
+/* Fixed-size puts store in place (one move): through rabia_buf_append
+ * each was a call to memcpy of 1-8 bytes. */
 int rabia_buf_put_u8(struct rabia_buf *b, uint8_t v)
 {
-    if (b->cap - b->len < 1) {
-        int rc = rabia_buf_reserve(b, 1);
-        if (rc)
-            return rc;
-    }
-    b->data[b->len++] = v;
-    return 0;
+    int rc = rabia_buf_reserve(b, 1);
+    if (!rc)
+        b->data[b->len++] = v;
+    return rc;
 }
 
 int rabia_buf_put_u32(struct rabia_buf *b, uint32_t v)
 {
-    if (b->cap - b->len < 4) {
-        int rc = rabia_buf_reserve(b, 4);
-        if (rc)
-            return rc;
+    int rc = rabia_buf_reserve(b, 4);
+    if (!rc) {
+        rabia_le_put32(b->data + b->len, v);
+        b->len += 4;
     }
-    rabia_le_put32(b->data + b->len, v);
-    b->len += 4;
-    return 0;
+    return rc;
 }
 
 int rabia_buf_put_u64(struct rabia_buf *b, uint64_t v)
 {
-    if (b->cap - b->len < 8) {
-        int rc = rabia_buf_reserve(b, 8);
-        if (rc)
-            return rc;
+    int rc = rabia_buf_reserve(b, 8);
+    if (!rc) {
+        rabia_le_put64(b->data + b->len, v);
+        b->len += 8;
     }
-    rabia_le_put64(b->data + b->len, v);
-    b->len += 8;
-    return 0;
+    return rc;
 }
 
 void rabia_buf_clear(struct rabia_buf *b)

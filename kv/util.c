@@ -29,24 +29,15 @@ bool kv_parse_i64(const uint8_t *p, size_t n, int64_t *out)
     }
     if (p[i] < '1' || p[i] > '9')
         return false;
-    if (n - i <= 18) {
-        /* at most 18 digits cannot overflow: no check per digit (the RESP
-         * front end parses four lengths per SET with this) */
-        for (; i < n; i++) {
-            uint32_t d = (uint32_t)p[i] - '0';
-            if (d > 9)
-                return false;
-            v = v * 10 + d;
-        }
-    } else {
-        for (; i < n; i++) {
-            if (p[i] < '0' || p[i] > '9')
-                return false;
-            uint64_t d = (uint64_t)(p[i] - '0');
-            if (v > (UINT64_MAX - d) / 10)
-                return false;
-            v = v * 10 + d;
-        }
+    /* at most 18 digits cannot overflow: the check starts at the 19th (the
+     * RESP front end parses four short lengths per SET with this) */
+    for (size_t k = 0; i < n; i++, k++) {
+        uint32_t d = (uint32_t)p[i] - '0';
+        if (d > 9)
+            return false;
+        if (k >= 18 && v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
     }
     if (neg) {
         if (v > (uint64_t)INT64_MAX + 1)
