@@ -74,6 +74,7 @@
 #include <xxhash.h>
 
 #include "codec.h"
+#include "le.h"
 #include "datadir.h"
 #include "invariant.h"
 
@@ -138,20 +139,11 @@ struct rabia_wal {
 /* ------------------------------------------------------------------ */
 /* small helpers */
 
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint32_t get32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-}
+/* the log's integers are little-endian (core/le.h), as the wire's */
+static void put32(uint8_t *p, uint32_t v) { rabia_le_put32(p, v); }
+static void put64(uint8_t *p, uint64_t v) { rabia_le_put64(p, v); }
+static uint32_t get32(const uint8_t *p) { return rabia_le_get32(p); }
+static uint64_t get64(const uint8_t *p) { return rabia_le_get64(p); }
 static uint64_t round_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 #if defined(__x86_64__) && !defined(RABIA_NO_XXH_DISPATCH)
