@@ -628,11 +628,6 @@ static void kv_set_events(void *sm, rabia_sm_event_fn fn, void *arg)
     m->ev_arg = m->s->ev_arg = arg;
 }
 
-static uint32_t rd_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* The first key of an operation (argv[1]; for most commands the key they
  * touch, for the others a harmless wrong guess) is hinted in three stages
  * as later operations are hinted: its bucket now, its entry six hints
@@ -648,9 +643,9 @@ static void kv_prefetch(void *sm, const uint8_t *op, size_t n)
     uint32_t at = m->pf_head++ % 16;
     m->pf_ok[at] = 0;
     if (n >= 8) {
-        uint32_t argc = rd_le32(op), l0 = rd_le32(op + 4);
+        uint32_t argc = get32(op), l0 = get32(op + 4);
         if (argc >= 2 && l0 <= n - 8 && n - 8 - l0 >= 4) {
-            uint32_t l1 = rd_le32(op + 8 + l0);
+            uint32_t l1 = get32(op + 8 + l0);
             if (l1 <= n - 12 - l0) {
                 m->pf_hash[at] = kv_hash(op + 12 + l0, l1);
                 m->pf_ok[at] = 1;
