@@ -342,6 +342,9 @@ static int append_records(struct rabia_node *n, const struct rabia_update *u, ui
     return rc;
 }
 
+/* refq's k-th entry from the front */
+static inline uint32_t refq_at(const struct rabia_node *n, uint32_t k) { return (n->refq_head + k) % NODE_REFQ; }
+
 /* Can slot a's DECIDED record leave its body out (see refq)? An own batch
  * is entered into refq here. */
 static bool decided_by_ref(struct rabia_node *n, const struct rabia_apply *a)
@@ -359,7 +362,7 @@ static bool decided_by_ref(struct rabia_node *n, const struct rabia_apply *a)
          * than it must, never shorter. Refusing instead wrote every own
          * body twice again after 1024 slots (INFO wal_decided_by_ref
          * stopped at 1024 at -P 1). */
-        uint32_t second = (n->refq_head + 1) % NODE_REFQ;
+        uint32_t second = refq_at(n, 1);
         RABIA_ASSERT(n->refq[n->refq_head].seq <= n->refq[second].seq);
         n->refq[second].seq = n->refq[n->refq_head].seq;
         n->refq_head = second;
@@ -367,11 +370,11 @@ static bool decided_by_ref(struct rabia_node *n, const struct rabia_apply *a)
     }
     /* min-queue: an entry with a seq at least this one's never sets the
      * minimum again (this one stays longer: its slot is higher) */
-    while (n->refq_n && n->refq[(n->refq_head + n->refq_n - 1) % NODE_REFQ].seq >= a->id.seq) n->refq_n--;
-    RABIA_ASSERT(!n->refq_n || n->refq[(n->refq_head + n->refq_n - 1) % NODE_REFQ].slot < a->slot);
-    n->refq[(n->refq_head + n->refq_n) % NODE_REFQ].slot = a->slot;
-    n->refq[(n->refq_head + n->refq_n) % NODE_REFQ].seq = a->id.seq;
-    n->refq_n++;
+    while (n->refq_n && n->refq[refq_at(n, n->refq_n - 1)].seq >= a->id.seq) n->refq_n--;
+    RABIA_ASSERT(!n->refq_n || n->refq[refq_at(n, n->refq_n - 1)].slot < a->slot);
+    uint32_t back = refq_at(n, n->refq_n++);
+    n->refq[back].slot = a->slot;
+    n->refq[back].seq = a->id.seq;
     return true;
 }
 
@@ -379,7 +382,7 @@ uint64_t node_keep_batch_seq(struct rabia_node *n, uint64_t upto)
 {
     uint64_t keep = rabia_core_own_keep_seq(n->core);
     while (n->refq_n && n->refq[n->refq_head].slot <= upto) { /* a snapshot covers it: its body is not needed */
-        n->refq_head = (n->refq_head + 1) % NODE_REFQ;
+        n->refq_head = refq_at(n, 1);
         n->refq_n--;
     }
     if (n->refq_n && n->refq[n->refq_head].seq < keep) keep = n->refq[n->refq_head].seq;
