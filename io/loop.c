@@ -154,6 +154,34 @@ static unsigned conn_refs(const struct rio_conn *c)
            c->cancels;
 }
 
+/* The whole stream of tx: its bytes and its shared ranges. */
+static size_t tx_total(const struct rio_conn *c) { return c->tx_len + c->ts_bytes; }
+
+static void segs_release(struct rio_seg *segs, uint32_t *n, size_t *bytes)
+{
+    for (uint32_t i = 0; i < *n; i++)
+        segs[i].sh->unref(segs[i].sh->ctx, segs[i].buf);
+    *n = 0;
+    *bytes = 0;
+}
+
+/* Everything a conn still holds: buffers and shared references. */
+static void conn_release_output(struct rio_conn *c)
+{
+    if (c->qs) {
+        segs_release(c->qs, &c->n_qs, &c->qs_bytes);
+        segs_release(c->ts, &c->n_ts, &c->ts_bytes);
+    }
+    free(c->qs);
+    free(c->ts);
+    free(c->iov);
+    c->qs = c->ts = NULL;
+    c->iov = NULL;
+    free(c->tx);
+    free(c->q);
+    c->tx = c->q = NULL;
+}
+
 static void conn_free(struct rio_conn *c)
 {
     struct rio_loop *l = c->loop;
@@ -169,8 +197,7 @@ static void conn_free(struct rio_conn *c)
     if (c->fd >= 0)
         close(c->fd);
     free(c->in);
-    free(c->tx);
-    free(c->q);
+    conn_release_output(c);
     free(c->pt);
     rio_tls_conn_free(c->tls);
     free(c);
@@ -440,6 +467,42 @@ static void conn_input(struct rio_conn *c, const uint8_t *p, size_t n)
  * conn, free it when nothing is in flight. Runs from loop_post for every conn
  * marked dirty; if an SQE is not available it stays dirty for the next
  * iteration. */
+/* The iovec of tx's stream from tx_off: its bytes and shared ranges in
+ * order. At most 2 * RIO_SHARE_SEGS + 1 entries. */
+static void tx_iov_build(struct rio_conn *c)
+{
+    assert(c->iov && c->n_ts > 0 && c->n_ts <= RIO_SHARE_SEGS);
+    size_t pos = 0, prev = 0, total = 0;
+    unsigned k = 0;
+    for (uint32_t i = 0; i <= c->n_ts; i++) {
+        const uint8_t *piece[2] = {c->tx + prev, NULL};
+        size_t len[2] = {(i < c->n_ts ? c->ts[i].at : c->tx_len) - prev, 0};
+        if (i < c->n_ts) {
+            assert(c->ts[i].at >= prev && c->ts[i].at <= c->tx_len);
+            piece[1] = c->ts[i].p;
+            len[1] = c->ts[i].len;
+            prev = c->ts[i].at;
+        }
+        for (int j = 0; j < 2; j++) {
+            if (!len[j] || pos + len[j] <= c->tx_off) {
+                pos += len[j];
+                continue;
+            }
+            size_t skip = c->tx_off > pos ? c->tx_off - pos : 0;
+            c->iov[k].iov_base = (void *)(uintptr_t)(piece[j] + skip);
+            c->iov[k].iov_len = len[j] - skip;
+            total += len[j] - skip;
+            k++;
+            pos += len[j];
+        }
+    }
+    assert(k >= 1 && k <= 2 * RIO_SHARE_SEGS + 1);
+    assert(pos == tx_total(c) && total == tx_total(c) - c->tx_off);
+    memset(&c->msg, 0, sizeof c->msg);
+    c->msg.msg_iov = c->iov;
+    c->msg.msg_iovlen = k;
+}
+
 static void conn_reconcile(struct rio_conn *c)
 {
     struct rio_loop *l = c->loop;
@@ -483,14 +546,20 @@ static void conn_reconcile(struct rio_conn *c)
                     return;
             }
             rio_conn_next_send_internal(c);
-            if (c->tx_off < c->tx_len) {
+            if (c->tx_off < tx_total(c)) {
                 if (!(sqe = loop_sqe(l)))
                     goto stalled;
-                size_t n = c->tx_len - c->tx_off;
-                if (n > RIO_SEND_MAX)
-                    n = RIO_SEND_MAX;
-                /* MSG_NOSIGNAL: a peer that went away yields -EPIPE, not SIGPIPE */
-                io_uring_prep_send(sqe, c->fd, c->tx + c->tx_off, n, MSG_NOSIGNAL);
+                if (c->n_ts) {
+                    tx_iov_build(c);
+                    io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+                    l->st.shared_sends++;
+                } else {
+                    size_t n = c->tx_len - c->tx_off;
+                    if (n > RIO_SEND_MAX)
+                        n = RIO_SEND_MAX;
+                    /* MSG_NOSIGNAL: a peer that went away yields -EPIPE, not SIGPIPE */
+                    io_uring_prep_send(sqe, c->fd, c->tx + c->tx_off, n, MSG_NOSIGNAL);
+                }
                 io_uring_sqe_set_data(sqe, &c->op_send);
                 c->send_inflight = true;
                 l->st.sends++;
@@ -561,6 +630,8 @@ static void conn_terminal(struct rio_conn *c)
     free(c->q);
     c->q = NULL;
     c->q_cap = c->q_len = 0;
+    if (c->qs)
+        segs_release(c->qs, &c->n_qs, &c->qs_bytes); /* ts stays: a send in flight may read it */
     free(c->pt);
     c->pt = NULL;
     c->pt_cap = c->pt_len = 0;
@@ -762,11 +833,11 @@ static void handle_send(struct rio_loop *l, struct rio_conn *c, int res)
         return; /* closing: output is discarded */
     if (res > 0) {
         size_t n = (size_t)res;
-        assert(n <= c->tx_len - c->tx_off);
+        assert(n <= tx_total(c) - c->tx_off);
         l->st.send_bytes += n;
         c->send_retries = 0;
         c->tx_off += n;
-        if (c->tx_off < c->tx_len) {
+        if (c->tx_off < tx_total(c)) {
             l->st.short_sends++; /* resumed by reconcile from tx_off */
         } else {
             rio_conn_sent_all_internal(c);
@@ -1248,9 +1319,43 @@ int rio_send(struct rio_conn *c, const void *p, size_t len)
     return 0;
 }
 
+int rio_send_shared(struct rio_conn *c, const struct rio_shared *sh, void *buf, const void *p, size_t len)
+{
+    assert(sh && sh->ref && sh->unref && buf && (p || !len));
+    if (c->tls || c->remote || len < RIO_SHARE_MIN || c->n_qs == RIO_SHARE_SEGS)
+        return rio_send(c, p, len);
+    if (c->state != C_OPEN && c->state != C_CONNECTING)
+        return -ENOTCONN;
+    if (c->close_after_send)
+        return -ESHUTDOWN;
+    size_t pend = rio_conn_pending(c);
+    if (len > c->out_max || pend > c->out_max - len)
+        return -ENOBUFS;
+    if (!c->qs) { /* once per connection: a peer link */
+        c->qs = calloc(RIO_SHARE_SEGS, sizeof(*c->qs));
+        c->ts = calloc(RIO_SHARE_SEGS, sizeof(*c->ts));
+        c->iov = calloc(2 * RIO_SHARE_SEGS + 1, sizeof(*c->iov));
+        if (!c->qs || !c->ts || !c->iov) {
+            free(c->qs);
+            free(c->ts);
+            free(c->iov);
+            c->qs = c->ts = NULL;
+            c->iov = NULL;
+            return rio_send(c, p, len);
+        }
+    }
+    sh->ref(sh->ctx, buf);
+    c->qs[c->n_qs++] = (struct rio_seg){.at = c->q_len, .p = p, .len = len, .sh = sh, .buf = buf};
+    c->qs_bytes += len;
+    c->loop->st.shared_bytes += len;
+    if (!c->send_inflight)
+        conn_mark_dirty(c);
+    return 0;
+}
+
 size_t rio_conn_pending(const struct rio_conn *c)
 {
-    return (c->tx_len - c->tx_off) + c->q_len + c->pt_len;
+    return (c->tx_len + c->ts_bytes - c->tx_off) + c->q_len + c->qs_bytes + c->pt_len;
 }
 
 int rio_conn_start_tls(struct rio_conn *c, const struct rio_tls_ctx *ctx, bool server)
@@ -1262,7 +1367,7 @@ int rio_conn_start_tls(struct rio_conn *c, const struct rio_tls_ctx *ctx, bool s
     if (c->state != (server ? C_OPEN : C_CONNECTING))
         return -EINVAL;
     /* nothing may have gone out in the clear */
-    assert(c->q_len == 0 && c->tx_len == 0);
+    assert(c->q_len == 0 && c->tx_len == 0 && c->n_qs == 0 && c->n_ts == 0);
     return rio_tls_conn_new(&c->tls, ctx, server);
 }
 
@@ -1703,8 +1808,7 @@ void rio_loop_destroy(struct rio_loop *l)
         if (c->fd >= 0)
             close(c->fd);
         free(c->in);
-        free(c->tx);
-        free(c->q);
+        conn_release_output(c);
         free(c->pt);
         rio_tls_conn_free(c->tls);
         free(c);
@@ -1737,8 +1841,9 @@ void rio_conn_input_internal(struct rio_conn *c, const uint8_t *p, size_t n) { c
  * (everything queued meanwhile leaves together). */
 void rio_conn_next_send_internal(struct rio_conn *c)
 {
-    if (c->tx_off != c->tx_len || c->q_len == 0)
+    if (c->tx_off != tx_total(c) || (c->q_len == 0 && c->n_qs == 0))
         return;
+    assert(c->n_ts == 0); /* released when the last send finished */
     uint8_t *b = c->tx;
     size_t cap = c->tx_cap;
     c->tx = c->q;
@@ -1748,12 +1853,21 @@ void rio_conn_next_send_internal(struct rio_conn *c)
     c->q = b;
     c->q_cap = cap;
     c->q_len = 0;
+    struct rio_seg *s = c->ts;
+    c->ts = c->qs;
+    c->qs = s;
+    c->n_ts = c->n_qs;
+    c->ts_bytes = c->qs_bytes;
+    c->n_qs = 0;
+    c->qs_bytes = 0;
 }
 
 /* Every byte of tx was sent: it empties, and a burst's large buffer goes. */
 void rio_conn_sent_all_internal(struct rio_conn *c)
 {
     c->tx_off = c->tx_len = 0;
+    if (c->n_ts)
+        segs_release(c->ts, &c->n_ts, &c->ts_bytes); /* the kernel has their bytes */
     if (c->tx_cap > RIO_KEEP_BYTES) {
         free(c->tx);
         c->tx = NULL;

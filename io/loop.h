@@ -93,6 +93,23 @@ int rio_connect(struct rio_loop *l, const char *host, uint16_t port, void *user,
  * -ENOTCONN if the conn is closing, -ESHUTDOWN after rio_close_after_send,
  * -ENOMEM if the buffer cannot grow. */
 int rio_send(struct rio_conn *c, const void *p, size_t len);
+/* A reference-counted buffer rio_send_shared may send from without a copy:
+ * the loop takes one reference per shared send (ref) and drops it (unref)
+ * once the kernel has every byte of it or the connection is freed. Both
+ * run on the loop's thread. The caller must not change the bytes while a
+ * reference it did not take itself is held. */
+struct rio_shared {
+    void (*ref)(void *ctx, void *buf);
+    void (*unref)(void *ctx, void *buf);
+    void *ctx;
+};
+/* As rio_send, but the bytes [p, p + len) of the shared buffer buf are
+ * sent from where they are (sendmsg with an iovec; the order with
+ * rio_send's bytes kept). One frame sent to several peers is then written
+ * once. A TLS or I/O-thread connection, a short frame (RIO_SHARE_MIN) or
+ * a connection with RIO_SHARE_SEGS of them queued copies instead, as
+ * rio_send: the result is the same bytes in the same order. */
+int rio_send_shared(struct rio_conn *c, const struct rio_shared *sh, void *buf, const void *p, size_t len);
 /* Bytes queued and not yet acknowledged by the kernel. */
 size_t rio_conn_pending(const struct rio_conn *c);
 /* Close now; queued output is discarded. The terminal callback follows from
@@ -194,6 +211,8 @@ struct rio_stats {
     uint64_t sends;          /* send SQEs issued */
     uint64_t send_bytes;     /* bytes the kernel took */
     uint64_t short_sends;    /* sends that took less than offered, resumed */
+    uint64_t shared_sends;   /* sends by sendmsg with shared ranges (rio_send_shared) */
+    uint64_t shared_bytes;   /* bytes queued by reference, not copied */
     uint64_t accepts;
     uint64_t accept_errors;
     uint64_t conns_open;     /* connections whose terminal callback has not run yet */

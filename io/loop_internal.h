@@ -41,6 +41,20 @@
 #define RIO_KEEP_BYTES ((size_t)1 << 20)
 /* cqe->res is an int: never offer more than this to one send. */
 #define RIO_SEND_MAX ((size_t)1 << 30)
+/* rio_send_shared: shorter frames are copied (an iovec entry and the
+ * reference counting cost more than copying them), and at most this many
+ * shared ranges wait in q and in tx each (more are copied) */
+#define RIO_SHARE_MIN ((size_t)1024)
+#define RIO_SHARE_SEGS 16u
+
+/* A shared range placed in the byte stream just before byte `at` of q (or tx). */
+struct rio_seg {
+    size_t at;
+    const uint8_t *p;
+    size_t len;
+    const struct rio_shared *sh;
+    void *buf;
+};
 /* Consecutive transient send failures (ENOBUFS/ENOMEM from the network stack)
  * before we give up on a connection instead of spinning. */
 #define RIO_SEND_RETRY_MAX 64
@@ -105,6 +119,15 @@ struct rio_conn {
      * q collects everything queued meanwhile; they swap when tx empties */
     uint8_t *tx, *q;
     size_t tx_off, tx_len, tx_cap, q_len, q_cap, out_max;
+    /* shared ranges (rio_send_shared) interleaved with q's and tx's bytes:
+     * tx_off counts the whole stream (tx_len + ts_bytes); a send with any
+     * goes out by sendmsg over `iov` (stable while in flight). The arrays
+     * are allocated on the first shared send (peer links only). */
+    struct rio_seg *qs, *ts;
+    uint32_t n_qs, n_ts;
+    size_t qs_bytes, ts_bytes;
+    struct iovec *iov;
+    struct msghdr msg;
     struct sockaddr_storage addr; /* connect target; kept for the SQE and rio_conn_peer */
     socklen_t addr_len;
     /* TLS (rio_conn_start_tls), NULL for plain TCP. rio_send copies

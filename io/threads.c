@@ -552,6 +552,7 @@ bool rio_threads_reconcile(struct rio_conn *c)
     case C_OPEN:
         if (c->send_inflight)
             return true; /* SENT marks it dirty again */
+        assert(c->n_qs == 0 && c->n_ts == 0); /* rio_send_shared copies for these */
         rio_conn_next_send_internal(c); /* the queue becomes the next send */
         if (c->tx_off < c->tx_len) {
             assert(c->tx_len - c->tx_off <= UINT32_MAX);

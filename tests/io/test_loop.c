@@ -411,7 +411,7 @@ static void test_connect_refused(void)
 /* echo conns the server sees close: the echo test's, plus the one
  * test_limits_and_destroy leaves to rio_loop_destroy (the connect cancelled in
  * test_connect_refused never reaches the server) */
-#define ECHO_EXPECTED_CLOSES (ECHO_SMALL + ECHO_BIG + 1)
+#define ECHO_EXPECTED_CLOSES (ECHO_SMALL + ECHO_BIG + 1 + SHARE_CONNS)
 static void echo_pump(void *arg)
 {
     static uint8_t buf[16 * 1024];
@@ -631,6 +631,149 @@ static void test_closes(void)
     rio_loop_destroy(l);
 }
 
+/* ---- shared buffers (rio_send_shared): bytes and order as with copies,
+ * every reference dropped ---- */
+#define SHARE_BUFS 8
+#define SHARE_BUF_LEN (48 * 1024)
+#define SHARE_CONNS 6
+struct share_owner {
+    uint8_t *buf[SHARE_BUFS];
+    int refs[SHARE_BUFS]; /* the loop's references (the owner's own not counted) */
+    long taken, dropped;
+};
+static int share_index(struct share_owner *o, void *buf)
+{
+    for (int i = 0; i < SHARE_BUFS; i++)
+        if (o->buf[i] == buf)
+            return i;
+    CHECK(!"reference to a buffer that is not shared");
+    return 0;
+}
+static void share_ref(void *ctx, void *buf)
+{
+    struct share_owner *o = ctx;
+    o->refs[share_index(o, buf)]++;
+    o->taken++;
+}
+static void share_unref(void *ctx, void *buf)
+{
+    struct share_owner *o = ctx;
+    int i = share_index(o, buf);
+    CHECK(o->refs[i] > 0);
+    o->refs[i]--;
+    o->dropped++;
+}
+struct share_run {
+    struct group g;
+    struct share_owner *o;
+    const struct rio_shared *sh;
+    uint64_t step;
+};
+/* Each connection gets the same sequence of pieces: copies of 1..100 bytes
+ * and ranges of the shared buffers (some below RIO_SHARE_MIN, which copy),
+ * and its hash of what it queued must match what the echo returns. */
+static void share_pump(void *arg)
+{
+    struct share_run *sr = arg;
+    for (int round = 0; round < 64; round++) {
+        uint64_t x = sr->step++;
+        uint64_t h = x * 0x9E3779B97F4A7C15ull;
+        int b = (int)(h % SHARE_BUFS);
+        size_t off = (size_t)((h >> 8) % 1024);
+        size_t len = (h >> 20) % 4 == 0 ? (size_t)((h >> 24) % 900) + 1 : (size_t)((h >> 24) % (SHARE_BUF_LEN - off)) + 1;
+        uint8_t small[100];
+        size_t slen = (size_t)((h >> 40) % sizeof small) + 1;
+        memset(small, (int)(x & 0xff), slen);
+        for (int i = 0; i < sr->g.n; i++) {
+            struct cconn *cc = &sr->g.cc[i];
+            if (cc->sent >= cc->total || rio_conn_pending(cc->c) > (2u << 20))
+                continue;
+            CHECK_EQ(rio_send(cc->c, small, slen), 0);
+            XXH3_64bits_update(cc->hs, small, slen);
+            CHECK_EQ(rio_send_shared(cc->c, sr->sh, sr->o->buf[b], sr->o->buf[b] + off, len), 0);
+            XXH3_64bits_update(cc->hs, sr->o->buf[b] + off, len);
+            cc->sent += slen + len;
+            if (cc->sent >= cc->total)
+                cc->total = cc->sent; /* what the echo must return */
+        }
+    }
+}
+static bool share_done(void *arg)
+{
+    struct share_run *sr = arg;
+    for (int i = 0; i < sr->g.n; i++)
+        if (sr->g.cc[i].sent < sr->g.cc[i].total || sr->g.cc[i].recvd < sr->g.cc[i].total)
+            return false;
+    return true;
+}
+static void test_shared_sends(void)
+{
+    struct share_owner o = {0};
+    uint64_t seed = 99;
+    for (int i = 0; i < SHARE_BUFS; i++) {
+        o.buf[i] = malloc(SHARE_BUF_LEN);
+        fill(&seed, o.buf[i], SHARE_BUF_LEN);
+    }
+    const struct rio_shared sh = {.ref = share_ref, .unref = share_unref, .ctx = &o};
+    struct rio_loop *l = client_loop();
+    struct cconn cc[SHARE_CONNS];
+    memset(cc, 0, sizeof cc);
+    for (int i = 0; i < SHARE_CONNS; i++) {
+        cc[i].total = (uint64_t)(2 + i) << 20;
+        cc[i].hs = XXH3_createState();
+        cc[i].hr = XXH3_createState();
+        XXH3_64bits_reset(cc[i].hs);
+        XXH3_64bits_reset(cc[i].hr);
+        open_conn(l, &cc[i], M_ECHO);
+        if (i % 2) { /* small socket buffers: short sends resume inside the iovec */
+            int v = 4096;
+            setsockopt(rio_conn_fd(cc[i].c), SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+        }
+    }
+    struct share_run sr = {.g = {cc, SHARE_CONNS}, .o = &o, .sh = &sh};
+    /* queued before the connects complete, and past RIO_SHARE_SEGS ranges
+     * in one queue (the rest are copied) */
+    share_pump(&sr);
+    drive(l, all_connected, &sr.g, NULL, "shared connects");
+    drive(l, share_done, &sr, share_pump, "shared data");
+    struct rio_stats st;
+    rio_loop_stats(l, &st);
+    for (int i = 0; i < SHARE_CONNS; i++) {
+        CHECK_EQ(cc[i].connect_err, 0);
+        CHECK_EQ(cc[i].recvd, cc[i].total);
+        CHECK(XXH3_64bits_digest(cc[i].hs) == XXH3_64bits_digest(cc[i].hr));
+        CHECK_EQ(rio_conn_pending(cc[i].c), 0);
+    }
+    CHECK(st.shared_sends > 0);
+    CHECK(st.shared_bytes > ((uint64_t)SHARE_CONNS << 20));
+    CHECK(st.short_sends > 0);
+    CHECK(o.taken > 0 && o.taken == o.dropped); /* all sent: every reference dropped */
+    printf("     %llu shared sends, %llu bytes by reference, %ld references, %llu short sends\n",
+           (unsigned long long)st.shared_sends, (unsigned long long)st.shared_bytes, o.taken,
+           (unsigned long long)st.short_sends);
+
+    /* references still queued when a connection closes, and when the loop goes */
+    for (int i = 0; i < SHARE_CONNS; i++) {
+        for (int k = 0; k < 8; k++)
+            CHECK_EQ(rio_send_shared(cc[i].c, &sh, o.buf[k], o.buf[k], SHARE_BUF_LEN), 0);
+        if (i < SHARE_CONNS / 2)
+            rio_close(cc[i].c);
+    }
+    CHECK(o.taken > o.dropped);
+    for (int k = 0; k < 3; k++)
+        rio_run_once(l, 1000);
+    rio_loop_destroy(l);
+    CHECK_EQ(o.taken, o.dropped);
+    for (int i = 0; i < SHARE_BUFS; i++) {
+        CHECK_EQ(o.refs[i], 0);
+        free(o.buf[i]);
+    }
+    for (int i = 0; i < SHARE_CONNS; i++) {
+        XXH3_freeState(cc[i].hs);
+        XXH3_freeState(cc[i].hr);
+    }
+}
+
 /* ---- output limit and destroy with live connections ---- */
 static void test_limits_and_destroy(void)
 {
@@ -740,6 +883,7 @@ int main(int argc, char **argv)
     RUN(test_echo);
     RUN(test_small_messages);
     RUN(test_closes);
+    RUN(test_shared_sends);
     RUN(test_limits_and_destroy);
     RUN(test_wake);
 
