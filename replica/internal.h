@@ -161,6 +161,7 @@ struct rabia_replica {
     pthread_mutex_t st_mu;
     struct rabia_replica_status st;
     struct rabia_buf scratch;
+    struct rio_shared frame_share; /* the node's frame pool, for rio_send_shared */
     struct rabia_buf pump_op;  /* replica_resp_pump's encoded op, kept: no allocation per pump */
     bool in_pump;              /* pump_op in use (replica_resp_pump does not nest) */
     /* snapshot transfers out: memory mode serializes the state once into

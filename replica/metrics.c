@@ -605,6 +605,8 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
            (double)rs.recv_bytes);
     scalar(b, "rabia_network_transmit_bytes_total", "counter", "Bytes sent on every connection.",
            (double)rs.send_bytes);
+    scalar(b, "rabia_network_transmit_shared_bytes_total", "counter",
+           "Bytes of peer frames sent from the frame pool without a copy per connection.", (double)rs.shared_bytes);
     family(b, "rabia_peer_rtt_seconds", "histogram",
            "Peer round-trip time: the kernel's smoothed TCP RTT of the link to the peer, sampled once a second.");
     for (uint8_t p = 0; p < r->cfg.n; p++) {
@@ -944,9 +946,10 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
     if (sect(b, "Sessions", want, wn)) { /* rabia's own: the apply layer's client sessions */
         put(b, "sessions:%u\r\nsession_reply_bytes:%" PRIu64 "\r\nsessions_closed:%" PRIu64
                "\r\nsessions_close_lost:%" PRIu64 "\r\nrequests_resubmitted:%" PRIu64 "\r\nwaiters:%u\r\n"
-               "slots_answered_early:%" PRIu64 "\r\nwal_decided_by_ref:%" PRIu64 "\r\n",
+               "slots_answered_early:%" PRIu64 "\r\nwal_decided_by_ref:%" PRIu64 "\r\n"
+            "frames_shared:%" PRIu64 "\r\nframes_copied:%" PRIu64 "\r\n",
             rabia_rsm_sessions(r->rsm), rabia_rsm_reply_bytes(r->rsm), ns.sessions_closed, ns.sessions_close_lost,
-            ns.resubmitted, ns.waiters, ns.answered_early, ns.decided_by_ref);
+            ns.resubmitted, ns.waiters, ns.answered_early, ns.decided_by_ref, ns.frames_shared, ns.frames_copied);
     }
     if (sect(b, "Commandstats", want, wn)) {
                 for (uint32_t i = 0; i < m->ncmds; i++) {

@@ -13,6 +13,7 @@
 
 #include "codec.h"
 #include "invariant.h"
+#include "pool.h"
 
 /* How long a lazy log record (urgent_pending) may wait for a write that
  * something needs: bounds how far a follower's applied state trails its
@@ -35,6 +36,24 @@ enum { NODE_REFQ = 4 };
 enum { NODE_REFQ = 1024 };
 #endif
 
+/* The frame pool (env.send_shared): frames of NODE_SHARE_MIN bytes and
+ * more are encoded once into one of NODE_FRAMES buffers and every peer's
+ * connection sends from it (rio_send_shared). At SET -P 16 the proxy's
+ * BATCH frames are 50-110 KB; each used to be copied into a scratch
+ * buffer and then into each peer's send queue. When all buffers are held
+ * (a slow peer's connection keeps its references until the kernel has the
+ * bytes) a frame is copied as before: the pool bounds the memory, never
+ * the sends. The simulator's build keeps 3 and shares frames from 64
+ * bytes, so that its runs exhaust the pool. */
+#ifdef RABIA_TEST_BUGS
+enum { NODE_FRAMES = 3, NODE_SHARE_MIN = 64 }; /* the simulator's frames are small */
+#else
+enum { NODE_FRAMES = 32, NODE_SHARE_MIN = 1024 };
+#endif
+/* a held entry's length word with this bit: the frame is in the pool, and
+ * the entry holds its address instead of its bytes (node's reference) */
+#define HELD_SHARED 0x80000000u
+
 struct rabia_node {
     struct node_cfg cfg;
     struct node_env env;
@@ -49,8 +68,11 @@ struct rabia_node {
     uint32_t wcap;           /* the table's size now: a power of two, up to cfg.waiters_cap */
     uint64_t next_tick_us;
     struct rabia_buf scratch;
+    struct buf_pool frames;  /* env.send_shared's buffers; empty without it */
+    bool frames_ok;
     /* with a log: sends held behind the group being formed (open) and the
-     * write in flight; each entry is [to:1][len:4][frame] */
+     * write in flight; each entry is [to:1][len:4][frame], or
+     * [to:1][len | HELD_SHARED:4][address of a pool frame:8] */
     struct rabia_buf held_open, held_flight;
     bool write_busy;
     bool failed;
@@ -452,16 +474,85 @@ static int encode_into(struct rabia_node *n, struct rabia_buf *b, uint8_t to, co
     return 0;
 }
 
-static void release(struct rabia_node *n, struct rabia_buf *b)
+/* Encode m into a pool frame (holding one reference) when it is large
+ * enough to share and a frame is free; NULL otherwise (then copied). */
+static uint8_t *encode_shared(struct rabia_node *n, const struct rabia_msg *m, uint32_t *len)
+{
+    if (!n->frames_ok) return NULL;
+    size_t need = rabia_msg_encoded_size(m);
+    if (need < NODE_SHARE_MIN || need > buf_pool_buf_size(&n->frames)) return NULL;
+    uint8_t *f = buf_pool_get(&n->frames);
+    if (!f) {
+        n->st.frames_copied++; /* all held by slow connections: copied */
+        return NULL;
+    }
+    int k = rabia_msg_encode(m, f, need);
+    if (k < 0) {
+        buf_pool_unref(&n->frames, f);
+        return NULL; /* encode_into says why */
+    }
+    RABIA_ASSERT((size_t)k == need && need < HELD_SHARED);
+    *len = (uint32_t)k;
+    n->st.frames_shared++;
+    return f;
+}
+
+/* Hold a pool frame (and the node's reference to it) in b. */
+static int hold_shared(struct rabia_buf *b, uint8_t to, uint8_t *f, uint32_t len)
+{
+    if (rabia_buf_reserve(b, b->len + 13)) return -ENOMEM;
+    uint8_t *p = b->data + b->len;
+    uint32_t l = len | HELD_SHARED;
+    p[0] = to;
+    memcpy(p + 1, &l, 4);
+    memcpy(p + 5, &f, sizeof f);
+    b->len += 13;
+    return 0;
+}
+
+/* Send a pool frame and drop the node's reference (the driver took its own). */
+static void send_shared(struct rabia_node *n, uint8_t to, uint8_t *f, uint32_t len)
+{
+    n->env.send_shared(n->env.ctx, to, f, len, f);
+    buf_pool_unref(&n->frames, f);
+}
+
+/* Each held entry of b: sent (send) or only its reference dropped. */
+static void held_walk(struct rabia_node *n, struct rabia_buf *b, bool send)
 {
     for (size_t p = 0; p + 5 <= b->len;) {
         uint32_t l;
         memcpy(&l, b->data + p + 1, 4);
+        if (l & HELD_SHARED) {
+            uint8_t *f;
+            RABIA_ASSERT(p + 13 <= b->len && n->frames_ok);
+            memcpy(&f, b->data + p + 5, sizeof f);
+            if (send)
+                send_shared(n, b->data[p], f, l & ~HELD_SHARED);
+            else
+                buf_pool_unref(&n->frames, f);
+            p += 13;
+            continue;
+        }
         RABIA_ASSERT(p + 5 + l <= b->len);
-        n->env.send(n->env.ctx, b->data[p], b->data + p + 5, l);
+        if (send) n->env.send(n->env.ctx, b->data[p], b->data + p + 5, l);
         p += 5 + l;
     }
     rabia_buf_clear(b);
+}
+
+static void release(struct rabia_node *n, struct rabia_buf *b) { held_walk(n, b, true); }
+
+void node_frame_ref(struct rabia_node *n, void *buf)
+{
+    RABIA_ASSERT(n->frames_ok);
+    buf_pool_ref(&n->frames, buf);
+}
+
+void node_frame_unref(struct rabia_node *n, void *buf)
+{
+    RABIA_ASSERT(n->frames_ok);
+    buf_pool_unref(&n->frames, buf);
 }
 
 static void handle_update(struct rabia_node *n, struct rabia_update *u);
@@ -531,11 +622,18 @@ static void handle_update(struct rabia_node *n, struct rabia_update *u)
     for (uint32_t i = 0; i < u->n_sends; i++) {
         struct rabia_send *s = &u->sends[i];
         if (s->to != RABIA_TO_ALL && (s->to >= n->cfg.n || s->to == n->cfg.self)) continue;
+        uint32_t flen = 0;
+        uint8_t *f = encode_shared(n, &s->msg, &flen);
         if (hold && !reserved(n, &s->msg)) {
-            if (encode_into(n, &n->held_open, s->to, &s->msg)) {
+            if (f ? hold_shared(&n->held_open, s->to, f, flen) : encode_into(n, &n->held_open, s->to, &s->msg)) {
+                if (f) buf_pool_unref(&n->frames, f);
                 fatal(n, "out of memory holding a send behind its log record");
                 return;
             }
+            continue;
+        }
+        if (f) {
+            send_shared(n, s->to, f, flen);
             continue;
         }
         rabia_buf_clear(&n->scratch); /* encoded once, for every peer */
@@ -844,7 +942,10 @@ struct rabia_node *node_create(const struct node_cfg *cfg, const struct node_env
     n->waiters = calloc(n->wcap, sizeof(*n->waiters));
     n->rsm = rabia_rsm_create(cfg->sm, &cfg->rsm);
     n->batcher_ok = n->waiters && batcher_init(&n->batcher, &cfg->batch) == 0;
-    if (!n->waiters || !n->rsm || !n->batcher_ok) {
+    /* a pool frame holds a BATCH (or PROPOSAL) frame of a full batch; larger
+     * frames (retransmitted DECIDED bodies of another proxy's larger batch) copy */
+    if (env->send_shared) n->frames_ok = buf_pool_init(&n->frames, (size_t)cfg->batch.max_bytes + 4096, NODE_FRAMES) == 0;
+    if (!n->waiters || !n->rsm || !n->batcher_ok || (env->send_shared && !n->frames_ok)) {
         node_destroy(n);
         return NULL;
     }
@@ -857,6 +958,12 @@ void node_destroy(struct rabia_node *n)
     if (n->batcher_ok) batcher_free(&n->batcher);
     rabia_core_destroy(n->core);
     if (n->rsm) rabia_rsm_destroy(n->rsm);
+    if (n->frames_ok) { /* the driver dropped its references first (its loop went) */
+        held_walk(n, &n->held_open, false);
+        held_walk(n, &n->held_flight, false);
+        RABIA_ASSERT(buf_pool_in_use(&n->frames) == 0);
+        buf_pool_destroy(&n->frames);
+    }
     rabia_buf_free(&n->scratch);
     rabia_buf_free(&n->held_open);
     rabia_buf_free(&n->held_flight);

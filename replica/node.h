@@ -64,6 +64,13 @@ struct node_env {
     uint64_t (*wall_ms)(void *ctx);
     /* an encoded frame to a peer index, or RABIA_TO_ALL (every peer but self) */
     void (*send)(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len);
+    /* May be NULL. The same, for a frame that starts a shared buffer of the
+     * node's frame pool (buf == frame): the driver may keep it without a
+     * copy, taking node_frame_ref for each holder and node_frame_unref when
+     * done; the bytes do not change until the last reference goes. Frames
+     * of NODE_SHARE_MIN bytes and more go this way when the pool has a free
+     * buffer: one encode for every peer, no copy per peer. */
+    void (*send_shared)(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len, void *buf);
     /* a request's answer (status enum rabia_reply_status) */
     void (*reply)(void *ctx, const struct node_to *to, uint64_t cid, uint64_t seq, int status, const uint8_t *res,
                   size_t len);
@@ -116,6 +123,8 @@ struct node_stats {
     uint64_t resubmitted;         /* own batches queued again after a snapshot install */
     uint64_t refused_unavailable; /* requests refused: the log cannot be written */
     uint64_t restore_refused;     /* log records the core did not take back at start */
+    uint64_t frames_shared;       /* frames encoded once into the frame pool for every peer (send_shared) */
+    uint64_t frames_copied;       /* frames copied because every pool frame was held */
     uint64_t answered_early;      /* slots answered before their DECIDED record was durable: decided
                                      by a unanimous exchange, own PROPOSAL durable (node.c) */
     uint64_t decided_by_ref;      /* DECIDED records written without the body (NODE_REC_DECIDED_REF) */
@@ -129,6 +138,10 @@ struct rabia_node;
  * memory or bad settings. */
 struct rabia_node *node_create(const struct node_cfg *cfg, const struct node_env *env);
 void node_destroy(struct rabia_node *n);
+/* References to a frame env.send_shared passed (the pool's buffers:
+ * RABIA_ASSERT on anything else, or on a buffer with no reference). */
+void node_frame_ref(struct rabia_node *n, void *buf);
+void node_frame_unref(struct rabia_node *n, void *buf);
 /* A fresh, empty apply layer (before node_start: a log that must be
  * rebuilt). 0 or -ENOMEM. */
 int node_reset_state(struct rabia_node *n);

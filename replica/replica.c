@@ -157,6 +157,21 @@ static void peers_send(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len
     }
 }
 
+/* The node's frame pool, as io/loop's shared buffers: each peer
+ * connection holds a reference until the kernel has the frame. */
+static void frame_ref(void *ctx, void *buf) { node_frame_ref(ctx, buf); }
+static void frame_unref(void *ctx, void *buf) { node_frame_unref(ctx, buf); }
+
+static void peers_send_shared(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len, void *buf)
+{
+    struct rabia_replica *r = ctx;
+    for (uint8_t p = 0; p < r->cfg.n; p++) {
+        if (p == r->self || (to != RABIA_TO_ALL && to != p) || !r->peers[p].out_ready) continue;
+        struct rio_conn *c = r->conns[r->peers[p].out].c;
+        if (rio_send_shared(c, &r->frame_share, buf, frame, len) < 0) replica_conn_close(r, c); /* lost: the core retransmits */
+    }
+}
+
 static void env_fatal(void *ctx, const char *why)
 {
     struct rabia_replica *r = ctx;
@@ -753,7 +768,8 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         nc.rsm.on_apply = replica_audit_apply;
         nc.rsm.on_apply_ctx = r;
     }
-    struct node_env env = {.ctx = r, .now_us = env_now, .wall_ms = env_wall_ms, .send = peers_send, .reply = replica_deliver,
+    struct node_env env = {.ctx = r, .now_us = env_now, .wall_ms = env_wall_ms, .send = peers_send, .send_shared = peers_send_shared,
+                           .reply = replica_deliver,
                            .snapshot_to = replica_send_snapshot, .fatal = env_fatal, .note = env_note,
                            .submitted = metrics_on_submitted};
     r->node = node_create(&nc, &env);
@@ -764,6 +780,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         return -ENOMEM;
     }
     r->rsm = node_rsm(r->node);
+    r->frame_share = (struct rio_shared){.ref = frame_ref, .unref = frame_unref, .ctx = r->node};
     /* the state machine's events: Pub/Sub deliveries, blocked pops to retry */
     if (sm->set_events) sm->set_events(rabia_rsm_sm(r->rsm), replica_sm_event, r);
     r->sweep_cid = (XXH64(&r->incarnation, sizeof r->incarnation, 0x5EE9u + r->self) | 1) | RABIA_SESSION_CONN_SCOPED;

@@ -62,6 +62,7 @@
 #define SIM_BUG_FORGET_RESERVE (1u << 20) /* recovery ignores RESERVE records: a restart may reuse a batch id */
 #define SIM_BUG_REPLY_EARLY (1u << 21) /* decided slots applied (and answered) before they are durable */
 #define SIM_BUG_FORGET_REF (1u << 22)  /* the log releases an own BATCH record a DECIDED_REF still needs */
+#define SIM_BUG_FRAME_NOREF (1u << 23) /* a connection holds a shared frame without a reference of its own */
 
 enum mix_flags { M_JITTER = 1, M_LINKS = 2, M_PARTITION = 4, M_CRASH = 8, M_PAUSE = 16 };
 static const struct {
@@ -96,6 +97,8 @@ static uint64_t rnd_range(uint64_t lo, uint64_t hi) { return lo + rnd() % (hi - 
  * it took before they were modelled (planted bugs' seeds stay where they were) */
 static uint64_t snap_rng_state;
 static uint64_t snap_rnd_range(uint64_t lo, uint64_t hi) { return lo + splitmix(&snap_rng_state) % (hi - lo + 1); }
+/* and so do the connections holding shared frames (env_send_shared) */
+static uint64_t share_rng_state;
 
 /* ------------------------------------------------------------------ */
 /* run configuration and result */
@@ -135,6 +138,7 @@ struct run_result {
     uint64_t released;      /* durable: log segments released behind them */
     uint64_t restarts_tail; /* durable: restarts from a log whose prefix was released */
     uint64_t by_ref;        /* durable: DECIDED records written without their body (DECIDED_REF) */
+    uint64_t frames_shared, frames_copied; /* the nodes' frame pools (env_send_shared) */
     uint32_t sessions;      /* max_sessions used */
     uint32_t clients;
     uint64_t events;
@@ -371,6 +375,15 @@ struct node {
     uint64_t last_voted;    /* highest slot this life sent PROPOSAL/STATE/VOTE in */
     uint32_t *voted_life;   /* slot -> the life that sent PROPOSAL/STATE/VOTE there (0: none) */
     size_t voted_cap;
+    /* pool frames that "connections" still hold (env_send_shared), as the
+     * real loop's peer connections do until the kernel has the bytes; each
+     * with the hash of its bytes, which must not change while held */
+    struct {
+        void *buf;
+        uint32_t len;
+        uint64_t hash;
+    } held[6];
+    uint32_t n_held;
     struct rabia_stats acc; /* stats of earlier lives */
 };
 
@@ -1004,6 +1017,8 @@ static void node_count(struct world *w, struct node *nd)
     struct node_stats st;
     node_stats(nd->rt, &st);
     w->res->by_ref += st.decided_by_ref;
+    w->res->frames_shared += st.frames_shared;
+    w->res->frames_copied += st.frames_copied;
 }
 
 /* The write in flight is on the disk: its decisions go back to the node. */
@@ -1035,9 +1050,18 @@ static uint64_t env_wall_ms(void *ctx)
     return 1767225600000ull + nd->w->now / 1000u + (uint64_t)(nd->idx * 37u % 101u) - 50u;
 }
 
+static void share_drop(struct node *nd, uint32_t k);
+
 static void env_send(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len)
 {
     struct node *nd = ctx;
+    /* each send (shared or copied), a held frame's connection may finish it */
+    for (uint32_t k = 0; k < nd->n_held;) {
+        if (splitmix(&share_rng_state) % 3 == 0)
+            share_drop(nd, k);
+        else
+            k++;
+    }
     struct rabia_msg m;
     int rc = rabia_msg_decode(frame, len, &m);
     if (rc) {
@@ -1045,6 +1069,35 @@ static void env_send(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len)
         return;
     }
     do_send(nd->w, nd->idx, to, &m);
+}
+
+/* Drop held frame k (checking that its bytes never changed). */
+static void share_drop(struct node *nd, uint32_t k)
+{
+    if (XXH3_64bits(nd->held[k].buf, nd->held[k].len) != nd->held[k].hash)
+        fail(nd->w, "replica %u: a pool frame changed while a connection still held it", nd->idx);
+    if (!(nd->w->cfg.bugs & SIM_BUG_FRAME_NOREF)) node_frame_unref(nd->rt, nd->held[k].buf);
+    nd->held[k] = nd->held[--nd->n_held];
+}
+
+static void share_drop_all(struct node *nd)
+{
+    while (nd->n_held) share_drop(nd, nd->n_held - 1);
+}
+
+/* A frame from the node's pool: delivered as env_send delivers, and held
+ * for a while as a connection would (some sends later: a slow peer),
+ * so the node's pool runs out and copies (the simulator's pool has 3). */
+static void env_send_shared(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len, void *buf)
+{
+    struct node *nd = ctx;
+    if (nd->n_held == sizeof nd->held / sizeof nd->held[0]) share_drop(nd, 0);
+    env_send(ctx, to, frame, len);
+    if (!(nd->w->cfg.bugs & SIM_BUG_FRAME_NOREF)) node_frame_ref(nd->rt, buf);
+    nd->held[nd->n_held].buf = buf;
+    nd->held[nd->n_held].len = len;
+    nd->held[nd->n_held].hash = XXH3_64bits(frame, len);
+    nd->n_held++;
 }
 
 static void env_snapshot_to(void *ctx, uint8_t peer)
@@ -1461,7 +1514,8 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     nc.batch.timeout_us = BATCH_DELAY;
     nc.bugs = ((w->cfg.bugs & SIM_BUG_SEND_EARLY) ? NODE_BUG_SEND_EARLY : 0) |
               ((w->cfg.bugs & SIM_BUG_REPLY_EARLY) ? NODE_BUG_REPLY_EARLY : 0);
-    struct node_env env = {.ctx = nd, .now_us = env_now, .wall_ms = env_wall_ms, .send = env_send, .reply = env_reply,
+    struct node_env env = {.ctx = nd, .now_us = env_now, .wall_ms = env_wall_ms, .send = env_send, .send_shared = env_send_shared,
+                           .reply = env_reply,
                            .snapshot_to = env_snapshot_to, .fatal = env_fatal, .note = env_note,
                            .decided = env_decided, .applied = env_applied, .submitted = env_submitted};
     nd->rt = node_create(&nc, &env);
@@ -1551,6 +1605,7 @@ static void crash(struct world *w, uint8_t i, uint8_t keep)
     struct node *nd = &w->nodes[i];
     acc_stats(&nd->acc, rabia_core_stats(nd->core));
     node_count(w, nd);
+    share_drop_all(nd); /* its connections went with it */
     node_destroy(nd->rt); /* what it held in memory (sends, waiters, batches) is gone */
     nd->rt = NULL;
     nd->core = NULL;
@@ -2066,6 +2121,7 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
     w->res = res;
     rng_state = cfg->seed * 0x2545F4914F6CDD1Dull + 1;
     snap_rng_state = cfg->seed * 0x9E3779B97F4A7C15ull + 0x5A5;
+    share_rng_state = cfg->seed * 0xD1B54A32D192ED03ull + 0x5EA;
     g_double_apply = false;
     memset(partitioned, 0, sizeof partitioned);
     w->hist = lin_history_create();
@@ -2155,6 +2211,7 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
         res->decided_own += nd->acc.slots_decided - nd->acc.decisions_adopted;
         if (nd->acc.max_phase > res->max_phase) res->max_phase = nd->acc.max_phase;
         node_count(w, nd);
+        if (nd->rt) share_drop_all(nd);
         node_destroy(nd->rt);
         free(nd->voted_life);
         disk_free(&nd->disk, 0);
@@ -2226,7 +2283,9 @@ static void usage(void)
            "  --sessions K       the apply layer's max_sessions (default: by seed, 64 or\n"
            "                     one or two fewer than the run's clients)\n"
            "  --bug NAME         plant a bug: coin|majority|double-count|stale-read|\n"
-           "                     forget-vote (a restarted replica votes at once);\n"
+           "                     forget-vote (a restarted replica votes at once),\n"
+           "                     frame-noref (a connection holds a shared frame of the\n"
+           "                     replica's pool without a reference: the pool reuses it);\n"
            "                     with --durable: send-early (a message leaves before its\n"
            "                     record is durable), skip-record (recovery skips a damaged\n"
            "                     record), reply-early (answers before the decision is durable),\n"
@@ -2248,7 +2307,7 @@ static void usage(void)
 struct totals {
     uint64_t runs, failed, slots, nulls, fast, own, max_phase, ok, unknown, crashes, restarts, restarts_open,
         hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored, local_snaps, released, restarts_tail,
-        by_ref;
+        by_ref, frames_shared, frames_copied;
     uint64_t var_slots[4], var_nulls[4];
 };
 
@@ -2309,6 +2368,7 @@ int main(int argc, char **argv)
             else if (!strcmp(v, "forget-reserve")) base.bugs |= SIM_BUG_FORGET_RESERVE;
             else if (!strcmp(v, "reply-early")) base.bugs |= SIM_BUG_REPLY_EARLY;
             else if (!strcmp(v, "forget-ref")) base.bugs |= SIM_BUG_FORGET_REF;
+            else if (!strcmp(v, "frame-noref")) base.bugs |= SIM_BUG_FRAME_NOREF;
             else {
                 fprintf(stderr, "unknown bug '%s'\n", v);
                 return 2;
@@ -2379,6 +2439,8 @@ int main(int argc, char **argv)
             T.released += r.released;
             T.restarts_tail += r.restarts_tail;
             T.by_ref += r.by_ref;
+            T.frames_shared += r.frames_shared;
+            T.frames_copied += r.frames_copied;
             if (r.sessions < r.clients) T.tight++;
             if (r.max_phase > T.max_phase) T.max_phase = r.max_phase;
             if (single || r.failed || (!quiet && s % 250 == 0 && mi == 0))
@@ -2416,6 +2478,8 @@ int main(int argc, char **argv)
            " horizon-splits=%" PRIu64 " runs-with-evicting-sessions=%" PRIu64 " session-expired-replies=%" PRIu64
            "\n",
            T.crashes, T.restarts, T.restarts_open, T.hz_splits, T.tight, T.expired);
+    printf("frame pools: frames sent shared=%" PRIu64 " copied with the pool exhausted=%" PRIu64 "\n", T.frames_shared,
+           T.frames_copied);
     if (base.durable)
         printf("durable: whole-cluster crashes=%" PRIu64 " torn-writes=%" PRIu64 " damaged-logs=%" PRIu64
                " disk-stalls-and-full=%" PRIu64 " records-restored=%" PRIu64 " local-snapshots=%" PRIu64
