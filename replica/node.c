@@ -944,7 +944,15 @@ struct rabia_node *node_create(const struct node_cfg *cfg, const struct node_env
     n->batcher_ok = n->waiters && batcher_init(&n->batcher, &cfg->batch) == 0;
     /* a pool frame holds a BATCH (or PROPOSAL) frame of a full batch; larger
      * frames (retransmitted DECIDED bodies of another proxy's larger batch) copy */
-    if (env->send_shared) n->frames_ok = buf_pool_init(&n->frames, (size_t)cfg->batch.max_bytes + 4096, NODE_FRAMES) == 0;
+    if (env->send_shared) {
+        /* at most 64 MiB of address space (batch-max-bytes goes to 8 MiB);
+         * the pool hands out the frame freed last, so only as many frames
+         * as are held at once become resident */
+        size_t fsz = (size_t)cfg->batch.max_bytes + 4096;
+        uint32_t cnt = NODE_FRAMES;
+        while (cnt > 3 && (size_t)cnt * fsz > ((size_t)64 << 20)) cnt--;
+        n->frames_ok = buf_pool_init(&n->frames, fsz, cnt) == 0;
+    }
     if (!n->waiters || !n->rsm || !n->batcher_ok || (env->send_shared && !n->frames_ok)) {
         node_destroy(n);
         return NULL;
