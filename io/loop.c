@@ -528,6 +528,29 @@ static void conn_reconcile(struct rio_conn *c)
         }
         return;
     case C_OPEN:
+        if (!c->recv_armed && !c->close_after_send && c->recv_direct) {
+            size_t room = c->in_cap - c->in_off - c->in_len;
+            if (room < RIO_DIRECT_MIN) {
+                if (c->in_len >= c->in_max) {
+                    conn_fail(c, -EMSGSIZE); /* nothing consumed up to the input limit */
+                    return;
+                }
+                size_t want = c->in_max - c->in_len < RIO_DIRECT_ROOM ? c->in_max - c->in_len : RIO_DIRECT_ROOM;
+                int r = in_reserve(c, want);
+                if (r < 0) {
+                    conn_fail(c, r);
+                    return;
+                }
+                room = c->in_cap - c->in_off - c->in_len;
+            }
+            if (!(sqe = loop_sqe(l)))
+                goto stalled;
+            /* `in` stays where it is until this completes: nothing else
+             * grows, moves or frees it meanwhile (conn_terminal leaves it) */
+            io_uring_prep_recv(sqe, c->fd, c->in + c->in_off + c->in_len, room, 0);
+            io_uring_sqe_set_data(sqe, &c->op_recv);
+            c->recv_armed = true;
+        }
         if (!c->recv_armed && !c->close_after_send) {
             if (!(sqe = loop_sqe(l)))
                 goto stalled;
@@ -624,9 +647,11 @@ static void conn_terminal(struct rio_conn *c)
             l->h.on_close(l->ctx, c, c->close_err);
         l->deferred_calls++;
     }
-    free(c->in);
-    c->in = NULL;
-    c->in_cap = c->in_len = c->in_off = 0;
+    if (!c->recv_direct) { /* a direct recv in flight writes into `in`: freed with the conn */
+        free(c->in);
+        c->in = NULL;
+        c->in_cap = c->in_len = c->in_off = 0;
+    }
     free(c->q);
     c->q = NULL;
     c->q_cap = c->q_len = 0;
@@ -782,7 +807,7 @@ static void handle_recv(struct rio_loop *l, struct rio_conn *c, int res, unsigne
         /* The multishot ended (error, EOF, ENOBUFS, or the kernel's choice):
          * reconcile re-arms it if the conn is still open. */
         c->recv_armed = false;
-        if (c->state == C_OPEN && res != 0)
+        if (c->state == C_OPEN && res != 0 && !c->recv_direct) /* a direct recv is one-shot */
             l->st.recv_rearms++;
         conn_mark_dirty(c);
     }
@@ -794,6 +819,27 @@ static void handle_recv(struct rio_loop *l, struct rio_conn *c, int res, unsigne
             conn_input(c, l->bufs + (size_t)bid * RIO_BUF_SIZE, (size_t)res);
         }
         buf_return(l, bid); /* always, even for a dead conn */
+    } else if (res > 0) { /* a direct recv: the bytes are in `in` already */
+        assert(c->recv_direct);
+        assert((size_t)res <= c->in_cap - c->in_off - c->in_len);
+        if (c->state == C_OPEN && !c->close_after_send) {
+            l->st.recv_cqes++;
+            l->st.recv_bytes += (uint64_t)res;
+            c->in_len += (size_t)res;
+            size_t used = conn_deliver(c, c->in + c->in_off, c->in_len);
+            if (c->state == C_OPEN) {
+                c->in_off += used;
+                c->in_len -= used;
+                if (c->in_len == 0) {
+                    c->in_off = 0; /* kept: the next recv lands at its start */
+                    if (c->in_cap > RIO_KEEP_BYTES) { /* a burst's large buffer goes (no recv in flight now) */
+                        free(c->in);
+                        c->in = NULL;
+                        c->in_cap = 0;
+                    }
+                }
+            }
+        }
     }
     if (res > 0)
         return;
@@ -1358,6 +1404,15 @@ size_t rio_conn_pending(const struct rio_conn *c)
     return (c->tx_len + c->ts_bytes - c->tx_off) + c->q_len + c->qs_bytes + c->pt_len;
 }
 
+int rio_conn_set_recv_direct(struct rio_conn *c)
+{
+    if (c->tls || c->remote)
+        return -EOPNOTSUPP;
+    assert(!c->recv_armed && c->in_len == 0); /* before any input */
+    c->recv_direct = true;
+    return 0;
+}
+
 int rio_conn_start_tls(struct rio_conn *c, const struct rio_tls_ctx *ctx, bool server)
 {
     if (c->remote)
@@ -1368,6 +1423,8 @@ int rio_conn_start_tls(struct rio_conn *c, const struct rio_tls_ctx *ctx, bool s
         return -EINVAL;
     /* nothing may have gone out in the clear */
     assert(c->q_len == 0 && c->tx_len == 0 && c->n_qs == 0 && c->n_ts == 0);
+    if (c->recv_direct)
+        return -EINVAL; /* TLS input goes through the engine, not straight into `in` */
     return rio_tls_conn_new(&c->tls, ctx, server);
 }
 

@@ -110,6 +110,15 @@ struct rio_shared {
  * a connection with RIO_SHARE_SEGS of them queued copies instead, as
  * rio_send: the result is the same bytes in the same order. */
 int rio_send_shared(struct rio_conn *c, const struct rio_shared *sh, void *buf, const void *p, size_t len);
+/* Receive straight into the connection's input buffer (one-shot
+ * IORING_OP_RECVs into at least 64 KiB of free space) instead of the
+ * multishot recv into the loop's 16 KiB provided buffers, from which a
+ * message spanning several buffers is copied into the input buffer. For a
+ * link that carries large frames (the replica's peer links): the kernel's
+ * copy is the only one. Call it right after rio_connect or in on_accept,
+ * before any input. 0, or -EOPNOTSUPP for a TLS or I/O-thread connection
+ * (nothing changes). */
+int rio_conn_set_recv_direct(struct rio_conn *c);
 /* Bytes queued and not yet acknowledged by the kernel. */
 size_t rio_conn_pending(const struct rio_conn *c);
 /* Close now; queued output is discarded. The terminal callback follows from

@@ -46,6 +46,11 @@
  * shared ranges wait in q and in tx each (more are copied) */
 #define RIO_SHARE_MIN ((size_t)1024)
 #define RIO_SHARE_SEGS 16u
+/* rio_conn_set_recv_direct: a recv is posted into the input buffer when it
+ * has at least RIO_DIRECT_MIN bytes free, else it first makes room for
+ * RIO_DIRECT_ROOM (compacting or growing) */
+#define RIO_DIRECT_MIN ((size_t)64 << 10)
+#define RIO_DIRECT_ROOM ((size_t)256 << 10)
 
 /* A shared range placed in the byte stream just before byte `at` of q (or tx). */
 struct rio_seg {
@@ -106,6 +111,7 @@ struct rio_conn {
     /* ops in flight; the conn lives while any is set or cancels > 0 */
     bool recv_armed, send_inflight, connect_inflight, connect_done;
     bool recv_cancelled, send_cancelled, connect_cancelled;
+    bool recv_direct;      /* one-shot recvs straight into `in` (rio_conn_set_recv_direct), no multishot */
     unsigned cancels;
     int send_retries;
     struct rio_op op_recv, op_send, op_connect, op_cancel;
