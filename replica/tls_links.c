@@ -31,9 +31,15 @@ struct replica_tls {
     struct rio_tls_ctx *client; /* the client ports: server role */
     int reload;                 /* set from any thread or a signal handler (atomic) */
     uint64_t reloads, reload_failures;
-    /* refusal lines, rate limited: a misconfigured peer redials every 50 ms */
-    uint64_t log_window_us;
-    unsigned log_count, log_suppressed;
+    /* refusal lines, rate limited: a misconfigured peer redials every 50 ms.
+     * Two budgets, [LOG_OUT] for the links this replica dials and [LOG_IN]
+     * for connections to it, so that a peer (or client) flooding one side
+     * cannot hide the other: a replica whose dialed member presents the
+     * wrong certificate while that member's own redials are refused every
+     * 50 ms must still say so (tests/integration/tls.sh failed on that
+     * under load) */
+    uint64_t log_window_us[2];
+    unsigned log_count[2], log_suppressed[2];
     /* when each peer's outgoing connection was dialed (0: not pending): a
      * handshake that does not finish (a peer that accepts and says nothing)
      * would otherwise hold the link down for good, as no redial follows */
@@ -45,24 +51,27 @@ struct replica_tls {
 #define REFUSAL_LOG_WINDOW_US 10000000u
 #define REFUSAL_LOG_PER_WINDOW 20u
 
-/* At most REFUSAL_LOG_PER_WINDOW refusal lines per 10 s; then one line
- * saying how many were not shown. */
-static bool refusal_log_ok(struct rabia_replica *r)
+enum { LOG_OUT = 0, LOG_IN = 1 };
+
+/* At most REFUSAL_LOG_PER_WINDOW refusal lines per 10 s on each side; then
+ * one line saying how many were not shown. */
+static bool refusal_log_ok(struct rabia_replica *r, int side)
 {
     struct replica_tls *t = r->tls;
     uint64_t now = rio_now_us();
-    if (now - t->log_window_us >= REFUSAL_LOG_WINDOW_US) {
-        if (t->log_suppressed)
-            replica_log(r, RABIA_LOG_WARN, "%u more TLS refusals in the last %u s not shown", t->log_suppressed,
+    if (now - t->log_window_us[side] >= REFUSAL_LOG_WINDOW_US) {
+        if (t->log_suppressed[side])
+            replica_log(r, RABIA_LOG_WARN, "%u more TLS refusals %s in the last %u s not shown",
+                        t->log_suppressed[side], side == LOG_OUT ? "of links to peers" : "of connections to this replica",
                         REFUSAL_LOG_WINDOW_US / 1000000u);
-        t->log_window_us = now;
-        t->log_count = t->log_suppressed = 0;
+        t->log_window_us[side] = now;
+        t->log_count[side] = t->log_suppressed[side] = 0;
     }
-    if (t->log_count < REFUSAL_LOG_PER_WINDOW) {
-        t->log_count++;
+    if (t->log_count[side] < REFUSAL_LOG_PER_WINDOW) {
+        t->log_count[side]++;
         return true;
     }
-    t->log_suppressed++;
+    t->log_suppressed[side]++;
     return false;
 }
 
@@ -182,7 +191,7 @@ bool replica_tls_check_dialed(struct rabia_replica *r, struct rio_conn *c, uint8
     char cn[128], who[64] = "?";
     unsigned id = cert_id(c, cn, sizeof cn);
     if (id == (unsigned)peer + 1u) return true;
-    if (!refusal_log_ok(r)) return false;
+    if (!refusal_log_ok(r, LOG_OUT)) return false;
     rio_conn_peer(c, who, sizeof who);
     if (id)
         replica_log(r, RABIA_LOG_WARN, "replica %u at %s presented a certificate for replica %u: refused", peer + 1,
@@ -200,7 +209,7 @@ bool replica_tls_check_hello(struct rabia_replica *r, struct rio_conn *c, uint8_
     char cn[128];
     unsigned id = cert_id(c, cn, sizeof cn);
     if (id == (unsigned)claimed + 1u) return true;
-    if (!refusal_log_ok(r)) return false;
+    if (!refusal_log_ok(r, LOG_IN)) return false;
     if (id)
         replica_log(r, RABIA_LOG_WARN, "peer %s presented a certificate for replica %u but claims to be replica %u: "
                     "refused", who, id, claimed + 1);
@@ -213,7 +222,7 @@ bool replica_tls_check_hello(struct rabia_replica *r, struct rio_conn *c, uint8_
 void replica_tls_on_close(struct rabia_replica *r, const struct conn *k, struct rio_conn *c)
 {
     const char *why = rio_conn_tls_error(c);
-    if (!why || !refusal_log_ok(r)) return;
+    if (!why || !refusal_log_ok(r, k->kind == CK_PEER_OUT ? LOG_OUT : LOG_IN)) return;
     char who[64] = "?";
     rio_conn_peer(c, who, sizeof who);
     switch (k->kind) {
@@ -256,7 +265,7 @@ static void check_stalled(struct rabia_replica *r)
         struct rio_conn *c = r->conns[pe->out].c;
         char who[64] = "?";
         rio_conn_peer(c, who, sizeof who);
-        if (refusal_log_ok(r))
+        if (refusal_log_ok(r, LOG_OUT))
             replica_log(r, RABIA_LOG_WARN, "TLS with replica %u at %s: no handshake within %u s: closing, will redial",
                         p + 1, who, HANDSHAKE_TIMEOUT_US / 1000000u);
         replica_conn_close(r, c);
