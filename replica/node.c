@@ -1048,4 +1048,5 @@ void node_stats(const struct rabia_node *n, struct node_stats *out)
 {
     *out = n->st;
     out->waiters = n->n_waiters;
+    out->frames_in_use = n->frames_ok ? buf_pool_in_use(&n->frames) : 0;
 }

@@ -125,6 +125,7 @@ struct node_stats {
     uint64_t restore_refused;     /* log records the core did not take back at start */
     uint64_t frames_shared;       /* frames encoded once into the frame pool for every peer (send_shared) */
     uint64_t frames_copied;       /* frames copied because every pool frame was held */
+    uint32_t frames_in_use;       /* pool frames held now (by the node or a connection): 0 when idle */
     uint64_t answered_early;      /* slots answered before their DECIDED record was durable: decided
                                      by a unanimous exchange, own PROPOSAL durable (node.c) */
     uint64_t decided_by_ref;      /* DECIDED records written without the body (NODE_REC_DECIDED_REF) */
