@@ -1673,6 +1673,7 @@ static int probe_ops(struct rio_loop *l, char *err, size_t errlen)
         {IORING_OP_RECV, "RECV"},        {IORING_OP_SEND, "SEND"},
         {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"}, {IORING_OP_POLL_ADD, "POLL_ADD"},
         {IORING_OP_TIMEOUT, "TIMEOUT"},  {IORING_OP_WRITE, "WRITE"},
+        {IORING_OP_SENDMSG, "SENDMSG"}, /* rio_send_shared's iovecs */
     };
     struct io_uring_probe *p = io_uring_get_probe_ring(&l->ring);
     if (!p) {
