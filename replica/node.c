@@ -455,10 +455,10 @@ static uint64_t forced_rec(const struct rabia_node *n, const struct rabia_apply 
     return n->own_prop[a->slot % 64].rec;
 }
 
-/* Encode once into buf (held) or scratch (sent now). 0, or -ENOMEM. */
-static int encode_into(struct rabia_node *n, struct rabia_buf *b, uint8_t to, const struct rabia_msg *m)
+/* Encode once (need: its rabia_msg_encoded_size) into buf (held) or
+ * scratch (sent now). 0, or -ENOMEM. */
+static int encode_into(struct rabia_node *n, struct rabia_buf *b, uint8_t to, const struct rabia_msg *m, size_t need)
 {
-    size_t need = rabia_msg_encoded_size(m);
     if (!need || need > UINT32_MAX) return 0;
     if (rabia_buf_reserve(b, b->len + 5 + need)) return -ENOMEM;
     uint8_t *p = b->data + b->len;
@@ -476,11 +476,9 @@ static int encode_into(struct rabia_node *n, struct rabia_buf *b, uint8_t to, co
 
 /* Encode m into a pool frame (holding one reference) when it is large
  * enough to share and a frame is free; NULL otherwise (then copied). */
-static uint8_t *encode_shared(struct rabia_node *n, const struct rabia_msg *m, uint32_t *len)
+static uint8_t *encode_shared(struct rabia_node *n, const struct rabia_msg *m, size_t need, uint32_t *len)
 {
-    if (!n->frames_ok) return NULL;
-    size_t need = rabia_msg_encoded_size(m);
-    if (need < NODE_SHARE_MIN || need > buf_pool_buf_size(&n->frames)) return NULL;
+    if (!n->frames_ok || need < NODE_SHARE_MIN || need > buf_pool_buf_size(&n->frames)) return NULL;
     uint8_t *f = buf_pool_get(&n->frames);
     if (!f) {
         n->st.frames_copied++; /* all held by slow connections: copied */
@@ -623,9 +621,10 @@ static void handle_update(struct rabia_node *n, struct rabia_update *u)
         struct rabia_send *s = &u->sends[i];
         if (s->to != RABIA_TO_ALL && (s->to >= n->cfg.n || s->to == n->cfg.self)) continue;
         uint32_t flen = 0;
-        uint8_t *f = encode_shared(n, &s->msg, &flen);
+        size_t need = rabia_msg_encoded_size(&s->msg); /* once: shared or copied */
+        uint8_t *f = encode_shared(n, &s->msg, need, &flen);
         if (hold && !reserved(n, &s->msg)) {
-            if (f ? hold_shared(&n->held_open, s->to, f, flen) : encode_into(n, &n->held_open, s->to, &s->msg)) {
+            if (f ? hold_shared(&n->held_open, s->to, f, flen) : encode_into(n, &n->held_open, s->to, &s->msg, need)) {
                 if (f) buf_pool_unref(&n->frames, f);
                 fatal(n, "out of memory holding a send behind its log record");
                 return;
@@ -637,7 +636,7 @@ static void handle_update(struct rabia_node *n, struct rabia_update *u)
             continue;
         }
         rabia_buf_clear(&n->scratch); /* encoded once, for every peer */
-        if (encode_into(n, &n->scratch, s->to, &s->msg)) continue; /* lost: the core retransmits */
+        if (encode_into(n, &n->scratch, s->to, &s->msg, need)) continue; /* lost: the core retransmits */
         release(n, &n->scratch);
     }
     for (uint32_t i = 0; i < u->n_applies && apply_now && !n->failed; i++) {

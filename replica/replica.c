@@ -147,14 +147,21 @@ static uint64_t env_wall_ms(void *ctx)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void peers_send(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len)
+/* A frame to one peer or all (rio_send_shared from the node's frame pool
+ * when buf is one of its frames, else copied). */
+static void send_to_peers(struct rabia_replica *r, uint8_t to, const uint8_t *frame, uint32_t len, void *buf)
 {
-    struct rabia_replica *r = ctx;
     for (uint8_t p = 0; p < r->cfg.n; p++) {
         if (p == r->self || (to != RABIA_TO_ALL && to != p) || !r->peers[p].out_ready) continue;
         struct rio_conn *c = r->conns[r->peers[p].out].c;
-        if (rio_send(c, frame, len) < 0) replica_conn_close(r, c); /* lost: the core retransmits */
+        int rc = buf ? rio_send_shared(c, &r->frame_share, buf, frame, len) : rio_send(c, frame, len);
+        if (rc < 0) replica_conn_close(r, c); /* lost: the core retransmits */
     }
+}
+
+static void peers_send(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len)
+{
+    send_to_peers(ctx, to, frame, len, NULL);
 }
 
 /* The node's frame pool, as io/loop's shared buffers: each peer
@@ -164,12 +171,7 @@ static void frame_unref(void *ctx, void *buf) { node_frame_unref(ctx, buf); }
 
 static void peers_send_shared(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len, void *buf)
 {
-    struct rabia_replica *r = ctx;
-    for (uint8_t p = 0; p < r->cfg.n; p++) {
-        if (p == r->self || (to != RABIA_TO_ALL && to != p) || !r->peers[p].out_ready) continue;
-        struct rio_conn *c = r->conns[r->peers[p].out].c;
-        if (rio_send_shared(c, &r->frame_share, buf, frame, len) < 0) replica_conn_close(r, c); /* lost: the core retransmits */
-    }
+    send_to_peers(ctx, to, frame, len, buf);
 }
 
 static void env_fatal(void *ctx, const char *why)
