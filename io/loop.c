@@ -281,6 +281,25 @@ static int in_reserve(struct rio_conn *c, size_t n)
     return 0;
 }
 
+/* Present what `in` holds to on_data; drop what it consumed. Never while a
+ * direct recv writes into `in` (a drained burst's large buffer is freed). */
+static void in_deliver(struct rio_conn *c)
+{
+    size_t used = conn_deliver(c, c->in + c->in_off, c->in_len);
+    if (c->state != C_OPEN)
+        return; /* the buffer is dropped with the conn */
+    c->in_off += used;
+    c->in_len -= used;
+    if (c->in_len == 0) {
+        c->in_off = 0;
+        if (c->in_cap > RIO_KEEP_BYTES) {
+            free(c->in);
+            c->in = NULL;
+            c->in_cap = 0;
+        }
+    }
+}
+
 static void conn_input_plain(struct rio_conn *c, const uint8_t *p, size_t n)
 {
     if (c->in_len == 0) {
@@ -314,19 +333,7 @@ static void conn_input_plain(struct rio_conn *c, const uint8_t *p, size_t n)
     }
     memcpy(c->in + c->in_off + c->in_len, p, n);
     c->in_len += n;
-    size_t used = conn_deliver(c, c->in + c->in_off, c->in_len);
-    if (c->state != C_OPEN)
-        return; /* the buffer is dropped with the conn */
-    c->in_off += used;
-    c->in_len -= used;
-    if (c->in_len == 0) {
-        c->in_off = 0;
-        if (c->in_cap > RIO_KEEP_BYTES) {
-            free(c->in);
-            c->in = NULL;
-            c->in_cap = 0;
-        }
-    }
+    in_deliver(c);
 }
 
 /* ---- TLS: the engine (tls.c) between the socket and on_data / rio_send ---- */
@@ -826,19 +833,7 @@ static void handle_recv(struct rio_loop *l, struct rio_conn *c, int res, unsigne
             l->st.recv_cqes++;
             l->st.recv_bytes += (uint64_t)res;
             c->in_len += (size_t)res;
-            size_t used = conn_deliver(c, c->in + c->in_off, c->in_len);
-            if (c->state == C_OPEN) {
-                c->in_off += used;
-                c->in_len -= used;
-                if (c->in_len == 0) {
-                    c->in_off = 0; /* kept: the next recv lands at its start */
-                    if (c->in_cap > RIO_KEEP_BYTES) { /* a burst's large buffer goes (no recv in flight now) */
-                        free(c->in);
-                        c->in = NULL;
-                        c->in_cap = 0;
-                    }
-                }
-            }
+            in_deliver(c); /* this recv has completed: none is in flight */
         }
     }
     if (res > 0)
