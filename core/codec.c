@@ -8,14 +8,7 @@
 #define XXH_INLINE_ALL /* streaming state on the stack, inlined for small frames */
 #include <xxhash.h>
 
-/* ---- little-endian helpers (le.h: no alignment assumptions) ---- */
-
-static inline void put16(uint8_t *p, uint16_t v) { rabia_le_put16(p, v); }
-static inline void put32(uint8_t *p, uint32_t v) { rabia_le_put32(p, v); }
-static inline void put64(uint8_t *p, uint64_t v) { rabia_le_put64(p, v); }
-static inline uint16_t get16(const uint8_t *p) { return rabia_le_get16(p); }
-static inline uint32_t get32(const uint8_t *p) { return rabia_le_get32(p); }
-static inline uint64_t get64(const uint8_t *p) { return rabia_le_get64(p); }
+/* Integers are little-endian at any alignment: core/le.h. */
 
 /* ---- per-type layouts ---- */
 
@@ -242,8 +235,8 @@ uint32_t rabia_frame_checksum(const uint8_t *frame, size_t len)
 static uint8_t *put_id(uint8_t *w, const struct rabia_batch_id *id)
 {
     w[0] = id->proxy;
-    put64(w + 1, id->incarnation);
-    put64(w + 9, id->seq);
+    rabia_le_put64(w + 1, id->incarnation);
+    rabia_le_put64(w + 9, id->seq);
     return w + ID_WIRE;
 }
 
@@ -274,26 +267,26 @@ static int encode(const struct rabia_msg *m, uint8_t *out, size_t cap, bool sum)
     out[3] = RABIA_PROTOCOL_VERSION;
     out[4] = m->type;
     out[5] = m->from;
-    put16(out + 6, 0);
-    put32(out + 8, (uint32_t)(size - RABIA_FRAME_HEADER));
+    rabia_le_put16(out + 6, 0);
+    rabia_le_put32(out + 8, (uint32_t)(size - RABIA_FRAME_HEADER));
 
     uint8_t *w = out + RABIA_FRAME_HEADER;
     for (int i = 0; i < MAX_FIELDS && layouts[m->type][i] != F_END; i++) {
         switch (layouts[m->type][i]) {
         case F_SLOT:
-            put64(w, m->slot);
+            rabia_le_put64(w, m->slot);
             w += 8;
             break;
         case F_U64:
-            put64(w, m->u64);
+            rabia_le_put64(w, m->u64);
             w += 8;
             break;
         case F_U64B:
-            put64(w, m->u64b);
+            rabia_le_put64(w, m->u64b);
             w += 8;
             break;
         case F_PHASE:
-            put16(w, m->phase);
+            rabia_le_put16(w, m->phase);
             w += 2;
             break;
         case F_VALUE:
@@ -308,7 +301,7 @@ static int encode(const struct rabia_msg *m, uint8_t *out, size_t cap, bool sum)
                 w = put_id(w, &m->id);
             break;
         case F_BODY:
-            put32(w, m->body_len);
+            rabia_le_put32(w, m->body_len);
             w += 4;
             if (m->body_len)
                 memcpy(w, m->body, m->body_len);
@@ -316,7 +309,7 @@ static int encode(const struct rabia_msg *m, uint8_t *out, size_t cap, bool sum)
             break;
         }
     }
-    put32(out + 12, sum ? rabia_frame_checksum(out, size) : 0);
+    rabia_le_put32(out + 12, sum ? rabia_frame_checksum(out, size) : 0);
     return (int)size;
 }
 
@@ -328,9 +321,9 @@ int rabia_frame_peek(const uint8_t *p, size_t len, size_t *frame_len)
         return RABIA_E_MALFORMED;
     if (p[3] != RABIA_PROTOCOL_VERSION)
         return RABIA_E_VERSION;
-    if (get16(p + 6) != 0)
+    if (rabia_le_get16(p + 6) != 0)
         return RABIA_E_MALFORMED;
-    uint64_t total = (uint64_t)RABIA_FRAME_HEADER + get32(p + 8);
+    uint64_t total = (uint64_t)RABIA_FRAME_HEADER + rabia_le_get32(p + 8);
     if (total > RABIA_MAX_FRAME)
         return RABIA_E_TOOBIG;
     *frame_len = (size_t)total;
@@ -362,17 +355,17 @@ static uint8_t rd8(struct rd *r)
 static uint16_t rd16(struct rd *r)
 {
     const uint8_t *q = take(r, 2);
-    return q ? get16(q) : 0;
+    return q ? rabia_le_get16(q) : 0;
 }
 static uint32_t rd32(struct rd *r)
 {
     const uint8_t *q = take(r, 4);
-    return q ? get32(q) : 0;
+    return q ? rabia_le_get32(q) : 0;
 }
 static uint64_t rd64(struct rd *r)
 {
     const uint8_t *q = take(r, 8);
-    return q ? get64(q) : 0;
+    return q ? rabia_le_get64(q) : 0;
 }
 static void rd_id(struct rd *r, struct rabia_batch_id *id)
 {
@@ -407,7 +400,7 @@ static int decode(const uint8_t *p, size_t len, struct rabia_msg *out, bool sum)
         return rc;
     if (flen != len)
         return RABIA_E_MALFORMED;
-    if (sum && get32(p + 12) != rabia_frame_checksum(p, len))
+    if (sum && rabia_le_get32(p + 12) != rabia_frame_checksum(p, len))
         return RABIA_E_CHECKSUM;
     m.type = p[4];
     m.from = p[5];
@@ -509,14 +502,14 @@ void rabia_batch_set_time(struct rabia_buf *body, uint64_t time_ms)
 
 uint64_t rabia_batch_time(const uint8_t *body, size_t len)
 {
-    return len < RABIA_BATCH_HEADER ? 0 : get64(body + 4);
+    return len < RABIA_BATCH_HEADER ? 0 : rabia_le_get64(body + 4);
 }
 
 int rabia_batch_append(struct rabia_buf *body, const struct rabia_req *r)
 {
     if (body->len < RABIA_BATCH_HEADER || !body->data || (r->op_len && !r->op))
         return -EINVAL;
-    uint32_t count = get32(body->data);
+    uint32_t count = rabia_le_get32(body->data);
     if (count == UINT32_MAX)
         return RABIA_E_TOOBIG;
     /* Check the size before writing anything so a refused request leaves
@@ -534,13 +527,13 @@ int rabia_batch_append(struct rabia_buf *body, const struct rabia_req *r)
     rabia_buf_put_u32(body, r->op_len);
     if (r->op_len)
         rabia_buf_append(body, r->op, r->op_len);
-    put32(body->data, count + 1);
+    rabia_le_put32(body->data, count + 1);
     return 0;
 }
 
 uint32_t rabia_batch_count(const uint8_t *body, size_t len)
 {
-    return len < 4 ? 0 : get32(body);
+    return len < 4 ? 0 : rabia_le_get32(body);
 }
 
 int rabia_batch_iter_init(struct rabia_batch_iter *it, const uint8_t *body, size_t len)
@@ -549,7 +542,7 @@ int rabia_batch_iter_init(struct rabia_batch_iter *it, const uint8_t *body, size
     it->left = 0;
     if (len < RABIA_BATCH_HEADER)
         return RABIA_E_MALFORMED;
-    uint32_t count = get32(body);
+    uint32_t count = rabia_le_get32(body);
     /* Every request needs at least its fixed header: reject a count that
      * cannot fit before anyone sizes an allocation from it. */
     if ((uint64_t)count * RABIA_BATCH_REQ_HEADER > len - RABIA_BATCH_HEADER)
@@ -567,12 +560,12 @@ int rabia_batch_iter_next(struct rabia_batch_iter *it, struct rabia_req *out)
     size_t avail = (size_t)(it->end - it->p);
     if (avail < RABIA_BATCH_REQ_HEADER)
         return RABIA_E_MALFORMED;
-    uint32_t op_len = get32(it->p + 24);
+    uint32_t op_len = rabia_le_get32(it->p + 24);
     if (op_len > avail - RABIA_BATCH_REQ_HEADER)
         return RABIA_E_MALFORMED;
-    out->client_id = get64(it->p);
-    out->seq = get64(it->p + 8);
-    out->ack = get64(it->p + 16);
+    out->client_id = rabia_le_get64(it->p);
+    out->seq = rabia_le_get64(it->p + 8);
+    out->ack = rabia_le_get64(it->p + 16);
     out->op_len = op_len;
     out->op = op_len ? it->p + RABIA_BATCH_REQ_HEADER : NULL;
     it->p += RABIA_BATCH_REQ_HEADER + op_len;

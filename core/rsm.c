@@ -10,6 +10,7 @@
 
 #include "codec.h"
 #include "invariant.h"
+#include "le.h"
 
 #define RSM_MAGIC 0x334d5352u    /* "RSM3": the state hash stored before the checksum */
 #define RSM_MAGIC_V2 0x324d5352u /* "RSM2": read still (no state hash stored) */
@@ -924,19 +925,11 @@ static bool rd_u8(struct rd *d, uint8_t *v)
     return true;
 }
 
-static uint64_t le(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = n - 1; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static bool rd_u32(struct rd *d, uint32_t *v)
 {
     if (d->end - d->p < 4)
         return false;
-    *v = (uint32_t)le(d->p, 4);
+    *v = rabia_le_get32(d->p);
     d->p += 4;
     return true;
 }
@@ -945,7 +938,7 @@ static bool rd_u64(struct rd *d, uint64_t *v)
 {
     if (d->end - d->p < 8)
         return false;
-    *v = le(d->p, 8);
+    *v = rabia_le_get64(d->p);
     d->p += 8;
     return true;
 }
@@ -1002,15 +995,15 @@ fail:
 
 int rabia_rsm_snapshot_hash(const uint8_t *data, size_t len, uint64_t *hash)
 {
-    if (len < 4 + 16 || le(data, 4) != RSM_MAGIC)
+    if (len < 4 + 16 || rabia_le_get32(data) != RSM_MAGIC)
         return -EINVAL;
-    *hash = le(data + len - 16, 8);
+    *hash = rabia_le_get64(data + len - 16);
     return 0;
 }
 
 int rabia_rsm_snapshot_slot(const uint8_t *data, size_t len, uint64_t *slot)
 {
-    if (len < 8 || XXH64(data, len - 8, 0) != le(data + len - 8, 8))
+    if (len < 8 || XXH64(data, len - 8, 0) != rabia_le_get64(data + len - 8))
         return -EINVAL;
     struct rd d = {data, data + len - 8};
     uint32_t magic, name_len;
@@ -1023,7 +1016,7 @@ int rabia_rsm_snapshot_slot(const uint8_t *data, size_t len, uint64_t *slot)
 
 int rabia_rsm_restore(struct rabia_rsm *r, const uint8_t *data, size_t len)
 {
-    if (len < 8 || XXH64(data, len - 8, 0) != le(data + len - 8, 8))
+    if (len < 8 || XXH64(data, len - 8, 0) != rabia_le_get64(data + len - 8))
         return -EINVAL;
     struct rd d = {data, data + len - 8};
     uint32_t magic, name_len;
@@ -1035,7 +1028,7 @@ int rabia_rsm_restore(struct rabia_rsm *r, const uint8_t *data, size_t len)
         if (d.end - d.p < 8)
             return -EINVAL;
         d.end -= 8;
-        stored_hash = le(d.end, 8);
+        stored_hash = rabia_le_get64(d.end);
     }
     if (!rd_u32(&d, &name_len) ||
         !rd_bytes(&d, name_len, &name) || name_len != strlen(sm_name(r)) ||

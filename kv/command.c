@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "le.h"
 
 /* Sorted by name (checked once at create): lookups are a binary search.
  * Arities, flags and key positions are Redis 7.0's COMMAND INFO. */
@@ -245,11 +246,6 @@ static void args_free(struct args *a)
     a->argc = 0;
 }
 
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* 0, 1 for a malformed argv, or -ENOMEM. Arguments point into op. */
 static int args_parse(struct args *a, const uint8_t *op, size_t n)
 {
@@ -258,7 +254,7 @@ static int args_parse(struct args *a, const uint8_t *op, size_t n)
     a->len = a->sl;
     if (n < 4)
         return 1;
-    uint32_t argc = get32(op);
+    uint32_t argc = rabia_le_get32(op);
     size_t at = 4;
     if (argc > (n - 4) / 4)
         return 1;
@@ -276,7 +272,7 @@ static int args_parse(struct args *a, const uint8_t *op, size_t n)
     for (uint32_t i = 0; i < argc; i++) {
         if (n - at < 4)
             goto bad;
-        uint32_t l = get32(op + at);
+        uint32_t l = rabia_le_get32(op + at);
         at += 4;
         if (l > n - at)
             goto bad;
@@ -643,9 +639,9 @@ static void kv_prefetch(void *sm, const uint8_t *op, size_t n)
     uint32_t at = m->pf_head++ % 16;
     m->pf_ok[at] = 0;
     if (n >= 8) {
-        uint32_t argc = get32(op), l0 = get32(op + 4);
+        uint32_t argc = rabia_le_get32(op), l0 = rabia_le_get32(op + 4);
         if (argc >= 2 && l0 <= n - 8 && n - 8 - l0 >= 4) {
-            uint32_t l1 = get32(op + 8 + l0);
+            uint32_t l1 = rabia_le_get32(op + 8 + l0);
             if (l1 <= n - 12 - l0) {
                 m->pf_hash[at] = kv_hash(op + 12 + l0, l1);
                 m->pf_ok[at] = 1;

@@ -139,11 +139,7 @@ struct rabia_wal {
 /* ------------------------------------------------------------------ */
 /* small helpers */
 
-/* the log's integers are little-endian (core/le.h), as the wire's */
-static void put32(uint8_t *p, uint32_t v) { rabia_le_put32(p, v); }
-static void put64(uint8_t *p, uint64_t v) { rabia_le_put64(p, v); }
-static uint32_t get32(const uint8_t *p) { return rabia_le_get32(p); }
-static uint64_t get64(const uint8_t *p) { return rabia_le_get64(p); }
+/* the log's integers are little-endian (core/le.h's rabia_le_*), as the wire's */
 static uint64_t round_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 #if defined(__x86_64__) && !defined(RABIA_NO_XXH_DISPATCH)
@@ -175,7 +171,7 @@ static uint64_t grp_sum(const uint8_t *g, uint32_t n)
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *r = g + p;
         h = XXH3_64bits_withSeed(r + 16, 8, h);
-        p += (size_t)round_up(REC_HDR + (uint64_t)get32(r), 8);
+        p += (size_t)round_up(REC_HDR + (uint64_t)rabia_le_get32(r), 8);
     }
     return h;
 }
@@ -222,48 +218,48 @@ static void seg_header(const struct rabia_wal *w, uint64_t no, uint8_t *h)
 {
     memset(h, 0, 64);
     memcpy(h, SEG_MAGIC, 8);
-    put32(h + 8, SEG_VERSION);
-    put32(h + 12, w->block);
-    put64(h + 16, no);
-    put64(h + 24, w->cfg.cluster_id);
-    put64(h + 32, w->batch_incarnation);
+    rabia_le_put32(h + 8, SEG_VERSION);
+    rabia_le_put32(h + 12, w->block);
+    rabia_le_put64(h + 16, no);
+    rabia_le_put64(h + 24, w->cfg.cluster_id);
+    rabia_le_put64(h + 32, w->batch_incarnation);
     h[40] = w->cfg.replica;
     h[41] = no == 1 && w->cfg.recovering ? 1 : 0;
-    put64(h + 56, XXH64(h, 56, WAL_SEED));
+    rabia_le_put64(h + 56, XXH64(h, 56, WAL_SEED));
 }
 
 /* 0, or -EINVAL with err saying what is wrong with the header. */
 static int seg_header_check(const struct rabia_wal *w, const char *path, uint64_t no, const uint8_t *h, size_t len,
                             uint64_t *incarnation, uint32_t *block, char *err, size_t errlen)
 {
-    if (len < 64 || memcmp(h, SEG_MAGIC, 8) || get64(h + 56) != XXH64(h, 56, WAL_SEED)) {
+    if (len < 64 || memcmp(h, SEG_MAGIC, 8) || rabia_le_get64(h + 56) != XXH64(h, 56, WAL_SEED)) {
         snprintf(err, errlen,
                  "%s: not a rabia log segment, or its header is damaged (offset 0). Move the data dir aside and start "
                  "this replica with --rejoin: it rebuilds its state from its peers",
                  path);
         return -EINVAL;
     }
-    if (get32(h + 8) < SEG_VERSION_MIN || get32(h + 8) > SEG_VERSION) {
+    if (rabia_le_get32(h + 8) < SEG_VERSION_MIN || rabia_le_get32(h + 8) > SEG_VERSION) {
         snprintf(err, errlen, "%s: log format version %u, this build reads %u to %u: run the matching rabiad", path,
-                 get32(h + 8), SEG_VERSION_MIN, SEG_VERSION);
+                 rabia_le_get32(h + 8), SEG_VERSION_MIN, SEG_VERSION);
         return -EINVAL;
     }
-    if (get64(h + 16) != no) {
+    if (rabia_le_get64(h + 16) != no) {
         snprintf(err, errlen,
                  "%s: the header says segment %" PRIu64 " (a renamed or misplaced file): restore the original name "
                  "or move the data dir aside and start with --rejoin",
-                 path, get64(h + 16));
+                 path, rabia_le_get64(h + 16));
         return -EINVAL;
     }
-    if (get64(h + 24) != w->cfg.cluster_id || h[40] != w->cfg.replica) {
+    if (rabia_le_get64(h + 24) != w->cfg.cluster_id || h[40] != w->cfg.replica) {
         snprintf(err, errlen,
                  "%s: written by replica %u of cluster %016" PRIx64 ", this is replica %u of cluster %016" PRIx64
                  ": wrong data-dir for this replica?",
-                 path, h[40] + 1, get64(h + 24), w->cfg.replica + 1, w->cfg.cluster_id);
+                 path, h[40] + 1, rabia_le_get64(h + 24), w->cfg.replica + 1, w->cfg.cluster_id);
         return -EINVAL;
     }
-    *incarnation = get64(h + 32);
-    *block = get32(h + 12);
+    *incarnation = rabia_le_get64(h + 32);
+    *block = rabia_le_get32(h + 12);
     return 0;
 }
 
@@ -484,22 +480,22 @@ static bool group_intact(const uint8_t *img, uint64_t size, uint64_t no, uint64_
 {
     if (off + GRP_HDR > size) return false;
     const uint8_t *g = img + off;
-    if (get32(g) != GRP_MAGIC) return false;
-    uint64_t len = get64(g + 16);
-    if (len < GRP_HDR || len > size - off || get64(g + 24) != no || get64(g + 32) != off) return false;
+    if (rabia_le_get32(g) != GRP_MAGIC) return false;
+    uint64_t len = rabia_le_get64(g + 16);
+    if (len < GRP_HDR || len > size - off || rabia_le_get64(g + 24) != no || rabia_le_get64(g + 32) != off) return false;
     /* every record in bounds and intact, ending where the group ends */
-    uint32_t cnt = get32(g + 4);
+    uint32_t cnt = rabia_le_get32(g + 4);
     uint64_t p = GRP_HDR;
     for (uint32_t i = 0; i < cnt; i++) {
         if (p + REC_HDR > len) return false;
-        uint32_t rl = get32(g + p);
-        if (rl > len - p - REC_HDR || rec_sum(g + p, rl) != get64(g + p + 16)) return false;
+        uint32_t rl = rabia_le_get32(g + p);
+        if (rl > len - p - REC_HDR || rec_sum(g + p, rl) != rabia_le_get64(g + p + 16)) return false;
         p += round_up(REC_HDR + (uint64_t)rl, 8);
     }
-    if (p != len || grp_sum(g, cnt) != get64(g + 40)) return false;
-    *lsn = get64(g + 8);
+    if (p != len || grp_sum(g, cnt) != rabia_le_get64(g + 40)) return false;
+    *lsn = rabia_le_get64(g + 8);
     *bytes = len;
-    *n = get32(g + 4);
+    *n = rabia_le_get32(g + 4);
     return true;
 }
 
@@ -600,11 +596,11 @@ static int visit_group(struct rabia_wal *w, const char *path, const uint8_t *g, 
     for (uint32_t i = 0; i < n; i++) {
         if (p + REC_HDR > bytes) goto bad;
         const uint8_t *r = g + p;
-        uint32_t len = get32(r);
+        uint32_t len = rabia_le_get32(r);
         /* group_intact checked its checksum */
-        if (len > bytes - p - REC_HDR || r[5] || get32(r + 4) >> 16) goto bad;
+        if (len > bytes - p - REC_HDR || r[5] || rabia_le_get32(r + 4) >> 16) goto bad;
         uint8_t type = r[4];
-        uint64_t slot = get64(r + 8);
+        uint64_t slot = rabia_le_get64(r + 8);
         if (type < RABIA_WAL_SENT || type > RABIA_WAL_DECIDED_REF) goto bad;
         if (type == RABIA_WAL_BATCH || type == RABIA_WAL_RESERVE) {
             if (slot > sg->max_batch_seq) sg->max_batch_seq = slot;
@@ -768,7 +764,7 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
                 sc.stop_off = off;
                 sc.stop_dirty = true;
                 snprintf(sc.why, sizeof sc.why, "%s",
-                         get32(img + off) != GRP_MAGIC ? "no group header"
+                         rabia_le_get32(img + off) != GRP_MAGIC ? "no group header"
                          : (sc.expect_lsn && group_intact(img, cfg->segment_bytes, nos[i], off, &lsn, &bytes, &cnt))
                              ? "a group out of sequence (misdirected or stale write)"
                              : "a group whose checksum or position does not match");
@@ -799,8 +795,8 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
                 }
                 /* only the header of the first group is checked here; the full
                  * check happens when that segment is scanned */
-                cont = g2 == w->data + GRP_HDR && get32(nx + w->data) == GRP_MAGIC &&
-                       get64(nx + w->data + 8) == sc.expect_lsn && get64(nx + w->data + 24) == nos[i + 1];
+                cont = g2 == w->data + GRP_HDR && rabia_le_get32(nx + w->data) == GRP_MAGIC &&
+                       rabia_le_get64(nx + w->data + 8) == sc.expect_lsn && rabia_le_get64(nx + w->data + 24) == nos[i + 1];
                 free(nx);
             }
             if (!cont) ended = true;
@@ -822,7 +818,7 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
             for (uint64_t off = from; off + GRP_HDR <= got; off += w->block) {
                 uint64_t lsn, bytes;
                 uint32_t cnt;
-                if (get32(img + off) != GRP_MAGIC) continue;
+                if (rabia_le_get32(img + off) != GRP_MAGIC) continue;
                 if (!group_intact(img, got, w->segs[i].no, off, &lsn, &bytes, &cnt)) continue;
                 char sp[600];
                 seg_path(w, w->segs[sc.stop_idx].no, sp, sizeof sp);
@@ -934,13 +930,13 @@ int rabia_wal_append(struct rabia_wal *w, uint8_t type, uint64_t slot, const uin
     size_t rec = (size_t)round_up(REC_HDR + (uint64_t)len, 8);
     if (gbuf_reserve(g, g->len + rec + w->block, w->block)) return -ENOMEM;
     uint8_t *r = g->p + g->len;
-    put32(r, len);
+    rabia_le_put32(r, len);
     r[4] = type;
     r[5] = 0;
     r[6] = r[7] = 0;
-    put64(r + 8, slot);
+    rabia_le_put64(r + 8, slot);
     memcpy(r + REC_HDR, frame, len);
-    put64(r + 16, rec_sum(r, len));
+    rabia_le_put64(r + 16, rec_sum(r, len));
     memset(r + REC_HDR + len, 0, rec - REC_HDR - len);
     g->len += rec;
     g->n++;
@@ -963,11 +959,11 @@ int rabia_wal_append_msg(struct rabia_wal *w, uint8_t type, uint64_t slot, const
     uint8_t *r = g->p + g->len;
     int k = rabia_msg_encode_unsummed(m, r + REC_HDR, need); /* the record's checksum covers it */
     if (k < 0) return k;
-    put32(r, (uint32_t)k);
+    rabia_le_put32(r, (uint32_t)k);
     r[4] = type;
     r[5] = r[6] = r[7] = 0;
-    put64(r + 8, slot);
-    put64(r + 16, rec_sum(r, (uint32_t)k));
+    rabia_le_put64(r + 8, slot);
+    rabia_le_put64(r + 16, rec_sum(r, (uint32_t)k));
     rec = (size_t)round_up(REC_HDR + (uint64_t)k, 8);
     memset(r + REC_HDR + k, 0, rec - REC_HDR - (size_t)k);
     g->len += rec;
@@ -1005,9 +1001,9 @@ static int prefix(const struct rabia_wal *w, struct prefix *pf)
     uint64_t ms = 0, mb = 0;
     while (k < g->n) {
         const uint8_t *r = g->p + p;
-        size_t rec = (size_t)round_up(REC_HDR + (uint64_t)get32(r), 8);
+        size_t rec = (size_t)round_up(REC_HDR + (uint64_t)rabia_le_get32(r), 8);
         if (k && round_up(p + rec, w->block) > max) break;
-        uint64_t slot = get64(r + 8);
+        uint64_t slot = rabia_le_get64(r + 8);
         if (r[4] == RABIA_WAL_BATCH || r[4] == RABIA_WAL_RESERVE) {
             if (slot > mb) mb = slot;
         } else if (slot > ms) {
@@ -1081,13 +1077,13 @@ int rabia_wal_seal(struct rabia_wal *w, struct rabia_wal_write *io)
     w->stalled = false;
     if (cut(w, &pf)) return -ENOMEM;
     uint8_t *h = g->p;
-    put32(h, GRP_MAGIC);
-    put32(h + 4, g->n);
-    put64(h + 8, w->next_lsn);
-    put64(h + 16, bytes);
-    put64(h + 24, cur->no);
-    put64(h + 32, w->pos);
-    put64(h + 40, grp_sum(h, g->n));
+    rabia_le_put32(h, GRP_MAGIC);
+    rabia_le_put32(h + 4, g->n);
+    rabia_le_put64(h + 8, w->next_lsn);
+    rabia_le_put64(h + 16, bytes);
+    rabia_le_put64(h + 24, cur->no);
+    rabia_le_put64(h + 32, w->pos);
+    rabia_le_put64(h + 40, grp_sum(h, g->n));
     memset(g->p + bytes, 0, padded - bytes);
     /* swap: the sealed group flies, a fresh one forms */
     struct gbuf t = w->flight;
@@ -1142,8 +1138,8 @@ void rabia_wal_visit_durable(struct rabia_wal *w, rabia_wal_visit_fn fn, void *c
     size_t p = GRP_HDR;
     for (uint32_t i = 0; i < g->n; i++) {
         const uint8_t *r = g->p + p;
-        uint32_t len = get32(r);
-        fn(ctx, r[4], get64(r + 8), r + REC_HDR, len);
+        uint32_t len = rabia_le_get32(r);
+        fn(ctx, r[4], rabia_le_get64(r + 8), r + REC_HDR, len);
         p += (size_t)round_up(REC_HDR + (uint64_t)len, 8);
     }
 }
