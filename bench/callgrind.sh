@@ -14,6 +14,7 @@
 # RABIAD_ARGS="--io-threads 2" adds rabiad arguments (bench/README.md's
 # io-threads table: instructions summed over every thread of each replica).
 # PROFILE_DIR=DIR keeps each server's dump there (callgrind_annotate DIR/r1.cg.1).
+# RABIAD=PATH counts another rabiad build (default build/cmd/rabiad).
 # PIPELINE=P sets redis-benchmark's -P (default 16); RETRANSMIT_MS the
 # replicas' retransmit-ms (default 2000, see below).
 set -euo pipefail
@@ -41,7 +42,7 @@ members="1=127.0.0.1:12701,2=127.0.0.1:12702,3=127.0.0.1:12703"
 for i in 1 2 3; do
   mkdir -p "$dir/r$i"
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/r$i.cg" \
-    build/cmd/rabiad --id "$i" --members "$members" --state-machine kv --data-dir "$dir/r$i" \
+    "${RABIAD:-build/cmd/rabiad}" --id "$i" --members "$members" --state-machine kv --data-dir "$dir/r$i" \
     --resp-listen "127.0.0.1:1260$i" --client-listen "127.0.0.1:1265$i" --durability "$dur" \
     --retransmit-ms "$retransmit_ms" ${RABIAD_ARGS:-} \
     >"$dir/r$i.log" 2>&1 &
