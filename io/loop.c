@@ -285,9 +285,17 @@ static int in_reserve(struct rio_conn *c, size_t n)
  * direct recv writes into `in` (a drained burst's large buffer is freed). */
 static void in_deliver(struct rio_conn *c)
 {
+    /* on_data reads `in` in place. A reconcile while it runs (rio_flush
+     * from the callback) must not post the next direct recv: growing `in`
+     * would free what on_data reads, and a recv aimed past the bytes not
+     * consumed yet would land where the next read no longer looks. */
+    c->delivering = true;
     size_t used = conn_deliver(c, c->in + c->in_off, c->in_len);
+    c->delivering = false;
     if (c->state != C_OPEN)
         return; /* the buffer is dropped with the conn */
+    if (c->recv_direct)
+        conn_mark_dirty(c); /* the next recv, in case a reconcile skipped it */
     c->in_off += used;
     c->in_len -= used;
     if (c->in_len == 0) {
@@ -535,14 +543,16 @@ static void conn_reconcile(struct rio_conn *c)
         }
         return;
     case C_OPEN:
-        if (!c->recv_armed && !c->close_after_send && c->recv_direct) {
+        if (!c->recv_armed && !c->close_after_send && c->recv_direct && !c->delivering) {
             size_t room = c->in_cap - c->in_off - c->in_len;
             if (room < RIO_DIRECT_MIN) {
                 if (c->in_len >= c->in_max) {
                     conn_fail(c, -EMSGSIZE); /* nothing consumed up to the input limit */
                     return;
                 }
-                size_t want = c->in_max - c->in_len < RIO_DIRECT_ROOM ? c->in_max - c->in_len : RIO_DIRECT_ROOM;
+                size_t want = c->in_cap ? RIO_DIRECT_ROOM : RIO_BUF_SIZE; /* the first: a HELLO */
+                if (want > c->in_max - c->in_len)
+                    want = c->in_max - c->in_len;
                 int r = in_reserve(c, want);
                 if (r < 0) {
                     conn_fail(c, r);
@@ -550,6 +560,8 @@ static void conn_reconcile(struct rio_conn *c)
                 }
                 room = c->in_cap - c->in_off - c->in_len;
             }
+            if (room > RIO_RECV_MAX)
+                room = RIO_RECV_MAX;
             if (!(sqe = loop_sqe(l)))
                 goto stalled;
             /* `in` stays where it is until this completes: nothing else
@@ -558,7 +570,7 @@ static void conn_reconcile(struct rio_conn *c)
             io_uring_sqe_set_data(sqe, &c->op_recv);
             c->recv_armed = true;
         }
-        if (!c->recv_armed && !c->close_after_send) {
+        if (!c->recv_armed && !c->close_after_send && !c->recv_direct) {
             if (!(sqe = loop_sqe(l)))
                 goto stalled;
             /* Multishot: one SQE keeps delivering into provided buffers until

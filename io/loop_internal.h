@@ -48,9 +48,14 @@
 #define RIO_SHARE_SEGS 16u
 /* rio_conn_set_recv_direct: a recv is posted into the input buffer when it
  * has at least RIO_DIRECT_MIN bytes free, else it first makes room for
- * RIO_DIRECT_ROOM (compacting or growing) */
+ * RIO_DIRECT_ROOM (compacting or growing). The first recv of a connection
+ * gets RIO_BUF_SIZE only: a peer link's first message is its HELLO, and a
+ * connection that never says anything (anyone may open one to the peer
+ * port) then holds 16 KiB, not 256. A recv asks for at most RIO_RECV_MAX
+ * (its length is 32 bits in the SQE). */
 #define RIO_DIRECT_MIN ((size_t)64 << 10)
 #define RIO_DIRECT_ROOM ((size_t)256 << 10)
+#define RIO_RECV_MAX ((size_t)1 << 30)
 
 /* A shared range placed in the byte stream just before byte `at` of q (or tx). */
 struct rio_seg {
@@ -112,6 +117,7 @@ struct rio_conn {
     bool recv_armed, send_inflight, connect_inflight, connect_done;
     bool recv_cancelled, send_cancelled, connect_cancelled;
     bool recv_direct;      /* one-shot recvs straight into `in` (rio_conn_set_recv_direct), no multishot */
+    bool delivering;       /* on_data is reading `in` (in_deliver): no direct recv may be posted */
     unsigned cancels;
     int send_retries;
     struct rio_op op_recv, op_send, op_connect, op_cancel;

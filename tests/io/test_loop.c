@@ -791,6 +791,106 @@ static void test_shared_sends(void)
     }
 }
 
+/* ---- rio_flush from on_data on a direct-receive connection ---- */
+/* on_data still reads `in` when a flush reconciles the connection: the
+ * direct receive must not be posted (which could move or free `in`, or aim
+ * the kernel at bytes about to be consumed) until the delivery is over.
+ * Frames: [u32 len][u64 seq][u64 xxh3 of the rest][len - 16 filler]. */
+struct fl_state {
+    struct rio_loop *l;
+    struct rio_conn *server;
+    uint64_t next_seq, good, bad;
+    bool closed;
+};
+static struct fl_state FL;
+
+static int fl_accept(void *ctx, struct rio_listener *ls, struct rio_conn *c)
+{
+    (void)ctx;
+    (void)ls;
+    CHECK_EQ(rio_conn_set_recv_direct(c), 0);
+    rio_conn_set_user(c, &FL);
+    FL.server = c;
+    return 0;
+}
+
+static size_t fl_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t n)
+{
+    (void)ctx;
+    if (rio_conn_user(c) != &FL)
+        return n; /* the client's side: nothing comes back */
+    rio_flush(FL.l); /* reconciles this very connection while p is in use */
+    size_t used = 0;
+    while (n - used >= 4) {
+        uint32_t len = get32(p + used);
+        if (len < 16 || n - used - 4 < len)
+            break;
+        const uint8_t *f = p + used + 4;
+        if (get64(f) == FL.next_seq && get64(f + 8) == XXH3_64bits(f + 16, len - 16))
+            FL.good++;
+        else
+            FL.bad++;
+        FL.next_seq++;
+        used += 4 + (size_t)len;
+    }
+    return used;
+}
+
+static void fl_close(void *ctx, struct rio_conn *c, int err)
+{
+    (void)ctx;
+    (void)err;
+    if (rio_conn_user(c) == &FL)
+        FL.closed = true;
+}
+
+static size_t fl_frame(uint8_t *p, uint64_t seq, uint32_t len, uint64_t *seed)
+{
+    memcpy(p, &len, 4);
+    memcpy(p + 4, &seq, 8);
+    fill(seed, p + 20, len - 16);
+    uint64_t h = XXH3_64bits(p + 20, len - 16);
+    memcpy(p + 12, &h, 8);
+    return 4 + (size_t)len;
+}
+
+static bool fl_got(void *arg) { return FL.good + FL.bad >= *(uint64_t *)arg || FL.closed; }
+
+static void test_flush_in_on_data(void)
+{
+    static const struct rio_handlers h = {.on_accept = fl_accept, .on_data = fl_data, .on_close = fl_close};
+    char err[256];
+    memset(&FL, 0, sizeof FL);
+    CHECK_EQ(rio_loop_create(&FL.l, &h, NULL, err, sizeof err), 0);
+    struct rio_listener *ls;
+    CHECK_EQ(rio_listen(FL.l, "127.0.0.1", 0, NULL, &ls), 0);
+    struct rio_conn *c;
+    CHECK_EQ(rio_connect(FL.l, "127.0.0.1", rio_listener_port(ls), NULL, &c), 0);
+    uint64_t seed = 7, want = 0;
+    /* one small frame at a time: each is consumed whole, so `in` empties
+     * and a receive posted during on_data would land past where the next
+     * one is read from */
+    uint8_t small[4 + 1000];
+    for (int k = 0; k < 5; k++) {
+        CHECK_EQ(rio_send(c, small, fl_frame(small, want++, 1000, &seed)), 0);
+        drive(FL.l, fl_got, &want, NULL, "a small frame");
+    }
+    /* a 4 MiB stream of 20-70 KB frames: `in` fills and would be grown
+     * (moved, the old one freed) under on_data */
+    size_t cap = (size_t)4 << 20, off = 0;
+    uint8_t *big = malloc(cap);
+    while (off + 4 + 70000 <= cap)
+        off += fl_frame(big + off, want++, 20000 + (uint32_t)(splitmix(&seed) % 50000), &seed);
+    CHECK_EQ(rio_send(c, big, off), 0);
+    drive(FL.l, fl_got, &want, NULL, "a stream of large frames");
+    CHECK(!FL.closed);
+    CHECK_EQ(FL.bad, 0);
+    CHECK_EQ(FL.good, want);
+    printf("     %llu frames through a direct receive flushed from on_data\n", (unsigned long long)FL.good);
+    free(big);
+    rio_loop_destroy(FL.l);
+}
+
 /* ---- output limit and destroy with live connections ---- */
 static void test_limits_and_destroy(void)
 {
@@ -901,6 +1001,7 @@ int main(int argc, char **argv)
     RUN(test_small_messages);
     RUN(test_closes);
     RUN(test_shared_sends);
+    RUN(test_flush_in_on_data);
     RUN(test_limits_and_destroy);
     RUN(test_wake);
 
