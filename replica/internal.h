@@ -20,6 +20,20 @@
 #include "snapfile.h"
 
 #define MAX_CONNS 4096
+/* Incoming peer connections before HELLO (anyone may open one to the peer
+ * port): at most this many at once (a new one closes the oldest), each
+ * closed if it has not said HELLO within PEER_HELLO_TIMEOUT_US, and none
+ * may announce a frame larger than PEER_HELLO_MAX_FRAME (a HELLO or a
+ * PEER_AUTH is far smaller): before these, 40 silent connections that
+ * each announced a 16 MiB frame held 650 MB for good (review, 2026-12-01). */
+#define PEER_HELLO_PENDING 64u
+#define PEER_HELLO_TIMEOUT_US 10000000u
+#define PEER_HELLO_MAX_FRAME 4096u
+/* A HELLO's incarnation is its replica's first start's wall clock in us plus
+ * its restarts (persist/incarnation.c); one further ahead of this machine's
+ * clock than this is refused: taken as is, a forged HELLO announcing
+ * 2^64-1 had every later HELLO of the real replica refused as older. */
+#define PEER_INCARNATION_AHEAD_US (86400ull * 1000000u)
 #define WAITERS_CAP (1u << 16)     /* requests waiting for their slot, per replica */
 #define RESP_MAX_PENDING 4096      /* replies queued per RESP connection */
 #define RESP_SPARE_BUFS 32         /* flushed reply buffers a RESP connection keeps for its next replies */
@@ -130,6 +144,17 @@ struct rabia_replica {
     uint8_t self;            /* core index: id - 1 */
     struct peer peers[RABIA_MAX_REPLICAS];
     struct conn *conns;
+    /* incoming peer connections that have not said HELLO, oldest first:
+     * each goes at its deadline, the oldest when a new one finds it full
+     * (replica.c, hello_track / hello_tick) */
+    struct {
+        uint32_t ci, gen;
+        uint64_t by_us;
+    } hello_q[PEER_HELLO_PENDING];
+    uint32_t hello_head, hello_n;
+    /* refusal lines about the peer port, rate limited (peer_log_ok) */
+    uint64_t peer_log_window_us;
+    unsigned peer_log_count, peer_log_suppressed;
     uint64_t resp_conn_counter;
     uint32_t n_want_pump;
     uint32_t n_blocked;      /* RESP connections parked in a blocking pop */
@@ -214,6 +239,10 @@ void replica_resp_start_drain(struct rabia_replica *r, uint32_t ci);
 void replica_send_snapshot(void *ctx, uint8_t to);
 void replica_pump_snapshots(struct rabia_replica *r);
 void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struct rabia_msg *m);
+/* a transfer from `from` ends with its incoming connection; one that moved
+ * no byte for 30 s is dropped by the tick (transfer.c) */
+void replica_snapshot_rx_closed(struct rabia_replica *r, uint8_t from);
+void replica_snapshot_rx_tick(struct rabia_replica *r, uint64_t now);
 /* metrics.c: the registry, /metrics and /health, INFO (metrics.h) */
 #include "metrics.h"
 /* backup.c: rabia-cli backup (BACKUP_REQ) and rabiad --restore */

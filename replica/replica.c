@@ -267,6 +267,86 @@ void replica_peer_in_install(struct rabia_replica *r, uint32_t ci, uint8_t from,
     k->peer = from;
 }
 
+/* At most 20 refusal lines about the peer port per 10 s, then one line
+ * saying how many were not shown: a misconfigured replica redials every
+ * 50 ms, and anyone may connect to the port. */
+static bool peer_log_ok(struct rabia_replica *r)
+{
+    uint64_t now = rio_now_us();
+    if (now - r->peer_log_window_us >= 10000000u) {
+        if (r->peer_log_suppressed)
+            replica_log(r, RABIA_LOG_WARN, "%u more refusals of connections to the peer port in the last 10 s not shown",
+                        r->peer_log_suppressed);
+        r->peer_log_window_us = now;
+        r->peer_log_count = r->peer_log_suppressed = 0;
+    }
+    if (r->peer_log_count < 20) {
+        r->peer_log_count++;
+        return true;
+    }
+    r->peer_log_suppressed++;
+    return false;
+}
+
+#define PEER_REFUSE(r, ...)                                                                                         \
+    do {                                                                                                           \
+        if (peer_log_ok(r)) replica_log((r), RABIA_LOG_WARN, __VA_ARGS__);                                         \
+    } while (0)
+
+static uint64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* A connection to the peer port joins the queue of those that have not
+ * said HELLO; a full queue closes its oldest first. */
+static void hello_track(struct rabia_replica *r, uint32_t ci)
+{
+    if (r->hello_n == PEER_HELLO_PENDING) {
+        uint32_t h = r->hello_head;
+        struct conn *old = &r->conns[r->hello_q[h].ci];
+        r->hello_head = (h + 1) % PEER_HELLO_PENDING;
+        r->hello_n--;
+        if (old->gen == r->hello_q[h].gen && old->kind == CK_PEER_IN_HELLO && !old->closing) {
+            char who[64] = "?";
+            rio_conn_peer(old->c, who, sizeof who);
+            PEER_REFUSE(r, "closing %s: %u connections to the peer port have not said HELLO, and it waited longest",
+                        who, PEER_HELLO_PENDING);
+            replica_conn_close(r, old->c);
+        }
+    }
+    uint32_t t = (r->hello_head + r->hello_n) % PEER_HELLO_PENDING;
+    r->hello_q[t].ci = ci;
+    r->hello_q[t].gen = r->conns[ci].gen;
+    r->hello_q[t].by_us = rio_now_us() + PEER_HELLO_TIMEOUT_US;
+    r->hello_n++;
+}
+
+/* Close the connections whose time to say HELLO is up (a cluster-secret
+ * handshake under way has its own deadline: auth.c). Returns the next
+ * deadline, 0 if none. O(connections that went) per call. */
+static uint64_t hello_tick(struct rabia_replica *r, uint64_t now)
+{
+    while (r->hello_n) {
+        uint32_t h = r->hello_head;
+        struct conn *k = &r->conns[r->hello_q[h].ci];
+        bool waiting = k->gen == r->hello_q[h].gen && k->kind == CK_PEER_IN_HELLO && !k->closing;
+        if (waiting && r->hello_q[h].by_us > now) return r->hello_q[h].by_us;
+        r->hello_head = (h + 1) % PEER_HELLO_PENDING;
+        r->hello_n--;
+        if (waiting && !k->au.pstep) {
+            char who[64] = "?";
+            rio_conn_peer(k->c, who, sizeof who);
+            PEER_REFUSE(r, "closing %s: connected to the peer port and said no HELLO within %u s", who,
+                        PEER_HELLO_TIMEOUT_US / 1000000u);
+            replica_conn_close(r, k->c);
+        }
+    }
+    return 0;
+}
+
 static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg *m)
 {
     struct conn *k = &r->conns[ci];
@@ -278,25 +358,25 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
         char who[64] = "?";
         rio_conn_peer(k->c, who, sizeof who);
         if (m->type != RABIA_MSG_HELLO) {
-            replica_log(r, RABIA_LOG_WARN, "refusing %s: first frame is %s, not HELLO", who, rabia_msg_type_name(m->type));
+            PEER_REFUSE(r, "refusing %s: first frame is %s, not HELLO", who, rabia_msg_type_name(m->type));
             replica_conn_close(r, k->c);
             return;
         }
         if (m->u64 != r->cluster_id) {
-            replica_log(r, RABIA_LOG_WARN,
+            PEER_REFUSE(r,
                  "refusing %s: cluster id %016" PRIx64 " is not ours (%016" PRIx64 "): check its members list",
                  who, m->u64, r->cluster_id);
             replica_conn_close(r, k->c);
             return;
         }
         if (m->value != RABIA_PROTOCOL_VERSION) {
-            replica_log(r, RABIA_LOG_WARN, "refusing %s: protocol version %u, we speak %u", who, m->value,
+            PEER_REFUSE(r, "refusing %s: protocol version %u, we speak %u", who, m->value,
                  RABIA_PROTOCOL_VERSION);
             replica_conn_close(r, k->c);
             return;
         }
         if (m->from >= r->cfg.n || m->from == r->self) {
-            replica_log(r, RABIA_LOG_WARN, "refusing %s: claims replica id %u", who, m->from + 1);
+            PEER_REFUSE(r, "refusing %s: claims replica id %u", who, m->from + 1);
             replica_conn_close(r, k->c);
             return;
         }
@@ -304,9 +384,20 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
             replica_conn_close(r, k->c);
             return;
         }
+        uint64_t wall = wall_us();
+        if (m->u64b > wall + PEER_INCARNATION_AHEAD_US) {
+            PEER_REFUSE(r,
+                        "refusing %s: replica %u announces incarnation %" PRIu64 ", %" PRIu64 " s ahead of this "
+                        "machine's clock; an incarnation is the replica's first start's wall clock in microseconds "
+                        "plus its restarts, so one of the two clocks is off by over a day (fix it), or this is not "
+                        "that replica",
+                        who, m->from + 1, m->u64b, (m->u64b - wall) / 1000000u);
+            replica_conn_close(r, k->c);
+            return;
+        }
         struct peer *pe = &r->peers[m->from];
         if (m->u64b < pe->in_incarnation) {
-            replica_log(r, RABIA_LOG_WARN, "refusing %s: replica %u incarnation %" PRIu64 " is older than %" PRIu64, who,
+            PEER_REFUSE(r, "refusing %s: replica %u incarnation %" PRIu64 " is older than %" PRIu64, who,
                  m->from + 1, m->u64b, pe->in_incarnation);
             replica_conn_close(r, k->c);
             return;
@@ -361,6 +452,7 @@ static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
      * connection's input buffer directly: no copy out of 16 KiB provided
      * buffers (bench/results/callgrind.md) */
     if (kind == CK_PEER_IN_HELLO && !rio_conn_is_tls(c)) (void)rio_conn_set_recv_direct(c);
+    if (kind == CK_PEER_IN_HELLO) hello_track(r, ci);
     snprintf(k->user, sizeof k->user, "default");
     if (kind == CK_RESP) {
         k->q = calloc(RESP_MAX_PENDING, sizeof(*k->q));
@@ -405,6 +497,14 @@ static size_t h_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
         size_t flen;
         struct rabia_msg m;
         int rc = rabia_frame_peek(p + off, len - off, &flen);
+        if (rc == 0 && k->kind == CK_PEER_IN_HELLO && flen > PEER_HELLO_MAX_FRAME) {
+            char who[64] = "?";
+            rio_conn_peer(c, who, sizeof who);
+            PEER_REFUSE(r, "refusing %s: a frame of %zu bytes before HELLO (a HELLO and the cluster-secret proof take "
+                        "at most %u): not a replica of this cluster", who, flen, PEER_HELLO_MAX_FRAME);
+            replica_conn_close(r, c);
+            return len;
+        }
         if (rc == -EAGAIN || (rc == 0 && len - off < flen)) break; /* wait for the rest */
         if (rc == 0) rc = rabia_msg_decode(p + off, flen, &m);
         if (rc < 0) {
@@ -483,7 +583,10 @@ static void h_close(void *ctx, struct rio_conn *c, int err)
         }
     } else if (k->kind == CK_PEER_IN) {
         struct peer *pe = &r->peers[k->peer];
-        if (pe->in == ci) pe->in = UINT32_MAX;
+        if (pe->in == ci) {
+            pe->in = UINT32_MAX;
+            replica_snapshot_rx_closed(r, k->peer); /* its chunks came on this connection */
+        }
     } else if (k->kind == CK_HTTP) {
         metrics_http_closed(r, ci);
     } else if (k->kind == CK_RESP && k->next_seq > 1) {
@@ -919,11 +1022,14 @@ int rabia_replica_run(struct rabia_replica *r)
             if (p != r->self && r->peers[p].out == UINT32_MAX && r->peers[p].redial_at_us < next)
                 next = r->peers[p].redial_at_us;
         replica_pump_snapshots(r);
+        replica_snapshot_rx_tick(r, now);
         replica_backup_pump(r);
         replica_kv_sweep(r, now);
         metrics_tick(r, now);
         uint64_t auth_due = replica_auth_tick(r, now); /* held AUTHs, peer handshakes */
         if (auth_due && auth_due < next) next = auth_due;
+        uint64_t hello_due = hello_tick(r, now); /* peer-port connections that never say HELLO */
+        if (hello_due && hello_due < next) next = hello_due;
         if (r->n_blocked) { /* blocked pops' deadlines, to the 10 ms */
             replica_resp_timeouts(r, now);
             if (now + 10000 < next) next = now + 10000;

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define XXH_INLINE_ALL
@@ -130,6 +131,33 @@ static void rx_dir(const struct rabia_replica *r, char *out, size_t len)
     else snprintf(out, len, "%s/incoming", r->cfg.data_dir); /* memory: a scratch file, removed after */
 }
 
+/* A transfer into this replica that moved no byte for this long is dropped
+ * (its temporary file with it): a sender that stalls, or repeats empty
+ * chunks, must not hold the one receiving slot and the file for good. */
+#define RX_STALL_US 30000000u
+
+static void rx_drop(struct rabia_replica *r, uint8_t from, const char *why)
+{
+    struct peer *pe = &r->peers[from];
+    if (!pe->rx_active) return;
+    replica_log(r, RABIA_LOG_WARN, "snapshot from replica %u dropped at %" PRIu64 " of %" PRIu64 " bytes: %s",
+                from + 1, pe->rx.got, pe->rx.total, why);
+    rabia_snapfile_abort(&pe->rx);
+    pe->rx_active = false;
+}
+
+void replica_snapshot_rx_closed(struct rabia_replica *r, uint8_t from)
+{
+    rx_drop(r, from, "the peer's connection closed (it sends the snapshot again from the start)");
+}
+
+void replica_snapshot_rx_tick(struct rabia_replica *r, uint64_t now)
+{
+    for (uint8_t p = 0; p < r->cfg.n; p++)
+        if (r->peers[p].rx_active && now - r->peers[p].rx_last_us >= RX_STALL_US)
+            rx_drop(r, p, "no bytes for 30 s");
+}
+
 void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struct rabia_msg *m)
 {
     struct peer *pe = &r->peers[from];
@@ -148,6 +176,14 @@ void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struc
             struct peer *o = &r->peers[q];
             if (q != from && o->rx_active && rio_now_us() - o->rx_last_us < 2000000) return;
         }
+        struct statvfs fs;
+        if (statvfs(dir, &fs) == 0 && (uint64_t)fs.f_bavail * fs.f_frsize < m->u64b) {
+            replica_log(r, RABIA_LOG_WARN,
+                        "snapshot from replica %u refused: %" PRIu64 " bytes announced, %llu free in %s (free "
+                        "space there; the peer offers it again)",
+                        from + 1, m->u64b, (unsigned long long)fs.f_bavail * fs.f_frsize, dir);
+            return;
+        }
         if (rabia_snapfile_begin(&pe->rx, dir, m->slot, m->u64b, from, why, sizeof why)) {
             replica_log(r, RABIA_LOG_WARN, "snapshot from replica %u not received: %s", from + 1, why);
             return;
@@ -159,6 +195,10 @@ void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struc
              m->slot, m->u64b, from + 1);
     }
     if (!pe->rx_active || m->slot != pe->rx.slot || m->u64 != pe->rx.got || m->u64b != pe->rx.total) return;
+    if (m->body_len == 0) { /* a sender never sends one: progress is bytes, not chunks */
+        rx_drop(r, from, "an empty chunk");
+        return;
+    }
     pe->rx_last_us = rio_now_us();
     if (rabia_snapfile_append(&pe->rx, m->body, m->body_len, why, sizeof why)) {
         replica_log(r, RABIA_LOG_WARN, "snapshot from replica %u dropped: %s", from + 1, why);
@@ -181,10 +221,16 @@ void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struc
     } else if ((rc = node_install_snapshot(r->node, data, len, slot)) == -EINVAL) {
         uint64_t own = 0;
         (void)rabia_rsm_snapshot_slot(data, len, &own);
-        replica_log(r, RABIA_LOG_WARN,
-             "snapshot from replica %u refused: announced for slot %" PRIu64 " but %s %" PRIu64
-             " (a corrupt or mislabelled snapshot; the peer's state or software needs a look)",
-             from + 1, slot, own ? "taken at slot" : "unreadable, slot", own);
+        if (own == slot)
+            replica_log(r, RABIA_LOG_WARN,
+                        "snapshot from replica %u refused: taken at slot %" PRIu64 " as announced, but its state "
+                        "does not restore (corrupt contents; the peer's state or software needs a look)",
+                        from + 1, slot);
+        else
+            replica_log(r, RABIA_LOG_WARN,
+                        "snapshot from replica %u refused: announced for slot %" PRIu64 " but %s %" PRIu64
+                        " (a corrupt or mislabelled snapshot; the peer's state or software needs a look)",
+                        from + 1, slot, own ? "taken at slot" : "unreadable, slot", own);
     } else if (rc && rc != -EALREADY) { /* -EALREADY: caught up meanwhile */
         replica_log(r, RABIA_LOG_WARN, "snapshot from replica %u refused: %s", from + 1, rabia_strerror(rc));
     }
