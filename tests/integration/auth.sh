@@ -446,9 +446,12 @@ def frames(sock, wait=3.0):
             buf = buf[16 + n:]
     return out, "open"
 res = []
+# newer than the real replica 2's (its first start's wall clock), and not
+# more than a day ahead of replica 1's clock (refused before the handshake)
+inc = int(time.time() * 1e6) + 60 * 10**6
 # 1. HELLO as replica 2, our nonce, then a proof made up: refused, closed
 s = socket.create_connection(("127.0.0.1", port))
-s.sendall(g.hello(cluster, frm=1, incarnation=1 << 62) + auth(1, os.urandom(32)))
+s.sendall(g.hello(cluster, frm=1, incarnation=inc) + auth(1, os.urandom(32)))
 got, state = frames(s, 1.0)
 ch = [p for t, p in got if t == T_PEER_AUTH and p[8] == 2]
 res.append("challenge" if ch and len(ch[0]) == 8 + 1 + 4 + 64 else "no-challenge:%r" % (got,))
@@ -459,7 +462,7 @@ res.append("refused-%d" % struct.unpack_from("<Q", ref[0])[0] if ref else "no-re
 res.append(state)
 # 2. HELLO, then a consensus message instead of the handshake: refused, closed
 s = socket.create_connection(("127.0.0.1", port))
-s.sendall(g.hello(cluster, frm=1, incarnation=1 << 62) + g.frame(T_VOTE, struct.pack("<QHBB", 1, 1, 1, 0), frm=1))
+s.sendall(g.hello(cluster, frm=1, incarnation=inc) + g.frame(T_VOTE, struct.pack("<QHBB", 1, 1, 1, 0), frm=1))
 got, state = frames(s)
 res.append(state)
 print(" ".join(res))
