@@ -154,7 +154,7 @@ void replica_snapshot_rx_closed(struct rabia_replica *r, uint8_t from)
 void replica_snapshot_rx_tick(struct rabia_replica *r, uint64_t now)
 {
     for (uint8_t p = 0; p < r->cfg.n; p++)
-        if (r->peers[p].rx_active && now - r->peers[p].rx_last_us >= RX_STALL_US)
+        if (r->peers[p].rx_active && now > r->peers[p].rx_last_us && now - r->peers[p].rx_last_us >= RX_STALL_US)
             rx_drop(r, p, "no bytes for 30 s");
 }
 
