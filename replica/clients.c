@@ -26,6 +26,7 @@ static struct resp_slot *slot_next(struct conn *k)
     if (!s->out.cap && k->n_spare)
         s->out = k->spare[--k->n_spare];
     rabia_buf_clear(&s->out);
+    RABIA_ASSERT(!s->push); /* flushed slots are cleared (resp_flush) */
     return s;
 }
 
@@ -51,7 +52,16 @@ static void resp_flush(struct rabia_replica *r, struct conn *k)
 {
     while (k->q_len && k->q[k->q_head].ready) {
         struct resp_slot *s = &k->q[k->q_head];
+        if (s->push) {
+            RABIA_ASSERT(k->push_bytes >= s->out.len);
+            k->push_bytes -= s->out.len;
+            s->push = false;
+        }
         if (rio_send(k->c, s->out.data, s->out.len) < 0) {
+            replica_log(r, RABIA_LOG_WARN,
+                        "client %s: a reply of %zu bytes does not fit in its output buffer (%zu bytes waiting, at "
+                        "most 64 MiB): closing it",
+                        k->rs.addr, s->out.len, rio_conn_pending(k->c));
             replica_conn_close(r, k->c);
             return;
         }
@@ -74,6 +84,15 @@ static void resp_status_error(struct rabia_buf *out, int status, const uint8_t *
             rabia_buf_append(out, &c, 1);
         }
         rabia_buf_append(out, b, strlen(b));
+        return;
+    }
+    if (status == RABIA_REPLY_BAD_REQUEST && len) { /* the replica says why (node.c) */
+        rabia_buf_append(out, "-ERR ", 5);
+        for (size_t i = 0; i < len; i++) {
+            uint8_t c = res[i] == '\r' || res[i] == '\n' ? ' ' : res[i];
+            rabia_buf_append(out, &c, 1);
+        }
+        rabia_buf_append(out, "\r\n", 2);
         return;
     }
     const char *msg = status == RABIA_REPLY_SESSION_EXPIRED ? "-ERR session expired\r\n"
@@ -322,6 +341,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
         memmove(k->in.data, k->in.data + off, k->in.len - off);
         k->in.len -= off;
     }
+    if (!k->in.len && k->in.cap > RESP_IN_KEEP) rabia_buf_free(&k->in); /* a burst's buffer is not kept */
     resp_flush(r, k);
 }
 
@@ -394,14 +414,24 @@ void replica_sm_event(void *ctx, const struct rabia_sm_event *ev)
         for (uint32_t i = 0; r->pubsub_conns && i < MAX_CONNS; i++) {
             struct conn *k = &r->conns[i];
             if (k->kind != CK_RESP || k->closing || !k->pubsub) continue;
-            if (k->q_len >= RESP_MAX_PENDING) { /* a subscriber that does not read: as Redis's output limit */
-                replica_log(r, RABIA_LOG_WARN, "subscriber %s does not read its messages; closing it", k->rs.addr);
+            /* A subscriber that does not read: as Redis's client-output-buffer-limit
+             * pubsub (32 MB). Messages queued behind a reply that is not ready (a
+             * parked blocking pop, RESP3) count too: they never reached the
+             * connection's output limit, and one such subscriber held 865 MB. */
+            size_t held = k->push_bytes + rio_conn_pending(k->c);
+            if (k->q_len >= RESP_MAX_PENDING || held > RESP_PUBSUB_OUT_MAX) {
+                replica_log(r, RABIA_LOG_WARN,
+                            "subscriber %s does not read its messages (%zu bytes and %u replies waiting; at most "
+                            "%u bytes): closing it",
+                            k->rs.addr, held, k->q_len, RESP_PUBSUB_OUT_MAX);
                 replica_conn_close(r, k->c);
                 continue;
             }
             struct resp_slot *s = slot_next(k);
             int n = resp_pubsub_deliver(&k->rs, ev->a, ev->a_len, ev->b, ev->b_len, &s->out);
             if (n <= 0) continue;
+            s->push = true;
+            k->push_bytes += s->out.len;
             s->ready = true;
             s->post = RESP_POST_NONE;
             s->r3 = R3_NONE;

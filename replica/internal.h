@@ -27,6 +27,11 @@
  * PEER_AUTH is far smaller): before these, 40 silent connections that
  * each announced a 16 MiB frame held 650 MB for good (review, 2026-12-01). */
 #define PEER_HELLO_PENDING 64u
+/* Client connections (RESP and native) may take all but this many of the
+ * MAX_CONNS slots: the rest stay for the peers' links and their HELLOs
+ * (4096 idle clients kept a restarted replica from reconnecting: review,
+ * 2026-12-01). */
+#define CONNS_KEPT_FOR_PEERS 128u
 #define PEER_HELLO_TIMEOUT_US 10000000u
 #define PEER_HELLO_MAX_FRAME 4096u
 /* A HELLO's incarnation is its replica's first start's wall clock in us plus
@@ -36,6 +41,8 @@
 #define PEER_INCARNATION_AHEAD_US (86400ull * 1000000u)
 #define WAITERS_CAP (1u << 16)     /* requests waiting for their slot, per replica */
 #define RESP_MAX_PENDING 4096      /* replies queued per RESP connection */
+#define RESP_PUBSUB_OUT_MAX (32u << 20) /* a subscriber's unread messages (Redis: client-output-buffer-limit pubsub 32mb) */
+#define RESP_IN_KEEP ((size_t)1 << 20)  /* an emptied input buffer larger than this is freed */
 #define RESP_SPARE_BUFS 32         /* flushed reply buffers a RESP connection keeps for its next replies */
 #define RESP_SPARE_MAX_CAP 65536   /* a larger one is freed: a big reply's memory is not kept */
 #define RESP_MAX_INPUT (64u << 20) /* bytes buffered per RESP connection */
@@ -61,6 +68,7 @@ struct resp_slot {         /* one pipelined RESP command's reply, in order */
                               kinds until the result comes */
     uint8_t mkind;         /* metrics: enum m_kind (in the padding: 4096 of */
     uint16_t cmd;          /* these per connection); its command (metrics_cmd_index) */
+    bool push;             /* a pubsub message (counted in conn.push_bytes) */
     struct rabia_buf out;
 };
 /* 4096 per RESP connection: metrics' fields fit in what was padding */
@@ -86,6 +94,8 @@ struct conn {
     uint64_t client_id, next_seq, group_first;
     uint64_t open_batch;   /* batch number its in-flight requests went into */
     uint32_t inflight;     /* replicated requests without a reply */
+    size_t push_bytes;     /* pubsub messages in reply slots not flushed yet */
+    bool client_slot;      /* counted in rabia_replica.n_client_conns */
     bool quit;
     bool closing;          /* replica_conn_close called: ignore the rest */
     bool want_pump;        /* input waits for replies that just came */
@@ -152,6 +162,7 @@ struct rabia_replica {
         uint64_t by_us;
     } hello_q[PEER_HELLO_PENDING];
     uint32_t hello_head, hello_n;
+    uint32_t n_client_conns;  /* RESP and native connections (CONNS_KEPT_FOR_PEERS) */
     /* refusal lines about the peer port, rate limited (peer_log_ok) */
     uint64_t peer_log_window_us;
     unsigned peer_log_count, peer_log_suppressed;

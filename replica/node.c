@@ -731,7 +731,17 @@ void node_request(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack
     }
     w->to = *to; /* a retry on another connection takes the answer over */
     struct rabia_req rq = {.client_id = cid, .seq = seq, .ack = ack, .op = op, .op_len = len};
-    if (batcher_add(&n->batcher, &rq, now) < 0) complete(n, cid, seq, RABIA_REPLY_BUSY, NULL, 0);
+    int rc = batcher_add(&n->batcher, &rq, now);
+    if (rc == -EMSGSIZE) { /* never fits: retrying (BUSY) would go on for ever */
+        char msg[200];
+        int ml = snprintf(msg, sizeof msg,
+                          "request of %u bytes does not fit in a batch (batch-max-bytes %u): split it, or raise "
+                          "batch-max-bytes on every replica",
+                          len, n->batcher.cfg.max_bytes);
+        complete(n, cid, seq, RABIA_REPLY_BAD_REQUEST, (const uint8_t *)msg, ml > 0 ? (size_t)ml : 0);
+    } else if (rc < 0) {
+        complete(n, cid, seq, RABIA_REPLY_BUSY, NULL, 0);
+    }
 }
 
 /* Returns whether the core refused a batch (its pending queue is full):

@@ -106,6 +106,10 @@ void replica_conn_release(struct rabia_replica *r, uint32_t i)
         resp_argv_free(&k->pa);
     }
     rabia_buf_free(&k->in);
+    if (k->client_slot) {
+        RABIA_ASSERT(r->n_client_conns > 0);
+        r->n_client_conns--;
+    }
     uint32_t gen = k->gen;
     memset(k, 0, sizeof(*k));
     k->gen = gen;
@@ -275,7 +279,7 @@ static bool peer_log_ok(struct rabia_replica *r)
     uint64_t now = rio_now_us();
     if (now - r->peer_log_window_us >= 10000000u) {
         if (r->peer_log_suppressed)
-            replica_log(r, RABIA_LOG_WARN, "%u more refusals of connections to the peer port in the last 10 s not shown",
+            replica_log(r, RABIA_LOG_WARN, "%u more refusals of connections in the last 10 s not shown",
                         r->peer_log_suppressed);
         r->peer_log_window_us = now;
         r->peer_log_count = r->peer_log_suppressed = 0;
@@ -433,6 +437,12 @@ static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
     struct rabia_replica *r = ctx;
     enum ck kind = l == r->l_peer ? CK_PEER_IN_HELLO : l == r->l_client ? CK_CLIENT : l == r->l_metrics ? CK_HTTP : CK_RESP;
     if (kind == CK_HTTP && !metrics_http_room(r)) return -1; /* the metrics port cannot starve the clients */
+    bool client = kind == CK_RESP || kind == CK_CLIENT;
+    if (client && r->n_client_conns >= MAX_CONNS - CONNS_KEPT_FOR_PEERS) {
+        PEER_REFUSE(r, "too many client connections (%u): refusing one (%u of the %d slots stay for the peers)",
+                    r->n_client_conns, CONNS_KEPT_FOR_PEERS, MAX_CONNS);
+        return -1;
+    }
     uint32_t ci = conn_alloc(r, kind, c);
     if (ci == UINT32_MAX) {
         replica_log(r, RABIA_LOG_WARN, "too many connections (%d): refusing one", MAX_CONNS);
@@ -440,6 +450,10 @@ static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
     }
     struct conn *k = &r->conns[ci];
     r->m->conns_accepted++;
+    if (client) {
+        k->client_slot = true;
+        r->n_client_conns++;
+    }
     if (kind == CK_HTTP) { /* plain HTTP: Prometheus scrapes it on a private address */
         metrics_http_accept(r, ci);
         return 0;
