@@ -45,6 +45,7 @@
 #define RESP_IN_KEEP ((size_t)1 << 20)  /* an emptied input buffer larger than this is freed */
 #define RESP_SPARE_BUFS 32         /* flushed reply buffers a RESP connection keeps for its next replies */
 #define RESP_SPARE_MAX_CAP 65536   /* a larger one is freed: a big reply's memory is not kept */
+#define RESP_SLOT_KEEP_CAP 1024    /* with the spares full, a slot keeps a buffer this small only */
 #define RESP_MAX_INPUT (64u << 20) /* bytes buffered per RESP connection */
 #define SNAP_CHUNK (1u << 20)
 #define SNAP_MAX (1ull << 40)        /* largest snapshot a peer may announce (1 TiB: it goes to disk) */

@@ -3,6 +3,7 @@
 
     client_limits.py toolarge RESP_PORT
     client_limits.py subscriber SUB_PORT PUB_PORT
+    client_limits.py ringwalk RESP_PORT METRICS_PORT
     client_limits.py conns RESP_PORT COUNT LOCAL_CLUSTER_SH RABIA_CLI REPLICA2_NATIVE_ADDR
 
 Prints one line per check ('ok ...' or 'FAIL ...') and exits 1 if any
@@ -94,6 +95,42 @@ def subscriber(sub_port, pub_port):
     p.close()
 
 
+def heap_allocated(metrics_port):
+    """rabia_heap_allocated_bytes (jemalloc's stats.allocated), or None."""
+    import urllib.request
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith("rabia_heap_allocated_bytes "):
+            return float(line.split()[1])
+    return None
+
+
+def ringwalk(port, metrics_port):
+    """One connection pipelines 4096 COMMANDs (replies of about 14 KB each),
+    reads them all and stays open: the replica keeps little of them."""
+    before = heap_allocated(metrics_port)
+    if before is None:
+        print("  skip (no heap statistics: not a jemalloc build)", flush=True)
+        return
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"*1\r\n$7\r\nCOMMAND\r\n" * 4096)
+    s.settimeout(1.0)
+    got = 0
+    while True:
+        try:
+            d = s.recv(1 << 20)
+        except socket.timeout:
+            break
+        if not d:
+            break
+        got += len(d)
+    after = heap_allocated(metrics_port)
+    grew = (after - before) / 1e6
+    check(got > 4096 * 1000 and grew < 16,
+          f"4096 COMMAND replies ({got / 1e6:.0f} MB) read, the connection idle and open: the heap grew {grew:.1f} MB")
+    s.close()
+
+
 def conns(port, count):
     """More client connections than the replica takes: the excess is
     refused, the rest served."""
@@ -134,6 +171,8 @@ def main():
         toolarge(int(sys.argv[2]))
     elif cmd == "subscriber":
         subscriber(int(sys.argv[2]), int(sys.argv[3]))
+    elif cmd == "ringwalk":
+        ringwalk(int(sys.argv[2]), int(sys.argv[3]))
     elif cmd == "conns":
         conns(int(sys.argv[2]), int(sys.argv[3]))
     return 1 if failures else 0
