@@ -1284,6 +1284,13 @@ static int cmd_watch(struct ctx *x, const struct cmd *cmd)
         return local_err(x, "ERR WATCH inside MULTI is not allowed");
     if (s->nwatch + ARGC - 1 > 4096)
         return local_err(x, "ERR too many WATCHed keys (at most 4096 per connection)");
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < s->nwatch; i++)
+        bytes += s->watch[i].len;
+    for (uint32_t i = 1; i < ARGC; i++)
+        bytes += LEN(i);
+    if (bytes > RESP_WATCH_MAX_BYTES)
+        return local_err(x, "ERR WATCHed keys too large (at most 1 MiB of key names per connection)");
     if (s->nwatch + ARGC > s->watch_cap) {
         uint32_t cap = (s->nwatch + ARGC) * 2;
         struct resp_watch *w = realloc(s->watch, cap * sizeof *w);
@@ -1393,6 +1400,9 @@ static int subscribe(struct ctx *x, bool pattern)
         if (sub_find(list, ARG(i), LEN(i)) == SIZE_MAX) {
             if (*count >= 65536)
                 return local_err(x, "ERR too many subscriptions (at most 65536 per connection)");
+            if (s->subs.len + s->psubs.len + 4 + LEN(i) > RESP_SUBS_MAX_BYTES)
+                return local_err(x, "ERR subscriptions too large (at most 16 MiB of channel and pattern names "
+                                    "per connection)");
             uint32_t l = (uint32_t)LEN(i);
             if (put(list, &l, 4) || put(list, ARG(i), LEN(i)))
                 return -ENOMEM;

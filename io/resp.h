@@ -93,6 +93,12 @@ extern "C" {
 #define RESP_MAX_BULK_LIMIT (512u << 20)       /* Redis's proto-max-bulk-len */
 #define RESP_DEFAULT_MAX_BULK (64u << 20)
 #define RESP_MAX_INLINE (64u * 1024u)          /* inline line / header line */
+/* What one connection may keep of its subscriptions' channel and pattern
+ * names, and of its WATCHed keys, in bytes (besides their counts, 65536 and
+ * 4096): capped by count only, each SUBSCRIBE of a 50 MB name kept 50 MB
+ * (review, 2026-12-01). */
+#define RESP_SUBS_MAX_BYTES (16u << 20)
+#define RESP_WATCH_MAX_BYTES (1u << 20)
 
 /* One parsed command, and the parser's state between calls. */
 struct resp_argv {

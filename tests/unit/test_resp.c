@@ -1056,6 +1056,55 @@ static void test_pubsub(void)
     run_free(&r);
 }
 
+/* A command in RESP array form: name, then `n` arguments of `len` bytes of
+ * `fill` each, the k-th one's first byte set to 'a' + k (distinct names). */
+static void array_cmd(struct rabia_buf *b, const char *name, int n, size_t len, char fill)
+{
+    char h[64];
+    rabia_buf_clear(b);
+    int k = snprintf(h, sizeof h, "*%d\r\n$%zu\r\n%s\r\n", n + 1, strlen(name), name);
+    rabia_buf_append(b, h, (size_t)k);
+    for (int i = 0; i < n; i++) {
+        k = snprintf(h, sizeof h, "$%zu\r\n", len);
+        rabia_buf_append(b, h, (size_t)k);
+        size_t at = b->len;
+        for (size_t j = 0; j < len; j++)
+            rabia_buf_append(b, &fill, 1);
+        b->data[at] = (uint8_t)('a' + i);
+        rabia_buf_append(b, "\r\n", 2);
+    }
+}
+
+/* What a connection keeps of its subscriptions' names and WATCHed keys is
+ * bounded in bytes, not only in count (RESP_SUBS_MAX_BYTES,
+ * RESP_WATCH_MAX_BYTES): each SUBSCRIBE of a 50 MB name kept 50 MB. */
+static void test_session_byte_limits(void)
+{
+    struct resp_session s;
+    struct run r = {0};
+    struct rabia_buf cmd = {0};
+    resp_session_init(&s, 5, 0);
+    array_cmd(&cmd, "SUBSCRIBE", 3, 5u << 20, 'c'); /* 15 MiB of names: taken */
+    CHECK_EQ(run_cmd(&s, cmd.data, cmd.len, &r), RESP_LOCAL);
+    CHECK_EQ(s.nsubs, 3);
+    array_cmd(&cmd, "PSUBSCRIBE", 1, 2u << 20, 'p'); /* 2 MiB more: over 16 MiB */
+    CHECK_EQ(run_cmd(&s, cmd.data, cmd.len, &r), RESP_LOCAL);
+    CHECK_BUF(&r.reply, "-ERR subscriptions too large (at most 16 MiB of channel and pattern names per connection)\r\n");
+    CHECK_EQ(s.npsubs, 0);
+    resp_session_free(&s);
+    resp_session_init(&s, 6, 0);
+    array_cmd(&cmd, "WATCH", 4, 200u << 10, 'w'); /* 800 KiB of keys: taken */
+    CHECK_EQ(run_cmd(&s, cmd.data, cmd.len, &r), RESP_REPLICATE);
+    CHECK_EQ(s.nwatch, 4);
+    array_cmd(&cmd, "WATCH", 2, 200u << 10, 'v'); /* 400 KiB more: over 1 MiB */
+    CHECK_EQ(run_cmd(&s, cmd.data, cmd.len, &r), RESP_LOCAL);
+    CHECK_BUF(&r.reply, "-ERR WATCHed keys too large (at most 1 MiB of key names per connection)\r\n");
+    CHECK_EQ(s.nwatch, 4);
+    rabia_buf_free(&cmd);
+    resp_session_free(&s);
+    run_free(&r);
+}
+
 /* A blocking pop is replicated with RESP_POST_BLOCK and its timeout; the
  * caller finds which keys it waits on; SELECT wraps ops in @DB. */
 static void test_blocking_and_db(void)
@@ -1644,6 +1693,7 @@ int main(void)
     RUN(test_end_to_end);
     RUN(test_watch);
     RUN(test_pubsub);
+    RUN(test_session_byte_limits);
     RUN(test_blocking_and_db);
     RUN(test_resp3_hello);
     RUN(test_resp3_local);
