@@ -113,17 +113,17 @@ def ringwalk(port, metrics_port):
         print("  skip (no heap statistics: not a jemalloc build)", flush=True)
         return
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.sendall(b"*1\r\n$7\r\nCOMMAND\r\n" * 4096)
-    s.settimeout(1.0)
-    got = 0
-    while True:
-        try:
-            d = s.recv(1 << 20)
-        except socket.timeout:
-            break
+    # a PING last: its PONG ends the replies (a quiet second did not, under load)
+    s.sendall(b"*1\r\n$7\r\nCOMMAND\r\n" * 4096 + b"*1\r\n$4\r\nPING\r\n")
+    s.settimeout(60)
+    got, tail = 0, b""
+    while not tail.endswith(b"+PONG\r\n"):
+        d = s.recv(1 << 20)
         if not d:
             break
         got += len(d)
+        tail = (tail + d)[-16:]
+    time.sleep(0.5)  # the flushed slots' buffers are recycled as the sends complete
     after = heap_allocated(metrics_port)
     grew = (after - before) / 1e6
     check(got > 4096 * 1000 and grew < 16,
