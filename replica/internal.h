@@ -164,9 +164,9 @@ struct rabia_replica {
     } hello_q[PEER_HELLO_PENDING];
     uint32_t hello_head, hello_n;
     uint32_t n_client_conns;  /* RESP and native connections (CONNS_KEPT_FOR_PEERS) */
-    /* refusal lines about the peer port, rate limited (peer_log_ok) */
-    uint64_t peer_log_window_us;
-    unsigned peer_log_count, peer_log_suppressed;
+    /* lines about refused connections, rate limited (refusal_log_ok) */
+    uint64_t refusal_log_window_us;
+    unsigned refusal_log_count, refusal_log_suppressed;
     uint64_t resp_conn_counter;
     uint32_t n_want_pump;
     uint32_t n_blocked;      /* RESP connections parked in a blocking pop */

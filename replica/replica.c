@@ -143,12 +143,18 @@ static uint64_t env_now(void *ctx)
     return rio_turn_us();
 }
 
+/* the wall clock (CLOCK_REALTIME) in microseconds */
+static uint64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static uint64_t env_wall_ms(void *ctx)
 {
     (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return wall_us() / 1000u;
 }
 
 /* A frame to one peer or all (rio_send_shared from the node's frame pool
@@ -271,38 +277,31 @@ void replica_peer_in_install(struct rabia_replica *r, uint32_t ci, uint8_t from,
     k->peer = from;
 }
 
-/* At most 20 refusal lines about the peer port per 10 s, then one line
- * saying how many were not shown: a misconfigured replica redials every
- * 50 ms, and anyone may connect to the port. */
-static bool peer_log_ok(struct rabia_replica *r)
+/* At most 20 lines about refused connections (peer port, too many
+ * clients) per 10 s, then one line saying how many were not shown: a
+ * misconfigured replica redials every 50 ms, and anyone may connect. */
+static bool refusal_log_ok(struct rabia_replica *r)
 {
     uint64_t now = rio_now_us();
-    if (now - r->peer_log_window_us >= 10000000u) {
-        if (r->peer_log_suppressed)
+    if (now - r->refusal_log_window_us >= 10000000u) {
+        if (r->refusal_log_suppressed)
             replica_log(r, RABIA_LOG_WARN, "%u more refusals of connections in the last 10 s not shown",
-                        r->peer_log_suppressed);
-        r->peer_log_window_us = now;
-        r->peer_log_count = r->peer_log_suppressed = 0;
+                        r->refusal_log_suppressed);
+        r->refusal_log_window_us = now;
+        r->refusal_log_count = r->refusal_log_suppressed = 0;
     }
-    if (r->peer_log_count < 20) {
-        r->peer_log_count++;
+    if (r->refusal_log_count < 20) {
+        r->refusal_log_count++;
         return true;
     }
-    r->peer_log_suppressed++;
+    r->refusal_log_suppressed++;
     return false;
 }
 
-#define PEER_REFUSE(r, ...)                                                                                         \
+#define CONN_REFUSE(r, ...)                                                                                         \
     do {                                                                                                           \
-        if (peer_log_ok(r)) replica_log((r), RABIA_LOG_WARN, __VA_ARGS__);                                         \
+        if (refusal_log_ok(r)) replica_log((r), RABIA_LOG_WARN, __VA_ARGS__);                                         \
     } while (0)
-
-static uint64_t wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* A connection to the peer port joins the queue of those that have not
  * said HELLO; a full queue closes its oldest first. */
@@ -316,7 +315,7 @@ static void hello_track(struct rabia_replica *r, uint32_t ci)
         if (old->gen == r->hello_q[h].gen && old->kind == CK_PEER_IN_HELLO && !old->closing) {
             char who[64] = "?";
             rio_conn_peer(old->c, who, sizeof who);
-            PEER_REFUSE(r, "closing %s: %u connections to the peer port have not said HELLO, and it waited longest",
+            CONN_REFUSE(r, "closing %s: %u connections to the peer port have not said HELLO, and it waited longest",
                         who, PEER_HELLO_PENDING);
             replica_conn_close(r, old->c);
         }
@@ -343,7 +342,7 @@ static uint64_t hello_tick(struct rabia_replica *r, uint64_t now)
         if (waiting && !k->au.pstep) {
             char who[64] = "?";
             rio_conn_peer(k->c, who, sizeof who);
-            PEER_REFUSE(r, "closing %s: connected to the peer port and said no HELLO within %u s", who,
+            CONN_REFUSE(r, "closing %s: connected to the peer port and said no HELLO within %u s", who,
                         PEER_HELLO_TIMEOUT_US / 1000000u);
             replica_conn_close(r, k->c);
         }
@@ -362,25 +361,25 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
         char who[64] = "?";
         rio_conn_peer(k->c, who, sizeof who);
         if (m->type != RABIA_MSG_HELLO) {
-            PEER_REFUSE(r, "refusing %s: first frame is %s, not HELLO", who, rabia_msg_type_name(m->type));
+            CONN_REFUSE(r, "refusing %s: first frame is %s, not HELLO", who, rabia_msg_type_name(m->type));
             replica_conn_close(r, k->c);
             return;
         }
         if (m->u64 != r->cluster_id) {
-            PEER_REFUSE(r,
+            CONN_REFUSE(r,
                  "refusing %s: cluster id %016" PRIx64 " is not ours (%016" PRIx64 "): check its members list",
                  who, m->u64, r->cluster_id);
             replica_conn_close(r, k->c);
             return;
         }
         if (m->value != RABIA_PROTOCOL_VERSION) {
-            PEER_REFUSE(r, "refusing %s: protocol version %u, we speak %u", who, m->value,
+            CONN_REFUSE(r, "refusing %s: protocol version %u, we speak %u", who, m->value,
                  RABIA_PROTOCOL_VERSION);
             replica_conn_close(r, k->c);
             return;
         }
         if (m->from >= r->cfg.n || m->from == r->self) {
-            PEER_REFUSE(r, "refusing %s: claims replica id %u", who, m->from + 1);
+            CONN_REFUSE(r, "refusing %s: claims replica id %u", who, m->from + 1);
             replica_conn_close(r, k->c);
             return;
         }
@@ -390,7 +389,7 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
         }
         uint64_t wall = wall_us();
         if (m->u64b > wall + PEER_INCARNATION_AHEAD_US) {
-            PEER_REFUSE(r,
+            CONN_REFUSE(r,
                         "refusing %s: replica %u announces incarnation %" PRIu64 ", %" PRIu64 " s ahead of this "
                         "machine's clock; an incarnation is the replica's first start's wall clock in microseconds "
                         "plus its restarts, so one of the two clocks is off by over a day (fix it), or this is not "
@@ -401,7 +400,7 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
         }
         struct peer *pe = &r->peers[m->from];
         if (m->u64b < pe->in_incarnation) {
-            PEER_REFUSE(r, "refusing %s: replica %u incarnation %" PRIu64 " is older than %" PRIu64, who,
+            CONN_REFUSE(r, "refusing %s: replica %u incarnation %" PRIu64 " is older than %" PRIu64, who,
                  m->from + 1, m->u64b, pe->in_incarnation);
             replica_conn_close(r, k->c);
             return;
@@ -439,7 +438,7 @@ static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
     if (kind == CK_HTTP && !metrics_http_room(r)) return -1; /* the metrics port cannot starve the clients */
     bool client = kind == CK_RESP || kind == CK_CLIENT;
     if (client && r->n_client_conns >= MAX_CONNS - CONNS_KEPT_FOR_PEERS) {
-        PEER_REFUSE(r, "too many client connections (%u): refusing one (%u of the %d slots stay for the peers)",
+        CONN_REFUSE(r, "too many client connections (%u): refusing one (%u of the %d slots stay for the peers)",
                     r->n_client_conns, CONNS_KEPT_FOR_PEERS, MAX_CONNS);
         return -1;
     }
@@ -514,7 +513,7 @@ static size_t h_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
         if (rc == 0 && k->kind == CK_PEER_IN_HELLO && flen > PEER_HELLO_MAX_FRAME) {
             char who[64] = "?";
             rio_conn_peer(c, who, sizeof who);
-            PEER_REFUSE(r, "refusing %s: a frame of %zu bytes before HELLO (a HELLO and the cluster-secret proof take "
+            CONN_REFUSE(r, "refusing %s: a frame of %zu bytes before HELLO (a HELLO and the cluster-secret proof take "
                         "at most %u): not a replica of this cluster", who, flen, PEER_HELLO_MAX_FRAME);
             replica_conn_close(r, c);
             return len;

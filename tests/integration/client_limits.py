@@ -9,29 +9,15 @@
 Prints one line per check ('ok ...' or 'FAIL ...') and exits 1 if any
 failed.
 """
+import os
 import socket
 import subprocess
 import sys
 import time
 
-failures = 0
-
-
-def check(good, what):
-    global failures
-    print(f"  {'ok  ' if good else 'FAIL'} {what}", flush=True)
-    if not good:
-        failures += 1
-
-
-def closed_now(s):
-    s.setblocking(False)
-    try:
-        return s.recv(1 << 20) == b""
-    except BlockingIOError:
-        return False
-    except (ConnectionResetError, BrokenPipeError):
-        return True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import it_check  # noqa: E402
+from it_check import check, closed_now  # noqa: E402
 
 
 def bulk(*args):
@@ -175,7 +161,7 @@ def main():
         ringwalk(int(sys.argv[2]), int(sys.argv[3]))
     elif cmd == "conns":
         conns(int(sys.argv[2]), int(sys.argv[3]))
-    return 1 if failures else 0
+    return 1 if it_check.failures else 0
 
 
 if __name__ == "__main__":

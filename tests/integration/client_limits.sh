@@ -25,12 +25,7 @@ need_cmd redis-cli python3
 export RABIA_METRICS_BASE=$((RABIA_RESP_BASE + 60)) # /metrics for the heap's size
 cluster_start 3 kv
 here=$(cd "$(dirname "$0")" && pwd)
-py() {
-  local out rc=0
-  out=$(timeout 120 python3 "$here/client_limits.py" "$@" 2>&1) || rc=$?
-  printf '%s\n' "$out" | sed "s/^/[$IT_NAME] /"
-  [ "$rc" = 0 ] || fail "client_limits.py $1: see above"
-}
+py() { it_py 120 "$here/client_limits.py" "$@"; }
 
 say "a request no batch can hold"
 py toolarge "$(resp_port 1)"
@@ -53,8 +48,5 @@ expect_match "replica 1 logs the refusals" "$(grep -m1 'too many client connecti
 say "afterwards"
 all_alive 3
 wait_ready 20 1 2 3
-for i in 1 2 3; do
-  expect_eq "replica $i: SET cl:$i v$i" "$(redis "$i" SET "cl:$i" "v$i")" OK
-done
-expect_eq "replica 2: MGET cl:1 cl:2 cl:3" "$(redis 2 MGET cl:1 cl:2 cl:3 | tr '\n' ' ')" "v1 v2 v3 "
+writes_everywhere cl 3
 wait_converged 10 1 2 3

@@ -225,6 +225,28 @@ redis() {
   shift
   timeout 20 redis-cli -p "$(resp_port "$i")" "$@"
 }
+# writes_everywhere PREFIX N: replica i takes SET PREFIX:i vi, and every
+# replica reads all N values back (MGET)
+writes_everywhere() {
+  local p=$1 n=$2 i keys=() want=""
+  for ((i = 1; i <= n; i++)); do
+    expect_eq "replica $i: SET $p:$i v$i" "$(redis "$i" SET "$p:$i" "v$i")" OK
+    keys+=("$p:$i")
+    want+="v$i "
+  done
+  for ((i = 1; i <= n; i++)); do
+    expect_eq "replica $i: MGET ${keys[*]}" "$(redis "$i" MGET "${keys[@]}" | tr '\n' ' ')" "$want"
+  done
+}
+# it_py TIMEOUT_S SCRIPT ARGS...: a test's own Python script (its lines
+# prefixed with the test's name); the test fails if it exits non-zero
+it_py() {
+  local t=$1 script=$2 out rc=0
+  shift 2
+  out=$(timeout "$t" python3 "$script" "$@" 2>&1) || rc=$?
+  printf '%s\n' "$out" | sed "s/^/[$IT_NAME] /"
+  [ "$rc" = 0 ] || fail "$(basename "$script") $1: see above"
+}
 # redisn I ARGS...: the same with typed output ((nil), (integer) 1, "str")
 redisn() {
   local i=$1

@@ -19,45 +19,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from garbage import frame, hello, rsm_snapshot, T_VOTE, T_SNAP_CHUNK  # noqa: E402
-
-failures = 0
-
-
-def check(good, what):
-    global failures
-    print(f"  {'ok  ' if good else 'FAIL'} {what}", flush=True)
-    if not good:
-        failures += 1
-
-
-def closed(s, wait):
-    """Whether the replica closed s within `wait` seconds (EOF or reset)."""
-    s.settimeout(0.1)
-    end = time.monotonic() + wait
-    while time.monotonic() < end:
-        try:
-            if s.recv(65536) == b"":
-                return True
-        except socket.timeout:
-            continue
-        except (ConnectionResetError, BrokenPipeError):
-            return True
-    return False
+import it_check  # noqa: E402
+from it_check import check, closed_now  # noqa: E402
 
 
 def connect(host, port):
     return socket.create_connection((host, port), timeout=5)
-
-
-def closed_now(s):
-    """Whether the replica has closed s, without waiting."""
-    s.setblocking(False)
-    try:
-        return s.recv(65536, socket.MSG_DONTWAIT) == b""
-    except (BlockingIOError, socket.timeout):
-        return False
-    except (ConnectionResetError, BrokenPipeError):
-        return True
 
 
 def big(host, port, conns):
@@ -112,7 +79,7 @@ def future(host, port, cluster, frm):
     remembered and made every HELLO of the real replica 'older')."""
     s = connect(host, port)
     s.sendall(hello(cluster, frm, incarnation=(1 << 64) - 1))
-    check(closed(s, 3.0), f"a HELLO claiming replica {frm + 1} with incarnation 2^64-1 was refused")
+    check(wait_for(lambda: closed_now(s), 3.0), f"a HELLO claiming replica {frm + 1} with incarnation 2^64-1 was refused")
     s.close()
 
 
@@ -180,7 +147,7 @@ def main():
         snap(host, port, int(sys.argv[4], 16), int(sys.argv[5]), sys.argv[6])
     else:
         sys.exit(f"unknown command {cmd}")
-    return 1 if failures else 0
+    return 1 if it_check.failures else 0
 
 
 if __name__ == "__main__":

@@ -32,12 +32,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 cluster_id=$(grep -o 'cluster [0-9a-f]\{16\}' "$RABIA_CLUSTER_DIR/r1.log" | head -n 1 | cut -d' ' -f2)
 port=$(peer_port 1)
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$(replica_pid 1)/status"; }
-py() {
-  local out rc=0
-  out=$(timeout 60 python3 "$here/peer_port.py" "$@" 2>&1) || rc=$?
-  printf '%s\n' "$out" | sed "s/^/[$IT_NAME] /"
-  [ "$rc" = 0 ] || fail "peer_port.py $1: see above"
-}
+py() { it_py 60 "$here/peer_port.py" "$@"; }
 logged() { grep -c -- "$1" "$RABIA_CLUSTER_DIR/r1.log" || true; }
 
 say "frames of 16 MiB announced before HELLO"
@@ -89,8 +84,5 @@ say "replica 1 restarted (it remembers the impostor as replica 3's newest life)"
 cluster_kill 1
 cluster_restart 1
 wait_ready 20 1 2 3
-for i in 1 2 3; do
-  expect_eq "replica $i: SET pp:$i v$i" "$(redis "$i" SET "pp:$i" "v$i")" OK
-done
-expect_eq "replica 3: MGET pp:1 pp:2 pp:3" "$(redis 3 MGET pp:1 pp:2 pp:3 | tr '\n' ' ')" "v1 v2 v3 "
+writes_everywhere pp 3
 wait_converged 10 1 2 3
