@@ -141,6 +141,13 @@ struct peer {
     uint64_t tx_slot, tx_off, tx_total;
 };
 
+/* Rate-limited log lines: at most 20 per 10 s, then one line saying how
+ * many were not shown (replica_log_budget). */
+struct log_budget {
+    uint64_t window_us;
+    unsigned count, suppressed;
+};
+
 struct rabia_replica {
     struct rabia_replica_config cfg;
     struct replica_auth *auth; /* auth.c: users, the cluster secret, failed authentications */
@@ -164,9 +171,7 @@ struct rabia_replica {
     } hello_q[PEER_HELLO_PENDING];
     uint32_t hello_head, hello_n;
     uint32_t n_client_conns;  /* RESP and native connections (CONNS_KEPT_FOR_PEERS) */
-    /* lines about refused connections, rate limited (refusal_log_ok) */
-    uint64_t refusal_log_window_us;
-    unsigned refusal_log_count, refusal_log_suppressed;
+    struct log_budget refusal_log; /* lines about refused connections (replica.c) */
     uint64_t resp_conn_counter;
     uint32_t n_want_pump;
     uint32_t n_blocked;      /* RESP connections parked in a blocking pop */
@@ -226,6 +231,10 @@ struct rabia_replica {
 
 /* replica.c */
 void replica_log(const struct rabia_replica *r, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Whether a line may go to the log under budget b now (at most 20 per
+ * 10 s; a misconfigured peer redials every 50 ms, and anyone may connect);
+ * a new window first logs "N more <what> in the last 10 s not shown". */
+bool replica_log_budget(struct rabia_replica *r, struct log_budget *b, const char *what);
 void replica_wake(struct rabia_replica *r); /* from any thread */
 uint64_t replica_state_hash(struct rabia_replica *r, bool on_demand, uint64_t *slot);
 void replica_conn_close(struct rabia_replica *r, struct rio_conn *c);

@@ -277,30 +277,28 @@ void replica_peer_in_install(struct rabia_replica *r, uint32_t ci, uint8_t from,
     k->peer = from;
 }
 
-/* At most 20 lines about refused connections (peer port, too many
- * clients) per 10 s, then one line saying how many were not shown: a
- * misconfigured replica redials every 50 ms, and anyone may connect. */
-static bool refusal_log_ok(struct rabia_replica *r)
+bool replica_log_budget(struct rabia_replica *r, struct log_budget *b, const char *what)
 {
     uint64_t now = rio_now_us();
-    if (now - r->refusal_log_window_us >= 10000000u) {
-        if (r->refusal_log_suppressed)
-            replica_log(r, RABIA_LOG_WARN, "%u more refusals of connections in the last 10 s not shown",
-                        r->refusal_log_suppressed);
-        r->refusal_log_window_us = now;
-        r->refusal_log_count = r->refusal_log_suppressed = 0;
+    if (now - b->window_us >= 10000000u) {
+        if (b->suppressed)
+            replica_log(r, RABIA_LOG_WARN, "%u more %s in the last 10 s not shown", b->suppressed, what);
+        b->window_us = now;
+        b->count = b->suppressed = 0;
     }
-    if (r->refusal_log_count < 20) {
-        r->refusal_log_count++;
+    if (b->count < 20) {
+        b->count++;
         return true;
     }
-    r->refusal_log_suppressed++;
+    b->suppressed++;
     return false;
 }
 
-#define CONN_REFUSE(r, ...)                                                                                         \
-    do {                                                                                                           \
-        if (refusal_log_ok(r)) replica_log((r), RABIA_LOG_WARN, __VA_ARGS__);                                         \
+/* lines about refused connections (the peer port, too many clients) */
+#define CONN_REFUSE(r, ...)                                                                 \
+    do {                                                                                   \
+        if (replica_log_budget((r), &(r)->refusal_log, "refusals of connections"))         \
+            replica_log((r), RABIA_LOG_WARN, __VA_ARGS__);                                 \
     } while (0)
 
 /* A connection to the peer port joins the queue of those that have not

@@ -38,8 +38,7 @@ struct replica_tls {
      * wrong certificate while that member's own redials are refused every
      * 50 ms must still say so (tests/integration/tls.sh failed on that
      * under load) */
-    uint64_t log_window_us[2];
-    unsigned log_count[2], log_suppressed[2];
+    struct log_budget log[2];
     /* when each peer's outgoing connection was dialed (0: not pending): a
      * handshake that does not finish (a peer that accepts and says nothing)
      * would otherwise hold the link down for good, as no redial follows */
@@ -48,31 +47,12 @@ struct replica_tls {
 
 #define HANDSHAKE_TIMEOUT_US 5000000u
 
-#define REFUSAL_LOG_WINDOW_US 10000000u
-#define REFUSAL_LOG_PER_WINDOW 20u
-
 enum { LOG_OUT = 0, LOG_IN = 1 };
 
-/* At most REFUSAL_LOG_PER_WINDOW refusal lines per 10 s on each side; then
- * one line saying how many were not shown. */
 static bool refusal_log_ok(struct rabia_replica *r, int side)
 {
-    struct replica_tls *t = r->tls;
-    uint64_t now = rio_now_us();
-    if (now - t->log_window_us[side] >= REFUSAL_LOG_WINDOW_US) {
-        if (t->log_suppressed[side])
-            replica_log(r, RABIA_LOG_WARN, "%u more TLS refusals %s in the last %u s not shown",
-                        t->log_suppressed[side], side == LOG_OUT ? "of links to peers" : "of connections to this replica",
-                        REFUSAL_LOG_WINDOW_US / 1000000u);
-        t->log_window_us[side] = now;
-        t->log_count[side] = t->log_suppressed[side] = 0;
-    }
-    if (t->log_count[side] < REFUSAL_LOG_PER_WINDOW) {
-        t->log_count[side]++;
-        return true;
-    }
-    t->log_suppressed[side]++;
-    return false;
+    return replica_log_budget(r, &r->tls->log[side], side == LOG_OUT ? "TLS refusals of links to peers"
+                                                                    : "TLS refusals of connections to this replica");
 }
 
 /* "replica-7" -> 7; 0 when the name is not a replica's. */
