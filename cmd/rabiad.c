@@ -65,6 +65,8 @@ static void usage(FILE *f)
             "  policy            global (window 1) | classes (window >= replicas)\n"
             "  cluster-id        number shared by all replicas (default: derived from members)\n"
             "  max-sessions      client sessions remembered for exactly-once (default 65536)\n"
+            "  maxmemory-clients heap all client connections may hold together; beyond it the\n"
+            "                    largest are closed (default 10%% of RAM; N%%, bytes, 1gb; 0 = no limit)\n"
             "  reply-cache-bytes replies kept for retries, all sessions together (default 67108864)\n"
             "  log-retain        decided slots kept for peers that fall behind (default 1024)\n"
             "  retransmit-ms     resend stalled consensus messages after (default 20)\n"

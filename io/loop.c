@@ -1411,6 +1411,12 @@ size_t rio_conn_pending(const struct rio_conn *c)
     return (c->tx_len + c->ts_bytes - c->tx_off) + c->q_len + c->qs_bytes + c->pt_len;
 }
 
+size_t rio_conn_memory(const struct rio_conn *c)
+{
+    size_t segs = c->qs ? RIO_SHARE_SEGS * 2 * sizeof(*c->qs) + (2 * RIO_SHARE_SEGS + 1) * sizeof(*c->iov) : 0;
+    return sizeof *c + c->in_cap + c->tx_cap + c->q_cap + c->pt_cap + segs;
+}
+
 int rio_conn_set_recv_direct(struct rio_conn *c)
 {
     if (c->tls || c->remote)

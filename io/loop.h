@@ -121,6 +121,10 @@ int rio_send_shared(struct rio_conn *c, const struct rio_shared *sh, void *buf, 
 int rio_conn_set_recv_direct(struct rio_conn *c);
 /* Bytes queued and not yet acknowledged by the kernel. */
 size_t rio_conn_pending(const struct rio_conn *c);
+/* Heap bytes the connection's buffers hold now (input, output, TLS
+ * plaintext: their capacities, not their contents), for a budget across
+ * connections such as rabiad's maxmemory-clients. O(1). */
+size_t rio_conn_memory(const struct rio_conn *c);
 /* Close now; queued output is discarded. The terminal callback follows from
  * the loop, never inside this call. Idempotent. */
 void rio_close(struct rio_conn *c);

@@ -205,6 +205,11 @@ static void argv_release(struct resp_argv *a)
     a->cap = 0;
 }
 
+size_t resp_argv_memory(const struct resp_argv *a)
+{
+    return (size_t)a->cap * (sizeof *a->argv + sizeof *a->argv_len + sizeof *a->off) + a->scratch.cap;
+}
+
 void resp_argv_free(struct resp_argv *a)
 {
     argv_release(a);
@@ -543,6 +548,7 @@ static void unwatch(struct resp_session *s)
     for (uint32_t i = 0; i < s->nwatch; i++)
         free(s->watch[i].key);
     s->nwatch = 0;
+    s->watch_bytes = 0;
 }
 
 static void unsubscribe_all(struct resp_session *s)
@@ -550,6 +556,12 @@ static void unsubscribe_all(struct resp_session *s)
     rabia_buf_free(&s->subs);
     rabia_buf_free(&s->psubs);
     s->nsubs = s->npsubs = 0;
+}
+
+size_t resp_session_memory(const struct resp_session *s)
+{
+    return s->exec_kinds.cap + s->enc.cap + s->subs.cap + s->psubs.cap + s->qops.cap + s->qkinds.cap + s->name.cap +
+           (size_t)s->qcap * sizeof *s->qlen + (size_t)s->watch_cap * sizeof *s->watch + s->watch_bytes;
 }
 
 void resp_session_free(struct resp_session *s)
@@ -1284,9 +1296,7 @@ static int cmd_watch(struct ctx *x, const struct cmd *cmd)
         return local_err(x, "ERR WATCH inside MULTI is not allowed");
     if (s->nwatch + ARGC - 1 > 4096)
         return local_err(x, "ERR too many WATCHed keys (at most 4096 per connection)");
-    size_t bytes = 0;
-    for (uint32_t i = 0; i < s->nwatch; i++)
-        bytes += s->watch[i].len;
+    size_t bytes = s->watch_bytes;
     for (uint32_t i = 1; i < ARGC; i++)
         bytes += LEN(i);
     if (bytes > RESP_WATCH_MAX_BYTES)
@@ -1310,13 +1320,17 @@ static int cmd_watch(struct ctx *x, const struct cmd *cmd)
     for (uint32_t i = 1; i < ARGC; i++) {
         uint8_t *k = malloc(LEN(i) ? LEN(i) : 1);
         if (!k) {
-            while (s->nwatch > first)
-                free(s->watch[--s->nwatch].key);
+            while (s->nwatch > first) {
+                s->nwatch--;
+                s->watch_bytes -= s->watch[s->nwatch].len;
+                free(s->watch[s->nwatch].key);
+            }
             return -ENOMEM;
         }
         memcpy(k, ARG(i), LEN(i));
         s->watch[s->nwatch++] = (struct resp_watch){.db = s->db, .len = (uint32_t)LEN(i), .ver = UINT64_MAX,
                                                     .key = k};
+        s->watch_bytes += LEN(i);
     }
     s->post = RESP_POST_WATCH;
     s->barrier = true;

@@ -136,6 +136,8 @@ void resp_argv_init(struct resp_argv *a, size_t max_bulk);
 /* Forget a partial command (the caller dropped its bytes). */
 void resp_argv_reset(struct resp_argv *a);
 void resp_argv_free(struct resp_argv *a);
+/* Heap bytes the parser holds (argument arrays, inline scratch). O(1). */
+size_t resp_argv_memory(const struct resp_argv *a);
 
 /* Parse the next command at the start of p[0..len).
  *   1       a command is in `out`; *consumed = the bytes it (and any empty
@@ -240,6 +242,7 @@ struct resp_session {
     /* WATCH */
     struct resp_watch *watch;
     uint32_t nwatch, watch_cap;
+    size_t watch_bytes; /* their key names' bytes (resp_session_memory) */
     /* Pub/Sub: channels and patterns, back to back as u32 length + bytes */
     struct rabia_buf subs, psubs;
     uint32_t nsubs, npsubs;
@@ -266,6 +269,9 @@ size_t resp_default_max_op(void);
 /* max_op 0 = resp_default_max_op(). Allocates nothing. */
 void resp_session_init(struct resp_session *s, uint64_t id, size_t max_op);
 void resp_session_free(struct resp_session *s);
+/* Heap bytes the session holds (WATCHed keys, subscriptions, a MULTI's
+ * queue, buffers' capacities), for a replica's client memory budget. O(1). */
+size_t resp_session_memory(const struct resp_session *s);
 
 /* Handle one parsed command (argc >= 1). Appends the local reply to
  * local_reply and/or the operation to op (both are only appended to; on

@@ -30,6 +30,15 @@ static struct resp_slot *slot_next(struct conn *k)
     return s;
 }
 
+/* A slot's reply is complete: it leaves in order (resp_flush). Until then
+ * its bytes count in the connection's memory (maxmemory-clients). */
+static void slot_ready(struct conn *k, struct resp_slot *s)
+{
+    RABIA_ASSERT(!s->ready);
+    s->ready = true;
+    k->slot_bytes += s->out.len;
+}
+
 /* A flushed slot's buffer goes back to the spares (while there is room and
  * it is not a large one's), so the slots in flight share a few buffers.
  * With the spares full, the slot keeps it only if it is small
@@ -53,6 +62,7 @@ void replica_resp_free_spares(struct conn *k)
 
 static void resp_flush(struct rabia_replica *r, struct conn *k)
 {
+    if (k->closing) return; /* closed for maxmemory-clients, or its output limit: nothing more leaves */
     while (k->q_len && k->q[k->q_head].ready) {
         struct resp_slot *s = &k->q[k->q_head];
         if (s->push) {
@@ -60,6 +70,8 @@ static void resp_flush(struct rabia_replica *r, struct conn *k)
             k->push_bytes -= s->out.len;
             s->push = false;
         }
+        RABIA_ASSERT(k->slot_bytes >= s->out.len);
+        k->slot_bytes -= s->out.len;
         if (rio_send(k->c, s->out.data, s->out.len) < 0) {
             replica_log(r, RABIA_LOG_WARN,
                         "client %s: a reply of %zu bytes does not fit in its output buffer (%zu bytes waiting, at "
@@ -74,6 +86,7 @@ static void resp_flush(struct rabia_replica *r, struct conn *k)
         k->q_len--;
     }
     if (!k->q_len && k->quit) rio_close_after_send(k->c);
+    replica_client_grew(r, k);
 }
 
 static void resp_status_error(struct rabia_buf *out, int status, const uint8_t *res, size_t len)
@@ -140,6 +153,7 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
         struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .u64 = cid, .slot = seq,
                               .value = (uint8_t)status, .body = res, .body_len = (uint32_t)len};
         replica_send_frame(r, k->c, &m);
+        replica_client_grew(r, k);
     } else if (k->kind == CK_RESP) {
         struct resp_slot *s = &k->q[w->slot];
         if (k->inflight) k->inflight--;
@@ -174,7 +188,7 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
             resp3_convert(s->r3, res, len, &s->out); /* R3_NONE: as it is */
         }
         rabia_buf_free(&kinds);
-        s->ready = true;
+        slot_ready(k, s);
         resp_flush(r, k);
         if (!k->inflight && k->in.len && !k->want_pump) { /* parse the rest after this turn */
             k->want_pump = true;
@@ -265,7 +279,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
     r->in_pump = true;
     struct rabia_buf op = r->pump_op; /* kept between pumps (its capacity) */
     if (k->blocked && k->block_retry) resubmit_blocked(r, ci);
-    while (off < k->in.len && !k->quit) {
+    while (off < k->in.len && !k->quit && !k->closing) {
         if (k->blocked) break; /* as Redis: a blocked client's next commands wait */
         if (k->au.hold_until_us) break; /* after a failed AUTH: read on once the delay is over (auth.c) */
         if (k->rs.barrier && k->inflight) break; /* WATCH: its versions first */
@@ -281,7 +295,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
         if (rc < 0) { /* Redis replies with the protocol error, then closes */
             r->m->errors[ME_PROTOCOL]++;
             if (rc == -EPROTO) resp_parse_error_reply(&k->pa, &s->out);
-            s->ready = true;
+            slot_ready(k, s);
             k->q_len++;
             k->quit = true;
             break;
@@ -290,7 +304,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
             k->q_len++;
             s->post = RESP_POST_NONE;
             s->r3 = R3_NONE;
-            s->ready = true;
+            slot_ready(k, s);
             continue;
         }
         rabia_buf_clear(&op);
@@ -325,18 +339,24 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
         } else if (what == RESP_INFO) {
             resp_info(r, &s->out, k->pa.argc > 1 ? k->pa.argv[1] : NULL, k->pa.argc > 1 ? k->pa.argv_len[1] : 0,
                       k->rs.proto == 3);
-            s->ready = true;
+            slot_ready(k, s);
         } else if (what == RESP_CLOSE) {
-            s->ready = true;
+            slot_ready(k, s);
             replica_conn_close(r, k->c);
             break;
         } else if (what == RESP_QUIT) {
-            s->ready = true;
+            slot_ready(k, s);
             k->quit = true;
         } else {
-            s->ready = true;
+            slot_ready(k, s);
         }
         if (what != RESP_REPLICATE) metrics_local_done(r, s->cmd, k->in_us, &s->out, 0);
+        /* a pipeline of large local replies (GETs of big values) leaves as
+         * it goes, under the output limit, instead of gathering in the
+         * slots until the pump ends; behind a reply not ready yet they stay,
+         * counted for maxmemory-clients (resp_flush ends with
+         * replica_client_grew) */
+        if (k->slot_bytes > RESP_PUMP_FLUSH_BYTES) resp_flush(r, k);
     }
     r->pump_op = op;
     r->in_pump = false;
@@ -435,7 +455,7 @@ void replica_sm_event(void *ctx, const struct rabia_sm_event *ev)
             if (n <= 0) continue;
             s->push = true;
             k->push_bytes += s->out.len;
-            s->ready = true;
+            slot_ready(k, s);
             s->post = RESP_POST_NONE;
             s->r3 = R3_NONE;
             k->q_len++;
@@ -471,7 +491,7 @@ void replica_resp_timeouts(struct rabia_replica *r, uint64_t now)
          * 7.0: only inside MULTI does BLMOVE answer a nil bulk); RESP3 a null */
         if (s->r3) rabia_buf_append(&s->out, "_\r\n", 3);
         else rabia_buf_append(&s->out, "*-1\r\n", 5);
-        s->ready = true;
+        slot_ready(k, s);
         k->blocked = false;
         r->n_blocked--;
         resp_flush(r, k);
@@ -518,4 +538,116 @@ void replica_kv_sweep(struct rabia_replica *r, uint64_t now)
         replica_enqueue(r, r->sweep_cid, seq, seq, b.data, (uint32_t)b.len, MAX_CONNS, 0, sweep_done, r);
     }
     rabia_buf_free(&b);
+}
+
+/* ------------------------------------------------------------------ */
+/* maxmemory-clients: one budget for every client connection together */
+
+/* Heap bytes a client connection holds now: unparsed input, replies
+ * waiting in its pipeline ring (and the ring itself), spare reply buffers,
+ * its session (WATCHed keys, subscriptions, a MULTI's queue) and io/'s
+ * buffers. O(1) but for the spares (at most RESP_SPARE_BUFS). */
+size_t replica_client_memory(const struct conn *k, size_t *input, size_t *output)
+{
+    RABIA_ASSERT(k->kind == CK_RESP || k->kind == CK_RESP_DRAIN || k->kind == CK_CLIENT);
+    size_t io = k->c && !k->closing ? rio_conn_memory(k->c) : 0;
+    size_t m = sizeof *k + k->in.cap + k->block_op.cap + k->slot_bytes + io;
+    if (k->q) {
+        m += RESP_MAX_PENDING * sizeof *k->q + resp_session_memory(&k->rs) + resp_argv_memory(&k->pa);
+        for (uint32_t i = 0; i < k->n_spare; i++) m += k->spare[i].cap;
+    }
+    if (input) *input = k->in.cap;
+    if (output) *output = k->slot_bytes + (k->c && !k->closing ? rio_conn_pending(k->c) : 0);
+    return m;
+}
+
+static void human_bytes(char *b, size_t cap, uint64_t x)
+{
+    if (x >= (1ull << 30)) snprintf(b, cap, "%.1f GiB", (double)x / (double)(1ull << 30));
+    else if (x >= (1u << 20)) snprintf(b, cap, "%.1f MiB", (double)x / (double)(1u << 20));
+    else if (x >= 1024) snprintf(b, cap, "%.1f KiB", (double)x / 1024.0);
+    else snprintf(b, cap, "%" PRIu64 " B", x);
+}
+
+/* What a connection's memory moves with from one request to the next
+ * (input, replies, io/'s buffers): O(1), for replica_client_grew. */
+static size_t client_memory_fast(const struct conn *k)
+{
+    return k->in.cap + k->slot_bytes + (k->c ? rio_conn_memory(k->c) : 0);
+}
+
+/* A connection's buffers may have grown (input appended, a reply queued):
+ * its change goes into the running total, and a total over the budget
+ * checks at once rather than at the next 100 ms tick: one pump of
+ * pipelined GETs queues up to 64 MiB of replies within a turn. A full
+ * check at most once a millisecond, so that a total hovering at the
+ * budget does not cost O(connections) per request. */
+void replica_client_grew(struct rabia_replica *r, struct conn *k)
+{
+    if (!r->maxmem_clients || k->closing) return;
+    size_t m = client_memory_fast(k);
+    if (m >= k->mem_seen) r->client_memory += m - k->mem_seen;
+    else r->client_memory -= r->client_memory > k->mem_seen - m ? k->mem_seen - m : r->client_memory;
+    k->mem_seen = m;
+    uint64_t now = rio_turn_us();
+    if (r->client_memory > r->maxmem_clients && now - r->clients_mem_forced_us >= 1000) {
+        r->clients_mem_forced_us = now;
+        replica_clients_memory_check(r);
+    }
+}
+
+/* Sums every client connection's memory into r->client_memory and, over
+ * r->maxmem_clients, closes the largest until the rest fit, as Redis's
+ * maxmemory-clients (which evicts the clients using the most memory
+ * first). Runs every 100 ms, every 10 ms once the total passed half the
+ * budget (replica.c's loop), and when replica_client_grew's running total
+ * passes the budget. Connections already closing are not counted: their
+ * memory goes within a loop turn or two. O(connections). */
+void replica_clients_memory_check(struct rabia_replica *r)
+{
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < MAX_CONNS; i++) {
+        struct conn *k = &r->conns[i];
+        if ((k->kind == CK_RESP || k->kind == CK_CLIENT) && !k->closing) {
+            total += replica_client_memory(k, NULL, NULL);
+            k->mem_seen = client_memory_fast(k);
+        }
+    }
+    r->client_memory = total;
+    /* at most one pass per eviction, and one eviction per connection */
+    for (uint32_t round = 0; r->maxmem_clients && total > r->maxmem_clients && round < MAX_CONNS; round++) {
+        uint32_t victim = UINT32_MAX;
+        size_t most = 0;
+        for (uint32_t i = 0; i < MAX_CONNS; i++) {
+            const struct conn *k = &r->conns[i];
+            if ((k->kind != CK_RESP && k->kind != CK_CLIENT) || k->closing) continue; /* closed: freed soon */
+            size_t m = replica_client_memory(k, NULL, NULL);
+            if (m > most) {
+                most = m;
+                victim = i;
+            }
+        }
+        if (victim == UINT32_MAX) break; /* only closing ones left: their memory goes as the loop frees them */
+        struct conn *k = &r->conns[victim];
+        size_t in = 0, out = 0;
+        replica_client_memory(k, &in, &out);
+        r->clients_evicted++;
+        if (replica_log_budget(r, &r->evict_log, "clients closed for maxmemory-clients")) {
+            char who[64] = "?", t[32], lim[32], held[32], hi[32], ho[32];
+            if (k->kind == CK_RESP) snprintf(who, sizeof who, "%s", k->rs.addr);
+            else rio_conn_peer(k->c, who, sizeof who);
+            human_bytes(t, sizeof t, total);
+            human_bytes(lim, sizeof lim, r->maxmem_clients);
+            human_bytes(held, sizeof held, most);
+            human_bytes(hi, sizeof hi, in);
+            human_bytes(ho, sizeof ho, out);
+            replica_log(r, RABIA_LOG_WARN,
+                        "closing client %s (user %s): client connections hold %s together, over maxmemory-clients "
+                        "%s, and it holds the most, %s (input %s, replies and output %s). Raise maxmemory-clients, "
+                        "or have clients read their replies and send smaller pipelines and values",
+                        who, k->user[0] ? k->user : "default", t, lim, held, hi, ho);
+        }
+        replica_conn_close(r, k->c);
+        total = total > most ? total - most : 0;
+    }
 }

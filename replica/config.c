@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "rabia/core.h"
 #include "rabia/replica.h"
@@ -36,6 +37,7 @@ void rabia_replica_config_default(struct rabia_replica_config *c)
     c->snapshot_interval_s = 300;
     c->audit_log_max_bytes = 64ull << 20;
     c->audit_log_keep = 4;
+    c->maxmemory_clients_pct = 10;
 }
 
 #define ERR(...)                                           \
@@ -103,6 +105,40 @@ static int set_path(char *dst, size_t cap, const char *key, const char *v, char 
 {
     if (strlen(v) >= cap) ERR("%s: path too long (under %zu bytes)", key, cap);
     snprintf(dst, cap, "%s", v);
+    return 0;
+}
+
+/* maxmemory-clients: "0" (no limit), "N%" of physical memory (1..100), or
+ * bytes with an optional k/kb/m/mb/g/gb suffix (as redis.conf: 1k = 1000,
+ * 1kb = 1024), at least 1 MiB: less would close ordinary clients. */
+static int set_maxmemory_clients(struct rabia_replica_config *c, const char *v, char *err, size_t errlen)
+{
+    size_t n = strlen(v);
+    char num[32];
+    if (!n || n >= sizeof num) ERR("maxmemory-clients = '%s': use 0 (no limit), N%% of memory (e.g. 10%%) or bytes (e.g. 1gb)", v);
+    if (v[n - 1] == '%') {
+        uint64_t pct;
+        memcpy(num, v, n - 1);
+        num[n - 1] = 0;
+        if (parse_u64(num, 1, 100, &pct)) ERR("maxmemory-clients = '%s': a percentage must be 1%%..100%% of physical memory", v);
+        c->maxmemory_clients_pct = (uint8_t)pct;
+        c->maxmemory_clients = 0;
+        return 0;
+    }
+    size_t d = 0;
+    while (d < n && isdigit((unsigned char)v[d])) d++;
+    static const struct { const char *s; uint64_t mul; } units[] = {
+        {"", 1}, {"k", 1000}, {"kb", 1024}, {"m", 1000000}, {"mb", 1u << 20}, {"g", 1000000000}, {"gb", 1u << 30}};
+    uint64_t mul = 0, x;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcasecmp(v + d, units[i].s)) mul = units[i].mul;
+    memcpy(num, v, d);
+    num[d] = 0;
+    if (!d || !mul || parse_u64(num, 0, (1ull << 50) / mul, &x))
+        ERR("maxmemory-clients = '%s': use 0 (no limit), N%% of memory (e.g. 10%%) or bytes (e.g. 1gb)", v);
+    if (x && x * mul < (1u << 20)) ERR("maxmemory-clients = '%s': at least 1mb (or 0 for no limit)", v);
+    c->maxmemory_clients = x * mul;
+    c->maxmemory_clients_pct = 0;
     return 0;
 }
 
@@ -222,6 +258,8 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
     } else if (!strcmp(k, "max-log-size")) {
         if (parse_u64(v, 1u << 20, 1ull << 44, &x)) ERR("max-log-size = '%s': must be 1048576..17592186044416 bytes", v);
         c->max_log_size = x;
+    } else if (!strcmp(k, "maxmemory-clients")) {
+        return set_maxmemory_clients(c, v, err, errlen);
     } else if (!strcmp(k, "snapshot-interval-s")) {
         if (parse_u64(v, 0, 86400 * 7, &x)) ERR("snapshot-interval-s = '%s': must be 0..604800 (0 = by max-log-size only)", v);
         c->snapshot_interval_s = (uint32_t)x;
@@ -349,6 +387,8 @@ void rabia_replica_config_print(const struct rabia_replica_config *c, void *file
             c->durability == RABIA_DURABILITY_MEMORY ? "memory" : "wal", c->wal_segment_bytes, c->max_log_size,
             c->snapshot_interval_s);
     if (c->wal_allow_buffered) fprintf(f, "wal-allow-buffered yes\n");
+    if (c->maxmemory_clients_pct) fprintf(f, "maxmemory-clients %u%%\n", c->maxmemory_clients_pct);
+    else fprintf(f, "maxmemory-clients %" PRIu64 "\n", c->maxmemory_clients);
     if (c->io_threads < 0) fprintf(f, "io-threads auto\n");
     else fprintf(f, "io-threads %d\n", c->io_threads);
     fprintf(f, "io-threads-pin %s\n", c->io_threads_pin ? "yes" : "no");

@@ -46,6 +46,7 @@
 #define RESP_SPARE_BUFS 32         /* flushed reply buffers a RESP connection keeps for its next replies */
 #define RESP_SPARE_MAX_CAP 65536   /* a larger one is freed: a big reply's memory is not kept */
 #define RESP_SLOT_KEEP_CAP 1024    /* with the spares full, a slot keeps a buffer this small only */
+#define RESP_PUMP_FLUSH_BYTES (1u << 20) /* replies a pump gathers before it flushes them */
 #define RESP_MAX_INPUT (64u << 20) /* bytes buffered per RESP connection */
 #define SNAP_CHUNK (1u << 20)
 #define SNAP_MAX (1ull << 40)        /* largest snapshot a peer may announce (1 TiB: it goes to disk) */
@@ -96,6 +97,8 @@ struct conn {
     uint64_t open_batch;   /* batch number its in-flight requests went into */
     uint32_t inflight;     /* replicated requests without a reply */
     size_t push_bytes;     /* pubsub messages in reply slots not flushed yet */
+    size_t slot_bytes;     /* replies complete in slots, not flushed yet (pushes included) */
+    size_t mem_seen;       /* its memory as last added to rabia_replica.client_memory */
     bool client_slot;      /* counted in rabia_replica.n_client_conns */
     bool quit;
     bool closing;          /* replica_conn_close called: ignore the rest */
@@ -172,6 +175,12 @@ struct rabia_replica {
     uint32_t hello_head, hello_n;
     uint32_t n_client_conns;  /* RESP and native connections (CONNS_KEPT_FOR_PEERS) */
     struct log_budget refusal_log; /* lines about refused connections (replica.c) */
+    /* maxmemory-clients (clients.c, replica_clients_memory_check) */
+    uint64_t maxmem_clients;  /* bytes, resolved at start; 0 = no limit */
+    uint64_t client_memory;   /* all client connections' heap bytes at the last check */
+    uint64_t clients_evicted; /* closed for maxmemory-clients */
+    uint64_t clients_mem_check_us, clients_mem_forced_us;
+    struct log_budget evict_log;
     uint64_t resp_conn_counter;
     uint32_t n_want_pump;
     uint32_t n_blocked;      /* RESP connections parked in a blocking pop */
@@ -253,6 +262,9 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
                      size_t len);
 void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rabia_msg *m);
 void replica_resp_pump(struct rabia_replica *r, uint32_t ci);
+size_t replica_client_memory(const struct conn *k, size_t *input, size_t *output);
+void replica_clients_memory_check(struct rabia_replica *r); /* maxmemory-clients */
+void replica_client_grew(struct rabia_replica *r, struct conn *k);
 void replica_resp_free_spares(struct conn *k); /* the spare reply buffers of a RESP connection going away */
 void replica_resp_close_session(struct rabia_replica *r, uint64_t cid);
 void replica_resp_start_drain(struct rabia_replica *r, uint32_t ci);

@@ -599,6 +599,14 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
     scalar(b, "rabia_connections_accepted_total", "counter", "Connections accepted on every port.",
            (double)m->conns_accepted);
     scalar(b, "rabia_blocked_clients", "gauge", "RESP clients parked in a blocking pop.", r->n_blocked);
+    scalar(b, "rabia_client_memory_bytes", "gauge",
+           "Heap bytes all client connections hold together (buffers, pipelines, subscriptions), as counted for "
+           "maxmemory-clients every 100 ms.", (double)r->client_memory);
+    scalar(b, "rabia_client_memory_limit_bytes", "gauge", "maxmemory-clients in bytes (0: no limit).",
+           (double)r->maxmem_clients);
+    scalar(b, "rabia_clients_evicted_total", "counter",
+           "Client connections closed because all clients together held more than maxmemory-clients.",
+           (double)r->clients_evicted);
     struct rio_stats rs;
     rio_loop_stats(r->loop, &rs);
     scalar(b, "rabia_network_receive_bytes_total", "counter", "Bytes received on every connection.",
@@ -876,6 +884,7 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
         put(b, "connected_clients:%u\r\nresp_clients:%u\r\nnative_clients:%u\r\nmaxclients:%d\r\n"
                "blocked_clients:%u\r\npubsub_clients:%u\r\n",
             nc[CK_RESP] + nc[CK_CLIENT], nc[CK_RESP], nc[CK_CLIENT], MAX_CONNS, r->n_blocked, r->pubsub_conns);
+        put(b, "maxmemory_clients:%" PRIu64 "\r\n", r->maxmem_clients);
     }
     if (sect(b, "Memory", want, wn)) {
         uint64_t rss, vsz, peak = peak_rss();
@@ -886,6 +895,7 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
         put(b, "used_memory_rss:%" PRIu64 "\r\nused_memory_rss_human:%s\r\nused_memory_peak:%" PRIu64
                "\r\nused_memory_peak_human:%s\r\nmaxmemory:0\r\n",
             rss, h1, peak, h2);
+        put(b, "mem_clients_normal:%" PRIu64 "\r\n", r->client_memory);
         if (kv) {
             uint64_t keys = rabia_kv_count(sm), mem = rabia_kv_memory(sm);
             put(b, "used_memory_dataset:%" PRIu64 "\r\ndataset_bytes_per_key:%" PRIu64 "\r\n", mem,
@@ -919,6 +929,7 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
                "\r\ntotal_net_input_bytes:%" PRIu64 "\r\ntotal_net_output_bytes:%" PRIu64
                "\r\ntotal_error_replies:%" PRIu64 "\r\n",
             m->conns_accepted, total, rs.recv_bytes, rs.send_bytes, errs);
+        put(b, "evicted_clients:%" PRIu64 "\r\n", r->clients_evicted);
         for (int e = 0; e < ME_N; e++) put(b, "errors_%s:%" PRIu64 "\r\n", err_names[e], m->errors[e]);
         const struct rabia_stats *cs = rabia_core_stats(r->core);
         put(b, "slots_fast:%" PRIu64 "\r\nslots_adopted:%" PRIu64 "\r\nretransmits:%" PRIu64 "\r\nanomalies:%" PRIu64

@@ -499,7 +499,8 @@ static size_t h_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
             return len;
         }
         rabia_buf_append(&k->in, p, len);
-        replica_resp_pump(r, ci);
+        replica_client_grew(r, k); /* maxmemory-clients: a large unfinished value */
+        if (!k->closing) replica_resp_pump(r, ci);
         return len;
     }
     k->in_us = rio_turn_us(); /* metrics: the arrival of the frames below */
@@ -827,6 +828,23 @@ static void close_io(struct rabia_replica *r)
     }
 }
 
+/* maxmemory-clients in bytes: a percentage of the memory this process may
+ * use, physical memory or its cgroup's memory.max if lower (a container's
+ * limit is what the kernel's OOM killer applies). */
+static uint64_t maxmem_clients_resolve(const struct rabia_replica_config *c)
+{
+    if (!c->maxmemory_clients_pct) return c->maxmemory_clients;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    uint64_t mem = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 1ull << 30;
+    FILE *f = fopen("/sys/fs/cgroup/memory.max", "r"); /* cgroup v2; "max" = no limit */
+    if (f) {
+        unsigned long long lim;
+        if (fscanf(f, "%llu", &lim) == 1 && lim && lim < mem) mem = lim;
+        fclose(f);
+    }
+    return mem / 100 * c->maxmemory_clients_pct;
+}
+
 int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_config *cfg,
                          const struct rabia_sm_ops *sm, char *err, size_t errlen)
 {
@@ -840,6 +858,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     r->sm = sm;
     r->self = (uint8_t)(cfg->id - 1);
     r->cluster_id = cfg->cluster_id ? cfg->cluster_id : derive_cluster_id(cfg);
+    r->maxmem_clients = maxmem_clients_resolve(cfg);
     pthread_mutex_init(&r->app_mu, NULL);
     pthread_mutex_init(&r->wake_mu, NULL);
     pthread_mutex_init(&r->st_mu, NULL);
@@ -995,6 +1014,9 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
          : cc.recovering ? " (restart without a log: recovering from peers under the horizon rule)"
                          : " (first start)",
          r->cluster_id, sm->name);
+    if (r->maxmem_clients)
+        replica_log(r, RABIA_LOG_DEBUG, "maxmemory-clients: %" PRIu64 " bytes for all client connections together%s",
+                    r->maxmem_clients, cfg->maxmemory_clients_pct ? " (a share of this machine's memory)" : "");
     *out = r;
     return 0;
 }
@@ -1026,9 +1048,16 @@ int rabia_replica_run(struct rabia_replica *r)
             publish_status(r);
             last_status = now;
         }
+        /* maxmemory-clients: every 100 ms, every 10 ms past half the budget */
+        uint64_t mem_every = r->maxmem_clients && r->client_memory > r->maxmem_clients / 2 ? 10000 : 100000;
+        if (now - r->clients_mem_check_us >= mem_every) {
+            replica_clients_memory_check(r);
+            r->clients_mem_check_us = now;
+        }
         /* sleep until the next deadline */
         uint64_t next = now + 100000;
         if (due && due < next) next = due;
+        if (mem_every < 100000 && now + mem_every < next) next = now + mem_every;
         for (uint8_t p = 0; p < r->cfg.n; p++)
             if (p != r->self && r->peers[p].out == UINT32_MAX && r->peers[p].redial_at_us < next)
                 next = r->peers[p].redial_at_us;

@@ -78,6 +78,12 @@ struct rabia_replica_config {
                                             (the default: replica/README.md says how) */
     bool io_threads_pin;                 /* io-threads-pin: pin I/O thread i to the (i+1)-th CPU
                                             of the process's CPU set (default yes) */
+    uint64_t maxmemory_clients;          /* maxmemory-clients: heap bytes all client connections together
+                                            may hold (buffers, pipelines, subscriptions); beyond it the
+                                            largest are closed, as Redis's maxmemory-clients. 0 = no
+                                            limit; see maxmemory_clients_pct */
+    uint8_t maxmemory_clients_pct;       /* maxmemory-clients as "N%": of physical memory, resolved
+                                            at start (default 10%; 0 = maxmemory_clients in bytes) */
     /* operations and security (replica/README.md "Operations") */
     char metrics_listen[RABIA_ADDR_MAX]; /* metrics-listen: HTTP /metrics and /health, "" = off */
     char cluster_secret_file[512];       /* cluster-secret-file: peers prove membership with the

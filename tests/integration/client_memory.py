@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""maxmemory-clients: one memory budget for all client connections
+together (used by client_memory.sh).
+
+    client_memory.py inputs RESP_PORT BUDGET_BYTES
+    client_memory.py nonreader RESP_PORT BUDGET_BYTES
+
+Prints one line per check ('ok ...' or 'FAIL ...') and exits 1 if any
+failed.
+"""
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import it_check  # noqa: E402
+from it_check import check, closed_now  # noqa: E402
+
+
+def bulk(*args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+def read_reply(s, wait=10.0):
+    """One simple reply (+, -, :) or bulk string."""
+    s.settimeout(wait)
+    buf = b""
+    while b"\r\n" not in buf:
+        d = s.recv(1)
+        if not d:
+            return buf
+        buf += d
+    if buf.startswith(b"$") and not buf.startswith(b"$-1"):
+        n = int(buf[1:-2]) + 2
+        body = b""
+        while len(body) < n:
+            d = s.recv(n - len(body))
+            if not d:
+                break
+            body += d
+        return buf + body
+    return buf
+
+
+def info(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"INFO\r\n")
+    r = read_reply(s)
+    s.close()
+    out = {}
+    for line in r.decode(errors="replace").split("\r\n"):
+        if ":" in line:
+            k, v = line.split(":", 1)
+            out[k] = v
+    return out
+
+
+def good_clients(port, n):
+    """n ordinary clients: one SET each, answered."""
+    socks = []
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(bulk(b"SET", b"good:%d" % i, b"v%d" % i))
+        check(read_reply(s) == b"+OK\r\n", f"ordinary client {i} SET") if i == 0 else read_reply(s)
+        socks.append(s)
+    return socks
+
+
+def good_clients_still_served(socks, what):
+    ok = 0
+    for i, s in enumerate(socks):
+        try:
+            if closed_now(s):
+                continue
+            s.setblocking(True)
+            s.sendall(bulk(b"GET", b"good:%d" % i))
+            if read_reply(s) == b"$%d\r\nv%d\r\n" % (len(b"v%d" % i), i):
+                ok += 1
+        except OSError:
+            pass
+    check(ok == len(socks), f"{what}: {ok} of {len(socks)} ordinary clients still connected and served")
+
+
+def wait_total_under(port, budget, secs):
+    deadline = time.time() + secs
+    mem = None
+    while time.time() < deadline:
+        mem = int(info(port).get("mem_clients_normal", "-1"))
+        if 0 <= mem <= budget:
+            break
+        time.sleep(0.1)
+    return mem
+
+
+def inputs(port, budget):
+    """Four clients each send 12 MB of one unfinished 60 MB value (each
+    within the 64 MiB per-connection input limit; 64 MiB of buffers
+    together, 16 MiB each): the largest are closed until the rest fit in the budget;
+    twenty ordinary clients are not touched."""
+    good = good_clients(port, 20)
+    before = int(info(port).get("evicted_clients", "-1"))
+    check(before == 0, f"evicted_clients before: {before}")
+    hogs = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(4)]
+    chunk = b"x" * (1 << 20)
+
+    def feed(s):
+        try:
+            s.sendall(b"*3\r\n$3\r\nSET\r\n$3\r\nhog\r\n$60000000\r\n")
+            for _ in range(12):
+                s.sendall(chunk)
+        except OSError:
+            pass  # closed by the replica: what this test wants
+
+    ts = [threading.Thread(target=feed, args=(s,)) for s in hogs]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    mem = wait_total_under(port, budget, 5)
+    time.sleep(0.3)
+    closed = sum(closed_now(s) for s in hogs)
+    check(closed >= 3, f"4 clients holding 12 MB of input each, budget {budget >> 20} MiB: {closed} closed")
+    check(mem is not None and 0 <= mem <= budget,
+          f"client memory afterwards (INFO mem_clients_normal): {mem} bytes, budget {budget}")
+    ev = int(info(port).get("evicted_clients", "-1"))
+    check(ev == closed, f"INFO evicted_clients: {ev} (the closed ones)")
+    good_clients_still_served(good, "after the input hogs")
+    for s in hogs + good:
+        s.close()
+
+
+def nonreader(port, budget):
+    """A client pipelines GETs of a 200 KB value and reads nothing: its
+    replies pile up (up to 64 MiB per connection) until the budget closes
+    it; ordinary clients are not touched."""
+    good = good_clients(port, 20)
+    before = int(info(port).get("evicted_clients", "-1"))
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(bulk(b"SET", b"bigval", b"b" * 200000))
+    check(read_reply(s) == b"+OK\r\n", "SET of a 200 KB value")
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    req = bulk(b"GET", b"bigval") * 100
+    closed = False
+    deadline = time.time() + 30
+    s.settimeout(1)
+    while time.time() < deadline and not closed:  # 2000 GETs: 400 MB of replies, none read
+        try:
+            for _ in range(20):
+                s.sendall(req)
+            time.sleep(0.5)
+        except (OSError, socket.timeout):
+            pass
+        closed = int(info(port).get("evicted_clients", "-1")) > before
+    check(closed, "a client that pipelines GETs of 200 KB and never reads is closed for maxmemory-clients")
+    mem = wait_total_under(port, budget, 5)
+    check(mem is not None and 0 <= mem <= budget, f"client memory afterwards: {mem} bytes, budget {budget}")
+    good_clients_still_served(good, "after the non-reader")
+    for t in good + [s]:
+        t.close()
+
+
+def main():
+    cmd, port, budget = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    if cmd == "inputs":
+        inputs(port, budget)
+    elif cmd == "nonreader":
+        nonreader(port, budget)
+    else:
+        sys.exit(f"unknown command {cmd}")
+    sys.exit(1 if it_check.failures else 0)
+
+
+if __name__ == "__main__":
+    main()
