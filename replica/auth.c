@@ -867,10 +867,11 @@ uint64_t replica_auth_tick(struct rabia_replica *r, uint64_t now)
     }
     if (a->next_due && now < a->next_due) return a->next_due; /* nothing due yet: no scan */
     uint64_t next = 0;
-    /* bounded: at most MAX_CONNS, and only while something waits */
-    for (uint32_t i = 0; i < MAX_CONNS && (a->n_held || a->n_peer_pending); i++) {
-        struct conn *k = &r->conns[i];
-        if (k->kind == CK_FREE) continue;
+    /* bounded: the conns in use, and only while something waits */
+    struct conn *k;
+    for (FOR_LIVE(r, k)) {
+        if (!a->n_held && !a->n_peer_pending) break;
+        uint32_t i = (uint32_t)(k - r->conns);
         if (k->au.pending && now >= k->au.pdeadline_us) {
             char who[64];
             peer_who(k, who, sizeof who);

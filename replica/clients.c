@@ -434,8 +434,9 @@ void replica_sm_event(void *ctx, const struct rabia_sm_event *ev)
     struct rabia_replica *r = ctx;
     if (ev->kind == RABIA_SM_EV_PUBLISH) {
         int64_t count = 0;
-        for (uint32_t i = 0; r->pubsub_conns && i < MAX_CONNS; i++) {
-            struct conn *k = &r->conns[i];
+        struct conn *k;
+        for (FOR_LIVE(r, k)) {
+            if (!r->pubsub_conns) break;
             if (k->kind != CK_RESP || k->closing || !k->pubsub) continue;
             /* A subscriber that does not read: as Redis's client-output-buffer-limit
              * pubsub (32 MB). Messages queued behind a reply that is not ready (a
@@ -464,8 +465,9 @@ void replica_sm_event(void *ctx, const struct rabia_sm_event *ev)
         }
         r->publish_count = count;
     } else if (ev->kind == RABIA_SM_EV_KEY_READY) {
-        for (uint32_t i = 0; r->n_blocked && i < MAX_CONNS; i++) {
-            struct conn *k = &r->conns[i];
+        struct conn *k;
+        for (FOR_LIVE(r, k)) {
+            if (!r->n_blocked) break;
             if (k->kind != CK_RESP || !k->blocked || k->block_retry) continue;
             if (!resp_block_waits_on(k->block_op.data, k->block_op.len, ev->db, ev->a, ev->a_len)) continue;
             k->block_retry = true;
@@ -480,8 +482,9 @@ void replica_sm_event(void *ctx, const struct rabia_sm_event *ev)
 /* Blocked pops past their deadline answer nil, as Redis's timeout. */
 void replica_resp_timeouts(struct rabia_replica *r, uint64_t now)
 {
-    for (uint32_t i = 0; r->n_blocked && i < MAX_CONNS; i++) {
-        struct conn *k = &r->conns[i];
+    struct conn *k;
+    for (FOR_LIVE(r, k)) {
+        if (!r->n_blocked) break;
         if (k->kind != CK_RESP || !k->blocked || k->block_retry || !k->block_deadline_us ||
             now < k->block_deadline_us)
             continue;
@@ -606,8 +609,8 @@ void replica_client_grew(struct rabia_replica *r, struct conn *k)
 void replica_clients_memory_check(struct rabia_replica *r)
 {
     uint64_t total = 0;
-    for (uint32_t i = 0; i < MAX_CONNS; i++) {
-        struct conn *k = &r->conns[i];
+    struct conn *k;
+    for (FOR_LIVE(r, k)) {
         if ((k->kind == CK_RESP || k->kind == CK_CLIENT) && !k->closing) {
             total += replica_client_memory(k, NULL, NULL);
             k->mem_seen = client_memory_fast(k);
@@ -616,19 +619,18 @@ void replica_clients_memory_check(struct rabia_replica *r)
     r->client_memory = total;
     /* at most one pass per eviction, and one eviction per connection */
     for (uint32_t round = 0; r->maxmem_clients && total > r->maxmem_clients && round < MAX_CONNS; round++) {
-        uint32_t victim = UINT32_MAX;
+        struct conn *victim = NULL;
         size_t most = 0;
-        for (uint32_t i = 0; i < MAX_CONNS; i++) {
-            const struct conn *k = &r->conns[i];
+        for (FOR_LIVE(r, k)) {
             if ((k->kind != CK_RESP && k->kind != CK_CLIENT) || k->closing) continue; /* closed: freed soon */
             size_t m = replica_client_memory(k, NULL, NULL);
             if (m > most) {
                 most = m;
-                victim = i;
+                victim = k;
             }
         }
-        if (victim == UINT32_MAX) break; /* only closing ones left: their memory goes as the loop frees them */
-        struct conn *k = &r->conns[victim];
+        if (!victim) break; /* only closing ones left: their memory goes as the loop frees them */
+        k = victim;
         size_t in = 0, out = 0;
         replica_client_memory(k, &in, &out);
         r->clients_evicted++;

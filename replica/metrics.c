@@ -414,8 +414,8 @@ static void proc_memory(uint64_t *rss, uint64_t *vsz)
 static void count_conns(const struct rabia_replica *r, uint32_t out[8])
 {
     memset(out, 0, 8 * sizeof out[0]);
-    for (uint32_t i = 0; i < MAX_CONNS; i++) {
-        enum ck k = r->conns[i].kind;
+    for (uint32_t j = 0; j < r->n_live; j++) {
+        enum ck k = r->conns[r->live[j]].kind;
         if (k != CK_FREE && (unsigned)k < 8) out[k]++;
     }
 }
@@ -790,8 +790,10 @@ void metrics_tick(struct rabia_replica *r, uint64_t now)
     }
     if (!m->n_http || now - m->http_tick_us < 1000000) return;
     m->http_tick_us = now;
-    for (uint32_t i = 0, seen = 0; i < MAX_CONNS && seen < m->n_http; i++) {
-        struct conn *k = &r->conns[i];
+    uint32_t seen = 0;
+    struct conn *k;
+    for (FOR_LIVE(r, k)) {
+        if (seen >= m->n_http) break;
         if (k->kind != CK_HTTP) continue;
         seen++;
         if (!k->closing && now - k->in_us >= HTTP_IDLE_US)

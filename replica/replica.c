@@ -63,18 +63,20 @@ void replica_log(const struct rabia_replica *r, int level, const char *fmt, ...)
 
 static uint32_t conn_alloc(struct rabia_replica *r, enum ck kind, struct rio_conn *c)
 {
-    for (uint32_t i = 0; i < MAX_CONNS; i++) {
-        struct conn *k = &r->conns[i];
-        if (k->kind != CK_FREE) continue;
-        uint32_t gen = k->gen + 1;
-        memset(k, 0, sizeof(*k));
-        k->gen = gen;
-        k->kind = kind;
-        k->c = c;
-        rio_conn_set_user(c, (void *)(uintptr_t)(i + 1));
-        return i;
-    }
-    return UINT32_MAX;
+    RABIA_ASSERT(r->n_live + r->n_free == MAX_CONNS);
+    if (!r->n_free) return UINT32_MAX;
+    uint32_t i = r->free_ix[--r->n_free];
+    struct conn *k = &r->conns[i];
+    RABIA_ASSERT(k->kind == CK_FREE);
+    uint32_t gen = k->gen + 1;
+    memset(k, 0, sizeof(*k));
+    k->gen = gen;
+    k->kind = kind;
+    k->c = c;
+    k->live_pos = r->n_live;
+    r->live[r->n_live++] = i;
+    rio_conn_set_user(c, (void *)(uintptr_t)(i + 1));
+    return i;
 }
 
 static uint32_t conn_index(struct rio_conn *c)
@@ -110,6 +112,14 @@ void replica_conn_release(struct rabia_replica *r, uint32_t i)
         RABIA_ASSERT(r->n_client_conns > 0);
         r->n_client_conns--;
     }
+    /* out of the live list (the last one takes its place), onto the free stack */
+    uint32_t pos = k->live_pos;
+    RABIA_ASSERT(pos < r->n_live && r->live[pos] == i);
+    uint32_t last = r->live[--r->n_live];
+    r->live[pos] = last;
+    r->conns[last].live_pos = pos;
+    r->free_ix[r->n_free++] = i;
+    RABIA_ASSERT(r->n_live + r->n_free == MAX_CONNS);
     uint32_t gen = k->gen;
     memset(k, 0, sizeof(*k));
     k->gen = gen;
@@ -867,8 +877,12 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         r->peers[p].tx_fd = -1;
     }
     r->conns = calloc(MAX_CONNS, sizeof(*r->conns));
+    r->live = calloc(MAX_CONNS, sizeof(*r->live));
+    r->free_ix = calloc(MAX_CONNS, sizeof(*r->free_ix));
+    if (r->free_ix) /* index 0 on top: the lowest first, as the linear search did */
+        for (uint32_t i = 0; i < MAX_CONNS; i++) r->free_ix[r->n_free++] = MAX_CONNS - 1 - i;
     r->chunk = malloc(SNAP_CHUNK);
-    if (!r->conns || !r->chunk || metrics_create(r)) {
+    if (!r->conns || !r->live || !r->free_ix || !r->chunk || metrics_create(r)) {
         rabia_replica_destroy(r);
         return -ENOMEM;
     }
@@ -1093,12 +1107,13 @@ int rabia_replica_run(struct rabia_replica *r)
             return rc;
         }
         /* replies made by the loop's callbacks may have unblocked pipelines */
-        for (uint32_t i = 0; r->n_want_pump && i < MAX_CONNS; i++) {
-            struct conn *k = &r->conns[i];
+        struct conn *k;
+        for (FOR_LIVE(r, k)) {
+            if (!r->n_want_pump) break;
             if (!k->want_pump) continue;
             k->want_pump = false;
             r->n_want_pump--;
-            if (k->kind == CK_RESP && !k->closing) replica_resp_pump(r, i);
+            if (k->kind == CK_RESP && !k->closing) replica_resp_pump(r, (uint32_t)(k - r->conns));
         }
     }
     replica_log(r, RABIA_LOG_INFO, "stopping (applied up to slot %" PRIu64 ")", rabia_rsm_applied(r->rsm));
@@ -1128,9 +1143,8 @@ void rabia_replica_destroy(struct rabia_replica *r)
 {
     if (!r) return;
     if (r->loop) rio_loop_destroy(r->loop); /* run never returned normally */
-    if (r->conns) {
-        for (uint32_t i = 0; i < MAX_CONNS; i++)
-            if (r->conns[i].kind != CK_FREE) replica_conn_release(r, i);
+    if (r->conns && r->live) {
+        while (r->n_live) replica_conn_release(r, r->live[r->n_live - 1]);
     }
     for (int p = 0; p < RABIA_MAX_REPLICAS; p++) {
         if (r->peers[p].rx_active) rabia_snapfile_abort(&r->peers[p].rx);
@@ -1150,6 +1164,8 @@ void rabia_replica_destroy(struct rabia_replica *r)
     replica_tls_close(r); /* after the loop: connections hold their own references */
     replica_auth_destroy(r);
     free(r->conns);
+    free(r->live);
+    free(r->free_ix);
     pthread_mutex_destroy(&r->app_mu);
     pthread_mutex_destroy(&r->wake_mu);
     pthread_mutex_destroy(&r->st_mu);
