@@ -592,8 +592,9 @@ void replica_client_grew(struct rabia_replica *r, struct conn *k)
     if (m >= k->mem_seen) r->client_memory += m - k->mem_seen;
     else r->client_memory -= r->client_memory > k->mem_seen - m ? k->mem_seen - m : r->client_memory;
     k->mem_seen = m;
+    if (r->client_memory <= r->maxmem_clients) return;
     uint64_t now = rio_turn_us();
-    if (r->client_memory > r->maxmem_clients && now - r->clients_mem_forced_us >= 1000) {
+    if (now - r->clients_mem_forced_us >= 1000) {
         r->clients_mem_forced_us = now;
         replica_clients_memory_check(r);
     }
