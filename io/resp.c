@@ -1860,26 +1860,61 @@ static int cmd_client_id(struct ctx *x, const struct cmd *cmd)
     return resp_put_int(x->out, (int64_t)(x->s->id & INT64_MAX)) ? -ENOMEM : RESP_LOCAL;
 }
 
-/* CLIENT INFO / CLIENT LIST: this connection's line, Redis's fields (a
- * verbatim string in RESP3, as Redis 7.0's). */
+/* One connection's CLIENT INFO / CLIENT LIST line, Redis's fields; the
+ * figures the session does not know come from the server (s->clients). */
+static int client_line(struct rabia_buf *line, const struct resp_session *s, const char *cmd)
+{
+    struct resp_client_stats st = {0};
+    if (s->clients && s->clients->stats)
+        s->clients->stats(s->clients->ctx, s, &st);
+    char flags[16];
+    snprintf(flags, sizeof flags, "%s%s%s", s->in_multi ? "x" : "", s->nsubs || s->npsubs ? "P" : "", st.flags);
+    char head[256], tail[640];
+    snprintf(head, sizeof head, "id=%" PRIu64 " addr=%s laddr=%s fd=-1 name=", s->id & INT64_MAX, s->addr, s->laddr);
+    snprintf(tail, sizeof tail,
+             " age=%" PRIu64 " idle=%" PRIu64 " flags=%s db=%u sub=%u psub=%u ssub=0 multi=%ld qbuf=%" PRIu64
+             " qbuf-free=%" PRIu64 " argv-mem=%" PRIu64 " multi-mem=%zu rbs=0 rbp=0 obl=0 oll=%" PRIu64
+             " omem=%" PRIu64 " tot-mem=%" PRIu64 " events=r cmd=%s user=%s redir=-1 resp=%u\n",
+             st.age_s, st.idle_s, flags[0] ? flags : "N", s->db, s->nsubs, s->npsubs,
+             s->in_multi ? (long)s->nqueued : -1L, st.qbuf, st.qbuf_free, st.argv_mem, s->qops.cap, st.oll, st.omem,
+             st.tot_mem, cmd ? cmd : "NULL", s->user && s->user[0] ? s->user : "default", (unsigned)s->proto);
+    int rc = put_cstr(line, head);
+    if (!rc)
+        rc = put(line, s->name.data, s->name.len);
+    if (!rc)
+        rc = put_cstr(line, tail);
+    return rc;
+}
+
+struct list_ctx {
+    struct rabia_buf *line;
+    const struct resp_session *self;
+    const char *self_cmd;
+    int rc;
+};
+
+static void list_one(void *arg, const struct resp_session *s)
+{
+    struct list_ctx *l = arg;
+    if (!l->rc)
+        l->rc = client_line(l->line, s, s == l->self ? l->self_cmd : s->last_cmd);
+}
+
+/* CLIENT INFO: this connection's line. CLIENT LIST: every client
+ * connection's (with s->clients; this one's alone without), as Redis's
+ * (a verbatim string in RESP3, as Redis 7.0's). */
 static int cmd_client_info(struct ctx *x, const struct cmd *cmd)
 {
     const struct resp_session *s = x->s;
-    char head[256], tail[512];
-    snprintf(head, sizeof head, "id=%" PRIu64 " addr=%s laddr=%s fd=-1 name=", s->id & INT64_MAX,
-             s->addr, s->laddr);
-    snprintf(tail, sizeof tail,
-             " age=0 idle=0 flags=%s db=%u sub=%u psub=%u ssub=0 multi=%ld qbuf=0 qbuf-free=0 "
-             "argv-mem=0 multi-mem=%zu rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r "
-             "cmd=%s user=%s redir=-1 resp=%u\n",
-             s->in_multi ? "x" : "N", s->db, s->nsubs, s->npsubs, s->in_multi ? (long)s->nqueued : -1L, s->qops.len,
-             cmd->name, s->user && s->user[0] ? s->user : "default", (unsigned)s->proto);
     struct rabia_buf line = {0};
-    int rc = put_cstr(&line, head);
-    if (!rc)
-        rc = put(&line, s->name.data, s->name.len);
-    if (!rc)
-        rc = put_cstr(&line, tail);
+    int rc;
+    if (!strcmp(cmd->name, "client|list") && s->clients && s->clients->each) {
+        struct list_ctx l = {&line, s, cmd->name, 0};
+        s->clients->each(s->clients->ctx, list_one, &l);
+        rc = l.rc;
+    } else {
+        rc = client_line(&line, s, cmd->name);
+    }
     if (!rc)
         rc = s->proto == 3 ? resp_put_verbatim(x->out, line.data, line.len)
                            : resp_put_bulk(x->out, line.data, line.len);
@@ -2123,6 +2158,7 @@ static int dispatch(struct ctx *x)
     const struct cmd *cmd = find_cmd(ARG(0), LEN(0));
     if (!cmd)
         return reject_unknown(x);
+    s->last_cmd = cmd->name;
     s->post = RESP_POST_NONE;
     s->r3 = R3_NONE;
     s->barrier = false;
@@ -2139,6 +2175,7 @@ static int dispatch(struct ctx *x)
         cmd = lookup(cmd->subs, cmd->nsubs, ARG(1), LEN(1));
         if (!cmd)
             return reject_unknown_sub(x);
+        s->last_cmd = cmd->name;
     }
     if (!arity_ok(cmd, ARGC)) {
         if (s->in_multi && cmd->fn == cmd_exec) {

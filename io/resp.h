@@ -224,6 +224,26 @@ enum resp3_kind {
                             (resp3_convert_exec); without them, R3_PLAIN */
 };
 
+struct resp_session;
+/* What CLIENT INFO and CLIENT LIST show of a connection beyond its session
+ * (Redis's fields), from the server that owns the connections. */
+struct resp_client_stats {
+    uint64_t age_s, idle_s;
+    uint64_t qbuf, qbuf_free; /* unparsed input, and room left in its buffer */
+    uint64_t argv_mem;        /* the parser's arrays */
+    uint64_t omem, oll;       /* output bytes not yet sent, and replies waiting */
+    uint64_t tot_mem;         /* everything the connection holds (maxmemory-clients counts this) */
+    char flags[8];            /* beyond x (MULTI) and P (subscribed): b = blocked; "" = none */
+};
+/* Optional (resp_session.clients): the server's view of its connections.
+ * Without it CLIENT LIST shows only the calling connection, with zeros. */
+struct resp_clients {
+    void *ctx;
+    void (*stats)(void *ctx, const struct resp_session *s, struct resp_client_stats *out);
+    /* calls fn(arg, session) for every client connection, the caller's included */
+    void (*each)(void *ctx, void (*fn)(void *arg, const struct resp_session *s), void *arg);
+};
+
 struct resp_session {
     uint64_t id;        /* CLIENT ID, HELLO's id */
     uint32_t db;        /* SELECTed database */
@@ -262,6 +282,8 @@ struct resp_session {
      * replica's users, replica/auth.c); otherwise only "default" passes */
     bool auth_checked;
     const char *user;   /* optional: the authenticated user, for CLIENT INFO (NULL: "default") */
+    const struct resp_clients *clients; /* optional: CLIENT LIST's every connection and figures */
+    const char *last_cmd; /* the last command's name (CLIENT LIST's cmd=), NULL before any */
 };
 
 /* The default max_op: the largest op that fits alone in a batch body. */

@@ -654,3 +654,37 @@ void replica_clients_memory_check(struct rabia_replica *r)
         total = total > most ? total - most : 0;
     }
 }
+
+/* ------------------------------------------------------------------ */
+/* CLIENT INFO / CLIENT LIST (io/resp.h's struct resp_clients) */
+
+static void client_stats(void *ctx, const struct resp_session *s, struct resp_client_stats *out)
+{
+    struct rabia_replica *r = ctx;
+    const struct conn *k = (const struct conn *)((const char *)s - offsetof(struct conn, rs));
+    RABIA_ASSERT(k >= r->conns && k < r->conns + MAX_CONNS && k->kind == CK_RESP);
+    uint64_t now = rio_turn_us();
+    out->age_s = k->created_us && now > k->created_us ? (now - k->created_us) / 1000000 : 0;
+    uint64_t last = k->in_us ? k->in_us : k->created_us;
+    out->idle_s = last && now > last ? (now - last) / 1000000 : 0;
+    out->qbuf = k->in.len;
+    out->qbuf_free = k->in.cap - k->in.len;
+    out->argv_mem = resp_argv_memory(&k->pa);
+    out->omem = k->slot_bytes + (k->c && !k->closing ? rio_conn_pending(k->c) : 0);
+    out->oll = k->q_len;
+    out->tot_mem = replica_client_memory(k, NULL, NULL);
+    snprintf(out->flags, sizeof out->flags, "%s", k->blocked ? "b" : "");
+}
+
+static void each_client(void *ctx, void (*fn)(void *arg, const struct resp_session *s), void *arg)
+{
+    struct rabia_replica *r = ctx;
+    struct conn *k;
+    for (FOR_LIVE(r, k))
+        if (k->kind == CK_RESP && !k->closing) fn(arg, &k->rs);
+}
+
+void replica_resp_clients_init(struct rabia_replica *r)
+{
+    r->resp_clients = (struct resp_clients){.ctx = r, .stats = client_stats, .each = each_client};
+}

@@ -100,6 +100,7 @@ struct conn {
     size_t slot_bytes;     /* replies complete in slots, not flushed yet (pushes included) */
     size_t mem_seen;       /* its memory as last added to rabia_replica.client_memory */
     uint32_t live_pos;     /* its place in rabia_replica.live */
+    uint64_t created_us;   /* RESP: accepted at (CLIENT LIST's age) */
     bool client_slot;      /* counted in rabia_replica.n_client_conns */
     bool quit;
     bool closing;          /* replica_conn_close called: ignore the rest */
@@ -189,6 +190,7 @@ struct rabia_replica {
     uint64_t clients_evicted; /* closed for maxmemory-clients */
     uint64_t clients_mem_check_us, clients_mem_forced_us;
     struct log_budget evict_log;
+    struct resp_clients resp_clients; /* CLIENT LIST's view of the RESP connections (clients.c) */
     uint64_t resp_conn_counter;
     uint32_t n_want_pump;
     uint32_t n_blocked;      /* RESP connections parked in a blocking pop */
@@ -278,6 +280,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci);
 size_t replica_client_memory(const struct conn *k, size_t *input, size_t *output);
 void replica_clients_memory_check(struct rabia_replica *r); /* maxmemory-clients */
 void replica_client_grew(struct rabia_replica *r, struct conn *k);
+void replica_resp_clients_init(struct rabia_replica *r);
 void replica_resp_free_spares(struct conn *k); /* the spare reply buffers of a RESP connection going away */
 void replica_resp_close_session(struct rabia_replica *r, uint64_t cid);
 void replica_resp_start_drain(struct rabia_replica *r, uint32_t ci);

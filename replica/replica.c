@@ -484,6 +484,8 @@ static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
         k->client_id = XXH64(&r->resp_conn_counter, sizeof r->resp_conn_counter, r->incarnation ^ (uint64_t)r->self << 56);
         k->client_id |= 1 | RABIA_SESSION_CONN_SCOPED; /* its session goes first under pressure */
         resp_session_init(&k->rs, k->client_id, 0);
+        k->rs.clients = &r->resp_clients;
+        k->created_us = rio_turn_us();
         resp_argv_init(&k->pa, 0);
         rio_conn_peer(c, k->rs.addr, sizeof k->rs.addr);
         r->resp_conn_counter++;
@@ -869,6 +871,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     r->self = (uint8_t)(cfg->id - 1);
     r->cluster_id = cfg->cluster_id ? cfg->cluster_id : derive_cluster_id(cfg);
     r->maxmem_clients = maxmem_clients_resolve(cfg);
+    replica_resp_clients_init(r);
     pthread_mutex_init(&r->app_mu, NULL);
     pthread_mutex_init(&r->wake_mu, NULL);
     pthread_mutex_init(&r->st_mu, NULL);

@@ -130,8 +130,29 @@ def inputs(port, budget):
     ev = int(info(port).get("evicted_clients", "-1"))
     check(ev == closed, f"INFO evicted_clients: {ev} (the closed ones)")
     good_clients_still_served(good, "after the input hogs")
+    client_list(port, closed)
     for s in hogs + good:
         s.close()
+
+
+def client_list(port, closed):
+    """CLIENT LIST shows every RESP connection of the replica with its
+    memory (Redis's qbuf, omem, tot-mem): the twenty ordinary ones, this
+    one, and the input hog that was not closed, if one was not."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"CLIENT LIST\r\n")
+    text = read_reply(s).decode(errors="replace")
+    s.close()
+    lines = [l for l in text.split("\r\n", 1)[-1].split("\n") if l.startswith("id=")]
+    fields = [dict(f.split("=", 1) for f in l.split(" ") if "=" in f) for l in lines]
+    want = 20 + 1 + (4 - closed)
+    check(len(lines) == want, f"CLIENT LIST: {len(lines)} connections (20 ordinary, this one, {4 - closed} hog left)")
+    check(sum(1 for f in fields if f.get("cmd") == "client|list") == 1 and
+          all(int(f.get("tot-mem", "0")) > 0 for f in fields), "CLIENT LIST: this one's cmd=client|list, tot-mem on all")
+    if closed < 4:
+        big = max(fields, key=lambda f: int(f.get("tot-mem", "0")))
+        check(int(big["qbuf"]) >= 8000000 and int(big["tot-mem"]) >= int(big["qbuf"]),
+              f"CLIENT LIST: the hog left shows qbuf={big['qbuf']} tot-mem={big['tot-mem']}")
 
 
 def nonreader(port, budget):

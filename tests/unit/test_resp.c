@@ -1091,6 +1091,7 @@ static void test_session_byte_limits(void)
     CHECK_EQ(run_cmd(&s, cmd.data, cmd.len, &r), RESP_LOCAL);
     CHECK_BUF(&r.reply, "-ERR subscriptions too large (at most 16 MiB of channel and pattern names per connection)\r\n");
     CHECK_EQ(s.npsubs, 0);
+    CHECK(resp_session_memory(&s) >= 15u << 20); /* what maxmemory-clients counts */
     resp_session_free(&s);
     resp_session_init(&s, 6, 0);
     array_cmd(&cmd, "WATCH", 4, 200u << 10, 'w'); /* 800 KiB of keys: taken */
@@ -1100,8 +1101,64 @@ static void test_session_byte_limits(void)
     CHECK_EQ(run_cmd(&s, cmd.data, cmd.len, &r), RESP_LOCAL);
     CHECK_BUF(&r.reply, "-ERR WATCHed keys too large (at most 1 MiB of key names per connection)\r\n");
     CHECK_EQ(s.nwatch, 4);
+    CHECK_EQ(s.watch_bytes, 4u * (200u << 10));
+    CHECK(resp_session_memory(&s) >= 800u << 10);
+    CHECK_EQ(RUN_CMD(&s, "UNWATCH", &r), RESP_LOCAL);
+    CHECK_EQ(s.watch_bytes, 0);
     rabia_buf_free(&cmd);
     resp_session_free(&s);
+    run_free(&r);
+}
+
+/* CLIENT LIST with the server's view (struct resp_clients): every
+ * connection's line, with the figures the server gives; CLIENT INFO only
+ * the caller's; without a view, the caller's line with zeros. */
+struct fake_clients {
+    struct resp_session *all[2];
+};
+
+static void fake_stats(void *ctx, const struct resp_session *s, struct resp_client_stats *out)
+{
+    (void)ctx;
+    out->qbuf = s->id * 10;
+    out->omem = s->id * 100;
+    out->tot_mem = s->id * 1000;
+    out->age_s = 7;
+    snprintf(out->flags, sizeof out->flags, "%s", s->id == 2 ? "b" : "");
+}
+
+static void fake_each(void *ctx, void (*fn)(void *arg, const struct resp_session *s), void *arg)
+{
+    struct fake_clients *f = ctx;
+    for (int i = 0; i < 2; i++) fn(arg, f->all[i]);
+}
+
+static void test_client_list(void)
+{
+    struct resp_session a, b;
+    struct run r = {0};
+    resp_session_init(&a, 1, 0);
+    resp_session_init(&b, 2, 0);
+    CHECK_EQ(RUN_CMD(&a, "CLIENT LIST", &r), RESP_LOCAL); /* no view: its own line, zeros */
+    CHECK(memmem(r.reply.data, r.reply.len, " qbuf=0 ", 8) && memmem(r.reply.data, r.reply.len, " tot-mem=0 ", 11));
+    struct fake_clients f = {{&a, &b}};
+    struct resp_clients view = {.ctx = &f, .stats = fake_stats, .each = fake_each};
+    a.clients = b.clients = &view;
+    CHECK_EQ(RUN_CMD(&b, "GET k", &r), RESP_REPLICATE); /* its last command */
+    CHECK_EQ(RUN_CMD(&a, "CLIENT LIST", &r), RESP_LOCAL);
+    const char *l1 = "id=1 addr= laddr= fd=-1 name= age=7 idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 "
+                     "qbuf=10 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=100 tot-mem=1000 "
+                     "events=r cmd=client|list user=default redir=-1 resp=2\n";
+    const char *l2 = "id=2 addr= laddr= fd=-1 name= age=7 idle=0 flags=b db=0 sub=0 psub=0 ssub=0 multi=-1 "
+                     "qbuf=20 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=200 tot-mem=2000 "
+                     "events=r cmd=get user=default redir=-1 resp=2\n";
+    CHECK(memmem(r.reply.data, r.reply.len, l1, strlen(l1)) != NULL);
+    CHECK(memmem(r.reply.data, r.reply.len, l2, strlen(l2)) != NULL);
+    CHECK_EQ(RUN_CMD(&b, "CLIENT INFO", &r), RESP_LOCAL); /* the caller's only */
+    CHECK(memmem(r.reply.data, r.reply.len, "id=2 ", 5) && !memmem(r.reply.data, r.reply.len, "id=1 ", 5));
+    CHECK(memmem(r.reply.data, r.reply.len, " cmd=client|info ", 17) != NULL);
+    resp_session_free(&a);
+    resp_session_free(&b);
     run_free(&r);
 }
 
@@ -1694,6 +1751,7 @@ int main(void)
     RUN(test_watch);
     RUN(test_pubsub);
     RUN(test_session_byte_limits);
+    RUN(test_client_list);
     RUN(test_blocking_and_db);
     RUN(test_resp3_hello);
     RUN(test_resp3_local);
