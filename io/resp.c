@@ -1890,13 +1890,29 @@ struct list_ctx {
     struct rabia_buf *line;
     const struct resp_session *self;
     const char *self_cmd;
+    int type;            /* 0 any, 1 normal, 2 pubsub, 3 none (master, replica: no such connections) */
+    const uint64_t *ids; /* ID filter, n_ids of them (0: none) */
+    uint32_t n_ids;
     int rc;
 };
+
+static bool list_wants(const struct list_ctx *l, const struct resp_session *s)
+{
+    bool pubsub = s->nsubs || s->npsubs;
+    if (l->type == 3 || (l->type == 1 && pubsub) || (l->type == 2 && !pubsub))
+        return false;
+    if (!l->n_ids)
+        return true;
+    for (uint32_t i = 0; i < l->n_ids; i++)
+        if (l->ids[i] == (s->id & INT64_MAX))
+            return true;
+    return false;
+}
 
 static void list_one(void *arg, const struct resp_session *s)
 {
     struct list_ctx *l = arg;
-    if (!l->rc)
+    if (!l->rc && list_wants(l, s))
         l->rc = client_line(l->line, s, s == l->self ? l->self_cmd : s->last_cmd);
 }
 
@@ -1908,9 +1924,40 @@ static int cmd_client_info(struct ctx *x, const struct cmd *cmd)
     const struct resp_session *s = x->s;
     struct rabia_buf line = {0};
     int rc;
-    if (!strcmp(cmd->name, "client|list") && s->clients && s->clients->each) {
-        struct list_ctx l = {&line, s, cmd->name, 0};
-        s->clients->each(s->clients->ctx, list_one, &l);
+    if (!strcmp(cmd->name, "client|list")) { /* [TYPE normal|master|replica|pubsub] [ID id ...], as Redis 7.0 */
+        uint64_t ids[64];
+        struct list_ctx l = {&line, s, cmd->name, 0, ids, 0, 0};
+        uint32_t i = 2;
+        if (ARGC > 3 && eq_ci(ARG(2), LEN(2), "type")) {
+            l.type = eq_ci(ARG(3), LEN(3), "normal")   ? 1
+                     : eq_ci(ARG(3), LEN(3), "pubsub") ? 2
+                     : eq_ci(ARG(3), LEN(3), "master") || eq_ci(ARG(3), LEN(3), "replica") || eq_ci(ARG(3), LEN(3), "slave") ? 3
+                                                       : -1;
+            if (l.type < 0) {
+                int e = put_cstr(x->out, "-ERR Unknown client type '");
+                if (!e)
+                    e = put_sanitized(x->out, ARG(3), LEN(3) < 64 ? LEN(3) : 64);
+                if (!e)
+                    e = put_cstr(x->out, "'\r\n");
+                return e ? -ENOMEM : RESP_LOCAL;
+            }
+            i = 4;
+        }
+        if (i < ARGC && eq_ci(ARG(i), LEN(i), "id") && i + 1 < ARGC) {
+            for (i++; i < ARGC; i++) {
+                int64_t id;
+                if (!rabia_kv_parse_int(ARG(i), LEN(i), &id) || id < 0)
+                    return local_err(x, "ERR Invalid client ID");
+                if (l.n_ids < 64) /* more than 64: the first 64 */
+                    ids[l.n_ids++] = (uint64_t)id;
+            }
+        }
+        if (i != ARGC)
+            return local_err(x, "ERR syntax error");
+        if (s->clients && s->clients->each)
+            s->clients->each(s->clients->ctx, list_one, &l);
+        else
+            list_one(&l, s);
         rc = l.rc;
     } else {
         rc = client_line(&line, s, cmd->name);

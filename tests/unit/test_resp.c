@@ -1154,6 +1154,15 @@ static void test_client_list(void)
                      "events=r cmd=get user=default redir=-1 resp=2\n";
     CHECK(memmem(r.reply.data, r.reply.len, l1, strlen(l1)) != NULL);
     CHECK(memmem(r.reply.data, r.reply.len, l2, strlen(l2)) != NULL);
+    CHECK_EQ(RUN_CMD(&a, "CLIENT LIST ID 2", &r), RESP_LOCAL);
+    CHECK(memmem(r.reply.data, r.reply.len, "id=2 ", 5) && !memmem(r.reply.data, r.reply.len, "id=1 ", 5));
+    CHECK_EQ(RUN_CMD(&a, "CLIENT LIST TYPE normal ID 1 2", &r), RESP_LOCAL);
+    CHECK(memmem(r.reply.data, r.reply.len, "id=2 ", 5) && memmem(r.reply.data, r.reply.len, "id=1 ", 5));
+    EXPECT_LOCAL(&a, "CLIENT LIST TYPE pubsub", "$0\r\n\r\n");
+    EXPECT_LOCAL(&a, "CLIENT LIST TYPE master", "$0\r\n\r\n");
+    EXPECT_LOCAL(&a, "CLIENT LIST TYPE nosuch", "-ERR Unknown client type 'nosuch'\r\n");
+    EXPECT_LOCAL(&a, "CLIENT LIST ID x", "-ERR Invalid client ID\r\n");
+    EXPECT_LOCAL(&a, "CLIENT LIST FOO", "-ERR syntax error\r\n");
     CHECK_EQ(RUN_CMD(&b, "CLIENT INFO", &r), RESP_LOCAL); /* the caller's only */
     CHECK(memmem(r.reply.data, r.reply.len, "id=2 ", 5) && !memmem(r.reply.data, r.reply.len, "id=1 ", 5));
     CHECK(memmem(r.reply.data, r.reply.len, " cmd=client|info ", 17) != NULL);
