@@ -17,25 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import it_check  # noqa: E402
-from it_check import check, closed_now  # noqa: E402
-
-
-def bulk(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-
-
-def read_line(s, wait=10.0):
-    s.settimeout(wait)
-    buf = b""
-    while not buf.endswith(b"\r\n"):
-        d = s.recv(1)
-        if not d:
-            break
-        buf += d
-    return buf
+from it_check import bulk, check, closed_now, read_line  # noqa: E402
 
 
 def toolarge(port):

@@ -16,7 +16,7 @@ tls_refuse "garbage.py writes raw RESP, native and peer bytes over plain TCP (th
 need_cmd redis-cli python3
 cluster_start 3 kv
 here=$(cd "$(dirname "$0")" && pwd)
-cluster_id=$(grep -o 'cluster [0-9a-f]\{16\}' "$RABIA_CLUSTER_DIR/r1.log" | head -n 1 | cut -d' ' -f2)
+cluster_id=$(cluster_id_of 1)
 say "cluster id $cluster_id (from replica 1's log)"
 
 # a client writing all along (bounded: 300 INCRs, 10 ms apart)

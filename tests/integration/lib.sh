@@ -337,6 +337,8 @@ wait_ready() {
 
 cluster() { bash "$IT_CLUSTER_SH" "$@"; }
 replica_pid() { cat "$RABIA_CLUSTER_DIR/r$1.pid" 2>/dev/null || true; }
+# the cluster id replica N logged at start (the id its peer frames carry)
+cluster_id_of() { grep -o 'cluster [0-9a-f]\{16\}' "$RABIA_CLUSTER_DIR/r$1.log" | head -n 1 | cut -d' ' -f2; }
 remember_pids() {
   local f
   [ -n "${RABIA_CLUSTER_DIR:-}" ] || return 0

@@ -29,7 +29,7 @@ tls_refuse "peer_port.py writes raw peer frames over plain TCP"
 need_cmd redis-cli python3
 cluster_start 3 kv
 here=$(cd "$(dirname "$0")" && pwd)
-cluster_id=$(grep -o 'cluster [0-9a-f]\{16\}' "$RABIA_CLUSTER_DIR/r1.log" | head -n 1 | cut -d' ' -f2)
+cluster_id=$(cluster_id_of 1)
 port=$(peer_port 1)
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$(replica_pid 1)/status"; }
 py() { it_py 60 "$here/peer_port.py" "$@"; }
