@@ -1227,6 +1227,18 @@ static int local_err(struct ctx *x, const char *msg)
     return resp_put_error(x->out, msg) ? -ENOMEM : RESP_LOCAL;
 }
 
+/* "<prefix><argument i, at most max bytes, sanitized>'\r\n": Redis's
+ * errors that quote what the client sent (prefix ends with "'"). */
+static int local_err_arg(struct ctx *x, const char *prefix, uint32_t i, size_t max)
+{
+    int rc = put_cstr(x->out, prefix);
+    if (!rc)
+        rc = put_sanitized(x->out, ARG(i), LEN(i) < max ? LEN(i) : max);
+    if (!rc)
+        rc = put_cstr(x->out, "'\r\n");
+    return rc ? -ENOMEM : RESP_LOCAL;
+}
+
 static int cmd_ok(struct ctx *x, const struct cmd *cmd)
 {
     return local_ok(x);
@@ -1626,12 +1638,7 @@ static int cmd_hello(struct ctx *x, const struct cmd *cmd)
             has_name = true;
             j++;
         } else {
-            int rc = put_cstr(x->out, "-ERR Syntax error in HELLO option '");
-            if (!rc)
-                rc = put_sanitized(x->out, ARG(j), LEN(j));
-            if (!rc)
-                rc = put_cstr(x->out, "'\r\n");
-            return rc ? -ENOMEM : RESP_LOCAL;
+            return local_err_arg(x, "-ERR Syntax error in HELLO option '", j, SIZE_MAX);
         }
     }
     if (user && !x->s->auth_checked && !(user_len == 7 && memcmp(user, "default", 7) == 0))
@@ -1832,12 +1839,7 @@ static int cmd_config_set(struct ctx *x, const struct cmd *cmd)
 {
     if ((ARGC - 2) % 2)
         return arity_text(x->out, "-ERR ", cmd->name) ? -ENOMEM : RESP_LOCAL;
-    int rc = put_cstr(x->out, "-ERR Unknown option or number of arguments for CONFIG SET - '");
-    if (!rc)
-        rc = put_sanitized(x->out, ARG(2), LEN(2) < 128 ? LEN(2) : 128);
-    if (!rc)
-        rc = put_cstr(x->out, "'\r\n");
-    return rc ? -ENOMEM : RESP_LOCAL;
+    return local_err_arg(x, "-ERR Unknown option or number of arguments for CONFIG SET - '", 2, 128);
 }
 
 static int cmd_client_setname(struct ctx *x, const struct cmd *cmd)
@@ -1929,18 +1931,13 @@ static int cmd_client_info(struct ctx *x, const struct cmd *cmd)
         struct list_ctx l = {&line, s, cmd->name, 0, ids, 0, 0};
         uint32_t i = 2;
         if (ARGC > 3 && eq_ci(ARG(2), LEN(2), "type")) {
-            l.type = eq_ci(ARG(3), LEN(3), "normal")   ? 1
-                     : eq_ci(ARG(3), LEN(3), "pubsub") ? 2
-                     : eq_ci(ARG(3), LEN(3), "master") || eq_ci(ARG(3), LEN(3), "replica") || eq_ci(ARG(3), LEN(3), "slave") ? 3
-                                                       : -1;
-            if (l.type < 0) {
-                int e = put_cstr(x->out, "-ERR Unknown client type '");
-                if (!e)
-                    e = put_sanitized(x->out, ARG(3), LEN(3) < 64 ? LEN(3) : 64);
-                if (!e)
-                    e = put_cstr(x->out, "'\r\n");
-                return e ? -ENOMEM : RESP_LOCAL;
-            }
+            static const char *const types[] = {"normal", "pubsub", "master", "replica", "slave"};
+            l.type = -1;
+            for (int t = 0; t < 5 && l.type < 0; t++)
+                if (eq_ci(ARG(3), LEN(3), types[t]))
+                    l.type = t < 2 ? t + 1 : 3;
+            if (l.type < 0)
+                return local_err_arg(x, "-ERR Unknown client type '", 3, 128);
             i = 4;
         }
         if (i < ARGC && eq_ci(ARG(i), LEN(i), "id") && i + 1 < ARGC) {
@@ -1975,12 +1972,7 @@ static int cmd_client_setinfo(struct ctx *x, const struct cmd *cmd)
 {
     if (eq_ci(ARG(2), LEN(2), "lib-name") || eq_ci(ARG(2), LEN(2), "lib-ver"))
         return local_ok(x);
-    int rc = put_cstr(x->out, "-ERR Unrecognized option '");
-    if (!rc)
-        rc = put_sanitized(x->out, ARG(2), LEN(2) < 128 ? LEN(2) : 128);
-    if (!rc)
-        rc = put_cstr(x->out, "'\r\n");
-    return rc ? -ENOMEM : RESP_LOCAL;
+    return local_err_arg(x, "-ERR Unrecognized option '", 2, 128);
 }
 
 /* ====================================================================== */

@@ -546,21 +546,28 @@ void replica_kv_sweep(struct rabia_replica *r, uint64_t now)
 /* ------------------------------------------------------------------ */
 /* maxmemory-clients: one budget for every client connection together */
 
-/* Heap bytes a client connection holds now: unparsed input, replies
- * waiting in its pipeline ring (and the ring itself), spare reply buffers,
- * its session (WATCHed keys, subscriptions, a MULTI's queue) and io/'s
- * buffers. O(1) but for the spares (at most RESP_SPARE_BUFS). */
+/* What a connection's memory moves with from one request to the next
+ * (unparsed input, completed replies not handed to io/ yet, io/'s buffers):
+ * O(1), for replica_client_grew's running total. */
+static size_t client_memory_fast(const struct conn *k)
+{
+    return k->in.cap + k->slot_bytes + (k->c ? rio_conn_memory(k->c) : 0);
+}
+
+/* Heap bytes a client connection holds now: the above, and the ring of
+ * reply slots, spare reply buffers, its session (WATCHed keys,
+ * subscriptions, a MULTI's queue) and the parser's arrays. O(1) but for
+ * the spares (at most RESP_SPARE_BUFS). */
 size_t replica_client_memory(const struct conn *k, size_t *input, size_t *output)
 {
     RABIA_ASSERT(k->kind == CK_RESP || k->kind == CK_RESP_DRAIN || k->kind == CK_CLIENT);
-    size_t io = k->c && !k->closing ? rio_conn_memory(k->c) : 0;
-    size_t m = sizeof *k + k->in.cap + k->block_op.cap + k->slot_bytes + io;
+    size_t m = sizeof *k + k->block_op.cap + client_memory_fast(k);
     if (k->q) {
         m += RESP_MAX_PENDING * sizeof *k->q + resp_session_memory(&k->rs) + resp_argv_memory(&k->pa);
         for (uint32_t i = 0; i < k->n_spare; i++) m += k->spare[i].cap;
     }
     if (input) *input = k->in.cap;
-    if (output) *output = k->slot_bytes + (k->c && !k->closing ? rio_conn_pending(k->c) : 0);
+    if (output) *output = k->slot_bytes + (k->c ? rio_conn_pending(k->c) : 0);
     return m;
 }
 
@@ -570,13 +577,6 @@ static void human_bytes(char *b, size_t cap, uint64_t x)
     else if (x >= (1u << 20)) snprintf(b, cap, "%.1f MiB", (double)x / (double)(1u << 20));
     else if (x >= 1024) snprintf(b, cap, "%.1f KiB", (double)x / 1024.0);
     else snprintf(b, cap, "%" PRIu64 " B", x);
-}
-
-/* What a connection's memory moves with from one request to the next
- * (input, replies, io/'s buffers): O(1), for replica_client_grew. */
-static size_t client_memory_fast(const struct conn *k)
-{
-    return k->in.cap + k->slot_bytes + (k->c ? rio_conn_memory(k->c) : 0);
 }
 
 /* A connection's buffers may have grown (input appended, a reply queued):
@@ -670,7 +670,7 @@ static void client_stats(void *ctx, const struct resp_session *s, struct resp_cl
     out->qbuf = k->in.len;
     out->qbuf_free = k->in.cap - k->in.len;
     out->argv_mem = resp_argv_memory(&k->pa);
-    out->omem = k->slot_bytes + (k->c && !k->closing ? rio_conn_pending(k->c) : 0);
+    out->omem = k->slot_bytes + (k->c ? rio_conn_pending(k->c) : 0);
     out->oll = k->q_len;
     out->tot_mem = replica_client_memory(k, NULL, NULL);
     snprintf(out->flags, sizeof out->flags, "%s", k->blocked ? "b" : "");

@@ -171,9 +171,9 @@ struct rabia_replica {
      * where each is), and the free ones as a stack: scans over connections
      * (pumps owed, subscribers, blocked pops, client memory, metrics) visit
      * only those, not all MAX_CONNS: 4096 x 1.8 KB were 7.5 MB of memory
-     * walked per scan (conn_live_add / conn_live_remove in replica.c) */
-    uint32_t *live, n_live;
-    uint32_t *free_ix, n_free;
+     * walked per scan (conn_alloc / replica_conn_release in replica.c) */
+    uint32_t live[MAX_CONNS], n_live;
+    uint32_t free_ix[MAX_CONNS], n_free;
     /* incoming peer connections that have not said HELLO, oldest first:
      * each goes at its deadline, the oldest when a new one finds it full
      * (replica.c, hello_track / hello_tick) */
@@ -186,7 +186,8 @@ struct rabia_replica {
     struct log_budget refusal_log; /* lines about refused connections (replica.c) */
     /* maxmemory-clients (clients.c, replica_clients_memory_check) */
     uint64_t maxmem_clients;  /* bytes, resolved at start; 0 = no limit */
-    uint64_t client_memory;   /* all client connections' heap bytes at the last check */
+    uint64_t client_memory;   /* all client connections' heap bytes: the last full check, plus
+                                 what replica_client_grew saw change since */
     uint64_t clients_evicted; /* closed for maxmemory-clients */
     uint64_t clients_mem_check_us, clients_mem_forced_us;
     struct log_budget evict_log;

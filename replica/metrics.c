@@ -600,8 +600,8 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
            (double)m->conns_accepted);
     scalar(b, "rabia_blocked_clients", "gauge", "RESP clients parked in a blocking pop.", r->n_blocked);
     scalar(b, "rabia_client_memory_bytes", "gauge",
-           "Heap bytes all client connections hold together (buffers, pipelines, subscriptions), as counted for "
-           "maxmemory-clients every 100 ms.", (double)r->client_memory);
+           "Heap bytes all client connections hold together (buffers, pipelines, subscriptions), as "
+           "maxmemory-clients counts them.", (double)r->client_memory);
     scalar(b, "rabia_client_memory_limit_bytes", "gauge", "maxmemory-clients in bytes (0: no limit).",
            (double)r->maxmem_clients);
     scalar(b, "rabia_clients_evicted_total", "counter",

@@ -880,12 +880,10 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         r->peers[p].tx_fd = -1;
     }
     r->conns = calloc(MAX_CONNS, sizeof(*r->conns));
-    r->live = calloc(MAX_CONNS, sizeof(*r->live));
-    r->free_ix = calloc(MAX_CONNS, sizeof(*r->free_ix));
-    if (r->free_ix) /* index 0 on top: the lowest first, as the linear search did */
-        for (uint32_t i = 0; i < MAX_CONNS; i++) r->free_ix[r->n_free++] = MAX_CONNS - 1 - i;
+    for (uint32_t i = 0; i < MAX_CONNS; i++) /* index 0 on top: the lowest first, as the linear search did */
+        r->free_ix[r->n_free++] = MAX_CONNS - 1 - i;
     r->chunk = malloc(SNAP_CHUNK);
-    if (!r->conns || !r->live || !r->free_ix || !r->chunk || metrics_create(r)) {
+    if (!r->conns || !r->chunk || metrics_create(r)) {
         rabia_replica_destroy(r);
         return -ENOMEM;
     }
@@ -1146,7 +1144,7 @@ void rabia_replica_destroy(struct rabia_replica *r)
 {
     if (!r) return;
     if (r->loop) rio_loop_destroy(r->loop); /* run never returned normally */
-    if (r->conns && r->live) {
+    if (r->conns) {
         while (r->n_live) replica_conn_release(r, r->live[r->n_live - 1]);
     }
     for (int p = 0; p < RABIA_MAX_REPLICAS; p++) {
@@ -1167,8 +1165,6 @@ void rabia_replica_destroy(struct rabia_replica *r)
     replica_tls_close(r); /* after the loop: connections hold their own references */
     replica_auth_destroy(r);
     free(r->conns);
-    free(r->live);
-    free(r->free_ix);
     pthread_mutex_destroy(&r->app_mu);
     pthread_mutex_destroy(&r->wake_mu);
     pthread_mutex_destroy(&r->st_mu);

@@ -201,9 +201,7 @@ void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struc
     }
     pe->rx_last_us = rio_now_us();
     if (rabia_snapfile_append(&pe->rx, m->body, m->body_len, why, sizeof why)) {
-        replica_log(r, RABIA_LOG_WARN, "snapshot from replica %u dropped: %s", from + 1, why);
-        rabia_snapfile_abort(&pe->rx);
-        pe->rx_active = false;
+        rx_drop(r, from, why);
         return;
     }
     if (pe->rx.got < pe->rx.total) return;
