@@ -188,8 +188,13 @@ int rabia_core_step(struct rabia_core *c, const struct rabia_event *ev, struct r
         }
     }
     uint64_t wait_end = core_body_wait_end(c);
+    /* ticks ask for what the peers decide alone, and keep asking while a
+     * peer is known to be ahead: an idle cluster says nothing by itself,
+     * and a snapshot offered may never arrive (its transfer dropped) */
+    uint8_t best = core_best_peer(c);
+    bool behind = best != c->cfg.self && c->peer_known[best] >= c->next_apply + c->cfg.window;
     bool busy = c->recovering || c->pq[c->cfg.self].n || c->drive_until >= c->next_apply || wait_end ||
-                c->abstain_below >= c->next_apply; /* ticks ask for what the peers decide alone */
+                c->abstain_below >= c->next_apply || behind;
     for (uint32_t w = 0; w < c->cfg.window && !busy; w++)
         busy = c->inst[w].used && c->inst[w].started && !c->inst[w].decided;
     out->next_tick_us = busy ? c->now + c->cfg.retransmit_us / 2 : 0;

@@ -63,6 +63,40 @@ static void test_snapshot_gap_offers_snapshot(void)
     rabia_core_destroy(c);
 }
 
+/* A replica that knows a peer is ahead keeps ticking, and each tick asks
+ * that peer again (CATCHUP), even when nothing else happens: an idle
+ * cluster says nothing by itself, and the snapshot a peer offered may never
+ * arrive (its transfer dropped: a stall, a closed link). Before, the core
+ * went idle (next_tick_us 0) and the replica stayed behind until the next
+ * write; the simulator, once its transfers ran snapstream.c in chunks,
+ * ended runs with a replica 115 slots behind (seed 1300105, --mix all). */
+static bool sends_catchup(const struct rabia_update *u, uint8_t to)
+{
+    for (uint32_t i = 0; i < u->n_sends; i++)
+        if (u->sends[i].msg.type == RABIA_MSG_CATCHUP && u->sends[i].to == to) return true;
+    return false;
+}
+
+static void test_behind_keeps_asking(void)
+{
+    struct rabia_core *c = make(64);
+    struct rabia_update u;
+    /* peer 2 is at slot 500: far beyond this replica's window */
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_PROPOSAL, .from = 2, .slot = 500}, &u);
+    CHECK_EQ(rabia_core_next_apply(c), 1);
+    for (int k = 0; k < 3; k++) {
+        CHECK(u.next_tick_us != 0);
+        struct rabia_event ev = {.type = RABIA_EV_TICK};
+        CHECK_EQ(step(c, &ev, &u), 0);
+        CHECK(sends_catchup(&u, 2));
+    }
+    /* caught up (a snapshot at the peer's slot): idle again */
+    struct rabia_event ev = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = 500};
+    CHECK_EQ(step(c, &ev, &u), 0);
+    CHECK_EQ(u.next_tick_us, 0);
+    rabia_core_destroy(c);
+}
+
 /* A DECISION's value is 0 or 1; anything else is refused and counted,
  * never logged or applied as a batch. */
 static void test_decision_value_out_of_range(void)
@@ -274,6 +308,7 @@ int main(void)
     RUN(test_restore_horizon_mutes);
     RUN(test_snapshot_returns_own_batches);
     RUN(test_snapshot_gap_offers_snapshot);
+    RUN(test_behind_keeps_asking);
     RUN(test_decision_value_out_of_range);
     RUN(test_old_phase_keeps_newer_counts);
     return CHECK_DONE();
