@@ -18,6 +18,7 @@
 #include "resp.h"
 #include "rsm.h"
 #include "snapfile.h"
+#include "snapstream.h"
 
 #define MAX_CONNS 4096
 /* Incoming peer connections before HELLO (anyone may open one to the peer
@@ -136,14 +137,12 @@ struct peer {
     uint64_t in_incarnation;
     uint64_t redial_at_us;
     uint64_t backoff_us;
-    /* snapshot being received: straight to a file, one chunk in memory */
+    /* snapshot transfers (transfer.c over snapstream.c, whose state says
+     * which are active): the file one from this peer is written to, one
+     * chunk in memory; the snapshot file one to it reads (-1: none, or
+     * the shared buffer with durability = memory) */
     struct rabia_snapfile_writer rx;
-    bool rx_active;
-    uint64_t rx_last_us;     /* last chunk taken */
-    /* snapshot being sent: from a snapshot file (wal) or the shared buffer */
-    bool tx_active, tx_wanted;
     int tx_fd;
-    uint64_t tx_slot, tx_off, tx_total;
 };
 
 /* Rate-limited log lines: at most 20 per 10 s, then one line saying how
@@ -226,6 +225,7 @@ struct rabia_replica {
     struct rio_shared frame_share; /* the node's frame pool, for rio_send_shared */
     struct rabia_buf pump_op;  /* replica_resp_pump's encoded op, kept: no allocation per pump */
     bool in_pump;              /* pump_op in use (replica_resp_pump does not nest) */
+    struct snapstream xfer;  /* snapshot transfers in both directions, the rules (snapstream.h) */
     /* snapshot transfers out: memory mode serializes the state once into
      * snap_out and every peer's transfer reads it; wal mode reads snapshot
      * files (an open fd per transfer) */
@@ -286,13 +286,8 @@ void replica_resp_free_spares(struct conn *k); /* the spare reply buffers of a R
 void replica_resp_close_session(struct rabia_replica *r, uint64_t cid);
 void replica_resp_start_drain(struct rabia_replica *r, uint32_t ci);
 /* transfer.c */
-void replica_send_snapshot(void *ctx, uint8_t to);
-void replica_pump_snapshots(struct rabia_replica *r);
-void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struct rabia_msg *m);
-/* a transfer from `from` ends with its incoming connection; one that moved
- * no byte for 30 s is dropped by the tick (transfer.c) */
-void replica_snapshot_rx_closed(struct rabia_replica *r, uint8_t from);
-void replica_snapshot_rx_tick(struct rabia_replica *r, uint64_t now);
+void replica_transfers_init(struct rabia_replica *r);
+void replica_send_snapshot(void *ctx, uint8_t to); /* node env.snapshot_to */
 /* metrics.c: the registry, /metrics and /health, INFO (metrics.h) */
 #include "metrics.h"
 /* backup.c: rabia-cli backup (BACKUP_REQ) and rabiad --restore */

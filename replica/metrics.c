@@ -324,11 +324,11 @@ bool metrics_health(struct rabia_replica *r, char *why, size_t len)
                  r->cfg.n, need);
         return false;
     }
-    for (uint8_t p = 0; p < r->cfg.n; p++)
-        if (r->peers[p].rx_active) {
-            snprintf(why, len, "receiving a snapshot from replica %u", p + 1);
-            return false;
-        }
+    uint8_t from;
+    if (snapstream_receiving(&r->xfer, &from)) {
+        snprintf(why, len, "receiving a snapshot from replica %u", from + 1);
+        return false;
+    }
     if (rabia_core_recovering(r->core)) {
         snprintf(why, len, "recovering: rebuilding its log from peers after a restart without one");
         return false;
@@ -558,13 +558,16 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
            "Durable log writes (RWF_DSYNC: the write is the sync), submission to completion.");
     hist(b, "rabia_wal_fsync_duration_seconds", "", &m->wal_fsync);
     scalar(b, "rabia_snapshots_installed_total", "counter", "Snapshots from peers installed here.",
-           (double)m->snapshots_installed);
+           (double)r->xfer.st.installed);
     scalar(b, "rabia_state_transfers_sent_total", "counter", "Snapshot transfers started to peers.",
-           (double)m->transfers_sent);
+           (double)r->xfer.st.sent);
     scalar(b, "rabia_state_transfer_sent_bytes_total", "counter", "Snapshot bytes sent to peers.",
-           (double)m->transfer_bytes_sent);
+           (double)r->xfer.st.bytes_sent);
     scalar(b, "rabia_state_transfers_received_total", "counter", "Snapshot transfers received from peers.",
-           (double)m->transfers_received);
+           (double)r->xfer.st.received);
+    scalar(b, "rabia_state_transfers_dropped_total", "counter",
+           "Snapshot transfers from peers dropped before their install (a stall, a closed link, a file error).",
+           (double)r->xfer.st.dropped);
     uint64_t al, ae, ad;
     replica_audit_counts(r, &al, &ae, &ad);
     scalar(b, "rabia_audit_log_lines_total", "counter", "Lines written to the audit log (audit-log).", (double)al);
@@ -918,7 +921,7 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
         put(b, "%.*s", an, audit);
         put(b, "snapshots_installed:%" PRIu64 "\r\nstate_transfers_sent:%" PRIu64
                "\r\nstate_transfers_received:%" PRIu64 "\r\n",
-            m->snapshots_installed, m->transfers_sent, m->transfers_received);
+            r->xfer.st.installed, r->xfer.st.sent, r->xfer.st.received);
     }
     if (sect(b, "Stats", want, wn)) {
         struct rio_stats rs;

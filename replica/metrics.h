@@ -77,7 +77,6 @@ struct metrics {
     uint64_t slots_decided_seen;  /* decisions the observer saw */
     struct mhist peer_rtt[RABIA_MAX_REPLICAS];
     uint64_t rtt_at_us;
-    uint64_t snapshots_installed, transfers_sent, transfers_received, transfer_bytes_sent, transfers_failed;
     uint64_t conns_accepted;
     uint64_t http[M_HTTP_N];
     uint32_t n_http;            /* CK_HTTP connections open */

@@ -429,7 +429,7 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
         return;
     }
     if (m->type == RABIA_MSG_SNAP_CHUNK) {
-        replica_receive_snapshot(r, k->peer, m);
+        snapstream_receive(&r->xfer, k->peer, m);
         return;
     }
     struct rabia_event ev = {.type = RABIA_EV_RECEIVE, .msg = *m};
@@ -609,7 +609,7 @@ static void h_close(void *ctx, struct rio_conn *c, int err)
         struct peer *pe = &r->peers[k->peer];
         if (pe->in == ci) {
             pe->in = UINT32_MAX;
-            replica_snapshot_rx_closed(r, k->peer); /* its chunks came on this connection */
+            snapstream_link_closed(&r->xfer, k->peer); /* its chunks came on this connection */
         }
     } else if (k->kind == CK_HTTP) {
         metrics_http_closed(r, ci);
@@ -938,6 +938,8 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         return -ENOMEM;
     }
     r->rsm = node_rsm(r->node);
+    replica_transfers_init(r);
+    snapstream_set_node(&r->xfer, r->node);
     r->frame_share = (struct rio_shared){.ref = frame_ref, .unref = frame_unref, .ctx = r->node};
     /* the state machine's events: Pub/Sub deliveries, blocked pops to retry */
     if (sm->set_events) sm->set_events(rabia_rsm_sm(r->rsm), replica_sm_event, r);
@@ -1076,8 +1078,7 @@ int rabia_replica_run(struct rabia_replica *r)
         for (uint8_t p = 0; p < r->cfg.n; p++)
             if (p != r->self && r->peers[p].out == UINT32_MAX && r->peers[p].redial_at_us < next)
                 next = r->peers[p].redial_at_us;
-        replica_pump_snapshots(r);
-        replica_snapshot_rx_tick(r, now);
+        snapstream_turn(&r->xfer);
         replica_backup_pump(r);
         replica_kv_sweep(r, now);
         metrics_tick(r, now);
@@ -1147,10 +1148,7 @@ void rabia_replica_destroy(struct rabia_replica *r)
     if (r->conns) {
         while (r->n_live) replica_conn_release(r, r->live[r->n_live - 1]);
     }
-    for (int p = 0; p < RABIA_MAX_REPLICAS; p++) {
-        if (r->peers[p].rx_active) rabia_snapfile_abort(&r->peers[p].rx);
-        if (r->peers[p].tx_fd >= 0) close(r->peers[p].tx_fd);
-    }
+    snapstream_end_all(&r->xfer); /* closes the files transfers read, removes those they wrote */
     replica_backup_free(r);
     replica_audit_close(r);
     rabia_buf_free(&r->snap_out);

@@ -1,6 +1,8 @@
-/* Snapshot transfers between replicas, both directions: a peer behind the
- * retained log gets the state in chunks with flow control; a replica
- * receiving one writes it to a snapshot file and installs it. */
+/* Snapshot transfers between replicas, both directions, over snapshot files
+ * and peer connections: a peer behind the retained log gets the state in
+ * chunks with flow control; a replica receiving one writes it to a snapshot
+ * file and installs it. The rules (when a transfer starts, flows, is
+ * dropped) are snapstream.c's, which the simulator runs too. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -8,121 +10,100 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
-#include "codec.h"
 #include "internal.h"
+#include "invariant.h"
 
 /* ------------------------------------------------------------------ */
-/* snapshot transfers */
+/* snapshot transfers: replica/snapstream.c's rules over snapshot files
+ * and peer connections */
 
-/* Snapshot transfers, streamed: a peer that needs a snapshot gets it in
- * SNAP_CHUNK pieces while the loop goes on serving; at most SNAP_TX_QUEUED
- * bytes wait on its connection and SNAP_TX_TURN leave per loop turn, so
- * neither side ever holds more than that of it in memory besides the source
- * (a snapshot file here, or one serialized copy of the state shared by all
- * transfers with durability = memory). The receiver writes the chunks
- * straight to a snapshot file and restores from it mapped. */
-static bool tx_source_ready(struct rabia_replica *r, struct peer *pe)
+/* The source of a transfer to `to`: with durability = memory one
+ * serialized copy of the state, shared by every transfer (and backups) and
+ * taken again once nobody reads it; with wal the newest snapshot file, if
+ * the core's log goes on from it, else a fresh one is taken (forked) and
+ * the transfer waits for it. */
+static int tx_open(void *ctx, uint8_t to, uint64_t *slot, uint64_t *total)
 {
+    struct rabia_replica *r = ctx;
+    struct peer *pe = &r->peers[to];
     if (!r->wal) {
-        bool busy = r->snap_out_readers > 0; /* backups (backup.c) read it too */
-        for (uint8_t p = 0; p < r->cfg.n; p++) busy |= r->peers[p].tx_active;
-        if (!busy || !r->snap_out.len) { /* a fresh copy when nobody reads the old one */
+        bool busy = r->snap_out_readers > 0 || snapstream_sending(&r->xfer); /* backups (backup.c) read it too */
+        if (!busy || !r->snap_out.len) {
             rabia_buf_clear(&r->snap_out);
             if (rabia_rsm_snapshot(r->rsm, &r->snap_out)) {
                 replica_log(r, RABIA_LOG_ERROR, "snapshot for a peer: out of memory");
                 rabia_buf_clear(&r->snap_out);
-                return false;
+                return -EAGAIN;
             }
             r->snap_out_slot = rabia_rsm_applied(r->rsm);
         }
-        pe->tx_slot = r->snap_out_slot;
-        pe->tx_total = r->snap_out.len;
+        if (!r->snap_out_slot) return -EAGAIN; /* nothing applied yet: nothing to send */
+        *slot = r->snap_out_slot;
+        *total = r->snap_out.len;
         pe->tx_fd = -1;
-        return true;
+        return 0;
     }
-    /* the newest snapshot file, if the core's log goes on from it; else a
-     * fresh one is taken (forked) and the transfer waits for it */
     uint64_t newest = rabia_snapfile_newest(r->dur.snap_dir);
     if (!newest || newest + 1 < rabia_core_log_first(r->core)) {
         durable_snapshot_soon(&r->dur);
-        return false;
+        return -EAGAIN;
     }
-    int fd; /* open: a prune during the transfer does not matter */
-    uint64_t total;
-    if (rabia_snapfile_open(r->dur.snap_dir, newest, &fd, &total)) { /* damaged: take another */
+    int fd = -1; /* open: a prune during the transfer does not matter */
+    if (rabia_snapfile_open(r->dur.snap_dir, newest, &fd, total)) { /* damaged: take another */
         durable_snapshot_soon(&r->dur);
-        return false;
+        return -EAGAIN;
+    }
+    if (!*total) { /* a state is never empty (its header): damaged too */
+        close(fd);
+        durable_snapshot_soon(&r->dur);
+        return -EAGAIN;
     }
     pe->tx_fd = fd;
-    pe->tx_total = total;
-    pe->tx_slot = newest;
-    return true;
+    *slot = newest;
+    return 0;
 }
 
-static void tx_end(struct peer *pe)
-{
-    if (pe->tx_fd >= 0) close(pe->tx_fd);
-    pe->tx_fd = -1;
-    pe->tx_active = false;
-}
-
-void replica_send_snapshot(void *ctx, uint8_t to)
+static const uint8_t *tx_read(void *ctx, uint8_t to, uint64_t off, uint32_t n, char *why, size_t whylen)
 {
     struct rabia_replica *r = ctx;
     struct peer *pe = &r->peers[to];
-    if (pe->tx_active) return; /* one transfer per peer at a time */
-    pe->tx_wanted = true;
+    RABIA_ASSERT(n <= SNAP_CHUNK);
+    if (pe->tx_fd < 0) {
+        RABIA_ASSERT(off + n <= r->snap_out.len);
+        return r->snap_out.data + off;
+    }
+    ssize_t k = pread(pe->tx_fd, r->chunk, n, (off_t)(RABIA_SNAPFILE_HEADER + off));
+    if (k == (ssize_t)n) return r->chunk;
+    snprintf(why, whylen, "reading its file: %s", k < 0 ? strerror(errno) : "short read");
+    return NULL;
 }
 
-/* Once per loop turn: start wanted transfers, send what flow control allows. */
-void replica_pump_snapshots(struct rabia_replica *r)
+static void tx_close(void *ctx, uint8_t to)
 {
-    for (uint8_t p = 0; p < r->cfg.n; p++) {
-        struct peer *pe = &r->peers[p];
-        if (!pe->tx_active && !pe->tx_wanted) continue;
-        if (!pe->out_ready) { /* the peer asks again once it is back */
-            if (pe->tx_active) tx_end(pe);
-            pe->tx_wanted = false;
-            continue;
-        }
-        if (!pe->tx_active) {
-            if (!tx_source_ready(r, pe)) continue;
-            pe->tx_wanted = false;
-            pe->tx_active = true;
-            pe->tx_off = 0;
-            r->m->transfers_sent++;
-            replica_log(r, RABIA_LOG_INFO, "sending snapshot at slot %" PRIu64 " (%" PRIu64 " bytes) to replica %u",
-                 pe->tx_slot, pe->tx_total, p + 1);
-        }
-        struct rio_conn *c = r->conns[pe->out].c;
-        uint64_t sent = 0;
-        while (pe->tx_off < pe->tx_total && sent < SNAP_TX_TURN && rio_conn_pending(c) < SNAP_TX_QUEUED) {
-            uint64_t n = pe->tx_total - pe->tx_off < SNAP_CHUNK ? pe->tx_total - pe->tx_off : SNAP_CHUNK;
-            const uint8_t *body;
-            if (pe->tx_fd >= 0) {
-                ssize_t k = pread(pe->tx_fd, r->chunk, n, (off_t)(RABIA_SNAPFILE_HEADER + pe->tx_off));
-                if (k != (ssize_t)n) {
-                    replica_log(r, RABIA_LOG_WARN, "snapshot for replica %u: reading its file: %s", p + 1,
-                         k < 0 ? strerror(errno) : "short read");
-                    tx_end(pe);
-                    break;
-                }
-                body = r->chunk;
-            } else {
-                body = r->snap_out.data + pe->tx_off;
-            }
-            struct rabia_msg m = {.type = RABIA_MSG_SNAP_CHUNK, .from = r->self, .slot = pe->tx_slot,
-                                  .u64 = pe->tx_off, .u64b = pe->tx_total, .body = body, .body_len = (uint32_t)n};
-            replica_send_frame(r, c, &m);
-            pe->tx_off += n;
-            sent += n;
-            r->m->transfer_bytes_sent += n;
-        }
-        if (pe->tx_active && pe->tx_off >= pe->tx_total) tx_end(pe);
-    }
+    struct rabia_replica *r = ctx;
+    struct peer *pe = &r->peers[to];
+    if (pe->tx_fd >= 0) close(pe->tx_fd);
+    pe->tx_fd = -1;
+}
+
+static bool link_ready(void *ctx, uint8_t p)
+{
+    const struct rabia_replica *r = ctx;
+    return r->peers[p].out != UINT32_MAX && r->peers[p].out_ready;
+}
+
+static uint64_t link_pending(void *ctx, uint8_t p)
+{
+    struct rabia_replica *r = ctx;
+    RABIA_ASSERT(link_ready(r, p)); /* snapstream asks link_ready first */
+    return rio_conn_pending(r->conns[r->peers[p].out].c);
+}
+
+static void link_send(void *ctx, uint8_t p, const struct rabia_msg *m)
+{
+    struct rabia_replica *r = ctx;
+    RABIA_ASSERT(link_ready(r, p));
+    replica_send_frame(r, r->conns[r->peers[p].out].c, m);
 }
 
 static void rx_dir(const struct rabia_replica *r, char *out, size_t len)
@@ -131,86 +112,49 @@ static void rx_dir(const struct rabia_replica *r, char *out, size_t len)
     else snprintf(out, len, "%s/incoming", r->cfg.data_dir); /* memory: a scratch file, removed after */
 }
 
-/* A transfer into this replica that moved no byte for this long is dropped
- * (its temporary file with it): a sender that stalls, or repeats empty
- * chunks, must not hold the one receiving slot and the file for good. */
-#define RX_STALL_US 30000000u
-
-static void rx_drop(struct rabia_replica *r, uint8_t from, const char *why)
+static uint64_t rx_space(void *ctx)
 {
-    struct peer *pe = &r->peers[from];
-    if (!pe->rx_active) return;
-    replica_log(r, RABIA_LOG_WARN, "snapshot from replica %u dropped at %" PRIu64 " of %" PRIu64 " bytes: %s",
-                from + 1, pe->rx.got, pe->rx.total, why);
-    rabia_snapfile_abort(&pe->rx);
-    pe->rx_active = false;
+    struct rabia_replica *r = ctx;
+    char dir[640];
+    rx_dir(r, dir, sizeof dir);
+    struct statvfs fs;
+    if (statvfs(dir, &fs)) return UINT64_MAX; /* unknown: the writes say */
+    return (uint64_t)fs.f_bavail * fs.f_frsize;
 }
 
-void replica_snapshot_rx_closed(struct rabia_replica *r, uint8_t from)
+static int rx_begin(void *ctx, uint8_t from, uint64_t slot, uint64_t total, char *why, size_t whylen)
 {
-    rx_drop(r, from, "the peer's connection closed (it sends the snapshot again from the start)");
+    struct rabia_replica *r = ctx;
+    char dir[640];
+    rx_dir(r, dir, sizeof dir);
+    return rabia_snapfile_begin(&r->peers[from].rx, dir, slot, total, from, why, whylen);
 }
 
-void replica_snapshot_rx_tick(struct rabia_replica *r, uint64_t now)
+static int rx_append(void *ctx, uint8_t from, const uint8_t *p, uint32_t n, char *why, size_t whylen)
 {
-    for (uint8_t p = 0; p < r->cfg.n; p++)
-        if (r->peers[p].rx_active && now > r->peers[p].rx_last_us && now - r->peers[p].rx_last_us >= RX_STALL_US)
-            rx_drop(r, p, "no bytes for 30 s");
+    struct rabia_replica *r = ctx;
+    return rabia_snapfile_append(&r->peers[from].rx, p, n, why, whylen);
 }
 
-void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struct rabia_msg *m)
+static int rx_commit(void *ctx, uint8_t from, char *why, size_t whylen)
 {
-    struct peer *pe = &r->peers[from];
+    struct rabia_replica *r = ctx;
+    return rabia_snapfile_commit(&r->peers[from].rx, why, whylen);
+}
+
+static void rx_abort(void *ctx, uint8_t from)
+{
+    struct rabia_replica *r = ctx;
+    rabia_snapfile_abort(&r->peers[from].rx);
+}
+
+/* The received file of `slot`, mapped and installed; a wal replica keeps it
+ * as its snapshot, a memory one removes it. */
+static int rx_install(void *ctx, uint8_t from, uint64_t slot)
+{
+    struct rabia_replica *r = ctx;
     char why[900], dir[640];
     rx_dir(r, dir, sizeof dir);
-    if (m->u64 == 0) { /* a new transfer replaces an unfinished one */
-        if (pe->rx_active) rabia_snapfile_abort(&pe->rx);
-        pe->rx_active = false;
-        if (m->slot <= rabia_rsm_applied(r->rsm) || m->slot < rabia_core_next_apply(r->core)) return;
-        if (m->u64b > SNAP_MAX) {
-            replica_log(r, RABIA_LOG_WARN, "snapshot from replica %u refused: %" PRIu64 " bytes announced, at most %llu",
-                 from + 1, m->u64b, (unsigned long long)SNAP_MAX);
-            return;
-        }
-        for (uint8_t q = 0; q < r->cfg.n; q++) { /* one transfer at a time; a stalled one gives way */
-            struct peer *o = &r->peers[q];
-            if (q != from && o->rx_active && rio_now_us() - o->rx_last_us < 2000000) return;
-        }
-        struct statvfs fs;
-        if (statvfs(dir, &fs) == 0 && (uint64_t)fs.f_bavail * fs.f_frsize < m->u64b) {
-            replica_log(r, RABIA_LOG_WARN,
-                        "snapshot from replica %u refused: %" PRIu64 " bytes announced, %llu free in %s (free "
-                        "space there; the peer offers it again)",
-                        from + 1, m->u64b, (unsigned long long)fs.f_bavail * fs.f_frsize, dir);
-            return;
-        }
-        if (rabia_snapfile_begin(&pe->rx, dir, m->slot, m->u64b, from, why, sizeof why)) {
-            replica_log(r, RABIA_LOG_WARN, "snapshot from replica %u not received: %s", from + 1, why);
-            return;
-        }
-        pe->rx_active = true;
-        pe->rx_last_us = rio_now_us();
-        r->m->transfers_received++;
-        replica_log(r, RABIA_LOG_INFO, "receiving a snapshot at slot %" PRIu64 " (%" PRIu64 " bytes) from replica %u",
-             m->slot, m->u64b, from + 1);
-    }
-    if (!pe->rx_active || m->slot != pe->rx.slot || m->u64 != pe->rx.got || m->u64b != pe->rx.total) return;
-    if (m->body_len == 0) { /* a sender never sends one: progress is bytes, not chunks */
-        rx_drop(r, from, "an empty chunk");
-        return;
-    }
-    pe->rx_last_us = rio_now_us();
-    if (rabia_snapfile_append(&pe->rx, m->body, m->body_len, why, sizeof why)) {
-        rx_drop(r, from, why);
-        return;
-    }
-    if (pe->rx.got < pe->rx.total) return;
-    uint64_t slot = pe->rx.slot;
-    pe->rx_active = false;
-    if (rabia_snapfile_commit(&pe->rx, why, sizeof why)) {
-        replica_log(r, RABIA_LOG_WARN, "snapshot from replica %u not installed: %s", from + 1, why);
-        return;
-    }
     const uint8_t *data = NULL;
     size_t len = 0;
     int rc = rabia_snapfile_map(dir, slot, &data, &len, why, sizeof why);
@@ -245,9 +189,8 @@ void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struc
     char path[700];
     snprintf(path, sizeof path, "%s/%020" PRIu64 ".snap", dir, slot);
     if (rc || !r->wal) unlink(path); /* wal: the file is this replica's snapshot now */
-    if (rc) return;
+    if (rc) return rc;
     if (r->wal) durable_snapshot_adopted(&r->dur, slot);
-    r->m->snapshots_installed++;
     replica_log(r, RABIA_LOG_INFO, "installed snapshot from replica %u at slot %" PRIu64 " (%zu bytes)", from + 1, slot, len);
     /* An OPEN's answer (the session's id) is not kept anywhere: if the
      * snapshot covers the application's OPEN, open again (a native client
@@ -257,4 +200,32 @@ void replica_receive_snapshot(struct rabia_replica *r, uint8_t from, const struc
         replica_log(r, RABIA_LOG_INFO, "snapshot install while the application's session was opening: opening it again");
         replica_app_new_session(r);
     }
+    return 0;
 }
+
+static void xfer_note(void *ctx, int level, const char *msg) { replica_log(ctx, level, "%s", msg); }
+static uint64_t xfer_now(void *ctx)
+{
+    (void)ctx;
+    return rio_now_us();
+}
+
+void replica_transfers_init(struct rabia_replica *r)
+{
+    /* at most SNAP_TX_QUEUED bytes wait on a peer connection and
+     * SNAP_TX_TURN leave per loop turn, so neither side holds more than
+     * that of a snapshot in memory besides the source, and the cluster
+     * keeps serving; a transfer in that moved no byte for 30 s is dropped
+     * (a sender that stalls must not hold the one receiving slot and the
+     * file for good), one idle for 2 s gives way to another peer's */
+    struct snapstream_cfg c = {.chunk = SNAP_CHUNK, .max = SNAP_MAX, .queued = SNAP_TX_QUEUED,
+                               .per_turn = SNAP_TX_TURN, .stall_us = 30000000u, .yield_us = 2000000u};
+    struct snapstream_env e = {.ctx = r, .now_us = xfer_now, .note = xfer_note, .link_ready = link_ready,
+                               .link_pending = link_pending, .source_open = tx_open, .source_read = tx_read,
+                               .source_close = tx_close, .send = link_send, .space_free = rx_space,
+                               .file_begin = rx_begin, .file_append = rx_append, .file_commit = rx_commit,
+                               .file_abort = rx_abort, .install = rx_install};
+    snapstream_init(&r->xfer, &c, &e, r->self, r->cfg.n);
+}
+
+void replica_send_snapshot(void *ctx, uint8_t to) { snapstream_want(&((struct rabia_replica *)ctx)->xfer, to); }

@@ -1,0 +1,225 @@
+/* Snapshot transfers between replicas, the rules without the I/O
+ * (snapstream.h): rabiad's transfer.c and the simulator drive this. */
+#include "snapstream.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "invariant.h"
+#include "node.h"
+#include "rabia/replica.h"
+#include "rsm.h"
+
+static void note(struct snapstream *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void note(struct snapstream *s, int level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    s->env.note(s->env.ctx, level, msg);
+}
+
+void snapstream_init(struct snapstream *s, const struct snapstream_cfg *cfg, const struct snapstream_env *env,
+                     uint8_t self, uint8_t n)
+{
+    RABIA_ASSERT(n >= 1 && n <= RABIA_MAX_REPLICAS && self < n);
+    RABIA_ASSERT(cfg->chunk > 0 && cfg->per_turn >= cfg->chunk && cfg->queued > 0 && cfg->max > 0);
+    RABIA_ASSERT(env->now_us && env->note && env->link_ready && env->link_pending && env->source_open &&
+                 env->source_read && env->source_close && env->send && env->space_free && env->file_begin &&
+                 env->file_append && env->file_commit && env->file_abort && env->install);
+    memset(s, 0, sizeof *s);
+    s->cfg = *cfg;
+    s->env = *env;
+    s->self = self;
+    s->n = n;
+}
+
+void snapstream_set_node(struct snapstream *s, struct rabia_node *node) { s->node = node; }
+
+static void tx_end(struct snapstream *s, uint8_t p)
+{
+    RABIA_ASSERT(s->tx[p].active);
+    s->tx[p].active = false;
+    s->env.source_close(s->env.ctx, p);
+}
+
+static void rx_drop(struct snapstream *s, uint8_t from, const char *why)
+{
+    if (!s->rx[from].active) return;
+    note(s, RABIA_LOG_WARN, "snapshot from replica %u dropped at %" PRIu64 " of %" PRIu64 " bytes: %s", from + 1,
+         s->rx[from].got, s->rx[from].total, why);
+    s->env.file_abort(s->env.ctx, from);
+    s->rx[from].active = false;
+    s->st.dropped++;
+}
+
+void snapstream_end_all(struct snapstream *s)
+{
+    for (uint8_t p = 0; p < s->n; p++) {
+        if (s->tx[p].active) tx_end(s, p);
+        s->tx[p].wanted = false;
+        if (s->rx[p].active) s->env.file_abort(s->env.ctx, p);
+        s->rx[p].active = false;
+    }
+}
+
+void snapstream_want(struct snapstream *s, uint8_t peer)
+{
+    RABIA_ASSERT(peer < s->n && peer != s->self);
+    if (s->tx[peer].active) return; /* one transfer per peer at a time */
+    s->tx[peer].wanted = true;
+}
+
+void snapstream_link_closed(struct snapstream *s, uint8_t from)
+{
+    if (from >= s->n) return;
+    rx_drop(s, from, "the peer's connection closed (it sends the snapshot again from the start)");
+}
+
+/* Sending: start a wanted transfer once its source is ready, then chunks
+ * while the link takes them. */
+static void tx_pump(struct snapstream *s, uint8_t p)
+{
+    if (!s->tx[p].active && !s->tx[p].wanted) return;
+    if (!s->env.link_ready(s->env.ctx, p)) { /* the peer asks again once it is back */
+        if (s->tx[p].active) tx_end(s, p);
+        s->tx[p].wanted = false;
+        return;
+    }
+    if (!s->tx[p].active) {
+        uint64_t slot = 0, total = 0;
+        if (s->env.source_open(s->env.ctx, p, &slot, &total)) return; /* not yet: next turn */
+        RABIA_ASSERT(slot > 0 && total > 0);
+        s->tx[p] = (struct snapstream_tx){.active = true, .slot = slot, .total = total};
+        s->st.sent++;
+        note(s, RABIA_LOG_INFO, "sending snapshot at slot %" PRIu64 " (%" PRIu64 " bytes) to replica %u", slot, total,
+             p + 1);
+    }
+    uint64_t sent = 0;
+    /* the link is asked each time: a send may close it (rabiad closes a
+     * connection whose output buffer is full) */
+    while (s->tx[p].off < s->tx[p].total && sent < s->cfg.per_turn && s->env.link_ready(s->env.ctx, p) &&
+           s->env.link_pending(s->env.ctx, p) < s->cfg.queued) {
+        uint64_t left = s->tx[p].total - s->tx[p].off;
+        uint32_t n = left < s->cfg.chunk ? (uint32_t)left : s->cfg.chunk;
+        char why[512] = "";
+        const uint8_t *body = s->env.source_read(s->env.ctx, p, s->tx[p].off, n, why, sizeof why);
+        if (!body) {
+            note(s, RABIA_LOG_WARN, "snapshot for replica %u: reading its source at %" PRIu64 ": %s", p + 1,
+                 s->tx[p].off, why);
+            tx_end(s, p);
+            return;
+        }
+        struct rabia_msg m = {.type = RABIA_MSG_SNAP_CHUNK, .from = s->self, .slot = s->tx[p].slot,
+                              .u64 = s->tx[p].off, .u64b = s->tx[p].total, .body = body, .body_len = n};
+        s->env.send(s->env.ctx, p, &m);
+        s->tx[p].off += n;
+        sent += n;
+        s->st.bytes_sent += n;
+    }
+    RABIA_ASSERT(s->tx[p].off <= s->tx[p].total);
+    if (s->tx[p].off == s->tx[p].total) tx_end(s, p);
+}
+
+void snapstream_turn(struct snapstream *s)
+{
+    uint64_t now = s->env.now_us(s->env.ctx);
+    for (uint8_t p = 0; p < s->n; p++) {
+        if (p == s->self) continue;
+        tx_pump(s, p);
+        /* now > last: no unsigned wrap when the clock is behind the last chunk */
+        if (s->rx[p].active && now > s->rx[p].last_us && now - s->rx[p].last_us >= s->cfg.stall_us)
+            rx_drop(s, p, "no bytes for the stall limit (a sender that stopped sending)");
+    }
+}
+
+/* A chunk at offset 0: a new transfer, if this replica wants it. */
+static void rx_begin(struct snapstream *s, uint8_t from, const struct rabia_msg *m, uint64_t now)
+{
+    if (s->rx[from].active) { /* a new transfer replaces an unfinished one */
+        s->env.file_abort(s->env.ctx, from);
+        s->rx[from].active = false;
+    }
+    RABIA_ASSERT(s->node);
+    if (m->slot <= rabia_rsm_applied(node_rsm(s->node)) || m->slot < rabia_core_next_apply(node_core(s->node)))
+        return; /* caught up meanwhile */
+    if (m->u64b > s->cfg.max || m->u64b == 0) {
+        note(s, RABIA_LOG_WARN, "snapshot from replica %u refused: %" PRIu64 " bytes announced, 1 to %" PRIu64,
+             from + 1, m->u64b, s->cfg.max);
+        return;
+    }
+    for (uint8_t q = 0; q < s->n; q++) /* one transfer at a time; a stalled one gives way */
+        if (q != from && s->rx[q].active && now - s->rx[q].last_us < s->cfg.yield_us) return;
+    uint64_t space = s->env.space_free(s->env.ctx);
+    if (space < m->u64b) {
+        note(s, RABIA_LOG_WARN,
+             "snapshot from replica %u refused: %" PRIu64 " bytes announced, %" PRIu64
+             " free for it (free space there; the peer offers it again)",
+             from + 1, m->u64b, space);
+        return;
+    }
+    char why[900] = "";
+    if (s->env.file_begin(s->env.ctx, from, m->slot, m->u64b, why, sizeof why)) {
+        note(s, RABIA_LOG_WARN, "snapshot from replica %u not received: %s", from + 1, why);
+        return;
+    }
+    s->rx[from] = (struct snapstream_rx){.active = true, .slot = m->slot, .total = m->u64b, .last_us = now};
+    s->st.received++;
+    note(s, RABIA_LOG_INFO, "receiving a snapshot at slot %" PRIu64 " (%" PRIu64 " bytes) from replica %u", m->slot,
+         m->u64b, from + 1);
+}
+
+void snapstream_receive(struct snapstream *s, uint8_t from, const struct rabia_msg *m)
+{
+    RABIA_ASSERT(m->type == RABIA_MSG_SNAP_CHUNK);
+    if (from >= s->n || from == s->self) return; /* a peer index the driver checked; never trusted to crash us */
+    uint64_t now = s->env.now_us(s->env.ctx);
+    if (m->u64 == 0) rx_begin(s, from, m, now);
+    struct snapstream_rx *rx = &s->rx[from];
+    if (!rx->active || m->slot != rx->slot || m->u64 != rx->got || m->u64b != rx->total) return;
+    if (m->body_len == 0) { /* a sender never sends one: progress is bytes, not chunks */
+        rx_drop(s, from, "an empty chunk");
+        return;
+    }
+    if (m->body_len > rx->total - rx->got) {
+        rx_drop(s, from, "a chunk past the size announced");
+        return;
+    }
+    rx->last_us = now;
+    char why[900] = "";
+    if (s->env.file_append(s->env.ctx, from, m->body, m->body_len, why, sizeof why)) {
+        rx_drop(s, from, why);
+        return;
+    }
+    rx->got += m->body_len;
+    if (rx->got < rx->total) return;
+    rx->active = false;
+    if (s->env.file_commit(s->env.ctx, from, why, sizeof why)) {
+        note(s, RABIA_LOG_WARN, "snapshot from replica %u not installed: %s", from + 1, why);
+        s->st.dropped++;
+        return;
+    }
+    if (s->env.install(s->env.ctx, from, rx->slot) == 0) s->st.installed++;
+}
+
+bool snapstream_receiving(const struct snapstream *s, uint8_t *from)
+{
+    for (uint8_t p = 0; p < s->n; p++)
+        if (s->rx[p].active) {
+            if (from) *from = p;
+            return true;
+        }
+    return false;
+}
+
+bool snapstream_sending(const struct snapstream *s)
+{
+    for (uint8_t p = 0; p < s->n; p++)
+        if (s->tx[p].active) return true;
+    return false;
+}

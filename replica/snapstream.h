@@ -1,0 +1,121 @@
+/* replica/snapstream.h: snapshot transfers between replicas without I/O,
+ * driven by rabiad (replica/transfer.c: snapshot files, peer connections)
+ * and by the simulator (its disk and network): the same rules in both.
+ *
+ * Sending: a peer behind the retained log (node env.snapshot_to) is wanted;
+ * each loop turn (snapstream_turn) a wanted transfer starts once the driver
+ * has a source (a snapshot file, or a serialized copy of the state), and
+ * SNAP_CHUNK messages leave while the peer's link holds less than `queued`
+ * bytes, at most `per_turn` bytes per turn: the sender never holds more than
+ * a chunk besides its source, and the cluster keeps serving. A link that
+ * goes down ends the transfer; the peer asks again once it is back.
+ *
+ * Receiving: a chunk at offset 0 starts a transfer (replacing an unfinished
+ * one from that peer) when its slot is ahead of this replica, its size is
+ * at most `max` and fits the free space, and no other peer's transfer is
+ * active (one that moved nothing for `yield_us` gives way); later chunks
+ * must continue it exactly (slot, offset, total), are appended to a file,
+ * and the last one commits the file and installs it. An empty chunk, the
+ * link closing or `stall_us` without a byte drops the transfer and its
+ * file. Memory on this side: one chunk.
+ *
+ * No allocation, no system call, no clock read: the driver gives all of
+ * that through struct snapstream_env. */
+#ifndef RABIA_REPLICA_SNAPSTREAM_H
+#define RABIA_REPLICA_SNAPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rabia/core.h"
+#include "rabia/types.h"
+
+struct rabia_node;
+
+struct snapstream_cfg {
+    uint32_t chunk;    /* bytes per SNAP_CHUNK (the last may be shorter) */
+    uint64_t max;      /* largest snapshot a peer may announce */
+    uint64_t queued;   /* a chunk leaves only while the link holds less than this */
+    uint64_t per_turn; /* bytes sent to one peer per loop turn at most */
+    uint64_t stall_us; /* an incoming transfer that moved no byte this long is dropped */
+    uint64_t yield_us; /* ... and one idle this long gives way to another peer's */
+};
+
+struct snapstream_env {
+    void *ctx;
+    uint64_t (*now_us)(void *ctx);
+    void (*note)(void *ctx, int level, const char *msg); /* enum rabia_log_level */
+    /* sending */
+    bool (*link_ready)(void *ctx, uint8_t peer);        /* the link to peer is up (HELLO done) */
+    uint64_t (*link_pending)(void *ctx, uint8_t peer);  /* bytes queued on it, not yet taken by the kernel */
+    /* The source for a transfer to peer: 0 with *slot and *total set; -EAGAIN
+     * when not ready yet (a snapshot being taken: asked again next turn). */
+    int (*source_open)(void *ctx, uint8_t peer, uint64_t *slot, uint64_t *total);
+    /* n bytes at off of peer's source, valid until the next call; NULL: a
+     * read failed (why says so; the transfer ends) */
+    const uint8_t *(*source_read)(void *ctx, uint8_t peer, uint64_t off, uint32_t n, char *why, size_t whylen);
+    void (*source_close)(void *ctx, uint8_t peer);
+    void (*send)(void *ctx, uint8_t peer, const struct rabia_msg *m);
+    /* receiving: the file a transfer is written to (one per peer at most) */
+    uint64_t (*space_free)(void *ctx); /* bytes free where it goes (UINT64_MAX: unknown) */
+    int (*file_begin)(void *ctx, uint8_t from, uint64_t slot, uint64_t total, char *why, size_t whylen);
+    int (*file_append)(void *ctx, uint8_t from, const uint8_t *p, uint32_t n, char *why, size_t whylen);
+    int (*file_commit)(void *ctx, uint8_t from, char *why, size_t whylen); /* durable under its final name */
+    void (*file_abort)(void *ctx, uint8_t from);                            /* removed */
+    /* The committed file of `slot` installed (node_install_snapshot's
+     * result: 0, -EALREADY, -EINVAL, ...); the driver logs what failed. */
+    int (*install)(void *ctx, uint8_t from, uint64_t slot);
+};
+
+struct snapstream_stats {
+    uint64_t sent;      /* transfers started to peers */
+    uint64_t bytes_sent;
+    uint64_t received;  /* transfers started from peers */
+    uint64_t installed; /* ... installed here */
+    uint64_t dropped;   /* ... dropped on the way (a stall, a closed link, an empty chunk, a file error) */
+};
+
+struct snapstream_tx {
+    bool wanted, active;
+    uint64_t slot, off, total;
+};
+struct snapstream_rx {
+    bool active;
+    uint64_t slot, got, total, last_us;
+};
+
+struct snapstream {
+    struct snapstream_cfg cfg;
+    struct snapstream_env env;
+    struct rabia_node *node; /* where a snapshot goes: its applied slot and the core's next */
+    uint8_t self, n;
+    struct snapstream_tx tx[RABIA_MAX_REPLICAS];
+    struct snapstream_rx rx[RABIA_MAX_REPLICAS];
+    struct snapstream_stats st;
+};
+
+/* Set up (no allocation). The node may be set later (snapstream_set_node)
+ * but before the first chunk is received. */
+void snapstream_init(struct snapstream *s, const struct snapstream_cfg *cfg, const struct snapstream_env *env,
+                     uint8_t self, uint8_t n);
+void snapstream_set_node(struct snapstream *s, struct rabia_node *node);
+/* Ends every transfer (their sources closed, files aborted): the driver's
+ * destroy, or a crash in the simulator. */
+void snapstream_end_all(struct snapstream *s);
+/* peer needs a snapshot (node env.snapshot_to): one transfer per peer at a time */
+void snapstream_want(struct snapstream *s, uint8_t peer);
+/* A SNAP_CHUNK from peer `from` (its link is the one the chunks come on). */
+void snapstream_receive(struct snapstream *s, uint8_t from, const struct rabia_msg *m);
+/* The link from `from` closed: a transfer from it is dropped (the peer sends
+ * it again from the start). */
+void snapstream_link_closed(struct snapstream *s, uint8_t from);
+/* Once per loop turn: start wanted transfers, send what flow control allows,
+ * drop stalled incoming ones. */
+void snapstream_turn(struct snapstream *s);
+/* A transfer into this replica is active (health: not serving yet). */
+bool snapstream_receiving(const struct snapstream *s, uint8_t *from);
+/* Some transfer out of this replica reads its source. */
+bool snapstream_sending(const struct snapstream *s);
+
+#endif

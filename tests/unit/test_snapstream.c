@@ -1,0 +1,444 @@
+/* Snapshot transfers without I/O (replica/snapstream.c), driven by a fake
+ * world: the sender's flow control (link bytes queued, bytes per turn), a
+ * transfer ended by its link or a failed read; the receiver's refusals (a
+ * stale slot, an oversized or empty announcement, no space, another peer's
+ * transfer active), drops (an empty chunk, one past the size, a closed
+ * link, a stall, a failed write or commit) and the install of a whole file.
+ * The receiver's "is it ahead of me" check reads a real node (memory mode). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "check.h"
+#include "counter.h"
+#include "node.h"
+#include "snapstream.h"
+
+#define CHUNK 1000u
+#define TOTAL 10500u
+
+struct fake {
+    uint64_t now;
+    bool ready[3];
+    uint64_t pending[3];
+    int open_rc;
+    uint64_t src_slot;
+    uint8_t src[TOTAL];
+    bool read_fails;
+    int opens, closes;
+    struct rabia_msg sent[64];
+    uint8_t sent_body[64][CHUNK];
+    int n_sent;
+    uint64_t space;
+    uint8_t file[3][TOTAL + 100];
+    uint64_t file_len[3];
+    bool file_open[3];
+    int begins, aborts, commits, installs;
+    int append_rc, commit_rc, install_rc;
+    uint64_t installed_slot;
+    uint8_t installed_from;
+    char last_note[1024];
+};
+
+static uint64_t f_now(void *ctx) { return ((struct fake *)ctx)->now; }
+static void f_note(void *ctx, int level, const char *msg)
+{
+    (void)level;
+    snprintf(((struct fake *)ctx)->last_note, sizeof ((struct fake *)ctx)->last_note, "%s", msg);
+}
+static bool f_ready(void *ctx, uint8_t p) { return ((struct fake *)ctx)->ready[p]; }
+static uint64_t f_pending(void *ctx, uint8_t p) { return ((struct fake *)ctx)->pending[p]; }
+static int f_open(void *ctx, uint8_t p, uint64_t *slot, uint64_t *total)
+{
+    struct fake *f = ctx;
+    (void)p;
+    f->opens++;
+    if (f->open_rc) return f->open_rc;
+    *slot = f->src_slot;
+    *total = TOTAL;
+    return 0;
+}
+static const uint8_t *f_read(void *ctx, uint8_t p, uint64_t off, uint32_t n, char *why, size_t whylen)
+{
+    struct fake *f = ctx;
+    (void)p;
+    CHECK(off + n <= TOTAL && n <= CHUNK);
+    if (f->read_fails) {
+        snprintf(why, whylen, "disk says no");
+        return NULL;
+    }
+    return f->src + off;
+}
+static void f_close(void *ctx, uint8_t p)
+{
+    (void)p;
+    ((struct fake *)ctx)->closes++;
+}
+static void f_send(void *ctx, uint8_t p, const struct rabia_msg *m)
+{
+    struct fake *f = ctx;
+    CHECK(f->n_sent < 64);
+    f->pending[p] += m->body_len;
+    memcpy(f->sent_body[f->n_sent], m->body, m->body_len);
+    f->sent[f->n_sent] = *m;
+    f->sent[f->n_sent].body = f->sent_body[f->n_sent];
+    f->n_sent++;
+}
+static uint64_t f_space(void *ctx) { return ((struct fake *)ctx)->space; }
+static int f_begin(void *ctx, uint8_t from, uint64_t slot, uint64_t total, char *why, size_t whylen)
+{
+    struct fake *f = ctx;
+    (void)slot;
+    (void)total;
+    (void)why;
+    (void)whylen;
+    CHECK(!f->file_open[from]);
+    f->begins++;
+    f->file_open[from] = true;
+    f->file_len[from] = 0;
+    return 0;
+}
+static int f_append(void *ctx, uint8_t from, const uint8_t *p, uint32_t n, char *why, size_t whylen)
+{
+    struct fake *f = ctx;
+    CHECK(f->file_open[from]);
+    if (f->append_rc) {
+        snprintf(why, whylen, "writing the file: no space left");
+        return f->append_rc;
+    }
+    CHECK(f->file_len[from] + n <= sizeof f->file[from]);
+    memcpy(f->file[from] + f->file_len[from], p, n);
+    f->file_len[from] += n;
+    return 0;
+}
+static int f_commit(void *ctx, uint8_t from, char *why, size_t whylen)
+{
+    struct fake *f = ctx;
+    CHECK(f->file_open[from]);
+    f->file_open[from] = false;
+    f->commits++;
+    if (f->commit_rc) snprintf(why, whylen, "fsync failed");
+    return f->commit_rc;
+}
+static void f_abort(void *ctx, uint8_t from)
+{
+    struct fake *f = ctx;
+    CHECK(f->file_open[from]);
+    f->file_open[from] = false;
+    f->aborts++;
+}
+static int f_install(void *ctx, uint8_t from, uint64_t slot)
+{
+    struct fake *f = ctx;
+    f->installs++;
+    f->installed_from = from;
+    f->installed_slot = slot;
+    return f->install_rc;
+}
+
+static const struct snapstream_cfg CFG = {.chunk = CHUNK, .max = 1u << 20, .queued = 2500, .per_turn = 3000,
+                                          .stall_us = 30000000, .yield_us = 2000000};
+
+static struct rabia_node *node;
+
+static void setup(struct snapstream *s, struct fake *f, uint8_t self)
+{
+    memset(f, 0, sizeof *f);
+    f->now = 1000000;
+    f->src_slot = 42;
+    for (uint32_t i = 0; i < TOTAL; i++) f->src[i] = (uint8_t)(i * 7 + 3);
+    f->space = UINT64_MAX;
+    for (int p = 0; p < 3; p++) f->ready[p] = true;
+    struct snapstream_env e = {.ctx = f, .now_us = f_now, .note = f_note, .link_ready = f_ready,
+                               .link_pending = f_pending, .source_open = f_open, .source_read = f_read,
+                               .source_close = f_close, .send = f_send, .space_free = f_space,
+                               .file_begin = f_begin, .file_append = f_append, .file_commit = f_commit,
+                               .file_abort = f_abort, .install = f_install};
+    snapstream_init(s, &CFG, &e, self, 3);
+    snapstream_set_node(s, node);
+}
+
+/* The sender: nothing before the source is ready, then chunks while the
+ * link holds less than `queued` and at most `per_turn` per turn. */
+static void test_send_flow_control(void)
+{
+    struct snapstream s;
+    struct fake f;
+    setup(&s, &f, 0);
+    snapstream_turn(&s); /* nothing wanted */
+    CHECK_EQ(f.opens, 0);
+    f.open_rc = -EAGAIN;
+    snapstream_want(&s, 1);
+    snapstream_turn(&s);
+    CHECK_EQ(f.opens, 1);
+    CHECK_EQ(f.n_sent, 0);
+    CHECK(s.tx[1].wanted && !snapstream_sending(&s));
+    f.open_rc = 0;
+    snapstream_turn(&s); /* 0 < 2500, 1000 < 2500, 2000 < 2500: three chunks, 3000 bytes (the turn's share) */
+    CHECK_EQ(f.n_sent, 3);
+    CHECK(snapstream_sending(&s) && !s.tx[1].wanted);
+    snapstream_want(&s, 1); /* one transfer per peer at a time */
+    CHECK(!s.tx[1].wanted);
+    snapstream_turn(&s); /* the link holds 3000 >= 2500: nothing */
+    CHECK_EQ(f.n_sent, 3);
+    f.pending[1] = 1600; /* the peer read some */
+    snapstream_turn(&s);
+    CHECK_EQ(f.n_sent, 4); /* 1600 < 2500: one; 2600: stop */
+    for (int turns = 0; turns < 20 && snapstream_sending(&s); turns++) {
+        f.pending[1] = 0;
+        snapstream_turn(&s);
+    }
+    CHECK(!snapstream_sending(&s));
+    CHECK_EQ(f.n_sent, 11); /* ten of 1000, one of 500 */
+    CHECK_EQ(f.closes, 1);
+    CHECK_EQ(s.st.sent, 1);
+    CHECK_EQ(s.st.bytes_sent, TOTAL);
+    uint64_t off = 0;
+    for (int i = 0; i < f.n_sent; i++) {
+        CHECK_EQ(f.sent[i].type, RABIA_MSG_SNAP_CHUNK);
+        CHECK_EQ(f.sent[i].slot, 42);
+        CHECK_EQ(f.sent[i].u64, off);
+        CHECK_EQ(f.sent[i].u64b, TOTAL);
+        CHECK(memcmp(f.sent[i].body, f.src + off, f.sent[i].body_len) == 0);
+        off += f.sent[i].body_len;
+    }
+    CHECK_EQ(off, TOTAL);
+    CHECK_EQ(f.sent[10].body_len, 500);
+}
+
+/* A link that goes down ends the transfer (the peer asks again); a read
+ * that fails ends it with the cause logged. */
+static void test_send_ends(void)
+{
+    struct snapstream s;
+    struct fake f;
+    setup(&s, &f, 0);
+    f.ready[2] = false;
+    snapstream_want(&s, 2);
+    snapstream_turn(&s);
+    CHECK_EQ(f.opens, 0);
+    CHECK(!s.tx[2].wanted); /* dropped: the peer asks again once it is back */
+    f.ready[2] = true;
+    snapstream_want(&s, 2);
+    snapstream_turn(&s);
+    CHECK_EQ(f.n_sent, 3);
+    f.ready[2] = false;
+    snapstream_turn(&s);
+    CHECK(!snapstream_sending(&s));
+    CHECK_EQ(f.closes, 1);
+    f.ready[2] = true;
+    f.pending[2] = 0;
+    f.read_fails = true;
+    snapstream_want(&s, 2);
+    snapstream_turn(&s);
+    CHECK(!snapstream_sending(&s));
+    CHECK_EQ(f.closes, 2);
+    CHECK(strstr(f.last_note, "disk says no") != NULL);
+}
+
+/* Chunks as a sender makes them, delivered to a receiver. */
+static void chunks_of(struct fake *src, uint64_t slot, uint8_t from)
+{
+    src->n_sent = 0;
+    uint64_t off = 0;
+    for (int i = 0; off < TOTAL; i++) {
+        uint32_t n = TOTAL - off < CHUNK ? (uint32_t)(TOTAL - off) : CHUNK;
+        src->sent[i] = (struct rabia_msg){.type = RABIA_MSG_SNAP_CHUNK, .from = from, .slot = slot, .u64 = off,
+                                          .u64b = TOTAL, .body = src->src + off, .body_len = n};
+        off += n;
+        src->n_sent++;
+    }
+}
+
+static void test_receive_install(void)
+{
+    struct snapstream s;
+    struct fake f, src;
+    setup(&s, &f, 0);
+    setup(&(struct snapstream){0}, &src, 1);
+    chunks_of(&src, 42, 1);
+    for (int i = 0; i < src.n_sent; i++) {
+        snapstream_receive(&s, 1, &src.sent[i]);
+        if (i == 0) {
+            uint8_t from = 9;
+            CHECK(snapstream_receiving(&s, &from));
+            CHECK_EQ(from, 1);
+        }
+        if (i == 3) snapstream_receive(&s, 1, &src.sent[2]); /* a repeat: out of place, ignored */
+    }
+    CHECK(!snapstream_receiving(&s, NULL));
+    CHECK_EQ(f.begins, 1);
+    CHECK_EQ(f.commits, 1);
+    CHECK_EQ(f.installs, 1);
+    CHECK_EQ(f.installed_slot, 42);
+    CHECK_EQ(f.installed_from, 1);
+    CHECK_EQ(f.file_len[1], TOTAL);
+    CHECK(memcmp(f.file[1], src.src, TOTAL) == 0);
+    CHECK_EQ(s.st.received, 1);
+    CHECK_EQ(s.st.installed, 1);
+    CHECK_EQ(s.st.dropped, 0);
+}
+
+/* Announcements that start nothing. */
+static void test_receive_refused(void)
+{
+    struct snapstream s;
+    struct fake f, src;
+    setup(&s, &f, 0);
+    setup(&(struct snapstream){0}, &src, 1);
+    chunks_of(&src, 0, 1); /* slot 0: not ahead of this replica (applied 0) */
+    snapstream_receive(&s, 1, &src.sent[0]);
+    CHECK_EQ(f.begins, 0);
+    struct rabia_msg m = src.sent[0];
+    m.slot = 5;
+    m.u64b = (1u << 20) + 1; /* more than max */
+    snapstream_receive(&s, 1, &m);
+    CHECK_EQ(f.begins, 0);
+    CHECK(strstr(f.last_note, "refused") != NULL);
+    m.u64b = 0;
+    snapstream_receive(&s, 1, &m);
+    CHECK_EQ(f.begins, 0);
+    f.space = TOTAL - 1; /* no room for it */
+    chunks_of(&src, 5, 1);
+    snapstream_receive(&s, 1, &src.sent[0]);
+    CHECK_EQ(f.begins, 0);
+    CHECK(strstr(f.last_note, "free") != NULL);
+    CHECK_EQ(s.st.received, 0);
+}
+
+/* Drops: each removes the file and counts. */
+static void test_receive_drops(void)
+{
+    struct snapstream s;
+    struct fake f, src;
+    setup(&s, &f, 0);
+    setup(&(struct snapstream){0}, &src, 1);
+    chunks_of(&src, 7, 1);
+    /* an empty chunk */
+    snapstream_receive(&s, 1, &src.sent[0]);
+    struct rabia_msg m = src.sent[1];
+    m.body_len = 0;
+    snapstream_receive(&s, 1, &m);
+    CHECK(!snapstream_receiving(&s, NULL));
+    CHECK_EQ(f.aborts, 1);
+    CHECK(strstr(f.last_note, "empty chunk") != NULL);
+    /* a chunk past the size announced */
+    snapstream_receive(&s, 1, &src.sent[0]);
+    m = src.sent[10]; /* the last: 500 bytes at 10000 */
+    for (int i = 1; i < 10; i++) snapstream_receive(&s, 1, &src.sent[i]);
+    m.body_len = 501;
+    snapstream_receive(&s, 1, &m);
+    CHECK_EQ(f.aborts, 2);
+    CHECK_EQ(f.installs, 0);
+    /* the link closed */
+    snapstream_receive(&s, 1, &src.sent[0]);
+    snapstream_link_closed(&s, 2); /* another peer's link: nothing */
+    CHECK(snapstream_receiving(&s, NULL));
+    snapstream_link_closed(&s, 1);
+    CHECK_EQ(f.aborts, 3);
+    /* a stall: no byte for stall_us */
+    snapstream_receive(&s, 1, &src.sent[0]);
+    f.now += CFG.stall_us - 1;
+    snapstream_turn(&s);
+    CHECK(snapstream_receiving(&s, NULL));
+    f.now += 1;
+    snapstream_turn(&s);
+    CHECK(!snapstream_receiving(&s, NULL));
+    CHECK_EQ(f.aborts, 4);
+    /* a write that fails */
+    f.append_rc = -ENOSPC;
+    snapstream_receive(&s, 1, &src.sent[0]);
+    CHECK_EQ(f.aborts, 5);
+    CHECK(strstr(f.last_note, "no space left") != NULL);
+    f.append_rc = 0;
+    /* a commit that fails: nothing installed */
+    f.commit_rc = -EIO;
+    for (int i = 0; i < src.n_sent; i++) snapstream_receive(&s, 1, &src.sent[i]);
+    CHECK_EQ(f.installs, 0);
+    CHECK(strstr(f.last_note, "fsync failed") != NULL);
+    CHECK_EQ(s.st.dropped, 6);
+    CHECK_EQ(s.st.received, 6);
+    /* a new transfer from the same peer replaces an unfinished one */
+    f.commit_rc = 0;
+    snapstream_receive(&s, 1, &src.sent[0]);
+    snapstream_receive(&s, 1, &src.sent[1]);
+    chunks_of(&src, 8, 1);
+    for (int i = 0; i < src.n_sent; i++) snapstream_receive(&s, 1, &src.sent[i]);
+    CHECK_EQ(f.aborts, 6);
+    CHECK_EQ(f.installs, 1);
+    CHECK_EQ(f.installed_slot, 8);
+}
+
+/* One transfer in at a time; one that moved nothing for yield_us gives way. */
+static void test_receive_one_at_a_time(void)
+{
+    struct snapstream s;
+    struct fake f, a, b;
+    setup(&s, &f, 0);
+    setup(&(struct snapstream){0}, &a, 1);
+    setup(&(struct snapstream){0}, &b, 2);
+    chunks_of(&a, 9, 1);
+    chunks_of(&b, 9, 2);
+    snapstream_receive(&s, 1, &a.sent[0]);
+    f.now += CFG.yield_us - 1;
+    snapstream_receive(&s, 2, &b.sent[0]); /* peer 1's is active: ignored */
+    CHECK_EQ(f.begins, 1);
+    snapstream_receive(&s, 2, &b.sent[1]);
+    CHECK_EQ(f.file_len[2], 0);
+    f.now += 1; /* peer 1's idle for yield_us: peer 2's starts */
+    snapstream_receive(&s, 2, &b.sent[0]);
+    CHECK_EQ(f.begins, 2);
+    for (int i = 1; i < b.n_sent; i++) snapstream_receive(&s, 2, &b.sent[i]);
+    CHECK_EQ(f.installs, 1);
+    CHECK_EQ(f.installed_from, 2);
+    CHECK(snapstream_receiving(&s, NULL)); /* peer 1's still there until its stall or link says */
+    snapstream_end_all(&s);
+    CHECK(!snapstream_receiving(&s, NULL));
+    CHECK_EQ(f.aborts, 1);
+}
+
+static uint64_t n_now(void *ctx)
+{
+    (void)ctx;
+    return 1000000;
+}
+static void n_send(void *ctx, uint8_t to, const uint8_t *frame, uint32_t len)
+{
+    (void)ctx, (void)to, (void)frame, (void)len;
+}
+static void n_reply(void *ctx, const struct node_to *to, uint64_t cid, uint64_t seq, int status, const uint8_t *res,
+                    size_t len)
+{
+    (void)ctx, (void)to, (void)cid, (void)seq, (void)status, (void)res, (void)len;
+}
+static void n_snapshot_to(void *ctx, uint8_t peer) { (void)ctx, (void)peer; }
+static void n_fatal(void *ctx, const char *why)
+{
+    (void)ctx;
+    fprintf(stderr, "node: %s\n", why);
+    CHECK(0);
+}
+
+int main(void)
+{
+    /* a real node in memory mode, nothing applied: slot 0 is not ahead of
+     * it, slot 1 and later are */
+    struct node_cfg nc = {.self = 0, .n = 3, .sm = &rabia_sm_counter, .waiters_cap = 64};
+    nc.rsm = (struct rabia_rsm_config){.max_sessions = 16, .max_reply_bytes = 64};
+    batcher_cfg_default(&nc.batch);
+    struct node_env env = {.now_us = n_now, .send = n_send, .reply = n_reply, .snapshot_to = n_snapshot_to,
+                           .fatal = n_fatal};
+    node = node_create(&nc, &env);
+    CHECK(node != NULL);
+    struct rabia_config cc;
+    rabia_config_default(&cc, 3, 0);
+    CHECK_EQ(node_start(node, &cc, NULL, NULL), 0);
+    RUN(test_send_flow_control);
+    RUN(test_send_ends);
+    RUN(test_receive_install);
+    RUN(test_receive_refused);
+    RUN(test_receive_drops);
+    RUN(test_receive_one_at_a_time);
+    node_destroy(node);
+    return CHECK_DONE();
+}
