@@ -38,6 +38,7 @@
 #include "rabia/state_machine.h"
 #include "replay.h"
 #include "rsm.h"
+#include "snapstream.h"
 
 #define MS 1000ull
 #define MAX_N 7
@@ -99,6 +100,9 @@ static uint64_t snap_rng_state;
 static uint64_t snap_rnd_range(uint64_t lo, uint64_t hi) { return lo + splitmix(&snap_rng_state) % (hi - lo + 1); }
 /* and so do the connections holding shared frames (env_send_shared) */
 static uint64_t share_rng_state;
+/* and the delays of snapshot chunks (replica/snapstream.c: a transfer sends
+ * many where one message went before) */
+static uint64_t xfer_rng_state;
 
 /* ------------------------------------------------------------------ */
 /* run configuration and result */
@@ -119,6 +123,7 @@ struct run_cfg {
     int clients_on; /* --clients-on R: every client starts at replica R (0: spread at random) */
     uint32_t snap_every; /* durable: a local snapshot once this many slots were applied past the last one */
     uint32_t seg_recs;   /* durable: log records per segment, the unit the log releases */
+    uint32_t xfer_chunk; /* snapshot transfers: bytes per chunk (snapstream.h; rabiad: 1 MiB) */
 };
 
 struct run_result {
@@ -139,6 +144,7 @@ struct run_result {
     uint64_t restarts_tail; /* durable: restarts from a log whose prefix was released */
     uint64_t by_ref;        /* durable: DECIDED records written without their body (DECIDED_REF) */
     uint64_t frames_shared, frames_copied; /* the nodes' frame pools (env_send_shared) */
+    uint64_t xfers, xfer_chunks, xfer_dropped; /* snapshot transfers started, chunks delivered, dropped */
     uint32_t sessions;      /* max_sessions used */
     uint32_t clients;
     uint64_t events;
@@ -351,6 +357,7 @@ struct sdisk {
     struct rabia_buf snap_new; /* a local snapshot being written (rabiad's forked child), of slot snap_new_slot */
     uint64_t snap_new_slot;
     uint64_t snap_done_at;   /* ... durable as a file from then on */
+    bool snap_soon;          /* a transfer waits for a snapshot file the core's log goes on from */
     uint64_t released;       /* records this log released (0: a restart replays it whole) */
     uint64_t full_until;     /* ENOSPC: writes stall, requests refused */
     uint64_t slow_until;     /* a latency spike */
@@ -384,6 +391,14 @@ struct node {
         uint64_t hash;
     } held[6];
     uint32_t n_held;
+    /* snapshot transfers, replica/snapstream.c's rules over this world:
+     * the sources being sent (a copy of the state, or of the snapshot
+     * file), the files being received, and the connection each one's
+     * chunks came on (a newer epoch: it closed) */
+    struct snapstream xfer;
+    struct rabia_buf xfer_src[MAX_N];
+    struct rabia_buf xfer_file[MAX_N];
+    uint64_t xfer_epoch[MAX_N];
     struct rabia_stats acc; /* stats of earlier lives */
 };
 
@@ -458,6 +473,10 @@ struct world {
     uint64_t link_last[MAX_N][MAX_N]; /* FIFO: last delivery time a->b */
     uint64_t link_base[MAX_N][MAX_N];
     uint64_t heard[MAX_N][MAX_N];     /* newest life of b that a heard from */
+    /* snapshot chunk bytes sent a->b on connection `epoch`, not yet delivered */
+    struct {
+        uint64_t epoch, bytes;
+    } xq[MAX_N][MAX_N];
     struct slotrec *slots;
     size_t slots_cap;
     struct proprec *props;
@@ -528,14 +547,17 @@ static void push(struct world *w, uint64_t t, uint8_t kind, uint8_t a, uint8_t b
     heap_push(&w->h, e);
 }
 
-static uint64_t link_delay(struct world *w, uint8_t a, uint8_t b)
+/* draws from rng (NULL: the run's main stream) */
+static uint64_t link_delay(struct world *w, uint8_t a, uint8_t b, uint64_t *rng)
 {
-    uint64_t d = w->link_base[a][b] + rnd_range(0, 40);
+#define R(lo, hi) ((lo) + (rng ? splitmix(rng) : rnd()) % ((hi) - (lo) + 1))
+    uint64_t d = w->link_base[a][b] + R(0, 40);
     if (w->cfg.mix & M_JITTER) {
-        uint64_t r = rnd() % 100;
-        d += r < 70 ? rnd_range(0, 300) : r < 97 ? rnd_range(300, 3000) : rnd_range(3000, 15000);
+        uint64_t r = R(0, 99);
+        d += r < 70 ? R(0, 300) : r < 97 ? R(300, 3000) : R(3000, 15000);
     }
     return d;
+#undef R
 }
 
 /* Hash tables keyed simply; sizes stay small in a run. */
@@ -636,7 +658,13 @@ static void net_send(struct world *w, uint8_t from, uint8_t to, const struct rab
         fail(w, "encode of %s failed: %d", rabia_msg_type_name(m->type), len);
         return;
     }
-    uint64_t t = w->now + link_delay(w, from, to);
+    bool chunk = m->type == RABIA_MSG_SNAP_CHUNK;
+    if (chunk) { /* what the connection holds until the peer reads it (snapstream's flow control) */
+        if (w->xq[from][to].epoch != w->link_epoch[from][to])
+            w->xq[from][to].epoch = w->link_epoch[from][to], w->xq[from][to].bytes = 0;
+        w->xq[from][to].bytes += (uint64_t)len;
+    }
+    uint64_t t = w->now + link_delay(w, from, to, chunk ? &xfer_rng_state : NULL);
     if (t <= w->link_last[from][to]) t = w->link_last[from][to] + 1; /* TCP is FIFO */
     w->link_last[from][to] = t;
     struct ev e = {.t = t, .kind = E_DELIVER, .a = from, .b = to, .x = w->link_epoch[from][to],
@@ -1004,7 +1032,10 @@ static void snap_tick(struct world *w, uint8_t i)
         return;
     }
     uint64_t applied = rabia_rsm_applied(nd->rsm);
-    if (rabia_core_recovering(nd->core) || applied < d->snap_slot + w->cfg.snap_every) return;
+    if (rabia_core_recovering(nd->core) || (applied < d->snap_slot + w->cfg.snap_every && !d->snap_soon) ||
+        applied <= d->snap_slot)
+        return;
+    d->snap_soon = false;
     if (rabia_rsm_snapshot(nd->rsm, &d->snap_new)) abort();
     d->snap_new_slot = applied;
     d->snap_done_at = w->now + snap_rnd_range(1 * MS, 30 * MS);
@@ -1019,6 +1050,8 @@ static void node_count(struct world *w, struct node *nd)
     w->res->by_ref += st.decided_by_ref;
     w->res->frames_shared += st.frames_shared;
     w->res->frames_copied += st.frames_copied;
+    w->res->xfers += nd->xfer.st.sent;
+    w->res->xfer_dropped += nd->xfer.st.dropped;
 }
 
 /* The write in flight is on the disk: its decisions go back to the node. */
@@ -1100,16 +1133,187 @@ static void env_send_shared(void *ctx, uint8_t to, const uint8_t *frame, uint32_
     nd->n_held++;
 }
 
-static void env_snapshot_to(void *ctx, uint8_t peer)
+static void env_snapshot_to(void *ctx, uint8_t peer) { snapstream_want(&((struct node *)ctx)->xfer, peer); }
+
+/* ------------------------------------------------------------------ */
+/* snapshot transfers: snapstream.c (what rabiad's transfer.c drives) over
+ * this world's links, disk and clock */
+
+static void env_note(void *ctx, int level, const char *msg);
+static void xfer_note(void *ctx, int level, const char *msg) { env_note(ctx, level, msg); }
+
+static bool xfer_link_ready(void *ctx, uint8_t p)
+{
+    struct node *nd = ctx;
+    return nd->w->link_up[nd->idx][p];
+}
+
+static uint64_t xfer_link_pending(void *ctx, uint8_t p)
 {
     struct node *nd = ctx;
     struct world *w = nd->w;
-    struct rabia_buf b = {0};
-    if (rabia_rsm_snapshot(nd->rsm, &b)) abort();
-    struct rabia_msg m = {.type = RABIA_MSG_SNAP_CHUNK, .from = nd->idx, .slot = rabia_rsm_applied(nd->rsm),
-                          .u64 = 0, .u64b = b.len, .body = b.data, .body_len = (uint32_t)b.len};
-    if (m.slot) net_send(w, nd->idx, peer, &m);
-    rabia_buf_free(&b);
+    return w->xq[nd->idx][p].epoch == w->link_epoch[nd->idx][p] ? w->xq[nd->idx][p].bytes : 0;
+}
+
+/* The source, copied as rabiad's open file descriptor keeps a snapshot file
+ * a later snapshot replaces: durable, the newest snapshot file if the
+ * core's log goes on from it (else one is taken soon, as durable.c's
+ * durable_snapshot_soon); in memory, the state as applied now. */
+static int xfer_source_open(void *ctx, uint8_t p, uint64_t *slot, uint64_t *total)
+{
+    struct node *nd = ctx;
+    struct sdisk *d = &nd->disk;
+    struct rabia_buf *b = &nd->xfer_src[p];
+    rabia_buf_clear(b);
+    if (nd->w->cfg.durable) {
+        if (!d->snap || d->snap_slot + 1 < rabia_core_log_first(nd->core)) {
+            d->snap_soon = true;
+            return -EAGAIN;
+        }
+        if (rabia_buf_append(b, d->snap, d->snap_len)) abort();
+        *slot = d->snap_slot;
+    } else {
+        *slot = rabia_rsm_applied(nd->rsm);
+        if (!*slot) return -EAGAIN;
+        if (rabia_rsm_snapshot(nd->rsm, b)) abort();
+    }
+    *total = b->len;
+    return 0;
+}
+
+static const uint8_t *xfer_source_read(void *ctx, uint8_t p, uint64_t off, uint32_t n, char *why, size_t whylen)
+{
+    struct node *nd = ctx;
+    (void)why;
+    (void)whylen;
+    if (off + n > nd->xfer_src[p].len) {
+        fail(nd->w, "replica %u: snapshot transfer to %u read past its source (%" PRIu64 " + %u of %zu)", nd->idx, p,
+             off, n, nd->xfer_src[p].len);
+        return NULL;
+    }
+    return nd->xfer_src[p].data + off;
+}
+
+static void xfer_source_close(void *ctx, uint8_t p) { rabia_buf_free(&((struct node *)ctx)->xfer_src[p]); }
+
+static void xfer_send(void *ctx, uint8_t p, const struct rabia_msg *m)
+{
+    struct node *nd = ctx;
+    net_send(nd->w, nd->idx, p, m);
+}
+
+/* the disk: full while a full-disk fault lasts (durable runs) */
+static bool xfer_disk_full(const struct node *nd) { return nd->w->now < nd->disk.full_until; }
+
+static uint64_t xfer_space_free(void *ctx) { return xfer_disk_full(ctx) ? 0 : UINT64_MAX; }
+
+static int xfer_file_begin(void *ctx, uint8_t from, uint64_t slot, uint64_t total, char *why, size_t whylen)
+{
+    struct node *nd = ctx;
+    (void)slot;
+    (void)why;
+    (void)whylen;
+    rabia_buf_free(&nd->xfer_file[from]);
+    if (rabia_buf_reserve(&nd->xfer_file[from], total)) abort();
+    return 0;
+}
+
+static int xfer_file_append(void *ctx, uint8_t from, const uint8_t *p, uint32_t n, char *why, size_t whylen)
+{
+    struct node *nd = ctx;
+    if (xfer_disk_full(nd)) {
+        snprintf(why, whylen, "writing the snapshot file: no space left on device (simulated)");
+        return -ENOSPC;
+    }
+    if (rabia_buf_append(&nd->xfer_file[from], p, n)) abort();
+    return 0;
+}
+
+static int xfer_file_commit(void *ctx, uint8_t from, char *why, size_t whylen)
+{
+    struct node *nd = ctx;
+    (void)from;
+    if (xfer_disk_full(nd)) {
+        snprintf(why, whylen, "syncing the snapshot file: no space left on device (simulated)");
+        rabia_buf_free(&nd->xfer_file[from]);
+        return -ENOSPC;
+    }
+    return 0;
+}
+
+static void xfer_file_abort(void *ctx, uint8_t from)
+{
+    struct node *nd = ctx;
+    rabia_buf_free(&nd->xfer_file[from]);
+}
+
+/* The received file installed; durable, it is the replica's newest
+ * snapshot file from now on (made durable before anything after it is
+ * logged: the install is synchronous here). */
+static int xfer_install(void *ctx, uint8_t from, uint64_t slot)
+{
+    struct node *nd = ctx;
+    struct world *w = nd->w;
+    struct rabia_buf *f = &nd->xfer_file[from];
+    int rc = node_install_snapshot(nd->rt, f->data, f->len, slot);
+    if (rc == 0) {
+        w->res->snapshots++;
+        w->touched |= (uint8_t)(1u << nd->idx);
+        if (w->cfg.durable) {
+            free(nd->disk.snap);
+            nd->disk.snap = f->data;
+            nd->disk.snap_len = f->len;
+            nd->disk.snap_slot = slot;
+            *f = (struct rabia_buf){0};
+        }
+    } else if (rc != -EALREADY) { /* peers are honest here: a sender bug (-EALREADY: caught up meanwhile) */
+        fail(w, "replica %u: snapshot from replica %u at slot %" PRIu64 " not installed: %d", nd->idx, from, slot, rc);
+    }
+    rabia_buf_free(f);
+    return rc;
+}
+
+static void xfer_start(struct world *w, struct node *nd)
+{
+    struct snapstream_cfg c = {.chunk = w->cfg.xfer_chunk, .max = 1u << 20, .queued = 8ull * w->cfg.xfer_chunk,
+                               .per_turn = 4ull * w->cfg.xfer_chunk, .stall_us = 100 * MS, .yield_us = 20 * MS};
+    struct snapstream_env e = {.ctx = nd, .now_us = env_now, .note = xfer_note, .link_ready = xfer_link_ready,
+                               .link_pending = xfer_link_pending, .source_open = xfer_source_open,
+                               .source_read = xfer_source_read, .source_close = xfer_source_close, .send = xfer_send,
+                               .space_free = xfer_space_free, .file_begin = xfer_file_begin,
+                               .file_append = xfer_file_append, .file_commit = xfer_file_commit,
+                               .file_abort = xfer_file_abort, .install = xfer_install};
+    snapstream_init(&nd->xfer, &c, &e, nd->idx, w->cfg.n);
+    snapstream_set_node(&nd->xfer, nd->rt);
+}
+
+/* Once per loop turn, as rabiad's: a transfer whose connection closed is
+ * dropped, the rest move; a transfer out, or one waiting for its source,
+ * wakes the replica again soon (rabiad's loop wakes when a send completes). */
+static uint64_t xfer_turn(struct world *w, struct node *nd)
+{
+    for (uint8_t p = 0; p < w->cfg.n; p++)
+        if (nd->xfer.rx[p].active && nd->xfer_epoch[p] != w->link_epoch[p][nd->idx])
+            snapstream_link_closed(&nd->xfer, p);
+    snapstream_turn(&nd->xfer);
+    uint64_t due = 0;
+    for (uint8_t p = 0; p < w->cfg.n; p++) {
+        if (nd->xfer.tx[p].active || nd->xfer.tx[p].wanted) due = w->now + 500;
+        uint64_t stall = nd->xfer.rx[p].last_us + nd->xfer.cfg.stall_us;
+        if (nd->xfer.rx[p].active && (!due || stall < due)) due = stall;
+    }
+    return due;
+}
+
+/* Transfers end with the process (a crash, the run's end): a file being
+ * received is gone, as rabiad's temporary file is removed at its next start. */
+static void xfer_stop(struct node *nd)
+{
+    snapstream_end_all(&nd->xfer);
+    for (uint8_t p = 0; p < MAX_N; p++) {
+        rabia_buf_free(&nd->xfer_src[p]);
+        rabia_buf_free(&nd->xfer_file[p]);
+    }
 }
 
 static void env_fatal(void *ctx, const char *why)
@@ -1145,6 +1349,8 @@ static void turn(struct world *w, uint8_t i)
     uint64_t due = node_turn(nd->rt);
     check_core(w, i);
     if (w->cfg.durable) snap_tick(w, i);
+    uint64_t xdue = xfer_turn(w, nd);
+    if (xdue && (!due || xdue < due)) due = xdue;
     if (!due) return;
     if (due <= w->now) due = w->now + 1;
     if (nd->tick_at > w->now && nd->tick_at <= due) return; /* an earlier wake-up comes first */
@@ -1524,6 +1730,7 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
         abort();
     }
     nd->rsm = node_rsm(nd->rt);
+    xfer_start(w, nd);
     nd->alive = true;
     nd->tick_at = 0;
     nd->last_voted = 0;
@@ -1606,6 +1813,7 @@ static void crash(struct world *w, uint8_t i, uint8_t keep)
     acc_stats(&nd->acc, rabia_core_stats(nd->core));
     node_count(w, nd);
     share_drop_all(nd); /* its connections went with it */
+    xfer_stop(nd);
     node_destroy(nd->rt); /* what it held in memory (sends, waiters, batches) is gone */
     nd->rt = NULL;
     nd->core = NULL;
@@ -1630,6 +1838,7 @@ static void crash(struct world *w, uint8_t i, uint8_t keep)
         d->durable = d->flight_end = keep_n;
         d->busy = false;
         rabia_buf_free(&d->snap_new); /* the snapshot child dies with it; its temporary file goes at the next start */
+        d->snap_soon = false;
     }
 }
 
@@ -1961,26 +2170,16 @@ static void dispatch(struct world *w, struct ev *e)
             break;
         }
         if (m.from != from) fail(w, "message claims sender %u, came from %u", m.from, from);
-        if (m.type == RABIA_MSG_SNAP_CHUNK) {
+        if (m.type == RABIA_MSG_SNAP_CHUNK) { /* the connection has it: room for the next (flow control) */
             struct node *nd = &w->nodes[to];
-            if (m.slot > rabia_rsm_applied(nd->rsm) && m.slot >= rabia_core_next_apply(nd->core)) {
-                if (w->cfg.durable) { /* the snapshot file, durable before anything after it is logged */
-                    free(nd->disk.snap);
-                    nd->disk.snap = malloc(m.body_len);
-                    if (!nd->disk.snap) abort();
-                    memcpy(nd->disk.snap, m.body, m.body_len);
-                    nd->disk.snap_len = m.body_len;
-                    nd->disk.snap_slot = m.slot;
-                }
-                int irc = node_install_snapshot(nd->rt, m.body, m.body_len, m.slot);
-                if (irc) { /* peers are honest here: a sender bug */
-                    fail(w, "replica %u: snapshot from replica %u at slot %" PRIu64 " not installed: %d", to, from,
-                         m.slot, irc);
-                    break;
-                }
-                w->res->snapshots++;
-                w->touched |= (uint8_t)(1u << to);
+            if (w->xq[from][to].epoch == e->x) {
+                if (w->xq[from][to].bytes < e->len) fail(w, "simulator: chunk bytes in flight %u->%u below zero", from, to);
+                w->xq[from][to].bytes -= e->len;
             }
+            w->res->xfer_chunks++;
+            nd->xfer_epoch[from] = e->x;
+            snapstream_receive(&nd->xfer, from, &m);
+            w->touched |= (uint8_t)(1u << to) | (uint8_t)(1u << from); /* the sender's next chunks */
             break;
         }
         struct rabia_event ev = {.type = RABIA_EV_RECEIVE, .msg = m};
@@ -2122,6 +2321,7 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
     rng_state = cfg->seed * 0x2545F4914F6CDD1Dull + 1;
     snap_rng_state = cfg->seed * 0x9E3779B97F4A7C15ull + 0x5A5;
     share_rng_state = cfg->seed * 0xD1B54A32D192ED03ull + 0x5EA;
+    xfer_rng_state = cfg->seed * 0x94D049BB133111EBull + 0x5F7;
     g_double_apply = false;
     memset(partitioned, 0, sizeof partitioned);
     w->hist = lin_history_create();
@@ -2212,6 +2412,7 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
         if (nd->acc.max_phase > res->max_phase) res->max_phase = nd->acc.max_phase;
         node_count(w, nd);
         if (nd->rt) share_drop_all(nd);
+        xfer_stop(nd);
         node_destroy(nd->rt);
         free(nd->voted_life);
         disk_free(&nd->disk, 0);
@@ -2264,6 +2465,10 @@ static void seed_cfg(struct run_cfg *c, uint64_t seed, const struct run_cfg *ove
      * slot writes about five at each replica) */
     c->snap_every = 32u << ((h >> 32) % 4);
     c->seg_recs = 16u << ((h >> 40) % 3);
+    /* snapshot chunks of 512 B to 1 MiB: many chunks per transfer (a state
+     * here is 1-40 KB), or one */
+    static const uint32_t chunks[4] = {512, 4096, 65536, 1u << 20};
+    c->xfer_chunk = chunks[(h >> 48) % 4];
 }
 
 static void usage(void)
@@ -2307,7 +2512,7 @@ static void usage(void)
 struct totals {
     uint64_t runs, failed, slots, nulls, fast, own, max_phase, ok, unknown, crashes, restarts, restarts_open,
         hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored, local_snaps, released, restarts_tail,
-        by_ref, frames_shared, frames_copied;
+        by_ref, frames_shared, frames_copied, xfers, xfer_chunks, xfer_dropped;
     uint64_t var_slots[4], var_nulls[4];
 };
 
@@ -2379,7 +2584,7 @@ int main(int argc, char **argv)
             snprintf(extra + el, sizeof extra - el, " --durable");
         } else if (!strcmp(a, "--expect-fail")) expect_fail = 1;
         else if (!strcmp(a, "--quiet")) quiet = 1;
-        else if (!strcmp(a, "--faults")) base.verbose = 1;
+        else if (!strcmp(a, "--faults")) base.verbose = getenv("RABIA_SIM_NOTES") ? 2 : 1;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage();
             return 0;
@@ -2441,6 +2646,9 @@ int main(int argc, char **argv)
             T.by_ref += r.by_ref;
             T.frames_shared += r.frames_shared;
             T.frames_copied += r.frames_copied;
+            T.xfers += r.xfers;
+            T.xfer_chunks += r.xfer_chunks;
+            T.xfer_dropped += r.xfer_dropped;
             if (r.sessions < r.clients) T.tight++;
             if (r.max_phase > T.max_phase) T.max_phase = r.max_phase;
             if (single || r.failed || (!quiet && s % 250 == 0 && mi == 0))
@@ -2480,6 +2688,9 @@ int main(int argc, char **argv)
            T.crashes, T.restarts, T.restarts_open, T.hz_splits, T.tight, T.expired);
     printf("frame pools: frames sent shared=%" PRIu64 " copied with the pool exhausted=%" PRIu64 "\n", T.frames_shared,
            T.frames_copied);
+    printf("snapshot transfers: started=%" PRIu64 " chunks delivered=%" PRIu64 " dropped on the way=%" PRIu64
+           " installed=%" PRIu64 "\n",
+           T.xfers, T.xfer_chunks, T.xfer_dropped, T.snaps);
     if (base.durable)
         printf("durable: whole-cluster crashes=%" PRIu64 " torn-writes=%" PRIu64 " damaged-logs=%" PRIu64
                " disk-stalls-and-full=%" PRIu64 " records-restored=%" PRIu64 " local-snapshots=%" PRIu64
