@@ -568,6 +568,11 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
     scalar(b, "rabia_state_transfers_dropped_total", "counter",
            "Snapshot transfers from peers dropped before their install (a stall, a closed link, a file error).",
            (double)r->xfer.st.dropped);
+    scalar(b, "rabia_state_transfers_declined_total", "counter",
+           "Snapshot transfers from peers declined here (receiving another, caught up, no room): the sender stops.",
+           (double)r->xfer.st.declined);
+    scalar(b, "rabia_state_transfers_stopped_total", "counter",
+           "Snapshot transfers to peers stopped because the peer declined them.", (double)r->xfer.st.stopped);
     uint64_t al, ae, ad;
     replica_audit_counts(r, &al, &ae, &ad);
     scalar(b, "rabia_audit_log_lines_total", "counter", "Lines written to the audit log (audit-log).", (double)al);
@@ -920,8 +925,11 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
         int an = replica_audit_info(r, audit, sizeof audit);
         put(b, "%.*s", an, audit);
         put(b, "snapshots_installed:%" PRIu64 "\r\nstate_transfers_sent:%" PRIu64
-               "\r\nstate_transfers_received:%" PRIu64 "\r\n",
-            r->xfer.st.installed, r->xfer.st.sent, r->xfer.st.received);
+               "\r\nstate_transfer_sent_bytes:%" PRIu64 "\r\nstate_transfers_stopped:%" PRIu64
+               "\r\nstate_transfers_received:%" PRIu64 "\r\nstate_transfers_declined:%" PRIu64
+               "\r\nstate_transfers_dropped:%" PRIu64 "\r\n",
+            r->xfer.st.installed, r->xfer.st.sent, r->xfer.st.bytes_sent, r->xfer.st.stopped, r->xfer.st.received,
+            r->xfer.st.declined, r->xfer.st.dropped);
     }
     if (sect(b, "Stats", want, wn)) {
         struct rio_stats rs;

@@ -28,7 +28,8 @@ void snapstream_init(struct snapstream *s, const struct snapstream_cfg *cfg, con
                      uint8_t self, uint8_t n)
 {
     RABIA_ASSERT(n >= 1 && n <= RABIA_MAX_REPLICAS && self < n);
-    RABIA_ASSERT(cfg->chunk > 0 && cfg->per_turn >= cfg->chunk && cfg->queued > 0 && cfg->max > 0);
+    RABIA_ASSERT(cfg->chunk > 0 && cfg->per_turn >= cfg->chunk && cfg->queued > 0 && cfg->max > 0 &&
+                 cfg->stall_us > 0 && cfg->yield_us > 0 && cfg->decline_backoff_us > 0);
     RABIA_ASSERT(env->now_us && env->note && env->link_ready && env->link_pending && env->source_open &&
                  env->source_read && env->source_close && env->send && env->space_free && env->file_begin &&
                  env->file_append && env->file_commit && env->file_abort && env->install);
@@ -48,15 +49,17 @@ static void tx_end(struct snapstream *s, uint8_t p)
     s->env.source_close(s->env.ctx, p);
 }
 
-static void rx_drop(struct snapstream *s, uint8_t from, const char *why)
+static void rx_drop_at(struct snapstream *s, uint8_t from, int level, const char *why)
 {
     if (!s->rx[from].active) return;
-    note(s, RABIA_LOG_WARN, "snapshot from replica %u dropped at %" PRIu64 " of %" PRIu64 " bytes: %s", from + 1,
+    note(s, level, "snapshot from replica %u dropped at %" PRIu64 " of %" PRIu64 " bytes: %s", from + 1,
          s->rx[from].got, s->rx[from].total, why);
     s->env.file_abort(s->env.ctx, from);
     s->rx[from].active = false;
     s->st.dropped++;
 }
+
+static void rx_drop(struct snapstream *s, uint8_t from, const char *why) { rx_drop_at(s, from, RABIA_LOG_WARN, why); }
 
 void snapstream_end_all(struct snapstream *s)
 {
@@ -72,6 +75,7 @@ void snapstream_want(struct snapstream *s, uint8_t peer)
 {
     RABIA_ASSERT(peer < s->n && peer != s->self);
     if (s->tx[peer].active) return; /* one transfer per peer at a time */
+    if (s->env.now_us(s->env.ctx) < s->tx[peer].quiet_until) return; /* it declined one: it asks again later */
     s->tx[peer].wanted = true;
 }
 
@@ -126,16 +130,48 @@ static void tx_pump(struct snapstream *s, uint8_t p)
     if (s->tx[p].off == s->tx[p].total) tx_end(s, p);
 }
 
+static void rx_decline(struct snapstream *s, uint8_t from, uint64_t slot);
+
 void snapstream_turn(struct snapstream *s)
 {
     uint64_t now = s->env.now_us(s->env.ctx);
+    uint64_t applied = s->node ? rabia_rsm_applied(node_rsm(s->node)) : 0;
     for (uint8_t p = 0; p < s->n; p++) {
         if (p == s->self) continue;
         tx_pump(s, p);
+        if (!s->rx[p].active) continue;
         /* now > last: no unsigned wrap when the clock is behind the last chunk */
-        if (s->rx[p].active && now > s->rx[p].last_us && now - s->rx[p].last_us >= s->cfg.stall_us)
+        if (now > s->rx[p].last_us && now - s->rx[p].last_us >= s->cfg.stall_us) {
             rx_drop(s, p, "no bytes for the stall limit (a sender that stopped sending)");
+        } else if (s->rx[p].slot <= applied) { /* the log or another snapshot got here first */
+            uint64_t slot = s->rx[p].slot;
+            rx_drop_at(s, p, RABIA_LOG_INFO, "this replica caught up past it meanwhile");
+            rx_decline(s, p, slot);
+        }
     }
+}
+
+/* The transfer of `slot` from `from` is not taken here: its sender stops. */
+static void rx_decline(struct snapstream *s, uint8_t from, uint64_t slot)
+{
+    s->st.declined++;
+    if (!s->env.link_ready(s->env.ctx, from)) return; /* it streams on; the chunks are ignored */
+    struct rabia_msg m = {.type = RABIA_MSG_SNAP_CHUNK, .from = s->self, .slot = slot};
+    s->env.send(s->env.ctx, from, &m);
+}
+
+/* A peer declined our transfer of m->slot: stop it, offer it nothing for a while. */
+static void tx_declined(struct snapstream *s, uint8_t p, const struct rabia_msg *m, uint64_t now)
+{
+    s->tx[p].quiet_until = now + s->cfg.decline_backoff_us;
+    s->tx[p].wanted = false;
+    if (!s->tx[p].active || s->tx[p].slot != m->slot) return; /* finished, or another transfer: nothing to stop */
+    note(s, RABIA_LOG_INFO,
+         "replica %u declined the snapshot at slot %" PRIu64 " (it takes another, or caught up): stopped after %" PRIu64
+         " of %" PRIu64 " bytes",
+         p + 1, m->slot, s->tx[p].off, s->tx[p].total);
+    s->st.stopped++;
+    tx_end(s, p);
 }
 
 /* A chunk at offset 0: a new transfer, if this replica wants it. */
@@ -146,26 +182,34 @@ static void rx_begin(struct snapstream *s, uint8_t from, const struct rabia_msg 
         s->rx[from].active = false;
     }
     RABIA_ASSERT(s->node);
-    if (m->slot <= rabia_rsm_applied(node_rsm(s->node)) || m->slot < rabia_core_next_apply(node_core(s->node)))
-        return; /* caught up meanwhile */
-    if (m->u64b > s->cfg.max || m->u64b == 0) {
+    if (m->slot <= rabia_rsm_applied(node_rsm(s->node)) || m->slot < rabia_core_next_apply(node_core(s->node))) {
+        rx_decline(s, from, m->slot); /* caught up meanwhile */
+        return;
+    }
+    if (m->u64b > s->cfg.max || m->u64b == 0) { /* 0 with a body: malformed (the codec refuses it too) */
         note(s, RABIA_LOG_WARN, "snapshot from replica %u refused: %" PRIu64 " bytes announced, 1 to %" PRIu64,
              from + 1, m->u64b, s->cfg.max);
+        rx_decline(s, from, m->slot);
         return;
     }
     for (uint8_t q = 0; q < s->n; q++) /* one transfer at a time; a stalled one gives way */
-        if (q != from && s->rx[q].active && now - s->rx[q].last_us < s->cfg.yield_us) return;
+        if (q != from && s->rx[q].active && now - s->rx[q].last_us < s->cfg.yield_us) {
+            rx_decline(s, from, m->slot);
+            return;
+        }
     uint64_t space = s->env.space_free(s->env.ctx);
     if (space < m->u64b) {
         note(s, RABIA_LOG_WARN,
              "snapshot from replica %u refused: %" PRIu64 " bytes announced, %" PRIu64
              " free for it (free space there; the peer offers it again)",
              from + 1, m->u64b, space);
+        rx_decline(s, from, m->slot);
         return;
     }
     char why[900] = "";
     if (s->env.file_begin(s->env.ctx, from, m->slot, m->u64b, why, sizeof why)) {
         note(s, RABIA_LOG_WARN, "snapshot from replica %u not received: %s", from + 1, why);
+        rx_decline(s, from, m->slot);
         return;
     }
     s->rx[from] = (struct snapstream_rx){.active = true, .slot = m->slot, .total = m->u64b, .last_us = now};
@@ -179,6 +223,10 @@ void snapstream_receive(struct snapstream *s, uint8_t from, const struct rabia_m
     RABIA_ASSERT(m->type == RABIA_MSG_SNAP_CHUNK);
     if (from >= s->n || from == s->self) return; /* a peer index the driver checked; never trusted to crash us */
     uint64_t now = s->env.now_us(s->env.ctx);
+    if (m->u64 == 0 && m->u64b == 0 && m->body_len == 0) { /* no transfer announces 0 bytes: a decline */
+        tx_declined(s, from, m, now);
+        return;
+    }
     if (m->u64 == 0) rx_begin(s, from, m, now);
     struct snapstream_rx *rx = &s->rx[from];
     if (!rx->active || m->slot != rx->slot || m->u64 != rx->got || m->u64b != rx->total) return;

@@ -19,6 +19,16 @@
  * link closing or `stall_us` without a byte drops the transfer and its
  * file. Memory on this side: one chunk.
  *
+ * Declining: every peer that sees a replica behind offers it a snapshot, so
+ * two or more may start streaming the same state at once, and a receiver
+ * takes one. A transfer it does not take (another is active, it caught up,
+ * no room for it) is declined with a SNAP_CHUNK of total 0 for that slot
+ * (u64 = u64b = 0, no body); its sender stops and offers that peer nothing
+ * for `decline_backoff_us`. Without it every sender streamed the whole
+ * state (a 160 MiB state crossed the network twice in
+ * integration.snapshot_big). A replica of an older version takes the notice
+ * for an empty transfer and drops it.
+ *
  * No allocation, no system call, no clock read: the driver gives all of
  * that through struct snapstream_env. */
 #ifndef RABIA_REPLICA_SNAPSTREAM_H
@@ -40,6 +50,7 @@ struct snapstream_cfg {
     uint64_t per_turn; /* bytes sent to one peer per loop turn at most */
     uint64_t stall_us; /* an incoming transfer that moved no byte this long is dropped */
     uint64_t yield_us; /* ... and one idle this long gives way to another peer's */
+    uint64_t decline_backoff_us; /* a declined sender offers that peer nothing for this long */
 };
 
 struct snapstream_env {
@@ -74,11 +85,14 @@ struct snapstream_stats {
     uint64_t received;  /* transfers started from peers */
     uint64_t installed; /* ... installed here */
     uint64_t dropped;   /* ... dropped on the way (a stall, a closed link, an empty chunk, a file error) */
+    uint64_t declined;  /* transfers from peers declined here (not taken: see above) */
+    uint64_t stopped;   /* transfers to peers that they declined, stopped before the end */
 };
 
 struct snapstream_tx {
     bool wanted, active;
     uint64_t slot, off, total;
+    uint64_t quiet_until; /* declined: no transfer to this peer before then */
 };
 struct snapstream_rx {
     bool active;
@@ -105,7 +119,8 @@ void snapstream_set_node(struct snapstream *s, struct rabia_node *node);
 void snapstream_end_all(struct snapstream *s);
 /* peer needs a snapshot (node env.snapshot_to): one transfer per peer at a time */
 void snapstream_want(struct snapstream *s, uint8_t peer);
-/* A SNAP_CHUNK from peer `from` (its link is the one the chunks come on). */
+/* A SNAP_CHUNK from peer `from` (its link is the one the chunks come on),
+ * or its notice declining a transfer of ours. */
 void snapstream_receive(struct snapstream *s, uint8_t from, const struct rabia_msg *m);
 /* The link from `from` closed: a transfer from it is dropped (the peer sends
  * it again from the start). */

@@ -217,9 +217,13 @@ void replica_transfers_init(struct rabia_replica *r)
      * that of a snapshot in memory besides the source, and the cluster
      * keeps serving; a transfer in that moved no byte for 30 s is dropped
      * (a sender that stalls must not hold the one receiving slot and the
-     * file for good), one idle for 2 s gives way to another peer's */
+     * file for good), one idle for 2 s gives way to another peer's; a
+     * peer that declined a transfer is offered none for 10 s (the core
+     * offers again while it is behind; a sender with durability = memory
+     * serializes the state for each transfer it starts, so not more often) */
     struct snapstream_cfg c = {.chunk = SNAP_CHUNK, .max = SNAP_MAX, .queued = SNAP_TX_QUEUED,
-                               .per_turn = SNAP_TX_TURN, .stall_us = 30000000u, .yield_us = 2000000u};
+                               .per_turn = SNAP_TX_TURN, .stall_us = 30000000u, .yield_us = 2000000u,
+                               .decline_backoff_us = 10000000u};
     struct snapstream_env e = {.ctx = r, .now_us = xfer_now, .note = xfer_note, .link_ready = link_ready,
                                .link_pending = link_pending, .source_open = tx_open, .source_read = tx_read,
                                .source_close = tx_close, .send = link_send, .space_free = rx_space,

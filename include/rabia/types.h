@@ -71,7 +71,8 @@ enum rabia_msg_type {
     RABIA_MSG_HORIZON = 9,    /* u64 = nonce, slot = highest slot the sender knows of */
     RABIA_MSG_SNAP_REQ = 10,  /* slot = requester's next slot to apply */
     RABIA_MSG_SNAP_CHUNK = 11,/* slot = snapshot's last applied slot, u64 = offset,
-                                 u64b = total length, body = chunk */
+                                 u64b = total length, body = chunk; u64b = 0 (no
+                                 body): the receiver declines the transfer of slot */
     RABIA_MSG_HELLO = 12,     /* connection handshake: u64 = cluster id, u64b =
                                  incarnation, value = protocol version, from = replica id */
     RABIA_MSG_PEER_AUTH = 13, /* cluster-secret challenge-response after HELLO (replica/README.md):

@@ -48,6 +48,16 @@ bytes=$(sed -n 's/.*(\([0-9]*\) bytes).*/\1/p' <<<"$line")
 ((bytes > 64 * 1048576)) || fail "the snapshot was only $bytes bytes: not above the old 64 MiB limit"
 ok "replica 3: ${line#*INFO  } after $((SECONDS - t0)) s"
 say "  sender: $(grep -h "sending snapshot" "$RABIA_CLUSTER_DIR"/r[12].log | tail -n 1 | sed 's/.*INFO  //')"
+# Both peers offer the snapshot; replica 3 takes one and declines the other,
+# which stops (before, both streamed the whole state: twice the bytes).
+sent=0
+for i in 1 2; do
+  b=$(redis "$i" INFO persistence | tr -d '\r' | sed -n 's/^state_transfer_sent_bytes:\([0-9]*\)$/\1/p')
+  [ -n "$b" ] || fail "replica $i: INFO has no state_transfer_sent_bytes"
+  sent=$((sent + b))
+done
+((sent < bytes * 3 / 2)) || fail "replicas 1 and 2 sent $sent bytes for one snapshot of $bytes"
+ok "replicas 1 and 2 sent $sent bytes for one snapshot of $bytes ($(grep -h "declined the snapshot" "$RABIA_CLUSTER_DIR"/r[12].log | wc -l) transfer(s) declined and stopped)"
 say "  replica 3 peak resident $(awk '/VmHWM/ { print int($2 / 1024) }' "/proc/$(replica_pid 3)/status") MiB"
 wait_ready 60 1 2 3
 expect_eq "replica 1: SET marker after" "$(redis 1 SET marker after)" OK

@@ -144,7 +144,8 @@ struct run_result {
     uint64_t restarts_tail; /* durable: restarts from a log whose prefix was released */
     uint64_t by_ref;        /* durable: DECIDED records written without their body (DECIDED_REF) */
     uint64_t frames_shared, frames_copied; /* the nodes' frame pools (env_send_shared) */
-    uint64_t xfers, xfer_chunks, xfer_dropped; /* snapshot transfers started, chunks delivered, dropped */
+    uint64_t xfers, xfer_chunks, xfer_dropped, xfer_stopped; /* snapshot transfers started, chunks delivered,
+                                                              dropped, stopped by a decline */
     uint32_t sessions;      /* max_sessions used */
     uint32_t clients;
     uint64_t events;
@@ -1052,6 +1053,7 @@ static void node_count(struct world *w, struct node *nd)
     w->res->frames_copied += st.frames_copied;
     w->res->xfers += nd->xfer.st.sent;
     w->res->xfer_dropped += nd->xfer.st.dropped;
+    w->res->xfer_stopped += nd->xfer.st.stopped;
 }
 
 /* The write in flight is on the disk: its decisions go back to the node. */
@@ -1276,7 +1278,8 @@ static int xfer_install(void *ctx, uint8_t from, uint64_t slot)
 static void xfer_start(struct world *w, struct node *nd)
 {
     struct snapstream_cfg c = {.chunk = w->cfg.xfer_chunk, .max = 1u << 20, .queued = 8ull * w->cfg.xfer_chunk,
-                               .per_turn = 4ull * w->cfg.xfer_chunk, .stall_us = 100 * MS, .yield_us = 20 * MS};
+                               .per_turn = 4ull * w->cfg.xfer_chunk, .stall_us = 100 * MS, .yield_us = 20 * MS,
+                               .decline_backoff_us = 20 * MS};
     struct snapstream_env e = {.ctx = nd, .now_us = env_now, .note = xfer_note, .link_ready = xfer_link_ready,
                                .link_pending = xfer_link_pending, .source_open = xfer_source_open,
                                .source_read = xfer_source_read, .source_close = xfer_source_close, .send = xfer_send,
@@ -2512,7 +2515,7 @@ static void usage(void)
 struct totals {
     uint64_t runs, failed, slots, nulls, fast, own, max_phase, ok, unknown, crashes, restarts, restarts_open,
         hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored, local_snaps, released, restarts_tail,
-        by_ref, frames_shared, frames_copied, xfers, xfer_chunks, xfer_dropped;
+        by_ref, frames_shared, frames_copied, xfers, xfer_chunks, xfer_dropped, xfer_stopped;
     uint64_t var_slots[4], var_nulls[4];
 };
 
@@ -2649,6 +2652,7 @@ int main(int argc, char **argv)
             T.xfers += r.xfers;
             T.xfer_chunks += r.xfer_chunks;
             T.xfer_dropped += r.xfer_dropped;
+            T.xfer_stopped += r.xfer_stopped;
             if (r.sessions < r.clients) T.tight++;
             if (r.max_phase > T.max_phase) T.max_phase = r.max_phase;
             if (single || r.failed || (!quiet && s % 250 == 0 && mi == 0))
@@ -2689,8 +2693,8 @@ int main(int argc, char **argv)
     printf("frame pools: frames sent shared=%" PRIu64 " copied with the pool exhausted=%" PRIu64 "\n", T.frames_shared,
            T.frames_copied);
     printf("snapshot transfers: started=%" PRIu64 " chunks delivered=%" PRIu64 " dropped on the way=%" PRIu64
-           " installed=%" PRIu64 "\n",
-           T.xfers, T.xfer_chunks, T.xfer_dropped, T.snaps);
+           " stopped by a decline=%" PRIu64 " installed=%" PRIu64 "\n",
+           T.xfers, T.xfer_chunks, T.xfer_dropped, T.xfer_stopped, T.snaps);
     if (base.durable)
         printf("durable: whole-cluster crashes=%" PRIu64 " torn-writes=%" PRIu64 " damaged-logs=%" PRIu64
                " disk-stalls-and-full=%" PRIu64 " records-restored=%" PRIu64 " local-snapshots=%" PRIu64

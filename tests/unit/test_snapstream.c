@@ -27,6 +27,7 @@ struct fake {
     bool read_fails;
     int opens, closes;
     struct rabia_msg sent[64];
+    uint8_t sent_to[64];
     uint8_t sent_body[64][CHUNK];
     int n_sent;
     uint64_t space;
@@ -81,6 +82,7 @@ static void f_send(void *ctx, uint8_t p, const struct rabia_msg *m)
     f->pending[p] += m->body_len;
     memcpy(f->sent_body[f->n_sent], m->body, m->body_len);
     f->sent[f->n_sent] = *m;
+    f->sent_to[f->n_sent] = p;
     f->sent[f->n_sent].body = f->sent_body[f->n_sent];
     f->n_sent++;
 }
@@ -137,7 +139,7 @@ static int f_install(void *ctx, uint8_t from, uint64_t slot)
 }
 
 static const struct snapstream_cfg CFG = {.chunk = CHUNK, .max = 1u << 20, .queued = 2500, .per_turn = 3000,
-                                          .stall_us = 30000000, .yield_us = 2000000};
+                                          .stall_us = 30000000, .yield_us = 2000000, .decline_backoff_us = 2000000};
 
 static struct rabia_node *node;
 
@@ -236,6 +238,47 @@ static void test_send_ends(void)
     CHECK(strstr(f.last_note, "disk says no") != NULL);
 }
 
+/* A peer that declines the transfer (it takes another, caught up, has no
+ * room): the sender stops and offers it nothing for decline_backoff_us; a
+ * decline of another slot stops nothing. */
+static void test_send_declined(void)
+{
+    struct snapstream s;
+    struct fake f;
+    setup(&s, &f, 0);
+    snapstream_want(&s, 1);
+    snapstream_turn(&s);
+    CHECK_EQ(f.n_sent, 3);
+    struct rabia_msg d = {.type = RABIA_MSG_SNAP_CHUNK, .from = 1, .slot = 41};
+    snapstream_receive(&s, 1, &d); /* not this transfer's slot */
+    CHECK(snapstream_sending(&s));
+    CHECK_EQ(s.st.stopped, 0);
+    d.slot = 42;
+    snapstream_receive(&s, 1, &d);
+    CHECK(!snapstream_sending(&s));
+    CHECK_EQ(f.closes, 1);
+    CHECK_EQ(s.st.stopped, 1);
+    CHECK_EQ(s.st.received, 0); /* a decline starts no transfer in */
+    CHECK(strstr(f.last_note, "declined") != NULL && strstr(f.last_note, "3000 of 10500") != NULL);
+    f.pending[1] = 0;
+    snapstream_want(&s, 1); /* within the backoff: ignored */
+    snapstream_turn(&s);
+    CHECK_EQ(f.n_sent, 3);
+    f.now += CFG.decline_backoff_us;
+    snapstream_want(&s, 1);
+    snapstream_turn(&s);
+    CHECK_EQ(f.n_sent, 6);
+    CHECK_EQ(s.st.sent, 2);
+}
+
+/* The last message sent is a decline of `slot` to `to`. */
+static bool declined_to(const struct fake *f, int n_before, uint8_t to, uint64_t slot)
+{
+    if (f->n_sent != n_before + 1) return false;
+    const struct rabia_msg *m = &f->sent[f->n_sent - 1];
+    return f->sent_to[f->n_sent - 1] == to && m->type == RABIA_MSG_SNAP_CHUNK && m->slot == slot && m->u64 == 0 && m->u64b == 0 && m->body_len == 0;
+}
+
 /* Chunks as a sender makes them, delivered to a receiver. */
 static void chunks_of(struct fake *src, uint64_t slot, uint8_t from)
 {
@@ -289,21 +332,31 @@ static void test_receive_refused(void)
     chunks_of(&src, 0, 1); /* slot 0: not ahead of this replica (applied 0) */
     snapstream_receive(&s, 1, &src.sent[0]);
     CHECK_EQ(f.begins, 0);
+    CHECK(declined_to(&f, 0, 1, 0));
     struct rabia_msg m = src.sent[0];
     m.slot = 5;
     m.u64b = (1u << 20) + 1; /* more than max */
     snapstream_receive(&s, 1, &m);
     CHECK_EQ(f.begins, 0);
     CHECK(strstr(f.last_note, "refused") != NULL);
+    CHECK(declined_to(&f, 1, 1, 5));
     m.u64b = 0;
     snapstream_receive(&s, 1, &m);
     CHECK_EQ(f.begins, 0);
     f.space = TOTAL - 1; /* no room for it */
     chunks_of(&src, 5, 1);
+    int before = f.n_sent;
     snapstream_receive(&s, 1, &src.sent[0]);
     CHECK_EQ(f.begins, 0);
     CHECK(strstr(f.last_note, "free") != NULL);
+    CHECK(declined_to(&f, before, 1, 5));
     CHECK_EQ(s.st.received, 0);
+    CHECK_EQ(s.st.declined, 4);
+    f.ready[1] = false; /* no link back to it: counted, nothing sent (its chunks are ignored) */
+    before = f.n_sent;
+    snapstream_receive(&s, 1, &src.sent[0]);
+    CHECK_EQ(f.n_sent, before);
+    CHECK_EQ(s.st.declined, 5);
 }
 
 /* Drops: each removes the file and counts. */
@@ -381,8 +434,9 @@ static void test_receive_one_at_a_time(void)
     chunks_of(&b, 9, 2);
     snapstream_receive(&s, 1, &a.sent[0]);
     f.now += CFG.yield_us - 1;
-    snapstream_receive(&s, 2, &b.sent[0]); /* peer 1's is active: ignored */
+    snapstream_receive(&s, 2, &b.sent[0]); /* peer 1's is active: declined */
     CHECK_EQ(f.begins, 1);
+    CHECK(declined_to(&f, 0, 2, 9));
     snapstream_receive(&s, 2, &b.sent[1]);
     CHECK_EQ(f.file_len[2], 0);
     f.now += 1; /* peer 1's idle for yield_us: peer 2's starts */
@@ -435,6 +489,7 @@ int main(void)
     CHECK_EQ(node_start(node, &cc, NULL, NULL), 0);
     RUN(test_send_flow_control);
     RUN(test_send_ends);
+    RUN(test_send_declined);
     RUN(test_receive_install);
     RUN(test_receive_refused);
     RUN(test_receive_drops);
