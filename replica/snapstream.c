@@ -197,12 +197,13 @@ static void rx_begin(struct snapstream *s, uint8_t from, const struct rabia_msg 
             rx_decline(s, from, m->slot);
             return;
         }
-    uint64_t space = s->env.space_free(s->env.ctx);
+    char where[640] = "";
+    uint64_t space = s->env.space_free(s->env.ctx, where, sizeof where);
     if (space < m->u64b) {
         note(s, RABIA_LOG_WARN,
              "snapshot from replica %u refused: %" PRIu64 " bytes announced, %" PRIu64
-             " free for it (free space there; the peer offers it again)",
-             from + 1, m->u64b, space);
+             " free in %s (free space there; the peer offers it again)",
+             from + 1, m->u64b, space, where);
         rx_decline(s, from, m->slot);
         return;
     }

@@ -69,7 +69,8 @@ struct snapstream_env {
     void (*source_close)(void *ctx, uint8_t peer);
     void (*send)(void *ctx, uint8_t peer, const struct rabia_msg *m);
     /* receiving: the file a transfer is written to (one per peer at most) */
-    uint64_t (*space_free)(void *ctx); /* bytes free where it goes (UINT64_MAX: unknown) */
+    /* bytes free where it goes (UINT64_MAX: unknown), and where that is (for the log) */
+    uint64_t (*space_free)(void *ctx, char *where, size_t wherelen);
     int (*file_begin)(void *ctx, uint8_t from, uint64_t slot, uint64_t total, char *why, size_t whylen);
     int (*file_append)(void *ctx, uint8_t from, const uint8_t *p, uint32_t n, char *why, size_t whylen);
     int (*file_commit)(void *ctx, uint8_t from, char *why, size_t whylen); /* durable under its final name */

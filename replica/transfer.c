@@ -112,11 +112,10 @@ static void rx_dir(const struct rabia_replica *r, char *out, size_t len)
     else snprintf(out, len, "%s/incoming", r->cfg.data_dir); /* memory: a scratch file, removed after */
 }
 
-static uint64_t rx_space(void *ctx)
+static uint64_t rx_space(void *ctx, char *dir, size_t dirlen)
 {
     struct rabia_replica *r = ctx;
-    char dir[640];
-    rx_dir(r, dir, sizeof dir);
+    rx_dir(r, dir, dirlen);
     struct statvfs fs;
     if (statvfs(dir, &fs)) return UINT64_MAX; /* unknown: the writes say */
     return (uint64_t)fs.f_bavail * fs.f_frsize;

@@ -1207,7 +1207,11 @@ static void xfer_send(void *ctx, uint8_t p, const struct rabia_msg *m)
 /* the disk: full while a full-disk fault lasts (durable runs) */
 static bool xfer_disk_full(const struct node *nd) { return nd->w->now < nd->disk.full_until; }
 
-static uint64_t xfer_space_free(void *ctx) { return xfer_disk_full(ctx) ? 0 : UINT64_MAX; }
+static uint64_t xfer_space_free(void *ctx, char *where, size_t wherelen)
+{
+    snprintf(where, wherelen, "the simulated disk");
+    return xfer_disk_full(ctx) ? 0 : UINT64_MAX;
+}
 
 static int xfer_file_begin(void *ctx, uint8_t from, uint64_t slot, uint64_t total, char *why, size_t whylen)
 {

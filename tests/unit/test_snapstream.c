@@ -86,7 +86,11 @@ static void f_send(void *ctx, uint8_t p, const struct rabia_msg *m)
     f->sent[f->n_sent].body = f->sent_body[f->n_sent];
     f->n_sent++;
 }
-static uint64_t f_space(void *ctx) { return ((struct fake *)ctx)->space; }
+static uint64_t f_space(void *ctx, char *where, size_t wherelen)
+{
+    snprintf(where, wherelen, "/data/snap");
+    return ((struct fake *)ctx)->space;
+}
 static int f_begin(void *ctx, uint8_t from, uint64_t slot, uint64_t total, char *why, size_t whylen)
 {
     struct fake *f = ctx;
@@ -348,7 +352,7 @@ static void test_receive_refused(void)
     int before = f.n_sent;
     snapstream_receive(&s, 1, &src.sent[0]);
     CHECK_EQ(f.begins, 0);
-    CHECK(strstr(f.last_note, "free") != NULL);
+    CHECK(strstr(f.last_note, "free in /data/snap") != NULL);
     CHECK(declined_to(&f, before, 1, 5));
     CHECK_EQ(s.st.received, 0);
     CHECK_EQ(s.st.declined, 4);
