@@ -18,11 +18,51 @@
 /* ------------------------------------------------------------------ */
 /* replies */
 
-/* The next free slot of the ring, its reply buffer empty: a spare one
- * when the slot has none (see struct conn's spare). */
+/* Room for one more reply slot: the ring doubles when full, up to
+ * RESP_MAX_PENDING. Every slot of a full ring is in use, so each moves to
+ * its position's place in the larger one and waiters' positions stay
+ * valid. false: RESP_MAX_PENDING replies wait already (or no memory). */
+static bool slot_room(struct conn *k)
+{
+    RABIA_ASSERT(k->q && k->q_len <= k->q_cap);
+    if (k->q_len < k->q_cap) return true;
+    if (k->q_cap >= RESP_MAX_PENDING) return false;
+    uint32_t ncap = k->q_cap * 2;
+    struct resp_slot *nq = calloc(ncap, sizeof *nq);
+    if (!nq) return false; /* the pump waits, as with a full ring */
+    for (uint32_t j = 0; j < k->q_cap; j++) {
+        uint32_t pos = k->q_head + j;
+        nq[pos & (ncap - 1)] = k->q[pos & (k->q_cap - 1)];
+    }
+    free(k->q);
+    k->q = nq;
+    k->q_cap = ncap;
+    return true;
+}
+
+/* An idle connection gives back what a burst grew: its ring goes back to
+ * RESP_RING_START slots, with the reply buffers its slots kept (1 KiB each
+ * at most), and an empty input buffer larger than RESP_IN_IDLE_KEEP goes
+ * (as Redis resizes an idle client's query buffer). After a pipeline of
+ * 4000 GETs a connection held 145 KB idle: 128 KiB of it input buffer. */
+static void idle_trim(struct conn *k)
+{
+    if (!k->in.len && k->in.cap > RESP_IN_IDLE_KEEP) rabia_buf_free(&k->in);
+    if (!k->q || k->q_len || k->q_cap <= RESP_RING_START) return;
+    struct resp_slot *nq = calloc(RESP_RING_START, sizeof *nq);
+    if (!nq) return;
+    for (uint32_t j = 0; j < k->q_cap; j++) rabia_buf_free(&k->q[j].out);
+    free(k->q);
+    k->q = nq;
+    k->q_cap = RESP_RING_START;
+}
+
+/* The next free slot of the ring (slot_room said there is one), its reply
+ * buffer empty: a spare one when the slot has none (see struct conn's spare). */
 static struct resp_slot *slot_next(struct conn *k)
 {
-    struct resp_slot *s = &k->q[(k->q_head + k->q_len) % RESP_MAX_PENDING];
+    RABIA_ASSERT(k->q_len < k->q_cap);
+    struct resp_slot *s = resp_slot_at(k, k->q_head + k->q_len);
     if (!s->out.cap && k->n_spare)
         s->out = k->spare[--k->n_spare];
     rabia_buf_clear(&s->out);
@@ -63,8 +103,8 @@ void replica_resp_free_spares(struct conn *k)
 static void resp_flush(struct rabia_replica *r, struct conn *k)
 {
     if (k->closing) return; /* closed for maxmemory-clients, or its output limit: nothing more leaves */
-    while (k->q_len && k->q[k->q_head].ready) {
-        struct resp_slot *s = &k->q[k->q_head];
+    while (k->q_len && resp_slot_at(k, k->q_head)->ready) {
+        struct resp_slot *s = resp_slot_at(k, k->q_head);
         if (s->push) {
             RABIA_ASSERT(k->push_bytes >= s->out.len);
             k->push_bytes -= s->out.len;
@@ -82,7 +122,7 @@ static void resp_flush(struct rabia_replica *r, struct conn *k)
         }
         slot_recycle(k, s);
         s->ready = false;
-        k->q_head = (k->q_head + 1) % RESP_MAX_PENDING;
+        k->q_head++;
         k->q_len--;
     }
     if (!k->q_len && k->quit) rio_close_after_send(k->c);
@@ -155,7 +195,7 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
         replica_send_frame(r, k->c, &m);
         replica_client_grew(r, k);
     } else if (k->kind == CK_RESP) {
-        struct resp_slot *s = &k->q[w->slot];
+        struct resp_slot *s = resp_slot_at(k, w->slot);
         if (k->inflight) k->inflight--;
         if (status == RABIA_REPLY_OK && s->post == RESP_POST_BLOCK && is_nil(res, len)) {
             /* nothing to pop yet: park (the pump stops) until a key is ready */
@@ -285,12 +325,12 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
         if (k->rs.barrier && k->inflight) break; /* WATCH: its versions first */
         if (k->inflight && k->open_batch != open_batch_no(node_batcher(r->node))) break; /* wait for replies */
         if (k->inflight >= RABIA_RSM_WINDOW - 4) break; /* stay inside the session window */
-        if (k->q_len >= RESP_MAX_PENDING) break;
+        if (!slot_room(k)) break; /* RESP_MAX_PENDING replies wait: read on as they leave */
         size_t used = 0;
         int rc = resp_parse(k->in.data + off, k->in.len - off, &used, &k->pa);
         off += used;
         if (rc == 0) break;
-        uint32_t slot = (k->q_head + k->q_len) % RESP_MAX_PENDING;
+        uint32_t slot = k->q_head + k->q_len; /* its running position: what its waiter keeps */
         struct resp_slot *s = slot_next(k);
         if (rc < 0) { /* Redis replies with the protocol error, then closes */
             r->m->errors[ME_PROTOCOL]++;
@@ -390,10 +430,11 @@ void replica_resp_start_drain(struct rabia_replica *r, uint32_t ci)
         k->want_pump = false;
         r->n_want_pump--;
     }
-    for (uint32_t j = 0; j < RESP_MAX_PENDING; j++) rabia_buf_free(&k->q[j].out);
+    for (uint32_t j = 0; j < k->q_cap; j++) rabia_buf_free(&k->q[j].out);
     replica_resp_free_spares(k);
     free(k->q);
     k->q = NULL;
+    k->q_cap = 0;
     replica_resp_forget(r, k);
     resp_session_free(&k->rs);
     resp_argv_free(&k->pa);
@@ -443,7 +484,7 @@ void replica_sm_event(void *ctx, const struct rabia_sm_event *ev)
              * parked blocking pop, RESP3) count too: they never reached the
              * connection's output limit, and one such subscriber held 865 MB. */
             size_t held = k->push_bytes + rio_conn_pending(k->c);
-            if (k->q_len >= RESP_MAX_PENDING || held > RESP_PUBSUB_OUT_MAX) {
+            if (!slot_room(k) || held > RESP_PUBSUB_OUT_MAX) {
                 replica_log(r, RABIA_LOG_WARN,
                             "subscriber %s does not read its messages (%zu bytes and %u replies waiting; at most "
                             "%u bytes): closing it",
@@ -488,7 +529,7 @@ void replica_resp_timeouts(struct rabia_replica *r, uint64_t now)
         if (k->kind != CK_RESP || !k->blocked || k->block_retry || !k->block_deadline_us ||
             now < k->block_deadline_us)
             continue;
-        struct resp_slot *s = &k->q[k->block_slot];
+        struct resp_slot *s = resp_slot_at(k, k->block_slot);
         rabia_buf_clear(&s->out);
         /* a timed-out blocking pop answers a nil array, BLMOVE's too (Redis
          * 7.0: only inside MULTI does BLMOVE answer a nil bulk); RESP3 a null */
@@ -563,7 +604,7 @@ size_t replica_client_memory(const struct conn *k, size_t *input, size_t *output
     RABIA_ASSERT(k->kind == CK_RESP || k->kind == CK_RESP_DRAIN || k->kind == CK_CLIENT);
     size_t m = sizeof *k + k->block_op.cap + client_memory_fast(k);
     if (k->q) {
-        m += RESP_MAX_PENDING * sizeof *k->q + resp_session_memory(&k->rs) + resp_argv_memory(&k->pa);
+        m += (size_t)k->q_cap * sizeof *k->q + resp_session_memory(&k->rs) + resp_argv_memory(&k->pa);
         for (uint32_t i = 0; i < k->n_spare; i++) m += k->spare[i].cap;
     }
     if (input) *input = k->in.cap;
@@ -612,6 +653,7 @@ void replica_clients_memory_check(struct rabia_replica *r)
     uint64_t total = 0;
     struct conn *k;
     for (FOR_LIVE(r, k)) {
+        if (k->kind == CK_RESP && !k->closing) idle_trim(k); /* what a burst grew, back */
         if ((k->kind == CK_RESP || k->kind == CK_CLIENT) && !k->closing) {
             total += replica_client_memory(k, NULL, NULL);
             k->mem_seen = client_memory_fast(k);

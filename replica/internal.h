@@ -42,6 +42,16 @@
 #define PEER_INCARNATION_AHEAD_US (86400ull * 1000000u)
 #define WAITERS_CAP (1u << 16)     /* requests waiting for their slot, per replica */
 #define RESP_MAX_PENDING 4096      /* replies queued per RESP connection */
+/* The ring of reply slots starts this small and doubles up to
+ * RESP_MAX_PENDING as a pipeline needs; an idle connection's goes back
+ * (replica_clients_memory_check). A ring of 4096 from the start cost every
+ * connection 128 KiB once it had walked it, and maxmemory-clients counted
+ * 130 KiB for an idle one. */
+#define RESP_RING_START 32
+#define RESP_IN_IDLE_KEEP (16u << 10) /* an empty input buffer above this goes at the periodic check */
+_Static_assert((RESP_MAX_PENDING & (RESP_MAX_PENDING - 1)) == 0 && (RESP_RING_START & (RESP_RING_START - 1)) == 0 &&
+                   RESP_RING_START <= RESP_MAX_PENDING,
+               "ring sizes are powers of two");
 #define RESP_PUBSUB_OUT_MAX (32u << 20) /* a subscriber's unread messages (Redis: client-output-buffer-limit pubsub 32mb) */
 #define RESP_IN_KEEP ((size_t)1 << 20)  /* an emptied input buffer larger than this is freed */
 #define RESP_SPARE_BUFS 32         /* flushed reply buffers a RESP connection keeps for its next replies */
@@ -74,7 +84,7 @@ struct resp_slot {         /* one pipelined RESP command's reply, in order */
     bool push;             /* a pubsub message (counted in conn.push_bytes) */
     struct rabia_buf out;
 };
-/* 4096 per RESP connection: metrics' fields fit in what was padding */
+/* up to 4096 per RESP connection: metrics' fields fit in what was padding */
 _Static_assert(sizeof(void *) != 8 || sizeof(struct resp_slot) == 32, "struct resp_slot grew");
 
 struct conn {
@@ -86,8 +96,10 @@ struct conn {
     struct resp_session rs;
     struct resp_argv pa;   /* parser state */
     struct rabia_buf in;   /* unparsed input */
-    struct resp_slot *q;   /* ring of pending replies */
-    uint32_t q_head, q_len;
+    struct resp_slot *q;   /* ring of pending replies, q_cap slots (a power of two) */
+    uint32_t q_head, q_len, q_cap; /* q_head: a running position (it wraps with uint32); the slot
+                                      of position p is q[p & (q_cap - 1)], and waiters keep positions,
+                                      so the ring can grow under them (resp_slot_at) */
     /* reply buffers of flushed slots, for the next slots: the ring has 4096
      * slots and a connection walks all of them, so without these each
      * request's slot allocated its buffer once per lap (0.87 allocations
@@ -122,6 +134,9 @@ struct conn {
      * peer's cluster-secret handshake */
     struct conn_auth au;
 };
+
+/* The reply slot of running position pos (resp_slot_at(k, k->q_head) is the oldest). */
+static inline struct resp_slot *resp_slot_at(struct conn *k, uint32_t pos) { return &k->q[pos & (k->q_cap - 1)]; }
 
 struct app_op {
     uint8_t *op;

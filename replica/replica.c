@@ -101,7 +101,7 @@ void replica_conn_release(struct rabia_replica *r, uint32_t i)
     replica_auth_conn_release(r, i);
     replica_resp_forget(r, k);
     if (k->q) {
-        for (uint32_t j = 0; j < RESP_MAX_PENDING; j++) rabia_buf_free(&k->q[j].out);
+        for (uint32_t j = 0; j < k->q_cap; j++) rabia_buf_free(&k->q[j].out);
         replica_resp_free_spares(k);
         free(k->q);
         resp_session_free(&k->rs);
@@ -476,7 +476,8 @@ static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
     if (kind == CK_PEER_IN_HELLO) hello_track(r, ci);
     snprintf(k->user, sizeof k->user, "default");
     if (kind == CK_RESP) {
-        k->q = calloc(RESP_MAX_PENDING, sizeof(*k->q));
+        k->q = calloc(RESP_RING_START, sizeof(*k->q));
+        k->q_cap = RESP_RING_START;
         if (!k->q) {
             replica_conn_release(r, ci);
             return -1;

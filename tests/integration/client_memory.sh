@@ -10,6 +10,9 @@
 #     connections and are served;
 #   - a client that pipelines GETs of a 200 KB value and reads nothing is
 #     closed the same way (replies piled up), the ordinary ones again not;
+#   - 100 idle connections hold at most 16 KiB each (CLIENT LIST tot-mem,
+#     INFO mem_clients_normal), and one that pipelined 4000 GETs goes back
+#     under that once idle (its ring of reply slots and input buffer);
 #   - /metrics carries rabia_client_memory_bytes and
 #     rabia_clients_evicted_total;
 #   - a bad value is refused with the key named.
@@ -45,6 +48,9 @@ py nonreader "$(resp_port 1)" "$budget"
 expect_match "replica 1 logs its replies as the cause" \
   "$(grep 'over maxmemory-clients' "$RABIA_CLUSTER_DIR/r1.log" | grep -v 'replies and output 0 B' | head -1)" \
   'it holds the most, [0-9.]+ MiB \(input [0-9.]+ [KM]?i?B, replies and output [0-9.]+ MiB\)'
+
+say "what an idle connection holds"
+py idle "$(resp_port 1)" "$budget"
 
 say "metrics"
 m=$(curl -fsS "http://127.0.0.1:$((RABIA_METRICS_BASE + 1))/metrics")
