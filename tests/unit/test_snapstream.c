@@ -80,7 +80,7 @@ static void f_send(void *ctx, uint8_t p, const struct rabia_msg *m)
     struct fake *f = ctx;
     CHECK(f->n_sent < 64);
     f->pending[p] += m->body_len;
-    memcpy(f->sent_body[f->n_sent], m->body, m->body_len);
+    if (m->body_len) memcpy(f->sent_body[f->n_sent], m->body, m->body_len); /* a decline has no body */
     f->sent[f->n_sent] = *m;
     f->sent_to[f->n_sent] = p;
     f->sent[f->n_sent].body = f->sent_body[f->n_sent];
