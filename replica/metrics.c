@@ -566,7 +566,8 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
     scalar(b, "rabia_state_transfers_received_total", "counter", "Snapshot transfers received from peers.",
            (double)r->xfer.st.received);
     scalar(b, "rabia_state_transfers_dropped_total", "counter",
-           "Snapshot transfers from peers dropped before their install (a stall, a closed link, a file error).",
+           "Snapshot transfers from peers dropped before their install (a stall, a closed link, a file error, "
+           "caught up meanwhile).",
            (double)r->xfer.st.dropped);
     scalar(b, "rabia_state_transfers_declined_total", "counter",
            "Snapshot transfers from peers declined here (receiving another, caught up, no room): the sender stops.",

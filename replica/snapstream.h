@@ -85,7 +85,8 @@ struct snapstream_stats {
     uint64_t bytes_sent;
     uint64_t received;  /* transfers started from peers */
     uint64_t installed; /* ... installed here */
-    uint64_t dropped;   /* ... dropped on the way (a stall, a closed link, an empty chunk, a file error) */
+    uint64_t dropped;   /* ... dropped on the way (a stall, a closed link, an empty chunk, a file error,
+                           caught up past it meanwhile) */
     uint64_t declined;  /* transfers from peers declined here (not taken: see above) */
     uint64_t stopped;   /* transfers to peers that they declined, stopped before the end */
 };
