@@ -649,6 +649,8 @@ static int cmd_client_getname(struct ctx *x, const struct cmd *cmd);
 static int cmd_client_id(struct ctx *x, const struct cmd *cmd);
 static int cmd_client_info(struct ctx *x, const struct cmd *cmd);
 static int cmd_client_setinfo(struct ctx *x, const struct cmd *cmd);
+static int cmd_client_kill(struct ctx *x, const struct cmd *cmd);
+static int cmd_client_no_evict(struct ctx *x, const struct cmd *cmd);
 static int cmd_help(struct ctx *x, const struct cmd *cmd);
 static int cmd_watch(struct ctx *x, const struct cmd *cmd);
 static int cmd_unwatch(struct ctx *x, const struct cmd *cmd);
@@ -681,6 +683,8 @@ static const struct cmd client_subs[] = {
     LOCAL("client|info", 2, F_NOSCRIPT | F_LOADING | F_STALE, cmd_client_info),
     LOCAL("client|list", -2, F_NOSCRIPT | F_LOADING | F_STALE, cmd_client_info),
     LOCAL("client|setinfo", 4, F_NOSCRIPT | F_LOADING | F_STALE, cmd_client_setinfo),
+    LOCAL("client|kill", -3, F_NOSCRIPT | F_LOADING | F_STALE, cmd_client_kill),
+    LOCAL("client|no-evict", 3, F_NOSCRIPT | F_LOADING | F_STALE, cmd_client_no_evict),
     LOCAL("client|help", 2, F_LOADING | F_STALE, cmd_help),
 };
 
@@ -1769,7 +1773,17 @@ static int cmd_help(struct ctx *x, const struct cmd *cmd)
         "GETNAME", "    Return the name of the current connection.",
         "ID", "    Return the ID of the current connection.",
         "INFO", "    Return information about the current client connection.",
-        "LIST", "    Return information about the current client connection.",
+        "KILL <ip:port>", "    Kill connection made from <ip:port>.",
+        "KILL <option> <value> [<option> <value> [...]]", "    Kill connections. Options are:",
+        "    * ADDR <ip:port>", "      Kill connections made from the specified address",
+        "    * LADDR <ip:port>", "      Kill connections made to specified local address",
+        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)", "      Kill connections by type.",
+        "    * USER <username>", "      Kill connections authenticated by <username>.",
+        "    * SKIPME (YES|NO)", "      Skip killing current connection (default: yes).",
+        "LIST [options ...]", "    Return information about client connections. Options:",
+        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)", "      Return clients of specified type.",
+        "    * ID <client-id> [<client-id> ...]", "      Return clients of the specified IDs only.",
+        "NO-EVICT (ON|OFF)", "    Protect current client connection from eviction (maxmemory-clients).",
         "SETNAME <name>", "    Assign the name <name> to the current connection.",
         "SETINFO <LIB-NAME|LIB-VER> <value>", "    Accepted and ignored.",
         "HELP", "    Print this help.", NULL};
@@ -1870,7 +1884,8 @@ static int client_line(struct rabia_buf *line, const struct resp_session *s, con
     if (s->clients && s->clients->stats)
         s->clients->stats(s->clients->ctx, s, &st);
     char flags[16];
-    snprintf(flags, sizeof flags, "%s%s%s", s->in_multi ? "x" : "", s->nsubs || s->npsubs ? "P" : "", st.flags);
+    snprintf(flags, sizeof flags, "%s%s%s%s", s->in_multi ? "x" : "", s->nsubs || s->npsubs ? "P" : "", st.flags,
+             s->no_evict ? "e" : "");
     char head[256], tail[640];
     snprintf(head, sizeof head, "id=%" PRIu64 " addr=%s laddr=%s fd=-1 name=", s->id & INT64_MAX, s->addr, s->laddr);
     snprintf(tail, sizeof tail,
@@ -1886,6 +1901,17 @@ static int client_line(struct rabia_buf *line, const struct resp_session *s, con
     if (!rc)
         rc = put_cstr(line, tail);
     return rc;
+}
+
+/* A CLIENT LIST / CLIENT KILL TYPE name: 1 normal, 2 pubsub, 3 a kind of
+ * connection that never exists here (master, replica, slave); -1 unknown. */
+static int client_type(const uint8_t *p, size_t n)
+{
+    static const char *const types[] = {"normal", "pubsub", "master", "replica", "slave"};
+    for (int t = 0; t < 5; t++)
+        if (eq_ci(p, n, types[t]))
+            return t < 2 ? t + 1 : 3;
+    return -1;
 }
 
 struct list_ctx {
@@ -1931,12 +1957,7 @@ static int cmd_client_info(struct ctx *x, const struct cmd *cmd)
         struct list_ctx l = {&line, s, cmd->name, 0, ids, 0, 0};
         uint32_t i = 2;
         if (ARGC > 3 && eq_ci(ARG(2), LEN(2), "type")) {
-            static const char *const types[] = {"normal", "pubsub", "master", "replica", "slave"};
-            l.type = -1;
-            for (int t = 0; t < 5 && l.type < 0; t++)
-                if (eq_ci(ARG(3), LEN(3), types[t]))
-                    l.type = t < 2 ? t + 1 : 3;
-            if (l.type < 0)
+            if ((l.type = client_type(ARG(3), LEN(3))) < 0)
                 return local_err_arg(x, "-ERR Unknown client type '", 3, 128);
             i = 4;
         }
@@ -1964,6 +1985,118 @@ static int cmd_client_info(struct ctx *x, const struct cmd *cmd)
                            : resp_put_bulk(x->out, line.data, line.len);
     rabia_buf_free(&line);
     return rc ? -ENOMEM : RESP_LOCAL;
+}
+
+struct kill_ctx {
+    const struct resp_session *self;
+    const struct resp_clients *view;
+    int type; /* as list_ctx's */
+    uint64_t id;
+    const uint8_t *addr, *laddr, *user;
+    size_t addr_len, laddr_len, user_len;
+    bool skipme;
+    uint32_t killed;
+    bool self_killed;
+};
+
+static bool str_is(const char *s, const uint8_t *p, size_t n)
+{
+    return strlen(s) == n && memcmp(s, p, n) == 0;
+}
+
+static void kill_one(void *arg, const struct resp_session *s)
+{
+    struct kill_ctx *k = arg;
+    bool pubsub = s->nsubs || s->npsubs;
+    if ((k->skipme && s == k->self) || k->type == 3 || (k->type == 1 && pubsub) || (k->type == 2 && !pubsub))
+        return;
+    if ((k->id && (s->id & INT64_MAX) != k->id) || (k->addr && !str_is(s->addr, k->addr, k->addr_len)) ||
+        (k->laddr && !str_is(s->laddr, k->laddr, k->laddr_len)) ||
+        (k->user && !str_is(s->user && s->user[0] ? s->user : "default", k->user, k->user_len)))
+        return;
+    k->killed++;
+    if (s == k->self)
+        k->self_killed = true; /* after its reply */
+    else if (k->view && k->view->kill)
+        k->view->kill(k->view->ctx, s);
+}
+
+/* CLIENT KILL ip:port (+OK or "No such client"), or CLIENT KILL with
+ * filters ADDR, LADDR, ID, TYPE, USER, SKIPME (the number closed), as
+ * Redis 7.0 with its errors. Closing the caller (SKIPME no, or the old
+ * form naming it) closes it after this reply. */
+static int cmd_client_kill(struct ctx *x, const struct cmd *cmd)
+{
+    const struct resp_session *s = x->s;
+    struct kill_ctx k = {.self = s, .view = s->clients, .skipme = true};
+    bool old = ARGC == 3;
+    if (old) {
+        k.addr = ARG(2);
+        k.addr_len = LEN(2);
+        k.skipme = false;
+    }
+    for (uint32_t i = 2; !old && i < ARGC; i += 2) {
+        if (i + 1 >= ARGC)
+            return local_err(x, "ERR syntax error");
+        const uint8_t *v = ARG(i + 1);
+        size_t vn = LEN(i + 1);
+        if (eq_ci(ARG(i), LEN(i), "id")) {
+            int64_t id;
+            if (!rabia_kv_parse_int(v, vn, &id) || id <= 0)
+                return local_err(x, "ERR client-id should be greater than 0");
+            k.id = (uint64_t)id;
+        } else if (eq_ci(ARG(i), LEN(i), "type")) {
+            if ((k.type = client_type(v, vn)) < 0)
+                return local_err_arg(x, "-ERR Unknown client type '", i + 1, 128);
+        } else if (eq_ci(ARG(i), LEN(i), "addr")) {
+            k.addr = v;
+            k.addr_len = vn;
+        } else if (eq_ci(ARG(i), LEN(i), "laddr")) {
+            k.laddr = v;
+            k.laddr_len = vn;
+        } else if (eq_ci(ARG(i), LEN(i), "user")) {
+            bool exists = s->clients && s->clients->user_exists ? s->clients->user_exists(s->clients->ctx, v, vn)
+                                                                 : eq_ci(v, vn, "default") && vn == 7;
+            if (!exists)
+                return local_err_arg(x, "-ERR No such user '", i + 1, 128);
+            k.user = v;
+            k.user_len = vn;
+        } else if (eq_ci(ARG(i), LEN(i), "skipme")) {
+            if (eq_ci(v, vn, "yes"))
+                k.skipme = true;
+            else if (eq_ci(v, vn, "no"))
+                k.skipme = false;
+            else
+                return local_err(x, "ERR syntax error");
+        } else {
+            return local_err(x, "ERR syntax error");
+        }
+    }
+    if (s->clients && s->clients->each)
+        s->clients->each(s->clients->ctx, kill_one, &k);
+    else
+        kill_one(&k, s);
+    int rc;
+    if (old)
+        rc = k.killed ? resp_put_simple(x->out, "OK") : resp_put_error(x->out, "ERR No such client");
+    else
+        rc = resp_put_int(x->out, k.killed);
+    if (rc)
+        return -ENOMEM;
+    return k.self_killed ? RESP_QUIT : RESP_LOCAL;
+}
+
+/* CLIENT NO-EVICT ON|OFF: this connection is never the one closed for
+ * maxmemory-clients (its memory still counts), as Redis 7.0's. */
+static int cmd_client_no_evict(struct ctx *x, const struct cmd *cmd)
+{
+    if (eq_ci(ARG(2), LEN(2), "on"))
+        x->s->no_evict = true;
+    else if (eq_ci(ARG(2), LEN(2), "off"))
+        x->s->no_evict = false;
+    else
+        return local_err(x, "ERR syntax error");
+    return local_ok(x);
 }
 
 /* Redis 7.2's CLIENT SETINFO (redis-py and go-redis send it on connect):

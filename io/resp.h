@@ -236,12 +236,19 @@ struct resp_client_stats {
     char flags[8];            /* beyond x (MULTI) and P (subscribed): b = blocked; "" = none */
 };
 /* Optional (resp_session.clients): the server's view of its connections.
- * Without it CLIENT LIST shows only the calling connection, with zeros. */
+ * Without it CLIENT LIST shows only the calling connection, with zeros,
+ * and CLIENT KILL finds no other. */
 struct resp_clients {
     void *ctx;
     void (*stats)(void *ctx, const struct resp_session *s, struct resp_client_stats *out);
     /* calls fn(arg, session) for every client connection, the caller's included */
     void (*each)(void *ctx, void (*fn)(void *arg, const struct resp_session *s), void *arg);
+    /* may be NULL: CLIENT KILL closes s (never the caller: it closes after
+     * its reply, RESP_QUIT), from inside each's fn; s stays valid until
+     * each returns */
+    void (*kill)(void *ctx, const struct resp_session *s);
+    /* may be NULL (only "default" exists): CLIENT KILL USER's name is a user */
+    bool (*user_exists)(void *ctx, const uint8_t *name, size_t len);
 };
 
 struct resp_session {
@@ -276,6 +283,7 @@ struct resp_session {
     struct rabia_buf qkinds; /* their enum resp3_kind, one byte each */
     uint32_t qcap;
     struct rabia_buf name;   /* CLIENT SETNAME; len 0 = no name */
+    bool no_evict;           /* CLIENT NO-EVICT ON: never closed for maxmemory-clients */
     char addr[64];      /* optional, shown by CLIENT INFO ("" = unknown) */
     char laddr[64];
     /* set by the caller: HELLO's AUTH user pass was checked by it (the

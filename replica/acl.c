@@ -314,11 +314,16 @@ const char *acl_auth_result_text(enum acl_auth_result r)
 }
 
 /* Categories of the commands whose flags do not say (Redis 7.0's COMMAND
- * INFO "acl_categories" for them). */
+ * INFO "acl_categories" for them), a subcommand's own before its command's:
+ * CLIENT LIST and KILL are @admin as in Redis (they show and close other
+ * users' connections), CLIENT ID or SETNAME are not. */
 static const struct {
     const char *name;
     uint32_t cats;
 } named_cats[] = {
+    {"client|list", ACL_CAT_SLOW | ACL_CAT_CONNECTION | ACL_CAT_ADMIN | ACL_CAT_DANGEROUS},
+    {"client|kill", ACL_CAT_SLOW | ACL_CAT_CONNECTION | ACL_CAT_ADMIN | ACL_CAT_DANGEROUS},
+    {"client|no-evict", ACL_CAT_SLOW | ACL_CAT_CONNECTION | ACL_CAT_ADMIN | ACL_CAT_DANGEROUS},
     {"ping", ACL_CAT_FAST | ACL_CAT_CONNECTION},
     {"echo", ACL_CAT_FAST | ACL_CAT_CONNECTION},
     {"select", ACL_CAT_FAST | ACL_CAT_CONNECTION},
@@ -355,7 +360,12 @@ uint32_t acl_categories(const char *fullname, bool readonly, bool write, bool fa
     memcpy(top, fullname, tl);
     top[tl] = 0;
     bool named = false;
-    for (size_t i = 0; i < sizeof named_cats / sizeof named_cats[0]; i++)
+    for (size_t i = 0; i < sizeof named_cats / sizeof named_cats[0] && !named; i++)
+        if (!strcmp(named_cats[i].name, fullname)) { /* a subcommand of its own */
+            c |= named_cats[i].cats;
+            named = true;
+        }
+    for (size_t i = 0; i < sizeof named_cats / sizeof named_cats[0] && !named; i++)
         if (!strcmp(named_cats[i].name, top)) {
             c |= named_cats[i].cats;
             named = true;

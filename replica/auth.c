@@ -192,6 +192,12 @@ void replica_auth_destroy(struct rabia_replica *r)
     r->auth = NULL;
 }
 
+bool replica_auth_user_exists(const struct rabia_replica *r, const uint8_t *name, size_t n)
+{
+    if (n == 7 && memcmp(name, "default", 7) == 0) return true;
+    return r->auth && acl_find(&r->auth->acl, name, n) >= 0;
+}
+
 uint64_t replica_auth_failures(const struct rabia_replica *r)
 {
     return r->auth ? __atomic_load_n(&r->auth->failures, __ATOMIC_RELAXED) : 0;

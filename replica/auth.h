@@ -67,6 +67,8 @@ void replica_auth_destroy(struct rabia_replica *r);
 int replica_auth_check_config(const struct rabia_replica_config *c, char *err, size_t errlen);
 /* Failed authentications so far (peers and clients): rabia_auth_failures_total. */
 uint64_t replica_auth_failures(const struct rabia_replica *r);
+/* A user of that name exists (CLIENT KILL USER): "default" always. */
+bool replica_auth_user_exists(const struct rabia_replica *r, const uint8_t *name, size_t n);
 /* May the native client on ci take a backup? A backup holds every key and
  * session, so with users configured only an authenticated user with +@all
  * and allkeys may; false fills why (NOAUTH / NOPERM text). */

@@ -666,6 +666,7 @@ void replica_clients_memory_check(struct rabia_replica *r)
         size_t most = 0;
         for (FOR_LIVE(r, k)) {
             if ((k->kind != CK_RESP && k->kind != CK_CLIENT) || k->closing) continue; /* closed: freed soon */
+            if (k->kind == CK_RESP && k->rs.no_evict) continue; /* CLIENT NO-EVICT ON: counted, never closed */
             size_t m = replica_client_memory(k, NULL, NULL);
             if (m > most) {
                 most = m;
@@ -726,7 +727,22 @@ static void each_client(void *ctx, void (*fn)(void *arg, const struct resp_sessi
         if (k->kind == CK_RESP && !k->closing) fn(arg, &k->rs);
 }
 
+/* CLIENT KILL: closed as if the client had gone (its requests in flight
+ * are answered to nobody and its session closed through the log); the live
+ * list keeps it until io/ has closed it, so each_client's walk goes on. */
+static void kill_client(void *ctx, const struct resp_session *s)
+{
+    struct rabia_replica *r = ctx;
+    struct conn *k = (struct conn *)((const char *)s - offsetof(struct conn, rs));
+    RABIA_ASSERT(k >= r->conns && k < r->conns + MAX_CONNS && k->kind == CK_RESP);
+    r->clients_killed++;
+    replica_conn_close(r, k->c);
+}
+
+static bool user_exists(void *ctx, const uint8_t *name, size_t n) { return replica_auth_user_exists(ctx, name, n); }
+
 void replica_resp_clients_init(struct rabia_replica *r)
 {
-    r->resp_clients = (struct resp_clients){.ctx = r, .stats = client_stats, .each = each_client};
+    r->resp_clients = (struct resp_clients){
+        .ctx = r, .stats = client_stats, .each = each_client, .kill = kill_client, .user_exists = user_exists};
 }

@@ -203,6 +203,7 @@ struct rabia_replica {
     uint64_t client_memory;   /* all client connections' heap bytes: the last full check, plus
                                  what replica_client_grew saw change since */
     uint64_t clients_evicted; /* closed for maxmemory-clients */
+    uint64_t clients_killed;  /* closed by CLIENT KILL */
     uint64_t clients_mem_check_us, clients_mem_forced_us;
     struct log_budget evict_log;
     struct resp_clients resp_clients; /* CLIENT LIST's view of the RESP connections (clients.c) */

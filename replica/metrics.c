@@ -616,6 +616,9 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
     scalar(b, "rabia_clients_evicted_total", "counter",
            "Client connections closed because all clients together held more than maxmemory-clients.",
            (double)r->clients_evicted);
+    scalar(b, "rabia_clients_killed_total", "counter",
+           "Client connections closed by another's CLIENT KILL (one that kills itself is not counted).",
+           (double)r->clients_killed);
     struct rio_stats rs;
     rio_loop_stats(r->loop, &rs);
     scalar(b, "rabia_network_receive_bytes_total", "counter", "Bytes received on every connection.",

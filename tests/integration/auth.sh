@@ -6,7 +6,8 @@
 #     (missing, world-readable, too short secret; a bad ACL rule: file:line;
 #     also by rabiad --check-config);
 #   - RESP: one connection's command sequence (NOAUTH, unknown command,
-#     HELLO without AUTH, WRONGPASS, NOPERM for a command and for keys, MULTI
+#     HELLO without AUTH, WRONGPASS, NOPERM for a command and for keys (and
+#     CLIENT LIST, KILL and NO-EVICT for a user without @admin), MULTI
 #     with a refused command, ACL WHOAMI, RESET...) answers byte for byte as
 #     a real redis-server 7.0.15 with the same users; the failed AUTHs are
 #     logged with the address and user and counted in INFO (auth_failures);
@@ -44,6 +45,7 @@ user ro on >ropw ~* +@read +@connection
 user app on >apppw ~app:* +@all
 user off1 off >offpw ~* +@all
 user onlyread on >p ~* +@read
+user ops on >opspw ~* +@all -@admin
 EOF
 export RABIA_PASSWORD=defpw # rabia-cli (lib.sh's status and convergence checks)
 export RABIA_EXTRA_ARGS="--cluster-secret-file=$D/secret --requirepass=defpw --acl-file=$D/users.acl"
@@ -104,7 +106,8 @@ EOF
 printf '%s\r\n' 'GET x' 'FOO' 'HELLO 3' 'ACL WHOAMI' 'MULTI' 'AUTH wrong' 'AUTH nosuchuser x' 'AUTH a b c' \
   'AUTH ro ropw' 'SET a 1' 'GET auth:none' 'PING' 'MULTI' 'ACL WHOAMI' 'AUTH app apppw' 'SET app:1 x' \
   'SET other:1 x' 'MGET app:1 other:1' 'WATCH other:1' 'WATCH app:1' 'UNWATCH' 'MULTI' 'SET app:2 y' 'SET other:2 y' 'EXEC' 'ACL WHOAMI' \
-  'AUTH default defpw' 'ACL WHOAMI' 'AUTH off1 offpw' 'HELLO 3 AUTH ro bad' 'ACL WHOAMI' 'AUTH onlyread p' \
+  'AUTH default defpw' 'ACL WHOAMI' 'AUTH ops opspw' 'CLIENT LIST' 'CLIENT KILL ID 999' 'CLIENT NO-EVICT on' \
+  'CLIENT INFO x' 'AUTH default defpw' 'AUTH off1 offpw' 'HELLO 3 AUTH ro bad' 'ACL WHOAMI' 'AUTH onlyread p' \
   'PING' 'HELLO 4 AUTH app wrong' 'RESET' 'GET app:1' 'QUIT' >"$D/seq.txt"
 t0=$(date +%s%N)
 got=$(python3 "$D/raw.py" "$P1" 1 <"$D/seq.txt")
@@ -139,6 +142,12 @@ app\r\n
 +OK\r\n
 $7\r\n
 default\r\n
++OK\r\n
+-NOPERM this user has no permissions to run the '"'"'client|list'"'"' command\r\n
+-NOPERM this user has no permissions to run the '"'"'client|kill'"'"' command\r\n
+-NOPERM this user has no permissions to run the '"'"'client|no-evict'"'"' command\r\n
+-ERR wrong number of arguments for '"'"'client|info'"'"' command\r\n
++OK\r\n
 -WRONGPASS invalid username-password pair or user is disabled.\r\n
 -WRONGPASS invalid username-password pair or user is disabled.\r\n
 $7\r\n

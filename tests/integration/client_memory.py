@@ -5,6 +5,7 @@ together (used by client_memory.sh).
     client_memory.py inputs RESP_PORT BUDGET_BYTES
     client_memory.py nonreader RESP_PORT BUDGET_BYTES
     client_memory.py idle RESP_PORT BUDGET_BYTES
+    client_memory.py kill RESP_PORT BUDGET_BYTES
 
 Prints one line per check ('ok ...' or 'FAIL ...') and exits 1 if any
 failed.
@@ -208,6 +209,58 @@ def idle(port, budget):
         s.close()
 
 
+def closed_within(s, secs):
+    deadline = time.time() + secs
+    while time.time() < deadline:
+        if closed_now(s):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def call(s, *args):
+    s.setblocking(True)
+    s.sendall(bulk(*args))
+    return read_reply(s)
+
+
+def kill(port, budget):
+    """CLIENT KILL closes the connections its filters name (another's by
+    ID, the subscribers by TYPE, itself with SKIPME no after the reply);
+    CLIENT NO-EVICT ON keeps a connection from being closed for
+    maxmemory-clients while another is."""
+    a, b, c = (socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3))
+    ida, idb = (int(call(x, b"CLIENT", b"ID")[1:-2]) for x in (a, b))
+    check(call(c, b"SUBSCRIBE", b"news").startswith(b"*3\r\n"), "a subscriber")
+    check(call(a, b"CLIENT", b"KILL", b"ID", b"%d" % idb) == b":1\r\n" and closed_within(b, 2),
+          "CLIENT KILL ID: :1, that connection closed")
+    check(call(a, b"CLIENT", b"KILL", b"TYPE", b"pubsub") == b":1\r\n" and closed_within(c, 2),
+          "CLIENT KILL TYPE pubsub: :1, the subscriber closed")
+    check(call(a, b"CLIENT", b"KILL", b"ID", b"%d" % ida) == b":0\r\n" and call(a, b"PING") == b"+PONG\r\n",
+          "CLIENT KILL of itself with SKIPME yes (the default): :0, still served")
+    check(call(a, b"CLIENT", b"KILL", b"127.0.0.1:1") == b"-ERR No such client\r\n", "CLIENT KILL ip:port of nobody")
+    check(call(a, b"CLIENT", b"KILL", b"ID", b"%d" % ida, b"SKIPME", b"no") == b":1\r\n" and closed_within(a, 2),
+          "CLIENT KILL of itself with SKIPME no: :1, then closed")
+    # NO-EVICT: e holds more than the whole budget; f, an ordinary one, is closed instead
+    before = int(info(port).get("evicted_clients", "-1"))
+    e, f = (socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2))
+    check(call(e, b"CLIENT", b"NO-EVICT", b"on") == b"+OK\r\n", "CLIENT NO-EVICT on")
+    f.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nf\r\n$60000000\r\n" + b"f" * 4000000)
+    time.sleep(0.2)
+    e.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\ne\r\n$60000000\r\n")
+    chunk = b"e" * 1000000
+    for _ in range(40):
+        e.sendall(chunk)
+    f_closed = closed_within(f, 5)
+    e_kept = not closed_now(e)
+    e.close()  # (while it holds 40 MB, every other connection is closed as it comes: INFO's too)
+    f.close()
+    wait_total_under(port, budget, 5)
+    evicted = int(info(port).get("evicted_clients", "-1")) - before
+    check(f_closed and e_kept and evicted >= 1, f"past the budget with a no-evict client holding 40 MB: the other "
+          f"closed ({evicted} evicted), the no-evict one kept")
+
+
 def main():
     cmd, port, budget = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     if cmd == "inputs":
@@ -216,6 +269,8 @@ def main():
         nonreader(port, budget)
     elif cmd == "idle":
         idle(port, budget)
+    elif cmd == "kill":
+        kill(port, budget)
     else:
         sys.exit(f"unknown command {cmd}")
     sys.exit(1 if it_check.failures else 0)

@@ -13,7 +13,11 @@
 #   - 100 idle connections hold at most 16 KiB each (CLIENT LIST tot-mem,
 #     INFO mem_clients_normal), and one that pipelined 4000 GETs goes back
 #     under that once idle (its ring of reply slots and input buffer);
-#   - /metrics carries rabia_client_memory_bytes and
+#   - CLIENT KILL closes what its filters name (ID, TYPE pubsub, itself
+#     with SKIPME no, after its reply; rabia_clients_killed_total counts the
+#     two others); a CLIENT NO-EVICT connection holding
+#     more than the budget is kept while an ordinary one is closed;
+#   - /metrics carries rabia_client_memory_bytes, rabia_clients_killed_total and
 #     rabia_clients_evicted_total;
 #   - a bad value is refused with the key named.
 # Afterwards the three serve and converge.
@@ -52,11 +56,15 @@ expect_match "replica 1 logs its replies as the cause" \
 say "what an idle connection holds"
 py idle "$(resp_port 1)" "$budget"
 
+say "CLIENT KILL and CLIENT NO-EVICT"
+py kill "$(resp_port 1)" "$budget"
+
 say "metrics"
 m=$(curl -fsS "http://127.0.0.1:$((RABIA_METRICS_BASE + 1))/metrics")
-expect_match "rabia_clients_evicted_total" "$(grep '^rabia_clients_evicted_total ' <<<"$m")" '^rabia_clients_evicted_total [4-9]$'
+expect_match "rabia_clients_evicted_total" "$(grep '^rabia_clients_evicted_total ' <<<"$m")" '^rabia_clients_evicted_total ([4-9]|[1-9][0-9])$'
 expect_match "rabia_client_memory_limit_bytes" "$(grep '^rabia_client_memory_limit_bytes ' <<<"$m")" "^rabia_client_memory_limit_bytes $budget\$"
 expect_match "rabia_client_memory_bytes" "$(grep '^rabia_client_memory_bytes ' <<<"$m")" '^rabia_client_memory_bytes [0-9]+$'
+expect_match "rabia_clients_killed_total" "$(grep '^rabia_clients_killed_total ' <<<"$m")" '^rabia_clients_killed_total 2$'
 
 say "afterwards"
 all_alive 3

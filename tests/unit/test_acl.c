@@ -187,6 +187,20 @@ static void test_permissions(void)
     CHECK(!acl_cmd_allowed(&A, u, "config|set", acl_categories("config|set", 0, 0, 0, 0)));
     CHECK(acl_cmd_allowed(&A, u, "client|info", acl_categories("client|info", 0, 0, 0, 0)));
     CHECK(!acl_cmd_allowed(&A, u, "get", acl_categories("get", 1, 0, 1, 0)));
+    /* CLIENT LIST, KILL and NO-EVICT are @admin @dangerous (Redis 7.0's
+     * COMMAND INFO), CLIENT INFO and ID are not: a user without @admin may
+     * not see or close other users' connections */
+    CHECK_EQ(parse("user ops on >p ~* +@all -@admin", err, sizeof err), 0);
+    u = acl_find(&A, (const uint8_t *)"ops", 3);
+    static const char *const admin[] = {"client|list", "client|kill", "client|no-evict"};
+    for (int i = 0; i < 3; i++) {
+        uint32_t c = acl_categories(admin[i], 0, 0, 0, 0);
+        CHECK((c & ACL_CAT_ADMIN) && (c & ACL_CAT_DANGEROUS) && (c & ACL_CAT_CONNECTION) && (c & ACL_CAT_SLOW));
+        CHECK(!acl_cmd_allowed(&A, u, admin[i], c));
+    }
+    CHECK(acl_cmd_allowed(&A, u, "client|info", acl_categories("client|info", 0, 0, 0, 0)));
+    CHECK(acl_cmd_allowed(&A, u, "client|id", acl_categories("client|id", 0, 0, 0, 0)));
+    CHECK_EQ(acl_categories("client|id", 0, 0, 0, 0), ACL_CAT_SLOW | ACL_CAT_CONNECTION);
 }
 
 static void test_native_ops(void)

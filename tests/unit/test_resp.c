@@ -1114,7 +1114,9 @@ static void test_session_byte_limits(void)
  * connection's line, with the figures the server gives; CLIENT INFO only
  * the caller's; without a view, the caller's line with zeros. */
 struct fake_clients {
-    struct resp_session *all[2];
+    struct resp_session *all[3]; /* the first NULL ends them */
+    const struct resp_session *killed[8];
+    int n_killed;
 };
 
 static void fake_stats(void *ctx, const struct resp_session *s, struct resp_client_stats *out)
@@ -1130,7 +1132,19 @@ static void fake_stats(void *ctx, const struct resp_session *s, struct resp_clie
 static void fake_each(void *ctx, void (*fn)(void *arg, const struct resp_session *s), void *arg)
 {
     struct fake_clients *f = ctx;
-    for (int i = 0; i < 2; i++) fn(arg, f->all[i]);
+    for (int i = 0; i < 3 && f->all[i]; i++) fn(arg, f->all[i]);
+}
+
+static void fake_kill(void *ctx, const struct resp_session *s)
+{
+    struct fake_clients *f = ctx;
+    if (f->n_killed < 8) f->killed[f->n_killed++] = s;
+}
+
+static bool fake_user_exists(void *ctx, const uint8_t *name, size_t n)
+{
+    (void)ctx;
+    return (n == 7 && !memcmp(name, "default", 7)) || (n == 3 && !memcmp(name, "app", 3));
 }
 
 static void test_client_list(void)
@@ -1141,7 +1155,7 @@ static void test_client_list(void)
     resp_session_init(&b, 2, 0);
     CHECK_EQ(RUN_CMD(&a, "CLIENT LIST", &r), RESP_LOCAL); /* no view: its own line, zeros */
     CHECK(memmem(r.reply.data, r.reply.len, " qbuf=0 ", 8) && memmem(r.reply.data, r.reply.len, " tot-mem=0 ", 11));
-    struct fake_clients f = {{&a, &b}};
+    struct fake_clients f = {.all = {&a, &b}};
     struct resp_clients view = {.ctx = &f, .stats = fake_stats, .each = fake_each};
     a.clients = b.clients = &view;
     CHECK_EQ(RUN_CMD(&b, "GET k", &r), RESP_REPLICATE); /* its last command */
@@ -1168,6 +1182,72 @@ static void test_client_list(void)
     CHECK(memmem(r.reply.data, r.reply.len, " cmd=client|info ", 17) != NULL);
     resp_session_free(&a);
     resp_session_free(&b);
+    run_free(&r);
+}
+
+/* CLIENT KILL's two forms, filters and errors as redis-server 7.0.15's
+ * (checked against it), through a fake view that records what it closed;
+ * CLIENT NO-EVICT and its flag. */
+static void test_client_kill(void)
+{
+    struct resp_session a, b, c;
+    struct run r = {0};
+    resp_session_init(&a, 1, 0);
+    resp_session_init(&b, 2, 0);
+    resp_session_init(&c, 3, 0);
+    snprintf(a.addr, sizeof a.addr, "10.0.0.1:1000");
+    snprintf(b.addr, sizeof b.addr, "10.0.0.2:2000");
+    snprintf(c.addr, sizeof c.addr, "10.0.0.3:3000");
+    c.user = "app";
+    c.nsubs = 1; /* a subscriber */
+    struct fake_clients f = {.all = {&a, &b, &c}};
+    struct resp_clients view = {.ctx = &f, .stats = fake_stats, .each = fake_each, .kill = fake_kill,
+                                .user_exists = fake_user_exists};
+    a.clients = b.clients = c.clients = &view;
+    /* errors (and nothing closed) */
+    EXPECT_LOCAL(&a, "CLIENT KILL 1.2.3.4:5", "-ERR No such client\r\n");
+    EXPECT_LOCAL(&a, "CLIENT KILL ID", "-ERR No such client\r\n"); /* the old form: an address "ID" */
+    EXPECT_LOCAL(&a, "CLIENT KILL ID x", "-ERR client-id should be greater than 0\r\n");
+    EXPECT_LOCAL(&a, "CLIENT KILL ID 0", "-ERR client-id should be greater than 0\r\n");
+    EXPECT_LOCAL(&a, "CLIENT KILL TYPE nosuch", "-ERR Unknown client type 'nosuch'\r\n");
+    EXPECT_LOCAL(&a, "CLIENT KILL USER nosuch", "-ERR No such user 'nosuch'\r\n");
+    EXPECT_LOCAL(&a, "CLIENT KILL SKIPME maybe", "-ERR syntax error\r\n");
+    EXPECT_LOCAL(&a, "CLIENT KILL FOO bar", "-ERR syntax error\r\n");
+    EXPECT_LOCAL(&a, "CLIENT KILL ID 2 TYPE", "-ERR syntax error\r\n");
+    EXPECT_LOCAL(&a, "CLIENT KILL MAXAGE 5", "-ERR syntax error\r\n"); /* Redis 7.4's, not 7.0's */
+    CHECK_EQ(f.n_killed, 0);
+    /* filters that match nobody */
+    EXPECT_LOCAL(&a, "CLIENT KILL ID 999", ":0\r\n");
+    EXPECT_LOCAL(&a, "CLIENT KILL TYPE master", ":0\r\n");
+    EXPECT_LOCAL(&a, "CLIENT KILL LADDR 1.2.3.4:5", ":0\r\n");
+    EXPECT_LOCAL(&a, "CLIENT KILL USER default ADDR 10.0.0.3:3000", ":0\r\n"); /* c is "app" */
+    EXPECT_LOCAL(&a, "CLIENT KILL ID 1", ":0\r\n");                           /* itself: SKIPME yes */
+    CHECK_EQ(f.n_killed, 0);
+    /* matches */
+    EXPECT_LOCAL(&a, "CLIENT KILL TYPE pubsub", ":1\r\n");
+    CHECK(f.n_killed == 1 && f.killed[0] == &c);
+    EXPECT_LOCAL(&a, "CLIENT KILL 10.0.0.2:2000", "+OK\r\n"); /* the old form */
+    CHECK(f.n_killed == 2 && f.killed[1] == &b);
+    EXPECT_LOCAL(&a, "CLIENT KILL USER app TYPE normal", ":0\r\n");
+    EXPECT_LOCAL(&a, "CLIENT KILL type NORMAL", ":1\r\n"); /* b (the fake does not remove it) */
+    /* itself: closed after its reply, never through the view */
+    f.n_killed = 0;
+    CHECK_EQ(RUN_CMD(&a, "CLIENT KILL ID 1 SKIPME no", &r), RESP_QUIT);
+    CHECK(r.reply.len == 4 && memcmp(r.reply.data, ":1\r\n", 4) == 0);
+    CHECK_EQ(RUN_CMD(&a, "CLIENT KILL 10.0.0.1:1000", &r), RESP_QUIT);
+    CHECK(r.reply.len == 5 && memcmp(r.reply.data, "+OK\r\n", 5) == 0);
+    CHECK_EQ(f.n_killed, 0);
+    /* NO-EVICT */
+    EXPECT_LOCAL(&b, "CLIENT NO-EVICT maybe", "-ERR syntax error\r\n");
+    EXPECT_LOCAL(&b, "CLIENT NO-EVICT on", "+OK\r\n");
+    CHECK(b.no_evict);
+    CHECK_EQ(RUN_CMD(&b, "CLIENT INFO", &r), RESP_LOCAL);
+    CHECK(memmem(r.reply.data, r.reply.len, " flags=be ", 10) != NULL); /* the fake says b; e: no-evict */
+    EXPECT_LOCAL(&b, "CLIENT NO-EVICT OFF", "+OK\r\n");
+    CHECK(!b.no_evict);
+    resp_session_free(&a);
+    resp_session_free(&b);
+    resp_session_free(&c);
     run_free(&r);
 }
 
@@ -1761,6 +1841,7 @@ int main(void)
     RUN(test_pubsub);
     RUN(test_session_byte_limits);
     RUN(test_client_list);
+    RUN(test_client_kill);
     RUN(test_blocking_and_db);
     RUN(test_resp3_hello);
     RUN(test_resp3_local);
