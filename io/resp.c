@@ -1282,6 +1282,7 @@ static int cmd_reset(struct ctx *x, const struct cmd *cmd)
     unsubscribe_all(x->s);
     x->s->db = 0;
     x->s->proto = 2;
+    x->s->no_evict = false; /* as Redis 7.0's RESET */
     rabia_buf_clear(&x->s->name);
     return resp_put_simple(x->out, "RESET") ? -ENOMEM : RESP_LOCAL;
 }

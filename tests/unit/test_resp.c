@@ -1245,6 +1245,9 @@ static void test_client_kill(void)
     CHECK(memmem(r.reply.data, r.reply.len, " flags=be ", 10) != NULL); /* the fake says b; e: no-evict */
     EXPECT_LOCAL(&b, "CLIENT NO-EVICT OFF", "+OK\r\n");
     CHECK(!b.no_evict);
+    EXPECT_LOCAL(&b, "CLIENT NO-EVICT on", "+OK\r\n");
+    EXPECT_LOCAL(&b, "RESET", "+RESET\r\n"); /* RESET turns it off, as Redis's */
+    CHECK(!b.no_evict);
     resp_session_free(&a);
     resp_session_free(&b);
     resp_session_free(&c);
