@@ -61,7 +61,7 @@ static int tx_open(void *ctx, uint8_t to, uint64_t *slot, uint64_t *total)
                             "written (the newest at slot %" PRIu64 ", the log starts at %" PRIu64
                             "): this load moves more than log-retain %u slots while a snapshot is written, so "
                             "replica %u cannot catch up. Raise log-retain to cover the slots of a snapshot and "
-                            "a transfer (INFO's slot rate times their seconds)",
+                            "a transfer (the rate of INFO's slots_decided times their seconds)",
                             to + 1, pe->tx_stale_runs, newest, first, r->cfg.log_retain, to + 1);
             }
         }
