@@ -2057,7 +2057,7 @@ static int cmd_client_kill(struct ctx *x, const struct cmd *cmd)
             k.laddr_len = vn;
         } else if (eq_ci(ARG(i), LEN(i), "user")) {
             bool exists = s->clients && s->clients->user_exists ? s->clients->user_exists(s->clients->ctx, v, vn)
-                                                                 : eq_ci(v, vn, "default") && vn == 7;
+                                                                 : str_is("default", v, vn);
             if (!exists)
                 return local_err_arg(x, "-ERR No such user '", i + 1, 128);
             k.user = v;

@@ -130,7 +130,7 @@ void replica_backup_request(struct rabia_replica *r, uint32_t ci)
 static bool source_ready(struct rabia_replica *r, struct backup_tx *t)
 {
     if (!r->wal) {
-        bool busy = r->snap_out_readers > 0 || snapstream_sending(&r->xfer);
+        bool busy = replica_snap_out_busy(r);
         if (!r->snap_out.len || r->snap_out_slot < t->want) {
             if (busy && r->snap_out.len) return false; /* others read the older copy: wait for them */
             /* O(state) in the loop, as transfer.c's for peers with durability = memory */

@@ -308,6 +308,9 @@ void replica_resp_start_drain(struct rabia_replica *r, uint32_t ci);
 /* transfer.c */
 void replica_transfers_init(struct rabia_replica *r);
 void replica_send_snapshot(void *ctx, uint8_t to); /* node env.snapshot_to */
+/* durability = memory: snap_out is read by a transfer to a peer or a backup
+ * (a fresh copy waits until none does) */
+bool replica_snap_out_busy(const struct rabia_replica *r);
 /* metrics.c: the registry, /metrics and /health, INFO (metrics.h) */
 #include "metrics.h"
 /* backup.c: rabia-cli backup (BACKUP_REQ) and rabiad --restore */

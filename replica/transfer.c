@@ -27,8 +27,7 @@ static int tx_open(void *ctx, uint8_t to, uint64_t *slot, uint64_t *total)
     struct rabia_replica *r = ctx;
     struct peer *pe = &r->peers[to];
     if (!r->wal) {
-        bool busy = r->snap_out_readers > 0 || snapstream_sending(&r->xfer); /* backups (backup.c) read it too */
-        if (!busy || !r->snap_out.len) {
+        if (!replica_snap_out_busy(r) || !r->snap_out.len) {
             rabia_buf_clear(&r->snap_out);
             if (rabia_rsm_snapshot(r->rsm, &r->snap_out)) {
                 replica_log(r, RABIA_LOG_ERROR, "snapshot for a peer: out of memory");
@@ -51,9 +50,9 @@ static int tx_open(void *ctx, uint8_t to, uint64_t *slot, uint64_t *total)
          * is written (log-retain too small for this load), and the peer
          * would never get one (measured: log-retain 16 at 150 k SET/s, a
          * 128 MiB state; bench/README.md, transfer_load.sh) */
+        uint64_t now = rio_turn_us();
         if (newest && newest > pe->tx_stale_snap) {
             pe->tx_stale_snap = newest;
-            uint64_t now = rio_now_us();
             if (++pe->tx_stale_runs >= 3 && now - pe->tx_stale_warn_us >= 60000000u) {
                 pe->tx_stale_warn_us = now;
                 replica_log(r, RABIA_LOG_WARN,
@@ -68,7 +67,6 @@ static int tx_open(void *ctx, uint8_t to, uint64_t *slot, uint64_t *total)
         /* ... and a snapshot after snapshot (each a fork and a write of the
          * whole state) cost the cluster 9 in 10 of its writes while none
          * could help: past 3 stale ones, ask for one every 30 s at most */
-        uint64_t now = rio_now_us();
         if (pe->tx_stale_runs >= 3 && now - pe->tx_stale_snap_us < 30000000u) return -EAGAIN;
         pe->tx_stale_snap_us = now;
         durable_snapshot_soon(&r->dur);
@@ -233,7 +231,7 @@ static void xfer_note(void *ctx, int level, const char *msg) { replica_log(ctx, 
 static uint64_t xfer_now(void *ctx)
 {
     (void)ctx;
-    return rio_now_us();
+    return rio_turn_us(); /* the loop turn's: no clock read per turn for the transfers */
 }
 
 void replica_transfers_init(struct rabia_replica *r)
@@ -259,3 +257,8 @@ void replica_transfers_init(struct rabia_replica *r)
 }
 
 void replica_send_snapshot(void *ctx, uint8_t to) { snapstream_want(&((struct rabia_replica *)ctx)->xfer, to); }
+
+bool replica_snap_out_busy(const struct rabia_replica *r)
+{
+    return r->snap_out_readers > 0 || snapstream_sending(&r->xfer);
+}
