@@ -18,6 +18,7 @@
 #include "resp.h"
 #include "rsm.h"
 #include "snapfile.h"
+#include "hello.h"
 #include "snapstream.h"
 
 #define MAX_CONNS 4096
@@ -35,11 +36,6 @@
 #define CONNS_KEPT_FOR_PEERS 128u
 #define PEER_HELLO_TIMEOUT_US 10000000u
 #define PEER_HELLO_MAX_FRAME 4096u
-/* A HELLO's incarnation is its replica's first start's wall clock in us plus
- * its restarts (persist/incarnation.c); one further ahead of this machine's
- * clock than this is refused: taken as is, a forged HELLO announcing
- * 2^64-1 had every later HELLO of the real replica refused as older. */
-#define PEER_INCARNATION_AHEAD_US (86400ull * 1000000u)
 #define WAITERS_CAP (1u << 16)     /* requests waiting for their slot, per replica */
 #define RESP_MAX_PENDING 4096      /* replies queued per RESP connection */
 /* The ring of reply slots starts this small and doubles up to
@@ -148,8 +144,7 @@ struct app_op {
 struct peer {
     uint32_t out;            /* conn index or UINT32_MAX */
     bool out_ready;
-    uint32_t in;             /* conn index or UINT32_MAX */
-    uint64_t in_incarnation;
+    /* the incoming connection and the newest incarnation: r->hello (hello.h) */
     uint64_t redial_at_us;
     uint64_t backoff_us;
     /* snapshot transfers (transfer.c over snapstream.c, whose state says
@@ -246,6 +241,7 @@ struct rabia_replica {
     struct rabia_buf pump_op;  /* replica_resp_pump's encoded op, kept: no allocation per pump */
     bool in_pump;              /* pump_op in use (replica_resp_pump does not nest) */
     struct snapstream xfer;  /* snapshot transfers in both directions, the rules (snapstream.h) */
+    struct hello_rules hello; /* peers' incoming connections and incarnations, the rules (hello.h) */
     /* snapshot transfers out: memory mode serializes the state once into
      * snap_out and every peer's transfer reads it; wal mode reads snapshot
      * files (an open fd per transfer) */

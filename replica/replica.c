@@ -263,26 +263,25 @@ static void dial(struct rabia_replica *r, uint8_t p)
 void replica_peer_in_install(struct rabia_replica *r, uint32_t ci, uint8_t from, uint64_t incarnation)
 {
     struct conn *k = &r->conns[ci];
-    struct peer *pe = &r->peers[from];
     RABIA_ASSERT(k->kind == CK_PEER_IN_HELLO && from < r->cfg.n && from != r->self);
-    if (incarnation < pe->in_incarnation) { /* a newer one came in meanwhile */
+    struct hello_taken t = hello_take(&r->hello, from, incarnation, ci);
+    if (t.refused) { /* a newer one came in meanwhile */
         replica_log(r, RABIA_LOG_WARN, "refusing replica %u: incarnation %" PRIu64 " is older than %" PRIu64,
-                    from + 1, incarnation, pe->in_incarnation);
+                    from + 1, incarnation, r->hello.peer[from].incarnation);
         replica_conn_close(r, k->c);
         return;
     }
-    if (pe->in != UINT32_MAX) {
+    if (t.drop != HELLO_NO_CONN) {
         /* the older connection goes first, with whatever it had unread */
-        struct conn *old = &r->conns[pe->in];
+        struct conn *old = &r->conns[t.drop];
+        RABIA_ASSERT(old->kind == CK_PEER_IN && old->peer == from);
         replica_log(r, RABIA_LOG_INFO, "replica %u reconnected (incarnation %" PRIu64 "): dropping its old connection",
              from + 1, incarnation);
         old->kind = CK_PEER_IN_HELLO; /* stop delivering its frames */
         replica_conn_close(r, old->c);
     }
-    if (incarnation > pe->in_incarnation && pe->in_incarnation)
+    if (t.restarted)
         replica_log(r, RABIA_LOG_INFO, "replica %u restarted (incarnation %" PRIu64 ")", from + 1, incarnation);
-    pe->in = ci;
-    pe->in_incarnation = incarnation;
     k->kind = CK_PEER_IN;
     k->peer = from;
 }
@@ -368,48 +367,16 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
     if (k->kind == CK_PEER_IN_HELLO) {
         char who[64] = "?";
         rio_conn_peer(k->c, who, sizeof who);
-        if (m->type != RABIA_MSG_HELLO) {
-            CONN_REFUSE(r, "refusing %s: first frame is %s, not HELLO", who, rabia_msg_type_name(m->type));
-            replica_conn_close(r, k->c);
-            return;
-        }
-        if (m->u64 != r->cluster_id) {
-            CONN_REFUSE(r,
-                 "refusing %s: cluster id %016" PRIx64 " is not ours (%016" PRIx64 "): check its members list",
-                 who, m->u64, r->cluster_id);
-            replica_conn_close(r, k->c);
-            return;
-        }
-        if (m->value != RABIA_PROTOCOL_VERSION) {
-            CONN_REFUSE(r, "refusing %s: protocol version %u, we speak %u", who, m->value,
-                 RABIA_PROTOCOL_VERSION);
-            replica_conn_close(r, k->c);
-            return;
-        }
-        if (m->from >= r->cfg.n || m->from == r->self) {
-            CONN_REFUSE(r, "refusing %s: claims replica id %u", who, m->from + 1);
+        uint64_t wall = wall_us();
+        enum hello_verdict v = hello_check(&r->hello, m, wall);
+        if (v != HELLO_OK) {
+            char why[400];
+            hello_refusal(&r->hello, v, m, wall, why, sizeof why);
+            CONN_REFUSE(r, "refusing %s: %s", who, why);
             replica_conn_close(r, k->c);
             return;
         }
         if (!replica_tls_check_hello(r, k->c, m->from, who)) { /* tls-peers: the certificate's id */
-            replica_conn_close(r, k->c);
-            return;
-        }
-        uint64_t wall = wall_us();
-        if (m->u64b > wall + PEER_INCARNATION_AHEAD_US) {
-            CONN_REFUSE(r,
-                        "refusing %s: replica %u announces incarnation %" PRIu64 ", %" PRIu64 " s ahead of this "
-                        "machine's clock; an incarnation is the replica's first start's wall clock in microseconds "
-                        "plus its restarts, so one of the two clocks is off by over a day (fix it), or this is not "
-                        "that replica",
-                        who, m->from + 1, m->u64b, (m->u64b - wall) / 1000000u);
-            replica_conn_close(r, k->c);
-            return;
-        }
-        struct peer *pe = &r->peers[m->from];
-        if (m->u64b < pe->in_incarnation) {
-            CONN_REFUSE(r, "refusing %s: replica %u incarnation %" PRIu64 " is older than %" PRIu64, who,
-                 m->from + 1, m->u64b, pe->in_incarnation);
             replica_conn_close(r, k->c);
             return;
         }
@@ -607,11 +574,8 @@ static void h_close(void *ctx, struct rio_conn *c, int err)
             pe->redial_at_us = rio_now_us() + pe->backoff_us;
         }
     } else if (k->kind == CK_PEER_IN) {
-        struct peer *pe = &r->peers[k->peer];
-        if (pe->in == ci) {
-            pe->in = UINT32_MAX;
+        if (hello_closed(&r->hello, k->peer, ci))
             snapstream_link_closed(&r->xfer, k->peer); /* its chunks came on this connection */
-        }
     } else if (k->kind == CK_HTTP) {
         metrics_http_closed(r, ci);
     } else if (k->kind == CK_RESP && k->next_seq > 1) {
@@ -836,8 +800,9 @@ static void close_io(struct rabia_replica *r)
     if (l) rio_loop_destroy(l); /* on_close runs for every connection */
     r->l_peer = r->l_client = r->l_resp = r->l_metrics = NULL;
     for (int p = 0; p < RABIA_MAX_REPLICAS; p++) {
-        r->peers[p].out = r->peers[p].in = UINT32_MAX;
+        r->peers[p].out = UINT32_MAX;
         r->peers[p].out_ready = false;
+        r->hello.peer[p].conn = HELLO_NO_CONN;
     }
 }
 
@@ -871,13 +836,14 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     r->sm = sm;
     r->self = (uint8_t)(cfg->id - 1);
     r->cluster_id = cfg->cluster_id ? cfg->cluster_id : derive_cluster_id(cfg);
+    hello_init(&r->hello, r->cluster_id, cfg->n, r->self);
     r->maxmem_clients = maxmem_clients_resolve(cfg);
     replica_resp_clients_init(r);
     pthread_mutex_init(&r->app_mu, NULL);
     pthread_mutex_init(&r->wake_mu, NULL);
     pthread_mutex_init(&r->st_mu, NULL);
     for (int p = 0; p < RABIA_MAX_REPLICAS; p++) {
-        r->peers[p].out = r->peers[p].in = UINT32_MAX;
+        r->peers[p].out = UINT32_MAX;
         r->peers[p].tx_fd = -1;
     }
     r->conns = calloc(MAX_CONNS, sizeof(*r->conns));

@@ -30,6 +30,7 @@
 #include <xxhash.h>
 
 #include "codec.h"
+#include "hello.h"
 #include "invariant.h"
 #include "kv.h"
 #include "linearize.h"
@@ -64,6 +65,8 @@
 #define SIM_BUG_REPLY_EARLY (1u << 21) /* decided slots applied (and answered) before they are durable */
 #define SIM_BUG_FORGET_REF (1u << 22)  /* the log releases an own BATCH record a DECIDED_REF still needs */
 #define SIM_BUG_FRAME_NOREF (1u << 23) /* a connection holds a shared frame without a reference of its own */
+#define SIM_BUG_KEEP_OLD_LINK (1u << 24) /* a new life's HELLO leaves its old connection delivering (hello.c) */
+#define SIM_CLUSTER_ID 0x51AC1u         /* what HELLO announces */
 
 enum mix_flags { M_JITTER = 1, M_LINKS = 2, M_PARTITION = 4, M_CRASH = 8, M_PAUSE = 16 };
 static const struct {
@@ -400,6 +403,9 @@ struct node {
     struct rabia_buf xfer_src[MAX_N];
     struct rabia_buf xfer_file[MAX_N];
     uint64_t xfer_epoch[MAX_N];
+    /* peers' incoming connections and incarnations: replica/hello.c's
+     * rules, as rabiad keeps them (a fresh table each life) */
+    struct hello_rules hello;
     struct rabia_stats acc; /* stats of earlier lives */
 };
 
@@ -474,6 +480,7 @@ struct world {
     uint64_t link_last[MAX_N][MAX_N]; /* FIFO: last delivery time a->b */
     uint64_t link_base[MAX_N][MAX_N];
     uint64_t heard[MAX_N][MAX_N];     /* newest life of b that a heard from */
+    uint32_t conn_seq;                /* names connections for hello.c */
     /* snapshot chunk bytes sent a->b on connection `epoch`, not yet delivered */
     struct {
         uint64_t epoch, bytes;
@@ -1719,6 +1726,8 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     }
     cfg.recovering = recovering;
     cfg.bugs = w->cfg.bugs & 0xFFFF;
+    hello_init(&nd->hello, SIM_CLUSTER_ID, w->cfg.n, i);
+    nd->hello.bugs = (w->cfg.bugs & SIM_BUG_KEEP_OLD_LINK) ? HELLO_BUG_KEEP_OLD : 0;
     struct node_cfg nc = {.self = i, .n = w->cfg.n, .sm = &TSM, .waiters_cap = WAITERS};
     nc.rsm = (struct rabia_rsm_config){.max_sessions = w->res->sessions, .max_reply_bytes = 1024};
     batcher_cfg_default(&nc.batch);
@@ -1773,10 +1782,42 @@ static void acc_stats(struct rabia_stats *a, const struct rabia_stats *s)
     if (s->max_phase > a->max_phase) a->max_phase = s->max_phase;
 }
 
+/* The connection b dialed to a ends (a reset, a cut, a new one replacing
+ * it): a's HELLO rules forget it; what it held is never delivered (the
+ * caller moves link_epoch[b][a] on). */
+static void link_closed(struct world *w, uint8_t a, uint8_t b)
+{
+    struct node *na = &w->nodes[a];
+    if (na->alive) (void)hello_closed(&na->hello, b, hello_conn(&na->hello, b));
+}
+
+/* a takes the HELLO of b's new connection, by replica/hello.c's rules as
+ * rabiad does: what b's connection before it held is discarded, unread,
+ * when the rules say so (the persistence contract's rule 3). */
+static void take_hello(struct world *w, uint8_t a, uint8_t b)
+{
+    struct node *na = &w->nodes[a], *nb = &w->nodes[b];
+    struct rabia_msg m = {.type = RABIA_MSG_HELLO, .from = b, .u64 = SIM_CLUSTER_ID, .u64b = nb->incarnation,
+                          .value = RABIA_PROTOCOL_VERSION};
+    uint64_t wall = env_wall_ms(na) * 1000u;
+    enum hello_verdict v = hello_check(&na->hello, &m, wall);
+    if (v != HELLO_OK) {
+        char why[400];
+        hello_refusal(&na->hello, v, &m, wall, why, sizeof why);
+        fail(w, "replica %u refused the HELLO of replica %u life %" PRIu64 ": %s", a, b, nb->incarnation, why);
+        return;
+    }
+    struct hello_taken t = hello_take(&na->hello, b, nb->incarnation, ++w->conn_seq);
+    if (t.refused) fail(w, "replica %u refused replica %u's life %" PRIu64 " as older", a, b, nb->incarnation);
+    if (t.drop != HELLO_NO_CONN) w->link_epoch[b][a]++;
+}
+
 /* Reopen the connection a-b: a new epoch, so nothing of the old one is
- * delivered any more (the persistence contract's rule 3). */
+ * delivered any more. */
 static void reconnect(struct world *w, uint8_t a, uint8_t b)
 {
+    link_closed(w, a, b);
+    link_closed(w, b, a);
     w->link_epoch[a][b]++;
     w->link_epoch[b][a]++;
     push(w, w->now + rnd_range(100, 2 * MS), E_CONNECT, a, b, w->link_epoch[a][b], 0);
@@ -1785,6 +1826,8 @@ static void reconnect(struct world *w, uint8_t a, uint8_t b)
 static void cut(struct world *w, uint8_t a, uint8_t b)
 {
     w->link_up[a][b] = w->link_up[b][a] = false;
+    link_closed(w, a, b);
+    link_closed(w, b, a);
     w->link_epoch[a][b]++;
     w->link_epoch[b][a]++;
     struct rabia_event ev = {.type = RABIA_EV_PEER_DOWN};
@@ -1830,7 +1873,10 @@ static void crash(struct world *w, uint8_t i, uint8_t keep)
     for (uint8_t j = 0; j < w->cfg.n; j++) {
         if (j == i) continue;
         w->link_epoch[j][i]++;
-        if (!((keep >> j) & 1)) w->link_epoch[i][j]++;
+        if (!((keep >> j) & 1)) { /* reset: j's end closes */
+            link_closed(w, j, i);
+            w->link_epoch[i][j]++;
+        }
     }
     w->res->crashes++;
     if (w->cfg.durable) {
@@ -2165,8 +2211,8 @@ static void dispatch(struct world *w, struct ev *e)
             break;
         }
         if (e->x != w->link_epoch[from][to]) break; /* connection it came on is gone */
-        if (e->y < w->heard[to][from]) { /* the simulator's own duty (rule 3) */
-            fail(w, "simulator: replica %u got a message of replica %u's life %" PRIu64 " after hearing life %" PRIu64,
+        if (e->y < w->heard[to][from]) { /* rule 3, kept by replica/hello.c's rules */
+            fail(w, "rule 3: replica %u got a message of replica %u's life %" PRIu64 " after hearing life %" PRIu64,
                  to, from, e->y, w->heard[to][from]);
             break;
         }
@@ -2251,9 +2297,11 @@ static void dispatch(struct world *w, struct ev *e)
         if (e->x != w->link_epoch[a][b] || partitioned[a][b]) break;
         if (!w->nodes[a].alive || !w->nodes[b].alive) break;
         if (node_event_deferred(w, e, a) || node_event_deferred(w, e, b)) return;
-        /* y: b is a new life; a drops what is left of b's old connection
-         * before it hears the new one (rule 3) */
-        if (e->y) w->link_epoch[b][a]++;
+        /* each takes the other's HELLO: a new life's replaces the
+         * connection of the life before it, which a peer the crash did not
+         * reset still held (rule 3, replica/hello.c) */
+        take_hello(w, a, b);
+        take_hello(w, b, a);
         w->heard[a][b] = w->nodes[b].incarnation;
         w->heard[b][a] = w->nodes[a].incarnation;
         w->link_up[a][b] = w->link_up[b][a] = true;
@@ -2353,6 +2401,9 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
     }
     g_invariant_armed = true;
     for (uint8_t i = 0; i < n; i++) start_node(w, i, false);
+    for (uint8_t a = 0; a < n; a++) /* the links are up from the start: each said HELLO */
+        for (uint8_t b = 0; b < n; b++)
+            if (a != b) take_hello(w, a, b);
     w->next_cid = 1;
     for (uint32_t k = 0; k < w->n_clients; k++) {
         struct client *c = &w->clients[k];
@@ -2581,6 +2632,7 @@ int main(int argc, char **argv)
             else if (!strcmp(v, "reply-early")) base.bugs |= SIM_BUG_REPLY_EARLY;
             else if (!strcmp(v, "forget-ref")) base.bugs |= SIM_BUG_FORGET_REF;
             else if (!strcmp(v, "frame-noref")) base.bugs |= SIM_BUG_FRAME_NOREF;
+            else if (!strcmp(v, "keep-old-link")) base.bugs |= SIM_BUG_KEEP_OLD_LINK;
             else {
                 fprintf(stderr, "unknown bug '%s'\n", v);
                 return 2;
