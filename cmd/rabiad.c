@@ -69,6 +69,8 @@ static void usage(FILE *f)
             "                    largest are closed (default 10%% of RAM; N%%, bytes, 1gb; 0 = no limit)\n"
             "  reply-cache-bytes replies kept for retries, all sessions together (default 67108864)\n"
             "  log-retain        decided slots kept for peers that fall behind (default 1024)\n"
+            "  transfer-rate     bytes/s all snapshot transfers to peers may send together\n"
+            "                    (default 0 = no cap; e.g. 64mb; at least 1mb)\n"
             "  retransmit-ms     resend stalled consensus messages after (default 20)\n"
             "  log-level         error | warn | info | debug (default info)\n"
             "\n"

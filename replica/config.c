@@ -108,9 +108,28 @@ static int set_path(char *dst, size_t cap, const char *key, const char *v, char 
     return 0;
 }
 
+/* Bytes with an optional k/kb/m/mb/g/gb suffix (as redis.conf: 1k = 1000,
+ * 1kb = 1024), at most 2^50. */
+static int parse_bytes(const char *v, uint64_t *out)
+{
+    size_t n = strlen(v), d = 0;
+    char num[32];
+    if (!n || n >= sizeof num) return -1;
+    while (d < n && isdigit((unsigned char)v[d])) d++;
+    static const struct { const char *s; uint64_t mul; } units[] = {
+        {"", 1}, {"k", 1000}, {"kb", 1024}, {"m", 1000000}, {"mb", 1u << 20}, {"g", 1000000000}, {"gb", 1u << 30}};
+    uint64_t mul = 0, x;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcasecmp(v + d, units[i].s)) mul = units[i].mul;
+    memcpy(num, v, d);
+    num[d] = 0;
+    if (!d || !mul || parse_u64(num, 0, (1ull << 50) / mul, &x)) return -1;
+    *out = x * mul;
+    return 0;
+}
+
 /* maxmemory-clients: "0" (no limit), "N%" of physical memory (1..100), or
- * bytes with an optional k/kb/m/mb/g/gb suffix (as redis.conf: 1k = 1000,
- * 1kb = 1024), at least 1 MiB: less would close ordinary clients. */
+ * bytes (parse_bytes), at least 1 MiB: less would close ordinary clients. */
 static int set_maxmemory_clients(struct rabia_replica_config *c, const char *v, char *err, size_t errlen)
 {
     size_t n = strlen(v);
@@ -125,19 +144,11 @@ static int set_maxmemory_clients(struct rabia_replica_config *c, const char *v, 
         c->maxmemory_clients = 0;
         return 0;
     }
-    size_t d = 0;
-    while (d < n && isdigit((unsigned char)v[d])) d++;
-    static const struct { const char *s; uint64_t mul; } units[] = {
-        {"", 1}, {"k", 1000}, {"kb", 1024}, {"m", 1000000}, {"mb", 1u << 20}, {"g", 1000000000}, {"gb", 1u << 30}};
-    uint64_t mul = 0, x;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (!strcasecmp(v + d, units[i].s)) mul = units[i].mul;
-    memcpy(num, v, d);
-    num[d] = 0;
-    if (!d || !mul || parse_u64(num, 0, (1ull << 50) / mul, &x))
+    uint64_t x;
+    if (parse_bytes(v, &x))
         ERR("maxmemory-clients = '%s': use 0 (no limit), N%% of memory (e.g. 10%%) or bytes (e.g. 1gb)", v);
-    if (x && x * mul < (1u << 20)) ERR("maxmemory-clients = '%s': at least 1mb (or 0 for no limit)", v);
-    c->maxmemory_clients = x * mul;
+    if (x && x < (1u << 20)) ERR("maxmemory-clients = '%s': at least 1mb (or 0 for no limit)", v);
+    c->maxmemory_clients = x;
     c->maxmemory_clients_pct = 0;
     return 0;
 }
@@ -234,6 +245,12 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
         if (parse_u64(v, 16, 1u << 20, &x))
             ERR("log-retain = '%s': must be 16..1048576 (decided slots kept for peers that fall behind)", v);
         c->log_retain = (uint32_t)x;
+    } else if (!strcmp(k, "transfer-rate")) {
+        /* at least one 1 MiB chunk a second: a receiver drops a transfer
+         * that moved nothing for 30 s */
+        if (parse_bytes(v, &x) || (x && x < (1u << 20)))
+            ERR("transfer-rate = '%s': use 0 (no cap) or bytes per second of at least 1mb (e.g. 64mb)", v);
+        c->transfer_rate = x;
     } else if (!strcmp(k, "retransmit-ms")) {
         if (parse_u64(v, 1, 60000, &x)) ERR("retransmit-ms = '%s': must be 1..60000", v);
         c->retransmit_ms = (uint32_t)x;
@@ -383,6 +400,7 @@ void rabia_replica_config_print(const struct rabia_replica_config *c, void *file
             c->batch_max_reqs, c->batch_timeout_us, c->window, c->policy ? "classes" : "global");
     fprintf(f, "cluster-id %" PRIu64 "\nmax-sessions %u\nreply-cache-bytes %" PRIu64 "\nlog-retain %u\nretransmit-ms %u\nlog-level %s\n",
             c->cluster_id, c->max_sessions, c->reply_cache_bytes, c->log_retain, c->retransmit_ms, lv[c->log_level & 3]);
+    fprintf(f, "transfer-rate %" PRIu64 "\n", c->transfer_rate);
     fprintf(f, "durability %s\nwal-segment-bytes %" PRIu64 "\nmax-log-size %" PRIu64 "\nsnapshot-interval-s %u\n",
             c->durability == RABIA_DURABILITY_MEMORY ? "memory" : "wal", c->wal_segment_bytes, c->max_log_size,
             c->snapshot_interval_s);

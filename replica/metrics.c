@@ -574,6 +574,11 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
            (double)r->xfer.st.declined);
     scalar(b, "rabia_state_transfers_stopped_total", "counter",
            "Snapshot transfers to peers stopped because the peer declined them.", (double)r->xfer.st.stopped);
+    scalar(b, "rabia_state_transfer_rate_waits_total", "counter",
+           "Snapshot chunks that waited for transfer-rate's cap.", (double)r->xfer.st.rate_waits);
+    scalar(b, "rabia_state_transfers_rate_lifted_total", "counter",
+           "Snapshot transfers sent at full speed: at transfer-rate they would arrive further behind than "
+           "log-retain keeps.", (double)r->xfer.st.rate_lifted);
     uint64_t al, ae, ad;
     replica_audit_counts(r, &al, &ae, &ad);
     scalar(b, "rabia_audit_log_lines_total", "counter", "Lines written to the audit log (audit-log).", (double)al);
@@ -931,9 +936,10 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
         put(b, "snapshots_installed:%" PRIu64 "\r\nstate_transfers_sent:%" PRIu64
                "\r\nstate_transfer_sent_bytes:%" PRIu64 "\r\nstate_transfers_stopped:%" PRIu64
                "\r\nstate_transfers_received:%" PRIu64 "\r\nstate_transfers_declined:%" PRIu64
-               "\r\nstate_transfers_dropped:%" PRIu64 "\r\n",
+               "\r\nstate_transfers_dropped:%" PRIu64 "\r\nstate_transfer_rate:%" PRIu64
+               "\r\nstate_transfer_rate_waits:%" PRIu64 "\r\nstate_transfer_rate_lifted:%" PRIu64 "\r\n",
             r->xfer.st.installed, r->xfer.st.sent, r->xfer.st.bytes_sent, r->xfer.st.stopped, r->xfer.st.received,
-            r->xfer.st.declined, r->xfer.st.dropped);
+            r->xfer.st.declined, r->xfer.st.dropped, r->xfer.cfg.rate, r->xfer.st.rate_waits, r->xfer.st.rate_lifted);
     }
     if (sect(b, "Stats", want, wn)) {
         struct rio_stats rs;

@@ -1045,7 +1045,8 @@ int rabia_replica_run(struct rabia_replica *r)
         for (uint8_t p = 0; p < r->cfg.n; p++)
             if (p != r->self && r->peers[p].out == UINT32_MAX && r->peers[p].redial_at_us < next)
                 next = r->peers[p].redial_at_us;
-        snapstream_turn(&r->xfer);
+        uint64_t xfer_due = snapstream_turn(&r->xfer); /* a chunk held by transfer-rate */
+        if (xfer_due && xfer_due < next) next = xfer_due;
         replica_backup_pump(r);
         replica_kv_sweep(r, now);
         metrics_tick(r, now);

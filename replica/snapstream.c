@@ -30,6 +30,10 @@ void snapstream_init(struct snapstream *s, const struct snapstream_cfg *cfg, con
     RABIA_ASSERT(n >= 1 && n <= RABIA_MAX_REPLICAS && self < n);
     RABIA_ASSERT(cfg->chunk > 0 && cfg->per_turn >= cfg->chunk && cfg->queued > 0 && cfg->max > 0 &&
                  cfg->stall_us > 0 && cfg->yield_us > 0 && cfg->decline_backoff_us > 0);
+    /* a capped sender still sends a chunk well within the receiver's stall
+     * limit, and rate * 1 s cannot overflow (refill) */
+    RABIA_ASSERT(!cfg->rate || (cfg->rate <= SNAPSTREAM_RATE_MAX &&
+                                (uint64_t)cfg->chunk * 1000000u / cfg->rate < cfg->stall_us / 2));
     RABIA_ASSERT(env->now_us && env->note && env->link_ready && env->link_pending && env->source_open &&
                  env->source_read && env->source_close && env->send && env->space_free && env->file_begin &&
                  env->file_append && env->file_commit && env->file_abort && env->install);
@@ -41,6 +45,77 @@ void snapstream_init(struct snapstream *s, const struct snapstream_cfg *cfg, con
 }
 
 void snapstream_set_node(struct snapstream *s, struct rabia_node *node) { s->node = node; }
+
+/* The rate cap: a token bucket shared by every transfer out of this
+ * replica. It holds at most a twentieth of a second's bytes, or one chunk
+ * if that is more, so a transfer that waited sends no burst beyond that. */
+static uint64_t rate_burst(const struct snapstream *s)
+{
+    uint64_t b = s->cfg.rate / 20;
+    return b > s->cfg.chunk ? b : s->cfg.chunk;
+}
+
+/* The slots this replica applies per second, sustained: the lower of the
+ * last two windows of at least a second each (the rate cap's forecast
+ * below). A burst, such as the null slots a rejoining replica's horizon
+ * makes its peers decide, is not taken for the load. */
+static void slot_rate_update(struct snapstream *s, uint64_t now, uint64_t applied)
+{
+    if (!s->win_us || applied < s->win_slot) { /* first turn, or a snapshot installed below it */
+        s->win_us = now;
+        s->win_slot = applied;
+        return;
+    }
+    if (now - s->win_us < 1000000u) return;
+    uint64_t r = (applied - s->win_slot) * 1000000u / (now - s->win_us);
+    s->slot_rate = r < s->win_last ? r : s->win_last;
+    s->win_last = r;
+    s->win_us = now;
+    s->win_slot = applied;
+}
+
+/* Whether holding peer p's transfer to the cap would bring its snapshot to
+ * the peer too far behind to catch up: at the slot rate measured, more
+ * than 3/4 of log-retain slots past the snapshot by the time its last byte
+ * leaves. The peer would install it, find the slots after it gone from
+ * every peer's retained log, and need another snapshot, at the same rate,
+ * for ever (bench/transfer_load.sh: 512 MiB at 16 MiB/s under 100 k SET/s).
+ * Such a transfer goes at full speed, with one line saying why. */
+static bool rate_lifted(struct snapstream *s, uint8_t p, uint64_t applied)
+{
+    struct snapstream_tx *t = &s->tx[p];
+    if (t->uncapped) return true;
+    if (!s->cfg.log_retain) return false;
+    uint64_t left = t->total - t->off;
+    uint64_t more = s->slot_rate * (left / s->cfg.rate) + s->slot_rate * (left % s->cfg.rate) / s->cfg.rate;
+    uint64_t behind = (applied > t->slot ? applied - t->slot : 0) + more;
+    if (behind <= s->cfg.log_retain / 4 * 3) return false;
+    t->uncapped = true;
+    s->st.rate_lifted++;
+    note(s, RABIA_LOG_WARN,
+         "snapshot of slot %" PRIu64 " for replica %u: at transfer-rate %" PRIu64 " bytes/s its last %" PRIu64
+         " bytes take %" PRIu64 " s, and at %" PRIu64 " slots/s it would arrive %" PRIu64 " slots behind, past "
+         "what log-retain (%" PRIu64 ") keeps for its catch-up: sent at full speed (raise log-retain, or "
+         "transfer-rate)",
+         t->slot, p + 1, s->cfg.rate, left, left / s->cfg.rate, s->slot_rate, behind, s->cfg.log_retain);
+    return true;
+}
+
+static void rate_refill(struct snapstream *s, uint64_t now)
+{
+    if (!s->cfg.rate || now <= s->credit_us) return;
+    uint64_t dt = now - s->credit_us;
+    if (dt > 1000000u) dt = 1000000u; /* rate <= SNAPSTREAM_RATE_MAX: no overflow */
+    uint64_t add = s->cfg.rate * dt / 1000000u, cap = rate_burst(s);
+    if (s->credit + add >= cap) { /* full: time beyond it is not saved up */
+        s->credit = cap;
+        s->credit_us = now;
+    } else { /* the time of the bytes credited; a fraction of a byte waits for the next refill */
+        s->credit += add;
+        s->credit_us = now - dt + add * 1000000u / s->cfg.rate;
+    }
+    RABIA_ASSERT(s->credit <= cap && s->credit_us <= now);
+}
 
 static void tx_end(struct snapstream *s, uint8_t p)
 {
@@ -87,7 +162,7 @@ void snapstream_link_closed(struct snapstream *s, uint8_t from)
 
 /* Sending: start a wanted transfer once its source is ready, then chunks
  * while the link takes them. */
-static void tx_pump(struct snapstream *s, uint8_t p)
+static void tx_pump(struct snapstream *s, uint8_t p, uint64_t applied)
 {
     if (!s->tx[p].active && !s->tx[p].wanted) return;
     if (!s->env.link_ready(s->env.ctx, p)) { /* the peer asks again once it is back */
@@ -111,6 +186,14 @@ static void tx_pump(struct snapstream *s, uint8_t p)
            s->env.link_pending(s->env.ctx, p) < s->cfg.queued) {
         uint64_t left = s->tx[p].total - s->tx[p].off;
         uint32_t n = left < s->cfg.chunk ? (uint32_t)left : s->cfg.chunk;
+        bool capped = s->cfg.rate && !rate_lifted(s, p, applied);
+        if (capped && s->credit < n) { /* the cap: wait for the bytes' time */
+            uint64_t wait = (n - s->credit) * 1000000u / s->cfg.rate + 1;
+            if (!s->rate_due || s->credit_us + wait < s->rate_due) s->rate_due = s->credit_us + wait;
+            if (!s->tx[p].held) s->st.rate_waits++; /* once per chunk, however many turns it waits */
+            s->tx[p].held = true;
+            break;
+        }
         char why[512] = "";
         const uint8_t *body = s->env.source_read(s->env.ctx, p, s->tx[p].off, n, why, sizeof why);
         if (!body) {
@@ -123,8 +206,10 @@ static void tx_pump(struct snapstream *s, uint8_t p)
                               .u64 = s->tx[p].off, .u64b = s->tx[p].total, .body = body, .body_len = n};
         s->env.send(s->env.ctx, p, &m);
         s->tx[p].off += n;
+        s->tx[p].held = false;
         sent += n;
         s->st.bytes_sent += n;
+        if (capped) s->credit -= n;
     }
     RABIA_ASSERT(s->tx[p].off <= s->tx[p].total);
     if (s->tx[p].off == s->tx[p].total) tx_end(s, p);
@@ -132,13 +217,25 @@ static void tx_pump(struct snapstream *s, uint8_t p)
 
 static void rx_decline(struct snapstream *s, uint8_t from, uint64_t slot);
 
-void snapstream_turn(struct snapstream *s)
+uint64_t snapstream_turn(struct snapstream *s)
 {
     uint64_t now = s->env.now_us(s->env.ctx);
-    uint64_t applied = s->node ? rabia_rsm_applied(node_rsm(s->node)) : 0;
-    for (uint8_t p = 0; p < s->n; p++) {
+    uint64_t applied = s->env.applied ? s->env.applied(s->env.ctx) : s->node ? rabia_rsm_applied(node_rsm(s->node)) : 0;
+    rate_refill(s, now);
+    slot_rate_update(s, now, applied);
+    s->rate_due = 0;
+    /* under the cap each turn another peer goes first, so that one
+     * transfer does not take every byte while another waits */
+    uint8_t first = 0;
+    if (s->cfg.rate) {
+        s->rr = (uint8_t)((s->rr + 1) % s->n);
+        if (s->rr == s->self) s->rr = (uint8_t)((s->rr + 1) % s->n);
+        first = s->rr;
+    }
+    for (uint8_t k = 0; k < s->n; k++) {
+        uint8_t p = (uint8_t)((first + k) % s->n);
         if (p == s->self) continue;
-        tx_pump(s, p);
+        tx_pump(s, p, applied);
         if (!s->rx[p].active) continue;
         /* now > last: no unsigned wrap when the clock is behind the last chunk */
         if (now > s->rx[p].last_us && now - s->rx[p].last_us >= s->cfg.stall_us) {
@@ -149,6 +246,8 @@ void snapstream_turn(struct snapstream *s)
             rx_decline(s, p, slot);
         }
     }
+    if (!s->rate_due) return 0;
+    return s->rate_due > now ? s->rate_due : now + 1;
 }
 
 /* The transfer of `slot` from `from` is not taken here: its sender stops. */

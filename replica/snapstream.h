@@ -7,7 +7,12 @@
  * has a source (a snapshot file, or a serialized copy of the state), and
  * SNAP_CHUNK messages leave while the peer's link holds less than `queued`
  * bytes, at most `per_turn` bytes per turn: the sender never holds more than
- * a chunk besides its source, and the cluster keeps serving. A link that
+ * a chunk besides its source, and the cluster keeps serving. With `rate`
+ * set, every transfer out of the replica together sends at most that many
+ * bytes a second (a token bucket holding 50 ms of bytes or one chunk),
+ * trading a longer transfer for the cluster's writes while it runs. A
+ * transfer the cap would bring too far behind to catch up from the
+ * retained log (log_retain) goes at full speed instead. A link that
  * goes down ends the transfer; the peer asks again once it is back.
  *
  * Receiving: a chunk at offset 0 starts a transfer (replacing an unfinished
@@ -51,12 +56,18 @@ struct snapstream_cfg {
     uint64_t stall_us; /* an incoming transfer that moved no byte this long is dropped */
     uint64_t yield_us; /* ... and one idle this long gives way to another peer's */
     uint64_t decline_backoff_us; /* a declined sender offers that peer nothing for this long */
+    uint64_t rate;     /* bytes per second for all transfers out of this replica together (0: no cap);
+                          at most SNAPSTREAM_RATE_MAX, and a chunk takes under stall_us / 2 */
+    uint64_t log_retain; /* the core's log-retain: a capped transfer that would arrive further behind
+                            goes at full speed (0: never lifted) */
 };
+#define SNAPSTREAM_RATE_MAX (1ull << 40) /* 1 TiB/s */
 
 struct snapstream_env {
     void *ctx;
     uint64_t (*now_us)(void *ctx);
     void (*note)(void *ctx, int level, const char *msg); /* enum rabia_log_level */
+    uint64_t (*applied)(void *ctx); /* optional (tests): the slot applied, instead of the node's */
     /* sending */
     bool (*link_ready)(void *ctx, uint8_t peer);        /* the link to peer is up (HELLO done) */
     uint64_t (*link_pending)(void *ctx, uint8_t peer);  /* bytes queued on it, not yet taken by the kernel */
@@ -89,12 +100,16 @@ struct snapstream_stats {
                            caught up past it meanwhile) */
     uint64_t declined;  /* transfers from peers declined here (not taken: see above) */
     uint64_t stopped;   /* transfers to peers that they declined, stopped before the end */
+    uint64_t rate_waits; /* chunks that waited for the rate cap */
+    uint64_t rate_lifted; /* transfers sent at full speed: at the cap they would arrive too far behind */
 };
 
 struct snapstream_tx {
     bool wanted, active;
     uint64_t slot, off, total;
     uint64_t quiet_until; /* declined: no transfer to this peer before then */
+    bool held;            /* its next chunk waits for the rate cap (counted once) */
+    bool uncapped;        /* the cap would make it useless: it goes at full speed */
 };
 struct snapstream_rx {
     bool active;
@@ -109,6 +124,12 @@ struct snapstream {
     struct snapstream_tx tx[RABIA_MAX_REPLICAS];
     struct snapstream_rx rx[RABIA_MAX_REPLICAS];
     struct snapstream_stats st;
+    uint64_t credit, credit_us; /* the rate cap's bucket: bytes that may leave, as of credit_us */
+    uint64_t rate_due;          /* this turn: when the bucket holds a waiting chunk (0: none waits) */
+    uint8_t rr;                 /* under the cap: the peer served first this turn */
+    uint64_t slot_rate;         /* slots applied per second, the lower of the last two windows */
+    uint64_t win_us, win_slot;  /* ... the window being measured: its start */
+    uint64_t win_last;          /* ... the rate of the last one */
 };
 
 /* Set up (no allocation). The node may be set later (snapstream_set_node)
@@ -127,9 +148,10 @@ void snapstream_receive(struct snapstream *s, uint8_t from, const struct rabia_m
 /* The link from `from` closed: a transfer from it is dropped (the peer sends
  * it again from the start). */
 void snapstream_link_closed(struct snapstream *s, uint8_t from);
-/* Once per loop turn: start wanted transfers, send what flow control allows,
- * drop stalled incoming ones. */
-void snapstream_turn(struct snapstream *s);
+/* Once per loop turn: start wanted transfers, send what flow control and
+ * the rate cap allow, drop stalled incoming ones. Returns when to run
+ * again for a chunk held by the cap (0: none is). */
+uint64_t snapstream_turn(struct snapstream *s);
 /* A transfer into this replica is active (health: not serving yet). */
 bool snapstream_receiving(const struct snapstream *s, uint8_t *from);
 /* Some transfer out of this replica reads its source. */

@@ -247,7 +247,8 @@ void replica_transfers_init(struct rabia_replica *r)
      * serializes the state for each transfer it starts, so not more often) */
     struct snapstream_cfg c = {.chunk = SNAP_CHUNK, .max = SNAP_MAX, .queued = SNAP_TX_QUEUED,
                                .per_turn = SNAP_TX_TURN, .stall_us = 30000000u, .yield_us = 2000000u,
-                               .decline_backoff_us = 10000000u};
+                               .decline_backoff_us = 10000000u, .rate = r->cfg.transfer_rate,
+                               .log_retain = r->cfg.log_retain};
     struct snapstream_env e = {.ctx = r, .now_us = xfer_now, .note = xfer_note, .link_ready = link_ready,
                                .link_pending = link_pending, .source_open = tx_open, .source_read = tx_read,
                                .source_close = tx_close, .send = link_send, .space_free = rx_space,

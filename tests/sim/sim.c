@@ -127,6 +127,7 @@ struct run_cfg {
     uint32_t snap_every; /* durable: a local snapshot once this many slots were applied past the last one */
     uint32_t seg_recs;   /* durable: log records per segment, the unit the log releases */
     uint32_t xfer_chunk; /* snapshot transfers: bytes per chunk (snapstream.h; rabiad: 1 MiB) */
+    uint64_t xfer_rate;  /* ... bytes per second out of a replica (transfer-rate; 0: no cap) */
 };
 
 struct run_result {
@@ -149,6 +150,7 @@ struct run_result {
     uint64_t frames_shared, frames_copied; /* the nodes' frame pools (env_send_shared) */
     uint64_t xfers, xfer_chunks, xfer_dropped, xfer_stopped; /* snapshot transfers started, chunks delivered,
                                                               dropped, stopped by a decline */
+    uint64_t xfer_rate_waits, xfer_rate_lifted; /* chunks held by the rate cap; transfers it let go */
     uint32_t sessions;      /* max_sessions used */
     uint32_t clients;
     uint64_t events;
@@ -1061,6 +1063,8 @@ static void node_count(struct world *w, struct node *nd)
     w->res->xfers += nd->xfer.st.sent;
     w->res->xfer_dropped += nd->xfer.st.dropped;
     w->res->xfer_stopped += nd->xfer.st.stopped;
+    w->res->xfer_rate_waits += nd->xfer.st.rate_waits;
+    w->res->xfer_rate_lifted += nd->xfer.st.rate_lifted;
 }
 
 /* The write in flight is on the disk: its decisions go back to the node. */
@@ -1290,7 +1294,8 @@ static void xfer_start(struct world *w, struct node *nd)
 {
     struct snapstream_cfg c = {.chunk = w->cfg.xfer_chunk, .max = 1u << 20, .queued = 8ull * w->cfg.xfer_chunk,
                                .per_turn = 4ull * w->cfg.xfer_chunk, .stall_us = 100 * MS, .yield_us = 20 * MS,
-                               .decline_backoff_us = 20 * MS};
+                               .decline_backoff_us = 20 * MS, .rate = w->cfg.xfer_rate,
+                               .log_retain = w->cfg.log_retain};
     struct snapstream_env e = {.ctx = nd, .now_us = env_now, .note = xfer_note, .link_ready = xfer_link_ready,
                                .link_pending = xfer_link_pending, .source_open = xfer_source_open,
                                .source_read = xfer_source_read, .source_close = xfer_source_close, .send = xfer_send,
@@ -1309,10 +1314,9 @@ static uint64_t xfer_turn(struct world *w, struct node *nd)
     for (uint8_t p = 0; p < w->cfg.n; p++)
         if (nd->xfer.rx[p].active && nd->xfer_epoch[p] != w->link_epoch[p][nd->idx])
             snapstream_link_closed(&nd->xfer, p);
-    snapstream_turn(&nd->xfer);
-    uint64_t due = 0;
+    uint64_t due = snapstream_turn(&nd->xfer); /* a chunk held by the rate cap */
     for (uint8_t p = 0; p < w->cfg.n; p++) {
-        if (nd->xfer.tx[p].active || nd->xfer.tx[p].wanted) due = w->now + 500;
+        if ((nd->xfer.tx[p].active || nd->xfer.tx[p].wanted) && (!due || w->now + 500 < due)) due = w->now + 500;
         uint64_t stall = nd->xfer.rx[p].last_us + nd->xfer.cfg.stall_us;
         if (nd->xfer.rx[p].active && (!due || stall < due)) due = stall;
     }
@@ -2527,6 +2531,11 @@ static void seed_cfg(struct run_cfg *c, uint64_t seed, const struct run_cfg *ove
      * here is 1-40 KB), or one */
     static const uint32_t chunks[4] = {512, 4096, 65536, 1u << 20};
     c->xfer_chunk = chunks[(h >> 48) % 4];
+    /* half the seeds cap transfers (transfer-rate): 256 KiB/s or 2 MiB/s, at
+     * least a chunk per 25 ms (the receiver's stall limit is 100 ms here) */
+    static const uint64_t rates[4] = {0, 0, 256u << 10, 2u << 20};
+    c->xfer_rate = rates[(h >> 56) % 4];
+    if (c->xfer_rate && c->xfer_rate < 40ull * c->xfer_chunk) c->xfer_rate = 40ull * c->xfer_chunk;
 }
 
 static void usage(void)
@@ -2570,7 +2579,7 @@ static void usage(void)
 struct totals {
     uint64_t runs, failed, slots, nulls, fast, own, max_phase, ok, unknown, crashes, restarts, restarts_open,
         hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored, local_snaps, released, restarts_tail,
-        by_ref, frames_shared, frames_copied, xfers, xfer_chunks, xfer_dropped, xfer_stopped;
+        by_ref, frames_shared, frames_copied, xfers, xfer_chunks, xfer_dropped, xfer_stopped, xfer_rate_waits, xfer_rate_lifted;
     uint64_t var_slots[4], var_nulls[4];
 };
 
@@ -2709,6 +2718,8 @@ int main(int argc, char **argv)
             T.xfer_chunks += r.xfer_chunks;
             T.xfer_dropped += r.xfer_dropped;
             T.xfer_stopped += r.xfer_stopped;
+            T.xfer_rate_waits += r.xfer_rate_waits;
+            T.xfer_rate_lifted += r.xfer_rate_lifted;
             if (r.sessions < r.clients) T.tight++;
             if (r.max_phase > T.max_phase) T.max_phase = r.max_phase;
             if (single || r.failed || (!quiet && s % 250 == 0 && mi == 0))
@@ -2749,8 +2760,9 @@ int main(int argc, char **argv)
     printf("frame pools: frames sent shared=%" PRIu64 " copied with the pool exhausted=%" PRIu64 "\n", T.frames_shared,
            T.frames_copied);
     printf("snapshot transfers: started=%" PRIu64 " chunks delivered=%" PRIu64 " dropped on the way=%" PRIu64
-           " stopped by a decline=%" PRIu64 " installed=%" PRIu64 "\n",
-           T.xfers, T.xfer_chunks, T.xfer_dropped, T.xfer_stopped, T.snaps);
+           " stopped by a decline=%" PRIu64 " installed=%" PRIu64 " chunks held by the rate cap=%" PRIu64
+           " transfers it let go at full speed=%" PRIu64 "\n",
+           T.xfers, T.xfer_chunks, T.xfer_dropped, T.xfer_stopped, T.snaps, T.xfer_rate_waits, T.xfer_rate_lifted);
     if (base.durable)
         printf("durable: whole-cluster crashes=%" PRIu64 " torn-writes=%" PRIu64 " damaged-logs=%" PRIu64
                " disk-stalls-and-full=%" PRIu64 " records-restored=%" PRIu64 " local-snapshots=%" PRIu64
