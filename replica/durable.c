@@ -92,12 +92,12 @@ int durable_open(struct durable *d, const struct durable_cfg *cfg, const struct 
                      d->snap_dir, slot, rabia_strerror(rc));
             return rc;
         }
-        d->last_snap_slot = slot;
+        d->sched.last_slot = slot;
     }
     /* 2. the log on top of it (replay.c: the same recovery the simulator runs) */
     d->replay = calloc(1, sizeof(*d->replay)); /* large: not on the stack */
     if (!d->replay) return -ENOMEM;
-    replay_init(d->replay, cfg->self, cfg->window, d->last_snap_slot, rsm);
+    replay_init(d->replay, cfg->self, cfg->window, d->sched.last_slot, rsm);
     return open_log(d, cfg, out, err, errlen);
 }
 
@@ -132,7 +132,7 @@ static int open_log(struct durable *d, const struct durable_cfg *cfg, struct dur
                      "with --rejoin", d->wal_dir, d->snap_dir);
             return -EIO;
         }
-        d->last_snap_slot = 0;
+        d->sched.last_slot = 0;
         out->rejoin = true;
         return -EAGAIN; /* the caller creates a fresh apply layer and opens again */
     }
@@ -141,13 +141,16 @@ static int open_log(struct durable *d, const struct durable_cfg *cfg, struct dur
     out->batch_incarnation = info.batch_incarnation;
     struct rabia_wal_stats ws;
     rabia_wal_stats(d->wal, &ws);
-    d->log_bytes_at_snap = ws.bytes;
+    struct snapsched_cfg sc = {.max_log_bytes = cfg->max_log_size,
+                               .interval_us = (uint64_t)cfg->snapshot_interval_s * 1000000u,
+                               .retry_us = 1000000u}; /* after a failure: at most once a second */
+    snapsched_init(&d->sched, &sc, d->sched.last_slot, ws.bytes);
     fprintf(stderr,
             "rabia: log %s: %" PRIu64 " records in %" PRIu64 " segment(s), %s, block %u; state at slot %" PRIu64
             " (snapshot %" PRIu64 " + %" PRIu64 " decided slots replayed, %" PRIu64 " by reference); %u record(s) of "
             "open slots and own batches to resume%s\n",
             d->wal_dir, info.records, info.segments, info.direct ? "O_DIRECT" : "buffered (development only)",
-            info.block, out->rest.applied, d->last_snap_slot, rp->applied_records, rp->applied_by_ref, out->rest.n,
+            info.block, out->rest.applied, d->sched.last_slot, rp->applied_records, rp->applied_by_ref, out->rest.n,
             info.torn_bytes ? "; a torn last write was cut off" : "");
     return 0;
 }
@@ -270,11 +273,11 @@ void durable_attach(struct durable *d, struct rabia_node *node, struct rio_loop 
 
 void durable_snapshot_adopted(struct durable *d, uint64_t slot)
 {
-    if (slot > d->last_snap_slot) d->last_snap_slot = slot;
+    snapsched_adopted(&d->sched, slot);
     rabia_snapfile_prune(d->snap_dir, 2);
 }
 
-void durable_snapshot_soon(struct durable *d) { d->snap_forced = true; }
+void durable_snapshot_soon(struct durable *d) { snapsched_soon(&d->sched); }
 
 void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64_t keep_batch_seq, bool recovering)
 {
@@ -287,40 +290,32 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
         bool got = d->snap_pipe >= 0 && read(d->snap_pipe, sh, sizeof sh) == (ssize_t)sizeof sh;
         if (d->snap_pipe >= 0) close(d->snap_pipe);
         d->snap_pipe = -1;
-        if (p > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-            d->snapshots_taken++;
-            if (got && sh[0] == d->snap_slot) {
+        bool ok = p > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        uint64_t slot = d->sched.running_slot, began = d->sched.running_us;
+        uint64_t upto = snapsched_finished(&d->sched, ok, now);
+        if (ok) {
+            if (got && sh[0] == slot) {
                 d->hash_slot = sh[0];
                 d->hash_value = sh[1];
             }
-            if (d->snap_slot > d->last_snap_slot) d->last_snap_slot = d->snap_slot;
             rabia_snapfile_prune(d->snap_dir, 2);
             /* the log prefix the snapshot covers goes; the segment holding the
              * newest own batch stays (next_seq survives a restart) */
-            int gone = rabia_wal_release(d->wal, d->last_snap_slot, keep_batch_seq);
+            int gone = rabia_wal_release(d->wal, upto, keep_batch_seq);
             fprintf(stderr,
                     "rabia: snapshot at slot %" PRIu64 " written in %.1f s (fork stalled the loop %" PRIu64
                     " us); %d log segment(s) released\n",
-                    d->snap_slot, (double)(now - d->snap_started_us) / 1e6, d->last_fork_us, gone);
+                    slot, (double)(now - began) / 1e6, d->last_fork_us, gone);
         } else {
-            d->snapshot_failures++;
             fprintf(stderr, "rabia: the snapshot at slot %" PRIu64 " failed (see the message above); retrying later\n",
-                    d->snap_slot);
+                    slot);
         }
-        d->last_snap_us = now;
         return;
     }
     uint64_t applied = rabia_rsm_applied(rsm);
-    /* while recovering the log must keep its first record (it says so) */
-    if (recovering || applied <= d->last_snap_slot) return;
     struct rabia_wal_stats ws;
     rabia_wal_stats(d->wal, &ws);
-    bool by_size = ws.bytes - d->log_bytes_at_snap >= d->cfg.max_log_size || d->snap_forced;
-    bool by_time = d->cfg.snapshot_interval_s &&
-                   now - d->last_snap_us >= (uint64_t)d->cfg.snapshot_interval_s * 1000000u;
-    if (!d->last_snap_us) d->last_snap_us = now; /* the interval counts from the start */
-    if (!by_size && !(by_time && d->last_snap_us != now)) return;
-    if (d->snapshot_failures && now - d->last_snap_us < 1000000u) return; /* after a failure: at most once a second */
+    if (!snapsched_due(&d->sched, applied, ws.bytes, now, recovering)) return; /* snapsched.c: the rule */
     uint64_t t0 = rio_now_us();
     pid_t parent = getpid();
     int pfd[2] = {-1, -1}; /* the child says the state hash back: the loop never hashes a large state */
@@ -352,20 +347,16 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
     if (pfd[1] >= 0) close(pfd[1]);
     d->last_fork_us = rio_now_us() - t0;
     if (d->last_fork_us > d->max_fork_us) d->max_fork_us = d->last_fork_us;
+    snapsched_began(&d->sched, applied, ws.bytes, now);
     if (pid < 0) {
         int e = errno;
         if (pfd[0] >= 0) close(pfd[0]);
-        d->snapshot_failures++;
-        d->last_snap_us = now;
+        (void)snapsched_finished(&d->sched, false, now);
         fprintf(stderr, "rabia: fork for a snapshot: %s\n", strerror(e));
         return;
     }
     d->snap_pid = pid;
     d->snap_pipe = pfd[0];
-    d->snap_forced = false;
-    d->snap_slot = applied;
-    d->snap_started_us = now;
-    d->log_bytes_at_snap = ws.bytes;
 }
 
 bool durable_state_hash(const struct durable *d, uint64_t *slot, uint64_t *hash)
@@ -399,6 +390,6 @@ int durable_status(struct durable *d, char *buf, size_t len)
                     "\r\nsnapshot_in_progress:%d\r\nlast_fork_us:%" PRIu64 "\r\nmax_fork_us:%" PRIu64
                     "\r\ndisk_error:%s\r\n",
                     ws.groups, ws.records, ws.bytes, ws.pad_bytes, ws.bytes_on_disk, ws.segments_released,
-                    ws.segment_waits, d->last_write_us, d->max_write_us, d->snapshots_taken, d->snapshot_failures,
-                    d->last_snap_slot, d->snap_pid > 0, d->last_fork_us, d->max_fork_us, durable_refusal(d));
+                    ws.segment_waits, d->last_write_us, d->max_write_us, d->sched.taken, d->sched.failures,
+                    d->sched.last_slot, d->snap_pid > 0, d->last_fork_us, d->max_fork_us, durable_refusal(d));
 }

@@ -10,8 +10,9 @@
  *    (replay.c), and the records of slots still open are handed back to the
  *    core (node_start);
  *  - snapshots are written by a forked child (the loop does not stall for
- *    a large state) when the log grew by max-log-size or snapshot-interval-s
- *    passed, and the log prefix they cover is released.
+ *    a large state) when snapsched.c says (the log grew by max-log-size,
+ *    snapshot-interval-s passed, one was asked for), and the log prefix
+ *    they cover is released.
  *
  * With durability = memory none of this runs. */
 #ifndef RABIA_REPLICA_DURABLE_H
@@ -25,6 +26,7 @@
 #include "rabia/types.h"
 #include "node.h"
 #include "replay.h"
+#include "snapsched.h"
 #include "rsm.h"
 #include "wal.h"
 
@@ -72,12 +74,7 @@ struct durable {
     pid_t snap_pid;
     int snap_pipe;                 /* read end: the child's (slot, state hash), or -1 */
     uint64_t hash_slot, hash_value;/* the state hash at the newest snapshot (0, 0: none) */
-    uint64_t snap_slot;            /* slot the running child snapshots */
-    uint64_t snap_started_us, last_snap_us;
-    uint64_t log_bytes_at_snap;    /* wal bytes written when the last snapshot started */
-    uint64_t last_snap_slot;
-    bool snap_forced;              /* durable_snapshot_soon */
-    uint64_t snapshots_taken, snapshot_failures;
+    struct snapsched sched;        /* when (snapsched.c, the simulator's rule too); the newest snapshot's slot */
     uint64_t last_fork_us;         /* how long the last fork() stalled the loop */
     uint64_t max_fork_us;
     struct replay *replay;         /* recovery, until durable_restored */

@@ -540,9 +540,9 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
                "Decided slots logged by reference: the body in an earlier record, not written again.",
                (double)nst.decided_by_ref);
         scalar(b, "rabia_snapshots_taken_total", "counter", "Snapshots this replica wrote.",
-               (double)r->dur.snapshots_taken);
+               (double)r->dur.sched.taken);
         scalar(b, "rabia_snapshot_failures_total", "counter", "Snapshots that failed.",
-               (double)r->dur.snapshot_failures);
+               (double)r->dur.sched.failures);
     } else {
         scalar(b, "rabia_log_size_bytes", "gauge", "Log segment files on disk (durability = memory: none).", 0);
     }

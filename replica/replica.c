@@ -1063,7 +1063,7 @@ int rabia_replica_run(struct rabia_replica *r)
                 r->dur_tick_us = now;
                 /* the keep seq as of the snapshot already durable: one finishing in
                  * this tick covers more, so this keeps at least what it must */
-                durable_tick(&r->dur, r->rsm, now, node_keep_batch_seq(r->node, r->dur.last_snap_slot),
+                durable_tick(&r->dur, r->rsm, now, node_keep_batch_seq(r->node, r->dur.sched.last_slot),
                              rabia_core_recovering(r->core));
             }
             if (now + 10000 < next) next = now + 10000; /* snapshots, a stalled log */

@@ -39,6 +39,7 @@
 #include "rabia/state_machine.h"
 #include "replay.h"
 #include "rsm.h"
+#include "snapsched.h"
 #include "snapstream.h"
 
 #define MS 1000ull
@@ -124,7 +125,8 @@ struct run_cfg {
     int verbose; /* --faults: log every fault and recovery */
     bool durable; /* --durable: replicas keep a simulated write-ahead log (replica/node.c's rules) */
     int clients_on; /* --clients-on R: every client starts at replica R (0: spread at random) */
-    uint32_t snap_every; /* durable: a local snapshot once this many slots were applied past the last one */
+    uint64_t snap_log_bytes;   /* durable: max-log-size (snapsched.c): log bytes that call for a local snapshot */
+    uint64_t snap_interval_us; /* ... snapshot-interval-s (0: by size only) */
     uint32_t seg_recs;   /* durable: log records per segment, the unit the log releases */
     uint32_t xfer_chunk; /* snapshot transfers: bytes per chunk (snapstream.h; rabiad: 1 MiB) */
     uint64_t xfer_rate;  /* ... bytes per second out of a replica (transfer-rate; 0: no cap) */
@@ -363,7 +365,9 @@ struct sdisk {
     struct rabia_buf snap_new; /* a local snapshot being written (rabiad's forked child), of slot snap_new_slot */
     uint64_t snap_new_slot;
     uint64_t snap_done_at;   /* ... durable as a file from then on */
-    bool snap_soon;          /* a transfer waits for a snapshot file the core's log goes on from */
+    struct snapsched sched;  /* when to snapshot: replica/snapsched.c, as durable.c (snapsched_soon: a transfer
+                                waits for a snapshot file the core's log goes on from) */
+    uint64_t log_bytes;      /* bytes of records appended, ever (the schedule's log size) */
     uint64_t released;       /* records this log released (0: a restart replays it whole) */
     uint64_t full_until;     /* ENOSPC: writes stall, requests refused */
     uint64_t slow_until;     /* a latency spike */
@@ -927,6 +931,7 @@ static void disk_append(struct sdisk *d, uint8_t type, uint64_t slot, const stru
         if (!d->r) abort();
     }
     struct drec *r = &d->r[d->n++];
+    d->log_bytes += 16 + rabia_msg_encoded_size(m); /* a record's header and its frame */
     r->type = type;
     r->slot = slot;
     r->m = *m;
@@ -1008,20 +1013,21 @@ static uint32_t disk_release(struct world *w, struct sdisk *d, uint64_t upto, ui
     return (uint32_t)k;
 }
 
-/* durable mode: local snapshots, run as replica/durable.c's durable_tick
- * runs them. Once snap_every slots were applied past the newest snapshot
- * file (not while recovering: the log must keep its first record), a child
- * writes the state as of the applied slot (1-30 ms; a crash kills it and
- * its file is lost); once that file is durable the newest snapshot file
- * covers the log's prefix, which is released with the keep seq the node
- * gives at that moment (node_keep_batch_seq: the core's, or lower for an
- * own batch a DECIDED_REF record of a later slot names). */
+/* durable mode: local snapshots, when replica/snapsched.c says, as
+ * durable.c's durable_tick asks it (not while recovering: the log must keep
+ * its first record). A child writes the state as of the applied slot (1-30
+ * ms; a crash kills it and its file is lost); once that file is durable
+ * the newest snapshot file covers the log's prefix, which is released with
+ * the keep seq the node gives at that moment (node_keep_batch_seq: the
+ * core's, or lower for an own batch a DECIDED_REF record of a later slot
+ * names). */
 static void snap_tick(struct world *w, uint8_t i)
 {
     struct node *nd = &w->nodes[i];
     struct sdisk *d = &nd->disk;
     if (d->snap_new.data) {
         if (w->now < d->snap_done_at) return;
+        uint64_t upto = snapsched_finished(&d->sched, true, w->now);
         if (d->snap_new_slot > d->snap_slot) {
             free(d->snap);
             d->snap = d->snap_new.data;
@@ -1031,6 +1037,7 @@ static void snap_tick(struct world *w, uint8_t i)
             free(d->snap_new.data);
         }
         d->snap_new = (struct rabia_buf){0};
+        RABIA_ASSERT(upto == d->snap_slot); /* the schedule knows the newest file */
         w->res->local_snaps++;
         uint64_t keep = (w->cfg.bugs & SIM_BUG_FORGET_REF) ? rabia_core_own_keep_seq(nd->core)
                                                              : node_keep_batch_seq(nd->rt, d->snap_slot);
@@ -1042,10 +1049,8 @@ static void snap_tick(struct world *w, uint8_t i)
         return;
     }
     uint64_t applied = rabia_rsm_applied(nd->rsm);
-    if (rabia_core_recovering(nd->core) || (applied < d->snap_slot + w->cfg.snap_every && !d->snap_soon) ||
-        applied <= d->snap_slot)
-        return;
-    d->snap_soon = false;
+    if (!snapsched_due(&d->sched, applied, d->log_bytes, w->now, rabia_core_recovering(nd->core))) return;
+    snapsched_began(&d->sched, applied, d->log_bytes, w->now);
     if (rabia_rsm_snapshot(nd->rsm, &d->snap_new)) abort();
     d->snap_new_slot = applied;
     d->snap_done_at = w->now + snap_rnd_range(1 * MS, 30 * MS);
@@ -1180,7 +1185,7 @@ static int xfer_source_open(void *ctx, uint8_t p, uint64_t *slot, uint64_t *tota
     rabia_buf_clear(b);
     if (nd->w->cfg.durable) {
         if (!d->snap || d->snap_slot + 1 < rabia_core_log_first(nd->core)) {
-            d->snap_soon = true;
+            snapsched_soon(&d->sched);
             return -EAGAIN;
         }
         if (rabia_buf_append(b, d->snap, d->snap_len)) abort();
@@ -1281,6 +1286,7 @@ static int xfer_install(void *ctx, uint8_t from, uint64_t slot)
             nd->disk.snap = f->data;
             nd->disk.snap_len = f->len;
             nd->disk.snap_slot = slot;
+            snapsched_adopted(&nd->disk.sched, slot);
             *f = (struct rabia_buf){0};
         }
     } else if (rc != -EALREADY) { /* peers are honest here: a sender bug (-EALREADY: caught up meanwhile) */
@@ -1727,6 +1733,10 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     if (w->cfg.durable) { /* the batch id namespace is the log's (core.h rule 1) */
         if (!nd->disk.batch_inc) nd->disk.batch_inc = nd->incarnation;
         cfg.incarnation = nd->disk.batch_inc;
+        /* the schedule starts over with the process, from the newest file */
+        struct snapsched_cfg sc = {.max_log_bytes = w->cfg.snap_log_bytes, .interval_us = w->cfg.snap_interval_us,
+                                   .retry_us = 50 * MS};
+        snapsched_init(&nd->disk.sched, &sc, nd->disk.snap ? nd->disk.snap_slot : 0, nd->disk.log_bytes);
     }
     cfg.recovering = recovering;
     cfg.bugs = w->cfg.bugs & 0xFFFF;
@@ -1895,7 +1905,6 @@ static void crash(struct world *w, uint8_t i, uint8_t keep)
         d->durable = d->flight_end = keep_n;
         d->busy = false;
         rabia_buf_free(&d->snap_new); /* the snapshot child dies with it; its temporary file goes at the next start */
-        d->snap_soon = false;
     }
 }
 
@@ -2522,10 +2531,12 @@ static void seed_cfg(struct run_cfg *c, uint64_t seed, const struct run_cfg *ove
     c->log_retain = (h >> 8) & 1 ? 24 : 1024;
     /* a third of the seeds: one or two session slots fewer than clients */
     c->tight_sessions = (h >> 16) % 3 == 0 ? 1 + (unsigned)((h >> 24) & 1) : 0;
-    /* durable: a local snapshot every 32, 64, 128 or 256 applied slots (a
-     * run applies about a thousand), segments of 16, 32 or 64 records (a
-     * slot writes about five at each replica) */
-    c->snap_every = 32u << ((h >> 32) % 4);
+    /* durable: a local snapshot by replica/snapsched.c's rule once the log
+     * grew by 16, 32, 64 or 128 KiB (about 30 a run), on half the seeds
+     * also every 150 ms (snapshot-interval-s); segments of 16, 32 or 64
+     * records (a slot writes about five at each replica) */
+    c->snap_log_bytes = 16384u << ((h >> 32) % 4);
+    c->snap_interval_us = (h >> 60) & 1 ? 150 * MS : 0;
     c->seg_recs = 16u << ((h >> 40) % 3);
     /* snapshot chunks of 512 B to 1 MiB: many chunks per transfer (a state
      * here is 1-40 KB), or one */
