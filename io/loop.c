@@ -1483,6 +1483,15 @@ int rio_conn_peer(const struct rio_conn *c, char *buf, size_t len)
 
 int rio_conn_fd(const struct rio_conn *c) { return c->fd; }
 
+int rio_conn_local(const struct rio_conn *c, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (c->fd < 0) return -ENOTCONN;
+    if (getsockname(c->fd, (struct sockaddr *)&ss, &sl) < 0) return -errno;
+    return format_addr(&ss, sl, buf, len);
+}
+
 /* ---- public: listeners ---- */
 
 int rio_listen(struct rio_loop *l, const char *host, uint16_t port, void *user,

@@ -456,6 +456,7 @@ static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
         k->created_us = rio_turn_us();
         resp_argv_init(&k->pa, 0);
         rio_conn_peer(c, k->rs.addr, sizeof k->rs.addr);
+        if (rio_conn_local(c, k->rs.laddr, sizeof k->rs.laddr) < 0) k->rs.laddr[0] = 0; /* CLIENT LIST laddr= */
         r->resp_conn_counter++;
         k->next_seq = 1;
         k->open_batch = UINT64_MAX;

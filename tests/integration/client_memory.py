@@ -239,6 +239,15 @@ def kill(port, budget):
     check(call(a, b"CLIENT", b"KILL", b"ID", b"%d" % ida) == b":0\r\n" and call(a, b"PING") == b"+PONG\r\n",
           "CLIENT KILL of itself with SKIPME yes (the default): :0, still served")
     check(call(a, b"CLIENT", b"KILL", b"127.0.0.1:1") == b"-ERR No such client\r\n", "CLIENT KILL ip:port of nobody")
+    # LADDR: the address a client connected to (the RESP port), as Redis
+    b2 = socket.create_connection(("127.0.0.1", port), timeout=10)
+    check(call(b2, b"PING") == b"+PONG\r\n", "another client")
+    mine = call(a, b"CLIENT", b"INFO").split(b"\r\n")[1].decode()
+    laddr = dict(kv.split("=", 1) for kv in mine.split() if "=" in kv).get("laddr")
+    check(laddr == f"127.0.0.1:{port}", f"CLIENT INFO laddr={laddr}: the RESP port")
+    check(call(a, b"CLIENT", b"KILL", b"LADDR", b"127.0.0.1:1") == b":0\r\n", "CLIENT KILL LADDR of no client: :0")
+    check(call(a, b"CLIENT", b"KILL", b"LADDR", laddr.encode()) == b":1\r\n" and closed_within(b2, 2),
+          "CLIENT KILL LADDR of the RESP port (SKIPME yes): :1, the other client closed")
     check(call(a, b"CLIENT", b"KILL", b"ID", b"%d" % ida, b"SKIPME", b"no") == b":1\r\n" and closed_within(a, 2),
           "CLIENT KILL of itself with SKIPME no: :1, then closed")
     # NO-EVICT: e holds more than the whole budget; f, an ordinary one, is closed instead

@@ -13,9 +13,10 @@
 #   - 100 idle connections hold at most 16 KiB each (CLIENT LIST tot-mem,
 #     INFO mem_clients_normal), and one that pipelined 4000 GETs goes back
 #     under that once idle (its ring of reply slots and input buffer);
-#   - CLIENT KILL closes what its filters name (ID, TYPE pubsub, itself
-#     with SKIPME no, after its reply; rabia_clients_killed_total counts the
-#     two others); a CLIENT NO-EVICT connection holding
+#   - CLIENT KILL closes what its filters name (ID, TYPE pubsub, LADDR the
+#     RESP port (CLIENT INFO's laddr), itself with SKIPME no, after its
+#     reply; rabia_clients_killed_total counts the three others); a
+#     CLIENT NO-EVICT connection holding
 #     more than the budget is kept while an ordinary one is closed;
 #   - /metrics carries rabia_client_memory_bytes, rabia_clients_killed_total and
 #     rabia_clients_evicted_total;
@@ -64,7 +65,7 @@ m=$(curl -fsS "http://127.0.0.1:$((RABIA_METRICS_BASE + 1))/metrics")
 expect_match "rabia_clients_evicted_total" "$(grep '^rabia_clients_evicted_total ' <<<"$m")" '^rabia_clients_evicted_total ([4-9]|[1-9][0-9])$'
 expect_match "rabia_client_memory_limit_bytes" "$(grep '^rabia_client_memory_limit_bytes ' <<<"$m")" "^rabia_client_memory_limit_bytes $budget\$"
 expect_match "rabia_client_memory_bytes" "$(grep '^rabia_client_memory_bytes ' <<<"$m")" '^rabia_client_memory_bytes [0-9]+$'
-expect_match "rabia_clients_killed_total" "$(grep '^rabia_clients_killed_total ' <<<"$m")" '^rabia_clients_killed_total 2$'
+expect_match "rabia_clients_killed_total" "$(grep '^rabia_clients_killed_total ' <<<"$m")" '^rabia_clients_killed_total 3$'
 
 say "afterwards"
 all_alive 3
