@@ -128,6 +128,8 @@ struct rabia_wal {
     uint64_t want;           /* create segments up to this number */
     uint64_t ready;          /* created up to this number */
     bool quit;
+    uint8_t *rbuf;           /* rabia_wal_read's group buffer */
+    size_t rcap;
     char disk_err[256];
     /* disk_err is not empty (written under mu, read without it): every
      * client write asks, and taking the lock and copying the string each
@@ -474,15 +476,15 @@ static int probe(struct rabia_wal *w, char *err, size_t errlen)
 /* ------------------------------------------------------------------ */
 /* scanning */
 
-/* Is there an intact group at `off` of this segment image (any lsn)? */
-static bool group_intact(const uint8_t *img, uint64_t size, uint64_t no, uint64_t off, uint64_t *lsn,
-                         uint64_t *bytes, uint32_t *n)
+/* Is g, `avail` bytes at offset `off` of segment `no`, an intact group
+ * (any lsn)? */
+static bool group_check(const uint8_t *g, uint64_t avail, uint64_t no, uint64_t off, uint64_t *lsn, uint64_t *bytes,
+                        uint32_t *n)
 {
-    if (off + GRP_HDR > size) return false;
-    const uint8_t *g = img + off;
+    if (avail < GRP_HDR) return false;
     if (rabia_le_get32(g) != GRP_MAGIC) return false;
     uint64_t len = rabia_le_get64(g + 16);
-    if (len < GRP_HDR || len > size - off || rabia_le_get64(g + 24) != no || rabia_le_get64(g + 32) != off) return false;
+    if (len < GRP_HDR || len > avail || rabia_le_get64(g + 24) != no || rabia_le_get64(g + 32) != off) return false;
     /* every record in bounds and intact, ending where the group ends */
     uint32_t cnt = rabia_le_get32(g + 4);
     uint64_t p = GRP_HDR;
@@ -497,6 +499,14 @@ static bool group_intact(const uint8_t *img, uint64_t size, uint64_t no, uint64_
     *bytes = len;
     *n = rabia_le_get32(g + 4);
     return true;
+}
+
+/* Is there an intact group at `off` of this segment image (any lsn)? */
+static bool group_intact(const uint8_t *img, uint64_t size, uint64_t no, uint64_t off, uint64_t *lsn,
+                         uint64_t *bytes, uint32_t *n)
+{
+    if (off > size) return false;
+    return group_check(img + off, size - off, no, off, lsn, bytes, n);
 }
 
 static int read_file(const char *path, uint8_t *buf, uint64_t size, uint64_t *got)
@@ -914,6 +924,7 @@ void rabia_wal_close(struct rabia_wal *w)
     free(w->open.p);
     free(w->flight.p);
     free(w->pending_rest.p);
+    free(w->rbuf);
     free(w->segs);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
@@ -1142,6 +1153,113 @@ void rabia_wal_visit_durable(struct rabia_wal *w, rabia_wal_visit_fn fn, void *c
         fn(ctx, r[4], rabia_le_get64(r + 8), r + REC_HDR, len);
         p += (size_t)round_up(REC_HDR + (uint64_t)len, 8);
     }
+}
+
+bool rabia_wal_cursor_for(const struct rabia_wal *w, uint64_t slot, struct rabia_wal_cursor *c)
+{
+    RABIA_ASSERT(w->n_segs >= 1);
+    uint32_t k = 0;
+    while (k < w->n_segs && w->segs[k].max_slot < slot) k++;
+    if (k == w->n_segs) return false; /* nothing durable reaches it yet */
+    /* the segment before: the bodies its decided records name come first */
+    *c = (struct rabia_wal_cursor){.seg = w->segs[k ? k - 1 : 0].no, .off = 0};
+    return true;
+}
+
+/* The end of segment `no`'s durable groups (the one being written: up to
+ * the write in flight). */
+static uint64_t durable_end(const struct rabia_wal *w, uint64_t no)
+{
+    if (no != w->segs[w->n_segs - 1].no) return w->cfg.segment_bytes;
+    uint64_t end = w->pos;
+    if (w->in_flight && w->flight_seg == no) end -= round_up(w->flight.len, w->block);
+    return end;
+}
+
+int rabia_wal_read(struct rabia_wal *w, struct rabia_wal_cursor *c, uint64_t max_bytes, rabia_wal_read_fn fn,
+                   void *ctx, char *err, size_t errlen)
+{
+    uint32_t k = 0;
+    while (k < w->n_segs && w->segs[k].no < c->seg) k++;
+    if (k == w->n_segs) return 0;
+    if (w->segs[k].no != c->seg) c->off = 0; /* released meanwhile: the next kept one */
+    c->seg = w->segs[k].no;
+    uint64_t done = 0;
+    int fd = -1, rc = 1;
+    char path[600] = "";
+    while (done < max_bytes || !done) {
+        uint64_t end = durable_end(w, c->seg), off = c->off ? c->off : w->data;
+        if (off + GRP_HDR > end) { /* this segment's durable groups are read */
+            if (c->seg == w->segs[w->n_segs - 1].no) {
+                rc = 0;
+                break;
+            }
+            if (fd >= 0) close(fd);
+            fd = -1;
+            c->seg = w->segs[++k].no;
+            c->off = 0;
+            continue;
+        }
+        if (fd < 0) {
+            seg_path(w, c->seg, path, sizeof path);
+            if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+                rc = -errno;
+                snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+                break;
+            }
+        }
+        uint8_t hdr[GRP_HDR];
+        if (pread(fd, hdr, GRP_HDR, (off_t)off) != (ssize_t)GRP_HDR) {
+            rc = -EIO;
+            snprintf(err, errlen, "%s offset %" PRIu64 ": short read of a group header", path, off);
+            break;
+        }
+        if (rabia_le_get32(hdr) != GRP_MAGIC) { /* zeros: the segment's data ends here */
+            c->off = end;
+            continue;
+        }
+        uint64_t len = rabia_le_get64(hdr + 16);
+        if (len < GRP_HDR || len > end - off) {
+            rc = -EUCLEAN;
+            snprintf(err, errlen, "%s offset %" PRIu64 ": a group header announcing %" PRIu64 " bytes", path, off, len);
+            break;
+        }
+        if (len > w->rcap) {
+            uint8_t *nb = realloc(w->rbuf, len);
+            if (!nb) {
+                rc = -ENOMEM;
+                snprintf(err, errlen, "out of memory reading %s", path);
+                break;
+            }
+            w->rbuf = nb;
+            w->rcap = len;
+        }
+        uint64_t lsn, bytes;
+        uint32_t n;
+        if (pread(fd, w->rbuf, len, (off_t)off) != (ssize_t)len ||
+            !group_check(w->rbuf, len, c->seg, off, &lsn, &bytes, &n)) {
+            rc = -EUCLEAN;
+            snprintf(err, errlen, "%s offset %" PRIu64 ": a durable group reads back damaged (the disk?)", path, off);
+            break;
+        }
+        uint64_t p = GRP_HDR;
+        bool stop = false;
+        for (uint32_t i = 0; i < n && !stop; i++) {
+            const uint8_t *r = w->rbuf + p;
+            uint32_t rl = rabia_le_get32(r);
+            stop = fn(ctx, r[4], rabia_le_get64(r + 8), r + REC_HDR, rl);
+            p += round_up(REC_HDR + (uint64_t)rl, 8);
+        }
+        c->off = off; /* stopped: the next read starts at this group again */
+        if (stop) {
+            rc = 2;
+            break;
+        }
+        c->off = off + round_up(len, w->block);
+        done += len;
+    }
+    if (fd >= 0) close(fd);
+    return rc;
 }
 
 int rabia_wal_release(struct rabia_wal *w, uint64_t upto, uint64_t keep_batch_seq)

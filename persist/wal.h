@@ -99,6 +99,29 @@ int rabia_wal_written(struct rabia_wal *w, int res);
 typedef void (*rabia_wal_visit_fn)(void *ctx, uint8_t type, uint64_t slot, const uint8_t *frame, uint32_t len);
 void rabia_wal_visit_durable(struct rabia_wal *w, rabia_wal_visit_fn fn, void *ctx);
 
+/* Reading the durable log back while it is written (a peer's catch-up:
+ * replica/logcatch.c). A cursor names a segment and the offset of its next
+ * group (0: its first). */
+struct rabia_wal_cursor {
+    uint64_t seg, off;
+};
+/* Position c where the records of `slot` and after begin: the segment
+ * before the first kept one holding a record of `slot` or later (the
+ * bodies its decided records name come before them). false: no durable
+ * record reaches `slot` yet. Whether the log still holds `slot` itself the
+ * reader sees (the first decided record it finds is past it). */
+bool rabia_wal_cursor_for(const struct rabia_wal *w, uint64_t slot, struct rabia_wal_cursor *c);
+/* Hand the durable records from c on to fn, in log order, group by group,
+ * until about max_bytes were read (at least one group) or fn returns true,
+ * and move c past the groups read whole; a released segment is skipped
+ * for the next kept one. 1: more may follow, 2: fn stopped (c stays at the
+ * start of that group: the next read sees it again), 0: at the end of what
+ * is durable, < 0: a read failed or a durable group reads back damaged
+ * (err names the file and offset). Buffered reads of one group at a time
+ * (pread): the caller bounds the work per call with max_bytes. */
+typedef bool (*rabia_wal_read_fn)(void *ctx, uint8_t type, uint64_t slot, const uint8_t *frame, uint32_t len);
+int rabia_wal_read(struct rabia_wal *w, struct rabia_wal_cursor *c, uint64_t max_bytes, rabia_wal_read_fn fn,
+                   void *ctx, char *err, size_t errlen);
 /* Release every segment whose records all lie at or below slot `upto`
  * (a durable snapshot covers them) and that holds no BATCH or RESERVE
  * record with a sequence >= keep_batch_seq (an own batch still pending,

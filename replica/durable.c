@@ -174,6 +174,8 @@ void durable_close(struct durable *d)
     d->snap_pipe = -1;
     rabia_wal_close(d->wal);
     d->wal = NULL;
+    if (d->catchup_ready) logcatch_free(&d->catchup);
+    d->catchup_ready = false;
     durable_restored(d);
 }
 
@@ -257,9 +259,24 @@ static int log_write(void *ctx)
 
 static const char *log_refusal(void *ctx) { return durable_refusal(ctx); }
 
+static int log_catchup(void *ctx, uint64_t from, uint64_t until, logcatch_emit_fn emit, void *ectx)
+{
+    return durable_catchup(ctx, from, until, emit, ectx);
+}
+
+/* Every decided slot after the newest snapshot file is in the log: a
+ * snapshot releases the log only up to its own slot (less while pinned),
+ * and one installed from a peer is followed by the slots after it. */
+static bool log_holds(void *ctx, uint64_t from)
+{
+    const struct durable *d = ctx;
+    return from > d->sched.last_slot;
+}
+
 void durable_log(struct durable *d, struct node_log *out)
 {
-    *out = (struct node_log){.ctx = d, .append = log_append, .write = log_write, .refusal = log_refusal};
+    *out = (struct node_log){.ctx = d, .append = log_append, .write = log_write, .refusal = log_refusal,
+                             .catchup = log_catchup, .holds = log_holds};
 }
 
 void durable_attach(struct durable *d, struct rabia_node *node, struct rio_loop *loop)
@@ -279,7 +296,8 @@ void durable_snapshot_adopted(struct durable *d, uint64_t slot)
 
 void durable_snapshot_soon(struct durable *d) { snapsched_soon(&d->sched); }
 
-void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64_t keep_batch_seq, bool recovering)
+void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64_t keep_batch_seq, bool recovering,
+                  uint64_t pin)
 {
     if (d->snap_pid > 0) {
         int st;
@@ -300,7 +318,9 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
             }
             rabia_snapfile_prune(d->snap_dir, 2);
             /* the log prefix the snapshot covers goes; the segment holding the
-             * newest own batch stays (next_seq survives a restart) */
+             * newest own batch stays (next_seq survives a restart), and so
+             * do the slots a peer still needs from the log */
+            if (pin && upto >= pin) upto = pin - 1;
             int gone = rabia_wal_release(d->wal, upto, keep_batch_seq);
             fprintf(stderr,
                     "rabia: snapshot at slot %" PRIu64 " written in %.1f s (fork stalled the loop %" PRIu64
@@ -359,6 +379,64 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
     d->snap_pipe = pfd[0];
 }
 
+/* ------------------------------------------------------------------ */
+/* peers' catch-up from the log */
+
+struct catchup_feed {
+    struct durable *d;
+    logcatch_emit_fn emit;
+    void *ctx;
+};
+
+static bool catchup_record(void *ctx, uint8_t type, uint64_t slot, const uint8_t *frame, uint32_t len)
+{
+    struct catchup_feed *f = ctx;
+    if (type == NODE_REC_RESERVE) return false;
+    struct rabia_msg m;
+    if (rabia_msg_decode_unsummed(frame, len, &m)) return false; /* replay refuses such a log at start */
+    return logcatch_feed(&f->d->catchup, type, slot, &m, f->emit, f->ctx);
+}
+
+int durable_catchup(struct durable *d, uint64_t from, uint64_t until, logcatch_emit_fn emit, void *ctx)
+{
+    RABIA_ASSERT(from >= 1 && until > from);
+    if (!d->catchup_ready) {
+        if (logcatch_init(&d->catchup, d->cfg.self, DURABLE_CATCHUP_RING)) return 0;
+        d->catchup_ready = true;
+    }
+    d->catchup_requests++;
+    /* the peer asks again from where the last request ended, or from the
+     * same slot while the read is still on its way: the read goes on */
+    bool keep = d->catchup_on && d->catchup.next == from;
+    if (!keep && !rabia_wal_cursor_for(d->wal, from, &d->catchup_at)) {
+        d->catchup_on = false;
+        d->catchup_refused++;
+        return 0;
+    }
+    logcatch_begin(&d->catchup, from, until, keep);
+    struct catchup_feed f = {.d = d, .emit = emit, .ctx = ctx};
+    char err[700] = "";
+    int rc = rabia_wal_read(d->wal, &d->catchup_at, DURABLE_CATCHUP_READ, catchup_record, &f, err, sizeof err);
+    if (rc < 0) fprintf(stderr, "rabia: a peer's catch-up from the log: %s\n", err);
+    uint64_t served = d->catchup.served;
+    d->catchup_slots += served;
+    if (served) {
+        d->catchup_on = rc >= 0;
+        return (int)served;
+    }
+    if (rc == 1 && !d->catchup.ended) { /* read up to the budget, not there yet */
+        d->catchup_on = true;
+        return -EAGAIN;
+    }
+    d->catchup_on = false; /* the log does not hold `from` (or the read failed) */
+    d->catchup_refused++;
+    if (rc < 0 || d->catchup.no_body) /* a gap is expected (released, or before an installed snapshot) */
+        fprintf(stderr, "rabia: a peer's catch-up from slot %" PRIu64 " found %s in the log: it is offered a "
+                "snapshot instead\n", from, rc < 0 ? "a read error" : "a decision whose batch body is not among the "
+                "bodies kept");
+    return 0;
+}
+
 bool durable_state_hash(const struct durable *d, uint64_t *slot, uint64_t *hash)
 {
     if (!d->hash_slot) return false;
@@ -388,8 +466,10 @@ int durable_status(struct durable *d, char *buf, size_t len)
                     "\r\nwal_segment_waits:%" PRIu64 "\r\nwal_last_write_us:%" PRIu64 "\r\nwal_max_write_us:%" PRIu64
                     "\r\nsnapshots:%" PRIu64 "\r\nsnapshot_failures:%" PRIu64 "\r\nlast_snapshot_slot:%" PRIu64
                     "\r\nsnapshot_in_progress:%d\r\nlast_fork_us:%" PRIu64 "\r\nmax_fork_us:%" PRIu64
-                    "\r\ndisk_error:%s\r\n",
+                    "\r\nwal_catchup_slots:%" PRIu64 "\r\nwal_catchup_requests:%" PRIu64
+                    "\r\nwal_catchup_refused:%" PRIu64 "\r\ndisk_error:%s\r\n",
                     ws.groups, ws.records, ws.bytes, ws.pad_bytes, ws.bytes_on_disk, ws.segments_released,
                     ws.segment_waits, d->last_write_us, d->max_write_us, d->sched.taken, d->sched.failures,
-                    d->sched.last_slot, d->snap_pid > 0, d->last_fork_us, d->max_fork_us, durable_refusal(d));
+                    d->sched.last_slot, d->snap_pid > 0, d->last_fork_us, d->max_fork_us, d->catchup_slots,
+                    d->catchup_requests, d->catchup_refused, durable_refusal(d));
 }

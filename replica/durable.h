@@ -25,6 +25,7 @@
 #include "rabia/core.h"
 #include "rabia/types.h"
 #include "node.h"
+#include "logcatch.h"
 #include "replay.h"
 #include "snapsched.h"
 #include "rsm.h"
@@ -78,6 +79,12 @@ struct durable {
     uint64_t last_fork_us;         /* how long the last fork() stalled the loop */
     uint64_t max_fork_us;
     struct replay *replay;         /* recovery, until durable_restored */
+    /* peers' catch-up from the log (logcatch.h): one read at a time */
+    struct logcatch catchup;
+    bool catchup_ready;            /* its ring is allocated (at the first request) */
+    bool catchup_on;               /* the cursor continues the request catchup.next names */
+    struct rabia_wal_cursor catchup_at;
+    uint64_t catchup_slots, catchup_requests, catchup_refused; /* slots served; requests; ones the log could not */
     uint64_t write_started_us, last_write_us, max_write_us;
     bool write_dsync;              /* the write in flight carries RWF_DSYNC */
     char disk_err[256];
@@ -102,11 +109,24 @@ void durable_snapshot_adopted(struct durable *d, uint64_t slot);
 /* A peer needs a snapshot newer than the files: take one at the next tick. */
 void durable_snapshot_soon(struct durable *d);
 /* Periodic work (at most every few ms): reap the snapshot child, start one
- * when due. keep_batch_seq: the oldest own batch the core still holds. */
-void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now_us, uint64_t keep_batch_seq, bool recovering);
+ * when due. keep_batch_seq: the oldest own batch the core still holds;
+ * pin: the first slot peers still need from the log (a snapshot sent to
+ * one, a catch-up served: snapstream_pin, node_log_pin; 0: none), kept
+ * when a snapshot releases the log's prefix. */
+void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now_us, uint64_t keep_batch_seq, bool recovering,
+                  uint64_t pin);
 /* The state hash (rabia_rsm_hash) at the newest snapshot this replica
  * wrote, computed by the snapshot child: false when none yet. */
 bool durable_state_hash(const struct durable *d, uint64_t *slot, uint64_t *hash);
+/* A peer's catch-up from the log: DECISION messages for slots [from,
+ * until) through emit, read back from the write-ahead log (logcatch.h).
+ * The number of slots sent (maybe fewer than asked), 0 when the log does
+ * not hold `from` (the peer needs a snapshot), -EAGAIN while still reading
+ * towards it (at most DURABLE_CATCHUP_READ bytes per call: the peer asks
+ * again). */
+#define DURABLE_CATCHUP_READ (4u << 20)
+#define DURABLE_CATCHUP_RING (16u << 20)
+int durable_catchup(struct durable *d, uint64_t from, uint64_t until, logcatch_emit_fn emit, void *ctx);
 /* Whether a snapshot child is running. */
 bool durable_snapshot_running(const struct durable *d);
 /* "" or why client writes are refused now (a full disk). */

@@ -153,10 +153,6 @@ struct peer {
      * the shared buffer with durability = memory) */
     struct rabia_snapfile_writer rx;
     int tx_fd;
-    uint64_t tx_stale_snap;   /* the newest snapshot file found behind the retained log for it */
-    uint32_t tx_stale_runs;   /* ... how many fresh ones in a row (transfer.c: log-retain too small) */
-    uint64_t tx_stale_warn_us;
-    uint64_t tx_stale_snap_us; /* when the last snapshot was asked for it (at most one per 30 s past 3 stale ones) */
 };
 
 /* Rate-limited log lines: at most 20 per 10 s, then one line saying how

@@ -543,6 +543,12 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
                (double)r->dur.sched.taken);
         scalar(b, "rabia_snapshot_failures_total", "counter", "Snapshots that failed.",
                (double)r->dur.sched.failures);
+        scalar(b, "rabia_wal_catchup_slots_total", "counter",
+               "Decided slots sent to peers behind the retained log, read back from the write-ahead log.",
+               (double)r->dur.catchup_slots);
+        scalar(b, "rabia_wal_catchup_refused_total", "counter",
+               "Peer catch-up requests the write-ahead log did not hold (the peer is offered a snapshot).",
+               (double)r->dur.catchup_refused);
     } else {
         scalar(b, "rabia_log_size_bytes", "gauge", "Log segment files on disk (durability = memory: none).", 0);
     }

@@ -99,6 +99,16 @@ struct node_log {
      * not now (no segment: refusal says why); < 0: failed (it said why) */
     int (*write)(void *ctx);
     const char *(*refusal)(void *ctx); /* "" or why client writes are refused now */
+    /* May be NULL. A peer's catch-up below the core's retained log, from
+     * the log (logcatch.h): DECISION messages for [from, until) through
+     * emit; the number of slots sent, 0 when the log does not hold `from`
+     * (the core's snapshot offer stands), -EAGAIN while reading towards it
+     * (no offer: the peer asks again). */
+    int (*catchup)(void *ctx, uint64_t from, uint64_t until, void (*emit)(void *ectx, const struct rabia_msg *m),
+                   void *ectx);
+    /* With catchup: whether the log surely holds the decided slot `from`
+     * and all after it (they follow its newest snapshot). */
+    bool (*holds)(void *ctx, uint64_t from);
 };
 
 struct node_cfg {
@@ -129,10 +139,15 @@ struct node_stats {
     uint64_t answered_early;      /* slots answered before their DECIDED record was durable: decided
                                      by a unanimous exchange, own PROPOSAL durable (node.c) */
     uint64_t decided_by_ref;      /* DECIDED records written without the body (NODE_REC_DECIDED_REF) */
+    uint64_t catchup_log_slots;   /* decided slots sent to peers from the log (below the retained log) */
+    uint64_t catchup_log_offers;  /* snapshot offers the log made unneeded (a catch-up it served or reads) */
     uint32_t waiters;
 };
 
 struct rabia_node;
+/* The first slot the log must keep for peers it serves catch-up to now
+ * (0: none): a snapshot of this replica's own must not release it. */
+uint64_t node_log_pin(const struct rabia_node *n, uint64_t now);
 
 /* The apply layer, batcher and waiter table; the core comes with
  * node_start (its settings depend on what the log holds). NULL: out of

@@ -1064,8 +1064,10 @@ int rabia_replica_run(struct rabia_replica *r)
                 r->dur_tick_us = now;
                 /* the keep seq as of the snapshot already durable: one finishing in
                  * this tick covers more, so this keeps at least what it must */
+                uint64_t pin = snapstream_pin(&r->xfer, now), lpin = node_log_pin(r->node, now);
+                if (lpin && (!pin || lpin < pin)) pin = lpin;
                 durable_tick(&r->dur, r->rsm, now, node_keep_batch_seq(r->node, r->dur.sched.last_slot),
-                             rabia_core_recovering(r->core));
+                             rabia_core_recovering(r->core), pin);
             }
             if (now + 10000 < next) next = now + 10000; /* snapshots, a stalled log */
         }

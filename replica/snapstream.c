@@ -121,7 +121,19 @@ static void tx_end(struct snapstream *s, uint8_t p)
 {
     RABIA_ASSERT(s->tx[p].active);
     s->tx[p].active = false;
+    s->tx[p].pin_until = s->env.now_us(s->env.ctx) + s->cfg.pin_us; /* the peer catches up after it */
     s->env.source_close(s->env.ctx, p);
+}
+
+uint64_t snapstream_pin(const struct snapstream *s, uint64_t now)
+{
+    uint64_t pin = 0;
+    for (uint8_t p = 0; p < s->n; p++) {
+        const struct snapstream_tx *t = &s->tx[p];
+        if (!t->slot || (!t->active && now >= t->pin_until)) continue;
+        if (!pin || t->slot + 1 < pin) pin = t->slot + 1;
+    }
+    return pin;
 }
 
 static void rx_drop_at(struct snapstream *s, uint8_t from, int level, const char *why)
@@ -174,7 +186,8 @@ static void tx_pump(struct snapstream *s, uint8_t p, uint64_t applied)
         uint64_t slot = 0, total = 0;
         if (s->env.source_open(s->env.ctx, p, &slot, &total)) return; /* not yet: next turn */
         RABIA_ASSERT(slot > 0 && total > 0);
-        s->tx[p] = (struct snapstream_tx){.active = true, .slot = slot, .total = total};
+        s->tx[p] = (struct snapstream_tx){.active = true, .slot = slot, .total = total,
+                                          .declined_slot = s->tx[p].declined_slot};
         s->st.sent++;
         note(s, RABIA_LOG_INFO, "sending snapshot at slot %" PRIu64 " (%" PRIu64 " bytes) to replica %u", slot, total,
              p + 1);
@@ -263,6 +276,7 @@ static void rx_decline(struct snapstream *s, uint8_t from, uint64_t slot)
 static void tx_declined(struct snapstream *s, uint8_t p, const struct rabia_msg *m, uint64_t now)
 {
     s->tx[p].quiet_until = now + s->cfg.decline_backoff_us;
+    s->tx[p].declined_slot = m->slot;
     s->tx[p].wanted = false;
     if (!s->tx[p].active || s->tx[p].slot != m->slot) return; /* finished, or another transfer: nothing to stop */
     note(s, RABIA_LOG_INFO,

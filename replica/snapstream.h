@@ -59,7 +59,8 @@ struct snapstream_cfg {
     uint64_t rate;     /* bytes per second for all transfers out of this replica together (0: no cap);
                           at most SNAPSTREAM_RATE_MAX, and a chunk takes under stall_us / 2 */
     uint64_t log_retain; /* the core's log-retain: a capped transfer that would arrive further behind
-                            goes at full speed (0: never lifted) */
+                            goes at full speed (0: never lifted: a log that serves catch-up bridges it) */
+    uint64_t pin_us;   /* snapstream_pin keeps a transfer's slot this long after it ended */
 };
 #define SNAPSTREAM_RATE_MAX (1ull << 40) /* 1 TiB/s */
 
@@ -110,6 +111,9 @@ struct snapstream_tx {
     uint64_t quiet_until; /* declined: no transfer to this peer before then */
     bool held;            /* its next chunk waits for the rate cap (counted once) */
     bool uncapped;        /* the cap would make it useless: it goes at full speed */
+    uint64_t pin_until;   /* ended: snapstream_pin keeps its slot until then */
+    uint64_t declined_slot; /* the slot of the last transfer the peer declined (source_open: the same file
+                               again would be declined again when the peer is past it) */
 };
 struct snapstream_rx {
     bool active;
@@ -152,6 +156,13 @@ void snapstream_link_closed(struct snapstream *s, uint8_t from);
  * the rate cap allow, drop stalled incoming ones. Returns when to run
  * again for a chunk held by the cap (0: none is). */
 uint64_t snapstream_turn(struct snapstream *s);
+/* The first slot a log serving catch-up must keep (0: none): the one after
+ * the snapshot of each transfer out that is active or ended less than
+ * pin_us ago. Its peer installs that snapshot and then catches up from
+ * the slot after it (replica/logcatch.c), so the log must not release
+ * those slots meanwhile, even when a newer snapshot of this replica's own
+ * covers them. */
+uint64_t snapstream_pin(const struct snapstream *s, uint64_t now);
 /* A transfer into this replica is active (health: not serving yet). */
 bool snapstream_receiving(const struct snapstream *s, uint8_t *from);
 /* Some transfer out of this replica reads its source. */

@@ -19,9 +19,8 @@
 
 /* The source of a transfer to `to`: with durability = memory one
  * serialized copy of the state, shared by every transfer (and backups) and
- * taken again once nobody reads it; with wal the newest snapshot file, if
- * the core's log goes on from it, else a fresh one is taken (forked) and
- * the transfer waits for it. */
+ * taken again once nobody reads it; with wal the newest snapshot file (one
+ * is taken, forked, when there is none yet). */
 static int tx_open(void *ctx, uint8_t to, uint64_t *slot, uint64_t *total)
 {
     struct rabia_replica *r = ctx;
@@ -42,37 +41,23 @@ static int tx_open(void *ctx, uint8_t to, uint64_t *slot, uint64_t *total)
         pe->tx_fd = -1;
         return 0;
     }
+    /* The newest snapshot file, however far behind the retained log: the
+     * peer catches up after it from this replica's log (replica/logcatch.c),
+     * which holds every slot after its newest snapshot and keeps them
+     * while the transfer lasts and a minute after (snapstream_pin). Before,
+     * a file behind the retained log was useless to the peer, and a fresh
+     * snapshot was forked for it; under load (log-retain 16 at 150 k SET/s,
+     * a 128 MiB state) each was behind again once written, and the senders
+     * forked 234 each in 80 s while the cluster fell to a tenth of its
+     * writes (bench/README.md, transfer_load.sh). */
     uint64_t newest = rabia_snapfile_newest(r->dur.snap_dir);
-    uint64_t first = rabia_core_log_first(r->core);
-    if (!newest || newest + 1 < first) {
-        /* A snapshot taken for this transfer and already behind the
-         * retained log when written: the log moves faster than a snapshot
-         * is written (log-retain too small for this load), and the peer
-         * would never get one (measured: log-retain 16 at 150 k SET/s, a
-         * 128 MiB state; bench/README.md, transfer_load.sh) */
-        uint64_t now = rio_turn_us();
-        if (newest && newest > pe->tx_stale_snap) {
-            pe->tx_stale_snap = newest;
-            if (++pe->tx_stale_runs >= 3 && now - pe->tx_stale_warn_us >= 60000000u) {
-                pe->tx_stale_warn_us = now;
-                replica_log(r, RABIA_LOG_WARN,
-                            "snapshot for replica %u: %u snapshots in a row were behind the retained log once "
-                            "written (the newest at slot %" PRIu64 ", the log starts at %" PRIu64
-                            "): this load moves more than log-retain %u slots while a snapshot is written, so "
-                            "replica %u cannot catch up. Raise log-retain to cover the slots of a snapshot and "
-                            "a transfer (the rate of INFO's slots_decided times their seconds)",
-                            to + 1, pe->tx_stale_runs, newest, first, r->cfg.log_retain, to + 1);
-            }
-        }
-        /* ... and a snapshot after snapshot (each a fork and a write of the
-         * whole state) cost the cluster 9 in 10 of its writes while none
-         * could help: past 3 stale ones, ask for one every 30 s at most */
-        if (pe->tx_stale_runs >= 3 && now - pe->tx_stale_snap_us < 30000000u) return -EAGAIN;
-        pe->tx_stale_snap_us = now;
+    if (!newest || newest == r->xfer.tx[to].declined_slot) {
+        /* none yet, or the peer declined this one (it is past it: it may
+         * have installed it and not caught up after it): one at the
+         * applied slot */
         durable_snapshot_soon(&r->dur);
         return -EAGAIN;
     }
-    pe->tx_stale_runs = 0;
     int fd = -1; /* open: a prune during the transfer does not matter */
     if (rabia_snapfile_open(r->dur.snap_dir, newest, &fd, total)) { /* damaged: take another */
         durable_snapshot_soon(&r->dur);
@@ -248,7 +233,12 @@ void replica_transfers_init(struct rabia_replica *r)
     struct snapstream_cfg c = {.chunk = SNAP_CHUNK, .max = SNAP_MAX, .queued = SNAP_TX_QUEUED,
                                .per_turn = SNAP_TX_TURN, .stall_us = 30000000u, .yield_us = 2000000u,
                                .decline_backoff_us = 10000000u, .rate = r->cfg.transfer_rate,
-                               .log_retain = r->cfg.log_retain};
+                               /* with the log a capped transfer's peer catches up from the log,
+                                  pinned meanwhile: nothing to lift for */
+                               .log_retain = r->cfg.durability == RABIA_DURABILITY_WAL ? 0 : r->cfg.log_retain,
+                               /* the peer asks for the slots after the snapshot as soon as it is
+                                  installed (node_log_pin holds them from then on) */
+                               .pin_us = 5000000u};
     struct snapstream_env e = {.ctx = r, .now_us = xfer_now, .note = xfer_note, .link_ready = link_ready,
                                .link_pending = link_pending, .source_open = tx_open, .source_read = tx_read,
                                .source_close = tx_close, .send = link_send, .space_free = rx_space,

@@ -48,6 +48,7 @@ EOF
 out=$(promtool check rules "$IT_DIR/dashboard-rules.yml" 2>&1) || fail "the dashboard's queries: $out"
 expect_match "promtool check rules on deploy/grafana-dashboard.json's queries" "$out" "SUCCESS: [1-9][0-9]* rules found"
 
+export RABIA_EXTRA_ARGS="${RABIA_EXTRA_ARGS:-} --wal-segment-bytes 1048576" # 1 MiB: backups release segments below
 cluster_start 3 kv
 
 # scrape I: the text of replica I's /metrics (fails the test on a non-200)
@@ -307,10 +308,23 @@ expect_eq "rabia_healthy (replica 1, majority back)" "$(metric "$(scrape 1)" rab
 
 # ---- a replica that lost its data dir: /health while it rebuilds, and the
 # state transfer counted on both sides (the cluster is past log-retain, 1024
-# slots: only a snapshot brings it back)
+# slots, and the peers' logs no longer start at slot 1 after the backups
+# below: only a snapshot brings it back)
 sent0=$(($(metric "$(scrape 1)" rabia_state_transfers_sent_total) + $(metric "$(scrape 2)" rabia_state_transfers_sent_total)))
 cluster_kill 3
 rm -rf "$RABIA_CLUSTER_DIR/r3"
+# replicas 1 and 2 would serve it every slot from their logs
+# (replica/logcatch.c): a backup each takes a snapshot, which releases the
+# log segments it covers (1 MiB segments here), so slot 1 is gone from them
+released() { redis "$1" INFO persistence | tr -d '\r' | sed -n 's/^wal_segments_released:\([0-9]*\)$/\1/p'; }
+for round in 1 2; do # the second snapshot releases what the first covers (node_keep_batch_seq)
+  for i in 1 2; do
+    cli -a "$(native_addr "$i")" backup "$IT_DIR/backup$i.snap" >/dev/null || fail "rabia-cli backup at replica $i"
+  done
+  expect_eq "SET between the backups" "$(redis 1 SET between "$round")" OK
+done
+(($(released 1) > 0 && $(released 2) > 0)) || fail "the backups' snapshots released no log segment"
+ok "log segments released by the backups' snapshots: replica 1 $(released 1), replica 2 $(released 2)"
 # replica 3's /health every 10 ms (from before its start) until it says 200:
 # each distinct answer and how often it came
 python3 - "$(mport 3)" >"$IT_DIR/rejoin_health.out" 2>&1 <<'PY' &

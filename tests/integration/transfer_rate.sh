@@ -7,10 +7,14 @@
 #     12 MiB snapshot in no less time than the cap allows (the first chunk
 #     rides on the bucket), the senders count chunks that waited, and it
 #     converges with every key.
-#  3. The same under a writer (a slot per request): at 2 MiB/s the transfer
-#     would arrive over 3/4 of log-retain (16) slots behind, so the sender
-#     says so and sends at full speed; once the writer stops, replica 3
-#     installs a snapshot and converges.
+#  3. The same under a writer (a slot per request): the transfer keeps to
+#     the cap, and replica 3 catches up after the snapshot from the senders'
+#     write-ahead logs (replica/logcatch.c; log-retain 16 keeps nothing
+#     useful in memory), the writer still writing.
+#  4. With durability = memory there is no log to catch up from: at 2 MiB/s
+#     the transfer would arrive over 3/4 of log-retain slots behind, so the
+#     sender says so and sends at full speed; once the writer stops,
+#     replica 3 installs a snapshot and converges.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -27,7 +31,9 @@ out=$("$RABIAD" --check-config --id=1 "$members" --resp-listen=127.0.0.1:6379 --
 expect_match "--transfer-rate=64mb is taken" "$out" "transfer-rate 67108864"
 
 rate=$((2 << 20))
-export RABIA_EXTRA_ARGS="--transfer-rate 2mb --log-retain 16 --max-log-size 67108864"
+# small segments and snapshots every 1 MiB of log: the logs do not reach
+# back to slot 1, so a wiped replica needs a snapshot
+export RABIA_EXTRA_ARGS="--transfer-rate 2mb --log-retain 16 --max-log-size 1048576 --wal-segment-bytes 1048576"
 cluster_start 3 kv
 
 # log line time in seconds (the replicas' ISO timestamps)
@@ -82,13 +88,46 @@ wait_ready 60 1 2 3
 wait_converged 60 1 2 3
 expect_eq "replica 3: DBSIZE" "$(redis 3 DBSIZE)" "$(redis 1 DBSIZE)"
 
-say "under writes: the cap would bring the snapshot too far behind"
+say "under writes: the capped transfer, then the slots after it from the logs"
 wipe_and_load 12
 # one writer, one request at a time: a slot each, hundreds a second
-bg writer timeout 60 redis-benchmark -p "$(resp_port 1)" -t set -d 100 -r 100000 -c 1 -P 1 -n 100000000 -q
+bg writer timeout 120 redis-benchmark -p "$(resp_port 1)" -t set -d 100 -r 100000 -c 1 -P 1 -n 100000000 -q
 writer=$BG_PID
 sleep 2
+before=$(info_sum wal_catchup_slots)
 RABIA_EXTRA_ARGS="$RABIA_EXTRA_ARGS --rejoin" cluster_restart 3
+wait_installed
+line=$(grep -h "installed snapshot from replica" "$RABIA_CLUSTER_DIR/r3.log" | tail -n 1)
+ok "replica 3: ${line#*INFO  }"
+for ((k = 0; k < 300; k++)); do # until replica 3 is within the retained log of replica 1
+  a1=$(replica_status 1 | sed -n 's/^applied: //p')
+  a3=$(replica_status 3 | sed -n 's/^applied: //p')
+  [ -n "$a1" ] && [ -n "$a3" ] && ((a3 + 16 >= a1)) && break
+  sleep 0.1
+done
+((a3 + 16 >= a1)) || fail "replica 3 at slot $a3, replica 1 at $a1 30 s after the install"
+ok "replica 3 at slot $a3, replica 1 at $a1, the writer still writing: $(($(info_sum wal_catchup_slots) - before)) slots from the logs"
+expect_eq "no transfer let go at full speed (the logs bridge it)" "$(info_sum state_transfer_rate_lifted)" 0
+kill -TERM "$writer" 2>/dev/null || true # timeout passes it on to redis-benchmark
+bg_wait "$writer" 10
+wait_ready 60 1 2 3
+expect_eq "replica 1: SET marker" "$(redis 1 SET marker two)" OK
+wait_converged 60 1 2 3
+expect_eq "replica 3: GET marker" "$(redis 3 GET marker)" two
+
+say "durability memory, under writes: the cap would bring the snapshot too far behind"
+cluster_stop
+rm -rf "$RABIA_CLUSTER_DIR"
+export RABIA_EXTRA_ARGS="--transfer-rate 2mb --log-retain 16 --durability memory"
+cluster_start 3 kv
+timeout 120 redis-benchmark -p "$(resp_port 1)" -t set -d 100000 -r 100000000 -n 126 -c 4 -P 2 -q >/dev/null 2>&1 ||
+  fail "redis-benchmark did not finish loading"
+cluster_kill 3
+mv "$RABIA_CLUSTER_DIR/r3.log" "$RABIA_CLUSTER_DIR/r3.log.$SECONDS"
+bg writer2 timeout 60 redis-benchmark -p "$(resp_port 1)" -t set -d 100 -r 100000 -c 1 -P 1 -n 100000000 -q
+writer=$BG_PID
+sleep 2.5
+cluster_restart 3
 line=
 for ((k = 0; k < 400 && ${#line} == 0; k++)); do
   sleep 0.1
@@ -99,7 +138,7 @@ ok "${line#*WARN  }"
 lifted=$(info_sum state_transfer_rate_lifted)
 ((lifted >= 1)) || fail "state_transfer_rate_lifted is $lifted"
 ok "state_transfer_rate_lifted: $lifted"
-# with log-retain 16 a replica cannot catch up through the log under this
+# with log-retain 16 and no log, a replica cannot catch up under this
 # writer (hundreds of slots a second); once it stops, the next transfer does
 kill -TERM "$writer" 2>/dev/null || true # timeout passes it on to redis-benchmark
 bg_wait "$writer" 10

@@ -34,6 +34,7 @@
 #include "invariant.h"
 #include "kv.h"
 #include "linearize.h"
+#include "logcatch.h"
 #include "node.h"
 #include "rabia/core.h"
 #include "rabia/state_machine.h"
@@ -67,6 +68,7 @@
 #define SIM_BUG_FORGET_REF (1u << 22)  /* the log releases an own BATCH record a DECIDED_REF still needs */
 #define SIM_BUG_FRAME_NOREF (1u << 23) /* a connection holds a shared frame without a reference of its own */
 #define SIM_BUG_KEEP_OLD_LINK (1u << 24) /* a new life's HELLO leaves its old connection delivering (hello.c) */
+#define SIM_BUG_CATCHUP_BODY (1u << 25) /* catch-up from the log sends a decision with another batch's body */
 #define SIM_CLUSTER_ID 0x51AC1u         /* what HELLO announces */
 
 enum mix_flags { M_JITTER = 1, M_LINKS = 2, M_PARTITION = 4, M_CRASH = 8, M_PAUSE = 16 };
@@ -153,6 +155,7 @@ struct run_result {
     uint64_t xfers, xfer_chunks, xfer_dropped, xfer_stopped; /* snapshot transfers started, chunks delivered,
                                                               dropped, stopped by a decline */
     uint64_t xfer_rate_waits, xfer_rate_lifted; /* chunks held by the rate cap; transfers it let go */
+    uint64_t catchup_log_slots; /* durable: decided slots peers got from a log, below the retained one */
     uint32_t sessions;      /* max_sessions used */
     uint32_t clients;
     uint64_t events;
@@ -412,6 +415,9 @@ struct node {
     /* peers' incoming connections and incarnations: replica/hello.c's
      * rules, as rabiad keeps them (a fresh table each life) */
     struct hello_rules hello;
+    /* peers' catch-up from its log (replica/logcatch.c, as durable.c) */
+    struct logcatch lc;
+    bool lc_ready;
     struct rabia_stats acc; /* stats of earlier lives */
 };
 
@@ -972,6 +978,33 @@ static int log_write(void *ctx)
     return NODE_WRITE_ALL;
 }
 
+/* A peer's catch-up from the durable part of the log, through
+ * replica/logcatch.c as durable.c feeds it from the write-ahead log (here
+ * from the first record kept: a run's log is small). */
+static int log_catchup(void *ctx, uint64_t from, uint64_t until, void (*emit)(void *, const struct rabia_msg *),
+                       void *ectx)
+{
+    struct node *nd = ctx;
+    struct sdisk *d = &nd->disk;
+    if (!nd->lc_ready) {
+        if (logcatch_init(&nd->lc, nd->idx, 256u << 10)) abort();
+        nd->lc.bugs = (nd->w->cfg.bugs & SIM_BUG_CATCHUP_BODY) ? LOGCATCH_BUG_ANY_BODY : 0;
+        nd->lc_ready = true;
+    }
+    logcatch_begin(&nd->lc, from, until, false);
+    for (size_t k = 0; k < d->durable; k++)
+        if (logcatch_feed(&nd->lc, d->r[k].type, d->r[k].slot, &d->r[k].m, emit, ectx)) break;
+    nd->w->res->catchup_log_slots += nd->lc.served;
+    return (int)nd->lc.served;
+}
+
+/* As durable.c: every decided slot after the newest snapshot file is in the log. */
+static bool log_holds(void *ctx, uint64_t from)
+{
+    const struct node *nd = ctx;
+    return from > (nd->disk.snap ? nd->disk.snap_slot : 0);
+}
+
 static const char *log_refusal(void *ctx)
 {
     struct node *nd = ctx;
@@ -1041,7 +1074,11 @@ static void snap_tick(struct world *w, uint8_t i)
         w->res->local_snaps++;
         uint64_t keep = (w->cfg.bugs & SIM_BUG_FORGET_REF) ? rabia_core_own_keep_seq(nd->core)
                                                              : node_keep_batch_seq(nd->rt, d->snap_slot);
-        uint32_t gone = disk_release(w, d, d->snap_slot, keep);
+        /* as durable.c: the slots peers still need from the log stay */
+        uint64_t pin = snapstream_pin(&nd->xfer, w->now), lpin = node_log_pin(nd->rt, w->now);
+        if (lpin && (!pin || lpin < pin)) pin = lpin;
+        if (pin && upto >= pin) upto = pin - 1;
+        uint32_t gone = disk_release(w, d, upto, keep);
         w->res->released += gone;
         if (gone)
             flog(w, "r%u: snapshot of slot %" PRIu64 " durable; %u log segment(s) released (own batch keep seq %" PRIu64
@@ -1184,7 +1221,9 @@ static int xfer_source_open(void *ctx, uint8_t p, uint64_t *slot, uint64_t *tota
     struct rabia_buf *b = &nd->xfer_src[p];
     rabia_buf_clear(b);
     if (nd->w->cfg.durable) {
-        if (!d->snap || d->snap_slot + 1 < rabia_core_log_first(nd->core)) {
+        /* as transfer.c: the newest file, the peer catches up after it from
+         * the log; a fresh one when none, or the peer declined this one */
+        if (!d->snap || d->snap_slot == nd->xfer.tx[p].declined_slot) {
             snapsched_soon(&d->sched);
             return -EAGAIN;
         }
@@ -1301,7 +1340,7 @@ static void xfer_start(struct world *w, struct node *nd)
     struct snapstream_cfg c = {.chunk = w->cfg.xfer_chunk, .max = 1u << 20, .queued = 8ull * w->cfg.xfer_chunk,
                                .per_turn = 4ull * w->cfg.xfer_chunk, .stall_us = 100 * MS, .yield_us = 20 * MS,
                                .decline_backoff_us = 20 * MS, .rate = w->cfg.xfer_rate,
-                               .log_retain = w->cfg.log_retain};
+                               .log_retain = w->cfg.durable ? 0 : w->cfg.log_retain, .pin_us = 200 * MS};
     struct snapstream_env e = {.ctx = nd, .now_us = env_now, .note = xfer_note, .link_ready = xfer_link_ready,
                                .link_pending = xfer_link_pending, .source_open = xfer_source_open,
                                .source_read = xfer_source_read, .source_close = xfer_source_close, .send = xfer_send,
@@ -1768,7 +1807,8 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     if (!rp) abort();
     struct node_restore rest = {0};
     bool restored = w->cfg.durable && !recovering && recover(w, i, rp, &rest) == 0;
-    struct node_log lg = {.ctx = nd, .append = log_append, .write = log_write, .refusal = log_refusal};
+    struct node_log lg = {.ctx = nd, .append = log_append, .write = log_write, .refusal = log_refusal,
+                          .catchup = log_catchup, .holds = log_holds};
     if (node_start(nd->rt, &cfg, w->cfg.durable ? &lg : NULL, restored ? &rest : NULL)) {
         fprintf(stderr, "sim: cannot start replica\n");
         abort();
@@ -2490,6 +2530,7 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
         free(nd->disk.r);
         free(nd->disk.snap);
         rabia_buf_free(&nd->disk.snap_new);
+        if (nd->lc_ready) logcatch_free(&nd->lc);
     }
     /* slots_null counts per replica: normalise to per-slot rates */
     while (w->h.n) free(heap_pop(&w->h).data);
@@ -2590,7 +2631,7 @@ static void usage(void)
 struct totals {
     uint64_t runs, failed, slots, nulls, fast, own, max_phase, ok, unknown, crashes, restarts, restarts_open,
         hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored, local_snaps, released, restarts_tail,
-        by_ref, frames_shared, frames_copied, xfers, xfer_chunks, xfer_dropped, xfer_stopped, xfer_rate_waits, xfer_rate_lifted;
+        by_ref, frames_shared, frames_copied, xfers, xfer_chunks, xfer_dropped, xfer_stopped, xfer_rate_waits, xfer_rate_lifted, catchup_log_slots;
     uint64_t var_slots[4], var_nulls[4];
 };
 
@@ -2653,6 +2694,7 @@ int main(int argc, char **argv)
             else if (!strcmp(v, "forget-ref")) base.bugs |= SIM_BUG_FORGET_REF;
             else if (!strcmp(v, "frame-noref")) base.bugs |= SIM_BUG_FRAME_NOREF;
             else if (!strcmp(v, "keep-old-link")) base.bugs |= SIM_BUG_KEEP_OLD_LINK;
+            else if (!strcmp(v, "catchup-body")) base.bugs |= SIM_BUG_CATCHUP_BODY;
             else {
                 fprintf(stderr, "unknown bug '%s'\n", v);
                 return 2;
@@ -2731,6 +2773,7 @@ int main(int argc, char **argv)
             T.xfer_stopped += r.xfer_stopped;
             T.xfer_rate_waits += r.xfer_rate_waits;
             T.xfer_rate_lifted += r.xfer_rate_lifted;
+            T.catchup_log_slots += r.catchup_log_slots;
             if (r.sessions < r.clients) T.tight++;
             if (r.max_phase > T.max_phase) T.max_phase = r.max_phase;
             if (single || r.failed || (!quiet && s % 250 == 0 && mi == 0))
@@ -2777,9 +2820,10 @@ int main(int argc, char **argv)
     if (base.durable)
         printf("durable: whole-cluster crashes=%" PRIu64 " torn-writes=%" PRIu64 " damaged-logs=%" PRIu64
                " disk-stalls-and-full=%" PRIu64 " records-restored=%" PRIu64 " local-snapshots=%" PRIu64
-               " segments-released=%" PRIu64 " restarts-from-snapshot-and-tail=%" PRIu64 " decided-by-ref=%" PRIu64 "\n",
+               " segments-released=%" PRIu64 " restarts-from-snapshot-and-tail=%" PRIu64 " decided-by-ref=%" PRIu64
+               " slots-caught-up-from-a-log=%" PRIu64 "\n",
                T.crash_all, T.torn, T.damaged, T.disk_faults, T.restored, T.local_snaps, T.released, T.restarts_tail,
-               T.by_ref);
+               T.by_ref, T.catchup_log_slots);
     static const char *vname[4] = {"window 1 global", "window n classes", "window 8 classes", "window 4 global"};
     printf("null-slot rate by variant:");
     for (int v = 0; v < 4; v++)
