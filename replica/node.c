@@ -713,6 +713,7 @@ static void log_emit(void *ctx, const struct rabia_msg *m)
  * log surely holds that slot, and nothing read for them. */
 #define NODE_LOG_SERVING_US 1000000u
 #define NODE_LOG_RESEND_US 50000u
+static uint64_t serving_us(const struct rabia_node *n) { return n->cfg.log_serving_us ? n->cfg.log_serving_us : NODE_LOG_SERVING_US; }
 static void catchup_from_log(struct rabia_node *n, const struct rabia_msg *m, uint64_t now)
 {
     if (!n->has_log || !n->log.catchup || m->from >= n->cfg.n || m->from == n->cfg.self) return;
@@ -722,7 +723,7 @@ static void catchup_from_log(struct rabia_node *n, const struct rabia_msg *m, ui
         /* an old slot's message: the peer asks for decisions once it knows
          * it is behind; until then no snapshot while the log holds them */
         if (n->log.holds && n->log.holds(n->log.ctx, from)) {
-            n->log_serving[m->from] = now + NODE_LOG_SERVING_US;
+            n->log_serving[m->from] = now + serving_us(n);
             n->log_from[m->from] = from;
         }
         return;
@@ -741,14 +742,14 @@ static void catchup_from_log(struct rabia_node *n, const struct rabia_msg *m, ui
      * after that. */
     if (m->type == RABIA_MSG_CATCHUP && from < n->log_sent_until[p] && now - n->log_sent_us[p] < NODE_LOG_RESEND_US) {
         if (n->log_sent_until[p] >= until) { /* all of it on its way */
-            n->log_serving[p] = now + NODE_LOG_SERVING_US;
+            n->log_serving[p] = now + serving_us(n);
             return;
         }
         from = n->log_sent_until[p];
     }
     struct log_emit e = {.n = n, .to = p};
     int k = n->log.catchup(n->log.ctx, from, until, log_emit, &e);
-    n->log_serving[p] = k > 0 || k == -EAGAIN ? now + NODE_LOG_SERVING_US : 0;
+    n->log_serving[p] = k > 0 || k == -EAGAIN ? now + serving_us(n) : 0;
     if (k > 0) {
         n->log_sent_until[p] = from + (uint64_t)k;
         n->log_sent_us[p] = now;

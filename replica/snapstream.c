@@ -187,7 +187,8 @@ static void tx_pump(struct snapstream *s, uint8_t p, uint64_t applied)
         if (s->env.source_open(s->env.ctx, p, &slot, &total)) return; /* not yet: next turn */
         RABIA_ASSERT(slot > 0 && total > 0);
         s->tx[p] = (struct snapstream_tx){.active = true, .slot = slot, .total = total,
-                                          .declined_slot = s->tx[p].declined_slot};
+                                          .declined_slot = s->tx[p].declined_slot,
+                                          .completed_slot = s->tx[p].completed_slot};
         s->st.sent++;
         note(s, RABIA_LOG_INFO, "sending snapshot at slot %" PRIu64 " (%" PRIu64 " bytes) to replica %u", slot, total,
              p + 1);
@@ -225,7 +226,10 @@ static void tx_pump(struct snapstream *s, uint8_t p, uint64_t applied)
         if (capped) s->credit -= n;
     }
     RABIA_ASSERT(s->tx[p].off <= s->tx[p].total);
-    if (s->tx[p].off == s->tx[p].total) tx_end(s, p);
+    if (s->tx[p].off == s->tx[p].total) {
+        s->tx[p].completed_slot = s->tx[p].slot;
+        tx_end(s, p);
+    }
 }
 
 static void rx_decline(struct snapstream *s, uint8_t from, uint64_t slot);
@@ -236,6 +240,12 @@ uint64_t snapstream_turn(struct snapstream *s)
     uint64_t applied = s->env.applied ? s->env.applied(s->env.ctx) : s->node ? rabia_rsm_applied(node_rsm(s->node)) : 0;
     rate_refill(s, now);
     slot_rate_update(s, now, applied);
+    if (applied > s->progress_applied) {
+        if (s->progress_applied) s->progress_us = now; /* not the first look */
+        s->progress_applied = applied;
+    } else if (applied < s->progress_applied) { /* a new apply layer (a restart in the simulator) */
+        s->progress_applied = applied;
+    }
     s->rate_due = 0;
     /* under the cap each turn another peer goes first, so that one
      * transfer does not take every byte while another waits */
@@ -302,6 +312,17 @@ static void rx_begin(struct snapstream *s, uint8_t from, const struct rabia_msg 
     if (m->u64b > s->cfg.max || m->u64b == 0) { /* 0 with a body: malformed (the codec refuses it too) */
         note(s, RABIA_LOG_WARN, "snapshot from replica %u refused: %" PRIu64 " bytes announced, 1 to %" PRIu64,
              from + 1, m->u64b, s->cfg.max);
+        rx_decline(s, from, m->slot);
+        return;
+    }
+    /* Applying slots now (a catch-up from a peer's log after an earlier
+     * snapshot, or from the retained log): another snapshot would cost the
+     * whole state again for what the log brings anyway. A replica making
+     * no progress takes it. */
+    if (s->progress_us && now - s->progress_us < s->cfg.yield_us) {
+        note(s, RABIA_LOG_INFO,
+             "snapshot from replica %u at slot %" PRIu64 " declined: this replica is catching up through the log "
+             "(applied %" PRIu64 ")", from + 1, m->slot, rabia_rsm_applied(node_rsm(s->node)));
         rx_decline(s, from, m->slot);
         return;
     }

@@ -112,8 +112,9 @@ struct snapstream_tx {
     bool held;            /* its next chunk waits for the rate cap (counted once) */
     bool uncapped;        /* the cap would make it useless: it goes at full speed */
     uint64_t pin_until;   /* ended: snapstream_pin keeps its slot until then */
-    uint64_t declined_slot; /* the slot of the last transfer the peer declined (source_open: the same file
-                               again would be declined again when the peer is past it) */
+    uint64_t declined_slot; /* the slot of the last transfer the peer declined */
+    uint64_t completed_slot; /* ... and of the last one sent whole (source_open: a file the peer got whole
+                                and now declines, it is past: only a newer one can help it) */
 };
 struct snapstream_rx {
     bool active;
@@ -134,6 +135,8 @@ struct snapstream {
     uint64_t slot_rate;         /* slots applied per second, the lower of the last two windows */
     uint64_t win_us, win_slot;  /* ... the window being measured: its start */
     uint64_t win_last;          /* ... the rate of the last one */
+    uint64_t progress_applied, progress_us; /* the slot applied, and when it last moved (a receiver
+                                               applying slots declines a snapshot: rx_begin) */
 };
 
 /* Set up (no allocation). The node may be set later (snapstream_set_node)

@@ -51,9 +51,9 @@ static int tx_open(void *ctx, uint8_t to, uint64_t *slot, uint64_t *total)
      * forked 234 each in 80 s while the cluster fell to a tenth of its
      * writes (bench/README.md, transfer_load.sh). */
     uint64_t newest = rabia_snapfile_newest(r->dur.snap_dir);
-    if (!newest || newest == r->xfer.tx[to].declined_slot) {
-        /* none yet, or the peer declined this one (it is past it: it may
-         * have installed it and not caught up after it): one at the
+    if (!newest || (newest == r->xfer.tx[to].declined_slot && newest == r->xfer.tx[to].completed_slot)) {
+        /* none yet, or the peer got this one whole and now declines it (it
+         * installed it and could not catch up after it): one at the
          * applied slot */
         durable_snapshot_soon(&r->dur);
         return -EAGAIN;

@@ -129,6 +129,7 @@ struct run_cfg {
     int clients_on; /* --clients-on R: every client starts at replica R (0: spread at random) */
     uint64_t snap_log_bytes;   /* durable: max-log-size (snapsched.c): log bytes that call for a local snapshot */
     uint64_t snap_interval_us; /* ... snapshot-interval-s (0: by size only) */
+    uint64_t snap_bytes_fixed; /* --snap-bytes: snap_log_bytes for every seed (0: by seed) */
     uint32_t seg_recs;   /* durable: log records per segment, the unit the log releases */
     uint32_t xfer_chunk; /* snapshot transfers: bytes per chunk (snapstream.h; rabiad: 1 MiB) */
     uint64_t xfer_rate;  /* ... bytes per second out of a replica (transfer-rate; 0: no cap) */
@@ -1223,7 +1224,7 @@ static int xfer_source_open(void *ctx, uint8_t p, uint64_t *slot, uint64_t *tota
     if (nd->w->cfg.durable) {
         /* as transfer.c: the newest file, the peer catches up after it from
          * the log; a fresh one when none, or the peer declined this one */
-        if (!d->snap || d->snap_slot == nd->xfer.tx[p].declined_slot) {
+        if (!d->snap || (d->snap_slot == nd->xfer.tx[p].declined_slot && d->snap_slot == nd->xfer.tx[p].completed_slot)) {
             snapsched_soon(&d->sched);
             return -EAGAIN;
         }
@@ -1781,7 +1782,8 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     cfg.bugs = w->cfg.bugs & 0xFFFF;
     hello_init(&nd->hello, SIM_CLUSTER_ID, w->cfg.n, i);
     nd->hello.bugs = (w->cfg.bugs & SIM_BUG_KEEP_OLD_LINK) ? HELLO_BUG_KEEP_OLD : 0;
-    struct node_cfg nc = {.self = i, .n = w->cfg.n, .sm = &TSM, .waiters_cap = WAITERS};
+    /* the world's time runs about 20 times rabiad's (snapstream's limits too) */
+    struct node_cfg nc = {.self = i, .n = w->cfg.n, .sm = &TSM, .waiters_cap = WAITERS, .log_serving_us = 50 * MS};
     nc.rsm = (struct rabia_rsm_config){.max_sessions = w->res->sessions, .max_reply_bytes = 1024};
     batcher_cfg_default(&nc.batch);
     nc.batch.max_bytes = 4096;
@@ -2578,6 +2580,7 @@ static void seed_cfg(struct run_cfg *c, uint64_t seed, const struct run_cfg *ove
      * records (a slot writes about five at each replica) */
     c->snap_log_bytes = 16384u << ((h >> 32) % 4);
     c->snap_interval_us = (h >> 60) & 1 ? 150 * MS : 0;
+    if (over->snap_bytes_fixed) c->snap_log_bytes = over->snap_bytes_fixed;
     c->seg_recs = 16u << ((h >> 40) % 3);
     /* snapshot chunks of 512 B to 1 MiB: many chunks per transfer (a state
      * here is 1-40 KB), or one */
@@ -2598,6 +2601,7 @@ static void usage(void)
            "  --seed S           run exactly one seed (replay), verbose\n"
            "  --trace-slot X     with --seed: print every protocol step of slot X\n"
            "  --faults           with --seed: log every fault, restart and recovery\n"
+           "  --snap-bytes N     durable: a local snapshot every N bytes of log (default: 16-128 KiB by seed)\n"
            "  --mix NAME         calm|jitter|links|partition|crash|pause|all (default: by seed)\n"
            "  --all-mixes        run every seed under each of the seven mixes\n"
            "  --n N              3, 5 or 7 (default: 3 or 5 by seed)\n"
@@ -2657,6 +2661,13 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--n") && v) {
             fixed_n = atoi(argv[++i]);
             snprintf(extra + el, sizeof extra - el, " --n %d", fixed_n);
+        } else if (!strcmp(a, "--snap-bytes") && v) {
+            base.snap_bytes_fixed = strtoull(argv[++i], NULL, 10);
+            if (base.snap_bytes_fixed < 1024) {
+                fprintf(stderr, "--snap-bytes must be at least 1024\n");
+                return 2;
+            }
+            snprintf(extra + el, sizeof extra - el, " --snap-bytes %" PRIu64, base.snap_bytes_fixed);
         } else if (!strcmp(a, "--variant") && v) {
             fixed_variant = atoi(argv[++i]);
             if (fixed_variant < 0 || fixed_variant > 3) {
