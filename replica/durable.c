@@ -430,10 +430,12 @@ int durable_catchup(struct durable *d, uint64_t from, uint64_t until, logcatch_e
     }
     d->catchup_on = false; /* the log does not hold `from` (or the read failed) */
     d->catchup_refused++;
-    if (rc < 0 || d->catchup.no_body) /* a gap is expected (released, or before an installed snapshot) */
+    /* a gap is expected (released, or before an installed snapshot); the
+     * rest is said once per 1,000 (the peer asks again every few ms) */
+    if ((rc < 0 || d->catchup.no_body) && d->catchup_odd++ % 1000 == 0)
         fprintf(stderr, "rabia: a peer's catch-up from slot %" PRIu64 " found %s in the log: it is offered a "
-                "snapshot instead\n", from, rc < 0 ? "a read error" : "a decision whose batch body is not among the "
-                "bodies kept");
+                "snapshot instead (%" PRIu64 " such)\n", from, rc < 0 ? "a read error" : "a decision whose batch "
+                "body is not among the bodies kept", d->catchup_odd);
     return 0;
 }
 

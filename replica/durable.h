@@ -85,6 +85,7 @@ struct durable {
     bool catchup_on;               /* the cursor continues the request catchup.next names */
     struct rabia_wal_cursor catchup_at;
     uint64_t catchup_slots, catchup_requests, catchup_refused; /* slots served; requests; ones the log could not */
+    uint64_t catchup_odd;          /* requests that met a read error or a body not kept */
     uint64_t write_started_us, last_write_us, max_write_us;
     bool write_dsync;              /* the write in flight carries RWF_DSYNC */
     char disk_err[256];

@@ -717,6 +717,7 @@ static uint64_t serving_us(const struct rabia_node *n) { return n->cfg.log_servi
 static void catchup_from_log(struct rabia_node *n, const struct rabia_msg *m, uint64_t now)
 {
     if (!n->has_log || !n->log.catchup || m->from >= n->cfg.n || m->from == n->cfg.self) return;
+    if (m->type != RABIA_MSG_CATCHUP && !m->slot) return; /* a FETCH of a batch's body only: the core's */
     uint64_t from = m->slot ? m->slot : 1, first = rabia_core_log_first(n->core);
     if (from >= first || from >= rabia_core_next_apply(n->core)) return; /* the core's own */
     if (m->type != RABIA_MSG_CATCHUP && m->type != RABIA_MSG_FETCH) {

@@ -130,6 +130,7 @@ struct run_cfg {
     uint64_t snap_log_bytes;   /* durable: max-log-size (snapsched.c): log bytes that call for a local snapshot */
     uint64_t snap_interval_us; /* ... snapshot-interval-s (0: by size only) */
     uint64_t snap_bytes_fixed; /* --snap-bytes: snap_log_bytes for every seed (0: by seed) */
+    bool no_log_pin;           /* --no-log-pin: snapshots release the log whatever peers still read from it */
     uint32_t seg_recs;   /* durable: log records per segment, the unit the log releases */
     uint32_t xfer_chunk; /* snapshot transfers: bytes per chunk (snapstream.h; rabiad: 1 MiB) */
     uint64_t xfer_rate;  /* ... bytes per second out of a replica (transfer-rate; 0: no cap) */
@@ -1078,7 +1079,7 @@ static void snap_tick(struct world *w, uint8_t i)
         /* as durable.c: the slots peers still need from the log stay */
         uint64_t pin = snapstream_pin(&nd->xfer, w->now), lpin = node_log_pin(nd->rt, w->now);
         if (lpin && (!pin || lpin < pin)) pin = lpin;
-        if (pin && upto >= pin) upto = pin - 1;
+        if (pin && upto >= pin && !w->cfg.no_log_pin) upto = pin - 1;
         uint32_t gone = disk_release(w, d, upto, keep);
         w->res->released += gone;
         if (gone)
@@ -2602,6 +2603,7 @@ static void usage(void)
            "  --trace-slot X     with --seed: print every protocol step of slot X\n"
            "  --faults           with --seed: log every fault, restart and recovery\n"
            "  --snap-bytes N     durable: a local snapshot every N bytes of log (default: 16-128 KiB by seed)\n"
+           "  --no-log-pin       durable: snapshots release the log even where peers still read it\n"
            "  --mix NAME         calm|jitter|links|partition|crash|pause|all (default: by seed)\n"
            "  --all-mixes        run every seed under each of the seven mixes\n"
            "  --n N              3, 5 or 7 (default: 3 or 5 by seed)\n"
@@ -2661,6 +2663,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "--n") && v) {
             fixed_n = atoi(argv[++i]);
             snprintf(extra + el, sizeof extra - el, " --n %d", fixed_n);
+        } else if (!strcmp(a, "--no-log-pin")) {
+            base.no_log_pin = true;
+            snprintf(extra + el, sizeof extra - el, " --no-log-pin");
         } else if (!strcmp(a, "--snap-bytes") && v) {
             base.snap_bytes_fixed = strtoull(argv[++i], NULL, 10);
             if (base.snap_bytes_fixed < 1024) {
