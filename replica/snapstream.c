@@ -315,14 +315,17 @@ static void rx_begin(struct snapstream *s, uint8_t from, const struct rabia_msg 
         rx_decline(s, from, m->slot);
         return;
     }
-    /* Applying slots now (a catch-up from a peer's log after an earlier
-     * snapshot, or from the retained log): another snapshot would cost the
-     * whole state again for what the log brings anyway. A replica making
-     * no progress takes it. */
-    if (s->progress_us && now - s->progress_us < s->cfg.yield_us) {
+    /* Behind and applying slots now (a catch-up from a peer's log after an
+     * earlier snapshot, or from the retained log): another snapshot would
+     * cost the whole state again for what the log brings anyway. A replica
+     * making no progress, or one that is level with what it has heard of,
+     * takes it. */
+    uint64_t applied_now = rabia_rsm_applied(node_rsm(s->node));
+    if (s->progress_us && now - s->progress_us < s->cfg.yield_us &&
+        rabia_core_known_slot(node_core(s->node)) > applied_now + SNAPSTREAM_BEHIND) {
         note(s, RABIA_LOG_INFO,
              "snapshot from replica %u at slot %" PRIu64 " declined: this replica is catching up through the log "
-             "(applied %" PRIu64 ")", from + 1, m->slot, rabia_rsm_applied(node_rsm(s->node)));
+             "(applied %" PRIu64 ")", from + 1, m->slot, applied_now);
         rx_decline(s, from, m->slot);
         return;
     }

@@ -63,6 +63,9 @@ struct snapstream_cfg {
     uint64_t pin_us;   /* snapstream_pin keeps a transfer's slot this long after it ended */
 };
 #define SNAPSTREAM_RATE_MAX (1ull << 40) /* 1 TiB/s */
+/* A receiver this many slots behind what it has heard of, and applying
+ * slots, is catching up through a log: it declines other snapshots. */
+#define SNAPSTREAM_BEHIND 64u
 
 struct snapstream_env {
     void *ctx;

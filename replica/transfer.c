@@ -44,7 +44,8 @@ static int tx_open(void *ctx, uint8_t to, uint64_t *slot, uint64_t *total)
     /* The newest snapshot file, however far behind the retained log: the
      * peer catches up after it from this replica's log (replica/logcatch.c),
      * which holds every slot after its newest snapshot and keeps them
-     * while the transfer lasts and a minute after (snapstream_pin). Before,
+     * while the transfer lasts and 5 s after (snapstream_pin), then while it
+     * serves that peer's catch-up (node_log_pin). Before,
      * a file behind the retained log was useless to the peer, and a fresh
      * snapshot was forked for it; under load (log-retain 16 at 150 k SET/s,
      * a 128 MiB state) each was behind again once written, and the senders

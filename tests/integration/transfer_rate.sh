@@ -18,7 +18,7 @@
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
-it_init transfer_rate 15
+it_init transfer_rate 27
 need_cmd redis-cli redis-benchmark
 
 say "bad values are refused"
