@@ -311,6 +311,20 @@ wait_converged() {
   done
 }
 
+# wait_within TIMEOUT_S SLOTS I J: replica I's applied slot comes within
+# SLOTS of replica J's (a replica catching up while writes go on); sets
+# WITHIN_I and WITHIN_J to the last values read, fails past TIMEOUT_S
+wait_within() {
+  local limit=$1 slots=$2 i=$3 j=$4 k
+  for ((k = 0; k < limit * 10; k++)); do
+    WITHIN_J=$(replica_status "$j" | sed -n 's/^applied: //p')
+    WITHIN_I=$(replica_status "$i" | sed -n 's/^applied: //p')
+    [ -n "$WITHIN_I" ] && [ -n "$WITHIN_J" ] && ((WITHIN_I + slots >= WITHIN_J)) && return 0
+    sleep 0.1
+  done
+  fail "replica $i at slot ${WITHIN_I:-?}, replica $j at ${WITHIN_J:-?} after ${limit}s"
+}
+
 # wait_ready TIMEOUT_S I...: each replica answers status, is not recovering and
 # reaches all its peers
 wait_ready() {

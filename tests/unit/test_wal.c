@@ -57,6 +57,19 @@ static struct rabia_wal *open_log(const char *dir, struct seen *s, struct rabia_
     return w;
 }
 
+/* Seal the group formed, write it (pwritev2) and, if complete, report the
+ * write done; the preallocator gets up to 5 s. 0 or an error. */
+static int seal_write(struct rabia_wal *w, bool complete)
+{
+    struct rabia_wal_write io;
+    int rc, tries = 0;
+    while ((rc = rabia_wal_seal(w, &io)) == -EAGAIN && tries++ < 5000) usleep(1000);
+    if (rc != 1) return rc < 0 ? rc : -EIO; /* the preallocator did not catch up */
+    struct iovec v = {.iov_base = (void *)io.buf, .iov_len = io.len};
+    ssize_t k = pwritev2(io.fd, &v, 1, (off_t)io.off, io.rw_flags);
+    return complete ? rabia_wal_written(w, (int)k) : 0;
+}
+
 /* Append records seq first..first+n-1 (body of `body` bytes) in groups of
  * `per` records, each group written and completed. */
 static void write_groups(struct rabia_wal *w, uint64_t first, uint64_t n, uint32_t per, uint32_t body)
@@ -69,15 +82,9 @@ static void write_groups(struct rabia_wal *w, uint64_t first, uint64_t n, uint32
                                   .id = {.proxy = 1, .incarnation = 7, .seq = s}, .body = b, .body_len = body};
             CHECK_EQ(rabia_wal_append_msg(w, RABIA_WAL_BATCH, s, &m), 0);
         }
-        struct rabia_wal_write io;
-        int rc;
-        int tries = 0;
-        while ((rc = rabia_wal_seal(w, &io)) == -EAGAIN && tries++ < 5000) usleep(1000); /* preallocator */
-        CHECK_EQ(rc, 1);
-        if (rc != 1) break;
-        struct iovec v = {.iov_base = (void *)io.buf, .iov_len = io.len};
-        ssize_t k = pwritev2(io.fd, &v, 1, (off_t)io.off, io.rw_flags);
-        CHECK_EQ(rabia_wal_written(w, (int)k), 0);
+        int rc = seal_write(w, true);
+        CHECK_EQ(rc, 0);
+        if (rc) break;
     }
     free(b);
 }
@@ -194,16 +201,6 @@ static void append_slot(struct rabia_wal *w, uint64_t s)
     CHECK_EQ(rabia_wal_append_msg(w, RABIA_WAL_DECIDED_REF, s, &d), 0);
 }
 
-static int seal_write(struct rabia_wal *w, bool complete)
-{
-    struct rabia_wal_write io;
-    int rc, tries = 0;
-    while ((rc = rabia_wal_seal(w, &io)) == -EAGAIN && tries++ < 5000) usleep(1000);
-    if (rc != 1) return rc;
-    struct iovec v = {.iov_base = (void *)io.buf, .iov_len = io.len};
-    ssize_t k = pwritev2(io.fd, &v, 1, (off_t)io.off, io.rw_flags);
-    return complete ? rabia_wal_written(w, (int)k) : 0;
-}
 
 static void test_read_back(void)
 {
