@@ -174,8 +174,12 @@ void durable_close(struct durable *d)
     d->snap_pipe = -1;
     rabia_wal_close(d->wal);
     d->wal = NULL;
-    if (d->catchup_ready) logcatch_free(&d->catchup);
-    d->catchup_ready = false;
+    for (uint32_t p = 0; p < RABIA_MAX_REPLICAS; p++) {
+        if (!d->catchup[p]) continue;
+        logcatch_free(&d->catchup[p]->lc);
+        free(d->catchup[p]);
+        d->catchup[p] = NULL;
+    }
     durable_restored(d);
 }
 
@@ -259,9 +263,9 @@ static int log_write(void *ctx)
 
 static const char *log_refusal(void *ctx) { return durable_refusal(ctx); }
 
-static int log_catchup(void *ctx, uint64_t from, uint64_t until, logcatch_emit_fn emit, void *ectx)
+static int log_catchup(void *ctx, uint8_t peer, uint64_t from, uint64_t until, logcatch_emit_fn emit, void *ectx)
 {
-    return durable_catchup(ctx, from, until, emit, ectx);
+    return durable_catchup(ctx, peer, from, until, emit, ectx);
 }
 
 /* Every decided slot after the newest snapshot file is in the log: a
@@ -383,7 +387,7 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
 /* peers' catch-up from the log */
 
 struct catchup_feed {
-    struct durable *d;
+    struct logcatch *lc;
     logcatch_emit_fn emit;
     void *ctx;
 };
@@ -394,45 +398,52 @@ static bool catchup_record(void *ctx, uint8_t type, uint64_t slot, const uint8_t
     if (type == NODE_REC_RESERVE) return false;
     struct rabia_msg m;
     if (rabia_msg_decode_unsummed(frame, len, &m)) return false; /* replay refuses such a log at start */
-    return logcatch_feed(&f->d->catchup, type, slot, &m, f->emit, f->ctx);
+    return logcatch_feed(f->lc, type, slot, &m, f->emit, f->ctx);
 }
 
-int durable_catchup(struct durable *d, uint64_t from, uint64_t until, logcatch_emit_fn emit, void *ctx)
+int durable_catchup(struct durable *d, uint8_t peer, uint64_t from, uint64_t until, logcatch_emit_fn emit,
+                    void *ctx)
 {
     RABIA_ASSERT(from >= 1 && until > from);
-    if (!d->catchup_ready) {
-        if (logcatch_init(&d->catchup, d->cfg.self, DURABLE_CATCHUP_RING)) return 0;
-        d->catchup_ready = true;
+    RABIA_ASSERT(peer < RABIA_MAX_REPLICAS && peer != d->cfg.self);
+    struct durable_catchup *c = d->catchup[peer];
+    if (!c) { /* this peer's first catch-up from the log: its ring, once */
+        if (!(c = calloc(1, sizeof(*c)))) return 0;
+        if (logcatch_init(&c->lc, d->cfg.self, DURABLE_CATCHUP_RING)) {
+            free(c);
+            return 0; /* out of memory: the peer gets a snapshot */
+        }
+        d->catchup[peer] = c;
     }
     d->catchup_requests++;
     /* the peer asks again from where the last request ended, or from the
      * same slot while the read is still on its way: the read goes on */
-    bool keep = d->catchup_on && d->catchup.next == from;
-    if (!keep && !rabia_wal_cursor_for(d->wal, from, &d->catchup_at)) {
-        d->catchup_on = false;
+    bool keep = c->on && c->lc.next == from;
+    if (!keep && !rabia_wal_cursor_for(d->wal, from, &c->at)) {
+        c->on = false;
         d->catchup_refused++;
         return 0;
     }
-    logcatch_begin(&d->catchup, from, until, keep);
-    struct catchup_feed f = {.d = d, .emit = emit, .ctx = ctx};
+    logcatch_begin(&c->lc, from, until, keep);
+    struct catchup_feed f = {.lc = &c->lc, .emit = emit, .ctx = ctx};
     char err[700] = "";
-    int rc = rabia_wal_read(d->wal, &d->catchup_at, DURABLE_CATCHUP_READ, catchup_record, &f, err, sizeof err);
+    int rc = rabia_wal_read(d->wal, &c->at, DURABLE_CATCHUP_READ, catchup_record, &f, err, sizeof err);
     if (rc < 0) fprintf(stderr, "rabia: a peer's catch-up from the log: %s\n", err);
-    uint64_t served = d->catchup.served;
+    uint64_t served = c->lc.served;
     d->catchup_slots += served;
     if (served) {
-        d->catchup_on = rc >= 0;
+        c->on = rc >= 0;
         return (int)served;
     }
-    if (rc == 1 && !d->catchup.ended) { /* read up to the budget, not there yet */
-        d->catchup_on = true;
+    if (rc == 1 && !c->lc.ended) { /* read up to the budget, not there yet */
+        c->on = true;
         return -EAGAIN;
     }
-    d->catchup_on = false; /* the log does not hold `from` (or the read failed) */
+    c->on = false; /* the log does not hold `from` (or the read failed) */
     d->catchup_refused++;
     /* a gap is expected (released, or before an installed snapshot); the
      * rest is said once per 1,000 (the peer asks again every few ms) */
-    if ((rc < 0 || d->catchup.no_body) && d->catchup_odd++ % 1000 == 0)
+    if ((rc < 0 || c->lc.no_body) && d->catchup_odd++ % 1000 == 0)
         fprintf(stderr, "rabia: a peer's catch-up from slot %" PRIu64 " found %s in the log: it is offered a "
                 "snapshot instead (%" PRIu64 " such)\n", from, rc < 0 ? "a read error" : "a decision whose batch "
                 "body is not among the bodies kept", d->catchup_odd);

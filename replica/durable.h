@@ -79,11 +79,9 @@ struct durable {
     uint64_t last_fork_us;         /* how long the last fork() stalled the loop */
     uint64_t max_fork_us;
     struct replay *replay;         /* recovery, until durable_restored */
-    /* peers' catch-up from the log (logcatch.h): one read at a time */
-    struct logcatch catchup;
-    bool catchup_ready;            /* its ring is allocated (at the first request) */
-    bool catchup_on;               /* the cursor continues the request catchup.next names */
-    struct rabia_wal_cursor catchup_at;
+    /* peers' catch-up from the log (logcatch.h): a read position per peer,
+     * allocated at its first request (ring included: DURABLE_CATCHUP_RING) */
+    struct durable_catchup *catchup[RABIA_MAX_REPLICAS];
     uint64_t catchup_slots, catchup_requests, catchup_refused; /* slots served; requests; ones the log could not */
     uint64_t catchup_odd;          /* requests that met a read error or a body not kept */
     uint64_t write_started_us, last_write_us, max_write_us;
@@ -119,15 +117,24 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now_us, uin
 /* The state hash (rabia_rsm_hash) at the newest snapshot this replica
  * wrote, computed by the snapshot child: false when none yet. */
 bool durable_state_hash(const struct durable *d, uint64_t *slot, uint64_t *hash);
-/* A peer's catch-up from the log: DECISION messages for slots [from,
- * until) through emit, read back from the write-ahead log (logcatch.h).
- * The number of slots sent (maybe fewer than asked), 0 when the log does
- * not hold `from` (the peer needs a snapshot), -EAGAIN while still reading
- * towards it (at most DURABLE_CATCHUP_READ bytes per call: the peer asks
- * again). */
+/* Peer `peer`'s catch-up from the log: DECISION messages for slots
+ * [from, until) through emit, read back from the write-ahead log
+ * (logcatch.h). The number of slots sent (maybe fewer than asked), 0 when
+ * the log does not hold `from` (the peer needs a snapshot), -EAGAIN while
+ * still reading towards it (at most DURABLE_CATCHUP_READ bytes per call:
+ * the peer asks again, and the read goes on from where it stopped, if it
+ * asks for the same slot). Each peer has its own read position and bodies:
+ * at most n - 1 rings of DURABLE_CATCHUP_RING bytes, for the peers that
+ * ever caught up from this log. */
 #define DURABLE_CATCHUP_READ (4u << 20)
 #define DURABLE_CATCHUP_RING (16u << 20)
-int durable_catchup(struct durable *d, uint64_t from, uint64_t until, logcatch_emit_fn emit, void *ctx);
+struct durable_catchup {
+    struct logcatch lc;
+    bool on;                       /* the cursor continues the request lc.next names */
+    struct rabia_wal_cursor at;
+};
+int durable_catchup(struct durable *d, uint8_t peer, uint64_t from, uint64_t until, logcatch_emit_fn emit,
+                    void *ctx);
 /* Whether a snapshot child is running. */
 bool durable_snapshot_running(const struct durable *d);
 /* "" or why client writes are refused now (a full disk). */

@@ -113,6 +113,7 @@ struct conn {
     bool client_slot;      /* counted in rabia_replica.n_client_conns */
     bool quit;
     bool closing;          /* replica_conn_close called: ignore the rest */
+    int close_why;         /* a peer link this replica closed: the send's error (-ENOBUFS: output limit) */
     bool want_pump;        /* input waits for replies that just came */
     /* a blocking pop whose last attempt found nothing: parked until a key
      * it waits on becomes non-empty (retry) or its deadline (nil reply) */

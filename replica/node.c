@@ -729,10 +729,23 @@ static void catchup_from_log(struct rabia_node *n, const struct rabia_msg *m, ui
         }
         return;
     }
+    uint8_t p = m->from;
+    /* A FETCH of a slot past where this peer catches up from the log: that
+     * catch-up brings the slot's decision, body and all, in order. Read
+     * for the FETCH, the peer's log cursor would move past the catch-up's
+     * slot and the next CATCHUP would start the read over, a segment back:
+     * a replica behind by two segments that FETCHes the bodies of a few
+     * decided slots ahead (its link dropped their batches) alternated the
+     * two for ever, each read 4 MiB from the start and none got there
+     * (integration.peer_stall, once in CI: 26,645 requests, 0 slots). */
+    if (m->type == RABIA_MSG_FETCH && now < n->log_serving[p] && from > n->log_from[p] &&
+        !(bugs(n) & NODE_BUG_LOG_FETCH)) {
+        n->st.catchup_log_fetch_held++;
+        return;
+    }
     /* a FETCH wants the one slot (a body the asker could not keep) */
     uint64_t until = from + (m->type == RABIA_MSG_FETCH || !n->catchup_chunk ? 1 : n->catchup_chunk);
     if (until > first) until = first;
-    uint8_t p = m->from;
     n->log_from[p] = from;
     /* The asker takes a chunk's decisions one step each and asks again
      * after each slot it applies (core/rabia.c: still behind after
@@ -749,7 +762,7 @@ static void catchup_from_log(struct rabia_node *n, const struct rabia_msg *m, ui
         from = n->log_sent_until[p];
     }
     struct log_emit e = {.n = n, .to = p};
-    int k = n->log.catchup(n->log.ctx, from, until, log_emit, &e);
+    int k = n->log.catchup(n->log.ctx, p, from, until, log_emit, &e);
     n->log_serving[p] = k > 0 || k == -EAGAIN ? now + serving_us(n) : 0;
     if (k > 0) {
         n->log_sent_until[p] = from + (uint64_t)k;

@@ -47,6 +47,7 @@ enum node_rec {
 enum node_bug {
     NODE_BUG_SEND_EARLY = 1u << 0,  /* sends leave before their records are durable */
     NODE_BUG_REPLY_EARLY = 1u << 1, /* decided slots applied (and answered) before they are durable */
+    NODE_BUG_LOG_FETCH = 1u << 2,   /* the log serves a FETCH past the slot the peer catches up from */
 };
 
 /* Who waits for a request's answer, in the driver's words, handed back. */
@@ -99,13 +100,15 @@ struct node_log {
      * not now (no segment: refusal says why); < 0: failed (it said why) */
     int (*write)(void *ctx);
     const char *(*refusal)(void *ctx); /* "" or why client writes are refused now */
-    /* May be NULL. A peer's catch-up below the core's retained log, from
-     * the log (logcatch.h): DECISION messages for [from, until) through
-     * emit; the number of slots sent, 0 when the log does not hold `from`
-     * (the core's snapshot offer stands), -EAGAIN while reading towards it
-     * (no offer: the peer asks again). */
-    int (*catchup)(void *ctx, uint64_t from, uint64_t until, void (*emit)(void *ectx, const struct rabia_msg *m),
-                   void *ectx);
+    /* May be NULL. Peer `peer`'s catch-up below the core's retained log,
+     * from the log (logcatch.h): DECISION messages for [from, until)
+     * through emit; the number of slots sent, 0 when the log does not hold
+     * `from` (the core's snapshot offer stands), -EAGAIN while reading
+     * towards it (no offer: the peer asks again). Each peer has its own
+     * read position: two peers behind by different amounts never move
+     * each other's. */
+    int (*catchup)(void *ctx, uint8_t peer, uint64_t from, uint64_t until,
+                   void (*emit)(void *ectx, const struct rabia_msg *m), void *ectx);
     /* With catchup: whether the log surely holds the decided slot `from`
      * and all after it (they follow its newest snapshot). */
     bool (*holds)(void *ctx, uint64_t from);
@@ -143,6 +146,7 @@ struct node_stats {
     uint64_t decided_by_ref;      /* DECIDED records written without the body (NODE_REC_DECIDED_REF) */
     uint64_t catchup_log_slots;   /* decided slots sent to peers from the log (below the retained log) */
     uint64_t catchup_log_offers;  /* snapshot offers the log made unneeded (a catch-up it served or reads) */
+    uint64_t catchup_log_fetch_held; /* FETCHes left to the asker's catch-up from the log, which brings them */
     uint32_t waiters;
 };
 

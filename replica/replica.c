@@ -175,7 +175,10 @@ static void send_to_peers(struct rabia_replica *r, uint8_t to, const uint8_t *fr
         if (p == r->self || (to != RABIA_TO_ALL && to != p) || !r->peers[p].out_ready) continue;
         struct rio_conn *c = r->conns[r->peers[p].out].c;
         int rc = buf ? rio_send_shared(c, &r->frame_share, buf, frame, len) : rio_send(c, frame, len);
-        if (rc < 0) replica_conn_close(r, c); /* lost: the core retransmits */
+        if (rc < 0) { /* lost: the core retransmits, the link redials */
+            r->conns[r->peers[p].out].close_why = rc;
+            replica_conn_close(r, c);
+        }
     }
 }
 
@@ -564,8 +567,15 @@ static void h_close(void *ctx, struct rio_conn *c, int err)
         struct peer *pe = &r->peers[k->peer];
         if (pe->out == ci) {
             if (pe->out_ready) {
-                replica_log(r, RABIA_LOG_INFO, "lost connection to replica %u: %s", k->peer + 1,
-                     err ? rabia_strerror(err) : "closed by peer");
+                if (!err && k->close_why == -ENOBUFS)
+                    replica_log(r, RABIA_LOG_WARN,
+                                "closed the connection to replica %u: its output limit was reached, the peer "
+                                "reads too slowly (stopped, overloaded or a slow network); redialing, it catches "
+                                "up from the others", k->peer + 1);
+                else
+                    replica_log(r, RABIA_LOG_INFO, "lost connection to replica %u: %s", k->peer + 1,
+                                err ? rabia_strerror(err) : k->close_why ? rabia_strerror(k->close_why)
+                                                                       : "closed by peer");
                 struct rabia_event ev = {.type = RABIA_EV_PEER_DOWN, .peer = k->peer};
                 core_step(r, &ev);
             }

@@ -69,6 +69,8 @@
 #define SIM_BUG_FRAME_NOREF (1u << 23) /* a connection holds a shared frame without a reference of its own */
 #define SIM_BUG_KEEP_OLD_LINK (1u << 24) /* a new life's HELLO leaves its old connection delivering (hello.c) */
 #define SIM_BUG_CATCHUP_BODY (1u << 25) /* catch-up from the log sends a decision with another batch's body */
+#define SIM_OUT_MAX (8u << 10) /* a peer link's output limit (rabiad: peer-output-limit, scaled to the world) */
+#define SIM_BUG_LOG_FETCH (1u << 26)    /* the log serves a FETCH past the slot the peer catches up from (node.c) */
 #define SIM_CLUSTER_ID 0x51AC1u         /* what HELLO announces */
 
 enum mix_flags { M_JITTER = 1, M_LINKS = 2, M_PARTITION = 4, M_CRASH = 8, M_PAUSE = 16 };
@@ -158,6 +160,9 @@ struct run_result {
                                                               dropped, stopped by a decline */
     uint64_t xfer_rate_waits, xfer_rate_lifted; /* chunks held by the rate cap; transfers it let go */
     uint64_t catchup_log_slots; /* durable: decided slots peers got from a log, below the retained one */
+    uint64_t catchup_log_requests; /* ... requests the logs read for (-EAGAIN ones included) */
+    uint64_t catchup_fetch_held;   /* ... FETCHes left to such a catch-up (node.c) */
+    uint64_t out_full;      /* links closed by their sender: a paused peer let SIM_OUT_MAX bytes pile up */
     uint32_t sessions;      /* max_sessions used */
     uint32_t clients;
     uint64_t events;
@@ -417,9 +422,13 @@ struct node {
     /* peers' incoming connections and incarnations: replica/hello.c's
      * rules, as rabiad keeps them (a fresh table each life) */
     struct hello_rules hello;
-    /* peers' catch-up from its log (replica/logcatch.c, as durable.c) */
-    struct logcatch lc;
-    bool lc_ready;
+    /* peers' catch-up from its log (replica/logcatch.c, as durable.c): a
+     * read position per peer */
+    struct sim_catchup {
+        struct logcatch lc;
+        bool ready, on; /* on: the position continues the request lc.next names */
+        uint64_t at;    /* the next record to read, counted from the log's first ever (disk.released on) */
+    } cu[MAX_N];
     struct rabia_stats acc; /* stats of earlier lives */
 };
 
@@ -492,6 +501,7 @@ struct world {
     bool link_up[MAX_N][MAX_N];
     uint64_t link_epoch[MAX_N][MAX_N];
     uint64_t link_last[MAX_N][MAX_N]; /* FIFO: last delivery time a->b */
+    uint64_t out_bytes[MAX_N][MAX_N], out_epoch[MAX_N][MAX_N]; /* a->b bytes sent while b is paused, in that epoch */
     uint64_t link_base[MAX_N][MAX_N];
     uint64_t heard[MAX_N][MAX_N];     /* newest life of b that a heard from */
     uint32_t conn_seq;                /* names connections for hello.c */
@@ -672,6 +682,8 @@ static struct subrec *subrec(struct world *w, const struct rabia_batch_id *id, b
 /* ------------------------------------------------------------------ */
 /* sending */
 
+static void output_full(struct world *w, uint8_t from, uint8_t to);
+
 static void net_send(struct world *w, uint8_t from, uint8_t to, const struct rabia_msg *m)
 {
     if (!w->link_up[from][to]) return; /* connection down: lost */
@@ -679,6 +691,17 @@ static void net_send(struct world *w, uint8_t from, uint8_t to, const struct rab
     if (len < 0) {
         fail(w, "encode of %s failed: %d", rabia_msg_type_name(m->type), len);
         return;
+    }
+    if (w->nodes[to].alive && w->nodes[to].paused_until > w->now) { /* nothing read: it piles up */
+        if (w->out_epoch[from][to] != w->link_epoch[from][to]) {
+            w->out_epoch[from][to] = w->link_epoch[from][to];
+            w->out_bytes[from][to] = 0;
+        }
+        w->out_bytes[from][to] += (uint64_t)len;
+        if (w->out_bytes[from][to] > SIM_OUT_MAX) {
+            output_full(w, from, to);
+            return;
+        }
     }
     bool chunk = m->type == RABIA_MSG_SNAP_CHUNK;
     if (chunk) { /* what the connection holds until the peer reads it (snapstream's flow control) */
@@ -981,23 +1004,64 @@ static int log_write(void *ctx)
 }
 
 /* A peer's catch-up from the durable part of the log, through
- * replica/logcatch.c as durable.c feeds it from the write-ahead log (here
- * from the first record kept: a run's log is small). */
-static int log_catchup(void *ctx, uint64_t from, uint64_t until, void (*emit)(void *, const struct rabia_msg *),
-                       void *ectx)
+ * replica/logcatch.c as durable.c feeds it from the write-ahead log: the
+ * read starts a segment before the first segment that reaches `from`
+ * (rabia_wal_cursor_for), reads at most an eighth of a segment's records
+ * per request towards `from` (DURABLE_CATCHUP_READ is 4 MiB of 64 MiB
+ * segments: 16 requests from a segment back; here 8-16) and goes on from
+ * there when the peer asks for the same slot again (-EAGAIN meanwhile);
+ * each peer has its own position. Once it serves, it reads on to the
+ * request's end: 4 MiB holds the records of far more than a request's
+ * catch-up chunk, a simulated eighth of a segment those of a slot or two. */
+static int log_catchup(void *ctx, uint8_t peer, uint64_t from, uint64_t until,
+                       void (*emit)(void *, const struct rabia_msg *), void *ectx)
 {
     struct node *nd = ctx;
+    struct world *w = nd->w;
     struct sdisk *d = &nd->disk;
-    if (!nd->lc_ready) {
-        if (logcatch_init(&nd->lc, nd->idx, 256u << 10)) abort();
-        nd->lc.bugs = (nd->w->cfg.bugs & SIM_BUG_CATCHUP_BODY) ? LOGCATCH_BUG_ANY_BODY : 0;
-        nd->lc_ready = true;
+    RABIA_ASSERT(peer < w->cfg.n && peer != nd->idx);
+    struct sim_catchup *c = &nd->cu[peer];
+    if (!c->ready) {
+        if (logcatch_init(&c->lc, nd->idx, 256u << 10)) abort();
+        c->lc.bugs = (w->cfg.bugs & SIM_BUG_CATCHUP_BODY) ? LOGCATCH_BUG_ANY_BODY : 0;
+        c->ready = true;
     }
-    logcatch_begin(&nd->lc, from, until, false);
-    for (size_t k = 0; k < d->durable; k++)
-        if (logcatch_feed(&nd->lc, d->r[k].type, d->r[k].slot, &d->r[k].m, emit, ectx)) break;
-    nd->w->res->catchup_log_slots += nd->lc.served;
-    return (int)nd->lc.served;
+    size_t seg = w->cfg.seg_recs, budget = seg / 8;
+    bool keep = c->on && c->lc.next == from;
+    if (!keep) {
+        size_t k = 0; /* the first segment whose decisions reach `from` */
+        for (;; k++) {
+            if (k * seg >= d->durable) {
+                c->on = false;
+                return 0; /* nothing durable reaches it yet */
+            }
+            uint64_t max_slot = 0;
+            for (size_t j = k * seg; j < (k + 1) * seg && j < d->durable; j++)
+                if (d->r[j].type != NODE_REC_BATCH && d->r[j].type != NODE_REC_RESERVE && d->r[j].slot > max_slot)
+                    max_slot = d->r[j].slot;
+            if (max_slot >= from) break;
+        }
+        c->at = d->released + (k ? k - 1 : 0) * seg;
+    }
+    if (c->at < d->released) c->at = d->released; /* released meanwhile: the next kept one */
+    logcatch_begin(&c->lc, from, until, keep);
+    size_t k = c->at - d->released, n = 0;
+    bool ended = false;
+    for (; k < d->durable && (n < budget || c->lc.served) && !ended; k++, n++)
+        ended = logcatch_feed(&c->lc, d->r[k].type, d->r[k].slot, &d->r[k].m, emit, ectx);
+    c->at = d->released + k;
+    w->res->catchup_log_requests++;
+    w->res->catchup_log_slots += c->lc.served;
+    if (c->lc.served) {
+        c->on = true;
+        return (int)c->lc.served;
+    }
+    if (!ended && k < d->durable) { /* read up to the budget, not there yet */
+        c->on = true;
+        return -EAGAIN;
+    }
+    c->on = false;
+    return 0;
 }
 
 /* As durable.c: every decided slot after the newest snapshot file is in the log. */
@@ -1102,6 +1166,7 @@ static void node_count(struct world *w, struct node *nd)
     struct node_stats st;
     node_stats(nd->rt, &st);
     w->res->by_ref += st.decided_by_ref;
+    w->res->catchup_fetch_held += st.catchup_log_fetch_held;
     w->res->frames_shared += st.frames_shared;
     w->res->frames_copied += st.frames_copied;
     w->res->xfers += nd->xfer.st.sent;
@@ -1791,7 +1856,9 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     nc.batch.max_reqs = BATCH_MAX_REQS;
     nc.batch.timeout_us = BATCH_DELAY;
     nc.bugs = ((w->cfg.bugs & SIM_BUG_SEND_EARLY) ? NODE_BUG_SEND_EARLY : 0) |
-              ((w->cfg.bugs & SIM_BUG_REPLY_EARLY) ? NODE_BUG_REPLY_EARLY : 0);
+              ((w->cfg.bugs & SIM_BUG_REPLY_EARLY) ? NODE_BUG_REPLY_EARLY : 0) |
+              ((w->cfg.bugs & SIM_BUG_LOG_FETCH) ? NODE_BUG_LOG_FETCH : 0);
+    for (uint8_t p = 0; p < MAX_N; p++) nd->cu[p].on = false; /* a new life reads from scratch */
     struct node_env env = {.ctx = nd, .now_us = env_now, .wall_ms = env_wall_ms, .send = env_send, .send_shared = env_send_shared,
                            .reply = env_reply,
                            .snapshot_to = env_snapshot_to, .fatal = env_fatal, .note = env_note,
@@ -1878,6 +1945,25 @@ static void reconnect(struct world *w, uint8_t a, uint8_t b)
     w->link_epoch[a][b]++;
     w->link_epoch[b][a]++;
     push(w, w->now + rnd_range(100, 2 * MS), E_CONNECT, a, b, w->link_epoch[a][b], 0);
+}
+
+/* rabiad's sender closes a peer link whose output limit a stopped peer
+ * filled (replica.c, send_to_peers): what the connection held is lost, the
+ * sender redials 50 ms later (2.5 ms of the world's time) and the paused
+ * peer takes the new connection's HELLO once it runs again. (Called from
+ * within the sender's step, nothing steps here; PEER_DOWN is a no-op in
+ * the core anyway.)
+ * integration.peer_stall's CI failure began this way: a stopped replica
+ * lost the batches of decided slots with that connection. */
+static void output_full(struct world *w, uint8_t from, uint8_t to)
+{
+    w->res->out_full++;
+    w->link_up[from][to] = w->link_up[to][from] = false;
+    link_closed(w, from, to);
+    link_closed(w, to, from);
+    w->link_epoch[from][to]++;
+    w->link_epoch[to][from]++;
+    push(w, w->now + rnd_range(2 * MS, 3 * MS), E_HEAL_LINK, from, to, 0, 0);
 }
 
 static void cut(struct world *w, uint8_t a, uint8_t b)
@@ -2533,7 +2619,8 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
         free(nd->disk.r);
         free(nd->disk.snap);
         rabia_buf_free(&nd->disk.snap_new);
-        if (nd->lc_ready) logcatch_free(&nd->lc);
+        for (uint8_t p = 0; p < MAX_N; p++)
+            if (nd->cu[p].ready) logcatch_free(&nd->cu[p].lc);
     }
     /* slots_null counts per replica: normalise to per-slot rates */
     while (w->h.n) free(heap_pop(&w->h).data);
@@ -2622,7 +2709,10 @@ static void usage(void)
            "                     forget-reserve (recovery ignores the seq reservations that\n"
            "                     let an own batch leave before its record is durable),\n"
            "                     forget-ref (a snapshot releases an own BATCH record that a\n"
-           "                     DECIDED_REF record of a later slot still needs)\n"
+           "                     DECIDED_REF record of a later slot still needs),\n"
+           "                     catchup-body (catch-up from the log sends another batch's\n"
+           "                     body), log-fetch (the log serves a FETCH past the slot the\n"
+           "                     same peer catches up from: its read position never gets there)\n"
            "  --durable          replicas keep a write-ahead log (durability = wal): persist\n"
            "                     before send, group commit, local snapshots that release the\n"
            "                     log's prefix, restart from snapshot and log; crashes take\n"
@@ -2637,7 +2727,9 @@ static void usage(void)
 struct totals {
     uint64_t runs, failed, slots, nulls, fast, own, max_phase, ok, unknown, crashes, restarts, restarts_open,
         hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored, local_snaps, released, restarts_tail,
-        by_ref, frames_shared, frames_copied, xfers, xfer_chunks, xfer_dropped, xfer_stopped, xfer_rate_waits, xfer_rate_lifted, catchup_log_slots;
+        by_ref, frames_shared, frames_copied, xfers, xfer_chunks, xfer_dropped, xfer_stopped, xfer_rate_waits, xfer_rate_lifted, catchup_log_slots,
+        catchup_log_requests, catchup_fetch_held,
+        out_full;
     uint64_t var_slots[4], var_nulls[4];
 };
 
@@ -2711,6 +2803,7 @@ int main(int argc, char **argv)
             else if (!strcmp(v, "frame-noref")) base.bugs |= SIM_BUG_FRAME_NOREF;
             else if (!strcmp(v, "keep-old-link")) base.bugs |= SIM_BUG_KEEP_OLD_LINK;
             else if (!strcmp(v, "catchup-body")) base.bugs |= SIM_BUG_CATCHUP_BODY;
+            else if (!strcmp(v, "log-fetch")) base.bugs |= SIM_BUG_LOG_FETCH;
             else {
                 fprintf(stderr, "unknown bug '%s'\n", v);
                 return 2;
@@ -2790,6 +2883,9 @@ int main(int argc, char **argv)
             T.xfer_rate_waits += r.xfer_rate_waits;
             T.xfer_rate_lifted += r.xfer_rate_lifted;
             T.catchup_log_slots += r.catchup_log_slots;
+            T.catchup_log_requests += r.catchup_log_requests;
+            T.catchup_fetch_held += r.catchup_fetch_held;
+            T.out_full += r.out_full;
             if (r.sessions < r.clients) T.tight++;
             if (r.max_phase > T.max_phase) T.max_phase = r.max_phase;
             if (single || r.failed || (!quiet && s % 250 == 0 && mi == 0))
@@ -2827,8 +2923,8 @@ int main(int argc, char **argv)
            " horizon-splits=%" PRIu64 " runs-with-evicting-sessions=%" PRIu64 " session-expired-replies=%" PRIu64
            "\n",
            T.crashes, T.restarts, T.restarts_open, T.hz_splits, T.tight, T.expired);
-    printf("frame pools: frames sent shared=%" PRIu64 " copied with the pool exhausted=%" PRIu64 "\n", T.frames_shared,
-           T.frames_copied);
+    printf("frame pools: frames sent shared=%" PRIu64 " copied with the pool exhausted=%" PRIu64
+           "; links closed by a paused peer's full output=%" PRIu64 "\n", T.frames_shared, T.frames_copied, T.out_full);
     printf("snapshot transfers: started=%" PRIu64 " chunks delivered=%" PRIu64 " dropped on the way=%" PRIu64
            " stopped by a decline=%" PRIu64 " installed=%" PRIu64 " chunks held by the rate cap=%" PRIu64
            " transfers it let go at full speed=%" PRIu64 "\n",
@@ -2837,9 +2933,9 @@ int main(int argc, char **argv)
         printf("durable: whole-cluster crashes=%" PRIu64 " torn-writes=%" PRIu64 " damaged-logs=%" PRIu64
                " disk-stalls-and-full=%" PRIu64 " records-restored=%" PRIu64 " local-snapshots=%" PRIu64
                " segments-released=%" PRIu64 " restarts-from-snapshot-and-tail=%" PRIu64 " decided-by-ref=%" PRIu64
-               " slots-caught-up-from-a-log=%" PRIu64 "\n",
+               " slots-caught-up-from-a-log=%" PRIu64 " (in %" PRIu64 " reads; fetches left to them=%" PRIu64 ")\n",
                T.crash_all, T.torn, T.damaged, T.disk_faults, T.restored, T.local_snaps, T.released, T.restarts_tail,
-               T.by_ref, T.catchup_log_slots);
+               T.by_ref, T.catchup_log_slots, T.catchup_log_requests, T.catchup_fetch_held);
     static const char *vname[4] = {"window 1 global", "window n classes", "window 8 classes", "window 4 global"};
     printf("null-slot rate by variant:");
     for (int v = 0; v < 4; v++)
