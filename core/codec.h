@@ -9,8 +9,14 @@
  *        5    1  from   (sender replica id)
  *        6    2  flags  (must be 0; reserved for later versions)
  *        8    4  payload_len
- *       12    4  checksum: low 32 bits of XXH64(bytes 4..11 of the header
- *                followed by the payload, seed RABIA_FRAME_SEED)
+ *       12    4  checksum: low 32 bits of XXH3_64bits_withSeed(payload,
+ *                seed RABIA_FRAME_SEED ^ header bytes 4..11 as a LE u64)
+ *
+ * Version 2 frames differ only in the checksum: low 32 bits of
+ * XXH64(header bytes 4..11 followed by the payload, seed RABIA_FRAME_SEED).
+ * They are still read (an older client; log records written before the
+ * change, which carry frames), never written; an older replica's HELLO
+ * decodes, and hello.c refuses it by its version with a message.
  *       16    payload_len bytes of payload
  *
  * A frame is 16 + payload_len bytes and never more than RABIA_MAX_FRAME.
@@ -80,6 +86,7 @@ extern "C" {
 
 #define RABIA_FRAME_HEADER 16u
 #define RABIA_FRAME_SEED 0x5241424941ull /* "RABIA": fixed, part of the format */
+#define RABIA_FRAME_VERSION_XXH64 2        /* the one older frame version still read */
 /* Largest BATCH body that still fits a frame (header, id, body length). */
 #define RABIA_MAX_BATCH_BODY (RABIA_MAX_FRAME - RABIA_FRAME_HEADER - 17u - 4u)
 /* Bytes of a batch body before its first request (count, time). */
@@ -111,6 +118,10 @@ int rabia_msg_decode_unsummed(const uint8_t *p, size_t len, struct rabia_msg *ou
 /* The checksum a frame should carry, computed over the header bytes 4..11
  * and the len - 16 bytes after the header (len >= 16). For tests and fuzzing. */
 uint32_t rabia_frame_checksum(const uint8_t *frame, size_t len);
+/* XXH3_64bits_withSeed, through libxxhash's vector dispatch (AVX2 and
+ * wider where the CPU has them) for inputs over 1 KiB: the same value.
+ * Frames and log records (persist/wal.c) use it. */
+uint64_t rabia_xxh3(const void *p, size_t n, uint64_t seed);
 /* "BATCH", "VOTE", ...; "UNKNOWN" for other values. */
 const char *rabia_msg_type_name(uint8_t type);
 

@@ -144,24 +144,12 @@ struct rabia_wal {
 /* the log's integers are little-endian (core/le.h's rabia_le_*), as the wire's */
 static uint64_t round_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
-#if defined(__x86_64__) && !defined(RABIA_NO_XXH_DISPATCH)
-/* libxxhash's XXH3 with the widest vector unit the CPU has (AVX2, AVX-512),
- * chosen at run time (xxh_x86dispatch.h; declared here because the inlined
- * xxhash.h above renames its own symbols). The same value as the inlined
- * SSE2 code, in fewer instructions for long input: a batch body's record
- * was 180 instructions per SET on every replica at SET -P 16
- * (bench/callgrind.sh). */
-uint64_t XXH3_64bits_withSeed_dispatch(const void *input, size_t len, uint64_t seed);
-#define LONG_XXH3(p, n, seed) XXH3_64bits_withSeed_dispatch((p), (n), (seed))
-#else
-#define LONG_XXH3(p, n, seed) XXH3_64bits_withSeed((p), (n), (seed))
-#endif
 
 /* A record's checksum: its 16 header bytes seed the hash of its frame. */
 static uint64_t rec_sum(const uint8_t *r, uint32_t len)
 {
     uint64_t seed = XXH3_64bits_withSeed(r, 16, WAL_SEED);
-    return len > 1024 ? LONG_XXH3(r + REC_HDR, len, seed) : XXH3_64bits_withSeed(r + REC_HDR, len, seed);
+    return rabia_xxh3(r + REC_HDR, len, seed); /* codec.h: vector-dispatched for long records */
 }
 
 /* A group's checksum from its header bytes 0..39 and, in order, the

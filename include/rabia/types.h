@@ -20,7 +20,7 @@ extern "C" {
 #define RABIA_SESSION_ASSIGNED (1ull << 62)
 #define RABIA_SESSION_NONCE_MASK (~(RABIA_SESSION_CONN_SCOPED | RABIA_SESSION_ASSIGNED))
 #define RABIA_TO_ALL 0xFFu           /* rabia_send.to: every peer but self */
-#define RABIA_PROTOCOL_VERSION 2 /* 2: batch bodies carry the proposer's time */
+#define RABIA_PROTOCOL_VERSION 3 /* 2: batch bodies carry the proposer's time; 3: XXH3 frame checksums */
 #define RABIA_MAX_FRAME (16u << 20)  /* largest frame the codec accepts */
 
 /* Errors are negative errno values, or these (outside errno's range). */

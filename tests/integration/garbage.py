@@ -9,11 +9,13 @@ connected) or the bytes received. Cases carry an expectation; the script
 prints one line per case (--quiet: only failed ones, and the count) and
 exits 1 if any expectation failed.
 
-Frames follow core/codec.h: 16-byte header 'RBA', version 2, type, from,
-flags u16 = 0, payload_len u32, checksum u32 = low 32 bits of XXH64(header
-bytes 4..11 + payload, seed 0x5241424941); little-endian throughout. XXH64 is
-implemented below (no xxhash module needed); a STATUS_REQ that the replica
-answers proves the checksum right.
+Frames follow core/codec.h, version 2 (which replicas still read; they
+write version 3, whose checksum is XXH3): 16-byte header 'RBA', version 2,
+type, from, flags u16 = 0, payload_len u32, checksum u32 = low 32 bits of
+XXH64(header bytes 4..11 + payload, seed 0x5241424941); little-endian
+throughout. XXH64 is implemented below (no xxhash module needed); a
+STATUS_REQ that the replica answers proves the checksum right. A HELLO's
+own version byte is the protocol's (3).
 """
 import os
 import socket
@@ -90,7 +92,7 @@ def frame(mtype, payload=b"", frm=0, version=2, flags=0, length=None, checksum=N
     return hdr + struct.pack("<I", checksum) + payload
 
 
-def hello(cluster_id, frm, incarnation=1, version=2):
+def hello(cluster_id, frm, incarnation=1, version=3):
     return frame(T_HELLO, struct.pack("<QQB", cluster_id, incarnation, version), frm=frm)
 
 
@@ -216,6 +218,8 @@ def main():
         case("HELLO with the wrong cluster id", hello(wrong_cluster, frm=(self_id % n)), "closed")
         if cluster:
             case("HELLO, right cluster, protocol version 7", hello(cluster, frm=(self_id % n), version=7), "closed")
+            case("HELLO of an older replica (protocol version 2)", hello(cluster, frm=(self_id % n), version=2),
+                 "closed")
             case("HELLO claiming to be the replica itself", hello(cluster, frm=self_id - 1), "closed")
             case(f"HELLO claiming replica id {n + 1} of {n}", hello(cluster, frm=n), "closed")
         case("HELLO then random bytes", hello(wrong_cluster, frm=0) + os.urandom(300), "closed")

@@ -7,6 +7,9 @@
 
 #include "check.h"
 #include "codec.h"
+#include "le.h"
+#define XXH_INLINE_ALL /* XXH64_state_t on the stack */
+#include <xxhash.h>
 
 /* ---- helpers ---- */
 
@@ -347,13 +350,59 @@ static void test_wrong_version(void)
     struct rabia_msg m = random_msg(RABIA_MSG_VOTE), d;
     size_t n = enc(&m), flen;
     for (int v = 0; v < 256; v++) {
-        if (v == RABIA_PROTOCOL_VERSION)
+        if (v == RABIA_PROTOCOL_VERSION || v == RABIA_FRAME_VERSION_XXH64)
             continue;
         frame[3] = (uint8_t)v;
         reseal(frame, n);
         CHECK_EQ(rabia_frame_peek(frame, n, &flen), RABIA_E_VERSION);
         CHECK_EQ(rabia_msg_decode(frame, n, &d), RABIA_E_VERSION);
     }
+}
+
+/* Version 3 frames carry XXH3 of the payload seeded by the header; version
+ * 2 frames (XXH64 over header and payload) are still read, never written:
+ * an older client's frames and log records written before the change. */
+static void test_checksum_versions(void)
+{
+    struct rabia_msg m = random_msg(RABIA_MSG_BATCH), d;
+    size_t n = enc(&m);
+    CHECK_EQ(frame[3], RABIA_PROTOCOL_VERSION);
+    CHECK_EQ(RABIA_PROTOCOL_VERSION, 3);
+    uint32_t v3 = (uint32_t)XXH3_64bits_withSeed(frame + 16, n - 16, RABIA_FRAME_SEED ^ rabia_le_get64(frame + 4));
+    CHECK_EQ(rabia_le_get32(frame + 12), v3);
+    XXH64_state_t st;
+    XXH64_reset(&st, RABIA_FRAME_SEED);
+    XXH64_update(&st, frame + 4, 8);
+    XXH64_update(&st, frame + 16, n - 16);
+    uint32_t v2 = (uint32_t)XXH64_digest(&st);
+    CHECK(v2 != v3);
+    /* a version 2 frame with its own checksum: read, the same message */
+    frame[3] = RABIA_FRAME_VERSION_XXH64;
+    put32le(frame + 12, v2);
+    CHECK_EQ(rabia_msg_decode(frame, n, &d), 0);
+    CHECK_EQ(d.type, m.type);
+    CHECK(rabia_batch_id_eq(&d.id, &m.id) && d.body_len == m.body_len && !memcmp(d.body, m.body, m.body_len));
+    /* each version's checksum is wrong for the other */
+    put32le(frame + 12, v3);
+    CHECK_EQ(rabia_msg_decode(frame, n, &d), RABIA_E_CHECKSUM);
+    frame[3] = RABIA_PROTOCOL_VERSION;
+    put32le(frame + 12, v2);
+    CHECK_EQ(rabia_msg_decode(frame, n, &d), RABIA_E_CHECKSUM);
+    /* the header is in the version 3 sum: another sender, another sum */
+    put32le(frame + 12, v3);
+    frame[5] ^= 1;
+    CHECK_EQ(rabia_msg_decode(frame, n, &d), RABIA_E_CHECKSUM);
+    frame[5] ^= 1;
+    /* a log record's frame (unsummed) written by version 2: replayed */
+    frame[3] = RABIA_FRAME_VERSION_XXH64;
+    put32le(frame + 12, 0);
+    CHECK_EQ(rabia_msg_decode_unsummed(frame, n, &d), 0);
+    CHECK(rabia_batch_id_eq(&d.id, &m.id) && d.body_len == m.body_len && !memcmp(d.body, m.body, m.body_len));
+    /* the long-input dispatch gives XXH3's value */
+    static uint8_t big[70000];
+    for (size_t i = 0; i < sizeof big; i++) big[i] = (uint8_t)(i * 131 + 7);
+    for (size_t len = 0; len <= sizeof big; len = len < 2048 ? len + 97 : len * 3)
+        CHECK_EQ(rabia_xxh3(big, len, 12345), XXH3_64bits_withSeed(big, len, 12345));
 }
 
 static void test_bad_magic_and_flags(void)
@@ -730,6 +779,7 @@ int main(void)
     RUN(test_truncation);
     RUN(test_bit_flips);
     RUN(test_wrong_version);
+    RUN(test_checksum_versions);
     RUN(test_bad_magic_and_flags);
     RUN(test_unknown_type);
     RUN(test_trailing_bytes);
