@@ -129,6 +129,8 @@ struct rabia_core {
     uint64_t catchup_us;
     uint64_t last_reply_slot[RABIA_MAX_REPLICAS];
     uint64_t last_reply_us[RABIA_MAX_REPLICAS];
+    uint64_t cu_sent_until[RABIA_MAX_REPLICAS]; /* catch-up: decisions below this went to the peer ... */
+    uint64_t cu_sent_us[RABIA_MAX_REPLICAS];    /* ... at this time */
     uint64_t snap_us[RABIA_MAX_REPLICAS];
 
     struct inst *inst;   /* [window] */

@@ -269,8 +269,26 @@ void core_on_catchup(struct rabia_core *c, const struct rabia_msg *m)
         offer_snapshot(c, m->from);
         return;
     }
-    for (uint64_t s = from; s < c->next_apply && s < from + c->cfg.catchup_chunk; s++)
-        reply_decision(c, m->from, s, true);
+    /* The asker applies a chunk one decision per step and asks again after
+     * each slot it applies (rabia.c, still behind after applying), so the
+     * same chunk was asked for once per slot: up to catchup_chunk times
+     * over. What went to this peer in the last half retransmit period is
+     * not sent again, only what lies past it; a decision lost on the way
+     * is, once the asker's ticks ask again (retransmit_us later). As
+     * replica/node.c does for catch-up from the log. */
+    uint64_t end = from + c->cfg.catchup_chunk, s0 = from;
+    if (end > c->next_apply) end = c->next_apply;
+    uint8_t p = m->from;
+    RABIA_ASSERT(p < c->cfg.n);
+    if (from < c->cu_sent_until[p] && c->now - c->cu_sent_us[p] < c->cfg.retransmit_us / 2) {
+        s0 = c->cu_sent_until[p];
+        c->stats.catchup_deduped += s0 < end ? s0 - from : end - from;
+    }
+    for (uint64_t s = s0; s < end; s++) reply_decision(c, p, s, true);
+    if (end > s0) {
+        c->cu_sent_until[p] = end;
+        c->cu_sent_us[p] = c->now;
+    }
 }
 
 uint64_t core_known_slot(const struct rabia_core *c)

@@ -239,6 +239,8 @@ struct rabia_stats {
     uint64_t msgs_ignored;      /* outside the window, stale or duplicate */
     uint64_t anomalies;         /* peer messages that break protocol rules */
     uint64_t retransmits;
+    uint64_t catchup_deduped;   /* decisions not sent again to a peer that asked for them twice within
+                                   half a retransmit period (handlers.c, core_on_catchup) */
 };
 
 struct rabia_core;

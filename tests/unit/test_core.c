@@ -302,6 +302,72 @@ static void test_restore_horizon_mutes(void)
     rabia_core_destroy(c);
 }
 
+/* Decisions sent to peer `to` in u, lowest and highest slot. */
+static uint32_t decisions_to(const struct rabia_update *u, uint8_t to, uint64_t *lo, uint64_t *hi)
+{
+    uint32_t n = 0;
+    *lo = UINT64_MAX;
+    *hi = 0;
+    for (uint32_t i = 0; i < u->n_sends; i++) {
+        const struct rabia_msg *m = &u->sends[i].msg;
+        if (m->type != RABIA_MSG_DECISION || u->sends[i].to != to) continue;
+        n++;
+        if (m->slot < *lo) *lo = m->slot;
+        if (m->slot > *hi) *hi = m->slot;
+    }
+    return n;
+}
+
+/* A peer catching up asks again after each slot it applies (rabia.c): a
+ * chunk sent moments ago is not sent again, only what lies past it; after
+ * half a retransmit period all of it is (a decision may have been lost).
+ * Before, each ask got the whole chunk: up to catchup_chunk times over. */
+static void test_catchup_not_resent(void)
+{
+    struct rabia_config cfg;
+    rabia_config_default(&cfg, 3, 0);
+    struct rabia_core *c = rabia_core_create(&cfg);
+    CHECK(c != NULL);
+    struct rabia_update u;
+    uint64_t t = 5000000, lo, hi;
+    for (uint64_t s = 1; s <= 100; s++) { /* 100 null slots decided by the peers */
+        struct rabia_event ev = {.type = RABIA_EV_RECEIVE, .now_us = t += 10,
+                                 .msg = {.type = RABIA_MSG_DECISION, .from = 1, .slot = s}};
+        CHECK_EQ(rabia_core_step(c, &ev, &u), 0);
+    }
+    CHECK_EQ(rabia_core_next_apply(c), 101);
+    uint32_t chunk = cfg.catchup_chunk;
+    CHECK(chunk >= 4 && chunk < 50);
+    struct rabia_event ask = {.type = RABIA_EV_RECEIVE, .now_us = t += 10,
+                              .msg = {.type = RABIA_MSG_CATCHUP, .from = 2, .slot = 1}};
+    CHECK_EQ(rabia_core_step(c, &ask, &u), 0);
+    CHECK_EQ(decisions_to(&u, 2, &lo, &hi), chunk);
+    CHECK(lo == 1 && hi == chunk);
+    /* it applied slot 1 and asks again: only slot chunk + 1 is new */
+    ask.now_us = t += 10;
+    ask.msg.slot = 2;
+    CHECK_EQ(rabia_core_step(c, &ask, &u), 0);
+    CHECK_EQ(decisions_to(&u, 2, &lo, &hi), 1);
+    CHECK_EQ(lo, chunk + 1);
+    /* the same ask again: nothing new */
+    ask.now_us = t += 10;
+    CHECK_EQ(rabia_core_step(c, &ask, &u), 0);
+    CHECK_EQ(decisions_to(&u, 2, &lo, &hi), 0);
+    CHECK_EQ(rabia_core_stats(c)->catchup_deduped, 2 * (uint64_t)chunk - 1);
+    /* another peer's ask is its own */
+    ask.now_us = t += 10;
+    ask.msg.from = 1;
+    CHECK_EQ(rabia_core_step(c, &ask, &u), 0);
+    CHECK_EQ(decisions_to(&u, 1, &lo, &hi), chunk);
+    /* half a retransmit period later the whole chunk goes again */
+    ask.now_us = t += cfg.retransmit_us / 2;
+    ask.msg.from = 2;
+    CHECK_EQ(rabia_core_step(c, &ask, &u), 0);
+    CHECK_EQ(decisions_to(&u, 2, &lo, &hi), chunk);
+    CHECK(lo == 2 && hi == chunk + 1);
+    rabia_core_destroy(c);
+}
+
 int main(void)
 {
     RUN(test_restore_resumes_slot);
@@ -311,5 +377,6 @@ int main(void)
     RUN(test_behind_keeps_asking);
     RUN(test_decision_value_out_of_range);
     RUN(test_old_phase_keeps_newer_counts);
+    RUN(test_catchup_not_resent);
     return CHECK_DONE();
 }
