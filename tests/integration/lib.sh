@@ -305,7 +305,13 @@ wait_converged() {
     prev=$cur
     if ((SECONDS - t0 >= limit)); then
       for i in "$@"; do say "replica $i: $(replica_status "$i" | grep -E '^(applied|known|state_hash|recovering|member_)' | tr '\n' ' ')"; done
-      fail "replicas $* did not converge within ${limit}s (applied/state_hash: $cur)"
+      # how each got (or did not get) the slots it missed: catch-up from the
+      # logs, snapshot transfers; the whole INFO stays in the kept directory
+      for i in "$@"; do
+        timeout 5 redis-cli -p "$(resp_port "$i")" INFO 2>/dev/null | tr -d '\r' >"$IT_DIR/r$i.info" || true
+        say "replica $i INFO: $(grep -E '^(lag_slots|wal_catchup_[a-z_]*|snapshots_installed|state_transfers_[a-z]*|retransmits|anomalies|connected_peers):' "$IT_DIR/r$i.info" | tr '\n' ' ')"
+      done
+      fail "replicas $* did not converge within ${limit}s (applied/state_hash: $cur; INFO in $IT_DIR/r*.info)"
     fi
     sleep 0.3
   done
