@@ -69,7 +69,7 @@
 #define SIM_BUG_FRAME_NOREF (1u << 23) /* a connection holds a shared frame without a reference of its own */
 #define SIM_BUG_KEEP_OLD_LINK (1u << 24) /* a new life's HELLO leaves its old connection delivering (hello.c) */
 #define SIM_BUG_CATCHUP_BODY (1u << 25) /* catch-up from the log sends a decision with another batch's body */
-#define SIM_OUT_MAX (8u << 10) /* a peer link's output limit (rabiad: peer-output-limit, scaled to the world) */
+#define SIM_OUT_MAX (8u << 10) /* a peer link's output limit (rabiad: io/loop's 64 MiB per connection, scaled to the world) */
 #define SIM_BUG_LOG_FETCH (1u << 26)    /* the log serves a FETCH past the slot the peer catches up from (node.c) */
 #define SIM_CLUSTER_ID 0x51AC1u         /* what HELLO announces */
 
