@@ -1106,6 +1106,7 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us)
         }
     }
     int r;
+    l->st.turns++;
     if (timeout_us == 0 || handled > 0) {
         /* Submit and run deferred task work (DEFER_TASKRUN posts completions
          * only when we enter the kernel asking for events), without waiting. */
@@ -1116,6 +1117,7 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us)
             .tv_nsec = (long long)(timeout_us % 1000000u) * 1000,
         };
         struct io_uring_cqe *cqe = NULL;
+        l->st.waits++;
         r = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
     }
     turn_us = rio_now_us();

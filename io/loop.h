@@ -235,6 +235,8 @@ struct rio_stats {
     uint64_t conns_open;     /* connections whose terminal callback has not run yet */
     uint64_t sqe_stalls;     /* no SQE even after submitting; retried next iteration */
     uint64_t wakes;
+    uint64_t turns;          /* rio_run_once calls that reached the kernel */
+    uint64_t waits;          /* of those, the ones that could block (nothing was ready) */
 };
 void rio_loop_stats(const struct rio_loop *l, struct rio_stats *out);
 

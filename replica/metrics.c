@@ -959,6 +959,11 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
                "\r\ntotal_error_replies:%" PRIu64 "\r\n",
             m->conns_accepted, total, rs.recv_bytes, rs.send_bytes, errs);
         put(b, "evicted_clients:%" PRIu64 "\r\n", r->clients_evicted);
+        /* the event loop's own counts (this thread's ring): what a slot or a
+         * request costs in sends, receive completions and sleeps */
+        put(b, "io_sends:%" PRIu64 "\r\nio_recv_completions:%" PRIu64 "\r\nio_loop_turns:%" PRIu64
+               "\r\nio_loop_waits:%" PRIu64 "\r\n",
+            rs.sends, rs.recv_cqes, rs.turns, rs.waits);
         for (int e = 0; e < ME_N; e++) put(b, "errors_%s:%" PRIu64 "\r\n", err_names[e], m->errors[e]);
         const struct rabia_stats *cs = rabia_core_stats(r->core);
         put(b, "slots_fast:%" PRIu64 "\r\nslots_adopted:%" PRIu64 "\r\nretransmits:%" PRIu64 "\r\nanomalies:%" PRIu64
