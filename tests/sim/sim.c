@@ -397,6 +397,7 @@ struct node {
     struct sdisk disk;
     uint64_t incarnation;
     uint64_t paused_until;
+    uint64_t paused_since;  /* when the pause now running (or the last) began */
     uint64_t tick_at;       /* the wake-up scheduled (E_TICK), 0: none */
     struct rabia_node *rt;  /* replica/node.c: the runtime rabiad runs */
     struct rabia_core *core; /* rt's */
@@ -503,7 +504,9 @@ struct world {
     bool link_up[MAX_N][MAX_N];
     uint64_t link_epoch[MAX_N][MAX_N];
     uint64_t link_last[MAX_N][MAX_N]; /* FIFO: last delivery time a->b */
-    uint64_t out_bytes[MAX_N][MAX_N], out_epoch[MAX_N][MAX_N]; /* a->b bytes sent while b is paused, in that epoch */
+    /* a->b bytes sent while b is paused, in that link epoch and that pause of
+     * b (a resumed receiver reads what piled up: the next pause starts at 0) */
+    uint64_t out_bytes[MAX_N][MAX_N], out_epoch[MAX_N][MAX_N], out_pause[MAX_N][MAX_N];
     uint64_t link_base[MAX_N][MAX_N];
     uint64_t heard[MAX_N][MAX_N];     /* newest life of b that a heard from */
     uint32_t conn_seq;                /* names connections for hello.c */
@@ -695,8 +698,9 @@ static void net_send(struct world *w, uint8_t from, uint8_t to, const struct rab
         return;
     }
     if (w->nodes[to].alive && w->nodes[to].paused_until > w->now) { /* nothing read: it piles up */
-        if (w->out_epoch[from][to] != w->link_epoch[from][to]) {
+        if (w->out_epoch[from][to] != w->link_epoch[from][to] || w->out_pause[from][to] != w->nodes[to].paused_since) {
             w->out_epoch[from][to] = w->link_epoch[from][to];
+            w->out_pause[from][to] = w->nodes[to].paused_since;
             w->out_bytes[from][to] = 0;
         }
         w->out_bytes[from][to] += (uint64_t)len;
@@ -2164,6 +2168,7 @@ static void crash_fault(struct world *w, int target, int stale)
         for (uint8_t j = 0; j < n; j++) {
             if (!((set >> j) & 1) || !w->nodes[j].alive) continue;
             uint64_t until = back + rnd_range(200, 10 * MS);
+            if (w->nodes[j].paused_until <= w->now) w->nodes[j].paused_since = w->now;
             if (until > w->nodes[j].paused_until) w->nodes[j].paused_until = until;
             flog(w, "r%u paused until %.3fms", j, (double)w->nodes[j].paused_until / 1000.0);
         }
@@ -2314,6 +2319,7 @@ static void inject(struct world *w)
         }
         uint8_t i = (uint8_t)(rnd() % n);
         if (w->nodes[i].alive) {
+            if (w->nodes[i].paused_until <= w->now) w->nodes[i].paused_since = w->now;
             w->nodes[i].paused_until = w->now + rnd_range(5 * MS, 150 * MS);
             flog(w, "r%u paused until %.3fms", i, (double)w->nodes[i].paused_until / 1000.0);
         }
