@@ -1012,60 +1012,24 @@ KV_CMD(smove)
 }
 
 /* SSCAN: an intset is returned whole with cursor 0 (as Redis does); a
- * dict is walked in hash order from the cursor (a hash value). The walk
- * stops after COUNT entries and the others of the same hash, and the next
- * cursor is the hash after: both depend on the contents only, not on the
- * table's size (kv_dict_scan's own stopping point does: whole buckets),
- * so every replica replies alike. */
-struct sscan_acc {
-    struct kv_store *s;
-    const struct kv_scan_opts *opt;
-    struct kv_dent **v;
-    uint64_t n, cap;
-    uint64_t seen, last; /* entries walked; the last one's hash */
-};
-
-static int sscan_collect(void *arg, struct kv_dent *e)
-{
-    struct sscan_acc *a = arg;
-    if (a->seen >= a->opt->count && e->hash != a->last)
-        return SET_STOP;
-    a->seen++;
-    a->last = e->hash;
-    if (a->opt->match && !kv_glob(a->opt->match, a->opt->match_len, e->key, e->klen))
-        return 0;
-    if (a->n == a->cap) {
-        uint64_t cap = a->cap ? a->cap * 2 : 16;
-        struct kv_dent **v = kv_realloc(a->s, a->v, cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        a->v = v;
-        a->cap = cap;
-    }
-    a->v[a->n++] = e;
-    return 0;
-}
-
+ * dict is walked in hash order from the cursor (a hash value), as
+ * kv_dict_scan_match says. */
 static int sscan_dict(struct kv_ctx *c, struct kv_obj *o, uint64_t cursor,
                       const struct kv_scan_opts *opt)
 {
-    struct sscan_acc a = {.s = c->s, .opt = opt};
-    int r = 0;
-    kv_dict_scan(c->s, o->ptr, cursor, UINT64_MAX, sscan_collect, &a, &r);
-    /* Stopped: go on after the last hash walked (0 past the end). */
-    uint64_t next = r == SET_STOP ? a.last + 1 : 0;
-    if (r == SET_STOP)
-        r = 0;
+    struct kv_dent **v;
+    uint64_t n, next;
+    int r = kv_dict_scan_match(c->s, o->ptr, cursor, opt, &v, &n, &next);
     char buf[64];
     if (r == 0)
         r = kv_reply_array(c, 2);
     if (r == 0)
         r = kv_reply_bulk(c, buf, (size_t)snprintf(buf, sizeof buf, "%llu", (unsigned long long)next));
     if (r == 0)
-        r = kv_reply_array(c, a.n);
-    for (uint64_t i = 0; i < a.n && r == 0; i++)
-        r = kv_reply_bulk(c, a.v[i]->key, a.v[i]->klen);
-    kv_free(c->s, a.v);
+        r = kv_reply_array(c, n);
+    for (uint64_t i = 0; i < n && r == 0; i++)
+        r = kv_reply_bulk(c, v[i]->key, v[i]->klen);
+    kv_free(c->s, v);
     return r;
 }
 
