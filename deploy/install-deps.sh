@@ -10,6 +10,7 @@ pkgs=(build-essential cmake pkg-config git
       redis-server               # tests and benchmarks compare with a real Redis
       python3 python3-redis      # tests: acknowledged-write checkers use the client most apps use
       iproute2 iptables procps
+      xz-utils                   # tests/fixtures: an older version's data directories, packed
       libssl-dev openssl         # TLS 1.3 on peer and client links (OpenSSL 3.0)
       prometheus                 # promtool: tests check /metrics and the alert rules
       gnuplot-nox                # rabia-bench sweep draws its plots (PNG, SVG)

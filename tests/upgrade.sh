@@ -6,7 +6,8 @@
 # and starts this checkout's build/cmd/rabiad on the same data directories:
 # every replica replays the old log (its records carry version 2 frames),
 # every key reads back the same on all three, and writes go on.
-# Not part of ctest (it builds a second tree: 3-5 minutes on 2 cores); the
+# Not part of ctest (it builds a second tree: 3-5 minutes on 2 cores; ctest runs
+# the same checks on packed data directories: integration.upgrade_fixture); the
 # README lists it among the long modes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
