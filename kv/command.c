@@ -446,10 +446,20 @@ static int run_op(struct kv_store *s, uint32_t dbi, const uint8_t *op, size_t n,
     int rc = args_parse(&a, op, n);
     if (rc)
         return rc < 0 ? rc : reply_err(out, "ERR malformed operation");
+    /* the operations of the apply layer's own (@db, txn, txnw, watchver;
+     * select refused), told by first letter and length: any other command
+     * goes to kv_run without five name compares (about 2% of a replica's
+     * instructions at SET -P 16, callgrind) */
+    size_t l0 = a.argc ? a.len[0] : 0;
+    uint8_t c0 = l0 ? (uint8_t)(a.v[0][0] | 0x20) : 0;
+    bool own = (c0 == ('@' | 0x20) && l0 == 3) || (c0 == 't' && (l0 == 3 || l0 == 4)) || (c0 == 'w' && l0 == 8) ||
+               (c0 == 's' && l0 == 6);
     if (a.argc == 0) {
         rc = reply_err(out, "ERR empty command");
     } else if (depth > 4) {
         rc = reply_err(out, "ERR operation nested too deeply");
+    } else if (!own) {
+        rc = kv_run(s, dbi, a.argc, a.v, a.len, out, in_exec);
     } else if (kv_eq(a.v[0], a.len[0], "@db")) {
         uint32_t d;
         if (a.argc != 3 || !parse_db(a.v[1], a.len[1], &d))
