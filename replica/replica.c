@@ -237,7 +237,7 @@ static uint64_t derive_cluster_id(const struct rabia_replica_config *c)
 static void dial(struct rabia_replica *r, uint8_t p)
 {
     struct peer *pe = &r->peers[p];
-    struct rio_conn *c;
+    struct rio_conn *c = NULL; /* set on success; GCC -flto cannot see it */
     int rc = rio_connect(r->loop, r->cfg.members[p].host, r->cfg.members[p].port, NULL, &c);
     if (rc < 0) {
         replica_log(r, RABIA_LOG_DEBUG, "dial replica %u: %s", p + 1, rabia_strerror(rc));
@@ -878,7 +878,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         rabia_replica_destroy(r);
         return rc;
     }
-    bool existed;
+    bool existed = false; /* set on success; GCC -flto cannot see it */
     rc = rabia_incarnation_next(cfg->data_dir, &r->incarnation, &existed, err, errlen);
     if (rc) {
         rabia_replica_destroy(r);
