@@ -17,9 +17,9 @@
 /* ------------------------------------------------------------------ */
 /* helpers */
 
-void core_tracef(struct rabia_core *c, uint64_t slot, const char *fmt, ...)
+void core_tracef_on(struct rabia_core *c, uint64_t slot, const char *fmt, ...)
 {
-    if (!c->trace) return;
+    RABIA_ASSERT(c->trace);
     char line[256];
     int k = snprintf(line, sizeof line, "r%u ", c->cfg.self);
     va_list ap;
