@@ -243,6 +243,8 @@ uint32_t rabia_core_own_waiting(const struct rabia_core *c)
     return k;
 }
 
+uint32_t rabia_core_own_queued(const struct rabia_core *c) { return c->pq[c->cfg.self].n; }
+
 uint32_t rabia_core_pending(const struct rabia_core *c)
 {
     uint32_t k = 0;

@@ -120,6 +120,7 @@ struct node_cfg {
     struct rabia_rsm_config rsm;
     struct batcher_cfg batch;
     uint32_t waiters_cap; /* requests waiting for their slot; a power of two */
+    uint32_t linger_us;   /* batch-linger-us (node.c, cut_batches): 0 = cut as soon as no own batch waits */
     uint64_t log_serving_us; /* a peer served catch-up from the log gets no snapshot offer, and the log keeps
                                 its slots, this long after its last request (0: NODE_LOG_SERVING_US) */
     uint32_t bugs;        /* enum node_bug, RABIA_TEST_BUGS builds only */

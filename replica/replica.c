@@ -891,6 +891,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     nc.batch.max_bytes = cfg->batch_max_bytes;
     nc.batch.max_reqs = cfg->batch_max_reqs;
     nc.batch.timeout_us = cfg->batch_timeout_us;
+    nc.linger_us = cfg->batch_linger_us;
     nc.batch.max_pending_bytes = 64u << 20;
     /* cut batches waiting for the core: with the default 4, clients of
      * 64 KiB values (3 to a batch) were refused BUSY at 32 requests in

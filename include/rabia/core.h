@@ -271,6 +271,8 @@ uint32_t rabia_core_pending(const struct rabia_core *c);       /* batches in the
  * a proxy gains nothing by cutting another small batch (the next slot takes
  * one batch), and keeps filling the open one instead. */
 uint32_t rabia_core_own_waiting(const struct rabia_core *c);
+/* Own batches not decided yet: waiting for a slot or in one. */
+uint32_t rabia_core_own_queued(const struct rabia_core *c);
 /* The oldest own batch sequence still pending, else the last one given
  * out: an embedder's log keeps every record of these (a restart must move
  * next_seq past every id that ever left; RABIA_EV_RESTORE). */

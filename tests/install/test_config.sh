@@ -33,6 +33,8 @@ expect_ok --id 1 --members "$m" --log-retain 16 --reply-cache-bytes 1048576 --cl
 expect_err "state-machine = 'sql'" --id 1 --members "$m" --state-machine sql
 expect_err "resp-listen is set but state-machine = counter" --id 1 --members "$m" --state-machine counter --resp-listen 127.0.0.1:6401
 expect_err "batch-max-bytes = '12'" --id 1 --members "$m" --batch-max-bytes 12
+expect_err "batch-linger-us = '200001': must be 0..100000" --id 1 --members "$m" --batch-linger-us 200001
+expect_ok --id 1 --members "$m" --batch-linger-us 200 --client-listen 127.0.0.1:7401
 expect_err "unknown key 'bogus'" --id 1 --members "$m" --bogus 1
 expect_err "client-listen and resp-listen are both off" --id 1 --members "$m" --client-listen off
 bad=$(mktemp); printf 'id 1\nmembers %s\nwindow lots\n' "$m" >"$bad"

@@ -119,6 +119,7 @@ struct run_cfg {
     uint64_t seed;
     uint8_t n;
     uint32_t window;
+    uint32_t linger_us; /* batch-linger-us (node.c): --linger, else off (rabiad's default) */
     uint8_t policy;
     uint32_t log_retain;
     uint32_t max_sessions; /* apply layer's session table; 0: tight_sessions decides */
@@ -132,6 +133,7 @@ struct run_cfg {
     uint64_t snap_log_bytes;   /* durable: max-log-size (snapsched.c): log bytes that call for a local snapshot */
     uint64_t snap_interval_us; /* ... snapshot-interval-s (0: by size only) */
     uint64_t snap_bytes_fixed; /* --snap-bytes: snap_log_bytes for every seed (0: by seed) */
+    int64_t linger_fixed;      /* --linger: linger_us for every seed (-1: off) */
     bool no_log_pin;           /* --no-log-pin: snapshots release the log whatever peers still read from it */
     uint32_t seg_recs;   /* durable: log records per segment, the unit the log releases */
     uint32_t xfer_chunk; /* snapshot transfers: bytes per chunk (snapstream.h; rabiad: 1 MiB) */
@@ -1861,6 +1863,7 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     nc.batch.max_bytes = 4096;
     nc.batch.max_reqs = BATCH_MAX_REQS;
     nc.batch.timeout_us = BATCH_DELAY;
+    nc.linger_us = w->cfg.linger_us;
     nc.bugs = ((w->cfg.bugs & SIM_BUG_SEND_EARLY) ? NODE_BUG_SEND_EARLY : 0) |
               ((w->cfg.bugs & SIM_BUG_REPLY_EARLY) ? NODE_BUG_REPLY_EARLY : 0) |
               ((w->cfg.bugs & SIM_BUG_LOG_FETCH) ? NODE_BUG_LOG_FETCH : 0);
@@ -2671,6 +2674,7 @@ static void seed_cfg(struct run_cfg *c, uint64_t seed, const struct run_cfg *ove
     default: c->window = 8; c->policy = RABIA_POLICY_CLASSES; break;
     }
     c->log_retain = (h >> 8) & 1 ? 24 : 1024;
+    c->linger_us = over->linger_fixed >= 0 ? (uint32_t)over->linger_fixed : 0; /* rabiad's default: off */
     /* a third of the seeds: one or two session slots fewer than clients */
     c->tight_sessions = (h >> 16) % 3 == 0 ? 1 + (unsigned)((h >> 24) & 1) : 0;
     /* durable: a local snapshot by replica/snapsched.c's rule once the log
@@ -2708,6 +2712,7 @@ static void usage(void)
            "  --variant V        0: window 1 global, 1: window n classes, 2: window 8 classes,\n"
            "                     3: window 4 global (pipelined: initiator s mod n)\n"
            "  --clients-on R     every client starts at replica R (1..n; default: spread)\n"
+           "  --linger US        batch-linger-us of every replica (default 0: off, as rabiad)\n"
            "  --sessions K       the apply layer's max_sessions (default: by seed, 64 or\n"
            "                     one or two fewer than the run's clients)\n"
            "  --bug NAME         plant a bug: coin|majority|double-count|stale-read|\n"
@@ -2746,7 +2751,7 @@ struct totals {
 
 int main(int argc, char **argv)
 {
-    struct run_cfg base = {.trace_slot = -1};
+    struct run_cfg base = {.trace_slot = -1, .linger_fixed = -1};
     uint64_t first = 1, count = 100;
     int single = 0, quiet = 0, expect_fail = 0, fixed_mix = -1, fixed_n = 0, fixed_variant = -1, all_mixes = 0;
     char extra[160] = ""; /* options a replay must repeat */
@@ -2776,6 +2781,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             snprintf(extra + el, sizeof extra - el, " --snap-bytes %" PRIu64, base.snap_bytes_fixed);
+        } else if (!strcmp(a, "--linger") && v) {
+            base.linger_fixed = strtoll(argv[++i], NULL, 10);
+            if (base.linger_fixed < 0 || base.linger_fixed > 100000) {
+                fprintf(stderr, "--linger must be 0..100000\n");
+                return 2;
+            }
+            snprintf(extra + el, sizeof extra - el, " --linger %" PRId64, base.linger_fixed);
         } else if (!strcmp(a, "--variant") && v) {
             fixed_variant = atoi(argv[++i]);
             if (fixed_variant < 0 || fixed_variant > 3) {
@@ -2902,11 +2914,12 @@ int main(int argc, char **argv)
             if (r.sessions < r.clients) T.tight++;
             if (r.max_phase > T.max_phase) T.max_phase = r.max_phase;
             if (single || r.failed || (!quiet && s % 250 == 0 && mi == 0))
-                printf("seed %" PRIu64 " n=%u window=%u policy=%s mix=%s clients=%u sessions=%u: %s slots=%" PRIu64
+                printf("seed %" PRIu64 " n=%u window=%u policy=%s linger=%u mix=%s clients=%u sessions=%u: %s slots=%" PRIu64
                        " null=%.1f%% fast=%.1f%% max-phase=%" PRIu64 " ops=%" PRIu64 " unknown=%" PRIu64
                        " expired=%" PRIu64 " crashes=%" PRIu64 " restarts=%" PRIu64 " (open %" PRIu64
                        ", horizon-split %" PRIu64 ") snapshots=%" PRIu64 " events=%" PRIu64 "%s%s\n",
-                       s, c.n, c.window, c.policy ? "classes" : "global", MIXES[mix].name, r.clients, r.sessions,
+                       s, c.n, c.window, c.policy ? "classes" : "global", c.linger_us, MIXES[mix].name, r.clients,
+                       r.sessions,
                        r.failed ? "FAIL" : "ok", r.slots,
                        r.slots ? 100.0 * (double)r.nulls / (double)r.slots : 0.0,
                        r.decided_own ? 100.0 * (double)r.fast / (double)r.decided_own : 0.0, r.max_phase, r.ops_ok,
