@@ -513,24 +513,9 @@ struct kv_dent *kv_dict_at(struct kv_store *s, struct kv_dict *d, uint64_t r)
     return e;
 }
 
-/* kv_dict_scan_match's walk */
-#define SCAN_STOP (-ECANCELED)
-
-struct scan_acc {
-    struct kv_store *s;
-    const struct kv_scan_opts *opt;
-    struct kv_dent **v;
-    uint64_t n, cap;
-    uint64_t seen, last; /* entries walked; the last one's hash */
-};
-
-static int scan_collect(void *arg, struct kv_dent *e)
+int kv_scan_take(void *arg, struct kv_dent *e)
 {
-    struct scan_acc *a = arg;
-    if (a->seen >= a->opt->count && e->hash != a->last)
-        return SCAN_STOP;
-    a->seen++;
-    a->last = e->hash;
+    struct kv_scan_acc *a = arg;
     if (a->opt->match && !kv_glob(a->opt->match, a->opt->match_len, e->key, e->klen))
         return 0;
     if (a->n == a->cap) {
@@ -545,16 +530,10 @@ static int scan_collect(void *arg, struct kv_dent *e)
     return 0;
 }
 
-int kv_dict_scan_match(struct kv_store *s, struct kv_dict *d, uint64_t cursor, const struct kv_scan_opts *opt,
-                       struct kv_dent ***out, uint64_t *n, uint64_t *next)
+int kv_dict_scan_match(struct kv_store *s, struct kv_dict *d, uint64_t cursor, struct kv_scan_acc *a, uint64_t *next)
 {
-    RABIA_ASSERT(opt && out && n && next);
-    struct scan_acc a = {.s = s, .opt = opt};
+    RABIA_ASSERT(a && a->s == s && a->opt && next);
     int r = 0;
-    kv_dict_scan(s, d, cursor, UINT64_MAX, scan_collect, &a, &r);
-    /* stopped: go on after the last hash walked (0 past the end) */
-    *next = r == SCAN_STOP ? a.last + 1 : 0;
-    *out = a.v;
-    *n = a.n;
-    return r == SCAN_STOP ? 0 : r;
+    *next = kv_dict_scan(s, d, cursor, a->opt->count, kv_scan_take, a, &r);
+    return r;
 }

@@ -453,15 +453,21 @@ struct kv_scan_opts {
     int type;         /* -1: any */
 };
 bool kv_scan_args(struct kv_ctx *c, uint32_t i, bool allow_type, struct kv_scan_opts *o);
-/* HSCAN's and SSCAN's walk of a table: from cursor (a hash value), in hash
- * order, stopping after opt->count entries and the others of the same hash;
- * the entries opt->match takes go to *out (kv_alloc'd, *n of them: the
- * caller kv_frees it, also on error), *next is the hash after the last one
- * walked (0: the end). Both depend on the contents only, not on the
- * table's size (kv_dict_scan's own stopping point does: whole buckets), so
- * every replica replies alike. 0 or -ENOMEM. */
-int kv_dict_scan_match(struct kv_store *s, struct kv_dict *d, uint64_t cursor, const struct kv_scan_opts *opt,
-                       struct kv_dent ***out, uint64_t *n, uint64_t *next);
+/* What HSCAN, SSCAN and ZSCAN return: the entries opt->match takes, in
+ * the order visited (v: kv_alloc'd, n of them; the caller kv_frees v, also
+ * on error). kv_scan_take is the visitor for kv_dict_scan (0 or -ENOMEM). */
+struct kv_scan_acc {
+    struct kv_store *s;
+    const struct kv_scan_opts *opt;
+    struct kv_dent **v;
+    uint64_t n, cap;
+};
+int kv_scan_take(void *acc, struct kv_dent *e);
+/* A table walked from cursor (a hash value) by kv_dict_scan for
+ * opt->count entries: *next is the cursor to go on from (0: the end).
+ * Where it stops depends on the contents only, so every replica replies
+ * alike. 0 or -ENOMEM. */
+int kv_dict_scan_match(struct kv_store *s, struct kv_dict *d, uint64_t cursor, struct kv_scan_acc *a, uint64_t *next);
 /* Parse argument i as a SCAN cursor (unsigned decimal); replies "ERR
  * invalid cursor" and returns false when it is not one. */
 bool kv_arg_cursor(struct kv_ctx *c, uint32_t i, uint64_t *cursor);

@@ -1017,9 +1017,11 @@ KV_CMD(smove)
 static int sscan_dict(struct kv_ctx *c, struct kv_obj *o, uint64_t cursor,
                       const struct kv_scan_opts *opt)
 {
-    struct kv_dent **v;
-    uint64_t n, next;
-    int r = kv_dict_scan_match(c->s, o->ptr, cursor, opt, &v, &n, &next);
+    struct kv_scan_acc a = {.s = c->s, .opt = opt};
+    uint64_t next;
+    int r = kv_dict_scan_match(c->s, o->ptr, cursor, &a, &next);
+    struct kv_dent **v = a.v;
+    uint64_t n = a.n;
     char buf[64];
     if (r == 0)
         r = kv_reply_array(c, 2);

@@ -1045,31 +1045,7 @@ KV_CMD(zinterstore) { return zstore_generic(c, true); }
 /* ------------------------------------------------------------------ */
 /* ZSCAN.                                                              */
 
-struct zscan_walk {
-    struct kv_store *s;
-    const struct kv_scan_opts *o;
-    struct kv_dent **hit;
-    uint64_t n, cap;
-};
-
-static int zscan_take(void *arg, struct kv_dent *e)
-{
-    struct zscan_walk *w = arg;
-    if (w->o->match && !kv_glob(w->o->match, w->o->match_len, e->key, e->klen))
-        return 0;
-    if (w->n == w->cap) {
-        uint64_t cap = w->cap ? 2 * w->cap : 16;
-        struct kv_dent **p = kv_realloc(w->s, w->hit, cap * sizeof *p);
-        if (!p)
-            return -ENOMEM;
-        w->hit = p;
-        w->cap = cap;
-    }
-    w->hit[w->n++] = e;
-    return 0;
-}
-
-static int zscan_reply(struct kv_ctx *c, uint64_t cursor, const struct zscan_walk *w)
+static int zscan_reply(struct kv_ctx *c, uint64_t cursor, const struct kv_scan_acc *w)
 {
     char buf[32];
     int len = snprintf(buf, sizeof buf, "%llu", (unsigned long long)cursor);
@@ -1077,8 +1053,8 @@ static int zscan_reply(struct kv_ctx *c, uint64_t cursor, const struct zscan_wal
     rc = rc ? rc : kv_reply_bulk(c, buf, (size_t)len);
     rc = rc ? rc : kv_reply_array(c, 2 * w->n);
     for (uint64_t i = 0; i < w->n && !rc; i++) {
-        rc = kv_reply_bulk(c, w->hit[i]->key, w->hit[i]->klen);
-        rc = rc ? rc : kv_reply_double(c, w->hit[i]->v.d);
+        rc = kv_reply_bulk(c, w->v[i]->key, w->v[i]->klen);
+        rc = rc ? rc : kv_reply_double(c, w->v[i]->v.d);
     }
     return rc;
 }
@@ -1092,7 +1068,7 @@ KV_CMD(zscan)
     if (!lookup(c, 1, &ke))
         return 0;
     if (!ke) {
-        struct zscan_walk none = {0};
+        struct kv_scan_acc none = {0};
         return zscan_reply(c, 0, &none);
     }
     struct kv_scan_opts opts;
@@ -1100,17 +1076,17 @@ KV_CMD(zscan)
         return 0;
     const struct kv_obj *o = obj_of(ke);
     struct kv_zset *z = zs(o);
-    struct zscan_walk w = {.s = c->s, .o = &opts};
+    struct kv_scan_acc w = {.s = c->s, .opt = &opts};
     int err = 0;
     uint64_t next = 0;
     if (o->enc == ZSET_SMALL) { /* Redis returns a listpack whole, in order */
         for (struct kv_zsl_node *x = kv_zset_first(z); x && !err; x = kv_zset_next(x))
-            err = zscan_take(&w, x->e);
+            err = kv_scan_take(&w, x->e);
     } else {
-        next = kv_dict_scan(c->s, &z->dict, cursor, opts.count, zscan_take, &w, &err);
+        err = kv_dict_scan_match(c->s, &z->dict, cursor, &w, &next);
     }
     int rc = err ? err : zscan_reply(c, next, &w);
-    kv_free(c->s, w.hit);
+    kv_free(c->s, w.v);
     return rc;
 }
 
