@@ -931,13 +931,14 @@ void node_request(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack
  * with window 1 (a wider window runs several own batches at once). */
 static bool linger(struct rabia_node *n, uint64_t now)
 {
+    RABIA_ASSERT(!n->linger_until_us || n->cfg.linger_us);
+    if (!n->cfg.linger_us || !n->one_slot) return false; /* off: no state kept either */
     uint32_t own = rabia_core_own_queued(n->core);
     if (own) n->own_done_us = 0;
     else if (!n->own_done_us) n->own_done_us = now;
     n->linger_until_us = 0;
     n->linger_own = false;
-    if (!n->cfg.linger_us || !n->one_slot || rabia_core_pending(n->core) <= own || rabia_core_recovering(n->core))
-        return false;
+    if (rabia_core_pending(n->core) <= own || rabia_core_recovering(n->core)) return false;
     if (own) return n->linger_own = true; /* its decision (a loop turn of its own) ends this */
     uint64_t from = n->last_req_us > n->own_done_us ? n->last_req_us : n->own_done_us;
     uint64_t until = from + n->cfg.linger_us, cap = n->own_done_us + 4ull * n->cfg.linger_us;
