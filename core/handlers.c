@@ -261,6 +261,14 @@ void core_on_catchup(struct rabia_core *c, const struct rabia_msg *m)
      * we have, we are the one behind (a restart with its log into a cluster
      * that moved on while idle: nothing else would tell us) */
     if (from > 1) note_peer(c, m->from, from - 1);
+    /* And no more than that: it cannot serve a catch-up past `from`. What
+     * it spoke of before may be gone (a data directory lost and rebuilt
+     * under --rejoin starts over at slot 1), and two replicas that each
+     * still believed the other ahead asked only each other, for ever,
+     * while the third held the decisions (sim --seed 700037 --mix all
+     * --durable --linger 200). Links are FIFO, so this is the asker's
+     * latest word. */
+    c->peer_known[m->from] = from - 1;
     if (from > c->next_apply && !c->recovering) {
         c->catchup_us = 0;
         core_maybe_catchup(c, m->from);
