@@ -59,7 +59,7 @@ static void usage(FILE *f)
             "  batch-timeout-us  longest a request waits for its batch to fill (default 200)\n"
             "  batch-linger-us   window 1, clients on several replicas: how long the next\n"
             "                    batch waits for the clients the last one answered (default\n"
-            "                    0 = off; 200 measured best here; core/README.md)\n"
+            "                    200, measured best here; 0 = off; core/README.md)\n"
             "  io-threads        threads that accept, read and write client connections, each\n"
             "                    with its own io_uring (0 = the consensus thread does all;\n"
             "                    default auto: 0 on fewer than 4 CPUs, see replica/README.md)\n"

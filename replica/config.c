@@ -22,7 +22,7 @@ void rabia_replica_config_default(struct rabia_replica_config *c)
     c->batch_max_bytes = 256 * 1024;
     c->batch_max_reqs = 1024;
     c->batch_timeout_us = 200;
-    c->batch_linger_us = 0; /* off until the durable catch-up stall it exposes is fixed (core/README.md) */
+    c->batch_linger_us = 200; /* core/README.md "Batch linger": +20-27% SET/s at -P 1 with clients spread */
     c->window = 1;
     c->io_threads = -1;
     c->io_threads_pin = true;

@@ -119,7 +119,7 @@ struct run_cfg {
     uint64_t seed;
     uint8_t n;
     uint32_t window;
-    uint32_t linger_us; /* batch-linger-us (node.c): --linger, else off (rabiad's default) */
+    uint32_t linger_us; /* batch-linger-us (node.c): --linger, else 200 (rabiad's default) or 0 by seed */
     uint8_t policy;
     uint32_t log_retain;
     uint32_t max_sessions; /* apply layer's session table; 0: tight_sessions decides */
@@ -2674,7 +2674,10 @@ static void seed_cfg(struct run_cfg *c, uint64_t seed, const struct run_cfg *ove
     default: c->window = 8; c->policy = RABIA_POLICY_CLASSES; break;
     }
     c->log_retain = (h >> 8) & 1 ? 24 : 1024;
-    c->linger_us = over->linger_fixed >= 0 ? (uint32_t)over->linger_fixed : 0; /* rabiad's default: off */
+    /* rabiad's default (200 us) on half the seeds, off on the others
+     * (batch-linger-us = 0 is a setting users choose too); it acts only
+     * with window 1 (variant 0) */
+    c->linger_us = over->linger_fixed >= 0 ? (uint32_t)over->linger_fixed : ((h >> 48) & 1 ? 200u : 0u);
     /* a third of the seeds: one or two session slots fewer than clients */
     c->tight_sessions = (h >> 16) % 3 == 0 ? 1 + (unsigned)((h >> 24) & 1) : 0;
     /* durable: a local snapshot by replica/snapsched.c's rule once the log
@@ -2712,7 +2715,8 @@ static void usage(void)
            "  --variant V        0: window 1 global, 1: window n classes, 2: window 8 classes,\n"
            "                     3: window 4 global (pipelined: initiator s mod n)\n"
            "  --clients-on R     every client starts at replica R (1..n; default: spread)\n"
-           "  --linger US        batch-linger-us of every replica (default 0: off, as rabiad)\n"
+           "  --linger US        batch-linger-us of every replica (default: by seed, 200\n"
+           "                     as rabiad on half the seeds, 0 (off) on the others)\n"
            "  --sessions K       the apply layer's max_sessions (default: by seed, 64 or\n"
            "                     one or two fewer than the run's clients)\n"
            "  --bug NAME         plant a bug: coin|majority|double-count|stale-read|\n"
