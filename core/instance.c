@@ -236,6 +236,7 @@ void core_progress(struct rabia_core *c, struct inst *in)
         }
         core_tracef(c, in->slot, "exchange unanimous: %s", core_idstr(&in->maj_id, 1, ib, sizeof ib));
         in->unanimous = true;
+        c->stats.slots_unanimous++;
         core_decide(c, in, 1, false);
         return;
     }

@@ -502,6 +502,9 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
     scalar(b, "rabia_slots_null_total", "counter", "Slots decided null (no batch).", (double)cs->slots_null);
     scalar(b, "rabia_slots_fast_total", "counter", "Slots decided in phase 1 (the fast path).",
            (double)cs->slots_fast);
+    scalar(b, "rabia_slots_unanimous_total", "counter",
+           "Slots decided at once by a unanimous proposal exchange (no state or vote round).",
+           (double)cs->slots_unanimous);
     scalar(b, "rabia_slots_adopted_total", "counter", "Decisions learned from peers (DECISION, catch-up).",
            (double)cs->decisions_adopted);
     scalar(b, "rabia_retransmits_total", "counter", "Consensus messages retransmitted.", (double)cs->retransmits);
@@ -966,9 +969,9 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
             rs.sends, rs.recv_cqes, rs.turns, rs.waits);
         for (int e = 0; e < ME_N; e++) put(b, "errors_%s:%" PRIu64 "\r\n", err_names[e], m->errors[e]);
         const struct rabia_stats *cs = rabia_core_stats(r->core);
-        put(b, "slots_fast:%" PRIu64 "\r\nslots_adopted:%" PRIu64 "\r\nretransmits:%" PRIu64 "\r\nanomalies:%" PRIu64
-               "\r\nmax_phase:%" PRIu64 "\r\n",
-            cs->slots_fast, cs->decisions_adopted, cs->retransmits, cs->anomalies, cs->max_phase);
+        put(b, "slots_fast:%" PRIu64 "\r\nslots_unanimous:%" PRIu64 "\r\nslots_adopted:%" PRIu64
+               "\r\nretransmits:%" PRIu64 "\r\nanomalies:%" PRIu64 "\r\nmax_phase:%" PRIu64 "\r\n",
+            cs->slots_fast, cs->slots_unanimous, cs->decisions_adopted, cs->retransmits, cs->anomalies, cs->max_phase);
         char auth[128];
         int an = replica_auth_info(r, auth, sizeof auth);
         put(b, "%.*s", an, auth);

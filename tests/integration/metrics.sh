@@ -163,6 +163,11 @@ expect_eq "rabia_slots_decided_total = status slots_decided (replica 1)" \
 dec=$(metric "$after" rabia_slots_decided_total)
 ((dec > 0)) || fail "no slot decided"
 ok "slots decided: $dec, null $(metric "$after" rabia_slots_null_total), fast $(metric "$after" rabia_slots_fast_total)"
+# a unanimous exchange decides in phase 0: one kind of fast slot; with the
+# load on one replica and nothing lost, most slots are
+un=$(metric "$after" rabia_slots_unanimous_total) fa=$(metric "$after" rabia_slots_fast_total)
+((un > 0 && un <= fa)) || fail "rabia_slots_unanimous_total $un: not in 1..rabia_slots_fast_total ($fa)"
+ok "unanimous slots $un <= fast slots $fa"
 expect_eq "slot phase histogram count = slots decided here (decided - adopted)" \
   "$(metric "$after" rabia_slot_phases_count)" "$((dec - $(metric "$after" rabia_slots_adopted_total)))"
 breqs=$(metric "$after" rabia_batch_requests_sum)
