@@ -14,6 +14,7 @@ pkgs=(build-essential cmake pkg-config git
       libssl-dev openssl         # TLS 1.3 on peer and client links (OpenSSL 3.0)
       prometheus                 # promtool: tests check /metrics and the alert rules
       gnuplot-nox                # rabia-bench sweep draws its plots (PNG, SVG)
+      fio                        # bench/wal_vs_fio.sh: the log's commits against fio's on the same disk
       etcd-server etcd-client)   # bench/compare.sh: a 3-member etcd 3.4 (etcd, etcdctl for its health and key count)
 missing=()
 for p in "${pkgs[@]}"; do
