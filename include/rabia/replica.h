@@ -52,8 +52,9 @@ struct rabia_replica_config {
     uint32_t batch_max_bytes;            /* batch-max-bytes */
     uint32_t batch_max_reqs;             /* batch-max-reqs */
     uint32_t batch_timeout_us;           /* batch-timeout-us: longest a request waits to fill a batch */
-    uint32_t batch_linger_us;            /* batch-linger-us: with window 1 and several proxies, how long the
-                                            next batch waits for clients answered from the last (default 200; 0: off) */
+    uint32_t batch_linger_us;            /* batch-linger-us: with window 1, the next batch waits while an own batch
+                                            is undecided and, with several proxies, up to this long for the clients
+                                            answered from the last (default 200; 0: off) */
     uint32_t window;                     /* window: slots in flight (1 with policy global) */
     uint8_t policy;                      /* policy: global | classes */
     uint64_t cluster_id;                 /* cluster-id: 0 = derived from the member list */
