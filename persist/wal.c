@@ -93,14 +93,18 @@ struct seg {
     uint64_t no;
     uint64_t max_slot;      /* highest slot of a SENT or DECIDED record */
     uint64_t max_batch_seq; /* highest sequence of a BATCH record */
+    uint64_t max_decided;   /* highest slot of a DECIDED record: where a catch-up's read starts
+                               (a SENT record may name a slot decided long before) */
 };
 
 struct gbuf {                /* one group's bytes, block-aligned */
     uint8_t *p;
     size_t len, cap;
     uint32_t n;              /* records */
-    uint64_t max_slot, max_batch_seq;
+    uint64_t max_slot, max_batch_seq, max_decided;
 };
+
+static bool decided_type(uint8_t type) { return type == RABIA_WAL_DECIDED || type == RABIA_WAL_DECIDED_REF; }
 
 struct rabia_wal {
     struct rabia_wal_config cfg;
@@ -199,6 +203,7 @@ static void gbuf_reset(struct gbuf *g)
     g->n = 0;
     g->max_slot = 0;
     g->max_batch_seq = 0;
+    g->max_decided = 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -605,6 +610,7 @@ static int visit_group(struct rabia_wal *w, const char *path, const uint8_t *g, 
         } else if (slot > sg->max_slot) {
             sg->max_slot = slot;
         }
+        if (decided_type(type) && slot > sg->max_decided) sg->max_decided = slot;
         int rc = fn ? fn(ctx, type, slot, r + REC_HDR, len, err, errlen) : 0;
         if (rc) return rc;
         p += round_up(REC_HDR + (uint64_t)len, 8);
@@ -944,6 +950,7 @@ int rabia_wal_append(struct rabia_wal *w, uint8_t type, uint64_t slot, const uin
     } else if (slot > g->max_slot) {
         g->max_slot = slot;
     }
+    if (decided_type(type) && slot > g->max_decided) g->max_decided = slot;
     return 0;
 }
 
@@ -972,6 +979,7 @@ int rabia_wal_append_msg(struct rabia_wal *w, uint8_t type, uint64_t slot, const
     } else if (slot > g->max_slot) {
         g->max_slot = slot;
     }
+    if (decided_type(type) && slot > g->max_decided) g->max_decided = slot;
     return 0;
 }
 
@@ -986,18 +994,19 @@ bool rabia_wal_in_flight(const struct rabia_wal *w) { return w->in_flight; }
 struct prefix {
     size_t len;
     uint32_t n;
-    uint64_t max_slot, max_batch_seq;
+    uint64_t max_slot, max_batch_seq, max_decided;
 };
 
 static int prefix(const struct rabia_wal *w, struct prefix *pf)
 {
     const struct gbuf *g = &w->open;
     uint64_t max = (w->cfg.segment_bytes - w->data) / 2;
-    *pf = (struct prefix){.len = g->len, .n = g->n, .max_slot = g->max_slot, .max_batch_seq = g->max_batch_seq};
+    *pf = (struct prefix){.len = g->len, .n = g->n, .max_slot = g->max_slot, .max_batch_seq = g->max_batch_seq,
+                          .max_decided = g->max_decided};
     if (round_up(g->len, w->block) <= max) return 0;
     size_t p = GRP_HDR;
     uint32_t k = 0;
-    uint64_t ms = 0, mb = 0;
+    uint64_t ms = 0, mb = 0, md = 0;
     while (k < g->n) {
         const uint8_t *r = g->p + p;
         size_t rec = (size_t)round_up(REC_HDR + (uint64_t)rabia_le_get32(r), 8);
@@ -1008,11 +1017,12 @@ static int prefix(const struct rabia_wal *w, struct prefix *pf)
         } else if (slot > ms) {
             ms = slot;
         }
+        if (decided_type(r[4]) && slot > md) md = slot;
         p += rec;
         k++;
     }
     if (round_up(p, w->block) > w->cfg.segment_bytes - w->data) return -EFBIG; /* one record too large */
-    *pf = (struct prefix){.len = p, .n = k, .max_slot = ms, .max_batch_seq = mb};
+    *pf = (struct prefix){.len = p, .n = k, .max_slot = ms, .max_batch_seq = mb, .max_decided = md};
     return 0;
 }
 
@@ -1028,10 +1038,12 @@ static int cut(struct rabia_wal *w, const struct prefix *pf)
     rest.n = g->n - pf->n;
     rest.max_slot = g->max_slot;
     rest.max_batch_seq = g->max_batch_seq;
+    rest.max_decided = g->max_decided;
     g->len = pf->len;
     g->n = pf->n;
     g->max_slot = pf->max_slot;
     g->max_batch_seq = pf->max_batch_seq;
+    g->max_decided = pf->max_decided;
     w->pending_rest = rest;
     return 0;
 }
@@ -1128,6 +1140,7 @@ int rabia_wal_written(struct rabia_wal *w, int res)
     RABIA_ASSERT(sg->no == w->flight_seg);
     if (w->flight.max_slot > sg->max_slot) sg->max_slot = w->flight.max_slot;
     if (w->flight.max_batch_seq > sg->max_batch_seq) sg->max_batch_seq = w->flight.max_batch_seq;
+    if (w->flight.max_decided > sg->max_decided) sg->max_decided = w->flight.max_decided;
     return 0;
 }
 
@@ -1147,7 +1160,11 @@ bool rabia_wal_cursor_for(const struct rabia_wal *w, uint64_t slot, struct rabia
 {
     RABIA_ASSERT(w->n_segs >= 1);
     uint32_t k = 0;
-    while (k < w->n_segs && w->segs[k].max_slot < slot) k++;
+    /* the first segment whose decisions reach it: a SENT record of an old
+     * slot (an answer to a peer still in it) in a new segment made the read
+     * start there and never find the decision (sim --seed 1141143 --mix all
+     * --durable: a replica read for, then asked again, for ever) */
+    while (k < w->n_segs && w->segs[k].max_decided < slot) k++;
     if (k == w->n_segs) return false; /* nothing durable reaches it yet */
     /* the segment before: the bodies its decided records name come first */
     *c = (struct rabia_wal_cursor){.seg = w->segs[k ? k - 1 : 0].no, .off = 0};

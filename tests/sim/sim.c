@@ -1037,7 +1037,8 @@ static int log_catchup(void *ctx, uint8_t peer, uint64_t from, uint64_t until,
     size_t seg = w->cfg.seg_recs, budget = seg / 8;
     bool keep = c->on && c->lc.next == from;
     if (!keep) {
-        size_t k = 0; /* the first segment whose decisions reach `from` */
+        size_t k = 0; /* the first segment whose decisions reach `from` (as rabia_wal_cursor_for:
+                         DECIDED records only; a SENT record may name an old slot) */
         for (;; k++) {
             if (k * seg >= d->durable) {
                 c->on = false;
@@ -1045,7 +1046,7 @@ static int log_catchup(void *ctx, uint8_t peer, uint64_t from, uint64_t until,
             }
             uint64_t max_slot = 0;
             for (size_t j = k * seg; j < (k + 1) * seg && j < d->durable; j++)
-                if (d->r[j].type != NODE_REC_BATCH && d->r[j].type != NODE_REC_RESERVE && d->r[j].slot > max_slot)
+                if ((d->r[j].type == NODE_REC_DECIDED || d->r[j].type == NODE_REC_DECIDED_REF) && d->r[j].slot > max_slot)
                     max_slot = d->r[j].slot;
             if (max_slot >= from) break;
         }
