@@ -77,6 +77,7 @@ struct logent {
     struct rabia_batch_id id;
     int32_t entry;   /* batch body, -1 while it is being fetched */
     uint64_t fetch_us;
+    bool by_peer;    /* decided by a peer's DECISION (core_on_decision), not here */
 };
 
 /* A batch body the core holds. */
@@ -127,6 +128,7 @@ struct rabia_core {
     uint64_t horizon_sent_us;
     uint64_t peer_known[RABIA_MAX_REPLICAS];
     uint64_t catchup_us;
+    uint8_t catchup_rr; /* the peer a stalled replica that knows no one ahead asked last (events.c) */
     uint64_t last_reply_slot[RABIA_MAX_REPLICAS];
     uint64_t last_reply_us[RABIA_MAX_REPLICAS];
     uint64_t cu_sent_until[RABIA_MAX_REPLICAS]; /* catch-up: decisions below this went to the peer ... */

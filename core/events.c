@@ -91,8 +91,24 @@ void core_on_tick(struct rabia_core *c)
     /* behind a peer, or stuck on a slot no one talks about any more */
     uint8_t best = core_best_peer(c);
     if (best != c->cfg.self && (c->peer_known[best] >= c->next_apply + c->cfg.window ||
-                                (stalled && c->peer_known[best] >= c->next_apply)))
+                                (stalled && c->peer_known[best] >= c->next_apply))) {
         core_maybe_catchup(c, best);
+    } else if (stalled && c->cfg.n > 1 && (!c->catchup_us || c->now - c->catchup_us >= rt)) {
+        /* Stuck, and no peer known to be ahead: what we know of them may be
+         * older than what they decided meanwhile (a CATCHUP a peer sent
+         * while it was behind sets what we know of it, handlers.c; a pause
+         * or a partition kept its later messages from us), and a peer whose
+         * core log no longer holds our slot answers our retransmissions
+         * with nothing while its own log may serve them (replica/node.c
+         * offers no snapshot then): each waited for the other (sim --seed
+         * 1030014 --mix pause --durable --n 5). Ask each peer in turn, one
+         * per retransmit period; one that is ahead answers with decisions. */
+        uint8_t p = c->catchup_rr;
+        do p = (uint8_t)((p + 1) % c->cfg.n);
+        while (p == c->cfg.self);
+        c->catchup_rr = p;
+        core_maybe_catchup(c, p);
+    }
 }
 
 void core_on_peer_up(struct rabia_core *c, uint8_t peer)
