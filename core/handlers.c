@@ -206,6 +206,9 @@ void core_on_decision(struct rabia_core *c, const struct rabia_msg *m)
         core_anomaly(c, "DECISION 1 without a batch id");
         return;
     }
+    /* decided by this message, not here before it (replica/node.c may
+     * answer such a slot at once: rabia_apply.adopted) */
+    bool fresh_decision = !core_log_get(c, m->slot);
     int32_t fresh = -1;
     if (m->value && m->body && core_bt_find(c, &m->id) < 0) {
         if (m->id.proxy >= c->cfg.n || m->body_len > c->cfg.max_batch_bytes) {
@@ -225,6 +228,8 @@ void core_on_decision(struct rabia_core *c, const struct rabia_msg *m)
         c->stats.decisions_adopted++;
         if (!m->value) c->stats.slots_null++;
     }
+    struct logent *dl = core_log_get(c, m->slot);
+    if (fresh_decision && dl) dl->by_peer = true;
     if (fresh >= 0) {
         attach_waiting(c, fresh);
         core_bt_maybe_free(c, fresh); /* unless the log took it */

@@ -541,6 +541,7 @@ void core_apply_ready(struct rabia_core *c)
         memset(a, 0, sizeof(*a));
         a->slot = l->slot;
         a->null = !l->value;
+        a->adopted = l->by_peer && l->value;
         if (l->value) {
             struct bent *b = &c->bt[l->entry];
             a->id = b->id;

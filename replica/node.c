@@ -504,16 +504,25 @@ static int append_decided(struct rabia_node *n, const struct rabia_update *u, ui
 }
 
 /* A slot whose decision may be answered before its DECIDED record is
- * durable: decided here by a unanimous exchange (every replica persisted a
- * PROPOSAL of this batch before sending it, so any restart decides it
- * again), the next to apply, with no held early slot before it. Returns
- * the record number of this replica's own PROPOSAL of it, which must be
- * on the disk first (rec_durable), or 0 when the slot is not such a one.
- * Saves the DECIDED write on a reply's path. */
+ * durable, the next to apply, with no held early slot before it:
+ *  - decided here by a unanimous exchange (every replica persisted a
+ *    PROPOSAL of this batch before sending it, so any restart decides it
+ *    again) once this replica's own PROPOSAL of it is on the disk;
+ *  - learned from a peer's DECISION (rabia_apply.adopted): it left its
+ *    sender behind the sender's records, and what the sender counted had
+ *    left theirs behind their own, so it is answered at once. With the
+ *    clients on one replica a third of its slots were adopted (the peers'
+ *    DECISION came before the last PROPOSAL) and each waited for one more
+ *    group write before its clients were answered.
+ * Returns the record number that must be on the disk first (compared with
+ * rec_durable; 1 when nothing of this replica's is needed), or 0 when the
+ * slot is not such a one. Saves the DECIDED write on a reply's path. */
 static uint64_t forced_rec(const struct rabia_node *n, const struct rabia_apply *a)
 {
-    if (n->early.set || !a->unanimous || a->null || (bugs(n) & NODE_BUG_REPLY_EARLY)) return 0;
-    if (n->own_prop[a->slot % 64].slot != a->slot || a->slot != rabia_rsm_applied(n->rsm) + 1) return 0;
+    if (n->early.set || a->null || (bugs(n) & NODE_BUG_REPLY_EARLY)) return 0;
+    if (a->slot != rabia_rsm_applied(n->rsm) + 1) return 0;
+    if (a->adopted) return 1;
+    if (!a->unanimous || n->own_prop[a->slot % 64].slot != a->slot) return 0;
     return n->own_prop[a->slot % 64].rec;
 }
 

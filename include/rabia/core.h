@@ -35,11 +35,15 @@
  *    reports is durable on this replica (the decision may count this
  *    replica's own vote, whose record is in the same group: answered
  *    earlier, a whole-cluster crash can lose that vote and the slot be
- *    decided otherwise; the simulator's planted reply-early bug). The one
- *    exception: a slot this replica decided by a unanimous exchange
+ *    decided otherwise; the simulator's planted reply-early bug). Two
+ *    exceptions: a slot this replica decided by a unanimous exchange
  *    (rabia_apply.unanimous) may be answered once this replica's own
  *    PROPOSAL record is durable: every replica persisted a PROPOSAL of
- *    that batch before sending it, so every restart decides it again.
+ *    that batch before sending it, so every restart decides it again; and
+ *    a slot learned from a peer's DECISION (rabia_apply.adopted) may be
+ *    answered at once: that DECISION left its sender behind the sender's
+ *    records, and every message the sender counted had left its own
+ *    sender behind that one's records, so the outcome is on disks already.
  *    A replica restarted with its log intact is created with
  *    recovering = false and the SAME batch incarnation (ids never repeat:
  *    every id that left is in the log, and RESTORE moves next_seq past
@@ -198,6 +202,11 @@ struct rabia_apply {
                                this replica's own PROPOSAL record is durable no crash of any
                                number of replicas can change the outcome (replica/node.c
                                answers then, without waiting for the DECIDED record) */
+    bool adopted;           /* learned from a peer's DECISION, not decided here: its sender sent
+                               it only behind its own records, and every message it counted had
+                               left its sender behind that sender's records, so the outcome is
+                               on disks already and no crash of any number of replicas can
+                               change it (replica/node.c answers at once) */
     struct rabia_batch_id id;
     const uint8_t *body;
     uint32_t body_len;
