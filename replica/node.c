@@ -939,8 +939,8 @@ void node_request(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack
  * this replica alone too: with window 1 a batch cut meanwhile could not
  * be proposed before that decision anyway, and cut on the timeout it
  * split the clients into three or four cohorts (wal, SET -P 1, 50
- * connections on one replica: 11.5 requests per slot, 16 with the hold,
- * and 59 -> 48 us of server CPU per request, medians of 5 alternating
+ * connections on one replica: 17 requests per slot, 24 with the hold,
+ * and 40 -> 32 us of server CPU per request, medians of 5 alternating
  * runs). The wait after the decision is only while another proxy's batch
  * is pending: with no one else's slot to run, it would only delay this
  * one. Only with window 1 (a wider window runs several own batches at
