@@ -649,6 +649,7 @@ static int search_key(struct search *s, uint64_t max_states,
     uint64_t state = zero ? 0 : s->unread, raw = 0;
     size_t sp = 0, nlin_ok = 0, entry = E[s->head].next;
     size_t first_junk = s->n_ok + s->n_unk;
+    (void)first_junk; /* read only by an assert: unused where NDEBUG removes it (RelWithDebInfo) */
     bool phase_unk = false; /* second pass over the calls: unknown ops */
     bool junk_seen = false; /* this pass has reached a junk write */
     for (;;) {
