@@ -104,7 +104,20 @@ struct gbuf {                /* one group's bytes, block-aligned */
     uint64_t max_slot, max_batch_seq, max_decided;
 };
 
-static bool decided_type(uint8_t type) { return type == RABIA_WAL_DECIDED || type == RABIA_WAL_DECIDED_REF; }
+/* A record's place in what a segment or group holds: the highest BATCH or
+ * RESERVE sequence, the highest slot of the others (SENT and DECIDED: what
+ * the release rule goes by), and of DECIDED records alone (where a
+ * catch-up's read starts). */
+static void note_record(uint8_t type, uint64_t slot, uint64_t *max_slot, uint64_t *max_batch_seq,
+                        uint64_t *max_decided)
+{
+    if (type == RABIA_WAL_BATCH || type == RABIA_WAL_RESERVE) {
+        if (slot > *max_batch_seq) *max_batch_seq = slot;
+        return;
+    }
+    if (slot > *max_slot) *max_slot = slot;
+    if ((type == RABIA_WAL_DECIDED || type == RABIA_WAL_DECIDED_REF) && slot > *max_decided) *max_decided = slot;
+}
 
 struct rabia_wal {
     struct rabia_wal_config cfg;
@@ -605,12 +618,7 @@ static int visit_group(struct rabia_wal *w, const char *path, const uint8_t *g, 
         uint8_t type = r[4];
         uint64_t slot = rabia_le_get64(r + 8);
         if (type < RABIA_WAL_SENT || type > RABIA_WAL_DECIDED_REF) goto bad;
-        if (type == RABIA_WAL_BATCH || type == RABIA_WAL_RESERVE) {
-            if (slot > sg->max_batch_seq) sg->max_batch_seq = slot;
-        } else if (slot > sg->max_slot) {
-            sg->max_slot = slot;
-        }
-        if (decided_type(type) && slot > sg->max_decided) sg->max_decided = slot;
+        note_record(type, slot, &sg->max_slot, &sg->max_batch_seq, &sg->max_decided);
         int rc = fn ? fn(ctx, type, slot, r + REC_HDR, len, err, errlen) : 0;
         if (rc) return rc;
         p += round_up(REC_HDR + (uint64_t)len, 8);
@@ -945,12 +953,7 @@ int rabia_wal_append(struct rabia_wal *w, uint8_t type, uint64_t slot, const uin
     memset(r + REC_HDR + len, 0, rec - REC_HDR - len);
     g->len += rec;
     g->n++;
-    if (type == RABIA_WAL_BATCH || type == RABIA_WAL_RESERVE) {
-        if (slot > g->max_batch_seq) g->max_batch_seq = slot;
-    } else if (slot > g->max_slot) {
-        g->max_slot = slot;
-    }
-    if (decided_type(type) && slot > g->max_decided) g->max_decided = slot;
+    note_record(type, slot, &g->max_slot, &g->max_batch_seq, &g->max_decided);
     return 0;
 }
 
@@ -974,12 +977,7 @@ int rabia_wal_append_msg(struct rabia_wal *w, uint8_t type, uint64_t slot, const
     memset(r + REC_HDR + k, 0, rec - REC_HDR - (size_t)k);
     g->len += rec;
     g->n++;
-    if (type == RABIA_WAL_BATCH || type == RABIA_WAL_RESERVE) {
-        if (slot > g->max_batch_seq) g->max_batch_seq = slot;
-    } else if (slot > g->max_slot) {
-        g->max_slot = slot;
-    }
-    if (decided_type(type) && slot > g->max_decided) g->max_decided = slot;
+    note_record(type, slot, &g->max_slot, &g->max_batch_seq, &g->max_decided);
     return 0;
 }
 
@@ -1012,12 +1010,7 @@ static int prefix(const struct rabia_wal *w, struct prefix *pf)
         size_t rec = (size_t)round_up(REC_HDR + (uint64_t)rabia_le_get32(r), 8);
         if (k && round_up(p + rec, w->block) > max) break;
         uint64_t slot = rabia_le_get64(r + 8);
-        if (r[4] == RABIA_WAL_BATCH || r[4] == RABIA_WAL_RESERVE) {
-            if (slot > mb) mb = slot;
-        } else if (slot > ms) {
-            ms = slot;
-        }
-        if (decided_type(r[4]) && slot > md) md = slot;
+        note_record(r[4], slot, &ms, &mb, &md);
         p += rec;
         k++;
     }

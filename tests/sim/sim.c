@@ -133,7 +133,7 @@ struct run_cfg {
     uint64_t snap_log_bytes;   /* durable: max-log-size (snapsched.c): log bytes that call for a local snapshot */
     uint64_t snap_interval_us; /* ... snapshot-interval-s (0: by size only) */
     uint64_t snap_bytes_fixed; /* --snap-bytes: snap_log_bytes for every seed (0: by seed) */
-    int64_t linger_fixed;      /* --linger: linger_us for every seed (-1: off) */
+    int64_t linger_fixed;      /* --linger: linger_us for every seed (-1: by seed) */
     bool no_log_pin;           /* --no-log-pin: snapshots release the log whatever peers still read from it */
     uint32_t seg_recs;   /* durable: log records per segment, the unit the log releases */
     uint32_t xfer_chunk; /* snapshot transfers: bytes per chunk (snapstream.h; rabiad: 1 MiB) */
