@@ -134,6 +134,10 @@ struct rabia_core {
     uint64_t cu_sent_until[RABIA_MAX_REPLICAS]; /* catch-up: decisions below this went to the peer ... */
     uint64_t cu_sent_us[RABIA_MAX_REPLICAS];    /* ... at this time */
     uint64_t snap_us[RABIA_MAX_REPLICAS];
+    /* a PROPOSAL per peer for the slot just past the window (handlers.c,
+     * core_on_consensus): delivered once the window reaches it */
+    struct rabia_msg held_prop[RABIA_MAX_REPLICAS];
+    uint8_t held_mask;
 
     struct inst *inst;   /* [window] */
     struct logent *log;  /* [log_size] */
@@ -232,6 +236,7 @@ void core_on_batch(struct rabia_core *c, const struct rabia_msg *m);
 void core_on_catchup(struct rabia_core *c, const struct rabia_msg *m);
 void core_on_consensus(struct rabia_core *c, const struct rabia_msg *m);
 void core_on_decision(struct rabia_core *c, const struct rabia_msg *m);
+void core_deliver_ahead(struct rabia_core *c);
 void core_on_fetch(struct rabia_core *c, const struct rabia_msg *m);
 void core_on_horizon(struct rabia_core *c, const struct rabia_msg *m);
 void core_on_horizon_req(struct rabia_core *c, const struct rabia_msg *m);

@@ -114,6 +114,7 @@ void core_on_tick(struct rabia_core *c)
 void core_on_peer_up(struct rabia_core *c, uint8_t peer)
 {
     if (peer >= c->cfg.n || peer == c->cfg.self) return;
+    c->held_mask &= (uint8_t)~(1u << peer); /* nothing held crosses a link event (rule 3) */
     if (c->recovering) {
         struct rabia_send *s = core_emit(c, peer, RABIA_MSG_HORIZON_REQ, 0);
         if (s) s->msg.u64 = c->cfg.incarnation;

@@ -133,6 +133,22 @@ void core_on_consensus(struct rabia_core *c, const struct rabia_msg *m)
         return;
     }
     struct inst *in = core_inst_get(c, m->slot);
+    if (!in && m->type == RABIA_MSG_PROPOSAL && m->slot == c->next_apply + c->cfg.window && from != c->cfg.self) {
+        /* The sender decided the slot before it and started this one; so do
+         * I, as soon as the proposals still on their way arrive (a
+         * unanimous exchange sends no DECISION: instance.c, core_decide).
+         * Dropped, it came back only with the sender's retransmission, a
+         * quarter of a retransmit period later: measured, 50 clients x 16
+         * pipelined SETs over 3 replicas in memory, 263 k -> 10 k req/s
+         * without this. Holding it is only a later delivery: its slot
+         * counts in max_seen already (note_peer, the horizon rule). */
+        c->held_prop[from] = *m;
+        c->held_prop[from].body = NULL;
+        c->held_prop[from].body_len = 0;
+        c->held_mask |= (uint8_t)(1u << from);
+        c->stats.proposals_held++;
+        return;
+    }
     if (!in) { /* beyond my window: I am behind */
         c->stats.msgs_ignored++;
         core_maybe_catchup(c, from);
@@ -192,6 +208,21 @@ void core_on_consensus(struct rabia_core *c, const struct rabia_msg *m)
     }
     core_start_slots(c); /* joining: a peer started this slot */
     core_progress(c, in);
+}
+
+/* Deliver the held PROPOSALs the window reached (rabia_core_step, after
+ * applying); drop those it passed. */
+void core_deliver_ahead(struct rabia_core *c)
+{
+    for (uint8_t p = 0; p < c->cfg.n && c->held_mask; p++) {
+        if (!(c->held_mask & (1u << p))) continue;
+        RABIA_ASSERT(p != c->cfg.self && c->held_prop[p].type == RABIA_MSG_PROPOSAL && c->held_prop[p].from == p);
+        if (c->held_prop[p].slot >= c->next_apply + c->cfg.window) continue; /* not yet */
+        c->held_mask &= (uint8_t)~(1u << p);
+        if (c->held_prop[p].slot < c->next_apply) continue; /* decided meanwhile (catch-up, a snapshot) */
+        struct rabia_msg m = c->held_prop[p];
+        core_on_consensus(c, &m);
+    }
 }
 
 void core_on_decision(struct rabia_core *c, const struct rabia_msg *m)

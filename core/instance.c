@@ -117,7 +117,11 @@ void core_decide(struct rabia_core *c, struct inst *in, uint8_t value, bool adop
     if (c->decide_obs)
         c->decide_obs(c->decide_ctx, in->slot, value, in->phase, adopted, c->now - in->first_us);
     core_release_proposal(c, in);
-    if (!adopted && !in->mute) {
+    /* After a unanimous exchange every replica holds (or gets) the same n
+     * proposals and decides alone: a DECISION to all would be two messages
+     * per replica per slot that nobody needs. One that missed a proposal
+     * goes on to phase 1; its STATE gets a DECISION back (core_on_consensus). */
+    if (!adopted && !in->mute && !in->unanimous) {
         struct rabia_send *s = core_emit(c, RABIA_TO_ALL, RABIA_MSG_DECISION, in->slot);
         if (s) {
             s->msg.value = value;
@@ -225,7 +229,8 @@ void core_progress(struct rabia_core *c, struct inst *in)
      * two message delays, and with durability = wal two group writes in
      * series, in the common case of one proxy's batch (joiners adopt it).
      * Replicas that miss a proposal decide as before, with the same value;
-     * the DECISION this one sends lets them stop early. */
+     * this one sends no DECISION unasked (core_decide), but answers their
+     * STATE with one. */
     if (!in->decided && in->started && !in->mute && unanimous(c, in)) {
         if (!in->known_id) {
             in->known_id = true;

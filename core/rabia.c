@@ -158,6 +158,7 @@ int rabia_core_step(struct rabia_core *c, const struct rabia_event *ev, struct r
         core_on_peer_up(c, ev->peer);
         break;
     case RABIA_EV_PEER_DOWN:
+        if (ev->peer < RABIA_MAX_REPLICAS) c->held_mask &= (uint8_t)~(1u << ev->peer); /* from a link now gone */
         break;
     case RABIA_EV_SNAPSHOT_INSTALLED:
         core_on_snapshot(c, ev->slot);
@@ -173,6 +174,7 @@ int rabia_core_step(struct rabia_core *c, const struct rabia_event *ev, struct r
         break;
     }
     core_apply_ready(c);
+    if (ev->type != RABIA_EV_RESTORE) core_deliver_ahead(c);
     /* no new slot while earlier lives' records are still coming in: a slot
      * started now could propose over a record not yet restored */
     if (rc == 0 && ev->type != RABIA_EV_RESTORE) core_start_slots(c);

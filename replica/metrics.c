@@ -508,6 +508,9 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
     scalar(b, "rabia_slots_adopted_total", "counter", "Decisions learned from peers (DECISION, catch-up).",
            (double)cs->decisions_adopted);
     scalar(b, "rabia_retransmits_total", "counter", "Consensus messages retransmitted.", (double)cs->retransmits);
+    scalar(b, "rabia_proposals_held_total", "counter",
+           "Peer proposals for the slot just past the window, held until it moves (not dropped).",
+           (double)cs->proposals_held);
     scalar(b, "rabia_anomalies_total", "counter", "Peer messages that broke protocol rules.",
            (double)cs->anomalies);
     scalar(b, "rabia_messages_ignored_total", "counter", "Peer messages outside the window, stale or duplicate.",
@@ -970,8 +973,10 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
         for (int e = 0; e < ME_N; e++) put(b, "errors_%s:%" PRIu64 "\r\n", err_names[e], m->errors[e]);
         const struct rabia_stats *cs = rabia_core_stats(r->core);
         put(b, "slots_fast:%" PRIu64 "\r\nslots_unanimous:%" PRIu64 "\r\nslots_adopted:%" PRIu64
-               "\r\nretransmits:%" PRIu64 "\r\nanomalies:%" PRIu64 "\r\nmax_phase:%" PRIu64 "\r\n",
-            cs->slots_fast, cs->slots_unanimous, cs->decisions_adopted, cs->retransmits, cs->anomalies, cs->max_phase);
+               "\r\nretransmits:%" PRIu64 "\r\nproposals_held:%" PRIu64 "\r\nanomalies:%" PRIu64
+               "\r\nmax_phase:%" PRIu64 "\r\n",
+            cs->slots_fast, cs->slots_unanimous, cs->decisions_adopted, cs->retransmits, cs->proposals_held,
+            cs->anomalies, cs->max_phase);
         char auth[128];
         int an = replica_auth_info(r, auth, sizeof auth);
         put(b, "%.*s", an, auth);

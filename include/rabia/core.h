@@ -252,6 +252,8 @@ struct rabia_stats {
                                    half a retransmit period (handlers.c, core_on_catchup) */
     uint64_t slots_unanimous;   /* of slots_fast: decided at once by a unanimous exchange (no STATE or
                                    VOTE: with durability = wal one group write instead of three) */
+    uint64_t proposals_held;    /* PROPOSALs for the slot just past the window, held until it moves
+                                   (handlers.c, core_on_consensus) instead of dropped */
 };
 
 struct rabia_core;
