@@ -210,6 +210,15 @@ static const struct rabia_send *find_send(const struct rabia_update *u, uint8_t 
     return NULL;
 }
 
+/* An empty batch (count 0) submitted as this replica's: its id. body
+ * (at least 4 bytes) must outlive the core's use of it. */
+static struct rabia_batch_id submit_empty(struct rabia_core *c, uint8_t *body, struct rabia_update *u)
+{
+    struct rabia_event sub = {.type = RABIA_EV_SUBMIT, .body = body, .body_len = 4};
+    CHECK_EQ(step(c, &sub, u), 0);
+    return u->submitted;
+}
+
 /* Persistence contract rule 1: every first PROPOSAL/STATE/VOTE and own
  * BATCH is listed in update.persist; a core restarted with those records
  * (RABIA_EV_RESTORE) resumes the slot: it re-sends exactly what it had sent,
@@ -218,10 +227,8 @@ static void test_restore_resumes_slot(void)
 {
     struct rabia_core *c = make(64);
     struct rabia_update u;
-    uint8_t body[16] = {0}; /* an empty batch: count 0 */
-    struct rabia_event sub = {.type = RABIA_EV_SUBMIT, .body = body, .body_len = 4};
-    CHECK_EQ(step(c, &sub, &u), 0);
-    struct rabia_batch_id x = u.submitted;
+    uint8_t body[16] = {0};
+    struct rabia_batch_id x = submit_empty(c, body, &u);
     /* the batch and the proposal of slot 1 are to be persisted */
     bool batch = false, prop = false;
     struct rabia_msg rec[8];
@@ -386,10 +393,8 @@ static void test_unanimous_sends_no_decision_holds_next_proposal(void)
 {
     struct rabia_core *c = make(64);
     struct rabia_update u;
-    uint8_t body[16] = {0}; /* an empty batch: count 0 */
-    struct rabia_event sub = {.type = RABIA_EV_SUBMIT, .body = body, .body_len = 4};
-    CHECK_EQ(step(c, &sub, &u), 0);
-    struct rabia_batch_id x = u.submitted;
+    uint8_t body[16] = {0};
+    struct rabia_batch_id x = submit_empty(c, body, &u);
     CHECK(sends_type(&u, RABIA_MSG_PROPOSAL, 1));
     /* peer 1's batch, which it proposes in slot 2 once slot 1 is decided there */
     struct rabia_batch_id y = {.proxy = 1, .incarnation = 1, .seq = 1};
@@ -430,9 +435,7 @@ static void test_unanimous_sends_no_decision_holds_next_proposal(void)
     CHECK_EQ(rabia_core_stats(c)->proposals_held, held + 2);
     struct rabia_event down = {.type = RABIA_EV_PEER_DOWN, .peer = 1};
     CHECK_EQ(step(c, &down, &u), 0);
-    struct rabia_event sub2 = {.type = RABIA_EV_SUBMIT, .body = body, .body_len = 4};
-    CHECK_EQ(step(c, &sub2, &u), 0);
-    struct rabia_batch_id z = u.submitted;
+    struct rabia_batch_id z = submit_empty(c, body, &u);
     receive(c, (struct rabia_msg){.type = RABIA_MSG_PROPOSAL, .from = 2, .slot = 3, .has_id = 1, .id = z}, &u);
     receive(c, (struct rabia_msg){.type = RABIA_MSG_PROPOSAL, .from = 1, .slot = 3, .has_id = 1, .id = z}, &u);
     CHECK(u.n_applies == 1 && u.applies[0].slot == 3);
