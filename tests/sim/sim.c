@@ -166,6 +166,8 @@ struct run_result {
     uint64_t catchup_fetch_held;   /* ... FETCHes left to such a catch-up (node.c) */
     uint64_t adopted;         /* decisions the cores adopted from peers (DECISION, catch-up) */
     uint64_t catchup_deduped; /* catch-up decisions a core did not send again (core_on_catchup) */
+    uint64_t unanimous;       /* slots the cores decided by a unanimous exchange (no DECISION sent) */
+    uint64_t props_held;      /* PROPOSALs for the slot just past a core's window, held (core_on_consensus) */
     uint64_t out_full;      /* links closed by their sender: a paused peer let SIM_OUT_MAX bytes pile up */
     uint32_t sessions;      /* max_sessions used */
     uint32_t clients;
@@ -1914,6 +1916,8 @@ static void acc_stats(struct rabia_stats *a, const struct rabia_stats *s)
     a->slots_fast += s->slots_fast;
     a->decisions_adopted += s->decisions_adopted;
     a->catchup_deduped += s->catchup_deduped;
+    a->slots_unanimous += s->slots_unanimous;
+    a->proposals_held += s->proposals_held;
     if (s->max_phase > a->max_phase) a->max_phase = s->max_phase;
 }
 
@@ -2623,6 +2627,8 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
         res->fast += nd->acc.slots_fast;
         res->decided_own += nd->acc.slots_decided - nd->acc.decisions_adopted;
         res->catchup_deduped += nd->acc.catchup_deduped;
+        res->unanimous += nd->acc.slots_unanimous;
+        res->props_held += nd->acc.proposals_held;
         res->adopted += nd->acc.decisions_adopted;
         if (nd->acc.max_phase > res->max_phase) res->max_phase = nd->acc.max_phase;
         node_count(w, nd);
@@ -2750,7 +2756,7 @@ struct totals {
         hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored, local_snaps, released, restarts_tail,
         by_ref, frames_shared, frames_copied, xfers, xfer_chunks, xfer_dropped, xfer_stopped, xfer_rate_waits, xfer_rate_lifted, catchup_log_slots,
         catchup_log_requests, catchup_fetch_held,
-        out_full, catchup_deduped, adopted;
+        out_full, catchup_deduped, adopted, unanimous, props_held;
     uint64_t var_slots[4], var_nulls[4];
 };
 
@@ -2916,6 +2922,8 @@ int main(int argc, char **argv)
             T.out_full += r.out_full;
             T.catchup_deduped += r.catchup_deduped;
             T.adopted += r.adopted;
+            T.unanimous += r.unanimous;
+            T.props_held += r.props_held;
             if (r.sessions < r.clients) T.tight++;
             if (r.max_phase > T.max_phase) T.max_phase = r.max_phase;
             if (single || r.failed || (!quiet && s % 250 == 0 && mi == 0))
@@ -2956,6 +2964,8 @@ int main(int argc, char **argv)
            T.crashes, T.restarts, T.restarts_open, T.hz_splits, T.tight, T.expired);
     printf("frame pools: frames sent shared=%" PRIu64 " copied with the pool exhausted=%" PRIu64
            "; links closed by a paused peer's full output=%" PRIu64 "\n", T.frames_shared, T.frames_copied, T.out_full);
+    printf("exchange: slots decided by a unanimous one (no DECISION sent)=%" PRIu64
+           " proposals held for the slot just past the window=%" PRIu64 "\n", T.unanimous, T.props_held);
     printf("catch-up: decisions adopted=%" PRIu64 " asked for again within half a retransmit period, not resent=%" PRIu64
            "\n", T.adopted, T.catchup_deduped);
     printf("snapshot transfers: started=%" PRIu64 " chunks delivered=%" PRIu64 " dropped on the way=%" PRIu64
