@@ -243,6 +243,7 @@ void core_on_horizon_req(struct rabia_core *c, const struct rabia_msg *m);
 
 /* events.c */
 void core_on_peer_up(struct rabia_core *c, uint8_t peer);
+void core_on_peer_down(struct rabia_core *c, uint8_t peer);
 int core_on_restore(struct rabia_core *c, const struct rabia_event *ev);
 int core_on_resubmit(struct rabia_core *c, const struct rabia_event *ev);
 void core_on_snapshot(struct rabia_core *c, uint64_t slot);

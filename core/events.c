@@ -111,10 +111,24 @@ void core_on_tick(struct rabia_core *c)
     }
 }
 
+/* Nothing held from a peer (handlers.c, the PROPOSAL just past the
+ * window) crosses one of its link events: rule 3's spirit, kept simple. */
+static void drop_held(struct rabia_core *c, uint8_t peer)
+{
+    RABIA_ASSERT(peer < c->cfg.n);
+    c->held_mask &= (uint8_t)~(1u << peer);
+}
+
+void core_on_peer_down(struct rabia_core *c, uint8_t peer)
+{
+    if (peer >= c->cfg.n || peer == c->cfg.self) return;
+    drop_held(c, peer);
+}
+
 void core_on_peer_up(struct rabia_core *c, uint8_t peer)
 {
     if (peer >= c->cfg.n || peer == c->cfg.self) return;
-    c->held_mask &= (uint8_t)~(1u << peer); /* nothing held crosses a link event (rule 3) */
+    drop_held(c, peer);
     if (c->recovering) {
         struct rabia_send *s = core_emit(c, peer, RABIA_MSG_HORIZON_REQ, 0);
         if (s) s->msg.u64 = c->cfg.incarnation;

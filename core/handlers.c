@@ -140,8 +140,10 @@ void core_on_consensus(struct rabia_core *c, const struct rabia_msg *m)
          * Dropped, it came back only with the sender's retransmission, up
          * to a retransmit period (20 ms by default) later: measured, 50
          * clients x 16 pipelined SETs over 3 replicas in memory, 263 k ->
-         * 10 k req/s and slots of 16-19 ms without this. Holding it is only a later delivery: its slot
-         * counts in max_seen already (note_peer, the horizon rule). */
+         * 10 k req/s and slots of 16-19 ms without this. Holding it is
+         * only a later delivery: its slot counts in max_seen already
+         * (note_peer, the horizon rule). A link event of its sender drops
+         * it (core_on_peer_up, core_on_peer_down). */
         c->held_prop[from] = *m;
         c->held_prop[from].body = NULL;
         c->held_prop[from].body_len = 0;

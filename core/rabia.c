@@ -158,7 +158,7 @@ int rabia_core_step(struct rabia_core *c, const struct rabia_event *ev, struct r
         core_on_peer_up(c, ev->peer);
         break;
     case RABIA_EV_PEER_DOWN:
-        if (ev->peer < RABIA_MAX_REPLICAS) c->held_mask &= (uint8_t)~(1u << ev->peer); /* from a link now gone */
+        core_on_peer_down(c, ev->peer);
         break;
     case RABIA_EV_SNAPSHOT_INSTALLED:
         core_on_snapshot(c, ev->slot);
