@@ -591,6 +591,9 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
     scalar(b, "rabia_state_transfers_rate_lifted_total", "counter",
            "Snapshot transfers sent at full speed: at transfer-rate they would arrive further behind than "
            "log-retain keeps.", (double)r->xfer.st.rate_lifted);
+    scalar(b, "rabia_state_transfers_cap_queued_total", "counter",
+           "Snapshot transfers that waited to start: under transfer-rate only as many run at once as keep each "
+           "one's chunks inside the receiver's stall limit.", (double)r->xfer.st.cap_queued);
     uint64_t al, ae, ad;
     replica_audit_counts(r, &al, &ae, &ad);
     scalar(b, "rabia_audit_log_lines_total", "counter", "Lines written to the audit log (audit-log).", (double)al);
@@ -949,9 +952,11 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
                "\r\nstate_transfer_sent_bytes:%" PRIu64 "\r\nstate_transfers_stopped:%" PRIu64
                "\r\nstate_transfers_received:%" PRIu64 "\r\nstate_transfers_declined:%" PRIu64
                "\r\nstate_transfers_dropped:%" PRIu64 "\r\nstate_transfer_rate:%" PRIu64
-               "\r\nstate_transfer_rate_waits:%" PRIu64 "\r\nstate_transfer_rate_lifted:%" PRIu64 "\r\n",
+               "\r\nstate_transfer_rate_waits:%" PRIu64 "\r\nstate_transfer_rate_lifted:%" PRIu64
+               "\r\nstate_transfers_cap_queued:%" PRIu64 "\r\n",
             r->xfer.st.installed, r->xfer.st.sent, r->xfer.st.bytes_sent, r->xfer.st.stopped, r->xfer.st.received,
-            r->xfer.st.declined, r->xfer.st.dropped, r->xfer.cfg.rate, r->xfer.st.rate_waits, r->xfer.st.rate_lifted);
+            r->xfer.st.declined, r->xfer.st.dropped, r->xfer.cfg.rate, r->xfer.st.rate_waits, r->xfer.st.rate_lifted,
+            r->xfer.st.cap_queued);
     }
     if (sect(b, "Stats", want, wn)) {
         struct rio_stats rs;

@@ -74,6 +74,31 @@ static void slot_rate_update(struct snapstream *s, uint64_t now, uint64_t applie
     s->win_slot = applied;
 }
 
+/* Transfers under the cap at once, at most. They share one bucket: k of
+ * them served in turn each get a chunk every k chunk times, and the
+ * receiver drops a transfer that brought no byte for stall_us (its limit
+ * is the same setting as ours); half of it is left for the link's own
+ * delay. A wanted transfer beyond this waits to start, which costs its
+ * peer nothing meanwhile (no file, no receiving slot). Without the bound,
+ * four transfers out of one simulated replica at 256 KiB/s in 4 KiB
+ * chunks each waited past the 100 ms stall limit, were dropped and began
+ * again from byte 0, for good (rabia_sim --seed 1603676 --mix all). */
+static uint32_t capped_max(const struct snapstream *s)
+{
+    RABIA_ASSERT(s->cfg.rate);
+    uint64_t chunk_us = (uint64_t)s->cfg.chunk * 1000000u / s->cfg.rate;
+    uint64_t k = chunk_us ? s->cfg.stall_us / 2 / chunk_us : RABIA_MAX_REPLICAS;
+    RABIA_ASSERT(k >= 1); /* snapstream_init: a chunk takes under stall_us / 2 */
+    return k < RABIA_MAX_REPLICAS ? (uint32_t)k : RABIA_MAX_REPLICAS;
+}
+
+static uint32_t capped_running(const struct snapstream *s)
+{
+    uint32_t k = 0;
+    for (uint8_t p = 0; p < s->n; p++) k += s->tx[p].active && !s->tx[p].uncapped;
+    return k;
+}
+
 /* Whether holding peer p's transfer to the cap would bring its snapshot to
  * the peer too far behind to catch up: at the slot rate measured, more
  * than 3/4 of log-retain slots past the snapshot by the time its last byte
@@ -87,17 +112,21 @@ static bool rate_lifted(struct snapstream *s, uint8_t p, uint64_t applied)
     if (t->uncapped) return true;
     if (!s->cfg.log_retain) return false;
     uint64_t left = t->total - t->off;
-    uint64_t more = s->slot_rate * (left / s->cfg.rate) + s->slot_rate * (left % s->cfg.rate) / s->cfg.rate;
+    uint32_t k = capped_running(s); /* this one among them: they share the rate */
+    RABIA_ASSERT(t->active && k >= 1);
+    uint64_t rate = s->cfg.rate / k;
+    uint64_t more = s->slot_rate * (left / rate) + s->slot_rate * (left % rate) / rate;
     uint64_t behind = (applied > t->slot ? applied - t->slot : 0) + more;
     if (behind <= s->cfg.log_retain / 4 * 3) return false;
     t->uncapped = true;
     s->st.rate_lifted++;
     note(s, RABIA_LOG_WARN,
-         "snapshot of slot %" PRIu64 " for replica %u: at transfer-rate %" PRIu64 " bytes/s its last %" PRIu64
-         " bytes take %" PRIu64 " s, and at %" PRIu64 " slots/s it would arrive %" PRIu64 " slots behind, past "
+         "snapshot of slot %" PRIu64 " for replica %u: at transfer-rate %" PRIu64 " bytes/s (%u transfers share "
+         "it) its last %" PRIu64 " bytes take %" PRIu64 " s, and at %" PRIu64 " slots/s it would arrive %" PRIu64
+         " slots behind, past "
          "what log-retain (%" PRIu64 ") keeps for its catch-up: sent at full speed (raise log-retain, or "
          "transfer-rate)",
-         t->slot, p + 1, s->cfg.rate, left, left / s->cfg.rate, s->slot_rate, behind, s->cfg.log_retain);
+         t->slot, p + 1, s->cfg.rate, k, left, left / rate, s->slot_rate, behind, s->cfg.log_retain);
     return true;
 }
 
@@ -172,63 +201,105 @@ void snapstream_link_closed(struct snapstream *s, uint8_t from)
     rx_drop(s, from, "the peer's connection closed (it sends the snapshot again from the start)");
 }
 
-/* Sending: start a wanted transfer once its source is ready, then chunks
- * while the link takes them. */
-static void tx_pump(struct snapstream *s, uint8_t p, uint64_t applied)
+/* Whether peer p has a transfer that may send this turn: a wanted one
+ * starts once its source is ready (under the cap, while fewer than
+ * capped_max run); one whose link went down ends (the peer asks again
+ * once it is back). */
+static bool tx_live(struct snapstream *s, uint8_t p)
 {
-    if (!s->tx[p].active && !s->tx[p].wanted) return;
-    if (!s->env.link_ready(s->env.ctx, p)) { /* the peer asks again once it is back */
-        if (s->tx[p].active) tx_end(s, p);
-        s->tx[p].wanted = false;
-        return;
+    struct snapstream_tx *t = &s->tx[p];
+    if (!t->active && !t->wanted) return false;
+    if (!s->env.link_ready(s->env.ctx, p)) {
+        if (t->active) tx_end(s, p);
+        t->wanted = t->cap_queued = false;
+        return false;
     }
-    if (!s->tx[p].active) {
-        uint64_t slot = 0, total = 0;
-        if (s->env.source_open(s->env.ctx, p, &slot, &total)) return; /* not yet: next turn */
-        RABIA_ASSERT(slot > 0 && total > 0);
-        s->tx[p] = (struct snapstream_tx){.active = true, .slot = slot, .total = total,
-                                          .declined_slot = s->tx[p].declined_slot,
-                                          .completed_slot = s->tx[p].completed_slot};
-        s->st.sent++;
-        note(s, RABIA_LOG_INFO, "sending snapshot at slot %" PRIu64 " (%" PRIu64 " bytes) to replica %u", slot, total,
-             p + 1);
+    if (t->active) return true;
+    if (s->cfg.rate && capped_running(s) >= capped_max(s)) { /* next turn after one ends */
+        if (!t->cap_queued) s->st.cap_queued++;
+        t->cap_queued = true;
+        return false;
     }
-    uint64_t sent = 0;
-    /* the link is asked each time: a send may close it (rabiad closes a
-     * connection whose output buffer is full) */
-    while (s->tx[p].off < s->tx[p].total && sent < s->cfg.per_turn && s->env.link_ready(s->env.ctx, p) &&
-           s->env.link_pending(s->env.ctx, p) < s->cfg.queued) {
-        uint64_t left = s->tx[p].total - s->tx[p].off;
-        uint32_t n = left < s->cfg.chunk ? (uint32_t)left : s->cfg.chunk;
-        bool capped = s->cfg.rate && !rate_lifted(s, p, applied);
-        if (capped && s->credit < n) { /* the cap: wait for the bytes' time */
-            uint64_t wait = (n - s->credit) * 1000000u / s->cfg.rate + 1;
-            if (!s->rate_due || s->credit_us + wait < s->rate_due) s->rate_due = s->credit_us + wait;
-            if (!s->tx[p].held) s->st.rate_waits++; /* once per chunk, however many turns it waits */
-            s->tx[p].held = true;
-            break;
-        }
-        char why[512] = "";
-        const uint8_t *body = s->env.source_read(s->env.ctx, p, s->tx[p].off, n, why, sizeof why);
-        if (!body) {
-            note(s, RABIA_LOG_WARN, "snapshot for replica %u: reading its source at %" PRIu64 ": %s", p + 1,
-                 s->tx[p].off, why);
-            tx_end(s, p);
-            return;
-        }
-        struct rabia_msg m = {.type = RABIA_MSG_SNAP_CHUNK, .from = s->self, .slot = s->tx[p].slot,
-                              .u64 = s->tx[p].off, .u64b = s->tx[p].total, .body = body, .body_len = n};
-        s->env.send(s->env.ctx, p, &m);
-        s->tx[p].off += n;
-        s->tx[p].held = false;
-        sent += n;
-        s->st.bytes_sent += n;
-        if (capped) s->credit -= n;
+    uint64_t slot = 0, total = 0;
+    if (s->env.source_open(s->env.ctx, p, &slot, &total)) return false; /* not yet: next turn */
+    RABIA_ASSERT(slot > 0 && total > 0);
+    *t = (struct snapstream_tx){.active = true, .slot = slot, .total = total, .served = ++s->served_seq,
+                                .declined_slot = t->declined_slot, .completed_slot = t->completed_slot};
+    s->st.sent++;
+    note(s, RABIA_LOG_INFO, "sending snapshot at slot %" PRIu64 " (%" PRIu64 " bytes) to replica %u", slot, total,
+         p + 1);
+    return true;
+}
+
+enum tx_step { TX_SENT, TX_WAIT, TX_CAPPED, TX_ENDED };
+
+/* One chunk to peer p, if its link takes it and the cap allows. The link
+ * is asked each time: a send may close it (rabiad closes a connection
+ * whose output buffer is full). */
+static enum tx_step tx_chunk(struct snapstream *s, uint8_t p, uint64_t applied, uint32_t *sent)
+{
+    struct snapstream_tx *t = &s->tx[p];
+    RABIA_ASSERT(t->active && t->off < t->total);
+    if (!s->env.link_ready(s->env.ctx, p) || s->env.link_pending(s->env.ctx, p) >= s->cfg.queued) return TX_WAIT;
+    uint64_t left = t->total - t->off;
+    uint32_t n = left < s->cfg.chunk ? (uint32_t)left : s->cfg.chunk;
+    bool capped = s->cfg.rate && !rate_lifted(s, p, applied);
+    if (capped && s->credit < n) { /* the cap: wait for the bytes' time */
+        uint64_t wait = (n - s->credit) * 1000000u / s->cfg.rate + 1;
+        if (!s->rate_due || s->credit_us + wait < s->rate_due) s->rate_due = s->credit_us + wait;
+        if (!t->held) s->st.rate_waits++; /* once per chunk, however many turns it waits */
+        t->held = true;
+        return TX_CAPPED;
     }
-    RABIA_ASSERT(s->tx[p].off <= s->tx[p].total);
-    if (s->tx[p].off == s->tx[p].total) {
-        s->tx[p].completed_slot = s->tx[p].slot;
+    char why[512] = "";
+    const uint8_t *body = s->env.source_read(s->env.ctx, p, t->off, n, why, sizeof why);
+    if (!body) {
+        note(s, RABIA_LOG_WARN, "snapshot for replica %u: reading its source at %" PRIu64 ": %s", p + 1, t->off, why);
         tx_end(s, p);
+        return TX_ENDED;
+    }
+    struct rabia_msg m = {.type = RABIA_MSG_SNAP_CHUNK, .from = s->self, .slot = t->slot, .u64 = t->off,
+                          .u64b = t->total, .body = body, .body_len = n};
+    s->env.send(s->env.ctx, p, &m);
+    t->off += n;
+    t->held = false;
+    t->served = ++s->served_seq;
+    *sent = n;
+    s->st.bytes_sent += n;
+    if (capped) s->credit -= n;
+    RABIA_ASSERT(t->off <= t->total);
+    if (t->off < t->total) return TX_SENT;
+    t->completed_slot = t->slot;
+    tx_end(s, p);
+    return TX_ENDED;
+}
+
+/* This turn's chunks: at most per_turn bytes to each peer, while its link
+ * takes them. Under the cap one chunk at a time to the transfer served
+ * longest ago, so the shared bucket goes round the transfers in turn (a
+ * rotation by loop turn instead let one wait many chunk times when turns
+ * came at the wrong rhythm); a transfer the cap was lifted for takes no
+ * credit and keeps sending. */
+static void tx_send(struct snapstream *s, uint64_t applied)
+{
+    uint64_t sent[RABIA_MAX_REPLICAS] = {0};
+    bool done[RABIA_MAX_REPLICAS] = {false};
+    for (uint8_t p = 0; p < s->n; p++) done[p] = p == s->self || !s->tx[p].active;
+    /* each pass sends a chunk or retires a peer */
+    uint64_t bound = (uint64_t)s->n * (s->cfg.per_turn / s->cfg.chunk + 2);
+    for (uint64_t pass = 0;; pass++) {
+        RABIA_ASSERT(pass <= bound);
+        int best = -1;
+        for (uint8_t p = 0; p < s->n; p++)
+            if (!done[p] && (best < 0 || s->tx[p].served < s->tx[best].served)) best = p;
+        if (best < 0) return;
+        uint8_t p = (uint8_t)best;
+        uint32_t n = 0;
+        enum tx_step r = tx_chunk(s, p, applied, &n);
+        sent[p] += n;
+        if (r != TX_SENT || sent[p] >= s->cfg.per_turn) done[p] = true;
+        if (r == TX_CAPPED) /* the rest wait their turn too (a shorter last chunk would jump the queue) */
+            for (uint8_t q = 0; q < s->n; q++) done[q] |= !s->tx[q].uncapped;
     }
 }
 
@@ -247,19 +318,11 @@ uint64_t snapstream_turn(struct snapstream *s)
         s->progress_applied = applied;
     }
     s->rate_due = 0;
-    /* under the cap each turn another peer goes first, so that one
-     * transfer does not take every byte while another waits */
-    uint8_t first = 0;
-    if (s->cfg.rate) {
-        s->rr = (uint8_t)((s->rr + 1) % s->n);
-        if (s->rr == s->self) s->rr = (uint8_t)((s->rr + 1) % s->n);
-        first = s->rr;
-    }
-    for (uint8_t k = 0; k < s->n; k++) {
-        uint8_t p = (uint8_t)((first + k) % s->n);
-        if (p == s->self) continue;
-        tx_pump(s, p, applied);
-        if (!s->rx[p].active) continue;
+    for (uint8_t p = 0; p < s->n; p++)
+        if (p != s->self) (void)tx_live(s, p);
+    tx_send(s, applied);
+    for (uint8_t p = 0; p < s->n; p++) {
+        if (p == s->self || !s->rx[p].active) continue;
         /* now > last: no unsigned wrap when the clock is behind the last chunk */
         if (now > s->rx[p].last_us && now - s->rx[p].last_us >= s->cfg.stall_us) {
             rx_drop(s, p, "no bytes for the stall limit (a sender that stopped sending)");
@@ -269,6 +332,10 @@ uint64_t snapstream_turn(struct snapstream *s)
             rx_decline(s, p, slot);
         }
     }
+    /* a transfer that ended this turn leaves room for one waiting to start */
+    if (s->cfg.rate && capped_running(s) < capped_max(s))
+        for (uint8_t p = 0; p < s->n; p++)
+            if (p != s->self && s->tx[p].wanted && s->tx[p].cap_queued && !s->tx[p].active) return now + 1;
     if (!s->rate_due) return 0;
     return s->rate_due > now ? s->rate_due : now + 1;
 }

@@ -106,6 +106,8 @@ struct snapstream_stats {
     uint64_t stopped;   /* transfers to peers that they declined, stopped before the end */
     uint64_t rate_waits; /* chunks that waited for the rate cap */
     uint64_t rate_lifted; /* transfers sent at full speed: at the cap they would arrive too far behind */
+    uint64_t cap_queued;  /* transfers that waited to start: the cap's share of each running one
+                             would have come too rarely for the receiver's stall limit */
 };
 
 struct snapstream_tx {
@@ -114,6 +116,10 @@ struct snapstream_tx {
     uint64_t quiet_until; /* declined: no transfer to this peer before then */
     bool held;            /* its next chunk waits for the rate cap (counted once) */
     bool uncapped;        /* the cap would make it useless: it goes at full speed */
+    bool cap_queued;      /* wanted, waiting to start: as many capped transfers run as the stall
+                             limit allows (counted once) */
+    uint64_t served;      /* when its last chunk left (or it started), in snapstream.served_seq:
+                             the transfer served longest ago goes first */
     uint64_t pin_until;   /* ended: snapstream_pin keeps its slot until then */
     uint64_t declined_slot; /* the slot of the last transfer the peer declined */
     uint64_t completed_slot; /* ... and of the last one sent whole (source_open: a file the peer got whole
@@ -133,8 +139,8 @@ struct snapstream {
     struct snapstream_rx rx[RABIA_MAX_REPLICAS];
     struct snapstream_stats st;
     uint64_t credit, credit_us; /* the rate cap's bucket: bytes that may leave, as of credit_us */
+    uint64_t served_seq;        /* counts chunks sent and transfers started (snapstream_tx.served) */
     uint64_t rate_due;          /* this turn: when the bucket holds a waiting chunk (0: none waits) */
-    uint8_t rr;                 /* under the cap: the peer served first this turn */
     uint64_t slot_rate;         /* slots applied per second, the lower of the last two windows */
     uint64_t win_us, win_slot;  /* ... the window being measured: its start */
     uint64_t win_last;          /* ... the rate of the last one */

@@ -161,6 +161,7 @@ struct run_result {
     uint64_t xfers, xfer_chunks, xfer_dropped, xfer_stopped; /* snapshot transfers started, chunks delivered,
                                                               dropped, stopped by a decline */
     uint64_t xfer_rate_waits, xfer_rate_lifted; /* chunks held by the rate cap; transfers it let go */
+    uint64_t xfer_cap_queued; /* transfers that waited to start under the cap */
     uint64_t catchup_log_slots; /* durable: decided slots peers got from a log, below the retained one */
     uint64_t catchup_log_requests; /* ... requests the logs read for (-EAGAIN ones included) */
     uint64_t catchup_fetch_held;   /* ... FETCHes left to such a catch-up (node.c) */
@@ -1185,6 +1186,7 @@ static void node_count(struct world *w, struct node *nd)
     w->res->xfer_stopped += nd->xfer.st.stopped;
     w->res->xfer_rate_waits += nd->xfer.st.rate_waits;
     w->res->xfer_rate_lifted += nd->xfer.st.rate_lifted;
+    w->res->xfer_cap_queued += nd->xfer.st.cap_queued;
 }
 
 /* The write in flight is on the disk: its decisions go back to the node. */
@@ -2754,7 +2756,7 @@ static void usage(void)
 struct totals {
     uint64_t runs, failed, slots, nulls, fast, own, max_phase, ok, unknown, crashes, restarts, restarts_open,
         hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored, local_snaps, released, restarts_tail,
-        by_ref, frames_shared, frames_copied, xfers, xfer_chunks, xfer_dropped, xfer_stopped, xfer_rate_waits, xfer_rate_lifted, catchup_log_slots,
+        by_ref, frames_shared, frames_copied, xfers, xfer_chunks, xfer_dropped, xfer_stopped, xfer_rate_waits, xfer_rate_lifted, xfer_cap_queued, catchup_log_slots,
         catchup_log_requests, catchup_fetch_held,
         out_full, catchup_deduped, adopted, unanimous, props_held;
     uint64_t var_slots[4], var_nulls[4];
@@ -2916,6 +2918,7 @@ int main(int argc, char **argv)
             T.xfer_stopped += r.xfer_stopped;
             T.xfer_rate_waits += r.xfer_rate_waits;
             T.xfer_rate_lifted += r.xfer_rate_lifted;
+            T.xfer_cap_queued += r.xfer_cap_queued;
             T.catchup_log_slots += r.catchup_log_slots;
             T.catchup_log_requests += r.catchup_log_requests;
             T.catchup_fetch_held += r.catchup_fetch_held;
@@ -2970,8 +2973,10 @@ int main(int argc, char **argv)
            "\n", T.adopted, T.catchup_deduped);
     printf("snapshot transfers: started=%" PRIu64 " chunks delivered=%" PRIu64 " dropped on the way=%" PRIu64
            " stopped by a decline=%" PRIu64 " installed=%" PRIu64 " chunks held by the rate cap=%" PRIu64
-           " transfers it let go at full speed=%" PRIu64 "\n",
-           T.xfers, T.xfer_chunks, T.xfer_dropped, T.xfer_stopped, T.snaps, T.xfer_rate_waits, T.xfer_rate_lifted);
+           " transfers it let go at full speed=%" PRIu64 " waited to start (as many run as the stall limit allows)=%" PRIu64
+           "\n",
+           T.xfers, T.xfer_chunks, T.xfer_dropped, T.xfer_stopped, T.snaps, T.xfer_rate_waits, T.xfer_rate_lifted,
+           T.xfer_cap_queued);
     if (base.durable)
         printf("durable: whole-cluster crashes=%" PRIu64 " torn-writes=%" PRIu64 " damaged-logs=%" PRIu64
                " disk-stalls-and-full=%" PRIu64 " records-restored=%" PRIu64 " local-snapshots=%" PRIu64
