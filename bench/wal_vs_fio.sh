@@ -2,7 +2,7 @@
 # The write-ahead log's commit rate next to fio on the same disk, one run:
 # fio with O_DIRECT, the same block size, an fdatasync after every write,
 # queue depth 1 (fio's sync engine), the same with three writers at once
-# (three replicas on one disk), then bench/wal_commit.c (the ways a
+# (three replicas on one disk) and with two writes in flight each, then bench/wal_commit.c (the ways a
 # write can be made durable, and the log itself). Prints the ratio.
 #   bench/wal_vs_fio.sh [seconds per case] [block]      (default 5, 4096)
 # Data under $BENCH_DIR (default /var/tmp: a real disk).
@@ -33,6 +33,18 @@ fio3_json=$(fio --name=commit3 --directory="$dir" --size=64M --bs="$bs" --rw=wri
   --ioengine=sync --iodepth=1 --numjobs=3 --group_reporting --runtime="$secs" --time_based --output-format=json 2>/dev/null)
 read -r fio3_iops fio3_p50 fio3_p99 <<<"$(/usr/bin/python3 -c "$summary" <<<"$fio3_json")"
 printf '%-26s %6s B  %9s commits/s  p50 %6s us  p99 %6s us   (all three writers together; per-writer latency)\n' "fio, 3 writers at once" "$bs" "$fio3_iops" "$fio3_p50" "$fio3_p99"
+# ... and with two writes in flight each (io_uring, O_DSYNC): would a log
+# that kept a second group in flight beside the first commit sooner?
+fio3q_json=$(fio --name=commit3q --directory="$dir" --size=64M --bs="$bs" --rw=write --direct=1 --sync=dsync \
+  --ioengine=io_uring --iodepth=2 --numjobs=3 --group_reporting --runtime="$secs" --time_based --output-format=json 2>/dev/null)
+summary_dsync='
+import json, sys
+w = json.load(sys.stdin)["jobs"][0]["write"]
+p = w["clat_ns"]["percentile"]  # O_DSYNC: the write is the commit
+print("%.0f %.0f %.0f" % (w["iops"], p["50.000000"] / 1e3, p["99.000000"] / 1e3))
+'
+read -r fio3q_iops fio3q_p50 fio3q_p99 <<<"$(/usr/bin/python3 -c "$summary_dsync" <<<"$fio3q_json")"
+printf '%-26s %6s B  %9s commits/s  p50 %6s us  p99 %6s us   (all three writers together; per-write latency)\n' "fio, 3 writers, 2 in flight" "$bs" "$fio3q_iops" "$fio3q_p50" "$fio3q_p99"
 out=$("$bin" "$dir" "$secs" "$bs")
 printf '%s\n' "$out"
 wal=$(awk '/^wal \(rabia_wal\)/ { for (i = 1; i <= NF; i++) if ($(i) == "commits/s") print $(i - 1) }' <<<"$out")
