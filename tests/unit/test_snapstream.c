@@ -344,7 +344,7 @@ static uint64_t f_applied(void *ctx)
     return applied_now;
 }
 
-static void rate_lift_run(uint64_t log_retain, struct snapstream *s, struct fake *f)
+static void rate_lift_run(uint64_t log_retain, struct snapstream *s, struct fake *f, uint8_t peers)
 {
     setup(s, f, 0);
     s->env.applied = f_applied;
@@ -352,15 +352,15 @@ static void rate_lift_run(uint64_t log_retain, struct snapstream *s, struct fake
     s->cfg.queued = s->cfg.per_turn = 1u << 20;
     s->cfg.log_retain = log_retain;
     applied_now = 42; /* the snapshot's slot (f->src_slot) */
-    snapstream_want(s, 1);
+    for (uint8_t p = 1; p <= peers; p++) snapstream_want(s, p);
     (void)snapstream_turn(s); /* no slot rate known yet: capped, the bucket's one chunk */
     CHECK_EQ(f->n_sent, 1);
-    f->pending[1] = 0;
+    f->pending[1] = f->pending[2] = 0;
     f->now += 1000000;
     applied_now += 60; /* one window of 60 slots a second: a burst, not yet the load */
     (void)snapstream_turn(s);
     CHECK_EQ(s->st.rate_lifted, 0);
-    f->pending[1] = 0;
+    f->pending[1] = f->pending[2] = 0;
     f->now += 1000000;
     applied_now += 60; /* a second one: 60 slots a second it is */
     (void)snapstream_turn(s);
@@ -370,17 +370,28 @@ static void test_send_rate_lifted(void)
 {
     struct snapstream s;
     struct fake f;
-    rate_lift_run(200, &s, &f); /* 120 behind + 8500 bytes at 10000 B/s (51 slots) > 3/4 of 200 */
+    rate_lift_run(200, &s, &f, 1); /* 120 behind + 8500 bytes at 10000 B/s (51 slots) > 3/4 of 200 */
     CHECK_EQ(s.st.rate_lifted, 1);
     CHECK_EQ(f.n_sent, 11); /* the rest at once */
     CHECK(!snapstream_sending(&s));
     CHECK(strstr(f.last_note, "snapshot of slot 42 for replica 2") != NULL &&
           strstr(f.last_note, "sent at full speed (raise log-retain, or transfer-rate)") != NULL &&
           strstr(f.last_note, "at 60 slots/s it would arrive 171 slots behind") != NULL);
-    rate_lift_run(1000, &s, &f); /* 171 <= 750: stays capped */
+    rate_lift_run(1000, &s, &f, 1); /* 171 <= 750: stays capped */
     CHECK_EQ(s.st.rate_lifted, 0);
     CHECK(f.n_sent <= 3); /* the first chunk, and a chunk's worth a second later (twice) */
     CHECK(snapstream_sending(&s));
+    snapstream_end_all(&s);
+    /* two transfers share the rate, and the forecast counts that: alone,
+     * 120 + 9500 bytes at 10000 B/s (57 slots) <= 3/4 of 280 stays capped;
+     * with half the rate each, 120 + 114 is past it */
+    rate_lift_run(280, &s, &f, 1);
+    CHECK_EQ(s.st.rate_lifted, 0);
+    snapstream_end_all(&s);
+    rate_lift_run(280, &s, &f, 2);
+    CHECK_EQ(s.st.rate_lifted, 1);
+    CHECK(strstr(f.last_note, "(2 transfers share it)") != NULL &&
+          strstr(f.last_note, "at 60 slots/s it would arrive 234 slots behind") != NULL);
     snapstream_end_all(&s);
 }
 
