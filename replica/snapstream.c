@@ -220,6 +220,7 @@ static bool tx_live(struct snapstream *s, uint8_t p)
         t->cap_queued = true;
         return false;
     }
+    t->cap_queued = false; /* its turn: a source not ready yet is no reason to turn again at once */
     uint64_t slot = 0, total = 0;
     if (s->env.source_open(s->env.ctx, p, &slot, &total)) return false; /* not yet: next turn */
     RABIA_ASSERT(slot > 0 && total > 0);

@@ -334,6 +334,43 @@ static void test_send_rate_shared(void)
     CHECK_EQ(f.closes, 6);
 }
 
+/* A transfer waiting to start under the cap: the turn after one ends
+ * asks to run again at once (its start), but once its turn came a source
+ * not ready yet (rabiad: a snapshot being taken) is no reason to: no busy
+ * loop of turns. */
+static void test_send_rate_queued_source(void)
+{
+    struct snapstream s;
+    struct fake f;
+    setup_n(&s, &f, 0, 7);
+    struct snapstream_cfg c = CFG;
+    c.rate = 10000;
+    c.stall_us = 300000; /* one at a time */
+    c.queued = c.per_turn = 1u << 20;
+    s.cfg = c;
+    snapstream_want(&s, 1);
+    snapstream_want(&s, 2);
+    uint64_t due = snapstream_turn(&s);
+    CHECK(s.tx[1].active && !s.tx[2].active && s.tx[2].wanted && s.st.cap_queued == 1);
+    for (int turns = 0; turns < 40 && s.tx[1].active; turns++) {
+        f.pending[1] = 0;
+        f.now = due;
+        due = snapstream_turn(&s);
+    }
+    CHECK(!s.tx[1].active && s.tx[2].wanted && !s.tx[2].active);
+    CHECK_EQ(due, f.now + 1); /* room now: the next turn starts it */
+    f.open_rc = -EAGAIN;
+    f.now = due;
+    CHECK_EQ(snapstream_turn(&s), 0); /* not ready: nothing to wake for */
+    CHECK(s.tx[2].wanted && !s.tx[2].active);
+    f.open_rc = 0;
+    f.now += 50000;
+    (void)snapstream_turn(&s);
+    CHECK(s.tx[2].active);
+    CHECK_EQ(s.st.cap_queued, 1);
+    snapstream_end_all(&s);
+}
+
 /* A capped transfer that would arrive further behind than log-retain
  * keeps (at the slot rate measured) goes at full speed, once said; one
  * that would not stays capped. */
@@ -679,6 +716,7 @@ int main(void)
     RUN(test_send_rate);
     RUN(test_send_rate_lifted);
     RUN(test_send_rate_shared);
+    RUN(test_send_rate_queued_source);
     RUN(test_send_declined);
     RUN(test_receive_install);
     RUN(test_receive_refused);
