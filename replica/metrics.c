@@ -495,6 +495,9 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
            batcher_cut_count(bt));
     scalar(b, "rabia_batcher_open_requests", "gauge", "Requests in the batch being filled.", batcher_open_count(bt));
     scalar(b, "rabia_waiters", "gauge", "Requests waiting for their slot to be applied.", ns.waiters);
+    scalar(b, "rabia_batch_linger_cohort_total", "counter",
+           "Open batches held after this replica's own decision, with a log and no other proxy's batch pending, "
+           "until the clients it answered sent again (batch-linger-us bounds it).", (double)ns.linger_cohort);
 
     /* slots */
     scalar(b, "rabia_slots_decided_total", "counter", "Slots decided (null ones included).",
@@ -1005,11 +1008,11 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
         put(b, "sessions:%u\r\nsession_reply_bytes:%" PRIu64 "\r\nsessions_closed:%" PRIu64
                "\r\nsessions_close_lost:%" PRIu64 "\r\nrequests_resubmitted:%" PRIu64 "\r\nwaiters:%u\r\n"
                "slots_answered_early:%" PRIu64 "\r\nwal_decided_by_ref:%" PRIu64 "\r\n"
-               "wal_catchup_fetches_held:%" PRIu64 "\r\n"
+               "wal_catchup_fetches_held:%" PRIu64 "\r\nbatches_lingered_for_cohort:%" PRIu64 "\r\n"
             "frames_shared:%" PRIu64 "\r\nframes_copied:%" PRIu64 "\r\nframes_in_use:%u\r\n",
             rabia_rsm_sessions(r->rsm), rabia_rsm_reply_bytes(r->rsm), ns.sessions_closed, ns.sessions_close_lost,
             ns.resubmitted, ns.waiters, ns.answered_early, ns.decided_by_ref, ns.catchup_log_fetch_held,
-            ns.frames_shared, ns.frames_copied, ns.frames_in_use);
+            ns.linger_cohort, ns.frames_shared, ns.frames_copied, ns.frames_in_use);
     }
     if (sect(b, "Commandstats", want, wn)) {
                 for (uint32_t i = 0; i < m->ncmds; i++) {

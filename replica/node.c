@@ -80,6 +80,11 @@ struct rabia_node {
     uint64_t next_tick_us;
     uint64_t last_req_us;     /* the newest client request's arrival (node_request) */
     uint64_t own_done_us;     /* since when no own batch is undecided (0: one is) */
+    uint64_t arrived, answered; /* client requests taken here, and answered from a waiter */
+    uint64_t arrived_mark;    /* ... arrived as of own_done_us */
+    uint64_t answered_mark;   /* ... answered as of the newest own batch's cut */
+    bool own_open;            /* an own batch was undecided at the last look (linger) */
+    bool cohort_counted;      /* st.linger_cohort counted this wait */
     uint64_t linger_until_us; /* the open batch is held until then (0: not held) */
     bool linger_own;          /* the open batch is held while an own batch is undecided */
     bool one_slot;            /* window 1: the only shape linger() is for */
@@ -328,6 +333,7 @@ static void complete(struct rabia_node *n, uint64_t cid, uint64_t seq, int statu
     if (!w) return;
     struct waiter copy = *w;
     waiter_del(n, w);
+    n->answered++;
     n->env.reply(n->env.ctx, &copy.to, cid, seq, status, res, len);
 }
 
@@ -879,6 +885,7 @@ void node_request(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack
 {
     uint64_t now = n->env.now_us(n->env.ctx);
     n->last_req_us = now;
+    n->arrived++;
     batcher_set_wall(&n->batcher, wall_ms(n));
     if (seq == 0) { /* a session close (rsm.h): idempotent, nobody waits for it */
         struct rabia_req rq = {.client_id = cid, .seq = 0, .ack = 0, .op = NULL, .op_len = 0};
@@ -941,27 +948,57 @@ void node_request(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack
  * split the clients into three or four cohorts (wal, SET -P 1, 50
  * connections on one replica: 17 requests per slot, 24 with the hold,
  * and 40 -> 32 us of server CPU per request, medians of 5 alternating
- * runs). The wait after the decision is only while another proxy's batch
- * is pending: with no one else's slot to run, it would only delay this
- * one. Only with window 1 (a wider window runs several own batches at
- * once). */
+ * runs). The wait after the decision runs while another proxy's batch is
+ * pending, and with a log also when none is: this replica's clients alone
+ * still split into two cohorts (one answered by the slot just decided, one
+ * that arrived during it and waits in the open batch), and a durable slot
+ * costs a commit on every replica whatever it carries, so the batch waits
+ * until the answered cohort is back (as many requests arrived since the
+ * decision as answers since the batch was cut; the time bound above holds
+ * too). bench/slot_probe.sh, wal, 50 connections on replica 1, three
+ * alternating pairs: SET -P 1 19-21 k -> 28-29 k req/s, 25 -> 46-49
+ * requests per slot, CPU per request 30-34 -> 22-23 us; -P 16 111-142 k
+ * -> 144-156 k; one client, one request at a time, never waits (its
+ * answer is the whole cohort, and its next request is it back). In memory the same
+ * wait lost 13% at -P 16 and gained nothing at -P 1 (slots there cost
+ * little beside the CPU the batch takes), so it is off without a log.
+ * Only with window 1 (a wider window runs several own batches at once). */
 static bool linger(struct rabia_node *n, uint64_t now)
 {
     RABIA_ASSERT(!n->linger_until_us || n->cfg.linger_us);
     if (!n->cfg.linger_us || !n->one_slot) return false; /* off: no state kept either */
     uint32_t own = rabia_core_own_queued(n->core);
-    if (own) n->own_done_us = 0;
-    else if (!n->own_done_us) n->own_done_us = now;
+    if (own) {
+        if (!n->own_open) n->answered_mark = n->answered; /* a batch cut: its clients are answered after this */
+        n->own_open = true;
+        n->own_done_us = 0;
+    } else if (!n->own_done_us) {
+        n->own_open = false;
+        n->own_done_us = now;
+        n->arrived_mark = n->arrived;
+        n->cohort_counted = false;
+    }
     n->linger_until_us = 0;
     n->linger_own = false;
     if (rabia_core_recovering(n->core)) return false;
     if (own) return n->linger_own = true; /* its decision (a loop turn of its own) ends this */
-    if (rabia_core_pending(n->core) == 0) return false;
+    if (rabia_core_pending(n->core) == 0) {
+        if (!n->has_log) return false;
+        /* with a log, and this replica's clients alone: until the clients
+         * its last batch answered are back (every answer since that batch
+         * was cut has a request after it), or the time bound below */
+        if (n->arrived - n->arrived_mark >= n->answered - n->answered_mark) return false;
+    }
     uint64_t from = n->last_req_us > n->own_done_us ? n->last_req_us : n->own_done_us;
     uint64_t until = from + n->cfg.linger_us, cap = n->own_done_us + 4ull * n->cfg.linger_us;
     if (until > cap) until = cap;
     if (now >= until) return false;
+    RABIA_ASSERT(until > now && until <= cap);
     n->linger_until_us = until;
+    if (rabia_core_pending(n->core) == 0 && !n->cohort_counted && batcher_open_count(&n->batcher)) {
+        n->cohort_counted = true;
+        n->st.linger_cohort++;
+    }
     return true;
 }
 

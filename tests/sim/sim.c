@@ -158,6 +158,7 @@ struct run_result {
     uint64_t restarts_tail; /* durable: restarts from a log whose prefix was released */
     uint64_t by_ref;        /* durable: DECIDED records written without their body (DECIDED_REF) */
     uint64_t frames_shared, frames_copied; /* the nodes' frame pools (env_send_shared) */
+    uint64_t linger_cohort; /* open batches held for the clients an own decision answered (node.c linger) */
     uint64_t xfers, xfer_chunks, xfer_dropped, xfer_stopped; /* snapshot transfers started, chunks delivered,
                                                               dropped, stopped by a decline */
     uint64_t xfer_rate_waits, xfer_rate_lifted; /* chunks held by the rate cap; transfers it let go */
@@ -1180,6 +1181,7 @@ static void node_count(struct world *w, struct node *nd)
     w->res->by_ref += st.decided_by_ref;
     w->res->catchup_fetch_held += st.catchup_log_fetch_held;
     w->res->frames_shared += st.frames_shared;
+    w->res->linger_cohort += st.linger_cohort;
     w->res->frames_copied += st.frames_copied;
     w->res->xfers += nd->xfer.st.sent;
     w->res->xfer_dropped += nd->xfer.st.dropped;
@@ -2756,7 +2758,7 @@ static void usage(void)
 struct totals {
     uint64_t runs, failed, slots, nulls, fast, own, max_phase, ok, unknown, crashes, restarts, restarts_open,
         hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored, local_snaps, released, restarts_tail,
-        by_ref, frames_shared, frames_copied, xfers, xfer_chunks, xfer_dropped, xfer_stopped, xfer_rate_waits, xfer_rate_lifted, xfer_cap_queued, catchup_log_slots,
+        by_ref, frames_shared, frames_copied, linger_cohort, xfers, xfer_chunks, xfer_dropped, xfer_stopped, xfer_rate_waits, xfer_rate_lifted, xfer_cap_queued, catchup_log_slots,
         catchup_log_requests, catchup_fetch_held,
         out_full, catchup_deduped, adopted, unanimous, props_held;
     uint64_t var_slots[4], var_nulls[4];
@@ -2911,6 +2913,7 @@ int main(int argc, char **argv)
             T.restarts_tail += r.restarts_tail;
             T.by_ref += r.by_ref;
             T.frames_shared += r.frames_shared;
+            T.linger_cohort += r.linger_cohort;
             T.frames_copied += r.frames_copied;
             T.xfers += r.xfers;
             T.xfer_chunks += r.xfer_chunks;
@@ -2967,6 +2970,9 @@ int main(int argc, char **argv)
            T.crashes, T.restarts, T.restarts_open, T.hz_splits, T.tight, T.expired);
     printf("frame pools: frames sent shared=%" PRIu64 " copied with the pool exhausted=%" PRIu64
            "; links closed by a paused peer's full output=%" PRIu64 "\n", T.frames_shared, T.frames_copied, T.out_full);
+    if (base.durable)
+        printf("batching: open batches held for the clients an own decision answered (a log, no other batch "
+               "pending)=%" PRIu64 "\n", T.linger_cohort);
     printf("exchange: slots decided by a unanimous one (no DECISION sent)=%" PRIu64
            " proposals held for the slot just past the window=%" PRIu64 "\n", T.unanimous, T.props_held);
     printf("catch-up: decisions adopted=%" PRIu64 " asked for again within half a retransmit period, not resent=%" PRIu64
