@@ -168,6 +168,16 @@ static void setup_n(struct snapstream *s, struct fake *f, uint8_t self, uint8_t 
 
 static void setup(struct snapstream *s, struct fake *f, uint8_t self) { setup_n(s, f, self, 3); }
 
+/* Replica 1 of n sending under transfer-rate: 10,000 bytes a second (a
+ * 1000-byte chunk every 100 ms), links and turns that never hold it back. */
+static void setup_capped(struct snapstream *s, struct fake *f, uint8_t n, uint64_t stall_us)
+{
+    setup_n(s, f, 0, n);
+    s->cfg.rate = 10000;
+    s->cfg.stall_us = stall_us;
+    s->cfg.queued = s->cfg.per_turn = 1u << 20;
+}
+
 /* The sender: nothing before the source is ready, then chunks while the
  * link holds less than `queued` and at most `per_turn` per turn. */
 static void test_send_flow_control(void)
@@ -223,11 +233,8 @@ static void test_send_rate(void)
 {
     struct snapstream s;
     struct fake f;
-    setup(&s, &f, 0);
-    struct snapstream_cfg c = CFG;
-    c.rate = 10000; /* bytes per second: 2 x 10500 bytes take about 2 s */
-    c.queued = c.per_turn = 1u << 20;
-    s.cfg = c;
+    setup_capped(&s, &f, 3, CFG.stall_us); /* 2 x 10500 bytes take about 2 s */
+    const struct snapstream_cfg c = s.cfg;
     snapstream_want(&s, 1);
     snapstream_want(&s, 2);
     uint64_t t0 = f.now, sent_at[64] = {0}, done1 = 0, done2 = 0;
@@ -278,12 +285,8 @@ static void test_send_rate_shared(void)
 {
     struct snapstream s;
     struct fake f;
-    setup_n(&s, &f, 0, 7);
-    struct snapstream_cfg c = CFG;
-    c.rate = 10000; /* a chunk of 1000 bytes every 100 ms */
-    c.stall_us = 700000; /* three at once: a chunk each every 300 ms */
-    c.queued = c.per_turn = 1u << 20;
-    s.cfg = c;
+    setup_capped(&s, &f, 7, 700000); /* three at once: a chunk each every 300 ms */
+    const struct snapstream_cfg c = s.cfg;
     for (uint8_t p = 1; p < 7; p++) snapstream_want(&s, p);
     uint64_t t0 = f.now, last[PEERS] = {0}, sent_at[SENT_MAX] = {0}, gap_max = 0;
     uint32_t most = 0;
@@ -342,12 +345,7 @@ static void test_send_rate_queued_source(void)
 {
     struct snapstream s;
     struct fake f;
-    setup_n(&s, &f, 0, 7);
-    struct snapstream_cfg c = CFG;
-    c.rate = 10000;
-    c.stall_us = 300000; /* one at a time */
-    c.queued = c.per_turn = 1u << 20;
-    s.cfg = c;
+    setup_capped(&s, &f, 7, 300000); /* one at a time */
     snapstream_want(&s, 1);
     snapstream_want(&s, 2);
     uint64_t due = snapstream_turn(&s);
@@ -383,10 +381,8 @@ static uint64_t f_applied(void *ctx)
 
 static void rate_lift_run(uint64_t log_retain, struct snapstream *s, struct fake *f, uint8_t peers)
 {
-    setup(s, f, 0);
+    setup_capped(s, f, 3, CFG.stall_us);
     s->env.applied = f_applied;
-    s->cfg.rate = 10000;
-    s->cfg.queued = s->cfg.per_turn = 1u << 20;
     s->cfg.log_retain = log_retain;
     applied_now = 42; /* the snapshot's slot (f->src_slot) */
     for (uint8_t p = 1; p <= peers; p++) snapstream_want(s, p);
