@@ -376,9 +376,20 @@ grep -qE '^503 (recovering|receiving a snapshot)' "$IT_DIR/rejoin_health.out" ||
 ok "replica 3 answered 503 while it rebuilt its state, then 200"
 wait_converged 30 1 2 3
 s3=$(scrape 3)
-(($(metric "$s3" rabia_state_transfers_received_total) >= 1)) || fail "replica 3 counted no state transfer received"
-(($(metric "$s3" rabia_snapshots_installed_total) >= 1)) || fail "replica 3 counted no snapshot installed"
-ok "replica 3: state transfers received $(metric "$s3" rabia_state_transfers_received_total), snapshots installed $(metric "$s3" rabia_snapshots_installed_total)"
+# Two legitimate ways back: a snapshot, or (690 slots here, under the
+# 1024 a peer retains in memory, log-retain) a catch-up of decided slots
+# from the peers, during which replica 3
+# declines the snapshot offered (replica/snapstream.c rx_begin; seen in 1
+# of 3 runs). Either way the metrics must show it.
+if (($(metric "$s3" rabia_snapshots_installed_total) >= 1)); then
+  (($(metric "$s3" rabia_state_transfers_received_total) >= 1)) || fail "replica 3 installed a snapshot but counted no state transfer received"
+  ok "replica 3: state transfers received $(metric "$s3" rabia_state_transfers_received_total), snapshots installed $(metric "$s3" rabia_snapshots_installed_total)"
+else
+  adopted=$(metric "$s3" rabia_slots_adopted_total)
+  ((adopted >= 1)) || fail "replica 3 counted no snapshot installed and no decided slot caught up from its peers"
+  (($(metric "$s3" rabia_state_transfers_declined_total) >= 1)) || fail "replica 3 caught up slot by slot but counted no declined transfer"
+  ok "replica 3: caught up $adopted decided slots from its peers, declined $(metric "$s3" rabia_state_transfers_declined_total) snapshot transfer(s)"
+fi
 sent1=$(($(metric "$(scrape 1)" rabia_state_transfers_sent_total) + $(metric "$(scrape 2)" rabia_state_transfers_sent_total)))
 ((sent1 > sent0)) || fail "replicas 1 and 2 counted no state transfer sent ($sent0 -> $sent1)"
 ok "replicas 1 and 2: state transfers sent $sent0 -> $sent1"
