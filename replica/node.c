@@ -83,7 +83,6 @@ struct rabia_node {
     uint64_t arrived, answered; /* client requests taken here, and answered from a waiter */
     uint64_t arrived_mark;    /* ... arrived as of own_done_us */
     uint64_t answered_mark;   /* ... answered as of the newest own batch's cut */
-    bool own_open;            /* an own batch was undecided at the last look (linger) */
     bool cohort_counted;      /* st.linger_cohort counted this wait */
     uint64_t linger_until_us; /* the open batch is held until then (0: not held) */
     bool linger_own;          /* the open batch is held while an own batch is undecided */
@@ -969,11 +968,9 @@ static bool linger(struct rabia_node *n, uint64_t now)
     if (!n->cfg.linger_us || !n->one_slot) return false; /* off: no state kept either */
     uint32_t own = rabia_core_own_queued(n->core);
     if (own) {
-        if (!n->own_open) n->answered_mark = n->answered; /* a batch cut: its clients are answered after this */
-        n->own_open = true;
+        if (n->own_done_us) n->answered_mark = n->answered; /* a batch cut: its clients are answered after this */
         n->own_done_us = 0;
     } else if (!n->own_done_us) {
-        n->own_open = false;
         n->own_done_us = now;
         n->arrived_mark = n->arrived;
         n->cohort_counted = false;
@@ -982,7 +979,8 @@ static bool linger(struct rabia_node *n, uint64_t now)
     n->linger_own = false;
     if (rabia_core_recovering(n->core)) return false;
     if (own) return n->linger_own = true; /* its decision (a loop turn of its own) ends this */
-    if (rabia_core_pending(n->core) == 0) {
+    bool alone = rabia_core_pending(n->core) == 0; /* no other proxy's batch to run meanwhile */
+    if (alone) {
         if (!n->has_log) return false;
         /* with a log, and this replica's clients alone: until the clients
          * its last batch answered are back (every answer since that batch
@@ -995,7 +993,7 @@ static bool linger(struct rabia_node *n, uint64_t now)
     if (now >= until) return false;
     RABIA_ASSERT(until > now && until <= cap);
     n->linger_until_us = until;
-    if (rabia_core_pending(n->core) == 0 && !n->cohort_counted && batcher_open_count(&n->batcher)) {
+    if (alone && !n->cohort_counted && batcher_open_count(&n->batcher)) {
         n->cohort_counted = true;
         n->st.linger_cohort++;
     }
