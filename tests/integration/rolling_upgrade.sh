@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# rolling_upgrade: replicas replaced one at a time while the cluster serves.
+#
+# A 3-replica KV cluster of an older build (OLD_RABIAD; run by
+# `tests/upgrade.sh --rolling`, which builds it) takes writes from two
+# python3-redis writers that record every acknowledged SET. Each replica in
+# turn is stopped with SIGTERM and started again from its data directory with
+# this build (RABIAD): the cluster runs mixed (new and old replicas voting in
+# the same slots) between the steps, and writes must be acknowledged in every
+# mixed phase. Then replica 1 is rolled back to the old build and forward
+# again (the operator's way back when a new build misbehaves: the old build
+# reads what the new one wrote while the log's segment version is one it
+# reads, persist/wal.c SEG_VERSION_MIN). At the end every acknowledged write
+# is present with its value on all three replicas and their state hashes
+# agree.
+#
+# Only builds of one protocol version mix (include/rabia/types.h,
+# RABIA_PROTOCOL_VERSION; a replica refuses a peer's HELLO of another
+# version). Across versions, stop the cluster and start the new build on the
+# same data directories (tests/upgrade.sh without --rolling).
+#
+# Without OLD_RABIAD both builds are this one: a rolling restart under load,
+# as an operator does for a configuration change (ctest's
+# integration.rolling_upgrade).
+#
+#   ROLLING_PHASE_S   seconds of load in each phase (default 3)
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+it_init rolling_upgrade 15
+need_cmd redis-cli
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+"$PY" -c 'import redis' 2>/dev/null || skip "python3-redis is not installed (deploy/install-deps.sh installs it)"
+OLD_RABIAD=${OLD_RABIAD:-$RABIAD}
+[ -x "$OLD_RABIAD" ] || fail "OLD_RABIAD=$OLD_RABIAD is not an executable (tests/upgrade.sh --rolling builds one)"
+PHASE=${ROLLING_PHASE_S:-3}
+NEW_RABIAD=$RABIAD
+old_version="$("$OLD_RABIAD" --version 2>&1 | head -n 1)"
+new_version="$("$NEW_RABIAD" --version 2>&1 | head -n 1)"
+say "old: $old_version ($OLD_RABIAD); new: $new_version ($NEW_RABIAD)"
+# rabiad --version: "rabiad X.Y.Z (protocol N)"
+proto() { sed -n 's/.*(protocol \([0-9]*\)).*/\1/p' <<<"$1"; }
+[ -n "$(proto "$old_version")" ] || fail "the old build's --version does not name its protocol version: '$old_version'"
+[ "$(proto "$old_version")" = "$(proto "$new_version")" ] ||
+  fail "the old build speaks protocol $(proto "$old_version") and this one $(proto "$new_version"): they refuse each other's peer frames, so they cannot run in one cluster; upgrade in place instead (tests/upgrade.sh without --rolling)"
+export RABIA_EXTRA_ARGS="--durability wal --wal-segment-bytes 4194304 --max-log-size 8388608"
+
+# The old build's replicas: lib.sh's clean-up stops only PIDs running
+# $RABIAD, so these are stopped by their own executable.
+export RABIAD=$OLD_RABIAD
+cluster_start 3 kv
+old_pids=()
+for i in 1 2 3; do old_pids+=("$(replica_pid "$i")"); done
+on_exit "stop_pids '$OLD_RABIAD' ${old_pids[*]}"
+wait_ready 30 1 2 3
+
+W=$IT_REPO/tests/integration/acked_writer.py
+PORTS="$(resp_port 1),$(resp_port 2),$(resp_port 3)"
+PORTS2="$(resp_port 3),$(resp_port 2),$(resp_port 1)"
+touch "$IT_DIR/w1.acked" "$IT_DIR/w2.acked"
+bg w1 "$PY" "$W" write w1 "$PORTS" "$IT_DIR/w1.acked" "$IT_DIR/stop" --pipeline 8
+bg w2 "$PY" "$W" write w2 "$PORTS2" "$IT_DIR/w2.acked" "$IT_DIR/stop" --pipeline 8
+acked() { cat "$IT_DIR/w1.acked" "$IT_DIR/w2.acked" | wc -l; }
+# phase NAME: PHASE seconds of load; writes must be acknowledged in it
+phase() {
+  local a0 a1
+  a0=$(acked)
+  sleep "$PHASE"
+  a1=$(acked)
+  ((a1 > a0)) || fail "$1: no write acknowledged in ${PHASE}s"
+  ok "$1: $((a1 - a0)) writes acknowledged in ${PHASE}s"
+}
+phase "3 old replicas"
+
+# swap I FROM TO: stop replica I (running FROM) with SIGTERM, start it again
+# on its data directory with TO, wait until all three serve
+swap() {
+  local i=$1 from=$2 to=$3 pid starts
+  pid=$(replica_pid "$i")
+  pid_runs "$pid" "$from" || fail "replica $i (pid ${pid:-?}) is not running $from"
+  stop_pids "$from" "$pid"
+  pid_runs "$pid" "$from" && fail "replica $i (pid $pid) did not stop"
+  say "stopped replica $i (pid $pid, SIGTERM)"
+  starts=$(grep -c "decided slots replayed" "$RABIA_CLUSTER_DIR/r$i.log" || true)
+  export RABIAD=$to
+  cluster_restart "$i"
+  pid_runs "$(replica_pid "$i")" "$to" || fail "replica $i did not start with $to"
+  [ "$to" = "$OLD_RABIAD" ] && on_exit "stop_pids '$OLD_RABIAD' $(replica_pid "$i")"
+  wait_ready 30 1 2 3
+  # this start's line (earlier starts' lines are above it)
+  (($(grep -c "decided slots replayed" "$RABIA_CLUSTER_DIR/r$i.log") > starts)) ||
+    fail "replica $i did not say what it replayed from its log"
+  say "replica $i now runs $to (pid $(replica_pid "$i")): $(grep "decided slots replayed" "$RABIA_CLUSTER_DIR/r$i.log" |
+    tail -n 1 | sed 's/^.*rabia: //' | cut -c1-150)"
+}
+for i in 1 2 3; do
+  swap "$i" "$OLD_RABIAD" "$NEW_RABIAD"
+  phase "$i new, $((3 - i)) old"
+done
+swap 1 "$NEW_RABIAD" "$OLD_RABIAD"
+phase "replica 1 rolled back to the old build"
+swap 1 "$OLD_RABIAD" "$NEW_RABIAD"
+phase "replica 1 forward again: 3 new"
+export RABIAD=$NEW_RABIAD
+
+touch "$IT_DIR/stop"
+for p in "${IT_BG_PIDS[@]}"; do bg_wait "$p" 30; done
+cat "$IT_DIR/w1.out" "$IT_DIR/w2.out" | sed "s/^/[$IT_NAME]   /"
+total=$(acked)
+((total > 0)) || fail "no write was acknowledged"
+wait_converged 30 1 2 3
+for i in 1 2 3; do
+  out=$("$PY" "$W" verify "$(resp_port "$i")" "$IT_DIR/w1.acked" "$IT_DIR/w2.acked" 2>&1) || {
+    printf '%s\n' "$out"
+    fail "replica $i lost acknowledged writes"
+  }
+  ok "replica $i: $out"
+done
+for i in 1 2 3; do
+  grep -q "we speak" "$RABIA_CLUSTER_DIR/r$i.log" &&
+    fail "replica $i refused a peer's protocol version: these builds do not mix"
+done
+ok "rolling upgrade: 3 replicas replaced one at a time; $total acknowledged writes all present on all 3"
