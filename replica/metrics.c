@@ -1008,11 +1008,12 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
         put(b, "sessions:%u\r\nsession_reply_bytes:%" PRIu64 "\r\nsessions_closed:%" PRIu64
                "\r\nsessions_close_lost:%" PRIu64 "\r\nrequests_resubmitted:%" PRIu64 "\r\nwaiters:%u\r\n"
                "slots_answered_early:%" PRIu64 "\r\nwal_decided_by_ref:%" PRIu64 "\r\n"
-               "wal_catchup_fetches_held:%" PRIu64 "\r\nbatches_lingered_for_cohort:%" PRIu64 "\r\n"
+               "wal_catchup_fetches_held:%" PRIu64 "\r\nwal_catchup_reads_continued:%" PRIu64
+               "\r\nbatches_lingered_for_cohort:%" PRIu64 "\r\n"
             "frames_shared:%" PRIu64 "\r\nframes_copied:%" PRIu64 "\r\nframes_in_use:%u\r\n",
             rabia_rsm_sessions(r->rsm), rabia_rsm_reply_bytes(r->rsm), ns.sessions_closed, ns.sessions_close_lost,
             ns.resubmitted, ns.waiters, ns.answered_early, ns.decided_by_ref, ns.catchup_log_fetch_held,
-            ns.linger_cohort, ns.frames_shared, ns.frames_copied, ns.frames_in_use);
+            ns.catchup_log_continued, ns.linger_cohort, ns.frames_shared, ns.frames_copied, ns.frames_in_use);
     }
     if (sect(b, "Commandstats", want, wn)) {
                 for (uint32_t i = 0; i < m->ncmds; i++) {

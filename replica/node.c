@@ -168,6 +168,8 @@ struct rabia_node {
     uint64_t log_serving[RABIA_MAX_REPLICAS]; /* until then the log serves that peer's catch-up: no snapshot offer */
     uint64_t log_from[RABIA_MAX_REPLICAS];    /* ... from this slot (node_log_pin) */
     uint64_t log_sent_until[RABIA_MAX_REPLICAS], log_sent_us[RABIA_MAX_REPLICAS]; /* the last slots sent, when */
+    uint64_t log_cont_from[RABIA_MAX_REPLICAS], log_cont_until[RABIA_MAX_REPLICAS]; /* a read short of its first
+                                                                                         slot, to go on (0: none) */
     struct node_stats st;
 };
 
@@ -786,6 +788,7 @@ static void log_emit(void *ctx, const struct rabia_msg *m)
 #define NODE_LOG_SERVING_US 1000000u
 #define NODE_LOG_RESEND_US 50000u
 static uint64_t serving_us(const struct rabia_node *n) { return n->cfg.log_serving_us ? n->cfg.log_serving_us : NODE_LOG_SERVING_US; }
+static void log_serve(struct rabia_node *n, uint8_t p, uint64_t from, uint64_t until, uint64_t now);
 static void catchup_from_log(struct rabia_node *n, const struct rabia_msg *m, uint64_t now)
 {
     if (!n->has_log || !n->log.catchup || m->from >= n->cfg.n || m->from == n->cfg.self) return;
@@ -833,6 +836,20 @@ static void catchup_from_log(struct rabia_node *n, const struct rabia_msg *m, ui
         }
         from = n->log_sent_until[p];
     }
+    log_serve(n, p, from, until, now);
+}
+
+/* Read the log for peer p's slots [from, until) and send what it holds.
+ * A read stops at its budget (DURABLE_CATCHUP_READ, 4 MiB) and returns
+ * -EAGAIN while it has not reached `from` yet: it starts a segment before
+ * the one that reaches `from`, so with 64 MiB segments up to 32 reads come
+ * before the first slot. The read goes on at the next loop turn
+ * (node_turn), not at the peer's next ask a retransmission period (20 ms)
+ * later, which made such a peer wait up to 0.6 s before its first slot. */
+static void log_serve(struct rabia_node *n, uint8_t p, uint64_t from, uint64_t until, uint64_t now)
+{
+    RABIA_ASSERT(p < n->cfg.n && p != n->cfg.self);
+    RABIA_ASSERT(from >= 1 && until > from);
     struct log_emit e = {.n = n, .to = p};
     int k = n->log.catchup(n->log.ctx, p, from, until, log_emit, &e);
     n->log_serving[p] = k > 0 || k == -EAGAIN ? now + serving_us(n) : 0;
@@ -840,6 +857,23 @@ static void catchup_from_log(struct rabia_node *n, const struct rabia_msg *m, ui
         n->log_sent_until[p] = from + (uint64_t)k;
         n->log_sent_us[p] = now;
     }
+    n->log_cont_from[p] = k == -EAGAIN ? from : 0;
+    n->log_cont_until[p] = until;
+}
+
+/* The reads that stopped short of their first slot last turn go on (one
+ * budget per peer and turn); true while one still has not got there. */
+static bool log_continue(struct rabia_node *n, uint64_t now)
+{
+    bool more = false;
+    for (uint8_t p = 0; p < n->cfg.n; p++) {
+        if (!n->log_cont_from[p]) continue;
+        uint64_t from = n->log_cont_from[p], until = n->log_cont_until[p];
+        n->st.catchup_log_continued++;
+        log_serve(n, p, from, until, now);
+        more |= n->log_cont_from[p] != 0;
+    }
+    return more;
 }
 
 uint64_t node_log_pin(const struct rabia_node *n, uint64_t now)
@@ -1091,8 +1125,9 @@ uint64_t node_turn(struct rabia_node *n)
         node_step(n, &ev);
     }
     bool refused = cut_batches(n, now);
+    bool reading = n->has_log && log_continue(n, now);
     flush_log(n, now);
-    uint64_t next = n->next_tick_us;
+    uint64_t next = reading ? now : n->next_tick_us;
     if (n->has_log && !n->write_busy && !n->urgent_pending && n->lazy_since_us) {
         uint64_t due = n->lazy_since_us + NODE_LAZY_US;
         if (!next || due < next) next = due;

@@ -148,6 +148,8 @@ struct node_stats {
     uint64_t catchup_log_slots;   /* decided slots sent to peers from the log (below the retained log) */
     uint64_t catchup_log_offers;  /* snapshot offers the log made unneeded (a catch-up it served or reads) */
     uint64_t catchup_log_fetch_held; /* FETCHes left to the asker's catch-up from the log, which brings them */
+    uint64_t catchup_log_continued;  /* log reads for a peer's catch-up that went on at the next loop turn (the
+                                        last stopped at its budget before the first slot asked for) */
     uint64_t linger_cohort;       /* open batches held after an own decision, with a log and no other proxy's
                                      batch pending, for the clients it answered (node.c, linger) */
     uint32_t waiters;

@@ -166,6 +166,7 @@ struct run_result {
     uint64_t catchup_log_slots; /* durable: decided slots peers got from a log, below the retained one */
     uint64_t catchup_log_requests; /* ... requests the logs read for (-EAGAIN ones included) */
     uint64_t catchup_fetch_held;   /* ... FETCHes left to such a catch-up (node.c) */
+    uint64_t catchup_continued;    /* ... reads that went on at the next turn, short of their first slot */
     uint64_t adopted;         /* decisions the cores adopted from peers (DECISION, catch-up) */
     uint64_t catchup_deduped; /* catch-up decisions a core did not send again (core_on_catchup) */
     uint64_t unanimous;       /* slots the cores decided by a unanimous exchange (no DECISION sent) */
@@ -1180,6 +1181,7 @@ static void node_count(struct world *w, struct node *nd)
     node_stats(nd->rt, &st);
     w->res->by_ref += st.decided_by_ref;
     w->res->catchup_fetch_held += st.catchup_log_fetch_held;
+    w->res->catchup_continued += st.catchup_log_continued;
     w->res->frames_shared += st.frames_shared;
     w->res->linger_cohort += st.linger_cohort;
     w->res->frames_copied += st.frames_copied;
@@ -2759,7 +2761,7 @@ struct totals {
     uint64_t runs, failed, slots, nulls, fast, own, max_phase, ok, unknown, crashes, restarts, restarts_open,
         hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored, local_snaps, released, restarts_tail,
         by_ref, frames_shared, frames_copied, linger_cohort, xfers, xfer_chunks, xfer_dropped, xfer_stopped, xfer_rate_waits, xfer_rate_lifted, xfer_cap_queued, catchup_log_slots,
-        catchup_log_requests, catchup_fetch_held,
+        catchup_log_requests, catchup_fetch_held, catchup_continued,
         out_full, catchup_deduped, adopted, unanimous, props_held;
     uint64_t var_slots[4], var_nulls[4];
 };
@@ -2925,6 +2927,7 @@ int main(int argc, char **argv)
             T.catchup_log_slots += r.catchup_log_slots;
             T.catchup_log_requests += r.catchup_log_requests;
             T.catchup_fetch_held += r.catchup_fetch_held;
+            T.catchup_continued += r.catchup_continued;
             T.out_full += r.out_full;
             T.catchup_deduped += r.catchup_deduped;
             T.adopted += r.adopted;
@@ -2987,9 +2990,10 @@ int main(int argc, char **argv)
         printf("durable: whole-cluster crashes=%" PRIu64 " torn-writes=%" PRIu64 " damaged-logs=%" PRIu64
                " disk-stalls-and-full=%" PRIu64 " records-restored=%" PRIu64 " local-snapshots=%" PRIu64
                " segments-released=%" PRIu64 " restarts-from-snapshot-and-tail=%" PRIu64 " decided-by-ref=%" PRIu64
-               " slots-caught-up-from-a-log=%" PRIu64 " (in %" PRIu64 " reads; fetches left to them=%" PRIu64 ")\n",
+               " slots-caught-up-from-a-log=%" PRIu64 " (in %" PRIu64 " reads, %" PRIu64 " of them going on at the next turn; fetches left to them=%"
+               PRIu64 ")\n",
                T.crash_all, T.torn, T.damaged, T.disk_faults, T.restored, T.local_snaps, T.released, T.restarts_tail,
-               T.by_ref, T.catchup_log_slots, T.catchup_log_requests, T.catchup_fetch_held);
+               T.by_ref, T.catchup_log_slots, T.catchup_log_requests, T.catchup_continued, T.catchup_fetch_held);
     static const char *vname[4] = {"window 1 global", "window n classes", "window 8 classes", "window 4 global"};
     printf("null-slot rate by variant:");
     for (int v = 0; v < 4; v++)
