@@ -105,12 +105,13 @@ void rabia_wal_visit_durable(struct rabia_wal *w, rabia_wal_visit_fn fn, void *c
 struct rabia_wal_cursor {
     uint64_t seg, off;
 };
-/* Position c where the records of `slot` and after begin: the segment
- * before the first kept one holding a record of `slot` or later (the
- * bodies its decided records name come before them). false: no durable
- * record reaches `slot` yet. Whether the log still holds `slot` itself the
- * reader sees (the first decided record it finds is past it). */
-bool rabia_wal_cursor_for(const struct rabia_wal *w, uint64_t slot, struct rabia_wal_cursor *c);
+/* Position c to read the records of `slot` and after: about `back` bytes
+ * of log before the first group that can hold slot's decision (found to a
+ * sixteenth of a segment; the bodies its decided records name come before
+ * them), or the first kept segment's start. false: no durable record
+ * reaches `slot` yet. Whether the log still holds `slot` itself the reader
+ * sees (the first decided record it finds is past it). */
+bool rabia_wal_cursor_for(const struct rabia_wal *w, uint64_t slot, uint64_t back, struct rabia_wal_cursor *c);
 /* Hand the durable records from c on to fn, in log order, group by group,
  * until about max_bytes were read (at least one group) or fn returns true,
  * and move c past the groups read whole; a released segment is skipped

@@ -419,7 +419,9 @@ int durable_catchup(struct durable *d, uint8_t peer, uint64_t from, uint64_t unt
     /* the peer asks again from where the last request ended, or from the
      * same slot while the read is still on its way: the read goes on */
     bool keep = c->on && c->lc.next == from;
-    if (!keep && !rabia_wal_cursor_for(d->wal, from, &c->at)) {
+    /* the read starts a ring's worth of log before `from`: bodies further
+     * back would be gone from the ring by the time their decision came */
+    if (!keep && !rabia_wal_cursor_for(d->wal, from, DURABLE_CATCHUP_RING, &c->at)) {
         c->on = false;
         d->catchup_refused++;
         return 0;

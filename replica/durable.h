@@ -122,8 +122,10 @@ bool durable_state_hash(const struct durable *d, uint64_t *slot, uint64_t *hash)
  * (logcatch.h). The number of slots sent (maybe fewer than asked), 0 when
  * the log does not hold `from` (the peer needs a snapshot), -EAGAIN while
  * still reading towards it (at most DURABLE_CATCHUP_READ bytes per call:
- * the peer asks again, and the read goes on from where it stopped, if it
- * asks for the same slot). Each peer has its own read position and bodies:
+ * node.c calls again at its next loop turn, as does the peer's next ask
+ * for the same slot, and the read goes on from where it stopped; it starts
+ * DURABLE_CATCHUP_RING bytes of log before the first group that can hold
+ * `from`'s decision, rabia_wal_cursor_for). Each peer has its own read position and bodies:
  * at most n - 1 rings of DURABLE_CATCHUP_RING bytes, for the peers that
  * ever caught up from this log. */
 #define DURABLE_CATCHUP_READ (4u << 20)

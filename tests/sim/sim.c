@@ -1018,11 +1018,12 @@ static int log_write(void *ctx)
 
 /* A peer's catch-up from the durable part of the log, through
  * replica/logcatch.c as durable.c feeds it from the write-ahead log: the
- * read starts a segment before the first segment that reaches `from`
- * (rabia_wal_cursor_for), reads at most an eighth of a segment's records
- * per request towards `from` (DURABLE_CATCHUP_READ is 4 MiB of 64 MiB
- * segments: 16 requests from a segment back; here 8-16) and goes on from
- * there when the peer asks for the same slot again (-EAGAIN meanwhile);
+ * read starts half a segment before the sixteenth of the first segment
+ * reaching `from` where its decision can begin (rabia_wal_cursor_for; 16
+ * MiB, the reader's ring, in rabiad), reads at most an eighth of a
+ * segment's records per request towards `from` and goes on from there at
+ * the node's next turn or when the peer asks for the same slot again
+ * (-EAGAIN meanwhile);
  * each peer has its own position. Once it serves, it reads on to the
  * request's end: 4 MiB holds the records of far more than a request's
  * catch-up chunk, a simulated eighth of a segment those of a slot or two. */
@@ -1055,7 +1056,17 @@ static int log_catchup(void *ctx, uint8_t peer, uint64_t from, uint64_t until,
                     max_slot = d->r[j].slot;
             if (max_slot >= from) break;
         }
-        c->at = d->released + (k ? k - 1 : 0) * seg;
+        /* as rabia_wal_cursor_for: the last sixteenth of segment k with
+         * every decision before it below `from`, then `back` records
+         * before that (half a segment: the reader's ring is small here) */
+        size_t at = k * seg, part = seg / 16 ? seg / 16 : 1, back = seg / 2;
+        uint64_t before = 0;
+        for (size_t j = k * seg; j < (k + 1) * seg && j < d->durable; j++) {
+            if ((j - k * seg) % part == 0 && before < from) at = j;
+            if ((d->r[j].type == NODE_REC_DECIDED || d->r[j].type == NODE_REC_DECIDED_REF) && d->r[j].slot > before)
+                before = d->r[j].slot;
+        }
+        c->at = d->released + (at > back ? at - back : 0);
     }
     if (c->at < d->released) c->at = d->released; /* released meanwhile: the next kept one */
     logcatch_begin(&c->lc, from, until, keep);

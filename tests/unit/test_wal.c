@@ -169,7 +169,7 @@ static void test_roundtrip_and_rollover(void)
  * per call, a stop that makes the next read see that group again, never
  * the write in flight, and released segments skipped. */
 struct readback {
-    uint64_t n, last_slot, stop_at;
+    uint64_t n, last_slot, stop_at, first_decided;
     uint8_t last_type;
     bool order_ok;
 };
@@ -187,6 +187,7 @@ static bool rb_rec(void *ctx, uint8_t type, uint64_t slot, const uint8_t *frame,
     r->n++;
     r->last_slot = slot;
     r->last_type = type;
+    if (type == RABIA_WAL_DECIDED_REF && !r->first_decided) r->first_decided = slot;
     return r->stop_at && slot == r->stop_at && type == RABIA_WAL_DECIDED_REF;
 }
 
@@ -217,20 +218,20 @@ static void test_read_back(void)
         if (sl % 4 == 0) CHECK_EQ(seal_write(w, true), 0);
     }
     struct rabia_wal_cursor c;
-    CHECK(rabia_wal_cursor_for(w, 1, &c));
+    CHECK(rabia_wal_cursor_for(w, 1, 0, &c));
     CHECK_EQ(c.seg, 1);
     struct readback r = {.order_ok = true};
     CHECK_EQ(rabia_wal_read(w, &c, UINT64_MAX, rb_rec, &r, err, sizeof err), 0);
     CHECK_EQ(r.n, 1800);
     CHECK(r.order_ok);
     CHECK_EQ(r.last_slot, 900);
-    /* slot 800's records are in the second segment: its cursor starts one
-     * segment before (the bodies a decision names come first) */
-    CHECK(rabia_wal_cursor_for(w, 800, &c));
+    /* slot 800's records are in the second segment: a segment's bytes back
+     * start in the first (the bodies a decision names come first) */
+    CHECK(rabia_wal_cursor_for(w, 800, SEG, &c));
     CHECK_EQ(c.seg, 1);
-    CHECK(!rabia_wal_cursor_for(w, 901, &c)); /* nothing reaches it yet */
+    CHECK(!rabia_wal_cursor_for(w, 901, 0, &c)); /* nothing reaches it yet */
     /* a budget per call: one group (4 slots, about 12 KB) at a time */
-    CHECK(rabia_wal_cursor_for(w, 1, &c));
+    CHECK(rabia_wal_cursor_for(w, 1, 0, &c));
     r = (struct readback){.order_ok = true};
     int calls = 0;
     while ((rc = rabia_wal_read(w, &c, 4096, rb_rec, &r, err, sizeof err)) == 1 && calls < 1000) calls++;
@@ -239,7 +240,7 @@ static void test_read_back(void)
     CHECK(r.order_ok);
     CHECK(calls >= 200);
     /* stop at slot 301's decision: the next read starts with its group (slots 301-304) again */
-    CHECK(rabia_wal_cursor_for(w, 1, &c));
+    CHECK(rabia_wal_cursor_for(w, 1, 0, &c));
     r = (struct readback){.order_ok = true, .stop_at = 301};
     CHECK_EQ(rabia_wal_read(w, &c, UINT64_MAX, rb_rec, &r, err, sizeof err), 2);
     CHECK_EQ(r.last_slot, 301);
@@ -250,7 +251,7 @@ static void test_read_back(void)
     /* the write in flight is not read */
     for (uint64_t sl = 901; sl <= 904; sl++) append_slot(w, sl);
     CHECK_EQ(seal_write(w, false), 0);
-    CHECK(rabia_wal_cursor_for(w, 890, &c));
+    CHECK(rabia_wal_cursor_for(w, 890, 0, &c));
     r = (struct readback){.order_ok = true};
     CHECK_EQ(rabia_wal_read(w, &c, UINT64_MAX, rb_rec, &r, err, sizeof err), 0);
     CHECK_EQ(r.last_slot, 900);
@@ -259,12 +260,86 @@ static void test_read_back(void)
     w = open_log(dir, &s, &info, &rc, err, sizeof err);
     CHECK_EQ(rc, 0);
     CHECK_EQ(rabia_wal_release(w, 700, 0), 1);
-    CHECK(rabia_wal_cursor_for(w, 1, &c));
+    CHECK(rabia_wal_cursor_for(w, 1, SEG, &c));
     CHECK_EQ(c.seg, 2);
     r = (struct readback){.order_ok = true};
     CHECK_EQ(rabia_wal_read(w, &c, UINT64_MAX, rb_rec, &r, err, sizeof err), 0);
     CHECK(r.n > 0 && r.n < 1800);
     CHECK_EQ(r.last_slot, 904); /* the write whose completion never came reached the disk whole */
+    rabia_wal_close(w);
+    if (err[0]) fprintf(stderr, "%s\n", err);
+}
+
+/* Where a catch-up's read starts (rabia_wal_cursor_for): near the slot, to
+ * a sixteenth of a segment, and `back` bytes before it; the same after the
+ * log is reopened (the marks are rebuilt from the groups it scans). */
+static uint64_t first_decided(struct rabia_wal *w, struct rabia_wal_cursor c, uint64_t *until)
+{
+    char err[1024] = "";
+    struct readback r = {.order_ok = true};
+    CHECK_EQ(rabia_wal_read(w, &c, UINT64_MAX, rb_rec, &r, err, sizeof err), 0);
+    CHECK(r.order_ok);
+    *until = r.last_slot;
+    return r.first_decided;
+}
+
+static void test_cursor_marks(void)
+{
+    char dir[300], err[1024] = "";
+    fresh(dir, sizeof dir, "marks");
+    struct seen s;
+    struct rabia_wal_info info;
+    int rc;
+    struct rabia_wal *w = open_log(dir, &s, &info, &rc, err, sizeof err);
+    CHECK_EQ(rc, 0);
+    /* 900 slots of about 1.6 KB, 4 a group: a sixteenth of a 1 MiB
+     * segment (64 KiB) holds about 40 slots; the second segment begins
+     * near slot 640 */
+    for (uint64_t sl = 1; sl <= 900; sl++) {
+        append_slot(w, sl);
+        if (sl % 4 == 0) CHECK_EQ(seal_write(w, true), 0);
+    }
+    uint64_t first[3], until;
+    for (int pass = 0; pass < 2; pass++) {
+        struct rabia_wal_cursor c;
+        /* no bytes back: the read begins at most a sixteenth (and a
+         * group) before slot 800's records */
+        CHECK(rabia_wal_cursor_for(w, 800, 0, &c));
+        CHECK_EQ(c.seg, 2);
+        CHECK(c.off > 0);
+        first[0] = first_decided(w, c, &until);
+        CHECK(first[0] <= 800 && first[0] + 48 >= 800);
+        CHECK_EQ(until, 900);
+        /* 100 KB back: about 60 slots earlier */
+        CHECK(rabia_wal_cursor_for(w, 800, 100000, &c));
+        first[1] = first_decided(w, c, &until);
+        CHECK(first[1] + 50 <= first[0] && first[1] + 120 >= first[0]);
+        /* back across the segment boundary: 20 slots into the second
+         * segment, 100 KB back */
+        uint64_t b = 2;
+        while (b < 900 && rabia_wal_cursor_for(w, b, 0, &c) && c.seg == 1) b++;
+        CHECK(b > 300 && b < 800);
+        CHECK(rabia_wal_cursor_for(w, b + 20, 100000, &c));
+        CHECK_EQ(c.seg, 1);
+        first[2] = first_decided(w, c, &until);
+        CHECK(first[2] < b && first[2] + 120 >= b + 20);
+        /* more bytes back than the log holds: its start */
+        CHECK(rabia_wal_cursor_for(w, 100, 1u << 30, &c));
+        CHECK_EQ(c.seg, 1);
+        CHECK_EQ(c.off, 0);
+        /* slot 1: the first group */
+        CHECK(rabia_wal_cursor_for(w, 1, 0, &c));
+        CHECK_EQ(first_decided(w, c, &until), 1);
+        if (pass == 0) { /* the same positions after a reopen */
+            rabia_wal_close(w);
+            w = open_log(dir, &s, &info, &rc, err, sizeof err);
+            CHECK_EQ(rc, 0);
+            uint64_t f0 = first[0];
+            CHECK(rabia_wal_cursor_for(w, 800, 0, &c));
+            uint64_t again = first_decided(w, c, &until);
+            CHECK_EQ(again, f0);
+        }
+    }
     rabia_wal_close(w);
     if (err[0]) fprintf(stderr, "%s\n", err);
 }
@@ -675,6 +750,7 @@ int main(void)
     RUN(test_roundtrip_and_rollover);
     RUN(test_large_group_split);
     RUN(test_read_back);
+    RUN(test_cursor_marks);
     RUN(test_torn_tail);
     RUN(test_corruption_in_the_middle);
     RUN(test_dir_lock);
