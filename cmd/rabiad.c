@@ -73,6 +73,7 @@ static void usage(FILE *f)
             "                    largest are closed (default 10%% of RAM; N%%, bytes, 1gb; 0 = no limit)\n"
             "  reply-cache-bytes replies kept for retries, all sessions together (default 67108864)\n"
             "  log-retain        decided slots kept for peers that fall behind (default 1024)\n"
+            "  log-retain-bytes  ... holding at most this many bytes of batch bodies (default 16mb; 0: no bound)\n"
             "  transfer-rate     bytes/s all snapshot transfers to peers may send together\n"
             "                    (default 0 = no cap; e.g. 64mb; at least 1mb)\n"
             "  retransmit-ms     resend stalled consensus messages after (default 20)\n"

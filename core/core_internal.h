@@ -113,7 +113,8 @@ struct rabia_core {
     uint8_t nf, maj, f1; /* n-f, floor(n/2)+1, f+1 */
     uint64_t now;
     uint64_t next_apply;
-    uint64_t log_low;    /* no slot below this is in the log (a snapshot covered it) */
+    uint64_t log_low;    /* no slot below this is in the log (a snapshot covered it, or log_retain_bytes) */
+    uint64_t retain_bytes; /* batch bodies of the applied slots the log holds */
     uint64_t next_seq;
     uint64_t max_seen;   /* highest slot seen or sent in any message */
     uint64_t abstain_below;
@@ -212,6 +213,8 @@ void core_log_decide(struct rabia_core *c, uint64_t slot, uint8_t value, const s
 uint64_t core_log_first(const struct rabia_core *c);
 struct logent *core_log_get(struct rabia_core *c, uint64_t slot);
 uint64_t core_log_retain_first(const struct rabia_core *c);
+void core_log_drop_applied(struct rabia_core *c, uint64_t slot);
+void core_log_trim_bytes(struct rabia_core *c);
 void core_send_fetch(struct rabia_core *c, struct logent *l);
 
 /* instance.c */

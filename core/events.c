@@ -157,6 +157,7 @@ void core_on_snapshot(struct rabia_core *c, uint64_t slot)
      * them would let it vote again differently (found by sim seed 6124). */
     for (uint32_t i = 0; i < c->log_size; i++)
         if (c->log[i].slot && c->log[i].slot <= slot) core_log_clear(c, &c->log[i]);
+    c->retain_bytes = 0; /* every applied slot was below next_apply <= slot */
     for (uint32_t w = 0; w < c->cfg.window; w++) {
         struct inst *in = &c->inst[w];
         if (!in->used || in->slot > slot) continue;

@@ -544,6 +544,8 @@ void core_apply_ready(struct rabia_core *c)
         RABIA_ASSERT(o->n_applies < c->applies_cap);
         struct rabia_apply *a = &c->applies[o->n_applies++];
         memset(a, 0, sizeof(*a));
+        RABIA_ASSERT(!l->value || l->entry >= 0);
+        c->retain_bytes += l->value ? c->bt[l->entry].len : 0;
         a->slot = l->slot;
         a->null = !l->value;
         a->adopted = l->by_peer && l->value;
@@ -574,9 +576,7 @@ void core_apply_ready(struct rabia_core *c)
             c->n_pinned = 0;
         }
         uint64_t first = core_log_retain_first(c);
-        if (first > 1) {
-            struct logent *old = core_log_get(c, first - 1);
-            if (old) core_log_clear(c, old);
-        }
+        if (first > 1) core_log_drop_applied(c, first - 1);
+        core_log_trim_bytes(c);
     }
 }

@@ -209,6 +209,7 @@ int rabia_core_step(struct rabia_core *c, const struct rabia_event *ev, struct r
 uint64_t rabia_core_next_apply(const struct rabia_core *c) { return c->next_apply; }
 uint64_t rabia_core_known_slot(const struct rabia_core *c) { return core_known_slot(c); }
 uint64_t rabia_core_log_first(const struct rabia_core *c) { return core_log_first(c); }
+uint64_t rabia_core_log_bytes(const struct rabia_core *c) { return c->retain_bytes; }
 bool rabia_core_recovering(const struct rabia_core *c) { return c->recovering; }
 uint64_t rabia_core_abstain_below(const struct rabia_core *c) { return c->abstain_below; }
 const struct rabia_stats *rabia_core_stats(const struct rabia_core *c) { return &c->stats; }

@@ -30,6 +30,7 @@ void rabia_replica_config_default(struct rabia_replica_config *c)
     c->max_sessions = 65536;
     c->reply_cache_bytes = 64ull << 20;
     c->log_retain = 1024;
+    c->log_retain_bytes = 16u << 20;
     c->retransmit_ms = 20;
     c->log_level = RABIA_LOG_INFO;
     c->durability = RABIA_DURABILITY_WAL;
@@ -249,6 +250,11 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
         if (parse_u64(v, 16, 1u << 20, &x))
             ERR("log-retain = '%s': must be 16..1048576 (decided slots kept for peers that fall behind)", v);
         c->log_retain = (uint32_t)x;
+    } else if (!strcmp(k, "log-retain-bytes")) {
+        if (parse_bytes(v, &x) || (x && x < (1u << 20)))
+            ERR("log-retain-bytes = '%s': use 0 (no bound) or at least 1mb of batch bodies kept in memory for peers "
+                "that fall behind (e.g. 64mb)", v);
+        c->log_retain_bytes = x;
     } else if (!strcmp(k, "transfer-rate")) {
         /* at least one 1 MiB chunk a second: a receiver drops a transfer
          * that moved nothing for 30 s */
@@ -405,7 +411,7 @@ void rabia_replica_config_print(const struct rabia_replica_config *c, void *file
             c->policy ? "classes" : "global");
     fprintf(f, "cluster-id %" PRIu64 "\nmax-sessions %u\nreply-cache-bytes %" PRIu64 "\nlog-retain %u\nretransmit-ms %u\nlog-level %s\n",
             c->cluster_id, c->max_sessions, c->reply_cache_bytes, c->log_retain, c->retransmit_ms, lv[c->log_level & 3]);
-    fprintf(f, "transfer-rate %" PRIu64 "\n", c->transfer_rate);
+    fprintf(f, "log-retain-bytes %" PRIu64 "\ntransfer-rate %" PRIu64 "\n", c->log_retain_bytes, c->transfer_rate);
     fprintf(f, "durability %s\nwal-segment-bytes %" PRIu64 "\nmax-log-size %" PRIu64 "\nsnapshot-interval-s %u\n",
             c->durability == RABIA_DURABILITY_MEMORY ? "memory" : "wal", c->wal_segment_bytes, c->max_log_size,
             c->snapshot_interval_s);

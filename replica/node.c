@@ -170,6 +170,8 @@ struct rabia_node {
     uint64_t log_sent_until[RABIA_MAX_REPLICAS], log_sent_us[RABIA_MAX_REPLICAS]; /* the last slots sent, when */
     uint64_t log_cont_from[RABIA_MAX_REPLICAS], log_cont_until[RABIA_MAX_REPLICAS]; /* a read short of its first
                                                                                          slot, to go on (0: none) */
+    uint64_t log_refused_from[RABIA_MAX_REPLICAS], log_refused_us[RABIA_MAX_REPLICAS]; /* the log lacked that slot */
+    uint64_t log_retain, log_retain_bytes; /* the core's (node_log_span) */
     struct node_stats st;
 };
 
@@ -836,6 +838,16 @@ static void catchup_from_log(struct rabia_node *n, const struct rabia_msg *m, ui
         }
         from = n->log_sent_until[p];
     }
+    /* The log did not hold `from` when last read for this peer: let the
+     * core's snapshot offer of this step through. A fresh read starts with
+     * -EAGAIN (it is a segment's sixteenth and 16 MiB before `from`), which
+     * keeps the offer back; the read that found the gap ends at a later
+     * turn (log_continue), when no offer is on its way. Reading again at
+     * every ask, a replica rebuilt with --rejoin never got its snapshot
+     * (sim --seed 1941021 --mix all --durable). A log does not come to
+     * hold a slot it lacked: the refusal stands as long as a serving
+     * period. */
+    if (from == n->log_refused_from[p] && now - n->log_refused_us[p] < serving_us(n)) return;
     log_serve(n, p, from, until, now);
 }
 
@@ -858,6 +870,10 @@ static void log_serve(struct rabia_node *n, uint8_t p, uint64_t from, uint64_t u
         n->log_sent_us[p] = now;
     }
     n->log_cont_from[p] = k == -EAGAIN ? from : 0;
+    if (k == 0) {
+        n->log_refused_from[p] = from;
+        n->log_refused_us[p] = now;
+    }
     n->log_cont_until[p] = until;
 }
 
@@ -874,6 +890,18 @@ static bool log_continue(struct rabia_node *n, uint64_t now)
         more |= n->log_cont_from[p] != 0;
     }
     return more;
+}
+
+uint64_t node_log_span(const struct rabia_node *n)
+{
+    RABIA_ASSERT(n->core);
+    uint64_t next = rabia_core_next_apply(n->core), first = rabia_core_log_first(n->core);
+    uint64_t bytes = rabia_core_log_bytes(n->core), slots = next - first;
+    RABIA_ASSERT(first <= next);
+    if (!n->log_retain_bytes || !bytes || !slots) return n->log_retain;
+    /* the bound over the bodies' mean size so far */
+    uint64_t span = n->log_retain_bytes / (bytes / slots ? bytes / slots : 1);
+    return span < 1 ? 1 : span < n->log_retain ? span : n->log_retain;
 }
 
 uint64_t node_log_pin(const struct rabia_node *n, uint64_t now)
@@ -1314,6 +1342,8 @@ int node_start(struct rabia_node *n, const struct rabia_config *cc, const struct
     n->one_slot = cc->window == 1;
     n->incarnation = cc->incarnation;
     n->catchup_chunk = cc->catchup_chunk;
+    n->log_retain = cc->log_retain;
+    n->log_retain_bytes = cc->log_retain_bytes;
     if (log) {
         n->log = *log;
         n->has_log = true;

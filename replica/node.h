@@ -156,6 +156,10 @@ struct node_stats {
 };
 
 struct rabia_node;
+/* How many applied slots the core's log keeps for peers' catch-up at the
+ * body sizes of now: log-retain, or fewer while log-retain-bytes binds
+ * (snapstream.c's transfer-rate forecast with durability = memory). */
+uint64_t node_log_span(const struct rabia_node *n);
 /* The first slot the log must keep for peers it serves catch-up to now
  * (0: none): a snapshot of this replica's own must not release it. */
 uint64_t node_log_pin(const struct rabia_node *n, uint64_t now);

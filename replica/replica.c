@@ -974,6 +974,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     cc.max_batch_bytes = cfg->batch_max_bytes;
     cc.retransmit_us = (uint64_t)cfg->retransmit_ms * 1000;
     cc.log_retain = cfg->log_retain;
+    cc.log_retain_bytes = cfg->log_retain_bytes;
     cc.recovering = (!log_intact && may_have_run) || rest.rejoin;
     char why[256];
     if (rabia_config_check(&cc, why, sizeof why)) {
@@ -1057,6 +1058,8 @@ int rabia_replica_run(struct rabia_replica *r)
         for (uint8_t p = 0; p < r->cfg.n; p++)
             if (p != r->self && r->peers[p].out == UINT32_MAX && r->peers[p].redial_at_us < next)
                 next = r->peers[p].redial_at_us;
+        /* transfer-rate's forecast: what the core's log bridges at today's batch sizes */
+        if (r->cfg.durability == RABIA_DURABILITY_MEMORY) r->xfer.cfg.log_retain = node_log_span(r->node);
         uint64_t xfer_due = snapstream_turn(&r->xfer); /* a chunk held by transfer-rate */
         if (xfer_due && xfer_due < next) next = xfer_due;
         replica_backup_pump(r);

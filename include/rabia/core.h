@@ -149,6 +149,8 @@ struct rabia_config {
     uint32_t max_batch_bytes;  /* largest batch body */
     uint32_t max_pending;      /* undecided batches kept per proxy, 1..256 */
     uint32_t log_retain;       /* applied slots kept for peers' catch-up */
+    uint64_t log_retain_bytes; /* ... holding at most this many bytes of batch bodies, the oldest going
+                                  first (0: no bound; the last applied slot always stays) */
     uint32_t catchup_chunk;    /* decisions sent per catch-up request */
     uint64_t retransmit_us;    /* resend after this long without progress */
     uint8_t policy;            /* enum rabia_policy */
@@ -277,6 +279,9 @@ uint64_t rabia_core_known_slot(const struct rabia_core *c);
 /* The oldest decided slot a peer can still get from this core (catch-up);
  * a peer further behind needs a snapshot taken at log_first - 1 or later. */
 uint64_t rabia_core_log_first(const struct rabia_core *c);
+/* Bytes of batch bodies the log holds for its applied slots (what
+ * log_retain_bytes bounds). */
+uint64_t rabia_core_log_bytes(const struct rabia_core *c);
 bool rabia_core_recovering(const struct rabia_core *c);
 uint64_t rabia_core_abstain_below(const struct rabia_core *c); /* abstains in slots <= this */
 uint32_t rabia_core_pending(const struct rabia_core *c);       /* batches in the PQ */

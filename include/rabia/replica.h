@@ -63,6 +63,8 @@ struct rabia_replica_config {
                                             sessions together (core/rsm.h) */
     uint32_t log_retain;                 /* log-retain: decided slots kept for peers' catch-up
                                             (further behind: a snapshot) */
+    uint64_t log_retain_bytes;           /* log-retain-bytes: ... holding at most this many bytes of
+                                            batch bodies (0 = no bound) */
     uint64_t transfer_rate;              /* transfer-rate: bytes per second all snapshot transfers
                                             out of this replica may send together (0 = no cap) */
     uint32_t retransmit_ms;              /* retransmit-ms */

@@ -122,6 +122,7 @@ struct run_cfg {
     uint32_t linger_us; /* batch-linger-us (node.c): --linger, else 200 (rabiad's default) or 0 by seed */
     uint8_t policy;
     uint32_t log_retain;
+    uint64_t log_retain_bytes; /* by seed: a quarter of them keep at most 8 KiB of bodies (a few slots) */
     uint32_t max_sessions; /* apply layer's session table; 0: tight_sessions decides */
     uint32_t tight_sessions; /* 0: 64 sessions, else clients - tight_sessions */
     unsigned mix;
@@ -1454,6 +1455,7 @@ static uint64_t xfer_turn(struct world *w, struct node *nd)
     for (uint8_t p = 0; p < w->cfg.n; p++)
         if (nd->xfer.rx[p].active && nd->xfer_epoch[p] != w->link_epoch[p][nd->idx])
             snapstream_link_closed(&nd->xfer, p);
+    if (!w->cfg.durable && nd->rt) nd->xfer.cfg.log_retain = node_log_span(nd->rt); /* as rabiad */
     uint64_t due = snapstream_turn(&nd->xfer); /* a chunk held by the rate cap */
     for (uint8_t p = 0; p < w->cfg.n; p++) {
         if ((nd->xfer.tx[p].active || nd->xfer.tx[p].wanted) && (!due || w->now + 500 < due)) due = w->now + 500;
@@ -1858,6 +1860,7 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     cfg.window = w->cfg.window;
     cfg.policy = w->cfg.policy;
     cfg.log_retain = w->cfg.log_retain;
+    cfg.log_retain_bytes = w->cfg.log_retain_bytes;
     cfg.catchup_chunk = 16;
     cfg.max_batch_bytes = 4096;
     cfg.max_pending = 32;
@@ -2698,6 +2701,7 @@ static void seed_cfg(struct run_cfg *c, uint64_t seed, const struct run_cfg *ove
     default: c->window = 8; c->policy = RABIA_POLICY_CLASSES; break;
     }
     c->log_retain = (h >> 8) & 1 ? 24 : 1024;
+    c->log_retain_bytes = ((h >> 52) & 3) == 0 ? 8192 : 0;
     /* rabiad's default (200 us) on half the seeds, off on the others
      * (batch-linger-us = 0 is a setting users choose too); it acts only
      * with window 1 (variant 0) */

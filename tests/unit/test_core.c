@@ -63,6 +63,68 @@ static void test_snapshot_gap_offers_snapshot(void)
     rabia_core_destroy(c);
 }
 
+/* log_retain_bytes: the applied slots the log keeps hold at most that many
+ * bytes of bodies, the oldest going first; a peer asking below gets a
+ * snapshot offer, above gets the decisions; a snapshot install starts the
+ * count over. */
+static void decide_slots(struct rabia_core *c, uint64_t first, uint64_t last, uint32_t body_len,
+                         struct rabia_update *u)
+{
+    static uint8_t body[4096];
+    for (uint64_t s = first; s <= last; s++) {
+        struct rabia_batch_id id = {.proxy = 1, .incarnation = 1, .seq = s};
+        receive(c, (struct rabia_msg){.type = RABIA_MSG_BATCH, .from = 1, .has_id = 1, .id = id, .body = body,
+                                      .body_len = body_len},
+                u);
+        receive(c, (struct rabia_msg){.type = RABIA_MSG_DECISION, .from = 1, .slot = s, .value = 1, .has_id = 1,
+                                      .id = id},
+                u);
+        CHECK_EQ(rabia_core_next_apply(c), s + 1);
+    }
+}
+
+static bool sends_decision(const struct rabia_update *u, uint8_t to, uint64_t slot)
+{
+    for (uint32_t i = 0; i < u->n_sends; i++)
+        if (u->sends[i].msg.type == RABIA_MSG_DECISION && u->sends[i].to == to && u->sends[i].msg.slot == slot)
+            return true;
+    return false;
+}
+
+static void test_log_retain_bytes(void)
+{
+    for (int bounded = 0; bounded < 2; bounded++) {
+        struct rabia_config cfg;
+        rabia_config_default(&cfg, 3, 0);
+        cfg.log_retain = 1024;
+        cfg.log_retain_bytes = bounded ? 10000 : 0;
+        struct rabia_core *c = rabia_core_create(&cfg);
+        CHECK(c != NULL);
+        struct rabia_update u;
+        decide_slots(c, 1, 20, 1000, &u);
+        /* 10 bodies of 1,000 bytes fit 10,000: slots 11-20 stay */
+        CHECK_EQ(rabia_core_log_first(c), bounded ? 11 : 1);
+        receive(c, (struct rabia_msg){.type = RABIA_MSG_CATCHUP, .from = 2, .slot = 5}, &u);
+        CHECK_EQ(u.snapshot_to_mask, bounded ? 1u << 2 : 0u);
+        CHECK(bounded ? !sends_decision(&u, 2, 5) : sends_decision(&u, 2, 5));
+        receive(c, (struct rabia_msg){.type = RABIA_MSG_CATCHUP, .from = 1, .slot = 15}, &u);
+        CHECK_EQ(u.snapshot_to_mask, 0u);
+        CHECK(sends_decision(&u, 1, 15));
+        /* one body larger than the bound: the last applied slot stays */
+        decide_slots(c, 21, 21, 4096, &u);
+        decide_slots(c, 22, 22, 4096, &u);
+        decide_slots(c, 23, 23, 4096, &u);
+        CHECK_EQ(rabia_core_log_first(c), bounded ? 22 : 1);
+        /* a snapshot install empties the log: the count starts over */
+        struct rabia_event ev = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = 100};
+        CHECK_EQ(step(c, &ev, &u), 0);
+        decide_slots(c, 101, 112, 1000, &u);
+        CHECK_EQ(rabia_core_log_first(c), bounded ? 103 : 101);
+        CHECK_EQ(rabia_core_stats(c)->anomalies, 0);
+        rabia_core_destroy(c);
+    }
+}
+
 /* A replica that knows a peer is ahead keeps ticking, and each tick asks
  * that peer again (CATCHUP), even when nothing else happens: an idle
  * cluster says nothing by itself, and the snapshot a peer offered may never
@@ -450,6 +512,7 @@ int main(void)
     RUN(test_restore_horizon_mutes);
     RUN(test_snapshot_returns_own_batches);
     RUN(test_snapshot_gap_offers_snapshot);
+    RUN(test_log_retain_bytes);
     RUN(test_behind_keeps_asking);
     RUN(test_decision_value_out_of_range);
     RUN(test_old_phase_keeps_newer_counts);
