@@ -96,7 +96,7 @@
  * order), less the bytes the reader wants for the bodies those decisions
  * name, instead of a whole segment back: with 64 MiB segments that was up
  * to 32 reads of 4 MiB (about 40 ms each on a virtio disk) before the first
- * slot, and now it is about 5 (bench/catchup_start.sh). */
+ * slot, and now 6-8 (bench/catchup_start.sh). */
 #define SEG_MARKS 16u
 
 struct seg {

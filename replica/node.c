@@ -853,11 +853,12 @@ static void catchup_from_log(struct rabia_node *n, const struct rabia_msg *m, ui
 
 /* Read the log for peer p's slots [from, until) and send what it holds.
  * A read stops at its budget (DURABLE_CATCHUP_READ, 4 MiB) and returns
- * -EAGAIN while it has not reached `from` yet: it starts a segment before
- * the one that reaches `from`, so with 64 MiB segments up to 32 reads come
- * before the first slot. The read goes on at the next loop turn
- * (node_turn), not at the peer's next ask a retransmission period (20 ms)
- * later, which made such a peer wait up to 0.6 s before its first slot. */
+ * -EAGAIN while it has not reached `from` yet: it starts 16 MiB before the
+ * sixteenth of a segment where `from`'s decision can begin (a whole
+ * segment back before, up to 32 reads with 64 MiB segments), so a few
+ * reads come before the first slot. The read goes on at the next loop
+ * turn (node_turn), not at the peer's next ask a retransmission period
+ * (20 ms) later. */
 static void log_serve(struct rabia_node *n, uint8_t p, uint64_t from, uint64_t until, uint64_t now)
 {
     RABIA_ASSERT(p < n->cfg.n && p != n->cfg.self);

@@ -292,9 +292,9 @@ static void test_cursor_marks(void)
     int rc;
     struct rabia_wal *w = open_log(dir, &s, &info, &rc, err, sizeof err);
     CHECK_EQ(rc, 0);
-    /* 900 slots of about 1.6 KB, 4 a group: a sixteenth of a 1 MiB
-     * segment (64 KiB) holds about 40 slots; the second segment begins
-     * near slot 640 */
+    /* 900 slots, 4 a group, about 2 KiB a slot on disk (groups padded to
+     * 4 KiB blocks): a sixteenth of a 1 MiB segment (64 KiB) holds about
+     * 32 slots; the second segment begins near slot 510 */
     for (uint64_t sl = 1; sl <= 900; sl++) {
         append_slot(w, sl);
         if (sl % 4 == 0) CHECK_EQ(seal_write(w, true), 0);
