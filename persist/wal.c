@@ -1187,6 +1187,10 @@ bool rabia_wal_cursor_for(const struct rabia_wal *w, uint64_t slot, uint64_t bac
      * --durable: a replica read for, then asked again, for ever) */
     while (k < w->n_segs && w->segs[k].max_decided < slot) k++;
     if (k == w->n_segs) return false; /* nothing durable reaches it yet */
+    if (back == RABIA_WAL_BACK_SEGMENT) {
+        *c = (struct rabia_wal_cursor){.seg = w->segs[k ? k - 1 : 0].no, .off = 0};
+        return true;
+    }
     /* in it, the last mark with every decision before it below `slot`:
      * slot's decision comes after (mark 0, the segment's first group, has
      * none before it) */

@@ -112,6 +112,10 @@ struct rabia_wal_cursor {
  * reaches `slot` yet. Whether the log still holds `slot` itself the reader
  * sees (the first decided record it finds is past it). */
 bool rabia_wal_cursor_for(const struct rabia_wal *w, uint64_t slot, uint64_t back, struct rabia_wal_cursor *c);
+/* back: from the start of the segment before the first that reaches
+ * `slot` (the widest start short of the whole log; a read that found a
+ * decision's body missing at a nearer start tries this one) */
+#define RABIA_WAL_BACK_SEGMENT UINT64_MAX
 /* Hand the durable records from c on to fn, in log order, group by group,
  * until about max_bytes were read (at least one group) or fn returns true,
  * and move c past the groups read whole; a released segment is skipped

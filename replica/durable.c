@@ -418,10 +418,11 @@ int durable_catchup(struct durable *d, uint8_t peer, uint64_t from, uint64_t unt
     d->catchup_requests++;
     /* the peer asks again from where the last request ended, or from the
      * same slot while the read is still on its way: the read goes on */
-    bool keep = c->on && c->lc.next == from;
-    /* the read starts a ring's worth of log before `from`: bodies further
-     * back would be gone from the ring by the time their decision came */
-    if (!keep && !rabia_wal_cursor_for(d->wal, from, DURABLE_CATCHUP_RING, &c->at)) {
+    bool keep = c->on && c->lc.next == from, wide = c->wide_from == from;
+    /* the read starts a ring's worth of log before `from` (bodies further
+     * back would mostly be gone from the ring by the time their decision
+     * came), or, once that start missed a body, a segment back */
+    if (!keep && !rabia_wal_cursor_for(d->wal, from, wide ? RABIA_WAL_BACK_SEGMENT : DURABLE_CATCHUP_RING, &c->at)) {
         c->on = false;
         d->catchup_refused++;
         return 0;
@@ -439,6 +440,15 @@ int durable_catchup(struct durable *d, uint8_t peer, uint64_t from, uint64_t unt
     }
     if (rc == 1 && !c->lc.ended) { /* read up to the budget, not there yet */
         c->on = true;
+        return -EAGAIN;
+    }
+    if (rc >= 0 && c->lc.no_body && !wide) {
+        /* a body older than the start: again from a segment back (the
+         * node goes on at its next turn). Without it a peer behind a log
+         * with no snapshot to send stalled for good (sim --seed 1960008
+         * --mix all --durable). */
+        c->wide_from = from;
+        c->on = false;
         return -EAGAIN;
     }
     c->on = false; /* the log does not hold `from` (or the read failed) */

@@ -134,6 +134,7 @@ struct durable_catchup {
     struct logcatch lc;
     bool on;                       /* the cursor continues the request lc.next names */
     struct rabia_wal_cursor at;
+    uint64_t wide_from;            /* a read for this slot starts a segment back (RABIA_WAL_BACK_SEGMENT) */
 };
 int durable_catchup(struct durable *d, uint8_t peer, uint64_t from, uint64_t until, logcatch_emit_fn emit,
                     void *ctx);

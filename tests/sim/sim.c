@@ -135,6 +135,7 @@ struct run_cfg {
     uint64_t snap_interval_us; /* ... snapshot-interval-s (0: by size only) */
     uint64_t snap_bytes_fixed; /* --snap-bytes: snap_log_bytes for every seed (0: by seed) */
     int64_t linger_fixed;      /* --linger: linger_us for every seed (-1: by seed) */
+    int64_t retain_bytes_fixed; /* --log-retain-bytes: for every seed (-1: by seed) */
     bool no_log_pin;           /* --no-log-pin: snapshots release the log whatever peers still read from it */
     uint32_t seg_recs;   /* durable: log records per segment, the unit the log releases */
     uint32_t xfer_chunk; /* snapshot transfers: bytes per chunk (snapstream.h; rabiad: 1 MiB) */
@@ -439,6 +440,7 @@ struct node {
         struct logcatch lc;
         bool ready, on; /* on: the position continues the request lc.next names */
         uint64_t at;    /* the next record to read, counted from the log's first ever (disk.released on) */
+        uint64_t wide_from; /* a read for this slot starts a segment back (as durable.c) */
     } cu[MAX_N];
     struct rabia_stats acc; /* stats of earlier lives */
 };
@@ -1042,7 +1044,7 @@ static int log_catchup(void *ctx, uint8_t peer, uint64_t from, uint64_t until,
         c->ready = true;
     }
     size_t seg = w->cfg.seg_recs, budget = seg / 8;
-    bool keep = c->on && c->lc.next == from;
+    bool keep = c->on && c->lc.next == from, wide = c->wide_from == from;
     if (!keep) {
         size_t k = 0; /* the first segment whose decisions reach `from` (as rabia_wal_cursor_for:
                          DECIDED records only; a SENT record may name an old slot) */
@@ -1067,7 +1069,7 @@ static int log_catchup(void *ctx, uint8_t peer, uint64_t from, uint64_t until,
             if ((d->r[j].type == NODE_REC_DECIDED || d->r[j].type == NODE_REC_DECIDED_REF) && d->r[j].slot > before)
                 before = d->r[j].slot;
         }
-        c->at = d->released + (at > back ? at - back : 0);
+        c->at = d->released + (wide ? (k ? k - 1 : 0) * seg : at > back ? at - back : 0);
     }
     if (c->at < d->released) c->at = d->released; /* released meanwhile: the next kept one */
     logcatch_begin(&c->lc, from, until, keep);
@@ -1084,6 +1086,11 @@ static int log_catchup(void *ctx, uint8_t peer, uint64_t from, uint64_t until,
     }
     if (!ended && k < d->durable) { /* read up to the budget, not there yet */
         c->on = true;
+        return -EAGAIN;
+    }
+    if (c->lc.no_body && !wide) { /* a body older than the start: again from a segment back */
+        c->wide_from = from;
+        c->on = false;
         return -EAGAIN;
     }
     c->on = false;
@@ -2701,7 +2708,8 @@ static void seed_cfg(struct run_cfg *c, uint64_t seed, const struct run_cfg *ove
     default: c->window = 8; c->policy = RABIA_POLICY_CLASSES; break;
     }
     c->log_retain = (h >> 8) & 1 ? 24 : 1024;
-    c->log_retain_bytes = ((h >> 52) & 3) == 0 ? 8192 : 0;
+    c->log_retain_bytes = over->retain_bytes_fixed >= 0 ? (uint64_t)over->retain_bytes_fixed
+                                                        : ((h >> 52) & 3) == 0 ? 8192 : 0;
     /* rabiad's default (200 us) on half the seeds, off on the others
      * (batch-linger-us = 0 is a setting users choose too); it acts only
      * with window 1 (variant 0) */
@@ -2743,6 +2751,8 @@ static void usage(void)
            "  --variant V        0: window 1 global, 1: window n classes, 2: window 8 classes,\n"
            "                     3: window 4 global (pipelined: initiator s mod n)\n"
            "  --clients-on R     every client starts at replica R (1..n; default: spread)\n"
+           "  --log-retain-bytes B  log_retain_bytes of every replica (default: by seed, 8192 on\n"
+           "                     a quarter of them, else 0 = no bound)\n"
            "  --linger US        batch-linger-us of every replica (default: by seed, 200\n"
            "                     as rabiad on half the seeds, 0 (off) on the others)\n"
            "  --sessions K       the apply layer's max_sessions (default: by seed, 64 or\n"
@@ -2783,7 +2793,7 @@ struct totals {
 
 int main(int argc, char **argv)
 {
-    struct run_cfg base = {.trace_slot = -1, .linger_fixed = -1};
+    struct run_cfg base = {.trace_slot = -1, .linger_fixed = -1, .retain_bytes_fixed = -1};
     uint64_t first = 1, count = 100;
     int single = 0, quiet = 0, expect_fail = 0, fixed_mix = -1, fixed_n = 0, fixed_variant = -1, all_mixes = 0;
     char extra[160] = ""; /* options a replay must repeat */
@@ -2820,6 +2830,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             snprintf(extra + el, sizeof extra - el, " --linger %" PRId64, base.linger_fixed);
+        } else if (!strcmp(a, "--log-retain-bytes") && v) {
+            base.retain_bytes_fixed = strtoll(argv[++i], NULL, 10);
+            if (base.retain_bytes_fixed < 0) {
+                fprintf(stderr, "--log-retain-bytes must be 0 (no bound) or more\n");
+                return 2;
+            }
+            snprintf(extra + el, sizeof extra - el, " --log-retain-bytes %" PRId64, base.retain_bytes_fixed);
         } else if (!strcmp(a, "--variant") && v) {
             fixed_variant = atoi(argv[++i]);
             if (fixed_variant < 0 || fixed_variant > 3) {

@@ -229,6 +229,9 @@ static void test_read_back(void)
      * start in the first (the bodies a decision names come first) */
     CHECK(rabia_wal_cursor_for(w, 800, SEG, &c));
     CHECK_EQ(c.seg, 1);
+    CHECK(rabia_wal_cursor_for(w, 800, RABIA_WAL_BACK_SEGMENT, &c)); /* the widest: that segment's start */
+    CHECK_EQ(c.seg, 1);
+    CHECK_EQ(c.off, 0);
     CHECK(!rabia_wal_cursor_for(w, 901, 0, &c)); /* nothing reaches it yet */
     /* a budget per call: one group (4 slots, about 12 KB) at a time */
     CHECK(rabia_wal_cursor_for(w, 1, 0, &c));
