@@ -47,7 +47,9 @@ enum node_rec {
 enum node_bug {
     NODE_BUG_SEND_EARLY = 1u << 0,  /* sends leave before their records are durable */
     NODE_BUG_REPLY_EARLY = 1u << 1, /* decided slots applied (and answered) before they are durable */
-    NODE_BUG_LOG_FETCH = 1u << 2,   /* the log serves a FETCH past the slot the peer catches up from */
+    NODE_BUG_LOG_FETCH = 1u << 2,   /* the log serves a FETCH past the slot the peer catches up from, and a
+                                       short read waits for the peer's next ask (log_continue off): the
+                                       older rules, which together stalled a catching-up peer */
 };
 
 /* Who waits for a request's answer, in the driver's words, handed back. */

@@ -14,10 +14,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_init crash_all 11
 need_cmd redis-cli
-# Debian's python3 (python3-redis lives there), not another one first on PATH
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-"$PY" -c 'import redis' 2>/dev/null || skip "python3-redis is not installed (deploy/install-deps.sh installs it)"
+need_py_redis
 ROUNDS=${CRASH_ALL_ROUNDS:-8}
 export RABIA_EXTRA_ARGS="--durability wal --max-log-size 4194304 --wal-segment-bytes 4194304 ${CRASH_ALL_EXTRA:-}"
 cluster_start 3 kv
@@ -54,13 +51,7 @@ cat "$IT_DIR/w1.out" "$IT_DIR/w2.out" | sed "s/^/[$IT_NAME]   /"
 acked=$(cat "$IT_DIR/w1.acked" "$IT_DIR/w2.acked" | wc -l)
 ((acked > 0)) || fail "no write was acknowledged"
 wait_converged 30 1 2 3
-for i in 1 2 3; do
-  out=$("$PY" "$W" verify "$(resp_port "$i")" "$IT_DIR/w1.acked" "$IT_DIR/w2.acked" 2>&1) || {
-    printf '%s\n' "$out"
-    fail "replica $i lost acknowledged writes"
-  }
-  ok "replica $i: $out"
-done
+acked_verify "$PY" "$W" "$IT_DIR/w1.acked" "$IT_DIR/w2.acked"
 ok "$survived whole-cluster kills survived; $acked acknowledged writes all present on all 3 replicas"
 # the restarts replayed decisions whose bodies only earlier records held
 # (DECIDED_REF, replica/node.c): the start lines say how many

@@ -12,9 +12,7 @@ set -euo pipefail
 it_init disk_full 13
 [ "$(id -u)" = 0 ] || skip "needs root to loop-mount a small filesystem"
 need_cmd mkfs.ext4 mount umount redis-cli
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-"$PY" -c 'import redis' 2>/dev/null || skip "python3-redis is not installed (deploy/install-deps.sh installs it)"
+need_py_redis
 W=$IT_REPO/tests/integration/acked_writer.py
 export RABIA_EXTRA_ARGS="--durability wal --wal-segment-bytes 2097152 --max-log-size 4194304"
 export RABIA_METRICS_BASE=$((RABIA_RESP_BASE + 60)) # /health (metrics-listen) on base+60+i
@@ -90,13 +88,7 @@ for p in "${IT_BG_PIDS[@]}"; do bg_wait "$p" 30; done
 cat "$IT_DIR/w1.out" "$IT_DIR/w23.out" | sed "s/^/[$IT_NAME]   /"
 grep -q "MISCONF" "$IT_DIR/w1.out" || fail "the writer on replica 1 never saw a MISCONF refusal"
 wait_converged 30 1 2 3
-for i in 1 2 3; do
-  out=$("$PY" "$W" verify "$(resp_port "$i")" "$IT_DIR/w1.acked" "$IT_DIR/w23.acked" 2>&1) || {
-    printf '%s\n' "$out"
-    fail "replica $i lost acknowledged writes"
-  }
-  ok "replica $i: $out"
-done
+acked_verify "$PY" "$W" "$IT_DIR/w1.acked" "$IT_DIR/w23.acked"
 say "replica 1 restarts cleanly from the filesystem that was full"
 cluster_kill 1
 cluster_restart 1

@@ -60,6 +60,13 @@ expect_match() {
   fi
   ok "$1 ~ /$3/"
 }
+# need_py_redis: PY is Debian's python3 (python3-redis lives there, not in
+# another python3 first on PATH); skips the test without python3-redis
+need_py_redis() {
+  PY=/usr/bin/python3
+  [ -x "$PY" ] || PY=python3
+  "$PY" -c 'import redis' 2>/dev/null || skip "python3-redis is not installed (deploy/install-deps.sh installs it)"
+}
 need_cmd() {
   local c
   for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip "'$c' is not installed"; done
@@ -410,6 +417,20 @@ all_alive() {
     pid_runs "$pid" "$RABIAD" || fail "replica $i (pid ${pid:-?}) is not running"
   done
   ok "all $1 replicas still running (kill -0)"
+}
+
+# acked_verify PY WRITER ACKFILE...: every write acked_writer.py recorded in
+# the ACKFILEs is on each of replicas 1-3 with its value (its verify mode)
+acked_verify() {
+  local py=$1 w=$2 i out
+  shift 2
+  for i in 1 2 3; do
+    out=$("$py" "$w" verify "$(resp_port "$i")" "$@" 2>&1) || {
+      printf '%s\n' "$out"
+      fail "replica $i lost acknowledged writes"
+    }
+    ok "replica $i: $out"
+  done
 }
 
 # ---------------------------------------------------------------------------

@@ -27,11 +27,9 @@
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
-it_init rolling_upgrade 15
+it_init rolling_upgrade 35
 need_cmd redis-cli
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-"$PY" -c 'import redis' 2>/dev/null || skip "python3-redis is not installed (deploy/install-deps.sh installs it)"
+need_py_redis
 OLD_RABIAD=${OLD_RABIAD:-$RABIAD}
 [ -x "$OLD_RABIAD" ] || fail "OLD_RABIAD=$OLD_RABIAD is not an executable (tests/upgrade.sh --rolling builds one)"
 PHASE=${ROLLING_PHASE_S:-3}
@@ -110,13 +108,7 @@ cat "$IT_DIR/w1.out" "$IT_DIR/w2.out" | sed "s/^/[$IT_NAME]   /"
 total=$(acked)
 ((total > 0)) || fail "no write was acknowledged"
 wait_converged 30 1 2 3
-for i in 1 2 3; do
-  out=$("$PY" "$W" verify "$(resp_port "$i")" "$IT_DIR/w1.acked" "$IT_DIR/w2.acked" 2>&1) || {
-    printf '%s\n' "$out"
-    fail "replica $i lost acknowledged writes"
-  }
-  ok "replica $i: $out"
-done
+acked_verify "$PY" "$W" "$IT_DIR/w1.acked" "$IT_DIR/w2.acked"
 for i in 1 2 3; do
   grep -q "we speak" "$RABIA_CLUSTER_DIR/r$i.log" &&
     fail "replica $i refused a peer's protocol version: these builds do not mix"

@@ -203,20 +203,30 @@ static void append_slot(struct rabia_wal *w, uint64_t s)
 }
 
 
-static void test_read_back(void)
+/* A fresh log in dir (fresh(name)) holding 900 slots, 4 a group, about
+ * 2 KiB a slot on disk (groups padded to 4 KiB blocks): 1.8 MB over two
+ * 1 MiB segments, the second beginning near slot 510. */
+static struct rabia_wal *log_of_900(char *dir, size_t dlen, const char *name, struct seen *s,
+                                    struct rabia_wal_info *info, char *err, size_t errlen)
 {
-    char dir[300], err[1024] = "";
-    fresh(dir, sizeof dir, "readback");
-    struct seen s;
-    struct rabia_wal_info info;
     int rc;
-    struct rabia_wal *w = open_log(dir, &s, &info, &rc, err, sizeof err);
+    fresh(dir, dlen, name);
+    struct rabia_wal *w = open_log(dir, s, info, &rc, err, errlen);
     CHECK_EQ(rc, 0);
-    /* 900 slots, 4 a group: about 1.4 MB over two segments */
-    for (uint64_t sl = 1; sl <= 900; sl++) {
+    for (uint64_t sl = 1; w && sl <= 900; sl++) {
         append_slot(w, sl);
         if (sl % 4 == 0) CHECK_EQ(seal_write(w, true), 0);
     }
+    return w;
+}
+
+static void test_read_back(void)
+{
+    char dir[300], err[1024] = "";
+    struct seen s;
+    struct rabia_wal_info info;
+    int rc;
+    struct rabia_wal *w = log_of_900(dir, sizeof dir, "readback", &s, &info, err, sizeof err);
     struct rabia_wal_cursor c;
     CHECK(rabia_wal_cursor_for(w, 1, 0, &c));
     CHECK_EQ(c.seg, 1);
@@ -289,19 +299,11 @@ static uint64_t first_decided(struct rabia_wal *w, struct rabia_wal_cursor c, ui
 static void test_cursor_marks(void)
 {
     char dir[300], err[1024] = "";
-    fresh(dir, sizeof dir, "marks");
     struct seen s;
     struct rabia_wal_info info;
     int rc;
-    struct rabia_wal *w = open_log(dir, &s, &info, &rc, err, sizeof err);
-    CHECK_EQ(rc, 0);
-    /* 900 slots, 4 a group, about 2 KiB a slot on disk (groups padded to
-     * 4 KiB blocks): a sixteenth of a 1 MiB segment (64 KiB) holds about
-     * 32 slots; the second segment begins near slot 510 */
-    for (uint64_t sl = 1; sl <= 900; sl++) {
-        append_slot(w, sl);
-        if (sl % 4 == 0) CHECK_EQ(seal_write(w, true), 0);
-    }
+    /* a sixteenth of a 1 MiB segment (64 KiB) holds about 32 slots */
+    struct rabia_wal *w = log_of_900(dir, sizeof dir, "marks", &s, &info, err, sizeof err);
     uint64_t first[3], until;
     for (int pass = 0; pass < 2; pass++) {
         struct rabia_wal_cursor c;
