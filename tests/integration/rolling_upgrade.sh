@@ -84,7 +84,8 @@ swap() {
   export RABIAD=$to
   cluster_restart "$i"
   pid_runs "$(replica_pid "$i")" "$to" || fail "replica $i did not start with $to"
-  [ "$to" = "$OLD_RABIAD" ] && on_exit "stop_pids '$OLD_RABIAD' $(replica_pid "$i")"
+  # stopped by PID whatever RABIAD names when the test ends
+  on_exit "stop_pids '$to' $(replica_pid "$i")"
   wait_ready 30 1 2 3
   # this start's line (earlier starts' lines are above it)
   (($(grep -c "decided slots replayed" "$RABIA_CLUSTER_DIR/r$i.log") > starts)) ||
