@@ -879,12 +879,13 @@ static void log_serve(struct rabia_node *n, uint8_t p, uint64_t from, uint64_t u
         n->log_sent_until[p] = from + (uint64_t)k;
         n->log_sent_us[p] = now;
     }
+    /* a read short of `from` goes on at the next turn (log_continue) */
     n->log_cont_from[p] = k == -EAGAIN ? from : 0;
+    n->log_cont_until[p] = k == -EAGAIN ? until : 0;
     if (k == 0) {
         n->log_refused_from[p] = from;
         n->log_refused_us[p] = now;
     }
-    n->log_cont_until[p] = until;
 }
 
 /* The reads that stopped short of their first slot last turn go on (one
