@@ -130,6 +130,18 @@ static int parse_bytes(const char *v, uint64_t *out)
     return 0;
 }
 
+/* A byte count (parse_bytes: a plain number, or with a k/kb/m/mb/g/gb
+ * suffix) within lo..hi. Every byte-valued key takes the suffixes: with
+ * some taking them and others not, "max-log-size 1gb" was refused while
+ * "log-retain-bytes 16mb" was accepted. */
+static int parse_bytes_in(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    uint64_t x;
+    if (parse_bytes(v, &x) || x < lo || x > hi) return -1;
+    *out = x;
+    return 0;
+}
+
 /* maxmemory-clients: "0" (no limit), "N%" of physical memory (1..100), or
  * bytes (parse_bytes), at least 1 MiB: less would close ordinary clients. */
 static int set_maxmemory_clients(struct rabia_replica_config *c, const char *v, char *err, size_t errlen)
@@ -218,7 +230,7 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
             ERR("state-machine = '%s': use kv, counter or bank", v);
         snprintf(c->state_machine, sizeof c->state_machine, "%s", v);
     } else if (!strcmp(k, "batch-max-bytes")) {
-        if (parse_u64(v, 1024, 8u << 20, &x)) ERR("batch-max-bytes = '%s': must be 1024..8388608", v);
+        if (parse_bytes_in(v, 1024, 8u << 20, &x)) ERR("batch-max-bytes = '%s': must be 1024..8388608 (1kb..8mb)", v);
         c->batch_max_bytes = (uint32_t)x;
     } else if (!strcmp(k, "batch-max-reqs")) {
         if (parse_u64(v, 1, 65536, &x)) ERR("batch-max-reqs = '%s': must be 1..65536", v);
@@ -243,8 +255,9 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
         if (parse_u64(v, 16, 1u << 22, &x)) ERR("max-sessions = '%s': must be 16..4194304", v);
         c->max_sessions = (uint32_t)x;
     } else if (!strcmp(k, "reply-cache-bytes")) {
-        if (parse_u64(v, 1u << 16, 1ull << 40, &x))
-            ERR("reply-cache-bytes = '%s': must be 65536..1099511627776 (bytes of replies kept for retries)", v);
+        if (parse_bytes_in(v, 1u << 16, 1ull << 40, &x))
+            ERR("reply-cache-bytes = '%s': must be 65536..1099511627776 (64kb..1024gb) bytes of replies kept for retries",
+                v);
         c->reply_cache_bytes = x;
     } else if (!strcmp(k, "log-retain")) {
         if (parse_u64(v, 16, 1u << 20, &x))
@@ -279,11 +292,12 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
         else if (!strcmp(v, "memory")) c->durability = RABIA_DURABILITY_MEMORY;
         else ERR("durability = '%s': use wal (a write-ahead log on disk) or memory (the paper's setting)", v);
     } else if (!strcmp(k, "wal-segment-bytes")) {
-        if (parse_u64(v, 1u << 20, 1ull << 30, &x) || x % 65536)
-            ERR("wal-segment-bytes = '%s': must be a multiple of 65536 between 1048576 and 1073741824", v);
+        if (parse_bytes_in(v, 1u << 20, 1ull << 30, &x) || x % 65536)
+            ERR("wal-segment-bytes = '%s': must be a multiple of 65536 between 1048576 and 1073741824 (1mb..1gb)", v);
         c->wal_segment_bytes = x;
     } else if (!strcmp(k, "max-log-size")) {
-        if (parse_u64(v, 1u << 20, 1ull << 44, &x)) ERR("max-log-size = '%s': must be 1048576..17592186044416 bytes", v);
+        if (parse_bytes_in(v, 1u << 20, 1ull << 44, &x))
+            ERR("max-log-size = '%s': must be 1048576..17592186044416 bytes (1mb..16384gb)", v);
         c->max_log_size = x;
     } else if (!strcmp(k, "maxmemory-clients")) {
         return set_maxmemory_clients(c, v, err, errlen);
@@ -322,7 +336,8 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
     } else if (!strcmp(k, "audit-log")) {
         return set_path(c->audit_log, sizeof c->audit_log, k, v, err, errlen);
     } else if (!strcmp(k, "audit-log-max-bytes")) {
-        if (parse_u64(v, 1u << 16, 1ull << 40, &x)) ERR("audit-log-max-bytes = '%s': must be 65536..1099511627776", v);
+        if (parse_bytes_in(v, 1u << 16, 1ull << 40, &x))
+            ERR("audit-log-max-bytes = '%s': must be 65536..1099511627776 (64kb..1024gb)", v);
         c->audit_log_max_bytes = x;
     } else if (!strcmp(k, "audit-log-keep")) {
         if (parse_u64(v, 1, 1000, &x)) ERR("audit-log-keep = '%s': must be 1..1000 (rotated files kept)", v);

@@ -48,5 +48,24 @@ expect_err "wal-segment-bytes = 1048576 is too small for batch-max-bytes" --id 1
   --batch-max-bytes 1048576 --client-listen 127.0.0.1:7401
 expect_err "max-log-size = '5'" --id 1 --members "$m" --max-log-size 5
 expect_err "snapshot-interval-s = 'soon'" --id 1 --members "$m" --snapshot-interval-s soon
+# every byte-valued key takes the size suffixes (k/kb/m/mb/g/gb), and says so when out of range
+expect_value() { # expect_value KEY VALUE ARGS...: --check-config prints KEY VALUE
+  local key=$1 want=$2; shift 2
+  if out=$("$rabiad" "$@" --check-config 2>&1) && grep -qx "$key $want" <<<"$out"; then passes=$((passes + 1))
+  else echo "FAIL: rabiad $*: no '$key $want' in: $out"; fails=$((fails + 1)); fi
+}
+l="--id 1 --members $m --client-listen 127.0.0.1:7401"
+# shellcheck disable=SC2086
+{
+  expect_value max-log-size 1073741824 $l --max-log-size 1gb
+  expect_value wal-segment-bytes 536870912 $l --wal-segment-bytes 512mb
+  expect_value batch-max-bytes 1048576 $l --batch-max-bytes 1mb
+  expect_value reply-cache-bytes 64000000 $l --reply-cache-bytes 64m
+  expect_value audit-log-max-bytes 102400 $l --audit-log /var/tmp/rabia-check-config.audit --audit-log-max-bytes 100kb
+  expect_value max-log-size 5000000 $l --max-log-size 5000000
+  expect_err "wal-segment-bytes = '2gb': must be a multiple of 65536 between 1048576 and 1073741824 (1mb..1gb)" $l \
+    --wal-segment-bytes 2gb
+  expect_err "max-log-size = '1tb'" $l --max-log-size 1tb
+}
 echo "$passes passed, $fails failed"
 ((fails == 0))
