@@ -12,6 +12,12 @@
 # taking turns of 100 requests (the disk's latency drifts within a run).
 #
 #   bench/durable_vs_redis.sh [requests per test]     (default 200000)
+# WARMUP=N (default 1000000): every system first takes N SETs at -P 16,
+# not measured, so each is measured warm and with its key space filled: a
+# fresh cluster pays first-touch page faults that a running one has paid
+# long ago (bench/fresh_vs_warm.sh: 5.0 against 3.1-3.5 us of CPU per
+# SET), and a fresh redis-server grows its dictionary. WARMUP=0: fresh.
+# RABIAD_ARGS="--wal-segment-bytes 1gb": more rabiad arguments (every cluster).
 # RABIAD_B=PATH: a second rabiad build (e.g. the commit before a change) as
 # one more wal cluster in the one-client test, side by side ("wal B").
 # Placement: every server process on CPU 0, the load generator on CPU 1
@@ -39,7 +45,7 @@ command -v redis-server >/dev/null || { echo "redis-server missing: apt-get inst
 
 start_cluster() { # NAME BASE DURABILITY
   RABIA_CLUSTER_DIR=$dir/$1 RABIA_RESP_BASE=$2 RABIA_CLIENT_BASE=$(($2 + 1000)) RABIA_PEER_BASE=$(($2 + 1100)) \
-    RABIA_EXTRA_ARGS="--durability $3" taskset -c "$server_cpus" ./deploy/local-cluster.sh start 3 kv >/dev/null
+    RABIA_EXTRA_ARGS="--durability $3 ${RABIAD_ARGS:-}" taskset -c "$server_cpus" ./deploy/local-cluster.sh start 3 kv >/dev/null
 }
 start_cluster wal 16400 wal
 start_cluster mem 18400 memory
@@ -65,6 +71,15 @@ done
 wal_pids=$(cat "$dir"/wal/r*.pid)
 mem_pids=$(cat "$dir"/mem/r*.pid)
 redis_pid=${pids[0]}
+
+# the same warm-up for every system, before any is measured
+warmup=${WARMUP:-1000000}
+if [ "$warmup" -gt 0 ]; then
+  for port in 16401 18401 16399 ${RABIAD_B:+24401}; do
+    taskset -c "$client_cpus" redis-benchmark -p "$port" -t set -d 100 -r 100000 -n "$warmup" -c 50 -P 16 -q \
+      >/dev/null 2>&1
+  done
+fi
 
 # bench PORT PIDS P -> "rps p50 p99 cpu_us_per_req"
 bench() {
@@ -121,4 +136,4 @@ print(f"{'1 client, SET, 3000':22s}" + "".join(f" {name:>15s}" for name, _, _ in
 print(f"{'  p50 ms':22s}" + "".join(f" {pct(lat[name], 50):15.3f}" for name, _, _ in systems))
 print(f"{'  p99 ms':22s}" + "".join(f" {pct(lat[name], 99):15.3f}" for name, _, _ in systems))
 EOF
-echo "servers on CPU $server_cpus, clients on CPU $client_cpus; $n requests per redis-benchmark test; data on $(df --output=source,fstype "$dir" | tail -n 1)"
+echo "servers on CPU $server_cpus, clients on CPU $client_cpus; $n requests per redis-benchmark test after $warmup SETs of warm-up each; data on $(df --output=source,fstype "$dir" | tail -n 1)"
