@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <dirent.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -43,6 +44,20 @@ static int on_rec(void *ctx, uint8_t type, uint64_t slot, const uint8_t *frame, 
     s->last_seq = m.id.seq;
     s->n++;
     return 0;
+}
+
+/* The segment files (*.seg) in the log folder `dir`. */
+static int count_segments(const char *dir)
+{
+    DIR *d = opendir(dir);
+    CHECK(d != NULL);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t l = strlen(e->d_name);
+        n += l > 4 && !strcmp(e->d_name + l - 4, ".seg");
+    }
+    closedir(d);
+    return n;
 }
 
 static struct rabia_wal *open_log(const char *dir, struct seen *s, struct rabia_wal_info *info, int *rc, char *err,
@@ -153,9 +168,11 @@ static void test_roundtrip_and_rollover(void)
     CHECK(s.order_ok);
     /* a snapshot at slot 400 lets the segments holding only seqs <= 400 go
      * (the test uses the seq as the slot for BATCH records; keep nothing) */
+    int segs_before = count_segments(dir);
     int gone = rabia_wal_release(w, UINT64_MAX, 401);
     CHECK(gone >= 1);
-    rabia_wal_close(w);
+    rabia_wal_close(w); /* waits for the thread's deletions */
+    CHECK_EQ(count_segments(dir), segs_before - gone);
     w = open_log(dir, &s, &info, &rc, err, sizeof err);
     CHECK_EQ(rc, 0);
     CHECK(s.n < 650 && s.n > 250);
