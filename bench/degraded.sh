@@ -124,7 +124,11 @@ for dur in $durs; do
     fi
     sleep 0.05
   done
-  echo "        replica 3 restarted: ${caught:-not} caught up${caught:+ ms after its start} (idle cluster)"
+  if [ -n "$caught" ]; then
+    echo "        replica 3 restarted: caught up $caught ms after its start (idle cluster)"
+  else
+    echo "        replica 3 restarted: not caught up within 30 s"
+  fi
   load 2 16 --warmup 0 >/dev/null # the restarted process warms up as the others did
   for p in $pipes; do measure "r3 back" "$p"; done
   taskset -c "$server_cpus" ./deploy/local-cluster.sh stop >/dev/null
