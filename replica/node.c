@@ -494,15 +494,16 @@ static int append_decided(struct rabia_node *n, const struct rabia_update *u, ui
         const struct rabia_apply *a = &u->applies[i];
         bool lazy = a->null || a->id.proxy != n->cfg.self || a->slot <= rabia_rsm_applied(n->rsm) ||
                     (n->early.set && n->early.slot == a->slot);
-        /* an own batch its DECIDED record will apply: its clients wait
-         * until then (linger). Not the held early slot, answered when the
-         * write in flight lands: waiting for that as well measured slower
-         * (SET -P 16, clients on this replica alone) */
-        if (!a->null && a->id.proxy == n->cfg.self && a->slot > rabia_rsm_applied(n->rsm) &&
-            !(n->early.set && n->early.slot == a->slot))
+        if (!lazy) {
+            n->urgent_pending = true;
+            /* an own batch this record will apply: its clients wait until
+             * then (linger). Not the held early slot, answered when the
+             * write in flight lands: waiting for that as well measured
+             * slower (SET -P 16, clients on this replica alone) */
             n->own_unapplied = a->slot;
-        if (!lazy) n->urgent_pending = true;
-        else mark_lazy(n, now);
+        } else {
+            mark_lazy(n, now);
+        }
         struct rabia_msg m = {.type = RABIA_MSG_DECISION, .from = n->cfg.self, .slot = a->slot};
         bool by_ref = decided_by_ref(n, a);
         if (!a->null) {
