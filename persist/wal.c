@@ -415,6 +415,16 @@ static bool unlink_released(struct rabia_wal *w)
     return true;
 }
 
+/* The preallocator's retry wait: a second, or less when signalled (called
+ * with mu held). */
+static void wait_a_second(struct rabia_wal *w)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += 1;
+    pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+}
+
 static void *prealloc_main(void *arg)
 {
     struct rabia_wal *w = arg;
@@ -427,14 +437,8 @@ static void *prealloc_main(void *arg)
         bool unlinked = w->unlink_next == w->unlink_end || unlink_released(w);
         if (w->quit) break; /* done, or an unlink failing at close: the next start sees an older prefix */
         if (w->ready >= w->want) {
-            if (unlinked) {
-                pthread_cond_wait(&w->cv, &w->mu);
-            } else {
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_sec += 1;
-                pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-            }
+            if (unlinked) pthread_cond_wait(&w->cv, &w->mu);
+            else wait_a_second(w);
             continue;
         }
         uint64_t no = w->ready + 1;
