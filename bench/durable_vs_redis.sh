@@ -18,6 +18,9 @@
 # long ago (bench/fresh_vs_warm.sh: 5.0 against 3.1-3.5 us of CPU per
 # SET), and a fresh redis-server grows its dictionary. WARMUP=0: fresh.
 # RABIAD_ARGS="--wal-segment-bytes 1gb": more rabiad arguments (every cluster).
+# RB_SECS=N (default 5): the same tests once more from rabia-bench, N
+# seconds each (0: not), next to redis-benchmark's; every test prints its
+# generator's CPU in cores busy (near 1.00: the generator is the limit).
 # RABIAD_B=PATH: a second rabiad build (e.g. the commit before a change) as
 # one more wal cluster in the one-client test, side by side ("wal B").
 # Placement: every server process on CPU 0, the load generator on CPU 1
@@ -81,28 +84,75 @@ if [ "$warmup" -gt 0 ]; then
   done
 fi
 
-# bench PORT PIDS P -> "rps p50 p99 cpu_us_per_req"
+# The load generator's own CPU (user+sys of the command, bash's `time`) as
+# cores busy over the run: near 1.00 it, not the server, is the limit.
+# redis-benchmark spends about 27 us of CPU per request at -P 1 here (an
+# epoll_ctl before and after every write), rabia-bench about 12: against a
+# redis-server without persistence, -P 1, it saturated CPU 1 at 49 k SET/s
+# where rabia-bench reached 81-87 k (bench/README.md).
+gen_cores() { # WALL_START FILE -> cores
+  awk -v t0="$1" -v t1="$(date +%s.%N)" '{ printf "%.2f", ($1 + $2) / (t1 - t0) }' "$2"
+}
+# bench PORT PIDS P -> "rps p50 p99 cpu_us_per_req generator_cores"
 bench() {
-  local port=$1 pp=$2 P=$3 c0 c1 out
+  local port=$1 pp=$2 P=$3 c0 c1 out t0
   # shellcheck disable=SC2086
   c0=$(cpu_of $pp)
-  out=$(taskset -c "$client_cpus" redis-benchmark -p "$port" -t set -d 100 -r 100000 -n "$n" -c 50 -P "$P" --csv 2>/dev/null |
-    awk -F',' 'NR>1 { gsub(/"/,""); print $2, $5, $7 }')
+  t0=$(date +%s.%N)
+  out=$( { TIMEFORMAT='%U %S'; time taskset -c "$client_cpus" redis-benchmark -p "$port" -t set -d 100 -r 100000 \
+    -n "$n" -c 50 -P "$P" --csv 2>/dev/null; } 2>"$dir/gen.time" | awk -F',' 'NR>1 { gsub(/"/,""); print $2, $5, $7 }')
   # shellcheck disable=SC2086
   c1=$(cpu_of $pp)
-  echo "$out $(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }')"
+  echo "$out $(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }') $(gen_cores "$t0" "$dir/gen.time")"
 }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 printf '%-22s %12s %12s %12s %10s %10s\n' "SET -d 100 -r 100000" "rabia wal" "rabia memory" "redis always" "wal/mem" "wal/redis"
 for P in 1 16; do
-  read -r w_rps w_p50 w_p99 w_cpu <<<"$(bench 16401 "$wal_pids" $P)"
-  read -r m_rps m_p50 m_p99 m_cpu <<<"$(bench 18401 "$mem_pids" $P)"
-  read -r r_rps r_p50 r_p99 r_cpu <<<"$(bench 16399 "$redis_pid" $P)"
+  read -r w_rps w_p50 w_p99 w_cpu w_gen <<<"$(bench 16401 "$wal_pids" $P)"
+  read -r m_rps m_p50 m_p99 m_cpu m_gen <<<"$(bench 18401 "$mem_pids" $P)"
+  read -r r_rps r_p50 r_p99 r_cpu r_gen <<<"$(bench 16399 "$redis_pid" $P)"
   printf '%-22s %12s %12s %12s %10s %10s\n' "-c 50 -P $P req/s" "$w_rps" "$m_rps" "$r_rps" \
-    "$(awk -v a="$w_rps" -v b="$m_rps" 'BEGIN{printf "%.2f", a/b}')" "$(awk -v a="$w_rps" -v b="$r_rps" 'BEGIN{printf "%.2f", a/b}')"
+    "$(ratio "$w_rps" "$m_rps")" "$(ratio "$w_rps" "$r_rps")"
   printf '%-22s %12s %12s %12s\n' "  p50 ms" "$w_p50" "$m_p50" "$r_p50"
   printf '%-22s %12s %12s %12s\n' "  p99 ms" "$w_p99" "$m_p99" "$r_p99"
   printf '%-22s %12s %12s %12s\n' "  CPU us/request" "$w_cpu" "$m_cpu" "$r_cpu"
+  printf '%-22s %12s %12s %12s\n' "  generator cores" "$w_gen" "$m_gen" "$r_gen"
 done
+
+# The same load from rabia-bench (RB_SECS seconds per test, 0: skipped):
+# a generator with half redis-benchmark's CPU per request, so -P 1 is not
+# bound by the generator (see gen_cores).
+rb_secs=${RB_SECS:-5}
+rb=${RABIA_BENCH:-build/cmd/rabia-bench}
+if [ "$rb_secs" -gt 0 ] && [ -x "$rb" ]; then
+  # rbench PORT PIDS P -> "rps p50_ms p99_ms cpu_us_per_req generator_cores"
+  rbench() {
+    local port=$1 pp=$2 P=$3 c0 c1 out t0
+    # shellcheck disable=SC2086
+    c0=$(cpu_of $pp)
+    t0=$(date +%s.%N)
+    out=$( { TIMEFORMAT='%U %S'; time taskset -c "$client_cpus" "$rb" run --proto resp --addr "127.0.0.1:$port" \
+      --connections 50 --pipeline "$P" --value-size 100 --keys 100000 --duration "$rb_secs" --warmup 0 --quiet; } \
+      2>"$dir/gen.time" | tail -n 1)
+    # shellcheck disable=SC2086
+    c1=$(cpu_of $pp)
+    sed -n 's/.*requests=\([0-9]*\).*throughput=\([0-9.]*\) p50_us=\([0-9]*\).*p99_us=\([0-9]*\).*/\1 \2 \3 \4/p' <<<"$out" |
+      awk -v a="$c0" -v b="$c1" -v g="$(gen_cores "$t0" "$dir/gen.time")" \
+        '{ printf "%.0f %.3f %.3f %.1f %s\n", $2, $3 / 1e3, $4 / 1e3, $1 ? (b - a) * 1e6 / $1 : 0, g }'
+  }
+  printf '%-22s %12s %12s %12s %10s %10s\n' "rabia-bench, ${rb_secs}s" "rabia wal" "rabia memory" "redis always" "wal/mem" "wal/redis"
+  for P in 1 16; do
+    read -r w_rps w_p50 w_p99 w_cpu w_gen <<<"$(rbench 16401 "$wal_pids" $P)"
+    read -r m_rps m_p50 m_p99 m_cpu m_gen <<<"$(rbench 18401 "$mem_pids" $P)"
+    read -r r_rps r_p50 r_p99 r_cpu r_gen <<<"$(rbench 16399 "$redis_pid" $P)"
+    printf '%-22s %12s %12s %12s %10s %10s\n' "-c 50 -P $P req/s" "$w_rps" "$m_rps" "$r_rps" \
+      "$(ratio "$w_rps" "$m_rps")" "$(ratio "$w_rps" "$r_rps")"
+    printf '%-22s %12s %12s %12s\n' "  p50 ms" "$w_p50" "$m_p50" "$r_p50"
+    printf '%-22s %12s %12s %12s\n' "  p99 ms" "$w_p99" "$m_p99" "$r_p99"
+    printf '%-22s %12s %12s %12s\n' "  CPU us/request" "$w_cpu" "$m_cpu" "$r_cpu"
+    printf '%-22s %12s %12s %12s\n' "  generator cores" "$w_gen" "$m_gen" "$r_gen"
+  done
+fi
 
 # one client, one request at a time
 WALB=${RABIAD_B:+24401} taskset -c "$client_cpus" "$PY" - <<'EOF'
