@@ -86,8 +86,8 @@ fi
 
 # The load generator's own CPU (user+sys of the command, bash's `time`) as
 # cores busy over the run: near 1.00 it, not the server, is the limit.
-# redis-benchmark spends about 27 us of CPU per request at -P 1 here (an
-# epoll_ctl before and after every write), rabia-bench about 12: against a
+# redis-benchmark spends about 27 us of CPU per request at -P 1 here (five
+# epoll_ctl per request, strace -c), rabia-bench about 12: against a
 # redis-server without persistence, -P 1, it saturated CPU 1 at 49 k SET/s
 # where rabia-bench reached 81-87 k (bench/README.md).
 gen_cores() { # WALL_START FILE -> cores
