@@ -653,6 +653,7 @@ static int cmd_client_kill(struct ctx *x, const struct cmd *cmd);
 static int cmd_client_no_evict(struct ctx *x, const struct cmd *cmd);
 static int cmd_help(struct ctx *x, const struct cmd *cmd);
 static int cmd_watch(struct ctx *x, const struct cmd *cmd);
+static int cmd_wait(struct ctx *x, const struct cmd *cmd);
 static int cmd_unwatch(struct ctx *x, const struct cmd *cmd);
 static int cmd_subscribe(struct ctx *x, const struct cmd *cmd);
 static int cmd_psubscribe(struct ctx *x, const struct cmd *cmd);
@@ -704,6 +705,7 @@ static const struct cmd commands[] = {
      * user's patterns changed) */
     {"watch", -2, K_LOCAL, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_NOW, 1, -1, 1, NULL, cmd_watch, NULL, 0},
     LOCAL("unwatch", 1, F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_QUEUE, cmd_unwatch),
+    LOCAL("wait", 3, F_NOSCRIPT, cmd_wait),
     LOCAL("subscribe", -2, F_NOSCRIPT | F_LOADING | F_STALE, cmd_subscribe),
     LOCAL("psubscribe", -2, F_NOSCRIPT | F_LOADING | F_STALE, cmd_psubscribe),
     LOCAL("unsubscribe", -1, F_NOSCRIPT | F_LOADING | F_STALE, cmd_unsubscribe),
@@ -956,7 +958,9 @@ static int encode_op(struct rabia_buf *out, const struct resp_argv *c, const cha
 static int too_large(struct ctx *x, const char *what, size_t size)
 {
     char msg[160];
-    snprintf(msg, sizeof msg, "ERR %s too large to replicate: %zu bytes encoded, the limit is %zu",
+    /* the limit is the largest batch a replica can carry (a frame's bound):
+     * no setting raises it, unlike batch-max-bytes below it */
+    snprintf(msg, sizeof msg, "ERR %s too large to replicate: %zu bytes encoded, the limit is %zu: split it",
              what, size, x->s->max_op);
     return reject(x, msg);
 }
@@ -1298,6 +1302,38 @@ static int cmd_select(struct ctx *x, const struct cmd *cmd)
         return local_err(x, "ERR DB index is out of range");
     x->s->db = (uint32_t)db;
     return local_ok(x);
+}
+
+/* ====================================================================== */
+/* WAIT                                                                    */
+
+/* WAIT numreplicas timeout. Every write this connection was answered for
+ * is decided already, so a majority of the replicas had it; WAIT tells how
+ * many others are known to. It goes through the log as a DBSIZE whose
+ * answer is dropped (RESP_POST_WAIT): decided after every earlier command
+ * of the connection, its reply is the number of other replicas that
+ * received that slot's batch before its decision (all of them after a
+ * unanimous exchange, the usual case; the caller asks the node). It never
+ * blocks for more: the count is final when the slot is decided (Redis
+ * would wait up to `timeout` for numreplicas). */
+static int cmd_wait(struct ctx *x, const struct cmd *cmd)
+{
+    int64_t want, ms;
+    if (!rabia_kv_parse_int(ARG(1), LEN(1), &want) || !rabia_kv_parse_int(ARG(2), LEN(2), &ms))
+        return local_err(x, "ERR value is not an integer or out of range");
+    if (ms < 0)
+        return local_err(x, "ERR timeout is negative");
+    const char *dbsize = "DBSIZE";
+    size_t dl = 6;
+    struct rabia_buf tmp = {0};
+    int rc = rabia_kv_encode_argv(&tmp, 1, &dbsize, &dl);
+    if (!rc)
+        rc = put_in_db(x->op, x->s->db, tmp.data, tmp.len);
+    rabia_buf_free(&tmp);
+    if (rc)
+        return -ENOMEM;
+    x->s->post = RESP_POST_WAIT;
+    return RESP_REPLICATE;
 }
 
 /* ====================================================================== */

@@ -65,6 +65,9 @@
  *  - RESP3: a Pub/Sub push is written after the replies to every command
  *    read before it was published (Redis may push it between them), and
  *    CLIENT TRACKING (client-side caching) is not supported.
+ *  - WAIT goes through the log and answers with the replicas the node
+ *    counted for that slot (RESP_POST_WAIT; kv/README.md); it never blocks
+ *    longer than one decision.
  *  - A request whose encoded operation would exceed the session's max_op
  *    (the largest op a batch can carry) is refused with an error reply.
  *  - The protocol parser is stricter than Redis's in two places: a bulk
@@ -189,6 +192,8 @@ enum resp_post {
                               resp_session.exec_db (resp_exec_result) */
     RESP_POST_BLOCK = 3,   /* a blocking pop: a nil result means "park the
                               client" until a key is ready or the timeout */
+    RESP_POST_WAIT = 5,    /* WAIT: reply with the other replicas that have the
+                              connection's writes (":n"; the node knows) */
 };
 
 struct resp_watch {        /* one WATCHed key */

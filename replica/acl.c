@@ -338,6 +338,7 @@ static const struct {
     {"exec", ACL_CAT_SLOW | ACL_CAT_TRANSACTION},
     {"discard", ACL_CAT_FAST | ACL_CAT_TRANSACTION},
     {"watch", ACL_CAT_FAST | ACL_CAT_TRANSACTION},
+    {"wait", ACL_CAT_SLOW | ACL_CAT_CONNECTION},
     {"unwatch", ACL_CAT_FAST | ACL_CAT_TRANSACTION},
     {"subscribe", ACL_CAT_SLOW | ACL_CAT_PUBSUB},
     {"psubscribe", ACL_CAT_SLOW | ACL_CAT_PUBSUB},

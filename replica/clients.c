@@ -218,6 +218,10 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
         } else if (s->post == RESP_POST_WATCH && len && res[0] == '*') {
             resp_watch_result(&k->rs, res, len);
             rabia_buf_append(&s->out, "+OK\r\n", 5);
+        } else if (s->post == RESP_POST_WAIT) {
+            char num[32];
+            int n = snprintf(num, sizeof num, ":%u\r\n", (unsigned)node_reply_holders(r->node) - 1u);
+            rabia_buf_append(&s->out, num, (size_t)n);
         } else if (s->post == RESP_POST_PUBLISH && len && res[0] == ':') {
             char num[32];
             int n = snprintf(num, sizeof num, ":%" PRId64 "\r\n", r->publish_count);

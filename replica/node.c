@@ -89,6 +89,13 @@ struct rabia_node {
     uint64_t linger_until_us; /* the open batch is held until then (0: not held) */
     bool linger_own;          /* the open batch is held while an own batch is undecided */
     bool one_slot;            /* window 1: the only shape linger() is for */
+    /* rabia_apply.holders of the last decided slots, by slot % 64, and of
+     * the slot being applied (node_reply_holders: RESP's WAIT) */
+    struct {
+        uint64_t slot;
+        uint8_t holders;
+    } holders[64];
+    uint8_t applying_holders;
     struct rabia_buf scratch;
     struct buf_pool frames;  /* env.send_shared's buffers; empty without it */
     bool frames_ok;
@@ -354,6 +361,8 @@ bool node_waiter(struct rabia_node *n, uint64_t cid, uint64_t seq, struct node_t
     return w != NULL;
 }
 
+uint8_t node_reply_holders(const struct rabia_node *n) { return n->applying_holders; }
+
 void node_forget(struct rabia_node *n, uint64_t cid, uint64_t seq)
 {
     struct waiter *w = waiter_find(n, cid, seq);
@@ -370,6 +379,11 @@ static void apply_slot(struct rabia_node *n, uint64_t slot, const struct rabia_b
     if (n->env.decided) n->env.decided(n->env.ctx, slot, id, body, len);
     if (slot <= rabia_rsm_applied(n->rsm)) return; /* a snapshot installed meanwhile covers it */
     RABIA_ASSERT(slot == rabia_rsm_applied(n->rsm) + 1);
+    /* a slot decided more than 64 slots ago (a DECIDED record that waited
+     * long): a majority had it, which any decided slot's batch had */
+    const uint32_t k = (uint32_t)(slot % 64);
+    n->applying_holders = n->holders[k].slot == slot ? n->holders[k].holders : (uint8_t)(n->cfg.n / 2 + 1);
+    RABIA_ASSERT(n->applying_holders > n->cfg.n / 2 && n->applying_holders <= n->cfg.n);
     prefetch_waiters(n, body, len);
     int rc = rabia_rsm_apply_batch(n->rsm, slot, id, body, len, on_applied, n);
     if (rc) {
@@ -701,6 +715,12 @@ static void handle_update(struct rabia_node *n, struct rabia_update *u)
     if (n->has_log && append_records(n, u, now)) {
         fatal(n, "out of memory logging a core update");
         return;
+    }
+    for (uint32_t i = 0; i < u->n_applies; i++) {
+        const struct rabia_apply *a = &u->applies[i];
+        if (a->null) continue;
+        n->holders[a->slot % 64].slot = a->slot;
+        n->holders[a->slot % 64].holders = a->holders;
     }
     /* A send waits for every persist record before it (this step's and
      * earlier ones: the contract's "in order behind the records") and

@@ -193,6 +193,10 @@ void node_request(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack
 /* Who waits here for (cid, seq), if anyone: this replica took the request
  * from its client (the audit log names the client's user and address). */
 bool node_waiter(struct rabia_node *n, uint64_t cid, uint64_t seq, struct node_to *out);
+/* While env.reply runs for an applied request: the replicas known to have
+ * received its slot's batch before the decision, this one included
+ * (rabia_apply.holders; RESP's WAIT). */
+uint8_t node_reply_holders(const struct rabia_node *n);
 /* Forget who waits for (cid, seq): the answer goes nowhere. */
 void node_forget(struct rabia_node *n, uint64_t cid, uint64_t seq);
 /* One core event (RECEIVE, PEER_UP, PEER_DOWN, TICK); now_us is filled in. */

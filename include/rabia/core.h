@@ -209,6 +209,11 @@ struct rabia_apply {
                                left its sender behind that sender's records, so the outcome is
                                on disks already and no crash of any number of replicas can
                                change it (replica/node.c answers at once) */
+    uint8_t holders;        /* not null: replicas known to have received this batch before the
+                               decision (each proposed it, with a log persisting it first), this
+                               one included: n after a unanimous exchange, else those whose
+                               PROPOSAL of it was counted here, never fewer than a majority (a
+                               decided batch was proposed by one); RESP's WAIT answers with it */
     struct rabia_batch_id id;
     const uint8_t *body;
     uint32_t body_len;

@@ -12,7 +12,9 @@ reads:
      APPEND), hashes, lists, sets, sorted sets: written at one replica, read
      at the others;
   2. pipelines: transaction=False (100 commands in one round trip, replies
-     in order) and transaction=True (MULTI/EXEC: all or nothing);
+     in order) and transaction=True (MULTI/EXEC: all or nothing); WAIT after
+     a SET counts the other replicas that have it (2 of 2; after the crash
+     in step 5, exactly 1);
   3. Pub/Sub: a subscriber on replica A, a publisher on replica B; every
      message arrives, in publish order;
   4. blocking pops: BLPOP on one replica woken by an RPUSH on another; BLPOP
@@ -280,6 +282,21 @@ def pipeline_phase(rs, P):
     check("MULTI/EXEC with a WRONGTYPE in the middle: the other commands applied",
           res[0] is True and isinstance(res[1], redis.ResponseError) and res[2] == 6, repr(res))
     check("... and visible at replica 1", lambda: r1.get(k + "a") == b"6")
+    wait_check(rs, P, "all three up", 2)
+
+
+def wait_check(rs, P, label, most):
+    """WAIT after a SET at each given replica: the other replicas known to
+    have the write. Never more than `most` (the other replicas alive), at
+    least 1 (a majority had it); with all up a unanimous slot, the usual
+    case, gives 2: at least one of ten must."""
+    got = []
+    for r in rs:
+        for i in range(10):
+            r.set(P + "wait", i)
+            got.append(r.execute_command("WAIT", 2, 0))
+    check("WAIT 2 0 after a SET (%s): %s" % (label, sorted(set(got))),
+          all(1 <= g <= most for g in got) and max(got) == most, repr(got))
 
 
 # ---------------------------------------------------------------------------
@@ -559,6 +576,7 @@ def main():
         say("   Pub/Sub and BLPOP across the survivors")
         step("5 (Pub/Sub)", lambda: pubsub_check(host, ports[a], ports[b], P + "news2", 30, "after the crash"))
         step("5 (BLPOP)", lambda: blpop_check(host, ports[b], ports[a], P + "queue2", "after the crash"))
+        step("5 (WAIT)", lambda: wait_check([rs[a], rs[b]], P, "one replica killed", 1))
 
     say("6. the final state at every survivor")
     names = ["replica %d (port %d)" % (i + 1, ports[i]) for i in survivors]

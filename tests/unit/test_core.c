@@ -182,6 +182,8 @@ static void test_decision_value_out_of_range(void)
             &u);
     CHECK_EQ(u.n_applies, 1);
     CHECK_EQ(u.n_applies ? u.applies[0].null : 1, 0);
+    /* adopted: no proposal counted here, a majority had it (WAIT's count) */
+    CHECK_EQ(u.n_applies ? u.applies[0].holders : 0, 2);
     CHECK_EQ(rabia_core_next_apply(c), 2);
     rabia_core_destroy(c);
 }
@@ -479,6 +481,7 @@ static void test_unanimous_sends_no_decision_holds_next_proposal(void)
     receive(c, (struct rabia_msg){.type = RABIA_MSG_PROPOSAL, .from = 2, .slot = 1, .has_id = 1, .id = x}, &u);
     CHECK_EQ(rabia_core_stats(c)->slots_unanimous, unan + 1);
     CHECK(u.n_applies == 1 && u.applies[0].slot == 1 && u.applies[0].unanimous);
+    CHECK_EQ(u.n_applies ? u.applies[0].holders : 0, 3); /* every replica proposed it */
     CHECK(!sends_type(&u, RABIA_MSG_DECISION, 1));
     CHECK(sends_type(&u, RABIA_MSG_PROPOSAL, 2));
     /* peer 2's proposal of slot 2 makes it unanimous: the held one counted */

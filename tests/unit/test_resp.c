@@ -716,7 +716,7 @@ static void test_replicated_ops(void)
     /* 4 + (4+3) + (4+1) + (4+45) = 65 */
     CHECK_EQ(RUN_CMD(&small, "SET k 012345678901234567890123456789012345678901234", &r),
              RESP_LOCAL);
-    CHECK_BUF(&r.reply, "-ERR request too large to replicate: 65 bytes encoded, the limit is 64\r\n");
+    CHECK_BUF(&r.reply, "-ERR request too large to replicate: 65 bytes encoded, the limit is 64: split it\r\n");
     CHECK_EQ(RUN_CMD(&small, "SET k 01234567890123456789012345678901234567890123", &r),
              RESP_REPLICATE);
     CHECK_EQ(r.op.len, 64);
@@ -845,7 +845,7 @@ static void test_multi(void)
     EXPECT_LOCAL(&small, "MULTI", "+OK\r\n");
     EXPECT_LOCAL(&small, "SET a 0123456789012345678901234567890123456789", "+QUEUED\r\n");
     EXPECT_LOCAL(&small, "SET b 0123456789012345678901234567890123456789",
-                 "-ERR transaction too large to replicate: 139 bytes encoded, the limit is 100\r\n");
+                 "-ERR transaction too large to replicate: 139 bytes encoded, the limit is 100: split it\r\n");
     EXPECT_LOCAL(&small, "EXEC", "-EXECABORT Transaction discarded because of previous errors.\r\n");
     EXPECT_LOCAL(&small, "MULTI", "+OK\r\n");
     EXPECT_LOCAL(&small, "SET a 0123456789012345678901234567890123456789", "+QUEUED\r\n");
@@ -973,6 +973,38 @@ static void test_end_to_end(void)
     rabia_buf_free(&want);
 #undef IN
 #undef WANT
+}
+
+/* WAIT goes through the log as a DBSIZE in the connection's database
+ * (its answer dropped: RESP_POST_WAIT; the caller replies with the
+ * replicas the node counted), after checking its arguments as Redis does;
+ * inside MULTI it is refused like the other connection commands. */
+static void test_wait(void)
+{
+    struct resp_session s;
+    struct run r = {0};
+    struct rabia_buf res = {0};
+    void *sm = rabia_sm_kv.create();
+    resp_session_init(&s, 1, 0);
+    EXPECT_REPL(&s, sm, "SET k 1", "+OK\r\n");
+    s.post = RESP_POST_NONE;
+    EXPECT_REPL(&s, sm, "WAIT 2 0", ":1\r\n"); /* DBSIZE's answer, which the caller drops */
+    CHECK_EQ(s.post, RESP_POST_WAIT);
+    EXPECT_LOCAL(&s, "SELECT 3", "+OK\r\n");
+    CHECK_EQ(RUN_CMD(&s, "WAIT 1 100", &r), RESP_REPLICATE);
+    apply(sm, &r.op, &res);
+    CHECK_BUF(&res, ":0\r\n"); /* database 3 is empty: the op ran there */
+    EXPECT_LOCAL(&s, "WAIT x 0", "-ERR value is not an integer or out of range\r\n");
+    EXPECT_LOCAL(&s, "WAIT 1 y", "-ERR value is not an integer or out of range\r\n");
+    EXPECT_LOCAL(&s, "WAIT 1 -1", "-ERR timeout is negative\r\n");
+    EXPECT_LOCAL(&s, "WAIT 1", "-ERR wrong number of arguments for 'wait' command\r\n");
+    EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
+    CHECK_EQ(RUN_CMD(&s, "WAIT 1 0", &r), RESP_LOCAL);
+    CHECK(r.reply.len > 4 && !memcmp(r.reply.data, "-ERR", 4));
+    rabia_sm_kv.destroy(sm);
+    rabia_buf_free(&res);
+    resp_session_free(&s);
+    run_free(&r);
 }
 
 /* WATCH reads the keys' versions through the log (a barrier: nothing after
@@ -1841,6 +1873,7 @@ int main(void)
     RUN(test_multi);
     RUN(test_end_to_end);
     RUN(test_watch);
+    RUN(test_wait);
     RUN(test_pubsub);
     RUN(test_session_byte_limits);
     RUN(test_client_list);
