@@ -11,6 +11,9 @@
  * Arities, flags and key positions are Redis 7.0's COMMAND INFO. */
 static const struct kv_cmd commands[] = {
     {"append", 3, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_append},
+    {"bitcount", -2, KV_F_READONLY, 1, 1, 1, kv_cmd_bitcount},
+    {"bitop", -4, KV_F_WRITE | KV_F_DENYOOM, 2, -1, 1, kv_cmd_bitop},
+    {"bitpos", -3, KV_F_READONLY, 1, 1, 1, kv_cmd_bitpos},
     {"blmove", 6, KV_F_WRITE | KV_F_DENYOOM | KV_F_BLOCKING, 1, 2, 1, kv_cmd_blmove},
     {"blpop", -3, KV_F_WRITE | KV_F_BLOCKING, 1, -2, 1, kv_cmd_blpop},
     {"brpop", -3, KV_F_WRITE | KV_F_BLOCKING, 1, -2, 1, kv_cmd_brpop},
@@ -27,6 +30,7 @@ static const struct kv_cmd commands[] = {
     {"flushall", -1, KV_F_WRITE, 0, 0, 0, kv_cmd_flushall},
     {"flushdb", -1, KV_F_WRITE, 0, 0, 0, kv_cmd_flushdb},
     {"get", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_get},
+    {"getbit", 3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_getbit},
     {"getdel", 2, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_getdel},
     {"getex", -2, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_getex},
     {"getrange", 4, KV_F_READONLY, 1, 1, 1, kv_cmd_getrange},
@@ -88,6 +92,7 @@ static const struct kv_cmd commands[] = {
     {"sdiff", -2, KV_F_READONLY, 1, -1, 1, kv_cmd_sdiff},
     {"sdiffstore", -3, KV_F_WRITE | KV_F_DENYOOM, 1, -1, 1, kv_cmd_sdiffstore},
     {"set", -3, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_set},
+    {"setbit", 4, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_setbit},
     {"setex", 4, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_setex},
     {"setnx", 3, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_setnx},
     {"setrange", 4, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_setrange},

@@ -10,7 +10,7 @@ only: its own RESP2 encoder and parser over raw sockets.
 
 From a seed (random.Random(seed)) it generates a command sequence over a
 small key space (so types collide and WRONGTYPE errors happen): strings,
-keys, expiry, hashes, lists, sets, sorted sets, MULTI/EXEC/DISCARD,
+keys, expiry, bitmaps, hashes, lists, sets, sorted sets, MULTI/EXEC/DISCARD,
 WATCH/UNWATCH from two connections (a watched key changed by the other
 connection must make EXEC return nil), SELECT over several databases, and
 deliberate errors (wrong arity, wrong type, bad numbers, syntax errors,
@@ -321,7 +321,7 @@ TOLERANCE = {b"TTL": 1, b"PTTL": 1500, b"EXPIRETIME": 1, b"PEXPIRETIME": 1500}
 RANDOM_CMDS = {b"SRANDMEMBER", b"HRANDFIELD", b"RANDOMKEY"}
 CONTROL = {b"SELECT", b"MULTI", b"EXEC", b"DISCARD", b"WATCH", b"UNWATCH"}
 # commands that change nothing (the minimizer drops them all at once first)
-READ_ONLY = {b"GET", b"MGET", b"STRLEN", b"GETRANGE", b"EXISTS", b"TYPE", b"KEYS", b"SCAN", b"DBSIZE",
+READ_ONLY = {b"GET", b"MGET", b"STRLEN", b"GETRANGE", b"GETBIT", b"BITCOUNT", b"BITPOS", b"EXISTS", b"TYPE", b"KEYS", b"SCAN", b"DBSIZE",
              b"TTL", b"PTTL", b"EXPIRETIME", b"PEXPIRETIME", b"HGET", b"HMGET", b"HLEN", b"HEXISTS", b"HKEYS",
              b"HVALS", b"HGETALL", b"HSTRLEN", b"HRANDFIELD", b"LLEN", b"LRANGE", b"LINDEX", b"LPOS",
              b"SISMEMBER", b"SMISMEMBER", b"SMEMBERS", b"SCARD", b"SINTER", b"SUNION", b"SDIFF", b"SINTERCARD",
@@ -333,7 +333,7 @@ GLOBAL = {b"KEYS", b"SCAN", b"DBSIZE", b"RANDOMKEY", b"FLUSHALL", b"FLUSHDB"}
 BURST_CMDS = {"SET", "SETEX", "PSETEX", "GETEX", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"}
 WRITE_CMDS = ["SET", "DEL", "INCR", "APPEND", "HSET", "HDEL", "LPUSH", "RPOP", "SADD", "SREM",
               "ZADD", "ZREM", "EXPIRE", "PERSIST", "RENAME", "SETRANGE", "GETDEL", "MSET",
-              "HINCRBY", "LSET", "SMOVE", "ZINCRBY", "COPY", "UNLINK"]
+              "HINCRBY", "LSET", "SMOVE", "ZINCRBY", "COPY", "UNLINK", "SETBIT", "BITOP"]
 
 
 class Op:
@@ -585,6 +585,61 @@ class Gen:
         v = s.v() if off != b"536870912" else b"zz"
         return [b"SETRANGE", s.k("str"), off, v]
     c_setrange.weight = 2
+
+    # bitmaps: offsets around the values' few bytes, now and then out of
+    # range or not numbers; ranges in bytes or bits, negative ones too
+    def bit_off(s):
+        r = s.rng.random()
+        if r < 0.9:
+            return s.i(0, 90)
+        return s.rng.choice([b"-1", b"4294967296", b"x", b"1.5", b"4294967295"])
+
+    def c_setbit(s):
+        off = s.bit_off()
+        if off == b"4294967295":
+            off = b"5"  # not a 512 MiB string on every side (GETBIT reads there)
+        return [b"SETBIT", s.k("str"), off, s.rng.choice([b"0", b"1", b"1", b"0", b"2", b"-1", b"x"])]
+    c_setbit.weight = 3
+
+    def c_getbit(s):
+        return [b"GETBIT", s.k("str"), s.bit_off()]
+    c_getbit.weight = 2
+
+    def bit_unit(s):
+        return [s.rng.choice([b"BIT", b"BYTE", b"bit", b"byte", b"bits"])]
+
+    def c_bitcount(s):
+        a = [b"BITCOUNT", s.k("str")]
+        r = s.rng.random()
+        if r < 0.3:
+            return a
+        a += [s.i(-12, 12), s.i(-12, 40)]
+        if r < 0.6:
+            a += s.bit_unit()
+        elif r > 0.95:
+            a = a[:3]  # a start without an end: a syntax error
+        return a
+    c_bitcount.weight = 2
+
+    def c_bitpos(s):
+        a = [b"BITPOS", s.k("str"), s.rng.choice([b"0", b"1", b"1", b"0", b"2", b"x"])]
+        r = s.rng.random()
+        if r < 0.25:
+            return a
+        a.append(s.i(-12, 12))
+        if r < 0.45:
+            return a
+        a.append(s.i(-12, 40))
+        if r < 0.8:
+            a += s.bit_unit()
+        return a
+    c_bitpos.weight = 3
+
+    def c_bitop(s):
+        op = s.rng.choice([b"AND", b"OR", b"XOR", b"NOT", b"not", b"or", b"nand"])
+        n = 1 if op.upper() == b"NOT" and s.rng.random() < 0.9 else s.rng.randint(1, 3)
+        return [b"BITOP", op, s.k("str")] + s.ks("str", n, n)
+    c_bitop.weight = 2
 
     def c_incr(s):
         return [b"INCR", s.k("str")]
