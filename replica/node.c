@@ -1279,6 +1279,7 @@ static void answer_from_sessions(struct rabia_node *n)
         if ((w->client_id || w->seq) && rabia_rsm_lookup(n->rsm, w->client_id, w->seq, &status, &rep, &rlen) == 1)
             ks[k++] = (struct key){w->client_id, w->seq};
     }
+    n->applying_holders = (uint8_t)(n->cfg.n / 2 + 1); /* slots the snapshot covers: a majority had them */
     for (uint32_t j = 0; j < k; j++) { /* no apply in between: replies stay valid */
         int status = RABIA_REPLY_OK;
         const uint8_t *rep = NULL;
@@ -1317,6 +1318,7 @@ struct rabia_node *node_create(const struct node_cfg *cfg, const struct node_env
     n->cfg = *cfg;
     n->env = *env;
     n->wcap = cfg->waiters_cap < WAITERS_START ? cfg->waiters_cap : WAITERS_START;
+    n->applying_holders = (uint8_t)(cfg->n / 2 + 1); /* node_reply_holders before any apply */
     n->waiters = waiters_alloc(n->wcap);
     n->rsm = rabia_rsm_create(cfg->sm, &cfg->rsm);
     n->batcher_ok = n->waiters && batcher_init(&n->batcher, &cfg->batch) == 0;
