@@ -106,18 +106,23 @@ bench() {
   echo "$out $(awk -v a="$c0" -v b="$c1" -v n="$n" 'BEGIN { printf "%.1f", (b - a) * 1e6 / n }') $(gen_cores "$t0" "$dir/gen.time")"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
-printf '%-22s %12s %12s %12s %10s %10s\n' "SET -d 100 -r 100000" "rabia wal" "rabia memory" "redis always" "wal/mem" "wal/redis"
-for P in 1 16; do
-  read -r w_rps w_p50 w_p99 w_cpu w_gen <<<"$(bench 16401 "$wal_pids" $P)"
-  read -r m_rps m_p50 m_p99 m_cpu m_gen <<<"$(bench 18401 "$mem_pids" $P)"
-  read -r r_rps r_p50 r_p99 r_cpu r_gen <<<"$(bench 16399 "$redis_pid" $P)"
-  printf '%-22s %12s %12s %12s %10s %10s\n' "-c 50 -P $P req/s" "$w_rps" "$m_rps" "$r_rps" \
-    "$(ratio "$w_rps" "$m_rps")" "$(ratio "$w_rps" "$r_rps")"
-  printf '%-22s %12s %12s %12s\n' "  p50 ms" "$w_p50" "$m_p50" "$r_p50"
-  printf '%-22s %12s %12s %12s\n' "  p99 ms" "$w_p99" "$m_p99" "$r_p99"
-  printf '%-22s %12s %12s %12s\n' "  CPU us/request" "$w_cpu" "$m_cpu" "$r_cpu"
-  printf '%-22s %12s %12s %12s\n' "  generator cores" "$w_gen" "$m_gen" "$r_gen"
-done
+# table TITLE FN: the three systems at -P 1 and -P 16 through FN (bench or rbench)
+table() {
+  local title=$1 fn=$2 P
+  printf '%-22s %12s %12s %12s %10s %10s\n' "$title" "rabia wal" "rabia memory" "redis always" "wal/mem" "wal/redis"
+  for P in 1 16; do
+    read -r w_rps w_p50 w_p99 w_cpu w_gen <<<"$($fn 16401 "$wal_pids" $P)"
+    read -r m_rps m_p50 m_p99 m_cpu m_gen <<<"$($fn 18401 "$mem_pids" $P)"
+    read -r r_rps r_p50 r_p99 r_cpu r_gen <<<"$($fn 16399 "$redis_pid" $P)"
+    printf '%-22s %12s %12s %12s %10s %10s\n' "-c 50 -P $P req/s" "$w_rps" "$m_rps" "$r_rps" \
+      "$(ratio "$w_rps" "$m_rps")" "$(ratio "$w_rps" "$r_rps")"
+    printf '%-22s %12s %12s %12s\n' "  p50 ms" "$w_p50" "$m_p50" "$r_p50"
+    printf '%-22s %12s %12s %12s\n' "  p99 ms" "$w_p99" "$m_p99" "$r_p99"
+    printf '%-22s %12s %12s %12s\n' "  CPU us/request" "$w_cpu" "$m_cpu" "$r_cpu"
+    printf '%-22s %12s %12s %12s\n' "  generator cores" "$w_gen" "$m_gen" "$r_gen"
+  done
+}
+table "SET -d 100 -r 100000" bench
 
 # The same load from rabia-bench (RB_SECS seconds per test, 0: skipped):
 # a generator with half redis-benchmark's CPU per request, so -P 1 is not
@@ -140,18 +145,7 @@ if [ "$rb_secs" -gt 0 ] && [ -x "$rb" ]; then
       awk -v a="$c0" -v b="$c1" -v g="$(gen_cores "$t0" "$dir/gen.time")" \
         '{ printf "%.0f %.3f %.3f %.1f %s\n", $2, $3 / 1e3, $4 / 1e3, $1 ? (b - a) * 1e6 / $1 : 0, g }'
   }
-  printf '%-22s %12s %12s %12s %10s %10s\n' "rabia-bench, ${rb_secs}s" "rabia wal" "rabia memory" "redis always" "wal/mem" "wal/redis"
-  for P in 1 16; do
-    read -r w_rps w_p50 w_p99 w_cpu w_gen <<<"$(rbench 16401 "$wal_pids" $P)"
-    read -r m_rps m_p50 m_p99 m_cpu m_gen <<<"$(rbench 18401 "$mem_pids" $P)"
-    read -r r_rps r_p50 r_p99 r_cpu r_gen <<<"$(rbench 16399 "$redis_pid" $P)"
-    printf '%-22s %12s %12s %12s %10s %10s\n' "-c 50 -P $P req/s" "$w_rps" "$m_rps" "$r_rps" \
-      "$(ratio "$w_rps" "$m_rps")" "$(ratio "$w_rps" "$r_rps")"
-    printf '%-22s %12s %12s %12s\n' "  p50 ms" "$w_p50" "$m_p50" "$r_p50"
-    printf '%-22s %12s %12s %12s\n' "  p99 ms" "$w_p99" "$m_p99" "$r_p99"
-    printf '%-22s %12s %12s %12s\n' "  CPU us/request" "$w_cpu" "$m_cpu" "$r_cpu"
-    printf '%-22s %12s %12s %12s\n' "  generator cores" "$w_gen" "$m_gen" "$r_gen"
-  done
+  table "rabia-bench, ${rb_secs}s" rbench
 fi
 
 # one client, one request at a time
