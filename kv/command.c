@@ -108,6 +108,7 @@ static const struct kv_cmd commands[] = {
     {"srem", -3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_srem},
     {"sscan", -3, KV_F_READONLY, 1, 1, 1, kv_cmd_sscan},
     {"strlen", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_strlen},
+    {"substr", 4, KV_F_READONLY, 1, 1, 1, kv_cmd_getrange}, /* GETRANGE's old name, as in Redis */
     {"sunion", -2, KV_F_READONLY, 1, -1, 1, kv_cmd_sunion},
     {"sunionstore", -3, KV_F_WRITE | KV_F_DENYOOM, 1, -1, 1, kv_cmd_sunionstore},
     {"sweep", -1, KV_F_WRITE, 0, 0, 0, kv_cmd_sweep},
@@ -126,6 +127,7 @@ static const struct kv_cmd commands[] = {
     {"zmscore", -3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zmscore},
     {"zpopmax", -2, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_zpopmax},
     {"zpopmin", -2, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_zpopmin},
+    {"zrandmember", -2, KV_F_READONLY, 1, 1, 1, kv_cmd_zrandmember},
     {"zrange", -4, KV_F_READONLY, 1, 1, 1, kv_cmd_zrange},
     {"zrangebylex", -4, KV_F_READONLY, 1, 1, 1, kv_cmd_zrangebylex},
     {"zrangebyscore", -4, KV_F_READONLY, 1, 1, 1, kv_cmd_zrangebyscore},

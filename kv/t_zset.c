@@ -308,6 +308,69 @@ static int zrank_generic(struct kv_ctx *c, bool rev)
 KV_CMD(zrank) { return zrank_generic(c, false); }
 KV_CMD(zrevrank) { return zrank_generic(c, true); }
 
+/* ZRANDMEMBER key [count [WITHSCORES]], as Redis 7.0: a negative count may
+ * repeat members (random ranks), a positive one gives distinct members
+ * (all of them when count >= the size; else Knuth's selection sampling,
+ * in score order); random by kv_rand, the same on every replica. As for
+ * HRANDFIELD, a negative count beyond 2^20 is refused (kv/README.md). */
+#define ZSET_RAND_MAX_REPEAT (1u << 20)
+
+KV_CMD(zrandmember)
+{
+    int64_t count = 1;
+    bool withscores = false, with_count = c->argc >= 3;
+    if (with_count) {
+        if (!kv_arg_i64(c, 2, &count))
+            return 0;
+        if (count == INT64_MIN)
+            return kv_reply_err(c, "ERR value is out of range, value must between "
+                                   "-9223372036854775807 and 9223372036854775807");
+        if (c->argc > 4 || (c->argc == 4 && !kv_arg_is(c, 3, "withscores")))
+            return kv_reply_err(c, KV_ERR_SYNTAX);
+        withscores = c->argc == 4;
+        if (withscores && (count < -(INT64_MAX / 2) || count > INT64_MAX / 2))
+            return kv_reply_err(c, "ERR value is out of range");
+    }
+    struct kv_dent *ke;
+    if (!lookup(c, 1, &ke))
+        return 0;
+    if (!with_count) {
+        if (!ke)
+            return kv_reply_null(c);
+        const struct kv_zset *z = zs(obj_of(ke));
+        RABIA_ASSERT(z->len > 0);
+        return reply_node(c, kv_zset_by_rank(z, 1 + kv_rand(c->s) % z->len), false);
+    }
+    if (!ke || count == 0)
+        return kv_reply_array(c, 0);
+    const struct kv_zset *z = zs(obj_of(ke));
+    uint64_t size = z->len, per = withscores ? 2 : 1;
+    int rc;
+    if (count < 0 || count == 1) { /* random members, repeats allowed */
+        uint64_t n = count < 0 ? (uint64_t)-count : 1;
+        if (n > ZSET_RAND_MAX_REPEAT)
+            return kv_reply_err(c, "ERR value is out of range");
+        if ((rc = kv_reply_array(c, n * per)))
+            return rc;
+        for (uint64_t i = 0; i < n; i++)
+            if ((rc = reply_node(c, kv_zset_by_rank(z, 1 + kv_rand(c->s) % size), withscores)))
+                return rc;
+        return 0;
+    }
+    uint64_t want = (uint64_t)count < size ? (uint64_t)count : size, left = size;
+    if ((rc = kv_reply_array(c, want * per)))
+        return rc;
+    for (const struct kv_zsl_node *x = kv_zset_first(z); x && want; x = kv_zset_next(x), left--) {
+        if (want < left && kv_rand(c->s) % left >= want)
+            continue;
+        want--;
+        if ((rc = reply_node(c, x, withscores)))
+            return rc;
+    }
+    RABIA_ASSERT(want == 0);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Range arguments.                                                    */
 

@@ -28,7 +28,7 @@ replies are compared:
     and the key sets are compared (so cursor values may differ);
   * TTL +-1 s, PTTL +-1500 ms, EXPIRETIME +-1 s, PEXPIRETIME +-1500 ms
     (negative replies -1/-2 exact);
-  * random commands (SRANDMEMBER HRANDFIELD RANDOMKEY) are checked for shape
+  * random commands (SRANDMEMBER HRANDFIELD ZRANDMEMBER RANDOMKEY) are checked for shape
     (type, length, distinct elements for a positive count) and membership
     (in the reference's SMEMBERS / HGETALL / KEYS *, read after the reply);
   * DBSIZE: Redis counts expired keys it has not reclaimed yet (SET with
@@ -318,12 +318,12 @@ TYPES = [b"string", b"hash", b"list", b"set", b"zset"]
 UNORDERED = {b"SMEMBERS", b"SINTER", b"SUNION", b"SDIFF", b"HKEYS", b"HVALS", b"KEYS"}
 PAIRS = {b"HGETALL"}
 TOLERANCE = {b"TTL": 1, b"PTTL": 1500, b"EXPIRETIME": 1, b"PEXPIRETIME": 1500}
-RANDOM_CMDS = {b"SRANDMEMBER", b"HRANDFIELD", b"RANDOMKEY"}
+RANDOM_CMDS = {b"SRANDMEMBER", b"HRANDFIELD", b"ZRANDMEMBER", b"RANDOMKEY"}
 CONTROL = {b"SELECT", b"MULTI", b"EXEC", b"DISCARD", b"WATCH", b"UNWATCH"}
 # commands that change nothing (the minimizer drops them all at once first)
-READ_ONLY = {b"GET", b"MGET", b"STRLEN", b"GETRANGE", b"GETBIT", b"BITCOUNT", b"BITPOS", b"EXISTS", b"TYPE", b"KEYS", b"SCAN", b"DBSIZE",
+READ_ONLY = {b"GET", b"MGET", b"STRLEN", b"GETRANGE", b"SUBSTR", b"GETBIT", b"BITCOUNT", b"BITPOS", b"EXISTS", b"TYPE", b"KEYS", b"SCAN", b"DBSIZE",
              b"TTL", b"PTTL", b"EXPIRETIME", b"PEXPIRETIME", b"HGET", b"HMGET", b"HLEN", b"HEXISTS", b"HKEYS",
-             b"HVALS", b"HGETALL", b"HSTRLEN", b"HRANDFIELD", b"LLEN", b"LRANGE", b"LINDEX", b"LPOS",
+             b"HVALS", b"HGETALL", b"HSTRLEN", b"HRANDFIELD", b"ZRANDMEMBER", b"LLEN", b"LRANGE", b"LINDEX", b"LPOS",
              b"SISMEMBER", b"SMISMEMBER", b"SMEMBERS", b"SCARD", b"SINTER", b"SUNION", b"SDIFF", b"SINTERCARD",
              b"SRANDMEMBER", b"ZSCORE", b"ZMSCORE", b"ZCARD", b"ZCOUNT", b"ZLEXCOUNT", b"ZRANGE", b"ZREVRANGE",
              b"ZRANGEBYSCORE", b"ZRANK", b"ZREVRANK", b"RANDOMKEY", b"PING", b"ECHO", b"TOUCH"}
@@ -578,6 +578,10 @@ class Gen:
     def c_getrange(s):
         return [b"GETRANGE", s.k("str"), s.i(-6, 8), s.i(-6, 12)]
     c_getrange.weight = 2
+
+    def c_substr(s):
+        return [b"SUBSTR", s.k("str"), s.i(-6, 8), s.i(-6, 12)]
+    c_substr.weight = 1
 
     def c_setrange(s):
         r = s.rng.random()
@@ -837,6 +841,15 @@ class Gen:
     def c_hstrlen(s):
         return [b"HSTRLEN", s.k("hash"), s.rng.choice(FIELDS)]
     c_hstrlen.weight = 1
+
+    def c_zrandmember(s):
+        a = [b"ZRANDMEMBER", s.k("zset")]
+        if s.rng.random() < 0.7:
+            a.append(s.rng.choice([b"1", b"2", b"3", b"10", b"-2", b"-5", b"0", b"x"]))
+            if s.rng.random() < 0.5:
+                a.append(s.rng.choice([b"WITHSCORES", b"withscores", b"WITHSCORE"]))
+        return a
+    c_zrandmember.weight = 1
 
     def c_hrandfield(s):
         a = [b"HRANDFIELD", s.k("hash")]
@@ -1380,14 +1393,16 @@ def pairs(items):
 
 
 def cmp_random(name, argv, r, s, members):
-    """Shape and membership of SRANDMEMBER / HRANDFIELD / RANDOMKEY replies.
-    members: the reference's elements (set of bytes; for HRANDFIELD a dict
-    field -> value) or None when unknown."""
+    """Shape and membership of SRANDMEMBER / HRANDFIELD / ZRANDMEMBER /
+    RANDOMKEY replies. members: the reference's elements (set of bytes; for
+    HRANDFIELD a dict field -> value, for ZRANDMEMBER member -> score) or
+    None when unknown."""
     if r[0] != s[0] or r[0] in "+-:!" or r[1] is None or s[1] is None:
         return r == s
     if r[0] == "$":
         return members is None or s[1] in members
-    withvalues = name == b"HRANDFIELD" and len(argv) > 3 and argv[3].upper() == b"WITHVALUES"
+    withvalues = len(argv) > 3 and ((name == b"HRANDFIELD" and argv[3].upper() == b"WITHVALUES") or
+                                    (name == b"ZRANDMEMBER" and argv[3].upper() == b"WITHSCORES"))
     if len(r[1]) != len(s[1]):
         return False
     if any(x[0] != "$" or x[1] is None for x in s[1]):
@@ -1684,7 +1699,12 @@ class Executor:
         if name == b"RANDOMKEY":
             rep = conn.call([b"KEYS", b"*"])
             return {x[1] for x in rep[1]} if is_arr(rep) else None
-        rep = conn.call([b"SMEMBERS" if name == b"SRANDMEMBER" else b"HGETALL", argv[1]])
+        if name == b"SRANDMEMBER":
+            rep = conn.call([b"SMEMBERS", argv[1]])
+        elif name == b"HRANDFIELD":
+            rep = conn.call([b"HGETALL", argv[1]])
+        else:
+            rep = conn.call([b"ZRANGE", argv[1], b"0", b"-1", b"WITHSCORES"])
         if not is_arr(rep):
             return None
         vals = [x[1] for x in rep[1]]

@@ -808,6 +808,52 @@ static void test_load_checks(void)
 }
 
 /* Binary members, and the order of bytes (a prefix first, 0xff last). */
+/* ZRANDMEMBER: Redis 7.0's errors and shapes; distinct members in score
+ * order for a positive count below the size, all of them at or above it;
+ * repeats for a negative count (at most 2^20); and two stores fed the same
+ * commands answer the same (kv_rand: every replica picks alike). */
+static void test_zrandmember(void)
+{
+    void *a = rabia_sm_kv.create(), *b = rabia_sm_kv.create();
+    void *both[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        KV_DO(both[k], "ZADD z 1 a 2 b 3 c 4 d 5 e", ":5\r\n");
+        KV_DO(both[k], "SET s x", "+OK\r\n");
+    }
+    KV_DO(a, "ZRANDMEMBER nokey", "$-1\r\n");
+    KV_DO(a, "ZRANDMEMBER nokey 3", "*0\r\n");
+    KV_DO(a, "ZRANDMEMBER z 0", "*0\r\n");
+    KV_DO(a, "ZRANDMEMBER s", "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    KV_DO(a, "ZRANDMEMBER z x", "-ERR value is not an integer or out of range\r\n");
+    KV_DO(a, "ZRANDMEMBER z 2 WITHSCORE", "-ERR syntax error\r\n");
+    KV_DO(a, "ZRANDMEMBER z -9223372036854775808",
+          "-ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807\r\n");
+    KV_DO(a, "ZRANDMEMBER z 9223372036854775807 WITHSCORES", "-ERR value is out of range\r\n");
+    KV_DO(a, "ZRANDMEMBER z -1048577", "-ERR value is out of range\r\n");
+    KV_DO(a, "ZRANDMEMBER z 9", "*5\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n$1\r\ne\r\n");
+    KV_DO(a, "ZRANDMEMBER z 5 WITHSCORES",
+          "*10\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n$1\r\nc\r\n$1\r\n3\r\n$1\r\nd\r\n$1\r\n4\r\n"
+          "$1\r\ne\r\n$1\r\n5\r\n");
+    for (int round = 0; round < 200; round++) {
+        static const char *const lines[] = {"ZRANDMEMBER z", "ZRANDMEMBER z 3", "ZRANDMEMBER z -7 WITHSCORES",
+                                            "ZRANDMEMBER z 1"};
+        const char *line = lines[round % 4];
+        char ra[512], rb[512];
+        snprintf(ra, sizeof ra, "%s", kv_reply(a, line));
+        snprintf(rb, sizeof rb, "%s", kv_reply(b, line));
+        CHECK(strcmp(ra, rb) == 0); /* the same picks on both */
+        if (round % 4 == 1) { /* three distinct members, in score order */
+            char m[3];
+            CHECK(sscanf(ra, "*3\r\n$1\r\n%c\r\n$1\r\n%c\r\n$1\r\n%c\r\n", &m[0], &m[1], &m[2]) == 3);
+            CHECK(m[0] >= 'a' && m[0] < m[1] && m[1] < m[2] && m[2] <= 'e');
+        } else if (round % 4 == 2) {
+            CHECK(!strncmp(ra, "*14\r\n", 5));
+        }
+    }
+    rabia_sm_kv.destroy(a);
+    rabia_sm_kv.destroy(b);
+}
+
 static void test_binary_members(void)
 {
     void *sm = rabia_sm_kv.create();
@@ -1471,5 +1517,6 @@ int main(void)
     RUN(test_snapshot_roundtrip);
     RUN(test_load_checks);
     RUN(test_binary_members);
+    RUN(test_zrandmember);
     return CHECK_DONE();
 }
