@@ -121,7 +121,11 @@ static const struct kv_cmd commands[] = {
     {"zadd", -4, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_zadd},
     {"zcard", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zcard},
     {"zcount", 4, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zcount},
+    {"zdiff", -3, KV_F_READONLY, 0, 0, 0, kv_cmd_zdiff},
+    {"zdiffstore", -4, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_zdiffstore},
     {"zincrby", 4, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_zincrby},
+    {"zinter", -3, KV_F_READONLY, 0, 0, 0, kv_cmd_zinter},
+    {"zintercard", -3, KV_F_READONLY, 0, 0, 0, kv_cmd_zintercard},
     {"zinterstore", -4, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_zinterstore},
     {"zlexcount", 4, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zlexcount},
     {"zmscore", -3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zmscore},
@@ -142,6 +146,7 @@ static const struct kv_cmd commands[] = {
     {"zrevrank", 3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zrevrank},
     {"zscan", -3, KV_F_READONLY, 1, 1, 1, kv_cmd_zscan},
     {"zscore", 3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zscore},
+    {"zunion", -3, KV_F_READONLY, 0, 0, 0, kv_cmd_zunion},
     {"zunionstore", -4, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_zunionstore},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -848,7 +848,7 @@ KV_CMD(zremrangebyscore)
 }
 
 /* ------------------------------------------------------------------ */
-/* ZUNIONSTORE, ZINTERSTORE.                                           */
+/* ZUNION, ZINTER, ZDIFF (and their STORE forms), ZINTERCARD.         */
 
 enum { AGG_SUM, AGG_MIN, AGG_MAX };
 
@@ -937,12 +937,19 @@ static void aggregate(double *target, double v, int agg)
     }
 }
 
-/* WEIGHTS and AGGREGATE after the keys: false when an error was replied. */
-static bool zstore_options(struct kv_ctx *c, uint32_t j, struct zsrc *src, uint32_t nsrc, int *agg, int *rc)
+enum zop_kind { ZOP_UNION, ZOP_INTER, ZOP_DIFF };
+
+/* The options after the keys, as Redis 7.0's zunionInterDiffGenericCommand
+ * takes them: WEIGHTS and AGGREGATE (not for a difference or a count),
+ * WITHSCORES (replies only), LIMIT (ZINTERCARD). False when an error was
+ * replied (*rc its result). */
+static bool zop_options(struct kv_ctx *c, uint32_t j, struct zsrc *src, uint32_t nsrc, enum zop_kind op, bool store,
+                        bool card, int *agg, bool *withscores, int64_t *limit, int *rc)
 {
     while (j < c->argc) {
         uint32_t left = c->argc - j;
-        if (left >= nsrc + 1 && kv_arg_is(c, j, "weights")) {
+        bool scored = op != ZOP_DIFF && !card;
+        if (scored && left >= nsrc + 1 && kv_arg_is(c, j, "weights")) {
             j++;
             for (uint32_t i = 0; i < nsrc; i++, j++) {
                 if (!kv_parse_double(c->argv[j], c->len[j], &src[i].weight)) {
@@ -950,7 +957,7 @@ static bool zstore_options(struct kv_ctx *c, uint32_t j, struct zsrc *src, uint3
                     return false;
                 }
             }
-        } else if (left >= 2 && kv_arg_is(c, j, "aggregate")) {
+        } else if (scored && left >= 2 && kv_arg_is(c, j, "aggregate")) {
             if (kv_arg_is(c, j + 1, "sum"))
                 *agg = AGG_SUM;
             else if (kv_arg_is(c, j + 1, "min"))
@@ -959,6 +966,17 @@ static bool zstore_options(struct kv_ctx *c, uint32_t j, struct zsrc *src, uint3
                 *agg = AGG_MAX;
             else
                 break;
+            j += 2;
+        } else if (!store && !card && kv_arg_is(c, j, "withscores")) {
+            *withscores = true;
+            j++;
+        } else if (card && left >= 2 && kv_arg_is(c, j, "limit")) {
+            /* Redis's getPositiveLongFromObjectOrReply with this message:
+             * a LIMIT that is not a number says so too */
+            if (!kv_parse_i64(c->argv[j + 1], c->len[j + 1], limit) || *limit < 0) {
+                *rc = kv_reply_err(c, "ERR LIMIT can't be negative");
+                return false;
+            }
             j += 2;
         } else {
             break;
@@ -1049,12 +1067,52 @@ static int zunion(struct kv_store *s, const struct zsrc *src, uint32_t nsrc, int
     return kv_zset_index(s, dst);
 }
 
-/* Sources from argument 3, sorted sets or sets: false when an error was
- * replied. */
-static bool zstore_sources(struct kv_ctx *c, struct zsrc *src, uint32_t nsrc)
+/* The members of src[0] in none of the others, with src[0]'s scores. */
+static int diff_member(void *arg, const uint8_t *m, size_t n, double score)
+{
+    const struct zop *op = arg;
+    double unused;
+    for (uint32_t j = 1; j < op->nsrc; j++)
+        if (src_find(op->s, &op->src[j], m, n, &unused))
+            return 0;
+    return kv_zset_insert(op->s, op->dst, m, n, score);
+}
+
+static int zdiff(struct kv_store *s, const struct zsrc *src, uint32_t nsrc, int agg, struct kv_zset *dst)
+{
+    struct zop op = {s, src, nsrc, agg, dst};
+    return src_each(s, &src[0], diff_member, &op);
+}
+
+/* ZINTERCARD: the members of src[0] (the smallest) in every other one,
+ * counted up to limit (0: no limit). */
+struct zcard {
+    struct kv_store *s;
+    const struct zsrc *src;
+    uint32_t nsrc;
+    uint64_t n, limit;
+};
+
+static int card_member(void *arg, const uint8_t *m, size_t n, double score)
+{
+    struct zcard *k = arg;
+    (void)score;
+    if (k->limit && k->n >= k->limit)
+        return 0;
+    double unused;
+    for (uint32_t j = 1; j < k->nsrc; j++)
+        if (!same_src(&k->src[j], &k->src[0]) && !src_find(k->s, &k->src[j], m, n, &unused))
+            return 0;
+    k->n++;
+    return 0;
+}
+
+/* Sources from argument `first`, sorted sets or sets: false when an error
+ * was replied. */
+static bool zstore_sources(struct kv_ctx *c, uint32_t first, struct zsrc *src, uint32_t nsrc)
 {
     for (uint32_t i = 0; i < nsrc; i++) {
-        struct kv_dent *ke = kv_find_arg(c, 3 + i);
+        struct kv_dent *ke = kv_find_arg(c, first + i);
         struct kv_obj *o = ke ? obj_of(ke) : NULL;
         if (o && o->type != KV_ZSET && o->type != KV_SET) {
             kv_reply_err(c, KV_ERR_WRONGTYPE);
@@ -1068,42 +1126,72 @@ static bool zstore_sources(struct kv_ctx *c, struct zsrc *src, uint32_t nsrc)
     return true;
 }
 
-static int zstore_generic(struct kv_ctx *c, bool inter)
+/* ZUNIONSTORE ZINTERSTORE ZDIFFSTORE (store: the destination at argument
+ * 1, numkeys at 2), ZUNION ZINTER ZDIFF (numkeys at 1, WITHSCORES) and
+ * ZINTERCARD (card: a count, LIMIT), as Redis 7.0's
+ * zunionInterDiffGenericCommand: numkeys, the keys' types, then the
+ * options; sources smallest first except for a difference (src[0] is the
+ * one the others are taken from). */
+static int zsetop_generic(struct kv_ctx *c, const char *name, enum zop_kind op, bool store, bool card)
 {
+    const uint32_t ni = store ? 2 : 1;
     int64_t nkeys;
-    if (!kv_arg_i64(c, 2, &nkeys))
+    if (!kv_arg_i64(c, ni, &nkeys))
         return 0;
     if (nkeys < 1)
-        return kv_reply_errf(c, "ERR at least 1 input key is needed for '%s' command",
-                             inter ? "zinterstore" : "zunionstore");
-    if (nkeys > (int64_t)c->argc - 3)
+        return kv_reply_errf(c, "ERR at least 1 input key is needed for '%s' command", name);
+    if (nkeys > (int64_t)c->argc - (ni + 1))
         return kv_reply_err(c, KV_ERR_SYNTAX);
     uint32_t nsrc = (uint32_t)nkeys;
     struct zsrc *src = kv_alloc(c->s, nsrc * sizeof *src);
     if (!src)
         return -ENOMEM;
     int agg = AGG_SUM, rc = 0;
-    if (!zstore_sources(c, src, nsrc) || !zstore_options(c, 3 + nsrc, src, nsrc, &agg, &rc)) {
+    bool withscores = false;
+    int64_t limit = 0;
+    if (!zstore_sources(c, ni + 1, src, nsrc) ||
+        !zop_options(c, ni + 1 + nsrc, src, nsrc, op, store, card, &agg, &withscores, &limit, &rc)) {
         kv_free(c->s, src);
         return rc;
     }
-    qsort(src, nsrc, sizeof *src, src_cmp);
+    if (op != ZOP_DIFF)
+        qsort(src, nsrc, sizeof *src, src_cmp);
+    if (card) {
+        struct zcard k = {c->s, src, nsrc, 0, (uint64_t)limit};
+        rc = src_len(&src[0]) ? src_each(c->s, &src[0], card_member, &k) : 0;
+        kv_free(c->s, src);
+        return rc ? rc : kv_reply_int(c, (int64_t)k.n);
+    }
     struct kv_obj *o = zobj_new(c->s, ZSET_SKIPLIST);
     if (!o)
         rc = -ENOMEM;
     else
-        rc = (inter ? zinter : zunion)(c->s, src, nsrc, agg, zs(o));
+        rc = (op == ZOP_INTER ? zinter : op == ZOP_UNION ? zunion : zdiff)(c->s, src, nsrc, agg, zs(o));
     kv_free(c->s, src);
     if (rc) {
         kv_obj_free(c->s, o);
         return rc;
     }
-    settle_encoding(o);
-    return store_result(c, 1, o);
+    if (store) {
+        settle_encoding(o);
+        return store_result(c, 1, o);
+    }
+    /* the result in score order, as Redis replies from its skiplist */
+    const struct kv_zset *z = zs(o);
+    rc = kv_reply_array(c, z->len * (withscores ? 2 : 1));
+    for (const struct kv_zsl_node *x = kv_zset_first(z); x && !rc; x = kv_zset_next(x))
+        rc = reply_node(c, x, withscores);
+    kv_obj_free(c->s, o);
+    return rc;
 }
 
-KV_CMD(zunionstore) { return zstore_generic(c, false); }
-KV_CMD(zinterstore) { return zstore_generic(c, true); }
+KV_CMD(zunionstore) { return zsetop_generic(c, "zunionstore", ZOP_UNION, true, false); }
+KV_CMD(zinterstore) { return zsetop_generic(c, "zinterstore", ZOP_INTER, true, false); }
+KV_CMD(zdiffstore) { return zsetop_generic(c, "zdiffstore", ZOP_DIFF, true, false); }
+KV_CMD(zunion) { return zsetop_generic(c, "zunion", ZOP_UNION, false, false); }
+KV_CMD(zinter) { return zsetop_generic(c, "zinter", ZOP_INTER, false, false); }
+KV_CMD(zdiff) { return zsetop_generic(c, "zdiff", ZOP_DIFF, false, false); }
+KV_CMD(zintercard) { return zsetop_generic(c, "zintercard", ZOP_INTER, false, true); }
 
 /* ------------------------------------------------------------------ */
 /* ZSCAN.                                                              */

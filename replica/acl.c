@@ -414,8 +414,10 @@ static uint32_t numkeys_of(const uint8_t *p, size_t n, uint32_t argc)
 /* Where the numkeys argument of a movable-key command is (0: not one). */
 static uint32_t numkeys_at(const char *name)
 {
-    if (!strcmp(name, "zunionstore") || !strcmp(name, "zinterstore")) return 2;
-    if (!strcmp(name, "sintercard")) return 1;
+    if (!strcmp(name, "zunionstore") || !strcmp(name, "zinterstore") || !strcmp(name, "zdiffstore")) return 2;
+    if (!strcmp(name, "sintercard") || !strcmp(name, "zunion") || !strcmp(name, "zinter") || !strcmp(name, "zdiff") ||
+        !strcmp(name, "zintercard"))
+        return 1;
     return 0;
 }
 

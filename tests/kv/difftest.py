@@ -326,14 +326,14 @@ READ_ONLY = {b"GET", b"MGET", b"STRLEN", b"GETRANGE", b"SUBSTR", b"GETBIT", b"BI
              b"HVALS", b"HGETALL", b"HSTRLEN", b"HRANDFIELD", b"ZRANDMEMBER", b"LLEN", b"LRANGE", b"LINDEX", b"LPOS",
              b"SISMEMBER", b"SMISMEMBER", b"SMEMBERS", b"SCARD", b"SINTER", b"SUNION", b"SDIFF", b"SINTERCARD",
              b"SRANDMEMBER", b"ZSCORE", b"ZMSCORE", b"ZCARD", b"ZCOUNT", b"ZLEXCOUNT", b"ZRANGE", b"ZREVRANGE",
-             b"ZRANGEBYSCORE", b"ZRANK", b"ZREVRANK", b"RANDOMKEY", b"PING", b"ECHO", b"TOUCH"}
+             b"ZRANGEBYSCORE", b"ZUNION", b"ZINTER", b"ZDIFF", b"ZINTERCARD", b"ZRANK", b"ZREVRANK", b"RANDOMKEY", b"PING", b"ECHO", b"TOUCH"}
 # commands that give keys a TTL or take it away (dropped together by the minimizer)
 BURST_EXPIRY = {b"SETEX", b"PSETEX", b"GETEX", b"EXPIRE", b"PEXPIRE", b"EXPIREAT", b"PEXPIREAT", b"PERSIST"}
 GLOBAL = {b"KEYS", b"SCAN", b"DBSIZE", b"RANDOMKEY", b"FLUSHALL", b"FLUSHDB"}
 BURST_CMDS = {"SET", "SETEX", "PSETEX", "GETEX", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"}
 WRITE_CMDS = ["SET", "DEL", "INCR", "APPEND", "HSET", "HDEL", "LPUSH", "RPOP", "SADD", "SREM",
               "ZADD", "ZREM", "EXPIRE", "PERSIST", "RENAME", "SETRANGE", "GETDEL", "MSET",
-              "HINCRBY", "LSET", "SMOVE", "ZINCRBY", "COPY", "UNLINK", "SETBIT", "BITOP"]
+              "HINCRBY", "LSET", "SMOVE", "ZINCRBY", "COPY", "UNLINK", "SETBIT", "BITOP", "ZDIFFSTORE"]
 
 
 class Op:
@@ -1158,17 +1158,22 @@ class Gen:
         return [b"ZREMRANGEBYSCORE", s.k("zset"), s.rng.choice(SCORE_BOUNDS), s.rng.choice(SCORE_BOUNDS)]
     c_zremrangebyscore.weight = 1
 
-    def zstore(s, cmd):
+    def zstore(s, cmd, store=True, scored=True, card=False):
         r = s.rng
         keys = s.ks("zset", 1, 3)
         n = b"%d" % len(keys)
         if r.random() < 0.04:
             n = r.choice([b"0", b"9", b"x"])
-        a = [cmd, s.k("zset"), n] + keys
-        if r.random() < 0.3:
+        a = [cmd] + ([s.k("zset")] if store else []) + [n] + keys
+        # WEIGHTS / AGGREGATE now and then where they are not allowed too (a syntax error)
+        if r.random() < (0.3 if scored else 0.03):
             a += [b"WEIGHTS"] + [r.choice([b"1", b"2", b"0.5", b"-1", b"0"]) for _ in keys]
-        if r.random() < 0.3:
+        if r.random() < (0.3 if scored else 0.03):
             a += [b"AGGREGATE", r.choice([b"SUM", b"MIN", b"MAX", b"AVG"] if r.random() < 0.1 else [b"SUM", b"MIN", b"MAX"])]
+        if not store and not card and r.random() < 0.5:
+            a.append(r.choice([b"WITHSCORES", b"withscores"]))
+        if card and r.random() < 0.4:
+            a += [b"LIMIT", r.choice([b"0", b"1", b"2", b"-1", b"x"])]
         return a
 
     def c_zunionstore(s):
@@ -1178,6 +1183,26 @@ class Gen:
     def c_zinterstore(s):
         return s.zstore(b"ZINTERSTORE")
     c_zinterstore.weight = 1
+
+    def c_zdiffstore(s):
+        return s.zstore(b"ZDIFFSTORE", scored=False)
+    c_zdiffstore.weight = 1
+
+    def c_zunion(s):
+        return s.zstore(b"ZUNION", store=False)
+    c_zunion.weight = 1
+
+    def c_zinter(s):
+        return s.zstore(b"ZINTER", store=False)
+    c_zinter.weight = 1
+
+    def c_zdiff(s):
+        return s.zstore(b"ZDIFF", store=False, scored=False)
+    c_zdiff.weight = 1
+
+    def c_zintercard(s):
+        return s.zstore(b"ZINTERCARD", store=False, scored=False, card=True)
+    c_zintercard.weight = 1
 
     # --- misc and transaction commands outside a transaction (errors, stray watches)
     def c_ping(s):

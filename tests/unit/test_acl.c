@@ -164,6 +164,8 @@ static void test_permissions(void)
     const char *zu_bad[] = {"zunionstore", "app:d", "2", "app:a", "x:b"};
     const char *zu_weights[] = {"zunionstore", "app:d", "1", "app:a", "WEIGHTS", "x"};
     const char *sic[] = {"sintercard", "2", "app:a", "b"};
+    const char *zun_ok[] = {"zunion", "2", "app:a", "app:b", "WITHSCORES"}, *zdi_bad[] = {"zdiff", "2", "app:a", "x:b"};
+    const char *zds_bad[] = {"zdiffstore", "x:d", "1", "app:a"}, *zic_bad[] = {"zintercard", "1", "x:a", "LIMIT", "1"};
     const char *flush[] = {"flushall"}, *del[] = {"del", "k"};
     CHECK_EQ(cmd("ro", 2, get), ACL_ALLOWED);
     CHECK_EQ(cmd("ro", 3, set), ACL_DENIED_CMD);
@@ -176,6 +178,10 @@ static void test_permissions(void)
     CHECK_EQ(cmd("app", 5, zu_bad), ACL_DENIED_KEY);
     CHECK_EQ(cmd("app", 6, zu_weights), ACL_ALLOWED);
     CHECK_EQ(cmd("app", 4, sic), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("app", 5, zun_ok), ACL_ALLOWED); /* WITHSCORES after the keys is no key */
+    CHECK_EQ(cmd("app", 4, zdi_bad), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("app", 4, zds_bad), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("app", 5, zic_bad), ACL_DENIED_KEY);
     CHECK_EQ(cmd("app", 1, flush), ACL_DENIED_CMD);
     CHECK_EQ(cmd("nw", 3, seto), ACL_DENIED_CMD);
     CHECK_EQ(cmd("nw", 2, del), ACL_ALLOWED);

@@ -854,6 +854,44 @@ static void test_zrandmember(void)
     rabia_sm_kv.destroy(b);
 }
 
+/* ZUNION ZINTER ZDIFF (replies in score order, WITHSCORES), ZDIFFSTORE and
+ * ZINTERCARD (LIMIT), with Redis 7.0.15's replies and errors (the same
+ * lines were run against redis-server; difftest compares random ones):
+ * options a difference or a count does not take are syntax errors, a
+ * set counts as scores of 1, an empty difference deletes the destination. */
+static void test_zset_ops(void)
+{
+    void *sm = rabia_sm_kv.create();
+    KV_DO(sm, "ZADD z1 1 a 0 b 3 c", ":3\r\n");
+    KV_DO(sm, "ZADD z2 2 b -3 c 4 d", ":3\r\n");
+    KV_DO(sm, "SADD s a x", ":2\r\n");
+    KV_DO(sm, "SET str v", "+OK\r\n");
+    KV_DO(sm, "ZUNION 2 z1 z2 WITHSCORES",
+          "*8\r\n$1\r\nc\r\n$1\r\n0\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n$1\r\nd\r\n$1\r\n4\r\n");
+    KV_DO(sm, "ZINTER 2 z1 z2", "*2\r\n$1\r\nc\r\n$1\r\nb\r\n");
+    KV_DO(sm, "ZDIFF 2 z1 z2 WITHSCORES", "*2\r\n$1\r\na\r\n$1\r\n1\r\n");
+    KV_DO(sm, "ZDIFF 2 z1 s", "*2\r\n$1\r\nb\r\n$1\r\nc\r\n");
+    KV_DO(sm, "ZDIFF 2 z1 z1", "*0\r\n");
+    KV_DO(sm, "ZUNION 2 z1 s WEIGHTS 2 3 AGGREGATE MAX WITHSCORES",
+          "*8\r\n$1\r\nb\r\n$1\r\n0\r\n$1\r\na\r\n$1\r\n3\r\n$1\r\nx\r\n$1\r\n3\r\n$1\r\nc\r\n$1\r\n6\r\n");
+    KV_DO(sm, "ZINTERCARD 2 z1 z2", ":2\r\n");
+    KV_DO(sm, "ZINTERCARD 2 z1 z2 LIMIT 1", ":1\r\n");
+    KV_DO(sm, "ZINTERCARD 2 z1 z2 LIMIT -1", "-ERR LIMIT can't be negative\r\n");
+    KV_DO(sm, "ZINTERCARD 2 z1 z2 LIMIT x", "-ERR LIMIT can't be negative\r\n");
+    KV_DO(sm, "ZINTERCARD 2 z1 z2 WITHSCORES", "-ERR syntax error\r\n");
+    KV_DO(sm, "ZINTERCARD 0 z1", "-ERR at least 1 input key is needed for 'zintercard' command\r\n");
+    KV_DO(sm, "ZDIFF 2 z1 z2 WEIGHTS 1 1", "-ERR syntax error\r\n");
+    KV_DO(sm, "ZUNION 3 z1 z2", "-ERR syntax error\r\n");
+    KV_DO(sm, "ZDIFF 2 z1 str", "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    KV_DO(sm, "ZUNIONSTORE u 2 z1 z2 WITHSCORES", "-ERR syntax error\r\n");
+    KV_DO(sm, "ZDIFFSTORE d 2 z1 z2", ":1\r\n");
+    KV_DO(sm, "ZRANGE d 0 -1 WITHSCORES", "*2\r\n$1\r\na\r\n$1\r\n1\r\n");
+    KV_DO(sm, "ZDIFFSTORE d 2 z1 z1", ":0\r\n");
+    KV_DO(sm, "EXISTS d", ":0\r\n");
+    KV_DO(sm, "ZINTER 1 nokey", "*0\r\n");
+    rabia_sm_kv.destroy(sm);
+}
+
 static void test_binary_members(void)
 {
     void *sm = rabia_sm_kv.create();
@@ -1518,5 +1556,6 @@ int main(void)
     RUN(test_load_checks);
     RUN(test_binary_members);
     RUN(test_zrandmember);
+    RUN(test_zset_ops);
     return CHECK_DONE();
 }
