@@ -366,6 +366,11 @@ bool kv_parse_long_double(const uint8_t *p, size_t n, long double *v);
 /* Parse argument i as an integer / double, replying KV_ERR_NOTINT /
  * KV_ERR_NOTFLOAT on failure (returns false then). */
 bool kv_arg_i64(struct kv_ctx *c, uint32_t i, int64_t *v);
+/* HRANDFIELD's and ZRANDMEMBER's count (argument 2, -2^63 refused as
+ * Redis's getRangeLong) and option `with` (argument 3: WITHVALUES,
+ * WITHSCORES; a count of half the range at most with it): false when an
+ * error was replied. */
+bool kv_rand_count_args(struct kv_ctx *c, const char *with, int64_t *count, bool *withp);
 bool kv_arg_double(struct kv_ctx *c, uint32_t i, double *v);
 /* Format like Redis's ll2string / "%.17g" / long double "%.17Lf" with
  * trailing zeros removed (INCRBYFLOAT). Return the length written (buf

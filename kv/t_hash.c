@@ -977,16 +977,9 @@ KV_CMD(hrandfield)
 {
     if (c->argc >= 3) {
         int64_t count;
-        if (!kv_arg_i64(c, 2, &count))
+        bool withvalues;
+        if (!kv_rand_count_args(c, "withvalues", &count, &withvalues))
             return 0;
-        if (count == INT64_MIN)
-            return kv_reply_err(c, "ERR value is out of range, value must between "
-                                   "-9223372036854775807 and 9223372036854775807");
-        if (c->argc > 4 || (c->argc == 4 && !kv_arg_is(c, 3, "withvalues")))
-            return kv_reply_err(c, KV_ERR_SYNTAX);
-        bool withvalues = c->argc == 4;
-        if (withvalues && (count < -(INT64_MAX / 2) || count > INT64_MAX / 2))
-            return kv_reply_err(c, "ERR value is out of range");
         return hrandfield_count(c, count, withvalues);
     }
     struct kv_obj *o;

@@ -319,18 +319,8 @@ KV_CMD(zrandmember)
 {
     int64_t count = 1;
     bool withscores = false, with_count = c->argc >= 3;
-    if (with_count) {
-        if (!kv_arg_i64(c, 2, &count))
-            return 0;
-        if (count == INT64_MIN)
-            return kv_reply_err(c, "ERR value is out of range, value must between "
-                                   "-9223372036854775807 and 9223372036854775807");
-        if (c->argc > 4 || (c->argc == 4 && !kv_arg_is(c, 3, "withscores")))
-            return kv_reply_err(c, KV_ERR_SYNTAX);
-        withscores = c->argc == 4;
-        if (withscores && (count < -(INT64_MAX / 2) || count > INT64_MAX / 2))
-            return kv_reply_err(c, "ERR value is out of range");
-    }
+    if (with_count && !kv_rand_count_args(c, "withscores", &count, &withscores))
+        return 0;
     struct kv_dent *ke;
     if (!lookup(c, 1, &ke))
         return 0;

@@ -105,6 +105,27 @@ bool kv_arg_i64(struct kv_ctx *c, uint32_t i, int64_t *v)
     return false;
 }
 
+bool kv_rand_count_args(struct kv_ctx *c, const char *with, int64_t *count, bool *withp)
+{
+    RABIA_ASSERT(c->argc >= 3);
+    if (!kv_arg_i64(c, 2, count))
+        return false;
+    if (*count == INT64_MIN) {
+        kv_reply_err(c, "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807");
+        return false;
+    }
+    if (c->argc > 4 || (c->argc == 4 && !kv_arg_is(c, 3, with))) {
+        kv_reply_err(c, KV_ERR_SYNTAX);
+        return false;
+    }
+    *withp = c->argc == 4;
+    if (*withp && (*count < -(INT64_MAX / 2) || *count > INT64_MAX / 2)) {
+        kv_reply_err(c, "ERR value is out of range");
+        return false;
+    }
+    return true;
+}
+
 bool kv_arg_double(struct kv_ctx *c, uint32_t i, double *v)
 {
     RABIA_ASSERT(i < c->argc);
