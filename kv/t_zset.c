@@ -1057,13 +1057,16 @@ static int zunion(struct kv_store *s, const struct zsrc *src, uint32_t nsrc, int
     return kv_zset_index(s, dst);
 }
 
-/* The members of src[0] in none of the others, with src[0]'s scores. */
+/* The members of src[0] in none of the others, with src[0]'s scores. A
+ * source that is src[0] again holds every member, and is not looked up
+ * while src[0] is walked (a lookup moves a set's incremental rehash on
+ * under the walk). */
 static int diff_member(void *arg, const uint8_t *m, size_t n, double score)
 {
     const struct zop *op = arg;
     double unused;
     for (uint32_t j = 1; j < op->nsrc; j++)
-        if (src_find(op->s, &op->src[j], m, n, &unused))
+        if (same_src(&op->src[j], &op->src[0]) || src_find(op->s, &op->src[j], m, n, &unused))
             return 0;
     return kv_zset_insert(op->s, op->dst, m, n, score);
 }

@@ -889,6 +889,16 @@ static void test_zset_ops(void)
     KV_DO(sm, "ZDIFFSTORE d 2 z1 z1", ":0\r\n");
     KV_DO(sm, "EXISTS d", ":0\r\n");
     KV_DO(sm, "ZINTER 1 nokey", "*0\r\n");
+    /* a big set (a hash table, rehashed as it grows) taken from itself,
+     * and counted against itself */
+    for (int i = 0; i < 2000; i++) {
+        char line[48];
+        snprintf(line, sizeof line, "SADD big m%d", i);
+        KV_DO(sm, line, ":1\r\n");
+    }
+    KV_DO(sm, "ZDIFF 2 big big", "*0\r\n");
+    KV_DO(sm, "ZINTERCARD 2 big big", ":2000\r\n");
+    KV_DO(sm, "ZDIFFSTORE d 3 big z1 big", ":0\r\n");
     rabia_sm_kv.destroy(sm);
 }
 
