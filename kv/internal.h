@@ -168,6 +168,10 @@ const struct kv_type_ops *kv_type_ops(uint8_t type);
 
 /* A string object holding p[0..n). NULL on allocation failure. */
 struct kv_obj *kv_str_new(struct kv_store *s, const uint8_t *p, size_t n);
+/* o resized to n bytes (new bytes zero), or NULL with o unchanged. The
+ * caller points the key's entry at the result. */
+struct kv_obj *kv_str_resize(struct kv_store *s, struct kv_obj *o, size_t n);
+#define KV_STR_MAX (512ull * 1024 * 1024) /* a string's bytes at most: Redis's proto-max-bulk-len default */
 /* A non-string object of type t with encoding enc and structure ptr. */
 struct kv_obj *kv_obj_new(struct kv_store *s, uint8_t type, uint8_t enc, void *ptr);
 void kv_obj_free(struct kv_store *s, struct kv_obj *o);

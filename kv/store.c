@@ -73,6 +73,19 @@ struct kv_obj *kv_str_new(struct kv_store *s, const uint8_t *p, size_t n)
     return o;
 }
 
+struct kv_obj *kv_str_resize(struct kv_store *s, struct kv_obj *o, size_t n)
+{
+    RABIA_ASSERT(o->type == KV_STRING && n <= UINT32_MAX);
+    struct kv_obj *r = kv_realloc(s, o, sizeof *r + n + 1);
+    if (!r)
+        return NULL;
+    if (n > r->len)
+        memset(r->str + r->len, 0, n - r->len);
+    r->len = (uint32_t)n;
+    r->str[n] = 0;
+    return r;
+}
+
 struct kv_obj *kv_obj_new(struct kv_store *s, uint8_t type, uint8_t enc, void *ptr)
 {
     RABIA_ASSERT(type > KV_STRING && type < KV_NTYPES);

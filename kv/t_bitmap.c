@@ -8,46 +8,28 @@
  * filled) to hold the highest bit SETBIT touches, up to 512 MiB
  * (proto-max-bulk-len), as a SETRANGE would.
  *
- * Helpers that may reply an error return 0 to go on, 1 when they replied,
- * or -ENOMEM; DONE() turns that into the command's return value. */
-#include <strings.h>
+ * The argument helpers reply the error themselves and return false (the
+ * command then returns 0), as kv_arg_i64 and kv_type_ok do. */
 #include <string.h>
 
 #include "internal.h"
 
-#define BYTES_MAX (512ull * 1024 * 1024) /* Redis's proto-max-bulk-len default */
 #define ERR_OFFSET "ERR bit offset is not an integer or out of range"
 #define ERR_BIT "ERR bit is not an integer or out of range"
 
-#define DONE(rc) ((rc) < 0 ? (rc) : 0)
-
-static int fail(struct kv_ctx *c, const char *msg)
-{
-    int rc = kv_reply_err(c, msg);
-    return rc < 0 ? rc : 1;
-}
-
 static struct kv_obj *obj(const struct kv_dent *e) { return e->v.p; }
-
-static int check_str(struct kv_ctx *c, const struct kv_dent *e)
-{
-    return !e || obj(e)->type == KV_STRING ? 0 : fail(c, KV_ERR_WRONGTYPE);
-}
 
 /* Redis's getBitOffsetFromArgument: 0 .. 2^32 - 1 (the bit's byte within
  * proto-max-bulk-len). */
-static int arg_offset(struct kv_ctx *c, uint32_t i, uint64_t *off)
+static bool arg_offset(struct kv_ctx *c, uint32_t i, uint64_t *off)
 {
     int64_t v;
-    if (!kv_parse_i64(c->argv[i], c->len[i], &v) || v < 0 || (uint64_t)(v >> 3) >= BYTES_MAX)
-        return fail(c, ERR_OFFSET);
+    if (!kv_parse_i64(c->argv[i], c->len[i], &v) || v < 0 || (uint64_t)(v >> 3) >= KV_STR_MAX) {
+        kv_reply_err(c, ERR_OFFSET);
+        return false;
+    }
     *off = (uint64_t)v;
-    return 0;
-}
-
-static int arg_ll(struct kv_ctx *c, uint32_t i, int64_t *v)
-{
-    return kv_parse_i64(c->argv[i], c->len[i], v) ? 0 : fail(c, KV_ERR_NOTINT);
+    return true;
 }
 
 static uint64_t popcount(const uint8_t *p, uint64_t n)
@@ -93,16 +75,14 @@ static void clamp_range(int64_t *start, int64_t *end, int64_t total)
         *end = total - 1;
 }
 
-/* A BYTE or BIT unit argument: 1 for BIT, 0 for BYTE, else a syntax error. */
-static int arg_unit(struct kv_ctx *c, uint32_t i, bool *isbit)
+/* A BYTE or BIT unit argument, else a syntax error. */
+static bool arg_unit(struct kv_ctx *c, uint32_t i, bool *isbit)
 {
-    if (c->len[i] == 3 && !strncasecmp((const char *)c->argv[i], "bit", 3))
-        *isbit = true;
-    else if (c->len[i] == 4 && !strncasecmp((const char *)c->argv[i], "byte", 4))
-        *isbit = false;
-    else
-        return fail(c, KV_ERR_SYNTAX);
-    return 0;
+    *isbit = kv_arg_is(c, i, "bit");
+    if (*isbit || kv_arg_is(c, i, "byte"))
+        return true;
+    kv_reply_err(c, KV_ERR_SYNTAX);
+    return false;
 }
 
 /* Bits of a range given in bits that lie outside it in its first and last
@@ -120,42 +100,30 @@ KV_CMD(setbit)
 {
     uint64_t off;
     int64_t on;
-    int rc;
-    if ((rc = arg_offset(c, 2, &off)))
-        return DONE(rc);
+    if (!arg_offset(c, 2, &off))
+        return 0;
     if (!kv_parse_i64(c->argv[3], c->len[3], &on) || (on & ~1))
-        return DONE(fail(c, ERR_BIT));
+        return kv_reply_err(c, ERR_BIT);
     struct kv_dent *e = kv_find_arg(c, 1);
-    if ((rc = check_str(c, e)))
-        return DONE(rc);
+    if (!kv_type_ok(c, e, KV_STRING))
+        return 0;
     uint64_t byte = off >> 3, need = byte + 1;
-    RABIA_ASSERT(need <= BYTES_MAX);
-    bool dirty = false;
-    struct kv_obj *o;
-    if (!e) {
-        struct kv_obj *v = kv_str_new(c->s, NULL, 0);
-        if (!v)
-            return -ENOMEM;
-        if (!(o = kv_realloc(c->s, v, sizeof *o + need + 1))) {
-            kv_obj_free(c->s, v);
+    RABIA_ASSERT(need <= KV_STR_MAX);
+    bool dirty = !e || need > obj(e)->len; /* created or grown */
+    struct kv_obj *o = e ? obj(e) : kv_str_new(c->s, NULL, 0), *r;
+    if (!o)
+        return -ENOMEM;
+    if (need > o->len) {
+        if (!(r = kv_str_resize(c->s, o, need))) {
+            if (!e)
+                kv_obj_free(c->s, o);
             return -ENOMEM;
         }
-        memset(o->str, 0, need + 1);
-        o->len = (uint32_t)need;
-        if (!(e = kv_add(c, c->argv[1], c->len[1], o)))
+        o = r;
+        if (e)
+            e->v.p = o;
+        else if (!(e = kv_add(c, c->argv[1], c->len[1], o)))
             return -ENOMEM;
-        dirty = true;
-    } else {
-        o = obj(e);
-        if (need > o->len) {
-            struct kv_obj *r = kv_realloc(c->s, o, sizeof *r + need + 1);
-            if (!r)
-                return -ENOMEM;
-            memset(r->str + r->len, 0, need + 1 - r->len);
-            r->len = (uint32_t)need;
-            e->v.p = o = r;
-            dirty = true;
-        }
     }
     const uint8_t mask = (uint8_t)(1u << (7 - (off & 7)));
     const int was = (o->str[byte] & mask) != 0;
@@ -171,14 +139,13 @@ KV_CMD(setbit)
 KV_CMD(getbit)
 {
     uint64_t off;
-    int rc;
-    if ((rc = arg_offset(c, 2, &off)))
-        return DONE(rc);
+    if (!arg_offset(c, 2, &off))
+        return 0;
     struct kv_dent *e = kv_find_arg(c, 1);
     if (!e)
         return kv_reply_int(c, 0);
-    if ((rc = check_str(c, e)))
-        return DONE(rc);
+    if (!kv_type_ok(c, e, KV_STRING))
+        return 0;
     const struct kv_obj *o = obj(e);
     uint64_t byte = off >> 3;
     int bit = byte < o->len && (o->str[byte] & (1u << (7 - (off & 7))));
@@ -191,28 +158,27 @@ KV_CMD(bitcount)
     struct kv_dent *e = kv_find_arg(c, 1);
     if (!e)
         return kv_reply_int(c, 0);
-    int rc;
-    if ((rc = check_str(c, e)))
-        return DONE(rc);
+    if (!kv_type_ok(c, e, KV_STRING))
+        return 0;
     const struct kv_obj *o = obj(e);
     int64_t start = 0, end = (int64_t)o->len - 1;
     uint8_t first_neg = 0, last_neg = 0;
     if (c->argc == 4 || c->argc == 5) {
         int64_t total = o->len;
         bool isbit = false;
-        if ((rc = arg_ll(c, 2, &start)) || (rc = arg_ll(c, 3, &end)))
-            return DONE(rc);
+        if (!kv_arg_i64(c, 2, &start) || !kv_arg_i64(c, 3, &end))
+            return 0;
         if (start < 0 && end < 0 && start > end)
             return kv_reply_int(c, 0);
-        if (c->argc == 5 && (rc = arg_unit(c, 4, &isbit)))
-            return DONE(rc);
+        if (c->argc == 5 && !arg_unit(c, 4, &isbit))
+            return 0;
         if (isbit)
             total <<= 3;
         clamp_range(&start, &end, total);
         if (isbit && start <= end)
             bit_range_to_bytes(&start, &end, &first_neg, &last_neg);
     } else if (c->argc != 2) {
-        return DONE(fail(c, KV_ERR_SYNTAX));
+        return kv_reply_err(c, KV_ERR_SYNTAX);
     }
     if (start > end)
         return kv_reply_int(c, 0);
@@ -228,17 +194,16 @@ KV_CMD(bitcount)
 KV_CMD(bitpos)
 {
     int64_t bit;
-    int rc;
-    if ((rc = arg_ll(c, 2, &bit)))
-        return DONE(rc);
+    if (!kv_arg_i64(c, 2, &bit))
+        return 0;
     if (bit != 0 && bit != 1)
-        return DONE(fail(c, "ERR The bit argument must be 1 or 0."));
+        return kv_reply_err(c, "ERR The bit argument must be 1 or 0.");
     /* a missing key is an endless run of zeros */
     struct kv_dent *e = kv_find_arg(c, 1);
     if (!e)
         return kv_reply_int(c, bit ? -1 : 0);
-    if ((rc = check_str(c, e)))
-        return DONE(rc);
+    if (!kv_type_ok(c, e, KV_STRING))
+        return 0;
     const struct kv_obj *o = obj(e);
     const uint8_t *p = o->str;
     int64_t start = 0, end = (int64_t)o->len - 1;
@@ -247,13 +212,13 @@ KV_CMD(bitpos)
     if (c->argc >= 4 && c->argc <= 6) {
         int64_t total = o->len;
         bool isbit = false;
-        if ((rc = arg_ll(c, 3, &start)))
-            return DONE(rc);
-        if (c->argc == 6 && (rc = arg_unit(c, 5, &isbit)))
-            return DONE(rc);
+        if (!kv_arg_i64(c, 3, &start))
+            return 0;
+        if (c->argc == 6 && !arg_unit(c, 5, &isbit))
+            return 0;
         if (c->argc >= 5) {
-            if ((rc = arg_ll(c, 4, &end)))
-                return DONE(rc);
+            if (!kv_arg_i64(c, 4, &end))
+                return 0;
             end_given = true;
         } else {
             end = isbit ? (total << 3) + 7 : total - 1;
@@ -264,7 +229,7 @@ KV_CMD(bitpos)
         if (isbit && start <= end)
             bit_range_to_bytes(&start, &end, &first_neg, &last_neg);
     } else if (c->argc != 3) {
-        return DONE(fail(c, KV_ERR_SYNTAX));
+        return kv_reply_err(c, KV_ERR_SYNTAX);
     }
     /* an empty range holds neither a 0 nor a 1 */
     if (start > end)
@@ -307,20 +272,18 @@ result:
 KV_CMD(bitop)
 {
     enum { AND, OR, XOR, NOT } op;
-    const char *name = (const char *)c->argv[1];
-    uint32_t nl = c->len[1];
-    if (nl == 3 && !strncasecmp(name, "and", 3))
+    if (kv_arg_is(c, 1, "and"))
         op = AND;
-    else if (nl == 2 && !strncasecmp(name, "or", 2))
+    else if (kv_arg_is(c, 1, "or"))
         op = OR;
-    else if (nl == 3 && !strncasecmp(name, "xor", 3))
+    else if (kv_arg_is(c, 1, "xor"))
         op = XOR;
-    else if (nl == 3 && !strncasecmp(name, "not", 3))
+    else if (kv_arg_is(c, 1, "not"))
         op = NOT;
     else
-        return DONE(fail(c, KV_ERR_SYNTAX));
+        return kv_reply_err(c, KV_ERR_SYNTAX);
     if (op == NOT && c->argc != 4)
-        return DONE(fail(c, "ERR BITOP NOT must be called with a single source key."));
+        return kv_reply_err(c, "ERR BITOP NOT must be called with a single source key.");
     uint32_t nk = c->argc - 3;
     RABIA_ASSERT(nk >= 1);
     /* every source a string or missing (empty), before anything changes */
@@ -330,10 +293,9 @@ KV_CMD(bitop)
     uint64_t maxlen = 0;
     for (uint32_t j = 0; j < nk; j++) {
         struct kv_dent *e = kv_find_arg(c, 3 + j);
-        int rc = check_str(c, e);
-        if (rc) {
+        if (!kv_type_ok(c, e, KV_STRING)) {
             kv_free(c->s, src);
-            return DONE(rc);
+            return 0;
         }
         src[j] = e ? obj(e) : NULL;
         if (src[j] && src[j]->len > maxlen)
@@ -346,16 +308,14 @@ KV_CMD(bitop)
             kv_delete(c, dst);
         return kv_reply_int(c, 0);
     }
-    struct kv_obj *r = kv_str_new(c->s, NULL, 0), *g;
-    if (!r || !(g = kv_realloc(c->s, r, sizeof *g + maxlen + 1))) {
+    struct kv_obj *r = kv_str_new(c->s, NULL, 0), *g = r ? kv_str_resize(c->s, r, maxlen) : NULL;
+    if (!g) {
         if (r)
             kv_obj_free(c->s, r);
         kv_free(c->s, src);
         return -ENOMEM;
     }
     r = g;
-    r->len = (uint32_t)maxlen;
-    r->str[maxlen] = 0;
     /* missing bytes of a shorter source are zeros */
     const struct kv_obj *s0 = src[0];
     for (uint64_t i = 0; i < maxlen; i++) {

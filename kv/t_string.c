@@ -17,7 +17,6 @@
 
 #include "internal.h"
 
-#define STR_MAX (512ull * 1024 * 1024) /* Redis's proto-max-bulk-len default */
 #define LD_MAX_CHARS 5120              /* Redis's MAX_LONG_DOUBLE_CHARS */
 #define ERR_TOO_BIG "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
 
@@ -49,21 +48,6 @@ static int arg_int(struct kv_ctx *c, uint32_t i, int64_t *v)
 static int reply_str(struct kv_ctx *c, const struct kv_dent *e)
 {
     return e ? kv_reply_bulk(c, obj(e)->str, obj(e)->len) : kv_reply_null(c);
-}
-
-/* o resized to n bytes (new bytes zero), or NULL with o unchanged. The
- * caller points the key's entry at the result. */
-static struct kv_obj *str_resize(struct kv_store *s, struct kv_obj *o, size_t n)
-{
-    RABIA_ASSERT(o->type == KV_STRING && n <= UINT32_MAX);
-    struct kv_obj *r = kv_realloc(s, o, sizeof *r + n + 1);
-    if (!r)
-        return NULL;
-    if (n > r->len)
-        memset(r->str + r->len, 0, n - r->len);
-    r->len = (uint32_t)n;
-    r->str[n] = 0;
-    return r;
 }
 
 /* ------------------------------------------------------------------ */
@@ -345,10 +329,10 @@ KV_CMD(append)
     }
     struct kv_obj *o = obj(e);
     uint64_t len = (uint64_t)o->len + c->len[2];
-    if (len > STR_MAX)
+    if (len > KV_STR_MAX)
         return DONE(fail(c, ERR_TOO_BIG));
     uint32_t at = o->len;
-    if (!(o = str_resize(c->s, o, len)))
+    if (!(o = kv_str_resize(c->s, o, len)))
         return -ENOMEM;
     if (c->len[2])
         memcpy(o->str + at, c->argv[2], c->len[2]);
@@ -409,7 +393,7 @@ KV_CMD(setrange)
         return DONE(rc);
     if (vn == 0) /* nothing to write: nothing created either */
         return kv_reply_int(c, e ? obj(e)->len : 0);
-    if ((uint64_t)off + vn > STR_MAX)
+    if ((uint64_t)off + vn > KV_STR_MAX)
         return DONE(fail(c, ERR_TOO_BIG));
     uint64_t end = (uint64_t)off + vn;
     struct kv_obj *o;
@@ -417,7 +401,7 @@ KV_CMD(setrange)
         struct kv_obj *empty = kv_str_new(c->s, v, 0);
         if (!empty)
             return -ENOMEM;
-        if (!(o = str_resize(c->s, empty, end))) {
+        if (!(o = kv_str_resize(c->s, empty, end))) {
             kv_obj_free(c->s, empty);
             return -ENOMEM;
         }
@@ -427,7 +411,7 @@ KV_CMD(setrange)
         return kv_reply_int(c, (int64_t)end);
     }
     o = obj(e);
-    if (end > o->len && !(o = str_resize(c->s, o, end)))
+    if (end > o->len && !(o = kv_str_resize(c->s, o, end)))
         return -ENOMEM;
     memcpy(o->str + off, v, vn);
     e->v.p = o;
