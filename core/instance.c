@@ -561,7 +561,7 @@ void core_apply_ready(struct rabia_core *c)
             for (uint8_t i = 0; i < in->prop_counted; i++)
                 counted += in->props_has[i] && rabia_batch_id_eq(&in->props[i], &a->id);
         RABIA_ASSERT(counted <= c->cfg.n);
-        if (l->value) a->holders = counted > c->cfg.n / 2 ? counted : (uint8_t)(c->cfg.n / 2 + 1);
+        if (l->value) a->holders = counted > c->maj ? counted : c->maj;
         if (in->used && in->slot == c->next_apply) {
             a->unanimous = in->decided && in->unanimous && l->value;
             RABIA_ASSERT(!a->unanimous || a->holders == c->cfg.n);

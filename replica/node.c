@@ -372,6 +372,9 @@ void node_forget(struct rabia_node *n, uint64_t cid, uint64_t seq)
 /* ------------------------------------------------------------------ */
 /* apply */
 
+/* replicas that make a majority of n (the least a decided batch reached) */
+static uint8_t majority(uint8_t n) { return (uint8_t)(n / 2 + 1); }
+
 static void apply_slot(struct rabia_node *n, uint64_t slot, const struct rabia_batch_id *id, const uint8_t *body,
                        uint32_t len)
 {
@@ -382,7 +385,7 @@ static void apply_slot(struct rabia_node *n, uint64_t slot, const struct rabia_b
     /* a slot decided more than 64 slots ago (a DECIDED record that waited
      * long): a majority had it, which any decided slot's batch had */
     const uint32_t k = (uint32_t)(slot % 64);
-    n->applying_holders = n->holders[k].slot == slot ? n->holders[k].holders : (uint8_t)(n->cfg.n / 2 + 1);
+    n->applying_holders = n->holders[k].slot == slot ? n->holders[k].holders : majority(n->cfg.n);
     RABIA_ASSERT(n->applying_holders > n->cfg.n / 2 && n->applying_holders <= n->cfg.n);
     prefetch_waiters(n, body, len);
     int rc = rabia_rsm_apply_batch(n->rsm, slot, id, body, len, on_applied, n);
@@ -1279,7 +1282,7 @@ static void answer_from_sessions(struct rabia_node *n)
         if ((w->client_id || w->seq) && rabia_rsm_lookup(n->rsm, w->client_id, w->seq, &status, &rep, &rlen) == 1)
             ks[k++] = (struct key){w->client_id, w->seq};
     }
-    n->applying_holders = (uint8_t)(n->cfg.n / 2 + 1); /* slots the snapshot covers: a majority had them */
+    n->applying_holders = majority(n->cfg.n); /* slots the snapshot covers: a majority had them */
     for (uint32_t j = 0; j < k; j++) { /* no apply in between: replies stay valid */
         int status = RABIA_REPLY_OK;
         const uint8_t *rep = NULL;
@@ -1318,7 +1321,7 @@ struct rabia_node *node_create(const struct node_cfg *cfg, const struct node_env
     n->cfg = *cfg;
     n->env = *env;
     n->wcap = cfg->waiters_cap < WAITERS_START ? cfg->waiters_cap : WAITERS_START;
-    n->applying_holders = (uint8_t)(cfg->n / 2 + 1); /* node_reply_holders before any apply */
+    n->applying_holders = majority(cfg->n); /* node_reply_holders before any apply */
     n->waiters = waiters_alloc(n->wcap);
     n->rsm = rabia_rsm_create(cfg->sm, &cfg->rsm);
     n->batcher_ok = n->waiters && batcher_init(&n->batcher, &cfg->batch) == 0;
