@@ -4,6 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config git
       liburing-dev libjemalloc-dev libxxhash-dev libbenchmark-dev
+      liblua5.1-0-dev lua-cjson-dev lua-bitop-dev   # scripting (EVAL): Lua 5.1 as in Redis, with its cjson and bit
       clang libclang-rt-14-dev   # libFuzzer target of the codec
       spin                       # model checking (tests/model)
       redis-tools                # redis-cli / redis-benchmark against the RESP port

@@ -14,15 +14,19 @@ static const struct kv_cmd commands[] = {
     {"bitcount", -2, KV_F_READONLY, 1, 1, 1, kv_cmd_bitcount},
     {"bitop", -4, KV_F_WRITE | KV_F_DENYOOM, 2, -1, 1, kv_cmd_bitop},
     {"bitpos", -3, KV_F_READONLY, 1, 1, 1, kv_cmd_bitpos},
-    {"blmove", 6, KV_F_WRITE | KV_F_DENYOOM | KV_F_BLOCKING, 1, 2, 1, kv_cmd_blmove},
-    {"blpop", -3, KV_F_WRITE | KV_F_BLOCKING, 1, -2, 1, kv_cmd_blpop},
-    {"brpop", -3, KV_F_WRITE | KV_F_BLOCKING, 1, -2, 1, kv_cmd_brpop},
+    {"blmove", 6, KV_F_WRITE | KV_F_DENYOOM | KV_F_BLOCKING | KV_F_NOSCRIPT, 1, 2, 1, kv_cmd_blmove},
+    {"blpop", -3, KV_F_WRITE | KV_F_BLOCKING | KV_F_NOSCRIPT, 1, -2, 1, kv_cmd_blpop},
+    {"brpop", -3, KV_F_WRITE | KV_F_BLOCKING | KV_F_NOSCRIPT, 1, -2, 1, kv_cmd_brpop},
     {"copy", -3, KV_F_WRITE | KV_F_DENYOOM, 1, 2, 1, kv_cmd_copy},
     {"dbsize", 1, KV_F_READONLY | KV_F_FAST, 0, 0, 0, kv_cmd_dbsize},
     {"decr", 2, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_decr},
     {"decrby", 3, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_decrby},
     {"del", -2, KV_F_WRITE, 1, -1, 1, kv_cmd_del},
     {"echo", 2, KV_F_FAST, 0, 0, 0, kv_cmd_echo},
+    {"eval", -3, KV_F_NOSCRIPT, 0, 0, 0, kv_cmd_eval},
+    {"eval_ro", -3, KV_F_NOSCRIPT | KV_F_READONLY, 0, 0, 0, kv_cmd_eval_ro},
+    {"evalsha", -3, KV_F_NOSCRIPT, 0, 0, 0, kv_cmd_evalsha},
+    {"evalsha_ro", -3, KV_F_NOSCRIPT | KV_F_READONLY, 0, 0, 0, kv_cmd_evalsha_ro},
     {"exists", -2, KV_F_READONLY | KV_F_FAST, 1, -1, 1, kv_cmd_exists},
     {"expire", -3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_expire},
     {"expireat", -3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_expireat},
@@ -89,6 +93,7 @@ static const struct kv_cmd commands[] = {
     {"sadd", -3, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_sadd},
     {"scan", -2, KV_F_READONLY, 0, 0, 0, kv_cmd_scan},
     {"scard", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_scard},
+    {"script", -2, KV_F_NOSCRIPT, 0, 0, 0, kv_cmd_script},
     {"sdiff", -2, KV_F_READONLY, 1, -1, 1, kv_cmd_sdiff},
     {"sdiffstore", -3, KV_F_WRITE | KV_F_DENYOOM, 1, -1, 1, kv_cmd_sdiffstore},
     {"set", -3, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_set},
@@ -117,7 +122,7 @@ static const struct kv_cmd commands[] = {
     {"ttl", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_ttl},
     {"type", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_type},
     {"unlink", -2, KV_F_WRITE | KV_F_FAST, 1, -1, 1, kv_cmd_unlink},
-    {"unwatch", 1, KV_F_FAST, 0, 0, 0, kv_cmd_unwatch},
+    {"unwatch", 1, KV_F_FAST | KV_F_NOSCRIPT, 0, 0, 0, kv_cmd_unwatch},
     {"zadd", -4, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_zadd},
     {"zcard", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zcard},
     {"zcount", 4, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zcount},
@@ -183,6 +188,13 @@ static void htab_init(void)
         name_len[i] = (uint8_t)n;
     }
     __atomic_store_n(&htab_ready, true, __ATOMIC_RELEASE);
+}
+
+static const struct kv_cmd *lookup(const uint8_t *p, size_t n);
+
+const struct kv_cmd *kv_lookup(const uint8_t *p, size_t n)
+{
+    return lookup(p, n);
 }
 
 static const struct kv_cmd *lookup(const uint8_t *p, size_t n)

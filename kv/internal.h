@@ -230,9 +230,29 @@ struct kv_store {
     size_t n_dirty, dirty_cap;
     struct rabia_buf hbuf; /* one key's record, the header: hashed, then dropped */
     bool hash_rescan;      /* the dirty list could not grow: the next settle recomputes every key */
+    /* The script cache (script.c): SHA-1 hex -> body (v.p, x bytes), v2
+     * marks those of SCRIPT LOAD, ver is the last use (script_seq). */
+    struct kv_dict scripts;
+    uint64_t script_seq;
+    uint64_t script_sum;     /* the state hash's term for the cache */
+    uint32_t n_eval_scripts; /* cached by EVAL (bounded: KV_SCRIPT_EVAL_CACHED) */
 };
 
 struct kv_store *kv_store_new(void); /* NULL on allocation failure */
+
+/* ------------------------------------------------------------------ */
+/* Scripts (script.c).                                                 */
+
+#define KV_SCRIPT_MAX_INSNS 100000000 /* Lua instructions a run may execute */
+#define KV_SCRIPT_MAX_HEAP (128u << 20) /* bytes a run's Lua state may hold */
+#define KV_SCRIPT_EVAL_CACHED 500     /* scripts cached by EVAL (Redis 7.4's bound) */
+/* SHA-1 of p[0..n) in lowercase hex (sha1.c). */
+void kv_sha1_hex(const uint8_t *p, size_t n, char out[41]);
+void kv_scripts_clear(struct kv_store *s);
+/* The cache's snapshot section (0 or -ENOMEM) and its checked reading
+ * (0, -EINVAL, -ENOMEM). */
+int kv_scripts_save(struct kv_store *s, struct rabia_buf *out);
+int kv_scripts_load(struct kv_store *s, struct kv_rd *r);
 
 /* ------------------------------------------------------------------ */
 /* The incremental state hash (state_hash.c).                          */
@@ -400,6 +420,7 @@ enum kv_cmd_flag {
     KV_F_BLOCKING = 1u << 4, /* a blocking pop: the front end may park the client */
     KV_F_PUBSUB = 1u << 5,
     KV_F_NOMULTI = 1u << 6,  /* refused inside EXEC */
+    KV_F_NOSCRIPT = 1u << 7, /* refused inside a script (redis.call) */
 };
 
 struct kv_cmd {
@@ -410,6 +431,8 @@ struct kv_cmd {
     int (*fn)(struct kv_ctx *c);
 };
 
+/* The command named p[0..n) (any case), or NULL. */
+const struct kv_cmd *kv_lookup(const uint8_t *p, size_t n);
 /* Run one command (argv[0] its name) in database dbi: the arity and name
  * checks, then fn. 0 or -ENOMEM. */
 int kv_run(struct kv_store *s, uint32_t dbi, uint32_t argc, const uint8_t *const *argv,
@@ -453,6 +476,8 @@ KV_CMD(zrangebyscore); KV_CMD(zrevrangebyscore); KV_CMD(zrangebylex);
 KV_CMD(zrevrangebylex); KV_CMD(zunion); KV_CMD(zinter); KV_CMD(zdiff); KV_CMD(zdiffstore); KV_CMD(zintercard); KV_CMD(zrandmember); KV_CMD(zrank); KV_CMD(zrevrank); KV_CMD(zpopmin); KV_CMD(zpopmax);
 KV_CMD(zremrangebyrank); KV_CMD(zremrangebyscore); KV_CMD(zunionstore);
 KV_CMD(zinterstore); KV_CMD(zscan); KV_CMD(zlexcount);
+/* script.c */
+KV_CMD(eval); KV_CMD(evalsha); KV_CMD(eval_ro); KV_CMD(evalsha_ro); KV_CMD(script);
 
 /* SCAN-family argument parsing shared by SCAN, HSCAN, SSCAN, ZSCAN:
  * arguments from index i: [MATCH pattern] [COUNT n] [TYPE t] (TYPE only

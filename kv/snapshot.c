@@ -5,7 +5,9 @@
  * absent keys (by hash slot), u64 sweep
  * cursor, u64 key count, then each key in hash order (kv_dict_scan, which
  * depends only on the keys): u32 length + key, u64 expiry (0 none), u64
- * WATCH version, u8 type, the type's own encoding (kv_type_ops.save).
+ * WATCH version, u8 type, the type's own encoding (kv_type_ops.save);
+ * then (version 3) the script cache (script.c: kv_scripts_save). Version
+ * 2, without scripts, is still read.
  * Equal stores give equal bytes; restore checks every field and builds a
  * new store, so a corrupt snapshot leaves the old state alone. */
 #include <string.h>
@@ -13,7 +15,7 @@
 #include "internal.h"
 #include "le.h"
 
-#define KV_SNAPSHOT_VERSION 2
+#define KV_SNAPSHOT_VERSION 3
 
 bool kv_rd_u8(struct kv_rd *r, uint8_t *v)
 {
@@ -120,6 +122,8 @@ int kv_store_save(struct kv_store *s, struct rabia_buf *out)
                 goto fail;
         } while (cursor != 0);
     }
+    if ((rc = kv_scripts_save(s, out)))
+        goto fail;
     return 0;
 fail:
     out->len = at;
@@ -179,7 +183,7 @@ int kv_store_load(const uint8_t *p, size_t n, struct kv_store **out)
     if (!s)
         return -ENOMEM;
     int rc = -EINVAL;
-    if (!kv_rd_u8(&r, &v) || v != KV_SNAPSHOT_VERSION || !kv_rd_u64(&r, &s->now_ms) ||
+    if (!kv_rd_u8(&r, &v) || (v != KV_SNAPSHOT_VERSION && v != 2) || !kv_rd_u64(&r, &s->now_ms) ||
         !kv_rd_u64(&r, &s->version))
         goto fail;
     for (uint32_t i = 0; i < KV_DBS; i++) {
@@ -196,6 +200,9 @@ int kv_store_load(const uint8_t *p, size_t n, struct kv_store **out)
                 goto fail;
         rc = -EINVAL;
     }
+    if (v >= 3 && (rc = kv_scripts_load(s, &r)))
+        goto fail;
+    rc = -EINVAL;
     if (r.p != r.end)
         goto fail;
     *out = s;

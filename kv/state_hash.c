@@ -202,7 +202,7 @@ int kv_store_hash(struct kv_store *s, uint64_t *out)
     if (rc)
         return rc;
     /* chained through the seeds: each part's hash seeds the next */
-    uint64_t head[3] = {s->now_ms, s->version, s->key_sum};
+    uint64_t head[5] = {s->now_ms, s->version, s->key_sum, s->script_seq, s->script_sum};
     uint64_t h = XXH3_64bits_withSeed(head, sizeof head, TERM_SEED);
     for (uint32_t i = 0; i < KV_DBS; i++) {
         const struct kv_db *db = &s->db[i];

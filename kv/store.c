@@ -348,6 +348,7 @@ struct kv_store *kv_store_new(void)
         kv_dict_init(&s->db[i].keys);
         kv_dict_init(&s->db[i].expires);
     }
+    kv_dict_init(&s->scripts);
     return s;
 }
 
@@ -359,8 +360,9 @@ void kv_store_free(struct kv_store *s)
         kv_dict_clear(s, &s->db[i].expires, NULL);
         kv_dict_clear(s, &s->db[i].keys, release_key);
     }
+    kv_scripts_clear(s);
     kv_free(s, s->scratch);
-    RABIA_ASSERT(s->n_dirty == 0 && s->key_sum == 0);
+    RABIA_ASSERT(s->n_dirty == 0 && s->key_sum == 0 && s->script_sum == 0);
     free(s->dirty);
     rabia_buf_free(&s->hbuf);
     free(s);

@@ -1,0 +1,1354 @@
+/* kv/script.c: Lua scripts: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT
+ * (LOAD, EXISTS, FLUSH, KILL, HELP), as Redis 7.0 runs them (Lua 5.1 with
+ * its cjson and bit libraries, redis.call / pcall / error_reply /
+ * status_reply / sha1hex / log, the same replies and errors).
+ *
+ * A script is an operation of the log like any command: every replica runs
+ * it at the same point and must compute the same reply and the same
+ * changes. So each run gets a fresh Lua state, dropped after it: nothing a
+ * script leaves behind (a global, a string in the interning table, the
+ * garbage collector's progress) can make the next run differ between a
+ * replica that ran every script and one restored from a snapshot a minute
+ * ago. What that costs and buys (bench/README.md "Scripts"): about 10 us
+ * of setting up per run; in exchange the two bounds below are exact on
+ * every replica, because a fresh state's allocations and instructions
+ * depend only on the script, its arguments and the store:
+ *   - KV_SCRIPT_MAX_INSNS Lua instructions (a count hook): a script that
+ *     loops forever stops with an error at the same instruction everywhere
+ *     (Redis would answer BUSY and wait for SCRIPT KILL, which a replicated
+ *     log cannot offer: the operation is replayed after every restart);
+ *   - KV_SCRIPT_MAX_HEAP bytes of Lua heap.
+ * The other sources of difference are removed as Redis removes them, or
+ * more: no os, io, debug, print, loadfile, dofile, getfenv, setfenv,
+ * newproxy; math.random is a fixed-seed generator restarted per run;
+ * tostring of a table or function names it by order of first sight, not
+ * by address. What cannot be removed is the script's own choice to walk a
+ * table keyed by tables or functions with pairs() (Lua orders those by
+ * address): scripts must not depend on that order, as in Redis.
+ *
+ * The script cache (SHA-1 of the body -> body) is state: EVALSHA must find
+ * a script on every replica or on none. It is saved in snapshots and is
+ * part of the state hash. Scripts cached by EVAL are bounded (Redis 7.4's
+ * rule): beyond KV_SCRIPT_EVAL_CACHED the least recently used is dropped;
+ * those of SCRIPT LOAD stay until SCRIPT FLUSH. */
+#include <lauxlib.h>
+#include <lua-bitop.h>
+#include <lua-cjson.h>
+#include <lua.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "internal.h"
+
+#define HOOK_EVERY 10000 /* instructions between two calls of the count hook */
+#define REPLY_DEPTH 1000 /* nesting of a script's reply (a table holding itself ends here) */
+#define SCRIPT_LOADED ((void *)(uintptr_t)1) /* kv_dent.v2 of a script from SCRIPT LOAD */
+
+/* ------------------------------------------------------------------ */
+/* The cache.                                                          */
+
+static void sha_lower(const uint8_t *p, char out[41])
+{
+    for (int i = 0; i < 40; i++)
+        out[i] = (char)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] | 0x20 : p[i]);
+    out[40] = 0;
+}
+
+static uint64_t script_term(const struct kv_dent *e)
+{
+    uint8_t b[40 + 1 + 8];
+    memcpy(b, e->key, 40);
+    b[40] = e->v2 == SCRIPT_LOADED;
+    memcpy(b + 41, &e->ver, 8);
+    return XXH3_64bits_withSeed(b, sizeof b, 0x5343524950ull); /* "SCRIP" */
+}
+
+static void script_release(struct kv_store *s, struct kv_dent *e)
+{
+    kv_free(s, e->v.p);
+}
+
+/* e was used now: its LRU stamp moves, and its term in the hash with it. */
+static void script_touch(struct kv_store *s, struct kv_dent *e)
+{
+    s->script_sum -= script_term(e);
+    e->ver = ++s->script_seq;
+    s->script_sum += script_term(e);
+}
+
+static void script_unlink(struct kv_store *s, struct kv_dent *e)
+{
+    s->script_sum -= script_term(e);
+    if (e->v2 != SCRIPT_LOADED)
+        s->n_eval_scripts--;
+    struct kv_dent *x = kv_dict_unlink(s, &s->scripts, e->key, e->klen);
+    RABIA_ASSERT(x == e);
+    script_release(s, e);
+    kv_free(s, e);
+}
+
+struct lru_walk {
+    struct kv_dent *oldest;
+};
+
+static int lru_visit(void *arg, struct kv_dent *e)
+{
+    struct lru_walk *w = arg;
+    if (e->v2 != SCRIPT_LOADED && (!w->oldest || e->ver < w->oldest->ver))
+        w->oldest = e;
+    return 0;
+}
+
+/* Cache body under sha (absent): by SCRIPT LOAD (kept) or by EVAL (the
+ * least recently used of those dropped beyond the bound). NULL: -ENOMEM. */
+static struct kv_dent *script_add(struct kv_store *s, const char *sha, const uint8_t *body, size_t n, bool loaded)
+{
+    if (!loaded && s->n_eval_scripts >= KV_SCRIPT_EVAL_CACHED) {
+        struct lru_walk w = {0};
+        int err = 0;
+        uint64_t cur = 0;
+        do
+            cur = kv_dict_scan(s, &s->scripts, cur, 1024, lru_visit, &w, &err);
+        while (cur && !err);
+        if (err)
+            return NULL;
+        RABIA_ASSERT(w.oldest);
+        script_unlink(s, w.oldest);
+    }
+    uint8_t *copy = kv_dup(s, body, n);
+    if (!copy)
+        return NULL;
+    struct kv_dent *e = kv_dict_add(s, &s->scripts, (const uint8_t *)sha, 40);
+    if (!e) {
+        kv_free(s, copy);
+        return NULL;
+    }
+    e->v.p = copy;
+    e->x = n;
+    e->v2 = loaded ? SCRIPT_LOADED : NULL;
+    if (!loaded)
+        s->n_eval_scripts++;
+    e->ver = ++s->script_seq;
+    s->script_sum += script_term(e);
+    return e;
+}
+
+static struct kv_dent *script_find(struct kv_store *s, const uint8_t *sha, size_t n)
+{
+    if (n != 40)
+        return NULL;
+    char low[41];
+    sha_lower(sha, low);
+    return kv_dict_find(s, &s->scripts, (const uint8_t *)low, 40);
+}
+
+void kv_scripts_clear(struct kv_store *s)
+{
+    kv_dict_clear(s, &s->scripts, script_release);
+    s->n_eval_scripts = 0;
+    s->script_sum = 0;
+}
+
+/* Snapshot section: u64 sequence, u64 count, then per script in hash
+ * order: str sha, u8 loaded, u64 last use, str body. */
+struct save_walk {
+    struct rabia_buf *out;
+};
+
+static int save_visit(void *arg, struct kv_dent *e)
+{
+    struct save_walk *w = arg;
+    int rc;
+    if ((rc = kv_wr_str(w->out, e->key, 40)) || (rc = kv_wr_u8(w->out, e->v2 == SCRIPT_LOADED)) ||
+        (rc = kv_wr_u64(w->out, e->ver)) || (rc = kv_wr_str(w->out, e->v.p, (uint32_t)e->x)))
+        return rc;
+    return 0;
+}
+
+int kv_scripts_save(struct kv_store *s, struct rabia_buf *out)
+{
+    int rc;
+    if ((rc = kv_wr_u64(out, s->script_seq)) || (rc = kv_wr_u64(out, kv_dict_size(&s->scripts))))
+        return rc;
+    struct save_walk w = {out};
+    uint64_t cur = 0;
+    do {
+        int err = 0;
+        cur = kv_dict_scan(s, &s->scripts, cur, 1024, save_visit, &w, &err);
+        if (err)
+            return err;
+    } while (cur);
+    return 0;
+}
+
+int kv_scripts_load(struct kv_store *s, struct kv_rd *r)
+{
+    uint64_t seq, n;
+    if (!kv_rd_u64(r, &seq) || !kv_rd_u64(r, &n) || n > (uint64_t)(r->end - r->p) / 57) /* 57: smallest record */
+        return -EINVAL;
+    s->script_seq = seq;
+    for (uint64_t i = 0; i < n; i++) {
+        const uint8_t *sha, *body;
+        uint32_t shan, bn;
+        uint8_t loaded;
+        uint64_t ver;
+        if (!kv_rd_str(r, &sha, &shan) || shan != 40 || !kv_rd_u8(r, &loaded) || loaded > 1 || !kv_rd_u64(r, &ver) ||
+            ver > seq || !kv_rd_str(r, &body, &bn))
+            return -EINVAL;
+        char want[41];
+        kv_sha1_hex(body, bn, want);
+        if (memcmp(want, sha, 40) || kv_dict_find(s, &s->scripts, sha, 40))
+            return -EINVAL; /* not the body's name, or a script twice */
+        uint8_t *copy = kv_dup(s, body, bn);
+        struct kv_dent *e = copy ? kv_dict_add(s, &s->scripts, sha, 40) : NULL;
+        if (!e) {
+            kv_free(s, copy);
+            return -ENOMEM;
+        }
+        e->v.p = copy;
+        e->x = bn;
+        e->v2 = loaded ? SCRIPT_LOADED : NULL;
+        e->ver = ver;
+        if (!loaded)
+            s->n_eval_scripts++;
+        s->script_sum += script_term(e);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* One run.                                                            */
+
+struct run {
+    struct kv_store *s;
+    uint32_t dbi;       /* the script's database: SELECT inside changes it */
+    bool no_writes;     /* EVAL_RO, or the shebang's no-writes flag */
+    bool over;          /* the instruction bound was passed */
+    bool oom;           /* the heap bound refused an allocation */
+    int enomem;         /* the store ran out of memory: the apply fails */
+    char sha[41];
+    uint64_t insns;
+    size_t heap;
+    uint32_t next_id;   /* tostring's names for tables and functions */
+    uint64_t rand;      /* math.random's state */
+    struct rabia_buf reply; /* a command's reply */
+    struct rabia_buf nums;  /* numbers given to redis.call, as text */
+};
+
+static struct run *run_of(lua_State *L)
+{
+    void *ud;
+    (void)lua_getallocf(L, &ud);
+    return ud;
+}
+
+static void *run_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct run *r = ud;
+    if (nsize == 0) {
+        free(ptr);
+        r->heap -= osize;
+        return NULL;
+    }
+    if (nsize > osize && r->heap - osize + nsize > KV_SCRIPT_MAX_HEAP) {
+        r->oom = true;
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (p)
+        r->heap = r->heap - osize + nsize;
+    else if (nsize > osize)
+        r->oom = true;
+    return p;
+}
+
+static void run_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    struct run *r = run_of(L);
+    r->insns += r->over ? 1 : HOOK_EVERY;
+    if (r->insns <= KV_SCRIPT_MAX_INSNS)
+        return;
+    if (!r->over) { /* from now on every instruction raises: a pcall loop cannot outlast it */
+        r->over = true;
+        lua_sethook(L, run_hook, LUA_MASKCOUNT, 1);
+    }
+    lua_newtable(L);
+    lua_pushfstring(L, "ERR script stopped after %d Lua instructions: every replica stops a script at this bound, at "
+                       "the same point; split the work into shorter scripts",
+                    (int)(KV_SCRIPT_MAX_INSNS));
+    lua_setfield(L, -2, "err");
+    lua_error(L);
+}
+
+/* Push Redis's error table {err = "CODE message"} from an error reply or
+ * a message: "-CODE msg" keeps its code, a message without '-' gets ERR
+ * (Redis 7.0's luaPushErrorBuff). */
+static void push_error(lua_State *L, const char *p, size_t n)
+{
+    while (n && (p[n - 1] == '\r' || p[n - 1] == '\n'))
+        n--;
+    luaL_Buffer b;
+    lua_newtable(L);
+    luaL_buffinit(L, &b);
+    if (n && p[0] == '-') {
+        const char *sp = memchr(p, ' ', n);
+        if (!sp) {
+            luaL_addstring(&b, "ERR ");
+            luaL_addlstring(&b, p + 1, n - 1);
+        } else {
+            luaL_addlstring(&b, p + 1, (size_t)(sp - p - 1));
+            luaL_addlstring(&b, sp, n - (size_t)(sp - p));
+        }
+    } else {
+        luaL_addstring(&b, "ERR ");
+        luaL_addlstring(&b, p, n);
+    }
+    luaL_pushresult(&b);
+    lua_setfield(L, -2, "err");
+}
+
+static void push_error_c(lua_State *L, const char *msg)
+{
+    push_error(L, msg, strlen(msg));
+}
+
+/* RESP2 reply at *p (written by the store: well formed) as a Lua value,
+ * Redis's conversion: integer -> number, bulk -> string, nil -> false,
+ * status -> {ok=...}, error -> {err=...}, array -> table. */
+static const uint8_t *push_reply(lua_State *L, const uint8_t *p, const uint8_t *end)
+{
+    RABIA_ASSERT(p < end);
+    const uint8_t *nl = memchr(p, '\r', (size_t)(end - p));
+    RABIA_ASSERT(nl && nl + 1 < end);
+    int64_t v = 0;
+    switch (*p) {
+    case '+':
+        lua_newtable(L);
+        lua_pushlstring(L, (const char *)p + 1, (size_t)(nl - p - 1));
+        lua_setfield(L, -2, "ok");
+        return nl + 2;
+    case '-':
+        push_error(L, (const char *)p, (size_t)(nl - p));
+        return nl + 2;
+    case ':':
+        (void)kv_parse_i64(p + 1, (size_t)(nl - p - 1), &v);
+        lua_pushnumber(L, (lua_Number)v);
+        return nl + 2;
+    case '$':
+        (void)kv_parse_i64(p + 1, (size_t)(nl - p - 1), &v);
+        if (v < 0) {
+            lua_pushboolean(L, 0);
+            return nl + 2;
+        }
+        RABIA_ASSERT((size_t)(end - nl - 2) >= (size_t)v + 2);
+        lua_pushlstring(L, (const char *)nl + 2, (size_t)v);
+        return nl + 2 + v + 2;
+    case '*':
+        (void)kv_parse_i64(p + 1, (size_t)(nl - p - 1), &v);
+        if (v < 0) {
+            lua_pushboolean(L, 0);
+            return nl + 2;
+        }
+        luaL_checkstack(L, 4, "reached lua stack limit");
+        lua_createtable(L, v < (1 << 20) ? (int)v : 0, 0);
+        p = nl + 2;
+        for (int64_t i = 1; i <= v; i++) {
+            p = push_reply(L, p, end);
+            lua_rawseti(L, -2, (int)i);
+        }
+        return p;
+    default:
+        RABIA_ASSERT(!"a reply the store does not write");
+        return end;
+    }
+}
+
+/* Numbers as Redis 7.0 passes them to commands: "%.17g". */
+static int fmt_number(char *buf, size_t cap, lua_Number d)
+{
+    return snprintf(buf, cap, "%.17g", (double)d);
+}
+
+static int redis_call_common(lua_State *L, bool raise)
+{
+    struct run *r = run_of(L);
+    int argc = lua_gettop(L);
+    if (argc == 0) {
+        push_error_c(L, "Please specify at least one argument for this redis lib call");
+        return raise ? lua_error(L) : 1;
+    }
+    for (int i = 1; i <= argc; i++) {
+        int t = lua_type(L, i);
+        if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+            push_error_c(L, "Lua redis lib command arguments must be strings or integers");
+            return raise ? lua_error(L) : 1;
+        }
+    }
+    /* numbers as text first (the buffer may move), then the pointers */
+    rabia_buf_clear(&r->nums);
+    for (int i = 1; i <= argc; i++)
+        if (lua_type(L, i) == LUA_TNUMBER) {
+            char num[64];
+            int k = fmt_number(num, sizeof num, lua_tonumber(L, i));
+            if (rabia_buf_append(&r->nums, num, (size_t)k + 1)) {
+                r->enomem = -ENOMEM;
+                return luaL_error(L, "out of memory");
+            }
+        }
+    const uint8_t *sv[16];
+    uint32_t sl[16];
+    const uint8_t **argv = sv;
+    uint32_t *len = sl;
+    if (argc > 16) {
+        argv = lua_newuserdata(L, (size_t)argc * sizeof *argv); /* freed with the state */
+        len = lua_newuserdata(L, (size_t)argc * sizeof *len);
+    }
+    size_t at = 0;
+    for (int i = 1; i <= argc; i++) {
+        size_t n;
+        if (lua_type(L, i) == LUA_TNUMBER) {
+            argv[i - 1] = r->nums.data + at;
+            n = strlen((const char *)r->nums.data + at);
+            at += n + 1;
+        } else {
+            argv[i - 1] = (const uint8_t *)lua_tolstring(L, i, &n);
+        }
+        if (n > UINT32_MAX) {
+            push_error_c(L, "Lua redis lib command argument too large");
+            return raise ? lua_error(L) : 1;
+        }
+        len[i - 1] = (uint32_t)n;
+    }
+    rabia_buf_clear(&r->reply);
+    const char *refuse = NULL;
+    if (kv_eq(argv[0], len[0], "select")) { /* the script's own database (Redis 7.0: not the caller's) */
+        int64_t db;
+        if (argc != 2)
+            refuse = "Wrong number of args calling Redis command from script";
+        else if (!kv_parse_i64(argv[1], len[1], &db) || db < INT32_MIN || db > INT32_MAX)
+            refuse = KV_ERR_NOTINT;
+        else if (db < 0 || db >= KV_DBS)
+            refuse = "ERR DB index is out of range";
+        else {
+            r->dbi = (uint32_t)db;
+            lua_newtable(L);
+            lua_pushstring(L, "OK");
+            lua_setfield(L, -2, "ok");
+            return 1;
+        }
+    } else {
+        const struct kv_cmd *cmd = kv_lookup(argv[0], len[0]);
+        if (!cmd || cmd->fn == kv_cmd_sweep) /* SWEEP is the replicas' own, not Redis's */
+            refuse = "Unknown Redis command called from script";
+        else if (cmd->arity >= 0 ? (uint32_t)argc != (uint32_t)cmd->arity : (uint32_t)argc < (uint32_t)-cmd->arity)
+            refuse = "Wrong number of args calling Redis command from script";
+        else if (cmd->flags & KV_F_NOSCRIPT)
+            refuse = "This Redis command is not allowed from script";
+        else if ((cmd->flags & KV_F_WRITE) && r->no_writes)
+            refuse = "Write commands are not allowed from read-only scripts.";
+    }
+    if (refuse) {
+        push_error_c(L, refuse);
+        return raise ? lua_error(L) : 1;
+    }
+    int rc = kv_run(r->s, r->dbi, (uint32_t)argc, argv, len, &r->reply, true);
+    if (rc) {
+        r->enomem = rc;
+        return luaL_error(L, "out of memory");
+    }
+    const uint8_t *end = r->reply.data + r->reply.len;
+    const uint8_t *next = push_reply(L, r->reply.data, end);
+    RABIA_ASSERT(next == end); /* one reply per command */
+    if (raise && r->reply.data[0] == '-')
+        return lua_error(L);
+    return 1;
+}
+
+static int redis_call(lua_State *L)
+{
+    return redis_call_common(L, true);
+}
+
+static int redis_pcall(lua_State *L)
+{
+    return redis_call_common(L, false);
+}
+
+static int redis_error_reply(lua_State *L)
+{
+    size_t n;
+    if (lua_gettop(L) != 1 || lua_type(L, 1) != LUA_TSTRING) {
+        push_error_c(L, "wrong number or type of arguments");
+        return 1;
+    }
+    const char *p = lua_tolstring(L, 1, &n);
+    if (n && p[0] == '-') {
+        push_error(L, p, n);
+    } else {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        luaL_addchar(&b, '-');
+        luaL_addlstring(&b, p, n);
+        luaL_pushresult(&b);
+        size_t m;
+        const char *q = lua_tolstring(L, -1, &m);
+        push_error(L, q, m);
+    }
+    return 1;
+}
+
+static int redis_status_reply(lua_State *L)
+{
+    if (lua_gettop(L) != 1 || lua_type(L, 1) != LUA_TSTRING) {
+        push_error_c(L, "wrong number or type of arguments");
+        return 1;
+    }
+    lua_newtable(L);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "ok");
+    return 1;
+}
+
+static int redis_sha1hex(lua_State *L)
+{
+    if (lua_gettop(L) != 1) {
+        push_error_c(L, "wrong number of arguments");
+        return lua_error(L);
+    }
+    size_t n;
+    const char *p = lua_tolstring(L, 1, &n);
+    char hex[41];
+    kv_sha1_hex((const uint8_t *)(p ? p : ""), p ? n : 0, hex);
+    lua_pushstring(L, hex);
+    return 1;
+}
+
+/* redis.log: checked as Redis checks it, written nowhere (the store does
+ * no I/O; every replica would write the same line). */
+static int redis_log(lua_State *L)
+{
+    if (lua_gettop(L) < 2) {
+        push_error_c(L, "redis.log() requires two arguments or more.");
+        return lua_error(L);
+    }
+    if (!lua_isnumber(L, 1)) {
+        push_error_c(L, "First argument must be a number (log level).");
+        return lua_error(L);
+    }
+    lua_Number lv = lua_tonumber(L, 1);
+    if (lv < 0 || lv > 3) {
+        push_error_c(L, "Invalid debug level.");
+        return lua_error(L);
+    }
+    return 0;
+}
+
+static int redis_setresp(lua_State *L)
+{
+    if (lua_gettop(L) != 1) {
+        push_error_c(L, "redis.setresp() requires one argument.");
+        return lua_error(L);
+    }
+    lua_Number v = lua_tonumber(L, 1);
+    if (v != 2 && v != 3) {
+        push_error_c(L, "RESP version must be 2 or 3.");
+        return lua_error(L);
+    }
+    if (v == 3) {
+        push_error_c(L, "redis.setresp(3) is not supported: scripts see replies as RESP2 (maps as flat arrays, nulls "
+                        "as false)");
+        return lua_error(L);
+    }
+    return 0;
+}
+
+static int redis_set_repl(lua_State *L)
+{
+    if (lua_gettop(L) != 1) {
+        push_error_c(L, "redis.set_repl() requires one argument.");
+        return lua_error(L);
+    }
+    lua_Number v = lua_tonumber(L, 1);
+    if (v < 0 || v > 3) {
+        push_error_c(L, "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.");
+        return lua_error(L);
+    }
+    return 0; /* every command of a script is in the log already: nothing to choose */
+}
+
+static int redis_true(lua_State *L)
+{
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int redis_false(lua_State *L)
+{
+    lua_pushboolean(L, 0);
+    return 1;
+}
+
+static int redis_nothing(lua_State *L)
+{
+    (void)L;
+    return 0;
+}
+
+/* math.random and math.randomseed: a 64-bit LCG's high bits, restarted
+ * from one seed per run (Redis reseeds its own generator per script too),
+ * with Lua 5.1's argument rules. */
+static double next_rand(struct run *r)
+{
+    r->rand = r->rand * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(r->rand >> 11) * (1.0 / 9007199254740992.0);
+}
+
+static int math_random(lua_State *L)
+{
+    double x = next_rand(run_of(L));
+    switch (lua_gettop(L)) {
+    case 0:
+        lua_pushnumber(L, x);
+        return 1;
+    case 1: {
+        int u = luaL_checkint(L, 1);
+        luaL_argcheck(L, 1 <= u, 1, "interval is empty");
+        lua_pushnumber(L, floor(x * u) + 1);
+        return 1;
+    }
+    case 2: {
+        int l = luaL_checkint(L, 1), u = luaL_checkint(L, 2);
+        luaL_argcheck(L, l <= u, 2, "interval is empty");
+        lua_pushnumber(L, floor(x * (u - l + 1)) + l);
+        return 1;
+    }
+    default:
+        return luaL_error(L, "wrong number of arguments");
+    }
+}
+
+static int math_randomseed(lua_State *L)
+{
+    run_of(L)->rand = (uint64_t)(int64_t)luaL_checkint(L, 1);
+    return 0;
+}
+
+/* string.rep without its empty-string loop (string.rep("", 1e15) spins in
+ * C, where the instruction bound cannot see it) and with the heap bound
+ * checked before the work. */
+static int string_rep(lua_State *L)
+{
+    size_t l;
+    luaL_checklstring(L, 1, &l);
+    lua_Number n = luaL_checknumber(L, 2);
+    if (l == 0 || n < 1) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    if (n * (lua_Number)l > (lua_Number)KV_SCRIPT_MAX_HEAP)
+        return luaL_error(L, "string.rep: the result would pass the script heap bound of %d bytes",
+                          (int)KV_SCRIPT_MAX_HEAP);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+/* tostring, with tables, functions, threads and userdata named by the
+ * order this run first printed them ("table: 0x00000001"), not by their
+ * address, which differs between replicas. */
+static int base_tostring(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    int t = lua_type(L, 1);
+    if ((t == LUA_TTABLE || t == LUA_TFUNCTION || t == LUA_TTHREAD || t == LUA_TUSERDATA) &&
+        !luaL_getmetafield(L, 1, "__tostring")) {
+        lua_pushvalue(L, lua_upvalueindex(1)); /* object -> number */
+        lua_pushvalue(L, 1);
+        lua_rawget(L, -2);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushvalue(L, 1);
+            lua_pushnumber(L, ++run_of(L)->next_id);
+            lua_rawset(L, -3);
+            lua_pushvalue(L, 1);
+            lua_rawget(L, -2);
+        }
+        char name[64];
+        snprintf(name, sizeof name, "%s: 0x%08x", lua_typename(L, t), (unsigned)lua_tonumber(L, -1));
+        lua_pushstring(L, name);
+        return 1;
+    }
+    lua_pushvalue(L, lua_upvalueindex(2)); /* the library's */
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+/* pcall as Redis 7.0 replaces it: an error table caught ({err=...}, as
+ * redis.call raises) comes back as its message string. */
+static int base_pcall(lua_State *L)
+{
+    int argc = lua_gettop(L);
+    luaL_checkany(L, 1);
+    lua_pushboolean(L, 1);
+    lua_insert(L, 1);
+    if (lua_pcall(L, argc - 1, LUA_MULTRET, 0)) {
+        lua_remove(L, 1);
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, "err");
+            if (lua_isstring(L, -1))
+                lua_replace(L, -2);
+            else
+                lua_pop(L, 1);
+        }
+        lua_pushboolean(L, 0);
+        lua_insert(L, 1);
+    }
+    return lua_gettop(L);
+}
+
+static void open_lib(lua_State *L, lua_CFunction open, const char *name)
+{
+    lua_pushcfunction(L, open);
+    lua_pushstring(L, name);
+    lua_call(L, 1, 0);
+}
+
+static int globals_newindex(lua_State *L)
+{
+    return luaL_error(L, "Attempt to modify a readonly table");
+}
+
+/* A library table refuses new fields, as Redis's read-only tables do
+ * (its existing ones can be replaced: the state is dropped after the run,
+ * so that changes nothing for the next one). */
+static void guard_table(lua_State *L)
+{
+    lua_newtable(L);
+    lua_pushcfunction(L, globals_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_setmetatable(L, -2);
+}
+
+/* The globals a script sees are an empty table whose __index reads the
+ * real ones (upvalue 1) and whose __newindex refuses: assigning any
+ * global is an error, as in Redis 7. __index opens the libraries on first
+ * use (most scripts need none of them, and each costs microseconds), and
+ * answers Redis's error for a name that is not there. */
+static int globals_index(lua_State *L)
+{
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(1));
+    if (!lua_isnil(L, -1))
+        return 1;
+    lua_pop(L, 1);
+    size_t n;
+    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
+    static const struct {
+        const char *name;
+        lua_CFunction open;
+    } lazy[] = {{"table", luaopen_table}, {"math", luaopen_math}, {"cjson", luaopen_cjson}, {"bit", luaopen_bit}};
+    for (size_t i = 0; k && i < sizeof lazy / sizeof lazy[0]; i++) {
+        if (strcmp(k, lazy[i].name))
+            continue;
+        /* the library registers itself in the real globals */
+        lua_pushvalue(L, LUA_GLOBALSINDEX);
+        lua_pushvalue(L, lua_upvalueindex(1));
+        lua_replace(L, LUA_GLOBALSINDEX);
+        lua_pushcfunction(L, lazy[i].open);
+        lua_pushstring(L, lazy[i].name);
+        lua_call(L, 1, 1);
+        if (lazy[i].open == luaopen_math) {
+            lua_pushcfunction(L, math_random);
+            lua_setfield(L, -2, "random");
+            lua_pushcfunction(L, math_randomseed);
+            lua_setfield(L, -2, "randomseed");
+        }
+        guard_table(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, lua_upvalueindex(1), lazy[i].name);
+        lua_pushvalue(L, -2);
+        lua_replace(L, LUA_GLOBALSINDEX);
+        return 1;
+    }
+    return luaL_error(L, "Script attempted to access nonexistent global variable '%s'", k ? k : "?");
+}
+
+
+/* The error handler: any error becomes Redis's table {err=, source=,
+ * line=} naming where it was raised (the first Lua function up the
+ * stack). */
+static int on_error(lua_State *L)
+{
+    if (!lua_istable(L, 1)) {
+        const char *m = lua_tostring(L, 1);
+        lua_newtable(L);
+        lua_pushfstring(L, "ERR %s", m ? m : (lua_isnil(L, 1) ? "nil" : lua_typename(L, lua_type(L, 1))));
+        lua_setfield(L, -2, "err");
+        lua_replace(L, 1);
+    }
+    lua_Debug ar;
+    for (int level = 1; level <= 2; level++) {
+        if (!lua_getstack(L, level, &ar) || !lua_getinfo(L, "Sl", &ar))
+            break;
+        if (strcmp(ar.what, "C")) {
+            lua_pushstring(L, ar.source);
+            lua_setfield(L, 1, "source");
+            lua_pushnumber(L, ar.currentline);
+            lua_setfield(L, 1, "line");
+            break;
+        }
+    }
+    lua_settop(L, 1);
+    return 1;
+}
+
+static void set_fn(lua_State *L, const char *name, lua_CFunction f)
+{
+    lua_pushcfunction(L, f);
+    lua_setfield(L, -2, name);
+}
+
+static void set_num(lua_State *L, const char *name, lua_Number v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, name);
+}
+
+/* A fresh state's globals, Redis's (in protected mode: allocation may
+ * fail). */
+static void setup(lua_State *L)
+{
+    open_lib(L, luaopen_base, "");
+    open_lib(L, luaopen_string, LUA_STRLIBNAME);
+    static const char *const drop[] = {"print", "dofile", "loadfile", "getfenv", "setfenv", "newproxy"};
+    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++) {
+        lua_pushnil(L);
+        lua_setfield(L, LUA_GLOBALSINDEX, drop[i]);
+    }
+    lua_getglobal(L, "string");
+    lua_getfield(L, -1, "rep");
+    lua_pushcclosure(L, string_rep, 1);
+    lua_setfield(L, -2, "rep");
+    lua_pop(L, 1);
+    lua_newtable(L); /* tostring's names: weak keys */
+    lua_newtable(L);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_getglobal(L, "tostring");
+    lua_pushcclosure(L, base_tostring, 2);
+    lua_setglobal(L, "tostring");
+    lua_pushcfunction(L, base_pcall);
+    lua_setglobal(L, "pcall");
+
+    lua_newtable(L);
+    set_fn(L, "call", redis_call);
+    set_fn(L, "pcall", redis_pcall);
+    set_fn(L, "error_reply", redis_error_reply);
+    set_fn(L, "status_reply", redis_status_reply);
+    set_fn(L, "sha1hex", redis_sha1hex);
+    set_fn(L, "log", redis_log);
+    set_fn(L, "setresp", redis_setresp);
+    set_fn(L, "set_repl", redis_set_repl);
+    set_fn(L, "replicate_commands", redis_true);
+    set_fn(L, "breakpoint", redis_false);
+    set_fn(L, "debug", redis_nothing);
+    set_num(L, "LOG_DEBUG", 0);
+    set_num(L, "LOG_VERBOSE", 1);
+    set_num(L, "LOG_NOTICE", 2);
+    set_num(L, "LOG_WARNING", 3);
+    set_num(L, "REPL_NONE", 0);
+    set_num(L, "REPL_AOF", 1);
+    set_num(L, "REPL_SLAVE", 2);
+    set_num(L, "REPL_REPLICA", 2);
+    set_num(L, "REPL_ALL", 3);
+    lua_pushliteral(L, "7.0.0"); /* what INFO says (replica/metrics.c) */
+    lua_setfield(L, -2, "REDIS_VERSION");
+    set_num(L, "REDIS_VERSION_NUM", 0x070000);
+    lua_setglobal(L, "redis");
+}
+
+/* The shebang of a Redis 7 script: "#!lua" and optional flags=a,b. Its
+ * length (to skip: the newline stays, so line numbers do not move) or -1
+ * with err set. */
+static long shebang(const uint8_t *p, size_t n, bool *no_writes, char *err, size_t errlen)
+{
+    *no_writes = false;
+    if (n < 2 || p[0] != '#' || p[1] != '!')
+        return 0;
+    const uint8_t *nl = memchr(p, '\n', n);
+    size_t len = nl ? (size_t)(nl - p) : n;
+    /* words separated by spaces: the first is #!<engine> */
+    size_t i = 0;
+    size_t w0 = i;
+    while (i < len && p[i] != ' ')
+        i++;
+    if (i - w0 != 5 || memcmp(p, "#!lua", 5)) {
+        snprintf(err, errlen, "ERR Unexpected engine in script shebang: %.*s", (int)(i - w0 > 100 ? 100 : i - w0),
+                 (const char *)p);
+        return -1;
+    }
+    while (i < len) {
+        while (i < len && p[i] == ' ')
+            i++;
+        size_t ws = i;
+        while (i < len && p[i] != ' ')
+            i++;
+        if (i == ws)
+            break;
+        const uint8_t *w = p + ws;
+        size_t wl = i - ws;
+        if (wl < 6 || memcmp(w, "flags=", 6)) {
+            snprintf(err, errlen, "ERR Unknown lua shebang option: %.*s", (int)(wl > 100 ? 100 : wl), (const char *)w);
+            return -1;
+        }
+        size_t f = 6;
+        while (f < wl) {
+            size_t fs = f;
+            while (f < wl && w[f] != ',')
+                f++;
+            const uint8_t *fl = w + fs;
+            size_t fn = f - fs;
+            if (fn == 9 && !memcmp(fl, "no-writes", 9))
+                *no_writes = true;
+            else if (!((fn == 9 && !memcmp(fl, "allow-oom", 9)) || (fn == 11 && !memcmp(fl, "allow-stale", 11)) ||
+                       (fn == 10 && !memcmp(fl, "no-cluster", 10)) ||
+                       (fn == 21 && !memcmp(fl, "allow-cross-slot-keys", 21)))) {
+                snprintf(err, errlen, "ERR Unexpected flag in script shebang: %.*s", (int)(fn > 100 ? 100 : fn),
+                         (const char *)fl);
+                return -1;
+            }
+            if (f < wl)
+                f++;
+        }
+    }
+    return (long)len;
+}
+
+static int reply_err_line(struct kv_ctx *c, const char *p, size_t n);
+
+/* An error reply formatted, CR and LF made spaces (a reply is one line). */
+static int reply_errf_clean(struct kv_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int reply_errf_clean(struct kv_ctx *c, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (k < 0)
+        return kv_reply_err(c, "ERR script error");
+    char *p = small;
+    if ((size_t)k >= sizeof small) {
+        if (!(p = malloc((size_t)k + 1)))
+            return -ENOMEM;
+        va_start(ap, fmt);
+        vsnprintf(p, (size_t)k + 1, fmt, ap);
+        va_end(ap);
+    }
+    int rc = reply_err_line(c, p, (size_t)k);
+    if (p != small)
+        free(p);
+    return rc;
+}
+
+/* RESP of the error message msg (a reply line: CR and LF become spaces). */
+static int reply_err_line(struct kv_ctx *c, const char *p, size_t n)
+{
+    size_t at = c->out->len;
+    int rc = rabia_buf_append(c->out, "-", 1);
+    if (!rc)
+        rc = rabia_buf_append(c->out, p, n);
+    for (size_t i = at + 1; !rc && i < c->out->len; i++)
+        if (c->out->data[i] == '\r' || c->out->data[i] == '\n')
+            c->out->data[i] = ' ';
+    return rc ? rc : rabia_buf_append(c->out, "\r\n", 2);
+}
+
+/* The value on top of L as the script's reply, Redis 7.0's rules. 0,
+ * -ENOMEM, or 1 when it nests past REPLY_DEPTH. */
+static int put_value(lua_State *L, struct kv_ctx *c, int depth)
+{
+    switch (lua_type(L, -1)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *p = lua_tolstring(L, -1, &n);
+        return kv_reply_bulk(c, p, n);
+    }
+    case LUA_TBOOLEAN:
+        return lua_toboolean(L, -1) ? kv_reply_int(c, 1) : kv_reply_null(c);
+    case LUA_TNUMBER: { /* truncated; out of range or NaN as x86 converts them (Redis casts) */
+        double d = (double)lua_tonumber(L, -1);
+        return kv_reply_int(c, d > -9223372036854775808.0 && d < 9223372036854775808.0 ? (int64_t)d : INT64_MIN);
+    }
+    case LUA_TTABLE:
+        break;
+    default:
+        return kv_reply_null(c);
+    }
+    if (depth >= REPLY_DEPTH || !lua_checkstack(L, 4))
+        return 1;
+    lua_pushliteral(L, "err");
+    lua_rawget(L, -2);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        size_t n;
+        const char *p = lua_tolstring(L, -1, &n);
+        int rc = reply_err_line(c, p, n);
+        lua_pop(L, 1);
+        return rc;
+    }
+    lua_pop(L, 1);
+    lua_pushliteral(L, "ok");
+    lua_rawget(L, -2);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        size_t n;
+        const char *p = lua_tolstring(L, -1, &n);
+        size_t at = c->out->len;
+        int rc = rabia_buf_append(c->out, "+", 1);
+        if (!rc)
+            rc = rabia_buf_append(c->out, p, n);
+        for (size_t i = at + 1; !rc && i < c->out->len; i++)
+            if (c->out->data[i] == '\r' || c->out->data[i] == '\n')
+                c->out->data[i] = ' ';
+        lua_pop(L, 1);
+        return rc ? rc : rabia_buf_append(c->out, "\r\n", 2);
+    }
+    lua_pop(L, 1);
+    lua_pushliteral(L, "double");
+    lua_rawget(L, -2);
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+        double d = (double)lua_tonumber(L, -1);
+        lua_pop(L, 1);
+        return kv_reply_double(c, d);
+    }
+    lua_pop(L, 1);
+    size_t mark = kv_reply_defer(c);
+    uint64_t n = 0;
+    for (int j = 1;; j++) {
+        lua_rawgeti(L, -1, j);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            break;
+        }
+        int rc = put_value(L, c, depth + 1);
+        lua_pop(L, 1);
+        if (rc)
+            return rc;
+        n++;
+    }
+    return kv_reply_set_len(c, mark, n);
+}
+
+/* One run's inputs and outcome, for run_main (under lua_cpcall: every
+ * allocation of the state may fail, and must fail into an error reply). */
+struct run_job {
+    struct kv_ctx *c;
+    struct run *r;
+    const uint8_t *body;
+    size_t n;
+    long skip;
+    uint32_t first, nkeys;
+    int rc; /* the reply's: 0 or -ENOMEM */
+    const char *sha;
+    bool compiled;
+};
+
+static int reply_script_error(lua_State *L, struct kv_ctx *c, const char *sha);
+
+static int run_main(lua_State *L)
+{
+    struct run_job *j = lua_touserdata(L, 1);
+    struct kv_ctx *c = j->c;
+    lua_settop(L, 0);
+    setup(L);
+    /* KEYS and ARGV, then the globals' guard */
+    lua_createtable(L, (int)j->nkeys, 0);
+    for (uint32_t i = 0; i < j->nkeys; i++) {
+        lua_pushlstring(L, (const char *)c->argv[j->first + i], c->len[j->first + i]);
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_setglobal(L, "KEYS");
+    lua_createtable(L, (int)(c->argc - j->first - j->nkeys), 0);
+    for (uint32_t i = j->first + j->nkeys; i < c->argc; i++) {
+        lua_pushlstring(L, (const char *)c->argv[i], c->len[i]);
+        lua_rawseti(L, -2, (int)(i - j->first - j->nkeys) + 1);
+    }
+    lua_setglobal(L, "ARGV");
+    static const char *const libs[] = {"string", "coroutine", "redis"};
+    for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++) {
+        lua_getglobal(L, libs[i]);
+        guard_table(L);
+        lua_pop(L, 1);
+    }
+    lua_newtable(L); /* the globals scripts see */
+    lua_pushvalue(L, -1);
+    lua_setglobal(L, "_G");
+    lua_newtable(L);
+    lua_pushvalue(L, LUA_GLOBALSINDEX);
+    lua_pushcclosure(L, globals_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, globals_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_setmetatable(L, -2);
+    lua_replace(L, LUA_GLOBALSINDEX);
+
+    lua_pushcfunction(L, on_error);
+    if (luaL_loadbuffer(L, (const char *)j->body + j->skip, j->n - (size_t)j->skip, "@user_script"))
+        return lua_error(L); /* the compiler's message */
+    j->compiled = true;
+    lua_sethook(L, run_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    int prc = lua_pcall(L, 0, 1, 1);
+    lua_sethook(L, NULL, 0, 0);
+    if (j->r->enomem || j->r->oom)
+        return 0; /* the caller replies */
+    if (prc) /* the error object (on_error's table) on top */
+        j->rc = reply_script_error(L, c, j->sha);
+    else {
+        size_t at = c->out->len;
+        if ((j->rc = put_value(L, c, 0)) == 1) {
+            c->out->len = at;
+            j->rc = kv_reply_err(c, "ERR reached lua stack limit");
+        }
+    }
+    return 0;
+}
+
+/* Write the error object on top of L (on_error's {err=, source=, line=})
+ * as the reply: "-<err> script: <sha>, on <source>:<line>.". */
+static int reply_script_error(lua_State *L, struct kv_ctx *c, const char *sha)
+{
+    if (!lua_istable(L, -1)) {
+        const char *m = lua_tostring(L, -1);
+        return reply_errf_clean(c, "ERR Error running script f_%s, %.100s", sha, m ? m : "execution failure");
+    }
+    lua_getfield(L, -1, "err");
+    lua_getfield(L, -2, "source");
+    lua_getfield(L, -3, "line");
+    const char *e = lua_tostring(L, -3);
+    const char *src = lua_tostring(L, -2);
+    if (src && lua_isnumber(L, -1))
+        return reply_errf_clean(c, "%s script: %s, on %.60s:%d.", e ? e : "", sha, src, (int)lua_tonumber(L, -1));
+    return reply_errf_clean(c, "%s", e ? e : "");
+}
+
+/* Run body (its shebang already parsed: skip bytes of it) with KEYS =
+ * argv[first .. first+nkeys), ARGV = the rest. Replies. */
+static int run_script(struct kv_ctx *c, const char *sha, const uint8_t *body, size_t n, long skip, bool no_writes,
+                      uint32_t first, uint32_t nkeys)
+{
+    struct run r = {.s = c->s, .dbi = c->dbi, .no_writes = no_writes, .rand = 0x5241424941ull};
+    memcpy(r.sha, sha, 41);
+    lua_State *L = lua_newstate(run_alloc, &r);
+    if (!L)
+        return -ENOMEM;
+    struct run_job j = {.c = c, .r = &r, .body = body, .n = n, .skip = skip, .first = first, .nkeys = nkeys,
+                        .sha = sha};
+    size_t at = c->out->len;
+    int crc = lua_cpcall(L, run_main, &j);
+    int rc;
+    if (r.enomem) {
+        c->out->len = at;
+        rc = r.enomem;
+    } else if (r.oom) {
+        c->out->len = at;
+        rc = reply_errf_clean(c, "ERR script used more than %d bytes of Lua memory: every replica stops it at this "
+                                 "bound, at the same point (script: %s)",
+                              (int)KV_SCRIPT_MAX_HEAP, sha);
+    } else if (crc && !j.compiled) {
+        const char *m = lua_tostring(L, -1);
+        rc = reply_errf_clean(c, "ERR Error compiling script (new function): %s", m ? m : "?");
+    } else if (crc) {
+        c->out->len = at;
+        rc = reply_errf_clean(c, "ERR Error running script f_%s", sha);
+    } else {
+        rc = j.rc;
+    }
+    lua_close(L);
+    RABIA_ASSERT(r.heap == 0); /* every byte of the state returned */
+    rabia_buf_free(&r.reply);
+    rabia_buf_free(&r.nums);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Commands.                                                           */
+
+/* Whether body compiles; replies the error when not (a bare state: only
+ * the parser runs). 1 compiles, 0 replied, -ENOMEM. */
+static int compiles(struct kv_ctx *c, const uint8_t *body, size_t n, long skip)
+{
+    struct run r = {0};
+    lua_State *L = lua_newstate(run_alloc, &r);
+    if (!L)
+        return -ENOMEM;
+    int ok = 1;
+    if (luaL_loadbuffer(L, (const char *)body + skip, n - (size_t)skip, "@user_script")) {
+        const char *m = lua_tostring(L, -1);
+        int rc = r.oom ? kv_reply_err(c, "ERR script too large to compile within the Lua memory bound")
+                       : reply_errf_clean(c, "ERR Error compiling script (new function): %s", m ? m : "?");
+        ok = rc ? rc : 0;
+    }
+    lua_close(L);
+    return ok;
+}
+
+/* numkeys of EVAL-family argument 2: false when an error was replied. */
+static bool numkeys_arg(struct kv_ctx *c, uint32_t *nk)
+{
+    int64_t v;
+    if (!kv_arg_i64(c, 2, &v))
+        return false;
+    if (v > (int64_t)c->argc - 3) {
+        kv_reply_err(c, "ERR Number of keys can't be greater than number of args");
+        return false;
+    }
+    if (v < 0) {
+        kv_reply_err(c, "ERR Number of keys can't be negative");
+        return false;
+    }
+    *nk = (uint32_t)v;
+    return true;
+}
+
+static int eval_generic(struct kv_ctx *c, bool by_sha, bool ro)
+{
+    uint32_t nk;
+    if (!numkeys_arg(c, &nk))
+        return 0;
+    struct kv_dent *e;
+    char sha[41];
+    if (by_sha) {
+        e = script_find(c->s, c->argv[1], c->len[1]);
+        if (!e)
+            return kv_reply_err(c, "NOSCRIPT No matching script. Please use EVAL.");
+        memcpy(sha, e->key, 40);
+        sha[40] = 0;
+    } else {
+        kv_sha1_hex(c->argv[1], c->len[1], sha);
+        e = kv_dict_find(c->s, &c->s->scripts, (const uint8_t *)sha, 40);
+    }
+    const uint8_t *body = e ? e->v.p : c->argv[1];
+    size_t n = e ? e->x : c->len[1];
+    char err[160];
+    bool no_writes;
+    long skip = shebang(body, n, &no_writes, err, sizeof err);
+    if (skip < 0)
+        return kv_reply_err(c, err);
+    if (e) {
+        script_touch(c->s, e);
+    } else {
+        int ok = compiles(c, body, n, skip);
+        if (ok <= 0)
+            return ok;
+        if (!(e = script_add(c->s, sha, body, n, false)))
+            return -ENOMEM;
+        body = e->v.p; /* the cached copy: argv stays valid too, but one source */
+    }
+    return run_script(c, sha, body, n, skip, no_writes || ro, 3, nk);
+}
+
+KV_CMD(eval) { return eval_generic(c, false, false); }
+KV_CMD(evalsha) { return eval_generic(c, true, false); }
+KV_CMD(eval_ro) { return eval_generic(c, false, true); }
+KV_CMD(evalsha_ro) { return eval_generic(c, true, true); }
+
+static const char *const script_help[] = {
+    "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "EXISTS <sha1> [<sha1> ...]",
+    "    Return information about the existence of the scripts in the script cache.",
+    "FLUSH [ASYNC|SYNC]",
+    "    Flush the Lua scripts cache. Very dangerous on replicas.",
+    "    When called without the optional mode argument, the behavior is determined by the",
+    "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+    "    * ASYNC: Asynchronously flush the scripts cache.",
+    "    * SYNC: Synchronously flush the scripts cache.",
+    "KILL",
+    "    Kill the currently executing Lua script.",
+    "LOAD <script>",
+    "    Load a script into the scripts cache without executing it.",
+    "HELP",
+    "    Print this help.",
+};
+
+static int script_arity(struct kv_ctx *c, const char *sub)
+{
+    return kv_reply_errf(c, "ERR wrong number of arguments for 'script|%s' command", sub);
+}
+
+KV_CMD(script)
+{
+    if (kv_arg_is(c, 1, "load")) {
+        if (c->argc != 3)
+            return script_arity(c, "load");
+        char sha[41], err[160];
+        bool no_writes;
+        kv_sha1_hex(c->argv[2], c->len[2], sha);
+        long skip = shebang(c->argv[2], c->len[2], &no_writes, err, sizeof err);
+        if (skip < 0)
+            return kv_reply_err(c, err);
+        struct kv_dent *e = kv_dict_find(c->s, &c->s->scripts, (const uint8_t *)sha, 40);
+        if (e && e->v2 != SCRIPT_LOADED) { /* from EVAL: kept from now on */
+            c->s->script_sum -= script_term(e);
+            e->v2 = SCRIPT_LOADED;
+            c->s->n_eval_scripts--;
+            c->s->script_sum += script_term(e);
+        } else if (!e) {
+            int ok = compiles(c, c->argv[2], c->len[2], skip);
+            if (ok <= 0)
+                return ok;
+            if (!script_add(c->s, sha, c->argv[2], c->len[2], true))
+                return -ENOMEM;
+        }
+        return kv_reply_bulk(c, sha, 40);
+    }
+    if (kv_arg_is(c, 1, "exists")) {
+        if (c->argc < 3)
+            return script_arity(c, "exists");
+        int rc = kv_reply_array(c, c->argc - 2);
+        for (uint32_t i = 2; !rc && i < c->argc; i++)
+            rc = kv_reply_int(c, script_find(c->s, c->argv[i], c->len[i]) != NULL);
+        return rc;
+    }
+    if (kv_arg_is(c, 1, "flush")) {
+        if (c->argc > 3)
+            return script_arity(c, "flush");
+        if (c->argc == 3 && !kv_arg_is(c, 2, "async") && !kv_arg_is(c, 2, "sync"))
+            return kv_reply_err(c, "ERR SCRIPT FLUSH only support SYNC|ASYNC option");
+        kv_scripts_clear(c->s);
+        return kv_reply_ok(c);
+    }
+    if (kv_arg_is(c, 1, "kill")) {
+        if (c->argc != 2)
+            return script_arity(c, "kill");
+        return kv_reply_err(c, "NOTBUSY No scripts in execution right now.");
+    }
+    if (kv_arg_is(c, 1, "help")) {
+        if (c->argc != 2)
+            return script_arity(c, "help");
+        size_t n = sizeof script_help / sizeof script_help[0];
+        int rc = kv_reply_array(c, n);
+        for (size_t i = 0; !rc && i < n; i++)
+            rc = kv_reply_status(c, script_help[i]);
+        return rc;
+    }
+    if (kv_arg_is(c, 1, "debug"))
+        return kv_reply_err(c, "ERR SCRIPT DEBUG is not supported: a script runs on every replica, at the point "
+                               "the log decides");
+    size_t n = c->len[1] > 128 ? 128 : c->len[1];
+    char sub[129];
+    memcpy(sub, c->argv[1], n);
+    sub[n] = 0;
+    for (size_t i = 0; i < n; i++)
+        if (sub[i] == '\r' || sub[i] == '\n')
+            sub[i] = ' ';
+    return kv_reply_errf(c, "ERR unknown subcommand '%s'. Try SCRIPT HELP.", sub);
+}

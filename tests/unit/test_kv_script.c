@@ -1,0 +1,300 @@
+/* kv/script.c: Lua scripts. Replies as Redis 7.0.15 gives them (the full
+ * comparison against a redis-server is tests/kv/difftest.py's scripting
+ * family), and what a replicated store needs beyond Redis: the same
+ * replies, state and state hash on every replica whatever its history (a
+ * store restored from a snapshot, a fresh Lua state per run), bounds that
+ * stop a runaway script at the same point everywhere, a bounded cache of
+ * EVAL's scripts, and a checked snapshot section. */
+#define _GNU_SOURCE /* memmem */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "kv_check.h"
+
+#define T0 1700000000000ull
+
+static void *fresh(void)
+{
+    void *sm = rabia_sm_kv.create();
+    if (!sm)
+        abort();
+    kv_at(sm, 1, T0);
+    return sm;
+}
+
+/* The reply of an argv (NULL-terminated), NUL-terminated in a static buffer. */
+static const char *run(void *sm, const char *const *argv)
+{
+    int n = 0;
+    while (argv[n])
+        n++;
+    return kv_reply_argv(sm, n, argv, NULL);
+}
+#define RUN_IS(sm, want, ...)                                                                    \
+    do {                                                                                         \
+        const char *av_[] = {__VA_ARGS__, NULL};                                                 \
+        const char *got_ = run((sm), av_);                                                       \
+        if (strcmp(got_, (want))) {                                                              \
+            fprintf(stderr, "%s:%d: %s\n  want %s\n  got  %s\n", __FILE__, __LINE__, av_[1], (want), got_); \
+            check_failures++;                                                                    \
+        }                                                                                        \
+    } while (0)
+#define RUN_HAS(sm, part, ...)                                                                   \
+    do {                                                                                         \
+        const char *av_[] = {__VA_ARGS__, NULL};                                                 \
+        const char *got_ = run((sm), av_);                                                       \
+        if (!strstr(got_, (part))) {                                                             \
+            fprintf(stderr, "%s:%d: %s\n  want a reply with %s\n  got  %s\n", __FILE__, __LINE__, av_[1], \
+                    (part), got_);                                                               \
+            check_failures++;                                                                    \
+        }                                                                                        \
+    } while (0)
+
+static uint64_t hash_of(void *sm)
+{
+    uint64_t h;
+    CHECK_EQ(rabia_sm_kv.state_hash(sm, &h), 0);
+    return h;
+}
+
+static void test_basics(void)
+{
+    void *sm = fresh();
+    RUN_IS(sm, ":1\r\n", "EVAL", "return 1", "0");
+    RUN_IS(sm, "*2\r\n$2\r\nk1\r\n$2\r\na1\r\n", "EVAL", "return {KEYS[1], ARGV[1]}", "1", "k1", "a1");
+    RUN_IS(sm, "+OK\r\n", "EVAL", "return redis.call('set', KEYS[1], ARGV[1])", "1", "k", "v");
+    RUN_IS(sm, "$1\r\nv\r\n", "GET", "k");
+    RUN_IS(sm, "-ERR Number of keys can't be greater than number of args\r\n", "EVAL", "return 1", "2", "a");
+    RUN_IS(sm, "-ERR Number of keys can't be negative\r\n", "EVAL", "return 1", "-1");
+    RUN_IS(sm, "-ERR value is not an integer or out of range\r\n", "EVAL", "return 1", "x");
+    /* Redis's conversions both ways */
+    RUN_IS(sm, "*4\r\n:1\r\n:2\r\n*2\r\n:3\r\n$1\r\nx\r\n$-1\r\n", "EVAL", "return {1, 2.9, {3, 'x'}, false, nil, 5}",
+           "0");
+    RUN_IS(sm, "+fine\r\n", "EVAL", "return {ok='fine'}", "0");
+    RUN_IS(sm, "-My Error\r\n", "EVAL", "return {err='My Error'}", "0");
+    RUN_IS(sm, "$3\r\n1.5\r\n", "EVAL", "return {double=1.5}", "0");
+    RUN_IS(sm, ":-9223372036854775808\r\n", "EVAL", "return 1e300", "0");
+    RUN_IS(sm, "$7\r\nboolean\r\n", "EVAL", "return type(redis.call('get', 'nokey'))", "0");
+    RUN_IS(sm, "$6\r\nstring\r\n", "EVAL", "return redis.call('type', 'k')['ok']", "0");
+    /* errors, with where they were raised */
+    RUN_IS(sm,
+           "-ERR user_script:1: Script attempted to access nonexistent global variable 'foo' script: "
+           "47e30a5d10d5694f99208f9adc4fe3bf2450edbd, on @user_script:1.\r\n",
+           "EVAL", "return foo", "0");
+    RUN_IS(sm,
+           "-ERR user_script:1: Attempt to modify a readonly table script: e1934c7d679df0a682fa283afb2bdeec6495d463, "
+           "on @user_script:1.\r\n",
+           "EVAL", "foo = 1", "0");
+    RUN_IS(sm, "-ERR Error compiling script (new function): user_script:1: unexpected symbol near '<eof>'\r\n", "EVAL",
+           "return (", "0");
+    {
+        const char *body = "local x = 1\nreturn redis.call('lpush', 'k', 'x')";
+        char sha[41], want[256];
+        kv_sha1_hex((const uint8_t *)body, strlen(body), sha);
+        snprintf(want, sizeof want, "-WRONGTYPE Operation against a key holding the wrong kind of value script: %s, "
+                 "on @user_script:2.\r\n", sha);
+        RUN_IS(sm, want, "EVAL", body, "0");
+    }
+    RUN_IS(sm, "$65\r\nWRONGTYPE Operation against a key holding the wrong kind of value\r\n", "EVAL",
+           "return redis.pcall('lpush', 'k', 'x')['err']", "0");
+    RUN_HAS(sm, "This Redis command is not allowed from script", "EVAL", "return redis.call('eval', 'return 1', 0)",
+            "0");
+    RUN_HAS(sm, "Unknown Redis command called from script", "EVAL", "return redis.call('sweep')", "0");
+    RUN_HAS(sm, "Write commands are not allowed from read-only scripts.", "EVAL_RO",
+            "return redis.call('del', 'k')", "0");
+    RUN_HAS(sm, "Write commands are not allowed from read-only scripts.", "EVAL",
+            "#!lua flags=no-writes\nreturn redis.call('del', 'k')", "0");
+    RUN_IS(sm, "-ERR Unexpected flag in script shebang: bogus\r\n", "EVAL", "#!lua flags=bogus\nreturn 1", "0");
+    /* SELECT inside a script is the script's own */
+    RUN_IS(sm, ":0\r\n", "EVAL", "redis.call('select', 3) return redis.call('exists', 'k')", "0");
+    RUN_IS(sm, ":1\r\n", "EXISTS", "k");
+    /* the hashes */
+    RUN_IS(sm, "$40\r\nda39a3ee5e6b4b0d3255bfef95601890afd80709\r\n", "EVAL", "return redis.sha1hex('')", "0");
+    RUN_IS(sm, "$40\r\na9993e364706816aba3e25717850c26c9cd0d89d\r\n", "EVAL", "return redis.sha1hex('abc')", "0");
+    RUN_IS(sm, "$40\r\n34aa973cd4c4daa4f61eeb2bdbad27316534016f\r\n", "EVAL",
+           "return redis.sha1hex(string.rep('a', 1000000))", "0");
+    /* the libraries Redis scripts load, opened on first use */
+    RUN_IS(sm, "$7\r\n[1,2,3]\r\n", "EVAL", "return cjson.encode({1,2,3})", "0");
+    RUN_IS(sm, ":8\r\n", "EVAL", "return bit.band(12, 10)", "0");
+    RUN_IS(sm, "$3\r\na-b\r\n", "EVAL", "return table.concat({'a','b'}, '-')", "0");
+    RUN_HAS(sm, "nonexistent global variable 'os'", "EVAL", "return os.time()", "0");
+    RUN_HAS(sm, "nonexistent global variable 'print'", "EVAL", "print(1)", "0");
+    RUN_HAS(sm, "nonexistent global variable 'setfenv'", "EVAL", "setfenv(1, {})", "0");
+    rabia_sm_kv.destroy(sm);
+}
+
+static const char *sha_of(const char *body)
+{
+    static char sha[41];
+    kv_sha1_hex((const uint8_t *)body, strlen(body), sha);
+    return sha;
+}
+
+static void test_cache(void)
+{
+    void *sm = fresh();
+    const char *sha7 = "59b6ab2fbe0ee4b25733de0f62e6cda4899ef8e9"; /* "return 7" */
+    CHECK(!strcmp(sha_of("return 7"), sha7));
+    RUN_IS(sm, "-NOSCRIPT No matching script. Please use EVAL.\r\n", "EVALSHA", sha7, "0");
+    RUN_IS(sm, "-NOSCRIPT No matching script. Please use EVAL.\r\n", "EVALSHA", "short", "0");
+    uint64_t h0 = hash_of(sm);
+    RUN_IS(sm, "$40\r\n59b6ab2fbe0ee4b25733de0f62e6cda4899ef8e9\r\n", "SCRIPT", "LOAD", "return 7");
+    CHECK(hash_of(sm) != h0); /* the cache is state */
+    RUN_IS(sm, ":7\r\n", "EVALSHA", sha7, "0");
+    RUN_IS(sm, ":7\r\n", "EVALSHA", "59B6AB2FBE0EE4B25733DE0F62E6CDA4899EF8E9", "0");
+    RUN_IS(sm, ":7\r\n", "EVALSHA_RO", sha7, "0");
+    RUN_IS(sm, "*3\r\n:1\r\n:0\r\n:1\r\n", "SCRIPT", "EXISTS", sha7, "x", "59B6AB2FBE0EE4B25733DE0F62E6CDA4899EF8E9");
+    RUN_HAS(sm, "Error compiling script", "SCRIPT", "LOAD", "return (");
+    RUN_IS(sm, "*1\r\n:0\r\n", "SCRIPT", "EXISTS", sha_of("return ("));
+    /* EVAL caches what it ran (not what failed to compile) */
+    RUN_IS(sm, ":3\r\n", "EVAL", "return 3", "0");
+    RUN_IS(sm, ":3\r\n", "EVALSHA", sha_of("return 3"), "0");
+    RUN_HAS(sm, "Error compiling", "EVAL", "return (", "0");
+    RUN_IS(sm, "*1\r\n:0\r\n", "SCRIPT", "EXISTS", sha_of("return ("));
+    /* EVAL's scripts are bounded, least recently used out first; SCRIPT
+     * LOAD's stay */
+    char body[64];
+    for (int i = 0; i < KV_SCRIPT_EVAL_CACHED + 100; i++) {
+        snprintf(body, sizeof body, "return %d", 1000 + i);
+        char want[32];
+        snprintf(want, sizeof want, ":%d\r\n", 1000 + i);
+        RUN_IS(sm, want, "EVAL", body, "0");
+        if (i == 150)
+            RUN_IS(sm, ":3\r\n", "EVALSHA", sha_of("return 3"), "0"); /* used: not the oldest */
+    }
+    RUN_IS(sm, ":7\r\n", "EVALSHA", sha7, "0");
+    RUN_IS(sm, ":3\r\n", "EVALSHA", sha_of("return 3"), "0");
+    RUN_IS(sm, "*1\r\n:0\r\n", "SCRIPT", "EXISTS", sha_of("return 1000"));
+    RUN_IS(sm, "*1\r\n:1\r\n", "SCRIPT", "EXISTS", sha_of("return 1599"));
+    struct kv_store *st = *(struct kv_store **)sm; /* kv_sm's first field */
+    CHECK_EQ(st->n_eval_scripts, KV_SCRIPT_EVAL_CACHED);
+    CHECK_EQ(kv_dict_size(&st->scripts), KV_SCRIPT_EVAL_CACHED + 1);
+    /* SCRIPT LOAD of a script EVAL cached keeps it from then on */
+    RUN_HAS(sm, sha_of("return 1599"), "SCRIPT", "LOAD", "return 1599");
+    CHECK_EQ(st->n_eval_scripts, KV_SCRIPT_EVAL_CACHED - 1);
+    RUN_IS(sm, "+OK\r\n", "SCRIPT", "FLUSH");
+    CHECK_EQ(kv_dict_size(&st->scripts), 0);
+    RUN_IS(sm, "-ERR SCRIPT FLUSH only support SYNC|ASYNC option\r\n", "SCRIPT", "FLUSH", "x");
+    RUN_IS(sm, "-NOTBUSY No scripts in execution right now.\r\n", "SCRIPT", "KILL");
+    RUN_IS(sm, "-ERR unknown subcommand 'foo'. Try SCRIPT HELP.\r\n", "SCRIPT", "foo");
+    RUN_IS(sm, "-ERR wrong number of arguments for 'script|load' command\r\n", "SCRIPT", "LOAD");
+    rabia_sm_kv.destroy(sm);
+}
+
+/* Two stores fed the same operations answer alike and hash alike; a third
+ * restored from the first's snapshot midway (a fresh Lua state, no
+ * history) goes on exactly as they do. */
+static void test_replicas_agree(void)
+{
+    void *a = fresh(), *b = fresh(), *c = NULL;
+    static const char *const scripts[] = {
+        /* tostring names tables by first sight, not address */
+        "local t = {} local u = {} return {tostring(t), tostring(u), tostring(t), tostring(rawget(_G, 'print') == nil)}",
+        /* math.random: a fixed seed per run */
+        "local r = {} for i = 1, 5 do r[i] = math.random(1000) end return r",
+        "math.randomseed(7) return math.random(1000000)",
+        /* writes through the store: random commands are the store's own, seeded by the slot */
+        "for i = 1, 50 do redis.call('sadd', KEYS[1], i) end return redis.call('spop', KEYS[1], 3)",
+        "redis.call('hset', KEYS[1], 'a', ARGV[1]) return redis.call('hincrby', KEYS[1], 'n', 1)",
+        "local s = '' for i = 1, 2000 do s = s .. 'x' end return #s",
+        "return collectgarbage('count') > 0",
+        "return cjson.encode(cjson.decode('{\"a\":[1,2,{\"b\":null}]}'))",
+    };
+    struct rabia_buf snap = {0};
+    for (int round = 0; round < 6; round++) {
+        uint64_t slot = 2 + (uint64_t)round;
+        kv_at(a, slot, T0 + slot);
+        kv_at(b, slot, T0 + slot);
+        if (c)
+            kv_at(c, slot, T0 + slot);
+        for (size_t i = 0; i < sizeof scripts / sizeof scripts[0]; i++) {
+            char key[16], arg[16];
+            snprintf(key, sizeof key, "k%zu", i);
+            snprintf(arg, sizeof arg, "v%d", round);
+            const char *av[] = {"EVAL", scripts[i], "1", key, arg, NULL};
+            char ra[4096];
+            snprintf(ra, sizeof ra, "%s", run(a, av));
+            CHECK(ra[0] != '-');
+            if (ra[0] == '-')
+                fprintf(stderr, "  %s -> %s\n", scripts[i], ra);
+            CHECK(!strcmp(ra, run(b, av)));
+            if (c)
+                CHECK(!strcmp(ra, run(c, av)));
+            const char *evs[] = {"EVALSHA", sha_of(scripts[i]), "1", key, arg, NULL};
+            snprintf(ra, sizeof ra, "%s", run(a, evs));
+            CHECK(ra[0] != '-');
+            CHECK(!strcmp(ra, run(b, evs)));
+            if (c)
+                CHECK(!strcmp(ra, run(c, evs)));
+        }
+        if (round == 2) { /* c starts from a's snapshot */
+            rabia_buf_clear(&snap);
+            CHECK_EQ(rabia_sm_kv.snapshot(a, &snap), 0);
+            c = fresh();
+            CHECK_EQ(rabia_sm_kv.restore(c, snap.data, snap.len), 0);
+        }
+        CHECK_EQ(hash_of(a), hash_of(b));
+        if (c)
+            CHECK_EQ(hash_of(a), hash_of(c));
+    }
+    /* the first replies of the first two scripts, as Redis would not give them */
+    const char *av0[] = {"EVAL", scripts[0], "0", NULL};
+    CHECK(!strcmp(run(a, av0), "*4\r\n$17\r\ntable: 0x00000001\r\n$17\r\ntable: 0x00000002\r\n$17\r\ntable: "
+                               "0x00000001\r\n$4\r\ntrue\r\n"));
+    /* a snapshot with scripts is checked: a body that is not its name's is refused */
+    rabia_buf_clear(&snap);
+    CHECK_EQ(rabia_sm_kv.snapshot(a, &snap), 0);
+    const char *needle = "math.randomseed(7)";
+    uint8_t *at = memmem(snap.data, snap.len, needle, strlen(needle));
+    CHECK(at != NULL);
+    if (at) {
+        at[0] = 'M';
+        void *d = fresh();
+        CHECK_EQ(rabia_sm_kv.restore(d, snap.data, snap.len), -EINVAL);
+        rabia_sm_kv.destroy(d);
+        at[0] = 'm';
+    }
+    for (size_t len = snap.len - 200; len < snap.len; len += 7) { /* truncated inside the section */
+        void *d = fresh();
+        CHECK_EQ(rabia_sm_kv.restore(d, snap.data, len), -EINVAL);
+        rabia_sm_kv.destroy(d);
+    }
+    rabia_buf_free(&snap);
+    rabia_sm_kv.destroy(a);
+    rabia_sm_kv.destroy(b);
+    rabia_sm_kv.destroy(c);
+}
+
+/* A runaway script stops at the same point on every replica: the
+ * instruction bound (a pcall cannot catch its way past it), the heap
+ * bound, string.rep's loops in C. The store is untouched beyond what the
+ * script wrote before. */
+static void test_bounds(void)
+{
+    void *sm = fresh();
+    RUN_HAS(sm, "script stopped after 100000000 Lua instructions", "EVAL", "while true do end", "0");
+    RUN_HAS(sm, "script stopped after 100000000 Lua instructions", "EVAL",
+            "while true do pcall(function() while true do end end) end", "0");
+    RUN_HAS(sm, "script stopped after", "EVAL",
+            "redis.call('set', 'before', '1') local co = coroutine.wrap(function() while true do end end) co()", "0");
+    RUN_IS(sm, "$1\r\n1\r\n", "GET", "before");
+    RUN_HAS(sm, "bytes of Lua memory", "EVAL", "local s = 'x' while true do s = s .. s end", "0");
+    RUN_HAS(sm, "bytes of Lua memory", "EVAL", "local t = {} for i = 1, 1e9 do t[i] = i end", "0");
+    RUN_IS(sm, "$0\r\n\r\n", "EVAL", "return string.rep('', 1e15)", "0");
+    RUN_HAS(sm, "string.rep: the result would pass the script heap bound", "EVAL", "return string.rep('ab', 1e15)",
+            "0");
+    RUN_IS(sm, "-ERR reached lua stack limit\r\n", "EVAL", "local t = {} t[1] = t return t", "0");
+    RUN_IS(sm, ":1\r\n", "EVAL", "return 1", "0"); /* and the next one runs */
+    rabia_sm_kv.destroy(sm);
+}
+
+int main(void)
+{
+    RUN(test_basics);
+    RUN(test_cache);
+    RUN(test_replicas_agree);
+    RUN(test_bounds);
+    return CHECK_DONE();
+}
