@@ -689,6 +689,15 @@ static const struct cmd client_subs[] = {
     LOCAL("client|help", 2, F_LOADING | F_STALE, cmd_help),
 };
 
+/* SCRIPT's subcommands are the state machine's (the script cache is
+ * replicated), but checked here like CONFIG's: an unknown one or a wrong
+ * arity is refused before it is queued in MULTI, as Redis does. */
+#define SCRIPT_SUB(name, arity) {name, arity, K_REPL, F_NOSCRIPT, 0, 0, 0, NULL, NULL, NULL, 0}
+static const struct cmd script_subs[] = {
+    SCRIPT_SUB("script|load", 3), SCRIPT_SUB("script|exists", -3), SCRIPT_SUB("script|flush", -2),
+    SCRIPT_SUB("script|kill", 2), SCRIPT_SUB("script|help", 2),
+};
+
 /* The connection's own commands. Everything else is the KV state
  * machine's (kv/kv.h: rabia_kv_lookup) and replicated. */
 static const struct cmd commands[] = {
@@ -716,6 +725,7 @@ static const struct cmd commands[] = {
      NSUBS(command_subs)},
     {"config", -2, K_LOCAL, 0, 0, 0, 0, NULL, NULL, config_subs, NSUBS(config_subs)},
     {"client", -2, K_LOCAL, 0, 0, 0, 0, NULL, NULL, client_subs, NSUBS(client_subs)},
+    {"script", -2, K_LOCAL, 0, 0, 0, 0, NULL, NULL, script_subs, NSUBS(script_subs)},
     {"info", -1, K_INFO, F_LOADING | F_STALE, 0, 0, 0, NULL, NULL, NULL, 0},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

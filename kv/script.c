@@ -489,6 +489,7 @@ static int redis_error_reply(lua_State *L)
         return 1;
     }
     const char *p = lua_tolstring(L, 1, &n);
+    n = strlen(p); /* as Redis: up to a NUL */
     if (n && p[0] == '-') {
         push_error(L, p, n);
     } else {
@@ -964,6 +965,7 @@ static int reply_errf_clean(struct kv_ctx *c, const char *fmt, ...)
 /* RESP of the error message msg (a reply line: CR and LF become spaces). */
 static int reply_err_line(struct kv_ctx *c, const char *p, size_t n)
 {
+    n = strnlen(p, n); /* Redis builds these from C strings: a NUL ends them */
     size_t at = c->out->len;
     int rc = rabia_buf_append(c->out, "-", 1);
     if (!rc)
@@ -1010,8 +1012,8 @@ static int put_value(lua_State *L, struct kv_ctx *c, int depth)
     lua_pushliteral(L, "ok");
     lua_rawget(L, -2);
     if (lua_type(L, -1) == LUA_TSTRING) {
-        size_t n;
-        const char *p = lua_tolstring(L, -1, &n);
+        const char *p = lua_tostring(L, -1);
+        size_t n = strlen(p); /* as Redis: up to a NUL */
         size_t at = c->out->len;
         int rc = rabia_buf_append(c->out, "+", 1);
         if (!rc)
@@ -1222,6 +1224,8 @@ static bool numkeys_arg(struct kv_ctx *c, uint32_t *nk)
 static int eval_generic(struct kv_ctx *c, bool by_sha, bool ro)
 {
     uint32_t nk;
+    if (by_sha && c->len[1] != 40) /* Redis answers this before looking at numkeys */
+        return kv_reply_err(c, "NOSCRIPT No matching script. Please use EVAL.");
     if (!numkeys_arg(c, &nk))
         return 0;
     struct kv_dent *e;

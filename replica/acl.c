@@ -60,7 +60,7 @@ static const struct {
     {"read", ACL_CAT_READ},           {"write", ACL_CAT_WRITE},         {"fast", ACL_CAT_FAST},
     {"slow", ACL_CAT_SLOW},           {"pubsub", ACL_CAT_PUBSUB},       {"connection", ACL_CAT_CONNECTION},
     {"transaction", ACL_CAT_TRANSACTION}, {"dangerous", ACL_CAT_DANGEROUS}, {"admin", ACL_CAT_ADMIN},
-    {"keyspace", ACL_CAT_KEYSPACE},
+    {"keyspace", ACL_CAT_KEYSPACE},   {"scripting", ACL_CAT_SCRIPTING},
 };
 
 static int hexval(int c)
@@ -350,6 +350,11 @@ static const struct {
     {"flushall", ACL_CAT_DANGEROUS | ACL_CAT_KEYSPACE},
     {"flushdb", ACL_CAT_DANGEROUS | ACL_CAT_KEYSPACE},
     {"time", ACL_CAT_FAST},
+    {"eval", ACL_CAT_SLOW | ACL_CAT_SCRIPTING},
+    {"evalsha", ACL_CAT_SLOW | ACL_CAT_SCRIPTING},
+    {"eval_ro", ACL_CAT_SLOW | ACL_CAT_SCRIPTING},
+    {"evalsha_ro", ACL_CAT_SLOW | ACL_CAT_SCRIPTING},
+    {"script", ACL_CAT_SLOW | ACL_CAT_SCRIPTING},
 };
 
 uint32_t acl_categories(const char *fullname, bool readonly, bool write, bool fast, bool pubsub)
@@ -371,6 +376,7 @@ uint32_t acl_categories(const char *fullname, bool readonly, bool write, bool fa
             c |= named_cats[i].cats;
             named = true;
         }
+    if (c & ACL_CAT_SCRIPTING) return c; /* not @read, @write, @keyspace: Redis's rule for them */
     if (readonly) c |= ACL_CAT_READ;
     if (write) c |= ACL_CAT_WRITE;
     if (pubsub) c |= ACL_CAT_PUBSUB;
@@ -401,6 +407,28 @@ bool acl_key_allowed(const struct acl *a, int u, const uint8_t *key, size_t n)
     for (uint8_t i = 0; i < us->npat; i++)
         if (rabia_kv_glob_match((const uint8_t *)us->pat[i], us->patlen[i], key, n)) return true;
     return false;
+}
+
+/* Whether user u is allowed everything: every key, and a rule allowing
+ * @all with no denial after it. */
+static bool unrestricted(const struct acl *a, int u)
+{
+    const struct acl_user *us = &a->users[u];
+    if (!us->allkeys) return false;
+    bool all = false;
+    for (uint8_t i = 0; i < us->nrules; i++) {
+        const struct acl_rule *r = &us->rules[i];
+        if (r->kind == 0) all = r->allow;
+        else if (!r->allow) all = false;
+    }
+    return all;
+}
+
+/* The commands that run a script (ACL_DENIED_SCRIPT). */
+static bool runs_script(const char *name)
+{
+    return !strcmp(name, "eval") || !strcmp(name, "evalsha") || !strcmp(name, "eval_ro") ||
+           !strcmp(name, "evalsha_ro");
 }
 
 /* numkeys at argv[at] (0 when it is not a positive number). */
@@ -437,6 +465,7 @@ int acl_check_command(const struct acl *a, int u, const char *fullname, uint32_t
                       const uint8_t *const *argv, const size_t *lens, int first, int last, int step)
 {
     if (!acl_cmd_allowed(a, u, fullname, cats)) return ACL_DENIED_CMD;
+    if (runs_script(fullname) && !unrestricted(a, u)) return ACL_DENIED_SCRIPT;
     if (a->users[u].allkeys) return ACL_ALLOWED;
     uint32_t at = numkeys_at(fullname);
     uint32_t nk = at && at < argc ? numkeys_of(argv[at], lens[at], argc) : 0;
@@ -543,6 +572,7 @@ static int check_op(const struct acl *a, int u, const uint8_t *op, size_t len, c
     uint32_t cats = acl_categories(k->name, k->flags & RABIA_KV_CMD_READONLY, k->flags & RABIA_KV_CMD_WRITE,
                                    k->flags & RABIA_KV_CMD_FAST, k->flags & RABIA_KV_CMD_PUBSUB);
     if (!acl_cmd_allowed(a, u, k->name, cats)) return ACL_DENIED_CMD;
+    if (runs_script(k->name) && !unrestricted(a, u)) return ACL_DENIED_SCRIPT;
     if (a->users[u].allkeys) return ACL_ALLOWED;
     uint32_t at = numkeys_at(k->name), nk = 0;
     if (at && at < it.argc) {

@@ -56,6 +56,7 @@ enum {
     ACL_CAT_DANGEROUS = 1u << 7,
     ACL_CAT_ADMIN = 1u << 8,
     ACL_CAT_KEYSPACE = 1u << 9,
+    ACL_CAT_SCRIPTING = 1u << 10,
 };
 
 struct acl_rule {
@@ -109,16 +110,27 @@ bool acl_cmd_allowed(const struct acl *a, int u, const char *fullname, uint32_t 
 /* Whether user u may name key[0..n). */
 bool acl_key_allowed(const struct acl *a, int u, const uint8_t *key, size_t n);
 
-enum { ACL_ALLOWED = 0, ACL_DENIED_CMD = 1, ACL_DENIED_KEY = 2 };
+enum { ACL_ALLOWED = 0, ACL_DENIED_CMD = 1, ACL_DENIED_KEY = 2, ACL_DENIED_SCRIPT = 3 };
+/* ACL_DENIED_SCRIPT: a script (EVAL, EVALSHA and their _RO forms) by a
+ * user with key patterns or command rules short of everything. A script's
+ * redis.call runs inside the state machine, at the point the log decides,
+ * on every replica, where the user's rules are not known (they are each
+ * replica's configuration, and could differ between replicas): its
+ * commands and keys cannot be checked there as Redis checks them, so only
+ * users allowed every command and every key may run scripts. */
+#define ACL_SCRIPT_DENIED_TEXT                                                                                   \
+    "NOPERM scripts run with every permission on every replica: only a user with +@all and allkeys may run them " \
+    "(this user has command rules or key patterns)"
 /* A whole command: its permission, then each of its keys (first, last,
  * step as COMMAND INFO, last < 0 counting from the end; the movable-key
- * commands ZUNIONSTORE, ZINTERSTORE and SINTERCARD by their numkeys).
+ * commands ZUNIONSTORE, ZINTERSTORE and SINTERCARD by their numkeys;
+ * the scripting commands as ACL_DENIED_SCRIPT says).
  * argv[0] is the command name. */
 int acl_check_command(const struct acl *a, int u, const char *fullname, uint32_t cats, uint32_t argc,
                       const uint8_t *const *argv, const size_t *lens, int first, int last, int step);
 /* A native-protocol KV operation (kv/kv.h's encoded argv, @DB, TXN, TXNW):
- * each command in it checked as above. ACL_ALLOWED, ACL_DENIED_CMD or
- * ACL_DENIED_KEY (cmd gets the refused command's name), or -1 when the op
+ * each command in it checked as above. ACL_ALLOWED, ACL_DENIED_CMD,
+ * ACL_DENIED_KEY or ACL_DENIED_SCRIPT (cmd gets the refused command's name), or -1 when the op
  * does not parse (the state machine answers it). */
 int acl_check_kv_op(const struct acl *a, int u, const uint8_t *op, size_t len, char *cmd, size_t cmdlen);
 

@@ -457,6 +457,8 @@ int replica_auth_resp(struct rabia_replica *r, uint32_t ci, struct rabia_buf *ou
     if (rc == ACL_DENIED_KEY)
         return refuse(k, out, "NOPERM this user has no permissions to access one of the keys used as arguments",
                       m.is_exec);
+    if (rc == ACL_DENIED_SCRIPT)
+        return refuse(k, out, ACL_SCRIPT_DENIED_TEXT, m.is_exec);
     return 0;
 }
 
@@ -619,11 +621,13 @@ bool replica_auth_native(struct rabia_replica *r, uint32_t ci, const struct rabi
     char cmd[64];
     int rc = acl_check_kv_op(&a->acl, k->au.user, m->body, m->body_len, cmd, sizeof cmd);
     if (rc == ACL_ALLOWED) return false;
-    char msg[160];
+    char msg[256];
     if (rc == ACL_DENIED_KEY)
         snprintf(msg, sizeof msg, "NOPERM this user has no permissions to access one of the keys used as arguments");
     else if (rc == ACL_DENIED_CMD)
         snprintf(msg, sizeof msg, "NOPERM this user has no permissions to run the '%s' command", cmd);
+    else if (rc == ACL_DENIED_SCRIPT)
+        snprintf(msg, sizeof msg, "%s", ACL_SCRIPT_DENIED_TEXT);
     else
         snprintf(msg, sizeof msg, "NOPERM this operation cannot be checked against the user's permissions "
                                   "(malformed or unknown): refused");

@@ -15,6 +15,14 @@ reads:
      in order) and transaction=True (MULTI/EXEC: all or nothing); WAIT after
      a SET counts the other replicas that have it (2 of 2; after the crash
      in step 5, exactly 1);
+  2b. scripts: redis-py's register_script (EVALSHA, SCRIPT LOAD on
+     NOSCRIPT) registered through one replica and run through the others; a
+     rate limiter script; redis-py's Lock (its release, extend and
+     reacquire are Lua scripts) taken by threads on all three replicas around
+     a non-atomic GET/SET increment: no increment is lost (mutual
+     exclusion), a wrong token's release raises LockNotOwnedError; a
+     runaway script is stopped (the same error at every replica) and the
+     cluster goes on;
   3. Pub/Sub: a subscriber on replica A, a publisher on replica B; every
      message arrives, in publish order;
   4. blocking pops: BLPOP on one replica woken by an RPUSH on another; BLPOP
@@ -302,6 +310,77 @@ def wait_check(rs, P, label, most):
 # ---------------------------------------------------------------------------
 # 3. Pub/Sub and 4. blocking pops
 
+RATE_LIMIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if n > tonumber(ARGV[1]) then return 0 end
+return 1
+"""
+
+
+def scripts_phase(rs, P, host, ports):
+    # a script registered at one replica runs at the others: the cache is replicated state
+    cas = rs[0].register_script("if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                                "redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0")
+    rs[0].set(P + "cas", "a")
+    got = [cas(keys=[P + "cas"], args=["a", "b"], client=rs[1]),
+           cas(keys=[P + "cas"], args=["a", "c"], client=rs[2]),
+           cas(keys=[P + "cas"], args=["b", "d"], client=rs[0])]
+    check("compare-and-set script through replicas 2, 3, 1: %s, value %r" % (got, rs[1].get(P + "cas")),
+          got == [1, 0, 1] and rs[1].get(P + "cas") == b"d")
+    check("SCRIPT EXISTS of it at every replica: %s" % [r.script_exists(cas.sha)[0] for r in rs],
+          all(r.script_exists(cas.sha)[0] for r in rs))
+    lim = rs[1].register_script(RATE_LIMIT)
+    allowed = [lim(keys=[P + "rate"], args=[5, 60000], client=rs[i % 3]) for i in range(12)]
+    check("rate limiter script (5 per minute) across the replicas: %s" % allowed,
+          allowed == [1] * 5 + [0] * 7 and 0 < rs[2].pttl(P + "rate") <= 60000)
+    err = safe(lambda: rs[2].eval("local n = 0 while true do n = n + 1 end", 0))
+    errs = [str(safe(lambda r=r: r.eval("while true do end", 0))) for r in rs]
+    check("a script that never ends is stopped at every replica with the same error",
+          isinstance(err, redis.ResponseError) and "Lua instructions" in str(err) and len(set(errs)) == 1 and
+          "Lua instructions" in errs[0], "%r / %r" % (err, errs))
+    check("the cluster serves after it", rs[0].set(P + "after-loop", "1") and rs[2].get(P + "after-loop") == b"1")
+    # redis-py's Lock: releases, extends and reacquires through Lua
+    lkey, ckey, n_threads, per = P + "lock", P + "locked-counter", 3, 15
+    rs[0].set(ckey, 0)
+    errors = []
+
+    def worker(i):
+        r = redis.Redis(host=host, port=ports[i % 3], socket_timeout=5, **TLS_KW)
+        try:
+            for _ in range(per):
+                with r.lock(lkey, timeout=10, sleep=0.005, blocking_timeout=30):
+                    v = int(r.get(ckey))
+                    r.set(ckey, v + 1)  # a lost update if two held the lock at once
+        except Exception as e:  # noqa: BLE001
+            errors.append("%s: %r" % (i, e))
+        finally:
+            r.close()
+
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(n_threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    total = int(rs[1].get(ckey))
+    check("%d threads on the three replicas x %d GET/SET increments under redis-py's Lock: %d"
+          % (n_threads, per, total), not errors and total == n_threads * per, "; ".join(errors))
+    lk = rs[0].lock(P + "lock2", timeout=5)
+    ok1 = lk.acquire(blocking=False) and lk.extend(5)
+    ttl1 = rs[2].pttl(P + "lock2")
+    ok2 = lk.reacquire()
+    ttl2 = rs[1].pttl(P + "lock2")
+    check("Lock.acquire, extend by 5 s (pttl %d), reacquire to 5 s (pttl %d): scripts at replica 1" % (ttl1, ttl2),
+          ok1 and ok2 and 5000 < ttl1 <= 10000 and 0 < ttl2 <= 5000)
+    other = rs[1].lock(P + "lock2", timeout=5)
+    other.local.token = b"not-the-owner"
+    e = safe(other.release)
+    check("releasing with another token raises LockNotOwnedError (the script compared tokens)",
+          isinstance(e, redis.exceptions.LockNotOwnedError), repr(e))
+    lk.release()
+    check("the owner's release deleted the lock", rs[2].exists(P + "lock2") == 0)
+
+
 def pubsub_check(host, sub_port, pub_port, channel, n, label):
     sub = redis.Redis(host=host, port=sub_port, socket_timeout=10, socket_connect_timeout=2, **TLS_KW)
     pub = redis.Redis(host=host, port=pub_port, socket_timeout=5, socket_connect_timeout=2, **TLS_KW)
@@ -509,6 +588,8 @@ def main():
 
     saved = step("1", lambda: types_phase(rs, P))
     step("2", lambda: pipeline_phase(rs, P))
+    say("2b. scripts (EVAL, EVALSHA), redis-py's Lock")
+    step("2b", lambda: scripts_phase(rs, P, host, ports))
     say("3. Pub/Sub")
     step("3", lambda: pubsub_check(host, ports[0], ports[1], P + "news", 50, "before the crash"))
     say("4. blocking pops")
@@ -577,6 +658,9 @@ def main():
         step("5 (Pub/Sub)", lambda: pubsub_check(host, ports[a], ports[b], P + "news2", 30, "after the crash"))
         step("5 (BLPOP)", lambda: blpop_check(host, ports[b], ports[a], P + "queue2", "after the crash"))
         step("5 (WAIT)", lambda: wait_check([rs[a], rs[b]], P, "one replica killed", 1))
+        step("5 (EVALSHA)", lambda: check(
+            "a script loaded before the crash runs at both survivors",
+            [rs[i].evalsha(rs[a].script_load("return ARGV[1] .. '!'"), 0, "x") for i in (a, b)] == [b"x!", b"x!"]))
 
     say("6. the final state at every survivor")
     names = ["replica %d (port %d)" % (i + 1, ports[i]) for i in survivors]

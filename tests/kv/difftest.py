@@ -77,6 +77,7 @@ is the summary:
 
 import argparse
 import collections
+import hashlib
 import math
 import random
 import socket
@@ -334,6 +335,47 @@ BURST_CMDS = {"SET", "SETEX", "PSETEX", "GETEX", "EXPIRE", "PEXPIRE", "EXPIREAT"
 WRITE_CMDS = ["SET", "DEL", "INCR", "APPEND", "HSET", "HDEL", "LPUSH", "RPOP", "SADD", "SREM",
               "ZADD", "ZREM", "EXPIRE", "PERSIST", "RENAME", "SETRANGE", "GETDEL", "MSET",
               "HINCRBY", "LSET", "SMOVE", "ZINCRBY", "COPY", "UNLINK", "SETBIT", "BITOP", "ZDIFFSTORE"]
+
+
+# Scripts for EVAL / EVALSHA / SCRIPT LOAD: (body, keys family, number of
+# keys, kind of ARGV). Nothing whose reply depends on randomness or on
+# addresses (math.random, SPOP, tostring of a table, pairs order): those are
+# the replicas' own (kv/README.md "Scripts").
+SCRIPTS = [
+    (b"return redis.call('GET', KEYS[1])", "any", 1, "v"),
+    (b"return redis.call('INCR', KEYS[1])", "str", 1, "v"),
+    (b"return redis.call('SET', KEYS[1], ARGV[1])", "str", 1, "v"),
+    (b"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
+     "str", 1, "v"),
+    (b"return redis.pcall('HSET', KEYS[1], 'f', ARGV[1])", "hash", 1, "v"),
+    (b"local n = redis.call('LLEN', KEYS[1]) redis.call('RPUSH', KEYS[1], ARGV[1]) return n", "list", 1, "v"),
+    (b"return redis.call('ZADD', KEYS[1], ARGV[1], 'm')", "zset", 1, "n"),
+    (b"return {redis.call('EXISTS', KEYS[1]), redis.call('TYPE', KEYS[1])['ok']}", "any", 1, "v"),
+    (b"local t = redis.call('LRANGE', KEYS[1], 0, -1) return #t", "list", 1, "v"),
+    (b"return redis.call('SET', KEYS[1], ARGV[1], 'EX', 1000)", "str", 1, "v"),
+    (b"return tonumber(ARGV[1]) + 1", "any", 0, "n"),
+    (b"return {err='custom ' .. ARGV[1]}", "any", 0, "v"),
+    (b"return redis.status_reply(ARGV[1])", "any", 0, "v"),
+    (b"return redis.error_reply(ARGV[1])", "any", 0, "v"),
+    (b"error('boom ' .. ARGV[1])", "any", 0, "v"),
+    (b"return redis.call('nosuch')", "any", 0, "v"),
+    (b"return (", "any", 0, "v"),
+    (b"#!lua flags=no-writes\nreturn redis.call('GET', KEYS[1])", "str", 1, "v"),
+    (b"#!lua flags=no-writes\nreturn redis.call('SET', KEYS[1], 'x')", "str", 1, "v"),
+    (b"return redis.call('MGET', unpack(KEYS))", "str", 2, "v"),
+    (b"return redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')", "zset", 1, "v"),
+    (b"return redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])", "str", 1, "n"),
+    (b"return cjson.encode({redis.call('STRLEN', KEYS[1])})", "str", 1, "v"),
+    (b"local r = redis.pcall('INCR', KEYS[1]) if type(r) == 'table' then return r.err end return r", "any", 1, "v"),
+    (b"return string.format('%s:%d', ARGV[1], #KEYS)", "any", 1, "v"),
+    (b"redis.call('SADD', KEYS[1], ARGV[1]) return redis.call('SISMEMBER', KEYS[1], ARGV[1])", "set", 1, "v"),
+    (b"return {redis.call('HINCRBY', KEYS[1], 'n', 2), redis.call('HGET', KEYS[1], 'n')}", "hash", 1, "v"),
+    (b"local v = redis.call('GET', KEYS[1]) if not v then return false end return string.upper(v)", "str", 1, "v"),
+    (b"x = 1", "any", 0, "v"),
+    (b"return undefined_thing", "any", 0, "v"),
+    (b"redis.call('DEL', KEYS[1]) return redis.call('LPUSH', KEYS[1], ARGV[1], ARGV[1])", "list", 1, "v"),
+    (b"return {1, 2.5, 'x', false, {ok='fine'}, nil, 7}", "any", 0, "v"),
+]
 
 
 class Op:
@@ -859,6 +901,53 @@ class Gen:
                 a.append(b"WITHVALUES")
         return a
     c_hrandfield.weight = 1
+
+    # --- scripts
+    def script_args(s, body, fam, nk, argk):
+        keys = [s.k(fam) for _ in range(nk)]
+        args = [s.rng.choice([b"1", b"2.5", b"-3", b"10"]) if argk == "n" else s.v()
+                for _ in range(s.rng.randint(1, 2))]
+        r = s.rng.random()
+        if r < 0.04:
+            numkeys = s.rng.choice([b"x", b"-1", b"%d" % (nk + len(args) + 1), b""])
+        else:
+            numkeys = b"%d" % nk
+        return [numkeys] + keys + args
+
+    def c_eval(s):
+        body, fam, nk, argk = s.rng.choice(SCRIPTS)
+        return [s.rng.choice([b"EVAL", b"eval"]), body] + s.script_args(body, fam, nk, argk)
+    c_eval.weight = 4
+
+    def c_eval_ro(s):
+        body, fam, nk, argk = s.rng.choice(SCRIPTS)
+        return [b"EVAL_RO", body] + s.script_args(body, fam, nk, argk)
+    c_eval_ro.weight = 1
+
+    def c_evalsha(s):
+        body, fam, nk, argk = s.rng.choice(SCRIPTS)
+        sha = hashlib.sha1(body).hexdigest().encode()
+        r = s.rng.random()
+        if r < 0.1:
+            sha = sha.upper()
+        elif r < 0.15:
+            sha = b"f" * 40
+        elif r < 0.17:
+            sha = b"abc"
+        return [s.rng.choice([b"EVALSHA", b"EVALSHA_RO"]), sha] + s.script_args(body, fam, nk, argk)
+    c_evalsha.weight = 3
+
+    def c_script(s):
+        r = s.rng.random()
+        if r < 0.6:
+            return [b"SCRIPT", b"LOAD", s.rng.choice(SCRIPTS)[0]]
+        if r < 0.9:
+            shas = [hashlib.sha1(s.rng.choice(SCRIPTS)[0]).hexdigest().encode() for _ in range(s.rng.randint(1, 3))]
+            return [b"SCRIPT", b"EXISTS"] + shas + [b"0" * 40]
+        if r < 0.95:
+            return [b"SCRIPT", s.rng.choice([b"FLUSH", b"KILL", b"NOSUCH"])]
+        return [b"SCRIPT", b"FLUSH", s.rng.choice([b"SYNC", b"ASYNC", b"x"])]
+    c_script.weight = 1
 
     # --- lists
     def c_lpush(s):
@@ -1650,10 +1739,12 @@ class Executor:
         r = Conn(self.ref_addr, self.timeout)
         if r.call([b"FLUSHALL"]) != ("+", b"OK"):
             raise RefError("FLUSHALL failed on the reference: %s" % (r.dead or "error"))
+        r.call([b"SCRIPT", b"FLUSH"])  # scripts too: EVALSHA must find the same ones on both sides
         r.close()
         notes = []
         for addr in dict.fromkeys(self.sut_addrs):
             c = Conn(addr, self.timeout)
+            c.call([b"SCRIPT", b"FLUSH"])
             rep = c.call([b"FLUSHALL"])
             if rep != ("+", b"OK"):
                 notes.append("FLUSHALL at %s:%d answered %s; deleting the key space instead" % (addr + (fmt(rep),)))

@@ -209,6 +209,50 @@ static void test_permissions(void)
     CHECK_EQ(acl_categories("client|id", 0, 0, 0, 0), ACL_CAT_SLOW | ACL_CAT_CONNECTION);
 }
 
+/* Scripts: @slow @scripting (EVAL_RO not @read), and only for users
+ * allowed everything (a script's commands run inside the state machine,
+ * where the user's rules are not known). */
+static void test_scripts(void)
+{
+    char err[512];
+    acl_init(&A, "pw");
+    CHECK_EQ(parse("user all on >p ~* +@all", err, sizeof err), 0);
+    CHECK_EQ(parse("user keys on >p ~app:* +@all", err, sizeof err), 0);
+    CHECK_EQ(parse("user minus on >p ~* +@all -flushall", err, sizeof err), 0);
+    CHECK_EQ(parse("user noscript on >p ~* +@all -@scripting", err, sizeof err), 0);
+    CHECK_EQ(parse("user sc on >p ~* -@all +@scripting +get", err, sizeof err), 0);
+    CHECK_EQ(parse("user again on >p ~* -flushall +@all", err, sizeof err), 0);
+    const char *ev[] = {"eval", "return 1", "0"}, *evro[] = {"eval_ro", "return 1", "0"};
+    const char *evsha[] = {"evalsha", "59b6ab2fbe0ee4b25733de0f62e6cda4899ef8e9", "0"};
+    const char *load[] = {"script", "load", "return 7"};
+    CHECK_EQ(acl_categories("eval", false, false, false, false), ACL_CAT_SLOW | ACL_CAT_SCRIPTING);
+    CHECK_EQ(acl_categories("eval_ro", true, false, false, false), ACL_CAT_SLOW | ACL_CAT_SCRIPTING);
+    CHECK_EQ(cmd("all", 3, ev), ACL_ALLOWED);
+    CHECK_EQ(cmd("all", 3, evro), ACL_ALLOWED);
+    CHECK_EQ(cmd("all", 3, evsha), ACL_ALLOWED);
+    CHECK_EQ(cmd("again", 3, ev), ACL_ALLOWED); /* +@all after the denial: everything */
+    CHECK_EQ(cmd("keys", 3, ev), ACL_DENIED_SCRIPT);
+    CHECK_EQ(cmd("keys", 3, evsha), ACL_DENIED_SCRIPT);
+    CHECK_EQ(cmd("minus", 3, ev), ACL_DENIED_SCRIPT);
+    CHECK_EQ(cmd("minus", 3, evro), ACL_DENIED_SCRIPT);
+    CHECK_EQ(cmd("noscript", 3, ev), ACL_DENIED_CMD);
+    CHECK_EQ(cmd("noscript", 3, load), ACL_DENIED_CMD);
+    CHECK_EQ(cmd("sc", 3, ev), ACL_DENIED_SCRIPT);
+    CHECK_EQ(cmd("sc", 3, load), ACL_ALLOWED); /* SCRIPT LOAD runs nothing */
+    /* the native protocol: inside a transaction too */
+    struct rabia_buf e = {0}, t = {0};
+    char name[64];
+    CHECK_EQ(rabia_kv_encode_argv(&e, 3, ev, NULL), 0);
+    const uint8_t *ops[1] = {e.data};
+    size_t lens[1] = {e.len};
+    CHECK_EQ(rabia_kv_encode_txn(&t, 1, ops, lens), 0);
+    CHECK_EQ(op("all", &t, name), ACL_ALLOWED);
+    CHECK_EQ(op("minus", &t, name), ACL_DENIED_SCRIPT);
+    CHECK_EQ(op("keys", &e, name), ACL_DENIED_SCRIPT);
+    rabia_buf_free(&e);
+    rabia_buf_free(&t);
+}
+
 static void test_native_ops(void)
 {
     char err[512], name[64];
@@ -254,5 +298,6 @@ int main(void)
     RUN(test_bad_lines);
     RUN(test_permissions);
     RUN(test_native_ops);
+    RUN(test_scripts);
     return CHECK_DONE();
 }
