@@ -689,6 +689,34 @@ void BM_Zpopmin(benchmark::State &state, const char *bench)
         [&] { s.must(bench, refill, 0, ":5000\r\n"); });
 }
 
+// ---------------------------------------------------------------- scripts
+
+// EVALSHA of a loaded script: the floor (a fresh Lua state per run,
+// kv/README.md "Scripts"), and a GET through redis.call.
+void script_loaded(Store &s, const char *bench, const char *body)
+{
+    Ops load;
+    load.add({"SCRIPT", "LOAD", body});
+    s.must(bench, load, 0, "$40\r\n");
+}
+
+void BM_EvalshaReturn1(benchmark::State &state, const char *bench)
+{
+    Store &s = strings_store(bench);
+    script_loaded(s, bench, "return 1");
+    Ops ops;
+    ops.add({"EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"});
+    run(state, bench, s, ops, ":1\r\n");
+}
+
+void BM_EvalshaGet(benchmark::State &state, const char *bench)
+{
+    Store &s = strings_store(bench);
+    script_loaded(s, bench, "return redis.call('GET', KEYS[1])");
+    OPS(kOpsDefault, 21, o.add({"EVALSHA", "d3c21d0c2b9ca22f82737626a27bcaf5d288f99f", "1", key(r.below(kKeys))}));
+    run(state, bench, s, ops, "$100\r\n");
+}
+
 // Each function gets its own name, for the messages of a failed check.
 using BenchFn = void (*)(benchmark::State &, const char *);
 const struct {
@@ -723,6 +751,8 @@ const struct {
     {"KV/zset/ZRANGE_0_99_WITHSCORES/members:10000", BM_Zrange100},
     {"KV/zset/ZRANK/members:10000", BM_Zrank},
     {"KV/zset/ZPOPMIN/members:10000", BM_Zpopmin},
+    {"KV/script/EVALSHA_return_1", BM_EvalshaReturn1},
+    {"KV/script/EVALSHA_GET", BM_EvalshaGet},
 };
 
 [[maybe_unused]] const int registered = [] {

@@ -48,7 +48,6 @@
 
 #define HOOK_EVERY 10000 /* instructions between two calls of the count hook */
 #define REPLY_DEPTH 1000 /* nesting of a script's reply (a table holding itself ends here) */
-#define SCRIPT_LOADED ((void *)(uintptr_t)1) /* kv_dent.v2 of a script from SCRIPT LOAD */
 
 /* ------------------------------------------------------------------ */
 /* The cache.                                                          */
@@ -60,18 +59,34 @@ static void sha_lower(const uint8_t *p, char out[41])
     out[40] = 0;
 }
 
+/* A cached script (kv_dent.v.p of the cache; ver is its last use). */
+struct kv_script {
+    uint8_t *code;   /* compiled (lua_dump): this replica's own, not state */
+    size_t code_len;
+    uint32_t len;    /* body bytes */
+    bool loaded;     /* by SCRIPT LOAD: kept until SCRIPT FLUSH */
+    uint8_t body[];  /* len bytes and a NUL */
+};
+
+static struct kv_script *script_of(const struct kv_dent *e)
+{
+    return e->v.p;
+}
+
 static uint64_t script_term(const struct kv_dent *e)
 {
     uint8_t b[40 + 1 + 8];
     memcpy(b, e->key, 40);
-    b[40] = e->v2 == SCRIPT_LOADED;
+    b[40] = script_of(e)->loaded;
     memcpy(b + 41, &e->ver, 8);
     return XXH3_64bits_withSeed(b, sizeof b, 0x5343524950ull); /* "SCRIP" */
 }
 
 static void script_release(struct kv_store *s, struct kv_dent *e)
 {
-    kv_free(s, e->v.p);
+    struct kv_script *sc = script_of(e);
+    kv_free(s, sc->code);
+    kv_free(s, sc);
 }
 
 /* e was used now: its LRU stamp moves, and its term in the hash with it. */
@@ -85,7 +100,7 @@ static void script_touch(struct kv_store *s, struct kv_dent *e)
 static void script_unlink(struct kv_store *s, struct kv_dent *e)
 {
     s->script_sum -= script_term(e);
-    if (e->v2 != SCRIPT_LOADED)
+    if (!script_of(e)->loaded)
         s->n_eval_scripts--;
     struct kv_dent *x = kv_dict_unlink(s, &s->scripts, e->key, e->klen);
     RABIA_ASSERT(x == e);
@@ -100,9 +115,33 @@ struct lru_walk {
 static int lru_visit(void *arg, struct kv_dent *e)
 {
     struct lru_walk *w = arg;
-    if (e->v2 != SCRIPT_LOADED && (!w->oldest || e->ver < w->oldest->ver))
+    if (!script_of(e)->loaded && (!w->oldest || e->ver < w->oldest->ver))
         w->oldest = e;
     return 0;
+}
+
+/* Add body under sha (absent) with its last use ver. NULL: -ENOMEM. */
+static struct kv_dent *script_insert(struct kv_store *s, const uint8_t *sha, const uint8_t *body, size_t n,
+                                     bool loaded, uint64_t ver)
+{
+    RABIA_ASSERT(n <= UINT32_MAX);
+    struct kv_script *sc = kv_alloc(s, sizeof *sc + n + 1);
+    if (!sc)
+        return NULL;
+    *sc = (struct kv_script){.len = (uint32_t)n, .loaded = loaded};
+    memcpy(sc->body, body, n);
+    sc->body[n] = 0;
+    struct kv_dent *e = kv_dict_add(s, &s->scripts, sha, 40);
+    if (!e) {
+        kv_free(s, sc);
+        return NULL;
+    }
+    e->v.p = sc;
+    e->ver = ver;
+    if (!loaded)
+        s->n_eval_scripts++;
+    s->script_sum += script_term(e);
+    return e;
 }
 
 /* Cache body under sha (absent): by SCRIPT LOAD (kept) or by EVAL (the
@@ -121,22 +160,7 @@ static struct kv_dent *script_add(struct kv_store *s, const char *sha, const uin
         RABIA_ASSERT(w.oldest);
         script_unlink(s, w.oldest);
     }
-    uint8_t *copy = kv_dup(s, body, n);
-    if (!copy)
-        return NULL;
-    struct kv_dent *e = kv_dict_add(s, &s->scripts, (const uint8_t *)sha, 40);
-    if (!e) {
-        kv_free(s, copy);
-        return NULL;
-    }
-    e->v.p = copy;
-    e->x = n;
-    e->v2 = loaded ? SCRIPT_LOADED : NULL;
-    if (!loaded)
-        s->n_eval_scripts++;
-    e->ver = ++s->script_seq;
-    s->script_sum += script_term(e);
-    return e;
+    return script_insert(s, (const uint8_t *)sha, body, n, loaded, ++s->script_seq);
 }
 
 static struct kv_dent *script_find(struct kv_store *s, const uint8_t *sha, size_t n)
@@ -156,7 +180,8 @@ void kv_scripts_clear(struct kv_store *s)
 }
 
 /* Snapshot section: u64 sequence, u64 count, then per script in hash
- * order: str sha, u8 loaded, u64 last use, str body. */
+ * order: str sha, u8 loaded, u64 last use, str body (the compiled code
+ * is each replica's own: not saved). */
 struct save_walk {
     struct rabia_buf *out;
 };
@@ -164,9 +189,10 @@ struct save_walk {
 static int save_visit(void *arg, struct kv_dent *e)
 {
     struct save_walk *w = arg;
+    const struct kv_script *sc = script_of(e);
     int rc;
-    if ((rc = kv_wr_str(w->out, e->key, 40)) || (rc = kv_wr_u8(w->out, e->v2 == SCRIPT_LOADED)) ||
-        (rc = kv_wr_u64(w->out, e->ver)) || (rc = kv_wr_str(w->out, e->v.p, (uint32_t)e->x)))
+    if ((rc = kv_wr_str(w->out, e->key, 40)) || (rc = kv_wr_u8(w->out, sc->loaded)) ||
+        (rc = kv_wr_u64(w->out, e->ver)) || (rc = kv_wr_str(w->out, sc->body, sc->len)))
         return rc;
     return 0;
 }
@@ -205,19 +231,8 @@ int kv_scripts_load(struct kv_store *s, struct kv_rd *r)
         kv_sha1_hex(body, bn, want);
         if (memcmp(want, sha, 40) || kv_dict_find(s, &s->scripts, sha, 40))
             return -EINVAL; /* not the body's name, or a script twice */
-        uint8_t *copy = kv_dup(s, body, bn);
-        struct kv_dent *e = copy ? kv_dict_add(s, &s->scripts, sha, 40) : NULL;
-        if (!e) {
-            kv_free(s, copy);
+        if (!script_insert(s, sha, body, bn, loaded, ver))
             return -ENOMEM;
-        }
-        e->v.p = copy;
-        e->x = bn;
-        e->v2 = loaded ? SCRIPT_LOADED : NULL;
-        e->ver = ver;
-        if (!loaded)
-            s->n_eval_scripts++;
-        s->script_sum += script_term(e);
     }
     return 0;
 }
@@ -236,6 +251,7 @@ struct run {
     uint64_t insns;
     size_t heap;
     uint32_t next_id;   /* tostring's names for tables and functions */
+    uint32_t opened;    /* the libraries opened so far (enum lib bits) */
     uint64_t rand;      /* math.random's state */
     struct rabia_buf reply; /* a command's reply */
     struct rabia_buf nums;  /* numbers given to redis.call, as text */
@@ -728,61 +744,22 @@ static int globals_newindex(lua_State *L)
     return luaL_error(L, "Attempt to modify a readonly table");
 }
 
-/* A library table refuses new fields, as Redis's read-only tables do
- * (its existing ones can be replaced: the state is dropped after the run,
- * so that changes nothing for the next one). */
+/* The library table on top of the stack replaced by a read-only view of
+ * it (an empty table reading through __index, refusing through
+ * __newindex), as Redis's read-only library tables: a script cannot change
+ * a library (redis.call = nil is Redis's "Attempt to modify a readonly
+ * table"). */
 static void guard_table(lua_State *L)
 {
-    lua_newtable(L);
+    lua_newtable(L); /* the view */
+    lua_newtable(L); /* its metatable */
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, globals_newindex);
     lua_setfield(L, -2, "__newindex");
     lua_setmetatable(L, -2);
+    lua_replace(L, -2);
 }
-
-/* The globals a script sees are an empty table whose __index reads the
- * real ones (upvalue 1) and whose __newindex refuses: assigning any
- * global is an error, as in Redis 7. __index opens the libraries on first
- * use (most scripts need none of them, and each costs microseconds), and
- * answers Redis's error for a name that is not there. */
-static int globals_index(lua_State *L)
-{
-    lua_pushvalue(L, 2);
-    lua_rawget(L, lua_upvalueindex(1));
-    if (!lua_isnil(L, -1))
-        return 1;
-    lua_pop(L, 1);
-    size_t n;
-    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &n) : NULL;
-    static const struct {
-        const char *name;
-        lua_CFunction open;
-    } lazy[] = {{"table", luaopen_table}, {"math", luaopen_math}, {"cjson", luaopen_cjson}, {"bit", luaopen_bit}};
-    for (size_t i = 0; k && i < sizeof lazy / sizeof lazy[0]; i++) {
-        if (strcmp(k, lazy[i].name))
-            continue;
-        /* the library registers itself in the real globals */
-        lua_pushvalue(L, LUA_GLOBALSINDEX);
-        lua_pushvalue(L, lua_upvalueindex(1));
-        lua_replace(L, LUA_GLOBALSINDEX);
-        lua_pushcfunction(L, lazy[i].open);
-        lua_pushstring(L, lazy[i].name);
-        lua_call(L, 1, 1);
-        if (lazy[i].open == luaopen_math) {
-            lua_pushcfunction(L, math_random);
-            lua_setfield(L, -2, "random");
-            lua_pushcfunction(L, math_randomseed);
-            lua_setfield(L, -2, "randomseed");
-        }
-        guard_table(L);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, lua_upvalueindex(1), lazy[i].name);
-        lua_pushvalue(L, -2);
-        lua_replace(L, LUA_GLOBALSINDEX);
-        return 1;
-    }
-    return luaL_error(L, "Script attempted to access nonexistent global variable '%s'", k ? k : "?");
-}
-
 
 /* The error handler: any error becomes Redis's table {err=, source=,
  * line=} naming where it was raised (the first Lua function up the
@@ -824,33 +801,37 @@ static void set_num(lua_State *L, const char *name, lua_Number v)
     lua_setfield(L, -2, name);
 }
 
-/* A fresh state's globals, Redis's (in protected mode: allocation may
- * fail). */
-static void setup(lua_State *L)
-{
-    open_lib(L, luaopen_base, "");
-    open_lib(L, luaopen_string, LUA_STRLIBNAME);
-    static const char *const drop[] = {"print", "dofile", "loadfile", "getfenv", "setfenv", "newproxy"};
-    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++) {
-        lua_pushnil(L);
-        lua_setfield(L, LUA_GLOBALSINDEX, drop[i]);
-    }
-    lua_getglobal(L, "string");
-    lua_getfield(L, -1, "rep");
-    lua_pushcclosure(L, string_rep, 1);
-    lua_setfield(L, -2, "rep");
-    lua_pop(L, 1);
-    lua_newtable(L); /* tostring's names: weak keys */
-    lua_newtable(L);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_getglobal(L, "tostring");
-    lua_pushcclosure(L, base_tostring, 2);
-    lua_setglobal(L, "tostring");
-    lua_pushcfunction(L, base_pcall);
-    lua_setglobal(L, "pcall");
+/* The libraries a script can name, each opened the first time it names
+ * it (opening them all costs about 8 us a run, most scripts need one or
+ * two): base (pairs, tonumber, pcall, ..., coroutine), string, redis, and
+ * those Redis loads besides. They register themselves in the real globals
+ * (the hidden table), with Redis's changes applied. */
+enum lib { LIB_BASE = 1, LIB_STRING = 2, LIB_REDIS = 4, LIB_TABLE = 8, LIB_MATH = 16, LIB_CJSON = 32, LIB_BIT = 64 };
 
+static const char *const base_names[] = {"assert", "collectgarbage", "dofile", "error", "gcinfo", "getfenv",
+                                         "getmetatable", "loadfile", "load", "loadstring", "next", "print",
+                                         "rawequal", "rawget", "rawset", "select", "setfenv", "setmetatable",
+                                         "tonumber", "tostring", "type", "unpack", "xpcall", "pcall", "ipairs",
+                                         "pairs", "newproxy", "_VERSION", "coroutine"};
+
+static uint32_t lib_of(const char *k)
+{
+    static const struct {
+        const char *name;
+        uint32_t lib;
+    } named[] = {{"string", LIB_STRING}, {"redis", LIB_REDIS}, {"table", LIB_TABLE},
+                 {"math", LIB_MATH},     {"cjson", LIB_CJSON}, {"bit", LIB_BIT}};
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++)
+        if (!strcmp(k, named[i].name))
+            return named[i].lib;
+    for (size_t i = 0; i < sizeof base_names / sizeof base_names[0]; i++)
+        if (!strcmp(k, base_names[i]))
+            return LIB_BASE;
+    return 0;
+}
+
+static void open_redis(lua_State *L)
+{
     lua_newtable(L);
     set_fn(L, "call", redis_call);
     set_fn(L, "pcall", redis_pcall);
@@ -875,7 +856,123 @@ static void setup(lua_State *L)
     lua_pushliteral(L, "7.0.0"); /* what INFO says (replica/metrics.c) */
     lua_setfield(L, -2, "REDIS_VERSION");
     set_num(L, "REDIS_VERSION_NUM", 0x070000);
+    guard_table(L);
     lua_setglobal(L, "redis");
+}
+
+/* Open lib, with the real globals (hidden) as the thread's globals while it
+ * registers itself; proxy is what scripts see as _G. */
+static void open_lazy(lua_State *L, uint32_t lib, int hidden, int proxy)
+{
+    struct run *r = run_of(L);
+    RABIA_ASSERT(!(r->opened & lib));
+    r->opened |= lib;
+    lua_pushvalue(L, hidden);
+    lua_replace(L, LUA_GLOBALSINDEX);
+    switch (lib) {
+    case LIB_BASE: {
+        open_lib(L, luaopen_base, "");
+        static const char *const drop[] = {"print", "dofile", "loadfile", "getfenv", "setfenv", "newproxy"};
+        for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++) {
+            lua_pushnil(L);
+            lua_setglobal(L, drop[i]);
+        }
+        lua_newtable(L); /* tostring's names: weak keys */
+        lua_newtable(L);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_getglobal(L, "tostring");
+        lua_pushcclosure(L, base_tostring, 2);
+        lua_setglobal(L, "tostring");
+        lua_pushcfunction(L, base_pcall);
+        lua_setglobal(L, "pcall");
+        lua_getglobal(L, "coroutine");
+        guard_table(L);
+        lua_setglobal(L, "coroutine");
+        lua_pushvalue(L, proxy); /* luaopen_base set _G to the real globals */
+        lua_setglobal(L, "_G");
+        break;
+    }
+    case LIB_STRING:
+        open_lib(L, luaopen_string, LUA_STRLIBNAME);
+        lua_getglobal(L, "string");
+        lua_getfield(L, -1, "rep");
+        lua_pushcclosure(L, string_rep, 1);
+        lua_setfield(L, -2, "rep"); /* in the real table: the strings' methods see it too */
+        guard_table(L);
+        lua_setglobal(L, "string");
+        break;
+    case LIB_REDIS:
+        open_redis(L);
+        break;
+    default: {
+        static const struct {
+            uint32_t lib;
+            const char *name;
+            lua_CFunction open;
+        } other[] = {{LIB_TABLE, "table", luaopen_table},
+                     {LIB_MATH, "math", luaopen_math},
+                     {LIB_CJSON, "cjson", luaopen_cjson},
+                     {LIB_BIT, "bit", luaopen_bit}};
+        for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+            if (other[i].lib != lib)
+                continue;
+            lua_pushcfunction(L, other[i].open);
+            lua_pushstring(L, other[i].name);
+            lua_call(L, 1, 1);
+            if (lib == LIB_MATH) {
+                lua_pushcfunction(L, math_random);
+                lua_setfield(L, -2, "random");
+                lua_pushcfunction(L, math_randomseed);
+                lua_setfield(L, -2, "randomseed");
+            }
+            guard_table(L);
+            lua_setglobal(L, other[i].name); /* cjson does not register itself */
+        }
+        break;
+    }
+    }
+    lua_pushvalue(L, proxy);
+    lua_replace(L, LUA_GLOBALSINDEX);
+}
+
+/* The globals a script sees are an empty table (the proxy) whose __index
+ * reads the real ones (upvalue 1), opening a library the first time the
+ * script names it, and whose __newindex refuses: assigning any global is
+ * an error, as in Redis 7. A name that is not there is Redis's error. */
+static int globals_index(lua_State *L)
+{
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(1));
+    if (!lua_isnil(L, -1))
+        return 1;
+    lua_pop(L, 1);
+    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    uint32_t lib = k ? lib_of(k) : 0;
+    if (lib && !(run_of(L)->opened & lib)) {
+        open_lazy(L, lib, lua_upvalueindex(1), 1);
+        lua_pushvalue(L, 2);
+        lua_rawget(L, lua_upvalueindex(1));
+        if (!lua_isnil(L, -1))
+            return 1;
+        lua_pop(L, 1);
+    }
+    return luaL_error(L, "Script attempted to access nonexistent global variable '%s'", k ? k : "?");
+}
+
+/* The strings' __index until the string library is open (a method call
+ * like s:upper() is the first use of it): opens it, which gives strings
+ * its own metatable, and answers from it. Upvalues: the real globals, the
+ * proxy. */
+static int string_index(lua_State *L)
+{
+    if (!(run_of(L)->opened & LIB_STRING))
+        open_lazy(L, LIB_STRING, lua_upvalueindex(1), lua_upvalueindex(2));
+    lua_getfield(L, lua_upvalueindex(1), "string");
+    lua_pushvalue(L, 2);
+    lua_gettable(L, -2); /* through the view */
+    return 1;
 }
 
 /* The shebang of a Redis 7 script: "#!lua" and optional flags=a,b. Its
@@ -1055,13 +1152,10 @@ static int put_value(lua_State *L, struct kv_ctx *c, int depth)
 struct run_job {
     struct kv_ctx *c;
     struct run *r;
-    const uint8_t *body;
-    size_t n;
-    long skip;
+    const struct kv_script *sc; /* its compiled code is loaded */
     uint32_t first, nkeys;
     int rc; /* the reply's: 0 or -ENOMEM */
     const char *sha;
-    bool compiled;
 };
 
 static int reply_script_error(lua_State *L, struct kv_ctx *c, const char *sha);
@@ -1071,8 +1165,7 @@ static int run_main(lua_State *L)
     struct run_job *j = lua_touserdata(L, 1);
     struct kv_ctx *c = j->c;
     lua_settop(L, 0);
-    setup(L);
-    /* KEYS and ARGV, then the globals' guard */
+    /* KEYS and ARGV in the real globals; the proxy scripts see */
     lua_createtable(L, (int)j->nkeys, 0);
     for (uint32_t i = 0; i < j->nkeys; i++) {
         lua_pushlstring(L, (const char *)c->argv[j->first + i], c->len[j->first + i]);
@@ -1085,28 +1178,34 @@ static int run_main(lua_State *L)
         lua_rawseti(L, -2, (int)(i - j->first - j->nkeys) + 1);
     }
     lua_setglobal(L, "ARGV");
-    static const char *const libs[] = {"string", "coroutine", "redis"};
-    for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++) {
-        lua_getglobal(L, libs[i]);
-        guard_table(L);
-        lua_pop(L, 1);
-    }
-    lua_newtable(L); /* the globals scripts see */
-    lua_pushvalue(L, -1);
+    lua_pushvalue(L, LUA_GLOBALSINDEX); /* 1: the real globals */
+    lua_newtable(L);                    /* 2: the proxy */
+    lua_pushvalue(L, 2);
     lua_setglobal(L, "_G");
     lua_newtable(L);
-    lua_pushvalue(L, LUA_GLOBALSINDEX);
+    lua_pushvalue(L, 1);
     lua_pushcclosure(L, globals_index, 1);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, globals_newindex);
     lua_setfield(L, -2, "__newindex");
+    lua_setmetatable(L, 2);
+    lua_pushliteral(L, ""); /* strings' methods: the string library on first use */
+    lua_newtable(L);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, string_index, 2);
+    lua_setfield(L, -2, "__index");
     lua_setmetatable(L, -2);
+    lua_pop(L, 1);
+    lua_pushvalue(L, 2);
     lua_replace(L, LUA_GLOBALSINDEX);
+    lua_settop(L, 0);
 
     lua_pushcfunction(L, on_error);
-    if (luaL_loadbuffer(L, (const char *)j->body + j->skip, j->n - (size_t)j->skip, "@user_script"))
-        return lua_error(L); /* the compiler's message */
-    j->compiled = true;
+    /* our own lua_dump of a function that compiled: never a client's bytes */
+    RABIA_ASSERT(j->sc->code && j->sc->code_len >= 1 && j->sc->code[0] == LUA_SIGNATURE[0]);
+    if (luaL_loadbuffer(L, (const char *)j->sc->code, j->sc->code_len, "@user_script"))
+        return lua_error(L); /* only out of memory */
     lua_sethook(L, run_hook, LUA_MASKCOUNT, HOOK_EVERY);
     int prc = lua_pcall(L, 0, 1, 1);
     lua_sethook(L, NULL, 0, 0);
@@ -1142,18 +1241,17 @@ static int reply_script_error(lua_State *L, struct kv_ctx *c, const char *sha)
     return reply_errf_clean(c, "%s", e ? e : "");
 }
 
-/* Run body (its shebang already parsed: skip bytes of it) with KEYS =
- * argv[first .. first+nkeys), ARGV = the rest. Replies. */
-static int run_script(struct kv_ctx *c, const char *sha, const uint8_t *body, size_t n, long skip, bool no_writes,
-                      uint32_t first, uint32_t nkeys)
+/* Run sc (compiled) with KEYS = argv[first .. first+nkeys), ARGV = the
+ * rest. Replies. */
+static int run_script(struct kv_ctx *c, const char *sha, const struct kv_script *sc, bool no_writes, uint32_t first,
+                      uint32_t nkeys)
 {
     struct run r = {.s = c->s, .dbi = c->dbi, .no_writes = no_writes, .rand = 0x5241424941ull};
     memcpy(r.sha, sha, 41);
     lua_State *L = lua_newstate(run_alloc, &r);
     if (!L)
         return -ENOMEM;
-    struct run_job j = {.c = c, .r = &r, .body = body, .n = n, .skip = skip, .first = first, .nkeys = nkeys,
-                        .sha = sha};
+    struct run_job j = {.c = c, .r = &r, .sc = sc, .first = first, .nkeys = nkeys, .sha = sha};
     size_t at = c->out->len;
     int crc = lua_cpcall(L, run_main, &j);
     int rc;
@@ -1165,9 +1263,6 @@ static int run_script(struct kv_ctx *c, const char *sha, const uint8_t *body, si
         rc = reply_errf_clean(c, "ERR script used more than %d bytes of Lua memory: every replica stops it at this "
                                  "bound, at the same point (script: %s)",
                               (int)KV_SCRIPT_MAX_HEAP, sha);
-    } else if (crc && !j.compiled) {
-        const char *m = lua_tostring(L, -1);
-        rc = reply_errf_clean(c, "ERR Error compiling script (new function): %s", m ? m : "?");
     } else if (crc) {
         c->out->len = at;
         rc = reply_errf_clean(c, "ERR Error running script f_%s", sha);
@@ -1184,23 +1279,75 @@ static int run_script(struct kv_ctx *c, const char *sha, const uint8_t *body, si
 /* ------------------------------------------------------------------ */
 /* Commands.                                                           */
 
-/* Whether body compiles; replies the error when not (a bare state: only
- * the parser runs). 1 compiles, 0 replied, -ENOMEM. */
-static int compiles(struct kv_ctx *c, const uint8_t *body, size_t n, long skip)
+/* Lua's loader, fed the body as text whatever its first byte: a body
+ * starting with ESC would otherwise be taken for precompiled code, which
+ * Lua 5.1 runs unchecked (Redis's own Lua refuses binary chunks; a space
+ * first makes the lexer see it, and reject it, as Redis's does). */
+struct text_reader {
+    const char *p;
+    size_t n;
+    int part;
+};
+
+static const char *text_read(lua_State *L, void *ud, size_t *size)
+{
+    (void)L;
+    struct text_reader *t = ud;
+    if (t->part == 0) {
+        t->part = 1;
+        if (t->n && t->p[0] == LUA_SIGNATURE[0]) {
+            *size = 1;
+            return " ";
+        }
+    }
+    if (t->part == 1) {
+        t->part = 2;
+        *size = t->n;
+        return t->p;
+    }
+    *size = 0;
+    return NULL;
+}
+
+static int dump_write(lua_State *L, const void *p, size_t n, void *ud)
+{
+    (void)L;
+    return rabia_buf_append(ud, p, n) ? 1 : 0;
+}
+
+/* Compile body (its shebang skip bytes long) in a bare state: its code
+ * (lua_dump) into *code when code is not NULL; each later run loads that
+ * instead of parsing (parsing is most of a run for a script of a few
+ * kilobytes). 1 compiled, 0 replied the compiler's error, -ENOMEM. */
+static int compile(struct kv_ctx *c, const uint8_t *body, size_t n, long skip, struct rabia_buf *code)
 {
     struct run r = {0};
     lua_State *L = lua_newstate(run_alloc, &r);
     if (!L)
         return -ENOMEM;
     int ok = 1;
-    if (luaL_loadbuffer(L, (const char *)body + skip, n - (size_t)skip, "@user_script")) {
+    struct text_reader t = {(const char *)body + skip, n - (size_t)skip, 0};
+    if (lua_load(L, text_read, &t, "@user_script")) {
         const char *m = lua_tostring(L, -1);
         int rc = r.oom ? kv_reply_err(c, "ERR script too large to compile within the Lua memory bound")
                        : reply_errf_clean(c, "ERR Error compiling script (new function): %s", m ? m : "?");
         ok = rc ? rc : 0;
+    } else if (code && lua_dump(L, dump_write, code)) {
+        ok = -ENOMEM;
     }
     lua_close(L);
     return ok;
+}
+
+/* sc's code from code (taken over by the store's allocation). */
+static int keep_code(struct kv_store *s, struct kv_script *sc, const struct rabia_buf *code)
+{
+    RABIA_ASSERT(!sc->code && code->len > 0);
+    if (!(sc->code = kv_alloc(s, code->len)))
+        return -ENOMEM;
+    memcpy(sc->code, code->data, code->len);
+    sc->code_len = code->len;
+    return 0;
 }
 
 /* numkeys of EVAL-family argument 2: false when an error was replied. */
@@ -1240,24 +1387,35 @@ static int eval_generic(struct kv_ctx *c, bool by_sha, bool ro)
         kv_sha1_hex(c->argv[1], c->len[1], sha);
         e = kv_dict_find(c->s, &c->s->scripts, (const uint8_t *)sha, 40);
     }
-    const uint8_t *body = e ? e->v.p : c->argv[1];
-    size_t n = e ? e->x : c->len[1];
+    const uint8_t *body = e ? script_of(e)->body : c->argv[1];
+    size_t n = e ? script_of(e)->len : c->len[1];
     char err[160];
     bool no_writes;
     long skip = shebang(body, n, &no_writes, err, sizeof err);
     if (skip < 0)
         return kv_reply_err(c, err);
+    struct rabia_buf code = {0};
+    int rc = 0;
     if (e) {
         script_touch(c->s, e);
     } else {
-        int ok = compiles(c, body, n, skip);
-        if (ok <= 0)
-            return ok;
-        if (!(e = script_add(c->s, sha, body, n, false)))
-            return -ENOMEM;
-        body = e->v.p; /* the cached copy: argv stays valid too, but one source */
+        rc = compile(c, body, n, skip, &code); /* nothing is cached when it does not compile */
+        if (rc > 0 && !(e = script_add(c->s, sha, body, n, false)))
+            rc = -ENOMEM;
+        if (rc <= 0)
+            goto out;
     }
-    return run_script(c, sha, body, n, skip, no_writes || ro, 3, nk);
+    struct kv_script *sc = script_of(e);
+    if (!sc->code) { /* compiled once per replica: a restored cache has no code yet */
+        if (!code.len && (rc = compile(c, sc->body, sc->len, skip, &code)) <= 0)
+            goto out; /* it compiled when it was cached: the same Lua compiles it again */
+        if ((rc = keep_code(c->s, sc, &code)))
+            goto out;
+    }
+    rc = run_script(c, sha, sc, no_writes || ro, 3, nk);
+out:
+    rabia_buf_free(&code);
+    return rc < 0 ? rc : 0;
 }
 
 KV_CMD(eval) { return eval_generic(c, false, false); }
@@ -1300,17 +1458,20 @@ KV_CMD(script)
         if (skip < 0)
             return kv_reply_err(c, err);
         struct kv_dent *e = kv_dict_find(c->s, &c->s->scripts, (const uint8_t *)sha, 40);
-        if (e && e->v2 != SCRIPT_LOADED) { /* from EVAL: kept from now on */
+        if (e && !script_of(e)->loaded) { /* from EVAL: kept from now on */
             c->s->script_sum -= script_term(e);
-            e->v2 = SCRIPT_LOADED;
+            script_of(e)->loaded = true;
             c->s->n_eval_scripts--;
             c->s->script_sum += script_term(e);
         } else if (!e) {
-            int ok = compiles(c, c->argv[2], c->len[2], skip);
-            if (ok <= 0)
-                return ok;
-            if (!script_add(c->s, sha, c->argv[2], c->len[2], true))
-                return -ENOMEM;
+            struct rabia_buf code = {0};
+            int rc = compile(c, c->argv[2], c->len[2], skip, &code);
+            if (rc > 0)
+                rc = (e = script_add(c->s, sha, c->argv[2], c->len[2], true)) ? keep_code(c->s, script_of(e), &code)
+                                                                              : -ENOMEM;
+            rabia_buf_free(&code);
+            if (rc)
+                return rc < 0 ? rc : 0;
         }
         return kv_reply_bulk(c, sha, 40);
     }
