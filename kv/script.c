@@ -789,17 +789,6 @@ static int on_error(lua_State *L)
     return 1;
 }
 
-static void set_fn(lua_State *L, const char *name, lua_CFunction f)
-{
-    lua_pushcfunction(L, f);
-    lua_setfield(L, -2, name);
-}
-
-static void set_num(lua_State *L, const char *name, lua_Number v)
-{
-    lua_pushnumber(L, v);
-    lua_setfield(L, -2, name);
-}
 
 /* The libraries a script can name, each opened the first time it names
  * it (opening them all costs about 8 us a run, most scripts need one or
@@ -830,32 +819,69 @@ static uint32_t lib_of(const char *k)
     return 0;
 }
 
+/* The redis table's entries, each made the first time a script names it
+ * (a script uses two or three of them; making all 22 cost about 2 us a
+ * run). */
+static const struct {
+    const char *name;
+    lua_CFunction fn; /* NULL: the number v, or the string str */
+    double v;
+    const char *str;
+} redis_entries[] = {
+    {"call", redis_call, 0, NULL},
+    {"pcall", redis_pcall, 0, NULL},
+    {"error_reply", redis_error_reply, 0, NULL},
+    {"status_reply", redis_status_reply, 0, NULL},
+    {"sha1hex", redis_sha1hex, 0, NULL},
+    {"log", redis_log, 0, NULL},
+    {"setresp", redis_setresp, 0, NULL},
+    {"set_repl", redis_set_repl, 0, NULL},
+    {"replicate_commands", redis_true, 0, NULL},
+    {"breakpoint", redis_false, 0, NULL},
+    {"debug", redis_nothing, 0, NULL},
+    {"LOG_DEBUG", NULL, 0, NULL},
+    {"LOG_VERBOSE", NULL, 1, NULL},
+    {"LOG_NOTICE", NULL, 2, NULL},
+    {"LOG_WARNING", NULL, 3, NULL},
+    {"REPL_NONE", NULL, 0, NULL},
+    {"REPL_AOF", NULL, 1, NULL},
+    {"REPL_SLAVE", NULL, 2, NULL},
+    {"REPL_REPLICA", NULL, 2, NULL},
+    {"REPL_ALL", NULL, 3, NULL},
+    {"REDIS_VERSION", NULL, 0, "7.0.0"}, /* what INFO says (replica/metrics.c) */
+    {"REDIS_VERSION_NUM", NULL, 0x070000, NULL},
+};
+
+/* The real redis table's __index: the entry, made and kept. */
+static int redis_index(lua_State *L)
+{
+    const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
+    for (size_t i = 0; k && i < sizeof redis_entries / sizeof redis_entries[0]; i++) {
+        if (strcmp(k, redis_entries[i].name))
+            continue;
+        lua_pushvalue(L, 2);
+        if (redis_entries[i].fn)
+            lua_pushcfunction(L, redis_entries[i].fn);
+        else if (redis_entries[i].str)
+            lua_pushstring(L, redis_entries[i].str);
+        else
+            lua_pushnumber(L, redis_entries[i].v);
+        lua_rawset(L, 1);
+        lua_pushvalue(L, 2);
+        lua_rawget(L, 1);
+        return 1;
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
 static void open_redis(lua_State *L)
 {
-    lua_newtable(L);
-    set_fn(L, "call", redis_call);
-    set_fn(L, "pcall", redis_pcall);
-    set_fn(L, "error_reply", redis_error_reply);
-    set_fn(L, "status_reply", redis_status_reply);
-    set_fn(L, "sha1hex", redis_sha1hex);
-    set_fn(L, "log", redis_log);
-    set_fn(L, "setresp", redis_setresp);
-    set_fn(L, "set_repl", redis_set_repl);
-    set_fn(L, "replicate_commands", redis_true);
-    set_fn(L, "breakpoint", redis_false);
-    set_fn(L, "debug", redis_nothing);
-    set_num(L, "LOG_DEBUG", 0);
-    set_num(L, "LOG_VERBOSE", 1);
-    set_num(L, "LOG_NOTICE", 2);
-    set_num(L, "LOG_WARNING", 3);
-    set_num(L, "REPL_NONE", 0);
-    set_num(L, "REPL_AOF", 1);
-    set_num(L, "REPL_SLAVE", 2);
-    set_num(L, "REPL_REPLICA", 2);
-    set_num(L, "REPL_ALL", 3);
-    lua_pushliteral(L, "7.0.0"); /* what INFO says (replica/metrics.c) */
-    lua_setfield(L, -2, "REDIS_VERSION");
-    set_num(L, "REDIS_VERSION_NUM", 0x070000);
+    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, redis_index);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
     guard_table(L);
     lua_setglobal(L, "redis");
 }
@@ -1466,9 +1492,11 @@ KV_CMD(script)
         } else if (!e) {
             struct rabia_buf code = {0};
             int rc = compile(c, c->argv[2], c->len[2], skip, &code);
-            if (rc > 0)
+            if (rc > 0) /* compiled: cached with its code */
                 rc = (e = script_add(c->s, sha, c->argv[2], c->len[2], true)) ? keep_code(c->s, script_of(e), &code)
                                                                               : -ENOMEM;
+            else if (rc == 0) /* the compiler's error is the reply */
+                rc = 1;
             rabia_buf_free(&code);
             if (rc)
                 return rc < 0 ? rc : 0;
