@@ -727,6 +727,12 @@ uint64_t rabia_kv_memory(const void *sm)
     return m->s->mem;
 }
 
+uint64_t rabia_kv_scripts(const void *sm)
+{
+    const struct kv_sm *m = sm;
+    return kv_dict_size(&m->s->scripts);
+}
+
 uint64_t rabia_kv_allocations(const void *sm)
 {
     const struct kv_sm *m = sm;

@@ -69,6 +69,8 @@ uint64_t rabia_kv_memory(const void *sm);
  * kv_alloc and kv_realloc): what a SET that stores a new value costs, told
  * apart from the replica's own per-request allocations (rabia_heap_*). */
 uint64_t rabia_kv_allocations(const void *sm);
+/* Scripts in the script cache (INFO memory's number_of_cached_scripts). */
+uint64_t rabia_kv_scripts(const void *sm);
 /* Keys and keys with an expiry in database db (INFO keyspace). */
 void rabia_kv_db_info(const void *sm, uint32_t db, uint64_t *keys, uint64_t *expires);
 

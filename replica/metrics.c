@@ -937,6 +937,7 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
             uint64_t keys = rabia_kv_count(sm), mem = rabia_kv_memory(sm);
             put(b, "used_memory_dataset:%" PRIu64 "\r\ndataset_bytes_per_key:%" PRIu64 "\r\n", mem,
                 keys ? mem / keys : 0);
+            put(b, "number_of_cached_scripts:%" PRIu64 "\r\n", rabia_kv_scripts(sm));
         }
     }
     if (sect(b, "Persistence", want, wn)) {

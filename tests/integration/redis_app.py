@@ -330,6 +330,9 @@ def scripts_phase(rs, P, host, ports):
           got == [1, 0, 1] and rs[1].get(P + "cas") == b"d")
     check("SCRIPT EXISTS of it at every replica: %s" % [r.script_exists(cas.sha)[0] for r in rs],
           all(r.script_exists(cas.sha)[0] for r in rs))
+    cached = [r.info("memory").get("number_of_cached_scripts") for r in rs]
+    check("INFO memory number_of_cached_scripts alike at every replica: %s" % cached,
+          len(set(cached)) == 1 and cached[0] >= 1)
     lim = rs[1].register_script(RATE_LIMIT)
     allowed = [lim(keys=[P + "rate"], args=[5, 60000], client=rs[i % 3]) for i in range(12)]
     check("rate limiter script (5 per minute) across the replicas: %s" % allowed,
