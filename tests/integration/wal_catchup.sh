@@ -12,6 +12,8 @@
 #     2 (each a snapshot, which releases the log segments it covers): their
 #     logs no longer reach back to slot 1, so it gets a snapshot, and the
 #     slots decided after it from the logs.
+# Scripts loaded while replica 3 was away run there by their SHA-1 after
+# each catch-up: the script cache comes with the log and with the snapshot.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -30,6 +32,7 @@ expect_eq "SET k0" "$(redis 1 SET k0 v0)" OK
 wait_converged 30 1 2 3
 was=$CONVERGED_APPLIED
 cluster_kill 3
+sha1=$(redis 1 SCRIPT LOAD "return 'p1:' .. ARGV[1]")
 timeout 60 redis-benchmark -p "$(resp_port 1)" -t set -d 100 -r 100000 -n 3000 -c 4 -P 1 -q >/dev/null 2>&1 ||
   fail "redis-benchmark did not finish"
 expect_eq "SET marker" "$(redis 1 SET marker one)" OK
@@ -40,6 +43,7 @@ wait_converged 60 1 2 3
 expect_eq "replica 3: GET marker" "$(redis 3 GET marker)" one
 expect_eq "replica 3: DBSIZE" "$(redis 3 DBSIZE)" "$(redis 1 DBSIZE)"
 expect_eq "replica 3 received no snapshot" "$(snapshots_received)" 0
+expect_eq "replica 3: EVALSHA of the script loaded while it was down (from the logs)" "$(redis 3 EVALSHA "$sha1" 0 x)" p1:x
 got=$(($(sum12 wal_catchup_slots) - before)) missed=$((CONVERGED_APPLIED - was))
 ((got > 100)) || fail "replicas 1 and 2 sent $got slots from their logs (INFO wal_catchup_slots)"
 # each decision once or so (it was 35 times over before the resend rule in node.c)
@@ -68,6 +72,7 @@ say "replica 3 wiped (--rejoin): a snapshot, then the slots after it from the lo
 cluster_kill 3
 rm -rf "$RABIA_CLUSTER_DIR/r3"
 mv "$RABIA_CLUSTER_DIR/r3.log" "$RABIA_CLUSTER_DIR/r3.log.2"
+sha2=$(redis 2 SCRIPT LOAD "return redis.call('GET', KEYS[1]) .. '!'")
 for round in 1 2; do # a snapshot each; the second releases what the first covers (node_keep_batch_seq)
   for i in 1 2; do
     cli -a "$(native_addr "$i")" backup "$IT_DIR/backup$i.snap" >/dev/null || fail "rabia-cli backup at replica $i"
@@ -85,6 +90,9 @@ expect_eq "SET marker" "$(redis 1 SET marker three)" OK
 wait_converged 60 1 2 3
 expect_eq "replica 3: GET marker" "$(redis 3 GET marker)" three
 expect_eq "replica 3: DBSIZE" "$(redis 3 DBSIZE)" "$(redis 1 DBSIZE)"
+expect_eq "replica 3: EVALSHA of a script loaded before the snapshot" "$(redis 3 EVALSHA "$sha2" 1 marker)" 'three!'
+expect_eq "replica 3: EVALSHA of the first script" "$(redis 3 EVALSHA "$sha1" 0 y)" p1:y
+expect_eq "replica 3: SCRIPT EXISTS" "$(redis 3 SCRIPT EXISTS "$sha1" "$sha2" | tr '\n' ' ')" "1 1 "
 line=$(grep -h "installed snapshot from replica" "$RABIA_CLUSTER_DIR/r3.log" | tail -n 1)
 [ -n "$line" ] || fail "replica 3 installed no snapshot"
 ok "replica 3: ${line#*INFO  }; from the logs after it: $(($(sum12 wal_catchup_slots) - before)) slots"
