@@ -6,8 +6,9 @@
  * cursor, u64 key count, then each key in hash order (kv_dict_scan, which
  * depends only on the keys): u32 length + key, u64 expiry (0 none), u64
  * WATCH version, u8 type, the type's own encoding (kv_type_ops.save);
- * then (version 3) the script cache (script.c: kv_scripts_save). Version
- * 2, without scripts, is still read.
+ * then (version 3) the script cache (script.c: kv_scripts_save). A store
+ * that never cached a script writes version 2, without that section (what
+ * builds before scripts read); both are read.
  * Equal stores give equal bytes; restore checks every field and builds a
  * new store, so a corrupt snapshot leaves the old state alone. */
 #include <string.h>
@@ -102,7 +103,11 @@ int kv_store_save(struct kv_store *s, struct rabia_buf *out)
 {
     size_t at = out->len;
     int rc;
-    if ((rc = kv_wr_u8(out, KV_SNAPSHOT_VERSION)) || (rc = kv_wr_u64(out, s->now_ms)) ||
+    /* version 2 (no script section) while no script was ever cached: an
+     * older build in the same cluster (a rolling upgrade) or rolled back
+     * to still reads these snapshots */
+    uint8_t version = s->script_seq ? KV_SNAPSHOT_VERSION : 2;
+    if ((rc = kv_wr_u8(out, version)) || (rc = kv_wr_u64(out, s->now_ms)) ||
         (rc = kv_wr_u64(out, s->version)))
         goto fail;
     for (uint32_t i = 0; i < KV_DBS; i++) {
@@ -122,7 +127,7 @@ int kv_store_save(struct kv_store *s, struct rabia_buf *out)
                 goto fail;
         } while (cursor != 0);
     }
-    if ((rc = kv_scripts_save(s, out)))
+    if (version >= 3 && (rc = kv_scripts_save(s, out)))
         goto fail;
     return 0;
 fail:

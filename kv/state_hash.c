@@ -202,8 +202,12 @@ int kv_store_hash(struct kv_store *s, uint64_t *out)
     if (rc)
         return rc;
     /* chained through the seeds: each part's hash seeds the next */
-    uint64_t head[5] = {s->now_ms, s->version, s->key_sum, s->script_seq, s->script_sum};
+    uint64_t head[3] = {s->now_ms, s->version, s->key_sum};
     uint64_t h = XXH3_64bits_withSeed(head, sizeof head, TERM_SEED);
+    if (s->script_seq) { /* only once scripts were used: until then, an older build's hash of the same state */
+        uint64_t scripts[2] = {s->script_seq, s->script_sum};
+        h = XXH3_64bits_withSeed(scripts, sizeof scripts, h);
+    }
     for (uint32_t i = 0; i < KV_DBS; i++) {
         const struct kv_db *db = &s->db[i];
         uint64_t tail[2] = {db->sweep, kv_dict_size(&db->keys)};

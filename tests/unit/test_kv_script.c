@@ -178,6 +178,24 @@ static void test_cache(void)
     CHECK_EQ(st->n_eval_scripts, KV_SCRIPT_EVAL_CACHED - 1);
     RUN_IS(sm, "+OK\r\n", "SCRIPT", "FLUSH");
     CHECK_EQ(kv_dict_size(&st->scripts), 0);
+    /* snapshots: version 2 (what builds before scripts read) until a
+     * script was cached, version 3 from then on, even once flushed (the
+     * LRU counter is state) */
+    struct rabia_buf snap = {0};
+    void *plain = fresh();
+    RUN_IS(plain, "+OK\r\n", "SET", "k", "v");
+    CHECK_EQ(rabia_sm_kv.snapshot(plain, &snap), 0);
+    CHECK_EQ(snap.data[0], 2);
+    rabia_buf_clear(&snap);
+    CHECK_EQ(rabia_sm_kv.snapshot(sm, &snap), 0);
+    CHECK_EQ(snap.data[0], 3);
+    void *back = fresh();
+    CHECK_EQ(rabia_sm_kv.restore(back, snap.data, snap.len), 0);
+    CHECK_EQ(hash_of(back), hash_of(sm));
+    CHECK(hash_of(back) != hash_of(plain));
+    rabia_buf_free(&snap);
+    rabia_sm_kv.destroy(plain);
+    rabia_sm_kv.destroy(back);
     RUN_IS(sm, "-ERR SCRIPT FLUSH only support SYNC|ASYNC option\r\n", "SCRIPT", "FLUSH", "x");
     RUN_IS(sm, "-NOTBUSY No scripts in execution right now.\r\n", "SCRIPT", "KILL");
     RUN_IS(sm, "-ERR unknown subcommand 'foo'. Try SCRIPT HELP.\r\n", "SCRIPT", "foo");
