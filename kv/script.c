@@ -245,8 +245,8 @@ struct run {
     uint32_t dbi;       /* the script's database: SELECT inside changes it */
     bool no_writes;     /* EVAL_RO, or the shebang's no-writes flag */
     bool over;          /* the instruction bound was passed */
-    bool oom;           /* the heap bound refused an allocation */
-    int enomem;         /* the store ran out of memory: the apply fails */
+    bool oom;           /* the heap bound refused an allocation (the same on every replica) */
+    int enomem;         /* -ENOMEM: the store or the machine ran out of memory, the apply fails (kv/internal.h) */
     char sha[41];
     uint64_t insns;
     size_t heap;
@@ -279,8 +279,8 @@ static void *run_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     void *p = realloc(ptr, nsize);
     if (p)
         r->heap = r->heap - osize + nsize;
-    else if (nsize > osize)
-        r->oom = true;
+    else /* the machine's memory, not the bound: not the same on every replica */
+        r->enomem = -ENOMEM;
     return p;
 }
 
@@ -392,6 +392,31 @@ static int fmt_number(char *buf, size_t cap, lua_Number d)
     return snprintf(buf, cap, "%.17g", (double)d);
 }
 
+/* The commands the RESP front end answers itself (io/resp.c), with their
+ * arities: a script cannot run them (Redis refuses these in scripts too,
+ * except INFO and COMMAND, whose answers here are each replica's own).
+ * Their arity: -1 when the name is not one of them. */
+static int connection_command(const uint8_t *p, size_t n)
+{
+    static const struct {
+        const char *name;
+        int arity;
+    } cmds[] = {{"multi", 1},      {"exec", 1},        {"discard", 1},      {"watch", -2},      {"auth", -2},
+                {"hello", -1},     {"client", -2},     {"config", -2},      {"wait", 3},        {"subscribe", -2},
+                {"psubscribe", -2}, {"unsubscribe", -1}, {"punsubscribe", -1}, {"quit", -1},      {"reset", 1},
+                {"info", -1},      {"command", -1},    {"acl", -2},         {"monitor", 1},     {"shutdown", -1},
+                {"debug", -2}};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (kv_eq(p, n, cmds[i].name))
+            return cmds[i].arity;
+    return 0;
+}
+
+static bool arity_ok(int arity, int argc)
+{
+    return arity >= 0 ? argc == arity : argc >= -arity;
+}
+
 static int redis_call_common(lua_State *L, bool raise)
 {
     struct run *r = run_of(L);
@@ -460,13 +485,17 @@ static int redis_call_common(lua_State *L, bool raise)
             return 1;
         }
     } else {
+        /* Redis's order: known, arity, allowed in scripts, writes */
         const struct kv_cmd *cmd = kv_lookup(argv[0], len[0]);
-        if (!cmd || cmd->fn == kv_cmd_sweep) /* SWEEP is the replicas' own, not Redis's */
+        int conn = cmd ? 0 : connection_command(argv[0], len[0]);
+        if (!cmd && !conn)
             refuse = "Unknown Redis command called from script";
-        else if (cmd->arity >= 0 ? (uint32_t)argc != (uint32_t)cmd->arity : (uint32_t)argc < (uint32_t)-cmd->arity)
+        else if (!arity_ok(cmd ? cmd->arity : conn, argc))
             refuse = "Wrong number of args calling Redis command from script";
-        else if (cmd->flags & KV_F_NOSCRIPT)
+        else if (conn || (cmd->flags & KV_F_NOSCRIPT))
             refuse = "This Redis command is not allowed from script";
+        else if (cmd->fn == kv_cmd_sweep) /* the replicas' own, not Redis's */
+            refuse = "Unknown Redis command called from script";
         else if ((cmd->flags & KV_F_WRITE) && r->no_writes)
             refuse = "Write commands are not allowed from read-only scripts.";
     }
@@ -1353,7 +1382,10 @@ static int compile(struct kv_ctx *c, const uint8_t *body, size_t n, long skip, s
         return -ENOMEM;
     int ok = 1;
     struct text_reader t = {(const char *)body + skip, n - (size_t)skip, 0};
-    if (lua_load(L, text_read, &t, "@user_script")) {
+    int lrc = lua_load(L, text_read, &t, "@user_script");
+    if (r.enomem) {
+        ok = r.enomem;
+    } else if (lrc) {
         const char *m = lua_tostring(L, -1);
         int rc = r.oom ? kv_reply_err(c, "ERR script too large to compile within the Lua memory bound")
                        : reply_errf_clean(c, "ERR Error compiling script (new function): %s", m ? m : "?");
