@@ -474,9 +474,9 @@ static int redis_call_common(lua_State *L, bool raise)
         if (argc != 2)
             refuse = "Wrong number of args calling Redis command from script";
         else if (!kv_parse_i64(argv[1], len[1], &db) || db < INT32_MIN || db > INT32_MAX)
-            refuse = KV_ERR_NOTINT;
+            refuse = "value is not an integer or out of range"; /* push_error adds the ERR */
         else if (db < 0 || db >= KV_DBS)
-            refuse = "ERR DB index is out of range";
+            refuse = "DB index is out of range";
         else {
             r->dbi = (uint32_t)db;
             lua_newtable(L);

@@ -375,6 +375,9 @@ SCRIPTS = [
     (b"return undefined_thing", "any", 0, "v"),
     (b"redis.call('DEL', KEYS[1]) return redis.call('LPUSH', KEYS[1], ARGV[1], ARGV[1])", "list", 1, "v"),
     (b"return {1, 2.5, 'x', false, {ok='fine'}, nil, 7}", "any", 0, "v"),
+    (b"return {redis.pcall('MULTI'), redis.pcall('EVAL'), redis.pcall('BLPOP', KEYS[1], 0)}", "list", 1, "v"),
+    (b"local ok, e = pcall(redis.call, 'WATCH', KEYS[1]) return e", "any", 1, "v"),
+    (b"return redis.call('SELECT', ARGV[1])", "any", 0, "n"),
 ]
 
 

@@ -110,6 +110,8 @@ static void test_basics(void)
     /* SELECT inside a script is the script's own */
     RUN_IS(sm, ":0\r\n", "EVAL", "redis.call('select', 3) return redis.call('exists', 'k')", "0");
     RUN_IS(sm, ":1\r\n", "EXISTS", "k");
+    RUN_IS(sm, "$28\r\nERR DB index is out of range\r\n", "EVAL", "return redis.pcall('select', 99)['err']", "0");
+    RUN_IS(sm, "$43\r\nERR value is not an integer or out of range\r\n", "EVAL", "return redis.pcall('select', 'x')['err']", "0");
     /* the hashes */
     RUN_IS(sm, "$40\r\nda39a3ee5e6b4b0d3255bfef95601890afd80709\r\n", "EVAL", "return redis.sha1hex('')", "0");
     RUN_IS(sm, "$40\r\na9993e364706816aba3e25717850c26c9cd0d89d\r\n", "EVAL", "return redis.sha1hex('abc')", "0");
