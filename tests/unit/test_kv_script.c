@@ -302,6 +302,11 @@ static void test_bounds(void)
     RUN_HAS(sm, "script stopped after", "EVAL",
             "redis.call('set', 'before', '1') local co = coroutine.wrap(function() while true do end end) co()", "0");
     RUN_IS(sm, "$1\r\n1\r\n", "GET", "before");
+    /* commands count: a loop of a few instructions around redis.call stops too */
+    RUN_HAS(sm, "script stopped after", "EVAL", "local i = 0 while true do i = i + 1 redis.call('SET', 'n', i) end", "0");
+    const char *n = run(sm, (const char *[]){"GET", "n", NULL});
+    long calls = strtol(strchr(n, '\n') + 1, NULL, 10);
+    CHECK(calls > 500000 && calls < 1000000); /* 100 instructions each, and the loop's own */
     RUN_HAS(sm, "bytes of Lua memory", "EVAL", "local s = 'x' while true do s = s .. s end", "0");
     RUN_HAS(sm, "bytes of Lua memory", "EVAL", "local t = {} for i = 1, 1e9 do t[i] = i end", "0");
     RUN_IS(sm, "$0\r\n\r\n", "EVAL", "return string.rep('', 1e15)", "0");
