@@ -336,6 +336,13 @@ static void push_error_c(lua_State *L, const char *msg)
     push_error(L, msg, strlen(msg));
 }
 
+/* Raise Redis's error table for msg (does not return). */
+static int raise_error(lua_State *L, const char *msg)
+{
+    push_error_c(L, msg);
+    return lua_error(L);
+}
+
 /* RESP2 reply at *p (written by the store: well formed) as a Lua value,
  * Redis's conversion: integer -> number, bulk -> string, nil -> false,
  * status -> {ok=...}, error -> {err=...}, array -> table. */
@@ -570,8 +577,7 @@ static int redis_status_reply(lua_State *L)
 static int redis_sha1hex(lua_State *L)
 {
     if (lua_gettop(L) != 1) {
-        push_error_c(L, "wrong number of arguments");
-        return lua_error(L);
+        return raise_error(L, "wrong number of arguments");
     }
     size_t n;
     const char *p = lua_tolstring(L, 1, &n);
@@ -586,17 +592,14 @@ static int redis_sha1hex(lua_State *L)
 static int redis_log(lua_State *L)
 {
     if (lua_gettop(L) < 2) {
-        push_error_c(L, "redis.log() requires two arguments or more.");
-        return lua_error(L);
+        return raise_error(L, "redis.log() requires two arguments or more.");
     }
     if (!lua_isnumber(L, 1)) {
-        push_error_c(L, "First argument must be a number (log level).");
-        return lua_error(L);
+        return raise_error(L, "First argument must be a number (log level).");
     }
     lua_Number lv = lua_tonumber(L, 1);
     if (lv < 0 || lv > 3) {
-        push_error_c(L, "Invalid debug level.");
-        return lua_error(L);
+        return raise_error(L, "Invalid debug level.");
     }
     return 0;
 }
@@ -604,18 +607,15 @@ static int redis_log(lua_State *L)
 static int redis_setresp(lua_State *L)
 {
     if (lua_gettop(L) != 1) {
-        push_error_c(L, "redis.setresp() requires one argument.");
-        return lua_error(L);
+        return raise_error(L, "redis.setresp() requires one argument.");
     }
     lua_Number v = lua_tonumber(L, 1);
     if (v != 2 && v != 3) {
-        push_error_c(L, "RESP version must be 2 or 3.");
-        return lua_error(L);
+        return raise_error(L, "RESP version must be 2 or 3.");
     }
     if (v == 3) {
-        push_error_c(L, "redis.setresp(3) is not supported: scripts see replies as RESP2 (maps as flat arrays, nulls "
+        return raise_error(L, "redis.setresp(3) is not supported: scripts see replies as RESP2 (maps as flat arrays, nulls "
                         "as false)");
-        return lua_error(L);
     }
     return 0;
 }
@@ -623,13 +623,11 @@ static int redis_setresp(lua_State *L)
 static int redis_set_repl(lua_State *L)
 {
     if (lua_gettop(L) != 1) {
-        push_error_c(L, "redis.set_repl() requires one argument.");
-        return lua_error(L);
+        return raise_error(L, "redis.set_repl() requires one argument.");
     }
     lua_Number v = lua_tonumber(L, 1);
     if (v < 0 || v > 3) {
-        push_error_c(L, "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.");
-        return lua_error(L);
+        return raise_error(L, "Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.");
     }
     return 0; /* every command of a script is in the log already: nothing to choose */
 }

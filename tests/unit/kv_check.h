@@ -44,6 +44,17 @@ static inline void kv_at(void *sm, uint64_t slot, uint64_t time_ms)
     rabia_sm_kv.begin(sm, &b);
 }
 
+/* A new store whose clock reads t0 (Unix ms): as if a first batch was
+ * stamped then. */
+static inline void *kv_fresh_at(uint64_t t0)
+{
+    void *sm = rabia_sm_kv.create();
+    if (!sm)
+        abort();
+    kv_at(sm, 1, t0);
+    return sm;
+}
+
 /* Check that line's reply is exactly `want` (RESP2, e.g. ":1\r\n"). */
 #define KV_DO(sm, line, want)                                                                \
     do {                                                                                     \

@@ -14,11 +14,7 @@
 
 static void *fresh(void)
 {
-    void *sm = rabia_sm_kv.create();
-    if (!sm)
-        abort();
-    kv_at(sm, 1, T0);
-    return sm;
+    return kv_fresh_at(T0);
 }
 
 /* Command lines and the exact replies Redis 7.0.15 gives, run in order on

@@ -17,11 +17,7 @@
 
 static void *fresh(void)
 {
-    void *sm = rabia_sm_kv.create();
-    if (!sm)
-        abort();
-    kv_at(sm, 1, T0);
-    return sm;
+    return kv_fresh_at(T0);
 }
 
 /* The reply of an argv (NULL-terminated), NUL-terminated in a static buffer. */

@@ -12,11 +12,7 @@
 
 static void *fresh(void)
 {
-    void *sm = rabia_sm_kv.create();
-    if (!sm)
-        abort();
-    kv_at(sm, 1, T0);
-    return sm;
+    return kv_fresh_at(T0);
 }
 
 /* Replies compared byte for byte (they may hold NULs). */
