@@ -246,6 +246,24 @@ struct kv_store *kv_store_new(void); /* NULL on allocation failure */
 #define KV_SCRIPT_MAX_INSNS 100000000 /* Lua instructions a run may execute */
 #define KV_SCRIPT_MAX_HEAP (128u << 20) /* bytes a run's Lua state may hold */
 #define KV_SCRIPT_EVAL_CACHED 500     /* scripts cached by EVAL (Redis 7.4's bound) */
+/* A cached script (kv_dent.v.p of the cache; ver is its last use). */
+struct kv_script {
+    uint8_t *code;   /* compiled (lua_dump): this replica's own, not state */
+    size_t code_len;
+    uint32_t len;    /* body bytes */
+    bool loaded;     /* by SCRIPT LOAD: kept until SCRIPT FLUSH */
+    uint8_t body[];  /* len bytes and a NUL */
+};
+
+struct kv_ctx;
+/* Compile body (its shebang, skip bytes, left out) in a bare Lua state:
+ * its code (lua_dump) appended to code when not NULL. 1 compiled, 0 the
+ * compiler's error replied, -ENOMEM (script_lua.c). */
+int kv_script_compile(struct kv_ctx *c, const uint8_t *body, size_t n, long skip, struct rabia_buf *code);
+/* Run sc's code with KEYS = argv[first .. first+nkeys) and ARGV the rest,
+ * writes refused when no_writes; replies (one reply). 0 or -ENOMEM. */
+int kv_script_run(struct kv_ctx *c, const char *sha, const struct kv_script *sc, bool no_writes, uint32_t first,
+                  uint32_t nkeys);
 /* SHA-1 of p[0..n) in lowercase hex (sha1.c). */
 void kv_sha1_hex(const uint8_t *p, size_t n, char out[41]);
 void kv_scripts_clear(struct kv_store *s);
