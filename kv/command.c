@@ -628,6 +628,7 @@ static int kv_restore(void *sm, const uint8_t *data, size_t len)
         return rc;
     s->ev_fn = m->ev_fn;
     s->ev_arg = m->ev_arg;
+    memcpy(s->script_runs, m->s->script_runs, sizeof s->script_runs); /* this replica's counts, not state */
     s->slot = m->s->slot;
     s->rng = m->s->rng;
     kv_store_free(m->s);
@@ -725,6 +726,14 @@ uint64_t rabia_kv_memory(const void *sm)
 {
     const struct kv_sm *m = sm;
     return m->s->mem;
+}
+
+void rabia_kv_script_runs(const void *sm, uint64_t *ok, uint64_t *error, uint64_t *stopped)
+{
+    const struct kv_sm *m = sm;
+    *ok = m->s->script_runs[KV_SCRIPT_OK];
+    *error = m->s->script_runs[KV_SCRIPT_ERROR];
+    *stopped = m->s->script_runs[KV_SCRIPT_STOPPED];
 }
 
 uint64_t rabia_kv_scripts(const void *sm)

@@ -236,6 +236,9 @@ struct kv_store {
     uint64_t script_seq;
     uint64_t script_sum;     /* the state hash's term for the cache */
     uint32_t n_eval_scripts; /* cached by EVAL (bounded: KV_SCRIPT_EVAL_CACHED) */
+    /* Scripts run, by outcome (enum kv_script_outcome): this replica's
+     * counts, not state (carried across a restore; rabia_scripts_total). */
+    uint64_t script_runs[3];
 };
 
 struct kv_store *kv_store_new(void); /* NULL on allocation failure */
@@ -243,6 +246,7 @@ struct kv_store *kv_store_new(void); /* NULL on allocation failure */
 /* ------------------------------------------------------------------ */
 /* Scripts (script.c).                                                 */
 
+enum kv_script_outcome { KV_SCRIPT_OK = 0, KV_SCRIPT_ERROR = 1, KV_SCRIPT_STOPPED = 2 };
 #define KV_SCRIPT_MAX_INSNS 100000000 /* Lua instructions a run may execute */
 #define KV_SCRIPT_MAX_HEAP (128u << 20) /* bytes a run's Lua state may hold */
 #define KV_SCRIPT_EVAL_CACHED 500     /* scripts cached by EVAL (Redis 7.4's bound) */

@@ -71,6 +71,10 @@ uint64_t rabia_kv_memory(const void *sm);
 uint64_t rabia_kv_allocations(const void *sm);
 /* Scripts in the script cache (INFO memory's number_of_cached_scripts). */
 uint64_t rabia_kv_scripts(const void *sm);
+/* Scripts this replica ran since it started, by outcome: replied a
+ * value, replied an error, stopped at the instruction or heap bound
+ * (kv/README.md "Scripts"). */
+void rabia_kv_script_runs(const void *sm, uint64_t *ok, uint64_t *error, uint64_t *stopped);
 /* Keys and keys with an expiry in database db (INFO keyspace). */
 void rabia_kv_db_info(const void *sm, uint32_t db, uint64_t *keys, uint64_t *expires);
 

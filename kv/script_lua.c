@@ -1052,6 +1052,10 @@ int kv_script_run(struct kv_ctx *c, const char *sha, const struct kv_script *sc,
     } else {
         rc = j.rc;
     }
+    if (!r.enomem) /* a run that failed the apply is not counted: the replica stops */
+        c->s->script_runs[r.over || r.oom ? KV_SCRIPT_STOPPED
+                          : c->out->len > at && c->out->data[at] == '-' ? KV_SCRIPT_ERROR
+                                                                      : KV_SCRIPT_OK]++;
     lua_close(L);
     RABIA_ASSERT(r.heap == 0); /* every byte of the state returned */
     rabia_buf_free(&r.reply);

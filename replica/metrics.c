@@ -616,6 +616,14 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
         scalar(b, "rabia_state_allocations_total", "counter",
                "Allocations the KV store made for its data (part of rabia_heap_allocations_total).",
                (double)rabia_kv_allocations(sm));
+        uint64_t ok, error, stopped;
+        rabia_kv_script_runs(sm, &ok, &error, &stopped);
+        family(b, "rabia_scripts_total", "counter",
+               "Scripts (EVAL, EVALSHA, ...) this replica ran, by outcome: ok, error (the script's error reply), "
+               "stopped (at the instruction or heap bound every replica applies).");
+        put(b, "rabia_scripts_total{outcome=\"ok\"} %" PRIu64 "\nrabia_scripts_total{outcome=\"error\"} %" PRIu64
+               "\nrabia_scripts_total{outcome=\"stopped\"} %" PRIu64 "\n",
+            ok, error, stopped);
     }
     scalar(b, "rabia_sessions", "gauge", "Client sessions remembered.", rabia_rsm_sessions(r->rsm));
     scalar(b, "rabia_session_reply_bytes", "gauge", "Bytes of replies kept for retries.",

@@ -184,6 +184,17 @@ rtt=$(metric "$after" 'rabia_peer_rtt_seconds_count{peer="2"}')
 ((rtt > 0)) || fail "no peer round-trip time sampled"
 ok "peer RTT samples: $rtt"
 
+# ---- scripts by outcome, counted at every replica alike
+expect_eq "EVAL ok" "$(redis 1 EVAL 'return 1' 0)" 1
+redis 2 EVAL "error('no')" 0 >/dev/null
+redis 3 EVAL 'while true do end' 0 >/dev/null
+wait_converged 30 1 2 3
+for i in 1 2 3; do
+  s=$(scrape "$i")
+  got="$(metric "$s" 'rabia_scripts_total{outcome="ok"}') $(metric "$s" 'rabia_scripts_total{outcome="error"}') $(metric "$s" 'rabia_scripts_total{outcome="stopped"}')"
+  expect_eq "replica $i: rabia_scripts_total ok, error, stopped" "$got" "1 1 1"
+done
+
 # ---- INFO's sections
 info=$(redis 1 INFO everything | tr -d '\r')
 for s in Server Clients Memory Persistence Stats Replication Commandstats Latencystats Keyspace; do

@@ -310,6 +310,11 @@ static void test_bounds(void)
             "0");
     RUN_IS(sm, "-ERR reached lua stack limit\r\n", "EVAL", "local t = {} t[1] = t return t", "0");
     RUN_IS(sm, ":1\r\n", "EVAL", "return 1", "0"); /* and the next one runs */
+    uint64_t ok, error, stopped;
+    rabia_kv_script_runs(sm, &ok, &error, &stopped);
+    CHECK_EQ(stopped, 6); /* three loops, the commands' loop, two heap bounds */
+    CHECK_EQ(error, 2);   /* string.rep's size, the stack limit */
+    CHECK_EQ(ok, 2);
     rabia_sm_kv.destroy(sm);
 }
 
