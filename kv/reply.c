@@ -1,6 +1,7 @@
 /* kv/reply.c: RESP2 replies as Redis 7.0 writes them. */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,9 +38,20 @@ int kv_reply_errf(struct kv_ctx *c, const char *fmt, ...)
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    int k = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    return line(c, '-', buf);
+    if (k < 0 || (size_t)k < sizeof buf)
+        return line(c, '-', k < 0 ? "ERR" : buf);
+    /* longer (a script's error quotes what the script raised): whole */
+    char *big = malloc((size_t)k + 1);
+    if (!big)
+        return -ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)k + 1, fmt, ap);
+    va_end(ap);
+    int rc = line(c, '-', big);
+    free(big);
+    return rc;
 }
 
 static int num(struct kv_ctx *c, char type, int64_t v)

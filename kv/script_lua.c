@@ -815,47 +815,6 @@ static int string_index(lua_State *L)
     return 1;
 }
 
-static int reply_err_line(struct kv_ctx *c, const char *p, size_t n);
-
-/* An error reply formatted, CR and LF made spaces (a reply is one line). */
-static int reply_errf_clean(struct kv_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int reply_errf_clean(struct kv_ctx *c, const char *fmt, ...)
-{
-    char small[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (k < 0)
-        return kv_reply_err(c, "ERR script error");
-    char *p = small;
-    if ((size_t)k >= sizeof small) {
-        if (!(p = malloc((size_t)k + 1)))
-            return -ENOMEM;
-        va_start(ap, fmt);
-        vsnprintf(p, (size_t)k + 1, fmt, ap);
-        va_end(ap);
-    }
-    int rc = reply_err_line(c, p, (size_t)k);
-    if (p != small)
-        free(p);
-    return rc;
-}
-
-/* RESP of the error message msg (a reply line: CR and LF become spaces). */
-static int reply_err_line(struct kv_ctx *c, const char *p, size_t n)
-{
-    n = strnlen(p, n); /* Redis builds these from C strings: a NUL ends them */
-    size_t at = c->out->len;
-    int rc = rabia_buf_append(c->out, "-", 1);
-    if (!rc)
-        rc = rabia_buf_append(c->out, p, n);
-    for (size_t i = at + 1; !rc && i < c->out->len; i++)
-        if (c->out->data[i] == '\r' || c->out->data[i] == '\n')
-            c->out->data[i] = ' ';
-    return rc ? rc : rabia_buf_append(c->out, "\r\n", 2);
-}
-
 /* The value on top of L as the script's reply, Redis 7.0's rules. 0,
  * -ENOMEM, or 1 when it nests past REPLY_DEPTH. */
 static int put_value(lua_State *L, struct kv_ctx *c, int depth)
@@ -881,10 +840,10 @@ static int put_value(lua_State *L, struct kv_ctx *c, int depth)
         return 1;
     lua_pushliteral(L, "err");
     lua_rawget(L, -2);
+    /* {err=...} and {ok=...}: one line each, up to a NUL (Redis builds
+     * them from C strings), CR and LF made spaces (kv_reply_err/status) */
     if (lua_type(L, -1) == LUA_TSTRING) {
-        size_t n;
-        const char *p = lua_tolstring(L, -1, &n);
-        int rc = reply_err_line(c, p, n);
+        int rc = kv_reply_err(c, lua_tostring(L, -1));
         lua_pop(L, 1);
         return rc;
     }
@@ -892,17 +851,9 @@ static int put_value(lua_State *L, struct kv_ctx *c, int depth)
     lua_pushliteral(L, "ok");
     lua_rawget(L, -2);
     if (lua_type(L, -1) == LUA_TSTRING) {
-        const char *p = lua_tostring(L, -1);
-        size_t n = strlen(p); /* as Redis: up to a NUL */
-        size_t at = c->out->len;
-        int rc = rabia_buf_append(c->out, "+", 1);
-        if (!rc)
-            rc = rabia_buf_append(c->out, p, n);
-        for (size_t i = at + 1; !rc && i < c->out->len; i++)
-            if (c->out->data[i] == '\r' || c->out->data[i] == '\n')
-                c->out->data[i] = ' ';
+        int rc = kv_reply_status(c, lua_tostring(L, -1));
         lua_pop(L, 1);
-        return rc ? rc : rabia_buf_append(c->out, "\r\n", 2);
+        return rc;
     }
     lua_pop(L, 1);
     lua_pushliteral(L, "double");
@@ -1012,7 +963,7 @@ static int reply_script_error(lua_State *L, struct kv_ctx *c, const char *sha)
 {
     if (!lua_istable(L, -1)) {
         const char *m = lua_tostring(L, -1);
-        return reply_errf_clean(c, "ERR Error running script f_%s, %.100s", sha, m ? m : "execution failure");
+        return kv_reply_errf(c, "ERR Error running script f_%s, %.100s", sha, m ? m : "execution failure");
     }
     lua_getfield(L, -1, "err");
     lua_getfield(L, -2, "source");
@@ -1020,8 +971,8 @@ static int reply_script_error(lua_State *L, struct kv_ctx *c, const char *sha)
     const char *e = lua_tostring(L, -3);
     const char *src = lua_tostring(L, -2);
     if (src && lua_isnumber(L, -1))
-        return reply_errf_clean(c, "%s script: %s, on %.60s:%d.", e ? e : "", sha, src, (int)lua_tonumber(L, -1));
-    return reply_errf_clean(c, "%s", e ? e : "");
+        return kv_reply_errf(c, "%s script: %s, on %.60s:%d.", e ? e : "", sha, src, (int)lua_tonumber(L, -1));
+    return kv_reply_err(c, e ? e : "");
 }
 
 /* Run sc (compiled) with KEYS = argv[first .. first+nkeys), ARGV = the
@@ -1043,12 +994,12 @@ int kv_script_run(struct kv_ctx *c, const char *sha, const struct kv_script *sc,
         rc = r.enomem;
     } else if (r.oom) {
         c->out->len = at;
-        rc = reply_errf_clean(c, "ERR script used more than %d bytes of Lua memory: every replica stops it at this "
+        rc = kv_reply_errf(c, "ERR script used more than %d bytes of Lua memory: every replica stops it at this "
                                  "bound, at the same point (script: %s)",
                               (int)KV_SCRIPT_MAX_HEAP, sha);
     } else if (crc) {
         c->out->len = at;
-        rc = reply_errf_clean(c, "ERR Error running script f_%s", sha);
+        rc = kv_reply_errf(c, "ERR Error running script f_%s", sha);
     } else {
         rc = j.rc;
     }
@@ -1120,7 +1071,7 @@ int kv_script_compile(struct kv_ctx *c, const uint8_t *body, size_t n, long skip
     } else if (lrc) {
         const char *m = lua_tostring(L, -1);
         int rc = r.oom ? kv_reply_err(c, "ERR script too large to compile within the Lua memory bound")
-                       : reply_errf_clean(c, "ERR Error compiling script (new function): %s", m ? m : "?");
+                       : kv_reply_errf(c, "ERR Error compiling script (new function): %s", m ? m : "?");
         ok = rc ? rc : 0;
     } else if (code && lua_dump(L, dump_write, code)) {
         ok = -ENOMEM;
