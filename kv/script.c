@@ -278,15 +278,29 @@ static long shebang(const uint8_t *p, size_t n, bool *no_writes, char *err, size
     return (long)len;
 }
 
-/* sc's code from code (taken over by the store's allocation). */
-static int keep_code(struct kv_store *s, struct kv_script *sc, const struct rabia_buf *code)
+/* The script sha (body, its shebang skip bytes long) cached with its
+ * compiled code, in *e: added when absent (by SCRIPT LOAD when loaded),
+ * compiled when its code is missing (a replica restored from a snapshot
+ * compiles on first use; the same Lua compiles what compiled before). 1,
+ * 0 when the compiler's error was replied (nothing cached), -ENOMEM. */
+static int script_ready(struct kv_ctx *c, const char *sha, const uint8_t *body, size_t n, long skip, bool loaded,
+                        struct kv_dent **e)
 {
-    RABIA_ASSERT(!sc->code && code->len > 0);
-    if (!(sc->code = kv_alloc(s, code->len)))
-        return -ENOMEM;
-    memcpy(sc->code, code->data, code->len);
-    sc->code_len = code->len;
-    return 0;
+    if (*e && script_of(*e)->code)
+        return 1;
+    struct rabia_buf code = {0};
+    int rc = kv_script_compile(c, body, n, skip, &code);
+    if (rc > 0 && !*e && !(*e = script_add(c->s, sha, body, n, loaded)))
+        rc = -ENOMEM;
+    struct kv_script *sc = rc > 0 ? script_of(*e) : NULL;
+    if (sc && !(sc->code = kv_alloc(c->s, code.len)))
+        rc = -ENOMEM;
+    if (rc > 0) {
+        memcpy(sc->code, code.data, code.len);
+        sc->code_len = code.len;
+    }
+    rabia_buf_free(&code);
+    return rc;
 }
 
 /* numkeys of EVAL-family argument 2: false when an error was replied. */
@@ -333,28 +347,12 @@ static int eval_generic(struct kv_ctx *c, bool by_sha, bool ro)
     long skip = shebang(body, n, &no_writes, err, sizeof err);
     if (skip < 0)
         return kv_reply_err(c, err);
-    struct rabia_buf code = {0};
-    int rc = 0;
-    if (e) {
+    if (e)
         script_touch(c->s, e);
-    } else {
-        rc = kv_script_compile(c, body, n, skip, &code); /* nothing is cached when it does not compile */
-        if (rc > 0 && !(e = script_add(c->s, sha, body, n, false)))
-            rc = -ENOMEM;
-        if (rc <= 0)
-            goto out;
-    }
-    struct kv_script *sc = script_of(e);
-    if (!sc->code) { /* compiled once per replica: a restored cache has no code yet */
-        if (!code.len && (rc = kv_script_compile(c, sc->body, sc->len, skip, &code)) <= 0)
-            goto out; /* it compiled when it was cached: the same Lua compiles it again */
-        if ((rc = keep_code(c->s, sc, &code)))
-            goto out;
-    }
-    rc = kv_script_run(c, sha, sc, no_writes || ro, 3, nk);
-out:
-    rabia_buf_free(&code);
-    return rc < 0 ? rc : 0;
+    int rc = script_ready(c, sha, body, n, skip, false, &e); /* nothing is cached when it does not compile */
+    if (rc <= 0)
+        return rc;
+    return kv_script_run(c, sha, script_of(e), no_writes || ro, 3, nk);
 }
 
 KV_CMD(eval) { return eval_generic(c, false, false); }
@@ -403,16 +401,9 @@ KV_CMD(script)
             c->s->n_eval_scripts--;
             c->s->script_sum += script_term(e);
         } else if (!e) {
-            struct rabia_buf code = {0};
-            int rc = kv_script_compile(c, c->argv[2], c->len[2], skip, &code);
-            if (rc > 0) /* compiled: cached with its code */
-                rc = (e = script_add(c->s, sha, c->argv[2], c->len[2], true)) ? keep_code(c->s, script_of(e), &code)
-                                                                              : -ENOMEM;
-            else if (rc == 0) /* the compiler's error is the reply */
-                rc = 1;
-            rabia_buf_free(&code);
-            if (rc)
-                return rc < 0 ? rc : 0;
+            int rc = script_ready(c, sha, c->argv[2], c->len[2], skip, true, &e);
+            if (rc <= 0)
+                return rc;
         }
         return kv_reply_bulk(c, sha, 40);
     }
