@@ -30,7 +30,6 @@ struct run {
     bool over;          /* the instruction bound was passed */
     bool oom;           /* the heap bound refused an allocation (the same on every replica) */
     int enomem;         /* -ENOMEM: the store or the machine ran out of memory, the apply fails (kv/internal.h) */
-    char sha[41];
     uint64_t insns;
     size_t heap;
     uint32_t next_id;   /* tostring's names for tables and functions */
@@ -894,24 +893,26 @@ struct run_job {
 
 static int reply_script_error(lua_State *L, struct kv_ctx *c, const char *sha);
 
+/* Global name = the table of c's arguments [from, to). */
+static void set_args(lua_State *L, const char *name, const struct kv_ctx *c, uint32_t from, uint32_t to)
+{
+    RABIA_ASSERT(from <= to && to <= c->argc);
+    lua_createtable(L, (int)(to - from), 0);
+    for (uint32_t i = from; i < to; i++) {
+        lua_pushlstring(L, (const char *)c->argv[i], c->len[i]);
+        lua_rawseti(L, -2, (int)(i - from) + 1);
+    }
+    lua_setglobal(L, name);
+}
+
 static int run_main(lua_State *L)
 {
     struct run_job *j = lua_touserdata(L, 1);
     struct kv_ctx *c = j->c;
     lua_settop(L, 0);
     /* KEYS and ARGV in the real globals; the proxy scripts see */
-    lua_createtable(L, (int)j->nkeys, 0);
-    for (uint32_t i = 0; i < j->nkeys; i++) {
-        lua_pushlstring(L, (const char *)c->argv[j->first + i], c->len[j->first + i]);
-        lua_rawseti(L, -2, (int)i + 1);
-    }
-    lua_setglobal(L, "KEYS");
-    lua_createtable(L, (int)(c->argc - j->first - j->nkeys), 0);
-    for (uint32_t i = j->first + j->nkeys; i < c->argc; i++) {
-        lua_pushlstring(L, (const char *)c->argv[i], c->len[i]);
-        lua_rawseti(L, -2, (int)(i - j->first - j->nkeys) + 1);
-    }
-    lua_setglobal(L, "ARGV");
+    set_args(L, "KEYS", c, j->first, j->first + j->nkeys);
+    set_args(L, "ARGV", c, j->first + j->nkeys, c->argc);
     lua_pushvalue(L, LUA_GLOBALSINDEX); /* 1: the real globals */
     lua_newtable(L);                    /* 2: the proxy */
     lua_pushvalue(L, 2);
@@ -981,7 +982,6 @@ int kv_script_run(struct kv_ctx *c, const char *sha, const struct kv_script *sc,
                       uint32_t nkeys)
 {
     struct run r = {.s = c->s, .dbi = c->dbi, .no_writes = no_writes, .rand = 0x5241424941ull};
-    memcpy(r.sha, sha, 41);
     lua_State *L = lua_newstate(run_alloc, &r);
     if (!L)
         return -ENOMEM;

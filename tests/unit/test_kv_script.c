@@ -28,25 +28,18 @@ static const char *run(void *sm, const char *const *argv)
         n++;
     return kv_reply_argv(sm, n, argv, NULL);
 }
-#define RUN_IS(sm, want, ...)                                                                    \
-    do {                                                                                         \
-        const char *av_[] = {__VA_ARGS__, NULL};                                                 \
-        const char *got_ = run((sm), av_);                                                       \
-        if (strcmp(got_, (want))) {                                                              \
-            fprintf(stderr, "%s:%d: %s\n  want %s\n  got  %s\n", __FILE__, __LINE__, av_[1], (want), got_); \
-            check_failures++;                                                                    \
-        }                                                                                        \
-    } while (0)
-#define RUN_HAS(sm, part, ...)                                                                   \
-    do {                                                                                         \
-        const char *av_[] = {__VA_ARGS__, NULL};                                                 \
-        const char *got_ = run((sm), av_);                                                       \
-        if (!strstr(got_, (part))) {                                                             \
-            fprintf(stderr, "%s:%d: %s\n  want a reply with %s\n  got  %s\n", __FILE__, __LINE__, av_[1], \
-                    (part), got_);                                                               \
-            check_failures++;                                                                    \
-        }                                                                                        \
-    } while (0)
+/* av's reply is want (whole), or holds it (part). */
+static void expect_reply(const char *file, int line, void *sm, const char *const *av, const char *want, bool whole)
+{
+    const char *got = run(sm, av);
+    if (whole ? strcmp(got, want) != 0 : strstr(got, want) == NULL) {
+        fprintf(stderr, "%s:%d: %s\n  want %s%s\n  got  %s\n", file, line, av[1], whole ? "" : "a reply with ", want,
+                got);
+        check_failures++;
+    }
+}
+#define RUN_IS(sm, want, ...) expect_reply(__FILE__, __LINE__, (sm), (const char *[]){__VA_ARGS__, NULL}, (want), true)
+#define RUN_HAS(sm, part, ...) expect_reply(__FILE__, __LINE__, (sm), (const char *[]){__VA_ARGS__, NULL}, (part), false)
 
 static uint64_t hash_of(void *sm)
 {
