@@ -78,6 +78,9 @@ static void usage(FILE *f)
             "  transfer-rate     bytes/s all snapshot transfers to peers may send together\n"
             "                    (default 0 = no cap; e.g. 64mb; at least 1mb)\n"
             "  retransmit-ms     resend stalled consensus messages after (default 20)\n"
+            "  max-feature-level kv: the highest feature level this replica lets the cluster agree\n"
+            "                    (default: the build's, --version; 0..%d: hold it during an upgrade\n"
+            "                    you may still roll back; kv/README.md \"Feature levels\")\n"
             "  log-level         error | warn | info | debug (default info)\n"
             "\n"
             "operations and security:\n"
@@ -98,7 +101,8 @@ static void usage(FILE *f)
             "  --restore FILE    same as restore-from = FILE\n"
             "  --rejoin          this replica's data dir was lost: recover from peers\n"
             "                    (never start a wiped replica without it)\n"
-            "  --check-config    validate the configuration and exit (0 = valid)\n");
+            "  --check-config    validate the configuration and exit (0 = valid)\n",
+            RABIA_KV_FEATURE_LEVEL);
 }
 
 static const struct rabia_sm_ops *pick_sm(const char *name)
@@ -136,7 +140,7 @@ int main(int argc, char **argv)
             return 0;
         }
         if (!strcmp(a, "--version")) {
-            printf("rabiad 0.1.0 (protocol %d)\n", RABIA_PROTOCOL_VERSION);
+            printf("rabiad 0.1.0 (protocol %d) (feature level %d)\n", RABIA_PROTOCOL_VERSION, RABIA_KV_FEATURE_LEVEL);
             return 0;
         }
         if (!strcmp(a, "--check-config")) {

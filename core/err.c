@@ -15,6 +15,9 @@ const char *rabia_strerror(int err)
     case RABIA_E_FULL: return "table full, retry later";
     case RABIA_E_CONFIG: return "invalid configuration";
     case RABIA_E_INVARIANT: return "internal invariant failed";
+    case RABIA_E_FEATURE:
+        return "the cluster agreed a feature level above this build's: run a build of that level or later "
+               "(rabiad --version prints a build's level)";
     default: break;
     }
     /* Everything else is a negative errno (the convention of every rabia

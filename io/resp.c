@@ -734,6 +734,7 @@ static const struct cmd commands[] = {
  * built once (those the table has itself, and SWEEP, left out). */
 #define MAX_KV_CMDS 512
 static struct cmd kv_cmds[MAX_KV_CMDS];
+static uint8_t kv_cmd_level[MAX_KV_CMDS]; /* each one's feature level (kv/kv.h) */
 static unsigned n_kv_cmds;
 static pthread_once_t kv_cmds_once = PTHREAD_ONCE_INIT;
 
@@ -786,11 +787,13 @@ static void kv_cmds_init(void)
     RABIA_ASSERT(n <= MAX_KV_CMDS);
     for (unsigned i = 0; i < n; i++) {
         const struct rabia_kv_cmd_info *k = rabia_kv_command(i);
-        /* the connection's own PING / ECHO answer outside MULTI; SWEEP is
-         * the replicas' own */
+        /* the connection's own PING / ECHO answer outside MULTI; SWEEP,
+         * FEATURES, FEATURELEVEL are the replicas' own */
         if (lookup(commands, N_COMMANDS, (const uint8_t *)k->name, strlen(k->name)) ||
-            !strcmp(k->name, "sweep"))
+            (k->flags & RABIA_KV_CMD_INTERNAL))
             continue;
+        RABIA_ASSERT(k->level <= UINT8_MAX);
+        kv_cmd_level[n_kv_cmds] = (uint8_t)k->level;
         uint16_t f = 0;
         if (k->flags & RABIA_KV_CMD_WRITE) f |= F_WRITE;
         if (k->flags & RABIA_KV_CMD_READONLY) f |= F_READONLY;
@@ -902,6 +905,18 @@ static int reject_unknown(struct ctx *x)
     if (!rc)
         rc = put_cstr(o, "\r\n");
     return rc ? -ENOMEM : RESP_LOCAL;
+}
+
+/* A command of this build that the cluster has not agreed yet (kv/README.md
+ * "Feature levels"): told apart from an unknown one, with the fix. */
+static int reject_level(struct ctx *x, const struct cmd *cmd, unsigned need, unsigned agreed)
+{
+    char msg[400];
+    snprintf(msg, sizeof msg,
+             "ERR unknown command '%s' until the cluster agrees feature level %u (it is at %u): every replica "
+             "must run a build of level %u or later (INFO server: rabia_feature_level, rabia_build_feature_level)",
+             cmd->name, need, agreed, need);
+    return reject(x, msg);
 }
 
 /* "ERR unknown subcommand '<sub>'. Try <CMD> HELP." */
@@ -2377,6 +2392,13 @@ static int dispatch(struct ctx *x)
     const struct cmd *cmd = find_cmd(ARG(0), LEN(0));
     if (!cmd)
         return reject_unknown(x);
+    if ((uintptr_t)cmd >= (uintptr_t)kv_cmds && (uintptr_t)cmd < (uintptr_t)(kv_cmds + n_kv_cmds) && s->feature_level) {
+        /* refused here rather than decided: the store would answer plain
+         * "unknown command" (kv/features.c) */
+        unsigned need = kv_cmd_level[cmd - kv_cmds], agreed = __atomic_load_n(s->feature_level, __ATOMIC_RELAXED);
+        if (need > agreed)
+            return reject_level(x, cmd, need, agreed);
+    }
     s->last_cmd = cmd->name;
     s->post = RESP_POST_NONE;
     s->r3 = R3_NONE;

@@ -297,6 +297,10 @@ struct resp_session {
     const char *user;   /* optional: the authenticated user, for CLIENT INFO (NULL: "default") */
     const struct resp_clients *clients; /* optional: CLIENT LIST's every connection and figures */
     const char *last_cmd; /* the last command's name (CLIENT LIST's cmd=), NULL before any */
+    /* set by the caller: the cluster's agreed feature level (kv/kv.h), read
+     * atomically (it changes on the consensus thread); a command of a
+     * higher level is refused before it is replicated. NULL: no check */
+    const uint8_t *feature_level;
 };
 
 /* The default max_op: the largest op that fits alone in a batch body. */

@@ -31,6 +31,8 @@ static const struct kv_cmd commands[] = {
     {"expire", -3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_expire},
     {"expireat", -3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_expireat},
     {"expiretime", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_expiretime},
+    {"featurelevel", 2, KV_F_WRITE | KV_F_INTERNAL | KV_F_NOSCRIPT, 0, 0, 0, kv_cmd_featurelevel},
+    {"features", 4, KV_F_INTERNAL | KV_F_NOSCRIPT, 0, 0, 0, kv_cmd_features},
     {"flushall", -1, KV_F_WRITE, 0, 0, 0, kv_cmd_flushall},
     {"flushdb", -1, KV_F_WRITE, 0, 0, 0, kv_cmd_flushdb},
     {"get", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_get},
@@ -63,6 +65,7 @@ static const struct kv_cmd commands[] = {
     {"linsert", 5, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_linsert},
     {"llen", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_llen},
     {"lmove", 5, KV_F_WRITE | KV_F_DENYOOM, 1, 2, 1, kv_cmd_lmove},
+    {"lmpop", -4, KV_F_WRITE, 0, 0, 0, kv_cmd_lmpop},
     {"lpop", -2, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_lpop},
     {"lpos", -3, KV_F_READONLY, 1, 1, 1, kv_cmd_lpos},
     {"lpush", -3, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_lpush},
@@ -116,7 +119,7 @@ static const struct kv_cmd commands[] = {
     {"substr", 4, KV_F_READONLY, 1, 1, 1, kv_cmd_getrange}, /* GETRANGE's old name, as in Redis */
     {"sunion", -2, KV_F_READONLY, 1, -1, 1, kv_cmd_sunion},
     {"sunionstore", -3, KV_F_WRITE | KV_F_DENYOOM, 1, -1, 1, kv_cmd_sunionstore},
-    {"sweep", -1, KV_F_WRITE, 0, 0, 0, kv_cmd_sweep},
+    {"sweep", -1, KV_F_WRITE | KV_F_INTERNAL | KV_F_NOSCRIPT, 0, 0, 0, kv_cmd_sweep},
     {"time", 1, KV_F_FAST, 0, 0, 0, kv_cmd_time},
     {"touch", -2, KV_F_READONLY | KV_F_FAST, 1, -1, 1, kv_cmd_touch},
     {"ttl", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_ttl},
@@ -133,6 +136,7 @@ static const struct kv_cmd commands[] = {
     {"zintercard", -3, KV_F_READONLY, 0, 0, 0, kv_cmd_zintercard},
     {"zinterstore", -4, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_zinterstore},
     {"zlexcount", 4, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zlexcount},
+    {"zmpop", -4, KV_F_WRITE, 0, 0, 0, kv_cmd_zmpop},
     {"zmscore", -3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zmscore},
     {"zpopmax", -2, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_zpopmax},
     {"zpopmin", -2, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_zpopmin},
@@ -155,6 +159,20 @@ static const struct kv_cmd commands[] = {
     {"zunionstore", -4, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_zunionstore},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+/* What each feature level added (features.c, kv/README.md "Feature
+ * levels"): a command not listed is level 0, known to every build since
+ * levels exist. A command added from now on goes here with the level of
+ * the build that adds it (RABIA_KV_FEATURE_LEVEL, raised with it). */
+static const struct {
+    const char *name;
+    uint8_t level;
+} levels[] = {
+    {"lmpop", 1},
+    {"zmpop", 1},
+};
+static uint8_t cmd_level[N_COMMANDS];
+static const struct kv_cmd *lookup_ready(const uint8_t *p, size_t n);
 
 /* Command lookup by name, case-insensitive: an open-addressing table of
  * the lowercase names, built once. A binary search over the ~150 names
@@ -187,6 +205,12 @@ static void htab_init(void)
         htab[h] = (int16_t)(i + 1);
         name_len[i] = (uint8_t)n;
     }
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+        RABIA_ASSERT(levels[i].level >= 1 && levels[i].level <= RABIA_KV_FEATURE_LEVEL);
+        const struct kv_cmd *c = lookup_ready((const uint8_t *)levels[i].name, strlen(levels[i].name));
+        RABIA_ASSERT(c);
+        cmd_level[c - commands] = levels[i].level;
+    }
     __atomic_store_n(&htab_ready, true, __ATOMIC_RELEASE);
 }
 
@@ -199,10 +223,23 @@ const struct kv_cmd *kv_lookup(const uint8_t *p, size_t n)
 
 static const struct kv_cmd *lookup(const uint8_t *p, size_t n)
 {
-    if (n == 0 || n > NAME_MAX_LEN)
-        return NULL;
     if (!__atomic_load_n(&htab_ready, __ATOMIC_ACQUIRE))
         pthread_once(&htab_once, htab_init);
+    return lookup_ready(p, n);
+}
+
+unsigned kv_cmd_level(const struct kv_cmd *cmd)
+{
+    RABIA_ASSERT(cmd >= commands && cmd < commands + N_COMMANDS);
+    if (!__atomic_load_n(&htab_ready, __ATOMIC_ACQUIRE))
+        pthread_once(&htab_once, htab_init);
+    return cmd_level[cmd - commands];
+}
+
+static const struct kv_cmd *lookup_ready(const uint8_t *p, size_t n)
+{
+    if (n == 0 || n > NAME_MAX_LEN)
+        return NULL;
     uint8_t low[NAME_MAX_LEN];
     for (size_t i = 0; i < n; i++)
         low[i] = p[i] >= 'A' && p[i] <= 'Z' ? (uint8_t)(p[i] + ('a' - 'A')) : p[i];
@@ -229,7 +266,8 @@ static void infos_init(void)
     for (size_t i = 0; i < N_COMMANDS; i++) {
         RABIA_ASSERT(i == 0 || strcmp(commands[i - 1].name, commands[i].name) < 0);
         infos[i] = (struct rabia_kv_cmd_info){commands[i].name, commands[i].arity, commands[i].flags,
-                                              commands[i].first, commands[i].last, commands[i].step};
+                                              commands[i].first, commands[i].last, commands[i].step,
+                                              kv_cmd_level(&commands[i])};
     }
 }
 
@@ -354,7 +392,9 @@ int kv_run(struct kv_store *s, uint32_t dbi, uint32_t argc, const uint8_t *const
     if (argc == 0)
         return kv_reply_err(&c, "ERR empty command");
     const struct kv_cmd *cmd = lookup(argv[0], len[0]);
-    if (!cmd)
+    /* a command above the agreed feature level does not exist yet: the
+     * answer a build without it gives (features.c) */
+    if (!cmd || kv_cmd_level(cmd) > s->feature_level)
         return unknown(&c);
     if (!arity_ok(cmd->arity, argc))
         return kv_reply_arity(&c);
@@ -463,6 +503,23 @@ static int run_watchver(struct kv_store *s, uint32_t dbi, const struct args *a, 
     return rc;
 }
 
+/* The replicas' own operations (SWEEP, FEATURES, FEATURELEVEL) only run
+ * as a whole operation: inside a transaction or @DB they are unknown
+ * (the front ends refuse them from clients: rabia_kv_op_internal). */
+static bool internal(const uint8_t *name, size_t n)
+{
+    const struct kv_cmd *k = lookup(name, n);
+    return k && (k->flags & KV_F_INTERNAL);
+}
+
+bool rabia_kv_op_internal(const uint8_t *op, size_t n)
+{
+    if (n < 8)
+        return false;
+    uint32_t argc = rabia_le_get32(op), l0 = rabia_le_get32(op + 4);
+    return argc >= 1 && l0 <= n - 8 && internal(op + 8, l0);
+}
+
 static int run_op(struct kv_store *s, uint32_t dbi, const uint8_t *op, size_t n, struct rabia_buf *out,
                   bool in_exec, int depth)
 {
@@ -482,6 +539,8 @@ static int run_op(struct kv_store *s, uint32_t dbi, const uint8_t *op, size_t n,
         rc = reply_err(out, "ERR empty command");
     } else if (depth > 4) {
         rc = reply_err(out, "ERR operation nested too deeply");
+    } else if (!own && depth && internal(a.v[0], a.len[0])) {
+        rc = unknown(&(struct kv_ctx){.out = out, .argc = a.argc, .argv = a.v, .len = a.len});
     } else if (!own) {
         rc = kv_run(s, dbi, a.argc, a.v, a.len, out, in_exec);
     } else if (kv_eq(a.v[0], a.len[0], "@db")) {
@@ -740,6 +799,12 @@ uint64_t rabia_kv_scripts(const void *sm)
 {
     const struct kv_sm *m = sm;
     return kv_dict_size(&m->s->scripts);
+}
+
+unsigned rabia_kv_feature_level(const void *sm)
+{
+    const struct kv_sm *m = sm;
+    return m->s->feature_level;
 }
 
 uint64_t rabia_kv_allocations(const void *sm)

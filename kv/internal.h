@@ -239,6 +239,10 @@ struct kv_store {
     /* Scripts run, by outcome (enum kv_script_outcome): this replica's
      * counts, not state (carried across a restore; rabia_scripts_total). */
     uint64_t script_runs[3];
+    /* The cluster's agreed feature level (features.c): commands of a
+     * higher level do not exist yet. 0 until a FEATURELEVEL operation
+     * raises it; never lowered. */
+    uint8_t feature_level;
 };
 
 struct kv_store *kv_store_new(void); /* NULL on allocation failure */
@@ -428,6 +432,10 @@ int kv_reply_long_double(struct kv_ctx *c, long double d); /* the same, any leng
 /* Case-insensitive compare of argument bytes with a lowercase ASCII name. */
 bool kv_eq(const uint8_t *p, size_t n, const char *lower_name);
 bool kv_arg_is(const struct kv_ctx *c, uint32_t i, const char *lower_name);
+/* LMPOP / ZMPOP's arguments (util.c): the keys are 2 .. 2 + *nkeys, *which
+ * says which of w0 / w1 the WHERE argument is, *count >= 1. false after an
+ * error reply. */
+bool kv_mpop_args(struct kv_ctx *c, const char *w0, const char *w1, uint32_t *nkeys, int *which, int64_t *count);
 /* Redis glob match (rabia_kv_glob_match). */
 bool kv_glob(const uint8_t *pat, size_t pn, const uint8_t *s, size_t sn);
 
@@ -443,6 +451,7 @@ enum kv_cmd_flag {
     KV_F_PUBSUB = 1u << 5,
     KV_F_NOMULTI = 1u << 6,  /* refused inside EXEC */
     KV_F_NOSCRIPT = 1u << 7, /* refused inside a script (redis.call) */
+    KV_F_INTERNAL = 1u << 8, /* the replicas' own (SWEEP, FEATURES, FEATURELEVEL): not a Redis command */
 };
 
 struct kv_cmd {
@@ -455,6 +464,10 @@ struct kv_cmd {
 
 /* The command named p[0..n) (any case), or NULL. */
 const struct kv_cmd *kv_lookup(const uint8_t *p, size_t n);
+/* The feature level that introduced cmd (command.c's `levels`; 0 for every
+ * command of the builds before levels existed): above the store's
+ * feature_level it is unknown (features.c). */
+unsigned kv_cmd_level(const struct kv_cmd *cmd);
 /* Run one command (argv[0] its name) in database dbi: the arity and name
  * checks, then fn. 0 or -ENOMEM. */
 int kv_run(struct kv_store *s, uint32_t dbi, uint32_t argc, const uint8_t *const *argv,
@@ -477,12 +490,14 @@ KV_CMD(expireat); KV_CMD(pexpireat); KV_CMD(ttl); KV_CMD(pttl); KV_CMD(expiretim
 KV_CMD(pexpiretime); KV_CMD(persist);
 /* server.c */
 KV_CMD(ping); KV_CMD(echo); KV_CMD(time); KV_CMD(publish); KV_CMD(sweep); KV_CMD(unwatch);
+/* features.c */
+KV_CMD(features); KV_CMD(featurelevel);
 /* t_hash.c */
 KV_CMD(hset); KV_CMD(hsetnx); KV_CMD(hget); KV_CMD(hmget); KV_CMD(hmset); KV_CMD(hdel);
 KV_CMD(hlen); KV_CMD(hexists); KV_CMD(hkeys); KV_CMD(hvals); KV_CMD(hgetall);
 KV_CMD(hincrby); KV_CMD(hincrbyfloat); KV_CMD(hstrlen); KV_CMD(hscan); KV_CMD(hrandfield);
 /* t_list.c */
-KV_CMD(lpush); KV_CMD(rpush); KV_CMD(lpushx); KV_CMD(rpushx); KV_CMD(lpop); KV_CMD(rpop);
+KV_CMD(lpush); KV_CMD(rpush); KV_CMD(lpushx); KV_CMD(rpushx); KV_CMD(lpop); KV_CMD(lmpop); KV_CMD(rpop);
 KV_CMD(llen); KV_CMD(lrange); KV_CMD(lindex); KV_CMD(lset); KV_CMD(linsert); KV_CMD(lrem);
 KV_CMD(ltrim); KV_CMD(lpos); KV_CMD(lmove); KV_CMD(rpoplpush); KV_CMD(blpop);
 KV_CMD(brpop); KV_CMD(blmove);
@@ -495,7 +510,7 @@ KV_CMD(sintercard); KV_CMD(smove); KV_CMD(sscan);
 KV_CMD(zadd); KV_CMD(zrem); KV_CMD(zscore); KV_CMD(zmscore); KV_CMD(zincrby); KV_CMD(zcard);
 KV_CMD(zcount); KV_CMD(zrange); KV_CMD(zrangestore); KV_CMD(zrevrange);
 KV_CMD(zrangebyscore); KV_CMD(zrevrangebyscore); KV_CMD(zrangebylex);
-KV_CMD(zrevrangebylex); KV_CMD(zunion); KV_CMD(zinter); KV_CMD(zdiff); KV_CMD(zdiffstore); KV_CMD(zintercard); KV_CMD(zrandmember); KV_CMD(zrank); KV_CMD(zrevrank); KV_CMD(zpopmin); KV_CMD(zpopmax);
+KV_CMD(zrevrangebylex); KV_CMD(zunion); KV_CMD(zinter); KV_CMD(zdiff); KV_CMD(zdiffstore); KV_CMD(zintercard); KV_CMD(zrandmember); KV_CMD(zrank); KV_CMD(zrevrank); KV_CMD(zpopmin); KV_CMD(zmpop); KV_CMD(zpopmax);
 KV_CMD(zremrangebyrank); KV_CMD(zremrangebyscore); KV_CMD(zunionstore);
 KV_CMD(zinterstore); KV_CMD(zscan); KV_CMD(zlexcount);
 /* script.c */

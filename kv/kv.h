@@ -75,6 +75,19 @@ uint64_t rabia_kv_scripts(const void *sm);
  * value, replied an error, stopped at the instruction or heap bound
  * (kv/README.md "Scripts"). */
 void rabia_kv_script_runs(const void *sm, uint64_t *ok, uint64_t *error, uint64_t *stopped);
+/* Whether op (an encoded argv operation) is one of the replicas' own
+ * (SWEEP, FEATURES, FEATURELEVEL): a front end refuses it from a client. */
+bool rabia_kv_op_internal(const uint8_t *op, size_t len);
+
+/* Feature levels (kv/README.md "Feature levels"). A command added after
+ * the first build with levels carries the level of the build that added
+ * it and does not exist (unknown command) until the cluster agreed that
+ * level through the log: every replica then runs a build that has it,
+ * so every replica carries it out, instead of the older ones answering
+ * "unknown command" while the newer change their state. */
+#define RABIA_KV_FEATURE_LEVEL 1 /* this build's */
+/* The level the cluster agreed (0 until a FEATURELEVEL operation). */
+unsigned rabia_kv_feature_level(const void *sm);
 /* Keys and keys with an expiry in database db (INFO keyspace). */
 void rabia_kv_db_info(const void *sm, uint32_t db, uint64_t *keys, uint64_t *expires);
 
@@ -88,12 +101,14 @@ enum {
     RABIA_KV_CMD_BLOCKING = 1u << 4,
     RABIA_KV_CMD_PUBSUB = 1u << 5,
     RABIA_KV_CMD_NOMULTI = 1u << 6,
+    RABIA_KV_CMD_INTERNAL = 1u << 8, /* the replicas' own operation, not a client's command */
 };
 struct rabia_kv_cmd_info {
     const char *name;
     int arity;
     uint32_t flags;
     int first, last, step;
+    unsigned level; /* the feature level that introduced it */
 };
 /* The i-th command (0 <= i < rabia_kv_ncommands()). */
 unsigned rabia_kv_ncommands(void);

@@ -276,6 +276,8 @@ static int redis_call_common(lua_State *L, bool raise)
     } else {
         /* Redis's order: known, arity, allowed in scripts, writes */
         const struct kv_cmd *cmd = kv_lookup(argv[0], len[0]);
+        if (cmd && (kv_cmd_level(cmd) > r->s->feature_level || (cmd->flags & KV_F_INTERNAL)))
+            cmd = NULL; /* not a command yet (features.c), or the replicas' own */
         int conn = cmd ? 0 : connection_command(argv[0], len[0]);
         if (!cmd && !conn)
             refuse = "Unknown Redis command called from script";
@@ -283,8 +285,6 @@ static int redis_call_common(lua_State *L, bool raise)
             refuse = "Wrong number of args calling Redis command from script";
         else if (conn || (cmd->flags & KV_F_NOSCRIPT))
             refuse = "This Redis command is not allowed from script";
-        else if (cmd->fn == kv_cmd_sweep) /* the replicas' own, not Redis's */
-            refuse = "Unknown Redis command called from script";
         else if ((cmd->flags & KV_F_WRITE) && r->no_writes)
             refuse = "Write commands are not allowed from read-only scripts.";
     }

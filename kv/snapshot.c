@@ -6,17 +6,21 @@
  * cursor, u64 key count, then each key in hash order (kv_dict_scan, which
  * depends only on the keys): u32 length + key, u64 expiry (0 none), u64
  * WATCH version, u8 type, the type's own encoding (kv_type_ops.save);
- * then (version 3) the script cache (script.c: kv_scripts_save). A store
- * that never cached a script writes version 2, without that section (what
- * builds before scripts read); both are read.
+ * then (version 3) the script cache (script.c: kv_scripts_save), then
+ * (version 4) u8 the agreed feature level (features.c). A store writes the
+ * lowest version that holds its state: 2 while no script was cached and
+ * no level agreed (what builds before scripts read), 3 with scripts, 4
+ * once a level was agreed; all three are read. A level above this build's
+ * is refused with RABIA_E_FEATURE.
  * Equal stores give equal bytes; restore checks every field and builds a
  * new store, so a corrupt snapshot leaves the old state alone. */
 #include <string.h>
 
 #include "internal.h"
 #include "le.h"
+#include "rabia/types.h"
 
-#define KV_SNAPSHOT_VERSION 3
+#define KV_SNAPSHOT_VERSION 4
 
 bool kv_rd_u8(struct kv_rd *r, uint8_t *v)
 {
@@ -106,7 +110,9 @@ int kv_store_save(struct kv_store *s, struct rabia_buf *out)
     /* version 2 (no script section) while no script was ever cached: an
      * older build in the same cluster (a rolling upgrade) or rolled back
      * to still reads these snapshots */
-    uint8_t version = s->script_seq ? KV_SNAPSHOT_VERSION : 2;
+    uint8_t version = s->feature_level ? 4 : s->script_seq ? 3 : 2;
+    /* version 4 (the feature level after the scripts) once a level was
+     * agreed: every replica ran a build that reads it by then */
     if ((rc = kv_wr_u8(out, version)) || (rc = kv_wr_u64(out, s->now_ms)) ||
         (rc = kv_wr_u64(out, s->version)))
         goto fail;
@@ -128,6 +134,8 @@ int kv_store_save(struct kv_store *s, struct rabia_buf *out)
         } while (cursor != 0);
     }
     if (version >= 3 && (rc = kv_scripts_save(s, out)))
+        goto fail;
+    if (version >= 4 && (rc = kv_wr_u8(out, s->feature_level)))
         goto fail;
     return 0;
 fail:
@@ -188,7 +196,7 @@ int kv_store_load(const uint8_t *p, size_t n, struct kv_store **out)
     if (!s)
         return -ENOMEM;
     int rc = -EINVAL;
-    if (!kv_rd_u8(&r, &v) || (v != KV_SNAPSHOT_VERSION && v != 2) || !kv_rd_u64(&r, &s->now_ms) ||
+    if (!kv_rd_u8(&r, &v) || v < 2 || v > KV_SNAPSHOT_VERSION || !kv_rd_u64(&r, &s->now_ms) ||
         !kv_rd_u64(&r, &s->version))
         goto fail;
     for (uint32_t i = 0; i < KV_DBS; i++) {
@@ -208,6 +216,12 @@ int kv_store_load(const uint8_t *p, size_t n, struct kv_store **out)
     if (v >= 3 && (rc = kv_scripts_load(s, &r)))
         goto fail;
     rc = -EINVAL;
+    if (v >= 4 && (!kv_rd_u8(&r, &s->feature_level) || s->feature_level == 0))
+        goto fail;
+    if (s->feature_level > RABIA_KV_FEATURE_LEVEL) {
+        rc = RABIA_E_FEATURE; /* taken by newer builds: this one cannot carry on from it */
+        goto fail;
+    }
     if (r.p != r.end)
         goto fail;
     *out = s;

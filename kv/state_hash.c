@@ -208,6 +208,10 @@ int kv_store_hash(struct kv_store *s, uint64_t *out)
         uint64_t scripts[2] = {s->script_seq, s->script_sum};
         h = XXH3_64bits_withSeed(scripts, sizeof scripts, h);
     }
+    if (s->feature_level) { /* likewise only once a level was agreed */
+        uint64_t level = s->feature_level;
+        h = XXH3_64bits_withSeed(&level, sizeof level, h);
+    }
     for (uint32_t i = 0; i < KV_DBS; i++) {
         const struct kv_db *db = &s->db[i];
         uint64_t tail[2] = {db->sweep, kv_dict_size(&db->keys)};

@@ -444,6 +444,43 @@ KV_CMD(rpop)
     return pop(c, TAIL);
 }
 
+/* LMPOP numkeys key... LEFT|RIGHT [COUNT count] (feature level 1): up to
+ * count elements of the first list among the keys, as [key, [elements]];
+ * a nil array when every key is absent; a non-list met before a list is
+ * WRONGTYPE. */
+KV_CMD(lmpop)
+{
+    uint32_t nk;
+    int which;
+    int64_t count;
+    if (!kv_mpop_args(c, "left", "right", &nk, &which, &count))
+        return 0; /* replied */
+    for (uint32_t i = 2; i < 2 + nk; i++) {
+        struct kv_dent *e;
+        int rc = find_list(c, i, &e);
+        if (rc)
+            return DONE(rc);
+        if (!e)
+            continue;
+        struct list *l = lst(obj(e));
+        uint64_t n = (uint64_t)count < l->count ? (uint64_t)count : l->count;
+        int where = which ? TAIL : HEAD;
+        rc = kv_reply_array(c, 2);
+        if (!rc)
+            rc = kv_reply_bulk(c, c->argv[i], c->len[i]);
+        if (!rc)
+            rc = kv_reply_array(c, n);
+        for (uint64_t k = 0; !rc && k < n; k++) {
+            struct lelem *x = list_pop(l, where);
+            rc = reply_elem(c, x);
+            kv_free(c->s, x);
+        }
+        removed(c, e);
+        return rc;
+    }
+    return kv_reply_null_array(c);
+}
+
 /* BLPOP / BRPOP key... timeout: the first non-empty list, in argument
  * order; a non-list met before it is WRONGTYPE. */
 static int bpop(struct kv_ctx *c, int where)

@@ -790,6 +790,43 @@ static int zpop_generic(struct kv_ctx *c, bool max)
     return rc;
 }
 
+/* ZMPOP numkeys key... MIN|MAX [COUNT count] (feature level 1): up to
+ * count members of the first sorted set among the keys, as [key,
+ * [[member, score]...]]; a nil array when every key is absent; a
+ * non-zset met before a zset is WRONGTYPE. */
+KV_CMD(zmpop)
+{
+    uint32_t nk;
+    int max;
+    int64_t count;
+    if (!kv_mpop_args(c, "min", "max", &nk, &max, &count))
+        return 0; /* replied */
+    for (uint32_t i = 2; i < 2 + nk; i++) {
+        struct kv_dent *ke;
+        if (!lookup(c, i, &ke))
+            return 0; /* WRONGTYPE replied */
+        if (!ke)
+            continue;
+        struct kv_zset *z = zs(obj_of(ke));
+        uint64_t n = (uint64_t)count < z->len ? (uint64_t)count : z->len;
+        int rc = kv_reply_array(c, 2);
+        if (!rc)
+            rc = kv_reply_bulk(c, c->argv[i], c->len[i]);
+        if (!rc)
+            rc = kv_reply_array(c, n);
+        for (; n > 0 && !rc; n--) {
+            struct kv_zsl_node *x = max ? z->tail : kv_zset_first(z);
+            rc = kv_reply_array(c, 2);
+            if (!rc)
+                rc = reply_node(c, x, true);
+            kv_zset_delete(c->s, z, x->e);
+        }
+        removed(c, ke);
+        return rc;
+    }
+    return kv_reply_null_array(c);
+}
+
 KV_CMD(zpopmin) { return zpop_generic(c, false); }
 KV_CMD(zpopmax) { return zpop_generic(c, true); }
 

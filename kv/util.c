@@ -297,3 +297,40 @@ int rabia_kv_glob_match(const uint8_t *p, size_t pl, const uint8_t *s, size_t sl
 {
     return kv_glob(p, pl, s, sl);
 }
+
+/* LMPOP / ZMPOP numkeys key... WHERE [COUNT count] (Redis 7.0's
+ * lmpopGenericCommand and zmpopGenericCommand, non-blocking): the keys
+ * are arguments 2 .. 2 + *nkeys, WHERE is w0 (*which 0) or w1 (1), *count
+ * 1 without COUNT. Redis's order of checks and texts: numkeys (an integer
+ * of at least 1), WHERE's place and word, then the options. false after
+ * an error reply. */
+bool kv_mpop_args(struct kv_ctx *c, const char *w0, const char *w1, uint32_t *nkeys, int *which, int64_t *count)
+{
+    int64_t nk, n;
+    if (!kv_parse_i64(c->argv[1], c->len[1], &nk) || nk < 1)
+        return kv_reply_err(c, "ERR numkeys should be greater than 0"), false;
+    if (nk >= (int64_t)c->argc - 2) /* WHERE would be at 2 + numkeys: past the end */
+        return kv_reply_err(c, KV_ERR_SYNTAX), false;
+    uint32_t wi = 2 + (uint32_t)nk;
+    if (kv_arg_is(c, wi, w0))
+        *which = 0;
+    else if (kv_arg_is(c, wi, w1))
+        *which = 1;
+    else
+        return kv_reply_err(c, KV_ERR_SYNTAX), false;
+    *count = -1;
+    for (uint32_t j = wi + 1; j < c->argc; j++) {
+        if (*count == -1 && kv_arg_is(c, j, "count") && j + 1 < c->argc) {
+            j++;
+            if (!kv_parse_i64(c->argv[j], c->len[j], &n) || n < 1)
+                return kv_reply_err(c, "ERR count should be greater than 0"), false;
+            *count = n;
+        } else {
+            return kv_reply_err(c, KV_ERR_SYNTAX), false;
+        }
+    }
+    if (*count == -1)
+        *count = 1;
+    *nkeys = (uint32_t)nk;
+    return true;
+}

@@ -444,7 +444,7 @@ static uint32_t numkeys_at(const char *name)
 {
     if (!strcmp(name, "zunionstore") || !strcmp(name, "zinterstore") || !strcmp(name, "zdiffstore")) return 2;
     if (!strcmp(name, "sintercard") || !strcmp(name, "zunion") || !strcmp(name, "zinter") || !strcmp(name, "zdiff") ||
-        !strcmp(name, "zintercard"))
+        !strcmp(name, "zintercard") || !strcmp(name, "lmpop") || !strcmp(name, "zmpop"))
         return 1;
     return 0;
 }

@@ -245,7 +245,15 @@ void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rab
 {
     struct conn *k = &r->conns[ci];
     if (replica_auth_native(r, ci, m)) return; /* CLIENT_AUTH; NOAUTH, NOPERM (auth.c) */
-    if (m->type == RABIA_MSG_CLIENT_REQ) {
+    if (m->type == RABIA_MSG_CLIENT_REQ && !strcmp(r->cfg.state_machine, "kv") &&
+        rabia_kv_op_internal(m->body, m->body_len)) {
+        /* FEATURELEVEL from a client could stop every replica whose build lacks that level */
+        static const char no[] = "-ERR unknown command: SWEEP, FEATURES and FEATURELEVEL are the replicas' own "
+                                 "operations\r\n";
+        struct rabia_msg rep = {.type = RABIA_MSG_CLIENT_REPLY, .u64 = m->u64, .slot = m->slot,
+                                .value = RABIA_REPLY_OK, .body = (const uint8_t *)no, .body_len = sizeof no - 1};
+        replica_send_frame(r, k->c, &rep);
+    } else if (m->type == RABIA_MSG_CLIENT_REQ) {
         replica_enqueue(r, m->u64, m->slot, m->u64b, m->body, m->body_len, ci, metrics_op_tag(r, m->body, m->body_len),
                         NULL, NULL);
     } else if (m->type == RABIA_MSG_STATUS_REQ) {
@@ -509,6 +517,11 @@ void replica_sm_event(void *ctx, const struct rabia_sm_event *ev)
             resp_flush(r, k);
         }
         r->publish_count = count;
+    } else if (ev->kind == RABIA_SM_EV_FEATURES) {
+        if (ev->db >= 1 && ev->db <= r->cfg.n) { /* FEATURES: that incarnation of replica db supports u2 */
+            r->feature_heard[ev->db - 1].incarnation = ev->u1;
+            r->feature_heard[ev->db - 1].level = (uint8_t)(ev->u2 > UINT8_MAX ? UINT8_MAX : ev->u2);
+        }
     } else if (ev->kind == RABIA_SM_EV_KEY_READY) {
         struct conn *k;
         for (FOR_LIVE(r, k)) {
@@ -586,6 +599,70 @@ void replica_kv_sweep(struct rabia_replica *r, uint64_t now)
         replica_enqueue(r, r->sweep_cid, seq, seq, b.data, (uint32_t)b.len, MAX_CONNS, 0, sweep_done, r);
     }
     rabia_buf_free(&b);
+}
+
+static void features_done(void *ctx, int status, const uint8_t *res, size_t len)
+{
+    (void)status, (void)res, (void)len;
+    struct rabia_replica *r = ctx;
+    r->feature_inflight = false;
+}
+
+static void features_submit(struct rabia_replica *r, int argc, const char *const *argv, uint64_t now)
+{
+    struct rabia_buf b = {0};
+    if (rabia_kv_encode_argv(&b, argc, argv, NULL) == 0) {
+        uint64_t seq = ++r->feature_seq;
+        r->feature_inflight = true;
+        r->feature_us = now;
+        /* a connection-scoped session that never retries: ack = seq */
+        replica_enqueue(r, r->feature_cid, seq, seq, b.data, (uint32_t)b.len, MAX_CONNS, 0, features_done, r);
+    }
+    rabia_buf_free(&b);
+}
+
+/* KV feature levels (kv/features.c, kv/README.md "Feature levels"). While
+ * the agreed level is below what this replica supports, it submits
+ * FEATURES (its id, incarnation and level: at once, then backing off from
+ * 1 s to 30 s, so an upgrade that stops half way costs a slot per replica
+ * per half minute), and every replica hears every FEATURES applied. A
+ * replica that heard every member's current incarnation (its own; the
+ * peers' from their HELLO) support level L above the agreed one proposes
+ * FEATURELEVEL L. A member restarted with another build is heard anew
+ * before it counts: its HELLO carries a new incarnation. */
+void replica_kv_features(struct rabia_replica *r, uint64_t now)
+{
+    if (strcmp(r->cfg.state_machine, "kv") != 0) return;
+    unsigned agreed = rabia_kv_feature_level(rabia_rsm_sm(r->rsm));
+    RABIA_ASSERT(agreed <= RABIA_KV_FEATURE_LEVEL); /* the apply stops the replica first */
+    __atomic_store_n(&r->feature_level, (uint8_t)agreed, __ATOMIC_RELAXED);
+    if (agreed >= r->feature_offer || rabia_core_recovering(r->core)) return;
+    if (r->feature_inflight && now - r->feature_us < 10000000) return; /* an answer can be lost (a waiter dropped) */
+    unsigned level = r->feature_offer;
+    bool all = true;
+    for (uint8_t p = 0; p < r->cfg.n && all; p++) {
+        uint64_t inc = p == r->self ? r->incarnation : r->hello.peer[p].incarnation;
+        all = inc && r->feature_heard[p].incarnation == inc;
+        if (all && r->feature_heard[p].level < level) level = r->feature_heard[p].level;
+    }
+    char a1[24], a2[24], a3[24];
+    if (all && level > agreed) {
+        snprintf(a1, sizeof a1, "%u", level);
+        const char *argv[] = {"FEATURELEVEL", a1};
+        replica_log(r, RABIA_LOG_INFO,
+                    "every replica runs a build of feature level %u or later: proposing it (the cluster was at %u)",
+                    level, agreed);
+        features_submit(r, 2, argv, now);
+        return;
+    }
+    if (!r->feature_period_us) r->feature_period_us = 1000000;
+    if (r->feature_us && now - r->feature_us < r->feature_period_us) return;
+    if (r->feature_us) r->feature_period_us = r->feature_period_us >= 15000000 ? 30000000 : r->feature_period_us * 2;
+    snprintf(a1, sizeof a1, "%u", r->self + 1u);
+    snprintf(a2, sizeof a2, "%" PRIu64, r->incarnation);
+    snprintf(a3, sizeof a3, "%u", (unsigned)r->feature_offer);
+    const char *argv[] = {"FEATURES", a1, a2, a3};
+    features_submit(r, 4, argv, now);
 }
 
 /* ------------------------------------------------------------------ */

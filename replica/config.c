@@ -13,6 +13,7 @@
 #include "rabia/replica.h"
 
 #include "auth.h"
+#include "kv.h"
 
 void rabia_replica_config_default(struct rabia_replica_config *c)
 {
@@ -32,6 +33,7 @@ void rabia_replica_config_default(struct rabia_replica_config *c)
     c->log_retain = 1024;
     c->log_retain_bytes = 16u << 20;
     c->retransmit_ms = 20;
+    c->max_feature_level = -1;
     c->log_level = RABIA_LOG_INFO;
     c->durability = RABIA_DURABILITY_WAL;
     c->wal_segment_bytes = 64ull << 20;
@@ -274,6 +276,18 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
         if (parse_bytes(v, &x) || (x && x < (1u << 20)))
             ERR("transfer-rate = '%s': use 0 (no cap) or bytes per second of at least 1mb (e.g. 64mb)", v);
         c->transfer_rate = x;
+    } else if (!strcmp(k, "max-feature-level")) {
+        if (!strcmp(v, "build")) {
+            c->max_feature_level = -1;
+        } else {
+            if (parse_u64(v, 0, 255, &x))
+                ERR("max-feature-level = '%s': must be a number 0..%d or 'build'", v, RABIA_KV_FEATURE_LEVEL);
+            if (x > RABIA_KV_FEATURE_LEVEL)
+                ERR("max-feature-level = %s: this build supports feature level %d at most (rabiad --version); "
+                    "leave it unset to allow the build's level",
+                    v, RABIA_KV_FEATURE_LEVEL);
+            c->max_feature_level = (int)x;
+        }
     } else if (!strcmp(k, "retransmit-ms")) {
         if (parse_u64(v, 1, 60000, &x)) ERR("retransmit-ms = '%s': must be 1..60000", v);
         c->retransmit_ms = (uint32_t)x;
@@ -427,6 +441,8 @@ void rabia_replica_config_print(const struct rabia_replica_config *c, void *file
     fprintf(f, "cluster-id %" PRIu64 "\nmax-sessions %u\nreply-cache-bytes %" PRIu64 "\nlog-retain %u\nretransmit-ms %u\nlog-level %s\n",
             c->cluster_id, c->max_sessions, c->reply_cache_bytes, c->log_retain, c->retransmit_ms, lv[c->log_level & 3]);
     fprintf(f, "log-retain-bytes %" PRIu64 "\ntransfer-rate %" PRIu64 "\n", c->log_retain_bytes, c->transfer_rate);
+    if (c->max_feature_level < 0) fprintf(f, "max-feature-level build (%d)\n", RABIA_KV_FEATURE_LEVEL);
+    else fprintf(f, "max-feature-level %d\n", c->max_feature_level);
     fprintf(f, "durability %s\nwal-segment-bytes %" PRIu64 "\nmax-log-size %" PRIu64 "\nsnapshot-interval-s %u\n",
             c->durability == RABIA_DURABILITY_MEMORY ? "memory" : "wal", c->wal_segment_bytes, c->max_log_size,
             c->snapshot_interval_s);

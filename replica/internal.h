@@ -211,6 +211,15 @@ struct rabia_replica {
     uint64_t sweep_cid, sweep_seq, sweep_us; /* the expiry sweep's submissions */
     uint64_t sweep_period_us;
     bool sweep_inflight;
+    /* KV feature levels (clients.c replica_kv_features, kv/README.md) */
+    uint8_t feature_level;   /* the agreed level, as the store last said (RESP sessions read it) */
+    uint8_t feature_offer;   /* the level this replica supports: its build's, or max-feature-level */
+    struct {
+        uint64_t incarnation; /* whose FEATURES was applied last (0: none heard) */
+        uint8_t level;
+    } feature_heard[RABIA_MAX_REPLICAS];
+    uint64_t feature_cid, feature_seq, feature_us, feature_period_us;
+    bool feature_inflight;
     uint64_t hash_value, hash_slot, hash_us; /* last published state hash */
     uint64_t hash_cost_us;   /* what the last one took */
     uint64_t hash_mismatches; /* rabia_rsm_hash_mismatches already logged */
@@ -283,6 +292,7 @@ void replica_sm_event(void *ctx, const struct rabia_sm_event *ev);
 void replica_resp_forget(struct rabia_replica *r, struct conn *k);
 void replica_resp_timeouts(struct rabia_replica *r, uint64_t now);
 void replica_kv_sweep(struct rabia_replica *r, uint64_t now);
+void replica_kv_features(struct rabia_replica *r, uint64_t now);
 void replica_send_frame(struct rabia_replica *r, struct rio_conn *c, const struct rabia_msg *m);
 void replica_enqueue(struct rabia_replica *r, uint64_t cid, uint64_t seq, uint64_t ack, const uint8_t *op, uint32_t len,
                      uint32_t conn, uint32_t resp_slot, rabia_replica_done_fn fn, void *ctx);

@@ -922,6 +922,9 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
             (int)(sizeof(void *) * 8), (long)getpid(), r->incarnation ^ r->cluster_id,
             r->cfg.resp_listen[0] ? strrchr(r->cfg.resp_listen, ':') + 1 : "0", up_s, up_s / 86400,
             r->cfg.state_machine, r->cfg.metrics_listen, r->io_threads);
+        if (kv) /* kv/README.md "Feature levels" */
+            put(b, "rabia_feature_level:%u\r\nrabia_build_feature_level:%d\r\nrabia_offered_feature_level:%u\r\n",
+                rabia_kv_feature_level(sm), RABIA_KV_FEATURE_LEVEL, (unsigned)r->feature_offer);
     }
     uint32_t nc[8];
     count_conns(r, nc);

@@ -37,6 +37,7 @@
 #include "incarnation.h"
 #include "internal.h"
 #include "invariant.h"
+#include "kv.h"
 
 /* ------------------------------------------------------------------ */
 /* logging */
@@ -456,6 +457,7 @@ static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
         k->client_id |= 1 | RABIA_SESSION_CONN_SCOPED; /* its session goes first under pressure */
         resp_session_init(&k->rs, k->client_id, 0);
         k->rs.clients = &r->resp_clients;
+        if (!strcmp(r->cfg.state_machine, "kv")) k->rs.feature_level = &r->feature_level;
         k->created_us = rio_turn_us();
         resp_argv_init(&k->pa, 0);
         rio_conn_peer(c, k->rs.addr, sizeof k->rs.addr);
@@ -923,6 +925,8 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     /* the state machine's events: Pub/Sub deliveries, blocked pops to retry */
     if (sm->set_events) sm->set_events(rabia_rsm_sm(r->rsm), replica_sm_event, r);
     r->sweep_cid = (XXH64(&r->incarnation, sizeof r->incarnation, 0x5EE9u + r->self) | 1) | RABIA_SESSION_CONN_SCOPED;
+    r->feature_cid = (XXH64(&r->incarnation, sizeof r->incarnation, 0xFEA7u + r->self) | 1) | RABIA_SESSION_CONN_SCOPED;
+    r->feature_offer = (uint8_t)(cfg->max_feature_level < 0 ? RABIA_KV_FEATURE_LEVEL : cfg->max_feature_level);
     if (cfg->restore_from[0] && (rc = replica_restore_seed(r, &restore, err, errlen))) {
         char inc[600]; /* a retry must find the data dir as empty as this start did */
         snprintf(inc, sizeof inc, "%s/incarnation", cfg->data_dir);
@@ -1064,6 +1068,7 @@ int rabia_replica_run(struct rabia_replica *r)
         if (xfer_due && xfer_due < next) next = xfer_due;
         replica_backup_pump(r);
         replica_kv_sweep(r, now);
+        replica_kv_features(r, now);
         metrics_tick(r, now);
         uint64_t auth_due = replica_auth_tick(r, now); /* held AUTHs, peer handshakes */
         if (auth_due && auth_due < next) next = auth_due;

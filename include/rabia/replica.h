@@ -68,6 +68,9 @@ struct rabia_replica_config {
     uint64_t transfer_rate;              /* transfer-rate: bytes per second all snapshot transfers
                                             out of this replica may send together (0 = no cap) */
     uint32_t retransmit_ms;              /* retransmit-ms */
+    int max_feature_level;               /* max-feature-level: the highest KV feature level this
+                                            replica lets the cluster agree (kv/README.md "Feature
+                                            levels"); -1 (default) = its build's */
     int log_level;                       /* log-level: error | warn | info | debug */
     bool rejoin;                         /* rejoin: yes = recover from peers even without an
                                             incarnation file (the data dir was lost) */

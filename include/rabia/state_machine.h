@@ -48,6 +48,8 @@ struct rabia_sm_batch {
 enum rabia_sm_event_kind {
     RABIA_SM_EV_PUBLISH = 1,   /* a = channel, b = message */
     RABIA_SM_EV_KEY_READY = 2, /* a = key (in database db) that became non-empty */
+    RABIA_SM_EV_FEATURES = 3,  /* the KV store's FEATURES: replica db's incarnation u1 runs a
+                                  build that supports feature level u2 (kv/README.md "Feature levels") */
 };
 struct rabia_sm_event {
     uint32_t kind; /* enum rabia_sm_event_kind */
@@ -56,6 +58,7 @@ struct rabia_sm_event {
     size_t a_len;
     const uint8_t *b;
     size_t b_len;
+    uint64_t u1, u2;
 };
 typedef void (*rabia_sm_event_fn)(void *arg, const struct rabia_sm_event *ev);
 

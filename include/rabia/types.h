@@ -34,6 +34,7 @@ enum rabia_err {
     RABIA_E_FULL = -1006,     /* a bounded table is full: retry later */
     RABIA_E_CONFIG = -1007,   /* invalid configuration */
     RABIA_E_INVARIANT = -1008,/* an internal invariant failed */
+    RABIA_E_FEATURE = -1009,  /* the cluster agreed a feature level this build lacks */
 };
 const char *rabia_strerror(int err);
 

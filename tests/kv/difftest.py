@@ -976,6 +976,23 @@ class Gen:
         return a
     c_lpop.weight = 3
 
+    def mpop(s, name, fam, ends):
+        # LMPOP / ZMPOP numkeys key... WHERE [COUNT n] (feature level 1):
+        # numkeys that miss the keys given, odd WHEREs, repeated COUNTs
+        keys = s.ks(fam, 1, 3)
+        r = s.rng.random()
+        nk = b"%d" % len(keys) if r < 0.85 else s.rng.choice([b"0", b"-1", b"x", b"%d" % (len(keys) + 1)])
+        a = [name, nk] + keys + [s.rng.choice(ends) if s.rng.random() < 0.95 else b"MIDDLE"]
+        if s.rng.random() < 0.5:
+            a += [b"COUNT", s.rng.choice([b"1", b"2", b"5", b"0", b"-1"]) if s.rng.random() < 0.9 else b"x"]
+        if s.rng.random() < 0.05:
+            a += s.rng.choice([[b"COUNT"], [b"COUNT", b"1"], [b"extra"]])
+        return a
+
+    def c_lmpop(s):
+        return s.mpop(b"LMPOP", "list", [b"LEFT", b"RIGHT", b"left", b"Right"])
+    c_lmpop.weight = 2
+
     def c_rpop(s):
         a = [b"RPOP", s.k("list")]
         if s.rng.random() < 0.3:
@@ -1234,6 +1251,10 @@ class Gen:
             a.append(s.cnt())
         return a
     c_zpopmin.weight = 2
+
+    def c_zmpop(s):
+        return s.mpop(b"ZMPOP", "zset", [b"MIN", b"MAX", b"min", b"Max"])
+    c_zmpop.weight = 2
 
     def c_zpopmax(s):
         a = [b"ZPOPMAX", s.k("zset")]
@@ -2139,6 +2160,23 @@ def main():
         if ex.sut_down():
             print("difftest: cannot use the SUT: %s" % ex.sut_down()[0])
             return 2
+        # a cluster agrees its feature level (kv/README.md "Feature levels")
+        # within a second or two of starting: LMPOP and ZMPOP are unknown
+        # until then
+        for c in ex.clients:
+            deadline = time.time() + 15
+            while True:
+                info = c.sut.call([b"INFO", b"server"])
+                text = info[1].decode("latin-1") if info[0] == "$" else ""
+                have = dict(l.split(":", 1) for l in text.split("\r\n") if ":" in l)
+                if "rabia_feature_level" not in have or \
+                        int(have["rabia_feature_level"]) >= int(have["rabia_offered_feature_level"]):
+                    break
+                if time.time() > deadline:
+                    print("difftest: the SUT stays at feature level %s (offered %s): LMPOP and ZMPOP will differ"
+                          % (have["rabia_feature_level"], have["rabia_offered_feature_level"]))
+                    break
+                time.sleep(0.1)
         if args.flush_first:
             for note in ex.flushall():
                 print("difftest: " + note)
