@@ -42,7 +42,23 @@ proto() { sed -n 's/.*(protocol \([0-9]*\)).*/\1/p' <<<"$1"; }
 [ -n "$(proto "$old_version")" ] || fail "the old build's --version does not name its protocol version: '$old_version'"
 [ "$(proto "$old_version")" = "$(proto "$new_version")" ] ||
   fail "the old build speaks protocol $(proto "$old_version") and this one $(proto "$new_version"): they refuse each other's peer frames, so they cannot run in one cluster; upgrade in place instead (tests/upgrade.sh without --rolling)"
-export RABIA_EXTRA_ARGS="--durability wal --wal-segment-bytes 4194304 --max-log-size 8388608"
+BASE_ARGS="--durability wal --wal-segment-bytes 4194304 --max-log-size 8388608"
+# Feature levels (kv/README.md "Feature levels"): rabiad --version says
+# "(feature level N)" from the first build that has them. Until every
+# replica runs the new build, the cluster stays at the old level: builds
+# with levels are started with max-feature-level 0 while the upgrade may
+# still be rolled back (an agreed level is never lowered, and a build
+# without it cannot follow), and the upgrade is finalized at the end by
+# restarting each replica without it.
+flevel() { sed -n 's/.*(feature level \([0-9]*\)).*/\1/p' <<<"$1"; }
+OLD_LEVEL=$(flevel "$old_version")
+NEW_LEVEL=$(flevel "$new_version")
+[ -n "$NEW_LEVEL" ] || fail "this build's --version does not name its feature level: '$new_version'"
+hold_args() { # hold_args BUILD_VERSION: the upgrade's hold for that build
+  [ -n "$(flevel "$1")" ] && echo "--max-feature-level 0"
+  return 0
+}
+export RABIA_EXTRA_ARGS="$BASE_ARGS $(hold_args "$old_version")"
 
 # The old build's replicas: lib.sh's clean-up stops only PIDs running
 # $RABIAD, so these are stopped by their own executable.
@@ -82,6 +98,9 @@ swap() {
   say "stopped replica $i (pid $pid, SIGTERM)"
   starts=$(grep -c "decided slots replayed" "$RABIA_CLUSTER_DIR/r$i.log" || true)
   export RABIAD=$to
+  local v
+  v="$("$to" --version 2>&1 | head -n 1)"
+  export RABIA_EXTRA_ARGS="$BASE_ARGS ${HOLD-$(hold_args "$v")}"
   cluster_restart "$i"
   pid_runs "$(replica_pid "$i")" "$to" || fail "replica $i did not start with $to"
   # stopped by PID whatever RABIAD names when the test ends
@@ -93,14 +112,57 @@ swap() {
   say "replica $i now runs $to (pid $(replica_pid "$i")): $(grep "decided slots replayed" "$RABIA_CLUSTER_DIR/r$i.log" |
     tail -n 1 | sed 's/^.*rabia: //' | cut -c1-150)"
 }
+# info_field I KEY: INFO's KEY of replica I ("" when absent)
+info_field() { redis "$1" INFO server | tr -d '\r' | sed -n "s/^$2://p"; }
+# held: every replica with levels still at level 0, and a command of a
+# higher level refused by the new ones (before it is decided) with the fix
+held() {
+  local i lv
+  for i in 1 2 3; do
+    lv=$(info_field "$i" rabia_feature_level)
+    [ -z "$lv" ] || [ "$lv" = 0 ] || fail "replica $i is at feature level $lv during the upgrade (held at 0)"
+    if [ -n "$lv" ] && ((NEW_LEVEL >= 1)); then
+      expect_match "replica $i: LMPOP while the cluster is held at level 0" "$(redis "$i" LMPOP 1 lm LEFT 2>&1)" \
+        "until the cluster agrees feature level 1 \\(it is at 0\\)"
+    fi
+  done
+}
 for i in 1 2 3; do
   swap "$i" "$OLD_RABIAD" "$NEW_RABIAD"
   phase "$i new, $((3 - i)) old"
+  held
 done
 swap 1 "$NEW_RABIAD" "$OLD_RABIAD"
 phase "replica 1 rolled back to the old build"
 swap 1 "$OLD_RABIAD" "$NEW_RABIAD"
 phase "replica 1 forward again: 3 new"
+held
+# finalize: each replica restarted without the hold; the level rises
+# once the last one offers it, through the log, on all three alike
+HOLD=""
+for i in 1 2 3; do
+  swap "$i" "$NEW_RABIAD" "$NEW_RABIAD"
+  phase "replica $i no longer holds the feature level"
+done
+t0=$SECONDS
+for i in 1 2 3; do
+  while [ "$(info_field "$i" rabia_feature_level)" != "$NEW_LEVEL" ]; do
+    ((SECONDS - t0 < 20)) || fail "replica $i: feature level $(info_field "$i" rabia_feature_level), not $NEW_LEVEL, 20 s after the hold was lifted"
+    sleep 0.2
+  done
+done
+ok "all 3 replicas agreed feature level $NEW_LEVEL after the hold was lifted ($((SECONDS - t0)) s)"
+if ((NEW_LEVEL >= 1)); then
+  expect_eq "RPUSH lm a b c" "$(redis 1 RPUSH lm a b c)" 3
+  expect_eq "LMPOP at level $NEW_LEVEL (replica 2)" "$(redis 2 LMPOP 1 lm RIGHT COUNT 2 | tr '\n' ' ')" "lm c b "
+  expect_eq "ZMPOP at level $NEW_LEVEL (replica 3)" "$(redis 3 ZMPOP 1 nozset MIN)" ""
+fi
+# a hold set again later does not lower an agreed level
+HOLD="--max-feature-level 0"
+swap 3 "$NEW_RABIAD" "$NEW_RABIAD"
+expect_eq "replica 3 restarted with max-feature-level 0: offers" "$(info_field 3 rabia_offered_feature_level)" 0
+expect_eq "... and the cluster's level stays" "$(info_field 3 rabia_feature_level)" "$NEW_LEVEL"
+phase "3 new, the level agreed"
 export RABIAD=$NEW_RABIAD
 
 touch "$IT_DIR/stop"
