@@ -624,6 +624,12 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
         put(b, "rabia_scripts_total{outcome=\"ok\"} %" PRIu64 "\nrabia_scripts_total{outcome=\"error\"} %" PRIu64
                "\nrabia_scripts_total{outcome=\"stopped\"} %" PRIu64 "\n",
             ok, error, stopped);
+        family(b, "rabia_feature_level", "gauge",
+               "KV feature levels (kv/README.md): agreed (the cluster's, through the log), offered (what this "
+               "replica lets it rise to: its build's or max-feature-level), build (this build's).");
+        put(b, "rabia_feature_level{kind=\"agreed\"} %u\nrabia_feature_level{kind=\"offered\"} %u\n"
+               "rabia_feature_level{kind=\"build\"} %d\n",
+            rabia_kv_feature_level(sm), (unsigned)r->feature_offer, RABIA_KV_FEATURE_LEVEL);
     }
     scalar(b, "rabia_sessions", "gauge", "Client sessions remembered.", rabia_rsm_sessions(r->rsm));
     scalar(b, "rabia_session_reply_bytes", "gauge", "Bytes of replies kept for retries.",

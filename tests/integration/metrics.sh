@@ -193,6 +193,9 @@ for i in 1 2 3; do
   s=$(scrape "$i")
   got="$(metric "$s" 'rabia_scripts_total{outcome="ok"}') $(metric "$s" 'rabia_scripts_total{outcome="error"}') $(metric "$s" 'rabia_scripts_total{outcome="stopped"}')"
   expect_eq "replica $i: rabia_scripts_total ok, error, stopped" "$got" "1 1 1"
+  # one build on all three: the level each offers is agreed (kv/README.md "Feature levels")
+  got="$(metric "$s" 'rabia_feature_level{kind="agreed"}') $(metric "$s" 'rabia_feature_level{kind="offered"}') $(metric "$s" 'rabia_feature_level{kind="build"}')"
+  expect_eq "replica $i: rabia_feature_level agreed, offered, build" "$got" "1 1 1"
 done
 
 # ---- INFO's sections

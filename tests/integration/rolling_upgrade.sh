@@ -117,18 +117,24 @@ info_field() { redis "$1" INFO server | tr -d '\r' | sed -n "s/^$2://p"; }
 # held: every replica with levels still at level 0, and a command of a
 # higher level refused by the new ones (before it is decided) with the fix
 held() {
-  local i lv
+  local i lv seen=""
   for i in 1 2 3; do
     lv=$(info_field "$i" rabia_feature_level)
+    seen+=" r$i ${lv:-none}/$(info_field "$i" rabia_offered_feature_level)"
     [ -z "$lv" ] || [ "$lv" = 0 ] || fail "replica $i is at feature level $lv during the upgrade (held at 0)"
     if [ -n "$lv" ] && ((NEW_LEVEL >= 1)); then
       expect_match "replica $i: LMPOP while the cluster is held at level 0" "$(redis "$i" LMPOP 1 lm LEFT 2>&1)" \
         "until the cluster agrees feature level 1 \\(it is at 0\\)"
     fi
   done
+  ok "feature levels agreed/offered:${seen} (none: a build without levels)"
 }
 for i in 1 2 3; do
+  # an old build without levels never offers one: the first new replica
+  # runs unheld, and the level still stays at 0 (held checks it)
+  if ((i == 1)) && [ -z "$OLD_LEVEL" ]; then HOLD=""; else unset HOLD; fi
   swap "$i" "$OLD_RABIAD" "$NEW_RABIAD"
+  unset HOLD
   phase "$i new, $((3 - i)) old"
   held
 done
