@@ -85,6 +85,10 @@ int durable_open(struct durable *d, const struct durable_cfg *cfg, const struct 
         if (!rc && own == slot) rc = rabia_rsm_restore(rsm, data, len);
         else if (!rc) rc = -EINVAL;
         rabia_snapfile_unmap(data, len);
+        if (rc == RABIA_E_FEATURE) { /* a newer build's state: kv/README.md "Feature levels" */
+            snprintf(err, errlen, "%s/%020" PRIu64 ".snap: %s", d->snap_dir, slot, rabia_strerror(rc));
+            return rc;
+        }
         if (rc) {
             snprintf(err, errlen,
                      "%s/%020" PRIu64 ".snap: intact but the state machine refuses it (%s): a snapshot of another "

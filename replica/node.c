@@ -1300,6 +1300,14 @@ int node_install_snapshot(struct rabia_node *n, const uint8_t *data, size_t len,
     if (rabia_rsm_snapshot_slot(data, len, &own) || own != slot) return -EINVAL;
     if (slot <= rabia_rsm_applied(n->rsm) || slot < rabia_core_next_apply(n->core)) return -EALREADY;
     int rc = rabia_rsm_restore(n->rsm, data, len);
+    if (rc == RABIA_E_FEATURE) {
+        /* a state this build cannot carry on from (kv/README.md "Feature
+         * levels"): every peer's snapshot holds it, a retry refuses again */
+        char why[240];
+        snprintf(why, sizeof why, "installing a peer's snapshot of slot %" PRIu64 " failed: %s", slot,
+                 rabia_strerror(rc));
+        fatal(n, why);
+    }
     if (rc) return rc;
     RABIA_ASSERT(rabia_rsm_applied(n->rsm) == slot);
     struct rabia_event ev = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = slot};

@@ -167,6 +167,9 @@ static void test_permissions(void)
     const char *zun_ok[] = {"zunion", "2", "app:a", "app:b", "WITHSCORES"}, *zdi_bad[] = {"zdiff", "2", "app:a", "x:b"};
     const char *zds_bad[] = {"zdiffstore", "x:d", "1", "app:a"}, *zic_bad[] = {"zintercard", "1", "x:a", "LIMIT", "1"};
     const char *flush[] = {"flushall"}, *del[] = {"del", "k"};
+    /* LMPOP / ZMPOP: numkeys at 1, then the keys; WHERE and COUNT are no keys */
+    const char *lmp_ok[] = {"lmpop", "2", "app:a", "app:b", "LEFT", "COUNT", "2"};
+    const char *lmp_bad[] = {"lmpop", "2", "app:a", "x:b", "LEFT"}, *zmp_bad[] = {"zmpop", "1", "x:a", "MIN"};
     CHECK_EQ(cmd("ro", 2, get), ACL_ALLOWED);
     CHECK_EQ(cmd("ro", 3, set), ACL_DENIED_CMD);
     CHECK_EQ(cmd("app", 3, set), ACL_ALLOWED);
@@ -182,6 +185,9 @@ static void test_permissions(void)
     CHECK_EQ(cmd("app", 4, zdi_bad), ACL_DENIED_KEY);
     CHECK_EQ(cmd("app", 4, zds_bad), ACL_DENIED_KEY);
     CHECK_EQ(cmd("app", 5, zic_bad), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("app", 7, lmp_ok), ACL_ALLOWED);
+    CHECK_EQ(cmd("app", 5, lmp_bad), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("app", 4, zmp_bad), ACL_DENIED_KEY);
     CHECK_EQ(cmd("app", 1, flush), ACL_DENIED_CMD);
     CHECK_EQ(cmd("nw", 3, seto), ACL_DENIED_CMD);
     CHECK_EQ(cmd("nw", 2, del), ACL_ALLOWED);
