@@ -1010,10 +1010,14 @@ static int put_in_db(struct rabia_buf *out, uint32_t db, const uint8_t *op, size
 static uint64_t block_timeout(const struct resp_argv *c)
 {
     char buf[64];
-    size_t n = c->argv_len[c->argc - 1];
+    /* BLMPOP / BZMPOP timeout numkeys ...; the others end with it */
+    uint32_t at = eq_ci(c->argv[0], c->argv_len[0], "blmpop") || eq_ci(c->argv[0], c->argv_len[0], "bzmpop")
+                      ? 1
+                      : c->argc - 1;
+    size_t n = c->argv_len[at];
     if (n == 0 || n >= sizeof buf)
         return 0;
-    memcpy(buf, c->argv[c->argc - 1], n);
+    memcpy(buf, c->argv[at], n);
     buf[n] = 0;
     char *end;
     double d = strtod(buf, &end);
@@ -1632,9 +1636,17 @@ bool resp_block_waits_on(const uint8_t *op, size_t n, uint32_t db, const uint8_t
     }
     if (opdb != db)
         return false;
-    /* BLPOP / BRPOP key... timeout; BLMOVE source destination ... */
-    uint32_t last = eq_ci(a0, l0, "blmove") ? 1 : argc - 2;
-    for (uint32_t i = 1; i <= last && i < argc; i++)
+    /* BLPOP / BRPOP / BZPOPMIN / BZPOPMAX key... timeout; BLMOVE source
+     * destination ...; BLMPOP / BZMPOP timeout numkeys key... */
+    uint32_t first = 1, last = eq_ci(a0, l0, "blmove") ? 1 : argc - 2;
+    if (eq_ci(a0, l0, "blmpop") || eq_ci(a0, l0, "bzmpop")) {
+        int64_t nk = 0;
+        if (!op_arg(op, n, 2, &a, &l, &argc) || !rabia_kv_parse_int(a, l, &nk) || nk < 1 || nk > argc - 3)
+            return false;
+        first = 3;
+        last = 2 + (uint32_t)nk;
+    }
+    for (uint32_t i = first; i <= last && i < argc; i++)
         if (op_arg(op, n, i, &a, &l, &argc) && l == kn && memcmp(a, k, kn) == 0)
             return true;
     return false;

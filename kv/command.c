@@ -15,8 +15,12 @@ static const struct kv_cmd commands[] = {
     {"bitop", -4, KV_F_WRITE | KV_F_DENYOOM, 2, -1, 1, kv_cmd_bitop},
     {"bitpos", -3, KV_F_READONLY, 1, 1, 1, kv_cmd_bitpos},
     {"blmove", 6, KV_F_WRITE | KV_F_DENYOOM | KV_F_BLOCKING | KV_F_NOSCRIPT, 1, 2, 1, kv_cmd_blmove},
+    {"blmpop", -5, KV_F_WRITE | KV_F_BLOCKING, 0, 0, 0, kv_cmd_blmpop},
     {"blpop", -3, KV_F_WRITE | KV_F_BLOCKING | KV_F_NOSCRIPT, 1, -2, 1, kv_cmd_blpop},
     {"brpop", -3, KV_F_WRITE | KV_F_BLOCKING | KV_F_NOSCRIPT, 1, -2, 1, kv_cmd_brpop},
+    {"bzmpop", -5, KV_F_WRITE | KV_F_BLOCKING, 0, 0, 0, kv_cmd_bzmpop},
+    {"bzpopmax", -3, KV_F_WRITE | KV_F_BLOCKING | KV_F_NOSCRIPT | KV_F_FAST, 1, -2, 1, kv_cmd_bzpopmax},
+    {"bzpopmin", -3, KV_F_WRITE | KV_F_BLOCKING | KV_F_NOSCRIPT | KV_F_FAST, 1, -2, 1, kv_cmd_bzpopmin},
     {"copy", -3, KV_F_WRITE | KV_F_DENYOOM, 1, 2, 1, kv_cmd_copy},
     {"dbsize", 1, KV_F_READONLY | KV_F_FAST, 0, 0, 0, kv_cmd_dbsize},
     {"decr", 2, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_decr},
@@ -168,6 +172,10 @@ static const struct {
     const char *name;
     uint8_t level;
 } levels[] = {
+    {"blmpop", 1},
+    {"bzmpop", 1},
+    {"bzpopmax", 1},
+    {"bzpopmin", 1},
     {"lmpop", 1},
     {"zmpop", 1},
 };

@@ -432,10 +432,15 @@ int kv_reply_long_double(struct kv_ctx *c, long double d); /* the same, any leng
 /* Case-insensitive compare of argument bytes with a lowercase ASCII name. */
 bool kv_eq(const uint8_t *p, size_t n, const char *lower_name);
 bool kv_arg_is(const struct kv_ctx *c, uint32_t i, const char *lower_name);
-/* LMPOP / ZMPOP's arguments (util.c): the keys are 2 .. 2 + *nkeys, *which
- * says which of w0 / w1 the WHERE argument is, *count >= 1. false after an
+/* [B]LMPOP / [B]ZMPOP's arguments (util.c): numkeys is argument `at` (1,
+ * or 2 after a blocking form's timeout), the keys follow it, *which says
+ * which of w0 / w1 the WHERE argument is, *count >= 1. false after an
  * error reply. */
-bool kv_mpop_args(struct kv_ctx *c, const char *w0, const char *w1, uint32_t *nkeys, int *which, int64_t *count);
+bool kv_mpop_args(struct kv_ctx *c, uint32_t at, const char *w0, const char *w1, uint32_t *nkeys, int *which,
+                  int64_t *count);
+/* A blocking command's timeout (argument i), checked as Redis 7.0 does;
+ * false after an error reply. */
+bool kv_arg_timeout(struct kv_ctx *c, uint32_t i);
 /* Redis glob match (rabia_kv_glob_match). */
 bool kv_glob(const uint8_t *pat, size_t pn, const uint8_t *s, size_t sn);
 
@@ -497,7 +502,7 @@ KV_CMD(hset); KV_CMD(hsetnx); KV_CMD(hget); KV_CMD(hmget); KV_CMD(hmset); KV_CMD
 KV_CMD(hlen); KV_CMD(hexists); KV_CMD(hkeys); KV_CMD(hvals); KV_CMD(hgetall);
 KV_CMD(hincrby); KV_CMD(hincrbyfloat); KV_CMD(hstrlen); KV_CMD(hscan); KV_CMD(hrandfield);
 /* t_list.c */
-KV_CMD(lpush); KV_CMD(rpush); KV_CMD(lpushx); KV_CMD(rpushx); KV_CMD(lpop); KV_CMD(lmpop); KV_CMD(rpop);
+KV_CMD(lpush); KV_CMD(rpush); KV_CMD(lpushx); KV_CMD(rpushx); KV_CMD(lpop); KV_CMD(lmpop); KV_CMD(blmpop); KV_CMD(rpop);
 KV_CMD(llen); KV_CMD(lrange); KV_CMD(lindex); KV_CMD(lset); KV_CMD(linsert); KV_CMD(lrem);
 KV_CMD(ltrim); KV_CMD(lpos); KV_CMD(lmove); KV_CMD(rpoplpush); KV_CMD(blpop);
 KV_CMD(brpop); KV_CMD(blmove);
@@ -510,7 +515,7 @@ KV_CMD(sintercard); KV_CMD(smove); KV_CMD(sscan);
 KV_CMD(zadd); KV_CMD(zrem); KV_CMD(zscore); KV_CMD(zmscore); KV_CMD(zincrby); KV_CMD(zcard);
 KV_CMD(zcount); KV_CMD(zrange); KV_CMD(zrangestore); KV_CMD(zrevrange);
 KV_CMD(zrangebyscore); KV_CMD(zrevrangebyscore); KV_CMD(zrangebylex);
-KV_CMD(zrevrangebylex); KV_CMD(zunion); KV_CMD(zinter); KV_CMD(zdiff); KV_CMD(zdiffstore); KV_CMD(zintercard); KV_CMD(zrandmember); KV_CMD(zrank); KV_CMD(zrevrank); KV_CMD(zpopmin); KV_CMD(zmpop); KV_CMD(zpopmax);
+KV_CMD(zrevrangebylex); KV_CMD(zunion); KV_CMD(zinter); KV_CMD(zdiff); KV_CMD(zdiffstore); KV_CMD(zintercard); KV_CMD(zrandmember); KV_CMD(zrank); KV_CMD(zrevrank); KV_CMD(zpopmin); KV_CMD(zmpop); KV_CMD(bzmpop); KV_CMD(bzpopmin); KV_CMD(bzpopmax); KV_CMD(zpopmax);
 KV_CMD(zremrangebyrank); KV_CMD(zremrangebyscore); KV_CMD(zunionstore);
 KV_CMD(zinterstore); KV_CMD(zscan); KV_CMD(zlexcount);
 /* script.c */

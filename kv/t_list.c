@@ -271,19 +271,9 @@ static int arg_where(struct kv_ctx *c, uint32_t i, int *where)
     return 0;
 }
 
-/* Redis 7.0's getTimeoutFromObjectOrReply in seconds: (long long)(t *
- * 1000) must not be negative. A product beyond long long converts to
- * LLONG_MIN on the x86 Redis (inf and 1e20 read as negative there), so
- * it is refused the same way. The waiting itself is the front end's. */
 static int arg_timeout(struct kv_ctx *c, uint32_t i)
 {
-    long double t;
-    if (!kv_parse_long_double(c->argv[i], c->len[i], &t))
-        return fail(c, "ERR timeout is not a float or out of range");
-    long double ms = t * 1000.0L;
-    if (!(ms > -1.0L && ms < 0x1p63L))
-        return fail(c, "ERR timeout is negative");
-    return 0;
+    return kv_arg_timeout(c, i) ? 0 : 1;
 }
 
 /* Elements were removed from e's list: the key goes when empty, else the
@@ -444,18 +434,19 @@ KV_CMD(rpop)
     return pop(c, TAIL);
 }
 
-/* LMPOP numkeys key... LEFT|RIGHT [COUNT count] (feature level 1): up to
- * count elements of the first list among the keys, as [key, [elements]];
- * a nil array when every key is absent; a non-list met before a list is
- * WRONGTYPE. */
-KV_CMD(lmpop)
+/* LMPOP numkeys key... LEFT|RIGHT [COUNT count], BLMPOP timeout numkeys
+ * ... (feature level 1): up to count elements of the first list among the
+ * keys, as [key, [elements]]; a nil array when every key is absent (the
+ * front end parks BLMPOP's client then, as BLPOP's); a non-list met
+ * before a list is WRONGTYPE. */
+static int mpop(struct kv_ctx *c, uint32_t at)
 {
     uint32_t nk;
     int which;
     int64_t count;
-    if (!kv_mpop_args(c, "left", "right", &nk, &which, &count))
+    if (!kv_mpop_args(c, at, "left", "right", &nk, &which, &count))
         return 0; /* replied */
-    for (uint32_t i = 2; i < 2 + nk; i++) {
+    for (uint32_t i = at + 1; i < at + 1 + nk; i++) {
         struct kv_dent *e;
         int rc = find_list(c, i, &e);
         if (rc)
@@ -479,6 +470,16 @@ KV_CMD(lmpop)
         return rc;
     }
     return kv_reply_null_array(c);
+}
+
+KV_CMD(lmpop)
+{
+    return mpop(c, 1);
+}
+
+KV_CMD(blmpop)
+{
+    return mpop(c, 2);
 }
 
 /* BLPOP / BRPOP key... timeout: the first non-empty list, in argument

@@ -226,6 +226,7 @@ static int zadd_generic(struct kv_ctx *c, int flags)
         RABIA_ASSERT(zs(o)->len > 0);
         if (!kv_add(c, c->argv[1], c->len[1], o))
             return -ENOMEM;
+        kv_key_ready(c, c->argv[1], c->len[1]); /* clients parked in BZPOPMIN / BZMPOP on it retry */
     } else if (added || updated) {
         kv_touch(c, ke);
     }
@@ -631,6 +632,8 @@ static int store_result(struct kv_ctx *c, uint32_t di, struct kv_obj *o)
     uint64_t n = zs(o)->len;
     if (n) {
         int rc = kv_set(c, c->argv[di], c->len[di], o, false);
+        if (!rc)
+            kv_key_ready(c, c->argv[di], c->len[di]);
         return rc ? rc : kv_reply_int(c, (int64_t)n);
     }
     kv_obj_free(c->s, o);
@@ -790,18 +793,19 @@ static int zpop_generic(struct kv_ctx *c, bool max)
     return rc;
 }
 
-/* ZMPOP numkeys key... MIN|MAX [COUNT count] (feature level 1): up to
- * count members of the first sorted set among the keys, as [key,
- * [[member, score]...]]; a nil array when every key is absent; a
- * non-zset met before a zset is WRONGTYPE. */
-KV_CMD(zmpop)
+/* ZMPOP numkeys key... MIN|MAX [COUNT count], BZMPOP timeout numkeys ...
+ * (feature level 1): up to count members of the first sorted set among
+ * the keys, as [key, [[member, score]...]]; a nil array when every key is
+ * absent (the front end parks BZMPOP's client then); a non-zset met
+ * before a zset is WRONGTYPE. */
+static int zmpop_generic(struct kv_ctx *c, uint32_t at)
 {
     uint32_t nk;
     int max;
     int64_t count;
-    if (!kv_mpop_args(c, "min", "max", &nk, &max, &count))
+    if (!kv_mpop_args(c, at, "min", "max", &nk, &max, &count))
         return 0; /* replied */
-    for (uint32_t i = 2; i < 2 + nk; i++) {
+    for (uint32_t i = at + 1; i < at + 1 + nk; i++) {
         struct kv_dent *ke;
         if (!lookup(c, i, &ke))
             return 0; /* WRONGTYPE replied */
@@ -826,6 +830,40 @@ KV_CMD(zmpop)
     }
     return kv_reply_null_array(c);
 }
+
+KV_CMD(zmpop) { return zmpop_generic(c, 1); }
+KV_CMD(bzmpop) { return zmpop_generic(c, 2); }
+
+/* BZPOPMIN / BZPOPMAX key... timeout (feature level 1): [key, member,
+ * score] of the first sorted set among the keys; a nil array when every
+ * key is absent (the front end parks the client); a non-zset met before a
+ * zset is WRONGTYPE. */
+static int bzpop(struct kv_ctx *c, bool max)
+{
+    if (!kv_arg_timeout(c, c->argc - 1))
+        return 0; /* replied */
+    for (uint32_t i = 1; i + 1 < c->argc; i++) {
+        struct kv_dent *ke;
+        if (!lookup(c, i, &ke))
+            return 0; /* WRONGTYPE replied */
+        if (!ke)
+            continue;
+        struct kv_zset *z = zs(obj_of(ke));
+        struct kv_zsl_node *x = max ? z->tail : kv_zset_first(z);
+        int rc = kv_reply_array(c, 3);
+        if (!rc)
+            rc = kv_reply_bulk(c, c->argv[i], c->len[i]);
+        if (!rc)
+            rc = reply_node(c, x, true);
+        kv_zset_delete(c->s, z, x->e);
+        removed(c, ke);
+        return rc;
+    }
+    return kv_reply_null_array(c);
+}
+
+KV_CMD(bzpopmin) { return bzpop(c, false); }
+KV_CMD(bzpopmax) { return bzpop(c, true); }
 
 KV_CMD(zpopmin) { return zpop_generic(c, false); }
 KV_CMD(zpopmax) { return zpop_generic(c, true); }

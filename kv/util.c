@@ -298,20 +298,36 @@ int rabia_kv_glob_match(const uint8_t *p, size_t pl, const uint8_t *s, size_t sl
     return kv_glob(p, pl, s, sl);
 }
 
-/* LMPOP / ZMPOP numkeys key... WHERE [COUNT count] (Redis 7.0's
- * lmpopGenericCommand and zmpopGenericCommand, non-blocking): the keys
- * are arguments 2 .. 2 + *nkeys, WHERE is w0 (*which 0) or w1 (1), *count
- * 1 without COUNT. Redis's order of checks and texts: numkeys (an integer
- * of at least 1), WHERE's place and word, then the options. false after
- * an error reply. */
-bool kv_mpop_args(struct kv_ctx *c, const char *w0, const char *w1, uint32_t *nkeys, int *which, int64_t *count)
+/* Redis 7.0's getTimeoutFromObjectOrReply in seconds: (long long)(t *
+ * 1000) must not be negative. A product beyond long long converts to
+ * LLONG_MIN on the x86 Redis (inf and 1e20 read as negative there), so
+ * it is refused the same way. The waiting itself is the front end's. */
+bool kv_arg_timeout(struct kv_ctx *c, uint32_t i)
+{
+    long double t;
+    if (!kv_parse_long_double(c->argv[i], c->len[i], &t))
+        return kv_reply_err(c, "ERR timeout is not a float or out of range"), false;
+    long double ms = t * 1000.0L;
+    if (!(ms > -1.0L && ms < 0x1p63L))
+        return kv_reply_err(c, "ERR timeout is negative"), false;
+    return true;
+}
+
+/* [B]LMPOP / [B]ZMPOP [timeout] numkeys key... WHERE [COUNT count]
+ * (Redis 7.0's lmpopGenericCommand and zmpopGenericCommand): numkeys is
+ * argument `at`, the keys follow it, WHERE is w0 (*which 0) or w1 (1),
+ * *count 1 without COUNT. Redis's order of checks and texts: numkeys (an
+ * integer of at least 1), WHERE's place and word, the options, then a
+ * blocking form's timeout (argument 1). false after an error reply. */
+bool kv_mpop_args(struct kv_ctx *c, uint32_t at, const char *w0, const char *w1, uint32_t *nkeys, int *which,
+                  int64_t *count)
 {
     int64_t nk, n;
-    if (!kv_parse_i64(c->argv[1], c->len[1], &nk) || nk < 1)
+    if (!kv_parse_i64(c->argv[at], c->len[at], &nk) || nk < 1)
         return kv_reply_err(c, "ERR numkeys should be greater than 0"), false;
-    if (nk >= (int64_t)c->argc - 2) /* WHERE would be at 2 + numkeys: past the end */
+    if (nk >= (int64_t)(c->argc - at - 1)) /* WHERE would be at at + 1 + numkeys: past the end */
         return kv_reply_err(c, KV_ERR_SYNTAX), false;
-    uint32_t wi = 2 + (uint32_t)nk;
+    uint32_t wi = at + 1 + (uint32_t)nk;
     if (kv_arg_is(c, wi, w0))
         *which = 0;
     else if (kv_arg_is(c, wi, w1))
@@ -331,6 +347,8 @@ bool kv_mpop_args(struct kv_ctx *c, const char *w0, const char *w1, uint32_t *nk
     }
     if (*count == -1)
         *count = 1;
+    if (at == 2 && !kv_arg_timeout(c, 1))
+        return false;
     *nkeys = (uint32_t)nk;
     return true;
 }

@@ -442,7 +442,9 @@ static uint32_t numkeys_of(const uint8_t *p, size_t n, uint32_t argc)
 /* Where the numkeys argument of a movable-key command is (0: not one). */
 static uint32_t numkeys_at(const char *name)
 {
-    if (!strcmp(name, "zunionstore") || !strcmp(name, "zinterstore") || !strcmp(name, "zdiffstore")) return 2;
+    if (!strcmp(name, "zunionstore") || !strcmp(name, "zinterstore") || !strcmp(name, "zdiffstore") ||
+        !strcmp(name, "blmpop") || !strcmp(name, "bzmpop"))
+        return 2;
     if (!strcmp(name, "sintercard") || !strcmp(name, "zunion") || !strcmp(name, "zinter") || !strcmp(name, "zdiff") ||
         !strcmp(name, "zintercard") || !strcmp(name, "lmpop") || !strcmp(name, "zmpop"))
         return 1;
@@ -454,8 +456,9 @@ static uint32_t numkeys_at(const char *name)
 static bool is_key(const char *name, uint32_t i, uint32_t argc, int first, int last, int step, uint32_t nk)
 {
     uint32_t at = numkeys_at(name);
-    if (at == 2) return i == 1 || (i >= 3 && i < 3 + nk);
-    if (at == 1) return i >= 2 && i < 2 + nk;
+    /* the stores' destination is argument 1; BLMPOP / BZMPOP's is the timeout */
+    bool dst = at == 2 && name[0] == 'z';
+    if (at) return (dst && i == 1) || (i > at && i <= at + nk);
     if (first <= 0 || step <= 0) return false;
     int l = last < 0 ? (int)argc + last : last;
     return (int64_t)i >= first && (int64_t)i <= l && ((int64_t)i - first) % step == 0;

@@ -25,7 +25,8 @@ reads:
      cluster goes on;
   3. Pub/Sub: a subscriber on replica A, a publisher on replica B; every
      message arrives, in publish order;
-  4. blocking pops: BLPOP on one replica woken by an RPUSH on another; BLPOP
+  4. blocking pops: BLPOP on one replica woken by an RPUSH on another (and
+     BZPOPMIN by a ZADD, BLMPOP by an RPUSH, BZMPOP's timeout); BLPOP
      on an empty list times out with None;
   5. concurrency with a crash: --threads threads increment a counter stored
      as JSON in one string key ({"n": total, "by": {thread: count}}) with
@@ -440,6 +441,43 @@ def blpop_check(host, pop_port, push_port, key, label):
           res is None and 0.9 <= dt < 4, "%r after %.2f s" % (res, dt))
 
 
+def zpop_check(host, pop_port, push_port, key, label):
+    """BZPOPMIN and BLMPOP (feature level 1, Redis 7.0's): a priority queue's
+    worker parked on one replica, woken by a ZADD on another; BLMPOP the
+    same with an RPUSH; BZMPOP's timeout."""
+    popper = redis.Redis(host=host, port=pop_port, socket_timeout=20, socket_connect_timeout=2, **TLS_KW)
+    pusher = redis.Redis(host=host, port=push_port, socket_timeout=5, socket_connect_timeout=2, **TLS_KW)
+    pusher.delete(key, key + ":l")
+    for name, call, push, want in (
+            ("BZPOPMIN", lambda: popper.bzpopmin([key + ":none", key], timeout=8),
+             lambda: pusher.zadd(key, {"job-2": 2, "job-1": 1}), (key.encode(), b"job-1", 1.0)),
+            ("BLMPOP", lambda: popper.execute_command("BLMPOP", 8, 2, key + ":none", key + ":l", "LEFT", "COUNT", 5),
+             lambda: pusher.rpush(key + ":l", "a", "b"), [(key + ":l").encode(), [b"a", b"b"]])):
+        out = {}
+
+        def pop():
+            t = time.time()
+            try:
+                out["res"] = call()
+            except Exception as e:  # noqa: BLE001 (reported below)
+                out["res"] = e
+            out["dt"] = time.time() - t
+        th = threading.Thread(target=pop)
+        th.start()
+        time.sleep(0.5)
+        pushed = push()
+        th.join(15)
+        check("%s: %s on port %d woken by a write on port %d" % (label, name, pop_port, push_port),
+              out.get("res") == want and 0.3 <= out.get("dt", 99) < 8,
+              "pushed %r, %s %r after %.2f s" % (pushed, name, out.get("res"), out.get("dt", -1)))
+    check("%s: ZPOP left the other member" % label, pusher.zrange(key, 0, -1, withscores=True) == [(b"job-2", 2.0)])
+    t = time.time()
+    res = popper.execute_command("BZMPOP", 1, 1, key + ":none", "MIN")
+    dt = time.time() - t
+    check("%s: BZMPOP on an empty key with timeout 1 returns None after ~1 s" % label,
+          res is None and 0.9 <= dt < 4, "%r after %.2f s" % (res, dt))
+
+
 # ---------------------------------------------------------------------------
 # 5. concurrency and the crash
 
@@ -597,6 +635,7 @@ def main():
     step("3", lambda: pubsub_check(host, ports[0], ports[1], P + "news", 50, "before the crash"))
     say("4. blocking pops")
     step("4", lambda: blpop_check(host, ports[2], ports[0], P + "queue", "before the crash"))
+    step("4 (BZPOPMIN, BLMPOP)", lambda: zpop_check(host, ports[1], ports[2], P + "pq", "before the crash"))
 
     say("5. %d threads x %d WATCH/MULTI/EXEC increments, a list/set writer, kill -9 midway"
         % (args.threads, args.increments))

@@ -993,6 +993,25 @@ class Gen:
         return s.mpop(b"LMPOP", "list", [b"LEFT", b"RIGHT", b"left", b"Right"])
     c_lmpop.weight = 2
 
+    def btimeout(s):
+        # a blocking form's timeout: short (both sides wait it out on empty
+        # keys, one command at a time), or refused
+        return s.rng.choice([b"0.01", b"0.02", b"0.01", b"x", b"-1", b"inf"])
+
+    def c_blmpop(s):
+        a = s.mpop(b"BLMPOP", "list", [b"LEFT", b"RIGHT"])
+        return a[:1] + [s.btimeout()] + a[1:]
+    c_blmpop.weight = 1
+
+    def c_bzmpop(s):
+        a = s.mpop(b"BZMPOP", "zset", [b"MIN", b"MAX"])
+        return a[:1] + [s.btimeout()] + a[1:]
+    c_bzmpop.weight = 1
+
+    def c_bzpopmin(s):
+        return [s.rng.choice([b"BZPOPMIN", b"BZPOPMAX"])] + s.ks("zset", 1, 3) + [s.btimeout()]
+    c_bzpopmin.weight = 1
+
     def c_rpop(s):
         a = [b"RPOP", s.k("list")]
         if s.rng.random() < 0.3:

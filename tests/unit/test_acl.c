@@ -170,6 +170,8 @@ static void test_permissions(void)
     /* LMPOP / ZMPOP: numkeys at 1, then the keys; WHERE and COUNT are no keys */
     const char *lmp_ok[] = {"lmpop", "2", "app:a", "app:b", "LEFT", "COUNT", "2"};
     const char *lmp_bad[] = {"lmpop", "2", "app:a", "x:b", "LEFT"}, *zmp_bad[] = {"zmpop", "1", "x:a", "MIN"};
+    const char *blmp_ok[] = {"blmpop", "x:0", "1", "app:a", "LEFT"}, *bzmp_bad[] = {"bzmpop", "0", "1", "x:a", "MIN"};
+    const char *bzp_bad[] = {"bzpopmin", "app:a", "x:b", "0"}, *bzp_ok[] = {"bzpopmax", "app:a", "0"};
     CHECK_EQ(cmd("ro", 2, get), ACL_ALLOWED);
     CHECK_EQ(cmd("ro", 3, set), ACL_DENIED_CMD);
     CHECK_EQ(cmd("app", 3, set), ACL_ALLOWED);
@@ -188,6 +190,10 @@ static void test_permissions(void)
     CHECK_EQ(cmd("app", 7, lmp_ok), ACL_ALLOWED);
     CHECK_EQ(cmd("app", 5, lmp_bad), ACL_DENIED_KEY);
     CHECK_EQ(cmd("app", 4, zmp_bad), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("app", 5, blmp_ok), ACL_ALLOWED); /* the timeout is no key */
+    CHECK_EQ(cmd("app", 5, bzmp_bad), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("app", 4, bzp_bad), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("app", 3, bzp_ok), ACL_ALLOWED);
     CHECK_EQ(cmd("app", 1, flush), ACL_DENIED_CMD);
     CHECK_EQ(cmd("nw", 3, seto), ACL_DENIED_CMD);
     CHECK_EQ(cmd("nw", 2, del), ACL_ALLOWED);

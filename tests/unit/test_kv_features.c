@@ -216,6 +216,24 @@ static void test_mpop(void)
     KV_DO(sm, "ZMPOP 1 s MIN", "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
     KV_DO(sm, "ZMPOP 1 s LEFT", "-ERR syntax error\r\n");
     KV_DO(sm, "ZMPOP -1 s MIN", "-ERR numkeys should be greater than 0\r\n");
+    /* the blocking forms: as applied (the front end parks a client whose
+     * answer is the nil array); the timeout checked after the options */
+    KV_DO(sm, "DEL s", ":1\r\n");
+    KV_DO(sm, "ZADD z 1 a 2 b 3 c", ":3\r\n");
+    KV_DO(sm, "RPUSH l x y", ":2\r\n");
+    KV_DO(sm, "SET s v", "+OK\r\n");
+    KV_DO(sm, "BZPOPMIN nz z 0", "*3\r\n$1\r\nz\r\n$1\r\na\r\n$1\r\n1\r\n");
+    KV_DO(sm, "BZPOPMAX z 0.5", "*3\r\n$1\r\nz\r\n$1\r\nc\r\n$1\r\n3\r\n");
+    KV_DO(sm, "BZPOPMIN s z 0", "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    KV_DO(sm, "BZPOPMIN z x", "-ERR timeout is not a float or out of range\r\n");
+    KV_DO(sm, "BZPOPMIN nz 1", "*-1\r\n");
+    KV_DO(sm, "BLMPOP 0 2 nl l RIGHT COUNT 5", "*2\r\n$1\r\nl\r\n*2\r\n$1\r\ny\r\n$1\r\nx\r\n");
+    KV_DO(sm, "BZMPOP 0 1 z MIN COUNT 1", "*2\r\n$1\r\nz\r\n*1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n");
+    KV_DO(sm, "BLMPOP x 1 l LEFT", "-ERR timeout is not a float or out of range\r\n");
+    KV_DO(sm, "BZMPOP -1 1 z MIN", "-ERR timeout is negative\r\n");
+    KV_DO(sm, "BLMPOP x 0 l LEFT", "-ERR numkeys should be greater than 0\r\n");
+    KV_DO(sm, "BZMPOP -1 1 z MIN COUNT 0", "-ERR count should be greater than 0\r\n");
+    KV_DO(sm, "BLMPOP 1 1 nl LEFT", "*-1\r\n");
     rabia_sm_kv.destroy(sm);
 }
 
