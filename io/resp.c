@@ -822,6 +822,21 @@ static const struct cmd *find_cmd(const uint8_t *p, size_t len)
     return ctab_find(low, len);
 }
 
+/* The feature level of a command (kv/README.md "Feature levels"): the KV
+ * store's; 0 for the connection's own. */
+static unsigned cmd_level(const struct cmd *c)
+{
+    uintptr_t p = (uintptr_t)c, lo = (uintptr_t)kv_cmds, hi = (uintptr_t)(kv_cmds + n_kv_cmds);
+    return p >= lo && p < hi ? kv_cmd_level[c - kv_cmds] : 0;
+}
+
+/* A command above the cluster's agreed level does not exist yet: refused
+ * before it is replicated, left out of COMMAND's answers. */
+static bool cmd_visible(const struct resp_session *s, const struct cmd *c)
+{
+    return !s->feature_level || cmd_level(c) <= __atomic_load_n(s->feature_level, __ATOMIC_RELAXED);
+}
+
 static unsigned all_count(void)
 {
     pthread_once(&kv_cmds_once, kv_cmds_init);
@@ -1776,17 +1791,26 @@ static int put_cmd_info(struct rabia_buf *o, uint8_t proto, const struct cmd *c)
     return rc;
 }
 
+static unsigned visible_count(const struct resp_session *s)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < all_count(); i++)
+        n += cmd_visible(s, all_at(i));
+    return n;
+}
+
 static int cmd_command(struct ctx *x, const struct cmd *cmd)
 {
-    int rc = resp_put_array(x->out, all_count());
+    int rc = resp_put_array(x->out, visible_count(x->s));
     for (unsigned i = 0; !rc && i < all_count(); i++)
-        rc = put_cmd_info(x->out, x->s->proto, all_at(i));
+        if (cmd_visible(x->s, all_at(i)))
+            rc = put_cmd_info(x->out, x->s->proto, all_at(i));
     return rc ? -ENOMEM : RESP_LOCAL;
 }
 
 static int cmd_command_count(struct ctx *x, const struct cmd *cmd)
 {
-    return resp_put_int(x->out, (int64_t)all_count()) ? -ENOMEM : RESP_LOCAL;
+    return resp_put_int(x->out, (int64_t)visible_count(x->s)) ? -ENOMEM : RESP_LOCAL;
 }
 
 /* redis-cli asks for COMMAND DOCS at start (for its hints): an empty map
@@ -1813,16 +1837,17 @@ static int cmd_command_info(struct ctx *x, const struct cmd *cmd)
     int rc = resp_put_array(x->out, ARGC - 2);
     for (uint32_t i = 2; !rc && i < ARGC; i++) {
         const struct cmd *c = lookup_full(ARG(i), LEN(i));
-        rc = c ? put_cmd_info(x->out, x->s->proto, c) : put_nil(x->out, x->s->proto);
+        rc = c && cmd_visible(x->s, c) ? put_cmd_info(x->out, x->s->proto, c) : put_nil(x->out, x->s->proto);
     }
     return rc ? -ENOMEM : RESP_LOCAL;
 }
 
 static int cmd_command_list(struct ctx *x, const struct cmd *cmd)
 {
-    int rc = resp_put_array(x->out, all_count());
+    int rc = resp_put_array(x->out, visible_count(x->s));
     for (unsigned i = 0; !rc && i < all_count(); i++)
-        rc = put_bulk_cstr(x->out, all_at(i)->name);
+        if (cmd_visible(x->s, all_at(i)))
+            rc = put_bulk_cstr(x->out, all_at(i)->name);
     return rc ? -ENOMEM : RESP_LOCAL;
 }
 
@@ -2404,13 +2429,9 @@ static int dispatch(struct ctx *x)
     const struct cmd *cmd = find_cmd(ARG(0), LEN(0));
     if (!cmd)
         return reject_unknown(x);
-    if ((uintptr_t)cmd >= (uintptr_t)kv_cmds && (uintptr_t)cmd < (uintptr_t)(kv_cmds + n_kv_cmds) && s->feature_level) {
-        /* refused here rather than decided: the store would answer plain
-         * "unknown command" (kv/features.c) */
-        unsigned need = kv_cmd_level[cmd - kv_cmds], agreed = __atomic_load_n(s->feature_level, __ATOMIC_RELAXED);
-        if (need > agreed)
-            return reject_level(x, cmd, need, agreed);
-    }
+    if (!cmd_visible(s, cmd)) /* refused here rather than decided: the store would answer plain
+                                 "unknown command" (kv/features.c) */
+        return reject_level(x, cmd, cmd_level(cmd), __atomic_load_n(s->feature_level, __ATOMIC_RELAXED));
     s->last_cmd = cmd->name;
     s->post = RESP_POST_NONE;
     s->r3 = R3_NONE;

@@ -36,7 +36,7 @@ static const struct kv_cmd commands[] = {
     {"expireat", -3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_expireat},
     {"expiretime", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_expiretime},
     {"featurelevel", 2, KV_F_WRITE | KV_F_INTERNAL | KV_F_NOSCRIPT, 0, 0, 0, kv_cmd_featurelevel},
-    {"features", 4, KV_F_INTERNAL | KV_F_NOSCRIPT, 0, 0, 0, kv_cmd_features},
+    {"features", -1, KV_F_INTERNAL | KV_F_NOSCRIPT, 0, 0, 0, kv_cmd_features},
     {"flushall", -1, KV_F_WRITE, 0, 0, 0, kv_cmd_flushall},
     {"flushdb", -1, KV_F_WRITE, 0, 0, 0, kv_cmd_flushdb},
     {"get", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_get},
@@ -362,7 +362,7 @@ bad:
 /* ------------------------------------------------------------------ */
 /* Dispatch. */
 
-static int unknown(struct kv_ctx *c)
+int kv_reply_unknown(struct kv_ctx *c)
 {
     /* Redis: ERR unknown command 'x', with args beginning with: 'a' 'b' */
     struct rabia_buf *o = c->out;
@@ -403,7 +403,7 @@ int kv_run(struct kv_store *s, uint32_t dbi, uint32_t argc, const uint8_t *const
     /* a command above the agreed feature level does not exist yet: the
      * answer a build without it gives (features.c) */
     if (!cmd || kv_cmd_level(cmd) > s->feature_level)
-        return unknown(&c);
+        return kv_reply_unknown(&c);
     if (!arity_ok(cmd->arity, argc))
         return kv_reply_arity(&c);
     size_t before = out->len;
@@ -513,11 +513,18 @@ static int run_watchver(struct kv_store *s, uint32_t dbi, const struct args *a, 
 
 /* The replicas' own operations (SWEEP, FEATURES, FEATURELEVEL) only run
  * as a whole operation: inside a transaction or @DB they are unknown
- * (the front ends refuse them from clients: rabia_kv_op_internal). */
+ * (the front ends refuse them from clients: rabia_kv_op_internal). Builds
+ * before levels ran a nested SWEEP: so does a store at level 0. */
 static bool internal(const uint8_t *name, size_t n)
 {
     const struct kv_cmd *k = lookup(name, n);
     return k && (k->flags & KV_F_INTERNAL);
+}
+
+static bool nested_refused(const struct kv_store *s, const uint8_t *name, size_t n)
+{
+    const struct kv_cmd *k = lookup(name, n);
+    return k && (k->flags & KV_F_INTERNAL) && (k->fn != kv_cmd_sweep || s->feature_level >= 1);
 }
 
 bool rabia_kv_op_internal(const uint8_t *op, size_t n)
@@ -547,8 +554,8 @@ static int run_op(struct kv_store *s, uint32_t dbi, const uint8_t *op, size_t n,
         rc = reply_err(out, "ERR empty command");
     } else if (depth > 4) {
         rc = reply_err(out, "ERR operation nested too deeply");
-    } else if (!own && depth && internal(a.v[0], a.len[0])) {
-        rc = unknown(&(struct kv_ctx){.out = out, .argc = a.argc, .argv = a.v, .len = a.len});
+    } else if (!own && depth && nested_refused(s, a.v[0], a.len[0])) {
+        rc = kv_reply_unknown(&(struct kv_ctx){.out = out, .argc = a.argc, .argv = a.v, .len = a.len});
     } else if (!own) {
         rc = kv_run(s, dbi, a.argc, a.v, a.len, out, in_exec);
     } else if (kv_eq(a.v[0], a.len[0], "@db")) {

@@ -13,9 +13,10 @@
  *
  *   FEATURES replica incarnation level
  *       replica (that incarnation of it) runs a build supporting `level`.
- *       Changes nothing: it reaches every replica's runtime as an event,
- *       and a replica that has heard every member's current incarnation
- *       support level L proposes FEATURELEVEL L.
+ *       Changes nothing, and answers what older builds answer: it reaches
+ *       every replica's runtime as an event, and a replica that has heard
+ *       every member's current incarnation support level L proposes
+ *       FEATURELEVEL L.
  *   FEATURELEVEL level
  *       the agreed level becomes max(agreed, level): state, in snapshots
  *       (version 4) and in the state hash once above 0. A replica whose
@@ -25,19 +26,20 @@
 #include "internal.h"
 #include "rabia/types.h"
 
+/* Its reply is what a build without levels answers, byte for byte: the
+ * reply is kept in its session (core/rsm.c), which snapshots and the state
+ * hash cover, and a replica offering a level runs beside older builds. */
 KV_CMD(features)
 {
     int64_t id, inc, level;
-    if (!kv_arg_i64(c, 1, &id) || !kv_arg_i64(c, 2, &inc) || !kv_arg_i64(c, 3, &level))
-        return 0; /* replied */
-    if (id < 1 || id > RABIA_MAX_REPLICAS || inc < 0 || level < 0 || level > UINT8_MAX)
-        return kv_reply_err(c, "ERR FEATURES replica incarnation level: out of range");
-    if (c->s->ev_fn) {
+    if (c->argc == 4 && kv_parse_i64(c->argv[1], c->len[1], &id) && kv_parse_i64(c->argv[2], c->len[2], &inc) &&
+        kv_parse_i64(c->argv[3], c->len[3], &level) && id >= 1 && id <= RABIA_MAX_REPLICAS && inc >= 0 &&
+        level >= 0 && level <= UINT8_MAX && c->s->ev_fn) {
         struct rabia_sm_event ev = {.kind = RABIA_SM_EV_FEATURES, .db = (uint32_t)id, .u1 = (uint64_t)inc,
                                     .u2 = (uint64_t)level};
         c->s->ev_fn(c->s->ev_arg, &ev);
     }
-    return kv_reply_ok(c);
+    return kv_reply_unknown(c);
 }
 
 KV_CMD(featurelevel)

@@ -467,6 +467,9 @@ struct kv_cmd {
     int (*fn)(struct kv_ctx *c);
 };
 
+/* Redis's "ERR unknown command 'x', with args beginning with: ..." for
+ * c's arguments: what a build without the command answers. */
+int kv_reply_unknown(struct kv_ctx *c);
 /* The command named p[0..n) (any case), or NULL. */
 const struct kv_cmd *kv_lookup(const uint8_t *p, size_t n);
 /* The feature level that introduced cmd (command.c's `levels`; 0 for every

@@ -10,8 +10,10 @@
  * (version 4) u8 the agreed feature level (features.c). A store writes the
  * lowest version that holds its state: 2 while no script was cached and
  * no level agreed (what builds before scripts read), 3 with scripts, 4
- * once a level was agreed; all three are read. A level above this build's
- * is refused with RABIA_E_FEATURE.
+ * once a level was agreed; all three are read. A level above this build's,
+ * or a version above 4, is refused with RABIA_E_FEATURE: a later build
+ * adds a snapshot version only together with a feature level, so such a
+ * snapshot means the cluster agreed a level this build lacks.
  * Equal stores give equal bytes; restore checks every field and builds a
  * new store, so a corrupt snapshot leaves the old state alone. */
 #include <string.h>
@@ -196,7 +198,13 @@ int kv_store_load(const uint8_t *p, size_t n, struct kv_store **out)
     if (!s)
         return -ENOMEM;
     int rc = -EINVAL;
-    if (!kv_rd_u8(&r, &v) || v < 2 || v > KV_SNAPSHOT_VERSION || !kv_rd_u64(&r, &s->now_ms) ||
+    if (!kv_rd_u8(&r, &v))
+        goto fail;
+    if (v > KV_SNAPSHOT_VERSION) {
+        rc = RABIA_E_FEATURE; /* a later build's: a new version comes only with a feature level */
+        goto fail;
+    }
+    if (v < 2 || !kv_rd_u64(&r, &s->now_ms) ||
         !kv_rd_u64(&r, &s->version))
         goto fail;
     for (uint32_t i = 0; i < KV_DBS; i++) {

@@ -9,6 +9,7 @@
 #include <xxhash.h>
 
 #include "internal.h"
+#include "kv.h"
 
 /* ------------------------------------------------------------------ */
 /* the application's session */
@@ -88,6 +89,8 @@ void replica_drain_app(struct rabia_replica *r)
 int rabia_replica_submit(struct rabia_replica *r, const void *op, size_t len, rabia_replica_done_fn done, void *ctx)
 {
     if (len == 0 || len > UINT32_MAX) return -EINVAL; /* an empty op opens a session (rsm.h) */
+    /* SWEEP, FEATURES, FEATURELEVEL are the replicas' own (kv/README.md "Feature levels") */
+    if (!strcmp(r->cfg.state_machine, "kv") && rabia_kv_op_internal(op, len)) return -EPERM;
     uint8_t *copy = malloc(len ? len : 1);
     if (!copy) return -ENOMEM;
     memcpy(copy, op, len);

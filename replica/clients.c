@@ -629,7 +629,8 @@ static void features_submit(struct rabia_replica *r, int argc, const char *const
  * replica that heard every member's current incarnation (its own; the
  * peers' from their HELLO) support level L above the agreed one proposes
  * FEATURELEVEL L. A member restarted with another build is heard anew
- * before it counts: its HELLO carries a new incarnation. */
+ * before it counts (its HELLO carries a new incarnation), and a member
+ * that is not connected now does not count. */
 void replica_kv_features(struct rabia_replica *r, uint64_t now)
 {
     if (strcmp(r->cfg.state_machine, "kv") != 0) return;
@@ -641,8 +642,11 @@ void replica_kv_features(struct rabia_replica *r, uint64_t now)
     unsigned level = r->feature_offer;
     bool all = true;
     for (uint8_t p = 0; p < r->cfg.n && all; p++) {
+        /* a peer that is down now may be coming back with another build
+         * (a rollback, a hold): only connected members count */
+        bool up = p == r->self || (r->hello.peer[p].conn != HELLO_NO_CONN && r->peers[p].out_ready);
         uint64_t inc = p == r->self ? r->incarnation : r->hello.peer[p].incarnation;
-        all = inc && r->feature_heard[p].incarnation == inc;
+        all = up && inc && r->feature_heard[p].incarnation == inc;
         if (all && r->feature_heard[p].level < level) level = r->feature_heard[p].level;
     }
     char a1[24], a2[24], a3[24];

@@ -954,6 +954,9 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
             durable_close(&r->dur);
             rc = node_reset_state(r->node);
             r->rsm = node_rsm(r->node);
+            /* a new state machine: its events (Pub/Sub, blocked pops, feature
+             * levels) must reach this replica too */
+            if (!rc && sm->set_events) sm->set_events(rabia_rsm_sm(r->rsm), replica_sm_event, r);
             dc.recovering = true;
             if (!rc) rc = durable_open(&r->dur, &dc, &hk, r->rsm, &rest, err, errlen);
             rest.rejoin = true;

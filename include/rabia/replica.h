@@ -147,8 +147,10 @@ void rabia_replica_destroy(struct rabia_replica *r);
  * refused (status != OK, result empty; RABIA_REPLY_SESSION_EXPIRED means
  * the application's session was evicted for lack of max-sessions and the
  * outcome is unknown). Each operation is applied at most once. Returns 0,
- * -ENOBUFS when the submission queue is full, or -EINVAL for an empty op
- * (empty ops are reserved: they open sessions). */
+ * -ENOBUFS when the submission queue is full, -EINVAL for an empty op
+ * (empty ops are reserved: they open sessions), or -EPERM for one of the
+ * KV store's own operations (SWEEP, FEATURES, FEATURELEVEL: the replicas
+ * submit them themselves; kv/README.md "Feature levels"). */
 typedef void (*rabia_replica_done_fn)(void *ctx, int status, const uint8_t *result, size_t len);
 int rabia_replica_submit(struct rabia_replica *r, const void *op, size_t len, rabia_replica_done_fn done,
                          void *ctx);
