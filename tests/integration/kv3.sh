@@ -90,6 +90,25 @@ expect_eq "rabia-cli kv raw FOOBAR exit status (error result)" "$rc" 1
 expect_match "rabia-cli kv raw FOOBAR" "$out" "ERR unknown command 'FOOBAR'"
 expect_eq "rabia-cli kv keys m:* (sorted: KEYS lists in hash order)" "$(cli -a "$A" kv keys 'm:*' | sed 's/^[0-9]*) //' | sort | tr '\n' ' ')" '"m:2" "m:3" '
 
+say "feature levels (kv/README.md): one build, so its level is agreed; the replicas' own operations are no client's"
+flevel() { redis "$1" INFO server | tr -d '\r' | sed -n 's/^rabia_feature_level://p'; }
+for i in 1 2 3; do
+  for ((t = 0; t < 100; t++)); do [ "$(flevel "$i")" = 1 ] && break; sleep 0.1; done # agreed within a second or two of the start
+  expect_eq "replica $i: INFO rabia_feature_level" "$(flevel "$i")" 1
+done
+expect_match "redis-cli FEATURELEVEL 9" "$(redis 1 FEATURELEVEL 9 2>&1)" "ERR unknown command 'FEATURELEVEL'"
+expect_match "redis-cli SWEEP" "$(redis 2 SWEEP 2>&1)" "ERR unknown command 'SWEEP'"
+expect_match "a script's redis.call('featurelevel', 9)" "$(redis 3 EVAL "return redis.call('featurelevel', '9')" 0 2>&1)" \
+  "Unknown Redis command called from script"
+for op in "FEATURELEVEL 9" "FEATURES 1 1 9" "SWEEP"; do
+  rc=0
+  out=$(cli -a "$A" kv raw $op 2>&1) || rc=$?
+  expect_match "rabia-cli kv raw $op (exit $rc)" "$out" "replicas' own operations"
+done
+out=$(cli -a "$A" kv txn 'FEATURELEVEL 9' 'GET t:1' | tr '\n' ' ')
+expect_match "rabia-cli kv txn 'FEATURELEVEL 9' 'GET t:1' (inside a transaction: unknown)" "$out" "^1\) \(error\) ERR unknown command 'FEATURELEVEL'"
+expect_eq "LMPOP (level 1) on replica 3" "$(redis 3 RPUSH fl:l a b >/dev/null; redis 3 LMPOP 1 fl:l RIGHT | tr '\n' ' ')" "fl:l b "
+
 say "all replicas agree"
 wait_converged 10 1 2 3
 for i in 1 2 3; do
