@@ -392,7 +392,7 @@ static bool arity_ok(int arity, uint32_t argc)
 }
 
 int kv_run(struct kv_store *s, uint32_t dbi, uint32_t argc, const uint8_t *const *argv,
-           const uint32_t *len, struct rabia_buf *out, bool in_exec)
+           const uint32_t *len, struct rabia_buf *out, bool in_exec, bool nested)
 {
     RABIA_ASSERT(dbi < KV_DBS);
     struct kv_ctx c = {.s = s, .db = &s->db[dbi], .dbi = dbi, .argc = argc, .argv = argv,
@@ -401,8 +401,11 @@ int kv_run(struct kv_store *s, uint32_t dbi, uint32_t argc, const uint8_t *const
         return kv_reply_err(&c, "ERR empty command");
     const struct kv_cmd *cmd = lookup(argv[0], len[0]);
     /* a command above the agreed feature level does not exist yet: the
-     * answer a build without it gives (features.c) */
-    if (!cmd || kv_cmd_level(cmd) > s->feature_level)
+     * answer a build without it gives (features.c); the replicas' own
+     * operations only run as a whole operation (builds before levels ran a
+     * nested SWEEP: so does a store at level 0) */
+    if (!cmd || kv_cmd_level(cmd) > s->feature_level ||
+        (nested && (cmd->flags & KV_F_INTERNAL) && (cmd->fn != kv_cmd_sweep || s->feature_level >= 1)))
         return kv_reply_unknown(&c);
     if (!arity_ok(cmd->arity, argc))
         return kv_reply_arity(&c);
@@ -511,28 +514,15 @@ static int run_watchver(struct kv_store *s, uint32_t dbi, const struct args *a, 
     return rc;
 }
 
-/* The replicas' own operations (SWEEP, FEATURES, FEATURELEVEL) only run
- * as a whole operation: inside a transaction or @DB they are unknown
- * (the front ends refuse them from clients: rabia_kv_op_internal). Builds
- * before levels ran a nested SWEEP: so does a store at level 0. */
-static bool internal(const uint8_t *name, size_t n)
-{
-    const struct kv_cmd *k = lookup(name, n);
-    return k && (k->flags & KV_F_INTERNAL);
-}
-
-static bool nested_refused(const struct kv_store *s, const uint8_t *name, size_t n)
-{
-    const struct kv_cmd *k = lookup(name, n);
-    return k && (k->flags & KV_F_INTERNAL) && (k->fn != kv_cmd_sweep || s->feature_level >= 1);
-}
-
+/* The replicas' own operations (SWEEP, FEATURES, FEATURELEVEL), for the
+ * front ends to refuse from clients (nested ones kv_run refuses). */
 bool rabia_kv_op_internal(const uint8_t *op, size_t n)
 {
     if (n < 8)
         return false;
     uint32_t argc = rabia_le_get32(op), l0 = rabia_le_get32(op + 4);
-    return argc >= 1 && l0 <= n - 8 && internal(op + 8, l0);
+    const struct kv_cmd *k = argc >= 1 && l0 <= n - 8 ? lookup(op + 8, l0) : NULL;
+    return k && (k->flags & KV_F_INTERNAL);
 }
 
 static int run_op(struct kv_store *s, uint32_t dbi, const uint8_t *op, size_t n, struct rabia_buf *out,
@@ -554,10 +544,8 @@ static int run_op(struct kv_store *s, uint32_t dbi, const uint8_t *op, size_t n,
         rc = reply_err(out, "ERR empty command");
     } else if (depth > 4) {
         rc = reply_err(out, "ERR operation nested too deeply");
-    } else if (!own && depth && nested_refused(s, a.v[0], a.len[0])) {
-        rc = kv_reply_unknown(&(struct kv_ctx){.out = out, .argc = a.argc, .argv = a.v, .len = a.len});
     } else if (!own) {
-        rc = kv_run(s, dbi, a.argc, a.v, a.len, out, in_exec);
+        rc = kv_run(s, dbi, a.argc, a.v, a.len, out, in_exec, depth > 0);
     } else if (kv_eq(a.v[0], a.len[0], "@db")) {
         uint32_t d;
         if (a.argc != 3 || !parse_db(a.v[1], a.len[1], &d))
@@ -573,7 +561,7 @@ static int run_op(struct kv_store *s, uint32_t dbi, const uint8_t *op, size_t n,
     } else if (kv_eq(a.v[0], a.len[0], "select")) {
         rc = reply_err(out, "ERR SELECT is kept per connection: send the operation as @DB n op");
     } else {
-        rc = kv_run(s, dbi, a.argc, a.v, a.len, out, in_exec);
+        rc = kv_run(s, dbi, a.argc, a.v, a.len, out, in_exec, depth > 0);
     }
     args_free(&a);
     return rc;

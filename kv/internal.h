@@ -476,10 +476,12 @@ const struct kv_cmd *kv_lookup(const uint8_t *p, size_t n);
  * command of the builds before levels existed): above the store's
  * feature_level it is unknown (features.c). */
 unsigned kv_cmd_level(const struct kv_cmd *cmd);
-/* Run one command (argv[0] its name) in database dbi: the arity and name
- * checks, then fn. 0 or -ENOMEM. */
+/* Run one command (argv[0] its name) in database dbi: the name (unknown
+ * above the agreed feature level, and for the replicas' own operations
+ * when nested in a transaction, @DB or a script) and arity checks, then
+ * fn. 0 or -ENOMEM. */
 int kv_run(struct kv_store *s, uint32_t dbi, uint32_t argc, const uint8_t *const *argv,
-           const uint32_t *len, struct rabia_buf *out, bool in_exec);
+           const uint32_t *len, struct rabia_buf *out, bool in_exec, bool nested);
 
 /* The command functions, by file. */
 #define KV_CMD(name) int kv_cmd_##name(struct kv_ctx *c)

@@ -292,7 +292,7 @@ static int redis_call_common(lua_State *L, bool raise)
         push_error_c(L, refuse);
         return raise ? lua_error(L) : 1;
     }
-    int rc = kv_run(r->s, r->dbi, (uint32_t)argc, argv, len, &r->reply, true);
+    int rc = kv_run(r->s, r->dbi, (uint32_t)argc, argv, len, &r->reply, true, true);
     if (rc) {
         r->enomem = rc;
         return luaL_error(L, "out of memory");

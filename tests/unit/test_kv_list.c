@@ -820,7 +820,7 @@ static void run_store(struct kv_store *s, const char *line)
         len[n++] = (uint32_t)strlen(t);
     }
     struct rabia_buf out = {0};
-    CHECK_EQ(kv_run(s, 0, n, argv, len, &out, false), 0);
+    CHECK_EQ(kv_run(s, 0, n, argv, len, &out, false, false), 0);
     CHECK(out.len > 0 && out.data[0] != '-');
     rabia_buf_free(&out);
 }

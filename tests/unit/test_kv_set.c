@@ -50,7 +50,7 @@ static const char *run_argv(struct kv_store *s, uint32_t n, const char *const *a
     for (uint32_t i = 0; i < n; i++)
         l[i] = lens ? lens[i] : (uint32_t)strlen(argv[i]);
     rabia_buf_clear(&out);
-    CHECK_EQ(kv_run(s, 0, n, (const uint8_t *const *)argv, l, &out, false), 0);
+    CHECK_EQ(kv_run(s, 0, n, (const uint8_t *const *)argv, l, &out, false, false), 0);
     rabia_buf_put_u8(&out, 0);
     out.len--;
     return (const char *)out.data;
