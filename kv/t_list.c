@@ -395,6 +395,21 @@ KV_CMD(rpushx)
     return push(c, TAIL, true);
 }
 
+/* Pop up to count elements of e's list, replied as an array in pop order. */
+static int pop_count(struct kv_ctx *c, struct kv_dent *e, int where, uint64_t count)
+{
+    struct list *l = lst(obj(e));
+    uint64_t n = count < l->count ? count : l->count;
+    int rc = kv_reply_array(c, n);
+    for (uint64_t i = 0; !rc && i < n; i++) {
+        struct lelem *x = list_pop(l, where);
+        rc = reply_elem(c, x);
+        kv_free(c->s, x);
+    }
+    removed(c, e);
+    return rc;
+}
+
 /* LPOP / RPOP key [count]: with a count the reply is an array (nil array
  * for a missing key), the elements in pop order. */
 static int pop(struct kv_ctx *c, int where)
@@ -412,16 +427,7 @@ static int pop(struct kv_ctx *c, int where)
         return pop_one(c, e, where, false, 0);
     if (count == 0)
         return kv_reply_array(c, 0);
-    struct list *l = lst(obj(e));
-    uint64_t n = (uint64_t)count < l->count ? (uint64_t)count : l->count;
-    rc = kv_reply_array(c, n);
-    for (uint64_t i = 0; !rc && i < n; i++) {
-        struct lelem *x = list_pop(l, where);
-        rc = reply_elem(c, x);
-        kv_free(c->s, x);
-    }
-    removed(c, e);
-    return rc;
+    return pop_count(c, e, where, (uint64_t)count);
 }
 
 KV_CMD(lpop)
@@ -453,21 +459,10 @@ static int mpop(struct kv_ctx *c, uint32_t at)
             return DONE(rc);
         if (!e)
             continue;
-        struct list *l = lst(obj(e));
-        uint64_t n = (uint64_t)count < l->count ? (uint64_t)count : l->count;
-        int where = which ? TAIL : HEAD;
         rc = kv_reply_array(c, 2);
         if (!rc)
             rc = kv_reply_bulk(c, c->argv[i], c->len[i]);
-        if (!rc)
-            rc = kv_reply_array(c, n);
-        for (uint64_t k = 0; !rc && k < n; k++) {
-            struct lelem *x = list_pop(l, where);
-            rc = reply_elem(c, x);
-            kv_free(c->s, x);
-        }
-        removed(c, e);
-        return rc;
+        return rc ? rc : pop_count(c, e, which ? TAIL : HEAD, (uint64_t)count);
     }
     return kv_reply_null_array(c);
 }

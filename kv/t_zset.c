@@ -793,6 +793,22 @@ static int zpop_generic(struct kv_ctx *c, bool max)
     return rc;
 }
 
+/* The first sorted set among key arguments [from, to): 1 and *ke, *at;
+ * 0 when every key is absent; -1 after WRONGTYPE for a key holding another
+ * type met before it (Redis's order for the multi-key pops). */
+static int first_zset(struct kv_ctx *c, uint32_t from, uint32_t to, struct kv_dent **ke, uint32_t *at)
+{
+    for (uint32_t i = from; i < to; i++) {
+        if (!lookup(c, i, ke))
+            return -1;
+        if (*ke) {
+            *at = i;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* ZMPOP numkeys key... MIN|MAX [COUNT count], BZMPOP timeout numkeys ...
  * (feature level 1): up to count members of the first sorted set among
  * the keys, as [key, [[member, score]...]]; a nil array when every key is
@@ -805,30 +821,27 @@ static int zmpop_generic(struct kv_ctx *c, uint32_t at)
     int64_t count;
     if (!kv_mpop_args(c, at, "min", "max", &nk, &max, &count))
         return 0; /* replied */
-    for (uint32_t i = at + 1; i < at + 1 + nk; i++) {
-        struct kv_dent *ke;
-        if (!lookup(c, i, &ke))
-            return 0; /* WRONGTYPE replied */
-        if (!ke)
-            continue;
-        struct kv_zset *z = zs(obj_of(ke));
-        uint64_t n = (uint64_t)count < z->len ? (uint64_t)count : z->len;
-        int rc = kv_reply_array(c, 2);
+    struct kv_dent *ke;
+    uint32_t i;
+    int found = first_zset(c, at + 1, at + 1 + nk, &ke, &i);
+    if (found <= 0)
+        return found < 0 ? 0 : kv_reply_null_array(c);
+    struct kv_zset *z = zs(obj_of(ke));
+    uint64_t n = (uint64_t)count < z->len ? (uint64_t)count : z->len;
+    int rc = kv_reply_array(c, 2);
+    if (!rc)
+        rc = kv_reply_bulk(c, c->argv[i], c->len[i]);
+    if (!rc)
+        rc = kv_reply_array(c, n);
+    for (; n > 0 && !rc; n--) {
+        struct kv_zsl_node *x = max ? z->tail : kv_zset_first(z);
+        rc = kv_reply_array(c, 2);
         if (!rc)
-            rc = kv_reply_bulk(c, c->argv[i], c->len[i]);
-        if (!rc)
-            rc = kv_reply_array(c, n);
-        for (; n > 0 && !rc; n--) {
-            struct kv_zsl_node *x = max ? z->tail : kv_zset_first(z);
-            rc = kv_reply_array(c, 2);
-            if (!rc)
-                rc = reply_node(c, x, true);
-            kv_zset_delete(c->s, z, x->e);
-        }
-        removed(c, ke);
-        return rc;
+            rc = reply_node(c, x, true);
+        kv_zset_delete(c->s, z, x->e);
     }
-    return kv_reply_null_array(c);
+    removed(c, ke);
+    return rc;
 }
 
 KV_CMD(zmpop) { return zmpop_generic(c, 1); }
@@ -842,24 +855,21 @@ static int bzpop(struct kv_ctx *c, bool max)
 {
     if (!kv_arg_timeout(c, c->argc - 1))
         return 0; /* replied */
-    for (uint32_t i = 1; i + 1 < c->argc; i++) {
-        struct kv_dent *ke;
-        if (!lookup(c, i, &ke))
-            return 0; /* WRONGTYPE replied */
-        if (!ke)
-            continue;
-        struct kv_zset *z = zs(obj_of(ke));
-        struct kv_zsl_node *x = max ? z->tail : kv_zset_first(z);
-        int rc = kv_reply_array(c, 3);
-        if (!rc)
-            rc = kv_reply_bulk(c, c->argv[i], c->len[i]);
-        if (!rc)
-            rc = reply_node(c, x, true);
-        kv_zset_delete(c->s, z, x->e);
-        removed(c, ke);
-        return rc;
-    }
-    return kv_reply_null_array(c);
+    struct kv_dent *ke;
+    uint32_t i;
+    int found = first_zset(c, 1, c->argc - 1, &ke, &i);
+    if (found <= 0)
+        return found < 0 ? 0 : kv_reply_null_array(c);
+    struct kv_zset *z = zs(obj_of(ke));
+    struct kv_zsl_node *x = max ? z->tail : kv_zset_first(z);
+    int rc = kv_reply_array(c, 3);
+    if (!rc)
+        rc = kv_reply_bulk(c, c->argv[i], c->len[i]);
+    if (!rc)
+        rc = reply_node(c, x, true);
+    kv_zset_delete(c->s, z, x->e);
+    removed(c, ke);
+    return rc;
 }
 
 KV_CMD(bzpopmin) { return bzpop(c, false); }
