@@ -412,24 +412,32 @@ def pubsub_check(host, sub_port, pub_port, channel, n, label):
     ps.close()
 
 
-def blpop_check(host, pop_port, push_port, key, label):
-    popper = redis.Redis(host=host, port=pop_port, socket_timeout=20, socket_connect_timeout=2, **TLS_KW)
-    pusher = redis.Redis(host=host, port=push_port, socket_timeout=5, socket_connect_timeout=2, **TLS_KW)
-    pusher.delete(key)
+def woken(call, push):
+    """A blocking call in a thread, the push 0.5 s later: (what the push
+    returned, what the call returned or raised, seconds it took)."""
     out = {}
 
     def pop():
         t = time.time()
         try:
-            out["res"] = popper.blpop(key, timeout=8)
-        except Exception as e:  # noqa: BLE001 (reported below)
+            out["res"] = call()
+        except Exception as e:  # noqa: BLE001 (the caller reports it)
             out["res"] = e
         out["dt"] = time.time() - t
     th = threading.Thread(target=pop)
     th.start()
     time.sleep(0.5)
-    pushed = pusher.rpush(key, "job-1")
+    pushed = push()
     th.join(15)
+    return pushed, out.get("res"), out.get("dt", -1)
+
+
+def blpop_check(host, pop_port, push_port, key, label):
+    popper = redis.Redis(host=host, port=pop_port, socket_timeout=20, socket_connect_timeout=2, **TLS_KW)
+    pusher = redis.Redis(host=host, port=push_port, socket_timeout=5, socket_connect_timeout=2, **TLS_KW)
+    pusher.delete(key)
+    pushed, res, dt = woken(lambda: popper.blpop(key, timeout=8), lambda: pusher.rpush(key, "job-1"))
+    out = {"res": res, "dt": dt}
     check("%s: BLPOP on port %d woken by RPUSH on port %d" % (label, pop_port, push_port),
           pushed == 1 and out.get("res") == (key.encode(), b"job-1") and 0.3 <= out.get("dt", 99) < 8,
           "RPUSH %r, BLPOP %r after %.2f s" % (pushed, out.get("res"), out.get("dt", -1)))
@@ -453,20 +461,8 @@ def zpop_check(host, pop_port, push_port, key, label):
              lambda: pusher.zadd(key, {"job-2": 2, "job-1": 1}), (key.encode(), b"job-1", 1.0)),
             ("BLMPOP", lambda: popper.execute_command("BLMPOP", 8, 2, key + ":none", key + ":l", "LEFT", "COUNT", 5),
              lambda: pusher.rpush(key + ":l", "a", "b"), [(key + ":l").encode(), [b"a", b"b"]])):
-        out = {}
-
-        def pop():
-            t = time.time()
-            try:
-                out["res"] = call()
-            except Exception as e:  # noqa: BLE001 (reported below)
-                out["res"] = e
-            out["dt"] = time.time() - t
-        th = threading.Thread(target=pop)
-        th.start()
-        time.sleep(0.5)
-        pushed = push()
-        th.join(15)
+        pushed, res, dt = woken(call, push)
+        out = {"res": res, "dt": dt}
         check("%s: %s on port %d woken by a write on port %d" % (label, name, pop_port, push_port),
               out.get("res") == want and 0.3 <= out.get("dt", 99) < 8,
               "pushed %r, %s %r after %.2f s" % (pushed, name, out.get("res"), out.get("dt", -1)))
