@@ -437,9 +437,11 @@ static void kv_cmd(struct rabia_replica *r, const struct ident *id, uint32_t db,
     if (!ci || !(ci->flags & RABIA_KV_CMD_WRITE)) return; /* reads (and unknown commands) are not logged */
     /* unknown to the store (kv/README.md "Feature levels"): above the
      * agreed level, or one of its own nested in a transaction or @DB */
-    unsigned level = rabia_kv_feature_level(rabia_rsm_sm(r->rsm));
-    if (ci->level > level || (depth && (ci->flags & RABIA_KV_CMD_INTERNAL) && (strcmp(ci->name, "sweep") || level)))
-        return;
+    if (ci->level || (depth && (ci->flags & RABIA_KV_CMD_INTERNAL))) {
+        unsigned level = rabia_kv_feature_level(rabia_rsm_sm(r->rsm));
+        if (ci->level > level || (depth && (ci->flags & RABIA_KV_CMD_INTERNAL) && (strcmp(ci->name, "sweep") || level)))
+            return;
+    }
     if (!strcmp(ci->name, "sweep") && rlen == 4 && !memcmp(res, ":0\r\n", 4)) return; /* expired nothing: changed nothing */
     struct lw w = line_room(r);
     line_begin(r, &w, id);

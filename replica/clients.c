@@ -637,6 +637,12 @@ void replica_kv_features(struct rabia_replica *r, uint64_t now)
     unsigned agreed = rabia_kv_feature_level(rabia_rsm_sm(r->rsm));
     RABIA_ASSERT(agreed <= RABIA_KV_FEATURE_LEVEL); /* the apply stops the replica first */
     __atomic_store_n(&r->feature_level, (uint8_t)agreed, __ATOMIC_RELAXED);
+    if (agreed >= r->feature_offer && r->feature_seq && !r->feature_inflight && !r->feature_closed) {
+        /* done for this incarnation (the agreed level never drops): its
+         * session goes, through the log, as a RESP connection's does */
+        replica_resp_close_session(r, r->feature_cid);
+        r->feature_closed = true;
+    }
     if (agreed >= r->feature_offer || rabia_core_recovering(r->core)) return;
     if (r->feature_inflight && now - r->feature_us < 10000000) return; /* an answer can be lost (a waiter dropped) */
     unsigned level = r->feature_offer;

@@ -219,7 +219,7 @@ struct rabia_replica {
         uint8_t level;
     } feature_heard[RABIA_MAX_REPLICAS];
     uint64_t feature_cid, feature_seq, feature_us, feature_period_us;
-    bool feature_inflight;
+    bool feature_inflight, feature_closed;
     uint64_t hash_value, hash_slot, hash_us; /* last published state hash */
     uint64_t hash_cost_us;   /* what the last one took */
     uint64_t hash_mismatches; /* rabia_rsm_hash_mismatches already logged */
