@@ -437,6 +437,9 @@ static void kv_cmd(struct rabia_replica *r, const struct ident *id, uint32_t db,
     if (!ci || !(ci->flags & RABIA_KV_CMD_WRITE)) return; /* reads (and unknown commands) are not logged */
     /* unknown to the store (kv/README.md "Feature levels"): above the
      * agreed level, or one of its own nested in a transaction or @DB */
+    /* FEATURES and FEATURELEVEL change no data (kv/README.md "Feature
+     * levels"; the replica's log says when a level is proposed) */
+    if ((ci->flags & RABIA_KV_CMD_INTERNAL) && strcmp(ci->name, "sweep")) return;
     if (ci->level || (depth && (ci->flags & RABIA_KV_CMD_INTERNAL))) {
         unsigned level = rabia_kv_feature_level(rabia_rsm_sm(r->rsm));
         if (ci->level > level || (depth && (ci->flags & RABIA_KV_CMD_INTERNAL) && (strcmp(ci->name, "sweep") || level)))
@@ -484,10 +487,8 @@ void replica_audit_apply(void *ctx, uint64_t slot, uint64_t cid, uint64_t seq, c
             put_str(&uw, (const uint8_t *)k->user, strnlen(k->user, sizeof k->user), 63);
             if (!k->user[0]) uw.n = 0, put_str(&uw, (const uint8_t *)"default", 7, 63);
             if (rio_conn_peer(k->c, id.addr, sizeof id.addr) < 0) snprintf(id.addr, sizeof id.addr, "?");
-        } else if (to.conn == MAX_CONNS && (cid == r->app_client_id || cid == r->sweep_cid || cid == r->feature_cid)) {
-            const char *who = cid == r->sweep_cid     ? "(expiry sweep)"
-                              : cid == r->feature_cid ? "(feature level)"
-                                                      : "(embedding API)";
+        } else if (to.conn == MAX_CONNS && (cid == r->app_client_id || cid == r->sweep_cid)) {
+            const char *who = cid == r->sweep_cid ? "(expiry sweep)" : "(embedding API)";
             put_str(&uw, (const uint8_t *)who, strlen(who), 63);
             snprintf(id.addr, sizeof id.addr, "local");
         }

@@ -41,7 +41,13 @@ rabiad_once() {
 
 # ---------------------------------------------------------------------------
 say "original cluster (durability wal), loaded"
-cluster_start 3 kv "$IT_DIR/a"
+# Every cluster here is held at feature level 0 (kv/README.md "Feature
+# levels"): otherwise its replicas agree their build's level through the
+# log within a second of starting, so a fresh cluster has applied slots
+# before any write and a restored one moves past the backup's slot and
+# state hash before they are compared.
+HOLD="--max-feature-level 0"
+RABIA_EXTRA_ARGS="${RABIA_EXTRA_ARGS:-} $HOLD" cluster_start 3 kv "$IT_DIR/a"
 # before any write: refused at once with the reason by every replica (no 120 s wait)
 rc=0
 t0=$SECONDS
@@ -107,7 +113,7 @@ cluster_stop
 
 # ---------------------------------------------------------------------------
 say "a NEW cluster restored from the first backup (slot $S1, hash $H1)"
-RABIA_EXTRA_ARGS="--restore $B1" cluster_start 3 kv "$IT_DIR/b"
+RABIA_EXTRA_ARGS="--restore $B1 $HOLD" cluster_start 3 kv "$IT_DIR/b"
 for i in 1 2 3; do
   s=$(replica_status "$i")
   expect_eq "restored replica $i: applied/state_hash" "$(field "$s" applied)/$(field "$s" state_hash)" "$S1/$H1"
@@ -132,7 +138,7 @@ H_AFTER=$CONVERGED_HASH
 A_AFTER=$CONVERGED_APPLIED
 ((A_AFTER > S1)) || fail "applied $A_AFTER did not move past the backup's slot $S1"
 cluster_stop
-for i in 1 2 3; do cluster_restart "$i"; done
+for i in 1 2 3; do RABIA_EXTRA_ARGS="$HOLD" cluster_restart "$i"; done
 wait_ready 30 1 2 3
 wait_converged 30 1 2 3
 expect_eq "restarted restored cluster: applied/state_hash" "$CONVERGED_APPLIED/$CONVERGED_HASH" "$A_AFTER/$H_AFTER"
@@ -175,7 +181,7 @@ expect_match "restore with --rejoin" "$REFUSAL" "--restore and --rejoin together
 
 # ---------------------------------------------------------------------------
 say "durability = memory: the same round trip"
-RABIA_EXTRA_ARGS="--durability memory" cluster_start 3 kv "$IT_DIR/c"
+RABIA_EXTRA_ARGS="--durability memory $HOLD" cluster_start 3 kv "$IT_DIR/c"
 timeout 60 redis-benchmark -p "$(resp_port 2)" -q -n 1000 -r 500 -t set,hset,lpush -P 8 >/dev/null || fail "redis-benchmark (memory)"
 redis 1 SET mem:k memval >/dev/null
 wait_converged 20 1 2 3
@@ -185,7 +191,7 @@ read -r S3 H3 _ <<<"$(backup_fields "$out")"
 expect_eq "memory backup: slot/hash = the replicas' applied/state_hash" "$S3/$H3" "$CONVERGED_APPLIED/$CONVERGED_HASH"
 DB3=$(redis 1 DBSIZE)
 cluster_stop
-RABIA_EXTRA_ARGS="--durability memory --restore $B3" cluster_start 3 kv "$IT_DIR/d"
+RABIA_EXTRA_ARGS="--durability memory --restore $B3 $HOLD" cluster_start 3 kv "$IT_DIR/d"
 wait_converged 20 1 2 3
 expect_eq "memory restore: applied/state_hash" "$CONVERGED_APPLIED/$CONVERGED_HASH" "$S3/$H3"
 expect_eq "memory restore: mem:k" "$(redis 3 GET mem:k)" memval
