@@ -404,7 +404,7 @@ int kv_run(struct kv_store *s, uint32_t dbi, uint32_t argc, const uint8_t *const
      * answer a build without it gives (features.c); the replicas' own
      * operations only run as a whole operation (builds before levels ran a
      * nested SWEEP: so does a store at level 0) */
-    if (!cmd || kv_cmd_level(cmd) > s->feature_level ||
+    if (!cmd || cmd_level[cmd - commands] > s->feature_level || /* lookup built the table */
         (nested && (cmd->flags & KV_F_INTERNAL) && (cmd->fn != kv_cmd_sweep || s->feature_level >= 1)))
         return kv_reply_unknown(&c);
     if (!arity_ok(cmd->arity, argc))
