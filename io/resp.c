@@ -1656,7 +1656,7 @@ bool resp_block_waits_on(const uint8_t *op, size_t n, uint32_t db, const uint8_t
     uint32_t first = 1, last = eq_ci(a0, l0, "blmove") ? 1 : argc - 2;
     if (eq_ci(a0, l0, "blmpop") || eq_ci(a0, l0, "bzmpop")) {
         int64_t nk = 0;
-        if (!op_arg(op, n, 2, &a, &l, &argc) || !rabia_kv_parse_int(a, l, &nk) || nk < 1 || nk > argc - 3)
+        if (!op_arg(op, n, 2, &a, &l, &argc) || !rabia_kv_parse_int(a, l, &nk) || nk < 1 || nk > (int64_t)argc - 3)
             return false;
         first = 3;
         last = 2 + (uint32_t)nk;

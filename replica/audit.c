@@ -435,15 +435,15 @@ static void kv_cmd(struct rabia_replica *r, const struct ident *id, uint32_t db,
     }
     const struct rabia_kv_cmd_info *ci = rabia_kv_lookup(a.v[0], a.len[0]);
     if (!ci || !(ci->flags & RABIA_KV_CMD_WRITE)) return; /* reads (and unknown commands) are not logged */
-    /* unknown to the store (kv/README.md "Feature levels"): above the
-     * agreed level, or one of its own nested in a transaction or @DB */
     /* FEATURES and FEATURELEVEL change no data (kv/README.md "Feature
      * levels"; the replica's log says when a level is proposed) */
     if ((ci->flags & RABIA_KV_CMD_INTERNAL) && strcmp(ci->name, "sweep")) return;
-    if (ci->level || (depth && (ci->flags & RABIA_KV_CMD_INTERNAL))) {
+    /* unknown to the store: a command above the agreed level, or a SWEEP
+     * nested in a transaction or @DB from level 1 on */
+    bool nested_sweep = depth && (ci->flags & RABIA_KV_CMD_INTERNAL);
+    if (ci->level || nested_sweep) {
         unsigned level = rabia_kv_feature_level(rabia_rsm_sm(r->rsm));
-        if (ci->level > level || (depth && (ci->flags & RABIA_KV_CMD_INTERNAL) && (strcmp(ci->name, "sweep") || level)))
-            return;
+        if (ci->level > level || (nested_sweep && level)) return;
     }
     if (!strcmp(ci->name, "sweep") && rlen == 4 && !memcmp(res, ":0\r\n", 4)) return; /* expired nothing: changed nothing */
     struct lw w = line_room(r);
