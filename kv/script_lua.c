@@ -837,24 +837,22 @@ static int put_value(lua_State *L, struct kv_ctx *c, int depth)
     }
     if (depth >= REPLY_DEPTH || !lua_checkstack(L, 4))
         return 1;
-    lua_pushliteral(L, "err");
-    lua_rawget(L, -2);
     /* {err=...} and {ok=...}: one line each, up to a NUL (Redis builds
      * them from C strings), CR and LF made spaces (kv_reply_err/status) */
-    if (lua_type(L, -1) == LUA_TSTRING) {
-        int rc = kv_reply_err(c, lua_tostring(L, -1));
+    static const struct {
+        const char *field;
+        int (*reply)(struct kv_ctx *, const char *);
+    } lines[] = {{"err", kv_reply_err}, {"ok", kv_reply_status}};
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        lua_pushstring(L, lines[i].field);
+        lua_rawget(L, -2);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            int rc = lines[i].reply(c, lua_tostring(L, -1));
+            lua_pop(L, 1);
+            return rc;
+        }
         lua_pop(L, 1);
-        return rc;
     }
-    lua_pop(L, 1);
-    lua_pushliteral(L, "ok");
-    lua_rawget(L, -2);
-    if (lua_type(L, -1) == LUA_TSTRING) {
-        int rc = kv_reply_status(c, lua_tostring(L, -1));
-        lua_pop(L, 1);
-        return rc;
-    }
-    lua_pop(L, 1);
     lua_pushliteral(L, "double");
     lua_rawget(L, -2);
     if (lua_type(L, -1) == LUA_TNUMBER) {
