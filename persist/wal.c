@@ -897,6 +897,7 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
         }
     }
     /* Anything intact after the stop point means the damage is in the middle. */
+    bool torn_next = false; /* the segment after a clean end holds bytes */
     if (w->n_segs) {
         for (uint32_t i = sc.stop_idx; i < w->n_segs; i++) {
             char path[600];
@@ -926,7 +927,21 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
                 rc = -EUCLEAN;
                 goto fail;
             }
+            /* The writer moves to the next segment when a group does not fit
+             * the rest of this one, so a log that ends cleanly here may have
+             * lost its last write at the start of the next: that segment,
+             * preallocated as zeros, then holds a torn group (none of it
+             * intact: checked above). It is the torn tail; without this the
+             * writer would reuse a segment the ready pool assumes zero. */
+            if (i == sc.stop_idx + 1 && !sc.stop_dirty && !all_zero(img + w->data, (size_t)(got - w->data)))
+                torn_next = true;
         }
+    }
+    if (torn_next) {
+        sc.stop_idx++;
+        sc.stop_off = w->data;
+        sc.stop_dirty = true;
+        snprintf(sc.why, sizeof sc.why, "a write torn at the start of a new segment");
     }
     info->existed = n > 0; /* segments were there: whatever was sent is in them */
     if (!have_inc) w->batch_incarnation = cfg->batch_incarnation;

@@ -442,6 +442,84 @@ static void test_torn_tail(void)
     rabia_wal_close(w);
 }
 
+/* A segment file's first bytes, or false while it does not exist yet. */
+static bool try_peek(const char *path, uint64_t off, void *p, size_t n)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return false;
+    bool ok = pread(fd, p, n, (off_t)off) == (ssize_t)n;
+    close(fd);
+    return ok;
+}
+
+/* The last write was the first one into a new segment (the group did not fit
+ * the rest of the previous one) and the crash tore it: the log ends cleanly
+ * at the previous segment's last group, and the new segment's bytes are the
+ * torn tail, zeroed at recovery like one inside a segment. Three tears: the
+ * group header garbage; the header intact but the rest not; the first block
+ * lost and a later one garbage. */
+static void test_torn_at_segment_start(void)
+{
+    const char *kinds[] = {"garbage header", "header only", "first block lost"};
+    for (int kind = 0; kind < 3; kind++) {
+        char dir[300], err[1024] = "", path1[400], path2[400];
+        char name[64];
+        snprintf(name, sizeof name, "torn-seg-%d", kind);
+        fresh(dir, sizeof dir, name);
+        struct seen s;
+        struct rabia_wal_info info;
+        int rc;
+        struct rabia_wal *w = open_log(dir, &s, &info, &rc, err, sizeof err);
+        CHECK_EQ(rc, 0);
+        seg_file(dir, 1, path1, sizeof path1);
+        seg_file(dir, 2, path2, sizeof path2);
+        /* groups of 3 records of 5,000 bytes (four blocks each) until one
+         * lands in segment 2; that one is the write the crash tears */
+        uint64_t next = 1, before = 0;
+        uint8_t magic[4] = {0};
+        while (next < 1000) {
+            before = next - 1;
+            write_groups(w, next, 3, 3, 5000);
+            next += 3;
+            if (try_peek(path2, 4096, magic, sizeof magic) && (magic[0] | magic[1] | magic[2] | magic[3])) break;
+        }
+        CHECK(next < 1000);
+        rabia_wal_close(w);
+        uint8_t g[4096], z[4096] = {0};
+        memset(g, 0x5A, sizeof g);
+        if (kind == 0) {
+            poke(path2, 4096, g, 64);           /* the header and the first record's start */
+        } else if (kind == 1) {
+            poke(path2, 4096 + 4096, g, sizeof g); /* the header landed, the next block did not */
+        } else {
+            poke(path2, 4096, z, sizeof z);      /* the first block never arrived, the third is garbage */
+            poke(path2, 4096 + 2 * 4096, g, sizeof g);
+        }
+        w = open_log(dir, &s, &info, &rc, err, sizeof err);
+        CHECK_EQ(rc, 0);
+        CHECK_EQ(s.n, before);              /* the torn group is gone, the rest kept */
+        CHECK(s.order_ok);
+        CHECK(info.torn_bytes > 0);
+        uint8_t back[4096];
+        for (uint64_t off = 4096; off < 4 * 4096 + 4096; off += 4096) {
+            peek(path2, off, back, sizeof back);
+            CHECK(memcmp(back, z, sizeof z) == 0); /* zeroed, so a later scan is not confused */
+        }
+        /* the log goes on in segment 2 with a smaller write than the torn one */
+        write_groups(w, before + 1, 2, 2, 50);
+        rabia_wal_close(w);
+        peek(path2, 4096, magic, sizeof magic);
+        CHECK(magic[0] | magic[1] | magic[2] | magic[3]);
+        w = open_log(dir, &s, &info, &rc, err, sizeof err);
+        CHECK_EQ(rc, 0);
+        CHECK_EQ(s.n, before + 2);
+        CHECK(s.order_ok);
+        CHECK_EQ(info.torn_bytes, 0);       /* nothing of the old tear is left to find */
+        rabia_wal_close(w);
+        printf("     %s: %" PRIu64 " records kept\n", kinds[kind], s.n);
+    }
+}
+
 /* Damage in the middle must stop the open with the file and offset named. */
 static void expect_refused(const char *dir, const char *what, const char *offset_text)
 {
@@ -774,6 +852,7 @@ int main(void)
     RUN(test_read_back);
     RUN(test_cursor_marks);
     RUN(test_torn_tail);
+    RUN(test_torn_at_segment_start);
     RUN(test_corruption_in_the_middle);
     RUN(test_dir_lock);
     RUN(test_wrong_replica);
