@@ -1,6 +1,7 @@
 /* rabiad: the replica daemon, a thin program over include/rabia/replica.h
  * with the example state machines (kv, counter, bank). */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,20 +12,14 @@
 #include "kv.h"
 #include "rabia/replica.h"
 
-static struct rabia_replica *g_replica;
+static struct rabia_replica *g_replica; /* atomic accesses */
+static pthread_mutex_t g_hup_mu = PTHREAD_MUTEX_INITIALIZER; /* held while the SIGHUP thread uses it */
 
 static void on_signal(int sig)
 {
     (void)sig;
-    if (g_replica) rabia_replica_stop(g_replica); /* async-signal-safe */
-}
-
-/* SIGHUP: reload the TLS certificates (rabia_replica_reload_tls raises a
- * flag and wakes the loop; the reload runs on the loop's thread). */
-static void on_hup(int sig)
-{
-    (void)sig;
-    if (g_replica) rabia_replica_reload_tls(g_replica);
+    struct rabia_replica *r = __atomic_load_n(&g_replica, __ATOMIC_ACQUIRE);
+    if (r) rabia_replica_stop(r); /* async-signal-safe */
 }
 
 static void usage(FILE *f)
@@ -40,7 +35,8 @@ static void usage(FILE *f)
             "  (byte sizes: a number or k/kb/m/mb/g/gb, as redis.conf: 1k = 1000, 1kb = 1024)\n"
             "  id                this replica's number in members (1..n)            required\n"
             "  members           1=host:port,2=host:port,...  3, 5 or 7 replicas     required\n"
-            "                    (the peer address of each replica)\n"
+            "                    (the peer address of each replica; on SIGHUP the others'\n"
+            "                    addresses are read again: README \"Replacing a machine\")\n"
             "  peer-listen       host:port for peers (default 0.0.0.0:<own member port>)\n"
             "  client-listen     host:port for the native protocol (rabia-cli), or off\n"
             "  resp-listen       host:port for RESP2 (redis-cli), kv only, or off\n"
@@ -68,7 +64,8 @@ static void usage(FILE *f)
             "  io-threads-pin    yes (default) = pin I/O thread i to the (i+1)-th allowed CPU\n"
             "  window            slots in flight (default 1)\n"
             "  policy            global (window 1) | classes (window >= replicas)\n"
-            "  cluster-id        number shared by all replicas (default: derived from members)\n"
+            "  cluster-id        number shared by all replicas (default: derived from members at\n"
+            "                    the cluster's first start, then kept in data-dir/cluster-id)\n"
             "  max-sessions      client sessions remembered for exactly-once (default 65536)\n"
             "  maxmemory-clients heap all client connections may hold together; beyond it the\n"
             "                    largest are closed (default 10%% of RAM; N%%, bytes, 1gb; 0 = no limit)\n"
@@ -112,21 +109,22 @@ static const struct rabia_sm_ops *pick_sm(const char *name)
     return &rabia_sm_kv;
 }
 
-int main(int argc, char **argv)
+/* What the command line asks besides running. */
+enum action { RUN, CHECK, DONE };
+
+/* The configuration from the file (--config) and the options over it, the
+ * same at start and at every SIGHUP. 0 and *act, or 2 with err set. */
+static int read_config(int argc, char **argv, struct rabia_replica_config *cfg, enum action *act, char *err,
+                       size_t errlen)
 {
-    struct rabia_replica_config cfg;
-    rabia_replica_config_default(&cfg);
-    char err[1024];
-    int check = 0;
+    rabia_replica_config_default(cfg);
+    *act = RUN;
     /* the config file first, so that options override it */
     for (int i = 1; i < argc; i++) {
         const char *path = NULL;
         if (!strcmp(argv[i], "--config") && i + 1 < argc) path = argv[i + 1];
         else if (!strncmp(argv[i], "--config=", 9)) path = argv[i] + 9;
-        if (path && rabia_replica_config_load(&cfg, path, err, sizeof err)) {
-            fprintf(stderr, "rabiad: %s\n", err);
-            return 2;
-        }
+        if (path && rabia_replica_config_load(cfg, path, err, errlen)) return 2;
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -137,29 +135,28 @@ int main(int argc, char **argv)
         if (!strncmp(a, "--config=", 9)) continue;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
+            *act = DONE;
             return 0;
         }
         if (!strcmp(a, "--version")) {
             printf("rabiad 0.1.0 (protocol %d) (feature level %d)\n", RABIA_PROTOCOL_VERSION, RABIA_KV_FEATURE_LEVEL);
+            *act = DONE;
             return 0;
         }
         if (!strcmp(a, "--check-config")) {
-            check = 1;
+            *act = CHECK;
             continue;
         }
         if (!strcmp(a, "--restore") && i + 1 < argc) {
-            if (rabia_replica_config_set(&cfg, "restore-from", argv[++i], err, sizeof err)) {
-                fprintf(stderr, "rabiad: %s\n", err);
-                return 2;
-            }
+            if (rabia_replica_config_set(cfg, "restore-from", argv[++i], err, errlen)) return 2;
             continue;
         }
         if (!strcmp(a, "--rejoin")) {
-            cfg.rejoin = true;
+            cfg->rejoin = true;
             continue;
         }
         if (strncmp(a, "--", 2)) {
-            fprintf(stderr, "rabiad: unexpected argument '%s' (see --help)\n", a);
+            snprintf(err, errlen, "unexpected argument '%s' (see --help)", a);
             return 2;
         }
         char key[64];
@@ -174,16 +171,60 @@ int main(int argc, char **argv)
         } else {
             snprintf(key, sizeof key, "%s", a + 2);
             if (i + 1 >= argc) {
-                fprintf(stderr, "rabiad: option --%s needs a value\n", key);
+                snprintf(err, errlen, "option --%s needs a value", key);
                 return 2;
             }
             val = argv[++i];
         }
-        if (rabia_replica_config_set(&cfg, key, val, err, sizeof err)) {
-            fprintf(stderr, "rabiad: %s\n", err);
-            return 2;
-        }
+        if (rabia_replica_config_set(cfg, key, val, err, errlen)) return 2;
     }
+    return 0;
+}
+
+/* SIGHUP, taken by this thread (blocked in all others, sigwait): reload the
+ * TLS certificates, and read the configuration again for the members'
+ * addresses (a machine replaced at another address: README "Replacing a
+ * machine"). Other keys take effect at the next restart. */
+struct hup_ctx {
+    int argc;
+    char **argv;
+    sigset_t set;
+};
+
+static void *hup_main(void *arg)
+{
+    struct hup_ctx *h = arg;
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&h->set, &sig)) continue;
+        pthread_mutex_lock(&g_hup_mu);
+        struct rabia_replica *r = __atomic_load_n(&g_replica, __ATOMIC_ACQUIRE);
+        if (r) {
+            rabia_replica_reload_tls(r);
+            struct rabia_replica_config next;
+            enum action act;
+            char err[1024];
+            int rc = read_config(h->argc, h->argv, &next, &act, err, sizeof err);
+            if (!rc) rc = rabia_replica_config_check(&next, err, sizeof err);
+            if (!rc) rc = rabia_replica_reload_members(r, &next, err, sizeof err);
+            if (rc) fprintf(stderr, "rabiad: reload (SIGHUP): %s; the running configuration stays\n", err);
+        }
+        pthread_mutex_unlock(&g_hup_mu);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    struct rabia_replica_config cfg;
+    char err[1024];
+    enum action act;
+    if (read_config(argc, argv, &cfg, &act, err, sizeof err)) {
+        fprintf(stderr, "rabiad: %s\n", err);
+        return 2;
+    }
+    if (act == DONE) return 0;
+    int check = act == CHECK;
     if (rabia_replica_config_check(&cfg, err, sizeof err)) {
         fprintf(stderr, "rabiad: invalid configuration: %s\n", err);
         return 2;
@@ -198,13 +239,27 @@ int main(int argc, char **argv)
         rabia_replica_config_print(&cfg, stdout);
         return 0;
     }
+    /* SIGHUP goes to the reload thread only: blocked here, before any
+     * thread starts, so every thread inherits the mask */
+    static struct hup_ctx hup;
+    hup.argc = argc;
+    hup.argv = argv;
+    sigemptyset(&hup.set);
+    sigaddset(&hup.set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hup.set, NULL);
+    pthread_t hup_thread;
+    if (pthread_create(&hup_thread, NULL, hup_main, &hup)) {
+        fprintf(stderr, "rabiad: cannot start the SIGHUP thread\n");
+        return 1;
+    }
+    pthread_detach(hup_thread);
     struct rabia_replica *r;
     int rc = rabia_replica_create(&r, &cfg, pick_sm(cfg.state_machine), err, sizeof err);
     if (rc) {
         fprintf(stderr, "rabiad: %s\n", err);
         return 1;
     }
-    g_replica = r;
+    __atomic_store_n(&g_replica, r, __ATOMIC_RELEASE);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -212,14 +267,12 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    struct sigaction hup;
-    memset(&hup, 0, sizeof hup);
-    hup.sa_handler = on_hup;
-    hup.sa_flags = SA_RESTART;
-    sigemptyset(&hup.sa_mask);
-    sigaction(SIGHUP, &hup, NULL);
     rc = rabia_replica_run(r);
-    g_replica = NULL;
+    /* the SIGHUP thread may be using r: it finishes that reload first (the
+     * lock), then finds no replica */
+    pthread_mutex_lock(&g_hup_mu);
+    __atomic_store_n(&g_replica, NULL, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&g_hup_mu);
     rabia_replica_destroy(r);
     return rc ? 1 : 0;
 }

@@ -293,8 +293,10 @@ static int seg_header_check(const struct rabia_wal *w, const char *path, uint64_
     if (rabia_le_get64(h + 24) != w->cfg.cluster_id || h[40] != w->cfg.replica) {
         snprintf(err, errlen,
                  "%s: written by replica %u of cluster %016" PRIx64 ", this is replica %u of cluster %016" PRIx64
-                 ": wrong data-dir for this replica?",
-                 path, h[40] + 1, rabia_le_get64(h + 24), w->cfg.replica + 1, w->cfg.cluster_id);
+                 ": wrong data-dir for this replica? (If the members list changed since this log was written, "
+                 "set cluster-id 0x%016" PRIx64 ")",
+                 path, h[40] + 1, rabia_le_get64(h + 24), w->cfg.replica + 1, w->cfg.cluster_id,
+                 rabia_le_get64(h + 24));
         return -EINVAL;
     }
     *incarnation = rabia_le_get64(h + 32);

@@ -39,8 +39,10 @@ void hello_refusal(const struct hello_rules *h, enum hello_verdict v, const stru
     case HELLO_OK: snprintf(buf, len, "taken"); break;
     case HELLO_NOT_HELLO: snprintf(buf, len, "first frame is %s, not HELLO", rabia_msg_type_name(m->type)); break;
     case HELLO_OTHER_CLUSTER:
-        snprintf(buf, len, "cluster id %016" PRIx64 " is not ours (%016" PRIx64 "): check its members list", m->u64,
-                 h->cluster_id);
+        snprintf(buf, len,
+                 "cluster id %016" PRIx64 " is not ours (%016" PRIx64 "): check its members list; a machine that "
+                 "replaces a member needs the running cluster's id as cluster-id (INFO server rabia_cluster_id)",
+                 m->u64, h->cluster_id);
         break;
     case HELLO_OTHER_VERSION:
         snprintf(buf, len, "protocol version %u, we speak %u", m->value, RABIA_PROTOCOL_VERSION);

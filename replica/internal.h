@@ -239,6 +239,11 @@ struct rabia_replica {
     uint64_t app_done;       /* bit i: seq app_low + i answered */
     uint64_t app_lives;      /* sessions the application has had */
     int app_open;            /* 0: to open, 1: opening, 2: open */
+    /* members' addresses from rabia_replica_reload_members (any thread),
+     * taken on the loop thread (members.c) */
+    pthread_mutex_t members_mu;
+    struct rabia_member members_next[RABIA_MAX_REPLICAS];
+    int members_pending;     /* atomic accesses */
     /* status published for other threads */
     pthread_mutex_t st_mu;
     struct rabia_replica_status st;
@@ -348,5 +353,6 @@ bool replica_tls_check_dialed(struct rabia_replica *r, struct rio_conn *c, uint8
 bool replica_tls_check_hello(struct rabia_replica *r, struct rio_conn *c, uint8_t claimed, const char *who);
 void replica_tls_on_close(struct rabia_replica *r, const struct conn *k, struct rio_conn *c);
 void replica_tls_poll(struct rabia_replica *r); /* every loop turn: a reload asked for, stalled handshakes */
+void replica_members_poll(struct rabia_replica *r); /* every loop turn: new member addresses (members.c) */
 
 #endif

@@ -924,10 +924,11 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
         put(b, "redis_version:7.0.0\r\nrabia_version:0.1.0\r\nredis_mode:rabia\r\nos:Linux\r\n"
                "arch_bits:%d\r\nmultiplexing_api:io_uring\r\nprocess_id:%ld\r\nrun_id:%016" PRIx64 "\r\n"
                "tcp_port:%s\r\nuptime_in_seconds:%" PRIu64 "\r\nuptime_in_days:%" PRIu64
-               "\r\nstate_machine:%s\r\nmetrics_listen:%s\r\nio_threads_active:%u\r\n",
+               "\r\nstate_machine:%s\r\nmetrics_listen:%s\r\nio_threads_active:%u\r\nrabia_cluster_id:0x%016" PRIx64
+               "\r\n",
             (int)(sizeof(void *) * 8), (long)getpid(), r->incarnation ^ r->cluster_id,
             r->cfg.resp_listen[0] ? strrchr(r->cfg.resp_listen, ':') + 1 : "0", up_s, up_s / 86400,
-            r->cfg.state_machine, r->cfg.metrics_listen, r->io_threads);
+            r->cfg.state_machine, r->cfg.metrics_listen, r->io_threads, r->cluster_id);
         if (kv) /* kv/README.md "Feature levels" */
             put(b, "rabia_feature_level:%u\r\nrabia_build_feature_level:%d\r\nrabia_offered_feature_level:%u\r\n",
                 rabia_kv_feature_level(sm), RABIA_KV_FEATURE_LEVEL, (unsigned)r->feature_offer);

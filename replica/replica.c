@@ -33,6 +33,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "cluster_id.h"
 #include "codec.h"
 #include "incarnation.h"
 #include "internal.h"
@@ -848,13 +849,12 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     r->lock_fd = -1;
     r->sm = sm;
     r->self = (uint8_t)(cfg->id - 1);
-    r->cluster_id = cfg->cluster_id ? cfg->cluster_id : derive_cluster_id(cfg);
-    hello_init(&r->hello, r->cluster_id, cfg->n, r->self);
     r->maxmem_clients = maxmem_clients_resolve(cfg);
     replica_resp_clients_init(r);
     pthread_mutex_init(&r->app_mu, NULL);
     pthread_mutex_init(&r->wake_mu, NULL);
     pthread_mutex_init(&r->st_mu, NULL);
+    pthread_mutex_init(&r->members_mu, NULL);
     for (int p = 0; p < RABIA_MAX_REPLICAS; p++) {
         r->peers[p].out = UINT32_MAX;
         r->peers[p].tx_fd = -1;
@@ -875,6 +875,26 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         rabia_replica_destroy(r);
         return rc;
     }
+    /* The cluster id: the data dir's once it has one (persist/cluster_id.c),
+     * so a members list changed since the cluster began (a machine replaced
+     * at another address) keeps it; else given, or derived from members. */
+    uint64_t stored_id = 0, derived_id = derive_cluster_id(cfg);
+    bool have_stored_id = false; /* set on success; GCC -flto cannot see it */
+    if ((rc = rabia_cluster_id_read(cfg->data_dir, &stored_id, &have_stored_id, err, errlen))) {
+        rabia_replica_destroy(r);
+        return rc;
+    }
+    if (have_stored_id && cfg->cluster_id && cfg->cluster_id != stored_id) {
+        snprintf(err, errlen,
+                 "data-dir %s belongs to cluster %016" PRIx64 " (its cluster-id file), but cluster-id is %016" PRIx64
+                 ": the wrong data-dir for this replica, or the wrong cluster-id (remove the key to use the data "
+                 "dir's)",
+                 cfg->data_dir, stored_id, cfg->cluster_id);
+        rabia_replica_destroy(r);
+        return RABIA_E_CONFIG;
+    }
+    r->cluster_id = have_stored_id ? stored_id : cfg->cluster_id ? cfg->cluster_id : derived_id;
+    hello_init(&r->hello, r->cluster_id, cfg->n, r->self);
     struct rabia_snapfile_info restore = {0}; /* rabiad --restore: checked before the data dir is written */
     if (cfg->restore_from[0] && (rc = replica_restore_check(cfg, sm, &restore, err, errlen))) {
         rabia_replica_destroy(r);
@@ -1010,6 +1030,15 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         rabia_replica_destroy(r);
         return rc;
     }
+    if (!have_stored_id && (rc = rabia_cluster_id_write(cfg->data_dir, r->cluster_id, err, errlen))) {
+        rabia_replica_destroy(r);
+        return rc;
+    }
+    if (have_stored_id && !cfg->cluster_id && stored_id != derived_id)
+        replica_log(r, RABIA_LOG_INFO,
+                    "members differ from the list this cluster began with (a replaced machine?): keeping the "
+                    "cluster id %016" PRIx64 " from %s/cluster-id",
+                    stored_id, cfg->data_dir);
     replica_app_new_session(r);
     publish_status(r);
     replica_log(r, RABIA_LOG_INFO, "replica %u of %u, incarnation %" PRIu64 "%s, cluster %016" PRIx64 ", state machine %s",
@@ -1039,6 +1068,7 @@ int rabia_replica_run(struct rabia_replica *r)
     uint64_t last_status = 0;
     while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
         replica_tls_poll(r); /* a SIGHUP's reload, on this thread */
+        replica_members_poll(r);
         uint64_t now = rio_now_us();
         for (uint8_t p = 0; p < r->cfg.n; p++) {
             struct peer *pe = &r->peers[p];
@@ -1159,5 +1189,6 @@ void rabia_replica_destroy(struct rabia_replica *r)
     pthread_mutex_destroy(&r->app_mu);
     pthread_mutex_destroy(&r->wake_mu);
     pthread_mutex_destroy(&r->st_mu);
+    pthread_mutex_destroy(&r->members_mu);
     free(r);
 }

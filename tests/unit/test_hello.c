@@ -46,7 +46,8 @@ static void test_check(void)
     m = hello_from(1, WALL);
     m.u64 = 0x77;
     hello_refusal(&h, HELLO_OTHER_CLUSTER, &m, WALL, why, sizeof why);
-    CHECK(strstr(why, "0000000000000077 is not ours (000000001234abcd): check its members list") != NULL);
+    CHECK(strstr(why, "0000000000000077 is not ours (000000001234abcd): check its members list; a machine that "
+                      "replaces a member needs the running cluster's id as cluster-id") != NULL);
     m = hello_from(2, WALL + 3 * HELLO_AHEAD_US);
     hello_refusal(&h, HELLO_AHEAD, &m, WALL, why, sizeof why);
     CHECK(strstr(why, "replica 3 announces incarnation") != NULL && strstr(why, ", 259200 s ahead") != NULL);
