@@ -1303,6 +1303,28 @@ static int format_addr(const struct sockaddr_storage *ss, socklen_t len, char *b
 
 /* ---- public: connections ---- */
 
+bool rio_host_is_literal(const char *host)
+{
+    struct in6_addr a6;
+    char tmp[INET6_ADDRSTRLEN + 2];
+    if (!host || !*host)
+        return false;
+    if (inet_pton(AF_INET, host, &a6) == 1)
+        return true;
+    size_t hl = strlen(host);
+    if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']' && hl - 2 < sizeof tmp) {
+        memcpy(tmp, host + 1, hl - 2);
+        tmp[hl - 2] = 0;
+        host = tmp;
+    }
+    return inet_pton(AF_INET6, host, &a6) == 1;
+}
+
+int rio_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+    return resolve(host, port, false, ss, len);
+}
+
 int rio_connect(struct rio_loop *l, const char *host, uint16_t port, void *user,
                 struct rio_conn **out)
 {
@@ -1313,6 +1335,17 @@ int rio_connect(struct rio_loop *l, const char *host, uint16_t port, void *user,
     int r = resolve(host, port, false, &ss, &len);
     if (r < 0)
         return r;
+    return rio_connect_addr(l, &ss, len, user, out);
+}
+
+int rio_connect_addr(struct rio_loop *l, const struct sockaddr_storage *addr, socklen_t len, void *user,
+                     struct rio_conn **out)
+{
+    if (l->destroying)
+        return -ESHUTDOWN;
+    if (len == 0 || len > (socklen_t)sizeof *addr)
+        return -EINVAL;
+    struct sockaddr_storage ss = *addr;
     /* Blocking socket: IORING_OP_CONNECT and later ops wait by polling inside
      * io_uring; a non-blocking one would only surface EINPROGRESS/EAGAIN. */
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /*
  * One loop per thread. Create, run and destroy a loop on the same thread: the
@@ -84,6 +85,14 @@ void rio_listener_close(struct rio_listener *l);
  * Returns 0 or a negative errno (bad address, socket() failure). */
 int rio_connect(struct rio_loop *l, const char *host, uint16_t port, void *user,
                 struct rio_conn **out);
+/* rio_connect looks a host name up with getaddrinfo, which blocks (for the
+ * resolver's whole timeout when DNS does not answer): a loop that must not
+ * stall looks names up elsewhere (rio_resolve, on another thread) and
+ * connects to the address (rio_connect_addr). */
+bool rio_host_is_literal(const char *host); /* an IPv4 or IPv6 address, not a name */
+int rio_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len); /* any thread */
+int rio_connect_addr(struct rio_loop *l, const struct sockaddr_storage *addr, socklen_t len, void *user,
+                     struct rio_conn **out);
 
 /* Copy len bytes into the connection's outgoing buffer. One send is in flight
  * per connection; everything queued meanwhile leaves in the next send, and

@@ -154,6 +154,10 @@ struct peer {
      * the shared buffer with durability = memory) */
     struct rabia_snapfile_writer rx;
     int tx_fd;
+    /* its member address is a name that does not resolve (lookup.c): the
+     * reason, logged once per spell */
+    bool lookup_failing;
+    char lookup_why[160];
 };
 
 /* Rate-limited log lines: at most 20 per 10 s, then one line saying how
@@ -241,6 +245,7 @@ struct rabia_replica {
     int app_open;            /* 0: to open, 1: opening, 2: open */
     /* members' addresses from rabia_replica_reload_members (any thread),
      * taken on the loop thread (members.c) */
+    struct replica_lookups *lookups; /* peer names looked up off the loop (lookup.c) */
     pthread_mutex_t members_mu;
     struct rabia_member members_next[RABIA_MAX_REPLICAS];
     int members_pending;     /* atomic accesses */
@@ -354,5 +359,11 @@ bool replica_tls_check_hello(struct rabia_replica *r, struct rio_conn *c, uint8_
 void replica_tls_on_close(struct rabia_replica *r, const struct conn *k, struct rio_conn *c);
 void replica_tls_poll(struct rabia_replica *r); /* every loop turn: a reload asked for, stalled handshakes */
 void replica_members_poll(struct rabia_replica *r); /* every loop turn: new member addresses (members.c) */
+/* lookup.c: peer addresses for dial, names looked up on a thread of their own */
+int replica_lookups_create(struct rabia_replica *r);
+void replica_lookups_destroy(struct rabia_replica *r);
+int replica_lookup(struct rabia_replica *r, uint8_t p, struct sockaddr_storage *ss, socklen_t *len, char *why,
+                   size_t whylen);
+uint32_t replica_lookups_done(struct rabia_replica *r); /* bit p: peer p's lookup finished since the last call */
 
 #endif

@@ -240,7 +240,29 @@ static void dial(struct rabia_replica *r, uint8_t p)
 {
     struct peer *pe = &r->peers[p];
     struct rio_conn *c = NULL; /* set on success; GCC -flto cannot see it */
-    int rc = rio_connect(r->loop, r->cfg.members[p].host, r->cfg.members[p].port, NULL, &c);
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    char why[160];
+    /* a name is looked up on lookup.c's thread, never here */
+    int rc = replica_lookup(r, p, &ss, &len, why, sizeof why);
+    if (rc == 0) { /* in flight: lookup.c wakes the loop with the answer */
+        pe->redial_at_us = rio_now_us() + 1000000;
+        return;
+    }
+    const struct rabia_member *m = &r->cfg.members[p];
+    if (rc < 0) {
+        /* once per failing spell (and when the reason changes), not at every retry */
+        if (!pe->lookup_failing || strcmp(pe->lookup_why, why))
+            replica_log(r, RABIA_LOG_WARN, "replica %u at %s:%u: cannot look the name up: %s; trying again", p + 1,
+                        m->host, m->port, why);
+        pe->lookup_failing = true;
+        snprintf(pe->lookup_why, sizeof pe->lookup_why, "%s", why);
+    } else {
+        if (pe->lookup_failing)
+            replica_log(r, RABIA_LOG_INFO, "replica %u at %s:%u: the name resolves again", p + 1, m->host, m->port);
+        pe->lookup_failing = false;
+        rc = rio_connect_addr(r->loop, &ss, len, NULL, &c);
+    }
     if (rc < 0) {
         replica_log(r, RABIA_LOG_DEBUG, "dial replica %u: %s", p + 1, rabia_strerror(rc));
         pe->backoff_us = pe->backoff_us ? (pe->backoff_us * 2 > 2000000 ? 2000000 : pe->backoff_us * 2) : 50000;
@@ -859,6 +881,10 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         r->peers[p].out = UINT32_MAX;
         r->peers[p].tx_fd = -1;
     }
+    if (replica_lookups_create(r)) {
+        rabia_replica_destroy(r);
+        return -ENOMEM;
+    }
     r->conns = calloc(MAX_CONNS, sizeof(*r->conns));
     for (uint32_t i = 0; i < MAX_CONNS; i++) /* index 0 on top: the lowest first, as the linear search did */
         r->free_ix[r->n_free++] = MAX_CONNS - 1 - i;
@@ -1070,6 +1096,9 @@ int rabia_replica_run(struct rabia_replica *r)
         replica_tls_poll(r); /* a SIGHUP's reload, on this thread */
         replica_members_poll(r);
         uint64_t now = rio_now_us();
+        /* peers whose name lookup finished: dial now */
+        for (uint32_t done = replica_lookups_done(r); done; done &= done - 1)
+            r->peers[__builtin_ctz(done)].redial_at_us = 0;
         for (uint8_t p = 0; p < r->cfg.n; p++) {
             struct peer *pe = &r->peers[p];
             if (p != r->self && pe->out == UINT32_MAX && now >= pe->redial_at_us) dial(r, p);
@@ -1167,6 +1196,7 @@ void replica_wake(struct rabia_replica *r)
 void rabia_replica_destroy(struct rabia_replica *r)
 {
     if (!r) return;
+    replica_lookups_destroy(r); /* first: its thread may wake the loop until then */
     if (r->loop) rio_loop_destroy(r->loop); /* run never returned normally */
     if (r->conns) {
         while (r->n_live) replica_conn_release(r, r->live[r->n_live - 1]);
