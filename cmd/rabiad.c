@@ -86,6 +86,7 @@ static void usage(FILE *f)
             "                    by challenge-response in HELLO (the secret never travels)\n"
             "  requirepass       password of the default user (RESP AUTH, native protocol)\n"
             "  acl-file          users in Redis ACL syntax: user NAME on >PASS ~PATTERN +@read ...\n"
+            "                    (requirepass and acl-file are read again on SIGHUP, as ACL LOAD)\n"
             "  tls-peers         yes = peer links over TLS 1.3 with mutual authentication\n"
             "  tls-clients       yes = the client ports (native and RESP) over TLS 1.3\n"
             "  tls-auth-clients  yes = clients must present a certificate from the CA\n"
@@ -206,7 +207,7 @@ static void *hup_main(void *arg)
             char err[1024];
             int rc = read_config(h->argc, h->argv, &next, &act, err, sizeof err);
             if (!rc) rc = rabia_replica_config_check(&next, err, sizeof err);
-            if (!rc) rc = rabia_replica_reload_members(r, &next, err, sizeof err);
+            if (!rc) rc = rabia_replica_reload(r, &next, err, sizeof err);
             if (rc) fprintf(stderr, "rabiad: reload (SIGHUP): %s; the running configuration stays\n", err);
         }
         pthread_mutex_unlock(&g_hup_mu);

@@ -184,6 +184,61 @@ int replica_auth_check_config(const struct rabia_replica_config *c, char *err, s
     return rc;
 }
 
+int replica_auth_users_load(const struct rabia_replica *r, const struct rabia_replica_config *next, struct acl **out,
+                            char *err, size_t errlen)
+{
+    *out = NULL;
+    bool clients = next->requirepass[0] || next->acl_file[0];
+    if (clients != r->auth->clients) {
+        snprintf(err, errlen,
+                 clients ? "requirepass or acl-file is set now but was not at start: turning client authentication "
+                           "on needs a restart (connections open now were never asked who they are)"
+                         : "requirepass and acl-file are unset now but were set at start: turning client "
+                           "authentication off needs a restart");
+        return RABIA_E_CONFIG;
+    }
+    if (!clients) return 0; /* no users to reload */
+    struct acl *acl = calloc(1, sizeof *acl);
+    if (!acl) return -ENOMEM;
+    acl_init(acl, next->requirepass);
+    int rc = next->acl_file[0] ? acl_load_file(acl, next->acl_file, err, errlen) : 0;
+    if (rc) {
+        replica_auth_users_free(acl);
+        return rc;
+    }
+    *out = acl;
+    return 0;
+}
+
+void replica_auth_users_free(struct acl *acl)
+{
+    if (!acl) return;
+    OPENSSL_cleanse(acl, sizeof *acl); /* password digests */
+    free(acl);
+}
+
+uint32_t replica_auth_users_take(struct rabia_replica *r, const struct acl *acl)
+{
+    struct replica_auth *a = r->auth;
+    RABIA_ASSERT(a && a->clients && acl->n >= 1 && acl->n <= ACL_MAX_USERS);
+    /* as Redis's ACL LOAD: a connection of any user but default goes (its
+     * user may be gone, disabled or narrower now: it logs in again under the
+     * new rules); default's stay and follow its new rules. Closing is
+     * deferred to the loop (on_close), so the list does not change here. */
+    uint32_t closed = 0;
+    for (uint32_t i = 0; i < r->n_live; i++) {
+        struct conn *k = &r->conns[r->live[i]];
+        if ((k->kind != CK_RESP && k->kind != CK_CLIENT) || !k->c || k->closing || k->au.user <= 0) continue;
+        replica_conn_close(r, k->c);
+        closed++;
+    }
+    OPENSSL_cleanse(&a->acl, sizeof a->acl);
+    memcpy(&a->acl, acl, sizeof a->acl);
+    for (uint32_t u = 0; u < ACL_MAX_USERS; u++) a->unrestricted[u] = u < a->acl.n && unrestricted(&a->acl, (int)u);
+    a->required = acl_auth_required(&a->acl);
+    return closed;
+}
+
 void replica_auth_destroy(struct rabia_replica *r)
 {
     if (!r->auth) return;

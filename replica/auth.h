@@ -65,6 +65,17 @@ void replica_auth_destroy(struct rabia_replica *r);
 /* The same checks of the files alone (rabia_replica_config_check, so that
  * rabiad --check-config reports them): 0 or RABIA_E_CONFIG with err. */
 int replica_auth_check_config(const struct rabia_replica_config *c, char *err, size_t errlen);
+/* A reload (rabia_replica_reload; any thread): the users of next's
+ * requirepass and acl-file in a new table (*out, NULL when client
+ * authentication is off). Turning it on or off is refused (connections
+ * open now were never asked who they are): RABIA_E_CONFIG, err says so. */
+struct acl;
+int replica_auth_users_load(const struct rabia_replica *r, const struct rabia_replica_config *next, struct acl **out,
+                            char *err, size_t errlen);
+void replica_auth_users_free(struct acl *acl);
+/* Loop thread: the loaded users replace the table; connections of users
+ * other than default are closed, as Redis's ACL LOAD does. The number closed. */
+uint32_t replica_auth_users_take(struct rabia_replica *r, const struct acl *acl);
 /* Failed authentications so far (peers and clients): rabia_auth_failures_total. */
 uint64_t replica_auth_failures(const struct rabia_replica *r);
 /* A user of that name exists (CLIENT KILL USER): "default" always. */

@@ -243,12 +243,14 @@ struct rabia_replica {
     uint64_t app_done;       /* bit i: seq app_low + i answered */
     uint64_t app_lives;      /* sessions the application has had */
     int app_open;            /* 0: to open, 1: opening, 2: open */
-    /* members' addresses from rabia_replica_reload_members (any thread),
-     * taken on the loop thread (members.c) */
     struct replica_lookups *lookups; /* peer names looked up off the loop (lookup.c) */
-    pthread_mutex_t members_mu;
+    /* a reload (rabia_replica_reload, any thread), taken on the loop thread
+     * (reload.c): members' addresses and client users */
+    pthread_mutex_t reload_mu;
     struct rabia_member members_next[RABIA_MAX_REPLICAS];
-    int members_pending;     /* atomic accesses */
+    struct acl *users_next;  /* NULL: users not checked */
+    char users_from[512];    /* the acl-file they came from ("": requirepass alone) */
+    int reload_pending;      /* atomic accesses */
     /* status published for other threads */
     pthread_mutex_t st_mu;
     struct rabia_replica_status st;
@@ -358,7 +360,7 @@ bool replica_tls_check_dialed(struct rabia_replica *r, struct rio_conn *c, uint8
 bool replica_tls_check_hello(struct rabia_replica *r, struct rio_conn *c, uint8_t claimed, const char *who);
 void replica_tls_on_close(struct rabia_replica *r, const struct conn *k, struct rio_conn *c);
 void replica_tls_poll(struct rabia_replica *r); /* every loop turn: a reload asked for, stalled handshakes */
-void replica_members_poll(struct rabia_replica *r); /* every loop turn: new member addresses (members.c) */
+void replica_reload_poll(struct rabia_replica *r); /* every loop turn: a reload's addresses and users (reload.c) */
 /* lookup.c: peer addresses for dial, names looked up on a thread of their own */
 int replica_lookups_create(struct rabia_replica *r);
 void replica_lookups_destroy(struct rabia_replica *r);

@@ -876,7 +876,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     pthread_mutex_init(&r->app_mu, NULL);
     pthread_mutex_init(&r->wake_mu, NULL);
     pthread_mutex_init(&r->st_mu, NULL);
-    pthread_mutex_init(&r->members_mu, NULL);
+    pthread_mutex_init(&r->reload_mu, NULL);
     for (int p = 0; p < RABIA_MAX_REPLICAS; p++) {
         r->peers[p].out = UINT32_MAX;
         r->peers[p].tx_fd = -1;
@@ -1094,7 +1094,7 @@ int rabia_replica_run(struct rabia_replica *r)
     uint64_t last_status = 0;
     while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
         replica_tls_poll(r); /* a SIGHUP's reload, on this thread */
-        replica_members_poll(r);
+        replica_reload_poll(r);
         uint64_t now = rio_now_us();
         /* peers whose name lookup finished: dial now */
         for (uint32_t done = replica_lookups_done(r); done; done &= done - 1)
@@ -1219,6 +1219,7 @@ void rabia_replica_destroy(struct rabia_replica *r)
     pthread_mutex_destroy(&r->app_mu);
     pthread_mutex_destroy(&r->wake_mu);
     pthread_mutex_destroy(&r->st_mu);
-    pthread_mutex_destroy(&r->members_mu);
+    replica_auth_users_free(r->users_next);
+    pthread_mutex_destroy(&r->reload_mu);
     free(r);
 }

@@ -141,16 +141,18 @@ void rabia_replica_stop(struct rabia_replica *r);
  * theirs); a failed reload is logged and the previous certificates stay. */
 void rabia_replica_reload_tls(struct rabia_replica *r);
 /* Any thread except a signal handler (rabiad: its SIGHUP thread, after
- * reading the configuration again): take the other members' peer addresses
- * from next->members, so that a machine which replaced a member at another
- * address is dialed there without restarting this replica (README
- * "Replacing a machine"). The number of members, this replica's id and own
- * address and the cluster id cannot change (RABIA_E_CONFIG, err says why;
- * nothing is taken); the links to a member whose address changed are
- * closed and dialed again at the new one, on the replica's thread, which
- * logs each change. */
-int rabia_replica_reload_members(struct rabia_replica *r, const struct rabia_replica_config *next, char *err,
-                                 size_t errlen);
+ * reading the configuration again): take from next
+ *  - the other members' peer addresses, so that a machine which replaced a
+ *    member at another address is dialed there without restarting this
+ *    replica (README "Replacing a machine"): links to a member whose
+ *    address changed are closed and dialed again at the new one;
+ *  - the client users (requirepass, acl-file read again), as Redis's ACL
+ *    LOAD: connections of users other than default are closed.
+ * The number of members, this replica's id and own address, the cluster id,
+ * and whether clients authenticate at all cannot change: RABIA_E_CONFIG (or
+ * an acl-file error) with err saying why, and nothing is taken. The change
+ * is applied on the replica's thread, which logs it. */
+int rabia_replica_reload(struct rabia_replica *r, const struct rabia_replica_config *next, char *err, size_t errlen);
 void rabia_replica_destroy(struct rabia_replica *r);
 
 /* Submit an operation from any thread. `done` runs on the replica's thread

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# acl_reload: users changed without a restart (README "Authentication"):
+# SIGHUP makes each replica read requirepass and its acl-file again, as
+# Redis's ACL LOAD.
+#   - a 3-replica kv cluster with requirepass and an acl-file (app, ro);
+#     python3-redis connections as app and as default on replica 1;
+#   - the file changes (app's password rotated, ro removed, new added) and
+#     every replica gets SIGHUP: each logs the users it took and the
+#     connections it closed; app's open connection is closed (its next
+#     command fails), default's stays; the old password and the removed
+#     user are refused (WRONGPASS) on every replica, the new ones log in over
+#     RESP and the native protocol;
+#   - a file with a bad rule: the reload is refused, naming file:line, and
+#     the users before it keep working.
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+it_init acl_reload 38
+tls_refuse "python3-redis and rabia-cli connect without certificates here; integration.tls covers SIGHUP over TLS"
+need_cmd redis-cli
+need_py_redis
+
+D=$IT_DIR
+cat >"$D/users.acl" <<'EOF'
+user app on >apppw ~app:* +@all
+user ro on >ropw ~* +@read +@connection
+EOF
+export RABIA_PASSWORD=defpw # rabia-cli (lib.sh's status and convergence checks)
+export RABIA_EXTRA_ARGS="--requirepass=defpw --acl-file=$D/users.acl"
+cluster_start 3 kv
+A=$(all_addrs 3)
+
+wait_log() { # wait_log FILE ERE SECONDS
+  local k
+  for ((k = 0; k < $3 * 10; k++)); do grep -Eq -- "$2" "$1" && return 0; sleep 0.1; done
+  fail "no line matching /$2/ in $1 within $3 s (last lines: $(tail -n 5 "$1" | tr '\n' ' '))"
+}
+login() { # login I USER PASS: the reply to AUTH on a fresh RESP connection
+  redis-cli -p "$(resp_port "$1")" --no-auth-warning AUTH "$2" "$3" 2>&1 | head -n 1
+}
+
+# connections open across the reload: app's and default's, on replica 1
+cat >"$D/hold.py" <<'EOF'
+import sys, time, redis
+port = int(sys.argv[1])
+app = redis.Redis(port=port, username="app", password="apppw", socket_timeout=10)
+dflt = redis.Redis(port=port, password="defpw", socket_timeout=10)
+print("before", app.set("app:1", "x"), dflt.ping(), flush=True)
+open(sys.argv[2], "w").close()   # ready: reload now
+while not __import__("os").path.exists(sys.argv[3]):
+    time.sleep(0.05)
+try:
+    app.get("app:1")
+    print("app: still open", flush=True)
+except redis.exceptions.ConnectionError:
+    print("app: closed", flush=True)
+except redis.exceptions.ResponseError as e:  # redis-py reconnected: the old password
+    print("app: closed" if "WRONGPASS" in str(e) else "app: %s" % e, flush=True)
+print("default:", dflt.ping(), dflt.get("app:1"), flush=True)
+EOF
+bg hold "$PY" "$D/hold.py" "$(resp_port 1)" "$D/ready" "$D/reloaded"
+for ((k = 0; k < 100; k++)); do [ -e "$D/ready" ] && break; sleep 0.1; done
+[ -e "$D/ready" ] || fail "the held connections did not come up: $(cat "$D/hold.out")"
+expect_eq "app and default before the reload" "$(head -n 1 "$D/hold.out")" "before True True"
+
+cat >"$D/users.acl" <<'EOF'
+user app on >apppw2 ~app:* +@all
+user new on >newpw ~* +@all
+EOF
+for i in 1 2 3; do kill -HUP "$(replica_pid "$i")"; done
+for i in 1 2 3; do
+  wait_log "$RABIA_CLUSTER_DIR/r$i.log" "reload: 3 users from requirepass and $D/users.acl; closed [0-9]+ connections? of users other than default" 10
+done
+ok "replicas 1-3 took the new users: $(grep -m1 'reload: 3 users' "$RABIA_CLUSTER_DIR/r1.log" | cut -c26-)"
+touch "$D/reloaded"
+bg_wait "$BG_PID" 20
+expect_eq "app's connection open across the reload, then default's" "$(tail -n 2 "$D/hold.out")" \
+  "app: closed
+default: True b'x'"
+for i in 1 2 3; do
+  expect_eq "replica $i: app with the old password" "$(login "$i" app apppw)" \
+    "WRONGPASS invalid username-password pair or user is disabled."
+  expect_eq "replica $i: ro, removed" "$(login "$i" ro ropw)" "WRONGPASS invalid username-password pair or user is disabled."
+  expect_eq "replica $i: app with the new password" "$(login "$i" app apppw2)" "OK"
+  expect_eq "replica $i: new" "$(login "$i" new newpw)" "OK"
+done
+expect_eq "native: rabia-cli as app with the new password" \
+  "$(RABIA_USER=app RABIA_PASSWORD=apppw2 cli -a "$A" kv set app:2 y)" "OK"
+rc=0
+out=$(RABIA_USER=app RABIA_PASSWORD=apppw timeout 20 "$RABIA_CLI" -a "$A" kv set app:3 z 2>&1) || rc=$?
+expect_match "native: rabia-cli as app with the old password is refused" "$rc:$out" '^[1-9][0-9]*:.*WRONGPASS'
+
+# a file that does not parse: nothing is taken
+cat >"$D/users.acl" <<'EOF'
+user app on >apppw3 ~app:* +@all
+user bad on >pw +@nosuchcategory
+EOF
+kill -HUP "$(replica_pid 2)"
+wait_log "$RABIA_CLUSTER_DIR/r2.log" "reload \(SIGHUP\): $D/users.acl:2: .*the running configuration stays" 10
+ok "a bad acl-file is refused at replica 2: $(grep -m1 'users.acl:2' "$RABIA_CLUSTER_DIR/r2.log" | cut -c1-200)"
+expect_eq "replica 2: app with the password before the bad file" "$(login 2 app apppw2)" "OK"
+expect_eq "replica 2: app with the bad file's password" "$(login 2 app apppw3)" \
+  "WRONGPASS invalid username-password pair or user is disabled."
+expect_eq "SET as new through replica 2" "$(redis-cli -p "$(resp_port 2)" --user new --pass newpw --no-auth-warning SET k v)" "OK"
+wait_converged 30 1 2 3
+all_alive 3
