@@ -316,7 +316,7 @@ const char *acl_auth_result_text(enum acl_auth_result r)
 /* Categories of the commands whose flags do not say (Redis 7.0's COMMAND
  * INFO "acl_categories" for them), a subcommand's own before its command's:
  * CLIENT LIST and KILL are @admin as in Redis (they show and close other
- * users' connections), CLIENT ID or SETNAME are not. */
+ * users' connections), CLIENT ID or SETNAME are not; ACL LOAD is @admin. */
 static const struct {
     const char *name;
     uint32_t cats;
@@ -324,6 +324,7 @@ static const struct {
     {"client|list", ACL_CAT_SLOW | ACL_CAT_CONNECTION | ACL_CAT_ADMIN | ACL_CAT_DANGEROUS},
     {"client|kill", ACL_CAT_SLOW | ACL_CAT_CONNECTION | ACL_CAT_ADMIN | ACL_CAT_DANGEROUS},
     {"client|no-evict", ACL_CAT_SLOW | ACL_CAT_CONNECTION | ACL_CAT_ADMIN | ACL_CAT_DANGEROUS},
+    {"acl|load", ACL_CAT_SLOW | ACL_CAT_ADMIN | ACL_CAT_DANGEROUS},
     {"ping", ACL_CAT_FAST | ACL_CAT_CONNECTION},
     {"echo", ACL_CAT_FAST | ACL_CAT_CONNECTION},
     {"select", ACL_CAT_FAST | ACL_CAT_CONNECTION},

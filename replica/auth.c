@@ -24,6 +24,7 @@
 
 struct replica_auth {
     struct acl acl;
+    char requirepass[256];  /* the default user's password in effect (cfg's, or a reload's): ACL LOAD keeps it */
     bool clients;          /* requirepass or acl-file: users are checked */
     bool required;         /* a new connection must authenticate (acl_auth_required) */
     bool secret;           /* cluster-secret-file: peers prove it */
@@ -156,6 +157,7 @@ int replica_auth_create(struct rabia_replica *r, char *err, size_t errlen)
     if (!a) return -ENOMEM;
     r->auth = a;
     acl_init(&a->acl, r->cfg.requirepass);
+    snprintf(a->requirepass, sizeof a->requirepass, "%s", r->cfg.requirepass);
     if (r->cfg.acl_file[0]) {
         int rc = acl_load_file(&a->acl, r->cfg.acl_file, err, errlen);
         if (rc) return rc;
@@ -217,10 +219,12 @@ void replica_auth_users_free(struct acl *acl)
     free(acl);
 }
 
-uint32_t replica_auth_users_take(struct rabia_replica *r, const struct acl *acl)
+uint32_t replica_auth_users_take(struct rabia_replica *r, const struct acl *acl, const char *requirepass,
+                                 uint32_t caller)
 {
     struct replica_auth *a = r->auth;
     RABIA_ASSERT(a && a->clients && acl->n >= 1 && acl->n <= ACL_MAX_USERS);
+    snprintf(a->requirepass, sizeof a->requirepass, "%s", requirepass);
     /* as Redis's ACL LOAD: a connection of any user but default goes (its
      * user may be gone, disabled or narrower now: it logs in again under the
      * new rules); default's stay and follow its new rules. Closing is
@@ -229,7 +233,8 @@ uint32_t replica_auth_users_take(struct rabia_replica *r, const struct acl *acl)
     for (uint32_t i = 0; i < r->n_live; i++) {
         struct conn *k = &r->conns[r->live[i]];
         if ((k->kind != CK_RESP && k->kind != CK_CLIENT) || !k->c || k->closing || k->au.user <= 0) continue;
-        replica_conn_close(r, k->c);
+        if (r->live[i] == caller) k->quit = true; /* ACL LOAD's own: after its reply */
+        else replica_conn_close(r, k->c);
         closed++;
     }
     OPENSSL_cleanse(&a->acl, sizeof a->acl);
@@ -417,6 +422,45 @@ static void maybe_close(struct rabia_replica *r, struct conn *k)
     }
 }
 
+/* ACL LOAD: this replica's users from its acl-file again (requirepass as in
+ * effect), as a SIGHUP does (reload.c) and as Redis's ACL LOAD: not
+ * replicated, each replica has its own file. */
+static int acl_load_cmd(struct rabia_replica *r, uint32_t ci, struct rabia_buf *out)
+{
+    struct conn *k = &r->conns[ci];
+    struct replica_auth *a = r->auth;
+    if (k->pa.argc != 2) return put_err(out, "ERR wrong number of arguments for 'acl|load' command");
+    if (k->au.user < 0) return refuse(k, out, E_NOAUTH, false);
+    if (k->rs.in_multi) return refuse(k, out, "ERR Command not allowed inside a transaction", false);
+    if (a->clients && !acl_cmd_allowed(&a->acl, k->au.user, "acl|load", acl_categories("acl|load", 0, 0, 0, 0)))
+        return refuse(k, out, "NOPERM this user has no permissions to run the 'acl|load' command", false);
+    if (!r->cfg.acl_file[0])
+        return put_err(out, "ERR This replica is not configured to use an ACL file (set acl-file in its "
+                            "configuration and restart it)");
+    struct rabia_replica_config next;
+    memset(&next, 0, sizeof next);
+    snprintf(next.requirepass, sizeof next.requirepass, "%s", a->requirepass);
+    snprintf(next.acl_file, sizeof next.acl_file, "%s", r->cfg.acl_file);
+    struct acl *users = NULL;
+    char err[600];
+    int rc = replica_auth_users_load(r, &next, &users, err, sizeof err);
+    if (rc) {
+        char msg[640];
+        snprintf(msg, sizeof msg, "ERR %s", err);
+        return put_err(out, msg);
+    }
+    RABIA_ASSERT(users != NULL);
+    uint32_t n = users->n, closed = replica_auth_users_take(r, users, next.requirepass, ci);
+    replica_auth_users_free(users);
+    char who[64];
+    client_addr(k, who, sizeof who);
+    replica_log(r, RABIA_LOG_INFO,
+                "ACL LOAD from %s (user '%s'): %u users from %s; closed %u connection%s of users other than default",
+                who, k->user, n, r->cfg.acl_file, closed, closed == 1 ? "" : "s");
+    rabia_buf_append(out, "+OK\r\n", 5);
+    return 1;
+}
+
 int replica_auth_resp(struct rabia_replica *r, uint32_t ci, struct rabia_buf *out)
 {
     struct conn *k = &r->conns[ci];
@@ -429,6 +473,7 @@ int replica_auth_resp(struct rabia_replica *r, uint32_t ci, struct rabia_buf *ou
     /* ACL: only WHOAMI (the rest of Redis's ACL is configuration by file) */
     if (eq_ci(name, nl, "acl")) {
         if (c->argc < 2) return put_err(out, "ERR wrong number of arguments for 'acl' command");
+        if (eq_ci(c->argv[1], c->argv_len[1], "load")) return acl_load_cmd(r, ci, out);
         if (!eq_ci(c->argv[1], c->argv_len[1], "whoami")) {
             rabia_buf_append(out, "-ERR unknown subcommand '", 25);
             char sub[140];

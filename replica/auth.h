@@ -73,9 +73,12 @@ struct acl;
 int replica_auth_users_load(const struct rabia_replica *r, const struct rabia_replica_config *next, struct acl **out,
                             char *err, size_t errlen);
 void replica_auth_users_free(struct acl *acl);
-/* Loop thread: the loaded users replace the table; connections of users
- * other than default are closed, as Redis's ACL LOAD does. The number closed. */
-uint32_t replica_auth_users_take(struct rabia_replica *r, const struct acl *acl);
+/* Loop thread: the loaded users (made with requirepass) replace the table;
+ * connections of users other than default are closed, as Redis's ACL LOAD
+ * does (connection `caller`, UINT32_MAX for none, after its reply). The
+ * number closed. */
+uint32_t replica_auth_users_take(struct rabia_replica *r, const struct acl *acl, const char *requirepass,
+                                 uint32_t caller);
 /* Failed authentications so far (peers and clients): rabia_auth_failures_total. */
 uint64_t replica_auth_failures(const struct rabia_replica *r);
 /* A user of that name exists (CLIENT KILL USER): "default" always. */

@@ -250,6 +250,7 @@ struct rabia_replica {
     struct rabia_member members_next[RABIA_MAX_REPLICAS];
     struct acl *users_next;  /* NULL: users not checked */
     char users_from[512];    /* the acl-file they came from ("": requirepass alone) */
+    char users_pass[256];    /* the requirepass they were made with */
     int reload_pending;      /* atomic accesses */
     /* status published for other threads */
     pthread_mutex_t st_mu;

@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "acl.h"
 #include "internal.h"
 #include "invariant.h"
@@ -67,6 +69,7 @@ int rabia_replica_reload(struct rabia_replica *r, const struct rabia_replica_con
     replica_auth_users_free(r->users_next); /* a reload the loop has not taken yet: this one wins */
     r->users_next = users;
     snprintf(r->users_from, sizeof r->users_from, "%s", next->acl_file);
+    snprintf(r->users_pass, sizeof r->users_pass, "%s", next->requirepass);
     __atomic_store_n(&r->reload_pending, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&r->reload_mu);
     replica_wake(r);
@@ -77,12 +80,14 @@ void replica_reload_poll(struct rabia_replica *r)
 {
     if (!__atomic_load_n(&r->reload_pending, __ATOMIC_ACQUIRE)) return;
     struct rabia_member next[RABIA_MAX_REPLICAS];
-    char from[sizeof r->users_from];
+    char from[sizeof r->users_from], pass[sizeof r->users_pass];
     pthread_mutex_lock(&r->reload_mu);
     memcpy(next, r->members_next, sizeof next);
     struct acl *users = r->users_next;
     r->users_next = NULL;
     memcpy(from, r->users_from, sizeof from);
+    memcpy(pass, r->users_pass, sizeof pass);
+    OPENSSL_cleanse(r->users_pass, sizeof r->users_pass);
     __atomic_store_n(&r->reload_pending, 0, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&r->reload_mu);
     unsigned changed = 0;
@@ -104,7 +109,8 @@ void replica_reload_poll(struct rabia_replica *r)
     if (!changed) replica_log(r, RABIA_LOG_INFO, "reload: the members' addresses are unchanged");
     if (users) {
         uint32_t n = users->n;
-        uint32_t closed = replica_auth_users_take(r, users);
+        uint32_t closed = replica_auth_users_take(r, users, pass, UINT32_MAX);
+        OPENSSL_cleanse(pass, sizeof pass);
         replica_auth_users_free(users);
         replica_log(r, RABIA_LOG_INFO,
                     "reload: %u user%s from requirepass%s%s; closed %u connection%s of users other than default "

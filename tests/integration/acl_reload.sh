@@ -11,7 +11,10 @@
 #     user are refused (WRONGPASS) on every replica, the new ones log in over
 #     RESP and the native protocol;
 #   - a file with a bad rule: the reload is refused, naming file:line, and
-#     the users before it keep working.
+#     the users before it keep working;
+#   - ACL LOAD over RESP does the same at the replica asked: refused with a
+#     bad file (file:line in the error), NOPERM without @admin, and after it
+#     the file's users log in there while another replica keeps its own.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -102,5 +105,29 @@ expect_eq "replica 2: app with the password before the bad file" "$(login 2 app 
 expect_eq "replica 2: app with the bad file's password" "$(login 2 app apppw3)" \
   "WRONGPASS invalid username-password pair or user is disabled."
 expect_eq "SET as new through replica 2" "$(redis-cli -p "$(resp_port 2)" --user new --pass newpw --no-auth-warning SET k v)" "OK"
+
+# ACL LOAD over RESP: the same reload for the replica asked (each has its own file)
+as() { # as I USER PASS CMD...
+  local i=$1 u=$2 p=$3
+  shift 3
+  redis-cli -p "$(resp_port "$i")" --user "$u" --pass "$p" --no-auth-warning "$@" 2>&1 | head -n 1
+}
+expect_match "ACL LOAD with the bad file (replica 1)" "$(as 1 new newpw ACL LOAD)" "^ERR $D/users.acl:2: user 'bad': unknown command category"
+expect_eq "replica 1 keeps its users" "$(login 1 app apppw2)" "OK"
+cat >"$D/users.acl" <<'EOF'
+user app on >apppw3 ~app:* +@all
+user new on >newpw ~* +@all
+user ops on >opspw ~* +@all -@admin
+EOF
+expect_eq "replica 1: ops, not loaded yet" "$(login 1 ops opspw)" "WRONGPASS invalid username-password pair or user is disabled."
+expect_eq "ACL LOAD as new" "$(as 1 new newpw ACL LOAD)" "OK"
+expect_eq "replica 1: ops after the ACL LOAD" "$(login 1 ops opspw)" "OK"
+expect_eq "ACL LOAD as ops (no @admin)" "$(as 1 ops opspw ACL LOAD)" \
+  "NOPERM this user has no permissions to run the 'acl|load' command"
+expect_eq "replica 1: app with the password of the file ACL LOAD read" "$(login 1 app apppw3)" "OK"
+expect_eq "replica 1: default keeps requirepass" "$(login 1 default defpw)" "OK"
+expect_eq "replica 3 (not asked) keeps app's password from the SIGHUP" "$(login 3 app apppw2)" "OK"
+wait_log "$RABIA_CLUSTER_DIR/r1.log" "ACL LOAD from 127\.0\.0\.1:[0-9]+ \(user 'new'\): 4 users from $D/users.acl" 10
+ok "replica 1 logged the ACL LOAD"
 wait_converged 30 1 2 3
 all_alive 3

@@ -219,6 +219,10 @@ static void test_permissions(void)
     CHECK(acl_cmd_allowed(&A, u, "client|info", acl_categories("client|info", 0, 0, 0, 0)));
     CHECK(acl_cmd_allowed(&A, u, "client|id", acl_categories("client|id", 0, 0, 0, 0)));
     CHECK_EQ(acl_categories("client|id", 0, 0, 0, 0), ACL_CAT_SLOW | ACL_CAT_CONNECTION);
+    /* ACL LOAD replaces every user: @admin @dangerous as in Redis; WHOAMI not */
+    CHECK_EQ(acl_categories("acl|load", 0, 0, 0, 0), ACL_CAT_SLOW | ACL_CAT_ADMIN | ACL_CAT_DANGEROUS);
+    CHECK(!acl_cmd_allowed(&A, u, "acl|load", acl_categories("acl|load", 0, 0, 0, 0)));
+    CHECK(acl_cmd_allowed(&A, u, "acl|whoami", acl_categories("acl|whoami", 0, 0, 0, 0)));
 }
 
 /* Scripts: @slow @scripting (EVAL_RO not @read), and only for users
