@@ -247,7 +247,7 @@ uint32_t replica_auth_users_take(struct rabia_replica *r, const struct acl *acl,
 void replica_auth_destroy(struct rabia_replica *r)
 {
     if (!r->auth) return;
-    OPENSSL_cleanse(r->auth->key, sizeof r->auth->key);
+    OPENSSL_cleanse(r->auth, sizeof *r->auth); /* the secret, the password and its digests */
     free(r->auth);
     r->auth = NULL;
 }
@@ -470,7 +470,7 @@ int replica_auth_resp(struct rabia_replica *r, uint32_t ci, struct rabia_buf *ou
     const uint8_t *name = c->argv[0];
     size_t nl = c->argv_len[0];
     bool authed = k->au.user >= 0;
-    /* ACL: only WHOAMI (the rest of Redis's ACL is configuration by file) */
+    /* ACL: WHOAMI and LOAD (the rest of Redis's ACL is configuration by file) */
     if (eq_ci(name, nl, "acl")) {
         if (c->argc < 2) return put_err(out, "ERR wrong number of arguments for 'acl' command");
         if (eq_ci(c->argv[1], c->argv_len[1], "load")) return acl_load_cmd(r, ci, out);
