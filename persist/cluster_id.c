@@ -61,26 +61,7 @@ int rabia_cluster_id_read(const char *dir, uint64_t *id, bool *found, char *err,
 
 int rabia_cluster_id_write(const char *dir, uint64_t id, char *err, size_t errlen)
 {
-    char path[600], tmp[620];
-    snprintf(path, sizeof path, "%s/cluster-id", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        int e = errno;
-        snprintf(err, errlen, "%s: %s (is the data dir writable and the disk not full?)", tmp, strerror(e));
-        return -e;
-    }
     char buf[32];
     int len = snprintf(buf, sizeof buf, "%016" PRIx64 "\n", id);
-    int rc = 0;
-    if (write(fd, buf, (size_t)len) != len) rc = errno ? -errno : -EIO;
-    else if (fdatasync(fd)) rc = -errno;
-    close(fd);
-    if (!rc && rename(tmp, path)) rc = -errno;
-    if (!rc) rc = rabia_fsync_dir(dir);
-    if (rc) {
-        snprintf(err, errlen, "writing %s: %s (is the disk full or read-only?)", path, strerror(-rc));
-        unlink(tmp);
-    }
-    return rc;
+    return rabia_write_small_file(dir, "cluster-id", buf, (size_t)len, err, errlen);
 }

@@ -64,6 +64,32 @@ int rabia_dir_lock(const char *dir, int *fd_out, char *err, size_t errlen)
     return 0;
 }
 
+int rabia_write_small_file(const char *dir, const char *name, const void *buf, size_t len, char *err,
+                           size_t errlen)
+{
+    char path[600], tmp[620];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s (is the data dir writable and the disk not full?)", tmp, strerror(e));
+        return -e;
+    }
+    int rc = 0;
+    ssize_t k = write(fd, buf, len);
+    if (k != (ssize_t)len) rc = k < 0 ? -errno : -EIO;
+    else if (fdatasync(fd)) rc = -errno;
+    close(fd);
+    if (!rc && rename(tmp, path)) rc = -errno;
+    if (!rc) rc = rabia_fsync_dir(dir);
+    if (rc) {
+        snprintf(err, errlen, "writing %s: %s (is the disk full or read-only?)", path, strerror(-rc));
+        unlink(tmp);
+    }
+    return rc;
+}
+
 void rabia_dir_unlock(int fd)
 {
     if (fd >= 0) close(fd);

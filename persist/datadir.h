@@ -8,6 +8,11 @@
  * the lock held) until the process exits or rabia_dir_unlock. */
 int rabia_dir_lock(const char *dir, int *fd, char *err, size_t errlen);
 void rabia_dir_unlock(int fd);
+/* dir/name holds exactly buf[0..len) durably, or what it held before: a
+ * temporary file, fdatasync, rename, fsync of the folder. 0, or -errno
+ * with err naming the file and the likely cause. */
+int rabia_write_small_file(const char *dir, const char *name, const void *buf, size_t len, char *err,
+                           size_t errlen);
 /* fsync of the folder itself (after a rename or a new file). 0 or -errno. */
 int rabia_fsync_dir(const char *dir);
 #endif

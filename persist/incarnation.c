@@ -23,9 +23,8 @@ int rabia_incarnation_next(const char *dir, uint64_t *incarnation, bool *existed
         snprintf(err, errlen, "data-dir %s: cannot create: %s (create it or fix permissions)", dir, strerror(errno));
         return -errno;
     }
-    char path[1024], tmp[1040];
+    char path[1024];
     snprintf(path, sizeof path, "%s/incarnation", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     uint64_t prev = 0;
     *existed = false;
     FILE *f = fopen(path, "r");
@@ -58,24 +57,10 @@ int rabia_incarnation_next(const char *dir, uint64_t *incarnation, bool *existed
         uint64_t now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
         if (now_us > next) next = now_us;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0640);
-    if (fd < 0) {
-        snprintf(err, errlen, "%s: %s (is the data dir writable and the disk not full?)", tmp, strerror(errno));
-        return -errno;
-    }
     char buf[32];
     int len = snprintf(buf, sizeof buf, "%" PRIu64 "\n", next);
-    int rc = 0;
-    if (write(fd, buf, (size_t)len) != len) rc = errno ? -errno : -EIO;
-    else if (fdatasync(fd)) rc = -errno;
-    close(fd);
-    if (!rc && rename(tmp, path)) rc = -errno;
-    if (!rc) rc = rabia_fsync_dir(dir);
-    if (rc) {
-        snprintf(err, errlen, "writing %s: %s (is the disk full or read-only?)", path, strerror(-rc));
-        unlink(tmp);
-        return rc;
-    }
+    int rc = rabia_write_small_file(dir, "incarnation", buf, (size_t)len, err, errlen);
+    if (rc) return rc;
     *incarnation = next;
     return 0;
 }

@@ -39,6 +39,18 @@ struct replica_lookups {
     uint32_t done;     /* bit p: a lookup for peer p finished (atomic accesses) */
 };
 
+/* Drop one reference, with mu held (released here); the last one frees. */
+static void unref_locked(struct replica_lookups *L)
+{
+    bool last = --L->refs == 0;
+    pthread_mutex_unlock(&L->mu);
+    if (last) {
+        pthread_mutex_destroy(&L->mu);
+        pthread_cond_destroy(&L->cv);
+        free(L);
+    }
+}
+
 static void *lookup_main(void *arg)
 {
     struct replica_lookups *L = arg;
@@ -71,13 +83,7 @@ static void *lookup_main(void *arg)
         __atomic_or_fetch(&L->done, 1u << p, __ATOMIC_RELEASE);
         if (!L->stop) replica_wake(L->r); /* under mu: destroy sets stop under it first */
     }
-    bool last = --L->refs == 0;
-    pthread_mutex_unlock(&L->mu);
-    if (last) {
-        pthread_mutex_destroy(&L->mu);
-        pthread_cond_destroy(&L->cv);
-        free(L);
-    }
+    unref_locked(L);
     return NULL;
 }
 
@@ -102,13 +108,7 @@ void replica_lookups_destroy(struct rabia_replica *r)
     L->stop = true;
     L->r = NULL;
     pthread_cond_signal(&L->cv);
-    bool last = --L->refs == 0;
-    pthread_mutex_unlock(&L->mu);
-    if (last) {
-        pthread_mutex_destroy(&L->mu);
-        pthread_cond_destroy(&L->cv);
-        free(L);
-    }
+    unref_locked(L);
 }
 
 /* Loop thread. 1: the address of peer p is in *ss; 0: its name is being
