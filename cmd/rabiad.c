@@ -185,7 +185,8 @@ static int read_config(int argc, char **argv, struct rabia_replica_config *cfg, 
 /* SIGHUP, taken by this thread (blocked in all others, sigwait): reload the
  * TLS certificates, and read the configuration again for the members'
  * addresses (a machine replaced at another address: README "Replacing a
- * machine"). Other keys take effect at the next restart. */
+ * machine") and the client users (requirepass, acl-file: as ACL LOAD).
+ * Other keys take effect at the next restart. */
 struct hup_ctx {
     int argc;
     char **argv;

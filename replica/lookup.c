@@ -70,7 +70,7 @@ static void *lookup_main(void *arg)
         memcpy(host, sl->host, sizeof host);
         uint16_t port = sl->port;
         pthread_mutex_unlock(&L->mu);
-        struct sockaddr_storage ss;
+        struct sockaddr_storage ss = {0};
         socklen_t len = 0;
         int rc = rio_resolve(host, port, &ss, &len); /* may take the resolver's timeout */
         pthread_mutex_lock(&L->mu);
