@@ -1212,6 +1212,9 @@ void rio_loop_wake(struct rio_loop *l)
 
 /* ---- addresses ---- */
 
+static int lookup_name(const char *host, uint16_t port, bool passive, struct sockaddr_storage *ss, socklen_t *len,
+                       int max);
+
 static int resolve(const char *host, uint16_t port, bool passive, struct sockaddr_storage *ss,
                    socklen_t *len)
 {
@@ -1248,6 +1251,15 @@ static int resolve(const char *host, uint16_t port, bool passive, struct sockadd
         return 0;
     }
     /* A name: synchronous lookup (startup and reconnect paths only). */
+    int n = lookup_name(host, port, passive, ss, len, 1);
+    return n < 0 ? n : 0;
+}
+
+/* getaddrinfo for a name: up to max IPv4/IPv6 stream addresses, in its
+ * order, with the port set. The count (>= 1) or a negative errno. */
+static int lookup_name(const char *host, uint16_t port, bool passive, struct sockaddr_storage *ss, socklen_t *len,
+                       int max)
+{
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -1262,21 +1274,21 @@ static int resolve(const char *host, uint16_t port, bool passive, struct sockadd
         default: return -EADDRNOTAVAIL;
         }
     }
-    int r = -EADDRNOTAVAIL;
-    for (struct addrinfo *a = res; a; a = a->ai_next) {
+    int n = 0;
+    for (struct addrinfo *a = res; a && n < max; a = a->ai_next) {
         if ((a->ai_family == AF_INET || a->ai_family == AF_INET6) && a->ai_addrlen <= sizeof *ss) {
-            memcpy(ss, a->ai_addr, a->ai_addrlen);
-            *len = a->ai_addrlen;
+            memset(&ss[n], 0, sizeof ss[n]);
+            memcpy(&ss[n], a->ai_addr, a->ai_addrlen);
+            len[n] = a->ai_addrlen;
             if (a->ai_family == AF_INET)
-                in4->sin_port = htons(port);
+                ((struct sockaddr_in *)&ss[n])->sin_port = htons(port);
             else
-                in6->sin6_port = htons(port);
-            r = 0;
-            break;
+                ((struct sockaddr_in6 *)&ss[n])->sin6_port = htons(port);
+            n++;
         }
     }
     freeaddrinfo(res);
-    return r;
+    return n ? n : -EADDRNOTAVAIL;
 }
 
 static int format_addr(const struct sockaddr_storage *ss, socklen_t len, char *buf, size_t n)
@@ -1320,9 +1332,17 @@ bool rio_host_is_literal(const char *host)
     return inet_pton(AF_INET6, host, &a6) == 1;
 }
 
-int rio_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+int rio_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len, int max)
 {
-    return resolve(host, port, false, ss, len);
+    if (max < 1)
+        return -EINVAL;
+    if (rio_host_is_literal(host)) {
+        int r = resolve(host, port, false, ss, len);
+        return r < 0 ? r : 1;
+    }
+    if (!host || !*host)
+        return -EINVAL;
+    return lookup_name(host, port, false, ss, len, max);
 }
 
 int rio_connect(struct rio_loop *l, const char *host, uint16_t port, void *user,

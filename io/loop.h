@@ -90,7 +90,11 @@ int rio_connect(struct rio_loop *l, const char *host, uint16_t port, void *user,
  * stall looks names up elsewhere (rio_resolve, on another thread) and
  * connects to the address (rio_connect_addr). */
 bool rio_host_is_literal(const char *host); /* an IPv4 or IPv6 address, not a name */
-int rio_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len); /* any thread */
+/* Any thread: up to max addresses of host (a literal: itself; a name: what
+ * getaddrinfo gives, in its order), the port set. The count (>= 1) or a
+ * negative errno (-EAGAIN: no answer from DNS; -EADDRNOTAVAIL: no such
+ * name or no address for it). */
+int rio_resolve(const char *host, uint16_t port, struct sockaddr_storage *ss, socklen_t *len, int max);
 int rio_connect_addr(struct rio_loop *l, const struct sockaddr_storage *addr, socklen_t len, void *user,
                      struct rio_conn **out);
 

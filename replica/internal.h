@@ -158,6 +158,7 @@ struct peer {
      * reason, logged once per spell */
     bool lookup_failing;
     char lookup_why[160];
+    uint32_t addr_turn;      /* a name's addresses: which one the next dial takes (moves on a failed dial) */
 };
 
 /* Rate-limited log lines: at most 20 per 10 s, then one line saying how
@@ -365,8 +366,8 @@ void replica_reload_poll(struct rabia_replica *r); /* every loop turn: a reload'
 /* lookup.c: peer addresses for dial, names looked up on a thread of their own */
 int replica_lookups_create(struct rabia_replica *r);
 void replica_lookups_destroy(struct rabia_replica *r);
-int replica_lookup(struct rabia_replica *r, uint8_t p, struct sockaddr_storage *ss, socklen_t *len, char *why,
-                   size_t whylen);
+int replica_lookup(struct rabia_replica *r, uint8_t p, uint32_t turn, struct sockaddr_storage *ss, socklen_t *len,
+                   char *why, size_t whylen);
 uint32_t replica_lookups_done(struct rabia_replica *r); /* bit p: peer p's lookup finished since the last call */
 
 #endif

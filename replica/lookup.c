@@ -19,14 +19,15 @@
 #include "invariant.h"
 
 enum lookup_state { L_IDLE, L_ASKED, L_RUNNING, L_DONE };
+enum { LOOKUP_ADDRS = 8 }; /* addresses of one name kept, tried in turn */
 
 struct lookup_slot {
     char host[256];
     uint16_t port;
     enum lookup_state st;
-    int rc; /* L_DONE: 0, or the negative errno of rio_resolve */
-    struct sockaddr_storage ss;
-    socklen_t len;
+    int rc; /* L_DONE: the number of addresses, or the negative errno of rio_resolve */
+    struct sockaddr_storage ss[LOOKUP_ADDRS];
+    socklen_t len[LOOKUP_ADDRS];
 };
 
 struct replica_lookups {
@@ -70,14 +71,16 @@ static void *lookup_main(void *arg)
         memcpy(host, sl->host, sizeof host);
         uint16_t port = sl->port;
         pthread_mutex_unlock(&L->mu);
-        struct sockaddr_storage ss = {0};
-        socklen_t len = 0;
-        int rc = rio_resolve(host, port, &ss, &len); /* may take the resolver's timeout */
+        struct sockaddr_storage ss[LOOKUP_ADDRS];
+        socklen_t len[LOOKUP_ADDRS];
+        int rc = rio_resolve(host, port, ss, len, LOOKUP_ADDRS); /* may take the resolver's timeout */
         pthread_mutex_lock(&L->mu);
         sl->st = L_DONE;
         sl->rc = rc;
-        sl->ss = ss;
-        sl->len = len;
+        for (int i = 0; i < rc; i++) {
+            sl->ss[i] = ss[i];
+            sl->len[i] = len[i];
+        }
         memcpy(sl->host, host, sizeof host); /* what the answer is for */
         sl->port = port;
         __atomic_or_fetch(&L->done, 1u << p, __ATOMIC_RELEASE);
@@ -111,17 +114,20 @@ void replica_lookups_destroy(struct rabia_replica *r)
     unref_locked(L);
 }
 
-/* Loop thread. 1: the address of peer p is in *ss; 0: its name is being
- * looked up (the loop is woken when the answer is in); < 0: the lookup
- * failed (negative errno; why says it in words). */
-int replica_lookup(struct rabia_replica *r, uint8_t p, struct sockaddr_storage *ss, socklen_t *len, char *why,
-                   size_t whylen)
+/* Loop thread. 1: an address of peer p is in *ss (a name with several:
+ * the one `turn` picks, so that a dial that failed tries the next: a name
+ * with an IPv6 address first, of a peer listening on IPv4 only, was never
+ * reached); 0: its name is being looked up (the loop is woken when the
+ * answer is in); < 0: the lookup failed (negative errno; why says it in
+ * words). */
+int replica_lookup(struct rabia_replica *r, uint8_t p, uint32_t turn, struct sockaddr_storage *ss, socklen_t *len,
+                   char *why, size_t whylen)
 {
     RABIA_ASSERT(p < r->cfg.n && p != r->self);
     const struct rabia_member *m = &r->cfg.members[p];
     why[0] = 0;
     if (rio_host_is_literal(m->host)) {
-        int rc = rio_resolve(m->host, m->port, ss, len); /* no lookup: a conversion */
+        int rc = rio_resolve(m->host, m->port, ss, len, 1); /* no lookup: a conversion */
         if (rc < 0) snprintf(why, whylen, "%s", rabia_strerror(rc));
         return rc < 0 ? rc : 1;
     }
@@ -135,8 +141,9 @@ int replica_lookup(struct rabia_replica *r, uint8_t p, struct sockaddr_storage *
         if (!strcmp(sl->host, m->host) && sl->port == m->port) { /* else: for an address since reloaded */
             out = sl->rc < 0 ? sl->rc : 1;
             if (out == 1) {
-                *ss = sl->ss;
-                *len = sl->len;
+                RABIA_ASSERT(sl->rc <= LOOKUP_ADDRS);
+                *ss = sl->ss[turn % (uint32_t)sl->rc];
+                *len = sl->len[turn % (uint32_t)sl->rc];
             } else {
                 snprintf(why, whylen, "%s",
                          sl->rc == -EAGAIN ? "no answer from DNS (temporary failure in name resolution)"

@@ -244,7 +244,7 @@ static void dial(struct rabia_replica *r, uint8_t p)
     socklen_t len = 0;
     char why[160];
     /* a name is looked up on lookup.c's thread, never here */
-    int rc = replica_lookup(r, p, &ss, &len, why, sizeof why);
+    int rc = replica_lookup(r, p, pe->addr_turn, &ss, &len, why, sizeof why);
     if (rc == 0) { /* in flight: lookup.c wakes the loop with the answer */
         pe->redial_at_us = rio_now_us() + 1000000;
         return;
@@ -604,6 +604,7 @@ static void h_close(void *ctx, struct rio_conn *c, int err)
                 struct rabia_event ev = {.type = RABIA_EV_PEER_DOWN, .peer = k->peer};
                 core_step(r, &ev);
             }
+            if (!pe->out_ready) pe->addr_turn++; /* never up: the next dial tries the name's next address */
             pe->out = UINT32_MAX;
             pe->out_ready = false;
             pe->backoff_us = pe->backoff_us ? (pe->backoff_us * 2 > 2000000 ? 2000000 : pe->backoff_us * 2) : 50000;

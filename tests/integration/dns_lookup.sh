@@ -15,7 +15,10 @@
 # Replica 1 then takes SETs one after another for 10 s: none may wait 3 s
 # or more, and it logs why replica 3 is unreachable. Then the name goes
 # into replica 1's hosts file: it dials replica 3 by itself and all three
-# are connected and converge.
+# are connected and converge. In the hosts files the name has ::1 first,
+# where nothing takes peers (they listen on 0.0.0.0): a dial that fails
+# there must go on to the name's next address (it did not: replicas 1 and
+# 2 never reached replica 3).
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -42,7 +45,9 @@ mkdir -p "$IT_DIR/etc1" "$IT_DIR/etc"
 printf 'nameserver %s\noptions timeout:6 attempts:1\n' "$DNS" >"$IT_DIR/etc1/resolv.conf"
 cp "$IT_DIR/etc1/resolv.conf" "$IT_DIR/etc/resolv.conf"
 printf '127.0.0.1 localhost\n' >"$IT_DIR/etc1/hosts"
-printf '127.0.0.1 localhost\n127.0.0.1 r3.rabia.test\n' >"$IT_DIR/etc/hosts"
+# the name has an IPv6 address first, where nothing listens (replicas take
+# peers on 0.0.0.0: IPv4 only): a dial that fails there must try the next
+printf '127.0.0.1 localhost\n::1 r3.rabia.test\n127.0.0.1 r3.rabia.test\n' >"$IT_DIR/etc/hosts"
 # the lookup as replica 1 will see it: fails after the timeout
 t0=$(date +%s%N)
 rc=0
@@ -67,6 +72,7 @@ start 1 "$IT_DIR/etc1"
 start 2 "$IT_DIR/etc"
 start 3 "$IT_DIR/etc"
 wait_ready 20 2 3
+ok "replica 2 reached replica 3 by name, whose first address (::1) takes no peers"
 
 # SETs one at a time at replica 1 for 10 s: the slowest one
 cat >"$IT_DIR/slowest.py" <<'EOF'
@@ -96,7 +102,8 @@ ok "replica 1 says why it cannot reach replica 3: $(grep -m1 'cannot look the na
 
 # the name appears in replica 1's hosts file (written in place: the file
 # bound over /etc/hosts is this inode): it dials replica 3 by itself
-printf '127.0.0.1 localhost\n127.0.0.1 r3.rabia.test\n' >"$IT_DIR/etc1/hosts"
+cp "$IT_DIR/etc/hosts" "$IT_DIR/etc1/hosts.new"
+cat "$IT_DIR/etc1/hosts.new" >"$IT_DIR/etc1/hosts"
 wait_ready 30 1 2 3
 ok "replica 1 found r3.rabia.test and connected"
 expect_eq "SET through replica 3" "$(redis 3 SET after ok)" OK
