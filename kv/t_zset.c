@@ -767,6 +767,26 @@ KV_CMD(zrevrangebylex) { return zrange_generic(c, 1, false, ZR_LEX, ZD_REV); }
 /* ------------------------------------------------------------------ */
 /* Removal.                                                            */
 
+/* Pop n members (n <= the set's size) from the min or the max end of ke's
+ * set, each replied as member, score (as one [member, score] array when
+ * paired); the key goes when the set is empty. */
+static int pop_members(struct kv_ctx *c, struct kv_dent *ke, bool max, uint64_t n, bool paired)
+{
+    struct kv_zset *z = zs(obj_of(ke));
+    RABIA_ASSERT(n <= z->len);
+    int rc = 0;
+    for (; n > 0 && !rc; n--) {
+        struct kv_zsl_node *x = max ? z->tail : kv_zset_first(z);
+        if (paired)
+            rc = kv_reply_array(c, 2);
+        if (!rc)
+            rc = reply_node(c, x, true);
+        kv_zset_delete(c->s, z, x->e);
+    }
+    removed(c, ke);
+    return rc;
+}
+
 static int zpop_generic(struct kv_ctx *c, bool max)
 {
     if (c->argc > 3)
@@ -784,13 +804,7 @@ static int zpop_generic(struct kv_ctx *c, bool max)
     if (n > z->len)
         n = z->len;
     int rc = kv_reply_array(c, 2 * n);
-    for (; n > 0 && !rc; n--) {
-        struct kv_zsl_node *x = max ? z->tail : kv_zset_first(z);
-        rc = reply_node(c, x, true);
-        kv_zset_delete(c->s, z, x->e);
-    }
-    removed(c, ke);
-    return rc;
+    return rc ? rc : pop_members(c, ke, max, n, false);
 }
 
 /* The first sorted set among key arguments [from, to): 1 and *ke, *at;
@@ -833,15 +847,7 @@ static int zmpop_generic(struct kv_ctx *c, uint32_t at)
         rc = kv_reply_bulk(c, c->argv[i], c->len[i]);
     if (!rc)
         rc = kv_reply_array(c, n);
-    for (; n > 0 && !rc; n--) {
-        struct kv_zsl_node *x = max ? z->tail : kv_zset_first(z);
-        rc = kv_reply_array(c, 2);
-        if (!rc)
-            rc = reply_node(c, x, true);
-        kv_zset_delete(c->s, z, x->e);
-    }
-    removed(c, ke);
-    return rc;
+    return rc ? rc : pop_members(c, ke, max, n, true);
 }
 
 KV_CMD(zmpop) { return zmpop_generic(c, 1); }
@@ -860,16 +866,10 @@ static int bzpop(struct kv_ctx *c, bool max)
     int found = first_zset(c, 1, c->argc - 1, &ke, &i);
     if (found <= 0)
         return found < 0 ? 0 : kv_reply_null_array(c);
-    struct kv_zset *z = zs(obj_of(ke));
-    struct kv_zsl_node *x = max ? z->tail : kv_zset_first(z);
     int rc = kv_reply_array(c, 3);
     if (!rc)
         rc = kv_reply_bulk(c, c->argv[i], c->len[i]);
-    if (!rc)
-        rc = reply_node(c, x, true);
-    kv_zset_delete(c->s, z, x->e);
-    removed(c, ke);
-    return rc;
+    return rc ? rc : pop_members(c, ke, max, 1, false);
 }
 
 KV_CMD(bzpopmin) { return bzpop(c, false); }
