@@ -391,6 +391,17 @@ static bool arity_ok(int arity, uint32_t argc)
     return arity >= 0 ? argc == (uint32_t)arity : argc >= (uint32_t)-arity;
 }
 
+/* Whether cmd exists for store s: a command above the agreed feature level
+ * does not exist yet (the answer is a build without it's, features.c); the
+ * replicas' own operations only run as a whole operation (builds before
+ * levels ran a nested SWEEP: so does a store at level 0). */
+static bool cmd_runs(const struct kv_store *s, const struct kv_cmd *cmd, bool nested)
+{
+    if (cmd_level[cmd - commands] > s->feature_level) /* lookup built the table */
+        return false;
+    return !nested || !(cmd->flags & KV_F_INTERNAL) || (cmd->fn == kv_cmd_sweep && s->feature_level == 0);
+}
+
 int kv_run(struct kv_store *s, uint32_t dbi, uint32_t argc, const uint8_t *const *argv,
            const uint32_t *len, struct rabia_buf *out, bool in_exec, bool nested)
 {
@@ -400,12 +411,7 @@ int kv_run(struct kv_store *s, uint32_t dbi, uint32_t argc, const uint8_t *const
     if (argc == 0)
         return kv_reply_err(&c, "ERR empty command");
     const struct kv_cmd *cmd = lookup(argv[0], len[0]);
-    /* a command above the agreed feature level does not exist yet: the
-     * answer a build without it gives (features.c); the replicas' own
-     * operations only run as a whole operation (builds before levels ran a
-     * nested SWEEP: so does a store at level 0) */
-    if (!cmd || cmd_level[cmd - commands] > s->feature_level || /* lookup built the table */
-        (nested && (cmd->flags & KV_F_INTERNAL) && (cmd->fn != kv_cmd_sweep || s->feature_level >= 1)))
+    if (!cmd || !cmd_runs(s, cmd, nested))
         return kv_reply_unknown(&c);
     if (!arity_ok(cmd->arity, argc))
         return kv_reply_arity(&c);
@@ -808,6 +814,14 @@ unsigned rabia_kv_feature_level(const void *sm)
 {
     const struct kv_sm *m = sm;
     return m->s->feature_level;
+}
+
+bool rabia_kv_cmd_runs(const void *sm, const struct rabia_kv_cmd_info *ci, bool nested)
+{
+    const struct kv_sm *m = sm;
+    pthread_once(&infos_once, infos_init);
+    RABIA_ASSERT(ci >= infos && ci < infos + N_COMMANDS);
+    return cmd_runs(m->s, &commands[ci - infos], nested);
 }
 
 uint64_t rabia_kv_allocations(const void *sm)

@@ -88,6 +88,13 @@ bool rabia_kv_op_internal(const uint8_t *op, size_t len);
 #define RABIA_KV_FEATURE_LEVEL 1 /* this build's */
 /* The level the cluster agreed (0 until a FEATURELEVEL operation). */
 unsigned rabia_kv_feature_level(const void *sm);
+/* Whether command ci (from rabia_kv_lookup) runs in this store now
+ * (nested: in a transaction, @DB or a script), or is answered "unknown
+ * command": above the agreed level, or a replicas' own operation nested.
+ * Only such commands (ci->level > 0, or RABIA_KV_CMD_INTERNAL and nested)
+ * can be hidden. */
+struct rabia_kv_cmd_info;
+bool rabia_kv_cmd_runs(const void *sm, const struct rabia_kv_cmd_info *ci, bool nested);
 /* Keys and keys with an expiry in database db (INFO keyspace). */
 void rabia_kv_db_info(const void *sm, uint32_t db, uint64_t *keys, uint64_t *expires);
 

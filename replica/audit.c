@@ -438,13 +438,10 @@ static void kv_cmd(struct rabia_replica *r, const struct ident *id, uint32_t db,
     /* FEATURES and FEATURELEVEL change no data (kv/README.md "Feature
      * levels"; the replica's log says when a level is proposed) */
     if ((ci->flags & RABIA_KV_CMD_INTERNAL) && strcmp(ci->name, "sweep")) return;
-    /* unknown to the store: a command above the agreed level, or a SWEEP
-     * nested in a transaction or @DB from level 1 on */
-    bool nested_sweep = depth && (ci->flags & RABIA_KV_CMD_INTERNAL);
-    if (ci->level || nested_sweep) {
-        unsigned level = rabia_kv_feature_level(rabia_rsm_sm(r->rsm));
-        if (ci->level > level || (nested_sweep && level)) return;
-    }
+    /* unknown to the store (above the agreed level, or a SWEEP nested from
+     * level 1 on): it changed nothing. Only such commands need the store. */
+    bool hideable = ci->level || (depth && (ci->flags & RABIA_KV_CMD_INTERNAL));
+    if (hideable && !rabia_kv_cmd_runs(rabia_rsm_sm(r->rsm), ci, depth > 0)) return;
     if (!strcmp(ci->name, "sweep") && rlen == 4 && !memcmp(res, ":0\r\n", 4)) return; /* expired nothing: changed nothing */
     struct lw w = line_room(r);
     line_begin(r, &w, id);
