@@ -176,5 +176,7 @@ int replica_lookup(struct rabia_replica *r, uint8_t p, uint32_t turn, struct soc
 
 uint32_t replica_lookups_done(struct rabia_replica *r)
 {
-    return r->lookups ? __atomic_exchange_n(&r->lookups->done, 0, __ATOMIC_ACQ_REL) : 0;
+    /* every loop turn: a plain load first, the locked exchange only when a lookup finished */
+    if (!r->lookups || !__atomic_load_n(&r->lookups->done, __ATOMIC_ACQUIRE)) return 0;
+    return __atomic_exchange_n(&r->lookups->done, 0, __ATOMIC_ACQ_REL);
 }
