@@ -1022,13 +1022,17 @@ static int put_in_db(struct rabia_buf *out, uint32_t db, const uint8_t *op, size
 
 /* The seconds of a blocking pop's timeout (its last argument) in ms, 0 for
  * "forever"; a bad one is left for the state machine to refuse. */
+/* BLMPOP / BZMPOP timeout numkeys key...: the blocking commands whose
+ * timeout comes first (the others end with it). */
+static bool timeout_first(const uint8_t *name, size_t n)
+{
+    return eq_ci(name, n, "blmpop") || eq_ci(name, n, "bzmpop");
+}
+
 static uint64_t block_timeout(const struct resp_argv *c)
 {
     char buf[64];
-    /* BLMPOP / BZMPOP timeout numkeys ...; the others end with it */
-    uint32_t at = eq_ci(c->argv[0], c->argv_len[0], "blmpop") || eq_ci(c->argv[0], c->argv_len[0], "bzmpop")
-                      ? 1
-                      : c->argc - 1;
+    uint32_t at = timeout_first(c->argv[0], c->argv_len[0]) ? 1 : c->argc - 1;
     size_t n = c->argv_len[at];
     if (n == 0 || n >= sizeof buf)
         return 0;
@@ -1654,7 +1658,7 @@ bool resp_block_waits_on(const uint8_t *op, size_t n, uint32_t db, const uint8_t
     /* BLPOP / BRPOP / BZPOPMIN / BZPOPMAX key... timeout; BLMOVE source
      * destination ...; BLMPOP / BZMPOP timeout numkeys key... */
     uint32_t first = 1, last = eq_ci(a0, l0, "blmove") ? 1 : argc - 2;
-    if (eq_ci(a0, l0, "blmpop") || eq_ci(a0, l0, "bzmpop")) {
+    if (timeout_first(a0, l0)) {
         int64_t nk = 0;
         if (!op_arg(op, n, 2, &a, &l, &argc) || !rabia_kv_parse_int(a, l, &nk) || nk < 1 || nk > (int64_t)argc - 3)
             return false;
