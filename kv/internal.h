@@ -171,7 +171,9 @@ struct kv_obj *kv_str_new(struct kv_store *s, const uint8_t *p, size_t n);
 /* o resized to n bytes (new bytes zero), or NULL with o unchanged. The
  * caller points the key's entry at the result. */
 struct kv_obj *kv_str_resize(struct kv_store *s, struct kv_obj *o, size_t n);
+#ifndef KV_STR_MAX /* the fuzz targets lower it, as the script bounds below */
 #define KV_STR_MAX (512ull * 1024 * 1024) /* a string's bytes at most: Redis's proto-max-bulk-len default */
+#endif
 /* A non-string object of type t with encoding enc and structure ptr. */
 struct kv_obj *kv_obj_new(struct kv_store *s, uint8_t type, uint8_t enc, void *ptr);
 void kv_obj_free(struct kv_store *s, struct kv_obj *o);
@@ -251,8 +253,22 @@ struct kv_store *kv_store_new(void); /* NULL on allocation failure */
 /* Scripts (script.c).                                                 */
 
 enum kv_script_outcome { KV_SCRIPT_OK = 0, KV_SCRIPT_ERROR = 1, KV_SCRIPT_STOPPED = 2 };
+/* The two bounds are part of what every replica computes alike: a build
+ * for the cluster never changes them. The fuzz targets (tests/fuzz) lower
+ * them so that a script that loops forever costs them milliseconds. */
+#ifndef KV_SCRIPT_MAX_INSNS
 #define KV_SCRIPT_MAX_INSNS 100000000 /* Lua instructions a run may execute */
+#endif
+#ifndef KV_SCRIPT_MAX_HEAP
 #define KV_SCRIPT_MAX_HEAP (128u << 20) /* bytes a run's Lua state may hold */
+#endif
+/* From feature level KV_LEVEL_SCRIPT_ALLOC, every byte a run allocates
+ * counts toward KV_SCRIPT_MAX_INSNS, one instruction per
+ * KV_SCRIPT_ALLOC_BYTES bytes (kv/README.md "Scripts"): a loop that
+ * concatenates a growing string runs one instruction per step but copies
+ * the whole string each time (40,000 steps of 10 bytes took 11 s here). */
+#define KV_LEVEL_SCRIPT_ALLOC 2
+#define KV_SCRIPT_ALLOC_BYTES 4
 #define KV_SCRIPT_EVAL_CACHED 500     /* scripts cached by EVAL (Redis 7.4's bound) */
 /* A cached script (kv_dent.v.p of the cache; ver is its last use). */
 struct kv_script {

@@ -31,6 +31,8 @@ struct run {
     bool oom;           /* the heap bound refused an allocation (the same on every replica) */
     int enomem;         /* -ENOMEM: the store or the machine ran out of memory, the apply fails (kv/internal.h) */
     uint64_t insns;
+    bool charge_alloc;  /* feature level KV_LEVEL_SCRIPT_ALLOC: allocated bytes count as instructions */
+    lua_State *L;       /* set once the state exists (the allocator may stop the run) */
     size_t heap;
     uint32_t next_id;   /* tostring's names for tables and functions */
     uint32_t opened;    /* the libraries opened so far (enum lib bits) */
@@ -46,6 +48,15 @@ static struct run *run_of(lua_State *L)
     return ud;
 }
 
+static void run_hook(lua_State *L, lua_Debug *ar);
+
+#define STR2(x) #x
+#define STR(x) STR2(x)
+#define STOPPED_TEXT                                                                                             \
+    "ERR script stopped after " STR(KV_SCRIPT_MAX_INSNS) " Lua instructions: every replica stops a script at "  \
+                                                         "this bound, at the same point; split the work into "  \
+                                                         "shorter scripts"
+
 static void *run_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct run *r = ud;
@@ -58,6 +69,19 @@ static void *run_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         r->oom = true;
         return NULL;
     }
+    if (nsize > osize && r->charge_alloc && r->L) {
+        /* the bytes count as work: a new string of n bytes is n bytes
+         * copied, whatever the instructions that asked for it */
+        r->insns += (nsize - osize + KV_SCRIPT_ALLOC_BYTES - 1) / KV_SCRIPT_ALLOC_BYTES;
+        if (r->insns > KV_SCRIPT_MAX_INSNS && !r->over) {
+            /* refuse this one (Lua raises a memory error at a safe point)
+             * and let the hook raise at every instruction from now on, as
+             * when the count passes the bound there */
+            r->over = true;
+            lua_sethook(r->L, run_hook, LUA_MASKCOUNT, 1);
+            return NULL;
+        }
+    }
     void *p = realloc(ptr, nsize);
     if (p)
         r->heap = r->heap - osize + nsize;
@@ -66,23 +90,84 @@ static void *run_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
+/* The count is past the bound: raise the stop error, and from now on at
+ * every instruction (a pcall loop cannot outlast it). Does not return. */
+static void stop_run(lua_State *L, struct run *r)
+{
+    if (!r->over) {
+        r->over = true;
+        lua_sethook(L, run_hook, LUA_MASKCOUNT, 1);
+    }
+    lua_newtable(L);
+    lua_pushstring(L, STOPPED_TEXT);
+    lua_setfield(L, -2, "err");
+    lua_error(L);
+}
+
 static void run_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     struct run *r = run_of(L);
     r->insns += r->over ? 1 : HOOK_EVERY;
-    if (r->insns <= KV_SCRIPT_MAX_INSNS)
-        return;
-    if (!r->over) { /* from now on every instruction raises: a pcall loop cannot outlast it */
-        r->over = true;
-        lua_sethook(L, run_hook, LUA_MASKCOUNT, 1);
+    if (r->insns > KV_SCRIPT_MAX_INSNS)
+        stop_run(L, r);
+}
+
+/* Library functions whose loops in C take time in the size of a table
+ * argument, where the instruction count sees one call: from feature level
+ * KV_LEVEL_SCRIPT_ALLOC each call counts KV_SCRIPT_ELEM_INSNS per element
+ * first (table.insert and table.remove at the front shift every element:
+ * 40,000 inserts at index 1 held the store 12.8 s). Upvalue 1: the
+ * library's function; upvalue 2: enum charged_kind. */
+enum charged_kind { CHARGE_INSERT, CHARGE_REMOVE, CHARGE_LEN, CHARGE_SORT, CHARGE_STRINGS };
+#define KV_SCRIPT_ELEM_INSNS 4
+
+static int charged_call(lua_State *L)
+{
+    struct run *r = run_of(L);
+    if (r->charge_alloc && lua_tointeger(L, lua_upvalueindex(2)) == CHARGE_STRINGS) {
+        /* the string library reads its string arguments (s:sub(1, -2) of
+         * a large string copies it even when the result exists already,
+         * and then allocates nothing) */
+        uint64_t bytes = 0;
+        for (int i = 1, top = lua_gettop(L); i <= top; i++)
+            if (lua_type(L, i) == LUA_TSTRING)
+                bytes += lua_objlen(L, i);
+        r->insns += bytes / KV_SCRIPT_ALLOC_BYTES;
+        if (r->insns > KV_SCRIPT_MAX_INSNS)
+            stop_run(L, r);
+    } else if (r->charge_alloc && lua_type(L, 1) == LUA_TTABLE) {
+        /* what the call's loop visits: the elements after pos for insert
+         * (table.insert(t, pos, v); appending moves nothing) and remove
+         * (table.remove(t, pos), the last by default), all of them for
+         * maxn, n log n for sort */
+        uint64_t n = (uint64_t)lua_objlen(L, 1), cost = 0;
+        lua_Number pos;
+        switch (lua_tointeger(L, lua_upvalueindex(2))) {
+        case CHARGE_INSERT:
+            pos = lua_gettop(L) == 3 && lua_isnumber(L, 2) ? lua_tonumber(L, 2) : (lua_Number)n + 1;
+            cost = pos >= 1 && pos <= (lua_Number)n ? n + 1 - (uint64_t)pos : 0;
+            break;
+        case CHARGE_REMOVE:
+            pos = lua_isnumber(L, 2) ? lua_tonumber(L, 2) : (lua_Number)n;
+            cost = pos >= 1 && pos <= (lua_Number)n ? n - (uint64_t)pos : 0;
+            break;
+        case CHARGE_LEN:
+            cost = n;
+            break;
+        default:
+            for (uint64_t m = n; m > 1; m >>= 1)
+                cost += n;
+            break;
+        }
+        r->insns += cost * KV_SCRIPT_ELEM_INSNS;
+        if (r->insns > KV_SCRIPT_MAX_INSNS)
+            stop_run(L, r);
     }
-    lua_newtable(L);
-    lua_pushfstring(L, "ERR script stopped after %d Lua instructions: every replica stops a script at this bound, at "
-                       "the same point; split the work into shorter scripts",
-                    (int)(KV_SCRIPT_MAX_INSNS));
-    lua_setfield(L, -2, "err");
-    lua_error(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
 }
 
 /* Push Redis's error table {err = "CODE message"} from an error reply or
@@ -485,6 +570,12 @@ static int string_rep(lua_State *L)
     if (n * (lua_Number)l > (lua_Number)KV_SCRIPT_MAX_HEAP)
         return luaL_error(L, "string.rep: the result would pass the script heap bound of %d bytes",
                           (int)KV_SCRIPT_MAX_HEAP);
+    struct run *r = run_of(L);
+    if (r->charge_alloc) { /* the result's bytes are written even when it exists already */
+        r->insns += (uint64_t)(n * (lua_Number)l) / KV_SCRIPT_ALLOC_BYTES;
+        if (r->insns > KV_SCRIPT_MAX_INSNS)
+            stop_run(L, r);
+    }
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, 1);
@@ -739,6 +830,16 @@ static void open_lazy(lua_State *L, uint32_t lib, int hidden, int proxy)
         lua_getfield(L, -1, "rep");
         lua_pushcclosure(L, string_rep, 1);
         lua_setfield(L, -2, "rep"); /* in the real table: the strings' methods see it too */
+        {
+            static const char *const charged[] = {"byte",  "find",    "format", "gmatch", "gsub", "lower",
+                                                  "match", "reverse", "sub",    "upper"};
+            for (size_t k = 0; k < sizeof charged / sizeof charged[0]; k++) {
+                lua_getfield(L, -1, charged[k]);
+                lua_pushinteger(L, CHARGE_STRINGS);
+                lua_pushcclosure(L, charged_call, 2);
+                lua_setfield(L, -2, charged[k]);
+            }
+        }
         guard_table(L);
         lua_setglobal(L, "string");
         break;
@@ -760,6 +861,19 @@ static void open_lazy(lua_State *L, uint32_t lib, int hidden, int proxy)
             lua_pushcfunction(L, other[i].open);
             lua_pushstring(L, other[i].name);
             lua_call(L, 1, 1);
+            if (lib == LIB_TABLE) {
+                static const struct {
+                    const char *name;
+                    int kind;
+                } charged[] = {{"insert", CHARGE_INSERT}, {"remove", CHARGE_REMOVE}, {"maxn", CHARGE_LEN},
+                               {"sort", CHARGE_SORT}};
+                for (size_t k = 0; k < sizeof charged / sizeof charged[0]; k++) {
+                    lua_getfield(L, -1, charged[k].name);
+                    lua_pushinteger(L, charged[k].kind);
+                    lua_pushcclosure(L, charged_call, 2);
+                    lua_setfield(L, -2, charged[k].name);
+                }
+            }
             if (lib == LIB_MATH) {
                 lua_pushcfunction(L, math_random);
                 lua_setfield(L, -2, "random");
@@ -944,7 +1058,9 @@ static int run_main(lua_State *L)
     lua_sethook(L, NULL, 0, 0);
     if (j->r->enomem || j->r->oom)
         return 0; /* the caller replies */
-    if (prc) /* the error object (on_error's table) on top */
+    if (prc == LUA_ERRMEM && j->r->over) /* the allocator stopped it (no error handler ran) */
+        j->rc = kv_reply_errf(c, "%s (script: %s)", STOPPED_TEXT, j->sha);
+    else if (prc) /* the error object (on_error's table) on top */
         j->rc = reply_script_error(L, c, j->sha);
     else {
         size_t at = c->out->len;
@@ -979,10 +1095,12 @@ static int reply_script_error(lua_State *L, struct kv_ctx *c, const char *sha)
 int kv_script_run(struct kv_ctx *c, const char *sha, const struct kv_script *sc, bool no_writes, uint32_t first,
                       uint32_t nkeys)
 {
-    struct run r = {.s = c->s, .dbi = c->dbi, .no_writes = no_writes, .rand = 0x5241424941ull};
+    struct run r = {.s = c->s, .dbi = c->dbi, .no_writes = no_writes, .rand = 0x5241424941ull,
+                    .charge_alloc = c->s->feature_level >= KV_LEVEL_SCRIPT_ALLOC};
     lua_State *L = lua_newstate(run_alloc, &r);
     if (!L)
         return -ENOMEM;
+    r.L = L;
     struct run_job j = {.c = c, .r = &r, .sc = sc, .first = first, .nkeys = nkeys, .sha = sha};
     size_t at = c->out->len;
     int crc = lua_cpcall(L, run_main, &j);

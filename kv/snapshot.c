@@ -192,6 +192,8 @@ static int load_key(struct kv_store *s, uint32_t i, struct kv_rd *r)
 int kv_store_load(const uint8_t *p, size_t n, struct kv_store **out)
 {
     *out = NULL;
+    if (n == 0)
+        return -EINVAL; /* p may be NULL: an empty buffer */
     struct kv_rd r = {.p = p, .end = p + n};
     uint8_t v;
     struct kv_store *s = kv_store_new();

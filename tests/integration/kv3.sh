@@ -93,8 +93,8 @@ expect_eq "rabia-cli kv keys m:* (sorted: KEYS lists in hash order)" "$(cli -a "
 say "feature levels (kv/README.md): one build, so its level is agreed; the replicas' own operations are no client's"
 flevel() { redis "$1" INFO server | tr -d '\r' | sed -n 's/^rabia_feature_level://p'; }
 for i in 1 2 3; do
-  for ((t = 0; t < 100; t++)); do [ "$(flevel "$i")" = 1 ] && break; sleep 0.1; done # agreed within a second or two of the start
-  expect_eq "replica $i: INFO rabia_feature_level" "$(flevel "$i")" 1
+  for ((t = 0; t < 100; t++)); do [ "$(flevel "$i")" = "$BUILD_LEVEL" ] && break; sleep 0.1; done # agreed within a second or two of the start
+  expect_eq "replica $i: INFO rabia_feature_level" "$(flevel "$i")" "$BUILD_LEVEL"
 done
 expect_match "redis-cli FEATURELEVEL 9" "$(redis 1 FEATURELEVEL 9 2>&1)" "ERR unknown command 'FEATURELEVEL'"
 expect_match "redis-cli SWEEP" "$(redis 2 SWEEP 2>&1)" "ERR unknown command 'SWEEP'"

@@ -83,6 +83,9 @@ it_init() {
   export RABIAD RABIA_CLI
   [ -x "$RABIAD" ] || fail "rabiad not found at $RABIAD: build first (cmake --build build)"
   [ -x "$RABIA_CLI" ] || fail "rabia-cli not found at $RABIA_CLI: build first"
+  # the KV feature level this build supports (kv/README.md "Feature levels")
+  BUILD_LEVEL=$("$RABIAD" --version | sed -n 's/.*(feature level \([0-9]*\)).*/\1/p')
+  [ -n "$BUILD_LEVEL" ] || fail "$RABIAD --version does not name its feature level"
   local base=$((${RABIA_IT_PORT_BASE:-20000} + 100 * slot))
   export RABIA_RESP_BASE=$base RABIA_CLIENT_BASE=$((base + 20)) RABIA_PEER_BASE=$((base + 40))
   IT_DIR=$(mktemp -d "${TMPDIR:-/tmp}/rabia-it-$IT_NAME.XXXXXX")

@@ -195,7 +195,7 @@ for i in 1 2 3; do
   expect_eq "replica $i: rabia_scripts_total ok, error, stopped" "$got" "1 1 1"
   # one build on all three: the level each offers is agreed (kv/README.md "Feature levels")
   got="$(metric "$s" 'rabia_feature_level{kind="agreed"}') $(metric "$s" 'rabia_feature_level{kind="offered"}') $(metric "$s" 'rabia_feature_level{kind="build"}')"
-  expect_eq "replica $i: rabia_feature_level agreed, offered, build" "$got" "1 1 1"
+  expect_eq "replica $i: rabia_feature_level agreed, offered, build" "$got" "$BUILD_LEVEL $BUILD_LEVEL $BUILD_LEVEL"
 done
 
 # ---- INFO's sections

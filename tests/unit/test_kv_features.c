@@ -130,11 +130,13 @@ static void test_raise(void)
     /* a level this build lacks: the apply fails (the replica stops), the
      * state stays */
     struct rabia_buf rep = {0};
-    const char *two[] = {"FEATURELEVEL", "2"};
+    char above[8];
+    snprintf(above, sizeof above, "%d", RABIA_KV_FEATURE_LEVEL + 1);
+    const char *two[] = {"FEATURELEVEL", above};
     CHECK_EQ(apply_argv(sm, 2, two, &rep), RABIA_E_FEATURE);
     CHECK_EQ(rabia_kv_feature_level(sm), 1u);
     /* ... and so does a snapshot that carries one */
-    snap.data[snap.len - 1] = 2;
+    snap.data[snap.len - 1] = RABIA_KV_FEATURE_LEVEL + 1;
     CHECK_EQ(rabia_sm_kv.restore(back, snap.data, snap.len), RABIA_E_FEATURE);
     snap.data[snap.len - 1] = 0; /* version 4 never holds level 0 */
     CHECK_EQ(rabia_sm_kv.restore(back, snap.data, snap.len), -EINVAL);
