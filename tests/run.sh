@@ -4,7 +4,8 @@
 #   tests/run.sh            CI mode (what .ci/run runs)
 #   tests/run.sh --long     also the long simulator modes (3,000 seeds x 7 mixes; 2,000 x 7 durable),
 #                           50 whole-cluster kills under load, the KV store against redis-server
-#                           for 30 minutes (tests/kv/difftest.sh), and the deep model checks
+#                           for 30 minutes (tests/kv/difftest.sh), the KV fuzzer for 20 minutes
+#                           (tests/fuzz/fuzz_kv), and the deep model checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
@@ -21,5 +22,12 @@ if [ "${1:-}" = "--long" ]; then
     bash tests/integration/snapshot_big.sh
   DIFFTEST_SEED=random DIFFTEST_OPS=1000000 DIFFTEST_DURATION=1800 RABIA_IT_DEADLINE=2100 \
     bash tests/kv/difftest.sh "$build"
+  # the KV fuzzer for 20 minutes from its seeds, with a random libFuzzer seed
+  # (a crash leaves crash-* in $build/tests/fuzz: replay it with the binary)
+  if [ -x "$build"/tests/fuzz/fuzz_kv ]; then
+    rm -rf "$build"/tests/fuzz/kv_long && mkdir -p "$build"/tests/fuzz/kv_long
+    (cd "$build"/tests/fuzz && ./fuzz_kv -max_total_time=1200 -max_len=16384 -len_control=0 -rss_limit_mb=4096 \
+      -timeout=60 -print_final_stats=1 kv_long kv_seeds)
+  fi
   if [ -x tests/model/check.sh ]; then tests/model/check.sh full; fi
 fi
