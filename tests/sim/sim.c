@@ -1658,9 +1658,11 @@ static void typed_op(struct world *w, struct client *c)
         /* feature levels (kv/features.c): the level rises at one point of
          * the log, LMPOP and ZMPOP are unknown before it on every replica
          * and carried out after it; snapshots and transfers carry the
-         * level. Chosen by v: the random stream stays the same. */
+         * level. Chosen by v: the random stream stays the same. Level 1
+         * or this build's (2: scripts count their allocations, the
+         * clients' EVALs run under both). */
         if (v % 8 == 0) {
-            ARGF("FEATURELEVEL"); ARGF("1");
+            ARGF("FEATURELEVEL"); ARGF("%d", j % 2 ? 1 : RABIA_KV_FEATURE_LEVEL);
         } else if (v % 8 == 1) {
             ARGF("LMPOP"); ARGF("2"); ARGF("l%u", k); ARGF("l%u", j % 4 + 1); ARGF("LEFT"); ARGF("COUNT"); ARGF("2");
         } else if (v % 8 == 2) {
