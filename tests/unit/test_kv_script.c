@@ -314,7 +314,8 @@ static void test_bounds(void)
 /* Feature level 2: what a run allocates, the bytes of the string
  * library's string arguments and of string.rep's result, and the
  * elements table.insert, table.remove, table.maxn and table.sort visit in
- * C, count toward the instruction bound. A loop that grows a string by concatenation runs one instruction
+ * C, and the heap a collectgarbage visits, count toward the instruction
+ * bound. A loop that grows a string by concatenation runs one instruction
  * per step but copies the whole string each time: with instructions
  * alone, 40,000 steps of 10 bytes held the store 11 s and a million steps
  * for hours, on every replica at once (found by tests/fuzz/fuzz_kv). Below
@@ -354,12 +355,17 @@ static void test_alloc_bound(void)
            "local t = {} for i = 1, 1e6 do table.insert(t, i) end for i = 1, 1e6 do table.remove(t) end return #t",
            "0");
     RUN_IS(sm, ":1000\r\n", "EVAL", "local t = {} for i = 1, 1000 do table.insert(t, 1, i) end return t[1]", "0");
+    /* a collection visits the heap: 100 of a million tables took 1.7 s */
+    RUN_HAS(sm, "script stopped after", "EVAL",
+            "local t = {} for i = 1, 1e6 do t[i] = {} end for i = 1, 1e4 do collectgarbage() end", "0");
+    RUN_IS(sm, ":1\r\n", "EVAL", "collectgarbage() collectgarbage('step') return collectgarbage('count') > 0 and 1",
+           "0");
     RUN_IS(sm, ":-100000\r\n", "EVAL", "local t = {} for i = 1, 1e5 do t[i] = -i end table.sort(t) return t[1]",
            "0");
     uint64_t ok, error, stopped;
     rabia_kv_script_runs(sm, &ok, &error, &stopped);
-    CHECK_EQ(stopped, 7);
-    CHECK_EQ(ok, 4);
+    CHECK_EQ(stopped, 8);
+    CHECK_EQ(ok, 5);
     /* the same run on every replica: a store restored from this one's
      * snapshot (level 2 in it) stops the churn at the same point */
     struct rabia_buf snap = {0};
