@@ -119,8 +119,9 @@ static void run_hook(lua_State *L, lua_Debug *ar)
  * first (table.insert and table.remove at the front shift every element:
  * 40,000 inserts at index 1 held the store 12.8 s). Upvalue 1: the
  * library's function; upvalue 2: enum charged_kind. */
-enum charged_kind { CHARGE_INSERT, CHARGE_REMOVE, CHARGE_LEN, CHARGE_SORT, CHARGE_STRINGS, CHARGE_HEAP };
+enum charged_kind { CHARGE_INSERT, CHARGE_REMOVE, CHARGE_LEN, CHARGE_SORT, CHARGE_STRINGS, CHARGE_HEAP, CHARGE_PATTERN };
 #define KV_SCRIPT_ELEM_INSNS 4
+#define KV_SCRIPT_PATTERN_DEPTH 200 /* Lua 5.2's MAXCCALLS for its matcher */
 
 static int charged_call(lua_State *L)
 {
@@ -135,7 +136,7 @@ static int charged_call(lua_State *L)
             if (r->insns > KV_SCRIPT_MAX_INSNS)
                 stop_run(L, r);
         }
-    } else if (r->charge_alloc && lua_tointeger(L, lua_upvalueindex(2)) == CHARGE_STRINGS) {
+    } else if (r->charge_alloc && lua_tointeger(L, lua_upvalueindex(2)) >= CHARGE_STRINGS) {
         /* the string library reads its string arguments (s:sub(1, -2) of
          * a large string copies it even when the result exists already,
          * and then allocates nothing) */
@@ -146,6 +147,23 @@ static int charged_call(lua_State *L)
         r->insns += bytes / KV_SCRIPT_ALLOC_BYTES;
         if (r->insns > KV_SCRIPT_MAX_INSNS)
             stop_run(L, r);
+        /* Lua 5.1's matcher recurses once per capture and quantified item
+         * it passes, with no bound: string.find(string.rep('a', 3e5),
+         * string.rep('a?', 3e5)) overflowed the C stack and killed the
+         * process, on every replica and again at every replay. A pattern
+         * with more of them than Lua 5.2's matcher allows in depth (200)
+         * is refused with 5.2's message (find with plain = true matches
+         * no pattern) */
+        if (lua_tointeger(L, lua_upvalueindex(2)) == CHARGE_PATTERN && lua_type(L, 2) == LUA_TSTRING &&
+            !(lua_gettop(L) >= 4 && lua_toboolean(L, 4))) {
+            size_t n;
+            const char *p = lua_tolstring(L, 2, &n);
+            uint32_t depth = 0;
+            for (size_t i = 0; i < n; i++)
+                depth += p[i] == '(' || p[i] == ')' || p[i] == '?' || p[i] == '*' || p[i] == '+' || p[i] == '-';
+            if (depth > KV_SCRIPT_PATTERN_DEPTH)
+                return luaL_error(L, "pattern too complex");
+        }
     } else if (r->charge_alloc && lua_type(L, 1) == LUA_TTABLE) {
         /* what the call's loop visits: the elements after pos for insert
          * (table.insert(t, pos, v); appending moves nothing) and remove
@@ -848,8 +866,10 @@ static void open_lazy(lua_State *L, uint32_t lib, int hidden, int proxy)
             static const char *const charged[] = {"byte",  "find",    "format", "gmatch", "gsub", "lower",
                                                   "match", "reverse", "sub",    "upper"};
             for (size_t k = 0; k < sizeof charged / sizeof charged[0]; k++) {
+                bool pattern = !strcmp(charged[k], "find") || !strcmp(charged[k], "match") ||
+                               !strcmp(charged[k], "gmatch") || !strcmp(charged[k], "gsub");
                 lua_getfield(L, -1, charged[k]);
-                lua_pushinteger(L, CHARGE_STRINGS);
+                lua_pushinteger(L, pattern ? CHARGE_PATTERN : CHARGE_STRINGS);
                 lua_pushcclosure(L, charged_call, 2);
                 lua_setfield(L, -2, charged[k]);
             }
