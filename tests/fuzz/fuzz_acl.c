@@ -21,12 +21,8 @@
 #include "kv.h"
 #include "rabia/types.h"
 
-#define FAIL(...)                                                              \
-    do {                                                                       \
-        fprintf(stderr, "fuzz_acl: " __VA_ARGS__);                             \
-        fputc('\n', stderr);                                                   \
-        abort();                                                               \
-    } while (0)
+#define FUZZ_NAME "fuzz_acl"
+#include "fuzz.h"
 
 static void check_err(int rc, const char *err, size_t errlen, const char *what)
 {
@@ -50,6 +46,16 @@ static void check_op(const struct acl *a, const uint8_t *op, size_t len, int *al
         if (alone)
             alone[u] = rc;
     }
+}
+
+/* op wrapped (TXN, @DB) is refused to every user refused the op alone. */
+static void check_wrapped(const struct acl *a, const struct rabia_buf *wrap, const int *alone, const char *how)
+{
+    int wrapped[ACL_MAX_USERS];
+    check_op(a, wrap->data, wrap->len, wrapped);
+    for (uint32_t u = 0; u < a->n; u++)
+        if (alone[u] > 0 && wrapped[u] == ACL_ALLOWED)
+            FAIL("user %u: a command refused alone (%d) is allowed %s", u, alone[u], how);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -81,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* the operations */
     const uint8_t *p = nul ? nul + 1 : data + size, *end = data + size;
     struct rabia_buf op = {0}, wrap = {0};
-    int alone[ACL_MAX_USERS], in_txn[ACL_MAX_USERS];
+    int alone[ACL_MAX_USERS];
     while (p < end) {
         const uint8_t *e = memchr(p, 0, (size_t)(end - p));
         if (!e)
@@ -105,26 +111,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (rabia_kv_encode_argv(&op, argc, argv, lens) != 0)
             FAIL("encode_argv failed");
         check_op(&acl, op.data, op.len, alone);
-        /* inside a transaction of one: refused alone, refused there too */
+        /* inside a transaction of one, and in database 3: refused alone,
+         * refused there too */
         const uint8_t *ops[1] = {op.data};
         size_t op_lens[1] = {op.len};
         rabia_buf_clear(&wrap);
         if (rabia_kv_encode_txn(&wrap, 1, ops, op_lens) != 0)
             FAIL("encode_txn failed");
-        check_op(&acl, wrap.data, wrap.len, in_txn);
-        for (uint32_t u = 0; u < acl.n; u++)
-            if (alone[u] > 0 && in_txn[u] == ACL_ALLOWED)
-                FAIL("user %u: a command refused alone (%d) is allowed in a transaction", u, alone[u]);
-        /* and in database 3 */
+        check_wrapped(&acl, &wrap, alone, "in a transaction");
         const char *db[3] = {"@DB", "3", (const char *)op.data};
         size_t db_lens[3] = {3, 1, op.len};
         rabia_buf_clear(&wrap);
         if (rabia_kv_encode_argv(&wrap, 3, db, db_lens) != 0)
             FAIL("encode_argv failed");
-        check_op(&acl, wrap.data, wrap.len, in_txn);
-        for (uint32_t u = 0; u < acl.n; u++)
-            if (alone[u] > 0 && in_txn[u] == ACL_ALLOWED)
-                FAIL("user %u: a command refused alone (%d) is allowed under @DB", u, alone[u]);
+        check_wrapped(&acl, &wrap, alone, "under @DB");
         p = e + 1;
     }
     rabia_buf_free(&op);

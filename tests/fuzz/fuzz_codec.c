@@ -9,12 +9,8 @@
 
 #include "codec.h"
 
-#define FAIL(...)                                                              \
-    do {                                                                       \
-        fprintf(stderr, "fuzz_codec: " __VA_ARGS__);                           \
-        fputc('\n', stderr);                                                   \
-        abort();                                                               \
-    } while (0)
+#define FUZZ_NAME "fuzz_codec"
+#include "fuzz.h"
 
 static void put32(uint8_t *p, uint32_t v)
 {

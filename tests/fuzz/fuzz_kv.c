@@ -33,12 +33,8 @@
 #include "kv.h"
 #include "rabia/types.h"
 
-#define FAIL(...)                                                              \
-    do {                                                                       \
-        fprintf(stderr, "fuzz_kv: " __VA_ARGS__);                              \
-        fputc('\n', stderr);                                                   \
-        abort();                                                               \
-    } while (0)
+#define FUZZ_NAME "fuzz_kv"
+#include "fuzz.h"
 
 #define MAXARGS 16
 #define MAXTXN 6

@@ -18,12 +18,8 @@
 
 #include "resp.h"
 
-#define FAIL(...)                                                              \
-    do {                                                                       \
-        fprintf(stderr, "fuzz_resp: " __VA_ARGS__);                            \
-        fputc('\n', stderr);                                                   \
-        abort();                                                               \
-    } while (0)
+#define FUZZ_NAME "fuzz_resp"
+#include "fuzz.h"
 
 /* What a feeding saw: every command's argv, flattened (u32 argc, then
  * u32 len + bytes each), and how it ended. */
