@@ -192,10 +192,12 @@ static int charged_call(lua_State *L)
         if (r->insns > KV_SCRIPT_MAX_INSNS)
             stop_run(L, r);
     }
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
+    /* the library's function in this call's frame, not through lua_call:
+     * its errors then name it and the script's line as Redis's do ("bad
+     * argument #1 to 'insert'"); none of the wrapped ones has upvalues */
+    lua_CFunction fn = lua_tocfunction(L, lua_upvalueindex(1));
+    RABIA_ASSERT(fn != NULL);
+    return fn(L);
 }
 
 /* Push Redis's error table {err = "CODE message"} from an error reply or
