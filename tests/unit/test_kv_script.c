@@ -378,6 +378,11 @@ static void test_alloc_bound(void)
     rabia_kv_script_runs(sm, &ok, &error, &stopped);
     CHECK_EQ(stopped, 8);
     CHECK_EQ(ok, 8);
+    /* the wrapped functions' errors name them, as Redis's do */
+    RUN_HAS(sm, "user_script:1: bad argument #1 to 'insert' (table expected, got nil) script:", "EVAL",
+            "table.insert(nil, 1)", "0");
+    RUN_HAS(sm, "bad argument #1 to 'sub' (string expected, got no value)", "EVAL", "return string.sub()", "0");
+    RUN_HAS(sm, "bad argument #1 to 'collectgarbage' (invalid option 'x')", "EVAL", "collectgarbage('x')", "0");
     /* the same run on every replica: a store restored from this one's
      * snapshot (level 2 in it) stops the churn at the same point */
     struct rabia_buf snap = {0};
