@@ -12,7 +12,10 @@
  * k0..k3 in database 0 from the last WATCHVER),
  * @DB wrappers, and restores. Store A applies every command; store B the
  * same, but is restored from A's snapshot whenever the program says so.
- * Checked: apply never fails (0, the reply a single RESP2 value); A's
+ * Both start at this build's feature level. Checked: apply returns 0
+ * with a single RESP2 value as reply (or RABIA_E_FEATURE on both, for a
+ * FEATURELEVEL above the build's: a replica stops there, so does the
+ * program); A's
  * and B's replies are equal; their snapshots and incremental state hashes
  * are equal at each restore and at the end; a third store restored from
  * A's final snapshot saves the same bytes and has the same hash.
@@ -260,19 +263,40 @@ static void restore_b(struct prog *g)
 
 /* With FUZZ_KV_SEEDS=dir set, a program's final state is written there as
  * an input of the snapshot mode (database 0's key records), when only
- * database 0 holds keys and the snapshot is version 2: seeds with every
- * type's real encoding for restore to be fuzzed from (tests/fuzz/README.md). */
+ * database 0 holds keys and no script is cached: seeds with every type's
+ * real encoding for restore to be fuzzed from. Run the target over
+ * kv_seeds with FUZZ_KV_SEEDS=dir -runs=N, then fuzz from dir too. */
 static void write_seed(const struct rabia_buf *snap)
 {
     const char *dir = getenv("FUZZ_KV_SEEDS");
+    if (!dir)
+        return;
+    /* what follows the 16 databases in an empty store at this level (the
+     * script cache, the level): the same bytes end snap when no script is
+     * cached */
+    struct rabia_buf empty = {0}, op = {0}, rep = {0};
+    char own_level[8];
+    snprintf(own_level, sizeof own_level, "%d", RABIA_KV_FEATURE_LEVEL);
+    const char *set_level[2] = {"FEATURELEVEL", own_level};
+    void *e = rabia_sm_kv.create();
+    if (!e || rabia_kv_encode_argv(&op, 2, set_level, NULL) || rabia_sm_kv.apply(e, op.data, op.len, &rep) ||
+        rabia_sm_kv.snapshot(e, &empty))
+        FAIL("an empty store's snapshot failed");
+    rabia_sm_kv.destroy(e);
     const size_t head = 1 + 8 + 8, db = 256 * 8 + 8 + 8;
-    if (!dir || snap->len < head + 16 * db || snap->data[0] != 2)
+    size_t tail = empty.len - head - 16 * db;
+    bool fits = snap->len >= head + 16 * db + tail && snap->data[0] == empty.data[0] &&
+                memcmp(snap->data + snap->len - tail, empty.data + empty.len - tail, tail) == 0;
+    rabia_buf_free(&empty);
+    rabia_buf_free(&op);
+    rabia_buf_free(&rep);
+    if (!fits)
         return;
     const uint8_t *cnt = snap->data + head + 256 * 8 + 8;
     uint64_t count = 0;
     for (int i = 7; i >= 0; i--)
         count = count << 8 | cnt[i];
-    size_t recs = snap->len - head - 16 * db;
+    size_t recs = snap->len - head - 16 * db - tail;
     if (count == 0 || count > 255 || recs > 4000)
         return;
     uint8_t seed[2 + 4000];
@@ -471,6 +495,8 @@ static void run_restore(const uint8_t *data, size_t size)
     if (!sm || !D)
         FAIL("create failed");
     int rc = rabia_sm_kv.restore(sm, snap.data, snap.len);
+    if (trace)
+        fprintf(stderr, "restore of %zu bytes: %d\n", snap.len, rc);
     if (rc > 0)
         FAIL("restore returned %d", rc);
     if (rc == 0) {
