@@ -262,12 +262,12 @@ enum kv_script_outcome { KV_SCRIPT_OK = 0, KV_SCRIPT_ERROR = 1, KV_SCRIPT_STOPPE
 #ifndef KV_SCRIPT_MAX_HEAP
 #define KV_SCRIPT_MAX_HEAP (128u << 20) /* bytes a run's Lua state may hold */
 #endif
-/* From feature level KV_LEVEL_SCRIPT_ALLOC, every byte a run allocates
- * counts toward KV_SCRIPT_MAX_INSNS, one instruction per
- * KV_SCRIPT_ALLOC_BYTES bytes (kv/README.md "Scripts"): a loop that
+/* From feature level KV_LEVEL_SCRIPT_WORK, what a run allocates and the
+ * library's loops in C count toward KV_SCRIPT_MAX_INSNS, one instruction
+ * per KV_SCRIPT_ALLOC_BYTES bytes (kv/README.md "Scripts"): a loop that
  * concatenates a growing string runs one instruction per step but copies
  * the whole string each time (40,000 steps of 10 bytes took 11 s here). */
-#define KV_LEVEL_SCRIPT_ALLOC 2
+#define KV_LEVEL_SCRIPT_WORK 2
 #define KV_SCRIPT_ALLOC_BYTES 4
 #define KV_SCRIPT_EVAL_CACHED 500     /* scripts cached by EVAL (Redis 7.4's bound) */
 /* A cached script (kv_dent.v.p of the cache; ver is its last use). */

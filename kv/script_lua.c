@@ -31,7 +31,7 @@ struct run {
     bool oom;           /* the heap bound refused an allocation (the same on every replica) */
     int enomem;         /* -ENOMEM: the store or the machine ran out of memory, the apply fails (kv/internal.h) */
     uint64_t insns;
-    bool charge_alloc;  /* feature level KV_LEVEL_SCRIPT_ALLOC: allocated bytes count as instructions */
+    bool count_work;    /* feature level KV_LEVEL_SCRIPT_WORK: allocations and library loops count (add_work) */
     lua_State *L;       /* set once the state exists (the allocator may stop the run) */
     size_t heap;
     uint32_t next_id;   /* tostring's names for tables and functions */
@@ -69,7 +69,7 @@ static void *run_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         r->oom = true;
         return NULL;
     }
-    if (nsize > osize && r->charge_alloc && r->L) {
+    if (nsize > osize && r->count_work && r->L) {
         /* the bytes count as work: a new string of n bytes is n bytes
          * copied, whatever the instructions that asked for it */
         r->insns += (nsize - osize + KV_SCRIPT_ALLOC_BYTES - 1) / KV_SCRIPT_ALLOC_BYTES;
@@ -113,84 +113,93 @@ static void run_hook(lua_State *L, lua_Debug *ar)
         stop_run(L, r);
 }
 
-/* Library functions whose loops in C take time in the size of a table
- * argument, where the instruction count sees one call: from feature level
- * KV_LEVEL_SCRIPT_ALLOC each call counts KV_SCRIPT_ELEM_INSNS per element
- * first (table.insert and table.remove at the front shift every element:
- * 40,000 inserts at index 1 held the store 12.8 s). Upvalue 1: the
+/* Library functions whose loops in C take time in the size of their
+ * arguments, where the instruction count sees one call (table.insert and
+ * table.remove at the front shift every element: 40,000 inserts at index 1
+ * held the store 12.8 s): from feature level KV_LEVEL_SCRIPT_WORK each
+ * call adds what it visits (call_cost). counted_call's upvalue 1: the
  * library's function; upvalue 2: enum charged_kind. */
 enum charged_kind { CHARGE_INSERT, CHARGE_REMOVE, CHARGE_LEN, CHARGE_SORT, CHARGE_STRINGS, CHARGE_HEAP, CHARGE_PATTERN };
 #define KV_SCRIPT_ELEM_INSNS 4
 #define KV_SCRIPT_PATTERN_DEPTH 200 /* Lua 5.2's MAXCCALLS for its matcher */
 
-static int charged_call(lua_State *L)
+/* Add n to the run's count; past the bound, stop it (does not return). */
+static void add_work(lua_State *L, struct run *r, uint64_t n)
 {
-    struct run *r = run_of(L);
-    if (r->charge_alloc && lua_tointeger(L, lua_upvalueindex(2)) == CHARGE_HEAP) {
-        /* collectgarbage: a collection or a step visits the run's heap
-         * (100 full collections of a million tables took 1.7 s); "count"
-         * looks at nothing */
-        const char *opt = luaL_optstring(L, 1, "collect");
-        if (strcmp(opt, "count") != 0) {
-            r->insns += r->heap / KV_SCRIPT_ALLOC_BYTES;
-            if (r->insns > KV_SCRIPT_MAX_INSNS)
-                stop_run(L, r);
-        }
-    } else if (r->charge_alloc && lua_tointeger(L, lua_upvalueindex(2)) >= CHARGE_STRINGS) {
-        /* the string library reads its string arguments (s:sub(1, -2) of
-         * a large string copies it even when the result exists already,
-         * and then allocates nothing) */
+    r->insns += n;
+    if (r->insns > KV_SCRIPT_MAX_INSNS)
+        stop_run(L, r);
+}
+
+/* What a call of kind k costs beyond its one instruction: the elements its
+ * loop visits (insert and remove: those after pos, so appending and
+ * removing the last cost nothing; maxn: all; sort: n log n), the bytes of
+ * its string arguments (the string library reads them: s:sub(1, -2) of a
+ * large string copies it even when the result exists already, and then
+ * allocates nothing), the heap a collection or a step visits (100 full
+ * collections of a million tables took 1.7 s; "count" looks at nothing). */
+static uint64_t call_cost(lua_State *L, const struct run *r, int k)
+{
+    if (k == CHARGE_HEAP)
+        return strcmp(luaL_optstring(L, 1, "collect"), "count") ? r->heap / KV_SCRIPT_ALLOC_BYTES : 0;
+    if (k == CHARGE_STRINGS || k == CHARGE_PATTERN) {
         uint64_t bytes = 0;
         for (int i = 1, top = lua_gettop(L); i <= top; i++)
             if (lua_type(L, i) == LUA_TSTRING)
                 bytes += lua_objlen(L, i);
-        r->insns += bytes / KV_SCRIPT_ALLOC_BYTES;
-        if (r->insns > KV_SCRIPT_MAX_INSNS)
-            stop_run(L, r);
-        /* Lua 5.1's matcher recurses once per capture and quantified item
-         * it passes, with no bound: string.find(string.rep('a', 3e5),
-         * string.rep('a?', 3e5)) overflowed the C stack and killed the
-         * process, on every replica and again at every replay. A pattern
-         * with more of them than Lua 5.2's matcher allows in depth (200)
-         * is refused with 5.2's message (find with plain = true matches
-         * no pattern) */
-        if (lua_tointeger(L, lua_upvalueindex(2)) == CHARGE_PATTERN && lua_type(L, 2) == LUA_TSTRING &&
-            !(lua_gettop(L) >= 4 && lua_toboolean(L, 4))) {
-            size_t n;
-            const char *p = lua_tolstring(L, 2, &n);
-            uint32_t depth = 0;
-            for (size_t i = 0; i < n; i++)
-                depth += p[i] == '(' || p[i] == ')' || p[i] == '?' || p[i] == '*' || p[i] == '+' || p[i] == '-';
-            if (depth > KV_SCRIPT_PATTERN_DEPTH)
-                return luaL_error(L, "pattern too complex");
-        }
-    } else if (r->charge_alloc && lua_type(L, 1) == LUA_TTABLE) {
-        /* what the call's loop visits: the elements after pos for insert
-         * (table.insert(t, pos, v); appending moves nothing) and remove
-         * (table.remove(t, pos), the last by default), all of them for
-         * maxn, n log n for sort */
-        uint64_t n = (uint64_t)lua_objlen(L, 1), cost = 0;
-        lua_Number pos;
-        switch (lua_tointeger(L, lua_upvalueindex(2))) {
-        case CHARGE_INSERT:
-            pos = lua_gettop(L) == 3 && lua_isnumber(L, 2) ? lua_tonumber(L, 2) : (lua_Number)n + 1;
-            cost = pos >= 1 && pos <= (lua_Number)n ? n + 1 - (uint64_t)pos : 0;
-            break;
-        case CHARGE_REMOVE:
-            pos = lua_isnumber(L, 2) ? lua_tonumber(L, 2) : (lua_Number)n;
-            cost = pos >= 1 && pos <= (lua_Number)n ? n - (uint64_t)pos : 0;
-            break;
-        case CHARGE_LEN:
-            cost = n;
-            break;
-        default:
-            for (uint64_t m = n; m > 1; m >>= 1)
-                cost += n;
-            break;
-        }
-        r->insns += cost * KV_SCRIPT_ELEM_INSNS;
-        if (r->insns > KV_SCRIPT_MAX_INSNS)
-            stop_run(L, r);
+        return bytes / KV_SCRIPT_ALLOC_BYTES;
+    }
+    if (lua_type(L, 1) != LUA_TTABLE)
+        return 0; /* the library's function refuses it */
+    uint64_t n = (uint64_t)lua_objlen(L, 1), cost = 0;
+    lua_Number pos;
+    switch (k) {
+    case CHARGE_INSERT: /* table.insert(t, [pos,] v) */
+        pos = lua_gettop(L) == 3 && lua_isnumber(L, 2) ? lua_tonumber(L, 2) : (lua_Number)n + 1;
+        cost = pos >= 1 && pos <= (lua_Number)n ? n + 1 - (uint64_t)pos : 0;
+        break;
+    case CHARGE_REMOVE: /* table.remove(t, [pos]), the last by default */
+        pos = lua_isnumber(L, 2) ? lua_tonumber(L, 2) : (lua_Number)n;
+        cost = pos >= 1 && pos <= (lua_Number)n ? n - (uint64_t)pos : 0;
+        break;
+    case CHARGE_LEN:
+        cost = n;
+        break;
+    default: /* CHARGE_SORT */
+        for (uint64_t m = n; m > 1; m >>= 1)
+            cost += n;
+        break;
+    }
+    return cost * KV_SCRIPT_ELEM_INSNS;
+}
+
+/* Lua 5.1's matcher recurses once per capture and quantified item it
+ * passes, with no bound: string.find(string.rep('a', 3e5),
+ * string.rep('a?', 3e5)) overflowed the C stack and killed the process,
+ * on every replica and again at every replay. A pattern with more of them
+ * than Lua 5.2's matcher allows in depth (200) is refused with 5.2's
+ * message (find with plain = true matches no pattern). */
+static void check_pattern(lua_State *L)
+{
+    if (lua_type(L, 2) != LUA_TSTRING || (lua_gettop(L) >= 4 && lua_toboolean(L, 4)))
+        return;
+    size_t n;
+    const char *p = lua_tolstring(L, 2, &n);
+    uint32_t depth = 0;
+    for (size_t i = 0; i < n; i++)
+        depth += p[i] == '(' || p[i] == ')' || p[i] == '?' || p[i] == '*' || p[i] == '+' || p[i] == '-';
+    if (depth > KV_SCRIPT_PATTERN_DEPTH)
+        luaL_error(L, "pattern too complex");
+}
+
+static int counted_call(lua_State *L)
+{
+    struct run *r = run_of(L);
+    if (r->count_work) {
+        int k = (int)lua_tointeger(L, lua_upvalueindex(2));
+        add_work(L, r, call_cost(L, r, k));
+        if (k == CHARGE_PATTERN)
+            check_pattern(L);
     }
     /* the library's function in this call's frame, not through lua_call:
      * its errors then name it and the script's line as Redis's do ("bad
@@ -198,6 +207,17 @@ static int charged_call(lua_State *L)
     lua_CFunction fn = lua_tocfunction(L, lua_upvalueindex(1));
     RABIA_ASSERT(fn != NULL);
     return fn(L);
+}
+
+/* The library table on top of the stack: its function `name` replaced by
+ * counted_call of kind k around it. */
+static void wrap_counted(lua_State *L, const char *name, int k)
+{
+    lua_getfield(L, -1, name);
+    RABIA_ASSERT(lua_iscfunction(L, -1));
+    lua_pushinteger(L, k);
+    lua_pushcclosure(L, counted_call, 2);
+    lua_setfield(L, -2, name);
 }
 
 /* Push Redis's error table {err = "CODE message"} from an error reply or
@@ -601,11 +621,8 @@ static int string_rep(lua_State *L)
         return luaL_error(L, "string.rep: the result would pass the script heap bound of %d bytes",
                           (int)KV_SCRIPT_MAX_HEAP);
     struct run *r = run_of(L);
-    if (r->charge_alloc) { /* the result's bytes are written even when it exists already */
-        r->insns += (uint64_t)(n * (lua_Number)l) / KV_SCRIPT_ALLOC_BYTES;
-        if (r->insns > KV_SCRIPT_MAX_INSNS)
-            stop_run(L, r);
-    }
+    if (r->count_work) /* the result's bytes are written even when it exists already */
+        add_work(L, r, (uint64_t)(n * (lua_Number)l) / KV_SCRIPT_ALLOC_BYTES);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, 1);
@@ -847,10 +864,9 @@ static void open_lazy(lua_State *L, uint32_t lib, int hidden, int proxy)
         lua_setglobal(L, "tostring");
         lua_pushcfunction(L, base_pcall);
         lua_setglobal(L, "pcall");
-        lua_getglobal(L, "collectgarbage");
-        lua_pushinteger(L, CHARGE_HEAP);
-        lua_pushcclosure(L, charged_call, 2);
-        lua_setglobal(L, "collectgarbage");
+        lua_pushvalue(L, hidden); /* the real globals */
+        wrap_counted(L, "collectgarbage", CHARGE_HEAP);
+        lua_pop(L, 1);
         lua_getglobal(L, "coroutine");
         guard_table(L);
         lua_setglobal(L, "coroutine");
@@ -864,18 +880,11 @@ static void open_lazy(lua_State *L, uint32_t lib, int hidden, int proxy)
         lua_getfield(L, -1, "rep");
         lua_pushcclosure(L, string_rep, 1);
         lua_setfield(L, -2, "rep"); /* in the real table: the strings' methods see it too */
-        {
-            static const char *const charged[] = {"byte",  "find",    "format", "gmatch", "gsub", "lower",
-                                                  "match", "reverse", "sub",    "upper"};
-            for (size_t k = 0; k < sizeof charged / sizeof charged[0]; k++) {
-                bool pattern = !strcmp(charged[k], "find") || !strcmp(charged[k], "match") ||
-                               !strcmp(charged[k], "gmatch") || !strcmp(charged[k], "gsub");
-                lua_getfield(L, -1, charged[k]);
-                lua_pushinteger(L, pattern ? CHARGE_PATTERN : CHARGE_STRINGS);
-                lua_pushcclosure(L, charged_call, 2);
-                lua_setfield(L, -2, charged[k]);
-            }
-        }
+        for (const char *const *f = (const char *const[]){"byte", "format", "lower", "reverse", "sub", "upper", NULL};
+             *f; f++)
+            wrap_counted(L, *f, CHARGE_STRINGS);
+        for (const char *const *f = (const char *const[]){"find", "gmatch", "gsub", "match", NULL}; *f; f++)
+            wrap_counted(L, *f, CHARGE_PATTERN);
         guard_table(L);
         lua_setglobal(L, "string");
         break;
@@ -898,17 +907,10 @@ static void open_lazy(lua_State *L, uint32_t lib, int hidden, int proxy)
             lua_pushstring(L, other[i].name);
             lua_call(L, 1, 1);
             if (lib == LIB_TABLE) {
-                static const struct {
-                    const char *name;
-                    int kind;
-                } charged[] = {{"insert", CHARGE_INSERT}, {"remove", CHARGE_REMOVE}, {"maxn", CHARGE_LEN},
-                               {"sort", CHARGE_SORT}};
-                for (size_t k = 0; k < sizeof charged / sizeof charged[0]; k++) {
-                    lua_getfield(L, -1, charged[k].name);
-                    lua_pushinteger(L, charged[k].kind);
-                    lua_pushcclosure(L, charged_call, 2);
-                    lua_setfield(L, -2, charged[k].name);
-                }
+                wrap_counted(L, "insert", CHARGE_INSERT);
+                wrap_counted(L, "remove", CHARGE_REMOVE);
+                wrap_counted(L, "maxn", CHARGE_LEN);
+                wrap_counted(L, "sort", CHARGE_SORT);
             }
             if (lib == LIB_MATH) {
                 lua_pushcfunction(L, math_random);
@@ -1132,7 +1134,7 @@ int kv_script_run(struct kv_ctx *c, const char *sha, const struct kv_script *sc,
                       uint32_t nkeys)
 {
     struct run r = {.s = c->s, .dbi = c->dbi, .no_writes = no_writes, .rand = 0x5241424941ull,
-                    .charge_alloc = c->s->feature_level >= KV_LEVEL_SCRIPT_ALLOC};
+                    .count_work = c->s->feature_level >= KV_LEVEL_SCRIPT_WORK};
     lua_State *L = lua_newstate(run_alloc, &r);
     if (!L)
         return -ENOMEM;

@@ -93,7 +93,7 @@ struct prog {
     size_t len[MAXARGS];
     char num[MAXARGS][24];
     char key[MAXARGS][4];
-    struct rabia_buf op, txn, ra, rb, sa, sb;
+    struct rabia_buf op, ra, rb, sa, sb;
     char ver[4][24]; /* versions the last WATCHVER reply gave */
     int nver;
     uint64_t slot, t;
@@ -261,6 +261,16 @@ static void restore_b(struct prog *g)
         FAIL("the restored store saves other bytes");
 }
 
+/* The argv "FEATURELEVEL <this build's level>" into out. */
+static void encode_own_level(struct rabia_buf *out)
+{
+    char own_level[8];
+    snprintf(own_level, sizeof own_level, "%d", RABIA_KV_FEATURE_LEVEL);
+    const char *set_level[2] = {"FEATURELEVEL", own_level};
+    if (rabia_kv_encode_argv(out, 2, set_level, NULL) != 0)
+        FAIL("encode_argv failed");
+}
+
 /* With FUZZ_KV_SEEDS=dir set, a program's final state is written there as
  * an input of the snapshot mode (database 0's key records), when only
  * database 0 holds keys and no script is cached: seeds with every type's
@@ -275,12 +285,9 @@ static void write_seed(const struct rabia_buf *snap)
      * script cache, the level): the same bytes end snap when no script is
      * cached */
     struct rabia_buf empty = {0}, op = {0}, rep = {0};
-    char own_level[8];
-    snprintf(own_level, sizeof own_level, "%d", RABIA_KV_FEATURE_LEVEL);
-    const char *set_level[2] = {"FEATURELEVEL", own_level};
+    encode_own_level(&op);
     void *e = rabia_sm_kv.create();
-    if (!e || rabia_kv_encode_argv(&op, 2, set_level, NULL) || rabia_sm_kv.apply(e, op.data, op.len, &rep) ||
-        rabia_sm_kv.snapshot(e, &empty))
+    if (!e || rabia_sm_kv.apply(e, op.data, op.len, &rep) || rabia_sm_kv.snapshot(e, &empty))
         FAIL("an empty store's snapshot failed");
     rabia_sm_kv.destroy(e);
     const size_t head = 1 + 8 + 8, db = 256 * 8 + 8 + 8;
@@ -332,11 +339,7 @@ static void run_program(const uint8_t *data, size_t size)
     /* at this build's feature level, as a cluster of one build runs (below
      * level 2 a script's allocations are not counted, and a loop that
      * grows a string holds the store for minutes: kv/README.md "Scripts") */
-    char own_level[8];
-    snprintf(own_level, sizeof own_level, "%d", RABIA_KV_FEATURE_LEVEL);
-    const char *set_level[2] = {"FEATURELEVEL", own_level};
-    if (rabia_kv_encode_argv(&g->op, 2, set_level, NULL) != 0)
-        FAIL("encode_argv failed");
+    encode_own_level(&g->op);
     apply_both(g, &g->op);
     for (int steps = 0; more(&g->in) && steps < 256 && !g->stopped; steps++) {
         unsigned what = take(&g->in);
@@ -440,7 +443,6 @@ static void run_program(const uint8_t *data, size_t size)
     rabia_sm_kv.destroy(g->A);
     rabia_sm_kv.destroy(g->B);
     rabia_buf_free(&g->op);
-    rabia_buf_free(&g->txn);
     rabia_buf_free(&g->ra);
     rabia_buf_free(&g->rb);
     rabia_buf_free(&g->sa);
