@@ -269,6 +269,13 @@ enum kv_script_outcome { KV_SCRIPT_OK = 0, KV_SCRIPT_ERROR = 1, KV_SCRIPT_STOPPE
  * the whole string each time (40,000 steps of 10 bytes took 11 s here). */
 #define KV_LEVEL_SCRIPT_WORK 2
 #define KV_SCRIPT_ALLOC_BYTES 4
+/* From feature level KV_LEVEL_SCRIPT_MATCH, string.find, match, gmatch,
+ * gfind and gsub are script_match.c's: Lua 5.1's patterns with every step
+ * the matcher takes counted as one instruction (a step took 2.6 ns here, an
+ * instruction of a counting loop 1.9 ns), nested at most KV_MATCH_DEPTH
+ * deep (5.1's own backtracked in C unseen by the count, and recursed until
+ * the C stack overflowed). */
+#define KV_LEVEL_SCRIPT_MATCH 3
 #define KV_SCRIPT_EVAL_CACHED 500     /* scripts cached by EVAL (Redis 7.4's bound) */
 /* A cached script (kv_dent.v.p of the cache; ver is its last use). */
 struct kv_script {
@@ -295,6 +302,19 @@ void kv_scripts_clear(struct kv_store *s);
  * (0, -EINVAL, -ENOMEM). */
 int kv_scripts_save(struct kv_store *s, struct rabia_buf *out);
 int kv_scripts_load(struct kv_store *s, struct kv_rd *r);
+
+/* Lua 5.1's patterns, counted and bounded (script_match.c). */
+struct lua_State;
+struct kv_match_meter {
+    /* steps the matcher took since the last call: may stop the run (raise
+     * a Lua error), so the matcher holds nothing across a call */
+    void (*charge)(struct lua_State *L, struct kv_match_meter *m, uint64_t steps);
+};
+#define KV_MATCH_DEPTH 200        /* items nested: Lua 5.2's MAXCCALLS, "pattern too complex" */
+#define KV_MATCH_FLUSH_STEPS 4096 /* steps counted between two calls of charge */
+/* The string library's table on top of the stack: its find, match, gmatch,
+ * gfind and gsub replaced by script_match.c's, charging m. */
+void kv_match_open(struct lua_State *L, struct kv_match_meter *m);
 
 /* ------------------------------------------------------------------ */
 /* The incremental state hash (state_hash.c).                          */

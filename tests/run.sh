@@ -5,7 +5,8 @@
 #   tests/run.sh --long     also the long simulator modes (3,000 seeds x 7 mixes; 2,000 x 7 durable),
 #                           50 whole-cluster kills under load, the KV store against redis-server
 #                           for 30 minutes (tests/kv/difftest.sh), the KV fuzzer for 20 minutes
-#                           (tests/fuzz/fuzz_kv), and the deep model checks
+#                           (tests/fuzz/fuzz_kv), the pattern fuzzer for 10 (fuzz_match), and the
+#                           deep model checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
@@ -28,6 +29,12 @@ if [ "${1:-}" = "--long" ]; then
     rm -rf "$build"/tests/fuzz/kv_long && mkdir -p "$build"/tests/fuzz/kv_long
     (cd "$build"/tests/fuzz && ./fuzz_kv -max_total_time=1200 -max_len=16384 -len_control=0 -rss_limit_mb=4096 \
       -timeout=60 -print_final_stats=1 kv_long kv_seeds)
+  fi
+  # the scripts' pattern matcher against Lua 5.1's for 10 minutes
+  if [ -x "$build"/tests/fuzz/fuzz_match ]; then
+    rm -rf "$build"/tests/fuzz/match_long && mkdir -p "$build"/tests/fuzz/match_long
+    (cd "$build"/tests/fuzz && ./fuzz_match -max_total_time=600 -max_len=1024 -print_final_stats=1 \
+      match_long match_seeds)
   fi
   if [ -x tests/model/check.sh ]; then tests/model/check.sh full; fi
 fi

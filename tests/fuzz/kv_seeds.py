@@ -4,6 +4,7 @@
     kv_seeds.py kv DIR     programs in fuzz_kv's encoding (tests/fuzz/fuzz_kv.c)
     kv_seeds.py resp DIR   client streams for fuzz_resp
     kv_seeds.py acl DIR    ACL files and operations for fuzz_acl
+    kv_seeds.py match DIR  pattern calls for fuzz_match
 
 fuzz_kv reads its input as a program whose commands are picked from the
 command table by index; from an empty corpus it seldom builds a command
@@ -194,10 +195,35 @@ def acl_seeds():
     return s
 
 
+def match_seeds():
+    # op (0 find, 1 plain find, 2 match, 3 gmatch, 4 gsub string, 5 gsub
+    # table, 6 gsub function, 7 gfind), init or max (0x80: none), pattern
+    # length, pattern, replacement length, replacement, subject
+    def call(op, pat, subj, repl=b"", arg=0x80):
+        return bytes([op, arg & 0xFF, len(pat)]) + pat + bytes([len(repl)]) + repl + subj
+    s = {}
+    s["find_caps"] = call(0, b"(%a+)%s*=%s*(%d+)", b"  key = 42; other=7")
+    s["find_anchor"] = call(0, b"^(h)(e)()llo$", b"hello", arg=1)
+    s["plain"] = call(1, b"a.b", b"xxa.bxx", arg=-4)
+    s["match_class"] = call(2, b"[%w_]+%f[%W]", b"hello_world! 12")
+    s["match_balance"] = call(2, b"%b()", b"f(a(b)c)d")
+    s["match_back"] = call(2, b"([\"'])(.-)%1", b"say 'hi' \"x\"")
+    s["gmatch_words"] = call(3, b"%a+", b"one two  three")
+    s["gmatch_empty"] = call(3, b"x*", b"axxbx")
+    s["gsub_str"] = call(4, b"(%w+)=(%w+)", b"a=1, b=2", repl=b"%2=%1 %0 %%", arg=1)
+    s["gsub_table"] = call(5, b"%a+", b"a ab b x c")
+    s["gsub_fn"] = call(6, b"()(%a)(%d?)", b"a1 b c2 x")
+    s["gfind_range"] = call(7, b"[^a-c%]]+", b"abcd]efa]")
+    s["frontier_end"] = call(0, b"%a+%f[%z]", b"ab cd")
+    s["lazy"] = call(2, b"<(.-)>.*-$", b"<a><b>cd")
+    s["errors"] = call(0, b"(()%1[a", b"aaa")
+    return s
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("kv", "resp", "acl"):
-        sys.exit("usage: kv_seeds.py kv|resp|acl DIR")
-    seeds = {"kv": kv_seeds, "resp": resp_seeds, "acl": acl_seeds}[sys.argv[1]]()
+    if len(sys.argv) != 3 or sys.argv[1] not in ("kv", "resp", "acl", "match"):
+        sys.exit("usage: kv_seeds.py kv|resp|acl|match DIR")
+    seeds = {"kv": kv_seeds, "resp": resp_seeds, "acl": acl_seeds, "match": match_seeds}[sys.argv[1]]()
     os.makedirs(sys.argv[2], exist_ok=True)
     for name, data in seeds.items():
         with open(os.path.join(sys.argv[2], name), "wb") as f:
