@@ -32,6 +32,8 @@ struct run {
     int enomem;         /* -ENOMEM: the store or the machine ran out of memory, the apply fails (kv/internal.h) */
     uint64_t insns;
     bool count_work;    /* feature level KV_LEVEL_SCRIPT_WORK: allocations and library loops count (add_work) */
+    bool count_matches; /* feature level KV_LEVEL_SCRIPT_MATCH: script_match.c's patterns, charging meter */
+    struct kv_match_meter meter;
     lua_State *L;       /* set once the state exists (the allocator may stop the run) */
     size_t heap;
     uint32_t next_id;   /* tostring's names for tables and functions */
@@ -190,6 +192,13 @@ static void check_pattern(lua_State *L)
         depth += p[i] == '(' || p[i] == ')' || p[i] == '?' || p[i] == '*' || p[i] == '+' || p[i] == '-';
     if (depth > KV_SCRIPT_PATTERN_DEPTH)
         luaL_error(L, "pattern too complex");
+}
+
+/* The meter of script_match.c's patterns: a step as an instruction. */
+static void match_charge(lua_State *L, struct kv_match_meter *m, uint64_t steps)
+{
+    (void)m;
+    add_work(L, run_of(L), steps);
 }
 
 static int counted_call(lua_State *L)
@@ -883,8 +892,11 @@ static void open_lazy(lua_State *L, uint32_t lib, int hidden, int proxy)
         for (const char *const *f = (const char *const[]){"byte", "format", "lower", "reverse", "sub", "upper", NULL};
              *f; f++)
             wrap_counted(L, *f, CHARGE_STRINGS);
-        for (const char *const *f = (const char *const[]){"find", "gmatch", "gsub", "match", NULL}; *f; f++)
-            wrap_counted(L, *f, CHARGE_PATTERN);
+        if (r->count_matches) /* gfind too: 5.1's alias of gmatch, left unbounded at level 2 */
+            kv_match_open(L, &r->meter);
+        else
+            for (const char *const *f = (const char *const[]){"find", "gmatch", "gsub", "match", NULL}; *f; f++)
+                wrap_counted(L, *f, CHARGE_PATTERN);
         guard_table(L);
         lua_setglobal(L, "string");
         break;
@@ -1134,7 +1146,9 @@ int kv_script_run(struct kv_ctx *c, const char *sha, const struct kv_script *sc,
                       uint32_t nkeys)
 {
     struct run r = {.s = c->s, .dbi = c->dbi, .no_writes = no_writes, .rand = 0x5241424941ull,
-                    .count_work = c->s->feature_level >= KV_LEVEL_SCRIPT_WORK};
+                    .count_work = c->s->feature_level >= KV_LEVEL_SCRIPT_WORK,
+                    .count_matches = c->s->feature_level >= KV_LEVEL_SCRIPT_MATCH,
+                    .meter = {.charge = match_charge}};
     lua_State *L = lua_newstate(run_alloc, &r);
     if (!L)
         return -ENOMEM;

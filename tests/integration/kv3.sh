@@ -109,7 +109,7 @@ out=$(cli -a "$A" kv txn 'FEATURELEVEL 9' 'GET t:1' | tr '\n' ' ')
 expect_match "rabia-cli kv txn 'FEATURELEVEL 9' 'GET t:1' (inside a transaction: unknown)" "$out" "^1\) \(error\) ERR unknown command 'FEATURELEVEL'"
 expect_eq "LMPOP (level 1) on replica 3" "$(redis 3 RPUSH fl:l a b >/dev/null; redis 3 LMPOP 1 fl:l RIGHT | tr '\n' ' ')" "fl:l b "
 
-say "scripts whose work the instruction count does not see (kv/README.md \"Scripts\", feature level 2)"
+say "scripts whose work the instruction count does not see (kv/README.md \"Scripts\", feature levels 2 and 3)"
 # Lua 5.1's matcher recursed once per quantified item: this killed every
 # replica with SIGSEGV (and would again at each replay of the log)
 expect_match "EVAL string.find with 300,000 'a?' items" \
@@ -119,6 +119,15 @@ t0=$SECONDS
 expect_match "EVAL a loop growing a string a million times" \
   "$(redis 1 EVAL "local s = '' for i = 1, 1e6 do s = s .. 'xxxxxxxxxx' end return #s" 0 2>&1)" "script stopped after"
 ((SECONDS - t0 < 20)) || fail "the growing-string script took $((SECONDS - t0)) s"
+# feature level 3: the matcher's steps count (Lua 5.1's backtracked in C
+# for years on this one), and gfind, which level 2 left to 5.1's
+# unbounded recursion, is bounded too
+t0=$SECONDS
+expect_match "EVAL a pattern that backtracks (5000^6 / 720 positions)" \
+  "$(redis 3 EVAL "return string.find(string.rep('a', 5000), string.rep('a*', 6) .. 'b')" 0 2>&1)" "script stopped after"
+((SECONDS - t0 < 20)) || fail "the backtracking script took $((SECONDS - t0)) s"
+expect_match "EVAL string.gfind with 300,000 'a?' items" \
+  "$(redis 1 EVAL "return string.gfind(string.rep('a', 300000), string.rep('a?', 300000))()" 0 2>&1)" "pattern too complex"
 all_alive 3
 
 say "all replicas agree"

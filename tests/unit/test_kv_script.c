@@ -403,6 +403,81 @@ static void test_alloc_bound(void)
     rabia_sm_kv.destroy(old);
 }
 
+/* Feature level 3: patterns are kv/script_match.c's, each step of the
+ * matcher counted as an instruction and nesting bounded at 200. Lua
+ * 5.1's matcher backtracks in C, where level 2 counted only the bytes of
+ * the arguments: at level 2 the first script below runs for hours, a
+ * gmatch('a-b') over 100 kB took 18.2 s and a %b() over 100 kB 2.8 s
+ * here, and string.gfind (5.1's old name of gmatch, which level 2 did
+ * not wrap) overflowed the C stack with a deep pattern. */
+static void test_match_bound(void)
+{
+    void *sm = fresh();
+    RUN_IS(sm, ":3\r\n", "FEATURELEVEL", "3");
+    RUN_HAS(sm, "script stopped after 100000000 Lua instructions", "EVAL",
+            "return string.find(string.rep('a', 5000), string.rep('a*', 6) .. 'b')", "0");
+    RUN_HAS(sm, "script stopped after", "EVAL",
+            "local n = 0 for w in string.rep('a', 1e5):gmatch('a-b') do n = n + 1 end return n", "0");
+    RUN_HAS(sm, "script stopped after", "EVAL", "return string.find(string.rep('(', 1e6), '%b()')", "0");
+    RUN_HAS(sm, "script stopped after", "EVAL",
+            "local s = string.rep('a', 1e6) for i = 1, 1e4 do s:gsub('b', '') end", "0");
+    /* a pcall does not catch its way past it */
+    RUN_HAS(sm, "script stopped after", "EVAL",
+            "while true do pcall(string.find, string.rep('a', 5000), string.rep('a*', 6) .. 'b') end", "0");
+    /* depth: 200 items nested at most, gfind included */
+    RUN_HAS(sm, "user_script:1: pattern too complex", "EVAL",
+            "return string.gfind(string.rep('a', 300000), string.rep('a?', 300000))()", "0");
+    RUN_HAS(sm, "pattern too complex", "EVAL",
+            "return string.find(string.rep('a', 300), string.rep('a?', 201))", "0");
+    RUN_IS(sm, ":199\r\n", "EVAL", "return #string.match(string.rep('a', 199), string.rep('a?', 199))", "0");
+    /* no longer refused for its count of special characters alone (level
+     * 2 refused more than 200 of them, nested or not) */
+    RUN_IS(sm, "*2\r\n:1\r\n:300\r\n", "EVAL",
+           "return {string.find(string.rep('()', 150), string.rep('%(%)', 150))}", "0");
+    RUN_IS(sm, ":1\r\n", "EVAL", "return select(2, string.rep('-', 250):gsub(string.rep('%-', 250), ''))", "0");
+    /* 5.1's results and messages (tests/fuzz/fuzz_match.c compares them
+     * with the library on random inputs) */
+    RUN_IS(sm, "*4\r\n:3\r\n:10\r\n$3\r\nkey\r\n$2\r\n42\r\n", "EVAL",
+           "return {string.find('  key = 42;', '(%a+)%s*=%s*(%d+)')}", "0");
+    RUN_IS(sm, "*2\r\n$13\r\nworld=hello 3\r\n:1\r\n", "EVAL",
+           "local s, n = string.gsub('hello world', '(%w+) (%w+)', '%2=%1 ' .. 3) return {s, n}", "0");
+    RUN_IS(sm, "$11\r\n<a1> b <c2>\r\n", "EVAL",
+           "return (string.gsub('a1 b c2', '(%a)(%d)', function(a, d) return '<' .. a .. d .. '>' end))", "0");
+    RUN_IS(sm, "$5\r\nA-b-C\r\n", "EVAL", "return (string.gsub('a-b-c', '%a', {a = 'A', c = 'C'}))", "0");
+    RUN_IS(sm, "*3\r\n$3\r\none\r\n$3\r\ntwo\r\n$5\r\nthree\r\n", "EVAL",
+           "local t = {} for w in ('one two  three'):gmatch('%a+') do t[#t + 1] = w end return t", "0");
+    RUN_HAS(sm, "user_script:1: malformed pattern (missing ']')", "EVAL", "return string.find('a', '[a')", "0");
+    RUN_HAS(sm, "invalid capture index", "EVAL", "return string.find('a', '%1')", "0");
+    RUN_HAS(sm, "bad argument #3 to 'gsub' (string/function/table expected)", "EVAL",
+            "return string.gsub('a', 'a', true)", "0");
+    uint64_t ok, error, stopped;
+    rabia_kv_script_runs(sm, &ok, &error, &stopped);
+    CHECK_EQ(stopped, 5);
+    /* every replica stops at the same point: one restored from this
+     * store's snapshot (level 3 in it) gives the same replies and hash */
+    struct rabia_buf snap = {0};
+    CHECK_EQ(rabia_sm_kv.snapshot(sm, &snap), 0);
+    void *back = fresh();
+    CHECK_EQ(rabia_sm_kv.restore(back, snap.data, snap.len), 0);
+    const char *partial = "redis.call('incr', 'n') local ok = pcall(string.find, string.rep('a', 5000), "
+                          "string.rep('a*', 6) .. 'b') redis.call('incr', 'n') return 1";
+    RUN_HAS(back, "script stopped after", "EVAL", partial, "0");
+    RUN_HAS(sm, "script stopped after", "EVAL", partial, "0");
+    RUN_IS(sm, "$1\r\n1\r\n", "GET", "n"); /* the write before the stop is kept, as Redis keeps it */
+    CHECK_EQ(hash_of(back), hash_of(sm));
+    /* level 2: 5.1's matcher, with level 2's count of special characters */
+    void *old = fresh();
+    RUN_IS(old, ":2\r\n", "FEATURELEVEL", "2");
+    RUN_HAS(old, "pattern too complex", "EVAL", "return {string.find(string.rep('()', 150), string.rep('%(%)', 150))}",
+            "0");
+    RUN_IS(old, ":0\r\n", "EVAL", "local n = 0 for w in string.rep('a', 1000):gmatch('a-b') do n = n + 1 end return n",
+           "0");
+    rabia_buf_free(&snap);
+    rabia_sm_kv.destroy(sm);
+    rabia_sm_kv.destroy(back);
+    rabia_sm_kv.destroy(old);
+}
+
 int main(void)
 {
     RUN(test_basics);
@@ -410,5 +485,6 @@ int main(void)
     RUN(test_replicas_agree);
     RUN(test_bounds);
     RUN(test_alloc_bound);
+    RUN(test_match_bound);
     return CHECK_DONE();
 }
