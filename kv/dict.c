@@ -166,20 +166,25 @@ static void rehash_step(struct kv_store *s, struct kv_dict *d)
     }
 }
 
-struct kv_dent *kv_dict_find(struct kv_store *s, struct kv_dict *d, const uint8_t *k, size_t n)
+const struct kv_dent *kv_dict_peek(const struct kv_dict *d, const uint8_t *k, size_t n)
 {
-    rehash_step(s, d);
     if (kv_dict_size(d) == 0)
         return NULL;
     uint64_t h = kv_hash(k, n);
     for (int i = 0; i < 2; i++) {
         if (!d->t[i])
             continue;
-        for (struct kv_dent *e = d->t[i][bucket_of(h, d->bits[i])]; e; e = e->next)
+        for (const struct kv_dent *e = d->t[i][bucket_of(h, d->bits[i])]; e; e = e->next)
             if (e->hash == h && e->klen == n && (n == 0 || memcmp(e->key, k, n) == 0))
                 return e;
     }
     return NULL;
+}
+
+struct kv_dent *kv_dict_find(struct kv_store *s, struct kv_dict *d, const uint8_t *k, size_t n)
+{
+    rehash_step(s, d);
+    return (struct kv_dent *)kv_dict_peek(d, k, n);
 }
 
 void kv_dict_prefetch(const struct kv_dict *d, uint64_t h, int stage)

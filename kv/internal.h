@@ -83,6 +83,8 @@ void kv_dict_init(struct kv_dict *d);
 uint64_t kv_dict_size(const struct kv_dict *d);
 /* The entry for key, or NULL. */
 struct kv_dent *kv_dict_find(struct kv_store *s, struct kv_dict *d, const uint8_t *k, size_t n);
+/* The same without the incremental rehash step: changes nothing. */
+const struct kv_dent *kv_dict_peek(const struct kv_dict *d, const uint8_t *k, size_t n);
 /* Cache hints for a key of hash h, changing nothing (kv_prefetch runs them
  * as a pipeline, a few operations apart): 1 the bucket slots, 2 the first
  * entry of each bucket, 3 the value of the entry with hash h. Stages 2 and
@@ -162,6 +164,8 @@ struct kv_type_ops {
     int (*copy)(struct kv_store *s, const struct kv_obj *o, struct kv_obj **out);
     /* Bytes held (INFO memory, MEMORY USAGE). */
     uint64_t (*mem)(const struct kv_obj *o);
+    /* Its elements (a string: its bytes), in O(1). */
+    uint64_t (*len)(const struct kv_obj *o);
 };
 extern const struct kv_type_ops kv_string_ops, kv_list_ops, kv_set_ops, kv_zset_ops, kv_hash_ops;
 const struct kv_type_ops *kv_type_ops(uint8_t type);
@@ -269,13 +273,21 @@ enum kv_script_outcome { KV_SCRIPT_OK = 0, KV_SCRIPT_ERROR = 1, KV_SCRIPT_STOPPE
  * the whole string each time (40,000 steps of 10 bytes took 11 s here). */
 #define KV_LEVEL_SCRIPT_WORK 2
 #define KV_SCRIPT_ALLOC_BYTES 4
-/* From feature level KV_LEVEL_SCRIPT_MATCH, string.find, match, gmatch,
- * gfind and gsub are script_match.c's: Lua 5.1's patterns with every step
- * the matcher takes counted as one instruction (a step took 2.6 ns here, an
- * instruction of a counting loop 1.9 ns), nested at most KV_MATCH_DEPTH
- * deep (5.1's own backtracked in C unseen by the count, and recursed until
- * the C stack overflowed). */
-#define KV_LEVEL_SCRIPT_MATCH 3
+/* From feature level KV_LEVEL_SCRIPT_C_WORK, the rest of the work done in
+ * C for one instruction counts too (kv/README.md "Scripts"): string.find,
+ * match, gmatch, gfind and gsub are script_match.c's, Lua 5.1's patterns
+ * with every step the matcher takes counted as one instruction (a step
+ * took 2.6 ns here, an instruction of a counting loop 1.9 ns) and nested
+ * at most KV_MATCH_DEPTH deep (5.1's own backtracked unseen by the count,
+ * and recursed until the C stack overflowed); a redis.call counts its
+ * arguments' bytes (KV_SCRIPT_ALLOC_BYTES each) and, for a KV_F_SCANS
+ * command, the size of every key it names: KV_SCRIPT_KEY_ELEM_INSNS per
+ * element (SUNIONSTORE of a 100,000-member set took 23 ms here), a
+ * string's bytes / KV_SCRIPT_ALLOC_BYTES (BITCOUNT of 100 MB: 19 ms);
+ * cjson.decode its input's bytes / KV_SCRIPT_ALLOC_BYTES, redis.sha1hex one
+ * per byte (20 MB took 110 ms). */
+#define KV_LEVEL_SCRIPT_C_WORK 3
+#define KV_SCRIPT_KEY_ELEM_INSNS 32
 #define KV_SCRIPT_EVAL_CACHED 500     /* scripts cached by EVAL (Redis 7.4's bound) */
 /* A cached script (kv_dent.v.p of the cache; ver is its last use). */
 struct kv_script {
@@ -493,6 +505,11 @@ enum kv_cmd_flag {
     KV_F_NOMULTI = 1u << 6,  /* refused inside EXEC */
     KV_F_NOSCRIPT = 1u << 7, /* refused inside a script (redis.call) */
     KV_F_INTERNAL = 1u << 8, /* the replicas' own (SWEEP, FEATURES, FEATURELEVEL): not a Redis command */
+    /* Its work grows with the size of the keys it names, not only with its
+     * reply (BITCOUNT, SUNIONSTORE, LREM, ...): from feature level
+     * KV_LEVEL_SCRIPT_C_WORK a script's redis.call of it counts them. */
+    KV_F_SCANS = 1u << 9,
+    KV_F_SCANS_DB = 1u << 10, /* the same for the whole database (KEYS) */
 };
 
 struct kv_cmd {

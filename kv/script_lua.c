@@ -32,8 +32,9 @@ struct run {
     int enomem;         /* -ENOMEM: the store or the machine ran out of memory, the apply fails (kv/internal.h) */
     uint64_t insns;
     bool count_work;    /* feature level KV_LEVEL_SCRIPT_WORK: allocations and library loops count (add_work) */
-    bool count_matches; /* feature level KV_LEVEL_SCRIPT_MATCH: script_match.c's patterns, charging meter */
+    bool count_c_work;  /* feature level KV_LEVEL_SCRIPT_C_WORK: patterns (script_match.c, charging meter), commands' keys */
     struct kv_match_meter meter;
+    lua_CFunction cjson_decode; /* the library's, from level KV_LEVEL_SCRIPT_C_WORK (cjson_decode_counted) */
     lua_State *L;       /* set once the state exists (the allocator may stop the run) */
     size_t heap;
     uint32_t next_id;   /* tostring's names for tables and functions */
@@ -229,6 +230,17 @@ static void wrap_counted(lua_State *L, const char *name, int k)
     lua_setfield(L, -2, name);
 }
 
+/* cjson.decode from level KV_LEVEL_SCRIPT_C_WORK: its input's bytes count
+ * (it reads them in C: 20 MB of blanks took 20 ms here). Upvalue 1 is the
+ * library's configuration, where decode looks for it. */
+static int cjson_decode_counted(lua_State *L)
+{
+    struct run *r = run_of(L);
+    if (lua_type(L, 1) == LUA_TSTRING)
+        add_work(L, r, lua_objlen(L, 1) / KV_SCRIPT_ALLOC_BYTES);
+    return r->cjson_decode(L);
+}
+
 /* Push Redis's error table {err = "CODE message"} from an error reply or
  * a message: "-CODE msg" keeps its code, a message without '-' gets ERR
  * (Redis 7.0's luaPushErrorBuff). */
@@ -350,6 +362,36 @@ static bool arity_ok(int arity, int argc)
     return arity >= 0 ? argc == arity : argc >= -arity;
 }
 
+/* From level KV_LEVEL_SCRIPT_C_WORK, what running cmd costs beyond
+ * CALL_INSNS and its reply (kv/internal.h): the bytes of its arguments
+ * (copied into the store: SET of 20 MB took 25 ms), and for a command
+ * whose work grows with its keys (KV_F_SCANS), the size of each argument
+ * that names a key of the script's database (every argument, so that the
+ * keys after a numkeys count too; looked up without changing anything:
+ * a key past its expiry and not yet deleted counts as well, alike on
+ * every replica); for KEYS, the database's size. */
+static uint64_t command_cost(const struct run *r, const struct kv_cmd *cmd, int argc, const uint8_t *const *argv,
+                             const uint32_t *len)
+{
+    RABIA_ASSERT(argc >= 1 && r->dbi < KV_DBS);
+    uint64_t bytes = 0, cost = 0;
+    for (int i = 0; i < argc; i++)
+        bytes += len[i];
+    const struct kv_db *db = &r->s->db[r->dbi];
+    if (cmd && (cmd->flags & KV_F_SCANS))
+        for (int i = 1; i < argc; i++) {
+            const struct kv_dent *e = kv_dict_peek(&db->keys, argv[i], len[i]);
+            if (!e)
+                continue;
+            const struct kv_obj *o = e->v.p;
+            uint64_t n = kv_type_ops(o->type)->len(o);
+            cost += o->type == KV_STRING ? n / KV_SCRIPT_ALLOC_BYTES : n * KV_SCRIPT_KEY_ELEM_INSNS;
+        }
+    if (cmd && (cmd->flags & KV_F_SCANS_DB))
+        cost += kv_dict_size(&db->keys) * KV_SCRIPT_KEY_ELEM_INSNS;
+    return cost + bytes / KV_SCRIPT_ALLOC_BYTES;
+}
+
 static int redis_call_common(lua_State *L, bool raise)
 {
     struct run *r = run_of(L);
@@ -402,6 +444,7 @@ static int redis_call_common(lua_State *L, bool raise)
     }
     rabia_buf_clear(&r->reply);
     const char *refuse = NULL;
+    const struct kv_cmd *cmd = NULL;
     if (kv_eq(argv[0], len[0], "select")) { /* the script's own database (Redis 7.0: not the caller's) */
         int64_t db;
         if (argc != 2)
@@ -419,7 +462,7 @@ static int redis_call_common(lua_State *L, bool raise)
         }
     } else {
         /* Redis's order: known, arity, allowed in scripts, writes */
-        const struct kv_cmd *cmd = kv_lookup(argv[0], len[0]);
+        cmd = kv_lookup(argv[0], len[0]);
         if (cmd && (kv_cmd_level(cmd) > r->s->feature_level || (cmd->flags & KV_F_INTERNAL)))
             cmd = NULL; /* not a command yet (features.c), or the replicas' own */
         int conn = cmd ? 0 : connection_command(argv[0], len[0]);
@@ -436,6 +479,7 @@ static int redis_call_common(lua_State *L, bool raise)
         push_error_c(L, refuse);
         return raise ? lua_error(L) : 1;
     }
+    uint64_t cost = r->count_c_work ? command_cost(r, cmd, argc, argv, len) : 0; /* the keys before it runs */
     int rc = kv_run(r->s, r->dbi, (uint32_t)argc, argv, len, &r->reply, true, true);
     if (rc) {
         r->enomem = rc;
@@ -445,6 +489,9 @@ static int redis_call_common(lua_State *L, bool raise)
      * hook sees it at its next call): a loop of a few instructions around
      * redis.call would otherwise hold the replicas for minutes */
     r->insns += CALL_INSNS + r->reply.len / 64;
+    if (cost) /* the keys' work (level KV_LEVEL_SCRIPT_C_WORK): counted at once, as a
+               * BITCOUNT of 100 MB takes 19 ms and the hook runs every 2,000 calls */
+        add_work(L, r, cost);
     const uint8_t *end = r->reply.data + r->reply.len;
     const uint8_t *next = push_reply(L, r->reply.data, end);
     RABIA_ASSERT(next == end); /* one reply per command */
@@ -506,6 +553,9 @@ static int redis_sha1hex(lua_State *L)
     }
     size_t n;
     const char *p = lua_tolstring(L, 1, &n);
+    struct run *r = run_of(L);
+    if (r->count_c_work && p) /* one instruction per byte: 20 MB took 110 ms here */
+        add_work(L, r, n);
     char hex[41];
     kv_sha1_hex((const uint8_t *)(p ? p : ""), p ? n : 0, hex);
     lua_pushstring(L, hex);
@@ -892,7 +942,7 @@ static void open_lazy(lua_State *L, uint32_t lib, int hidden, int proxy)
         for (const char *const *f = (const char *const[]){"byte", "format", "lower", "reverse", "sub", "upper", NULL};
              *f; f++)
             wrap_counted(L, *f, CHARGE_STRINGS);
-        if (r->count_matches) /* gfind too: 5.1's alias of gmatch, left unbounded at level 2 */
+        if (r->count_c_work) /* gfind too: 5.1's alias of gmatch, left unbounded at level 2 */
             kv_match_open(L, &r->meter);
         else
             for (const char *const *f = (const char *const[]){"find", "gmatch", "gsub", "match", NULL}; *f; f++)
@@ -923,6 +973,16 @@ static void open_lazy(lua_State *L, uint32_t lib, int hidden, int proxy)
                 wrap_counted(L, "remove", CHARGE_REMOVE);
                 wrap_counted(L, "maxn", CHARGE_LEN);
                 wrap_counted(L, "sort", CHARGE_SORT);
+            }
+            if (lib == LIB_CJSON && r->count_c_work) {
+                /* decode keeps its configuration in upvalue 1: the counting
+                 * closure carries it over and calls decode in its frame */
+                lua_getfield(L, -1, "decode");
+                r->cjson_decode = lua_tocfunction(L, -1);
+                RABIA_ASSERT(r->cjson_decode && lua_getupvalue(L, -1, 1));
+                lua_pushcclosure(L, cjson_decode_counted, 1);
+                lua_setfield(L, -3, "decode");
+                lua_pop(L, 1);
             }
             if (lib == LIB_MATH) {
                 lua_pushcfunction(L, math_random);
@@ -1147,7 +1207,7 @@ int kv_script_run(struct kv_ctx *c, const char *sha, const struct kv_script *sc,
 {
     struct run r = {.s = c->s, .dbi = c->dbi, .no_writes = no_writes, .rand = 0x5241424941ull,
                     .count_work = c->s->feature_level >= KV_LEVEL_SCRIPT_WORK,
-                    .count_matches = c->s->feature_level >= KV_LEVEL_SCRIPT_MATCH,
+                    .count_c_work = c->s->feature_level >= KV_LEVEL_SCRIPT_C_WORK,
                     .meter = {.charge = match_charge}};
     lua_State *L = lua_newstate(run_alloc, &r);
     if (!L)

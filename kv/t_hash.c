@@ -458,6 +458,7 @@ const struct kv_type_ops kv_hash_ops = {
     .load = hash_ops_load,
     .copy = hash_ops_copy,
     .mem = hash_ops_mem,
+    .len = hash_len,
 };
 
 /* ------------------------------------------------------------------ */

@@ -856,6 +856,11 @@ static int list_copy(struct kv_store *s, const struct kv_obj *o, struct kv_obj *
 
 /* What the elements need, and a slot each: not the buffer's capacity,
  * which depends on the list's history (MEMORY USAGE is a reply). */
+static uint64_t list_len(const struct kv_obj *o)
+{
+    return lst(o)->count;
+}
+
 static uint64_t list_mem(const struct kv_obj *o)
 {
     const struct list *l = lst(o);
@@ -869,4 +874,5 @@ const struct kv_type_ops kv_list_ops = {
     .load = list_load,
     .copy = list_copy,
     .mem = list_mem,
+    .len = list_len,
 };

@@ -439,6 +439,7 @@ const struct kv_type_ops kv_set_ops = {
     .load = set_ops_load,
     .copy = set_ops_copy,
     .mem = set_ops_mem,
+    .len = set_len,
 };
 
 /* ------------------------------------------------------------------ */

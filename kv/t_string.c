@@ -573,6 +573,11 @@ static int str_copy(struct kv_store *s, const struct kv_obj *o, struct kv_obj **
 /* What the object needs, not what the allocator gave (that may differ
  * between replicas whose strings grew differently): MEMORY USAGE is a
  * reply. */
+static uint64_t str_len(const struct kv_obj *o)
+{
+    return o->len;
+}
+
 static uint64_t str_mem(const struct kv_obj *o)
 {
     return sizeof *o + (uint64_t)o->len + 1;
@@ -585,4 +590,5 @@ const struct kv_type_ops kv_string_ops = {
     .load = str_load,
     .copy = str_copy,
     .mem = str_mem,
+    .len = str_len,
 };

@@ -1415,6 +1415,7 @@ static int zset_copy(struct kv_store *s, const struct kv_obj *o, struct kv_obj *
 }
 
 static uint64_t zset_mem(const struct kv_obj *o) { return sizeof(*o) + kv_zset_mem(zs(o)); }
+static uint64_t zset_len(const struct kv_obj *o) { return zs(o)->len; }
 
 const struct kv_type_ops kv_zset_ops = {
     .name = "zset",
@@ -1423,4 +1424,5 @@ const struct kv_type_ops kv_zset_ops = {
     .load = zset_load,
     .copy = zset_copy,
     .mem = zset_mem,
+    .len = zset_len,
 };

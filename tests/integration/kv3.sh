@@ -128,6 +128,14 @@ expect_match "EVAL a pattern that backtracks (5000^6 / 720 positions)" \
 ((SECONDS - t0 < 20)) || fail "the backtracking script took $((SECONDS - t0)) s"
 expect_match "EVAL string.gfind with 300,000 'a?' items" \
   "$(redis 1 EVAL "return string.gfind(string.rep('a', 300000), string.rep('a?', 300000))()" 0 2>&1)" "pattern too complex"
+# and a command that walks its key counts the key's size (this loop was
+# counted 5 instructions a call: 400 ms per check of the hook, hours in all)
+redis 2 SETRANGE big 20000000 x >/dev/null
+t0=$SECONDS
+expect_match "EVAL a loop of BITCOUNT over a 20 MB string" \
+  "$(redis 2 EVAL "for i = 1, 1e6 do redis.call('bitcount', 'big') end" 0 2>&1)" "script stopped after"
+((SECONDS - t0 < 20)) || fail "the BITCOUNT loop took $((SECONDS - t0)) s"
+redis 2 DEL big >/dev/null
 all_alive 3
 
 say "all replicas agree"
