@@ -510,6 +510,7 @@ enum kv_cmd_flag {
      * KV_LEVEL_SCRIPT_C_WORK a script's redis.call of it counts them. */
     KV_F_SCANS = 1u << 9,
     KV_F_SCANS_DB = 1u << 10, /* the same for the whole database (KEYS) */
+    KV_F_LIMIT_WALKS = 1u << 11, /* LIMIT offset count walks offset elements of key 1 (ZRANGEBYSCORE, ...) */
 };
 
 struct kv_cmd {

@@ -389,6 +389,19 @@ static uint64_t command_cost(const struct run *r, const struct kv_cmd *cmd, int 
         }
     if (cmd && (cmd->flags & KV_F_SCANS_DB))
         cost += kv_dict_size(&db->keys) * KV_SCRIPT_KEY_ELEM_INSNS;
+    if (cmd && (cmd->flags & KV_F_LIMIT_WALKS) && argc > 1) {
+        /* the elements skipped to the offset (the key's size at most),
+         * walked one by one as in Redis, where the reply may be one */
+        const struct kv_dent *e = kv_dict_peek(&db->keys, argv[1], len[1]);
+        const struct kv_obj *o = e ? e->v.p : NULL;
+        int64_t offset;
+        for (int i = 2; o && i + 1 < argc; i++)
+            if (kv_eq(argv[i], len[i], "limit") && kv_parse_i64(argv[i + 1], len[i + 1], &offset) && offset > 0) {
+                uint64_t n = kv_type_ops(o->type)->len(o);
+                cost += ((uint64_t)offset < n ? (uint64_t)offset : n) * KV_SCRIPT_KEY_ELEM_INSNS;
+                break;
+            }
+    }
     return cost + bytes / KV_SCRIPT_ALLOC_BYTES;
 }
 

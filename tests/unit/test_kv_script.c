@@ -494,12 +494,14 @@ static void test_call_bound(void)
     RUN_IS(sm, "$-1\r\n", "EVAL", "for i = 1, 1e5 do redis.call('sadd', 's', i) end", "0");
     RUN_IS(sm, "$-1\r\n", "EVAL", "for i = 1, 1000 do redis.call('sadd', 'small', i) end", "0");
     RUN_IS(sm, "$-1\r\n", "EVAL", "for i = 1, 1e5 do redis.call('rpush', 'l', i) end", "0");
+    RUN_IS(sm, "$-1\r\n", "EVAL", "for i = 1, 1e5 do redis.call('zadd', 'z', i, i) end", "0");
     const char *loops[] = {
         "for i = 1, 1e6 do redis.call('bitcount', 'big') end",
         "for i = 1, 1e6 do redis.call('sunionstore', 'd', 's') end",
         "for i = 1, 1e6 do redis.call('lrem', 'l', 0, 'x') end",
         "local b = string.rep('x', 1e7) for i = 1, 1e6 do redis.call('set', 'v', b) end",
         "for i = 1, 1e6 do redis.call('keys', 'nomatch*') end",
+        "for i = 1, 1e6 do redis.call('zrangebyscore', 'z', '-inf', '+inf', 'LIMIT', 99999, 1) end",
         "local b = string.rep(' ', 1e7) .. '1' for i = 1, 1e6 do cjson.decode(b) end",
         "local b = string.rep('x', 1e7) for i = 1, 1e6 do redis.sha1hex(b) end",
         /* pcall and redis.pcall do not catch their way past it */
@@ -510,7 +512,8 @@ static void test_call_bound(void)
     /* a command that does not scan its keys pays for its reply alone */
     RUN_IS(sm, ":1\r\n", "EVAL",
            "for i = 1, 1e4 do redis.call('sismember', 's', i) redis.call('srandmember', 's') "
-           "redis.call('getrange', 'big', 0, 9) end return 1",
+           "redis.call('getrange', 'big', 0, 9) redis.call('zrange', 'z', 0, 9) "
+           "redis.call('zrangebyscore', 'z', 5, 10, 'LIMIT', 2, 3) end return 1",
            "0");
     RUN_IS(sm, ":1000\r\n", "EVAL",
            "local n for i = 1, 100 do n = redis.call('sunionstore', 'd2', 'small') end return n", "0");
