@@ -285,7 +285,8 @@ enum kv_script_outcome { KV_SCRIPT_OK = 0, KV_SCRIPT_ERROR = 1, KV_SCRIPT_STOPPE
  * element (SUNIONSTORE of a 100,000-member set took 23 ms here), a
  * string's bytes / KV_SCRIPT_ALLOC_BYTES (BITCOUNT of 100 MB: 19 ms);
  * cjson.decode its input's bytes / KV_SCRIPT_ALLOC_BYTES, redis.sha1hex one
- * per byte (20 MB took 110 ms). */
+ * per byte (20 MB took 110 ms); cjson.encode is refused past the heap
+ * bound before it starts (past 2 GiB it exited the process). */
 #define KV_LEVEL_SCRIPT_C_WORK 3
 #define KV_SCRIPT_KEY_ELEM_INSNS 32
 #define KV_SCRIPT_EVAL_CACHED 500     /* scripts cached by EVAL (Redis 7.4's bound) */

@@ -34,7 +34,8 @@ struct run {
     bool count_work;    /* feature level KV_LEVEL_SCRIPT_WORK: allocations and library loops count (add_work) */
     bool count_c_work;  /* feature level KV_LEVEL_SCRIPT_C_WORK: patterns (script_match.c, charging meter), commands' keys */
     struct kv_match_meter meter;
-    lua_CFunction cjson_decode; /* the library's, from level KV_LEVEL_SCRIPT_C_WORK (cjson_decode_counted) */
+    /* the library's, from level KV_LEVEL_SCRIPT_C_WORK (cjson_decode_counted, cjson_encode_checked) */
+    lua_CFunction cjson_decode, cjson_encode;
     lua_State *L;       /* set once the state exists (the allocator may stop the run) */
     size_t heap;
     uint32_t next_id;   /* tostring's names for tables and functions */
@@ -239,6 +240,98 @@ static int cjson_decode_counted(lua_State *L)
     if (lua_type(L, 1) == LUA_TSTRING)
         add_work(L, r, lua_objlen(L, 1) / KV_SCRIPT_ALLOC_BYTES);
     return r->cjson_decode(L);
+}
+
+/* Bytes cjson.encode writes for one character of a string, at most. */
+static unsigned json_char_bytes(unsigned char ch)
+{
+    if (ch < 32 || ch == 127)
+        return 6; /* \u00XX (or \n and the like: 2) */
+    return ch == '"' || ch == '\\' || ch == '/' ? 2 : 1;
+}
+
+/* What cjson.encode would write for the value at idx (absolute), at most:
+ * strings escaped, numbers 32 bytes, each pair's key, ':' and ','. The
+ * walk stops once past KV_SCRIPT_MAX_HEAP (so a table that holds the same
+ * table twice, nested 30 deep, costs no more than the bound), at the
+ * encoder's nesting bound, and at what the encoder refuses (functions,
+ * bad keys: its own error follows). */
+static void json_size(lua_State *L, int idx, int depth, uint64_t *total)
+{
+    if (*total > KV_SCRIPT_MAX_HEAP)
+        return;
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const unsigned char *p = (const unsigned char *)lua_tolstring(L, idx, &n);
+        uint64_t t = 2;
+        for (size_t i = 0; i < n; i++)
+            t += json_char_bytes(p[i]);
+        *total += t;
+        return;
+    }
+    case LUA_TNUMBER:
+        *total += 32;
+        return;
+    case LUA_TBOOLEAN:
+    case LUA_TNIL:
+    case LUA_TLIGHTUSERDATA: /* cjson.null */
+        *total += 5;
+        return;
+    case LUA_TTABLE:
+        break;
+    default:
+        return;
+    }
+    if (depth > 1000 || !lua_checkstack(L, 4)) /* cjson's encode_max_depth: it refuses deeper */
+        return;
+    *total += 2;
+    lua_pushnil(L);
+    while (*total <= KV_SCRIPT_MAX_HEAP && lua_next(L, idx)) {
+        int kt = lua_type(L, -2); /* never lua_tolstring a number key: lua_next would lose its place */
+        if (kt == LUA_TSTRING)
+            json_size(L, lua_gettop(L) - 1, depth + 1, total);
+        else if (kt == LUA_TNUMBER)
+            *total += 34;
+        *total += 2;
+        json_size(L, lua_gettop(L), depth + 1, total);
+        lua_pop(L, 1);
+    }
+    if (*total > KV_SCRIPT_MAX_HEAP)
+        lua_pop(L, 1); /* the key lua_next left */
+}
+
+/* cjson.encode from level KV_LEVEL_SCRIPT_C_WORK. The encoder builds its
+ * result in a buffer of its own (malloc, outside the heap bound) and exits
+ * the process past 2 GiB ("BUG: Invalid strbuf length requested"): a table
+ * holding one 10 MB string 1,000 times killed every replica, and would at
+ * every replay. Its size is taken first: past the heap bound the call is
+ * refused, as string.rep's is; below, the walk counts as work. */
+static int cjson_encode_checked(lua_State *L)
+{
+    struct run *r = run_of(L);
+    if (lua_gettop(L) == 1) { /* else the encoder's own "expected 1 argument" */
+        uint64_t total = 0;
+        json_size(L, 1, 1, &total);
+        if (total > KV_SCRIPT_MAX_HEAP)
+            return luaL_error(L, "cjson.encode: the result would pass the script heap bound of %d bytes",
+                              (int)KV_SCRIPT_MAX_HEAP);
+        add_work(L, r, total / KV_SCRIPT_ALLOC_BYTES);
+    }
+    return r->cjson_encode(L);
+}
+
+/* The cjson table on top of the stack: its function `name` (the library's
+ * saved in *orig) replaced by fn, which keeps the library's configuration
+ * in its upvalue 1, where the library's functions look for it. */
+static void wrap_cjson(lua_State *L, const char *name, lua_CFunction fn, lua_CFunction *orig)
+{
+    lua_getfield(L, -1, name);
+    *orig = lua_tocfunction(L, -1);
+    RABIA_ASSERT(*orig && lua_getupvalue(L, -1, 1));
+    lua_pushcclosure(L, fn, 1);
+    lua_setfield(L, -3, name);
+    lua_pop(L, 1);
 }
 
 /* Push Redis's error table {err = "CODE message"} from an error reply or
@@ -988,14 +1081,8 @@ static void open_lazy(lua_State *L, uint32_t lib, int hidden, int proxy)
                 wrap_counted(L, "sort", CHARGE_SORT);
             }
             if (lib == LIB_CJSON && r->count_c_work) {
-                /* decode keeps its configuration in upvalue 1: the counting
-                 * closure carries it over and calls decode in its frame */
-                lua_getfield(L, -1, "decode");
-                r->cjson_decode = lua_tocfunction(L, -1);
-                RABIA_ASSERT(r->cjson_decode && lua_getupvalue(L, -1, 1));
-                lua_pushcclosure(L, cjson_decode_counted, 1);
-                lua_setfield(L, -3, "decode");
-                lua_pop(L, 1);
+                wrap_cjson(L, "decode", cjson_decode_counted, &r->cjson_decode);
+                wrap_cjson(L, "encode", cjson_encode_checked, &r->cjson_encode);
             }
             if (lib == LIB_MATH) {
                 lua_pushcfunction(L, math_random);

@@ -136,6 +136,10 @@ expect_match "EVAL a loop of BITCOUNT over a 20 MB string" \
   "$(redis 2 EVAL "for i = 1, 1e6 do redis.call('bitcount', 'big') end" 0 2>&1)" "script stopped after"
 ((SECONDS - t0 < 20)) || fail "the BITCOUNT loop took $((SECONDS - t0)) s"
 redis 2 DEL big >/dev/null
+# cjson.encode past 2 GiB exited every replica (status 255) below level 3
+expect_match "EVAL cjson.encode of one 10 MB string 1,000 times" \
+  "$(redis 1 EVAL "local s = string.rep('x', 1e7) local t = {} for i = 1, 1000 do t[i] = s end return cjson.encode(t)" 0 2>&1)" \
+  "the result would pass the script heap bound"
 all_alive 3
 
 say "all replicas agree"

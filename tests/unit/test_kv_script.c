@@ -517,6 +517,23 @@ static void test_call_bound(void)
            "0");
     RUN_IS(sm, ":1000\r\n", "EVAL",
            "local n for i = 1, 100 do n = redis.call('sunionstore', 'd2', 'small') end return n", "0");
+    /* cjson.encode builds its result outside the heap bound and exits the
+     * process past 2 GiB ("BUG: Invalid strbuf length requested", exit
+     * status 255 at level 2: every replica, at every replay): its size is
+     * taken first, the walk stopping at the bound */
+    RUN_HAS(sm, "-ERR user_script:1: cjson.encode: the result would pass the script heap bound of 134217728 bytes",
+            "EVAL", "local s = string.rep('x', 1e7) local t = {} for i = 1, 1000 do t[i] = s end return cjson.encode(t)",
+            "0");
+    RUN_HAS(sm, "cjson.encode: the result would pass the script heap bound", "EVAL",
+            "local t = {1} for i = 1, 40 do t = {t, t} end return cjson.encode(t)", "0"); /* 2^40 ones */
+    RUN_IS(sm, ":50000016\r\n", "EVAL",
+           "local s = string.rep('x', 1e7) local t = {} for i = 1, 5 do t[i] = s end return #cjson.encode(t)", "0");
+    RUN_IS(sm, "$28\r\n{\"a\":[1,2,\"x\\\"y\"],\"3\":false}\r\n", "EVAL",
+           "return cjson.encode({a = {1, 2, 'x\"y'}, [3] = false})", "0");
+    RUN_HAS(sm, "-ERR user_script:1: Cannot serialise, excessive nesting (1001)", "EVAL",
+            "local t = {} t[1] = t return cjson.encode(t)", "0");
+    RUN_HAS(sm, "-ERR user_script:1: bad argument #1 to 'encode' (expected 1 argument)", "EVAL",
+            "return cjson.encode(1, 2)", "0");
     /* cjson.decode's errors still name the script's line */
     RUN_HAS(sm, "-ERR user_script:1: Expected value but found invalid token at character 1 script:", "EVAL",
             "return cjson.decode('x')", "0");
