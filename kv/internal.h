@@ -512,6 +512,7 @@ enum kv_cmd_flag {
     KV_F_SCANS = 1u << 9,
     KV_F_SCANS_DB = 1u << 10, /* the same for the whole database (KEYS) */
     KV_F_LIMIT_WALKS = 1u << 11, /* LIMIT offset count walks offset elements of key 1 (ZRANGEBYSCORE, ...) */
+    KV_F_SCAN_COUNT = 1u << 12,  /* COUNT n visits n entries of the database (SCAN) or of key 1 (SSCAN, ...) */
 };
 
 struct kv_cmd {

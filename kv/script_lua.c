@@ -482,16 +482,24 @@ static uint64_t command_cost(const struct run *r, const struct kv_cmd *cmd, int 
         }
     if (cmd && (cmd->flags & KV_F_SCANS_DB))
         cost += kv_dict_size(&db->keys) * KV_SCRIPT_KEY_ELEM_INSNS;
-    if (cmd && (cmd->flags & KV_F_LIMIT_WALKS) && argc > 1) {
-        /* the elements skipped to the offset (the key's size at most),
-         * walked one by one as in Redis, where the reply may be one */
-        const struct kv_dent *e = kv_dict_peek(&db->keys, argv[1], len[1]);
-        const struct kv_obj *o = e ? e->v.p : NULL;
-        int64_t offset;
-        for (int i = 2; o && i + 1 < argc; i++)
-            if (kv_eq(argv[i], len[i], "limit") && kv_parse_i64(argv[i + 1], len[i + 1], &offset) && offset > 0) {
-                uint64_t n = kv_type_ops(o->type)->len(o);
-                cost += ((uint64_t)offset < n ? (uint64_t)offset : n) * KV_SCRIPT_KEY_ELEM_INSNS;
+    if (cmd && (cmd->flags & (KV_F_LIMIT_WALKS | KV_F_SCAN_COUNT)) && argc > 1) {
+        /* the elements skipped to a LIMIT's offset, walked one by one as
+         * in Redis where the reply may hold one; the entries a SCAN's
+         * COUNT visits, where a MATCH may keep none: the database's or
+         * the key's size at most */
+        uint64_t size;
+        if (cmd->flags & KV_F_SCAN_COUNT && cmd->first == 0) {
+            size = kv_dict_size(&db->keys);
+        } else {
+            const struct kv_dent *e = kv_dict_peek(&db->keys, argv[1], len[1]);
+            const struct kv_obj *o = e ? e->v.p : NULL;
+            size = o ? kv_type_ops(o->type)->len(o) : 0;
+        }
+        const char *word = cmd->flags & KV_F_SCAN_COUNT ? "count" : "limit";
+        int64_t n;
+        for (int i = 2; size && i + 1 < argc; i++)
+            if (kv_eq(argv[i], len[i], word) && kv_parse_i64(argv[i + 1], len[i + 1], &n) && n > 0) {
+                cost += ((uint64_t)n < size ? (uint64_t)n : size) * KV_SCRIPT_KEY_ELEM_INSNS;
                 break;
             }
     }

@@ -502,6 +502,7 @@ static void test_call_bound(void)
         "local b = string.rep('x', 1e7) for i = 1, 1e6 do redis.call('set', 'v', b) end",
         "for i = 1, 1e6 do redis.call('keys', 'nomatch*') end",
         "for i = 1, 1e6 do redis.call('zrangebyscore', 'z', '-inf', '+inf', 'LIMIT', 99999, 1) end",
+        "for i = 1, 1e6 do redis.call('sscan', 's', 0, 'MATCH', 'none', 'COUNT', 1e9) end",
         "local b = string.rep(' ', 1e7) .. '1' for i = 1, 1e6 do cjson.decode(b) end",
         "local b = string.rep('x', 1e7) for i = 1, 1e6 do redis.sha1hex(b) end",
         /* pcall and redis.pcall do not catch their way past it */
@@ -513,7 +514,7 @@ static void test_call_bound(void)
     RUN_IS(sm, ":1\r\n", "EVAL",
            "for i = 1, 1e4 do redis.call('sismember', 's', i) redis.call('srandmember', 's') "
            "redis.call('getrange', 'big', 0, 9) redis.call('zrange', 'z', 0, 9) "
-           "redis.call('zrangebyscore', 'z', 5, 10, 'LIMIT', 2, 3) end return 1",
+           "redis.call('zrangebyscore', 'z', 5, 10, 'LIMIT', 2, 3) redis.call('scan', 0, 'COUNT', 10) end return 1",
            "0");
     RUN_IS(sm, ":1000\r\n", "EVAL",
            "local n for i = 1, 100 do n = redis.call('sunionstore', 'd2', 'small') end return n", "0");
