@@ -253,7 +253,7 @@ static unsigned json_char_bytes(unsigned char ch)
 /* What cjson.encode would write for the value at idx (absolute), at most:
  * strings escaped, numbers 32 bytes, each pair's key, ':' and ','. The
  * walk stops once past KV_SCRIPT_MAX_HEAP (so a table that holds the same
- * table twice, nested 30 deep, costs no more than the bound), at the
+ * table twice, nested 40 deep, costs no more than the bound), at the
  * encoder's nesting bound, and at what the encoder refuses (functions,
  * bad keys: its own error follows). */
 static void json_size(lua_State *L, int idx, int depth, uint64_t *total)

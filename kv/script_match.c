@@ -267,11 +267,10 @@ static const char *match_capture(struct match_state *ms, const char *s, int l)
 {
     l = check_capture(ms, l);
     size_t len = (size_t)ms->capture[l].len;
-    if ((size_t)(ms->src_end - s) >= len && memcmp(ms->capture[l].init, s, len) == 0) {
-        count(ms, len / 8);
-        return s + len;
-    }
-    return NULL;
+    if ((size_t)(ms->src_end - s) < len)
+        return NULL;
+    count(ms, len / 8); /* a mismatch may be found at the last byte */
+    return memcmp(ms->capture[l].init, s, len) == 0 ? s + len : NULL;
 }
 
 static const char *do_match(struct match_state *ms, const char *s, const char *p)
