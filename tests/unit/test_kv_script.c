@@ -311,6 +311,22 @@ static void test_bounds(void)
     rabia_sm_kv.destroy(sm);
 }
 
+/* A store restored from sm's snapshot stops script at the same point as
+ * sm (every replica does, whatever its history): both stop, the same
+ * state hash after (the script cache's use order, too). */
+static void check_restored_stops_alike(void *sm, const char *script)
+{
+    struct rabia_buf snap = {0};
+    CHECK_EQ(rabia_sm_kv.snapshot(sm, &snap), 0);
+    void *back = fresh();
+    CHECK_EQ(rabia_sm_kv.restore(back, snap.data, snap.len), 0);
+    RUN_HAS(back, "script stopped after", "EVAL", script, "0");
+    RUN_HAS(sm, "script stopped after", "EVAL", script, "0");
+    CHECK_EQ(hash_of(back), hash_of(sm));
+    rabia_buf_free(&snap);
+    rabia_sm_kv.destroy(back);
+}
+
 /* Feature level 2: what a run allocates, the bytes of the string
  * library's string arguments and of string.rep's result, and the
  * elements table.insert, table.remove, table.maxn and table.sort visit in
@@ -383,23 +399,13 @@ static void test_alloc_bound(void)
             "table.insert(nil, 1)", "0");
     RUN_HAS(sm, "bad argument #1 to 'sub' (string expected, got no value)", "EVAL", "return string.sub()", "0");
     RUN_HAS(sm, "bad argument #1 to 'collectgarbage' (invalid option 'x')", "EVAL", "collectgarbage('x')", "0");
-    /* the same run on every replica: a store restored from this one's
-     * snapshot (level 2 in it) stops the churn at the same point */
-    struct rabia_buf snap = {0};
-    CHECK_EQ(rabia_sm_kv.snapshot(sm, &snap), 0);
-    void *back = fresh();
-    CHECK_EQ(rabia_sm_kv.restore(back, snap.data, snap.len), 0);
-    RUN_HAS(back, "script stopped after", "EVAL", churn, "0");
-    RUN_HAS(sm, "script stopped after", "EVAL", churn, "0"); /* the cache's use order, too */
-    CHECK_EQ(hash_of(back), hash_of(sm));
+    check_restored_stops_alike(sm, churn); /* level 2 in the snapshot */
     /* level 1: allocations are not counted */
     void *old = fresh();
     RUN_IS(old, ":1\r\n", "FEATURELEVEL", "1");
     RUN_IS(old, ":100000\r\n", "EVAL", concat10k, "0");
     RUN_IS(old, ":5000\r\n", "EVAL", "local t = {} for i = 1, 5000 do table.insert(t, 1, i) end return #t", "0");
-    rabia_buf_free(&snap);
     rabia_sm_kv.destroy(sm);
-    rabia_sm_kv.destroy(back);
     rabia_sm_kv.destroy(old);
 }
 
@@ -414,16 +420,16 @@ static void test_match_bound(void)
 {
     void *sm = fresh();
     RUN_IS(sm, ":3\r\n", "FEATURELEVEL", "3");
-    RUN_HAS(sm, "script stopped after 100000000 Lua instructions", "EVAL",
-            "return string.find(string.rep('a', 5000), string.rep('a*', 6) .. 'b')", "0");
-    RUN_HAS(sm, "script stopped after", "EVAL",
-            "local n = 0 for w in string.rep('a', 1e5):gmatch('a-b') do n = n + 1 end return n", "0");
-    RUN_HAS(sm, "script stopped after", "EVAL", "return string.find(string.rep('(', 1e6), '%b()')", "0");
-    RUN_HAS(sm, "script stopped after", "EVAL",
-            "local s = string.rep('a', 1e6) for i = 1, 1e4 do s:gsub('b', '') end", "0");
-    /* a pcall does not catch its way past it */
-    RUN_HAS(sm, "script stopped after", "EVAL",
-            "while true do pcall(string.find, string.rep('a', 5000), string.rep('a*', 6) .. 'b') end", "0");
+    const char *stops[] = {
+        "return string.find(string.rep('a', 5000), string.rep('a*', 6) .. 'b')",
+        "local n = 0 for w in string.rep('a', 1e5):gmatch('a-b') do n = n + 1 end return n",
+        "return string.find(string.rep('(', 1e6), '%b()')",
+        "local s = string.rep('a', 1e6) for i = 1, 1e4 do s:gsub('b', '') end",
+        /* a pcall does not catch its way past it */
+        "while true do pcall(string.find, string.rep('a', 5000), string.rep('a*', 6) .. 'b') end",
+    };
+    for (size_t i = 0; i < sizeof stops / sizeof stops[0]; i++)
+        RUN_HAS(sm, "script stopped after 100000000 Lua instructions", "EVAL", stops[i], "0");
     /* depth: 200 items nested at most, gfind included */
     RUN_HAS(sm, "user_script:1: pattern too complex", "EVAL",
             "return string.gfind(string.rep('a', 300000), string.rep('a?', 300000))()", "0");
@@ -452,19 +458,11 @@ static void test_match_bound(void)
             "return string.gsub('a', 'a', true)", "0");
     uint64_t ok, error, stopped;
     rabia_kv_script_runs(sm, &ok, &error, &stopped);
-    CHECK_EQ(stopped, 5);
-    /* every replica stops at the same point: one restored from this
-     * store's snapshot (level 3 in it) gives the same replies and hash */
-    struct rabia_buf snap = {0};
-    CHECK_EQ(rabia_sm_kv.snapshot(sm, &snap), 0);
-    void *back = fresh();
-    CHECK_EQ(rabia_sm_kv.restore(back, snap.data, snap.len), 0);
-    const char *partial = "redis.call('incr', 'n') local ok = pcall(string.find, string.rep('a', 5000), "
-                          "string.rep('a*', 6) .. 'b') redis.call('incr', 'n') return 1";
-    RUN_HAS(back, "script stopped after", "EVAL", partial, "0");
-    RUN_HAS(sm, "script stopped after", "EVAL", partial, "0");
-    RUN_IS(sm, "$1\r\n1\r\n", "GET", "n"); /* the write before the stop is kept, as Redis keeps it */
-    CHECK_EQ(hash_of(back), hash_of(sm));
+    CHECK_EQ(stopped, sizeof stops / sizeof stops[0]);
+    /* level 3 in the snapshot; the write before the stop kept, as Redis keeps it */
+    check_restored_stops_alike(sm, "redis.call('incr', 'n') local ok = pcall(string.find, string.rep('a', 5000), "
+                                   "string.rep('a*', 6) .. 'b') redis.call('incr', 'n') return 1");
+    RUN_IS(sm, "$1\r\n1\r\n", "GET", "n");
     /* level 2: 5.1's matcher, with level 2's count of special characters */
     void *old = fresh();
     RUN_IS(old, ":2\r\n", "FEATURELEVEL", "2");
@@ -472,9 +470,7 @@ static void test_match_bound(void)
             "0");
     RUN_IS(old, ":0\r\n", "EVAL", "local n = 0 for w in string.rep('a', 1000):gmatch('a-b') do n = n + 1 end return n",
            "0");
-    rabia_buf_free(&snap);
     rabia_sm_kv.destroy(sm);
-    rabia_sm_kv.destroy(back);
     rabia_sm_kv.destroy(old);
 }
 
@@ -542,29 +538,19 @@ static void test_call_bound(void)
     uint64_t ok, error, stopped;
     rabia_kv_script_runs(sm, &ok, &error, &stopped);
     CHECK_EQ(stopped, sizeof loops / sizeof loops[0]);
-    /* every replica stops at the same point: one restored from this
-     * store's snapshot gives the same replies and state hash */
-    struct rabia_buf snap = {0};
-    CHECK_EQ(rabia_sm_kv.snapshot(sm, &snap), 0);
-    void *back = fresh();
-    CHECK_EQ(rabia_sm_kv.restore(back, snap.data, snap.len), 0);
     const char *partial = "for i = 1, 4000 do redis.call('incr', 'n') redis.call('sunionstore', 'd3', 'small') end";
-    RUN_HAS(back, "script stopped after", "EVAL", partial, "0");
-    RUN_HAS(sm, "script stopped after", "EVAL", partial, "0");
+    check_restored_stops_alike(sm, partial);
     /* each turn counts two calls (100 each), the 1,000 members of small and
      * of d3 (freed and rewritten) at 32, and 5 + 21 bytes of arguments / 4:
      * 100M / 64,206 turns, the writes before the stop kept */
     RUN_IS(sm, "$4\r\n1558\r\n", "GET", "n");
-    CHECK_EQ(hash_of(back), hash_of(sm));
     /* level 2 counts 100 per call and its reply: the same script ends */
     void *old = fresh();
     RUN_IS(old, ":2\r\n", "FEATURELEVEL", "2");
     RUN_IS(old, "$-1\r\n", "EVAL", "for i = 1, 1000 do redis.call('sadd', 'small', i) end", "0");
     RUN_IS(old, "$-1\r\n", "EVAL", partial, "0");
     RUN_IS(old, "$4\r\n4000\r\n", "GET", "n");
-    rabia_buf_free(&snap);
     rabia_sm_kv.destroy(sm);
-    rabia_sm_kv.destroy(back);
     rabia_sm_kv.destroy(old);
 }
 
