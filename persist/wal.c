@@ -780,7 +780,11 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
     uint32_t last_with_data = UINT32_MAX;
     for (uint32_t i = 0; i < n; i++) {
         if (i && nos[i] != nos[i - 1] + 1) {
-            if (ended) break; /* checked below: nothing intact may follow the end */
+            /* Segments are made in order and released oldest first: a gap
+             * is a file deleted by hand, also after a segment whose data
+             * ended cleanly (the lsn check against the segment after the gap
+             * then said "the log ended here", and the intact groups past
+             * the gap were dropped unseen: found by tests/fuzz/fuzz_wal) */
             snprintf(err, errlen,
                      "%s: log segment %020" PRIu64 ".seg is missing between %" PRIu64 " and %" PRIu64
                      " (deleted by hand?). Restore it, or move the data dir aside and start with --rejoin",
