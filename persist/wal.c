@@ -107,6 +107,7 @@ struct seg {
                                (a SENT record may name a slot decided long before) */
     uint64_t mark_decided[SEG_MARKS]; /* max_decided before the group at mark_off */
     uint32_t mark_off[SEG_MARKS];     /* first group beginning in that part of the segment (0: none yet) */
+    bool dirty_after_end;   /* at open: past the log's end, yet not zero (no intact group: checked) */
 };
 
 struct gbuf {                /* one group's bytes, block-aligned */
@@ -939,8 +940,11 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
              * preallocated as zeros, then holds a torn group (none of it
              * intact: checked above). It is the torn tail; without this the
              * writer would reuse a segment the ready pool assumes zero. */
-            if (i == sc.stop_idx + 1 && !sc.stop_dirty && !all_zero(img + w->data, (size_t)(got - w->data)))
-                torn_next = true;
+            if (i > sc.stop_idx && !all_zero(img + w->data, (size_t)(got - w->data))) {
+                w->segs[i].dirty_after_end = true;
+                if (i == sc.stop_idx + 1 && !sc.stop_dirty)
+                    torn_next = true;
+            }
         }
     }
     if (torn_next) {
@@ -975,6 +979,18 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
                     "crash interrupted: nothing in it was acknowledged)\n",
                     sp, sc.stop_off, sc.why);
             if ((rc = zero_range(w, w->segs[cur].no, sc.stop_off, cfg->segment_bytes, err, errlen))) goto fail;
+        }
+        /* Bytes in the preallocated segments after it (none intact) are
+         * zeroed too: the writer takes them for zeros, and one open leaves
+         * the log clean (a second open cut them before: fuzz_wal) */
+        for (uint32_t j = cur + 1; j < w->n_segs; j++) {
+            if (!w->segs[j].dirty_after_end) continue;
+            char sp[600];
+            seg_path(w, w->segs[j].no, sp, sizeof sp);
+            fprintf(stderr, "rabia wal: %s: bytes past the end of the log in a segment not written yet; zeroing them\n",
+                    sp);
+            info->torn_bytes += cfg->segment_bytes - w->data;
+            if ((rc = zero_range(w, w->segs[j].no, w->data, cfg->segment_bytes, err, errlen))) goto fail;
         }
         w->pos = sc.stop_off;
         w->ready = w->segs[w->n_segs - 1].no;

@@ -20,7 +20,7 @@
  *     torn bytes left.
  *
  * FUZZ_WAL_TRACE=1 prints each damage as it is applied (for a crash-*
- * input). The files live under TMPDIR (or /dev/shm), opened buffered (the
+ * input). The files live under TMPDIR (or /dev/shm, or /tmp), opened buffered (the
  * development flag allow_buffered): O_DIRECT changes how bytes reach the
  * file, not how the scan reads them. */
 #define _GNU_SOURCE
@@ -122,7 +122,9 @@ static void remove_base(void);
 static void make_template(void)
 {
     const char *tmp = getenv("TMPDIR");
-    snprintf(base, sizeof base, "%s/fuzz_wal.XXXXXX", tmp && *tmp ? tmp : "/dev/shm");
+    if (!tmp || !*tmp)
+        tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(base, sizeof base, "%s/fuzz_wal.XXXXXX", tmp);
     if (!mkdtemp(base))
         FAIL("mkdtemp %s: %s", base, strerror(errno));
     atexit(remove_base);

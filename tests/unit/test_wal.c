@@ -572,6 +572,49 @@ static void test_corruption_in_the_middle(void)
     }
 }
 
+/* A torn last write, and bytes in the segment made ahead (never written
+ * to: a write misdirected there, a disk error): one open zeroes both, so
+ * that the writer finds that segment as zeros when it gets there and a
+ * second open has nothing left to cut (it cut them only then: fuzz_wal). */
+static void test_torn_tail_and_garbage_ahead(void)
+{
+    char dir[300], err[1024] = "", path[400];
+    fresh(dir, sizeof dir, "ahead");
+    struct seen s;
+    struct rabia_wal_info info;
+    int rc;
+    struct rabia_wal *w = open_log(dir, &s, &info, &rc, err, sizeof err);
+    write_groups(w, 1, 20, 5, 100); /* 4 one-block groups at 4096.. */
+    for (int i = 0; i < 5000 && !try_peek((seg_file(dir, 2, path, sizeof path), path), 0, err, 8); i++)
+        usleep(1000); /* the segment made ahead */
+    rabia_wal_close(w);
+    seg_file(dir, 1, path, sizeof path);
+    uint8_t g[4096];
+    memset(g, 0xA5, sizeof g);
+    poke(path, 4096 + 3 * 4096 + 100, g, 64); /* the last group torn */
+    seg_file(dir, 2, path, sizeof path);
+    poke(path, 50000, g, sizeof g);
+    w = open_log(dir, &s, &info, &rc, err, sizeof err);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(s.n, 15);
+    CHECK(info.torn_bytes > SEG / 2); /* the tail of segment 1 and segment 2's data */
+    uint8_t back[4096], z[4096] = {0};
+    peek(path, 50000 - 50000 % 4096, back, sizeof back);
+    CHECK(memcmp(back, z, sizeof z) == 0);
+    rabia_wal_close(w);
+    w = open_log(dir, &s, &info, &rc, err, sizeof err);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(s.n, 15);
+    CHECK_EQ(info.torn_bytes, 0);
+    write_groups(w, 16, 300, 10, 3000); /* on into segment 2 and past it */
+    rabia_wal_close(w);
+    w = open_log(dir, &s, &info, &rc, err, sizeof err);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(s.n, 315);
+    CHECK(s.order_ok);
+    rabia_wal_close(w);
+}
+
 /* A segment in the middle deleted by hand: refused, naming it. When the
  * segment before it ended cleanly (the writer had moved on because the
  * next group did not fit), the scan compared the next lsn with the
@@ -880,6 +923,7 @@ int main(void)
     RUN(test_torn_at_segment_start);
     RUN(test_corruption_in_the_middle);
     RUN(test_missing_middle_segment);
+    RUN(test_torn_tail_and_garbage_ahead);
     RUN(test_dir_lock);
     RUN(test_wrong_replica);
     RUN(test_recovery_mark);
