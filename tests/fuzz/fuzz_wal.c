@@ -75,6 +75,7 @@ static uint64_t nrecs;
 static struct group *groups;
 static uint32_t ngroups;
 static struct file pristine[MAX_SEGS], cur[MAX_SEGS];
+static bool trace; /* FUZZ_WAL_TRACE, read once */
 static uint32_t nfiles;
 
 static struct rabia_wal_config config(const char *dir)
@@ -123,6 +124,7 @@ static void remove_base(void);
  * generator, each group written with pwritev2 and completed. */
 static void make_template(void)
 {
+    trace = getenv("FUZZ_WAL_TRACE") != NULL;
     const char *tmp = getenv("TMPDIR");
     if (!tmp || !*tmp)
         tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
@@ -326,7 +328,7 @@ static void apply(const uint8_t *d, size_t n)
         if (!f->present)
             continue;
         uint32_t len = 1 + (uint32_t)op[6] * 32;
-        if (getenv("FUZZ_WAL_TRACE"))
+        if (trace)
             fprintf(stderr, "damage %d to segment %" PRIu64 " (%" PRIu64 " bytes) at %" PRIu64 ", len %u, arg %u, %u\n",
                     op[0] & 7, f->no, f->size, off, len, op[5], op[7]);
         switch (op[0] & 7) {
