@@ -324,7 +324,6 @@ struct kv_match_meter {
     void (*charge)(struct lua_State *L, struct kv_match_meter *m, uint64_t steps);
 };
 #define KV_MATCH_DEPTH 200        /* items nested: Lua 5.2's MAXCCALLS, "pattern too complex" */
-#define KV_MATCH_FLUSH_STEPS 4096 /* steps counted between two calls of charge */
 /* The string library's table on top of the stack: its find, match, gmatch,
  * gfind and gsub replaced by script_match.c's, charging m. */
 void kv_match_open(struct lua_State *L, struct kv_match_meter *m);

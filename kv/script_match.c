@@ -33,6 +33,7 @@
 #define MAX_CAPTURES 32 /* LUA_MAXCAPTURES */
 #define L_ESC '%'
 #define SPECIALS "^$*+?.([%-"
+#define FLUSH_STEPS 4096 /* steps counted between two calls of the meter */
 
 struct match_state {
     const char *src_init, *src_end;
@@ -71,7 +72,7 @@ static void flush_steps(struct match_state *ms)
 static inline void count(struct match_state *ms, uint64_t n)
 {
     ms->steps += n;
-    if (ms->steps >= KV_MATCH_FLUSH_STEPS)
+    if (ms->steps >= FLUSH_STEPS)
         flush_steps(ms);
 }
 
