@@ -7,3 +7,8 @@ add_executable(test_linearize ${CMAKE_CURRENT_LIST_DIR}/test_linearize.c)
 target_include_directories(test_linearize PRIVATE ${CMAKE_SOURCE_DIR}/tests)
 target_link_libraries(test_linearize PRIVATE rabia_linearize)
 add_test(NAME sim.linearize COMMAND test_linearize)
+
+# The same checker over a history file recorded by real clients against real
+# replicas (tests/integration/jepsen.sh): lincheck FILE.
+add_executable(lincheck ${CMAKE_CURRENT_LIST_DIR}/lincheck.c)
+target_link_libraries(lincheck PRIVATE rabia_linearize)

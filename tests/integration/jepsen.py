@@ -1,0 +1,240 @@
+#!/usr/bin/env python3
+"""Record a history of reads, writes and compare-and-sets on a few keys, as
+Jepsen's register test does, for lincheck (tests/sim/lincheck.c) to judge.
+Used by jepsen.sh; with python3-redis, the client most Redis applications use.
+
+    jepsen.py run --ports P,P,.. --out FILE [--read-ports P,..] [--keys K]
+                  [--clients C] [--seconds S] [--timeout T] [--seed N]
+                  [--prefix NAME]
+    jepsen.py final --ports P,P,.. --out FILE [--keys K] [--prefix NAME]
+
+run: the keys are deleted first; then C client threads, each with one connection, for S seconds: each picks a
+key of K (NAME:1..NAME:K) and a GET (40%), a SET of a value never written
+before (35%) or a compare-and-set (25%: an EVAL that sets the key to a new
+value if it holds the expected one, the value this client last saw there).
+Every operation is written to FILE in lincheck's format, its invocation
+and completion read from CLOCK_MONOTONIC around the call. The outcome:
+  ok       the reply came back (GET: the value seen; CAS: 1 swapped, 0 not)
+  unknown  a write or CAS whose reply did not come (timeout, connection
+           lost) or was an error: it may have taken effect, then or later
+  (a read without a reply says nothing: written as unknown, which lincheck
+  drops)
+After an error the client closes its connection and goes to the next port.
+Writes and CASes go to --ports, reads to --read-ports (default: the same):
+pointing reads at an asynchronous Redis replica is the negative control.
+
+final: one GET of every key at every port, appended to FILE as ok reads
+(after the cluster has converged: the state each replica ends with must be
+one a linearization reaches).
+
+Prints a summary: operations by kind and outcome, errors by first word.
+"""
+import argparse
+import os
+import random
+import sys
+import threading
+import time
+
+import redis
+
+_tls_dir = os.environ.get("RABIA_TLS_DIR", "")
+TLS_KW = (dict(ssl=True, ssl_ca_certs=os.path.join(_tls_dir, "ca.crt"),
+               ssl_certfile=os.path.join(_tls_dir, "client.crt"),
+               ssl_keyfile=os.path.join(_tls_dir, "client.key")) if _tls_dir else {})
+
+# the register's compare-and-set; an absent key holds "0" (lincheck's initial value)
+CAS = ("local v = redis.call('GET', KEYS[1]) if v == false then v = '0' end "
+       "if v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0")
+
+
+def now():
+    return time.monotonic_ns()
+
+
+def connect(port, timeout):
+    # retry=None and retry_on_timeout=False: python3-redis sends each command
+    # once (a hidden resend would be an operation this history does not have)
+    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=timeout,
+                       socket_connect_timeout=timeout, retry_on_timeout=False,
+                       **TLS_KW)
+
+
+def as_value(reply):
+    if reply is None:
+        return 0
+    v = int(reply)
+    if v < 0:
+        raise ValueError(f"negative value {v}")
+    return v
+
+
+class Client(threading.Thread):
+    def __init__(self, cid, args, ports, read_ports, deadline):
+        super().__init__(daemon=True)
+        self.cid, self.args, self.deadline = cid, args, deadline
+        self.ports, self.read_ports = ports, read_ports
+        self.rng = random.Random(args.seed * 1000003 + cid)
+        self.ops = []            # lincheck lines, each with its invocation first
+        self.errors = {}
+        self.seq = 0
+        self.last = {}           # key -> the value this client last saw or wrote
+        self.conns = {}          # "w"/"r" -> (port index, connection)
+
+    def conn(self, role):
+        ports = self.read_ports if role == "r" else self.ports
+        if role not in self.conns:
+            i = (self.cid + self.rng.randrange(len(ports))) % len(ports)
+            self.conns[role] = [i, connect(ports[i], self.args.timeout)]
+        return self.conns[role][1]
+
+    def drop(self, role, err):
+        word = (str(err).split() or [type(err).__name__])[0]
+        key = f"{type(err).__name__}:{word}"
+        self.errors[key] = self.errors.get(key, 0) + 1
+        ports = self.read_ports if role == "r" else self.ports
+        c = self.conns.pop(role, None)
+        if c:
+            try:
+                c[1].close()
+            except Exception:
+                pass
+            # the next port, where this client reconnects
+            self.conns[role] = [(c[0] + 1) % len(ports), None]
+            self.conns[role][1] = connect(ports[self.conns[role][0]], self.args.timeout)
+        time.sleep(0.02 + self.rng.random() * 0.05)
+
+    def record(self, key, kind, arg, arg2, result, status, t0, t1):
+        self.ops.append((t0, f"{self.cid} {key} {kind} {arg} {arg2} {result} {status} {t0} {t1}"))
+
+    def run(self):
+        a = self.args
+        while time.monotonic() < self.deadline:
+            key = self.rng.randrange(1, a.keys + 1)
+            name = f"{a.prefix}:{key}"
+            x = self.rng.random()
+            if x < 0.40:
+                role, kind = "r", "r"
+            elif x < 0.75:
+                role, kind = "w", "w"
+            else:
+                role, kind = "w", "c"
+            self.seq += 1
+            val = self.cid * 1_000_000_000 + self.seq
+            exp = self.last.get(key, 0)
+            try:
+                c = self.conn(role)
+            except redis.RedisError as e:
+                self.drop(role, e)
+                continue
+            t0 = now()
+            try:
+                if kind == "r":
+                    got = as_value(c.get(name))
+                    self.record(key, "r", 0, 0, got, "ok", t0, now())
+                    self.last[key] = got
+                elif kind == "w":
+                    if c.set(name, val) is not True:
+                        raise redis.ResponseError("SET did not answer OK")
+                    self.record(key, "w", val, 0, 0, "ok", t0, now())
+                    self.last[key] = val
+                else:
+                    swapped = int(c.eval(CAS, 1, name, exp, val))
+                    if swapped not in (0, 1):
+                        raise redis.ResponseError(f"CAS answered {swapped}")
+                    self.record(key, "c", exp, val, swapped, "ok", t0, now())
+                    if swapped:
+                        self.last[key] = val
+            except (redis.RedisError, OSError, ValueError) as e:
+                # no reply, or an error reply: unknown (a read: dropped)
+                self.record(key, kind, 0 if kind == "r" else (val if kind == "w" else exp),
+                            val if kind == "c" else 0, 0, "unknown", t0, 0)
+                self.drop(role, e)
+
+
+def summary(ops, errors, secs):
+    by = {}
+    for _, line in ops:
+        f = line.split()
+        by[(f[2], f[6])] = by.get((f[2], f[6]), 0) + 1
+    names = {"r": "read", "w": "write", "c": "cas"}
+    parts = []
+    for k in "rwc":
+        parts.append(f"{names[k]} " + ", ".join(f"{st} {by.get((k, st), 0)}" for st in ("ok", "unknown")))
+    ok = sum(v for (k, st), v in by.items() if st == "ok")
+    print(f"{len(ops)} ops in {secs:.1f} s ({ok / max(secs, 1e-9):.0f} ok/s): " + "; ".join(parts))
+    if errors:
+        print("errors: " + ", ".join(f"{k} {v}" for k, v in sorted(errors.items(), key=lambda kv: -kv[1])))
+
+
+def run(a):
+    ports = [int(p) for p in a.ports.split(",")]
+    read_ports = [int(p) for p in a.read_ports.split(",")] if a.read_ports else ports
+    # the registers start absent (lincheck's 0): a DEL acknowledged before
+    # any operation is invoked
+    c = connect(ports[0], 10.0)
+    c.delete(*[f"{a.prefix}:{k}" for k in range(1, a.keys + 1)])
+    c.close()
+    t0 = time.monotonic()
+    deadline = t0 + a.seconds
+    clients = [Client(i + 1, a, ports, read_ports, deadline) for i in range(a.clients)]
+    for c in clients:
+        c.start()
+    for c in clients:
+        c.join(a.seconds + 4 * a.timeout + 10)
+        if c.is_alive():
+            print(f"client {c.cid} did not stop", file=sys.stderr)
+            return 1
+    secs = time.monotonic() - t0
+    ops, errors = [], {}
+    for c in clients:
+        ops += c.ops
+        for k, v in c.errors.items():
+            errors[k] = errors.get(k, 0) + v
+    ops.sort()
+    with open(a.out, "a") as f:
+        f.write(f"# jepsen.py run: {a.clients} clients, {a.keys} keys, {a.seconds} s, ports {a.ports}"
+                f"{', reads at ' + a.read_ports if a.read_ports else ''}\n")
+        for _, line in ops:
+            f.write(line + "\n")
+    summary(ops, errors, secs)
+    return 0
+
+
+def final(a):
+    ports = [int(p) for p in a.ports.split(",")]
+    lines = []
+    for i, p in enumerate(ports):
+        c = connect(p, 5.0)
+        for key in range(1, a.keys + 1):
+            t0 = now()
+            v = as_value(c.get(f"{a.prefix}:{key}"))
+            lines.append(f"{900 + i} {key} r 0 0 {v} ok {t0} {now()}")
+        c.close()
+    with open(a.out, "a") as f:
+        f.write(f"# jepsen.py final: every key at ports {a.ports}\n")
+        f.write("\n".join(lines) + "\n")
+    print(f"final reads: {len(lines)} ({a.keys} keys x {len(ports)} ports)")
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=("run", "final"))
+    ap.add_argument("--ports", required=True)
+    ap.add_argument("--read-ports", default="")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--keys", type=int, default=5)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--timeout", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--prefix", default="jepsen")
+    a = ap.parse_args()
+    if a.keys < 1 or a.clients < 1 or a.clients > 900:
+        ap.error("--keys >= 1 and 1 <= --clients <= 900")
+    return run(a) if a.mode == "run" else final(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
