@@ -3,10 +3,12 @@
 Jepsen's register test does, for lincheck (tests/sim/lincheck.c) to judge.
 Used by jepsen.sh; with python3-redis, the client most Redis applications use.
 
-    jepsen.py run --ports P,P,.. --out FILE [--read-ports P,..] [--keys K]
+    jepsen.py run --ports A,A,.. --out FILE [--read-ports A,..] [--keys K]
                   [--clients C] [--seconds S] [--timeout T] [--seed N]
                   [--prefix NAME]
-    jepsen.py final --ports P,P,.. --out FILE [--keys K] [--prefix NAME]
+    jepsen.py final --ports A,A,.. --out FILE [--keys K] [--prefix NAME]
+
+A: PORT (on 127.0.0.1) or HOST:PORT.
 
 run: the keys are deleted first; then C client threads, each with one connection, for S seconds: each picks a
 key of K (NAME:1..NAME:K) and a GET (40%), a SET of a value never written
@@ -52,10 +54,19 @@ def now():
     return time.monotonic_ns()
 
 
-def connect(port, timeout):
+def addrs(spec):
+    """"P,HOST:P,...": (host, port) pairs, 127.0.0.1 where no host is given"""
+    out = []
+    for a in spec.split(","):
+        host, _, port = a.rpartition(":")
+        out.append((host or "127.0.0.1", int(port)))
+    return out
+
+
+def connect(addr, timeout):
     # retry=None and retry_on_timeout=False: python3-redis sends each command
     # once (a hidden resend would be an operation this history does not have)
-    return redis.Redis(host="127.0.0.1", port=port, socket_timeout=timeout,
+    return redis.Redis(host=addr[0], port=addr[1], socket_timeout=timeout,
                        socket_connect_timeout=timeout, retry_on_timeout=False,
                        **TLS_KW)
 
@@ -168,8 +179,8 @@ def summary(ops, errors, secs):
 
 
 def run(a):
-    ports = [int(p) for p in a.ports.split(",")]
-    read_ports = [int(p) for p in a.read_ports.split(",")] if a.read_ports else ports
+    ports = addrs(a.ports)
+    read_ports = addrs(a.read_ports) if a.read_ports else ports
     # the registers start absent (lincheck's 0): a DEL acknowledged before
     # any operation is invoked
     c = connect(ports[0], 10.0)
@@ -202,7 +213,7 @@ def run(a):
 
 
 def final(a):
-    ports = [int(p) for p in a.ports.split(",")]
+    ports = addrs(a.ports)
     lines = []
     for i, p in enumerate(ports):
         c = connect(p, 5.0)

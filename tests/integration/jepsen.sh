@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# jepsen: linearizability of real replicas under crashes and pauses, checked
+# jepsen: linearizability of real replicas under crashes, pauses and
+# partitions, checked
 # the way Jepsen's register test does. Eight python3-redis clients run GET,
 # SET (values never written before) and compare-and-set (an EVAL) on five
 # keys against a 3-replica KV cluster (durability wal, small log segments so
@@ -7,8 +8,13 @@
 # each operation's invocation and completion (jepsen.py). Meanwhile a
 # nemesis, one fault at a time with calm in between: kill -9 of one replica,
 # of two (no majority left), of all three at once (whole-cluster crash),
-# each restarted from its data directory, and SIGSTOP of one replica
-# (SIGCONT after 1-3 s). Afterwards the replicas must converge, every key is
+# each restarted from its data directory, SIGSTOP of one replica (SIGCONT
+# after 1-3 s), and, with each replica in a network namespace of its own on
+# a bridge (as root: the default, JEPSEN_NET=netns), partitions by iptables
+# on peer traffic: one replica cut off from both others, or two cut from
+# each other while the third reaches both (clients still reach every
+# replica). Without namespaces the replicas run on 127.0.0.1 with no
+# partitions (JEPSEN_NET=loopback; said in the output). Afterwards the replicas must converge, every key is
 # read at every replica, and the whole history must be linearizable
 # (lincheck: the simulator's exact checker, tests/sim/linearize.h): no
 # stale or lost read, no acknowledged write lost, no write applied twice.
@@ -23,6 +29,7 @@
 #                   choices (default: random; printed); real processes' timing
 #                   is not replayed
 #   JEPSEN_EXTRA    extra rabiad arguments (e.g. "--window 8 --policy classes")
+#   JEPSEN_NET      netns (default, falls back to loopback) or loopback
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -38,9 +45,86 @@ J=$IT_REPO/tests/integration/jepsen.py
 say "seed $SEED (JEPSEN_SEED=$SEED gives the same faults in the same order and the same client choices)"
 
 export RABIA_EXTRA_ARGS="--durability wal --max-log-size 4194304 --wal-segment-bytes 4194304 ${JEPSEN_EXTRA:-}"
-cluster_start 3 kv
+
+# --- where the replicas run: each in a network namespace of its own on a
+# bridge (partitions possible), or all on 127.0.0.1 (no partitions)
+NET=${JEPSEN_NET:-netns}
+netns_setup() {
+  [ "$(id -u)" = 0 ] || { say "not root: no network namespaces"; return 1; }
+  command -v ip >/dev/null && command -v iptables >/dev/null || { say "no ip or iptables"; return 1; }
+  local o k
+  SUB=
+  for ((k = 0; k < 200; k++)); do
+    o=$(((($$ + k) % 200) + 20))
+    if ! ip -4 addr show | grep -q " 10\.214\.$o\." && ! ip -4 route show | grep -q "^10\.214\.$o\."; then
+      SUB=10.214.$o
+      break
+    fi
+  done
+  [ -n "$SUB" ] || { say "no free 10.214.x.0/24 subnet"; return 1; }
+  BR=rjb$$
+  ip link add "$BR" type bridge 2>/dev/null || { say "cannot create a bridge"; return 1; }
+  on_exit "ip link del $BR"
+  ip addr add "$SUB.254/24" dev "$BR"
+  ip link set "$BR" up
+  for i in 1 2 3; do
+    ip netns add "rabia-jp$$-$i" 2>/dev/null || { say "ip netns add failed"; return 1; }
+    on_exit "ip netns del rabia-jp$$-$i"
+    ip link add "rj$$h$i" type veth peer name "rj$$n$i" 2>/dev/null || { say "cannot create a veth pair"; return 1; }
+    on_exit "ip link del rj$$h$i"
+    ip link set "rj$$n$i" netns "rabia-jp$$-$i"
+    ip link set "rj$$h$i" master "$BR"
+    ip link set "rj$$h$i" up
+    ip netns exec "rabia-jp$$-$i" ip link set lo up
+    ip netns exec "rabia-jp$$-$i" ip addr add "$SUB.$i/24" dev "rj$$n$i"
+    ip netns exec "rabia-jp$$-$i" ip link set "rj$$n$i" up
+    ip netns exec "rabia-jp$$-$i" iptables -L -n >/dev/null 2>&1 || { say "no iptables inside a namespace"; return 1; }
+  done
+  return 0
+}
+if [ "$NET" = netns ] && ! netns_setup; then
+  say "falling back to 127.0.0.1: the run has no partitions (JEPSEN_NET=netns needs root, ip, iptables and bridges)"
+  NET=loopback
+fi
+if [ "$NET" = netns ]; then
+  host() { echo "$SUB.$1"; }
+  native_addr() { echo "$(host "$1"):$(native_port "$1")"; }
+  MEMBERS="1=$(host 1):$(peer_port 1),2=$(host 2):$(peer_port 2),3=$(host 3):$(peer_port 3)"
+  start_replica() {
+    local i=$1
+    mkdir -p "$IT_DIR/r$i"
+    # shellcheck disable=SC2086  # RABIA_EXTRA_ARGS and the TLS options are word lists
+    ip netns exec "rabia-jp$$-$i" "$RABIAD" --id "$i" --members "$MEMBERS" --peer-listen "$(host "$i"):$(peer_port "$i")" \
+      --client-listen "$(native_addr "$i")" --resp-listen "$(host "$i"):$(resp_port "$i")" --data-dir "$IT_DIR/r$i" \
+      --state-machine kv $RABIA_EXTRA_ARGS $(it_tls_args "$i") >>"$IT_DIR/r$i.log" 2>&1 &
+    echo $! >"$IT_DIR/r$i.pid"
+    IT_DAEMON_PIDS+=($!)
+  }
+  replica_pid() { cat "$IT_DIR/r$1.pid" 2>/dev/null || true; }
+  cluster_kill() {
+    local pid
+    pid=$(replica_pid "$1")
+    pid_runs "$pid" "$RABIAD" || fail "replica $1 (pid $pid) was not running before kill -9"
+    kill -KILL "$pid"
+    local k
+    for ((k = 0; k < 100; k++)); do pid_runs "$pid" "$RABIAD" || break; sleep 0.02; done
+    pid_runs "$pid" "$RABIAD" && fail "replica $1 (pid $pid) survived kill -9"
+    say "kill -9 replica $1 (pid $pid)"
+  }
+  cluster_restart() {
+    start_replica "$1"
+    say "restarted replica $1 (pid $(replica_pid "$1"))"
+  }
+  for i in 1 2 3; do start_replica "$i"; done
+  say "replicas 1-3 in namespaces rabia-jp$$-1..3 at $SUB.1-3 on bridge $BR (clients from $SUB.254): pids $(replica_pid 1) $(replica_pid 2) $(replica_pid 3)"
+else
+  cluster_start 3 kv
+fi
 wait_ready 20 1 2 3
-PORTS="$(resp_port 1),$(resp_port 2),$(resp_port 3)"
+PORTS=""
+for i in 1 2 3; do
+  if [ "$NET" = netns ]; then PORTS+="${PORTS:+,}$(host "$i"):$(resp_port "$i")"; else PORTS+="${PORTS:+,}$(resp_port "$i")"; fi
+done
 H=$IT_DIR/history.txt
 
 bg load "$PY" "$J" run --ports "$PORTS" --out "$H" --seconds "$SECS" --seed "$SEED" --clients 8 --keys 5
@@ -55,6 +139,20 @@ kill_set() {
   sleep "$(rnd 0.3 2)"
   for i in "$@"; do cluster_restart "$i"; done
 }
+# cut I J...: replica I drops everything from and to replicas J... (peer
+# traffic only: clients, on the bridge's address, still reach it); heal I
+cut() {
+  local i=$1 j
+  shift
+  for j in "$@"; do
+    ip netns exec "rabia-jp$$-$i" iptables -A INPUT -s "$(host "$j")" -j DROP
+    ip netns exec "rabia-jp$$-$i" iptables -A OUTPUT -d "$(host "$j")" -j DROP
+  done
+}
+heal() { ip netns exec "rabia-jp$$-$1" iptables -F INPUT && ip netns exec "rabia-jp$$-$1" iptables -F OUTPUT; }
+kinds=(one two all pause)
+[ "$NET" = netns ] && kinds+=(isolate bridge)
+nk=${#kinds[@]}
 declare -A done_faults=()
 faults=0
 while ((SECONDS < t_end)); do
@@ -62,15 +160,15 @@ while ((SECONDS < t_end)); do
   ((SECONDS < t_end)) || break
   kill -0 "$LOAD" 2>/dev/null || fail "the clients ended early (see $IT_DIR/load.out)"
   # every kind once first, in a seeded order, then at random
-  kinds=(one two all pause)
-  k=$((RANDOM % 4))
-  if ((${#done_faults[@]} < 4)); then
-    while [ -n "${done_faults[${kinds[$k]}]:-}" ]; do k=$(((k + 1) % 4)); done
+  k=$((RANDOM % nk))
+  if ((${#done_faults[@]} < nk)); then
+    while [ -n "${done_faults[${kinds[$k]}]:-}" ]; do k=$(((k + 1) % nk)); done
   fi
   kind=${kinds[$k]}
   done_faults[$kind]=1
   a=$((RANDOM % 3 + 1))
   b=$((a % 3 + 1))
+  c=$((b % 3 + 1))
   case $kind in
   one) kill_set "$a" ;;
   two) kill_set "$a" "$b" ;;
@@ -84,6 +182,22 @@ while ((SECONDS < t_end)); do
     kill -CONT "$pid"
     say "SIGCONT replica $a"
     ;;
+  isolate) # a minority of one: its clients' reads and writes must wait
+    cut "$a" "$b" "$c"
+    say "partition: replica $a cut off from $b and $c"
+    sleep "$(rnd 1 4)"
+    heal "$a"
+    say "healed"
+    ;;
+  bridge) # not transitive: a and b cannot talk, c talks to both
+    cut "$a" "$b"
+    cut "$b" "$a"
+    say "partition: replicas $a and $b cut from each other, $c reaches both"
+    sleep "$(rnd 1 4)"
+    heal "$a"
+    heal "$b"
+    say "healed"
+    ;;
   esac
   faults=$((faults + 1))
   # the next fault starts from a cluster that serves again
@@ -92,8 +206,8 @@ done
 bg_wait "$LOAD" $((SECS + 30))
 [ "$BG_RC" = 0 ] || fail "jepsen.py run exited $BG_RC (see $IT_DIR/load.out)"
 sed "s/^/[$IT_NAME] clients: /" "$IT_DIR/load.out"
-((${#done_faults[@]} == 4)) || fail "only ${#done_faults[@]} kinds of fault fitted in ${SECS}s (${!done_faults[*]}): raise JEPSEN_SECONDS"
-ok "$faults faults injected, every kind at least once (${!done_faults[*]})"
+((${#done_faults[@]} == nk)) || fail "only ${#done_faults[@]} of $nk kinds of fault fitted in ${SECS}s (${!done_faults[*]}): raise JEPSEN_SECONDS"
+ok "$faults faults injected, every kind at least once (${!done_faults[*]}; replicas on $NET)"
 
 wait_ready 30 1 2 3
 wait_converged 60 1 2 3
