@@ -5,12 +5,13 @@ Used by jepsen.sh; with python3-redis, the client most Redis applications use.
 
     jepsen.py run --ports A,A,.. --out FILE [--read-ports A,..] [--keys K]
                   [--clients C] [--seconds S] [--timeout T] [--seed N]
-                  [--prefix NAME]
+                  [--prefix NAME] [--stop FILE]
     jepsen.py final --ports A,A,.. --out FILE [--keys K] [--prefix NAME]
 
 A: PORT (on 127.0.0.1) or HOST:PORT.
 
-run: the keys are deleted first; then C client threads, each with one connection, for S seconds: each picks a
+run: the keys are deleted first; then C client threads, each with one
+connection, for S seconds (or until FILE exists): each picks a
 key of K (NAME:1..NAME:K) and a GET (40%), a SET of a value never written
 before (35%) or a compare-and-set (25%: an EVAL that sets the key to a new
 value if it holds the expected one, the value this client last saw there).
@@ -120,7 +121,7 @@ class Client(threading.Thread):
 
     def run(self):
         a = self.args
-        while time.monotonic() < self.deadline:
+        while time.monotonic() < self.deadline and not (a.stop and os.path.exists(a.stop)):
             key = self.rng.randrange(1, a.keys + 1)
             name = f"{a.prefix}:{key}"
             x = self.rng.random()
@@ -241,6 +242,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--prefix", default="jepsen")
+    ap.add_argument("--stop", default="", help="end early once this file exists")
     a = ap.parse_args()
     if a.keys < 1 or a.clients < 1 or a.clients > 900:
         ap.error("--keys >= 1 and 1 <= --clients <= 900")

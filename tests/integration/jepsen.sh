@@ -24,7 +24,8 @@
 # stale data (before its first synchronization) must be found not
 # linearizable.
 #
-#   JEPSEN_SECONDS  load duration (default 40)
+#   JEPSEN_SECONDS  how long faults go on (default 40; longer if not every kind
+#                   has had its turn, up to twice that)
 #   JEPSEN_SEED     seed of the faults' order and victims and of the clients'
 #                   choices (default: random; printed); real processes' timing
 #                   is not replayed
@@ -127,9 +128,12 @@ for i in 1 2 3; do
 done
 H=$IT_DIR/history.txt
 
-bg load "$PY" "$J" run --ports "$PORTS" --out "$H" --seconds "$SECS" --seed "$SEED" --clients 8 --keys 5
+# the clients run until the nemesis is done (at most 2 x JEPSEN_SECONDS)
+bg load "$PY" "$J" run --ports "$PORTS" --out "$H" --seconds $((2 * SECS + 30)) --stop "$IT_DIR/stop" --seed "$SEED" \
+  --clients 8 --keys 5
 LOAD=$BG_PID
 t_end=$((SECONDS + SECS - 3))
+t_hard=$((SECONDS + 2 * SECS))
 
 # rnd A B: a number of seconds in [A, B) with two decimals
 rnd() { awk -v r=$RANDOM -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a + (b - a) * (r % 1000) / 1000 }'; }
@@ -155,9 +159,9 @@ kinds=(one two all pause)
 nk=${#kinds[@]}
 declare -A done_faults=()
 faults=0
-while ((SECONDS < t_end)); do
+# faults until JEPSEN_SECONDS have passed and every kind was tried once
+while ((SECONDS < t_hard)) && ((SECONDS < t_end || ${#done_faults[@]} < nk)); do
   sleep "$(rnd 1 2.5)"
-  ((SECONDS < t_end)) || break
   kill -0 "$LOAD" 2>/dev/null || fail "the clients ended early (see $IT_DIR/load.out)"
   # every kind once first, in a seeded order, then at random
   k=$((RANDOM % nk))
@@ -203,10 +207,12 @@ while ((SECONDS < t_end)); do
   # the next fault starts from a cluster that serves again
   wait_ready 30 1 2 3
 done
-bg_wait "$LOAD" $((SECS + 30))
+sleep 1.5 # the clients see the healthy cluster again before they stop
+touch "$IT_DIR/stop"
+bg_wait "$LOAD" 30
 [ "$BG_RC" = 0 ] || fail "jepsen.py run exited $BG_RC (see $IT_DIR/load.out)"
 sed "s/^/[$IT_NAME] clients: /" "$IT_DIR/load.out"
-((${#done_faults[@]} == nk)) || fail "only ${#done_faults[@]} of $nk kinds of fault fitted in ${SECS}s (${!done_faults[*]}): raise JEPSEN_SECONDS"
+((${#done_faults[@]} == nk)) || fail "only ${#done_faults[@]} of $nk kinds of fault fitted in $((2 * SECS))s (${!done_faults[*]}): raise JEPSEN_SECONDS"
 ok "$faults faults injected, every kind at least once (${!done_faults[*]}; replicas on $NET)"
 
 wait_ready 30 1 2 3
