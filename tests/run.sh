@@ -5,9 +5,10 @@
 #   tests/run.sh --long     also the long simulator modes (3,000 seeds x 7 mixes; 2,000 x 7 durable),
 #                           50 whole-cluster kills under load, the KV store against redis-server
 #                           for 30 minutes (tests/kv/difftest.sh), the KV fuzzer for 20 minutes
-#                           (tests/fuzz/fuzz_kv), the pattern and log fuzzers for 10 each
-#                           (fuzz_match, fuzz_wal), the linearizability test under faults for 5
-#                           minutes with each slot policy, and the deep model checks
+#                           (tests/fuzz/fuzz_kv), the pattern, log and snapshot fuzzers for 10
+#                           each (fuzz_match, fuzz_wal, fuzz_snap), the linearizability test
+#                           under faults for 5 minutes with each slot policy, and the deep
+#                           model checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
@@ -48,6 +49,11 @@ if [ "${1:-}" = "--long" ]; then
     rm -rf "$build"/tests/fuzz/wal_long && mkdir -p "$build"/tests/fuzz/wal_long
     (cd "$build"/tests/fuzz && ./fuzz_wal -max_total_time=600 -max_len=512 -len_control=0 -print_final_stats=1 \
       wal_long)
+  fi
+  # snapshots damaged behind a valid checksum for 10 minutes
+  if [ -x "$build"/tests/fuzz/fuzz_snap ]; then
+    rm -rf "$build"/tests/fuzz/snap_long && mkdir -p "$build"/tests/fuzz/snap_long
+    (cd "$build"/tests/fuzz && ./fuzz_snap -max_total_time=600 -max_len=256 -print_final_stats=1 snap_long)
   fi
   if [ -x tests/model/check.sh ]; then tests/model/check.sh full; fi
 fi
