@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
 # jepsen: linearizability of real replicas under crashes, pauses and
-# partitions, checked
-# the way Jepsen's register test does. Eight python3-redis clients run GET,
-# SET (values never written before) and compare-and-set (an EVAL) on five
-# keys against a 3-replica KV cluster (durability wal, small log segments so
-# that snapshots and released segments happen during the run), recording
-# each operation's invocation and completion (jepsen.py). Meanwhile a
-# nemesis, one fault at a time with calm in between: kill -9 of one replica,
-# of two (no majority left), of all three at once (whole-cluster crash),
-# each restarted from its data directory, SIGSTOP of one replica (SIGCONT
-# after 1-3 s), and, with each replica in a network namespace of its own on
-# a bridge (as root: the default, JEPSEN_NET=netns), partitions by iptables
-# on peer traffic: one replica cut off from both others, or two cut from
-# each other while the third reaches both (clients still reach every
-# replica). Without namespaces the replicas run on 127.0.0.1 with no
-# partitions (JEPSEN_NET=loopback; said in the output). Afterwards the replicas must converge, every key is
-# read at every replica, and the whole history must be linearizable
-# (lincheck: the simulator's exact checker, tests/sim/linearize.h): no
-# stale or lost read, no acknowledged write lost, no write applied twice.
+# partitions, checked the way Jepsen's register test does. Eight
+# python3-redis clients run GET, SET (values never written before) and
+# compare-and-set (an EVAL) on five keys against a 3-replica KV cluster
+# (durability wal, small log segments so that snapshots and released
+# segments happen during the run), recording each operation's invocation
+# and completion (jepsen.py). Meanwhile a nemesis, one fault at a time with
+# calm in between: kill -9 of one replica, of two (no majority left), of all
+# three at once (whole-cluster crash), each restarted from its data
+# directory; SIGSTOP of one replica (SIGCONT after 1-3 s); and, with each
+# replica in a network namespace of its own on a bridge (as root: the
+# default, JEPSEN_NET=netns), partitions by iptables on peer traffic: one
+# replica cut off from both others, or two cut from each other while the
+# third reaches both (clients still reach every replica). Without
+# namespaces the replicas run on 127.0.0.1 with no partitions
+# (JEPSEN_NET=loopback; said in the output). Afterwards the replicas must
+# converge, every key is read at every replica, and the whole history must
+# be linearizable (lincheck: the simulator's exact checker,
+# tests/sim/linearize.h): no stale or lost read, no acknowledged write
+# lost, no write applied twice.
 #
 # The checker must be able to fail on such a history: the same clients
 # against a redis-server primary whose reads go to a replica that serves
