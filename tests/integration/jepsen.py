@@ -5,8 +5,9 @@ Used by jepsen.sh; with python3-redis, the client most Redis applications use.
 
     jepsen.py run --ports A,A,.. --out FILE [--read-ports A,..] [--keys K]
                   [--clients C] [--seconds S] [--timeout T] [--seed N]
-                  [--prefix NAME] [--stop FILE]
+                  [--prefix NAME] [--stop FILE] [--bank-clients B]
     jepsen.py final --ports A,A,.. --out FILE [--keys K] [--prefix NAME]
+                    [--bank-clients B]
 
 A: PORT (on 127.0.0.1) or HOST:PORT.
 
@@ -26,9 +27,17 @@ After an error the client closes its connection and goes to the next port.
 Writes and CASes go to --ports, reads to --read-ports (default: the same):
 pointing reads at an asynchronous Redis replica is the negative control.
 
+With --bank-clients B, B more clients run Jepsen's bank test beside them
+on accounts NAME:bank:0..7, opened with 100 each: transfers of 1-5 in
+WATCH/MULTI/EXEC transactions that read both balances and never overdraw,
+and reads of all eight (MGET, or GETs in MULTI/EXEC); every read that
+completes must sum to 800 with no negative balance (exit 1 otherwise,
+printing the first wrong reads).
+
 final: one GET of every key at every port, appended to FILE as ok reads
 (after the cluster has converged: the state each replica ends with must be
-one a linearization reaches).
+one a linearization reaches); with --bank-clients, the balances at every
+port must be equal, sum to 800 and none be negative (exit 1 otherwise).
 
 Prints a summary: operations by kind and outcome, errors by first word.
 """
@@ -164,6 +173,101 @@ class Client(threading.Thread):
                 self.drop(role, e)
 
 
+ACCOUNTS = 8
+BALANCE = 100  # each account's opening balance: the total is ACCOUNTS x BALANCE
+
+
+def accounts(prefix):
+    return [f"{prefix}:bank:{i}" for i in range(ACCOUNTS)]
+
+
+class Bank(threading.Thread):
+    """Jepsen's bank test: transfers between accounts in WATCH/MULTI/EXEC
+    transactions (read both balances, refuse to overdraw, write both), and
+    reads of every account at once (MGET, or GETs in MULTI/EXEC). Any read
+    that completed must see the opening total and no negative balance,
+    whatever the faults did to the transfers around it."""
+
+    def __init__(self, cid, args, ports, deadline):
+        super().__init__(daemon=True)
+        self.cid, self.args, self.ports, self.deadline = cid, args, ports, deadline
+        self.rng = random.Random(args.seed * 1000003 + 500 + cid)
+        self.i = cid % len(ports)
+        self.c = connect(ports[self.i], args.timeout)
+        self.acct = accounts(args.prefix)
+        self.counts = {}
+        self.bad = []            # reads that saw money created or lost
+        self.errors = {}
+
+    def count(self, what):
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+    def drop(self, err):
+        word = (str(err).split() or [type(err).__name__])[0]
+        key = f"{type(err).__name__}:{word}"
+        self.errors[key] = self.errors.get(key, 0) + 1
+        try:
+            self.c.close()
+        except Exception:
+            pass
+        self.i = (self.i + 1) % len(self.ports)
+        self.c = connect(self.ports[self.i], self.args.timeout)
+        time.sleep(0.02 + self.rng.random() * 0.05)
+
+    def transfer(self):
+        a, b = self.rng.sample(self.acct, 2)
+        amount = self.rng.randint(1, 5)
+        with self.c.pipeline(transaction=True) as p:
+            try:
+                p.watch(a, b)
+                ga, gb = p.get(a), p.get(b)
+                if ga is None or gb is None:
+                    self.bad.append(f"client b{self.cid} transfer read {a}={ga} {b}={gb}: an account is gone")
+                    return
+                va, vb = int(ga), int(gb)
+                if va < amount:
+                    self.count("transfer refused (balance)")
+                    return
+                p.multi()
+                p.set(a, va - amount)
+                p.set(b, vb + amount)
+                p.execute()
+                self.count("transfer ok")
+            except redis.WatchError:
+                self.count("transfer conflict (WATCH)")
+
+    def read(self):
+        if self.rng.random() < 0.5:
+            got = self.c.mget(self.acct)
+            how = "MGET"
+        else:
+            with self.c.pipeline(transaction=True) as p:
+                for k in self.acct:
+                    p.get(k)
+                got = p.execute()
+            how = "MULTI"
+        self.count(f"read ok ({how})")
+        if any(v is None for v in got):
+            self.bad.append(f"client b{self.cid} {how} read {got}: an account is gone")
+            return
+        vals = [int(v) for v in got]
+        if sum(vals) != ACCOUNTS * BALANCE or min(vals) < 0:
+            self.bad.append(f"client b{self.cid} {how} read {vals}: sum {sum(vals)}, expected "
+                            f"{ACCOUNTS * BALANCE}, none negative")
+
+    def run(self):
+        a = self.args
+        while time.monotonic() < self.deadline and not (a.stop and os.path.exists(a.stop)):
+            try:
+                if self.rng.random() < 0.6:
+                    self.transfer()
+                else:
+                    self.read()
+            except (redis.RedisError, OSError, ValueError) as e:
+                self.count("unknown (error)")
+                self.drop(e)
+
+
 def summary(ops, errors, secs):
     by = {}
     for _, line in ops:
@@ -186,13 +290,16 @@ def run(a):
     # any operation is invoked
     c = connect(ports[0], 10.0)
     c.delete(*[f"{a.prefix}:{k}" for k in range(1, a.keys + 1)])
+    if a.bank_clients:  # the accounts open, before any transfer
+        c.mset({k: BALANCE for k in accounts(a.prefix)})
     c.close()
     t0 = time.monotonic()
     deadline = t0 + a.seconds
     clients = [Client(i + 1, a, ports, read_ports, deadline) for i in range(a.clients)]
-    for c in clients:
+    banks = [Bank(i + 1, a, ports, deadline) for i in range(a.bank_clients)]
+    for c in clients + banks:
         c.start()
-    for c in clients:
+    for c in clients + banks:
         c.join(a.seconds + 4 * a.timeout + 10)
         if c.is_alive():
             print(f"client {c.cid} did not stop", file=sys.stderr)
@@ -210,6 +317,24 @@ def run(a):
         for _, line in ops:
             f.write(line + "\n")
     summary(ops, errors, secs)
+    if not banks:
+        return 0
+    counts, berr, bad = {}, {}, []
+    for b in banks:
+        bad += b.bad
+        for k, v in b.counts.items():
+            counts[k] = counts.get(k, 0) + v
+        for k, v in b.errors.items():
+            berr[k] = berr.get(k, 0) + v
+    print(f"bank: {len(banks)} clients, {ACCOUNTS} accounts of {BALANCE}: "
+          + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if berr:
+        print("bank errors: " + ", ".join(f"{k} {v}" for k, v in sorted(berr.items(), key=lambda kv: -kv[1])))
+    for line in bad[:10]:
+        print("bank: WRONG " + line)
+    if bad:
+        print(f"bank: {len(bad)} reads saw money created or lost")
+        return 1
     return 0
 
 
@@ -227,6 +352,17 @@ def final(a):
         f.write(f"# jepsen.py final: every key at ports {a.ports}\n")
         f.write("\n".join(lines) + "\n")
     print(f"final reads: {len(lines)} ({a.keys} keys x {len(ports)} ports)")
+    if not a.bank_clients:
+        return 0
+    seen = []
+    for p in ports:
+        c = connect(p, 5.0)
+        seen.append([int(v) if v is not None else -1 for v in c.mget(accounts(a.prefix))])
+        c.close()
+    print(f"bank: final balances at each port: {seen}")
+    if any(v != seen[0] for v in seen) or sum(seen[0]) != ACCOUNTS * BALANCE or min(seen[0]) < 0:
+        print(f"bank: WRONG final balances: sums {[sum(v) for v in seen]}, expected {ACCOUNTS * BALANCE} everywhere")
+        return 1
     return 0
 
 
@@ -243,6 +379,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--prefix", default="jepsen")
     ap.add_argument("--stop", default="", help="end early once this file exists")
+    ap.add_argument("--bank-clients", type=int, default=0)
     a = ap.parse_args()
     if a.keys < 1 or a.clients < 1 or a.clients > 900:
         ap.error("--keys >= 1 and 1 <= --clients <= 900")
