@@ -40,6 +40,8 @@ one a linearization reaches); with --bank-clients, the balances at every
 port must be equal, sum to 800 and none be negative (exit 1 otherwise).
 
 Prints a summary: operations by kind and outcome, errors by first word.
+A GET that answers something no client wrote (not a number, or negative)
+is printed as WRONG and makes run exit 1.
 """
 import argparse
 import os
@@ -81,12 +83,19 @@ def connect(addr, timeout):
                        **TLS_KW)
 
 
+class Garbage(Exception):
+    """A reply no operation of this history could produce."""
+
+
 def as_value(reply):
     if reply is None:
         return 0
-    v = int(reply)
+    try:
+        v = int(reply)
+    except ValueError:
+        raise Garbage(f"read {reply!r}: not a value any client wrote") from None
     if v < 0:
-        raise ValueError(f"negative value {v}")
+        raise Garbage(f"read {v}: not a value any client wrote")
     return v
 
 
@@ -101,6 +110,7 @@ class Client(threading.Thread):
         self.seq = 0
         self.last = {}           # key -> the value this client last saw or wrote
         self.conns = {}          # "w"/"r" -> (port index, connection)
+        self.garbage = []        # replies no operation could produce
 
     def conn(self, role):
         ports = self.read_ports if role == "r" else self.ports
@@ -166,6 +176,8 @@ class Client(threading.Thread):
                     self.record(key, "c", exp, val, swapped, "ok", t0, now())
                     if swapped:
                         self.last[key] = val
+            except Garbage as e:
+                self.garbage.append(f"client {self.cid} key {key}: {e}")
             except (redis.RedisError, OSError, ValueError) as e:
                 # no reply, or an error reply: unknown (a read: dropped)
                 self.record(key, kind, 0 if kind == "r" else (val if kind == "w" else exp),
@@ -317,8 +329,11 @@ def run(a):
         for _, line in ops:
             f.write(line + "\n")
     summary(ops, errors, secs)
+    garbage = [g for c in clients for g in c.garbage]
+    for g in garbage[:10]:
+        print("WRONG " + g)
     if not banks:
-        return 0
+        return 1 if garbage else 0
     counts, berr, bad = {}, {}, []
     for b in banks:
         bad += b.bad
@@ -334,8 +349,7 @@ def run(a):
         print("bank: WRONG " + line)
     if bad:
         print(f"bank: {len(bad)} reads saw money created or lost")
-        return 1
-    return 0
+    return 1 if bad or garbage else 0
 
 
 def final(a):

@@ -216,7 +216,7 @@ sleep 1.5 # the clients see the healthy cluster again before they stop
 touch "$IT_DIR/stop"
 bg_wait "$LOAD" 30
 sed "s/^/[$IT_NAME] clients: /" "$IT_DIR/load.out"
-[ "$BG_RC" = 0 ] || fail "jepsen.py run exited $BG_RC (1 with 'bank: WRONG' lines: a read saw money created or lost)"
+[ "$BG_RC" = 0 ] || fail "jepsen.py run exited $BG_RC (1 with WRONG lines: a read saw money created or lost, or a value nobody wrote)"
 ((${#done_faults[@]} == nk)) || fail "only ${#done_faults[@]} of $nk kinds of fault fitted in $((2 * SECS))s (${!done_faults[*]}): raise JEPSEN_SECONDS"
 ok "$faults faults injected, every kind at least once (${!done_faults[*]}; replicas on $NET)"
 
