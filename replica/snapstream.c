@@ -350,6 +350,34 @@ static void rx_decline(struct snapstream *s, uint8_t from, uint64_t slot)
     s->env.send(s->env.ctx, from, &m);
 }
 
+/* A decline whose reason may pass within yield_us (this replica was
+ * applying slots: the log may be bringing it up to date, or that was the
+ * backlog of a pause and nothing follows): the decline, then a second
+ * message asking to be offered again after yield_us instead of
+ * decline_backoff_us. Without it a replica resumed after a pause (SIGSTOP,
+ * a stalled VM) behind every peer's retained log declined both peers'
+ * offers while it drained its backlog and then waited 10 s for the next
+ * one. The second message is a chunk that ends where it starts (offset =
+ * total = 1, no bytes): valid on the wire and ignored by builds before it,
+ * which keep the long backoff. */
+static void rx_decline_soon(struct snapstream *s, uint8_t from, uint64_t slot)
+{
+    rx_decline(s, from, slot);
+    if (!s->env.link_ready(s->env.ctx, from)) return;
+    struct rabia_msg m = {.type = RABIA_MSG_SNAP_CHUNK, .from = s->self, .slot = slot, .u64 = 1, .u64b = 1};
+    s->env.send(s->env.ctx, from, &m);
+}
+
+/* The peer that declined our transfer of m->slot may take one after
+ * yield_us (rx_decline_soon): a shorter quiet period, never a longer one. */
+static void tx_retry_soon(struct snapstream *s, uint8_t p, const struct rabia_msg *m, uint64_t now)
+{
+    struct snapstream_tx *t = &s->tx[p];
+    if (t->declined_slot != m->slot || t->quiet_until <= now + s->cfg.yield_us) return;
+    t->quiet_until = now + s->cfg.yield_us;
+    s->st.retry_soon++;
+}
+
 /* A peer declined our transfer of m->slot: stop it, offer it nothing for a while. */
 static void tx_declined(struct snapstream *s, uint8_t p, const struct rabia_msg *m, uint64_t now)
 {
@@ -393,8 +421,9 @@ static void rx_begin(struct snapstream *s, uint8_t from, const struct rabia_msg 
         rabia_core_known_slot(node_core(s->node)) > applied_now + SNAPSTREAM_BEHIND) {
         note(s, RABIA_LOG_INFO,
              "snapshot from replica %u at slot %" PRIu64 " declined: this replica is catching up through the log "
-             "(applied %" PRIu64 ")", from + 1, m->slot, applied_now);
-        rx_decline(s, from, m->slot);
+             "(applied %" PRIu64 "; offered again in %" PRIu64 " ms if it stops)",
+             from + 1, m->slot, applied_now, s->cfg.yield_us / 1000);
+        rx_decline_soon(s, from, m->slot);
         return;
     }
     for (uint8_t q = 0; q < s->n; q++) /* one transfer at a time; a stalled one gives way */
@@ -431,6 +460,10 @@ void snapstream_receive(struct snapstream *s, uint8_t from, const struct rabia_m
     uint64_t now = s->env.now_us(s->env.ctx);
     if (m->u64 == 0 && m->u64b == 0 && m->body_len == 0) { /* no transfer announces 0 bytes: a decline */
         tx_declined(s, from, m, now);
+        return;
+    }
+    if (m->u64 == 1 && m->u64b == 1 && m->body_len == 0) { /* no sender sends an empty chunk: retry soon */
+        tx_retry_soon(s, from, m, now);
         return;
     }
     if (m->u64 == 0) rx_begin(s, from, m, now);

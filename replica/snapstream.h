@@ -32,7 +32,11 @@
  * for `decline_backoff_us`. Without it every sender streamed the whole
  * state (a 160 MiB state crossed the network twice in
  * integration.snapshot_big). A replica of an older version takes the notice
- * for an empty transfer and drops it.
+ * for an empty transfer and drops it. A replica that declines because it is
+ * applying slots (catching up through the log, or draining what arrived
+ * during a pause) follows the decline with a chunk of offset = total = 1
+ * and no body: its sender may offer again after `yield_us`, when the
+ * receiver takes it if it made no progress meanwhile.
  *
  * No allocation, no system call, no clock read: the driver gives all of
  * that through struct snapstream_env. */
@@ -104,6 +108,7 @@ struct snapstream_stats {
                            caught up past it meanwhile) */
     uint64_t declined;  /* transfers from peers declined here (not taken: see above) */
     uint64_t stopped;   /* transfers to peers that they declined, stopped before the end */
+    uint64_t retry_soon; /* declines whose peer asked to be offered again after yield_us */
     uint64_t rate_waits; /* chunks that waited for the rate cap */
     uint64_t rate_lifted; /* transfers sent at full speed: at the cap they would arrive too far behind */
     uint64_t cap_queued;  /* transfers that waited to start: the cap's share of each running one

@@ -693,6 +693,102 @@ static void n_fatal(void *ctx, const char *why)
     CHECK(0);
 }
 
+/* A decline that asks for a retry soon (the receiver was applying slots):
+ * the sender's quiet period shrinks to yield_us, for that slot only. */
+static void test_send_declined_soon(void)
+{
+    struct snapstream s;
+    struct fake f;
+    setup(&s, &f, 0);
+    s.cfg.decline_backoff_us = 10000000; /* longer than yield_us, as in rabiad */
+    snapstream_want(&s, 1);
+    snapstream_turn(&s);
+    CHECK_EQ(f.n_sent, 3);
+    struct rabia_msg d = {.type = RABIA_MSG_SNAP_CHUNK, .from = 1, .slot = 42};
+    snapstream_receive(&s, 1, &d); /* the decline */
+    CHECK(!snapstream_sending(&s));
+    struct rabia_msg soon = {.type = RABIA_MSG_SNAP_CHUNK, .from = 1, .slot = 41, .u64 = 1, .u64b = 1};
+    snapstream_receive(&s, 1, &soon); /* for another slot: nothing changes */
+    CHECK_EQ(s.st.retry_soon, 0);
+    CHECK_EQ(s.st.received, 0); /* and it starts no transfer in */
+    f.pending[1] = 0;
+    f.now += CFG.yield_us;
+    snapstream_want(&s, 1); /* still within the long backoff */
+    snapstream_turn(&s);
+    CHECK_EQ(f.n_sent, 3);
+    soon.slot = 42;
+    snapstream_receive(&s, 1, &soon);
+    CHECK_EQ(s.st.retry_soon, 1);
+    snapstream_want(&s, 1); /* within the short one */
+    snapstream_turn(&s);
+    CHECK_EQ(f.n_sent, 3);
+    f.now += CFG.yield_us;
+    snapstream_want(&s, 1);
+    snapstream_turn(&s);
+    CHECK_EQ(f.n_sent, 6);
+    CHECK_EQ(s.st.sent, 2);
+    /* a retry-soon never lengthens a quiet period */
+    d.slot = 42;
+    snapstream_receive(&s, 1, &d);
+    uint64_t quiet = s.tx[1].quiet_until;
+    snapstream_receive(&s, 1, &soon);
+    CHECK(s.tx[1].quiet_until == f.now + CFG.yield_us && s.tx[1].quiet_until <= quiet);
+    snapstream_receive(&s, 1, &soon);
+    CHECK_EQ(s.tx[1].quiet_until, f.now + CFG.yield_us);
+    CHECK_EQ(s.st.retry_soon, 2);
+}
+
+/* A replica applying slots (progress within yield_us) while far behind what
+ * it has heard of declines an offer and asks for a retry soon; once it has
+ * made no progress for yield_us it takes the transfer (a replica resumed
+ * after a pause drains its backlog, then the log cannot bring the rest). */
+static void test_receive_catching_up(void)
+{
+    struct snapstream s;
+    struct fake f, src;
+    setup(&s, &f, 0);
+    s.env.applied = f_applied;
+    setup(&(struct snapstream){0}, &src, 1);
+    /* the node hears of slot 500 from replica 2 */
+    struct rabia_event ev = {.type = RABIA_EV_RECEIVE, .now_us = f.now,
+                             .msg = {.type = RABIA_MSG_STATE, .from = 1, .slot = 500, .phase = 1, .value = 0}};
+    node_step(node, &ev);
+    CHECK(rabia_core_known_slot(node_core(node)) >= 500);
+    applied_now = 10;
+    snapstream_turn(&s); /* the first look */
+    f.now += 1000;
+    applied_now = 20;
+    snapstream_turn(&s); /* progress */
+    chunks_of(&src, 300, 1);
+    snapstream_receive(&s, 1, &src.sent[0]);
+    CHECK_EQ(f.begins, 0);
+    CHECK(strstr(f.last_note, "catching up through the log") != NULL);
+    CHECK_EQ(f.n_sent, 2);
+    CHECK(f.sent_to[0] == 1 && f.sent[0].slot == 300 && f.sent[0].u64 == 0 && f.sent[0].u64b == 0 &&
+          f.sent[0].body_len == 0);
+    CHECK(f.sent_to[1] == 1 && f.sent[1].slot == 300 && f.sent[1].u64 == 1 && f.sent[1].u64b == 1 &&
+          f.sent[1].body_len == 0);
+    /* the sender's side of that pair: stopped, then quiet for yield_us only */
+    struct snapstream t;
+    struct fake g;
+    setup(&t, &g, 1);
+    t.cfg.decline_backoff_us = 10000000;
+    g.src_slot = 300;
+    snapstream_want(&t, 0);
+    snapstream_turn(&t);
+    CHECK(snapstream_sending(&t));
+    snapstream_receive(&t, 0, &f.sent[0]);
+    snapstream_receive(&t, 0, &f.sent[1]);
+    CHECK(!snapstream_sending(&t));
+    CHECK_EQ(t.tx[0].quiet_until, g.now + CFG.yield_us);
+    /* no progress for yield_us: the next offer is taken */
+    f.now += CFG.yield_us;
+    snapstream_turn(&s);
+    snapstream_receive(&s, 1, &src.sent[0]);
+    CHECK_EQ(f.begins, 1);
+    CHECK_EQ(s.st.declined, 1);
+}
+
 int main(void)
 {
     /* a real node in memory mode, nothing applied: slot 0 is not ahead of
@@ -718,6 +814,8 @@ int main(void)
     RUN(test_receive_refused);
     RUN(test_receive_drops);
     RUN(test_receive_one_at_a_time);
+    RUN(test_send_declined_soon);
+    RUN(test_receive_catching_up); /* last: the shared node hears of slot 500 */
     node_destroy(node);
     return CHECK_DONE();
 }
