@@ -247,6 +247,8 @@ ok "$reads ok reads, $swaps successful CASes, $unknown operations with unknown o
 # older data (replica-serve-stale-data, Redis's default) while its first
 # synchronization waits out the primary's repl-diskless-sync-delay
 say "negative control: redis-server primary, reads at a replica still waiting for its first sync"
+# plain redis-cli and clients: the TLS wrappers (lib.sh it_tls_wrap) are for the cluster
+PATH=${PATH#"$IT_DIR/tls-bin:"}
 RP=$((RABIA_RESP_BASE + 50))
 RR=$((RABIA_RESP_BASE + 51))
 mkdir -p "$IT_DIR/redis"
@@ -261,7 +263,6 @@ for ((k = 0; k < 100; k++)); do
 done
 ((k < 100)) || fail "redis-server did not start (see $IT_DIR/redis-*.out)"
 NEG=$IT_DIR/negative.txt
-# plain clients: the TLS options the cluster may use do not apply to Redis
 RABIA_TLS_DIR='' "$PY" "$J" run --ports "$RP" --read-ports "$RR" --out "$NEG" --seconds 3 --seed "$SEED" \
   --clients 8 --keys 5 | sed "s/^/[$IT_NAME] control: /"
 link=$(timeout 2 redis-cli -p "$RR" INFO replication | tr -d '\r' | sed -n 's/^master_link_status://p')
