@@ -3,26 +3,26 @@
 # partitions, checked the way Jepsen's register test does. Eight
 # python3-redis clients run GET, SET (values never written before) and
 # compare-and-set (an EVAL) on five keys against a 3-replica KV cluster
-# (durability wal, small log segments so that snapshots and released
-# segments happen during the run), recording each operation's invocation
-# and completion (jepsen.py). Meanwhile a nemesis, one fault at a time with
-# calm in between: kill -9 of one replica, of two (no majority left), of all
-# three at once (whole-cluster crash), each restarted from its data
-# directory; SIGSTOP of one replica (SIGCONT after 1-3 s); and, with each
-# replica in a network namespace of its own on a bridge (as root: the
-# default, JEPSEN_NET=netns), partitions by iptables on peer traffic: one
-# replica cut off from both others, or two cut from each other while the
-# third reaches both (clients still reach every replica). Without
-# namespaces the replicas run on 127.0.0.1 with no partitions
-# (JEPSEN_NET=loopback; said in the output). Afterwards the replicas must
-# converge, every key is read at every replica, and the whole history must
-# be linearizable (lincheck: the simulator's exact checker,
-# tests/sim/linearize.h): no stale or lost read, no acknowledged write
-# lost, no write applied twice. Beside them four clients run Jepsen's bank
-# test: transfers between eight accounts in WATCH/MULTI/EXEC transactions,
-# and reads of all accounts (MGET, or GETs in MULTI/EXEC) that must always
-# sum to the opening total; at the end every replica holds the same
-# balances with that sum.
+# (5 or 7 with JEPSEN_N; durability wal, small log segments so that
+# snapshots and released segments happen during the run), recording each
+# operation's invocation and completion (jepsen.py). Meanwhile a nemesis,
+# one fault at a time with calm in between: kill -9 of one replica, of a
+# majority (two of three), of all of them at once (whole-cluster crash),
+# each restarted from its data directory; SIGSTOP of one replica (SIGCONT
+# after 1-3 s); and, with each replica in a network namespace of its own on
+# a bridge (as root: the default, JEPSEN_NET=netns), partitions by iptables
+# on peer traffic: one replica cut off from all others, or two cut from
+# each other while the rest reach both (clients still reach every
+# replica). Without namespaces the replicas run on 127.0.0.1 with no
+# partitions (JEPSEN_NET=loopback; said in the output). Afterwards the
+# replicas must converge, every key is read at every replica, and the
+# whole history must be linearizable (lincheck: the simulator's exact
+# checker, tests/sim/linearize.h): no stale or lost read, no acknowledged
+# write lost, no write applied twice. Beside them four clients run
+# Jepsen's bank test: transfers between eight accounts in WATCH/MULTI/EXEC
+# transactions, and reads of all accounts (MGET, or GETs in MULTI/EXEC)
+# that must always sum to the opening total; at the end every replica
+# holds the same balances with that sum.
 #
 # The checker must be able to fail on such a history: the same clients
 # against a redis-server primary whose reads go to a replica that serves
@@ -36,6 +36,9 @@
 #                   is not replayed
 #   JEPSEN_EXTRA    extra rabiad arguments (e.g. "--window 8 --policy classes")
 #   JEPSEN_NET      netns (default, falls back to loopback) or loopback
+#   JEPSEN_N        replicas (default 3; 3 to 7): with 5 or more, "most"
+#                   kills f+1 of them and a "split" partition (f against
+#                   f+1) joins the faults
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -45,6 +48,10 @@ need_cmd redis-server redis-cli
 LINCHECK=${LINCHECK:-$IT_REPO/build/tests/sim/lincheck}
 [ -x "$LINCHECK" ] || fail "lincheck not found at $LINCHECK: build first (cmake --build build)"
 SECS=${JEPSEN_SECONDS:-40}
+N=${JEPSEN_N:-3}
+[[ $N =~ ^[3-7]$ ]] || fail "JEPSEN_N=$N: 3 to 7 replicas"
+F=$(((N - 1) / 2))
+mapfile -t IDS < <(seq 1 "$N")
 SEED=${JEPSEN_SEED:-$((RANDOM * 32768 + RANDOM))}
 RANDOM=$SEED
 J=$IT_REPO/tests/integration/jepsen.py
@@ -73,7 +80,7 @@ netns_setup() {
   on_exit "ip link del $BR"
   ip addr add "$SUB.254/24" dev "$BR"
   ip link set "$BR" up
-  for i in 1 2 3; do
+  for i in "${IDS[@]}"; do
     ip netns add "rabia-jp$$-$i" 2>/dev/null || { say "ip netns add failed"; return 1; }
     on_exit "ip netns del rabia-jp$$-$i"
     ip link add "rj$$h$i" type veth peer name "rj$$n$i" 2>/dev/null || { say "cannot create a veth pair"; return 1; }
@@ -95,7 +102,8 @@ fi
 if [ "$NET" = netns ]; then
   host() { echo "$SUB.$1"; }
   native_addr() { echo "$(host "$1"):$(native_port "$1")"; }
-  MEMBERS="1=$(host 1):$(peer_port 1),2=$(host 2):$(peer_port 2),3=$(host 3):$(peer_port 3)"
+  MEMBERS=""
+  for i in "${IDS[@]}"; do MEMBERS+="${MEMBERS:+,}$i=$(host "$i"):$(peer_port "$i")"; done
   start_replica() {
     local i=$1
     mkdir -p "$IT_DIR/r$i"
@@ -121,14 +129,14 @@ if [ "$NET" = netns ]; then
     start_replica "$1"
     say "restarted replica $1 (pid $(replica_pid "$1"))"
   }
-  for i in 1 2 3; do start_replica "$i"; done
-  say "replicas 1-3 in namespaces rabia-jp$$-1..3 at $SUB.1-3 on bridge $BR (clients from $SUB.254): pids $(replica_pid 1) $(replica_pid 2) $(replica_pid 3)"
+  for i in "${IDS[@]}"; do start_replica "$i"; done
+  say "replicas 1-$N in namespaces rabia-jp$$-1..$N at $SUB.1-$N on bridge $BR (clients from $SUB.254): pids $(for i in "${IDS[@]}"; do printf '%s ' "$(replica_pid "$i")"; done)"
 else
-  cluster_start 3 kv
+  cluster_start "$N" kv
 fi
-wait_ready 20 1 2 3
+wait_ready 20 "${IDS[@]}"
 PORTS=""
-for i in 1 2 3; do
+for i in "${IDS[@]}"; do
   if [ "$NET" = netns ]; then PORTS+="${PORTS:+,}$(host "$i"):$(resp_port "$i")"; else PORTS+="${PORTS:+,}$(resp_port "$i")"; fi
 done
 H=$IT_DIR/history.txt
@@ -159,8 +167,9 @@ cut() {
   done
 }
 heal() { ip netns exec "rabia-jp$$-$1" iptables -F INPUT && ip netns exec "rabia-jp$$-$1" iptables -F OUTPUT; }
-kinds=(one two all pause)
+kinds=(one most all pause)
 [ "$NET" = netns ] && kinds+=(isolate bridge)
+[ "$NET" = netns ] && ((N >= 5)) && kinds+=(split)
 nk=${#kinds[@]}
 declare -A done_faults=()
 faults=0
@@ -175,13 +184,20 @@ while ((SECONDS < t_hard)) && ((SECONDS < t_end || ${#done_faults[@]} < nk)); do
   fi
   kind=${kinds[$k]}
   done_faults[$kind]=1
-  a=$((RANDOM % 3 + 1))
-  b=$((a % 3 + 1))
-  c=$((b % 3 + 1))
+  # the victims: the replicas in a seeded random order
+  v=("${IDS[@]}")
+  for ((i = N - 1; i > 0; i--)); do
+    j=$((RANDOM % (i + 1)))
+    t=${v[$i]}
+    v[$i]=${v[$j]}
+    v[$j]=$t
+  done
+  a=${v[0]}
+  b=${v[1]}
   case $kind in
   one) kill_set "$a" ;;
-  two) kill_set "$a" "$b" ;;
-  all) kill_set 1 2 3 ;;
+  most) kill_set "${v[@]:0:F+1}" ;; # no majority left
+  all) kill_set "${IDS[@]}" ;;
   pause)
     pid=$(replica_pid "$a")
     pid_runs "$pid" "$RABIAD" || fail "replica $a (pid $pid) is not running"
@@ -192,25 +208,33 @@ while ((SECONDS < t_hard)) && ((SECONDS < t_end || ${#done_faults[@]} < nk)); do
     say "SIGCONT replica $a"
     ;;
   isolate) # a minority of one: its clients' reads and writes must wait
-    cut "$a" "$b" "$c"
-    say "partition: replica $a cut off from $b and $c"
+    cut "$a" "${v[@]:1}"
+    say "partition: replica $a cut off from ${v[*]:1}"
     sleep "$(rnd 1 4)"
     heal "$a"
     say "healed"
     ;;
-  bridge) # not transitive: a and b cannot talk, c talks to both
+  bridge) # not transitive: a and b cannot talk, the others talk to both
     cut "$a" "$b"
     cut "$b" "$a"
-    say "partition: replicas $a and $b cut from each other, $c reaches both"
+    say "partition: replicas $a and $b cut from each other, ${v[*]:2} reach both"
     sleep "$(rnd 1 4)"
     heal "$a"
     heal "$b"
     say "healed"
     ;;
+  split) # a minority of F against a majority of F+1
+    for i in "${v[@]:0:F}"; do cut "$i" "${v[@]:F}"; done
+    for i in "${v[@]:F}"; do cut "$i" "${v[@]:0:F}"; done
+    say "partition: replicas ${v[*]:0:F} | ${v[*]:F}"
+    sleep "$(rnd 1 4)"
+    for i in "${IDS[@]}"; do heal "$i"; done
+    say "healed"
+    ;;
   esac
   faults=$((faults + 1))
   # the next fault starts from a cluster that serves again
-  wait_ready 30 1 2 3
+  wait_ready 30 "${IDS[@]}"
 done
 sleep 1.5 # the clients see the healthy cluster again before they stop
 touch "$IT_DIR/stop"
@@ -220,13 +244,13 @@ sed "s/^/[$IT_NAME] clients: /" "$IT_DIR/load.out"
 ((${#done_faults[@]} == nk)) || fail "only ${#done_faults[@]} of $nk kinds of fault fitted in $((2 * SECS))s (${!done_faults[*]}): raise JEPSEN_SECONDS"
 ok "$faults faults injected, every kind at least once (${!done_faults[*]}; replicas on $NET)"
 
-wait_ready 30 1 2 3
-wait_converged 60 1 2 3
+wait_ready 30 "${IDS[@]}"
+wait_converged 60 "${IDS[@]}"
 rc=0
 out=$("$PY" "$J" final --ports "$PORTS" --out "$H" --keys 5 --bank-clients 4 2>&1) || rc=$?
 printf '%s\n' "$out" | sed "s/^/[$IT_NAME] /"
 [ "$rc" = 0 ] || fail "jepsen.py final exited $rc"
-ok "bank: every completed read summed to 800, and the final balances are equal on all three replicas"
+ok "bank: every completed read summed to 800, and the final balances are equal on all $N replicas"
 out=$("$LINCHECK" "$H") || {
   rc=$?
   printf '%s\n' "$out"
