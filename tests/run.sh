@@ -7,8 +7,8 @@
 #                           for 30 minutes (tests/kv/difftest.sh), the KV fuzzer for 20 minutes
 #                           (tests/fuzz/fuzz_kv), the pattern, log and snapshot fuzzers for 10
 #                           each (fuzz_match, fuzz_wal, fuzz_snap), the linearizability test
-#                           under faults for 5 minutes with each slot policy, and the deep
-#                           model checks
+#                           under faults for 5 minutes with each slot policy and with 5
+#                           replicas, and the deep model checks
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
@@ -21,12 +21,14 @@ if [ "${1:-}" = "--long" ]; then
   "$build"/tests/sim/rabia_sim --durable --all-mixes --seeds 2000 --first 900001 --quiet
   CRASH_ALL_ROUNDS=50 RABIA_IT_DEADLINE=1200 RABIAD="$build/cmd/rabiad" RABIA_CLI="$build/cmd/rabia-cli" \
     bash tests/integration/crash_all.sh
-  # linearizability under kill -9 / whole-cluster kills / SIGSTOP, 5 minutes
-  # each, window 1 and window 8 with policy classes
+  # linearizability under kill -9 / whole-cluster kills / SIGSTOP /
+  # partitions, 5 minutes each: window 1, window 8 with policy classes, 5 replicas
   JEPSEN_SECONDS=300 RABIA_IT_DEADLINE=600 RABIAD="$build/cmd/rabiad" RABIA_CLI="$build/cmd/rabia-cli" \
     LINCHECK="$build/tests/sim/lincheck" bash tests/integration/jepsen.sh
   JEPSEN_SECONDS=300 JEPSEN_EXTRA="--window 8 --policy classes" RABIA_IT_DEADLINE=600 RABIAD="$build/cmd/rabiad" \
     RABIA_CLI="$build/cmd/rabia-cli" LINCHECK="$build/tests/sim/lincheck" bash tests/integration/jepsen.sh
+  JEPSEN_SECONDS=300 JEPSEN_N=5 RABIA_IT_DEADLINE=600 RABIAD="$build/cmd/rabiad" RABIA_CLI="$build/cmd/rabia-cli" \
+    LINCHECK="$build/tests/sim/lincheck" bash tests/integration/jepsen.sh
   SNAP_BIG_MB=1100 RABIA_IT_DEADLINE=2400 RABIAD="$build/cmd/rabiad" RABIA_CLI="$build/cmd/rabia-cli" \
     bash tests/integration/snapshot_big.sh
   DIFFTEST_SEED=random DIFFTEST_OPS=1000000 DIFFTEST_DURATION=1800 RABIA_IT_DEADLINE=2100 \
