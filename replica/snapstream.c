@@ -372,6 +372,7 @@ static void rx_decline_soon(struct snapstream *s, uint8_t from, uint64_t slot)
  * yield_us (rx_decline_soon): a shorter quiet period, never a longer one. */
 static void tx_retry_soon(struct snapstream *s, uint8_t p, const struct rabia_msg *m, uint64_t now)
 {
+    RABIA_ASSERT(p < s->n && p != s->self && s->cfg.yield_us > 0);
     struct snapstream_tx *t = &s->tx[p];
     if (t->declined_slot != m->slot || t->quiet_until <= now + s->cfg.yield_us) return;
     t->quiet_until = now + s->cfg.yield_us;

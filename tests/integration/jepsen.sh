@@ -156,9 +156,9 @@ kill_set() {
   sleep "$(rnd 0.3 2)"
   for i in "$@"; do cluster_restart "$i"; done
 }
-# cut I J...: replica I drops everything from and to replicas J... (peer
+# drop_links I J...: replica I drops everything from and to replicas J... (peer
 # traffic only: clients, on the bridge's address, still reach it); heal I
-cut() {
+drop_links() {
   local i=$1 j
   shift
   for j in "$@"; do
@@ -208,15 +208,15 @@ while ((SECONDS < t_hard)) && ((SECONDS < t_end || ${#done_faults[@]} < nk)); do
     say "SIGCONT replica $a"
     ;;
   isolate) # a minority of one: its clients' reads and writes must wait
-    cut "$a" "${v[@]:1}"
+    drop_links "$a" "${v[@]:1}"
     say "partition: replica $a cut off from ${v[*]:1}"
     sleep "$(rnd 1 4)"
     heal "$a"
     say "healed"
     ;;
   bridge) # not transitive: a and b cannot talk, the others talk to both
-    cut "$a" "$b"
-    cut "$b" "$a"
+    drop_links "$a" "$b"
+    drop_links "$b" "$a"
     say "partition: replicas $a and $b cut from each other, ${v[*]:2} reach both"
     sleep "$(rnd 1 4)"
     heal "$a"
@@ -224,8 +224,8 @@ while ((SECONDS < t_hard)) && ((SECONDS < t_end || ${#done_faults[@]} < nk)); do
     say "healed"
     ;;
   split) # a minority of F against a majority of F+1
-    for i in "${v[@]:0:F}"; do cut "$i" "${v[@]:F}"; done
-    for i in "${v[@]:F}"; do cut "$i" "${v[@]:0:F}"; done
+    for i in "${v[@]:0:F}"; do drop_links "$i" "${v[@]:F}"; done
+    for i in "${v[@]:F}"; do drop_links "$i" "${v[@]:0:F}"; done
     say "partition: replicas ${v[*]:0:F} | ${v[*]:F}"
     sleep "$(rnd 1 4)"
     for i in "${IDS[@]}"; do heal "$i"; done
