@@ -65,32 +65,15 @@ NET=${JEPSEN_NET:-netns}
 netns_setup() {
   [ "$(id -u)" = 0 ] || { say "not root: no network namespaces"; return 1; }
   command -v ip >/dev/null && command -v iptables >/dev/null || { say "no ip or iptables"; return 1; }
-  local o k
-  SUB=
-  for ((k = 0; k < 200; k++)); do
-    o=$(((($$ + k) % 200) + 20))
-    if ! ip -4 addr show | grep -q " 10\.214\.$o\." && ! ip -4 route show | grep -q "^10\.214\.$o\."; then
-      SUB=10.214.$o
-      break
-    fi
-  done
-  [ -n "$SUB" ] || { say "no free 10.214.x.0/24 subnet"; return 1; }
+  SUB=$(free_subnet 10.214) || { say "no free 10.214.x.0/24 subnet"; return 1; }
   BR=rjb$$
   ip link add "$BR" type bridge 2>/dev/null || { say "cannot create a bridge"; return 1; }
   on_exit "ip link del $BR"
   ip addr add "$SUB.254/24" dev "$BR"
   ip link set "$BR" up
   for i in "${IDS[@]}"; do
-    ip netns add "rabia-jp$$-$i" 2>/dev/null || { say "ip netns add failed"; return 1; }
-    on_exit "ip netns del rabia-jp$$-$i"
-    ip link add "rj$$h$i" type veth peer name "rj$$n$i" 2>/dev/null || { say "cannot create a veth pair"; return 1; }
-    on_exit "ip link del rj$$h$i"
-    ip link set "rj$$n$i" netns "rabia-jp$$-$i"
+    netns_veth "rabia-jp$$-$i" "rj$$h$i" "rj$$n$i" "$SUB.$i" || { say "$NETNS_WHY"; return 1; }
     ip link set "rj$$h$i" master "$BR"
-    ip link set "rj$$h$i" up
-    ip netns exec "rabia-jp$$-$i" ip link set lo up
-    ip netns exec "rabia-jp$$-$i" ip addr add "$SUB.$i/24" dev "rj$$n$i"
-    ip netns exec "rabia-jp$$-$i" ip link set "rj$$n$i" up
     ip netns exec "rabia-jp$$-$i" iptables -L -n >/dev/null 2>&1 || { say "no iptables inside a namespace"; return 1; }
   done
   return 0

@@ -437,6 +437,41 @@ acked_verify() {
 }
 
 # ---------------------------------------------------------------------------
+# network namespaces (root only)
+
+# free_subnet A.B: prints A.B.x for the first x in 20..219 (starting at
+# one that depends on this shell's PID) with no address or route of this
+# host in A.B.x.0/24; fails when there is none
+free_subnet() {
+  local re=${1//./\\.} o k
+  for ((k = 0; k < 200; k++)); do
+    o=$(((($$ + k) % 200) + 20))
+    if ! ip -4 addr show | grep -q " $re\\.$o\\." && ! ip -4 route show | grep -q "^$re\\.$o\\."; then
+      echo "$1.$o"
+      return 0
+    fi
+  done
+  return 1
+}
+# netns_veth NS HOST_IF NS_IF NS_ADDR: a network namespace NS joined to this
+# one by a veth pair, HOST_IF here (up, no address) and NS_IF inside with
+# NS_ADDR/24 (up, lo up too); both removed when the test exits. Fails with
+# the reason in NETNS_WHY.
+netns_veth() {
+  local ns=$1 hif=$2 nif=$3 addr=$4
+  NETNS_WHY=
+  ip netns add "$ns" 2>/dev/null || { NETNS_WHY="ip netns add failed (no network namespaces here)"; return 1; }
+  on_exit "ip netns del $ns"
+  ip link add "$hif" type veth peer name "$nif" 2>/dev/null || { NETNS_WHY="cannot create a veth pair"; return 1; }
+  on_exit "ip link del $hif"
+  ip link set "$nif" netns "$ns"
+  ip link set "$hif" up
+  ip netns exec "$ns" ip link set lo up
+  ip netns exec "$ns" ip addr add "$addr/24" dev "$nif"
+  ip netns exec "$ns" ip link set "$nif" up
+}
+
+# ---------------------------------------------------------------------------
 # background jobs
 
 # bg NAME CMD...: run CMD in the background, output in $IT_DIR/NAME.out;

@@ -17,28 +17,12 @@ need_cmd ip redis-cli
 NS=rabia-it-$$
 VA=rit$$a # root side
 VB=rit$$b # namespace side
-oct=""
-for ((k = 0; k < 200; k++)); do
-  o=$(((($$ + k) % 200) + 20))
-  if ! ip -4 addr show | grep -q " 10\.213\.$o\." && ! ip -4 route show | grep -q "^10\.213\.$o\."; then
-    oct=$o
-    break
-  fi
-done
-[ -n "$oct" ] || skip "no free 10.213.x.0/24 subnet"
-RA=10.213.$oct.1
-NA=10.213.$oct.2
+sub=$(free_subnet 10.213) || skip "no free 10.213.x.0/24 subnet"
+RA=$sub.1
+NA=$sub.2
 
-ip netns add "$NS" 2>/dev/null || skip "ip netns add failed (no network namespaces here)"
-on_exit "ip netns del $NS"
-ip link add "$VA" type veth peer name "$VB" 2>/dev/null || skip "cannot create a veth pair"
-on_exit "ip link del $VA"
-ip link set "$VB" netns "$NS"
+netns_veth "$NS" "$VA" "$VB" "$NA" || skip "$NETNS_WHY"
 ip addr add "$RA/24" dev "$VA"
-ip link set "$VA" up
-ip netns exec "$NS" ip link set lo up
-ip netns exec "$NS" ip addr add "$NA/24" dev "$VB"
-ip netns exec "$NS" ip link set "$VB" up
 use_iptables=1
 ip netns exec "$NS" iptables -L -n >/dev/null 2>&1 || use_iptables=0
 say "namespace $NS: veth $VA ($RA, root side) <-> $VB ($NA, in $NS); partition by $( ((use_iptables)) && echo "iptables DROP" || echo "link down")"
