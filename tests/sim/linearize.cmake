@@ -12,3 +12,4 @@ add_test(NAME sim.linearize COMMAND test_linearize)
 # replicas (tests/integration/jepsen.sh): lincheck FILE.
 add_executable(lincheck ${CMAKE_CURRENT_LIST_DIR}/lincheck.c)
 target_link_libraries(lincheck PRIVATE rabia_linearize)
+add_test(NAME sim.lincheck COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/lincheck_test.sh $<TARGET_FILE:lincheck>)
