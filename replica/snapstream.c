@@ -394,6 +394,20 @@ static void tx_declined(struct snapstream *s, uint8_t p, const struct rabia_msg 
     tx_end(s, p);
 }
 
+/* Whether every peer this replica is connected to offered it a snapshot
+ * within yield_us. A peer offers one only when its log cannot bring the
+ * slots asked for (replica/node.c skips the offer while it serves them
+ * from its log), so then nobody is catching this replica up through a
+ * log, whatever it is applying now. */
+static bool all_offered(const struct snapstream *s, uint64_t now)
+{
+    for (uint8_t q = 0; q < s->n; q++) {
+        if (q == s->self || !s->env.link_ready(s->env.ctx, q)) continue;
+        if (!s->offer_us[q] || now - s->offer_us[q] >= s->cfg.yield_us) return false;
+    }
+    return true;
+}
+
 /* A chunk at offset 0: a new transfer, if this replica wants it. */
 static void rx_begin(struct snapstream *s, uint8_t from, const struct rabia_msg *m, uint64_t now)
 {
@@ -418,8 +432,9 @@ static void rx_begin(struct snapstream *s, uint8_t from, const struct rabia_msg 
      * making no progress, or one that is level with what it has heard of,
      * takes it. */
     uint64_t applied_now = rabia_rsm_applied(node_rsm(s->node));
+    s->offer_us[from] = now ? now : 1;
     if (s->progress_us && now - s->progress_us < s->cfg.yield_us &&
-        rabia_core_known_slot(node_core(s->node)) > applied_now + SNAPSTREAM_BEHIND) {
+        rabia_core_known_slot(node_core(s->node)) > applied_now + SNAPSTREAM_BEHIND && !all_offered(s, now)) {
         note(s, RABIA_LOG_INFO,
              "snapshot from replica %u at slot %" PRIu64 " declined: this replica is catching up through the log "
              "(applied %" PRIu64 "; offered again in %" PRIu64 " ms if it stops)",

@@ -36,7 +36,10 @@
  * applying slots (catching up through the log, or draining what arrived
  * during a pause) follows the decline with a chunk of offset = total = 1
  * and no body: its sender may offer again after `yield_us`, when the
- * receiver takes it if it made no progress meanwhile.
+ * receiver takes it if it made no progress meanwhile. It declines for that
+ * reason only while some connected peer has not offered a snapshot within
+ * `yield_us`: a peer offers one only when its log cannot bring the slots
+ * (replica/node.c), so once every peer has, none is catching it up.
  *
  * No allocation, no system call, no clock read: the driver gives all of
  * that through struct snapstream_env. */
@@ -151,6 +154,7 @@ struct snapstream {
     uint64_t win_last;          /* ... the rate of the last one */
     uint64_t progress_applied, progress_us; /* the slot applied, and when it last moved (a receiver
                                                applying slots declines a snapshot: rx_begin) */
+    uint64_t offer_us[RABIA_MAX_REPLICAS];  /* when each peer last offered one (0: never) */
 };
 
 /* Set up (no allocation). The node may be set later (snapstream_set_node)

@@ -789,6 +789,60 @@ static void test_receive_catching_up(void)
     CHECK_EQ(s.st.declined, 1);
 }
 
+/* Applying slots and far behind, but every connected peer has offered a
+ * snapshot within yield_us: none is serving the slots from its log (a peer
+ * offers only when its log cannot), so the offer is taken at once. A peer
+ * whose link is down is not waited for. Runs after test_receive_catching_up
+ * (the shared node has heard of slot 500). */
+static void test_receive_all_offered(void)
+{
+    struct snapstream s;
+    struct fake f, src1, src2;
+    setup(&s, &f, 0);
+    s.env.applied = f_applied;
+    setup(&(struct snapstream){0}, &src1, 1);
+    setup(&(struct snapstream){0}, &src2, 2);
+    CHECK(rabia_core_known_slot(node_core(node)) >= 500);
+    applied_now = 30;
+    snapstream_turn(&s);
+    f.now += 1000;
+    applied_now = 40;
+    snapstream_turn(&s); /* progress */
+    chunks_of(&src1, 300, 1);
+    chunks_of(&src2, 310, 2);
+    snapstream_receive(&s, 1, &src1.sent[0]); /* peer 2 has not offered: declined */
+    CHECK_EQ(f.begins, 0);
+    CHECK_EQ(f.n_sent, 2);
+    f.now += 1000;
+    snapstream_receive(&s, 2, &src2.sent[0]); /* now both have: taken */
+    CHECK_EQ(f.begins, 1);
+    CHECK_EQ(f.n_sent, 2);
+    CHECK_EQ(s.st.received, 1);
+    /* a peer that offered longer ago than yield_us does not count */
+    struct snapstream t;
+    struct fake g;
+    setup(&t, &g, 0);
+    t.env.applied = f_applied;
+    snapstream_turn(&t);
+    applied_now = 50;
+    g.now += 1000;
+    snapstream_turn(&t);
+    snapstream_receive(&t, 1, &src1.sent[0]);
+    CHECK_EQ(g.begins, 0);
+    g.now += CFG.yield_us;
+    applied_now = 60;
+    snapstream_turn(&t); /* still applying */
+    snapstream_receive(&t, 2, &src2.sent[0]);
+    CHECK_EQ(g.begins, 0);
+    /* with peer 2's link down, peer 1's offer alone is every connected peer's */
+    g.ready[2] = false;
+    g.now += 1000;
+    applied_now = 70;
+    snapstream_turn(&t);
+    snapstream_receive(&t, 1, &src1.sent[0]);
+    CHECK_EQ(g.begins, 1);
+}
+
 int main(void)
 {
     /* a real node in memory mode, nothing applied: slot 0 is not ahead of
@@ -815,7 +869,8 @@ int main(void)
     RUN(test_receive_drops);
     RUN(test_receive_one_at_a_time);
     RUN(test_send_declined_soon);
-    RUN(test_receive_catching_up); /* last: the shared node hears of slot 500 */
+    RUN(test_receive_catching_up); /* from here on the shared node has heard of slot 500 */
+    RUN(test_receive_all_offered);
     node_destroy(node);
     return CHECK_DONE();
 }
