@@ -508,6 +508,9 @@ void snapstream_receive(struct snapstream *s, uint8_t from, const struct rabia_m
         return;
     }
     if (s->env.install(s->env.ctx, from, rx->slot) == 0) s->st.installed++;
+    /* its log brings the slots after this one now: its offer of the
+     * transfer just installed says nothing about that (all_offered) */
+    s->offer_us[from] = 0;
 }
 
 bool snapstream_receiving(const struct snapstream *s, uint8_t *from)

@@ -818,6 +818,17 @@ static void test_receive_all_offered(void)
     CHECK_EQ(f.begins, 1);
     CHECK_EQ(f.n_sent, 2);
     CHECK_EQ(s.st.received, 1);
+    /* once installed, its sender's offer no longer counts: its log serves
+     * the slots after it, so peer 1's next offer is declined again */
+    for (int i = 1; i < src2.n_sent; i++) snapstream_receive(&s, 2, &src2.sent[i]);
+    CHECK_EQ(f.installs, 1);
+    CHECK_EQ(s.offer_us[2], 0);
+    f.now += 1000;
+    chunks_of(&src1, 320, 1);
+    snapstream_receive(&s, 1, &src1.sent[0]);
+    CHECK_EQ(f.begins, 1);
+    CHECK_EQ(s.st.declined, 2);
+    chunks_of(&src1, 300, 1);
     /* a peer that offered longer ago than yield_us does not count */
     struct snapstream t;
     struct fake g;
