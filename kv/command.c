@@ -86,6 +86,9 @@ static const struct kv_cmd commands[] = {
     {"pexpire", -3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_pexpire},
     {"pexpireat", -3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_pexpireat},
     {"pexpiretime", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_pexpiretime},
+    {"pfadd", -2, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_pfadd},
+    {"pfcount", -2, KV_F_READONLY | KV_F_SCANS, 1, -1, 1, kv_cmd_pfcount},
+    {"pfmerge", -2, KV_F_WRITE | KV_F_DENYOOM | KV_F_SCANS, 1, -1, 1, kv_cmd_pfmerge},
     {"ping", -1, KV_F_FAST, 0, 0, 0, kv_cmd_ping},
     {"psetex", 4, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_psetex},
     {"pttl", 2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_pttl},
@@ -177,6 +180,9 @@ static const struct {
     {"bzpopmax", 1},
     {"bzpopmin", 1},
     {"lmpop", 1},
+    {"pfadd", 4},
+    {"pfcount", 4},
+    {"pfmerge", 4},
     {"zmpop", 1},
 };
 static uint8_t cmd_level[N_COMMANDS];

@@ -547,6 +547,8 @@ KV_CMD(strlen); KV_CMD(getrange); KV_CMD(setrange); KV_CMD(incr); KV_CMD(decr);
 KV_CMD(incrby); KV_CMD(decrby); KV_CMD(incrbyfloat);
 /* t_bitmap.c */
 KV_CMD(setbit); KV_CMD(getbit); KV_CMD(bitcount); KV_CMD(bitpos); KV_CMD(bitop);
+/* t_hll.c */
+KV_CMD(pfadd); KV_CMD(pfcount); KV_CMD(pfmerge);
 /* t_keys.c: keyspace and expiry */
 KV_CMD(del); KV_CMD(unlink); KV_CMD(exists); KV_CMD(type); KV_CMD(rename); KV_CMD(renamenx); KV_CMD(keys);
 KV_CMD(scan); KV_CMD(randomkey); KV_CMD(dbsize); KV_CMD(flushdb); KV_CMD(flushall);
