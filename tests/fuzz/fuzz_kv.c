@@ -86,6 +86,27 @@ static const char *const words[] = {
 };
 #define NWORDS (sizeof words / sizeof words[0])
 
+/* HyperLogLog strings (kv/t_hll.c) to SET and then PFADD, PFCOUNT or
+ * PFMERGE: an empty sparse one, one with a fresh cached count, sparse
+ * with VALs, opcodes that cover too few or too many registers, an XZERO
+ * cut in half at the end, a bad encoding, a dense header of the wrong
+ * length. */
+#define HLL_HDR_SPARSE "HYLL\x01\0\0\0"
+static const struct {
+    const char *p;
+    size_t n;
+} hll_blobs[] = {
+    {HLL_HDR_SPARSE "\0\0\0\0\0\0\0\0\x7f\xff", 18},
+    {HLL_HDR_SPARSE "\x05\0\0\0\0\0\0\0\x7f\xff", 18},
+    {HLL_HDR_SPARSE "\0\0\0\0\0\0\0\x80\x88\x7f\xfa\x8b", 20},
+    {HLL_HDR_SPARSE "\0\0\0\0\0\0\0\x80\x7f\xfe", 18},
+    {HLL_HDR_SPARSE "\0\0\0\0\0\0\0\x80\x7f\xff\x80", 19},
+    {HLL_HDR_SPARSE "\0\0\0\0\0\0\0\x80\x3f\x7f", 18},
+    {"HYLL\x02\0\0\0\0\0\0\0\0\0\0\0\x7f\xff", 18},
+    {"HYLL\0\0\0\0\0\0\0\0\0\0\0\x80\x7f\xff", 18},
+};
+#define NHLL (sizeof hll_blobs / sizeof hll_blobs[0])
+
 struct prog {
     struct in in;
     int argc;
@@ -123,6 +144,10 @@ static void gen_arg(struct prog *g, int i)
         snprintf(g->num[i], sizeof g->num[i], "%lld", v);
         g->arg[i] = (const uint8_t *)g->num[i];
         g->len[i] = strlen(g->num[i]);
+    } else if (kind == 255) { /* a HyperLogLog string */
+        unsigned b = take(&g->in) % NHLL;
+        g->arg[i] = (const uint8_t *)hll_blobs[b].p;
+        g->len[i] = hll_blobs[b].n;
     } else { /* raw bytes of the input */
         size_t n = take(&g->in);
         size_t have = (size_t)(g->in.end - g->in.p);

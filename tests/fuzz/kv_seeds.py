@@ -85,6 +85,13 @@ def kv_seeds():
         cmd("bitfield", "k5", "SET", "u8", 0, 200, "INCRBY", "i16", 8, 300, "GET", "u8", 0),
         cmd("bitfield", "k5", "OVERFLOW", "SAT", "INCRBY", "u8", 0, 100, "OVERFLOW", "FAIL", "INCRBY", "u8", 0, 100),
         cmd("bitfield_ro", "k5", "GET", "i16", 8), RESTORE, cmd("bitcount", "k2", 0, 0))
+    p["hll"] = program(
+        many(40, lambda i: cmd("pfadd", "k0", *[f"e{i}-{j}" for j in range(14)])), cmd("pfcount", "k0"),
+        many(8, lambda i: cmd("pfadd", "k1", *[f"f{i}-{j}" for j in range(14)])), cmd("pfcount", "k1", "k0"),
+        cmd("pfmerge", "k2", "k1"), cmd("pfmerge", "k1", "k0"), cmd("get", "k2"),
+        cmd("set", "k3", b"HYLL\x01\0\0\0" + b"\0" * 7 + b"\x80\x71\xa4\x83\x80\x4e\x55"),
+        cmd("pfadd", "k3", "a"), cmd("append", "k3", "\x7f"), cmd("pfadd", "k3", "b", "c"), cmd("pfcount", "k3"),
+        cmd("setrange", "k2", 20, "\x3f\x7f"), cmd("pfmerge", "k4", "k2"), RESTORE, cmd("pfcount", "k2", "k4"))
     p["lists"] = program(
         cmd("rpush", "k0", *[f"v{i}" for i in range(11)]),
         many(14, lambda i: cmd("lpush", "k0", *[f"w{i}-{j}-" + "x" * (i * 4) for j in range(8)])),

@@ -245,19 +245,32 @@ def types_phase(rs, P):
           r3.zrange(z, 0, -1, withscores=True) == [(b"cid", 15.0), (b"bob", 20.0), (b"ann", 22.0)])
     check("ZREVRANK/ZSCORE/ZCARD", lambda: r1.zrevrank(z, "ann") == 0 and r2.zscore(z, "bob") == 20.0 and r3.zcard(z) == 3)
     check("ZRANGEBYSCORE", lambda: r1.zrangebyscore(z, 15, 20) == [b"cid", b"bob"])
+    # HyperLogLog (feature level 4): the counts redis-server 7.0.15 gives for
+    # the same adds, and the same bytes at every replica
+    u1, u2, uw = P + "hll:mon", P + "hll:tue", P + "hll:week"
+    r1.delete(u1, u2, uw)
+    check("PFADD 1000 users (replica 1)", lambda: r1.pfadd(u1, *["user%d" % i for i in range(1000)]) == 1)
+    check("PFADD of users already counted (replica 2)", lambda: r2.pfadd(u1, "user1", "user2") == 0)
+    check("PFADD 1000 users, 500 of them new (replica 3)",
+          lambda: r3.pfadd(u2, *["user%d" % i for i in range(500, 1500)]) == 1)
+    check("PFCOUNT at replica 2: 1011, as redis-server", lambda: r2.pfcount(u1) == 1011)
+    check("PFMERGE (replica 3), PFCOUNT of the union: 1504 at replicas 1 and 2",
+          lambda: r3.pfmerge(uw, u1, u2) is True and r1.pfcount(uw) == 1504 and r2.pfcount(u1, u2) == 1504)
+    check("the HLL strings are the same at every replica",
+          lambda: r1.get(u1) == r2.get(u1) == r3.get(u1) and r1.get(uw) == r3.get(uw))
     # keys
     check("TYPE of each", lambda: [r2.type(k) for k in (P + "s:n", h, lk, s1, z)] ==
           [b"string", b"hash", b"list", b"set", b"zset"])
     return {"h": r3.hgetall(h), "z": r3.zrange(z, 0, -1, withscores=True), "s": r3.smembers(s1),
-            "l": r3.lrange(lk, 0, -1), "n": r3.get(P + "s:n")}
+            "l": r3.lrange(lk, 0, -1), "n": r3.get(P + "s:n"), "u": r3.get(uw)}
 
 
 def types_intact(rs, P, saved, names):
     for r, name in zip(rs, names):
         h = P + "h:user"
         now = {"h": r.hgetall(h), "z": r.zrange(P + "z:board", 0, -1, withscores=True), "s": r.smembers(P + "set:1"),
-               "l": r.lrange(P + "l:list", 0, -1), "n": r.get(P + "s:n")}
-        check("%s: the data of step 1 is intact (hash, zset, set, list, counter)" % name, now == saved,
+               "l": r.lrange(P + "l:list", 0, -1), "n": r.get(P + "s:n"), "u": r.get(P + "hll:week")}
+        check("%s: the data of step 1 is intact (hash, zset, set, list, counter, HyperLogLog)" % name, now == saved,
               "%r != %r" % (now, saved))
 
 

@@ -294,10 +294,11 @@ LIST_KEYS = [b"l1", b"l2"]
 SET_KEYS = [b"t1", b"t2", b"t3"]
 ZSET_KEYS = [b"z1", b"z2", b"z3"]
 SHARED_KEYS = [b"x"]
-ALL_KEYS = STR_KEYS + HASH_KEYS + LIST_KEYS + SET_KEYS + ZSET_KEYS + SHARED_KEYS + [b"nokey"]
+HLL_KEYS = [b"pf1", b"pf2", b"pf3"]
+ALL_KEYS = STR_KEYS + HASH_KEYS + LIST_KEYS + SET_KEYS + ZSET_KEYS + SHARED_KEYS + HLL_KEYS + [b"nokey"]
 KEYSET = set(ALL_KEYS)
 FAMILY_KEYS = {"str": STR_KEYS, "hash": HASH_KEYS, "list": LIST_KEYS, "set": SET_KEYS,
-               "zset": ZSET_KEYS, "any": ALL_KEYS}
+               "zset": ZSET_KEYS, "hll": HLL_KEYS, "any": ALL_KEYS}
 
 VALS = [b"a", b"b", b"c", b"foo", b"bar", b"", b"0", b"1", b"-1", b"7", b"10", b"42", b"100",
         b"3.5", b"-0.5", b"1e3", b"9223372036854775807", b"-9223372036854775808",
@@ -314,6 +315,19 @@ FLOAT_BY = [b"1.5", b"-0.25", b"10", b"0.1", b"1e2", b"-3", b"2.0e-1", b"5.0", b
 BAD_INT = [b"abc", b"1.5", b"", b"99999999999999999999", b"1 "]
 PATTERNS = [b"*", b"s*", b"h?", b"?1", b"[st]*", b"x", b"nokey", b"*1*", b"\\*", b"[^s]*", b"z[1-2]"]
 TYPES = [b"string", b"hash", b"list", b"set", b"zset"]
+
+# HyperLogLog strings (kv/t_hll.c) for SET: empty sparse, a fresh cached count,
+# VALs, too few and too many registers, a bad encoding, a dense header of the
+# wrong length, every dense register at 51 (an infinite estimate). Not an
+# XZERO cut in half at the end: Redis reads past the string there
+# (kv/README.md "Differences").
+_HLL_SPARSE = b"HYLL\x01\0\0\0"
+_HLL_STALE = b"\0" * 7 + b"\x80"
+HLL_BLOBS = [_HLL_SPARSE + b"\0" * 8 + b"\x7f\xff", _HLL_SPARSE + b"\x05" + b"\0" * 7 + b"\x7f\xff",
+             _HLL_SPARSE + _HLL_STALE + b"\x88\x7f\xfa\x8b", _HLL_SPARSE + _HLL_STALE + b"\x7f\xfe",
+             _HLL_SPARSE + _HLL_STALE + b"\x7f\xff\x80", b"HYLL\x02\0\0\0" + _HLL_STALE + b"\x7f\xff",
+             b"HYLL\0\0\0\0" + _HLL_STALE + b"\x7f\xff",
+             b"HYLL\0\0\0\0" + _HLL_STALE + bytes([0b11110011, 0b00111100, 0b11001111]) * 4096]
 
 # commands whose replies may come in any order
 UNORDERED = {b"SMEMBERS", b"SINTER", b"SUNION", b"SDIFF", b"HKEYS", b"HVALS", b"KEYS"}
@@ -334,7 +348,8 @@ GLOBAL = {b"KEYS", b"SCAN", b"DBSIZE", b"RANDOMKEY", b"FLUSHALL", b"FLUSHDB"}
 BURST_CMDS = {"SET", "SETEX", "PSETEX", "GETEX", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"}
 WRITE_CMDS = ["SET", "DEL", "INCR", "APPEND", "HSET", "HDEL", "LPUSH", "RPOP", "SADD", "SREM",
               "ZADD", "ZREM", "EXPIRE", "PERSIST", "RENAME", "SETRANGE", "GETDEL", "MSET",
-              "HINCRBY", "LSET", "SMOVE", "ZINCRBY", "COPY", "UNLINK", "SETBIT", "BITOP", "ZDIFFSTORE"]
+              "HINCRBY", "LSET", "SMOVE", "ZINCRBY", "COPY", "UNLINK", "SETBIT", "BITOP", "ZDIFFSTORE",
+              "PFADD", "PFMERGE"]
 
 
 # Scripts for EVAL / EVALSHA / SCRIPT LOAD: (body, keys family, number of
@@ -521,7 +536,8 @@ class Gen:
 
     # --- strings
     def c_get(s):
-        return [b"GET", s.k("str")]
+        # an HyperLogLog's string now and then: its bytes must be Redis's
+        return [b"GET", s.k("hll" if s.rng.random() < 0.15 else "str")]
     c_get.weight = 8
 
     def c_set(s):
@@ -689,6 +705,26 @@ class Gen:
         n = 1 if op.upper() == b"NOT" and s.rng.random() < 0.9 else s.rng.randint(1, 3)
         return [b"BITOP", op, s.k("str")] + s.ks("str", n, n)
     c_bitop.weight = 2
+
+    # --- HyperLogLog (feature level 4): the strings are compared by GET
+    def pf_elems(s):
+        r = s.rng.random()
+        n = s.rng.randint(0, 6) if r < 0.9 else s.rng.randint(200, 1500)
+        return [b"e%d" % s.rng.randrange(4000) for _ in range(n)]
+
+    def c_pfadd(s):
+        if s.rng.random() < 0.05:  # a crafted HLL string, valid or not
+            return [b"SET", s.k("hll"), s.rng.choice(HLL_BLOBS)]
+        return [b"PFADD", s.k("hll")] + s.pf_elems()
+    c_pfadd.weight = 4
+
+    def c_pfcount(s):
+        return [b"PFCOUNT"] + s.ks("hll", 1, 3)
+    c_pfcount.weight = 2
+
+    def c_pfmerge(s):
+        return [b"PFMERGE", s.k("hll")] + s.ks("hll", 0, 3)
+    c_pfmerge.weight = 2
 
     def c_incr(s):
         return [b"INCR", s.k("str")]

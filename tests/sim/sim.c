@@ -1660,13 +1660,19 @@ static void typed_op(struct world *w, struct client *c)
          * and carried out after it; snapshots and transfers carry the
          * level. Chosen by v: the random stream stays the same. Level 1
          * or this build's (2: scripts count their allocations, the
-         * clients' EVALs run under both). */
+         * clients' EVALs run under both; 4: PFADD, PFCOUNT, PFMERGE). */
         if (v % 8 == 0) {
             ARGF("FEATURELEVEL"); ARGF("%d", j % 2 ? 1 : RABIA_KV_FEATURE_LEVEL);
         } else if (v % 8 == 1) {
             ARGF("LMPOP"); ARGF("2"); ARGF("l%u", k); ARGF("l%u", j % 4 + 1); ARGF("LEFT"); ARGF("COUNT"); ARGF("2");
         } else if (v % 8 == 2) {
             ARGF("ZMPOP"); ARGF("1"); ARGF("z%u", k); ARGF("MAX");
+        } else if (v % 8 == 3) { /* HyperLogLog (level 4): strings changed in place */
+            ARGF("PFADD"); ARGF("p%u", k); ARGF("e%u", v * 7 + j); ARGF("e%u", v * 13 + k);
+        } else if (v % 8 == 4) {
+            ARGF("PFCOUNT"); ARGF("p%u", k); /* writes the cached count */
+        } else if (v % 8 == 5) {
+            ARGF("PFMERGE"); ARGF("p%u", k); ARGF("p%u", j % 4 + 1);
         } else {
             ARGF("RANDOMKEY");
         }
@@ -1759,11 +1765,14 @@ static void on_client_reply(struct world *w, struct client *c, const struct rabi
     uint64_t result = 0;
     if (c->typed) {
         size_t used;
-        /* LMPOP and ZMPOP are unknown until a FEATURELEVEL 1 was applied
-         * (every replica answers alike: the state hashes check that) */
-        static const char before_level[][32] = {"-ERR unknown command 'LMPOP'", "-ERR unknown command 'ZMPOP'"};
+        /* LMPOP and ZMPOP are unknown until a FEATURELEVEL 1 was applied,
+         * the PF commands until level 4 (every replica answers alike: the
+         * state hashes check that) */
+        static const char before_level[][32] = {"-ERR unknown command 'LMPOP'", "-ERR unknown command 'ZMPOP'",
+                                                "-ERR unknown command 'PFADD'", "-ERR unknown command 'PFCOUNT'",
+                                                "-ERR unknown command 'PFMERGE'"};
         bool early = false;
-        for (int k = 0; k < 2; k++)
+        for (size_t k = 0; k < sizeof before_level / sizeof before_level[0]; k++)
             early |= m->body_len >= strlen(before_level[k]) &&
                      !memcmp(m->body, before_level[k], strlen(before_level[k]));
         if (rabia_kv_resp_check(m->body, m->body_len, &used) != 0 || used != m->body_len ||
