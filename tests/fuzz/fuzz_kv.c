@@ -145,9 +145,18 @@ static void gen_arg(struct prog *g, int i)
         g->arg[i] = (const uint8_t *)g->num[i];
         g->len[i] = strlen(g->num[i]);
     } else if (kind == 255) { /* a HyperLogLog string */
-        unsigned b = take(&g->in) % NHLL;
-        g->arg[i] = (const uint8_t *)hll_blobs[b].p;
-        g->len[i] = hll_blobs[b].n;
+        unsigned b = take(&g->in) % (NHLL + 1);
+        if (b == NHLL) { /* dense, registers 0-63 (above 51 only a crafted one has) */
+            static uint8_t dense[16 + 12288 + 1] = "HYLL";
+            dense[15] = 0x80;
+            for (size_t k = 16; k < 16 + 12288; k++)
+                dense[k] = (uint8_t)(k * 37 + (k >> 3));
+            g->arg[i] = dense;
+            g->len[i] = 16 + 12288;
+        } else {
+            g->arg[i] = (const uint8_t *)hll_blobs[b].p;
+            g->len[i] = hll_blobs[b].n;
+        }
     } else { /* raw bytes of the input */
         size_t n = take(&g->in);
         size_t have = (size_t)(g->in.end - g->in.p);

@@ -91,7 +91,10 @@ def kv_seeds():
         cmd("pfmerge", "k2", "k1"), cmd("pfmerge", "k1", "k0"), cmd("get", "k2"),
         cmd("set", "k3", b"HYLL\x01\0\0\0" + b"\0" * 7 + b"\x80\x71\xa4\x83\x80\x4e\x55"),
         cmd("pfadd", "k3", "a"), cmd("append", "k3", "\x7f"), cmd("pfadd", "k3", "b", "c"), cmd("pfcount", "k3"),
-        cmd("setrange", "k2", 20, "\x3f\x7f"), cmd("pfmerge", "k4", "k2"), RESTORE, cmd("pfcount", "k2", "k4"))
+        cmd("setrange", "k2", 20, "\x3f\x7f"), cmd("pfmerge", "k4", "k2"), RESTORE, cmd("pfcount", "k2", "k4"),
+        many(100, lambda i: cmd("pfadd", "k5", *[f"g{i}-{j}" for j in range(14)])), cmd("pfcount", "k5"),
+        cmd("pfmerge", "k1", "k5"), cmd("pfadd", "k5", "more"), cmd("setrange", "k5", 100, "\xff"),
+        cmd("pfcount", "k5"), cmd("pfcount", "k5", "k1"), RESTORE, cmd("get", "k1"))
     p["lists"] = program(
         cmd("rpush", "k0", *[f"v{i}" for i in range(11)]),
         many(14, lambda i: cmd("lpush", "k0", *[f"w{i}-{j}-" + "x" * (i * 4) for j in range(8)])),
