@@ -12,6 +12,8 @@
 static const struct kv_cmd commands[] = {
     {"append", 3, KV_F_WRITE | KV_F_DENYOOM | KV_F_FAST, 1, 1, 1, kv_cmd_append},
     {"bitcount", -2, KV_F_READONLY | KV_F_SCANS, 1, 1, 1, kv_cmd_bitcount},
+    {"bitfield", -2, KV_F_WRITE | KV_F_DENYOOM, 1, 1, 1, kv_cmd_bitfield},
+    {"bitfield_ro", -2, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_bitfield_ro},
     {"bitop", -4, KV_F_WRITE | KV_F_DENYOOM | KV_F_SCANS, 2, -1, 1, kv_cmd_bitop},
     {"bitpos", -3, KV_F_READONLY | KV_F_SCANS, 1, 1, 1, kv_cmd_bitpos},
     {"blmove", 6, KV_F_WRITE | KV_F_DENYOOM | KV_F_BLOCKING | KV_F_NOSCRIPT, 1, 2, 1, kv_cmd_blmove},
@@ -175,6 +177,8 @@ static const struct {
     const char *name;
     uint8_t level;
 } levels[] = {
+    {"bitfield", 4},
+    {"bitfield_ro", 4},
     {"blmpop", 1},
     {"bzmpop", 1},
     {"bzpopmax", 1},

@@ -546,7 +546,8 @@ KV_CMD(getdel); KV_CMD(getex); KV_CMD(mget); KV_CMD(mset); KV_CMD(msetnx); KV_CM
 KV_CMD(strlen); KV_CMD(getrange); KV_CMD(setrange); KV_CMD(incr); KV_CMD(decr);
 KV_CMD(incrby); KV_CMD(decrby); KV_CMD(incrbyfloat);
 /* t_bitmap.c */
-KV_CMD(setbit); KV_CMD(getbit); KV_CMD(bitcount); KV_CMD(bitpos); KV_CMD(bitop);
+KV_CMD(setbit); KV_CMD(getbit); KV_CMD(bitcount); KV_CMD(bitpos); KV_CMD(bitop); KV_CMD(bitfield);
+KV_CMD(bitfield_ro);
 /* t_hll.c */
 KV_CMD(pfadd); KV_CMD(pfcount); KV_CMD(pfmerge);
 /* t_keys.c: keyspace and expiry */

@@ -2,7 +2,8 @@
  * BITPOS, BITOP), as Redis 7.0's bitops.c answers them: the same argument
  * checks in the same order, the same errors, the same edge cases (BITPOS's
  * zero padding to the right when no end is given, BITCOUNT and BITPOS
- * ranges in bytes or bits). BITFIELD is not implemented.
+ * ranges in bytes or bits); BITFIELD and BITFIELD_RO (feature level 4)
+ * at the end of the file.
  *
  * Bit 0 is the most significant bit of byte 0. A string grows (zero
  * filled) to hold the highest bit SETBIT touches, up to 512 MiB
@@ -343,3 +344,286 @@ KV_CMD(bitop)
     int rc = kv_set(c, c->argv[2], c->len[2], r, false);
     return rc < 0 ? rc : kv_reply_int(c, (int64_t)maxlen);
 }
+
+/* ------------------------------------------------------------------ */
+/* BITFIELD and BITFIELD_RO (feature level 4), as Redis 7.0's
+ * bitfieldGeneric: every operation parsed (and refused with Redis's
+ * error) before any runs; a write grows the string first to the farthest
+ * bit any write names (even one that then fails on overflow); GETs past
+ * the end read zeroes; the reply has one entry per GET, SET and INCRBY.
+ * Integers are read and written most significant bit first, from bit
+ * `offset` (bit 0 the top bit of byte 0), as SETBIT numbers them. */
+
+enum bf_op { BF_GET, BF_SET, BF_INCRBY };
+enum bf_overflow { BF_WRAP, BF_SAT, BF_FAIL };
+
+struct bf_step {
+    uint64_t offset;
+    int64_t value; /* SET's value, INCRBY's increment */
+    uint8_t bits, sign, op, overflow;
+};
+
+#define BF_STACK_STEPS 32 /* operations parsed without an allocation */
+#define ERR_BF_TYPE "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is."
+
+/* Redis's getBitfieldTypeFromArgument: i1..i64, u1..u63 (the digits read
+ * up to a NUL, as Redis's strlen does). */
+static bool bf_type(struct kv_ctx *c, uint32_t i, uint8_t *sign, uint8_t *bits)
+{
+    const uint8_t *p = c->argv[i];
+    size_t n = c->len[i];
+    int64_t v;
+    if (n == 0 || (p[0] != 'i' && p[0] != 'u')) {
+        kv_reply_err(c, ERR_BF_TYPE);
+        return false;
+    }
+    const uint8_t *nul = memchr(p + 1, 0, n - 1);
+    size_t dn = nul ? (size_t)(nul - (p + 1)) : n - 1;
+    *sign = p[0] == 'i';
+    if (!kv_parse_i64(p + 1, dn, &v) || v < 1 || v > (*sign ? 64 : 63)) {
+        kv_reply_err(c, ERR_BF_TYPE);
+        return false;
+    }
+    *bits = (uint8_t)v;
+    return true;
+}
+
+/* Redis's getBitOffsetFromArgument with its #N form (N * bits; the product
+ * wraps as it does in Redis's 64-bit arithmetic before the range check). */
+static bool bf_offset(struct kv_ctx *c, uint32_t i, uint8_t bits, uint64_t *off)
+{
+    bool hash = c->len[i] > 0 && c->argv[i][0] == '#';
+    int64_t v;
+    if (!kv_parse_i64(c->argv[i] + hash, c->len[i] - hash, &v)) {
+        kv_reply_err(c, ERR_OFFSET);
+        return false;
+    }
+    if (hash)
+        v = (int64_t)((uint64_t)v * bits);
+    if (v < 0 || (uint64_t)(v >> 3) >= KV_STR_MAX) {
+        kv_reply_err(c, ERR_OFFSET);
+        return false;
+    }
+    *off = (uint64_t)v;
+    return true;
+}
+
+/* The `bits`-wide unsigned integer at bit `off` of p[0..n) (zeroes past n). */
+static uint64_t bf_get(const uint8_t *p, uint64_t n, uint64_t off, unsigned bits)
+{
+    uint64_t v = 0;
+    for (unsigned j = 0; j < bits; j++, off++) {
+        uint64_t byte = off >> 3;
+        unsigned bit = byte < n ? (p[byte] >> (7 - (off & 7))) & 1u : 0;
+        v = v << 1 | bit;
+    }
+    return v;
+}
+
+static int64_t bf_get_signed(const uint8_t *p, uint64_t n, uint64_t off, unsigned bits)
+{
+    uint64_t u = bf_get(p, n, off, bits);
+    if (bits < 64 && (u >> (bits - 1) & 1))
+        u |= UINT64_MAX << bits; /* the sign extended */
+    return (int64_t)u;
+}
+
+/* The low `bits` bits of v written at bit `off` of p (the caller grew p). */
+static void bf_put(uint8_t *p, uint64_t off, unsigned bits, uint64_t v)
+{
+    for (unsigned j = 0; j < bits; j++, off++) {
+        unsigned bit = (v >> (bits - 1 - j)) & 1u, sh = 7 - (unsigned)(off & 7);
+        p[off >> 3] = (uint8_t)((p[off >> 3] & ~(1u << sh)) | bit << sh);
+    }
+}
+
+/* Redis's checkUnsignedBitfieldOverflow: 0 in range, else 1 / -1 (above /
+ * below) with *limit what WRAP or SAT make of it. */
+static int bf_overflow_u(uint64_t value, int64_t incr, unsigned bits, int ow, uint64_t *limit)
+{
+    uint64_t max = bits == 64 ? UINT64_MAX : (1ull << bits) - 1;
+    int64_t maxincr = (int64_t)(max - value), minincr = (int64_t)(0 - value);
+    int dir = 0;
+    if (value > max || (incr > 0 && incr > maxincr))
+        dir = 1;
+    else if (incr < 0 && incr < minincr)
+        dir = -1;
+    if (!dir)
+        return 0;
+    if (ow == BF_WRAP)
+        *limit = (value + (uint64_t)incr) & ~(UINT64_MAX << bits);
+    else if (ow == BF_SAT)
+        *limit = dir > 0 ? max : 0;
+    return dir;
+}
+
+/* Redis's checkSignedBitfieldOverflow (its differences computed in 64-bit
+ * unsigned arithmetic, as Redis means them). */
+static int bf_overflow_s(int64_t value, int64_t incr, unsigned bits, int ow, int64_t *limit)
+{
+    int64_t max = bits == 64 ? INT64_MAX : (int64_t)((1ull << (bits - 1)) - 1);
+    int64_t min = -max - 1;
+    int64_t maxincr = (int64_t)((uint64_t)max - (uint64_t)value);
+    int64_t minincr = (int64_t)((uint64_t)min - (uint64_t)value);
+    int dir = 0;
+    if (value > max || (bits != 64 && incr > maxincr) || (value >= 0 && incr > 0 && incr > maxincr))
+        dir = 1;
+    else if (value < min || (bits != 64 && incr < minincr) || (value < 0 && incr < 0 && incr < minincr))
+        dir = -1;
+    if (!dir)
+        return 0;
+    if (ow == BF_WRAP) {
+        uint64_t r = (uint64_t)value + (uint64_t)incr;
+        if (bits < 64) {
+            uint64_t mask = UINT64_MAX << bits;
+            r = r >> (bits - 1) & 1 ? r | mask : r & ~mask;
+        }
+        *limit = (int64_t)r;
+    } else if (ow == BF_SAT) {
+        *limit = dir > 0 ? max : min;
+    }
+    return dir;
+}
+
+static int bitfield_run(struct kv_ctx *c, bool ro, struct bf_step *steps, uint32_t cap);
+
+static int bitfield(struct kv_ctx *c, bool ro)
+{
+    /* every operation takes at least three arguments (GET type offset) */
+    uint32_t cap = (c->argc - 2) / 3;
+    struct bf_step small[BF_STACK_STEPS], *steps = small;
+    if (cap > BF_STACK_STEPS && !(steps = kv_alloc(c->s, cap * sizeof *steps)))
+        return -ENOMEM;
+    int rc = bitfield_run(c, ro, steps, cap);
+    if (steps != small)
+        kv_free(c->s, steps);
+    return rc;
+}
+
+static int bitfield_run(struct kv_ctx *c, bool ro, struct bf_step *steps, uint32_t cap)
+{
+    uint32_t n = 0;
+    int ow = BF_WRAP;
+    bool writes = false;
+    uint64_t highest = 0; /* the farthest bit a write names */
+    for (uint32_t j = 2; j < c->argc; j++) {
+        uint32_t rem = c->argc - j - 1;
+        uint8_t op;
+        if (kv_arg_is(c, j, "get") && rem >= 2) {
+            op = BF_GET;
+        } else if (kv_arg_is(c, j, "set") && rem >= 3) {
+            op = BF_SET;
+        } else if (kv_arg_is(c, j, "incrby") && rem >= 3) {
+            op = BF_INCRBY;
+        } else if (kv_arg_is(c, j, "overflow") && rem >= 1) {
+            j++;
+            if (kv_arg_is(c, j, "wrap"))
+                ow = BF_WRAP;
+            else if (kv_arg_is(c, j, "sat"))
+                ow = BF_SAT;
+            else if (kv_arg_is(c, j, "fail"))
+                ow = BF_FAIL;
+            else
+                return kv_reply_err(c, "ERR Invalid OVERFLOW type specified");
+            continue;
+        } else {
+            return kv_reply_err(c, KV_ERR_SYNTAX);
+        }
+        struct bf_step st = {.op = op, .overflow = (uint8_t)ow};
+        if (!bf_type(c, j + 1, &st.sign, &st.bits) || !bf_offset(c, j + 2, st.bits, &st.offset))
+            return 0;
+        if (op != BF_GET) {
+            writes = true;
+            if (highest < st.offset + st.bits - 1)
+                highest = st.offset + st.bits - 1;
+            if (!kv_arg_i64(c, j + 3, &st.value))
+                return 0;
+        }
+        RABIA_ASSERT(n < cap);
+        steps[n++] = st;
+        j += op == BF_GET ? 2 : 3;
+    }
+    if (writes && ro) /* before the key's type, as in Redis */
+        return kv_reply_err(c, "ERR BITFIELD_RO only supports the GET subcommand");
+    struct kv_dent *e = kv_find_arg(c, 1);
+    if (!kv_type_ok(c, e, KV_STRING))
+        return 0;
+    if (writes) {
+        uint64_t need = (highest >> 3) + 1;
+        if (need > KV_STR_MAX) /* the last bits of the range: Redis grows past proto-max-bulk-len */
+            return kv_reply_err(c, "ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+        struct kv_obj *o = e ? obj(e) : kv_str_new(c->s, NULL, 0), *r;
+        if (!o)
+            return -ENOMEM;
+        if (need > o->len) {
+            if (!(r = kv_str_resize(c->s, o, need))) {
+                if (!e)
+                    kv_obj_free(c->s, o);
+                return -ENOMEM;
+            }
+            o = r;
+            if (e)
+                e->v.p = o;
+            else if (!(e = kv_add(c, c->argv[1], c->len[1], o)))
+                return -ENOMEM;
+        }
+    }
+    int rc = kv_reply_array(c, n);
+    for (uint32_t i = 0; !rc && i < n; i++) {
+        const struct bf_step *st = &steps[i];
+        const struct kv_obj *o = e ? obj(e) : NULL;
+        const uint8_t *p = o ? o->str : NULL;
+        uint64_t len = o ? o->len : 0;
+        if (st->op == BF_GET) {
+            rc = st->sign ? kv_reply_int(c, bf_get_signed(p, len, st->offset, st->bits))
+                          : kv_reply_int(c, (int64_t)bf_get(p, len, st->offset, st->bits));
+            continue;
+        }
+        RABIA_ASSERT(e && (st->offset + st->bits + 7) / 8 <= len);
+        bool fail;
+        uint64_t put;
+        int64_t reply;
+        if (st->sign) {
+            int64_t old = bf_get_signed(p, len, st->offset, st->bits), now, lim = 0;
+            int of;
+            if (st->op == BF_INCRBY) {
+                of = bf_overflow_s(old, st->value, st->bits, st->overflow, &lim);
+                now = of ? lim : (int64_t)((uint64_t)old + (uint64_t)st->value);
+                reply = now;
+            } else {
+                of = bf_overflow_s(st->value, 0, st->bits, st->overflow, &lim);
+                now = of ? lim : st->value;
+                reply = old;
+            }
+            fail = of && st->overflow == BF_FAIL;
+            put = (uint64_t)now;
+        } else {
+            uint64_t old = bf_get(p, len, st->offset, st->bits), now, lim = 0;
+            int of;
+            if (st->op == BF_INCRBY) {
+                now = old + (uint64_t)st->value;
+                of = bf_overflow_u(old, st->value, st->bits, st->overflow, &lim);
+                reply = (int64_t)(now = of ? lim : now);
+            } else {
+                now = (uint64_t)st->value;
+                of = bf_overflow_u(now, 0, st->bits, st->overflow, &lim);
+                now = of ? lim : now;
+                reply = (int64_t)old;
+            }
+            fail = of && st->overflow == BF_FAIL;
+            put = now;
+        }
+        if (fail) {
+            rc = kv_reply_null(c);
+        } else {
+            rc = kv_reply_int(c, reply);
+            bf_put(obj(e)->str, st->offset, st->bits, put);
+        }
+    }
+    if (writes)
+        kv_touch(c, e); /* Redis counts every write, a failed one too */
+    return rc;
+}
+
+KV_CMD(bitfield) { return bitfield(c, false); }
+KV_CMD(bitfield_ro) { return bitfield(c, true); }

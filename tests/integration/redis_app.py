@@ -258,6 +258,15 @@ def types_phase(rs, P):
           lambda: r3.pfmerge(uw, u1, u2) is True and r1.pfcount(uw) == 1504 and r2.pfcount(u1, u2) == 1504)
     check("the HLL strings are the same at every replica",
           lambda: r1.get(u1) == r2.get(u1) == r3.get(u1) and r1.get(uw) == r3.get(uw))
+    # BITFIELD (feature level 4): counters packed in one string, through
+    # redis-py's BitFieldOperation, read back at another replica
+    bf = P + "bf:counters"
+    r1.delete(bf)
+    check("BITFIELD INCRBY u8 #0, #1 with OVERFLOW SAT (replica 1)",
+          lambda: r1.bitfield(bf).incrby("u8", "#0", 200).overflow("SAT").incrby("u8", "#1", 300).execute() == [200, 255])
+    check("BITFIELD_RO at replica 2, OVERFLOW FAIL at replica 3",
+          lambda: r2.execute_command("BITFIELD_RO", bf, "GET", "u8", "#0", "GET", "u8", "#1") == [200, 255]
+          and r3.bitfield(bf).overflow("FAIL").incrby("u8", "#0", 100).get("u8", "#0").execute() == [None, 200])
     # keys
     check("TYPE of each", lambda: [r2.type(k) for k in (P + "s:n", h, lk, s1, z)] ==
           [b"string", b"hash", b"list", b"set", b"zset"])

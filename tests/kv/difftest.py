@@ -377,7 +377,7 @@ BURST_CMDS = {"SET", "SETEX", "PSETEX", "GETEX", "EXPIRE", "PEXPIRE", "EXPIREAT"
 WRITE_CMDS = ["SET", "DEL", "INCR", "APPEND", "HSET", "HDEL", "LPUSH", "RPOP", "SADD", "SREM",
               "ZADD", "ZREM", "EXPIRE", "PERSIST", "RENAME", "SETRANGE", "GETDEL", "MSET",
               "HINCRBY", "LSET", "SMOVE", "ZINCRBY", "COPY", "UNLINK", "SETBIT", "BITOP", "ZDIFFSTORE",
-              "PFADD", "PFMERGE"]
+              "PFADD", "PFMERGE", "BITFIELD"]
 
 
 # Scripts for EVAL / EVALSHA / SCRIPT LOAD: (body, keys family, number of
@@ -753,6 +753,54 @@ class Gen:
     def c_pfmerge(s):
         return [b"PFMERGE", s.k("hll")] + s.ks("hll", 0, 3)
     c_pfmerge.weight = 2
+
+    # BITFIELD / BITFIELD_RO (feature level 4)
+    def bf_type(s):
+        r = s.rng.random()
+        if r < 0.9:
+            sign = s.rng.choice([b"i", b"u"])
+            bits = s.rng.choice([1, 2, 3, 4, 5, 7, 8, 9, 12, 16, 31, 32, 33, 63] + ([64] if sign == b"i" else []))
+            return sign + str(bits).encode()
+        return s.rng.choice([b"u64", b"i65", b"i0", b"x8", b"I8", b"u08", b"u", b"i-1", b"u8x"])
+
+    def bf_offset(s, write):
+        r = s.rng.random()
+        if r < 0.75:
+            return str(s.rng.randint(0, 90)).encode()
+        if r < 0.92:
+            return b"#" + str(s.rng.randint(0, 6)).encode()
+        if write:
+            return s.rng.choice([b"-1", b"x", b"#-1", b"4294967296", b"", b"#x"])
+        return s.rng.choice([b"-1", b"x", b"#-1", b"4294967296", b"4294967295", b"#99999999", b"1000000"])
+
+    def bf_value(s):
+        return s.rng.choice([b"0", b"1", b"-1", b"5", b"100", b"127", b"128", b"-128", b"-129", b"255", b"256",
+                             b"65535", b"-32768", b"1000000", b"9223372036854775807", b"-9223372036854775808",
+                             b"x", b"1.5", b"4294967296"])
+
+    def bf_ops(s, ro):
+        a = []
+        for _ in range(s.rng.randint(0, 4)):
+            r = s.rng.random()
+            if r < 0.35 or (ro and r < 0.9):
+                a += [s.rng.choice([b"GET", b"get"]), s.bf_type(), s.bf_offset(False)]
+            elif r < 0.6:
+                a += [b"SET", s.bf_type(), s.bf_offset(True), s.bf_value()]
+            elif r < 0.85:
+                a += [s.rng.choice([b"INCRBY", b"incrby"]), s.bf_type(), s.bf_offset(True), s.bf_value()]
+            elif r < 0.97:
+                a += [b"OVERFLOW", s.rng.choice([b"WRAP", b"SAT", b"FAIL", b"sat", b"fail", b"nope"])]
+            else:
+                a += [s.rng.choice([b"FOO", b"GET", b"SET"])]  # unknown, or too few arguments
+        return a
+
+    def c_bitfield(s):
+        return [b"BITFIELD", s.k("str")] + s.bf_ops(False)
+    c_bitfield.weight = 3
+
+    def c_bitfield_ro(s):
+        return [b"BITFIELD_RO", s.k("str")] + s.bf_ops(True)
+    c_bitfield_ro.weight = 1
 
     def c_incr(s):
         return [b"INCR", s.k("str")]

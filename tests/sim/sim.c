@@ -1660,7 +1660,7 @@ static void typed_op(struct world *w, struct client *c)
          * and carried out after it; snapshots and transfers carry the
          * level. Chosen by v: the random stream stays the same. Level 1
          * or this build's (2: scripts count their allocations, the
-         * clients' EVALs run under both; 4: PFADD, PFCOUNT, PFMERGE). */
+         * clients' EVALs run under both; 4: PFADD, PFCOUNT, PFMERGE, BITFIELD). */
         if (v % 8 == 0) {
             ARGF("FEATURELEVEL"); ARGF("%d", j % 2 ? 1 : RABIA_KV_FEATURE_LEVEL);
         } else if (v % 8 == 1) {
@@ -1673,6 +1673,9 @@ static void typed_op(struct world *w, struct client *c)
             ARGF("PFCOUNT"); ARGF("p%u", k); /* writes the cached count */
         } else if (v % 8 == 5) {
             ARGF("PFMERGE"); ARGF("p%u", k); ARGF("p%u", j % 4 + 1);
+        } else if (v % 8 == 6) { /* BITFIELD (level 4): bits written in place */
+            ARGF("BITFIELD"); ARGF("b%u", k); ARGF("INCRBY"); ARGF("i5"); ARGF("#%u", j); ARGF("%u", v);
+            ARGF("OVERFLOW"); ARGF("SAT");
         } else {
             ARGF("RANDOMKEY");
         }
@@ -1766,11 +1769,11 @@ static void on_client_reply(struct world *w, struct client *c, const struct rabi
     if (c->typed) {
         size_t used;
         /* LMPOP and ZMPOP are unknown until a FEATURELEVEL 1 was applied,
-         * the PF commands until level 4 (every replica answers alike: the
+         * the PF commands and BITFIELD until level 4 (every replica answers alike: the
          * state hashes check that) */
         static const char before_level[][32] = {"-ERR unknown command 'LMPOP'", "-ERR unknown command 'ZMPOP'",
                                                 "-ERR unknown command 'PFADD'", "-ERR unknown command 'PFCOUNT'",
-                                                "-ERR unknown command 'PFMERGE'"};
+                                                "-ERR unknown command 'PFMERGE'", "-ERR unknown command 'BITFIELD'"};
         bool early = false;
         for (size_t k = 0; k < sizeof before_level / sizeof before_level[0]; k++)
             early |= m->body_len >= strlen(before_level[k]) &&

@@ -538,6 +538,73 @@ static void test_versions(void)
  * and deletes the destination when every source is. A SETBIT that changes
  * nothing leaves the key's version alone, and the state hash after bit
  * writes equals that of the same bytes written with SET. */
+/* BITFIELD and BITFIELD_RO (feature level 4): Redis 7.0.15's replies to
+ * the same lines, overflow kinds, #N offsets, the errors in Redis's
+ * order, a failed write still growing the string, the bytes written. */
+static const char *const bitfield_table[][2] = {
+    {"BITFIELD k SET i8 0 127 INCRBY i8 0 1 OVERFLOW SAT INCRBY i8 0 1 OVERFLOW FAIL INCRBY i8 0 1 GET i8 0",
+     "*5\r\n:0\r\n:-128\r\n:-127\r\n:-126\r\n:-126\r\n"},
+    {"BITFIELD k2 SET u63 0 9223372036854775807 INCRBY u63 0 1 GET u63 0", "*3\r\n:0\r\n:0\r\n:0\r\n"},
+    {"BITFIELD k3 SET i64 0 -9223372036854775808 INCRBY i64 0 -1 OVERFLOW SAT INCRBY i64 0 -1 GET i64 0",
+     "*4\r\n:0\r\n:9223372036854775807\r\n:9223372036854775806\r\n:9223372036854775806\r\n"},
+    {"BITFIELD k4 OVERFLOW FAIL SET u8 #3 300 GET u8 #3 SET u8 #3 -1", "*3\r\n$-1\r\n:0\r\n$-1\r\n"},
+    {"STRLEN k4", ":4\r\n"},
+    {"BITFIELD k5 GET u64 0",
+     "-ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.\r\n"},
+    {"BITFIELD k5 GET i65 0",
+     "-ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.\r\n"},
+    {"BITFIELD k5 GET u8 -1", "-ERR bit offset is not an integer or out of range\r\n"},
+    {"BITFIELD k5 OVERFLOW nope", "-ERR Invalid OVERFLOW type specified\r\n"},
+    {"BITFIELD k5 FOO", "-ERR syntax error\r\n"},
+    {"BITFIELD k5 GET u8", "-ERR syntax error\r\n"},
+    {"BITFIELD_RO k5 SET u8 0 1", "-ERR BITFIELD_RO only supports the GET subcommand\r\n"},
+    {"BITFIELD_RO k5 GET u8 0 GET i4 2", "*2\r\n:0\r\n:0\r\n"},
+    {"BITFIELD k5", "*0\r\n"},
+    {"EXISTS k5", ":0\r\n"},
+    {"BITFIELD k6 SET u8 0 x", "-ERR value is not an integer or out of range\r\n"},
+    {"BITFIELD k6 GET u8 4294967296", "-ERR bit offset is not an integer or out of range\r\n"},
+    {"BITFIELD k6 GET u8 4294967295", "*1\r\n:0\r\n"},
+    {"BITFIELD k7 OVERFLOW FAIL INCRBY u2 100 4 GET u2 100", "*2\r\n$-1\r\n:0\r\n"},
+    {"STRLEN k7", ":13\r\n"},
+    {"BITFIELD k8 INCRBY i5 100 9223372036854775807 INCRBY u5 100 -9223372036854775808 GET i5 100",
+     "*3\r\n:-1\r\n:31\r\n:-1\r\n"},
+    {"SET s hello", "+OK\r\n"},
+    {"BITFIELD s GET u8 0 GET i8 8 GET u4 4 GET i3 37 SET u1 0 1 GET u8 0 INCRBY u16 #2 65535",
+     "*7\r\n:104\r\n:101\r\n:8\r\n:-1\r\n:0\r\n:232\r\n:28415\r\n"},
+    {"SADD set a", ":1\r\n"},
+    {"BITFIELD_RO set SET u8 0 1", "-ERR BITFIELD_RO only supports the GET subcommand\r\n"},
+    {"BITFIELD set GET u8 0", "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"},
+    {"BITFIELD k9 INCRBY i16 #1 -1 OVERFLOW WRAP INCRBY u3 0 -1", "*2\r\n:-1\r\n:7\r\n"},
+};
+
+static void test_bitfield(void)
+{
+    void *sm = fresh();
+    KV_DO(sm, "BITFIELD k GET u8 0", "-ERR unknown command 'BITFIELD', with args beginning with: 'k' 'GET' 'u8' '0' \r\n");
+    KV_DO(sm, "FEATURELEVEL 4", ":4\r\n");
+    for (size_t i = 0; i < sizeof bitfield_table / sizeof bitfield_table[0]; i++)
+        KV_DO(sm, bitfield_table[i][0], bitfield_table[i][1]);
+    const char *get_k[] = {"GET", "k"}, *get_s[] = {"GET", "s"}, *get_k9[] = {"GET", "k9"};
+    run_bin(sm, 2, get_k, NULL);
+    EXPECT_BIN("$1\r\n\x82\r\n");
+    run_bin(sm, 2, get_s, NULL);
+    EXPECT_BIN("$6\r\n\xe8" "elln\xff\r\n");
+    run_bin(sm, 2, get_k9, NULL);
+    EXPECT_BIN("$4\r\n\xe0\x00\xff\xff\r\n");
+    /* the state hash kept across the in-place writes is a restore's */
+    struct rabia_buf snap = {0};
+    CHECK_EQ(rabia_sm_kv.snapshot(sm, &snap), 0);
+    void *other = rabia_sm_kv.create();
+    CHECK_EQ(rabia_sm_kv.restore(other, snap.data, snap.len), 0);
+    uint64_t h1 = 0, h2 = 1;
+    CHECK_EQ(rabia_sm_kv.state_hash(sm, &h1), 0);
+    CHECK_EQ(rabia_sm_kv.state_hash(other, &h2), 0);
+    CHECK_EQ(h1, h2);
+    rabia_buf_free(&snap);
+    rabia_sm_kv.destroy(other);
+    rabia_sm_kv.destroy(sm);
+}
+
 static void test_bits(void)
 {
     void *sm = fresh();
@@ -709,6 +776,7 @@ int main(void)
     RUN(test_big_floats);
     RUN(test_versions);
     RUN(test_bits);
+    RUN(test_bitfield);
     RUN(test_ops);
     RUN(test_snapshot);
     rabia_buf_free(&rep);
