@@ -1104,6 +1104,8 @@ static uint8_t r3_kind(const struct resp_argv *c)
         return R3_TAIL_DOUBLE;
     if (IS("zmpop") || IS("bzmpop"))
         return R3_MPOP;
+    if (IS("lcs")) /* IDX: {"matches": [...], "len": n} */
+        return has_word(c, 3, "idx") ? R3_MAP : R3_PLAIN;
     if (IS("hrandfield"))
         return argc == 4 && eq_ci(c->argv[3], c->argv_len[3], "withvalues") ? R3_PAIRS : R3_PLAIN;
 #undef IS

@@ -512,6 +512,9 @@ enum kv_cmd_flag {
     KV_F_SCANS_DB = 1u << 10, /* the same for the whole database (KEYS) */
     KV_F_LIMIT_WALKS = 1u << 11, /* LIMIT offset count walks offset elements of key 1 (ZRANGEBYSCORE, ...) */
     KV_F_SCAN_COUNT = 1u << 12,  /* COUNT n visits n entries of the database (SCAN) or of key 1 (SSCAN, ...) */
+    /* LCS: a table of (len1 + 1) x (len2 + 1) cells of keys 1 and 2, one
+     * instruction each for a script (a 10,000-byte pair is 100 M cells) */
+    KV_F_LCS = 1u << 13,
 };
 
 struct kv_cmd {
@@ -544,7 +547,7 @@ int kv_run(struct kv_store *s, uint32_t dbi, uint32_t argc, const uint8_t *const
 KV_CMD(get); KV_CMD(set); KV_CMD(setnx); KV_CMD(setex); KV_CMD(psetex); KV_CMD(getset);
 KV_CMD(getdel); KV_CMD(getex); KV_CMD(mget); KV_CMD(mset); KV_CMD(msetnx); KV_CMD(append);
 KV_CMD(strlen); KV_CMD(getrange); KV_CMD(setrange); KV_CMD(incr); KV_CMD(decr);
-KV_CMD(incrby); KV_CMD(decrby); KV_CMD(incrbyfloat);
+KV_CMD(incrby); KV_CMD(decrby); KV_CMD(incrbyfloat); KV_CMD(lcs);
 /* t_bitmap.c */
 KV_CMD(setbit); KV_CMD(getbit); KV_CMD(bitcount); KV_CMD(bitpos); KV_CMD(bitop); KV_CMD(bitfield);
 KV_CMD(bitfield_ro);

@@ -462,7 +462,8 @@ static bool arity_ok(int arity, int argc)
  * that names a key of the script's database (every argument, so that the
  * keys after a numkeys count too; looked up without changing anything:
  * a key past its expiry and not yet deleted counts as well, alike on
- * every replica); for KEYS, the database's size. */
+ * every replica); for KEYS, the database's size; for LCS, the cells of its
+ * table. */
 static uint64_t command_cost(const struct run *r, const struct kv_cmd *cmd, int argc, const uint8_t *const *argv,
                              const uint32_t *len)
 {
@@ -482,6 +483,15 @@ static uint64_t command_cost(const struct run *r, const struct kv_cmd *cmd, int 
         }
     if (cmd && (cmd->flags & KV_F_SCANS_DB))
         cost += kv_dict_size(&db->keys) * KV_SCRIPT_KEY_ELEM_INSNS;
+    if (cmd && (cmd->flags & KV_F_LCS) && argc >= 3) {
+        uint64_t n[2] = {0, 0};
+        for (int i = 0; i < 2; i++) {
+            const struct kv_dent *e = kv_dict_peek(&db->keys, argv[i + 1], len[i + 1]);
+            const struct kv_obj *o = e ? e->v.p : NULL;
+            n[i] = o && o->type == KV_STRING ? o->len : 0;
+        }
+        cost += (n[0] + 1) * (n[1] + 1);
+    }
     if (cmd && (cmd->flags & (KV_F_LIMIT_WALKS | KV_F_SCAN_COUNT)) && argc > 1) {
         /* the elements skipped to a LIMIT's offset, walked one by one as
          * in Redis where the reply may hold one; the entries a SCAN's

@@ -592,3 +592,133 @@ const struct kv_type_ops kv_string_ops = {
     .mem = str_mem,
     .len = str_len,
 };
+
+/* LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN] (feature
+ * level 4), as Redis 7.0's lcsCommand: the dynamic programming table of
+ * (len1 + 1) x (len2 + 1) 32-bit cells, refused past proto-max-bulk-len
+ * bytes (512 MiB: two strings of about 11,500 bytes; such a table took
+ * redis-server 2.4 s, and takes each replica about as long), walked back
+ * from its end the way Redis walks it so that the string and the ranges
+ * are Redis's among the several a pair may have. The table is not the
+ * state's: a failed allocation stops the replica (-ENOMEM) instead of
+ * answering an error another replica would not (a script may store the
+ * answer). */
+#define LCS_TABLE_MAX (512ull * 1024 * 1024)
+
+KV_CMD(lcs)
+{
+    struct kv_dent *ea = kv_find_arg(c, 1), *eb = kv_find_arg(c, 2);
+    if ((ea && obj(ea)->type != KV_STRING) || (eb && obj(eb)->type != KV_STRING))
+        return kv_reply_err(c, "ERR The specified keys must contain string values");
+    const uint8_t *a = ea ? obj(ea)->str : (const uint8_t *)"", *b = eb ? obj(eb)->str : (const uint8_t *)"";
+    const uint64_t alen = ea ? obj(ea)->len : 0, blen = eb ? obj(eb)->len : 0;
+    bool getlen = false, getidx = false, withmatchlen = false;
+    int64_t minmatchlen = 0;
+    for (uint32_t j = 3; j < c->argc; j++) {
+        if (kv_arg_is(c, j, "idx")) {
+            getidx = true;
+        } else if (kv_arg_is(c, j, "len")) {
+            getlen = true;
+        } else if (kv_arg_is(c, j, "withmatchlen")) {
+            withmatchlen = true;
+        } else if (kv_arg_is(c, j, "minmatchlen") && j + 1 < c->argc) {
+            if (!kv_arg_i64(c, j + 1, &minmatchlen))
+                return 0;
+            if (minmatchlen < 0)
+                minmatchlen = 0;
+            j++;
+        } else {
+            return kv_reply_err(c, KV_ERR_SYNTAX);
+        }
+    }
+    if (getlen && getidx)
+        return kv_reply_err(c, "ERR If you want both the length and indexes, please just use IDX.");
+    RABIA_ASSERT(alen <= KV_STR_MAX && blen <= KV_STR_MAX);
+    const uint64_t cols = blen + 1, cells = (alen + 1) * cols;
+    if (cells * sizeof(uint32_t) > LCS_TABLE_MAX)
+        return kv_reply_err(c, "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
+    uint32_t *t = malloc(cells * sizeof *t);
+    if (!t)
+        return -ENOMEM;
+#define LCS(i, j) t[(uint64_t)(j) + (uint64_t)(i) * cols]
+    for (uint64_t i = 0; i <= alen; i++)
+        for (uint64_t j = 0; j <= blen; j++) {
+            if (i == 0 || j == 0)
+                LCS(i, j) = 0;
+            else if (a[i - 1] == b[j - 1])
+                LCS(i, j) = LCS(i - 1, j - 1) + 1;
+            else
+                LCS(i, j) = LCS(i - 1, j) > LCS(i, j - 1) ? LCS(i - 1, j) : LCS(i, j - 1);
+        }
+    const uint32_t total = LCS(alen, blen);
+    int rc = 0;
+    uint8_t *result = NULL;
+    const bool compute = getidx || !getlen;
+    if (compute && !(result = malloc(total ? total : 1))) {
+        free(t);
+        return -ENOMEM;
+    }
+    size_t mark = 0;
+    uint64_t ranges = 0;
+    if (getidx) { /* a map in RESP3: "matches" [ranges...] "len" n */
+        if (!(rc = kv_reply_array(c, 4)) && !(rc = kv_reply_cstr(c, "matches")))
+            mark = kv_reply_defer(c);
+    }
+    /* the walk back: a range grows backward while the matches are
+     * contiguous and is emitted at the first step that is not a match, or
+     * when it reached either string's first byte (astart == alen: none) */
+    uint64_t i = alen, j = blen, idx = total, astart = alen, aend = 0, bstart = 0, bend = 0;
+    while (!rc && compute && i > 0 && j > 0) {
+        bool emit = false;
+        if (a[i - 1] == b[j - 1]) {
+            result[idx - 1] = a[i - 1];
+            if (astart == alen) {
+                astart = aend = i - 1;
+                bstart = bend = j - 1;
+            } else if (astart == i && bstart == j) {
+                astart--;
+                bstart--;
+            } else {
+                emit = true;
+            }
+            if (astart == 0 || bstart == 0)
+                emit = true;
+            idx--;
+            i--;
+            j--;
+        } else {
+            if (LCS(i - 1, j) > LCS(i, j - 1))
+                i--;
+            else
+                j--;
+            if (astart != alen)
+                emit = true;
+        }
+        const uint64_t match_len = aend - astart + 1;
+        if (emit) {
+            if (getidx && (minmatchlen == 0 || match_len >= (uint64_t)minmatchlen)) {
+                if (!(rc = kv_reply_array(c, 2 + withmatchlen)) && !(rc = kv_reply_array(c, 2)) &&
+                    !(rc = kv_reply_int(c, (int64_t)astart)) && !(rc = kv_reply_int(c, (int64_t)aend)) &&
+                    !(rc = kv_reply_array(c, 2)) && !(rc = kv_reply_int(c, (int64_t)bstart)) &&
+                    !(rc = kv_reply_int(c, (int64_t)bend)) && withmatchlen)
+                    rc = kv_reply_int(c, (int64_t)match_len);
+                ranges++;
+            }
+            astart = alen;
+        }
+    }
+#undef LCS
+    if (!rc) {
+        if (getidx) {
+            if (!(rc = kv_reply_set_len(c, mark, ranges)) && !(rc = kv_reply_cstr(c, "len")))
+                rc = kv_reply_int(c, total);
+        } else if (getlen) {
+            rc = kv_reply_int(c, total);
+        } else {
+            rc = kv_reply_bulk(c, result, total);
+        }
+    }
+    free(result);
+    free(t);
+    return rc;
+}

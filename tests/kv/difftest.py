@@ -754,6 +754,24 @@ class Gen:
         return [b"PFMERGE", s.k("hll")] + s.ks("hll", 0, 3)
     c_pfmerge.weight = 2
 
+    # LCS (feature level 4)
+    def c_lcs(s):
+        a = [b"LCS", s.k("str"), s.k("str")]
+        for _ in range(s.rng.randint(0, 3)):
+            r = s.rng.random()
+            if r < 0.35:
+                a.append(s.rng.choice([b"IDX", b"idx"]))
+            elif r < 0.5:
+                a.append(b"LEN")
+            elif r < 0.75:
+                a.append(b"WITHMATCHLEN")
+            elif r < 0.95:
+                a += [b"MINMATCHLEN", s.rng.choice([b"0", b"1", b"2", b"3", b"-1", b"x"])]
+            else:
+                a.append(s.rng.choice([b"FOO", b"MINMATCHLEN"]))
+        return a
+    c_lcs.weight = 2
+
     # BITFIELD / BITFIELD_RO (feature level 4)
     def bf_type(s):
         r = s.rng.random()

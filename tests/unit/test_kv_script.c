@@ -514,6 +514,14 @@ static void test_call_bound(void)
            "0");
     RUN_IS(sm, ":1000\r\n", "EVAL",
            "local n for i = 1, 100 do n = redis.call('sunionstore', 'd2', 'small') end return n", "0");
+    /* LCS (level 4) counts its table's cells: 2,000 x 2,000 bytes is 4 M
+     * a call, 25 calls reach the bound (each took about 10 ms here) */
+    RUN_IS(sm, ":4\r\n", "FEATURELEVEL", "4");
+    RUN_IS(sm, "+OK\r\n", "EVAL", "redis.call('set', 'la', string.rep('ab', 1000)) "
+           "return redis.call('set', 'lb', string.rep('ba', 1000))", "0");
+    RUN_IS(sm, ":1999\r\n", "EVAL", "return redis.call('lcs', 'la', 'lb', 'LEN')", "0");
+    RUN_HAS(sm, "script stopped after 100000000 Lua instructions", "EVAL",
+            "for i = 1, 1e6 do redis.call('lcs', 'la', 'lb', 'LEN') end", "0");
     /* cjson.encode builds its result outside the heap bound and exits the
      * process past 2 GiB ("BUG: Invalid strbuf length requested", exit
      * status 255 at level 2: every replica, at every replay): its size is
@@ -537,7 +545,7 @@ static void test_call_bound(void)
     RUN_IS(sm, "*2\r\n:1\r\n:2\r\n", "EVAL", "return cjson.decode('[1,2]')", "0");
     uint64_t ok, error, stopped;
     rabia_kv_script_runs(sm, &ok, &error, &stopped);
-    CHECK_EQ(stopped, sizeof loops / sizeof loops[0]);
+    CHECK_EQ(stopped, sizeof loops / sizeof loops[0] + 1); /* the LCS loop's too */
     const char *partial = "for i = 1, 4000 do redis.call('incr', 'n') redis.call('sunionstore', 'd3', 'small') end";
     check_restored_stops_alike(sm, partial);
     /* each turn counts two calls (100 each), the 1,000 members of small and

@@ -605,6 +605,55 @@ static void test_bitfield(void)
     rabia_sm_kv.destroy(sm);
 }
 
+/* LCS (feature level 4): Redis 7.0.15's replies (its documentation's
+ * example, a longer pair with many ranges, the errors). */
+static const char *const lcs_table[][2] = {
+    {"SET key1 ohmytext", "+OK\r\n"},
+    {"SET key2 mynewtext", "+OK\r\n"},
+    {"LCS key1 key2", "$6\r\nmytext\r\n"},
+    {"LCS key1 key2 LEN", ":6\r\n"},
+    {"LCS key1 key2 IDX", "*4\r\n$7\r\nmatches\r\n*2\r\n*2\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n*2\r\n*2\r\n:2\r\n:3\r\n*2\r\n"
+                          ":0\r\n:1\r\n$3\r\nlen\r\n:6\r\n"},
+    {"LCS key1 key2 IDX MINMATCHLEN 4", "*4\r\n$7\r\nmatches\r\n*1\r\n*2\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n$3\r\nlen\r\n:6\r\n"},
+    {"LCS key1 key2 IDX MINMATCHLEN 4 WITHMATCHLEN",
+     "*4\r\n$7\r\nmatches\r\n*1\r\n*3\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n:4\r\n$3\r\nlen\r\n:6\r\n"},
+    {"LCS key1 key2 LEN IDX", "-ERR If you want both the length and indexes, please just use IDX.\r\n"},
+    {"LCS key1 key2 MINMATCHLEN", "-ERR syntax error\r\n"},
+    {"LCS key1 key2 MINMATCHLEN x", "-ERR value is not an integer or out of range\r\n"},
+    {"LCS key1 key2 FOO", "-ERR syntax error\r\n"},
+    {"LCS key1 nokey", "$0\r\n\r\n"},
+    {"LCS key1 nokey IDX", "*4\r\n$7\r\nmatches\r\n*0\r\n$3\r\nlen\r\n:0\r\n"},
+    {"SADD s m", ":1\r\n"},
+    {"LCS key1 s", "-ERR The specified keys must contain string values\r\n"},
+    {"SET a ACCGGTCGAGTGCGCGGAAGCCGGCCGAA", "+OK\r\n"},
+    {"SET b GTCGTTCGGAATGCCGTTGCTCTGTAAA", "+OK\r\n"},
+    {"LCS a b IDX WITHMATCHLEN",
+     "*4\r\n$7\r\nmatches\r\n*8\r\n*3\r\n*2\r\n:27\r\n:28\r\n*2\r\n:26\r\n:27\r\n:2\r\n*3\r\n*2\r\n:26\r\n:26\r\n*2\r\n"
+     ":23\r\n:23\r\n:1\r\n*3\r\n*2\r\n:25\r\n:25\r\n*2\r\n:21\r\n:21\r\n:1\r\n*3\r\n*2\r\n:23\r\n:24\r\n*2\r\n:18\r\n"
+     ":19\r\n:2\r\n*3\r\n*2\r\n:19\r\n:22\r\n*2\r\n:12\r\n:15\r\n:4\r\n*3\r\n*2\r\n:14\r\n:18\r\n*2\r\n:6\r\n:10\r\n"
+     ":5\r\n*3\r\n*2\r\n:9\r\n:10\r\n*2\r\n:3\r\n:4\r\n:2\r\n*3\r\n*2\r\n:4\r\n:6\r\n*2\r\n:0\r\n:2\r\n:3\r\n$3\r\n"
+     "len\r\n:20\r\n"},
+    {"LCS a b", "$20\r\nGTCGTCGGAAGCCGGCCGAA\r\n"},
+};
+
+static void test_lcs(void)
+{
+    void *sm = fresh();
+    KV_DO(sm, "LCS a b", "-ERR unknown command 'LCS', with args beginning with: 'a' 'b' \r\n");
+    KV_DO(sm, "FEATURELEVEL 4", ":4\r\n");
+    for (size_t i = 0; i < sizeof lcs_table / sizeof lcs_table[0]; i++)
+        KV_DO(sm, lcs_table[i][0], lcs_table[i][1]);
+    /* a table past 512 MiB is refused before it is allocated */
+    static char big[12001];
+    memset(big, 'a', sizeof big - 1);
+    const char *set1[] = {"SET", "big1", big}, *set2[] = {"SET", "big2", big};
+    KV_DO(sm, "FLUSHALL", "+OK\r\n");
+    CHECK(strcmp(kv_reply_argv(sm, 3, set1, NULL), "+OK\r\n") == 0);
+    CHECK(strcmp(kv_reply_argv(sm, 3, set2, NULL), "+OK\r\n") == 0);
+    KV_DO(sm, "LCS big1 big2 LEN", "-ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len\r\n");
+    rabia_sm_kv.destroy(sm);
+}
+
 static void test_bits(void)
 {
     void *sm = fresh();
@@ -777,6 +826,7 @@ int main(void)
     RUN(test_versions);
     RUN(test_bits);
     RUN(test_bitfield);
+    RUN(test_lcs);
     RUN(test_ops);
     RUN(test_snapshot);
     rabia_buf_free(&rep);

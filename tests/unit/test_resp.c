@@ -1365,6 +1365,10 @@ static void test_resp3_hello(void)
     EXPECT_LOCAL(&s, "HELLO 3", HELLO3);
     CHECK_EQ(RUN_CMD(&s, "HGETALL h", &r), RESP_REPLICATE);
     CHECK_EQ(s.r3, R3_MAP);
+    CHECK_EQ(RUN_CMD(&s, "LCS a b IDX WITHMATCHLEN", &r), RESP_REPLICATE); /* {"matches": ..., "len": n} */
+    CHECK_EQ(s.r3, R3_MAP);
+    CHECK_EQ(RUN_CMD(&s, "LCS a b LEN", &r), RESP_REPLICATE);
+    CHECK_EQ(s.r3, R3_PLAIN);
     EXPECT_LOCAL(&s, "PING", "+PONG\r\n");
     CHECK_EQ(s.r3, R3_NONE); /* reset by every command */
     run_free(&r);
