@@ -411,6 +411,7 @@ static bool bf_offset(struct kv_ctx *c, uint32_t i, uint8_t bits, uint64_t *off)
 /* The `bits`-wide unsigned integer at bit `off` of p[0..n) (zeroes past n). */
 static uint64_t bf_get(const uint8_t *p, uint64_t n, uint64_t off, unsigned bits)
 {
+    RABIA_ASSERT(bits >= 1 && bits <= 64 && (p || n == 0));
     uint64_t v = 0;
     for (unsigned j = 0; j < bits; j++, off++) {
         uint64_t byte = off >> 3;
@@ -431,6 +432,7 @@ static int64_t bf_get_signed(const uint8_t *p, uint64_t n, uint64_t off, unsigne
 /* The low `bits` bits of v written at bit `off` of p (the caller grew p). */
 static void bf_put(uint8_t *p, uint64_t off, unsigned bits, uint64_t v)
 {
+    RABIA_ASSERT(bits >= 1 && bits <= 64);
     for (unsigned j = 0; j < bits; j++, off++) {
         unsigned bit = (v >> (bits - 1 - j)) & 1u, sh = 7 - (unsigned)(off & 7);
         p[off >> 3] = (uint8_t)((p[off >> 3] & ~(1u << sh)) | bit << sh);
@@ -441,7 +443,8 @@ static void bf_put(uint8_t *p, uint64_t off, unsigned bits, uint64_t v)
  * below) with *limit what WRAP or SAT make of it. */
 static int bf_overflow_u(uint64_t value, int64_t incr, unsigned bits, int ow, uint64_t *limit)
 {
-    uint64_t max = bits == 64 ? UINT64_MAX : (1ull << bits) - 1;
+    RABIA_ASSERT(bits >= 1 && bits <= 63); /* u64 is refused: Redis's reply cannot hold it */
+    uint64_t max = (1ull << bits) - 1;
     int64_t maxincr = (int64_t)(max - value), minincr = (int64_t)(0 - value);
     int dir = 0;
     if (value > max || (incr > 0 && incr > maxincr))
@@ -461,6 +464,7 @@ static int bf_overflow_u(uint64_t value, int64_t incr, unsigned bits, int ow, ui
  * unsigned arithmetic, as Redis means them). */
 static int bf_overflow_s(int64_t value, int64_t incr, unsigned bits, int ow, int64_t *limit)
 {
+    RABIA_ASSERT(bits >= 1 && bits <= 64);
     int64_t max = bits == 64 ? INT64_MAX : (int64_t)((1ull << (bits - 1)) - 1);
     int64_t min = -max - 1;
     int64_t maxincr = (int64_t)((uint64_t)max - (uint64_t)value);
