@@ -97,6 +97,30 @@ static void bit_range_to_bytes(int64_t *start, int64_t *end, uint8_t *first_neg,
     *end >>= 3;
 }
 
+/* The string of key argv[1] (*e; NULL: absent, then created empty) made
+ * at least need bytes long, zero filled, as Redis's
+ * lookupStringForBitCommand: 0 or -ENOMEM (nothing created then). */
+static int grow(struct kv_ctx *c, struct kv_dent **e, uint64_t need)
+{
+    RABIA_ASSERT(need <= KV_STR_MAX + 8 && (!*e || obj(*e)->type == KV_STRING));
+    struct kv_obj *o = *e ? obj(*e) : kv_str_new(c->s, NULL, 0), *r;
+    if (!o)
+        return -ENOMEM;
+    if (need > o->len) {
+        if (!(r = kv_str_resize(c->s, o, need))) {
+            if (!*e)
+                kv_obj_free(c->s, o);
+            return -ENOMEM;
+        }
+        o = r;
+        if (*e)
+            (*e)->v.p = o;
+    }
+    if (!*e && !(*e = kv_add(c, c->argv[1], c->len[1], o)))
+        return -ENOMEM;
+    return 0;
+}
+
 KV_CMD(setbit)
 {
     uint64_t off;
@@ -111,21 +135,10 @@ KV_CMD(setbit)
     uint64_t byte = off >> 3, need = byte + 1;
     RABIA_ASSERT(need <= KV_STR_MAX);
     bool dirty = !e || need > obj(e)->len; /* created or grown */
-    struct kv_obj *o = e ? obj(e) : kv_str_new(c->s, NULL, 0), *r;
-    if (!o)
-        return -ENOMEM;
-    if (need > o->len) {
-        if (!(r = kv_str_resize(c->s, o, need))) {
-            if (!e)
-                kv_obj_free(c->s, o);
-            return -ENOMEM;
-        }
-        o = r;
-        if (e)
-            e->v.p = o;
-        else if (!(e = kv_add(c, c->argv[1], c->len[1], o)))
-            return -ENOMEM;
-    }
+    int rc = grow(c, &e, need);
+    if (rc < 0)
+        return rc;
+    struct kv_obj *o = obj(e);
     const uint8_t mask = (uint8_t)(1u << (7 - (off & 7)));
     const int was = (o->str[byte] & mask) != 0;
     if (was != (int)on) {
@@ -556,21 +569,9 @@ static int bitfield_run(struct kv_ctx *c, bool ro, struct bf_step *steps, uint32
         uint64_t need = (highest >> 3) + 1;
         if (need > KV_STR_MAX) /* the last bits of the range: Redis grows past proto-max-bulk-len */
             return kv_reply_err(c, "ERR string exceeds maximum allowed size (proto-max-bulk-len)");
-        struct kv_obj *o = e ? obj(e) : kv_str_new(c->s, NULL, 0), *r;
-        if (!o)
-            return -ENOMEM;
-        if (need > o->len) {
-            if (!(r = kv_str_resize(c->s, o, need))) {
-                if (!e)
-                    kv_obj_free(c->s, o);
-                return -ENOMEM;
-            }
-            o = r;
-            if (e)
-                e->v.p = o;
-            else if (!(e = kv_add(c, c->argv[1], c->len[1], o)))
-                return -ENOMEM;
-        }
+        int rc = grow(c, &e, need);
+        if (rc < 0)
+            return rc;
     }
     int rc = kv_reply_array(c, n);
     for (uint32_t i = 0; !rc && i < n; i++) {

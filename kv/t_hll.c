@@ -525,29 +525,43 @@ KV_CMD(pfadd)
     return kv_reply_int(c, updated ? 1 : 0);
 }
 
+/* The registers of the HLLs named by arguments 1.. raised into max (zeroed
+ * first; an absent key counts as empty), as Redis's hllMerge over them:
+ * 1, or 0 after an error reply (not an HLL, corrupt), or -ENOMEM. *dense:
+ * one of them is dense. */
+static int merge_sources(struct kv_ctx *c, uint8_t *max, bool *dense)
+{
+    memset(max, 0, HLL_REGS);
+    *dense = false;
+    for (uint32_t j = 1; j < c->argc; j++) {
+        struct kv_dent *e = kv_find_arg(c, j);
+        if (!e)
+            continue;
+        if (!hll_ok(c, e))
+            return 0;
+        const struct kv_obj *o = obj(e);
+        if (o->str[4] == HLL_ENC_DENSE) {
+            *dense = true;
+            for (uint32_t i = 0; i < HLL_REGS; i++) {
+                uint8_t v = dense_get(o->str + HLL_HDR, i);
+                if (v > max[i])
+                    max[i] = v;
+            }
+        } else if (!sparse_max(o->str, o->len, max)) {
+            int rc = kv_reply_err(c, ERR_CORRUPT);
+            return rc < 0 ? rc : 0;
+        }
+    }
+    return 1;
+}
+
 KV_CMD(pfcount)
 {
     if (c->argc > 2) { /* the cardinality of the union: nothing is cached */
         uint8_t max[HLL_REGS];
-        memset(max, 0, sizeof max);
-        for (uint32_t j = 1; j < c->argc; j++) {
-            struct kv_dent *e = kv_find_arg(c, j);
-            if (!e)
-                continue;
-            if (!hll_ok(c, e))
-                return 0;
-            const struct kv_obj *o = obj(e);
-            if (o->str[4] == HLL_ENC_DENSE) {
-                for (uint32_t i = 0; i < HLL_REGS; i++) {
-                    uint8_t v = dense_get(o->str + HLL_HDR, i);
-                    if (v > max[i])
-                        max[i] = v;
-                }
-            } else if (!sparse_max(o->str, o->len, max)) {
-                return kv_reply_err(c, ERR_CORRUPT);
-            }
-        }
-        return kv_reply_int(c, (int64_t)estimate(max));
+        bool dense;
+        int rc = merge_sources(c, max, &dense);
+        return rc <= 0 ? rc : kv_reply_int(c, (int64_t)estimate(max));
     }
     struct kv_dent *e = kv_find_arg(c, 1);
     if (!e)
@@ -574,26 +588,10 @@ KV_CMD(pfcount)
 KV_CMD(pfmerge)
 {
     uint8_t max[HLL_REGS];
-    memset(max, 0, sizeof max);
-    bool use_dense = false;
-    for (uint32_t j = 1; j < c->argc; j++) { /* the destination is a source too */
-        struct kv_dent *e = kv_find_arg(c, j);
-        if (!e)
-            continue;
-        if (!hll_ok(c, e))
-            return 0;
-        const struct kv_obj *o = obj(e);
-        if (o->str[4] == HLL_ENC_DENSE) {
-            use_dense = true;
-            for (uint32_t i = 0; i < HLL_REGS; i++) {
-                uint8_t v = dense_get(o->str + HLL_HDR, i);
-                if (v > max[i])
-                    max[i] = v;
-            }
-        } else if (!sparse_max(o->str, o->len, max)) {
-            return kv_reply_err(c, ERR_CORRUPT);
-        }
-    }
+    bool use_dense;
+    int rc = merge_sources(c, max, &use_dense); /* the destination is a source too */
+    if (rc <= 0)
+        return rc;
     struct kv_dent *e = kv_find_arg(c, 1);
     if (!e) {
         struct kv_obj *o = hll_new(c->s);
@@ -601,7 +599,7 @@ KV_CMD(pfmerge)
             return -ENOMEM;
     }
     if (use_dense && obj(e)->str[4] == HLL_ENC_SPARSE) {
-        int rc = to_dense(c->s, e);
+        rc = to_dense(c->s, e);
         if (rc < 0)
             return rc;
         RABIA_ASSERT(rc == 1); /* it was merged as a source above */
@@ -609,7 +607,7 @@ KV_CMD(pfmerge)
     for (uint32_t i = 0; i < HLL_REGS; i++) {
         if (!max[i])
             continue;
-        int rc = hll_set(c->s, e, i, max[i]);
+        rc = hll_set(c->s, e, i, max[i]);
         if (rc < 0 && rc != -1)
             return rc;
         RABIA_ASSERT(rc >= 0);
