@@ -55,6 +55,25 @@ static inline void *kv_fresh_at(uint64_t t0)
     return sm;
 }
 
+/* A store restored from sm's snapshot, whose state hash (computed from the
+ * bytes it read) must equal the one sm kept up to date across its changes
+ * (in place ones included); the caller destroys it. */
+static inline void *kv_restored_alike(void *sm)
+{
+    struct rabia_buf snap = {0};
+    CHECK_EQ(rabia_sm_kv.snapshot(sm, &snap), 0);
+    void *other = rabia_sm_kv.create();
+    if (!other)
+        abort();
+    CHECK_EQ(rabia_sm_kv.restore(other, snap.data, snap.len), 0);
+    uint64_t h1 = 0, h2 = 1;
+    CHECK_EQ(rabia_sm_kv.state_hash(sm, &h1), 0);
+    CHECK_EQ(rabia_sm_kv.state_hash(other, &h2), 0);
+    CHECK_EQ(h1, h2);
+    rabia_buf_free(&snap);
+    return other;
+}
+
 /* Check that line's reply is exactly `want` (RESP2, e.g. ":1\r\n"). */
 #define KV_DO(sm, line, want)                                                                \
     do {                                                                                     \

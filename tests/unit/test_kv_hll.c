@@ -464,20 +464,14 @@ static void test_hash(void)
         CHECK_EQ(rabia_sm_kv.state_hash(sm, &h), 0);
     }
     add_range(sm, "h", "z", 0, 3000, ":1"); /* promoted to dense */
+    uint64_t settled; /* h's term settled before the count is cached into its bytes */
+    CHECK_EQ(rabia_sm_kv.state_hash(sm, &settled), 0);
     KV_DO(sm, "PFCOUNT h", ":2991\r\n");
-    struct rabia_buf snap = {0};
-    CHECK_EQ(rabia_sm_kv.snapshot(sm, &snap), 0);
-    void *other = rabia_sm_kv.create();
-    CHECK_EQ(rabia_sm_kv.restore(other, snap.data, snap.len), 0);
-    uint64_t h1 = 0, h2 = 1;
-    CHECK_EQ(rabia_sm_kv.state_hash(sm, &h1), 0);
-    CHECK_EQ(rabia_sm_kv.state_hash(other, &h2), 0);
-    CHECK_EQ(h1, h2);
+    void *other = kv_restored_alike(sm);
     KV_DO(other, "PFCOUNT h", ":2991\r\n");
     static uint8_t dense[12304];
     CHECK_EQ(get_bytes(other, "h", dense, sizeof dense), 12304);
     CHECK_EQ(dense[4], 0);
-    rabia_buf_free(&snap);
     rabia_sm_kv.destroy(other);
     rabia_sm_kv.destroy(sm);
 }
