@@ -33,8 +33,10 @@
  * hll-sparse-max-bytes setting: the sparse form is promoted past 3,000
  * bytes, Redis's default, on every replica (a per-replica setting would
  * part their states). Cost: PFMERGE into a sparse destination sets the
- * registers one at a time, each walking the sparse string from its start,
- * as Redis 7.0 does (at most about 12,000 registers x 3,000 bytes). */
+ * registers one at a time as Redis 7.0 does, but each walk goes on from
+ * where the last one found its opcode (struct walk_from) instead of from
+ * the first: the same bytes, one pass over the string instead of one per
+ * register set. */
 #include <math.h>
 #include <string.h>
 
@@ -298,12 +300,26 @@ static int to_dense(struct kv_store *s, struct kv_dent *e)
     return 1;
 }
 
+/* Where a walk for a higher register may start instead of at the first
+ * opcode (PFMERGE sets registers in increasing order): the opcode at `at`,
+ * whose first register is `first`, and the one before it (`prev`, SIZE_MAX:
+ * none). A set changes bytes only from the opcode before the one it finds
+ * on (its merge step starts there, and keeps that opcode's start), so
+ * that opcode, its first register and everything before it still hold for
+ * the next walk. ok false: walk from the start. */
+struct walk_from {
+    size_t at, prev;
+    uint32_t first;
+    bool ok;
+};
+
 /* Raise register idx of a sparse HLL to v (Redis's hllSparseSet, step for
  * step, so that the bytes come out as Redis's): 1 raised, 0 it was not
  * lower, -1 corrupt (nothing changed), -ENOMEM. Promotes the HLL to dense
  * when v does not fit a VAL or the string would pass
- * HLL_SPARSE_MAX_BYTES. */
-static int sparse_set(struct kv_store *s, struct kv_dent *e, uint32_t idx, uint8_t v)
+ * HLL_SPARSE_MAX_BYTES. wf (may be NULL): where to start the walk, updated
+ * for the next set of a higher register. */
+static int sparse_set(struct kv_store *s, struct kv_dent *e, uint32_t idx, uint8_t v, struct walk_from *wf)
 {
     RABIA_ASSERT(idx < HLL_REGS && v >= 1 && v <= 63);
     struct kv_obj *o = obj(e);
@@ -311,20 +327,38 @@ static int sparse_set(struct kv_store *s, struct kv_dent *e, uint32_t idx, uint8
     if (v > HLL_VAL_MAX)
         goto promote;
     /* Step 1: the opcode covering idx (at p, its first register `first`),
-     * and the one before it (prev; none: SIZE_MAX). */
-    size_t end = o->len, p = HLL_HDR, prev = SIZE_MAX;
-    uint32_t first = 0, span = 0, oplen = 0;
+     * and the one before it (prev; none: SIZE_MAX). Also the opcode before
+     * prev and prev's first register (for wf), known once the walk moved. */
+    size_t end = o->len, p = HLL_HDR, prev = SIZE_MAX, pprev = SIZE_MAX;
+    uint32_t first = 0, span = 0, oplen = 0, prev_first = 0;
+    bool moved = true; /* from the start, prev (none) needs nothing */
+    if (wf && wf->ok) {
+        RABIA_ASSERT(wf->first <= idx && wf->at >= HLL_HDR && wf->at < end);
+        p = wf->at;
+        first = wf->first;
+        prev = wf->prev;
+        moved = false;
+    }
     while (p < end) {
         if (!(oplen = op_decode(o->str, p, end, &span)))
             return -1;
         if (idx < first + span)
             break;
+        pprev = prev;
         prev = p;
+        prev_first = first;
+        moved = true;
         p += oplen;
         first += span;
     }
     if (p >= end)
         return -1; /* the opcodes end before idx */
+    if (wf) {
+        if (prev == SIZE_MAX)
+            *wf = (struct walk_from){.at = HLL_HDR, .prev = SIZE_MAX, .first = 0, .ok = true};
+        else
+            *wf = (struct walk_from){.at = prev, .prev = pprev, .first = prev_first, .ok = moved};
+    }
     const uint8_t b = o->str[p];
     const size_t next = p + oplen; /* where the opcodes after it start (may be end) */
     /* Step 2: a VAL at v or above needs nothing; a one-register VAL or
@@ -422,12 +456,12 @@ promote: {
 }
 
 /* Raise register idx of e's HLL to v: 1 raised, 0 not lower, -1 corrupt,
- * -ENOMEM. */
-static int hll_set(struct kv_store *s, struct kv_dent *e, uint32_t idx, uint8_t v)
+ * -ENOMEM (wf: sparse_set's). */
+static int hll_set(struct kv_store *s, struct kv_dent *e, uint32_t idx, uint8_t v, struct walk_from *wf)
 {
     if (obj(e)->str[4] == HLL_ENC_DENSE)
         return dense_set(obj(e)->str + HLL_HDR, idx, v);
-    return sparse_set(s, e, idx, v);
+    return sparse_set(s, e, idx, v, wf);
 }
 
 /* ------------------------------------------------------------------ */
@@ -506,7 +540,7 @@ KV_CMD(pfadd)
     for (uint32_t j = 2; j < c->argc; j++) {
         uint32_t idx;
         uint8_t v = element_value(c->argv[j], c->len[j], &idx);
-        int rc = hll_set(c->s, e, idx, v);
+        int rc = hll_set(c->s, e, idx, v, NULL); /* elements fall anywhere: each walk from the start */
         if (rc == -1) {
             /* Redis keeps what the elements before set, stale cache and
              * all, and replies the error */
@@ -604,10 +638,11 @@ KV_CMD(pfmerge)
             return rc;
         RABIA_ASSERT(rc == 1); /* it was merged as a source above */
     }
+    struct walk_from wf = {.ok = false}; /* registers in increasing order: each walk goes on from the last */
     for (uint32_t i = 0; i < HLL_REGS; i++) {
         if (!max[i])
             continue;
-        rc = hll_set(c->s, e, i, max[i]);
+        rc = hll_set(c->s, e, i, max[i], &wf);
         if (rc < 0 && rc != -1)
             return rc;
         RABIA_ASSERT(rc >= 0);

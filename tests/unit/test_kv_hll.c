@@ -139,6 +139,22 @@ static void test_redis_replies(void)
     KV_DO(sm, "PFMERGE n3 n1 n2", "+OK\r\n");
     expect_sha1(sm, "n3", 1543, "2fb95995427ed6b0ff1e4a02cf61389cc276b572");
     KV_DO(sm, "PFCOUNT n3", ":799\r\n");
+    /* a full sparse source into an empty destination (Redis's bytes are
+     * the source's), sources whose union promotes the destination midway,
+     * a sparse destination holding registers of its own */
+    add_range(sm, "src", "p", 0, 1669, ":1");
+    KV_DO(sm, "PFMERGE dst1 src", "+OK\r\n");
+    expect_sha1(sm, "dst1", 2998, "e3cdd07045783bc0d48dcf5c449a6a958d48f74a");
+    add_range(sm, "u1", "q", 0, 900, ":1");
+    add_range(sm, "u2", "w", 0, 900, ":1");
+    KV_DO(sm, "PFMERGE dst2 u1 u2", "+OK\r\n");
+    expect_sha1(sm, "dst2", 12304, "fcd93a56b8c5ed9e75d19252b10d117b9dff4994");
+    KV_DO(sm, "PFCOUNT dst2", ":1810\r\n");
+    add_range(sm, "d3", "z", 0, 500, ":1");
+    add_range(sm, "s3", "z", 250, 750, ":1");
+    KV_DO(sm, "PFMERGE d3 s3", "+OK\r\n");
+    expect_sha1(sm, "d3", 1888, "5c54305b7a0a0037d52d6e117d443f46a008ec33");
+    KV_DO(sm, "PFCOUNT d3", ":1000\r\n");
     /* PFCOUNT d cached 2000 above: the dense string as Redis has it then */
     expect_sha1(sm, "d", 12304, "683f7fda3b42d2dbc42371094fe33dfcca528e46");
     add_range(sm, "big", "x", 0, 100000, ":1");
