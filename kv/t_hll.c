@@ -303,10 +303,10 @@ static int to_dense(struct kv_store *s, struct kv_dent *e)
 /* Where a walk for a higher register may start instead of at the first
  * opcode (PFMERGE sets registers in increasing order): the opcode at `at`,
  * whose first register is `first`, and the one before it (`prev`, SIZE_MAX:
- * none). A set changes bytes only from the opcode before the one it finds
- * on (its merge step starts there, and keeps that opcode's start), so
- * that opcode, its first register and everything before it still hold for
- * the next walk. ok false: walk from the start. */
+ * none). A set changes bytes only from the opcode before the one holding
+ * its register on (its merge step starts there and keeps that opcode's
+ * start), so that opcode, its first register and everything before it
+ * still hold for the next walk. ok false: walk from the start. */
 struct walk_from {
     size_t at, prev;
     uint32_t first;
