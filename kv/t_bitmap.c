@@ -606,13 +606,12 @@ static int bitfield_run(struct kv_ctx *c, bool ro, struct bf_step *steps, uint32
             uint64_t old = bf_get(p, len, st->offset, st->bits), now, lim = 0;
             int of;
             if (st->op == BF_INCRBY) {
-                now = old + (uint64_t)st->value;
                 of = bf_overflow_u(old, st->value, st->bits, st->overflow, &lim);
-                reply = (int64_t)(now = of ? lim : now);
+                now = of ? lim : old + (uint64_t)st->value;
+                reply = (int64_t)now;
             } else {
-                now = (uint64_t)st->value;
-                of = bf_overflow_u(now, 0, st->bits, st->overflow, &lim);
-                now = of ? lim : now;
+                of = bf_overflow_u((uint64_t)st->value, 0, st->bits, st->overflow, &lim);
+                now = of ? lim : (uint64_t)st->value;
                 reply = (int64_t)old;
             }
             fail = of && st->overflow == BF_FAIL;

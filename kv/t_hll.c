@@ -217,15 +217,10 @@ static bool sparse_max(const uint8_t *s, size_t len, uint8_t *r)
  * createHLLObject); the cached cardinality 0 and fresh. */
 static struct kv_obj *hll_new(struct kv_store *s)
 {
-    uint8_t b[HLL_HDR + 2 * ((HLL_REGS + 16383) / 16384)] = {'H', 'Y', 'L', 'L', HLL_ENC_SPARSE};
-    size_t at = HLL_HDR;
-    for (uint32_t left = HLL_REGS; left;) {
-        uint32_t n = left > 16384 ? 16384 : left;
-        b[at++] = (uint8_t)(0x40 | (n - 1) >> 8);
-        b[at++] = (uint8_t)((n - 1) & 0xff);
-        left -= n;
-    }
-    RABIA_ASSERT(at == sizeof b);
+    _Static_assert(HLL_REGS <= 16384, "one XZERO covers every register");
+    uint8_t b[HLL_HDR + 2] = {'H', 'Y', 'L', 'L', HLL_ENC_SPARSE};
+    int n = put_zeros(b + HLL_HDR, HLL_REGS);
+    RABIA_ASSERT(n == 2);
     return kv_str_new(s, b, sizeof b);
 }
 
@@ -266,17 +261,26 @@ static int set_len(struct kv_store *s, struct kv_dent *e, size_t n)
     return 0;
 }
 
-/* Every register into r[HLL_REGS] (zeroed first); false: a corrupt
- * sparse HLL. */
-static bool hll_registers(const struct kv_obj *o, uint8_t *r)
+/* Every register of HLL o raised into r[HLL_REGS] (Redis's hllMerge);
+ * false: a corrupt sparse HLL (r partly raised). */
+static bool hll_max(const struct kv_obj *o, uint8_t *r)
 {
-    memset(r, 0, HLL_REGS);
     if (o->str[4] == HLL_ENC_SPARSE)
         return sparse_max(o->str, o->len, r);
     RABIA_ASSERT(o->len == HLL_DENSE_LEN);
-    for (uint32_t i = 0; i < HLL_REGS; i++)
-        r[i] = dense_get(o->str + HLL_HDR, i);
+    for (uint32_t i = 0; i < HLL_REGS; i++) {
+        uint8_t v = dense_get(o->str + HLL_HDR, i);
+        if (v > r[i])
+            r[i] = v;
+    }
     return true;
+}
+
+/* Every register into r[HLL_REGS]; false: a corrupt sparse HLL. */
+static bool hll_registers(const struct kv_obj *o, uint8_t *r)
+{
+    memset(r, 0, HLL_REGS);
+    return hll_max(o, r);
 }
 
 /* A sparse HLL made dense in place (Redis's hllSparseToDense: the header
@@ -407,16 +411,12 @@ static int sparse_set(struct kv_store *s, struct kv_dent *e, uint32_t idx, uint8
         memmove(o->str + next + delta, o->str + next, end - next);
     memcpy(o->str + p, seq, (size_t)n);
     end = (size_t)((long)end + delta);
-    if (delta < 0) {
-        (void)set_len(s, e, end);
-        o = obj(e);
-    }
+    o->str[end] = 0; /* a shorter string is cut once, after step 4 */
 updated:
     /* Step 4: adjacent VALs of one value merged, over at most five
      * opcodes from prev (the string's NUL moves down with the bytes). */
-    RABIA_ASSERT(o->len == end && o->str[end] == 0);
+    RABIA_ASSERT(end <= o->len && o->str[end] == 0);
     size_t q = prev == SIZE_MAX ? HLL_HDR : prev;
-    size_t merged = 0;
     for (int scan = 5; q < end && scan-- > 0;) {
         uint8_t c0 = o->str[q];
         if (op_is_xzero(c0)) {
@@ -433,13 +433,12 @@ updated:
                 o->str[q + 1] = op_val(op_val_value(c0), len);
                 memmove(o->str + q, o->str + q + 1, end - q); /* the NUL too */
                 end--;
-                merged++;
                 continue; /* the merged opcode may merge with the next */
             }
         }
         q++;
     }
-    if (merged) {
+    if (end < o->len) { /* a split into fewer bytes, or merges */
         (void)set_len(s, e, end);
         o = obj(e);
     }
@@ -573,15 +572,8 @@ static int merge_sources(struct kv_ctx *c, uint8_t *max, bool *dense)
             continue;
         if (!hll_ok(c, e))
             return 0;
-        const struct kv_obj *o = obj(e);
-        if (o->str[4] == HLL_ENC_DENSE) {
-            *dense = true;
-            for (uint32_t i = 0; i < HLL_REGS; i++) {
-                uint8_t v = dense_get(o->str + HLL_HDR, i);
-                if (v > max[i])
-                    max[i] = v;
-            }
-        } else if (!sparse_max(o->str, o->len, max)) {
+        *dense |= obj(e)->str[4] == HLL_ENC_DENSE;
+        if (!hll_max(obj(e), max)) {
             int rc = kv_reply_err(c, ERR_CORRUPT);
             return rc < 0 ? rc : 0;
         }
@@ -643,9 +635,9 @@ KV_CMD(pfmerge)
         if (!max[i])
             continue;
         rc = hll_set(c->s, e, i, max[i], &wf);
-        if (rc < 0 && rc != -1)
+        RABIA_ASSERT(rc != -1); /* it was merged as a source above */
+        if (rc < 0)
             return rc;
-        RABIA_ASSERT(rc >= 0);
     }
     set_stale(obj(e));
     kv_touch(c, e);
