@@ -85,4 +85,11 @@ static inline void *kv_restored_alike(void *sm)
         }                                                                                    \
     } while (0)
 
+/* Every line of a table {line, want} in order (KV_DO each). */
+#define KV_DO_TABLE(sm, table)                                         \
+    do {                                                               \
+        for (size_t i_ = 0; i_ < sizeof(table) / sizeof((table)[0]); i_++) \
+            KV_DO((sm), (table)[i_][0], (table)[i_][1]);               \
+    } while (0)
+
 #endif

@@ -232,8 +232,7 @@ static const char *const basic[][2] = {
 static void test_table(void)
 {
     void *sm = fresh();
-    for (size_t i = 0; i < sizeof basic / sizeof basic[0]; i++)
-        KV_DO(sm, basic[i][0], basic[i][1]);
+    KV_DO_TABLE(sm, basic);
     KV_DO(sm, "DBSIZE", ":0\r\n");
     rabia_sm_kv.destroy(sm);
 }
@@ -582,8 +581,7 @@ static void test_bitfield(void)
     void *sm = fresh();
     KV_DO(sm, "BITFIELD k GET u8 0", "-ERR unknown command 'BITFIELD', with args beginning with: 'k' 'GET' 'u8' '0' \r\n");
     KV_DO(sm, "FEATURELEVEL 4", ":4\r\n");
-    for (size_t i = 0; i < sizeof bitfield_table / sizeof bitfield_table[0]; i++)
-        KV_DO(sm, bitfield_table[i][0], bitfield_table[i][1]);
+    KV_DO_TABLE(sm, bitfield_table);
     const char *get_k[] = {"GET", "k"}, *get_s[] = {"GET", "s"}, *get_k9[] = {"GET", "k9"};
     run_bin(sm, 2, get_k, NULL);
     EXPECT_BIN("$1\r\n\x82\r\n");
@@ -636,8 +634,7 @@ static void test_lcs(void)
     void *sm = fresh();
     KV_DO(sm, "LCS a b", "-ERR unknown command 'LCS', with args beginning with: 'a' 'b' \r\n");
     KV_DO(sm, "FEATURELEVEL 4", ":4\r\n");
-    for (size_t i = 0; i < sizeof lcs_table / sizeof lcs_table[0]; i++)
-        KV_DO(sm, lcs_table[i][0], lcs_table[i][1]);
+    KV_DO_TABLE(sm, lcs_table);
     /* a table past 512 MiB is refused before it is allocated */
     static char big[12001];
     memset(big, 'a', sizeof big - 1);
