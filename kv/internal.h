@@ -584,6 +584,15 @@ KV_CMD(zrangebyscore); KV_CMD(zrevrangebyscore); KV_CMD(zrangebylex);
 KV_CMD(zrevrangebylex); KV_CMD(zunion); KV_CMD(zinter); KV_CMD(zdiff); KV_CMD(zdiffstore); KV_CMD(zintercard); KV_CMD(zrandmember); KV_CMD(zrank); KV_CMD(zrevrank); KV_CMD(zpopmin); KV_CMD(zmpop); KV_CMD(bzmpop); KV_CMD(bzpopmin); KV_CMD(bzpopmax); KV_CMD(zpopmax);
 KV_CMD(zremrangebyrank); KV_CMD(zremrangebyscore); KV_CMD(zunionstore);
 KV_CMD(zinterstore); KV_CMD(zscan); KV_CMD(zlexcount);
+/* t_geo.c */
+KV_CMD(geoadd); KV_CMD(geodist); KV_CMD(geohash); KV_CMD(geopos); KV_CMD(georadius); KV_CMD(georadius_ro);
+KV_CMD(georadiusbymember); KV_CMD(georadiusbymember_ro); KV_CMD(geosearch); KV_CMD(geosearchstore);
+/* t_zset.c, for t_geo.c: an empty sorted set (kv_obj) to fill with
+ * kv_zset_insert, and its store into key argument di (settled to the
+ * encoding Redis converts a built set to; the key deleted when the set is
+ * empty; replies the count; o taken over). */
+struct kv_obj *kv_zset_obj_new(struct kv_store *s);
+int kv_zset_store(struct kv_ctx *c, uint32_t di, struct kv_obj *o);
 /* script.c */
 KV_CMD(eval); KV_CMD(evalsha); KV_CMD(eval_ro); KV_CMD(evalsha_ro); KV_CMD(script);
 

@@ -643,6 +643,20 @@ static int store_result(struct kv_ctx *c, uint32_t di, struct kv_obj *o)
     return kv_reply_int(c, 0);
 }
 
+/* For t_geo.c: an empty sorted set to fill with kv_zset_insert, and its
+ * store into key argument di as ZRANGESTORE's (the encoding settled as
+ * Redis converts a built set; replaced or deleted when empty; replies the
+ * count). o is taken over. */
+static void settle_encoding(struct kv_obj *o);
+struct kv_obj *kv_zset_obj_new(struct kv_store *s) { return zobj_new(s, ZSET_SKIPLIST); }
+
+int kv_zset_store(struct kv_ctx *c, uint32_t di, struct kv_obj *o)
+{
+    RABIA_ASSERT(o->type == KV_ZSET && o->enc == ZSET_SKIPLIST);
+    settle_encoding(o);
+    return store_result(c, di, o);
+}
+
 struct zr_args {
     enum zr_by by;
     enum zr_dir dir;
