@@ -1055,6 +1055,29 @@ static bool has_word(const struct resp_argv *c, uint32_t from, const char *word)
     return false;
 }
 
+/* Whether a GEORADIUS / GEOSEARCH family command asks for WITHCOORD: its
+ * options from argument `from`, walked as Redis parses them (an option's
+ * values skipped: a member or a store key named "withcoord" is not one). */
+static bool geo_withcoord(const struct resp_argv *c, uint32_t from, bool search)
+{
+    static const struct {
+        const char *name;
+        uint32_t values;
+        bool search; /* GEOSEARCH's own (else GEORADIUS's) */
+    } opts[] = {{"count", 1, false}, {"count", 1, true}, {"store", 1, false}, {"storedist", 1, false},
+                {"frommember", 1, true}, {"fromlonlat", 2, true}, {"byradius", 2, true}, {"bybox", 3, true}};
+    for (uint32_t i = from; i < c->argc; i++) {
+        if (eq_ci(c->argv[i], c->argv_len[i], "withcoord"))
+            return true;
+        for (size_t k = 0; k < sizeof opts / sizeof opts[0]; k++)
+            if (opts[k].search == search && eq_ci(c->argv[i], c->argv_len[i], opts[k].name)) {
+                i += opts[k].values;
+                break;
+            }
+    }
+    return false;
+}
+
 /* The enum resp3_kind of a replicated command: how Redis 7.0 answers it in
  * RESP3 (checked against redis-server 7.0.15 with HELLO 3). A malformed
  * command gets an error reply, which every kind leaves as it is. */
@@ -1108,6 +1131,14 @@ static uint8_t r3_kind(const struct resp_argv *c)
         return has_word(c, 3, "idx") ? R3_MAP : R3_PLAIN;
     if (IS("hrandfield"))
         return argc == 4 && eq_ci(c->argv[3], c->argv_len[3], "withvalues") ? R3_PAIRS : R3_PLAIN;
+    if (IS("geopos"))
+        return R3_GEOPOS;
+    if (IS("georadius") || IS("georadius_ro"))
+        return geo_withcoord(c, 6, false) ? R3_GEOCOORD : R3_PLAIN;
+    if (IS("georadiusbymember") || IS("georadiusbymember_ro"))
+        return geo_withcoord(c, 5, false) ? R3_GEOCOORD : R3_PLAIN;
+    if (IS("geosearch"))
+        return geo_withcoord(c, 2, true) ? R3_GEOCOORD : R3_PLAIN;
 #undef IS
     return R3_PLAIN;
 }
@@ -2218,6 +2249,7 @@ static int cmd_client_setinfo(struct ctx *x, const struct cmd *cmd)
 
 #define R3_MAX_DEPTH 32
 #define R3_EACH_TAIL_DOUBLE 0x80 /* internal: an array of R3_TAIL_DOUBLE (ZMPOP's pairs) */
+#define R3_TAIL_DOUBLE_ARRAY 0x81 /* internal: an array whose last element is an R3_DOUBLE_ARRAY (one WITHCOORD result) */
 
 struct r3 {
     const uint8_t *p;
@@ -2323,6 +2355,15 @@ static int r3_array(struct r3 *r, uint8_t kind, uint64_t n, unsigned depth)
             break;
         case R3_EACH_TAIL_DOUBLE:
             k = R3_TAIL_DOUBLE;
+            break;
+        case R3_GEOPOS:
+            k = R3_DOUBLE_ARRAY;
+            break;
+        case R3_GEOCOORD:
+            k = R3_TAIL_DOUBLE_ARRAY;
+            break;
+        case R3_TAIL_DOUBLE_ARRAY:
+            k = i == n - 1 ? R3_DOUBLE_ARRAY : R3_PLAIN;
             break;
         case R3_EXEC:
             k = exec ? r->kinds[i] : R3_PLAIN;

@@ -227,6 +227,11 @@ enum resp3_kind {
                             doubles (ZMPOP, BZMPOP) */
     R3_EXEC = 10,        /* EXEC: each element by its queued command's kind
                             (resp3_convert_exec); without them, R3_PLAIN */
+    R3_GEOPOS = 11,      /* an array of [lon, lat] arrays: the coordinates
+                            become doubles (GEOPOS) */
+    R3_GEOCOORD = 12,    /* an array of [member, ..., [lon, lat]]: the
+                            coordinates become doubles (GEORADIUS, GEOSEARCH
+                            ... WITHCOORD); distances stay bulks, as in Redis */
 };
 
 struct resp_session;

@@ -1369,6 +1369,18 @@ static void test_resp3_hello(void)
     CHECK_EQ(s.r3, R3_MAP);
     CHECK_EQ(RUN_CMD(&s, "LCS a b LEN", &r), RESP_REPLICATE);
     CHECK_EQ(s.r3, R3_PLAIN);
+    CHECK_EQ(RUN_CMD(&s, "GEOPOS g a b", &r), RESP_REPLICATE);
+    CHECK_EQ(s.r3, R3_GEOPOS);
+    CHECK_EQ(RUN_CMD(&s, "GEORADIUS g 15 37 1 km WITHDIST withcoord", &r), RESP_REPLICATE);
+    CHECK_EQ(s.r3, R3_GEOCOORD);
+    CHECK_EQ(RUN_CMD(&s, "GEORADIUS g 15 37 1 km STORE withcoord", &r), RESP_REPLICATE); /* a key so named */
+    CHECK_EQ(s.r3, R3_PLAIN);
+    CHECK_EQ(RUN_CMD(&s, "GEORADIUSBYMEMBER_RO g m 1 km WITHCOORD", &r), RESP_REPLICATE);
+    CHECK_EQ(s.r3, R3_GEOCOORD);
+    CHECK_EQ(RUN_CMD(&s, "GEOSEARCH g FROMMEMBER withcoord BYBOX 1 1 km WITHDIST", &r), RESP_REPLICATE);
+    CHECK_EQ(s.r3, R3_PLAIN); /* a member so named */
+    CHECK_EQ(RUN_CMD(&s, "GEOSEARCH g FROMMEMBER m BYBOX 1 1 km COUNT 2 WITHCOORD", &r), RESP_REPLICATE);
+    CHECK_EQ(s.r3, R3_GEOCOORD);
     EXPECT_LOCAL(&s, "PING", "+PONG\r\n");
     CHECK_EQ(s.r3, R3_NONE); /* reset by every command */
     run_free(&r);
@@ -1520,6 +1532,15 @@ static const struct r3_case r3_cases[] = {
     /* ZMPOP BZMPOP */
     {R3_MPOP, "*2\r\n$1\r\nq\r\n*1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n", "*2\r\n$1\r\nq\r\n*1\r\n*2\r\n$1\r\nb\r\n,2\r\n"},
     {R3_MPOP, "*-1\r\n", "_\r\n"},
+    /* GEOPOS, and WITHCOORD's results (redis-server 7.0.15, HELLO 3): the
+     * coordinates become doubles, distances stay bulks */
+    {R3_GEOPOS, "*3\r\n*2\r\n$20\r\n13.36138933897018433\r\n$20\r\n38.11555639549629859\r\n*-1\r\n*2\r\n$19\r\n0.99999994039535522\r\n$18\r\n2.0000001856465488\r\n",
+     "*3\r\n*2\r\n,13.36138933897018433\r\n,38.11555639549629859\r\n_\r\n*2\r\n,0.99999994039535522\r\n,2.0000001856465488\r\n"},
+    {R3_GEOPOS, "*0\r\n", NULL},
+    {R3_GEOCOORD, "*2\r\n*4\r\n$7\r\nPalermo\r\n$8\r\n190.4424\r\n:3479099956230698\r\n*2\r\n$20\r\n13.36138933897018433\r\n$20\r\n38.11555639549629859\r\n*2\r\n$7\r\nCatania\r\n*2\r\n$20\r\n15.08726745843887329\r\n$20\r\n37.50266842333162032\r\n",
+     "*2\r\n*4\r\n$7\r\nPalermo\r\n$8\r\n190.4424\r\n:3479099956230698\r\n*2\r\n,13.36138933897018433\r\n,38.11555639549629859\r\n*2\r\n$7\r\nCatania\r\n*2\r\n,15.08726745843887329\r\n,37.50266842333162032\r\n"},
+    {R3_GEOCOORD, "*0\r\n", NULL},
+    {R3_GEOCOORD, "-ERR could not decode requested zset member\r\n", NULL},
     /* EXEC without the kinds: only the nulls */
     {R3_EXEC, "*3\r\n*6\r\n$2\r\nf1\r\n$2\r\nv1\r\n$2\r\nf2\r\n$2\r\nv2\r\n$2\r\nfl\r\n$3\r\n1.5\r\n$-1\r\n$-1\r\n",
      "*3\r\n*6\r\n$2\r\nf1\r\n$2\r\nv1\r\n$2\r\nf2\r\n$2\r\nv2\r\n$2\r\nfl\r\n$3\r\n1.5\r\n_\r\n_\r\n"},
@@ -1668,14 +1689,14 @@ static void test_resp3_convert_random(void)
         uint8_t *exact = malloc(in.len ? in.len : 1);
         if (in.len)
             memcpy(exact, in.data, in.len);
-        uint8_t kind = (uint8_t)(rnd() % 12); /* every kind, and two unknown ones */
+        uint8_t kind = (uint8_t)(rnd() % 15); /* every kind, and two unknown ones */
         rabia_buf_clear(&out);
         int rc;
         if (kind == R3_EXEC) {
             uint8_t kinds[4];
             size_t nk = rnd() % 5;
             for (size_t i = 0; i < nk; i++)
-                kinds[i] = (uint8_t)(rnd() % 12);
+                kinds[i] = (uint8_t)(rnd() % 15);
             rc = resp3_convert_exec(kinds, nk, exact, in.len, &out);
         } else {
             rc = resp3_convert(kind, exact, in.len, &out);
