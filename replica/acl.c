@@ -465,6 +465,37 @@ static bool is_key(const char *name, uint32_t i, uint32_t argc, int first, int l
     return (int64_t)i >= first && (int64_t)i <= l && ((int64_t)i - first) % step == 0;
 }
 
+/* GEORADIUS's and GEORADIUSBYMEMBER's destination (the only keys COMMAND
+ * INFO's first, last and step leave out): the argument after the first
+ * STORE, and after the first STOREDIST, from their options on (Redis
+ * 7.0's keyword key specs, searching from argument 6 and 5). Fed the
+ * arguments in order, it says which are those keys. */
+struct store_scan {
+    uint32_t from; /* 0: not one of the two */
+    bool seen[2];  /* STORE, STOREDIST found */
+    bool next_is_key;
+};
+
+static void store_scan_init(struct store_scan *ss, const char *name)
+{
+    *ss = (struct store_scan){0};
+    ss->from = !strcmp(name, "georadius") ? 6 : !strcmp(name, "georadiusbymember") ? 5 : 0;
+}
+
+static bool store_scan_arg(struct store_scan *ss, uint32_t i, uint32_t argc, const uint8_t *p, size_t n)
+{
+    static const char *const words[] = {"store", "storedist"};
+    bool key = ss->next_is_key;
+    ss->next_is_key = false;
+    if (ss->from && i >= ss->from && i + 1 < argc)
+        for (size_t w = 0; w < 2; w++)
+            if (!ss->seen[w] && n == strlen(words[w]) && !strncasecmp((const char *)p, words[w], n)) {
+                ss->seen[w] = true;
+                ss->next_is_key = true;
+            }
+    return key;
+}
+
 int acl_check_command(const struct acl *a, int u, const char *fullname, uint32_t cats, uint32_t argc,
                       const uint8_t *const *argv, const size_t *lens, int first, int last, int step)
 {
@@ -473,8 +504,11 @@ int acl_check_command(const struct acl *a, int u, const char *fullname, uint32_t
     if (a->users[u].allkeys) return ACL_ALLOWED;
     uint32_t at = numkeys_at(fullname);
     uint32_t nk = at && at < argc ? numkeys_of(argv[at], lens[at], argc) : 0;
+    struct store_scan ss;
+    store_scan_init(&ss, fullname);
     for (uint32_t i = 1; i < argc; i++)
-        if (is_key(fullname, i, argc, first, last, step, nk) && !acl_key_allowed(a, u, argv[i], lens[i]))
+        if ((store_scan_arg(&ss, i, argc, argv[i], lens[i]) || is_key(fullname, i, argc, first, last, step, nk)) &&
+            !acl_key_allowed(a, u, argv[i], lens[i]))
             return ACL_DENIED_KEY;
     return ACL_ALLOWED;
 }
@@ -584,8 +618,11 @@ static int check_op(const struct acl *a, int u, const uint8_t *op, size_t len, c
         for (uint32_t i = 1; i <= at; i++) op_next(&j, &p, &n);
         nk = numkeys_of(p, n, it.argc);
     }
+    struct store_scan ss;
+    store_scan_init(&ss, k->name);
     for (uint32_t i = 1; op_next(&it, &p, &n); i++)
-        if (is_key(k->name, i, it.argc, k->first, k->last, k->step, nk) && !acl_key_allowed(a, u, p, n))
+        if ((store_scan_arg(&ss, i, it.argc, p, n) || is_key(k->name, i, it.argc, k->first, k->last, k->step, nk)) &&
+            !acl_key_allowed(a, u, p, n))
             return ACL_DENIED_KEY;
     return ACL_ALLOWED;
 }

@@ -195,6 +195,24 @@ static void test_permissions(void)
     CHECK_EQ(cmd("app", 4, bzp_bad), ACL_DENIED_KEY);
     CHECK_EQ(cmd("app", 3, bzp_ok), ACL_ALLOWED);
     CHECK_EQ(cmd("app", 1, flush), ACL_DENIED_CMD);
+    /* GEORADIUS / GEORADIUSBYMEMBER: the key after the first STORE and the
+     * first STOREDIST from their options on; GEOSEARCHSTORE: keys 1 and 2 */
+    const char *gr_ok[] = {"georadius", "app:g", "15", "37", "1", "km", "STORE", "app:d"};
+    const char *gr_bad[] = {"georadius", "app:g", "15", "37", "1", "km", "COUNT", "1", "store", "x:d"};
+    const char *grd_bad[] = {"georadius", "app:g", "15", "37", "1", "km", "STORE", "app:d", "STOREDIST", "x:d"};
+    const char *gr_twice[] = {"georadius", "app:g", "15", "37", "1", "km", "STORE", "app:d", "STORE", "x:d"};
+    const char *grm_bad[] = {"georadiusbymember", "app:g", "m", "1", "km", "STOREDIST", "x:d"};
+    const char *grm_member[] = {"georadiusbymember", "app:g", "store", "1", "km"}; /* a member, not an option */
+    const char *gss_bad[] = {"geosearchstore", "x:d", "app:g", "FROMMEMBER", "m", "BYRADIUS", "1", "km"};
+    const char *gs_ok[] = {"geosearch", "app:g", "FROMMEMBER", "x:m", "BYRADIUS", "1", "km"};
+    CHECK_EQ(cmd("app", 8, gr_ok), ACL_ALLOWED);
+    CHECK_EQ(cmd("app", 10, gr_bad), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("app", 10, grd_bad), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("app", 10, gr_twice), ACL_ALLOWED); /* Redis's key spec: the first STORE only */
+    CHECK_EQ(cmd("app", 7, grm_bad), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("app", 5, grm_member), ACL_ALLOWED);
+    CHECK_EQ(cmd("app", 8, gss_bad), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("app", 7, gs_ok), ACL_ALLOWED);
     CHECK_EQ(cmd("nw", 3, seto), ACL_DENIED_CMD);
     CHECK_EQ(cmd("nw", 2, del), ACL_ALLOWED);
     CHECK_EQ(cmd("nw", 2, get), ACL_ALLOWED);
@@ -284,6 +302,16 @@ static void test_native_ops(void)
     CHECK(!strcmp(name, "set"));
     CHECK_EQ(op("app", &a, name), ACL_ALLOWED);
     CHECK_EQ(op("app", &b, name), ACL_DENIED_KEY);
+    /* GEORADIUS's STORE destination, as a native op too */
+    struct rabia_buf g = {0};
+    const char *geo[] = {"GEORADIUS", "app:g", "15", "37", "1", "km", "STOREDIST", "x:d"};
+    CHECK_EQ(rabia_kv_encode_argv(&g, 8, geo, NULL), 0);
+    CHECK_EQ(op("app", &g, name), ACL_DENIED_KEY);
+    geo[7] = "app:d";
+    rabia_buf_clear(&g);
+    CHECK_EQ(rabia_kv_encode_argv(&g, 8, geo, NULL), 0);
+    CHECK_EQ(op("app", &g, name), ACL_ALLOWED);
+    rabia_buf_free(&g);
     /* a transaction: each command checked */
     const uint8_t *ops[2] = {a.data, b.data};
     size_t lens[2] = {a.len, b.len};
