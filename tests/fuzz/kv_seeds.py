@@ -95,6 +95,20 @@ def kv_seeds():
         many(100, lambda i: cmd("pfadd", "k5", *[f"g{i}-{j}" for j in range(14)])), cmd("pfcount", "k5"),
         cmd("pfmerge", "k1", "k5"), cmd("pfadd", "k5", "more"), cmd("setrange", "k5", 100, "\xff"),
         cmd("pfcount", "k5"), cmd("pfcount", "k5", "k1"), RESTORE, cmd("get", "k1"))
+    p["geo"] = program(
+        cmd("geoadd", "k0", "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"),
+        many(15, lambda i: cmd("geoadd", "k0", *sum([[f"{13 + (i * 7 + j) % 30 / 10}", f"{37 + (i + j) % 20 / 10}",
+                                                      f"m{i}-{j}"] for j in range(4)], []))),
+        cmd("geoadd", "k0", "NX", "CH", "180", "85.05112878", "ne", "-180", "-85.05112878", "sw"),
+        cmd("geopos", "k0", "Palermo", "ne", "nope"), cmd("geohash", "k0", "sw", "Catania"),
+        cmd("geodist", "k0", "Palermo", "Catania", "mi"),
+        cmd("georadius", "k0", 15, 37, 200, "km", "WITHDIST", "WITHHASH", "WITHCOORD", "COUNT", 5, "DESC"),
+        cmd("georadiusbymember", "k0", "Palermo", 100, "km", "STOREDIST", "k1", "COUNT", 3, "ANY"),
+        cmd("geosearch", "k0", "FROMLONLAT", 14, 37.5, "BYBOX", 300, 200, "km", "ASC", "COUNT", 20),
+        cmd("geosearchstore", "k2", "k0", "FROMMEMBER", "Catania", "BYRADIUS", 20000, "km"),
+        cmd("zadd", "k0", "-5", "neg", "1e300", "huge", "inf", "pinf"), cmd("geopos", "k0", "neg", "huge", "pinf"),
+        cmd("georadius_ro", "k2", 0, 0, 20000, "km", "WITHDIST"), RESTORE,
+        cmd("geosearch", "k1", "FROMMEMBER", "m1-1", "BYRADIUS", 500, "mi", "WITHCOORD"), cmd("zrange", "k2", 0, -1))
     p["lists"] = program(
         cmd("rpush", "k0", *[f"v{i}" for i in range(11)]),
         many(14, lambda i: cmd("lpush", "k0", *[f"w{i}-{j}-" + "x" * (i * 4) for j in range(8)])),

@@ -267,6 +267,30 @@ def types_phase(rs, P):
     check("BITFIELD_RO at replica 2, OVERFLOW FAIL at replica 3",
           lambda: r2.execute_command("BITFIELD_RO", bf, "GET", "u8", "#0", "GET", "u8", "#1") == [200, 255]
           and r3.bitfield(bf).overflow("FAIL").incrby("u8", "#0", 100).get("u8", "#0").execute() == [None, 200])
+    # geo (feature level 5): positions as sorted-set scores, searched at
+    # other replicas; every figure is what redis-server 7.0.15 answers
+    g, gn = P + "geo:sicily", P + "geo:near"
+    r1.delete(g, gn)
+    check("GEOADD three places (replica 1)",
+          lambda: r1.geoadd(g, (13.361389, 38.115556, "Palermo", 15.087269, 37.502669, "Catania", 14.25, 37.5, "Enna")) == 3)
+    check("GEODIST in km, GEOPOS and GEOHASH at replica 2",
+          lambda: r2.geodist(g, "Palermo", "Catania", unit="km") == 166.2742 and
+          r2.geopos(g, "Palermo", "nowhere") == [(13.361389338970184, 38.1155563954963), None] and
+          r2.geohash(g, "Catania") == ["sqdtr74hyu0"])
+    check("GEOSEARCH by radius, nearest first, with distances and positions (replica 3)",
+          lambda: r3.geosearch(g, longitude=15, latitude=37, radius=200, unit="km", sort="ASC", withdist=True,
+                               withcoord=True) ==
+          [[b"Catania", 56.4413, (15.087267458438873, 37.50266842333162)],
+           [b"Enna", 86.614, (14.249999821186066, 37.499999361950834)],
+           [b"Palermo", 190.4424, (13.361389338970184, 38.1155563954963)]])
+    check("GEOSEARCH by box around a member, COUNT 2 DESC (replica 1)",
+          lambda: r1.geosearch(g, member="Enna", width=200, height=100, unit="km", sort="DESC", count=2) ==
+          [b"Catania", b"Enna"])
+    check("GEOSEARCHSTORE STOREDIST at replica 2, read at replica 3",
+          lambda: r2.geosearchstore(gn, g, longitude=15, latitude=37, radius=100, unit="km", storedist=True) == 2 and
+          r3.zrange(gn, 0, -1, withscores=True) == [(b"Catania", 56.4412578701582), (b"Enna", 86.61396148749024)])
+    check("GEORADIUSBYMEMBER WITHDIST (replica 3)",
+          lambda: r3.georadiusbymember(g, "Palermo", 100, unit="km", withdist=True) == [[b"Palermo", 0.0]])
     # keys
     check("TYPE of each", lambda: [r2.type(k) for k in (P + "s:n", h, lk, s1, z)] ==
           [b"string", b"hash", b"list", b"set", b"zset"])

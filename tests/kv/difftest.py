@@ -295,7 +295,8 @@ SET_KEYS = [b"t1", b"t4", b"t3"]
 ZSET_KEYS = [b"z1", b"z2", b"z3"]
 SHARED_KEYS = [b"x"]
 HLL_KEYS = [b"pf1", b"pf2", b"pf3"]
-ALL_KEYS = STR_KEYS + HASH_KEYS + LIST_KEYS + SET_KEYS + ZSET_KEYS + SHARED_KEYS + HLL_KEYS + [b"nokey"]
+GEO_KEYS = [b"g1", b"g2"]
+ALL_KEYS = STR_KEYS + HASH_KEYS + LIST_KEYS + SET_KEYS + ZSET_KEYS + SHARED_KEYS + HLL_KEYS + GEO_KEYS + [b"nokey"]
 KEYSET = set(ALL_KEYS)
 # No two of these names share one of the store's 256 deleted-key slots of a
 # database (kv/README.md "Transactions and WATCH"): an absent watched key
@@ -326,7 +327,7 @@ def gone_slots_distinct():
         seen[slot] = k
     return None
 FAMILY_KEYS = {"str": STR_KEYS, "hash": HASH_KEYS, "list": LIST_KEYS, "set": SET_KEYS,
-               "zset": ZSET_KEYS, "hll": HLL_KEYS, "any": ALL_KEYS}
+               "zset": ZSET_KEYS, "hll": HLL_KEYS, "geo": GEO_KEYS, "any": ALL_KEYS}
 
 VALS = [b"a", b"b", b"c", b"foo", b"bar", b"", b"0", b"1", b"-1", b"7", b"10", b"42", b"100",
         b"3.5", b"-0.5", b"1e3", b"9223372036854775807", b"-9223372036854775808",
@@ -357,6 +358,21 @@ HLL_BLOBS = [_HLL_SPARSE + b"\0" * 8 + b"\x7f\xff", _HLL_SPARSE + b"\x05" + b"\0
              b"HYLL\0\0\0\0" + _HLL_STALE + b"\x7f\xff",
              b"HYLL\0\0\0\0" + _HLL_STALE + bytes([0b11110011, 0b00111100, 0b11001111]) * 4096]
 
+# Geo positions (kv/t_geo.c): points within a few hundred km of each other
+# (so that searches find several, and COUNT below the matches takes Redis's
+# partial sort), repeated ones (equal distances: the sorts' order of ties),
+# the valid range's corners and edges, and some outside it (errors).
+GEO_POINTS = [(b"13.361389", b"38.115556"), (b"15.087269", b"37.502669"), (b"13.5", b"37.9"),
+              (b"14.25", b"37.5"), (b"14.25", b"37.5"), (b"15", b"37"), (b"12.7", b"38.0"), (b"14.0", b"38.8"),
+              (b"13.9", b"36.7"), (b"15.6", b"38.2"), (b"14.9999", b"37.0001"), (b"16.5", b"39.3"),
+              (b"0", b"0"), (b"180", b"85.05112878"), (b"-180", b"-85.05112878"), (b"179.9999", b"-85"),
+              (b"-0.0001", b"0.0001"), (b"14.25", b"37.5")]
+GEO_BAD = [(b"181", b"10"), (b"10", b"86"), (b"abc", b"1"), (b"1", b""), (b"inf", b"0"), (b"-180.0001", b"0")]
+GEO_MEMS = [b"Palermo", b"Catania", b"a", b"b", b"c", b"d", b"e", b"f", b"g", b"h", b"i", b"j"]
+GEO_MANY = [b"m%d" % i for i in range(60)]  # a bulk GEOADD's: sets past 40 matches (the partial sort's ninther)
+GEO_UNITS = [b"m", b"km", b"ft", b"mi", b"KM", b"Mi"]
+GEO_RADII = [b"0", b"1", b"50", b"100", b"200", b"1000", b"20000", b"0.5", b"30000", b"6000"]
+
 # commands whose replies may come in any order
 UNORDERED = {b"SMEMBERS", b"SINTER", b"SUNION", b"SDIFF", b"HKEYS", b"HVALS", b"KEYS"}
 PAIRS = {b"HGETALL"}
@@ -369,7 +385,8 @@ READ_ONLY = {b"GET", b"MGET", b"STRLEN", b"GETRANGE", b"SUBSTR", b"GETBIT", b"BI
              b"HVALS", b"HGETALL", b"HSTRLEN", b"HRANDFIELD", b"ZRANDMEMBER", b"LLEN", b"LRANGE", b"LINDEX", b"LPOS",
              b"SISMEMBER", b"SMISMEMBER", b"SMEMBERS", b"SCARD", b"SINTER", b"SUNION", b"SDIFF", b"SINTERCARD",
              b"SRANDMEMBER", b"ZSCORE", b"ZMSCORE", b"ZCARD", b"ZCOUNT", b"ZLEXCOUNT", b"ZRANGE", b"ZREVRANGE",
-             b"ZRANGEBYSCORE", b"ZUNION", b"ZINTER", b"ZDIFF", b"ZINTERCARD", b"ZRANK", b"ZREVRANK", b"RANDOMKEY", b"PING", b"ECHO", b"TOUCH"}
+             b"ZRANGEBYSCORE", b"ZUNION", b"ZINTER", b"ZDIFF", b"ZINTERCARD", b"ZRANK", b"ZREVRANK", b"RANDOMKEY", b"PING", b"ECHO", b"TOUCH",
+             b"GEODIST", b"GEOHASH", b"GEOPOS", b"GEORADIUS_RO", b"GEORADIUSBYMEMBER_RO", b"GEOSEARCH"}
 # commands that give keys a TTL or take it away (dropped together by the minimizer)
 BURST_EXPIRY = {b"SETEX", b"PSETEX", b"GETEX", b"EXPIRE", b"PEXPIRE", b"EXPIREAT", b"PEXPIREAT", b"PERSIST"}
 GLOBAL = {b"KEYS", b"SCAN", b"DBSIZE", b"RANDOMKEY", b"FLUSHALL", b"FLUSHDB"}
@@ -377,7 +394,7 @@ BURST_CMDS = {"SET", "SETEX", "PSETEX", "GETEX", "EXPIRE", "PEXPIRE", "EXPIREAT"
 WRITE_CMDS = ["SET", "DEL", "INCR", "APPEND", "HSET", "HDEL", "LPUSH", "RPOP", "SADD", "SREM",
               "ZADD", "ZREM", "EXPIRE", "PERSIST", "RENAME", "SETRANGE", "GETDEL", "MSET",
               "HINCRBY", "LSET", "SMOVE", "ZINCRBY", "COPY", "UNLINK", "SETBIT", "BITOP", "ZDIFFSTORE",
-              "PFADD", "PFMERGE", "BITFIELD"]
+              "PFADD", "PFMERGE", "BITFIELD", "GEOADD", "GEOSEARCHSTORE"]
 
 
 # Scripts for EVAL / EVALSHA / SCRIPT LOAD: (body, keys family, number of
@@ -753,6 +770,126 @@ class Gen:
     def c_pfmerge(s):
         return [b"PFMERGE", s.k("hll")] + s.ks("hll", 0, 3)
     c_pfmerge.weight = 2
+
+    # --- geo (feature level 5): members of sorted sets, mostly g1 / g2
+    def geo_key(s):
+        r = s.rng.random()
+        return b"g1" if r < 0.5 else s.k("geo") if r < 0.9 else s.k("zset")
+
+    def geo_point(s):
+        r = s.rng.random()
+        if r < 0.25:  # anywhere in the points' area, 4 decimals (x.xxxx and y.yyyy repeat now and then)
+            return [b"%.4f" % s.rng.uniform(12.5, 16.5), b"%.4f" % s.rng.uniform(36.5, 39.5)]
+        return list(s.rng.choice(GEO_POINTS if r < 0.97 else GEO_BAD))
+
+    def geo_unit(s):
+        return s.rng.choice(GEO_UNITS) if s.rng.random() < 0.97 else b"parsec"
+
+    def geo_radius(s):
+        return s.rng.choice(GEO_RADII) if s.rng.random() < 0.97 else s.rng.choice([b"-1", b"abc"])
+
+    def geo_mem(s):
+        return s.rng.choice(GEO_MEMS) if s.rng.random() < 0.93 else b"nomember"
+
+    def geo_opts(s, store_ok, search):
+        """WITHDIST / WITHHASH / WITHCOORD, ASC / DESC, COUNT [ANY], STORE."""
+        r = s.rng
+        a = []
+        for w in (b"WITHDIST", b"WITHHASH", b"WITHCOORD"):
+            if r.random() < 0.35:
+                a.append(w)
+        if r.random() < 0.5:
+            a.append(r.choice([b"ASC", b"DESC"]))
+        if r.random() < 0.5:
+            a += [b"COUNT", r.choice([b"1", b"2", b"3", b"5", b"20"]) if r.random() < 0.95 else r.choice([b"0", b"-1", b"x"])]
+            if r.random() < 0.3:
+                a.append(b"ANY")
+        elif r.random() < 0.03:
+            a.append(b"ANY")
+        if store_ok and r.random() < 0.25:
+            a = [x for x in a if not x.startswith(b"WITH")] if r.random() < 0.9 else a
+            a += [r.choice([b"STORE", b"STOREDIST"]), b"g2" if r.random() < 0.8 else s.k("geo")]
+        r.shuffle(a) if r.random() < 0.05 else None
+        return a
+
+    def c_geoadd(s):
+        r = s.rng
+        a = [b"GEOADD", b"g1" if r.random() < 0.5 else s.geo_key()]
+        if r.random() < 0.2:
+            a.append(r.choice([b"NX", b"XX"]))
+        if r.random() < 0.2:
+            a.append(b"CH")
+        if r.random() < 0.02:
+            a.append(r.choice([b"GT", b"NX"]))
+        if r.random() < 0.1:  # many members, half the time on two or three places (ties for the sorts)
+            places = [s.geo_point() for _ in range(r.randint(2, 3))] if r.random() < 0.5 else None
+            for m in r.sample(GEO_MANY, r.randint(20, 50)):
+                a += (list(r.choice(places)) if places else s.geo_point()) + [m]
+        else:
+            for _ in range(r.randint(1, 4)):
+                a += s.geo_point() + [s.geo_mem()]
+        if r.random() < 0.02:
+            a.pop()
+        return a
+    c_geoadd.weight = 4
+
+    def c_geodist(s):
+        a = [b"GEODIST", s.geo_key(), s.geo_mem(), s.geo_mem()]
+        if s.rng.random() < 0.6:
+            a.append(s.geo_unit())
+        return a
+    c_geodist.weight = 2
+
+    def c_geohash(s):
+        return [b"GEOHASH", s.geo_key()] + [s.geo_mem() for _ in range(s.rng.randint(0, 3))]
+    c_geohash.weight = 1
+
+    def c_geopos(s):
+        return [b"GEOPOS", s.geo_key()] + [s.geo_mem() for _ in range(s.rng.randint(0, 3))]
+    c_geopos.weight = 2
+
+    def c_georadius(s):
+        r = s.rng
+        name = r.choice([b"GEORADIUS", b"GEORADIUS_RO"])
+        return [name, s.geo_key()] + s.geo_point() + [s.geo_radius(), s.geo_unit()] + \
+            s.geo_opts(name == b"GEORADIUS" or r.random() < 0.05, False)
+    c_georadius.weight = 2
+
+    def c_georadiusbymember(s):
+        r = s.rng
+        name = r.choice([b"GEORADIUSBYMEMBER", b"GEORADIUSBYMEMBER_RO"])
+        return [name, s.geo_key(), s.geo_mem(), s.geo_radius(), s.geo_unit()] + \
+            s.geo_opts(name == b"GEORADIUSBYMEMBER" or r.random() < 0.05, False)
+    c_georadiusbymember.weight = 2
+
+    def geo_search_args(s):
+        r = s.rng
+        frm = [b"FROMMEMBER", s.geo_mem()] if r.random() < 0.5 else [b"FROMLONLAT"] + s.geo_point()
+        if r.random() < 0.5:
+            by = [b"BYRADIUS", s.geo_radius(), s.geo_unit()]
+        else:
+            by = [b"BYBOX", s.geo_radius(), s.geo_radius(), s.geo_unit()]
+        parts = [frm, by]
+        x = r.random()
+        if x < 0.03:
+            parts.pop(r.randint(0, 1))
+        elif x < 0.05:
+            parts.append([b"FROMLONLAT"] + s.geo_point())
+        r.shuffle(parts)
+        return [t for p in parts for t in p]
+
+    def c_geosearch(s):
+        opts = s.geo_opts(False, True)
+        return [b"GEOSEARCH", s.geo_key()] + s.geo_search_args() + opts
+    c_geosearch.weight = 3
+
+    def c_geosearchstore(s):
+        opts = [x for x in s.geo_opts(False, True) if not x.startswith(b"WITH") or s.rng.random() < 0.1]
+        if s.rng.random() < 0.4:
+            opts.append(b"STOREDIST")
+        return [b"GEOSEARCHSTORE", b"g2" if s.rng.random() < 0.8 else s.k("geo"), s.geo_key()] + \
+            s.geo_search_args() + opts
+    c_geosearchstore.weight = 2
 
     # LCS (feature level 4)
     def c_lcs(s):

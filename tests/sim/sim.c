@@ -1630,8 +1630,8 @@ static void client_next(struct world *w, struct client *c)
  * expiry exercise the slot-seeded randomness and the log's clock. */
 static void typed_op(struct world *w, struct client *c)
 {
-    char a[8][24];
-    const char *argv[8];
+    char a[16][24];
+    const char *argv[16];
     int n = 0;
     unsigned k = (unsigned)rnd_range(1, 4), j = (unsigned)rnd_range(1, 6), v = (unsigned)rnd_range(1, 99);
 #define ARGF(...) (snprintf(a[n], sizeof a[n], __VA_ARGS__), argv[n] = a[n], n++)
@@ -1660,7 +1660,8 @@ static void typed_op(struct world *w, struct client *c)
          * and carried out after it; snapshots and transfers carry the
          * level. Chosen by v: the random stream stays the same. Level 1
          * or this build's (2: scripts count their allocations, the
-         * clients' EVALs run under both; 4: PFADD, PFCOUNT, PFMERGE, BITFIELD). */
+         * clients' EVALs run under both; 4: PFADD, PFCOUNT, PFMERGE, BITFIELD;
+         * 5: GEOADD, GEOSEARCHSTORE). */
         if (v % 8 == 0) {
             ARGF("FEATURELEVEL"); ARGF("%d", j % 2 ? 1 : RABIA_KV_FEATURE_LEVEL);
         } else if (v % 8 == 1) {
@@ -1676,6 +1677,13 @@ static void typed_op(struct world *w, struct client *c)
         } else if (v % 8 == 6) { /* BITFIELD (level 4): bits written in place */
             ARGF("BITFIELD"); ARGF("b%u", k); ARGF("INCRBY"); ARGF("i5"); ARGF("#%u", j); ARGF("%u", v);
             ARGF("OVERFLOW"); ARGF("SAT");
+        } else if (j % 3 == 0) { /* geo (level 5): a sorted set of geohash scores */
+            ARGF("GEOADD"); ARGF("g%u", k); ARGF("%u.%02u", 13 + v % 3, (v * 7 + j) % 100);
+            ARGF("%u.%02u", 37 + j % 2, (v * 13 + k) % 100); ARGF("m%u", j);
+        } else if (j % 3 == 1) { /* distances stored as scores: doubles in snapshots and hashes */
+            ARGF("GEOSEARCHSTORE"); ARGF("g%u", j % 4 + 1); ARGF("g%u", k); ARGF("FROMLONLAT"); ARGF("14");
+            ARGF("37.5"); ARGF("BYRADIUS"); ARGF("%u", 50 + v * 5); ARGF("km"); ARGF("COUNT"); ARGF("3");
+            ARGF("STOREDIST");
         } else {
             ARGF("RANDOMKEY");
         }
@@ -1769,11 +1777,13 @@ static void on_client_reply(struct world *w, struct client *c, const struct rabi
     if (c->typed) {
         size_t used;
         /* LMPOP and ZMPOP are unknown until a FEATURELEVEL 1 was applied,
-         * the PF commands and BITFIELD until level 4 (every replica answers alike: the
-         * state hashes check that) */
-        static const char before_level[][32] = {"-ERR unknown command 'LMPOP'", "-ERR unknown command 'ZMPOP'",
+         * the PF commands and BITFIELD until level 4, the geo ones until 5
+         * (every replica answers alike: the state hashes check that) */
+        static const char before_level[][40] = {"-ERR unknown command 'LMPOP'", "-ERR unknown command 'ZMPOP'",
                                                 "-ERR unknown command 'PFADD'", "-ERR unknown command 'PFCOUNT'",
-                                                "-ERR unknown command 'PFMERGE'", "-ERR unknown command 'BITFIELD'"};
+                                                "-ERR unknown command 'PFMERGE'", "-ERR unknown command 'BITFIELD'",
+                                                "-ERR unknown command 'GEOADD'",
+                                                "-ERR unknown command 'GEOSEARCHSTORE'"};
         bool early = false;
         for (size_t k = 0; k < sizeof before_level / sizeof before_level[0]; k++)
             early |= m->body_len >= strlen(before_level[k]) &&
