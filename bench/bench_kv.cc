@@ -153,7 +153,7 @@ const char *family_hint(const char *bench)
     static const char *const map[][2] = {
         {"KV/hash/", "kv/t_hash.c"}, {"KV/list/", "kv/t_list.c"}, {"KV/set/", "kv/t_set.c"},
         {"KV/zset/", "kv/t_zset.c"}, {"KV/string/", "kv/t_string.c"}, {"KV/txn/", "kv/t_string.c, kv/command.c"},
-        {"KV/keys/", "kv/t_keys.c"},
+        {"KV/keys/", "kv/t_keys.c"}, {"KV/geo/", "kv/t_geo.c"},
     };
     for (const auto &m : map) {
         if (std::strncmp(bench, m[0], std::strlen(m[0])) == 0) {
@@ -689,6 +689,83 @@ void BM_Zpopmin(benchmark::State &state, const char *bench)
         [&] { s.must(bench, refill, 0, ":5000\r\n"); });
 }
 
+// ---------------------------------------------------------------- geo
+
+// 10,000 places spread over 3 x 2 degrees of Sicily (about 265 x 220 km:
+// 0.17 per km2, some 50 within 10 km of a point inside), at this build's
+// feature level (the geo commands are level 5). Searches are centred in the
+// inner part, so that a 10 km radius always holds more than 10.
+const char *const kGeo = "geo:big";
+constexpr uint32_t kGeoLen = 10000;
+// A coordinate in [lo, lo + span), 6 decimals.
+std::string geo_lon(Rng &r, double lo, double span)
+{
+    char b[32];
+    std::snprintf(b, sizeof b, "%.6f", lo + span * (double)r.below(1000000) / 1e6);
+    return b;
+}
+
+Argv geo_fill()
+{
+    Argv a = {"GEOADD", kGeo};
+    Rng r(8000000);
+    for (uint32_t i = 0; i < kGeoLen; i++) {
+        a.push_back(geo_lon(r, 13.0, 3.0));
+        a.push_back(geo_lon(r, 36.5, 2.0));
+        a.push_back(member(i));
+    }
+    return a;
+}
+
+Store &geo_store(const char *bench)
+{
+    Store &s = strings_store(bench);
+    static bool filled;
+    if (!filled) {
+        char level[8], want[16];
+        std::snprintf(level, sizeof level, "%d", RABIA_KV_FEATURE_LEVEL);
+        std::snprintf(want, sizeof want, ":%d\r\n", RABIA_KV_FEATURE_LEVEL);
+        s.must(bench, {"FEATURELEVEL", level}, want);
+        s.must(bench, geo_fill(), ":10000\r\n");
+        filled = true;
+    }
+    return s;
+}
+
+// A new place for a member already there (":0": none added).
+void BM_Geoadd(benchmark::State &state, const char *bench)
+{
+    Store &s = geo_store(bench);
+    OPS(kOpsDefault, 30, o.add({"GEOADD", kGeo, geo_lon(r, 13.0, 3.0), geo_lon(r, 36.5, 2.0), member(r.below(kGeoLen))}));
+    run(state, bench, s, ops, ":0\r\n");
+}
+
+void BM_Geopos(benchmark::State &state, const char *bench)
+{
+    Store &s = geo_store(bench);
+    OPS(kOpsDefault, 31, o.add({"GEOPOS", kGeo, member(r.below(kGeoLen))}));
+    run(state, bench, s, ops, "*1\r\n*2\r\n$");
+}
+
+// The 10 nearest within 10 km: nine cells read, ~50 distances, Redis's
+// partial sort.
+void BM_GeosearchNearest10(benchmark::State &state, const char *bench)
+{
+    Store &s = geo_store(bench);
+    OPS(kOpsDefault, 32, o.add({"GEOSEARCH", kGeo, "FROMLONLAT", geo_lon(r, 13.5, 2.0), geo_lon(r, 37.0, 1.0),
+                               "BYRADIUS", "10", "km", "ASC", "COUNT", "10", "WITHDIST"}));
+    run(state, bench, s, ops, "*10\r\n*2\r\n$16\r\nmember:");
+}
+
+// Everything in a 20 x 20 km box, unsorted (~70 members).
+void BM_GeosearchBox(benchmark::State &state, const char *bench)
+{
+    Store &s = geo_store(bench);
+    OPS(kOpsDefault, 33, o.add({"GEOSEARCH", kGeo, "FROMLONLAT", geo_lon(r, 13.5, 2.0), geo_lon(r, 37.0, 1.0),
+                               "BYBOX", "20", "20", "km"}));
+    run(state, bench, s, ops, "*");
+}
+
 // ---------------------------------------------------------------- scripts
 
 // EVALSHA of a loaded script: the floor (a fresh Lua state per run,
@@ -757,6 +834,10 @@ const struct {
     {"KV/zset/ZRANGE_0_99_WITHSCORES/members:10000", BM_Zrange100},
     {"KV/zset/ZRANK/members:10000", BM_Zrank},
     {"KV/zset/ZPOPMIN/members:10000", BM_Zpopmin},
+    {"KV/geo/GEOADD/members:10000", BM_Geoadd},
+    {"KV/geo/GEOPOS/members:10000", BM_Geopos},
+    {"KV/geo/GEOSEARCH_10km_COUNT_10/members:10000", BM_GeosearchNearest10},
+    {"KV/geo/GEOSEARCH_BYBOX_20km/members:10000", BM_GeosearchBox},
     {"KV/script/EVALSHA_return_1", BM_EvalshaReturn1},
     {"KV/script/EVALSHA_GET", BM_EvalshaGet},
 };
