@@ -584,6 +584,16 @@ KV_CMD(zrangebyscore); KV_CMD(zrevrangebyscore); KV_CMD(zrangebylex);
 KV_CMD(zrevrangebylex); KV_CMD(zunion); KV_CMD(zinter); KV_CMD(zdiff); KV_CMD(zdiffstore); KV_CMD(zintercard); KV_CMD(zrandmember); KV_CMD(zrank); KV_CMD(zrevrank); KV_CMD(zpopmin); KV_CMD(zmpop); KV_CMD(bzmpop); KV_CMD(bzpopmin); KV_CMD(bzpopmax); KV_CMD(zpopmax);
 KV_CMD(zremrangebyrank); KV_CMD(zremrangebyscore); KV_CMD(zunionstore);
 KV_CMD(zinterstore); KV_CMD(zscan); KV_CMD(zlexcount);
+/* psort.c: the sorts whose order of equal elements replies show, as
+ * Redis's. cmp returns <0, 0, >0; elements of at most 64 bytes.
+ * kv_sort_stable: glibc's qsort (a merge sort: equal elements keep their
+ * order), 0 or -ENOMEM (n elements of scratch). kv_sort_partial: Redis's
+ * pqsort, positions lrange..rrange (lrange <= rrange < n) end up as a full
+ * sort would leave them, the others partly sorted, equal elements where
+ * Redis's moves leave them; no allocation, bounded stack. */
+typedef int (*kv_cmp_fn)(const void *a, const void *b, void *arg);
+int kv_sort_stable(struct kv_store *s, void *base, size_t n, size_t size, kv_cmp_fn cmp, void *arg);
+void kv_sort_partial(void *base, size_t n, size_t size, kv_cmp_fn cmp, void *arg, size_t lrange, size_t rrange);
 /* t_geo.c */
 KV_CMD(geoadd); KV_CMD(geodist); KV_CMD(geohash); KV_CMD(geopos); KV_CMD(georadius); KV_CMD(georadius_ro);
 KV_CMD(georadiusbymember); KV_CMD(georadiusbymember_ro); KV_CMD(geosearch); KV_CMD(geosearchstore);

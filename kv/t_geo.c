@@ -14,10 +14,9 @@
  *   - the nine cells a search reads (its step and the neighbours it
  *     skips): with ANY, and without a sort, which members and in what
  *     order;
- *   - the sorts: a full sort is a stable one (glibc's qsort, a merge sort,
- *     as the redis-server it is compared against uses), a COUNT below the
- *     matches is Redis's partial quicksort (pqsort.c, Bentley and
- *     McIlroy's), so members at equal distances come back in Redis's order.
+ *   - the sorts (kv/psort.c): a full sort is a stable one (glibc's qsort,
+ *     a merge sort), a COUNT below the matches Redis's partial quicksort,
+ *     so members at equal distances come back in Redis's order.
  * The libm functions (sin, cos, asin, sqrt, llrint) are glibc's on every
  * replica: replicas of one cluster run one build (kv/README.md). */
 #include <math.h>
@@ -393,145 +392,12 @@ static int search(struct kv_zset *z, const struct geo_bits n[N_CELLS], const str
     return 0;
 }
 
-/* -1, 0, 1 as Redis's sort_gp_asc; desc reverses it. */
-static int pt_cmp(const struct geo_pt *a, const struct geo_pt *b, bool desc)
+/* -1, 0, 1 as Redis's sort_gp_asc; *desc reverses it (sort_gp_desc). */
+static int pt_cmp(const void *pa, const void *pb, void *desc)
 {
+    const struct geo_pt *a = pa, *b = pb;
     int r = a->dist > b->dist ? 1 : a->dist == b->dist ? 0 : -1;
-    return desc ? -r : r;
-}
-
-/* A stable merge sort by distance (what glibc's qsort does with memory to
- * spare: equal distances keep the order they were found in). tmp holds n. */
-static void stable_sort(struct geo_pt *v, struct geo_pt *tmp, size_t n, bool desc)
-{
-    for (size_t w = 1; w < n; w *= 2) {
-        for (size_t lo = 0; lo < n; lo += 2 * w) {
-            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
-            size_t i = lo, j = mid, k = lo;
-            while (i < mid && j < hi)
-                tmp[k++] = pt_cmp(&v[j], &v[i], desc) < 0 ? v[j++] : v[i++];
-            while (i < mid)
-                tmp[k++] = v[i++];
-            while (j < hi)
-                tmp[k++] = v[j++];
-        }
-        memcpy(v, tmp, n * sizeof *v);
-    }
-}
-
-static void pt_swap(struct geo_pt *v, size_t i, size_t j)
-{
-    struct geo_pt t = v[i];
-    v[i] = v[j];
-    v[j] = t;
-}
-
-/* Swap the k elements from i with the k from j. */
-static void pt_swap_run(struct geo_pt *v, size_t i, size_t j, size_t k)
-{
-    for (size_t m = 0; m < k; m++)
-        pt_swap(v, i + m, j + m);
-}
-
-static size_t med3(const struct geo_pt *v, size_t a, size_t b, size_t c, bool desc)
-{
-    if (pt_cmp(&v[a], &v[b], desc) < 0)
-        return pt_cmp(&v[b], &v[c], desc) < 0 ? b : pt_cmp(&v[a], &v[c], desc) < 0 ? c : a;
-    return pt_cmp(&v[b], &v[c], desc) > 0 ? b : pt_cmp(&v[a], &v[c], desc) < 0 ? a : c;
-}
-
-/* Redis's pqsort: Bentley and McIlroy's quicksort (three-way partition,
- * the median of three, or of three medians, as pivot) that only sorts the
- * parts overlapping positions lrange..rrange, so those hold what a full
- * sort would put there. The element moves are Redis's, so members at
- * equal distances end up where they end up there. Redis recurses into the
- * left part and loops on the right one; the two parts are disjoint and
- * each is partitioned the same whatever is done first, so here the larger
- * waits on a stack and the smaller is done first: at most log2(n) waiting,
- * where Redis's recursion can go n deep on points placed for it. */
-#define PSORT_STACK 64
-static void partial_sort(struct geo_pt *v, size_t n, bool desc, size_t lrange, size_t rrange)
-{
-    RABIA_ASSERT(lrange <= rrange && rrange < n);
-    struct {
-        size_t base, n;
-    } stack[PSORT_STACK];
-    size_t depth = 0, base = 0;
-    for (;;) {
-        /* [base, base + n): partition it, or sort it when small */
-        if (n < 7) {
-            for (size_t m = base + 1; m < base + n; m++)
-                for (size_t l = m; l > base && pt_cmp(&v[l - 1], &v[l], desc) > 0; l--)
-                    pt_swap(v, l, l - 1);
-            n = 0;
-        } else {
-            size_t pm = base + n / 2;
-            if (n > 7) {
-                size_t pl = base, pn = base + n - 1;
-                if (n > 40) {
-                    size_t d = n / 8;
-                    pl = med3(v, pl, pl + d, pl + 2 * d, desc);
-                    pm = med3(v, pm - d, pm, pm + d, desc);
-                    pn = med3(v, pn - 2 * d, pn - d, pn, desc);
-                }
-                pm = med3(v, pl, pm, pn, desc);
-            }
-            pt_swap(v, base, pm);
-            /* [base]: the pivot; (base, pa) and (pd, end): equal to it;
-             * [pa, pb): less; (pc, pd]: greater */
-            size_t pa = base + 1, pb = base + 1, pc = base + n - 1, pd = base + n - 1;
-            for (;;) {
-                int r;
-                while (pb <= pc && (r = pt_cmp(&v[pb], &v[base], desc)) <= 0) {
-                    if (r == 0)
-                        pt_swap(v, pa++, pb);
-                    pb++;
-                }
-                while (pb <= pc && (r = pt_cmp(&v[pc], &v[base], desc)) >= 0) {
-                    if (r == 0)
-                        pt_swap(v, pc, pd--);
-                    pc--;
-                }
-                if (pb > pc)
-                    break;
-                pt_swap(v, pb++, pc--);
-            }
-            size_t end = base + n;
-            size_t r = pa - base < pb - pa ? pa - base : pb - pa;
-            pt_swap_run(v, base, pb - r, r);
-            r = pd - pc < end - pd - 1 ? pd - pc : end - pd - 1;
-            pt_swap_run(v, pb, end - r, r);
-            /* the less part [base, base + nl), the greater [end - ng, end):
-             * each sorted only when it has two or more and meets the range */
-            size_t nl = pb - pa, ng = pd - pc, gbase = end - ng;
-            bool do_l = nl > 1 && !(lrange > base + nl - 1 || rrange < base);
-            bool do_g = ng > 1 && !(lrange > gbase + ng - 1 || rrange < gbase);
-            if (do_l && do_g) {
-                RABIA_ASSERT(depth < PSORT_STACK); /* each wait halves what this path goes on with: log2(n) < 64 */
-                if (nl >= ng) {
-                    stack[depth].base = base, stack[depth].n = nl, depth++;
-                    base = gbase, n = ng;
-                } else {
-                    stack[depth].base = gbase, stack[depth].n = ng, depth++;
-                    n = nl;
-                }
-                continue;
-            }
-            if (do_l) {
-                n = nl;
-                continue;
-            }
-            if (do_g) {
-                base = gbase, n = ng;
-                continue;
-            }
-            n = 0;
-        }
-        if (depth == 0)
-            return;
-        depth--;
-        base = stack[depth].base, n = stack[depth].n;
-    }
+    return *(const bool *)desc ? -r : r;
 }
 
 /* ------------------------------------------------------------------ */
@@ -918,18 +784,14 @@ static int georadius_generic(struct kv_ctx *c, uint32_t src, int flags)
         goto out;
     }
     size_t n = count && (uint64_t)count < a.n ? (size_t)count : a.n;
-    if (sort) {
-        if (n == a.n) {
-            struct geo_pt *tmp = kv_alloc(c->s, a.n * sizeof *tmp);
-            if (!tmp) {
-                rc = -ENOMEM;
-                goto out;
-            }
-            stable_sort(a.v, tmp, a.n, sort == 2);
-            kv_free(c->s, tmp);
-        } else {
-            partial_sort(a.v, a.n, sort == 2, 0, n - 1);
-        }
+    if (sort) { /* Redis: qsort when every match is returned, else pqsort up to COUNT */
+        bool desc = sort == 2;
+        if (n == a.n)
+            rc = kv_sort_stable(c->s, a.v, a.n, sizeof *a.v, pt_cmp, &desc);
+        else
+            kv_sort_partial(a.v, a.n, sizeof *a.v, pt_cmp, &desc, 0, n - 1);
+        if (rc)
+            goto out;
     }
     if (store < 0) {
         uint32_t opts = (uint32_t)withdist + (uint32_t)withhash + (uint32_t)withcoord;
