@@ -132,6 +132,8 @@ static const struct kv_cmd commands[] = {
     {"smembers", 2, KV_F_READONLY, 1, 1, 1, kv_cmd_smembers},
     {"smismember", -3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_smismember},
     {"smove", 4, KV_F_WRITE | KV_F_FAST, 1, 2, 1, kv_cmd_smove},
+    {"sort", -2, KV_F_WRITE | KV_F_DENYOOM | KV_F_SCANS, 1, 1, 1, kv_cmd_sort},
+    {"sort_ro", -2, KV_F_READONLY | KV_F_SCANS, 1, 1, 1, kv_cmd_sort_ro},
     {"spop", -2, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_spop},
     {"srandmember", -2, KV_F_READONLY, 1, 1, 1, kv_cmd_srandmember},
     {"srem", -3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_srem},
@@ -210,6 +212,8 @@ static const struct {
     {"pfadd", 4},
     {"pfcount", 4},
     {"pfmerge", 4},
+    {"sort", 5},
+    {"sort_ro", 5},
     {"zmpop", 1},
 };
 static uint8_t cmd_level[N_COMMANDS];

@@ -249,6 +249,9 @@ struct kv_store {
      * higher level do not exist yet. 0 until a FEATURELEVEL operation
      * raises it; never lowered. */
     uint8_t feature_level;
+    /* Scripts running now (0 or 1: a script cannot call EVAL). Not state:
+     * SORT asks it, as Redis's SORT asks whether its client is a script. */
+    uint8_t in_script;
 };
 
 struct kv_store *kv_store_new(void); /* NULL on allocation failure */
@@ -584,6 +587,14 @@ KV_CMD(zrangebyscore); KV_CMD(zrevrangebyscore); KV_CMD(zrangebylex);
 KV_CMD(zrevrangebylex); KV_CMD(zunion); KV_CMD(zinter); KV_CMD(zdiff); KV_CMD(zdiffstore); KV_CMD(zintercard); KV_CMD(zrandmember); KV_CMD(zrank); KV_CMD(zrevrank); KV_CMD(zpopmin); KV_CMD(zmpop); KV_CMD(bzmpop); KV_CMD(bzpopmin); KV_CMD(bzpopmax); KV_CMD(zpopmax);
 KV_CMD(zremrangebyrank); KV_CMD(zremrangebyscore); KV_CMD(zunionstore);
 KV_CMD(zinterstore); KV_CMD(zscan); KV_CMD(zlexcount);
+/* t_hash.c, for SORT: the value of field f of hash o (NUL-terminated, in
+ * place); false when absent. */
+bool kv_hash_get(struct kv_store *s, struct kv_obj *o, const uint8_t *f, size_t fn, const uint8_t **v, size_t *vn);
+/* t_list.c, for SORT: element i (< the list's length) of list o, in place;
+ * an empty list with room for n; an element at the tail (0 or -ENOMEM). */
+void kv_list_at(const struct kv_obj *o, uint64_t i, const uint8_t **p, size_t *n);
+struct kv_obj *kv_list_new(struct kv_store *s, uint64_t n);
+int kv_list_append(struct kv_store *s, struct kv_obj *o, const uint8_t *p, size_t n);
 /* psort.c: the sorts whose order of equal elements replies show, as
  * Redis's. cmp returns <0, 0, >0; elements of at most 64 bytes.
  * kv_sort_stable: glibc's qsort (a merge sort: equal elements keep their
@@ -594,6 +605,8 @@ KV_CMD(zinterstore); KV_CMD(zscan); KV_CMD(zlexcount);
 typedef int (*kv_cmp_fn)(const void *a, const void *b, void *arg);
 int kv_sort_stable(struct kv_store *s, void *base, size_t n, size_t size, kv_cmp_fn cmp, void *arg);
 void kv_sort_partial(void *base, size_t n, size_t size, kv_cmp_fn cmp, void *arg, size_t lrange, size_t rrange);
+/* t_sort.c */
+KV_CMD(sort); KV_CMD(sort_ro);
 /* t_geo.c */
 KV_CMD(geoadd); KV_CMD(geodist); KV_CMD(geohash); KV_CMD(geopos); KV_CMD(georadius); KV_CMD(georadius_ro);
 KV_CMD(georadiusbymember); KV_CMD(georadiusbymember_ro); KV_CMD(geosearch); KV_CMD(geosearchstore);

@@ -352,7 +352,10 @@ static int eval_generic(struct kv_ctx *c, bool by_sha, bool ro)
     int rc = script_ready(c, sha, body, n, skip, false, &e); /* nothing is cached when it does not compile */
     if (rc <= 0)
         return rc;
-    return kv_script_run(c, sha, script_of(e), no_writes || ro, 3, nk);
+    c->s->in_script++; /* SORT sorts a set it would return unsorted (t_sort.c) */
+    rc = kv_script_run(c, sha, script_of(e), no_writes || ro, 3, nk);
+    c->s->in_script--;
+    return rc;
 }
 
 KV_CMD(eval) { return eval_generic(c, false, false); }

@@ -131,6 +131,15 @@ static bool hash_get(struct kv_store *s, struct kv_obj *o, const uint8_t *f, siz
     return true;
 }
 
+bool kv_hash_get(struct kv_store *s, struct kv_obj *o, const uint8_t *f, size_t fn, const uint8_t **v, size_t *vn)
+{
+    RABIA_ASSERT(o->type == KV_HASH);
+    uint32_t n32 = 0;
+    bool found = hash_get(s, o, f, fn, v, &n32);
+    *vn = n32;
+    return found;
+}
+
 /* Add field f with value v to d (f absent). 0 or -ENOMEM. */
 static int hd_add(struct kv_store *s, struct kv_dict *d, const uint8_t *f, size_t fn,
                   const uint8_t *v, size_t vn)

@@ -232,6 +232,31 @@ static void list_free(struct kv_store *s, struct kv_obj *o)
     kv_free(s, o);
 }
 
+/* For SORT (t_sort.c): element i of a list, a new list, an element at its
+ * tail. */
+void kv_list_at(const struct kv_obj *o, uint64_t i, const uint8_t **p, size_t *n)
+{
+    const struct lelem *x = at(lst(o), i);
+    *p = x->data;
+    *n = x->len;
+}
+
+struct kv_obj *kv_list_new(struct kv_store *s, uint64_t n)
+{
+    return list_new(s, n);
+}
+
+int kv_list_append(struct kv_store *s, struct kv_obj *o, const uint8_t *p, size_t n)
+{
+    struct list *l = lst(o);
+    int rc = list_reserve(s, l, 1);
+    struct lelem *x = rc ? NULL : elem_new(s, p, n);
+    if (!x)
+        return -ENOMEM;
+    list_push(l, x, TAIL);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Command helpers.                                                    */
 
