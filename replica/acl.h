@@ -110,7 +110,16 @@ bool acl_cmd_allowed(const struct acl *a, int u, const char *fullname, uint32_t 
 /* Whether user u may name key[0..n). */
 bool acl_key_allowed(const struct acl *a, int u, const uint8_t *key, size_t n);
 
-enum { ACL_ALLOWED = 0, ACL_DENIED_CMD = 1, ACL_DENIED_KEY = 2, ACL_DENIED_SCRIPT = 3 };
+enum {
+    ACL_ALLOWED = 0,
+    ACL_DENIED_CMD = 1,
+    ACL_DENIED_KEY = 2,
+    ACL_DENIED_SCRIPT = 3,
+    ACL_DENIED_SORT_BY = 4,  /* SORT ... BY a pattern, by a user without access to every key */
+    ACL_DENIED_SORT_GET = 5, /* SORT ... GET, likewise (Redis 7.0's errors: ACL_SORT_*_TEXT) */
+};
+#define ACL_SORT_BY_TEXT "ERR BY option of SORT denied due to insufficient ACL permissions."
+#define ACL_SORT_GET_TEXT "ERR GET option of SORT denied due to insufficient ACL permissions."
 /* ACL_DENIED_SCRIPT: a script (EVAL, EVALSHA and their _RO forms) by a
  * user with key patterns or command rules short of everything. A script's
  * redis.call runs inside the state machine, at the point the log decides,

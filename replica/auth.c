@@ -559,6 +559,8 @@ int replica_auth_resp(struct rabia_replica *r, uint32_t ci, struct rabia_buf *ou
                       m.is_exec);
     if (rc == ACL_DENIED_SCRIPT)
         return refuse(k, out, ACL_SCRIPT_DENIED_TEXT, m.is_exec);
+    if (rc == ACL_DENIED_SORT_BY || rc == ACL_DENIED_SORT_GET)
+        return refuse(k, out, rc == ACL_DENIED_SORT_BY ? ACL_SORT_BY_TEXT : ACL_SORT_GET_TEXT, m.is_exec);
     return 0;
 }
 
@@ -728,6 +730,8 @@ bool replica_auth_native(struct rabia_replica *r, uint32_t ci, const struct rabi
         snprintf(msg, sizeof msg, "NOPERM this user has no permissions to run the '%s' command", cmd);
     else if (rc == ACL_DENIED_SCRIPT)
         snprintf(msg, sizeof msg, "%s", ACL_SCRIPT_DENIED_TEXT);
+    else if (rc == ACL_DENIED_SORT_BY || rc == ACL_DENIED_SORT_GET)
+        snprintf(msg, sizeof msg, "%s", rc == ACL_DENIED_SORT_BY ? ACL_SORT_BY_TEXT : ACL_SORT_GET_TEXT);
     else
         snprintf(msg, sizeof msg, "NOPERM this operation cannot be checked against the user's permissions "
                                   "(malformed or unknown): refused");

@@ -213,6 +213,26 @@ static void test_permissions(void)
     CHECK_EQ(cmd("app", 5, grm_member), ACL_ALLOWED);
     CHECK_EQ(cmd("app", 8, gss_bad), ACL_DENIED_KEY);
     CHECK_EQ(cmd("app", 7, gs_ok), ACL_ALLOWED);
+    /* SORT: the last STORE's key (LIMIT, GET and BY arguments skipped);
+     * BY a pattern and GET refused a user without every key, in parse
+     * order, unless a parse error comes first (the store replies it) */
+    const char *so_ok[] = {"sort", "app:l", "LIMIT", "0", "5", "DESC", "STORE", "app:d"};
+    const char *so_dst[] = {"sort", "app:l", "STORE", "app:d", "STORE", "x:d"};
+    const char *so_first[] = {"sort", "app:l", "STORE", "x:d", "STORE", "app:d"};
+    const char *so_getstore[] = {"sort", "app:l", "BY", "store", "ALPHA"}; /* BY's pattern, not an option */
+    const char *so_by[] = {"sort", "app:l", "BY", "w_*", "GET", "#"};
+    const char *so_const[] = {"sort", "app:l", "BY", "nosort", "GET", "#"};
+    const char *so_err[] = {"sort", "app:l", "LIMIT", "x", "1", "BY", "w_*"};
+    const char *so_ro[] = {"sort_ro", "app:l", "STORE", "x:d"};
+    CHECK_EQ(cmd("app", 8, so_ok), ACL_ALLOWED);
+    CHECK_EQ(cmd("app", 6, so_dst), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("app", 6, so_first), ACL_ALLOWED); /* the last STORE wins, as SORT takes it */
+    CHECK_EQ(cmd("app", 5, so_getstore), ACL_ALLOWED);
+    CHECK_EQ(cmd("app", 6, so_by), ACL_DENIED_SORT_BY);
+    CHECK_EQ(cmd("app", 6, so_const), ACL_DENIED_SORT_GET);
+    CHECK_EQ(cmd("app", 7, so_err), ACL_ALLOWED);
+    CHECK_EQ(cmd("app", 4, so_ro), ACL_ALLOWED); /* no STORE in SORT_RO: its syntax error */
+    CHECK_EQ(cmd("nw", 6, so_by), ACL_DENIED_CMD);
     CHECK_EQ(cmd("nw", 3, seto), ACL_DENIED_CMD);
     CHECK_EQ(cmd("nw", 2, del), ACL_ALLOWED);
     CHECK_EQ(cmd("nw", 2, get), ACL_ALLOWED);
@@ -311,6 +331,15 @@ static void test_native_ops(void)
     rabia_buf_clear(&g);
     CHECK_EQ(rabia_kv_encode_argv(&g, 8, geo, NULL), 0);
     CHECK_EQ(op("app", &g, name), ACL_ALLOWED);
+    /* SORT's checks as a native op too */
+    const char *so[] = {"SORT", "app:l", "GET", "app:*"}, *sst[] = {"SORT", "app:l", "STORE", "x:d"};
+    rabia_buf_clear(&g);
+    CHECK_EQ(rabia_kv_encode_argv(&g, 4, so, NULL), 0);
+    CHECK_EQ(op("app", &g, name), ACL_DENIED_SORT_GET);
+    CHECK_EQ(op("default", &g, name), ACL_ALLOWED);
+    rabia_buf_clear(&g);
+    CHECK_EQ(rabia_kv_encode_argv(&g, 4, sst, NULL), 0);
+    CHECK_EQ(op("app", &g, name), ACL_DENIED_KEY);
     rabia_buf_free(&g);
     /* a transaction: each command checked */
     const uint8_t *ops[2] = {a.data, b.data};
