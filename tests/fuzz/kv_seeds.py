@@ -109,6 +109,15 @@ def kv_seeds():
         cmd("zadd", "k0", "-5", "neg", "1e300", "huge", "inf", "pinf"), cmd("geopos", "k0", "neg", "huge", "pinf"),
         cmd("georadius_ro", "k2", 0, 0, 20000, "km", "WITHDIST"), RESTORE,
         cmd("geosearch", "k1", "FROMMEMBER", "m1-1", "BYRADIUS", 500, "mi", "WITHCOORD"), cmd("zrange", "k2", 0, -1))
+    p["sort"] = program(
+        cmd("rpush", "k0", 3, 1, 2, 10, -5, "1.5", "b\0z", ""), cmd("sadd", "k1", 5, 3, "x", "y"),
+        cmd("zadd", "k2", 3, "c", 1, "a", 2, "b"), cmd("mset", "w_3", 30, "w_1", 10, "w_a", "z", "w_b", "y"),
+        cmd("hset", "h_1", "f", "one", "g", 7), cmd("sort", "k0"), cmd("sort", "k0", "ALPHA", "DESC", "LIMIT", 1, 3),
+        cmd("sort", "k0", "BY", "w_*", "GET", "#", "GET", "h_*->f", "STORE", "k3"),
+        cmd("sort", "k1", "BY", "nosort", "STORE", "k4"), cmd("sort", "k2", "BY", "nosort", "DESC", "LIMIT", 1, 1),
+        cmd("sort", "k2", "BY", "w_*", "ALPHA", "LIMIT", 0, 2), cmd("sort_ro", "k1", "ALPHA", "GET", "w_*"),
+        cmd("sort", "k0", "BY", "h_*->g", "GET", "h_*->", "LIMIT", -1, 100), RESTORE,
+        cmd("sort", "k3", "ALPHA", "STORE", "k3"), cmd("lrange", "k3", 0, -1), cmd("sort", "k9", "STORE", "k4"))
     p["lists"] = program(
         cmd("rpush", "k0", *[f"v{i}" for i in range(11)]),
         many(14, lambda i: cmd("lpush", "k0", *[f"w{i}-{j}-" + "x" * (i * 4) for j in range(8)])),

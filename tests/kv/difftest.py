@@ -105,7 +105,27 @@ def _negzero(n):
 ZSET_SCORE_CMDS = {b"ZRANGE", b"ZREVRANGE", b"ZRANGEBYSCORE", b"ZSCORE", b"ZMSCORE", b"ZINCRBY",
                    b"ZPOPMIN", b"ZPOPMAX", b"ZADD", b"EXEC"}
 
+def _sort_unordered(c, a, r, s):
+    """SORT of a set BY a constant (its own order), or ALPHA BY a pattern
+    (equal values in the order of a set's or sorted set's hash table)"""
+    if c not in (b"SORT", b"SORT_RO") or r[0] != "*" or s[0] != "*" or r[1] is None or s[1] is None:
+        return False
+    up = [x.upper() for x in a]
+    if b"STORE" in up:
+        return False
+    pats = [a[i + 1] for i in range(2, len(a) - 1) if up[i] == b"BY"]
+    const = any(b"*" not in p.split(b"\0")[0] for p in pats)
+    if not (const or (pats and b"ALPHA" in up)) or len(r[1]) != len(s[1]):
+        return False
+    return b"LIMIT" in up or sorted(r[1], key=repr) == sorted(s[1], key=repr)  # with LIMIT: another part
+
+
 DOCUMENTED = {
+    "sort-hash-order": (
+        _sort_unordered,
+        "SORT of a set BY a constant returns the set in its own order, and SORT ... BY a pattern ALPHA "
+        "leaves elements with equal values in the order it read them, a set's or sorted set's hash-table "
+        "order: the same on every replica, not redis-server's (kv/README.md); the elements must be the same"),
     "zset-negative-zero": (
         lambda c, a, r, s: c in ZSET_SCORE_CMDS and r != s and _negzero(r) == _negzero(s),
         "a sorted-set score of -0 (e.g. ZUNIONSTORE ... WEIGHTS -1 of a 0 score) is answered \"0\" by "
@@ -386,7 +406,7 @@ READ_ONLY = {b"GET", b"MGET", b"STRLEN", b"GETRANGE", b"SUBSTR", b"GETBIT", b"BI
              b"SISMEMBER", b"SMISMEMBER", b"SMEMBERS", b"SCARD", b"SINTER", b"SUNION", b"SDIFF", b"SINTERCARD",
              b"SRANDMEMBER", b"ZSCORE", b"ZMSCORE", b"ZCARD", b"ZCOUNT", b"ZLEXCOUNT", b"ZRANGE", b"ZREVRANGE",
              b"ZRANGEBYSCORE", b"ZUNION", b"ZINTER", b"ZDIFF", b"ZINTERCARD", b"ZRANK", b"ZREVRANK", b"RANDOMKEY", b"PING", b"ECHO", b"TOUCH",
-             b"GEODIST", b"GEOHASH", b"GEOPOS", b"GEORADIUS_RO", b"GEORADIUSBYMEMBER_RO", b"GEOSEARCH"}
+             b"GEODIST", b"GEOHASH", b"GEOPOS", b"GEORADIUS_RO", b"GEORADIUSBYMEMBER_RO", b"GEOSEARCH", b"SORT_RO"}
 # commands that give keys a TTL or take it away (dropped together by the minimizer)
 BURST_EXPIRY = {b"SETEX", b"PSETEX", b"GETEX", b"EXPIRE", b"PEXPIRE", b"EXPIREAT", b"PEXPIREAT", b"PERSIST"}
 GLOBAL = {b"KEYS", b"SCAN", b"DBSIZE", b"RANDOMKEY", b"FLUSHALL", b"FLUSHDB"}
@@ -394,7 +414,7 @@ BURST_CMDS = {"SET", "SETEX", "PSETEX", "GETEX", "EXPIRE", "PEXPIRE", "EXPIREAT"
 WRITE_CMDS = ["SET", "DEL", "INCR", "APPEND", "HSET", "HDEL", "LPUSH", "RPOP", "SADD", "SREM",
               "ZADD", "ZREM", "EXPIRE", "PERSIST", "RENAME", "SETRANGE", "GETDEL", "MSET",
               "HINCRBY", "LSET", "SMOVE", "ZINCRBY", "COPY", "UNLINK", "SETBIT", "BITOP", "ZDIFFSTORE",
-              "PFADD", "PFMERGE", "BITFIELD", "GEOADD", "GEOSEARCHSTORE"]
+              "PFADD", "PFMERGE", "BITFIELD", "GEOADD", "GEOSEARCHSTORE", "SORT"]
 
 
 # Scripts for EVAL / EVALSHA / SCRIPT LOAD: (body, keys family, number of
@@ -770,6 +790,47 @@ class Gen:
     def c_pfmerge(s):
         return [b"PFMERGE", s.k("hll")] + s.ks("hll", 0, 3)
     c_pfmerge.weight = 2
+
+    # --- SORT / SORT_RO (feature level 5): lists, sets and sorted sets, by
+    # their values or by strings (s1..s3) and hash fields (h1, h2) named by
+    # patterns from their elements (ELEMS: 1, 2, a, ...)
+    def sort_args(s, ro):
+        r = s.rng
+        opts = []
+        by = r.choice([b"nosort", b"s*", b"h*->f1", b"h*->n", b"*", b"x*", b"nokey_*", b"#", b"h*->", b"s*->f1"]) \
+            if r.random() < 0.5 else None
+        alpha = r.random() < 0.4
+        if s.in_multi and by is not None and (alpha or b"*" not in by):
+            by = None  # inside MULTI the EXEC reply is compared whole: no order that is documented to differ
+        if by is not None:
+            opts.append([b"BY", by])
+        # a set BY a constant comes back in its own order, not Redis's (DOCUMENTED): mostly lists and sorted sets
+        fams = ["list", "zset", "any"] if by is not None and b"*" not in by else ["list", "set", "zset", "any"]
+        key = s.k(r.choice(fams))
+        a = [b"SORT_RO" if ro else b"SORT", key]
+        for _ in range(r.choice([0, 0, 1, 1, 2])):
+            opts.append([b"GET", r.choice([b"#", b"s*", b"h*->f1", b"h*->n", b"t*", b"nostar", b"l*"])])
+        if alpha:
+            opts.append([b"ALPHA"])
+        if r.random() < 0.3:
+            opts.append([r.choice([b"ASC", b"DESC"])])
+        if r.random() < 0.3:
+            opts.append([b"LIMIT", r.choice([b"0", b"1", b"2", b"-1", b"5"]), r.choice([b"1", b"2", b"3", b"0", b"-1", b"10"])])
+        # STORE, but not of an ALPHA BY a pattern: equal values would be stored in an order of their own
+        if not ro and r.random() < 0.2 and not (alpha and by is not None and b"*" in by):
+            opts.append([b"STORE", r.choice([s.k("list"), s.k("any")])])
+        if r.random() < 0.02:
+            opts.append([r.choice([b"FOO", b"LIMIT", b"BY", b"STORE"])])
+        r.shuffle(opts)
+        return a + [t for o in opts for t in o]
+
+    def c_sort(s):
+        return s.sort_args(False)
+    c_sort.weight = 3
+
+    def c_sort_ro(s):
+        return s.sort_args(True)
+    c_sort_ro.weight = 1
 
     # --- geo (feature level 5): members of sorted sets, mostly g1 / g2
     def geo_key(s):
