@@ -105,10 +105,14 @@ sys.stdout.write(out.decode("latin1").replace("\r\n", "\\r\\n\n"))
 EOF
 printf '%s\r\n' 'GET x' 'FOO' 'HELLO 3' 'ACL WHOAMI' 'MULTI' 'AUTH wrong' 'AUTH nosuchuser x' 'AUTH a b c' \
   'AUTH ro ropw' 'SET a 1' 'GET auth:none' 'PING' 'MULTI' 'ACL WHOAMI' 'AUTH app apppw' 'SET app:1 x' \
-  'SET other:1 x' 'MGET app:1 other:1' 'WATCH other:1' 'WATCH app:1' 'UNWATCH' 'MULTI' 'SET app:2 y' 'SET other:2 y' 'EXEC' 'ACL WHOAMI' \
+  'SET other:1 x' 'MGET app:1 other:1' 'RPUSH app:l 2 1' 'SORT app:l BY app:w_*' 'SORT app:l LIMIT 0 1 GET #' \
+  'SORT app:l BY nosort' 'SORT app:l STORE other:d' 'SORT app:l LIMIT 0 1 STORE app:d' 'WATCH other:1' 'WATCH app:1' 'UNWATCH' 'MULTI' 'SET app:2 y' 'SET other:2 y' 'EXEC' 'ACL WHOAMI' \
   'AUTH default defpw' 'ACL WHOAMI' 'AUTH ops opspw' 'CLIENT LIST' 'CLIENT KILL ID 999' 'CLIENT NO-EVICT on' \
   'CLIENT INFO x' 'AUTH default defpw' 'AUTH off1 offpw' 'HELLO 3 AUTH ro bad' 'ACL WHOAMI' 'AUTH onlyread p' \
   'PING' 'HELLO 4 AUTH app wrong' 'RESET' 'GET app:1' 'QUIT' >"$D/seq.txt"
+# SORT is of feature level 5: the sequence waits for the cluster to agree
+# its build's level (a second or two after the start)
+wait_level 1 --user default --pass defpw --no-auth-warning
 t0=$(date +%s%N)
 got=$(python3 "$D/raw.py" "$P1" 1 <"$D/seq.txt")
 t1=$(date +%s%N)
@@ -130,6 +134,16 @@ $-1\r\n
 +OK\r\n
 -NOPERM this user has no permissions to access one of the keys used as arguments\r\n
 -NOPERM this user has no permissions to access one of the keys used as arguments\r\n
+:2\r\n
+-ERR BY option of SORT denied due to insufficient ACL permissions.\r\n
+-ERR GET option of SORT denied due to insufficient ACL permissions.\r\n
+*2\r\n
+$1\r\n
+2\r\n
+$1\r\n
+1\r\n
+-NOPERM this user has no permissions to access one of the keys used as arguments\r\n
+:1\r\n
 -NOPERM this user has no permissions to access one of the keys used as arguments\r\n
 +OK\r\n
 +OK\r\n
@@ -158,7 +172,7 @@ default\r\n
 +RESET\r\n
 -NOAUTH Authentication required.\r\n
 +OK\r\n'
-expect_eq "RESP sequence (NOAUTH, WRONGPASS, NOPERM, MULTI, WHOAMI, HELLO, RESET, QUIT)" "$got" "$expected"
+expect_eq "RESP sequence (NOAUTH, WRONGPASS, NOPERM, SORT's patterns, MULTI, WHOAMI, HELLO, RESET, QUIT)" "$got" "$expected"
 # four failed AUTHs on that connection: 100 + 200 + 400 ms before the last three were read
 ms=$(((t1 - t0) / 1000000))
 ((ms >= 700)) || fail "four failed AUTHs took only $ms ms: the slow-down did not hold the connection"

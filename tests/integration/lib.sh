@@ -387,6 +387,22 @@ cluster_start() {
   remember_pids
   say "started $1 replicas ($2): pids $(for ((i = 1; i <= $1; i++)); do printf '%s ' "$(replica_pid "$i")"; done)"
 }
+# wait_level N [redis-cli options]: until replicas 1..N report the build's
+# feature level agreed (INFO server; a second or two after a start), 10 s
+# at most: commands of that level are unknown before it
+wait_level() {
+  local n=$1 i t lv
+  shift
+  for ((i = 1; i <= n; i++)); do
+    for ((t = 0; t < 100; t++)); do
+      lv=$(redis "$i" "$@" INFO server 2>/dev/null | tr -d '\r' | sed -n 's/^rabia_feature_level://p')
+      [ "$lv" = "$BUILD_LEVEL" ] && break
+      sleep 0.1
+    done
+    [ "$lv" = "$BUILD_LEVEL" ] || fail "replica $i: feature level '${lv}', not the build's $BUILD_LEVEL, 10 s after the start"
+  done
+  say "replicas 1..$n agreed feature level $BUILD_LEVEL"
+}
 # stop every replica of the current cluster by PID (SIGTERM, then SIGKILL)
 cluster_stop() {
   local f pids=()

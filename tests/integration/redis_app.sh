@@ -29,6 +29,7 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 "$PY" -c 'import redis' 2>/dev/null || skip "python3-redis is not installed (deploy/install-deps.sh installs it)"
 cluster_start 3 kv
+wait_level 3 # HyperLogLog, geo: levels 4, 5
 
 victim_pid=$(replica_pid 1)
 rc=0
