@@ -1661,7 +1661,7 @@ static void typed_op(struct world *w, struct client *c)
          * level. Chosen by v: the random stream stays the same. Level 1
          * or this build's (2: scripts count their allocations, the
          * clients' EVALs run under both; 4: PFADD, PFCOUNT, PFMERGE, BITFIELD;
-         * 5: GEOADD, GEOSEARCHSTORE). */
+         * 5: GEOADD, GEOSEARCHSTORE, SORT). */
         if (v % 8 == 0) {
             ARGF("FEATURELEVEL"); ARGF("%d", j % 2 ? 1 : RABIA_KV_FEATURE_LEVEL);
         } else if (v % 8 == 1) {
@@ -1684,6 +1684,8 @@ static void typed_op(struct world *w, struct client *c)
             ARGF("GEOSEARCHSTORE"); ARGF("g%u", j % 4 + 1); ARGF("g%u", k); ARGF("FROMLONLAT"); ARGF("14");
             ARGF("37.5"); ARGF("BYRADIUS"); ARGF("%u", 50 + v * 5); ARGF("km"); ARGF("COUNT"); ARGF("3");
             ARGF("STOREDIST");
+        } else if (v % 2 == 0) { /* SORT (level 5) of a list into another: a new list in the log */
+            ARGF("SORT"); ARGF("l%u", k); ARGF("ALPHA"); ARGF("DESC"); ARGF("STORE"); ARGF("l%u", j % 4 + 1);
         } else {
             ARGF("RANDOMKEY");
         }
@@ -1783,7 +1785,8 @@ static void on_client_reply(struct world *w, struct client *c, const struct rabi
                                                 "-ERR unknown command 'PFADD'", "-ERR unknown command 'PFCOUNT'",
                                                 "-ERR unknown command 'PFMERGE'", "-ERR unknown command 'BITFIELD'",
                                                 "-ERR unknown command 'GEOADD'",
-                                                "-ERR unknown command 'GEOSEARCHSTORE'"};
+                                                "-ERR unknown command 'GEOSEARCHSTORE'",
+                                                "-ERR unknown command 'SORT'"};
         bool early = false;
         for (size_t k = 0; k < sizeof before_level / sizeof before_level[0]; k++)
             early |= m->body_len >= strlen(before_level[k]) &&
