@@ -153,7 +153,7 @@ const char *family_hint(const char *bench)
     static const char *const map[][2] = {
         {"KV/hash/", "kv/t_hash.c"}, {"KV/list/", "kv/t_list.c"}, {"KV/set/", "kv/t_set.c"},
         {"KV/zset/", "kv/t_zset.c"}, {"KV/string/", "kv/t_string.c"}, {"KV/txn/", "kv/t_string.c, kv/command.c"},
-        {"KV/keys/", "kv/t_keys.c"}, {"KV/geo/", "kv/t_geo.c"},
+        {"KV/keys/", "kv/t_keys.c"}, {"KV/geo/", "kv/t_geo.c"}, {"KV/sort/", "kv/t_sort.c"},
     };
     for (const auto &m : map) {
         if (std::strncmp(bench, m[0], std::strlen(m[0])) == 0) {
@@ -568,6 +568,36 @@ void BM_Lrange100(benchmark::State &state, const char *bench)
     run(state, bench, s, ops, "*100\r\n$100\r\n");
 }
 
+// SORT (feature level 5) of the 1,000 values of 100 bytes, ALPHA, the first
+// 10: every value copied and the whole list sorted (Redis sorts it all too
+// without a BY), and of the intset's 100 integers as numbers.
+void sort_level(Store &s, const char *bench)
+{
+    char level[8], want[16];
+    std::snprintf(level, sizeof level, "%d", RABIA_KV_FEATURE_LEVEL);
+    std::snprintf(want, sizeof want, ":%d\r\n", RABIA_KV_FEATURE_LEVEL);
+    s.must(bench, {"FEATURELEVEL", level}, want);
+}
+
+void BM_SortAlpha(benchmark::State &state, const char *bench)
+{
+    Store &s = with(LIST, bench);
+    sort_level(s, bench);
+    list_reset(s, bench);
+    Ops ops;
+    ops.add({"SORT", kList, "ALPHA", "LIMIT", "0", "10"});
+    run(state, bench, s, ops, "*10\r\n$100\r\n");
+}
+
+void BM_SortIntset(benchmark::State &state, const char *bench)
+{
+    Store &s = with(INTSET, bench);
+    sort_level(s, bench);
+    Ops ops;
+    ops.add({"SORT", kIntset, "DESC"});
+    run(state, bench, s, ops, "*100\r\n$2\r\n99\r\n");
+}
+
 // ---------------------------------------------------------------- sets
 
 // SADD of a member already there (":0": the set stays at its size).
@@ -834,6 +864,8 @@ const struct {
     {"KV/zset/ZRANGE_0_99_WITHSCORES/members:10000", BM_Zrange100},
     {"KV/zset/ZRANK/members:10000", BM_Zrank},
     {"KV/zset/ZPOPMIN/members:10000", BM_Zpopmin},
+    {"KV/sort/SORT_ALPHA_LIMIT_0_10/len:1000", BM_SortAlpha},
+    {"KV/sort/SORT_DESC/intset:100", BM_SortIntset},
     {"KV/geo/GEOADD/members:10000", BM_Geoadd},
     {"KV/geo/GEOPOS/members:10000", BM_Geopos},
     {"KV/geo/GEOSEARCH_10km_COUNT_10/members:10000", BM_GeosearchNearest10},

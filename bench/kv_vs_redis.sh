@@ -110,11 +110,18 @@ out = []
 for i in range(10000):
     a = [b"GEOADD", b"geo:big", b"%.6f" % (13.0 + 3.0 * r.random()), b"%.6f" % (36.5 + 2.0 * r.random()), b"member:%09d" % i]
     out.append(b"*5\r\n" + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in a))
+# SORT's list: 1,000 values of 100 bytes; and 100 integers
+vals = [bytes(97 + r.randrange(26) for _ in range(100)) for _ in range(1000)]
+a = [b"RPUSH", b"list:sort"] + vals
+out.append(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in a))
+a = [b"SADD", b"set:ints"] + [b"%d" % i for i in range(100)]
+out.append(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in a))
 sys.stdout.buffer.write(b"".join(out))
 PY
 redis-cli -p "$port" --pipe <"$tmp/geo.resp" >/dev/null
 geo_searches=("GEOSEARCH geo:big FROMLONLAT 14.5 37.5 BYRADIUS 10 km ASC COUNT 10 WITHDIST"
-              "GEOSEARCH geo:big FROMLONLAT 14.5 37.5 BYBOX 20 20 km" "GEOPOS geo:big member:000004242")
+              "GEOSEARCH geo:big FROMLONLAT 14.5 37.5 BYBOX 20 20 km" "GEOPOS geo:big member:000004242"
+              "SORT list:sort ALPHA LIMIT 0 10" "SORT set:ints DESC")
 for g in "${geo_searches[@]}"; do
   # shellcheck disable=SC2086
   "${pin_client[@]}" redis-benchmark -p "$port" -n "$((requests / 4))" -P 64 -c 1 --csv $g >>"$tmp/redis.csv" 2>>"$tmp/redis.err"
@@ -185,6 +192,9 @@ rows = [
     ("ZRANGE 0 99 WITHSCORES", "KV/zset/ZRANGE_0_99_WITHSCORES/members:10000", "zset of 10k", None, ""),
     ("ZRANK", "KV/zset/ZRANK/members:10000", "zset of 10k, hit", None, ""),
     ("ZPOPMIN", "KV/zset/ZPOPMIN/members:10000", "zset of 5k-10k", "ZPOPMIN", "myzset (what ZADD made) until empty, then nil"),
+    ("SORT ALPHA LIMIT 0 10", "KV/sort/SORT_ALPHA_LIMIT_0_10/len:1000", "list of 1,000, 100 B",
+     "SORT list:sort ALPHA LIMIT 0 10", "list of 1,000, 100 B"),
+    ("SORT DESC (intset)", "KV/sort/SORT_DESC/intset:100", "set of 100 integers", "SORT set:ints DESC", "set of 100 integers"),
     ("GEOADD", "KV/geo/GEOADD/members:10000", "new place for 1 of 10k places", None, ""),
     ("GEOPOS", "KV/geo/GEOPOS/members:10000", "1 of 10k places", "GEOPOS geo:big member:000004242", "1 of 10k places, always the same"),
     ("GEOSEARCH 10 km COUNT 10 WITHDIST", "KV/geo/GEOSEARCH_10km_COUNT_10/members:10000", "10k places over 3x2 degrees, random centre",
