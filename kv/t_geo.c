@@ -157,28 +157,18 @@ static uint64_t position_score(const double xy[2])
     return h.bits;
 }
 
-static void move_x(struct geo_bits *h, int d)
+/* One cell east / west (along the longitude bits, the odd positions:
+ * lon true) or north / south (the latitude bits, the even ones), d > 0 or
+ * < 0: the coordinate's bits counted up or down, carries skipping the
+ * other coordinate's bits, wrapping around at the range's ends. */
+static void move(struct geo_bits *h, bool lon, int d)
 {
-    uint64_t x = h->bits & 0xaaaaaaaaaaaaaaaaull, y = h->bits & 0x5555555555555555ull;
-    uint64_t zz = 0x5555555555555555ull >> (64 - h->step * 2);
-    if (d > 0)
-        x = x + (zz + 1);
-    else
-        x = (x | zz) - (zz + 1);
-    x &= 0xaaaaaaaaaaaaaaaaull >> (64 - h->step * 2);
-    h->bits = x | y;
-}
-
-static void move_y(struct geo_bits *h, int d)
-{
-    uint64_t x = h->bits & 0xaaaaaaaaaaaaaaaaull, y = h->bits & 0x5555555555555555ull;
-    uint64_t zz = 0xaaaaaaaaaaaaaaaaull >> (64 - h->step * 2);
-    if (d > 0)
-        y = y + (zz + 1);
-    else
-        y = (y | zz) - (zz + 1);
-    y &= 0x5555555555555555ull >> (64 - h->step * 2);
-    h->bits = x | y;
+    const uint64_t odd = 0xaaaaaaaaaaaaaaaaull, even = 0x5555555555555555ull;
+    uint64_t mine = lon ? odd : even, keep = h->bits & ~mine, v = h->bits & mine;
+    uint64_t zz = (lon ? even : odd) >> (64 - h->step * 2); /* the other bits: a carry runs through them */
+    v = d > 0 ? v + (zz + 1) : (v | zz) - (zz + 1);
+    v &= mine >> (64 - h->step * 2);
+    h->bits = keep | v;
 }
 
 /* The nine cells in the order Redis reads them. */
@@ -191,9 +181,9 @@ static void neighbours(struct geo_bits h, struct geo_bits n[N_CELLS])
     for (int i = 0; i < N_CELLS; i++) {
         n[i] = h;
         if (dx[i])
-            move_x(&n[i], dx[i]);
+            move(&n[i], true, dx[i]);
         if (dy[i])
-            move_y(&n[i], dy[i]);
+            move(&n[i], false, dy[i]);
     }
 }
 
