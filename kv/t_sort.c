@@ -231,23 +231,20 @@ static int sort_generic(struct kv_ctx *c, bool readonly)
     }
     if (!o) {
         /* nothing to load */
-    } else if (o->type == KV_LIST && direct) {
-        if (end >= start) {
-            for (uint64_t i = 0; i < l.cap && !rc; i++) {
-                const uint8_t *p;
-                size_t n;
-                kv_list_at(o, desc ? (uint64_t)(len - start - 1) - i : (uint64_t)start + i, &p, &n);
-                rc = load_el(&l, p, n);
-            }
-            end -= start;
-            start = 0;
-        }
     } else if (o->type == KV_LIST) {
-        for (uint64_t i = 0; i < l.cap && !rc; i++) {
+        /* whole, in order; or, not sorted, its range from its end with DESC
+         * (Redis reads nothing when the range is empty) */
+        bool back = direct && desc;
+        uint64_t first = !direct ? 0 : back ? (uint64_t)(len - start - 1) : (uint64_t)start;
+        for (uint64_t i = 0; i < l.cap && !rc && (!direct || end >= start); i++) {
             const uint8_t *p;
             size_t n;
-            kv_list_at(o, i, &p, &n);
+            kv_list_at(o, back ? first - i : first + i, &p, &n);
             rc = load_el(&l, p, n);
+        }
+        if (direct && end >= start) {
+            end -= start;
+            start = 0;
         }
     } else if (o->type == KV_SET) {
         rc = kv_set_each(c->s, o, load_el, &l);

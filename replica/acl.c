@@ -466,6 +466,11 @@ static bool is_key(const char *name, uint32_t i, uint32_t argc, int first, int l
     return (int64_t)i >= first && (int64_t)i <= l && ((int64_t)i - first) % step == 0;
 }
 
+static bool word_is(const uint8_t *p, size_t n, const char *w)
+{
+    return n == strlen(w) && !strncasecmp((const char *)p, w, n);
+}
+
 /* GEORADIUS's and GEORADIUSBYMEMBER's destination (the only keys COMMAND
  * INFO's first, last and step leave out): the argument after the first
  * STORE, and after the first STOREDIST, from their options on (Redis
@@ -490,16 +495,11 @@ static bool store_scan_arg(struct store_scan *ss, uint32_t i, uint32_t argc, con
     ss->next_is_key = false;
     if (ss->from && i >= ss->from && i + 1 < argc)
         for (size_t w = 0; w < 2; w++)
-            if (!ss->seen[w] && n == strlen(words[w]) && !strncasecmp((const char *)p, words[w], n)) {
+            if (!ss->seen[w] && word_is(p, n, words[w])) {
                 ss->seen[w] = true;
                 ss->next_is_key = true;
             }
     return key;
-}
-
-static bool word_is(const uint8_t *p, size_t n, const char *w)
-{
-    return n == strlen(w) && !strncasecmp((const char *)p, w, n);
 }
 
 /* SORT's destination and its patterns, for a user without access to every
