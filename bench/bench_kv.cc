@@ -568,10 +568,9 @@ void BM_Lrange100(benchmark::State &state, const char *bench)
     run(state, bench, s, ops, "*100\r\n$100\r\n");
 }
 
-// SORT (feature level 5) of the 1,000 values of 100 bytes, ALPHA, the first
-// 10: every value copied and the whole list sorted (Redis sorts it all too
-// without a BY), and of the intset's 100 integers as numbers.
-void sort_level(Store &s, const char *bench)
+// The store at this build's feature level, as a cluster of this build
+// runs (commands of later levels exist only from theirs).
+void build_level(Store &s, const char *bench)
 {
     char level[8], want[16];
     std::snprintf(level, sizeof level, "%d", RABIA_KV_FEATURE_LEVEL);
@@ -579,10 +578,14 @@ void sort_level(Store &s, const char *bench)
     s.must(bench, {"FEATURELEVEL", level}, want);
 }
 
+// SORT (feature level 5) of the 1,000 values of 100 bytes, ALPHA, the first
+// 10: every value copied and the whole list sorted (Redis sorts it all too
+// without a BY), and of the intset's 100 integers as numbers.
+
 void BM_SortAlpha(benchmark::State &state, const char *bench)
 {
     Store &s = with(LIST, bench);
-    sort_level(s, bench);
+    build_level(s, bench);
     list_reset(s, bench);
     Ops ops;
     ops.add({"SORT", kList, "ALPHA", "LIMIT", "0", "10"});
@@ -592,7 +595,7 @@ void BM_SortAlpha(benchmark::State &state, const char *bench)
 void BM_SortIntset(benchmark::State &state, const char *bench)
 {
     Store &s = with(INTSET, bench);
-    sort_level(s, bench);
+    build_level(s, bench);
     Ops ops;
     ops.add({"SORT", kIntset, "DESC"});
     run(state, bench, s, ops, "*100\r\n$2\r\n99\r\n");
@@ -752,10 +755,7 @@ Store &geo_store(const char *bench)
     Store &s = strings_store(bench);
     static bool filled;
     if (!filled) {
-        char level[8], want[16];
-        std::snprintf(level, sizeof level, "%d", RABIA_KV_FEATURE_LEVEL);
-        std::snprintf(want, sizeof want, ":%d\r\n", RABIA_KV_FEATURE_LEVEL);
-        s.must(bench, {"FEATURELEVEL", level}, want);
+        build_level(s, bench);
         s.must(bench, geo_fill(), ":10000\r\n");
         filled = true;
     }
@@ -802,12 +802,8 @@ void BM_GeosearchBox(benchmark::State &state, const char *bench)
 // kv/README.md "Scripts"), and a GET through redis.call.
 void script_loaded(Store &s, const char *bench, const char *body)
 {
-    // at this build's feature level, as a cluster of this build runs
-    // scripts (level 3 counts the work done in C: kv/README.md "Scripts")
-    char level[8], want[16];
-    std::snprintf(level, sizeof level, "%d", RABIA_KV_FEATURE_LEVEL);
-    std::snprintf(want, sizeof want, ":%d\r\n", RABIA_KV_FEATURE_LEVEL);
-    s.must(bench, {"FEATURELEVEL", level}, want);
+    // level 3 counts the work done in C (kv/README.md "Scripts")
+    build_level(s, bench);
     Ops load;
     load.add({"SCRIPT", "LOAD", body});
     s.must(bench, load, 0, "$40\r\n");

@@ -92,4 +92,15 @@ static inline void *kv_restored_alike(void *sm)
             KV_DO((sm), (table)[i_][0], (table)[i_][1]);               \
     } while (0)
 
+/* A new store (kv_fresh_at) whose cluster agreed feature level `level`. */
+static inline void *kv_fresh_level(uint64_t t0, int level)
+{
+    void *sm = kv_fresh_at(t0);
+    char line[32], want[16];
+    snprintf(line, sizeof line, "FEATURELEVEL %d", level);
+    snprintf(want, sizeof want, ":%d\r\n", level);
+    KV_DO(sm, line, want);
+    return sm;
+}
+
 #endif

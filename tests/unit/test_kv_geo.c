@@ -19,16 +19,9 @@
 
 #define T0 1700000000000ull
 
-static void *fresh5(void)
-{
-    void *sm = kv_fresh_at(T0);
-    KV_DO(sm, "FEATURELEVEL 5", ":5\r\n");
-    return sm;
-}
-
 static void test_replies(void)
 {
-    void *sm = fresh5();
+    void *sm = kv_fresh_level(T0, 5);
     static const char *const table[][2] = {
         {"FLUSHALL",
          "+OK\r\n"},
@@ -272,7 +265,7 @@ static void test_replies(void)
 
 static void test_ties(void)
 {
-    void *sm = fresh5();
+    void *sm = kv_fresh_level(T0, 5);
     static const char *const table[][2] = {
         {"FLUSHALL",
          "+OK\r\n"},
@@ -375,7 +368,7 @@ static void test_count_nearest(void)
     static char line[4096];
     uint64_t rng = 0x9e3779b97f4a7c15ull;
     for (int round = 0; round < 40; round++) {
-        void *sm = fresh5();
+        void *sm = kv_fresh_level(T0, 5);
         int places = 1 + round % 6, members = 20 + (round * 37) % 400;
         for (int m = 0; m < members;) {
             int len = snprintf(line, sizeof line, "GEOADD g");
@@ -413,7 +406,7 @@ static void test_deep_sort(void)
 {
     static char line[4096];
     for (int layout = 0; layout < 4; layout++) {
-        void *sm = fresh5();
+        void *sm = kv_fresh_level(T0, 5);
         for (int m = 0; m < 20000;) {
             int len = snprintf(line, sizeof line, "GEOADD g");
             for (int j = 0; j < 50; j++, m++) {

@@ -19,16 +19,9 @@
 
 #define T0 1700000000000ull
 
-static void *fresh5(void)
-{
-    void *sm = kv_fresh_at(T0);
-    KV_DO(sm, "FEATURELEVEL 5", ":5\r\n");
-    return sm;
-}
-
 static void test_replies(void)
 {
-    void *sm = fresh5();
+    void *sm = kv_fresh_level(T0, 5);
     static const char *const table[][2] = {
         {"FLUSHALL",
          "+OK\r\n"},
@@ -252,7 +245,7 @@ static void test_replies(void)
  * sets errno. Here each SORT judges its own values (kv/README.md). */
 static void test_errno(void)
 {
-    void *sm = fresh5();
+    void *sm = kv_fresh_level(T0, 5);
     KV_DO(sm, "RPUSH big 1e400", ":1\r\n");
     KV_DO(sm, "RPUSH small 2 1", ":2\r\n");
     KV_DO(sm, "SORT big", "-ERR One or more scores can't be converted into double\r\n");
@@ -269,7 +262,7 @@ static void test_errno(void)
  * NUL for their '*' and "->", as Redis's C string functions read them. */
 static void test_nul(void)
 {
-    void *sm = fresh5();
+    void *sm = kv_fresh_level(T0, 5);
     const char *push[] = {"RPUSH", "n", "12\0x", "3\0", "b\0z", "b\0a"};
     size_t pl[] = {5, 1, 4, 2, 3, 3};
     CHECK(strcmp(kv_reply_argv(sm, 6, push, pl), ":4\r\n") == 0);
