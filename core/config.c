@@ -59,6 +59,7 @@ int rabia_config_check(const struct rabia_config *cfg, char *why, size_t len)
     if (cfg->retransmit_us < 100)
         BAD("retransmit_us = %llu: must be at least 100", (unsigned long long)cfg->retransmit_us);
     if (cfg->incarnation == 0) BAD("incarnation must be > 0");
+    if (cfg->incarnation & RABIA_READ_NONCE) BAD("incarnation must be below 2^63 (read-index rounds use the top bit)");
     return 0;
 #undef BAD
 }

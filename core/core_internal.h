@@ -126,6 +126,10 @@ struct rabia_core {
     uint64_t full_lag_us; /* moving average: from my proposal to the n-th one counted */
     uint8_t horizon_mask;
     uint64_t horizon_max;
+    /* the read-index round open here (READ INDEX in core.h; 0: none) */
+    uint64_t ri_round;
+    uint8_t ri_mask;   /* who answered it, self included */
+    uint64_t ri_max;   /* the largest answer */
     uint64_t horizon_sent_us;
     uint64_t peer_known[RABIA_MAX_REPLICAS];
     uint64_t catchup_us;
@@ -243,6 +247,7 @@ void core_deliver_ahead(struct rabia_core *c);
 void core_on_fetch(struct rabia_core *c, const struct rabia_msg *m);
 void core_on_horizon(struct rabia_core *c, const struct rabia_msg *m);
 void core_on_horizon_req(struct rabia_core *c, const struct rabia_msg *m);
+int core_on_read_index(struct rabia_core *c, uint64_t round);
 
 /* events.c */
 void core_on_peer_up(struct rabia_core *c, uint8_t peer);

@@ -351,6 +351,10 @@ void core_on_horizon_req(struct rabia_core *c, const struct rabia_msg *m)
     uint64_t k = core_known_slot(c);
     struct rabia_send *s = core_emit(c, m->from, RABIA_MSG_HORIZON, k);
     if (s) s->msg.u64 = m->u64;
+    if (m->u64 & RABIA_READ_NONCE) { /* a read-index round (core.h): nobody abstains after it */
+        c->stats.read_answers++;
+        return;
+    }
     /* The asker will abstain up to (the largest answer) + window. Decide
      * those slots now, null if nothing is queued, while enough replicas
      * take part: an idle cluster would otherwise keep them open, and a
@@ -359,8 +363,53 @@ void core_on_horizon_req(struct rabia_core *c, const struct rabia_msg *m)
     if (k + c->cfg.window > c->drive_until) c->drive_until = k + c->cfg.window;
 }
 
+/* A read-index round (core.h, READ INDEX): the asker's own bound counts
+ * as one answer; each peer counts once; n-f answers close it. */
+int core_on_read_index(struct rabia_core *c, uint64_t round)
+{
+    RABIA_ASSERT(c->nf >= 2 && c->nf <= c->cfg.n);
+    if (round == 0 || round > RABIA_READ_ROUND_MAX) return RABIA_E_MALFORMED;
+    if (c->recovering) return RABIA_E_FULL; /* what it knows is no bound yet */
+    c->ri_round = round;
+    c->ri_mask = (uint8_t)(1u << c->cfg.self);
+    c->ri_max = core_known_slot(c);
+    c->stats.read_rounds++;
+#ifdef RABIA_TEST_BUGS
+    if (c->cfg.bugs & RABIA_BUG_READ_SELF) { /* planted: no peer asked */
+        c->out->read_round = round;
+        c->out->read_slot = c->ri_max;
+        c->ri_round = 0;
+        return 0;
+    }
+#endif
+    struct rabia_send *s = core_emit(c, RABIA_TO_ALL, RABIA_MSG_HORIZON_REQ, 0);
+    if (s) s->msg.u64 = RABIA_READ_NONCE | round; /* lost: the embedder opens another round */
+    return 0;
+}
+
+static void read_answer(struct rabia_core *c, const struct rabia_msg *m)
+{
+    if (!c->ri_round || (m->u64 & ~RABIA_READ_NONCE) != c->ri_round) return; /* an older round's */
+    uint8_t bit = (uint8_t)(1u << m->from);
+    if (c->ri_mask & bit) return;
+    c->ri_mask |= bit;
+    if (m->slot > c->ri_max) c->ri_max = m->slot;
+    note_peer(c, m->from, m->slot); /* a peer far ahead: catch up from it */
+    if (__builtin_popcount(c->ri_mask) < c->nf) return;
+    RABIA_ASSERT(c->out->read_round == 0);
+    c->out->read_round = c->ri_round;
+    c->out->read_slot = c->ri_max;
+    c->stats.read_rounds_done++;
+    c->ri_round = 0;
+    c->ri_mask = 0;
+}
+
 void core_on_horizon(struct rabia_core *c, const struct rabia_msg *m)
 {
+    if (m->u64 & RABIA_READ_NONCE) {
+        read_answer(c, m);
+        return;
+    }
     if (!c->recovering || m->u64 != c->cfg.incarnation) return;
     uint8_t bit = (uint8_t)(1u << m->from);
     if (c->horizon_mask & bit) return;

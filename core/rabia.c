@@ -169,6 +169,9 @@ int rabia_core_step(struct rabia_core *c, const struct rabia_event *ev, struct r
     case RABIA_EV_RESTORE:
         rc = core_on_restore(c, ev);
         break;
+    case RABIA_EV_READ_INDEX:
+        rc = core_on_read_index(c, ev->slot);
+        break;
     default:
         rc = RABIA_E_MALFORMED;
         break;

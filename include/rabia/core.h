@@ -102,6 +102,29 @@
  *    its log or its restored state knows (replica/replay.c): the log may
  *    have released the segment of the newest own BATCH record.
  * ---------------------------------------------------------------------
+ * READ INDEX (linearizable reads without a slot; replica/node.c serves
+ * them, core/README.md "Reads")
+ *
+ * A replica about to answer reads opens a round: it asks every peer for
+ * the highest slot it knows of (core_known_slot: any slot it sent or
+ * received a consensus message for, decided, or abstains below) and takes
+ * the largest of n-f answers, its own included, as the round's index.
+ * Every slot decided before the round began was voted in by n-f replicas
+ * (a unanimous exchange: proposed by all n), each of which knew that slot
+ * when the question reached it, and any two sets of n-f replicas share
+ * one: so the index is at least every slot decided before the reads
+ * arrived. Reads answered from the state once it applied every slot up to
+ * the index therefore see every write acknowledged before they arrived:
+ * they are linearizable. A larger index is safe (the reads wait longer).
+ * A recovering replica neither opens rounds nor answers them (what it
+ * knows is not yet a bound). With a log, a replica restarted from it
+ * knows every slot it sent a message for (persisted before sending), so
+ * its answers stay bounds across restarts.
+ * On the wire a round is a HORIZON_REQ / HORIZON exchange whose nonce has
+ * RABIA_READ_NONCE set (incarnations never do): builds without rounds
+ * answer it as a recovering replica's question (and drive the slots up
+ * to it + window, the only cost), so a mixed cluster still agrees.
+ * ---------------------------------------------------------------------
  */
 #ifndef RABIA_CORE_H
 #define RABIA_CORE_H
@@ -117,6 +140,9 @@ extern "C" {
 /* A proxy numbers no new batch this far above one of its own still pending
  * (replicas remember 256 seqs per proxy above the lowest undecided one). */
 #define RABIA_SEQ_SPAN 192
+/* HORIZON_REQ / HORIZON nonces of read-index rounds (READ INDEX above) */
+#define RABIA_READ_NONCE (1ull << 63)
+#define RABIA_READ_ROUND_MAX (RABIA_READ_NONCE - 1)
 
 enum rabia_policy {
     /* Propose the head of one priority queue ordered by (seq, proxy,
@@ -137,6 +163,7 @@ enum rabia_bug {
     RABIA_BUG_MAJORITY_OF_VOTES = 1u << 1,/* decide on a majority of the n-f
                                              counted votes instead of f+1 */
     RABIA_BUG_DOUBLE_COUNT = 1u << 2,     /* count a sender twice in a round */
+    RABIA_BUG_READ_SELF = 1u << 3,        /* a read-index round closes at once on the own bound alone */
 };
 
 struct rabia_config {
@@ -178,6 +205,9 @@ enum rabia_event_type {
                                kept for peers' FETCH while a slot open at the crash
                                could decide it again (give the body of own batches
                                applied in the last few windows of slots) */
+    RABIA_EV_READ_INDEX,    /* slot: a read-index round id (1 .. RABIA_READ_ROUND_MAX): ask
+                               the peers how far they know the slots go (READ INDEX below);
+                               replaces a round still open. RABIA_E_FULL while recovering */
 };
 
 struct rabia_event {
@@ -242,6 +272,11 @@ struct rabia_update {
      * under rule 2, abstain up to it after any later restart); from = self. */
     const struct rabia_msg *persist;
     uint32_t n_persist;
+    /* READ INDEX: the round RABIA_EV_READ_INDEX opened completed in this
+     * step (0: none completed) and its index: every slot decided anywhere
+     * before the round began is <= read_slot */
+    uint64_t read_round;
+    uint64_t read_slot;
 };
 
 struct rabia_stats {
@@ -261,6 +296,9 @@ struct rabia_stats {
                                    VOTE: with durability = wal one group write instead of three) */
     uint64_t proposals_held;    /* PROPOSALs for the slot just past the window, held until it moves
                                    (handlers.c, core_on_consensus) instead of dropped */
+    uint64_t read_rounds;       /* read-index rounds opened here (RABIA_EV_READ_INDEX) */
+    uint64_t read_rounds_done;  /* ... completed with n-f answers */
+    uint64_t read_answers;      /* peers' read-index rounds this replica answered */
 };
 
 struct rabia_core;

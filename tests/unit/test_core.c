@@ -508,8 +508,98 @@ static void test_unanimous_sends_no_decision_holds_next_proposal(void)
     rabia_core_destroy(c);
 }
 
+/* Read-index rounds (core.h, READ INDEX): the question goes to every peer
+ * under a tagged HORIZON_REQ nonce; the round closes with n-f answers
+ * (self included) at the largest; answers of another round, a second
+ * answer of one peer and a recovering core do not count; answering one
+ * starts no slot, where a recovering replica's question does. */
+static const struct rabia_send *find_to(const struct rabia_update *u, uint8_t type, uint8_t to)
+{
+    for (uint32_t i = 0; i < u->n_sends; i++)
+        if (u->sends[i].msg.type == type && u->sends[i].to == to) return &u->sends[i];
+    return NULL;
+}
+
+static void test_read_index(void)
+{
+    struct rabia_core *c = make(1024);
+    struct rabia_update u;
+    decide_slots(c, 1, 5, 10, &u);
+    struct rabia_event ev = {.type = RABIA_EV_READ_INDEX, .slot = 7};
+    CHECK_EQ(step(c, &ev, &u), 0);
+    const struct rabia_send *q = find_to(&u, RABIA_MSG_HORIZON_REQ, RABIA_TO_ALL);
+    CHECK(q != NULL);
+    CHECK_EQ(q->msg.u64, RABIA_READ_NONCE | 7);
+    CHECK_EQ(u.read_round, 0);
+    /* another round's answer, then this round's */
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = 1, .slot = 40, .u64 = RABIA_READ_NONCE | 6}, &u);
+    CHECK_EQ(u.read_round, 0);
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = 1, .slot = 9, .u64 = RABIA_READ_NONCE | 7}, &u);
+    CHECK_EQ(u.read_round, 7);
+    CHECK_EQ(u.read_slot, 9); /* the largest of n-f = 2: its own 5 and peer 1's 9 */
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = 2, .slot = 12, .u64 = RABIA_READ_NONCE | 7}, &u);
+    CHECK_EQ(u.read_round, 0); /* closed already */
+    CHECK_EQ(rabia_core_stats(c)->read_rounds, 1);
+    CHECK_EQ(rabia_core_stats(c)->read_rounds_done, 1);
+
+    /* a newer round replaces an open one; one peer counts once */
+    ev = (struct rabia_event){.type = RABIA_EV_READ_INDEX, .slot = 8};
+    CHECK_EQ(step(c, &ev, &u), 0);
+    ev = (struct rabia_event){.type = RABIA_EV_READ_INDEX, .slot = 9};
+    CHECK_EQ(step(c, &ev, &u), 0);
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = 2, .slot = 3, .u64 = RABIA_READ_NONCE | 8}, &u);
+    CHECK_EQ(u.read_round, 0);
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = 2, .slot = 3, .u64 = RABIA_READ_NONCE | 9}, &u);
+    CHECK_EQ(u.read_round, 9);
+    CHECK_EQ(u.read_slot, 9); /* its own bound, from peer 1's answer (late answers are not heard) */
+    ev = (struct rabia_event){.type = RABIA_EV_READ_INDEX, .slot = 0};
+    CHECK_EQ(step(c, &ev, &u), RABIA_E_MALFORMED);
+
+    /* answering a peer's round: its nonce back, the own bound, no slot started */
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON_REQ, .from = 2, .u64 = RABIA_READ_NONCE | 3}, &u);
+    q = find_to(&u, RABIA_MSG_HORIZON, 2);
+    CHECK(q != NULL);
+    CHECK_EQ(q->msg.u64, RABIA_READ_NONCE | 3);
+    CHECK_EQ(q->msg.slot, 9);
+    CHECK(!find_to(&u, RABIA_MSG_PROPOSAL, RABIA_TO_ALL));
+    ev = (struct rabia_event){.type = RABIA_EV_TICK};
+    CHECK_EQ(step(c, &ev, &u), 0);
+    CHECK(!find_to(&u, RABIA_MSG_PROPOSAL, RABIA_TO_ALL));
+    CHECK_EQ(rabia_core_stats(c)->read_answers, 1);
+    /* the contrast: a recovering replica's question (no tag) drives slots */
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON_REQ, .from = 2, .u64 = 5}, &u);
+    CHECK(find_to(&u, RABIA_MSG_PROPOSAL, RABIA_TO_ALL) != NULL);
+    rabia_core_destroy(c);
+
+    /* a recovering core neither opens rounds nor answers them */
+    struct rabia_config cfg;
+    rabia_config_default(&cfg, 3, 0);
+    cfg.recovering = true;
+    c = rabia_core_create(&cfg);
+    CHECK(c != NULL);
+    ev = (struct rabia_event){.type = RABIA_EV_READ_INDEX, .slot = 1};
+    CHECK_EQ(step(c, &ev, &u), RABIA_E_FULL);
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON_REQ, .from = 1, .u64 = RABIA_READ_NONCE | 1}, &u);
+    CHECK(!find_to(&u, RABIA_MSG_HORIZON, 1));
+    rabia_core_destroy(c);
+
+    /* five replicas: n-f = 3 answers, self included */
+    rabia_config_default(&cfg, 5, 0);
+    c = rabia_core_create(&cfg);
+    CHECK(c != NULL);
+    ev = (struct rabia_event){.type = RABIA_EV_READ_INDEX, .slot = 2};
+    CHECK_EQ(step(c, &ev, &u), 0);
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = 3, .slot = 4, .u64 = RABIA_READ_NONCE | 2}, &u);
+    CHECK_EQ(u.read_round, 0);
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = 4, .slot = 2, .u64 = RABIA_READ_NONCE | 2}, &u);
+    CHECK_EQ(u.read_round, 2);
+    CHECK_EQ(u.read_slot, 4);
+    rabia_core_destroy(c);
+}
+
 int main(void)
 {
+    RUN(test_read_index);
     RUN(test_unanimous_sends_no_decision_holds_next_proposal);
     RUN(test_restore_resumes_slot);
     RUN(test_restore_horizon_mutes);
