@@ -718,6 +718,64 @@ static int kv_apply(void *sm, const uint8_t *op, size_t n, struct rabia_buf *rep
     return rc;
 }
 
+/* Whether op (an argv, or @DB n argv) is a read kv_query answers: a
+ * read-only command of the agreed level, not PFCOUNT (it caches a stale
+ * cardinality in the string) nor a script (EVAL_RO caches its body), once
+ * the cluster agreed KV_LEVEL_READ_INDEX. Sets *dbi and *inner. */
+static bool query_op(const struct kv_store *s, const uint8_t *op, size_t n, uint32_t *dbi, struct args *a, int depth)
+{
+    if (s->feature_level < KV_LEVEL_READ_INDEX || depth > 1)
+        return false;
+    int rc = args_parse(a, op, n);
+    if (rc)
+        return false;
+    bool ok = false;
+    if (a->argc == 3 && kv_eq(a->v[0], a->len[0], "@db")) {
+        uint32_t d;
+        if (parse_db(a->v[1], a->len[1], &d)) {
+            const uint8_t *inner = a->v[2];
+            size_t in = a->len[2];
+            args_free(a);
+            *dbi = d;
+            return query_op(s, inner, in, dbi, a, depth + 1);
+        }
+    } else if (a->argc >= 1) {
+        const struct kv_cmd *cmd = lookup(a->v[0], a->len[0]);
+        ok = cmd && cmd_runs(s, cmd, false) && (cmd->flags & KV_F_READONLY) && !(cmd->flags & KV_F_WRITE) &&
+             cmd->fn != kv_cmd_pfcount && cmd->fn != kv_cmd_eval_ro && cmd->fn != kv_cmd_evalsha_ro;
+    }
+    if (!ok)
+        args_free(a);
+    return ok;
+}
+
+static int kv_query(void *sm, const uint8_t *op, size_t n, struct rabia_buf *reply)
+{
+    struct kv_sm *m = sm;
+    struct kv_store *s = m->s;
+    RABIA_ASSERT(!s->query);
+    struct args a;
+    uint32_t dbi = 0;
+    if (!query_op(s, op, n, &dbi, &a, 0))
+        return 1;
+    if (!reply) {
+        args_free(&a);
+        return 0;
+    }
+    /* Nothing may change: the random commands draw from a copy of the
+     * generator (any member is a valid answer), and the version (bumped by
+     * every change, WATCH's) is checked after. */
+    uint64_t rng = s->rng, version = s->version, keys = rabia_kv_count(m);
+    size_t dirty = s->n_dirty;
+    s->query = true;
+    int rc = kv_run(s, dbi, a.argc, a.v, a.len, reply, false, false);
+    s->query = false;
+    s->rng = rng;
+    RABIA_ASSERT(s->version == version && s->n_dirty == dirty && rabia_kv_count(m) == keys);
+    args_free(&a);
+    return rc;
+}
+
 static int kv_snapshot(void *sm, struct rabia_buf *out)
 {
     struct kv_sm *m = sm;
@@ -807,6 +865,7 @@ const struct rabia_sm_ops rabia_sm_kv = {
     .set_events = kv_set_events,
     .state_hash = kv_state_hash,
     .prefetch = kv_prefetch,
+    .query = kv_query,
 };
 
 uint64_t rabia_kv_count(const void *sm)

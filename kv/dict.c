@@ -134,7 +134,7 @@ static void maybe_shrink(struct kv_store *s, struct kv_dict *d)
  * REHASH_EMPTY_VISITS empty ones on the way. */
 static void rehash_step(struct kv_store *s, struct kv_dict *d)
 {
-    if (d->rehash < 0)
+    if (d->rehash < 0 || s->query) /* a read outside the log moves nothing (kv_query) */
         return;
     uint64_t n0 = nbuckets(d, 0);
     for (int empty = 0; d->used[0] && (uint64_t)d->rehash < n0; d->rehash++) {

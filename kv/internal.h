@@ -252,6 +252,10 @@ struct kv_store {
     /* Scripts running now (0 or 1: a script cannot call EVAL). Not state:
      * SORT asks it, as Redis's SORT asks whether its client is a script. */
     uint8_t in_script;
+    /* A read answered outside the log runs now (kv_query): an expired key
+     * reads as absent but stays, tables take no rehash step, and nothing
+     * that changes the state may run (asserted by kv_touch, kv_event). */
+    bool query;
 };
 
 struct kv_store *kv_store_new(void); /* NULL on allocation failure */
@@ -291,6 +295,11 @@ enum kv_script_outcome { KV_SCRIPT_OK = 0, KV_SCRIPT_ERROR = 1, KV_SCRIPT_STOPPE
  * per byte (20 MB took 110 ms); cjson.encode is refused past the heap
  * bound before it starts (past 2 GiB it exited the process). */
 #define KV_LEVEL_SCRIPT_C_WORK 3
+/* From feature level KV_LEVEL_READ_INDEX every replica answers read-index
+ * rounds (core.h, READ INDEX), and reads are answered without a slot
+ * (kv_query in command.c): before it, an older replica would take a
+ * round for a recovering replica's question and drive null slots. */
+#define KV_LEVEL_READ_INDEX 6
 #define KV_SCRIPT_KEY_ELEM_INSNS 32
 #define KV_SCRIPT_EVAL_CACHED 500     /* scripts cached by EVAL (Redis 7.4's bound) */
 /* A cached script (kv_dent.v.p of the cache; ver is its last use). */

@@ -133,6 +133,7 @@ static bool expired(const struct kv_store *s, const struct kv_dent *e)
  * entry itself. */
 static void drop_key(struct kv_store *s, struct kv_db *db, struct kv_dent *e)
 {
+    RABIA_ASSERT(!s->query);
     if (e->x) {
         struct kv_dent *x = kv_dict_unlink(s, &db->expires, e->key, e->klen);
         RABIA_ASSERT(x && x->v.p == e);
@@ -149,6 +150,8 @@ static void drop_key(struct kv_store *s, struct kv_db *db, struct kv_dent *e)
 struct kv_dent *kv_find(struct kv_ctx *c, const uint8_t *k, size_t n)
 {
     struct kv_dent *e = kv_dict_find(c->s, &c->db->keys, k, n);
+    if (e && expired(c->s, e) && c->s->query)
+        return NULL; /* reclaimed by the next write that finds it, or the sweep: both in the log */
     if (e && expired(c->s, e)) {
         drop_key(c->s, c->db, e);
         c->s->expired_keys++;
@@ -174,6 +177,7 @@ bool kv_type_ok(struct kv_ctx *c, const struct kv_dent *e, uint8_t t)
 void kv_touch(struct kv_ctx *c, struct kv_dent *e)
 {
     RABIA_ASSERT(e->v.p);
+    RABIA_ASSERT(!c->s->query); /* a read answered outside the log changes nothing */
     e->ver = ++c->s->version;
     kv_hash_dirty(c->s, e, c->dbi);
 }
@@ -264,6 +268,7 @@ uint64_t kv_key_version(struct kv_ctx *c, const uint8_t *k, size_t n)
 void kv_event(struct kv_store *s, uint32_t kind, uint32_t db, const uint8_t *a, size_t an,
               const uint8_t *b, size_t bn)
 {
+    RABIA_ASSERT(!s->query);
     if (!s->ev_fn)
         return;
     struct rabia_sm_event ev = {.kind = kind, .db = db, .a = a, .a_len = an, .b = b, .b_len = bn};

@@ -248,7 +248,8 @@ KV_CMD(scan)
     /* Expired keys the walk meets are deleted after it (the table must not
      * change during it), as Redis's SCAN does: DBSIZE stops counting them */
     struct rabia_buf expired = {0};
-    struct key_walk w = {.c = c, .pat = o.match, .pat_len = o.match_len, .type = o.type, .expired = &expired};
+    struct key_walk w = {.c = c, .pat = o.match, .pat_len = o.match_len, .type = o.type,
+                         .expired = c->s->query ? NULL : &expired}; /* a read outside the log deletes nothing */
     int rc = kv_reply_array(c, 2);
     size_t cur_at = c->out->len;
     if (rc)

@@ -102,6 +102,16 @@ struct rabia_sm_ops {
      * one core otherwise waited on the cache for most of each SET). It must
      * change nothing anyone can observe, and `op` may be malformed. */
     void (*prefetch)(void *sm, const uint8_t *op, size_t op_len);
+    /* Optional (NULL: every operation goes through the log). Reads answered
+     * without a slot (the read index: core.h, READ INDEX). With reply NULL:
+     * 0 when op is a read this state machine answers here now, 1 when it
+     * must go through the log (a write, or a read it does not serve this
+     * way). With reply: run op against the current state and append its
+     * result, exactly what apply would append at this point, changing
+     * nothing anyone can observe (the state, its hash, what later
+     * operations return): 0; 1 (nothing appended) when it must go through
+     * the log after all; a negative errno (-ENOMEM). */
+    int (*query)(void *sm, const uint8_t *op, size_t op_len, struct rabia_buf *reply);
 };
 
 /* How many operations ahead of the one being applied prefetch is called. */
