@@ -23,6 +23,7 @@ void rabia_replica_config_default(struct rabia_replica_config *c)
     c->batch_max_bytes = 256 * 1024;
     c->batch_max_reqs = 1024;
     c->batch_timeout_us = 200;
+    c->read_index = true;
     c->batch_linger_us = 200; /* core/README.md "Batch linger": +20-27% SET/s at -P 1 with clients spread */
     c->window = 1;
     c->io_threads = -1;
@@ -324,6 +325,8 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
         else c->io_threads = (int32_t)x;
     } else if (!strcmp(k, "io-threads-pin")) {
         return set_bool(&c->io_threads_pin, k, v, err, errlen);
+    } else if (!strcmp(k, "read-index")) {
+        return set_bool(&c->read_index, k, v, err, errlen);
     } else if (!strcmp(k, "wal-allow-buffered")) {
         return set_bool(&c->wal_allow_buffered, k, v, err, errlen);
     } else if (!strcmp(k, "metrics-listen")) {
@@ -447,6 +450,7 @@ void rabia_replica_config_print(const struct rabia_replica_config *c, void *file
             c->durability == RABIA_DURABILITY_MEMORY ? "memory" : "wal", c->wal_segment_bytes, c->max_log_size,
             c->snapshot_interval_s);
     if (c->wal_allow_buffered) fprintf(f, "wal-allow-buffered yes\n");
+    fprintf(f, "read-index %s\n", c->read_index ? "yes" : "no");
     if (c->maxmemory_clients_pct) fprintf(f, "maxmemory-clients %u%%\n", c->maxmemory_clients_pct);
     else fprintf(f, "maxmemory-clients %" PRIu64 "\n", c->maxmemory_clients);
     if (c->io_threads < 0) fprintf(f, "io-threads auto\n");

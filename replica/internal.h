@@ -37,6 +37,7 @@
 #define PEER_HELLO_TIMEOUT_US 10000000u
 #define PEER_HELLO_MAX_FRAME 4096u
 #define WAITERS_CAP (1u << 16)     /* requests waiting for their slot, per replica */
+#define READS_CAP (1u << 14)       /* reads waiting for the read index at once, per replica (node_read) */
 #define RESP_MAX_PENDING 4096      /* replies queued per RESP connection */
 /* The ring of reply slots starts this small and doubles up to
  * RESP_MAX_PENDING as a pipeline needs; an idle connection's goes back
@@ -104,7 +105,15 @@ struct conn {
     uint32_t n_spare;
     uint64_t client_id, next_seq, group_first;
     uint64_t open_batch;   /* batch number its in-flight requests went into */
-    uint32_t inflight;     /* replicated requests without a reply */
+    uint32_t inflight;     /* replicated requests without a reply (reads by the read index included) */
+    /* RESP: of those, reads taken by the read index (node_read). A command
+     * after them that goes through the log waits, parsed, in defer_op (at
+     * reply slot defer_slot) until they are answered: it must not apply
+     * before a read that came before it was answered. */
+    uint32_t fast_inflight;
+    bool deferred;
+    uint32_t defer_slot;
+    struct rabia_buf defer_op;
     size_t push_bytes;     /* pubsub messages in reply slots not flushed yet */
     size_t slot_bytes;     /* replies complete in slots, not flushed yet (pushes included) */
     size_t mem_seen;       /* its memory as last added to rabia_replica.client_memory */
@@ -260,6 +269,7 @@ struct rabia_replica {
     struct rio_shared frame_share; /* the node's frame pool, for rio_send_shared */
     struct rabia_buf pump_op;  /* replica_resp_pump's encoded op, kept: no allocation per pump */
     bool in_pump;              /* pump_op in use (replica_resp_pump does not nest) */
+    struct resp_argv peek_pa;  /* replica_resp_pump's look at a pipeline's commands ahead (reads_ahead) */
     struct snapstream xfer;  /* snapshot transfers in both directions, the rules (snapstream.h) */
     struct hello_rules hello; /* peers' incoming connections and incarnations, the rules (hello.h) */
     /* snapshot transfers out: memory mode serializes the state once into

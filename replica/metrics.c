@@ -495,6 +495,18 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
            batcher_cut_count(bt));
     scalar(b, "rabia_batcher_open_requests", "gauge", "Requests in the batch being filled.", batcher_open_count(bt));
     scalar(b, "rabia_waiters", "gauge", "Requests waiting for their slot to be applied.", ns.waiters);
+    scalar(b, "rabia_reads_indexed_total", "counter",
+           "Reads answered by the read index: no slot of their own, one message round shared by the reads "
+           "that came in one loop turn (read-index).", (double)ns.reads_indexed);
+    scalar(b, "rabia_reads_logged_total", "counter",
+           "Reads the read index took that went through the log after all (no n-f answers within 1 s, or recovering).",
+           (double)ns.reads_logged);
+    scalar(b, "rabia_read_rounds_total", "counter", "Read-index rounds this replica opened.", (double)ns.read_rounds);
+    scalar(b, "rabia_read_rounds_retried_total", "counter",
+           "Read-index rounds opened again: no n-f answers within the retransmit period.",
+           (double)ns.read_rounds_retried);
+    scalar(b, "rabia_reads_waiting", "gauge", "Reads waiting for their read index or for the state to reach it.",
+           ns.reads_waiting);
     scalar(b, "rabia_batch_linger_cohort_total", "counter",
            "Open batches held after this replica's own decision, with a log and no other proxy's batch pending, "
            "until the clients it answered sent again (batch-linger-us bounds it).", (double)ns.linger_cohort);
@@ -1033,6 +1045,10 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
             rabia_rsm_sessions(r->rsm), rabia_rsm_reply_bytes(r->rsm), ns.sessions_closed, ns.sessions_close_lost,
             ns.resubmitted, ns.waiters, ns.answered_early, ns.decided_by_ref, ns.catchup_log_fetch_held,
             ns.catchup_log_continued, ns.linger_cohort, ns.frames_shared, ns.frames_copied, ns.frames_in_use);
+        put(b, "reads_indexed:%" PRIu64 "\r\nreads_logged:%" PRIu64 "\r\nread_rounds:%" PRIu64
+               "\r\nread_rounds_retried:%" PRIu64 "\r\nreads_waiting:%u\r\nread_rounds_answered:%" PRIu64 "\r\n",
+            ns.reads_indexed, ns.reads_logged, ns.read_rounds, ns.read_rounds_retried, ns.reads_waiting,
+            rabia_core_stats(r->core)->read_answers);
     }
     if (sect(b, "Commandstats", want, wn)) {
                 for (uint32_t i = 0; i < m->ncmds; i++) {

@@ -21,6 +21,24 @@
  * res_durable); a restart skips at most this many. */
 #define NODE_SEQ_RESERVE 64u /* well below RABIA_SEQ_SPAN: a restart's jump stays inside the trackers' window */
 
+/* Reads (node_read): a read whose round found no n-f answers for this long
+ * goes through the log after all (peers that never answer: every round
+ * is retried each retransmit period meanwhile; node_cfg.read_fallback_us
+ * overrides it); the bytes of the reads
+ * waiting at once, at most (beyond: through the log at once). */
+#define NODE_READ_FALLBACK_US 1000000u
+#define NODE_READ_BYTES_MAX (16u << 20)
+
+/* A read waiting in node_read's queue: its op's bytes are rq_ops[off, off + len). */
+struct node_readq {
+    uint64_t cid, seq, ack;
+    uint64_t index; /* its round's index, once the round completed */
+    uint64_t t_us;  /* when it came (node's clock) */
+    size_t off;
+    uint32_t len;
+    struct node_to to;
+};
+
 /* one cache line each (the table is line-aligned): a prefetch of the key
  * brings the rest, which answering the request reads */
 struct waiter {
@@ -181,6 +199,20 @@ struct rabia_node {
                                                                                          slot, to go on (0: none) */
     uint64_t log_refused_from[RABIA_MAX_REPLICAS], log_refused_us[RABIA_MAX_REPLICAS]; /* the log lacked that slot */
     uint64_t log_retain, log_retain_bytes; /* the core's (node_log_span) */
+    /* node_read's queue, first come first answered: reads [0, rq_indexed)
+     * from the head have their index, [rq_indexed, rq_assigned) wait for
+     * the round open now (ri_round), the rest for the next round, opened
+     * by node_turn (one round per loop turn carries every read that came
+     * in it). */
+    struct node_readq *rq;   /* cfg.reads_cap entries */
+    uint32_t rq_head, rq_n, rq_indexed, rq_assigned;
+    struct rabia_buf rq_ops; /* the waiting reads' ops; [0, rq_ops_head) are answered ones' */
+    size_t rq_ops_head;
+    struct rabia_buf rq_reply;
+    uint64_t ri_round, ri_next, ri_sent_us;
+    uint64_t retransmit_us;  /* the core's: a round without n-f answers by then is opened again */
+    uint64_t read_seq;       /* cfg.read_cid's seqs */
+    uint32_t fb_out;         /* waiters of reads sent through the log (to.read), not answered yet */
     struct node_stats st;
 };
 
@@ -295,11 +327,27 @@ static struct waiter *waiter_add(struct rabia_node *n, uint64_t cid, uint64_t se
     return w;
 }
 
+/* Who a waiter answers: node_read's reads sent through the log are
+ * counted (fb_out), so that no read overtakes them. */
+static void waiter_set_to(struct rabia_node *n, struct waiter *w, const struct node_to *to)
+{
+    if (w->to.read) {
+        RABIA_ASSERT(n->fb_out > 0);
+        n->fb_out--;
+    }
+    w->to = *to;
+    if (to->read) n->fb_out++;
+}
+
 static void waiter_del(struct rabia_node *n, struct waiter *w)
 {
     /* backward-shift deletion keeps every probe chain unbroken */
     uint32_t mask = n->wcap - 1, i = (uint32_t)(w - n->waiters), j = i;
     RABIA_ASSERT(n->n_waiters > 0);
+    if (w->to.read) {
+        RABIA_ASSERT(n->fb_out > 0);
+        n->fb_out--;
+    }
     RABIA_ASSERT(n->wfilt[wfilt_of(w->client_id)] > 0);
     n->wfilt[wfilt_of(w->client_id)]--;
     for (;;) {
@@ -375,6 +423,8 @@ void node_forget(struct rabia_node *n, uint64_t cid, uint64_t seq)
 /* replicas that make a majority of n (the least a decided batch reached) */
 static uint8_t majority(uint8_t n) { return (uint8_t)(n / 2 + 1); }
 
+static void reads_run(struct rabia_node *n);
+
 static void apply_slot(struct rabia_node *n, uint64_t slot, const struct rabia_batch_id *id, const uint8_t *body,
                        uint32_t len)
 {
@@ -397,6 +447,7 @@ static void apply_slot(struct rabia_node *n, uint64_t slot, const struct rabia_b
         return;
     }
     if (n->env.applied) n->env.applied(n->env.ctx, slot);
+    if (n->rq_indexed) reads_run(n);
 }
 
 /* ------------------------------------------------------------------ */
@@ -406,6 +457,15 @@ static void apply_slot(struct rabia_node *n, uint64_t slot, const struct rabia_b
 static bool reserved(const struct rabia_node *n, const struct rabia_msg *m)
 {
     return m->type == RABIA_MSG_BATCH && m->id.proxy == n->cfg.self && m->id.seq <= n->res_durable;
+}
+
+/* A read-index round's question or answer (core.h, READ INDEX): it carries
+ * no content a restart could contradict (an answer is a bound, and a
+ * larger one only makes reads wait longer), so it never waits for a log
+ * write. */
+static bool read_msg(const struct rabia_msg *m)
+{
+    return (m->type == RABIA_MSG_HORIZON_REQ || m->type == RABIA_MSG_HORIZON) && (m->u64 & RABIA_READ_NONCE);
 }
 
 /* A record appended now is lazy: it waits at most NODE_LAZY_US. */
@@ -736,7 +796,7 @@ static void handle_update(struct rabia_node *n, struct rabia_update *u)
         uint32_t flen = 0;
         size_t need = rabia_msg_encoded_size(&s->msg); /* once: shared or copied */
         uint8_t *f = encode_shared(n, &s->msg, need, &flen);
-        if (hold && !reserved(n, &s->msg)) {
+        if (hold && !reserved(n, &s->msg) && !read_msg(&s->msg)) {
             if (f ? hold_shared(&n->held_open, s->to, f, flen) : encode_into(n, &n->held_open, s->to, &s->msg, need)) {
                 if (f) buf_pool_unref(&n->frames, f);
                 fatal(n, "out of memory holding a send behind its log record");
@@ -788,6 +848,14 @@ static void handle_update(struct rabia_node *n, struct rabia_update *u)
         n->env.snapshot_to(n->env.ctx, p);
     }
     if (u->next_tick_us && (!n->next_tick_us || u->next_tick_us < n->next_tick_us)) n->next_tick_us = u->next_tick_us;
+    if (u->read_round && u->read_round == n->ri_round) { /* the open round completed: its reads have their index */
+        RABIA_ASSERT(n->rq_indexed <= n->rq_assigned && n->rq_assigned <= n->rq_n);
+        for (uint32_t k = n->rq_indexed; k < n->rq_assigned; k++)
+            n->rq[(n->rq_head + k) % n->cfg.reads_cap].index = u->read_slot;
+        n->rq_indexed = n->rq_assigned;
+        n->ri_round = 0; /* node_turn opens the next */
+        reads_run(n);
+    }
     if (u->n_retired) requeue_retired(n, u->retired, u->n_retired); /* last: it steps the core */
 }
 
@@ -980,6 +1048,159 @@ const char *node_refusal(struct rabia_node *n)
     return n->has_log ? n->log.refusal(n->log.ctx) : "";
 }
 
+/* ------------------------------------------------------------------ */
+/* reads by the read index (node_read; core.h, READ INDEX) */
+
+static struct node_readq *rq_at(const struct rabia_node *n, uint32_t k)
+{
+    RABIA_ASSERT(k < n->rq_n);
+    return &n->rq[(n->rq_head + k) % n->cfg.reads_cap];
+}
+
+static void rq_pop(struct rabia_node *n)
+{
+    RABIA_ASSERT(n->rq_n > 0 && n->rq_indexed <= n->rq_assigned && n->rq_assigned <= n->rq_n);
+    struct node_readq *q = rq_at(n, 0);
+    n->rq_ops_head = q->off + q->len;
+    n->rq_head = (n->rq_head + 1) % n->cfg.reads_cap;
+    n->rq_n--;
+    if (n->rq_indexed) n->rq_indexed--;
+    if (n->rq_assigned) n->rq_assigned--;
+    if (!n->rq_n) { /* nothing waits: the bytes start over */
+        rabia_buf_clear(&n->rq_ops);
+        n->rq_ops_head = 0;
+    }
+}
+
+/* Room for len more bytes of ops: the answered reads' bytes at the front
+ * go once they are half the buffer (each byte moves at most once per
+ * time the buffer fills: amortized O(1) per read). */
+static bool rq_ops_room(struct rabia_node *n, uint32_t len)
+{
+    size_t live = n->rq_ops.len - n->rq_ops_head;
+    if (live + len > NODE_READ_BYTES_MAX) return false;
+    if (n->rq_ops_head && (n->rq_ops_head >= n->rq_ops.len / 2 || n->rq_ops.len + len > NODE_READ_BYTES_MAX)) {
+        memmove(n->rq_ops.data, n->rq_ops.data + n->rq_ops_head, live);
+        for (uint32_t k = 0; k < n->rq_n; k++) rq_at(n, k)->off -= n->rq_ops_head;
+        n->rq_ops.len = live;
+        n->rq_ops_head = 0;
+    }
+    return rabia_buf_reserve(&n->rq_ops, len) == 0;
+}
+
+/* Every waiting read goes through the log, in the order they came (a
+ * round that does not complete, a core that recovers); reads node_read
+ * takes later wait until those are answered (fb_out), so none overtakes
+ * them. */
+static void reads_to_log(struct rabia_node *n)
+{
+    uint32_t cnt = n->rq_n;
+    for (uint32_t k = 0; k < cnt && !n->failed; k++) {
+        struct node_readq q = *rq_at(n, k);
+        bool own = q.seq == 0; /* no session: under this replica's read session */
+        uint64_t cid = own ? n->cfg.read_cid : q.cid, seq = own ? ++n->read_seq : q.seq, ack = own ? seq : q.ack;
+        node_request(n, cid, seq, ack, n->rq_ops.data + q.off, q.len, &q.to);
+    }
+    n->st.reads_logged += cnt;
+    n->rq_head = n->rq_n = n->rq_indexed = n->rq_assigned = 0;
+    rabia_buf_clear(&n->rq_ops);
+    n->rq_ops_head = 0;
+    n->ri_round = 0;
+}
+
+/* Answer the reads at the head whose index the state has reached. */
+static void reads_run(struct rabia_node *n)
+{
+    uint64_t applied = rabia_rsm_applied(n->rsm);
+    void *sm = rabia_rsm_sm(n->rsm);
+    while (n->rq_indexed && !n->failed) {
+        struct node_readq *q = rq_at(n, 0);
+        if (q->index > applied) break;
+        rabia_buf_clear(&n->rq_reply);
+        int rc = n->cfg.sm->query(sm, n->rq_ops.data + q->off, q->len, &n->rq_reply);
+        if (rc > 0) { /* the state machine wants it in the log after all: it and every read behind it */
+            reads_to_log(n);
+            return;
+        }
+        struct node_to to = q->to;
+        uint64_t cid = q->cid, seq = q->seq;
+        rq_pop(n);
+        n->st.reads_indexed++;
+        if (rc < 0) n->env.reply(n->env.ctx, &to, cid, seq, RABIA_REPLY_BUSY, NULL, 0);
+        else n->env.reply(n->env.ctx, &to, cid, seq, RABIA_REPLY_OK, n->rq_reply.data, n->rq_reply.len);
+    }
+}
+
+/* Once per loop turn: a round open too long is opened again, reads whose
+ * rounds never completed go through the log, and the reads that came
+ * since the last round get one. When to come back (0: nothing due). */
+static uint64_t reads_turn(struct rabia_node *n, uint64_t now)
+{
+    if (!n->rq_n) return 0;
+    uint64_t fallback = n->cfg.read_fallback_us ? n->cfg.read_fallback_us : NODE_READ_FALLBACK_US;
+    if (n->rq_indexed == 0 && now - rq_at(n, 0)->t_us >= fallback) {
+        note(n, RABIA_LOG_WARN, "%u read(s) found no read index within %" PRIu64 " ms (peers answering read-index "
+             "rounds: fewer than n-f): answered through the log", n->rq_n, fallback / 1000);
+        reads_to_log(n);
+        return 0;
+    }
+    if (n->ri_round && now - n->ri_sent_us >= n->retransmit_us) { /* a question or answers lost */
+        n->ri_round = 0;
+        n->rq_assigned = n->rq_indexed;
+        n->st.read_rounds_retried++;
+    }
+    if (!n->ri_round && n->rq_assigned < n->rq_n) {
+        struct rabia_event ev = {.type = RABIA_EV_READ_INDEX, .slot = ++n->ri_next, .now_us = now};
+        struct rabia_update u;
+        int rc = rabia_core_step(n->core, &ev, &u);
+        if (rc == 0) {
+            n->ri_round = ev.slot;
+            n->ri_sent_us = now;
+            n->rq_assigned = n->rq_n;
+            n->st.read_rounds++;
+        }
+        handle_update(n, &u);
+        if (rc) { /* recovering: what it knows is no bound */
+            reads_to_log(n);
+            return 0;
+        }
+    }
+    uint64_t next = n->ri_round ? n->ri_sent_us + n->retransmit_us : 0;
+    if (n->rq_n && n->rq_indexed == 0) {
+        uint64_t fb = rq_at(n, 0)->t_us + fallback;
+        if (!next || fb < next) next = fb;
+    }
+    return next;
+}
+
+bool node_read(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack, const uint8_t *op, uint32_t len,
+               const struct node_to *to)
+{
+    RABIA_ASSERT(n->core);
+    if (!n->rq || !n->cfg.sm->query || n->failed || n->fb_out || n->rq_n >= n->cfg.reads_cap) return false;
+    if ((!seq && !n->cfg.read_cid) || rabia_core_recovering(n->core)) return false;
+    void *sm = rabia_rsm_sm(n->rsm);
+    if (n->cfg.sm->query(sm, op, len, NULL) != 0) return false;
+    struct node_to t = *to;
+    t.read = true;
+    if (bugs(n) & NODE_BUG_READ_NOWAIT) { /* planted: the state as it is, no round */
+        rabia_buf_clear(&n->rq_reply);
+        if (n->cfg.sm->query(sm, op, len, &n->rq_reply) != 0) return false;
+        n->st.reads_indexed++;
+        n->env.reply(n->env.ctx, &t, cid, seq, RABIA_REPLY_OK, n->rq_reply.data, n->rq_reply.len);
+        return true;
+    }
+    if (!rq_ops_room(n, len)) return false;
+    RABIA_ASSERT(n->rq_n < n->cfg.reads_cap);
+    struct node_readq *q = &n->rq[(n->rq_head + n->rq_n) % n->cfg.reads_cap];
+    *q = (struct node_readq){.cid = cid, .seq = seq, .ack = ack, .t_us = n->env.now_us(n->env.ctx),
+                             .off = n->rq_ops.len, .len = len, .to = t};
+    if (len) memcpy(n->rq_ops.data + n->rq_ops.len, op, len);
+    n->rq_ops.len += len;
+    n->rq_n++;
+    return true;
+}
+
 void node_request(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack, const uint8_t *op, uint32_t len,
                   const struct node_to *to)
 {
@@ -1014,7 +1235,7 @@ void node_request(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack
         n->env.reply(n->env.ctx, to, cid, seq, RABIA_REPLY_BUSY, NULL, 0);
         return;
     }
-    w->to = *to; /* a retry on another connection takes the answer over */
+    waiter_set_to(n, w, to); /* a retry on another connection takes the answer over */
     struct rabia_req rq = {.client_id = cid, .seq = seq, .ack = ack, .op = op, .op_len = len};
     int rc = batcher_add(&n->batcher, &rq, now);
     if (rc == -EMSGSIZE) { /* never fits: retrying (BUSY) would go on for ever */
@@ -1199,10 +1420,12 @@ uint64_t node_turn(struct rabia_node *n)
         struct rabia_event ev = {.type = RABIA_EV_TICK};
         node_step(n, &ev);
     }
+    uint64_t rdue = reads_turn(n, now);
     bool refused = cut_batches(n, now);
     bool reading = n->has_log && log_continue(n, now);
     flush_log(n, now);
     uint64_t next = reading ? now : n->next_tick_us;
+    if (rdue && (!next || rdue < next)) next = rdue;
     if (n->has_log && !n->write_busy && !n->urgent_pending && n->lazy_since_us) {
         uint64_t due = n->lazy_since_us + NODE_LAZY_US;
         if (!next || due < next) next = due;
@@ -1313,6 +1536,7 @@ int node_install_snapshot(struct rabia_node *n, const uint8_t *data, size_t len,
     struct rabia_event ev = {.type = RABIA_EV_SNAPSHOT_INSTALLED, .slot = slot};
     node_step(n, &ev);
     answer_from_sessions(n);
+    reads_run(n);
     return 0;
 }
 
@@ -1344,7 +1568,8 @@ struct rabia_node *node_create(const struct node_cfg *cfg, const struct node_env
         while (cnt > 3 && (size_t)cnt * fsz > ((size_t)64 << 20)) cnt--;
         n->frames_ok = buf_pool_init(&n->frames, fsz, cnt) == 0;
     }
-    if (!n->waiters || !n->rsm || !n->batcher_ok || (env->send_shared && !n->frames_ok)) {
+    if (cfg->reads_cap) n->rq = calloc(cfg->reads_cap, sizeof(*n->rq));
+    if (!n->waiters || !n->rsm || !n->batcher_ok || (env->send_shared && !n->frames_ok) || (cfg->reads_cap && !n->rq)) {
         node_destroy(n);
         return NULL;
     }
@@ -1367,6 +1592,9 @@ void node_destroy(struct rabia_node *n)
     rabia_buf_free(&n->held_open);
     rabia_buf_free(&n->held_flight);
     rabia_buf_free(&n->early.body);
+    rabia_buf_free(&n->rq_ops);
+    rabia_buf_free(&n->rq_reply);
+    free(n->rq);
     free(n->waiters);
     free(n);
 }
@@ -1401,6 +1629,7 @@ int node_start(struct rabia_node *n, const struct rabia_config *cc, const struct
     n->catchup_chunk = cc->catchup_chunk;
     n->log_retain = cc->log_retain;
     n->log_retain_bytes = cc->log_retain_bytes;
+    n->retransmit_us = cc->retransmit_us;
     if (log) {
         n->log = *log;
         n->has_log = true;
@@ -1444,4 +1673,5 @@ void node_stats(const struct rabia_node *n, struct node_stats *out)
     *out = n->st;
     out->waiters = n->n_waiters;
     out->frames_in_use = n->frames_ok ? buf_pool_in_use(&n->frames) : 0;
+    out->reads_waiting = n->rq_n;
 }

@@ -50,6 +50,7 @@ enum node_bug {
     NODE_BUG_LOG_FETCH = 1u << 2,   /* the log serves a FETCH past the slot the peer catches up from, and a
                                        short read waits for the peer's next ask (log_continue off): the
                                        older rules, which together stalled a catching-up peer */
+    NODE_BUG_READ_NOWAIT = 1u << 3, /* node_read answers from the state at once: no read-index round */
 };
 
 /* Who waits for a request's answer, in the driver's words, handed back. */
@@ -58,6 +59,7 @@ struct node_to {
     rabia_replica_done_fn fn;
     void *ctx;
     uint64_t t_us; /* when the request arrived (the driver's clock; metrics) */
+    bool read;     /* taken by node_read (answered by the read index, or through the log after all) */
 };
 
 struct node_env {
@@ -126,6 +128,16 @@ struct node_cfg {
     uint64_t log_serving_us; /* a peer served catch-up from the log gets no snapshot offer, and the log keeps
                                 its slots, this long after its last request (0: NODE_LOG_SERVING_US) */
     uint32_t bugs;        /* enum node_bug, RABIA_TEST_BUGS builds only */
+    /* Reads answered by the read index (node_read; core.h READ INDEX):
+     * off when 0. At most reads_cap wait at once (beyond: through the log). */
+    uint32_t reads_cap;
+    /* The session a read taken without one (node_read with seq 0) goes
+     * through the log under when its rounds do not complete: a
+     * connection-scoped id of this replica's own (never a client's). */
+    uint64_t read_cid;
+    /* A read whose rounds found no n-f answers for this long goes through
+     * the log after all (0: NODE_READ_FALLBACK_US, 1 s). */
+    uint64_t read_fallback_us;
 };
 
 /* What a log gives back at start (replay.h builds it). */
@@ -155,6 +167,12 @@ struct node_stats {
     uint64_t linger_cohort;       /* open batches held after an own decision, with a log and no other proxy's
                                      batch pending, for the clients it answered (node.c, linger) */
     uint32_t waiters;
+    uint64_t reads_indexed;   /* reads answered by the read index (node_read), no slot of their own */
+    uint64_t reads_logged;    /* reads node_read took that went through the log after all: no round
+                                 completed within NODE_READ_FALLBACK_US, or this replica is recovering */
+    uint64_t read_rounds;     /* read-index rounds opened (several reads share one) */
+    uint64_t read_rounds_retried; /* ... opened again: no n-f answers within the core's retransmit period */
+    uint32_t reads_waiting;   /* reads waiting now for their round or for the apply to reach its index */
 };
 
 struct rabia_node;
@@ -190,6 +208,19 @@ int node_start(struct rabia_node *n, const struct rabia_config *core, const stru
  * or once its slot is applied. */
 void node_request(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack, const uint8_t *op, uint32_t len,
                   const struct node_to *to);
+/* A read-only request (the state machine's query says so) answered
+ * without a slot of its own: it joins the next read-index round (core.h,
+ * READ INDEX), and once the state applied every slot up to the round's
+ * index it is answered from the state through env->reply (to->read set),
+ * in the order reads came. seq 0: a request without a session (RESP);
+ * else the client's (cid, seq, ack), under which it goes through the log
+ * if its round never completes. False when it must go through the log
+ * now (node_request): reads off, no query, the state machine says it is
+ * not such a read, the read queue full, reads sent through the log still
+ * unanswered (order), the core recovering. The caller keeps its own
+ * order: a write behind a read waits for the read's answer. */
+bool node_read(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack, const uint8_t *op, uint32_t len,
+               const struct node_to *to);
 /* Who waits here for (cid, seq), if anyone: this replica took the request
  * from its client (the audit log names the client's user and address). */
 bool node_waiter(struct rabia_node *n, uint64_t cid, uint64_t seq, struct node_to *out);

@@ -873,6 +873,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     r->sm = sm;
     r->self = (uint8_t)(cfg->id - 1);
     r->maxmem_clients = maxmem_clients_resolve(cfg);
+    resp_argv_init(&r->peek_pa, RESP_MAX_BULK_LIMIT);
     replica_resp_clients_init(r);
     pthread_mutex_init(&r->app_mu, NULL);
     pthread_mutex_init(&r->wake_mu, NULL);
@@ -941,6 +942,10 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     nc.batch.max_reqs = cfg->batch_max_reqs;
     nc.batch.timeout_us = cfg->batch_timeout_us;
     nc.linger_us = cfg->batch_linger_us;
+    /* reads answered by the read index (node_read): room for every RESP
+     * connection's pipeline of reads the pump lets in at once, about */
+    nc.reads_cap = cfg->read_index ? READS_CAP : 0;
+    nc.read_cid = (XXH64(&r->incarnation, sizeof r->incarnation, 0x4EADu + r->self) | 1) | RABIA_SESSION_CONN_SCOPED;
     nc.batch.max_pending_bytes = 64u << 20;
     /* cut batches waiting for the core: with the default 4, clients of
      * 64 KiB values (3 to a batch) were refused BUSY at 32 requests in
@@ -1213,6 +1218,7 @@ void rabia_replica_destroy(struct rabia_replica *r)
     node_destroy(r->node);
     rabia_buf_free(&r->scratch);
     rabia_buf_free(&r->pump_op);
+    resp_argv_free(&r->peek_pa);
     metrics_destroy(r);
     replica_tls_close(r); /* after the loop: connections hold their own references */
     replica_auth_destroy(r);

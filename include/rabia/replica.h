@@ -55,6 +55,8 @@ struct rabia_replica_config {
     uint32_t batch_linger_us;            /* batch-linger-us: with window 1, the next batch waits while an own batch
                                             is undecided and, with several proxies, up to this long for the clients
                                             answered from the last (default 200; 0: off) */
+    bool read_index;                     /* read-index: reads answered by the read index, without a slot of
+                                            their own (core/README.md "Reads"; default yes) */
     uint32_t window;                     /* window: slots in flight (1 with policy global) */
     uint8_t policy;                      /* policy: global | classes */
     uint64_t cluster_id;                 /* cluster-id: 0 = derived from the member list */
