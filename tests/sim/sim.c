@@ -72,6 +72,7 @@
 #define SIM_OUT_MAX (8u << 10) /* a peer link's output limit (rabiad: io/loop's 64 MiB per connection, scaled to the world) */
 #define SIM_BUG_LOG_FETCH (1u << 26)    /* the log serves a FETCH past the slot the peer catches up from (node.c) */
 #define SIM_CLUSTER_ID 0x51AC1u         /* what HELLO announces */
+#define SIM_BUG_READ_NOWAIT (1u << 27)  /* node_read answers from the state at once, no read-index round (node.c) */
 
 enum mix_flags { M_JITTER = 1, M_LINKS = 2, M_PARTITION = 4, M_CRASH = 8, M_PAUSE = 16 };
 static const struct {
@@ -137,6 +138,10 @@ struct run_cfg {
     int64_t linger_fixed;      /* --linger: linger_us for every seed (-1: by seed) */
     int64_t retain_bytes_fixed; /* --log-retain-bytes: for every seed (-1: by seed) */
     bool no_log_pin;           /* --no-log-pin: snapshots release the log whatever peers still read from it */
+    bool no_read_index;        /* --no-read-index: every GET through the log (read-index no) */
+    int start_level;           /* the stores' feature level at creation: this build's on half the seeds (reads
+                                  by the read index from the start), 0 on the others (a typed FEATURELEVEL
+                                  raises it during the run) */
     uint32_t seg_recs;   /* durable: log records per segment, the unit the log releases */
     uint32_t xfer_chunk; /* snapshot transfers: bytes per chunk (snapstream.h; rabiad: 1 MiB) */
     uint64_t xfer_rate;  /* ... bytes per second out of a replica (transfer-rate; 0: no cap) */
@@ -161,6 +166,7 @@ struct run_result {
     uint64_t by_ref;        /* durable: DECIDED records written without their body (DECIDED_REF) */
     uint64_t frames_shared, frames_copied; /* the nodes' frame pools (env_send_shared) */
     uint64_t linger_cohort; /* open batches held for the clients an own decision answered (node.c linger) */
+    uint64_t reads_indexed, reads_logged, read_rounds, read_retried; /* node_read (node.c), the read index */
     uint64_t xfers, xfer_chunks, xfer_dropped, xfer_stopped; /* snapshot transfers started, chunks delivered,
                                                               dropped, stopped by a decline */
     uint64_t xfer_rate_waits, xfer_rate_lifted; /* chunks held by the rate cap; transfers it let go */
@@ -263,6 +269,10 @@ static bool g_double_apply;
 static uint64_t g_watch_client; /* RABIA_SIM_CLIENT: print every apply of this session's requests */
 static uint64_t g_double_key;
 
+/* The feature level every replica's store starts at (run_cfg.start_level):
+ * every replica creates its store alike, so it is the same initial state
+ * on all of them, as a first FEATURELEVEL operation would make it. */
+static int g_start_level;
 static void *tsm_create(void)
 {
     struct tsm *t = calloc(1, sizeof(*t));
@@ -271,6 +281,15 @@ static void *tsm_create(void)
     if (!t->kv) {
         free(t);
         return NULL;
+    }
+    if (g_start_level) {
+        char lv[8];
+        snprintf(lv, sizeof lv, "%d", g_start_level);
+        const char *argv[2] = {"FEATURELEVEL", lv};
+        struct rabia_buf op = {0}, rep = {0};
+        if (rabia_kv_encode_argv(&op, 2, argv, NULL) || rabia_sm_kv.apply(t->kv, op.data, op.len, &rep)) abort();
+        rabia_buf_free(&op);
+        rabia_buf_free(&rep);
     }
     return t;
 }
@@ -314,6 +333,14 @@ static int tsm_apply(void *p, const uint8_t *op, size_t len, struct rabia_buf *r
         g_double_key = k;
     }
     return rabia_sm_kv.apply(t->kv, op + 16, len - 16, reply);
+}
+/* The KV store's reads by the read index (node_read): the (client, seq)
+ * header stays out of the state, as it is not applied. */
+static int tsm_query(void *p, const uint8_t *op, size_t len, struct rabia_buf *reply)
+{
+    struct tsm *t = p;
+    if (len < 16) return 1;
+    return rabia_sm_kv.query(t->kv, op + 16, len - 16, reply);
 }
 static int tsm_snapshot(void *p, struct rabia_buf *out)
 {
@@ -359,7 +386,7 @@ static void tsm_begin(void *p, const struct rabia_sm_batch *b)
 {
     rabia_sm_kv.begin(((struct tsm *)p)->kv, b);
 }
-static const struct rabia_sm_ops TSM = {.name = "sim-kv", .create = tsm_create, .destroy = tsm_destroy, .apply = tsm_apply, .snapshot = tsm_snapshot, .restore = tsm_restore, .begin = tsm_begin, .state_hash = tsm_state_hash};
+static const struct rabia_sm_ops TSM = {.name = "sim-kv", .create = tsm_create, .destroy = tsm_destroy, .apply = tsm_apply, .snapshot = tsm_snapshot, .restore = tsm_restore, .begin = tsm_begin, .state_hash = tsm_state_hash, .query = tsm_query};
 
 /* ------------------------------------------------------------------ */
 /* world */
@@ -1203,6 +1230,10 @@ static void node_count(struct world *w, struct node *nd)
     w->res->catchup_continued += st.catchup_log_continued;
     w->res->frames_shared += st.frames_shared;
     w->res->linger_cohort += st.linger_cohort;
+    w->res->reads_indexed += st.reads_indexed;
+    w->res->reads_logged += st.reads_logged;
+    w->res->read_rounds += st.read_rounds;
+    w->res->read_retried += st.read_rounds_retried;
     w->res->frames_copied += st.frames_copied;
     w->res->xfers += nd->xfer.st.sent;
     w->res->xfer_dropped += nd->xfer.st.dropped;
@@ -1561,7 +1592,13 @@ static void on_client_req(struct world *w, uint8_t i, uint8_t ci, const struct r
         return;
     }
     struct node_to to = {.conn = ci};
-    node_request(nd->rt, cid, seq, m->u64b, m->body, m->body_len, &to);
+    /* a client's GET: by the read index (node_read) three times in four,
+     * through the log else (both paths in every run, interleaved; chosen
+     * by a hash, not the world's random stream) */
+    bool get = cl->id == cid && cl->opened && cl->is_read && cl->seq == seq;
+    bool by_index = get && !w->cfg.no_read_index && ((cid * 0x9E3779B97F4A7C15ull) ^ (seq * 0xC2B2AE3D27D4EB4Full)) >> 62;
+    if (!(by_index && node_read(nd->rt, cid, seq, m->u64b, m->body, m->body_len, &to)))
+        node_request(nd->rt, cid, seq, m->u64b, m->body, m->body_len, &to);
     w->touched |= (uint8_t)(1u << i);
 }
 
@@ -1959,7 +1996,11 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     nc.linger_us = w->cfg.linger_us;
     nc.bugs = ((w->cfg.bugs & SIM_BUG_SEND_EARLY) ? NODE_BUG_SEND_EARLY : 0) |
               ((w->cfg.bugs & SIM_BUG_REPLY_EARLY) ? NODE_BUG_REPLY_EARLY : 0) |
-              ((w->cfg.bugs & SIM_BUG_LOG_FETCH) ? NODE_BUG_LOG_FETCH : 0);
+              ((w->cfg.bugs & SIM_BUG_LOG_FETCH) ? NODE_BUG_LOG_FETCH : 0) |
+              ((w->cfg.bugs & SIM_BUG_READ_NOWAIT) ? NODE_BUG_READ_NOWAIT : 0);
+    nc.reads_cap = w->cfg.no_read_index ? 0 : 16; /* small: a full queue sends reads through the log */
+    nc.read_fallback_us = 8 * cfg.retransmit_us;   /* partitions outlast it: reads go through the log after all */
+    nc.read_cid = (XXH64(&nd->incarnation, sizeof nd->incarnation, 0x4EADu + i) | 1) | RABIA_SESSION_CONN_SCOPED;
     for (uint8_t p = 0; p < MAX_N; p++) nd->cu[p].on = false; /* a new life reads from scratch */
     struct node_env env = {.ctx = nd, .now_us = env_now, .wall_ms = env_wall_ms, .send = env_send, .send_shared = env_send_shared,
                            .reply = env_reply,
@@ -2627,6 +2668,7 @@ static void run(const struct run_cfg *cfg, struct run_result *res)
     share_rng_state = cfg->seed * 0xD1B54A32D192ED03ull + 0x5EA;
     xfer_rng_state = cfg->seed * 0x94D049BB133111EBull + 0x5F7;
     g_double_apply = false;
+    g_start_level = cfg->start_level;
     memset(partitioned, 0, sizeof partitioned);
     w->hist = lin_history_create();
     uint8_t n = cfg->n;
@@ -2777,6 +2819,7 @@ static void seed_cfg(struct run_cfg *c, uint64_t seed, const struct run_cfg *ove
      * (batch-linger-us = 0 is a setting users choose too); it acts only
      * with window 1 (variant 0) */
     c->linger_us = over->linger_fixed >= 0 ? (uint32_t)over->linger_fixed : ((h >> 48) & 1 ? 200u : 0u);
+    c->start_level = (h >> 56) & 1 && !over->no_read_index ? RABIA_KV_FEATURE_LEVEL : 0;
     /* a third of the seeds: one or two session slots fewer than clients */
     c->tight_sessions = (h >> 16) % 3 == 0 ? 1 + (unsigned)((h >> 24) & 1) : 0;
     /* durable: a local snapshot by replica/snapsched.c's rule once the log
@@ -2833,7 +2876,12 @@ static void usage(void)
            "                     DECIDED_REF record of a later slot still needs),\n"
            "                     catchup-body (catch-up from the log sends another batch's\n"
            "                     body), log-fetch (the log serves a FETCH past the slot the\n"
-           "                     same peer catches up from: its read position never gets there)\n"
+           "                     same peer catches up from: its read position never gets there),\n"
+           "                     read-nowait (a GET taken by the read index is answered from\n"
+           "                     the state at once, without a read-index round), read-self (a\n"
+           "                     read-index round closes on the replica's own bound, no peer asked)\n"
+           "  --no-read-index    every GET through the log (read-index no); by default three\n"
+           "                     GETs in four are answered by the read index (node_read)\n"
            "  --durable          replicas keep a write-ahead log (durability = wal): persist\n"
            "                     before send, group commit, local snapshots that release the\n"
            "                     log's prefix, restart from snapshot and log; crashes take\n"
@@ -2848,7 +2896,7 @@ static void usage(void)
 struct totals {
     uint64_t runs, failed, slots, nulls, fast, own, max_phase, ok, unknown, crashes, restarts, restarts_open,
         hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored, local_snaps, released, restarts_tail,
-        by_ref, frames_shared, frames_copied, linger_cohort, xfers, xfer_chunks, xfer_dropped, xfer_stopped, xfer_rate_waits, xfer_rate_lifted, xfer_cap_queued, catchup_log_slots,
+        by_ref, frames_shared, frames_copied, linger_cohort, reads_indexed, reads_logged, read_rounds, read_retried, xfers, xfer_chunks, xfer_dropped, xfer_stopped, xfer_rate_waits, xfer_rate_lifted, xfer_cap_queued, catchup_log_slots,
         catchup_log_requests, catchup_fetch_held, catchup_continued,
         out_full, catchup_deduped, adopted, unanimous, props_held;
     uint64_t var_slots[4], var_nulls[4];
@@ -2939,11 +2987,16 @@ int main(int argc, char **argv)
             else if (!strcmp(v, "keep-old-link")) base.bugs |= SIM_BUG_KEEP_OLD_LINK;
             else if (!strcmp(v, "catchup-body")) base.bugs |= SIM_BUG_CATCHUP_BODY;
             else if (!strcmp(v, "log-fetch")) base.bugs |= SIM_BUG_LOG_FETCH;
+            else if (!strcmp(v, "read-nowait")) base.bugs |= SIM_BUG_READ_NOWAIT;
+            else if (!strcmp(v, "read-self")) base.bugs |= RABIA_BUG_READ_SELF;
             else {
                 fprintf(stderr, "unknown bug '%s'\n", v);
                 return 2;
             }
             snprintf(extra + el, sizeof extra - el, " --bug %s", v);
+        } else if (!strcmp(a, "--no-read-index")) {
+            base.no_read_index = true;
+            snprintf(extra + el, sizeof extra - el, " --no-read-index");
         } else if (!strcmp(a, "--durable")) {
             base.durable = true;
             snprintf(extra + el, sizeof extra - el, " --durable");
@@ -3011,6 +3064,10 @@ int main(int argc, char **argv)
             T.by_ref += r.by_ref;
             T.frames_shared += r.frames_shared;
             T.linger_cohort += r.linger_cohort;
+            T.reads_indexed += r.reads_indexed;
+            T.reads_logged += r.reads_logged;
+            T.read_rounds += r.read_rounds;
+            T.read_retried += r.read_retried;
             T.frames_copied += r.frames_copied;
             T.xfers += r.xfers;
             T.xfer_chunks += r.xfer_chunks;
@@ -3071,6 +3128,9 @@ int main(int argc, char **argv)
     if (base.durable)
         printf("batching: open batches held for the clients an own decision answered (a log, no other batch "
                "pending)=%" PRIu64 "\n", T.linger_cohort);
+    printf("reads by the read index (counted over each replica's last life): answered=%" PRIu64
+           " sent through the log after all=%" PRIu64 " rounds=%" PRIu64 " rounds opened again=%" PRIu64 "\n",
+           T.reads_indexed, T.reads_logged, T.read_rounds, T.read_retried);
     printf("exchange: slots decided by a unanimous one (no DECISION sent)=%" PRIu64
            " proposals held for the slot just past the window=%" PRIu64 "\n", T.unanimous, T.props_held);
     printf("catch-up: decisions adopted=%" PRIu64 " asked for again within half a retransmit period, not resent=%" PRIu64
