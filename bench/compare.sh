@@ -25,7 +25,9 @@
 # Environment: SERVER_CPUS (default 0) pins every server process,
 # CLIENT_CPUS (default 1) pins rabia-bench; DURATION, WARMUP, CONNECTIONS
 # (50), PIPELINES ("1 16"), ETCD_PIPELINES (default: PIPELINES), READ_RATIOS
-# ("0 0.5"), SYSTEMS (the list above, to run a subset), RABIA_PROTO (resp or
+# ("0 0.5"), SYSTEMS (the list above, to run a subset; rabia-wal-logreads and
+# rabia-memory-logreads, not in the default list, run the clusters with
+# read-index no: every read a slot of the log, as before the read index), RABIA_PROTO (resp or
 # native: how rabia-bench talks to rabia; default resp, the protocol Redis is
 # driven with), RABIA_BENCH (path of rabia-bench), BENCH_DIR (where the data
 # dirs go; default /var/tmp: a real disk, O_DIRECT works there, not on
@@ -122,10 +124,10 @@ now() { date +%s.%N; }
 # sys_proto and sys_args (extra rabia-bench options); stop_system stops them.
 sys_pids="" sys_addr="" sys_proto="" sys_args="" sys_count=""
 
-start_rabia() { # NAME DURABILITY OFFSET
+start_rabia() { # NAME DURABILITY OFFSET [READ_INDEX]
   local c=$dir/$1 off=$3 i a=""
   RABIA_CLUSTER_DIR=$c RABIA_RESP_BASE=$((base + off)) RABIA_CLIENT_BASE=$((base + off + 10)) \
-    RABIA_PEER_BASE=$((base + off + 20)) RABIA_EXTRA_ARGS="--durability $2" RABIAD=$rabiad RABIA_CLI=$rabia_cli \
+    RABIA_PEER_BASE=$((base + off + 20)) RABIA_EXTRA_ARGS="--durability $2 --read-index ${4:-yes}" RABIAD=$rabiad RABIA_CLI=$rabia_cli \
     taskset -c "$server_cpus" ./deploy/local-cluster.sh start 3 kv >"$dir/$1.start.log" 2>&1 || {
     cat "$dir/$1.start.log" >&2
     clusters+=("$c")
@@ -214,11 +216,13 @@ start_system() {
   case $1 in
   rabia-wal) start_rabia rabia-wal wal 100 ;;
   rabia-memory) start_rabia rabia-memory memory 200 ;;
+  rabia-wal-logreads) start_rabia rabia-wal-logreads wal 500 no ;;
+  rabia-memory-logreads) start_rabia rabia-memory-logreads memory 600 no ;;
   redis-always) start_redis_always ;;
   redis-nopersist) start_redis_nopersist ;;
   redis-wait2) start_redis_wait2 ;;
   etcd) start_etcd ;;
-  *) die "unknown system '$1' in SYSTEMS (known: rabia-wal rabia-memory redis-always redis-nopersist redis-wait2 etcd)" ;;
+  *) die "unknown system '$1' in SYSTEMS (known: rabia-wal rabia-memory rabia-wal-logreads rabia-memory-logreads redis-always redis-nopersist redis-wait2 etcd)" ;;
   esac
 }
 forget() { # PID: no longer ours to stop (it was stopped or has exited and was reaped)
@@ -358,7 +362,7 @@ pairs() { # rabia-memory vs redis-wait2, rabia-wal vs etcd (and the two against 
     END {
       print "| pair | writes | P | req/s ratio | p50 ratio | p99 ratio | CPU/req ratio |"
       print "|---|---:|---:|---:|---:|---:|---:|"
-      np = split("rabia-memory:redis-wait2 rabia-wal:etcd rabia-wal:redis-always rabia-memory:redis-nopersist", pr, " ")
+      np = split("rabia-memory:redis-wait2 rabia-wal:etcd rabia-wal:redis-always rabia-memory:redis-nopersist rabia-wal:rabia-wal-logreads rabia-memory:rabia-memory-logreads", pr, " ")
       for (j = 1; j <= np; j++) {
         split(pr[j], s, ":")
         for (i = 1; i <= nk; i++) {

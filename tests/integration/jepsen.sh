@@ -249,6 +249,20 @@ unknown=$(grep -c ' unknown ' "$H" || true)
 ((reads >= 500 && swaps >= 100)) || fail "too little load to mean anything: $reads reads, $swaps successful CASes"
 ((unknown >= 1)) || fail "no operation had an unknown outcome: the faults did not reach the clients"
 ok "$reads ok reads, $swaps successful CASes, $unknown operations with unknown outcome"
+# the reads were answered by the read index (core.h, READ INDEX), not as
+# slots of the log: INFO's counters since each replica's last start
+indexed=0
+for i in "${IDS[@]}"; do
+  if [ "$NET" = netns ]; then h=$(host "$i"); else h=127.0.0.1; fi
+  v=$(timeout 20 redis-cli -h "$h" -p "$(resp_port "$i")" INFO sessions | tr -d '\r' | sed -n 's/^reads_indexed://p')
+  indexed=$((indexed + ${v:-0}))
+done
+if [[ " $RABIA_EXTRA_ARGS " == *" --read-index no "* ]]; then
+  expect_eq "reads answered by the read index (read-index no)" "$indexed" 0
+else
+  ((indexed >= 100)) || fail "only $indexed reads answered by the read index since the replicas' last starts"
+  ok "$indexed reads answered by the read index since the replicas' last starts"
+fi
 
 # --- the negative control: reads at a Redis replica that serves its own,
 # older data (replica-serve-stale-data, Redis's default) while its first
