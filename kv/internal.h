@@ -256,9 +256,20 @@ struct kv_store {
      * reads as absent but stays, tables take no rehash step, and nothing
      * that changes the state may run (asserted by kv_touch, kv_event). */
     bool query;
+    /* ... as of query_now (the replica's wall clock when the read came, Unix
+     * ms): a key whose expiry falls between the log's clock (now_ms) and
+     * it, or a TTL that counts from now, would answer by a clock the log
+     * has not reached: query_clock is set and the read goes through the
+     * log, whose batch carries the time (kv_expired, ttl_generic). */
+    uint64_t query_now;
+    bool query_clock;
 };
 
 struct kv_store *kv_store_new(void); /* NULL on allocation failure */
+/* Whether key e has expired by the log's clock (Redis: now > when). In a
+ * query (kv_query) a key the log's clock has not expired yet but the
+ * reader's (query_now) has sets query_clock: the answer is the log's. */
+bool kv_expired(struct kv_store *s, const struct kv_dent *e);
 
 /* ------------------------------------------------------------------ */
 /* Scripts (script.c).                                                 */

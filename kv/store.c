@@ -124,10 +124,18 @@ void kv_obj_free(struct kv_store *s, struct kv_obj *o)
 /* ------------------------------------------------------------------ */
 /* Keys. */
 
-static bool expired(const struct kv_store *s, const struct kv_dent *e)
+bool kv_expired(struct kv_store *s, const struct kv_dent *e)
 {
-    return e->x != 0 && s->now_ms > e->x; /* Redis: expired when now > when */
+    if (e->x == 0)
+        return false;
+    if (s->now_ms > e->x) /* Redis: expired when now > when */
+        return true;
+    if (s->query && s->query_now > e->x)
+        s->query_clock = true;
+    return false;
 }
+
+static bool expired(struct kv_store *s, const struct kv_dent *e) { return kv_expired(s, e); }
 
 /* Remove e from db (it is in db->keys): its expiry entry, its value, the
  * entry itself. */
@@ -150,9 +158,9 @@ static void drop_key(struct kv_store *s, struct kv_db *db, struct kv_dent *e)
 struct kv_dent *kv_find(struct kv_ctx *c, const uint8_t *k, size_t n)
 {
     struct kv_dent *e = kv_dict_find(c->s, &c->db->keys, k, n);
-    if (e && expired(c->s, e) && c->s->query)
-        return NULL; /* reclaimed by the next write that finds it, or the sweep: both in the log */
     if (e && expired(c->s, e)) {
+        if (c->s->query)
+            return NULL; /* reclaimed by the next write that finds it, or the sweep: both in the log */
         drop_key(c->s, c->db, e);
         c->s->expired_keys++;
         return NULL;

@@ -499,7 +499,7 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
            "Reads answered by the read index: no slot of their own, one message round shared by the reads "
            "that came in one loop turn (read-index).", (double)ns.reads_indexed);
     scalar(b, "rabia_reads_logged_total", "counter",
-           "Reads the read index took that went through the log after all (no n-f answers within 1 s, or recovering).",
+           "Reads the read index took that went through the log after all (not answered within 1 s, or recovering).",
            (double)ns.reads_logged);
     scalar(b, "rabia_read_rounds_total", "counter", "Read-index rounds this replica opened.", (double)ns.read_rounds);
     scalar(b, "rabia_read_rounds_retried_total", "counter",

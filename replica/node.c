@@ -21,9 +21,10 @@
  * res_durable); a restart skips at most this many. */
 #define NODE_SEQ_RESERVE 64u /* well below RABIA_SEQ_SPAN: a restart's jump stays inside the trackers' window */
 
-/* Reads (node_read): a read whose round found no n-f answers for this long
- * goes through the log after all (peers that never answer: every round
- * is retried each retransmit period meanwhile; node_cfg.read_fallback_us
+/* Reads (node_read): a read not answered this long after it came (its
+ * rounds found no n-f answers: every round is retried each retransmit
+ * period meanwhile; or the state did not reach its index) goes through the
+ * log after all, with every read behind it (node_cfg.read_fallback_us
  * overrides it); the bytes of the reads
  * waiting at once, at most (beyond: through the log at once). */
 #define NODE_READ_FALLBACK_US 1000000u
@@ -34,6 +35,7 @@ struct node_readq {
     uint64_t cid, seq, ack;
     uint64_t index; /* its round's index, once the round completed */
     uint64_t t_us;  /* when it came (node's clock) */
+    uint64_t wall_ms; /* ... by the wall clock (query's now_ms: what a batch cut then would carry) */
     size_t off;
     uint32_t len;
     struct node_to to;
@@ -1117,7 +1119,7 @@ static void reads_run(struct rabia_node *n)
         struct node_readq *q = rq_at(n, 0);
         if (q->index > applied) break;
         rabia_buf_clear(&n->rq_reply);
-        int rc = n->cfg.sm->query(sm, n->rq_ops.data + q->off, q->len, &n->rq_reply);
+        int rc = n->cfg.sm->query(sm, n->rq_ops.data + q->off, q->len, q->wall_ms, &n->rq_reply);
         if (rc > 0) { /* the state machine wants it in the log after all: it and every read behind it */
             reads_to_log(n);
             return;
@@ -1138,9 +1140,13 @@ static uint64_t reads_turn(struct rabia_node *n, uint64_t now)
 {
     if (!n->rq_n) return 0;
     uint64_t fallback = n->cfg.read_fallback_us ? n->cfg.read_fallback_us : NODE_READ_FALLBACK_US;
-    if (n->rq_indexed == 0 && now - rq_at(n, 0)->t_us >= fallback) {
-        note(n, RABIA_LOG_WARN, "%u read(s) found no read index within %" PRIu64 " ms (peers answering read-index "
-             "rounds: fewer than n-f): answered through the log", n->rq_n, fallback / 1000);
+    /* the oldest read waited that long for its index (peers answering
+     * rounds: fewer than n-f) or for the state to reach it (a log that
+     * cannot be written holds the apply): the log path answers, or says
+     * why it cannot (node_request's refusal) */
+    if (now - rq_at(n, 0)->t_us >= fallback) {
+        note(n, RABIA_LOG_WARN, "%u read(s) waited %" PRIu64 " ms for a read index (%s): answered through the log",
+             n->rq_n, fallback / 1000, n->rq_indexed ? "the state did not reach it" : "fewer than n-f answers");
         reads_to_log(n);
         return 0;
     }
@@ -1166,7 +1172,7 @@ static uint64_t reads_turn(struct rabia_node *n, uint64_t now)
         }
     }
     uint64_t next = n->ri_round ? n->ri_sent_us + n->retransmit_us : 0;
-    if (n->rq_n && n->rq_indexed == 0) {
+    if (n->rq_n) {
         uint64_t fb = rq_at(n, 0)->t_us + fallback;
         if (!next || fb < next) next = fb;
     }
@@ -1180,12 +1186,12 @@ bool node_read(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack, c
     if (!n->rq || !n->cfg.sm->query || n->failed || n->fb_out || n->rq_n >= n->cfg.reads_cap) return false;
     if ((!seq && !n->cfg.read_cid) || rabia_core_recovering(n->core)) return false;
     void *sm = rabia_rsm_sm(n->rsm);
-    if (n->cfg.sm->query(sm, op, len, NULL) != 0) return false;
+    if (n->cfg.sm->query(sm, op, len, 0, NULL) != 0) return false;
     struct node_to t = *to;
     t.read = true;
     if (bugs(n) & NODE_BUG_READ_NOWAIT) { /* planted: the state as it is, no round */
         rabia_buf_clear(&n->rq_reply);
-        if (n->cfg.sm->query(sm, op, len, &n->rq_reply) != 0) return false;
+        if (n->cfg.sm->query(sm, op, len, wall_ms(n), &n->rq_reply) != 0) return false;
         n->st.reads_indexed++;
         n->env.reply(n->env.ctx, &t, cid, seq, RABIA_REPLY_OK, n->rq_reply.data, n->rq_reply.len);
         return true;
@@ -1194,7 +1200,7 @@ bool node_read(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack, c
     RABIA_ASSERT(n->rq_n < n->cfg.reads_cap);
     struct node_readq *q = &n->rq[(n->rq_head + n->rq_n) % n->cfg.reads_cap];
     *q = (struct node_readq){.cid = cid, .seq = seq, .ack = ack, .t_us = n->env.now_us(n->env.ctx),
-                             .off = n->rq_ops.len, .len = len, .to = t};
+                             .wall_ms = wall_ms(n), .off = n->rq_ops.len, .len = len, .to = t};
     if (len) memcpy(n->rq_ops.data + n->rq_ops.len, op, len);
     n->rq_ops.len += len;
     n->rq_n++;

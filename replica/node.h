@@ -135,8 +135,9 @@ struct node_cfg {
      * through the log under when its rounds do not complete: a
      * connection-scoped id of this replica's own (never a client's). */
     uint64_t read_cid;
-    /* A read whose rounds found no n-f answers for this long goes through
-     * the log after all (0: NODE_READ_FALLBACK_US, 1 s). */
+    /* A read not answered this long after it came (no n-f answers to its
+     * rounds, or the state did not reach its index) goes through the log
+     * after all, with every read behind it (0: NODE_READ_FALLBACK_US, 1 s). */
     uint64_t read_fallback_us;
 };
 
@@ -168,8 +169,8 @@ struct node_stats {
                                      batch pending, for the clients it answered (node.c, linger) */
     uint32_t waiters;
     uint64_t reads_indexed;   /* reads answered by the read index (node_read), no slot of their own */
-    uint64_t reads_logged;    /* reads node_read took that went through the log after all: no round
-                                 completed within NODE_READ_FALLBACK_US, or this replica is recovering */
+    uint64_t reads_logged;    /* reads node_read took that went through the log after all: not answered
+                                 within read_fallback_us, or this replica is recovering */
     uint64_t read_rounds;     /* read-index rounds opened (several reads share one) */
     uint64_t read_rounds_retried; /* ... opened again: no n-f answers within the core's retransmit period */
     uint32_t reads_waiting;   /* reads waiting now for their round or for the apply to reach its index */

@@ -110,8 +110,12 @@ struct rabia_sm_ops {
      * result, exactly what apply would append at this point, changing
      * nothing anyone can observe (the state, its hash, what later
      * operations return): 0; 1 (nothing appended) when it must go through
-     * the log after all; a negative errno (-ENOMEM). */
-    int (*query)(void *sm, const uint8_t *op, size_t op_len, struct rabia_buf *reply);
+     * the log after all (the KV store: an answer that depends on a clock
+     * the log has not reached, an expiry between the last batch's time and
+     * now_ms); a negative errno (-ENOMEM). now_ms: this replica's wall
+     * clock when the read came (what a batch cut then would carry; Unix
+     * ms, 0 when none). */
+    int (*query)(void *sm, const uint8_t *op, size_t op_len, uint64_t now_ms, struct rabia_buf *reply);
 };
 
 /* How many operations ahead of the one being applied prefetch is called. */

@@ -336,11 +336,11 @@ static int tsm_apply(void *p, const uint8_t *op, size_t len, struct rabia_buf *r
 }
 /* The KV store's reads by the read index (node_read): the (client, seq)
  * header stays out of the state, as it is not applied. */
-static int tsm_query(void *p, const uint8_t *op, size_t len, struct rabia_buf *reply)
+static int tsm_query(void *p, const uint8_t *op, size_t len, uint64_t now_ms, struct rabia_buf *reply)
 {
     struct tsm *t = p;
     if (len < 16) return 1;
-    return rabia_sm_kv.query(t->kv, op + 16, len - 16, reply);
+    return rabia_sm_kv.query(t->kv, op + 16, len - 16, now_ms, reply);
 }
 static int tsm_snapshot(void *p, struct rabia_buf *out)
 {
