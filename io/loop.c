@@ -1472,6 +1472,22 @@ size_t rio_conn_memory(const struct rio_conn *c)
     return sizeof *c + c->in_cap + c->tx_cap + c->q_cap + c->pt_cap + segs;
 }
 
+void rio_conn_trim_idle(struct rio_conn *c, size_t keep)
+{
+    if (c->send_inflight || c->q_len || c->n_qs || c->tx_len || c->n_ts || c->pt_len)
+        return; /* output waits or is on its way: its buffers are in use */
+    if (c->q_cap > keep) {
+        free(c->q); /* q is never in flight */
+        c->q = NULL;
+        c->q_cap = 0;
+    }
+    if (c->tx_cap > keep) { /* all sent, none in flight: nobody holds tx */
+        free(c->tx);
+        c->tx = NULL;
+        c->tx_cap = c->tx_off = 0;
+    }
+}
+
 int rio_conn_set_recv_direct(struct rio_conn *c)
 {
     if (c->tls || c->remote)

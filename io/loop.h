@@ -138,6 +138,13 @@ size_t rio_conn_pending(const struct rio_conn *c);
  * plaintext: their capacities, not their contents), for a budget across
  * connections such as rabiad's maxmemory-clients. O(1). */
 size_t rio_conn_memory(const struct rio_conn *c);
+/* A connection with nothing queued or in flight gives back what a burst
+ * grew beyond keep bytes in each of its two output buffers (the queue and
+ * the buffer being sent swap at every send, so a burst that left in several
+ * sends grows both, and each is kept up to RIO_KEEP_BYTES for the next
+ * burst): for an idle connection's budget (rabiad's maxmemory-clients
+ * check). Nothing while output waits or is in flight. */
+void rio_conn_trim_idle(struct rio_conn *c, size_t keep);
 /* Close now; queued output is discarded. The terminal callback follows from
  * the loop, never inside this call. Idempotent. */
 void rio_close(struct rio_conn *c);

@@ -820,7 +820,10 @@ void replica_clients_memory_check(struct rabia_replica *r)
     uint64_t total = 0;
     struct conn *k;
     for (FOR_LIVE(r, k)) {
-        if (k->kind == CK_RESP && !k->closing) idle_trim(k); /* what a burst grew, back */
+        if (k->kind == CK_RESP && !k->closing) { /* what a burst grew, back */
+            idle_trim(k);
+            if (!k->q_len && k->c) rio_conn_trim_idle(k->c, 4096);
+        }
         if ((k->kind == CK_RESP || k->kind == CK_CLIENT) && !k->closing) {
             total += replica_client_memory(k, NULL, NULL);
             k->mem_seen = client_memory_fast(k);
