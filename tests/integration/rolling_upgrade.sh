@@ -114,6 +114,8 @@ swap() {
 }
 # info_field I KEY: INFO's KEY of replica I ("" when absent)
 info_field() { redis "$1" INFO server | tr -d '\r' | sed -n "s/^$2://p"; }
+# reads_indexed I: reads replica I answered by the read index ("" for a build without it)
+reads_indexed() { redis "$1" INFO sessions | tr -d '\r' | sed -n 's/^reads_indexed://p'; }
 # held: every replica with levels still at level 0, and a command of a
 # higher level refused by the new ones (before it is decided) with the fix
 held() {
@@ -126,6 +128,11 @@ held() {
       expect_match "replica $i: LMPOP while the cluster is held at level 0" "$(redis "$i" LMPOP 1 lm LEFT 2>&1)" \
         "until the cluster agrees feature level 1 \\(it is at 0\\)"
     fi
+    # reads by the read index wait for level 6: a build without read-index
+    # rounds would take one for a recovering replica's question
+    redis "$i" GET lm >/dev/null
+    ri=$(reads_indexed "$i")
+    [ -z "$ri" ] || [ "$ri" = 0 ] || fail "replica $i answered $ri reads by the read index while the cluster is held at level 0"
   done
   ok "feature levels agreed/offered:${seen} (none: a build without levels)"
 }
@@ -158,6 +165,14 @@ for i in 1 2 3; do
   done
 done
 ok "all 3 replicas agreed feature level $NEW_LEVEL after the hold was lifted ($((SECONDS - t0)) s)"
+if ((NEW_LEVEL >= 6)); then
+  for i in 1 2 3; do
+    redis "$i" GET lm >/dev/null
+    ri=$(reads_indexed "$i")
+    ((${ri:-0} > 0)) || fail "replica $i answered no read by the read index at level $NEW_LEVEL"
+  done
+  ok "at level $NEW_LEVEL every replica answers reads by the read index"
+fi
 if ((NEW_LEVEL >= 1)); then
   expect_eq "RPUSH lm a b c" "$(redis 1 RPUSH lm a b c)" 3
   expect_eq "LMPOP at level $NEW_LEVEL (replica 2)" "$(redis 2 LMPOP 1 lm RIGHT COUNT 2 | tr '\n' ' ')" "lm c b "
