@@ -326,18 +326,25 @@ static void resubmit_blocked(struct rabia_replica *r, uint32_t ci)
                     k->block_slot, NULL, NULL);
 }
 
-/* Whether every complete command in p[0..len) is a read the read index
- * may answer (a KV command that only reads). A pipeline that mixes writes
- * in goes through the log whole, one slot, as it did before reads were
- * answered by the index: its reads first by a round and then its writes by
- * a slot is two waits in a row where one would do (SET and GET in equal
- * parts, -P 16: 0.65-0.76x the throughput, bench/README.md "Reads"). The
- * bytes after the last complete command are not looked at; a write among
- * them that arrives later waits for the reads before it (defer_op). */
+/* Whether the reads of a pipeline go by the read index: every complete
+ * command in p[0..len) (those after the one parsed) is a read it may
+ * answer (a KV command that only reads), and, when there are such
+ * commands, this replica's open batch is empty. A pipeline that mixes
+ * writes in goes through the log whole, one slot, as it did before reads
+ * were answered by the index: its reads first by a round and then its
+ * writes by a slot is two waits in a row where one would do (SET and GET
+ * in equal parts, -P 16: 0.65-0.76x the throughput). A pipeline of reads
+ * while writes fill the open batch rides the slot that batch takes
+ * anyway: with 90% GETs at -P 16 (most pipelines mixed) the rounds of the
+ * few all-read ones cost 0.68-0.79x the throughput in memory
+ * (bench/README.md "Reads"). A lone read, the latency-bound case, always
+ * goes by the index. The bytes after the last complete command are not
+ * looked at; a write among them that arrives later waits for the reads
+ * before it (defer_op). */
 static bool reads_ahead(struct rabia_replica *r, const uint8_t *p, size_t len)
 {
     struct resp_argv *pa = &r->peek_pa;
-    bool reads = true;
+    bool reads = true, more = false;
     for (size_t off = 0, used = 0; reads && off < len; off += used) {
         int rc = resp_parse(p + off, len - off, &used, pa);
         if (rc == 0) break; /* the rest is not complete yet */
@@ -347,8 +354,10 @@ static bool reads_ahead(struct rabia_replica *r, const uint8_t *p, size_t len)
         }
         const struct rabia_kv_cmd_info *ci = rabia_kv_lookup(pa->argv[0], pa->argv_len[0]);
         reads = ci && (ci->flags & RABIA_KV_CMD_READONLY) && !(ci->flags & RABIA_KV_CMD_WRITE);
+        more = true;
     }
     resp_argv_reset(pa);
+    if (reads && more && batcher_open_count(node_batcher(r->node))) reads = false; /* a slot goes anyway */
     if (resp_argv_memory(pa) > (64u << 10)) { /* a huge command's arrays: not kept */
         resp_argv_free(pa);
         resp_argv_init(pa, RESP_MAX_BULK_LIMIT);
