@@ -313,6 +313,8 @@ measure() { # SYSTEM READ_RATIO PIPELINE
 
 # ---- the run ---------------------------------------------------------------
 stamp=$(date -u +%Y-%m-%dT%H%MZ)
+# two runs in one minute: the second keeps the first's files (seconds added)
+[ -e "bench/results/compare-$stamp.md" ] && stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "compare: $duration s per measurement after $warmup s of warm-up; servers on CPUs $server_cpus, rabia-bench on CPUs $client_cpus; data under $dir ($(df --output=fstype "$dir" | tail -n 1 | tr -d ' '))"
 placement_txt=$dir/placement.txt
