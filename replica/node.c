@@ -215,6 +215,7 @@ struct rabia_node {
     uint64_t retransmit_us;  /* the core's: a round without n-f answers by then is opened again */
     uint64_t read_seq;       /* cfg.read_cid's seqs */
     uint32_t fb_out;         /* waiters of reads sent through the log (to.read), not answered yet */
+    bool rq_moving;          /* reads_to_log runs */
     struct node_stats st;
 };
 
@@ -1096,6 +1097,8 @@ static bool rq_ops_room(struct rabia_node *n, uint32_t len)
  * them. */
 static void reads_to_log(struct rabia_node *n)
 {
+    RABIA_ASSERT(!n->rq_moving);
+    n->rq_moving = true; /* a reply given meanwhile takes no read (node_read): the queue is being emptied */
     uint32_t cnt = n->rq_n;
     for (uint32_t k = 0; k < cnt && !n->failed; k++) {
         struct node_readq q = *rq_at(n, k);
@@ -1108,6 +1111,7 @@ static void reads_to_log(struct rabia_node *n)
     rabia_buf_clear(&n->rq_ops);
     n->rq_ops_head = 0;
     n->ri_round = 0;
+    n->rq_moving = false;
 }
 
 /* Answer the reads at the head whose index the state has reached. */
@@ -1183,7 +1187,8 @@ bool node_read(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack, c
                const struct node_to *to)
 {
     RABIA_ASSERT(n->core);
-    if (!n->rq || !n->cfg.sm->query || n->failed || n->fb_out || n->rq_n >= n->cfg.reads_cap) return false;
+    if (!n->rq || !n->cfg.sm->query || n->failed || n->fb_out || n->rq_moving || n->rq_n >= n->cfg.reads_cap)
+        return false;
     if ((!seq && !n->cfg.read_cid) || rabia_core_recovering(n->core)) return false;
     void *sm = rabia_rsm_sm(n->rsm);
     if (n->cfg.sm->query(sm, op, len, 0, NULL) != 0) return false;
