@@ -721,7 +721,8 @@ static int kv_apply(void *sm, const uint8_t *op, size_t n, struct rabia_buf *rep
 /* Whether op (an argv, or @DB n argv) is a read kv_query answers: a
  * read-only command of the agreed level, not PFCOUNT (it caches a stale
  * cardinality in the string) nor a script (EVAL_RO caches its body), once
- * the cluster agreed KV_LEVEL_READ_INDEX. Sets *dbi and *inner. */
+ * the cluster agreed KV_LEVEL_READ_INDEX. True: *dbi is its database and
+ * a holds the command (the caller frees it); false: a holds nothing. */
 static bool query_op(const struct kv_store *s, const uint8_t *op, size_t n, uint32_t *dbi, struct args *a, int depth)
 {
     if (s->feature_level < KV_LEVEL_READ_INDEX || depth > 1)
