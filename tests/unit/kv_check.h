@@ -25,8 +25,9 @@ static inline const char *kv_reply_argv(void *sm, int n, const char *const *argv
     return (const char *)rep.data;
 }
 
-/* The reply of a space-separated command line. */
-static inline const char *kv_reply(void *sm, const char *line)
+/* op = the encoded operation of a space-separated command line (at most
+ * 256 arguments). */
+static inline void kv_encode_line(struct rabia_buf *op, const char *line)
 {
     char buf[4096];
     const char *argv[256];
@@ -34,7 +35,20 @@ static inline const char *kv_reply(void *sm, const char *line)
     snprintf(buf, sizeof buf, "%s", line);
     for (char *save = NULL, *t = strtok_r(buf, " ", &save); t && n < 256; t = strtok_r(NULL, " ", &save))
         argv[n++] = t;
-    return kv_reply_argv(sm, n, argv, NULL);
+    rabia_buf_clear(op);
+    CHECK_EQ(rabia_kv_encode_argv(op, n, argv, NULL), 0);
+}
+
+/* The reply of a space-separated command line. */
+static inline const char *kv_reply(void *sm, const char *line)
+{
+    static struct rabia_buf op;
+    kv_encode_line(&op, line);
+    static struct rabia_buf rep;
+    rabia_buf_clear(&rep);
+    CHECK_EQ(rabia_sm_kv.apply(sm, op.data, op.len, &rep), 0);
+    rabia_buf_put_u8(&rep, 0);
+    return (const char *)rep.data;
 }
 
 /* Advance the store's clock: as if the next batch was stamped time_ms. */

@@ -11,23 +11,11 @@
 
 #define T0 1700000000000ull
 
-static void encode(struct rabia_buf *op, const char *line)
-{
-    char buf[1024];
-    const char *argv[64];
-    int n = 0;
-    snprintf(buf, sizeof buf, "%s", line);
-    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t && n < 64; t = strtok_r(NULL, " ", &save))
-        argv[n++] = t;
-    rabia_buf_clear(op);
-    CHECK_EQ(rabia_kv_encode_argv(op, n, argv, NULL), 0);
-}
-
 /* query's verdict on a line (reply NULL): 0 a read it answers, 1 the log */
 static int classify(void *sm, const char *line)
 {
     struct rabia_buf op = {0};
-    encode(&op, line);
+    kv_encode_line(&op, line);
     int rc = rabia_sm_kv.query(sm, op.data, op.len, 0, NULL);
     rabia_buf_free(&op);
     return rc;
@@ -40,7 +28,7 @@ static const char *queried(void *sm, const char *line)
 {
     static struct rabia_buf rep;
     struct rabia_buf op = {0};
-    encode(&op, line);
+    kv_encode_line(&op, line);
     rabia_buf_clear(&rep);
     CHECK_EQ(rabia_sm_kv.query(sm, op.data, op.len, query_now, &rep), 0);
     rabia_buf_put_u8(&rep, 0);
@@ -71,7 +59,7 @@ static void fill(void *sm)
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) kv_reply(sm, lines[i]);
     /* database 3, through @DB as the RESP front end sends it */
     struct rabia_buf in = {0}, op = {0}, rep = {0};
-    encode(&in, "SET d3 three");
+    kv_encode_line(&in, "SET d3 three");
     const char *argv[3] = {"@DB", "3", (const char *)in.data};
     size_t lens[3] = {3, 1, in.len};
     CHECK_EQ(rabia_kv_encode_argv(&op, 3, argv, lens), 0);
@@ -135,7 +123,7 @@ static void test_reads_answer_as_the_log(void)
     CHECK_EQ(rabia_kv_count(sm), keys0);
     /* database 3 through @DB; a bad @DB goes to the log (it answers the error) */
     struct rabia_buf in = {0}, op = {0}, rep = {0};
-    encode(&in, "GET d3");
+    kv_encode_line(&in, "GET d3");
     const char *argv[3] = {"@DB", "3", (const char *)in.data};
     size_t lens[3] = {3, 1, in.len};
     CHECK_EQ(rabia_kv_encode_argv(&op, 3, argv, lens), 0);
@@ -213,7 +201,7 @@ static void test_expired_key_stays(void)
 static int query_rc(void *sm, const char *line, uint64_t now)
 {
     struct rabia_buf op = {0}, rep = {0};
-    encode(&op, line);
+    kv_encode_line(&op, line);
     int rc = rabia_sm_kv.query(sm, op.data, op.len, now, &rep);
     if (rc == 1) CHECK_EQ(rep.len, 0); /* nothing appended */
     rabia_buf_free(&op);

@@ -32,18 +32,6 @@ static const char *op_reply(void *sm, const struct rabia_buf *op)
     return (const char *)rep.data;
 }
 
-static void encode(struct rabia_buf *b, const char *line)
-{
-    char buf[1024];
-    const char *argv[64];
-    int n = 0;
-    snprintf(buf, sizeof buf, "%s", line);
-    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t && n < 64; t = strtok_r(NULL, " ", &save))
-        argv[n++] = t;
-    rabia_buf_clear(b);
-    CHECK_EQ(rabia_kv_encode_argv(b, n, argv, NULL), 0);
-}
-
 static void test_errors(void)
 {
     void *sm = fresh();
@@ -147,12 +135,12 @@ static void test_databases(void)
     void *sm = fresh();
     struct rabia_buf op = {0}, inner = {0};
     KV_DO(sm, "SET a zero", "+OK\r\n");
-    encode(&inner, "SET a three");
+    kv_encode_line(&inner, "SET a three");
     const char *argv[3] = {"@DB", "3", (const char *)inner.data};
     size_t lens[3] = {3, 1, inner.len};
     CHECK_EQ(rabia_kv_encode_argv(&op, 3, argv, lens), 0);
     CHECK(strcmp(op_reply(sm, &op), "+OK\r\n") == 0);
-    encode(&inner, "GET a");
+    kv_encode_line(&inner, "GET a");
     rabia_buf_clear(&op);
     lens[2] = inner.len;
     argv[2] = (const char *)inner.data;
@@ -208,9 +196,9 @@ static void test_transactions(void)
 {
     void *sm = fresh();
     struct rabia_buf a = {0}, b = {0}, c = {0}, op = {0};
-    encode(&a, "SET x 1");
-    encode(&b, "INCR nosuchnumber_is_fine");
-    encode(&c, "LPUSH x y"); /* WRONGTYPE at run time: the others still run */
+    kv_encode_line(&a, "SET x 1");
+    kv_encode_line(&b, "INCR nosuchnumber_is_fine");
+    kv_encode_line(&c, "LPUSH x y"); /* WRONGTYPE at run time: the others still run */
     const uint8_t *ops[3] = {a.data, b.data, c.data};
     size_t lens[3] = {a.len, b.len, c.len};
     CHECK_EQ(rabia_kv_encode_txn(&op, 3, ops, lens), 0);
