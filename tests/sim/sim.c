@@ -3128,7 +3128,7 @@ int main(int argc, char **argv)
     if (base.durable)
         printf("batching: open batches held for the clients an own decision answered (a log, no other batch "
                "pending)=%" PRIu64 "\n", T.linger_cohort);
-    printf("reads by the read index (counted over each replica's last life): answered=%" PRIu64
+    printf("reads by the read index (every life of every replica): answered=%" PRIu64
            " sent through the log after all=%" PRIu64 " rounds=%" PRIu64 " rounds opened again=%" PRIu64 "\n",
            T.reads_indexed, T.reads_logged, T.read_rounds, T.read_retried);
     printf("exchange: slots decided by a unanimous one (no DECISION sent)=%" PRIu64
