@@ -130,6 +130,7 @@ struct rabia_core {
     uint64_t ri_round;
     uint8_t ri_mask;   /* who answered it, self included */
     uint64_t ri_max;   /* the largest answer */
+    uint8_t read_old;  /* peers that answered a round as a build without rounds, since their last PEER_UP */
     uint64_t horizon_sent_us;
     uint64_t peer_known[RABIA_MAX_REPLICAS];
     uint64_t catchup_us;

@@ -129,6 +129,7 @@ void core_on_peer_up(struct rabia_core *c, uint8_t peer)
 {
     if (peer >= c->cfg.n || peer == c->cfg.self) return;
     drop_held(c, peer);
+    c->read_old &= (uint8_t)~(1u << peer); /* restarted: maybe upgraded; its next answer tells */
     if (c->recovering) {
         struct rabia_send *s = core_emit(c, peer, RABIA_MSG_HORIZON_REQ, 0);
         if (s) s->msg.u64 = c->cfg.incarnation;

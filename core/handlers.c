@@ -352,6 +352,7 @@ void core_on_horizon_req(struct rabia_core *c, const struct rabia_msg *m)
     struct rabia_send *s = core_emit(c, m->from, RABIA_MSG_HORIZON, k);
     if (s) s->msg.u64 = m->u64;
     if (m->u64 & RABIA_READ_NONCE) { /* a read-index round (core.h): nobody abstains after it */
+        if (s) s->msg.u64 &= ~RABIA_READ_PROBE; /* this build serves rounds (core.h) */
         c->stats.read_answers++;
         return;
     }
@@ -370,6 +371,7 @@ int core_on_read_index(struct rabia_core *c, uint64_t round)
     RABIA_ASSERT(c->nf >= 2 && c->nf <= c->cfg.n);
     if (round == 0 || round > RABIA_READ_ROUND_MAX) return RABIA_E_MALFORMED;
     if (c->recovering) return RABIA_E_FULL; /* what it knows is no bound yet */
+    RABIA_ASSERT(!(c->read_old & (1u << c->cfg.self)));
     c->ri_round = round;
     c->ri_mask = (uint8_t)(1u << c->cfg.self);
     c->ri_max = core_known_slot(c);
@@ -383,16 +385,21 @@ int core_on_read_index(struct rabia_core *c, uint64_t round)
     }
 #endif
     struct rabia_send *s = core_emit(c, RABIA_TO_ALL, RABIA_MSG_HORIZON_REQ, 0);
-    if (s) s->msg.u64 = RABIA_READ_NONCE | round; /* lost: the embedder opens another round */
+    if (s) s->msg.u64 = RABIA_READ_NONCE | RABIA_READ_PROBE | round; /* lost: the embedder opens another round */
     return 0;
 }
 
 static void read_answer(struct rabia_core *c, const struct rabia_msg *m)
 {
-    if (!c->ri_round || (m->u64 & ~RABIA_READ_NONCE) != c->ri_round) return; /* an older round's */
+    RABIA_ASSERT(m->u64 & RABIA_READ_NONCE);
+    if (!c->ri_round || (m->u64 & RABIA_READ_ROUND_MAX) != c->ri_round) return; /* an older round's */
     uint8_t bit = (uint8_t)(1u << m->from);
     if (c->ri_mask & bit) return;
     c->ri_mask |= bit;
+    if (m->u64 & RABIA_READ_PROBE) { /* an older build: it may have driven slots after the question (core.h) */
+        c->read_old |= bit;
+        c->stats.read_old_answers++;
+    }
     if (m->slot > c->ri_max) c->ri_max = m->slot;
     note_peer(c, m->from, m->slot); /* a peer far ahead: catch up from it */
     if (__builtin_popcount(c->ri_mask) < c->nf) return;

@@ -214,6 +214,7 @@ uint64_t rabia_core_known_slot(const struct rabia_core *c) { return core_known_s
 uint64_t rabia_core_log_first(const struct rabia_core *c) { return core_log_first(c); }
 uint64_t rabia_core_log_bytes(const struct rabia_core *c) { return c->retain_bytes; }
 bool rabia_core_recovering(const struct rabia_core *c) { return c->recovering; }
+bool rabia_core_reads_ok(const struct rabia_core *c) { return !c->recovering && !c->read_old; }
 uint64_t rabia_core_abstain_below(const struct rabia_core *c) { return c->abstain_below; }
 const struct rabia_stats *rabia_core_stats(const struct rabia_core *c) { return &c->stats; }
 

@@ -1189,7 +1189,7 @@ bool node_read(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack, c
     RABIA_ASSERT(n->core);
     if (!n->rq || !n->cfg.sm->query || n->failed || n->fb_out || n->rq_moving || n->rq_n >= n->cfg.reads_cap)
         return false;
-    if ((!seq && !n->cfg.read_cid) || rabia_core_recovering(n->core)) return false;
+    if ((!seq && !n->cfg.read_cid) || !rabia_core_reads_ok(n->core)) return false; /* recovering, or an older peer */
     void *sm = rabia_rsm_sm(n->rsm);
     if (n->cfg.sm->query(sm, op, len, 0, NULL) != 0) return false;
     struct node_to t = *to;

@@ -123,7 +123,18 @@
  * On the wire a round is a HORIZON_REQ / HORIZON exchange whose nonce has
  * RABIA_READ_NONCE set (incarnations never do): builds without rounds
  * answer it as a recovering replica's question (and drive the slots up
- * to it + window, the only cost), so a mixed cluster still agrees.
+ * to it + window, the only cost), so a mixed cluster still agrees. Every
+ * build echoes a question's nonce as it is, except that this one, asked
+ * with RABIA_READ_PROBE set, answers with it cleared: a question carries
+ * the bit, and an answer that still has it comes from an older build
+ * (rounds of the first build that served them, 3c9d238, are answered as
+ * rounds too, but it cannot be told apart from the builds before). Such
+ * an answer still counts (the same bound), but rabia_core_reads_ok turns
+ * false until that peer comes up again (PEER_UP: restarted, perhaps
+ * upgraded), so the embedder sends reads through the log instead of
+ * making the peer drive a null slot for every round. A question without
+ * the bit (from 3c9d238) is answered with the nonce as it came, which is
+ * all that build matches.
  * ---------------------------------------------------------------------
  */
 #ifndef RABIA_CORE_H
@@ -142,7 +153,8 @@ extern "C" {
 #define RABIA_SEQ_SPAN 192
 /* HORIZON_REQ / HORIZON nonces of read-index rounds (READ INDEX above) */
 #define RABIA_READ_NONCE (1ull << 63)
-#define RABIA_READ_ROUND_MAX (RABIA_READ_NONCE - 1)
+#define RABIA_READ_PROBE (1ull << 62) /* set in questions, cleared in answers by builds that serve rounds */
+#define RABIA_READ_ROUND_MAX (RABIA_READ_PROBE - 1)
 
 enum rabia_policy {
     /* Propose the head of one priority queue ordered by (seq, proxy,
@@ -299,6 +311,7 @@ struct rabia_stats {
     uint64_t read_rounds;       /* read-index rounds opened here (RABIA_EV_READ_INDEX) */
     uint64_t read_rounds_done;  /* ... completed with n-f answers */
     uint64_t read_answers;      /* peers' read-index rounds this replica answered */
+    uint64_t read_old_answers;  /* answers to own rounds from builds without rounds (RABIA_READ_PROBE left set) */
 };
 
 struct rabia_core;
@@ -326,6 +339,10 @@ uint64_t rabia_core_log_first(const struct rabia_core *c);
  * log_retain_bytes bounds). */
 uint64_t rabia_core_log_bytes(const struct rabia_core *c);
 bool rabia_core_recovering(const struct rabia_core *c);
+/* Whether reads may open read-index rounds now: not recovering, and no
+ * peer answered a round as an older build since it last came up (READ
+ * INDEX above). */
+bool rabia_core_reads_ok(const struct rabia_core *c);
 uint64_t rabia_core_abstain_below(const struct rabia_core *c); /* abstains in slots <= this */
 uint32_t rabia_core_pending(const struct rabia_core *c);       /* batches in the PQ */
 /* Own batches queued and not proposed in any slot yet: while there is one,

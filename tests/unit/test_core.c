@@ -529,7 +529,7 @@ static void test_read_index(void)
     CHECK_EQ(step(c, &ev, &u), 0);
     const struct rabia_send *q = find_to(&u, RABIA_MSG_HORIZON_REQ, RABIA_TO_ALL);
     CHECK(q != NULL);
-    CHECK_EQ(q->msg.u64, RABIA_READ_NONCE | 7);
+    CHECK_EQ(q->msg.u64, RABIA_READ_NONCE | RABIA_READ_PROBE | 7);
     CHECK_EQ(u.read_round, 0);
     /* another round's answer, then this round's */
     receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = 1, .slot = 40, .u64 = RABIA_READ_NONCE | 6}, &u);
@@ -555,17 +555,24 @@ static void test_read_index(void)
     ev = (struct rabia_event){.type = RABIA_EV_READ_INDEX, .slot = 0};
     CHECK_EQ(step(c, &ev, &u), RABIA_E_MALFORMED);
 
-    /* answering a peer's round: its nonce back, the own bound, no slot started */
-    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON_REQ, .from = 2, .u64 = RABIA_READ_NONCE | 3}, &u);
+    /* answering a peer's round: its nonce back with the probe bit cleared
+     * (this build serves rounds), the own bound, no slot started */
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON_REQ, .from = 2,
+                                  .u64 = RABIA_READ_NONCE | RABIA_READ_PROBE | 3}, &u);
     q = find_to(&u, RABIA_MSG_HORIZON, 2);
     CHECK(q != NULL);
     CHECK_EQ(q->msg.u64, RABIA_READ_NONCE | 3);
     CHECK_EQ(q->msg.slot, 9);
+    /* a question of the first build with rounds (no probe bit): the nonce as it came, which it matches */
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON_REQ, .from = 1, .u64 = RABIA_READ_NONCE | 4}, &u);
+    q = find_to(&u, RABIA_MSG_HORIZON, 1);
+    CHECK(q != NULL);
+    CHECK_EQ(q->msg.u64, RABIA_READ_NONCE | 4);
     CHECK(!find_to(&u, RABIA_MSG_PROPOSAL, RABIA_TO_ALL));
     ev = (struct rabia_event){.type = RABIA_EV_TICK};
     CHECK_EQ(step(c, &ev, &u), 0);
     CHECK(!find_to(&u, RABIA_MSG_PROPOSAL, RABIA_TO_ALL));
-    CHECK_EQ(rabia_core_stats(c)->read_answers, 1);
+    CHECK_EQ(rabia_core_stats(c)->read_answers, 2);
     /* the contrast: a recovering replica's question (no tag) drives slots */
     receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON_REQ, .from = 2, .u64 = 5}, &u);
     CHECK(find_to(&u, RABIA_MSG_PROPOSAL, RABIA_TO_ALL) != NULL);
@@ -594,6 +601,28 @@ static void test_read_index(void)
     receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = 4, .slot = 2, .u64 = RABIA_READ_NONCE | 2}, &u);
     CHECK_EQ(u.read_round, 2);
     CHECK_EQ(u.read_slot, 4);
+    CHECK(rabia_core_reads_ok(c));
+    CHECK_EQ(rabia_core_stats(c)->read_old_answers, 0);
+
+    /* an older build echoes the question as it is (probe bit still set):
+     * its bound counts, but rounds stop until it comes up again */
+    ev = (struct rabia_event){.type = RABIA_EV_READ_INDEX, .slot = 3};
+    CHECK_EQ(step(c, &ev, &u), 0);
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = 1, .slot = 6,
+                                  .u64 = RABIA_READ_NONCE | RABIA_READ_PROBE | 3}, &u);
+    CHECK_EQ(u.read_round, 0);
+    CHECK(!rabia_core_reads_ok(c));
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = 2, .slot = 5, .u64 = RABIA_READ_NONCE | 3}, &u);
+    CHECK_EQ(u.read_round, 3);
+    CHECK_EQ(u.read_slot, 6);
+    CHECK_EQ(rabia_core_stats(c)->read_old_answers, 1);
+    CHECK(!rabia_core_reads_ok(c));
+    ev = (struct rabia_event){.type = RABIA_EV_PEER_UP, .peer = 2}; /* another peer: no change */
+    CHECK_EQ(step(c, &ev, &u), 0);
+    CHECK(!rabia_core_reads_ok(c));
+    ev = (struct rabia_event){.type = RABIA_EV_PEER_UP, .peer = 1}; /* restarted, maybe upgraded */
+    CHECK_EQ(step(c, &ev, &u), 0);
+    CHECK(rabia_core_reads_ok(c));
     rabia_core_destroy(c);
 }
 
