@@ -367,6 +367,29 @@ fail:
     return rc;
 }
 
+/* Reads without a slot (state_machine.h, query): a well-formed BALANCE or
+ * ALL, answered by apply itself, which changes nothing for those two.
+ * Anything else (malformed ones included) goes through the log. */
+static int bank_query(void *sm, const uint8_t *op, size_t op_len, uint64_t now_ms, struct rabia_buf *reply)
+{
+    (void)now_ms; /* the bank keeps no clock */
+    struct ex_rd r = ex_rd_init(op, op_len);
+    uint8_t code;
+    const uint8_t *id;
+    uint32_t len;
+    if (!ex_get_u8(&r, &code))
+        return 1;
+    if (code == RABIA_BANK_BALANCE) {
+        if (!ex_get_str(&r, &id, &len))
+            return 1;
+    } else if (code != RABIA_BANK_ALL) {
+        return 1;
+    }
+    if (ex_rd_left(&r))
+        return 1;
+    return reply ? bank_apply(sm, op, op_len, reply) : 0;
+}
+
 const struct rabia_sm_ops rabia_sm_bank = {
     .name = "bank",
     .create = bank_create,
@@ -374,6 +397,7 @@ const struct rabia_sm_ops rabia_sm_bank = {
     .apply = bank_apply,
     .snapshot = bank_snapshot,
     .restore = bank_restore,
+    .query = bank_query,
 };
 
 /* ---- client helpers ---- */
