@@ -194,6 +194,7 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
     }
     if (k->closing) return;
     if (k->kind == CK_CLIENT) {
+        if (seq && k->inflight) k->inflight--;
         /* w->slot (RESP's reply slot) carries metrics_op_tag for a native request */
         metrics_request_done(r, MF_NATIVE, (int)(w->slot >> 16), (uint16_t)w->slot, w->t_us, status, res, len);
         replica_auth_native_replied(r, w->conn, cid, seq, status, res, len); /* an OPEN: the session is its */
@@ -248,6 +249,103 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
     }
 }
 
+/* Native requests and the read index. A read (the state machine's query
+ * says so) goes by the read index (node_read) when nothing of its
+ * connection is in the log; it is answered in order with the other reads
+ * node_read holds, or through the log under its own (client id, seq) if
+ * its round does not complete. A request that must go through the log
+ * while reads of its connection wait for their index is parked, with
+ * every request after it, until those reads are answered: a connection's
+ * requests take effect in the order they came, as through the log alone
+ * (a pipelined GET k; SET k v sees the value before the SET). Parked:
+ * cid u64, seq u64, ack u64, length u32, op; at most NATIVE_PARK_MAX
+ * requests (a client keeps at most RABIA_RSM_WINDOW in flight) and
+ * RESP_MAX_INPUT bytes, beyond which the connection is closed. */
+#define NATIVE_PARK_MAX (2u * RABIA_RSM_WINDOW)
+#define NATIVE_PARK_HDR 28u
+
+static void native_request(struct rabia_replica *r, uint32_t ci, uint64_t cid, uint64_t seq, uint64_t ack,
+                           const uint8_t *op, uint32_t len)
+{
+    struct conn *k = &r->conns[ci];
+    RABIA_ASSERT(k->kind == CK_CLIENT && !k->closing);
+    RABIA_ASSERT(k->fast_inflight <= k->inflight);
+    RABIA_ASSERT(!k->deferred || k->fast_inflight || k->want_pump); /* parked: reads ahead, or unparked soon */
+    if (!k->deferred && r->cfg.read_index && seq && len && k->inflight == k->fast_inflight) {
+        struct node_to to = {.conn = ci, .gen = k->gen, .slot = metrics_op_tag(r, op, len),
+                             .t_us = k->in_us ? k->in_us : rio_turn_us()};
+        if (node_read(r->node, cid, seq, ack, op, len, &to)) {
+            k->inflight++;
+            k->fast_inflight++;
+            return;
+        }
+    }
+    if (k->deferred || k->fast_inflight) { /* behind reads not answered yet: parked until they are */
+        if (k->defer_slot >= NATIVE_PARK_MAX || k->defer_op.len + NATIVE_PARK_HDR + len > RESP_MAX_INPUT) {
+            char who[64] = "?";
+            rio_conn_peer(k->c, who, sizeof who);
+            replica_log(r, RABIA_LOG_WARN,
+                        "native client %s sent over %u requests (or %u bytes) while its reads waited for their read "
+                        "index: closing it (a client keeps at most %u requests in flight)",
+                        who, NATIVE_PARK_MAX, RESP_MAX_INPUT, RABIA_RSM_WINDOW);
+            replica_conn_close(r, k->c);
+            return;
+        }
+        uint8_t h[NATIVE_PARK_HDR];
+        memcpy(h, &cid, 8);
+        memcpy(h + 8, &seq, 8);
+        memcpy(h + 16, &ack, 8);
+        memcpy(h + 24, &len, 4);
+        if (rabia_buf_append(&k->defer_op, h, sizeof h) || (len && rabia_buf_append(&k->defer_op, op, len))) {
+            replica_log(r, RABIA_LOG_WARN, "out of memory parking a native request: closing the connection");
+            replica_conn_close(r, k->c);
+            return;
+        }
+        k->defer_slot++; /* native: the number parked */
+        k->deferred = true;
+        r->held_behind_reads++;
+        return;
+    }
+    if (seq) k->inflight++; /* seq 0 (a session close) is never answered */
+    replica_enqueue(r, cid, seq, ack, op, len, ci, metrics_op_tag(r, op, len), NULL, NULL);
+}
+
+/* The reads a native connection's parked requests waited for are
+ * answered: take the parked ones in order (from the loop, after the turn:
+ * never inside a reply). */
+void replica_native_unpark(struct rabia_replica *r, uint32_t ci)
+{
+    struct conn *k = &r->conns[ci];
+    RABIA_ASSERT(k->kind == CK_CLIENT);
+    if (!k->deferred || k->fast_inflight || k->closing) return;
+    struct rabia_buf parked = k->defer_op; /* those parked again go into a new buffer, after the rest */
+    uint32_t n = k->defer_slot;
+    k->defer_op = (struct rabia_buf){0};
+    k->defer_slot = 0;
+    k->deferred = false;
+    size_t off = 0;
+    for (uint32_t i = 0; i < n && !k->closing; i++) {
+        RABIA_ASSERT(off + NATIVE_PARK_HDR <= parked.len);
+        uint64_t cid, seq, ack;
+        uint32_t len;
+        memcpy(&cid, parked.data + off, 8);
+        memcpy(&seq, parked.data + off + 8, 8);
+        memcpy(&ack, parked.data + off + 16, 8);
+        memcpy(&len, parked.data + off + 24, 4);
+        off += NATIVE_PARK_HDR;
+        RABIA_ASSERT(off + len <= parked.len);
+        native_request(r, ci, cid, seq, ack, parked.data + off, len);
+        off += len;
+    }
+    RABIA_ASSERT(k->closing || off == parked.len);
+    if (k->deferred || k->defer_op.data) { /* parked again: those wait in the new buffer */
+        rabia_buf_free(&parked);
+    } else { /* keep its memory for the next time */
+        k->defer_op = parked;
+        rabia_buf_clear(&k->defer_op);
+    }
+}
+
 void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rabia_msg *m)
 {
     struct conn *k = &r->conns[ci];
@@ -261,8 +359,7 @@ void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rab
                                 .value = RABIA_REPLY_OK, .body = (const uint8_t *)no, .body_len = sizeof no - 1};
         replica_send_frame(r, k->c, &rep);
     } else if (m->type == RABIA_MSG_CLIENT_REQ) {
-        replica_enqueue(r, m->u64, m->slot, m->u64b, m->body, m->body_len, ci, metrics_op_tag(r, m->body, m->body_len),
-                        NULL, NULL);
+        native_request(r, ci, m->u64, m->slot, m->u64b, m->body, m->body_len);
     } else if (m->type == RABIA_MSG_STATUS_REQ) {
         struct rabia_replica_status st;
         rabia_replica_get_status(r, &st);
@@ -467,6 +564,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
                 } else {
                     k->deferred = true;
                     k->defer_slot = slot;
+                    r->held_behind_reads++;
                 }
             } else {
                 resp_submit(r, ci, op.data, (uint32_t)op.len, slot);

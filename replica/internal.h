@@ -106,10 +106,11 @@ struct conn {
     uint64_t client_id, next_seq, group_first;
     uint64_t open_batch;   /* batch number its in-flight requests went into */
     uint32_t inflight;     /* replicated requests without a reply (reads by the read index included) */
-    /* RESP: of those, reads taken by the read index (node_read). A command
-     * after them that goes through the log waits, parsed, in defer_op (at
-     * reply slot defer_slot) until they are answered: it must not apply
-     * before a read that came before it was answered. */
+    /* Of those, reads taken by the read index (node_read). A command
+     * after them that goes through the log waits, parsed, in defer_op (RESP:
+     * at reply slot defer_slot; native: defer_slot requests, with those
+     * after it, clients.c native_request) until they are answered: it must
+     * not apply before a read that came before it was answered. */
     uint32_t fast_inflight;
     bool deferred;
     uint32_t defer_slot;
@@ -222,6 +223,8 @@ struct rabia_replica {
     uint32_t n_blocked;      /* RESP connections parked in a blocking pop */
     uint32_t pubsub_conns;   /* RESP connections with subscriptions */
     int64_t publish_count;   /* receivers here of the PUBLISH just applied */
+    uint64_t held_behind_reads; /* client requests for the log that waited for reads of their connection
+                                   taken by the read index before them (clients.c: defer_op, native parking) */
     uint64_t sweep_cid, sweep_seq, sweep_us; /* the expiry sweep's submissions */
     uint64_t sweep_period_us;
     bool sweep_inflight;
@@ -324,6 +327,7 @@ void replica_enqueue(struct rabia_replica *r, uint64_t cid, uint64_t seq, uint64
 void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t seq, int status, const uint8_t *res,
                      size_t len);
 void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rabia_msg *m);
+void replica_native_unpark(struct rabia_replica *r, uint32_t ci);
 void replica_resp_pump(struct rabia_replica *r, uint32_t ci);
 size_t replica_client_memory(const struct conn *k, size_t *input, size_t *output);
 void replica_clients_memory_check(struct rabia_replica *r); /* maxmemory-clients */

@@ -507,6 +507,12 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
            (double)ns.read_rounds_retried);
     scalar(b, "rabia_reads_waiting", "gauge", "Reads waiting for their read index or for the state to reach it.",
            ns.reads_waiting);
+    scalar(b, "rabia_requests_held_behind_reads_total", "counter",
+           "Client requests for the log that waited for reads of their connection taken by the read index before "
+           "them (a connection's requests take effect in order).", (double)r->held_behind_reads);
+    scalar(b, "rabia_read_answers_from_older_builds_total", "counter",
+           "Answers to this replica's read-index rounds from builds that do not serve rounds: reads go through the "
+           "log until that peer comes up again (a rolling upgrade).", (double)rabia_core_stats(r->core)->read_old_answers);
     scalar(b, "rabia_batch_linger_cohort_total", "counter",
            "Open batches held after this replica's own decision, with a log and no other proxy's batch pending, "
            "until the clients it answered sent again (batch-linger-us bounds it).", (double)ns.linger_cohort);
@@ -1046,9 +1052,12 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
             ns.resubmitted, ns.waiters, ns.answered_early, ns.decided_by_ref, ns.catchup_log_fetch_held,
             ns.catchup_log_continued, ns.linger_cohort, ns.frames_shared, ns.frames_copied, ns.frames_in_use);
         put(b, "reads_indexed:%" PRIu64 "\r\nreads_logged:%" PRIu64 "\r\nread_rounds:%" PRIu64
-               "\r\nread_rounds_retried:%" PRIu64 "\r\nreads_waiting:%u\r\nread_rounds_answered:%" PRIu64 "\r\n",
+               "\r\nread_rounds_retried:%" PRIu64 "\r\nreads_waiting:%u\r\nread_rounds_answered:%" PRIu64
+               "\r\nread_answers_from_older_builds:%" PRIu64 "\r\nread_index_paused:%d\r\n"
+               "requests_held_behind_reads:%" PRIu64 "\r\n",
             ns.reads_indexed, ns.reads_logged, ns.read_rounds, ns.read_rounds_retried, ns.reads_waiting,
-            rabia_core_stats(r->core)->read_answers);
+            rabia_core_stats(r->core)->read_answers, rabia_core_stats(r->core)->read_old_answers,
+            !rabia_core_reads_ok(r->core) && !rabia_core_recovering(r->core), r->held_behind_reads);
     }
     if (sect(b, "Commandstats", want, wn)) {
                 for (uint32_t i = 0; i < m->ncmds; i++) {

@@ -1174,6 +1174,7 @@ int rabia_replica_run(struct rabia_replica *r)
             k->want_pump = false;
             r->n_want_pump--;
             if (k->kind == CK_RESP && !k->closing) replica_resp_pump(r, (uint32_t)(k - r->conns));
+            else if (k->kind == CK_CLIENT && !k->closing) replica_native_unpark(r, (uint32_t)(k - r->conns));
         }
     }
     replica_log(r, RABIA_LOG_INFO, "stopping (applied up to slot %" PRIu64 ")", rabia_rsm_applied(r->rsm));
