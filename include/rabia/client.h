@@ -24,6 +24,20 @@
  * rabia_client_close closes the session (best effort: requests still in
  * flight then have an unknown outcome, as they would anyway).
 
+ * READS. An op the cluster's state machine classifies as a read (its
+ * query: kv GET and the other read-only commands, counter GET, bank
+ * BALANCE and ALL) is answered by the replica's read index (core.h, READ
+ * INDEX) when nothing of this connection is in the log: no slot of its
+ * own, linearizable all the same. A connection's requests still take
+ * effect in the order sent (a write sent after a read that waits for its
+ * index waits too; a read sent after a write waits for it). A read of a
+ * round that does not complete within a second goes through the log under
+ * its seq. Reads by the index leave the session untouched in the log: a
+ * client that only reads can find its session evicted first when the
+ * cluster has more clients than max-sessions (its next write then
+ * completes SESSION_EXPIRED, as above). read-index = no on the replicas
+ * sends every read through the log.
+ *
  * WINDOW. A new seq is only sent while seq - (lowest seq in flight) <
  * max_outstanding (<= RABIA_RSM_WINDOW = 64), which also bounds the number
  * in flight. rabia_client_submit BLOCKS when the window is full: it drives
