@@ -238,6 +238,16 @@ uint64_t rabia_core_own_keep_seq(const struct rabia_core *c)
         const struct bent *b = &c->bt[q->items[i]];
         if (b->id.incarnation == c->cfg.incarnation && b->id.seq < low) low = b->id.seq;
     }
+    /* Decided, so out of the queue, but not handed out yet (an earlier slot
+     * is open): the embedder has not written its DECIDED record, which may
+     * name this batch's BATCH record (replica/node.c decided_by_ref). A
+     * snapshot meanwhile released that record (sim seed 5016366, --durable
+     * --mix all: window 8, a slot decided 10 ms before the ones below it). */
+    for (uint64_t s = c->next_apply; s <= c->next_apply + c->ahead; s++) {
+        const struct logent *l = &c->log[s % c->log_size];
+        if (l->slot != s || !l->value || l->id.proxy != c->cfg.self) continue;
+        if (l->id.incarnation == c->cfg.incarnation && l->id.seq < low) low = l->id.seq;
+    }
     return low;
 }
 

@@ -351,9 +351,11 @@ uint32_t rabia_core_pending(const struct rabia_core *c);       /* batches in the
 uint32_t rabia_core_own_waiting(const struct rabia_core *c);
 /* Own batches not decided yet: waiting for a slot or in one. */
 uint32_t rabia_core_own_queued(const struct rabia_core *c);
-/* The oldest own batch sequence still pending, else the last one given
- * out: an embedder's log keeps every record of these (a restart must move
- * next_seq past every id that ever left; RABIA_EV_RESTORE). */
+/* The oldest own batch sequence still pending, or decided in a slot not
+ * yet handed out to apply (its DECIDED record is not written yet, and may
+ * name the BATCH record instead of holding the body), else the last one
+ * given out: an embedder's log keeps every record of these (a restart
+ * must move next_seq past every id that ever left; RABIA_EV_RESTORE). */
 uint64_t rabia_core_own_keep_seq(const struct rabia_core *c);
 uint32_t rabia_core_inflight(const struct rabia_core *c);      /* started, undecided slots */
 const struct rabia_stats *rabia_core_stats(const struct rabia_core *c);
