@@ -392,14 +392,14 @@ int core_on_read_index(struct rabia_core *c, uint64_t round)
 static void read_answer(struct rabia_core *c, const struct rabia_msg *m)
 {
     RABIA_ASSERT(m->u64 & RABIA_READ_NONCE);
-    if (!c->ri_round || (m->u64 & RABIA_READ_ROUND_MAX) != c->ri_round) return; /* an older round's */
     uint8_t bit = (uint8_t)(1u << m->from);
-    if (c->ri_mask & bit) return;
-    c->ri_mask |= bit;
-    if (m->u64 & RABIA_READ_PROBE) { /* an older build: it may have driven slots after the question (core.h) */
-        c->read_old |= bit;
+    if (m->u64 & RABIA_READ_PROBE) { /* an older build: it may have driven slots after the question (core.h); */
+        c->read_old |= bit;        /* told by a late answer too (a round closes on the first n-f) */
         c->stats.read_old_answers++;
     }
+    if (!c->ri_round || (m->u64 & RABIA_READ_ROUND_MAX) != c->ri_round) return; /* an older round's */
+    if (c->ri_mask & bit) return;
+    c->ri_mask |= bit;
     if (m->slot > c->ri_max) c->ri_max = m->slot;
     note_peer(c, m->from, m->slot); /* a peer far ahead: catch up from it */
     if (__builtin_popcount(c->ri_mask) < c->nf) return;

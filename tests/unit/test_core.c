@@ -623,6 +623,17 @@ static void test_read_index(void)
     ev = (struct rabia_event){.type = RABIA_EV_PEER_UP, .peer = 1}; /* restarted, maybe upgraded */
     CHECK_EQ(step(c, &ev, &u), 0);
     CHECK(rabia_core_reads_ok(c));
+    /* a late answer (the round closed on the first n-f) tells as well */
+    ev = (struct rabia_event){.type = RABIA_EV_READ_INDEX, .slot = 4};
+    CHECK_EQ(step(c, &ev, &u), 0);
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = 2, .slot = 5, .u64 = RABIA_READ_NONCE | 4}, &u);
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = 3, .slot = 5, .u64 = RABIA_READ_NONCE | 4}, &u);
+    CHECK_EQ(u.read_round, 4);
+    CHECK(rabia_core_reads_ok(c));
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_HORIZON, .from = 4, .slot = 5,
+                                  .u64 = RABIA_READ_NONCE | RABIA_READ_PROBE | 4}, &u);
+    CHECK(!rabia_core_reads_ok(c));
+    CHECK_EQ(rabia_core_stats(c)->read_old_answers, 2);
     rabia_core_destroy(c);
 }
 
