@@ -274,20 +274,20 @@ static void native_request(struct rabia_replica *r, uint32_t ci, uint64_t cid, u
     if (!k->deferred && r->cfg.read_index && seq && len && k->inflight == k->fast_inflight) {
         struct node_to to = {.conn = ci, .gen = k->gen, .slot = metrics_op_tag(r, op, len),
                              .t_us = k->in_us ? k->in_us : rio_turn_us()};
-        if (node_read(r->node, cid, seq, ack, op, len, &to)) {
-            k->inflight++;
-            k->fast_inflight++;
-            return;
-        }
+        k->inflight++; /* first: an answer given at once finds them counted */
+        k->fast_inflight++;
+        if (node_read(r->node, cid, seq, ack, op, len, &to)) return;
+        k->inflight--;
+        k->fast_inflight--;
     }
     if (k->deferred || k->fast_inflight) { /* behind reads not answered yet: parked until they are */
         if (k->defer_slot >= NATIVE_PARK_MAX || k->defer_op.len + NATIVE_PARK_HDR + len > RESP_MAX_INPUT) {
             char who[64] = "?";
             rio_conn_peer(k->c, who, sizeof who);
             replica_log(r, RABIA_LOG_WARN,
-                        "native client %s sent over %u requests (or %u bytes) while its reads waited for their read "
+                        "native client %s sent over %u requests (or %u MiB) while its reads waited for their read "
                         "index: closing it (a client keeps at most %u requests in flight)",
-                        who, NATIVE_PARK_MAX, RESP_MAX_INPUT, RABIA_RSM_WINDOW);
+                        who, NATIVE_PARK_MAX, RESP_MAX_INPUT >> 20, RABIA_RSM_WINDOW);
             replica_conn_close(r, k->c);
             return;
         }
@@ -304,6 +304,7 @@ static void native_request(struct rabia_replica *r, uint32_t ci, uint64_t cid, u
         k->defer_slot++; /* native: the number parked */
         k->deferred = true;
         r->held_behind_reads++;
+        replica_client_grew(r, k); /* maxmemory-clients counts what is parked */
         return;
     }
     if (seq) k->inflight++; /* seq 0 (a session close) is never answered */
@@ -866,7 +867,7 @@ void replica_kv_features(struct rabia_replica *r, uint64_t now)
  * O(1), for replica_client_grew's running total. */
 static size_t client_memory_fast(const struct conn *k)
 {
-    return k->in.cap + k->slot_bytes + (k->c ? rio_conn_memory(k->c) : 0);
+    return k->in.cap + k->slot_bytes + k->defer_op.cap + (k->c ? rio_conn_memory(k->c) : 0);
 }
 
 /* Heap bytes a client connection holds now: the above, and the ring of
@@ -876,7 +877,7 @@ static size_t client_memory_fast(const struct conn *k)
 size_t replica_client_memory(const struct conn *k, size_t *input, size_t *output)
 {
     RABIA_ASSERT(k->kind == CK_RESP || k->kind == CK_RESP_DRAIN || k->kind == CK_CLIENT);
-    size_t m = sizeof *k + k->block_op.cap + k->defer_op.cap + client_memory_fast(k);
+    size_t m = sizeof *k + k->block_op.cap + client_memory_fast(k);
     if (k->q) {
         m += (size_t)k->q_cap * sizeof *k->q + resp_session_memory(&k->rs) + resp_argv_memory(&k->pa);
         for (uint32_t i = 0; i < k->n_spare; i++) m += k->spare[i].cap;

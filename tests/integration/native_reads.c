@@ -16,12 +16,27 @@
  * failed request.
  *
  *   native_reads HOST:PORT kv|counter ROUNDS [KEY]
+ *
+ * And the bound on what waits behind a read (a client past its window):
+ *
+ *   native_reads HOST:PORT flood N
+ *
+ * sends a GET and N SETs in one write on a raw connection (no session:
+ * the SETs answer SESSION_EXPIRED) and reads until the replica closes the
+ * connection or 5 s pass; prints "flood: N+1 requests, R replies, closed" or
+ * "..., open" and exits 0.
  */
 #include <inttypes.h>
+#include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "codec.h"
 #include "counter.h"
 #include "kv.h"
 #include "rabia/client.h"
@@ -77,10 +92,73 @@ static void bulk(char *out, size_t n, const char *v)
     else snprintf(out, n, "$-1\r\n");
 }
 
+static int flood(const char *addr, long n)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (!colon || (size_t)(colon - addr) >= sizeof host || n < 1 || n > 100000) return 2;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = 0;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
+    if (getaddrinfo(host, colon + 1, &hints, &ai)) return 2;
+    int fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen)) {
+        perror("native_reads: connect");
+        return 2;
+    }
+    freeaddrinfo(ai);
+    struct rabia_buf out = {0};
+    uint8_t frame[4096];
+    const uint64_t cid = 0x1234567ull;
+    for (long i = 0; i <= n; i++) { /* seq 2: the GET, then the SETs */
+        const char *get[2] = {"GET", "flood"}, *set[3] = {"SET", "flood", "x"};
+        rabia_buf_clear(&op);
+        if (rabia_kv_encode_argv(&op, i ? 3 : 2, i ? set : get, NULL)) return 2;
+        struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REQ, .u64 = cid, .slot = 2 + (uint64_t)i, .u64b = 2,
+                              .body = op.data, .body_len = (uint32_t)op.len};
+        int k = rabia_msg_encode(&m, frame, sizeof frame);
+        if (k < 0 || rabia_buf_append(&out, frame, (size_t)k)) return 2;
+    }
+    for (size_t off = 0; off < out.len;) {
+        ssize_t w = send(fd, out.data + off, out.len - off, MSG_NOSIGNAL);
+        if (w <= 0) break; /* closed meanwhile */
+        off += (size_t)w;
+    }
+    static uint8_t in[1 << 20];
+    size_t have = 0;
+    long replies = 0;
+    bool closed = false;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (t1.tv_sec - t0.tv_sec >= 5 || replies > n) break;
+        if (poll(&p, 1, 200) <= 0) continue;
+        ssize_t r = recv(fd, in + have, sizeof in - have, 0);
+        if (r <= 0) {
+            closed = true;
+            break;
+        }
+        have += (size_t)r;
+        size_t flen;
+        while (have >= RABIA_FRAME_HEADER && rabia_frame_peek(in, have, &flen) == 0 && flen <= have) {
+            replies++;
+            memmove(in, in + flen, have - flen);
+            have -= flen;
+        }
+    }
+    printf("flood: %ld requests, %ld replies, %s\n", n + 1, replies, closed ? "closed" : "open");
+    close(fd);
+    rabia_buf_free(&out);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 4 && !strcmp(argv[2], "flood")) return flood(argv[1], atol(argv[3]));
     if (argc < 4 || (strcmp(argv[2], "kv") && strcmp(argv[2], "counter"))) {
-        fprintf(stderr, "usage: native_reads HOST:PORT kv|counter ROUNDS [KEY]\n");
+        fprintf(stderr, "usage: native_reads HOST:PORT kv|counter ROUNDS [KEY]\n       native_reads HOST:PORT flood N\n");
         return 2;
     }
     bool is_kv = !strcmp(argv[2], "kv");

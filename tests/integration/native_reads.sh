@@ -10,7 +10,10 @@
 # write with the write's value within 200 rounds). Then:
 #   - kv: every answer in order, the first read of each round and every
 #     read of a reads-only round answered by the index (INFO reads_indexed),
-#     writes held behind reads (requests_held_behind_reads > 0);
+#     writes held behind reads (requests_held_behind_reads > 0); a raw
+#     connection sending a GET and 100 SETs at once gets all 101 answers,
+#     one sending 300 is closed with a warning naming the bound (128
+#     requests held at most) and the replica serves on;
 #   - kv with read-index no: in order, no read by the index;
 #   - counter and bank (the example state machines' query): reads by the
 #     index seen on /metrics, values right (rabia-cli against every replica).
@@ -19,6 +22,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 it_init native_reads 40
 need_cmd redis-cli curl
+tls_refuse "native_reads.c speaks plain TCP (the client library without TLS settings)"
 NR=${NATIVE_READS:-$IT_REPO/build/tests/integration/native_reads}
 BENCH=${RABIA_BENCH:-$IT_REPO/build/cmd/rabia-bench}
 [ -x "$NR" ] || fail "native_reads not found at $NR: build first (cmake --build build)"
@@ -67,6 +71,13 @@ ok "replica 1 answered $((after - before)) of the rounds' reads by the index (at
 ok "writes held behind reads of their connection: $held"
 wait "$LOAD_PID" || fail "the background load failed: $(tail -n 3 "$IT_DIR/load.out")"
 ok "background load: $(tail -n 1 "$IT_DIR/load.out" | cut -d' ' -f1-3)"
+say "a client far past its window behind a waiting read: bounded"
+out=$(timeout 20 "$NR" "$(native_addr 1)" flood 100)
+expect_eq "a GET and 100 SETs in one write (held behind the GET, answered)" "$out" "flood: 101 requests, 101 replies, open"
+out=$(timeout 20 "$NR" "$(native_addr 1)" flood 300)
+expect_eq "a GET and 300 SETs in one write (over 128 held: the connection is closed)" "$out" "flood: 301 requests, 0 replies, closed"
+expect_match "replica 1 says why" "$(cat "$RABIA_CLUSTER_DIR/r1.log")" "native client .* sent over 128 requests \(or 64 MiB\) while its reads waited for their read index: closing it"
+expect_eq "replica 1 still serves" "$(redis 1 PING)" PONG
 wait_converged 20 1 2 3
 cluster_stop
 
