@@ -353,6 +353,9 @@ void core_on_horizon_req(struct rabia_core *c, const struct rabia_msg *m)
     if (s) s->msg.u64 = m->u64;
     if (m->u64 & RABIA_READ_NONCE) { /* a read-index round (core.h): nobody abstains after it */
         if (s) s->msg.u64 &= ~RABIA_READ_PROBE; /* this build serves rounds (core.h) */
+#ifdef RABIA_TEST_BUGS
+        if (s && (c->cfg.bugs & RABIA_BUG_READ_OLD_ANSWER)) s->msg.u64 = m->u64; /* as an older build */
+#endif
         c->stats.read_answers++;
         return;
     }

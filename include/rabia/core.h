@@ -176,6 +176,10 @@ enum rabia_bug {
                                              counted votes instead of f+1 */
     RABIA_BUG_DOUBLE_COUNT = 1u << 2,     /* count a sender twice in a round */
     RABIA_BUG_READ_SELF = 1u << 3,        /* a read-index round closes at once on the own bound alone */
+    /* not a bug: answers read-index rounds as builds before the probe did
+     * (the nonce as it came: READ INDEX above), so that the simulator can
+     * run a replica of such a build among current ones */
+    RABIA_BUG_READ_OLD_ANSWER = 1u << 4,
 };
 
 struct rabia_config {

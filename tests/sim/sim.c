@@ -139,6 +139,8 @@ struct run_cfg {
     int64_t retain_bytes_fixed; /* --log-retain-bytes: for every seed (-1: by seed) */
     bool no_log_pin;           /* --no-log-pin: snapshots release the log whatever peers still read from it */
     bool no_read_index;        /* --no-read-index: every GET through the log (read-index no) */
+    int old_reads_at;          /* --old-read-answers R: replica R (1-based) answers read-index rounds as
+                                  builds before the probe did (core.h READ INDEX); 0: none */
     int start_level;           /* the stores' feature level at creation: this build's on half the seeds (reads
                                   by the read index from the start), 0 on the others (a typed FEATURELEVEL
                                   raises it during the run) */
@@ -167,6 +169,7 @@ struct run_result {
     uint64_t frames_shared, frames_copied; /* the nodes' frame pools (env_send_shared) */
     uint64_t linger_cohort; /* open batches held for the clients an own decision answered (node.c linger) */
     uint64_t reads_indexed, reads_logged, read_rounds, read_retried; /* node_read (node.c), the read index */
+    uint64_t read_old;         /* answers to rounds that kept the probe (an older build's) */
     uint64_t xfers, xfer_chunks, xfer_dropped, xfer_stopped; /* snapshot transfers started, chunks delivered,
                                                               dropped, stopped by a decline */
     uint64_t xfer_rate_waits, xfer_rate_lifted; /* chunks held by the rate cap; transfers it let go */
@@ -1234,6 +1237,7 @@ static void node_count(struct world *w, struct node *nd)
     w->res->reads_logged += st.reads_logged;
     w->res->read_rounds += st.read_rounds;
     w->res->read_retried += st.read_rounds_retried;
+    if (nd->core) w->res->read_old += rabia_core_stats(nd->core)->read_old_answers;
     w->res->frames_copied += st.frames_copied;
     w->res->xfers += nd->xfer.st.sent;
     w->res->xfer_dropped += nd->xfer.st.dropped;
@@ -1984,6 +1988,7 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     }
     cfg.recovering = recovering;
     cfg.bugs = w->cfg.bugs & 0xFFFF;
+    if (w->cfg.old_reads_at == i + 1) cfg.bugs |= RABIA_BUG_READ_OLD_ANSWER;
     hello_init(&nd->hello, SIM_CLUSTER_ID, w->cfg.n, i);
     nd->hello.bugs = (w->cfg.bugs & SIM_BUG_KEEP_OLD_LINK) ? HELLO_BUG_KEEP_OLD : 0;
     /* the world's time runs about 20 times rabiad's (snapstream's limits too) */
@@ -2880,6 +2885,8 @@ static void usage(void)
            "                     read-nowait (a GET taken by the read index is answered from\n"
            "                     the state at once, without a read-index round), read-self (a\n"
            "                     read-index round closes on the replica's own bound, no peer asked)\n"
+           "  --old-read-answers R  replica R answers read-index rounds as builds before the\n"
+           "                     probe did (core.h READ INDEX): the others' reads pause until it restarts\n"
            "  --no-read-index    every GET through the log (read-index no); by default three\n"
            "                     GETs in four are answered by the read index (node_read)\n"
            "  --durable          replicas keep a write-ahead log (durability = wal): persist\n"
@@ -2896,7 +2903,7 @@ static void usage(void)
 struct totals {
     uint64_t runs, failed, slots, nulls, fast, own, max_phase, ok, unknown, crashes, restarts, restarts_open,
         hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored, local_snaps, released, restarts_tail,
-        by_ref, frames_shared, frames_copied, linger_cohort, reads_indexed, reads_logged, read_rounds, read_retried, xfers, xfer_chunks, xfer_dropped, xfer_stopped, xfer_rate_waits, xfer_rate_lifted, xfer_cap_queued, catchup_log_slots,
+        by_ref, frames_shared, frames_copied, linger_cohort, reads_indexed, reads_logged, read_rounds, read_retried, read_old, xfers, xfer_chunks, xfer_dropped, xfer_stopped, xfer_rate_waits, xfer_rate_lifted, xfer_cap_queued, catchup_log_slots,
         catchup_log_requests, catchup_fetch_held, catchup_continued,
         out_full, catchup_deduped, adopted, unanimous, props_held;
     uint64_t var_slots[4], var_nulls[4];
@@ -2994,6 +3001,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             snprintf(extra + el, sizeof extra - el, " --bug %s", v);
+        } else if (!strcmp(a, "--old-read-answers") && i + 1 < argc) {
+            base.old_reads_at = atoi(argv[++i]);
+            if (base.old_reads_at < 1 || base.old_reads_at > 7) {
+                fprintf(stderr, "--old-read-answers R: a replica 1..n\n");
+                return 2;
+            }
+            snprintf(extra + el, sizeof extra - el, " --old-read-answers %d", base.old_reads_at);
         } else if (!strcmp(a, "--no-read-index")) {
             base.no_read_index = true;
             snprintf(extra + el, sizeof extra - el, " --no-read-index");
@@ -3068,6 +3082,7 @@ int main(int argc, char **argv)
             T.reads_logged += r.reads_logged;
             T.read_rounds += r.read_rounds;
             T.read_retried += r.read_retried;
+            T.read_old += r.read_old;
             T.frames_copied += r.frames_copied;
             T.xfers += r.xfers;
             T.xfer_chunks += r.xfer_chunks;
@@ -3129,8 +3144,9 @@ int main(int argc, char **argv)
         printf("batching: open batches held for the clients an own decision answered (a log, no other batch "
                "pending)=%" PRIu64 "\n", T.linger_cohort);
     printf("reads by the read index (every life of every replica): answered=%" PRIu64
-           " sent through the log after all=%" PRIu64 " rounds=%" PRIu64 " rounds opened again=%" PRIu64 "\n",
-           T.reads_indexed, T.reads_logged, T.read_rounds, T.read_retried);
+           " sent through the log after all=%" PRIu64 " rounds=%" PRIu64 " rounds opened again=%" PRIu64
+           " answers from an older build=%" PRIu64 "\n",
+           T.reads_indexed, T.reads_logged, T.read_rounds, T.read_retried, T.read_old);
     printf("exchange: slots decided by a unanimous one (no DECISION sent)=%" PRIu64
            " proposals held for the slot just past the window=%" PRIu64 "\n", T.unanimous, T.props_held);
     printf("catch-up: decisions adopted=%" PRIu64 " asked for again within half a retransmit period, not resent=%" PRIu64
