@@ -76,12 +76,31 @@ void replica_drain_app(struct rabia_replica *r)
             pthread_mutex_unlock(&r->app_mu);
             return;
         }
-        op = r->app_q[r->app_head];
+        op = r->app_q[r->app_head]; /* only this thread takes from the queue: it stays while we look */
+        pthread_mutex_unlock(&r->app_mu);
+        uint64_t seq = r->app_seq + 1;
+        /* Reads by the read index, in order with the rest as a native
+         * connection's (clients.c native_request): a read goes by the index
+         * when every request of the session in flight is such a read, and
+         * a request for the log behind such reads stays in the queue until
+         * they are answered. */
+        uint64_t in_flight = r->app_seq + 1 - r->app_low - (uint64_t)__builtin_popcountll(r->app_done);
+        bool indexed = false;
+        if (r->cfg.read_index && r->app_reads == in_flight) {
+            struct node_to to = {.conn = MAX_CONNS, .fn = op.fn, .ctx = op.ctx, .t_us = rio_turn_us()};
+            r->app_reads++; /* first: an answer given at once finds it counted */
+            indexed = node_read(r->node, r->app_client_id, seq, r->app_low, op.op, (uint32_t)op.len, &to);
+            if (!indexed) r->app_reads--;
+        }
+        if (!indexed && r->app_reads) return; /* behind reads not answered yet: the next turn looks again */
+        pthread_mutex_lock(&r->app_mu);
         r->app_head = (r->app_head + 1) % APP_QUEUE;
         r->app_len--;
         pthread_mutex_unlock(&r->app_mu);
-        uint64_t seq = ++r->app_seq;
-        replica_enqueue(r, r->app_client_id, seq, r->app_low, op.op, (uint32_t)op.len, MAX_CONNS, 0, op.fn, op.ctx);
+        r->app_seq = seq;
+        if (!indexed)
+            replica_enqueue(r, r->app_client_id, seq, r->app_low, op.op, (uint32_t)op.len, MAX_CONNS, 0, op.fn,
+                            op.ctx);
         free(op.op);
     }
 }

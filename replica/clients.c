@@ -173,6 +173,9 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
 {
     struct rabia_replica *r = ctx;
     if (w->conn == MAX_CONNS) {
+        if (w->read && r->app_reads && !--r->app_reads)
+            replica_wake(r); /* only the application's reads go by the index without a conn; requests may wait
+                                behind them in its queue (app.c): the next turn must not sleep first */
         if (cid == r->app_client_id && seq) metrics_request_done(r, MF_APP, MK_OTHER, M_CMD_NONE, w->t_us, status, res, len);
         if (cid == r->app_client_id) replica_app_answered(r, seq, status, res, len);
         if (w->fn) w->fn(w->ctx, status, res, len);

@@ -682,6 +682,9 @@ static void publish_status(struct rabia_replica *r)
     st.slots_null = s->slots_null;
     st.slots_fast = s->slots_fast;
     st.max_phase = s->max_phase;
+    struct node_stats ns;
+    node_stats(r->node, &ns);
+    st.reads_indexed = ns.reads_indexed;
     st.state_hash = replica_state_hash(r, false, &st.hash_slot);
     uint64_t mm = rabia_rsm_hash_mismatches(r->rsm);
     if (mm != r->hash_mismatches) {

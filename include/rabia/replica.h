@@ -165,7 +165,11 @@ void rabia_replica_destroy(struct rabia_replica *r);
  * -ENOBUFS when the submission queue is full, -EINVAL for an empty op
  * (empty ops are reserved: they open sessions), or -EPERM for one of the
  * KV store's own operations (SWEEP, FEATURES, FEATURELEVEL: the replicas
- * submit them themselves; kv/README.md "Feature levels"). */
+ * submit them themselves; kv/README.md "Feature levels"). Operations take
+ * effect in the order submitted. A read (the state machine's query says
+ * so) is answered by the read index (core.h, READ INDEX: no slot of its
+ * own, linearizable) when every operation of this application in flight
+ * is such a read; one for the log behind them waits for their answers. */
 typedef void (*rabia_replica_done_fn)(void *ctx, int status, const uint8_t *result, size_t len);
 int rabia_replica_submit(struct rabia_replica *r, const void *op, size_t len, rabia_replica_done_fn done,
                          void *ctx);
@@ -185,6 +189,7 @@ struct rabia_replica_status {
                                 at most once a second: it costs a snapshot) */
     uint64_t hash_slot;
     uint64_t slots_decided, slots_null, slots_fast, max_phase;
+    uint64_t reads_indexed;  /* reads answered by the read index, every client kind (INFO reads_indexed) */
 };
 /* Thread-safe snapshot of the replica's status (refreshed every loop turn). */
 void rabia_replica_get_status(struct rabia_replica *r, struct rabia_replica_status *st);

@@ -9,6 +9,12 @@
  * application's ack was seq - 60 whatever was still outstanding, so a later
  * batch decided first made earlier requests expire: never applied.)
  *
+ * Then the application's reads by the read index: 200 rounds of GET,
+ * INCREMENT, GET, GET submitted at once through replica 1, while replicas
+ * 2 and 3 take increments of their own, must answer in order (the first
+ * GET below the increment's value, the others at least it), and at least
+ * 200 reads must go by the index (rabia_replica_status).
+ *
  *   embed_session PORT_BASE OPS DATA_DIR      exit 0 on success */
 #include <errno.h>
 #include <inttypes.h>
@@ -38,6 +44,39 @@ static void done(void *ctx, int status, const uint8_t *res, size_t len)
     atomic_fetch_add(&n_done, 1);
     if (status == RABIA_REPLY_OK) atomic_fetch_add(&n_ok, 1);
     if (status >= 0 && status < 8) atomic_fetch_add(&by_status[status], 1);
+}
+
+/* the application's reads phase: each op's counter value, by its place in the round */
+static atomic_int app_n;
+static atomic_llong app_val[4];
+
+static void app_done(void *ctx, int status, const uint8_t *res, size_t len)
+{
+    int64_t v = -1;
+    if (status != RABIA_REPLY_OK || rabia_counter_decode_result(res, len, &v, NULL, NULL) != 0) v = -2;
+    atomic_store(&app_val[(intptr_t)ctx], v);
+    atomic_fetch_add(&app_n, 1);
+}
+
+static atomic_int bg_stop;
+
+static void bg_done(void *ctx, int status, const uint8_t *res, size_t len)
+{
+    (void)ctx, (void)status, (void)res, (void)len;
+}
+
+/* increments through the replicas in arg (two) until bg_stop */
+static void *background(void *arg)
+{
+    struct rabia_replica **rs = arg;
+    struct rabia_buf inc = {0};
+    rabia_counter_encode(&inc, RABIA_COUNTER_INC, 0);
+    for (unsigned k = 0; !atomic_load(&bg_stop); k++) {
+        if (rabia_replica_submit(rs[k % 2], inc.data, inc.len, bg_done, NULL) == -ENOBUFS) usleep(500);
+        if (k % 8 == 7) usleep(300);
+    }
+    rabia_buf_free(&inc);
+    return NULL;
 }
 
 static double now_s(void)
@@ -133,6 +172,50 @@ int main(int argc, char **argv)
         printf("replica %d: counter %" PRId64 " (expected %ld)\n", i + 1, v, submitted);
         if (v != submitted) bad = 1;
     }
+    /* The application's reads by the read index (app.c): rounds of GET;
+     * INCREMENT; GET; GET submitted at once through replica 1, in order:
+     * the first GET sees the counter before the increment, the others
+     * after it, and replica 1 answers reads by the index. */
+    struct rabia_replica_status s0, s1;
+    rabia_replica_get_status(r[0], &s0);
+    /* increments through replicas 2 and 3 meanwhile: a read's index then
+     * often names a slot in progress, where an increment behind the read
+     * would land were it not held back */
+    pthread_t bg;
+    struct rabia_replica *others[2] = {r[1], r[2]};
+    pthread_create(&bg, NULL, background, others);
+    for (long k = 0; k < 200 && !bad; k++) {
+        const struct rabia_buf *round_ops[4] = {&get, &inc, &get, &get};
+        atomic_store(&app_n, 0);
+        for (int j = 0; j < 4; j++) {
+            int rc;
+            while ((rc = rabia_replica_submit(r[0], round_ops[j]->data, round_ops[j]->len, app_done, (void *)(intptr_t)j)) ==
+                   -ENOBUFS)
+                usleep(200);
+            if (rc) {
+                fprintf(stderr, "embed_session: submit: %d\n", rc);
+                return 1;
+            }
+        }
+        double tr = now_s();
+        while (atomic_load(&app_n) < 4 && now_s() - tr < 10) usleep(100);
+        /* the increment's own value v: the read before it saw less, those after it at least v */
+        int64_t g0 = atomic_load(&app_val[0]), v = atomic_load(&app_val[1]), g2 = atomic_load(&app_val[2]),
+                g3 = atomic_load(&app_val[3]);
+        if (atomic_load(&app_n) < 4 || g0 < 0 || !(g0 < v && v <= g2 && g2 <= g3)) {
+            printf("app reads: round %ld out of order: GET %" PRId64 ", INCREMENT %" PRId64 ", GET %" PRId64
+                   ", GET %" PRId64 " (%d answered)\n", k, g0, v, g2, g3, atomic_load(&app_n));
+            bad = 1;
+        }
+    }
+    atomic_store(&bg_stop, 1);
+    pthread_join(bg, NULL);
+    usleep(200000); /* the status is published every 100 ms */
+    rabia_replica_get_status(r[0], &s1);
+    printf("app reads: 200 rounds of GET, INCREMENT, GET, GET with increments elsewhere, in order%s; %" PRIu64
+           " reads by the read index\n",
+           bad ? " FAILED" : "", s1.reads_indexed - s0.reads_indexed);
+    if (s1.reads_indexed - s0.reads_indexed < 200) bad = 1;
     for (int i = 0; i < N; i++) rabia_replica_stop(r[i]);
     for (int i = 0; i < N; i++) {
         pthread_join(th[i], NULL);
