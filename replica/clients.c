@@ -274,9 +274,9 @@ static void native_request(struct rabia_replica *r, uint32_t ci, uint64_t cid, u
     RABIA_ASSERT(k->kind == CK_CLIENT && !k->closing);
     RABIA_ASSERT(k->fast_inflight <= k->inflight);
     RABIA_ASSERT(!k->deferred || k->fast_inflight || k->want_pump); /* parked: reads ahead, or unparked soon */
+    uint32_t tag = k->deferred ? 0 : metrics_op_tag(r, op, len); /* parked: tagged when it leaves the park */
     if (!k->deferred && r->cfg.read_index && seq && len && k->inflight == k->fast_inflight) {
-        struct node_to to = {.conn = ci, .gen = k->gen, .slot = metrics_op_tag(r, op, len),
-                             .t_us = k->in_us ? k->in_us : rio_turn_us()};
+        struct node_to to = {.conn = ci, .gen = k->gen, .slot = tag, .t_us = k->in_us ? k->in_us : rio_turn_us()};
         k->inflight++; /* first: an answer given at once finds them counted */
         k->fast_inflight++;
         if (node_read(r->node, cid, seq, ack, op, len, &to)) return;
@@ -311,7 +311,7 @@ static void native_request(struct rabia_replica *r, uint32_t ci, uint64_t cid, u
         return;
     }
     if (seq) k->inflight++; /* seq 0 (a session close) is never answered */
-    replica_enqueue(r, cid, seq, ack, op, len, ci, metrics_op_tag(r, op, len), NULL, NULL);
+    replica_enqueue(r, cid, seq, ack, op, len, ci, tag, NULL, NULL);
 }
 
 /* The reads a native connection's parked requests waited for are
