@@ -311,6 +311,12 @@ enum kv_script_outcome { KV_SCRIPT_OK = 0, KV_SCRIPT_ERROR = 1, KV_SCRIPT_STOPPE
  * (kv_query in command.c): before it, an older replica would take a
  * round for a recovering replica's question and drive null slots. */
 #define KV_LEVEL_READ_INDEX 6
+/* From feature level KV_LEVEL_BITFIELD_WATCH a BITFIELD signals its key
+ * (WATCH's version) as Redis 7.0 does: only when a write that did not fail
+ * changed bits or followed the string's creation or growth. Before it every
+ * BITFIELD with a write did, and an EXEC watching the key aborted where
+ * Redis's goes through (an OVERFLOW FAIL, a SET of the same value). */
+#define KV_LEVEL_BITFIELD_WATCH 7
 #define KV_SCRIPT_KEY_ELEM_INSNS 32
 #define KV_SCRIPT_EVAL_CACHED 500     /* scripts cached by EVAL (Redis 7.4's bound) */
 /* A cached script (kv_dent.v.p of the cache; ver is its last use). */

@@ -565,14 +565,20 @@ static int bitfield_run(struct kv_ctx *c, bool ro, struct bf_step *steps, uint32
     struct kv_dent *e = kv_find_arg(c, 1);
     if (!kv_type_ok(c, e, KV_STRING))
         return 0;
+    /* Created or grown (Redis's lookupStringForBitCommand `dirty`): the
+     * WATCH version a created key replaces, for a run that changes nothing */
+    bool created = !e, grown = false;
+    uint64_t absent_ver = created ? kv_key_version(c, c->argv[1], c->len[1]) : 0;
     if (writes) {
         uint64_t need = (highest >> 3) + 1;
         if (need > KV_STR_MAX) /* the last bits of the range: Redis grows past proto-max-bulk-len */
             return kv_reply_err(c, "ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+        grown = created || need > obj(e)->len;
         int rc = grow(c, &e, need);
         if (rc < 0)
             return rc;
     }
+    uint32_t changes = 0; /* writes that did not fail and changed bits, or followed a growth */
     int rc = kv_reply_array(c, n);
     for (uint32_t i = 0; !rc && i < n; i++) {
         const struct bf_step *st = &steps[i];
@@ -621,11 +627,27 @@ static int bitfield_run(struct kv_ctx *c, bool ro, struct bf_step *steps, uint32
             rc = kv_reply_null(c);
         } else {
             rc = kv_reply_int(c, reply);
+            uint64_t was = bf_get(obj(e)->str, len, st->offset, st->bits);
             bf_put(obj(e)->str, st->offset, st->bits, put);
+            changes += grown || was != bf_get(obj(e)->str, len, st->offset, st->bits);
         }
     }
-    if (writes)
-        kv_touch(c, e); /* Redis counts every write, a failed one too */
+    if (!writes)
+        return rc;
+    if (c->s->feature_level < KV_LEVEL_BITFIELD_WATCH) {
+        kv_touch(c, e); /* every write, a failed one too (before level 7) */
+    } else if (changes) {
+        kv_touch(c, e);
+    } else if (grown) {
+        /* Redis 7.0 signals the key only when a write that did not fail
+         * changed bits or followed a growth: a run whose writes all failed
+         * leaves WATCH intact even though it created or zero-extended the
+         * string. The bytes changed, so the state hash must see them; a
+         * created key keeps the version its absence had (kv_key_version). */
+        if (created)
+            e->ver = absent_ver;
+        kv_hash_dirty(c->s, e, c->dbi);
+    }
     return rc;
 }
 

@@ -598,6 +598,59 @@ static void test_bitfield(void)
     rabia_sm_kv.destroy(sm);
 }
 
+/* BITFIELD and WATCH: each case was run against redis-server 7.0.15 (WATCH
+ * k, the command from another connection, then MULTI PING EXEC); `signals`
+ * says whether that EXEC aborted. From feature level 7 the key's version
+ * moves exactly then; at level 6 (and 4, 5) every BITFIELD with a write
+ * moved it, as builds before level 7 did, so a mixed cluster stays equal. */
+static const struct {
+    const char *setup, *cmd, *reply;
+    bool signals;
+} bitfield_watch[] = {
+    {"SET k 5", "BITFIELD k INCRBY u8 0 0", "*1\r\n:53\r\n", false},
+    {"SET k 5", "BITFIELD k INCRBY u8 0 256", "*1\r\n:53\r\n", false}, /* wraps to the same */
+    {"SET k 5", "BITFIELD k INCRBY u8 0 1", "*1\r\n:54\r\n", true},
+    {"SET k 5", "BITFIELD k SET u8 0 53", "*1\r\n:53\r\n", false},
+    {"SET k 5", "BITFIELD k SET u8 0 309", "*1\r\n:53\r\n", false}, /* 309 wraps to 53 */
+    {"SET k 5", "BITFIELD k OVERFLOW FAIL INCRBY u8 0 300", "*1\r\n$-1\r\n", false},
+    {"SET k 5", "BITFIELD k OVERFLOW SAT INCRBY u8 0 300", "*1\r\n:255\r\n", true},
+    {"SET k 5", "BITFIELD k INCRBY u8 0 1 INCRBY u8 0 -1", "*2\r\n:54\r\n:53\r\n", true},
+    {"SET k 5", "BITFIELD k GET u8 0", "*1\r\n:53\r\n", false},
+    {"SET k 5", "BITFIELD k OVERFLOW FAIL INCRBY u8 8 300", "*1\r\n$-1\r\n", false}, /* grown, failed */
+    {"SET k 5", "BITFIELD k SET u8 8 0", "*1\r\n:0\r\n", true},                      /* grown */
+    {NULL, "BITFIELD k OVERFLOW FAIL INCRBY u8 0 300", "*1\r\n$-1\r\n", false},       /* created, failed */
+    {NULL, "BITFIELD k SET u8 0 0", "*1\r\n:0\r\n", true},                            /* created */
+    {NULL, "BITFIELD k GET u8 0", "*1\r\n:0\r\n", false},
+};
+
+static void test_bitfield_watch(void)
+{
+    for (int level = 6; level <= 7; level++) {
+        for (size_t i = 0; i < sizeof bitfield_watch / sizeof bitfield_watch[0]; i++) {
+            void *sm = kv_fresh_level(T0, level);
+            if (bitfield_watch[i].setup)
+                KV_DO(sm, bitfield_watch[i].setup, "+OK\r\n");
+            uint64_t v = version(sm, "k");
+            uint64_t before;
+            CHECK_EQ(rabia_sm_kv.state_hash(sm, &before), 0);
+            KV_DO(sm, bitfield_watch[i].cmd, bitfield_watch[i].reply);
+            bool wrote = strstr(bitfield_watch[i].cmd, "GET") == NULL;
+            bool want = level >= 7 ? bitfield_watch[i].signals : wrote;
+            if ((version(sm, "k") != v) != want) {
+                fprintf(stderr, "  level %d: %s %s the version (Redis 7.0.15: %s)\n", level,
+                        bitfield_watch[i].cmd, want ? "kept" : "moved",
+                        bitfield_watch[i].signals ? "signals" : "does not signal");
+                check_failures++;
+            }
+            /* a created or grown string is state even when WATCH is not
+             * signalled: the hash sees it, and a restore agrees */
+            void *other = kv_restored_alike(sm);
+            rabia_sm_kv.destroy(other);
+            rabia_sm_kv.destroy(sm);
+        }
+    }
+}
+
 /* LCS (feature level 4): Redis 7.0.15's replies (its documentation's
  * example, a longer pair with many ranges, the errors). */
 static const char *const lcs_table[][2] = {
@@ -810,6 +863,7 @@ int main(void)
     RUN(test_versions);
     RUN(test_bits);
     RUN(test_bitfield);
+    RUN(test_bitfield_watch);
     RUN(test_lcs);
     RUN(test_ops);
     RUN(test_snapshot);
