@@ -18,6 +18,7 @@
 
 #include "client_tls.h"
 #include "codec.h"
+#include "invariant.h"
 
 #define DEFAULT_TIMEOUT_MS 1000u
 #define DEFAULT_ATTEMPTS 10u
@@ -90,6 +91,10 @@ struct rabia_client {
     SSL *ssl;
     char tls_err[256];
     char *user, *password;         /* CLIENT_AUTH on every connection (password NULL: none) */
+    /* rabia_client_cork: submits leave their requests unsent (held counts
+     * them) until the uncork or the next pump writes them all at once */
+    bool corked;
+    size_t held;
 };
 
 /* Append the CLIENT_AUTH frame (u8 user length, user, password) to out. */
@@ -775,6 +780,16 @@ static int pump(struct rabia_client *c, int64_t until)
     int64_t now = now_ms();
     if (c->n_inflight == 0)
         return 0;
+    if (c->held > 0 && c->state == C_UP) {
+        /* a cork holds requests back from their submits, never from a
+         * wait: whoever waits for a reply has them sent first */
+        c->held = 0;
+        int rc = send_pending(c);
+        if (rc < 0)
+            return rc;
+        if (c->state != C_UP)
+            return 0; /* the send failed over */
+    }
     if (c->state == C_NONE) {
         if (now < c->backoff_until) {
             int64_t w = c->backoff_until < until ? c->backoff_until : until;
@@ -978,6 +993,10 @@ int rabia_client_submit(struct rabia_client *c, const void *op, size_t len, uint
     if (seq)
         *seq = e->seq;
     if (c->state == C_UP) {
+        if (c->corked) {
+            c->held++;
+            return 0;
+        }
         int rc = send_pending(c);
         if (rc < 0)
             return rc;
@@ -985,6 +1004,22 @@ int rabia_client_submit(struct rabia_client *c, const void *op, size_t len, uint
         return conn_start(c); /* get the connect going */
     }
     return 0;
+}
+
+void rabia_client_cork(struct rabia_client *c)
+{
+    RABIA_ASSERT(c);
+    c->corked = true;
+}
+
+int rabia_client_uncork(struct rabia_client *c)
+{
+    RABIA_ASSERT(c);
+    c->corked = false;
+    if (c->held == 0 || c->state != C_UP)
+        return 0; /* nothing held, or the connect (re)sends everything in flight */
+    c->held = 0;
+    return send_pending(c);
 }
 
 int rabia_client_wait(struct rabia_client *c, uint64_t seq, struct rabia_buf *result,

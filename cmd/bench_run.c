@@ -501,16 +501,29 @@ static bool all_dead(const struct thr *t)
 static void run_native(struct thr *t)
 {
     const struct bench_opts *o = t->s->o;
+    /* The requests issued for one connection in one pass go out with one
+     * send (rabia_client_cork): one TCP segment for the replica to take in,
+     * as a RESP pipeline's. A wait of the pass sends them if it must. */
+    const bool cork = !o->native_no_cork;
     if (t->rate == 0)
-        for (unsigned i = 0; i < t->n; i++)
+        for (unsigned i = 0; i < t->n; i++) {
+            if (cork && !t->c[i].dead)
+                rabia_client_cork(t->c[i].cl);
             while (has_room(t, &t->c[i]))
                 issue(t, &t->c[i], now_ns());
+            if (cork && !t->c[i].dead && rabia_client_uncork(t->c[i].cl) < 0) {
+                t->rc = -ENOMEM;
+                return;
+            }
+        }
     while (!stopping(t)) {
         if (t->rate > 0)
             (void)open_loop_issue(t, now_ns());
         bool progress = false;
         for (unsigned i = 0; i < t->n; i++) {
             struct conn *c = &t->c[i];
+            if (cork && c->inflight > 0)
+                rabia_client_cork(c->cl);
             for (unsigned k = 0; k < NATIVE_WIN && c->inflight > 0; k++) {
                 uint64_t seq = 0;
                 int rc = rabia_client_wait(c->cl, 0, &t->res, &seq, 0);
@@ -537,8 +550,11 @@ static void run_native(struct thr *t)
                 while (t->rate == 0 && !stopping(t) && has_room(t, c))
                     issue(t, c, now_ns());
             }
+            if (cork && !c->dead && rabia_client_uncork(c->cl) < 0) {
+                t->rc = -ENOMEM;
+                return;
+            }
         }
-        (void)o;
         if (!progress) {
             struct timespec ts = {0, NAP_NS};
             nanosleep(&ts, NULL);

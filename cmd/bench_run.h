@@ -29,6 +29,7 @@ struct bench_opts {
     uint64_t requests;       /* > 0: stop after this many measured requests */
     unsigned wait_replicas;  /* RESP: WAIT K 0 after each SET; 0 = none */
     bool quiet;
+    bool native_no_cork; /* native: every submit sends at once (rabia_client_cork unused) */
 };
 
 struct bench_result {

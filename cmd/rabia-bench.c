@@ -57,6 +57,8 @@ static void usage(FILE *f)
         "                             127.0.0.1:2379 etcd)\n"
         "  --connections C            (default 50)\n"
         "  --pipeline P               requests in flight per connection (default 1; native <= 64)\n"
+        "  --native-cork yes|no       native: the requests issued together written with one send\n"
+        "                             (rabia_client_cork; default yes), or one send each\n"
         "  --rate R                   open loop, R requests/s in total, latency from the\n"
         "                             intended send time; omitted: closed loop\n"
         "  --keys N (100000) --key-size B (16) --value-size B (100)\n"
@@ -511,7 +513,7 @@ int main(int argc, char **argv)
     enum {
         O_PROTO = 256, O_ADDR, O_CONN, O_PIPE, O_RATE, O_KEYS, O_KSIZE, O_VSIZE, O_READ, O_DUR, O_WARM, O_REQS,
         O_WAIT, O_THR, O_CSV, O_JSON, O_LABEL, O_QUIET, O_BMR, O_BTO, O_WIN, O_CDIR, O_OUT, O_BOUND, O_REPL,
-        O_DURA, O_CPUS, O_SCRIPT, O_HELP
+        O_DURA, O_CPUS, O_SCRIPT, O_CORK, O_HELP
     };
     static const struct option lo[] = {
         {"proto", 1, 0, O_PROTO}, {"addr", 1, 0, O_ADDR}, {"connections", 1, 0, O_CONN},
@@ -523,7 +525,7 @@ int main(int argc, char **argv)
         {"batch-max-reqs", 1, 0, O_BMR}, {"batch-timeout-us", 1, 0, O_BTO}, {"window", 1, 0, O_WIN},
         {"cluster-dir", 1, 0, O_CDIR}, {"out", 1, 0, O_OUT}, {"p99-bound-us", 1, 0, O_BOUND},
         {"replicas", 1, 0, O_REPL}, {"durability", 1, 0, O_DURA}, {"server-cpus", 1, 0, O_CPUS},
-        {"cluster-script", 1, 0, O_SCRIPT}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"cluster-script", 1, 0, O_SCRIPT}, {"native-cork", 1, 0, O_CORK}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
     uint64_t u;
     optind = 2;
     int c;
@@ -645,6 +647,11 @@ int main(int argc, char **argv)
             break;
         case O_SCRIPT:
             w.script = optarg;
+            break;
+        case O_CORK:
+            if (strcmp(optarg, "yes") && strcmp(optarg, "no"))
+                return bad("--native-cork '%s': yes or no", optarg);
+            o.native_no_cork = !strcmp(optarg, "no");
             break;
         case O_HELP:
             usage(stdout);

@@ -62,6 +62,15 @@
  * The final statuses (OK, SESSION_EXPIRED, BAD_REQUEST, APPLIED_NO_RESULT)
  * are returned to the caller as they are.
  *
+ * CORKING. Each submit writes its request to the socket at once: one
+ * send(2), and one TCP segment for the replica to receive, per request.
+ * A caller that submits several together (a pipeline) can cork them:
+ * between rabia_client_cork and rabia_client_uncork, submits only queue
+ * their requests, and the uncork writes all of them with one send. A wait
+ * (or a submit blocked on the window, or a call) writes what is queued
+ * before it waits, so a cork never holds back a request somebody waits
+ * for; a connect or failover sends every request in flight as always.
+ *
  * I/O happens only inside rabia_client_submit / _wait / _call / _status
  * (plain non-blocking sockets and poll(); no threads). A client is not
  * thread-safe: use one per thread. SIGPIPE is never raised (MSG_NOSIGNAL).
@@ -131,6 +140,13 @@ void rabia_client_close(struct rabia_client *c);
  * copied. 0, -EMSGSIZE when the op cannot fit in a frame or a batch,
  * -ENOMEM, or -EINVAL (op NULL with len > 0). */
 int rabia_client_submit(struct rabia_client *c, const void *op, size_t len, uint64_t *seq);
+
+/* Corking (see CORKING above): after rabia_client_cork, submits queue
+ * their requests without writing them; rabia_client_uncork writes all
+ * that were queued, in one send (0, -ENOMEM; a failed send fails over as
+ * any send does). Submits between the two still block on a full window. */
+void rabia_client_cork(struct rabia_client *c);
+int rabia_client_uncork(struct rabia_client *c);
 
 /* Wait for the request seq, or for any request when seq == 0 (the one that
  * completed first), for at most timeout_ms (< 0: until it completes or

@@ -8,7 +8,8 @@
  *   counter: GET; INCREMENT; GET; GET           -> i, i+1, i+1, i+1
  *            every fourth round GET; GET; GET    (all equal)
  *
- * The first read of a round finds nothing of its connection in the log and
+ * Odd rounds are corked (client.h CORKING: the round in one send), even
+ * rounds are not. The first read of a round finds nothing of its connection in the log and
  * goes by the read index; the SET or INCREMENT behind it must not take
  * effect before that read is answered, and the reads behind the write must
  * see it. Prints "native_reads: ROUNDS rounds, N requests, 0 out of order"
@@ -184,10 +185,19 @@ int main(int argc, char **argv)
         bool reads_only = i % 4 == 3;
         int n = reads_only ? 3 : 4;
         snprintf(cur, sizeof cur, "v%ld", i);
+        /* odd rounds corked (client.h CORKING): the round's requests reach
+         * the replica in one segment, a read and the write behind it in
+         * one receive; even rounds one send per request */
+        bool corked = i % 2 == 1;
+        if (corked) rabia_client_cork(cli);
         for (int j = 0; j < n; j++) {
             bool write = !reads_only && j == 1;
             if (is_kv) seq[j] = write ? kv("SET", key, cur) : kv("GET", key, NULL);
             else seq[j] = counter(write ? RABIA_COUNTER_INC : RABIA_COUNTER_GET);
+        }
+        if (corked && rabia_client_uncork(cli) < 0) {
+            fprintf(stderr, "native_reads: uncork failed\n");
+            return 2;
         }
         for (int j = 0; j < n; j++) {
             wait_ok(seq[j]);

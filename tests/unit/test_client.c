@@ -113,8 +113,10 @@ struct fake {
     char addr[32];
     pthread_t th;
     atomic_int stop;
-    /* Statistics, read after the join. */
+    /* Statistics, read after the join (reads: recv calls that returned
+     * bytes, read while the fake runs). */
     int seen, applied, replied, reordered, conns;
+    atomic_int reads;
     uint64_t last_replied, max_gap;
     struct fconn c[FAKE_CONNS];
     /* Replies of the chunk being handled. */
@@ -181,6 +183,7 @@ static int fake_serve(struct fake *f, struct fconn *fc)
         fconn_close(fc);
         return 0;
     }
+    atomic_fetch_add(&f->reads, 1);
     rabia_buf_append(&fc->rx, tmp, (size_t)n);
     if (f->reverse) { /* gather more requests so that replies can be reordered */
         struct timespec ts = {0, 20 * 1000 * 1000};
@@ -457,6 +460,66 @@ static void test_pipelined(void)
     check_all_seen(seen, 164);
     CHECK_EQ(shared_value(&sh), 164);
     CHECK(a.reordered > 0);
+    CHECK_EQ(a.conns, 1);
+    rabia_buf_free(&res);
+    shared_free(&sh);
+}
+
+/* Corked submits write nothing until the uncork, which writes them all
+ * with one send (the fake takes them in with one recv); a wait sends what a
+ * cork holds; a cork holding more than a window still blocks on it. */
+static void test_cork(void)
+{
+    struct shared sh;
+    shared_init(&sh);
+    struct fake a;
+    fake_start(&a, &sh, FM_NORMAL);
+    fake_run(&a);
+    const char *addrs[] = {a.addr};
+    struct rabia_client *c = client(addrs, 1, 1, 5000, 3, 0);
+    struct rabia_buf res = {0};
+    uint8_t seen[MAXV] = {0};
+    CHECK_EQ(rabia_client_call(c, inc_op.data, inc_op.len, &res), RABIA_REPLY_OK); /* session open */
+    mark(seen, value_of(&res));
+    int reads0 = atomic_load(&a.reads);
+
+    rabia_client_cork(c);
+    uint64_t seqs[40];
+    for (int i = 0; i < 40; i++)
+        CHECK_EQ(rabia_client_submit(c, inc_op.data, inc_op.len, &seqs[i]), 0);
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    CHECK_EQ(atomic_load(&a.reads), reads0); /* nothing written while corked */
+    CHECK_EQ(shared_value(&sh), 1);
+    CHECK_EQ(rabia_client_uncork(c), 0);
+    for (int i = 0; i < 40; i++) {
+        CHECK_EQ(rabia_client_wait(c, seqs[i], &res, NULL, 10000), RABIA_REPLY_OK);
+        mark(seen, value_of(&res));
+    }
+    CHECK_EQ(atomic_load(&a.reads), reads0 + 1); /* 40 requests, one send, one recv */
+    CHECK_EQ(rabia_client_uncork(c), 0);           /* nothing held: a no-op */
+
+    /* a wait sends what the cork holds, without an uncork */
+    rabia_client_cork(c);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(rabia_client_submit(c, inc_op.data, inc_op.len, &seqs[i]), 0);
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ(rabia_client_wait(c, seqs[i], &res, NULL, 10000), RABIA_REPLY_OK);
+        mark(seen, value_of(&res));
+    }
+    /* more than a window corked: the submit past it sends and waits */
+    for (int i = 0; i < 100; i++)
+        CHECK_EQ(rabia_client_submit(c, inc_op.data, inc_op.len, NULL), 0);
+    CHECK_EQ(rabia_client_uncork(c), 0);
+    for (int i = 0; i < 100; i++) {
+        CHECK_EQ(rabia_client_wait(c, 0, &res, NULL, 10000), RABIA_REPLY_OK);
+        mark(seen, value_of(&res));
+    }
+    CHECK_EQ(rabia_client_in_flight(c), 0);
+    rabia_client_close(c);
+    fake_stop(&a);
+    check_all_seen(seen, 146);
+    CHECK_EQ(shared_value(&sh), 146);
     CHECK_EQ(a.conns, 1);
     rabia_buf_free(&res);
     shared_free(&sh);
@@ -793,6 +856,7 @@ int main(void)
     RUN(test_api);
     RUN(test_session_renewal);
     RUN(test_pipelined);
+    RUN(test_cork);
     RUN(test_window);
     RUN(test_failover_drop);
     RUN(test_timeout_failover);
