@@ -507,10 +507,11 @@ static int cmd_bench(struct rabia_client *c, uint64_t n, const char *addrs)
         return EX_UNREACHABLE;
     }
     uint64_t submitted = 0, done = 0, base = 0, errors = 0, failed = 0;
-    int first_fail = 0;
+    int first_fail = 0, rc_uncork;
     int64_t last_value = 0;
     double t0 = now_s();
     while (done < n) {
+        rabia_client_cork(c); /* the refill leaves with one send (client.h CORKING) */
         while (submitted < n && submitted - done < BENCH_OUTSTANDING) {
             uint64_t seq;
             int rc = rabia_client_submit(c, op.data, op.len, &seq);
@@ -522,6 +523,10 @@ static int cmd_bench(struct rabia_client *c, uint64_t n, const char *addrs)
                 base = seq;
             start[seq - base] = now_s();
             submitted++;
+        }
+        if ((rc_uncork = rabia_client_uncork(c)) < 0) {
+            fprintf(stderr, "%s: send: %s\n", prog, rabia_strerror(rc_uncork));
+            goto out;
         }
         uint64_t seq = 0;
         int rc = rabia_client_wait(c, 0, &res, &seq, -1);
