@@ -13,6 +13,11 @@
 #   bench/callgrind.sh [requests]            (default 20000)
 # RABIAD_ARGS="--io-threads 2" adds rabiad arguments (bench/README.md's
 # io-threads table: instructions summed over every thread of each replica).
+# With I/O threads the replicas run with RABIA_IO_WAIT=eventfd (their loops
+# sleep in ppoll, not in io_uring_enter, across which valgrind 3.19 keeps
+# its scheduler lock and starved the other threads: io/README.md); set
+# RABIA_IO_WAIT=eventfd for io-threads 0 too to compare K side by side (it
+# adds about 2% at -P 16: the eventfd's read and ppoll per wait).
 # PROFILE_DIR=DIR keeps each server's dump there (callgrind_annotate DIR/r1.cg.1).
 # RABIAD=PATH counts another rabiad build (default build/cmd/rabiad).
 # PIPELINE=P sets redis-benchmark's -P (default 16); RETRANSMIT_MS the
@@ -39,6 +44,10 @@ cleanup() {
 }
 trap cleanup EXIT
 members="1=127.0.0.1:12701,2=127.0.0.1:12702,3=127.0.0.1:12703"
+if [ -z "${RABIA_IO_WAIT:-}" ] && grep -Eq -- '--io-threads[ =]*([1-9]|auto)' <<<"${RABIAD_ARGS:-}"; then
+  export RABIA_IO_WAIT=eventfd
+fi
+io_wait=${RABIA_IO_WAIT:-enter}
 for i in 1 2 3; do
   mkdir -p "$dir/r$i"
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$dir/r$i.cg" \
@@ -88,4 +97,4 @@ load 12699 "$n"
 x=$(ir "${pids[3]}")
 echo "redis-server: $x Ir"
 printf 'instructions per SET (%d requests, -P %d, 50 connections, durability %s%s): rabia 3 replicas %.0f, redis-server appendfsync always %.0f, ratio %.2f\n' \
-  "$n" "$pipeline" "$dur" ", retransmit-ms $retransmit_ms${RABIAD_ARGS:+, $RABIAD_ARGS}" "$(bc -l <<<"$r/$n")" "$(bc -l <<<"$x/$n")" "$(bc -l <<<"$r/$x")"
+  "$n" "$pipeline" "$dur" ", retransmit-ms $retransmit_ms${RABIAD_ARGS:+, $RABIAD_ARGS}, io wait $io_wait" "$(bc -l <<<"$r/$n")" "$(bc -l <<<"$x/$n")" "$(bc -l <<<"$r/$x")"

@@ -1066,6 +1066,31 @@ static void dispatch(struct rio_loop *l, uint64_t ud, int res, unsigned flags)
     }
 }
 
+/* The wait of RABIA_IO_WAIT=eventfd (l->evwait_fd): drain the eventfd, then
+ * submit and run deferred task work; with nothing completed, sleep in ppoll
+ * until the kernel signals the eventfd (a completion or task work queued
+ * after the drain signals it, so none is missed) or the timeout passes.
+ * Returns what io_uring_submit_and_wait_timeout would: >= 0, -ETIME, or a
+ * negative errno. */
+static int evwait(struct rio_loop *l, const struct __kernel_timespec *kts)
+{
+    assert(l->evwait_fd >= 0);
+    uint64_t v;
+    while (read(l->evwait_fd, &v, sizeof v) == (ssize_t)sizeof v)
+        ; /* non-blocking: ends with EAGAIN once drained */
+    int r = io_uring_submit_and_get_events(&l->ring);
+    if (r < 0 || io_uring_cq_ready(&l->ring) > 0)
+        return r;
+    struct timespec ts = {.tv_sec = (time_t)kts->tv_sec, .tv_nsec = (long)kts->tv_nsec};
+    struct pollfd p = {.fd = l->evwait_fd, .events = POLLIN, .revents = 0};
+    int pr = ppoll(&p, 1, &ts, NULL);
+    if (pr < 0)
+        return -errno;
+    if (pr == 0)
+        return -ETIME;
+    return io_uring_submit_and_get_events(&l->ring);
+}
+
 int rio_run_once(struct rio_loop *l, uint64_t timeout_us)
 {
     /* A callback calling rio_run_once (or rio_loop_destroy) would dispatch
@@ -1118,7 +1143,10 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us)
         };
         struct io_uring_cqe *cqe = NULL;
         l->st.waits++;
-        r = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
+        if (l->evwait_fd >= 0)
+            r = evwait(l, &ts);
+        else
+            r = io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
     }
     turn_us = rio_now_us();
     if (r < 0) {
@@ -1877,6 +1905,7 @@ int rio_loop_create(struct rio_loop **out, const struct rio_handlers *h, void *c
     l->h = *h;
     l->ctx = ctx;
     l->wake_fd = -1;
+    l->evwait_fd = -1;
     l->in_max = RIO_IN_MAX_DEFAULT;
     l->out_max = RIO_OUT_MAX_DEFAULT;
     l->op_wake.kind = OP_WAKE;
@@ -1906,6 +1935,24 @@ int rio_loop_create(struct rio_loop **out, const struct rio_handlers *h, void *c
         snprintf(err, errlen, "eventfd: %s", strerror(-r));
         goto fail;
     }
+    const char *wait_mode = getenv("RABIA_IO_WAIT");
+    if (wait_mode && strcmp(wait_mode, "enter") != 0) {
+        if (strcmp(wait_mode, "eventfd") != 0) {
+            r = -EINVAL;
+            snprintf(err, errlen, "RABIA_IO_WAIT='%s': use enter (the default) or eventfd", wait_mode);
+            goto fail;
+        }
+        l->evwait_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (l->evwait_fd < 0) {
+            r = -errno;
+            snprintf(err, errlen, "RABIA_IO_WAIT=eventfd: eventfd: %s", strerror(-r));
+            goto fail;
+        }
+        if ((r = io_uring_register_eventfd(&l->ring, l->evwait_fd)) < 0) {
+            snprintf(err, errlen, "RABIA_IO_WAIT=eventfd: io_uring_register_eventfd: %s", strerror(-r));
+            goto fail;
+        }
+    }
     *out = l;
     return 0;
 fail:
@@ -1918,6 +1965,8 @@ fail:
         munmap(l->bufs, (size_t)RIO_BUF_COUNT * RIO_BUF_SIZE);
     if (l->wake_fd >= 0)
         close(l->wake_fd);
+    if (l->evwait_fd >= 0)
+        close(l->evwait_fd);
     free(l);
     return r;
 }
@@ -1974,6 +2023,8 @@ void rio_loop_destroy(struct rio_loop *l)
     munmap(l->br, l->br_bytes);
     munmap(l->bufs, (size_t)RIO_BUF_COUNT * RIO_BUF_SIZE);
     close(l->wake_fd);
+    if (l->evwait_fd >= 0)
+        close(l->evwait_fd);
     free(l);
 }
 

@@ -198,6 +198,12 @@ struct rio_loop {
     bool br_registered;
     /* wake */
     int wake_fd;
+    /* RABIA_IO_WAIT=eventfd: the loop sleeps in ppoll on this eventfd,
+     * registered with the ring (the kernel signals it for every completion
+     * and deferred task work), instead of in io_uring_enter; -1 otherwise.
+     * For valgrind, which holds its scheduler lock across io_uring_enter
+     * (io/README.md "I/O threads"). */
+    int evwait_fd;
     bool wake_armed, wake_cancelled;
     unsigned wake_cancels;
     struct rio_op op_wake, op_wcancel;
