@@ -1952,6 +1952,8 @@ int rio_loop_create(struct rio_loop **out, const struct rio_handlers *h, void *c
             snprintf(err, errlen, "RABIA_IO_WAIT=eventfd: io_uring_register_eventfd: %s", strerror(-r));
             goto fail;
         }
+        size_t dl = strlen(l->desc);
+        snprintf(l->desc + dl, sizeof l->desc - dl, ", sleeping in ppoll on an eventfd (RABIA_IO_WAIT)");
     }
     *out = l;
     return 0;

@@ -156,11 +156,15 @@ tls_refuse() { [ -z "${RABIA_TLS_DIR:-}" ] || skip "cannot run over TLS (RABIA_T
 
 on_exit() { IT_CLEANUP+=("$*"); }
 
-# is PID a live process running the binary $2?
+# is PID a live process running the binary $2? (A rebuild while the test
+# runs replaces the file: /proc/PID/exe then names it "PATH (deleted)",
+# still our process; without the suffix stripped, the test left its cluster
+# running.)
 pid_runs() {
-  local pid=$1 exe=$2
+  local pid=$1 exe=$2 got
   [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
-  [ "$(readlink -f "/proc/$pid/exe" 2>/dev/null)" = "$(readlink -f "$exe")" ]
+  got=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+  [ "${got% (deleted)}" = "$(readlink -f "$exe")" ]
 }
 
 # stop_pids EXE PID...: TERM, up to 5 s, then KILL; only PIDs still running EXE
