@@ -95,6 +95,7 @@ struct rabia_client {
      * them) until the uncork or the next pump writes them all at once */
     bool corked;
     size_t held;
+    uint64_t conn_gen; /* +1 for every socket opened (rabia_client_io) */
 };
 
 /* Append the CLIENT_AUTH frame (u8 user length, user, password) to out. */
@@ -634,6 +635,7 @@ static int conn_start(struct rabia_client *c)
             continue;
         }
         c->fd = fd;
+        c->conn_gen++;
         c->conn_deadline = now_ms() + c->timeout_ms;
         c->tx_queued = c->tx_sent = 0;
         if (done)
@@ -774,46 +776,40 @@ static int64_t earliest_deadline(const struct rabia_client *c)
     return d;
 }
 
-/* Drive the I/O once, sleeping at most until `until` (ms, monotonic). */
-static int pump(struct rabia_client *c, int64_t until)
+/* What the client waits for now (rabia_client_io): the socket and its
+ * poll events, and the deadline (ms, monotonic; INT64_MAX: none) by which
+ * process() must run even if the socket says nothing: a request's timeout,
+ * the connect's, the end of a backoff, or at once for corked requests. */
+static int64_t io_want(const struct rabia_client *c, int *fd, short *events)
 {
-    int64_t now = now_ms();
+    *fd = -1;
+    *events = 0;
+    if (c->n_inflight == 0)
+        return INT64_MAX;
+    if (c->state == C_NONE)
+        return c->backoff_until; /* then connect */
+    *fd = c->fd;
+    if (c->state == C_CONNECTING) {
+        *events = POLLOUT;
+        return c->conn_deadline;
+    }
+    *events = POLLIN;
+    if (c->tx_off < c->tx.len)
+        *events |= POLLOUT;
+    return c->held > 0 ? 0 : earliest_deadline(c);
+}
+
+/* The I/O that `revents` (from poll on io_want's socket; 0: none, only
+ * the clock) allows, without blocking (TLS: the handshake of a new
+ * connection polls within the connect deadline, conn_up). */
+static int io_process(struct rabia_client *c, short revents)
+{
     if (c->n_inflight == 0)
         return 0;
-    if (c->held > 0 && c->state == C_UP) {
-        /* a cork holds requests back from their submits, never from a
-         * wait: whoever waits for a reply has them sent first */
-        c->held = 0;
-        int rc = send_pending(c);
-        if (rc < 0)
-            return rc;
-        if (c->state != C_UP)
-            return 0; /* the send failed over */
-    }
-    if (c->state == C_NONE) {
-        if (now < c->backoff_until) {
-            int64_t w = c->backoff_until < until ? c->backoff_until : until;
-            if (w > now)
-                (void)poll(NULL, 0, ms_until(w, now));
-            return 0;
-        }
-        return conn_start(c);
-    }
-    struct pollfd p = {.fd = c->fd, .events = POLLIN, .revents = 0};
-    int64_t dl;
+    if (c->state == C_NONE)
+        return now_ms() < c->backoff_until ? 0 : conn_start(c);
     if (c->state == C_CONNECTING) {
-        p.events = POLLOUT;
-        dl = c->conn_deadline;
-    } else {
-        if (c->tx_off < c->tx.len)
-            p.events |= POLLOUT;
-        dl = earliest_deadline(c);
-    }
-    int r = poll(&p, 1, ms_until(dl < until ? dl : until, now));
-    if (r < 0)
-        return errno == EINTR ? 0 : -errno;
-    if (c->state == C_CONNECTING) {
-        if (r > 0) {
+        if (revents & (POLLOUT | POLLERR | POLLHUP)) {
             int err = sock_error(c->fd);
             if (err == 0)
                 return conn_up(c);
@@ -827,18 +823,43 @@ static int pump(struct rabia_client *c, int64_t until)
             failover(c, -ETIMEDOUT, F_TIMEOUT);
         return 0;
     }
-    if (r > 0) {
-        if (p.revents & (POLLIN | POLLERR | POLLHUP)) {
-            int rc = conn_read(c);
-            if (rc < 0)
-                return rc;
-        }
-        if (c->state == C_UP && (p.revents & POLLOUT))
-            flush(c);
+    if (c->held > 0) {
+        /* a cork holds requests back from their submits, never from a
+         * wait: whoever waits for a reply has them sent first */
+        c->held = 0;
+        int rc = send_pending(c);
+        if (rc < 0)
+            return rc;
+        if (c->state != C_UP)
+            return 0; /* the send failed over */
     }
+    if (revents & (POLLIN | POLLERR | POLLHUP)) {
+        int rc = conn_read(c);
+        if (rc < 0)
+            return rc;
+    }
+    if (c->state == C_UP && (revents & POLLOUT))
+        flush(c);
     if (c->state == C_UP && c->n_inflight > 0 && now_ms() >= earliest_deadline(c))
         failover(c, -ETIMEDOUT, F_TIMEOUT);
     return 0;
+}
+
+/* Drive the I/O once, sleeping at most until `until` (ms, monotonic). */
+static int pump(struct rabia_client *c, int64_t until)
+{
+    int64_t now = now_ms();
+    if (c->n_inflight == 0)
+        return 0;
+    int fd;
+    short events;
+    int64_t dl = io_want(c, &fd, &events);
+    int wait = ms_until(dl < until ? dl : until, now);
+    struct pollfd p = {.fd = fd, .events = events, .revents = 0};
+    int r = fd >= 0 ? poll(&p, 1, wait) : poll(NULL, 0, wait);
+    if (r < 0)
+        return errno == EINTR ? 0 : -errno;
+    return io_process(c, r > 0 ? p.revents : 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1022,41 +1043,76 @@ int rabia_client_uncork(struct rabia_client *c)
     return send_pending(c);
 }
 
+/* Collect request seq (0: the one that completed first) if it is done:
+ * its status, or -EINPROGRESS (not done yet), or -ENOENT (no such request
+ * to collect). No I/O. */
+static int take_done(struct rabia_client *c, uint64_t seq, struct rabia_buf *result, uint64_t *done_seq)
+{
+    struct ent *e = NULL;
+    collect_internal(c);
+    if (seq != 0) {
+        e = find_ent(c, seq);
+        if (!e)
+            return -ENOENT;
+        if (e->state != E_DONE)
+            return -EINPROGRESS;
+    } else {
+        if (c->n_ents == 0)
+            return -ENOENT;
+        for (size_t i = 0; i < c->n_ents; i++)
+            if (c->ents[i].state == E_DONE && (!e || c->ents[i].done_tick < e->done_tick))
+                e = &c->ents[i];
+        if (!e)
+            return -EINPROGRESS;
+    }
+    /* Collected: a final status, or a give-up error (empty result). */
+    RABIA_ASSERT(e->state == E_DONE);
+    int st = e->status;
+    if (done_seq)
+        *done_seq = e->seq;
+    if (result) {
+        /* Hand the result over by swapping buffers. */
+        struct rabia_buf t = *result;
+        *result = e->res;
+        e->res = t;
+    }
+    remove_ent(c, e);
+    return st;
+}
+
+int rabia_client_collect(struct rabia_client *c, struct rabia_buf *result, uint64_t *done_seq)
+{
+    RABIA_ASSERT(c);
+    return take_done(c, 0, result, done_seq);
+}
+
+void rabia_client_io(const struct rabia_client *c, struct rabia_client_io *io)
+{
+    RABIA_ASSERT(c && io);
+    int fd;
+    short events;
+    int64_t dl = io_want(c, &fd, &events);
+    io->fd = fd;
+    io->events = events;
+    io->timeout_ms = dl == INT64_MAX ? -1 : ms_until(dl, now_ms());
+    io->conn_gen = c->conn_gen;
+}
+
+int rabia_client_process(struct rabia_client *c, short revents)
+{
+    RABIA_ASSERT(c);
+    return io_process(c, revents);
+}
+
 int rabia_client_wait(struct rabia_client *c, uint64_t seq, struct rabia_buf *result,
                       uint64_t *done_seq, int timeout_ms)
 {
     int64_t deadline = timeout_ms < 0 ? INT64_MAX : now_ms() + timeout_ms;
     bool pumped = false;
     for (;;) {
-        struct ent *e = NULL;
-        collect_internal(c);
-        if (seq != 0) {
-            e = find_ent(c, seq);
-            if (!e)
-                return -ENOENT;
-            if (e->state != E_DONE)
-                e = NULL;
-        } else {
-            if (c->n_ents == 0)
-                return -ENOENT;
-            for (size_t i = 0; i < c->n_ents; i++)
-                if (c->ents[i].state == E_DONE && (!e || c->ents[i].done_tick < e->done_tick))
-                    e = &c->ents[i];
-        }
-        if (e) {
-            /* Collected: a final status, or a give-up error (empty result). */
-            int st = e->status;
-            if (done_seq)
-                *done_seq = e->seq;
-            if (result) {
-                /* Hand the result over by swapping buffers. */
-                struct rabia_buf t = *result;
-                *result = e->res;
-                e->res = t;
-            }
-            remove_ent(c, e);
+        int st = take_done(c, seq, result, done_seq);
+        if (st != -EINPROGRESS)
             return st;
-        }
         if (pumped && now_ms() >= deadline)
             return -EINPROGRESS;
         int rc = pump(c, deadline);

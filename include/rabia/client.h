@@ -72,8 +72,23 @@
  * for; a connect or failover sends every request in flight as always.
  *
  * I/O happens only inside rabia_client_submit / _wait / _call / _status
- * (plain non-blocking sockets and poll(); no threads). A client is not
- * thread-safe: use one per thread. SIGPIPE is never raised (MSG_NOSIGNAL).
+ * / _process (plain non-blocking sockets and poll(); no threads). A client
+ * is not thread-safe: use one per thread. SIGPIPE is never raised
+ * (MSG_NOSIGNAL).
+ *
+ * EVENT LOOPS. A program with its own loop (poll, epoll, libevent...)
+ * can drive many clients without blocking: after every call on a client,
+ * ask rabia_client_io what it waits for (a socket and its events, and a
+ * timeout), watch that, and call rabia_client_process with the events
+ * that came (0 when the timeout passed); then take the completed
+ * requests with rabia_client_collect, which never does I/O. The socket
+ * changes when the client reconnects or fails over: io.conn_gen changes
+ * with it, so a loop that registered an earlier socket must register the
+ * new one (the old one is closed, and its number may be reused, even by
+ * another client's socket: never modify a registration whose conn_gen is
+ * not the client's current one). Submits and waits still work as above
+ * (a submit with a full window still blocks). With TLS a new connection's
+ * handshake runs inside process, for at most timeout_ms.
  *
  * Errors are negative errno values (see each function). */
 #ifndef RABIA_CLIENT_H
@@ -147,6 +162,29 @@ int rabia_client_submit(struct rabia_client *c, const void *op, size_t len, uint
  * any send does). Submits between the two still block on a full window. */
 void rabia_client_cork(struct rabia_client *c);
 int rabia_client_uncork(struct rabia_client *c);
+
+/* Event loops (see EVENT LOOPS above). */
+struct rabia_client_io {
+    int fd;            /* the socket to watch, or -1: nothing (only the timeout) */
+    short events;      /* POLLIN, POLLOUT (poll(2)'s bits; epoll's EPOLLIN and
+                          EPOLLOUT have the same values) */
+    int timeout_ms;    /* call rabia_client_process within this many ms even if
+                          the socket says nothing (0: now); -1: no deadline
+                          (nothing in flight) */
+    uint64_t conn_gen; /* changes with every new socket */
+};
+void rabia_client_io(const struct rabia_client *c, struct rabia_client_io *io);
+/* The I/O the events returned for io.fd allow (revents: POLLIN, POLLOUT,
+ * POLLERR, POLLHUP; 0: none, the timeout passed), and every timer due:
+ * reads and handles replies, writes what waits, reconnects, fails over.
+ * Never blocks (but see TLS above). 0, or -ENOMEM. */
+int rabia_client_process(struct rabia_client *c, short revents);
+/* The request that completed first, as rabia_client_wait(c, 0, result,
+ * done_seq, ...) returns it, without any I/O: its status (>= 0, or
+ * -ETIMEDOUT / a connect error for a request that gave up, as wait),
+ * -EINPROGRESS when none has completed yet, -ENOENT when none is left to
+ * collect. */
+int rabia_client_collect(struct rabia_client *c, struct rabia_buf *result, uint64_t *done_seq);
 
 /* Wait for the request seq, or for any request when seq == 0 (the one that
  * completed first), for at most timeout_ms (< 0: until it completes or

@@ -597,6 +597,85 @@ static void test_failover_drop(void)
     shared_free(&sh);
 }
 
+/* An event loop of the caller's own (rabia_client_io / _process /
+ * _collect) drives two clients with poll() alone, never waiting inside the
+ * library: every request answered exactly once, through a failover (A
+ * closes the connection after 10 answers) that moves one client to a new
+ * socket (conn_gen changes); a client with nothing in flight asks for
+ * nothing; collect does no I/O. */
+static void test_event_loop(void)
+{
+    struct shared sh;
+    shared_init(&sh);
+    struct fake a, b;
+    fake_start(&a, &sh, FM_DROP);
+    a.reply_n = 10;
+    a.silent_n = 5;
+    a.ignore_n = 5;
+    fake_start(&b, &sh, FM_NORMAL);
+    fake_run(&a);
+    fake_run(&b);
+    const char *addrs[] = {a.addr, b.addr};
+    struct rabia_client *cl[2] = {client(addrs, 2, 2 /* starts at A */, 3000, 5, 0),
+                                  client(addrs, 2, 3 /* starts at B */, 3000, 5, 0)};
+    struct rabia_client_io io;
+    rabia_client_io(cl[0], &io);
+    CHECK(io.fd == -1 && io.events == 0 && io.timeout_ms == -1); /* nothing in flight */
+    struct rabia_buf res = {0};
+    CHECK_EQ(rabia_client_collect(cl[0], &res, NULL), -ENOENT);
+    uint8_t seen[MAXV] = {0};
+    int done[2] = {0, 0}, sent[2] = {0, 0};
+    uint64_t gen0[2];
+    for (int k = 0; k < 2; k++) {
+        rabia_client_cork(cl[k]);
+        for (; sent[k] < 40; sent[k]++)
+            CHECK_EQ(rabia_client_submit(cl[k], inc_op.data, inc_op.len, NULL), 0);
+        CHECK_EQ(rabia_client_uncork(cl[k]), 0);
+        CHECK_EQ(rabia_client_collect(cl[k], &res, NULL), -EINPROGRESS);
+        rabia_client_io(cl[k], &io);
+        gen0[k] = io.conn_gen;
+    }
+    int64_t t0 = mono_ms();
+    while ((done[0] < 40 || done[1] < 40) && mono_ms() - t0 < 20000) {
+        struct pollfd p[2];
+        int timeout = -1;
+        for (int k = 0; k < 2; k++) {
+            rabia_client_io(cl[k], &io);
+            p[k] = (struct pollfd){.fd = io.fd, .events = io.events}; /* fd -1: poll skips it */
+            if (io.timeout_ms >= 0 && (timeout < 0 || io.timeout_ms < timeout))
+                timeout = io.timeout_ms;
+        }
+        CHECK(timeout >= 0); /* something in flight: a deadline */
+        int r = poll(p, 2, timeout);
+        CHECK(r >= 0);
+        for (int k = 0; k < 2; k++) {
+            CHECK_EQ(rabia_client_process(cl[k], r > 0 ? p[k].revents : 0), 0);
+            int st;
+            while ((st = rabia_client_collect(cl[k], &res, NULL)) >= 0) {
+                CHECK_EQ(st, RABIA_REPLY_OK);
+                mark(seen, value_of(&res));
+                done[k]++;
+            }
+            CHECK(st == -EINPROGRESS || st == -ENOENT);
+        }
+    }
+    CHECK_EQ(done[0], 40);
+    CHECK_EQ(done[1], 40);
+    rabia_client_io(cl[0], &io);
+    CHECK(io.conn_gen > gen0[0]); /* failed over from A to B: a new socket */
+    CHECK(io.fd == -1 && io.timeout_ms == -1);
+    rabia_client_io(cl[1], &io);
+    CHECK_EQ(io.conn_gen, gen0[1]); /* B all along */
+    for (int k = 0; k < 2; k++)
+        rabia_client_close(cl[k]);
+    fake_stop(&a);
+    fake_stop(&b);
+    check_all_seen(seen, 80);
+    CHECK_EQ(shared_value(&sh), 80);
+    rabia_buf_free(&res);
+    shared_free(&sh);
+}
+
 /* A accepts and reads but never answers: after timeout_ms the client moves
  * to B and resends. */
 static void test_timeout_failover(void)
@@ -857,6 +936,7 @@ int main(void)
     RUN(test_session_renewal);
     RUN(test_pipelined);
     RUN(test_cork);
+    RUN(test_event_loop);
     RUN(test_window);
     RUN(test_failover_drop);
     RUN(test_timeout_failover);
