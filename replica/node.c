@@ -890,7 +890,8 @@ static void log_emit(void *ctx, const struct rabia_msg *m)
  * longer holds gets the snapshot as before. Its consensus messages of an
  * old slot (a restarted replica retransmits its open slot's before it
  * learns it is behind) make the core offer a snapshot too: none while the
- * log surely holds that slot, and nothing read for them. */
+ * log surely holds that slot (and has not just refused the peer's
+ * catch-up), and nothing read for them. */
 #define NODE_LOG_SERVING_US 1000000u
 #define NODE_LOG_RESEND_US 50000u
 static uint64_t serving_us(const struct rabia_node *n) { return n->cfg.log_serving_us ? n->cfg.log_serving_us : NODE_LOG_SERVING_US; }
@@ -903,8 +904,16 @@ static void catchup_from_log(struct rabia_node *n, const struct rabia_msg *m, ui
     if (from >= first || from >= rabia_core_next_apply(n->core)) return; /* the core's own */
     if (m->type != RABIA_MSG_CATCHUP && m->type != RABIA_MSG_FETCH) {
         /* an old slot's message: the peer asks for decisions once it knows
-         * it is behind; until then no snapshot while the log holds them */
-        if (n->log.holds && n->log.holds(n->log.ctx, from)) {
+         * it is behind; until then no snapshot while the log holds them.
+         * Unless the log just refused this peer's catch-up (a decision by
+         * reference whose batch body lies beyond the read's reach): then
+         * the snapshot is its only way on. Held here by every
+         * retransmission of its open slot's PROPOSAL, every 5 ms, it never
+         * went, and the replica stayed behind for good (sim --seed 6303497
+         * --mix all --durable). */
+        bool refused = n->log_refused_us[m->from] && now - n->log_refused_us[m->from] < serving_us(n) &&
+                       !(bugs(n) & NODE_BUG_LOG_REFUSAL);
+        if (!refused && n->log.holds && n->log.holds(n->log.ctx, from)) {
             n->log_serving[m->from] = now + serving_us(n);
             n->log_from[m->from] = from;
         }

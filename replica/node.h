@@ -51,6 +51,8 @@ enum node_bug {
                                        short read waits for the peer's next ask (log_continue off): the
                                        older rules, which together stalled a catching-up peer */
     NODE_BUG_READ_NOWAIT = 1u << 3, /* node_read answers from the state at once: no read-index round */
+    NODE_BUG_LOG_REFUSAL = 1u << 4, /* a peer's old-slot messages hold its snapshot back even after the log
+                                       refused its catch-up (the older rule) */
 };
 
 /* Who waits for a request's answer, in the driver's words, handed back. */

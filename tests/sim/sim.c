@@ -73,6 +73,7 @@
 #define SIM_BUG_LOG_FETCH (1u << 26)    /* the log serves a FETCH past the slot the peer catches up from (node.c) */
 #define SIM_CLUSTER_ID 0x51AC1u         /* what HELLO announces */
 #define SIM_BUG_READ_NOWAIT (1u << 27)  /* node_read answers from the state at once, no read-index round (node.c) */
+#define SIM_BUG_LOG_REFUSAL (1u << 28)  /* old-slot messages hold a snapshot back after the log refused (node.c) */
 
 enum mix_flags { M_JITTER = 1, M_LINKS = 2, M_PARTITION = 4, M_CRASH = 8, M_PAUSE = 16 };
 static const struct {
@@ -2002,7 +2003,8 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     nc.bugs = ((w->cfg.bugs & SIM_BUG_SEND_EARLY) ? NODE_BUG_SEND_EARLY : 0) |
               ((w->cfg.bugs & SIM_BUG_REPLY_EARLY) ? NODE_BUG_REPLY_EARLY : 0) |
               ((w->cfg.bugs & SIM_BUG_LOG_FETCH) ? NODE_BUG_LOG_FETCH : 0) |
-              ((w->cfg.bugs & SIM_BUG_READ_NOWAIT) ? NODE_BUG_READ_NOWAIT : 0);
+              ((w->cfg.bugs & SIM_BUG_READ_NOWAIT) ? NODE_BUG_READ_NOWAIT : 0) |
+              ((w->cfg.bugs & SIM_BUG_LOG_REFUSAL) ? NODE_BUG_LOG_REFUSAL : 0);
     nc.reads_cap = w->cfg.no_read_index ? 0 : 16; /* small: a full queue sends reads through the log */
     nc.read_fallback_us = 8 * cfg.retransmit_us;   /* partitions outlast it: reads go through the log after all */
     nc.read_cid = (XXH64(&nd->incarnation, sizeof nd->incarnation, 0x4EADu + i) | 1) | RABIA_SESSION_CONN_SCOPED;
@@ -2884,7 +2886,9 @@ static void usage(void)
            "                     same peer catches up from: its read position never gets there),\n"
            "                     read-nowait (a GET taken by the read index is answered from\n"
            "                     the state at once, without a read-index round), read-self (a\n"
-           "                     read-index round closes on the replica's own bound, no peer asked)\n"
+           "                     read-index round closes on the replica's own bound, no peer asked),\n"
+           "                     log-refusal (a peer's retransmitted old-slot messages hold its\n"
+           "                     snapshot back after the log refused its catch-up)\n"
            "  --old-read-answers R  replica R answers read-index rounds as builds before the\n"
            "                     probe did (core.h READ INDEX): the others' reads pause until it restarts\n"
            "  --no-read-index    every GET through the log (read-index no); by default three\n"
@@ -2995,6 +2999,7 @@ int main(int argc, char **argv)
             else if (!strcmp(v, "catchup-body")) base.bugs |= SIM_BUG_CATCHUP_BODY;
             else if (!strcmp(v, "log-fetch")) base.bugs |= SIM_BUG_LOG_FETCH;
             else if (!strcmp(v, "read-nowait")) base.bugs |= SIM_BUG_READ_NOWAIT;
+            else if (!strcmp(v, "log-refusal")) base.bugs |= SIM_BUG_LOG_REFUSAL;
             else if (!strcmp(v, "read-self")) base.bugs |= RABIA_BUG_READ_SELF;
             else {
                 fprintf(stderr, "unknown bug '%s'\n", v);
