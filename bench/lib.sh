@@ -15,3 +15,8 @@ rss_of() {
   local p
   for p in "$@"; do awk '/^VmRSS:/ { print $2 }' "/proc/$p/status"; done | awk '{ s += $1 } END { printf "%.1f", s / 1024 }'
 }
+
+# bench_field NAME TEXT -> the value of NAME=... in rabia-bench's result line
+# (its last stdout line: "requests=N errors=E ... throughput=X p50_us=..."),
+# wherever that line sits in TEXT
+bench_field() { sed -En "s/(^|.* )$1=([0-9.]*).*/\2/p" <<<"$2"; }

@@ -36,7 +36,6 @@ addrs="127.0.0.1:34001,127.0.0.1:34002,127.0.0.1:34003"
 header="round,read_index,durability,read_ratio,pipeline,req_s,p50_us,p99_us,errors,server_cpu_us_per_req,reads_indexed"
 echo "$header"
 [ -n "${OUT:-}" ] && [ ! -s "$OUT" ] && echo "$header" >"$OUT"
-field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<" $2"; }
 for ((round = 1; round <= rounds; round++)); do
   for ri in yes no; do
     rm -rf "$RABIA_CLUSTER_DIR"
@@ -53,14 +52,14 @@ for ((round = 1; round <= rounds; round++)); do
           --read-ratio "$rr" --duration "$secs" --warmup 1 --quiet | tail -n 1)
         # shellcheck disable=SC2086
         c1=$(cpu_of $pids)
-        req=$(field requests "$res")
+        req=$(bench_field requests "$res")
         idx=0
         for i in 1 2 3; do
           v=$(redis-cli -p $((RABIA_RESP_BASE + i)) INFO sessions | tr -d '\r' | sed -n 's/^reads_indexed://p')
           idx=$((idx + ${v:-0}))
         done
         cpu=$(awk -v a="$c0" -v b="$c1" -v r="$req" -v s="$secs" 'BEGIN { printf "%.2f", (b - a) * 1e6 / (r > 0 ? r : 1) * s / (s + 1) }')
-        row="$round,$ri,$dur,$rr,$p,$(field throughput "$res"),$(field p50_us "$res"),$(field p99_us "$res"),$(field errors "$res"),$cpu,$idx"
+        row="$round,$ri,$dur,$rr,$p,$(bench_field throughput "$res"),$(bench_field p50_us "$res"),$(bench_field p99_us "$res"),$(bench_field errors "$res"),$cpu,$idx"
         echo "$row"
         [ -n "${OUT:-}" ] && echo "$row" >>"$OUT"
       done
