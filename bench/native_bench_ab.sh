@@ -32,17 +32,9 @@ pipelines=${PIPELINES:-1 16}
 [ "$a" != "$b" ] || [ "${A_ARGS:-}" != "${B_ARGS:-}" ] ||
   { echo "native_bench_ab.sh: A and B are the same: set RABIA_BENCH_B or B_ARGS" >&2; exit 1; }
 for x in "$a" "$b"; do [ -x "$x" ] || { echo "native_bench_ab.sh: $x missing" >&2; exit 1; }; done
-dir=$(mktemp -d "${BENCH_DIR:-/var/tmp}/rabia-nab.XXXXXX")
-export RABIA_CLUSTER_DIR=$dir/c RABIA_RESP_BASE=33000 RABIA_CLIENT_BASE=34000 RABIA_PEER_BASE=34100 RABIA_METRICS_BASE=34200
-cleanup() {
-  ./deploy/local-cluster.sh stop >/dev/null 2>&1 || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-addrs="127.0.0.1:34001,127.0.0.1:34002,127.0.0.1:34003"
+bench_local_cluster nab
 header="round,build,durability,read_ratio,pipeline,req_s,p50_us,p99_us,errors,server_cpu_us_per_req,bench_cpu_us_per_req"
-echo "$header"
-[ -n "${OUT:-}" ] && [ ! -s "$OUT" ] && echo "$header" >"$OUT"
+bench_csv_header "$header"
 RABIA_EXTRA_ARGS="--durability $dur" taskset -c "$server_cpus" ./deploy/local-cluster.sh start 3 kv >/dev/null
 sleep 1.5
 taskset -c "$client_cpus" "$a" run --proto native --addr "$addrs" --connections 50 --pipeline 16 --requests 300000 \

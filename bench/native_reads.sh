@@ -25,17 +25,9 @@ client_cpus=${CLIENT_CPUS:-1}
 bench=${RABIA_BENCH:-build/cmd/rabia-bench}
 [ -x "$bench" ] || { echo "native_reads.sh: $bench missing: build first (cmake --build build)" >&2; exit 1; }
 command -v redis-cli >/dev/null || { echo "native_reads.sh: redis-cli missing (apt-get install redis-tools)" >&2; exit 1; }
-dir=$(mktemp -d "${BENCH_DIR:-/var/tmp}/rabia-nreads.XXXXXX")
-export RABIA_CLUSTER_DIR=$dir/c RABIA_RESP_BASE=33000 RABIA_CLIENT_BASE=34000 RABIA_PEER_BASE=34100 RABIA_METRICS_BASE=34200
-cleanup() {
-  ./deploy/local-cluster.sh stop >/dev/null 2>&1 || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-addrs="127.0.0.1:34001,127.0.0.1:34002,127.0.0.1:34003"
+bench_local_cluster nreads
 header="round,read_index,durability,read_ratio,pipeline,req_s,p50_us,p99_us,errors,server_cpu_us_per_req,reads_indexed"
-echo "$header"
-[ -n "${OUT:-}" ] && [ ! -s "$OUT" ] && echo "$header" >"$OUT"
+bench_csv_header "$header"
 for ((round = 1; round <= rounds; round++)); do
   for ri in yes no; do
     rm -rf "$RABIA_CLUSTER_DIR"
