@@ -408,6 +408,20 @@ static void check_all_seen(const uint8_t *seen, int n)
         CHECK_EQ(seen[v], 1);
 }
 
+/* A, which answers 10 requests, applies 5 more silently, ignores 5 and then
+ * closes the connection and its listener; B, which answers everything. */
+static void drop_pair(struct shared *sh, struct fake *a, struct fake *b)
+{
+    shared_init(sh);
+    fake_start(a, sh, FM_DROP);
+    a->reply_n = 10;
+    a->silent_n = 5;
+    a->ignore_n = 5;
+    fake_start(b, sh, FM_NORMAL);
+    fake_run(a);
+    fake_run(b);
+}
+
 /* ------------------------------------------------------------------ */
 /* Tests */
 
@@ -562,15 +576,8 @@ static void test_window(void)
 static void test_failover_drop(void)
 {
     struct shared sh;
-    shared_init(&sh);
     struct fake a, b;
-    fake_start(&a, &sh, FM_DROP);
-    a.reply_n = 10;
-    a.silent_n = 5;
-    a.ignore_n = 5;
-    fake_start(&b, &sh, FM_NORMAL);
-    fake_run(&a);
-    fake_run(&b);
+    drop_pair(&sh, &a, &b);
     const char *addrs[] = {a.addr, b.addr};
     int64_t t0 = mono_ms();
     struct rabia_client *c = client(addrs, 2, 2 /* 2 % 2 = 0: starts at A */, 3000, 5, 0);
@@ -606,15 +613,8 @@ static void test_failover_drop(void)
 static void test_event_loop(void)
 {
     struct shared sh;
-    shared_init(&sh);
     struct fake a, b;
-    fake_start(&a, &sh, FM_DROP);
-    a.reply_n = 10;
-    a.silent_n = 5;
-    a.ignore_n = 5;
-    fake_start(&b, &sh, FM_NORMAL);
-    fake_run(&a);
-    fake_run(&b);
+    drop_pair(&sh, &a, &b);
     const char *addrs[] = {a.addr, b.addr};
     struct rabia_client *cl[2] = {client(addrs, 2, 2 /* starts at A */, 3000, 5, 0),
                                   client(addrs, 2, 3 /* starts at B */, 3000, 5, 0)};
