@@ -69,7 +69,10 @@
  * their requests, and the uncork writes all of them with one send. A wait
  * (or a submit blocked on the window, or a call) writes what is queued
  * before it waits, so a cork never holds back a request somebody waits
- * for; a connect or failover sends every request in flight as always.
+ * for; so does rabia_client_process, and rabia_client_io asks for it at
+ * once (timeout 0) while a cork holds requests (uncork before going back
+ * to the event loop); a connect or failover sends every request in flight
+ * as always.
  *
  * I/O happens only inside rabia_client_submit / _wait / _call / _status
  * / _process (plain non-blocking sockets and poll(); no threads). A client
