@@ -213,20 +213,23 @@ struct key_walk {
     size_t pat_len; /* pat NULL: all */
     int type;       /* -1 any, -2 none */
     uint64_t n;
-    struct rabia_buf *expired; /* SCAN: the expired keys met, deleted after the walk */
-    bool reclaims;             /* SCAN: it deletes the expired keys it meets (in the log) */
+    struct rabia_buf *expired; /* SCAN: the expired keys met, deleted after the walk (NULL: KEYS) */
 };
 
 static int walk_key(void *arg, struct kv_dent *e)
 {
     struct key_walk *w = arg;
     if (is_expired(w->c, e)) {
+        if (!w->expired)
+            return 0; /* KEYS only skips it */
         /* outside the log (kv_query) a SCAN cannot delete it: through the
          * log, where it does, as Redis's SCAN does (DBSIZE then stops
          * counting it; difftest seed 303: SET k v PXAT <past>, SCAN, DBSIZE) */
-        if (w->reclaims && w->c->s->query)
+        if (w->c->s->query) {
             w->c->s->query_clock = true;
-        return w->expired ? rabia_buf_append(w->expired, &e, sizeof e) : 0;
+            return 0;
+        }
+        return rabia_buf_append(w->expired, &e, sizeof e);
     }
     if (w->type != -1 && w->type != obj(e)->type)
         return 0;
@@ -261,8 +264,7 @@ KV_CMD(scan)
      * change during it), as Redis's SCAN does: DBSIZE stops counting them */
     struct rabia_buf expired = {0};
     struct key_walk w = {.c = c, .pat = o.match, .pat_len = o.match_len, .type = o.type,
-                         .expired = c->s->query ? NULL : &expired, /* a read outside the log deletes nothing */
-                         .reclaims = true};
+                         .expired = &expired};
     int rc = kv_reply_array(c, 2);
     size_t cur_at = c->out->len;
     if (rc)
