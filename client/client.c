@@ -91,10 +91,9 @@ struct rabia_client {
     SSL *ssl;
     char tls_err[256];
     char *user, *password;         /* CLIENT_AUTH on every connection (password NULL: none) */
-    /* rabia_client_cork: submits leave their requests unsent (held counts
-     * them) until the uncork or the next pump writes them all at once */
-    bool corked;
-    size_t held;
+    /* rabia_client_cork: submits leave their requests unsent (held: some
+     * are) until the uncork or the next pump writes them all at once */
+    bool corked, held;
     uint64_t conn_gen; /* +1 for every socket opened (rabia_client_io) */
 };
 
@@ -796,7 +795,7 @@ static int64_t io_want(const struct rabia_client *c, int *fd, short *events)
     *events = POLLIN;
     if (c->tx_off < c->tx.len)
         *events |= POLLOUT;
-    return c->held > 0 ? 0 : earliest_deadline(c);
+    return c->held ? 0 : earliest_deadline(c);
 }
 
 /* The I/O that `revents` (from poll on io_want's socket; 0: none, only
@@ -823,10 +822,10 @@ static int io_process(struct rabia_client *c, short revents)
             failover(c, -ETIMEDOUT, F_TIMEOUT);
         return 0;
     }
-    if (c->held > 0) {
+    if (c->held) {
         /* a cork holds requests back from their submits, never from a
          * wait: whoever waits for a reply has them sent first */
-        c->held = 0;
+        c->held = false;
         int rc = send_pending(c);
         if (rc < 0)
             return rc;
@@ -1015,7 +1014,7 @@ int rabia_client_submit(struct rabia_client *c, const void *op, size_t len, uint
         *seq = e->seq;
     if (c->state == C_UP) {
         if (c->corked) {
-            c->held++;
+            c->held = true;
             return 0;
         }
         int rc = send_pending(c);
@@ -1037,9 +1036,9 @@ int rabia_client_uncork(struct rabia_client *c)
 {
     RABIA_ASSERT(c);
     c->corked = false;
-    if (c->held == 0 || c->state != C_UP)
+    if (!c->held || c->state != C_UP)
         return 0; /* nothing held, or the connect (re)sends everything in flight */
-    c->held = 0;
+    c->held = false;
     return send_pending(c);
 }
 
