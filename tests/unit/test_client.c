@@ -408,6 +408,14 @@ static void check_all_seen(const uint8_t *seen, int n)
         CHECK_EQ(seen[v], 1);
 }
 
+/* One fake replica in `mode`, running, over a fresh shared state. */
+static void one_fake(struct shared *sh, struct fake *a, int mode)
+{
+    shared_init(sh);
+    fake_start(a, sh, mode);
+    fake_run(a);
+}
+
 /* A, which answers 10 requests, applies 5 more silently, ignores 5 and then
  * closes the connection and its listener; B, which answers everything. */
 static void drop_pair(struct shared *sh, struct fake *a, struct fake *b)
@@ -485,10 +493,8 @@ static void test_pipelined(void)
 static void test_cork(void)
 {
     struct shared sh;
-    shared_init(&sh);
     struct fake a;
-    fake_start(&a, &sh, FM_NORMAL);
-    fake_run(&a);
+    one_fake(&sh, &a, FM_NORMAL);
     const char *addrs[] = {a.addr};
     struct rabia_client *c = client(addrs, 1, 1, 5000, 3, 0);
     struct rabia_buf res = {0};
@@ -809,10 +815,8 @@ static void test_give_up(void)
 static void test_status(void)
 {
     struct shared sh;
-    shared_init(&sh);
     struct fake a;
-    fake_start(&a, &sh, FM_NORMAL);
-    fake_run(&a);
+    one_fake(&sh, &a, FM_NORMAL);
     const char *addrs[] = {a.addr};
     struct rabia_client *c = client(addrs, 1, 9, 1000, 2, 0);
     struct rabia_buf text = {0};
@@ -900,10 +904,8 @@ static void test_api(void)
 
     /* -EINPROGRESS: the wait's own deadline; the request stays in flight. */
     struct shared sh;
-    shared_init(&sh);
     struct fake a;
-    fake_start(&a, &sh, FM_BLACKHOLE);
-    fake_run(&a);
+    one_fake(&sh, &a, FM_BLACKHOLE);
     const char *addrs[] = {a.addr};
     c = client(addrs, 1, 0, 5000, 2, 0);
     uint64_t seq = 0;
