@@ -1887,6 +1887,33 @@ static int selftest_recv(struct rio_loop *l, char *err, size_t errlen)
     return r;
 }
 
+/* RABIA_IO_WAIT (unset or "enter": io_uring_enter waits; "eventfd":
+ * evwait, for valgrind): the eventfd registered with the ring when asked. */
+static int evwait_setup(struct rio_loop *l, char *err, size_t errlen)
+{
+    const char *wait_mode = getenv("RABIA_IO_WAIT");
+    if (!wait_mode || strcmp(wait_mode, "enter") == 0)
+        return 0;
+    if (strcmp(wait_mode, "eventfd") != 0) {
+        snprintf(err, errlen, "RABIA_IO_WAIT='%s': use enter (the default) or eventfd", wait_mode);
+        return -EINVAL;
+    }
+    l->evwait_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (l->evwait_fd < 0) {
+        int r = -errno;
+        snprintf(err, errlen, "RABIA_IO_WAIT=eventfd: eventfd: %s", strerror(-r));
+        return r;
+    }
+    int r = io_uring_register_eventfd(&l->ring, l->evwait_fd);
+    if (r < 0) {
+        snprintf(err, errlen, "RABIA_IO_WAIT=eventfd: io_uring_register_eventfd: %s", strerror(-r));
+        return r;
+    }
+    size_t dl = strlen(l->desc);
+    snprintf(l->desc + dl, sizeof l->desc - dl, ", sleeping in ppoll on an eventfd (RABIA_IO_WAIT)");
+    return 0;
+}
+
 int rio_loop_create(struct rio_loop **out, const struct rio_handlers *h, void *ctx, char *err,
                     size_t errlen)
 {
@@ -1935,26 +1962,8 @@ int rio_loop_create(struct rio_loop **out, const struct rio_handlers *h, void *c
         snprintf(err, errlen, "eventfd: %s", strerror(-r));
         goto fail;
     }
-    const char *wait_mode = getenv("RABIA_IO_WAIT");
-    if (wait_mode && strcmp(wait_mode, "enter") != 0) {
-        if (strcmp(wait_mode, "eventfd") != 0) {
-            r = -EINVAL;
-            snprintf(err, errlen, "RABIA_IO_WAIT='%s': use enter (the default) or eventfd", wait_mode);
-            goto fail;
-        }
-        l->evwait_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (l->evwait_fd < 0) {
-            r = -errno;
-            snprintf(err, errlen, "RABIA_IO_WAIT=eventfd: eventfd: %s", strerror(-r));
-            goto fail;
-        }
-        if ((r = io_uring_register_eventfd(&l->ring, l->evwait_fd)) < 0) {
-            snprintf(err, errlen, "RABIA_IO_WAIT=eventfd: io_uring_register_eventfd: %s", strerror(-r));
-            goto fail;
-        }
-        size_t dl = strlen(l->desc);
-        snprintf(l->desc + dl, sizeof l->desc - dl, ", sleeping in ppoll on an eventfd (RABIA_IO_WAIT)");
-    }
+    if ((r = evwait_setup(l, err, errlen)) < 0)
+        goto fail;
     *out = l;
     return 0;
 fail:
