@@ -193,6 +193,16 @@ const char *rio_conn_tls_error(const struct rio_conn *c);
  * completions and deferred callbacks handled (0 on timeout or signal), or a
  * negative errno (-EEXIST: called from a thread other than the creator). */
 int rio_run_once(struct rio_loop *l, uint64_t timeout_us);
+/* rio_run_once that, when it sleeps, sleeps until min_events completions
+ * are ready (or timeout_us passed) instead of the first one: for a caller
+ * that knows it can do nothing useful before several arrive (a batch held
+ * until its clients' next requests are in: replica/node.c linger). With
+ * DEFER_TASKRUN the kernel wakes the thread only once that many are
+ * queued, so the ones before cost no wake-up. Completions already ready,
+ * or made ready by this call's submission (sends that finished at once),
+ * are handled without sleeping. min_events 1 is rio_run_once; with I/O
+ * threads or RABIA_IO_WAIT=eventfd it waits for one, as rio_run_once. */
+int rio_run_once_min(struct rio_loop *l, uint64_t timeout_us, unsigned min_events);
 /* A file write through the ring (IORING_OP_WRITE; rw_flags such as
  * RWF_DSYNC go into the SQE), submitted at once. `done` runs from
  * rio_run_once with the result (bytes written or a negative errno); buf
@@ -257,6 +267,8 @@ struct rio_stats {
     uint64_t wakes;
     uint64_t turns;          /* rio_run_once calls that reached the kernel */
     uint64_t waits;          /* of those, the ones that could block (nothing was ready) */
+    uint64_t waits_several;  /* of those, sleeps until several completions (rio_run_once_min) */
+    uint64_t waits_several_timeouts; /* ... that ended short of them (the timeout, a signal) */
 };
 void rio_loop_stats(const struct rio_loop *l, struct rio_stats *out);
 

@@ -29,6 +29,7 @@
  * waiting at once, at most (beyond: through the log at once). */
 #define NODE_READ_FALLBACK_US 1000000u
 #define NODE_READ_BYTES_MAX (16u << 20)
+#define NODE_WAIT_EVENTS_MAX 64u /* node_wait_events: well within the loop's completion queue */
 
 /* A read waiting in node_read's queue: its op's bytes are rq_ops[off, off + len). */
 struct node_readq {
@@ -105,7 +106,12 @@ struct rabia_node {
     uint64_t arrived, answered; /* client requests taken here, and answered from a waiter */
     uint64_t arrived_mark;    /* ... arrived as of own_done_us */
     uint64_t answered_mark;   /* ... answered as of the newest own batch's cut */
+    uint64_t arrived_runs, answered_runs;          /* the same counted in runs of one client's */
+    uint64_t arrived_runs_mark, answered_runs_mark;
+    uint64_t arrived_cid, answered_cid;            /* the client of the newest run */
     bool cohort_counted;      /* st.linger_cohort counted this wait */
+    uint32_t wait_events;     /* linger: the requests (in reads) that would end it, at most */
+    uint32_t wait_now;        /* node_wait_events: what node_turn's caller may sleep for */
     uint64_t linger_until_us; /* the open batch is held until then (0: not held) */
     bool linger_own;          /* the open batch is held while an own batch is undecided */
     bool one_slot;            /* window 1: the only shape linger() is for */
@@ -397,6 +403,10 @@ static void complete(struct rabia_node *n, uint64_t cid, uint64_t seq, int statu
     struct waiter copy = *w;
     waiter_del(n, w);
     n->answered++;
+    if (cid != n->answered_cid) { /* a run of one client's answers leaves in one send */
+        n->answered_cid = cid;
+        n->answered_runs++;
+    }
     n->env.reply(n->env.ctx, &copy.to, cid, seq, status, res, len);
 }
 
@@ -1227,6 +1237,10 @@ void node_request(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack
     uint64_t now = n->env.now_us(n->env.ctx);
     n->last_req_us = now;
     n->arrived++;
+    if (cid != n->arrived_cid) { /* a run of one client's requests came in one read */
+        n->arrived_cid = cid;
+        n->arrived_runs++;
+    }
     batcher_set_wall(&n->batcher, wall_ms(n));
     if (seq == 0) { /* a session close (rsm.h): idempotent, nobody waits for it */
         struct rabia_req rq = {.client_id = cid, .seq = 0, .ack = 0, .op = NULL, .op_len = 0};
@@ -1318,15 +1332,20 @@ static bool linger(struct rabia_node *n, uint64_t now)
     if (!n->cfg.linger_us || !n->one_slot) return false; /* off: no state kept either */
     uint32_t own = rabia_core_own_queued(n->core) + (n->own_unapplied > rabia_rsm_applied(n->rsm));
     if (own) {
-        if (n->own_done_us) n->answered_mark = n->answered; /* a batch cut: its clients are answered after this */
+        if (n->own_done_us) { /* a batch cut: its clients are answered after this */
+            n->answered_mark = n->answered;
+            n->answered_runs_mark = n->answered_runs;
+        }
         n->own_done_us = 0;
     } else if (!n->own_done_us) {
         n->own_done_us = now;
         n->arrived_mark = n->arrived;
+        n->arrived_runs_mark = n->arrived_runs;
         n->cohort_counted = false;
     }
     n->linger_until_us = 0;
     n->linger_own = false;
+    n->wait_events = 1;
     if (rabia_core_recovering(n->core)) return false;
     if (own) return n->linger_own = true; /* its decision (a loop turn of its own) ends this */
     bool alone = rabia_core_pending(n->core) == 0; /* no other proxy's batch to run meanwhile */
@@ -1336,6 +1355,15 @@ static bool linger(struct rabia_node *n, uint64_t now)
          * its last batch answered are back (every answer since that batch
          * was cut has a request after it), or the time bound below */
         if (n->arrived - n->arrived_mark >= n->answered - n->answered_mark) return false;
+        /* what the loop may sleep for (node_wait_events): the requests
+         * still to come, or fewer, as many as the runs of answers to one
+         * client still unmatched by runs of requests from one (a client
+         * that pipelines sends its next requests together, as one read) */
+        uint64_t need = (n->answered - n->answered_mark) - (n->arrived - n->arrived_mark);
+        uint64_t runs = n->answered_runs - n->answered_runs_mark, came = n->arrived_runs - n->arrived_runs_mark;
+        runs = runs > came ? runs - came : 1;
+        if (runs < need) need = runs;
+        n->wait_events = need > NODE_WAIT_EVENTS_MAX ? NODE_WAIT_EVENTS_MAX : (uint32_t)need;
     }
     uint64_t from = n->last_req_us > n->own_done_us ? n->last_req_us : n->own_done_us;
     uint64_t until = from + n->cfg.linger_us, cap = n->own_done_us + 4ull * n->cfg.linger_us;
@@ -1431,6 +1459,12 @@ static void flush_log(struct rabia_node *n, uint64_t now)
     n->write_busy = true;
 }
 
+uint32_t node_wait_events(const struct rabia_node *n)
+{
+    RABIA_ASSERT(n->wait_now >= 1 && n->wait_now <= NODE_WAIT_EVENTS_MAX);
+    return n->wait_now;
+}
+
 uint64_t node_turn(struct rabia_node *n)
 {
     RABIA_ASSERT(n->core);
@@ -1454,8 +1488,13 @@ uint64_t node_turn(struct rabia_node *n)
     /* while an own batch waits for a slot, or the core is full, a decided
      * slot (a loop turn of its own) is what lets the next batch in: waking
      * for the batcher's deadline would only spin */
+    n->wait_now = 1;
     if (n->linger_until_us && bd) { /* held (linger): cut when it ends */
         if (!next || n->linger_until_us < next) next = n->linger_until_us;
+        /* ... or when the clients are back: nothing to do before (the
+         * wait is bounded by the linger's own deadline) */
+        n->wait_now = n->wait_events;
+        RABIA_ASSERT(next && next <= n->linger_until_us);
     } else if (bd && (!next || bd < next) && !refused && !rabia_core_own_waiting(n->core) && !n->linger_own) {
         next = bd;
     }
@@ -1645,6 +1684,7 @@ int node_start(struct rabia_node *n, const struct rabia_config *cc, const struct
     n->core = rabia_core_create(cc);
     if (!n->core) return -ENOMEM;
     n->one_slot = cc->window == 1;
+    n->wait_events = n->wait_now = 1;
     n->incarnation = cc->incarnation;
     n->catchup_chunk = cc->catchup_chunk;
     n->log_retain = cc->log_retain;

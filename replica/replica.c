@@ -1163,7 +1163,9 @@ int rabia_replica_run(struct rabia_replica *r)
         }
         replica_audit_flush(r); /* this turn's audit lines, before its replies leave */
         now = rio_now_us();
-        int rc = rio_run_once(r->loop, next > now ? next - now : 0);
+        /* while a batch waits for its clients' next requests, the loop
+         * sleeps until as many have come as could complete it (node_wait_events) */
+        int rc = rio_run_once_min(r->loop, next > now ? next - now : 0, node_wait_events(r->node));
         if (rc < 0 && rc != -EINTR && rc != -ETIME) {
             replica_log(r, RABIA_LOG_ERROR, "event loop: %s", rabia_strerror(rc));
             close_io(r);

@@ -917,6 +917,99 @@ static void test_limits_and_destroy(void)
     CHECK_EQ(c2.close_err, -ECANCELED);
 }
 
+/* ---- rio_run_once_min: one wake-up for several completions ---- */
+static struct {
+    unsigned data_calls;
+} WS;
+static size_t ws_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len)
+{
+    (void)ctx, (void)c, (void)p;
+    WS.data_calls++;
+    return len;
+}
+static int ws_fds[3];
+static void *ws_writer(void *arg)
+{
+    unsigned n = *(unsigned *)arg;
+    for (unsigned i = 0; i < n; i++) {
+        usleep(30000);
+        CHECK_EQ(write(ws_fds[i], "x", 1), 1);
+    }
+    return NULL;
+}
+static void test_wait_several(void)
+{
+    static const struct rio_handlers h = {.on_data = ws_data};
+    struct rio_loop *l;
+    char err[256];
+    memset(&WS, 0, sizeof WS);
+    CHECK_EQ(rio_loop_create(&l, &h, NULL, err, sizeof err), 0);
+    struct rio_listener *ls;
+    CHECK_EQ(rio_listen(l, "127.0.0.1", 0, NULL, &ls), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(rio_listener_port(ls))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < 3; i++) {
+        ws_fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        CHECK_EQ(connect(ws_fds[i], (struct sockaddr *)&a, sizeof a), 0);
+    }
+    for (int i = 0; i < 100; i++) /* the accepts, and their receives armed */
+        rio_run_once(l, 1000);
+    struct rio_stats st0, st;
+    rio_loop_stats(l, &st0);
+
+    /* three bytes on three connections, 30 ms apart: one wake-up for all */
+    unsigned n = 3, returns = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, ws_writer, &n);
+    uint64_t t0 = rio_now_us();
+    while (WS.data_calls < 3 && rio_now_us() - t0 < 5000000) {
+        int r = rio_run_once_min(l, 5000000, 3 - WS.data_calls);
+        CHECK(r >= 0);
+        if (r > 0)
+            returns++;
+    }
+    uint64_t dt = rio_now_us() - t0;
+    pthread_join(t, NULL);
+    CHECK_EQ(WS.data_calls, 3);
+    CHECK(dt >= 80000 && dt < 5000000);
+    rio_loop_stats(l, &st);
+    /* RABIA_IO_WAIT=eventfd (io.loop_evwait) waits for one, as documented */
+    const char *wait = getenv("RABIA_IO_WAIT");
+    bool several = !wait || strcmp(wait, "eventfd") != 0;
+    if (several) {
+        CHECK_EQ(returns, 1); /* rio_run_once would have returned three times */
+        CHECK(st.waits_several > st0.waits_several);
+        CHECK_EQ(st.waits_several_timeouts, st0.waits_several_timeouts);
+    } else {
+        CHECK(returns >= 2);
+        CHECK_EQ(st.waits_several, st0.waits_several);
+    }
+    printf("     three receives 30 ms apart: %u wake-up(s), the last after %.1f ms\n", returns, dt / 1000.0);
+
+    /* fewer than asked for: the timeout ends the wait, with what came */
+    n = 2;
+    WS.data_calls = 0;
+    pthread_create(&t, NULL, ws_writer, &n);
+    t0 = rio_now_us();
+    int r = 0;
+    while (r == 0 && rio_now_us() - t0 < 5000000)
+        r = rio_run_once_min(l, 300000, 5);
+    dt = rio_now_us() - t0;
+    pthread_join(t, NULL);
+    rio_run_once(l, 0);
+    CHECK_EQ(WS.data_calls, 2);
+    rio_loop_stats(l, &st);
+    if (several) {
+        CHECK(dt >= 250000);
+        CHECK(st.waits_several_timeouts > st0.waits_several_timeouts);
+    }
+    printf("     two receives of five asked for: returned after %.1f ms%s\n", dt / 1000.0,
+           several ? " (its timeout)" : "");
+    for (int i = 0; i < 3; i++)
+        close(ws_fds[i]);
+    rio_loop_destroy(l);
+}
+
 /* ---- wake from another thread and from a signal handler ---- */
 static void *waker(void *arg)
 {
@@ -1004,6 +1097,7 @@ int main(int argc, char **argv)
     RUN(test_flush_in_on_data);
     RUN(test_limits_and_destroy);
     RUN(test_wake);
+    RUN(test_wait_several);
 
     /* the last client conn (closed by rio_loop_destroy) must reach the server */
     for (int i = 0; i < PHASE_TIMEOUT_MS && atomic_load(&S.closes[M_ECHO]) < ECHO_EXPECTED_CLOSES; i++)
