@@ -24,7 +24,8 @@
 #
 # Environment: SERVER_CPUS (default 0) pins every server process,
 # CLIENT_CPUS (default 1) pins rabia-bench; DURATION, WARMUP, CONNECTIONS
-# (50), PIPELINES ("1 16"), ETCD_PIPELINES (default: PIPELINES), READ_RATIOS
+# (50), KEY_SIZE (16) and VALUE_SIZE (100; 16 is the Rabia paper's
+# workload), PIPELINES ("1 16"), ETCD_PIPELINES (default: PIPELINES), READ_RATIOS
 # ("0 0.5"), SYSTEMS (the list above, to run a subset; rabia-wal-logreads and
 # rabia-memory-logreads, not in the default list, run the clusters with
 # read-index no: every read a slot of the log, as before the read index), RABIA_PROTO (resp or
@@ -57,8 +58,8 @@ read_ratios=${READ_RATIOS:-0 0.5}
 systems=${SYSTEMS:-rabia-wal rabia-memory redis-always redis-nopersist redis-wait2 etcd}
 rabia_proto=${RABIA_PROTO:-resp}
 keys=100000
-key_size=16
-value_size=100
+key_size=${KEY_SIZE:-16}
+value_size=${VALUE_SIZE:-100}
 base=${COMPARE_PORT_BASE:-30000}
 bench=${RABIA_BENCH:-$root/build/cmd/rabia-bench}
 rabiad=${RABIAD:-$root/build/cmd/rabiad}
