@@ -999,7 +999,9 @@ static void handle_wake(struct rio_loop *l, int res, unsigned flags)
         l->wake_armed = false;
     if (res < 0)
         return; /* ECANCELED at destroy; anything else: re-armed next post */
-    /* Drain the counter so the next poll waits for a new wake. */
+    /* Drain the counter so the next poll waits for a new wake (a wake
+     * after this store sets the flag again, and writes the counter). */
+    atomic_store(&l->wake_pending, 0);
     uint64_t v;
     while (read(l->wake_fd, &v, sizeof v) == (ssize_t)sizeof v) {
     }
@@ -1151,11 +1153,15 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events
         if (l->evwait_fd >= 0)
             r = evwait(l, &ts);
         else if (min_events > 1 && !l->n_thr) {
-            /* Submitting first: a send that completes during submission
-             * posts its CQE at once, and would count towards min_events;
-             * any CQE ready then is handled without sleeping. */
+            /* Submit first: a send that completes during submission
+             * posts its CQE at once, and would count towards min_events.
+             * A rio_loop_wake made before this call promises a turn that
+             * does not sleep, but its completion may still be queued as
+             * task work, which only an enter posts. Anything ready then
+             * is handled without sleeping; completions that arrived
+             * meanwhile need no enter of their own: the wait counts them. */
             r = 0;
-            if (io_uring_sq_ready(&l->ring))
+            if (io_uring_sq_ready(&l->ring) || atomic_load(&l->wake_pending))
                 r = io_uring_submit_and_get_events(&l->ring);
             if (r >= 0 && io_uring_cq_ready(&l->ring) == 0) {
                 l->st.waits_several++;
@@ -1251,6 +1257,7 @@ void rio_loop_wake(struct rio_loop *l)
 {
     int saved = errno; /* async-signal-safe: leave errno as we found it */
     uint64_t one = 1;
+    atomic_store(&l->wake_pending, 1); /* lock-free: safe in a signal handler */
     /* EAGAIN means the counter is saturated: the loop is already woken */
     ssize_t w = write(l->wake_fd, &one, sizeof one);
     (void)w;

@@ -195,13 +195,17 @@ const char *rio_conn_tls_error(const struct rio_conn *c);
 int rio_run_once(struct rio_loop *l, uint64_t timeout_us);
 /* rio_run_once that, when it sleeps, sleeps until min_events completions
  * are ready (or timeout_us passed) instead of the first one: for a caller
- * that knows it can do nothing useful before several arrive (a batch held
- * until its clients' next requests are in: replica/node.c linger). With
+ * that would rather act late than wake for each (a batch held until its
+ * clients' next requests are in: replica/node.c linger). With
  * DEFER_TASKRUN the kernel wakes the thread only once that many are
- * queued, so the ones before cost no wake-up. Completions already ready,
- * or made ready by this call's submission (sends that finished at once),
- * are handled without sleeping. min_events 1 is rio_run_once; with I/O
- * threads or RABIA_IO_WAIT=eventfd it waits for one, as rio_run_once. */
+ * queued, so the ones before cost no wake-up; every completion counts,
+ * whatever it is, so one the caller would want at once (a peer's message,
+ * a rio_loop_wake from another thread during the sleep) waits too, at
+ * most until the timeout. Completions ready before the sleep (queued
+ * meanwhile, a rio_loop_wake made before the call, sends that finished
+ * during submission) are handled without sleeping. min_events 1 is
+ * rio_run_once; with I/O threads or RABIA_IO_WAIT=eventfd it waits for
+ * one, as rio_run_once. */
 int rio_run_once_min(struct rio_loop *l, uint64_t timeout_us, unsigned min_events);
 /* A file write through the ring (IORING_OP_WRITE; rw_flags such as
  * RWF_DSYNC go into the SQE), submitted at once. `done` runs from

@@ -198,6 +198,7 @@ struct rio_loop {
     bool br_registered;
     /* wake */
     int wake_fd;
+    _Atomic int wake_pending; /* rio_loop_wake since the last drain: a sleep for several must not begin */
     /* RABIA_IO_WAIT=eventfd: the loop sleeps in ppoll on this eventfd,
      * registered with the ring (the kernel signals it for every completion
      * and deferred task work), instead of in io_uring_enter; -1 otherwise.

@@ -240,12 +240,15 @@ void node_step(struct rabia_node *n, struct rabia_event *ev);
  * flight. Returns when to call again at the latest (0: nothing due). */
 uint64_t node_turn(struct rabia_node *n);
 /* After node_turn: how many events (client reads, peer messages, log
- * writes) its caller may let arrive before the next turn, at most, since
- * nothing can happen before (1: the first one). More than 1 only while a
- * batch is held for the clients the last one answered (linger, with a log
- * and no other proxy's batch to run): until as many requests came back as
- * could end the hold, counted in runs of one client's (one read each), up
- * to NODE_WAIT_EVENTS_MAX; node_turn's deadline bounds the wait. */
+ * writes) its caller may let arrive before the next turn (1: wake for the
+ * first). More than 1 only while a batch is held for the clients the last
+ * one answered (linger, with a log and no other proxy's batch pending):
+ * an estimate of the reads that bring the rest of them back (their
+ * requests, counted in runs of one client's), at most
+ * NODE_WAIT_EVENTS_MAX. A wrong estimate costs time only: too low, an
+ * early turn; too high, the hold ends at node_turn's deadline, which
+ * bounds the sleep. A peer's message arriving meanwhile (another proxy
+ * starting a slot) is handled at the wake-up, within that deadline. */
 uint32_t node_wait_events(const struct rabia_node *n);
 /* Completion of a log write: each DECIDED record it held, then written. */
 void node_log_decided(struct rabia_node *n, uint64_t slot, const struct rabia_batch_id *id, const uint8_t *body,

@@ -1006,6 +1006,18 @@ static void test_wait_several(void)
     }
     printf("     two receives of five asked for: returned after %.1f ms%s\n", dt / 1000.0,
            several ? " (its timeout)" : "");
+
+    /* a wake made before the call: the turn must not sleep first */
+    rio_loop_stats(l, &st0);
+    rio_loop_wake(l);
+    t0 = rio_now_us();
+    r = rio_run_once_min(l, 2000000, 5);
+    dt = rio_now_us() - t0;
+    rio_loop_stats(l, &st);
+    CHECK(r > 0);
+    CHECK_EQ(st.wakes, st0.wakes + 1);
+    CHECK(dt < 1000000);
+    printf("     a wake made before the call: returned after %.1f ms\n", dt / 1000.0);
     for (int i = 0; i < 3; i++)
         close(ws_fds[i]);
     rio_loop_destroy(l);
