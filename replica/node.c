@@ -110,8 +110,7 @@ struct rabia_node {
     uint64_t arrived_runs_mark, answered_runs_mark;
     uint64_t arrived_cid, answered_cid;            /* the client of the newest run */
     bool cohort_counted;      /* st.linger_cohort counted this wait */
-    uint32_t wait_events;     /* linger: the requests (in reads) that would end it, at most */
-    uint32_t wait_now;        /* node_wait_events: what node_turn's caller may sleep for */
+    uint32_t wait_events;     /* node_wait_events: the reads that would end the linger, or 1 */
     uint64_t linger_until_us; /* the open batch is held until then (0: not held) */
     bool linger_own;          /* the open batch is held while an own batch is undecided */
     bool one_slot;            /* window 1: the only shape linger() is for */
@@ -1461,8 +1460,8 @@ static void flush_log(struct rabia_node *n, uint64_t now)
 
 uint32_t node_wait_events(const struct rabia_node *n)
 {
-    RABIA_ASSERT(n->wait_now >= 1 && n->wait_now <= NODE_WAIT_EVENTS_MAX);
-    return n->wait_now;
+    RABIA_ASSERT(n->wait_events >= 1 && n->wait_events <= NODE_WAIT_EVENTS_MAX);
+    return n->wait_events;
 }
 
 uint64_t node_turn(struct rabia_node *n)
@@ -1488,15 +1487,14 @@ uint64_t node_turn(struct rabia_node *n)
     /* while an own batch waits for a slot, or the core is full, a decided
      * slot (a loop turn of its own) is what lets the next batch in: waking
      * for the batcher's deadline would only spin */
-    n->wait_now = 1;
     if (n->linger_until_us && bd) { /* held (linger): cut when it ends */
         if (!next || n->linger_until_us < next) next = n->linger_until_us;
-        /* ... or when the clients are back: nothing to do before (the
-         * wait is bounded by the linger's own deadline) */
-        n->wait_now = n->wait_events;
+        /* ... or when the clients are back (wait_events): nothing to do
+         * before, and the linger's own deadline bounds the wait */
         RABIA_ASSERT(next && next <= n->linger_until_us);
-    } else if (bd && (!next || bd < next) && !refused && !rabia_core_own_waiting(n->core) && !n->linger_own) {
-        next = bd;
+    } else {
+        n->wait_events = 1; /* no open batch held: wake for the first event */
+        if (bd && (!next || bd < next) && !refused && !rabia_core_own_waiting(n->core) && !n->linger_own) next = bd;
     }
     return next;
 }
@@ -1684,7 +1682,7 @@ int node_start(struct rabia_node *n, const struct rabia_config *cc, const struct
     n->core = rabia_core_create(cc);
     if (!n->core) return -ENOMEM;
     n->one_slot = cc->window == 1;
-    n->wait_events = n->wait_now = 1;
+    n->wait_events = 1;
     n->incarnation = cc->incarnation;
     n->catchup_chunk = cc->catchup_chunk;
     n->log_retain = cc->log_retain;
