@@ -591,6 +591,24 @@ static bool group_check(const uint8_t *g, uint64_t avail, uint64_t no, uint64_t 
     return true;
 }
 
+/* The header of a group whose write began at `off` of segment `no` (magic,
+ * record count, length, position; not the checksums, which a torn write
+ * fails): its first lsn, length and count. */
+static bool group_header_at(const uint8_t *img, uint64_t size, uint64_t no, uint64_t off, uint64_t *lsn,
+                            uint64_t *bytes, uint32_t *n)
+{
+    if (off > size || size - off < GRP_HDR) return false;
+    const uint8_t *g = img + off;
+    uint64_t len = rabia_le_get64(g + 16);
+    if (rabia_le_get32(g) != GRP_MAGIC || rabia_le_get32(g + 4) == 0 || len < GRP_HDR || len > size - off ||
+        rabia_le_get64(g + 24) != no || rabia_le_get64(g + 32) != off)
+        return false;
+    *lsn = rabia_le_get64(g + 8);
+    *bytes = len;
+    *n = rabia_le_get32(g + 4);
+    return true;
+}
+
 /* Is there an intact group at `off` of this segment image (any lsn)? */
 static bool group_intact(const uint8_t *img, uint64_t size, uint64_t no, uint64_t off, uint64_t *lsn,
                          uint64_t *bytes, uint32_t *n)
@@ -905,6 +923,12 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
     }
     /* Anything intact after the stop point means the damage is in the middle. */
     bool torn_next = false; /* the segment after a clean end holds bytes */
+    /* The group the scan stopped at, if its header is whole: where the
+     * write after it would begin and its first lsn. Only one write is ever
+     * in flight, so if that write began (its header is on disk, the rest
+     * landed or not), the stopped group had completed and was acknowledged:
+     * damage, even when nothing intact follows (the later write torn). */
+    uint64_t succ_lsn = 0, succ_off = 0;
     if (w->n_segs) {
         for (uint32_t i = sc.stop_idx; i < w->n_segs; i++) {
             char path[600];
@@ -912,6 +936,31 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
             uint64_t got = 0;
             if ((rc = read_file(path, img, cfg->segment_bytes, &got))) {
                 snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+                goto fail;
+            }
+            uint64_t hl, hb;
+            uint32_t hc;
+            if (i == sc.stop_idx && sc.stop_dirty &&
+                group_header_at(img, got, w->segs[i].no, sc.stop_off, &hl, &hb, &hc) &&
+                (!sc.expect_lsn || hl == sc.expect_lsn)) {
+                succ_lsn = hl + hc;
+                succ_off = round_up(sc.stop_off + hb, w->block);
+            }
+            /* the write after it: in this segment right behind it, or at the
+             * start of the next one (a group that did not fit the rest) */
+            uint64_t at = i == sc.stop_idx ? succ_off : w->data;
+            if (succ_lsn && i <= sc.stop_idx + 1 && group_header_at(img, got, w->segs[i].no, at, &hl, &hb, &hc) &&
+                hl == succ_lsn) {
+                char sp[600];
+                seg_path(w, w->segs[sc.stop_idx].no, sp, sizeof sp);
+                snprintf(err, errlen,
+                         "%s offset %" PRIu64 ": %s, and the write after it began at %s offset %" PRIu64
+                         " (lsn %" PRIu64 "), so that group had completed and was acknowledged: its data is "
+                         "damaged (a bit flip, a zeroed block or a misdirected write), not a torn last write. "
+                         "rabiad will not drop or reorder records: restore the file from a backup, or move the "
+                         "data dir aside and start this replica with --rejoin so it rebuilds its state from its peers",
+                         sp, sc.stop_off, sc.why, path, at, hl);
+                rc = -EUCLEAN;
                 goto fail;
             }
             /* from the block after the stop point (a torn group's first block
@@ -933,6 +982,17 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
                          sp, sc.stop_off, sc.stop_dirty ? sc.why : "the log ends", path, off, lsn);
                 rc = -EUCLEAN;
                 goto fail;
+            }
+            /* A clean end (a zero block where the next group would start)
+             * followed by bytes in this segment: a torn last write whose
+             * first block did not land but later ones did. Zeroed with the
+             * tail, or the writer, going on at the stop point, would leave
+             * them behind a shorter group, and the next open would take them
+             * for damage in the middle once later groups follow. */
+            if (i == sc.stop_idx && !sc.stop_dirty && sc.stop_off < got &&
+                !all_zero(img + sc.stop_off, (size_t)(got - sc.stop_off))) {
+                sc.stop_dirty = true;
+                snprintf(sc.why, sizeof sc.why, "bytes after a zero block (a write whose first block did not land)");
             }
             /* The writer moves to the next segment when a group does not fit
              * the rest of this one, so a log that ends cleanly here may have

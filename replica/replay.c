@@ -157,7 +157,8 @@ int replay_record(struct replay *rp, uint8_t type, uint64_t slot, const uint8_t 
         if (slot != applied + 1) {
             snprintf(err, errlen,
                      "the log holds slot %" PRIu64 " but the state ends at slot %" PRIu64
-                     ": the snapshot file covering the slots between is missing (deleted by hand?). Restore it, "
+                     ": the snapshot file covering the slots between is missing (deleted by hand?) or was "
+                     "skipped as damaged (a warning above says so; the log was released up to it). Restore it, "
                      "or move the data dir aside and start this replica with --rejoin",
                      slot, applied);
             return -EUCLEAN;

@@ -615,6 +615,106 @@ static void test_torn_tail_and_garbage_ahead(void)
     rabia_wal_close(w);
 }
 
+/* A torn last write whose first block (the group header) did not land but
+ * a later block did. The scan sees a zero block where the next group would
+ * start, a clean end; the later block must be zeroed with the tail all the
+ * same. Left there, the writer went on at the stop point with a shorter
+ * group, moved to the next segment with the one after (it did not fit),
+ * and the next open found the stale block behind intact groups and refused
+ * to start: "acknowledged data is damaged" (found by review). */
+static void test_torn_first_block(void)
+{
+    char dir[300], err[1024] = "", path[400];
+    fresh(dir, sizeof dir, "torn-first");
+    struct seen s;
+    struct rabia_wal_info info;
+    int rc;
+    struct rabia_wal *w = open_log(dir, &s, &info, &rc, err, sizeof err);
+    CHECK_EQ(rc, 0);
+    write_groups(w, 1, 235, 1, 100);   /* one-block groups in blocks 1..235 */
+    write_groups(w, 236, 1, 1, 60000); /* one group of 15 blocks from block 236 */
+    rabia_wal_close(w);
+    seg_file(dir, 1, path, sizeof path);
+    uint8_t z[4096] = {0}, g[4096], back[4096];
+    memset(g, 0xC3, sizeof g);
+    poke(path, 236 * 4096, z, sizeof z);        /* its first block never arrived */
+    poke(path, (236 + 10) * 4096, g, sizeof g); /* its eleventh did */
+    w = open_log(dir, &s, &info, &rc, err, sizeof err);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(s.n, 235);
+    CHECK(info.torn_bytes > 0);
+    peek(path, (236 + 10) * 4096, back, sizeof back);
+    CHECK(memcmp(back, z, sizeof z) == 0); /* zeroed with the tail */
+    write_groups(w, 236, 1, 1, 100);       /* block 236 */
+    write_groups(w, 237, 1, 1, 90000);     /* 23 blocks: on in segment 2 */
+    rabia_wal_close(w);
+    w = open_log(dir, &s, &info, &rc, err, sizeof err);
+    CHECK_EQ(rc, 0);
+    if (rc) printf("     %s\n", err);
+    CHECK_EQ(s.n, 237);
+    CHECK(s.order_ok);
+    CHECK_EQ(info.torn_bytes, 0);
+    rabia_wal_close(w);
+}
+
+/* The last-but-one group damaged and the last write torn: nothing intact
+ * follows the damage, but the torn write's header is there, and only one
+ * write is ever in flight, so the damaged group had completed and was
+ * acknowledged. Refused, naming it; it was cut as a torn tail with the
+ * torn write (found by review). Also at a segment boundary: the torn
+ * write the first of the next segment. */
+static void test_damage_before_a_torn_write(void)
+{
+    char dir[300], err[1024] = "", path[400];
+    struct seen s;
+    struct rabia_wal_info info;
+    int rc;
+    fresh(dir, sizeof dir, "damage-then-torn");
+    struct rabia_wal *w = open_log(dir, &s, &info, &rc, err, sizeof err);
+    write_groups(w, 1, 40, 5, 100); /* 8 one-block groups at 4096, 8192, ... */
+    rabia_wal_close(w);
+    seg_file(dir, 1, path, sizeof path);
+    uint64_t g7 = 4096 + 6 * 4096, g8 = 4096 + 7 * 4096;
+    uint8_t b, junk[64];
+    peek(path, g7 + 200, &b, 1);
+    b ^= 0x04;
+    poke(path, g7 + 200, &b, 1);   /* a bit of group 7 flipped */
+    memset(junk, 0x77, sizeof junk);
+    poke(path, g8 + 300, junk, sizeof junk); /* group 8, the last write, torn after its header */
+    char off[64];
+    snprintf(off, sizeof off, "offset %" PRIu64, g7);
+    expect_refused(dir, "damage, then a torn write", off);
+
+    /* the same across a segment boundary: groups of 3 x 5,000 bytes until
+     * one lands in segment 2; the one before it damaged, that one torn */
+    fresh(dir, sizeof dir, "damage-then-torn-seg");
+    w = open_log(dir, &s, &info, &rc, err, sizeof err);
+    char path2[400];
+    seg_file(dir, 1, path, sizeof path);
+    seg_file(dir, 2, path2, sizeof path2);
+    uint64_t next = 1;
+    uint8_t magic[4] = {0};
+    while (next < 1000) {
+        write_groups(w, next, 3, 3, 5000);
+        next += 3;
+        if (try_peek(path2, 4096, magic, sizeof magic) && (magic[0] | magic[1] | magic[2] | magic[3])) break;
+    }
+    CHECK(next < 1000);
+    rabia_wal_close(w);
+    /* the last group of segment 1: groups of four blocks from block 1 */
+    uint64_t last1 = 4096;
+    for (uint8_t h[4]; last1 + 4 * 4096 < SEG; last1 += 4 * 4096) {
+        peek(path, last1 + 4 * 4096, h, sizeof h);
+        if (!(h[0] | h[1] | h[2] | h[3])) break;
+    }
+    peek(path, last1 + 100, &b, 1);
+    b ^= 0x01;
+    poke(path, last1 + 100, &b, 1);
+    poke(path2, 4096 + 4096 + 10, junk, sizeof junk);
+    snprintf(off, sizeof off, "offset %" PRIu64, last1);
+    expect_refused(dir, "damage, then a torn write in the next segment", off);
+}
+
 /* A segment in the middle deleted by hand: refused, naming it. When the
  * segment before it ended cleanly (the writer had moved on because the
  * next group did not fit), the scan compared the next lsn with the
@@ -924,6 +1024,8 @@ int main(void)
     RUN(test_corruption_in_the_middle);
     RUN(test_missing_middle_segment);
     RUN(test_torn_tail_and_garbage_ahead);
+    RUN(test_torn_first_block);
+    RUN(test_damage_before_a_torn_write);
     RUN(test_dir_lock);
     RUN(test_wrong_replica);
     RUN(test_recovery_mark);
