@@ -208,6 +208,7 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
     } else if (k->kind == CK_RESP) {
         struct resp_slot *s = resp_slot_at(k, w->slot);
         if (k->inflight) k->inflight--;
+        if (s->post == RESP_POST_BLOCK) RABIA_ASSERT(k->block_wait && !k->blocked);
         if (status == RABIA_REPLY_OK && s->post == RESP_POST_BLOCK && is_nil(res, len)) {
             /* nothing to pop yet: park (the pump stops) until a key is ready */
             k->blocked = true;
@@ -215,6 +216,7 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
             r->n_blocked++;
             return;
         }
+        if (s->post == RESP_POST_BLOCK) k->block_wait = false; /* answered: the next commands go */
         metrics_request_done(r, MF_RESP, s->mkind, s->cmd, w->t_us, status, res, len);
         struct rabia_buf kinds = {0}; /* EXEC's, kept in out until now */
         if (s->r3 == R3_EXEC) {
@@ -504,7 +506,10 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
     }
     while (off < k->in.len && !k->quit && !k->closing) {
         uint32_t logged = k->inflight - k->fast_inflight; /* requests of the connection in the log */
-        if (k->blocked) break; /* as Redis: a blocked client's next commands wait */
+        /* as Redis: a blocked client's next commands wait; also while its
+         * first attempt is in the log (two pipelined pops shared one
+         * block_op and block_slot: the first was never answered) */
+        if (k->blocked || k->block_wait) break;
         if (k->deferred) break; /* a command waits for the reads before it */
         if (k->au.hold_until_us) break; /* after a failed AUTH: read on once the delay is over (auth.c) */
         if (k->rs.barrier && k->inflight) break; /* WATCH: its versions first */
@@ -547,6 +552,8 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
             else r->pubsub_conns++;
         }
         if (what == RESP_REPLICATE && s->post == RESP_POST_BLOCK) {
+            RABIA_ASSERT(!k->block_wait && !k->blocked);
+            k->block_wait = true;
             rabia_buf_clear(&k->block_op);
             rabia_buf_append(&k->block_op, op.data, op.len);
             k->block_retry = false;
@@ -658,6 +665,7 @@ void replica_resp_forget(struct rabia_replica *r, struct conn *k)
         k->blocked = false;
         r->n_blocked--;
     }
+    k->block_wait = false;
     if (k->pubsub) {
         k->pubsub = false;
         r->pubsub_conns--;
@@ -741,6 +749,7 @@ void replica_resp_timeouts(struct rabia_replica *r, uint64_t now)
         else rabia_buf_append(&s->out, "*-1\r\n", 5);
         slot_ready(k, s);
         k->blocked = false;
+        k->block_wait = false;
         r->n_blocked--;
         resp_flush(r, k);
         if (k->in.len && !k->want_pump) {

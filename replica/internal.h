@@ -128,6 +128,10 @@ struct conn {
     /* a blocking pop whose last attempt found nothing: parked until a key
      * it waits on becomes non-empty (retry) or its deadline (nil reply) */
     bool blocked, block_retry;
+    /* a blocking pop submitted and not finally answered (parked or not):
+     * the connection's next commands wait for it, as in Redis, and a
+     * second one cannot overwrite its state (block_op, block_slot) */
+    bool block_wait;
     uint32_t block_slot;
     uint64_t block_deadline_us; /* 0: none */
     struct rabia_buf block_op;  /* the op, resubmitted as is */

@@ -493,6 +493,27 @@ def blpop_check(host, pop_port, push_port, key, label):
     dt = time.time() - t
     check("%s: BLPOP on an empty list with timeout 1 returns None after ~1 s" % label,
           res is None and 0.9 <= dt < 4, "%r after %.2f s" % (res, dt))
+    # pipelined blocking pops, each waited for in turn as in Redis (two of
+    # them shared one parked state: the first never answered, the
+    # connection hung and blocked_clients leaked)
+    pipe = popper.pipeline(transaction=False)
+    pipe.blpop(key + ":e1", timeout=0.3)
+    pipe.blpop(key + ":e2", timeout=0.3)
+    pipe.set(key + ":after", "v")
+    pipe.get(key + ":after")
+    pipe.blmove(key + ":e3", key + ":e4", 0.2, "LEFT", "RIGHT")
+    pipe.ping()
+    t = time.time()
+    try:
+        res = pipe.execute()
+    except Exception as e:  # noqa: BLE001 (reported)
+        res = e
+    dt = time.time() - t
+    check("%s: BLPOP, BLPOP, SET, GET, BLMOVE, PING in one pipeline: every reply, in order, after the timeouts"
+          % label, res == [None, None, True, b"v", None, True] and 0.7 <= dt < 5, "%r after %.2f s" % (res, dt))
+    popper.delete(key + ":after")
+    blocked = popper.info("clients").get("blocked_clients")
+    check("%s: no client counted as blocked afterwards (INFO blocked_clients)" % label, blocked == 0, repr(blocked))
 
 
 def zpop_check(host, pop_port, push_port, key, label):
