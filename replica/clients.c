@@ -443,12 +443,21 @@ static void resubmit_blocked(struct rabia_replica *r, uint32_t ci)
  * (bench/README.md "Reads"). A lone read, the latency-bound case, always
  * goes by the index. The bytes after the last complete command are not
  * looked at; a write among them that arrives later waits for the reads
- * before it (defer_op). */
+ * before it (defer_op). Nor those past READS_AHEAD_MAX commands or bytes:
+ * every pump that takes a read looked again, so a client that sent one
+ * long pipeline of GETs (2.5 M, 50 MB, in 4,096-command pumps) cost work
+ * quadratic in its length: 68 s of the loop, PING on another connection
+ * waiting 637 ms (found by review). A write past the bound waits for the
+ * reads before it (defer_op), as one that arrives later. */
+#define READS_AHEAD_MAX_CMDS 256u
+#define READS_AHEAD_MAX_BYTES ((size_t)64 << 10)
 static bool reads_ahead(struct rabia_replica *r, const uint8_t *p, size_t len)
 {
     struct resp_argv *pa = &r->peek_pa;
     bool reads = true, more = false;
-    for (size_t off = 0, used = 0; reads && off < len; off += used) {
+    if (len > READS_AHEAD_MAX_BYTES) len = READS_AHEAD_MAX_BYTES; /* a command cut here counts as incomplete */
+    uint32_t cmds = 0;
+    for (size_t off = 0, used = 0; reads && off < len && cmds < READS_AHEAD_MAX_CMDS; off += used, cmds++) {
         int rc = resp_parse(p + off, len - off, &used, pa);
         if (rc == 0) break; /* the rest is not complete yet */
         if (rc < 0) {
