@@ -280,9 +280,12 @@ struct resp_session {
     struct resp_watch *watch;
     uint32_t nwatch, watch_cap;
     size_t watch_bytes; /* their key names' bytes (resp_session_memory) */
-    /* Pub/Sub: channels and patterns, back to back as u32 length + bytes */
+    /* Pub/Sub: channels and patterns, back to back as u32 length + bytes in
+     * the order subscribed (an unsubscribed one keeps its place, its length
+     * marked, until the list is compacted), each list with a hash index */
     struct rabia_buf subs, psubs;
     uint32_t nsubs, npsubs;
+    struct resp_sub_index { uint32_t *slot; uint32_t cap, used, dead_bytes; } subs_idx, psubs_idx;
     size_t max_op;      /* largest operation handed to consensus */
     bool in_multi;
     bool multi_dirty;   /* an error while queueing: EXEC aborts */

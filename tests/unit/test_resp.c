@@ -1088,6 +1088,121 @@ static void test_pubsub(void)
     run_free(&r);
 }
 
+/* The subscription lists against a plain model: random SUBSCRIBE,
+ * UNSUBSCRIBE (some names, or all) and PSUBSCRIBE / PUNSUBSCRIBE over a
+ * pool of names, checking every reply's count, the order UNSUBSCRIBE
+ * without arguments lists them in, and what a PUBLISH delivers; then
+ * 65,536 channels in one SUBSCRIBE and out in one UNSUBSCRIBE (their
+ * linear scans made such a command quadratic: 7.6 s of the loop). */
+static void test_pubsub_lists(void)
+{
+    enum { POOL = 300, MAXSEL = 8 };
+    struct resp_session s;
+    struct run r = {0};
+    struct rabia_buf cmd = {0}, want = {0}, out = {0};
+    uint64_t rng = 0x5eed;
+    for (int pattern = 0; pattern < 2; pattern++) {
+        resp_session_init(&s, 11, 0);
+        int model[POOL], n = 0; /* the names subscribed, in order */
+        for (int step = 0; step < 4000; step++) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            int what = (int)(rng >> 60) % 8; /* 0..4 subscribe, 5..6 some out, 7 all out */
+            int k = 1 + (int)((rng >> 40) % MAXSEL);
+            char h[64];
+            rabia_buf_clear(&cmd);
+            rabia_buf_clear(&want);
+            const char *verb = what <= 4 ? (pattern ? "PSUBSCRIBE" : "SUBSCRIBE")
+                                         : (pattern ? "PUNSUBSCRIBE" : "UNSUBSCRIBE");
+            const char *kind = what <= 4 ? (pattern ? "psubscribe" : "subscribe")
+                                         : (pattern ? "punsubscribe" : "unsubscribe");
+            if (what == 7) k = 0;
+            int len = snprintf(h, sizeof h, "*%d\r\n$%zu\r\n%s\r\n", k + 1, strlen(verb), verb);
+            rabia_buf_append(&cmd, h, (size_t)len);
+            for (int i = 0; i < k; i++) {
+                rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+                int name = (int)((rng >> 33) % POOL);
+                char nm[32];
+                int nl = snprintf(nm, sizeof nm, "%sch:%d", pattern ? "p*" : "", name);
+                len = snprintf(h, sizeof h, "$%d\r\n%s\r\n", nl, nm);
+                rabia_buf_append(&cmd, h, (size_t)len);
+                int at = -1;
+                for (int j = 0; j < n; j++)
+                    if (model[j] == name) at = j;
+                if (what <= 4 && at < 0) model[n++] = name;
+                if (what > 4 && at >= 0) {
+                    memmove(&model[at], &model[at + 1], (size_t)(n - at - 1) * sizeof model[0]);
+                    n--;
+                }
+                len = snprintf(h, sizeof h, "*3\r\n$%zu\r\n%s\r\n$%d\r\n%s\r\n:%d\r\n", strlen(kind), kind, nl,
+                               nm, n);
+                rabia_buf_append(&want, h, (size_t)len);
+            }
+            if (what == 7) { /* all, first subscribed first */
+                if (!n) {
+                    len = snprintf(h, sizeof h, "*3\r\n$%zu\r\n%s\r\n$-1\r\n:0\r\n", strlen(kind), kind);
+                    rabia_buf_append(&want, h, (size_t)len);
+                }
+                for (int j = 0; j < n; j++) {
+                    char nm[32];
+                    int nl = snprintf(nm, sizeof nm, "%sch:%d", pattern ? "p*" : "", model[j]);
+                    len = snprintf(h, sizeof h, "*3\r\n$%zu\r\n%s\r\n$%d\r\n%s\r\n:%d\r\n", strlen(kind), kind,
+                                   nl, nm, n - j - 1);
+                    rabia_buf_append(&want, h, (size_t)len);
+                }
+                n = 0;
+            }
+            CHECK_EQ(run_cmd(&s, cmd.data, cmd.len, &r), RESP_LOCAL);
+            CHECK_EQ(r.reply.len, want.len);
+            CHECK(r.reply.len == want.len && memcmp(r.reply.data, want.data, want.len) == 0);
+            CHECK_EQ(pattern ? s.npsubs : s.nsubs, (uint32_t)n);
+            /* a PUBLISH to one pool channel reaches this connection iff subscribed */
+            int probe = (int)((rng >> 20) % POOL);
+            char ch[32];
+            int cl = snprintf(ch, sizeof ch, "%sch:%d", pattern ? "p-" : "", probe);
+            bool in = false;
+            for (int j = 0; j < n; j++)
+                in |= model[j] == probe;
+            rabia_buf_clear(&out);
+            CHECK_EQ(resp_pubsub_deliver(&s, (const uint8_t *)ch, (size_t)cl, (const uint8_t *)"m", 1, &out),
+                     in ? 1 : 0);
+            if (check_failures) break;
+        }
+        resp_session_free(&s);
+    }
+
+    /* 65,536 channels in one command, out in one command */
+    resp_session_init(&s, 12, 0);
+    enum { MANY = 65536 };
+    rabia_buf_clear(&cmd);
+    char h[64];
+    int len = snprintf(h, sizeof h, "*%d\r\n$9\r\nSUBSCRIBE\r\n", MANY + 1);
+    rabia_buf_append(&cmd, h, (size_t)len);
+    for (int i = 0; i < MANY; i++) {
+        len = snprintf(h, sizeof h, "$8\r\n%08x\r\n", (unsigned)i * 2654435761u);
+        rabia_buf_append(&cmd, h, (size_t)len);
+    }
+    CHECK_EQ(run_cmd(&s, cmd.data, cmd.len, &r), RESP_LOCAL);
+    CHECK_EQ(s.nsubs, MANY);
+    rabia_buf_clear(&out);
+    snprintf(h, sizeof h, "%08x", 4097u * 2654435761u);
+    CHECK_EQ(resp_pubsub_deliver(&s, (const uint8_t *)h, 8, (const uint8_t *)"m", 1, &out), 1);
+    rabia_buf_clear(&cmd);
+    len = snprintf(h, sizeof h, "*%d\r\n$11\r\nUNSUBSCRIBE\r\n", MANY + 1);
+    rabia_buf_append(&cmd, h, (size_t)len);
+    for (int i = 0; i < MANY; i++) {
+        len = snprintf(h, sizeof h, "$8\r\n%08x\r\n", (unsigned)i * 2654435761u);
+        rabia_buf_append(&cmd, h, (size_t)len);
+    }
+    CHECK_EQ(run_cmd(&s, cmd.data, cmd.len, &r), RESP_LOCAL);
+    CHECK_EQ(s.nsubs, 0);
+    CHECK_EQ(s.subs_idx.cap, 0); /* all gone: list and index freed */
+    rabia_buf_free(&cmd);
+    rabia_buf_free(&want);
+    rabia_buf_free(&out);
+    resp_session_free(&s);
+    run_free(&r);
+}
+
 /* A command in RESP array form: name, then `n` arguments of `len` bytes of
  * `fill` each, the k-th one's first byte set to 'a' + k (distinct names). */
 static void array_cmd(struct rabia_buf *b, const char *name, int n, size_t len, char fill)
@@ -1900,6 +2015,7 @@ int main(void)
     RUN(test_watch);
     RUN(test_wait);
     RUN(test_pubsub);
+    RUN(test_pubsub_lists);
     RUN(test_session_byte_limits);
     RUN(test_client_list);
     RUN(test_client_kill);
