@@ -338,6 +338,9 @@ void resp_watch_result(struct resp_session *s, const uint8_t *res, size_t len);
  * -ENOMEM). */
 int resp_pubsub_deliver(const struct resp_session *s, const uint8_t *ch, size_t chn, const uint8_t *msg,
                         size_t msgn, struct rabia_buf *out);
+/* Pattern matches resp_pubsub_deliver gave up on (too many steps: the
+ * message was not delivered to that pattern), since the process began. */
+uint64_t resp_pubsub_giveups(void);
 /* For a blocking pop's op: whether the key (db, k) is one it waits on. */
 bool resp_block_waits_on(const uint8_t *op, size_t n, uint32_t db, const uint8_t *k, size_t kn);
 

@@ -128,6 +128,11 @@ const struct rabia_kv_cmd_info *rabia_kv_lookup(const uint8_t *p, size_t n);
  * no '+', no leading zeros or spaces): true and *out, or false. */
 bool rabia_kv_parse_int(const uint8_t *p, size_t n, int64_t *out);
 int rabia_kv_glob_match(const uint8_t *pat, size_t pat_len, const uint8_t *str, size_t str_len);
+/* The same, giving up after max_steps (the worst case is O(pattern x
+ * string)): 1 match, 0 not, -1 gave up. For matching outside the state
+ * machine (Pub/Sub patterns), where a give-up is not replicated state. */
+int rabia_kv_glob_match_limited(const uint8_t *pat, size_t pat_len, const uint8_t *str, size_t str_len,
+                                uint64_t max_steps);
 
 #ifdef __cplusplus
 }

@@ -265,11 +265,17 @@ static bool glob_one(const uint8_t *p, size_t n, uint8_t c, size_t *adv)
     return neg ? !match : match;
 }
 
-bool kv_glob(const uint8_t *p, size_t pl, const uint8_t *s, size_t sl)
+/* 1 match, 0 not, -1 more than max_steps turns of the loop. Backtracking
+ * to the last '*' makes the worst case O(pattern x string): "*a..ab"
+ * against "a..ac", 100,000 bytes each, is 10^10 steps. */
+static int glob_run(const uint8_t *p, size_t pl, const uint8_t *s, size_t sl, uint64_t max_steps)
 {
     size_t pi = 0, si = 0;
     size_t star_p = SIZE_MAX, star_s = 0; /* where to resume after the last '*' */
+    uint64_t steps = 0;
     while (si < sl) {
+        if (++steps > max_steps)
+            return -1;
         if (pi < pl) {
             size_t adv;
             if (p[pi] == '*') {
@@ -284,7 +290,7 @@ bool kv_glob(const uint8_t *p, size_t pl, const uint8_t *s, size_t sl)
             }
         }
         if (star_p == SIZE_MAX)
-            return false;
+            return 0;
         pi = star_p; /* let the last '*' absorb one more byte */
         si = ++star_s;
     }
@@ -293,9 +299,19 @@ bool kv_glob(const uint8_t *p, size_t pl, const uint8_t *s, size_t sl)
     return pi == pl;
 }
 
+bool kv_glob(const uint8_t *p, size_t pl, const uint8_t *s, size_t sl)
+{
+    return glob_run(p, pl, s, sl, UINT64_MAX) == 1;
+}
+
 int rabia_kv_glob_match(const uint8_t *p, size_t pl, const uint8_t *s, size_t sl)
 {
     return kv_glob(p, pl, s, sl);
+}
+
+int rabia_kv_glob_match_limited(const uint8_t *p, size_t pl, const uint8_t *s, size_t sl, uint64_t max_steps)
+{
+    return glob_run(p, pl, s, sl, max_steps);
 }
 
 /* Redis 7.0's getTimeoutFromObjectOrReply in seconds: (long long)(t *

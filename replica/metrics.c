@@ -958,6 +958,8 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
                "blocked_clients:%u\r\npubsub_clients:%u\r\n",
             nc[CK_RESP] + nc[CK_CLIENT], nc[CK_RESP], nc[CK_CLIENT], MAX_CONNS, r->n_blocked, r->pubsub_conns);
         put(b, "maxmemory_clients:%" PRIu64 "\r\n", r->maxmem_clients);
+        /* PSUBSCRIBE pattern matches given up on (io/resp.c RESP_PUBSUB_MATCH_STEPS) */
+        put(b, "pubsub_pattern_giveups:%" PRIu64 "\r\n", resp_pubsub_giveups());
     }
     if (sect(b, "Memory", want, wn)) {
         uint64_t rss, vsz, peak = peak_rss();

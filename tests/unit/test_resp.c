@@ -1196,6 +1196,30 @@ static void test_pubsub_lists(void)
     CHECK_EQ(run_cmd(&s, cmd.data, cmd.len, &r), RESP_LOCAL);
     CHECK_EQ(s.nsubs, 0);
     CHECK_EQ(s.subs_idx.cap, 0); /* all gone: list and index freed */
+
+    /* a pattern whose match against a channel would take pattern x name
+     * steps (here about LONG^2 / 2 = 32 M) is given up on, counted, not delivered; a pattern
+     * beside it still gets the message */
+    enum { LONG = 8000 };
+    rabia_buf_clear(&cmd);
+    len = snprintf(h, sizeof h, "*3\r\n$10\r\nPSUBSCRIBE\r\n$%d\r\n*", LONG + 2);
+    rabia_buf_append(&cmd, h, (size_t)len);
+    for (int i = 0; i < LONG; i++) rabia_buf_append(&cmd, "a", 1);
+    rabia_buf_append(&cmd, "b\r\n$2\r\na*\r\n", 13);
+    CHECK_EQ(run_cmd(&s, cmd.data, cmd.len, &r), RESP_LOCAL);
+    CHECK_EQ(s.npsubs, 2);
+    uint8_t *chan = malloc(LONG + 1);
+    memset(chan, 'a', LONG);
+    chan[LONG] = 'c';
+    uint64_t gave_up = resp_pubsub_giveups();
+    rabia_buf_clear(&out);
+    CHECK_EQ(resp_pubsub_deliver(&s, chan, LONG + 1, (const uint8_t *)"m", 1, &out), 1); /* a* only */
+    CHECK_EQ(resp_pubsub_giveups(), gave_up + 1);
+    chan[LONG] = 'b'; /* a match found within the bound is delivered: this one takes LONG steps */
+    rabia_buf_clear(&out);
+    CHECK_EQ(resp_pubsub_deliver(&s, chan, LONG + 1, (const uint8_t *)"m", 1, &out), 2);
+    CHECK_EQ(resp_pubsub_giveups(), gave_up + 1);
+    free(chan);
     rabia_buf_free(&cmd);
     rabia_buf_free(&want);
     rabia_buf_free(&out);
