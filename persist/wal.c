@@ -844,8 +844,18 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
             rc = -EINVAL;
             goto fail;
         }
-        if (blk != w->block && blk % 512) {
-            snprintf(err, errlen, "%s: block size %u in the header is not sane", path, blk);
+        if (blk != w->block) {
+            /* groups lie on boundaries of the block the log was written
+             * with; scanned in steps of another, the scan missed them and
+             * could take acknowledged groups for a torn tail (found by
+             * review). Written elsewhere: the data dir moved to a device
+             * or filesystem with another O_DIRECT alignment. */
+            snprintf(err, errlen,
+                     "%s: written with %u-byte blocks, but data-dir's filesystem now asks O_DIRECT writes to be "
+                     "aligned to %u bytes (the data dir moved to another device or filesystem?): the log cannot be "
+                     "read safely here. Move the data dir back, or move it aside and start this replica with "
+                     "--rejoin",
+                     path, blk, w->block);
             rc = -EINVAL;
             goto fail;
         }
