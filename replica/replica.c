@@ -507,7 +507,11 @@ static size_t h_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
             replica_conn_close(r, c);
             return len;
         }
-        rabia_buf_append(&k->in, p, len);
+        if (rabia_buf_append(&k->in, p, len)) { /* out of memory: dropping the bytes would desync the stream */
+            replica_log(r, RABIA_LOG_WARN, "no memory for %zu bytes of a RESP client's input: closing it", len);
+            replica_conn_close(r, c);
+            return len;
+        }
         replica_client_grew(r, k); /* maxmemory-clients: a large unfinished value */
         if (!k->closing) replica_resp_pump(r, ci);
         return len;
