@@ -369,7 +369,7 @@ void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rab
     } else if (m->type == RABIA_MSG_STATUS_REQ) {
         struct rabia_replica_status st;
         rabia_replica_get_status(r, &st);
-        char text[2048];
+        char text[4096]; /* 7 members with 255-byte host names fit */
         uint64_t hslot;
         uint64_t hash = replica_state_hash(r, true, &hslot);
         /* applied is reported as the hash's slot when the hash lags (large
@@ -382,10 +382,13 @@ void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rab
                          st.id, st.n, st.incarnation, st.recovering ? "yes" : "no", hslot,
                          st.known, hash, st.slots_decided, st.slots_null, st.slots_fast, st.max_phase,
                          r->cfg.state_machine);
-        for (uint8_t p = 0; p < r->cfg.n && n < (int)sizeof text - 100; p++)
+        for (uint8_t p = 0; p < r->cfg.n && n >= 0 && n < (int)sizeof text - 1; p++)
             n += snprintf(text + n, sizeof text - (size_t)n, "member_%u: %s:%u %s\n", p + 1, r->cfg.members[p].host,
                           r->cfg.members[p].port,
                           p == r->self ? "self" : r->peers[p].out_ready ? "reachable" : "unreachable");
+        /* snprintf counts what did not fit: never send past the buffer */
+        if (n < 0) n = 0;
+        if ((size_t)n >= sizeof text) n = (int)sizeof text - 1;
         struct rabia_msg rep = {.type = RABIA_MSG_STATUS, .body = (const uint8_t *)text, .body_len = (uint32_t)n};
         replica_send_frame(r, k->c, &rep);
     } else if (m->type == RABIA_MSG_BACKUP_REQ) { /* rabia-cli backup: backup.c streams it */
