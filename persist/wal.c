@@ -956,23 +956,6 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
                 succ_lsn = hl + hc;
                 succ_off = round_up(sc.stop_off + hb, w->block);
             }
-            /* the write after it: in this segment right behind it, or at the
-             * start of the next one (a group that did not fit the rest) */
-            uint64_t at = i == sc.stop_idx ? succ_off : w->data;
-            if (succ_lsn && i <= sc.stop_idx + 1 && group_header_at(img, got, w->segs[i].no, at, &hl, &hb, &hc) &&
-                hl == succ_lsn) {
-                char sp[600];
-                seg_path(w, w->segs[sc.stop_idx].no, sp, sizeof sp);
-                snprintf(err, errlen,
-                         "%s offset %" PRIu64 ": %s, and the write after it began at %s offset %" PRIu64
-                         " (lsn %" PRIu64 "), so that group had completed and was acknowledged: its data is "
-                         "damaged (a bit flip, a zeroed block or a misdirected write), not a torn last write. "
-                         "rabiad will not drop or reorder records: restore the file from a backup, or move the "
-                         "data dir aside and start this replica with --rejoin so it rebuilds its state from its peers",
-                         sp, sc.stop_off, sc.why, path, at, hl);
-                rc = -EUCLEAN;
-                goto fail;
-            }
             /* from the block after the stop point (a torn group's first block
              * is the stop point itself) */
             uint64_t from = i == sc.stop_idx ? round_up(sc.stop_off + 1, w->block) : w->data;
@@ -990,6 +973,24 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
                          "the file from a backup, or move the data dir aside and start this replica with --rejoin so "
                          "it rebuilds its state from its peers",
                          sp, sc.stop_off, sc.stop_dirty ? sc.why : "the log ends", path, off, lsn);
+                rc = -EUCLEAN;
+                goto fail;
+            }
+            /* Nothing intact after it here, but the write after it began: in
+             * this segment right behind it, or at the start of the next one
+             * (a group that did not fit the rest). */
+            uint64_t at = i == sc.stop_idx ? succ_off : w->data;
+            if (succ_lsn && i <= sc.stop_idx + 1 && group_header_at(img, got, w->segs[i].no, at, &hl, &hb, &hc) &&
+                hl == succ_lsn) {
+                char sp[600];
+                seg_path(w, w->segs[sc.stop_idx].no, sp, sizeof sp);
+                snprintf(err, errlen,
+                         "%s offset %" PRIu64 ": %s, and the write after it began at %s offset %" PRIu64
+                         " (lsn %" PRIu64 "), so that group had completed and was acknowledged: its data is "
+                         "damaged (a bit flip, a zeroed block or a misdirected write), not a torn last write. "
+                         "rabiad will not drop or reorder records: restore the file from a backup, or move the "
+                         "data dir aside and start this replica with --rejoin so it rebuilds its state from its peers",
+                         sp, sc.stop_off, sc.why, path, at, hl);
                 rc = -EUCLEAN;
                 goto fail;
             }
