@@ -1652,7 +1652,8 @@ static int subscribe(struct ctx *x, bool pattern)
         if (sub_find(list, ix, ARG(i), LEN(i), NULL) == SIZE_MAX) {
             if (*count >= 65536)
                 return local_err(x, "ERR too many subscriptions (at most 65536 per connection)");
-            if (s->subs.len + s->psubs.len + 4 + LEN(i) > RESP_SUBS_MAX_BYTES)
+            if ((s->subs.len - s->subs_idx.dead_bytes) + (s->psubs.len - s->psubs_idx.dead_bytes) + 4 + LEN(i) >
+                RESP_SUBS_MAX_BYTES) /* the live names' bytes */
                 return local_err(x, "ERR subscriptions too large (at most 16 MiB of channel and pattern names "
                                     "per connection)");
             if ((ix->used + 1) * 2 > ix->cap && sub_rebuild(list, ix, *count, *count + 1))
