@@ -1205,7 +1205,7 @@ static void test_pubsub_lists(void)
     len = snprintf(h, sizeof h, "*3\r\n$10\r\nPSUBSCRIBE\r\n$%d\r\n*", LONG + 2);
     rabia_buf_append(&cmd, h, (size_t)len);
     for (int i = 0; i < LONG; i++) rabia_buf_append(&cmd, "a", 1);
-    rabia_buf_append(&cmd, "b\r\n$2\r\na*\r\n", 13);
+    rabia_buf_append(&cmd, "b\r\n$2\r\na*\r\n", 11);
     CHECK_EQ(run_cmd(&s, cmd.data, cmd.len, &r), RESP_LOCAL);
     CHECK_EQ(s.npsubs, 2);
     uint8_t *chan = malloc(LONG + 1);
