@@ -502,6 +502,21 @@ void snapstream_receive(struct snapstream *s, uint8_t from, const struct rabia_m
     rx->got += m->body_len;
     if (rx->got < rx->total) return;
     rx->active = false;
+    /* Another peer's transfer of this slot (one that took over while this
+     * one idled) or the log may have got here first, since the last turn
+     * looked. Committing would rename this file over the snapshot file
+     * the replica now has, and the install's refusal (-EALREADY) then
+     * removed it: a replica whose log does not reach back past that slot
+     * (found by review; test_snapstream test_stale_same_slot). */
+    uint64_t applied = s->env.applied ? s->env.applied(s->env.ctx) : rabia_rsm_applied(node_rsm(s->node));
+    if (rx->slot <= applied || rx->slot < rabia_core_next_apply(node_core(s->node))) {
+        s->env.file_abort(s->env.ctx, from);
+        note(s, RABIA_LOG_INFO,
+             "snapshot from replica %u at slot %" PRIu64 " not installed: this replica got there meanwhile", from + 1,
+             rx->slot);
+        s->st.dropped++;
+        return;
+    }
     if (s->env.file_commit(s->env.ctx, from, why, sizeof why)) {
         note(s, RABIA_LOG_WARN, "snapshot from replica %u not installed: %s", from + 1, why);
         s->st.dropped++;

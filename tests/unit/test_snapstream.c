@@ -671,6 +671,44 @@ static void test_receive_one_at_a_time(void)
     CHECK_EQ(f.aborts, 1);
 }
 
+/* Two transfers of the same slot, the second taking over while the first
+ * idled: the second is installed, then the first's last chunk arrives
+ * before a turn drops it. It must not be committed (in rabiad the commit
+ * renamed it over the snapshot file just installed, and the install's
+ * refusal then unlinked that file: found by review). */
+static uint64_t stale_applied;
+static uint64_t stale_applied_fn(void *ctx)
+{
+    (void)ctx;
+    return stale_applied;
+}
+
+static void test_stale_same_slot(void)
+{
+    struct snapstream s;
+    struct fake f, a, b;
+    setup(&s, &f, 0);
+    s.env.applied = stale_applied_fn;
+    stale_applied = 0;
+    setup(&(struct snapstream){0}, &a, 1);
+    setup(&(struct snapstream){0}, &b, 2);
+    chunks_of(&a, 9, 1);
+    chunks_of(&b, 9, 2);
+    CHECK(a.n_sent >= 2);
+    for (int i = 0; i < a.n_sent - 1; i++) snapstream_receive(&s, 1, &a.sent[i]); /* all but the last */
+    f.now += CFG.yield_us;                                                   /* peer 1's idles: peer 2's goes */
+    for (int i = 0; i < b.n_sent; i++) snapstream_receive(&s, 2, &b.sent[i]);
+    CHECK_EQ(f.commits, 1);
+    CHECK_EQ(f.installs, 1);
+    CHECK_EQ(f.installed_from, 2);
+    stale_applied = 9; /* what the install did */
+    snapstream_receive(&s, 1, &a.sent[a.n_sent - 1]); /* peer 1's last chunk, before any turn */
+    CHECK_EQ(f.commits, 1);  /* not committed over the installed one */
+    CHECK_EQ(f.installs, 1);
+    CHECK_EQ(f.aborts, 1);   /* its file removed instead */
+    CHECK(!snapstream_receiving(&s, NULL));
+}
+
 static uint64_t n_now(void *ctx)
 {
     (void)ctx;
@@ -879,6 +917,7 @@ int main(void)
     RUN(test_receive_refused);
     RUN(test_receive_drops);
     RUN(test_receive_one_at_a_time);
+    RUN(test_stale_same_slot);
     RUN(test_send_declined_soon);
     RUN(test_receive_catching_up); /* from here on the shared node has heard of slot 500 */
     RUN(test_receive_all_offered);
