@@ -159,6 +159,26 @@ static void test_behind_keeps_asking(void)
     rabia_core_destroy(c);
 }
 
+/* A message naming a slot no cluster reaches (2^62 and up) is refused and
+ * counted: one such frame from a faulty or forged peer set the known slot
+ * near 2^64 for good (HORIZON answers, read rounds and `+ window` took it). */
+static void test_slot_out_of_range(void)
+{
+    struct rabia_core *c = make(64);
+    struct rabia_update u;
+    uint64_t known = rabia_core_known_slot(c);
+    const uint8_t types[] = {RABIA_MSG_PROPOSAL, RABIA_MSG_DECISION, RABIA_MSG_FETCH, RABIA_MSG_CATCHUP,
+                             RABIA_MSG_HORIZON, RABIA_MSG_HORIZON_REQ};
+    for (size_t i = 0; i < sizeof types; i++) {
+        receive(c, (struct rabia_msg){.type = types[i], .from = 2, .slot = UINT64_MAX, .phase = 1}, &u);
+        receive(c, (struct rabia_msg){.type = types[i], .from = 2, .slot = 1ull << 62, .phase = 1}, &u);
+    }
+    CHECK_EQ(rabia_core_stats(c)->anomalies, 2 * sizeof types);
+    CHECK_EQ(rabia_core_known_slot(c), known);
+    CHECK_EQ(u.n_sends, 0);
+    rabia_core_destroy(c);
+}
+
 /* A DECISION's value is 0 or 1; anything else is refused and counted,
  * never logged or applied as a batch. */
 static void test_decision_value_out_of_range(void)
@@ -648,6 +668,7 @@ int main(void)
     RUN(test_log_retain_bytes);
     RUN(test_behind_keeps_asking);
     RUN(test_decision_value_out_of_range);
+    RUN(test_slot_out_of_range);
     RUN(test_old_phase_keeps_newer_counts);
     RUN(test_catchup_not_resent);
     return CHECK_DONE();
