@@ -298,18 +298,26 @@ static int backup_from(const char *addr, const char *path, SSL_CTX *tls, const s
         if (begun) rabia_snapfile_abort(&w);
         return rc;
     }
-    if ((rc = rabia_snapfile_commit(&w, why, sizeof why))) {
+    if ((rc = rabia_snapfile_finish(&w, why, sizeof why))) {
         snprintf(err, errlen, "%s", why);
         return rc;
     }
-    /* read back from the disk: what restore will check */
-    if ((rc = rabia_snapfile_verify(path, out, why, sizeof why))) {
-        snprintf(err, errlen, "the backup just written does not check out: %s", why);
+    /* read back from the disk, what restore will check, before it takes
+     * PATH: a copy that does not check out never replaces an earlier good
+     * backup there (it did: renamed first, checked after; found by review) */
+    if ((rc = rabia_snapfile_verify(w.tmp, out, why, sizeof why))) {
+        rabia_snapfile_abort(&w);
+        snprintf(err, errlen, "the backup just written does not check out (%s left as it was): %s", path, why);
         return rc;
     }
     if (out->checksum != XXH64_digest(&hs) || out->slot != slot) {
-        snprintf(err, errlen, "%s: the file read back differs from what was received", path);
+        rabia_snapfile_abort(&w);
+        snprintf(err, errlen, "%s: the file read back differs from what was received (left as it was)", path);
         return -EIO;
+    }
+    if ((rc = rabia_snapfile_publish(&w, why, sizeof why))) {
+        snprintf(err, errlen, "%s", why);
+        return rc;
     }
     return 0;
 }

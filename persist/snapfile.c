@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #include "snapfile.h"
 #include "datadir.h"
+#include "invariant.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -171,7 +172,7 @@ int rabia_snapfile_append(struct rabia_snapfile_writer *w, const uint8_t *p, siz
     return 0;
 }
 
-int rabia_snapfile_commit(struct rabia_snapfile_writer *w, char *err, size_t errlen)
+int rabia_snapfile_finish(struct rabia_snapfile_writer *w, char *err, size_t errlen)
 {
     if (w->fd < 0 || w->got != w->total) {
         snprintf(err, errlen, "snapshot %s: %" PRIu64 " of %" PRIu64 " bytes", w->path, w->got, w->total);
@@ -182,8 +183,20 @@ int rabia_snapfile_commit(struct rabia_snapfile_writer *w, char *err, size_t err
     int rc = pwrite(w->fd, h, sizeof h, 0) == (ssize_t)sizeof h ? 0 : -EIO;
     if (!rc && fsync(w->fd)) rc = -errno;
     close(w->fd);
+    w->fd = -2; /* finished: rabia_snapfile_publish or _abort next */
+    if (rc) {
+        unlink(w->tmp);
+        w->fd = -1;
+        snprintf(err, errlen, "writing snapshot %s: %s", w->path, strerror(-rc));
+    }
+    return rc;
+}
+
+int rabia_snapfile_publish(struct rabia_snapfile_writer *w, char *err, size_t errlen)
+{
+    RABIA_ASSERT(w->fd == -2);
     w->fd = -1;
-    if (!rc && rename(w->tmp, w->path)) rc = -errno;
+    int rc = rename(w->tmp, w->path) ? -errno : 0;
     if (!rc) rc = rabia_fsync_dir(w->dir);
     if (rc) {
         unlink(w->tmp);
@@ -192,12 +205,16 @@ int rabia_snapfile_commit(struct rabia_snapfile_writer *w, char *err, size_t err
     return rc;
 }
 
+int rabia_snapfile_commit(struct rabia_snapfile_writer *w, char *err, size_t errlen)
+{
+    int rc = rabia_snapfile_finish(w, err, errlen);
+    return rc ? rc : rabia_snapfile_publish(w, err, errlen);
+}
+
 void rabia_snapfile_abort(struct rabia_snapfile_writer *w)
 {
-    if (w->fd >= 0) {
-        close(w->fd);
-        unlink(w->tmp);
-    }
+    if (w->fd >= 0) close(w->fd);
+    if (w->fd >= 0 || w->fd == -2) unlink(w->tmp); /* open, or finished and not published */
     w->fd = -1;
 }
 

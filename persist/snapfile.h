@@ -28,6 +28,12 @@ int rabia_snapfile_begin(struct rabia_snapfile_writer *w, const char *dir, uint6
                          unsigned tag, char *err, size_t errlen); /* tag: a distinct temporary file per sender */
 int rabia_snapfile_append(struct rabia_snapfile_writer *w, const uint8_t *p, size_t n, char *err, size_t errlen);
 int rabia_snapfile_commit(struct rabia_snapfile_writer *w, char *err, size_t errlen);
+/* commit in two steps, for a caller that checks the file before it takes
+ * the final name (rabia-cli backup: a bad copy never replaces a good one):
+ * finish writes the header and fsyncs the temporary file (w->tmp), publish
+ * renames it into place and fsyncs the folder; abort after finish removes it */
+int rabia_snapfile_finish(struct rabia_snapfile_writer *w, char *err, size_t errlen);
+int rabia_snapfile_publish(struct rabia_snapfile_writer *w, char *err, size_t errlen);
 void rabia_snapfile_abort(struct rabia_snapfile_writer *w);
 
 /* Map the state bytes of <dir>/<slot>.snap read-only after checking the

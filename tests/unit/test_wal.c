@@ -990,6 +990,35 @@ static void test_snapfile_backup(void)
     CHECK_EQ(info.len, n);
     CHECK(info.state_hash == XXH64(st, n, 0));
     CHECK(strcmp(info.sm, "kv") == 0);
+    /* in two steps (rabia-cli backup): finished, the temporary file checks
+     * out and PATH is still the old backup; aborted, PATH stays it and the
+     * temporary file goes; published, PATH is the new one */
+    {
+        struct rabia_snapfile_writer w;
+        uint8_t small[100];
+        fake_state(small, sizeof small, 99, true);
+        CHECK_EQ(rabia_snapfile_begin_path(&w, path, 99, sizeof small, 1, err, sizeof err), 0);
+        CHECK_EQ(rabia_snapfile_append(&w, small, sizeof small, err, sizeof err), 0);
+        CHECK_EQ(rabia_snapfile_finish(&w, err, sizeof err), 0);
+        struct rabia_snapfile_info ti;
+        CHECK_EQ(rabia_snapfile_verify(w.tmp, &ti, err, sizeof err), 0);
+        CHECK_EQ(ti.slot, 99);
+        CHECK_EQ(rabia_snapfile_verify(path, &info, err, sizeof err), 0);
+        CHECK_EQ(info.slot, 77); /* not replaced yet */
+        char tmp[sizeof w.tmp];
+        snprintf(tmp, sizeof tmp, "%s", w.tmp);
+        rabia_snapfile_abort(&w);
+        CHECK(access(tmp, F_OK) != 0);
+        CHECK_EQ(rabia_snapfile_verify(path, &info, err, sizeof err), 0);
+        CHECK_EQ(info.slot, 77);
+        CHECK_EQ(rabia_snapfile_begin_path(&w, path, 99, sizeof small, 1, err, sizeof err), 0);
+        CHECK_EQ(rabia_snapfile_append(&w, small, sizeof small, err, sizeof err), 0);
+        CHECK_EQ(rabia_snapfile_finish(&w, err, sizeof err), 0);
+        CHECK_EQ(rabia_snapfile_publish(&w, err, sizeof err), 0);
+        CHECK_EQ(rabia_snapfile_verify(path, &info, err, sizeof err), 0);
+        CHECK_EQ(info.slot, 99);
+        CHECK_EQ(write_backup(path, 77, st, n), 0); /* as before, for what follows */
+    }
     /* the trailer across a 1 MiB read boundary: bytes 40 + (1 MiB - 4) ... */
     size_t n2 = (1u << 20) + 4;
     fake_state(st, n2, 5, true);
