@@ -326,9 +326,10 @@ static int cmp_desc(const void *a, const void *b)
     return x > y ? -1 : x < y;
 }
 
-/* Slots of the snapshot files, newest first. With clean (at start only:
- * a snapshot child may be writing one now), leftover .tmp files go. */
-static uint32_t list(const char *dir, uint64_t *v, uint32_t cap, bool clean)
+/* Slots of the snapshot files, newest first. With cleaned (at start only:
+ * a snapshot child may be writing one now), leftover .tmp files go,
+ * counted there. */
+static uint32_t list(const char *dir, uint64_t *v, uint32_t cap, uint32_t *cleaned)
 {
     DIR *d = opendir(dir);
     if (!d) return 0;
@@ -337,10 +338,10 @@ static uint32_t list(const char *dir, uint64_t *v, uint32_t cap, bool clean)
     while ((de = readdir(d))) {
         const char *nm = de->d_name;
         size_t l = strlen(nm);
-        if (clean && l > 25 && !strncmp(nm + 20, ".snap", 5) && !strcmp(nm + l - 4, ".tmp")) {
+        if (cleaned && l > 25 && !strncmp(nm + 20, ".snap", 5) && !strcmp(nm + l - 4, ".tmp")) {
             char p[1024];
             snprintf(p, sizeof p, "%s/%s", dir, nm);
-            unlink(p);
+            if (!unlink(p)) (*cleaned)++;
             continue;
         }
         if (l != 25 || strcmp(nm + 20, ".snap")) continue;
@@ -357,14 +358,15 @@ static uint32_t list(const char *dir, uint64_t *v, uint32_t cap, bool clean)
 uint64_t rabia_snapfile_newest(const char *dir)
 {
     uint64_t v[MAX_FILES];
-    return list(dir, v, MAX_FILES, false) ? v[0] : 0;
+    return list(dir, v, MAX_FILES, NULL) ? v[0] : 0;
 }
 
 int rabia_snapfile_load(const char *dir, const uint8_t **data, size_t *len, uint64_t *slot, char *err,
                         size_t errlen)
 {
     uint64_t v[MAX_FILES];
-    uint32_t k = list(dir, v, MAX_FILES, true);
+    uint32_t cleaned = 0;
+    uint32_t k = list(dir, v, MAX_FILES, &cleaned);
     if (err && errlen) err[0] = 0;
     char first[700] = "";
     for (uint32_t i = 0; i < k; i++) {
@@ -390,7 +392,7 @@ int rabia_snapfile_load(const char *dir, const uint8_t **data, size_t *len, uint
 int rabia_snapfile_prune(const char *dir, unsigned keep)
 {
     uint64_t v[MAX_FILES];
-    uint32_t k = list(dir, v, MAX_FILES, false);
+    uint32_t k = list(dir, v, MAX_FILES, NULL);
     int n = 0;
     for (uint32_t i = keep; i < k; i++) {
         char path[600];
@@ -399,6 +401,14 @@ int rabia_snapfile_prune(const char *dir, unsigned keep)
     }
     if (n) rabia_fsync_dir(dir);
     return n;
+}
+
+int rabia_snapfile_clear(const char *dir)
+{
+    uint64_t v[MAX_FILES];
+    uint32_t cleaned = 0;
+    (void)list(dir, v, MAX_FILES, &cleaned);
+    return (int)cleaned + rabia_snapfile_prune(dir, 0);
 }
 
 /* ------------------------------------------------------------------ */

@@ -79,6 +79,9 @@ int rabia_snapfile_verify(const char *path, struct rabia_snapfile_info *info, ch
 
 /* Delete all but the `keep` newest snapshot files; returns how many went. */
 int rabia_snapfile_prune(const char *dir, unsigned keep);
+/* Remove every snapshot file and leftover temporary file from dir (a
+ * scratch folder, when no writer is running); how many went. */
+int rabia_snapfile_clear(const char *dir);
 
 /* Slot of the newest snapshot file by name (0 if none), without reading it. */
 uint64_t rabia_snapfile_newest(const char *dir);

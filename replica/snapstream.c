@@ -306,10 +306,25 @@ static void tx_send(struct snapstream *s, uint64_t applied)
 
 static void rx_decline(struct snapstream *s, uint8_t from, uint64_t slot);
 
+/* The slot this replica's state has applied (the driver's view if it
+ * gives one, else the node's). */
+static uint64_t applied_slot(const struct snapstream *s)
+{
+    return s->env.applied ? s->env.applied(s->env.ctx) : s->node ? rabia_rsm_applied(node_rsm(s->node)) : 0;
+}
+
+/* Whether a transfer of `slot` would bring nothing: the state (or the
+ * log, through the core) is there already. */
+static bool slot_reached(const struct snapstream *s, uint64_t slot)
+{
+    RABIA_ASSERT(s->node);
+    return slot <= applied_slot(s) || slot < rabia_core_next_apply(node_core(s->node));
+}
+
 uint64_t snapstream_turn(struct snapstream *s)
 {
     uint64_t now = s->env.now_us(s->env.ctx);
-    uint64_t applied = s->env.applied ? s->env.applied(s->env.ctx) : s->node ? rabia_rsm_applied(node_rsm(s->node)) : 0;
+    uint64_t applied = applied_slot(s);
     rate_refill(s, now);
     slot_rate_update(s, now, applied);
     if (applied > s->progress_applied) {
@@ -415,8 +430,7 @@ static void rx_begin(struct snapstream *s, uint8_t from, const struct rabia_msg 
         s->env.file_abort(s->env.ctx, from);
         s->rx[from].active = false;
     }
-    RABIA_ASSERT(s->node);
-    if (m->slot <= rabia_rsm_applied(node_rsm(s->node)) || m->slot < rabia_core_next_apply(node_core(s->node))) {
+    if (slot_reached(s, m->slot)) {
         rx_decline(s, from, m->slot); /* caught up meanwhile */
         return;
     }
@@ -431,7 +445,7 @@ static void rx_begin(struct snapstream *s, uint8_t from, const struct rabia_msg 
      * cost the whole state again for what the log brings anyway. A replica
      * making no progress, or one that is level with what it has heard of,
      * takes it. */
-    uint64_t applied_now = rabia_rsm_applied(node_rsm(s->node));
+    uint64_t applied_now = applied_slot(s);
     s->offer_us[from] = now ? now : 1;
     if (s->progress_us && now - s->progress_us < s->cfg.yield_us &&
         rabia_core_known_slot(node_core(s->node)) > applied_now + SNAPSTREAM_BEHIND && !all_offered(s, now)) {
@@ -508,8 +522,7 @@ void snapstream_receive(struct snapstream *s, uint8_t from, const struct rabia_m
      * the replica now has, and the install's refusal (-EALREADY) then
      * removed it: a replica whose log does not reach back past that slot
      * (found by review; test_snapstream test_stale_same_slot). */
-    uint64_t applied = s->env.applied ? s->env.applied(s->env.ctx) : rabia_rsm_applied(node_rsm(s->node));
-    if (rx->slot <= applied || rx->slot < rabia_core_next_apply(node_core(s->node))) {
+    if (slot_reached(s, rx->slot)) {
         s->env.file_abort(s->env.ctx, from);
         note(s, RABIA_LOG_INFO,
              "snapshot from replica %u at slot %" PRIu64 " not installed: this replica got there meanwhile", from + 1,

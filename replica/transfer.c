@@ -3,7 +3,6 @@
  * chunks with flow control; a replica receiving one writes it to a snapshot
  * file and installs it. The rules (when a transfer starts, flows, is
  * dropped) are snapstream.c's, which the simulator runs too. */
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -233,19 +232,7 @@ static void clean_incoming(struct rabia_replica *r)
      * files; incoming/ is then unused and emptied all the same) */
     char dir[640];
     snprintf(dir, sizeof dir, "%s/incoming", r->cfg.data_dir);
-    DIR *d = opendir(dir);
-    if (!d) return; /* none yet */
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));) {
-        size_t l = strlen(e->d_name);
-        bool ours = (l > 4 && !strcmp(e->d_name + l - 4, ".tmp")) || (l > 5 && !strcmp(e->d_name + l - 5, ".snap")) ||
-                    strstr(e->d_name, ".snap.") != NULL;
-        if (!ours) continue;
-        char path[1000];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (unlink(path) == 0) n++;
-    }
-    closedir(d);
+    int n = rabia_snapfile_clear(dir);
     if (n) replica_log(r, RABIA_LOG_INFO, "removed %d leftover received snapshot file(s) from %s", n, dir);
 }
 
