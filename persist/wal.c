@@ -566,17 +566,30 @@ static int probe(struct rabia_wal *w, char *err, size_t errlen)
 /* ------------------------------------------------------------------ */
 /* scanning */
 
+/* The header fields of g, `avail` bytes at offset `off` of segment `no`:
+ * magic, length within avail, position; not the checksums. Its first lsn,
+ * length and record count. */
+static bool header_check(const uint8_t *g, uint64_t avail, uint64_t no, uint64_t off, uint64_t *lsn, uint64_t *bytes,
+                         uint32_t *n)
+{
+    if (avail < GRP_HDR || rabia_le_get32(g) != GRP_MAGIC) return false;
+    uint64_t len = rabia_le_get64(g + 16);
+    if (len < GRP_HDR || len > avail || rabia_le_get64(g + 24) != no || rabia_le_get64(g + 32) != off) return false;
+    *lsn = rabia_le_get64(g + 8);
+    *bytes = len;
+    *n = rabia_le_get32(g + 4);
+    return true;
+}
+
 /* Is g, `avail` bytes at offset `off` of segment `no`, an intact group
  * (any lsn)? */
 static bool group_check(const uint8_t *g, uint64_t avail, uint64_t no, uint64_t off, uint64_t *lsn, uint64_t *bytes,
                         uint32_t *n)
 {
-    if (avail < GRP_HDR) return false;
-    if (rabia_le_get32(g) != GRP_MAGIC) return false;
-    uint64_t len = rabia_le_get64(g + 16);
-    if (len < GRP_HDR || len > avail || rabia_le_get64(g + 24) != no || rabia_le_get64(g + 32) != off) return false;
+    uint64_t len;
+    uint32_t cnt;
+    if (!header_check(g, avail, no, off, lsn, &len, &cnt)) return false;
     /* every record in bounds and intact, ending where the group ends */
-    uint32_t cnt = rabia_le_get32(g + 4);
     uint64_t p = GRP_HDR;
     for (uint32_t i = 0; i < cnt; i++) {
         if (p + REC_HDR > len) return false;
@@ -585,28 +598,17 @@ static bool group_check(const uint8_t *g, uint64_t avail, uint64_t no, uint64_t 
         p += round_up(REC_HDR + (uint64_t)rl, 8);
     }
     if (p != len || grp_sum(g, cnt) != rabia_le_get64(g + 40)) return false;
-    *lsn = rabia_le_get64(g + 8);
     *bytes = len;
-    *n = rabia_le_get32(g + 4);
+    *n = cnt;
     return true;
 }
 
-/* The header of a group whose write began at `off` of segment `no` (magic,
- * record count, length, position; not the checksums, which a torn write
- * fails): its first lsn, length and count. */
+/* The header of a group whose write began at `off` of segment `no`, with
+ * records (a torn write fails the checksums, not this). */
 static bool group_header_at(const uint8_t *img, uint64_t size, uint64_t no, uint64_t off, uint64_t *lsn,
                             uint64_t *bytes, uint32_t *n)
 {
-    if (off > size || size - off < GRP_HDR) return false;
-    const uint8_t *g = img + off;
-    uint64_t len = rabia_le_get64(g + 16);
-    if (rabia_le_get32(g) != GRP_MAGIC || rabia_le_get32(g + 4) == 0 || len < GRP_HDR || len > size - off ||
-        rabia_le_get64(g + 24) != no || rabia_le_get64(g + 32) != off)
-        return false;
-    *lsn = rabia_le_get64(g + 8);
-    *bytes = len;
-    *n = rabia_le_get32(g + 4);
-    return true;
+    return off <= size && header_check(img + off, size - off, no, off, lsn, bytes, n) && *n > 0;
 }
 
 /* Is there an intact group at `off` of this segment image (any lsn)? */
