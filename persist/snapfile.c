@@ -111,6 +111,13 @@ int rabia_snapfile_begin(struct rabia_snapfile_writer *w, const char *dir, uint6
         snprintf(err, errlen, "%s: cannot create the snapshot folder: %s", dir, strerror(e));
         return -e;
     }
+    /* the file's name is the folder plus 26 bytes: refuse rather than
+     * write (and later rename onto) a cut-short name */
+    if (strlen(dir) + 27 > sizeof w->path) {
+        snprintf(err, errlen, "%.100s...: snapshot folder path too long (at most %zu bytes)", dir,
+                 sizeof w->path - 27);
+        return -ENAMETOOLONG;
+    }
     snprintf(w->dir, sizeof w->dir, "%s", dir);
     snprintf(w->path, sizeof w->path, "%s/%020" PRIu64 ".snap", dir, slot);
     snprintf(w->tmp, sizeof w->tmp, "%s.%u.tmp", w->path, tag); /* one per sender */

@@ -22,7 +22,8 @@ struct rabia_snapfile_writer {
     int fd;
     uint64_t slot, total, got;
     uint64_t state[11];           /* XXH64_state_t, opaque here */
-    char dir[600], tmp[640], path[620];
+    /* path's folder fits dir; tmp is path plus ".TAG.tmp" (at most 15 bytes) */
+    char dir[620], tmp[640], path[620];
 };
 int rabia_snapfile_begin(struct rabia_snapfile_writer *w, const char *dir, uint64_t slot, uint64_t total,
                          unsigned tag, char *err, size_t errlen); /* tag: a distinct temporary file per sender */

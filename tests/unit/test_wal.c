@@ -1070,6 +1070,48 @@ static void test_snapfile_backup(void)
     free(st);
 }
 
+/* Paths near the writer's limits: a backup whose folder is longer than
+ * 600 bytes (its fsync after the rename went to a cut-short folder name
+ * and failed, after PATH had been replaced), and a snapshot folder too long
+ * for a snapshot's name (refused, not written under a cut-short name). */
+static void deepen(char *deep, size_t to)
+{
+    size_t n = strlen(deep);
+    while (n < to) { /* components of at most 200 bytes */
+        size_t add = to - n - 1 < 200 ? to - n - 1 : 200;
+        if (to - n - 1 - add == 1) add--; /* no empty last component */
+        deep[n++] = '/';
+        memset(deep + n, 'd', add);
+        n += add;
+        deep[n] = 0;
+        CHECK(mkdir(deep, 0700) == 0 || errno == EEXIST);
+    }
+    CHECK_EQ(strlen(deep), to);
+}
+
+static void test_snapfile_long_paths(void)
+{
+    char deep[700], path[720], err[1024] = "";
+    fresh(deep, 300, "longpath");
+    mkdir(deep, 0700);
+    uint8_t small[100];
+    fake_state(small, sizeof small, 9, true);
+    struct rabia_snapfile_writer w;
+    deepen(deep, 593); /* 593 + 27 bytes of name and NUL: fits exactly */
+    CHECK_EQ(rabia_snapfile_begin(&w, deep, 9, sizeof small, 1, err, sizeof err), 0);
+    CHECK_EQ(rabia_snapfile_append(&w, small, sizeof small, err, sizeof err), 0);
+    CHECK_EQ(rabia_snapfile_commit(&w, err, sizeof err), 0);
+    CHECK_EQ(rabia_snapfile_newest(deep), 9);
+    deepen(deep, 610);
+    CHECK_EQ(rabia_snapfile_begin(&w, deep, 9, sizeof small, 1, err, sizeof err), -ENAMETOOLONG);
+    CHECK(strstr(err, "snapshot folder path too long") != NULL);
+    snprintf(path, sizeof path, "%s/b.snap", deep);
+    CHECK_EQ(write_backup(path, 9, small, sizeof small), 0);
+    struct rabia_snapfile_info info;
+    CHECK_EQ(rabia_snapfile_verify(path, &info, err, sizeof err), 0);
+    CHECK_EQ(info.slot, 9);
+}
+
 int main(void)
 {
     const char *t = getenv("TMPDIR");
@@ -1096,6 +1138,7 @@ int main(void)
 #endif
     RUN(test_snapfile);
     RUN(test_snapfile_backup);
+    RUN(test_snapfile_long_paths);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd)) return 1;
