@@ -24,6 +24,7 @@
 #define DEFAULT_ATTEMPTS 10u
 #define BACKOFF_MAX_MS 1000
 #define RX_CHUNK 65536u
+#define RX_TURN_BYTES (4u << 20) /* read per io_process at most: conn_read */
 /* The largest op a replica can put in a batch (a CLIENT_REQ frame could
  * carry a little more, but the batch is the tighter bound). */
 #define MAX_OP_LEN ((size_t)RABIA_MAX_BATCH_BODY - 4u - RABIA_BATCH_REQ_HEADER)
@@ -590,6 +591,13 @@ static int renew_session(struct rabia_client *c)
     }
     c->client_id = id;
     c->sess_next = 1;
+    if (c->n_inflight == 0) {
+        /* nothing left to carry: the next submit opens the new session.
+         * Opening now would leave an OPEN nobody asked for, which
+         * collect and wait(0) would count as work (found by review) */
+        c->open_state = 0;
+        return 0;
+    }
     int rc = open_session(c);
     if (rc < 0)
         return rc;
@@ -709,10 +717,13 @@ static int on_frame(struct rabia_client *c, const struct rabia_msg *m)
     return complete(c, e, m->value, m->body, m->body_len);
 }
 
-/* Read what is there and handle every complete frame. */
+/* Read what is there and handle every complete frame: at most
+ * RX_TURN_BYTES per call, so that a replica that never stops sending
+ * (frames nobody waits for) cannot keep io_process from its timeout check
+ * (found by review: a wait ran 7x past its timeout under such a stream). */
 static int conn_read(struct rabia_client *c)
 {
-    for (;;) {
+    for (size_t got = 0; got < RX_TURN_BYTES;) {
         if (rabia_buf_reserve(&c->rx, RX_CHUNK) < 0)
             return -ENOMEM;
         ssize_t n = ctls_recv(c->ssl, c->fd, c->rx.data + c->rx.len, c->rx.cap - c->rx.len, c->tls_err,
@@ -730,6 +741,7 @@ static int conn_read(struct rabia_client *c)
             return 0;
         }
         c->rx.len += (size_t)n;
+        got += (size_t)n;
         while (c->rx.len - c->rx_off >= RABIA_FRAME_HEADER) {
             const uint8_t *p = c->rx.data + c->rx_off;
             size_t avail = c->rx.len - c->rx_off, flen = 0;
@@ -762,6 +774,7 @@ static int conn_read(struct rabia_client *c)
             c->rx_off = 0;
         }
     }
+    return 0; /* more may wait: the caller's next poll says so */
 }
 
 static int64_t earliest_deadline(const struct rabia_client *c)
@@ -1210,7 +1223,15 @@ int rabia_client_status(struct rabia_client *c, const char *addr, struct rabia_b
         }
         off += (size_t)w;
     }
+    bool auth_answered = false;
     for (;;) {
+        /* the bound holds however the replica answers: poll(0) after the
+         * deadline still reports a socket that keeps receiving (found by
+         * review: a stream of accepted auth replies held this call for good) */
+        if (now_ms() >= deadline) {
+            rc = -ETIMEDOUT;
+            goto out;
+        }
         size_t flen = 0;
         if (rx.len >= RABIA_FRAME_HEADER) {
             int pr = rabia_frame_peek(rx.data, rx.len, &flen);
@@ -1221,6 +1242,11 @@ int rabia_client_status(struct rabia_client *c, const char *addr, struct rabia_b
             if (rx.len >= flen) {
                 struct rabia_msg a;
                 if (rabia_msg_decode(rx.data, flen, &a) == 0 && a.type == RABIA_MSG_CLIENT_AUTH_REPLY) {
+                    if (!c->password || auth_answered) { /* one auth frame sent, at most: one answer */
+                        rc = -EPROTO;
+                        goto out;
+                    }
+                    auth_answered = true;
                     if (a.value != 0) { /* refused: the replica's message */
                         rabia_buf_clear(text);
                         if (a.body_len)

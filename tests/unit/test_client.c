@@ -94,6 +94,11 @@ enum fake_mode {
     FM_BLACKHOLE, /* read and never answer */
     FM_REDIRECT,  /* answer REDIRECT, apply nothing */
     FM_GARBAGE,   /* answer a request with bytes that are not a frame */
+    FM_FLOOD,     /* answer a request or STATUS_REQ with 3 s of accepted
+                     CLIENT_AUTH_REPLY frames, a stream that never ends as
+                     far as the client can tell */
+    FM_EXPIRE,    /* open the session, answer the next request with
+                     SESSION_EXPIRED, then answer nothing more */
 };
 
 #define FAKE_CONNS 8
@@ -172,6 +177,38 @@ static void fconn_close(struct fconn *fc)
     rabia_buf_free(&fc->rx);
 }
 
+/* FM_FLOOD: 3 s of accepted auth replies, 1 MiB per send, until the client
+ * closes. */
+static void flood(int fd)
+{
+    static uint8_t buf[1 << 20];
+    static size_t n;
+    if (!n) {
+        struct rabia_msg a = {.type = RABIA_MSG_CLIENT_AUTH_REPLY, .value = 0};
+        int k = rabia_msg_encode(&a, buf, sizeof buf);
+        CHECK(k > 0);
+        for (n = (size_t)k; n + (size_t)k <= sizeof buf; n += (size_t)k)
+            memcpy(buf + n, buf, (size_t)k);
+    }
+    int64_t end = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    end = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 3000;
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        if ((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 >= end)
+            return;
+        for (size_t off = 0; off < n;) {
+            ssize_t w = send(fd, buf + off, n - off, MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                return; /* the client went away */
+            off += (size_t)w;
+        }
+    }
+}
+
 #define MAX_CHUNK 256 /* = the reply arrays of struct fake */
 
 /* Handle what arrived on connection fc. Returns 1 when the fake dies. */
@@ -204,6 +241,11 @@ static int fake_serve(struct fake *f, struct fconn *fc)
             break;
         CHECK_EQ(rabia_msg_decode(fc->rx.data + off, flen, &m), 0);
         off += flen;
+        if (f->mode == FM_FLOOD && (m.type == RABIA_MSG_STATUS_REQ || m.type == RABIA_MSG_CLIENT_REQ)) {
+            flood(fc->fd);
+            fconn_close(fc);
+            return 0;
+        }
         if (m.type == RABIA_MSG_STATUS_REQ) {
             char text[128];
             snprintf(text, sizeof text, "role: fake\nport: %u\n", f->port);
@@ -218,8 +260,16 @@ static int fake_serve(struct fake *f, struct fconn *fc)
         if (m.slot - m.u64b > f->max_gap)
             f->max_gap = m.slot - m.u64b;
         int k = f->seen++;
-        if (f->mode == FM_BLACKHOLE)
+        if (f->mode == FM_BLACKHOLE || (f->mode == FM_EXPIRE && k >= 2))
             continue;
+        if (f->mode == FM_EXPIRE) {
+            uint8_t id[8] = {7, 0, 0, 0, 0, 0, 0, 0x40}; /* RABIA_SESSION_ASSIGNED | 7 */
+            struct rabia_msg r = {.type = RABIA_MSG_CLIENT_REPLY, .u64 = m.u64, .slot = m.slot,
+                                  .value = k == 0 ? RABIA_REPLY_OK : RABIA_REPLY_SESSION_EXPIRED,
+                                  .body = k == 0 ? id : NULL, .body_len = k == 0 ? 8 : 0};
+            send_msg(fc->fd, &r);
+            continue;
+        }
         if (f->mode == FM_GARBAGE) {
             static const uint8_t junk[32] = "this is not a rabia frame......";
             send_all(fc->fd, junk, sizeof junk);
@@ -880,6 +930,65 @@ static void test_session_renewal(void)
     shared_free(&sh);
 }
 
+/* After a SESSION_EXPIRED with nothing else in flight nothing is left to
+ * do: the new session opens with the next submit, not with an OPEN nobody
+ * waits for (collect and wait(0) said -EINPROGRESS instead of -ENOENT, the
+ * event loop was asked to watch a socket, and wait(0, -1) blocked for
+ * attempts x timeout; found by review). */
+static void test_expired_idle(void)
+{
+    struct shared sh;
+    struct fake a;
+    one_fake(&sh, &a, FM_EXPIRE);
+    const char *addrs[] = {a.addr};
+    struct rabia_client *c = client(addrs, 1, 0, 500, 3, 0);
+    struct rabia_buf res = {0};
+    CHECK_EQ(rabia_client_call(c, inc_op.data, inc_op.len, &res), RABIA_REPLY_SESSION_EXPIRED);
+    CHECK_EQ(rabia_client_in_flight(c), 0);
+    CHECK_EQ(rabia_client_collect(c, &res, NULL), -ENOENT);
+    int64_t t0 = mono_ms();
+    CHECK_EQ(rabia_client_wait(c, 0, &res, NULL, -1), -ENOENT);
+    CHECK(mono_ms() - t0 < 100);
+    struct rabia_client_io io;
+    rabia_client_io(c, &io);
+    CHECK_EQ(io.fd, -1);
+    CHECK_EQ(io.timeout_ms, -1);
+    usleep(200 * 1000);
+    rabia_client_close(c);
+    fake_stop(&a);
+    CHECK_EQ(a.seen, 2); /* the OPEN and the request: no OPEN since */
+    rabia_buf_free(&res);
+    shared_free(&sh);
+}
+
+/* A replica that never stops sending (frames nobody waits for) holds
+ * neither a wait nor a status call past its timeout: both returned only
+ * when the stream paused, 7x past the timeout or never (found by review). */
+static void test_flood(void)
+{
+    struct shared sh;
+    struct fake a;
+    one_fake(&sh, &a, FM_FLOOD);
+    const char *addrs[] = {a.addr};
+    struct rabia_client *c = client(addrs, 1, 0, 300, 1, 0);
+    struct rabia_buf text = {0}, res = {0};
+    int64_t t0 = mono_ms();
+    int rc = rabia_client_status(c, a.addr, &text);
+    CHECK(rc == -EPROTO || rc == -ETIMEDOUT);
+    CHECK(mono_ms() - t0 < 1000);
+    uint64_t seq = 0;
+    CHECK_EQ(rabia_client_submit(c, inc_op.data, inc_op.len, &seq), 0); /* its OPEN meets the flood */
+    t0 = mono_ms();
+    rc = rabia_client_wait(c, seq, &res, NULL, 300);
+    CHECK(mono_ms() - t0 < 1000);
+    CHECK(rc == -EINPROGRESS || rc == -ETIMEDOUT);
+    rabia_client_close(c);
+    fake_stop(&a);
+    rabia_buf_free(&text);
+    rabia_buf_free(&res);
+    shared_free(&sh);
+}
+
 static void test_api(void)
 {
     struct rabia_client *c = NULL;
@@ -945,6 +1054,8 @@ int main(void)
     RUN(test_redirect_garbage);
     RUN(test_give_up);
     RUN(test_status);
+    RUN(test_flood);
+    RUN(test_expired_idle);
     rabia_buf_free(&inc_op);
     return CHECK_DONE();
 }
