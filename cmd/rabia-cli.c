@@ -86,8 +86,9 @@ static void usage(FILE *f)
         "  0  success\n"
         "  1  the operation returned an error result (or was rejected)\n"
         "  2  usage error\n"
-        "  3  no replica reachable, or timed out; after a timeout of a write the\n"
-        "     outcome is unknown (it may or may not have been applied)\n",
+        "  3  no replica reachable, timed out, or the session expired; after a\n"
+        "     timeout or an expired session of a write the outcome is unknown\n"
+        "     (it may or may not have been applied)\n",
         prog, BENCH_OUTSTANDING);
 }
 
@@ -164,7 +165,20 @@ static int report_failure(int rc, bool write, const char *addrs)
                         "applied\n", prog, rabia_reply_status_name(rc));
         return EX_UNREACHABLE;
     }
-    if (rc == RABIA_REPLY_SESSION_EXPIRED || rc == RABIA_REPLY_BAD_REQUEST) {
+    if (rc == RABIA_REPLY_SESSION_EXPIRED) {
+        /* the session was evicted or lost while the request was out: an
+         * earlier attempt may have been applied (rabia/client.h), so "it
+         * was rejected" would invite a rerun that applies it twice */
+        if (write)
+            fprintf(stderr, "%s: the session expired while the request was out (SESSION_EXPIRED): outcome "
+                            "unknown (it may or may not have been applied); check before running it again\n",
+                    prog);
+        else
+            fprintf(stderr, "%s: the session expired while the request was out (SESSION_EXPIRED); run it "
+                            "again\n", prog);
+        return EX_UNREACHABLE;
+    }
+    if (rc == RABIA_REPLY_BAD_REQUEST) {
         fprintf(stderr, "%s: the replica rejected the request: %s\n", prog,
                 rabia_reply_status_name(rc));
         return EX_RESULT;

@@ -3,7 +3,8 @@
 # Counter: incr/decr/set/get through different replicas, then
 # `bench-counter 2000` and an exact final value. Bank (a fresh cluster on the
 # same ports): create, deposit, withdraw, transfer, the error results (exit
-# status 1), balance, all; the total is conserved.
+# status 1), balance, all; the total is conserved. Then rabia-cli against a
+# fake replica (cli_outcome.py): an expired session is an unknown outcome.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -73,3 +74,27 @@ total=$(awk '{s += $2} END {print s}' <<<"$all")
 # created 100 + 50 + 0, deposited 25, withdrew 20: transfers move money only
 expect_eq "total over all accounts (150 created + 25 deposited - 20 withdrawn)" "$total" 155
 wait_converged 10 1 2 3
+
+# What rabia-cli says when a write's outcome is unknown: a fake replica
+# (cli_outcome.py) swallows the first attempt and answers the retry with
+# SESSION_EXPIRED (the session was evicted meanwhile: the first attempt may
+# have been applied). That is not "rejected" (exit 1, which invites a rerun
+# that applies a deposit twice) but exit 3, outcome unknown; BAD_REQUEST
+# stays a rejection.
+fake_port=$((${RABIA_IT_PORT_BASE:-20000} + 100 * 2 + 90))
+for mode in expire bad; do
+  bg "fake-$mode" python3 "$(dirname "$0")/cli_outcome.py" "$fake_port" "$mode"
+  fake=$BG_PID
+  for _ in $(seq 50); do grep -q ready "$IT_DIR/fake-$mode.out" && break; sleep 0.1; done
+  grep -q ready "$IT_DIR/fake-$mode.out" || fail "cli_outcome.py $mode did not start: $(cat "$IT_DIR/fake-$mode.out")"
+  if [ "$mode" = expire ]; then
+    run_cli "bank deposit whose session expired while it was out" 3 \
+      "rabia-cli: the session expired while the request was out (SESSION_EXPIRED): outcome unknown (it may or may not have been applied); check before running it again" \
+      -a "127.0.0.1:$fake_port" -t 300 bank deposit alice 100
+  else
+    run_cli "bank deposit refused as a bad request" 1 "rabia-cli: the replica rejected the request: BAD_REQUEST" \
+      -a "127.0.0.1:$fake_port" -t 300 bank deposit alice 100
+  fi
+  kill "$fake"
+  wait "$fake" 2>/dev/null || true
+done
