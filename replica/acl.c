@@ -472,13 +472,16 @@ static bool word_is(const uint8_t *p, size_t n, const char *w)
 }
 
 /* GEORADIUS's and GEORADIUSBYMEMBER's destination (the only keys COMMAND
- * INFO's first, last and step leave out): the argument after the first
- * STORE, and after the first STOREDIST, from their options on (Redis
- * 7.0's keyword key specs, searching from argument 6 and 5). Fed the
- * arguments in order, it says which are those keys. */
+ * INFO's first, last and step leave out): the argument after a STORE or
+ * STOREDIST, from their options on (argument 6 and 5). Every such argument,
+ * not only the first STORE's and STOREDIST's as Redis 7.0's key specs say:
+ * the store (kv/t_geo.c, as Redis) writes the last one given, so checking
+ * the first let "STORE mine STORE theirs" write a key the user may not
+ * (found by review). An argument that is not the destination is checked
+ * too: that can only refuse. Fed the arguments in order, it says which are
+ * those keys. */
 struct store_scan {
     uint32_t from; /* 0: not one of the two */
-    bool seen[2];  /* STORE, STOREDIST found */
     bool next_is_key;
 };
 
@@ -495,17 +498,19 @@ static bool store_scan_arg(struct store_scan *ss, uint32_t i, uint32_t argc, con
     ss->next_is_key = false;
     if (ss->from && i >= ss->from && i + 1 < argc)
         for (size_t w = 0; w < 2; w++)
-            if (!ss->seen[w] && word_is(p, n, words[w])) {
-                ss->seen[w] = true;
+            if (word_is(p, n, words[w]))
                 ss->next_is_key = true;
-            }
     return key;
 }
 
 /* SORT's destination and its patterns, for a user without access to every
- * key. The destination (Redis 7.0's sortGetKeys): the argument after the
- * last STORE, LIMIT's two arguments and GET's and BY's one skipped; none
- * for SORT_RO. Then what SORT itself refuses such a user while it parses
+ * key. The destination: the argument after the last STORE, read token for
+ * token as the store reads them (kv/t_sort.c sort_generic: STORE, GET and
+ * BY take one argument, LIMIT two when two are left; the parse ends at
+ * anything else, with an error and nothing written); none for SORT_RO.
+ * Redis 7.0's sortGetKeys does not skip STORE's own argument, which let
+ * "SORT k STORE get STORE theirs" pass with "get" checked and write
+ * "theirs" (found by review). Then what SORT itself refuses such a user while it parses
  * its options (Redis's sortCommandGeneric): a BY pattern with a '*' or any
  * GET names keys the ACL cannot check; the parse stops at an error it
  * replies itself (LIMIT not integers, an unknown option), so a pattern
@@ -515,12 +520,18 @@ static int sort_check(const struct acl *a, int u, bool ro, uint32_t argc, const 
 {
     uint32_t dst = 0;
     for (uint32_t i = 2; !ro && i < argc; i++) {
-        if (word_is(argv[i], lens[i], "limit"))
+        uint32_t left = argc - i - 1;
+        if (word_is(argv[i], lens[i], "asc") || word_is(argv[i], lens[i], "desc") ||
+            word_is(argv[i], lens[i], "alpha"))
+            continue;
+        if (word_is(argv[i], lens[i], "limit") && left >= 2)
             i += 2;
-        else if (word_is(argv[i], lens[i], "store") && i + 1 < argc)
-            dst = i + 1;
-        else if (word_is(argv[i], lens[i], "get") || word_is(argv[i], lens[i], "by"))
+        else if (word_is(argv[i], lens[i], "store") && left >= 1)
+            dst = ++i;
+        else if ((word_is(argv[i], lens[i], "get") || word_is(argv[i], lens[i], "by")) && left >= 1)
             i += 1;
+        else
+            break; /* the store's syntax error: nothing is written */
     }
     if (dst && !acl_key_allowed(a, u, argv[dst], lens[dst]))
         return ACL_DENIED_KEY;

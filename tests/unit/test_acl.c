@@ -157,6 +157,7 @@ static void test_permissions(void)
     CHECK_EQ(parse("user ro on >p ~* +@read", err, sizeof err), 0);
     CHECK_EQ(parse("user app on >p ~app:* ~cache:? +@all -flushall", err, sizeof err), 0);
     CHECK_EQ(parse("user nw on >p ~* +@all -@write +del", err, sizeof err), 0);
+    CHECK_EQ(parse("user gk on >p ~g* +@all", err, sizeof err), 0); /* keys that match SORT's keywords */
     const char *get[] = {"get", "k"}, *set[] = {"set", "app:1", "v"}, *seto[] = {"set", "other:1", "v"};
     const char *mset_ok[] = {"mset", "app:1", "v", "cache:x", "w"}, *mset_bad[] = {"mset", "app:1", "v", "cache:xy", "w"};
     const char *mset_valkey[] = {"mset", "app:1", "other:1"}; /* a value that looks like a key is not a key */
@@ -195,8 +196,9 @@ static void test_permissions(void)
     CHECK_EQ(cmd("app", 4, bzp_bad), ACL_DENIED_KEY);
     CHECK_EQ(cmd("app", 3, bzp_ok), ACL_ALLOWED);
     CHECK_EQ(cmd("app", 1, flush), ACL_DENIED_CMD);
-    /* GEORADIUS / GEORADIUSBYMEMBER: the key after the first STORE and the
-     * first STOREDIST from their options on; GEOSEARCHSTORE: keys 1 and 2 */
+    /* GEORADIUS / GEORADIUSBYMEMBER: the key after every STORE and
+     * STOREDIST from their options on (the store writes the last one);
+     * GEOSEARCHSTORE: keys 1 and 2 */
     const char *gr_ok[] = {"georadius", "app:g", "15", "37", "1", "km", "STORE", "app:d"};
     const char *gr_bad[] = {"georadius", "app:g", "15", "37", "1", "km", "COUNT", "1", "store", "x:d"};
     const char *grd_bad[] = {"georadius", "app:g", "15", "37", "1", "km", "STORE", "app:d", "STOREDIST", "x:d"};
@@ -208,7 +210,7 @@ static void test_permissions(void)
     CHECK_EQ(cmd("app", 8, gr_ok), ACL_ALLOWED);
     CHECK_EQ(cmd("app", 10, gr_bad), ACL_DENIED_KEY);
     CHECK_EQ(cmd("app", 10, grd_bad), ACL_DENIED_KEY);
-    CHECK_EQ(cmd("app", 10, gr_twice), ACL_ALLOWED); /* Redis's key spec: the first STORE only */
+    CHECK_EQ(cmd("app", 10, gr_twice), ACL_DENIED_KEY); /* the store writes x:d (the first STORE was checked) */
     CHECK_EQ(cmd("app", 7, grm_bad), ACL_DENIED_KEY);
     CHECK_EQ(cmd("app", 5, grm_member), ACL_ALLOWED);
     CHECK_EQ(cmd("app", 8, gss_bad), ACL_DENIED_KEY);
@@ -232,6 +234,15 @@ static void test_permissions(void)
     CHECK_EQ(cmd("app", 6, so_const), ACL_DENIED_SORT_GET);
     CHECK_EQ(cmd("app", 7, so_err), ACL_ALLOWED);
     CHECK_EQ(cmd("app", 4, so_ro), ACL_ALLOWED); /* no STORE in SORT_RO: its syntax error */
+    /* STORE's own argument is consumed, as the store reads it: "get" is
+     * STORE's key here, not a GET (the check took it for the destination
+     * and skipped the second STORE, which the store writes) */
+    const char *so_kw[] = {"sort", "g:l", "STORE", "get", "STORE", "secret"};
+    const char *so_kw_ok[] = {"sort", "g:l", "STORE", "secret", "STORE", "get"};
+    const char *so_lim[] = {"sort", "g:l", "STORE", "limit", "STORE", "secret"};
+    CHECK_EQ(cmd("gk", 6, so_kw), ACL_DENIED_KEY);
+    CHECK_EQ(cmd("gk", 6, so_kw_ok), ACL_ALLOWED); /* the last STORE's key is what is written */
+    CHECK_EQ(cmd("gk", 6, so_lim), ACL_DENIED_KEY);
     CHECK_EQ(cmd("nw", 6, so_by), ACL_DENIED_CMD);
     CHECK_EQ(cmd("nw", 3, seto), ACL_DENIED_CMD);
     CHECK_EQ(cmd("nw", 2, del), ACL_ALLOWED);
