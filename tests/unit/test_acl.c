@@ -274,6 +274,35 @@ static void test_permissions(void)
     CHECK(acl_cmd_allowed(&A, u, "acl|whoami", acl_categories("acl|whoami", 0, 0, 0, 0)));
 }
 
+/* @keyspace is Redis 7.0's: the type-agnostic key and database commands
+ * (DEL, EXPIRE, TYPE, SCAN, FLUSHDB...), not every read and write. */
+static void test_keyspace(void)
+{
+    char err[512];
+    acl_init(&A, "pw");
+    CHECK_EQ(parse("user ks on >p ~* +@keyspace", err, sizeof err), 0);
+    CHECK_EQ(parse("user nks on >p ~* +@all -@keyspace", err, sizeof err), 0);
+    const char *set[] = {"set", "k", "v"}, *get[] = {"get", "k"}, *hset[] = {"hset", "h", "f", "v"};
+    const char *incr[] = {"incr", "n"}, *pub[] = {"publish", "c", "m"};
+    const char *del[] = {"del", "k"}, *type[] = {"type", "k"}, *expire[] = {"expire", "k", "10"};
+    const char *ren[] = {"rename", "a", "b"}, *exists[] = {"exists", "k"}, *flushdb[] = {"flushdb"};
+    const char *const *data[] = {set, get, hset, incr};
+    const int data_n[] = {3, 2, 4, 2};
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ(cmd("ks", data_n[i], data[i]), ACL_DENIED_CMD);
+        CHECK_EQ(cmd("nks", data_n[i], data[i]), ACL_ALLOWED);
+    }
+    const char *const *keyspace[] = {del, type, expire, ren, exists, flushdb};
+    const int keyspace_n[] = {2, 2, 3, 3, 2, 1};
+    for (int i = 0; i < 6; i++) {
+        CHECK_EQ(cmd("ks", keyspace_n[i], keyspace[i]), ACL_ALLOWED);
+        CHECK_EQ(cmd("nks", keyspace_n[i], keyspace[i]), ACL_DENIED_CMD);
+    }
+    CHECK_EQ(cmd("nks", 3, pub), ACL_ALLOWED);
+    CHECK(acl_categories("object|encoding", 1, 0, 0, 0) & ACL_CAT_KEYSPACE);
+    CHECK(!(acl_categories("getdel", 0, 1, 1, 0) & ACL_CAT_KEYSPACE));
+}
+
 /* Scripts: @slow @scripting (EVAL_RO not @read), and only for users
  * allowed everything (a script's commands run inside the state machine,
  * where the user's rules are not known). */
@@ -333,6 +362,18 @@ static void test_native_ops(void)
     CHECK(!strcmp(name, "set"));
     CHECK_EQ(op("app", &a, name), ACL_ALLOWED);
     CHECK_EQ(op("app", &b, name), ACL_DENIED_KEY);
+    /* subcommand rules apply to a native op as to RESP's "script|flush" */
+    CHECK_EQ(parse("user nf on >p ~* +@all -script|flush", err, sizeof err), 0);
+    struct rabia_buf sc = {0};
+    const char *sflush[] = {"SCRIPT", "FLUSH"}, *sexists[] = {"SCRIPT", "EXISTS", "abc"};
+    CHECK_EQ(rabia_kv_encode_argv(&sc, 2, sflush, NULL), 0);
+    CHECK_EQ(op("nf", &sc, name), ACL_DENIED_CMD);
+    CHECK(!strcmp(name, "script|flush"));
+    CHECK_EQ(op("default", &sc, name), ACL_ALLOWED);
+    rabia_buf_clear(&sc);
+    CHECK_EQ(rabia_kv_encode_argv(&sc, 3, sexists, NULL), 0);
+    CHECK_EQ(op("nf", &sc, name), ACL_ALLOWED);
+    rabia_buf_free(&sc);
     /* GEORADIUS's STORE destination, as a native op too */
     struct rabia_buf g = {0};
     const char *geo[] = {"GEORADIUS", "app:g", "15", "37", "1", "km", "STOREDIST", "x:d"};
@@ -381,6 +422,7 @@ int main(void)
     RUN(test_good_lines);
     RUN(test_bad_lines);
     RUN(test_permissions);
+    RUN(test_keyspace);
     RUN(test_native_ops);
     RUN(test_scripts);
     return CHECK_DONE();
