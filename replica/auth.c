@@ -237,6 +237,13 @@ uint32_t replica_auth_users_take(struct rabia_replica *r, const struct acl *acl,
         else replica_conn_close(r, k->c);
         closed++;
     }
+    /* default's connections stay: a transaction queued under the old rules
+     * is checked again at EXEC, as Redis 7.0 does (it ran as queued: found
+     * by review) */
+    for (uint32_t i = 0; i < r->n_live; i++) {
+        struct conn *k = &r->conns[r->live[i]];
+        if (k->kind == CK_RESP && k->c && !k->closing && k->rs.in_multi) k->au.multi_reloaded = true;
+    }
     OPENSSL_cleanse(&a->acl, sizeof a->acl);
     memcpy(&a->acl, acl, sizeof a->acl);
     for (uint32_t u = 0; u < ACL_MAX_USERS; u++) a->unrestricted[u] = u < a->acl.n && unrestricted(&a->acl, (int)u);
@@ -549,6 +556,21 @@ int replica_auth_resp(struct rabia_replica *r, uint32_t ci, struct rabia_buf *ou
     uint32_t cats = acl_categories(m.fullname, m.readonly, m.write, m.fast, m.pubsub);
     int rc = acl_check_command(&a->acl, k->au.user, m.fullname, cats, c->argc, c->argv, c->argv_len, m.first, m.last,
                                m.step);
+    if (rc == ACL_ALLOWED && m.is_exec && k->rs.in_multi && k->au.multi_reloaded) {
+        k->au.multi_reloaded = false;
+        const uint8_t *q = k->rs.qops.data;
+        for (uint32_t i = 0; i < k->rs.nqueued; q += k->rs.qlen[i], i++) {
+            char cmd[64] = "?";
+            int qrc = acl_check_kv_op(&a->acl, k->au.user, q, k->rs.qlen[i], cmd, sizeof cmd);
+            if (qrc == ACL_ALLOWED) continue;
+            char msg[256];
+            snprintf(msg, sizeof msg,
+                     "NOPERM ACL rules changed between the moment the transaction was accumulated and the EXEC call: "
+                     "'%s' is no longer allowed (%s)",
+                     cmd, qrc == ACL_DENIED_KEY ? "one of its keys" : "the command");
+            return refuse(k, out, msg, true);
+        }
+    }
     if (rc == ACL_DENIED_CMD) {
         char msg[160];
         snprintf(msg, sizeof msg, "NOPERM this user has no permissions to run the '%s' command", m.fullname);

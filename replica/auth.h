@@ -42,6 +42,9 @@ struct conn_auth {
      * its sequence numbers. A ring: the client library holds one at a time. */
     uint64_t owned[4];
     uint8_t n_owned;
+    /* RESP: the users were reloaded while this connection queued a
+     * transaction: its EXEC checks the queued commands again */
+    bool multi_reloaded;
     /* peers: the cluster-secret handshake (enum in auth.c) */
     uint8_t pstep;
     bool pending;             /* counted in replica_auth.n_peer_pending */

@@ -129,5 +129,40 @@ expect_eq "replica 1: default keeps requirepass" "$(login 1 default defpw)" "OK"
 expect_eq "replica 3 (not asked) keeps app's password from the SIGHUP" "$(login 3 app apppw2)" "OK"
 wait_log "$RABIA_CLUSTER_DIR/r1.log" "ACL LOAD from 127\.0\.0\.1:[0-9]+ \(user 'new'\): 4 users from $D/users.acl" 10
 ok "replica 1 logged the ACL LOAD"
+
+# A transaction queued under the old rules: its EXEC checks the queued
+# commands against the new ones (Redis 7.0's "ACL rules changed" refusal;
+# it ran as queued before). default loses @write while one connection has
+# SET queued and another only GET.
+cat >"$D/multi.py" <<'EOF'
+import sys, redis
+port, acl, newtext = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+w = redis.Redis(port=port, password="defpw", single_connection_client=True, socket_timeout=10)
+r = redis.Redis(port=port, password="defpw", single_connection_client=True, socket_timeout=10)
+adm = redis.Redis(port=port, username="new", password="newpw", socket_timeout=10)
+adm.set("mr:key", "before")
+for c, cmd in ((w, ("SET", "mr:key", "after")), (r, ("GET", "mr:key"))):
+    c.execute_command("MULTI")
+    print("queued", c.execute_command(*cmd))  # (redis-py reads SET's QUEUED as False)
+open(acl, "w").write(newtext)
+print("ACL LOAD", adm.execute_command("ACL", "LOAD"))
+try:
+    print("EXEC set", w.execute_command("EXEC"))
+except redis.exceptions.ResponseError as e:
+    print("EXEC set:", e)
+print("EXEC get", r.execute_command("EXEC"))
+print("mr:key", adm.get("mr:key"))
+EOF
+out=$("$PY" "$D/multi.py" "$(resp_port 1)" "$D/users.acl" "user default on >defpw ~* -@all +@read +@connection +@transaction
+user new on >newpw ~* +@all
+" 2>&1) || fail "multi.py: $out"
+expect_eq "EXEC after an ACL LOAD that took SET away: refused, nothing written; a GET-only one runs" "$out" \
+  "queued False
+queued b'QUEUED'
+ACL LOAD b'OK'
+EXEC set: Transaction discarded because of: NOPERM ACL rules changed between the moment the transaction was accumulated and the EXEC call: 'set' is no longer allowed (the command)
+EXEC get [b'before']
+mr:key b'before'"
+
 wait_converged 30 1 2 3
 all_alive 3
