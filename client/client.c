@@ -1242,7 +1242,10 @@ int rabia_client_status(struct rabia_client *c, const char *addr, struct rabia_b
             if (rx.len >= flen) {
                 struct rabia_msg a;
                 if (rabia_msg_decode(rx.data, flen, &a) == 0 && a.type == RABIA_MSG_CLIENT_AUTH_REPLY) {
-                    if (!c->password || auth_answered) { /* one auth frame sent, at most: one answer */
+                    /* a refusal answers the auth frame or the request
+                     * itself (NOAUTH without a password); an acceptance
+                     * answers the one auth frame sent, once */
+                    if (a.value == 0 && (!c->password || auth_answered)) {
                         rc = -EPROTO;
                         goto out;
                     }
