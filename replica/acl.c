@@ -94,8 +94,12 @@ static int apply_rule(struct acl_user *u, const char *r, char *err, size_t errle
         user_add_rule(u, true, 0, 0, NULL);
     } else if (!strcasecmp(r, "nocommands") || !strcasecmp(r, "-@all")) {
         user_add_rule(u, false, 0, 0, NULL);
-    } else if (!strcasecmp(r, "allchannels") || !strcmp(r, "&*") || !strcasecmp(r, "resetchannels")) {
-        /* channels are not restricted (acl.h) */
+    } else if (!strcasecmp(r, "allchannels") || !strcmp(r, "&*")) {
+        u->nochannels = false;
+    } else if (!strcasecmp(r, "resetchannels")) {
+        /* accepted and ignored before, so a user meant to have no channel
+         * could publish and subscribe (found by review) */
+        u->nochannels = true;
     } else if (!strcasecmp(r, "reset")) {
         user_reset(u);
     } else if (r[0] == '>' || r[0] == '<') {
@@ -432,7 +436,7 @@ bool acl_key_allowed(const struct acl *a, int u, const uint8_t *key, size_t n)
 static bool unrestricted(const struct acl *a, int u)
 {
     const struct acl_user *us = &a->users[u];
-    if (!us->allkeys) return false;
+    if (!us->allkeys || us->nochannels) return false;
     bool all = false;
     for (uint8_t i = 0; i < us->nrules; i++) {
         const struct acl_rule *r = &us->rules[i];
@@ -440,6 +444,14 @@ static bool unrestricted(const struct acl *a, int u)
         else if (!r->allow) all = false;
     }
     return all;
+}
+
+/* The commands that name channels (ACL_DENIED_CHANNEL): PUBSUB's
+ * introspection and the UNSUBSCRIBEs are not checked, as in Redis. */
+static bool names_channels(const char *name)
+{
+    return !strcmp(name, "publish") || !strcmp(name, "subscribe") || !strcmp(name, "psubscribe") ||
+           !strcmp(name, "spublish") || !strcmp(name, "ssubscribe");
 }
 
 /* The commands that run a script (ACL_DENIED_SCRIPT). */
@@ -581,6 +593,7 @@ int acl_check_command(const struct acl *a, int u, const char *fullname, uint32_t
 {
     if (!acl_cmd_allowed(a, u, fullname, cats)) return ACL_DENIED_CMD;
     if (runs_script(fullname) && !unrestricted(a, u)) return ACL_DENIED_SCRIPT;
+    if (a->users[u].nochannels && names_channels(fullname)) return ACL_DENIED_CHANNEL;
     if (a->users[u].allkeys) return ACL_ALLOWED;
     uint32_t at = numkeys_at(fullname);
     uint32_t nk = at && at < argc ? numkeys_of(argv[at], lens[at], argc) : 0;
@@ -710,6 +723,7 @@ static int check_op(const struct acl *a, int u, const uint8_t *op, size_t len, c
                                    k->flags & RABIA_KV_CMD_FAST, k->flags & RABIA_KV_CMD_PUBSUB);
     if (!acl_cmd_allowed(a, u, full, cats)) return ACL_DENIED_CMD;
     if (runs_script(k->name) && !unrestricted(a, u)) return ACL_DENIED_SCRIPT;
+    if (a->users[u].nochannels && names_channels(k->name)) return ACL_DENIED_CHANNEL;
     if (a->users[u].allkeys) return ACL_ALLOWED;
     uint32_t at = numkeys_at(k->name), nk = 0;
     if (at && at < it.argc) {

@@ -20,8 +20,11 @@
  *   +cmd | -cmd              allow / deny one command ("config|get" for a subcommand,
  *                            "config" for all of them)
  *   allcommands | nocommands = +@all | -@all
- *   allchannels | &*         accepted (channels are not restricted: every user
- *                            allowed the Pub/Sub commands may use every channel)
+ *   allchannels | &*         every channel (what a user starts with here: Redis
+ *                            7.0 starts with none, acl-pubsub-default)
+ *   resetchannels            no channel: PUBLISH, SUBSCRIBE, PSUBSCRIBE, SPUBLISH
+ *                            and SSUBSCRIBE refused (ACL_DENIED_CHANNEL); channel
+ *                            patterns (&pattern) are not supported
  *   reset                    back to the starting point
  * Anything else is refused with the file, line and the fix.
  *
@@ -69,6 +72,7 @@ struct acl_rule {
 struct acl_user {
     char name[ACL_NAME_MAX + 1];
     bool on, nopass, allkeys;
+    bool nochannels;       /* resetchannels: no Pub/Sub channel at all */
     uint8_t npass, npat, nrules;
     uint8_t pass[ACL_MAX_PASSES][32];  /* SHA-256 of each password */
     uint16_t patlen[ACL_MAX_PATTERNS];
@@ -117,7 +121,9 @@ enum {
     ACL_DENIED_SCRIPT = 3,
     ACL_DENIED_SORT_BY = 4,  /* SORT ... BY a pattern, by a user without access to every key */
     ACL_DENIED_SORT_GET = 5, /* SORT ... GET, likewise (Redis 7.0's errors: ACL_SORT_*_TEXT) */
+    ACL_DENIED_CHANNEL = 6,  /* a channel command by a user with resetchannels */
 };
+#define ACL_CHANNEL_TEXT "NOPERM this user has no permissions to access one of the channels used as arguments"
 #define ACL_SORT_BY_TEXT "ERR BY option of SORT denied due to insufficient ACL permissions."
 #define ACL_SORT_GET_TEXT "ERR GET option of SORT denied due to insufficient ACL permissions."
 /* ACL_DENIED_SCRIPT: a script (EVAL, EVALSHA and their _RO forms) by a

@@ -145,7 +145,7 @@ static int read_secret(struct replica_auth *a, const char *path, char *err, size
 static bool unrestricted(const struct acl *acl, int u)
 {
     const struct acl_user *us = &acl->users[u];
-    if (!us->allkeys || !us->nrules || us->rules[0].kind != 0 || !us->rules[0].allow) return false;
+    if (!us->allkeys || us->nochannels || !us->nrules || us->rules[0].kind != 0 || !us->rules[0].allow) return false;
     for (uint8_t i = 1; i < us->nrules; i++)
         if (!us->rules[i].allow) return false;
     return true;
@@ -567,7 +567,9 @@ int replica_auth_resp(struct rabia_replica *r, uint32_t ci, struct rabia_buf *ou
             snprintf(msg, sizeof msg,
                      "NOPERM ACL rules changed between the moment the transaction was accumulated and the EXEC call: "
                      "'%s' is no longer allowed (%s)",
-                     cmd, qrc == ACL_DENIED_KEY ? "one of its keys" : "the command");
+                     cmd, qrc == ACL_DENIED_KEY       ? "one of its keys"
+                          : qrc == ACL_DENIED_CHANNEL ? "its channel"
+                                                      : "the command");
             return refuse(k, out, msg, true);
         }
     }
@@ -583,6 +585,8 @@ int replica_auth_resp(struct rabia_replica *r, uint32_t ci, struct rabia_buf *ou
         return refuse(k, out, ACL_SCRIPT_DENIED_TEXT, m.is_exec);
     if (rc == ACL_DENIED_SORT_BY || rc == ACL_DENIED_SORT_GET)
         return refuse(k, out, rc == ACL_DENIED_SORT_BY ? ACL_SORT_BY_TEXT : ACL_SORT_GET_TEXT, m.is_exec);
+    if (rc == ACL_DENIED_CHANNEL)
+        return refuse(k, out, ACL_CHANNEL_TEXT, m.is_exec);
     return 0;
 }
 
@@ -754,6 +758,8 @@ bool replica_auth_native(struct rabia_replica *r, uint32_t ci, const struct rabi
         snprintf(msg, sizeof msg, "%s", ACL_SCRIPT_DENIED_TEXT);
     else if (rc == ACL_DENIED_SORT_BY || rc == ACL_DENIED_SORT_GET)
         snprintf(msg, sizeof msg, "%s", rc == ACL_DENIED_SORT_BY ? ACL_SORT_BY_TEXT : ACL_SORT_GET_TEXT);
+    else if (rc == ACL_DENIED_CHANNEL)
+        snprintf(msg, sizeof msg, "%s", ACL_CHANNEL_TEXT);
     else
         snprintf(msg, sizeof msg, "NOPERM this operation cannot be checked against the user's permissions "
                                   "(malformed or unknown): refused");

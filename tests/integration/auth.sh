@@ -46,6 +46,7 @@ user app on >apppw ~app:* +@all
 user off1 off >offpw ~* +@all
 user onlyread on >p ~* +@read
 user ops on >opspw ~* +@all -@admin
+user quiet on >qpw ~* resetchannels +@all
 EOF
 export RABIA_PASSWORD=defpw # rabia-cli (lib.sh's status and convergence checks)
 export RABIA_EXTRA_ARGS="--cluster-secret-file=$D/secret --requirepass=defpw --acl-file=$D/users.acl"
@@ -223,6 +224,13 @@ expect_eq "redis-cli --user app: another key" "$(redis 1 --user app --pass apppw
 expect_eq "redis-cli --user ro: SET" "$(redis 2 --user ro --pass ropw --no-auth-warning SET app:1 y 2>&1)" \
   "NOPERM this user has no permissions to run the 'set' command"
 expect_eq "redis-cli -a (requirepass)" "$(redis 3 -a defpw --no-auth-warning SET plain 1)" "OK"
+# resetchannels: no channel (accepted and ignored before)
+for c in "PUBLISH news hi" "SUBSCRIBE news"; do
+  # shellcheck disable=SC2086 # (the command's words)
+  expect_eq "redis-cli --user quiet (resetchannels): $c" "$(timeout 5 redis-cli -p "$(resp_port 1)" --user quiet --pass qpw --no-auth-warning $c 2>&1 | head -n 1)" \
+    "NOPERM this user has no permissions to access one of the channels used as arguments"
+done
+expect_eq "redis-cli --user quiet: SET" "$(redis 1 --user quiet --pass qpw --no-auth-warning SET quiet:1 v)" "OK"
 if "$PY" -c 'import redis' 2>/dev/null; then
   py=$(
     timeout 30 "$PY" - "$(resp_port 2)" 2>&1 <<'EOF'

@@ -303,6 +303,38 @@ static void test_keyspace(void)
     CHECK(!(acl_categories("getdel", 0, 1, 1, 0) & ACL_CAT_KEYSPACE));
 }
 
+/* resetchannels: no channel (it was accepted and ignored); allchannels
+ * or &* after it give them back. A user without channels is not
+ * unrestricted: no scripts (a script could publish). */
+static void test_channels(void)
+{
+    char err[512], name[64];
+    acl_init(&A, "pw");
+    CHECK_EQ(parse("user rc on >p ~* resetchannels +@all", err, sizeof err), 0);
+    CHECK_EQ(parse("user back on >p ~* resetchannels &* +@all", err, sizeof err), 0);
+    const char *pub[] = {"publish", "news", "hi"}, *get[] = {"get", "k"};
+    const char *ev[] = {"eval", "return 1", "0"};
+    CHECK_EQ(cmd("rc", 3, pub), ACL_DENIED_CHANNEL);
+    CHECK_EQ(cmd("rc", 2, get), ACL_ALLOWED);
+    CHECK_EQ(cmd("rc", 3, ev), ACL_DENIED_SCRIPT);
+    CHECK_EQ(cmd("back", 3, pub), ACL_ALLOWED);
+    CHECK_EQ(cmd("default", 3, pub), ACL_ALLOWED);
+    int u = acl_find(&A, (const uint8_t *)"rc", 2);
+    const uint8_t *sub[] = {(const uint8_t *)"subscribe", (const uint8_t *)"news"};
+    size_t sl[] = {9, 4};
+    CHECK_EQ(acl_check_command(&A, u, "subscribe", acl_categories("subscribe", 0, 0, 0, 1), 2, sub, sl, 0, 0, 0),
+             ACL_DENIED_CHANNEL);
+    const uint8_t *unsub[] = {(const uint8_t *)"unsubscribe", (const uint8_t *)"news"};
+    size_t ul[] = {11, 4};
+    CHECK_EQ(acl_check_command(&A, u, "unsubscribe", acl_categories("unsubscribe", 0, 0, 0, 1), 2, unsub, ul, 0, 0, 0),
+             ACL_ALLOWED);
+    struct rabia_buf b = {0};
+    CHECK_EQ(rabia_kv_encode_argv(&b, 3, (const char *[]){"PUBLISH", "news", "hi"}, NULL), 0);
+    CHECK_EQ(op("rc", &b, name), ACL_DENIED_CHANNEL); /* as a native op */
+    CHECK_EQ(op("back", &b, name), ACL_ALLOWED);
+    rabia_buf_free(&b);
+}
+
 /* Scripts: @slow @scripting (EVAL_RO not @read), and only for users
  * allowed everything (a script's commands run inside the state machine,
  * where the user's rules are not known). */
@@ -423,6 +455,7 @@ int main(void)
     RUN(test_bad_lines);
     RUN(test_permissions);
     RUN(test_keyspace);
+    RUN(test_channels);
     RUN(test_native_ops);
     RUN(test_scripts);
     return CHECK_DONE();
