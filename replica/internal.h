@@ -120,6 +120,7 @@ struct conn {
     size_t mem_seen;       /* its memory as last added to rabia_replica.client_memory */
     uint32_t live_pos;     /* its place in rabia_replica.live */
     uint64_t created_us;   /* RESP: accepted at (CLIENT LIST's age) */
+    uint32_t http_scanned; /* metrics HTTP: bytes of the unfinished head already checked */
     bool client_slot;      /* counted in rabia_replica.n_client_conns */
     bool quit;
     bool closing;          /* replica_conn_close called: ignore the rest */

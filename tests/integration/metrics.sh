@@ -256,6 +256,29 @@ ask(b"GET /metrics\r\n\r\n", "a request line without a version", 400)
 ask(b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n", "POST", 405)
 ask(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", "an unknown path", 404)
 ask(b"GET /health HTTP/1.0\r\n\r\n", "HTTP/1.0 /health", 200)
+# a head a few bytes at a time: each piece is checked once (resumed where
+# the last check stopped), a CRLFCRLF split across pieces still ends it
+def drip(payload, what, expect, step):
+    s = socket.create_connection(("127.0.0.1", port), timeout=15)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    import time
+    for i in range(0, len(payload), step):
+        s.sendall(payload[i:i + step])
+        time.sleep(0.002)
+    data = b""
+    while not data.endswith(b"\r\n\r\n") and b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    line = data.split(b"\r\n", 1)[0].decode(errors="replace")
+    if not line.startswith("HTTP/1.1 %d" % expect):
+        print("FAIL %s: got %r, expected %d" % (what, line, expect)); sys.exit(1)
+    print("[metrics]   ok: %s -> %s" % (what, line))
+drip(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 600 + b"\r\n\r\n", "/health a byte at a time", 200, 1)
+drip(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", "/health three bytes at a time", 200, 3)
+drip(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 300 + b"\x01\r\n\r\n", "a bad byte late in a dripped head", 400, 7)
 # 300 mutated requests (bytes flipped, inserted, deleted; always ending the
 # head): each gets a status line (200/400/404/405) or a close, never a hang
 base = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: */*\r\n"
