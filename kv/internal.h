@@ -317,6 +317,22 @@ enum kv_script_outcome { KV_SCRIPT_OK = 0, KV_SCRIPT_ERROR = 1, KV_SCRIPT_STOPPE
  * BITFIELD with a write did, and an EXEC watching the key aborted where
  * Redis's goes through (an OVERFLOW FAIL, a SET of the same value). */
 #define KV_LEVEL_BITFIELD_WATCH 7
+/* From feature level KV_LEVEL_SCRIPT_HEAP a script run's memory comes from
+ * kv/script_heap.c: every block at the same address (low 32 bits) on every
+ * replica, so that pairs() and next() visit keys that are tables or
+ * functions in the same order everywhere (before it, realloc's addresses:
+ * a script writing in that order diverged the replicas); and a coroutine's
+ * instructions count in steps of KV_SCRIPT_CORO_EVERY (before it, one that
+ * ended within 10,000 instructions was never counted). */
+#define KV_LEVEL_SCRIPT_HEAP 8
+#define KV_SCRIPT_CORO_EVERY 100
+/* script_heap.c: begin before a run's state is made (0, -EBUSY nested,
+ * -errno when no address space), realloc as Lua's allocator (*spent: NULL
+ * because the arena is full, the same on every replica; else the
+ * machine's memory), end after lua_close. */
+int kv_script_heap_begin(void);
+void *kv_script_heap_realloc(void *ptr, size_t osize, size_t nsize, bool *spent);
+void kv_script_heap_end(void);
 #define KV_SCRIPT_KEY_ELEM_INSNS 32
 #define KV_SCRIPT_EVAL_CACHED 500     /* scripts cached by EVAL (Redis 7.4's bound) */
 /* A cached script (kv_dent.v.p of the cache; ver is its last use). */

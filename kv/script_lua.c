@@ -33,6 +33,7 @@ struct run {
     uint64_t insns;
     bool count_work;    /* feature level KV_LEVEL_SCRIPT_WORK: allocations and library loops count (add_work) */
     bool count_c_work;  /* feature level KV_LEVEL_SCRIPT_C_WORK: patterns (script_match.c, charging meter), commands' keys */
+    bool arena;         /* feature level KV_LEVEL_SCRIPT_HEAP: memory from script_heap.c, coroutines counted */
     struct kv_match_meter meter;
     /* the library's, from level KV_LEVEL_SCRIPT_C_WORK (cjson_decode_counted, cjson_encode_checked) */
     lua_CFunction cjson_decode, cjson_encode;
@@ -64,8 +65,12 @@ static void run_hook(lua_State *L, lua_Debug *ar);
 static void *run_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct run *r = ud;
+    bool spent = false;
     if (nsize == 0) {
-        free(ptr);
+        if (r->arena)
+            (void)kv_script_heap_realloc(ptr, osize, 0, &spent);
+        else
+            free(ptr);
         r->heap -= osize;
         return NULL;
     }
@@ -86,9 +91,13 @@ static void *run_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
             return NULL;
         }
     }
-    void *p = realloc(ptr, nsize);
+    void *p = r->arena ? kv_script_heap_realloc(ptr, osize, nsize, &spent) : realloc(ptr, nsize);
+    if (!p && ptr && nsize <= osize)
+        p = ptr; /* a shrink cannot fail (Lua 5.1 counts on it): the block stays as it is */
     if (p)
         r->heap = r->heap - osize + nsize;
+    else if (spent) /* the arena's room: the same request on every replica */
+        r->oom = true;
     else /* the machine's memory, not the bound: not the same on every replica */
         r->enomem = -ENOMEM;
     return p;
@@ -112,7 +121,12 @@ static void run_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     struct run *r = run_of(L);
-    r->insns += r->over ? 1 : HOOK_EVERY;
+    /* the count this thread's hook was set with: HOOK_EVERY, or for a
+     * coroutine from level KV_LEVEL_SCRIPT_HEAP KV_SCRIPT_CORO_EVERY (each
+     * thread counts down on its own, so one that ended within HOOK_EVERY
+     * was never counted: 1e9 instructions in short coroutines ran 60x the
+     * bound's time, found by review); 1 once over */
+    r->insns += r->over ? 1 : (uint64_t)lua_gethookcount(L);
     if (r->insns > KV_SCRIPT_MAX_INSNS)
         stop_run(L, r);
 }
@@ -845,6 +859,41 @@ static int base_tostring(lua_State *L)
 
 /* pcall as Redis 7.0 replaces it: an error table caught ({err=...}, as
  * redis.call raises) comes back as its message string. */
+/* coroutine.create and coroutine.wrap from level KV_LEVEL_SCRIPT_HEAP:
+ * the library's, then the new thread's count hook set to
+ * KV_SCRIPT_CORO_EVERY (run_hook adds what the thread was set with).
+ * wrap's function holds its thread as upvalue 1 (Lua 5.1's auxwrap). */
+static void coro_count(lua_State *L, lua_State *co)
+{
+    struct run *r = run_of(L);
+    lua_sethook(co, run_hook, LUA_MASKCOUNT, r->over ? 1 : KV_SCRIPT_CORO_EVERY);
+}
+
+static int coro_create(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    lua_State *co = lua_tothread(L, -1);
+    if (co)
+        coro_count(L, co);
+    return 1;
+}
+
+static int coro_wrap(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    if (lua_iscfunction(L, -1) && lua_getupvalue(L, -1, 1)) {
+        lua_State *co = lua_tothread(L, -1);
+        if (co)
+            coro_count(L, co);
+        lua_pop(L, 1);
+    }
+    return 1;
+}
+
 static int base_pcall(lua_State *L)
 {
     int argc = lua_gettop(L);
@@ -1051,6 +1100,14 @@ static void open_lazy(lua_State *L, uint32_t lib, int hidden, int proxy)
         wrap_counted(L, "collectgarbage", CHARGE_HEAP);
         lua_pop(L, 1);
         lua_getglobal(L, "coroutine");
+        if (r->arena) { /* each new coroutine counted in steps of KV_SCRIPT_CORO_EVERY */
+            lua_getfield(L, -1, "create");
+            lua_pushcclosure(L, coro_create, 1);
+            lua_setfield(L, -2, "create");
+            lua_getfield(L, -1, "wrap");
+            lua_pushcclosure(L, coro_wrap, 1);
+            lua_setfield(L, -2, "wrap");
+        }
         guard_table(L);
         lua_setglobal(L, "coroutine");
         lua_pushvalue(L, proxy); /* luaopen_base set _G to the real globals */
@@ -1326,10 +1383,16 @@ int kv_script_run(struct kv_ctx *c, const char *sha, const struct kv_script *sc,
     struct run r = {.s = c->s, .dbi = c->dbi, .no_writes = no_writes, .rand = 0x5241424941ull,
                     .count_work = c->s->feature_level >= KV_LEVEL_SCRIPT_WORK,
                     .count_c_work = c->s->feature_level >= KV_LEVEL_SCRIPT_C_WORK,
+                    .arena = c->s->feature_level >= KV_LEVEL_SCRIPT_HEAP,
                     .meter = {.charge = match_charge}};
+    if (r.arena && kv_script_heap_begin())
+        return -ENOMEM; /* no address space for it (runs never nest): the apply fails, as for the machine's memory */
     lua_State *L = lua_newstate(run_alloc, &r);
-    if (!L)
+    if (!L) {
+        if (r.arena)
+            kv_script_heap_end();
         return -ENOMEM;
+    }
     r.L = L;
     struct run_job j = {.c = c, .r = &r, .sc = sc, .first = first, .nkeys = nkeys, .sha = sha};
     size_t at = c->out->len;
@@ -1355,6 +1418,8 @@ int kv_script_run(struct kv_ctx *c, const char *sha, const struct kv_script *sc,
                                                                       : KV_SCRIPT_OK]++;
     lua_close(L);
     RABIA_ASSERT(r.heap == 0); /* every byte of the state returned */
+    if (r.arena)
+        kv_script_heap_end();
     rabia_buf_free(&r.reply);
     rabia_buf_free(&r.nums);
     return rc;

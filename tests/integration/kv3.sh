@@ -140,6 +140,20 @@ redis 2 DEL big >/dev/null
 expect_match "EVAL cjson.encode of one 10 MB string 1,000 times" \
   "$(redis 1 EVAL "local s = string.rep('x', 1e7) local t = {} for i = 1, 1000 do t[i] = s end return cjson.encode(t)" 0 2>&1)" \
   "the result would pass the script heap bound"
+# feature level 8: pairs() over keys that are tables or functions, which
+# Lua places by address; with malloc's each replica wrote its own order
+# (three orders, three state hashes: the check below failed)
+expect_eq "EVAL writing in pairs() order over table and function keys" \
+  "$(redis 2 EVAL "local t = {} for i = 1, 40 do t[{i}] = i t[function() return i end] = -i end local o = {} for k, v in pairs(t) do o[#o + 1] = v end redis.call('set', 'pairs_order', table.concat(o, ',')) return #o" 0)" 80
+wait_converged 10 1 2 3
+order=$(redis 1 GET pairs_order)
+for i in 2 3; do expect_eq "replica $i: the order pairs() gave" "$(redis "$i" GET pairs_order)" "$order"; done
+# and a coroutine's instructions count (short ones never were)
+t0=$SECONDS
+expect_match "EVAL 200,000 short coroutines" \
+  "$(redis 3 EVAL "for i = 1, 200000 do coroutine.wrap(function() for j = 1, 3300 do end end)() end return 1" 0 2>&1)" \
+  "script stopped after"
+((SECONDS - t0 < 20)) || fail "the coroutine loop took $((SECONDS - t0)) s"
 all_alive 3
 
 say "all replicas agree"
