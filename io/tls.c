@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -62,7 +63,90 @@ static int check_readable(const char *what, const char *path, char *err, size_t 
                  strerror(e));
         return -e;
     }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s %s: is a directory: give the path of a PEM file in it", what, path);
+        return -EISDIR;
+    }
     return 0;
+}
+
+/* An ASN1_TIME as OpenSSL prints it ("Dec  1 12:00:00 2027 GMT"), or "?". */
+static void time_str(const ASN1_TIME *t, char *buf, size_t len)
+{
+    snprintf(buf, len, "?");
+    BIO *m = BIO_new(BIO_s_mem());
+    if (!m)
+        return;
+    if (t && ASN1_TIME_print(m, t) == 1) {
+        int n = BIO_read(m, buf, (int)len - 1);
+        buf[n > 0 ? n : 0] = 0;
+    }
+    BIO_free(m);
+}
+
+/* The own certificate (with the chain from its file) verified against the
+ * CA store now, as every peer and client will: an expired, not yet valid
+ * or foreign certificate would load fine and then fail every handshake
+ * ("certificate verify failed"), so it is refused here, at start and on a
+ * reload (which then keeps the previous contexts). No purpose is checked:
+ * the other side checks the one it needs. */
+static int verify_own(SSL_CTX *c, const struct rio_tls_opts *o, char *err, size_t errlen)
+{
+    X509 *own = SSL_CTX_get0_certificate(c);
+    if (!own)
+        return 0;
+    STACK_OF(X509) *chain = NULL;
+    SSL_CTX_get0_chain_certs(c, &chain);
+    X509_STORE_CTX *x = X509_STORE_CTX_new();
+    if (!x || X509_STORE_CTX_init(x, SSL_CTX_get_cert_store(c), own, chain) != 1) {
+        X509_STORE_CTX_free(x);
+        ERR_clear_error();
+        snprintf(err, errlen, "out of memory verifying tls-cert-file %s", o->cert_file);
+        return -ENOMEM;
+    }
+    int ok = X509_verify_cert(x);
+    if (ok == 1) {
+        X509_STORE_CTX_free(x);
+        return 0;
+    }
+    int e = X509_STORE_CTX_get_error(x);
+    int depth = X509_STORE_CTX_get_error_depth(x);
+    X509 *bad = X509_STORE_CTX_get_current_cert(x);
+    if (!bad || depth <= 0)
+        bad = own;
+    char cn[96] = "?", from[64], until[64];
+    X509_NAME_get_text_by_NID(X509_get_subject_name(bad), NID_commonName, cn, sizeof cn);
+    time_str(X509_get0_notBefore(bad), from, sizeof from);
+    time_str(X509_get0_notAfter(bad), until, sizeof until);
+    const char *fix;
+    switch (e) {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        fix = "renew it (a new certificate from the CA; deploy/make-test-certs.sh makes test ones)";
+        break;
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        fix = "check this machine's clock, or replace it with a certificate valid now";
+        break;
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_CERT_SIGNATURE_FAILURE:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+        fix = "replace it with a certificate signed by that CA, or set tls-ca-cert-file to the CA that signed it";
+        break;
+    default:
+        fix = "replace the certificate";
+        break;
+    }
+    snprintf(err, errlen,
+             "tls-cert-file %s: %s certificate CN=%s (valid from %s until %s) does not verify against "
+             "tls-ca-cert-file %s: %s: %s",
+             o->cert_file, bad == own ? "the" : "its chain's", cn, from, until, o->ca_file,
+             X509_verify_cert_error_string(e), fix);
+    X509_STORE_CTX_free(x);
+    ERR_clear_error();
+    return -EINVAL;
 }
 
 int rio_tls_ctx_new(struct rio_tls_ctx **out, const struct rio_tls_opts *o, char *err, size_t errlen)
@@ -104,7 +188,8 @@ int rio_tls_ctx_new(struct rio_tls_ctx **out, const struct rio_tls_opts *o, char
     SSL_CTX_set_mode(c, SSL_MODE_NO_AUTO_CHAIN);
     if (SSL_CTX_use_certificate_chain_file(c, o->cert_file) != 1) {
         ossl_reason(why, sizeof why, "unknown error");
-        snprintf(err, errlen, "tls-cert-file %s: not a usable PEM certificate: %s", o->cert_file, why);
+        snprintf(err, errlen, "tls-cert-file %s: not a usable PEM certificate: %s (give the PEM certificate, "
+                              "or chain, made for this replica)", o->cert_file, why);
         rc = -EINVAL;
         goto fail;
     }
@@ -114,7 +199,8 @@ int rio_tls_ctx_new(struct rio_tls_ctx **out, const struct rio_tls_opts *o, char
             snprintf(err, errlen, "tls-key-file %s does not belong to tls-cert-file %s (%s): give the key the "
                                   "certificate was made for", o->key_file, o->cert_file, why);
         else
-            snprintf(err, errlen, "tls-key-file %s: not a usable PEM private key: %s", o->key_file, why);
+            snprintf(err, errlen, "tls-key-file %s: not a usable PEM private key: %s (give the PEM key of "
+                                  "tls-cert-file)", o->key_file, why);
         rc = -EINVAL;
         goto fail;
     }
@@ -127,7 +213,8 @@ int rio_tls_ctx_new(struct rio_tls_ctx **out, const struct rio_tls_opts *o, char
     }
     if (SSL_CTX_load_verify_locations(c, o->ca_file, NULL) != 1) {
         ossl_reason(why, sizeof why, "unknown error");
-        snprintf(err, errlen, "tls-ca-cert-file %s: not a usable PEM CA certificate: %s", o->ca_file, why);
+        snprintf(err, errlen, "tls-ca-cert-file %s: not a usable PEM CA certificate: %s (give the PEM "
+                              "certificate of the CA that signed the members' certificates)", o->ca_file, why);
         rc = -EINVAL;
         goto fail;
     }
@@ -137,6 +224,8 @@ int rio_tls_ctx_new(struct rio_tls_ctx **out, const struct rio_tls_opts *o, char
     if (names)
         SSL_CTX_set_client_CA_list(c, names);
     ERR_clear_error();
+    if ((rc = verify_own(c, o, err, errlen)))
+        goto fail;
     /* Verification is set per connection (rio_tls_conn_new): a client
      * always verifies the server; a server asks for a certificate only
      * when require_peer_cert. */
@@ -144,14 +233,7 @@ int rio_tls_ctx_new(struct rio_tls_ctx **out, const struct rio_tls_opts *o, char
     char cn[96] = "?", until[64] = "?";
     if (own) {
         X509_NAME_get_text_by_NID(X509_get_subject_name(own), NID_commonName, cn, sizeof cn);
-        BIO *m = BIO_new(BIO_s_mem());
-        if (m) {
-            if (ASN1_TIME_print(m, X509_get0_notAfter(own)) == 1) {
-                int n = BIO_read(m, until, (int)sizeof until - 1);
-                until[n > 0 ? n : 0] = 0;
-            }
-            BIO_free(m);
-        }
+        time_str(X509_get0_notAfter(own), until, sizeof until);
     }
     snprintf(t->desc, sizeof t->desc, "certificate CN=%s (valid until %s), CA %s%s", cn, until, o->ca_file,
              o->require_peer_cert ? ", the other side's certificate required" : "");

@@ -17,7 +17,12 @@
  * - input limit: a peer that never gets consumed is closed with -EMSGSIZE
  *   (the limit holds for plaintext);
  * - close after send: 1 MiB then rio_close_after_send arrives whole, then an
- *   orderly end (close_notify, err 0).
+ *   orderly end (close_notify, err 0);
+ * - refusals: rio_tls_ctx_new refuses an own certificate that is expired,
+ *   not yet valid or of another CA (made here, signed by the test CA's key),
+ *   a key of another certificate, a directory as the certificate and a key
+ *   as the CA, each naming the file, the cause and the fix; the test
+ *   certificates (replica and client-only) load.
  * Usage: test_io_tls CERTS_DIR OTHER_CA_DIR (deploy/make-test-certs.sh). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,7 +30,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "loop.h"
 #include "tls.h"
@@ -184,6 +195,128 @@ static struct rio_tls_ctx *mk(const char *dir, const char *name, bool require)
     return x;
 }
 
+/* rio_tls_ctx_new over these files: its return, err in err */
+static int try_ctx(const char *cert, const char *key, const char *ca, char *err, size_t errlen)
+{
+    struct rio_tls_opts o = {.cert_file = cert, .key_file = key, .ca_file = ca, .require_peer_cert = true};
+    struct rio_tls_ctx *x = NULL;
+    err[0] = 0;
+    int rc = rio_tls_ctx_new(&x, &o, err, errlen);
+    CHECK((rc == 0) == (x != NULL), "rc %d with ctx %p", rc, (void *)x);
+    rio_tls_ctx_free(x);
+    return rc;
+}
+
+/* OUT: a certificate "replica-1" for DIR/replica-1.key signed by DIR's CA,
+ * valid from now + from_s until now + until_s */
+static void issue(const char *dir, const char *out, long from_s, long until_s)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/ca.key", dir);
+    FILE *f = fopen(p, "r");
+    CHECK(f, "%s", p);
+    EVP_PKEY *cakey = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/ca.crt", dir);
+    f = fopen(p, "r");
+    CHECK(f, "%s", p);
+    X509 *ca = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    snprintf(p, sizeof p, "%s/replica-1.key", dir);
+    f = fopen(p, "r");
+    CHECK(f, "%s", p);
+    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    CHECK(cakey && ca && key, "reading the test CA of %s", dir);
+    X509 *x = X509_new();
+    CHECK(x, "oom");
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(rnd() & 0x7fffffff));
+    X509_gmtime_adj(X509_getm_notBefore(x), from_s);
+    X509_gmtime_adj(X509_getm_notAfter(x), until_s);
+    X509_NAME *n = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(n, "O", MBSTRING_ASC, (const unsigned char *)"rabia test", -1, -1, 0);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"replica-1", -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(ca));
+    X509_set_pubkey(x, key);
+    X509V3_CTX v3;
+    X509V3_set_ctx(&v3, ca, x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &v3, NID_ext_key_usage, "serverAuth,clientAuth");
+    CHECK(ext && X509_add_ext(x, ext, -1), "extension");
+    X509_EXTENSION_free(ext);
+    CHECK(X509_sign(x, cakey, EVP_sha256()) > 0, "signing");
+    f = fopen(out, "w");
+    CHECK(f && PEM_write_X509(f, x), "%s", out);
+    fclose(f);
+    X509_free(x);
+    X509_free(ca);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(cakey);
+}
+
+/* what rio_tls_ctx_new refuses, and with which words */
+static void refusals(const char *a, const char *b)
+{
+    char tmp[] = "/tmp/test_io_tls.XXXXXX", cert[512], key[512], ca[512], p[512], q[512], err[1024];
+    CHECK(mkdtemp(tmp), "mkdtemp");
+    snprintf(key, sizeof key, "%s/replica-1.key", a);
+    snprintf(ca, sizeof ca, "%s/ca.crt", a);
+    /* the test certificates load: a replica's, and the client-only one */
+    snprintf(cert, sizeof cert, "%s/replica-1.crt", a);
+    CHECK(try_ctx(cert, key, ca, err, sizeof err) == 0, "%s", err);
+    snprintf(p, sizeof p, "%s/client.crt", a);
+    snprintf(q, sizeof q, "%s/client.key", a);
+    CHECK(try_ctx(p, q, ca, err, sizeof err) == 0, "client.crt: %s", err);
+    /* one made here, valid now: the maker is right */
+    snprintf(p, sizeof p, "%s/valid.crt", tmp);
+    issue(a, p, -3600, 86400);
+    CHECK(try_ctx(p, key, ca, err, sizeof err) == 0, "a certificate valid now: %s", err);
+    printf("ok: the test certificates (replica, client-only) and one valid now load\n");
+
+    snprintf(p, sizeof p, "%s/expired.crt", tmp);
+    issue(a, p, -60L * 86400, -30L * 86400);
+    CHECK(try_ctx(p, key, ca, err, sizeof err) == -EINVAL && strstr(err, p) && strstr(err, "certificate has expired") &&
+              strstr(err, "valid from ") && strstr(err, " until ") && strstr(err, "renew it"),
+          "expired: %s", err);
+    printf("ok: expired: %s\n", err);
+    unlink(p);
+
+    snprintf(p, sizeof p, "%s/future.crt", tmp);
+    issue(a, p, 30L * 86400, 60L * 86400);
+    CHECK(try_ctx(p, key, ca, err, sizeof err) == -EINVAL && strstr(err, p) &&
+              strstr(err, "certificate is not yet valid") && strstr(err, "clock"),
+          "not yet valid: %s", err);
+    printf("ok: not yet valid: %s\n", err);
+    unlink(p);
+
+    snprintf(p, sizeof p, "%s/replica-1.crt", b);
+    snprintf(q, sizeof q, "%s/replica-1.key", b);
+    CHECK(try_ctx(p, q, ca, err, sizeof err) == -EINVAL && strstr(err, p) && strstr(err, ca) &&
+              strstr(err, "unable to get local issuer certificate") && strstr(err, "signed by that CA"),
+          "another CA: %s", err);
+    printf("ok: another CA's certificate: %s\n", err);
+
+    snprintf(q, sizeof q, "%s/replica-2.key", a);
+    CHECK(try_ctx(cert, q, ca, err, sizeof err) == -EINVAL && strstr(err, q) && strstr(err, "does not belong") &&
+              strstr(err, "give the key"),
+          "key of another certificate: %s", err);
+    printf("ok: another certificate's key: %s\n", err);
+
+    CHECK(try_ctx(a, key, ca, err, sizeof err) == -EISDIR && strstr(err, a) && strstr(err, "is a directory"),
+          "directory: %s", err);
+    printf("ok: a directory as the certificate: %s\n", err);
+
+    snprintf(p, sizeof p, "%s/ca.key", a);
+    CHECK(try_ctx(cert, key, p, err, sizeof err) == -EINVAL && strstr(err, "tls-ca-cert-file") && strstr(err, p) &&
+              strstr(err, "give the PEM certificate of the CA"),
+          "a key as the CA: %s", err);
+    printf("ok: a key as the CA: %s\n", err);
+
+    snprintf(p, sizeof p, "%s/valid.crt", tmp);
+    unlink(p);
+    CHECK(rmdir(tmp) == 0, "rmdir %s", tmp);
+}
+
 static XXH3_state_t *sent_h; /* what the echo client sent */
 
 static void run_until(struct rio_loop *l, bool (*done)(void), const char *what)
@@ -243,6 +376,7 @@ int main(int argc, char **argv)
         CHECK(rio_tls_ctx_new(&x, &o, err, sizeof err) < 0 && strstr(err, "/nonexistent.crt"), "%s", err);
         printf("ok: a missing certificate file: %s\n", err);
     }
+    refusals(argv[1], argv[2]);
     struct rio_handlers h = {.on_accept = on_accept, .on_data = on_data, .on_connect = on_connect, .on_close = on_close};
     struct rio_loop *l;
     char err[512];
