@@ -68,6 +68,11 @@ void replica_auth_destroy(struct rabia_replica *r);
 /* The same checks of the files alone (rabia_replica_config_check, so that
  * rabiad --check-config reports them): 0 or RABIA_E_CONFIG with err. */
 int replica_auth_check_config(const struct rabia_replica_config *c, char *err, size_t errlen);
+/* The TLS files (tls_links.c): the contexts tls-peers and tls-clients ask
+ * for, built as at start (certificate, key, CA, the certificate verified
+ * against the CA now) and freed, so that rabiad --check-config refuses what
+ * a start would: 0 or RABIA_E_CONFIG with the start's message. */
+int replica_tls_check_config(const struct rabia_replica_config *c, char *err, size_t errlen);
 /* A reload (rabia_replica_reload; any thread): the users of next's
  * requirepass and acl-file in a new table (*out, NULL when client
  * authentication is off). Turning it on or off is refused (connections

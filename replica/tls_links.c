@@ -88,6 +88,16 @@ static int build(const struct rabia_replica_config *cfg, struct rio_tls_ctx **pe
     return rc;
 }
 
+int replica_tls_check_config(const struct rabia_replica_config *c, char *err, size_t errlen)
+{
+    if (!c->tls_peers && !c->tls_clients) return 0;
+    struct rio_tls_ctx *peer, *client;
+    int rc = build(c, &peer, &client, err, errlen);
+    rio_tls_ctx_free(peer);
+    rio_tls_ctx_free(client);
+    return rc ? RABIA_E_CONFIG : 0;
+}
+
 /* A replica whose own certificate names another id would be refused by
  * every peer: say so at start (and on reload), where the operator looks. */
 static void check_own_id(struct rabia_replica *r, const struct rio_tls_ctx *peer)

@@ -9,8 +9,13 @@
 # - a replica presenting the certificate of another id is refused on both
 #   sides of each link, and the cluster keeps serving;
 # - a replica whose certificate comes from another CA is refused;
+# - rabiad --check-config refuses what a start would: a key of another
+#   certificate, a directory as the certificate, a key as the CA, a missing
+#   certificate, an expired one and one of another CA (the start refuses the
+#   last two as well), each with the file, the cause and the fix;
 # - SIGHUP with a new certificate: new connections get it, the links stay;
-#   SIGHUP with a broken key file: the old one stays and the log says why.
+#   SIGHUP with a broken key file, or with an expired certificate: the old
+#   one stays and the log says why.
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
@@ -27,6 +32,60 @@ O=$IT_DIR/other-ca
 bash "$IT_REPO/deploy/make-test-certs.sh" "$C" 3 >/dev/null || fail "make-test-certs.sh $C 3 failed"
 bash "$IT_REPO/deploy/make-test-certs.sh" "$O" 3 >/dev/null || fail "make-test-certs.sh $O 3 failed"
 ok "test CA and certificates for replicas 1..3 and a client; a second, foreign CA"
+
+# dated_cert KEY CN OUT START END: a certificate for KEY signed by the test CA,
+# valid START..END (YYYYMMDDHHMMSSZ; openssl x509 -req cannot backdate)
+dated_cert() {
+  local db=$IT_DIR/ca-db
+  rm -rf "$db" && mkdir -p "$db" && : >"$db/index.txt" && echo 01 >"$db/serial"
+  printf '%s\n' "[ca]" "default_ca = t" "[t]" "database = $db/index.txt" "new_certs_dir = $db" \
+    "serial = $db/serial" "default_md = sha256" "policy = p" "[p]" "commonName = supplied" \
+    "organizationName = optional" "[ext]" "basicConstraints = critical,CA:FALSE" \
+    "extendedKeyUsage = serverAuth,clientAuth" "subjectAltName = DNS:$2,IP:127.0.0.1" >"$db/ca.cnf"
+  openssl req -new -key "$1" -subj "/O=rabia test/CN=$2" -out "$db/req.csr" 2>/dev/null &&
+    openssl ca -batch -config "$db/ca.cnf" -cert "$C/ca.crt" -keyfile "$C/ca.key" -in "$db/req.csr" -out "$3" \
+      -startdate "$4" -enddate "$5" -extensions ext -notext >/dev/null 2>&1 || fail "cannot make a certificate valid $4..$5"
+}
+dated_cert "$C/replica-1.key" replica-1 "$IT_DIR/expired.crt" 20200101000000Z 20200201000000Z
+
+say "rabiad --check-config refuses broken TLS files as a start does"
+# cfgcheck WHAT ERE [--check-config] OPTIONS...: replica 1 with these TLS files
+# (and the valid ones for what is not given) exits with 2 and a line matching ERE
+cfgcheck() {
+  local what=$1 re=$2 rc=0 out
+  shift 2
+  out=$(timeout 10 "$RABIAD" --id 1 --members "1=127.0.0.1:$(peer_port 1),2=127.0.0.1:$(peer_port 2),3=127.0.0.1:$(peer_port 3)" \
+    --resp-listen "127.0.0.1:$(resp_port 1)" --data-dir "$IT_DIR/cfgcheck" --tls-peers yes --tls-clients yes \
+    --tls-cert-file "$C/replica-1.crt" --tls-key-file "$C/replica-1.key" --tls-ca-cert-file "$C/ca.crt" "$@" 2>&1) || rc=$?
+  expect_eq "$what: exit status" "$rc" 2
+  expect_match "... and says" "$(tr '\n' ' ' <<<"$out")" "^rabiad: invalid configuration: $re"
+}
+out=$(timeout 10 "$RABIAD" --id 1 --members "1=127.0.0.1:$(peer_port 1),2=127.0.0.1:$(peer_port 2),3=127.0.0.1:$(peer_port 3)" \
+  --resp-listen "127.0.0.1:$(resp_port 1)" --data-dir "$IT_DIR/cfgcheck" --tls-peers yes --tls-clients yes \
+  --tls-cert-file "$C/replica-1.crt" --tls-key-file "$C/replica-1.key" --tls-ca-cert-file "$C/ca.crt" --check-config 2>&1) ||
+  fail "rabiad --check-config with the test certificates: $out"
+expect_match "rabiad --check-config with the test certificates" "$out" "^configuration is valid"
+cfgcheck "--check-config, replica-2.key for replica-1.crt" \
+  "tls-key-file $C/replica-2.key does not belong to tls-cert-file $C/replica-1.crt .*give the key the certificate was made for" \
+  --tls-key-file "$C/replica-2.key" --check-config
+cfgcheck "--check-config, a directory as tls-cert-file" "tls-cert-file $C: is a directory: give the path of a PEM file" \
+  --tls-cert-file "$C" --check-config
+cfgcheck "--check-config, a private key as tls-ca-cert-file" \
+  "tls-ca-cert-file $C/ca.key: not a usable PEM CA certificate: .*give the PEM certificate of the CA" \
+  --tls-ca-cert-file "$C/ca.key" --check-config
+cfgcheck "--check-config, a missing tls-cert-file" \
+  "tls-cert-file $IT_DIR/none/replica-1.crt: cannot read it: No such file or directory \(check the path" \
+  --tls-cert-file "$IT_DIR/none/replica-1.crt" --check-config
+for chk in --check-config ""; do
+  w=${chk:-start}
+  cfgcheck "$w, an expired tls-cert-file" \
+    "tls-cert-file $IT_DIR/expired.crt: the certificate CN=replica-1 \(valid from Jan  1 00:00:00 2020 GMT until Feb  1 00:00:00 2020 GMT\) does not verify against tls-ca-cert-file $C/ca.crt: certificate has expired: renew it" \
+    --tls-cert-file "$IT_DIR/expired.crt" $chk
+  cfgcheck "$w, a tls-cert-file of another CA" \
+    "tls-cert-file $O/replica-1.crt: the certificate CN=replica-1 \(valid from .* until .*\) does not verify against tls-ca-cert-file $C/ca.crt: unable to get local issuer certificate: replace it with a certificate signed by that CA" \
+    --tls-cert-file "$O/replica-1.crt" --tls-key-file "$O/replica-1.key" $chk
+done
+[ ! -e "$IT_DIR/cfgcheck" ] || fail "a refused start made its data dir $IT_DIR/cfgcheck"
 # from here on the cluster and lib.sh's clients use TLS (it_tls_wrap)
 PLAIN_CLI=$RABIA_CLI
 export RABIA_TLS_DIR=$C
@@ -223,6 +282,16 @@ expect_eq "replica 1 still presents the reloaded certificate" "$(fp 1)" "$new_fp
 expect_eq "after the failed reload: redis-cli --tls replica 1: INCR tls:n" "$(redis 1 INCR tls:n)" 6
 pid_runs "$pid1" "$RABIAD" || fail "replica 1 exited after a SIGHUP with a broken key"
 cp "$IT_DIR/new.key" "$C/replica-1.key"
+
+say "SIGHUP with an expired certificate keeps the previous certificate"
+dated_cert "$C/replica-1.key" replica-1 "$IT_DIR/new-expired.crt" 20200101000000Z 20200201000000Z
+cp "$IT_DIR/new-expired.crt" "$C/replica-1.crt"
+kill -HUP "$pid1"
+wait_log 1 "TLS reload failed: tls-cert-file .*replica-1.crt: the certificate CN=replica-1 \(valid from Jan  1 00:00:00 2020 GMT until Feb  1 00:00:00 2020 GMT\) does not verify against .*certificate has expired: renew it.*; keeping the previous certificates"
+expect_eq "replica 1 still presents the reloaded certificate" "$(fp 1)" "$new_fp"
+expect_eq "after the failed reload: a new TLS connection: redis-cli --tls replica 1: INCR tls:n" "$(redis 1 INCR tls:n)" 7
+pid_runs "$pid1" "$RABIAD" || fail "replica 1 exited after a SIGHUP with an expired certificate"
+cp "$IT_DIR/new.crt" "$C/replica-1.crt"
 
 all_alive 3
 wait_converged 30 1 2 3
