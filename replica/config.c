@@ -418,11 +418,11 @@ int rabia_replica_config_check(const struct rabia_replica_config *c, char *err, 
         ERR("tls-%s = yes needs tls-cert-file, tls-key-file and tls-ca-cert-file (deploy/make-test-certs.sh makes "
             "a test CA and certificates)", c->tls_peers ? "peers" : "clients");
     if (c->tls_auth_clients && !c->tls_clients) ERR("tls-auth-clients = yes needs tls-clients = yes");
-    int trc = replica_tls_check_config(c, err, errlen); /* the certificate, key and CA files (tls_links.c) */
-    if (trc) return trc;
     if (c->tls_clients && c->io_threads > 0)
         ERR("io-threads = %d with tls-clients = yes: TLS on client ports runs on the consensus thread only "
             "for now; set io-threads = 0 (or auto)", c->io_threads);
+    int trc = replica_tls_check_config(c, err, errlen); /* the certificate, key and CA files (tls_links.c) */
+    if (trc) return trc;
     if (c->durability == RABIA_DURABILITY_WAL && (uint64_t)c->batch_max_bytes * 4 > c->wal_segment_bytes)
         ERR("wal-segment-bytes = %" PRIu64 " is too small for batch-max-bytes %u: a log record holds a whole "
             "batch and must fit a quarter of a segment; raise wal-segment-bytes to at least %" PRIu64,
