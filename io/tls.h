@@ -35,8 +35,9 @@ struct rio_tls_opts {
 };
 
 /* Build a context; err gets the file and OpenSSL's reason with the fix on
- * failure (missing file, key not matching the certificate, bad PEM).
- * 0 or a negative errno. */
+ * failure (missing file or a directory, key not matching the certificate,
+ * bad PEM, an own certificate that does not verify against the CA now:
+ * expired, not yet valid, another CA's). 0 or a negative errno. */
 int rio_tls_ctx_new(struct rio_tls_ctx **out, const struct rio_tls_opts *o, char *err, size_t errlen);
 /* Connections made from it keep working. NULL is a no-op. */
 void rio_tls_ctx_free(struct rio_tls_ctx *t);

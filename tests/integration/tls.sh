@@ -42,9 +42,10 @@ dated_cert() {
     "serial = $db/serial" "default_md = sha256" "policy = p" "[p]" "commonName = supplied" \
     "organizationName = optional" "[ext]" "basicConstraints = critical,CA:FALSE" \
     "extendedKeyUsage = serverAuth,clientAuth" "subjectAltName = DNS:$2,IP:127.0.0.1" >"$db/ca.cnf"
-  openssl req -new -key "$1" -subj "/O=rabia test/CN=$2" -out "$db/req.csr" 2>/dev/null &&
-    openssl ca -batch -config "$db/ca.cnf" -cert "$C/ca.crt" -keyfile "$C/ca.key" -in "$db/req.csr" -out "$3" \
-      -startdate "$4" -enddate "$5" -extensions ext -notext >/dev/null 2>&1 || fail "cannot make a certificate valid $4..$5"
+  openssl req -new -key "$1" -subj "/O=rabia test/CN=$2" -out "$db/req.csr" 2>/dev/null ||
+    fail "cannot make a request for $2"
+  openssl ca -batch -config "$db/ca.cnf" -cert "$C/ca.crt" -keyfile "$C/ca.key" -in "$db/req.csr" -out "$3" \
+    -startdate "$4" -enddate "$5" -extensions ext -notext >/dev/null 2>&1 || fail "cannot make a certificate valid $4..$5"
 }
 dated_cert "$C/replica-1.key" replica-1 "$IT_DIR/expired.crt" 20200101000000Z 20200201000000Z
 
