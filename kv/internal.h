@@ -223,6 +223,7 @@ struct kv_store {
     void *ev_arg;
     void *scratch;         /* kv_dict_scan's sort space */
     size_t scratch_cap;
+    bool flush_hit[KV_GONE_SLOTS]; /* kv_db_flush: the slots of the keys it deleted */
     uint64_t expired_keys; /* keys reclaimed by expiry (INFO stats) */
     /* The incremental state hash (state_hash.c): key_sum is the sum of
      * every key's term (kv_obj.hsum); a key changed since its term was
@@ -325,6 +326,13 @@ enum kv_script_outcome { KV_SCRIPT_OK = 0, KV_SCRIPT_ERROR = 1, KV_SCRIPT_STOPPE
  * instructions count in steps of KV_SCRIPT_CORO_EVERY (before it, one that
  * ended within 10,000 instructions was never counted). */
 #define KV_LEVEL_SCRIPT_HEAP 8
+/* Also from level 8 (KV_LEVEL_FLUSH_WATCH), FLUSHDB and FLUSHALL change
+ * the version of an absent key only where they deleted a key of its slot:
+ * as Redis 7.0 touches only WATCHed keys that existed, an EXEC watching an
+ * absent key goes through a flush of an empty database (before it, every
+ * flush aborted every such EXEC). And a script whose shebang line has no
+ * newline is refused as Redis does ("Invalid script shebang"). */
+#define KV_LEVEL_FLUSH_WATCH 8
 #define KV_SCRIPT_CORO_EVERY 100
 /* script_heap.c: begin before a run's state is made (0, -EBUSY nested,
  * -errno when no address space), realloc as Lua's allocator (*spent: NULL

@@ -223,13 +223,18 @@ int kv_scripts_load(struct kv_store *s, struct kv_rd *r)
 
 /* The shebang of a Redis 7 script: "#!lua" and optional flags=a,b. Its
  * length (to skip: the newline stays, so line numbers do not move) or -1
- * with err set. */
-static long shebang(const uint8_t *p, size_t n, bool *no_writes, char *err, size_t errlen)
+ * with err set. level8: a shebang without a newline is refused, as Redis
+ * 7.0 refuses it (before, taken as the whole script: found by review). */
+static long shebang(const uint8_t *p, size_t n, bool level8, bool *no_writes, char *err, size_t errlen)
 {
     *no_writes = false;
     if (n < 2 || p[0] != '#' || p[1] != '!')
         return 0;
     const uint8_t *nl = memchr(p, '\n', n);
+    if (!nl && level8) {
+        snprintf(err, errlen, "ERR Invalid script shebang");
+        return -1;
+    }
     size_t len = nl ? (size_t)(nl - p) : n;
     /* words separated by spaces: the first is #!<engine> */
     size_t i = 0;
@@ -344,7 +349,7 @@ static int eval_generic(struct kv_ctx *c, bool by_sha, bool ro)
     size_t n = e ? script_of(e)->len : c->len[1];
     char err[160];
     bool no_writes;
-    long skip = shebang(body, n, &no_writes, err, sizeof err);
+    long skip = shebang(body, n, c->s->feature_level >= KV_LEVEL_FLUSH_WATCH, &no_writes, err, sizeof err);
     if (skip < 0)
         return kv_reply_err(c, err);
     if (e)
@@ -394,7 +399,8 @@ KV_CMD(script)
         char sha[41], err[160];
         bool no_writes;
         kv_sha1_hex(c->argv[2], c->len[2], sha);
-        long skip = shebang(c->argv[2], c->len[2], &no_writes, err, sizeof err);
+        long skip = shebang(c->argv[2], c->len[2], c->s->feature_level >= KV_LEVEL_FLUSH_WATCH, &no_writes, err,
+                            sizeof err);
         if (skip < 0)
             return kv_reply_err(c, err);
         struct kv_dent *e = kv_dict_find(c->s, &c->s->scripts, (const uint8_t *)sha, 40);

@@ -298,16 +298,32 @@ static void release_key(struct kv_store *s, struct kv_dent *e)
     kv_obj_free(s, e->v.p);
 }
 
+static void release_key_marked(struct kv_store *s, struct kv_dent *e)
+{
+    s->flush_hit[e->hash % KV_GONE_SLOTS] = true;
+    release_key(s, e);
+}
+
 void kv_db_flush(struct kv_store *s, uint32_t i)
 {
     RABIA_ASSERT(i < KV_DBS);
     struct kv_db *db = &s->db[i];
     kv_dict_clear(s, &db->expires, NULL);
-    kv_dict_clear(s, &db->keys, release_key);
-    uint64_t v = ++s->version; /* every key of the database is gone */
-    for (int k = 0; k < KV_GONE_SLOTS; k++)
-        db->gone[k] = v;
     db->sweep = 0;
+    if (s->feature_level < KV_LEVEL_FLUSH_WATCH) {
+        kv_dict_clear(s, &db->keys, release_key);
+        uint64_t v = ++s->version; /* every key of the database is gone */
+        for (int k = 0; k < KV_GONE_SLOTS; k++)
+            db->gone[k] = v;
+        return;
+    }
+    /* the slots of the keys deleted, as any delete bumps its key's */
+    memset(s->flush_hit, 0, sizeof s->flush_hit);
+    kv_dict_clear(s, &db->keys, release_key_marked);
+    uint64_t v = 0;
+    for (int k = 0; k < KV_GONE_SLOTS; k++)
+        if (s->flush_hit[k])
+            db->gone[k] = v ? v : (v = ++s->version);
 }
 
 struct sweep_walk {

@@ -608,6 +608,11 @@ static void test_script_heap(void)
     RUN_HAS(a, "user_script:1: boom", "EVAL", "coroutine.wrap(function() error('boom') end)()", "0");
     RUN_IS(a, ":1\r\n", "EVAL",
            "local ok, e = coroutine.resume(coroutine.create(function() error('x') end)) return ok and 0 or 1", "0");
+    /* a shebang without a newline: Redis's error from level 8 (it was
+     * taken as the whole script) */
+    RUN_IS(a, "-ERR Invalid script shebang\r\n", "EVAL", "#!lua", "0");
+    RUN_IS(a, "-ERR Invalid script shebang\r\n", "SCRIPT", "LOAD", "#!lua flags=no-writes");
+    RUN_IS(a, ":1\r\n", "EVAL", "#!lua flags=no-writes\nreturn 1", "0");
     /* a big run's memory: past the arena's kept 16 MiB and back */
     RUN_IS(a, ":40000000\r\n", "EVAL", "return #string.rep('x', 40000000)", "0");
     RUN_IS(a, ":128\r\n", "EVAL", pairs_script, "0");
