@@ -608,6 +608,15 @@ static void test_script_heap(void)
     RUN_HAS(a, "user_script:1: boom", "EVAL", "coroutine.wrap(function() error('boom') end)()", "0");
     RUN_IS(a, ":1\r\n", "EVAL",
            "local ok, e = coroutine.resume(coroutine.create(function() error('x') end)) return ok and 0 or 1", "0");
+    /* a long string read as a number counts its bytes (tonumber, math,
+     * bit); the VM's own s + 0 still does not (kv/README.md) */
+    RUN_HAS(a, "script stopped after 100000000 Lua instructions", "EVAL",
+            "local s = string.rep('1', 1e7) for i = 1, 1e6 do local x = tonumber(s) end return 1", "0");
+    RUN_HAS(a, "script stopped after 100000000 Lua instructions", "EVAL",
+            "local s = string.rep('1', 1e7) for i = 1, 1e6 do local x = math.floor(s) end return 1", "0");
+    RUN_HAS(a, "script stopped after 100000000 Lua instructions", "EVAL",
+            "local s = string.rep('1', 1e7) for i = 1, 1e6 do local x = bit.tobit(s) end return 1", "0");
+    RUN_IS(a, ":42\r\n", "EVAL", "return tonumber('42') + math.floor('0') + bit.tobit('0')", "0");
     /* a shebang without a newline: Redis's error from level 8 (it was
      * taken as the whole script) */
     RUN_IS(a, "-ERR Invalid script shebang\r\n", "EVAL", "#!lua", "0");
