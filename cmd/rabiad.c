@@ -258,6 +258,10 @@ int main(int argc, char **argv)
         return 1;
     }
     pthread_detach(hup_thread);
+    if (pick_sm(cfg.state_machine) == &rabia_sm_kv && rabia_kv_script_heap_check(err, sizeof err)) {
+        fprintf(stderr, "rabiad: %s\n", err);
+        return 1;
+    }
     struct rabia_replica *r;
     int rc = rabia_replica_create(&r, &cfg, pick_sm(cfg.state_machine), err, sizeof err);
     if (rc) {

@@ -20,6 +20,9 @@
  * the same order on every replica (a run's Lua state is fresh), so every
  * block, and every key's place in every table, is the same.
  *
+ * A block that shrinks stays where it is (and is later filed under the
+ * smaller class: bigger than its class, which is harmless).
+ *
  * Address space is reserved without memory (PROT_NONE, MAP_NORESERVE) and
  * made writable as the bump pointer reaches it; a run that used more than
  * KEEP bytes gives the rest back at its end. The run's bound
@@ -30,6 +33,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -66,19 +70,67 @@ static uint32_t class_of(size_t n, size_t *size)
     return N_SMALL + b - 11;
 }
 
-static int reserve(void)
+#define MAP_RESERVE (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
+
+/* 4 GiB of address space aligned to 4 GiB, or NULL (errno). Asks for
+ * exactly 4 GiB first, at an aligned hint next to where the kernel put a
+ * first try, so that a process whose address space is limited (ulimit -v,
+ * LimitAS=) needs no more than that; twice that, trimmed, only when the
+ * hint is taken. */
+static uint8_t *arena_map(void)
 {
-    void *p = mmap(NULL, 2 * ARENA, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *p = mmap(NULL, ARENA, PROT_NONE, MAP_RESERVE, -1, 0);
     if (p == MAP_FAILED)
-        return -errno;
-    uintptr_t a = (uintptr_t)p, base = (a + ARENA - 1) & ~(uintptr_t)(ARENA - 1);
+        return NULL;
+    uintptr_t a = (uintptr_t)p;
+    if ((a & (ARENA - 1)) == 0)
+        return p;
+    munmap(p, ARENA);
+    uintptr_t hint = (a + ARENA - 1) & ~(uintptr_t)(ARENA - 1);
+    p = mmap((void *)hint, ARENA, PROT_NONE, MAP_RESERVE, -1, 0);
+    if (p != MAP_FAILED && (uintptr_t)p == hint)
+        return p;
+    if (p != MAP_FAILED)
+        munmap(p, ARENA);
+    p = mmap(NULL, 2 * ARENA, PROT_NONE, MAP_RESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    a = (uintptr_t)p;
+    uintptr_t base = (a + ARENA - 1) & ~(uintptr_t)(ARENA - 1);
     if (base > a)
         munmap(p, base - a);
     uintptr_t end = a + 2 * ARENA, tail = base + ARENA;
     if (end > tail)
         munmap((void *)tail, end - tail);
-    H.base = (uint8_t *)base;
+    return (uint8_t *)base;
+}
+
+static int reserve(void)
+{
+    uint8_t *b = arena_map();
+    if (!b)
+        return -errno;
+    H.base = b;
     H.top = H.writable = 0;
+    return 0;
+}
+
+int rabia_kv_script_heap_check(char *err, size_t errlen)
+{
+    if (H.base)
+        return 0;
+    uint8_t *b = arena_map();
+    if (!b) {
+        int e = errno;
+        snprintf(err, errlen,
+                 "the KV state machine's scripts need 4 GiB of address space (not memory: reserved, used as "
+                 "needed) so that a script's tables sit at the same addresses on every replica, and mmap "
+                 "refused it: %s; raise the process's address-space limit (ulimit -v, systemd LimitAS=) or "
+                 "remove it",
+                 strerror(e));
+        return -e;
+    }
+    munmap(b, ARENA);
     return 0;
 }
 
@@ -158,8 +210,10 @@ void *kv_script_heap_realloc(void *ptr, size_t osize, size_t nsize, bool *spent)
         return NULL;
     }
     size_t os, ns;
-    if (ptr && class_of(osize, &os) == class_of(nsize, &ns))
-        return ptr; /* the block holds it already */
+    if (ptr && (nsize <= osize || class_of(osize, &os) == class_of(nsize, &ns)))
+        return ptr; /* the block holds it already. A shrink never moves: a move could fail for
+                       the machine's memory on one replica only, and keeping the block there
+                       would part its addresses from the others' (found by review) */
     void *q = take(nsize, spent);
     if (!q)
         return NULL;

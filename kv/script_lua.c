@@ -893,29 +893,31 @@ static void coro_count(lua_State *L, lua_State *co)
     lua_sethook(co, run_hook, LUA_MASKCOUNT, r->over ? 1 : KV_SCRIPT_CORO_EVERY);
 }
 
+/* (the library's function runs in this call's frame, as counted_call
+ * does: its errors name it and the script's line as Redis's do) */
 static int coro_create(lua_State *L)
 {
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 1);
-    lua_State *co = lua_tothread(L, -1);
+    lua_CFunction fn = lua_tocfunction(L, lua_upvalueindex(1));
+    RABIA_ASSERT(fn != NULL);
+    int n = fn(L);
+    lua_State *co = n == 1 ? lua_tothread(L, -1) : NULL;
     if (co)
         coro_count(L, co);
-    return 1;
+    return n;
 }
 
 static int coro_wrap(lua_State *L)
 {
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, 1);
-    if (lua_iscfunction(L, -1) && lua_getupvalue(L, -1, 1)) {
+    lua_CFunction fn = lua_tocfunction(L, lua_upvalueindex(1));
+    RABIA_ASSERT(fn != NULL);
+    int n = fn(L);
+    if (n == 1 && lua_iscfunction(L, -1) && lua_getupvalue(L, -1, 1)) {
         lua_State *co = lua_tothread(L, -1);
         if (co)
             coro_count(L, co);
         lua_pop(L, 1);
     }
-    return 1;
+    return n;
 }
 
 static int base_pcall(lua_State *L)

@@ -606,6 +606,10 @@ static void test_script_heap(void)
            "local co = coroutine.wrap(function(a) local b = coroutine.yield(a + 1) return b * 3 end) "
            "return {co(0), 2, co(1)}", "0");
     RUN_HAS(a, "user_script:1: boom", "EVAL", "coroutine.wrap(function() error('boom') end)()", "0");
+    RUN_HAS(a, "user_script:1: bad argument #1 to 'create' (Lua function expected) script:", "EVAL",
+            "return coroutine.create(1)", "0");
+    RUN_HAS(a, "user_script:1: bad argument #1 to 'wrap' (Lua function expected) script:", "EVAL",
+            "return coroutine.wrap(1)", "0");
     RUN_IS(a, ":1\r\n", "EVAL",
            "local ok, e = coroutine.resume(coroutine.create(function() error('x') end)) return ok and 0 or 1", "0");
     /* a long string read as a number counts its bytes (tonumber, math,
