@@ -183,7 +183,8 @@ static int apply_rule(struct acl_user *u, const char *r, char *err, size_t errle
         user_add_rule(u, r[0] == '+', strchr(name, '|') ? 2 : 3, 0, name);
     } else {
         snprintf(err, errlen, "unknown ACL rule '%.80s' (supported: on off >pass <pass #sha256 nopass resetpass "
-                              "~pattern allkeys resetkeys +@cat -@cat +cmd -cmd allcommands nocommands allchannels reset)", r);
+                              "~pattern allkeys resetkeys +@cat -@cat +cmd -cmd allcommands nocommands allchannels &* "
+                              "resetchannels reset)", r);
         return RABIA_E_CONFIG;
     }
     return 0;

@@ -238,8 +238,10 @@ uint32_t replica_auth_users_take(struct rabia_replica *r, const struct acl *acl,
         closed++;
     }
     /* default's connections stay: a transaction queued under the old rules
-     * is checked again at EXEC, as Redis 7.0 does (it ran as queued: found
-     * by review) */
+     * is checked again at EXEC (it ran as queued: found by review). Redis
+     * 7.0 answers such a command's place in EXEC's reply with NOPERM and
+     * runs the others; here the whole transaction is discarded, so that
+     * none of it runs half under the old rules and half under the new */
     for (uint32_t i = 0; i < r->n_live; i++) {
         struct conn *k = &r->conns[r->live[i]];
         if (k->kind == CK_RESP && k->c && !k->closing && k->rs.in_multi) k->au.multi_reloaded = true;
@@ -562,7 +564,11 @@ int replica_auth_resp(struct rabia_replica *r, uint32_t ci, struct rabia_buf *ou
         for (uint32_t i = 0; i < k->rs.nqueued; q += k->rs.qlen[i], i++) {
             char cmd[64] = "?";
             int qrc = acl_check_kv_op(&a->acl, k->au.user, q, k->rs.qlen[i], cmd, sizeof cmd);
-            if (qrc == ACL_ALLOWED) continue;
+            /* -1: not a KV command (the queued SELECT, which resp.c keeps
+             * beside the ops and needs no permission in a transaction):
+             * nothing to check again (an ACL LOAD of the same file refused
+             * any EXEC with a SELECT: found by review) */
+            if (qrc == ACL_ALLOWED || qrc < 0) continue;
             char msg[256];
             snprintf(msg, sizeof msg,
                      "NOPERM ACL rules changed between the moment the transaction was accumulated and the EXEC call: "
