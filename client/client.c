@@ -65,6 +65,7 @@ struct rabia_client {
     uint64_t next_seq;
     uint64_t sess_next;       /* next wire seq of the session */
     int open_state;           /* 0: not opened, 1: opening, 2: open */
+    bool rx_more;             /* conn_read stopped at its budget: more may wait unread */
     uint64_t tick;
 
     /* Requests: [0, n_ents) in use; slots up to cap_ents keep spare
@@ -423,6 +424,7 @@ static void conn_reset(struct rabia_client *c)
     c->tx_queued = c->tx_sent = 0;
     rabia_buf_clear(&c->rx);
     c->rx_off = 0;
+    c->rx_more = false;
 }
 
 /* Abandon the connection: move to the next replica; every request in
@@ -723,6 +725,7 @@ static int on_frame(struct rabia_client *c, const struct rabia_msg *m)
  * (found by review: a wait ran 7x past its timeout under such a stream). */
 static int conn_read(struct rabia_client *c)
 {
+    c->rx_more = false;
     for (size_t got = 0; got < RX_TURN_BYTES;) {
         if (rabia_buf_reserve(&c->rx, RX_CHUNK) < 0)
             return -ENOMEM;
@@ -774,7 +777,11 @@ static int conn_read(struct rabia_client *c)
             c->rx_off = 0;
         }
     }
-    return 0; /* more may wait: the caller's next poll says so */
+    /* more may wait: a level-triggered poll says so, and for an
+     * edge-triggered one (epoll with EPOLLET) io_want asks for process()
+     * at once */
+    c->rx_more = true;
+    return 0;
 }
 
 static int64_t earliest_deadline(const struct rabia_client *c)
@@ -808,7 +815,7 @@ static int64_t io_want(const struct rabia_client *c, int *fd, short *events)
     *events = POLLIN;
     if (c->tx_off < c->tx.len)
         *events |= POLLOUT;
-    return c->held ? 0 : earliest_deadline(c);
+    return c->held || c->rx_more ? 0 : earliest_deadline(c);
 }
 
 /* The I/O that `revents` (from poll on io_want's socket; 0: none, only
@@ -845,7 +852,7 @@ static int io_process(struct rabia_client *c, short revents)
         if (c->state != C_UP)
             return 0; /* the send failed over */
     }
-    if (revents & (POLLIN | POLLERR | POLLHUP)) {
+    if ((revents & (POLLIN | POLLERR | POLLHUP)) || c->rx_more) {
         int rc = conn_read(c);
         if (rc < 0)
             return rc;
