@@ -249,10 +249,11 @@ static void wrap_counted(lua_State *L, const char *name, int k)
 }
 
 /* Level 8: every function of the library table on top (math, bit) counts
- * its string arguments' bytes, one instruction each, as tonumber does: a string where a number
- * is wanted is read whole by strtod in C, one instruction to the count
- * (tonumber of 10 MB of digits took 20-40 ms a call: found by review).
- * The VM's own conversion (s + 0) stays uncounted (kv/README.md). */
+ * its string arguments' bytes, one instruction each, as tonumber does: a
+ * string where a number is wanted is read whole by strtod in C, which the
+ * count saw as one call (tonumber of 10 MB of digits took 20-40 ms: found
+ * by review). The VM's own conversion (s + 0) stays uncounted
+ * (kv/README.md). */
 static void wrap_numbers(lua_State *L)
 {
     static const char *const names[] = {"abs",   "acos", "asin",  "atan",  "atan2", "ceil",   "cos",    "cosh",
@@ -881,8 +882,6 @@ static int base_tostring(lua_State *L)
     return 1;
 }
 
-/* pcall as Redis 7.0 replaces it: an error table caught ({err=...}, as
- * redis.call raises) comes back as its message string. */
 /* coroutine.create and coroutine.wrap from level KV_LEVEL_SCRIPT_HEAP:
  * the library's, then the new thread's count hook set to
  * KV_SCRIPT_CORO_EVERY (run_hook adds what the thread was set with).
@@ -920,6 +919,8 @@ static int coro_wrap(lua_State *L)
     return n;
 }
 
+/* pcall as Redis 7.0 replaces it: an error table caught ({err=...}, as
+ * redis.call raises) comes back as its message string. */
 static int base_pcall(lua_State *L)
 {
     int argc = lua_gettop(L);
