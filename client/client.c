@@ -1232,13 +1232,6 @@ int rabia_client_status(struct rabia_client *c, const char *addr, struct rabia_b
     }
     bool auth_answered = false;
     for (;;) {
-        /* the bound holds however the replica answers: poll(0) after the
-         * deadline still reports a socket that keeps receiving (found by
-         * review: a stream of accepted auth replies held this call for good) */
-        if (now_ms() >= deadline) {
-            rc = -ETIMEDOUT;
-            goto out;
-        }
         size_t flen = 0;
         if (rx.len >= RABIA_FRAME_HEADER) {
             int pr = rabia_frame_peek(rx.data, rx.len, &flen);
@@ -1280,6 +1273,15 @@ int rabia_client_status(struct rabia_client *c, const char *addr, struct rabia_b
         size_t want = flen > rx.len ? flen - rx.len : 4096;
         if (rabia_buf_reserve(&rx, want) < 0) {
             rc = -ENOMEM;
+            goto out;
+        }
+        /* the bound holds however the replica answers: poll(0) after the
+         * deadline still reports a socket that keeps receiving (found by
+         * review: a stream of accepted auth replies held this call for
+         * good). Checked here, after what is buffered was looked at: a
+         * whole STATUS already read is the answer. */
+        if (now_ms() >= deadline) {
+            rc = -ETIMEDOUT;
             goto out;
         }
         struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
