@@ -722,7 +722,7 @@ static int on_frame(struct rabia_client *c, const struct rabia_msg *m)
 /* Read what is there and handle every complete frame: at most
  * RX_TURN_BYTES per call, so that a replica that never stops sending
  * (frames nobody waits for) cannot keep io_process from its timeout check
- * (found by review: a wait ran 7x past its timeout under such a stream). */
+ * (found by review: a wait ran 12x past its timeout under such a stream). */
 static int conn_read(struct rabia_client *c)
 {
     c->rx_more = false;
