@@ -33,7 +33,7 @@ struct run {
     uint64_t insns;
     bool count_work;    /* feature level KV_LEVEL_SCRIPT_WORK: allocations and library loops count (add_work) */
     bool count_c_work;  /* feature level KV_LEVEL_SCRIPT_C_WORK: patterns (script_match.c, charging meter), commands' keys */
-    bool arena;         /* feature level KV_LEVEL_SCRIPT_HEAP: memory from script_heap.c, coroutines counted */
+    bool arena;         /* feature level KV_LEVEL_SCRIPT_HEAP: memory from script_heap.c; coroutines and number strings counted */
     struct kv_match_meter meter;
     /* the library's, from level KV_LEVEL_SCRIPT_C_WORK (cjson_decode_counted, cjson_encode_checked) */
     lua_CFunction cjson_decode, cjson_encode;

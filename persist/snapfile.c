@@ -106,17 +106,17 @@ int rabia_snapfile_begin(struct rabia_snapfile_writer *w, const char *dir, uint6
 {
     memset(w, 0, sizeof(*w));
     w->fd = -1;
-    if (mkdir(dir, 0750) && errno != EEXIST) {
-        int e = errno;
-        snprintf(err, errlen, "%s: cannot create the snapshot folder: %s", dir, strerror(e));
-        return -e;
-    }
     /* the file's name is the folder plus 26 bytes: refuse rather than
      * write (and later rename onto) a cut-short name */
     if (strlen(dir) + 27 > sizeof w->path) {
         snprintf(err, errlen, "%.100s...: snapshot folder path too long (at most %zu bytes)", dir,
                  sizeof w->path - 27);
         return -ENAMETOOLONG;
+    }
+    if (mkdir(dir, 0750) && errno != EEXIST) {
+        int e = errno;
+        snprintf(err, errlen, "%s: cannot create the snapshot folder: %s", dir, strerror(e));
+        return -e;
     }
     snprintf(w->dir, sizeof w->dir, "%s", dir);
     snprintf(w->path, sizeof w->path, "%s/%020" PRIu64 ".snap", dir, slot);
