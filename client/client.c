@@ -91,7 +91,8 @@ struct rabia_client {
      * last failure's reason (rabia_client_tls_error) */
     SSL_CTX *tls_ctx;
     SSL *ssl;
-    char tls_err[256];
+    char tls_err[512];
+    char *tls_server_name;         /* the name certificates must hold (NULL: each address's host) */
     char *user, *password;         /* CLIENT_AUTH on every connection (password NULL: none) */
     /* rabia_client_cork: submits leave their requests unsent (held: some
      * are) until the uncork or the next pump writes them all at once */
@@ -545,7 +546,8 @@ static int conn_up(struct rabia_client *c)
 {
     if (c->tls_ctx && !c->ssl) {
         /* the handshake within the connect's deadline (poll inside) */
-        int rc = ctls_handshake(c->tls_ctx, c->fd, c->conn_deadline, &c->ssl, c->tls_err, sizeof c->tls_err);
+        int rc = ctls_handshake(c->tls_ctx, c->fd, c->addrs[c->cur], c->tls_server_name, c->conn_deadline, &c->ssl,
+                                c->tls_err, sizeof c->tls_err);
         if (rc == -ENOMEM)
             return rc;
         if (rc < 0) {
@@ -937,6 +939,11 @@ int rabia_client_open(struct rabia_client **out, const struct rabia_client_cfg *
     c->sess_next = 1;
     c->cur = (size_t)(c->client_id % c->n_addrs);
     c->last_conn_err = -EHOSTUNREACH;
+    if (cfg->tls && cfg->tls_server_name && cfg->tls_server_name[0] &&
+        !(c->tls_server_name = strdup(cfg->tls_server_name))) {
+        rabia_client_close(c);
+        return -ENOMEM;
+    }
     if (cfg->tls && !(c->tls_ctx = ctls_ctx_new(cfg, c->tls_err, sizeof c->tls_err))) {
         rabia_client_close(c);
         return -EPROTO; /* rabia_client_tls_check says why */
@@ -989,6 +996,7 @@ void rabia_client_close(struct rabia_client *c)
         explicit_bzero(c->password, strlen(c->password));
     free(c->password);
     free(c->user);
+    free(c->tls_server_name);
     free(c);
 }
 
@@ -1189,7 +1197,8 @@ int rabia_client_status(struct rabia_client *c, const char *addr, struct rabia_b
     if (fd < 0)
         return rc;
     SSL *ssl = NULL;
-    if (c->tls_ctx && (rc = ctls_handshake(c->tls_ctx, fd, deadline, &ssl, c->tls_err, sizeof c->tls_err)) < 0) {
+    if (c->tls_ctx && (rc = ctls_handshake(c->tls_ctx, fd, addr, c->tls_server_name, deadline, &ssl, c->tls_err,
+                                           sizeof c->tls_err)) < 0) {
         close(fd);
         return rc;
     }

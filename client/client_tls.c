@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "client_tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -17,6 +18,7 @@
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 static int64_t mono_ms(void)
 {
@@ -166,9 +168,52 @@ static void fail_reason(SSL *s, int e, char *err, size_t errlen)
     snprintf(err, errlen, "TLS: %s", why);
 }
 
-int ctls_handshake(SSL_CTX *ctx, int fd, int64_t deadline_ms, SSL **out, char *err, size_t errlen)
+/* The host of "host:port" or "[v6]:port" into host. 0 or -EINVAL. */
+static int host_of(const char *addr, char *host, size_t cap)
+{
+    const char *hs = addr, *he;
+    if (addr[0] == '[') {
+        hs = addr + 1;
+        he = strchr(hs, ']');
+    } else {
+        he = strrchr(addr, ':');
+    }
+    if (!he || he == hs || (size_t)(he - hs) >= cap)
+        return -EINVAL;
+    memcpy(host, hs, (size_t)(he - hs));
+    host[he - hs] = 0;
+    return 0;
+}
+
+/* Make s check that the certificate names `name`: an address literal
+ * against the certificate's IP addresses, a DNS name against its DNS names
+ * (no partial wildcards such as w*.example.com), and send a DNS name as SNI.
+ * Without this any server certificate of the CA would do (a company CA
+ * signs many), so whoever holds one could stand in for a replica.
+ * 0 or -ENOMEM. */
+static int expect_name(SSL *s, const char *name)
+{
+    unsigned char ip[16];
+    X509_VERIFY_PARAM *vp = SSL_get0_param(s);
+    if (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(vp, name) == 1 ? 0 : -ENOMEM;
+    X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (SSL_set1_host(s, name) != 1 || SSL_set_tlsext_host_name(s, name) != 1)
+        return -ENOMEM;
+    return 0;
+}
+
+int ctls_handshake(SSL_CTX *ctx, int fd, const char *addr, const char *server_name, int64_t deadline_ms, SSL **out,
+                   char *err, size_t errlen)
 {
     *out = NULL;
+    char host[256];
+    const char *name = server_name && server_name[0] ? server_name : host;
+    if (name == host && (!addr || host_of(addr, host, sizeof host) < 0)) {
+        snprintf(err, errlen, "TLS: no host in the address '%s' to check the certificate against",
+                 addr ? addr : "(null)");
+        return -EINVAL;
+    }
     BIO_METHOD *m = sock_method();
     SSL *s = SSL_new(ctx);
     BIO *b = m ? BIO_new(m) : NULL;
@@ -180,6 +225,11 @@ int ctls_handshake(SSL_CTX *ctx, int fd, int64_t deadline_ms, SSL **out, char *e
     }
     BIO_set_data(b, (void *)(intptr_t)fd);
     SSL_set_bio(s, b, b);
+    if (expect_name(s, name) < 0) {
+        SSL_free(s);
+        ERR_clear_error();
+        return -ENOMEM;
+    }
     SSL_set_connect_state(s);
     for (;;) {
         ERR_clear_error();
@@ -192,6 +242,14 @@ int ctls_handshake(SSL_CTX *ctx, int fd, int64_t deadline_ms, SSL **out, char *e
         int e = SSL_get_error(s, r);
         if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
             fail_reason(s, e, err, errlen);
+            long vr = SSL_get_verify_result(s);
+            if (vr == X509_V_ERR_HOSTNAME_MISMATCH || vr == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+                size_t l = strlen(err);
+                snprintf(err + l, errlen - l,
+                         " (the replica's certificate does not name '%s' in its subjectAltName: dial a name or "
+                         "address it holds, or name one as the TLS server name, rabia-cli --tls-server-name)",
+                         name);
+            }
             SSL_free(s);
             return -EPROTO;
         }

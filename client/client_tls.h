@@ -16,9 +16,14 @@
  * NULL with err filled (the file and OpenSSL's reason). */
 SSL_CTX *ctls_ctx_new(const struct rabia_client_cfg *cfg, char *err, size_t errlen);
 /* Handshake on the connected non-blocking socket fd, waiting with poll()
- * until deadline_ms (monotonic ms). 0 and *out, or a negative errno
- * (-ETIMEDOUT, -EPROTO with err filled, -ENOMEM). */
-int ctls_handshake(SSL_CTX *ctx, int fd, int64_t deadline_ms, SSL **out, char *err, size_t errlen);
+ * until deadline_ms (monotonic ms). The replica's certificate must name
+ * server_name, or when that is NULL or "" the host of addr ("host:port" or
+ * "[v6]:port", the address dialed): a DNS name is checked against the
+ * certificate's DNS names (and sent as SNI), an IP address against its IP
+ * addresses. 0 and *out, or a negative errno (-ETIMEDOUT, -EPROTO with err
+ * filled, -EINVAL for an addr without a host, -ENOMEM). */
+int ctls_handshake(SSL_CTX *ctx, int fd, const char *addr, const char *server_name, int64_t deadline_ms, SSL **out,
+                   char *err, size_t errlen);
 /* send()/recv() through ssl when it is not NULL: bytes, or -1 with errno
  * (EAGAIN: wait for poll; EPROTO: TLS failure, reason in err; ECONNRESET
  * for the peer's close_notify on recv). Never raises SIGPIPE. */

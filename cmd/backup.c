@@ -45,7 +45,7 @@
 struct link {
     int fd;
     SSL *ssl;
-    char tls_err[256]; /* the last TLS failure's reason */
+    char tls_err[512]; /* the last TLS failure's reason */
 };
 
 static int64_t mono_ms(void)
@@ -181,12 +181,18 @@ static int backup_from(const char *addr, const char *path, SSL_CTX *tls, const s
 {
     struct link l = {.fd = dial(addr, first_ms, err, errlen), .ssl = NULL, .tls_err = ""};
     if (l.fd < 0) return l.fd;
-    int hsr = tls ? ctls_handshake(tls, l.fd, mono_ms() + first_ms, &l.ssl, l.tls_err, sizeof l.tls_err) : 0;
+    int hsr = tls ? ctls_handshake(tls, l.fd, addr, cfg->tls_server_name, mono_ms() + first_ms, &l.ssl, l.tls_err,
+                                   sizeof l.tls_err)
+                  : 0;
     if (hsr) {
         const char *why = hsr == -EPROTO || hsr == -ETIMEDOUT ? l.tls_err : strerror(-hsr);
-        snprintf(err, errlen, "%s: %s (%s)", addr, why,
-                 strstr(why, "certificate verify failed") ? "is --cacert the CA that signed the replicas' certificates?"
-                                                          : "is it a replica's native client port with tls-clients = yes?");
+        if (strstr(why, "subjectAltName")) /* a name mismatch: the reason holds its fix */
+            snprintf(err, errlen, "%s: %s", addr, why);
+        else
+            snprintf(err, errlen, "%s: %s (%s)", addr, why,
+                     strstr(why, "certificate verify failed")
+                         ? "is --cacert the CA that signed the replicas' certificates?"
+                         : "is it a replica's native client port with tls-clients = yes?");
         close(l.fd);
         return hsr;
     }

@@ -47,6 +47,9 @@ static void usage(FILE *f)
         "  --cacert FILE      the CA that signed the replicas' certificates (with --tls)\n"
         "  --cert FILE, --key FILE  this client's certificate and key, where the replicas\n"
         "                     have tls-auth-clients = yes\n"
+        "  --tls-server-name NAME  the name the replicas' certificates must hold\n"
+        "                     (default: each address's host; checked against the\n"
+        "                     certificate's subjectAltName)\n"
         "  --user NAME        authenticate as this user (replicas with acl-file;\n"
         "                     default: $RABIA_USER, else \"default\")\n"
         "  --pass PASSWORD    authenticate with this password (replicas with\n"
@@ -605,12 +608,13 @@ int main(int argc, char **argv)
         {"cacert", required_argument, NULL, 1001},
         {"cert", required_argument, NULL, 1002},
         {"key", required_argument, NULL, 1003},
+        {"tls-server-name", required_argument, NULL, 1004},
         {"user", required_argument, NULL, 'U'},
         {"pass", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     bool tls = false;
-    const char *tls_ca = NULL, *tls_cert = NULL, *tls_key = NULL;
+    const char *tls_ca = NULL, *tls_cert = NULL, *tls_key = NULL, *tls_name = NULL;
     const char *user = getenv("RABIA_USER"), *pass = getenv("RABIA_PASSWORD");
     const char *addr_list = DEFAULT_ADDRS;
     uint32_t timeout_ms = 1000;
@@ -643,6 +647,11 @@ int main(int argc, char **argv)
             break;
         case 1003:
             tls_key = optarg;
+            break;
+        case 1004:
+            if (!optarg[0])
+                return usage_error("--tls-server-name: empty name", NULL);
+            tls_name = optarg;
             break;
         case 'U':
             user = optarg;
@@ -679,11 +688,11 @@ int main(int argc, char **argv)
 
     if (!strcmp(cmd, "backup")) { /* cmd/backup.c: its own connection (TLS, CLIENT_AUTH as below), no session */
         struct rabia_client_cfg bcfg = {.tls = tls, .tls_ca_file = tls_ca, .tls_cert_file = tls_cert,
-                                        .tls_key_file = tls_key, .user = user,
+                                        .tls_key_file = tls_key, .tls_server_name = tls_name, .user = user,
                                         .password = pass && pass[0] ? pass : NULL};
         int bx;
-        if (!tls && (tls_ca || tls_cert || tls_key))
-            bx = usage_error("--cacert, --cert and --key need --tls", NULL);
+        if (!tls && (tls_ca || tls_cert || tls_key || tls_name))
+            bx = usage_error("--cacert, --cert, --key and --tls-server-name need --tls", NULL);
         else if (cargc == 1 && strcmp(cargv[0], "--verify"))
             bx = cli_backup(addrs, n_addrs, cargv[0], timeout_ms, &bcfg);
         else if (cargc == 2 && !strcmp(cargv[0], "--verify"))
@@ -734,12 +743,12 @@ int main(int argc, char **argv)
                                    .client_id = 0, .timeout_ms = timeout_ms,
                                    .max_attempts = 0, .max_outstanding = BENCH_OUTSTANDING,
                                    .tls = tls, .tls_ca_file = tls_ca, .tls_cert_file = tls_cert,
-                                   .tls_key_file = tls_key,
+                                   .tls_key_file = tls_key, .tls_server_name = tls_name,
                                    .user = user, .password = pass && pass[0] ? pass : NULL};
-    if (!tls && (tls_ca || tls_cert || tls_key)) {
+    if (!tls && (tls_ca || tls_cert || tls_key || tls_name)) {
         rabia_buf_free(&op);
         free(list);
-        return usage_error("--cacert, --cert and --key need --tls", NULL);
+        return usage_error("--cacert, --cert, --key and --tls-server-name need --tls", NULL);
     }
     if (tls) {
         char why[512];

@@ -120,13 +120,18 @@ struct rabia_client_cfg {
     uint32_t max_attempts;    /* 0 = default 10 */
     uint32_t max_outstanding; /* 0 = default 64; at most RABIA_CLIENT_MAX_OUTSTANDING */
     /* TLS 1.3 to replicas with tls-clients = yes (OpenSSL): the replica's
-     * certificate is verified against tls_ca_file; tls_cert_file and
-     * tls_key_file (both or neither) are this client's certificate, needed
-     * where tls-auth-clients = yes. Paths are read at open. */
+     * certificate is verified against tls_ca_file, and must name the host
+     * dialed (an address's host part: a DNS name against the certificate's
+     * DNS names, an IP address against its IP addresses; subjectAltName) or
+     * tls_server_name when that is set (copied by open; for addresses the
+     * certificates do not hold). tls_cert_file and tls_key_file (both or
+     * neither) are this client's certificate, needed where
+     * tls-auth-clients = yes. Paths are read at open. */
     bool tls;
     const char *tls_ca_file;
     const char *tls_cert_file;
     const char *tls_key_file;
+    const char *tls_server_name;
     /* authentication (replicas with requirepass / acl-file): every connection
      * first sends CLIENT_AUTH with these (copied by open); password NULL: none.
      * A refused one makes requests complete RABIA_REPLY_NOAUTH with the

@@ -2,6 +2,8 @@
 # tls: a 3-replica kv cluster with TLS 1.3 on peer links and both client
 # ports (certificates from deploy/make-test-certs.sh):
 # - redis-cli --tls, rabia-cli --tls and python3-redis ssl=True are served;
+#   rabia-cli refuses a certificate that does not name the host dialed (or
+#   --tls-server-name);
 # - rabia-cli --tls backup takes a backup that --verify accepts; a plaintext
 #   one, or one trusting another CA, fails saying why and writes nothing;
 # - a plaintext client gets no service and a log line saying why;
@@ -125,6 +127,25 @@ out=$(timeout 10 openssl s_client -connect "127.0.0.1:$(resp_port 2)" -CAfile "$
 expect_match "openssl s_client to replica 2's RESP port: TLS 1.3" "$out" "New, TLSv1\.3, Cipher is TLS_"
 expect_match "replica 2's certificate" "$out" "subject=.*CN *= *replica-2"
 expect_match "verified against the test CA" "$out" "Verify return code: 0 \(ok\)"
+
+say "rabia-cli checks that the certificate names the replica dialed"
+# the test certificates hold DNS:replica-I, DNS:localhost and IP:127.0.0.1
+expect_eq "rabia-cli --tls -a localhost:PORT (DNS:localhost in the certificate)" \
+  "$(timeout 20 "$RABIA_CLI" -a "localhost:$(native_port 3)" kv get tls:k)" '"v1"'
+expect_eq "rabia-cli --tls --tls-server-name replica-3 to replica 3" \
+  "$(timeout 20 "$RABIA_CLI" --tls-server-name replica-3 -a "$(native_addr 3)" kv get tls:k)" '"v1"'
+rc=0
+out=$(timeout 20 "$RABIA_CLI" --tls-server-name replica-2 -a "$(native_addr 3)" --timeout 300 kv get tls:k 2>&1) || rc=$?
+expect_eq "rabia-cli --tls-server-name replica-2 to replica 3 (another replica's certificate): exit status" "$rc" 3
+expect_match "... and says why" "$out" "hostname mismatch \(the replica's certificate does not name 'replica-2' in its subjectAltName"
+rc=0
+out=$(timeout 20 "$PLAIN_CLI" --tls --cacert "$C/ca.crt" --tls-server-name replica-2 -a "$(native_addr 3)" backup "$IT_DIR/mismatch.snap" 2>&1) || rc=$?
+expect_eq "rabia-cli backup with --tls-server-name replica-2 from replica 3: exit status" "$rc" 3
+expect_match "... and says why" "$out" "does not name 'replica-2' in its subjectAltName"
+[ ! -e "$IT_DIR/mismatch.snap" ] || fail "a backup from a replica of the wrong name wrote $IT_DIR/mismatch.snap"
+rc=0
+out=$(timeout 20 "$PLAIN_CLI" --tls-server-name replica-2 -a "$(native_addr 3)" kv get tls:k 2>&1) || rc=$?
+expect_eq "rabia-cli --tls-server-name without --tls: exit status (2: usage)" "$rc" 2
 
 say "a plaintext client gets no service"
 rc=0
