@@ -91,7 +91,11 @@
  * another client's socket: never modify a registration whose conn_gen is
  * not the client's current one). Submits and waits still work as above
  * (a submit with a full window still blocks). With TLS a new connection's
- * handshake runs inside process, for at most timeout_ms.
+ * handshake runs inside process, for at most timeout_ms. An address given
+ * by host name is looked up (getaddrinfo) inside process at every connect,
+ * which blocks for as long as the resolver takes (its whole timeout when
+ * DNS does not answer): a loop that must never block gives IP addresses,
+ * or looks names up itself on another thread.
  *
  * Errors are negative errno values (see each function). */
 #ifndef RABIA_CLIENT_H
