@@ -1128,6 +1128,13 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events
             if (timeout_us > 200)
                 timeout_us = 200;
         }
+        /* Sends and closes queued between turns (the caller's timers, a
+         * deferred pipeline) went to the threads in the loop_post above:
+         * wake them before this turn sleeps, not after. Woken only at the
+         * end of the turn, such a reply waited for the loop's timeout or the
+         * thread's own 100 ms (test_reply_between_turns: 100 ms a round
+         * trip for a reply queued 20 ms after its request). */
+        rio_threads_wake(l);
         if (timeout_us && !handled) {
             /* Sleep only if no thread queued anything meanwhile; a thread
              * that queues after this store sees it and wakes us (Dekker:

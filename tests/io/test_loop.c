@@ -40,10 +40,11 @@ static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v
 
 /* ======================= server (its own thread and loop) ======================= */
 
-enum mode { M_ECHO, M_FRAMED, M_CLOSE_ON_X, M_STREAM, M_QUIT, M_REJECT, M_LIMIT, M_COUNT };
+enum mode { M_ECHO, M_FRAMED, M_CLOSE_ON_X, M_STREAM, M_QUIT, M_REJECT, M_LIMIT, M_LATER, M_COUNT };
 #define QUIT_BYTES ((size_t)4 << 20)
 #define QUIT_SEED 42u
 #define FRAME_LEN 64 /* 4-byte length + 60 bytes: seq (8) and filler */
+#define LATER_US 20000 /* M_LATER: the reply is queued this long after the request, by a timer */
 
 struct sconn {
     enum mode mode;
@@ -59,6 +60,9 @@ struct server {
     atomic_int ready, stop, woken;
     uint16_t port[M_COUNT];
     struct sconn *streams;
+    struct sconn *later; /* M_LATER: answered after rio_run_once, at later_at, not in on_data */
+    size_t later_owed;
+    uint64_t later_at;
     /* results, read by the main thread */
     atomic_int closes[M_COUNT];
     atomic_int close_eof[M_COUNT], close_reset[M_COUNT], close_other[M_COUNT];
@@ -152,6 +156,11 @@ static size_t s_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
     }
     case M_LIMIT:
         return 0; /* never consume: the input limit must close it */
+    case M_LATER:
+        S.later = sc;
+        S.later_owed += len;
+        S.later_at = rio_now_us() + LATER_US;
+        return len;
     default:
         return len;
     }
@@ -174,6 +183,8 @@ static void s_close(void *ctx, struct rio_conn *c, int err)
             *pp = sc->next;
             break;
         }
+    if (S.later == sc)
+        S.later = NULL;
     free(sc);
 }
 
@@ -208,13 +219,20 @@ static void *server_main(void *arg)
     uint64_t seed = 7;
     fill(&seed, chunk, sizeof chunk);
     while (!atomic_load(&S.stop)) {
-        int r = rio_run_once(S.loop, 100000);
+        uint64_t timeout = 100000, now = rio_now_us();
+        if (S.later && S.later_owed) /* the next deadline, as a replica's timers */
+            timeout = S.later_at > now ? (S.later_at - now < timeout ? S.later_at - now : timeout) : 0;
+        int r = rio_run_once(S.loop, timeout);
         CHECK(r >= 0);
         /* Keep each stream conn's queue topped up: a peer that closes mid
          * stream must surface as on_close, never as a crash or a hang. */
         for (struct sconn *sc = S.streams; sc; sc = sc->next)
             while (rio_conn_pending(sc->c) < 256 * 1024 && rio_send(sc->c, chunk, sizeof chunk) == 0) {
             }
+        /* M_LATER: the reply is queued between two turns, as a replica
+         * answers what its timers or a deferred pipeline produce */
+        for (; S.later && S.later_owed && rio_now_us() >= S.later_at; S.later_owed--)
+            CHECK_EQ(rio_send(S.later->c, "r", 1), 0);
     }
     /* Main writes the wake after setting stop: do not free the loop under it. */
     while (!atomic_load(&S.woken))
@@ -645,6 +663,48 @@ static void test_closes(void)
     }
     /* 1 from test_small_messages, 2 raw peers */
     drive(l, framed_closed_on_server, NULL, NULL, "server sees raw peers close");
+    rio_loop_destroy(l);
+}
+
+/* ---- a reply queued outside the callbacks (by a timer, between two
+ * rio_run_once) leaves at once, also from an I/O thread's socket: the turn
+ * that hands it to the thread must wake the thread before that turn sleeps.
+ * It did so only after its sleep, so the thread, asleep since it passed
+ * the request on, took the reply at its own 100 ms timeout: each round
+ * trip took 100 ms instead of the timer's 20 ms ---- */
+static bool later_closed_on_server(void *arg) { return atomic_load(&S.closes[M_LATER]) >= 1; }
+static void test_reply_between_turns(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(S.port[M_LATER]),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    enum { ROUNDS = 9 };
+    uint64_t us[ROUNDS];
+    for (int i = 0; i < ROUNDS; i++) {
+        uint64_t t0 = rio_now_us();
+        char b = 'q';
+        CHECK_EQ(write(fd, &b, 1), 1);
+        ssize_t got;
+        do /* io_uring's task work may interrupt a blocking read (EINTR) */
+            got = read(fd, &b, 1);
+        while (got < 0 && errno == EINTR && rio_now_us() - t0 < PHASE_TIMEOUT_MS * 1000ull);
+        CHECK_EQ(got, 1);
+        CHECK_EQ(b, 'r');
+        us[i] = rio_now_us() - t0;
+    }
+    close(fd);
+    for (int i = 1; i < ROUNDS; i++) /* insertion sort: the median */
+        for (int j = i; j > 0 && us[j - 1] > us[j]; j--) {
+            uint64_t t = us[j];
+            us[j] = us[j - 1];
+            us[j - 1] = t;
+        }
+    printf("     reply queued by a timer %d ms after the request: round trip median %.1f ms, max %.1f ms\n",
+           LATER_US / 1000, us[ROUNDS / 2] / 1000.0, us[ROUNDS - 1] / 1000.0);
+    CHECK(us[ROUNDS / 2] < LATER_US + 40000);
+    struct rio_loop *l = client_loop();
+    drive(l, later_closed_on_server, NULL, NULL, "server sees the M_LATER client close");
     rio_loop_destroy(l);
 }
 
@@ -1111,6 +1171,7 @@ int main(int argc, char **argv)
     RUN(test_limits_and_destroy);
     RUN(test_wake);
     RUN(test_wait_several);
+    RUN(test_reply_between_turns);
 
     /* the last client conn (closed by rio_loop_destroy) must reach the server */
     for (int i = 0; i < PHASE_TIMEOUT_MS && atomic_load(&S.closes[M_ECHO]) < ECHO_EXPECTED_CLOSES; i++)
@@ -1130,6 +1191,7 @@ int main(int argc, char **argv)
     CHECK_EQ(atomic_load(&S.emsgsize), 1);
     CHECK_EQ(atomic_load(&S.closes[M_REJECT]), 0); /* rejected: no callback */
     CHECK_EQ(atomic_load(&S.closes[M_QUIT]), 1);
+    CHECK_EQ(atomic_load(&S.closes[M_LATER]), 1);
     CHECK_EQ(atomic_load(&S.close_eof[M_FRAMED]), 2);   /* small messages + FIN peer */
     CHECK_EQ(atomic_load(&S.close_reset[M_FRAMED]), 1); /* RST peer */
     CHECK_EQ(atomic_load(&S.closes[M_ECHO]), ECHO_EXPECTED_CLOSES);
