@@ -1619,6 +1619,8 @@ int rio_conn_local(const struct rio_conn *c, char *buf, size_t len)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
+    if (c->remote) /* an I/O thread's socket: the address its thread read at accept */
+        return c->rlocal_len ? format_addr(&c->rlocal, c->rlocal_len, buf, len) : -ENOTCONN;
     if (c->fd < 0) return -ENOTCONN;
     if (getsockname(c->fd, (struct sockaddr *)&ss, &sl) < 0) return -errno;
     return format_addr(&ss, sl, buf, len);

@@ -158,8 +158,9 @@ void rio_conn_set_limits(struct rio_conn *c, size_t in_max, size_t out_max);
 /* "ip:port" ("[ip6]:port"); 0 or a negative errno (-ENOSPC if buf is short). */
 int rio_conn_peer(const struct rio_conn *c, char *buf, size_t len);
 /* The connection's own address (getsockname: the listener's address for an
- * accepted one), "ip:port"; 0 or a negative errno. A system call: call it
- * once per connection, not per request. */
+ * accepted one; an I/O thread's connection: what its thread read at
+ * accept), "ip:port"; 0 or a negative errno. A system call: call it once
+ * per connection, not per request. */
 int rio_conn_local(const struct rio_conn *c, char *buf, size_t len);
 /* The socket, for getsockopt only (metrics read TCP_INFO's round-trip
  * time); the loop owns it: never read, write or close it. */

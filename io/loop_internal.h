@@ -159,6 +159,8 @@ struct rio_conn {
      * says SENT). NULL for the loop's own connections. */
     struct rio_iothread *remote;
     uint32_t rslot, rgen;  /* the thread's connection slot and generation */
+    struct sockaddr_storage rlocal; /* the socket's own address, read by the thread (rio_conn_local) */
+    socklen_t rlocal_len;
     bool rclose_sent;      /* the thread was told to close it */
 };
 

@@ -7,7 +7,7 @@
  *
  * Between the consensus loop and each thread: three single-producer
  * single-consumer rings of fixed-size messages (C11 atomics, no locks):
- *   to_loop  thread -> loop: OPEN (an accepted connection and its address),
+ *   to_loop  thread -> loop: OPEN (an accepted connection and its addresses),
  *            DATA (bytes received, in one of the thread's buffers), CLOSED,
  *            SENT (a SEND's bytes were taken);
  *   to_thr   loop -> thread: LISTEN (a listening socket to accept on), SEND
@@ -69,7 +69,7 @@ enum msg_type {
 
 struct msg {
     uint8_t type;
-    int32_t err;              /* M_CLOSED: the close error; M_LISTEN: the fd */
+    int32_t err;              /* M_CLOSED: the close error; M_LISTEN: the fd; M_OPEN: the local address's length */
     uint32_t slot, gen;       /* the thread's connection */
     uint32_t len;             /* bytes at buf; M_OPEN: address length; M_LISTEN: port */
     uint8_t *buf;             /* M_DATA, M_OPEN, M_RETURN: a thread buffer; M_SEND: the conn's tx */
@@ -236,10 +236,17 @@ static int t_accept(void *ctx, struct rio_listener *ls, struct rio_conn *c)
     assert(s < THR_SLOTS && !t->slots[s].c);
     t->slots[s].c = c;
     rio_conn_set_user(c, (void *)(uintptr_t)(s + 1));
-    static_assert(sizeof c->addr <= THR_BUF, "an address fits a buffer");
+    static_assert(2 * sizeof c->addr <= THR_BUF, "both addresses fit a buffer");
     memcpy(b, &c->addr, sizeof c->addr);
+    /* the socket's own address too: the loop has no socket to ask (rio_conn_local) */
+    struct sockaddr_storage local;
+    socklen_t local_len = sizeof local;
+    memset(&local, 0, sizeof local);
+    if (getsockname(rio_conn_fd(c), (struct sockaddr *)&local, &local_len) < 0)
+        local_len = 0;
+    memcpy(b + sizeof c->addr, &local, sizeof local);
     struct msg m = {.type = M_OPEN, .slot = s, .gen = t->slots[s].gen, .len = c->addr_len, .buf = b,
-                    .ls = rio_listener_user(ls)};
+                    .ls = rio_listener_user(ls), .err = (int32_t)local_len};
     if (!push_loop(t, &m)) { /* stopping */
         t->bufs[t->n_bufs++] = b;
         t->slots[s].c = NULL;
@@ -444,6 +451,8 @@ static void on_open(struct rio_loop *l, struct rio_iothread *t, const struct msg
     c->was_open = true;
     c->addr_len = m->len <= sizeof c->addr ? (socklen_t)m->len : 0;
     memcpy(&c->addr, m->buf, sizeof c->addr);
+    c->rlocal_len = m->err > 0 && (size_t)m->err <= sizeof c->rlocal ? (socklen_t)m->err : 0;
+    memcpy(&c->rlocal, m->buf + sizeof c->addr, sizeof c->rlocal);
     give_back(t, m->buf);
     assert(m->slot < THR_SLOTS);
     t->cmap[m->slot] = (struct loop_slot){.c = c, .gen = m->gen};
