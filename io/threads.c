@@ -60,6 +60,14 @@
  * rio_conn_pending there still counts them and a caller's flow control
  * (snapshot and backup streams) works as on the loop's own sockets. */
 #define THR_ACK_BYTES ((size_t)256 << 10)
+/* Every THR_TRIM_US a thread gives back what bursts grew in its idle
+ * connections' output buffers beyond THR_TRIM_KEEP (rio_conn_trim_idle),
+ * as the replica does for its own connections every 100 ms: the loop's
+ * caller trims the loop's side of a connection only, so a thread kept up
+ * to 1 MiB per buffer of every client that once took a burst, counted by
+ * nobody (200 idle clients after 800 KB each: 159 MB). */
+#define THR_TRIM_US 100000u
+#define THR_TRIM_KEEP ((size_t)4096)
 
 enum msg_type {
     M_OPEN = 1, M_DATA, M_CLOSED, M_SENT,   /* thread -> loop */
@@ -152,6 +160,8 @@ struct rio_iothread {
     uint32_t n_bufs, n_all;
     bool pushed;              /* queued to the loop since the last wake */
     uint32_t *acks, n_acks;   /* slots with an unacknowledged SEND */
+    uint32_t slots_hw;        /* slots [slots_hw, THR_SLOTS) were never used */
+    uint64_t trim_us;         /* the last idle trim */
     /* the loop's side */
     struct loop_slot *cmap;
     bool loop_pushed;         /* the loop queued to this thread this turn */
@@ -235,6 +245,8 @@ static int t_accept(void *ctx, struct rio_listener *ls, struct rio_conn *c)
     uint32_t s = t->free_slots[--t->n_free_slots];
     assert(s < THR_SLOTS && !t->slots[s].c);
     t->slots[s].c = c;
+    if (s >= t->slots_hw)
+        t->slots_hw = s + 1;
     rio_conn_set_user(c, (void *)(uintptr_t)(s + 1));
     static_assert(2 * sizeof c->addr <= THR_BUF, "both addresses fit a buffer");
     memcpy(b, &c->addr, sizeof c->addr);
@@ -408,6 +420,13 @@ static void *thr_main(void *arg)
         if (t->pushed) {
             t->pushed = false;
             wake_owner(t);
+        }
+        uint64_t now = rio_turn_us();
+        if (now - t->trim_us >= THR_TRIM_US) { /* nothing while output waits or is in flight */
+            t->trim_us = now;
+            for (uint32_t s = 0; s < t->slots_hw; s++)
+                if (t->slots[s].c)
+                    rio_conn_trim_idle(t->slots[s].c, THR_TRIM_KEEP);
         }
     }
     while (!atomic_load(&t->exit_ok)) /* rio_threads_stop may still write our eventfd */

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -40,10 +41,11 @@ static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v
 
 /* ======================= server (its own thread and loop) ======================= */
 
-enum mode { M_ECHO, M_FRAMED, M_CLOSE_ON_X, M_STREAM, M_QUIT, M_REJECT, M_LIMIT, M_LATER, M_COUNT };
+enum mode { M_ECHO, M_FRAMED, M_CLOSE_ON_X, M_STREAM, M_QUIT, M_REJECT, M_LIMIT, M_LATER, M_BURST, M_COUNT };
 #define QUIT_BYTES ((size_t)4 << 20)
 #define QUIT_SEED 42u
 #define FRAME_LEN 64 /* 4-byte length + 60 bytes: seq (8) and filler */
+#define BURST_BYTES ((size_t)512 << 10) /* M_BURST: the reply to each byte received */
 #define LATER_US 20000 /* M_LATER: the reply is queued this long after the request, by a timer */
 
 struct sconn {
@@ -52,6 +54,7 @@ struct sconn {
     bool closed_by_us;
     uint64_t frames;
     struct sconn *next; /* stream conns the server keeps feeding */
+    struct sconn *bnext; /* M_BURST conns, trimmed when idle */
 };
 
 struct server {
@@ -60,6 +63,7 @@ struct server {
     atomic_int ready, stop, woken;
     uint16_t port[M_COUNT];
     struct sconn *streams;
+    struct sconn *bursts;
     struct sconn *later; /* M_LATER: answered after rio_run_once, at later_at, not in on_data */
     size_t later_owed;
     uint64_t later_at;
@@ -114,6 +118,10 @@ static int s_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
         sc->next = S.streams;
         S.streams = sc;
     }
+    if (m == M_BURST) {
+        sc->bnext = S.bursts;
+        S.bursts = sc;
+    }
     return 0;
 }
 
@@ -162,6 +170,12 @@ static size_t s_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
     }
     case M_LIMIT:
         return 0; /* never consume: the input limit must close it */
+    case M_BURST: {
+        static uint8_t burst[BURST_BYTES];
+        for (size_t i = 0; i < len; i++)
+            CHECK_EQ(rio_send(c, burst, sizeof burst), 0);
+        return len;
+    }
     case M_LATER:
         S.later = sc;
         S.later_owed += len;
@@ -191,6 +205,11 @@ static void s_close(void *ctx, struct rio_conn *c, int err)
         }
     if (S.later == sc)
         S.later = NULL;
+    for (struct sconn **pp = &S.bursts; *pp; pp = &(*pp)->bnext)
+        if (*pp == sc) {
+            *pp = sc->bnext;
+            break;
+        }
     free(sc);
 }
 
@@ -237,6 +256,11 @@ static void *server_main(void *arg)
             }
         /* M_LATER: the reply is queued between two turns, as a replica
          * answers what its timers or a deferred pipeline produce */
+        /* M_BURST: an idle connection gives back what its burst grew, as a
+         * replica trims its idle clients (maxmemory-clients' check) */
+        for (struct sconn *sc = S.bursts; sc; sc = sc->bnext)
+            if (!rio_conn_pending(sc->c))
+                rio_conn_trim_idle(sc->c, 4096);
         for (; S.later && S.later_owed && rio_now_us() >= S.later_at; S.later_owed--)
             CHECK_EQ(rio_send(S.later->c, "r", 1), 0);
     }
@@ -719,6 +743,53 @@ static void test_reply_between_turns(void)
     rio_loop_destroy(l);
 }
 
+/* ---- idle connections give back what a burst grew: the loop's side by
+ * its caller's rio_conn_trim_idle, an I/O thread's side by the thread.
+ * The threads kept their copy (up to 1 MiB per buffer of every client
+ * that once took a burst): 8 MiB for these 16 idle clients ---- */
+#define BURST_CONNS 16
+static long long heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2(); /* every arena: the server's threads' too */
+    return (long long)(mi.uordblks + mi.hblkhd);
+}
+static bool bursts_closed_on_server(void *arg) { return atomic_load(&S.closes[M_BURST]) >= BURST_CONNS; }
+static void test_idle_trim(void)
+{
+    long long m0 = heap_in_use();
+    int fds[BURST_CONNS];
+    static uint8_t buf[64 * 1024];
+    for (int i = 0; i < BURST_CONNS; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(S.port[M_BURST]),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        CHECK_EQ(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+        CHECK_EQ(write(fds[i], "b", 1), 1);
+        uint64_t t0 = rio_now_us();
+        for (size_t got = 0; got < BURST_BYTES && rio_now_us() - t0 < PHASE_TIMEOUT_MS * 1000ull;) {
+            ssize_t n = read(fds[i], buf, sizeof buf);
+            if (n > 0)
+                got += (size_t)n;
+            else if (n == 0 || errno != EINTR) { /* EINTR: io_uring's task work */
+                CHECK(!"burst cut short");
+                break;
+            }
+        }
+    }
+    /* every burst was read: all idle now */
+    long long held = heap_in_use() - m0;
+    for (uint64_t t0 = rio_now_us(); held > (1 << 20) && rio_now_us() - t0 < 2000000; held = heap_in_use() - m0)
+        usleep(10000);
+    printf("     %d idle connections after a %zu KiB burst each: %.1f MiB of heap kept\n", BURST_CONNS,
+           BURST_BYTES >> 10, (double)held / (1 << 20));
+    CHECK(held <= (3 << 20)); /* a thread that kept its copies held 8 MiB */
+    for (int i = 0; i < BURST_CONNS; i++)
+        close(fds[i]);
+    struct rio_loop *l = client_loop();
+    drive(l, bursts_closed_on_server, NULL, NULL, "server sees the burst clients close");
+    rio_loop_destroy(l);
+}
+
 /* ---- shared buffers (rio_send_shared): bytes and order as with copies,
  * every reference dropped ---- */
 #define SHARE_BUFS 8
@@ -1183,6 +1254,7 @@ int main(int argc, char **argv)
     RUN(test_wake);
     RUN(test_wait_several);
     RUN(test_reply_between_turns);
+    RUN(test_idle_trim);
 
     /* the last client conn (closed by rio_loop_destroy) must reach the server */
     for (int i = 0; i < PHASE_TIMEOUT_MS && atomic_load(&S.closes[M_ECHO]) < ECHO_EXPECTED_CLOSES; i++)
@@ -1203,6 +1275,7 @@ int main(int argc, char **argv)
     CHECK_EQ(atomic_load(&S.closes[M_REJECT]), 0); /* rejected: no callback */
     CHECK_EQ(atomic_load(&S.closes[M_QUIT]), 1);
     CHECK_EQ(atomic_load(&S.closes[M_LATER]), 1);
+    CHECK_EQ(atomic_load(&S.closes[M_BURST]), BURST_CONNS);
     CHECK_EQ(atomic_load(&S.close_eof[M_FRAMED]), 2);   /* small messages + FIN peer */
     CHECK_EQ(atomic_load(&S.close_reset[M_FRAMED]), 1); /* RST peer */
     CHECK_EQ(atomic_load(&S.closes[M_ECHO]), ECHO_EXPECTED_CLOSES);
