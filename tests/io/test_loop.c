@@ -41,10 +41,12 @@ static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v
 
 /* ======================= server (its own thread and loop) ======================= */
 
-enum mode { M_ECHO, M_FRAMED, M_CLOSE_ON_X, M_STREAM, M_QUIT, M_REJECT, M_LIMIT, M_LATER, M_BURST, M_COUNT };
+enum mode { M_ECHO, M_FRAMED, M_CLOSE_ON_X, M_STREAM, M_QUIT, M_REJECT, M_LIMIT, M_LATER, M_BURST, M_BIG, M_COUNT };
 #define QUIT_BYTES ((size_t)4 << 20)
 #define QUIT_SEED 42u
 #define FRAME_LEN 64 /* 4-byte length + 60 bytes: seq (8) and filler */
+#define SERVER_OUT_MAX ((size_t)16 << 20) /* the server loop's default output limit */
+#define BIG_BYTES ((size_t)20 << 20)      /* M_BIG: sent at accept, under a per-conn limit above the default */
 #define BURST_BYTES ((size_t)512 << 10) /* M_BURST: the reply to each byte received */
 #define LATER_US 20000 /* M_LATER: the reply is queued this long after the request, by a timer */
 
@@ -104,6 +106,17 @@ static int s_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
     if (m == M_LIMIT || (m == M_ECHO && echo_accepts++ % 2)) {
         int r = rio_conn_set_recv_direct(c);
         CHECK(r == 0 || (io_threads && r == -EOPNOTSUPP));
+    }
+    if (m == M_BIG) {
+        /* a per-connection output limit above the loop's default admits it:
+         * an I/O thread must not refuse what the loop admitted */
+        rio_conn_set_limits(c, 0, BIG_BYTES + (1 << 20));
+        uint8_t *buf = malloc(BIG_BYTES);
+        uint64_t seed = QUIT_SEED;
+        fill(&seed, buf, BIG_BYTES);
+        CHECK_EQ(rio_send(c, buf, BIG_BYTES), 0);
+        free(buf);
+        rio_close_after_send(c);
     }
     if (m == M_QUIT) {
         uint8_t *buf = malloc(QUIT_BYTES);
@@ -223,6 +236,7 @@ static void *server_main(void *arg)
         atomic_store(&S.ready, -1);
         return NULL;
     }
+    rio_loop_set_limits(S.loop, 0, SERVER_OUT_MAX); /* M_BIG sends more, under its own limit */
     /* io.loop_threads: the same server with its sockets on I/O threads */
     if (io_threads && rio_loop_start_threads(S.loop, io_threads, NULL, err, sizeof err) < 0) {
         fprintf(stderr, "server: %s\n", err);
@@ -790,6 +804,44 @@ static void test_idle_trim(void)
     rio_loop_destroy(l);
 }
 
+/* ---- a connection's own output limit above the loop's default: all of
+ * it arrives, also from an I/O thread. The threads held their sockets to
+ * the loop's default limit, so the thread refused the send the loop had
+ * admitted and closed the connection as if the peer had (on_close 0, no
+ * error): the client got nothing. With equal limits a slow reader hit
+ * the same (a thread holds up to 256 KiB unsent when the loop hands it a
+ * send of up to the whole limit) ---- */
+static void test_big_send(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(S.port[M_BIG]),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    static uint8_t buf[256 * 1024];
+    XXH3_state_t *h = XXH3_createState();
+    XXH3_64bits_reset(h);
+    size_t got = 0;
+    for (uint64_t t0 = rio_now_us(); rio_now_us() - t0 < PHASE_TIMEOUT_MS * 1000ull;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n > 0) {
+            XXH3_64bits_update(h, buf, (size_t)n);
+            got += (size_t)n;
+        } else if (n == 0 || errno != EINTR) { /* EINTR: io_uring's task work */
+            break;
+        }
+    }
+    close(fd);
+    printf("     %zu of %zu MiB under a per-connection output limit above the loop's %zu MiB\n", got >> 20,
+           BIG_BYTES >> 20, SERVER_OUT_MAX >> 20);
+    CHECK_EQ(got, BIG_BYTES);
+    uint8_t *want = malloc(BIG_BYTES);
+    uint64_t seed = QUIT_SEED;
+    fill(&seed, want, BIG_BYTES);
+    CHECK(XXH3_64bits(want, BIG_BYTES) == XXH3_64bits_digest(h));
+    free(want);
+    XXH3_freeState(h);
+}
+
 /* ---- shared buffers (rio_send_shared): bytes and order as with copies,
  * every reference dropped ---- */
 #define SHARE_BUFS 8
@@ -1255,6 +1307,7 @@ int main(int argc, char **argv)
     RUN(test_wait_several);
     RUN(test_reply_between_turns);
     RUN(test_idle_trim);
+    RUN(test_big_send);
 
     /* the last client conn (closed by rio_loop_destroy) must reach the server */
     for (int i = 0; i < PHASE_TIMEOUT_MS && atomic_load(&S.closes[M_ECHO]) < ECHO_EXPECTED_CLOSES; i++)
@@ -1276,6 +1329,8 @@ int main(int argc, char **argv)
     CHECK_EQ(atomic_load(&S.closes[M_QUIT]), 1);
     CHECK_EQ(atomic_load(&S.closes[M_LATER]), 1);
     CHECK_EQ(atomic_load(&S.closes[M_BURST]), BURST_CONNS);
+    CHECK_EQ(atomic_load(&S.closes[M_BIG]), 1);
+    CHECK_EQ(atomic_load(&S.close_eof[M_BIG]), 1);
     CHECK_EQ(atomic_load(&S.close_eof[M_FRAMED]), 2);   /* small messages + FIN peer */
     CHECK_EQ(atomic_load(&S.close_reset[M_FRAMED]), 1); /* RST peer */
     CHECK_EQ(atomic_load(&S.closes[M_ECHO]), ECHO_EXPECTED_CLOSES);
