@@ -105,6 +105,30 @@ void replica_drain_app(struct rabia_replica *r)
     }
 }
 
+/* The replica stops for good (the end of rabia_replica_run, or destroy of
+ * one never run): later submissions are refused, and every one taken is
+ * answered -ESHUTDOWN, those still queued first (in order), then those the
+ * node holds; without it their done never ran and rabia_replica_call
+ * waited out its whole timeout. On the replica's thread, or the
+ * destroying one once no run is left. Idempotent. */
+void replica_app_shutdown(struct rabia_replica *r)
+{
+    pthread_mutex_lock(&r->app_mu);
+    r->app_closed = true;
+    pthread_mutex_unlock(&r->app_mu);
+    /* closed: nothing is added, and only this thread takes */
+    while (r->app_len) {
+        struct app_op op = r->app_q[r->app_head];
+        pthread_mutex_lock(&r->app_mu);
+        r->app_head = (r->app_head + 1) % APP_QUEUE;
+        r->app_len--;
+        pthread_mutex_unlock(&r->app_mu);
+        free(op.op);
+        if (op.fn) op.fn(op.ctx, -ESHUTDOWN, NULL, 0);
+    }
+    if (r->node) node_abandon(r->node, MAX_CONNS, -ESHUTDOWN);
+}
+
 int rabia_replica_submit(struct rabia_replica *r, const void *op, size_t len, rabia_replica_done_fn done, void *ctx)
 {
     if (len == 0 || len > UINT32_MAX) return -EINVAL; /* an empty op opens a session (rsm.h) */
@@ -114,10 +138,11 @@ int rabia_replica_submit(struct rabia_replica *r, const void *op, size_t len, ra
     if (!copy) return -ENOMEM;
     memcpy(copy, op, len);
     pthread_mutex_lock(&r->app_mu);
-    if (r->app_len >= APP_QUEUE) {
+    if (r->app_closed || r->app_len >= APP_QUEUE) {
+        int rc = r->app_closed ? -ESHUTDOWN : -ENOBUFS;
         pthread_mutex_unlock(&r->app_mu);
         free(copy);
-        return -ENOBUFS;
+        return rc;
     }
     r->app_q[(r->app_head + r->app_len) % APP_QUEUE] = (struct app_op){copy, len, done, ctx};
     r->app_len++;

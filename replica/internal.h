@@ -262,6 +262,7 @@ struct rabia_replica {
     uint64_t app_lives;      /* sessions the application has had */
     int app_open;            /* 0: to open, 1: opening, 2: open */
     uint32_t app_reads;      /* its reads taken by the read index, not answered yet (app.c) */
+    bool app_closed;         /* under app_mu: the replica stopped, submissions are refused (app.c) */
     struct replica_lookups *lookups; /* peer names looked up off the loop (lookup.c) */
     /* a reload (rabia_replica_reload, any thread), taken on the loop thread
      * (reload.c): members' addresses and client users */
@@ -373,6 +374,7 @@ void replica_audit_apply(void *ctx, uint64_t slot, uint64_t cid, uint64_t seq, c
 void replica_app_new_session(struct rabia_replica *r);
 void replica_app_answered(struct rabia_replica *r, uint64_t seq, int status, const uint8_t *res, size_t len);
 void replica_drain_app(struct rabia_replica *r);
+void replica_app_shutdown(struct rabia_replica *r);
 /* tls_links.c: TLS on peer links and client ports */
 int replica_tls_open(struct rabia_replica *r, char *err, size_t errlen);
 void replica_tls_close(struct rabia_replica *r);

@@ -1132,6 +1132,29 @@ static void reads_to_log(struct rabia_node *n)
     n->rq_moving = false;
 }
 
+void node_abandon(struct rabia_node *n, uint32_t conn, int status)
+{
+    /* the read queue goes whole (nothing is turned again); its reads of
+     * conn are answered in the order they came */
+    for (uint32_t k = 0; k < n->rq_n; k++) {
+        struct node_readq *q = rq_at(n, k);
+        if (q->to.conn == conn) n->env.reply(n->env.ctx, &q->to, q->cid, q->seq, status, NULL, 0);
+    }
+    n->rq_head = n->rq_n = n->rq_indexed = n->rq_assigned = 0;
+    rabia_buf_clear(&n->rq_ops);
+    n->rq_ops_head = 0;
+    /* Every slot before i holds only other connections' waiters, so a
+     * deletion's backward shift never carries one of conn's below i. */
+    for (uint32_t i = 0; i < n->wcap && n->n_waiters; i++) {
+        struct waiter *w = &n->waiters[i];
+        while ((w->client_id || w->seq) && w->to.conn == conn) {
+            struct waiter copy = *w;
+            waiter_del(n, w);
+            n->env.reply(n->env.ctx, &copy.to, copy.client_id, copy.seq, status, NULL, 0);
+        }
+    }
+}
+
 /* Answer the reads at the head whose index the state has reached. */
 static void reads_run(struct rabia_node *n)
 {

@@ -233,6 +233,11 @@ bool node_waiter(struct rabia_node *n, uint64_t cid, uint64_t seq, struct node_t
 uint8_t node_reply_holders(const struct rabia_node *n);
 /* Forget who waits for (cid, seq): the answer goes nowhere. */
 void node_forget(struct rabia_node *n, uint64_t cid, uint64_t seq);
+/* The driver stops for good (no node_turn or node_step follows): every
+ * request and read waiting for driver connection `conn` is answered with
+ * `status` and no result through env->reply, and forgotten; the read queue
+ * is emptied. env->reply must not call back into the node. */
+void node_abandon(struct rabia_node *n, uint32_t conn, int status);
 /* One core event (RECEIVE, PEER_UP, PEER_DOWN, TICK); now_us is filled in. */
 void node_step(struct rabia_node *n, struct rabia_event *ev);
 /* Once per loop turn, after the turn's events: the core's tick when due,

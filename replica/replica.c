@@ -1100,6 +1100,7 @@ int rabia_replica_run(struct rabia_replica *r)
     if (rc0) {
         replica_log(r, RABIA_LOG_ERROR, "%s", err);
         close_io(r);
+        replica_app_shutdown(r);
         return rc0;
     }
     if (r->wal) durable_attach(&r->dur, r->node, r->loop);
@@ -1173,6 +1174,7 @@ int rabia_replica_run(struct rabia_replica *r)
         if (rc < 0 && rc != -EINTR && rc != -ETIME) {
             replica_log(r, RABIA_LOG_ERROR, "event loop: %s", rabia_strerror(rc));
             close_io(r);
+            replica_app_shutdown(r);
             return rc;
         }
         /* replies made by the loop's callbacks may have unblocked pipelines */
@@ -1188,6 +1190,7 @@ int rabia_replica_run(struct rabia_replica *r)
     }
     replica_log(r, RABIA_LOG_INFO, "stopping (applied up to slot %" PRIu64 ")", rabia_rsm_applied(r->rsm));
     close_io(r);
+    replica_app_shutdown(r); /* every submission answered, later ones refused */
     return 0;
 }
 
@@ -1222,7 +1225,7 @@ void rabia_replica_destroy(struct rabia_replica *r)
     replica_audit_close(r);
     rabia_buf_free(&r->snap_out);
     free(r->chunk);
-    for (uint32_t i = 0; i < r->app_len; i++) free(r->app_q[(r->app_head + i) % APP_QUEUE].op);
+    replica_app_shutdown(r); /* never run: its submissions are answered here */
     if (r->wal) durable_close(&r->dur); /* after the loop: no write in flight */
     rabia_dir_unlock(r->lock_fd);
     node_destroy(r->node);

@@ -161,8 +161,13 @@ void rabia_replica_destroy(struct rabia_replica *r);
  * once the operation was applied (status RABIA_REPLY_OK and the result) or
  * refused (status != OK, result empty; RABIA_REPLY_SESSION_EXPIRED means
  * the application's session was evicted for lack of max-sessions and the
- * outcome is unknown). Each operation is applied at most once. Returns 0,
- * -ENOBUFS when the submission queue is full, -EINVAL for an empty op
+ * outcome is unknown), or with status -ESHUTDOWN when the replica stopped
+ * first (rabia_replica_stop, or a failure that stopped it): the outcome is
+ * unknown. Every accepted operation's done runs exactly once: by the end of
+ * rabia_replica_run, or in rabia_replica_destroy for a replica never run.
+ * Each operation is applied at most once. Returns 0,
+ * -ENOBUFS when the submission queue is full, -ESHUTDOWN once the replica
+ * stopped, -EINVAL for an empty op
  * (empty ops are reserved: they open sessions), or -EPERM for one of the
  * KV store's own operations (SWEEP, FEATURES, FEATURELEVEL: the replicas
  * submit them themselves; kv/README.md "Feature levels"). Operations take
@@ -174,7 +179,8 @@ typedef void (*rabia_replica_done_fn)(void *ctx, int status, const uint8_t *resu
 int rabia_replica_submit(struct rabia_replica *r, const void *op, size_t len, rabia_replica_done_fn done,
                          void *ctx);
 /* Blocking form for threads other than the replica's: returns the status,
- * or -ETIMEDOUT (outcome unknown). */
+ * -ESHUTDOWN as soon as the replica stops (outcome unknown), or -ETIMEDOUT
+ * (outcome unknown). */
 int rabia_replica_call(struct rabia_replica *r, const void *op, size_t len, struct rabia_buf *result,
                        int timeout_ms);
 

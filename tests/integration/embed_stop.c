@@ -1,0 +1,206 @@
+/* embed_stop: what the embedding API's submitters get when the replica
+ * stops (include/rabia/replica.h). Every rabia_replica_submit that returned
+ * 0 must have its `done` called exactly once, and a thread blocked in
+ * rabia_replica_call must return when the replica stops, not wait out its
+ * timeout (or for ever) with an -ETIMEDOUT that says nothing of why.
+ *
+ *  A. queued: a replica of three runs alone (no quorum), so its
+ *     application's session never opens and every submission stays in the
+ *     queue; a thread blocks in rabia_replica_call with a 20 s timeout.
+ *     rabia_replica_stop: every done runs (-ESHUTDOWN), the call returns
+ *     -ESHUTDOWN at once, and a submission after the stop is refused.
+ *  B. in flight: three replicas, the session opened; replicas 2 and 3
+ *     stop, then replica 1 takes increments that enter its log's batches
+ *     and can never be decided; it stops: every done runs.
+ *  C. never run: a replica created, given submissions, destroyed: every
+ *     done runs.
+ *
+ *   embed_stop PORT_BASE DATA_DIR      exit 0 on success */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "counter.h"
+#include "rabia/replica.h"
+
+#define N 3
+#define K 100
+
+static atomic_int n_done, n_shutdown;
+
+static void done(void *ctx, int status, const uint8_t *res, size_t len)
+{
+    (void)ctx, (void)res, (void)len;
+    atomic_fetch_add(&n_done, 1);
+    if (status == -ESHUTDOWN) atomic_fetch_add(&n_shutdown, 1);
+}
+
+static void *run(void *r)
+{
+    rabia_replica_run(r);
+    return NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+struct caller {
+    struct rabia_replica *r;
+    int rc;
+    double took;
+};
+
+static void *call_thread(void *arg)
+{
+    struct caller *c = arg;
+    struct rabia_buf op = {0}, res = {0};
+    rabia_counter_encode(&op, RABIA_COUNTER_INC, 0);
+    double t0 = now_s();
+    c->rc = rabia_replica_call(c->r, op.data, op.len, &res, 20000);
+    c->took = now_s() - t0;
+    rabia_buf_free(&op);
+    rabia_buf_free(&res);
+    return NULL;
+}
+
+static int make(struct rabia_replica **out, int base, int id, const char *dir0)
+{
+    char members[256], err[512], sid[8], dir[600];
+    snprintf(members, sizeof members, "1=127.0.0.1:%d,2=127.0.0.1:%d,3=127.0.0.1:%d", base + 1, base + 2, base + 3);
+    snprintf(sid, sizeof sid, "%d", id);
+    mkdir(dir0, 0700);
+    snprintf(dir, sizeof dir, "%s/r%d", dir0, id);
+    struct rabia_replica_config cfg;
+    rabia_replica_config_default(&cfg);
+    if (rabia_replica_config_set(&cfg, "id", sid, err, sizeof err) ||
+        rabia_replica_config_set(&cfg, "members", members, err, sizeof err) ||
+        rabia_replica_config_set(&cfg, "data-dir", dir, err, sizeof err) ||
+        rabia_replica_config_set(&cfg, "client-listen", "off", err, sizeof err) ||
+        rabia_replica_config_set(&cfg, "log-level", "error", err, sizeof err)) {
+        fprintf(stderr, "embed_stop: %s\n", err);
+        return 2;
+    }
+    cfg.state_machine[0] = 0;
+    if (rabia_replica_create(out, &cfg, &rabia_sm_counter, err, sizeof err)) {
+        fprintf(stderr, "embed_stop: replica %d: %s\n", id, err);
+        return 1;
+    }
+    return 0;
+}
+
+static int submit_k(struct rabia_replica *r, const struct rabia_buf *op)
+{
+    for (int k = 0; k < K; k++) {
+        int rc = rabia_replica_submit(r, op->data, op->len, done, NULL);
+        if (rc) {
+            fprintf(stderr, "embed_stop: submit: %d\n", rc);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* every done called within 2 s of the stop */
+static int wait_done(const char *phase, int want)
+{
+    double t0 = now_s();
+    while (atomic_load(&n_done) < want && now_s() - t0 < 2) usleep(1000);
+    int d = atomic_load(&n_done), s = atomic_load(&n_shutdown);
+    printf("%s: %d of %d submissions answered (%d with -ESHUTDOWN)\n", phase, d, want, s);
+    return d == want && s == want ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: embed_stop PORT_BASE DATA_DIR\n");
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int base = atoi(argv[1]), bad = 0;
+    char dir[600];
+    struct rabia_buf inc = {0}, get = {0}, res = {0};
+    rabia_counter_encode(&inc, RABIA_COUNTER_INC, 0);
+    rabia_counter_encode(&get, RABIA_COUNTER_GET, 0);
+
+    /* A: queued behind a session that never opens */
+    struct rabia_replica *a;
+    snprintf(dir, sizeof dir, "%s/a", argv[2]);
+    if (make(&a, base, 1, dir)) return 1;
+    pthread_t ta, tc;
+    pthread_create(&ta, NULL, run, a);
+    if (submit_k(a, &inc)) return 1;
+    struct caller c = {.r = a};
+    pthread_create(&tc, NULL, call_thread, &c);
+    usleep(300000);
+    double t0 = now_s();
+    rabia_replica_stop(a);
+    pthread_join(ta, NULL);
+    bad |= wait_done("A (queued)", K);
+    pthread_join(tc, NULL);
+    printf("A: rabia_replica_call returned %d after %.2f s (%.2f s after the stop)\n", c.rc, c.took, now_s() - t0);
+    if (c.rc != -ESHUTDOWN || now_s() - t0 > 5) bad = 1;
+    int rc = rabia_replica_submit(a, inc.data, inc.len, done, NULL);
+    printf("A: submit after the stop: %d\n", rc);
+    if (rc != -ESHUTDOWN) bad = 1;
+    rabia_replica_destroy(a);
+    if (rc == 0) atomic_fetch_sub(&n_done, 1); /* a wrong acceptance's answer, if destroy gave one */
+
+    /* B: in the log's batches when the quorum goes */
+    atomic_store(&n_done, 0);
+    atomic_store(&n_shutdown, 0);
+    struct rabia_replica *r[N];
+    pthread_t th[N];
+    snprintf(dir, sizeof dir, "%s/b", argv[2]);
+    for (int i = 0; i < N; i++)
+        if (make(&r[i], base + 10, i + 1, dir)) return 1;
+    for (int i = 0; i < N; i++) pthread_create(&th[i], NULL, run, r[i]);
+    int st = -1;
+    for (int k = 0; k < 100 && st != RABIA_REPLY_OK; k++) {
+        st = rabia_replica_call(r[0], get.data, get.len, &res, 1000);
+        if (st != RABIA_REPLY_OK) usleep(50000);
+    }
+    if (st != RABIA_REPLY_OK) {
+        fprintf(stderr, "embed_stop: the cluster does not answer (%d)\n", st);
+        return 1;
+    }
+    for (int i = 1; i < N; i++) {
+        rabia_replica_stop(r[i]);
+        pthread_join(th[i], NULL);
+    }
+    if (submit_k(r[0], &inc)) return 1;
+    usleep(300000);
+    struct rabia_replica_status s;
+    rabia_replica_get_status(r[0], &s);
+    printf("B: replica 1 applied slot %llu with its peers gone\n", (unsigned long long)s.applied);
+    rabia_replica_stop(r[0]);
+    pthread_join(th[0], NULL);
+    bad |= wait_done("B (in flight)", K);
+    for (int i = 0; i < N; i++) rabia_replica_destroy(r[i]);
+
+    /* C: never run */
+    atomic_store(&n_done, 0);
+    atomic_store(&n_shutdown, 0);
+    struct rabia_replica *cr;
+    snprintf(dir, sizeof dir, "%s/c", argv[2]);
+    if (make(&cr, base + 20, 1, dir)) return 1;
+    if (submit_k(cr, &inc)) return 1;
+    rabia_replica_destroy(cr);
+    bad |= wait_done("C (never run)", K);
+
+    rabia_buf_free(&inc);
+    rabia_buf_free(&get);
+    rabia_buf_free(&res);
+    printf("%s\n", bad ? "FAIL" : "PASS");
+    return bad;
+}
