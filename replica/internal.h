@@ -248,6 +248,7 @@ struct rabia_replica {
     uint64_t seen_applied, applied_since_us; /* applied, and since when it has not moved */
     struct rio_listener *l_peer, *l_client, *l_resp;
     int stop;                /* any thread sets it (rabia_replica_stop): atomic accesses */
+    bool failed;             /* the loop thread stopped it (env_fatal): run returns -EIO, not 0 */
     /* application submissions from other threads */
     pthread_mutex_t app_mu;
     /* other threads wake the loop (replica_wake) under wake_mu; the loop

@@ -203,6 +203,7 @@ static void env_fatal(void *ctx, const char *why)
 {
     struct rabia_replica *r = ctx;
     replica_log(r, RABIA_LOG_ERROR, "%s; stopping this replica", why);
+    r->failed = true;
     __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);
 }
 
@@ -1191,7 +1192,7 @@ int rabia_replica_run(struct rabia_replica *r)
     replica_log(r, RABIA_LOG_INFO, "stopping (applied up to slot %" PRIu64 ")", rabia_rsm_applied(r->rsm));
     close_io(r);
     replica_app_shutdown(r); /* every submission answered, later ones refused */
-    return 0;
+    return r->failed ? -EIO : 0; /* a failure, not rabia_replica_stop: the embedder (rabiad's exit status) must know */
 }
 
 void rabia_replica_stop(struct rabia_replica *r)

@@ -134,7 +134,11 @@ struct rabia_replica;
 
 int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_config *cfg,
                          const struct rabia_sm_ops *sm, char *err, size_t errlen);
-/* Runs the replica on the calling thread until rabia_replica_stop. */
+/* Runs the replica on the calling thread until rabia_replica_stop (then 0),
+ * or until a failure it cannot go on from stops it: -EIO after a log write
+ * that failed or a state machine's apply that returned an error (its ERROR
+ * log line names which), another negative errno when its sockets or event
+ * loop fail. */
 int rabia_replica_run(struct rabia_replica *r);
 /* Any thread, or a signal handler. */
 void rabia_replica_stop(struct rabia_replica *r);

@@ -14,10 +14,15 @@
  *     and can never be decided; it stops: every done runs.
  *  C. never run: a replica created, given submissions, destroyed: every
  *     done runs.
+ *  D. a state machine's apply fails (-ENOMEM, state_machine.h: the replica
+ *     stops rather than diverge): every replica applies it and stops, and
+ *     rabia_replica_run says so with a negative errno, not 0 as after
+ *     rabia_replica_stop (rabiad exits 1 then, so its supervisor sees it).
  *
  *   embed_stop PORT_BASE DATA_DIR      exit 0 on success */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +52,26 @@ static void *run(void *r)
     return NULL;
 }
 
+/* D's state machine: the counter, whose apply fails for the op 0xEE */
+static int poison_apply(void *sm, const uint8_t *op, size_t op_len, struct rabia_buf *reply)
+{
+    if (op_len == 1 && op[0] == 0xEE) return -ENOMEM;
+    return rabia_sm_counter.apply(sm, op, op_len, reply);
+}
+static struct rabia_sm_ops poison;
+
+struct runner {
+    struct rabia_replica *r;
+    atomic_int rc; /* 1 while running */
+};
+
+static void *run_rc(void *arg)
+{
+    struct runner *x = arg;
+    atomic_store(&x->rc, rabia_replica_run(x->r));
+    return NULL;
+}
+
 static double now_s(void)
 {
     struct timespec t;
@@ -73,7 +98,7 @@ static void *call_thread(void *arg)
     return NULL;
 }
 
-static int make(struct rabia_replica **out, int base, int id, const char *dir0)
+static int make_sm(struct rabia_replica **out, int base, int id, const char *dir0, const struct rabia_sm_ops *sm)
 {
     char members[256], err[512], sid[8], dir[600];
     snprintf(members, sizeof members, "1=127.0.0.1:%d,2=127.0.0.1:%d,3=127.0.0.1:%d", base + 1, base + 2, base + 3);
@@ -91,11 +116,16 @@ static int make(struct rabia_replica **out, int base, int id, const char *dir0)
         return 2;
     }
     cfg.state_machine[0] = 0;
-    if (rabia_replica_create(out, &cfg, &rabia_sm_counter, err, sizeof err)) {
+    if (rabia_replica_create(out, &cfg, sm, err, sizeof err)) {
         fprintf(stderr, "embed_stop: replica %d: %s\n", id, err);
         return 1;
     }
     return 0;
+}
+
+static int make(struct rabia_replica **out, int base, int id, const char *dir0)
+{
+    return make_sm(out, base, id, dir0, &rabia_sm_counter);
 }
 
 static int submit_k(struct rabia_replica *r, const struct rabia_buf *op)
@@ -197,6 +227,46 @@ int main(int argc, char **argv)
     if (submit_k(cr, &inc)) return 1;
     rabia_replica_destroy(cr);
     bad |= wait_done("C (never run)", K);
+
+    /* D: apply fails on every replica */
+    poison = rabia_sm_counter;
+    poison.name = "poison";
+    poison.apply = poison_apply;
+    struct runner x[N];
+    snprintf(dir, sizeof dir, "%s/d", argv[2]);
+    for (int i = 0; i < N; i++) {
+        atomic_init(&x[i].rc, 1);
+        if (make_sm(&x[i].r, base + 30, i + 1, dir, &poison)) return 1;
+    }
+    for (int i = 0; i < N; i++) pthread_create(&th[i], NULL, run_rc, &x[i]);
+    st = -1;
+    for (int k = 0; k < 100 && st != RABIA_REPLY_OK; k++) {
+        st = rabia_replica_call(x[0].r, get.data, get.len, &res, 1000);
+        if (st != RABIA_REPLY_OK) usleep(50000);
+    }
+    /* the replicas that learn the decision apply it and stop; one that
+     * does not (its peers stopped first) is stopped here */
+    const uint8_t bad_op = 0xEE;
+    atomic_store(&n_done, 0);
+    atomic_store(&n_shutdown, 0);
+    rc = rabia_replica_submit(x[0].r, &bad_op, 1, done, NULL);
+    if (rc) bad = 1;
+    int self_stopped = 0;
+    double td = now_s();
+    for (int i = 0; i < N; i++) {
+        while (now_s() - td < 5 && atomic_load(&x[i].rc) == 1) usleep(10000);
+        bool by_itself = atomic_load(&x[i].rc) != 1;
+        if (!by_itself) rabia_replica_stop(x[i].r);
+        pthread_join(th[i], NULL);
+        int xrc = atomic_load(&x[i].rc);
+        printf("D: replica %d %s: rabia_replica_run returned %d\n", i + 1,
+               by_itself ? "stopped by itself" : "stopped by rabia_replica_stop", xrc);
+        self_stopped += by_itself;
+        if (by_itself ? xrc >= 0 : xrc != 0) bad = 1;
+    }
+    if (!self_stopped) bad = 1;
+    bad |= wait_done("D (the failing operation)", 1);
+    for (int i = 0; i < N; i++) rabia_replica_destroy(x[i].r);
 
     rabia_buf_free(&inc);
     rabia_buf_free(&get);
