@@ -874,9 +874,25 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     *out = NULL;
     int rc = rabia_replica_config_check(cfg, err, errlen);
     if (rc) return rc;
+    /* The KV store's own machinery (SWEEP, FEATURES, its RESP front end
+     * and ACL categories) follows the state machine given, not the
+     * state-machine key, which only rabiad chooses by: an embedder's own
+     * state machine under the key's default "kv" had its state read as a
+     * KV store's, a crash at the first loop turn. */
+    bool is_kv = sm == &rabia_sm_kv;
+    const char *sm_name = is_kv ? "kv" : sm->name && sm->name[0] && strcmp(sm->name, "kv") ? sm->name : "app";
+    if (!is_kv && cfg->resp_listen[0]) {
+        snprintf(err, errlen,
+                 "resp-listen is set but the state machine is %s: the RESP front end serves the kv state machine "
+                 "only (set resp-listen = off)",
+                 sm_name);
+        return RABIA_E_CONFIG;
+    }
     struct rabia_replica *r = calloc(1, sizeof(*r));
     if (!r) return -ENOMEM;
     r->cfg = *cfg;
+    if (is_kv != !strcmp(r->cfg.state_machine, "kv"))
+        snprintf(r->cfg.state_machine, sizeof r->cfg.state_machine, "%s", sm_name);
     r->lock_fd = -1;
     r->sm = sm;
     r->self = (uint8_t)(cfg->id - 1);

@@ -48,7 +48,9 @@ struct rabia_replica_config {
     char client_listen[RABIA_ADDR_MAX];  /* client-listen: native protocol, "" = off */
     char resp_listen[RABIA_ADDR_MAX];    /* resp-listen: RESP2 (kv only), "" = off */
     char data_dir[512];                  /* data-dir: incarnation file (and later the log) */
-    char state_machine[32];              /* state-machine: kv | counter | bank (rabiad) */
+    char state_machine[32];              /* state-machine: kv | counter | bank (rabiad picks the state
+                                            machine by it; rabia_replica_create names the one it is
+                                            given: the KV store's machinery runs for rabia_sm_kv only) */
     uint32_t batch_max_bytes;            /* batch-max-bytes */
     uint32_t batch_max_reqs;             /* batch-max-reqs */
     uint32_t batch_timeout_us;           /* batch-timeout-us: longest a request waits to fill a batch */
