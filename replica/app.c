@@ -180,6 +180,10 @@ static void call_done(void *ctx, int status, const uint8_t *res, size_t len)
 
 int rabia_replica_call(struct rabia_replica *r, const void *op, size_t len, struct rabia_buf *result, int timeout_ms)
 {
+    /* a negative one made a deadline with tv_nsec < 0: the wait below
+     * failed EINVAL at once, spinning with w->mu held, and the replica's
+     * thread blocked for ever in call_done */
+    if (timeout_ms < 0) return -EINVAL;
     struct call_wait *w = calloc(1, sizeof(*w));
     if (!w) return -ENOMEM;
     pthread_mutex_init(&w->mu, NULL);

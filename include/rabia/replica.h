@@ -186,7 +186,8 @@ int rabia_replica_submit(struct rabia_replica *r, const void *op, size_t len, ra
                          void *ctx);
 /* Blocking form for threads other than the replica's: returns the status,
  * -ESHUTDOWN as soon as the replica stops (outcome unknown), or -ETIMEDOUT
- * (outcome unknown). */
+ * (outcome unknown) after timeout_ms; -EINVAL (nothing submitted) for a
+ * negative timeout_ms. */
 int rabia_replica_call(struct rabia_replica *r, const void *op, size_t len, struct rabia_buf *result,
                        int timeout_ms);
 

@@ -9,7 +9,8 @@
  *     queue; a thread blocks in rabia_replica_call with a 20 s timeout.
  *     rabia_replica_stop: every done runs (-ESHUTDOWN), the call returns
  *     -ESHUTDOWN at once, and a submission after the stop is refused.
- *  B. in flight: three replicas, the session opened; replicas 2 and 3
+ *  B. in flight: three replicas, the session opened (and calls with a
+ *     negative timeout refused -EINVAL, the replica answering on); 2 and 3
  *     stop, then replica 1 takes increments that enter its log's batches
  *     and can never be decided; it stops: every done runs.
  *  C. never run: a replica created, given submissions, destroyed: every
@@ -204,6 +205,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "embed_stop: the cluster does not answer (%d)\n", st);
         return 1;
     }
+    /* a negative timeout is refused: it used to make a deadline the wait
+     * refused at once, spinning with the call's mutex held, and the
+     * replica's thread then blocked for ever answering it */
+    const int negative[] = {-1, -999, -1500, -2001};
+    for (int j = 0; j < 4; j++) {
+        double tn = now_s();
+        rc = rabia_replica_call(r[0], get.data, get.len, &res, negative[j]);
+        printf("B: rabia_replica_call with timeout %d: %d after %.2f s\n", negative[j], rc, now_s() - tn);
+        if (rc != -EINVAL) bad = 1;
+    }
+    st = rabia_replica_call(r[0], get.data, get.len, &res, 5000);
+    printf("B: then a call with timeout 5000: %d\n", st);
+    if (st != RABIA_REPLY_OK) bad = 1;
     for (int i = 1; i < N; i++) {
         rabia_replica_stop(r[i]);
         pthread_join(th[i], NULL);
