@@ -878,8 +878,9 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
      * and ACL categories) follows the state machine given, not the
      * state-machine key, which only rabiad chooses by: an embedder's own
      * state machine under the key's default "kv" had its state read as a
-     * KV store's, a crash at the first loop turn. */
-    bool is_kv = sm == &rabia_sm_kv;
+     * KV store's, a crash at the first loop turn. The state is a KV
+     * store's when the KV store's create makes it (a copy of its ops too). */
+    bool is_kv = sm->create == rabia_sm_kv.create;
     const char *sm_name = is_kv ? "kv" : sm->name && sm->name[0] && strcmp(sm->name, "kv") ? sm->name : "app";
     if (!is_kv && cfg->resp_listen[0]) {
         snprintf(err, errlen,

@@ -50,7 +50,7 @@ struct rabia_replica_config {
     char data_dir[512];                  /* data-dir: incarnation file (and later the log) */
     char state_machine[32];              /* state-machine: kv | counter | bank (rabiad picks the state
                                             machine by it; rabia_replica_create names the one it is
-                                            given: the KV store's machinery runs for rabia_sm_kv only) */
+                                            given: the KV store's machinery runs for rabia_sm_kv's only) */
     uint32_t batch_max_bytes;            /* batch-max-bytes */
     uint32_t batch_max_reqs;             /* batch-max-reqs */
     uint32_t batch_timeout_us;           /* batch-timeout-us: longest a request waits to fill a batch */
