@@ -28,7 +28,8 @@ static void usage(FILE *f)
             "usage: rabiad [--config FILE] [--KEY=VALUE ...] [--check-config] [--version] [--help]\n"
             "\n"
             "Runs one replica of a Rabia cluster. Every key can be given in the config\n"
-            "file (\"key value\" lines, '#' comments, the last one wins) or as --key=value\n"
+            "file (\"key value\" lines, '#' comments: first on a line or after a space;\n"
+            "the last one wins) or as --key=value\n"
             "(command-line options win over the file).\n"
             "\n"
             "keys:\n"
@@ -133,6 +134,10 @@ static int read_config(int argc, char **argv, struct rabia_replica_config *cfg, 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--config")) {
+            if (i + 1 >= argc) { /* the first loop had no file to read: say so, not run without it */
+                snprintf(err, errlen, "option --config needs a value (the config file's path)");
+                return 2;
+            }
             i++;
             continue;
         }

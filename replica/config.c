@@ -51,12 +51,21 @@ void rabia_replica_config_default(struct rabia_replica_config *c)
         return RABIA_E_CONFIG;                             \
     } while (0)
 
+/* Decimal, or hex with 0x (cluster-id as INFO shows it). Not strtoull's
+ * base 0: a leading zero made it octal, so "window 010" ran with 8 and
+ * "snapshot-interval-s 0600" with 384, silently. */
 static int parse_u64(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
 {
-    if (!v || !*v || *v == '-') return -1;
+    if (!v) return -1;
+    int base = 10;
+    if (v[0] == '0' && (v[1] == 'x' || v[1] == 'X')) {
+        base = 16;
+        v += 2;
+    }
+    if (!(base == 16 ? isxdigit((unsigned char)*v) : isdigit((unsigned char)*v))) return -1; /* no sign, no space */
     char *end;
     errno = 0;
-    unsigned long long x = strtoull(v, &end, 0);
+    unsigned long long x = strtoull(v, &end, base);
     if (errno || *end || x < lo || x > hi) return -1;
     *out = x;
     return 0;
@@ -351,7 +360,8 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
     } else if (!strcmp(k, "tls-auth-clients")) {
         return set_bool(&c->tls_auth_clients, k, v, err, errlen);
     } else if (!strcmp(k, "audit-log")) {
-        return set_path(c->audit_log, sizeof c->audit_log, k, v, err, errlen);
+        /* "off", as --help says (it was taken as a file named off) */
+        return set_path(c->audit_log, sizeof c->audit_log, k, strcmp(v, "off") ? v : "", err, errlen);
     } else if (!strcmp(k, "audit-log-max-bytes")) {
         if (parse_bytes_in(v, 1u << 16, 1ull << 40, &x))
             ERR("audit-log-max-bytes = '%s': must be 65536..1099511627776 (64kb..1024gb)", v);
@@ -381,8 +391,15 @@ int rabia_replica_config_load(struct rabia_replica_config *c, const char *path, 
             rc = RABIA_E_CONFIG;
             break;
         }
-        char *h = strchr(line, '#');
-        if (h) *h = 0;
+        /* a comment starts at a '#' first on the line or after a space:
+         * one inside a value is the value's ("requirepass s3cr#t" was
+         * taken as "s3cr", silently) */
+        for (char *h = line; (h = strchr(h, '#')); h++) {
+            if (h == line || isspace((unsigned char)h[-1])) {
+                *h = 0;
+                break;
+            }
+        }
         char *p = line;
         while (isspace((unsigned char)*p)) p++;
         char *e = p + strlen(p);
@@ -398,6 +415,12 @@ int rabia_replica_config_load(struct rabia_replica_config *c, const char *path, 
             rc = RABIA_E_CONFIG;
             break;
         }
+    }
+    /* a read error ends fgets as the end of the file does: a directory
+     * (fopen takes one, fgets fails with EISDIR) was read as an empty file */
+    if (!rc && ferror(f)) {
+        snprintf(err, errlen, "config file %s: %s (give the path of a config file)", path, strerror(errno));
+        rc = RABIA_E_CONFIG;
     }
     fclose(f);
     return rc;

@@ -39,8 +39,21 @@ expect_err "unknown key 'bogus'" --id 1 --members "$m" --bogus 1
 expect_err "client-listen and resp-listen are both off" --id 1 --members "$m" --client-listen off
 bad=$(mktemp); printf 'id 1\nmembers %s\nwindow lots\n' "$m" >"$bad"
 expect_err ":3: window = 'lots'" --config "$bad"
+# '#' starts a comment first on a line or after a space; inside a value it
+# is the value's (requirepass s3cr#t was taken as s3cr)
+printf 'id 1\nmembers %s\nclient-listen 127.0.0.1:7401\nwindow 4 # pipelined\n  # indented comment\naudit-log /var/tmp/a#1.audit\n' "$m" >"$bad"
+if out=$("$rabiad" --config "$bad" --check-config 2>&1) && grep -qx "window 4" <<<"$out" &&
+  grep -qx "audit-log /var/tmp/a#1.audit" <<<"$out"; then passes=$((passes + 1))
+else echo "FAIL: '#' inside a value: $out"; fails=$((fails + 1)); fi
 rm -f "$bad"
 expect_err "No such file" --config /nonexistent/rabiad.conf
+# a directory given as the config file was read as an empty one (fopen takes it)
+expect_err "config file /tmp: Is a directory" --config /tmp --id 1 --members "$m" --client-listen 127.0.0.1:7401
+# --config without its path: refused, not run without the file
+if out=$("$rabiad" --id 1 --members "$m" --client-listen 127.0.0.1:7401 --check-config --config 2>&1); then
+  echo "FAIL: --config without its path was accepted: $out"; fails=$((fails + 1))
+elif grep -q "option --config needs a value" <<<"$out"; then passes=$((passes + 1)); echo "ok: --config last -> $out"
+else echo "FAIL: --config without its path: '$out'"; fails=$((fails + 1)); fi
 expect_err "durability = 'disk': use wal" --id 1 --members "$m" --durability disk
 expect_ok --id 1 --members "$m" --durability memory --client-listen 127.0.0.1:7401
 expect_err "wal-segment-bytes = '1000': must be a multiple of 65536" --id 1 --members "$m" --wal-segment-bytes 1000
@@ -66,6 +79,16 @@ l="--id 1 --members $m --client-listen 127.0.0.1:7401"
   expect_err "wal-segment-bytes = '2gb': must be a multiple of 65536 between 1048576 and 1073741824 (1mb..1gb)" $l \
     --wal-segment-bytes 2gb
   expect_err "max-log-size = '1tb'" $l --max-log-size 1tb
+  # numbers are decimal (a leading zero made them octal: window 010 ran with 8), hex with 0x
+  expect_value window 10 $l --window 010
+  expect_value snapshot-interval-s 600 $l --snapshot-interval-s 0600
+  expect_value batch-max-bytes 8192 $l --batch-max-bytes 08kb
+  expect_value cluster-id 31 $l --cluster-id 0x1f
+  expect_err "cluster-id = '0x'" $l --cluster-id 0x
+  # audit-log off, as --help says: no audit log (it was a file named off)
+  if out=$("$rabiad" $l --audit-log off --check-config 2>&1) && ! grep -q "^audit-log" <<<"$out"; then
+    passes=$((passes + 1))
+  else echo "FAIL: --audit-log off: $out"; fails=$((fails + 1)); fi
 }
 # scripts' arena (kv/script_heap.c): a process whose address space is
 # limited below it is refused at start, naming the limit (before, every
