@@ -210,14 +210,17 @@ static void *hup_main(void *arg)
         pthread_mutex_lock(&g_hup_mu);
         struct rabia_replica *r = __atomic_load_n(&g_replica, __ATOMIC_ACQUIRE);
         if (r) {
-            rabia_replica_reload_tls(r);
             struct rabia_replica_config next;
             enum action act;
             char err[1024];
             int rc = read_config(h->argc, h->argv, &next, &act, err, sizeof err);
             if (!rc) rc = rabia_replica_config_check(&next, err, sizeof err);
             if (!rc) rc = rabia_replica_reload(r, &next, err, sizeof err);
-            if (rc) fprintf(stderr, "rabiad: reload (SIGHUP): %s; the running configuration stays\n", err);
+            /* the certificates too only with the rest: all or nothing (they
+             * were reloaded first, also when the configuration was refused
+             * with "the running configuration stays") */
+            if (!rc) rabia_replica_reload_tls(r);
+            else fprintf(stderr, "rabiad: reload (SIGHUP): %s; the running configuration stays\n", err);
         }
         pthread_mutex_unlock(&g_hup_mu);
     }

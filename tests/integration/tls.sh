@@ -17,7 +17,10 @@
 #   last two as well), each with the file, the cause and the fix;
 # - SIGHUP with a new certificate: new connections get it, the links stay;
 #   SIGHUP with a broken key file, or with an expired certificate: the old
-#   one stays and the log says why.
+#   one stays and the log says why;
+# - SIGHUP with a new certificate and a config file rabiad refuses: nothing
+#   is taken, the certificate neither (it was reloaded under "the running
+#   configuration stays").
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 . "$here/lib.sh"
@@ -94,6 +97,9 @@ PLAIN_CLI=$RABIA_CLI
 export RABIA_TLS_DIR=$C
 it_tls_wrap
 
+# every replica also reads a config file (empty for now): a SIGHUP rereads it
+: >"$IT_DIR/extra.conf"
+export RABIA_EXTRA_ARGS="--config $IT_DIR/extra.conf"
 cluster_start 3 kv
 log() { cat "$RABIA_CLUSTER_DIR/r$1.log"; }
 # wait_log I ERE [TIMEOUT_S]: replica I's log has a line matching ERE; prints it
@@ -299,7 +305,7 @@ expect_eq "replica 1's peer links stayed up through the reload (lost-connection 
 say "SIGHUP with a broken key file keeps the previous certificate"
 echo "not a key" >"$C/replica-1.key"
 kill -HUP "$pid1"
-wait_log 1 "TLS reload failed: tls-key-file .*replica-1.key: not a usable PEM private key: .*; keeping the previous certificates"
+wait_log 1 "reload \(SIGHUP\): tls-key-file .*replica-1.key: not a usable PEM private key: .*; the running configuration stays"
 expect_eq "replica 1 still presents the reloaded certificate" "$(fp 1)" "$new_fp"
 expect_eq "after the failed reload: redis-cli --tls replica 1: INCR tls:n" "$(redis 1 INCR tls:n)" 6
 pid_runs "$pid1" "$RABIAD" || fail "replica 1 exited after a SIGHUP with a broken key"
@@ -309,11 +315,38 @@ say "SIGHUP with an expired certificate keeps the previous certificate"
 dated_cert "$C/replica-1.key" replica-1 "$IT_DIR/new-expired.crt" 20200101000000Z 20200201000000Z
 cp "$IT_DIR/new-expired.crt" "$C/replica-1.crt"
 kill -HUP "$pid1"
-wait_log 1 "TLS reload failed: tls-cert-file .*replica-1.crt: the certificate CN=replica-1 \(valid from Jan  1 00:00:00 2020 GMT until Feb  1 00:00:00 2020 GMT\) does not verify against .*certificate has expired: renew it.*; keeping the previous certificates"
+wait_log 1 "reload \(SIGHUP\): tls-cert-file .*replica-1.crt: the certificate CN=replica-1 \(valid from Jan  1 00:00:00 2020 GMT until Feb  1 00:00:00 2020 GMT\) does not verify against .*certificate has expired: renew it.*; the running configuration stays"
 expect_eq "replica 1 still presents the reloaded certificate" "$(fp 1)" "$new_fp"
 expect_eq "after the failed reload: a new TLS connection: redis-cli --tls replica 1: INCR tls:n" "$(redis 1 INCR tls:n)" 7
 pid_runs "$pid1" "$RABIAD" || fail "replica 1 exited after a SIGHUP with an expired certificate"
 cp "$IT_DIR/new.crt" "$C/replica-1.crt"
+
+say "SIGHUP with a new certificate and a config file with a mistake takes neither"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$IT_DIR/new2.key" 2>/dev/null
+openssl req -new -key "$IT_DIR/new2.key" -subj "/O=rabia test/CN=replica-1" -out "$IT_DIR/new2.csr" 2>/dev/null
+openssl x509 -req -in "$IT_DIR/new2.csr" -CA "$C/ca.crt" -CAkey "$C/ca.key" -CAcreateserial -days 30 \
+  -extfile "$IT_DIR/new.ext" -out "$IT_DIR/new2.crt" 2>/dev/null || fail "cannot issue the second new certificate"
+new2_fp=$(openssl x509 -in "$IT_DIR/new2.crt" -noout -fingerprint -sha256 | sed 's/.*=//')
+cp "$IT_DIR/new2.crt" "$C/replica-1.crt"
+cp "$IT_DIR/new2.key" "$C/replica-1.key"
+echo "windw 1" >"$IT_DIR/extra.conf"
+reloaded_before=$(grep -c "TLS reloaded" "$RABIA_CLUSTER_DIR/r1.log" || true)
+kill -HUP "$pid1"
+wait_log 1 "reload \(SIGHUP\): .*extra.conf:1: unknown key 'windw'.*; the running configuration stays"
+sleep 0.5 # a TLS reload the SIGHUP asked for runs at the loop's next turn
+expect_eq "no TLS reload under a refused configuration (TLS reloaded lines)" \
+  "$(grep -c "TLS reloaded" "$RABIA_CLUSTER_DIR/r1.log" || true)" "$reloaded_before"
+expect_eq "replica 1 still presents the certificate of the last reload taken" "$(fp 1)" "$new_fp"
+: >"$IT_DIR/extra.conf"
+kill -HUP "$pid1"
+t0=$SECONDS # (wait_log would find the first reload's line)
+until [ "$(grep -c "TLS reloaded" "$RABIA_CLUSTER_DIR/r1.log" || true)" -gt "$reloaded_before" ]; do
+  ((SECONDS - t0 < 10)) || fail "no TLS reload within 10 s of a SIGHUP with a valid configuration"
+  sleep 0.1
+done
+ok "the mistake fixed, SIGHUP again: TLS reloaded"
+expect_eq "the mistake fixed, SIGHUP again: the new certificate" "$(fp 1)" "$new2_fp"
+expect_eq "after it: redis-cli --tls replica 1: INCR tls:n" "$(redis 1 INCR tls:n)" 8
 
 all_alive 3
 wait_converged 30 1 2 3
