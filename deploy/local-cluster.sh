@@ -159,6 +159,14 @@ kill)
   ;;
 restart)
   i=${2:?replica number}
+  # a second process for a running replica fails on its data-dir lock, and
+  # its pid in r$i.pid hid the running one from stop (left running). Running:
+  # the pid runs $bin (not a zombie, whose exe link is gone; not a reused pid)
+  pid=$(cat "$dir/r$i.pid" 2>/dev/null || true)
+  exe=$(readlink "/proc/${pid:-0}/exe" 2>/dev/null || true)
+  if [ -n "$pid" ] && [ "${exe% (deleted)}" = "$(readlink -f "$bin")" ]; then
+    die "replica $i is running (pid $pid): kill $i first (or stop)"
+  fi
   start_one "$i"
   echo "restarted replica $i (pid $(cat "$dir/r$i.pid"))"
   ;;

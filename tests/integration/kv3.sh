@@ -156,6 +156,13 @@ expect_match "EVAL 200,000 short coroutines" \
 ((SECONDS - t0 < 20)) || fail "the coroutine loop took $((SECONDS - t0)) s"
 all_alive 3
 
+say "local-cluster.sh restart of a running replica is refused (it lost the replica's pid: stop left it running)"
+pid1=$(replica_pid 1)
+if out=$(cluster restart 1 2>&1); then fail "local-cluster.sh restart 1 of a running replica 1 succeeded: $out"; fi
+expect_match "local-cluster.sh restart 1 says" "$out" "replica 1 is running \\(pid $pid1\\): kill 1 first"
+expect_eq "replica 1's pid file" "$(replica_pid 1)" "$pid1"
+all_alive 3
+
 say "all replicas agree"
 wait_converged 10 1 2 3
 for i in 1 2 3; do
