@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #define XXH_INLINE_ALL
@@ -177,8 +178,10 @@ static int request(const struct rabia_client_cfg *cfg, uint8_t *out, size_t cap)
 
 /* One replica: 0 and the backup at path, or a negative errno with err. */
 static int backup_from(const char *addr, const char *path, SSL_CTX *tls, const struct rabia_client_cfg *cfg,
-                       int first_ms, int idle_ms, struct rabia_snapfile_info *out, char *err, size_t errlen)
+                       int first_ms, int idle_ms, struct rabia_snapfile_info *out, bool *local, char *err,
+                       size_t errlen)
 {
+    *local = false; /* set where writing PATH failed: no other replica can help */
     struct link l = {.fd = dial(addr, first_ms, err, errlen), .ssl = NULL, .tls_err = ""};
     if (l.fd < 0) return l.fd;
     int hsr = tls ? ctls_handshake(tls, l.fd, addr, cfg->tls_server_name, mono_ms() + first_ms, &l.ssl, l.tls_err,
@@ -276,6 +279,7 @@ static int backup_from(const char *addr, const char *path, SSL_CTX *tls, const s
             total = c.u64b;
             if ((rc = rabia_snapfile_begin_path(&w, path, slot, total, (unsigned)getpid(), why, sizeof why))) {
                 snprintf(err, errlen, "%s", why);
+                *local = true;
                 break;
             }
             begun = true;
@@ -288,6 +292,7 @@ static int backup_from(const char *addr, const char *path, SSL_CTX *tls, const s
         }
         if ((rc = rabia_snapfile_append(&w, c.body, c.body_len, why, sizeof why))) {
             snprintf(err, errlen, "%s", why);
+            *local = true;
             break;
         }
         XXH64_update(&hs, c.body, c.body_len);
@@ -306,6 +311,7 @@ static int backup_from(const char *addr, const char *path, SSL_CTX *tls, const s
     }
     if ((rc = rabia_snapfile_finish(&w, why, sizeof why))) {
         snprintf(err, errlen, "%s", why);
+        *local = true;
         return rc;
     }
     /* read back from the disk, what restore will check, before it takes
@@ -323,6 +329,7 @@ static int backup_from(const char *addr, const char *path, SSL_CTX *tls, const s
     }
     if ((rc = rabia_snapfile_publish(&w, why, sizeof why))) {
         snprintf(err, errlen, "%s", why);
+        *local = true;
         return rc;
     }
     return 0;
@@ -334,6 +341,36 @@ static void print_info(const char *what, const char *path, const struct rabia_sn
            path, i->slot, i->len, i->state_hash, i->sm);
 }
 
+/* PATH must name a file in a folder this process can write: checked before
+ * any replica is asked (it was found only after a whole backup had been
+ * received, from every replica in turn, and reported as "no replica
+ * reachable"). 0, or -1 with err. */
+static int path_check(const char *path, char *err, size_t errlen)
+{
+    struct stat sb;
+    if (!path[0]) {
+        snprintf(err, errlen, "PATH is empty: give the backup file's path (e.g. /backups/rabia.snap)");
+        return -1;
+    }
+    if (!stat(path, &sb) && S_ISDIR(sb.st_mode)) {
+        snprintf(err, errlen, "%.400s is a directory: give the backup file's path in it (e.g. %.400s/rabia.snap)", path,
+                 path);
+        return -1;
+    }
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    errno = 0;
+    if (stat(dir, &sb) || !S_ISDIR(sb.st_mode) || access(dir, W_OK)) {
+        snprintf(err, errlen, "%.400s: cannot write in %.400s: %s (create the folder, or give a path in a writable one)",
+                 path, dir, errno ? strerror(errno) : "not a directory");
+        return -1;
+    }
+    return 0;
+}
+
 int cli_backup(char **addrs, size_t n_addrs, const char *path, uint32_t timeout_ms, const struct rabia_client_cfg *cfg)
 {
     assert(cfg);
@@ -341,6 +378,10 @@ int cli_backup(char **addrs, size_t n_addrs, const char *path, uint32_t timeout_
     int idle_ms = timeout_ms > 150000 ? (int)timeout_ms : 150000;
     int first_ms = timeout_ms > 3000 ? (int)timeout_ms : 3000;
     char err[1200];
+    if (path_check(path, err, sizeof err)) {
+        fprintf(stderr, "rabia-cli: backup: %s\n", err);
+        return 2; /* EX_USAGE: nothing was tried */
+    }
     SSL_CTX *tls = NULL;
     if (cfg->tls && !(tls = ctls_ctx_new(cfg, err, sizeof err))) {
         fprintf(stderr, "rabia-cli: backup: %s\n", err);
@@ -349,18 +390,20 @@ int cli_backup(char **addrs, size_t n_addrs, const char *path, uint32_t timeout_
     int ex = 3;
     for (size_t i = 0; i < n_addrs; i++) {
         struct rabia_snapfile_info info;
-        int rc = backup_from(addrs[i], path, tls, cfg, first_ms, idle_ms, &info, err, sizeof err);
+        bool local;
+        int rc = backup_from(addrs[i], path, tls, cfg, first_ms, idle_ms, &info, &local, err, sizeof err);
         if (!rc) {
             print_info("backup written to", path, &info);
             printf("from: %s\n", addrs[i]);
             ex = 0;
             break;
         }
-        /* refused for who we are: every replica has the same users, asking the next is no use */
-        bool final = rc == -EACCES || i + 1 == n_addrs;
+        /* refused for who we are: every replica has the same users, asking
+         * the next is no use; nor where PATH could not be written here */
+        bool final = rc == -EACCES || local || i + 1 == n_addrs;
         fprintf(stderr, "rabia-cli: backup: %s%s\n", err, final ? "" : "; trying the next replica");
-        if (rc == -EACCES) {
-            ex = 1; /* rejected, as rabia-cli's other commands' NOAUTH/NOPERM */
+        if (rc == -EACCES || local) {
+            ex = 1; /* rejected, as rabia-cli's other commands' NOAUTH/NOPERM; or not written here */
             break;
         }
     }

@@ -87,8 +87,9 @@ static void usage(FILE *f)
         "\n"
         "exit status:\n"
         "  0  success\n"
-        "  1  the operation returned an error result (or was rejected)\n"
-        "  2  usage error\n"
+        "  1  the operation returned an error result (or was rejected); backup:\n"
+        "     the file could not be written here (no other replica is asked)\n"
+        "  2  usage error (backup: PATH is not a file in a writable folder)\n"
         "  3  no replica reachable, timed out, or the session expired; after a\n"
         "     timeout or an expired session of a write the outcome is unknown\n"
         "     (it may or may not have been applied)\n",

@@ -13,7 +13,8 @@
 # without --restore: all of it is still there. Refusals: restore into a data
 # dir that holds state, a backup with a flipped byte, a truncated one, one of
 # another state machine, a missing file, --restore with --rejoin (each with
-# the file, the offset or the cause). Last,
+# the file, the offset or the cause); a backup PATH that cannot be written
+# (a directory, a missing folder) is refused before any replica is asked. Last,
 # the same round trip with durability = memory.
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -108,6 +109,25 @@ out=$(cli -a "$(native_addr 3)" backup "$B2") || fail "rabia-cli backup (replica
 read -r S2 H2 _ <<<"$(backup_fields "$out")"
 expect_eq "second backup's slot (= the cluster's applied slot)" "$S2" "$CONVERGED_APPLIED"
 expect_eq "second backup's state hash (= every replica's state_hash at that slot)" "$H2" "$CONVERGED_HASH"
+
+say "a PATH that cannot be written here: refused before any replica is asked, not tried at each"
+asked0=$(cat "$IT_DIR"/a/r*.log | grep -c "backup asked by" || true)
+for bad in "$IT_DIR" "$IT_DIR/none/x.snap" ""; do
+  rc=0
+  out=$(cli -a "$(all_addrs 3)" backup "$bad" 2>&1) || rc=$?
+  expect_eq "backup '$bad': exit status (2: usage)" "$rc" 2
+  expect_match "... says why" "$out" "is a directory: give the backup file's path in it|cannot write in $IT_DIR/none: No such file or directory|PATH is empty"
+  if grep -q "trying the next replica" <<<"$out"; then fail "backup '$bad' asked the next replica: $out"; fi
+done
+expect_eq "backups the replicas were asked for by those" "$(cat "$IT_DIR"/a/r*.log | grep -c "backup asked by" || true)" "$asked0"
+# writing fails midway (a file size limit: EFBIG, as a full disk would): one replica asked, exit 1
+rc=0
+out=$( (trap '' XFSZ; ulimit -f 8; cli -a "$(all_addrs 3)" backup "$IT_DIR/big.snap") 2>&1) || rc=$?
+expect_eq "backup beyond the file size limit: exit status (1: not written here)" "$rc" 1
+expect_match "... says why" "$out" "File too large"
+if grep -q "trying the next replica" <<<"$out"; then fail "a local write error asked the next replica: $out"; fi
+expect_eq "backups the replicas were asked for by it" "$(cat "$IT_DIR"/a/r*.log | grep -c "backup asked by" || true)" "$((asked0 + 1))"
+[ ! -e "$IT_DIR/big.snap" ] || fail "a failed backup left $IT_DIR/big.snap"
 A_FINAL=$(wc -l <"$IT_DIR/acked")
 cluster_stop
 
