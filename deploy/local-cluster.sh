@@ -43,6 +43,16 @@ if [ -n "$tls_dir" ]; then
   cli_tls=(--tls --cacert "$tls_dir/ca.crt" --cert "$tls_dir/client.crt" --key "$tls_dir/client.key")
 fi
 
+# runs_replica I PID: PID is replica I, started by start_one (its command
+# line has --data-dir $dir/rI; whichever rabiad binary). A pid file outlives
+# its process (a crash, kill -9, a reboot) and the pid may then be another
+# program's: stop and kill signalled it (SIGTERM, then SIGKILL). A zombie's
+# command line is empty.
+runs_replica() {
+  local c
+  [ -n "$2" ] && c=$(tr '\0' '\n' <"/proc/$2/cmdline" 2>/dev/null) && grep -qxF -- "$dir/r$1" <<<"$c"
+}
+
 members() {
   local n=$1 m="" i
   for ((i = 1; i <= n; i++)); do m+="${m:+,}$i=127.0.0.1:$((peer_base + i))"; done
@@ -128,14 +138,14 @@ stop)
   [ -d "$dir" ] || { echo "no cluster in $dir"; exit 0; }
   for f in "$dir"/r*.pid; do
     [ -f "$f" ] || continue
-    pid=$(cat "$f")
-    kill -TERM "$pid" 2>/dev/null || true
+    pid=$(cat "$f") i=${f##*/r} i=${i%.pid}
+    if runs_replica "$i" "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
   done
   for f in "$dir"/r*.pid; do
     [ -f "$f" ] || continue
-    pid=$(cat "$f")
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
+    pid=$(cat "$f") i=${f##*/r} i=${i%.pid}
+    for _ in $(seq 50); do runs_replica "$i" "$pid" || break; sleep 0.1; done
+    if runs_replica "$i" "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
     rm -f "$f"
   done
   echo "stopped (data and logs kept in $dir)"
@@ -153,20 +163,16 @@ status)
 kill)
   i=${2:?replica number}
   pid=$(cat "$dir/r$i.pid") || die "replica $i has no pid file"
-  kill -KILL "$pid" 2>/dev/null || true
+  if runs_replica "$i" "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   rm -f "$dir/r$i.pid"
   echo "killed replica $i (pid $pid)"
   ;;
 restart)
   i=${2:?replica number}
   # a second process for a running replica fails on its data-dir lock, and
-  # its pid in r$i.pid hid the running one from stop (left running). Running:
-  # the pid runs $bin (not a zombie, whose exe link is gone; not a reused pid)
+  # its pid in r$i.pid hid the running one from stop (left running)
   pid=$(cat "$dir/r$i.pid" 2>/dev/null || true)
-  exe=$(readlink "/proc/${pid:-0}/exe" 2>/dev/null || true)
-  if [ -n "$pid" ] && [ "${exe% (deleted)}" = "$(readlink -f "$bin")" ]; then
-    die "replica $i is running (pid $pid): kill $i first (or stop)"
-  fi
+  if runs_replica "$i" "$pid"; then die "replica $i is running (pid $pid): kill $i first (or stop)"; fi
   start_one "$i"
   echo "restarted replica $i (pid $(cat "$dir/r$i.pid"))"
   ;;

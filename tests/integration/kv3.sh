@@ -162,6 +162,18 @@ if out=$(cluster restart 1 2>&1); then fail "local-cluster.sh restart 1 of a run
 expect_match "local-cluster.sh restart 1 says" "$out" "replica 1 is running \\(pid $pid1\\): kill 1 first"
 expect_eq "replica 1's pid file" "$(replica_pid 1)" "$pid1"
 all_alive 3
+# a stale pid file (its replica gone) whose pid is now another program's:
+# stop and kill leave that program alone (they sent it SIGTERM, then SIGKILL)
+mkdir -p "$IT_DIR/stale"
+bg sleeper sleep 300
+echo "$BG_PID" >"$IT_DIR/stale/r1.pid"
+echo "$BG_PID" >"$IT_DIR/stale/r2.pid"
+RABIA_CLUSTER_DIR=$IT_DIR/stale cluster kill 2 >/dev/null
+RABIA_CLUSTER_DIR=$IT_DIR/stale cluster stop >/dev/null
+sleep 0.2
+kill -0 "$BG_PID" 2>/dev/null || fail "local-cluster.sh stop/kill signalled pid $BG_PID of a stale pid file (a sleep)"
+ok "local-cluster.sh stop and kill leave a stale pid file's process (not a replica) alone"
+kill "$BG_PID"
 
 say "all replicas agree"
 wait_converged 10 1 2 3
