@@ -101,7 +101,11 @@ static int set_listen(char *dst, const char *key, const char *v, char *err, size
     }
     if (parse_addr(v, host, sizeof host, &port))
         ERR("%s = '%s': expected host:port (e.g. 127.0.0.1:7401) or 'off'", key, v);
-    snprintf(dst, RABIA_ADDR_MAX, "%s", v);
+    /* kept as host:port without the brackets of "[v6]:port": the listeners
+     * split at the last ':' and resolved "[::1]", so such an address was
+     * accepted here (and by --check-config) and refused at start with
+     * "cannot resolve: Name or service not known" */
+    snprintf(dst, RABIA_ADDR_MAX, "%s:%u", host, port);
     return 0;
 }
 

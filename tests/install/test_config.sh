@@ -84,6 +84,9 @@ l="--id 1 --members $m --client-listen 127.0.0.1:7401"
   expect_value snapshot-interval-s 600 $l --snapshot-interval-s 0600
   expect_value batch-max-bytes 8192 $l --batch-max-bytes 08kb
   expect_value cluster-id 31 $l --cluster-id 0x1f
+  # "[v6]:port" listens (kept without the brackets the listeners cannot resolve)
+  expect_value resp-listen ::1:6401 $l --resp-listen "[::1]:6401"
+  expect_value metrics-listen ::1:9121 $l --metrics-listen "[::1]:9121"
   expect_err "cluster-id = '0x'" $l --cluster-id 0x
   # audit-log off, as --help says: no audit log (it was a file named off)
   if out=$("$rabiad" $l --audit-log off --check-config 2>&1) && ! grep -q "^audit-log" <<<"$out"; then
