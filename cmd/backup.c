@@ -64,7 +64,15 @@ static int dial(const char *addr, int timeout_ms, char *err, size_t errlen)
         snprintf(err, errlen, "%s: not host:port", addr);
         return -EINVAL;
     }
-    snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
+    /* "[v6]:port", as the other commands (client.c) and rabiad take it: the
+     * brackets went to getaddrinfo ("Name or service not known") */
+    const char *h = addr;
+    size_t hl = (size_t)(colon - addr);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    snprintf(host, sizeof host, "%.*s", (int)hl, h);
     snprintf(port, sizeof port, "%s", colon + 1);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
     int g = getaddrinfo(host, port, &hints, &ai);

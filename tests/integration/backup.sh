@@ -120,6 +120,11 @@ for bad in "$IT_DIR" "$IT_DIR/none/x.snap" ""; do
   if grep -q "trying the next replica" <<<"$out"; then fail "backup '$bad' asked the next replica: $out"; fi
 done
 expect_eq "backups the replicas were asked for by those" "$(cat "$IT_DIR"/a/r*.log | grep -c "backup asked by" || true)" "$asked0"
+# "[v6]:port" as every rabia-cli command takes it (the brackets went to
+# getaddrinfo: "Name or service not known"); nothing listens there
+out=$(cli -a "[::1]:$(native_port 1)" backup "$IT_DIR/v6.snap" 2>&1) || true
+if grep -q "Name or service not known" <<<"$out"; then fail "backup -a [::1]:port: $out"; fi
+ok "backup -a [::1]:port dials ::1 ($out)"
 # writing fails midway (a file size limit: EFBIG, as a full disk would): one replica asked, exit 1
 rc=0
 out=$( (trap '' XFSZ; ulimit -f 8; cli -a "$(all_addrs 3)" backup "$IT_DIR/big.snap") 2>&1) || rc=$?
