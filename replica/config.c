@@ -405,6 +405,9 @@ int rabia_replica_config_load(struct rabia_replica_config *c, const char *path, 
             }
         }
         char *p = line;
+        /* a UTF-8 byte order mark (some editors write one): it was part of
+         * the first key, refused as "unknown key 'id'" with the mark unseen */
+        if (lineno == 1 && !strncmp(p, "\xEF\xBB\xBF", 3)) p += 3;
         while (isspace((unsigned char)*p)) p++;
         char *e = p + strlen(p);
         while (e > p && isspace((unsigned char)e[-1])) *--e = 0;

@@ -45,6 +45,9 @@ printf 'id 1\nmembers %s\nclient-listen 127.0.0.1:7401\nwindow 4 # pipelined\n  
 if out=$("$rabiad" --config "$bad" --check-config 2>&1) && grep -qx "window 4" <<<"$out" &&
   grep -qx "audit-log /var/tmp/a#1.audit" <<<"$out"; then passes=$((passes + 1))
 else echo "FAIL: '#' inside a value: $out"; fails=$((fails + 1)); fi
+# a UTF-8 byte order mark before the first key (it was "unknown key 'id'")
+printf '\xef\xbb\xbfid 1\nmembers %s\nclient-listen 127.0.0.1:7401\n' "$m" >"$bad"
+expect_ok --config "$bad"
 rm -f "$bad"
 expect_err "No such file" --config /nonexistent/rabiad.conf
 # a directory given as the config file was read as an empty one (fopen takes it)
