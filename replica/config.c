@@ -214,6 +214,13 @@ static int set_members(struct rabia_replica_config *c, const char *v, char *err,
         seen |= (uint8_t)(1u << m[i].id);
         sorted[m[i].id - 1] = m[i];
     }
+    /* a copied line left unedited: two replicas at one address passed, and
+     * the cluster ran with one replica that no peer could reach */
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (sorted[i].port == sorted[j].port && !strcasecmp(sorted[i].host, sorted[j].host))
+                ERR("members: replicas %u and %u have the same address %s:%u: give each replica its own", i + 1,
+                    j + 1, sorted[i].host, sorted[i].port);
     memcpy(c->members, sorted, sizeof(struct rabia_member) * (size_t)n);
     c->n = (uint8_t)n;
     return 0;

@@ -24,6 +24,8 @@ expect_err "id = 4 is not among members" --id 4 --members "$m" --client-listen 1
 expect_err "a cluster has 3, 5 or 7" --id 1 --members "1=a:1,2=b:2" --client-listen 127.0.0.1:7401
 expect_err "replica 2 listed twice" --id 1 --members "1=a:1,2=b:2,2=c:3" --client-listen 127.0.0.1:7401
 expect_err "is not host:port" --id 1 --members "1=a:1,2=b,3=c:3" --client-listen 127.0.0.1:7401
+expect_err "replicas 1 and 3 have the same address a:1" --id 1 --members "3=A:1,2=b:2,1=a:1" --client-listen 127.0.0.1:7401
+expect_ok --id 1 --members "1=a:1,2=a:2,3=b:1" --client-listen 127.0.0.1:7401   # one host, other ports
 expect_ok --id 1 --members "$m" --window 4 --client-listen 127.0.0.1:7401   # global pipelines (core/README.md)
 expect_err "window = '65': must be 1..64" --id 1 --members "$m" --window 65 --client-listen 127.0.0.1:7401
 expect_err "needs window >= 3" --id 1 --members "$m" --policy classes --client-listen 127.0.0.1:7401
