@@ -106,6 +106,11 @@ start)
   if [ -d "$dir" ] && ls "$dir"/r*.pid >/dev/null 2>&1; then
     for f in "$dir"/r*.pid; do kill -0 "$(cat "$f")" 2>/dev/null && die "a cluster is running in $dir: stop it first"; done
   fi
+  # it replaces a previous cluster's folder, nothing else: RABIA_CLUSTER_DIR
+  # pointed at a folder in use (/var/tmp, a home) had all of it removed
+  if [ -d "$dir" ] && [ ! -f "$dir/n" ] && [ -n "$(ls -A "$dir")" ]; then
+    die "$dir holds files and no local cluster: give RABIA_CLUSTER_DIR a new or empty folder (start removes what it holds)"
+  fi
   rm -rf "$dir"
   mkdir -p "$dir"
   echo "$n" >"$dir/n"

@@ -174,6 +174,14 @@ sleep 0.2
 kill -0 "$BG_PID" 2>/dev/null || fail "local-cluster.sh stop/kill signalled pid $BG_PID of a stale pid file (a sleep)"
 ok "local-cluster.sh stop and kill leave a stale pid file's process (not a replica) alone"
 kill "$BG_PID"
+# start in a folder in use that is not a cluster's: refused, nothing removed
+mkdir -p "$IT_DIR/precious" && echo keep >"$IT_DIR/precious/file"
+if out=$(RABIA_CLUSTER_DIR=$IT_DIR/precious cluster start 3 2>&1); then
+  RABIA_CLUSTER_DIR=$IT_DIR/precious cluster stop >/dev/null 2>&1 || true
+  fail "local-cluster.sh start in a folder in use: $out"
+fi
+expect_match "local-cluster.sh start in a folder in use says" "$out" "holds files and no local cluster"
+expect_eq "the folder's file" "$(cat "$IT_DIR/precious/file" 2>&1)" keep
 
 say "all replicas agree"
 wait_converged 10 1 2 3
