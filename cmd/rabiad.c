@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bank.h"
 #include "counter.h"
@@ -14,6 +16,7 @@
 
 static struct rabia_replica *g_replica; /* atomic accesses */
 static pthread_mutex_t g_hup_mu = PTHREAD_MUTEX_INITIALIZER; /* held while the SIGHUP thread uses it */
+static bool g_hup_early; /* a SIGHUP came before the replica existed (g_hup_mu) */
 
 static void on_signal(int sig)
 {
@@ -221,6 +224,11 @@ static void *hup_main(void *arg)
              * with "the running configuration stays") */
             if (!rc) rabia_replica_reload_tls(r);
             else fprintf(stderr, "rabiad: reload (SIGHUP): %s; the running configuration stays\n", err);
+        } else {
+            /* still starting (a log replayed, the data dir's lock awaited):
+             * the configuration may have changed since it was read; taken
+             * once the replica runs (it was dropped without a word) */
+            g_hup_early = true;
         }
         pthread_mutex_unlock(&g_hup_mu);
     }
@@ -276,7 +284,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "rabiad: %s\n", err);
         return 1;
     }
+    pthread_mutex_lock(&g_hup_mu);
     __atomic_store_n(&g_replica, r, __ATOMIC_RELEASE);
+    bool hup_early = g_hup_early;
+    pthread_mutex_unlock(&g_hup_mu);
+    if (hup_early) {
+        fprintf(stderr, "rabiad: a SIGHUP came while starting: reloading now\n");
+        kill(getpid(), SIGHUP); /* blocked here: the SIGHUP thread takes it */
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

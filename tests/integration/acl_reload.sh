@@ -166,5 +166,22 @@ EXEC set: Transaction discarded because of: NOPERM ACL rules changed between the
 EXEC get [b'OK', b'before']
 mr:key b'before'"
 
+say "a SIGHUP while a replica starts (waiting for its data dir's lock, as under a restart) is taken once it runs"
+pid3=$(replica_pid 3)
+m="1=127.0.0.1:$(peer_port 1),2=127.0.0.1:$(peer_port 2),3=127.0.0.1:$(peer_port 3)"
+# shellcheck disable=SC2086
+"$RABIAD" --id 3 --members "$m" --client-listen "127.0.0.1:$(native_port 3)" --resp-listen "127.0.0.1:$(resp_port 3)" \
+  --data-dir "$RABIA_CLUSTER_DIR/r3" --state-machine kv $RABIA_EXTRA_ARGS >>"$D/r3b.log" 2>&1 &
+pid3b=$!
+IT_DAEMON_PIDS+=("$pid3b")
+wait_log "$D/r3b.log" "is locked; waiting up to 5 s" 5
+printf 'user default on >defpw ~* +@all\nuser late on >latepw ~* +@all\n' >"$D/users.acl"
+kill -HUP "$pid3b" # it read the file before: the new user is only in the reload
+sleep 0.2
+stop_pids "$RABIAD" "$pid3"
+echo "$pid3b" >"$RABIA_CLUSTER_DIR/r3.pid"
+wait_log "$D/r3b.log" "reload: 2 users from requirepass and" 10
+expect_eq "replica 3, SIGHUP while it started: AUTH late latepw" "$(login 3 late latepw)" OK
+
 wait_converged 30 1 2 3
 all_alive 3
