@@ -402,19 +402,19 @@ int rabia_replica_config_load(struct rabia_replica_config *c, const char *path, 
             rc = RABIA_E_CONFIG;
             break;
         }
-        /* a comment starts at a '#' first on the line or after a space:
-         * one inside a value is the value's ("requirepass s3cr#t" was
-         * taken as "s3cr", silently) */
-        for (char *h = line; (h = strchr(h, '#')); h++) {
-            if (h == line || isspace((unsigned char)h[-1])) {
-                *h = 0;
-                break;
-            }
-        }
         char *p = line;
         /* a UTF-8 byte order mark (some editors write one): it was part of
          * the first key, refused as "unknown key 'id'" with the mark unseen */
         if (lineno == 1 && !strncmp(p, "\xEF\xBB\xBF", 3)) p += 3;
+        /* a comment starts at a '#' first on the line or after a space:
+         * one inside a value is the value's ("requirepass s3cr#t" was
+         * taken as "s3cr", silently) */
+        for (char *h = p; (h = strchr(h, '#')); h++) {
+            if (h == p || isspace((unsigned char)h[-1])) {
+                *h = 0;
+                break;
+            }
+        }
         while (isspace((unsigned char)*p)) p++;
         char *e = p + strlen(p);
         while (e > p && isspace((unsigned char)e[-1])) *--e = 0;

@@ -50,6 +50,8 @@ else echo "FAIL: '#' inside a value: $out"; fails=$((fails + 1)); fi
 # a UTF-8 byte order mark before the first key (it was "unknown key 'id'")
 printf '\xef\xbb\xbfid 1\nmembers %s\nclient-listen 127.0.0.1:7401\n' "$m" >"$bad"
 expect_ok --config "$bad"
+printf '\xef\xbb\xbf# a comment first\nid 1\nmembers %s\nclient-listen 127.0.0.1:7401\n' "$m" >"$bad"
+expect_ok --config "$bad"
 rm -f "$bad"
 expect_err "No such file" --config /nonexistent/rabiad.conf
 # a directory given as the config file was read as an empty one (fopen takes it)
