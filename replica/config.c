@@ -402,6 +402,15 @@ int rabia_replica_config_load(struct rabia_replica_config *c, const char *path, 
             rc = RABIA_E_CONFIG;
             break;
         }
+        /* a line that ends before its newline without the file ending
+         * holds a NUL byte, which fgets cannot tell from the line's end:
+         * the rest of the line was dropped without a word, and a file of
+         * NULs (--config /dev/zero) was read for ever */
+        if ((!len || line[len - 1] != '\n') && !feof(f)) {
+            snprintf(err, errlen, "%s:%d: a NUL byte in the line (is it a text file?)", path, lineno);
+            rc = RABIA_E_CONFIG;
+            break;
+        }
         char *p = line;
         /* a UTF-8 byte order mark (some editors write one): it was part of
          * the first key, refused as "unknown key 'id'" with the mark unseen */

@@ -52,7 +52,12 @@ printf '\xef\xbb\xbfid 1\nmembers %s\nclient-listen 127.0.0.1:7401\n' "$m" >"$ba
 expect_ok --config "$bad"
 printf '\xef\xbb\xbf# a comment first\nid 1\nmembers %s\nclient-listen 127.0.0.1:7401\n' "$m" >"$bad"
 expect_ok --config "$bad"
+# a NUL byte in a line: the rest of the line was dropped without a word
+printf 'id 1\nrequirepass abc\0def\nmembers %s\nclient-listen 127.0.0.1:7401\n' "$m" >"$bad"
+expect_err "$bad:2: a NUL byte in the line (is it a text file?)" --config "$bad"
 rm -f "$bad"
+# a file of NULs was read for ever (bounded here: a hang fails the timeout)
+expect_err "/dev/zero:1: a NUL byte in the line" --config /dev/zero
 expect_err "No such file" --config /nonexistent/rabiad.conf
 # a directory given as the config file was read as an empty one (fopen takes it)
 expect_err "config file /tmp: Is a directory" --config /tmp --id 1 --members "$m" --client-listen 127.0.0.1:7401
