@@ -255,6 +255,7 @@ struct rabia_replica {
      * thread sets and clears r->loop under it, so a wake never writes to a
      * loop being destroyed */
     pthread_mutex_t wake_mu;
+    int wake_wanted; /* a waker that found wake_mu taken: its holder wakes the loop again (atomic) */
     struct app_op app_q[APP_QUEUE];
     uint32_t app_head, app_len;
     uint64_t app_client_id, app_seq;

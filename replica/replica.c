@@ -1220,14 +1220,23 @@ void rabia_replica_stop(struct rabia_replica *r)
 
 /* trylock, never lock: signal handlers (rabiad's SIGTERM, SIGHUP) call this,
  * and one that interrupts the loop thread while it holds wake_mu (open_io,
- * close_io) would deadlock on it. A failed trylock loses nothing: whoever
- * holds the mutex is either another waker (its write wakes the loop) or the
- * loop thread itself, not waiting, which reads the flags on its next turn. */
+ * close_io) would deadlock on it. A failed trylock must not lose the wake:
+ * the holder may be another waker whose write the loop has already taken
+ * (and whose turn has already drained the queues) before our caller queued
+ * its work, which then waited for the loop's next timer (found by review:
+ * the reasoning is in the commit). So a waker first says it wants a wake
+ * (wake_wanted), and whoever holds the mutex looks again after letting it
+ * go: our store comes before our failed trylock, which comes before the
+ * holder's unlock and its look. The loop thread holding it (open_io,
+ * close_io) needs no wake: it reads the queues on its next turn. */
 void replica_wake(struct rabia_replica *r)
 {
-    if (pthread_mutex_trylock(&r->wake_mu) != 0) return;
-    if (r->loop) rio_loop_wake(r->loop);
-    pthread_mutex_unlock(&r->wake_mu);
+    __atomic_store_n(&r->wake_wanted, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&r->wake_wanted, __ATOMIC_SEQ_CST) && pthread_mutex_trylock(&r->wake_mu) == 0) {
+        __atomic_store_n(&r->wake_wanted, 0, __ATOMIC_SEQ_CST);
+        if (r->loop) rio_loop_wake(r->loop);
+        pthread_mutex_unlock(&r->wake_mu);
+    }
 }
 
 void rabia_replica_destroy(struct rabia_replica *r)
