@@ -179,6 +179,26 @@ static void test_slot_out_of_range(void)
     rabia_core_destroy(c);
 }
 
+/* A peer's BATCH with an empty body is refused and counted: every batch
+ * body holds at least its header. Taken, it was proposed here when a peer
+ * proposed it, its body record written with no bytes, and a decision of it
+ * logged by reference to that record could not be replayed: the replica
+ * never started again (found by review). */
+static void test_empty_batch_refused(void)
+{
+    struct rabia_core *c = make(64);
+    struct rabia_update u;
+    struct rabia_batch_id id = {.proxy = 1, .incarnation = 1, .seq = 1};
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_BATCH, .from = 1, .has_id = 1, .id = id}, &u);
+    CHECK_EQ(rabia_core_stats(c)->anomalies, 1);
+    receive(c, (struct rabia_msg){.type = RABIA_MSG_PROPOSAL, .from = 1, .slot = 1, .has_id = 1, .id = id}, &u);
+    for (uint32_t i = 0; i < u.n_persist; i++) /* not proposed here: no body record of it */
+        CHECK(!(u.persist[i].type == RABIA_MSG_BATCH && rabia_batch_id_eq(&u.persist[i].id, &id)));
+    for (uint32_t i = 0; i < u.n_persist; i++)
+        CHECK(!(u.persist[i].type == RABIA_MSG_PROPOSAL && u.persist[i].has_id));
+    rabia_core_destroy(c);
+}
+
 /* A DECISION's value is 0 or 1; anything else is refused and counted,
  * never logged or applied as a batch. */
 static void test_decision_value_out_of_range(void)
@@ -668,6 +688,7 @@ int main(void)
     RUN(test_log_retain_bytes);
     RUN(test_behind_keeps_asking);
     RUN(test_decision_value_out_of_range);
+    RUN(test_empty_batch_refused);
     RUN(test_slot_out_of_range);
     RUN(test_old_phase_keeps_newer_counts);
     RUN(test_catchup_not_resent);
