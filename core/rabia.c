@@ -92,12 +92,10 @@ void rabia_core_destroy(struct rabia_core *c)
     free(c);
 }
 
-/* No slot gets near this (2^62: 146,000 years at a million slots a
- * second); a message naming one is malformed. Without the bound one frame
- * from a faulty or forged peer (no cluster secret) set max_seen near 2^64
- * for good: the known slot, HORIZON answers and read-index rounds all took
- * it, and `+ window` on it wrapped around (found by review). */
-#define RABIA_SLOT_LIMIT (1ull << 62)
+/* RABIA_SLOT_LIMIT (core.h): without the bound one frame from a faulty or
+ * forged peer (no cluster secret) set max_seen near 2^64 for good: the
+ * known slot, HORIZON answers and read-index rounds all took it, and
+ * `+ window` on it wrapped around (found by review). */
 
 static bool msg_sane(const struct rabia_core *c, const struct rabia_msg *m)
 {

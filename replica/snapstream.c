@@ -430,6 +430,18 @@ static void rx_begin(struct snapstream *s, uint8_t from, const struct rabia_msg 
         s->env.file_abort(s->env.ctx, from);
         s->rx[from].active = false;
     }
+    if (m->slot >= RABIA_SLOT_LIMIT) {
+        /* Installed, its slot became the apply layer's and the core's: at
+         * 2^64 - 1 the core's next slot wrapped to 0, and the replica applied
+         * nothing ever again, restarts included (its snapshot file holds
+         * the slot; found by review) */
+        note(s, RABIA_LOG_WARN,
+             "snapshot from replica %u refused: slot %" PRIu64 " is past any slot a cluster reaches (2^62): a "
+             "faulty or forged peer",
+             from + 1, m->slot);
+        rx_decline(s, from, m->slot);
+        return;
+    }
     if (slot_reached(s, m->slot)) {
         rx_decline(s, from, m->slot); /* caught up meanwhile */
         return;

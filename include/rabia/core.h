@@ -155,6 +155,9 @@ extern "C" {
 #define RABIA_READ_NONCE (1ull << 63)
 #define RABIA_READ_PROBE (1ull << 62) /* set in questions, cleared in answers by builds that serve rounds */
 #define RABIA_READ_ROUND_MAX (RABIA_READ_PROBE - 1)
+/* No slot gets near this (2^62: 146,000 years at a million slots a
+ * second): a peer's message or snapshot naming one is malformed. */
+#define RABIA_SLOT_LIMIT (1ull << 62)
 
 enum rabia_policy {
     /* Propose the head of one priority queue ordered by (seq, proxy,

@@ -579,6 +579,30 @@ static void test_receive_refused(void)
     CHECK_EQ(s.st.declined, 5);
 }
 
+/* A transfer of a slot no cluster reaches (2^62 and up, as the core's
+ * messages) is refused before a byte is written: installed at 2^64 - 1 its
+ * slot wrapped the core's next slot to 0, and the replica applied nothing
+ * ever again, restarts included (found by review). */
+static void test_receive_slot_out_of_range(void)
+{
+    struct snapstream s;
+    struct fake f, src;
+    setup(&s, &f, 0);
+    setup(&(struct snapstream){0}, &src, 1);
+    const uint64_t slots[] = {RABIA_SLOT_LIMIT, UINT64_MAX};
+    for (int k = 0; k < 2; k++) {
+        chunks_of(&src, slots[k], 1);
+        int before = f.n_sent;
+        for (int i = 0; i < src.n_sent; i++) snapstream_receive(&s, 1, &src.sent[i]);
+        CHECK(declined_to(&f, before, 1, slots[k]));
+        CHECK(strstr(f.last_note, "past any slot") != NULL);
+    }
+    CHECK_EQ(f.begins, 0);
+    CHECK_EQ(f.installs, 0);
+    CHECK_EQ(s.st.received, 0);
+    CHECK_EQ(s.st.declined, 2);
+}
+
 /* Drops: each removes the file and counts. */
 static void test_receive_drops(void)
 {
@@ -915,6 +939,7 @@ int main(void)
     RUN(test_send_declined);
     RUN(test_receive_install);
     RUN(test_receive_refused);
+    RUN(test_receive_slot_out_of_range);
     RUN(test_receive_drops);
     RUN(test_receive_one_at_a_time);
     RUN(test_stale_same_slot);
