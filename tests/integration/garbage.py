@@ -100,7 +100,7 @@ def rsm_snapshot(applied, rsm1=False):
     """An apply-layer snapshot (core/rsm.h) of an empty kv store taken at
     slot `applied`; rsm1: the format before the batch trackers (RSM1)."""
     body = struct.pack("<II", 0x314D5352 if rsm1 else 0x324D5352, 2) + b"kv"
-    body += struct.pack("<QQ", applied, 0)  # applied slot, no sessions
+    body += struct.pack("<QQQ", applied, 0, 0)  # applied slot, sessions opened, no sessions
     if not rsm1:
         body += struct.pack("<I", 0)  # no batch trackers
     # kv snapshot version 2 (kv/snapshot.c): clock, version counter, then 16

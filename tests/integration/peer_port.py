@@ -133,6 +133,19 @@ def snap(host, port, cluster, frm, snap_dir):
     check(not tmp_files(snap_dir) and not glob.glob(os.path.join(snap_dir, f"{slot:020d}.snap")),
           "a snapshot taken at slot 5 announced for slot 10^9: not installed, no file left")
     s.close()
+    # a whole, well-formed snapshot taken and announced at slot 2^64-1: no
+    # cluster gets there (the core refuses slots from 2^62 on); installed,
+    # the core's next slot wrapped to 0 and replica 1 applied nothing ever
+    # again, restarts included. Refused before a byte is written.
+    slot = (1 << 64) - 1
+    body = rsm_snapshot(slot)
+    s = connect(host, port)
+    s.sendall(hello(cluster, frm, incarnation=inc + 3))
+    s.sendall(frame(T_SNAP_CHUNK, chunk(slot, 0, len(body), body), frm=frm))
+    time.sleep(1.0)
+    check(not tmp_files(snap_dir) and not glob.glob(os.path.join(snap_dir, f"{slot:020d}.snap")),
+          "a snapshot taken and announced at slot 2^64-1: refused, no file")
+    s.close()
 
 
 def main():

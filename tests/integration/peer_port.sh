@@ -17,7 +17,9 @@
 #     one receiving slot for good); one announcing more bytes than the disk
 #     has free is refused before it starts; a whole snapshot taken at slot
 #     5 but announced for slot 10^9 is refused (garbage.py's case of it
-#     never got past its HELLO, whose incarnation was too old).
+#     never got past its HELLO, whose incarnation was too old), and so is
+#     one taken and announced at slot 2^64-1 (installed, the core's next
+#     slot wrapped to 0: replica 1 applied nothing again, restarts included).
 # Meanwhile clients are served; replica 1 is restarted at the end (the
 # connection that passed as replica 3 is remembered as its newest life),
 # and the three converge.
@@ -77,7 +79,9 @@ py snap 127.0.0.1 "$port" "$cluster_id" 2 "$RABIA_CLUSTER_DIR/r1/snap"
 [ "$(logged 'bytes announced, [0-9]* free in')" = 1 ] || fail "the 1 TiB transfer's refusal not logged"
 [ "$(logged 'refused: announced for slot 1000000000 but taken at slot 5')" = 1 ] ||
   fail "the mislabelled snapshot's refusal not logged"
-ok "replica 1 logged the four: an empty chunk, a closed connection, not enough free space, a mislabelled snapshot"
+[ "$(logged 'refused: slot 18446744073709551615 is past any slot')" = 1 ] ||
+  fail "the refusal of the snapshot at slot 2^64-1 not logged"
+ok "replica 1 logged the five: an empty chunk, a closed connection, not enough free space, a mislabelled or impossible snapshot"
 all_alive 3
 
 say "replica 1 restarted (it remembers the impostor as replica 3's newest life)"
