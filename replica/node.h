@@ -128,7 +128,9 @@ struct node_cfg {
     uint32_t waiters_cap; /* requests waiting for their slot; a power of two */
     uint32_t linger_us;   /* batch-linger-us (node.c, cut_batches): 0 = cut as soon as no own batch waits */
     uint64_t log_serving_us; /* a peer served catch-up from the log gets no snapshot offer, and the log keeps
-                                its slots, this long after its last request (0: NODE_LOG_SERVING_US) */
+                                its slots, this long after its last request (0: NODE_LOG_SERVING_US); the
+                                log stops keeping them for a peer that asked from one slot for ten times
+                                that (node_log_pin) */
     uint32_t bugs;        /* enum node_bug, RABIA_TEST_BUGS builds only */
     /* Reads answered by the read index (node_read; core.h READ INDEX):
      * off when 0. At most reads_cap wait at once (beyond: through the log). */
@@ -184,7 +186,8 @@ struct rabia_node;
  * (snapstream.c's transfer-rate forecast with durability = memory). */
 uint64_t node_log_span(const struct rabia_node *n);
 /* The first slot the log must keep for peers it serves catch-up to now
- * (0: none): a snapshot of this replica's own must not release it. */
+ * (0: none): a snapshot of this replica's own must not release it. A peer
+ * that has asked from one slot for ten serving periods pins nothing. */
 uint64_t node_log_pin(const struct rabia_node *n, uint64_t now);
 
 /* The apply layer, batcher and waiter table; the core comes with

@@ -6,6 +6,7 @@ can reach the port may send before and after a HELLO.
     peer_port.py silent HOST PORT CONNS
     peer_port.py future HOST PORT CLUSTER_HEX FROM
     peer_port.py snap HOST PORT CLUSTER_HEX FROM SNAP_DIR
+    peer_port.py pin HOST PORT CLUSTER_HEX FROM SLOT SECONDS
 
 Prints one line per check ('ok ...' or 'FAIL ...') and exits 1 if any
 failed. Frames and HELLO come from garbage.py (core/codec.h's format).
@@ -20,6 +21,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from garbage import frame, hello, rsm_snapshot, T_VOTE, T_SNAP_CHUNK  # noqa: E402
 import it_check  # noqa: E402
+
+T_CATCHUP = 7
 from it_check import check, closed_now  # noqa: E402
 
 
@@ -148,6 +151,18 @@ def snap(host, port, cluster, frm, snap_dir):
     s.close()
 
 
+def pin(host, port, cluster, frm, slot, secs):
+    """CATCHUP from one slot every 0.3 s: a peer that never moves on."""
+    inc = int(time.time() * 1e6) + 60 * 10 ** 6
+    s = connect(host, port)
+    s.sendall(hello(cluster, frm, incarnation=inc))
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        s.sendall(frame(T_CATCHUP, struct.pack("<Q", slot), frm=frm))
+        time.sleep(0.3)
+    s.close()
+
+
 def main():
     cmd, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if cmd == "big":
@@ -158,6 +173,8 @@ def main():
         future(host, port, int(sys.argv[4], 16), int(sys.argv[5]))
     elif cmd == "snap":
         snap(host, port, int(sys.argv[4], 16), int(sys.argv[5]), sys.argv[6])
+    elif cmd == "pin":
+        pin(host, port, int(sys.argv[4], 16), int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7]))
     else:
         sys.exit(f"unknown command {cmd}")
     return 1 if it_check.failures else 0
