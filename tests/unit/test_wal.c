@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <dirent.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -943,6 +944,51 @@ static void test_snapfile(void)
     CHECK_EQ(rabia_snapfile_newest(dir), 30);
 }
 
+/* sync_file_range as the kernel's, except that while srange_eio is set a
+ * wait (SYNC_FILE_RANGE_WAIT_AFTER) reports EIO once: what the kernel does
+ * when a chunk's write-back failed, and the file's error is marked seen so
+ * the fsync after it returns 0 (reproduced with an ext4 on a loop device
+ * whose backing tmpfs was full: rabia_snapfile_write returned 0 and the
+ * file read back damaged after a remount). This definition takes the place
+ * of libc's for the whole test program. */
+static bool srange_eio;
+int sync_file_range(int fd, off_t off, off_t n, unsigned int flags)
+{
+    if (srange_eio && (flags & SYNC_FILE_RANGE_WAIT_AFTER)) {
+        srange_eio = false;
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_sync_file_range, fd, off, n, flags);
+}
+
+/* A snapshot whose write-back failed in the middle (the paced writer's
+ * wait reported it, the fsync then could not) is not renamed into place:
+ * the log would be released behind a file that reads back damaged. */
+static void test_snapfile_writeback_error(void)
+{
+    char dir[300], err[1024] = "", path[400];
+    fresh(dir, sizeof dir, "snap-eio");
+    size_t n = 7u << 20; /* four 2 MiB chunks: the writer waits on three */
+    uint8_t *b = malloc(n);
+    CHECK(b != NULL);
+    memset(b, 5, n);
+    srange_eio = true;
+    int rc = rabia_snapfile_write(dir, 40, b, n, err, sizeof err);
+    srange_eio = false;
+    CHECK_EQ(rc, -EIO);
+    CHECK(strstr(err, "Input/output error") != NULL);
+    snprintf(path, sizeof path, "%s/%020d.snap", dir, 40);
+    CHECK(access(path, F_OK) != 0); /* not published */
+    CHECK_EQ(rabia_snapfile_newest(dir), 0);
+    snprintf(path, sizeof path, "%s/%020d.snap.tmp", dir, 40);
+    CHECK(access(path, F_OK) != 0); /* and no temporary file left */
+    /* the next try, on a disk that works again, succeeds */
+    CHECK_EQ(rabia_snapfile_write(dir, 40, b, n, err, sizeof err), 0);
+    CHECK_EQ(rabia_snapfile_newest(dir), 40);
+    free(b);
+}
+
 /* Backups (rabia-cli backup, rabiad --restore): a snapshot file at any
  * path, written in pieces, checked in 1 MiB reads, every damage named with
  * its offset. The state is shaped as core/rsm.c's: u32 magic, u32 name
@@ -1137,6 +1183,7 @@ int main(void)
     RUN(test_xxh3_dispatch);
 #endif
     RUN(test_snapfile);
+    RUN(test_snapfile_writeback_error);
     RUN(test_snapfile_backup);
     RUN(test_snapfile_long_paths);
     char cmd[400];
