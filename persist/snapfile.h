@@ -15,9 +15,10 @@ int rabia_snapfile_write(const char *dir, uint64_t slot, const uint8_t *data, si
 
 /* Streaming form, for a snapshot arriving from a peer in chunks (memory
  * bounded by a chunk): begin, append until `total` bytes, commit (header
- * with the checksum, fsync, rename, fsync of the folder) or abort (the
- * temporary file goes). 0 or a negative errno with err filled (-ENOSPC: the
- * disk is full). */
+ * with the checksum, fsync, the state checked as rabia_snapfile_verify does,
+ * rename, fsync of the folder) or abort (the temporary file goes). 0 or a
+ * negative errno with err filled (-ENOSPC: the disk is full; -EINVAL: the
+ * state is damaged or is not of `slot`, and nothing was renamed). */
 struct rabia_snapfile_writer {
     int fd;
     uint64_t slot, total, got;

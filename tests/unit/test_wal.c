@@ -1007,6 +1007,8 @@ static size_t fake_state(uint8_t *p, size_t n, uint64_t slot, bool good_trailer)
     return n;
 }
 
+/* Written as given, damaged or not (finish and publish: commit would
+ * refuse a damaged state), for rabia_snapfile_verify to find. */
 static int write_backup(const char *path, uint64_t slot, const uint8_t *p, size_t n)
 {
     struct rabia_snapfile_writer w;
@@ -1014,9 +1016,48 @@ static int write_backup(const char *path, uint64_t slot, const uint8_t *p, size_
     int rc = rabia_snapfile_begin_path(&w, path, slot, n, 1, err, sizeof err);
     for (size_t off = 0; !rc && off < n; off += 700000) /* pieces across the reader's 1 MiB chunks */
         rc = rabia_snapfile_append(&w, p + off, n - off < 700000 ? n - off : 700000, err, sizeof err);
-    if (!rc) rc = rabia_snapfile_commit(&w, err, sizeof err);
+    if (!rc) rc = rabia_snapfile_finish(&w, err, sizeof err);
+    if (!rc) rc = rabia_snapfile_publish(&w, err, sizeof err);
     else rabia_snapfile_abort(&w);
     return rc;
+}
+
+/* A snapshot received from a peer (begin, append, commit) whose state is
+ * damaged (the peer's file rotted on its disk: the file checksum is
+ * computed over the bytes as they came) or not of the slot announced is
+ * refused by commit and never takes the snapshot's name: renamed first, it
+ * was the replica's newest snapshot until the install refused it, and a
+ * replica killed before that file's removal refused to start. */
+static void test_snapfile_commit_checks_state(void)
+{
+    char dir[300], err[1024] = "", path[400], tmp[420];
+    fresh(dir, sizeof dir, "snap-rx");
+    size_t n = 300000;
+    uint8_t *st = malloc(n);
+    CHECK(st != NULL);
+    snprintf(path, sizeof path, "%s/%020d.snap", dir, 50);
+    snprintf(tmp, sizeof tmp, "%s.2.tmp", path);
+    for (int k = 0; k < 3; k++) {
+        /* 0: the state's own checksum wrong; 1: a state of slot 49 sent as 50;
+         * 2: intact */
+        fake_state(st, n, k == 1 ? 49 : 50, k != 0);
+        struct rabia_snapfile_writer w;
+        CHECK_EQ(rabia_snapfile_begin(&w, dir, 50, n, 2, err, sizeof err), 0);
+        for (size_t off = 0; off < n; off += 65536)
+            CHECK_EQ(rabia_snapfile_append(&w, st + off, n - off < 65536 ? n - off : 65536, err, sizeof err), 0);
+        int rc = rabia_snapfile_commit(&w, err, sizeof err);
+        if (k < 2) {
+            CHECK_EQ(rc, -EINVAL);
+            CHECK(strstr(err, k == 0 ? "does not match its own checksum" : "the state says slot 49") != NULL);
+            CHECK(access(path, F_OK) != 0); /* not this replica's snapshot */
+            CHECK(access(tmp, F_OK) != 0);  /* and nothing left behind */
+            CHECK_EQ(rabia_snapfile_newest(dir), 0);
+        } else {
+            CHECK_EQ(rc, 0);
+            CHECK_EQ(rabia_snapfile_newest(dir), 50);
+        }
+    }
+    free(st);
 }
 
 static void test_snapfile_backup(void)
@@ -1185,6 +1226,7 @@ int main(void)
     RUN(test_snapfile);
     RUN(test_snapfile_writeback_error);
     RUN(test_snapfile_backup);
+    RUN(test_snapfile_commit_checks_state);
     RUN(test_snapfile_long_paths);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
