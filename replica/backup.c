@@ -245,14 +245,19 @@ void replica_backup_free(struct rabia_replica *r)
 /* ------------------------------------------------------------------ */
 /* restore */
 
-/* Whether dir holds any file (besides . and ..). */
+/* Whether dir holds any file (besides . and .., and leftover temporary
+ * files: what a restore killed during its copy leaves in snap/, which the
+ * next writer replaces and a start removes). */
 static bool has_files(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d) return false;
     struct dirent *de;
     bool any = false;
-    while (!any && (de = readdir(d))) any = strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+    while (!any && (de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        any = strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && (l < 4 || strcmp(de->d_name + l - 4, ".tmp"));
+    }
     closedir(d);
     return any;
 }

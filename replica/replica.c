@@ -953,6 +953,20 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         rabia_replica_destroy(r);
         return rc;
     }
+    /* With the log the backup is copied in as the data dir's first snapshot
+     * before the incarnation file is written: a restore killed during the
+     * copy left that file, and the retry was refused ("it ran before"); the
+     * start without --restore that the refusal suggested then recovered
+     * from peers with no state, and a new cluster whose every restore was
+     * interrupted so never served (found by review). Now an interrupted
+     * copy leaves only a temporary file (a retry replaces it), and a copy
+     * that completed is the first snapshot a start without --restore goes
+     * on from, as a finished restore does. */
+    bool seed_first = cfg->restore_from[0] && cfg->durability == RABIA_DURABILITY_WAL;
+    if (seed_first && (rc = replica_restore_seed(r, &restore, err, errlen))) {
+        rabia_replica_destroy(r);
+        return rc;
+    }
     bool existed = false; /* set on success; GCC -flto cannot see it */
     rc = rabia_incarnation_next(cfg->data_dir, &r->incarnation, &existed, err, errlen);
     if (rc) {
@@ -1004,7 +1018,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     r->sweep_cid = (XXH64(&r->incarnation, sizeof r->incarnation, 0x5EE9u + r->self) | 1) | RABIA_SESSION_CONN_SCOPED;
     r->feature_cid = (XXH64(&r->incarnation, sizeof r->incarnation, 0xFEA7u + r->self) | 1) | RABIA_SESSION_CONN_SCOPED;
     r->feature_offer = (uint8_t)(cfg->max_feature_level < 0 ? RABIA_KV_FEATURE_LEVEL : cfg->max_feature_level);
-    if (cfg->restore_from[0] && (rc = replica_restore_seed(r, &restore, err, errlen))) {
+    if (cfg->restore_from[0] && !seed_first && (rc = replica_restore_seed(r, &restore, err, errlen))) {
         char inc[600]; /* a retry must find the data dir as empty as this start did */
         snprintf(inc, sizeof inc, "%s/incarnation", cfg->data_dir);
         unlink(inc);
