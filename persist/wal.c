@@ -1125,6 +1125,42 @@ void rabia_wal_close(struct rabia_wal *w)
     free(w);
 }
 
+static int name_cmp(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name); /* 20 digits: segment names sort as their numbers */
+}
+
+/* replica/durable.c starts a recovery from the peers that was cut short
+ * over with a new log, removing this one. Removed in the folder's order (a
+ * hash order on ext4), a removal cut short (killed, a power cut) could take
+ * segment 1, whose header says the log began a recovery, and leave a later
+ * one, such as the empty preallocated segment 2: the next start found a
+ * log that began no recovery and took part at once ("restart with its log")
+ * with nothing in it, without the horizon rule (core.h rule 2) its lost
+ * life's messages call for (found by review, reproduced with kill -9 at the
+ * second unlink). Newest first, what is left is always a log that starts
+ * with segment 1, and the next start begins the recovery again; a file that
+ * cannot be removed stops the removal, for the same reason. */
+int rabia_wal_remove(const char *dir)
+{
+    struct dirent **v = NULL;
+    int n = scandir(dir, &v, NULL, name_cmp);
+    if (n < 0) return errno == ENOENT ? 0 : -errno;
+    int rc = 0;
+    for (int i = n; i-- > 0;) {
+        const char *nm = v[i]->d_name;
+        if (!rc && strcmp(nm, ".") && strcmp(nm, "..")) {
+            char p[1200];
+            snprintf(p, sizeof p, "%s/%s", dir, nm);
+            if (unlink(p) && errno != ENOENT) rc = -errno;
+        }
+        free(v[i]);
+    }
+    free(v);
+    if (!rc && rmdir(dir) && errno != ENOENT) rc = -errno;
+    return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* writing */
 

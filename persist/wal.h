@@ -68,6 +68,11 @@ struct rabia_wal;
 int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, rabia_wal_record_fn fn, void *ctx,
                    struct rabia_wal_info *info, char *err, size_t errlen);
 void rabia_wal_close(struct rabia_wal *w);
+/* Remove a closed log's files, the newest segment first, and its folder:
+ * a removal cut short leaves segments 1..j, never a log that lost its first
+ * segment (the one that says the log began a recovery). It stops at the
+ * first file it cannot remove. 0 or a negative errno. */
+int rabia_wal_remove(const char *dir);
 
 /* Append one record to the group being formed. frame is an encoded
  * rabia_msg (core/codec.h). 0 or -ENOMEM. */

@@ -31,7 +31,8 @@ _Static_assert((int)RABIA_WAL_SENT == (int)NODE_REC_SENT && (int)RABIA_WAL_BATCH
 /* ------------------------------------------------------------------ */
 /* recovery */
 
-/* Remove a folder of plain files (the log's or the snapshots'). */
+/* Remove a folder of plain files (the snapshots'; the log's goes in an
+ * order of its own: rabia_wal_remove). */
 static int remove_files(const char *dir)
 {
     DIR *dd = opendir(dir);
@@ -131,7 +132,7 @@ static int open_log(struct durable *d, const struct durable_cfg *cfg, struct dur
                 "again with a new log\n", d->wal_dir);
         rabia_wal_close(d->wal);
         d->wal = NULL;
-        if (remove_files(d->wal_dir) || remove_files(d->snap_dir)) {
+        if (rabia_wal_remove(d->wal_dir) || remove_files(d->snap_dir)) {
             snprintf(err, errlen, "cannot remove %s and %s to restart the recovery: remove them by hand and start "
                      "with --rejoin", d->wal_dir, d->snap_dir);
             return -EIO;

@@ -741,6 +741,60 @@ static void test_missing_middle_segment(void)
     rabia_wal_close(w);
 }
 
+/* unlink as libc's, except that the call numbered unlink_fail_at (counted
+ * in unlink_calls from when it is set) fails with EIO: a removal cut short
+ * there, as kill -9 or a power cut would. Takes libc's place for the whole
+ * test program. */
+static int unlink_fail_at, unlink_calls;
+int unlink(const char *path)
+{
+    if (unlink_fail_at && ++unlink_calls == unlink_fail_at) {
+        errno = EIO;
+        return -1;
+    }
+    return (int)syscall(SYS_unlinkat, AT_FDCWD, path, 0);
+}
+
+/* A recovery from the peers cut short is started over with a new log
+ * (replica/durable.c): the old one is removed. Cut short at any file,
+ * what is left still begins with segment 1, which says the log began a
+ * recovery, so the next start begins it again. Removed in the folder's
+ * order, a removal cut short after segment 1 left the empty preallocated
+ * segment 2: a log that began no recovery, and the replica took part at
+ * once without the horizon rule (reproduced with kill -9 at the second
+ * unlink). */
+static void test_remove_keeps_first_segment(void)
+{
+    char dir[300], err[1024] = "";
+    struct rabia_wal_config cfg = {.segment_bytes = SEG, .cluster_id = 42, .replica = 1, .batch_incarnation = 7,
+                                   .recovering = true};
+    for (int cut = 1; cut <= 6; cut++) {
+        fresh(dir, sizeof dir, "remove");
+        cfg.dir = dir;
+        struct seen s = {.order_ok = true};
+        struct rabia_wal_info info;
+        struct rabia_wal *w = NULL;
+        CHECK_EQ(rabia_wal_open(&w, &cfg, on_rec, &s, &info, err, sizeof err), 0);
+        write_groups(w, 1, 600, 10, 3000); /* three segments (and maybe the next one, preallocated) */
+        rabia_wal_close(w);
+        int files = count_segments(dir);
+        CHECK(files >= 3);
+        unlink_calls = 0;
+        unlink_fail_at = cut;
+        int rc = rabia_wal_remove(dir);
+        unlink_fail_at = 0;
+        CHECK_EQ(rc, cut <= files ? -EIO : 0);
+        memset(&s, 0, sizeof s);
+        s.order_ok = true;
+        w = NULL;
+        rc = rabia_wal_open(&w, &cfg, on_rec, &s, &info, err, sizeof err);
+        if (rc) printf("     cut at unlink %d: %s\n", cut, err);
+        CHECK_EQ(rc, 0); /* no hole */
+        CHECK(!info.existed || info.began_recovering);
+        rabia_wal_close(w);
+    }
+}
+
 static void test_dir_lock(void)
 {
     char dir[300], err[512];
@@ -1212,6 +1266,7 @@ int main(void)
     RUN(test_torn_at_segment_start);
     RUN(test_corruption_in_the_middle);
     RUN(test_missing_middle_segment);
+    RUN(test_remove_keeps_first_segment);
     RUN(test_torn_tail_and_garbage_ahead);
     RUN(test_torn_first_block);
     RUN(test_damage_before_a_torn_write);
