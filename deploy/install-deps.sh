@@ -11,6 +11,7 @@ pkgs=(build-essential cmake pkg-config git
       redis-server               # tests and benchmarks compare with a real Redis
       python3 python3-redis      # tests: acknowledged-write checkers use the client most apps use
       iproute2 iptables procps
+      strace                     # tests: integration.backup stops a restore at its rename (skipped without it)
       xz-utils                   # tests/fixtures: an older version's data directories, packed
       libssl-dev openssl         # TLS 1.3 on peer and client links (OpenSSL 3.0)
       prometheus                 # promtool: tests check /metrics and the alert rules
