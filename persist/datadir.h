@@ -15,4 +15,9 @@ int rabia_write_small_file(const char *dir, const char *name, const void *buf, s
                            size_t errlen);
 /* fsync of the folder itself (after a rename or a new file). 0 or -errno. */
 int rabia_fsync_dir(const char *dir);
+/* mkdir(dir, 0750); when it made the folder, an fsync of the folder that
+ * holds it, so that the new name survives a power cut with the files
+ * later made durable in it. 0 (made now, or there already) or -errno
+ * (errno is set too). */
+int rabia_mkdir_durable(const char *dir);
 #endif

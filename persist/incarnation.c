@@ -19,7 +19,7 @@
 
 int rabia_incarnation_next(const char *dir, uint64_t *incarnation, bool *existed, char *err, size_t errlen)
 {
-    if (mkdir(dir, 0750) && errno != EEXIST) {
+    if (rabia_mkdir_durable(dir)) {
         snprintf(err, errlen, "data-dir %s: cannot create: %s (create it or fix permissions)", dir, strerror(errno));
         return -errno;
     }

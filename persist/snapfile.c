@@ -128,7 +128,7 @@ int rabia_snapfile_begin(struct rabia_snapfile_writer *w, const char *dir, uint6
                  sizeof w->path - 27);
         return -ENAMETOOLONG;
     }
-    if (mkdir(dir, 0750) && errno != EEXIST) {
+    if (rabia_mkdir_durable(dir)) {
         int e = errno;
         snprintf(err, errlen, "%s: cannot create the snapshot folder: %s", dir, strerror(e));
         return -e;
@@ -329,7 +329,7 @@ int rabia_snapfile_open(const char *dir, uint64_t slot, int *fd_out, uint64_t *t
 
 int rabia_snapfile_write(const char *dir, uint64_t slot, const uint8_t *data, size_t len, char *err, size_t errlen)
 {
-    if (mkdir(dir, 0750) && errno != EEXIST) {
+    if (rabia_mkdir_durable(dir)) {
         int e = errno;
         snprintf(err, errlen, "%s: cannot create the snapshot folder: %s", dir, strerror(e));
         return -e;

@@ -781,7 +781,7 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
     uint64_t *nos = NULL;
     uint32_t n = 0;
     uint8_t *img = NULL;
-    if (mkdir(w->dir, 0750) && errno != EEXIST) {
+    if (rabia_mkdir_durable(w->dir)) {
         rc = -errno;
         snprintf(err, errlen, "%s: cannot create the log folder: %s", w->dir, strerror(-rc));
         goto fail;
