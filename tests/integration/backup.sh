@@ -223,12 +223,16 @@ if command -v strace >/dev/null; then
   timeout 30 strace -f -qq -o "$IT_DIR/strace.out" -P "$snapname" -e trace=rename,renameat,renameat2 \
     -e inject=rename,renameat,renameat2:error=EIO:signal=SIGKILL \
     "$RABIAD" --id 1 --members "$members" --client-listen "127.0.0.1:$(native_port 1)" \
-    --resp-listen "127.0.0.1:$(resp_port 1)" --data-dir "$d" --restore "$B1" $HOLD >"$IT_DIR/killed.out" 2>&1 || rc=$?
+    --resp-listen "127.0.0.1:$(resp_port 1)" --data-dir "$d" --restore "$B1" $HOLD $(it_tls_args 1) >"$IT_DIR/killed.out" 2>&1 || rc=$?
+  # a rabiad strace did not stop (timeout ends strace, which then lets its
+  # tracee go on): stopped by the exit trap
+  for p in $(pgrep -f -- "--data-dir $d --restore" || true); do IT_DAEMON_PIDS+=("$p"); done
   grep -q 'killed by SIGKILL' "$IT_DIR/strace.out" || fail "strace did not stop the restore at its rename: $(tail -n 3 "$IT_DIR/strace.out")"
   ok "rabiad --restore killed at the rename of its copy (exit $rc); left: $(cd "$d" && find . -type f | sort | tr '\n' ' ')"
   "$RABIAD" --id 1 --members "$members" --client-listen "127.0.0.1:$(native_port 1)" \
-    --resp-listen "127.0.0.1:$(resp_port 1)" --data-dir "$d" --restore "$B1" $HOLD >"$IT_DIR/retry.log" 2>&1 &
+    --resp-listen "127.0.0.1:$(resp_port 1)" --data-dir "$d" --restore "$B1" $HOLD $(it_tls_args 1) >"$IT_DIR/retry.log" 2>&1 &
   retry=$!
+  IT_DAEMON_PIDS+=("$retry") # stopped by the exit trap too, should a check below fail
   for ((t = 0; t < 100; t++)); do
     s=$(replica_status 1)
     [ -n "$(field "$s" applied)" ] && break

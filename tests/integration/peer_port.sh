@@ -77,7 +77,9 @@ py snap 127.0.0.1 "$port" "$cluster_id" 2 "$RABIA_CLUSTER_DIR/r1/snap"
 [ "$(logged "dropped at 65536 of 10485760 bytes: the peer's connection closed")" = 1 ] ||
   fail "the closed connection's drop not logged"
 [ "$(logged 'bytes announced, [0-9]* free in')" = 1 ] || fail "the 1 TiB transfer's refusal not logged"
-[ "$(logged 'refused: announced for slot 1000000000 but taken at slot 5')" = 1 ] ||
+# (checked before the file takes the snapshot's name: persist/snapfile.c,
+# rabia_snapfile_commit; the install's own check no longer sees it)
+[ "$(logged 'not installed: .*the state says slot 5, the header (offset 8) slot 1000000000 (mislabelled file)')" = 1 ] ||
   fail "the mislabelled snapshot's refusal not logged"
 [ "$(logged 'refused: slot 18446744073709551615 is past any slot')" = 1 ] ||
   fail "the refusal of the snapshot at slot 2^64-1 not logged"
