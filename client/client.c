@@ -160,8 +160,9 @@ const char *rabia_reply_status_name(int status)
 /* ------------------------------------------------------------------ */
 /* Addresses */
 
-/* "host:port" or "[v6]:port" into host and port. 0 or -EINVAL. */
-static int split_addr(const char *a, char *host, size_t hcap, char *port, size_t pcap)
+/* "host:port" or "[v6]:port" into host and port. 0 or -EINVAL
+ * (client_tls.h: the TLS handshake takes the host from it too). */
+int client_split_addr(const char *a, char *host, size_t hcap, char *port, size_t pcap)
 {
     if (!a)
         return -EINVAL;
@@ -197,7 +198,7 @@ static int split_addr(const char *a, char *host, size_t hcap, char *port, size_t
 static int resolve(const char *addr, struct addrinfo **res)
 {
     char host[256], port[16];
-    int rc = split_addr(addr, host, sizeof host, port, sizeof port);
+    int rc = client_split_addr(addr, host, sizeof host, port, sizeof port);
     if (rc < 0)
         return rc;
     struct addrinfo hints;
@@ -893,7 +894,7 @@ int rabia_client_open(struct rabia_client **out, const struct rabia_client_cfg *
         return -EINVAL;
     for (size_t i = 0; i < cfg->n_addrs; i++) {
         char h[256], p[16];
-        if (split_addr(cfg->addrs[i], h, sizeof h, p, sizeof p) < 0)
+        if (client_split_addr(cfg->addrs[i], h, sizeof h, p, sizeof p) < 0)
             return -EINVAL;
     }
     struct rabia_client *c = calloc(1, sizeof *c);

@@ -168,23 +168,6 @@ static void fail_reason(SSL *s, int e, char *err, size_t errlen)
     snprintf(err, errlen, "TLS: %s", why);
 }
 
-/* The host of "host:port" or "[v6]:port" into host. 0 or -EINVAL. */
-static int host_of(const char *addr, char *host, size_t cap)
-{
-    const char *hs = addr, *he;
-    if (addr[0] == '[') {
-        hs = addr + 1;
-        he = strchr(hs, ']');
-    } else {
-        he = strrchr(addr, ':');
-    }
-    if (!he || he == hs || (size_t)(he - hs) >= cap)
-        return -EINVAL;
-    memcpy(host, hs, (size_t)(he - hs));
-    host[he - hs] = 0;
-    return 0;
-}
-
 /* Make s check that the certificate names `name`: an address literal
  * against the certificate's IP addresses, a DNS name against its DNS names
  * (no partial wildcards such as w*.example.com), and send a DNS name as SNI.
@@ -207,9 +190,9 @@ int ctls_handshake(SSL_CTX *ctx, int fd, const char *addr, const char *server_na
                    char *err, size_t errlen)
 {
     *out = NULL;
-    char host[256];
+    char host[256], port[16];
     const char *name = server_name && server_name[0] ? server_name : host;
-    if (name == host && (!addr || host_of(addr, host, sizeof host) < 0)) {
+    if (name == host && client_split_addr(addr, host, sizeof host, port, sizeof port) < 0) {
         snprintf(err, errlen, "TLS: no host in the address '%s' to check the certificate against",
                  addr ? addr : "(null)");
         return -EINVAL;

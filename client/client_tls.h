@@ -11,6 +11,8 @@
 
 #include "rabia/client.h"
 
+/* "host:port" or "[v6]:port" into host and port (client.c). 0 or -EINVAL. */
+int client_split_addr(const char *a, char *host, size_t hcap, char *port, size_t pcap);
 /* A client context from cfg's tls_* files (TLS 1.3 only, the server
  * verified against tls_ca_file; tls_cert_file/tls_key_file optional).
  * NULL with err filled (the file and OpenSSL's reason). */
