@@ -172,7 +172,9 @@ static void call_done(void *ctx, int status, const uint8_t *res, size_t len)
         return;
     }
     w->status = status;
-    if (len) rabia_buf_append(&w->res, res, len);
+    /* applied, but its result could not be kept: the caller must not read
+     * an empty result as the answer (state_machine.h's -ENOMEM) */
+    if (len && rabia_buf_append(&w->res, res, len)) w->status = -ENOMEM;
     w->done = true;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
@@ -217,9 +219,10 @@ int rabia_replica_call(struct rabia_replica *r, const void *op, size_t len, stru
     }
     pthread_mutex_unlock(&w->mu);
     rc = w->status;
-    if (result) {
-        rabia_buf_clear(result);
-        rabia_buf_append(result, w->res.data, w->res.len);
+    if (result) { /* handed over, not copied: a second copy could fail too */
+        rabia_buf_free(result);
+        *result = w->res;
+        w->res = (struct rabia_buf){0};
     }
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);

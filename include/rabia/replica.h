@@ -187,7 +187,9 @@ int rabia_replica_submit(struct rabia_replica *r, const void *op, size_t len, ra
 /* Blocking form for threads other than the replica's: returns the status,
  * -ESHUTDOWN as soon as the replica stops (outcome unknown), or -ETIMEDOUT
  * (outcome unknown) after timeout_ms; -EINVAL (nothing submitted) for a
- * negative timeout_ms. */
+ * negative timeout_ms; -ENOMEM when the operation was applied but its
+ * result could not be kept (out of memory; result is empty). On return
+ * *result holds the result (its earlier memory freed, not reused). */
 int rabia_replica_call(struct rabia_replica *r, const void *op, size_t len, struct rabia_buf *result,
                        int timeout_ms);
 
@@ -198,8 +200,10 @@ struct rabia_replica_status {
     uint64_t incarnation;
     uint64_t applied;        /* last applied slot */
     uint64_t known;          /* highest slot known of */
-    uint64_t state_hash;     /* hash of the replicated state at slot hash_slot (refreshed
-                                at most once a second: it costs a snapshot) */
+    uint64_t state_hash;     /* hash of the replicated state at slot hash_slot: live for a
+                                state machine with a state_hash op (kept incrementally);
+                                otherwise refreshed at most once a second, as it costs a
+                                snapshot (replica.c replica_state_hash) */
     uint64_t hash_slot;
     uint64_t slots_decided, slots_null, slots_fast, max_phase;
     uint64_t reads_indexed;  /* reads answered by the read index, every client kind (INFO reads_indexed) */
