@@ -542,12 +542,20 @@ void snapstream_receive(struct snapstream *s, uint8_t from, const struct rabia_m
         s->st.dropped++;
         return;
     }
+    /* A file that does not verify or install is declined: the sender then
+     * makes a new snapshot rather than offer the same one again (its
+     * newest file, damaged on its disk, went whole to this replica and
+     * failed here again, transfer after transfer: found by review). A local
+     * failure (fsync) costs the sender that snapshot and 10 s, no more. */
     if (s->env.file_commit(s->env.ctx, from, why, sizeof why)) {
         note(s, RABIA_LOG_WARN, "snapshot from replica %u not installed: %s", from + 1, why);
         s->st.dropped++;
+        rx_decline(s, from, rx->slot);
         return;
     }
-    if (s->env.install(s->env.ctx, from, rx->slot) == 0) s->st.installed++;
+    int rc = s->env.install(s->env.ctx, from, rx->slot);
+    if (rc == 0) s->st.installed++;
+    else if (rc != -EALREADY) rx_decline(s, from, rx->slot); /* -EALREADY: caught up meanwhile */
     /* its log brings the slots after this one now: its offer of the
      * transfer just installed says nothing about that (all_offered) */
     s->offer_us[from] = 0;

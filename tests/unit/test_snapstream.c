@@ -666,6 +666,49 @@ static void test_receive_drops(void)
     CHECK_EQ(f.installed_slot, 8);
 }
 
+/* A whole file that does not verify (commit) or install is declined, so
+ * that its sender makes a new snapshot instead of sending the same damaged
+ * one again for good; a sender that got the decline of the transfer it
+ * completed records both (transfer.c's source_open then asks for a new
+ * snapshot). An install refused because the log got there (-EALREADY) is
+ * no reason to decline. */
+static void test_receive_declines_bad_file(void)
+{
+    struct snapstream s, tx;
+    struct fake f, src;
+    setup(&s, &f, 0);
+    setup(&tx, &src, 1);
+    snapstream_want(&tx, 0); /* replica 2 sends its snapshot at slot 42 to replica 1 */
+    for (int turn = 0; turn < 20 && (turn == 0 || snapstream_sending(&tx)); turn++) {
+        src.pending[0] = 0;
+        snapstream_turn(&tx);
+    }
+    CHECK(!snapstream_sending(&tx));
+    CHECK_EQ(src.n_sent, 11);
+    f.commit_rc = -EBADMSG; /* the received file does not verify */
+    for (int i = 0; i < src.n_sent; i++) snapstream_receive(&s, 1, &src.sent[i]);
+    CHECK_EQ(f.installs, 0);
+    CHECK(declined_to(&f, 0, 1, 42));
+    snapstream_receive(&tx, 0, &f.sent[0]); /* the decline reaches the sender */
+    CHECK_EQ(tx.tx[0].declined_slot, 42);
+    CHECK_EQ(tx.tx[0].completed_slot, 42);
+    f.commit_rc = 0;
+    f.install_rc = -EINVAL; /* verified, but its state does not restore */
+    for (int i = 0; i < src.n_sent; i++) snapstream_receive(&s, 1, &src.sent[i]);
+    CHECK_EQ(f.installs, 1);
+    CHECK(declined_to(&f, 1, 1, 42));
+    CHECK_EQ(s.st.installed, 0);
+    f.install_rc = -EALREADY; /* the log got there meanwhile: not declined */
+    for (int i = 0; i < src.n_sent; i++) snapstream_receive(&s, 1, &src.sent[i]);
+    CHECK_EQ(f.installs, 2);
+    CHECK_EQ(f.n_sent, 2);
+    f.install_rc = 0;
+    for (int i = 0; i < src.n_sent; i++) snapstream_receive(&s, 1, &src.sent[i]);
+    CHECK_EQ(f.installs, 3);
+    CHECK_EQ(s.st.installed, 1);
+    CHECK_EQ(f.n_sent, 2);
+}
+
 /* One transfer in at a time; one that moved nothing for yield_us gives way. */
 static void test_receive_one_at_a_time(void)
 {
@@ -941,6 +984,7 @@ int main(void)
     RUN(test_receive_refused);
     RUN(test_receive_slot_out_of_range);
     RUN(test_receive_drops);
+    RUN(test_receive_declines_bad_file);
     RUN(test_receive_one_at_a_time);
     RUN(test_stale_same_slot);
     RUN(test_send_declined_soon);
