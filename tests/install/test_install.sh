@@ -43,8 +43,14 @@ while :; do
     for i in 1 2 3; do echo "--- replica $i"; cat "$tmp/out$i" "$tmp/err$i"; done >&2
     exit 1
   fi
-  for p in "${pids[@]}"; do
-    if ! kill -0 "$p" 2>/dev/null && ! grep -q '^final' "$tmp"/out*; then :; fi
+  # a replica that exited without its final line fails the test now, with
+  # its output, rather than after the whole deadline
+  for i in 1 2 3; do
+    if ! kill -0 "${pids[i - 1]}" 2>/dev/null && ! grep -q '^final' "$tmp/out$i"; then
+      echo "FAIL: replica $i exited without its final line" >&2
+      cat "$tmp/out$i" "$tmp/err$i" >&2
+      exit 1
+    fi
   done
   sleep 0.2
 done
