@@ -255,6 +255,15 @@ int main(int argc, char **argv)
                         "not reach this replica (set client-listen = 127.0.0.1:7401, for example)\n");
         return 2;
     }
+    if (check && cfg.restore_from[0]) { /* what the start would refuse, before the operator relies on it */
+        uint64_t slot = 0, bytes = 0;
+        if (rabia_replica_restore_check(&cfg, pick_sm(cfg.state_machine), &slot, &bytes, err, sizeof err)) {
+            fprintf(stderr, "rabiad: invalid configuration: %s\n", err);
+            return 2;
+        }
+        printf("restore-from %s: verified, a '%s' state at slot %llu (%llu bytes); data-dir %s is empty\n",
+               cfg.restore_from, cfg.state_machine, (unsigned long long)slot, (unsigned long long)bytes, cfg.data_dir);
+    }
     if (check) {
         printf("configuration is valid:\n");
         rabia_replica_config_print(&cfg, stdout);

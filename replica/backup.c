@@ -302,6 +302,18 @@ int replica_restore_check(const struct rabia_replica_config *cfg, const struct r
     return 0;
 }
 
+int rabia_replica_restore_check(const struct rabia_replica_config *c, const struct rabia_sm_ops *sm, uint64_t *slot,
+                                uint64_t *bytes, char *err, size_t errlen)
+{
+    RABIA_ASSERT(c && sm && slot && bytes && c->restore_from[0]);
+    struct rabia_snapfile_info info;
+    int rc = replica_restore_check(c, sm, &info, err, errlen);
+    if (rc) return rc;
+    *slot = info.slot;
+    *bytes = info.len;
+    return 0;
+}
+
 int replica_restore_seed(struct rabia_replica *r, const struct rabia_snapfile_info *info, char *err, size_t errlen)
 {
     bool wal = r->cfg.durability == RABIA_DURABILITY_WAL;

@@ -129,6 +129,13 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
 int rabia_replica_config_load(struct rabia_replica_config *c, const char *path, char *err, size_t errlen);
 /* Whole-config checks (id among members, ports, sizes). */
 int rabia_replica_config_check(const struct rabia_replica_config *c, char *err, size_t errlen);
+/* The checks rabia_replica_create makes of restore-from before it writes
+ * anything (for rabiad --check-config): the data dir holds no state yet,
+ * the file reads whole and verifies (checksum), and it is a backup of sm.
+ * 0 with *slot the backup's slot and *bytes its state's size, or a negative
+ * errno with err naming the file and the fix. */
+int rabia_replica_restore_check(const struct rabia_replica_config *c, const struct rabia_sm_ops *sm, uint64_t *slot,
+                                uint64_t *bytes, char *err, size_t errlen);
 /* Print the effective configuration in config-file form. */
 void rabia_replica_config_print(const struct rabia_replica_config *c, void *file /* FILE* */);
 

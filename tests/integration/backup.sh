@@ -205,6 +205,20 @@ rabiad_once "$IT_DIR/fresh4" --restore "$IT_DIR/nonexistent.snap"
 expect_match "restore from a missing file" "$REFUSAL" "nonexistent.snap: No such file or directory"
 rabiad_once "$IT_DIR/fresh5" --restore "$B1" --rejoin
 expect_match "restore with --rejoin" "$REFUSAL" "--restore and --rejoin together"
+# --check-config makes the same checks of restore-from as the start (it said
+# "valid" for a missing or damaged backup, and the start then refused)
+for bad in "$IT_DIR/b/r1 --restore $B1|already holds state" "$IT_DIR/fresh1 --restore $IT_DIR/flipped.snap|do not match the checksum" \
+  "$IT_DIR/fresh2 --restore $IT_DIR/short.snap|short.snap: truncated" "$IT_DIR/fresh4 --restore $IT_DIR/nonexistent.snap|No such file" \
+  "$IT_DIR/fresh3 --restore $B1 --state-machine counter --resp-listen off|this replica runs 'counter'"; do
+  # shellcheck disable=SC2086
+  rabiad_once ${bad%%|*} --check-config
+  expect_eq "--check-config of a bad restore ($(basename "${bad%%|*}")): exit" "$REFUSAL_RC" 2
+  expect_match "--check-config of a bad restore" "$REFUSAL" "invalid configuration: .*${bad#*|}"
+done
+rabiad_once "$IT_DIR/fresh7" --restore "$B1" --check-config
+expect_eq "--check-config of a good restore: exit" "$REFUSAL_RC" 0
+expect_match "--check-config of a good restore" "$REFUSAL" "restore-from $B1: verified, a 'kv' state at slot $S1 "
+[ ! -e "$IT_DIR/fresh7" ] || fail "--check-config created the data dir $IT_DIR/fresh7"
 
 # ---------------------------------------------------------------------------
 # A restore killed before its copy of the backup took the snapshot's name
