@@ -760,7 +760,8 @@ static int resolve(const char *addr, struct sockaddr_storage *sa, socklen_t *len
         h[strlen(h) - 1] = 0;
         h++;
     }
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    /* numeric ports only (rabia-bench.c checked 1..65535): no service names */
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai = NULL;
     int rc = getaddrinfo(h, colon + 1, &hints, &ai);
     if (rc != 0 || !ai)
         return -EHOSTUNREACH;

@@ -136,7 +136,11 @@ static int split_addrs(struct bench_opts *o, const char *list)
     snprintf(addr_text, sizeof addr_text, "%s", list);
     o->n_addrs = 0;
     for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (o->n_addrs >= BENCH_MAX_ADDRS || !strchr(tok, ':'))
+        const char *colon = strrchr(tok, ':');
+        uint64_t port;
+        /* the port is checked here: getaddrinfo takes 99999 as 99999 mod 65536
+         * (34463) and the run would measure whatever listens there */
+        if (o->n_addrs >= BENCH_MAX_ADDRS || !colon || colon == tok || parse_u64(colon + 1, 1, 65535, &port) < 0)
             return -1;
         o->addrs[o->n_addrs++] = tok;
     }
@@ -679,7 +683,7 @@ int main(int argc, char **argv)
         if (o.proto == BP_ETCD)
             return bad("%s", "sweep restarts a rabia cluster: use --proto resp or native");
         if (addr && split_addrs(&o, addr) < 0)
-            return bad("--addr '%s': HOST:PORT[,HOST:PORT...]", addr);
+            return bad("--addr '%s': HOST:PORT[,HOST:PORT...], each port 1..65535", addr);
         return sweep(&o, &w, addr != NULL);
     }
     if (w.n_bmr || w.n_bto || w.n_win || w.cluster_dir || w.out)
@@ -688,7 +692,7 @@ int main(int argc, char **argv)
         addr = o.proto == BP_RESP ? "127.0.0.1:6379" : o.proto == BP_NATIVE ? "127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403"
                                                                           : "127.0.0.1:2379";
     if (split_addrs(&o, addr) < 0)
-        return bad("--addr '%s': HOST:PORT[,HOST:PORT...]", addr);
+        return bad("--addr '%s': HOST:PORT[,HOST:PORT...], each port 1..65535", addr);
     struct bench_result *r = malloc(sizeof *r);
     if (!r)
         return EX_FAIL;
