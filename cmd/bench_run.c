@@ -92,6 +92,7 @@ struct shared {
     atomic_bool stop;
     _Atomic unsigned finished; /* threads that left their loop */
     size_t max_req;
+    size_t out_cap, in_cap; /* RESP/etcd: each connection's send and receive buffers */
 };
 
 struct thr {
@@ -424,14 +425,18 @@ static int thr_setup(struct thr *t)
             }
             continue;
         }
-        c->out_cap = (size_t)(o->pipeline + 1) * s->max_req;
-        c->in_cap = 65536 + (size_t)o->pipeline * (2 * ((size_t)o->key_size + o->value_size) + 1024);
+        c->out_cap = s->out_cap;
+        c->in_cap = s->in_cap;
         c->pq_cap = 2 * o->pipeline;
         c->out = malloc(c->out_cap);
         c->in = malloc(c->in_cap);
         c->pq = calloc(c->pq_cap, sizeof *c->pq);
-        if (!c->out || !c->in || !c->pq)
+        if (!c->out || !c->in || !c->pq) {
+            fprintf(stderr, "rabia-bench: out of memory for the buffers of %u connections (%zu bytes each): "
+                            "lower --connections, --pipeline or --value-size\n",
+                    o->connections, c->out_cap + c->in_cap);
             return -ENOMEM;
+        }
         int rc = connect_one(t, c);
         if (rc < 0) {
             fprintf(stderr, "rabia-bench: cannot connect to %s: %s (is the server running? check --addr)\n",
@@ -798,6 +803,24 @@ int bench_run(const struct bench_opts *o, struct bench_result *r)
             longest_host = strlen(o->addrs[i]);
     s->max_req = o->proto == BP_ETCD ? bench_http_max_req(o->addrs[0], o->key_size, o->value_size) + longest_host
                                      : bench_resp_max_req(o->key_size, o->value_size);
+    s->out_cap = (size_t)(o->pipeline + 1) * s->max_req;
+    s->in_cap = 65536 + (size_t)o->pipeline * (2 * ((size_t)o->key_size + o->value_size) + 1024);
+    if (o->proto != BP_NATIVE) {
+        /* every connection fills its send buffer at the start: buffers past
+         * the machine's memory would end in a long swap-less crawl and the
+         * OOM killer, not in an error */
+        double need = (double)o->connections * (double)(s->out_cap + s->in_cap);
+        double mem = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+        if (mem > 0 && need > mem) {
+            fprintf(stderr, "rabia-bench: %u connections x pipeline %u with %u-byte values need %.0f MiB of "
+                            "buffers, more than this machine's %.0f MiB of memory: lower --connections, --pipeline "
+                            "or --value-size\n",
+                    o->connections, o->pipeline, o->value_size, need / 1048576, mem / 1048576);
+            free(s);
+            free(t);
+            return -ENOMEM;
+        }
+    }
     pthread_barrier_init(&s->ready, NULL, o->threads + 1);
     pthread_barrier_init(&s->go, NULL, o->threads + 1);
     unsigned first = 0, started = 0;
