@@ -294,9 +294,15 @@ static void flush(struct thr *t, struct conn *c)
     }
 }
 
+static bool interrupted(const struct bench_opts *o)
+{
+    return o->interrupted && *o->interrupted;
+}
+
 static bool stopping(struct thr *t)
 {
-    return atomic_load_explicit(&t->s->stop, memory_order_relaxed) || now_ns() >= t->s->end;
+    return atomic_load_explicit(&t->s->stop, memory_order_relaxed) || now_ns() >= t->s->end ||
+           interrupted(t->s->o);
 }
 
 static void on_readable(struct thr *t, struct conn *c)
@@ -855,7 +861,8 @@ int bench_run(const struct bench_opts *o, struct bench_result *r)
         struct timespec ts = {0, 100000000};
         nanosleep(&ts, NULL);
         uint64_t now = now_ns();
-        if (now >= s->end + 200000000ull || atomic_load(&s->stop) || atomic_load(&s->finished) == o->threads)
+        if (now >= s->end + 200000000ull || atomic_load(&s->stop) || atomic_load(&s->finished) == o->threads ||
+            interrupted(o))
             break;
         if (now - last_t >= 1000000000ull) {
             uint64_t done = 0, errs = 0;

@@ -4,6 +4,7 @@
 #ifndef RABIA_BENCH_RUN_H
 #define RABIA_BENCH_RUN_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -30,6 +31,9 @@ struct bench_opts {
     unsigned wait_replicas;  /* RESP: WAIT K 0 after each SET; 0 = none */
     bool quiet;
     bool native_no_cork; /* native: every submit sends at once (rabia_client_cork unused) */
+    /* non-NULL: the run ends early once *interrupted is non-zero (sweep's
+     * SIGINT/SIGTERM handler sets it, to stop its cluster before exiting) */
+    const volatile sig_atomic_t *interrupted;
 };
 
 struct bench_result {

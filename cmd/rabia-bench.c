@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -269,6 +270,19 @@ static int exe_dir(char *out, size_t n)
     return 0;
 }
 
+/* sweep: the signal that asked it to end (SIGINT, SIGTERM, SIGHUP), or 0.
+ * The replicas local-cluster.sh starts outlive this process (a background
+ * job of a script ignores SIGINT, and SIGTERM reaches only this process):
+ * dying at once would leave the cluster running, so the handler only
+ * records the signal; the run ends early, the sweep stops the cluster and
+ * then dies of the same signal. */
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+    got_signal = sig;
+}
+
 /* run argv with stdout sent to stderr (stdout stays machine-readable); exit status or -1 */
 static int spawn_wait(char *const argv[])
 {
@@ -421,10 +435,16 @@ static int sweep(struct bench_opts *o, const struct sweep_opts *w, bool addr_giv
     snprintf(reps, sizeof reps, "%u", w->replicas);
     char *stop_argv[] = {"bash", script, "stop", NULL};
     char *start_argv[] = {"bash", script, "start", reps, "kv", NULL};
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    o->interrupted = &got_signal;
     int ex = EX_OK;
-    for (unsigned b = 0; b < w->n_bmr; b++)
-        for (unsigned t = 0; t < w->n_bto; t++)
-            for (unsigned v = 0; v < nwin; v++) {
+    for (unsigned b = 0; b < w->n_bmr && !got_signal; b++)
+        for (unsigned t = 0; t < w->n_bto && !got_signal; t++)
+            for (unsigned v = 0; v < nwin && !got_signal; v++) {
                 struct row *r = &rows[n++];
                 r->bmr = w->bmr[b];
                 r->bto = w->bto[t];
@@ -448,8 +468,10 @@ static int sweep(struct bench_opts *o, const struct sweep_opts *w, bool addr_giv
                     ex = EX_FAIL;
                     continue;
                 }
-                rc = bench_run(o, &r->r);
+                rc = got_signal ? 0 : bench_run(o, &r->r);
                 (void)spawn_wait(stop_argv);
+                if (got_signal)
+                    break; /* cut short: not a measurement of this setting */
                 if (rc < 0) {
                     fprintf(stderr, "rabia-bench: the load failed with '%s': %s\n", extra, strerror(-rc));
                     ex = EX_FAIL;
@@ -468,6 +490,26 @@ static int sweep(struct bench_opts *o, const struct sweep_opts *w, bool addr_giv
                     ex = EX_ERRORS;
             }
     setenv("RABIA_EXTRA_ARGS", user_extra_copy, 1);
+    if (got_signal) {
+        /* once more: a Ctrl-C also reaches a start or stop script running
+         * then, which may have died half-way */
+        (void)spawn_wait(stop_argv);
+        unsigned done = 0;
+        for (unsigned i = 0; i < n; i++)
+            done += rows[i].ok;
+        fprintf(stderr, "rabia-bench: sweep interrupted by signal %d at setting %u/%u: the cluster in %s is "
+                        "stopped; %s has the %u settings measured before\n",
+                (int)got_signal, n, total, w->cluster_dir, csv, done);
+        char wrap[PATH_MAX + 32];
+        snprintf(wrap, sizeof wrap, "%s/rabiad", tmp);
+        unlink(wrap);
+        rmdir(tmp);
+        free(rows);
+        int sig = got_signal;
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return EX_FAIL;
+    }
     plot(w, rows, n);
     const struct row *best = NULL;
     for (unsigned i = 0; i < n; i++) {

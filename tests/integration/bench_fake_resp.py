@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""A RESP server whose replies rabia_bench_edges.sh can predict.
+
+    bench_fake_resp.py PORT MODE
+
+MODE delay: command k (counted over all connections, from 0) is answered
++OK after (k % 10) * 20 ms, so a run of 20 requests on one connection has
+the latencies 0, 0, 20, 20, ..., 180, 180 ms (plus the server's overhead);
+MODE err: every second command gets -ERR; MODE hang: nothing is ever
+answered. Prints "ready" once it listens.
+"""
+import socket
+import sys
+import threading
+import time
+
+port, mode = int(sys.argv[1]), sys.argv[2]
+lock = threading.Lock()
+count = 0
+
+
+def commands(buf):
+    """complete RESP arrays at the front of buf: (how many, bytes used)"""
+    n = used = 0
+    while buf[used:]:
+        if buf[used:used + 1] != b"*":
+            raise ValueError("not a RESP array")
+        e = buf.find(b"\r\n", used)
+        if e < 0:
+            break
+        p = e + 2
+        for _ in range(int(buf[used + 1:e])):
+            j = buf.find(b"\r\n", p)
+            if j < 0:
+                return n, used
+            p = j + 2 + int(buf[p + 1:j]) + 2
+            if p > len(buf):
+                return n, used
+        n, used = n + 1, p
+    return n, used
+
+
+def serve(c):
+    global count
+    buf = b""
+    with c:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                return
+            buf += d
+            n, used = commands(buf)
+            buf = buf[used:]
+            for _ in range(n):
+                with lock:
+                    k = count
+                    count += 1
+                if mode == "delay":
+                    time.sleep((k % 10) * 0.020)
+                    c.sendall(b"+OK\r\n")
+                elif mode == "err":
+                    c.sendall(b"-ERR refused by the test\r\n" if k % 2 else b"+OK\r\n")
+
+
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", port))
+srv.listen(64)
+print("ready", flush=True)
+while True:
+    conn, _ = srv.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()

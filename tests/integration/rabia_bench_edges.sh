@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# rabia_bench_edges: what rabia-bench reports when things go wrong, against
+# real servers. A server with known reply delays (bench_fake_resp.py): the
+# percentiles equal the exact ones of the latencies it gave; error replies
+# counted (exit 3) and a server that never answers ends on time (exit 1),
+# both with JSON and CSV that parse. A real redis-server stopped with
+# SIGSTOP for 1 s during an open loop: p99 and max show the stall (no
+# coordinated omission). A port past 65535 is refused (getaddrinfo would
+# wrap it onto another port: 65536 + P measured the server on P); buffers
+# larger than the machine's memory are refused with a message. A sweep
+# killed by PID (SIGTERM) stops the cluster it started before it exits.
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+it_init rabia_bench_edges 42
+tls_refuse "rabia-bench speaks plaintext only"
+need_cmd redis-cli redis-server python3
+BENCH=${RABIA_BENCH:-$IT_REPO/build/cmd/rabia-bench}
+[ -x "$BENCH" ] || fail "rabia-bench not found at $BENCH: build first (cmake --build build)"
+here=$(cd "$(dirname "$0")" && pwd)
+
+# fake MODE PORT: bench_fake_resp.py in the background, once it listens
+fake() {
+  bg "fake-$1" python3 "$here/bench_fake_resp.py" "$2" "$1"
+  local i
+  for ((i = 0; i < 50; i++)); do grep -q ready "$IT_DIR/fake-$1.out" 2>/dev/null && return 0; sleep 0.1; done
+  fail "bench_fake_resp.py $1 did not listen on $2: $(cat "$IT_DIR/fake-$1.out")"
+}
+# bench NAME TIMEOUT ARGS...: rabia-bench run with --json/--csv; exit status in RC
+bench() {
+  local name=$1 limit=$2
+  shift 2
+  RC=0
+  timeout "$limit" "$BENCH" run --quiet --json "$IT_DIR/$name.json" --csv "$IT_DIR/$name.csv" "$@" \
+    >"$IT_DIR/$name.out" 2>&1 || RC=$?
+  tail -n 1 "$IT_DIR/$name.out" | sed "s/^/[$IT_NAME]     /"
+}
+# field NAME KEY: KEY of NAME.json, after checking that NAME.json and NAME.csv parse
+# and agree
+field() {
+  python3 - "$IT_DIR/$1.json" "$IT_DIR/$1.csv" "$2" <<'PY' || fail "$1: JSON or CSV not valid"
+import csv, json, sys
+j = json.load(open(sys.argv[1]))
+rows = list(csv.DictReader(open(sys.argv[2])))
+assert len(rows) == 1, rows
+for k in ("requests", "errors", "p50_us", "p99_us", "max_us"):
+    assert int(rows[0][k]) == j[k], (k, rows[0][k], j[k])
+print(j[sys.argv[3]])
+PY
+}
+
+say "a server that answers command k after (k % 10) * 20 ms: percentiles against the exact ones"
+fake delay $((RABIA_RESP_BASE + 70))
+bench delay 30 --addr "127.0.0.1:$((RABIA_RESP_BASE + 70))" --connections 1 --pipeline 1 --warmup 0 --requests 20
+expect_eq "exit status" "$RC" 0
+expect_eq "requests" "$(field delay requests)" 20
+# 20 latencies 0,0,20,20,...,180,180 ms: the 10th smallest (p50) is 80 ms, the 18th
+# (p90) 160 ms, the 20th (p99: ceil(0.99 * 20)) and max 180 ms; measured values add
+# the server's and the scheduler's overhead (up to 15 ms on a busy machine)
+for q in p50_us:80000 p90_us:160000 p99_us:180000 max_us:180000; do
+  v=$(field delay "${q%%:*}")
+  ((v >= ${q#*:} && v <= ${q#*:} + 15000)) || fail "${q%%:*} = $v us, exact ${q#*:} us (+ up to 15 ms)"
+  ok "${q%%:*} = $v us (exact ${q#*:})"
+done
+
+say "error replies are counted; a server that never answers ends on time"
+fake err $((RABIA_RESP_BASE + 71))
+bench err 20 --addr "127.0.0.1:$((RABIA_RESP_BASE + 71))" --connections 2 --pipeline 2 --warmup 0 --duration 1
+expect_eq "every second command an error: exit status" "$RC" 3
+req=$(field err requests) errs=$(field err errors)
+((req > 0 && errs * 2 >= req - 4 && errs * 2 <= req + 4)) || fail "errors $errs of $req requests, not half"
+ok "errors $errs of $req requests"
+fake hang $((RABIA_RESP_BASE + 72))
+t0=$SECONDS
+bench hang 20 --addr "127.0.0.1:$((RABIA_RESP_BASE + 72))" --connections 2 --warmup 0 --duration 1
+expect_eq "no reply at all: exit status" "$RC" 1
+((SECONDS - t0 <= 5)) || fail "a 1 s run against a silent server took $((SECONDS - t0)) s"
+expect_eq "requests" "$(field hang requests)" 0
+expect_eq "p99_us" "$(field hang p99_us)" 0
+
+say "a real redis-server, SIGSTOP for 1 s during an open loop at 1000/s"
+rport=$((RABIA_RESP_BASE + 80))
+bg redis-server redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no --dir "$IT_DIR"
+rpid=$BG_PID
+on_exit "kill -CONT $rpid"
+for ((i = 0; i < 50; i++)); do timeout 2 redis-cli -p "$rport" PING >/dev/null 2>&1 && break; sleep 0.1; done
+(sleep 1.5 && kill -STOP "$rpid" && sleep 1 && kill -CONT "$rpid") &
+stall=$!
+bench stall 30 --addr "127.0.0.1:$rport" --connections 2 --pipeline 1 --rate 1000 --warmup 0.5 --duration 3.5
+wait "$stall"
+expect_eq "exit status" "$RC" 0
+p99=$(field stall p99_us) max=$(field stall max_us)
+# 1000 of the 3500 requests were due during the stall, waiting 0..1 s: the
+# 99th percentile is close to 1 s (a generator that waited for the server
+# would have measured the few in flight then, and p99 would be microseconds)
+((p99 >= 700000 && max >= 900000 && max <= 2500000)) || fail "p99 $p99 us, max $max us: the 1 s stall does not show"
+ok "p99 $p99 us, max $max us: the stall shows"
+
+say "bad arguments: a port past 65535, buffers past the machine's memory"
+rc=0
+timeout 10 "$BENCH" run --quiet --addr "127.0.0.1:$((rport + 65536))" --duration 0.5 >"$IT_DIR/port.out" 2>&1 || rc=$?
+expect_eq "--addr 127.0.0.1:$((rport + 65536)): exit status" "$rc" 2
+expect_match "its message" "$(cat "$IT_DIR/port.out")" 'each port 1\.\.65535'
+rc=0
+# (ulimit -v: without the check, the buffers' allocation must fail, not fill the machine's memory)
+(ulimit -v 8000000 && timeout 20 "$BENCH" run --quiet --addr "127.0.0.1:$rport" --connections 10000 --pipeline 1024 \
+  --value-size 1048576 --duration 1) >"$IT_DIR/huge.out" 2>&1 || rc=$?
+expect_eq "10000 connections x pipeline 1024 x 1 MiB values: exit status" "$rc" 1
+expect_match "its message" "$(cat "$IT_DIR/huge.out")" "more than this machine's [0-9]+ MiB of memory"
+
+say "a sweep killed by PID (SIGTERM) stops the cluster it started"
+bg sweep "$BENCH" sweep --quiet --connections 4 --duration 60 --warmup 0 --batch-max-reqs 16,64 \
+  --batch-timeout-us 200 --cluster-dir "$RABIA_CLUSTER_DIR" --out "$IT_DIR/sweep" --cluster-script "$IT_CLUSTER_SH"
+spid=$BG_PID
+for ((i = 0; i < 300; i++)); do grep -q '^started 3 replicas' "$IT_DIR/sweep.out" && break; sleep 0.1; done
+grep -q '^started 3 replicas' "$IT_DIR/sweep.out" || fail "the sweep's cluster did not start: $(tail -n 5 "$IT_DIR/sweep.out")"
+sleep 1
+pids=$(cat "$RABIA_CLUSTER_DIR"/r*.pid | tr '\n' ' ')
+remember_pids
+kill -TERM "$spid"
+bg_wait "$spid" 20
+expect_eq "the sweep's exit status (killed by SIGTERM)" "$BG_RC" 143
+for p in $pids; do pid_runs "$p" "$RABIAD" && fail "replica pid $p still runs after the sweep was killed"; done
+ok "replicas $pids stopped"
+expect_match "its message" "$(cat "$IT_DIR/sweep.out")" 'sweep interrupted by signal 15 at setting 1/2: the cluster in .* is stopped'
