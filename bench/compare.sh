@@ -74,7 +74,20 @@ die() {
 { [[ $duration =~ ^[0-9]+$ ]] && ((duration >= 3)); } || die "duration must be a whole number of seconds >= 3 (got '$duration'): the CPU samples are taken 0.5 s inside each end of the measured window"
 [[ $warmup =~ ^[0-9]+$ ]] || die "WARMUP must be a whole number of seconds (got '$warmup')"
 [[ $rabia_proto == resp || $rabia_proto == native ]] || die "RABIA_PROTO must be resp or native (got '$rabia_proto')"
-for c in redis-server redis-cli etcd etcdctl taskset awk; do
+# every name in SYSTEMS is checked here, before anything starts: a typo
+# found when its turn came lost the minutes of measurements before it
+known_systems="rabia-wal rabia-memory rabia-wal-logreads rabia-memory-logreads redis-always redis-nopersist redis-wait2 etcd"
+need=(redis-cli taskset awk) # redis-cli counts the keys of every system but etcd
+for sys in $systems; do
+  [[ " $known_systems " == *" $sys "* ]] || die "unknown system '$sys' in SYSTEMS (known: $known_systems)"
+  case $sys in
+  redis-*) need+=(redis-server) ;;
+  etcd) need+=(etcd etcdctl) ;;
+  esac
+done
+[ -n "${systems// /}" ] || die "SYSTEMS is empty (known: $known_systems)"
+# only what the chosen systems use: SYSTEMS="rabia-wal redis-always" runs without etcd installed
+for c in "${need[@]}"; do
   command -v "$c" >/dev/null || die "$c not found: run deploy/install-deps.sh as root (redis-server, etcd-server, etcd-client, util-linux)"
 done
 [ -x "$rabiad" ] || die "$rabiad not found: build first (cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j2)"
@@ -127,14 +140,16 @@ sys_pids="" sys_addr="" sys_proto="" sys_args="" sys_count=""
 
 start_rabia() { # NAME DURABILITY OFFSET [READ_INDEX]
   local c=$dir/$1 off=$3 i a=""
+  # ours to stop from before its start: an interruption while local-cluster.sh
+  # starts it (the replicas, background jobs of that script, ignore SIGINT)
+  # must not leave them running
+  clusters+=("$c")
   RABIA_CLUSTER_DIR=$c RABIA_RESP_BASE=$((base + off)) RABIA_CLIENT_BASE=$((base + off + 10)) \
     RABIA_PEER_BASE=$((base + off + 20)) RABIA_EXTRA_ARGS="--durability $2 --read-index ${4:-yes}" RABIAD=$rabiad RABIA_CLI=$rabia_cli \
     taskset -c "$server_cpus" ./deploy/local-cluster.sh start 3 kv >"$dir/$1.start.log" 2>&1 || {
     cat "$dir/$1.start.log" >&2
-    clusters+=("$c")
     die "the rabia cluster ($1) did not start: see above"
   }
-  clusters+=("$c")
   sys_pids=$(cat "$c"/r1.pid "$c"/r2.pid "$c"/r3.pid | tr '\n' ' ')
   for i in 1 2 3; do
     if [ "$rabia_proto" = resp ]; then a+="${a:+,}127.0.0.1:$((base + off + i))"; else a+="${a:+,}127.0.0.1:$((base + off + 10 + i))"; fi
@@ -397,7 +412,7 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
   echo "- $(nproc) CPUs, $cpu_model; kernel $(uname -r); load average $load0 before, $load1 after (the machine is shared)"
   echo "- data on $(df --output=source,fstype "$dir" | tail -n 1 | tr -s ' ') ($dir)"
   echo "- servers pinned to CPUs $server_cpus, rabia-bench to CPUs $client_cpus; each system started, measured and stopped in turn"
-  echo "- $(redis-server --version | cut -d' ' -f1-3); etcd $(etcd --version | sed -n 's/^etcd Version: //p') (Go $(etcd --version | sed -n 's/^Go Version: go//p')); rabia $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (with uncommitted changes)')"
+  echo "- $(command -v redis-server >/dev/null && redis-server --version | cut -d' ' -f1-3)$(command -v etcd >/dev/null && echo "; etcd $(etcd --version | sed -n 's/^etcd Version: //p') (Go $(etcd --version | sed -n 's/^Go Version: go//p'))"); rabia $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (with uncommitted changes)')"
   echo
   echo '```'
   cat "$placement_txt"
