@@ -123,3 +123,34 @@ expect_eq "the sweep's exit status (killed by SIGTERM)" "$BG_RC" 143
 for p in $pids; do pid_runs "$p" "$RABIAD" && fail "replica pid $p still runs after the sweep was killed"; done
 ok "replicas $pids stopped"
 expect_match "its message" "$(cat "$IT_DIR/sweep.out")" 'sweep interrupted by signal 15 at setting 1/2: the cluster in .* is stopped'
+
+say "bench/compare.sh: a typo in SYSTEMS ends it before anything starts"
+need_cmd taskset
+rc=0 t0=$SECONDS
+SYSTEMS="redis-nopersist etdc" BENCH_DIR=$IT_DIR COMPARE_PORT_BASE=$((RABIA_RESP_BASE - 200)) SERVER_CPUS=0 \
+  CLIENT_CPUS=0 RABIA_BENCH=$BENCH timeout 30 bash "$IT_REPO/bench/compare.sh" 3 >"$IT_DIR/cmp-typo.out" 2>&1 || rc=$?
+expect_eq "exit status" "$rc" 1
+expect_match "its message" "$(cat "$IT_DIR/cmp-typo.out")" "unknown system 'etdc' in SYSTEMS"
+grep -q 'redis-nopersist .*pid' "$IT_DIR/cmp-typo.out" && fail "redis-nopersist was started and measured before the typo was seen"
+((SECONDS - t0 <= 5)) || fail "compare.sh took $((SECONDS - t0)) s to refuse the typo"
+ok "refused in $((SECONDS - t0)) s, nothing started"
+
+say "bench/compare.sh killed (SIGTERM) while its rabia cluster starts: the cluster is stopped"
+mkdir -p "$IT_DIR/cmp"
+# rabia-memory's ports: COMPARE_PORT_BASE + 201..203, 211..213, 221..223 = this test's
+bg compare env SYSTEMS=rabia-memory PIPELINES=1 READ_RATIOS=0 BENCH_DIR="$IT_DIR/cmp" \
+  COMPARE_PORT_BASE=$((RABIA_RESP_BASE - 200)) SERVER_CPUS=0 CLIENT_CPUS=0 RABIA_BENCH="$BENCH" \
+  bash "$IT_REPO/bench/compare.sh" 3
+cpid=$BG_PID
+for ((i = 0; i < 100; i++)); do compgen -G "$IT_DIR/cmp/rabia-compare.*/rabia-memory/r1.pid" >/dev/null && break; sleep 0.1; done
+compgen -G "$IT_DIR/cmp/rabia-compare.*/rabia-memory/r1.pid" >/dev/null || fail "compare.sh did not start its cluster: $(tail -n 3 "$IT_DIR/compare.out")"
+kill -TERM "$cpid"
+bg_wait "$cpid" 40
+expect_eq "compare.sh's exit status" "$BG_RC" 130
+sleep 0.5
+# (by the data dir in their command lines: the pid files went with the dir)
+left=$(ps -eo pid=,comm=,args= | awk -v d="$IT_DIR/cmp/rabia-compare" '$2 == "rabiad" && index($0, d) { print $1 }' | tr '\n' ' ')
+# shellcheck disable=SC2206
+IT_DAEMON_PIDS+=($left) # a failure below still leaves nothing running
+[ -z "$left" ] || fail "rabiad $left still run after compare.sh was killed during their start"
+ok "no rabiad of compare.sh left"
