@@ -110,7 +110,7 @@ struct thr {
     struct bench_hist hist;
     _Atomic uint64_t done, errs; /* for the progress line (warm-up included) */
     uint64_t measured, errors, warm, last_done;
-    uint64_t unfinished; /* open loop: due in the window, unanswered at its end (record_unfinished) */
+    uint64_t unfinished; /* sent or due before the end, unanswered then (record_unfinished) */
     int rc;
     bool told_fail;
 };
@@ -702,41 +702,44 @@ static void run_sockets(struct thr *t)
     }
 }
 
-/* Open loop, at the end of the run: requests due in the measured window
- * that got no reply (still in flight, or waiting for a free pipeline slot)
- * go into the histogram with their latency so far (end - intended time),
- * a lower bound. Leaving them out would hide a server that stopped
- * answering near the end: the coordinated omission this mode avoids. They
- * are not counted as completed requests (throughput). */
+/* At the end of the run: requests sent (or, in an open loop, due) before
+ * the end that got no reply (still in flight, or waiting for a free
+ * pipeline slot) go into the histogram with their latency so far (end -
+ * intended time), a lower bound. Leaving them out would hide a server that
+ * stopped answering: in an open loop the coordinated omission this mode
+ * avoids, in a closed loop the connections to a stalled server (one
+ * replica of three SIGSTOPped) would vanish from the results, errors 0.
+ * The warm-up's count too: one unanswered since then waited through the
+ * whole window. They are not counted as completed requests (throughput).
+ * A healthy closed loop ends with connections x pipeline of them, each at
+ * a fraction of one latency. */
 static void record_unfinished(struct thr *t)
 {
     const struct shared *s = t->s;
-    if (t->rate == 0 || s->o->requests)
-        return;
+    if (s->o->requests)
+        return; /* it ended at the N-th reply, not at a deadline */
     uint64_t end = s->end, n = 0;
     for (unsigned i = 0; i < t->n; i++) {
         const struct conn *c = &t->c[i];
         for (unsigned k = 0; c->pq && k < c->pq_n; k++) {
             const struct pend *p = &c->pq[(c->pq_head + k) % c->pq_cap];
-            if (p->last && p->t >= s->measure_start && p->t < end) {
+            if (p->last && p->t < end) {
                 bench_hist_record(&t->hist, (end - p->t) / 1000);
                 n++;
             }
         }
         for (unsigned j = 0; j < NATIVE_WIN; j++)
-            if (c->used[j] && c->t[j] >= s->measure_start && c->t[j] < end) {
+            if (c->used[j] && c->t[j] < end) {
                 bench_hist_record(&t->hist, (end - c->t[j]) / 1000);
                 n++;
             }
     }
-    for (uint64_t i = t->next_i, guard = 0; guard < 100000000; i++, guard++) { /* the backlog */
+    for (uint64_t i = t->next_i, guard = 0; t->rate > 0 && guard < 100000000; i++, guard++) { /* the backlog */
         uint64_t ts = s->start + (uint64_t)((double)i * 1e9 / t->rate);
         if (ts >= end)
             break;
-        if (ts >= s->measure_start) {
-            bench_hist_record(&t->hist, (end - ts) / 1000);
-            n++;
-        }
+        bench_hist_record(&t->hist, (end - ts) / 1000);
+        n++;
     }
     t->unfinished = n;
 }

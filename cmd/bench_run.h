@@ -44,7 +44,7 @@ struct bench_result {
     uint64_t p50, p90, p99, p999, max; /* microseconds */
     double mean;
     uint64_t warmup_requests;
-    uint64_t unfinished; /* open loop: due in the window, unanswered at its end: in the
+    uint64_t unfinished; /* sent (open loop: due) before the end, unanswered then: in the
                             histogram at their latency so far, not in requests */
     struct bench_hist hist;
 };

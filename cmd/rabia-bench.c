@@ -248,8 +248,8 @@ static void print_result(const struct bench_opts *o, const struct bench_result *
         printf(" at %.0f/s", o->rate);
     printf(", %.0f%% reads\n", o->read_ratio * 100);
     if (r->unfinished)
-        printf("unfinished=%" PRIu64 " (due in the window, unanswered at its end: in the latencies at their wait "
-               "so far, not in requests)\n", r->unfinished);
+        printf("unfinished=%" PRIu64 " (sent or due before the end, unanswered then: in the latencies at their "
+               "wait so far, not in requests)\n", r->unfinished);
     printf("requests=%" PRIu64 " errors=%" PRIu64 " seconds=%.3f throughput=%.1f p50_us=%" PRIu64
            " p90_us=%" PRIu64 " p99_us=%" PRIu64 " p999_us=%" PRIu64 " max_us=%" PRIu64 "\n",
            r->requests, r->errors, r->seconds, r->throughput, r->p50, r->p90, r->p99, r->p999, r->max);

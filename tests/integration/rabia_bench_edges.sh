@@ -3,7 +3,8 @@
 # real servers. A server with known reply delays (bench_fake_resp.py): the
 # percentiles equal the exact ones of the latencies it gave; error replies
 # counted (exit 3) and a server that never answers ends on time (exit 1),
-# both with JSON and CSV that parse. A real redis-server stopped with
+# both with JSON and CSV that parse; requests a silent server never
+# answered show as unfinished, at their wait (closed loop too). A real redis-server stopped with
 # SIGSTOP for 1 s during an open loop: p99 and max show the stall (no
 # coordinated omission). A port past 65535 is refused (getaddrinfo would
 # wrap it onto another port: 65536 + P measured the server on P); buffers
@@ -72,11 +73,16 @@ req=$(field err requests) errs=$(field err errors)
 ok "errors $errs of $req requests"
 fake hang $((RABIA_RESP_BASE + 72))
 t0=$SECONDS
-bench hang 20 --addr "127.0.0.1:$((RABIA_RESP_BASE + 72))" --connections 2 --warmup 0 --duration 1
+bench hang 20 --addr "127.0.0.1:$((RABIA_RESP_BASE + 72))" --connections 2 --warmup 0.5 --duration 1
 expect_eq "no reply at all: exit status" "$RC" 1
-((SECONDS - t0 <= 5)) || fail "a 1 s run against a silent server took $((SECONDS - t0)) s"
+((SECONDS - t0 <= 5)) || fail "a 1.5 s run against a silent server took $((SECONDS - t0)) s"
 expect_eq "requests" "$(field hang requests)" 0
-expect_eq "p99_us" "$(field hang p99_us)" 0
+# the 2 requests sent at the start (in the warm-up) are reported at their
+# wait, 1.5 s, instead of vanishing from the results
+expect_eq "unfinished" "$(field hang unfinished)" 2
+max=$(field hang max_us)
+((max >= 1400000 && max <= 2500000)) || fail "max $max us: not the 1.5 s the unanswered requests waited"
+ok "max $max us"
 
 say "a real redis-server, SIGSTOP for 1 s during an open loop at 1000/s"
 rport=$((RABIA_RESP_BASE + 80))
@@ -95,6 +101,15 @@ p99=$(field stall p99_us) max=$(field stall max_us)
 # would have measured the few in flight then, and p99 would be microseconds)
 ((p99 >= 700000 && max >= 900000 && max <= 2500000)) || fail "p99 $p99 us, max $max us: the 1 s stall does not show"
 ok "p99 $p99 us, max $max us: the stall shows"
+
+say "closed loop over a healthy server and a silent one: the silent one's requests show"
+bench mixed 20 --addr "127.0.0.1:$rport,127.0.0.1:$((RABIA_RESP_BASE + 72))" --connections 2 --warmup 0 --duration 1
+expect_eq "exit status" "$RC" 0
+# (the silent server's request, and the healthy one's last when it was in flight at the end)
+un=$(field mixed unfinished) max=$(field mixed max_us)
+((un >= 1 && un <= 2)) || fail "unfinished $un, not 1 or 2"
+((max >= 900000)) || fail "max $max us: the request the silent server never answered (1 s) does not show"
+ok "max $max us"
 
 say "bad arguments: a port past 65535, buffers past the machine's memory"
 rc=0
