@@ -510,7 +510,13 @@ static int sweep(struct bench_opts *o, const struct sweep_opts *w, bool addr_giv
         raise(sig);
         return EX_FAIL;
     }
-    plot(w, rows, n);
+    unsigned measured = 0;
+    for (unsigned i = 0; i < n; i++)
+        measured += rows[i].ok;
+    if (measured)
+        plot(w, rows, n);
+    else /* gnuplot would fail on empty data and the message blame its installation */
+        fprintf(stderr, "rabia-bench: no setting was measured: no plots\n");
     const struct row *best = NULL;
     for (unsigned i = 0; i < n; i++) {
         const struct row *r = &rows[i];

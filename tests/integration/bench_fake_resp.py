@@ -4,8 +4,10 @@
     bench_fake_resp.py PORT MODE
 
 MODE delay: command k (counted over all connections, from 0) is answered
-+OK after (k % 10) * 20 ms, so a run of 20 requests on one connection has
-the latencies 0, 0, 20, 20, ..., 180, 180 ms (plus the server's overhead);
++OK after DELAYS_MS[k % 10], so 10 requests on one connection have the
+latencies 0, 0, 0, 0, 100, 200, 200, 200, 300, 400 ms sorted (plus the
+server's and the scheduler's overhead): each percentile's rank and its
+neighbours 100 ms apart, so a rank off by one shows on a busy machine;
 MODE err: every second command gets -ERR; MODE hang: nothing is ever
 answered. Prints "ready" once it listens.
 """
@@ -15,6 +17,7 @@ import threading
 import time
 
 port, mode = int(sys.argv[1]), sys.argv[2]
+DELAYS_MS = [0, 400, 0, 200, 100, 0, 300, 200, 0, 200]
 lock = threading.Lock()
 count = 0
 
@@ -59,7 +62,7 @@ def serve(c):
                     k = count
                     count += 1
                 if mode == "delay":
-                    time.sleep((k % 10) * 0.020)
+                    time.sleep(DELAYS_MS[k % 10] / 1000)
                     c.sendall(b"+OK\r\n")
                 elif mode == "err":
                     c.sendall(b"-ERR refused by the test\r\n" if k % 2 else b"+OK\r\n")
