@@ -132,6 +132,10 @@ cpu_of() {
   done | awk -v hz="$hz" '{ sub(/^.*\) /, ""); split($0, f, " "); t += f[12] + f[13] + f[14] + f[15] } END { printf "%.2f", t / hz }'
 }
 now() { date +%s.%N; }
+# sleep_until T0 OFFSET: sleep until T0 (a now) + OFFSET (an awk expression) seconds
+sleep_until() {
+  sleep "$(awk -v t0="$1" -v n="$(now)" "BEGIN { d = t0 + ($2) - n; printf \"%.3f\", (d > 0 ? d : 0) }")"
+}
 
 # ---- the systems -----------------------------------------------------------
 # start_<system> sets sys_pids (server PIDs), sys_addr (rabia-bench --addr),
@@ -282,8 +286,9 @@ key_count() {
   echo "${n:-?}"
 }
 measure() { # SYSTEM READ_RATIO PIPELINE
-  local sys=$1 rr=$2 pp=$3 out=$dir/bench.$1.$2.$3 bpid c0 c1 t0 t1 g0 g1 last kb rc
+  local sys=$1 rr=$2 pp=$3 out=$dir/bench.$1.$2.$3 bpid c0 c1 t0 t1 g0 g1 last kb rc tl
   kb=$(key_count)
+  tl=$(now)
   # shellcheck disable=SC2086
   taskset -c "$client_cpus" "$bench" run --proto "$sys_proto" --addr "$sys_addr" --connections "$conns" \
     --pipeline "$pp" --keys $keys --key-size $key_size --value-size $value_size --read-ratio "$rr" \
@@ -292,18 +297,23 @@ measure() { # SYSTEM READ_RATIO PIPELINE
   pids+=("$bpid")
   # server CPU sampled inside the measured window, 0.5 s from each end, then
   # divided by the window's length and the throughput: CPU per request,
-  # without the warm-up and the connection setup and teardown.
-  sleep "$warmup.5"
+  # without the warm-up and the connection setup and teardown. The sample
+  # times count from rabia-bench's launch (sleep_until), not from the end
+  # of the first sample: on a busy machine the forks of the samples took
+  # more than the 0.5 s margin and the last sample came after rabia-bench
+  # had exited, which ended the whole run (half the runs at load 8).
+  sleep_until "$tl" "$warmup + 0.5"
   # (separate assignments: set -e acts on each failed sample)
   t0=$(now)
   # shellcheck disable=SC2086
   c0=$(cpu_of $sys_pids)
   g0=$(cpu_of "$bpid") || g0=""
-  sleep "$((duration - 1))"
+  sleep_until "$tl" "$warmup + $duration - 0.5"
+  # (rabia-bench's first: it is the one about to exit)
+  g1=$(cpu_of "$bpid") || g1=""
   t1=$(now)
   # shellcheck disable=SC2086
   c1=$(cpu_of $sys_pids)
-  g1=$(cpu_of "$bpid") || g1=""
   # exit 3: some requests failed; they are counted in errors= and shown in
   # the table rather than ending the run
   rc=0
