@@ -144,9 +144,9 @@ sys_pids="" sys_addr="" sys_proto="" sys_args="" sys_count=""
 
 start_rabia() { # NAME DURABILITY OFFSET [READ_INDEX]
   local c=$dir/$1 off=$3 i a=""
-  # ours to stop from before its start: an interruption while local-cluster.sh
-  # starts it (the replicas, background jobs of that script, ignore SIGINT)
-  # must not leave them running
+  # ours to stop from before its start: this script killed while
+  # local-cluster.sh starts it (kill PID: the replicas get no signal) must
+  # not leave them running
   clusters+=("$c")
   RABIA_CLUSTER_DIR=$c RABIA_RESP_BASE=$((base + off)) RABIA_CLIENT_BASE=$((base + off + 10)) \
     RABIA_PEER_BASE=$((base + off + 20)) RABIA_EXTRA_ARGS="--durability $2 --read-index ${4:-yes}" RABIAD=$rabiad RABIA_CLI=$rabia_cli \

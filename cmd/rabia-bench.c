@@ -271,9 +271,9 @@ static int exe_dir(char *out, size_t n)
 }
 
 /* sweep: the signal that asked it to end (SIGINT, SIGTERM, SIGHUP), or 0.
- * The replicas local-cluster.sh starts outlive this process (a background
- * job of a script ignores SIGINT, and SIGTERM reaches only this process):
- * dying at once would leave the cluster running, so the handler only
+ * The replicas local-cluster.sh starts outlive this process: a SIGTERM or
+ * SIGHUP sent to it alone (kill PID, a job runner) does not reach them.
+ * Dying at once would leave the cluster running, so the handler only
  * records the signal; the run ends early, the sweep stops the cluster and
  * then dies of the same signal. */
 static volatile sig_atomic_t got_signal;
