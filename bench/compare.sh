@@ -16,6 +16,10 @@
 # Workloads: 16-byte keys, 100-byte values, 100,000 keys, closed loop with 50
 # connections at pipeline 1 and 16; writes only (read ratio 0) and 50% writes
 # (read ratio 0.5); warm-up WARMUP seconds (default 2) before each measurement.
+# RATE=R: open loop instead, every system offered the same R requests/s
+# (rabia-bench --rate; latency from the intended send time): CPU per
+# request then compares what each system spends on the same load, where
+# the closed loop compares them each at its own saturation.
 # For each: throughput, p50, p99, server CPU per request (user+sys of every
 # server process of that system, from /proc/PID/stat, sampled inside the
 # measured window) and ratios against redis-always, plus rabia-memory against
@@ -52,6 +56,9 @@ warmup=${WARMUP:-2}
 server_cpus=${SERVER_CPUS:-0}
 client_cpus=${CLIENT_CPUS:-1}
 conns=${CONNECTIONS:-50}
+rate=${RATE:-}
+loop_desc="closed loop"
+[ -n "$rate" ] && loop_desc="open loop at $rate requests/s offered to every system"
 pipelines=${PIPELINES:-1 16}
 etcd_pipelines=${ETCD_PIPELINES:-$pipelines}
 read_ratios=${READ_RATIOS:-0 0.5}
@@ -73,6 +80,7 @@ die() {
 # ---- dependencies and arguments, checked before anything starts ----------
 { [[ $duration =~ ^[0-9]+$ ]] && ((duration >= 3)); } || die "duration must be a whole number of seconds >= 3 (got '$duration'): the CPU samples are taken 0.5 s inside each end of the measured window"
 [[ $warmup =~ ^[0-9]+$ ]] || die "WARMUP must be a whole number of seconds (got '$warmup')"
+[ -z "$rate" ] || [[ $rate =~ ^[1-9][0-9]*$ ]] || die "RATE must be a whole number of requests per second (got '$rate'), or unset for a closed loop"
 [[ $rabia_proto == resp || $rabia_proto == native ]] || die "RABIA_PROTO must be resp or native (got '$rabia_proto')"
 # every name in SYSTEMS is checked here, before anything starts: a typo
 # found when its turn came lost the minutes of measurements before it
@@ -292,7 +300,7 @@ measure() { # SYSTEM READ_RATIO PIPELINE
   # shellcheck disable=SC2086
   taskset -c "$client_cpus" "$bench" run --proto "$sys_proto" --addr "$sys_addr" --connections "$conns" \
     --pipeline "$pp" --keys $keys --key-size $key_size --value-size $value_size --read-ratio "$rr" \
-    --duration "$duration" --warmup "$warmup" --quiet --label "$sys r$rr P$pp" $sys_args >"$out" 2>"$out.err" &
+    --duration "$duration" --warmup "$warmup" --quiet --label "$sys r$rr P$pp" ${rate:+--rate "$rate"} $sys_args >"$out" 2>"$out.err" &
   bpid=$!
   pids+=("$bpid")
   # server CPU sampled inside the measured window, 0.5 s from each end, then
@@ -342,7 +350,7 @@ stamp=$(date -u +%Y-%m-%dT%H%MZ)
 # two runs in one minute: the second keeps the first's files (seconds added)
 [ -e "bench/results/compare-$stamp.md" ] && stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "compare: $duration s per measurement after $warmup s of warm-up; servers on CPUs $server_cpus, rabia-bench on CPUs $client_cpus; data under $dir ($(df --output=fstype "$dir" | tail -n 1 | tr -d ' '))"
+echo "compare: $loop_desc, $duration s per measurement after $warmup s of warm-up; servers on CPUs $server_cpus, rabia-bench on CPUs $client_cpus; data under $dir ($(df --output=fstype "$dir" | tail -n 1 | tr -d ' '))"
 placement_txt=$dir/placement.txt
 : >"$placement_txt"
 neighbour_pid=
@@ -408,7 +416,7 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 {
   echo "# rabia vs Redis vs etcd, one run ($stamp)"
   echo
-  echo "\`bench/compare.sh $duration\`: rabia-bench, $conns connections per run, closed loop, $key_size-byte keys, $value_size-byte values over $keys keys;"
+  echo "\`${rate:+RATE=$rate }bench/compare.sh $duration\`: rabia-bench, $conns connections per run, $loop_desc, $key_size-byte keys, $value_size-byte values over $keys keys;"
   echo "$duration s measured after $warmup s of warm-up. \"writes\" = share of SETs/puts (the rest GETs/ranges). rabia driven over $rabia_proto."
   echo "Server CPU us/req = user+sys of every server process of the system (/proc/PID/stat) over the measured window / requests;"
   echo "server CPU and rabia-bench CPU = cores busy (1.00 = one core). Ratios against redis-always in the same run."
