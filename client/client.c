@@ -321,7 +321,19 @@ static void give_up(struct rabia_client *c, struct ent *e)
         st = c->last_conn_err;
     else
         st = -EHOSTUNREACH; /* never reached a replica */
+    /* A refusal's result is the last refusal's reason (on_frame kept it in
+     * e->res; the opening's, for a request that waited for it), so that
+     * the caller can say why nothing was applied: UNAVAILABLE on every
+     * replica said only "UNAVAILABLE", never "disk full" (found by
+     * review). Anything else has no result. */
+    struct rabia_buf why = e->res;
+    e->res = (struct rabia_buf){0};
+    if (st < 0 || st != e->last_status)
+        rabia_buf_clear(&why);
+    else if (o && o != e && why.len == 0 && o->res.len > 0)
+        (void)rabia_buf_append(&why, o->res.data, o->res.len); /* best effort */
     (void)complete(c, e, st, NULL, 0); /* no body: cannot fail */
+    e->res = why;
 }
 
 /* Forget e (collected): swap the last entry in, keep e's buffers as spare. */
@@ -677,6 +689,12 @@ static int on_frame(struct rabia_client *c, const struct rabia_msg *m)
     if (m->value == RABIA_REPLY_REDIRECT || m->value == RABIA_REPLY_BUSY || m->value == RABIA_REPLY_UNAVAILABLE) {
         e->queued = false; /* answered: this send did not apply it */
         e->last_status = m->value;
+        /* the replica's reason (UNAVAILABLE: "disk full ..."), the result
+         * if the attempts run out on it (give_up); e->res is unused while
+         * the request is in flight. Best effort: without memory, no reason */
+        rabia_buf_clear(&e->res);
+        if (m->body_len)
+            (void)rabia_buf_append(&e->res, m->body, m->body_len);
         failover(c, 0, F_BUSY);
         return 1;
     }

@@ -154,8 +154,10 @@ static double now_s(void)
 /* Outcomes */
 
 /* A request that did not complete with a result: message and exit code. */
-static int report_failure(int rc, bool write, const char *addrs)
+static int report_failure(int rc, bool write, const char *addrs, const struct rabia_buf *res)
 {
+    /* the replica's reason, when its answer gave one (res may be NULL) */
+    bool why = res && res->len > 0;
     if (rc == -ETIMEDOUT) {
         if (write)
             fprintf(stderr, "%s: timed out: outcome unknown (the request reached a replica but "
@@ -165,8 +167,11 @@ static int report_failure(int rc, bool write, const char *addrs)
         return EX_UNREACHABLE;
     }
     if (rc == RABIA_REPLY_REDIRECT || rc == RABIA_REPLY_BUSY || rc == RABIA_REPLY_UNAVAILABLE) {
-        fprintf(stderr, "%s: no replica accepted the request (last answer: %s); it was not "
-                        "applied\n", prog, rabia_reply_status_name(rc));
+        fprintf(stderr, "%s: no replica accepted the request (last answer: %s%s", prog,
+                rabia_reply_status_name(rc), why ? ": " : "");
+        if (why)
+            print_escaped(stderr, res->data, res->len);
+        fprintf(stderr, "); it was not applied\n");
         return EX_UNREACHABLE;
     }
     if (rc == RABIA_REPLY_SESSION_EXPIRED) {
@@ -183,8 +188,14 @@ static int report_failure(int rc, bool write, const char *addrs)
         return EX_UNREACHABLE;
     }
     if (rc == RABIA_REPLY_BAD_REQUEST) {
-        fprintf(stderr, "%s: the replica rejected the request: %s\n", prog,
-                rabia_reply_status_name(rc));
+        /* the replica says why ("request of N bytes does not fit in a
+         * batch ...: split it, or raise batch-max-bytes"); dropping that
+         * left the user without cause or fix (found by review) */
+        fprintf(stderr, "%s: the replica rejected the request%s%s", prog, why ? " (BAD_REQUEST): " : ": ",
+                why ? "" : rabia_reply_status_name(rc));
+        if (why)
+            print_escaped(stderr, res->data, res->len);
+        fputc('\n', stderr);
         return EX_RESULT;
     }
     if (rc == -ECONNREFUSED || rc == -EHOSTUNREACH || rc == -ENETUNREACH ||
@@ -297,7 +308,7 @@ static int run_op(struct rabia_client *c, enum sm_kind kind, bool write,
         fprintf(stderr, "%s: applied (the replica no longer holds the result)\n", prog);
         ex = EX_OK;
     } else {
-        ex = report_failure(rc, write, addrs);
+        ex = report_failure(rc, write, addrs, &res);
     }
     rabia_buf_free(&res);
     return ex;
@@ -585,7 +596,7 @@ out:;
     if (failed) {
         fprintf(stderr, "%s: %" PRIu64 " increments failed; the first: ", prog, failed);
         fflush(stderr);
-        report_failure(first_fail, true, addrs);
+        report_failure(first_fail, true, addrs, NULL);
         ex = EX_UNREACHABLE;
     }
     if (done < n)

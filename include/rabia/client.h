@@ -206,9 +206,11 @@ int rabia_client_collect(struct rabia_client *c, struct rabia_buf *result, uint6
  * result is discarded; result->data may be reallocated). Returns:
  *   >= 0  the reply status (enum rabia_reply_status): RABIA_REPLY_OK with
  *         the state machine's result, SESSION_EXPIRED, BAD_REQUEST,
- *         APPLIED_NO_RESULT (applied; result empty), or REDIRECT / BUSY
- *         when the attempts ran out and every replica that received the
- *         request answered that it did not apply it (NOT applied);
+ *         APPLIED_NO_RESULT (applied; result empty), or REDIRECT / BUSY /
+ *         UNAVAILABLE when the attempts ran out and every replica that
+ *         received the request answered that it did not apply it (NOT
+ *         applied; the result is the last such answer's reason, e.g. why
+ *         the replica cannot persist, or empty);
  *   -ETIMEDOUT   the attempts ran out and the request reached at least one
  *                replica without a definitive answer: the OUTCOME IS
  *                UNKNOWN (it may or may not have been applied);

@@ -45,8 +45,10 @@ for i in 1 2 3; do run_cli "counter get (replica $i) after the bench" 0 2000 -a 
 wait_converged 10 1 2 3
 cluster_stop
 
-say "bank cluster (same ports, new data dir)"
+say "bank cluster (same ports, new data dir; batch-max-bytes 4096, for a request that cannot fit)"
+export RABIA_EXTRA_ARGS="--batch-max-bytes 4096"
 cluster_start 3 bank "$IT_DIR/bank"
+unset RABIA_EXTRA_ARGS
 A=$(all_addrs 3)
 run_cli "bank all on an empty bank" 0 "(no accounts)" -a "$A" bank all
 run_cli "bank create alice 100 (replica 1)" 0 "Account alice created" -a "$(native_addr 1)" bank create alice 100
@@ -62,6 +64,12 @@ run_cli "bank transfer carol alice 16 (insufficient funds)" 1 "rabia-cli: error:
 run_cli "bank transfer alice nobody 1" 1 "rabia-cli: error: Destination account not found" -a "$A" bank transfer alice nobody 1
 run_cli "bank deposit nobody 5" 1 "rabia-cli: error: Account not found" -a "$A" bank deposit nobody 5
 run_cli "bank balance nobody" 1 "rabia-cli: error: Account not found" -a "$A" bank balance nobody
+# a request that cannot fit in a batch: the replica's reason reaches the
+# user (rabia-cli printed a bare "BAD_REQUEST"; found by review)
+long_id=$(head -c 5000 /dev/zero | tr '\0' x)
+run_cli "bank create with a 5000-byte id (larger than a batch)" 1 \
+  "rabia-cli: the replica rejected the request (BAD_REQUEST): request of 5013 bytes does not fit in a batch (batch-max-bytes 4096): split it, or raise batch-max-bytes on every replica" \
+  -a "$A" bank create "$long_id" 1
 # alice 100+25-60 = 65, bob 50-20+60-15 = 75, carol 15
 for i in 1 2 3; do
   run_cli "bank balance alice (replica $i)" 0 65 -a "$(native_addr "$i")" bank balance alice

@@ -69,6 +69,13 @@ ok "replica 1 (pid $pid1) still runs"
 if command -v curl >/dev/null; then
   expect_match "replica 1 /health while its disk is full" "$(health1)" "^refusing writes: .*No space left on device.* 503$"
 fi
+# the native client says why too: every attempt answered UNAVAILABLE with
+# the cause, which rabia-cli printed as a bare "UNAVAILABLE" (found by review)
+rc=0
+out=$(cli -a "$(native_addr 1)" -t 200 kv set probe x 2>&1) || rc=$?
+expect_eq "rabia-cli kv set on replica 1 alone: exit status (not applied)" "$rc" 3
+expect_match "rabia-cli names the cause" "$out" \
+  "^rabia-cli: no replica accepted the request \(last answer: UNAVAILABLE: .*No space left on device.*\); it was not applied$"
 info=$(redis 1 INFO | tr -d '\r' | grep -E '^(disk_error|requests_refused_disk|wal_segment_waits):' | tr '\n' ' ')
 say "  replica 1 INFO: $info"
 

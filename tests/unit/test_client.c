@@ -99,7 +99,11 @@ enum fake_mode {
                      far as the client can tell */
     FM_EXPIRE,    /* open the session, answer the next request with
                      SESSION_EXPIRED, then answer nothing more */
+    FM_UNAVAILABLE, /* answer UNAVAILABLE with UNAVAIL_WHY as the reason, apply
+                       nothing; with reply_n != 0 session OPENs are served */
 };
+
+#define UNAVAIL_WHY "disk full on the fake's log"
 
 #define FAKE_CONNS 8
 
@@ -282,6 +286,13 @@ static int fake_serve(struct fake *f, struct fconn *fc)
         if (f->mode == FM_REDIRECT) {
             rstat[nr] = RABIA_REPLY_REDIRECT;
             rabia_buf_clear(&rres[nr]);
+            nr++;
+            continue;
+        }
+        if (f->mode == FM_UNAVAILABLE && !(f->reply_n && m.body_len == 0)) {
+            rstat[nr] = RABIA_REPLY_UNAVAILABLE;
+            rabia_buf_clear(&rres[nr]);
+            rabia_buf_append(&rres[nr], UNAVAIL_WHY, strlen(UNAVAIL_WHY));
             nr++;
             continue;
         }
@@ -862,6 +873,60 @@ static void test_give_up(void)
     shared_free(&sh);
 }
 
+/* Every replica refuses with UNAVAILABLE and says why (a full disk): when
+ * the attempts run out, the result is that reason, whether the refusals
+ * answered the session's OPEN (the request waited for it) or the request
+ * itself; it was dropped, so a caller could only say "UNAVAILABLE"
+ * (found by review). A REDIRECT without a reason leaves the result empty. */
+static void test_refusal_reason(void)
+{
+    struct shared sh;
+    shared_init(&sh);
+    struct rabia_buf res = {0};
+    for (int open_ok = 0; open_ok <= 1; open_ok++) {
+        struct fake a, b;
+        fake_start(&a, &sh, FM_UNAVAILABLE);
+        fake_start(&b, &sh, FM_UNAVAILABLE);
+        a.reply_n = b.reply_n = open_ok;
+        fake_run(&a);
+        fake_run(&b);
+        const char *addrs[] = {a.addr, b.addr};
+        struct rabia_client *c = client(addrs, 2, 0, 1000, 3, 0);
+        rabia_buf_append(&res, "stale", 5); /* replaced by the reason */
+        CHECK_EQ(rabia_client_call(c, inc_op.data, inc_op.len, &res), RABIA_REPLY_UNAVAILABLE);
+        CHECK(res.len == strlen(UNAVAIL_WHY) && memcmp(res.data, UNAVAIL_WHY, res.len) == 0);
+        /* the event loop's collect hands over the same */
+        uint64_t seq = 0, done = 0;
+        CHECK_EQ(rabia_client_submit(c, inc_op.data, inc_op.len, &seq), 0);
+        int rc;
+        do {
+            struct rabia_client_io io;
+            rabia_client_io(c, &io);
+            struct pollfd p = {.fd = io.fd, .events = io.events, .revents = 0};
+            int r = io.fd >= 0 ? poll(&p, 1, io.timeout_ms) : poll(NULL, 0, io.timeout_ms);
+            CHECK_EQ(rabia_client_process(c, r > 0 ? p.revents : 0), 0);
+        } while ((rc = rabia_client_collect(c, &res, &done)) == -EINPROGRESS);
+        CHECK_EQ(rc, RABIA_REPLY_UNAVAILABLE);
+        CHECK_EQ(done, seq);
+        CHECK(res.len == strlen(UNAVAIL_WHY) && memcmp(res.data, UNAVAIL_WHY, res.len) == 0);
+        rabia_client_close(c);
+        fake_stop(&a);
+        fake_stop(&b);
+    }
+    struct fake r1;
+    fake_start(&r1, &sh, FM_REDIRECT);
+    fake_run(&r1);
+    const char *redir[] = {r1.addr};
+    struct rabia_client *c = client(redir, 1, 0, 1000, 2, 0);
+    CHECK_EQ(rabia_client_call(c, inc_op.data, inc_op.len, &res), RABIA_REPLY_REDIRECT);
+    CHECK_EQ(res.len, 0);
+    rabia_client_close(c);
+    fake_stop(&r1);
+    CHECK_EQ(shared_value(&sh), 0);
+    rabia_buf_free(&res);
+    shared_free(&sh);
+}
+
 static void test_status(void)
 {
     struct shared sh;
@@ -1054,6 +1119,7 @@ int main(void)
     RUN(test_timeout_failover);
     RUN(test_redirect_garbage);
     RUN(test_give_up);
+    RUN(test_refusal_reason);
     RUN(test_status);
     RUN(test_flood);
     RUN(test_expired_idle);
