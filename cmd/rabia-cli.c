@@ -569,8 +569,7 @@ static int cmd_bench(struct rabia_client *c, uint64_t n, const char *addrs)
             rabia_counter_decode_result(res.data, res.len, &v, NULL, NULL) == 0) {
             if (v > last_value)
                 last_value = v;
-        } else if (rc == RABIA_REPLY_OK || rc == RABIA_REPLY_SESSION_EXPIRED ||
-                   rc == RABIA_REPLY_BAD_REQUEST) {
+        } else if (rc == RABIA_REPLY_OK || rc == RABIA_REPLY_BAD_REQUEST) {
             errors++;
         } else if (rc != RABIA_REPLY_APPLIED_NO_RESULT) {
             if (!failed++)
