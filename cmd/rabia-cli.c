@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <netdb.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,6 +154,43 @@ static double now_s(void)
 /* ------------------------------------------------------------------ */
 /* Outcomes */
 
+/* Whether addr's host name does not resolve; *why says so. The library
+ * reports a failed lookup as -EHOSTUNREACH, "No route to host", which sends
+ * the user looking at routes and firewalls for a misspelt name (found by
+ * review). */
+static bool lookup_fails(const char *addr, char *why, size_t n)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    size_t hl = colon ? (size_t)(colon - addr) : 0;
+    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') { /* [v6]:port */
+        addr++;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= sizeof host)
+        return false;
+    memcpy(host, addr, hl);
+    host[hl] = 0;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int g = getaddrinfo(host, NULL, &hints, &res);
+    if (g == 0) {
+        freeaddrinfo(res);
+        return false;
+    }
+    snprintf(why, n, "cannot resolve host '%s': %s", host, gai_strerror(g));
+    return true;
+}
+
+/* Say which of the comma-separated addresses do not resolve. */
+static void explain_lookups(const char *list)
+{
+    char *copy = strdup(list), *save = NULL, why[512];
+    for (char *a = copy ? strtok_r(copy, ",", &save) : NULL; a; a = strtok_r(NULL, ",", &save))
+        if (lookup_fails(a, why, sizeof why))
+            fprintf(stderr, "%s: %s\n", prog, why);
+    free(copy);
+}
+
 /* A request that did not complete with a result: message and exit code. */
 static int report_failure(int rc, bool write, const char *addrs, const struct rabia_buf *res)
 {
@@ -202,6 +240,8 @@ static int report_failure(int rc, bool write, const char *addrs, const struct ra
         rc == -ECONNRESET || rc == -EPROTO || rc == -ECONNABORTED || rc == -EPIPE) {
         fprintf(stderr, "%s: no replica reachable (%s): %s; the request was not applied\n", prog,
                 addrs, rabia_strerror(rc));
+        if (rc == -EHOSTUNREACH)
+            explain_lookups(addrs);
         return EX_UNREACHABLE;
     }
     if (rc >= 0)
@@ -503,6 +543,12 @@ static int cmd_status(struct rabia_client *c, char **addrs, size_t n)
         if (rc == -EACCES) {
             printf("refused: %.*s (give --user/--pass or RABIA_PASSWORD)\n", (int)text.len, (const char *)text.data);
             ex = EX_RESULT;
+            continue;
+        }
+        char why[512];
+        if (rc == -EHOSTUNREACH && lookup_fails(addrs[i], why, sizeof why)) {
+            printf("unreachable: %s\n", why);
+            ex = EX_UNREACHABLE;
             continue;
         }
         if (rc < 0) {
