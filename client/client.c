@@ -470,6 +470,17 @@ static void failover(struct rabia_client *c, int err, enum fail_kind kind)
     /* the opening request gave up before the caller's: open again */
     if (c->open_state == 0 && c->n_inflight > 0)
         (void)open_session(c); /* -ENOMEM: the next submit tries again */
+    /* An opening made that way outlives the requests it was for when they
+     * run out of attempts first (they had spent some before it started):
+     * nobody's, it kept collect and wait(0) at -EINPROGRESS, wait(0, -1)
+     * blocked for its remaining attempts (9 s with the defaults) and the
+     * event loop watched a socket, with nothing of the caller's in flight
+     * (found by review). It gives up with them; the next submit opens
+     * again, as after any opening that gave up. */
+    if (c->open_state == 1 && rabia_client_in_flight(c) == 0)
+        for (size_t i = 0; i < c->n_ents; i++)
+            if (c->ents[i].internal && c->ents[i].state == E_INFLIGHT)
+                give_up(c, &c->ents[i]);
 }
 
 /* Append e's CLIENT_REQ to the tx stream. */

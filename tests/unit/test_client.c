@@ -1026,6 +1026,41 @@ static void test_expired_idle(void)
     shared_free(&sh);
 }
 
+/* Requests submitted at different times run out of attempts at different
+ * times: the session's opening, made again when the first one gave up,
+ * outlived the last of them, and collect said -EINPROGRESS, wait(0, -1)
+ * blocked for its remaining attempts and the event loop was asked to
+ * watch a socket, with nothing of the caller's in flight (found by
+ * review). */
+static void test_orphan_opening(void)
+{
+    struct shared sh;
+    struct fake a;
+    one_fake(&sh, &a, FM_BLACKHOLE);
+    const char *addrs[] = {a.addr};
+    struct rabia_client *c = client(addrs, 1, 0, 200, 3, 0);
+    struct rabia_buf res = {0};
+    uint64_t s1 = 0, s2 = 0;
+    CHECK_EQ(rabia_client_submit(c, inc_op.data, inc_op.len, &s1), 0);
+    CHECK_EQ(rabia_client_wait(c, 0, &res, NULL, 300), -EINPROGRESS); /* one attempt spent */
+    CHECK_EQ(rabia_client_submit(c, inc_op.data, inc_op.len, &s2), 0);
+    CHECK_EQ(rabia_client_wait(c, s1, &res, NULL, -1), -ETIMEDOUT);
+    CHECK_EQ(rabia_client_wait(c, s2, &res, NULL, -1), -ETIMEDOUT);
+    CHECK_EQ(rabia_client_in_flight(c), 0);
+    CHECK_EQ(rabia_client_collect(c, &res, NULL), -ENOENT);
+    struct rabia_client_io io;
+    rabia_client_io(c, &io);
+    CHECK_EQ(io.fd, -1);
+    CHECK_EQ(io.timeout_ms, -1);
+    int64_t t0 = mono_ms();
+    CHECK_EQ(rabia_client_wait(c, 0, &res, NULL, -1), -ENOENT);
+    CHECK(mono_ms() - t0 < 100);
+    rabia_client_close(c);
+    fake_stop(&a);
+    rabia_buf_free(&res);
+    shared_free(&sh);
+}
+
 /* A replica that never stops sending (frames nobody waits for) holds
  * neither a wait nor a status call past its timeout: both returned only
  * when the stream paused, up to 12x past the timeout, or never (found by
@@ -1123,6 +1158,7 @@ int main(void)
     RUN(test_status);
     RUN(test_flood);
     RUN(test_expired_idle);
+    RUN(test_orphan_opening);
     rabia_buf_free(&inc_op);
     return CHECK_DONE();
 }
