@@ -543,7 +543,7 @@ static void conn_reconcile(struct rio_conn *c)
         }
         return;
     case C_OPEN:
-        if (!c->recv_armed && !c->close_after_send && c->recv_direct && !c->delivering) {
+        if (!c->recv_armed && !c->close_after_send && !c->peer_eof && c->recv_direct && !c->delivering) {
             size_t room = c->in_cap - c->in_off - c->in_len;
             if (room < RIO_DIRECT_MIN) {
                 if (c->in_len >= c->in_max) {
@@ -570,7 +570,7 @@ static void conn_reconcile(struct rio_conn *c)
             io_uring_sqe_set_data(sqe, &c->op_recv);
             c->recv_armed = true;
         }
-        if (!c->recv_armed && !c->close_after_send && !c->recv_direct) {
+        if (!c->recv_armed && !c->close_after_send && !c->peer_eof && !c->recv_direct) {
             if (!(sqe = loop_sqe(l)))
                 goto stalled;
             /* Multishot: one SQE keeps delivering into provided buffers until
@@ -820,6 +820,20 @@ static void loop_post(struct rio_loop *l, bool callbacks)
 
 /* ---- completions ---- */
 
+/* The peer's EOF on an open conn: on_eof may keep it for the replies still
+ * owed (a client that shut down its sending side waits for them); else it
+ * closes as before. */
+static void conn_eof(struct rio_conn *c)
+{
+    struct rio_loop *l = c->loop;
+    if (c->state == C_OPEN && !c->close_after_send && !c->peer_eof && l->h.on_eof) {
+        c->peer_eof = true; /* before the call: a recv is never armed again */
+        if (l->h.on_eof(l->ctx, c) || c->state != C_OPEN)
+            return;
+    }
+    conn_fail(c, 0);
+}
+
 static void handle_recv(struct rio_loop *l, struct rio_conn *c, int res, unsigned flags)
 {
     if (!(flags & IORING_CQE_F_MORE)) {
@@ -860,7 +874,7 @@ static void handle_recv(struct rio_loop *l, struct rio_conn *c, int res, unsigne
             conn_fail(c, -ECONNRESET);
             return;
         }
-        conn_fail(c, 0);
+        conn_eof(c);
         return;
     }
     switch (-res) {
@@ -2084,6 +2098,7 @@ struct rio_conn *rio_conn_new_internal(struct rio_loop *l, int fd, enum conn_sta
 void rio_conn_fail_internal(struct rio_conn *c, int err) { conn_fail(c, err); }
 void rio_conn_dirty_internal(struct rio_conn *c) { conn_mark_dirty(c); }
 void rio_conn_input_internal(struct rio_conn *c, const uint8_t *p, size_t n) { conn_input_plain(c, p, n); }
+void rio_conn_eof_internal(struct rio_conn *c) { conn_eof(c); }
 
 /* When tx is drained and output is queued, the queue becomes the next send
  * (everything queued meanwhile leaves together). */

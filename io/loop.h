@@ -49,6 +49,14 @@ struct rio_handlers {
      * on_connect, -ECANCELED from rio_loop_destroy...). Called exactly once,
      * never re-entrantly; the conn is freed after return. */
     void (*on_close)(void *ctx, struct rio_conn *c, int err);
+    /* The peer shut its sending side (EOF: shutdown(SHUT_WR), or a close
+     * whose FIN arrived first); no more data will come, and everything it
+     * sent was presented already. Return true to keep the connection for
+     * sending, to be ended later with rio_close or rio_close_after_send
+     * (or already ended inside this call): a Redis client that sends its
+     * commands and then shuts down writing still gets every reply. false,
+     * or NULL, closes it now as any EOF (on_close(0) follows). */
+    bool (*on_eof)(void *ctx, struct rio_conn *c);
 };
 
 /* Creates the ring (falling back from SINGLE_ISSUER|DEFER_TASKRUN only if the

@@ -112,6 +112,7 @@ struct rio_conn {
     bool was_open;         /* connected or accepted: no on_connect(err) owed */
     bool silent;           /* rejected by on_accept: no terminal callback */
     bool close_after_send;
+    bool peer_eof;         /* the peer sent EOF and on_eof kept the conn: no recv is armed again */
     bool on_dirty, on_closeq;
     /* ops in flight; the conn lives while any is set or cancels > 0 */
     bool recv_armed, send_inflight, connect_inflight, connect_done;
@@ -237,6 +238,7 @@ struct rio_conn *rio_conn_new_internal(struct rio_loop *l, int fd, enum conn_sta
 void rio_conn_fail_internal(struct rio_conn *c, int err);
 void rio_conn_dirty_internal(struct rio_conn *c);
 void rio_conn_input_internal(struct rio_conn *c, const uint8_t *p, size_t n);
+void rio_conn_eof_internal(struct rio_conn *c);
 void rio_conn_next_send_internal(struct rio_conn *c);
 void rio_conn_sent_all_internal(struct rio_conn *c);
 int rio_listen_socket_internal(const char *host, uint16_t port, int *fd_out, uint16_t *port_out);

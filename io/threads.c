@@ -71,6 +71,7 @@
 
 enum msg_type {
     M_OPEN = 1, M_DATA, M_CLOSED, M_SENT,   /* thread -> loop */
+    M_EOF,                                  /* thread -> loop: the peer's EOF, the socket kept for sends */
     M_LISTEN, M_SEND, M_CLOSE, M_CLOSE_AFTER_SEND, /* loop -> thread */
     M_RETURN,                               /* loop -> thread: a buffer back */
 };
@@ -309,6 +310,19 @@ static void t_close(void *ctx, struct rio_conn *c, int err)
     t->free_slots[t->n_free_slots++] = s;
 }
 
+/* The peer's EOF: the loop's on_eof decides (its M_CLOSE or
+ * M_CLOSE_AFTER_SEND follows); the socket stays for the replies owed. */
+static bool t_eof(void *ctx, struct rio_conn *c)
+{
+    struct rio_iothread *t = ctx;
+    if (!t->owner->h.on_eof)
+        return false; /* closed now, as every EOF was */
+    uint32_t s = (uint32_t)(uintptr_t)rio_conn_user(c) - 1;
+    assert(s < THR_SLOTS && t->slots[s].c == c);
+    struct msg m = {.type = M_EOF, .slot = s, .gen = t->slots[s].gen};
+    return push_loop(t, &m); /* not pushed only when stopping: closed now */
+}
+
 /* The conn a loop message names, if that connection still lives. */
 static struct rio_conn *t_conn(struct rio_iothread *t, const struct msg *m)
 {
@@ -396,7 +410,7 @@ static void *thr_main(void *arg)
             fprintf(stderr, "rio: io thread %u: cannot pin to CPU %d: %s (running unpinned)\n", t->idx, t->cpu,
                     strerror(r));
     }
-    struct rio_handlers h = {.on_accept = t_accept, .on_data = t_data, .on_close = t_close};
+    struct rio_handlers h = {.on_accept = t_accept, .on_data = t_data, .on_close = t_close, .on_eof = t_eof};
     int rc = rio_loop_create(&t->l, &h, t, t->err, sizeof t->err);
     if (rc < 0) {
         atomic_store(&t->ready, -1);
@@ -537,6 +551,12 @@ unsigned rio_threads_drain(struct rio_loop *l)
                     c->rclose_sent = true; /* the thread's side is gone already */
                     rio_conn_fail_internal(c, m.err);
                 }
+                break;
+            }
+            case M_EOF: {
+                struct rio_conn *c = loop_conn(t, &m);
+                if (c)
+                    rio_conn_eof_internal(c);
                 break;
             }
             case M_SENT:

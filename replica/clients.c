@@ -210,6 +210,10 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
         if (k->inflight) k->inflight--;
         if (s->post == RESP_POST_BLOCK) RABIA_ASSERT(k->block_wait && !k->blocked);
         if (status == RABIA_REPLY_OK && s->post == RESP_POST_BLOCK && is_nil(res, len)) {
+            if (k->eof) { /* the client shut its side: Redis drops a blocked client at EOF */
+                replica_conn_close(r, k->c);
+                return;
+            }
             /* nothing to pop yet: park (the pump stops) until a key is ready */
             k->blocked = true;
             k->block_slot = w->slot;
@@ -247,7 +251,8 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
         rabia_buf_free(&kinds);
         slot_ready(k, s);
         resp_flush(r, k);
-        if (!k->inflight && k->in.len && !k->want_pump) { /* parse the rest after this turn */
+        if (!k->inflight && (k->in.len || (k->eof && !k->quit)) && !k->want_pump) {
+            /* parse the rest after this turn (after the client's EOF, the pump closes it once all is answered) */
             k->want_pump = true;
             r->n_want_pump++;
         }
@@ -511,6 +516,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
     r->in_pump = true;
     struct rabia_buf op = r->pump_op; /* kept between pumps (its capacity) */
     int ahead = -1; /* reads_ahead for this pump: -1 not looked yet */
+    bool partial = false; /* what is left of the input is not a whole command */
     if (k->blocked && k->block_retry) resubmit_blocked(r, ci);
     if (k->deferred && !k->fast_inflight && !k->closing) { /* the reads before it were answered */
         k->deferred = false;
@@ -531,7 +537,10 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
         size_t used = 0;
         int rc = resp_parse(k->in.data + off, k->in.len - off, &used, &k->pa);
         off += used;
-        if (rc == 0) break;
+        if (rc == 0) {
+            partial = true;
+            break;
+        }
         uint32_t slot = k->q_head + k->q_len; /* its running position: what its waiter keeps */
         struct resp_slot *s = slot_next(k);
         if (rc < 0) { /* Redis replies with the protocol error, then closes */
@@ -616,12 +625,30 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
     }
     r->pump_op = op;
     r->in_pump = false;
+    /* after the client's EOF nothing more comes: once every whole command
+     * it sent is parsed, close after their replies (resp_flush) */
+    if (k->eof && (partial || off >= k->in.len)) k->quit = true;
     if (off) { /* the parser keeps offsets from the start of what is left */
         memmove(k->in.data, k->in.data + off, k->in.len - off);
         k->in.len -= off;
     }
     if (!k->in.len && k->in.cap > RESP_IN_KEEP) rabia_buf_free(&k->in); /* a burst's buffer is not kept */
     resp_flush(r, k);
+}
+
+/* The client shut its sending side (shutdown(SHUT_WR), or a close whose
+ * FIN came first): as Redis, the commands it sent are answered, then the
+ * connection closes; they were dropped unanswered (a SET applied, its +OK
+ * lost; found by review). A parked blocking pop closes it at once, as
+ * Redis frees a blocked client at EOF. true: kept for the replies (the
+ * loop's on_eof). */
+bool replica_resp_eof(struct rabia_replica *r, uint32_t ci)
+{
+    struct conn *k = &r->conns[ci];
+    if (k->closing || k->blocked) return false;
+    k->eof = true;
+    replica_resp_pump(r, ci); /* sets quit once the input is parsed; resp_flush closes after the replies */
+    return true;
 }
 
 /* ------------------------------------------------------------------ */

@@ -123,6 +123,7 @@ struct conn {
     uint32_t http_scanned; /* metrics HTTP: bytes of the unfinished head already checked */
     bool client_slot;      /* counted in rabia_replica.n_client_conns */
     bool quit;
+    bool eof;              /* RESP: the client shut its sending side: answer what it sent, then close */
     bool closing;          /* replica_conn_close called: ignore the rest */
     int close_why;         /* a peer link this replica closed: the send's error (-ENOBUFS: output limit) */
     bool want_pump;        /* input waits for replies that just came */
@@ -338,6 +339,7 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
 void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rabia_msg *m);
 void replica_native_unpark(struct rabia_replica *r, uint32_t ci);
 void replica_resp_pump(struct rabia_replica *r, uint32_t ci);
+bool replica_resp_eof(struct rabia_replica *r, uint32_t ci);
 size_t replica_client_memory(const struct conn *k, size_t *input, size_t *output);
 void replica_clients_memory_check(struct rabia_replica *r); /* maxmemory-clients */
 void replica_client_grew(struct rabia_replica *r, struct conn *k);

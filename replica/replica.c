@@ -552,6 +552,16 @@ static size_t h_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
     return off;
 }
 
+/* The peer's EOF: a RESP client is answered what it sent first; every
+ * other connection closes as before. */
+static bool h_eof(void *ctx, struct rio_conn *c)
+{
+    struct rabia_replica *r = ctx;
+    uint32_t ci = conn_index(c);
+    if (ci == UINT32_MAX || r->conns[ci].kind != CK_RESP) return false;
+    return replica_resp_eof(r, ci);
+}
+
 static void h_connect(void *ctx, struct rio_conn *c, int err)
 {
     struct rabia_replica *r = ctx;
@@ -817,7 +827,8 @@ static int start_io_threads(struct rabia_replica *r, char *err, size_t errlen)
 
 static int open_io(struct rabia_replica *r, char *err, size_t errlen)
 {
-    struct rio_handlers h = {.on_accept = h_accept, .on_data = h_data, .on_connect = h_connect, .on_close = h_close};
+    struct rio_handlers h = {.on_accept = h_accept, .on_data = h_data, .on_connect = h_connect, .on_close = h_close,
+                             .on_eof = h_eof};
     struct rio_loop *loop;
     int rc = rio_loop_create(&loop, &h, r, err, errlen);
     if (rc) return rc;

@@ -41,7 +41,7 @@ static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v
 
 /* ======================= server (its own thread and loop) ======================= */
 
-enum mode { M_ECHO, M_FRAMED, M_CLOSE_ON_X, M_STREAM, M_QUIT, M_REJECT, M_LIMIT, M_LATER, M_BURST, M_BIG, M_COUNT };
+enum mode { M_ECHO, M_FRAMED, M_CLOSE_ON_X, M_STREAM, M_QUIT, M_REJECT, M_LIMIT, M_LATER, M_BURST, M_BIG, M_HALF, M_COUNT };
 #define QUIT_BYTES ((size_t)4 << 20)
 #define QUIT_SEED 42u
 #define FRAME_LEN 64 /* 4-byte length + 60 bytes: seq (8) and filler */
@@ -69,6 +69,7 @@ struct server {
     struct sconn *later; /* M_LATER: answered after rio_run_once, at later_at, not in on_data */
     size_t later_owed;
     uint64_t later_at;
+    struct sconn *half; /* M_HALF: the peer's EOF came; its answer is queued after rio_run_once */
     /* results, read by the main thread */
     atomic_int closes[M_COUNT];
     atomic_int close_eof[M_COUNT], close_reset[M_COUNT], close_other[M_COUNT];
@@ -189,6 +190,9 @@ static size_t s_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
             CHECK_EQ(rio_send(c, burst, sizeof burst), 0);
         return len;
     }
+    case M_HALF:
+        sc->frames += len; /* bytes received: the answer after EOF */
+        return len;
     case M_LATER:
         S.later = sc;
         S.later_owed += len;
@@ -199,9 +203,23 @@ static size_t s_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
     }
 }
 
+/* The peer's EOF: an M_HALF conn is kept to answer what it sent (between
+ * two turns, as a replica answers once its log decides); the others close
+ * as every EOF did before on_eof. */
+static bool s_eof(void *ctx, struct rio_conn *c)
+{
+    struct sconn *sc = rio_conn_user(c);
+    if (sc->mode != M_HALF)
+        return false;
+    S.half = sc;
+    return true;
+}
+
 static void s_close(void *ctx, struct rio_conn *c, int err)
 {
     struct sconn *sc = rio_conn_user(c);
+    if (S.half == sc)
+        S.half = NULL;
     atomic_fetch_add(&S.closes[sc->mode], 1);
     if (err == 0)
         atomic_fetch_add(&S.close_eof[sc->mode], 1);
@@ -228,7 +246,8 @@ static void s_close(void *ctx, struct rio_conn *c, int err)
 
 static void *server_main(void *arg)
 {
-    static const struct rio_handlers h = {.on_accept = s_accept, .on_data = s_data, .on_close = s_close};
+    static const struct rio_handlers h = {.on_accept = s_accept, .on_data = s_data, .on_close = s_close,
+                                          .on_eof = s_eof};
     char err[256];
     /* The loop is created on the thread that runs it (SINGLE_ISSUER). */
     if (rio_loop_create(&S.loop, &h, NULL, err, sizeof err) < 0) {
@@ -275,6 +294,11 @@ static void *server_main(void *arg)
         for (struct sconn *sc = S.bursts; sc; sc = sc->bnext)
             if (!rio_conn_pending(sc->c))
                 rio_conn_trim_idle(sc->c, 4096);
+        if (S.half) { /* after the peer's EOF: the count of what it sent, then the close */
+            CHECK_EQ(rio_send(S.half->c, &S.half->frames, 8), 0);
+            rio_close_after_send(S.half->c);
+            S.half = NULL;
+        }
         for (; S.later && S.later_owed && rio_now_us() >= S.later_at; S.later_owed--)
             CHECK_EQ(rio_send(S.later->c, "r", 1), 0);
     }
@@ -754,6 +778,41 @@ static void test_reply_between_turns(void)
         CHECK(us[ROUNDS / 2] < LATER_US + 40000);
     struct rio_loop *l = client_loop();
     drive(l, later_closed_on_server, NULL, NULL, "server sees the M_LATER client close");
+    rio_loop_destroy(l);
+}
+
+/* ---- a peer that shuts its sending side down (shutdown(SHUT_WR)) after
+ * its request still gets the answer: on_eof keeps the connection, the
+ * answer leaves after EOF, then the close. Without on_eof every EOF closed
+ * at once, and a Redis client's replies still owed were lost ---- */
+static bool half_closed_on_server(void *arg) { return atomic_load(&S.closes[M_HALF]) >= 1; }
+static void test_half_close(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(S.port[M_HALF]),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    static uint8_t req[200000]; /* several of the loop's receive buffers */
+    CHECK_EQ(write(fd, req, sizeof req), (ssize_t)sizeof req);
+    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    struct timeval tv = {.tv_sec = PHASE_TIMEOUT_MS / 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    uint8_t got[16];
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(fd, got + n, sizeof got - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        CHECK(r >= 0); /* the answer, then EOF: not a reset, not a timeout */
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    CHECK_EQ(n, 8); /* the answer to every byte sent before the EOF */
+    CHECK_EQ(get64(got), sizeof req);
+    struct rio_loop *l = client_loop();
+    drive(l, half_closed_on_server, NULL, NULL, "server closes the half-closed conn after its answer");
     rio_loop_destroy(l);
 }
 
@@ -1307,6 +1366,7 @@ int main(int argc, char **argv)
     RUN(test_wait_several);
     RUN(test_reply_between_turns);
     RUN(test_idle_trim);
+    RUN(test_half_close);
     RUN(test_big_send);
 
     /* the last client conn (closed by rio_loop_destroy) must reach the server */
@@ -1331,6 +1391,8 @@ int main(int argc, char **argv)
     CHECK_EQ(atomic_load(&S.closes[M_BURST]), BURST_CONNS);
     CHECK_EQ(atomic_load(&S.closes[M_BIG]), 1);
     CHECK_EQ(atomic_load(&S.close_eof[M_BIG]), 1);
+    CHECK_EQ(atomic_load(&S.closes[M_HALF]), 1);
+    CHECK_EQ(atomic_load(&S.close_eof[M_HALF]), 1);
     CHECK_EQ(atomic_load(&S.close_eof[M_FRAMED]), 2);   /* small messages + FIN peer */
     CHECK_EQ(atomic_load(&S.close_reset[M_FRAMED]), 1); /* RST peer */
     CHECK_EQ(atomic_load(&S.closes[M_ECHO]), ECHO_EXPECTED_CLOSES);
