@@ -443,6 +443,15 @@ static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
     if (client && r->n_client_conns >= MAX_CONNS - CONNS_KEPT_FOR_PEERS) {
         CONN_REFUSE(r, "too many client connections (%u): refusing one (%u of the %d slots stay for the peers)",
                     r->n_client_conns, CONNS_KEPT_FOR_PEERS, MAX_CONNS);
+        /* A RESP client reads Redis's error before the close, as from a
+         * Redis at maxclients (it saw only the close). Kept without a slot:
+         * its data and close find no conn (conn_index) and are dropped.
+         * Over TLS the handshake would need the slot: a plain close there. */
+        static const char full[] = "-ERR max number of clients reached\r\n";
+        if (kind == CK_RESP && !r->cfg.tls_clients && rio_send(c, full, sizeof full - 1) == 0) {
+            rio_close_after_send(c);
+            return 0;
+        }
         return -1;
     }
     uint32_t ci = conn_alloc(r, kind, c);

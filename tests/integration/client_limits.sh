@@ -13,7 +13,8 @@
 #     read them and stays open idle: the heap grows by less than 16 MB (a
 #     slot kept a buffer of up to 64 KiB: 58 MB per such connection);
 #   - 4100 client connections: 132 refused (128 of the 4096 slots stay for
-#     the peers), with a log line; replica 2 killed and restarted meanwhile
+#     the peers), with a log line, each after Redis's "-ERR max number of
+#     clients reached" (they saw only the close before); replica 2 killed and restarted meanwhile
 #     reaches replica 1 again (it could not while clients held every slot).
 # Afterwards the three serve and converge.
 set -euo pipefail
