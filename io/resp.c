@@ -663,6 +663,7 @@ static int cmd_client_info(struct ctx *x, const struct cmd *cmd);
 static int cmd_client_setinfo(struct ctx *x, const struct cmd *cmd);
 static int cmd_client_kill(struct ctx *x, const struct cmd *cmd);
 static int cmd_client_no_evict(struct ctx *x, const struct cmd *cmd);
+static int cmd_client_reply(struct ctx *x, const struct cmd *cmd);
 static int cmd_help(struct ctx *x, const struct cmd *cmd);
 static int cmd_watch(struct ctx *x, const struct cmd *cmd);
 static int cmd_wait(struct ctx *x, const struct cmd *cmd);
@@ -698,6 +699,7 @@ static const struct cmd client_subs[] = {
     LOCAL("client|setinfo", 4, F_NOSCRIPT | F_LOADING | F_STALE, cmd_client_setinfo),
     LOCAL("client|kill", -3, F_NOSCRIPT | F_LOADING | F_STALE, cmd_client_kill),
     LOCAL("client|no-evict", 3, F_NOSCRIPT | F_LOADING | F_STALE, cmd_client_no_evict),
+    LOCAL("client|reply", 3, F_NOSCRIPT | F_LOADING | F_STALE, cmd_client_reply),
     LOCAL("client|help", 2, F_LOADING | F_STALE, cmd_help),
 };
 
@@ -1380,6 +1382,7 @@ static int cmd_reset(struct ctx *x, const struct cmd *cmd)
     x->s->db = 0;
     x->s->proto = 2;
     x->s->no_evict = false; /* as Redis 7.0's RESET */
+    x->s->reply_off = x->s->reply_skip_next = false; /* as Redis's RESET: CLIENT REPLY ON */
     rabia_buf_clear(&x->s->name);
     return resp_put_simple(x->out, "RESET") ? -ENOMEM : RESP_LOCAL;
 }
@@ -2071,6 +2074,7 @@ static int cmd_help(struct ctx *x, const struct cmd *cmd)
         "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)", "      Return clients of specified type.",
         "    * ID <client-id> [<client-id> ...]", "      Return clients of the specified IDs only.",
         "NO-EVICT (ON|OFF)", "    Protect current client connection from eviction (maxmemory-clients).",
+        "REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
         "SETNAME <name>", "    Assign the name <name> to the current connection.",
         "SETINFO <LIB-NAME|LIB-VER> <value>", "    Accepted and ignored.",
         "HELP", "    Print this help.", NULL};
@@ -2384,6 +2388,25 @@ static int cmd_client_no_evict(struct ctx *x, const struct cmd *cmd)
     else
         return local_err(x, "ERR syntax error");
     return local_ok(x);
+}
+
+/* CLIENT REPLY ON|OFF|SKIP, as Redis 7.0's: OFF and SKIP answer nothing
+ * (the front end drops their replies and those they silence: a client
+ * that sent OFF to load data without reading replies got an error, then
+ * every reply; found by review), ON answers +OK. */
+static int cmd_client_reply(struct ctx *x, const struct cmd *cmd)
+{
+    if (eq_ci(ARG(2), LEN(2), "on")) {
+        x->s->reply_off = x->s->reply_skip = x->s->reply_skip_next = false;
+        return local_ok(x);
+    }
+    if (eq_ci(ARG(2), LEN(2), "off"))
+        x->s->reply_off = true;
+    else if (eq_ci(ARG(2), LEN(2), "skip"))
+        x->s->reply_skip = x->s->reply_skip_next = true;
+    else
+        return local_err(x, "ERR syntax error");
+    return RESP_LOCAL;
 }
 
 /* Redis 7.2's CLIENT SETINFO (redis-py and go-redis send it on connect):

@@ -297,6 +297,10 @@ struct resp_session {
     uint32_t qcap;
     struct rabia_buf name;   /* CLIENT SETNAME; len 0 = no name */
     bool no_evict;           /* CLIENT NO-EVICT ON: never closed for maxmemory-clients */
+    /* CLIENT REPLY: OFF drops every reply until ON; SKIP drops its own and
+     * the next command's. The front end drops them (reply_skip: this
+     * command's, moved on from reply_skip_next after each command). */
+    bool reply_off, reply_skip, reply_skip_next;
     char addr[64];      /* optional, shown by CLIENT INFO ("" = unknown) */
     char laddr[64];
     /* set by the caller: HELLO's AUTH user pass was checked by it (the

@@ -112,7 +112,9 @@ static void resp_flush(struct rabia_replica *r, struct conn *k)
         }
         RABIA_ASSERT(k->slot_bytes >= s->out.len);
         k->slot_bytes -= s->out.len;
-        if (rio_send(k->c, s->out.data, s->out.len) < 0) {
+        bool mute = s->mute;
+        s->mute = false;
+        if (!mute && rio_send(k->c, s->out.data, s->out.len) < 0) {
             replica_log(r, RABIA_LOG_WARN,
                         "client %s: a reply of %zu bytes does not fit in its output buffer (%zu bytes waiting, at "
                         "most 64 MiB): closing it",
@@ -500,6 +502,16 @@ static void resp_submit(struct rabia_replica *r, uint32_t ci, const uint8_t *op,
     replica_enqueue(r, k->client_id, seq, k->group_first, op, len, ci, slot, NULL, NULL);
 }
 
+/* CLIENT REPLY (resp.h): whether the command just parsed is answered; a
+ * SKIP's silence moves on to the next command. */
+static bool reply_muted(struct resp_session *rs)
+{
+    bool mute = rs->reply_off || rs->reply_skip;
+    rs->reply_skip = rs->reply_skip_next;
+    rs->reply_skip_next = false;
+    return mute;
+}
+
 /* Parse and dispatch as many commands as ordering allows. A connection's
  * replicated commands all go into the batch being filled; once that batch
  * was cut, further commands wait for its replies, so a pipeline applies in
@@ -546,6 +558,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
         if (rc < 0) { /* Redis replies with the protocol error, then closes */
             r->m->errors[ME_PROTOCOL]++;
             if (rc == -EPROTO) resp_parse_error_reply(&k->pa, &s->out);
+            s->mute = reply_muted(&k->rs);
             slot_ready(k, s);
             k->q_len++;
             k->quit = true;
@@ -555,6 +568,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
             k->q_len++;
             s->post = RESP_POST_NONE;
             s->r3 = R3_NONE;
+            s->mute = reply_muted(&k->rs);
             slot_ready(k, s);
             continue;
         }
@@ -562,6 +576,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
         bool subscribed = k->rs.nsubs || k->rs.npsubs;
         int what = resp_handle(&k->rs, &k->pa, &s->out, &op);
         k->q_len++;
+        s->mute = reply_muted(&k->rs);
         s->cmd = (uint16_t)metrics_cmd_index(k->pa.argv[0], k->pa.argv_len[0], what == RESP_REPLICATE, &s->mkind);
         s->post = what == RESP_REPLICATE ? k->rs.post : RESP_POST_NONE;
         s->r3 = what == RESP_REPLICATE ? k->rs.r3 : R3_NONE;
@@ -742,6 +757,7 @@ void replica_sm_event(void *ctx, const struct rabia_sm_event *ev)
             int n = resp_pubsub_deliver(&k->rs, ev->a, ev->a_len, ev->b, ev->b_len, &s->out);
             if (n <= 0) continue;
             s->push = true;
+            s->mute = k->rs.reply_off; /* CLIENT REPLY OFF drops messages too, as Redis */
             k->push_bytes += s->out.len;
             slot_ready(k, s);
             s->post = RESP_POST_NONE;

@@ -79,6 +79,7 @@ struct resp_slot {         /* one pipelined RESP command's reply, in order */
     uint8_t mkind;         /* metrics: enum m_kind (in the padding: 4096 of */
     uint16_t cmd;          /* these per connection); its command (metrics_cmd_index) */
     bool push;             /* a pubsub message (counted in conn.push_bytes) */
+    bool mute;             /* CLIENT REPLY OFF or SKIP: its reply is dropped, not sent */
     struct rabia_buf out;
 };
 /* up to 4096 per RESP connection: metrics' fields fit in what was padding */

@@ -71,6 +71,29 @@ CASES = [
     ("SET QUIT PING, then EOF", cmd("SET", "eof:f", "1") + cmd("QUIT") + cmd("PING"), True, b"+OK\r\n+OK\r\n", True),
     ("SET and a bad multibulk length, then EOF", cmd("SET", "eof:g", "1") + b"*x\r\n", True,
      b"+OK\r\n-ERR Protocol error: invalid multibulk length\r\n", True),
+    # CLIENT REPLY: OFF silences every reply until ON, SKIP its own and the
+    # next command's (it was an unknown subcommand: its error, then every
+    # reply a client that asked for none was not reading)
+    ("CLIENT REPLY OFF, PING SET, ON, GET",
+     cmd("CLIENT", "REPLY", "OFF") + cmd("PING") + cmd("SET", "rep:a", "1") + cmd("CLIENT", "REPLY", "ON") +
+     cmd("GET", "rep:a"), True, b"+OK\r\n$1\r\n1\r\n", True),
+    ("CLIENT REPLY OFF, 100 INCRs, an error, ON, GET",
+     cmd("CLIENT", "REPLY", "OFF") + cmd("INCR", "rep:n") * 100 + cmd("FOO") + cmd("CLIENT", "REPLY", "ON") +
+     cmd("GET", "rep:n"), True, b"+OK\r\n$3\r\n100\r\n", True),
+    ("CLIENT REPLY SKIP, SET, GET", cmd("CLIENT", "REPLY", "SKIP") + cmd("SET", "rep:b", "2") + cmd("GET", "rep:b"),
+     True, b"$1\r\n2\r\n", True),
+    ("CLIENT REPLY SKIP twice, PING a, PING x",
+     cmd("CLIENT", "REPLY", "SKIP") * 2 + cmd("PING", "a") + cmd("PING", "x"), True, b"$1\r\nx\r\n", True),
+    ("CLIENT REPLY SKIP, ON, PING x", cmd("CLIENT", "REPLY", "SKIP") + cmd("CLIENT", "REPLY", "ON") + cmd("PING", "x"),
+     True, b"+OK\r\n$1\r\nx\r\n", True),
+    ("CLIENT REPLY OFF, MULTI INCR EXEC, ON, GET",
+     cmd("CLIENT", "REPLY", "OFF") + cmd("MULTI") + cmd("INCR", "rep:m") + cmd("EXEC") + cmd("CLIENT", "REPLY", "ON") +
+     cmd("GET", "rep:m"), True, b"+OK\r\n$1\r\n1\r\n", True),
+    ("CLIENT REPLY OFF, RESET, PING", cmd("CLIENT", "REPLY", "OFF") + cmd("RESET") + cmd("PING"), True,
+     b"+RESET\r\n+PONG\r\n", True),
+    ("CLIENT REPLY SKIP, RPUSH BLPOP PING" , cmd("RPUSH", "rep:l", "v") + cmd("CLIENT", "REPLY", "SKIP") +
+     cmd("BLPOP", "rep:l", "1") + cmd("PING"), True, b":1\r\n+PONG\r\n", True),
+    ("CLIENT REPLY with a bad mode", cmd("CLIENT", "REPLY", "X"), True, b"-ERR syntax error\r\n", True),
     # and without EOF the connection stays open
     ("SET GET, kept open", cmd("SET", "eof:h", "1") + cmd("GET", "eof:h"), False, b"+OK\r\n$1\r\n1\r\n", False),
 ]

@@ -5,7 +5,8 @@
 # reply before the close, as from Redis: pipelines of reads and writes,
 # MULTI/EXEC, WATCH, SUBSCRIBE, a BLPOP that pops; a blocked BLPOP is
 # dropped at EOF, as Redis drops it. Before, every reply still owed at EOF
-# was lost (the writes applied all the same). Run on the loop's own sockets
+# was lost (the writes applied all the same). CLIENT REPLY OFF|ON|SKIP
+# silences replies as Redis does (it was an unknown subcommand). Run on the loop's own sockets
 # and with io-threads 2 (io/threads.c), then: no connection left behind.
 set -euo pipefail
 # shellcheck source=lib.sh
