@@ -2657,15 +2657,6 @@ static int dispatch(struct ctx *x)
     s->post = RESP_POST_NONE;
     s->r3 = R3_NONE;
     s->barrier = false;
-    /* RESP2's subscribed mode; a RESP3 connection may run anything */
-    if ((s->nsubs || s->npsubs) && s->proto == 2 && !allowed_subscribed(cmd)) {
-        char msg[200];
-        snprintf(msg, sizeof msg,
-                 "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
-                 "allowed in this context",
-                 cmd->name);
-        return local_err(x, msg);
-    }
     if (cmd->subs && ARGC >= 2) {
         cmd = lookup(cmd->subs, cmd->nsubs, ARG(1), LEN(1));
         if (!cmd)
@@ -2681,6 +2672,18 @@ static int dispatch(struct ctx *x)
                        : RESP_LOCAL;
         }
         return reject_arity(x, cmd->name);
+    }
+    /* RESP2's subscribed mode; a RESP3 connection may run anything. After
+     * the subcommand and arity checks, as Redis 7.0: its error names the
+     * subcommand ('client|id'; it named 'client'), and an unknown
+     * subcommand or a wrong arity gets its own error first */
+    if ((s->nsubs || s->npsubs) && s->proto == 2 && !allowed_subscribed(cmd)) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
+                 "allowed in this context",
+                 cmd->name);
+        return local_err(x, msg);
     }
     if (s->in_multi && !(cmd->flags & F_NOW)) {
         if (cmd->fn == cmd_select) { /* checked at EXEC, as Redis: a bad one is an error there */

@@ -1067,6 +1067,16 @@ static void test_pubsub(void)
     EXPECT_LOCAL(&s, "PSUBSCRIBE n*", "*3\r\n$10\r\npsubscribe\r\n$2\r\nn*\r\n:3\r\n");
     EXPECT_LOCAL(&s, "GET x", "-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / "
                               "RESET are allowed in this context\r\n");
+    /* as Redis 7.0.15: the subcommand's full name; arity and unknown
+     * subcommands answered first (it said 'client' for all of them) */
+    EXPECT_LOCAL(&s, "CLIENT ID", "-ERR Can't execute 'client|id': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / "
+                                  "QUIT / RESET are allowed in this context\r\n");
+    EXPECT_LOCAL(&s, "CONFIG GET x", "-ERR Can't execute 'config|get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / "
+                                     "PING / QUIT / RESET are allowed in this context\r\n");
+    EXPECT_LOCAL(&s, "CLIENT", "-ERR wrong number of arguments for 'client' command\r\n");
+    EXPECT_LOCAL(&s, "CLIENT FOO", "-ERR unknown subcommand 'FOO'. Try CLIENT HELP.\r\n");
+    EXPECT_LOCAL(&s, "CLIENT ID x", "-ERR wrong number of arguments for 'client|id' command\r\n");
+    EXPECT_LOCAL(&s, "GET", "-ERR wrong number of arguments for 'get' command\r\n");
     EXPECT_LOCAL(&s, "PING", "*2\r\n$4\r\npong\r\n$0\r\n\r\n");
     struct rabia_buf out = {0};
     CHECK_EQ(resp_pubsub_deliver(&s, (const uint8_t *)"a", 1, (const uint8_t *)"hi", 2, &out), 1);
