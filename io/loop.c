@@ -1629,6 +1629,20 @@ int rio_conn_peer(const struct rio_conn *c, char *buf, size_t len)
 
 int rio_conn_fd(const struct rio_conn *c) { return c->fd; }
 
+int rio_conn_set_user_timeout(struct rio_conn *c, unsigned ms)
+{
+    if (c->remote || c->fd < 0)
+        return -EBADF;
+    unsigned ut = ms;
+    int idle = ms / 2000 ? (int)(ms / 2000) : 1, intvl = 1, cnt = (int)(ms / 1000) + 1;
+    if (setsockopt(c->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof ut) < 0 ||
+        setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) < 0 ||
+        setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl) < 0 ||
+        setsockopt(c->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt) < 0)
+        return -errno;
+    return 0;
+}
+
 int rio_conn_local(const struct rio_conn *c, char *buf, size_t len)
 {
     struct sockaddr_storage ss;

@@ -170,6 +170,15 @@ int rio_conn_peer(const struct rio_conn *c, char *buf, size_t len);
  * accept), "ip:port"; 0 or a negative errno. A system call: call it once
  * per connection, not per request. */
 int rio_conn_local(const struct rio_conn *c, char *buf, size_t len);
+/* A connection whose sent data goes unacknowledged for ms milliseconds
+ * (the other side's host gone, or a network that drops its packets) is
+ * closed with -ETIMEDOUT (TCP_USER_TIMEOUT: without it the kernel retries
+ * for about 15 minutes, at intervals that grow to 2 minutes, so a link
+ * stuck in a partition came back up to 2 minutes after it healed); also
+ * bounds a connect (its SYNs) and, through keepalive probes from ms/2 of
+ * silence on, notices an idle link's end within about ms. 0, or a negative
+ * errno (-EBADF: an I/O thread's connection, whose socket is not here). */
+int rio_conn_set_user_timeout(struct rio_conn *c, unsigned ms);
 /* The socket, for getsockopt only (metrics read TCP_INFO's round-trip
  * time); the loop owns it: never read, write or close it. */
 int rio_conn_fd(const struct rio_conn *c);

@@ -35,6 +35,15 @@
  * 2026-12-01). */
 #define CONNS_KEPT_FOR_PEERS 128u
 #define PEER_HELLO_TIMEOUT_US 10000000u
+/* A peer link whose frames go unacknowledged this long (a partition, a
+ * host gone) is closed and redialed (rio_conn_set_user_timeout). Without
+ * it such a link stayed open through the partition while the kernel's
+ * retransmissions backed off to 26 s apart and more: the cluster wrote
+ * again 20-25 s after a 28 s partition healed, and up to 2 minutes after a
+ * longer one (tests/integration/netns_heal.sh). A paused peer's kernel
+ * acknowledges until its buffers fill; a peer silent for this long while
+ * frames wait is cut either way by the output limit before long. */
+#define PEER_USER_TIMEOUT_MS 10000u
 #define PEER_HELLO_MAX_FRAME 4096u
 #define WAITERS_CAP (1u << 16)     /* requests waiting for their slot, per replica */
 #define READS_CAP (1u << 14)       /* reads waiting for the read index at once, per replica (node_read) */

@@ -275,6 +275,7 @@ static void dial(struct rabia_replica *r, uint8_t p)
         replica_conn_close(r, c);
         return;
     }
+    (void)rio_conn_set_user_timeout(c, PEER_USER_TIMEOUT_MS); /* a failure costs the bound, not correctness */
     r->conns[ci].peer = p;
     pe->out = ci;
     pe->out_ready = false;
@@ -477,7 +478,10 @@ static int h_accept(void *ctx, struct rio_listener *l, struct rio_conn *c)
      * connection's input buffer directly: no copy out of 16 KiB provided
      * buffers (bench/results/callgrind.md) */
     if (kind == CK_PEER_IN_HELLO && !rio_conn_is_tls(c)) (void)rio_conn_set_recv_direct(c);
-    if (kind == CK_PEER_IN_HELLO) hello_track(r, ci);
+    if (kind == CK_PEER_IN_HELLO) {
+        (void)rio_conn_set_user_timeout(c, PEER_USER_TIMEOUT_MS); /* a dead peer's link ends: its slot is freed */
+        hello_track(r, ci);
+    }
     snprintf(k->user, sizeof k->user, "default");
     if (kind == CK_RESP) {
         k->q = calloc(RESP_RING_START, sizeof(*k->q));

@@ -6,6 +6,8 @@ Redis applications use.
     acked_writer.py write NAME PORTS ACKFILE STOPFILE [--pipeline N] [--value-bytes B]
     acked_writer.py verify PORT ACKFILE... [--progress]
 
+PORT: a port on 127.0.0.1, or HOST:PORT (replicas in network namespaces).
+
 write: pipelines of N SETs of NAME:<seq> = <seq>:<filler to B bytes>, each
 followed by SET NAME:last <seq> in the same pipeline; the keys of a pipeline
 whose replies all came back OK are appended to ACKFILE (one "key seq" line
@@ -38,8 +40,14 @@ def value(seq, size):
     return head + "v" * max(0, size - len(head))
 
 
+def addr(a):
+    """PORT (on 127.0.0.1) or HOST:PORT"""
+    host, _, port = a.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
 def write(name, ports, ackfile, stopfile, pipeline, size):
-    ports = [int(p) for p in ports.split(",")]
+    ports = [addr(p) for p in ports.split(",")]
     seq = 0
     acked = unknown = 0
     refused = {}
@@ -47,10 +55,10 @@ def write(name, ports, ackfile, stopfile, pipeline, size):
     out = open(ackfile, "a", buffering=1)
     conn = None
     while not os.path.exists(stopfile):
-        port = ports[k % len(ports)]
+        host, port = ports[k % len(ports)]
         try:
             if conn is None:
-                conn = redis.Redis(host="127.0.0.1", port=port, socket_timeout=3, socket_connect_timeout=1, **TLS_KW)
+                conn = redis.Redis(host=host, port=port, socket_timeout=3, socket_connect_timeout=1, **TLS_KW)
             pipe = conn.pipeline(transaction=False)
             batch = []
             for _ in range(pipeline):
@@ -79,7 +87,8 @@ def write(name, ports, ackfile, stopfile, pipeline, size):
 
 
 def verify(port, ackfiles, size):
-    conn = redis.Redis(host="127.0.0.1", port=int(port), socket_timeout=10, **TLS_KW)
+    host, port = addr(port)
+    conn = redis.Redis(host=host, port=port, socket_timeout=10, **TLS_KW)
     keys = []
     last = {}
     for f in ackfiles:
