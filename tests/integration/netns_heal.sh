@@ -22,6 +22,7 @@ set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 it_init netns_heal 42
+tls_refuse "the test certificates name 127.0.0.1, and the clients here reach the replicas at bridge addresses"
 [ "$(id -u)" = 0 ] || skip "needs root (network namespaces, veth, iptables)"
 need_cmd ip iptables redis-cli
 need_py_redis
@@ -87,6 +88,9 @@ for i in 1 2 3; do
   for j in 1 2 3; do ((i == j)) || drop "$i" "$j"; done
 done
 sleep "$CUT_S"
+# the links noticed the cut (data unacknowledged for PEER_USER_TIMEOUT_MS)
+s=$(replica_status 1)
+expect_eq "replica 1's status of its peers after ${CUT_S}s cut" "$(grep -c '^member_[23]: .* unreachable$' <<<"$s")" 2
 rc=0
 out=$(timeout 2 redis-cli -h "$(host 1)" -p "$(resp_port 1)" SET cut:k v 2>&1) || rc=$?
 [ "$rc" != 0 ] || [ "$out" != OK ] || fail "replica 1 acknowledged a write with every peer link cut"
