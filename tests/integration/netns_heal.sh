@@ -9,7 +9,7 @@
 #      writing, and after the heal replica 3 catches up;
 #   2. every peer link cut for HEAL_CUT_S (default 28) seconds: no majority
 #      anywhere, no write succeeds. After the heal a write must succeed at
-#      replica 1 within HEAL_BOUND_S (default 8) seconds. Before peer
+#      replica 1 within HEAL_BOUND_S (default 12) seconds. Before peer
 #      sockets had TCP_USER_TIMEOUT, a link stuck in the partition stayed
 #      open while the kernel retransmitted at ever longer intervals (26 s
 #      apart by then, up to 120 s): the first write came 20-25 s after the
@@ -27,7 +27,7 @@ tls_refuse "the test certificates name 127.0.0.1, and the clients here reach the
 need_cmd ip iptables redis-cli
 need_py_redis
 CUT_S=${HEAL_CUT_S:-28}
-BOUND_S=${HEAL_BOUND_S:-8}
+BOUND_S=${HEAL_BOUND_S:-12}
 DUR=${NETNS_HEAL_DURABILITY:-wal}
 
 SUB=$(free_subnet 10.215) || skip "no free 10.215.x.0/24 subnet"
