@@ -177,7 +177,11 @@ static void send_to_peers(struct rabia_replica *r, uint8_t to, const uint8_t *fr
         if (p == r->self || (to != RABIA_TO_ALL && to != p) || !r->peers[p].out_ready) continue;
         struct rio_conn *c = r->conns[r->peers[p].out].c;
         int rc = buf ? rio_send_shared(c, &r->frame_share, buf, frame, len) : rio_send(c, frame, len);
-        if (rc < 0) { /* lost: the core retransmits, the link redials */
+        /* -ENOTCONN: the link is ending already (closed at its output limit
+         * earlier in this turn, or by the peer), and its on_close says why;
+         * recording it here put "Transport endpoint is not connected" in
+         * place of the output limit's warning (netns_slow.sh) */
+        if (rc < 0 && rc != -ENOTCONN) { /* lost: the core retransmits, the link redials */
             r->conns[r->peers[p].out].close_why = rc;
             replica_conn_close(r, c);
         }
