@@ -86,6 +86,12 @@ wait_ready() { # every replica up, connected to all peers and not recovering
     local ok=1
     for ((i = 1; i <= n; i++)); do
       local out
+      # a replica that exited (a refused option, a port in use) ends the
+      # wait at once: it waited out the whole timeout before
+      if [ -f "$dir/r$i.pid" ] && ! kill -0 "$(cat "$dir/r$i.pid")" 2>/dev/null; then
+        echo "local-cluster: replica $i exited while starting (see $dir/r$i.log)" >&2
+        return 1
+      fi
       out=$("$cli" "${cli_tls[@]}" -a "127.0.0.1:$((client_base + i))" --timeout 500 status 2>/dev/null) || { ok=0; break; }
       grep -q '^recovering: no' <<<"$out" || { ok=0; break; }
       if grep -q 'unreachable' <<<"$out"; then ok=0; break; fi

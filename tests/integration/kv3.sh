@@ -182,6 +182,17 @@ if out=$(RABIA_CLUSTER_DIR=$IT_DIR/precious cluster start 3 2>&1); then
 fi
 expect_match "local-cluster.sh start in a folder in use says" "$out" "holds files and no local cluster"
 expect_eq "the folder's file" "$(cat "$IT_DIR/precious/file" 2>&1)" keep
+# a replica that exits at once (a refused option) ends the start at once
+# with its log; it waited out RABIA_START_TIMEOUT (20 s) before
+t0=$SECONDS
+if out=$(RABIA_CLUSTER_DIR=$IT_DIR/badopt RABIA_EXTRA_ARGS="--window 1048576" cluster start 3 2>&1); then
+  fail "local-cluster.sh start with a refused option succeeded: $out"
+fi
+RABIA_CLUSTER_DIR=$IT_DIR/badopt cluster stop >/dev/null 2>&1 || true
+expect_match "local-cluster.sh start with a refused option says" "$out" "replica [123] exited while starting"
+expect_match "and shows the replica's log" "$out" "window = '1048576': must be 1..64"
+((SECONDS - t0 < 10)) || fail "local-cluster.sh start with a refused option took $((SECONDS - t0)) s"
+ok "local-cluster.sh start with a refused option ended after $((SECONDS - t0)) s"
 
 say "all replicas agree"
 wait_converged 10 1 2 3
