@@ -964,9 +964,10 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
     uint32_t nc[8];
     count_conns(r, nc);
     if (sect(b, "Clients", want, wn)) {
-        put(b, "connected_clients:%u\r\nresp_clients:%u\r\nnative_clients:%u\r\nmaxclients:%d\r\n"
+        put(b, "connected_clients:%u\r\nresp_clients:%u\r\nnative_clients:%u\r\nmaxclients:%u\r\n"
                "blocked_clients:%u\r\npubsub_clients:%u\r\n",
-            nc[CK_RESP] + nc[CK_CLIENT], nc[CK_RESP], nc[CK_CLIENT], MAX_CONNS, r->n_blocked, r->pubsub_conns);
+            nc[CK_RESP] + nc[CK_CLIENT], nc[CK_RESP], nc[CK_CLIENT], MAX_CONNS - CONNS_KEPT_FOR_PEERS, r->n_blocked,
+            r->pubsub_conns); /* maxclients: what clients may take (the rest is kept for the peers) */
         put(b, "maxmemory_clients:%" PRIu64 "\r\n", r->maxmem_clients);
         /* PSUBSCRIBE pattern matches given up on (io/resp.c RESP_PUBSUB_MATCH_STEPS) */
         put(b, "pubsub_pattern_giveups:%" PRIu64 "\r\n", resp_pubsub_giveups());

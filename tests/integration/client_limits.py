@@ -133,6 +133,15 @@ def conns(port, count):
     t.setblocking(True)
     t.sendall(b"PING\r\n")
     check(read_line(t) == b"+PONG\r\n", "the last one accepted is served")
+    # INFO's maxclients is the number accepted (it said 4096, the peers' share included)
+    t.sendall(b"INFO clients\r\n")
+    hdr = read_line(t)
+    body = b""
+    while len(body) < int(hdr[1:]) + 2:
+        body += t.recv(65536)
+    mc = [l for l in body.split(b"\r\n") if l.startswith(b"maxclients:")]
+    check(mc == [b"maxclients:%d" % (count - len(refused))],
+          f"INFO maxclients {mc} = the {count - len(refused)} connections accepted")
     # replica 2 killed and restarted meanwhile: its links to this replica
     # (whose client slots are all taken) come back
     cluster, cli, peer_native = sys.argv[4], sys.argv[5], sys.argv[6]
