@@ -491,6 +491,35 @@ netns_veth() {
   ip netns exec "$ns" ip link set "$nif" up
 }
 
+# netns_bridge3 TAG A.B: three namespaces rabia-TAG<pid>-1..3 joined by a
+# bridge (BR) at SUB.1..3, this host at SUB.254 (SUB: a free A.B.x), all
+# removed at exit; then ns I, host I, native_addr I, replica_status I and
+# redis I ARGS... reach replica I there. Skips the test when namespaces,
+# veths, a bridge or a free subnet cannot be had.
+netns_bridge3() {
+  local tag=$1 i
+  SUB=$(free_subnet "$2") || skip "no free $2.x.0/24 subnet"
+  NETNS_TAG=$tag
+  BR=r$tag$$
+  ip link add "$BR" type bridge 2>/dev/null || skip "cannot create a bridge"
+  on_exit "ip link del $BR"
+  ip addr add "$SUB.254/24" dev "$BR"
+  ip link set "$BR" up
+  for i in 1 2 3; do
+    netns_veth "$(ns "$i")" "r$tag$$h$i" "r$tag$$n$i" "$SUB.$i" || skip "$NETNS_WHY"
+    ip link set "r$tag$$h$i" master "$BR"
+  done
+  host() { echo "$SUB.$1"; }
+  native_addr() { echo "$(host "$1"):$(native_port "$1")"; }
+  replica_status() { timeout 5 "$RABIA_CLI" -a "$(native_addr "$1")" --timeout 500 status 2>/dev/null || true; }
+  redis() {
+    local i=$1
+    shift
+    timeout 20 redis-cli -h "$(host "$i")" -p "$(resp_port "$i")" "$@"
+  }
+}
+ns() { echo "rabia-$NETNS_TAG$$-$1"; }
+
 # ---------------------------------------------------------------------------
 # background jobs
 

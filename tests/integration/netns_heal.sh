@@ -31,26 +31,10 @@ CUT_S=${HEAL_CUT_S:-28}
 BOUND_S=${HEAL_BOUND_S:-12}
 DUR=${NETNS_HEAL_DURABILITY:-wal}
 
-SUB=$(free_subnet 10.215) || skip "no free 10.215.x.0/24 subnet"
-BR=rnh$$
-ip link add "$BR" type bridge 2>/dev/null || skip "cannot create a bridge"
-on_exit "ip link del $BR"
-ip addr add "$SUB.254/24" dev "$BR"
-ip link set "$BR" up
-ns() { echo "rabia-nh$$-$1"; }
+netns_bridge3 nh 10.215
 for i in 1 2 3; do
-  netns_veth "$(ns "$i")" "rnh$$h$i" "rnh$$n$i" "$SUB.$i" || skip "$NETNS_WHY"
-  ip link set "rnh$$h$i" master "$BR"
   ip netns exec "$(ns "$i")" iptables -L -n >/dev/null 2>&1 || skip "no iptables inside a namespace"
 done
-host() { echo "$SUB.$1"; }
-native_addr() { echo "$(host "$1"):$(native_port "$1")"; }
-replica_status() { timeout 5 "$RABIA_CLI" -a "$(native_addr "$1")" --timeout 500 status 2>/dev/null || true; }
-redis() {
-  local i=$1
-  shift
-  timeout 20 redis-cli -h "$(host "$i")" -p "$(resp_port "$i")" "$@"
-}
 MEMBERS="1=$(host 1):$(peer_port 1),2=$(host 2):$(peer_port 2),3=$(host 3):$(peer_port 3)"
 for i in 1 2 3; do
   mkdir -p "$IT_DIR/r$i"

@@ -20,25 +20,7 @@ tls_refuse "the test certificates name 127.0.0.1, and the clients here reach the
 need_cmd ip tc redis-cli redis-benchmark
 LOAD_S=${SLOW_LOAD_S:-15}
 
-SUB=$(free_subnet 10.216) || skip "no free 10.216.x.0/24 subnet"
-BR=rns$$
-ip link add "$BR" type bridge 2>/dev/null || skip "cannot create a bridge"
-on_exit "ip link del $BR"
-ip addr add "$SUB.254/24" dev "$BR"
-ip link set "$BR" up
-ns() { echo "rabia-ns$$-$1"; }
-for i in 1 2 3; do
-  netns_veth "$(ns "$i")" "rns$$h$i" "rns$$n$i" "$SUB.$i" || skip "$NETNS_WHY"
-  ip link set "rns$$h$i" master "$BR"
-done
-host() { echo "$SUB.$1"; }
-native_addr() { echo "$(host "$1"):$(native_port "$1")"; }
-replica_status() { timeout 5 "$RABIA_CLI" -a "$(native_addr "$1")" --timeout 500 status 2>/dev/null || true; }
-redis() {
-  local i=$1
-  shift
-  timeout 20 redis-cli -h "$(host "$i")" -p "$(resp_port "$i")" "$@"
-}
+netns_bridge3 ns 10.216
 MEMBERS="1=$(host 1):$(peer_port 1),2=$(host 2):$(peer_port 2),3=$(host 3):$(peer_port 3)"
 declare -A PIDS=()
 for i in 1 2 3; do
