@@ -14,6 +14,7 @@
 
 #include "backup.h"
 #include "bank.h"
+#include "client_tls.h" /* client_split_addr */
 #include "counter.h"
 #include "kv.h"
 #include "rabia/client.h"
@@ -160,17 +161,9 @@ static double now_s(void)
  * review). */
 static bool lookup_fails(const char *addr, char *why, size_t n)
 {
-    char host[256];
-    const char *colon = strrchr(addr, ':');
-    size_t hl = colon ? (size_t)(colon - addr) : 0;
-    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') { /* [v6]:port */
-        addr++;
-        hl -= 2;
-    }
-    if (hl == 0 || hl >= sizeof host)
+    char host[256], port[16];
+    if (client_split_addr(addr, host, sizeof host, port, sizeof port) < 0) /* the library's own parse */
         return false;
-    memcpy(host, addr, hl);
-    host[hl] = 0;
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     int g = getaddrinfo(host, NULL, &hints, &res);
     if (g == 0) {
