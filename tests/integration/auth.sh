@@ -53,7 +53,7 @@ export RABIA_EXTRA_ARGS="--cluster-secret-file=$D/secret --requirepass=defpw --a
 
 # ---------------------------------------------------------------------------
 say "bad configurations are refused at start"
-B=$((${RABIA_IT_PORT_BASE:-20000} + 100 * 20))
+B=$((${RABIA_IT_PORT_BASE:-20000} + 100 * 46)) # a slot of its own (lib.sh): these rabiads may bind before they refuse
 refused_start() { # refused_start ARGS...: rabiad's exit status and stderr
   mkdir -p "$D/bad"
   rm -rf "$D/bad/data"

@@ -13,7 +13,7 @@
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
-it_init rabia_bench_edges 42
+it_init rabia_bench_edges 45
 tls_refuse "rabia-bench speaks plaintext only"
 need_cmd redis-cli redis-server python3
 BENCH=${RABIA_BENCH:-$IT_REPO/build/cmd/rabia-bench}

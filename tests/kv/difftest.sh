@@ -12,8 +12,8 @@
 # Environment: DIFFTEST_SEED (default 1; "random" for a new one each run),
 # DIFFTEST_OPS (default 3000), DIFFTEST_DURATION (s, default 45),
 # DIFFTEST_ARGS (more difftest.py options, e.g. "--keep-going 20 --no-minimize"),
-# DIFFTEST_MINIMIZE_S (default 40). Ports: slot 15 (lib.sh): replicas RESP
-# 21501-21503, native 21521-21523, peers 21541-21543; reference redis-server 21590.
+# DIFFTEST_MINIMIZE_S (default 40). Ports: slot 44 (lib.sh): replicas RESP
+# 24401-24403, native 24421-24423, peers 24441-24443; reference redis-server 24490.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [ -n "${1:-}" ]; then
@@ -25,7 +25,7 @@ fi
 . "$here/../integration/lib.sh"
 # (ctest sets the watchdog from its TIMEOUT; run directly, this one)
 export RABIA_IT_DEADLINE=${RABIA_IT_DEADLINE:-140}
-it_init difftest 15
+it_init difftest 44
 tls_refuse "the reference redis-server runs without TLS and difftest.py talks to both over plain sockets"
 need_cmd redis-server redis-cli python3
 
