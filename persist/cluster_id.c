@@ -1,6 +1,8 @@
 /* The cluster id kept in the data directory: data-dir/cluster-id, one line
  * of 16 hex digits. A cluster's id is given (cluster-id) or derived from its
- * members list at its first start; it is in every log segment's header, in
+ * members list at its first start (and from the backup, for a cluster
+ * restored from one: replica/backup.c replica_restored_cluster_id); it is
+ * in every log segment's header, in
  * every HELLO, and it seeds the common coin, so it must never change. Kept
  * here, it is read back at every later start instead of derived again:
  * a members list that changed since (a machine replaced at another address,

@@ -34,6 +34,7 @@
 #include "auth.h"
 #include "internal.h"
 #include "invariant.h"
+#include <xxhash.h>
 
 #define BACKUP_MAX 4                    /* backups served at once */
 #define BACKUP_WAIT_US (120u * 1000000u) /* longest wait for a snapshot file */
@@ -314,6 +315,14 @@ int rabia_replica_restore_check(const struct rabia_replica_config *c, const stru
     return 0;
 }
 
+uint64_t replica_restored_cluster_id(uint64_t members_id, const struct rabia_snapfile_info *info)
+{
+    RABIA_ASSERT(info);
+    uint64_t in[3] = {members_id, info->slot, info->state_hash};
+    uint64_t id = XXH64(in, sizeof in, 0x52657374); /* "Rest" */
+    return id ? id : 1; /* 0 means "derive it" in the configuration, and a cluster-id file refuses it */
+}
+
 int replica_restore_seed(struct rabia_replica *r, const struct rabia_snapfile_info *info, char *err, size_t errlen)
 {
     bool wal = r->cfg.durability == RABIA_DURABILITY_WAL;
@@ -370,7 +379,9 @@ int replica_restore_seed(struct rabia_replica *r, const struct rabia_snapfile_in
     r->hash_slot = info->slot;
     r->hash_us = rio_now_us();
     replica_log(r, RABIA_LOG_INFO, "restore: seeded from %s at slot %" PRIu64 " (%" PRIu64 " bytes, state hash %016"
-                PRIx64 "); the cluster goes on from slot %" PRIu64, path, info->slot, info->len, info->state_hash,
-                info->slot + 1);
+                PRIx64 "); the cluster goes on from slot %" PRIu64 " as cluster %016" PRIx64 " (%s)", path, info->slot,
+                info->len, info->state_hash, info->slot + 1, r->cluster_id,
+                r->cfg.cluster_id ? "cluster-id as configured: replicas restored from other backups are not told apart"
+                                  : "from the members and this backup: replicas restored from another are refused");
     return 0;
 }

@@ -41,7 +41,9 @@ void hello_refusal(const struct hello_rules *h, enum hello_verdict v, const stru
     case HELLO_OTHER_CLUSTER:
         snprintf(buf, len,
                  "cluster id %016" PRIx64 " is not ours (%016" PRIx64 "): check its members list; a machine that "
-                 "replaces a member needs the running cluster's id as cluster-id (INFO server rabia_cluster_id)",
+                 "replaces a member needs the running cluster's id as cluster-id (INFO server rabia_cluster_id); "
+                 "replicas restored (--restore) from different backups get different ids: restore every replica "
+                 "from the same file",
                  m->u64, h->cluster_id);
         break;
     case HELLO_OTHER_VERSION:

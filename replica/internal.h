@@ -375,6 +375,13 @@ void replica_backup_free(struct rabia_replica *r);
 int replica_restore_check(const struct rabia_replica_config *cfg, const struct rabia_sm_ops *sm,
                           struct rabia_snapfile_info *info, char *err, size_t errlen);
 int replica_restore_seed(struct rabia_replica *r, const struct rabia_snapfile_info *info, char *err, size_t errlen);
+/* The id of a cluster restored from the backup `info` describes: the
+ * members' id mixed with the backup's slot and state hash, so that every
+ * replica restored from one backup (or from another taken at the same slot
+ * of the same cluster, which holds the same state) agrees on it, and a
+ * replica restored from another backup is refused by HELLO instead of
+ * deciding again, with other writes, slots it holds (README "Backups"). */
+uint64_t replica_restored_cluster_id(uint64_t members_id, const struct rabia_snapfile_info *info);
 /* audit.c: the audit log (audit-log = path) */
 int replica_audit_open(struct rabia_replica *r, char *err, size_t errlen);
 void replica_audit_live(struct rabia_replica *r);  /* the loop runs: what applies now is not the log's replay */

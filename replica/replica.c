@@ -956,14 +956,34 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         rabia_replica_destroy(r);
         return rc;
     }
+    struct rabia_snapfile_info restore = {0}; /* rabiad --restore: checked before the data dir is written */
+    if (cfg->restore_from[0] && (rc = replica_restore_check(cfg, sm, &restore, err, errlen))) {
+        rabia_replica_destroy(r);
+        return rc;
+    }
     /* The cluster id: the data dir's once it has one (persist/cluster_id.c),
      * so a members list changed since the cluster began (a machine replaced
-     * at another address) keeps it; else given, or derived from members. */
+     * at another address) keeps it; else given, or derived from members
+     * (and, for a restore, from the backup: replica_restored_cluster_id). */
     uint64_t stored_id = 0, derived_id = derive_cluster_id(cfg);
     bool have_stored_id = false; /* set on success; GCC -flto cannot see it */
     if ((rc = rabia_cluster_id_read(cfg->data_dir, &stored_id, &have_stored_id, err, errlen))) {
         rabia_replica_destroy(r);
         return rc;
+    }
+    if (cfg->restore_from[0]) {
+        /* The data dir holds no state (replica_restore_check): a cluster-id
+         * file in it is a restore's that was cut short, replaced now. The id
+         * is written before the backup is copied in, so that a start without
+         * --restore that goes on from a completed copy has it too. */
+        derived_id = replica_restored_cluster_id(derived_id, &restore);
+        if ((rc = rabia_cluster_id_write(cfg->data_dir, cfg->cluster_id ? cfg->cluster_id : derived_id, err,
+                                         errlen))) {
+            rabia_replica_destroy(r);
+            return rc;
+        }
+        stored_id = cfg->cluster_id ? cfg->cluster_id : derived_id;
+        have_stored_id = true;
     }
     if (have_stored_id && cfg->cluster_id && cfg->cluster_id != stored_id) {
         snprintf(err, errlen,
@@ -976,11 +996,6 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     }
     r->cluster_id = have_stored_id ? stored_id : cfg->cluster_id ? cfg->cluster_id : derived_id;
     hello_init(&r->hello, r->cluster_id, cfg->n, r->self);
-    struct rabia_snapfile_info restore = {0}; /* rabiad --restore: checked before the data dir is written */
-    if (cfg->restore_from[0] && (rc = replica_restore_check(cfg, sm, &restore, err, errlen))) {
-        rabia_replica_destroy(r);
-        return rc;
-    }
     /* With the log the backup is copied in as the data dir's first snapshot
      * before the incarnation file is written: a restore killed during the
      * copy left that file, and the retry was refused ("it ran before"); the
@@ -1135,8 +1150,8 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     }
     if (have_stored_id && !cfg->cluster_id && stored_id != derived_id)
         replica_log(r, RABIA_LOG_INFO,
-                    "members differ from the list this cluster began with (a replaced machine?): keeping the "
-                    "cluster id %016" PRIx64 " from %s/cluster-id",
+                    "members differ from the list this cluster began with (a replaced machine?), or the cluster "
+                    "was restored from a backup: keeping the cluster id %016" PRIx64 " from %s/cluster-id",
                     stored_id, cfg->data_dir);
     replica_app_new_session(r);
     publish_status(r);

@@ -16,8 +16,10 @@
 # the file, the offset or the cause); a backup PATH that cannot be written
 # (a directory, a missing folder) is refused before any replica is asked. A
 # restore killed during its copy is retried and restores (with strace to
-# kill it there). Last,
-# the same round trip with durability = memory.
+# kill it there). Then the same round trip with durability = memory. Last,
+# replicas restored from two different backups refuse each other's HELLO
+# (their cluster ids differ) and the odd one, restored again from the
+# others' backup, joins and catches up.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -279,4 +281,54 @@ expect_eq "memory restore: mem:k" "$(redis 3 GET mem:k)" memval
 expect_eq "memory restore: DBSIZE" "$(redis 2 DBSIZE)" "$DB3"
 redis 1 SET mem:after 1 >/dev/null
 expect_eq "memory restore: a write after it" "$(redis 2 GET mem:after)" 1
+cluster_stop
+
+# ---------------------------------------------------------------------------
+# Replicas restored from different backups must not form one cluster: the
+# one seeded from the newer backup holds slots the others decide again with
+# other writes, and every later slot applies to different states (before,
+# nothing told them apart). A restored cluster's id comes from the members
+# and the backup's slot and state hash, so their HELLOs are refused. The
+# same replica restored again from the others' backup joins and catches up.
+say "replicas restored from different backups refuse each other"
+((S1 > S3)) || fail "backup1 (slot $S1) is not newer than backup3 (slot $S3): the check below needs it"
+RABIA_EXTRA_ARGS="--restore $B3 $HOLD" cluster_start 3 kv "$IT_DIR/e"
+wait_converged 20 1 2 3
+ID_B3=$(cluster_id_of 2)
+cluster_kill 1
+rm -rf "$IT_DIR/e/r1"
+mv "$IT_DIR/e/r1.log" "$IT_DIR/e/r1-first.log"
+RABIA_EXTRA_ARGS="--restore $B1 $HOLD" cluster_restart 1
+for ((t = 0; t < 100; t++)); do
+  [ "$(field "$(replica_status 1)" applied)" = "$S1" ] && break
+  sleep 0.1
+done
+expect_eq "replica 1 restored from the other backup: applied/state_hash" \
+  "$(field "$(replica_status 1)" applied)/$(field "$(replica_status 1)" state_hash)" "$S1/$H1"
+ID_B1=$(cluster_id_of 1)
+[ -n "$ID_B3" ] && [ -n "$ID_B1" ] && [ "$ID_B3" != "$ID_B1" ] ||
+  fail "cluster ids of the two restores: '$ID_B3' and '$ID_B1' (they must differ)"
+ok "restored from $(basename "$B3") (slot $S3): cluster $ID_B3; from $(basename "$B1") (slot $S1): cluster $ID_B1"
+redis 2 SET diff:k v1 >/dev/null
+expect_eq "replicas 2 and 3 (one backup) serve writes" "$(redis 3 GET diff:k)" v1
+# each side dials the other about every 100 ms: both refuse within a few seconds
+for ((t = 0; t < 100; t++)); do
+  grep -q "refusing 127.0.0.1:[0-9]*: cluster id $ID_B1 is not ours ($ID_B3)" "$IT_DIR/e/r2.log" &&
+    grep -q "refusing 127.0.0.1:[0-9]*: cluster id $ID_B3 is not ours ($ID_B1)" "$IT_DIR/e/r1.log" && break
+  sleep 0.1
+done
+expect_match "replica 2 refuses replica 1" "$(grep -m1 'is not ours' "$IT_DIR/e/r2.log")" \
+  "cluster id $ID_B1 is not ours \($ID_B3\).*restored \(--restore\) from different backups get different ids"
+expect_match "replica 1 refuses replicas 2 and 3" "$(grep -m1 'is not ours' "$IT_DIR/e/r1.log")" "cluster id $ID_B3 is not ours \($ID_B1\)"
+s1=$(replica_status 1)
+expect_eq "replica 1 still holds only its backup: applied" "$(field "$s1" applied)" "$S1"
+expect_match "replica 1 reaches no peer" "$s1" "unreachable"
+# the remedy: the same file as the others; it catches up from its peers
+cluster_kill 1
+rm -rf "$IT_DIR/e/r1"
+mv "$IT_DIR/e/r1.log" "$IT_DIR/e/r1-other-backup.log"
+RABIA_EXTRA_ARGS="--restore $B3 $HOLD" cluster_restart 1
+wait_converged 30 1 2 3
+expect_eq "replica 1 restored again from $(basename "$B3"): cluster id" "$(cluster_id_of 1)" "$ID_B3"
+expect_eq "... and caught up: diff:k at replica 1" "$(redis 1 GET diff:k)" v1
 cluster_stop
