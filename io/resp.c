@@ -290,6 +290,8 @@ static int parse_array(struct resp_argv *a, const uint8_t *b, size_t n, size_t *
         int64_t v;
         if (!rabia_kv_parse_int(b + 1, cr - 1, &v) || v > (int64_t)RESP_MAX_ARGS)
             return proto_err(a, "Protocol error: invalid multibulk length");
+        if (a->unauthenticated && v > (int64_t)RESP_UNAUTH_MAX_ARGS)
+            return proto_err(a, "Protocol error: unauthenticated multibulk length");
         if (v <= 0) { /* "*0" and "*-1": no command, as in Redis */
             *used = cr + 2;
             return 2;
@@ -317,6 +319,8 @@ static int parse_array(struct resp_argv *a, const uint8_t *b, size_t n, size_t *
             int64_t v;
             if (!rabia_kv_parse_int(b + pos + 1, cr - pos - 1, &v) || v < 0 || (uint64_t)v > a->max_bulk)
                 return proto_err(a, "Protocol error: invalid bulk length");
+            if (a->unauthenticated && (uint64_t)v > RESP_UNAUTH_MAX_BULK)
+                return proto_err(a, "Protocol error: unauthenticated bulk length");
             a->bulk = v;
             a->pos = pos = cr + 2;
             a->scan = pos;

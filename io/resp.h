@@ -96,6 +96,12 @@ extern "C" {
 #define RESP_MAX_BULK_LIMIT (512u << 20)       /* Redis's proto-max-bulk-len */
 #define RESP_DEFAULT_MAX_BULK (64u << 20)
 #define RESP_MAX_INLINE (64u * 1024u)          /* inline line / header line */
+/* Redis's limits (since 6.2.6, CVE-2021-32675) for a client that must
+ * authenticate and has not: an array of at most 10 arguments, bulks of at
+ * most 16 KiB, so that nobody without a password makes a replica buffer a
+ * 512 MB bulk or a million-argument array (resp_argv.unauthenticated) */
+#define RESP_UNAUTH_MAX_ARGS 10u
+#define RESP_UNAUTH_MAX_BULK 16384u
 /* What one connection may keep of its subscriptions' channel and pattern
  * names, and of its WATCHed keys, in bytes (besides their counts, 65536 and
  * 4096): capped by count only, each SUBSCRIBE of a 50 MB name kept 50 MB
@@ -121,6 +127,12 @@ struct resp_argv {
     size_t want;
     /* Largest bulk string accepted, set by resp_argv_init. */
     size_t max_bulk;
+    /* Set by the caller before each resp_parse: the client has yet to
+     * authenticate, RESP_UNAUTH_MAX_ARGS and RESP_UNAUTH_MAX_BULK apply
+     * ("Protocol error: unauthenticated multibulk length" / "... bulk
+     * length", as Redis). Not for inline commands: their line is bounded by
+     * RESP_MAX_INLINE already. */
+    bool unauthenticated;
 
     /* Private. Offsets are relative to the start of the partial command. */
     uint8_t st;          /* 0 idle, 1 array, 2 inline */

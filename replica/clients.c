@@ -547,6 +547,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
         if (logged >= RABIA_RSM_WINDOW - 4) break; /* stay inside the session window */
         if (!slot_room(k)) break; /* RESP_MAX_PENDING replies wait: read on as they leave */
         size_t used = 0;
+        k->pa.unauthenticated = k->au.user < 0; /* an AUTH earlier in this pump lifts it for what follows */
         int rc = resp_parse(k->in.data + off, k->in.len - off, &used, &k->pa);
         off += used;
         if (rc == 0) {

@@ -87,10 +87,11 @@ static bool pump(struct resp_argv *a, uint8_t **buf, size_t *len, struct seen *s
     }
 }
 
-static void feed(const uint8_t *data, size_t size, size_t chunk, size_t max_bulk, struct seen *s)
+static void feed(const uint8_t *data, size_t size, size_t chunk, size_t max_bulk, bool unauth, struct seen *s)
 {
     struct resp_argv a;
     resp_argv_init(&a, max_bulk);
+    a.unauthenticated = unauth; /* stays set: resp_parse never clears it */
     uint8_t *buf = malloc(1);
     size_t len = 0;
     /* argument tables and unescaped inline arguments: a bounded multiple
@@ -121,10 +122,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* a small bulk limit now and then, so that its refusal is reached */
     size_t max_bulk = data[0] < 32 ? (size_t)data[0] * 3 + 1 : 0;
     size_t chunk = 1 + data[1] % 17;
+    bool unauth = data[1] & 0x80; /* a client yet to authenticate: Redis's 10 arguments, 16 KiB bulks */
     data += 2, size -= 2;
     struct seen whole = {0}, chunks = {0};
-    feed(data, size, size ? size : 1, max_bulk, &whole);
-    feed(data, size, chunk, max_bulk, &chunks);
+    feed(data, size, size ? size : 1, max_bulk, unauth, &whole);
+    feed(data, size, chunk, max_bulk, unauth, &chunks);
     if (whole.ncmds != chunks.ncmds || whole.cmds.len != chunks.cmds.len ||
         (whole.cmds.len && memcmp(whole.cmds.data, chunks.cmds.data, whole.cmds.len) != 0))
         FAIL("whole: %d commands, in chunks of %zu: %d commands, or other arguments", whole.ncmds,

@@ -13,6 +13,8 @@
 #     logged with the address and user and counted in INFO (auth_failures);
 #     a connection's AUTHs after failures are slowed down (100 ms doubling)
 #     and the tenth failure closes it; redis-cli and python3-redis log in;
+#     before AUTH an array of over 10 arguments or a bulk over 16 KiB is a
+#     protocol error and a close, as Redis (the same bytes from both);
 #     30 connections failing at once: 20 log lines, one summary, 30 counted;
 #   - native: rabia-cli without a password, with a wrong one, as the
 #     read-only and the key-pattern user (NOAUTH, WRONGPASS, NOPERM);
@@ -27,7 +29,7 @@
 #     secret, then with none, is
 #     refused with a log line on the good replicas and on itself while 1 and
 #     2 keep serving; with the right secret it rejoins and converges.
-# Ports: slot 19 for the cluster, slot 20 for the refused starts.
+# Ports: slot 19 for the cluster, slot 46 for the refused starts and redis-server.
 source "$(dirname "$0")/lib.sh"
 it_init auth 19
 tls_refuse "it speaks RESP and native frames on raw sockets (the byte-for-byte comparison with redis-server, frames by hand); integration.backup_tls_auth covers users over TLS"
@@ -200,6 +202,52 @@ if command -v redis-server >/dev/null 2>&1 && redis-server --version | grep -q '
 else
   say "(redis-server 7.0 not installed: the comparison with it is skipped)"
 fi
+
+# Redis's limits for a client that has not authenticated (6.2.6+, CVE-2021-32675):
+# an array of more than 10 arguments, or a bulk over 16 KiB, is a protocol
+# error (the reply, then the connection closed) before the replica buffers it;
+# a rabiad took a 512 MB bulk or a million-argument array from anyone before.
+# Only the headers are sent: a server that closes leaves the rest unsent.
+{ printf '*11\r\n$3\r\nDEL\r\n'; for i in 1 2 3 4 5 6 7 8 9 10; do printf '$2\r\nk%d\r\n' $((i - 1)); done; } >"$D/unauth_args.txt"
+printf '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20000\r\n' >"$D/unauth_bulk.txt"
+# authenticated: the same array and a whole 20,000-byte bulk are served
+{ printf 'AUTH defpw\r\n'; cat "$D/unauth_args.txt"; printf '*3\r\n$3\r\nSET\r\n$8\r\nauth:big\r\n$20000\r\n'
+  head -c 20000 /dev/zero | tr '\0' v; printf '\r\n*2\r\n$6\r\nSTRLEN\r\n$8\r\nauth:big\r\nQUIT\r\n'; } >"$D/auth_big.txt"
+# as raw.py, and "<closed>" when the server closed the connection
+cat >"$D/rawc.py" <<'EOF'
+import socket, sys
+port, wait = int(sys.argv[1]), float(sys.argv[2])
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(open(sys.argv[3], "rb").read())
+s.settimeout(wait)
+out = b""
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            out += b"<closed>"
+            break
+        out += b
+except socket.timeout:
+    pass
+sys.stdout.write(out.decode("latin1").replace("\r\n", "\\r\\n\n"))
+EOF
+for t in "unauth_args|-ERR Protocol error: unauthenticated multibulk length\\r\\n
+<closed>" "unauth_bulk|-ERR Protocol error: unauthenticated bulk length\\r\\n
+<closed>" "auth_big|+OK\\r\\n
+:0\\r\\n
++OK\\r\\n
+:20000\\r\\n
++OK\\r\\n
+<closed>"; do
+  f=${t%%|*}
+  want=${t#*|}
+  got=$(python3 "$D/rawc.py" "$P1" 2 "$D/$f.txt")
+  expect_eq "$f: replica 1 answers" "$got" "$want"
+  if [ -n "${RS_PID:-}" ]; then
+    expect_eq "$f: redis-server 7.0.15 answers the same bytes" "$(python3 "$D/rawc.py" "$RP" 2 "$D/$f.txt")" "$got"
+  fi
+done
 
 # the failed AUTHs: logged with user, address and cause, counted
 log1=$(grep -h 'AUTH failed' "$RABIA_CLUSTER_DIR/r1.log" || true)

@@ -284,6 +284,33 @@ static void test_parse_limits(void)
     resp_argv_free(&a);
     rabia_buf_free(&in);
 
+    /* a client that has yet to authenticate: Redis's 10 arguments and
+     * 16 KiB bulks; at the bound is fine, one past it is refused at the
+     * header, before any of its bytes are waited for */
+    resp_argv_init(&a, 0);
+    a.unauthenticated = true;
+    CHECK_EQ(resp_parse(LIT("*11\r\n"), &used, &a), -EPROTO);
+    CHECK(strcmp(a.err, "Protocol error: unauthenticated multibulk length") == 0);
+    resp_argv_reset(&a);
+    CHECK_EQ(resp_parse(LIT("*10\r\n"), &used, &a), 0);
+    resp_argv_reset(&a);
+    CHECK_EQ(resp_parse(LIT("*2\r\n$4\r\nAUTH\r\n$16385\r\n"), &used, &a), -EPROTO);
+    CHECK(strcmp(a.err, "Protocol error: unauthenticated bulk length") == 0);
+    resp_argv_reset(&a);
+    CHECK_EQ(resp_parse(LIT("*2\r\n$4\r\nAUTH\r\n$16384\r\n"), &used, &a), 0);
+    CHECK_EQ(a.want, 22 + 16384 + 2);
+    resp_argv_reset(&a);
+    /* the general bounds keep their own texts */
+    CHECK_EQ(resp_parse(LIT("*2000000\r\n"), &used, &a), -EPROTO);
+    CHECK(strcmp(a.err, "Protocol error: invalid multibulk length") == 0);
+    resp_argv_reset(&a);
+    /* authenticated: the same bytes parse */
+    a.unauthenticated = false;
+    CHECK_EQ(resp_parse(LIT("*11\r\n"), &used, &a), 0);
+    resp_argv_reset(&a);
+    CHECK_EQ(resp_parse(LIT("*2\r\n$4\r\nAUTH\r\n$16385\r\n"), &used, &a), 0);
+    resp_argv_free(&a);
+
     /* consumed on a 0 return: empty commands may be dropped already */
     resp_argv_init(&a, 0);
     CHECK_EQ(resp_parse(LIT("*0\r\n\r\n*1\r\n$4\r\nPI"), &used, &a), 0);
