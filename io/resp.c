@@ -2105,6 +2105,7 @@ static const char *const config_params[][2] = {
     {"timeout", "0"},
     {"cluster-enabled", "no"},
     {"proto-max-bulk-len", NULL}, /* filled in: RESP_DEFAULT_MAX_BULK */
+    {"maxclients", NULL},         /* filled in: resp_clients.maxclients */
 };
 #define N_PARAMS (sizeof config_params / sizeof config_params[0])
 
@@ -2134,7 +2135,10 @@ static int cmd_config_get(struct ctx *x, const struct cmd *cmd)
         char num[24];
         const char *v = config_params[k][1];
         if (!v) {
-            snprintf(num, sizeof num, "%u", (unsigned)RESP_DEFAULT_MAX_BULK);
+            const struct resp_clients *cl = x->s->clients;
+            unsigned maxc = cl && cl->maxclients ? cl->maxclients : 10000;
+            snprintf(num, sizeof num, "%u", !strcmp(config_params[k][0], "maxclients") ? maxc
+                                                : (unsigned)RESP_DEFAULT_MAX_BULK);
             v = num;
         }
         rc = put_bulk_cstr(x->out, config_params[k][0]);

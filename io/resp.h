@@ -271,6 +271,9 @@ struct resp_clients {
     void (*kill)(void *ctx, const struct resp_session *s);
     /* may be NULL (only "default" exists): CLIENT KILL USER's name is a user */
     bool (*user_exists)(void *ctx, const uint8_t *name, size_t len);
+    /* CONFIG GET maxclients: the client connections the server takes (0:
+     * Redis's default, 10000) */
+    uint32_t maxclients;
 };
 
 struct resp_session {

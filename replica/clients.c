@@ -1090,5 +1090,6 @@ static bool user_exists(void *ctx, const uint8_t *name, size_t n) { return repli
 void replica_resp_clients_init(struct rabia_replica *r)
 {
     r->resp_clients = (struct resp_clients){
-        .ctx = r, .stats = client_stats, .each = each_client, .kill = kill_client, .user_exists = user_exists};
+        .ctx = r, .stats = client_stats, .each = each_client, .kill = kill_client, .user_exists = user_exists,
+        .maxclients = MAX_CONNS - CONNS_KEPT_FOR_PEERS}; /* as INFO's maxclients */
 }

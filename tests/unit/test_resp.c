@@ -637,6 +637,15 @@ static void test_connection_commands(void)
     EXPECT_LOCAL(&s, "config get SAV* appendonly save",
                  "*4\r\n$4\r\nsave\r\n$0\r\n\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
     EXPECT_LOCAL(&s, "CONFIG GET nosuch", "*0\r\n");
+    /* maxclients: the server's (resp_clients), Redis's default without one */
+    EXPECT_LOCAL(&s, "CONFIG GET maxclients", "*2\r\n$10\r\nmaxclients\r\n$5\r\n10000\r\n");
+    {
+        struct resp_clients cl = {.maxclients = 3968};
+        const struct resp_clients *was = s.clients;
+        s.clients = &cl;
+        EXPECT_LOCAL(&s, "CONFIG GET MAXCLIENTS", "*2\r\n$10\r\nmaxclients\r\n$4\r\n3968\r\n");
+        s.clients = was;
+    }
     CHECK_EQ(RUN_CMD(&s, "CONFIG GET *", &r), RESP_LOCAL);
     EXPECT_LOCAL(&s, "CONFIG SET foo bar",
                  "-ERR Unknown option or number of arguments for CONFIG SET - 'foo'\r\n");
