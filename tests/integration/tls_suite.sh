@@ -36,7 +36,10 @@ for t in kv3:1 counter_bank:2 redis_app:16 backup:21; do
   fi
   [ -n "$dir" ] || fail "$name.sh did not run with TLS (no 'TLS with the certificates' in its port line)"
   checks=$(sed -n 's/.*PASS: \([0-9]*\) checks.*/\1/p' "$IT_DIR/$name.out")
-  logs=$(find "$dir" -name 'r*.log' | sort)
+  # (backup.sh's mixed-backups/: replicas restored from different backups,
+  # refused by HELLO on purpose, which over TLS the dialer sees as a handshake
+  # cut short)
+  logs=$(find "$dir" -name 'r*.log' -not -path '*/mixed-backups/*' | sort)
   [ -n "$logs" ] || fail "$name.sh kept no replica logs in $dir"
   for f in $logs; do
     grep -q "TLS 1.3 on peer links, certificates required both ways" "$f" || fail "$f: peer links were not TLS"
