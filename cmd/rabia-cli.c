@@ -632,8 +632,8 @@ out:;
         ex = EX_RESULT;
     }
     if (failed) {
-        fprintf(stderr, "%s: %" PRIu64 " increments failed; the first: ", prog, failed);
-        fflush(stderr);
+        /* report_failure's line names the program itself */
+        fprintf(stderr, "%s: %" PRIu64 " increment%s failed; the first:\n", prog, failed, failed == 1 ? "" : "s");
         report_failure(first_fail, true, addrs, NULL);
         ex = EX_UNREACHABLE;
     }
