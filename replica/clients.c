@@ -389,6 +389,13 @@ void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rab
                          st.id, st.n, st.incarnation, st.recovering ? "yes" : "no", hslot,
                          st.known, hash, st.slots_decided, st.slots_null, st.slots_fast, st.max_phase,
                          r->cfg.state_machine);
+        if (n >= 0 && n < (int)sizeof text - 1) /* hashcheck.c */
+            n += snprintf(text + n, sizeof text - (size_t)n,
+                          "hash_checks: %" PRIu64 " agreed (newest slot %" PRIu64 "), %" PRIu64 " differed%s\n",
+                          r->hc.agreed, r->hc.agreed_slot, r->hc.differed,
+                          !r->hc.diverged_peers ? ""
+                          : r->hc.suspect      ? ": this replica's state differs from a peer's (see the log)"
+                                               : ": a peer's state differs from the majority's (see the log)");
         for (uint8_t p = 0; p < r->cfg.n && n >= 0 && n < (int)sizeof text - 1; p++)
             n += snprintf(text + n, sizeof text - (size_t)n, "member_%u: %s:%u %s\n", p + 1, r->cfg.members[p].host,
                           r->cfg.members[p].port,

@@ -19,6 +19,7 @@
 #include "rsm.h"
 #include "snapfile.h"
 #include "hello.h"
+#include "hashcheck.h"
 #include "snapstream.h"
 
 #define MAX_CONNS 4096
@@ -256,6 +257,7 @@ struct rabia_replica {
     uint64_t hash_value, hash_slot, hash_us; /* last published state hash */
     uint64_t hash_cost_us;   /* what the last one took */
     uint64_t hash_mismatches; /* rabia_rsm_hash_mismatches already logged */
+    struct hashcheck hc;      /* cross-replica state checks (hashcheck.c) */
     uint64_t seen_applied, applied_since_us; /* applied, and since when it has not moved */
     struct rio_listener *l_peer, *l_client, *l_resp;
     int stop;                /* any thread sets it (rabia_replica_stop): atomic accesses */
@@ -382,6 +384,12 @@ int replica_restore_seed(struct rabia_replica *r, const struct rabia_snapfile_in
  * replica restored from another backup is refused by HELLO instead of
  * deciding again, with other writes, slots it holds (README "Backups"). */
 uint64_t replica_restored_cluster_id(uint64_t members_id, const struct rabia_snapfile_info *info);
+/* hashcheck.c: the replicas' state hashes compared every HASHCHECK_EVERY slots */
+void replica_hashcheck_init(struct rabia_replica *r);
+void replica_hashcheck_applied(void *ctx, uint64_t slot); /* node.h env.applied */
+void replica_hashcheck_link_up(struct rabia_replica *r, uint8_t p);
+void replica_hashcheck_tick(struct rabia_replica *r);
+void replica_hashcheck_receive(struct rabia_replica *r, uint8_t p, const struct rabia_msg *m);
 /* audit.c: the audit log (audit-log = path) */
 int replica_audit_open(struct rabia_replica *r, char *err, size_t errlen);
 void replica_audit_live(struct rabia_replica *r);  /* the loop runs: what applies now is not the log's replay */

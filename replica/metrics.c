@@ -324,6 +324,11 @@ bool metrics_health(struct rabia_replica *r, char *why, size_t len)
                  r->cfg.n, need);
         return false;
     }
+    if (r->hc.suspect) { /* hashcheck.c: its state or theirs is not the cluster's, no majority known */
+        snprintf(why, len, "state differs from replica %u's after slot %" PRIu64 " (see the ERROR log line)",
+                 (unsigned)__builtin_ctz(r->hc.diverged_peers) + 1, r->hc.diverged_slot);
+        return false;
+    }
     uint8_t from;
     if (snapstream_receiving(&r->xfer, &from)) {
         snprintf(why, len, "receiving a snapshot from replica %u", from + 1);
@@ -495,6 +500,11 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
            batcher_cut_count(bt));
     scalar(b, "rabia_batcher_open_requests", "gauge", "Requests in the batch being filled.", batcher_open_count(bt));
     scalar(b, "rabia_waiters", "gauge", "Requests waiting for their slot to be applied.", ns.waiters);
+    scalar(b, "rabia_hash_checks_agreed_total", "counter",
+           "Peers' state hash checkpoints (every 1024 slots) found equal to this replica's.", (double)r->hc.agreed);
+    scalar(b, "rabia_hash_checks_differed_total", "counter",
+           "Peers' state hash checkpoints found different from this replica's: replicas whose states differ.",
+           (double)r->hc.differed);
     scalar(b, "rabia_reads_indexed_total", "counter",
            "Reads answered by the read index: no slot of their own, one message round shared by the reads "
            "that came in one loop turn (read-index).", (double)ns.reads_indexed);
@@ -1064,6 +1074,8 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
             rabia_rsm_sessions(r->rsm), rabia_rsm_reply_bytes(r->rsm), ns.sessions_closed, ns.sessions_close_lost,
             ns.resubmitted, ns.waiters, ns.answered_early, ns.decided_by_ref, ns.catchup_log_fetch_held,
             ns.catchup_log_continued, ns.linger_cohort, ns.frames_shared, ns.frames_copied, ns.frames_in_use);
+        put(b, "hash_checks_agreed:%" PRIu64 "\r\nhash_checks_differed:%" PRIu64 "\r\nhash_check_slot:%" PRIu64
+               "\r\nstate_diverged:%d\r\n", r->hc.agreed, r->hc.differed, r->hc.agreed_slot, r->hc.suspect);
         put(b, "reads_indexed:%" PRIu64 "\r\nreads_logged:%" PRIu64 "\r\nread_rounds:%" PRIu64
                "\r\nread_rounds_retried:%" PRIu64 "\r\nreads_waiting:%u\r\nread_rounds_answered:%" PRIu64
                "\r\nread_answers_from_older_builds:%" PRIu64 "\r\nread_index_paused:%d\r\n"

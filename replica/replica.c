@@ -432,6 +432,10 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
         snapstream_receive(&r->xfer, k->peer, m);
         return;
     }
+    if (m->type == RABIA_MSG_STATUS) { /* the peer's state hash checkpoints (hashcheck.c) */
+        replica_hashcheck_receive(r, k->peer, m);
+        return;
+    }
     struct rabia_event ev = {.type = RABIA_EV_RECEIVE, .msg = *m};
     core_step(r, &ev);
 }
@@ -609,6 +613,7 @@ void replica_peer_out_ready(struct rabia_replica *r, uint32_t ci)
     pe->out_ready = true;
     pe->backoff_us = 0;
     replica_log(r, RABIA_LOG_INFO, "connected to replica %u", k->peer + 1);
+    replica_hashcheck_link_up(r, k->peer);
     struct rabia_event ev = {.type = RABIA_EV_PEER_UP, .peer = k->peer};
     core_step(r, &ev);
 }
@@ -924,6 +929,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         snprintf(r->cfg.state_machine, sizeof r->cfg.state_machine, "%s", sm_name);
     r->lock_fd = -1;
     r->sm = sm;
+    replica_hashcheck_init(r);
     r->self = (uint8_t)(cfg->id - 1);
     r->maxmem_clients = maxmem_clients_resolve(cfg);
     resp_argv_init(&r->peek_pa, RESP_MAX_BULK_LIMIT);
@@ -1044,7 +1050,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     struct node_env env = {.ctx = r, .now_us = env_now, .wall_ms = env_wall_ms, .send = peers_send, .send_shared = peers_send_shared,
                            .reply = replica_deliver,
                            .snapshot_to = replica_send_snapshot, .fatal = env_fatal, .note = env_note,
-                           .submitted = metrics_on_submitted};
+                           .submitted = metrics_on_submitted, .applied = replica_hashcheck_applied};
     r->node = node_create(&nc, &env);
     if (!r->node) {
         snprintf(err, errlen, "out of memory creating the replica (batch-max-bytes %u too large?)",
@@ -1196,6 +1202,7 @@ int rabia_replica_run(struct rabia_replica *r)
         /* the core's tick, batches, and group commit: everything this turn
          * produced goes in one log write */
         uint64_t due = node_turn(r->node);
+        replica_hashcheck_tick(r);
         if (now - last_status >= 100000) {
             publish_status(r);
             last_status = now;
