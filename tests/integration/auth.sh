@@ -87,9 +87,10 @@ expect_match "rabiad --check-config with good files" "$out" "configuration is va
 cluster_start 3 kv
 P1=$(resp_port 1)
 
-# raw RESP: send the bytes on one connection, print what came back (CRLF shown)
+# raw RESP: send the bytes on one connection, print what came back (CRLF
+# shown); with RAW_CLOSED=1 also "<closed>" when the server closed it
 cat >"$D/raw.py" <<'EOF'
-import socket, sys, time
+import os, socket, sys, time
 port, wait = int(sys.argv[1]), float(sys.argv[2])
 data = open(sys.argv[3], "rb").read() if len(sys.argv) > 3 else sys.stdin.buffer.read()
 s = socket.create_connection(("127.0.0.1", port))
@@ -100,6 +101,8 @@ try:
     while time.time() - t0 < 30:
         b = s.recv(65536)
         if not b:
+            if os.environ.get("RAW_CLOSED") == "1":
+                out += b"<closed>"
             break
         out += b
 except socket.timeout:
@@ -213,25 +216,6 @@ printf '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20000\r\n' >"$D/unauth_bulk.txt"
 # authenticated: the same array and a whole 20,000-byte bulk are served
 { printf 'AUTH defpw\r\n'; cat "$D/unauth_args.txt"; printf '*3\r\n$3\r\nSET\r\n$8\r\nauth:big\r\n$20000\r\n'
   head -c 20000 /dev/zero | tr '\0' v; printf '\r\n*2\r\n$6\r\nSTRLEN\r\n$8\r\nauth:big\r\nQUIT\r\n'; } >"$D/auth_big.txt"
-# as raw.py, and "<closed>" when the server closed the connection
-cat >"$D/rawc.py" <<'EOF'
-import socket, sys
-port, wait = int(sys.argv[1]), float(sys.argv[2])
-s = socket.create_connection(("127.0.0.1", port))
-s.sendall(open(sys.argv[3], "rb").read())
-s.settimeout(wait)
-out = b""
-try:
-    while True:
-        b = s.recv(65536)
-        if not b:
-            out += b"<closed>"
-            break
-        out += b
-except socket.timeout:
-    pass
-sys.stdout.write(out.decode("latin1").replace("\r\n", "\\r\\n\n"))
-EOF
 for t in "unauth_args|-ERR Protocol error: unauthenticated multibulk length\\r\\n
 <closed>" "unauth_bulk|-ERR Protocol error: unauthenticated bulk length\\r\\n
 <closed>" "auth_big|+OK\\r\\n
@@ -242,10 +226,10 @@ for t in "unauth_args|-ERR Protocol error: unauthenticated multibulk length\\r\\
 <closed>"; do
   f=${t%%|*}
   want=${t#*|}
-  got=$(python3 "$D/rawc.py" "$P1" 2 "$D/$f.txt")
+  got=$(RAW_CLOSED=1 python3 "$D/raw.py" "$P1" 2 "$D/$f.txt")
   expect_eq "$f: replica 1 answers" "$got" "$want"
   if [ -n "${RS_PID:-}" ]; then
-    expect_eq "$f: redis-server 7.0.15 answers the same bytes" "$(python3 "$D/rawc.py" "$RP" 2 "$D/$f.txt")" "$got"
+    expect_eq "$f: redis-server 7.0.15 answers the same bytes" "$(RAW_CLOSED=1 python3 "$D/raw.py" "$RP" 2 "$D/$f.txt")" "$got"
   fi
 done
 

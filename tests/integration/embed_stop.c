@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "counter.h"
+#include "embed_util.h"
 #include "rabia/replica.h"
 
 #define N 3
@@ -61,25 +62,6 @@ static int poison_apply(void *sm, const uint8_t *op, size_t op_len, struct rabia
 }
 static struct rabia_sm_ops poison;
 
-struct runner {
-    struct rabia_replica *r;
-    atomic_int rc; /* 1 while running */
-};
-
-static void *run_rc(void *arg)
-{
-    struct runner *x = arg;
-    atomic_store(&x->rc, rabia_replica_run(x->r));
-    return NULL;
-}
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
 struct caller {
     struct rabia_replica *r;
     int rc;
@@ -101,27 +83,7 @@ static void *call_thread(void *arg)
 
 static int make_sm(struct rabia_replica **out, int base, int id, const char *dir0, const struct rabia_sm_ops *sm)
 {
-    char members[256], err[512], sid[8], dir[600];
-    snprintf(members, sizeof members, "1=127.0.0.1:%d,2=127.0.0.1:%d,3=127.0.0.1:%d", base + 1, base + 2, base + 3);
-    snprintf(sid, sizeof sid, "%d", id);
-    mkdir(dir0, 0700);
-    snprintf(dir, sizeof dir, "%s/r%d", dir0, id);
-    struct rabia_replica_config cfg;
-    rabia_replica_config_default(&cfg);
-    if (rabia_replica_config_set(&cfg, "id", sid, err, sizeof err) ||
-        rabia_replica_config_set(&cfg, "members", members, err, sizeof err) ||
-        rabia_replica_config_set(&cfg, "data-dir", dir, err, sizeof err) ||
-        rabia_replica_config_set(&cfg, "client-listen", "off", err, sizeof err) ||
-        rabia_replica_config_set(&cfg, "log-level", "error", err, sizeof err)) {
-        fprintf(stderr, "embed_stop: %s\n", err);
-        return 2;
-    }
-    cfg.state_machine[0] = 0;
-    if (rabia_replica_create(out, &cfg, sm, err, sizeof err)) {
-        fprintf(stderr, "embed_stop: replica %d: %s\n", id, err);
-        return 1;
-    }
-    return 0;
+    return embed_make(out, "embed_stop", base, id, dir0, sm, "error");
 }
 
 static int make(struct rabia_replica **out, int base, int id, const char *dir0)

@@ -1,0 +1,60 @@
+/* Helpers shared by the embedding API's tests (embed_*.c): three replicas
+ * in one process on 127.0.0.1, each run on a thread of its own. */
+#ifndef RABIA_TESTS_EMBED_UTIL_H
+#define RABIA_TESTS_EMBED_UTIL_H
+#include <stdatomic.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "rabia/replica.h"
+
+/* a replica and what rabia_replica_run returned (1 while it runs) */
+struct runner {
+    struct rabia_replica *r;
+    atomic_int rc;
+};
+
+static inline void *run_rc(void *arg)
+{
+    struct runner *x = arg;
+    atomic_store(&x->rc, rabia_replica_run(x->r));
+    return NULL;
+}
+
+static inline double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Replica `id` of three (peer ports base+1..3) with its data in
+ * dir0/r<id>, no client port, logging at log_level: 0, or 1 (2 for a bad
+ * setting) with the reason on stderr, prefixed by who. */
+static inline int embed_make(struct rabia_replica **out, const char *who, int base, int id, const char *dir0,
+                             const struct rabia_sm_ops *sm, const char *log_level)
+{
+    char members[256], err[512], sid[8], dir[600];
+    snprintf(members, sizeof members, "1=127.0.0.1:%d,2=127.0.0.1:%d,3=127.0.0.1:%d", base + 1, base + 2, base + 3);
+    snprintf(sid, sizeof sid, "%d", id);
+    mkdir(dir0, 0700);
+    snprintf(dir, sizeof dir, "%s/r%d", dir0, id);
+    struct rabia_replica_config cfg;
+    rabia_replica_config_default(&cfg);
+    if (rabia_replica_config_set(&cfg, "id", sid, err, sizeof err) ||
+        rabia_replica_config_set(&cfg, "members", members, err, sizeof err) ||
+        rabia_replica_config_set(&cfg, "data-dir", dir, err, sizeof err) ||
+        rabia_replica_config_set(&cfg, "client-listen", "off", err, sizeof err) ||
+        rabia_replica_config_set(&cfg, "log-level", log_level, err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", who, err);
+        return 2;
+    }
+    cfg.state_machine[0] = 0;
+    if (rabia_replica_create(out, &cfg, sm, err, sizeof err)) {
+        fprintf(stderr, "%s: replica %d: %s\n", who, id, err);
+        return 1;
+    }
+    return 0;
+}
+#endif
