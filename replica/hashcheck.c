@@ -71,8 +71,12 @@ static void compare(struct rabia_replica *r, uint8_t p, uint64_t slot, uint64_t 
     if (mine == theirs) {
         hc->agreed++;
         if (slot > hc->agreed_slot) hc->agreed_slot = slot;
-        /* a majority holds this replica's state there: whoever differs is the odd one */
-        if (slot == hc->diverged_slot && same >= majority && hc->suspect) {
+        /* a majority holds this replica's state there: whoever differs is the
+         * odd one. At diverged_slot or any later checkpoint: a peer that was
+         * away then (or installed a snapshot past it) never notes that slot,
+         * and waiting for that one note kept a replica of the majority
+         * unhealthy for ever. */
+        if (slot >= hc->diverged_slot && same >= majority && hc->suspect) {
             hc->suspect = false;
             replica_log(r, RABIA_LOG_WARN,
                         "replica %u agrees after slot %" PRIu64 ": %u of %u replicas hold this replica's state; "
