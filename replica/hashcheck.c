@@ -26,7 +26,7 @@
  * 503. A replica that finds itself alone against a majority of the
  * cluster, those peers agreeing among themselves, stops: its state is the
  * odd one, and serving its reads would serve a state no majority holds (the
- * fix: move its data dir aside and start it with --rejoin). With fewer
+ * fix: REBUILD below, the cluster-id file kept). With fewer
  * notes than that (one peer, the other down) it cannot tell who is wrong
  * and keeps running, unhealthy, until a note decides. A replica whose
  * restored snapshot's hash differed from its maker's (rsm's
@@ -39,6 +39,13 @@
 #include "invariant.h"
 
 #define PREFIX "hash_checkpoints_v1:"
+/* The fix for a replica whose state is not the cluster's. The cluster-id
+ * file goes along: a cluster restored from a backup has an id of its own
+ * (backup.c replica_restored_cluster_id), and an empty data dir derives the
+ * members' id, which its peers refuse. */
+#define REBUILD                                                                                                        \
+    "move its data dir aside, copy its cluster-id file into the new empty one (or set cluster-id to INFO "           \
+    "rabia_cluster_id) and start it with --rejoin"
 
 static struct hashcheck_point *at(struct hashcheck_point *ring, uint64_t slot)
 {
@@ -80,7 +87,7 @@ static void compare(struct rabia_replica *r, uint8_t p, uint64_t slot, uint64_t 
             hc->suspect = false;
             replica_log(r, RABIA_LOG_WARN,
                         "replica %u agrees after slot %" PRIu64 ": %u of %u replicas hold this replica's state; "
-                        "those whose state differs must be rebuilt (move the data dir aside, start with --rejoin)",
+                        "those whose state differs must be rebuilt (" REBUILD ")",
                         p + 1, slot, same, r->cfg.n);
         }
         return;
@@ -96,22 +103,22 @@ static void compare(struct rabia_replica *r, uint8_t p, uint64_t slot, uint64_t 
         replica_log(r, RABIA_LOG_WARN,
                     "replica %u's state differs from this replica's after slot %" PRIu64 " (%u of %u replicas hold "
                     "this replica's state): its state hash is %016" PRIx64 ", ours %016" PRIx64 " (replica %u stops "
-                    "when it sees it; rebuild it: move its data dir aside and start it with --rejoin)",
+                    "when it sees it; rebuild it: " REBUILD ")",
                     p + 1, slot, same, r->cfg.n, theirs, mine, p + 1);
     else if (first)
         replica_log(r, RABIA_LOG_ERROR,
                     "state differs from replica %u's: after slot %" PRIu64 " this replica's state hash is %016" PRIx64
                     ", replica %u's is %016" PRIx64 " (a state machine that is not deterministic, a damaged data "
                     "dir or memory, or a data dir copied from elsewhere); the replica that differs from the "
-                    "majority must be rebuilt: move its data dir aside and start it with --rejoin",
+                    "majority must be rebuilt: " REBUILD,
                     p + 1, slot, mine, p + 1, theirs);
     /* alone against a majority that agrees among itself: this state is the odd one */
     unsigned against = peers_with(r, slot, theirs);
     if (against >= majority && !rabia_rsm_hash_mismatches(r->rsm) && !r->failed) {
         replica_log(r, RABIA_LOG_ERROR,
                     "after slot %" PRIu64 " this replica's state hash %016" PRIx64 " differs from %016" PRIx64
-                    ", which %u of its peers hold: its state is not the cluster's (move its data dir aside and "
-                    "start it with --rejoin to rebuild it from the others); stopping this replica",
+                    ", which %u of its peers hold: its state is not the cluster's (to rebuild it from the "
+                    "others: " REBUILD "); stopping this replica",
                     slot, mine, theirs, against);
         r->failed = true;
         __atomic_store_n(&r->stop, 1, __ATOMIC_RELEASE);

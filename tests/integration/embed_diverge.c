@@ -305,6 +305,8 @@ int main(int argc, char **argv)
     } expect[] = {
         {"ERROR r3 after slot 2048 this replica's state hash", "which 2 of its peers hold", "replica 3 stops", -1},
         {"--rejoin", "stopping this replica", "... and names the fix", -1},
+        /* ... keeping the cluster id: a restored cluster's is not the members' */
+        {"copy its cluster-id file into the new empty one", "stopping this replica", "... which keeps the cluster id", -1},
         /* 1 and 2 each learn that 2 of 3 hold their state: at once when the
          * other's checkpoint came first, else once it comes (after an ERROR
          * that only knew replica 3 differed) */
