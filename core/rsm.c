@@ -89,6 +89,10 @@ struct rabia_rsm {
      * sum of a term per session header (sess_hdr_term) and per applied
      * request in a window (ent_term); see rabia_rsm_hash. */
     uint64_t sess_sum;
+    /* The same without what the reply cache holds (ent_core_term): which
+     * replies are kept depends on this replica's reply-cache-bytes, not on
+     * the log; the replicas' cross checks (rabia_rsm_check_hash) use it. */
+    uint64_t sess_core_sum;
     uint64_t hash_mismatches;   /* restores whose recomputed hash differed from the stored one */
     uint8_t *pool[RSM_POOL];    /* free RSM_SMALL-byte reply buffers */
     uint32_t npool;
@@ -121,6 +125,13 @@ static uint64_t ent_term(const struct sess *s, uint64_t seq, const struct ent *e
     return e->kept && e->len ? XXH3_64bits_withSeed(e->data, e->len, h) : h;
 }
 
+/* ent_term without the reply: the request seq was applied. */
+static uint64_t ent_core_term(const struct sess *s, uint64_t seq)
+{
+    uint64_t v[2] = {s->client_id, seq};
+    return XXH3_64bits_withSeed(v, sizeof v, TERM_SEED + 3);
+}
+
 /* The sequence number of the request remembered at ent[idx]. */
 static uint64_t ent_seq(const struct sess *s, unsigned idx)
 {
@@ -134,6 +145,16 @@ static uint64_t sess_term(const struct sess *s)
     for (unsigned i = 0; i < W; i++)
         if (s->mask & (1ull << i))
             t += ent_term(s, ent_seq(s, i), &s->ent[i]);
+    return t;
+}
+
+/* Everything session s adds to sess_core_sum. */
+static uint64_t sess_core_term(const struct sess *s)
+{
+    uint64_t t = sess_hdr_term(s);
+    for (unsigned i = 0; i < W; i++)
+        if (s->mask & (1ull << i))
+            t += ent_core_term(s, ent_seq(s, i));
     return t;
 }
 
@@ -373,8 +394,10 @@ static void sess_advance(struct rabia_rsm *r, struct sess *s, uint64_t new_base)
         n = W;
     for (uint64_t k = 0; k < n; k++) {
         unsigned idx = (unsigned)((s->base + k) % W);
-        if (s->mask & (1ull << idx))
+        if (s->mask & (1ull << idx)) {
             r->sess_sum -= ent_term(s, s->base + k, &s->ent[idx]);
+            r->sess_core_sum -= ent_core_term(s, s->base + k);
+        }
         s->mask &= ~(1ull << idx);
         ent_drop(r, s, &s->ent[idx]);
     }
@@ -560,6 +583,7 @@ static int new_session(struct rabia_rsm *r, uint64_t client_id, uint64_t base, s
     if (t->count >= r->cfg.max_sessions) {
         struct sess *v = sessions_victim(t);
         r->sess_sum -= sess_term(v);
+        r->sess_core_sum -= sess_core_term(v);
         sessions_remove(t, v);
         r->reply_bytes -= v->bytes;
         sess_release(r, v);
@@ -580,6 +604,7 @@ static int apply_one(struct rabia_rsm *r, uint64_t slot, const struct rabia_req 
     if (q->seq == 0) { /* close the session: its client is gone */
         if (s) {
             r->sess_sum -= sess_term(s);
+            r->sess_core_sum -= sess_core_term(s);
             r->reply_bytes -= s->bytes;
             sessions_remove(&r->s, s);
             sess_release(r, s);
@@ -604,6 +629,7 @@ static int apply_one(struct rabia_rsm *r, uint64_t slot, const struct rabia_req 
                 return rc;
             sess_touch(&r->s, s, slot);
             r->sess_sum += sess_hdr_term(s);
+            r->sess_core_sum += sess_hdr_term(s);
             uint8_t b[8];
             for (int i = 0; i < 8; i++)
                 b[i] = (uint8_t)(id >> (8 * i));
@@ -622,11 +648,13 @@ static int apply_one(struct rabia_rsm *r, uint64_t slot, const struct rabia_req 
             return rc;
     } else {
         r->sess_sum -= sess_hdr_term(s); /* base and last_active move */
+        r->sess_core_sum -= sess_hdr_term(s);
         if (q->ack > s->base)
             sess_advance(r, s, q->ack);
     }
     sess_touch(&r->s, s, slot);
     r->sess_sum += sess_hdr_term(s);
+    r->sess_core_sum += sess_hdr_term(s);
 
     if (q->seq < s->base) {
         reply(fn, ctx, q, RABIA_REPLY_SESSION_EXPIRED, NULL, 0);
@@ -666,6 +694,7 @@ static int apply_one(struct rabia_rsm *r, uint64_t slot, const struct rabia_req 
         e->kept = 1;
     }
     r->sess_sum += ent_term(s, q->seq, e);
+    r->sess_core_sum += ent_core_term(s, q->seq);
     trim_replies(r);
     reply(fn, ctx, q, RABIA_REPLY_OK, r->scratch.data, r->scratch.len);
     return 0;
@@ -833,7 +862,8 @@ static int put_trackers(const struct rabia_rsm *r, struct rabia_buf *out)
  * opened, the sessions' sum, the batch trackers: all fixed size) and the
  * state machine's hash, its state_hash op or, without one, XXH3 of its
  * snapshot (sm_bytes when at hand, else taken now). */
-static int state_hash(struct rabia_rsm *r, const uint8_t *sm_bytes, size_t sm_len, uint64_t *out)
+static int state_hash_with(struct rabia_rsm *r, const uint8_t *sm_bytes, size_t sm_len, uint64_t sess_sum,
+                           uint64_t *out)
 {
     uint64_t smh;
     if (r->ops->state_hash) {
@@ -852,7 +882,7 @@ static int state_hash(struct rabia_rsm *r, const uint8_t *sm_bytes, size_t sm_le
     }
     /* one flat buffer: fixed size, on the stack */
     uint64_t v[5 + RABIA_MAX_REPLICAS * (3 + TRACK_BITS / 64)] = {r->applied, r->sessions_opened, r->s.count,
-                                                                 r->sess_sum, smh};
+                                                                 sess_sum, smh};
     size_t n = 5;
     for (int p = 0; p < RABIA_MAX_REPLICAS; p++)
         if (r->tr[p].incarnation) {
@@ -865,6 +895,11 @@ static int state_hash(struct rabia_rsm *r, const uint8_t *sm_bytes, size_t sm_le
     RABIA_ASSERT(n <= sizeof v / sizeof v[0]);
     *out = XXH3_64bits_withSeed(v, n * sizeof v[0], TERM_SEED + 2);
     return 0;
+}
+
+static int state_hash(struct rabia_rsm *r, const uint8_t *sm_bytes, size_t sm_len, uint64_t *out)
+{
+    return state_hash_with(r, sm_bytes, sm_len, r->sess_sum, out);
 }
 
 int rabia_rsm_snapshot(struct rabia_rsm *r, struct rabia_buf *out)
@@ -905,6 +940,12 @@ uint64_t rabia_rsm_hash(struct rabia_rsm *r)
 {
     uint64_t h;
     return state_hash(r, NULL, 0, &h) ? 0 : h;
+}
+
+uint64_t rabia_rsm_check_hash(struct rabia_rsm *r)
+{
+    uint64_t h;
+    return state_hash_with(r, NULL, 0, r->sess_core_sum, &h) ? 0 : h;
 }
 
 uint64_t rabia_rsm_hash_mismatches(const struct rabia_rsm *r)
@@ -1094,9 +1135,10 @@ int rabia_rsm_restore(struct rabia_rsm *r, const uint8_t *data, size_t len)
     }
     if (count)
         qsort(v, (size_t)count, sizeof *v, cmp_activity);
-    uint64_t bytes = 0, sum = 0;
+    uint64_t bytes = 0, sum = 0, core_sum = 0;
     for (uint64_t k = 0; k < count; k++) {
         sum += sess_term(v[k]);
+        core_sum += sess_core_term(v[k]);
         list_append(&nt, v[k]);
         for (unsigned i = 0; i < W; i++)
             if (v[k]->ent[i].kept)
@@ -1112,6 +1154,7 @@ int rabia_rsm_restore(struct rabia_rsm *r, const uint8_t *data, size_t len)
     r->sessions_opened = opened;
     r->reply_bytes = bytes;
     r->sess_sum = sum;
+    r->sess_core_sum = core_sum;
     memcpy(r->tr, tr, sizeof tr);
     /* The hash recomputed from what was restored must be the one the
      * snapshot's maker had kept up to date: a difference is a bug in the

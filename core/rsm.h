@@ -215,6 +215,11 @@ int rabia_rsm_snapshot_slot(const uint8_t *data, size_t len, uint64_t *slot);
  * terms), or, for one without, XXH3 of its snapshot (O(state)). 0 on
  * -ENOMEM. */
 uint64_t rabia_rsm_hash(struct rabia_rsm *r);
+/* The same without the replies the sessions keep for retries (which ones
+ * are kept depends on each replica's reply-cache-bytes, not on the log):
+ * what replicas compare with each other (replica/hashcheck.c). 0 on
+ * -ENOMEM. */
+uint64_t rabia_rsm_check_hash(struct rabia_rsm *r);
 /* Restores whose recomputed state hash differed from the one stored in
  * the snapshot (see rabia_rsm_restore). */
 uint64_t rabia_rsm_hash_mismatches(const struct rabia_rsm *r);

@@ -11,11 +11,13 @@
  *
  * Every HASHCHECK_EVERY slots (a multiple of it, the same slots on every
  * replica) a replica notes the state hash it has right after applying that
- * slot: rabia_rsm_hash, which covers the sessions and the state machine's
- * own state_hash op. Only state machines with that op take part (the KV
+ * slot: rabia_rsm_check_hash, which covers the sessions (not the replies
+ * they keep for retries: which ones fit depends on each replica's own
+ * reply-cache-bytes) and the state machine's own state_hash op. Only state
+ * machines with that op take part (the KV
  * store, an embedded one that keeps its hash): without it the hash
  * serializes the whole state. It sends its newest notes to each peer in a
- * STATUS frame on the peer link ("hash_checkpoints_v1: SLOT:HASH ...");
+ * STATUS frame on the peer link ("hash_checkpoints_v2: SLOT:HASH ...");
  * a build without this counts such a frame among the core's ignored
  * messages (core/rabia.c), so mixed versions in a rolling upgrade keep
  * working, unchecked. A peer's note for a slot this replica also noted is
@@ -38,7 +40,7 @@
 #include "internal.h"
 #include "invariant.h"
 
-#define PREFIX "hash_checkpoints_v1:"
+#define PREFIX "hash_checkpoints_v2:" /* v1 (e4751da) hashed the replies kept too */
 /* The fix for a replica whose state is not the cluster's. The cluster-id
  * file goes along: a cluster restored from a backup has an id of its own
  * (backup.c replica_restored_cluster_id), and an empty data dir derives the
@@ -132,7 +134,7 @@ void replica_hashcheck_applied(void *ctx, uint64_t slot)
     struct hashcheck *hc = &r->hc;
     if (!hc->on || slot % HASHCHECK_EVERY) return;
     RABIA_ASSERT(slot == rabia_rsm_applied(r->rsm));
-    uint64_t h = rabia_rsm_hash(r->rsm);
+    uint64_t h = rabia_rsm_check_hash(r->rsm); /* not the replies kept: reply-cache-bytes is each replica's own */
     if (!h) return; /* the state machine's hash failed (out of memory): no note */
     *at(hc->own, slot) = (struct hashcheck_point){.slot = slot, .hash = h};
     if (slot > hc->newest) hc->newest = slot;

@@ -880,6 +880,55 @@ static void test_reply_budget(void)
     rabia_rsm_destroy(twin);
 }
 
+/* Replicas whose reply-cache-bytes differ keep different replies, not a
+ * different state: rabia_rsm_hash (which snapshots carry) tells them apart,
+ * rabia_rsm_check_hash (what replica/hashcheck.c compares) does not, also
+ * for a replica that joined through a snapshot, and still sees a request
+ * applied on one only. Before, the checkpoints compared rabia_rsm_hash and
+ * the replica with the smaller budget stopped itself. */
+static void test_check_hash_budget(void)
+{
+    struct rabia_rsm_config small = {.max_sessions = 64, .max_reply_bytes = 256, .max_reply_total = 200};
+    struct rabia_rsm_config big = {.max_sessions = 64, .max_reply_bytes = 256, .max_reply_total = 1u << 20};
+    struct rabia_rsm *a = rabia_rsm_create(&rabia_sm_kv, &small);
+    struct rabia_rsm *b = rabia_rsm_create(&rabia_sm_kv, &big);
+    struct rabia_rsm *c = rabia_rsm_create(&rabia_sm_kv, &big); /* joins at slot 5 from a's snapshot */
+    struct rabia_buf body = {0}, op = {0}, s = {0};
+    const char *echo[] = {"ECHO", "0123456789012345678901234567890123456789"}; /* 47-byte reply */
+    rabia_kv_encode_argv(&op, 2, echo, NULL);
+    CHECK_EQ(rabia_rsm_check_hash(a), rabia_rsm_check_hash(b));
+    for (uint64_t k = 1; k <= 8; k++) {
+        rabia_batch_init(&body);
+        struct rabia_req q = {CONN(k), 1, 1, op.data, (uint32_t)op.len};
+        rabia_batch_append(&body, &q);
+        if (k == 5) {
+            CHECK_EQ(rabia_rsm_snapshot(a, &s), 0);
+            CHECK_EQ(rabia_rsm_restore(c, s.data, s.len), 0);
+        }
+        CHECK_EQ(rabia_rsm_apply(a, k, body.data, body.len, NULL, NULL), 0);
+        CHECK_EQ(rabia_rsm_apply(b, k, body.data, body.len, NULL, NULL), 0);
+        if (k >= 5)
+            CHECK_EQ(rabia_rsm_apply(c, k, body.data, body.len, NULL, NULL), 0);
+    }
+    CHECK(rabia_rsm_hash(a) != rabia_rsm_hash(b)); /* a dropped replies b keeps */
+    CHECK(rabia_rsm_check_hash(a) != 0);
+    CHECK_EQ(rabia_rsm_check_hash(a), rabia_rsm_check_hash(b));
+    CHECK_EQ(rabia_rsm_check_hash(c), rabia_rsm_check_hash(b));
+    /* one more request applied on b only: a difference the check sees */
+    rabia_batch_init(&body);
+    struct rabia_req q = {CONN(9), 1, 1, op.data, (uint32_t)op.len};
+    rabia_batch_append(&body, &q);
+    CHECK_EQ(rabia_rsm_apply(b, 9, body.data, body.len, NULL, NULL), 0);
+    CHECK_EQ(rabia_rsm_apply(a, 9, NULL, 0, NULL, NULL), 0); /* a null slot */
+    CHECK(rabia_rsm_check_hash(a) != rabia_rsm_check_hash(b));
+    rabia_buf_free(&s);
+    rabia_buf_free(&op);
+    rabia_buf_free(&body);
+    rabia_rsm_destroy(a);
+    rabia_rsm_destroy(b);
+    rabia_rsm_destroy(c);
+}
+
 /* Kept replies of up to 128 bytes share pooled 128-byte buffers (rsm.c's
  * RSM_SMALL): a buffer restored from a snapshot must be one of them too, or
  * the next, longer reply written into it overflows (ASan sees it). Replies
@@ -945,6 +994,7 @@ int main(void)
     RUN(test_churn_keeps_native_sessions);
     RUN(test_batch_applied_once);
     RUN(test_reply_budget);
+    RUN(test_check_hash_budget);
     RUN(test_reply_buffers);
     for (int i = 0; i < 3; i++)
         rabia_buf_free(&opbuf[i]);
