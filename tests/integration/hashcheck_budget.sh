@@ -12,7 +12,7 @@
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
-it_init hashcheck_budget 44
+it_init hashcheck_budget 51
 need_cmd redis-cli
 need_cmd redis-benchmark
 cluster_start 3 kv
