@@ -100,29 +100,8 @@ static int make(struct rabia_replica **out, int base, int id, const char *dir0, 
 static int make_short_log(struct rabia_replica **out, int base, int id, const char *dir0,
                           const struct rabia_sm_ops *sm)
 {
-    char members[256], err[512], sid[8], dir[600];
-    snprintf(members, sizeof members, "1=127.0.0.1:%d,2=127.0.0.1:%d,3=127.0.0.1:%d", base + 1, base + 2, base + 3);
-    snprintf(sid, sizeof sid, "%d", id);
-    mkdir(dir0, 0700);
-    snprintf(dir, sizeof dir, "%s/r%d", dir0, id);
-    struct rabia_replica_config cfg;
-    rabia_replica_config_default(&cfg);
-    if (rabia_replica_config_set(&cfg, "id", sid, err, sizeof err) ||
-        rabia_replica_config_set(&cfg, "members", members, err, sizeof err) ||
-        rabia_replica_config_set(&cfg, "data-dir", dir, err, sizeof err) ||
-        rabia_replica_config_set(&cfg, "client-listen", "off", err, sizeof err) ||
-        rabia_replica_config_set(&cfg, "log-retain", "16", err, sizeof err) ||
-        rabia_replica_config_set(&cfg, "durability", "memory", err, sizeof err) ||
-        rabia_replica_config_set(&cfg, "log-level", "warn", err, sizeof err)) {
-        fprintf(stderr, "embed_diverge: %s\n", err);
-        return 2;
-    }
-    cfg.state_machine[0] = 0;
-    if (rabia_replica_create(out, &cfg, sm, err, sizeof err)) {
-        fprintf(stderr, "embed_diverge: replica %d: %s\n", id, err);
-        return 1;
-    }
-    return 0;
+    static const char *const extra[] = {"log-retain", "16", "durability", "memory", NULL};
+    return embed_make_with(out, "embed_diverge", base, id, dir0, sm, "warn", extra);
 }
 
 /* one increment through r, answered within 5 s: its tally, or -1 */
@@ -163,13 +142,8 @@ static int late_majority(int base, const char *dir)
     mkdir(dir, 0700);
     char logpath[600];
     snprintf(logpath, sizeof logpath, "%s/replicas.log", dir);
-    fflush(stderr);
-    int saved = dup(2), lf = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (saved < 0 || lf < 0 || dup2(lf, 2) < 0) {
-        perror("embed_diverge: log file");
-        return 1;
-    }
-    close(lf);
+    int saved = embed_log_to(logpath);
+    if (saved < 0) return 1;
     struct runner x[N];
     pthread_t th[N];
     for (int i = 0; i < N; i += 2) { /* replica 2 not started yet */
@@ -200,9 +174,7 @@ static int late_majority(int base, const char *dir)
         pthread_join(th[1], NULL);
         rabia_replica_destroy(x[1].r);
     }
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
+    embed_log_back(saved);
     printf("B: %d increments before replica 2 started, %d after\n", done, more);
     char line[2048] = "";
     int bad = done != OPS || more < 800 || r1rc != 1;
@@ -235,12 +207,8 @@ int main(int argc, char **argv)
     /* the replicas log to stderr: into a file this test reads back */
     char logpath[600];
     snprintf(logpath, sizeof logpath, "%s/replicas.log", dir);
-    int saved = dup(2), lf = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (saved < 0 || lf < 0 || dup2(lf, 2) < 0) {
-        perror("embed_diverge: log file");
-        return 2;
-    }
-    close(lf);
+    int saved = embed_log_to(logpath);
+    if (saved < 0) return 2;
 
     struct runner x[N];
     pthread_t th[N];
@@ -294,9 +262,7 @@ int main(int argc, char **argv)
         pthread_join(th[i], NULL);
         rabia_replica_destroy(x[i].r);
     }
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
+    embed_log_back(saved);
 
     char line[2048] = "";
     struct {

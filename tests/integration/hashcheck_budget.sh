@@ -33,14 +33,10 @@ bg_wait "$bench" 100
 ((BG_RC == 0)) || fail "redis-benchmark failed: $(tail -c 300 "$IT_DIR/bench.out")"
 redis 1 -r 100 SET hc:k v >/dev/null # a few more slots: every replica applies the last checkpoint's slot
 for i in 1 2 3; do
-  for ((t = 0; t < 50; t++)); do
-    info=$(redis "$i" INFO 2>/dev/null | tr -d '\r') || true
-    slot=$(sed -n 's/^hash_check_slot://p' <<<"$info")
-    [ "${slot:-0}" -ge 2048 ] && break
-    sleep 0.1
-  done
+  info_wait "$i" hash_check_slot 2048
+  slot=$(info_field hash_check_slot)
   expect_eq "replica $i: INFO hash_checks_differed, state_diverged; checkpoints agreed past 2048" \
-    "$(sed -n 's/^hash_checks_differed://p' <<<"$info")/$(sed -n 's/^state_diverged://p' <<<"$info")/$((${slot:-0} >= 2048))" "0/0/1"
+    "$(info_field hash_checks_differed)/$(info_field state_diverged)/$((${slot:-0} >= 2048))" "0/0/1"
 done
 all_alive 3
 if grep -q "stopping this replica" "$RABIA_CLUSTER_DIR/r3.log"; then fail "replica 3 stopped: $(grep 'stopping this replica' "$RABIA_CLUSTER_DIR/r3.log" | head -1)"; fi

@@ -208,13 +208,8 @@ say "state hash checkpoints: every 1024 slots each replica compares its peers' w
 redis 1 -r 1100 SET hc:k v >/dev/null # one slot each (one client, one command at a time): past slot 1024
 wait_converged 10 1 2 3
 for i in 1 2 3; do
-  for ((t = 0; t < 50; t++)); do
-    info=$(redis "$i" INFO | tr -d '\r')
-    agreed=$(sed -n 's/^hash_checks_agreed://p' <<<"$info")
-    [ "${agreed:-0}" -ge 2 ] && break
-    sleep 0.1
-  done
+  info_wait "$i" hash_checks_agreed 2
   expect_eq "replica $i: INFO hash_checks_agreed >= 2 (both peers' checkpoints), differed, state_diverged" \
-    "$((agreed >= 2))/$(sed -n 's/^hash_checks_differed://p' <<<"$info")/$(sed -n 's/^state_diverged://p' <<<"$info")" "1/0/0"
+    "$(($(info_field hash_checks_agreed) >= 2))/$(info_field hash_checks_differed)/$(info_field state_diverged)" "1/0/0"
   expect_match "replica $i: rabia-cli status" "$(replica_status "$i")" "^hash_checks: [0-9]+ agreed \(newest slot [1-9][0-9]*\), 0 differed$"
 done

@@ -239,6 +239,21 @@ redis() {
   shift
   timeout 20 redis-cli -p "$(resp_port "$i")" "$@"
 }
+# info_wait I FIELD MIN: replica I's INFO, read again every 0.1 s for up to
+# 5 s until its FIELD is at least MIN; the last text (CRs removed) is left
+# in INFO_TEXT for info_field, whether or not FIELD got there
+info_wait() {
+  local t v
+  for ((t = 0; t < 50; t++)); do
+    INFO_TEXT=$(redis "$1" INFO 2>/dev/null | tr -d '\r') || true
+    v=$(info_field "$2")
+    [ "${v:-0}" -ge "$3" ] && return 0
+    sleep 0.1
+  done
+  return 0
+}
+# info_field NAME: NAME's value in INFO_TEXT (empty when absent)
+info_field() { sed -n "s/^$1://p" <<<"${INFO_TEXT:-}" | head -n 1; }
 # writes_everywhere PREFIX N: replica i takes SET PREFIX:i vi, and every
 # replica reads all N values back (MGET)
 writes_everywhere() {
