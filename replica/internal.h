@@ -46,6 +46,12 @@
  * frames wait is cut either way by the output limit before long. */
 #define PEER_USER_TIMEOUT_MS 10000u
 #define PEER_HELLO_MAX_FRAME 4096u
+/* A native client that must authenticate may announce no frame larger than
+ * this before its CLIENT_AUTH succeeds: a CLIENT_AUTH carries a user name
+ * and a password, each held to RESP's unauthenticated bulk limit (16 KiB,
+ * Redis's). Before, such a client could announce a 16 MiB frame, and 3,968
+ * of them would have held 62 GB of input buffers without a password. */
+#define NATIVE_UNAUTH_MAX_FRAME (2u * RESP_UNAUTH_MAX_BULK + 1024u)
 #define WAITERS_CAP (1u << 16)     /* requests waiting for their slot, per replica */
 #define READS_CAP (1u << 14)       /* reads waiting for the read index at once, per replica (node_read) */
 #define RESP_MAX_PENDING 4096      /* replies queued per RESP connection */

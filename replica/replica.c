@@ -552,6 +552,16 @@ static size_t h_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len
             replica_conn_close(r, c);
             return len;
         }
+        if (rc == 0 && k->kind == CK_CLIENT && k->au.user < 0 && flen > NATIVE_UNAUTH_MAX_FRAME) {
+            char who[64] = "?";
+            rio_conn_peer(c, who, sizeof who);
+            CONN_REFUSE(r, "refusing client %s: a frame of %zu bytes before it authenticated (at most %u until a "
+                        "CLIENT_AUTH succeeds, as Redis limits unauthenticated clients): give the client a user and "
+                        "password (rabia-cli --user/--pass or RABIA_PASSWORD) so it authenticates first",
+                        who, flen, NATIVE_UNAUTH_MAX_FRAME);
+            replica_conn_close(r, c);
+            return len;
+        }
         if (rc == -EAGAIN || (rc == 0 && len - off < flen)) break; /* wait for the rest */
         if (rc == 0) rc = rabia_msg_decode(p + off, flen, &m);
         if (rc < 0) {

@@ -23,6 +23,8 @@
 #     default user's password (then --verify); frames
 #     by hand: a request before CLIENT_AUTH, the AUTH after a failure
 #     answered only after the delay, two AUTHs at once closing the connection;
+#     a frame over 33 KiB before CLIENT_AUTH closing it (logged), a 20 KiB
+#     wrong password answered, a 200 KiB value accepted after CLIENT_AUTH;
 #   - peers: a forger without the secret (HELLO as replica 2, a made-up
 #     proof; a VOTE instead of the handshake) is refused and closed while the
 #     real replica 2 stays connected; replica 3 restarted with the wrong
@@ -421,6 +423,63 @@ EOF
 expect_eq "native: NOAUTH before CLIENT_AUTH; a wrong password refused; the right one after the delay; two at once closed" \
   "$native" "req:21/7/NOAUTH Authentication required. wrong:25/1 right:25/0/delayed two:closed"
 expect_match "... logged" "$(cat "$RABIA_CLUSTER_DIR/r2.log")" "AUTH failed from 127\.0\.0\.1:[0-9]+ \(another AUTH sent before the last was answered; closing\)"
+
+say "native protocol by hand: the frame size limit before CLIENT_AUTH (RESP's is Redis's 16 KiB bulk)"
+# Before, a client without a password could announce a 16 MiB frame and
+# hold that much input buffer; now a frame over 33 KiB before a CLIENT_AUTH
+# succeeds closes the connection. A long wrong password still gets its
+# answer, and an authenticated client still sends large values (up to
+# batch-max-bytes, here 256 KiB).
+big=$(
+  timeout 30 python3 - "$IT_REPO/tests/integration" "$(native_port 3)" 2>&1 <<'EOF'
+import socket, struct, sys
+sys.path.insert(0, sys.argv[1])
+import garbage as g
+port = int(sys.argv[2])
+T_REQ = 20
+auth, read_frame = g.client_auth, g.read_frame
+def op(*args):
+    b = struct.pack("<I", len(args))
+    for a in args:
+        b += struct.pack("<I", len(a)) + a
+    return b
+def req(cid, seq, ack, body=b""):
+    return g.frame(T_REQ, struct.pack("<QQQI", cid, seq, ack, len(body)) + body)
+res = []
+# unauthenticated: a 1 MiB request frame; the header and 4 KiB are sent
+s = socket.create_connection(("127.0.0.1", port))
+f = req(0x777, 1, 0, op(b"SET", b"app:big", b"v" * (1 << 20)))
+try:
+    s.sendall(f[:16 + 4096])
+    res.append("unauth-1MiB:" + ("closed" if read_frame(s, 5.0) is None else "answered"))
+except (ConnectionResetError, BrokenPipeError):
+    res.append("unauth-1MiB:closed")
+except socket.timeout:
+    res.append("unauth-1MiB:open-after-5s")
+s.close()
+# a 20 KiB wrong password is under the limit: refused as wrong, and the
+# connection goes on (the right password, after the failure's delay)
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(auth(b"app", b"x" * 20000))
+t, p = read_frame(s)
+res.append("long-wrong:%d/%d" % (t, p[0]))
+s.sendall(auth(b"app", b"apppw"))
+t, p = read_frame(s)
+res.append("right:%d/%d" % (t, p[0]))
+# authenticated: a 1 MiB value goes through
+s.sendall(req(0x778, 1, 0))                    # OPEN under a nonce
+t, p = read_frame(s)
+sid = struct.unpack("<Q", p[21:29])[0]
+s.sendall(req(sid, 2, 2, op(b"SET", b"app:big", b"v" * (200 << 10))))
+t, p = read_frame(s)
+res.append("authed-200KiB:%d/%s" % (p[16], p[21:].decode().strip()))
+print(" ".join(res))
+EOF
+) || fail "native frame limit by hand: $big"
+expect_eq "native: 1 MiB before CLIENT_AUTH closed; a 20 KiB wrong password answered; 200 KiB after it accepted" "$big" \
+  "unauth-1MiB:closed long-wrong:25/1 right:25/0 authed-200KiB:0/+OK"
+expect_match "... the refusal logged, naming the cause and the fix" "$(cat "$RABIA_CLUSTER_DIR/r3.log")" \
+  "refusing client 127\.0\.0\.1:[0-9]+: a frame of 1048[0-9]+ bytes before it authenticated \(at most 33792 until a CLIENT_AUTH succeeds.*rabia-cli --user/--pass or RABIA_PASSWORD"
 
 # ---------------------------------------------------------------------------
 say "native protocol by hand: a restricted user cannot use another client's session"
