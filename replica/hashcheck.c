@@ -14,8 +14,8 @@
  * slot: rabia_rsm_check_hash, which covers the sessions (not the replies
  * they keep for retries: which ones fit depends on each replica's own
  * reply-cache-bytes) and the state machine's own state_hash op. Only state
- * machines with that op take part (the KV
- * store, an embedded one that keeps its hash): without it the hash
+ * machines with that op take part (the KV store, the counter, an embedded
+ * one that keeps its hash): without it the hash
  * serializes the whole state. It sends its newest notes to each peer in a
  * STATUS frame on the peer link ("hash_checkpoints_v2: SLOT:HASH ...");
  * a build without this counts such a frame among the core's ignored

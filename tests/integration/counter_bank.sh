@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # counter_bank: the counter and bank state machines through rabia-cli.
 # Counter: incr/decr/set/get through different replicas, then
-# `bench-counter 2000` and an exact final value. Bank (a fresh cluster on the
+# `bench-counter 2000` and an exact final value; rounds of bench-counter
+# past slot 1024, where the replicas compare their state hashes (the
+# counter keeps its hash: hash_checks agreed on every replica). Bank (a fresh cluster on the
 # same ports): create, deposit, withdraw, transfer, the error results (exit
 # status 1), balance, all; the total is conserved. Then rabia-cli against a
 # fake replica (cli_outcome.py): an expired session is an unknown outcome.
@@ -43,6 +45,29 @@ expect_match "bench-counter 2000 acknowledged" "$out" "^bench-counter: 2000 incr
 expect_match "bench-counter 2000 highest value seen" "$out" "highest counter value seen: 2000$"
 for i in 1 2 3; do run_cli "counter get (replica $i) after the bench" 0 2000 -a "$(native_addr "$i")" counter get; done
 wait_converged 10 1 2 3
+
+say "hash checks: the counter keeps its hash, so its replicas compare states every 1024 slots"
+# bench-counter's slots carry tens of increments each: rounds of 50,000
+# until every replica decided past the first checkpoint (1024)
+total=2000
+for round in 1 2 3 4 5 6 7 8 9 10; do
+  out=$(cli -a "$A" bench-counter 50000 2>&1) || fail "bench-counter 50000 (round $round): $out"
+  total=$((total + 50000))
+  low=$(for i in 1 2 3; do field "$(replica_status "$i")" slots_decided; done | sort -n | head -n 1)
+  [ "${low:-0}" -gt 1100 ] && break
+done
+[ "${low:-0}" -gt 1100 ] || fail "after $round rounds of bench-counter 50000 a replica decided only ${low:-0} slots"
+for i in 1 2 3; do run_cli "counter get (replica $i) after $round more benches" 0 "$total" -a "$(native_addr "$i")" counter get; done
+for i in 1 2 3; do
+  hc=
+  for _ in $(seq 100); do # the checkpoints' notes travel with the next loop turns
+    hc=$(field "$(replica_status "$i")" hash_checks)
+    [[ "$hc" =~ ^[1-9] ]] && break
+    sleep 0.1
+  done
+  expect_match "replica $i: hash checks agreed, none differed" "$hc" \
+    "^[1-9][0-9]* agreed \(newest slot [1-9][0-9]*\), 0 differed$"
+done
 cluster_stop
 
 say "bank cluster (same ports, new data dir; batch-max-bytes 4096, for a request that cannot fit)"
