@@ -619,10 +619,22 @@ static bool group_intact(const uint8_t *img, uint64_t size, uint64_t no, uint64_
     return group_check(img + off, size - off, no, off, lsn, bytes, n);
 }
 
-static int read_file(const char *path, uint8_t *buf, uint64_t size, uint64_t *got)
+/* Reads up to `size` bytes of path into buf: *got of them. *file_size
+ * (when not NULL) is the file's own length, which may be larger: a
+ * segment longer than wal-segment-bytes must be refused, not read in part. */
+static int read_file(const char *path, uint8_t *buf, uint64_t size, uint64_t *got, uint64_t *file_size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -errno;
+    if (file_size) {
+        struct stat st;
+        if (fstat(fd, &st)) {
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        *file_size = (uint64_t)st.st_size;
+    }
     uint64_t done = 0;
     while (done < size) {
         ssize_t k = pread(fd, buf + done, size - done, (off_t)done);
@@ -815,16 +827,26 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
         }
         char path[600];
         seg_path(w, nos[i], path, sizeof path);
-        uint64_t got = 0;
-        if ((rc = read_file(path, img, cfg->segment_bytes, &got))) {
+        uint64_t got = 0, fsize = 0;
+        if ((rc = read_file(path, img, cfg->segment_bytes, &got, &fsize))) {
             snprintf(err, errlen, "%s: %s", path, strerror(-rc));
             goto fail;
         }
         uint64_t inc;
         uint32_t blk;
         if ((rc = seg_header_check(w, path, nos[i], img, got, &inc, &blk, err, errlen))) goto fail;
-        if (got != cfg->segment_bytes) {
-            if (i + 1 == n && got >= w->data) { /* a shorter last segment: the size setting changed? */
+        /* The file's own size, not what was read: only segment_bytes are
+         * read, and a longer file (wal-segment-bytes lowered since it was
+         * written) passed; the group across that point looked torn and was
+         * zeroed, and the writer went on there, dropping acknowledged
+         * records (found by review; test_wal test_segment_size_lowered) */
+        if (got != cfg->segment_bytes || fsize != cfg->segment_bytes) {
+            if (fsize > cfg->segment_bytes) {
+                snprintf(err, errlen,
+                         "%s is %" PRIu64 " bytes, wal-segment-bytes is %" PRIu64
+                         ": set wal-segment-bytes back to the size this log was written with",
+                         path, fsize, cfg->segment_bytes);
+            } else if (i + 1 == n && got >= w->data) { /* a shorter last segment: the size setting changed? */
                 snprintf(err, errlen,
                          "%s is %" PRIu64 " bytes, wal-segment-bytes is %" PRIu64
                          ": set wal-segment-bytes back to the size this log was written with",
@@ -946,7 +968,7 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
             char path[600];
             seg_path(w, w->segs[i].no, path, sizeof path);
             uint64_t got = 0;
-            if ((rc = read_file(path, img, cfg->segment_bytes, &got))) {
+            if ((rc = read_file(path, img, cfg->segment_bytes, &got, NULL))) {
                 snprintf(err, errlen, "%s: %s", path, strerror(-rc));
                 goto fail;
             }

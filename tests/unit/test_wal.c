@@ -907,6 +907,47 @@ static void test_block_size_changed(void)
     rabia_wal_close(w);
 }
 
+/* A segment file longer than wal-segment-bytes (the setting lowered since
+ * the log was written): refused, naming the file and the setting. Only a
+ * shorter file was refused: the scan read the first wal-segment-bytes of
+ * each file, took the group across that point for a torn last write and
+ * zeroed it, and the writer went on there, so acknowledged records were
+ * dropped (and the zeroed range then made the log unreadable with the
+ * right setting too). */
+static void test_segment_size_lowered(void)
+{
+    char dir[300], path[400], err[1024] = "";
+    fresh(dir, sizeof dir, "seglowered");
+    struct seen s;
+    struct rabia_wal_info info;
+    int rc;
+    struct rabia_wal_config big = {.dir = dir, .segment_bytes = 2 * SEG, .cluster_id = 42, .replica = 1,
+                                   .batch_incarnation = 7};
+    struct rabia_wal *w = NULL;
+    CHECK_EQ(rabia_wal_open(&w, &big, on_rec, &s, &info, err, sizeof err), 0);
+    /* 400 records of ~3 KB: about 1.3 MB, all in segment 1 of 2 MiB */
+    write_groups(w, 1, 400, 10, 3000);
+    rabia_wal_close(w);
+    seg_file(dir, 1, path, sizeof path);
+    w = open_log(dir, &s, &info, &rc, err, sizeof err); /* wal-segment-bytes = 1 MiB */
+    CHECK(w == NULL);
+    CHECK_EQ(rc, -EINVAL);
+    CHECK(strstr(err, path) != NULL && strstr(err, "wal-segment-bytes") != NULL);
+    printf("     %s\n", err);
+    rabia_wal_close(w);
+    /* the setting back: every record, nothing cut */
+    memset(&s, 0, sizeof s);
+    s.order_ok = true;
+    w = NULL;
+    rc = rabia_wal_open(&w, &big, on_rec, &s, &info, err, sizeof err);
+    CHECK_EQ(rc, 0);
+    if (rc) fprintf(stderr, "%s\n", err);
+    CHECK_EQ(s.n, 400);
+    CHECK(s.order_ok);
+    CHECK_EQ(info.torn_bytes, 0);
+    rabia_wal_close(w);
+}
+
 static void test_format_versions(void)
 {
     char dir[300], path[400], err[1024] = "";
@@ -1275,6 +1316,7 @@ int main(void)
     RUN(test_recovery_mark);
     RUN(test_format_versions);
     RUN(test_block_size_changed);
+    RUN(test_segment_size_lowered);
 #if defined(__x86_64__)
     RUN(test_xxh3_dispatch);
 #endif
