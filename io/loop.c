@@ -385,6 +385,8 @@ static void tls_pull(struct rio_conn *c)
         conn_mark_dirty(c);
 }
 
+static void conn_eof(struct rio_conn *c);
+
 /* Drive the engine over what was fed: handshake steps, then plaintext to
  * on_data, until it needs more ciphertext or the conn stops taking input. */
 static void tls_run(struct rio_conn *c)
@@ -413,7 +415,12 @@ static void tls_run(struct rio_conn *c)
             continue;
         }
         if (s == RIO_TLS_EOF) {
-            conn_fail(c, 0);
+            /* close_notify: the peer sends nothing more, as a TCP FIN says;
+             * on_eof may keep the conn for the replies it is owed (TLS lets
+             * us write on: only our own close_notify ends our side). Before,
+             * this closed at once and a client that sent its commands and
+             * then close_notify lost every reply (integration.tls) */
+            conn_eof(c);
             return;
         }
         assert(s < 0);
@@ -826,6 +833,10 @@ static void loop_post(struct rio_loop *l, bool callbacks)
 static void conn_eof(struct rio_conn *c)
 {
     struct rio_loop *l = c->loop;
+    /* a second EOF: the TCP FIN after a TLS close_notify that on_eof kept
+     * the conn for (the multishot recv was still armed); nothing new */
+    if (c->peer_eof && c->tls && c->state == C_OPEN)
+        return;
     if (c->state == C_OPEN && !c->close_after_send && !c->peer_eof && l->h.on_eof) {
         c->peer_eof = true; /* before the call: a recv is never armed again */
         if (l->h.on_eof(l->ctx, c) || c->state != C_OPEN)

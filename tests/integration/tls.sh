@@ -6,6 +6,8 @@
 #   --tls-server-name);
 # - rabia-cli --tls backup takes a backup that --verify accepts; a plaintext
 #   one, or one trusting another CA, fails saying why and writes nothing;
+# - a client that sends close_notify (and a FIN) after its commands still
+#   gets their replies (tls_halfclose.py);
 # - a plaintext client gets no service and a log line saying why;
 # - tls-auth-clients = yes refuses a client without a certificate;
 # - a replica presenting the certificate of another id is refused on both
@@ -133,6 +135,18 @@ out=$(timeout 10 openssl s_client -connect "127.0.0.1:$(resp_port 2)" -CAfile "$
 expect_match "openssl s_client to replica 2's RESP port: TLS 1.3" "$out" "New, TLSv1\.3, Cipher is TLS_"
 expect_match "replica 2's certificate" "$out" "subject=.*CN *= *replica-2"
 expect_match "verified against the test CA" "$out" "Verify return code: 0 \(ok\)"
+
+say "a TLS client that sends close_notify after its commands still gets the replies"
+# as a plaintext client that shuts its sending side down; before, the
+# close_notify closed the connection at once and the replies were lost
+# (the script printed nothing)
+v100=$(printf 'v%.0s' $(seq 100))
+n=0
+for how in close_notify close_notify+fin; do
+  n=$((n + 1))
+  out=$(timeout 20 "$PY" "$here/tls_halfclose.py" "$(resp_port 2)" "$C/ca.crt" "$how" 2>&1) || fail "tls_halfclose.py $how: $out"
+  expect_eq "SET, INCR, GET, then $how: the three replies" "$out" "+OK :$n \$100 $v100"
+done
 
 say "rabia-cli checks that the certificate names the replica dialed"
 # the test certificates hold DNS:replica-I, DNS:localhost and IP:127.0.0.1
