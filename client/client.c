@@ -1323,20 +1323,29 @@ int rabia_client_status(struct rabia_client *c, const char *addr, struct rabia_b
             rc = -ETIMEDOUT;
             goto out;
         }
-        struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
-        int r = poll(&p, 1, ms_until(deadline, now_ms()));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            rc = r == 0 ? -ETIMEDOUT : -errno;
-            goto out;
-        }
+        /* read first, poll only when nothing is there: OpenSSL decrypts a
+         * record whole, and what a read's buffer did not take stays in the
+         * TLS session, where no poll() on the socket announces it (a STATUS
+         * over 4 KiB in one record, or an auth reply and the STATUS written
+         * together, timed out with every byte received; backup.c reads
+         * first for the same reason). */
         ssize_t got = ctls_recv(ssl, fd, rx.data + rx.len, rx.cap - rx.len, c->tls_err, sizeof c->tls_err);
         if (got < 0) {
-            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+            if (errno == EINTR)
                 continue;
-            rc = -errno;
-            goto out;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                rc = -errno;
+                goto out;
+            }
+            struct pollfd p = {.fd = fd, .events = POLLIN, .revents = 0};
+            int r = poll(&p, 1, ms_until(deadline, now_ms()));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                rc = r == 0 ? -ETIMEDOUT : -errno;
+                goto out;
+            }
+            continue;
         }
         if (got == 0) {
             rc = -ECONNRESET;
