@@ -321,6 +321,16 @@ static int print_kv(const struct rabia_buf *res)
     return res->data[0] == '-' ? EX_RESULT : EX_OK;
 }
 
+/* A request refused for who the client is (NOAUTH / NOPERM): the
+ * replica's message (WRONGPASS / NOAUTH / NOPERM ...). Exit 1: rejected. */
+static int report_refusal(int rc, const struct rabia_buf *res)
+{
+    fprintf(stderr, "%s: refused: ", prog);
+    print_escaped(stderr, res->data, res->len);
+    fprintf(stderr, rc == RABIA_REPLY_NOAUTH ? " (give --user/--pass or RABIA_PASSWORD)\n" : "\n");
+    return EX_RESULT;
+}
+
 /* Send op, wait for its outcome, print it. */
 static int run_op(struct rabia_client *c, enum sm_kind kind, bool write,
                   const struct rabia_buf *op, const char *addrs)
@@ -332,11 +342,7 @@ static int run_op(struct rabia_client *c, enum sm_kind kind, bool write,
         ex = kind == SM_COUNTER ? print_counter(&res) : kind == SM_BANK ? print_bank(&res)
                                                                           : print_kv(&res);
     } else if (rc == RABIA_REPLY_NOAUTH || rc == RABIA_REPLY_NOPERM) {
-        /* the replica's message: WRONGPASS / NOAUTH / NOPERM ... */
-        fprintf(stderr, "%s: refused: ", prog);
-        print_escaped(stderr, res.data, res.len);
-        fprintf(stderr, rc == RABIA_REPLY_NOAUTH ? " (give --user/--pass or RABIA_PASSWORD)\n" : "\n");
-        ex = EX_RESULT;
+        ex = report_refusal(rc, &res);
     } else if (rc == RABIA_REPLY_APPLIED_NO_RESULT) {
         fprintf(stderr, "%s: applied (the replica no longer holds the result)\n", prog);
         ex = EX_OK;
@@ -566,7 +572,7 @@ static int cmp_double(const void *a, const void *b)
 
 static int cmd_bench(struct rabia_client *c, uint64_t n, const char *addrs)
 {
-    struct rabia_buf op = {0}, res = {0};
+    struct rabia_buf op = {0}, res = {0}, refusal = {0};
     double *start = calloc(n, sizeof *start), *lat = calloc(n, sizeof *lat);
     if (!start || !lat || rabia_counter_encode(&op, RABIA_COUNTER_INC, 0) < 0) {
         fprintf(stderr, "%s: out of memory\n", prog);
@@ -574,8 +580,8 @@ static int cmd_bench(struct rabia_client *c, uint64_t n, const char *addrs)
         free(lat);
         return EX_UNREACHABLE;
     }
-    uint64_t submitted = 0, done = 0, base = 0, errors = 0, failed = 0;
-    int first_fail = 0, rc_uncork;
+    uint64_t submitted = 0, done = 0, base = 0, errors = 0, failed = 0, refused = 0;
+    int first_fail = 0, first_refusal = 0, rc_uncork;
     int64_t last_value = 0;
     double t0 = now_s();
     while (done < n) {
@@ -610,6 +616,15 @@ static int cmd_bench(struct rabia_client *c, uint64_t n, const char *addrs)
                 last_value = v;
         } else if (rc == RABIA_REPLY_OK || rc == RABIA_REPLY_BAD_REQUEST) {
             errors++;
+        } else if (rc == RABIA_REPLY_NOAUTH || rc == RABIA_REPLY_NOPERM) {
+            /* a rejection, as for a single command (exit 1, the replica's
+             * message): it went to report_failure, "unexpected reply
+             * status 7 (NOAUTH)", exit 3, which usage() keeps for
+             * unreachable, timed out or expired */
+            if (!refused++) {
+                first_refusal = rc;
+                (void)rabia_buf_append(&refusal, res.data, res.len); /* best effort */
+            }
         } else if (rc != RABIA_REPLY_APPLIED_NO_RESULT) {
             if (!failed++)
                 first_fail = rc;
@@ -631,6 +646,10 @@ out:;
         fprintf(stderr, "%s: %" PRIu64 " increments returned an error result\n", prog, errors);
         ex = EX_RESULT;
     }
+    if (refused) {
+        fprintf(stderr, "%s: %" PRIu64 " increment%s refused; the first:\n", prog, refused, refused == 1 ? "" : "s");
+        ex = report_refusal(first_refusal, &refusal);
+    }
     if (failed) {
         /* report_failure's line names the program itself */
         fprintf(stderr, "%s: %" PRIu64 " increment%s failed; the first:\n", prog, failed, failed == 1 ? "" : "s");
@@ -641,6 +660,7 @@ out:;
         ex = EX_UNREACHABLE;
     rabia_buf_free(&op);
     rabia_buf_free(&res);
+    rabia_buf_free(&refusal);
     free(start);
     free(lat);
     return ex;

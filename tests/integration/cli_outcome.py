@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """A fake replica for rabia-cli's outcome reporting (used by counter_bank.sh).
 
-    cli_outcome.py PORT MODE      MODE: expire | bad
+    cli_outcome.py PORT MODE      MODE: expire | bad | noauth
 
 It opens every session it is asked for (an OPEN: seq 1, empty op; the
 answer names the session), then:
   expire  swallows the first request (as if applied, its answer lost) and
           answers the retry with SESSION_EXPIRED, as core/rsm.h's step 2
           does for a session evicted meanwhile: the outcome is unknown;
-  bad     answers the first request with BAD_REQUEST: it was refused.
+  bad     answers the first request with BAD_REQUEST: it was refused;
+  noauth  opens nothing: answers every request, OPENs included, with
+          NOAUTH and a replica's WRONGPASS message, as a replica answers a
+          client whose password it refused.
 Prints 'ready' once listening; runs until killed. Frames are codec
 version 2 (garbage.py's, which the client library reads too).
 """
@@ -21,7 +24,8 @@ import threading
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from garbage import frame, T_CLIENT_REQ, T_CLIENT_REPLY  # noqa: E402
 
-SESSION_EXPIRED, BAD_REQUEST = 2, 4  # include/rabia/types.h
+SESSION_EXPIRED, BAD_REQUEST, NOAUTH = 2, 4, 7  # include/rabia/types.h
+WRONGPASS = b"WRONGPASS invalid username-password pair or user is disabled."
 SID = (1 << 62) | 1  # RABIA_SESSION_ASSIGNED | 1
 seen = {"requests": 0}
 lock = threading.Lock()
@@ -44,6 +48,9 @@ def serve(conn, mode):
             if t != T_CLIENT_REQ:
                 continue
             cid, seq, _ack, blen = struct.unpack_from("<QQQI", p)
+            if mode == "noauth":
+                conn.sendall(reply(cid, seq, NOAUTH, WRONGPASS))
+                continue
             if seq == 1 and blen == 0:
                 conn.sendall(reply(cid, 1, 0, struct.pack("<Q", SID)))
                 continue
@@ -58,7 +65,7 @@ def serve(conn, mode):
 
 def main():
     port, mode = int(sys.argv[1]), sys.argv[2]
-    assert mode in ("expire", "bad"), mode
+    assert mode in ("expire", "bad", "noauth"), mode
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", port))

@@ -113,11 +113,12 @@ wait_converged 10 1 2 3
 # SESSION_EXPIRED (the session was evicted meanwhile: the first attempt may
 # have been applied). That is not "rejected" (exit 1, which invites a rerun
 # that applies a deposit twice) but exit 3, outcome unknown; BAD_REQUEST
-# stays a rejection.
+# stays a rejection. A refused password (NOAUTH, the replica's message) is a
+# rejection too, for bench-counter as for a single command.
 # (The fake speaks plain TCP: under RABIA_TLS_DIR, tests/integration/
 # tls_suite.sh, this part is left to the plain run.)
 fake_port=$((${RABIA_IT_PORT_BASE:-20000} + 100 * 2 + 90))
-modes="expire bad"
+modes="expire bad noauth"
 [ -z "${RABIA_TLS_DIR:-}" ] || modes=""
 for mode in $modes; do
   bg "fake-$mode" python3 "$(dirname "$0")/cli_outcome.py" "$fake_port" "$mode"
@@ -136,6 +137,18 @@ for mode in $modes; do
     expect_match "bench-counter: one increment failed" "$out" "^rabia-cli: 1 increment failed; the first:$"
     expect_match "bench-counter: the increment's outcome is unknown" "$out" \
       "^rabia-cli: the session expired while the request was out \(SESSION_EXPIRED\): outcome unknown"
+  elif [ "$mode" = noauth ]; then
+    run_cli "counter incr with a refused password" 1 \
+      "rabia-cli: refused: WRONGPASS invalid username-password pair or user is disabled. (give --user/--pass or RABIA_PASSWORD)" \
+      -a "127.0.0.1:$fake_port" -t 300 counter incr
+    # bench-counter said "unexpected reply status 7 (NOAUTH)" without the
+    # replica's message, exit 3 (unreachable, timed out or expired)
+    rc=0
+    out=$(cli -a "127.0.0.1:$fake_port" -t 300 bench-counter 3 2>&1) || rc=$?
+    expect_eq "bench-counter with a refused password: exit status" "$rc" 1
+    expect_match "bench-counter: the increments refused" "$out" "^rabia-cli: 3 increments refused; the first:$"
+    expect_match "bench-counter: the replica's message" "$out" \
+      "^rabia-cli: refused: WRONGPASS invalid username-password pair or user is disabled\. \(give --user/--pass or RABIA_PASSWORD\)$"
   else
     run_cli "bank deposit refused as a bad request" 1 "rabia-cli: the replica rejected the request: BAD_REQUEST" \
       -a "127.0.0.1:$fake_port" -t 300 bank deposit alice 100
