@@ -755,6 +755,21 @@ int main(int argc, char **argv)
         free(list);
         return usage_error("-a: no address given", NULL);
     }
+    /* CLIENT_AUTH carries a user of up to 255 bytes (u8 length) and a
+     * password of up to 4096: longer ones are refused by rabia_client_open
+     * with the -EINVAL of a bad address, which was reported as "-a: bad
+     * address list" of good addresses (and by backup only after dialing) */
+    if (pass && pass[0]) {
+        char n[96];
+        size_t ul = user ? strlen(user) : 0, pl = strlen(pass);
+        if (ul > 255 || pl > 4096) {
+            snprintf(n, sizeof n, "%s: %zu bytes, more than the %d a replica takes",
+                     ul > 255 ? "--user / RABIA_USER" : "--pass / RABIA_PASSWORD", ul > 255 ? ul : pl,
+                     ul > 255 ? 255 : 4096);
+            free(list);
+            return usage_error("%s", n);
+        }
+    }
 
     if (!strcmp(cmd, "backup")) { /* cmd/backup.c: its own connection (TLS, CLIENT_AUTH as below), no session */
         struct rabia_client_cfg bcfg = {.tls = tls, .tls_ca_file = tls_ca, .tls_cert_file = tls_cert,

@@ -35,6 +35,14 @@ run_cli "counter decr below zero" 0 -8 -a "$A" counter decr
 run_cli "counter set with a bad number (usage error)" 2 "rabia-cli: counter set: not a 64-bit integer: x1
 Try 'rabia-cli --help'." -a "$A" counter set x1
 run_cli "counter set 0" 0 0 -a "$A" counter set 0
+# credentials CLIENT_AUTH cannot carry (rabia_client_open: -EINVAL) are a
+# usage error that names them: rabia-cli said "-a: bad address list" of
+# good addresses
+long_pw=$(head -c 5000 /dev/zero | tr '\0' p)
+run_cli "a 5000-byte password (usage error)" 2 "rabia-cli: --pass / RABIA_PASSWORD: 5000 bytes, more than the 4096 a replica takes
+Try 'rabia-cli --help'." -a "$A" --pass "$long_pw" counter get
+run_cli "a 300-byte user name (usage error)" 2 "rabia-cli: --user / RABIA_USER: 300 bytes, more than the 255 a replica takes
+Try 'rabia-cli --help'." -a "$A" --user "$(head -c 300 /dev/zero | tr '\0' u)" --pass pw counter get
 
 say "bench-counter 2000 (pipelined, up to 64 outstanding)"
 rc=0
