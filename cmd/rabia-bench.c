@@ -157,10 +157,11 @@ static void csv_clean(char *dst, size_t n, const char *src)
     dst[i] = 0;
 }
 
+#define SWEEP_CSV_PREFIX "batch_max_reqs,batch_timeout_us,window," /* a sweep's leading columns */
 #define CSV_HEADER                                                                                 \
     "label,proto,addr,connections,pipeline,threads,rate,keys,key_size,value_size,read_ratio,"      \
     "wait_replicas,warmup_s,requests,errors,seconds,throughput,mean_us,p50_us,p90_us,p99_us,"     \
-    "p999_us,max_us"
+    "p999_us,max_us,warmup_requests,unfinished"
 
 static void csv_fields(FILE *f, const struct bench_opts *o, const struct bench_result *r)
 {
@@ -168,10 +169,32 @@ static void csv_fields(FILE *f, const struct bench_opts *o, const struct bench_r
     csv_clean(lab, sizeof lab, label);
     csv_clean(ad, sizeof ad, addr_text);
     fprintf(f, "%s,%s,%s,%u,%u,%u,%.0f,%" PRIu64 ",%u,%u,%.3f,%u,%.1f,%" PRIu64 ",%" PRIu64
-               ",%.3f,%.1f,%.1f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64,
+               ",%.3f,%.1f,%.1f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64,
             lab, bench_proto_name(o->proto), ad, o->connections, o->pipeline, o->threads, o->rate, o->keys,
             o->key_size, o->value_size, o->read_ratio, o->wait_replicas, o->warmup, r->requests, r->errors,
-            r->seconds, r->throughput, r->mean, r->p50, r->p90, r->p99, r->p999, r->max);
+            r->seconds, r->throughput, r->mean, r->p50, r->p90, r->p99, r->p999, r->max, r->warmup_requests,
+            r->unfinished);
+}
+
+/* 0 when path is missing, empty or starts with the header rows with
+ * prefix_header get; else a message and -EINVAL: rows under another header
+ * would be read into the wrong columns (a file of an older rabia-bench,
+ * which had fewer, or of a sweep appended to by a run). Checked before a
+ * run or a sweep starts, not after it measured. */
+static int csv_header_check(const char *path, const char *prefix_header)
+{
+    char want[1024], got[1024];
+    snprintf(want, sizeof want, "%s%s\n", prefix_header ? prefix_header : "", CSV_HEADER);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0; /* made by the first row (a path that cannot be made fails there) */
+    bool ok = !fgets(got, sizeof got, f) || !strcmp(got, want); /* nothing read: empty */
+    fclose(f);
+    if (ok) return 0;
+    fprintf(stderr,
+            "rabia-bench: %s starts with another header than %s rows have: a file of another rabia-bench "
+            "version or of another kind of run, whose columns differ; give a new file\n",
+            path, prefix_header ? "a sweep's" : "a run's");
+    return -EINVAL;
 }
 
 /* append one row; prefix/prefix_header: extra leading columns (the sweep's) */
@@ -180,6 +203,7 @@ static int csv_append(const char *path, const char *prefix_header, const char *p
 {
     struct stat st;
     bool fresh = stat(path, &st) != 0 || st.st_size == 0;
+    if (!fresh && csv_header_check(path, prefix_header) < 0) return -EINVAL;
     FILE *f = fopen(path, "a");
     if (!f) {
         fprintf(stderr, "rabia-bench: cannot append to %s: %s\n", path, strerror(errno));
@@ -197,17 +221,37 @@ static int csv_append(const char *path, const char *prefix_header, const char *p
     return 0;
 }
 
+static size_t utf8_len(const unsigned char *s)
+{
+    if (s[0] < 0x80) return 1;
+    size_t n = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3 : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0; /* a NUL ends it here too */
+    if (n == 3 && ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))) return 0;
+    if (n == 4 && ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))) return 0;
+    return n;
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped, and
+ * each byte that is not part of well-formed UTF-8 (a --label from a shell
+ * in another locale) written as U+FFFD: JSON is UTF-8, and a parser
+ * refused the whole file for one such byte. */
 static void json_str(FILE *f, const char *s)
 {
     fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        unsigned char ch = *p;
+        size_t n = utf8_len(p);
         if (ch == '"' || ch == '\\')
             fprintf(f, "\\%c", ch);
-        else if (ch < 0x20)
+        else if (ch < 0x20 || ch == 0x7f)
             fprintf(f, "\\u%04x", ch);
+        else if (!n)
+            fputs("\\ufffd", f);
         else
-            fputc(ch, f);
+            fwrite(p, 1, n, f);
+        p += n ? n : 1;
     }
     fputc('"', f);
 }
@@ -432,6 +476,10 @@ static int sweep(struct bench_opts *o, const struct sweep_opts *w, bool addr_giv
         return EX_FAIL;
     char csv[PATH_MAX], reps[16];
     snprintf(csv, sizeof csv, "%s.csv", w->out);
+    if (csv_header_check(csv, SWEEP_CSV_PREFIX) < 0 || (csv_path && csv_header_check(csv_path, SWEEP_CSV_PREFIX) < 0)) {
+        free(rows);
+        return EX_FAIL;
+    }
     snprintf(reps, sizeof reps, "%u", w->replicas);
     char *stop_argv[] = {"bash", script, "stop", NULL};
     char *start_argv[] = {"bash", script, "start", reps, "kv", NULL};
@@ -479,13 +527,12 @@ static int sweep(struct bench_opts *o, const struct sweep_opts *w, bool addr_giv
                 }
                 r->ok = true;
                 print_result(o, &r->r);
-                char ph[64], pv[128];
-                snprintf(ph, sizeof ph, "batch_max_reqs,batch_timeout_us,window,");
+                char pv[128];
                 snprintf(pv, sizeof pv, "%u,%u,%u,", r->bmr, r->bto, r->win);
-                if (csv_append(csv, ph, pv, o, &r->r) < 0)
+                if (csv_append(csv, SWEEP_CSV_PREFIX, pv, o, &r->r) < 0)
                     ex = EX_FAIL;
                 if (csv_path)
-                    (void)csv_append(csv_path, ph, pv, o, &r->r);
+                    (void)csv_append(csv_path, SWEEP_CSV_PREFIX, pv, o, &r->r);
                 if (r->r.errors && ex == EX_OK)
                     ex = EX_ERRORS;
             }
@@ -741,6 +788,8 @@ int main(int argc, char **argv)
                                                                           : "127.0.0.1:2379";
     if (split_addrs(&o, addr) < 0)
         return bad("--addr '%s': HOST:PORT[,HOST:PORT...], each port 1..65535", addr);
+    if (csv_path && csv_header_check(csv_path, NULL) < 0)
+        return EX_FAIL; /* before the run, not after it measured */
     struct bench_result *r = malloc(sizeof *r);
     if (!r)
         return EX_FAIL;

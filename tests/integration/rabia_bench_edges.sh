@@ -8,7 +8,10 @@
 # SIGSTOP for 1 s during an open loop: p99 and max show the stall (no
 # coordinated omission). A port past 65535 is refused (getaddrinfo would
 # wrap it onto another port: 65536 + P measured the server on P); buffers
-# larger than the machine's memory are refused with a message. A sweep
+# larger than the machine's memory are refused with a message. A --label
+# that is not UTF-8 still gives valid JSON (U+FFFD); a CSV that starts
+# with another header (an older rabia-bench's) is refused before the run,
+# unchanged; CSV and JSON agree on unfinished and warmup_requests. A sweep
 # killed by PID (SIGTERM) stops the cluster it started before it exits.
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -47,7 +50,7 @@ import csv, json, sys
 j = json.load(open(sys.argv[1]))
 rows = list(csv.DictReader(open(sys.argv[2])))
 assert len(rows) == 1, rows
-for k in ("requests", "errors", "p50_us", "p99_us", "max_us"):
+for k in ("requests", "errors", "p50_us", "p99_us", "max_us", "warmup_requests", "unfinished"):
     assert int(rows[0][k]) == j[k], (k, rows[0][k], j[k])
 print(" ".join("%s=%d" % (k, v) for k, v in j.items() if isinstance(v, int)))
 PY
@@ -122,6 +125,28 @@ un=${J[unfinished]} max=${J[max_us]}
 ((un >= 1 && un <= 2)) || fail "unfinished $un, not 1 or 2"
 ((max >= 900000)) || fail "max $max us: the request the silent server never answered (1 s) does not show"
 ok "max $max us"
+
+say "a --label that is not UTF-8 still makes valid JSON; a CSV of another header is refused before the run"
+# bytes outside UTF-8 become U+FFFD (a JSON parser refused the whole file),
+# control characters \u escapes, UTF-8 stays as it is
+bench label 20 --addr "127.0.0.1:$rport" --connections 1 --warmup 0 --requests 20 --label $'caf\xc3\xa9 \xff\xfe\xc0\xaf "q" \x01\x7f'
+expect_eq "exit status" "$RC" 0
+expect_eq "the label, read back from the JSON" \
+  "$(python3 -c 'import json,sys; print(ascii(json.load(open(sys.argv[1], encoding="utf-8"))["label"]))' "$IT_DIR/label.json")" \
+  "'caf\\xe9 \\ufffd\\ufffd\\ufffd\\ufffd \"q\" \\x01\\x7f'"
+# a file an older rabia-bench wrote (no warmup_requests, unfinished columns)
+old_header="label,proto,addr,connections,pipeline,threads,rate,keys,key_size,value_size,read_ratio,wait_replicas,warmup_s,requests,errors,seconds,throughput,mean_us,p50_us,p90_us,p99_us,p999_us,max_us"
+printf '%s\n%s\n' "$old_header" "old,resp,x,1,1,1,0,1,16,100,0.000,0,0.0,1,0,1.000,1.0,1.0,1,1,1,1,1" >"$IT_DIR/old.csv"
+cp "$IT_DIR/old.csv" "$IT_DIR/old.csv.before"
+rc=0
+t0=$SECONDS
+timeout 20 "$BENCH" run --quiet --addr "127.0.0.1:$rport" --connections 1 --warmup 0 --duration 3 --csv "$IT_DIR/old.csv" \
+  >"$IT_DIR/oldcsv.out" 2>&1 || rc=$?
+expect_eq "appending to an older rabia-bench's CSV: exit status" "$rc" 1
+expect_match "its message" "$(cat "$IT_DIR/oldcsv.out")" "old\.csv starts with another header than a run's rows have: .*give a new file"
+((SECONDS - t0 < 3)) || fail "refused only after the 3 s run ($((SECONDS - t0)) s)"
+cmp -s "$IT_DIR/old.csv" "$IT_DIR/old.csv.before" || fail "the refused CSV was changed"
+ok "refused before the run; the file unchanged"
 
 say "bad arguments: a port past 65535, buffers past the machine's memory"
 rc=0
