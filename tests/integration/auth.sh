@@ -436,15 +436,7 @@ import socket, struct, sys
 sys.path.insert(0, sys.argv[1])
 import garbage as g
 port = int(sys.argv[2])
-T_REQ = 20
-auth, read_frame = g.client_auth, g.read_frame
-def op(*args):
-    b = struct.pack("<I", len(args))
-    for a in args:
-        b += struct.pack("<I", len(a)) + a
-    return b
-def req(cid, seq, ack, body=b""):
-    return g.frame(T_REQ, struct.pack("<QQQI", cid, seq, ack, len(body)) + body)
+auth, read_frame, op, req = g.client_auth, g.read_frame, g.client_op, g.client_req
 res = []
 # unauthenticated: a 1 MiB request frame; the header and 4 KiB are sent
 s = socket.create_connection(("127.0.0.1", port))
@@ -494,15 +486,7 @@ import socket, struct, sys
 sys.path.insert(0, sys.argv[1])
 import garbage as g
 port = int(sys.argv[2])
-T_REQ = 20
-auth, read_frame = g.client_auth, g.read_frame
-def op(*args):
-    b = struct.pack("<I", len(args))
-    for a in args:
-        b += struct.pack("<I", len(a)) + a
-    return b
-def req(cid, seq, ack, body=b""):
-    return g.frame(T_REQ, struct.pack("<QQQI", cid, seq, ack, len(body)) + body)
+auth, read_frame, op, req = g.client_auth, g.read_frame, g.client_op, g.client_req
 def reply(s):
     t, p = read_frame(s)
     return p[16], p[21:]

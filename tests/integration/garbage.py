@@ -116,6 +116,20 @@ def client_auth(user, pw):
     return frame(24, struct.pack("<I", len(body)) + body)
 
 
+def client_op(*args):
+    """A KV operation as a CLIENT_REQ body carries it: u32 count, then each
+    argument as u32 length and bytes."""
+    b = struct.pack("<I", len(args))
+    for a in args:
+        b += struct.pack("<I", len(a)) + a
+    return b
+
+
+def client_req(cid, seq, ack, body=b""):
+    """CLIENT_REQ (20): client id, seq, ack, body."""
+    return frame(20, struct.pack("<QQQI", cid, seq, ack, len(body)) + body)
+
+
 def read_frame(sock, wait=10.0):
     """The next whole frame on sock as (type, payload), None at EOF; frames
     after it in the same read are dropped (callers send one at a time)."""
