@@ -336,6 +336,19 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
                     " us); %d log segment(s) released\n",
                     slot, (double)(now - began) / 1e6, d->last_fork_us, gone);
         } else {
+            /* A child that failed by itself removed its temporary file; one
+             * killed while writing it (the OOM killer, kill -9) did not, and
+             * only the next start's load cleaned the folder: a replica
+             * running for months left one partial file of up to the whole
+             * state per killed child, retried every second (found by
+             * review; test_durable). The name is the child's alone
+             * (rabia_snapfile_write; received files carry a sender's tag),
+             * and the child is reaped: nobody writes it now. */
+            if (p > 0) {
+                char tmp[700];
+                snprintf(tmp, sizeof tmp, "%s/%020" PRIu64 ".snap.tmp", d->snap_dir, slot);
+                (void)unlink(tmp);
+            }
             fprintf(stderr, "rabia: the snapshot at slot %" PRIu64 " failed (see the message above); retrying later\n",
                     slot);
         }
