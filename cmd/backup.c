@@ -23,6 +23,7 @@
 #include <inttypes.h>
 #include <netdb.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +185,51 @@ static int request(const struct rabia_client_cfg *cfg, uint8_t *out, size_t cap)
     return (int)(n + (size_t)w);
 }
 
+/* The temporary file being written (PATH.<pid>.tmp), removed by a signal
+ * that stops rabia-cli meanwhile: Ctrl-C, timeout's SIGTERM, a closed
+ * terminal's SIGHUP. Without it every interrupted backup left its partial
+ * snapshot (up to the whole state) under a name no later run reuses, as
+ * many as backups were interrupted (found by review; integration
+ * backup_interrupt). The handler unlinks (async-signal-safe) and dies of
+ * the same signal (SA_RESETHAND, raise): the exit status is the signal's,
+ * as before. */
+static char interrupted_tmp[sizeof(((struct rabia_snapfile_writer *)0)->tmp)];
+static volatile sig_atomic_t interrupted_tmp_set;
+static const int interrupt_sigs[] = {SIGINT, SIGTERM, SIGHUP};
+static struct sigaction interrupt_old[sizeof interrupt_sigs / sizeof interrupt_sigs[0]];
+
+static void on_interrupt(int sig)
+{
+    if (interrupted_tmp_set) (void)unlink(interrupted_tmp);
+    raise(sig); /* SA_RESETHAND: the default action once this returns */
+}
+
+/* Install (on) or restore (off) the handlers; a signal ignored at start
+ * (nohup) stays ignored. */
+static void interrupt_handlers(bool on)
+{
+    for (size_t i = 0; i < sizeof interrupt_sigs / sizeof interrupt_sigs[0]; i++) {
+        if (!on) {
+            (void)sigaction(interrupt_sigs[i], &interrupt_old[i], NULL);
+            continue;
+        }
+        struct sigaction sa = {.sa_handler = on_interrupt, .sa_flags = SA_RESETHAND};
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(interrupt_sigs[i], NULL, &interrupt_old[i]) == 0 && interrupt_old[i].sa_handler != SIG_IGN)
+            (void)sigaction(interrupt_sigs[i], &sa, NULL);
+    }
+}
+
+/* The writer's temporary file from now on (tmp), or none any more (NULL):
+ * the path is complete before the handler may read it. */
+static void interrupt_removes(const char *tmp)
+{
+    interrupted_tmp_set = 0;
+    if (!tmp) return;
+    snprintf(interrupted_tmp, sizeof interrupted_tmp, "%s", tmp);
+    interrupted_tmp_set = 1;
+}
+
 /* One replica: 0 and the backup at path, or a negative errno with err. */
 static int backup_from(const char *addr, const char *path, SSL_CTX *tls, const struct rabia_client_cfg *cfg,
                        int first_ms, int idle_ms, struct rabia_snapfile_info *out, bool *local, char *err,
@@ -291,6 +337,7 @@ static int backup_from(const char *addr, const char *path, SSL_CTX *tls, const s
                 break;
             }
             begun = true;
+            interrupt_removes(w.tmp);
         }
         if (c.slot != slot || c.u64b != total || c.u64 != got) {
             snprintf(err, errlen, "%s: chunk out of order (slot %" PRIu64 " offset %" PRIu64 ", expected slot %" PRIu64
@@ -396,10 +443,12 @@ int cli_backup(char **addrs, size_t n_addrs, const char *path, uint32_t timeout_
         return 2; /* EX_USAGE in rabia-cli: a setup error, nothing was tried */
     }
     int ex = 3;
+    interrupt_handlers(true);
     for (size_t i = 0; i < n_addrs; i++) {
         struct rabia_snapfile_info info;
         bool local;
         int rc = backup_from(addrs[i], path, tls, cfg, first_ms, idle_ms, &info, &local, err, sizeof err);
+        interrupt_removes(NULL); /* renamed into place, or removed */
         if (!rc) {
             print_info("backup written to", path, &info);
             printf("from: %s\n", addrs[i]);
@@ -415,6 +464,7 @@ int cli_backup(char **addrs, size_t n_addrs, const char *path, uint32_t timeout_
             break;
         }
     }
+    interrupt_handlers(false);
     SSL_CTX_free(tls);
     return ex;
 }
