@@ -449,11 +449,43 @@ int rabia_replica_config_load(struct rabia_replica_config *c, const char *path, 
     return rc;
 }
 
+/* Whether listening on a and b ("host:port", as set_listen keeps them) would
+ * collide: the same port on the same host, or on a wildcard that takes the
+ * other's address too (0.0.0.0: every IPv4 address and names; "::": every
+ * address). */
+static bool wildcard_takes(const char *w, size_t lw, const char *o, size_t lo)
+{
+    if (lw == 2 && !strncmp(w, "::", 2)) return true;
+    return lw == 7 && !strncmp(w, "0.0.0.0", 7) && !memchr(o, ':', lo); /* not an IPv6 address */
+}
+
+static bool same_listen(const char *a, const char *b)
+{
+    const char *ca = strrchr(a, ':'), *cb = strrchr(b, ':');
+    if (!ca || !cb || strcmp(ca, cb)) return false;
+    size_t la = (size_t)(ca - a), lb = (size_t)(cb - b);
+    return (la == lb && !strncasecmp(a, b, la)) || wildcard_takes(a, la, b, lb) || wildcard_takes(b, lb, a, la);
+}
+
 int rabia_replica_config_check(const struct rabia_replica_config *c, char *err, size_t errlen)
 {
     if (!c->n) ERR("members is not set: list every replica as members = 1=host:port,2=host:port,3=host:port");
     if (!c->id) ERR("id is not set: give this replica's number (1..%u) from members", c->n);
     if (c->id > c->n) ERR("id = %u is not among members (1..%u)", c->id, c->n);
+    /* Two listeners on one port: the start binds each alone to probe it, so
+     * the second failed only in rabia_replica_run, after the replica was
+     * created (its incarnation file written), as "another process uses the
+     * port"; and --check-config passed the configuration. */
+    char peer[RABIA_ADDR_MAX];
+    if (c->peer_listen[0]) snprintf(peer, sizeof peer, "%s", c->peer_listen);
+    else snprintf(peer, sizeof peer, "0.0.0.0:%u", c->members[c->id - 1].port); /* as replica.c listens */
+    const char *ls[][2] = {{"peer-listen", peer}, {"client-listen", c->client_listen},
+                           {"resp-listen", c->resp_listen}, {"metrics-listen", c->metrics_listen}};
+    for (int i = 0; i < 4; i++)
+        for (int j = i + 1; j < 4; j++)
+            if (ls[i][1][0] && ls[j][1][0] && same_listen(ls[i][1], ls[j][1]))
+                ERR("%s %s and %s %s are the same port: give each listener its own port", ls[i][0], ls[i][1],
+                    ls[j][0], ls[j][1]);
     if (c->policy == RABIA_POLICY_CLASSES && c->window < c->n)
         ERR("window = %u with policy classes: needs window >= %u (the number of replicas)", c->window, c->n);
     int arc = replica_auth_check_config(c, err, errlen); /* the secret and ACL files (auth.c) */

@@ -66,6 +66,19 @@ if out=$("$rabiad" --id 1 --members "$m" --client-listen 127.0.0.1:7401 --check-
   echo "FAIL: --config without its path was accepted: $out"; fails=$((fails + 1))
 elif grep -q "option --config needs a value" <<<"$out"; then passes=$((passes + 1)); echo "ok: --config last -> $out"
 else echo "FAIL: --config without its path: '$out'"; fails=$((fails + 1)); fi
+# two listeners on one port: --check-config passed them and the start
+# created the replica (its data dir's incarnation written) before the second
+# listen failed with "another process uses the port"
+expect_err "peer-listen 0.0.0.0:7501 and client-listen 127.0.0.1:7501 are the same port" --id 1 --members "$m" \
+  --client-listen 127.0.0.1:7501
+expect_err "client-listen 127.0.0.1:7401 and resp-listen 127.0.0.1:7401 are the same port" --id 1 --members "$m" \
+  --client-listen 127.0.0.1:7401 --resp-listen 127.0.0.1:7401
+expect_err "client-listen 127.0.0.1:7401 and metrics-listen :::7401 are the same port" --id 1 --members "$m" \
+  --client-listen 127.0.0.1:7401 --metrics-listen "[::]:7401"
+expect_err "peer-listen 10.0.0.1:7601 and resp-listen 0.0.0.0:7601 are the same port" --id 1 --members "$m" \
+  --client-listen 127.0.0.1:7401 --peer-listen 10.0.0.1:7601 --resp-listen 0.0.0.0:7601
+expect_ok --id 1 --members "$m" --client-listen 127.0.0.1:7401 --resp-listen 127.0.0.2:7401   # other addresses
+expect_ok --id 1 --members "$m" --client-listen "[::1]:7501"   # IPv6 loopback beside the IPv4 wildcard
 expect_err "durability = 'disk': use wal" --id 1 --members "$m" --durability disk
 expect_ok --id 1 --members "$m" --durability memory --client-listen 127.0.0.1:7401
 expect_err "wal-segment-bytes = '1000': must be a multiple of 65536" --id 1 --members "$m" --wal-segment-bytes 1000
