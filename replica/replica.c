@@ -842,6 +842,15 @@ static int start_io_threads(struct rabia_replica *r, char *err, size_t errlen)
         for (int c = 0; c < CPU_SETSIZE && n < (int)RIO_MAX_THREADS + 1; c++)
             if (CPU_ISSET(c, &set)) ncpu[n++] = c;
     unsigned k = r->cfg.io_threads < 0 ? io_threads_auto((unsigned)(n ? n : 1)) : (unsigned)r->cfg.io_threads;
+    /* auto is 0 with tls-clients: a connection an I/O thread serves cannot
+     * start TLS (rio_conn_start_tls: -EOPNOTSUPP), so from 4 CPUs on every
+     * client connection was closed at accept, with the configuration
+     * passed by --check-config (io-threads = N > 0 with it is refused) */
+    if (k && r->cfg.io_threads < 0 && r->cfg.tls_clients) {
+        replica_log(r, RABIA_LOG_INFO,
+                    "io-threads 0 (auto, tls-clients): TLS client connections are served on the consensus thread");
+        k = 0;
+    }
     r->io_threads = k;
     if (!k) return 0;
     int cpus[RIO_MAX_THREADS];
