@@ -981,6 +981,19 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         rabia_replica_destroy(r);
         return rc;
     }
+    /* The io_uring ring is created by rabia_replica_run on the thread that
+     * runs it (SINGLE_ISSUER | DEFER_TASKRUN rings belong to one thread);
+     * here the ports are only checked, so a taken port fails at once.
+     * Before anything is written to the data dir (after its lock, which
+     * names a second process better): a start refused here after the
+     * incarnation file was written made the next start a restart, and with
+     * durability memory a new cluster whose replicas were all refused so
+     * (a listening address not the machine's) recovered from peers for
+     * ever (test_config.sh). */
+    if ((rc = probe_ports(r, err, errlen)) || (rc = replica_tls_open(r, err, errlen))) {
+        rabia_replica_destroy(r);
+        return rc;
+    }
     struct rabia_snapfile_info restore = {0}; /* rabiad --restore: checked before the data dir is written */
     if (cfg->restore_from[0] && (rc = replica_restore_check(cfg, sm, &restore, err, errlen))) {
         rabia_replica_destroy(r);
@@ -1162,13 +1175,6 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     }
     r->core = node_core(r->node);
     rabia_core_set_decide_observer(r->core, metrics_on_decide, r);
-    /* The io_uring ring is created by rabia_replica_run on the thread that
-     * runs it (SINGLE_ISSUER | DEFER_TASKRUN rings belong to one thread);
-     * here the ports are only checked, so a taken port fails at once. */
-    if ((rc = probe_ports(r, err, errlen)) || (rc = replica_tls_open(r, err, errlen))) {
-        rabia_replica_destroy(r);
-        return rc;
-    }
     if (!have_stored_id && (rc = rabia_cluster_id_write(cfg->data_dir, r->cluster_id, err, errlen))) {
         rabia_replica_destroy(r);
         return rc;

@@ -118,6 +118,18 @@ l="--id 1 --members $m --client-listen 127.0.0.1:7401"
     passes=$((passes + 1))
   else echo "FAIL: --audit-log off: $out"; fails=$((fails + 1)); fi
 }
+# a start refused for a listening address (not this machine's: a typo, on
+# every replica of a new cluster alike) must leave the data dir as it found
+# it: the incarnation file written before the ports were tried made the
+# next start a restart, and with durability memory a new cluster whose
+# replicas all started so was "recovering from peers" for ever
+dd=$(mktemp -d)
+out=$(timeout 20 "$rabiad" --id 1 --members "$m" --client-listen 192.0.2.1:7401 --durability memory --data-dir "$dd" 2>&1)
+rc=$?
+if [ "$rc" = 1 ] && grep -q "client-listen 192.0.2.1:7401: cannot listen" <<<"$out" && [ ! -e "$dd/incarnation" ]; then
+  passes=$((passes + 1)); echo "ok: an address not ours -> $out"
+else echo "FAIL: client-listen not ours: exit $rc: $out; data dir: $(ls "$dd")"; fails=$((fails + 1)); fi
+rm -rf "$dd"
 # scripts' arena (kv/script_heap.c): a process whose address space is
 # limited below it is refused at start, naming the limit (before, every
 # EVAL failed its apply and stopped every replica). A build that cannot
