@@ -430,8 +430,13 @@ int rabia_replica_config_load(struct rabia_replica_config *c, const char *path, 
         if (!*p) continue;
         char *key = p;
         while (*p && !isspace((unsigned char)*p) && *p != '=') p++;
+        bool eq = *p == '=';
         if (*p) *p++ = 0;
-        while (isspace((unsigned char)*p) || *p == '=') p++;
+        /* "key value", "key = value" or "key=value": one '=' is the
+         * separator, another is the value's ("data-dir = =d" ran in "d") */
+        while (isspace((unsigned char)*p)) p++;
+        if (!eq && *p == '=') p++;
+        while (isspace((unsigned char)*p)) p++;
         char sub[512];
         if (rabia_replica_config_set(c, key, p, sub, sizeof sub)) {
             snprintf(err, errlen, "%s:%d: %s", path, lineno, sub);

@@ -47,6 +47,12 @@ printf 'id 1\nmembers %s\nclient-listen 127.0.0.1:7401\nwindow 4 # pipelined\n  
 if out=$("$rabiad" --config "$bad" --check-config 2>&1) && grep -qx "window 4" <<<"$out" &&
   grep -qx "audit-log /var/tmp/a#1.audit" <<<"$out"; then passes=$((passes + 1))
 else echo "FAIL: '#' inside a value: $out"; fails=$((fails + 1)); fi
+# one '=' between key and value at most; more are the value's ("data-dir =
+# =d" ran in "d", "requirepass ==x" took "x", silently)
+printf 'id 1\nmembers %s\nclient-listen 127.0.0.1:7401\ndata-dir = =d\naudit-log==a.audit\nwindow=2\n' "$m" >"$bad"
+if out=$("$rabiad" --config "$bad" --check-config 2>&1) && grep -qx "data-dir =d" <<<"$out" &&
+  grep -qx "audit-log =a.audit" <<<"$out" && grep -qx "window 2" <<<"$out"; then passes=$((passes + 1))
+else echo "FAIL: '=' at the start of a value: $out"; fails=$((fails + 1)); fi
 # a UTF-8 byte order mark before the first key (it was "unknown key 'id'")
 printf '\xef\xbb\xbfid 1\nmembers %s\nclient-listen 127.0.0.1:7401\n' "$m" >"$bad"
 expect_ok --config "$bad"
