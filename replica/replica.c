@@ -989,8 +989,10 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
      * incarnation file was written made the next start a restart, and with
      * durability memory a new cluster whose replicas were all refused so
      * (a listening address not the machine's) recovered from peers for
-     * ever (test_config.sh). */
-    if ((rc = probe_ports(r, err, errlen)) || (rc = replica_tls_open(r, err, errlen))) {
+     * ever (test_config.sh). The audit log too (opened first: it binds
+     * no port). */
+    if ((cfg->audit_log[0] && (rc = replica_audit_open(r, err, errlen))) || (rc = probe_ports(r, err, errlen)) ||
+        (rc = replica_tls_open(r, err, errlen))) {
         rabia_replica_destroy(r);
         return rc;
     }
@@ -1072,10 +1074,6 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
      * flight (bench/snapshot_stall.sh); the bytes bound above is what limits */
     nc.batch.max_cut = 64;
     if (cfg->audit_log[0]) { /* audit.c: every applied write, from the apply layer's hook */
-        if ((rc = replica_audit_open(r, err, errlen))) {
-            rabia_replica_destroy(r);
-            return rc;
-        }
         nc.rsm.on_apply = replica_audit_apply;
         nc.rsm.on_apply_ctx = r;
     }

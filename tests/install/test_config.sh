@@ -129,13 +129,20 @@ l="--id 1 --members $m --client-listen 127.0.0.1:7401"
 # it: the incarnation file written before the ports were tried made the
 # next start a restart, and with durability memory a new cluster whose
 # replicas all started so was "recovering from peers" for ever
-dd=$(mktemp -d)
-out=$(timeout 20 "$rabiad" --id 1 --members "$m" --client-listen 192.0.2.1:7401 --durability memory --data-dir "$dd" 2>&1)
-rc=$?
-if [ "$rc" = 1 ] && grep -q "client-listen 192.0.2.1:7401: cannot listen" <<<"$out" && [ ! -e "$dd/incarnation" ]; then
-  passes=$((passes + 1)); echo "ok: an address not ours -> $out"
-else echo "FAIL: client-listen not ours: exit $rc: $out; data dir: $(ls "$dd")"; fails=$((fails + 1)); fi
-rm -rf "$dd"
+# (so must an audit-log that cannot be opened, a directory here)
+refused_clean() { # refused_clean PATTERN ARGS...: the start fails with PATTERN, no incarnation file
+  local pat=$1 dd rc; shift
+  dd=$(mktemp -d)
+  out=$(timeout 20 "$rabiad" --id 1 --members "$m" --durability memory --data-dir "$dd" "$@" 2>&1)
+  rc=$?
+  if [ "$rc" = 1 ] && grep -q -- "$pat" <<<"$out" && [ ! -e "$dd/incarnation" ]; then
+    passes=$((passes + 1)); echo "ok: $* -> $out"
+  else echo "FAIL: $*: exit $rc: $out; data dir: $(ls "$dd")"; fails=$((fails + 1)); fi
+  rm -rf "$dd"
+}
+# (neither binds a port: peer-listen is tried first, the audit log before the ports)
+refused_clean "peer-listen 192.0.2.1:7501: cannot listen" --peer-listen 192.0.2.1:7501 --client-listen 127.0.0.1:7401
+refused_clean "audit-log /: Is a directory" --client-listen 127.0.0.1:7401 --audit-log /
 # scripts' arena (kv/script_heap.c): a process whose address space is
 # limited below it is refused at start, naming the limit (before, every
 # EVAL failed its apply and stopped every replica). A build that cannot
