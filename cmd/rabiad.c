@@ -188,6 +188,8 @@ static int read_config(int argc, char **argv, struct rabia_replica_config *cfg, 
             }
             val = argv[++i];
         }
+        /* --restore=FILE as --restore FILE (it was "unknown key 'restore'") */
+        if (!strcmp(key, "restore")) snprintf(key, sizeof key, "restore-from");
         if (rabia_replica_config_set(cfg, key, val, err, errlen)) return 2;
     }
     return 0;

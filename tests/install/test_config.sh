@@ -85,6 +85,10 @@ expect_err "peer-listen 10.0.0.1:7601 and resp-listen 0.0.0.0:7601 are the same 
   --client-listen 127.0.0.1:7401 --peer-listen 10.0.0.1:7601 --resp-listen 0.0.0.0:7601
 expect_ok --id 1 --members "$m" --client-listen 127.0.0.1:7401 --resp-listen 127.0.0.2:7401   # other addresses
 expect_ok --id 1 --members "$m" --client-listen "[::1]:7501"   # IPv6 loopback beside the IPv4 wildcard
+# --restore=FILE as --restore FILE (every other option takes --key=value; it
+# was "unknown key 'restore'", though --help lists --restore)
+expect_err "restore: /nonexistent/backup.snap: No such file" --id 1 --members "$m" --client-listen 127.0.0.1:7401 \
+  --restore=/nonexistent/backup.snap
 expect_err "durability = 'disk': use wal" --id 1 --members "$m" --durability disk
 expect_ok --id 1 --members "$m" --durability memory --client-listen 127.0.0.1:7401
 expect_err "wal-segment-bytes = '1000': must be a multiple of 65536" --id 1 --members "$m" --wal-segment-bytes 1000
