@@ -32,7 +32,7 @@ static void usage(FILE *f)
             "\n"
             "Runs one replica of a Rabia cluster. Every key can be given in the config\n"
             "file (\"key value\" lines, '#' comments: first on a line or after a space;\n"
-            "the last one wins) or as --key=value\n"
+            "no quotes; the last one wins) or as --key=value\n"
             "(command-line options win over the file).\n"
             "\n"
             "keys:\n"

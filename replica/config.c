@@ -437,6 +437,19 @@ int rabia_replica_config_load(struct rabia_replica_config *c, const char *path, 
         while (isspace((unsigned char)*p)) p++;
         if (!eq && *p == '=') p++;
         while (isspace((unsigned char)*p)) p++;
+        /* redis.conf quotes its values; this file does not, and a quoted
+         * value kept its quotes: data-dir "/var/lib/rabia" was a relative
+         * directory named with them (an empty data dir: a first start),
+         * requirepass "x" a password of three characters */
+        size_t vl = strlen(p);
+        if (vl >= 2 && (p[0] == '"' || p[0] == '\'') && p[vl - 1] == p[0]) {
+            snprintf(err, errlen,
+                     "%s:%d: %s: a quoted value; values in this file are taken as written, quotes included: "
+                     "write it without the quotes",
+                     path, lineno, key);
+            rc = RABIA_E_CONFIG;
+            break;
+        }
         char sub[512];
         if (rabia_replica_config_set(c, key, p, sub, sizeof sub)) {
             snprintf(err, errlen, "%s:%d: %s", path, lineno, sub);

@@ -53,6 +53,16 @@ printf 'id 1\nmembers %s\nclient-listen 127.0.0.1:7401\ndata-dir = =d\naudit-log
 if out=$("$rabiad" --config "$bad" --check-config 2>&1) && grep -qx "data-dir =d" <<<"$out" &&
   grep -qx "audit-log =a.audit" <<<"$out" && grep -qx "window 2" <<<"$out"; then passes=$((passes + 1))
 else echo "FAIL: '=' at the start of a value: $out"; fails=$((fails + 1)); fi
+# a quoted value (redis.conf's syntax) is refused: the quotes were taken as
+# part of the value, data-dir "/var/lib/rabia" a relative directory named
+# with them (an empty data dir, a first start), requirepass "x" a password
+# of three characters
+printf 'id 1\nmembers %s\nclient-listen 127.0.0.1:7401\ndata-dir "/var/lib/rabia"\n' "$m" >"$bad"
+expect_err "$bad:4: data-dir: a quoted value" --config "$bad"
+printf "id 1\nmembers %s\nclient-listen 127.0.0.1:7401\nrequirepass 's3cret'\n" "$m" >"$bad"
+expect_err "$bad:4: requirepass: a quoted value" --config "$bad"
+printf 'id 1\nmembers %s\nclient-listen 127.0.0.1:7401\nrequirepass a"b"\n' "$m" >"$bad"
+expect_ok --config "$bad"   # a quote inside a value is the value's
 # a UTF-8 byte order mark before the first key (it was "unknown key 'id'")
 printf '\xef\xbb\xbfid 1\nmembers %s\nclient-listen 127.0.0.1:7401\n' "$m" >"$bad"
 expect_ok --config "$bad"
