@@ -118,6 +118,7 @@ struct rabia_core {
     uint64_t next_seq;
     uint64_t max_seen;   /* highest slot seen or sent in any message */
     uint64_t abstain_below;
+    uint64_t horizon_restored; /* abstain_below as a restored HORIZON record set it (events.c) */
     uint64_t drive_until; /* start slots up to here even with nothing to propose */
     bool recovering;
     /* the last wait for a unanimous exchange ran out (a replica is down or

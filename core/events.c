@@ -316,6 +316,7 @@ int core_on_restore(struct rabia_core *c, const struct rabia_event *ev)
     }
     if (m->type == RABIA_MSG_HORIZON) { /* abstain up to an earlier life's horizon */
         if (m->slot > c->abstain_below) c->abstain_below = m->slot;
+        if (m->slot > c->horizon_restored) c->horizon_restored = m->slot;
         if (m->slot > c->max_seen) c->max_seen = m->slot;
         return 0;
     }
@@ -324,7 +325,30 @@ int core_on_restore(struct rabia_core *c, const struct rabia_event *ev)
     if (m->has_id && m->id.proxy >= c->cfg.n) return RABIA_E_MALFORMED;
     if (m->slot > c->max_seen) c->max_seen = m->slot;
     struct inst *in = core_inst_get(c, m->slot);
-    if (!in || in->decided) return 0; /* applied already, or beyond the window: nothing to resume */
+    if (!in && m->slot >= c->next_apply + c->cfg.window) {
+        /* Beyond this life's window: the log was written with a larger one
+         * (the setting was lowered). The slot cannot resume here, and when
+         * the window reaches it a fresh start could send what contradicts
+         * this record (rule 1: before, it proposed its pending batch where
+         * it had proposed null). Abstain up to it, as up to a recovery's
+         * horizon: the peers decide those slots (test_core
+         * test_restore_beyond_window_abstains). */
+        if (m->slot > c->abstain_below) {
+            c->abstain_below = m->slot;
+            core_tracef(c, m->slot, "restored record beyond window %u: abstain in slots <= %llu", c->cfg.window,
+                        (unsigned long long)m->slot);
+        }
+        return 0;
+    }
+    if (!in || in->decided) return 0; /* applied already: nothing to resume */
+    if (in->mute) {
+        /* muted only by a record beyond the window restored before this
+         * one (above): this slot has its own record and resumes it, which
+         * contradicts nothing (a restored horizon has no own records below
+         * it: the log began with that recovery) */
+        RABIA_ASSERT(!c->recovering && m->slot > c->horizon_restored);
+        in->mute = false;
+    }
     RABIA_ASSERT(!in->mute);
     if (m->type == RABIA_MSG_PROPOSAL) {
         if (in->started) return 0;

@@ -52,6 +52,10 @@
  *    and takes part at once: it resumes each open slot where its records
  *    left it, so it never contradicts itself, and a whole cluster killed at
  *    once finishes its in-flight slots and loses no acknowledged write.
+ *    A record of a slot beyond the window the core now runs with (the
+ *    window was lowered since the log was written) cannot be resumed: the
+ *    core abstains in every slot up to it instead, as under rule 2, and
+ *    learns them from its peers.
  *    tests/model checks this rule (FIX_PERSIST, crashes of all n at once)
  *    and that sending before persisting breaks it.
  *    Embedders without a log (durability = memory) persist nothing and

@@ -413,6 +413,53 @@ static void test_restore_horizon_mutes(void)
     rabia_core_destroy(c);
 }
 
+/* A record of a slot beyond the window a restarted core runs with (the
+ * window lowered in its configuration: the log was written with a larger
+ * one) cannot be resumed there; when the window later reaches that slot
+ * the core must not send what contradicts the record (contract rule 1).
+ * Before, the record was dropped ("beyond the window: nothing to resume")
+ * and the core proposed another value in that slot: here, its pending
+ * batch where it had proposed null (found by review, 2026-12-06). */
+static void test_restore_beyond_window_abstains(void)
+{
+    struct rabia_config cfg;
+    rabia_config_default(&cfg, 3, 0);
+    cfg.log_retain = 64;
+    cfg.window = 1; /* the earlier life ran with a larger one */
+    struct rabia_core *c = rabia_core_create(&cfg);
+    CHECK(c != NULL);
+    struct rabia_update u;
+    struct rabia_event ev = {.type = RABIA_EV_RESTORE};
+    /* slot 3: this replica had proposed null (no batch) */
+    ev.msg = (struct rabia_msg){.type = RABIA_MSG_PROPOSAL, .from = 0, .slot = 3};
+    CHECK_EQ(step(c, &ev, &u), 0);
+    /* slot 1 (in the window) resumes from its own record as before */
+    ev.msg = (struct rabia_msg){.type = RABIA_MSG_PROPOSAL, .from = 0, .slot = 1};
+    CHECK_EQ(step(c, &ev, &u), 0);
+    struct rabia_event up = {.type = RABIA_EV_PEER_UP, .peer = 1};
+    CHECK_EQ(step(c, &up, &u), 0);
+    const struct rabia_send *p = find_send(&u, RABIA_MSG_PROPOSAL, 0);
+    CHECK(p != NULL && p->msg.slot == 1 && !p->msg.has_id); /* slot 1's record re-sent */
+    uint8_t body[16] = {0};
+    (void)submit_empty(c, body, &u); /* a batch waits: a new proposal would carry it */
+    bool contradicted = false, proposed3 = false;
+    for (uint64_t s = 1; s <= 3; s++) {
+        if (s < 3) /* the peers decided null */
+            receive(c, (struct rabia_msg){.type = RABIA_MSG_DECISION, .from = 1, .slot = s}, &u);
+        struct rabia_event tick = {.type = RABIA_EV_TICK};
+        CHECK_EQ(step(c, &tick, &u), 0);
+        for (uint32_t i = 0; i < u.n_sends; i++)
+            if (u.sends[i].msg.type == RABIA_MSG_PROPOSAL && u.sends[i].msg.slot == 3) {
+                proposed3 = true;
+                contradicted |= u.sends[i].msg.has_id;
+            }
+    }
+    CHECK(!contradicted); /* never the batch in slot 3 */
+    CHECK(!proposed3);    /* it abstains there: the peers decide slot 3 */
+    CHECK(rabia_core_abstain_below(c) >= 3);
+    rabia_core_destroy(c);
+}
+
 /* Decisions sent to peer `to` in u, lowest and highest slot. */
 static uint32_t decisions_to(const struct rabia_update *u, uint8_t to, uint64_t *lo, uint64_t *hi)
 {
@@ -683,6 +730,7 @@ int main(void)
     RUN(test_unanimous_sends_no_decision_holds_next_proposal);
     RUN(test_restore_resumes_slot);
     RUN(test_restore_horizon_mutes);
+    RUN(test_restore_beyond_window_abstains);
     RUN(test_snapshot_returns_own_batches);
     RUN(test_snapshot_gap_offers_snapshot);
     RUN(test_log_retain_bytes);
