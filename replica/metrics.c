@@ -751,11 +751,13 @@ static void http_reply(struct rabia_replica *r, struct conn *k, int code_i, cons
     rio_close_after_send(k->c);
 }
 
-static void http_error(struct rabia_replica *r, struct conn *k, int code_i, const char *msg)
+/* head: the request was a HEAD, whose answer carries no body (RFC 9110
+ * 9.3.2), errors included: the message is sent only to other methods. */
+static void http_error(struct rabia_replica *r, struct conn *k, int code_i, const char *msg, bool head)
 {
     char body[256];
     int n = snprintf(body, sizeof body, "%s\n", msg);
-    http_reply(r, k, code_i, "text/plain; charset=utf-8", body, (size_t)n, false,
+    http_reply(r, k, code_i, "text/plain; charset=utf-8", body, (size_t)n, head,
                code_i == M_HTTP_405 ? "Allow: GET, HEAD\r\n" : NULL);
 }
 
@@ -783,14 +785,14 @@ size_t metrics_http_data(struct rabia_replica *r, uint32_t ci, const uint8_t *p,
         from = 0; /* (the input only grows while a head waits: never, but no assertion on a client's bytes) */
     for (size_t i = from; i < scan; i++)
         if (!http_byte_ok(p[i])) { /* garbage: no need to wait for the end */
-            http_error(r, k, M_HTTP_400, "bad request: a byte that is not printable ASCII in the request head");
+            http_error(r, k, M_HTTP_400, "bad request: a byte that is not printable ASCII in the request head", false);
             return len;
         }
     size_t back = from < 3 ? from : 3; /* a CRLFCRLF across the old end */
     const uint8_t *end = find_crlfcrlf(p + from - back, scan - from + back);
     if (!end) {
         if (len >= HTTP_MAX_REQUEST)
-            http_error(r, k, M_HTTP_400, "bad request: request head longer than 8192 bytes");
+            http_error(r, k, M_HTTP_400, "bad request: request head longer than 8192 bytes", false);
         else
             k->http_scanned = (uint32_t)scan; /* wait for the rest */
         return len >= HTTP_MAX_REQUEST ? len : 0;
@@ -806,11 +808,12 @@ size_t metrics_http_data(struct rabia_replica *r, uint32_t ci, const uint8_t *p,
     char *sp1 = strchr(line, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
     if (eol[1] != '\n' || !sp1 || !sp2 || sp1 == line || strchr(sp2 + 1, ' ') ||
         (strcmp(sp2 + 1, "HTTP/1.1") && strcmp(sp2 + 1, "HTTP/1.0")) || sp1[1] != '/') {
-        http_error(r, k, M_HTTP_400, "bad request: expected a request line 'GET /metrics HTTP/1.1'");
+        http_error(r, k, M_HTTP_400, "bad request: expected a request line 'GET /metrics HTTP/1.1'", false);
         return len;
     }
     *sp1 = *sp2 = 0;
     const char *method = line, *target = sp1 + 1;
+    bool head = !strcmp(method, "HEAD"); /* from here on, errors to a HEAD carry no body */
     /* headers: each "Name: value"; a body is refused (nothing here takes one) */
     for (const uint8_t *h = eol + 2; h < p + head_len;) {
         const uint8_t *he = memchr(h, '\r', (size_t)(p + head_len - h));
@@ -818,7 +821,7 @@ size_t metrics_http_data(struct rabia_replica *r, uint32_t ci, const uint8_t *p,
         size_t hl = (size_t)(he - h);
         const uint8_t *colon = memchr(h, ':', hl);
         if (!colon || colon == h || he[1] != '\n') {
-            http_error(r, k, M_HTTP_400, "bad request: a header line without 'Name: value'");
+            http_error(r, k, M_HTTP_400, "bad request: a header line without 'Name: value'", head);
             return len;
         }
         size_t nl = (size_t)(colon - h);
@@ -827,15 +830,14 @@ size_t metrics_http_data(struct rabia_replica *r, uint32_t ci, const uint8_t *p,
             const uint8_t *v = colon + 1;
             while (v < he && (*v == ' ' || *v == '\t')) v++;
             if (nl == 17 || he - v != 1 || *v != '0') {
-                http_error(r, k, M_HTTP_400, "bad request: this endpoint takes no request body");
+                http_error(r, k, M_HTTP_400, "bad request: this endpoint takes no request body", head);
                 return len;
             }
         }
         h = he + 2;
     }
-    bool head = !strcmp(method, "HEAD");
     if (strcmp(method, "GET") && !head) {
-        http_error(r, k, M_HTTP_405, "method not allowed: use GET");
+        http_error(r, k, M_HTTP_405, "method not allowed: use GET", false);
         return len;
     }
     size_t tl = strcspn(target, "?"); /* a query string is ignored */
@@ -851,7 +853,7 @@ size_t metrics_http_data(struct rabia_replica *r, uint32_t ci, const uint8_t *p,
         why[wl++] = '\n';
         http_reply(r, k, ok ? M_HTTP_200 : M_HTTP_503, "text/plain; charset=utf-8", why, wl, head, NULL);
     } else {
-        http_error(r, k, M_HTTP_404, "not found: this endpoint serves /metrics and /health");
+        http_error(r, k, M_HTTP_404, "not found: this endpoint serves /metrics and /health", head);
     }
     return len;
 }
@@ -884,7 +886,7 @@ void metrics_tick(struct rabia_replica *r, uint64_t now)
         if (k->kind != CK_HTTP) continue;
         seen++;
         if (!k->closing && now - k->in_us >= HTTP_IDLE_US)
-            http_error(r, k, M_HTTP_408, "request timeout: no complete request within 10 s");
+            http_error(r, k, M_HTTP_408, "request timeout: no complete request within 10 s", false);
     }
 }
 
