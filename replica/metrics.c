@@ -783,11 +783,22 @@ size_t metrics_http_data(struct rabia_replica *r, uint32_t ci, const uint8_t *p,
     k->http_scanned = 0;
     if (from > scan)
         from = 0; /* (the input only grows while a head waits: never, but no assertion on a client's bytes) */
-    for (size_t i = from; i < scan; i++)
+    for (size_t i = from; i < scan; i++) {
         if (!http_byte_ok(p[i])) { /* garbage: no need to wait for the end */
             http_error(r, k, M_HTTP_400, "bad request: a byte that is not printable ASCII in the request head", false);
             return len;
         }
+        /* Lines end in CRLF. A head whose lines end in a bare LF (printf
+         * 'GET /health HTTP/1.0\n\n' | nc) never brings the CRLFCRLF waited
+         * for below: it got 408 "no complete request" after 10 s instead of
+         * this. Checked on the LF's side (the byte before is always in p:
+         * the input is kept until the head ends), so a CRLF split across
+         * two reads is one. */
+        if ((p[i] == '\n') != (i > 0 && p[i - 1] == '\r')) {
+            http_error(r, k, M_HTTP_400, "bad request: a line not ending in CRLF (a bare LF or CR)", false);
+            return len;
+        }
+    }
     size_t back = from < 3 ? from : 3; /* a CRLFCRLF across the old end */
     const uint8_t *end = find_crlfcrlf(p + from - back, scan - from + back);
     if (!end) {

@@ -6,7 +6,9 @@
 #  - a HEAD that fails (404 for an unknown path, 400 for a request body)
 #    gets a status line and headers only: no body after them (curl -I
 #    reported "Excess found" and the bytes would be read as the next
-#    response on a kept connection).
+#    response on a kept connection);
+#  - a head whose lines end in a bare LF (printf ... | nc) gets 400 at
+#    once (it waited 10 s for a CRLFCRLF and got 408 "no complete request").
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -64,6 +66,9 @@ ask(b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n", "HEAD /health", 200, False)
 ask(b"HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n", "HEAD of an unknown path", 404, False)
 ask(b"HEAD /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", "HEAD with a body", 400, False)
 ask(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", "GET of an unknown path", 404, True)
+ask(b"GET /health HTTP/1.1\n\n", "a GET whose lines end in a bare LF", 400, True)
+ask(b"GET /health HTTP/1.1\r\nHost: x\n\r\n", "a header line ending in a bare LF", 400, True)
+ask(b"GET /health HTTP/1.1\r\nHost: x\rY: z\r\n\r\n", "a bare CR inside the head", 400, True)
 ask(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", "a plain GET /health", 200, True)
 sys.exit(1 if bad else 0)
 EOF
