@@ -838,9 +838,12 @@ size_t metrics_http_data(struct rabia_replica *r, uint32_t ci, const uint8_t *p,
         size_t nl = (size_t)(colon - h);
         if ((nl == 14 && !strncasecmp((const char *)h, "content-length", 14)) ||
             (nl == 17 && !strncasecmp((const char *)h, "transfer-encoding", 17))) {
-            const uint8_t *v = colon + 1;
-            while (v < he && (*v == ' ' || *v == '\t')) v++;
-            if (nl == 17 || he - v != 1 || *v != '0') {
+            const uint8_t *v = colon + 1, *ve = he;
+            while (v < ve && (*v == ' ' || *v == '\t')) v++;
+            /* a field value's whitespace after it is not part of it either
+             * (RFC 9112 5): "Content-Length: 0 " is no body */
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+            if (nl == 17 || ve - v != 1 || *v != '0') {
                 http_error(r, k, M_HTTP_400, "bad request: this endpoint takes no request body", head);
                 return len;
             }

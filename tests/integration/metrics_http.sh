@@ -8,7 +8,9 @@
 #    reported "Excess found" and the bytes would be read as the next
 #    response on a kept connection);
 #  - a head whose lines end in a bare LF (printf ... | nc) gets 400 at
-#    once (it waited 10 s for a CRLFCRLF and got 408 "no complete request").
+#    once (it waited 10 s for a CRLFCRLF and got 408 "no complete request");
+#  - "Content-Length: 0 " (trailing whitespace, which a field value may
+#    carry) is no body: 200 (it got 400 "takes no request body").
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -69,6 +71,10 @@ ask(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", "GET of an unknown path", 404, Tru
 ask(b"GET /health HTTP/1.1\n\n", "a GET whose lines end in a bare LF", 400, True)
 ask(b"GET /health HTTP/1.1\r\nHost: x\n\r\n", "a header line ending in a bare LF", 400, True)
 ask(b"GET /health HTTP/1.1\r\nHost: x\rY: z\r\n\r\n", "a bare CR inside the head", 400, True)
+ask(b"GET /health HTTP/1.1\r\nContent-Length: 0 \r\n\r\n", "Content-Length: 0 with trailing whitespace", 200, True)
+ask(b"GET /health HTTP/1.1\r\nContent-Length:\t0\t\r\n\r\n", "Content-Length: 0 between tabs", 200, True)
+ask(b"GET /health HTTP/1.1\r\nContent-Length: 0 1\r\n\r\n", "Content-Length: '0 1'", 400, True)
+ask(b"GET /health HTTP/1.1\r\nContent-Length:  \r\n\r\n", "an empty Content-Length", 400, True)
 ask(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", "a plain GET /health", 200, True)
 sys.exit(1 if bad else 0)
 EOF
