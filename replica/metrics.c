@@ -817,13 +817,20 @@ size_t metrics_http_data(struct rabia_replica *r, uint32_t ci, const uint8_t *p,
     memcpy(line, p, ll);
     line[ll] = 0;
     char *sp1 = strchr(line, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+    /* the absolute form (GET http://host:port/metrics), which a server must
+     * accept (RFC 9112 3.2.2): its path is what follows the authority */
+    size_t abs = !sp1 ? 0 : !strncasecmp(sp1 + 1, "http://", 7) ? 7 : !strncasecmp(sp1 + 1, "https://", 8) ? 8 : 0;
     if (eol[1] != '\n' || !sp1 || !sp2 || sp1 == line || strchr(sp2 + 1, ' ') ||
-        (strcmp(sp2 + 1, "HTTP/1.1") && strcmp(sp2 + 1, "HTTP/1.0")) || sp1[1] != '/') {
+        (strcmp(sp2 + 1, "HTTP/1.1") && strcmp(sp2 + 1, "HTTP/1.0")) || (sp1[1] != '/' && !abs)) {
         http_error(r, k, M_HTTP_400, "bad request: expected a request line 'GET /metrics HTTP/1.1'", false);
         return len;
     }
     *sp1 = *sp2 = 0;
     const char *method = line, *target = sp1 + 1;
+    if (abs) {
+        target = sp1 + 1 + abs + strcspn(sp1 + 1 + abs, "/?");
+        if (*target != '/') target = "/"; /* no path: "/" (RFC 9112 3.2.2), not served here */
+    }
     bool head = !strcmp(method, "HEAD"); /* from here on, errors to a HEAD carry no body */
     /* headers: each "Name: value"; a body is refused (nothing here takes one) */
     for (const uint8_t *h = eol + 2; h < p + head_len;) {

@@ -10,7 +10,9 @@
 #  - a head whose lines end in a bare LF (printf ... | nc) gets 400 at
 #    once (it waited 10 s for a CRLFCRLF and got 408 "no complete request");
 #  - "Content-Length: 0 " (trailing whitespace, which a field value may
-#    carry) is no body: 200 (it got 400 "takes no request body").
+#    carry) is no body: 200 (it got 400 "takes no request body");
+#  - an absolute-form target (GET http://host/metrics), which a server
+#    must accept, gets the metrics (it got 400).
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -75,6 +77,12 @@ ask(b"GET /health HTTP/1.1\r\nContent-Length: 0 \r\n\r\n", "Content-Length: 0 wi
 ask(b"GET /health HTTP/1.1\r\nContent-Length:\t0\t\r\n\r\n", "Content-Length: 0 between tabs", 200, True)
 ask(b"GET /health HTTP/1.1\r\nContent-Length: 0 1\r\n\r\n", "Content-Length: '0 1'", 400, True)
 ask(b"GET /health HTTP/1.1\r\nContent-Length:  \r\n\r\n", "an empty Content-Length", 400, True)
+ask(b"GET http://127.0.0.1/metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", "absolute-form GET http://host/metrics", 200, True)
+ask(b"GET HTTP://127.0.0.1:9100/health?x=1 HTTP/1.1\r\n\r\n", "absolute-form with a port and a query", 200, True)
+ask(b"HEAD https://[::1]:9100/health HTTP/1.1\r\n\r\n", "absolute-form https, an IPv6 host, HEAD", 200, False)
+ask(b"GET http://127.0.0.1 HTTP/1.1\r\n\r\n", "absolute-form without a path", 404, True)
+ask(b"GET http://127.0.0.1?/metrics HTTP/1.1\r\n\r\n", "absolute-form with a query and no path", 404, True)
+ask(b"GET http:/metrics HTTP/1.1\r\n\r\n", "a target neither origin nor absolute form", 400, True)
 ask(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", "a plain GET /health", 200, True)
 sys.exit(1 if bad else 0)
 EOF
