@@ -390,7 +390,9 @@ static void hist(struct rabia_buf *b, const char *name, const char *labels, cons
     const char *sep = labels[0] ? "," : "";
     for (uint32_t i = 0; i < h->nb; i++) {
         cum += h->b[i];
-        put(b, "%s_bucket{%s%sle=\"%g\"} %" PRIu64 "\n", name, labels, sep, h->le[i], cum);
+        /* %.15g: the bound as written in LE_* (%g's 6 digits printed
+         * 1048576 as 1.04858e+06, a different bound) */
+        put(b, "%s_bucket{%s%sle=\"%.15g\"} %" PRIu64 "\n", name, labels, sep, h->le[i], cum);
     }
     cum += h->b[h->nb];
     RABIA_ASSERT(cum == h->count);

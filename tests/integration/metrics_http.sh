@@ -13,6 +13,7 @@
 #    carry) is no body: 200 (it got 400 "takes no request body");
 #  - an absolute-form target (GET http://host/metrics), which a server
 #    must accept, gets the metrics (it got 400).
+# Histogram bucket bounds are printed exactly (not rounded to 6 digits).
 # And a counter across a snapshot install (as root, with iptables):
 # rabia_state_allocations_total at a replica that installs one does not
 # go down (it fell to the loaded state's own count).
@@ -92,6 +93,14 @@ ask(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", "a plain GET /health", 200, True
 sys.exit(1 if bad else 0)
 EOF
 ok "the metrics port answered every edge case at once and as HTTP/1.1 says"
+
+# ---- histogram bucket bounds exactly as configured (metrics.c LE_*): they
+# were printed with %g, 6 significant digits, so the batch size's 1, 4 and
+# 16 MiB bounds read le="1.04858e+06" (1048580), "4.1943e+06", "1.67772e+07"
+les=$(curl -sS --max-time 5 "http://127.0.0.1:$mp/metrics" |
+  sed -n 's/^rabia_batch_size_bytes_bucket{le="\([^"]*\)"}.*/\1/p' | tr '\n' ' ')
+expect_eq "rabia_batch_size_bytes bucket bounds" "$les" \
+  "64 256 1024 4096 16384 65536 262144 1048576 4194304 16777216 +Inf "
 
 # ---- a counter across a snapshot install: rabia_state_allocations_total
 # never goes down. 20,000 SETs of one key (each allocates its value) give
