@@ -170,6 +170,7 @@ static const struct kv_cmd commands[] = {
     {"zrangestore", -5, KV_F_WRITE | KV_F_DENYOOM | KV_F_SCANS, 1, 2, 1, kv_cmd_zrangestore},
     {"zrank", 3, KV_F_READONLY | KV_F_FAST, 1, 1, 1, kv_cmd_zrank},
     {"zrem", -3, KV_F_WRITE | KV_F_FAST, 1, 1, 1, kv_cmd_zrem},
+    {"zremrangebylex", 4, KV_F_WRITE | KV_F_SCANS, 1, 1, 1, kv_cmd_zremrangebylex},
     {"zremrangebyrank", 4, KV_F_WRITE | KV_F_SCANS, 1, 1, 1, kv_cmd_zremrangebyrank},
     {"zremrangebyscore", 4, KV_F_WRITE | KV_F_SCANS, 1, 1, 1, kv_cmd_zremrangebyscore},
     {"zrevrange", -4, KV_F_READONLY, 1, 1, 1, kv_cmd_zrevrange},
@@ -215,6 +216,7 @@ static const struct {
     {"sort", 5},
     {"sort_ro", 5},
     {"zmpop", 1},
+    {"zremrangebylex", 9},
 };
 static uint8_t cmd_level[N_COMMANDS];
 static const struct kv_cmd *lookup_ready(const uint8_t *p, size_t n);

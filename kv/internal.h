@@ -635,7 +635,7 @@ KV_CMD(zadd); KV_CMD(zrem); KV_CMD(zscore); KV_CMD(zmscore); KV_CMD(zincrby); KV
 KV_CMD(zcount); KV_CMD(zrange); KV_CMD(zrangestore); KV_CMD(zrevrange);
 KV_CMD(zrangebyscore); KV_CMD(zrevrangebyscore); KV_CMD(zrangebylex);
 KV_CMD(zrevrangebylex); KV_CMD(zunion); KV_CMD(zinter); KV_CMD(zdiff); KV_CMD(zdiffstore); KV_CMD(zintercard); KV_CMD(zrandmember); KV_CMD(zrank); KV_CMD(zrevrank); KV_CMD(zpopmin); KV_CMD(zmpop); KV_CMD(bzmpop); KV_CMD(bzpopmin); KV_CMD(bzpopmax); KV_CMD(zpopmax);
-KV_CMD(zremrangebyrank); KV_CMD(zremrangebyscore); KV_CMD(zunionstore);
+KV_CMD(zremrangebyrank); KV_CMD(zremrangebyscore); KV_CMD(zremrangebylex); KV_CMD(zunionstore);
 KV_CMD(zinterstore); KV_CMD(zscan); KV_CMD(zlexcount);
 /* t_hash.c, for SORT: the value of field f of hash o (NUL-terminated, in
  * place); false when absent. */

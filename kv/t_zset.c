@@ -936,6 +936,37 @@ KV_CMD(zremrangebyscore)
     return kv_reply_int(c, (int64_t)n);
 }
 
+/* ZREMRANGEBYLEX (feature level 9: a build without it answers "unknown
+ * command"). Redis's zzlDeleteRangeByLex / zslDeleteRangeByLex: the members
+ * from the first one >= min, while they are <= max. Found as ZLEXCOUNT
+ * finds them (a compact set scans from its start, a skip list is searched),
+ * so a set whose scores differ, where lex ranges are unspecified, loses the
+ * members ZLEXCOUNT would count. They are consecutive: removed by rank. */
+KV_CMD(zremrangebylex)
+{
+    struct kv_zlex r;
+    int rc = 0;
+    if (!parse_lex_range(c, 2, 3, &r, &rc))
+        return rc;
+    struct kv_dent *ke;
+    if (!lookup(c, 1, &ke))
+        return 0;
+    if (!ke)
+        return kv_reply_int(c, 0);
+    const struct kv_obj *o = obj_of(ke);
+    struct kv_zset *z = zs(o);
+    struct kv_zsl_node *a = kv_zset_first_in_lex(z, &r, o->enc == ZSET_SMALL);
+    uint64_t n = 0;
+    for (const struct kv_zsl_node *x = a; x && kv_zlex_lte_max(x, &r); x = kv_zset_next(x))
+        n++;
+    if (!n)
+        return kv_reply_int(c, 0);
+    uint64_t first = kv_zset_rank(z, a->e);
+    n = kv_zset_delete_rank(c->s, z, first, first + n - 1);
+    removed(c, ke);
+    return kv_reply_int(c, (int64_t)n);
+}
+
 /* ------------------------------------------------------------------ */
 /* ZUNION, ZINTER, ZDIFF (and their STORE forms), ZINTERCARD.         */
 
