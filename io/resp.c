@@ -1846,9 +1846,10 @@ bool resp_block_waits_on(const uint8_t *op, size_t n, uint32_t db, const uint8_t
     }
     if (opdb != db)
         return false;
-    /* BLPOP / BRPOP / BZPOPMIN / BZPOPMAX key... timeout; BLMOVE source
-     * destination ...; BLMPOP / BZMPOP timeout numkeys key... */
-    uint32_t first = 1, last = eq_ci(a0, l0, "blmove") ? 1 : argc - 2;
+    /* BLPOP / BRPOP / BZPOPMIN / BZPOPMAX key... timeout; BLMOVE and
+     * BRPOPLPUSH source destination ... (only the source wakes them);
+     * BLMPOP / BZMPOP timeout numkeys key... */
+    uint32_t first = 1, last = eq_ci(a0, l0, "blmove") || eq_ci(a0, l0, "brpoplpush") ? 1 : argc - 2;
     if (timeout_first(a0, l0)) {
         int64_t nk = 0;
         if (!op_arg(op, n, 2, &a, &l, &argc) || !rabia_kv_parse_int(a, l, &nk) || nk < 1 || nk > (int64_t)argc - 3)

@@ -624,7 +624,7 @@ KV_CMD(hincrby); KV_CMD(hincrbyfloat); KV_CMD(hstrlen); KV_CMD(hscan); KV_CMD(hr
 KV_CMD(lpush); KV_CMD(rpush); KV_CMD(lpushx); KV_CMD(rpushx); KV_CMD(lpop); KV_CMD(lmpop); KV_CMD(blmpop); KV_CMD(rpop);
 KV_CMD(llen); KV_CMD(lrange); KV_CMD(lindex); KV_CMD(lset); KV_CMD(linsert); KV_CMD(lrem);
 KV_CMD(ltrim); KV_CMD(lpos); KV_CMD(lmove); KV_CMD(rpoplpush); KV_CMD(blpop);
-KV_CMD(brpop); KV_CMD(blmove);
+KV_CMD(brpop); KV_CMD(blmove); KV_CMD(brpoplpush);
 /* t_set.c */
 KV_CMD(sadd); KV_CMD(srem); KV_CMD(sismember); KV_CMD(smismember); KV_CMD(smembers);
 KV_CMD(scard); KV_CMD(spop); KV_CMD(srandmember); KV_CMD(sinter); KV_CMD(sunion);

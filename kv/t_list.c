@@ -583,6 +583,16 @@ KV_CMD(rpoplpush)
     return move(c, TAIL, HEAD);
 }
 
+/* BRPOPLPUSH source destination timeout (feature level 9): Redis's
+ * brpoplpushCommand, the timeout checked first, then BLMOVE ... RIGHT LEFT. */
+KV_CMD(brpoplpush)
+{
+    int rc = arg_timeout(c, 3);
+    if (rc)
+        return DONE(rc);
+    return move(c, TAIL, HEAD);
+}
+
 KV_CMD(blmove)
 {
     int from, to, rc;

@@ -945,9 +945,43 @@ static void test_snapshot(void)
     rabia_sm_kv.destroy(b);
 }
 
+/* BRPOPLPUSH source destination timeout (Redis 7.0 has it, deprecated for
+ * BLMOVE ... RIGHT LEFT), from feature level 9: below it unknown, as on a
+ * build without it (before level 9 it was unknown everywhere). Replies from
+ * redis-server 7.0.15; an empty source answers the store's nil, which the
+ * front end parks as it parks BLMOVE's. */
+static void test_brpoplpush(void)
+{
+    void *sm = kv_fresh_level(T0, 8);
+    KV_DO(sm, "RPUSH src a", ":1\r\n");
+    KV_DO(sm, "BRPOPLPUSH src dst 0", "-ERR unknown command 'BRPOPLPUSH', with args beginning with: 'src' 'dst' '0' \r\n");
+    rabia_sm_kv.destroy(sm);
+    sm = kv_fresh_level(T0, 9);
+    KV_DO(sm, "RPUSH src a b c", ":3\r\n");
+    KV_DO(sm, "BRPOPLPUSH src dst 0", "$1\r\nc\r\n");
+    KV_DO(sm, "BRPOPLPUSH src dst 0.5", "$1\r\nb\r\n");
+    KV_DO(sm, "BRPOPLPUSH src src 0", "$1\r\na\r\n");
+    KV_DO(sm, "LRANGE src 0 -1", "*1\r\n$1\r\na\r\n");
+    KV_DO(sm, "LRANGE dst 0 -1", "*2\r\n$1\r\nb\r\n$1\r\nc\r\n");
+    KV_DO(sm, "BRPOPLPUSH src dst -1", "-ERR timeout is negative\r\n");
+    KV_DO(sm, "BRPOPLPUSH src dst abc", "-ERR timeout is not a float or out of range\r\n");
+    KV_DO(sm, "BRPOPLPUSH src dst", "-ERR wrong number of arguments for 'brpoplpush' command\r\n");
+    KV_DO(sm, "BRPOPLPUSH src dst 0 x", "-ERR wrong number of arguments for 'brpoplpush' command\r\n");
+    KV_DO(sm, "SET str x", "+OK\r\n");
+    KV_DO(sm, "BRPOPLPUSH str dst 0", "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    KV_DO(sm, "BRPOPLPUSH str dst abc", "-ERR timeout is not a float or out of range\r\n");
+    KV_DO(sm, "BRPOPLPUSH src str 0", "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    KV_DO(sm, "BRPOPLPUSH src dst 0", "$1\r\na\r\n");
+    KV_DO(sm, "EXISTS src", ":0\r\n");
+    KV_DO(sm, "BRPOPLPUSH src dst 0", "$-1\r\n");
+    KV_DO(sm, "BRPOPLPUSH nokey str -1", "-ERR timeout is negative\r\n");
+    rabia_sm_kv.destroy(sm);
+}
+
 int main(void)
 {
     RUN(test_table);
+    RUN(test_brpoplpush);
     RUN(test_binary);
     RUN(test_events);
     RUN(test_versions);
