@@ -915,9 +915,21 @@ static int reject_arity(struct ctx *x, const char *name)
     return arity_text(x->out, "-ERR ", name) ? -ENOMEM : RESP_LOCAL;
 }
 
+/* The bytes of p before its first NUL, at most max: what Redis's "%.*s"
+ * prints of an argument. */
+static size_t c_len(const uint8_t *p, size_t n, size_t max)
+{
+    const uint8_t *z = n ? memchr(p, 0, n) : NULL;
+    if (z)
+        n = (size_t)(z - p);
+    return n < max ? n : max;
+}
+
 /* Redis 7's text: "ERR unknown command '<name>', with args beginning with:
  * '<a1>' '<a2>' " with the name cut at 128 bytes and about 128 bytes of
- * arguments (the same text kv/command.c writes). */
+ * arguments (the same text kv/command.c writes). Redis prints them with
+ * %.128s and %.*s, so each also ends at a NUL byte, and the 128 count
+ * what was printed. */
 static int reject_unknown(struct ctx *x)
 {
     struct rabia_buf *o = x->out;
@@ -925,12 +937,12 @@ static int reject_unknown(struct ctx *x)
         x->s->multi_dirty = true;
     int rc = put_cstr(o, "-ERR unknown command '");
     if (!rc)
-        rc = put_sanitized(o, ARG(0), LEN(0) < 128 ? LEN(0) : 128);
+        rc = put_sanitized(o, ARG(0), c_len(ARG(0), LEN(0), 128));
     if (!rc)
         rc = put_cstr(o, "', with args beginning with: ");
     size_t args = 0;
     for (uint32_t i = 1; !rc && i < ARGC && args < 128; i++) {
-        size_t n = LEN(i) < 128 - args ? LEN(i) : 128 - args;
+        size_t n = c_len(ARG(i), LEN(i), 128 - args);
         if (!(rc = put_cstr(o, "'")) && !(rc = put_sanitized(o, ARG(i), n)))
             rc = put_cstr(o, "' ");
         args += n + 3;
@@ -960,12 +972,12 @@ static int reject_unknown_sub(struct ctx *x)
         x->s->multi_dirty = true;
     int rc = put_cstr(o, "-ERR unknown subcommand '");
     if (!rc)
-        rc = put_sanitized(o, ARG(1), LEN(1) < 128 ? LEN(1) : 128);
+        rc = put_sanitized(o, ARG(1), c_len(ARG(1), LEN(1), 128)); /* Redis's %.128s */
     if (!rc)
         rc = put_cstr(o, "'. Try ");
     size_t at = o->len;
     if (!rc)
-        rc = put_sanitized(o, ARG(0), LEN(0));
+        rc = put_sanitized(o, ARG(0), c_len(ARG(0), LEN(0), LEN(0)));
     for (size_t i = at; !rc && i < o->len; i++)
         o->data[i] = upper(o->data[i]);
     if (!rc)

@@ -549,8 +549,24 @@ static void test_errors_texts(void)
     EXPECT_LOCAL(&s, "foo", "-ERR unknown command 'foo', with args beginning with: \r\n");
     EXPECT_LOCAL(&s, "\"fo\\ro\" \"x\\ny\"",
                  "-ERR unknown command 'fo o', with args beginning with: 'x y' \r\n");
+    /* Redis 7.0.15 prints the name and each argument with %.*s: they end at
+     * a NUL byte, and the 128-byte budget counts what was printed (before,
+     * the NUL and the bytes after it were copied: 'fo\0o', 'a\0b', and
+     * the long argument's y's instead of the z's) */
+    EXPECT_LOCAL(&s, "\"fo\\x00o\" \"a\\x00b\" c",
+                 "-ERR unknown command 'fo', with args beginning with: 'a' 'c' \r\n");
+    {
+        char line[400], want[400];
+        int n = snprintf(line, sizeof line, "foo \"%0100d\\x00%0100d\" %050d\r\n", 0, 0, 0);
+        snprintf(want, sizeof want, "-ERR unknown command 'foo', with args beginning with: '%0100d' '%025d' \r\n", 0, 0);
+        CHECK_EQ(run_cmd(&s, (const uint8_t *)line, (size_t)n, &r), RESP_LOCAL);
+        check_bytes(__FILE__, __LINE__, r.reply.data, r.reply.len, (const uint8_t *)want, strlen(want));
+    }
     EXPECT_LOCAL(&s, "config foo", "-ERR unknown subcommand 'foo'. Try CONFIG HELP.\r\n");
     EXPECT_LOCAL(&s, "CoNfIg foo", "-ERR unknown subcommand 'foo'. Try CONFIG HELP.\r\n");
+    /* Redis prints the subcommand with %.128s: it ends at a NUL byte (before,
+     * 'f\0oo' came back) */
+    EXPECT_LOCAL(&s, "config \"f\\x00oo\"", "-ERR unknown subcommand 'f'. Try CONFIG HELP.\r\n");
     EXPECT_LOCAL(&s, "config", "-ERR wrong number of arguments for 'config' command\r\n");
     EXPECT_LOCAL(&s, "config get", "-ERR wrong number of arguments for 'config|get' command\r\n");
     EXPECT_LOCAL(&s, "command count x",
