@@ -1351,8 +1351,8 @@ static int local_err(struct ctx *x, const char *msg)
 static int local_err_arg(struct ctx *x, const char *prefix, uint32_t i, size_t max)
 {
     int rc = put_cstr(x->out, prefix);
-    if (!rc)
-        rc = put_sanitized(x->out, ARG(i), LEN(i) < max ? LEN(i) : max);
+    if (!rc) /* Redis prints the argument with %s: it ends at a NUL byte */
+        rc = put_sanitized(x->out, ARG(i), c_len(ARG(i), LEN(i), max));
     if (!rc)
         rc = put_cstr(x->out, "'\r\n");
     return rc ? -ENOMEM : RESP_LOCAL;

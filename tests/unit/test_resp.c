@@ -665,6 +665,12 @@ static void test_connection_commands(void)
     CHECK_EQ(RUN_CMD(&s, "CONFIG GET *", &r), RESP_LOCAL);
     EXPECT_LOCAL(&s, "CONFIG SET foo bar",
                  "-ERR Unknown option or number of arguments for CONFIG SET - 'foo'\r\n");
+    /* the argument ends at a NUL byte, as Redis's %s prints it (before,
+     * 'f\0oo'); HELLO's option and CLIENT LIST's type the same way */
+    EXPECT_LOCAL(&s, "CONFIG SET \"f\\x00oo\" bar",
+                 "-ERR Unknown option or number of arguments for CONFIG SET - 'f'\r\n");
+    EXPECT_LOCAL(&s, "HELLO 2 \"F\\x00OO\"", "-ERR Syntax error in HELLO option 'F'\r\n");
+    EXPECT_LOCAL(&s, "CLIENT LIST TYPE \"a\\x00b\"", "-ERR Unknown client type 'a'\r\n");
     EXPECT_LOCAL(&s, "CONFIG SET foo bar baz",
                  "-ERR wrong number of arguments for 'config|set' command\r\n");
     EXPECT_LOCAL(&s, "CONFIG RESETSTAT", "+OK\r\n");
