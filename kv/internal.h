@@ -333,6 +333,11 @@ enum kv_script_outcome { KV_SCRIPT_OK = 0, KV_SCRIPT_ERROR = 1, KV_SCRIPT_STOPPE
  * flush aborted every such EXEC). And a script whose shebang line has no
  * newline is refused as Redis does ("Invalid script shebang"). */
 #define KV_LEVEL_FLUSH_WATCH 8
+/* From feature level KV_LEVEL_EXPIRE_OPTION, EXPIRE's "Unsupported option"
+ * error quotes the option whole (up to a NUL byte), as Redis 7.0's %s; below
+ * it the store's answer cut it at 64 bytes, and a mixed cluster must answer
+ * alike (the reply is in the session, which the state hash covers). */
+#define KV_LEVEL_EXPIRE_OPTION 9
 #define KV_SCRIPT_CORO_EVERY 100
 /* script_heap.c: begin before a run's state is made (0, -EBUSY nested,
  * -errno when no address space), realloc as Lua's allocator (*spent: NULL

@@ -2,6 +2,7 @@
  * RENAME, KEYS, SCAN, RANDOMKEY, DBSIZE, FLUSH*, MOVE, COPY, TOUCH, and the
  * expiry commands. Expiry times are absolute Unix ms of the log's clock
  * (c->s->now_ms), so every replica expires a key at the same operation. */
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -360,9 +361,12 @@ static int expire_generic(struct kv_ctx *c, int64_t base, bool seconds)
             flags |= EXP_GT;
         else if (kv_arg_is(c, i, "lt"))
             flags |= EXP_LT;
-        else
-            return kv_reply_errf(c, "ERR Unsupported option %.*s", (int)(c->len[i] > 64 ? 64 : c->len[i]),
+        else {
+            /* %.*s ends it at a NUL byte, as Redis's %s (KV_LEVEL_EXPIRE_OPTION) */
+            size_t max = c->s->feature_level >= KV_LEVEL_EXPIRE_OPTION ? INT_MAX : 64;
+            return kv_reply_errf(c, "ERR Unsupported option %.*s", (int)(c->len[i] > max ? max : c->len[i]),
                                  (const char *)c->argv[i]);
+        }
     }
     if ((flags & EXP_NX) && (flags & (EXP_XX | EXP_GT | EXP_LT)))
         return kv_reply_err(c, "ERR NX and XX, GT or LT options at the same time are not compatible");
