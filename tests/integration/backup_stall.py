@@ -17,7 +17,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from garbage import frame  # noqa: E402
+from garbage import frame, frames  # noqa: E402
 
 T_BACKUP_REQ, T_BACKUP_CHUNK = 28, 29  # include/rabia/types.h
 
@@ -28,17 +28,9 @@ def chunk(slot, off, total, value, body=b""):
 
 
 def serve(conn):
-    buf = b""
-    while True:
-        d = conn.recv(65536)
-        if not d:
-            return
-        buf += d
-        while len(buf) >= 16 and len(buf) >= 16 + struct.unpack_from("<I", buf, 8)[0]:
-            n = struct.unpack_from("<I", buf, 8)[0]
-            t, buf = buf[4], buf[16 + n:]
-            if t == T_BACKUP_REQ:
-                conn.sendall(chunk(5, 0, 0, 2) + chunk(5, 0, 1 << 20, 0, b"\x01" * 65536))
+    for t, _p in frames(conn):
+        if t == T_BACKUP_REQ:
+            conn.sendall(chunk(5, 0, 0, 2) + chunk(5, 0, 1 << 20, 0, b"\x01" * 65536))
 
 
 def main():

@@ -22,7 +22,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from garbage import frame, T_CLIENT_REQ, T_CLIENT_REPLY  # noqa: E402
+from garbage import frame, frames, T_CLIENT_REQ, T_CLIENT_REPLY  # noqa: E402
 
 SESSION_EXPIRED, BAD_REQUEST, NOAUTH = 2, 4, 7  # include/rabia/types.h
 WRONGPASS = b"WRONGPASS invalid username-password pair or user is disabled."
@@ -36,31 +36,23 @@ def reply(cid, seq, status, body=b""):
 
 
 def serve(conn, mode):
-    buf = b""
-    while True:
-        d = conn.recv(65536)
-        if not d:
-            return
-        buf += d
-        while len(buf) >= 16 and len(buf) >= 16 + struct.unpack_from("<I", buf, 8)[0]:
-            n = struct.unpack_from("<I", buf, 8)[0]
-            t, p, buf = buf[4], buf[16:16 + n], buf[16 + n:]
-            if t != T_CLIENT_REQ:
-                continue
-            cid, seq, _ack, blen = struct.unpack_from("<QQQI", p)
-            if mode == "noauth":
-                conn.sendall(reply(cid, seq, NOAUTH, WRONGPASS))
-                continue
-            if seq == 1 and blen == 0:
-                conn.sendall(reply(cid, 1, 0, struct.pack("<Q", SID)))
-                continue
-            with lock:
-                seen["requests"] += 1
-                k = seen["requests"]
-            if mode == "bad":
-                conn.sendall(reply(cid, seq, BAD_REQUEST))
-            elif k >= 2:  # expire: the retry
-                conn.sendall(reply(cid, seq, SESSION_EXPIRED))
+    for t, p in frames(conn):
+        if t != T_CLIENT_REQ:
+            continue
+        cid, seq, _ack, blen = struct.unpack_from("<QQQI", p)
+        if mode == "noauth":
+            conn.sendall(reply(cid, seq, NOAUTH, WRONGPASS))
+            continue
+        if seq == 1 and blen == 0:
+            conn.sendall(reply(cid, 1, 0, struct.pack("<Q", SID)))
+            continue
+        with lock:
+            seen["requests"] += 1
+            k = seen["requests"]
+        if mode == "bad":
+            conn.sendall(reply(cid, seq, BAD_REQUEST))
+        elif k >= 2:  # expire: the retry
+            conn.sendall(reply(cid, seq, SESSION_EXPIRED))
 
 
 def main():

@@ -130,6 +130,21 @@ def client_req(cid, seq, ack, body=b""):
     return frame(20, struct.pack("<QQQI", cid, seq, ack, len(body)) + body)
 
 
+def frames(conn):
+    """The frames arriving on a connection, as (type, payload), until EOF:
+    a fake replica's read loop (cli_outcome.py, backup_stall.py)."""
+    buf = b""
+    while True:
+        d = conn.recv(65536)
+        if not d:
+            return
+        buf += d
+        while len(buf) >= 16 and len(buf) >= 16 + struct.unpack_from("<I", buf, 8)[0]:
+            n = struct.unpack_from("<I", buf, 8)[0]
+            yield buf[4], buf[16:16 + n]
+            buf = buf[16 + n:]
+
+
 def read_frame(sock, wait=10.0):
     """The next whole frame on sock as (type, payload), None at EOF; frames
     after it in the same read are dropped (callers send one at a time)."""
