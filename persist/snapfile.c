@@ -327,6 +327,21 @@ int rabia_snapfile_open(const char *dir, uint64_t slot, int *fd_out, uint64_t *t
     return 0;
 }
 
+/* The file rabia_snapfile_write(dir, slot) makes, and the temporary file
+ * it writes first. */
+static void write_paths(const char *dir, uint64_t slot, char path[600], char tmp[620])
+{
+    snprintf(path, 600, "%s/%020" PRIu64 ".snap", dir, slot);
+    snprintf(tmp, 620, "%s.tmp", path);
+}
+
+void rabia_snapfile_write_abandoned(const char *dir, uint64_t slot)
+{
+    char path[600], tmp[620];
+    write_paths(dir, slot, path, tmp);
+    (void)unlink(tmp);
+}
+
 int rabia_snapfile_write(const char *dir, uint64_t slot, const uint8_t *data, size_t len, char *err, size_t errlen)
 {
     if (rabia_mkdir_durable(dir)) {
@@ -335,8 +350,7 @@ int rabia_snapfile_write(const char *dir, uint64_t slot, const uint8_t *data, si
         return -e;
     }
     char path[600], tmp[620];
-    snprintf(path, sizeof path, "%s/%020" PRIu64 ".snap", dir, slot);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    write_paths(dir, slot, path, tmp);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0) {
         int e = errno;

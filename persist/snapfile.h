@@ -12,6 +12,10 @@
  * call in a forked child (no allocation beyond a path). 0 or a negative
  * errno with err naming the file and the cause. */
 int rabia_snapfile_write(const char *dir, uint64_t slot, const uint8_t *data, size_t len, char *err, size_t errlen);
+/* Remove the temporary file rabia_snapfile_write(dir, slot) writes, which a
+ * writer killed meanwhile (a snapshot child: durable.c) leaves behind;
+ * nothing when there is none. Only that writer uses the name. */
+void rabia_snapfile_write_abandoned(const char *dir, uint64_t slot);
 
 /* Streaming form, for a snapshot arriving from a peer in chunks (memory
  * bounded by a chunk): begin, append until `total` bytes, commit (header

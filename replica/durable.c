@@ -344,11 +344,7 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
              * review; test_durable). The name is the child's alone
              * (rabia_snapfile_write; received files carry a sender's tag),
              * and the child is reaped: nobody writes it now. */
-            if (p > 0) {
-                char tmp[700];
-                snprintf(tmp, sizeof tmp, "%s/%020" PRIu64 ".snap.tmp", d->snap_dir, slot);
-                (void)unlink(tmp);
-            }
+            if (p > 0) rabia_snapfile_write_abandoned(d->snap_dir, slot);
             fprintf(stderr, "rabia: the snapshot at slot %" PRIu64 " failed (see the message above); retrying later\n",
                     slot);
         }
