@@ -74,17 +74,26 @@ static int counter_apply(void *sm, const uint8_t *op, size_t op_len, struct rabi
     return put_error(reply, "malformed operation");
 }
 
+/* The snapshot's bytes: the version, then the value (u64, little endian). */
+#define COUNTER_SNAPSHOT_LEN 9
+static void counter_encode_state(const struct counter *c, uint8_t b[COUNTER_SNAPSHOT_LEN])
+{
+    b[0] = COUNTER_SNAPSHOT_VERSION;
+    for (int i = 0; i < 8; i++)
+        b[1 + i] = (uint8_t)((uint64_t)c->value >> (8 * i));
+}
+
 static int counter_snapshot(void *sm, struct rabia_buf *out)
 {
-    const struct counter *c = sm;
-    int rc = rabia_buf_put_u8(out, COUNTER_SNAPSHOT_VERSION);
-    return rc ? rc : rabia_buf_put_u64(out, (uint64_t)c->value);
+    uint8_t b[COUNTER_SNAPSHOT_LEN];
+    counter_encode_state(sm, b);
+    return rabia_buf_append(out, b, sizeof b);
 }
 
 static int counter_restore(void *sm, const uint8_t *data, size_t len)
 {
     struct counter *c = sm;
-    if (len != 9 || data[0] != COUNTER_SNAPSHOT_VERSION)
+    if (len != COUNTER_SNAPSHOT_LEN || data[0] != COUNTER_SNAPSHOT_VERSION)
         return -EINVAL;
     c->value = (int64_t)ex_le64(data + 1);
     return 0;
@@ -97,10 +106,8 @@ static int counter_restore(void *sm, const uint8_t *data, size_t len)
  * which it does only for state machines that keep their hash. */
 static int counter_state_hash(void *sm, uint64_t *out)
 {
-    const struct counter *c = sm;
-    uint8_t b[9] = {COUNTER_SNAPSHOT_VERSION};
-    for (int i = 0; i < 8; i++)
-        b[1 + i] = (uint8_t)((uint64_t)c->value >> (8 * i));
+    uint8_t b[COUNTER_SNAPSHOT_LEN];
+    counter_encode_state(sm, b);
     *out = XXH3_64bits(b, sizeof b);
     return 0;
 }
