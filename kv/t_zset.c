@@ -475,17 +475,30 @@ KV_CMD(zcount)
     return kv_reply_int(c, (int64_t)count_between(z, a, a ? kv_zset_last_in_range(z, &r) : NULL));
 }
 
+/* ZLEXCOUNT and ZREMRANGEBYLEX key min max: the range parsed and the key
+ * found; false when the command is answered already (*rc: a bad range, a
+ * wrong type, or 0 for a missing key). */
+static bool lex_command_start(struct kv_ctx *c, struct kv_zlex *r, struct kv_dent **ke, int *rc)
+{
+    *rc = 0;
+    if (!parse_lex_range(c, 2, 3, r, rc))
+        return false;
+    if (!lookup(c, 1, ke))
+        return false;
+    if (!*ke) {
+        *rc = kv_reply_int(c, 0);
+        return false;
+    }
+    return true;
+}
+
 KV_CMD(zlexcount)
 {
     struct kv_zlex r;
-    int rc = 0;
-    if (!parse_lex_range(c, 2, 3, &r, &rc))
-        return rc;
     struct kv_dent *ke;
-    if (!lookup(c, 1, &ke))
-        return 0;
-    if (!ke)
-        return kv_reply_int(c, 0);
+    int rc;
+    if (!lex_command_start(c, &r, &ke, &rc))
+        return rc;
     const struct kv_obj *o = obj_of(ke);
     const struct kv_zset *z = zs(o);
     bool linear = o->enc == ZSET_SMALL;
@@ -945,14 +958,10 @@ KV_CMD(zremrangebyscore)
 KV_CMD(zremrangebylex)
 {
     struct kv_zlex r;
-    int rc = 0;
-    if (!parse_lex_range(c, 2, 3, &r, &rc))
-        return rc;
     struct kv_dent *ke;
-    if (!lookup(c, 1, &ke))
-        return 0;
-    if (!ke)
-        return kv_reply_int(c, 0);
+    int rc;
+    if (!lex_command_start(c, &r, &ke, &rc))
+        return rc;
     const struct kv_obj *o = obj_of(ke);
     struct kv_zset *z = zs(o);
     struct kv_zsl_node *a = kv_zset_first_in_lex(z, &r, o->enc == ZSET_SMALL);
