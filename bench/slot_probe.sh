@@ -94,11 +94,11 @@ def mean_us(h):
     n = M(h + "_count")
     return M(h + "_sum") / n * 1e6 if n else 0
 slots = D("slots_decided") or 1
-print("replica %s: slots %d null %d fast %d unanimous %d adopted %d | per slot: wake-ups %.2f turns %.2f sends %.1f "
+print("replica %s: slots %d null %d fast %d unanimous %d adopted %d | per slot: wake-ups %.2f (%.2f on a log write) turns %.2f sends %.1f "
       "group writes %.2f | retransmits %d held %d | means: slot %.0f us, group write %.0f us, batch wait %.0f us, "
       "%.1f requests per batch" % (
           i, D("slots_decided"), D("slots_null"), D("slots_fast"), D("slots_unanimous"), D("slots_adopted"),
-          D("io_loop_waits") / slots, D("io_loop_turns") / slots, D("io_sends") / slots,
+          D("io_loop_waits") / slots, D("io_loop_waits_log") / slots, D("io_loop_turns") / slots, D("io_sends") / slots,
           M("rabia_wal_groups_total") / slots, D("retransmits"), D("proposals_held"),
           mean_us("rabia_slot_decision_duration_seconds"), mean_us("rabia_wal_write_duration_seconds"),
           mean_us("rabia_batch_wait_seconds"),

@@ -24,7 +24,8 @@
 #include <unistd.h>
 
 static void conn_reconcile(struct rio_conn *c);
-static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events);
+static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events, uint64_t file_cap_us);
+static void reap_file_writes(struct rio_loop *l);
 static void listener_reconcile(struct rio_listener *ls);
 
 uint64_t rio_now_us(void)
@@ -1086,11 +1087,53 @@ static void dispatch(struct rio_loop *l, uint64_t ud, int res, unsigned flags)
         f->done(f->ctx, res);
         return;
     }
+    case OP_DPOLL:
+        /* the write ring has completions (or the poll ended early:
+         * -ECANCELED at teardown): reap them; armed again before the next
+         * sleep while a write is in flight */
+        l->dpoll_armed = false;
+        (void)res;
+        reap_file_writes(l);
+        return;
     default:
         /* A CQE with a buffer must still return it; unknown kinds are bugs. */
         assert(!"rio: completion with unknown op kind");
         return;
     }
+}
+
+/* The file writes that finished: their callbacks, in completion order.
+ * Bounded by the writes in flight. */
+static void reap_file_writes(struct rio_loop *l)
+{
+    if (!l->dring_ok)
+        return;
+    for (unsigned i = 0; i < RIO_FWRITES && l->fw_busy; i++) {
+        struct io_uring_cqe *cqe;
+        if (io_uring_peek_cqe(&l->dring, &cqe) != 0 || !cqe)
+            break;
+        uint64_t ud = cqe->user_data;
+        int res = cqe->res;
+        unsigned flags = cqe->flags;
+        io_uring_cqe_seen(&l->dring, cqe);
+        assert(((struct rio_op *)(uintptr_t)ud)->kind == OP_FWRITE);
+        dispatch(l, ud, res, flags);
+    }
+}
+
+/* Before a sleep on the main ring with a write in flight on the write
+ * ring: a poll on that ring's fd, so that the write's completion ends the
+ * sleep. One-shot; it completes at once if a completion is already there. */
+static void arm_file_poll(struct rio_loop *l)
+{
+    if (!l->dring_ok || !l->fw_busy || l->dpoll_armed || l->destroying)
+        return;
+    struct io_uring_sqe *sqe = loop_sqe(l);
+    if (!sqe)
+        return; /* the sleep is bounded by its timeout; armed next turn */
+    io_uring_prep_poll_add(sqe, l->dring.ring_fd, POLLIN);
+    io_uring_sqe_set_data(sqe, &l->op_dpoll);
+    l->dpoll_armed = true;
 }
 
 /* The wait of RABIA_IO_WAIT=eventfd (l->evwait_fd): drain the eventfd, then
@@ -1129,16 +1172,29 @@ int rio_run_once_min(struct rio_loop *l, uint64_t timeout_us, unsigned min_event
      * completions under its own caller's feet. */
     assert(!l->in_run);
     l->in_run = true;
-    int r = run_once(l, timeout_us, min_events);
+    int r = run_once(l, timeout_us, min_events, 0);
     l->in_run = false;
     return r;
 }
 
-static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events)
+int rio_run_once_file_first(struct rio_loop *l, uint64_t timeout_us, uint64_t cap_us)
+{
+    assert(!l->in_run);
+    assert(cap_us > 0);
+    l->in_run = true;
+    int r = run_once(l, timeout_us, 1, cap_us);
+    l->in_run = false;
+    return r;
+}
+
+static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events, uint64_t file_cap_us)
 {
     l->deferred_calls = 0;
     loop_post(l, true); /* sends and closes requested outside the loop */
     unsigned handled = l->deferred_calls;
+    unsigned writes = l->fw_busy;
+    reap_file_writes(l); /* finished while the caller ran: no sleep this turn */
+    handled += writes - l->fw_busy;
     if (l->n_thr) {
         /* the I/O threads' messages (accepts, input, closes, finished sends):
          * their callbacks run here, as a completion's would */
@@ -1182,7 +1238,28 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events
         };
         struct io_uring_cqe *cqe = NULL;
         l->st.waits++;
-        if (l->evwait_fd >= 0)
+        bool file_first = file_cap_us && l->dring_ok && l->fw_busy && !l->n_thr && l->evwait_fd < 0 &&
+                          !atomic_load(&l->wake_pending);
+        if (!file_first)
+            arm_file_poll(l); /* the write's completion ends this sleep too */
+        if (file_first) {
+            /* this turn's sends first (the main ring is not entered again
+             * until the write is done), then the sleep on the write ring */
+            struct __kernel_timespec fts = ts;
+            if (timeout_us > file_cap_us) {
+                fts.tv_sec = (long long)(file_cap_us / 1000000u);
+                fts.tv_nsec = (long long)(file_cap_us % 1000000u) * 1000;
+            }
+            r = io_uring_submit(&l->ring);
+            if (r >= 0) {
+                struct io_uring_cqe *fc = NULL;
+                l->st.waits_file++;
+                if (io_uring_wait_cqe_timeout(&l->dring, &fc, &fts) != 0)
+                    l->st.waits_file_timeouts++; /* -ETIME, -EINTR: the main ring below all the same */
+                /* what the network brought meanwhile, without sleeping */
+                r = io_uring_submit_and_get_events(&l->ring);
+            }
+        } else if (l->evwait_fd >= 0)
             r = evwait(l, &ts);
         else if (min_events > 1 && !l->n_thr) {
             /* Submit first: a send that completes during submission
@@ -1217,6 +1294,10 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events
             return r;
         }
     }
+    /* the write's callback before what arrived during it */
+    writes = l->fw_busy;
+    reap_file_writes(l);
+    handled += writes - l->fw_busy;
     /* One CQE at a time, copied and marked seen before it is handled, so the
      * CQ never holds an entry we are still reading while callbacks run.
      * Bounded so a flood cannot starve the caller. */
@@ -1252,12 +1333,21 @@ int rio_write(struct rio_loop *l, int fd, const void *buf, uint32_t len, uint64_
             f = &l->fw[i];
     if (!f)
         return -EBUSY;
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&l->ring);
+    if (!l->dring_tried) {
+        /* the write ring (loop_internal.h), at the first write: loops that
+         * never write a file (I/O threads, tests) do without it. Plain
+         * flags: a ring whose completions wait as deferred task work for
+         * its own enter would never look ready to the main ring's poll. */
+        l->dring_tried = true;
+        l->dring_ok = io_uring_queue_init(2 * RIO_FWRITES, &l->dring, 0) == 0;
+    }
+    struct io_uring *ring = l->dring_ok ? &l->dring : &l->ring;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
     if (!sqe) {
-        int r = io_uring_submit(&l->ring);
+        int r = io_uring_submit(ring);
         if (r < 0)
             return r;
-        sqe = io_uring_get_sqe(&l->ring);
+        sqe = io_uring_get_sqe(ring);
         if (!sqe)
             return -EAGAIN;
     }
@@ -1274,7 +1364,7 @@ int rio_write(struct rio_loop *l, int fd, const void *buf, uint32_t len, uint64_
      * proxy's enters per SET at -P 1 from 0.20 to 0.14 (strace -c) but cost
      * 8% of the throughput (48.5 k -> 44 k SET/s, medians of six runs
      * alternating the builds): measured, not merely argued. */
-    int r = io_uring_submit(&l->ring);
+    int r = io_uring_submit(ring);
     return r < 0 ? r : 0;
 }
 
@@ -2011,6 +2101,7 @@ int rio_loop_create(struct rio_loop **out, const struct rio_handlers *h, void *c
     l->out_max = RIO_OUT_MAX_DEFAULT;
     l->op_wake.kind = OP_WAKE;
     l->op_wcancel.kind = OP_WCANCEL;
+    l->op_dpoll.kind = OP_DPOLL;
     int r = ring_create(l, err, errlen);
     if (r < 0) {
         free(l);
@@ -2086,7 +2177,9 @@ void rio_loop_destroy(struct rio_loop *l)
     /* Tearing down the ring cancels anything left; only then free memory. */
     if (l->br_registered)
         io_uring_unregister_buf_ring(&l->ring, RIO_BGID);
-    io_uring_queue_exit(&l->ring);
+    io_uring_queue_exit(&l->ring); /* cancels the write ring's poll before that ring goes */
+    if (l->dring_ok)
+        io_uring_queue_exit(&l->dring);
     while (l->conns) {
         struct rio_conn *c = l->conns;
         l->conns = c->next;

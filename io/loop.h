@@ -225,6 +225,16 @@ int rio_run_once(struct rio_loop *l, uint64_t timeout_us);
  * rio_run_once; with I/O threads or RABIA_IO_WAIT=eventfd it waits for
  * one, as rio_run_once. */
 int rio_run_once_min(struct rio_loop *l, uint64_t timeout_us, unsigned min_events);
+/* rio_run_once that, while a file write (rio_write) is in flight, sleeps
+ * until it finishes, at most cap_us (and timeout_us), instead of until the
+ * first completion of any kind: what arrives from the network meanwhile is
+ * handled in the same turn, after the write's callback. For a caller whose
+ * every answer and send waits for that write anyway (replica/node.c: sends
+ * held behind a log write), so that each peer message or client request
+ * arriving during the write costs no wake-up of its own. With no write in
+ * flight, with I/O threads or RABIA_IO_WAIT=eventfd, after a rio_loop_wake,
+ * or when the writes share the main ring, it is rio_run_once. */
+int rio_run_once_file_first(struct rio_loop *l, uint64_t timeout_us, uint64_t cap_us);
 /* A file write through the ring (IORING_OP_WRITE; rw_flags such as
  * RWF_DSYNC go into the SQE), submitted at once. `done` runs from
  * rio_run_once with the result (bytes written or a negative errno); buf
@@ -291,6 +301,8 @@ struct rio_stats {
     uint64_t waits;          /* of those, the ones that could block (nothing was ready) */
     uint64_t waits_several;  /* of those, sleeps until several completions (rio_run_once_min) */
     uint64_t waits_several_timeouts; /* ... that ended short of them (the timeout, a signal) */
+    uint64_t waits_file;     /* of the waits, sleeps until a file write finished (rio_run_once_file_first) */
+    uint64_t waits_file_timeouts; /* ... that ended before it did (the cap, the timeout, a signal) */
 };
 void rio_loop_stats(const struct rio_loop *l, struct rio_stats *out);
 

@@ -92,6 +92,7 @@ enum op_kind {
     OP_WAKE,     /* multishot poll on the wake eventfd */
     OP_WCANCEL,  /* cancel of the wake poll (destroy) */
     OP_FWRITE,   /* a file write (rio_write): the write-ahead log */
+    OP_DPOLL,    /* poll on the file-write ring's fd (l->dring): a write finished */
 };
 struct rio_op {
     uint8_t kind;
@@ -192,6 +193,15 @@ struct rio_loop {
     struct io_uring ring;
     struct rio_fwrite fw[RIO_FWRITES];
     unsigned fw_busy;
+    /* File writes go to a ring of their own, created at the first write,
+     * so that rio_run_once_file_first can sleep until a write finishes
+     * without waking for each network completion; a poll on its fd from
+     * the main ring (op_dpoll) wakes the ordinary waits. Without it (its
+     * creation failed) writes go to the main ring as before. */
+    struct io_uring dring;
+    bool dring_ok, dring_tried;
+    bool dpoll_armed;
+    struct rio_op op_dpoll;
     struct rio_handlers h;
     void *ctx;
     /* provided buffers */

@@ -201,12 +201,18 @@ struct log_budget {
     unsigned count, suppressed;
 };
 
+/* The longest the loop sleeps on a log write that gates every send
+ * (rio_run_once_file_first) before it wakes for the network again: a
+ * PING, an INFO or a scrape waits at most this long behind a slow disk. */
+#define REPLICA_LOG_WAIT_CAP_US 2000
+
 struct rabia_replica {
     struct rabia_replica_config cfg;
     struct replica_auth *auth; /* auth.c: users, the cluster secret, failed authentications */
     const struct rabia_sm_ops *sm;
     struct rio_loop *loop;
     unsigned io_threads;      /* I/O threads serving client connections (io-threads, auto resolved) */
+    bool log_wait_first;      /* sleep until a gating log write ends (node_log_gates), not per message */
     struct rabia_node *node;  /* the runtime without I/O (node.h) */
     struct rabia_core *core;  /* the node's, for status */
     struct rabia_rsm *rsm;    /* the node's */

@@ -1063,6 +1063,8 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
         put(b, "io_sends:%" PRIu64 "\r\nio_recv_completions:%" PRIu64 "\r\nio_loop_turns:%" PRIu64
                "\r\nio_loop_waits:%" PRIu64 "\r\nio_loop_waits_several:%" PRIu64 "\r\nio_loop_waits_several_timeouts:%" PRIu64 "\r\n",
             rs.sends, rs.recv_cqes, rs.turns, rs.waits, rs.waits_several, rs.waits_several_timeouts);
+        put(b, "io_loop_waits_log:%" PRIu64 "\r\nio_loop_waits_log_timeouts:%" PRIu64 "\r\n", rs.waits_file,
+            rs.waits_file_timeouts);
         for (int e = 0; e < ME_N; e++) put(b, "errors_%s:%" PRIu64 "\r\n", err_names[e], m->errors[e]);
         const struct rabia_stats *cs = rabia_core_stats(r->core);
         put(b, "slots_fast:%" PRIu64 "\r\nslots_unanimous:%" PRIu64 "\r\nslots_adopted:%" PRIu64

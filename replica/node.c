@@ -1507,6 +1507,12 @@ uint32_t node_wait_events(const struct rabia_node *n)
     return n->wait_events;
 }
 
+bool node_log_gates(const struct rabia_node *n)
+{
+    RABIA_ASSERT(!n->write_busy || n->has_log);
+    return n->write_busy && n->flight_urgent && !n->failed;
+}
+
 uint64_t node_turn(struct rabia_node *n)
 {
     RABIA_ASSERT(n->core);

@@ -258,6 +258,13 @@ uint64_t node_turn(struct rabia_node *n);
  * bounds the sleep. A peer's message arriving meanwhile (another proxy
  * starting a slot) is handled at the wake-up, within that deadline. */
 uint32_t node_wait_events(const struct rabia_node *n);
+/* After node_turn: whether a log write is in flight that every send this
+ * node would make waits for (it holds a persist record: handle_update
+ * holds sends behind it), so that the caller may sleep until it finishes
+ * rather than wake for each message that arrives meanwhile (the loop's
+ * rio_run_once_file_first): what those messages produce leaves only after
+ * the write anyway. */
+bool node_log_gates(const struct rabia_node *n);
 /* Completion of a log write: each DECIDED record it held, then written. */
 void node_log_decided(struct rabia_node *n, uint64_t slot, const struct rabia_batch_id *id, const uint8_t *body,
                       uint32_t len);

@@ -1208,6 +1208,10 @@ int rabia_replica_run(struct rabia_replica *r)
         return rc0;
     }
     if (r->wal) durable_attach(&r->dur, r->node, r->loop);
+    /* RABIA_LOG_WAIT=any: wake for every completion during a log write,
+     * as before rio_run_once_file_first (for A/B measurements) */
+    const char *lw = getenv("RABIA_LOG_WAIT");
+    r->log_wait_first = r->wal && !(lw && strcmp(lw, "any") == 0);
     replica_audit_live(r);
     uint64_t last_status = 0;
     while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
@@ -1275,7 +1279,10 @@ int rabia_replica_run(struct rabia_replica *r)
         now = rio_now_us();
         /* while a batch waits for its clients' next requests, the loop
          * sleeps until as many have come as could complete it (node_wait_events) */
-        int rc = rio_run_once_min(r->loop, next > now ? next - now : 0, node_wait_events(r->node));
+        uint64_t wait_us = next > now ? next - now : 0;
+        int rc = r->log_wait_first && node_log_gates(r->node)
+                     ? rio_run_once_file_first(r->loop, wait_us, REPLICA_LOG_WAIT_CAP_US)
+                     : rio_run_once_min(r->loop, wait_us, node_wait_events(r->node));
         if (rc < 0 && rc != -EINTR && rc != -ETIME) {
             replica_log(r, RABIA_LOG_ERROR, "event loop: %s", rabia_strerror(rc));
             close_io(r);

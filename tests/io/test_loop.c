@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -1276,6 +1277,145 @@ static void test_wait_several(void)
     rio_loop_destroy(l);
 }
 
+/* ---- rio_run_once_file_first: a sleep that a file write ends ---- */
+/* A full pipe stands in for a slow disk: a write to it stays in flight
+ * until the test reads from the other end. */
+static struct {
+    unsigned writes, data_calls;
+    int res;
+} FF;
+static int ff_pipe[2];
+static void ff_written(void *ctx, int res)
+{
+    (void)ctx;
+    FF.writes++;
+    FF.res = res;
+}
+static size_t ff_data(void *ctx, struct rio_conn *c, const uint8_t *p, size_t len)
+{
+    (void)ctx, (void)c, (void)p;
+    FF.data_calls++;
+    return len;
+}
+static void ff_fill(void)
+{
+    int fl = fcntl(ff_pipe[1], F_GETFL);
+    CHECK_EQ(fcntl(ff_pipe[1], F_SETFL, fl | O_NONBLOCK), 0);
+    static const char junk[4096];
+    while (write(ff_pipe[1], junk, sizeof junk) > 0)
+        ;
+    /* a page-sized write does not fill a part-filled page: bytes do */
+    while (write(ff_pipe[1], junk, 1) > 0)
+        ;
+    CHECK_EQ(errno, EAGAIN);
+    CHECK_EQ(fcntl(ff_pipe[1], F_SETFL, fl & ~O_NONBLOCK), 0);
+}
+static void *ff_drainer(void *arg)
+{
+    usleep(100000);
+    static char sink[1 << 20];
+    ssize_t n = read(ff_pipe[0], sink, sizeof sink);
+    CHECK(n > 0);
+    (void)arg;
+    return NULL;
+}
+static void test_file_first(void)
+{
+    static const struct rio_handlers h = {.on_data = ff_data};
+    struct rio_loop *l;
+    char err[256];
+    memset(&FF, 0, sizeof FF);
+    CHECK_EQ(rio_loop_create(&l, &h, NULL, err, sizeof err), 0);
+    struct rio_listener *ls;
+    CHECK_EQ(rio_listen(l, "127.0.0.1", 0, NULL, &ls), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(rio_listener_port(ls))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    for (int i = 0; i < 100; i++) /* the accept, and its receive armed */
+        rio_run_once(l, 1000);
+    CHECK_EQ(pipe(ff_pipe), 0);
+    (void)fcntl(ff_pipe[1], F_SETPIPE_SZ, 4096);
+    ff_fill();
+    static const char rec[16] = "0123456789abcdef";
+    CHECK_EQ(rio_write(l, ff_pipe[1], rec, sizeof rec, 0, 0, ff_written, NULL), 0);
+    for (int i = 0; i < 5; i++)
+        rio_run_once(l, 0);
+    CHECK_EQ(FF.writes, 0); /* the pipe is full: in flight */
+    const char *wait = getenv("RABIA_IO_WAIT");
+    bool file_first = !wait || strcmp(wait, "eventfd") != 0; /* with the eventfd wait: rio_run_once */
+    struct rio_stats st0, st;
+
+    /* a message during the write does not end the sleep: the cap does,
+     * and the message is handled in that same turn */
+    rio_loop_stats(l, &st0);
+    CHECK_EQ(write(fd, "x", 1), 1);
+    uint64_t t0 = rio_now_us();
+    int r = rio_run_once_file_first(l, 2000000, 300000);
+    uint64_t dt = rio_now_us() - t0;
+    rio_loop_stats(l, &st);
+    CHECK(r >= 0);
+    CHECK_EQ(FF.writes, 0);
+    if (file_first) {
+        CHECK_EQ(FF.data_calls, 1);
+        CHECK(dt >= 250000 && dt < 2000000);
+        CHECK_EQ(st.waits_file, st0.waits_file + 1);
+        CHECK_EQ(st.waits_file_timeouts, st0.waits_file_timeouts + 1);
+    } else {
+        CHECK_EQ(st.waits_file, st0.waits_file);
+    }
+    for (int i = 0; i < 200 && FF.data_calls < 1; i++)
+        rio_run_once(l, 10000);
+    CHECK_EQ(FF.data_calls, 1);
+    printf("     a message during a stalled write: handled after %.1f ms%s\n", dt / 1000.0,
+           file_first ? " (the cap)" : "");
+
+    /* the write's end ends the sleep, long before the cap */
+    rio_loop_stats(l, &st0);
+    pthread_t t;
+    pthread_create(&t, NULL, ff_drainer, NULL);
+    t0 = rio_now_us();
+    unsigned returns = 0;
+    while (FF.writes < 1 && rio_now_us() - t0 < 5000000) {
+        r = rio_run_once_file_first(l, 5000000, 5000000);
+        CHECK(r >= 0);
+        returns++;
+    }
+    dt = rio_now_us() - t0;
+    pthread_join(t, NULL);
+    rio_loop_stats(l, &st);
+    CHECK_EQ(FF.writes, 1);
+    CHECK_EQ(FF.res, (int)sizeof rec);
+    CHECK(dt >= 80000 && dt < 4000000);
+    if (file_first) {
+        CHECK_EQ(returns, 1);
+        CHECK_EQ(st.waits_file_timeouts, st0.waits_file_timeouts);
+    }
+    printf("     the write finished 100 ms in: %u return(s), after %.1f ms\n", returns, dt / 1000.0);
+
+    /* an ordinary sleep with a write in flight: the write's end wakes it
+     * (the main ring's poll on the write ring) */
+    ff_fill();
+    CHECK_EQ(rio_write(l, ff_pipe[1], rec, sizeof rec, 0, 0, ff_written, NULL), 0);
+    for (int i = 0; i < 5; i++)
+        rio_run_once(l, 0);
+    CHECK_EQ(FF.writes, 1); /* in flight again */
+    pthread_create(&t, NULL, ff_drainer, NULL);
+    t0 = rio_now_us();
+    while (FF.writes < 2 && rio_now_us() - t0 < 5000000)
+        CHECK(rio_run_once(l, 5000000) >= 0);
+    dt = rio_now_us() - t0;
+    pthread_join(t, NULL);
+    CHECK_EQ(FF.writes, 2);
+    CHECK_EQ(FF.res, (int)sizeof rec);
+    CHECK(dt >= 80000 && dt < 4000000);
+    printf("     rio_run_once with the write in flight: woken by its end after %.1f ms\n", dt / 1000.0);
+    close(fd);
+    close(ff_pipe[0]);
+    close(ff_pipe[1]);
+    rio_loop_destroy(l);
+}
+
 /* ---- wake from another thread and from a signal handler ---- */
 static void *waker(void *arg)
 {
@@ -1364,6 +1504,7 @@ int main(int argc, char **argv)
     RUN(test_limits_and_destroy);
     RUN(test_wake);
     RUN(test_wait_several);
+    RUN(test_file_first);
     RUN(test_reply_between_turns);
     RUN(test_idle_trim);
     RUN(test_half_close);
