@@ -1238,7 +1238,7 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events
         };
         struct io_uring_cqe *cqe = NULL;
         l->st.waits++;
-        bool file_first = file_cap_us && l->dring_ok && l->fw_busy && !l->n_thr && l->evwait_fd < 0 &&
+        bool file_first = file_cap_us && l->dring_ok && l->fw_busy && l->evwait_fd < 0 &&
                           !atomic_load(&l->wake_pending);
         if (!file_first)
             arm_file_poll(l); /* the write's completion ends this sleep too */

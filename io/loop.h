@@ -231,9 +231,10 @@ int rio_run_once_min(struct rio_loop *l, uint64_t timeout_us, unsigned min_event
  * handled in the same turn, after the write's callback. For a caller whose
  * every answer and send waits for that write anyway (replica/node.c: sends
  * held behind a log write), so that each peer message or client request
- * arriving during the write costs no wake-up of its own. With no write in
- * flight, with I/O threads or RABIA_IO_WAIT=eventfd, after a rio_loop_wake,
- * or when the writes share the main ring, it is rio_run_once. */
+ * arriving during the write costs no wake-up of its own (an I/O thread's
+ * message too). With no write in flight, with RABIA_IO_WAIT=eventfd, after
+ * a rio_loop_wake, or when the writes share the main ring, it is
+ * rio_run_once. */
 int rio_run_once_file_first(struct rio_loop *l, uint64_t timeout_us, uint64_t cap_us);
 /* A file write through the ring (IORING_OP_WRITE; rw_flags such as
  * RWF_DSYNC go into the SQE), submitted at once. `done` runs from
