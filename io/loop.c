@@ -1226,6 +1226,7 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events
         }
     }
     int r;
+    bool slept_on_file = false;
     l->st.turns++;
     if (timeout_us == 0 || handled > 0) {
         /* Submit and run deferred task work (DEFER_TASKRUN posts completions
@@ -1253,6 +1254,7 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events
             r = io_uring_submit(&l->ring);
             if (r >= 0) {
                 struct io_uring_cqe *fc = NULL;
+                slept_on_file = true;
                 l->st.waits_file++;
                 if (io_uring_wait_cqe_timeout(&l->dring, &fc, &fts) != 0)
                     l->st.waits_file_timeouts++; /* -ETIME, -EINTR: the main ring below all the same */
@@ -1314,6 +1316,8 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events
     }
     if (l->n_thr)
         atomic_store(&l->sleeping, 0);
+    if (l->n_thr && slept_on_file)
+        handled += rio_threads_drain(l); /* what the threads brought during it, this turn too */
     l->deferred_calls = 0;
     loop_post(l, true);
     handled += l->deferred_calls;

@@ -1326,8 +1326,15 @@ static void test_file_first(void)
     char err[256];
     memset(&FF, 0, sizeof FF);
     CHECK_EQ(rio_loop_create(&l, &h, NULL, err, sizeof err), 0);
+    /* io.loop_threads: the message comes through an I/O thread (its
+     * rio_loop_wake during the sleep) */
+    if (io_threads)
+        CHECK_EQ(rio_loop_start_threads(l, io_threads, NULL, err, sizeof err), 0);
     struct rio_listener *ls;
-    CHECK_EQ(rio_listen(l, "127.0.0.1", 0, NULL, &ls), 0);
+    if (io_threads)
+        CHECK_EQ(rio_listen_threaded(l, "127.0.0.1", 0, NULL, &ls), 0);
+    else
+        CHECK_EQ(rio_listen(l, "127.0.0.1", 0, NULL, &ls), 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(rio_listener_port(ls))};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
