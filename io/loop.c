@@ -1084,6 +1084,7 @@ static void dispatch(struct rio_loop *l, uint64_t ud, int res, unsigned flags)
         assert(f->busy);
         f->busy = false;
         l->fw_busy--;
+        l->file_wait_spent = false;
         f->done(f->ctx, res);
         return;
     }
@@ -1239,7 +1240,9 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events
         };
         struct io_uring_cqe *cqe = NULL;
         l->st.waits++;
-        bool file_first = file_cap_us && l->dring_ok && l->fw_busy && l->evwait_fd < 0 &&
+        /* once per write: a disk that stalls for seconds gets the ordinary
+         * wake-ups after the cap, not a turn every cap */
+        bool file_first = file_cap_us && l->dring_ok && l->fw_busy && !l->file_wait_spent && l->evwait_fd < 0 &&
                           !atomic_load(&l->wake_pending);
         if (!file_first)
             arm_file_poll(l); /* the write's completion ends this sleep too */
@@ -1256,8 +1259,11 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events
                 struct io_uring_cqe *fc = NULL;
                 slept_on_file = true;
                 l->st.waits_file++;
-                if (io_uring_wait_cqe_timeout(&l->dring, &fc, &fts) != 0)
+                int w = io_uring_wait_cqe_timeout(&l->dring, &fc, &fts);
+                if (w != 0) {
                     l->st.waits_file_timeouts++; /* -ETIME, -EINTR: the main ring below all the same */
+                    l->file_wait_spent = w == -ETIME && timeout_us > file_cap_us; /* the cap, not the caller's timeout */
+                }
                 /* what the network brought meanwhile, without sleeping */
                 r = io_uring_submit_and_get_events(&l->ring);
             }

@@ -201,6 +201,7 @@ struct rio_loop {
     struct io_uring dring;
     bool dring_ok, dring_tried;
     bool dpoll_armed;
+    bool file_wait_spent; /* a sleep through the writes in flight reached its cap: not again until one ends */
     struct rio_op op_dpoll;
     struct rio_handlers h;
     void *ctx;

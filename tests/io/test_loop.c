@@ -1377,8 +1377,23 @@ static void test_file_first(void)
     printf("     a message during a stalled write: handled after %.1f ms%s\n", dt / 1000.0,
            file_first ? " (the cap)" : "");
 
-    /* the write's end ends the sleep, long before the cap */
+    /* the cap is spent for this write: the next sleep is an ordinary one,
+     * which a message ends at once (a disk stalled for seconds costs no
+     * turn every cap) */
     rio_loop_stats(l, &st0);
+    CHECK_EQ(write(fd, "y", 1), 1);
+    t0 = rio_now_us();
+    for (int i = 0; i < 100 && FF.data_calls < 2; i++)
+        CHECK(rio_run_once_file_first(l, 2000000, 300000) >= 0);
+    dt = rio_now_us() - t0;
+    rio_loop_stats(l, &st);
+    CHECK_EQ(FF.data_calls, 2);
+    CHECK_EQ(FF.writes, 0);
+    CHECK_EQ(st.waits_file, st0.waits_file);
+    CHECK(dt < 250000);
+    printf("     a second message during the same stalled write: handled after %.1f ms\n", dt / 1000.0);
+
+    /* the write's end wakes that ordinary sleep (the poll on the write ring) */
     pthread_t t;
     pthread_create(&t, NULL, ff_drainer, NULL);
     t0 = rio_now_us();
@@ -1390,30 +1405,52 @@ static void test_file_first(void)
     }
     dt = rio_now_us() - t0;
     pthread_join(t, NULL);
-    rio_loop_stats(l, &st);
     CHECK_EQ(FF.writes, 1);
     CHECK_EQ(FF.res, (int)sizeof rec);
     CHECK(dt >= 80000 && dt < 4000000);
-    if (file_first) {
-        CHECK_EQ(returns, 1);
-        CHECK_EQ(st.waits_file_timeouts, st0.waits_file_timeouts);
-    }
     printf("     the write finished 100 ms in: %u return(s), after %.1f ms\n", returns, dt / 1000.0);
 
-    /* an ordinary sleep with a write in flight: the write's end wakes it
-     * (the main ring's poll on the write ring) */
+    /* a new write: the sleep through it is allowed again, and its end ends
+     * that sleep, long before the cap */
     ff_fill();
     CHECK_EQ(rio_write(l, ff_pipe[1], rec, sizeof rec, 0, 0, ff_written, NULL), 0);
     for (int i = 0; i < 5; i++)
         rio_run_once(l, 0);
-    CHECK_EQ(FF.writes, 1); /* in flight again */
+    CHECK_EQ(FF.writes, 1); /* in flight */
+    rio_loop_stats(l, &st0);
     pthread_create(&t, NULL, ff_drainer, NULL);
     t0 = rio_now_us();
-    while (FF.writes < 2 && rio_now_us() - t0 < 5000000)
+    returns = 0;
+    while (FF.writes < 2 && rio_now_us() - t0 < 5000000) {
+        r = rio_run_once_file_first(l, 5000000, 5000000);
+        CHECK(r >= 0);
+        returns++;
+    }
+    dt = rio_now_us() - t0;
+    pthread_join(t, NULL);
+    rio_loop_stats(l, &st);
+    CHECK_EQ(FF.writes, 2);
+    CHECK(dt >= 80000 && dt < 4000000);
+    if (file_first) {
+        CHECK_EQ(returns, 1);
+        CHECK_EQ(st.waits_file, st0.waits_file + 1);
+        CHECK_EQ(st.waits_file_timeouts, st0.waits_file_timeouts);
+    }
+    printf("     a new write, finished 100 ms in: %u return(s), after %.1f ms\n", returns, dt / 1000.0);
+
+    /* an ordinary sleep with a write in flight: the write's end wakes it */
+    ff_fill();
+    CHECK_EQ(rio_write(l, ff_pipe[1], rec, sizeof rec, 0, 0, ff_written, NULL), 0);
+    for (int i = 0; i < 5; i++)
+        rio_run_once(l, 0);
+    CHECK_EQ(FF.writes, 2); /* in flight again */
+    pthread_create(&t, NULL, ff_drainer, NULL);
+    t0 = rio_now_us();
+    while (FF.writes < 3 && rio_now_us() - t0 < 5000000)
         CHECK(rio_run_once(l, 5000000) >= 0);
     dt = rio_now_us() - t0;
     pthread_join(t, NULL);
-    CHECK_EQ(FF.writes, 2);
+    CHECK_EQ(FF.writes, 3);
     CHECK_EQ(FF.res, (int)sizeof rec);
     CHECK(dt >= 80000 && dt < 4000000);
     printf("     rio_run_once with the write in flight: woken by its end after %.1f ms\n", dt / 1000.0);
