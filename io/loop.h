@@ -236,8 +236,10 @@ int rio_run_once_min(struct rio_loop *l, uint64_t timeout_us, unsigned min_event
  * a rio_loop_wake, or when the writes share the main ring, it is
  * rio_run_once. */
 int rio_run_once_file_first(struct rio_loop *l, uint64_t timeout_us, uint64_t cap_us);
-/* A file write through the ring (IORING_OP_WRITE; rw_flags such as
- * RWF_DSYNC go into the SQE), submitted at once. `done` runs from
+/* A file write through io_uring (IORING_OP_WRITE; rw_flags such as
+ * RWF_DSYNC go into the SQE), submitted at once, on the loop's write ring
+ * (made at the first call; the main ring if that fails): see
+ * rio_run_once_file_first. `done` runs from
  * rio_run_once with the result (bytes written or a negative errno); buf
  * must stay valid until then. At most 4 in flight per loop (-EBUSY).
  * rio_loop_destroy waits (bounded) for writes in flight; their callbacks
