@@ -15,9 +15,25 @@
 /* ------------------------------------------------------------------ */
 /* message handlers */
 
-static void note_peer(struct rabia_core *c, uint8_t from, uint64_t slot)
+/* What a peer's message says of it: it knows `slot`, so a catch-up may
+ * ask it (peer_known). */
+static void note_peer_known(struct rabia_core *c, uint8_t from, uint64_t slot)
 {
     if (slot > c->peer_known[from]) c->peer_known[from] = slot;
+}
+
+/* ... and that this replica knows of the slot too (max_seen,
+ * core_known_slot: core.h, READ INDEX), for what a peer knows of the
+ * slot itself: a consensus message, a DECISION, a HORIZON answer. A FETCH
+ * or a CATCHUP only names a slot: counted here, one frame of a faulty
+ * peer naming slot 2^61 made every read of every replica wait 1 s for an
+ * index no slot reached (read answers spread it), /health said
+ * "lagging", and a --rejoin took it as its horizon: it abstained there
+ * while its peers drove null slots towards it (found by review,
+ * integration.peer_faults). */
+static void note_peer(struct rabia_core *c, uint8_t from, uint64_t slot)
+{
+    note_peer_known(c, from, slot);
     if (slot > c->max_seen) c->max_seen = slot;
 }
 
@@ -278,7 +294,7 @@ void core_on_decision(struct rabia_core *c, const struct rabia_msg *m)
 
 void core_on_fetch(struct rabia_core *c, const struct rabia_msg *m)
 {
-    note_peer(c, m->from, m->slot);
+    note_peer_known(c, m->from, m->slot);
     struct logent *l = core_log_get(c, m->slot);
     if (l && l->value && l->entry >= 0) {
         reply_decision(c, m->from, m->slot, true);
@@ -305,7 +321,7 @@ void core_on_catchup(struct rabia_core *c, const struct rabia_msg *m)
     /* the asker has applied everything below `from`: if that is more than
      * we have, we are the one behind (a restart with its log into a cluster
      * that moved on while idle: nothing else would tell us) */
-    if (from > 1) note_peer(c, m->from, from - 1);
+    if (from > 1) note_peer_known(c, m->from, from - 1);
     /* And no more than that: it cannot serve a catch-up past `from`. What
      * it spoke of before may be gone (a data directory lost and rebuilt
      * under --rejoin starts over at slot 1), and two replicas that each

@@ -7,6 +7,7 @@ can reach the port may send before and after a HELLO.
     peer_port.py future HOST PORT CLUSTER_HEX FROM
     peer_port.py snap HOST PORT CLUSTER_HEX FROM SNAP_DIR
     peer_port.py pin HOST PORT CLUSTER_HEX FROM SLOT SECONDS
+    peer_port.py far HOST PORT CLUSTER_HEX FROM INCARNATION SLOT
 
 Prints one line per check ('ok ...' or 'FAIL ...') and exits 1 if any
 failed. Frames and HELLO come from garbage.py (core/codec.h's format).
@@ -22,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from garbage import frame, hello, rsm_snapshot, T_VOTE, T_SNAP_CHUNK  # noqa: E402
 import it_check  # noqa: E402
 
-T_CATCHUP = 7
+T_FETCH, T_CATCHUP = 6, 7
 from it_check import check, closed_now  # noqa: E402
 
 
@@ -163,6 +164,17 @@ def pin(host, port, cluster, frm, slot, secs):
     s.close()
 
 
+def far(host, port, cluster, frm, inc, slot):
+    """A FETCH and a CATCHUP naming `slot`, as replica FROM in its current
+    incarnation (so its own reconnect takes the link back): what a faulty
+    peer may send."""
+    s = connect(host, port)
+    s.sendall(hello(cluster, frm, incarnation=inc) + frame(T_FETCH, struct.pack("<QB", slot, 0), frm=frm) +
+              frame(T_CATCHUP, struct.pack("<Q", slot), frm=frm))
+    time.sleep(0.5)
+    s.close()
+
+
 def main():
     cmd, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if cmd == "big":
@@ -175,6 +187,8 @@ def main():
         snap(host, port, int(sys.argv[4], 16), int(sys.argv[5]), sys.argv[6])
     elif cmd == "pin":
         pin(host, port, int(sys.argv[4], 16), int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7]))
+    elif cmd == "far":
+        far(host, port, int(sys.argv[4], 16), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]))
     else:
         sys.exit(f"unknown command {cmd}")
     return 1 if it_check.failures else 0

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# peer_faults: what a faulty peer does to a 3-replica kv cluster (found by
+# review).
+#  1. A FETCH and a CATCHUP naming slot 2^61 (here from a connection that
+#     passed HELLO as replica 3, in replica 3's own incarnation) must not
+#     change what replica 1 counts as the highest slot it knows of: that
+#     count is defined by consensus messages (core.h, READ INDEX). FETCH
+#     and CATCHUP raised it too: after one such frame every linearizable
+#     read of every replica waited 1 s for a read index no slot would
+#     reach (the read rounds spread the count to the peers) and was
+#     answered through the log, /health said "lagging" by 2^61 slots, and
+#     a replica rebuilt with --rejoin took 2^61 as its horizon: it would
+#     abstain there for good, while its peers drove null slots towards it
+#     (applied climbed by hundreds a second on an idle cluster). Checked:
+#     every replica's known slot stays small and its health ok, reads are
+#     answered in well under 1 s, a --rejoin of replica 3 converges and
+#     takes a write, and the idle cluster applies no slots.
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+it_init peer_faults 57
+tls_refuse "peer_port.py writes raw peer frames over plain TCP"
+need_cmd redis-cli python3
+cluster_start 3 kv
+say "1. a FETCH and a CATCHUP of a slot far ahead"
+here=$(cd "$(dirname "$0")" && pwd)
+cluster_id=$(cluster_id_of 1)
+redis 1 SET far:before 1 >/dev/null
+inc3=$(sed -n 's/.*replica 3 of 3, incarnation \([0-9]*\).*/\1/p' "$RABIA_CLUSTER_DIR/r3.log" | tail -n 1)
+[ -n "$inc3" ] || fail "replica 3's incarnation is not in its log"
+say "a FETCH and a CATCHUP of slot 2^61 to replica 1, as replica 3 (incarnation $inc3)"
+it_py 30 "$here/peer_port.py" far 127.0.0.1 "$(peer_port 1)" "$cluster_id" 2 "$inc3" $((1 << 61))
+wait_ready 10 1 2 3
+known() { redis "$1" INFO | tr -d '\r' | sed -n 's/^slots_known://p'; }
+ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
+for i in 1 2 3; do
+  k=$(known "$i")
+  [ "${k:-0}" -lt 1000000 ] || fail "replica $i knows of slot $k (the far FETCH's, or one its read rounds took from replica 1)"
+  expect_eq "replica $i: INFO health" "$(redis "$i" INFO | tr -d '\r' | sed -n 's/^health://p')" ok
+done
+ok "every replica's known slot stays below 10^6"
+for i in 1 2; do
+  t0=$(date +%s%N)
+  for k in 1 2 3 4 5; do expect_eq "replica $i: GET far:before" "$(redis "$i" GET far:before)" 1 >/dev/null; done
+  t=$(ms "$t0")
+  [ "$t" -lt 2500 ] || fail "replica $i: 5 GETs took $t ms (each waited for a read index it never reached)"
+  ok "replica $i: 5 GETs in $t ms"
+done
+
+say "replica 3 rebuilt with --rejoin: its horizon comes from replicas 1 and 2"
+cluster_kill 3
+rm -rf "$RABIA_CLUSTER_DIR/r3"
+mkdir "$RABIA_CLUSTER_DIR/r3"
+cp "$RABIA_CLUSTER_DIR/r1/cluster-id" "$RABIA_CLUSTER_DIR/r3/" 2>/dev/null || true
+RABIA_EXTRA_ARGS="${RABIA_EXTRA_ARGS:-} --rejoin" cluster_restart 3
+wait_ready 20 1 2 3
+expect_eq "replica 3: SET far:after" "$(redis 3 SET far:after 2)" OK
+wait_converged 20 1 2 3
+a1=$(field "$(replica_status 1)" applied)
+sleep 2
+a2=$(field "$(replica_status 1)" applied)
+[ $((a2 - a1)) -lt 50 ] || fail "replica 1 applied $((a2 - a1)) slots in 2 s of an idle cluster (null slots driven towards slot 2^61)"
+ok "idle cluster: replica 1 applied $((a2 - a1)) slots in 2 s"
+k=$(known 3)
+[ "${k:-0}" -lt 1000000 ] || fail "replica 3 took slot $k as known after --rejoin"
+ok "replica 3 knows of slot $k after --rejoin"
+
