@@ -58,8 +58,15 @@ void hello_refusal(const struct hello_rules *h, enum hello_verdict v, const stru
                  m->from + 1, m->u64b, (m->u64b - wall_us) / 1000000u);
         break;
     case HELLO_OLDER:
-        snprintf(buf, len, "replica %u incarnation %" PRIu64 " is older than %" PRIu64, m->from + 1, m->u64b,
-                 h->peer[m->from].incarnation);
+        /* the refused replica only sees its connection close: say here what
+         * it means and what to do */
+        snprintf(buf, len,
+                 "replica %u incarnation %" PRIu64 " is older than %" PRIu64
+                 ", the newest taken from it: a late connection of an earlier life (once, harmless), two "
+                 "processes running as replica %u (the one started last is taken: stop the other; to keep the "
+                 "older, start it with an empty data dir and --rejoin), or its data dir restored from an older "
+                 "copy (move it aside and start it with --rejoin)",
+                 m->from + 1, m->u64b, h->peer[m->from].incarnation, m->from + 1);
         break;
     default: snprintf(buf, len, "verdict %d", (int)v); break;
     }

@@ -46,6 +46,16 @@
  * frames wait is cut either way by the output limit before long. */
 #define PEER_USER_TIMEOUT_MS 10000u
 #define PEER_HELLO_MAX_FRAME 4096u
+/* An outgoing peer link counts as ready once its HELLO is sent (the peer
+ * answers nothing without a cluster secret). One the peer closes sooner
+ * than this after that was refused: the redial backs off as a failed dial
+ * does, and after PEER_REFUSED_WARN of them in a row a WARN says what the
+ * peer refuses. Before, each such link reset the backoff: a replica whose
+ * peers refused its HELLO (another process running with its id, a data
+ * dir from an older copy) redialed each peer every 50 ms for good, with
+ * two INFO lines per peer each time and not one saying why (review). */
+#define PEER_LINK_STABLE_US 1000000u
+#define PEER_REFUSED_WARN 5u
 /* A native client that must authenticate may announce no frame larger than
  * this before its CLIENT_AUTH succeeds: a CLIENT_AUTH carries a user name
  * and a password, each held to RESP's unauthenticated bulk limit (16 KiB,
@@ -181,6 +191,10 @@ struct peer {
     /* the incoming connection and the newest incarnation: r->hello (hello.h) */
     uint64_t redial_at_us;
     uint64_t backoff_us;
+    /* when the link to it last became ready, and how many links in a row
+     * it closed within PEER_LINK_STABLE_US of that (it refuses our HELLO) */
+    uint64_t ready_us;
+    uint32_t short_links;
     /* snapshot transfers (transfer.c over snapstream.c, whose state says
      * which are active): the file one from this peer is written to, one
      * chunk in memory; the snapshot file one to it reads (-1: none, or

@@ -403,7 +403,7 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
         uint64_t wall = wall_us();
         enum hello_verdict v = hello_check(&r->hello, m, wall);
         if (v != HELLO_OK) {
-            char why[400];
+            char why[512];
             hello_refusal(&r->hello, v, m, wall, why, sizeof why);
             CONN_REFUSE(r, "refusing %s: %s", who, why);
             replica_conn_close(r, k->c);
@@ -621,8 +621,9 @@ void replica_peer_out_ready(struct rabia_replica *r, uint32_t ci)
     struct peer *pe = &r->peers[k->peer];
     RABIA_ASSERT(k->kind == CK_PEER_OUT && pe->out == ci);
     pe->out_ready = true;
-    pe->backoff_us = 0;
-    replica_log(r, RABIA_LOG_INFO, "connected to replica %u", k->peer + 1);
+    pe->ready_us = rio_now_us(); /* the backoff is reset once the link has lasted (h_close) */
+    replica_log(r, pe->short_links >= PEER_REFUSED_WARN ? RABIA_LOG_DEBUG : RABIA_LOG_INFO, "connected to replica %u",
+                k->peer + 1);
     replica_hashcheck_link_up(r, k->peer);
     struct rabia_event ev = {.type = RABIA_EV_PEER_UP, .peer = k->peer};
     core_step(r, &ev);
@@ -639,7 +640,25 @@ static void h_close(void *ctx, struct rio_conn *c, int err)
         struct peer *pe = &r->peers[k->peer];
         if (pe->out == ci) {
             if (pe->out_ready) {
-                if (!err && k->close_why == -ENOBUFS)
+                /* closed by the peer right after our HELLO: it refused it (the
+                 * reason is in its log, not sent) */
+                bool refused = !err && !k->close_why && rio_now_us() - pe->ready_us < PEER_LINK_STABLE_US;
+                if (!refused) {
+                    pe->short_links = 0;
+                    pe->backoff_us = 0;
+                } else if (++pe->short_links % (PEER_REFUSED_WARN * 16) == PEER_REFUSED_WARN) {
+                    replica_log(r, RABIA_LOG_WARN,
+                                "replica %u closed our connection right after our HELLO, %u times in a row: it "
+                                "refuses this replica, and its log says why: another cluster id (members list or "
+                                "cluster-id), protocol version or TLS certificate, or an incarnation older than "
+                                "one it heard (another process started as replica %u after this one, or this "
+                                "data dir was restored from an older copy: stop the other process if any, then "
+                                "move this data dir aside and start this replica with --rejoin)",
+                                k->peer + 1, pe->short_links, r->self + 1);
+                }
+                if (refused && pe->short_links >= PEER_REFUSED_WARN)
+                    replica_log(r, RABIA_LOG_DEBUG, "lost connection to replica %u: closed by peer", k->peer + 1);
+                else if (!err && k->close_why == -ENOBUFS)
                     replica_log(r, RABIA_LOG_WARN,
                                 "closed the connection to replica %u: its output limit was reached, the peer "
                                 "reads too slowly (stopped, overloaded or a slow network); redialing, it catches "

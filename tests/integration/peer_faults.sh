@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# peer_faults: what a faulty peer does to a 3-replica kv cluster (found by
-# review).
+# peer_faults: what a faulty peer and a second process with a replica's id
+# do to a 3-replica kv cluster (found by review).
 #  1. A FETCH and a CATCHUP naming slot 2^61 (here from a connection that
 #     passed HELLO as replica 3, in replica 3's own incarnation) must not
 #     change what replica 1 counts as the highest slot it knows of: that
@@ -15,6 +15,15 @@
 #     every replica's known slot stays small and its health ok, reads are
 #     answered in well under 1 s, a --rejoin of replica 3 converges and
 #     takes a write, and the idle cluster applies no slots.
+#  2. A second process started as replica 2 (its own data dir): the peers
+#     take the newer incarnation and refuse the first process's HELLO,
+#     saying what that means and what to do. The refused process only saw
+#     its connections close: it redialed each peer every 50 ms for good,
+#     two INFO lines per peer each time (thousands a minute) and not one
+#     saying why. It backs off to 2 s now and logs a WARN with the causes
+#     and the fix. The cluster keeps serving; the second process stopped
+#     and the first restarted as the message says (empty data dir,
+#     --rejoin), the three converge.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -65,3 +74,33 @@ k=$(known 3)
 [ "${k:-0}" -lt 1000000 ] || fail "replica 3 took slot $k as known after --rejoin"
 ok "replica 3 knows of slot $k after --rejoin"
 
+say "2. a second process started as replica 2"
+members="1=127.0.0.1:$(peer_port 1),2=127.0.0.1:$(peer_port 2),3=127.0.0.1:$(peer_port 3)"
+r2log=$RABIA_CLUSTER_DIR/r2.log
+lines0=$(wc -l <"$r2log")
+"$RABIAD" --id 2 --members "$members" --peer-listen "127.0.0.1:$(peer_port 12)" \
+  --client-listen "127.0.0.1:$(native_port 12)" --resp-listen "127.0.0.1:$(resp_port 12)" \
+  --data-dir "$IT_DIR/second" --state-machine kv ${RABIA_EXTRA_ARGS:-} >"$IT_DIR/second.log" 2>&1 &
+second=$!
+IT_DAEMON_PIDS+=("$second")
+sleep 6
+expect_eq "replica 1: SET far:during (replicas 1 and 3 serve)" "$(redis 1 SET far:during 3)" OK
+expect_match "replica 1 logs why it refuses the first process" \
+  "$(grep -m1 'refusing .*replica 2 incarnation' "$RABIA_CLUSTER_DIR/r1.log")" \
+  'is older than [0-9]+, the newest taken from it: .*two processes running as replica 2 .*--rejoin'
+expect_match "the refused process logs that its peers refuse it, with the causes" \
+  "$(grep -m1 'closed our connection right after our HELLO' "$r2log")" \
+  'WARN .*replica [13] closed our connection right after our HELLO, 5 times in a row: it refuses this replica.*--rejoin'
+dials=$(tail -n +"$((lines0 + 1))" "$r2log" | grep -c 'connected to replica' || true)
+[ "$dials" -le 30 ] || fail "the refused process logged $dials connections in 6 s (it redials every 50 ms)"
+ok "the refused process logged $dials connections in 6 s (backing off)"
+stop_pids "$RABIAD" "$second"
+say "the second process stopped; the first restarted with an empty data dir and --rejoin"
+cluster_kill 2
+mv "$RABIA_CLUSTER_DIR/r2" "$IT_DIR/r2.aside"
+mkdir "$RABIA_CLUSTER_DIR/r2"
+cp "$IT_DIR/r2.aside/cluster-id" "$RABIA_CLUSTER_DIR/r2/" 2>/dev/null || true
+RABIA_EXTRA_ARGS="${RABIA_EXTRA_ARGS:-} --rejoin" cluster_restart 2
+wait_ready 20 1 2 3
+expect_eq "replica 2: GET far:during" "$(redis 2 GET far:during)" 3
+wait_converged 20 1 2 3
