@@ -1011,10 +1011,21 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
         uint64_t rss, vsz, peak = peak_rss();
         proc_memory(&rss, &vsz);
         char h1[32], h2[32];
+        /* used_memory: the resident set. Redis reports its allocator's
+         * live bytes; here most of those are pools allocated at start whose
+         * untouched pages cost nothing (jemalloc's stats.allocated said 441
+         * MB of a fresh replica holding 11 MB), so the resident set is the
+         * nearer figure. It is the field dashboards and client libraries
+         * read (Sidekiq's web UI; BullMQ and Sidekiq check maxmemory_policy
+         * at start and warn of eviction when it is missing): without them
+         * they showed nothing or warned. Nothing is evicted here (CONFIG
+         * GET maxmemory-policy answers noeviction too). */
         human(h1, sizeof h1, rss);
         human(h2, sizeof h2, peak);
+        put(b, "used_memory:%" PRIu64 "\r\nused_memory_human:%s\r\n", rss, h1);
         put(b, "used_memory_rss:%" PRIu64 "\r\nused_memory_rss_human:%s\r\nused_memory_peak:%" PRIu64
-               "\r\nused_memory_peak_human:%s\r\nmaxmemory:0\r\n",
+               "\r\nused_memory_peak_human:%s\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\n"
+               "maxmemory_policy:noeviction\r\n",
             rss, h1, peak, h2);
         put(b, "mem_clients_normal:%" PRIu64 "\r\n", r->client_memory);
         if (kv) {
