@@ -676,6 +676,7 @@ static int cmd_subscribe(struct ctx *x, const struct cmd *cmd);
 static int cmd_psubscribe(struct ctx *x, const struct cmd *cmd);
 static int cmd_unsubscribe(struct ctx *x, const struct cmd *cmd);
 static int cmd_punsubscribe(struct ctx *x, const struct cmd *cmd);
+static int cmd_pubsub(struct ctx *x, const struct cmd *cmd);
 
 #define LOCAL(name, arity, flags, fn) {name, arity, K_LOCAL, flags, 0, 0, 0, NULL, fn, NULL, 0}
 #define REPL(name, arity, flags, f, l, s) {name, arity, K_REPL, flags, f, l, s, NULL, NULL, NULL, 0}
@@ -705,6 +706,17 @@ static const struct cmd client_subs[] = {
     LOCAL("client|no-evict", 3, F_NOSCRIPT | F_LOADING | F_STALE, cmd_client_no_evict),
     LOCAL("client|reply", 3, F_NOSCRIPT | F_LOADING | F_STALE, cmd_client_reply),
     LOCAL("client|help", 2, F_LOADING | F_STALE, cmd_help),
+};
+
+/* PUBSUB: this replica's subscriptions, as PUBLISH's reply counts them
+ * (kv/README.md "Differences"); there are no shard channels here */
+static const struct cmd pubsub_subs[] = {
+    LOCAL("pubsub|channels", -2, F_LOADING | F_STALE, cmd_pubsub),
+    LOCAL("pubsub|numsub", -2, F_LOADING | F_STALE, cmd_pubsub),
+    LOCAL("pubsub|numpat", 2, F_LOADING | F_STALE, cmd_pubsub),
+    LOCAL("pubsub|shardchannels", -2, F_LOADING | F_STALE, cmd_pubsub),
+    LOCAL("pubsub|shardnumsub", -2, F_LOADING | F_STALE, cmd_pubsub),
+    LOCAL("pubsub|help", 2, F_LOADING | F_STALE, cmd_help),
 };
 
 /* SCRIPT's subcommands are the state machine's (the script cache is
@@ -744,6 +756,7 @@ static const struct cmd commands[] = {
     {"config", -2, K_LOCAL, 0, 0, 0, 0, NULL, NULL, config_subs, NSUBS(config_subs)},
     {"client", -2, K_LOCAL, 0, 0, 0, 0, NULL, NULL, client_subs, NSUBS(client_subs)},
     {"script", -2, K_LOCAL, 0, 0, 0, 0, NULL, NULL, script_subs, NSUBS(script_subs)},
+    {"pubsub", -2, K_LOCAL, 0, 0, 0, 0, NULL, NULL, pubsub_subs, NSUBS(pubsub_subs)},
     {"info", -1, K_INFO, F_LOADING | F_STALE, 0, 0, 0, NULL, NULL, NULL, 0},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -1761,8 +1774,146 @@ static int cmd_punsubscribe(struct ctx *x, const struct cmd *cmd) { return unsub
  * steps (about 10 ms here): the matcher's worst case is O(pattern x
  * name), and a 100,000-byte pattern against a 100,000-byte channel held
  * the replica's event loop, in the middle of applying a slot, for 7.9 s
- * (found by review). Redis has the same worst case, unbounded. */
+ * (found by review). Redis has the same worst case, unbounded. PUBSUB
+ * CHANNELS's pattern has the same bound per channel. */
 #define RESP_PUBSUB_MATCH_STEPS (1u << 24)
+
+/* PUBSUB CHANNELS, NUMSUB and NUMPAT over every connection of this replica
+ * (Redis answers them from its server-wide tables; subscriptions here are
+ * per connection, so a walk of the connections): without them redis-py's
+ * pubsub_numsub() and the like got "unknown command". Names are collected
+ * in a list and index of the subscriptions' own kind (sub_find), so a walk
+ * costs the subscriptions there are plus the names asked about, not their
+ * product. */
+struct pubsub_walk {
+    bool patterns;          /* the connections' patterns (NUMPAT), else their channels */
+    const uint8_t *match;   /* CHANNELS' pattern (NULL: every channel) */
+    size_t match_len;
+    bool add;               /* CHANNELS, NUMPAT: add names not seen yet; NUMSUB: count the asked ones */
+    struct rabia_buf names; /* [u32 length][name], in the order first met (NUMSUB: asked) */
+    struct resp_sub_index ix;
+    uint32_t n;
+    size_t *at;     /* NUMSUB: each name's offset in names, ascending */
+    uint32_t *subs; /* NUMSUB: each name's subscribers */
+    int rc;
+};
+
+static int pubsub_add(struct pubsub_walk *w, const uint8_t *p, uint32_t l)
+{
+    if ((w->ix.used + 1) * 2 > w->ix.cap && sub_rebuild(&w->names, &w->ix, w->n, w->n + 1))
+        return -ENOMEM;
+    size_t at = w->names.len;
+    if (put(&w->names, &l, 4) || put(&w->names, p, l))
+        return -ENOMEM;
+    sub_index_insert(&w->ix, p, l, at);
+    w->n++;
+    return 0;
+}
+
+/* NUMSUB: the ordinal of the name at offset `found` of names (offsets ascend) */
+static uint32_t pubsub_place(const struct pubsub_walk *w, size_t found)
+{
+    uint32_t lo = 0, hi = w->n;
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (w->at[mid] <= found) lo = mid;
+        else hi = mid;
+    }
+    RABIA_ASSERT(lo < w->n && w->at[lo] == found);
+    return lo;
+}
+
+static void pubsub_one(void *arg, const struct resp_session *s)
+{
+    struct pubsub_walk *w = arg;
+    const struct rabia_buf *list = w->patterns ? &s->psubs : &s->subs;
+    for (size_t at = 0; !w->rc && at + 4 <= list->len;) {
+        uint32_t l;
+        memcpy(&l, list->data + at, 4);
+        const uint8_t *p = list->data + at + 4;
+        at += 4 + (l & ~SUB_DEAD);
+        if (l & SUB_DEAD) /* unsubscribed */
+            continue;
+        if (w->match && rabia_kv_glob_match_limited(w->match, w->match_len, p, l, RESP_PUBSUB_MATCH_STEPS) != 1)
+            continue;
+        size_t found = sub_find(&w->names, &w->ix, p, l, NULL);
+        if (!w->add) {
+            if (found == SIZE_MAX)
+                continue;
+            w->subs[pubsub_place(w, found)]++;
+        } else if (found == SIZE_MAX) {
+            w->rc = pubsub_add(w, p, l);
+        }
+    }
+}
+
+static void pubsub_walk(struct ctx *x, struct pubsub_walk *w)
+{
+    if (x->s->clients && x->s->clients->each)
+        x->s->clients->each(x->s->clients->ctx, pubsub_one, w);
+    else
+        pubsub_one(w, x->s);
+}
+
+static int cmd_pubsub(struct ctx *x, const struct cmd *cmd)
+{
+    struct pubsub_walk w = {0};
+    int rc = 0;
+    if (!strcmp(cmd->name, "pubsub|numpat")) { /* distinct patterns */
+        w.patterns = w.add = true;
+        pubsub_walk(x, &w);
+        if (!(rc = w.rc))
+            rc = resp_put_int(x->out, w.n);
+    } else if (!strcmp(cmd->name, "pubsub|channels") || !strcmp(cmd->name, "pubsub|shardchannels")) {
+        if (ARGC > 3) { /* Redis 7.0's error: the subcommand's arity allows more */
+            int e = put_cstr(x->out, "-ERR unknown subcommand or wrong number of arguments for '");
+            if (!e) e = put_sanitized(x->out, ARG(1), c_len(ARG(1), LEN(1), 128));
+            if (!e) e = put_cstr(x->out, "'. Try PUBSUB HELP.\r\n");
+            return e ? -ENOMEM : RESP_LOCAL;
+        }
+        w.add = true;
+        if (ARGC == 3) {
+            w.match = ARG(2);
+            w.match_len = LEN(2);
+        }
+        if (cmd->name[7] == 'c') /* no shard channels: SSUBSCRIBE is not served */
+            pubsub_walk(x, &w);
+        if (!(rc = w.rc))
+            rc = resp_put_array(x->out, w.n);
+        for (size_t at = 0; !rc && at + 4 <= w.names.len;) {
+            uint32_t l;
+            memcpy(&l, w.names.data + at, 4);
+            rc = resp_put_bulk(x->out, w.names.data + at + 4, l);
+            at += 4 + l;
+        }
+    } else { /* NUMSUB, SHARDNUMSUB: each channel asked and its subscribers, duplicates too */
+        uint32_t asked = ARGC - 2;
+        w.at = calloc(asked ? asked : 1, sizeof *w.at);
+        w.subs = calloc(asked ? asked : 1, sizeof *w.subs);
+        if (!w.at || !w.subs)
+            rc = -ENOMEM;
+        for (uint32_t i = 2; !rc && i < ARGC; i++)
+            if (sub_find(&w.names, &w.ix, ARG(i), LEN(i), NULL) == SIZE_MAX) {
+                w.at[w.n] = w.names.len;
+                rc = pubsub_add(&w, ARG(i), (uint32_t)LEN(i));
+            }
+        if (!rc && cmd->name[7] == 'n') /* no shard channels */
+            pubsub_walk(x, &w);
+        if (!rc && !(rc = w.rc))
+            rc = resp_put_array(x->out, 2ull * asked);
+        for (uint32_t i = 2; !rc && i < ARGC; i++) {
+            uint32_t k = pubsub_place(&w, sub_find(&w.names, &w.ix, ARG(i), LEN(i), NULL));
+            if (!(rc = resp_put_bulk(x->out, ARG(i), LEN(i))))
+                rc = resp_put_int(x->out, w.subs[k]);
+        }
+    }
+    rabia_buf_free(&w.names);
+    free(w.ix.slot);
+    free(w.at);
+    free(w.subs);
+    return rc ? -ENOMEM : RESP_LOCAL;
+}
+
 static _Atomic uint64_t pubsub_giveups;
 
 uint64_t resp_pubsub_giveups(void) { return atomic_load_explicit(&pubsub_giveups, memory_order_relaxed); }
@@ -2095,8 +2246,18 @@ static int cmd_help(struct ctx *x, const struct cmd *cmd)
         "SETNAME <name>", "    Assign the name <name> to the current connection.",
         "SETINFO <LIB-NAME|LIB-VER> <value>", "    Accepted and ignored.",
         "HELP", "    Print this help.", NULL};
+    static const char *const pubsub_help[] = {
+        "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CHANNELS [<pattern>]", "    Return the currently active channels matching a <pattern> (default: '*').",
+        "NUMPAT", "    Return number of subscriptions to patterns.",
+        "NUMSUB [<channel> ...]", "    Return the number of subscribers for the specified channels, excluding",
+        "    pattern subscriptions(default: no channels).",
+        "SHARDCHANNELS [<pattern>]", "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+        "SHARDNUMSUB [<shardchannel> ...]", "    Return the number of subscribers for the specified shard level channel(s)",
+        "HELP", "    Prints this help.", NULL};
     const char *const *lines = !strncmp(cmd->name, "command|", 8)  ? command_help
                                : !strncmp(cmd->name, "config|", 7) ? config_help
+                               : !strncmp(cmd->name, "pubsub|", 7) ? pubsub_help
                                                                    : client_help;
     unsigned n = 0;
     while (lines[n])

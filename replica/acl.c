@@ -351,6 +351,7 @@ static const struct {
     {"psubscribe", ACL_CAT_SLOW | ACL_CAT_PUBSUB},
     {"unsubscribe", ACL_CAT_SLOW | ACL_CAT_PUBSUB},
     {"punsubscribe", ACL_CAT_SLOW | ACL_CAT_PUBSUB},
+    {"pubsub", ACL_CAT_SLOW | ACL_CAT_PUBSUB},
     {"config", ACL_CAT_SLOW | ACL_CAT_ADMIN | ACL_CAT_DANGEROUS},
     {"info", ACL_CAT_SLOW | ACL_CAT_DANGEROUS},
     {"keys", ACL_CAT_DANGEROUS},
