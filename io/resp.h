@@ -269,6 +269,10 @@ struct resp_clients {
      * its reply, RESP_QUIT), from inside each's fn; s stays valid until
      * each returns */
     void (*kill)(void *ctx, const struct resp_session *s);
+    /* may be NULL: CLIENT UNBLOCK answers s's blocking pop parked for its
+     * key now, as its timeout would (error: Redis's UNBLOCKED error
+     * instead); false when s is not parked. From inside each's fn. */
+    bool (*unblock)(void *ctx, const struct resp_session *s, bool error);
     /* may be NULL (only "default" exists): CLIENT KILL USER's name is a user */
     bool (*user_exists)(void *ctx, const uint8_t *name, size_t len);
     /* CONFIG GET maxclients: the client connections the server takes (0:

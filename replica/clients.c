@@ -795,6 +795,28 @@ void replica_sm_event(void *ctx, const struct rabia_sm_event *ev)
     }
 }
 
+/* A parked blocking pop answered without popping: its timeout's nil, or
+ * (CLIENT UNBLOCK ... ERROR) an error; the connection's next commands go. */
+static void blocked_answer(struct rabia_replica *r, struct conn *k, const char *error)
+{
+    struct resp_slot *s = resp_slot_at(k, k->block_slot);
+    rabia_buf_clear(&s->out);
+    /* a timed-out blocking pop answers a nil array, BLMOVE's too (Redis
+     * 7.0: only inside MULTI does BLMOVE answer a nil bulk); RESP3 a null */
+    if (error) rabia_buf_append(&s->out, error, strlen(error));
+    else if (s->r3) rabia_buf_append(&s->out, "_\r\n", 3);
+    else rabia_buf_append(&s->out, "*-1\r\n", 5);
+    slot_ready(k, s);
+    k->blocked = false;
+    k->block_wait = false;
+    r->n_blocked--;
+    resp_flush(r, k);
+    if (k->in.len && !k->want_pump) {
+        k->want_pump = true;
+        r->n_want_pump++;
+    }
+}
+
 /* Blocked pops past their deadline answer nil, as Redis's timeout. */
 void replica_resp_timeouts(struct rabia_replica *r, uint64_t now)
 {
@@ -804,21 +826,7 @@ void replica_resp_timeouts(struct rabia_replica *r, uint64_t now)
         if (k->kind != CK_RESP || !k->blocked || k->block_retry || !k->block_deadline_us ||
             now < k->block_deadline_us)
             continue;
-        struct resp_slot *s = resp_slot_at(k, k->block_slot);
-        rabia_buf_clear(&s->out);
-        /* a timed-out blocking pop answers a nil array, BLMOVE's too (Redis
-         * 7.0: only inside MULTI does BLMOVE answer a nil bulk); RESP3 a null */
-        if (s->r3) rabia_buf_append(&s->out, "_\r\n", 3);
-        else rabia_buf_append(&s->out, "*-1\r\n", 5);
-        slot_ready(k, s);
-        k->blocked = false;
-        k->block_wait = false;
-        r->n_blocked--;
-        resp_flush(r, k);
-        if (k->in.len && !k->want_pump) {
-            k->want_pump = true;
-            r->n_want_pump++;
-        }
+        blocked_answer(r, k, NULL);
     }
 }
 
@@ -1092,11 +1100,27 @@ static void kill_client(void *ctx, const struct resp_session *s)
     replica_conn_close(r, k->c);
 }
 
+/* CLIENT UNBLOCK: a pop parked for its key answers now. One in the log
+ * (its first try, or a retry after a key it waits on was written) is left
+ * alone: that try pops or parks it (0, as Redis answers for a client that
+ * is not blocked). */
+static bool unblock_client(void *ctx, const struct resp_session *s, bool error)
+{
+    struct rabia_replica *r = ctx;
+    struct conn *k = (struct conn *)((const char *)s - offsetof(struct conn, rs));
+    RABIA_ASSERT(k >= r->conns && k < r->conns + MAX_CONNS && k->kind == CK_RESP);
+    if (!k->blocked || k->block_retry || k->closing)
+        return false;
+    blocked_answer(r, k, error ? "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n" : NULL);
+    return true;
+}
+
 static bool user_exists(void *ctx, const uint8_t *name, size_t n) { return replica_auth_user_exists(ctx, name, n); }
 
 void replica_resp_clients_init(struct rabia_replica *r)
 {
     r->resp_clients = (struct resp_clients){
-        .ctx = r, .stats = client_stats, .each = each_client, .kill = kill_client, .user_exists = user_exists,
+        .ctx = r, .stats = client_stats, .each = each_client, .kill = kill_client, .unblock = unblock_client,
+        .user_exists = user_exists,
         .maxclients = MAX_CONNS - CONNS_KEPT_FOR_PEERS}; /* as INFO's maxclients */
 }

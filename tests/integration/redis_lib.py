@@ -10,6 +10,10 @@
   pubsub_numsub(), pubsub_numpat()), over this replica's subscriptions as
   PUBLISH's reply counts them (kv/README.md "Differences"). They were
   "unknown command".
+- CLIENT UNBLOCK id [TIMEOUT|ERROR] (redis-py's client_unblock(), what a
+  job queue stops a worker blocked in BLPOP with): the pop answers now, nil
+  or the UNBLOCKED error, and the connection goes on. It was an unknown
+  subcommand, and the worker stayed blocked until its timeout.
 
     redis_lib.py PORT1,PORT2,PORT3
 
@@ -17,6 +21,7 @@ Prints one line per failed check and a last line "redis_lib: ..."; exits 1
 if any check failed.
 """
 import sys
+import threading
 import time
 
 import redis
@@ -88,15 +93,48 @@ def pubsub(p1, p2):
     check("PUBSUB after every subscriber left", got, ([(b"news", 0)], 0, []))
 
 
+def unblock(p1, p2):
+    c = redis.Redis(port=p1)
+    c.delete("jobs")
+    for how, want in (((), None), (("ERROR",), "ResponseError: UNBLOCKED client unblocked via CLIENT UNBLOCK")):
+        w = redis.Redis(port=p1, single_connection_client=True, socket_timeout=20)
+        wid = w.client_id()
+        got = []
+
+        def worker():
+            got.append(safe(lambda: w.blpop("jobs", 10)))
+            got.append(safe(lambda: w.incr("after_unblock")))  # the connection goes on
+
+        t = threading.Thread(target=worker)
+        t.start()
+        for _ in range(100):  # parked: CLIENT LIST's flag b
+            if safe(lambda: c.client_list(client_id=[str(wid)])[0]["flags"]) == "b":
+                break
+            time.sleep(0.05)
+        t0 = time.monotonic()
+        check(f"CLIENT UNBLOCK {' '.join(how)}", safe(lambda: c.execute_command("CLIENT", "UNBLOCK", wid, *how)), 1)
+        t.join(15)
+        check(f"BLPOP unblocked with {how or 'TIMEOUT'} answers at once", time.monotonic() - t0 < 5, True)
+        check(f"BLPOP unblocked with {how or 'TIMEOUT'}", got[:1], [want])
+        check(f"the unblocked connection's next command ({how or 'TIMEOUT'})", isinstance(got[1:2] and got[1], int), True)
+        w.close()
+    check("CLIENT UNBLOCK of a client not blocked", safe(lambda: c.execute_command("CLIENT", "UNBLOCK", c.client_id())), 0)
+    check("CLIENT UNBLOCK bad reason", safe(lambda: c.execute_command("CLIENT", "UNBLOCK", 1, "NOW")),
+          "ResponseError: CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+    check("a push after the unblock stays in the list",
+          safe(lambda: (redis.Redis(port=p2).rpush("jobs", "j1"), c.lrange("jobs", 0, -1))), (1, [b"j1"]))
+
+
 def main():
     ports = [int(p) for p in sys.argv[1].split(",")]
     c = redis.Redis(port=ports[0], socket_timeout=10)
     info_memory(c)
     pubsub(ports[0], ports[1])
+    unblock(ports[0], ports[1])
     if failed:
         print(f"redis_lib: {len(failed)} checks failed: {', '.join(failed)}")
         sys.exit(1)
-    print("redis_lib: INFO memory's fields and PUBSUB CHANNELS/NUMSUB/NUMPAT as redis-py reads them")
+    print("redis_lib: INFO memory's fields, PUBSUB CHANNELS/NUMSUB/NUMPAT and CLIENT UNBLOCK as redis-py uses them")
 
 
 main()
