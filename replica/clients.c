@@ -416,10 +416,11 @@ void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rab
 /* ------------------------------------------------------------------ */
 /* RESP */
 
-/* INFO [section]: the text is metrics.c's (Redis's sections and rabia's). */
-static void resp_info(struct rabia_replica *r, struct rabia_buf *out, const uint8_t *want, size_t wn, bool verbatim)
+/* INFO [section ...]: the text is metrics.c's (Redis's sections and rabia's). */
+static void resp_info(struct rabia_replica *r, struct rabia_buf *out, const uint8_t *const *want,
+                      const size_t *want_len, uint32_t wn, bool verbatim)
 {
-    metrics_info(r, &r->m->info, want, wn);
+    metrics_info(r, &r->m->info, want, want_len, wn);
     if (verbatim) resp_put_verbatim(out, r->m->info.data, r->m->info.len); /* RESP3, as Redis 7.0 */
     else resp_put_bulk(out, r->m->info.data, r->m->info.len);
 }
@@ -625,8 +626,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
                 resp_submit(r, ci, op.data, (uint32_t)op.len, slot);
             }
         } else if (what == RESP_INFO) {
-            resp_info(r, &s->out, k->pa.argc > 1 ? k->pa.argv[1] : NULL, k->pa.argc > 1 ? k->pa.argv_len[1] : 0,
-                      k->rs.proto == 3);
+            resp_info(r, &s->out, k->pa.argv + 1, k->pa.argv_len + 1, k->pa.argc - 1, k->rs.proto == 3);
             slot_ready(k, s);
         } else if (what == RESP_CLOSE) {
             slot_ready(k, s);

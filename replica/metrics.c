@@ -916,20 +916,30 @@ void metrics_tick(struct rabia_replica *r, uint64_t now)
 /* ------------------------------------------------------------------ */
 /* INFO */
 
-static bool want_section(const char *name, const uint8_t *want, size_t wn)
+/* INFO's arguments: sections, "default", "all" or "everything", as many as
+ * given (Redis 7.0; before only the first was read, so INFO server
+ * memory, which exporters send, answered the server section alone: found
+ * by review); none: the default ones. */
+static bool want_section(const char *name, const uint8_t *const *want, const size_t *want_len, uint32_t wn)
 {
-    bool all = want && ((wn == 3 && !strncasecmp((const char *)want, "all", 3)) ||
-                        (wn == 10 && !strncasecmp((const char *)want, "everything", 10)));
-    bool dflt = !want || (wn == 7 && !strncasecmp((const char *)want, "default", 7));
-    if (all) return true;
-    if (dflt) return strcasecmp(name, "commandstats") && strcasecmp(name, "latencystats"); /* as Redis */
-    return strlen(name) == wn && !strncasecmp(name, (const char *)want, wn);
+    if (!wn) return strcasecmp(name, "commandstats") && strcasecmp(name, "latencystats"); /* as Redis */
+    for (uint32_t i = 0; i < wn; i++) {
+        const char *a = (const char *)want[i];
+        size_t n = want_len[i];
+        if ((n == 3 && !strncasecmp(a, "all", 3)) || (n == 10 && !strncasecmp(a, "everything", 10))) return true;
+        if (n == 7 && !strncasecmp(a, "default", 7) && strcasecmp(name, "commandstats") &&
+            strcasecmp(name, "latencystats"))
+            return true;
+        if (strlen(name) == n && !strncasecmp(name, a, n)) return true;
+    }
+    return false;
 }
 
 /* A section's header ("# Title", a blank line before all but the first), if wanted. */
-static bool sect(struct rabia_buf *b, const char *title, const uint8_t *want, size_t wn)
+static bool sect(struct rabia_buf *b, const char *title, const uint8_t *const *want, const size_t *want_len,
+                 uint32_t wn)
 {
-    if (!want_section(title, want, wn)) return false;
+    if (!want_section(title, want, want_len, wn)) return false;
     put(b, "%s# %s\r\n", b->len ? "\r\n" : "", title);
     return true;
 }
@@ -971,7 +981,8 @@ static double percentile(const struct mcmd *c, double q)
     return (double)lat_bucket_upper(MC_LAT_BUCKETS - 1);
 }
 
-void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *want, size_t wn)
+void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *const *want, const size_t *want_len,
+                  uint32_t wn)
 {
     struct metrics *m = r->m;
     struct rabia_replica_status st;
@@ -983,7 +994,7 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
     uint64_t now = rio_now_us(), up_s = (now - m->start_us) / 1000000;
     uint64_t applied = rabia_rsm_applied(r->rsm), known = rabia_core_known_slot(r->core);
     b->len = 0;
-    if (sect(b, "Server", want, wn)) {
+    if (sect(b, "Server", want, want_len, wn)) {
         put(b, "redis_version:7.0.0\r\nrabia_version:0.1.0\r\nredis_mode:rabia\r\nos:Linux\r\n"
                "arch_bits:%d\r\nmultiplexing_api:io_uring\r\nprocess_id:%ld\r\nrun_id:%016" PRIx64 "\r\n"
                "tcp_port:%s\r\nuptime_in_seconds:%" PRIu64 "\r\nuptime_in_days:%" PRIu64
@@ -998,7 +1009,7 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
     }
     uint32_t nc[8];
     count_conns(r, nc);
-    if (sect(b, "Clients", want, wn)) {
+    if (sect(b, "Clients", want, want_len, wn)) {
         put(b, "connected_clients:%u\r\nresp_clients:%u\r\nnative_clients:%u\r\nmaxclients:%u\r\n"
                "blocked_clients:%u\r\npubsub_clients:%u\r\n",
             nc[CK_RESP] + nc[CK_CLIENT], nc[CK_RESP], nc[CK_CLIENT], MAX_CONNS - CONNS_KEPT_FOR_PEERS, r->n_blocked,
@@ -1007,7 +1018,7 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
         /* PSUBSCRIBE pattern matches given up on (io/resp.c RESP_PUBSUB_MATCH_STEPS) */
         put(b, "pubsub_pattern_giveups:%" PRIu64 "\r\n", resp_pubsub_giveups());
     }
-    if (sect(b, "Memory", want, wn)) {
+    if (sect(b, "Memory", want, want_len, wn)) {
         uint64_t rss, vsz, peak = peak_rss();
         proc_memory(&rss, &vsz);
         char h1[32], h2[32];
@@ -1035,7 +1046,7 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
             put(b, "number_of_cached_scripts:%" PRIu64 "\r\n", rabia_kv_scripts(sm));
         }
     }
-    if (sect(b, "Persistence", want, wn)) {
+    if (sect(b, "Persistence", want, want_len, wn)) {
         put(b, "loading:0\r\ndurability:%s\r\nrequests_refused_disk:%" PRIu64 "\r\n",
             r->wal ? "wal" : "memory", ns.refused_unavailable);
         if (r->wal) {
@@ -1057,7 +1068,7 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
             r->xfer.st.declined, r->xfer.st.dropped, r->xfer.cfg.rate, r->xfer.st.rate_waits, r->xfer.st.rate_lifted,
             r->xfer.st.cap_queued);
     }
-    if (sect(b, "Stats", want, wn)) {
+    if (sect(b, "Stats", want, want_len, wn)) {
         struct rio_stats rs;
         rio_loop_stats(r->loop, &rs);
         uint64_t total = 0, errs = 0;
@@ -1087,7 +1098,7 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
         int an = replica_auth_info(r, auth, sizeof auth);
         put(b, "%.*s", an, auth);
     }
-    if (sect(b, "Replication", want, wn)) {
+    if (sect(b, "Replication", want, want_len, wn)) {
         uint64_t hslot;
         put(b, "role:rabia-replica\r\nreplica_id:%u\r\nmembers:%u\r\nincarnation:%" PRIu64
                "\r\nrecovering:%d\r\nslots_applied:%" PRIu64 "\r\nslots_known:%" PRIu64 "\r\nlag_slots:%" PRIu64
@@ -1102,7 +1113,7 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
         bool ok = metrics_health(r, why, sizeof why);
         put(b, "health:%s\r\nhealth_reason:%s\r\n", ok ? "ok" : "fail", why);
     }
-    if (sect(b, "Sessions", want, wn)) { /* rabia's own: the apply layer's client sessions */
+    if (sect(b, "Sessions", want, want_len, wn)) { /* rabia's own: the apply layer's client sessions */
         put(b, "sessions:%u\r\nsession_reply_bytes:%" PRIu64 "\r\nsessions_closed:%" PRIu64
                "\r\nsessions_close_lost:%" PRIu64 "\r\nrequests_resubmitted:%" PRIu64 "\r\nwaiters:%u\r\n"
                "slots_answered_early:%" PRIu64 "\r\nwal_decided_by_ref:%" PRIu64 "\r\n"
@@ -1122,7 +1133,7 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
             rabia_core_stats(r->core)->read_answers, rabia_core_stats(r->core)->read_old_answers,
             !rabia_core_reads_ok(r->core) && !rabia_core_recovering(r->core), r->held_behind_reads);
     }
-    if (sect(b, "Commandstats", want, wn)) {
+    if (sect(b, "Commandstats", want, want_len, wn)) {
                 for (uint32_t i = 0; i < m->ncmds; i++) {
             const struct mcmd *c = &m->cmds[i];
             if (!c->calls) continue;
@@ -1131,7 +1142,7 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
                 cmd_name(m, i), c->calls, c->usec, (double)c->usec / (double)c->calls, c->failed);
         }
     }
-    if (sect(b, "Latencystats", want, wn)) {
+    if (sect(b, "Latencystats", want, want_len, wn)) {
                 for (uint32_t i = 0; i < m->ncmds; i++) {
             const struct mcmd *c = &m->cmds[i];
             if (!c->calls) continue;
@@ -1139,7 +1150,7 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *w
                 percentile(c, 0.5), percentile(c, 0.99), percentile(c, 0.999));
         }
     }
-    if (sect(b, "Keyspace", want, wn)) {
+    if (sect(b, "Keyspace", want, want_len, wn)) {
                 for (uint32_t db = 0; kv && db < 16; db++) {
             uint64_t keys, e;
             rabia_kv_db_info(sm, db, &keys, &e);

@@ -130,7 +130,9 @@ void metrics_tick(struct rabia_replica *r, uint64_t now);
 
 /* Whether the replica serves: true, or false with a one-line reason. */
 bool metrics_health(struct rabia_replica *r, char *why, size_t len);
-/* The text of RESP INFO [section] into out (replaced). */
-void metrics_info(struct rabia_replica *r, struct rabia_buf *out, const uint8_t *want, size_t wn);
+/* The text of RESP INFO [section ...] into out (replaced): want[0..wn) the
+ * arguments after INFO. */
+void metrics_info(struct rabia_replica *r, struct rabia_buf *out, const uint8_t *const *want, const size_t *want_len,
+                  uint32_t wn);
 
 #endif

@@ -6,6 +6,8 @@
   maxmemory_policy (dashboards and `redis-cli --stat` read used_memory;
   BullMQ and Sidekiq read maxmemory_policy at start and warn of eviction
   when it is not "noeviction"). They were missing.
+- INFO with several sections (INFO server memory): only the first was
+  answered.
 - PUBSUB CHANNELS, NUMSUB and NUMPAT (redis-py's pubsub_channels(),
   pubsub_numsub(), pubsub_numpat()), over this replica's subscriptions as
   PUBLISH's reply counts them (kv/README.md "Differences"). They were
@@ -53,6 +55,16 @@ def info_memory(c):
     check("INFO memory maxmemory_policy", m.get("maxmemory_policy"), "noeviction")
     check("INFO memory maxmemory", m.get("maxmemory"), 0)
     check("INFO memory maxmemory_human", m.get("maxmemory_human"), "0B")
+    # several sections in one INFO (Redis 7.0; redis-py's info("server",
+    # "memory"), what exporters send): each one asked, in the server's order
+    check("INFO memory server CLIENTS: those sections, no other",
+          safe(lambda: sorted(k for k in c.execute_command("INFO", "memory", "server", "CLIENTS")
+                              if k in ("redis_version", "used_memory", "connected_clients", "total_connections_received"))),
+          ["connected_clients", "redis_version", "used_memory"])
+    check("INFO default commandstats: the default sections and commandstats",
+          safe(lambda: sorted(k for k in c.info("default", "commandstats")
+                              if k in ("redis_version", "used_memory", "cmdstat_info"))),
+          ["cmdstat_info", "redis_version", "used_memory"])
 
 
 def pubsub(p1, p2):

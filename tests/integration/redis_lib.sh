@@ -2,10 +2,12 @@
 # redis_lib: what client libraries ask around the commands, through redis-py
 # (redis_lib.py): INFO memory's used_memory and maxmemory_policy (they were
 # missing: `redis-cli --stat` showed no memory, BullMQ and Sidekiq warn of
-# eviction without the policy), PUBSUB CHANNELS / NUMSUB / NUMPAT (they
-# were "unknown command") and CLIENT UNBLOCK of a worker parked in BLPOP
-# (an unknown subcommand: the worker stayed blocked). Run on the loop's own sockets and with
-# io-threads 2 (the subscriptions of I/O threads' connections count too).
+# eviction without the policy), INFO with several sections (only the first
+# was answered), PUBSUB CHANNELS / NUMSUB / NUMPAT (they were "unknown
+# command") and CLIENT UNBLOCK of a worker parked in BLPOP (an unknown
+# subcommand: the worker stayed blocked). Run on the loop's own sockets and
+# with io-threads 2 (the subscriptions of I/O threads' connections count
+# too).
 #
 #   bash tests/integration/redis_lib.sh
 set -euo pipefail
