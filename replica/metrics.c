@@ -994,8 +994,13 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *c
     uint64_t now = rio_now_us(), up_s = (now - m->start_us) / 1000000;
     uint64_t applied = rabia_rsm_applied(r->rsm), known = rabia_core_known_slot(r->core);
     b->len = 0;
+    /* redis_mode and role as HELLO answers them (standalone, master):
+     * every replica takes writes. Tools read them to find the server to
+     * write to (HAProxy's usual Redis check expects "role:master", exporters
+     * label by role); "rabia" and "rabia-replica" made every replica look
+     * like none (found by review). health says whether this one serves. */
     if (sect(b, "Server", want, want_len, wn)) {
-        put(b, "redis_version:7.0.0\r\nrabia_version:0.1.0\r\nredis_mode:rabia\r\nos:Linux\r\n"
+        put(b, "redis_version:7.0.0\r\nrabia_version:0.1.0\r\nredis_mode:standalone\r\nos:Linux\r\n"
                "arch_bits:%d\r\nmultiplexing_api:io_uring\r\nprocess_id:%ld\r\nrun_id:%016" PRIx64 "\r\n"
                "tcp_port:%s\r\nuptime_in_seconds:%" PRIu64 "\r\nuptime_in_days:%" PRIu64
                "\r\nstate_machine:%s\r\nmetrics_listen:%s\r\nio_threads_active:%u\r\nrabia_cluster_id:0x%016" PRIx64
@@ -1100,7 +1105,7 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *c
     }
     if (sect(b, "Replication", want, want_len, wn)) {
         uint64_t hslot;
-        put(b, "role:rabia-replica\r\nreplica_id:%u\r\nmembers:%u\r\nincarnation:%" PRIu64
+        put(b, "role:master\r\nconnected_slaves:0\r\nreplica_id:%u\r\nmembers:%u\r\nincarnation:%" PRIu64
                "\r\nrecovering:%d\r\nslots_applied:%" PRIu64 "\r\nslots_known:%" PRIu64 "\r\nlag_slots:%" PRIu64
                "\r\nslots_decided:%" PRIu64 "\r\nslots_null:%" PRIu64 "\r\nstate_hash:%016" PRIx64
                "\r\nconnected_peers:%u\r\n",

@@ -6,6 +6,8 @@
   maxmemory_policy (dashboards and `redis-cli --stat` read used_memory;
   BullMQ and Sidekiq read maxmemory_policy at start and warn of eviction
   when it is not "noeviction"). They were missing.
+- INFO's role and redis_mode ("rabia-replica", "rabia": HELLO says master
+  and standalone).
 - INFO with several sections (INFO server memory): only the first was
   answered.
 - PUBSUB CHANNELS, NUMSUB and NUMPAT (redis-py's pubsub_channels(),
@@ -57,6 +59,14 @@ def info_memory(c):
     check("INFO memory maxmemory_human", m.get("maxmemory_human"), "0B")
     # several sections in one INFO (Redis 7.0; redis-py's info("server",
     # "memory"), what exporters send): each one asked, in the server's order
+    # role and mode as HELLO says them: every replica takes writes
+    # (HAProxy's usual Redis health check expects role:master)
+    hello = safe(lambda: c.execute_command("HELLO", "2"))
+    hello = dict(zip(hello[::2], hello[1::2])) if isinstance(hello, list) else {}
+    check("INFO replication role = HELLO's role = master",
+          (safe(lambda: c.info("replication").get("role")), hello.get(b"role")), ("master", b"master"))
+    check("INFO server redis_mode = HELLO's mode = standalone",
+          (safe(lambda: c.info("server").get("redis_mode")), hello.get(b"mode")), ("standalone", b"standalone"))
     check("INFO memory server CLIENTS: those sections, no other",
           safe(lambda: sorted(k for k in c.execute_command("INFO", "memory", "server", "CLIENTS")
                               if k in ("redis_version", "used_memory", "connected_clients", "total_connections_received"))),

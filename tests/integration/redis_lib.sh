@@ -2,7 +2,8 @@
 # redis_lib: what client libraries ask around the commands, through redis-py
 # (redis_lib.py): INFO memory's used_memory and maxmemory_policy (they were
 # missing: `redis-cli --stat` showed no memory, BullMQ and Sidekiq warn of
-# eviction without the policy), INFO with several sections (only the first
+# eviction without the policy), INFO's role and redis_mode as HELLO's
+# (master, standalone; they were rabia-replica and rabia), INFO with several sections (only the first
 # was answered), PUBSUB CHANNELS / NUMSUB / NUMPAT (they were "unknown
 # command") and CLIENT UNBLOCK of a worker parked in BLPOP (an unknown
 # subcommand: the worker stayed blocked). Run on the loop's own sockets and
