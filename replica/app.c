@@ -132,6 +132,7 @@ void replica_app_shutdown(struct rabia_replica *r)
 int rabia_replica_submit(struct rabia_replica *r, const void *op, size_t len, rabia_replica_done_fn done, void *ctx)
 {
     if (len == 0 || len > UINT32_MAX) return -EINVAL; /* an empty op opens a session (rsm.h) */
+    if (!op) return -EINVAL;                           /* was a crash in the memcpy below */
     /* SWEEP, FEATURES, FEATURELEVEL are the replicas' own (kv/README.md "Feature levels") */
     if (!strcmp(r->cfg.state_machine, "kv") && rabia_kv_op_internal(op, len)) return -EPERM;
     uint8_t *copy = malloc(len ? len : 1);

@@ -205,6 +205,21 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
         replica_auth_native_replied(r, w->conn, cid, seq, status, res, len); /* an OPEN: the session is its */
         struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REPLY, .u64 = cid, .slot = seq,
                               .value = (uint8_t)status, .body = res, .body_len = (uint32_t)len};
+        if (len > RABIA_MAX_FRAME || !rabia_msg_encoded_size(&m)) {
+            /* A result no frame holds: it was dropped with an ERROR that
+             * named no cause, and the client waited out its timeout_ms,
+             * failed over and got APPLIED_NO_RESULT from the next replica
+             * (a read by the index: the same on every replica, then
+             * -ETIMEDOUT; found by review). That answer now, at once. */
+            replica_log(r, RABIA_LOG_WARN,
+                        "the result of client %016" PRIx64 "'s request %" PRIu64 " is %zu bytes, more than a frame "
+                        "holds (%u): answered APPLIED_NO_RESULT (applied, result dropped); the state machine's "
+                        "results must stay below that size",
+                        cid, seq, len, (unsigned)RABIA_MAX_FRAME);
+            m.value = RABIA_REPLY_APPLIED_NO_RESULT;
+            m.body = NULL;
+            m.body_len = 0;
+        }
         replica_send_frame(r, k->c, &m);
         replica_client_grew(r, k);
     } else if (k->kind == CK_RESP) {

@@ -943,6 +943,28 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
                          const struct rabia_sm_ops *sm, char *err, size_t errlen)
 {
     *out = NULL;
+    /* The required callbacks, checked here: one left NULL was called the
+     * first time it was needed (snapshot: by the state hash within a
+     * second of the first applied slot), a crash of the replica (found by
+     * review) */
+    if (!sm) {
+        snprintf(err, errlen,
+                 "no state machine given (ops NULL): pass a struct rabia_sm_ops (include/rabia/state_machine.h)");
+        return -EINVAL;
+    }
+    const char *missing = !sm->create ? "create"
+                          : !sm->destroy ? "destroy"
+                          : !sm->apply ? "apply"
+                          : !sm->snapshot ? "snapshot"
+                          : !sm->restore ? "restore"
+                                         : NULL;
+    if (missing) {
+        snprintf(err, errlen,
+                 "state machine %s: its ops have no %s: create, destroy, apply, snapshot and restore are required "
+                 "(include/rabia/state_machine.h)",
+                 sm->name ? sm->name : "(unnamed)", missing);
+        return -EINVAL;
+    }
     int rc = rabia_replica_config_check(cfg, err, errlen);
     if (rc) return rc;
     /* The KV store's own machinery (SWEEP, FEATURES, its RESP front end

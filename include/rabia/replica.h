@@ -141,6 +141,9 @@ void rabia_replica_config_print(const struct rabia_replica_config *c, void *file
 
 struct rabia_replica;
 
+/* 0, or a negative errno / RABIA_E_CONFIG with err naming the cause and the
+ * fix: -EINVAL when sm is NULL or lacks one of its required callbacks
+ * (create, destroy, apply, snapshot, restore). */
 int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_config *cfg,
                          const struct rabia_sm_ops *sm, char *err, size_t errlen);
 /* Runs the replica on the calling thread until rabia_replica_stop (then 0),
@@ -181,7 +184,7 @@ void rabia_replica_destroy(struct rabia_replica *r);
  * Each operation is applied at most once. Returns 0,
  * -ENOBUFS when the submission queue is full, -ESHUTDOWN once the replica
  * stopped, -EINVAL for an empty op
- * (empty ops are reserved: they open sessions), or -EPERM for one of the
+ * (empty ops are reserved: they open sessions) or op NULL, or -EPERM for one of the
  * KV store's own operations (SWEEP, FEATURES, FEATURELEVEL: the replicas
  * submit them themselves; kv/README.md "Feature levels"). Operations take
  * effect in the order submitted. A read (the state machine's query says

@@ -120,7 +120,9 @@ enum rabia_reply_status {
     RABIA_REPLY_BUSY = 3,      /* queue full; retry later (not applied) */
     RABIA_REPLY_BAD_REQUEST = 4,
     RABIA_REPLY_APPLIED_NO_RESULT = 5, /* a retry of an applied request whose
-                                          result was too large to keep */
+                                          result was too large to keep, or a
+                                          result larger than a frame holds
+                                          (RABIA_MAX_FRAME): applied, no result */
     RABIA_REPLY_UNAVAILABLE = 6, /* not applied: this replica cannot persist now
                                     (disk full, log error); body = the reason.
                                     Retry later or on another replica */
