@@ -244,7 +244,8 @@ uint64_t rabia_client_id(const struct rabia_client *c);
 /* Number of requests in flight (submitted, not yet completed or failed). */
 size_t rabia_client_in_flight(const struct rabia_client *c);
 /* "OK", "REDIRECT", "SESSION_EXPIRED", "BUSY", "BAD_REQUEST",
- * "APPLIED_NO_RESULT"; "UNKNOWN" for other values. */
+ * "APPLIED_NO_RESULT", "UNAVAILABLE", "NOAUTH", "NOPERM"; "UNKNOWN" for
+ * other values (a negative errno: rabia_strerror). */
 const char *rabia_reply_status_name(int status);
 
 #ifdef __cplusplus

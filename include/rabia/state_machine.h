@@ -75,7 +75,19 @@ struct rabia_sm_ops {
      * deterministic error: return 0 with an error result. */
     int (*apply)(void *sm, const uint8_t *op, size_t op_len, struct rabia_buf *reply);
     /* Append a canonical encoding of the whole state to `out`: two replicas
-     * with equal state produce equal bytes (the state hash is taken of it). */
+     * with equal state produce equal bytes (the state hash is taken of it).
+     * With durability = wal (the default) the snapshots that let the log be
+     * released call it in a child process forked from the replica's thread
+     * (replica/README.md), where no other thread of the process exists: it
+     * must not take a lock that another thread may hold (a mutex the
+     * application's threads share with the state machine: the child would
+     * wait for ever, no snapshot would complete and the log would grow
+     * until the disk is full) or wait for another thread, and what it
+     * changes in memory there is not seen by the process. It is also called
+     * on the replica's thread (the state hash without a state_hash op,
+     * durability = memory's transfers to peers). A negative errno fails
+     * only what it was called for (a snapshot is logged and tried again
+     * later; the state machine goes on). */
     int (*snapshot)(void *sm, struct rabia_buf *out);
     /* Replace the state with a snapshot. On error (-EINVAL for corrupt or
      * truncated data, -ENOMEM) the previous state is unchanged. */
