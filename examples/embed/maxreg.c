@@ -11,6 +11,9 @@
  * replica's values arrived (the register reaches the largest one any
  * replica submits), prints "final <max> applied <slot>" and keeps serving
  * its peers until SIGTERM. */
+/* usleep, sigset_t, sigtimedwait: POSIX and BSD, not ISO C; without this a
+ * build with -std=c17 (not gnu17) failed to compile */
+#define _DEFAULT_SOURCE
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>

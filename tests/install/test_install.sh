@@ -21,10 +21,11 @@ export PKG_CONFIG_PATH=$tmp/prefix/lib/pkgconfig:$tmp/prefix/lib/x86_64-linux-gn
 echo "pkg-config --libs rabia: $(pkg-config --libs rabia)"
 mkdir "$tmp/app"
 cp "$src" "$tmp/app/"
-# out of tree: only the installed headers and libraries (EMBED_CFLAGS: a
-# sanitizer build's installed library needs its runtime in the program too)
+# out of tree: only the installed headers and libraries, built as strict
+# ISO C17 as a user may (EMBED_CFLAGS: a sanitizer build's installed
+# library needs its runtime in the program too)
 # shellcheck disable=SC2086
-cc -std=gnu17 -O2 -Wall -Wextra -Werror ${EMBED_CFLAGS:-} -o "$tmp/app/maxreg" "$tmp/app/maxreg.c" $(pkg-config --cflags --libs rabia)
+cc -std=c17 -O2 -Wall -Wextra -Werror ${EMBED_CFLAGS:-} -o "$tmp/app/maxreg" "$tmp/app/maxreg.c" $(pkg-config --cflags --libs rabia)
 echo "built $tmp/app/maxreg out of tree"
 
 base=$((18500 + RANDOM % 400))
