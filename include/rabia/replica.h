@@ -13,7 +13,7 @@
  *     struct rabia_replica *r;
  *     if (rabia_replica_create(&r, &cfg, &my_sm_ops, err, sizeof err)) die(err);
  *     pthread_create(&t, NULL, run_thread, r);       // calls rabia_replica_run
- *     rabia_replica_call(r, op, op_len, &result, 5000); // from any thread
+ *     rabia_replica_call(r, op, op_len, &result, 5000); // any other thread
  *     rabia_replica_stop(r); pthread_join(t, NULL); rabia_replica_destroy(r);
  *
  * Replica ids in configs are 1..n (human numbering); the core uses 0..n-1.
