@@ -212,9 +212,9 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
              * (a read by the index: the same on every replica, then
              * -ETIMEDOUT; found by review). That answer now, at once. */
             replica_log(r, RABIA_LOG_WARN,
-                        "the result of client %016" PRIx64 "'s request %" PRIu64 " is %zu bytes, more than a frame "
-                        "holds (%u): answered APPLIED_NO_RESULT (applied, result dropped); the state machine's "
-                        "results must stay below that size",
+                        "the result of client %016" PRIx64 "'s request %" PRIu64 " is %zu bytes, too large for a "
+                        "frame (%u bytes with its header): answered APPLIED_NO_RESULT (applied, result dropped); "
+                        "the state machine's results must stay below that size",
                         cid, seq, len, (unsigned)RABIA_MAX_FRAME);
             m.value = RABIA_REPLY_APPLIED_NO_RESULT;
             m.body = NULL;
