@@ -305,14 +305,55 @@ void durable_snapshot_adopted(struct durable *d, uint64_t slot)
 
 void durable_snapshot_soon(struct durable *d) { snapsched_soon(&d->sched); }
 
+uint64_t durable_snapshot_running_us(const struct durable *d, uint64_t now)
+{
+    if (d->snap_pid <= 0 || !d->sched.running) return 0;
+    return now > d->sched.running_us ? now - d->sched.running_us : 0;
+}
+
+/* A snapshot child that does not end holds the log: nothing is released
+ * until it does, and the log grows until the disk is full, silently. A
+ * snapshot callback that takes a lock the application's threads held at
+ * the fork hangs it for ever (include/rabia/state_machine.h; found by
+ * review), as does a stopped child or a disk that stopped answering. Say
+ * so after DURABLE_SNAPSHOT_WARN_S, then every DURABLE_SNAPSHOT_REWARN_S;
+ * INFO persistence snapshot_running_seconds and /metrics
+ * rabia_snapshot_running_seconds show the age meanwhile.
+ * RABIA_SNAPSHOT_WARN_S overrides the first (tests). */
+#define DURABLE_SNAPSHOT_WARN_S 60u
+#define DURABLE_SNAPSHOT_REWARN_S 600u
+static void snapshot_watch(struct durable *d, uint64_t now)
+{
+    RABIA_ASSERT(d->snap_pid > 0);
+    static long warn_s = -1;
+    if (warn_s < 0) {
+        const char *e = getenv("RABIA_SNAPSHOT_WARN_S");
+        warn_s = e && atol(e) > 0 ? atol(e) : (long)DURABLE_SNAPSHOT_WARN_S;
+    }
+    uint64_t age = durable_snapshot_running_us(d, now);
+    if (age < (uint64_t)warn_s * 1000000u) return;
+    if (d->snap_warned_us && now - d->snap_warned_us < DURABLE_SNAPSHOT_REWARN_S * 1000000ull) return;
+    d->snap_warned_us = now;
+    fprintf(stderr,
+            "rabia: WARNING: the snapshot at slot %" PRIu64 " has run for %" PRIu64 " s (child process %d) and the "
+            "log is not released until it ends: a snapshot callback waiting for a lock the application's threads "
+            "held at the fork (include/rabia/state_machine.h), a stopped child (kill -CONT %d) or a disk that "
+            "stopped answering; if it never ends, kill %d: the replica takes another one later\n",
+            d->sched.running_slot, age / 1000000u, (int)d->snap_pid, (int)d->snap_pid, (int)d->snap_pid);
+}
+
 void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64_t keep_batch_seq, bool recovering,
                   uint64_t pin)
 {
     if (d->snap_pid > 0) {
         int st;
         pid_t p = waitpid(d->snap_pid, &st, WNOHANG);
-        if (p == 0) return;
+        if (p == 0) {
+            snapshot_watch(d, now);
+            return;
+        }
         d->snap_pid = 0;
+        d->snap_warned_us = 0;
         uint64_t sh[2] = {0, 0}; /* the child's (slot, state hash) */
         bool got = d->snap_pipe >= 0 && read(d->snap_pipe, sh, sizeof sh) == (ssize_t)sizeof sh;
         if (d->snap_pipe >= 0) close(d->snap_pipe);
@@ -504,11 +545,13 @@ int durable_status(struct durable *d, char *buf, size_t len)
                     "\r\nwal_pad_bytes:%" PRIu64 "\r\nwal_bytes_on_disk:%" PRIu64 "\r\nwal_segments_released:%" PRIu64
                     "\r\nwal_segment_waits:%" PRIu64 "\r\nwal_last_write_us:%" PRIu64 "\r\nwal_max_write_us:%" PRIu64
                     "\r\nsnapshots:%" PRIu64 "\r\nsnapshot_failures:%" PRIu64 "\r\nlast_snapshot_slot:%" PRIu64
-                    "\r\nsnapshot_in_progress:%d\r\nlast_fork_us:%" PRIu64 "\r\nmax_fork_us:%" PRIu64
+                    "\r\nsnapshot_in_progress:%d\r\nsnapshot_running_seconds:%" PRIu64
+                    "\r\nlast_fork_us:%" PRIu64 "\r\nmax_fork_us:%" PRIu64
                     "\r\nwal_catchup_slots:%" PRIu64 "\r\nwal_catchup_requests:%" PRIu64
                     "\r\nwal_catchup_refused:%" PRIu64 "\r\ndisk_error:%s\r\n",
                     ws.groups, ws.records, ws.bytes, ws.pad_bytes, ws.bytes_on_disk, ws.segments_released,
                     ws.segment_waits, d->last_write_us, d->max_write_us, d->sched.taken, d->sched.failures,
-                    d->sched.last_slot, d->snap_pid > 0, d->last_fork_us, d->max_fork_us, d->catchup_slots,
+                    d->sched.last_slot, d->snap_pid > 0, durable_snapshot_running_us(d, rio_now_us()) / 1000000u,
+                    d->last_fork_us, d->max_fork_us, d->catchup_slots,
                     d->catchup_requests, d->catchup_refused, durable_refusal(d));
 }

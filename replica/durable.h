@@ -77,6 +77,7 @@ struct durable {
     uint64_t hash_slot, hash_value;/* the state hash at the newest snapshot (0, 0: none) */
     struct snapsched sched;        /* when (snapsched.c, the simulator's rule too); the newest snapshot's slot */
     uint64_t last_fork_us;         /* how long the last fork() stalled the loop */
+    uint64_t snap_warned_us;       /* the running child's last "still running" warning (0: none yet) */
     uint64_t max_fork_us;
     struct replay *replay;         /* recovery, until durable_restored */
     /* peers' catch-up from the log (logcatch.h): a read position per peer,
@@ -143,6 +144,8 @@ bool durable_snapshot_running(const struct durable *d);
 /* "" or why client writes are refused now (a full disk). */
 const char *durable_refusal(struct durable *d);
 /* One text block of key: value lines for status output. */
+/* How long the snapshot child now running has run (0: none). */
+uint64_t durable_snapshot_running_us(const struct durable *d, uint64_t now);
 int durable_status(struct durable *d, char *buf, size_t len);
 
 #endif

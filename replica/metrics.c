@@ -582,6 +582,9 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
                (double)r->dur.sched.taken);
         scalar(b, "rabia_snapshot_failures_total", "counter", "Snapshots that failed.",
                (double)r->dur.sched.failures);
+        scalar(b, "rabia_snapshot_running_seconds", "gauge",
+               "How long the snapshot now being written has run (0: none); the log is not released meanwhile.",
+               (double)durable_snapshot_running_us(&r->dur, rio_now_us()) / 1e6);
         scalar(b, "rabia_wal_catchup_slots_total", "counter",
                "Decided slots sent to peers behind the retained log, read back from the write-ahead log.",
                (double)r->dur.catchup_slots);

@@ -28,8 +28,9 @@ static int tx_open(void *ctx, uint8_t to, uint64_t *slot, uint64_t *total)
     if (!r->wal) {
         if (!replica_snap_out_busy(r) || !r->snap_out.len) {
             rabia_buf_clear(&r->snap_out);
-            if (rabia_rsm_snapshot(r->rsm, &r->snap_out)) {
-                replica_log(r, RABIA_LOG_ERROR, "snapshot for a peer: out of memory");
+            int rc = rabia_rsm_snapshot(r->rsm, &r->snap_out);
+            if (rc) { /* the state machine's snapshot error, or the memory for it */
+                replica_log(r, RABIA_LOG_ERROR, "snapshot for a peer: %s; offered again later", rabia_strerror(rc));
                 rabia_buf_clear(&r->snap_out);
                 return -EAGAIN;
             }

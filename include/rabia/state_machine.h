@@ -82,8 +82,10 @@ struct rabia_sm_ops {
      * must not take a lock that another thread may hold (a mutex the
      * application's threads share with the state machine: the child would
      * wait for ever, no snapshot would complete and the log would grow
-     * until the disk is full) or wait for another thread, and what it
-     * changes in memory there is not seen by the process. It is also called
+     * until the disk is full; the replica warns after 60 s, and INFO
+     * persistence snapshot_running_seconds shows the child's age) or wait
+     * for another thread, and what it changes in memory there is not seen
+     * by the process. It is also called
      * on the replica's thread (the state hash without a state_hash op,
      * durability = memory's transfers to peers). A negative errno fails
      * only what it was called for (a snapshot is logged and tried again
