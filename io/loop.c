@@ -25,7 +25,7 @@
 
 static void conn_reconcile(struct rio_conn *c);
 static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events, uint64_t file_cap_us);
-static void reap_file_writes(struct rio_loop *l);
+static unsigned reap_file_writes(struct rio_loop *l);
 static void listener_reconcile(struct rio_listener *ls);
 
 uint64_t rio_now_us(void)
@@ -1094,7 +1094,7 @@ static void dispatch(struct rio_loop *l, uint64_t ud, int res, unsigned flags)
          * sleep while a write is in flight */
         l->dpoll_armed = false;
         (void)res;
-        reap_file_writes(l);
+        (void)reap_file_writes(l);
         return;
     default:
         /* A CQE with a buffer must still return it; unknown kinds are bugs. */
@@ -1105,10 +1105,11 @@ static void dispatch(struct rio_loop *l, uint64_t ud, int res, unsigned flags)
 
 /* The file writes that finished: their callbacks, in completion order.
  * Bounded by the writes in flight. */
-static void reap_file_writes(struct rio_loop *l)
+static unsigned reap_file_writes(struct rio_loop *l)
 {
     if (!l->dring_ok)
-        return;
+        return 0;
+    unsigned done = 0;
     for (unsigned i = 0; i < RIO_FWRITES && l->fw_busy; i++) {
         struct io_uring_cqe *cqe;
         if (io_uring_peek_cqe(&l->dring, &cqe) != 0 || !cqe)
@@ -1119,7 +1120,9 @@ static void reap_file_writes(struct rio_loop *l)
         io_uring_cqe_seen(&l->dring, cqe);
         assert(((struct rio_op *)(uintptr_t)ud)->kind == OP_FWRITE);
         dispatch(l, ud, res, flags);
+        done++;
     }
+    return done;
 }
 
 /* Before a sleep on the main ring with a write in flight on the write
@@ -1193,9 +1196,9 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events
     l->deferred_calls = 0;
     loop_post(l, true); /* sends and closes requested outside the loop */
     unsigned handled = l->deferred_calls;
-    unsigned writes = l->fw_busy;
-    reap_file_writes(l); /* finished while the caller ran: no sleep this turn */
-    handled += writes - l->fw_busy;
+    /* finished while the caller ran: no sleep this turn (counted, not
+     * fw_busy's difference: a callback may start the next write) */
+    handled += reap_file_writes(l);
     if (l->n_thr) {
         /* the I/O threads' messages (accepts, input, closes, finished sends):
          * their callbacks run here, as a completion's would */
@@ -1303,9 +1306,7 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events
         }
     }
     /* the write's callback before what arrived during it */
-    writes = l->fw_busy;
-    reap_file_writes(l);
-    handled += writes - l->fw_busy;
+    handled += reap_file_writes(l);
     /* One CQE at a time, copied and marked seen before it is handled, so the
      * CQ never holds an entry we are still reading while callbacks run.
      * Bounded so a flood cannot starve the caller. */
@@ -1349,7 +1350,12 @@ int rio_write(struct rio_loop *l, int fd, const void *buf, uint32_t len, uint64_
          * flags: a ring whose completions wait as deferred task work for
          * its own enter would never look ready to the main ring's poll. */
         l->dring_tried = true;
-        l->dring_ok = io_uring_queue_init(2 * RIO_FWRITES, &l->dring, 0) == 0;
+        int r = io_uring_queue_init(2 * RIO_FWRITES, &l->dring, 0);
+        l->dring_ok = r == 0;
+        if (r < 0) /* not fatal: the writes share the main ring, as before it */
+            fprintf(stderr, "rio: no ring of its own for file writes (%s): they share the main ring, and a "
+                            "sleep through a write is an ordinary one (raise the open-files limit, "
+                            "LimitNOFILE)\n", strerror(-r));
     }
     struct io_uring *ring = l->dring_ok ? &l->dring : &l->ring;
     struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
