@@ -50,7 +50,10 @@ fi
 # command line is empty.
 runs_replica() {
   local c
-  [ -n "$2" ] && c=$(tr '\0' '\n' <"/proc/$2/cmdline" 2>/dev/null) && grep -qxF -- "$dir/r$1" <<<"$c"
+  # 2>/dev/null before the < : a failed redirection is reported to the
+  # stderr in effect when it fails (restart after a crash printed
+  # "/proc/PID/cmdline: No such file or directory")
+  [ -n "$2" ] && c=$(tr '\0' '\n' 2>/dev/null <"/proc/$2/cmdline") && grep -qxF -- "$dir/r$1" <<<"$c"
 }
 
 members() {
