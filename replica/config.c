@@ -539,8 +539,13 @@ void rabia_replica_config_print(const struct rabia_replica_config *c, void *file
     fprintf(f, "batch-max-bytes %u\nbatch-max-reqs %u\nbatch-timeout-us %u\nbatch-linger-us %u\nwindow %u\npolicy %s\n",
             c->batch_max_bytes, c->batch_max_reqs, c->batch_timeout_us, c->batch_linger_us, c->window,
             c->policy ? "classes" : "global");
-    fprintf(f, "cluster-id %" PRIu64 "\nmax-sessions %u\nreply-cache-bytes %" PRIu64 "\nlog-retain %u\nretransmit-ms %u\nlog-level %s\n",
-            c->cluster_id, c->max_sessions, c->reply_cache_bytes, c->log_retain, c->retransmit_ms, lv[c->log_level & 3]);
+    /* in hex as INFO's rabia_cluster_id and every log line show it, so a
+     * replacement's cluster-id can be compared with a survivor's (it was
+     * decimal, and "0" when unset) */
+    if (c->cluster_id) fprintf(f, "cluster-id 0x%016" PRIx64 "\n", c->cluster_id);
+    else fprintf(f, "cluster-id (derived from members at the first start, then kept in data-dir/cluster-id)\n");
+    fprintf(f, "max-sessions %u\nreply-cache-bytes %" PRIu64 "\nlog-retain %u\nretransmit-ms %u\nlog-level %s\n",
+            c->max_sessions, c->reply_cache_bytes, c->log_retain, c->retransmit_ms, lv[c->log_level & 3]);
     fprintf(f, "log-retain-bytes %" PRIu64 "\ntransfer-rate %" PRIu64 "\n", c->log_retain_bytes, c->transfer_rate);
     if (c->max_feature_level < 0) fprintf(f, "max-feature-level build (%d)\n", RABIA_KV_FEATURE_LEVEL);
     else fprintf(f, "max-feature-level %d\n", c->max_feature_level);

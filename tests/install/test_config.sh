@@ -128,7 +128,12 @@ l="--id 1 --members $m --client-listen 127.0.0.1:7401"
   expect_value window 10 $l --window 010
   expect_value snapshot-interval-s 600 $l --snapshot-interval-s 0600
   expect_value batch-max-bytes 8192 $l --batch-max-bytes 08kb
-  expect_value cluster-id 31 $l --cluster-id 0x1f
+  # cluster-id as INFO server's rabia_cluster_id shows it (it was printed in
+  # decimal, and 0 when unset: not comparable with a survivor's INFO)
+  expect_value cluster-id 0x000000000000001f $l --cluster-id 0x1f
+  expect_value cluster-id 0x1f2e3d4c5b6a7988 $l --cluster-id 0x1f2e3d4c5b6a7988
+  expect_value cluster-id 0x0000000001352951 $l --cluster-id 20261201
+  expect_value cluster-id "(derived from members at the first start, then kept in data-dir/cluster-id)" $l
   # "[v6]:port" listens (kept without the brackets the listeners cannot resolve)
   expect_value resp-listen ::1:6401 $l --resp-listen "[::1]:6401"
   expect_value metrics-listen ::1:9121 $l --metrics-listen "[::1]:9121"
