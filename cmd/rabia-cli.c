@@ -532,7 +532,7 @@ static int build_kv(int argc, char **argv, struct rabia_buf *op, bool *write)
 /* ------------------------------------------------------------------ */
 /* status, bench-counter */
 
-static int cmd_status(struct rabia_client *c, char **addrs, size_t n)
+static int cmd_status(struct rabia_client *c, char **addrs, size_t n, bool tls)
 {
     int ex = EX_OK;
     struct rabia_buf text = {0};
@@ -551,8 +551,15 @@ static int cmd_status(struct rabia_client *c, char **addrs, size_t n)
             continue;
         }
         if (rc < 0) {
-            printf("unreachable: %s%s%s\n", rabia_strerror(rc), rabia_client_tls_error(c) ? ": " : "",
-                   rabia_client_tls_error(c) ? rabia_client_tls_error(c) : "");
+            /* a replica with tls-clients closes a plaintext connection at
+             * once: "unreachable: Connection reset by peer" alone read as a
+             * replica down (backup says the same, cmd/backup.c) */
+            bool closed = rc == -ECONNRESET || rc == -EPIPE;
+            printf("unreachable: %s%s%s%s\n", rabia_strerror(rc), rabia_client_tls_error(c) ? ": " : "",
+                   rabia_client_tls_error(c) ? rabia_client_tls_error(c) : "",
+                   closed && !tls ? " before any answer: is it a replica's native client port (client-listen), and "
+                                    "does it want --tls (tls-clients = yes)?"
+                                  : "");
             ex = EX_UNREACHABLE;
             continue;
         }
@@ -858,7 +865,7 @@ int main(int argc, char **argv)
         return ex;
     }
     if (!strcmp(cmd, "status"))
-        ex = cmd_status(c, addrs, n_addrs);
+        ex = cmd_status(c, addrs, n_addrs, tls);
     else if (!strcmp(cmd, "bench-counter"))
         ex = cmd_bench(c, bench_n, addr_list);
     else

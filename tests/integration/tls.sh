@@ -176,6 +176,12 @@ wait_log 1 "client 127\.0\.0\.1:[0-9]+: TLS failed: wrong version number.*a clie
 rc=0
 out=$(timeout 20 "$PLAIN_CLI" -a "$(native_addr 2)" --timeout 300 kv get tls:k 2>&1) || rc=$?
 expect_eq "plaintext rabia-cli kv get: exit status (3: unreachable)" "$rc" 3
+# status said only "unreachable: Connection reset by peer", as for a replica
+# that is down: it names the likely cause as backup does
+rc=0
+out=$(timeout 20 "$PLAIN_CLI" -a "$(native_addr 2)" --timeout 300 status 2>&1) || rc=$?
+expect_eq "plaintext rabia-cli status: exit status (3: unreachable)" "$rc" 3
+expect_match "plaintext rabia-cli status: names --tls" "$out" "does it want --tls \(tls-clients = yes\)\?"
 wait_log 2 "client 127\.0\.0\.1:[0-9]+: TLS failed: wrong version number"
 all_alive 3
 
