@@ -16,7 +16,7 @@
 # recovering / receiving a snapshot, then 200; the transfer is counted on
 # both sides. promtool check rules and promtool test rules on
 # deploy/prometheus-alerts.yml, promtool check rules on the dashboard's
-# queries.
+# queries, and every rabia_ name both query is one /metrics exports.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -90,6 +90,17 @@ before=$(scrape 1)
 w0=$(metric "$before" 'rabia_requests_total{frontend="resp",kind="write"}')
 r0=$(metric "$before" 'rabia_requests_total{frontend="resp",kind="read"}')
 [ -n "$w0" ] && [ -n "$r0" ] || fail "no rabia_requests_total series for resp in the first scrape"
+# every rabia_ name the alert rules and the dashboard query is one this
+# replica exports: promtool checks their syntax only, and an alert on a
+# renamed or misspelt metric never fires
+exported=$(awk '$1 == "#" && $2 == "TYPE" { print $3 }' <<<"$before" | sort -u)
+for f in prometheus-alerts.yml grafana-dashboard.json; do
+  used=$(grep -oE 'rabia_[a-z0-9_]+' "$IT_REPO/deploy/$f" | sed -E 's/_(bucket|sum|count)$//' | sort -u)
+  [ -n "$used" ] || fail "deploy/$f names no rabia_ metric"
+  missing=$(comm -23 <(echo "$used") <(echo "$exported"))
+  [ -z "$missing" ] || fail "deploy/$f queries metrics /metrics does not export: $(echo $missing)"
+  ok "deploy/$f: all $(wc -l <<<"$used") rabia_ metric names it queries are exported"
+done
 
 # ---- a bounded load, scraped while it runs
 N=20000
