@@ -1460,6 +1460,58 @@ static void test_file_first(void)
     rio_loop_destroy(l);
 }
 
+/* a write's callback that starts two more writes: the turn counts the
+ * write it finished (the difference of writes in flight wrapped: -1) */
+static struct rio_loop *fc_loop;
+static int fc_fd;
+static unsigned fc_done, fc_started;
+static void fc_written(void *ctx, int res)
+{
+    (void)ctx;
+    CHECK_EQ(res, 16);
+    fc_done++;
+    if (fc_started < 3)
+        ff_fill(); /* the next two stay in flight past this turn */
+    for (int i = 0; i < 2 && fc_started < 3; i++) {
+        CHECK_EQ(rio_write(fc_loop, fc_fd, "0123456789abcdef", 16, 0, 0, fc_written, NULL), 0);
+        fc_started++;
+    }
+}
+static void test_file_chain(void)
+{
+    static const struct rio_handlers h = {.on_data = ff_data};
+    char err[256];
+    CHECK_EQ(rio_loop_create(&fc_loop, &h, NULL, err, sizeof err), 0);
+    CHECK_EQ(pipe(ff_pipe), 0);
+    (void)fcntl(ff_pipe[1], F_SETPIPE_SZ, 4096);
+    CHECK_EQ(fcntl(ff_pipe[0], F_SETFL, O_NONBLOCK), 0); /* the drain below never waits */
+    fc_fd = ff_pipe[1];
+    fc_done = 0;
+    fc_started = 1;
+    CHECK_EQ(rio_write(fc_loop, fc_fd, "0123456789abcdef", 16, 0, 0, fc_written, NULL), 0);
+    int worst = 0;
+    for (int i = 0; i < 200 && fc_done < 1; i++) {
+        int r = rio_run_once(fc_loop, 10000);
+        if (r < worst)
+            worst = r;
+    }
+    CHECK_EQ(fc_done, 1);
+    CHECK_EQ(fc_started, 3);
+    static char sink[1 << 20];
+    for (int i = 0; i < 400 && fc_done < 3; i++) {
+        (void)!read(ff_pipe[0], sink, sizeof sink);
+        int r = rio_run_once(fc_loop, 10000);
+        if (r < worst)
+            worst = r;
+    }
+    CHECK_EQ(worst, 0);
+    CHECK_EQ(fc_done, 3);
+    printf("     a write whose callback starts two more: 3 done, no turn returned below 0\n");
+    rio_loop_destroy(fc_loop);
+    close(ff_pipe[0]);
+    close(ff_pipe[1]);
+}
+
 /* ---- wake from another thread and from a signal handler ---- */
 static void *waker(void *arg)
 {
@@ -1549,6 +1601,7 @@ int main(int argc, char **argv)
     RUN(test_wake);
     RUN(test_wait_several);
     RUN(test_file_first);
+    RUN(test_file_chain);
     RUN(test_reply_between_turns);
     RUN(test_idle_trim);
     RUN(test_half_close);
