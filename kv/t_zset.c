@@ -492,6 +492,23 @@ static bool lex_command_start(struct kv_ctx *c, struct kv_zlex *r, struct kv_den
     return true;
 }
 
+/* The members of a lex range, found as ZLEXCOUNT and ZREMRANGEBYLEX both
+ * find them (a compact set scanned from its start, a skip list searched and
+ * counted by span): how many, and the first (NULL: none). */
+static uint64_t lex_range(const struct kv_obj *o, const struct kv_zlex *r, struct kv_zsl_node **first)
+{
+    const struct kv_zset *z = zs(o);
+    bool linear = o->enc == ZSET_SMALL;
+    struct kv_zsl_node *a = kv_zset_first_in_lex(z, r, linear);
+    *first = a;
+    if (!linear)
+        return count_between(z, a, a ? kv_zset_last_in_lex(z, r, false) : NULL);
+    uint64_t n = 0;
+    for (; a && kv_zlex_lte_max(a, r); a = kv_zset_next(a))
+        n++;
+    return n;
+}
+
 KV_CMD(zlexcount)
 {
     struct kv_zlex r;
@@ -499,18 +516,8 @@ KV_CMD(zlexcount)
     int rc;
     if (!lex_command_start(c, &r, &ke, &rc))
         return rc;
-    const struct kv_obj *o = obj_of(ke);
-    const struct kv_zset *z = zs(o);
-    bool linear = o->enc == ZSET_SMALL;
-    struct kv_zsl_node *a = kv_zset_first_in_lex(z, &r, linear);
-    uint64_t count = 0;
-    if (linear) {
-        for (; a && kv_zlex_lte_max(a, &r); a = kv_zset_next(a))
-            count++;
-    } else {
-        count = count_between(z, a, a ? kv_zset_last_in_lex(z, &r, false) : NULL);
-    }
-    return kv_reply_int(c, (int64_t)count);
+    struct kv_zsl_node *a;
+    return kv_reply_int(c, (int64_t)lex_range(obj_of(ke), &r, &a));
 }
 
 /* ------------------------------------------------------------------ */
@@ -952,8 +959,7 @@ KV_CMD(zremrangebyscore)
 /* ZREMRANGEBYLEX (feature level 9: a build without it answers "unknown
  * command"). Redis's zzlDeleteRangeByLex / zslDeleteRangeByLex: the members
  * from the first one >= min, while they are <= max. Found as ZLEXCOUNT
- * finds them (a compact set scans from its start, a skip list is searched),
- * so a set whose scores differ, where lex ranges are unspecified, loses the
+ * finds them (lex_range), so a set whose scores differ, where lex ranges are unspecified, loses the
  * members ZLEXCOUNT would count. They are consecutive: removed by rank. */
 KV_CMD(zremrangebylex)
 {
@@ -964,10 +970,8 @@ KV_CMD(zremrangebylex)
         return rc;
     const struct kv_obj *o = obj_of(ke);
     struct kv_zset *z = zs(o);
-    struct kv_zsl_node *a = kv_zset_first_in_lex(z, &r, o->enc == ZSET_SMALL);
-    uint64_t n = 0;
-    for (const struct kv_zsl_node *x = a; x && kv_zlex_lte_max(x, &r); x = kv_zset_next(x))
-        n++;
+    struct kv_zsl_node *a;
+    uint64_t n = lex_range(o, &r, &a);
     if (!n)
         return kv_reply_int(c, 0);
     uint64_t first = kv_zset_rank(z, a->e);
