@@ -1105,24 +1105,29 @@ static void dispatch(struct rio_loop *l, uint64_t ud, int res, unsigned flags)
 
 /* The file writes that finished: their callbacks, in completion order.
  * Bounded by the writes in flight. */
-static unsigned reap_file_writes(struct rio_loop *l)
+/* Up to max completions of `ring`, one at a time, each copied and marked
+ * seen before it is handled, so the CQ never holds an entry we are still
+ * reading while callbacks run. Bounded so a flood cannot starve the caller.
+ * Returns how many were handled. */
+static unsigned reap_ring(struct rio_loop *l, struct io_uring *ring, unsigned max)
 {
-    if (!l->dring_ok)
-        return 0;
-    unsigned done = 0;
-    for (unsigned i = 0; i < RIO_FWRITES && l->fw_busy; i++) {
+    unsigned n = 0;
+    for (; n < max; n++) {
         struct io_uring_cqe *cqe;
-        if (io_uring_peek_cqe(&l->dring, &cqe) != 0 || !cqe)
+        if (io_uring_peek_cqe(ring, &cqe) != 0 || !cqe)
             break;
         uint64_t ud = cqe->user_data;
         int res = cqe->res;
         unsigned flags = cqe->flags;
-        io_uring_cqe_seen(&l->dring, cqe);
-        assert(((struct rio_op *)(uintptr_t)ud)->kind == OP_FWRITE);
+        io_uring_cqe_seen(ring, cqe);
         dispatch(l, ud, res, flags);
-        done++;
     }
-    return done;
+    return n;
+}
+
+static unsigned reap_file_writes(struct rio_loop *l)
+{
+    return l->dring_ok ? reap_ring(l, &l->dring, RIO_FWRITES) : 0; /* its only SQEs are rio_write's */
 }
 
 /* Before a sleep on the main ring with a write in flight on the write
@@ -1307,20 +1312,7 @@ static int run_once(struct rio_loop *l, uint64_t timeout_us, unsigned min_events
     }
     /* the write's callback before what arrived during it */
     handled += reap_file_writes(l);
-    /* One CQE at a time, copied and marked seen before it is handled, so the
-     * CQ never holds an entry we are still reading while callbacks run.
-     * Bounded so a flood cannot starve the caller. */
-    for (unsigned i = 0; i < RIO_CQ_ENTRIES; i++) {
-        struct io_uring_cqe *cqe;
-        if (io_uring_peek_cqe(&l->ring, &cqe) != 0 || !cqe)
-            break;
-        uint64_t ud = cqe->user_data;
-        int res = cqe->res;
-        unsigned flags = cqe->flags;
-        io_uring_cqe_seen(&l->ring, cqe);
-        dispatch(l, ud, res, flags);
-        handled++;
-    }
+    handled += reap_ring(l, &l->ring, RIO_CQ_ENTRIES);
     if (l->n_thr)
         atomic_store(&l->sleeping, 0);
     if (l->n_thr && slept_on_file)
