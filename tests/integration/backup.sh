@@ -249,6 +249,9 @@ if command -v strace >/dev/null; then
     --resp-listen "127.0.0.1:$(resp_port 1)" --data-dir "$d" --restore "$B1" $HOLD $(it_tls_args 1) >"$IT_DIR/retry.log" 2>&1 &
   retry=$!
   IT_DAEMON_PIDS+=("$retry") # stopped by the exit trap too, should a check below fail
+  # until its exec the PID runs bash, and the loop below would take that for
+  # a retry that exited (a clean-clone CI run failed so under load)
+  wait_exec "$retry" "$RABIAD" || true
   for ((t = 0; t < 100; t++)); do
     s=$(replica_status 1)
     [ -n "$(field "$s" applied)" ] && break

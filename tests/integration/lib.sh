@@ -167,6 +167,19 @@ pid_runs() {
   [ "${got% (deleted)}" = "$(readlink -f "$exe")" ]
 }
 
+# wait_exec PID EXE: a process just started with & runs the shell's copy
+# until its exec, so pid_runs says "no" for it for a moment (longer on a
+# loaded machine); wait up to 5 s until it runs EXE or has exited.
+wait_exec() {
+  local pid=$1 exe=$2 i
+  for ((i = 0; i < 100; i++)); do
+    pid_runs "$pid" "$exe" && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.05
+  done
+  return 1
+}
+
 # stop_pids EXE PID...: TERM, up to 5 s, then KILL; only PIDs still running EXE
 stop_pids() {
   local exe=$1 pid i
