@@ -70,6 +70,11 @@ int rio_loop_create(struct rio_loop **out, const struct rio_handlers *h, void *c
  * on the loop's thread, not from a callback), waits (bounded, 1 s) for
  * the kernel to finish with their buffers, and frees everything. NULL is a no-op. */
 void rio_loop_destroy(struct rio_loop *l);
+/* How long rio_loop_destroy waits for the operations in flight to end (the
+ * kernel to be done with their buffers) before it tears the ring down; a
+ * file write still in flight then goes on in the kernel, and its buffer
+ * must outlive it (replica/durable.c, durable_close). */
+#define RIO_DESTROY_WAIT_US 1000000u
 /* One line naming the ring setup in use, for logs. */
 const char *rio_loop_describe(const struct rio_loop *l);
 

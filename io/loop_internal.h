@@ -71,8 +71,6 @@ struct rio_seg {
 /* Accept failures that are about resources (EMFILE...) are retried after a
  * pause, not at once: re-arming immediately would spin on the same error. */
 #define RIO_ACCEPT_RETRY_NS 100000000LL
-/* How long rio_loop_destroy waits for the kernel to release buffers. */
-#define RIO_DESTROY_WAIT_US 1000000u
 
 #define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 

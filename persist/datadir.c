@@ -83,7 +83,9 @@ int rabia_dir_lock(const char *dir, int *fd_out, char *err, size_t errlen)
         if (e == EWOULDBLOCK)
             snprintf(err, errlen,
                      "data-dir %s is in use by another process (%s is locked): stop the other rabiad, or give this "
-                     "one its own data-dir",
+                     "one its own data-dir (in a program that embeds rabia: a replica of this process that was "
+                     "destroyed with a log write still in flight keeps it locked until the process exits; its "
+                     "log says so)",
                      dir, path);
         else
             snprintf(err, errlen, "%s: flock: %s", path, strerror(e));

@@ -1126,6 +1126,17 @@ fail:
     return rc ? rc : -EINVAL;
 }
 
+void rabia_wal_abandon_flight(struct rabia_wal *w)
+{
+    if (!w || !w->in_flight) return;
+    /* deliberately never freed (wal.h): an io_uring write punted to a worker
+     * copies the buffer only when the device lets it go on, which may be
+     * after this process has moved on (seen with fsfreeze: bytes stored into
+     * the buffer after the submit, before the thaw, were the ones on disk) */
+    w->flight.p = NULL;
+    w->flight.cap = w->flight.len = 0;
+}
+
 void rabia_wal_close(struct rabia_wal *w)
 {
     if (!w) return;

@@ -68,6 +68,13 @@ struct rabia_wal;
 int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, rabia_wal_record_fn fn, void *ctx,
                    struct rabia_wal_info *info, char *err, size_t errlen);
 void rabia_wal_close(struct rabia_wal *w);
+/* The write of the sealed group never completed (the caller's loop gave up
+ * waiting for it: a disk that stopped answering). The kernel still holds
+ * its buffer and reads it whenever the disk comes back, so the buffer is
+ * left allocated for the life of the process instead of being freed by
+ * rabia_wal_close: freed, its memory could be reused and the next bytes
+ * written there would land in the log. Call before rabia_wal_close. */
+void rabia_wal_abandon_flight(struct rabia_wal *w);
 /* Remove a closed log's files, the newest segment first, and its folder:
  * a removal cut short leaves segments 1..j, never a log that lost its first
  * segment (the one that says the log began a recovery). It stops at the

@@ -168,8 +168,11 @@ void durable_restored(struct durable *d)
     d->replay = NULL;
 }
 
-void durable_close(struct durable *d)
+bool durable_close(struct durable *d)
 {
+    bool left = d->wal && d->write_busy; /* written() never ran: rio_loop_destroy gave up on it */
+    if (left) rabia_wal_abandon_flight(d->wal);
+    d->write_busy = false;
     if (d->snap_pid > 0) {
         int st;
         waitpid(d->snap_pid, &st, 0); /* a snapshot half written is a .tmp file: removed at next start */
@@ -186,6 +189,7 @@ void durable_close(struct durable *d)
         d->catchup[p] = NULL;
     }
     durable_restored(d);
+    return left;
 }
 
 /* ------------------------------------------------------------------ */

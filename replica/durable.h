@@ -96,7 +96,11 @@ struct durable {
  * was removed, call again with a fresh rsm and start recovering. */
 int durable_open(struct durable *d, const struct durable_cfg *cfg, const struct durable_hooks *hooks,
                  struct rabia_rsm *rsm, struct durable_restore *out, char *err, size_t errlen);
-void durable_close(struct durable *d);
+/* Returns whether a log write was still in flight (the loop was destroyed
+ * before the disk answered it): its buffer is then left allocated
+ * (rabia_wal_abandon_flight), and the caller must keep the data dir locked
+ * so that no replica made later in this process writes where it will land. */
+bool durable_close(struct durable *d);
 /* node_start took what durable_open gave back: free it. */
 void durable_restored(struct durable *d);
 /* The node's log (node.h), and where completions go: the node and the loop

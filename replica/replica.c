@@ -1388,8 +1388,24 @@ void rabia_replica_destroy(struct rabia_replica *r)
     rabia_buf_free(&r->snap_out);
     free(r->chunk);
     replica_app_shutdown(r); /* never run: its submissions are answered here */
-    if (r->wal) durable_close(&r->dur); /* after the loop: no write in flight */
-    rabia_dir_unlock(r->lock_fd);
+    /* after the loop, which waited for the write in flight, bounded */
+    if (r->wal && durable_close(&r->dur)) {
+        /* The disk has not answered that write. The kernel will still carry
+         * it out when the disk comes back, at its offset in the log: a
+         * replica made on this data dir meanwhile (an embedder that destroys
+         * and re-creates one in the same process) would have written its
+         * own groups there, and lose them to it. The LOCK stays held (its
+         * descriptor open) until the process exits, which the kernel holds
+         * back until the write ends (persist/datadir.c). */
+        fprintf(stderr,
+                "rabia: replica %u stopped with a write to its log not answered by the disk in %u ms: the "
+                "kernel carries it out whenever the disk goes on, so its data dir %s stays locked until this "
+                "process exits (nothing written there later can be overwritten by it); check the device "
+                "(dmesg)\n",
+                (unsigned)r->self + 1, (unsigned)(RIO_DESTROY_WAIT_US / 1000u), r->cfg.data_dir);
+    } else {
+        rabia_dir_unlock(r->lock_fd);
+    }
     node_destroy(r->node);
     rabia_buf_free(&r->scratch);
     rabia_buf_free(&r->pump_op);

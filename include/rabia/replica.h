@@ -171,6 +171,15 @@ void rabia_replica_reload_tls(struct rabia_replica *r);
  * an acl-file error) with err saying why, and nothing is taken. The change
  * is applied on the replica's thread, which logs it. */
 int rabia_replica_reload(struct rabia_replica *r, const struct rabia_replica_config *next, char *err, size_t errlen);
+/* Frees the replica and unlocks its data dir. A write to the log that the
+ * disk had not answered when the run ended (1 s after the stop: a stalled
+ * device, a frozen filesystem) is still carried out by the kernel when the
+ * disk goes on, at its place in the log: its buffer is then left allocated
+ * and the data dir stays LOCKED until the process exits (stderr says so),
+ * so a replica made again on it in this process is refused ("in use")
+ * instead of writing where that late write lands. The exit of the thread
+ * that ran the replica waits in the kernel for such a write.
+ * (tests/integration/frozen_log.sh) */
 void rabia_replica_destroy(struct rabia_replica *r);
 
 /* Submit an operation from any thread. `done` runs on the replica's thread
