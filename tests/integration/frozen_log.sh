@@ -6,6 +6,7 @@
 # rabia_replica_destroy; the program is embed_frozen.c, which says why).
 # Then, in a new process, the three replicas hold every acknowledged write.
 set -euo pipefail
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 it_init frozen_log 65
 [ "$(id -u)" = 0 ] || skip "needs root to loop-mount and freeze a filesystem"
