@@ -223,6 +223,11 @@ static void written(void *ctx, int res)
     uint64_t us = rio_now_us() - d->write_started_us;
     d->last_write_us = us;
     if (us > d->max_write_us) d->max_write_us = us;
+    if (d->write_warned_us) { /* write_watch said it stalled: say it ended */
+        fprintf(stderr, "rabia: the log write the disk had not answered completed after %.1f s (%s)\n",
+                (double)us / 1e6, res >= 0 ? "written" : strerror(-res));
+        d->write_warned_us = 0;
+    }
     if (d->hooks.wrote) d->hooks.wrote(d->hooks.ctx, us, d->write_dsync, res);
     if (rabia_wal_written(d->wal, res)) {
         char why[256];
@@ -346,9 +351,54 @@ static void snapshot_watch(struct durable *d, uint64_t now)
             d->sched.running_slot, age / 1000000u, (int)d->snap_pid, (int)d->snap_pid, (int)d->snap_pid);
 }
 
+/* A log write the disk does not answer (a failing or stalled device, a
+ * path failover, a frozen filesystem) holds every vote and reply of this
+ * replica behind it, silently: its peers go on without it, its own clients
+ * wait, and nothing said why. Warn after DURABLE_WRITE_WARN_S (then every
+ * DURABLE_WRITE_REWARN_S); /health turns 503 meanwhile, INFO persistence
+ * wal_write_waiting_us and /metrics rabia_wal_write_waiting_seconds give
+ * the age. A write that answers within it took at most seconds of a device
+ * queue; RABIA_WAL_STALL_WARN_S overrides the first (tests). */
+#define DURABLE_WRITE_WARN_S 5u
+#define DURABLE_WRITE_REWARN_S 60u
+static uint64_t write_warn_us(void)
+{
+    static long warn_s = -1;
+    if (warn_s < 0) {
+        const char *e = getenv("RABIA_WAL_STALL_WARN_S");
+        warn_s = e && atol(e) > 0 ? atol(e) : (long)DURABLE_WRITE_WARN_S;
+    }
+    return (uint64_t)warn_s * 1000000u;
+}
+
+uint64_t durable_write_age_us(const struct durable *d, uint64_t now)
+{
+    if (!d->write_busy) return 0;
+    return now > d->write_started_us ? now - d->write_started_us : 0;
+}
+
+bool durable_write_stalled(const struct durable *d, uint64_t now)
+{
+    return durable_write_age_us(d, now) >= write_warn_us();
+}
+
+static void write_watch(struct durable *d, uint64_t now)
+{
+    uint64_t age = durable_write_age_us(d, now);
+    if (age < write_warn_us()) return;
+    if (d->write_warned_us && now - d->write_warned_us < DURABLE_WRITE_REWARN_S * 1000000ull) return;
+    d->write_warned_us = now;
+    fprintf(stderr,
+            "rabia: WARNING: a write to the log has waited %.1f s for the disk: this replica's votes and replies "
+            "wait behind it (its peers go on without it); check the device (dmesg, iostat): a failing or "
+            "stalled disk, a path failover, or a frozen filesystem (fsfreeze -u)\n",
+            (double)age / 1e6);
+}
+
 void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64_t keep_batch_seq, bool recovering,
                   uint64_t pin)
 {
+    write_watch(d, now);
     if (d->snap_pid > 0) {
         int st;
         pid_t p = waitpid(d->snap_pid, &st, WNOHANG);
@@ -548,13 +598,15 @@ int durable_status(struct durable *d, char *buf, size_t len)
                     "wal_groups:%" PRIu64 "\r\nwal_records:%" PRIu64 "\r\nwal_bytes:%" PRIu64
                     "\r\nwal_pad_bytes:%" PRIu64 "\r\nwal_bytes_on_disk:%" PRIu64 "\r\nwal_segments_released:%" PRIu64
                     "\r\nwal_segment_waits:%" PRIu64 "\r\nwal_last_write_us:%" PRIu64 "\r\nwal_max_write_us:%" PRIu64
+                    "\r\nwal_write_waiting_us:%" PRIu64
                     "\r\nsnapshots:%" PRIu64 "\r\nsnapshot_failures:%" PRIu64 "\r\nlast_snapshot_slot:%" PRIu64
                     "\r\nsnapshot_in_progress:%d\r\nsnapshot_running_seconds:%" PRIu64
                     "\r\nlast_fork_us:%" PRIu64 "\r\nmax_fork_us:%" PRIu64
                     "\r\nwal_catchup_slots:%" PRIu64 "\r\nwal_catchup_requests:%" PRIu64
                     "\r\nwal_catchup_refused:%" PRIu64 "\r\ndisk_error:%s\r\n",
                     ws.groups, ws.records, ws.bytes, ws.pad_bytes, ws.bytes_on_disk, ws.segments_released,
-                    ws.segment_waits, d->last_write_us, d->max_write_us, d->sched.taken, d->sched.failures,
+                    ws.segment_waits, d->last_write_us, d->max_write_us, durable_write_age_us(d, rio_now_us()),
+                    d->sched.taken, d->sched.failures,
                     d->sched.last_slot, d->snap_pid > 0, durable_snapshot_running_us(d, rio_now_us()) / 1000000u,
                     d->last_fork_us, d->max_fork_us, d->catchup_slots,
                     d->catchup_requests, d->catchup_refused, durable_refusal(d));

@@ -70,6 +70,7 @@ struct durable {
     struct rabia_node *node;       /* durable_attach */
     struct rio_loop *loop;
     bool write_busy;
+    uint64_t write_warned_us;      /* the write in flight's last "not answered" warning (0: none yet) */
     bool failed;
     /* snapshots */
     pid_t snap_pid;
@@ -147,9 +148,14 @@ int durable_catchup(struct durable *d, uint8_t peer, uint64_t from, uint64_t unt
 bool durable_snapshot_running(const struct durable *d);
 /* "" or why client writes are refused now (a full disk). */
 const char *durable_refusal(struct durable *d);
-/* One text block of key: value lines for status output. */
 /* How long the snapshot child now running has run (0: none). */
 uint64_t durable_snapshot_running_us(const struct durable *d, uint64_t now);
+/* How long the log write in flight has waited for the disk (0: none), and
+ * whether that is past the stall warning (durable.c, write_watch): the
+ * replica is then unhealthy (/health), its votes and replies held. */
+uint64_t durable_write_age_us(const struct durable *d, uint64_t now);
+bool durable_write_stalled(const struct durable *d, uint64_t now);
+/* One text block of key: value lines for status output. */
 int durable_status(struct durable *d, char *buf, size_t len);
 
 #endif

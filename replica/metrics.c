@@ -324,6 +324,11 @@ bool metrics_health(struct rabia_replica *r, char *why, size_t len)
                  r->cfg.n, need);
         return false;
     }
+    if (r->wal && durable_write_stalled(&r->dur, rio_now_us())) {
+        snprintf(why, len, "a write to the log has waited %.1f s for the disk (see the WARNING log line)",
+                 (double)durable_write_age_us(&r->dur, rio_now_us()) / 1e6);
+        return false;
+    }
     if (r->hc.suspect) { /* hashcheck.c: its state or theirs is not the cluster's, no majority known */
         snprintf(why, len, "state differs from replica %u's after slot %" PRIu64 " (see the ERROR log line)",
                  (unsigned)__builtin_ctz(r->hc.diverged_peers) + 1, r->hc.diverged_slot);
@@ -582,6 +587,9 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
                (double)r->dur.sched.taken);
         scalar(b, "rabia_snapshot_failures_total", "counter", "Snapshots that failed.",
                (double)r->dur.sched.failures);
+        scalar(b, "rabia_wal_write_waiting_seconds", "gauge",
+               "How long the log write in flight has waited for the disk (0: none); votes and replies wait behind it.",
+               (double)durable_write_age_us(&r->dur, rio_now_us()) / 1e6);
         scalar(b, "rabia_snapshot_running_seconds", "gauge",
                "How long the snapshot now being written has run (0: none); the log is not released meanwhile.",
                (double)durable_snapshot_running_us(&r->dur, rio_now_us()) / 1e6);
