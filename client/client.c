@@ -80,6 +80,7 @@ struct rabia_client {
     struct addrinfo *ai, *ai_next; /* resolution of addrs[cur] while connecting */
     int64_t conn_deadline;
     int last_conn_err;             /* last connect / transport error (negative) */
+    bool heard;                    /* a replica's frame was ever received (rabia_client_heard) */
     struct rabia_buf tx;
     size_t tx_off;
     uint64_t tx_queued, tx_sent;   /* stream byte counters of this connection */
@@ -796,6 +797,7 @@ static int conn_read(struct rabia_client *c)
                 failover(c, -EPROTO, F_DISCONNECT);
                 return 0;
             }
+            c->heard = true;
             rc = on_frame(c, &m);
             if (rc != 0)
                 return rc < 0 ? rc : 0; /* abandoned: rx is gone */
@@ -992,6 +994,8 @@ int rabia_client_tls_check(const struct rabia_client_cfg *cfg, char *err, size_t
 }
 
 const char *rabia_client_tls_error(const struct rabia_client *c) { return c->tls_err[0] ? c->tls_err : NULL; }
+bool rabia_client_heard(const struct rabia_client *c) { return c->heard; }
+int rabia_client_last_error(const struct rabia_client *c) { return c->last_conn_err; }
 
 void rabia_client_close(struct rabia_client *c)
 {

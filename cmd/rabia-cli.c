@@ -184,8 +184,28 @@ static void explain_lookups(const char *list)
     free(copy);
 }
 
+static bool g_tls; /* --tls */
+
+/* A client that never heard a replica, whose connections were closed on it:
+ * a replica with tls-clients closes a plaintext connection at once, and
+ * "timed out: no replica answered" alone read as replicas down (status and
+ * backup said why already) */
+static void tls_hint(const struct rabia_client *c, const char *addrs)
+{
+    int last = c ? rabia_client_last_error(c) : 0;
+    if (!c || g_tls || rabia_client_heard(c) || (last != -ECONNRESET && last != -EPIPE))
+        return;
+    bool several = strchr(addrs, ',') != NULL;
+    fprintf(stderr, "%s: every connection was closed by the replica before any answer (%s): %s %s %s (client-listen), "
+                    "and %s --tls (tls-clients = yes)?\n",
+            prog, rabia_strerror(last), several ? "are" : "is", addrs,
+            several ? "replicas' native client ports" : "a replica's native client port",
+            several ? "do they want" : "does it want");
+}
+
 /* A request that did not complete with a result: message and exit code. */
-static int report_failure(int rc, bool write, const char *addrs, const struct rabia_buf *res)
+static int report_failure(int rc, bool write, const char *addrs, const struct rabia_buf *res,
+                          const struct rabia_client *c)
 {
     /* the replica's reason, when its answer gave one (res may be NULL) */
     bool why = res && res->len > 0;
@@ -195,6 +215,7 @@ static int report_failure(int rc, bool write, const char *addrs, const struct ra
                             "no answer came back; it may or may not have been applied)\n", prog);
         else
             fprintf(stderr, "%s: timed out: no replica answered\n", prog);
+        tls_hint(c, addrs);
         return EX_UNREACHABLE;
     }
     if (rc == RABIA_REPLY_REDIRECT || rc == RABIA_REPLY_BUSY || rc == RABIA_REPLY_UNAVAILABLE) {
@@ -235,6 +256,7 @@ static int report_failure(int rc, bool write, const char *addrs, const struct ra
                 addrs, rabia_strerror(rc));
         if (rc == -EHOSTUNREACH)
             explain_lookups(addrs);
+        tls_hint(c, addrs);
         return EX_UNREACHABLE;
     }
     if (rc >= 0)
@@ -347,7 +369,7 @@ static int run_op(struct rabia_client *c, enum sm_kind kind, bool write,
         fprintf(stderr, "%s: applied (the replica no longer holds the result)\n", prog);
         ex = EX_OK;
     } else {
-        ex = report_failure(rc, write, addrs, &res);
+        ex = report_failure(rc, write, addrs, &res, c);
     }
     rabia_buf_free(&res);
     return ex;
@@ -660,7 +682,7 @@ out:;
     if (failed) {
         /* report_failure's line names the program itself */
         fprintf(stderr, "%s: %" PRIu64 " increment%s failed; the first:\n", prog, failed, failed == 1 ? "" : "s");
-        report_failure(first_fail, true, addrs, NULL);
+        report_failure(first_fail, true, addrs, NULL, c);
         ex = EX_UNREACHABLE;
     }
     if (done < n)
@@ -714,7 +736,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return EX_OK;
         case 1000:
-            tls = true;
+            tls = g_tls = true;
             break;
         case 1001:
             tls_ca = optarg;

@@ -157,6 +157,13 @@ int rabia_client_tls_check(const struct rabia_client_cfg *cfg, char *err, size_t
 /* The last TLS failure on this client (handshake refused, certificate not
  * verified...), or NULL. */
 const char *rabia_client_tls_error(const struct rabia_client *c);
+/* Whether any replica ever answered this client (a frame came in), and the
+ * last connect or transport error (negative errno; 0: none). A client that
+ * never heard a replica and whose connections were closed on it
+ * (-ECONNRESET, -EPIPE) may be speaking plaintext to a port that wants TLS
+ * (tls-clients = yes): rabia-cli says so. */
+bool rabia_client_heard(const struct rabia_client *c);
+int rabia_client_last_error(const struct rabia_client *c);
 /* Close the connection and free everything, results not collected too.
  * Requests in flight are abandoned (their outcome is unknown). NULL is a
  * no-op. */

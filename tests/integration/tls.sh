@@ -176,6 +176,12 @@ wait_log 1 "client 127\.0\.0\.1:[0-9]+: TLS failed: wrong version number.*a clie
 rc=0
 out=$(timeout 20 "$PLAIN_CLI" -a "$(native_addr 2)" --timeout 300 kv get tls:k 2>&1) || rc=$?
 expect_eq "plaintext rabia-cli kv get: exit status (3: unreachable)" "$rc" 3
+# it said only "timed out: no replica answered", as for replicas down
+expect_match "plaintext rabia-cli kv get: names --tls" "$out" "every connection was closed by the replica before any answer \(Connection reset by peer\): is $(native_addr 2) a replica's native client port \(client-listen\), and does it want --tls \(tls-clients = yes\)\?"
+rc=0
+out=$(timeout 20 "$PLAIN_CLI" -a "$(native_addr 2),$(native_addr 3)" --timeout 300 kv set tls:plain v 2>&1) || rc=$?
+expect_eq "plaintext rabia-cli kv set (two replicas): exit status (3: unreachable)" "$rc" 3
+expect_match "plaintext rabia-cli kv set: names --tls" "$out" "are $(native_addr 2),$(native_addr 3) replicas' native client ports \(client-listen\), and do they want --tls"
 # status said only "unreachable: Connection reset by peer", as for a replica
 # that is down: it names the likely cause as backup does
 rc=0
