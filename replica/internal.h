@@ -231,6 +231,10 @@ struct rabia_replica {
     struct rabia_core *core;  /* the node's, for status */
     struct rabia_rsm *rsm;    /* the node's */
     uint64_t incarnation;
+    /* a first start between writing the incarnation file and the end of
+     * rabia_replica_create: a failure there removes the file again
+     * (rabia_replica_destroy), since nothing was sent yet */
+    bool first_start_pending;
     uint64_t cluster_id;
     uint8_t self;            /* core index: id - 1 */
     struct peer peers[RABIA_MAX_REPLICAS];

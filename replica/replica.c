@@ -1097,6 +1097,16 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         rabia_replica_destroy(r);
         return rc;
     }
+    /* A first start refused after this point (the log cannot be opened:
+     * no O_DIRECT on data-dir's filesystem, a full disk, ...) has sent
+     * nothing, but the file it leaves made the next start a restart
+     * without a log, which recovers from the peers under the horizon rule:
+     * a new cluster whose replicas were all refused so (the same config on
+     * each) and then fixed, say with wal-allow-buffered = yes as the
+     * refusal suggests, had every replica wait for the others' horizons
+     * and never served (found by review). So such a failure removes the
+     * file again (rabia_replica_destroy); after a --rejoin it stays. */
+    r->first_start_pending = !existed && !cfg->rejoin;
     struct node_cfg nc = {.self = r->self, .n = cfg->n, .sm = sm, .waiters_cap = WAITERS_CAP};
     nc.rsm = (struct rabia_rsm_config){.max_sessions = cfg->max_sessions, .max_reply_bytes = 4096,
                                        .max_reply_total = cfg->reply_cache_bytes};
@@ -1234,6 +1244,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     if (r->maxmem_clients)
         replica_log(r, RABIA_LOG_DEBUG, "maxmemory-clients: %" PRIu64 " bytes for all client connections together%s",
                     r->maxmem_clients, cfg->maxmemory_clients_pct ? " (a share of this machine's memory)" : "");
+    r->first_start_pending = false;
     *out = r;
     return 0;
 }
@@ -1389,7 +1400,13 @@ void rabia_replica_destroy(struct rabia_replica *r)
     free(r->chunk);
     replica_app_shutdown(r); /* never run: its submissions are answered here */
     /* after the loop, which waited for the write in flight, bounded */
-    if (r->wal && durable_close(&r->dur)) {
+    bool parked = r->wal && durable_close(&r->dur);
+    if (r->first_start_pending) { /* under the data dir's lock still */
+        char inc[600];
+        snprintf(inc, sizeof inc, "%s/incarnation", r->cfg.data_dir);
+        if (!unlink(inc)) rabia_fsync_dir(r->cfg.data_dir);
+    }
+    if (parked) {
         /* The disk has not answered that write. The kernel will still carry
          * it out when the disk comes back, at its offset in the log: a
          * replica made on this data dir meanwhile (an embedder that destroys
