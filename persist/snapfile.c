@@ -381,11 +381,16 @@ static int cmp_desc(const void *a, const void *b)
 
 /* Slots of the snapshot files, newest first. With cleaned (at start only:
  * a snapshot child may be writing one now), leftover .tmp files go,
- * counted there. */
-static uint32_t list(const char *dir, uint64_t *v, uint32_t cap, uint32_t *cleaned)
+ * counted there. A folder that cannot be read lists none; *open_err (when
+ * not NULL) gets why (0: read, or there is no folder). */
+static uint32_t list(const char *dir, uint64_t *v, uint32_t cap, uint32_t *cleaned, int *open_err)
 {
+    if (open_err) *open_err = 0;
     DIR *d = opendir(dir);
-    if (!d) return 0;
+    if (!d) {
+        if (open_err && errno != ENOENT) *open_err = errno;
+        return 0;
+    }
     uint32_t k = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
@@ -411,7 +416,7 @@ static uint32_t list(const char *dir, uint64_t *v, uint32_t cap, uint32_t *clean
 uint64_t rabia_snapfile_newest(const char *dir)
 {
     uint64_t v[MAX_FILES];
-    return list(dir, v, MAX_FILES, NULL) ? v[0] : 0;
+    return list(dir, v, MAX_FILES, NULL, NULL) ? v[0] : 0;
 }
 
 int rabia_snapfile_load(const char *dir, const uint8_t **data, size_t *len, uint64_t *slot, char *err,
@@ -419,8 +424,21 @@ int rabia_snapfile_load(const char *dir, const uint8_t **data, size_t *len, uint
 {
     uint64_t v[MAX_FILES];
     uint32_t cleaned = 0;
-    uint32_t k = list(dir, v, MAX_FILES, &cleaned);
+    int oe = 0;
+    uint32_t k = list(dir, v, MAX_FILES, &cleaned, &oe);
     if (err && errlen) err[0] = 0;
+    /* A folder or a file that cannot be read (another owner after a copy or
+     * a restore as root, a mode): the fix is its permissions. Taken for
+     * "no snapshot" and "damaged", the start went on without it, and once
+     * the log was released up to it refused with "the snapshot file ... is
+     * missing (deleted by hand?)", or advised --rejoin (found by review) */
+    if (oe) {
+        snprintf(err, errlen,
+                 "%s: cannot read the snapshot folder: %s: fix its ownership or permissions (the replica's user "
+                 "must read and write all of data-dir), then start again",
+                 dir, strerror(oe));
+        return -oe;
+    }
     char first[700] = "";
     for (uint32_t i = 0; i < k; i++) {
         char why[700];
@@ -429,6 +447,13 @@ int rabia_snapfile_load(const char *dir, const uint8_t **data, size_t *len, uint
             *slot = v[i];
             if (first[0]) snprintf(err, errlen, "skipped %s; using the older snapshot at slot %" PRIu64, first, v[i]);
             return 1;
+        }
+        if (rc != -EINVAL) { /* not damage: open() or mmap() refused */
+            snprintf(err, errlen,
+                     "%s: cannot read it: fix its ownership or permissions (the replica's user must read and write "
+                     "all of data-dir), then start again",
+                     why);
+            return rc;
         }
         if (!first[0]) snprintf(first, sizeof first, "%s", why);
     }
@@ -445,7 +470,7 @@ int rabia_snapfile_load(const char *dir, const uint8_t **data, size_t *len, uint
 int rabia_snapfile_prune(const char *dir, unsigned keep)
 {
     uint64_t v[MAX_FILES];
-    uint32_t k = list(dir, v, MAX_FILES, NULL);
+    uint32_t k = list(dir, v, MAX_FILES, NULL, NULL);
     int n = 0;
     for (uint32_t i = keep; i < k; i++) {
         char path[600];
@@ -460,7 +485,7 @@ int rabia_snapfile_clear(const char *dir)
 {
     uint64_t v[MAX_FILES];
     uint32_t cleaned = 0;
-    (void)list(dir, v, MAX_FILES, &cleaned);
+    (void)list(dir, v, MAX_FILES, &cleaned, NULL);
     return (int)cleaned + rabia_snapfile_prune(dir, 0);
 }
 

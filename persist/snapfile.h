@@ -59,7 +59,9 @@ int rabia_snapfile_open(const char *dir, uint64_t slot, int *fd, uint64_t *total
  * (err says which and the fix). A damaged newer file next to an intact older
  * one is reported in err (a warning) and skipped: the log still holds
  * everything after the older one (segments are released only once the newer
- * snapshot is durable and the older one stays until then). */
+ * snapshot is durable and the older one stays until then). A folder or a
+ * file that cannot be read (permissions) is a negative errno too, not
+ * "none" or "damaged": err names it and the fix. */
 int rabia_snapfile_load(const char *dir, const uint8_t **data, size_t *len, uint64_t *slot, char *err,
                         size_t errlen);
 

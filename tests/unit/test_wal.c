@@ -1039,6 +1039,42 @@ static void test_snapfile(void)
     CHECK_EQ(rabia_snapfile_newest(dir), 30);
 }
 
+/* A snapshot folder or file that cannot be read is not "no snapshot" or
+ * "damaged": the load refuses, naming it and the fix (permissions). The
+ * folder was taken for empty and a file for damaged: the start went on
+ * without them (found by review). As root no mode denies a read, so a
+ * folder that is a plain file (ENOTDIR) and a file name that is a symlink
+ * loop (ELOOP) stand for a folder and a file of another owner. */
+static void test_snapfile_unreadable(void)
+{
+    char dir[300], err[1024] = "", path[700], sub[400];
+    fresh(dir, sizeof dir, "snapunread");
+    CHECK_EQ(mkdir(dir, 0700), 0);
+    snprintf(sub, sizeof sub, "%s/snap", dir);
+    int fd = open(sub, O_WRONLY | O_CREAT | O_TRUNC, 0640); /* a file where the folder goes */
+    CHECK(fd >= 0);
+    close(fd);
+    const uint8_t *d = NULL;
+    size_t len = 0;
+    uint64_t slot = 0;
+    CHECK_EQ(rabia_snapfile_load(sub, &d, &len, &slot, err, sizeof err), -ENOTDIR);
+    CHECK(strstr(err, "cannot read the snapshot folder") != NULL);
+    CHECK(strstr(err, "permissions") != NULL);
+    /* a folder with none is still "none" */
+    snprintf(sub, sizeof sub, "%s/none", dir);
+    CHECK_EQ(rabia_snapfile_load(sub, &d, &len, &slot, err, sizeof err), 0);
+    /* the newest file cannot be opened, an older one is intact: refused, not skipped */
+    snprintf(sub, sizeof sub, "%s/s", dir);
+    uint8_t a[100];
+    memset(a, 1, sizeof a);
+    CHECK_EQ(rabia_snapfile_write(sub, 10, a, sizeof a, err, sizeof err), 0);
+    snprintf(path, sizeof path, "%s/%020d.snap", sub, 20);
+    CHECK_EQ(symlink(path, path), 0); /* opening it: ELOOP */
+    CHECK_EQ(rabia_snapfile_load(sub, &d, &len, &slot, err, sizeof err), -ELOOP);
+    CHECK(strstr(err, "00000000000000000020.snap") != NULL);
+    CHECK(strstr(err, "permissions") != NULL);
+}
+
 /* sync_file_range as the kernel's, except that while srange_eio is set a
  * wait (SYNC_FILE_RANGE_WAIT_AFTER) reports EIO once: what the kernel does
  * when a chunk's write-back failed, and the file's error is marked seen so
@@ -1321,6 +1357,7 @@ int main(void)
     RUN(test_xxh3_dispatch);
 #endif
     RUN(test_snapfile);
+    RUN(test_snapfile_unreadable);
     RUN(test_snapfile_writeback_error);
     RUN(test_snapfile_backup);
     RUN(test_snapfile_commit_checks_state);
