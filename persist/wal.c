@@ -1194,6 +1194,20 @@ int rabia_wal_remove(const char *dir)
     return rc;
 }
 
+bool rabia_wal_present(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return false;
+    bool found = false;
+    struct dirent *de;
+    while (!found && (de = readdir(d))) {
+        const char *nm = de->d_name;
+        found = strlen(nm) == 24 && !strcmp(nm + 20, ".seg") && strspn(nm, "0123456789") == 20;
+    }
+    closedir(d);
+    return found;
+}
+
 /* ------------------------------------------------------------------ */
 /* writing */
 

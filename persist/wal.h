@@ -80,6 +80,9 @@ void rabia_wal_abandon_flight(struct rabia_wal *w);
  * segment (the one that says the log began a recovery). It stops at the
  * first file it cannot remove. 0 or a negative errno. */
 int rabia_wal_remove(const char *dir);
+/* Does dir hold a log segment (a log this data dir kept)? false when it
+ * cannot be read or holds none. */
+bool rabia_wal_present(const char *dir);
 
 /* Append one record to the group being formed. frame is an encoded
  * rabia_msg (core/codec.h). 0 or -ENOMEM. */

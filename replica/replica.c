@@ -1037,6 +1037,27 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
         rabia_replica_destroy(r);
         return rc;
     }
+    /* A log left by a life with durability = wal is not kept up by one
+     * with memory: started with wal again, the replica took that log for
+     * its own and took part at once ("restart with its log"), without the
+     * votes and state of the memory life, which may contradict them (core.h
+     * rule 1; found by review). Refused before the data dir is written:
+     * the log may be the only copy of the state (a whole cluster started
+     * with memory by mistake). */
+    if (cfg->durability == RABIA_DURABILITY_MEMORY) {
+        char wd[600];
+        snprintf(wd, sizeof wd, "%s/wal", cfg->data_dir);
+        if (rabia_wal_present(wd)) {
+            snprintf(err, errlen,
+                     "data-dir %s holds a write-ahead log (%s: this replica ran with durability = wal): durability = "
+                     "memory would leave it behind, and a later start with wal would take it for this replica's "
+                     "log although it lacks everything since. Keep durability = wal, or to switch to memory "
+                     "remove %s and %s/snap first (the replica then recovers from its peers)",
+                     cfg->data_dir, wd, wd, cfg->data_dir);
+            rabia_replica_destroy(r);
+            return RABIA_E_CONFIG;
+        }
+    }
     struct rabia_snapfile_info restore = {0}; /* rabiad --restore: checked before the data dir is written */
     if (cfg->restore_from[0] && (rc = replica_restore_check(cfg, sm, &restore, err, errlen))) {
         rabia_replica_destroy(r);
