@@ -781,6 +781,15 @@ int rabia_wal_open(struct rabia_wal **out, const struct rabia_wal_config *cfg, r
                  cfg->segment_bytes);
         return -EINVAL;
     }
+    /* Cut short to fit w->dir, the path named another folder: a data-dir
+     * of 508 to 511 bytes put the log in data-dir/wa, data-dir/w or the
+     * data dir itself, where the rest of rabiad (the removal of a recovery
+     * cut short, a restore's check) never looked (found by review) */
+    if (strlen(cfg->dir) >= sizeof(((struct rabia_wal *)0)->dir)) {
+        snprintf(err, errlen, "%.100s...: the log folder's path is too long (at most %zu bytes): use a shorter data-dir",
+                 cfg->dir, sizeof(((struct rabia_wal *)0)->dir) - 1);
+        return -ENAMETOOLONG;
+    }
     struct rabia_wal *w = calloc(1, sizeof(*w));
     if (!w) return -ENOMEM;
     w->cfg = *cfg;

@@ -246,7 +246,10 @@ int rabia_replica_config_set(struct rabia_replica_config *c, const char *key, co
     } else if (!strcmp(k, "resp-listen")) {
         return set_listen(c->resp_listen, k, v, err, errlen);
     } else if (!strcmp(k, "data-dir")) {
-        if (!*v || strlen(v) >= sizeof c->data_dir) ERR("data-dir: give a directory path (under %zu bytes)", sizeof c->data_dir);
+        /* 4 bytes short of the field: the log's folder, data-dir/wal, must
+         * fit it too (persist/wal.c) */
+        if (!*v || strlen(v) + 4 >= sizeof c->data_dir)
+            ERR("data-dir: give a directory path (under %zu bytes)", sizeof c->data_dir - 4);
         snprintf(c->data_dir, sizeof c->data_dir, "%s", v);
     } else if (!strcmp(k, "state-machine")) {
         if (strcmp(v, "kv") && strcmp(v, "counter") && strcmp(v, "bank"))

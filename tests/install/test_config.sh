@@ -38,6 +38,10 @@ expect_err "batch-max-bytes = '12'" --id 1 --members "$m" --batch-max-bytes 12
 expect_err "batch-linger-us = '200001': must be 0..100000" --id 1 --members "$m" --batch-linger-us 200001
 expect_ok --id 1 --members "$m" --batch-linger-us 200 --client-listen 127.0.0.1:7401
 expect_err "unknown key 'bogus'" --id 1 --members "$m" --bogus 1
+# data-dir/wal must fit the log's path too: 508 bytes and more put the log
+# in data-dir/wa, data-dir/w or the data dir itself (found by review)
+expect_err "data-dir: give a directory path (under 508 bytes)" --id 1 --members "$m" --data-dir "/tmp/$(printf 'd%.0s' $(seq 1 505))"
+expect_ok --id 1 --members "$m" --data-dir "/tmp/$(printf 'd%.0s' $(seq 1 502))" --client-listen 127.0.0.1:7401
 expect_err "client-listen and resp-listen are both off" --id 1 --members "$m" --client-listen off
 bad=$(mktemp); printf 'id 1\nmembers %s\nwindow lots\n' "$m" >"$bad"
 expect_err ":3: window = 'lots'" --config "$bad"

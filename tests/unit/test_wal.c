@@ -1330,6 +1330,35 @@ static void test_snapfile_long_paths(void)
     CHECK_EQ(info.slot, 9);
 }
 
+/* The log's folder: a path too long for the log's own buffer is refused,
+ * not cut short to another folder (a data-dir of 508 to 511 bytes put the
+ * log in data-dir/wa, data-dir/w or the data dir itself, where nothing
+ * else looked; found by review). */
+static void test_wal_long_path(void)
+{
+    char deep[700], wal_dir[720], err[1024] = "";
+    struct rabia_wal_config wc = {.segment_bytes = SEG, .cluster_id = 7, .replica = 0, .batch_incarnation = 1};
+    struct rabia_wal *wl = NULL;
+    struct rabia_wal_info wi;
+    fresh(deep, 300, "longwal1");
+    mkdir(deep, 0700);
+    deepen(deep, 508);
+    snprintf(wal_dir, sizeof wal_dir, "%s/wal", deep); /* 512 bytes */
+    wc.dir = wal_dir;
+    CHECK_EQ(rabia_wal_open(&wl, &wc, NULL, NULL, &wi, err, sizeof err), -ENAMETOOLONG);
+    CHECK(wl == NULL);
+    CHECK(strstr(err, "path is too long") != NULL);
+    CHECK_EQ(count_segments(deep), 0); /* nothing in the data dir itself */
+    rabia_wal_close(wl);
+    fresh(deep, 300, "longwal2");
+    mkdir(deep, 0700);
+    deepen(deep, 507);
+    snprintf(wal_dir, sizeof wal_dir, "%s/wal", deep); /* 511 bytes: fits */
+    CHECK_EQ(rabia_wal_open(&wl, &wc, NULL, NULL, &wi, err, sizeof err), 0);
+    rabia_wal_close(wl);
+    CHECK(count_segments(wal_dir) >= 1);
+}
+
 int main(void)
 {
     const char *t = getenv("TMPDIR");
@@ -1362,6 +1391,7 @@ int main(void)
     RUN(test_snapfile_backup);
     RUN(test_snapfile_commit_checks_state);
     RUN(test_snapfile_long_paths);
+    RUN(test_wal_long_path);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd)) return 1;
