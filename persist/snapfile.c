@@ -449,10 +449,10 @@ int rabia_snapfile_load(const char *dir, const uint8_t **data, size_t *len, uint
             return 1;
         }
         if (rc != -EINVAL) { /* not damage: open() or mmap() refused */
-            snprintf(err, errlen,
-                     "%s: cannot read it: fix its ownership or permissions (the replica's user must read and write "
-                     "all of data-dir), then start again",
-                     why);
+            snprintf(err, errlen, "%s: cannot read it: %s, then start again", why,
+                     rc == -EACCES || rc == -EPERM
+                         ? "fix its ownership or permissions (the replica's user must read and write all of data-dir)"
+                         : "fix that cause");
             return rc;
         }
         if (!first[0]) snprintf(first, sizeof first, "%s", why);
