@@ -1,5 +1,6 @@
 /* kv/command.c: the command table, dispatch, transactions (TXN, TXNW,
  * WATCHVER), databases (@DB) and the rabia_sm_ops of the store. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
@@ -443,6 +444,8 @@ static bool cmd_runs(const struct kv_store *s, const struct kv_cmd *cmd, bool ne
     return !nested || !(cmd->flags & KV_F_INTERNAL) || (cmd->fn == kv_cmd_sweep && s->feature_level == 0);
 }
 
+static int reply_err(struct rabia_buf *out, const char *msg);
+
 int kv_run(struct kv_store *s, uint32_t dbi, uint32_t argc, const uint8_t *const *argv,
            const uint32_t *len, struct rabia_buf *out, bool in_exec, bool nested)
 {
@@ -457,7 +460,19 @@ int kv_run(struct kv_store *s, uint32_t dbi, uint32_t argc, const uint8_t *const
     if (!arity_ok(cmd->arity, argc))
         return kv_reply_arity(&c);
     size_t before = out->len;
+    bool over = s->reply_over; /* a script's redis.call runs inside EVAL's command */
+    s->reply_over = false;
     int rc = cmd->fn(&c);
+    if (s->reply_over && rc >= 0) { /* (reply.c room) written whole: a transaction's may pass the bound a little */
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "ERR reply too large: more than %llu bytes, which every replica would build in memory: "
+                 "ask for less per command (LRANGE, ZRANGE or SCAN in parts, fewer keys per MGET)",
+                 (unsigned long long)KV_REPLY_MAX);
+        out->len = before;
+        rc = reply_err(out, msg);
+    }
+    s->reply_over = over;
     RABIA_ASSERT(rc < 0 || out->len > before); /* every command replies */
     return rc;
 }

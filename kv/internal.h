@@ -250,6 +250,10 @@ struct kv_store {
      * higher level do not exist yet. 0 until a FEATURELEVEL operation
      * raises it; never lowered. */
     uint8_t feature_level;
+    /* The command running now (kv_run) tried to reply more than
+     * KV_REPLY_MAX bytes: its reply writes are dropped from then on and
+     * kv_run answers an error instead. Not state. */
+    bool reply_over;
     /* Scripts running now (0 or 1: a script cannot call EVAL). Not state:
      * SORT asks it, as Redis's SORT asks whether its client is a script. */
     uint8_t in_script;
@@ -338,6 +342,18 @@ enum kv_script_outcome { KV_SCRIPT_OK = 0, KV_SCRIPT_ERROR = 1, KV_SCRIPT_STOPPE
  * it the store's answer cut it at 64 bytes, and a mixed cluster must answer
  * alike (the reply is in the session, which the state hash covers). */
 #define KV_LEVEL_EXPIRE_OPTION 9
+/* From feature level KV_LEVEL_REPLY_BOUND an operation's reply (a command,
+ * a transaction's, a script's, a script's redis.call) is at most
+ * KV_REPLY_MAX bytes: a command whose reply would pass it runs to its end
+ * (the same writes) and answers an error instead. Every replica builds every
+ * reply in memory, so one EXEC of 500 MGETs of a 4 MB string (2 GB)
+ * stopped every replica that could not allocate it, again at each replay
+ * of the log; below the level a mixed cluster builds such replies as
+ * before (a script's redis.call would see the reply there, the error here). */
+#define KV_LEVEL_REPLY_BOUND 10
+/* A GET of the longest string fits (only the embedding API could take it:
+ * a RESP connection holds at most 64 MiB of output, a native frame 16 MiB). */
+#define KV_REPLY_MAX (KV_STR_MAX + (64u << 10))
 #define KV_SCRIPT_CORO_EVERY 100
 /* script_heap.c: begin before a run's state is made (0, -EBUSY nested,
  * -errno when no address space), realloc as Lua's allocator (*spent: NULL
@@ -534,6 +550,10 @@ bool kv_arg_double(struct kv_ctx *c, uint32_t i, double *v);
 int kv_fmt_i64(char *buf, int64_t v);
 int kv_fmt_double(char *buf, double d);
 int kv_fmt_long_double(char *buf, long double d);
+/* Redis's ld2string(LD_STR_HUMAN) of d into buf (KV_LD_MAX_CHARS bytes):
+ * its length (every finite long double fits). */
+#define KV_LD_MAX_CHARS 5120
+size_t kv_fmt_long_double_human(char *buf, long double d);
 int kv_reply_long_double(struct kv_ctx *c, long double d); /* the same, any length, as a bulk reply */
 /* Case-insensitive compare of argument bytes with a lowercase ASCII name. */
 bool kv_eq(const uint8_t *p, size_t n, const char *lower_name);

@@ -85,7 +85,7 @@ bool rabia_kv_op_internal(const uint8_t *op, size_t len);
  * level through the log: every replica then runs a build that has it,
  * so every replica carries it out, instead of the older ones answering
  * "unknown command" while the newer change their state. */
-#define RABIA_KV_FEATURE_LEVEL 9 /* this build's (2: scripts' allocations count; 3: their patterns; 4: PFADD PFCOUNT PFMERGE BITFIELD BITFIELD_RO LCS; 5: the geo commands and SORT; 6: reads answered by the read index; 7: BITFIELD signals WATCH as Redis does; 8: scripts' memory at the same addresses on every replica, coroutines counted; 9: ZREMRANGEBYLEX BRPOPLPUSH, EXPIRE's unsupported option quoted whole; kv/README.md) */
+#define RABIA_KV_FEATURE_LEVEL 10 /* this build's (2: scripts' allocations count; 3: their patterns; 4: PFADD PFCOUNT PFMERGE BITFIELD BITFIELD_RO LCS; 5: the geo commands and SORT; 6: reads answered by the read index; 7: BITFIELD signals WATCH as Redis does; 8: scripts' memory at the same addresses on every replica, coroutines counted; 9: ZREMRANGEBYLEX BRPOPLPUSH, EXPIRE's unsupported option quoted whole; 10: replies bounded at KV_REPLY_MAX; kv/README.md) */
 /* Whether this process can give script runs their arena (kv/script_heap.c:
  * 4 GiB of address space): 0, or -errno with err naming the cause and the
  * fix. rabiad asks at start; without it every script would fail its apply

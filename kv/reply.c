@@ -7,14 +7,32 @@
 
 #include "internal.h"
 
+/* Whether n more bytes of reply may be written: from KV_LEVEL_REPLY_BOUND
+ * a reply stops at KV_REPLY_MAX bytes (every replica builds it: MGET of one
+ * large key a million times would take more memory than any has). Past it
+ * the command's writes are dropped (reply_over), the command runs to its
+ * end, and kv_run replaces what it wrote by an error. */
+static bool room(struct kv_ctx *c, size_t n)
+{
+    struct kv_store *s = c->s;
+    if (!s || s->feature_level < KV_LEVEL_REPLY_BOUND) /* (a transaction's header: no store) */
+        return true;
+    if (!s->reply_over && n <= KV_REPLY_MAX && c->out->len <= KV_REPLY_MAX - n)
+        return true;
+    s->reply_over = true;
+    return false;
+}
+
 static int put(struct kv_ctx *c, const void *p, size_t n)
 {
-    return rabia_buf_append(c->out, p, n);
+    return room(c, n) ? rabia_buf_append(c->out, p, n) : 0;
 }
 
 static int line(struct kv_ctx *c, char type, const char *s)
 {
     size_t n = strlen(s);
+    if (!room(c, n + 3))
+        return 0;
     int rc = rabia_buf_reserve(c->out, n + 3);
     if (rc)
         return rc;
@@ -68,6 +86,8 @@ int kv_reply_null_array(struct kv_ctx *c) { return put(c, "*-1\r\n", 5); }
 
 int kv_reply_bulk(struct kv_ctx *c, const void *p, size_t n)
 {
+    if (!room(c, n + 32))
+        return 0;
     int rc = rabia_buf_reserve(c->out, n + 32);
     if (rc)
         return rc;
@@ -96,6 +116,8 @@ int kv_reply_set_len(struct kv_ctx *c, size_t mark, uint64_t n)
     RABIA_ASSERT(mark <= c->out->len);
     char hdr[32];
     int h = snprintf(hdr, sizeof hdr, "*%" PRIu64 "\r\n", n);
+    if (!room(c, (size_t)h))
+        return 0;
     int rc = rabia_buf_reserve(c->out, (size_t)h);
     if (rc)
         return rc;

@@ -505,18 +505,6 @@ static bool parse_ld(const uint8_t *p, size_t n, long double *out)
     return true;
 }
 
-/* The text of the bulk string reply at out->data[mark..]:
- * "$<n>\r\n<text>\r\n". */
-static const char *bulk_text(const struct rabia_buf *out, size_t mark, size_t *n)
-{
-    const uint8_t *p = out->data + mark, *end = out->data + out->len;
-    const uint8_t *text = memchr(p, '\n', (size_t)(end - p));
-    RABIA_ASSERT(p[0] == '$' && text && end - text >= 3);
-    text++;
-    *n = (size_t)(end - 2 - text);
-    return (const char *)text;
-}
-
 KV_CMD(incrbyfloat)
 {
     struct kv_dent *e = kv_find_arg(c, 1);
@@ -530,11 +518,12 @@ KV_CMD(incrbyfloat)
     if (isnan(v) || isinf(v))
         return DONE(fail(c, "ERR increment would produce NaN or Infinity"));
     /* Redis replies with the object it stored: store the reply's text
-     * (formatted once, in util.c, for every length). */
-    size_t mark = c->out->len, n;
-    if ((rc = kv_reply_long_double(c, v)))
+     * (formatted once, in util.c, for every length), from a buffer of our
+     * own: a reply over KV_REPLY_MAX is not written (kv_run) */
+    char text[KV_LD_MAX_CHARS];
+    size_t n = kv_fmt_long_double_human(text, v);
+    if ((rc = kv_reply_bulk(c, text, n)))
         return rc;
-    const char *text = bulk_text(c->out, mark, &n);
     return store_number(c, e, text, n);
 }
 

@@ -183,13 +183,19 @@ int kv_fmt_long_double(char *buf, long double d)
 /* Redis formats into MAX_LONG_DOUBLE_CHARS (5 KiB), where every finite
  * long double fits (at most 4933 integer digits + '.' + 17 + sign): 1e300
  * is replied with all its 301 digits, as INCRBYFLOAT stores it. */
-#define LD_MAX_CHARS 5120
+#define LD_MAX_CHARS KV_LD_MAX_CHARS
+
+size_t kv_fmt_long_double_human(char *buf, long double d)
+{
+    size_t n = ld_human(buf, LD_MAX_CHARS, d);
+    RABIA_ASSERT(n > 0);
+    return n;
+}
 
 int kv_reply_long_double(struct kv_ctx *c, long double d)
 {
     char buf[LD_MAX_CHARS];
-    size_t n = ld_human(buf, sizeof buf, d);
-    RABIA_ASSERT(n > 0);
+    size_t n = kv_fmt_long_double_human(buf, d);
     return kv_reply_bulk(c, buf, n);
 }
 
