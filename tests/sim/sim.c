@@ -19,6 +19,8 @@
  *   anomalies      no core counted a protocol anomaly (peers are honest here)
  *   no contradiction  no replica sends a PROPOSAL, STATE or VOTE that differs
  *                  from what it sent before for that slot and phase
+ *   sessions       no SESSION_EXPIRED answer in a run whose clients sent fewer
+ *                  OPENs than the session table holds (no eviction possible)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -568,6 +570,7 @@ struct world {
     size_t coins_cap, coins_used;
     uint64_t coin_flips;
     uint64_t next_cid;     /* next OPEN nonce (never reused in a run) */
+    uint64_t opens_sent;   /* OPEN attempts clients sent, retries too: each opens at most one session */
     uint64_t applying;     /* the slot being applied (for RABIA_SIM_CLIENT) */
     uint8_t touched;       /* nodes that had an event: their loop turn runs after it */
     bool crash_on_reply;   /* durable: the next answer to a client brings the whole cluster down */
@@ -1623,6 +1626,7 @@ static void client_send(struct world *w, struct client *c)
 {
     struct rabia_msg m = {.type = RABIA_MSG_CLIENT_REQ, .u64 = c->id, .slot = c->seq, .u64b = c->ack,
                           .body = c->op.data, .body_len = (uint32_t)c->op.len};
+    if (!c->opened) w->opens_sent++;
     client_net(w, c->idx, c->target, true, &m);
     push(w, w->now + CLIENT_TIMEOUT, E_CLIENT_TIMEOUT, c->idx, 0, c->opno, c->attempt);
 }
@@ -1804,6 +1808,16 @@ static void on_client_reply(struct world *w, struct client *c, const struct rabi
 {
     if (!c->busy || m->u64 != c->id || m->slot != c->seq) return; /* late reply to an old attempt */
     if (m->value == RABIA_REPLY_SESSION_EXPIRED) {
+        /* A client's session is evicted only from a table full of client
+         * sessions (connection-scoped ones go first: core/rsm.h), so with
+         * fewer OPENs sent than it holds none was: this answer is wrong (a
+         * window that forgot the reply of the seq the client still waits
+         * for, its ack, passed every other check of 525 runs, answering
+         * 650 of one calm run's 885 requests so). */
+        if (w->opens_sent < w->res->sessions)
+            fail(w, "sessions: client %" PRIu64 " seq %" PRIu64 " answered SESSION_EXPIRED, but clients sent %" PRIu64
+                 " OPENs, fewer than the table's %" PRIu64 " sessions: none can have been evicted", c->id, c->seq,
+                 w->opens_sent, (uint64_t)w->res->sessions);
         w->res->expired++;
         client_new_session(w, c);
         return;
