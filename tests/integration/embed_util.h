@@ -38,7 +38,7 @@ static inline double now_s(void)
 static inline int embed_make_with(struct rabia_replica **out, const char *who, int base, int id, const char *dir0,
                                   const struct rabia_sm_ops *sm, const char *log_level, const char *const *extra)
 {
-    char members[256], err[512], sid[8], dir[600];
+    char members[256], err[512], sid[16], dir[600];
     snprintf(members, sizeof members, "1=127.0.0.1:%d,2=127.0.0.1:%d,3=127.0.0.1:%d", base + 1, base + 2, base + 3);
     snprintf(sid, sizeof sid, "%d", id);
     mkdir(dir0, 0700);
