@@ -18,17 +18,12 @@ export RABIA_EXTRA_ARGS="--durability wal --wal-segment-bytes 2097152 --max-log-
 export RABIA_METRICS_BASE=$((RABIA_RESP_BASE + 60)) # /health (metrics-listen) on base+60+i
 health1() { curl -s --max-time 3 -w ' %{http_code}' "http://127.0.0.1:$((RABIA_METRICS_BASE + 1))/health" | tr -d '\n' || true; }
 
-img=$IT_DIR/disk.img
-mnt=$IT_DIR/mnt
 # 128 MiB: once space is back, replica 1's state (every writer's keys, 10 MB
 # and more at today's rates), a snapshot being written beside the newest
 # one and the log between them must fit; 40 MiB filled up again before the
 # check when writes got faster.
-truncate -s 128M "$img"
-mkfs.ext4 -q -F -m 0 "$img"
-mkdir -p "$mnt"
-mount -o loop "$img" "$mnt" || skip "cannot loop-mount (no loop devices in this container?)"
-on_exit "umount -l '$mnt'"
+it_loop_fs 128M
+mnt=$IT_MNT
 say "a 128 MiB ext4 image mounted at $mnt: $(df -h --output=size,avail "$mnt" | tail -n 1)"
 
 cluster_start 3 kv

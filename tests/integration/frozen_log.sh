@@ -20,14 +20,8 @@ EF=${EMBED_FROZEN:-$IT_REPO/build/tests/integration/embed_frozen}
 [ -x "$EF" ] || fail "embed_frozen not found at $EF: build first (cmake --build build)"
 base=$((${RABIA_IT_PORT_BASE:-20000} + 100 * 65))
 
-img=$IT_DIR/disk.img
-mnt=$IT_DIR/mnt
-truncate -s 256M "$img"
-mkfs.ext4 -q -F -m 0 "$img"
-mkdir -p "$mnt"
-mount -o loop "$img" "$mnt" || skip "cannot loop-mount (no loop devices in this container?)"
-# thawed first: a frozen filesystem cannot be unmounted
-on_exit "fsfreeze -u '$mnt' 2>/dev/null; umount -l '$mnt'"
+it_loop_fs 256M # thawed at exit before the unmount: a frozen filesystem cannot be unmounted
+mnt=$IT_MNT
 say "a 256 MiB ext4 image mounted at $mnt"
 
 say "three replicas in one process; the filesystem frozen under a write; destroyed; replica 1 made again"

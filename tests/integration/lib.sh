@@ -156,6 +156,20 @@ tls_refuse() { [ -z "${RABIA_TLS_DIR:-}" ] || skip "cannot run over TLS (RABIA_T
 
 on_exit() { IT_CLEANUP+=("$*"); }
 
+# it_loop_fs SIZE: a new ext4 filesystem of SIZE (truncate's units, 128M)
+# loop-mounted at IT_MNT ($IT_DIR/mnt), unmounted at exit (thawed first,
+# should the test have frozen it with fsfreeze); the test is skipped where
+# no loop device can be had. Needs root.
+it_loop_fs() {
+  local img=$IT_DIR/disk.img
+  IT_MNT=$IT_DIR/mnt
+  truncate -s "$1" "$img"
+  mkfs.ext4 -q -F -m 0 "$img"
+  mkdir -p "$IT_MNT"
+  mount -o loop "$img" "$IT_MNT" || skip "cannot loop-mount (no loop devices in this container?)"
+  on_exit "fsfreeze -u '$IT_MNT' 2>/dev/null; umount -l '$IT_MNT'"
+}
+
 # is PID a live process running the binary $2? (A rebuild while the test
 # runs replaces the file: /proc/PID/exe then names it "PATH (deleted)",
 # still our process; without the suffix stripped, the test left its cluster
