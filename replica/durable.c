@@ -331,18 +331,37 @@ uint64_t durable_snapshot_running_us(const struct durable *d, uint64_t now)
  * RABIA_SNAPSHOT_WARN_S overrides the first (tests). */
 #define DURABLE_SNAPSHOT_WARN_S 60u
 #define DURABLE_SNAPSHOT_REWARN_S 600u
+
+/* The first warning's delay of a watch (seconds): the environment's `env`
+ * when it is a positive number (tests), else dflt; read once into *cache. */
+static uint64_t warn_after_us(const char *env, unsigned dflt, long *cache)
+{
+    if (*cache < 0) {
+        const char *e = getenv(env);
+        *cache = e && atol(e) > 0 ? atol(e) : (long)dflt;
+    }
+    return (uint64_t)*cache * 1000000u;
+}
+
+/* Whether something that has run for `age` is to be warned of now: past
+ * warn_us, and not warned of within the last rewarn_s (*warned_us: when it
+ * last was, 0: never; set when it is). */
+static bool warn_due(uint64_t age, uint64_t warn_us, unsigned rewarn_s, uint64_t *warned_us, uint64_t now)
+{
+    if (age < warn_us) return false;
+    if (*warned_us && now - *warned_us < rewarn_s * 1000000ull) return false;
+    *warned_us = now;
+    return true;
+}
+
 static void snapshot_watch(struct durable *d, uint64_t now)
 {
     RABIA_ASSERT(d->snap_pid > 0);
     static long warn_s = -1;
-    if (warn_s < 0) {
-        const char *e = getenv("RABIA_SNAPSHOT_WARN_S");
-        warn_s = e && atol(e) > 0 ? atol(e) : (long)DURABLE_SNAPSHOT_WARN_S;
-    }
     uint64_t age = durable_snapshot_running_us(d, now);
-    if (age < (uint64_t)warn_s * 1000000u) return;
-    if (d->snap_warned_us && now - d->snap_warned_us < DURABLE_SNAPSHOT_REWARN_S * 1000000ull) return;
-    d->snap_warned_us = now;
+    if (!warn_due(age, warn_after_us("RABIA_SNAPSHOT_WARN_S", DURABLE_SNAPSHOT_WARN_S, &warn_s),
+                  DURABLE_SNAPSHOT_REWARN_S, &d->snap_warned_us, now))
+        return;
     fprintf(stderr,
             "rabia: WARNING: the snapshot at slot %" PRIu64 " has run for %" PRIu64 " s (child process %d) and the "
             "log is not released until it ends: a snapshot callback waiting for a lock the application's threads "
@@ -364,11 +383,7 @@ static void snapshot_watch(struct durable *d, uint64_t now)
 static uint64_t write_warn_us(void)
 {
     static long warn_s = -1;
-    if (warn_s < 0) {
-        const char *e = getenv("RABIA_WAL_STALL_WARN_S");
-        warn_s = e && atol(e) > 0 ? atol(e) : (long)DURABLE_WRITE_WARN_S;
-    }
-    return (uint64_t)warn_s * 1000000u;
+    return warn_after_us("RABIA_WAL_STALL_WARN_S", DURABLE_WRITE_WARN_S, &warn_s);
 }
 
 uint64_t durable_write_age_us(const struct durable *d, uint64_t now)
@@ -377,17 +392,16 @@ uint64_t durable_write_age_us(const struct durable *d, uint64_t now)
     return now > d->write_started_us ? now - d->write_started_us : 0;
 }
 
-bool durable_write_stalled(const struct durable *d, uint64_t now)
+bool durable_write_stalled(const struct durable *d, uint64_t now, uint64_t *age)
 {
-    return durable_write_age_us(d, now) >= write_warn_us();
+    *age = durable_write_age_us(d, now);
+    return *age >= write_warn_us();
 }
 
 static void write_watch(struct durable *d, uint64_t now)
 {
     uint64_t age = durable_write_age_us(d, now);
-    if (age < write_warn_us()) return;
-    if (d->write_warned_us && now - d->write_warned_us < DURABLE_WRITE_REWARN_S * 1000000ull) return;
-    d->write_warned_us = now;
+    if (!warn_due(age, write_warn_us(), DURABLE_WRITE_REWARN_S, &d->write_warned_us, now)) return;
     fprintf(stderr,
             "rabia: WARNING: a write to the log has waited %.1f s for the disk: this replica's votes and replies "
             "wait behind it (its peers go on without it); check the device (dmesg, iostat): a failing or "

@@ -151,10 +151,10 @@ const char *durable_refusal(struct durable *d);
 /* How long the snapshot child now running has run (0: none). */
 uint64_t durable_snapshot_running_us(const struct durable *d, uint64_t now);
 /* How long the log write in flight has waited for the disk (0: none), and
- * whether that is past the stall warning (durable.c, write_watch): the
- * replica is then unhealthy (/health), its votes and replies held. */
+ * whether that is past the stall warning (durable.c, write_watch; *age gets
+ * it): the replica is then unhealthy (/health), its votes and replies held. */
 uint64_t durable_write_age_us(const struct durable *d, uint64_t now);
-bool durable_write_stalled(const struct durable *d, uint64_t now);
+bool durable_write_stalled(const struct durable *d, uint64_t now, uint64_t *age);
 /* One text block of key: value lines for status output. */
 int durable_status(struct durable *d, char *buf, size_t len);
 

@@ -324,9 +324,10 @@ bool metrics_health(struct rabia_replica *r, char *why, size_t len)
                  r->cfg.n, need);
         return false;
     }
-    if (r->wal && durable_write_stalled(&r->dur, rio_now_us())) {
+    uint64_t write_age;
+    if (r->wal && durable_write_stalled(&r->dur, rio_now_us(), &write_age)) {
         snprintf(why, len, "a write to the log has waited %.1f s for the disk (see the WARNING log line)",
-                 (double)durable_write_age_us(&r->dur, rio_now_us()) / 1e6);
+                 (double)write_age / 1e6);
         return false;
     }
     if (r->hc.suspect) { /* hashcheck.c: its state or theirs is not the cluster's, no majority known */
