@@ -64,3 +64,10 @@ int rabia_incarnation_next(const char *dir, uint64_t *incarnation, bool *existed
     *incarnation = next;
     return 0;
 }
+
+void rabia_incarnation_forget(const char *dir)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/incarnation", dir);
+    if (!unlink(path)) rabia_fsync_dir(dir);
+}

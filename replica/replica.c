@@ -1170,9 +1170,10 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     r->feature_cid = (XXH64(&r->incarnation, sizeof r->incarnation, 0xFEA7u + r->self) | 1) | RABIA_SESSION_CONN_SCOPED;
     r->feature_offer = (uint8_t)(cfg->max_feature_level < 0 ? RABIA_KV_FEATURE_LEVEL : cfg->max_feature_level);
     if (cfg->restore_from[0] && !seed_first && (rc = replica_restore_seed(r, &restore, err, errlen))) {
-        char inc[600]; /* a retry must find the data dir as empty as this start did */
-        snprintf(inc, sizeof inc, "%s/incarnation", cfg->data_dir);
-        unlink(inc);
+        /* a retry must find the data dir as empty as this start did: a
+         * restore is a first start, whose incarnation file the destroy
+         * removes (first_start_pending) */
+        RABIA_ASSERT(r->first_start_pending);
         rabia_replica_destroy(r);
         return rc;
     }
@@ -1422,11 +1423,7 @@ void rabia_replica_destroy(struct rabia_replica *r)
     replica_app_shutdown(r); /* never run: its submissions are answered here */
     /* after the loop, which waited for the write in flight, bounded */
     bool parked = r->wal && durable_close(&r->dur);
-    if (r->first_start_pending) { /* under the data dir's lock still */
-        char inc[600];
-        snprintf(inc, sizeof inc, "%s/incarnation", r->cfg.data_dir);
-        if (!unlink(inc)) rabia_fsync_dir(r->cfg.data_dir);
-    }
+    if (r->first_start_pending) rabia_incarnation_forget(r->cfg.data_dir); /* under the data dir's lock still */
     if (parked) {
         /* The disk has not answered that write. The kernel will still carry
          * it out when the disk comes back, at its offset in the log: a
