@@ -220,6 +220,14 @@ static void seg_path(const struct rabia_wal *w, uint64_t no, char *out, size_t l
     snprintf(out, len, "%s/%020" PRIu64 ".seg", w->dir, no);
 }
 
+/* The number a segment file's name (seg_path's) gives, or 0 for any other
+ * name. */
+static uint64_t segment_no(const char *nm)
+{
+    if (strlen(nm) != 24 || strcmp(nm + 20, ".seg") || strspn(nm, "0123456789") != 20) return 0;
+    return strtoull(nm, NULL, 10);
+}
+
 
 static bool all_zero(const uint8_t *p, size_t n)
 {
@@ -681,10 +689,8 @@ static int list_segments(struct rabia_wal *w, uint64_t **out, uint32_t *n, char 
             unlink(p);
             continue;
         }
-        if (l != 24 || strcmp(nm + 20, ".seg")) continue;
-        char *end;
-        uint64_t no = strtoull(nm, &end, 10);
-        if (end != nm + 20 || no == 0) continue;
+        uint64_t no = segment_no(nm);
+        if (!no) continue;
         if (k == cap) {
             if (cap >= MAX_SEGMENTS) {
                 snprintf(err, errlen, "%s: more than %u log segments: not a rabia log folder?", w->dir, MAX_SEGMENTS);
@@ -1218,10 +1224,7 @@ bool rabia_wal_present(const char *dir)
     if (!d) return false;
     bool found = false;
     struct dirent *de;
-    while (!found && (de = readdir(d))) {
-        const char *nm = de->d_name;
-        found = strlen(nm) == 24 && !strcmp(nm + 20, ".seg") && strspn(nm, "0123456789") == 20;
-    }
+    while (!found && (de = readdir(d))) found = segment_no(de->d_name) != 0;
     closedir(d);
     return found;
 }
