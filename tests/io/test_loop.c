@@ -1310,6 +1310,18 @@ static void ff_fill(void)
     CHECK_EQ(errno, EAGAIN);
     CHECK_EQ(fcntl(ff_pipe[1], F_SETFL, fl & ~O_NONBLOCK), 0);
 }
+/* a message 50 ms after the sleep began: with I/O threads, one delivered
+ * before run_once starts is handled at once, without a sleep (as it
+ * should), and a clean-clone CI run met that order under load */
+static int ff_msg_fd;
+static void *ff_late_msg(void *arg)
+{
+    (void)arg;
+    usleep(50000);
+    CHECK_EQ(write(ff_msg_fd, "x", 1), 1);
+    return NULL;
+}
+
 static void *ff_drainer(void *arg)
 {
     usleep(100000);
@@ -1356,10 +1368,13 @@ static void test_file_first(void)
     /* a message during the write does not end the sleep: the cap does,
      * and the message is handled in that same turn */
     rio_loop_stats(l, &st0);
-    CHECK_EQ(write(fd, "x", 1), 1);
+    ff_msg_fd = fd;
+    pthread_t late;
+    pthread_create(&late, NULL, ff_late_msg, NULL);
     uint64_t t0 = rio_now_us();
     int r = rio_run_once_file_first(l, 2000000, 300000);
     uint64_t dt = rio_now_us() - t0;
+    pthread_join(late, NULL);
     rio_loop_stats(l, &st);
     CHECK(r >= 0);
     CHECK_EQ(FF.writes, 0);
