@@ -43,6 +43,7 @@ static const uint8_t layouts[32][MAX_FIELDS] = {
     [RABIA_MSG_SNAP_CHUNK] = {F_SLOT, F_U64, F_U64B, F_BODY},
     [RABIA_MSG_HELLO] = {F_U64, F_U64B, F_VALUE},
     [RABIA_MSG_PEER_AUTH] = {F_U64, F_VALUE, F_BODY},
+    [RABIA_MSG_FIRST_START] = {F_U64},
     [RABIA_MSG_CLIENT_REQ] = {F_U64, F_SLOT, F_U64B, F_BODY},
     [RABIA_MSG_CLIENT_REPLY] = {F_U64, F_SLOT, F_VALUE, F_BODY},
     [RABIA_MSG_STATUS_REQ] = {F_END},
@@ -55,7 +56,7 @@ static const uint8_t layouts[32][MAX_FIELDS] = {
 
 static bool type_known(uint8_t t)
 {
-    return (t >= RABIA_MSG_BATCH && t <= RABIA_MSG_PEER_AUTH) ||
+    return (t >= RABIA_MSG_BATCH && t <= RABIA_MSG_FIRST_START) ||
            (t >= RABIA_MSG_CLIENT_REQ && t <= RABIA_MSG_CLIENT_AUTH_REPLY) || t == RABIA_MSG_BACKUP_REQ ||
            t == RABIA_MSG_BACKUP_CHUNK;
 }
@@ -64,7 +65,7 @@ static bool type_known(uint8_t t)
  * not (a client has no replica id), so `from` is only range-checked here. */
 static bool peer_type(uint8_t t)
 {
-    return t >= RABIA_MSG_BATCH && t <= RABIA_MSG_PEER_AUTH;
+    return t >= RABIA_MSG_BATCH && t <= RABIA_MSG_FIRST_START;
 }
 
 static bool has_field(uint8_t t, uint8_t f)
@@ -500,6 +501,7 @@ const char *rabia_msg_type_name(uint8_t type)
     case RABIA_MSG_STATUS_REQ: return "STATUS_REQ";
     case RABIA_MSG_STATUS: return "STATUS";
     case RABIA_MSG_PEER_AUTH: return "PEER_AUTH";
+    case RABIA_MSG_FIRST_START: return "FIRST_START";
     case RABIA_MSG_CLIENT_AUTH: return "CLIENT_AUTH";
     case RABIA_MSG_CLIENT_AUTH_REPLY: return "CLIENT_AUTH_REPLY";
     case RABIA_MSG_BACKUP_REQ: return "BACKUP_REQ";

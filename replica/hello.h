@@ -12,6 +12,14 @@
  * refused until this replica restarts (a restart must never be undone by a
  * late connection of the life before it).
  *
+ * A replica whose data dir was lost and that starts again without --rejoin
+ * looks like a new member: a first start, voting at once. What it sent in
+ * its life before is gone with its log, so it could vote against it (core.h
+ * rule 2). Such a start says so after HELLO (RABIA_MSG_FIRST_START), and a
+ * peer that heard it before under another incarnation refuses it: each
+ * replica keeps the incarnation it first heard from every peer
+ * (persist/peers_seen.c; hello_heard, hello_first_start_ok).
+ *
  * No allocation, no system call, no clock read: the driver passes the wall
  * clock and names its connections with any 32-bit value but HELLO_NO_CONN. */
 #ifndef RABIA_REPLICA_HELLO_H
@@ -36,8 +44,10 @@ enum hello_bug {
 };
 
 struct hello_link {
-    uint32_t conn;        /* the peer's incoming connection in use, or HELLO_NO_CONN */
-    uint64_t incarnation; /* the newest incarnation taken from it (0: none yet) */
+    uint32_t conn;         /* the peer's incoming connection in use, or HELLO_NO_CONN */
+    uint64_t incarnation;  /* the newest incarnation taken from it (0: none yet) */
+    uint64_t first_heard;  /* the first incarnation this data dir ever took from it (0: never), kept
+                              on disk by the driver (persist/peers_seen.c) */
 };
 
 struct hello_rules {
@@ -79,5 +89,20 @@ struct hello_taken hello_take(struct hello_rules *h, uint8_t from, uint64_t inca
 bool hello_closed(struct hello_rules *h, uint8_t from, uint32_t conn);
 /* `from`'s connection in use, or HELLO_NO_CONN. */
 uint32_t hello_conn(const struct hello_rules *h, uint8_t from);
+/* `from` was taken with `incarnation` (hello_take did not refuse it): true
+ * when this is the first incarnation ever heard from it, which the driver
+ * then keeps on disk (it is what hello_first_start_ok compares with). */
+bool hello_heard(struct hello_rules *h, uint8_t from, uint64_t incarnation);
+/* `from` with `incarnation` says it is at its first start and votes at
+ * once (RABIA_MSG_FIRST_START): false when an earlier life of it was
+ * heard, i.e. its data dir was lost and it must recover (--rejoin). The
+ * driver asks before it takes a new life's connection (hello_take), so
+ * that a refused life never counts: its connection closes untaken, the
+ * running life keeps its own, and the old data dir put back and started
+ * (an older incarnation) is not refused as older. */
+bool hello_first_start_ok(const struct hello_rules *h, uint8_t from, uint64_t incarnation);
+/* The refusal's reason for the log line (no trailing period). */
+void hello_first_start_refusal(const struct hello_rules *h, uint8_t from, uint64_t incarnation, char *buf,
+                               size_t len);
 
 #endif

@@ -116,6 +116,11 @@ struct conn {
     uint32_t gen;
     struct rio_conn *c;
     uint8_t peer;          /* peer kinds: core index */
+    /* CK_PEER_IN: the incarnation of a HELLO checked but not yet taken
+     * (0: taken). The take (hello_take, which drops the peer's older
+     * connection) waits for the link's first frame after HELLO: a
+     * FIRST_START refused (hello.h) must not cost the running life its link */
+    uint64_t take_inc;
     /* RESP */
     struct resp_session rs;
     struct resp_argv pa;   /* parser state */
@@ -235,6 +240,10 @@ struct rabia_replica {
      * rabia_replica_create: a failure there removes the file again
      * (rabia_replica_destroy), since nothing was sent yet */
     bool first_start_pending;
+    /* this life began on an empty data dir and votes at once (no --rejoin):
+     * every outgoing peer link says so after HELLO (RABIA_MSG_FIRST_START),
+     * so that a peer that heard an earlier life refuses it (hello.h) */
+    bool first_start_votes;
     uint64_t cluster_id;
     uint8_t self;            /* core index: id - 1 */
     struct peer peers[RABIA_MAX_REPLICAS];

@@ -686,6 +686,10 @@ static void render_metrics(struct rabia_replica *r, struct rabia_buf *b)
     put(b, "rabia_connections{kind=\"http\"} %u\n", nc[CK_HTTP]);
     scalar(b, "rabia_connections_accepted_total", "counter", "Connections accepted on every port.",
            (double)m->conns_accepted);
+    scalar(b, "rabia_peer_first_starts_refused_total", "counter",
+           "Peer connections refused because the peer began again on an empty data dir without --rejoin after "
+           "an earlier life was heard (its data dir was lost: restart it with --rejoin).",
+           (double)m->first_starts_refused);
     scalar(b, "rabia_blocked_clients", "gauge", "RESP clients parked in a blocking pop.", r->n_blocked);
     scalar(b, "rabia_client_memory_bytes", "gauge",
            "Heap bytes all client connections hold together (buffers, pipelines, subscriptions), as "
@@ -1097,6 +1101,7 @@ void metrics_info(struct rabia_replica *r, struct rabia_buf *b, const uint8_t *c
                "\r\ntotal_error_replies:%" PRIu64 "\r\n",
             m->conns_accepted, total, rs.recv_bytes, rs.send_bytes, errs);
         put(b, "evicted_clients:%" PRIu64 "\r\n", r->clients_evicted);
+        put(b, "peer_first_starts_refused:%" PRIu64 "\r\n", m->first_starts_refused);
         /* the event loop's own counts (this thread's ring): what a slot or a
          * request costs in sends, receive completions and sleeps */
         put(b, "io_sends:%" PRIu64 "\r\nio_recv_completions:%" PRIu64 "\r\nio_loop_turns:%" PRIu64

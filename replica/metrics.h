@@ -78,6 +78,7 @@ struct metrics {
     struct mhist peer_rtt[RABIA_MAX_REPLICAS];
     uint64_t rtt_at_us;
     uint64_t conns_accepted;
+    uint64_t first_starts_refused; /* peers refused for a FIRST_START after an earlier life (hello.h) */
     uint64_t http[M_HTTP_N];
     uint32_t n_http;            /* CK_HTTP connections open */
     uint64_t http_refused;      /* metrics connections refused: METRICS_HTTP_CONNS open */

@@ -39,6 +39,7 @@
 #include "internal.h"
 #include "invariant.h"
 #include "kv.h"
+#include "peers_seen.h"
 
 /* ------------------------------------------------------------------ */
 /* logging */
@@ -293,21 +294,46 @@ static void dial(struct rabia_replica *r, uint8_t p)
 
 /* An incoming peer connection that passed HELLO (and the cluster secret's
  * proof, when one is configured) becomes the peer's. */
+static bool peer_in_take(struct rabia_replica *r, uint32_t ci);
+
 void replica_peer_in_install(struct rabia_replica *r, uint32_t ci, uint8_t from, uint64_t incarnation)
 {
     struct conn *k = &r->conns[ci];
     RABIA_ASSERT(k->kind == CK_PEER_IN_HELLO && from < r->cfg.n && from != r->self);
+    RABIA_ASSERT(incarnation != 0);
+    k->kind = CK_PEER_IN;
+    k->peer = from;
+    k->take_inc = incarnation;
+    /* A reconnect of the life taken: at once, as always. Another life (a
+     * restart, or the first heard since this replica started) is taken at
+     * its first frame (peer_in_take): until then nothing of it is
+     * delivered and the peer's connection in use goes on, so that a
+     * FIRST_START refused (peer_first_start) costs the running life
+     * nothing: it dropped that life's link, redial after redial. */
+    if (incarnation == r->hello.peer[from].incarnation) (void)peer_in_take(r, ci);
+}
+
+/* The link's first frame after HELLO came: it becomes `from`'s connection
+ * (hello_take). False if it was refused and closed. */
+static bool peer_in_take(struct rabia_replica *r, uint32_t ci)
+{
+    struct conn *k = &r->conns[ci];
+    uint8_t from = k->peer;
+    uint64_t incarnation = k->take_inc;
+    RABIA_ASSERT(k->kind == CK_PEER_IN && incarnation != 0);
+    k->take_inc = 0;
     struct hello_taken t = hello_take(&r->hello, from, incarnation, ci);
     if (t.refused) { /* a newer one came in meanwhile */
         replica_log(r, RABIA_LOG_WARN, "refusing replica %u: incarnation %" PRIu64 " is older than %" PRIu64,
                     from + 1, incarnation, r->hello.peer[from].incarnation);
+        k->kind = CK_PEER_IN_HELLO; /* nothing of it is delivered */
         replica_conn_close(r, k->c);
-        return;
+        return false;
     }
     if (t.drop != HELLO_NO_CONN) {
         /* the older connection goes first, with whatever it had unread */
         struct conn *old = &r->conns[t.drop];
-        RABIA_ASSERT(old->kind == CK_PEER_IN && old->peer == from);
+        RABIA_ASSERT(old->kind == CK_PEER_IN && old->peer == from && !old->take_inc);
         replica_log(r, RABIA_LOG_INFO, "replica %u reconnected (incarnation %" PRIu64 "): dropping its old connection",
              from + 1, incarnation);
         old->kind = CK_PEER_IN_HELLO; /* stop delivering its frames */
@@ -315,8 +341,52 @@ void replica_peer_in_install(struct rabia_replica *r, uint32_t ci, uint8_t from,
     }
     if (t.restarted)
         replica_log(r, RABIA_LOG_INFO, "replica %u restarted (incarnation %" PRIu64 ")", from + 1, incarnation);
-    k->kind = CK_PEER_IN;
-    k->peer = from;
+    if (hello_heard(&r->hello, from, incarnation)) { /* the first life ever heard from it: kept */
+        uint64_t seen[RABIA_MAX_REPLICAS] = {0};
+        for (uint8_t p = 0; p < r->cfg.n; p++) seen[p] = r->hello.peer[p].first_heard;
+        char err[700];
+        if (rabia_peers_seen_write(r->cfg.data_dir, r->cfg.n, seen, err, sizeof err))
+            replica_log(r, RABIA_LOG_WARN,
+                        "%s: not kept on disk that replica %u was heard (incarnation %" PRIu64 "); after a restart "
+                        "of this replica, that replica coming back with its data dir lost and no --rejoin would "
+                        "not be recognised",
+                        err, from + 1, incarnation);
+    }
+    return true;
+}
+
+/* RABIA_MSG_FIRST_START, the first frame after HELLO: the peer began on an
+ * empty data dir and votes at once. Taken for the first life heard from it
+ * (or a reconnect of that life); refused, with the connection, for a later
+ * one: its data dir was lost, and what it sent before is gone with it
+ * (include/rabia/core.h rule 2; replica/README.md "A data dir lost"). The
+ * refused connection was never taken: the peer's running life, if any,
+ * keeps its link. */
+static void peer_first_start(struct rabia_replica *r, uint32_t ci, const struct rabia_msg *m)
+{
+    struct conn *k = &r->conns[ci];
+    uint8_t from = k->peer;
+    RABIA_ASSERT(k->kind == CK_PEER_IN && from < r->cfg.n && from != r->self);
+    uint64_t inc = k->take_inc ? k->take_inc : r->hello.peer[from].incarnation;
+    if (m->u64 != inc) {
+        replica_log(r, RABIA_LOG_WARN, "replica %u sent FIRST_START of incarnation %" PRIu64 " on its connection of "
+                    "incarnation %" PRIu64 ": closing", from + 1, m->u64, inc);
+        if (k->take_inc) k->kind = CK_PEER_IN_HELLO;
+        replica_conn_close(r, k->c);
+        return;
+    }
+    if (!hello_first_start_ok(&r->hello, from, inc)) {
+        char why[700];
+        hello_first_start_refusal(&r->hello, from, inc, why, sizeof why);
+        if (replica_log_budget(r, &r->refusal_log, "refusals of connections"))
+            replica_log(r, RABIA_LOG_ERROR, "refusing replica %u: %s", from + 1, why);
+        r->m->first_starts_refused++;
+        if (k->take_inc) k->kind = CK_PEER_IN_HELLO; /* never taken: nothing of it is delivered */
+        replica_conn_close(r, k->c);
+        return;
+    }
+    if (k->take_inc && !peer_in_take(r, ci)) return;
+    replica_log(r, RABIA_LOG_DEBUG, "replica %u is at its first start (incarnation %" PRIu64 ")", from + 1, inc);
 }
 
 bool replica_log_budget(struct rabia_replica *r, struct log_budget *b, const char *what)
@@ -428,6 +498,11 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
         replica_conn_close(r, k->c);
         return;
     }
+    if (m->type == RABIA_MSG_FIRST_START) {
+        peer_first_start(r, ci, m);
+        return;
+    }
+    if (k->take_inc && !peer_in_take(r, ci)) return; /* the link's first frame: it becomes the peer's now */
     if (m->type == RABIA_MSG_SNAP_CHUNK) {
         snapstream_receive(&r->xfer, k->peer, m);
         return;
@@ -622,6 +697,10 @@ void replica_peer_out_ready(struct rabia_replica *r, uint32_t ci)
     RABIA_ASSERT(k->kind == CK_PEER_OUT && pe->out == ci);
     pe->out_ready = true;
     pe->ready_us = rio_now_us(); /* the backoff is reset once the link has lasted (h_close) */
+    if (r->first_start_votes) { /* before any consensus message on this link (hello.h) */
+        struct rabia_msg fs = {.type = RABIA_MSG_FIRST_START, .from = r->self, .u64 = r->incarnation};
+        replica_send_frame(r, k->c, &fs);
+    }
     replica_log(r, pe->short_links >= PEER_REFUSED_WARN ? RABIA_LOG_DEBUG : RABIA_LOG_INFO, "connected to replica %u",
                 k->peer + 1);
     replica_hashcheck_link_up(r, k->peer);
@@ -646,7 +725,17 @@ static void h_close(void *ctx, struct rio_conn *c, int err)
                 if (!refused) {
                     pe->short_links = 0;
                     pe->backoff_us = 0;
-                } else if (++pe->short_links % (PEER_REFUSED_WARN * 16) == PEER_REFUSED_WARN) {
+                } else if (++pe->short_links % (PEER_REFUSED_WARN * 16) == PEER_REFUSED_WARN &&
+                           r->first_start_votes) {
+                    replica_log(r, RABIA_LOG_WARN,
+                                "replica %u closed our connection right after our HELLO, %u times in a row: it "
+                                "refuses this replica, and its log says why. This replica began on an empty data "
+                                "dir without --rejoin (incarnation %" PRIu64 "): if replica %u heard an earlier "
+                                "life of it, its data dir was lost, and it must not vote from nothing: stop it and "
+                                "start it again on its empty data dir with --rejoin. Other causes: another cluster "
+                                "id (members list or cluster-id), protocol version or TLS certificate",
+                                k->peer + 1, pe->short_links, r->incarnation, k->peer + 1);
+                } else if (pe->short_links % (PEER_REFUSED_WARN * 16) == PEER_REFUSED_WARN) {
                     replica_log(r, RABIA_LOG_WARN,
                                 "replica %u closed our connection right after our HELLO, %u times in a row: it "
                                 "refuses this replica, and its log says why: another cluster id (members list or "
@@ -1128,6 +1217,17 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
      * and never served (found by review). So such a failure removes the
      * file again (rabia_replica_destroy); after a --rejoin it stays. */
     r->first_start_pending = !existed && !cfg->rejoin;
+    /* the peers' first-heard incarnations: a peer back from a lost data dir
+     * without --rejoin is refused (hello.h) */
+    {
+        uint64_t seen[RABIA_MAX_REPLICAS] = {0};
+        if ((rc = rabia_peers_seen_read(cfg->data_dir, cfg->n, seen, err, errlen))) {
+            rabia_replica_destroy(r);
+            return rc;
+        }
+        for (uint8_t p = 0; p < cfg->n; p++)
+            if (p != r->self) r->hello.peer[p].first_heard = seen[p];
+    }
     struct node_cfg nc = {.self = r->self, .n = cfg->n, .sm = sm, .waiters_cap = WAITERS_CAP};
     nc.rsm = (struct rabia_rsm_config){.max_sessions = cfg->max_sessions, .max_reply_bytes = 4096,
                                        .max_reply_total = cfg->reply_cache_bytes};
@@ -1226,6 +1326,7 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     cc.log_retain = cfg->log_retain;
     cc.log_retain_bytes = cfg->log_retain_bytes;
     cc.recovering = (!log_intact && may_have_run) || rest.rejoin;
+    r->first_start_votes = !existed && !cc.recovering;
     char why[256];
     if (rabia_config_check(&cc, why, sizeof why)) {
         snprintf(err, errlen, "consensus settings: %s", why);

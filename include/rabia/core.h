@@ -95,7 +95,10 @@
  *    incarnation must never be delivered after its successor was heard.
  *
  * 4. A brand-new cluster starts every replica with recovering = false
- *    (there is nothing to contradict). A whole cluster that lost all
+ *    (there is nothing to contradict). A replica cannot tell that start from
+ *    one whose data dir was lost whole without --rejoin; its peers can, if
+ *    they heard an earlier life of it: rabiad refuses such a first start
+ *    (replica/README.md "A data dir lost"). A whole cluster that lost all
  *    memory at once (every replica killed together) lost its state; with
  *    rule 2 alone (no log) the acknowledged writes survive any f replicas
  *    crashing at once, not all n; with rule 1 they survive all n.

@@ -78,6 +78,11 @@ enum rabia_msg_type {
                                  incarnation, value = protocol version, from = replica id */
     RABIA_MSG_PEER_AUTH = 13, /* cluster-secret challenge-response after HELLO (replica/README.md):
                                  value = step, body = nonce and/or HMAC proof, u64 = refusal cause */
+    RABIA_MSG_FIRST_START = 14,/* u64 = incarnation: sent after HELLO (and the cluster-secret proof)
+                                 by a replica at its first start that votes at once (an empty data
+                                 dir, no --rejoin). A peer that heard this replica before under
+                                 another incarnation refuses it: its data dir was lost, and voting
+                                 again it could contradict what it sent (replica/README.md) */
     /* client <-> replica */
     RABIA_MSG_CLIENT_REQ = 20,  /* u64 = client id, slot = client seq, u64b = ack
                                    (lowest seq the client still waits for), body = op */

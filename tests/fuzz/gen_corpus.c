@@ -79,6 +79,7 @@ int main(int argc, char **argv)
          .body = text, .body_len = sizeof text - 1},
         {.type = RABIA_MSG_HELLO, .from = 2, .u64 = 0xc1, .u64b = 3,
          .value = RABIA_PROTOCOL_VERSION},
+        {.type = RABIA_MSG_FIRST_START, .from = 2, .u64 = 0x5eed},
         {.type = RABIA_MSG_CLIENT_REQ, .u64 = 7, .slot = 3, .u64b = 2, .body = op1,
          .body_len = sizeof op1 - 1},
         {.type = RABIA_MSG_CLIENT_REPLY, .from = 1, .u64 = 7, .slot = 3,

@@ -15,7 +15,10 @@
 #     every replica's known slot stays small and its health ok, reads are
 #     answered in well under 1 s, a --rejoin of replica 3 converges and
 #     takes a write, and the idle cluster applies no slots.
-#  2. A second process started as replica 2 (its own data dir): the peers
+#  2. A second process started as replica 2 on an empty data dir without
+#     --rejoin: a first start, so the peers that heard replica 2 refuse it
+#     as a replica back without its data dir; the first process serves on.
+#     Then one with --rejoin (its own data dir): the peers
 #     take the newer incarnation and refuse the first process's HELLO,
 #     saying what that means and what to do. The refused process only saw
 #     its connections close: it redialed each peer every 50 ms for good,
@@ -74,15 +77,38 @@ k=$(known 3)
 [ "${k:-0}" -lt 1000000 ] || fail "replica 3 took slot $k as known after --rejoin"
 ok "replica 3 knows of slot $k after --rejoin"
 
-say "2. a second process started as replica 2"
+say "2. a second process started as replica 2 on an empty data dir, without --rejoin"
 members="1=127.0.0.1:$(peer_port 1),2=127.0.0.1:$(peer_port 2),3=127.0.0.1:$(peer_port 3)"
 r2log=$RABIA_CLUSTER_DIR/r2.log
+# second_r2 DIR ARGS...: another rabiad as replica 2 (own ports and data dir)
+second_r2() {
+  local d=$1
+  shift
+  "$RABIAD" --id 2 --members "$members" --peer-listen "127.0.0.1:$(peer_port 12)" \
+    --client-listen "127.0.0.1:$(native_port 12)" --resp-listen "127.0.0.1:$(resp_port 12)" \
+    --data-dir "$d" --state-machine kv ${RABIA_EXTRA_ARGS:-} "$@" >"$d.log" 2>&1 &
+  second=$!
+  IT_DAEMON_PIDS+=("$second")
+}
+# A first start that votes at once: replicas 1 and 3 heard replica 2 before,
+# so they take it for replica 2 back without its data dir and refuse it
+# (replica/README.md "A data dir lost"); the first process goes on (before,
+# the newest incarnation was taken and the first process, the one with the
+# log, refused: the one voting from nothing served)
+second_r2 "$IT_DIR/fresh"
+sleep 4
+for i in 1 3; do
+  expect_match "replica $i refuses the new process" "$(grep -m1 'refusing replica 2' "$RABIA_CLUSTER_DIR/r$i.log")" \
+    'ERROR .*refusing replica 2: replica 2 starts as new .*heard it before'
+done
+expect_eq "replica 2 (the first process) serves: SET far:fresh" "$(redis 2 SET far:fresh 1)" OK
+grep -q 'closed our connection right after our HELLO' "$r2log" && fail "the first process was refused"
+ok "the first process is not refused"
+stop_pids "$RABIAD" "$second"
+
+say "2b. a second process started as replica 2 with --rejoin"
 lines0=$(wc -l <"$r2log")
-"$RABIAD" --id 2 --members "$members" --peer-listen "127.0.0.1:$(peer_port 12)" \
-  --client-listen "127.0.0.1:$(native_port 12)" --resp-listen "127.0.0.1:$(resp_port 12)" \
-  --data-dir "$IT_DIR/second" --state-machine kv ${RABIA_EXTRA_ARGS:-} >"$IT_DIR/second.log" 2>&1 &
-second=$!
-IT_DAEMON_PIDS+=("$second")
+second_r2 "$IT_DIR/second" --rejoin
 sleep 6
 expect_eq "replica 1: SET far:during (replicas 1 and 3 serve)" "$(redis 1 SET far:during 3)" OK
 expect_match "replica 1 logs why it refuses the first process" \

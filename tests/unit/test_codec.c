@@ -72,6 +72,7 @@ static const uint8_t all_types[] = {
     RABIA_MSG_CLIENT_REQ, RABIA_MSG_CLIENT_REPLY, RABIA_MSG_STATUS_REQ,
     RABIA_MSG_STATUS,     RABIA_MSG_PEER_AUTH,    RABIA_MSG_CLIENT_AUTH,
     RABIA_MSG_CLIENT_AUTH_REPLY, RABIA_MSG_BACKUP_REQ, RABIA_MSG_BACKUP_CHUNK,
+    RABIA_MSG_FIRST_START,
 };
 #define NTYPES (sizeof all_types / sizeof all_types[0])
 
@@ -134,6 +135,9 @@ static struct rabia_msg random_msg(uint8_t type)
         m.u64 = rnd_u64();
         m.u64b = rnd_u64();
         m.value = RABIA_PROTOCOL_VERSION;
+        break;
+    case RABIA_MSG_FIRST_START:
+        m.u64 = rnd_u64();
         break;
     case RABIA_MSG_CLIENT_REQ:
         m.u64 = rnd_u64();

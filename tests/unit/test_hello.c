@@ -113,10 +113,61 @@ static void test_bug_keep_old(void)
     CHECK(!t.refused && t.drop == HELLO_NO_CONN && t.restarted);
 }
 
+/* A replica that lost its data dir and starts again without --rejoin is a
+ * first start that votes at once (RABIA_MSG_FIRST_START): taken for the
+ * first life ever heard from it and that life's reconnects, refused for a
+ * later one. The driver asks before it takes a new life (replica.c
+ * peer_first_start), so a refused life is never taken: the running life
+ * keeps its connection, and an older one (its data dir put back) is not
+ * refused as older afterwards. */
+static void test_first_start(void)
+{
+    struct hello_rules h;
+    hello_init(&h, CID, 3, 0);
+    /* a new cluster: replica 2's first start, never heard before */
+    CHECK(hello_first_start_ok(&h, 1, WALL));
+    CHECK(!hello_take(&h, 1, WALL, 5).refused);
+    CHECK(hello_heard(&h, 1, WALL)); /* noted: the driver keeps it on disk */
+    CHECK_EQ(h.peer[1].first_heard, WALL);
+    CHECK(hello_first_start_ok(&h, 1, WALL));
+    /* the same life reconnecting says FIRST_START again: taken */
+    CHECK(!hello_take(&h, 1, WALL, 6).refused);
+    CHECK(!hello_heard(&h, 1, WALL)); /* nothing new to keep */
+    CHECK(hello_first_start_ok(&h, 1, WALL));
+    /* restarts of it (no FIRST_START) change nothing kept */
+    CHECK(!hello_take(&h, 1, WALL + 1, 7).refused);
+    CHECK(!hello_heard(&h, 1, WALL + 1));
+    CHECK_EQ(h.peer[1].first_heard, WALL);
+    /* its data dir lost: a first start again, later by the wall clock; its
+     * HELLO passes (newer), its FIRST_START is refused before any take */
+    uint64_t reborn = WALL + 600000000ull;
+    struct rabia_msg m = hello_from(1, reborn);
+    CHECK_EQ(hello_check(&h, &m, reborn), HELLO_OK);
+    CHECK(!hello_first_start_ok(&h, 1, reborn));
+    char why[700];
+    hello_first_start_refusal(&h, 1, reborn, why, sizeof why);
+    CHECK(strstr(why, "replica 2 starts as new (incarnation 1780000600000000: an empty data dir, no --rejoin), but "
+                      "this replica heard it before (first as incarnation 1780000000000000): its data dir was lost") &&
+          strstr(why, "with --rejoin and cluster-id 0x000000001234abcd (it then recovers from its peers)"));
+    /* untaken: the running life's connection and incarnation stay, and
+     * that life (or its data dir put back, incarnation + 1) is not older */
+    CHECK_EQ(hello_conn(&h, 1), 7);
+    m = hello_from(1, WALL + 2);
+    CHECK_EQ(hello_check(&h, &m, reborn), HELLO_OK);
+    CHECK(!hello_take(&h, 1, WALL + 2, 9).refused);
+    /* a peer never heard (first_heard 0, the file lost) takes any first start */
+    CHECK(hello_first_start_ok(&h, 2, reborn));
+    CHECK(!hello_take(&h, 2, reborn, 10).refused);
+    CHECK(hello_heard(&h, 2, reborn));
+    CHECK(hello_first_start_ok(&h, 2, reborn));
+    CHECK(!hello_first_start_ok(&h, 2, reborn + 1));
+}
+
 int main(void)
 {
     RUN(test_check);
     RUN(test_take);
     RUN(test_bug_keep_old);
+    RUN(test_first_start);
     return CHECK_DONE();
 }
