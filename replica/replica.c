@@ -1378,6 +1378,14 @@ int rabia_replica_run(struct rabia_replica *r)
     int rc0 = open_io(r, err, sizeof err);
     if (rc0) {
         replica_log(r, RABIA_LOG_ERROR, "%s", err);
+        /* A first start without a log that cannot open its ports (one in
+         * use, a typo in an address) sent nothing yet: it dials from the
+         * loop. The incarnation file it leaves made the next start a
+         * restart without a log, which waits for its peers' horizons; a new
+         * memory cluster refused so on every replica (the same config on
+         * each) never served once fixed. With a log the next start is a
+         * restart with it, which takes part at once. */
+        if (r->first_start_votes && !r->wal) rabia_incarnation_forget(r->cfg.data_dir);
         close_io(r);
         replica_app_shutdown(r);
         return rc0;

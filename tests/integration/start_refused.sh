@@ -14,6 +14,15 @@
 #     memory: refused, naming the log. It ran, and its next start with wal
 #     took the stale log for its own and took part at once, without the
 #     votes the memory life sent (found by review).
+#  3. A new cluster with durability = memory whose every replica is
+#     refused io_uring (a seccomp filter, as Docker's default profile
+#     refuses it; tests/integration/no_uring.c): each stops at its event
+#     loop and leaves no incarnation file, and once io_uring is allowed the
+#     three start as a new cluster and serve. The failure comes after the
+#     start was set up, in rabia_replica_run: the file stayed, and the next
+#     start took itself for a restart without a log, waiting for the
+#     others' horizons for ever (the left-alone list's "memory-mode first
+#     start failing in run leaves its incarnation").
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -84,5 +93,37 @@ while ((SECONDS - t0 < 20)); do
 done
 expect_eq "GET fsr:k2 through replica 3 (wal again)" "$got" w
 expect_match "replica 3's start" "$(grep 'incarnation' "$D/r3.log" | tail -n 1)" "restart with its log"
+all_alive 3
+
+say "3. a new cluster with durability = memory whose every replica is refused io_uring (a container's seccomp profile)"
+NO_URING=${NO_URING:-$(dirname "$RABIAD")/../tests/integration/no_uring}
+[ -x "$NO_URING" ] || fail "NO_URING=$NO_URING is not an executable (built as the no_uring target)"
+cluster_stop
+D2=$IT_DIR/memory-cluster
+export RABIA_CLUSTER_DIR=$D2 RABIA_EXTRA_ARGS="--durability memory"
+mkdir -p "$D2"
+echo 3 >"$D2/n"
+echo kv >"$D2/sm"
+for i in 1 2 3; do NO_URING_EXEC=$RABIAD RABIAD=$NO_URING cluster_restart "$i"; done # (in this order: the second sees the first)
+for i in 1 2 3; do
+  pid=$(replica_pid "$i")
+  for ((t = 0; t < 100; t++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  pid_runs "$pid" "$RABIAD" && fail "replica $i still runs without io_uring"
+  expect_match "replica $i stopped at its event loop" "$(tr '\n' ' ' <"$D2/r$i.log")" "io_uring_setup: permission denied .*seccomp"
+  [ -e "$D2/r$i/incarnation" ] && fail "replica $i: the first start that could not set up io_uring left its incarnation file (the next start waits for its peers' horizons)"
+  ok "replica $i: no incarnation file after the first start that could not set up io_uring"
+done
+for i in 1 2 3; do cluster_restart "$i"; done
+got=""
+t0=$SECONDS
+while ((SECONDS - t0 < 20)); do
+  got=$(timeout 2 redis-cli -p "$(resp_port 2)" SET fsr:m v 2>/dev/null || true)
+  [ "$got" = OK ] && break
+  sleep 0.2
+done
+expect_eq "io_uring allowed: SET through replica 2 within 20 s" "$got" OK
+for i in 1 2 3; do
+  expect_match "replica $i's start" "$(grep 'incarnation' "$D2/r$i.log" | tail -n 1)" "\\(first start\\)"
+done
 all_alive 3
 say "passed ($IT_CHECKS checks)"
