@@ -148,7 +148,8 @@ static int open_log(struct durable *d, const struct durable_cfg *cfg, struct dur
     rabia_wal_stats(d->wal, &ws);
     struct snapsched_cfg sc = {.max_log_bytes = cfg->max_log_size,
                                .interval_us = (uint64_t)cfg->snapshot_interval_s * 1000000u,
-                               .retry_us = 1000000u}; /* after a failure: at most once a second */
+                               .retry_us = 1000000u,      /* after a failure: 1 s, */
+                               .retry_max_us = 32000000u}; /* doubling to 32 s while they keep failing */
     snapsched_init(&d->sched, &sc, d->sched.last_slot, ws.bytes);
     fprintf(stderr,
             "rabia: log %s: %" PRIu64 " records in %" PRIu64 " segment(s), %s, block %u; state at slot %" PRIu64
@@ -454,8 +455,10 @@ void durable_tick(struct durable *d, struct rabia_rsm *rsm, uint64_t now, uint64
              * (rabia_snapfile_write; received files carry a sender's tag),
              * and the child is reaped: nobody writes it now. */
             if (p > 0) rabia_snapfile_write_abandoned(d->snap_dir, slot);
-            fprintf(stderr, "rabia: the snapshot at slot %" PRIu64 " failed (see the message above); retrying later\n",
-                    slot);
+            fprintf(stderr,
+                    "rabia: the snapshot at slot %" PRIu64 " failed (see the message above), %u in a row; the next "
+                    "try in %.0f s at the earliest\n",
+                    slot, d->sched.failed_in_row, (double)snapsched_retry_wait(&d->sched) / 1e6);
         }
         return;
     }

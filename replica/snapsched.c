@@ -25,8 +25,19 @@ bool snapsched_due(struct snapsched *s, uint64_t applied, uint64_t log_bytes, ui
     RABIA_ASSERT(now_us >= s->last_us); /* a monotonic clock */
     bool by_time = s->cfg.interval_us && now_us - s->last_us >= s->cfg.interval_us;
     if (!by_size && !by_time) return false;
-    if (s->failures && now_us - s->last_us < s->cfg.retry_us) return false;
+    if (s->failed_in_row && now_us - s->last_us < snapsched_retry_wait(s)) return false;
     return true;
+}
+
+uint64_t snapsched_retry_wait(const struct snapsched *s)
+{
+    if (!s->failed_in_row) return 0;
+    uint64_t w = s->cfg.retry_us;
+    /* bounded: at most 63 doublings, and none past retry_max_us */
+    for (uint32_t i = 1; i < s->failed_in_row && i < 63 && w < s->cfg.retry_max_us; i++) w *= 2;
+    if (s->cfg.retry_max_us > s->cfg.retry_us && w > s->cfg.retry_max_us) w = s->cfg.retry_max_us;
+    RABIA_ASSERT(w >= s->cfg.retry_us);
+    return w;
 }
 
 void snapsched_began(struct snapsched *s, uint64_t applied, uint64_t log_bytes, uint64_t now_us)
@@ -49,10 +60,12 @@ uint64_t snapsched_finished(struct snapsched *s, bool ok, uint64_t now_us)
         /* as if it had not begun (the log's growth still counts), but no
          * retry for retry_us */
         s->failures++;
+        s->failed_in_row++;
         s->forced |= s->running_forced;
         return 0;
     }
     s->taken++;
+    s->failed_in_row = 0;
     s->log_at_start = s->running_log;
     if (s->running_slot > s->last_slot) s->last_slot = s->running_slot;
     return s->last_slot;

@@ -70,8 +70,53 @@ static void test_failure_and_adopted(void)
     CHECK_EQ(s.last_slot, 40);
 }
 
+/* Failures in a row back off: retry_us, doubled each time up to
+ * retry_max_us; a success starts over. */
+static void test_backoff(void)
+{
+    const struct snapsched_cfg cfg = {.max_log_bytes = 1000, .interval_us = 60 * S, .retry_us = S,
+                                      .retry_max_us = 8 * S};
+    struct snapsched s;
+    snapsched_init(&s, &cfg, 0, 0);
+    uint64_t now = 10 * S;
+    CHECK_EQ(snapsched_retry_wait(&s), 0);
+    const uint64_t waits[] = {1 * S, 2 * S, 4 * S, 8 * S, 8 * S, 8 * S};
+    for (unsigned i = 0; i < sizeof waits / sizeof waits[0]; i++) {
+        CHECK(snapsched_due(&s, 5, 2000, now, false));
+        snapsched_began(&s, 5, 2000, now);
+        now += S / 2; /* the child ran half a second and failed */
+        CHECK_EQ(snapsched_finished(&s, false, now), 0);
+        CHECK_EQ(s.failed_in_row, i + 1);
+        CHECK_EQ(snapsched_retry_wait(&s), waits[i]);
+        CHECK(!snapsched_due(&s, 5, 2000, now + waits[i] - 1, false));
+        now += waits[i];
+    }
+    CHECK(snapsched_due(&s, 5, 2000, now, false));
+    snapsched_began(&s, 5, 2000, now);
+    CHECK_EQ(snapsched_finished(&s, true, now + S), 5);
+    CHECK_EQ(s.failed_in_row, 0);
+    CHECK_EQ(s.failures, 6);
+    CHECK_EQ(snapsched_retry_wait(&s), 0);
+    /* the next failure waits retry_us again */
+    snapsched_soon(&s);
+    CHECK(snapsched_due(&s, 6, 2000, now + 2 * S, false));
+    snapsched_began(&s, 6, 2000, now + 2 * S);
+    CHECK_EQ(snapsched_finished(&s, false, now + 3 * S), 0);
+    CHECK_EQ(snapsched_retry_wait(&s), S);
+    /* no growth when retry_max_us is not above retry_us (the simulator's) */
+    struct snapsched f;
+    snapsched_init(&f, &CFG, 0, 0);
+    for (int i = 0; i < 70; i++) {
+        snapsched_soon(&f);
+        snapsched_began(&f, 5, 2000, (uint64_t)(i + 1) * 10 * S);
+        (void)snapsched_finished(&f, false, (uint64_t)(i + 1) * 10 * S);
+    }
+    CHECK_EQ(snapsched_retry_wait(&f), S);
+}
+
 int main(void)
 {
+    RUN(test_backoff);
     RUN(test_by_size);
     RUN(test_by_time_and_soon);
     RUN(test_failure_and_adopted);
