@@ -301,9 +301,7 @@ say "replicas restored from different backups refuse each other"
 # (replica 1 never ran in backup3's cluster: restored again from the right
 # file it is a new member there, not one back without its data dir)
 export RABIA_CLUSTER_DIR=$IT_DIR/mixed-backups
-mkdir -p "$RABIA_CLUSTER_DIR"
-echo 3 >"$RABIA_CLUSTER_DIR/n"
-echo kv >"$RABIA_CLUSTER_DIR/sm"
+cluster_dir_new 3 kv
 RABIA_EXTRA_ARGS="--restore $B3 $HOLD" cluster_restart 2
 RABIA_EXTRA_ARGS="--restore $B3 $HOLD" cluster_restart 3
 RABIA_EXTRA_ARGS="--restore $B1 $HOLD" cluster_restart 1

@@ -421,6 +421,25 @@ remember_pids() {
   for f in "$RABIA_CLUSTER_DIR"/r*.pid; do [ -f "$f" ] && IT_DAEMON_PIDS+=("$(cat "$f")"); done
   return 0
 }
+# cluster_dir_new N SM: an empty cluster folder at $RABIA_CLUSTER_DIR that
+# deploy/local-cluster.sh's restart I starts replicas in one at a time
+# (first starts, each with its own RABIA_EXTRA_ARGS), unlike cluster_start
+cluster_dir_new() {
+  mkdir -p "$RABIA_CLUSTER_DIR"
+  echo "$1" >"$RABIA_CLUSTER_DIR/n"
+  echo "$2" >"$RABIA_CLUSTER_DIR/sm"
+}
+# set_until I KEY VALUE SECONDS: SET through replica I, retried until it
+# answers OK (a cluster still starting); fails after SECONDS
+set_until() {
+  local t0=$SECONDS out
+  while :; do
+    out=$(timeout 3 redis-cli -p "$(resp_port "$1")" SET "$2" "$3" 2>&1 || true)
+    [ "$out" = OK ] && return 0
+    ((SECONDS - t0 < $4)) || fail "replica $1: SET $2 not answered OK within $4 s (last: $out)"
+    sleep 0.2
+  done
+}
 # cluster_start N SM [DIR]
 cluster_start() {
   [ -n "${3:-}" ] && export RABIA_CLUSTER_DIR=$3

@@ -26,20 +26,8 @@ it_init lost_data_dir 66
 need_cmd redis-cli
 export RABIA_EXTRA_ARGS="${RABIA_EXTRA_ARGS:-} --wal-segment-bytes 1048576"
 D=$RABIA_CLUSTER_DIR
-mkdir -p "$D"
-echo 3 >"$D/n"
-echo kv >"$D/sm"
+cluster_dir_new 3 kv
 
-# set_until I KEY VALUE SECONDS: SET through replica I, retried until OK
-set_until() {
-  local t0=$SECONDS out
-  while :; do
-    out=$(timeout 3 redis-cli -p "$(resp_port "$1")" SET "$2" "$3" 2>&1 || true)
-    [ "$out" = OK ] && return 0
-    ((SECONDS - t0 < $4)) || fail "replica $1: SET $2 not answered OK within $4 s (last: $out)"
-    sleep 0.2
-  done
-}
 # wait_log I ERE SECONDS: a line of replica I's log matches
 wait_log() {
   local t0=$SECONDS

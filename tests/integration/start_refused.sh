@@ -30,9 +30,7 @@ it_init start_refused 62
 need_cmd redis-cli
 export RABIA_EXTRA_ARGS="--durability wal --wal-segment-bytes 1048576"
 D=$RABIA_CLUSTER_DIR
-mkdir -p "$D"
-echo 3 >"$D/n"
-echo kv >"$D/sm"
+cluster_dir_new 3 kv
 
 say "each replica's first start: the log folder cannot be made"
 for i in 1 2 3; do
@@ -54,14 +52,8 @@ for i in 1 2 3; do
   rm -f "$D/r$i/wal"
   cluster_restart "$i"
 done
-got=""
-t0=$SECONDS
-while ((SECONDS - t0 < 20)); do
-  got=$(timeout 2 redis-cli -p "$(resp_port 1)" SET fsr:k v 2>/dev/null || true)
-  [ "$got" = OK ] && break
-  sleep 0.2
-done
-expect_eq "SET through replica 1 within 20 s" "$got" OK
+set_until 1 fsr:k v 20
+ok "SET through replica 1 within 20 s"
 for i in 1 2 3; do
   expect_match "replica $i's start" "$(grep 'incarnation' "$D/r$i.log" | tail -n 1)" "\(first start\)"
 done
@@ -101,9 +93,7 @@ NO_URING=${NO_URING:-$(dirname "$RABIAD")/../tests/integration/no_uring}
 cluster_stop
 D2=$IT_DIR/memory-cluster
 export RABIA_CLUSTER_DIR=$D2 RABIA_EXTRA_ARGS="--durability memory"
-mkdir -p "$D2"
-echo 3 >"$D2/n"
-echo kv >"$D2/sm"
+cluster_dir_new 3 kv
 for i in 1 2 3; do NO_URING_EXEC=$RABIAD RABIAD=$NO_URING cluster_restart "$i"; done # (in this order: the second sees the first)
 for i in 1 2 3; do
   pid=$(replica_pid "$i")
@@ -114,14 +104,8 @@ for i in 1 2 3; do
   ok "replica $i: no incarnation file after the first start that could not set up io_uring"
 done
 for i in 1 2 3; do cluster_restart "$i"; done
-got=""
-t0=$SECONDS
-while ((SECONDS - t0 < 20)); do
-  got=$(timeout 2 redis-cli -p "$(resp_port 2)" SET fsr:m v 2>/dev/null || true)
-  [ "$got" = OK ] && break
-  sleep 0.2
-done
-expect_eq "io_uring allowed: SET through replica 2 within 20 s" "$got" OK
+set_until 2 fsr:m v 20
+ok "io_uring allowed: SET through replica 2 within 20 s"
 for i in 1 2 3; do
   expect_match "replica $i's start" "$(grep 'incarnation' "$D2/r$i.log" | tail -n 1)" "\\(first start\\)"
 done
