@@ -83,6 +83,10 @@ static int parse_addr(const char *v, char *host, size_t hostlen, uint16_t *port)
         hl -= 2;
     }
     if (hl == 0 || hl >= hostlen) return -1;
+    /* a bracket left over ("[::1:7401", a ']' missing) was part of the
+     * host: passed here and by --check-config, refused at the start as
+     * "cannot resolve" */
+    if (memchr(h, '[', hl) || memchr(h, ']', hl)) return -1;
     uint64_t p;
     if (parse_u64(colon + 1, 1, 65535, &p)) return -1;
     memcpy(host, h, hl);
