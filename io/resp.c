@@ -2953,6 +2953,20 @@ int resp_command_meta(const struct resp_argv *c, struct resp_cmd_meta *m)
     return 1;
 }
 
+int resp_command_known(const char *name)
+{
+    size_t tl = strcspn(name, "|");
+    const struct cmd *cmd = find_cmd((const uint8_t *)name, tl);
+    if (!cmd)
+        return 0;
+    if (!name[tl])
+        return 1;
+    if (!cmd->subs)
+        return -1;
+    const char *sub = name + tl + 1;
+    return lookup(cmd->subs, cmd->nsubs, (const uint8_t *)sub, strlen(sub)) ? 1 : -2;
+}
+
 void resp_multi_discard(struct resp_session *s)
 {
     multi_discard(s);

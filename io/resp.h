@@ -378,6 +378,10 @@ struct resp_cmd_meta {
     int first, last, step; /* key positions (COMMAND INFO) */
 };
 int resp_command_meta(const struct resp_argv *c, struct resp_cmd_meta *m);
+/* Whether an ACL rule's command name ("get", "config|get", any case) names
+ * a command of this server, at any feature level: 1 yes, 0 no such
+ * command, -1 the command has no subcommands, -2 no such subcommand. */
+int resp_command_known(const char *name);
 /* Discard the MULTI queue (a refused EXEC, as Redis's execCommandAbort). */
 void resp_multi_discard(struct resp_session *s);
 

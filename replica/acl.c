@@ -14,6 +14,7 @@
 #include "invariant.h"
 #include "kv.h"
 #include "rabia/types.h"
+#include "resp.h"
 
 static void user_reset(struct acl_user *u)
 {
@@ -70,6 +71,16 @@ static int hexval(int c)
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
+}
+
+/* Whether a +cmd / -cmd rule's name (lowercase) names a command here, as
+ * resp_command_known; ACL itself is answered by auth.c (WHOAMI, LOAD), not
+ * the RESP table. */
+static int command_known(const char *name)
+{
+    if (!strcmp(name, "acl") || !strcmp(name, "acl|load") || !strcmp(name, "acl|whoami")) return 1;
+    if (!strncmp(name, "acl|", 4)) return -2;
+    return resp_command_known(name);
 }
 
 /* One rule on user u; err gets the cause and the fix. */
@@ -176,6 +187,21 @@ static int apply_rule(struct acl_user *u, const char *r, char *err, size_t errle
             return RABIA_E_CONFIG;
         }
         for (size_t i = 1; i <= n; i++) name[i - 1] = (char)tolower((unsigned char)r[i]);
+        /* a name that is no command here was taken as a rule that matched
+         * nothing: a typo in "-flushal" left FLUSHALL allowed, without a
+         * word (Redis refuses such a line: "Unknown command") */
+        int known = command_known(name);
+        int tl = (int)strcspn(name, "|");
+        if (known == 0) {
+            snprintf(err, errlen, "'%.60s': no command '%.*s' here (check the spelling, or remove the rule: "
+                                  "kv/README.md lists the commands)", r, tl, name);
+            return RABIA_E_CONFIG;
+        }
+        if (known < 0) {
+            snprintf(err, errlen, "'%.60s': %s '%.*s' (name the whole command, %c%.*s, or one of its subcommands)",
+                     r, known == -1 ? "no subcommands for" : "no such subcommand of", tl, name, r[0], tl, name);
+            return RABIA_E_CONFIG;
+        }
         if (u->nrules == ACL_MAX_RULES) {
             snprintf(err, errlen, "more than %d command rules for user '%s' (use categories)", ACL_MAX_RULES, u->name);
             return RABIA_E_CONFIG;
@@ -259,20 +285,36 @@ int acl_load_file(struct acl *a, const char *path, char *err, size_t errlen)
     int rc = 0;
     while (!rc && fgets(line, sizeof line, f)) {
         no++;
-        if (!strchr(line, '\n') && !feof(f)) {
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {
             snprintf(err, errlen, "%s:%u: line longer than %zu bytes (use fewer, broader rules)", path, no,
                      sizeof line - 2);
             rc = RABIA_E_CONFIG;
             break;
         }
+        /* a line that ends before its newline without the file ending
+         * holds a NUL byte (fgets cannot tell it from the line's end): it
+         * was refused as "line longer than 8190 bytes", of a short line */
+        if ((!len || line[len - 1] != '\n') && !feof(f)) {
+            snprintf(err, errlen, "%s:%u: a NUL byte in the line (is it a text file?)", path, no);
+            rc = RABIA_E_CONFIG;
+            break;
+        }
+        /* a UTF-8 byte order mark (some editors write one), as the config
+         * file takes it: it was refused as "line starts with 'user', not
+         * 'user'", the mark unseen */
+        const char *p = line;
+        if (no == 1 && !strncmp(p, "\xEF\xBB\xBF", 3)) p += 3;
         char why[512];
-        if (acl_parse_line(a, line, why, sizeof why)) {
+        if (acl_parse_line(a, p, why, sizeof why)) {
             snprintf(err, errlen, "%s:%u: %s", path, no, why);
             rc = RABIA_E_CONFIG;
         }
     }
+    /* a directory: fopen takes it, fgets fails with EISDIR (the cause
+     * was left out: "read error") */
     if (!rc && ferror(f)) {
-        snprintf(err, errlen, "acl-file %s: read error", path);
+        snprintf(err, errlen, "acl-file %s: cannot read: %s (give the path of an ACL file)", path, strerror(errno));
         rc = RABIA_E_CONFIG;
     }
     fclose(f);

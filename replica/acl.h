@@ -18,7 +18,8 @@
  *                            fast, slow, pubsub, connection, transaction,
  *                            dangerous, admin
  *   +cmd | -cmd              allow / deny one command ("config|get" for a subcommand,
- *                            "config" for all of them)
+ *                            "config" for all of them); a name that is no command
+ *                            or subcommand here is refused (as Redis does)
  *   allcommands | nocommands = +@all | -@all
  *   allchannels | &*         every channel (what a user starts with here: Redis
  *                            7.0 starts with none, acl-pubsub-default)

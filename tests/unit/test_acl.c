@@ -120,6 +120,14 @@ static void test_bad_lines(void)
         {"user bob on <neverset", "does not have"},
         {"user bob on ~", "empty"},
         {"user bob on selector", "unknown ACL rule 'selector'"},
+        /* a command name this server does not have was a rule matching
+         * nothing: "-flushal" left FLUSHALL allowed (found by review) */
+        {"user bob on >p ~* +@all -flushal", "'-flushal': no command 'flushal' here"},
+        {"user bob on >p ~* +GETT", "no command 'gett' here"},
+        {"user bob on >p ~* +config|gett", "no such subcommand of 'config'"},
+        {"user bob on >p ~* +get|x", "no subcommands for 'get'"},
+        {"user bob on >p ~* +acl|setuser", "no such subcommand of 'acl'"},
+        {"user bob on >p ~* +|get", "no command '' here"},
     };
     char err[512];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -148,6 +156,38 @@ static void test_bad_lines(void)
     unlink(path);
     CHECK_EQ(acl_load_file(&A, "/nonexistent/acl", err, sizeof err), RABIA_E_CONFIG);
     CHECK(strstr(err, "cannot open") != NULL);
+    /* a directory: the cause named (it was "read error") */
+    CHECK_EQ(acl_load_file(&A, "/tmp", err, sizeof err), RABIA_E_CONFIG);
+    CHECK(strstr(err, "Is a directory") != NULL);
+    if (!strstr(err, "Is a directory")) fprintf(stderr, "got: %s\n", err);
+    /* a NUL byte in a short line: named as such (it was "line longer than
+     * 8190 bytes") */
+    snprintf(path, sizeof path, "/tmp/test_acl.XXXXXX");
+    fd = mkstemp(path);
+    CHECK(fd >= 0);
+    static const char nul[] = "user a on >x ~* +@all\0junk\nuser b on\n";
+    CHECK_EQ(write(fd, nul, sizeof nul - 1), (long long)(sizeof nul - 1));
+    close(fd);
+    acl_init(&A, "");
+    CHECK_EQ(acl_load_file(&A, path, err, sizeof err), RABIA_E_CONFIG);
+    snprintf(want, sizeof want, "%s:1: a NUL byte in the line", path);
+    CHECK(strstr(err, want) != NULL);
+    if (!strstr(err, want)) fprintf(stderr, "got: %s\n", err);
+    unlink(path);
+    /* a UTF-8 byte order mark before the first line, as the config file
+     * takes it (it was "line starts with '<BOM>user', not 'user'") */
+    snprintf(path, sizeof path, "/tmp/test_acl.XXXXXX");
+    fd = mkstemp(path);
+    CHECK(fd >= 0);
+    static const char bom[] = "\xEF\xBB\xBFuser a on >x ~* +@all\nuser b on >y ~* +@read\n";
+    CHECK_EQ(write(fd, bom, sizeof bom - 1), (long long)(sizeof bom - 1));
+    close(fd);
+    acl_init(&A, "");
+    CHECK_EQ(acl_load_file(&A, path, err, sizeof err), 0);
+    if (A.n != 3) fprintf(stderr, "got: %s\n", err);
+    CHECK_EQ(A.n, 3);
+    CHECK(auth_ok("a", "x"));
+    unlink(path);
 }
 
 static void test_permissions(void)
