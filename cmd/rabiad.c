@@ -121,6 +121,29 @@ static const struct rabia_sm_ops *pick_sm(const char *name)
 /* What the command line asks besides running. */
 enum action { RUN, CHECK, DONE };
 
+/* The VALUE of "--key VALUE" at argv[i]: 0, or 2 with err set when there is
+ * none. Another option there is no value: with the value left out
+ * ("--requirepass $PASS --check-config", PASS unset) the option was taken
+ * as it, and the replica started with that password instead of checking;
+ * "--data-dir $D --rejoin" ran a new replica in a folder named --rejoin,
+ * without --rejoin. A value that starts with "--" is given as --key=VALUE. */
+static int option_value(int argc, char **argv, int i, const char *key, const char **val, char *err, size_t errlen)
+{
+    if (i >= argc) {
+        snprintf(err, errlen, "option --%s needs a value", key);
+        return 2;
+    }
+    if (!strncmp(argv[i], "--", 2)) {
+        snprintf(err, errlen,
+                 "option --%s needs a value, not the option '%.100s' (was the value left out? a value that starts "
+                 "with '--' is given as --%s=VALUE)",
+                 key, argv[i], key);
+        return 2;
+    }
+    *val = argv[i];
+    return 0;
+}
+
 /* The configuration from the file (--config) and the options over it, the
  * same at start and at every SIGHUP. 0 and *act, or 2 with err set. */
 static int read_config(int argc, char **argv, struct rabia_replica_config *cfg, enum action *act, char *err,
@@ -131,18 +154,16 @@ static int read_config(int argc, char **argv, struct rabia_replica_config *cfg, 
     /* the config file first, so that options override it */
     for (int i = 1; i < argc; i++) {
         const char *path = NULL;
-        if (!strcmp(argv[i], "--config") && i + 1 < argc) path = argv[i + 1];
+        if (!strcmp(argv[i], "--config") && i + 1 < argc && strncmp(argv[i + 1], "--", 2)) path = argv[i + 1];
         else if (!strncmp(argv[i], "--config=", 9)) path = argv[i] + 9;
         if (path && rabia_replica_config_load(cfg, path, err, errlen)) return 2;
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--config")) {
-            if (i + 1 >= argc) { /* the first loop had no file to read: say so, not run without it */
-                snprintf(err, errlen, "option --config needs a value (the config file's path)");
-                return 2;
-            }
-            i++;
+            /* the first loop had no file to read: say so, not run without it */
+            const char *path;
+            if (option_value(argc, argv, ++i, "config", &path, err, errlen)) return 2;
             continue;
         }
         if (!strncmp(a, "--config=", 9)) continue;
@@ -160,8 +181,10 @@ static int read_config(int argc, char **argv, struct rabia_replica_config *cfg, 
             *act = CHECK;
             continue;
         }
-        if (!strcmp(a, "--restore") && i + 1 < argc) {
-            if (rabia_replica_config_set(cfg, "restore-from", argv[++i], err, errlen)) return 2;
+        if (!strcmp(a, "--restore")) {
+            const char *path;
+            if (option_value(argc, argv, ++i, "restore", &path, err, errlen)) return 2;
+            if (rabia_replica_config_set(cfg, "restore-from", path, err, errlen)) return 2;
             continue;
         }
         if (!strcmp(a, "--rejoin")) {
@@ -183,11 +206,7 @@ static int read_config(int argc, char **argv, struct rabia_replica_config *cfg, 
             val = eq + 1;
         } else {
             snprintf(key, sizeof key, "%s", a + 2);
-            if (i + 1 >= argc) {
-                snprintf(err, errlen, "option --%s needs a value", key);
-                return 2;
-            }
-            val = argv[++i];
+            if (option_value(argc, argv, ++i, key, &val, err, errlen)) return 2;
         }
         /* --restore=FILE as --restore FILE (it was "unknown key 'restore'") */
         if (!strcmp(key, "restore")) snprintf(key, sizeof key, "restore-from");

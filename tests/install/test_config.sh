@@ -38,6 +38,16 @@ expect_err "batch-max-bytes = '12'" --id 1 --members "$m" --batch-max-bytes 12
 expect_err "batch-linger-us = '200001': must be 0..100000" --id 1 --members "$m" --batch-linger-us 200001
 expect_ok --id 1 --members "$m" --batch-linger-us 200 --client-listen 127.0.0.1:7401
 expect_err "unknown key 'bogus'" --id 1 --members "$m" --bogus 1
+# "--key VALUE" with the value left out took the next option as the value:
+# "--data-dir $D --rejoin" (D unset) started a new replica in a folder named
+# --rejoin, without --rejoin; "--requirepass $P --check-config" started the
+# replica instead of checking (found by review). "--key=--value" still works.
+expect_err "option --data-dir needs a value, not the option '--rejoin'" --id 1 --members "$m" --client-listen 127.0.0.1:7401 --data-dir --rejoin
+expect_err "option --requirepass needs a value, not the option '--rejoin'" --id 1 --members "$m" --client-listen 127.0.0.1:7401 --requirepass --rejoin
+expect_err "option --config needs a value, not the option '--id'" --config --id 1 --members "$m"
+expect_err "option --restore needs a value, not the option '--id'" --restore --id 1 --members "$m"
+expect_err "option --window needs a value" --id 1 --members "$m" --window
+expect_ok --id 1 --members "$m" --client-listen 127.0.0.1:7401 --requirepass=--dashes
 # data-dir/wal must fit the log's path too: 508 bytes and more put the log
 # in data-dir/wa, data-dir/w or the data dir itself (found by review)
 expect_err "data-dir: give a directory path (under 508 bytes)" --id 1 --members "$m" --data-dir "/tmp/$(printf 'd%.0s' $(seq 1 505))"
