@@ -192,7 +192,12 @@ static int read_config(int argc, char **argv, struct rabia_replica_config *cfg, 
             continue;
         }
         if (strncmp(a, "--", 2)) {
-            snprintf(err, errlen, "unexpected argument '%s' (see --help)", a);
+            /* redis-server takes its file so ("rabiad rabiad.conf"): say how
+             * it is given here, not only "see --help" */
+            snprintf(err, errlen,
+                     "unexpected argument '%.200s' (a config file is given as --config FILE, a key as --key=value: "
+                     "see --help)",
+                     a);
             return 2;
         }
         char key[64];

@@ -48,6 +48,8 @@ expect_err "option --config needs a value, not the option '--id'" --config --id 
 expect_err "option --restore needs a value, not the option '--id'" --restore --id 1 --members "$m"
 expect_err "option --window needs a value" --id 1 --members "$m" --window
 expect_ok --id 1 --members "$m" --client-listen 127.0.0.1:7401 --requirepass=--dashes
+# redis-server's way of naming its file: say how it is given here
+expect_err "unexpected argument 'rabiad.conf' (a config file is given as --config FILE" rabiad.conf
 # data-dir/wal must fit the log's path too: 508 bytes and more put the log
 # in data-dir/wa, data-dir/w or the data dir itself (found by review)
 expect_err "data-dir: give a directory path (under 508 bytes)" --id 1 --members "$m" --data-dir "/tmp/$(printf 'd%.0s' $(seq 1 505))"
