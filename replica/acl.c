@@ -283,9 +283,15 @@ int acl_load_file(struct acl *a, const char *path, char *err, size_t errlen)
     char line[8192];
     unsigned no = 0;
     int rc = 0;
+    long at = ftell(f); /* -1 where the file cannot tell (a pipe) */
     while (!rc && fgets(line, sizeof line, f)) {
         no++;
         size_t len = strlen(line);
+        long next = ftell(f);
+        /* on the last line, without a newline, only the bytes read tell of
+         * a NUL: ">abc<NUL>def" at the end of the file was the password abc */
+        bool nul = at >= 0 && next >= 0 && (size_t)(next - at) != len;
+        at = next;
         if (len == sizeof line - 1 && line[len - 1] != '\n') {
             snprintf(err, errlen, "%s:%u: line longer than %zu bytes (use fewer, broader rules)", path, no,
                      sizeof line - 2);
@@ -295,7 +301,7 @@ int acl_load_file(struct acl *a, const char *path, char *err, size_t errlen)
         /* a line that ends before its newline without the file ending
          * holds a NUL byte (fgets cannot tell it from the line's end): it
          * was refused as "line longer than 8190 bytes", of a short line */
-        if ((!len || line[len - 1] != '\n') && !feof(f)) {
+        if (((!len || line[len - 1] != '\n') && !feof(f)) || nul) {
             snprintf(err, errlen, "%s:%u: a NUL byte in the line (is it a text file?)", path, no);
             rc = RABIA_E_CONFIG;
             break;

@@ -401,9 +401,11 @@ int rabia_replica_config_load(struct rabia_replica_config *c, const char *path, 
     if (!f) ERR("config file %s: %s", path, strerror(errno));
     char line[4096];
     int lineno = 0, rc = 0;
+    long at = ftell(f); /* -1 where the file cannot tell (a pipe) */
     while (fgets(line, sizeof line, f)) {
         lineno++;
         size_t len = strlen(line);
+        long next = ftell(f);
         if (len == sizeof line - 1 && line[len - 1] != '\n') {
             snprintf(err, errlen, "%s:%d: line too long", path, lineno);
             rc = RABIA_E_CONFIG;
@@ -412,8 +414,12 @@ int rabia_replica_config_load(struct rabia_replica_config *c, const char *path, 
         /* a line that ends before its newline without the file ending
          * holds a NUL byte, which fgets cannot tell from the line's end:
          * the rest of the line was dropped without a word, and a file of
-         * NULs (--config /dev/zero) was read for ever */
-        if ((!len || line[len - 1] != '\n') && !feof(f)) {
+         * NULs (--config /dev/zero) was read for ever. On the last line,
+         * without a newline, only the bytes read tell: "requirepass
+         * abc<NUL>def" at the end of the file was the password abc */
+        bool nul = at >= 0 && next >= 0 && (size_t)(next - at) != len;
+        at = next;
+        if (((!len || line[len - 1] != '\n') && !feof(f)) || nul) {
             snprintf(err, errlen, "%s:%d: a NUL byte in the line (is it a text file?)", path, lineno);
             rc = RABIA_E_CONFIG;
             break;

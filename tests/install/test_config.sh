@@ -87,6 +87,9 @@ expect_ok --config "$bad"
 # a NUL byte in a line: the rest of the line was dropped without a word
 printf 'id 1\nrequirepass abc\0def\nmembers %s\nclient-listen 127.0.0.1:7401\n' "$m" >"$bad"
 expect_err "$bad:2: a NUL byte in the line (is it a text file?)" --config "$bad"
+# ... also on the last line without a newline (the password was abc; found by review)
+printf 'id 1\nmembers %s\nclient-listen 127.0.0.1:7401\nrequirepass abc\0def' "$m" >"$bad"
+expect_err "$bad:4: a NUL byte in the line (is it a text file?)" --config "$bad"
 rm -f "$bad"
 # a file of NULs was read for ever (bounded here: a hang fails the timeout)
 expect_err "/dev/zero:1: a NUL byte in the line" --config /dev/zero

@@ -174,6 +174,19 @@ static void test_bad_lines(void)
     CHECK(strstr(err, want) != NULL);
     if (!strstr(err, want)) fprintf(stderr, "got: %s\n", err);
     unlink(path);
+    /* ... also on the last line without a newline: the password was "x" */
+    snprintf(path, sizeof path, "/tmp/test_acl.XXXXXX");
+    fd = mkstemp(path);
+    CHECK(fd >= 0);
+    static const char nul_last[] = "user a on >y ~* +@all\nuser b on >x\0junk ~* +@all";
+    CHECK_EQ(write(fd, nul_last, sizeof nul_last - 1), (long long)(sizeof nul_last - 1));
+    close(fd);
+    acl_init(&A, "");
+    CHECK_EQ(acl_load_file(&A, path, err, sizeof err), RABIA_E_CONFIG);
+    snprintf(want, sizeof want, "%s:2: a NUL byte in the line", path);
+    CHECK(strstr(err, want) != NULL);
+    if (!strstr(err, want)) fprintf(stderr, "got: %s\n", err);
+    unlink(path);
     /* a UTF-8 byte order mark before the first line, as the config file
      * takes it (it was "line starts with '<BOM>user', not 'user'") */
     snprintf(path, sizeof path, "/tmp/test_acl.XXXXXX");
