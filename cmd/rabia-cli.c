@@ -784,6 +784,18 @@ int main(int argc, char **argv)
         free(list);
         return usage_error("-a: no address given", NULL);
     }
+    /* each address as the client library takes it, for backup too (it
+     * dials with its own code): "-a foo backup F" ended in exit 3, which
+     * says no replica was reachable, where the other commands give this
+     * usage error (exit 2); and "-a host:0" was dialed */
+    for (size_t i = 0; i < n_addrs; i++) {
+        char h[256], p[16];
+        if (client_split_addr(addrs[i], h, sizeof h, p, sizeof p) < 0) {
+            int bx = usage_error("-a: bad address list (want host:port[,host:port...]): %s", addr_list);
+            free(list);
+            return bx;
+        }
+    }
     /* CLIENT_AUTH carries a user of up to 255 bytes (u8 length) and a
      * password of up to 4096: longer ones are refused by rabia_client_open
      * with the -EINVAL of a bad address, which was reported as "-a: bad

@@ -43,6 +43,12 @@ run_cli "a 5000-byte password (usage error)" 2 "rabia-cli: --pass / RABIA_PASSWO
 Try 'rabia-cli --help'." -a "$A" --pass "$long_pw" counter get
 run_cli "a 300-byte user name (usage error)" 2 "rabia-cli: --user / RABIA_USER: 300 bytes, more than the 255 a replica takes
 Try 'rabia-cli --help'." -a "$A" --user "$(head -c 300 /dev/zero | tr '\0' u)" --pass pw counter get
+# backup takes the addresses as the other commands do: "-a foo" was exit 3
+# (unreachable) and port 0 was dialed (found by review)
+run_cli "backup -a foo (usage error)" 2 "rabia-cli: -a: bad address list (want host:port[,host:port...]): foo
+Try 'rabia-cli --help'." -a foo backup "$IT_DIR/never.snap"
+run_cli "backup -a host:0 (usage error)" 2 "rabia-cli: -a: bad address list (want host:port[,host:port...]): $A,127.0.0.1:0
+Try 'rabia-cli --help'." -a "$A,127.0.0.1:0" backup "$IT_DIR/never.snap"
 
 say "bench-counter 2000 (pipelined, up to 64 outstanding)"
 rc=0
