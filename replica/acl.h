@@ -91,6 +91,9 @@ struct acl {
 void acl_init(struct acl *a, const char *requirepass);
 /* One line of an ACL file (comments and blank lines are fine). 0, or
  * RABIA_E_CONFIG with err naming the rule and the fix. */
+/* Whether acl.c's list of Redis's command names is in strcmp order (its
+ * lookup is a binary search; test_acl). */
+bool acl_redis_names_sorted(void);
 int acl_parse_line(struct acl *a, const char *line, char *err, size_t errlen);
 /* Every line of path; err starts with "path:line: ". */
 int acl_load_file(struct acl *a, const char *path, char *err, size_t errlen);
