@@ -310,7 +310,38 @@ void replica_peer_in_install(struct rabia_replica *r, uint32_t ci, uint8_t from,
      * delivered and the peer's connection in use goes on, so that a
      * FIRST_START refused (peer_first_start) costs the running life
      * nothing: it dropped that life's link, redial after redial. */
-    if (incarnation == r->hello.peer[from].incarnation) (void)peer_in_take(r, ci);
+    if (incarnation == r->hello.peer[from].incarnation) {
+        (void)peer_in_take(r, ci);
+        return;
+    }
+    /* At most one such connection per peer waits: this one replaces the
+     * one waiting before it (nothing of that was delivered; a live peer
+     * redials within 2 s, a dead link's never frames). Without it each
+     * HELLO of a life not taken yet that sent no frame after it was held
+     * for good (the HELLO sweeper only sees connections before HELLO): 300
+     * such HELLOs of "replica 2" held 300 connections, up to the 4096
+     * every port shares (found by review). The newer connection, not the
+     * newer life, stays: a waiting one that never frames must not keep the
+     * peer's next life out. */
+    uint32_t prev = UINT32_MAX;
+    struct conn *q;
+    for (FOR_LIVE(r, q)) {
+        if (q != k && q->kind == CK_PEER_IN && q->take_inc && q->peer == from && !q->closing) {
+            prev = (uint32_t)(q - r->conns);
+            break; /* bounded: only one waits at a time */
+        }
+    }
+    if (prev == UINT32_MAX) return;
+    struct conn *old = &r->conns[prev];
+    if (replica_log_budget(r, &r->refusal_log, "refusals of connections"))
+        replica_log(r, RABIA_LOG_WARN,
+                    "closing a connection of replica %u (incarnation %" PRIu64 ") that sent nothing after its HELLO: "
+                    "a newer one of incarnation %" PRIu64 " replaces it (a redial after a link that went dead, or "
+                    "two processes started as replica %u)",
+                    from + 1, old->take_inc, incarnation, from + 1);
+    old->take_inc = 0;
+    old->kind = CK_PEER_IN_HELLO; /* never taken: nothing of it is delivered */
+    replica_conn_close(r, old->c);
 }
 
 /* The link's first frame after HELLO came: it becomes `from`'s connection

@@ -5,6 +5,7 @@ can reach the port may send before and after a HELLO.
     peer_port.py big HOST PORT CONNS
     peer_port.py silent HOST PORT CONNS
     peer_port.py future HOST PORT CLUSTER_HEX FROM
+    peer_port.py mute HOST PORT CLUSTER_HEX FROM CONNS
     peer_port.py snap HOST PORT CLUSTER_HEX FROM SNAP_DIR
     peer_port.py pin HOST PORT CLUSTER_HEX FROM SLOT SECONDS
     peer_port.py far HOST PORT CLUSTER_HEX FROM INCARNATION SLOT
@@ -85,6 +86,28 @@ def future(host, port, cluster, frm):
     s.sendall(hello(cluster, frm, incarnation=(1 << 64) - 1))
     check(wait_for(lambda: closed_now(s), 3.0), f"a HELLO claiming replica {frm + 1} with incarnation 2^64-1 was refused")
     s.close()
+
+
+def mute(host, port, cluster, frm, conns):
+    """Connections that say HELLO as replica frm + 1, each a new life (an
+    incarnation newer than the real replica's), and nothing after it: a
+    life is taken at its first frame after HELLO, and only the newest such
+    connection waits for it (each was held for good: 300 of them held 300
+    connections)."""
+    base = int(time.time() * 1e6)
+    socks = []
+    for i in range(conns):
+        s = connect(host, port)
+        s.sendall(hello(cluster, frm, incarnation=base + i))
+        socks.append(s)
+        time.sleep(0.005)  # in order of arrival
+    wait_for(lambda: sum(closed_now(s) for s in socks) >= conns - 1, 3.0)
+    closed = [closed_now(s) for s in socks]
+    check(all(closed[:-1]) and not closed[-1],
+          f"{conns} HELLOs of replica {frm + 1} with no frame after: {sum(closed)} closed, the newest waits "
+          f"({'open' if not closed[-1] else 'closed'})")
+    for s in socks:
+        s.close()
 
 
 def chunk(slot, offset, total, body):
@@ -183,6 +206,8 @@ def main():
         silent(host, port, int(sys.argv[4]))
     elif cmd == "future":
         future(host, port, int(sys.argv[4], 16), int(sys.argv[5]))
+    elif cmd == "mute":
+        mute(host, port, int(sys.argv[4], 16), int(sys.argv[5]), int(sys.argv[6]))
     elif cmd == "snap":
         snap(host, port, int(sys.argv[4], 16), int(sys.argv[5]), sys.argv[6])
     elif cmd == "pin":

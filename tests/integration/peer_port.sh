@@ -8,6 +8,10 @@
 #   - 70 connections that say nothing: the 6 oldest closed at once (at
 #     most 64 wait for their HELLO), the rest after 10 s (they stayed for
 #     good, and 4100 of them took every connection slot);
+#   - 100 connections that say HELLO as replica 2, each a newer life than
+#     the real one, and nothing after: all but the newest closed at once (a
+#     new life is taken at its first frame after HELLO, and only one waits:
+#     each was held for good, 300 of them 300 connection slots);
 #   - a HELLO claiming replica 2 with incarnation 2^64-1: refused (taken
 #     as is, every later HELLO of the real replica 2 was refused as older,
 #     and the cluster lost it until replica 1 restarted);
@@ -61,6 +65,10 @@ expect_eq "replica 1 answered 150 PINGs meanwhile (exit status)" "$BG_RC" 0
 [ "$(logged 'said no HELLO within 10 s')" -ge 1 ] || fail "no log line for the timed-out connections"
 [ "$(logged 'said no HELLO within 10 s')" -le 20 ] || fail "more than 20 refusal lines in 10 s"
 ok "replica 1 logged them, at most 20 lines per 10 s"
+
+say "connections that say HELLO as replica 2 (a new life each) and nothing after"
+py mute 127.0.0.1 "$port" "$cluster_id" 1 100
+expect_eq "SET through replica 1 afterwards" "$(redis 1 SET pp:after-mute 1)" OK
 
 say "a HELLO from an impossible incarnation (after 10 s: a fresh window of refusal lines)"
 sleep 10
