@@ -1357,7 +1357,12 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
     cc.log_retain = cfg->log_retain;
     cc.log_retain_bytes = cfg->log_retain_bytes;
     cc.recovering = (!log_intact && may_have_run) || rest.rejoin;
-    r->first_start_votes = !existed && !cc.recovering;
+    /* from nothing: a log found without the incarnation file (a data dir
+     * copied without that small file) holds what this replica sent before,
+     * takes part at once as a restart with it does, and is no lost data
+     * dir; said FIRST_START, its peers refused it and the fix they named
+     * (--rejoin on an empty dir) threw the log away (found by review) */
+    r->first_start_votes = !existed && !cc.recovering && !log_intact;
     char why[256];
     if (rabia_config_check(&cc, why, sizeof why)) {
         snprintf(err, errlen, "consensus settings: %s", why);

@@ -19,6 +19,8 @@
 #     still refused by both.
 #  5. The fix the message names: --rejoin on the empty data dir: taken, it
 #     recovers from its peers and has every write.
+#  6. Its incarnation file removed, its log intact: a restart with its log,
+#     taken (it said FIRST_START and was refused as a lost data dir).
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -120,6 +122,21 @@ expect_eq "replica 3: GET before:50" "$(redis 3 GET before:50)" v50
 expect_eq "replica 3: GET during2" "$(redis 3 GET during2)" x
 expect_eq "replica 3: SET after:5" "$(redis 3 SET after:5 z)" OK
 expect_eq "refusals of replica 3 logged by 1 and 2 during the --rejoin" \
+  "$(($(cat "$D/r1.log" "$D/r2.log" | grep -c "refusing replica 3" || true) - before))" 0
+
+say "6. replica 3's data dir without its incarnation file, its log intact"
+# (a copy that left out the small file): a restart with its log, which holds
+# what it sent before; no first start from nothing (it said FIRST_START, was
+# refused, and the fix named threw the log away)
+cluster_kill 3
+rm "$D/r3/incarnation"
+mv "$D/r3.log" "$D/r3.log.5"
+before=$(cat "$D/r1.log" "$D/r2.log" | grep -c "refusing replica 3" || true)
+cluster_restart 3
+wait_log 3 "replica 3 of 3, incarnation [0-9]+ \(restart with its log: taking part at once\)" 15
+set_until 3 after:6 w 15
+wait_converged 30 1 2 3
+expect_eq "refusals of replica 3 logged by 1 and 2 after the restart with its log" \
   "$(($(cat "$D/r1.log" "$D/r2.log" | grep -c "refusing replica 3" || true) - before))" 0
 all_alive 3
 ok "lost_data_dir passed"
