@@ -122,3 +122,69 @@ int rabia_peers_seen_write(const char *dir, uint8_t n, const uint64_t *seen, cha
     }
     return rabia_write_small_file(dir, RABIA_PEERS_SEEN_FILE, buf, len, err, errlen);
 }
+
+/* data-dir/first-start (peers_seen.h): one decimal incarnation and a newline. */
+int rabia_first_start_read(const char *dir, uint64_t *birth, char *err, size_t errlen)
+{
+    RABIA_ASSERT(dir && birth);
+    *birth = 0;
+    char path[600];
+    snprintf(path, sizeof path, "%s/" RABIA_FIRST_START_FILE, dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return 0;
+        int e = errno;
+        snprintf(err, errlen, "%s: %s (check the data dir's owner and permissions)", path, strerror(e));
+        return -e;
+    }
+    char buf[32];
+    size_t len = 0;
+    for (;;) { /* bounded: stops at sizeof buf bytes */
+        ssize_t k = read(fd, buf + len, sizeof buf - len);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            int e = errno;
+            close(fd);
+            snprintf(err, errlen, "%s: %s", path, strerror(e));
+            return -e;
+        }
+        if (k == 0 || (len += (size_t)k) == sizeof buf) break;
+    }
+    close(fd);
+    const char *p = buf, *end = buf + len;
+    uint64_t v;
+    if (!parse_u64(&p, end, &v) || v == 0 || p == end || *p != '\n' || p + 1 != end) {
+        snprintf(err, errlen,
+                 "%s is damaged (not one incarnation on a line): it holds the incarnation this data dir began with "
+                 "at a first start; if this replica's data dir may have been lost since that start, empty it and "
+                 "start with --rejoin, else remove the file",
+                 path);
+        return -EINVAL;
+    }
+    *birth = v;
+    return 0;
+}
+
+int rabia_first_start_write(const char *dir, uint64_t birth, char *err, size_t errlen)
+{
+    RABIA_ASSERT(dir && birth);
+    char buf[32];
+    int len = snprintf(buf, sizeof buf, "%" PRIu64 "\n", birth);
+    return rabia_write_small_file(dir, RABIA_FIRST_START_FILE, buf, (size_t)len, err, errlen);
+}
+
+int rabia_first_start_forget(const char *dir, char *err, size_t errlen)
+{
+    RABIA_ASSERT(dir);
+    char path[600];
+    snprintf(path, sizeof path, "%s/" RABIA_FIRST_START_FILE, dir);
+    if (unlink(path)) {
+        if (errno == ENOENT) return 0;
+        int e = errno;
+        snprintf(err, errlen, "%s: cannot remove: %s", path, strerror(e));
+        return -e;
+    }
+    int rc = rabia_fsync_dir(dir);
+    if (rc) snprintf(err, errlen, "%s: fsync after removing " RABIA_FIRST_START_FILE ": %s", dir, strerror(-rc));
+    return rc;
+}

@@ -109,36 +109,39 @@ uint32_t hello_conn(const struct hello_rules *h, uint8_t from)
     return h->peer[from].conn;
 }
 
-bool hello_heard(struct hello_rules *h, uint8_t from, uint64_t incarnation)
+bool hello_heard(struct hello_rules *h, uint8_t from, uint64_t incarnation, uint64_t birth)
 {
     RABIA_ASSERT(from < h->n && from != h->self);
-    RABIA_ASSERT(incarnation != 0);
+    RABIA_ASSERT(incarnation != 0 && birth != 0 && birth <= incarnation);
     struct hello_link *l = &h->peer[from];
     RABIA_ASSERT(l->incarnation == incarnation); /* after hello_take */
     if (l->first_heard) return false;
-    l->first_heard = incarnation;
+    l->first_heard = birth;
     return true;
 }
 
-bool hello_first_start_ok(const struct hello_rules *h, uint8_t from, uint64_t incarnation)
+bool hello_first_start_ok(const struct hello_rules *h, uint8_t from, uint64_t birth)
 {
     RABIA_ASSERT(from < h->n && from != h->self);
     const struct hello_link *l = &h->peer[from];
-    /* the first start heard now (hello_heard just noted it), or a
-     * reconnect of that same life: anything else is a later life that
-     * began again from nothing */
-    return l->first_heard == 0 || l->first_heard == incarnation;
+    /* never heard, or the data dir first heard (its first start, a
+     * reconnect or a restart on it): anything else is a data dir that
+     * began again from nothing after an earlier life was heard */
+    return l->first_heard == 0 || l->first_heard == birth;
 }
 
-void hello_first_start_refusal(const struct hello_rules *h, uint8_t from, uint64_t incarnation, char *buf,
-                               size_t len)
+void hello_first_start_refusal(const struct hello_rules *h, uint8_t from, uint64_t birth, uint64_t incarnation,
+                               char *buf, size_t len)
 {
     RABIA_ASSERT(from < h->n && buf && len > 0);
+    char since[64] = "";
+    if (incarnation != birth) snprintf(since, sizeof since, "; restarted on it since: incarnation %" PRIu64, incarnation);
     snprintf(buf, len,
-             "replica %u starts as new (incarnation %" PRIu64 ": an empty data dir, no --rejoin), but this replica "
+             "replica %u starts as new (incarnation %" PRIu64 ": an empty data dir, no --rejoin%s), but this replica "
              "heard it before (first as incarnation %" PRIu64 "): its data dir was lost or emptied, and voting "
-             "from nothing it could contradict what it sent before the loss. Stop it and start it again on its "
-             "empty data dir with --rejoin and cluster-id 0x%016" PRIx64 " (it then recovers from its peers); a "
-             "data dir that was only moved: put it back",
-             from + 1, incarnation, h->peer[from].first_heard, h->cluster_id);
+             "from nothing it could contradict what it sent before the loss. Stop it, empty its data dir (what it "
+             "wrote there since counts for nothing: a restart on it is refused too) and start it again with "
+             "--rejoin and cluster-id 0x%016" PRIx64 " (it then recovers from its peers); a data dir that was only "
+             "moved: put it back",
+             from + 1, birth, since, h->peer[from].first_heard, h->cluster_id);
 }

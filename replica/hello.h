@@ -89,20 +89,26 @@ struct hello_taken hello_take(struct hello_rules *h, uint8_t from, uint64_t inca
 bool hello_closed(struct hello_rules *h, uint8_t from, uint32_t conn);
 /* `from`'s connection in use, or HELLO_NO_CONN. */
 uint32_t hello_conn(const struct hello_rules *h, uint8_t from);
-/* `from` was taken with `incarnation` (hello_take did not refuse it): true
- * when this is the first incarnation ever heard from it, which the driver
- * then keeps on disk (it is what hello_first_start_ok compares with). */
-bool hello_heard(struct hello_rules *h, uint8_t from, uint64_t incarnation);
-/* `from` with `incarnation` says it is at its first start and votes at
- * once (RABIA_MSG_FIRST_START): false when an earlier life of it was
- * heard, i.e. its data dir was lost and it must recover (--rejoin). The
+/* `from` was taken with `incarnation` (hello_take did not refuse it):
+ * true when it is the first life ever heard from it, noted as `birth` (the
+ * incarnation its data dir began with at a first start, said in
+ * FIRST_START; else `incarnation`), which the driver then keeps on disk
+ * (it is what hello_first_start_ok compares with). */
+bool hello_heard(struct hello_rules *h, uint8_t from, uint64_t incarnation, uint64_t birth);
+/* `from` says its data dir began at a first start with incarnation
+ * `birth` and it votes at once (RABIA_MSG_FIRST_START, at that start and
+ * at every restart on that data dir, so that a life refused here is not
+ * taken once restarted on what it wrote meanwhile): false when an earlier
+ * life of it was heard, i.e. its data dir was lost and it must recover
+ * (--rejoin on an empty one). The
  * driver asks before it takes a new life's connection (hello_take), so
  * that a refused life never counts: its connection closes untaken, the
  * running life keeps its own, and the old data dir put back and started
  * (an older incarnation) is not refused as older. */
-bool hello_first_start_ok(const struct hello_rules *h, uint8_t from, uint64_t incarnation);
-/* The refusal's reason for the log line (no trailing period). */
-void hello_first_start_refusal(const struct hello_rules *h, uint8_t from, uint64_t incarnation, char *buf,
-                               size_t len);
+bool hello_first_start_ok(const struct hello_rules *h, uint8_t from, uint64_t birth);
+/* The refusal's reason for the log line (no trailing period); incarnation:
+ * the life that said it. */
+void hello_first_start_refusal(const struct hello_rules *h, uint8_t from, uint64_t birth, uint64_t incarnation,
+                               char *buf, size_t len);
 
 #endif

@@ -244,6 +244,10 @@ struct rabia_replica {
      * every outgoing peer link says so after HELLO (RABIA_MSG_FIRST_START),
      * so that a peer that heard an earlier life refuses it (hello.h) */
     bool first_start_votes;
+    /* the incarnation this data dir began with when that start voted at
+     * once (data-dir/first-start), said after HELLO at every start on it
+     * that votes at once (0: none, or it recovered from its peers since) */
+    uint64_t first_start_birth;
     uint64_t cluster_id;
     uint8_t self;            /* core index: id - 1 */
     struct peer peers[RABIA_MAX_REPLICAS];

@@ -294,7 +294,7 @@ static void dial(struct rabia_replica *r, uint8_t p)
 
 /* An incoming peer connection that passed HELLO (and the cluster secret's
  * proof, when one is configured) becomes the peer's. */
-static bool peer_in_take(struct rabia_replica *r, uint32_t ci);
+static bool peer_in_take(struct rabia_replica *r, uint32_t ci, uint64_t birth);
 
 void replica_peer_in_install(struct rabia_replica *r, uint32_t ci, uint8_t from, uint64_t incarnation)
 {
@@ -311,7 +311,7 @@ void replica_peer_in_install(struct rabia_replica *r, uint32_t ci, uint8_t from,
      * FIRST_START refused (peer_first_start) costs the running life
      * nothing: it dropped that life's link, redial after redial. */
     if (incarnation == r->hello.peer[from].incarnation) {
-        (void)peer_in_take(r, ci);
+        (void)peer_in_take(r, ci, 0);
         return;
     }
     /* At most one such connection per peer waits: this one replaces the
@@ -345,8 +345,9 @@ void replica_peer_in_install(struct rabia_replica *r, uint32_t ci, uint8_t from,
 }
 
 /* The link's first frame after HELLO came: it becomes `from`'s connection
- * (hello_take). False if it was refused and closed. */
-static bool peer_in_take(struct rabia_replica *r, uint32_t ci)
+ * (hello_take). birth: the incarnation its data dir began with, from a
+ * FIRST_START (0: none said). False if it was refused and closed. */
+static bool peer_in_take(struct rabia_replica *r, uint32_t ci, uint64_t birth)
 {
     struct conn *k = &r->conns[ci];
     uint8_t from = k->peer;
@@ -372,7 +373,7 @@ static bool peer_in_take(struct rabia_replica *r, uint32_t ci)
     }
     if (t.restarted)
         replica_log(r, RABIA_LOG_INFO, "replica %u restarted (incarnation %" PRIu64 ")", from + 1, incarnation);
-    if (hello_heard(&r->hello, from, incarnation)) { /* the first life ever heard from it: kept */
+    if (hello_heard(&r->hello, from, incarnation, birth ? birth : incarnation)) { /* the first life heard: kept */
         uint64_t seen[RABIA_MAX_REPLICAS] = {0};
         for (uint8_t p = 0; p < r->cfg.n; p++) seen[p] = r->hello.peer[p].first_heard;
         char err[700];
@@ -386,29 +387,33 @@ static bool peer_in_take(struct rabia_replica *r, uint32_t ci)
     return true;
 }
 
-/* RABIA_MSG_FIRST_START, the first frame after HELLO: the peer began on an
- * empty data dir and votes at once. Taken for the first life heard from it
- * (or a reconnect of that life); refused, with the connection, for a later
- * one: its data dir was lost, and what it sent before is gone with it
- * (include/rabia/core.h rule 2; replica/README.md "A data dir lost"). The
- * refused connection was never taken: the peer's running life, if any,
- * keeps its link. */
+/* RABIA_MSG_FIRST_START, the first frame after HELLO: the peer's data dir
+ * began at a first start (u64: that incarnation) and it votes at once, at
+ * that start or a restart on that data dir. Taken for the data dir first
+ * heard from it; refused, with the connection, for a later one: its data
+ * dir was lost, and what it sent before is gone with it (include/rabia/core.h
+ * rule 2; replica/README.md "A data dir lost"). A restart on the data dir
+ * of a refused life says it too: what that life wrote there holds nothing
+ * of what was lost, and before, a plain restart of it (or a --rejoin, which
+ * a log makes a restart) was taken (found by review). The refused
+ * connection was never taken: the peer's running life, if any, keeps its
+ * link. */
 static void peer_first_start(struct rabia_replica *r, uint32_t ci, const struct rabia_msg *m)
 {
     struct conn *k = &r->conns[ci];
     uint8_t from = k->peer;
     RABIA_ASSERT(k->kind == CK_PEER_IN && from < r->cfg.n && from != r->self);
-    uint64_t inc = k->take_inc ? k->take_inc : r->hello.peer[from].incarnation;
-    if (m->u64 != inc) {
+    uint64_t inc = k->take_inc ? k->take_inc : r->hello.peer[from].incarnation, birth = m->u64;
+    if (!birth || birth > inc) { /* a data dir's first start is never newer than a life on it */
         replica_log(r, RABIA_LOG_WARN, "replica %u sent FIRST_START of incarnation %" PRIu64 " on its connection of "
-                    "incarnation %" PRIu64 ": closing", from + 1, m->u64, inc);
+                    "incarnation %" PRIu64 ": closing", from + 1, birth, inc);
         if (k->take_inc) k->kind = CK_PEER_IN_HELLO;
         replica_conn_close(r, k->c);
         return;
     }
-    if (!hello_first_start_ok(&r->hello, from, inc)) {
-        char why[700];
-        hello_first_start_refusal(&r->hello, from, inc, why, sizeof why);
+    if (!hello_first_start_ok(&r->hello, from, birth)) {
+        char why[800];
+        hello_first_start_refusal(&r->hello, from, birth, inc, why, sizeof why);
         if (replica_log_budget(r, &r->refusal_log, "refusals of connections"))
             replica_log(r, RABIA_LOG_ERROR, "refusing replica %u: %s", from + 1, why);
         r->m->first_starts_refused++;
@@ -416,8 +421,9 @@ static void peer_first_start(struct rabia_replica *r, uint32_t ci, const struct 
         replica_conn_close(r, k->c);
         return;
     }
-    if (k->take_inc && !peer_in_take(r, ci)) return;
-    replica_log(r, RABIA_LOG_DEBUG, "replica %u is at its first start (incarnation %" PRIu64 ")", from + 1, inc);
+    if (k->take_inc && !peer_in_take(r, ci, birth)) return;
+    replica_log(r, RABIA_LOG_DEBUG, "replica %u votes at once on the data dir of its first start (incarnation %" PRIu64
+                ", now %" PRIu64 ")", from + 1, birth, inc);
 }
 
 bool replica_log_budget(struct rabia_replica *r, struct log_budget *b, const char *what)
@@ -533,7 +539,7 @@ static void peer_in_frame(struct rabia_replica *r, uint32_t ci, struct rabia_msg
         peer_first_start(r, ci, m);
         return;
     }
-    if (k->take_inc && !peer_in_take(r, ci)) return; /* the link's first frame: it becomes the peer's now */
+    if (k->take_inc && !peer_in_take(r, ci, 0)) return; /* the link's first frame: it becomes the peer's now */
     if (m->type == RABIA_MSG_SNAP_CHUNK) {
         snapstream_receive(&r->xfer, k->peer, m);
         return;
@@ -728,8 +734,8 @@ void replica_peer_out_ready(struct rabia_replica *r, uint32_t ci)
     RABIA_ASSERT(k->kind == CK_PEER_OUT && pe->out == ci);
     pe->out_ready = true;
     pe->ready_us = rio_now_us(); /* the backoff is reset once the link has lasted (h_close) */
-    if (r->first_start_votes) { /* before any consensus message on this link (hello.h) */
-        struct rabia_msg fs = {.type = RABIA_MSG_FIRST_START, .from = r->self, .u64 = r->incarnation};
+    if (r->first_start_birth) { /* before any consensus message on this link (hello.h) */
+        struct rabia_msg fs = {.type = RABIA_MSG_FIRST_START, .from = r->self, .u64 = r->first_start_birth};
         replica_send_frame(r, k->c, &fs);
     }
     replica_log(r, pe->short_links >= PEER_REFUSED_WARN ? RABIA_LOG_DEBUG : RABIA_LOG_INFO, "connected to replica %u",
@@ -757,15 +763,16 @@ static void h_close(void *ctx, struct rio_conn *c, int err)
                     pe->short_links = 0;
                     pe->backoff_us = 0;
                 } else if (++pe->short_links % (PEER_REFUSED_WARN * 16) == PEER_REFUSED_WARN &&
-                           r->first_start_votes) {
+                           r->first_start_birth) {
                     replica_log(r, RABIA_LOG_WARN,
                                 "replica %u closed our connection right after our HELLO, %u times in a row: it "
-                                "refuses this replica, and its log says why. This replica began on an empty data "
-                                "dir without --rejoin (incarnation %" PRIu64 "): if replica %u heard an earlier "
-                                "life of it, its data dir was lost, and it must not vote from nothing: stop it and "
-                                "start it again on its empty data dir with --rejoin. Other causes: another cluster "
+                                "refuses this replica, and its log says why. This replica's data dir began empty "
+                                "without --rejoin (incarnation %" PRIu64 ", data-dir/" RABIA_FIRST_START_FILE "): if "
+                                "replica %u heard an earlier life of it, its data dir was lost, and it must not "
+                                "vote from nothing: stop it, empty its data dir (what it wrote there since counts "
+                                "for nothing) and start it again with --rejoin. Other causes: another cluster "
                                 "id (members list or cluster-id), protocol version or TLS certificate",
-                                k->peer + 1, pe->short_links, r->incarnation, k->peer + 1);
+                                k->peer + 1, pe->short_links, r->first_start_birth, k->peer + 1);
                 } else if (pe->short_links % (PEER_REFUSED_WARN * 16) == PEER_REFUSED_WARN) {
                     replica_log(r, RABIA_LOG_WARN,
                                 "replica %u closed our connection right after our HELLO, %u times in a row: it "
@@ -1363,6 +1370,39 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
      * dir; said FIRST_START, its peers refused it and the fix they named
      * (--rejoin on an empty dir) threw the log away (found by review) */
     r->first_start_votes = !existed && !cc.recovering && !log_intact;
+    /* The data dir's first start, said after HELLO (FIRST_START) at every
+     * start on it that votes at once: a life refused as a lost data dir
+     * wrote a log and an incarnation file, and a restart on them (or a
+     * --rejoin, which a log makes a restart) took part at once, taken by
+     * the peers that had refused it, voting from what the refused life
+     * wrote (found by review). A start that recovers from its peers ends
+     * it: from then on the data dir holds only what the cluster agreed. */
+    {
+        int frc = 0;
+        if (r->first_start_votes) {
+            r->first_start_birth = r->incarnation;
+            frc = rabia_first_start_write(cfg->data_dir, r->first_start_birth, err, errlen);
+        } else if (cc.recovering) {
+            frc = rabia_first_start_forget(cfg->data_dir, err, errlen);
+        } else {
+            frc = rabia_first_start_read(cfg->data_dir, &r->first_start_birth, err, errlen);
+            if (!frc && r->first_start_birth > r->incarnation) {
+                snprintf(err, errlen,
+                         "%s/" RABIA_FIRST_START_FILE " says this data dir began at incarnation %" PRIu64
+                         ", after this start's %" PRIu64 ": the file belongs to another data dir; if this "
+                         "replica's data dir may have been lost, empty it and start with --rejoin, else remove "
+                         "the file",
+                         cfg->data_dir, r->first_start_birth, r->incarnation);
+                frc = RABIA_E_CONFIG;
+            }
+        }
+        if (frc) {
+            if (r->wal) durable_close(&r->dur);
+            r->wal = false;
+            rabia_replica_destroy(r);
+            return frc;
+        }
+    }
     char why[256];
     if (rabia_config_check(&cc, why, sizeof why)) {
         snprintf(err, errlen, "consensus settings: %s", why);

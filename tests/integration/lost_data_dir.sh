@@ -12,6 +12,10 @@
 #     with the cause and the fix; it logs a WARN saying so; a SET through it
 #     is not answered (it takes no part), the cluster serves; INFO
 #     peer_first_starts_refused counts it.
+#  2b. The refused replica 3 restarted on what its refused life wrote
+#     (an incarnation file and a log), plainly and then with --rejoin:
+#     still refused (before, either restart took part at once, voting from
+#     that log: the peers took it as a restart).
 #  3. Its data dir put back, it restarts with its log: taken (the refused
 #     life never counted: its incarnation is not "older"), converges.
 #  4. Replica 1 restarted (what it heard is read back from
@@ -71,16 +75,41 @@ ok "a SET through replica 3 (it answers PING) is not answered within 3 s ('$out'
 for i in 1 2; do
   wait_log "$i" "ERROR .*refusing replica 3: replica 3 starts as new \(incarnation [0-9]+: an empty data dir, no --rejoin\), but this replica heard it before \(first as incarnation $inc3\): its data dir was lost or emptied" 15
   expect_match "replica $i names the fix" "$(grep 'refusing replica 3' "$D/r$i.log" | tail -n 1)" \
-    "Stop it and start it again on its empty data dir with --rejoin and cluster-id 0x$(cluster_id_of 1)"
+    "Stop it, empty its data dir \(what it wrote there since counts for nothing: a restart on it is refused too\) and start it again with --rejoin and cluster-id 0x$(cluster_id_of 1)"
 done
-wait_log 3 "WARN .*replica [12] closed our connection right after our HELLO, [0-9]+ times in a row: it refuses this replica, and its log says why. This replica began on an empty data dir without --rejoin" 20
-ok "replica 3 says why its peers close its connections: $(grep -m1 -o 'This replica began on an empty data dir[^:]*' "$D/r3.log")"
+wait_log 3 "WARN .*replica [12] closed our connection right after our HELLO, [0-9]+ times in a row: it refuses this replica, and its log says why. This replica's data dir began empty without --rejoin" 20
+ok "replica 3 says why its peers close its connections: $(grep -m1 -o "This replica's data dir began empty[^:]*" "$D/r3.log")"
 for k in $(seq 1 20); do expect_eq "SET during:$k through replica 1" "$(redis 1 SET "during:$k" "d$k")" OK >/dev/null; done
 ok "replicas 1 and 2 serve meanwhile"
 for i in 1 2; do
   n=$(refusals "$i")
   ((${n:-0} >= 1)) || fail "replica $i: INFO peer_first_starts_refused is '${n}', not >= 1"
   ok "replica $i: INFO peer_first_starts_refused $n"
+done
+
+say "2b. the refused replica 3 restarted on what it wrote: plainly, then with --rejoin"
+# (the refused life left an incarnation file and a log: a restart on them
+# took part at once, voting from that log, and so did a --rejoin, which a
+# log makes a restart; data-dir/first-start says the data dir's first start)
+[ -f "$D/r3/first-start" ] || fail "replica 3's refused start left no data-dir/first-start"
+for how in plain --rejoin; do
+  cluster_kill 3
+  mv "$D/r3.log" "$D/r3.log.1$how"
+  n0=$(cat "$D/r1.log" "$D/r2.log" | grep -c "refusing replica 3: replica 3 starts as new" || true)
+  if [ "$how" = plain ]; then cluster_restart 3; else RABIA_EXTRA_ARGS="$RABIA_EXTRA_ARGS --rejoin" cluster_restart 3; fi
+  wait_log 3 "restart with its log: taking part at once" 15
+  for ((t = 0; t < 100; t++)); do [ "$(timeout 2 redis-cli -p "$(resp_port 3)" PING 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+  out=$(timeout 3 redis-cli -p "$(resp_port 3)" SET "during:3$how" x 2>&1 || true)
+  [ "$out" = OK ] && fail "replica 3, restarted ($how) on the data dir its refused life wrote, took part: a SET through it was decided"
+  for ((t = 0; t < 150; t++)); do
+    n1=$(cat "$D/r1.log" "$D/r2.log" | grep -c "refusing replica 3: replica 3 starts as new" || true)
+    ((n1 > n0)) && break
+    sleep 0.1
+  done
+  ((n1 > n0)) || fail "no new refusal of replica 3 in 15 s after its $how restart"
+  expect_match "replicas 1 and 2 say it restarted on that data dir" "$(cat "$D/r1.log" "$D/r2.log" | grep "refusing replica 3" | tail -n 1)" \
+    "replica 3 starts as new \(incarnation [0-9]+: an empty data dir, no --rejoin; restarted on it since: incarnation [0-9]+\)"
+  ok "replica 3 restarted ($how) on what its refused life wrote: still refused, a SET through it not answered"
 done
 
 say "3. the data dir put back: replica 3 restarts with its log"

@@ -127,16 +127,16 @@ static void test_first_start(void)
     /* a new cluster: replica 2's first start, never heard before */
     CHECK(hello_first_start_ok(&h, 1, WALL));
     CHECK(!hello_take(&h, 1, WALL, 5).refused);
-    CHECK(hello_heard(&h, 1, WALL)); /* noted: the driver keeps it on disk */
+    CHECK(hello_heard(&h, 1, WALL, WALL)); /* noted: the driver keeps it on disk */
     CHECK_EQ(h.peer[1].first_heard, WALL);
     CHECK(hello_first_start_ok(&h, 1, WALL));
     /* the same life reconnecting says FIRST_START again: taken */
     CHECK(!hello_take(&h, 1, WALL, 6).refused);
-    CHECK(!hello_heard(&h, 1, WALL)); /* nothing new to keep */
+    CHECK(!hello_heard(&h, 1, WALL, WALL)); /* nothing new to keep */
     CHECK(hello_first_start_ok(&h, 1, WALL));
     /* restarts of it (no FIRST_START) change nothing kept */
     CHECK(!hello_take(&h, 1, WALL + 1, 7).refused);
-    CHECK(!hello_heard(&h, 1, WALL + 1));
+    CHECK(!hello_heard(&h, 1, WALL + 1, WALL + 1));
     CHECK_EQ(h.peer[1].first_heard, WALL);
     /* its data dir lost: a first start again, later by the wall clock; its
      * HELLO passes (newer), its FIRST_START is refused before any take */
@@ -145,10 +145,16 @@ static void test_first_start(void)
     CHECK_EQ(hello_check(&h, &m, reborn), HELLO_OK);
     CHECK(!hello_first_start_ok(&h, 1, reborn));
     char why[700];
-    hello_first_start_refusal(&h, 1, reborn, why, sizeof why);
+    hello_first_start_refusal(&h, 1, reborn, reborn, why, sizeof why);
     CHECK(strstr(why, "replica 2 starts as new (incarnation 1780000600000000: an empty data dir, no --rejoin), but "
                       "this replica heard it before (first as incarnation 1780000000000000): its data dir was lost") &&
-          strstr(why, "with --rejoin and cluster-id 0x000000001234abcd (it then recovers from its peers)"));
+          strstr(why, "empty its data dir (what it wrote there since counts for nothing: a restart on it is refused too) and start it again with --rejoin and cluster-id 0x000000001234abcd (it then recovers from its peers)"));
+    /* the refused life restarted on what it wrote (data-dir/first-start says
+     * its first start): still refused (before, a restart was taken) */
+    CHECK(!hello_first_start_ok(&h, 1, reborn));
+    hello_first_start_refusal(&h, 1, reborn, reborn + 2, why, sizeof why);
+    CHECK(strstr(why, "(incarnation 1780000600000000: an empty data dir, no --rejoin; restarted on it since: "
+                      "incarnation 1780000600000002)"));
     /* untaken: the running life's connection and incarnation stay, and
      * that life (or its data dir put back, incarnation + 1) is not older */
     CHECK_EQ(hello_conn(&h, 1), 7);
@@ -158,9 +164,18 @@ static void test_first_start(void)
     /* a peer never heard (first_heard 0, the file lost) takes any first start */
     CHECK(hello_first_start_ok(&h, 2, reborn));
     CHECK(!hello_take(&h, 2, reborn, 10).refused);
-    CHECK(hello_heard(&h, 2, reborn));
+    CHECK(hello_heard(&h, 2, reborn, reborn));
     CHECK(hello_first_start_ok(&h, 2, reborn));
     CHECK(!hello_first_start_ok(&h, 2, reborn + 1));
+    /* first heard at a restart on a data dir that began at a first start
+     * (FIRST_START says that start): the data dir's first start is noted,
+     * and its later restarts are taken */
+    hello_init(&h, CID, 3, 0);
+    CHECK(!hello_take(&h, 1, WALL + 5, 11).refused);
+    CHECK(hello_heard(&h, 1, WALL + 5, WALL));
+    CHECK_EQ(h.peer[1].first_heard, WALL);
+    CHECK(hello_first_start_ok(&h, 1, WALL));
+    CHECK(!hello_first_start_ok(&h, 1, WALL + 5));
 }
 
 int main(void)
