@@ -106,6 +106,31 @@ static void test_good_lines(void)
     CHECK(acl_auth_required(&A));
 }
 
+/* acl_load_file of a file holding bytes[0..n) (NULs included) into a fresh
+ * table; want: a text the error must hold, with "%s" for the file's path
+ * (NULL: the load must succeed). */
+static void load_bytes(const char *bytes, size_t n, const char *want)
+{
+    char path[] = "/tmp/test_acl.XXXXXX", err[512], w[256];
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    if (fd < 0) return;
+    CHECK_EQ(write(fd, bytes, n), (long long)n);
+    close(fd);
+    acl_init(&A, "");
+    int rc = acl_load_file(&A, path, err, sizeof err);
+    if (!want) {
+        CHECK_EQ(rc, 0);
+        if (rc) fprintf(stderr, "got: %s\n", err);
+    } else {
+        CHECK_EQ(rc, RABIA_E_CONFIG);
+        snprintf(w, sizeof w, want, path);
+        CHECK(strstr(err, w) != NULL);
+        if (!strstr(err, w)) fprintf(stderr, "got: %s\n", err);
+    }
+    unlink(path);
+}
+
 static void test_bad_lines(void)
 {
     static const struct {
@@ -169,45 +194,17 @@ static void test_bad_lines(void)
     if (!strstr(err, "Is a directory")) fprintf(stderr, "got: %s\n", err);
     /* a NUL byte in a short line: named as such (it was "line longer than
      * 8190 bytes") */
-    snprintf(path, sizeof path, "/tmp/test_acl.XXXXXX");
-    fd = mkstemp(path);
-    CHECK(fd >= 0);
     static const char nul[] = "user a on >x ~* +@all\0junk\nuser b on\n";
-    CHECK_EQ(write(fd, nul, sizeof nul - 1), (long long)(sizeof nul - 1));
-    close(fd);
-    acl_init(&A, "");
-    CHECK_EQ(acl_load_file(&A, path, err, sizeof err), RABIA_E_CONFIG);
-    snprintf(want, sizeof want, "%s:1: a NUL byte in the line", path);
-    CHECK(strstr(err, want) != NULL);
-    if (!strstr(err, want)) fprintf(stderr, "got: %s\n", err);
-    unlink(path);
+    load_bytes(nul, sizeof nul - 1, "%s:1: a NUL byte in the line");
     /* ... also on the last line without a newline: the password was "x" */
-    snprintf(path, sizeof path, "/tmp/test_acl.XXXXXX");
-    fd = mkstemp(path);
-    CHECK(fd >= 0);
     static const char nul_last[] = "user a on >y ~* +@all\nuser b on >x\0junk ~* +@all";
-    CHECK_EQ(write(fd, nul_last, sizeof nul_last - 1), (long long)(sizeof nul_last - 1));
-    close(fd);
-    acl_init(&A, "");
-    CHECK_EQ(acl_load_file(&A, path, err, sizeof err), RABIA_E_CONFIG);
-    snprintf(want, sizeof want, "%s:2: a NUL byte in the line", path);
-    CHECK(strstr(err, want) != NULL);
-    if (!strstr(err, want)) fprintf(stderr, "got: %s\n", err);
-    unlink(path);
+    load_bytes(nul_last, sizeof nul_last - 1, "%s:2: a NUL byte in the line");
     /* a UTF-8 byte order mark before the first line, as the config file
      * takes it (it was "line starts with '<BOM>user', not 'user'") */
-    snprintf(path, sizeof path, "/tmp/test_acl.XXXXXX");
-    fd = mkstemp(path);
-    CHECK(fd >= 0);
     static const char bom[] = "\xEF\xBB\xBFuser a on >x ~* +@all\nuser b on >y ~* +@read\n";
-    CHECK_EQ(write(fd, bom, sizeof bom - 1), (long long)(sizeof bom - 1));
-    close(fd);
-    acl_init(&A, "");
-    CHECK_EQ(acl_load_file(&A, path, err, sizeof err), 0);
-    if (A.n != 3) fprintf(stderr, "got: %s\n", err);
+    load_bytes(bom, sizeof bom - 1, NULL);
     CHECK_EQ(A.n, 3);
     CHECK(auth_ok("a", "x"));
-    unlink(path);
 }
 
 static void test_permissions(void)
