@@ -32,7 +32,9 @@
 # workload), PIPELINES ("1 16"), ETCD_PIPELINES (default: PIPELINES), READ_RATIOS
 # ("0 0.5"), SYSTEMS (the list above, to run a subset; rabia-wal-logreads and
 # rabia-memory-logreads, not in the default list, run the clusters with
-# read-index no: every read a slot of the log, as before the read index), RABIA_PROTO (resp or
+# read-index no: every read a slot of the log, as before the read index;
+# rabia-wal-one and rabia-memory-one, not in the default list either, put
+# every connection on replica 1 instead of spreading them), RABIA_PROTO (resp or
 # native: how rabia-bench talks to rabia; default resp, the protocol Redis is
 # driven with), RABIA_BENCH (path of rabia-bench), BENCH_DIR (where the data
 # dirs go; default /var/tmp: a real disk, O_DIRECT works there, not on
@@ -84,7 +86,7 @@ die() {
 [[ $rabia_proto == resp || $rabia_proto == native ]] || die "RABIA_PROTO must be resp or native (got '$rabia_proto')"
 # every name in SYSTEMS is checked here, before anything starts: a typo
 # found when its turn came lost the minutes of measurements before it
-known_systems="rabia-wal rabia-memory rabia-wal-logreads rabia-memory-logreads redis-always redis-nopersist redis-wait2 etcd"
+known_systems="rabia-wal rabia-memory rabia-wal-logreads rabia-memory-logreads rabia-wal-one rabia-memory-one redis-always redis-nopersist redis-wait2 etcd"
 need=(redis-cli taskset awk) # redis-cli counts the keys of every system but etcd
 for sys in $systems; do
   [[ " $known_systems " == *" $sys "* ]] || die "unknown system '$sys' in SYSTEMS (known: $known_systems)"
@@ -150,8 +152,8 @@ sleep_until() {
 # sys_proto and sys_args (extra rabia-bench options); stop_system stops them.
 sys_pids="" sys_addr="" sys_proto="" sys_args="" sys_count=""
 
-start_rabia() { # NAME DURABILITY OFFSET [READ_INDEX]
-  local c=$dir/$1 off=$3 i a=""
+start_rabia() { # NAME DURABILITY OFFSET [READ_INDEX [CLIENTS]]
+  local c=$dir/$1 off=$3 i a="" last=3
   # ours to stop from before its start: this script killed while
   # local-cluster.sh starts it (kill PID: the replicas get no signal) must
   # not leave them running
@@ -163,10 +165,13 @@ start_rabia() { # NAME DURABILITY OFFSET [READ_INDEX]
     die "the rabia cluster ($1) did not start: see above"
   }
   sys_pids=$(cat "$c"/r1.pid "$c"/r2.pid "$c"/r3.pid | tr '\n' ' ')
-  for i in 1 2 3; do
+  [ "${5:-all}" = one ] && last=1
+  for ((i = 1; i <= last; i++)); do
     if [ "$rabia_proto" = resp ]; then a+="${a:+,}127.0.0.1:$((base + off + i))"; else a+="${a:+,}127.0.0.1:$((base + off + 10 + i))"; fi
   done
-  # every replica takes clients (Rabia has no leader): spread connections over all three
+  # every replica takes clients (Rabia has no leader): spread connections over
+  # all three, or (the -one systems) all on replica 1, whose batches then
+  # carry every client's requests (bench/README.md, "Clients on one replica")
   sys_addr=$a sys_proto=$rabia_proto sys_args="" sys_count="resp $((base + off + 1))"
 }
 
@@ -246,11 +251,13 @@ start_system() {
   rabia-memory) start_rabia rabia-memory memory 200 ;;
   rabia-wal-logreads) start_rabia rabia-wal-logreads wal 500 no ;;
   rabia-memory-logreads) start_rabia rabia-memory-logreads memory 600 no ;;
+  rabia-wal-one) start_rabia rabia-wal-one wal 700 yes one ;;
+  rabia-memory-one) start_rabia rabia-memory-one memory 800 yes one ;;
   redis-always) start_redis_always ;;
   redis-nopersist) start_redis_nopersist ;;
   redis-wait2) start_redis_wait2 ;;
   etcd) start_etcd ;;
-  *) die "unknown system '$1' in SYSTEMS (known: rabia-wal rabia-memory rabia-wal-logreads rabia-memory-logreads redis-always redis-nopersist redis-wait2 etcd)" ;;
+  *) die "unknown system '$1' in SYSTEMS (known: rabia-wal rabia-memory rabia-wal-logreads rabia-memory-logreads rabia-wal-one rabia-memory-one redis-always redis-nopersist redis-wait2 etcd)" ;;
   esac
 }
 forget() { # PID: no longer ours to stop (it was stopped or has exited and was reaped)
@@ -398,7 +405,7 @@ pairs() { # rabia-memory vs redis-wait2, rabia-wal vs etcd (and the two against 
     END {
       print "| pair | writes | P | req/s ratio | p50 ratio | p99 ratio | CPU/req ratio |"
       print "|---|---:|---:|---:|---:|---:|---:|"
-      np = split("rabia-memory:redis-wait2 rabia-wal:etcd rabia-wal:redis-always rabia-memory:redis-nopersist rabia-wal:rabia-wal-logreads rabia-memory:rabia-memory-logreads", pr, " ")
+      np = split("rabia-memory:redis-wait2 rabia-wal:etcd rabia-wal:redis-always rabia-memory:redis-nopersist rabia-wal:rabia-wal-logreads rabia-memory:rabia-memory-logreads rabia-wal-one:redis-always rabia-wal-one:rabia-wal rabia-memory-one:rabia-memory", pr, " ")
       for (j = 1; j <= np; j++) {
         split(pr[j], s, ":")
         for (i = 1; i <= nk; i++) {
