@@ -78,6 +78,7 @@
 #define SIM_CLUSTER_ID 0x51AC1u         /* what HELLO announces */
 #define SIM_BUG_READ_NOWAIT (1u << 27)  /* node_read answers from the state at once, no read-index round (node.c) */
 #define SIM_BUG_LOG_REFUSAL (1u << 28)  /* old-slot messages hold a snapshot back after the log refused (node.c) */
+#define SIM_BUG_FIRST_START (1u << 29)  /* peers take a FIRST_START without hello_first_start_ok (--wipes) */
 
 enum mix_flags { M_JITTER = 1, M_LINKS = 2, M_PARTITION = 4, M_CRASH = 8, M_PAUSE = 16 };
 static const struct {
@@ -152,6 +153,9 @@ struct run_cfg {
     uint32_t seg_recs;   /* durable: log records per segment, the unit the log releases */
     uint32_t xfer_chunk; /* snapshot transfers: bytes per chunk (snapstream.h; rabiad: 1 MiB) */
     uint64_t xfer_rate;  /* ... bytes per second out of a replica (transfer-rate; 0: no cap) */
+    bool wipes;          /* --wipes: some crashes lose the whole data dir and the replica is started again
+                            without --rejoin (an operator's mistake); its peers must refuse it until the
+                            operator, told so, empties it and starts it with --rejoin */
 };
 
 struct run_result {
@@ -188,6 +192,8 @@ struct run_result {
     uint64_t unanimous;       /* slots the cores decided by a unanimous exchange (no DECISION sent) */
     uint64_t props_held;      /* PROPOSALs for the slot just past a core's window, held (core_on_consensus) */
     uint64_t out_full;      /* links closed by their sender: a paused peer let SIM_OUT_MAX bytes pile up */
+    uint64_t wipes;         /* --wipes: data dirs lost and started again without --rejoin */
+    uint64_t first_refused; /* ... connections of such a life its peers refused (FIRST_START) */
     uint32_t sessions;      /* max_sessions used */
     uint32_t clients;
     uint64_t events;
@@ -201,6 +207,8 @@ enum ev_kind {
     E_CRASH, /* a crash attempt (follow-up of a crash fault) */
     E_DISK,  /* durable: a log write completes (a: node, x: life, y: write id) */
     E_CRASH_NOW, /* durable: the cluster dies at the moment a client was answered (armed by a crash fault) */
+    E_OPFIX, /* --wipes: the operator, told by a refusal, empties replica a's data dir and starts it with
+                --rejoin (x: the refused life) */
 };
 
 struct ev {
@@ -469,6 +477,17 @@ struct node {
     /* peers' incoming connections and incarnations: replica/hello.c's
      * rules, as rabiad keeps them (a fresh table each life) */
     struct hello_rules hello;
+    /* the data dir's small files beside the log (with durability memory
+     * too): peers-seen (persist/peers_seen.c: the first life heard from
+     * each peer, the birth it said) and first-start (the incarnation the
+     * data dir began with when it voted at once; 0: it began recovering, or
+     * a recovering start ended it). A wiped data dir loses both. */
+    uint64_t seen[MAX_N];
+    uint64_t fs_birth;
+    bool wipe_next;   /* --wipes: the next start is on an empty data dir, without --rejoin */
+    bool op_rejoin;   /* --wipes: the next start is on an empty data dir, with --rejoin */
+    bool wiped_life;  /* this life began on a lost data dir without --rejoin (until a recovering start) */
+    bool fix_planned; /* ... a refusal told the operator (E_OPFIX pushed) */
     /* peers' catch-up from its log (replica/logcatch.c, as durable.c): a
      * read position per peer */
     struct sim_catchup {
@@ -894,6 +913,14 @@ static void note_sent(struct world *w, uint8_t i, const struct rabia_msg *m)
 
 static void do_send(struct world *w, uint8_t i, uint8_t to, const struct rabia_msg *m)
 {
+    if (w->nodes[i].wiped_life) {
+        /* a life its peers refused (--wipes) sends into links that are
+         * down: nothing of it is delivered, so what it says is no vote.
+         * Once a peer takes it (the planted bug), every check applies. */
+        bool linked = false;
+        for (uint8_t j = 0; j < w->cfg.n; j++) linked |= j != i && w->link_up[i][j];
+        if (!linked) return;
+    }
     if (m->type == RABIA_MSG_PROPOSAL && m->has_id) {
         struct proprec *p = proprec(w, m->slot, &m->id, true);
         p->mask |= (uint8_t)(1u << i);
@@ -2015,6 +2042,13 @@ static void start_node(struct world *w, uint8_t i, bool recovering)
     if (w->cfg.old_reads_at == i + 1) cfg.bugs |= RABIA_BUG_READ_OLD_ANSWER;
     hello_init(&nd->hello, SIM_CLUSTER_ID, w->cfg.n, i);
     nd->hello.bugs = (w->cfg.bugs & SIM_BUG_KEEP_OLD_LINK) ? HELLO_BUG_KEEP_OLD : 0;
+    for (uint8_t p = 0; p < w->cfg.n; p++) nd->hello.peer[p].first_heard = nd->seen[p]; /* peers-seen, read */
+    /* first-start, as replica.c keeps it: written by a start that votes at
+     * once on an empty data dir (the first one, or one that lost it all),
+     * ended by a recovering start, kept by any other */
+    if (recovering) nd->fs_birth = 0;
+    else if (nd->incarnation == 1 || nd->wiped_life) nd->fs_birth = nd->incarnation;
+    RABIA_ASSERT(!nd->wiped_life || !recovering);
     /* the world's time runs about 20 times rabiad's (snapstream's limits too) */
     struct node_cfg nc = {.self = i, .n = w->cfg.n, .sm = &TSM, .waiters_cap = WAITERS, .log_serving_us = 50 * MS};
     nc.rsm = (struct rabia_rsm_config){.max_sessions = w->res->sessions, .max_reply_bytes = 1024};
@@ -2110,6 +2144,30 @@ static void take_hello(struct world *w, uint8_t a, uint8_t b)
     struct hello_taken t = hello_take(&na->hello, b, nb->incarnation, ++w->conn_seq);
     if (t.refused) fail(w, "replica %u refused replica %u's life %" PRIu64 " as older", a, b, nb->incarnation);
     if (t.drop != HELLO_NO_CONN) w->link_epoch[b][a]++;
+    if (hello_heard(&na->hello, b, nb->incarnation, nb->fs_birth ? nb->fs_birth : nb->incarnation))
+        na->seen[b] = na->hello.peer[b].first_heard; /* peers-seen, written */
+}
+
+/* Whether a refuses the connection b dialed to it: b's life votes at once
+ * on a data dir that began empty (FIRST_START, sent after HELLO), and a
+ * heard an earlier life of b (replica/hello.c, as replica.c asks before it
+ * takes the connection). A refusal tells the operator (the ERROR names the
+ * fix): E_OPFIX, a while later. */
+static bool first_start_refused(struct world *w, uint8_t a, uint8_t b)
+{
+    struct node *na = &w->nodes[a], *nb = &w->nodes[b];
+    if (!nb->fs_birth || (w->cfg.bugs & SIM_BUG_FIRST_START)) return false;
+    if (hello_first_start_ok(&na->hello, b, nb->fs_birth)) return false;
+    w->res->first_refused++;
+    char why[400];
+    hello_first_start_refusal(&na->hello, b, nb->fs_birth, nb->incarnation, why, sizeof why);
+    flog(w, "r%u refuses r%u's connection: %s", a, b, why);
+    if (!nb->wiped_life) fail(w, "replica %u refused replica %u, whose data dir was never lost: %s", a, b, why);
+    if (!nb->fix_planned) {
+        nb->fix_planned = true;
+        push(w, w->now + rnd_range(5 * MS, 60 * MS), E_OPFIX, b, 0, nb->incarnation, 0);
+    }
+    return true;
 }
 
 /* Reopen the connection a-b: a new epoch, so nothing of the old one is
@@ -2168,8 +2226,57 @@ static bool partitioned[MAX_N][MAX_N];
 static bool is_down(struct world *w, uint8_t i)
 {
     struct node *nd = &w->nodes[i];
-    if (!nd->alive) return true;
+    if (!nd->alive || nd->wiped_life || nd->wipe_next || nd->op_rejoin) return true; /* refused until rebuilt */
     return rabia_core_recovering(nd->core) || rabia_core_abstain_below(nd->core) >= rabia_core_next_apply(nd->core);
+}
+
+/* durable: the log began with a recovery (--rejoin) that has not ended;
+ * a start finds it so and begins again with a new log (restart) */
+static bool recovery_pending(const struct sdisk *d)
+{
+    bool pending = d->began_recovering;
+    for (size_t k = 0; k < d->n; k++) {
+        if (d->r[k].type != NODE_REC_SENT) continue;
+        if (d->r[k].m.type == RABIA_MSG_HORIZON_REQ) pending = true;
+        else if (d->r[k].m.type == RABIA_MSG_HORIZON) pending = false;
+    }
+    return pending;
+}
+
+/* --wipes: a replica runs a life on a lost data dir, or will: a rebuild
+ * (--rejoin) of another meanwhile would not know it (maybe_wipe) */
+static bool any_wiped(const struct world *w)
+{
+    for (uint8_t j = 0; j < w->cfg.n; j++)
+        if (w->nodes[j].wiped_life || w->nodes[j].wipe_next) return true;
+    return false;
+}
+
+/* --wipes: whether the crash of replica i just now also loses its data
+ * dir, the replica then started again without --rejoin (one such replica
+ * at a time, and only while fewer than f others are down: until the
+ * operator rebuilds it, it counts as down). Draws from the run's random
+ * stream only with --wipes, so every other run replays as before. */
+static bool maybe_wipe(struct world *w, uint8_t i)
+{
+    if (!w->cfg.wipes) return false;
+    uint8_t n = w->cfg.n, f = (uint8_t)((n - 1) / 2);
+    uint32_t down = 0;
+    for (uint8_t j = 0; j < n; j++) {
+        if (j == i) continue;
+        if (w->nodes[j].wiped_life || w->nodes[j].wipe_next || w->nodes[j].op_rejoin) return false;
+        /* A peer whose data dir never heard i (rebuilt with --rejoin since
+         * i was last up) cannot tell i's first start from a lost data dir:
+         * it takes it (a known gap, replica/README.md "A data dir lost";
+         * seed 14900007 of --wipes --mix crash before this line). */
+        if (!w->nodes[j].seen[i]) return false;
+        if (w->cfg.durable && recovery_pending(&w->nodes[j].disk)) return false; /* ... which it may start over */
+        if (is_down(w, j)) down++;
+    }
+    if (down >= f || rnd() % 3) return false;
+    w->nodes[i].wipe_next = true;
+    flog(w, "r%u's data dir is lost with it", i);
+    return true;
 }
 
 /* The process dies. What it already sent still reaches the peers in
@@ -2233,15 +2340,33 @@ static void restart(struct world *w, uint8_t i)
         w->link_epoch[j][i]++;
     }
     bool recovering = !(w->cfg.bugs & SIM_BUG_FORGET_VOTE);
-    if (w->cfg.durable) {
+    bool lost = nd->wipe_next || nd->op_rejoin; /* --wipes: the data dir is empty at this start */
+    if (lost) {
+        flog(w, "r%u's data dir is %s", i,
+             nd->op_rejoin ? "emptied by the operator: it starts with --rejoin"
+                           : "lost: it starts again on an empty one, without --rejoin");
+        if (nd->wipe_next) w->res->wipes++;
+        memset(nd->seen, 0, sizeof nd->seen);
+        recovering = nd->op_rejoin; /* no incarnation file: a first start unless --rejoin says otherwise */
+        nd->wiped_life = nd->wipe_next && !nd->op_rejoin;
+        nd->fix_planned = false;
+        nd->wipe_next = nd->op_rejoin = false;
+        if (w->cfg.durable) {
+            struct sdisk *d = &nd->disk;
+            disk_free(d, 0);
+            d->durable = d->flight_end = 0;
+            free(d->snap);
+            d->snap = NULL;
+            d->snap_len = d->snap_slot = 0;
+            d->batch_inc = 0;
+            d->released = 0;
+            d->damaged = false;
+            d->began_recovering = recovering;
+        }
+    } else if (w->cfg.durable) {
         struct sdisk *d = &nd->disk;
         recovering = false; /* its log is intact: it takes part at once */
-        bool pending = d->began_recovering; /* the log began with a recovery that has not ended */
-        for (size_t k = 0; k < d->n; k++) {
-            if (d->r[k].type != NODE_REC_SENT) continue;
-            if (d->r[k].m.type == RABIA_MSG_HORIZON_REQ) pending = true;
-            else if (d->r[k].m.type == RABIA_MSG_HORIZON) pending = false;
-        }
+        bool pending = recovery_pending(d);
         if (pending) {
             flog(w, "r%u: its recovery did not finish: again, with a new log", i);
             d->damaged = true;
@@ -2261,8 +2386,10 @@ static void restart(struct world *w, uint8_t i)
             d->damaged = false;
             d->began_recovering = true;
             recovering = true;
+            memset(nd->seen, 0, sizeof nd->seen); /* a new data dir: peers-seen starts over */
         }
     }
+    if (recovering) nd->wiped_life = false; /* a recovering start ends it (replica.c forgets first-start) */
     start_node(w, i, recovering);
     for (uint8_t j = 0; j < w->cfg.n; j++)
         if (j != i && w->nodes[j].alive && !partitioned[i][j])
@@ -2329,6 +2456,7 @@ static void crash_fault(struct world *w, int target, int stale)
          nd->last_voted, (double)back / 1000.0, keep);
     crash(w, i, keep);
     push(w, back, E_RESTART, i, 0, nd->incarnation, 0);
+    (void)maybe_wipe(w, i);
     switch (stale >= 0 ? 0 : rnd() % 4) {
     case 0: { /* pause some of the others until after it is back */
         uint8_t set = 0;
@@ -2398,10 +2526,11 @@ static void crash_set(struct world *w, uint8_t set)
         uint64_t back = together ? back_all : w->now + rnd_range(100, 50 * MS);
         crash(w, i, keep);
         crashed++;
-        if (set != all && __builtin_popcount(set) == 1 && down < f && rnd() % 6 == 0) {
+        if (set != all && __builtin_popcount(set) == 1 && down < f && !any_wiped(w) && rnd() % 6 == 0) {
             nd->disk.damaged = true; /* a bit flip or misdirected write in the middle */
             flog(w, "r%u's log is damaged in the middle", i);
         }
+        if (!nd->disk.damaged) (void)maybe_wipe(w, i);
         push(w, back, E_RESTART, i, 0, nd->incarnation, 0);
     }
     if (crashed == n) w->res->crash_all++;
@@ -2436,8 +2565,15 @@ static void heal_all(struct world *w)
         w->nodes[i].paused_until = 0;
         for (uint8_t j = 0; j < w->cfg.n; j++) partitioned[i][j] = false;
     }
-    for (uint8_t i = 0; i < w->cfg.n; i++)
-        if (!w->nodes[i].alive) restart(w, i);
+    for (uint8_t i = 0; i < w->cfg.n; i++) {
+        struct node *nd = &w->nodes[i];
+        if (nd->wiped_life || nd->wipe_next) { /* refused (or about to be): the operator rebuilds it now */
+            if (nd->alive) crash(w, i, 0);
+            nd->wipe_next = false;
+            nd->op_rejoin = true;
+        }
+        if (!nd->alive) restart(w, i);
+    }
     for (uint8_t i = 0; i < w->cfg.n; i++)
         for (uint8_t j = (uint8_t)(i + 1); j < w->cfg.n; j++)
             if (!w->link_up[i][j] && w->nodes[i].alive && w->nodes[j].alive) reconnect(w, i, j);
@@ -2595,6 +2731,17 @@ static void dispatch(struct world *w, struct ev *e)
     case E_RESTART:
         if (!w->healed && w->nodes[e->a].incarnation == e->x) restart(w, e->a);
         break;
+    case E_OPFIX: { /* the refusal's ERROR names the fix: empty the data dir, --rejoin */
+        struct node *nd = &w->nodes[e->a];
+        if (w->healed || !nd->wiped_life) break;
+        flog(w, "operator: r%u was refused as a data dir lost without --rejoin: it is rebuilt", e->a);
+        if (nd->alive) {
+            crash(w, e->a, 0);
+            push(w, w->now + rnd_range(100, 2 * MS), E_RESTART, e->a, 0, nd->incarnation, 0);
+        }
+        nd->op_rejoin = true; /* the restart pending (this one, or a crash's) starts it so */
+        break;
+    }
     case E_CRASH: /* x: a set-up crash of replica a, b the stale one */
         if (!w->healed && w->now < T_HEAL) crash_fault(w, e->x ? e->a : -1, e->x ? e->b : -1);
         break;
@@ -2617,6 +2764,11 @@ static void dispatch(struct world *w, struct ev *e)
         if (e->x != w->link_epoch[a][b] || partitioned[a][b]) break;
         if (!w->nodes[a].alive || !w->nodes[b].alive) break;
         if (node_event_deferred(w, e, a) || node_event_deferred(w, e, b)) return;
+        /* a life on a lost data dir started without --rejoin: refused by
+         * a peer that heard an earlier one (its connection to that peer
+         * closes; the peer's to it is of no use either, every answer of
+         * its goes back on its own: the pair stays down) */
+        if (first_start_refused(w, a, b) || first_start_refused(w, b, a)) break;
         /* each takes the other's HELLO: a new life's replaces the
          * connection of the life before it, which a peer the crash did not
          * reset still held (rule 3, replica/hello.c) */
@@ -2911,7 +3063,9 @@ static void usage(void)
            "                     the state at once, without a read-index round), read-self (a\n"
            "                     read-index round closes on the replica's own bound, no peer asked),\n"
            "                     log-refusal (a peer's retransmitted old-slot messages hold its\n"
-           "                     snapshot back after the log refused its catch-up)\n"
+           "                     snapshot back after the log refused its catch-up),\n"
+           "                     first-start (with --wipes: peers take a data dir that began\n"
+           "                     again from nothing without --rejoin, as a new member)\n"
            "  --old-read-answers R  replica R answers read-index rounds as builds before the\n"
            "                     probe did (core.h READ INDEX): the others' reads pause until it restarts\n"
            "  --no-read-index    every GET through the log (read-index no); by default three\n"
@@ -2922,6 +3076,10 @@ static void usage(void)
            "                     any number of replicas down (all of them a third of the time),\n"
            "                     lose unsynced writes, tear the write in flight, damage logs;\n"
            "                     disks stall and fill up\n"
+           "  --wipes            some crashes lose the replica's whole data dir, and it is\n"
+           "                     started again without --rejoin (an operator's mistake): its\n"
+           "                     peers must refuse it (FIRST_START, replica/hello.c) until the\n"
+           "                     operator, told by the refusal, empties it and uses --rejoin\n"
            "  --expect-fail      exit 0 iff some run fails (for planted-bug tests)\n"
            "  --quiet            only the summary (and failures)\n"
            "A failing run prints the command that replays it exactly.\n");
@@ -2932,7 +3090,7 @@ struct totals {
         hz_splits, expired, tight, snaps, crash_all, torn, damaged, disk_faults, restored, local_snaps, released, restarts_tail,
         by_ref, frames_shared, frames_copied, linger_cohort, reads_indexed, reads_logged, read_rounds, read_retried, read_old, xfers, xfer_chunks, xfer_dropped, xfer_stopped, xfer_rate_waits, xfer_rate_lifted, xfer_cap_queued, catchup_log_slots,
         catchup_log_requests, catchup_fetch_held, catchup_continued,
-        out_full, catchup_deduped, adopted, unanimous, props_held;
+        out_full, catchup_deduped, adopted, unanimous, props_held, wipes, first_refused;
     uint64_t var_slots[4], var_nulls[4];
 };
 
@@ -3024,6 +3182,7 @@ int main(int argc, char **argv)
             else if (!strcmp(v, "read-nowait")) base.bugs |= SIM_BUG_READ_NOWAIT;
             else if (!strcmp(v, "log-refusal")) base.bugs |= SIM_BUG_LOG_REFUSAL;
             else if (!strcmp(v, "read-self")) base.bugs |= RABIA_BUG_READ_SELF;
+            else if (!strcmp(v, "first-start")) base.bugs |= SIM_BUG_FIRST_START;
             else {
                 fprintf(stderr, "unknown bug '%s'\n", v);
                 return 2;
@@ -3036,6 +3195,9 @@ int main(int argc, char **argv)
                 return 2;
             }
             snprintf(extra + el, sizeof extra - el, " --old-read-answers %d", base.old_reads_at);
+        } else if (!strcmp(a, "--wipes")) {
+            base.wipes = true;
+            snprintf(extra + el, sizeof extra - el, " --wipes");
         } else if (!strcmp(a, "--no-read-index")) {
             base.no_read_index = true;
             snprintf(extra + el, sizeof extra - el, " --no-read-index");
@@ -3093,6 +3255,8 @@ int main(int argc, char **argv)
             T.restarts += r.restarts;
             T.restarts_open += r.restarts_open;
             T.hz_splits += r.hz_splits;
+            T.wipes += r.wipes;
+            T.first_refused += r.first_refused;
             T.expired += r.expired;
             T.snaps += r.snapshots;
             T.crash_all += r.crash_all;
@@ -3166,6 +3330,9 @@ int main(int argc, char **argv)
            " horizon-splits=%" PRIu64 " runs-with-evicting-sessions=%" PRIu64 " session-expired-replies=%" PRIu64
            "\n",
            T.crashes, T.restarts, T.restarts_open, T.hz_splits, T.tight, T.expired);
+    if (base.wipes)
+        printf("wipes: data dirs lost and started again without --rejoin=%" PRIu64
+               " connections of such lives refused=%" PRIu64 "\n", T.wipes, T.first_refused);
     printf("frame pools: frames sent shared=%" PRIu64 " copied with the pool exhausted=%" PRIu64
            "; links closed by a paused peer's full output=%" PRIu64 "\n", T.frames_shared, T.frames_copied, T.out_full);
     if (base.durable)
