@@ -74,6 +74,11 @@ uint64_t snapsched_finished(struct snapsched *s, bool ok, uint64_t now_us)
 void snapsched_adopted(struct snapsched *s, uint64_t slot)
 {
     if (slot > s->last_slot) s->last_slot = slot;
+    /* a peer's snapshot written to the snap folder: what made this
+     * replica's own fail (a full disk, the folder) is gone, as after a
+     * success; the backoff (up to retry_max_us) stayed, and the next own
+     * snapshot waited it out after the cause was fixed (found by review) */
+    s->failed_in_row = 0;
 }
 
 void snapsched_soon(struct snapsched *s) { s->forced = true; }

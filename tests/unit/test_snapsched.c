@@ -103,6 +103,19 @@ static void test_backoff(void)
     snapsched_began(&s, 6, 2000, now + 2 * S);
     CHECK_EQ(snapsched_finished(&s, false, now + 3 * S), 0);
     CHECK_EQ(snapsched_retry_wait(&s), S);
+    /* failures backed off, then a peer's snapshot installed: the backoff
+     * starts over as after a success (the folder takes files again) */
+    for (int i = 0; i < 4; i++) {
+        snapsched_soon(&s);
+        snapsched_began(&s, 6, 2000, now + (uint64_t)(4 + i) * S);
+        (void)snapsched_finished(&s, false, now + (uint64_t)(4 + i) * S);
+    }
+    CHECK_EQ(snapsched_retry_wait(&s), 8 * S);
+    snapsched_adopted(&s, 7);
+    CHECK_EQ(s.failed_in_row, 0);
+    CHECK_EQ(snapsched_retry_wait(&s), 0);
+    snapsched_soon(&s);
+    CHECK(snapsched_due(&s, 8, 2000, now + 7 * S + 1, false));
     /* no growth when retry_max_us is not above retry_us (the simulator's) */
     struct snapsched f;
     snapsched_init(&f, &CFG, 0, 0);
