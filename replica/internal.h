@@ -248,6 +248,9 @@ struct rabia_replica {
      * once (data-dir/first-start), said after HELLO at every start on it
      * that votes at once (0: none, or it recovered from its peers since) */
     uint64_t first_start_birth;
+    /* data-dir/peers-seen could not be written (a full disk, EIO): when to
+     * try again (0: what is on disk is current); replica.c peers_seen_save */
+    uint64_t peers_seen_retry_us;
     uint64_t cluster_id;
     uint8_t self;            /* core index: id - 1 */
     struct peer peers[RABIA_MAX_REPLICAS];

@@ -344,6 +344,34 @@ void replica_peer_in_install(struct rabia_replica *r, uint32_t ci, uint8_t from,
     replica_conn_close(r, old->c);
 }
 
+/* data-dir/peers-seen written with every peer's first-heard incarnation.
+ * A failed write was given up: a peer is first heard once per data dir, so
+ * after a full disk or an EIO at that moment its incarnation never reached
+ * the disk, and once this replica restarted, that peer coming back from a
+ * lost data dir without --rejoin was taken, with no word beyond the one
+ * WARN (found by review). Now the loop tries the write again every second
+ * (peers_seen_retry_us) until it succeeds, and says when. */
+static void peers_seen_save(struct rabia_replica *r, uint64_t now)
+{
+    uint64_t seen[RABIA_MAX_REPLICAS] = {0};
+    for (uint8_t p = 0; p < r->cfg.n; p++) seen[p] = r->hello.peer[p].first_heard;
+    char err[700];
+    if (rabia_peers_seen_write(r->cfg.data_dir, r->cfg.n, seen, err, sizeof err)) {
+        if (!r->peers_seen_retry_us)
+            replica_log(r, RABIA_LOG_WARN,
+                        "%s: the peers first heard are not kept on disk yet (trying again every second); were this "
+                        "replica restarted now, a peer coming back with its data dir lost and no --rejoin would not "
+                        "be recognised",
+                        err);
+        r->peers_seen_retry_us = now + 1000000;
+        return;
+    }
+    if (r->peers_seen_retry_us)
+        replica_log(r, RABIA_LOG_INFO, "%s/" RABIA_PEERS_SEEN_FILE " written: the peers first heard are kept on disk",
+                    r->cfg.data_dir);
+    r->peers_seen_retry_us = 0;
+}
+
 /* The link's first frame after HELLO came: it becomes `from`'s connection
  * (hello_take). birth: the incarnation its data dir began with, from a
  * FIRST_START (0: none said). False if it was refused and closed. */
@@ -373,17 +401,8 @@ static bool peer_in_take(struct rabia_replica *r, uint32_t ci, uint64_t birth)
     }
     if (t.restarted)
         replica_log(r, RABIA_LOG_INFO, "replica %u restarted (incarnation %" PRIu64 ")", from + 1, incarnation);
-    if (hello_heard(&r->hello, from, incarnation, birth ? birth : incarnation)) { /* the first life heard: kept */
-        uint64_t seen[RABIA_MAX_REPLICAS] = {0};
-        for (uint8_t p = 0; p < r->cfg.n; p++) seen[p] = r->hello.peer[p].first_heard;
-        char err[700];
-        if (rabia_peers_seen_write(r->cfg.data_dir, r->cfg.n, seen, err, sizeof err))
-            replica_log(r, RABIA_LOG_WARN,
-                        "%s: not kept on disk that replica %u was heard (incarnation %" PRIu64 "); after a restart "
-                        "of this replica, that replica coming back with its data dir lost and no --rejoin would "
-                        "not be recognised",
-                        err, from + 1, incarnation);
-    }
+    if (hello_heard(&r->hello, from, incarnation, birth ? birth : incarnation)) /* the first life heard: kept */
+        peers_seen_save(r, rio_now_us());
     return true;
 }
 
@@ -1489,6 +1508,7 @@ int rabia_replica_run(struct rabia_replica *r)
          * produced goes in one log write */
         uint64_t due = node_turn(r->node);
         replica_hashcheck_tick(r);
+        if (r->peers_seen_retry_us && now >= r->peers_seen_retry_us) peers_seen_save(r, now);
         if (now - last_status >= 100000) {
             publish_status(r);
             last_status = now;
