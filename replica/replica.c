@@ -1451,6 +1451,17 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
                     "members differ from the list this cluster began with (a replaced machine?), or the cluster "
                     "was restored from a backup: keeping the cluster id %016" PRIx64 " from %s/cluster-id",
                     stored_id, cfg->data_dir);
+    /* --rejoin on a data dir whose log is intact: a plain restart from the
+     * log is what is safe (it holds all this replica sent), and was done
+     * without a word: an operator who meant to rebuild the replica from
+     * its peers believed it had (found by review) */
+    if (cfg->rejoin && log_intact && !cc.recovering)
+        replica_log(r, RABIA_LOG_WARN,
+                    "--rejoin was not needed: %s holds this replica's log, so this start is a plain restart from it "
+                    "(taking part at once, nothing lost). --rejoin is for a data dir that was lost or emptied; to "
+                    "rebuild this replica from its peers anyway, stop it, move the data dir aside and start it with "
+                    "--rejoin",
+                    cfg->data_dir);
     replica_app_new_session(r);
     publish_status(r);
     replica_log(r, RABIA_LOG_INFO, "replica %u of %u, incarnation %" PRIu64 "%s, cluster %016" PRIx64 ", state machine %s",
