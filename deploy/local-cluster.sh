@@ -3,7 +3,8 @@
 #   local-cluster.sh start N [kv|counter|bank]   N = 3, 5 or 7 replicas
 #   local-cluster.sh stop                         stop every replica (SIGTERM, then SIGKILL)
 #   local-cluster.sh status                       pids and each replica's status
-#   local-cluster.sh kill I | restart I           kill -9 / start again replica I (for fault drills)
+#   local-cluster.sh kill I | restart I           kill -9 / start again replica I (for fault drills;
+#                                                 restart fails, showing its log, if it exits at once)
 # Replica i serves RESP on 6400+i, the native protocol on 7400+i and peers
 # on 7500+i (override the bases with RABIA_RESP_BASE, RABIA_CLIENT_BASE,
 # RABIA_PEER_BASE). State lives under $RABIA_CLUSTER_DIR (default
@@ -188,7 +189,30 @@ restart)
   pid=$(cat "$dir/r$i.pid" 2>/dev/null || true)
   if runs_replica "$i" "$pid"; then die "replica $i is running (pid $pid): kill $i first (or stop)"; fi
   start_one "$i"
-  echo "restarted replica $i (pid $(cat "$dir/r$i.pid"))"
+  pid=$(cat "$dir/r$i.pid")
+  # until it answers on its client port or exits: a bad option or a refused
+  # start (a damaged log, the data dir locked) exits at once, and was
+  # reported "restarted" (found by review). A long log replay only delays
+  # the answer: said, not failed.
+  deadline=$((SECONDS + ${RABIA_RESTART_WAIT:-10}))
+  while :; do
+    # exited: gone, or a zombie (this shell's child, not yet waited for)
+    if ! kill -0 "$pid" 2>/dev/null || grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
+      wait "$pid" 2>/dev/null && rc=0 || rc=$?
+      echo "local-cluster: replica $i (pid $pid) exited while starting (status $rc); last lines of $dir/r$i.log:" >&2
+      tail -n 5 "$dir/r$i.log" >&2
+      exit 1
+    fi
+    if "$cli" "${cli_tls[@]}" -a "127.0.0.1:$((client_base + i))" --timeout 500 status >/dev/null 2>&1; then
+      echo "restarted replica $i (pid $pid)"
+      break
+    fi
+    if ((SECONDS >= deadline)); then
+      echo "restarted replica $i (pid $pid); not answering yet (still starting? see $dir/r$i.log)"
+      break
+    fi
+    sleep 0.1
+  done
   ;;
 *)
   sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
