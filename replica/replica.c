@@ -1462,6 +1462,22 @@ int rabia_replica_create(struct rabia_replica **out, const struct rabia_replica_
                     "rebuild this replica from its peers anyway, stop it, move the data dir aside and start it with "
                     "--rejoin",
                     cfg->data_dir);
+    /* The incarnation counts up from the first start's wall clock, never
+     * down: a data dir begun on a clock over a day ahead keeps it after the
+     * clock is corrected, and every peer refuses each HELLO of it as ahead
+     * of its own clock (hello.h HELLO_AHEAD_US) until real time passes it.
+     * The peers' refusal asked to fix the clock, already fixed; this names
+     * the cause and the way out (found by review). */
+    uint64_t wall = wall_us();
+    if (r->incarnation > wall + HELLO_AHEAD_US)
+        replica_log(r, RABIA_LOG_WARN,
+                    "this data dir's incarnation %" PRIu64 " is %" PRIu64 " s ahead of this machine's clock: its "
+                    "first start ran on a clock that far ahead. Peers refuse an incarnation over a day ahead of "
+                    "their clocks, so they refuse this replica until their clocks pass it. If only this machine's "
+                    "clock was off, stop this replica, empty its data dir and start it with --rejoin; if every "
+                    "replica's was when the cluster began, seed a new cluster from a backup (rabiad --restore) "
+                    "with the clocks right",
+                    r->incarnation, (r->incarnation - wall) / 1000000u);
     replica_app_new_session(r);
     publish_status(r);
     replica_log(r, RABIA_LOG_INFO, "replica %u of %u, incarnation %" PRIu64 "%s, cluster %016" PRIx64 ", state machine %s",
