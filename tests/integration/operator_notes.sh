@@ -15,6 +15,9 @@
 #  4. deploy/local-cluster.sh restart of a replica that exits at once (an
 #     unknown option): it fails with the log's last lines; it said
 #     "restarted".
+#  5. A data dir begun on a clock over a day ahead (since corrected): its
+#     incarnation stays ahead and every peer refuses it; the replica now
+#     says so at start, with the way out.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -75,4 +78,11 @@ out=$(cluster restart 2 2>&1)
 remember_pids
 expect_match "a good restart says restarted" "$out" "^restarted replica 2 \(pid [0-9]+\)$"
 wait_ready 30 1 2 3
+
+say "5. replica 3's data dir begun on a clock two days ahead (its incarnation file says so)"
+cluster_kill 3
+echo $(($(date +%s) * 1000000 + 2 * 86400 * 1000000)) >"$D/r3/incarnation"
+cluster_restart 3
+wait_log "$D/r3.log" "WARN .*incarnation [0-9]+ is 17[0-9]{4} s ahead of this machine's clock: .*start it with --rejoin" 10
+wait_log "$D/r1.log" "replica 3 announces incarnation [0-9]+, 17[0-9]{4} s ahead of this machine's clock" 10
 ok "operator_notes passed"
