@@ -2268,7 +2268,7 @@ static bool maybe_wipe(struct world *w, uint8_t i)
         /* A peer whose data dir never heard i (rebuilt with --rejoin since
          * i was last up) cannot tell i's first start from a lost data dir:
          * it takes it (a known gap, replica/README.md "A data dir lost";
-         * seed 14900007 of --wipes --mix crash before this line). */
+         * seed 14900036 of --wipes --mix crash without this line). */
         if (!w->nodes[j].seen[i]) return false;
         if (w->cfg.durable && recovery_pending(&w->nodes[j].disk)) return false; /* ... which it may start over */
         if (is_down(w, j)) down++;
