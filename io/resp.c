@@ -525,6 +525,18 @@ size_t resp_default_max_op(void)
     return RABIA_MAX_BATCH_BODY - RABIA_BATCH_HEADER - RABIA_BATCH_REQ_HEADER;
 }
 
+/* The id a client sees (CLIENT ID, HELLO, CLIENT LIST, the ID filters of
+ * CLIENT LIST, KILL and UNBLOCK): the session id's low 53 bits. The session
+ * id is a 64-bit hash; shown whole (up to 2^63) it was read wrong by the
+ * clients whose integers are doubles, exact only below 2^53 (ioredis and
+ * node-redis by default): the id they passed back to CLIENT KILL ID or
+ * CLIENT UNBLOCK named no connection (found by review). Redis's own ids
+ * are small counters. Bit 0 of a session id is set, so this is never 0. */
+static uint64_t visible_id(const struct resp_session *s)
+{
+    return s->id & ((UINT64_C(1) << 53) - 1);
+}
+
 void resp_session_init(struct resp_session *s, uint64_t id, size_t max_op)
 {
     memset(s, 0, sizeof *s);
@@ -2114,7 +2126,7 @@ static int cmd_hello(struct ctx *x, const struct cmd *cmd)
     if (!rc) rc = put_bulk_cstr(o, "proto");
     if (!rc) rc = resp_put_int(o, proto);
     if (!rc) rc = put_bulk_cstr(o, "id");
-    if (!rc) rc = resp_put_int(o, (int64_t)(x->s->id & INT64_MAX));
+    if (!rc) rc = resp_put_int(o, (int64_t)visible_id(x->s));
     if (!rc) rc = put_bulk_cstr(o, "mode");
     if (!rc) rc = put_bulk_cstr(o, "standalone");
     if (!rc) rc = put_bulk_cstr(o, "role");
@@ -2349,7 +2361,7 @@ static int cmd_client_getname(struct ctx *x, const struct cmd *cmd)
 
 static int cmd_client_id(struct ctx *x, const struct cmd *cmd)
 {
-    return resp_put_int(x->out, (int64_t)(x->s->id & INT64_MAX)) ? -ENOMEM : RESP_LOCAL;
+    return resp_put_int(x->out, (int64_t)visible_id(x->s)) ? -ENOMEM : RESP_LOCAL;
 }
 
 /* One connection's CLIENT INFO / CLIENT LIST line, Redis's fields; the
@@ -2363,7 +2375,7 @@ static int client_line(struct rabia_buf *line, const struct resp_session *s, con
     snprintf(flags, sizeof flags, "%s%s%s%s", s->in_multi ? "x" : "", s->nsubs || s->npsubs ? "P" : "", st.flags,
              s->no_evict ? "e" : "");
     char head[256], tail[640];
-    snprintf(head, sizeof head, "id=%" PRIu64 " addr=%s laddr=%s fd=-1 name=", s->id & INT64_MAX, s->addr, s->laddr);
+    snprintf(head, sizeof head, "id=%" PRIu64 " addr=%s laddr=%s fd=-1 name=", visible_id(s), s->addr, s->laddr);
     snprintf(tail, sizeof tail,
              " age=%" PRIu64 " idle=%" PRIu64 " flags=%s db=%u sub=%u psub=%u ssub=0 multi=%ld qbuf=%" PRIu64
              " qbuf-free=%" PRIu64 " argv-mem=%" PRIu64 " multi-mem=%zu rbs=0 rbp=0 obl=0 oll=%" PRIu64
@@ -2408,7 +2420,7 @@ static bool list_wants(const struct list_ctx *l, const struct resp_session *s)
     if (!l->n_ids)
         return true;
     for (uint32_t i = 0; i < l->n_ids; i++)
-        if (l->ids[i] == (s->id & INT64_MAX))
+        if (l->ids[i] == visible_id(s))
             return true;
     return false;
 }
@@ -2486,7 +2498,7 @@ static void kill_one(void *arg, const struct resp_session *s)
     bool pubsub = s->nsubs || s->npsubs;
     if ((k->skipme && s == k->self) || k->type == 3 || (k->type == 1 && pubsub) || (k->type == 2 && !pubsub))
         return;
-    if ((k->id && (s->id & INT64_MAX) != k->id) || (k->addr && !str_is(s->addr, k->addr, k->addr_len)) ||
+    if ((k->id && visible_id(s) != k->id) || (k->addr && !str_is(s->addr, k->addr, k->addr_len)) ||
         (k->laddr && !str_is(s->laddr, k->laddr, k->laddr_len)) ||
         (k->user && !str_is(s->user && s->user[0] ? s->user : "default", k->user, k->user_len)))
         return;
@@ -2609,7 +2621,7 @@ struct unblock_ctx {
 static void unblock_one(void *arg, const struct resp_session *s)
 {
     struct unblock_ctx *u = arg;
-    if (!u->done && (s->id & INT64_MAX) == u->id)
+    if (!u->done && visible_id(s) == u->id)
         u->done = u->view->unblock(u->view->ctx, s, u->error);
 }
 

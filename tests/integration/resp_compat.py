@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Redis compatibility of the RESP front end as client libraries see it,
+through redis-py (python3-redis), against a 3-replica kv cluster (used by
+resp_compat.sh):
+
+- The client id (CLIENT ID, HELLO's id, CLIENT LIST's id=) is below 2^53,
+  so that a client whose integers are doubles (ioredis, node-redis: every
+  JavaScript client) reads it exact and passes it back to CLIENT KILL ID
+  and CLIENT UNBLOCK. It was a 63-bit hash (4135448689458452697): the id a
+  JavaScript client sent back named no connection ("ERR No such client").
+  Checked here by sending back the id as a double holds it.
+    resp_compat.py PORT1,PORT2,PORT3
+
+Prints one line per failed check and a last line "resp_compat: ...";
+exits 1 if any check failed.
+"""
+import sys
+import threading
+import time
+
+import redis
+
+failed = []
+
+
+def check(what, got, want):
+    if got != want:
+        failed.append(what)
+        print(f"FAIL {what}: got {got!r}, want {want!r}")
+
+
+def as_double(i):
+    """The integer a client that reads integers as doubles sends back."""
+    return int(float(i))
+
+
+ports = [int(p) for p in sys.argv[1].split(",")]
+
+# ids of many connections on every replica: below 2^53, HELLO's and CLIENT
+# LIST's the same as CLIENT ID's
+conns = []
+for p in ports:
+    for _ in range(20):
+        r = redis.Redis(port=p, socket_timeout=10, single_connection_client=True)
+        conns.append((p, r, r.client_id()))
+big = [i for _, _, i in conns if i >= 2**53]
+check("client ids of 60 connections at or above 2^53", big[:3], [])
+p, r, i = conns[0]
+hello = r.execute_command("HELLO", "2")
+check("HELLO's id is CLIENT ID's", hello[hello.index(b"id") + 1], i)
+listed = r.execute_command("CLIENT", "LIST", "ID", i).decode()
+check("CLIENT LIST ID lists it", listed.split(" ")[0], f"id={i}")
+
+# CLIENT KILL ID with the id as a double holds it
+victim_port, victim, vid = conns[1]
+killer = redis.Redis(port=victim_port, socket_timeout=10)
+check("CLIENT KILL ID (id read as a double)", killer.execute_command("CLIENT", "KILL", "ID", as_double(vid)), 1)
+
+# CLIENT UNBLOCK with the id as a double: the BLPOP answers nil at once
+bp, blocked, bid = conns[2]
+got = {}
+
+
+def pop():
+    t0 = time.monotonic()
+    got["v"] = blocked.blpop("resp_compat:nothing", timeout=8)
+    got["s"] = time.monotonic() - t0
+
+
+t = threading.Thread(target=pop)
+t.start()
+other = redis.Redis(port=bp, socket_timeout=10)
+unblocked = 0
+for _ in range(50):  # until the BLPOP is parked on its replica
+    time.sleep(0.1)
+    unblocked = other.client_unblock(as_double(bid))
+    if unblocked:
+        break
+t.join(15)
+check("CLIENT UNBLOCK (id read as a double)", unblocked, True)
+check("the BLPOP answered nil at the unblock", (got.get("v"), got.get("s", 99) < 5), (None, True))
+
+if failed:
+    print(f"resp_compat: {len(failed)} check(s) failed")
+    sys.exit(1)
+print("resp_compat: client ids below 2^53 (KILL ID, UNBLOCK by them)")

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# resp_compat: Redis compatibility of the RESP front end as client
+# libraries see it, through redis-py (resp_compat.py): the client id
+# (CLIENT ID, HELLO, CLIENT LIST) is below 2^53, so that JavaScript clients
+# (integers as doubles) pass it back exact to CLIENT KILL ID and CLIENT
+# UNBLOCK (it was a 63-bit hash: the id they sent back named no
+# connection).
+set -euo pipefail
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+it_init resp_compat 68
+here=$(cd "$(dirname "$0")" && pwd)
+need_py_redis
+tls_refuse "resp_compat.py connects without TLS"
+
+cluster_start 3 kv
+out=$(timeout 60 "$PY" "$here/resp_compat.py" "$(resp_port 1),$(resp_port 2),$(resp_port 3)" 2>&1) || rc=$?
+printf '%s\n' "$out" | sed "s/^/[$IT_NAME]   /"
+[ "${rc:-0}" = 0 ] || fail "$(tail -1 <<<"$out")"
+ok "$(tail -1 <<<"$out")"
