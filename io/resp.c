@@ -2932,7 +2932,18 @@ static int dispatch(struct ctx *x)
         }
         if (cmd->kind == K_REPL || (cmd->flags & F_QUEUE))
             return queue(x, cmd);
-        return reject(x, "ERR Command not allowed inside a transaction");
+        /* Redis queues it and answers it in EXEC's array; here the
+         * connection's own commands are answered at once, never at EXEC
+         * (kv/README.md "Differences"). Redis's "Command not allowed inside
+         * a transaction" named neither which command nor what to do, and
+         * redis-py's default pipeline is a MULTI (found by review). */
+        char msg[300];
+        snprintf(msg, sizeof msg,
+                 "ERR '%s' cannot be queued inside MULTI on this server: it answers the connection's own "
+                 "commands at once, not at EXEC. Send it before MULTI or after EXEC (redis-py: "
+                 "pipeline(transaction=False))",
+                 cmd->name);
+        return reject(x, msg);
     }
     switch (cmd->kind) {
     case K_REPL:

@@ -43,6 +43,11 @@ struct replica_auth {
 
 #define AUTH_LOG_PER_S 20
 
+/* A connection command inside MULTI: the same refusal as io/resp.c's */
+#define E_IN_MULTI(name)                                                                                          \
+    "ERR '" name "' cannot be queued inside MULTI on this server: it answers the connection's own commands at "   \
+    "once, not at EXEC. Send it before MULTI or after EXEC (redis-py: pipeline(transaction=False))"
+
 /* A new window once the last one is over: say how many were not logged. */
 static void log_window(struct rabia_replica *r, struct replica_auth *a, uint64_t now)
 {
@@ -440,7 +445,7 @@ static int acl_load_cmd(struct rabia_replica *r, uint32_t ci, struct rabia_buf *
     struct replica_auth *a = r->auth;
     if (k->pa.argc != 2) return put_err(out, "ERR wrong number of arguments for 'acl|load' command");
     if (k->au.user < 0) return refuse(k, out, E_NOAUTH, false);
-    if (k->rs.in_multi) return refuse(k, out, "ERR Command not allowed inside a transaction", false);
+    if (k->rs.in_multi) return refuse(k, out, E_IN_MULTI("acl|load"), false);
     if (a->clients && !acl_cmd_allowed(&a->acl, k->au.user, "acl|load", acl_categories("acl|load", 0, 0, 0, 0)))
         return refuse(k, out, "NOPERM this user has no permissions to run the 'acl|load' command", false);
     if (!r->cfg.acl_file[0])
@@ -494,7 +499,7 @@ int replica_auth_resp(struct rabia_replica *r, uint32_t ci, struct rabia_buf *ou
         if (c->argc != 2) return put_err(out, "ERR wrong number of arguments for 'acl|whoami' command");
         if (!authed) return refuse(k, out, E_NOAUTH, false);
         if (k->rs.in_multi) /* as resp.c's other connection commands (io/resp.h) */
-            return refuse(k, out, "ERR Command not allowed inside a transaction", false);
+            return refuse(k, out, E_IN_MULTI("acl|whoami"), false);
         if (a->clients && !acl_cmd_allowed(&a->acl, k->au.user, "acl|whoami", acl_categories("acl|whoami", 0, 0, 0, 0)))
             return refuse(k, out, "NOPERM this user has no permissions to run the 'acl|whoami' command", false);
         resp_put_bulk(out, k->user, strlen(k->user));

@@ -9,6 +9,13 @@ resp_compat.sh):
   and CLIENT UNBLOCK. It was a 63-bit hash (4135448689458452697): the id a
   JavaScript client sent back named no connection ("ERR No such client").
   Checked here by sending back the id as a double holds it.
+- A connection command inside MULTI (INFO, CLIENT SETNAME, ...; Redis
+  queues them, this server answers them at once and refuses them in MULTI,
+  kv/README.md "Differences") gets an error naming the command and the fix
+  (send it before MULTI or after EXEC; redis-py: pipeline(transaction=False)),
+  not Redis's bare "Command not allowed inside a transaction". redis-py's
+  default pipeline is a MULTI.
+
     resp_compat.py PORT1,PORT2,PORT3
 
 Prints one line per failed check and a last line "resp_compat: ...";
@@ -80,7 +87,40 @@ t.join(15)
 check("CLIENT UNBLOCK (id read as a double)", unblocked, True)
 check("the BLPOP answered nil at the unblock", (got.get("v"), got.get("s", 99) < 5), (None, True))
 
+# a connection command in redis-py's default (MULTI) pipeline
+r = redis.Redis(port=ports[0], socket_timeout=10)
+pipe = r.pipeline()
+pipe.set("resp_compat:k", 1)
+pipe.info("server")
+try:
+    pipe.execute()
+    check("INFO in a MULTI pipeline refused", "no error", "an error")
+except redis.ResponseError as e:
+    msg = str(e)
+    check("INFO in MULTI: the error names it and the fix",
+          ("'info'" in msg, "before MULTI or after EXEC" in msg, "pipeline(transaction=False)" in msg),
+          (True, True, True))
+check("the refused MULTI pipeline wrote nothing", r.get("resp_compat:k"), None)
+pipe = r.pipeline(transaction=False)
+pipe.set("resp_compat:k", 1)
+pipe.info("server")
+res = pipe.execute()
+check("INFO in a pipeline without MULTI", (res[0], "redis_version" in res[1]), (True, True))
+c = redis.Redis(port=ports[1], socket_timeout=10, single_connection_client=True)
+c.execute_command("MULTI")
+try:
+    c.execute_command("CLIENT", "SETNAME", "x")
+    check("CLIENT SETNAME in MULTI refused", "no error", "an error")
+except redis.ResponseError as e:
+    check("CLIENT SETNAME in MULTI: the error names it", "'client|setname' cannot be queued inside MULTI" in str(e),
+          True)
+try:
+    c.execute_command("EXEC")
+    check("EXEC after a refused command aborts", "no error", "EXECABORT")
+except redis.ResponseError as e:
+    check("EXEC after a refused command aborts", str(e).startswith("Transaction discarded"), True)
+
 if failed:
     print(f"resp_compat: {len(failed)} check(s) failed")
     sys.exit(1)
-print("resp_compat: client ids below 2^53 (KILL ID, UNBLOCK by them)")
+print("resp_compat: client ids below 2^53 (KILL ID, UNBLOCK by them), connection commands in MULTI named")

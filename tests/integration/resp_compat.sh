@@ -4,7 +4,9 @@
 # (CLIENT ID, HELLO, CLIENT LIST) is below 2^53, so that JavaScript clients
 # (integers as doubles) pass it back exact to CLIENT KILL ID and CLIENT
 # UNBLOCK (it was a 63-bit hash: the id they sent back named no
-# connection).
+# connection); a connection command inside MULTI (INFO in redis-py's
+# default pipeline, CLIENT SETNAME) is refused with an error naming it and
+# the fix, not Redis's bare "Command not allowed inside a transaction".
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"

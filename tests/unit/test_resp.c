@@ -835,12 +835,21 @@ static void test_multi(void)
     EXPECT_REPL(&s, sm, "EXEC", "*2\r\n-ERR DB index is out of range\r\n-ERR value is not an integer or out of range\r\n");
     CHECK_EQ(s.db, 0);
     EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
-    EXPECT_LOCAL(&s, "SUBSCRIBE c", "-ERR Command not allowed inside a transaction\r\n");
+    EXPECT_LOCAL(&s, "SUBSCRIBE c",
+                 "-ERR 'subscribe' cannot be queued inside MULTI on this server: it answers the connection's own commands "
+                 "at once, not at EXEC. Send it before MULTI or after EXEC (redis-py: "
+                 "pipeline(transaction=False))\r\n");
     EXPECT_LOCAL(&s, "EXEC", "-EXECABORT Transaction discarded because of previous errors.\r\n");
 
     EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
-    EXPECT_LOCAL(&s, "CONFIG GET save", "-ERR Command not allowed inside a transaction\r\n");
-    EXPECT_LOCAL(&s, "INFO", "-ERR Command not allowed inside a transaction\r\n");
+    EXPECT_LOCAL(&s, "CONFIG GET save",
+                 "-ERR 'config|get' cannot be queued inside MULTI on this server: it answers the connection's own commands "
+                 "at once, not at EXEC. Send it before MULTI or after EXEC (redis-py: "
+                 "pipeline(transaction=False))\r\n");
+    EXPECT_LOCAL(&s, "INFO",
+                 "-ERR 'info' cannot be queued inside MULTI on this server: it answers the connection's own commands "
+                 "at once, not at EXEC. Send it before MULTI or after EXEC (redis-py: "
+                 "pipeline(transaction=False))\r\n");
     EXPECT_LOCAL(&s, "DISCARD", "+OK\r\n");
 
     /* a rejected EXEC aborts at once (Redis 7) */
@@ -1559,7 +1568,10 @@ static void test_resp3_hello(void)
     CHECK_EQ(RUN_CMD(&s, "CLIENT INFO", &r), RESP_LOCAL);
     CHECK(memmem(r.reply.data, r.reply.len, " resp=3\n\r\n", 10) != NULL);
     EXPECT_LOCAL(&s, "MULTI", "+OK\r\n");
-    EXPECT_LOCAL(&s, "HELLO 2", "-ERR Command not allowed inside a transaction\r\n");
+    EXPECT_LOCAL(&s, "HELLO 2",
+                 "-ERR 'hello' cannot be queued inside MULTI on this server: it answers the connection's own commands "
+                 "at once, not at EXEC. Send it before MULTI or after EXEC (redis-py: "
+                 "pipeline(transaction=False))\r\n");
     EXPECT_LOCAL(&s, "DISCARD", "+OK\r\n");
     CHECK_EQ(s.proto, 3);
     EXPECT_LOCAL(&s, "RESET", "+RESET\r\n");
