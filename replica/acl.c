@@ -475,11 +475,18 @@ static const struct {
     {"unsubscribe", ACL_CAT_SLOW | ACL_CAT_PUBSUB},
     {"punsubscribe", ACL_CAT_SLOW | ACL_CAT_PUBSUB},
     {"pubsub", ACL_CAT_SLOW | ACL_CAT_PUBSUB},
+    {"config|help", ACL_CAT_SLOW},
     {"config", ACL_CAT_SLOW | ACL_CAT_ADMIN | ACL_CAT_DANGEROUS},
     {"info", ACL_CAT_SLOW | ACL_CAT_DANGEROUS},
-    {"keys", ACL_CAT_DANGEROUS},
-    {"flushall", ACL_CAT_DANGEROUS},
-    {"flushdb", ACL_CAT_DANGEROUS},
+    /* a named entry gets no @fast / @slow from the flags: KEYS, FLUSHALL
+     * and FLUSHDB were not @slow, so "-@slow" left them allowed; SORT and
+     * SORT_RO are @dangerous in Redis 7.0 (BY and GET read any key), and
+     * "-@dangerous" left them allowed (found by review) */
+    {"keys", ACL_CAT_SLOW | ACL_CAT_DANGEROUS},
+    {"flushall", ACL_CAT_SLOW | ACL_CAT_DANGEROUS},
+    {"flushdb", ACL_CAT_SLOW | ACL_CAT_DANGEROUS},
+    {"sort", ACL_CAT_SLOW | ACL_CAT_DANGEROUS},
+    {"sort_ro", ACL_CAT_SLOW | ACL_CAT_DANGEROUS},
     {"time", ACL_CAT_FAST},
     {"eval", ACL_CAT_SLOW | ACL_CAT_SCRIPTING},
     {"evalsha", ACL_CAT_SLOW | ACL_CAT_SCRIPTING},

@@ -15,6 +15,10 @@ resp_compat.sh):
   (send it before MULTI or after EXEC; redis-py: pipeline(transaction=False)),
   not Redis's bare "Command not allowed inside a transaction". redis-py's
   default pipeline is a MULTI.
+- ACL categories as Redis 7.0's: "-@slow" denies KEYS, FLUSHALL and
+  FLUSHDB (they had no @slow), "-@dangerous" denies SORT and SORT_RO (not
+  @dangerous here), CONFIG HELP is @slow only (it had CONFIG's @admin
+  @dangerous).
 
     resp_compat.py PORT1,PORT2,PORT3
 
@@ -120,7 +124,32 @@ try:
 except redis.ResponseError as e:
     check("EXEC after a refused command aborts", str(e).startswith("Transaction discarded"), True)
 
+# ACL categories as Redis 7.0's (the cluster's acl-file, resp_compat.sh):
+# "-@slow" denies KEYS, FLUSHALL, FLUSHDB; "-@dangerous" denies SORT and
+# SORT_RO; CONFIG HELP is @slow only. Before, each was allowed or denied
+# the other way.
+def denied(user, *args):
+    c = redis.Redis(port=ports[0], username=user, password="pw", socket_timeout=10)
+    try:
+        c.execute_command(*args)
+        return False
+    except redis.exceptions.NoPermissionError:
+        return True
+    except redis.ResponseError as e:
+        return str(e).startswith("NOPERM")
+    finally:
+        c.close()
+
+
+acl = [("no_slow", ("KEYS", "resp_compat:*"), True), ("no_slow", ("FLUSHDB",), True),
+       ("no_slow", ("FLUSHALL",), True), ("no_slow", ("GET", "resp_compat:k"), False),
+       ("no_dangerous", ("SORT", "resp_compat:l"), True), ("no_dangerous", ("SORT_RO", "resp_compat:l"), True),
+       ("no_dangerous", ("LRANGE", "resp_compat:l", 0, -1), False), ("no_dangerous", ("CONFIG", "HELP"), False),
+       ("no_dangerous", ("CONFIG", "GET", "maxmemory"), True)]
+for user, args, want in acl:
+    check(f"{user}: {' '.join(map(str, args))} denied", denied(user, *args), want)
+
 if failed:
     print(f"resp_compat: {len(failed)} check(s) failed")
     sys.exit(1)
-print("resp_compat: client ids below 2^53 (KILL ID, UNBLOCK by them), connection commands in MULTI named")
+print("resp_compat: client ids below 2^53 (KILL ID, UNBLOCK by them), connection commands in MULTI named, ACL categories of KEYS FLUSH* SORT* CONFIG HELP")

@@ -358,6 +358,15 @@ static void test_keyspace(void)
     CHECK_EQ(cmd("nks", 3, pub), ACL_ALLOWED);
     CHECK(acl_categories("object|encoding", 1, 0, 0, 0) & ACL_CAT_KEYSPACE);
     CHECK(!(acl_categories("getdel", 0, 1, 1, 0) & ACL_CAT_KEYSPACE));
+    /* Redis 7.0's: KEYS, FLUSHALL, FLUSHDB @slow (they had no speed, so
+     * "-@slow" allowed them); SORT, SORT_RO @dangerous; CONFIG HELP only
+     * @slow */
+    CHECK_EQ(acl_categories("keys", 1, 0, 0, 0), ACL_CAT_KEYSPACE | ACL_CAT_READ | ACL_CAT_SLOW | ACL_CAT_DANGEROUS);
+    CHECK_EQ(acl_categories("flushall", 0, 1, 0, 0), ACL_CAT_KEYSPACE | ACL_CAT_WRITE | ACL_CAT_SLOW | ACL_CAT_DANGEROUS);
+    CHECK_EQ(acl_categories("flushdb", 0, 1, 0, 0), ACL_CAT_KEYSPACE | ACL_CAT_WRITE | ACL_CAT_SLOW | ACL_CAT_DANGEROUS);
+    CHECK_EQ(acl_categories("sort", 0, 1, 0, 0), ACL_CAT_WRITE | ACL_CAT_SLOW | ACL_CAT_DANGEROUS);
+    CHECK_EQ(acl_categories("sort_ro", 1, 0, 0, 0), ACL_CAT_READ | ACL_CAT_SLOW | ACL_CAT_DANGEROUS);
+    CHECK_EQ(acl_categories("config|help", 0, 0, 0, 0), ACL_CAT_SLOW);
 }
 
 /* resetchannels: no channel (it was accepted and ignored); allchannels
