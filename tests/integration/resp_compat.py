@@ -15,6 +15,9 @@ resp_compat.sh):
   (send it before MULTI or after EXEC; redis-py: pipeline(transaction=False)),
   not Redis's bare "Command not allowed inside a transaction". redis-py's
   default pipeline is a MULTI.
+- CONFIG SET of a Redis parameter (notify-keyspace-events, maxmemory, ...)
+  says it is not supported here (settings come from rabiad's config file);
+  it said "Unknown option", as for a typo.
 - ACL categories as Redis 7.0's: "-@slow" denies KEYS, FLUSHALL and
   FLUSHDB (they had no @slow), "-@dangerous" denies SORT and SORT_RO (not
   @dangerous here), CONFIG HELP is @slow only (it had CONFIG's @admin
@@ -124,6 +127,21 @@ try:
 except redis.ResponseError as e:
     check("EXEC after a refused command aborts", str(e).startswith("Transaction discarded"), True)
 
+# CONFIG SET of a Redis parameter (a keyspace-notification listener's
+# set-up, a maxmemory change): said to be unsupported, not "Unknown option"
+for param, value in (("notify-keyspace-events", "Ex"), ("maxmemory", "2gb")):
+    try:
+        r.config_set(param, value)
+        check(f"CONFIG SET {param} refused", "no error", "an error")
+    except redis.ResponseError as e:
+        check(f"CONFIG SET {param}: said to be unsupported", str(e).startswith(f"CONFIG SET '{param}' is not supported"),
+              True)
+try:
+    r.config_set("no-such-parameter", "1")
+except redis.ResponseError as e:
+    check("CONFIG SET of an unknown name: Redis's error", str(e),
+          "Unknown option or number of arguments for CONFIG SET - 'no-such-parameter'")
+
 # ACL categories as Redis 7.0's (the cluster's acl-file, resp_compat.sh):
 # "-@slow" denies KEYS, FLUSHALL, FLUSHDB; "-@dangerous" denies SORT and
 # SORT_RO; CONFIG HELP is @slow only. Before, each was allowed or denied
@@ -152,4 +170,4 @@ for user, args, want in acl:
 if failed:
     print(f"resp_compat: {len(failed)} check(s) failed")
     sys.exit(1)
-print("resp_compat: client ids below 2^53 (KILL ID, UNBLOCK by them), connection commands in MULTI named, ACL categories of KEYS FLUSH* SORT* CONFIG HELP")
+print("resp_compat: client ids below 2^53 (KILL ID, UNBLOCK by them), connection commands in MULTI named, CONFIG SET of Redis parameters named, ACL categories of KEYS FLUSH* SORT* CONFIG HELP")

@@ -7,7 +7,8 @@
 # connection); a connection command inside MULTI (INFO in redis-py's
 # default pipeline, CLIENT SETNAME) is refused with an error naming it and
 # the fix, not Redis's bare "Command not allowed inside a transaction";
-# ACL categories of KEYS, FLUSHALL, FLUSHDB (@slow), SORT, SORT_RO
+# CONFIG SET of a Redis parameter says it is not supported (not "Unknown
+# option"); ACL categories of KEYS, FLUSHALL, FLUSHDB (@slow), SORT, SORT_RO
 # (@dangerous) and CONFIG HELP (@slow only) are Redis 7.0's.
 set -euo pipefail
 # shellcheck source=lib.sh

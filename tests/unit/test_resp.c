@@ -671,6 +671,11 @@ static void test_connection_commands(void)
                  "-ERR Unknown option or number of arguments for CONFIG SET - 'f'\r\n");
     EXPECT_LOCAL(&s, "HELLO 2 \"F\\x00OO\"", "-ERR Syntax error in HELLO option 'F'\r\n");
     EXPECT_LOCAL(&s, "CLIENT LIST TYPE \"a\\x00b\"", "-ERR Unknown client type 'a'\r\n");
+    /* a Redis parameter: named as not settable here, not as unknown */
+    EXPECT_LOCAL(&s, "CONFIG SET Notify-Keyspace-Events Ex",
+                 "-ERR CONFIG SET 'notify-keyspace-events' is not supported: rabiad takes its settings at start from "
+                 "its config file or command line, alike on every replica (rabiad --help lists them), never from "
+                 "clients; keyspace notifications are not sent\r\n");
     EXPECT_LOCAL(&s, "CONFIG SET foo bar baz",
                  "-ERR wrong number of arguments for 'config|set' command\r\n");
     EXPECT_LOCAL(&s, "CONFIG RESETSTAT", "+OK\r\n");
