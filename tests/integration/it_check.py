@@ -1,5 +1,6 @@
 """Helpers shared by the integration tests' own Python scripts
-(peer_port.py, client_limits.py, client_memory.py): one line per check,
+(peer_port.py, client_limits.py, client_memory.py; redis_lib.py and
+resp_compat.py use expect): one line per check,
 whether a replica closed a socket without waiting, and RESP on a raw
 socket (a command, a line, a simple or bulk reply)."""
 import socket
@@ -14,6 +15,17 @@ def check(good, what):
     print(f"  {'ok  ' if good else 'FAIL'} {what}", flush=True)
     if not good:
         failures += 1
+
+
+failed = []
+
+
+def expect(what, got, want):
+    """Silent when got == want; else print 'FAIL what: got ..., want ...'
+    and note what in it_check.failed (the script's last line lists them)."""
+    if got != want:
+        failed.append(what)
+        print(f"FAIL {what}: got {got!r}, want {want!r}")
 
 
 def closed_now(s):

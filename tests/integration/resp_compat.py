@@ -28,19 +28,15 @@ resp_compat.sh):
 Prints one line per failed check and a last line "resp_compat: ...";
 exits 1 if any check failed.
 """
+import os
 import sys
 import threading
 import time
 
 import redis
 
-failed = []
-
-
-def check(what, got, want):
-    if got != want:
-        failed.append(what)
-        print(f"FAIL {what}: got {got!r}, want {want!r}")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from it_check import expect as check, failed  # noqa: E402
 
 
 def as_double(i):
