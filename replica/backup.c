@@ -8,8 +8,11 @@
  * SNAP_TX_QUEUED bytes queued on the connection and SNAP_TX_TURN sent per
  * loop turn, so neither side holds more than that besides the source.
  *
+ * The snapshot's slot is at least the read index the replica gets when
+ * asked (node_index_ask: every slot a majority knew of), which the state
+ * reaches first: a backup holds every write acknowledged before it.
  * The source is never built in the loop with durability = wal: the backup
- * waits for a snapshot file at or after the slot applied when it was asked
+ * waits for a snapshot file at or after that slot
  * (a forked child writes one if the newest is older: durable_snapshot_soon)
  * and reads that file. With durability = memory it shares transfer.c's one
  * serialized copy (r->snap_out), built in the loop as for peer transfers.
@@ -43,6 +46,7 @@ struct backup_tx {
     bool active, streaming;
     uint32_t conn, gen;
     uint64_t want;        /* the snapshot must be at or after this slot */
+    uint64_t ticket;      /* node_index_ask's, until its read index raised want (0: none, or had) */
     uint64_t asked_us;
     uint64_t retry_us;    /* the source is looked for again from then (a folder listing, a fork request) */
     int fd;               /* wal: the snapshot file; -1 memory (snap_out) */
@@ -113,8 +117,15 @@ void replica_backup_request(struct rabia_replica *r, uint32_t ci)
         refuse(r, k->c, "too many backups in progress on this replica (4): retry later");
         return;
     }
+    /* The slot applied here is no bound on what the cluster acknowledged:
+     * a replica behind its peers (slow, paused, its peers' messages still
+     * unread) served a backup without writes other replicas had
+     * acknowledged before it was asked (found by review: SIGSTOP one
+     * replica, write through another, back up from the first). The
+     * snapshot waits for a read index (as a read does: every slot a
+     * majority knew of) and for the state to reach it. */
     *t = (struct backup_tx){.active = true, .conn = ci, .gen = k->gen, .want = rabia_rsm_applied(r->rsm),
-                            .asked_us = rio_now_us(), .fd = -1};
+                            .ticket = node_index_ask(r->node), .asked_us = rio_now_us(), .fd = -1};
     b->n_active++;
     /* taken at once: the client waits patiently from here on (a snapshot
      * child may take a while), not before (a wrong port answers nothing) */
@@ -130,6 +141,13 @@ void replica_backup_request(struct rabia_replica *r, uint32_t ci)
  * streaming can start. */
 static bool source_ready(struct rabia_replica *r, struct backup_tx *t)
 {
+    if (t->ticket) { /* first the read index: want is at least every slot a majority knew of when asked */
+        uint64_t idx;
+        if (!node_index_got(r->node, t->ticket, &idx)) return false;
+        if (idx > t->want) t->want = idx;
+        t->ticket = 0;
+    }
+    if (rabia_rsm_applied(r->rsm) < t->want) return false; /* the state reaches it first (a snapshot is taken at it) */
     if (!r->wal) {
         bool busy = replica_snap_out_busy(r);
         if (!r->snap_out.len || r->snap_out_slot < t->want) {
@@ -186,9 +204,22 @@ void replica_backup_pump(struct rabia_replica *r)
             if (now < t->retry_us) continue; /* not every loop turn: 20 times a second */
             if (!source_ready(r, t)) {
                 t->retry_us = now + 50000;
-                if (now - t->asked_us > BACKUP_WAIT_US) {
-                    refuse(r, k->c, "no snapshot could be taken within 120 s (see this replica's log: snapshot "
-                                    "failures, a full disk?)");
+                if (now - t->asked_us > BACKUP_WAIT_US || rabia_core_recovering(r->core)) {
+                    /* waiting for the read index or the state to reach it: the
+                     * peers did not answer, or this replica fell behind */
+                    char why[300];
+                    if (rabia_core_recovering(r->core))
+                        snprintf(why, sizeof why, "this replica began recovering its state from its peers: ask "
+                                                  "another replica");
+                    else if (t->ticket || rabia_rsm_applied(r->rsm) < t->want)
+                        snprintf(why, sizeof why, "this replica could not reach the cluster's slot %" PRIu64
+                                 " within 120 s (%s): ask another replica", t->want,
+                                 t->ticket ? "fewer than a majority of its peers answered" : "it is behind its peers");
+                    else
+                        snprintf(why, sizeof why, "no snapshot could be taken within 120 s (see this replica's log: "
+                                                  "snapshot failures, a full disk?)");
+                    replica_log(r, RABIA_LOG_WARN, "backup refused: %s", why);
+                    refuse(r, k->c, why);
                     tx_end(r, t);
                 }
                 continue;

@@ -218,6 +218,10 @@ struct rabia_node {
     size_t rq_ops_head;
     struct rabia_buf rq_reply;
     uint64_t ri_round, ri_next, ri_sent_us;
+    /* read indexes asked without a read (node_index_ask: a backup): tickets
+     * up to bar_asked were asked, up to bar_done have one (bar_index, the
+     * largest any round gave); ri_bar: the tickets the open round covers */
+    uint64_t bar_asked, bar_done, bar_index, ri_bar;
     uint64_t retransmit_us;  /* the core's: a round without n-f answers by then is opened again */
     uint64_t read_seq;       /* cfg.read_cid's seqs */
     uint32_t fb_out;         /* waiters of reads sent through the log (to.read), not answered yet */
@@ -867,6 +871,8 @@ static void handle_update(struct rabia_node *n, struct rabia_update *u)
             n->rq[(n->rq_head + k) % n->cfg.reads_cap].index = u->read_slot;
         n->rq_indexed = n->rq_assigned;
         n->ri_round = 0; /* node_turn opens the next */
+        n->bar_done = n->ri_bar;
+        if (u->read_slot > n->bar_index) n->bar_index = u->read_slot;
         reads_run(n);
     }
     if (u->n_retired) requeue_retired(n, u->retired, u->n_retired); /* last: it steps the core */
@@ -1203,13 +1209,14 @@ static void reads_run(struct rabia_node *n)
  * since the last round get one. When to come back (0: nothing due). */
 static uint64_t reads_turn(struct rabia_node *n, uint64_t now)
 {
-    if (!n->rq_n) return 0;
+    bool bar = n->bar_done < n->bar_asked; /* node_index_ask's tickets wait for a round */
+    if (!n->rq_n && !bar) return 0;
     uint64_t fallback = n->cfg.read_fallback_us ? n->cfg.read_fallback_us : NODE_READ_FALLBACK_US;
     /* the oldest read waited that long for its index (peers answering
      * rounds: fewer than n-f) or for the state to reach it (a log that
      * cannot be written holds the apply): the log path answers, or says
      * why it cannot (node_request's refusal) */
-    if (now - rq_at(n, 0)->t_us >= fallback) {
+    if (n->rq_n && now - rq_at(n, 0)->t_us >= fallback) {
         note(n, RABIA_LOG_WARN, "%u read(s) waited %" PRIu64 " ms for a read index (%s): answered through the log",
              n->rq_n, fallback / 1000, n->rq_indexed ? "the state did not reach it" : "fewer than n-f answers");
         reads_to_log(n);
@@ -1220,7 +1227,7 @@ static uint64_t reads_turn(struct rabia_node *n, uint64_t now)
         n->rq_assigned = n->rq_indexed;
         n->st.read_rounds_retried++;
     }
-    if (!n->ri_round && n->rq_assigned < n->rq_n) {
+    if (!n->ri_round && (n->rq_assigned < n->rq_n || bar)) {
         struct rabia_event ev = {.type = RABIA_EV_READ_INDEX, .slot = ++n->ri_next, .now_us = now};
         struct rabia_update u;
         int rc = rabia_core_step(n->core, &ev, &u);
@@ -1228,6 +1235,7 @@ static uint64_t reads_turn(struct rabia_node *n, uint64_t now)
             n->ri_round = ev.slot;
             n->ri_sent_us = now;
             n->rq_assigned = n->rq_n;
+            n->ri_bar = n->bar_asked;
             n->st.read_rounds++;
         }
         handle_update(n, &u);
@@ -1242,6 +1250,21 @@ static uint64_t reads_turn(struct rabia_node *n, uint64_t now)
         if (!next || fb < next) next = fb;
     }
     return next;
+}
+
+uint64_t node_index_ask(struct rabia_node *n)
+{
+    RABIA_ASSERT(n->core);
+    if (n->failed || !rabia_core_reads_ok(n->core)) return 0; /* recovering, or an older peer */
+    return ++n->bar_asked;
+}
+
+bool node_index_got(const struct rabia_node *n, uint64_t ticket, uint64_t *slot)
+{
+    RABIA_ASSERT(ticket && ticket <= n->bar_asked);
+    if (n->bar_done < ticket) return false;
+    *slot = n->bar_index;
+    return true;
 }
 
 bool node_read(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack, const uint8_t *op, uint32_t len,

@@ -227,6 +227,15 @@ void node_request(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack
  * order: a write behind a read waits for the read's answer. */
 bool node_read(struct rabia_node *n, uint64_t cid, uint64_t seq, uint64_t ack, const uint8_t *op, uint32_t len,
                const struct node_to *to);
+/* A read index without a read (a backup must hold every write acknowledged
+ * before it was asked, by any replica): node_index_ask asks for one with
+ * the next round node_turn opens and returns its ticket, 0 when none can
+ * be had (the core recovering, a peer of a build without rounds: the
+ * caller goes by its own applied slot). node_index_got: true, with *slot
+ * (every slot a majority knew of when asked; the state must reach it),
+ * once a round opened after the ask completed. */
+uint64_t node_index_ask(struct rabia_node *n);
+bool node_index_got(const struct rabia_node *n, uint64_t ticket, uint64_t *slot);
 /* Who waits here for (cid, seq), if anyone: this replica took the request
  * from its client (the audit log names the client's user and address). */
 bool node_waiter(struct rabia_node *n, uint64_t cid, uint64_t seq, struct node_to *out);
