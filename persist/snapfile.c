@@ -185,8 +185,12 @@ int rabia_snapfile_append(struct rabia_snapfile_writer *w, const uint8_t *p, siz
     }
     int rc = write_all(w->fd, p, n);
     if (rc) {
-        snprintf(err, errlen, "writing %s: %s%s", w->tmp, strerror(-rc),
-                 rc == -ENOSPC ? " (free space on the data-dir's filesystem)" : "");
+        /* the folder's filesystem, not always data-dir's: rabia-cli backup
+         * writes PATH's folder (it said "data-dir's filesystem" there too,
+         * the wrong place to free; found by review) */
+        snprintf(err, errlen, "writing %s: %s%s%s%s", w->tmp, strerror(-rc),
+                 rc == -ENOSPC ? " (free space on the filesystem of " : "", rc == -ENOSPC ? w->dir : "",
+                 rc == -ENOSPC ? ")" : "");
         return rc;
     }
     XXH64_update((XXH64_state_t *)w->state, p, n);
