@@ -41,6 +41,9 @@
 
 #define BACKUP_MAX 4                    /* backups served at once */
 #define BACKUP_WAIT_US (120u * 1000000u) /* longest wait for a snapshot file */
+/* longest wait for the read index: a replica cut off from its peers would
+ * otherwise hold rabia-cli the whole 120 s before it asks the next one */
+#define BACKUP_INDEX_WAIT_US (10u * 1000000u)
 
 struct backup_tx {
     bool active, streaming;
@@ -204,7 +207,8 @@ void replica_backup_pump(struct rabia_replica *r)
             if (now < t->retry_us) continue; /* not every loop turn: 20 times a second */
             if (!source_ready(r, t)) {
                 t->retry_us = now + 50000;
-                if (now - t->asked_us > BACKUP_WAIT_US || rabia_core_recovering(r->core)) {
+                if (now - t->asked_us > (t->ticket ? BACKUP_INDEX_WAIT_US : BACKUP_WAIT_US) ||
+                    rabia_core_recovering(r->core)) {
                     /* waiting for the read index or the state to reach it: the
                      * peers did not answer, or this replica fell behind */
                     char why[300];
@@ -212,8 +216,8 @@ void replica_backup_pump(struct rabia_replica *r)
                         snprintf(why, sizeof why, "this replica began recovering its state from its peers: ask "
                                                   "another replica");
                     else if (t->ticket || rabia_rsm_applied(r->rsm) < t->want)
-                        snprintf(why, sizeof why, "this replica could not reach the cluster's slot %" PRIu64
-                                 " within 120 s (%s): ask another replica", t->want,
+                        snprintf(why, sizeof why, "this replica could not learn or reach the cluster's slot %s "
+                                 "(%s): ask another replica", t->ticket ? "within 10 s" : "within 120 s",
                                  t->ticket ? "fewer than a majority of its peers answered" : "it is behind its peers");
                     else
                         snprintf(why, sizeof why, "no snapshot could be taken within 120 s (see this replica's log: "

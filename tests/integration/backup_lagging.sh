@@ -13,7 +13,9 @@
 # acknowledged writes (found by review). Now it waits for a read index (a
 # round to its peers, as a read does) and for its state to reach it. Done
 # with durability = memory (the snapshot is built at once, in the loop) and
-# wal (from a snapshot file a forked child writes).
+# wal (from a snapshot file a forked child writes). Last, a replica whose
+# peers are both paused cannot learn the read index: refused within 10 s
+# with the reason (rabia-cli then asks the next replica).
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -50,6 +52,25 @@ for dur in memory wal; do
   done
   cluster_stop
 done
+
+# a replica cut off from its peers (both paused) cannot learn the read
+# index: refused within 10 s with the reason, so rabia-cli asks the next
+# replica (not after 120 s, nor a backup without what the others acknowledged)
+cluster_start 3 kv "$IT_DIR/alone"
+redis 1 SET k v >/dev/null
+p2=$(replica_pid 2) p3=$(replica_pid 3)
+on_exit kill -CONT "$p2" "$p3"
+kill -STOP "$p2" "$p3"
+t0=$SECONDS
+rc=0
+out=$("$RABIA_CLI" -a "$(native_addr 1)" -t 20000 backup "$IT_DIR/alone.snap" 2>&1) || rc=$?
+kill -CONT "$p2" "$p3"
+expect_eq "backup from a replica whose peers are paused: exit status (3: no replica served it)" "$rc" 3
+expect_match "... says why" "$out" "fewer than a majority of its peers answered\\): ask another replica"
+((SECONDS - t0 <= 20)) || fail "the refusal took $((SECONDS - t0)) s"
+ok "refused after $((SECONDS - t0)) s"
+[ ! -e "$IT_DIR/alone.snap" ] || fail "a refused backup left $IT_DIR/alone.snap"
+cluster_stop
 # the scenario is a race (the replica may read its peers' messages first):
 # say whether the lagging case was exercised at all
 say "tries where replica 1 was behind when asked: $lagged of 4"
