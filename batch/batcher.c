@@ -199,6 +199,12 @@ uint32_t batcher_open_count(const struct batcher *b)
     return b->open.count;
 }
 
+bool batcher_joins_open(const struct batcher *b, size_t op_len)
+{
+    return b->open.count > 0 && b->open.count < b->cfg.max_reqs &&
+           op_len <= b->cfg.max_bytes && b->open.body.len + RABIA_BATCH_REQ_HEADER + op_len <= b->cfg.max_bytes;
+}
+
 uint32_t batcher_cut_count(const struct batcher *b)
 {
     return b->n_cut;

@@ -124,6 +124,11 @@ uint64_t batcher_deadline(const struct batcher *b);
 
 /* Requests in the open batch / cut batches waiting. */
 uint32_t batcher_open_count(const struct batcher *b);
+/* Whether a request with an op of op_len bytes would go into the open batch
+ * as it is, not into a new one (batcher_add cuts a batch that cannot take
+ * it first): a client whose earlier requests wait in the open batch keeps
+ * its order only while its next ones join them (replica/app.c). */
+bool batcher_joins_open(const struct batcher *b, size_t op_len);
 uint32_t batcher_cut_count(const struct batcher *b);
 const struct batcher_stats *batcher_stats(const struct batcher *b);
 /* Average requests per popped batch (0 before the first). */

@@ -323,6 +323,7 @@ struct rabia_replica {
     uint64_t app_lives;      /* sessions the application has had */
     int app_open;            /* 0: to open, 1: opening, 2: open */
     uint32_t app_reads;      /* its reads taken by the read index, not answered yet (app.c) */
+    uint64_t app_batch;      /* the batcher's open batch (cuts before it) when its last request for the log went in */
     bool app_closed;         /* under app_mu: the replica stopped, submissions are refused (app.c) */
     struct replica_lookups *lookups; /* peer names looked up off the loop (lookup.c) */
     /* a reload (rabia_replica_reload, any thread), taken on the loop thread

@@ -8,6 +8,12 @@
  * replica: no request expired, none applied twice. (Before the fix the
  * application's ack was seq - 60 whatever was still outstanding, so a later
  * batch decided first made earlier requests expire: never applied.)
+ * Each replica's increments must also take effect in the order submitted
+ * (replica.h): the value each one answers grows with its place in the
+ * submission order. (Before the fix a request joined the next batch while
+ * earlier ones waited in a batch already cut, and a slot that ended null
+ * proposed that batch again after the next: an increment answered 713
+ * after the one submitted before it answered 2744.)
  *
  * Then the application's reads by the read index: 200 rounds of GET,
  * INCREMENT, GET, GET submitted at once through replica 1, while replicas
@@ -38,9 +44,15 @@ static void *run(void *r)
     return NULL;
 }
 
+/* the first phase's answers: the counter each increment answered, by
+ * replica and submission order (ctx), -1 for one not answered OK */
+static _Atomic int64_t *answered;
+
 static void done(void *ctx, int status, const uint8_t *res, size_t len)
 {
-    (void)ctx, (void)res, (void)len;
+    int64_t v = -1;
+    if (status != RABIA_REPLY_OK || rabia_counter_decode_result(res, len, &v, NULL, NULL) != 0) v = -1;
+    atomic_store(&answered[(intptr_t)ctx], v);
     atomic_fetch_add(&n_done, 1);
     if (status == RABIA_REPLY_OK) atomic_fetch_add(&n_ok, 1);
     if (status >= 0 && status < 8) atomic_fetch_add(&by_status[status], 1);
@@ -137,12 +149,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "embed_session: the cluster does not answer (%d)\n", st);
         return 1;
     }
+    answered = calloc((size_t)N * (size_t)ops, sizeof *answered);
+    if (!answered) return 1;
     double t0 = now_s();
     long submitted = 0;
     for (long k = 0; k < ops; k++) {
         for (int i = 0; i < N; i++) {
             int rc;
-            while ((rc = rabia_replica_submit(r[i], inc.data, inc.len, done, NULL)) == -ENOBUFS) usleep(200);
+            while ((rc = rabia_replica_submit(r[i], inc.data, inc.len, done, (void *)(intptr_t)(i * ops + k))) ==
+                   -ENOBUFS)
+                usleep(200);
             if (rc) {
                 fprintf(stderr, "embed_session: submit: %d\n", rc);
                 return 1;
@@ -159,6 +175,20 @@ int main(int argc, char **argv)
            atomic_load(&by_status[RABIA_REPLY_BUSY]), atomic_load(&by_status[RABIA_REPLY_BAD_REQUEST]),
            atomic_load(&by_status[RABIA_REPLY_APPLIED_NO_RESULT]));
     if (atomic_load(&n_ok) != submitted) bad = 1;
+    for (int i = 0; i < N; i++) { /* in the order submitted */
+        long inversions = 0;
+        int64_t prev = -1;
+        for (long k = 0; k < ops; k++) {
+            int64_t v = atomic_load(&answered[i * ops + k]);
+            if (v < 0) continue; /* counted above */
+            if (v <= prev && inversions++ < 3)
+                printf("replica %d: increment %ld answered %" PRId64 ", the one submitted before it %" PRId64 "\n",
+                       i + 1, k, v, prev);
+            prev = v;
+        }
+        printf("replica %d: %ld increments out of the order submitted\n", i + 1, inversions);
+        if (inversions) bad = 1;
+    }
     /* every replica's counter: exactly 3 x OPS */
     for (int i = 0; i < N; i++) {
         int64_t v = -1;
@@ -224,6 +254,7 @@ int main(int argc, char **argv)
     rabia_buf_free(&inc);
     rabia_buf_free(&get);
     rabia_buf_free(&res);
+    free(answered);
     printf("%s\n", bad ? "FAIL" : "PASS");
     return bad;
 }
