@@ -205,6 +205,10 @@ static void call_done(void *ctx, int status, const uint8_t *res, size_t len)
 
 int rabia_replica_call(struct rabia_replica *r, const void *op, size_t len, struct rabia_buf *result, int timeout_ms)
 {
+    /* emptied first (its memory kept: op may point into it): a call that
+     * failed (-ETIMEDOUT, -ENOBUFS, ...) left the previous call's result
+     * there, which a caller reusing the buffer read as this one's answer */
+    if (result) rabia_buf_clear(result);
     /* a negative one made a deadline with tv_nsec < 0: the wait below
      * failed EINVAL at once, spinning with w->mu held, and the replica's
      * thread blocked for ever in call_done */

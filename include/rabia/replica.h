@@ -184,7 +184,10 @@ void rabia_replica_destroy(struct rabia_replica *r);
 
 /* Submit an operation from any thread. `done` runs on the replica's thread
  * once the operation was applied (status RABIA_REPLY_OK and the result) or
- * refused (status != OK, result empty; RABIA_REPLY_SESSION_EXPIRED means
+ * refused (status != OK; the result is empty, or for
+ * RABIA_REPLY_BAD_REQUEST and RABIA_REPLY_UNAVAILABLE may be text saying
+ * why: an op larger than batch-max-bytes, a log that cannot be written;
+ * RABIA_REPLY_SESSION_EXPIRED means
  * the application's session was evicted for lack of max-sessions and the
  * outcome is unknown), or with status -ESHUTDOWN when the replica stopped
  * first (rabia_replica_stop, or a failure that stopped it): the outcome is
@@ -208,7 +211,8 @@ int rabia_replica_submit(struct rabia_replica *r, const void *op, size_t len, ra
  * (outcome unknown) after timeout_ms; -EINVAL (nothing submitted) for a
  * negative timeout_ms; -ENOMEM when the operation was applied but its
  * result could not be kept (out of memory; result is empty). On return
- * *result holds the result (its earlier memory freed, not reused). */
+ * *result holds the result as done would get it (its earlier memory freed,
+ * not reused), and is empty after every failure (a negative status). */
 int rabia_replica_call(struct rabia_replica *r, const void *op, size_t len, struct rabia_buf *result,
                        int timeout_ms);
 

@@ -5,7 +5,9 @@
  *     callbacks (create, destroy, apply, snapshot, restore): -EINVAL with
  *     err naming the callback, not a replica that crashed the first time
  *     it needed it (snapshot: within a second of the first applied slot).
- *  B. rabia_replica_submit with op NULL and a length: -EINVAL, not a crash.
+ *  B. rabia_replica_submit with op NULL and a length: -EINVAL, not a crash;
+ *     rabia_replica_call failing (-EINVAL, -ETIMEDOUT) leaves its result
+ *     empty, not holding the previous call's.
  *  C. three replicas with native client ports; a state machine whose
  *     results are as long as the op asks. A 1 MiB result reaches the
  *     client; a 17 MiB one (more than a frame holds, RABIA_MAX_FRAME) is
@@ -114,12 +116,20 @@ static void part_a(int base, const char *dir)
         rc = rabia_replica_submit(r, NULL, 4, NULL, NULL);
         CHECK(rc == -EINVAL, "submit of op NULL, length 4: %d, want -EINVAL", rc);
         struct rabia_buf res = {0};
+        /* a failed call leaves the result empty, not the previous call's
+         * (the buffer reused by the caller: it read a stale answer) */
+        rabia_buf_append(&res, "stale", 5);
         rc = rabia_replica_call(r, NULL, 4, &res, 100);
-        CHECK(rc == -EINVAL, "call with op NULL, length 4: %d, want -EINVAL", rc);
+        CHECK(rc == -EINVAL && res.len == 0, "call with op NULL, length 4: %d, %zu bytes, want -EINVAL, 0", rc,
+              res.len);
+        rabia_buf_append(&res, "stale", 5);
+        uint8_t one = 'i';
+        rc = rabia_replica_call(r, &one, 1, &res, 50); /* never run: it times out */
+        CHECK(rc == -ETIMEDOUT && res.len == 0, "call timed out: %d, %zu bytes, want -ETIMEDOUT, 0", rc, res.len);
         rabia_buf_free(&res);
         rabia_replica_destroy(r);
     }
-    printf("A, B: create refuses missing callbacks by name; submit refuses op NULL\n");
+    printf("A, B: create refuses missing callbacks by name; submit refuses op NULL; a failed call's result is empty\n");
 }
 
 static int call_large(struct rabia_client *c, uint32_t n, struct rabia_buf *res, double *took)
