@@ -200,6 +200,10 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
     if (k->closing) return;
     if (k->kind == CK_CLIENT) {
         if (seq && k->inflight) k->inflight--;
+        if (!k->inflight && k->deferred && !k->want_pump) { /* parked behind a batch (window > 1): they may go */
+            k->want_pump = true;
+            r->n_want_pump++;
+        }
         /* w->slot (RESP's reply slot) carries metrics_op_tag for a native request */
         metrics_request_done(r, MF_NATIVE, (int)(w->slot >> 16), (uint16_t)w->slot, w->t_us, status, res, len);
         replica_auth_native_replied(r, w->conn, cid, seq, status, res, len); /* an OPEN: the session is its */
@@ -284,12 +288,29 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
  * while reads of its connection wait for their index is parked, with
  * every request after it, until those reads are answered: a connection's
  * requests take effect in the order they came, as through the log alone
- * (a pipelined GET k; SET k v sees the value before the SET). Parked:
- * cid u64, seq u64, ack u64, length u32, op; at most NATIVE_PARK_MAX
- * requests (a client keeps at most RABIA_RSM_WINDOW in flight) and
- * RESP_MAX_INPUT bytes, beyond which the connection is closed. */
+ * (a pipelined GET k; SET k v sees the value before the SET). With
+ * window > 1 a request for the log is parked likewise while requests of
+ * its connection wait in a batch already cut, until they are answered:
+ * two batches of this replica can be decided in either order (a slot
+ * that ends null proposes its batch again after a later one), one batch
+ * is applied whole and in order (as a RESP pipeline, replica_resp_pump).
+ * Parked: cid u64, seq u64, ack u64, length u32, op; at most
+ * NATIVE_PARK_MAX requests (a client keeps at most RABIA_RSM_WINDOW in
+ * flight) and RESP_MAX_INPUT bytes, beyond which the connection is closed. */
 #define NATIVE_PARK_MAX (2u * RABIA_RSM_WINDOW)
 #define NATIVE_PARK_HDR 28u
+
+static uint64_t open_batch_no(const struct batcher *b);
+
+/* Whether a request of len bytes for the log must wait for the answers of
+ * its connection's requests in the log (window > 1): they are in a batch
+ * already cut, or it would not join them in the open one. */
+static bool native_behind_batch(struct rabia_replica *r, const struct conn *k, uint64_t seq, uint32_t len)
+{
+    if (r->cfg.window <= 1 || !seq || k->inflight == k->fast_inflight) return false;
+    const struct batcher *bt = node_batcher(r->node);
+    return k->open_batch != open_batch_no(bt) || !batcher_joins_open(bt, len);
+}
 
 static void native_request(struct rabia_replica *r, uint32_t ci, uint64_t cid, uint64_t seq, uint64_t ack,
                            const uint8_t *op, uint32_t len)
@@ -297,7 +318,8 @@ static void native_request(struct rabia_replica *r, uint32_t ci, uint64_t cid, u
     struct conn *k = &r->conns[ci];
     RABIA_ASSERT(k->kind == CK_CLIENT && !k->closing);
     RABIA_ASSERT(k->fast_inflight <= k->inflight);
-    RABIA_ASSERT(!k->deferred || k->fast_inflight || k->want_pump); /* parked: reads ahead, or unparked soon */
+    /* parked: reads ahead, requests in the log (window > 1), or unparked soon */
+    RABIA_ASSERT(!k->deferred || k->fast_inflight || k->inflight || k->want_pump);
     uint32_t tag = k->deferred ? 0 : metrics_op_tag(r, op, len); /* parked: tagged when it leaves the park */
     if (!k->deferred && r->cfg.read_index && seq && len && k->inflight == k->fast_inflight) {
         struct node_to to = {.conn = ci, .gen = k->gen, .slot = tag, .t_us = k->in_us ? k->in_us : rio_turn_us()};
@@ -307,7 +329,8 @@ static void native_request(struct rabia_replica *r, uint32_t ci, uint64_t cid, u
         k->inflight--;
         k->fast_inflight--;
     }
-    if (k->deferred || k->fast_inflight) { /* behind reads not answered yet: parked until they are */
+    bool behind_batch = !k->deferred && !k->fast_inflight && native_behind_batch(r, k, seq, len);
+    if (k->deferred || k->fast_inflight || behind_batch) { /* behind reads (or a batch) not answered yet: parked */
         if (k->defer_slot >= NATIVE_PARK_MAX || k->defer_op.len + NATIVE_PARK_HDR + len > RESP_MAX_INPUT) {
             char who[64] = "?";
             rio_conn_peer(k->c, who, sizeof who);
@@ -330,11 +353,12 @@ static void native_request(struct rabia_replica *r, uint32_t ci, uint64_t cid, u
         }
         k->defer_slot++; /* native: the number parked */
         k->deferred = true;
-        r->held_behind_reads++;
+        if (!behind_batch) r->held_behind_reads++;
         replica_client_grew(r, k); /* maxmemory-clients counts what is parked */
         return;
     }
     if (seq) k->inflight++; /* seq 0 (a session close) is never answered */
+    k->open_batch = open_batch_no(node_batcher(r->node)); /* before: a request that fills the batch cuts it */
     replica_enqueue(r, cid, seq, ack, op, len, ci, tag, NULL, NULL);
 }
 
@@ -346,6 +370,8 @@ void replica_native_unpark(struct rabia_replica *r, uint32_t ci)
     struct conn *k = &r->conns[ci];
     RABIA_ASSERT(k->kind == CK_CLIENT);
     if (!k->deferred || k->fast_inflight || k->closing) return;
+    /* parked behind a batch (window > 1): its answers come first */
+    if (k->inflight && r->cfg.window > 1) return;
     struct rabia_buf parked = k->defer_op; /* those parked again go into a new buffer, after the rest */
     uint32_t n = k->defer_slot;
     k->defer_op = (struct rabia_buf){0};

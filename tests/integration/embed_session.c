@@ -21,6 +21,11 @@
  * GET below the increment's value, the others at least it), and at least
  * 200 reads must go by the index (rabia_replica_status).
  *
+ * Last, native clients (include/rabia/client.h: "a connection's requests
+ * take effect in the order sent"): one per replica, each keeping 32
+ * increments in flight, all three at once; each one's answers must grow
+ * in the order sent. (Before the fix about 1 in 300 did not, as above.)
+ *
  *   embed_session PORT_BASE OPS DATA_DIR      exit 0 on success */
 #include <errno.h>
 #include <inttypes.h>
@@ -33,6 +38,7 @@
 #include <unistd.h>
 
 #include "counter.h"
+#include "rabia/client.h"
 #include "rabia/replica.h"
 
 #define N 3
@@ -91,6 +97,66 @@ static void *background(void *arg)
     return NULL;
 }
 
+/* the native clients' phase: client i on replica i's client port */
+#define NATIVE_OPS 3000
+static int native_base;
+static atomic_long native_inversions, native_bad;
+
+static void native_record(int64_t *val, uint64_t first, uint64_t ds, int st, const struct rabia_buf *res)
+{
+    int64_t v = -1;
+    if (st != RABIA_REPLY_OK || rabia_counter_decode_result(res->data, res->len, &v, NULL, NULL) != 0) v = -1;
+    if (ds >= first && ds - first < NATIVE_OPS) val[ds - first] = v;
+}
+
+static void *native_client(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", native_base + 11 + i);
+    const char *addrs[] = {addr};
+    struct rabia_client_cfg cc = {.addrs = addrs, .n_addrs = 1, .client_id = (uint64_t)(1000 + i), .timeout_ms = 5000};
+    struct rabia_client *c = NULL;
+    int64_t *val = calloc(NATIVE_OPS, sizeof *val);
+    struct rabia_buf inc = {0}, res = {0};
+    rabia_counter_encode(&inc, RABIA_COUNTER_INC, 0);
+    if (!val || rabia_client_open(&c, &cc)) {
+        atomic_fetch_add(&native_bad, 1);
+        free(val);
+        return NULL;
+    }
+    uint64_t first = 0, ds = 0;
+    for (long k = 0; k < NATIVE_OPS; k++) {
+        if (rabia_client_in_flight(c) >= 32) {
+            int st = rabia_client_wait(c, 0, &res, &ds, -1);
+            native_record(val, first, ds, st, &res);
+        }
+        uint64_t seq;
+        if (rabia_client_submit(c, inc.data, inc.len, &seq)) break;
+        if (!first) first = seq;
+    }
+    for (int st; (st = rabia_client_wait(c, 0, &res, &ds, -1)) != -ENOENT;) native_record(val, first, ds, st, &res);
+    long inversions = 0, bad = 0;
+    int64_t prev = -1;
+    for (long k = 0; k < NATIVE_OPS; k++) {
+        if (val[k] < 0) {
+            bad++;
+            continue;
+        }
+        if (val[k] <= prev && inversions++ < 3)
+            printf("native client %d: increment %ld answered %" PRId64 ", the one sent before it %" PRId64 "\n", i + 1,
+                   k, val[k], prev);
+        prev = val[k];
+    }
+    atomic_fetch_add(&native_inversions, inversions);
+    atomic_fetch_add(&native_bad, bad);
+    rabia_client_close(c);
+    rabia_buf_free(&inc);
+    rabia_buf_free(&res);
+    free(val);
+    return NULL;
+}
+
 static double now_s(void)
 {
     struct timespec t;
@@ -113,14 +179,15 @@ int main(int argc, char **argv)
     pthread_t th[N];
     for (int i = 0; i < N; i++) {
         struct rabia_replica_config cfg;
-        char id[8], dir[600];
+        char id[8], dir[600], cl[32];
         snprintf(id, sizeof id, "%d", i + 1);
+        snprintf(cl, sizeof cl, "127.0.0.1:%d", base + 11 + i);
         snprintf(dir, sizeof dir, "%s/r%d", argv[3], i + 1);
         rabia_replica_config_default(&cfg);
         if (rabia_replica_config_set(&cfg, "id", id, err, sizeof err) ||
             rabia_replica_config_set(&cfg, "members", members, err, sizeof err) ||
             rabia_replica_config_set(&cfg, "data-dir", dir, err, sizeof err) ||
-            rabia_replica_config_set(&cfg, "client-listen", "off", err, sizeof err) ||
+            rabia_replica_config_set(&cfg, "client-listen", cl, err, sizeof err) ||
             rabia_replica_config_set(&cfg, "window", "8", err, sizeof err) ||
             rabia_replica_config_set(&cfg, "policy", "classes", err, sizeof err) ||
             rabia_replica_config_set(&cfg, "batch-max-reqs", "16", err, sizeof err) ||
@@ -246,6 +313,15 @@ int main(int argc, char **argv)
            " reads by the read index\n",
            bad ? " FAILED" : "", s1.reads_indexed - s0.reads_indexed);
     if (s1.reads_indexed - s0.reads_indexed < 200) bad = 1;
+    if (!bad) {
+        native_base = base;
+        pthread_t nc[N];
+        for (int i = 0; i < N; i++) pthread_create(&nc[i], NULL, native_client, (void *)(intptr_t)i);
+        for (int i = 0; i < N; i++) pthread_join(nc[i], NULL);
+        printf("native clients: %d x %d pipelined increments, %ld out of the order sent, %ld not answered OK\n", N,
+               NATIVE_OPS, atomic_load(&native_inversions), atomic_load(&native_bad));
+        if (atomic_load(&native_inversions) || atomic_load(&native_bad)) bad = 1;
+    }
     for (int i = 0; i < N; i++) rabia_replica_stop(r[i]);
     for (int i = 0; i < N; i++) {
         pthread_join(th[i], NULL);
