@@ -334,14 +334,19 @@ uint64_t durable_snapshot_running_us(const struct durable *d, uint64_t now)
 #define DURABLE_SNAPSHOT_REWARN_S 600u
 
 /* The first warning's delay of a watch (seconds): the environment's `env`
- * when it is a positive number (tests), else dflt; read once into *cache. */
+ * when it is a positive number (tests), else dflt; read once into *cache.
+ * The cache is the process's, shared by every replica embedded in it, each
+ * on its own thread: atomic (a plain one was a data race, ThreadSanitizer
+ * on integration.embed_session); two that fill it at once store the same. */
 static uint64_t warn_after_us(const char *env, unsigned dflt, long *cache)
 {
-    if (*cache < 0) {
+    long v = __atomic_load_n(cache, __ATOMIC_RELAXED);
+    if (v < 0) {
         const char *e = getenv(env);
-        *cache = e && atol(e) > 0 ? atol(e) : (long)dflt;
+        v = e && atol(e) > 0 ? atol(e) : (long)dflt;
+        __atomic_store_n(cache, v, __ATOMIC_RELAXED);
     }
-    return (uint64_t)*cache * 1000000u;
+    return (uint64_t)v * 1000000u;
 }
 
 /* Whether something that has run for `age` is to be warned of now: past
