@@ -30,7 +30,8 @@
  * INDEX) when nothing of this connection is in the log: no slot of its
  * own, linearizable all the same. A connection's requests still take
  * effect in the order sent (a write sent after a read that waits for its
- * index waits too; a read sent after a write waits for it). A read of a
+ * index waits too; a read sent after a write waits for it; with window > 1
+ * a request waits while earlier ones are in a batch already cut). A read of a
  * round that does not complete within a second goes through the log under
  * its seq. Reads by the index leave the session untouched in the log: a
  * client that only reads can find its session evicted first when the

@@ -199,7 +199,9 @@ void rabia_replica_destroy(struct rabia_replica *r);
  * (empty ops are reserved: they open sessions) or op NULL, or -EPERM for one of the
  * KV store's own operations (SWEEP, FEATURES, FEATURELEVEL: the replicas
  * submit them themselves; kv/README.md "Feature levels"). Operations take
- * effect in the order submitted. A read (the state machine's query says
+ * effect in the order submitted (with window > 1, where this replica's
+ * batches can be decided in either order, those for the log go one batch
+ * at a time: the next waits for the answers of the last). A read (the state machine's query says
  * so) is answered by the read index (core.h, READ INDEX: no slot of its
  * own, linearizable) when every operation of this application in flight
  * is such a read; one for the log behind them waits for their answers. */
