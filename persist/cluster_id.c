@@ -11,11 +11,9 @@
 #include "datadir.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 enum { ID_LINE = 17 }; /* 16 hex digits and a newline */
 
@@ -23,23 +21,10 @@ int rabia_cluster_id_read(const char *dir, uint64_t *id, bool *found, char *err,
 {
     *found = false;
     *id = 0;
-    char path[600];
-    snprintf(path, sizeof path, "%s/cluster-id", dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) return 0;
-        int e = errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(e));
-        return -e;
-    }
-    char buf[64];
-    ssize_t k = read(fd, buf, sizeof buf);
-    int e = errno;
-    close(fd);
-    if (k < 0) {
-        snprintf(err, errlen, "%s: %s", path, strerror(e));
-        return -e;
-    }
+    char path[600], buf[ID_LINE + 1]; /* one more: a longer file shows */
+    size_t k;
+    int rc = rabia_read_small_file(dir, "cluster-id", buf, sizeof buf, &k, path, sizeof path, err, errlen);
+    if (rc <= 0) return rc;
     bool ok = k == ID_LINE && buf[16] == '\n';
     uint64_t v = 0;
     for (int i = 0; ok && i < 16; i++) {

@@ -95,6 +95,35 @@ int rabia_dir_lock(const char *dir, int *fd_out, char *err, size_t errlen)
     return 0;
 }
 
+int rabia_read_small_file(const char *dir, const char *name, char *buf, size_t cap, size_t *len, char *path,
+                          size_t pathlen, char *err, size_t errlen)
+{
+    snprintf(path, pathlen, "%s/%s", dir, name);
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return 0;
+        int e = errno;
+        snprintf(err, errlen, "%s: %s (check the data dir's owner and permissions)", path, strerror(e));
+        return -e;
+    }
+    for (;;) {
+        ssize_t k = read(fd, buf + *len, cap - *len);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) {
+            int e = errno;
+            close(fd);
+            snprintf(err, errlen, "%s: %s", path, strerror(e));
+            return -e;
+        }
+        if (k == 0) break;
+        *len += (size_t)k;
+        if (*len == cap) break;
+    }
+    close(fd);
+    return 1;
+}
+
 int rabia_write_small_file(const char *dir, const char *name, const void *buf, size_t len, char *err,
                            size_t errlen)
 {

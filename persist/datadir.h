@@ -13,6 +13,13 @@ void rabia_dir_unlock(int fd);
  * with err naming the file and the likely cause. */
 int rabia_write_small_file(const char *dir, const char *name, const void *buf, size_t len, char *err,
                            size_t errlen);
+/* Reads dir/name into buf[0..cap) (the path into path[0..pathlen), for
+ * the caller's messages): 1 with *len set, 0 when there is no such file,
+ * or a negative errno with err naming the file and the cause. Bounded:
+ * stops at cap bytes (a caller gives one more than the largest such file,
+ * so that a longer one shows). */
+int rabia_read_small_file(const char *dir, const char *name, char *buf, size_t cap, size_t *len, char *path,
+                          size_t pathlen, char *err, size_t errlen);
 /* fsync of the folder itself (after a rename or a new file). 0 or -errno. */
 int rabia_fsync_dir(const char *dir);
 /* mkdir(dir, 0750); when it made the folder, an fsync of the folder that

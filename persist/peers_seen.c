@@ -17,7 +17,6 @@
 #include "datadir.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -60,46 +59,13 @@ static bool parse_u64(const char **p, const char *end, uint64_t *v)
     return true;
 }
 
-/* Reads dir/name into buf[0..cap): 1 with *len set, 0 when there is no
- * such file, or a negative errno with err naming the file and the cause.
- * Bounded: stops at cap bytes (a caller gives one more than the largest
- * such file, so that a longer one shows). */
-static int read_small(const char *dir, const char *name, char *buf, size_t cap, size_t *len, char *path,
-                      size_t pathlen, char *err, size_t errlen)
-{
-    snprintf(path, pathlen, "%s/%s", dir, name);
-    *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT) return 0;
-        int e = errno;
-        snprintf(err, errlen, "%s: %s (check the data dir's owner and permissions)", path, strerror(e));
-        return -e;
-    }
-    for (;;) {
-        ssize_t k = read(fd, buf + *len, cap - *len);
-        if (k < 0 && errno == EINTR) continue;
-        if (k < 0) {
-            int e = errno;
-            close(fd);
-            snprintf(err, errlen, "%s: %s", path, strerror(e));
-            return -e;
-        }
-        if (k == 0) break;
-        *len += (size_t)k;
-        if (*len == cap) break;
-    }
-    close(fd);
-    return 1;
-}
-
 int rabia_peers_seen_read(const char *dir, uint8_t n, uint64_t *seen, char *err, size_t errlen)
 {
     RABIA_ASSERT(dir && seen && n >= 1 && n <= RABIA_MAX_REPLICAS);
     memset(seen, 0, n * sizeof *seen);
     char path[600], buf[FILE_MAX + 1];
     size_t len;
-    int rc = read_small(dir, RABIA_PEERS_SEEN_FILE, buf, sizeof buf, &len, path, sizeof path, err, errlen);
+    int rc = rabia_read_small_file(dir, RABIA_PEERS_SEEN_FILE, buf, sizeof buf, &len, path, sizeof path, err, errlen);
     if (rc <= 0) return rc;
     if (len > FILE_MAX) return damaged(path, "larger than any such file", err, errlen);
     if (len < sizeof HEADER - 1 || memcmp(buf, HEADER, sizeof HEADER - 1))
@@ -142,7 +108,7 @@ int rabia_first_start_read(const char *dir, uint64_t *birth, char *err, size_t e
     *birth = 0;
     char path[600], buf[32];
     size_t len;
-    int rc = read_small(dir, RABIA_FIRST_START_FILE, buf, sizeof buf, &len, path, sizeof path, err, errlen);
+    int rc = rabia_read_small_file(dir, RABIA_FIRST_START_FILE, buf, sizeof buf, &len, path, sizeof path, err, errlen);
     if (rc <= 0) return rc;
     const char *p = buf, *end = buf + len;
     uint64_t v;

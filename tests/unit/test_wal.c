@@ -22,6 +22,7 @@
 #include "snapfile.h"
 #include "wal.h"
 #include "peers_seen.h"
+#include "cluster_id.h"
 #include <xxhash.h>
 
 #define SEG (1u << 20)
@@ -884,6 +885,42 @@ static void test_peers_seen(void)
     rmdir(path);
 }
 
+/* data-dir/cluster-id (persist/cluster_id.c, read through
+ * rabia_read_small_file): absent, written and read back, and damaged ones
+ * refused, a longer file included. */
+static void test_cluster_id_file(void)
+{
+    char dir[300], path[400], err[800];
+    fresh(dir, sizeof dir, "cluster_id");
+    CHECK_EQ(mkdir(dir, 0750), 0);
+    uint64_t id = 7;
+    bool found = true;
+    CHECK_EQ(rabia_cluster_id_read(dir, &id, &found, err, sizeof err), 0);
+    CHECK(!found && id == 0);
+    CHECK_EQ(rabia_cluster_id_write(dir, 0x00c0ffee12345678ull, err, sizeof err), 0);
+    CHECK_EQ(rabia_cluster_id_read(dir, &id, &found, err, sizeof err), 0);
+    CHECK(found && id == 0x00c0ffee12345678ull);
+    snprintf(path, sizeof path, "%s/cluster-id", dir);
+    static const char *const bad[] = {"00c0ffee123456789\n", "00c0ffee1234567\n", "00c0ffeeXX345678\n",
+                                      "0000000000000000\n", "00c0ffee12345678", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        FILE *f = fopen(path, "w");
+        CHECK(f != NULL);
+        if (!f) return;
+        fputs(bad[i], f);
+        fclose(f);
+        err[0] = 0;
+        CHECK_EQ(rabia_cluster_id_read(dir, &id, &found, err, sizeof err), -EINVAL);
+        CHECK(!found && strstr(err, "cluster-id is damaged") != NULL);
+    }
+    /* unreadable (a folder in its place): the error names the file */
+    CHECK_EQ(unlink(path), 0);
+    CHECK_EQ(mkdir(path, 0700), 0);
+    CHECK(rabia_cluster_id_read(dir, &id, &found, err, sizeof err) < 0);
+    CHECK(strstr(err, "cluster-id") != NULL);
+    rmdir(path);
+}
+
 static void test_wrong_replica(void)
 {
     char dir[300], err[1024] = "";
@@ -1454,6 +1491,7 @@ int main(void)
     RUN(test_damage_before_a_torn_write);
     RUN(test_dir_lock);
     RUN(test_peers_seen);
+    RUN(test_cluster_id_file);
     RUN(test_wrong_replica);
     RUN(test_recovery_mark);
     RUN(test_format_versions);
