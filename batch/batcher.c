@@ -205,6 +205,11 @@ bool batcher_joins_open(const struct batcher *b, size_t op_len)
            op_len <= b->cfg.max_bytes && b->open.body.len + RABIA_BATCH_REQ_HEADER + op_len <= b->cfg.max_bytes;
 }
 
+uint64_t batcher_open_no(const struct batcher *b)
+{
+    return b->stats.cut_full + b->stats.cut_timeout + b->stats.cut_idle + b->stats.cut_flush;
+}
+
 uint32_t batcher_cut_count(const struct batcher *b)
 {
     return b->n_cut;

@@ -130,6 +130,10 @@ uint32_t batcher_open_count(const struct batcher *b);
  * its order only while its next ones join them (replica/app.c). */
 bool batcher_joins_open(const struct batcher *b, size_t op_len);
 uint32_t batcher_cut_count(const struct batcher *b);
+/* The batch being filled, numbered by the batches cut before it: a client
+ * whose requests went in while it was N waits for their answers once it
+ * is not N any more (its batch was cut; replica/clients.c, app.c). */
+uint64_t batcher_open_no(const struct batcher *b);
 const struct batcher_stats *batcher_stats(const struct batcher *b);
 /* Average requests per popped batch (0 before the first). */
 double batcher_avg_reqs(const struct batcher *b);

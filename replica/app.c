@@ -14,13 +14,6 @@
 /* ------------------------------------------------------------------ */
 /* the application's session */
 
-/* Number of the batch being filled: how many were cut before it. */
-static uint64_t open_batch_no(const struct batcher *b)
-{
-    const struct batcher_stats *s = batcher_stats(b);
-    return s->cut_full + s->cut_timeout + s->cut_idle + s->cut_flush;
-}
-
 /* The application's session: opened by an empty request (seq 1) before
  * anything else, so that no retry can ever apply twice (rsm.h); its ack is
  * the lowest seq not yet answered, and at most APP_WINDOW requests are in
@@ -112,14 +105,14 @@ void replica_drain_app(struct rabia_replica *r)
          * batches one at a time, in order. */
         const struct batcher *bt = node_batcher(r->node);
         if (!indexed && r->cfg.window > 1 && in_flight &&
-            (r->app_batch != open_batch_no(bt) || !batcher_joins_open(bt, op.len)))
+            (r->app_batch != batcher_open_no(bt) || !batcher_joins_open(bt, op.len)))
             return; /* the next turn after their answers looks again */
         pthread_mutex_lock(&r->app_mu);
         r->app_head = (r->app_head + 1) % APP_QUEUE;
         r->app_len--;
         pthread_mutex_unlock(&r->app_mu);
         r->app_seq = seq;
-        if (!indexed) r->app_batch = open_batch_no(bt); /* before: a request that fills the batch cuts it */
+        if (!indexed) r->app_batch = batcher_open_no(bt); /* before: a request that fills the batch cuts it */
         if (!indexed)
             replica_enqueue(r, r->app_client_id, seq, r->app_low, op.op, (uint32_t)op.len, MAX_CONNS, 0, op.fn,
                             op.ctx);

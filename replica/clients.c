@@ -300,8 +300,6 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
 #define NATIVE_PARK_MAX (2u * RABIA_RSM_WINDOW)
 #define NATIVE_PARK_HDR 28u
 
-static uint64_t open_batch_no(const struct batcher *b);
-
 /* Whether a request of len bytes for the log must wait for the answers of
  * its connection's requests in the log (window > 1): they are in a batch
  * already cut, or it would not join them in the open one. */
@@ -309,7 +307,7 @@ static bool native_behind_batch(struct rabia_replica *r, const struct conn *k, u
 {
     if (r->cfg.window <= 1 || !seq || k->inflight == k->fast_inflight) return false;
     const struct batcher *bt = node_batcher(r->node);
-    return k->open_batch != open_batch_no(bt) || !batcher_joins_open(bt, len);
+    return k->open_batch != batcher_open_no(bt) || !batcher_joins_open(bt, len);
 }
 
 static void native_request(struct rabia_replica *r, uint32_t ci, uint64_t cid, uint64_t seq, uint64_t ack,
@@ -358,7 +356,7 @@ static void native_request(struct rabia_replica *r, uint32_t ci, uint64_t cid, u
         return;
     }
     if (seq) k->inflight++; /* seq 0 (a session close) is never answered */
-    k->open_batch = open_batch_no(node_batcher(r->node)); /* before: a request that fills the batch cuts it */
+    k->open_batch = batcher_open_no(node_batcher(r->node)); /* before: a request that fills the batch cuts it */
     replica_enqueue(r, cid, seq, ack, op, len, ci, tag, NULL, NULL);
 }
 
@@ -466,13 +464,6 @@ static void resp_info(struct rabia_replica *r, struct rabia_buf *out, const uint
     else resp_put_bulk(out, r->m->info.data, r->m->info.len);
 }
 
-/* Number of the batch being filled: how many were cut before it. */
-static uint64_t open_batch_no(const struct batcher *b)
-{
-    const struct batcher_stats *s = batcher_stats(b);
-    return s->cut_full + s->cut_timeout + s->cut_idle + s->cut_flush;
-}
-
 /* A parked blocking pop tries again: the same op, a new request. */
 static void resubmit_blocked(struct rabia_replica *r, uint32_t ci)
 {
@@ -483,7 +474,7 @@ static void resubmit_blocked(struct rabia_replica *r, uint32_t ci)
     uint64_t seq = k->next_seq++;
     if (!k->inflight) k->group_first = seq;
     k->inflight++;
-    k->open_batch = open_batch_no(node_batcher(r->node));
+    k->open_batch = batcher_open_no(node_batcher(r->node));
     replica_enqueue(r, k->client_id, seq, k->group_first, k->block_op.data, (uint32_t)k->block_op.len, ci,
                     k->block_slot, NULL, NULL);
 }
@@ -547,7 +538,7 @@ static void resp_submit(struct rabia_replica *r, uint32_t ci, const uint8_t *op,
      * group's first seq is the lowest the connection still waits for */
     if (!k->inflight) k->group_first = seq;
     k->inflight++;
-    k->open_batch = open_batch_no(node_batcher(r->node));
+    k->open_batch = batcher_open_no(node_batcher(r->node));
     replica_enqueue(r, k->client_id, seq, k->group_first, op, len, ci, slot, NULL, NULL);
 }
 
@@ -592,7 +583,7 @@ void replica_resp_pump(struct rabia_replica *r, uint32_t ci)
         if (k->deferred) break; /* a command waits for the reads before it */
         if (k->au.hold_until_us) break; /* after a failed AUTH: read on once the delay is over (auth.c) */
         if (k->rs.barrier && k->inflight) break; /* WATCH: its versions first */
-        if (logged && k->open_batch != open_batch_no(node_batcher(r->node))) break; /* wait for replies */
+        if (logged && k->open_batch != batcher_open_no(node_batcher(r->node))) break; /* wait for replies */
         if (logged >= RABIA_RSM_WINDOW - 4) break; /* stay inside the session window */
         if (!slot_room(k)) break; /* RESP_MAX_PENDING replies wait: read on as they leave */
         size_t used = 0;
