@@ -103,16 +103,14 @@ void replica_drain_app(struct rabia_replica *r)
          * classes, an increment answered 713 after the one submitted
          * before it was answered 2744. Window 1 proposes this replica's
          * batches one at a time, in order. */
-        const struct batcher *bt = node_batcher(r->node);
-        if (!indexed && r->cfg.window > 1 && in_flight &&
-            (r->app_batch != batcher_open_no(bt) || !batcher_joins_open(bt, op.len)))
+        if (!indexed && in_flight && replica_behind_batch(r, r->app_batch, op.len))
             return; /* the next turn after their answers looks again */
         pthread_mutex_lock(&r->app_mu);
         r->app_head = (r->app_head + 1) % APP_QUEUE;
         r->app_len--;
         pthread_mutex_unlock(&r->app_mu);
         r->app_seq = seq;
-        if (!indexed) r->app_batch = batcher_open_no(bt); /* before: a request that fills the batch cuts it */
+        if (!indexed) r->app_batch = batcher_open_no(node_batcher(r->node)); /* before: a request that fills the batch cuts it */
         if (!indexed)
             replica_enqueue(r, r->app_client_id, seq, r->app_low, op.op, (uint32_t)op.len, MAX_CONNS, 0, op.fn,
                             op.ctx);

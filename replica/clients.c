@@ -300,14 +300,18 @@ void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t 
 #define NATIVE_PARK_MAX (2u * RABIA_RSM_WINDOW)
 #define NATIVE_PARK_HDR 28u
 
-/* Whether a request of len bytes for the log must wait for the answers of
- * its connection's requests in the log (window > 1): they are in a batch
- * already cut, or it would not join them in the open one. */
+bool replica_behind_batch(const struct rabia_replica *r, uint64_t batch_no, size_t len)
+{
+    if (r->cfg.window <= 1) return false; /* this replica's batches are proposed one at a time, in order */
+    const struct batcher *bt = node_batcher(r->node);
+    return batch_no != batcher_open_no(bt) || !batcher_joins_open(bt, len);
+}
+
+/* Whether a native request of len bytes for the log must wait for the
+ * answers of its connection's requests in the log (replica_behind_batch). */
 static bool native_behind_batch(struct rabia_replica *r, const struct conn *k, uint64_t seq, uint32_t len)
 {
-    if (r->cfg.window <= 1 || !seq || k->inflight == k->fast_inflight) return false;
-    const struct batcher *bt = node_batcher(r->node);
-    return k->open_batch != batcher_open_no(bt) || !batcher_joins_open(bt, len);
+    return seq && k->inflight != k->fast_inflight && replica_behind_batch(r, k->open_batch, len);
 }
 
 static void native_request(struct rabia_replica *r, uint32_t ci, uint64_t cid, uint64_t seq, uint64_t ack,

@@ -393,6 +393,12 @@ void replica_send_frame(struct rabia_replica *r, struct rio_conn *c, const struc
 void replica_enqueue(struct rabia_replica *r, uint64_t cid, uint64_t seq, uint64_t ack, const uint8_t *op, uint32_t len,
                      uint32_t conn, uint32_t resp_slot, rabia_replica_done_fn fn, void *ctx);
 /* clients.c */
+/* With window > 1 two batches of this replica may be decided in either
+ * order: a client whose requests for the log went into batch batch_no
+ * (batcher_open_no) keeps its order only if a next request of len bytes
+ * joins them there; true when it must wait for their answers instead (the
+ * batch was cut, or the request would start a new one). */
+bool replica_behind_batch(const struct rabia_replica *r, uint64_t batch_no, size_t len);
 void replica_deliver(void *ctx, const struct node_to *w, uint64_t cid, uint64_t seq, int status, const uint8_t *res,
                      size_t len);
 void replica_native_frame(struct rabia_replica *r, uint32_t ci, const struct rabia_msg *m);
