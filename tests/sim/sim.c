@@ -2230,6 +2230,22 @@ static bool is_down(struct world *w, uint8_t i)
     return rabia_core_recovering(nd->core) || rabia_core_abstain_below(nd->core) >= rabia_core_next_apply(nd->core);
 }
 
+/* durable: a new, empty data dir in place of the old one (its log,
+ * snapshot and batch id namespace gone); began_recovering: it is started
+ * with --rejoin, which its log's first segment says */
+static void disk_empty(struct sdisk *d, bool began_recovering)
+{
+    disk_free(d, 0);
+    d->durable = d->flight_end = 0;
+    free(d->snap);
+    d->snap = NULL;
+    d->snap_len = d->snap_slot = 0;
+    d->batch_inc = 0; /* a new log, a new batch id namespace */
+    d->released = 0;
+    d->damaged = false;
+    d->began_recovering = began_recovering;
+}
+
 /* durable: the log began with a recovery (--rejoin) that has not ended;
  * a start finds it so and begins again with a new log (restart) */
 static bool recovery_pending(const struct sdisk *d)
@@ -2351,18 +2367,7 @@ static void restart(struct world *w, uint8_t i)
         nd->wiped_life = nd->wipe_next && !nd->op_rejoin;
         nd->fix_planned = false;
         nd->wipe_next = nd->op_rejoin = false;
-        if (w->cfg.durable) {
-            struct sdisk *d = &nd->disk;
-            disk_free(d, 0);
-            d->durable = d->flight_end = 0;
-            free(d->snap);
-            d->snap = NULL;
-            d->snap_len = d->snap_slot = 0;
-            d->batch_inc = 0;
-            d->released = 0;
-            d->damaged = false;
-            d->began_recovering = recovering;
-        }
+        if (w->cfg.durable) disk_empty(&nd->disk, recovering);
     } else if (w->cfg.durable) {
         struct sdisk *d = &nd->disk;
         recovering = false; /* its log is intact: it takes part at once */
@@ -2376,15 +2381,7 @@ static void restart(struct world *w, uint8_t i)
              * data dir aside and starts it with --rejoin: no log, horizon rule */
             flog(w, "r%u: its log is damaged: rebuilt from its peers (--rejoin)", i);
             w->res->damaged++;
-            disk_free(d, 0);
-            d->durable = d->flight_end = 0;
-            free(d->snap);
-            d->snap = NULL;
-            d->snap_len = d->snap_slot = 0;
-            d->batch_inc = 0; /* a new log, a new batch id namespace */
-            d->released = 0;
-            d->damaged = false;
-            d->began_recovering = true;
+            disk_empty(d, true);
             recovering = true;
             memset(nd->seen, 0, sizeof nd->seen); /* a new data dir: peers-seen starts over */
         }
